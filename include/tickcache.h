@@ -1,0 +1,469 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tickcache.h - a lock-free shared-memory cache for the processes of one host.
+ *
+ * One POSIX shared-memory segment per strategy ("/tickcache.<name>") holds a
+ * lock-free hash index, an arena of immutable entries and a table of reader
+ * slots.  Readers never lock and never write a shared line on a hit; writers
+ * publish a new entry with one 64-bit compare-and-swap.  See docs/design.md.
+ *
+ * Conventions: every action returns 0 on success or a negative code: a
+ * negated errno (-ENOENT, -EEXIST, ...) or one of the TC_E* codes below,
+ * which lie below the errno range.  tc_strerror() names both.  Predicates
+ * return bool.  The library never prints and never exits.
+ *
+ * Threads: a tc_cache handle may be shared by any number of threads of one
+ * process.  Each thread that uses a handle takes a reader slot in the segment
+ * on its first call and gives it back when it exits or the handle is closed.
+ * fork(): the child must open its own handles; an inherited handle may only
+ * be passed to tc_close().
+ */
+#ifndef TICKCACHE_H
+#define TICKCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TC_VERSION_MAJOR 0
+#define TC_VERSION_MINOR 1
+#define TC_VERSION_PATCH 0
+#define TC_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------ */
+/* Error codes                                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Library codes, below any errno.  The X-macro keeps codes and messages in
+ * one place; tc_strerror() is generated from it.
+ */
+#define TC_ERRNO_MAP(XX)                                                     \
+	XX(ECONFLICT, -30800, "version mismatch (compare-and-set lost)")     \
+	XX(ETYPE,     -30801, "stored value has another type")               \
+	XX(EGEOMETRY, -30802, "segment geometry differs from the one asked") \
+	XX(EVERSION,  -30803, "incompatible segment layout version")         \
+	XX(ECORRUPT,  -30804, "segment failed validation (corrupt)")         \
+	XX(ENORUN,    -30805, "no run is active")
+
+enum {
+#define TC__ERR_ENUM(name, val, msg) TC_##name = (val),
+	TC_ERRNO_MAP(TC__ERR_ENUM)
+#undef TC__ERR_ENUM
+	TC_ERRNO_LAST = -30805
+};
+
+/* ------------------------------------------------------------------ */
+/* Limits, flags and constants                                          */
+/* ------------------------------------------------------------------ */
+
+#define TC_NAME_MAX      64              /* segment name, without "tickcache." */
+#define TC_KEY_MAX       512             /* bytes; keys are 1..TC_KEY_MAX */
+#define TC_VALUE_MAX     (1024u * 1024u) /* bytes; values are 0..TC_VALUE_MAX */
+
+/* Minimum geometry accepted by tc_open (a smaller non-zero value: -EINVAL). */
+#define TC_MIN_ENTRIES   64
+#define TC_MIN_MEMORY    (64u * 1024u)
+#define TC_MIN_READERS   1
+/* Maximum geometry. */
+#define TC_MAX_ENTRIES   (1ull << 30)
+#define TC_MAX_MEMORY    (64ull << 30)
+#define TC_MAX_READERS   4096
+/* Defaults for zero fields of tc_opts. */
+#define TC_DEFAULT_ENTRIES 65536
+#define TC_DEFAULT_MEMORY  (64ull << 20)
+#define TC_DEFAULT_READERS 128
+#define TC_DEFAULT_MODE    0600
+
+/* tc_opts.flags */
+#define TC_CREATE 0x1u   /* create the segment when it does not exist */
+#define TC_EXCL   0x2u   /* with TC_CREATE: fail with -EEXIST if it exists */
+
+/* tc_opts.eviction */
+#define TC_EVICT_NONE 0  /* full means -ENOSPC; nothing is dropped, ever */
+#define TC_EVICT_LRU  1  /* approximate LRU (CLOCK) when memory or entries run out */
+
+/* ttl_ms on writes: 0 = never expires, TC_TTL_DEFAULT = segment policy. */
+#define TC_TTL_DEFAULT UINT64_MAX
+
+/* Types: 0 = untyped; TC_TYPE_COUNTER = 8-byte little-endian int64 counter. */
+#define TC_TYPE_NONE    0u
+#define TC_TYPE_COUNTER 0xC0117E40u
+
+/* ------------------------------------------------------------------ */
+/* Types                                                                */
+/* ------------------------------------------------------------------ */
+
+typedef struct tc_cache tc_cache;   /* one attached segment, opaque */
+
+typedef struct tc_opts {
+	uint64_t max_entries;    /* index capacity (live keys); 0 = TC_DEFAULT_ENTRIES */
+	uint64_t memory_bytes;   /* arena for keys and values; 0 = TC_DEFAULT_MEMORY */
+	uint32_t max_readers;    /* reader slots = threads that may use it at once; 0 = default */
+	uint32_t mode;           /* permission bits on create; 0 means 0600; applied exactly */
+	uint64_t default_ttl_ms; /* used when a write passes TC_TTL_DEFAULT; 0 = never expires */
+	int      eviction;       /* TC_EVICT_NONE or TC_EVICT_LRU */
+	unsigned flags;          /* TC_CREATE, TC_EXCL */
+} tc_opts;
+
+typedef struct tc_meta {
+	size_t   len;        /* value length in bytes */
+	uint32_t type;       /* application type id, 0 = untyped */
+	uint64_t version;    /* grows on every change of the key, never reused */
+	int64_t  expires_ms; /* absolute CLOCK_REALTIME milliseconds, 0 = never */
+} tc_meta;
+
+/* Number of allocator size classes reported in tc_stats. */
+#define TC_NCLASSES 64
+
+/*
+ * Counters count for the whole life of the segment, including the work of
+ * processes that have exited.  They are kept per reader slot (no shared line
+ * on the hot path) and folded into the segment's totals when a slot is given
+ * back or cleared, so a reading taken while a fold runs may be off by the
+ * folded amounts for an instant.
+ */
+typedef struct tc_stats {
+	/* operation counters */
+	uint64_t hits;          /* tc_get/tc_peek that found a live value */
+	uint64_t misses;        /* tc_get/tc_peek that found nothing live */
+	uint64_t sets;          /* successful tc_set, tc_cas, tc_incr, tc_expire */
+	uint64_t adds;          /* successful tc_add */
+	uint64_t deletes;       /* successful tc_del */
+	uint64_t expirations;   /* entries removed because their TTL passed */
+	uint64_t evictions;     /* entries dropped by the LRU policy */
+	uint64_t errors;        /* calls that failed other than by miss/exists/conflict */
+	uint64_t ops;           /* all of the above calls */
+	uint64_t clears;        /* tc_purge calls and ended runs */
+	uint64_t keys_deleted;  /* keys removed by tc_purge */
+	double   hit_rate;      /* hits / (hits + misses), 0 when none */
+	/* sampled latency (one call in 64 is timed) */
+	uint64_t lat_samples;   /* timed calls */
+	uint64_t lat_mean_ns;   /* mean of the timed calls */
+	uint64_t slow_ops;      /* timed calls slower than slow_threshold_ns */
+	uint64_t slow_threshold_ns;
+	/* gauges */
+	uint64_t entries;       /* live keys (expired ones not yet swept count) */
+	uint64_t max_entries;   /* index capacity */
+	uint64_t index_slots;   /* slots in the index (>= max_entries) */
+	uint64_t memory_bytes;  /* arena size */
+	uint64_t memory_used;   /* bytes in allocated blocks (live, retired, in flight) */
+	uint64_t memory_retired;/* bytes waiting for a grace period */
+	uint64_t memory_carved; /* bytes of the arena ever handed to a size class */
+	uint32_t max_readers;
+	uint32_t readers;       /* reader slots in use */
+	uint32_t attached;      /* processes attached */
+	uint32_t nclasses;      /* size classes in use below */
+	uint64_t epoch;         /* global reclamation epoch */
+	uint64_t epoch_lag;     /* epoch minus the oldest active reader's, 0 if none */
+	int64_t  created_ms;    /* CLOCK_REALTIME ms at creation */
+	uint64_t uptime_ms;     /* since creation */
+	struct {
+		uint32_t size;      /* block size of the class */
+		uint64_t used;      /* blocks allocated */
+		uint64_t free;      /* blocks on the class free list */
+	} classes[TC_NCLASSES];
+} tc_stats;
+
+/* Static description of an attached segment. */
+typedef struct tc_info {
+	char     name[TC_NAME_MAX + 1];
+	uint32_t layout_version;
+	uint64_t max_entries;
+	uint64_t memory_bytes;
+	uint32_t max_readers;
+	uint32_t mode;
+	uint64_t default_ttl_ms;
+	int      eviction;
+	uint64_t segment_bytes;   /* size of the shm object */
+	int64_t  created_ms;
+	uint32_t creator_pid;
+} tc_info;
+
+/* ------------------------------------------------------------------ */
+/* Lifecycle                                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * tc_open - attach to (and with TC_CREATE, create) segment NAME.
+ * @out:  receives the handle on success, NULL on failure.
+ * @name: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}; maps to POSIX object /tickcache.NAME.
+ * @opts: NULL attaches only.  With opts, non-zero geometry fields must equal
+ *        the segment's (TC_EGEOMETRY otherwise); TC_CREATE creates a missing
+ *        segment, TC_EXCL fails with -EEXIST when it exists.
+ *
+ * Create-or-attach is serialised by flock() on the segment; the header is
+ * published last.  The memory is reserved with posix_fallocate(), so a full
+ * /dev/shm gives -ENOSPC here and leaves nothing behind.  A segment whose
+ * creator died half way gives TC_ECORRUPT (remove it with tc_unlink).
+ * Returns 0, -EINVAL, -ENOENT, -EEXIST, -ENOSPC, -EACCES, -EUSERS (attach
+ * table full), TC_EGEOMETRY, TC_EVERSION, TC_ECORRUPT, -ENOMEM.
+ */
+int tc_open(tc_cache **out, const char *name, const tc_opts *opts);
+
+/*
+ * tc_close - detach.  Gives back every reader slot this process holds on the
+ * handle.  No thread may use the handle during or after the call; NULL is
+ * ignored.  The segment itself stays (see tc_unlink).
+ */
+void tc_close(tc_cache *c);
+
+/*
+ * tc_unlink - remove segment NAME.  Processes still attached keep their
+ * mapping until they close.  Returns 0, -ENOENT, -EINVAL, -EACCES.
+ */
+int tc_unlink(const char *name);
+
+/* tc_strerror - a static message for any return code of this library. */
+const char *tc_strerror(int rc);
+
+/* tc_name_valid - true when NAME is a valid segment name. */
+bool tc_name_valid(const char *name);
+
+/* ------------------------------------------------------------------ */
+/* Reads                                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * tc_get - copy the live value of KEY into BUF.
+ * Lock-free; never writes shared memory but the caller's own reader slot (and
+ * an LRU reference bit when it is clear).  The copy is of one immutable
+ * version: never torn, never mixed.  Races with any writer: the result is a
+ * value that was current at some instant during the call.
+ * @meta: may be NULL; on success and on -E2BIG it receives the value's
+ *        length, type, version and expiry.
+ * Returns 0, -ENOENT (absent or expired), -E2BIG (cap < length), -EINVAL,
+ * -EUSERS (no reader slot), TC_ECORRUPT.
+ */
+int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta);
+
+/*
+ * tc_read_lock - enter a read section (nestable, per thread).  Memory
+ * returned by tc_peek stays valid and unchanged until the outermost
+ * tc_read_unlock of this thread.  Entering costs a store to the thread's own
+ * reader slot and a compiler barrier (a full fence where membarrier(2) is
+ * unavailable).  Keep sections short: a stuck section delays reclamation in
+ * every process.  Returns 0, -EUSERS (no reader slot free), -EINVAL.
+ */
+int tc_read_lock(tc_cache *c);
+void tc_read_unlock(tc_cache *c);
+
+/*
+ * tc_peek - zero-copy read, only inside a read section of this thread.
+ * *val points into the segment and stays valid until the outermost
+ * tc_read_unlock.  Returns 0, -ENOENT, -EINVAL (also outside a section),
+ * TC_ECORRUPT.
+ */
+int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta);
+
+/* tc_exists - true when KEY holds a live value. */
+bool tc_exists(tc_cache *c, const void *key, size_t klen);
+
+/* ------------------------------------------------------------------ */
+/* Writes                                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * All writes are lock-free: each builds a new immutable entry and publishes
+ * it with one compare-and-swap on the key's index slot (full barrier), so a
+ * reader sees the old or the new value whole.  Two writers inserting the same
+ * key never create two entries, and a set racing a delete of the same key is
+ * never lost (docs/design.md, "Duplicates and lost updates").  Every change
+ * gives the key a version larger than any it had, also across delete and
+ * re-insert.  ttl_ms: 0 = never expires, TC_TTL_DEFAULT = the segment's
+ * policy (TTL prefix table, else default_ttl_ms), else ms from now.
+ * Common returns: -EINVAL (NULL key, klen 0 or > TC_KEY_MAX), -EMSGSIZE
+ * (vlen > TC_VALUE_MAX), -ENOSPC (full under TC_EVICT_NONE), -EUSERS,
+ * TC_ECORRUPT.
+ */
+int tc_set(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
+	   uint32_t type, uint64_t ttl_ms);
+
+/* tc_add - set only when KEY has no live value; else -EEXIST.  Atomic
+ * across processes: of N racing adds exactly one returns 0. */
+int tc_add(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
+	   uint32_t type, uint64_t ttl_ms);
+
+/* tc_cas - set only when the live version equals EXPECT_VERSION; else
+ * TC_ECONFLICT (-ENOENT when absent or expired). */
+int tc_cas(tc_cache *c, const void *key, size_t klen, uint64_t expect_version,
+	   const void *val, size_t vlen, uint32_t type, uint64_t ttl_ms);
+
+/* tc_del - remove KEY.  Returns 0 or -ENOENT (absent or expired). */
+int tc_del(tc_cache *c, const void *key, size_t klen);
+
+/* tc_expire - change the TTL of a live KEY (0 removes the expiry).  The
+ * value is kept and the version grows.  Returns 0 or -ENOENT. */
+int tc_expire(tc_cache *c, const void *key, size_t klen, uint64_t ttl_ms);
+
+/*
+ * tc_incr - add DELTA to the counter at KEY and return the new value in *out
+ * (may be NULL).  A missing key starts from 0 and gets TTL_MS; an existing
+ * counter keeps its expiry.  A counter is a value of type TC_TYPE_COUNTER and
+ * 8 bytes (little-endian int64); anything else gives TC_ETYPE.  Wraps on
+ * overflow (two's complement).
+ */
+int tc_incr(tc_cache *c, const void *key, size_t klen, int64_t delta, uint64_t ttl_ms,
+	    int64_t *out);
+
+/* ------------------------------------------------------------------ */
+/* Runs: point-in-time windows with typed DTO lists                     */
+/* ------------------------------------------------------------------ */
+
+typedef struct tc_anchor {
+	int64_t  ts_ns;      /* the run's timestamp, UTC nanoseconds */
+	uint64_t run_id;
+	uint64_t generation; /* grows on every start and end */
+} tc_anchor;
+
+typedef int (*tc_dto_fn)(const void *dto, size_t len, void *arg); /* non-zero stops */
+
+/* tc_run_start - begin a run; -EBUSY when one is active. */
+int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id);
+/* tc_run_anchor - the active run's anchor; TC_ENORUN when none. */
+int tc_run_anchor(tc_cache *c, tc_anchor *out);
+/* tc_run_end - end the active run; all its DTOs vanish at once.  TC_ENORUN. */
+int tc_run_end(tc_cache *c);
+/* tc_dto_append - append a DTO of TYPE to the list at KEY (run-scoped). */
+int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type,
+		  const void *dto, size_t len);
+/* tc_dto_count - number of DTOs at KEY in the active run (0 when none). */
+int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n);
+/* tc_dto_each - visit the DTOs at KEY in insertion order; TC_ETYPE before
+ * any call of FN when one has another type; returns FN's non-zero value. */
+int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type,
+		tc_dto_fn fn, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Counters, rate limits, read-through                                  */
+/* ------------------------------------------------------------------ */
+
+int tc_rate_limit(tc_cache *c, const void *key, size_t klen, uint64_t limit,
+		  uint64_t window_ms, bool *allowed, uint64_t *count);
+
+typedef int (*tc_loader_fn)(const void *key, size_t klen, void *buf, size_t cap,
+			    size_t *len, void *arg);
+int tc_get_or_load(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
+		   tc_meta *meta, uint32_t type, uint64_t ttl_ms, uint64_t wait_ms,
+		   tc_loader_fn load, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Iteration, TTL policies, statistics                                  */
+/* ------------------------------------------------------------------ */
+
+typedef int (*tc_scan_fn)(const void *key, size_t klen, const tc_meta *meta, void *arg);
+
+/*
+ * tc_scan - visit the live keys matching GLOB (fnmatch rules; NULL or "*"
+ * matches all).  Never blocks writers; holds a read section for one bucket at
+ * a time, never across a call of FN.  Keys present for the whole scan are
+ * visited exactly once; keys written during it may or may not be.  Returns
+ * 0, FN's non-zero value, -EINVAL, TC_ECORRUPT.
+ */
+int tc_scan(tc_cache *c, const char *glob, tc_scan_fn fn, void *arg);
+
+/* tc_purge - delete the live keys matching GLOB; *deleted (may be NULL)
+ * receives the count. */
+int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted);
+
+int tc_ttl_policy_set(tc_cache *c, const char *prefix, uint64_t ttl_ms);
+int tc_ttl_policy_del(tc_cache *c, const char *prefix);
+int tc_ttl_policy_load(tc_cache *c, const char *path);
+
+/* tc_get_stats - counters and gauges, see tc_stats.  Returns 0 or -EINVAL. */
+int tc_get_stats(tc_cache *c, tc_stats *out);
+
+/* tc_get_info - geometry and settings of the segment. */
+int tc_get_info(tc_cache *c, tc_info *out);
+
+/* ------------------------------------------------------------------ */
+/* Maintenance (shm-sweeper, shm-inspect)                               */
+/* ------------------------------------------------------------------ */
+
+typedef struct tc_sweep_report {
+	uint64_t scanned;        /* index slots looked at */
+	uint64_t expired;        /* entries removed because their TTL passed */
+	uint64_t reclaimed;      /* retired blocks returned to the free lists */
+	uint64_t reclaimed_bytes;
+	uint64_t retired_left;   /* blocks still waiting for a grace period */
+	uint32_t readers_cleared;/* slots of dead processes cleared */
+	uint32_t inflight_freed; /* allocations of dead writers returned */
+	uint32_t tentative_cleared; /* abandoned half-inserts cleared */
+	uint32_t attach_cleared; /* attach records of dead processes cleared */
+} tc_sweep_report;
+
+/*
+ * tc_sweep - one maintenance pass: clear dead reader slots (returning their
+ * in-flight allocations), expire up to BUDGET index slots' worth of entries
+ * (0 = the whole index) continuing where the last pass stopped, and reclaim
+ * retired memory whose grace period has passed.  Lock-free like any writer;
+ * safe to run from several processes, though one sweeper per segment is the
+ * intended use (see tc_lease_*).  REPORT may be NULL.
+ */
+int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
+
+/* tc_reclaim - run one grace period and free what it allows. */
+int tc_reclaim(tc_cache *c, uint64_t *freed_blocks);
+
+/* Reader slots, for shm-inspect readers. */
+typedef enum tc_reader_state {
+	TC_READER_IDLE = 0,   /* alive, outside a read section */
+	TC_READER_ACTIVE = 1, /* alive, inside a read section */
+	TC_READER_DEAD = 2,   /* process gone, or pid reused */
+} tc_reader_state;
+
+typedef struct tc_reader {
+	uint32_t slot;
+	uint32_t pid;
+	uint32_t tid;
+	tc_reader_state state;
+	uint64_t epoch;       /* epoch entered with, 0 when idle */
+	uint64_t epoch_lag;   /* global epoch minus epoch, 0 when idle */
+} tc_reader;
+typedef int (*tc_reader_fn)(const tc_reader *r, void *arg);
+
+/* tc_readers - visit the reader slots in use. */
+int tc_readers(tc_cache *c, tc_reader_fn fn, void *arg);
+/* tc_readers_clean - clear the slots of dead processes; *cleared may be NULL. */
+int tc_readers_clean(tc_cache *c, uint32_t *cleared);
+
+/* Attached processes (any process that opened the segment and has not closed it). */
+typedef struct tc_attach {
+	uint32_t pid;
+	uint32_t handles;     /* open handles of that process */
+	bool     alive;
+} tc_attach;
+typedef int (*tc_attach_fn)(const tc_attach *a, void *arg);
+int tc_attached(tc_cache *c, tc_attach_fn fn, void *arg);
+
+/*
+ * Sweeper lease: one sweeper per segment.  tc_lease_acquire takes the lease
+ * for the calling process when it is free, held by a dead process, or its
+ * heartbeat is older than STALE_MS; -EBUSY (and *holder) otherwise.
+ * tc_lease_renew refreshes the heartbeat (-EBUSY if lost);
+ * tc_lease_release gives it up.
+ */
+int tc_lease_acquire(tc_cache *c, uint64_t stale_ms, uint32_t *holder);
+int tc_lease_renew(tc_cache *c);
+int tc_lease_release(tc_cache *c);
+/* tc_lease_holder - pid holding the lease and its heartbeat age (ms); 0 if none. */
+int tc_lease_holder(tc_cache *c, uint32_t *pid, uint64_t *age_ms, bool *alive);
+
+/* ------------------------------------------------------------------ */
+/* Utilities                                                            */
+/* ------------------------------------------------------------------ */
+
+/* tc_now_ms - the clock expiry uses: CLOCK_REALTIME milliseconds. */
+int64_t tc_now_ms(void);
+
+/* tc_version - TC_VERSION_STRING of the linked library. */
+const char *tc_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TICKCACHE_H */
