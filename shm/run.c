@@ -21,3 +21,6 @@ int tc_get_or_load(tc_cache *c, const void *key, size_t klen, void *buf, size_t 
 int tc_ttl_policy_set(tc_cache *c, const char *prefix, uint64_t ttl_ms) { (void)c; (void)prefix; (void)ttl_ms; return -ENOSYS; }
 int tc_ttl_policy_del(tc_cache *c, const char *prefix) { (void)c; (void)prefix; return -ENOSYS; }
 int tc_ttl_policy_load(tc_cache *c, const char *path) { (void)c; (void)path; return -ENOSYS; }
+int tc_ttl_policy_load_ex(tc_cache *c, const char *path, unsigned *bad_line) { (void)c; (void)path; (void)bad_line; return -ENOSYS; }
+int tc_ttl_policy_list(tc_cache *c, tc_policy_fn fn, void *arg) { (void)c; (void)fn; (void)arg; return -ENOSYS; }
+int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg) { (void)c; (void)fn; (void)arg; return -ENOSYS; }
