@@ -281,13 +281,13 @@ sanitize = \
 	  tests/run.sh $(BUILDDIR)/$1 $(TESTS)
 
 asan: ## Rebuild into build/asan/ with AddressSanitizer (+LeakSanitizer) and run the tests
-	$(Q)$(call sanitize,asan,$(ASAN_FLAGS))
+	+$(Q)$(call sanitize,asan,$(ASAN_FLAGS))
 
 ubsan: ## Rebuild into build/ubsan/ with UndefinedBehaviorSanitizer and run the tests
-	$(Q)$(call sanitize,ubsan,$(UBSAN_FLAGS))
+	+$(Q)$(call sanitize,ubsan,$(UBSAN_FLAGS))
 
 tsan: ## Rebuild into build/tsan/ with ThreadSanitizer and run the tests
-	$(Q)$(call sanitize,tsan,$(TSAN_FLAGS))
+	+$(Q)$(call sanitize,tsan,$(TSAN_FLAGS))
 
 # ---------------------------------------------------------------------------
 # Install

@@ -106,8 +106,8 @@ export DEBIAN_FRONTEND=noninteractive
 apt_opts=(-q -y -o DPkg::Lock::Timeout=600 -o Dpkg::Use-Pty=0)
 echo "deps.sh: apt-get update" >&2
 apt-get "${apt_opts[@]}" update </dev/null
-echo "deps.sh: apt-get install -y ${missing[*]}" >&2
-apt-get "${apt_opts[@]}" install "${missing[@]}" </dev/null
+echo "deps.sh: apt-get install -y --no-install-recommends ${missing[*]}" >&2
+apt-get "${apt_opts[@]}" install --no-install-recommends "${missing[@]}" </dev/null
 
 still=()
 for line in "${wanted[@]}"; do
