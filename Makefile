@@ -199,7 +199,7 @@ $(SHARED_LINKS): $(SHARED_LIB)
 	$(call msg,LN,$@)
 	$(Q)$(LN_S) $(notdir $(SHARED_LIB)) $@
 
-$(BUILDDIR)/bin/%: $(BUILDDIR)/tools/%.o $(TOOL_COMMON_OBJS) $(STATIC_LIB)
+$(TOOLS): $(BUILDDIR)/bin/%: $(BUILDDIR)/tools/%.o $(TOOL_COMMON_OBJS) $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LINK_FLAGS) -o $@ $< $(TOOL_COMMON_OBJS) $(STATIC_LIB) \
@@ -210,7 +210,7 @@ $(BUILDDIR)/bin/%: $(BUILDDIR)/tools/%.o $(TOOL_COMMON_OBJS) $(STATIC_LIB)
 $(BUILDDIR)/tools/shm-bench.o: TOOL_EXTRA_CPPFLAGS = $(BENCH_CPPFLAGS)
 $(BUILDDIR)/bin/shm-bench: TOOL_EXTRA_LIBS = $(BENCH_LIBS)
 
-$(BUILDDIR)/tests/test_%: $(BUILDDIR)/tests/test_%.o $(TEST_HELPER_OBJS) $(STATIC_LIB)
+$(TEST_BINS): $(BUILDDIR)/tests/%: $(BUILDDIR)/tests/%.o $(TEST_HELPER_OBJS) $(STATIC_LIB)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LINK_FLAGS) -o $@ $< $(TEST_HELPER_OBJS) $(STATIC_LIB) \
 	  $(TEST_PKG_LIBS) $(LIB_PKG_LIBS) $(SYS_LIBS)
