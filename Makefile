@@ -160,8 +160,8 @@ tools: $(TOOLS) ## Build the tools (build/bin/)
 
 check-build: all $(TEST_BINS) ## Build everything, tests included, without running anything
 
-# Objects are rebuilt when the compiler or any flag changes.
-FLAGS_LINE = $(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS)
+# Objects and binaries are rebuilt when the compiler or any flag changes.
+FLAGS_LINE = $(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LINK_FLAGS) $(VERSION_SCRIPT)
 $(FLAGS_STAMP): FORCE
 	@mkdir -p $(@D)
 	@echo '$(subst ','\'',$(FLAGS_LINE))' | cmp -s - $@ || \
@@ -189,7 +189,7 @@ $(STATIC_LIB): $(LIB_OBJS)
 	$(Q)$(AR) rcs $@ $^
 
 # Exported: the public tc_* names; tc__* internals stay hidden in the .so.
-$(SHARED_LIB): $(LIB_OBJS) $(VERSION_SCRIPT)
+$(SHARED_LIB): $(LIB_OBJS) $(VERSION_SCRIPT) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)
 	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=$(VERSION_SCRIPT) \
@@ -199,7 +199,7 @@ $(SHARED_LINKS): $(SHARED_LIB)
 	$(call msg,LN,$@)
 	$(Q)$(LN_S) $(notdir $(SHARED_LIB)) $@
 
-$(TOOLS): $(BUILDDIR)/bin/%: $(BUILDDIR)/tools/%.o $(TOOL_COMMON_OBJS) $(STATIC_LIB)
+$(TOOLS): $(BUILDDIR)/bin/%: $(BUILDDIR)/tools/%.o $(TOOL_COMMON_OBJS) $(STATIC_LIB) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LINK_FLAGS) -o $@ $< $(TOOL_COMMON_OBJS) $(STATIC_LIB) \
@@ -210,7 +210,7 @@ $(TOOLS): $(BUILDDIR)/bin/%: $(BUILDDIR)/tools/%.o $(TOOL_COMMON_OBJS) $(STATIC_
 $(BUILDDIR)/tools/shm-bench.o: TOOL_EXTRA_CPPFLAGS = $(BENCH_CPPFLAGS)
 $(BUILDDIR)/bin/shm-bench: TOOL_EXTRA_LIBS = $(BENCH_LIBS)
 
-$(TEST_BINS): $(BUILDDIR)/tests/%: $(BUILDDIR)/tests/%.o $(TEST_HELPER_OBJS) $(STATIC_LIB)
+$(TEST_BINS): $(BUILDDIR)/tests/%: $(BUILDDIR)/tests/%.o $(TEST_HELPER_OBJS) $(STATIC_LIB) $(FLAGS_STAMP)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LINK_FLAGS) -o $@ $< $(TEST_HELPER_OBJS) $(STATIC_LIB) \
 	  $(TEST_PKG_LIBS) $(LIB_PKG_LIBS) $(SYS_LIBS)
