@@ -250,6 +250,8 @@ int tc__enter(tc_cache *c, struct tc_rslot **sp)
 		return -EUSERS;
 	struct tc_rslot *s = t->slot;
 	*sp = s;
+	if (t->depth == 0 && TC_UNLIKELY(tc__ld(&c->h->state) != TC_STATE_READY))
+		return -ESTALE; /* unlinked (or a scribbled header) */
 	if (t->depth++ == 0) {
 		uint64_t e = tc__ld(&c->h->epoch);
 		tc__st(&s->epoch, e ? e : 1);
