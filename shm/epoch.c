@@ -88,9 +88,12 @@ struct tls_ent {
 	tc_cache *c;
 };
 
-static __thread struct tls_ent *tls_v;
-static __thread uint32_t tls_n, tls_cap;
-static __thread uint32_t tls_tid;
+/* initial-exec: a plain %fs-relative access, also in the shared library
+ * (the general-dynamic model would call __tls_get_addr on every read). */
+#define TC_TLS __thread __attribute__((tls_model("initial-exec")))
+static TC_TLS struct tls_ent *tls_v;
+static TC_TLS uint32_t tls_n, tls_cap;
+static TC_TLS uint32_t tls_tid;
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
