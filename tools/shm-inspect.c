@@ -1435,64 +1435,31 @@ out:
 /* ttl / runs                                                           */
 /* ------------------------------------------------------------------ */
 
-/*
- * check_policy_file - validate a TTL policy file before the library loads
- * it, so that a bad line is reported with its file and line number:
- * "prefix = ttl_ms", blank lines and '#' comments.
- */
-static int check_policy_file(const char *path)
+struct policy {
+	char prefix[TC_POLICY_PREFIX_MAX + 1];
+	uint64_t ttl_ms;
+};
+
+struct policies {
+	struct policy v[TC_POLICY_MAX_ENTRIES];
+	int n;
+};
+
+static int collect_policy(const char *prefix, uint64_t ttl_ms, void *arg)
 {
-	FILE *f = fopen(path, "r");
-	char line[1024];
-	unsigned lineno = 0;
-	int ex = 0;
+	struct policies *p = arg;
 
-	if (!f) {
-		fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
-		return errno == ENOENT ? EX_TC_NOTFOUND : EX_TC_USAGE;
-	}
-	while (fgets(line, sizeof line, f)) {
-		char *p = line, *eq, *end, *ks, *ke;
-		uint64_t ms;
+	if (p->n >= TC_POLICY_MAX_ENTRIES)
+		return 1;
+	snprintf(p->v[p->n].prefix, sizeof p->v[p->n].prefix, "%s", prefix);
+	p->v[p->n].ttl_ms = ttl_ms;
+	p->n++;
+	return 0;
+}
 
-		lineno++;
-		p[strcspn(p, "\n")] = 0;
-		if ((end = strchr(p, '#')))
-			*end = 0;
-		while (isspace((unsigned char)*p))
-			p++;
-		if (!*p)
-			continue;
-		eq = strchr(p, '=');
-		if (!eq) {
-			fprintf(stderr, "%s: %s:%u: expected 'prefix = ttl_ms'\n", prog, path, lineno);
-			ex = EX_TC_USAGE;
-			break;
-		}
-		ks = p;
-		ke = eq;
-		while (ke > ks && isspace((unsigned char)ke[-1]))
-			ke--;
-		p = eq + 1;
-		while (isspace((unsigned char)*p))
-			p++;
-		end = p + strlen(p);
-		while (end > p && isspace((unsigned char)end[-1]))
-			*--end = 0;
-		if (ke == ks || (size_t)(ke - ks) > TC_KEY_MAX) {
-			fprintf(stderr, "%s: %s:%u: empty or too long prefix\n", prog, path, lineno);
-			ex = EX_TC_USAGE;
-			break;
-		}
-		if (!parse_u64(p, &ms)) {
-			fprintf(stderr, "%s: %s:%u: '%s' is not a TTL in milliseconds\n", prog, path,
-				lineno, p);
-			ex = EX_TC_USAGE;
-			break;
-		}
-	}
-	fclose(f);
-	return ex;
+static int policy_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct policy *)a)->prefix, ((const struct policy *)b)->prefix);
 }
 
 static int cmd_ttl(const char *name, const char *prefix, const char *ms_arg, bool del,
@@ -1511,15 +1478,20 @@ static int cmd_ttl(const char *name, const char *prefix, const char *ms_arg, boo
 		return usage_error("ttl: PREFIX needs MS (or --del)");
 	if (ms_arg && !parse_ms(ms_arg, &ms))
 		return usage_error("ttl: bad duration '%s'", ms_arg);
-	if (load && (ex = check_policy_file(load)))
-		return ex;
 	if ((ex = open_seg(name, &c)))
 		return ex;
 	if (load) {
-		rc = tc_ttl_policy_load(c, load);
-		if (rc)
+		unsigned bad = 0;
+
+		rc = tc_ttl_policy_load_ex(c, load, &bad);
+		if (rc && bad) {
+			ex = fail(rc, "%s:%u: bad line (want 'prefix = ttl_ms'), nothing applied",
+				  load, bad);
+		} else if (rc == -ENOENT) {
+			ex = fail(rc, "%s: no such file", load);
+		} else if (rc) {
 			ex = fail(rc, "cannot load TTL policies from %s", load);
-		else if (g_json) {
+		} else if (g_json) {
 			jobj(NULL);
 			jbool("ok", true);
 			jstr("loaded", load);
@@ -1555,30 +1527,62 @@ static int cmd_ttl(const char *name, const char *prefix, const char *ms_arg, boo
 			printf("OK\n");
 		}
 	} else {
-		/*
-		 * The public API has no call that lists the prefix table yet;
-		 * show the segment default and say so.
-		 */
+		static struct policies pol;
+
+		pol.n = 0;
 		rc = tc_get_info(c, &info);
+		if (!rc)
+			rc = tc_ttl_policy_list(c, collect_policy, &pol);
 		if (rc) {
-			ex = fail(rc, "cannot read segment '%s'", name);
-		} else if (g_json) {
+			ex = fail(rc, "cannot read the TTL policies of '%s'", name);
+			goto out;
+		}
+		qsort(pol.v, (size_t)pol.n, sizeof pol.v[0], policy_cmp);
+		if (g_json) {
 			jobj(NULL);
 			ju64("default_ttl_ms", info.default_ttl_ms);
-			jnull("policies");
+			jarr("policies");
+			for (int i = 0; i < pol.n; i++) {
+				jobj(NULL);
+				jstr("prefix", pol.v[i].prefix);
+				ju64("ttl_ms", pol.v[i].ttl_ms);
+				jobj_end();
+			}
+			jarr_end();
 			jobj_end();
 		} else {
-			printf("default_ttl_ms %" PRIu64 "%s\n", info.default_ttl_ms,
-			       info.default_ttl_ms ? "" : " (never expires)");
-			fprintf(stderr, "%s: note: this libtickcache cannot list prefix policies\n", prog);
+			printf("%-40s %12s\n", "PREFIX", "TTL_MS");
+			for (int i = 0; i < pol.n; i++)
+				printf("%-40s %12" PRIu64 "%s\n", pol.v[i].prefix, pol.v[i].ttl_ms,
+				       pol.v[i].ttl_ms ? "" : " (never)");
+			printf("%-40s %12" PRIu64 "%s\n", "(default)", info.default_ttl_ms,
+			       info.default_ttl_ms ? "" : " (never)");
 		}
 	}
+out:
 	tc_close(c);
 	return ex;
 }
 
+struct dtokeys {
+	struct keyset ks;
+};
+
+static int collect_dto_key(const void *key, size_t klen, size_t count, void *arg)
+{
+	struct dtokeys *d = arg;
+	tc_meta m;
+
+	if (d->ks.n >= 4096)
+		return 1;
+	memset(&m, 0, sizeof m);
+	m.len = count;
+	return collect_key(key, klen, &m, &d->ks);
+}
+
 static int cmd_runs(const char *name, bool end)
 {
+	static struct dtokeys dk;
 	tc_cache *c;
 	tc_anchor a;
 	char b1[40];
@@ -1602,6 +1606,15 @@ static int cmd_runs(const char *name, bool end)
 			goto out;
 		}
 	}
+	if (rc != TC_ENORUN && !end) {
+		int krc = tc_dto_keys(c, collect_dto_key, &dk);
+
+		if (krc && krc != TC_ENORUN && krc != 1) {
+			ex = fail(krc, "cannot list the DTO keys of '%s'", name);
+			goto out;
+		}
+		qsort(dk.ks.v, dk.ks.n, sizeof *dk.ks.v, keyrec_cmp);
+	}
 	if (g_json) {
 		jobj(NULL);
 		jbool("active", rc != TC_ENORUN && !end);
@@ -1615,6 +1628,14 @@ static int cmd_runs(const char *name, bool end)
 			ju64("generation", a.generation);
 		}
 		jbool("ended", end);
+		jarr("dto_keys");
+		for (size_t i = 0; i < dk.ks.n; i++) {
+			jobj(NULL);
+			jbytes("key", dk.ks.v[i].key, dk.ks.v[i].klen);
+			ju64("count", dk.ks.v[i].meta.len);
+			jobj_end();
+		}
+		jarr_end();
 		jobj_end();
 	} else if (rc == TC_ENORUN) {
 		printf("no active run\n");
@@ -1622,8 +1643,14 @@ static int cmd_runs(const char *name, bool end)
 		printf("%s run %" PRIu64 " at %s (ts_ns %" PRId64 "), generation %" PRIu64 "\n",
 		       end ? "ended" : "active", a.run_id, fmt_time(b1, sizeof b1, a.ts_ns / 1000000),
 		       a.ts_ns, a.generation);
+		for (size_t i = 0; i < dk.ks.n; i++) {
+			printf("  ");
+			print_key(stdout, dk.ks.v[i].key, dk.ks.v[i].klen);
+			printf("  %zu DTO%s\n", dk.ks.v[i].meta.len, dk.ks.v[i].meta.len == 1 ? "" : "s");
+		}
 	}
 out:
+	keyset_free(&dk.ks);
 	tc_close(c);
 	return ex;
 }
