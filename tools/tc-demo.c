@@ -25,7 +25,6 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
-#include <math.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -595,14 +594,19 @@ int main(int argc, char **argv)
 	}
 
 out_stop:
-	/* Strategies first (they report), then the feed, then the sweeper. */
+	/*
+	 * The feed first, so that both strategies' last reads see the same
+	 * final tick; then the strategies (they report), then the sweeper.
+	 */
+	stop_child(p_feed, &st);
+	if (!g_stop)
+		sleep_ms(20);
 	stop_child(p_ict, &st);
 	stop_child(p_dca, &st);
 	if (p_ict > 0)
 		got[0] = read_report(ict_fd[0], &rep[0]);
 	if (p_dca > 0)
 		got[1] = read_report(dca_fd[0], &rep[1]);
-	stop_child(p_feed, &st);
 	stop_child(p_sweep, &st);
 	remove_segments();
 
