@@ -62,7 +62,7 @@ static struct tc_entry *pop(tc_cache *c, uint32_t cls)
 			return NULL;
 		struct tc_entry *e = tc__block(c, ref);
 		uint64_t next = e ? tc__ld(&e->link) : 0;
-		if (!e || next > c->arena_units) {
+		if (!e || next > c->arena_units || tc__ld(&e->state) != TC_BLK_FREE) {
 			/* Broken list: cut it.  Its blocks leak; nothing crashes. */
 			tc__cas(&k->head, head, ((head >> 32) + 1) << 32);
 			return NULL;
@@ -115,6 +115,7 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 	tc__st(&e->cls, (uint8_t)cls);
 	tc__st(&e->link, 0);
 	tc__st(&e->refbit, 0);
+	tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
 	*rc = 0;
 	return e;
 }

@@ -196,7 +196,8 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
 		if (v.vlen > cap) {
 			rc = -E2BIG;
 		} else {
-			memcpy(buf, v.val, v.vlen);
+			if (v.vlen)
+				memcpy(buf, v.val, v.vlen);
 			touch(c, v.e);
 		}
 	}
