@@ -86,7 +86,7 @@ HOLD=${HOLD_READER:-}
 if [ -z "$HOLD" ] && [ -x "$BIN/../tests/hold_reader" ]; then HOLD="$BIN/../tests/hold_reader"; fi
 if [ -z "$HOLD" ]; then
 	SAN=""
-	case "$BIN" in
+	case "${TC_SANITIZER:-}:$BIN" in
 	*ubsan*) SAN="-fsanitize=undefined" ;;
 	*tsan*) SAN="-fsanitize=thread" ;;
 	*asan*) SAN="-fsanitize=address" ;;
