@@ -683,7 +683,8 @@ static int cmd_keys(const char *name, const char *glob, uint64_t limit)
 		ex = fail(rc, "cannot scan segment '%s'", name);
 		goto out;
 	}
-	qsort(ks.v, ks.n, sizeof *ks.v, keyrec_cmp);
+	if (ks.n)
+		qsort(ks.v, ks.n, sizeof *ks.v, keyrec_cmp);
 	if (g_json) {
 		jarr(NULL);
 		for (size_t i = 0; i < ks.n; i++) {
@@ -1613,7 +1614,8 @@ static int cmd_runs(const char *name, bool end)
 			ex = fail(krc, "cannot list the DTO keys of '%s'", name);
 			goto out;
 		}
-		qsort(dk.ks.v, dk.ks.n, sizeof *dk.ks.v, keyrec_cmp);
+		if (dk.ks.n)
+			qsort(dk.ks.v, dk.ks.n, sizeof *dk.ks.v, keyrec_cmp);
 	}
 	if (g_json) {
 		jobj(NULL);
