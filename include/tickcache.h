@@ -71,7 +71,7 @@ enum {
 #define TC_MIN_READERS   1
 /* Maximum geometry. */
 #define TC_MAX_ENTRIES   (1ull << 30)
-#define TC_MAX_MEMORY    (64ull << 30)
+#define TC_MAX_MEMORY    (32ull << 30)
 #define TC_MAX_READERS   4096
 /* Defaults for zero fields of tc_opts. */
 #define TC_DEFAULT_ENTRIES 65536
@@ -337,6 +337,10 @@ int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n);
  * any call of FN when one has another type; returns FN's non-zero value. */
 int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type,
 		tc_dto_fn fn, void *arg);
+typedef int (*tc_dto_key_fn)(const void *key, size_t klen, size_t count, void *arg);
+/* tc_dto_keys - visit the DTO keys of the active run with their counts
+ * (TC_ENORUN when none). */
+int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg);
 
 /* ------------------------------------------------------------------ */
 /* Counters, rate limits, read-through                                  */
@@ -370,9 +374,26 @@ int tc_scan(tc_cache *c, const char *glob, tc_scan_fn fn, void *arg);
  * receives the count. */
 int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted);
 
+/*
+ * TTL policies by key prefix, kept in the segment (every handle of every
+ * process sees a change at once).  TC_TTL_DEFAULT resolves to the ttl of the
+ * longest matching prefix, else the segment's default_ttl_ms.
+ * tc_ttl_policy_set replaces (ttl 0 = never expires); -ENOSPC when the table
+ * (TC_POLICY_MAX entries) is full; -EINVAL for an empty or over-long prefix.
+ * tc_ttl_policy_del: 0 or -ENOENT.
+ * tc_ttl_policy_load reads lines "prefix = ttl_ms" (# comments, blank lines);
+ * a bad line is -EINVAL and nothing of the file is applied;
+ * tc_ttl_policy_load_ex also reports the bad line's number (1-based).
+ */
+#define TC_POLICY_MAX_ENTRIES 32
+#define TC_POLICY_PREFIX_MAX  111
 int tc_ttl_policy_set(tc_cache *c, const char *prefix, uint64_t ttl_ms);
 int tc_ttl_policy_del(tc_cache *c, const char *prefix);
 int tc_ttl_policy_load(tc_cache *c, const char *path);
+int tc_ttl_policy_load_ex(tc_cache *c, const char *path, unsigned *bad_line);
+typedef int (*tc_policy_fn)(const char *prefix, uint64_t ttl_ms, void *arg);
+/* tc_ttl_policy_list - visit the policies (order unspecified). */
+int tc_ttl_policy_list(tc_cache *c, tc_policy_fn fn, void *arg);
 
 /* tc_get_stats - counters and gauges, see tc_stats.  Returns 0 or -EINVAL. */
 int tc_get_stats(tc_cache *c, tc_stats *out);
