@@ -78,7 +78,7 @@ static BB_UNUSED void bb_track(const char *name)
 		atexit(bb_unlink_all);
 	}
 	if (bb_nnames < BB_MAX_NAMES)
-		snprintf(bb_names[bb_nnames++], TC_NAME_MAX + 1, "%s", name);
+		snprintf(bb_names[bb_nnames++], TC_NAME_MAX + 1, "%.64s", name);
 }
 
 static BB_UNUSED int bb_teardown(void **state)

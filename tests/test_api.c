@@ -72,13 +72,17 @@ static void expect_str(tc_cache *c, const char *k, const char *v)
 	assert_memory_equal(buf, v, strlen(v));
 }
 
+/* meta_of - the meta of live key K (values of any size). */
 static tc_meta meta_of(tc_cache *c, const char *k)
 {
-	char buf[4096];
+	char buf[64];
 	tc_meta m;
+	int rc;
 
 	memset(&m, 0, sizeof(m));
-	ASSERT_RC(0, tc_get(c, KS(k), buf, sizeof(buf), &m));
+	rc = tc_get(c, KS(k), buf, sizeof(buf), &m);
+	if (rc != -E2BIG)
+		ASSERT_RC(0, rc);
 	return m;
 }
 
