@@ -71,7 +71,7 @@ enum {
 #define TC_MIN_READERS   1
 /* Maximum geometry. */
 #define TC_MAX_ENTRIES   (1ull << 30)
-#define TC_MAX_MEMORY    (64ull << 30)
+#define TC_MAX_MEMORY    (32ull << 30)
 #define TC_MAX_READERS   4096
 /* Defaults for zero fields of tc_opts. */
 #define TC_DEFAULT_ENTRIES 65536

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * alloc.c - the in-segment allocator: size classes carved from the arena,
+ * each with a lock-free free list.
+ *
+ * Classes run from 64 bytes to 1.25 MiB, four per power of two (64, 80, 96,
+ * 112, 128, 160, ...), so a block wastes at most a fifth of itself.  A class
+ * gets memory by carving from the arena's bump pointer (one CAS) and keeps
+ * it: freed blocks go to their class's free list, a Treiber stack whose head
+ * is (generation << 32 | block ref) in one 64-bit word, so a pop that lost
+ * the block to another pop and push in between fails its CAS (no ABA).
+ *
+ * Links read from the segment are checked before use; a broken free list is
+ * cut (its tail leaks) rather than followed.
+ *
+ * A block being built is named in the builder's reader slot ("inflight"),
+ * so that a builder killed before publishing does not leak it: whoever
+ * clears the dead slot retires the block unless it was published.
+ */
+#include "internal.h"
+
+uint32_t tc__class_of(uint64_t n)
+{
+	if (n <= 64)
+		return 0;
+	n -= 1;
+	uint32_t lg = 63u - (uint32_t)__builtin_clzll(n);
+	uint32_t sub = (uint32_t)(n >> (lg - 2)) & 3u;
+	return (lg - 6) * 4 + sub + 1;
+}
+
+uint64_t tc__class_size(uint32_t cls)
+{
+	if (cls == 0)
+		return 64;
+	uint32_t lg = 6 + (cls - 1) / 4, sub = (cls - 1) % 4;
+	return (1ull << lg) + (uint64_t)(sub + 1) * (1ull << (lg - 2));
+}
+
+struct tc_entry *tc__block(tc_cache *c, uint64_t ref)
+{
+	if (ref == 0 || ref > c->arena_units)
+		return NULL;
+	uint64_t off = (ref - 1) * TC_BLOCK_UNIT;
+	if (off + TC_ENTRY_HDR > c->arena_bytes)
+		return NULL;
+	return (struct tc_entry *)(c->arena + off);
+}
+
+uint64_t tc__ref_of(tc_cache *c, const struct tc_entry *e)
+{
+	return (uint64_t)((const uint8_t *)e - c->arena) / TC_BLOCK_UNIT + 1;
+}
+
+static struct tc_entry *pop(tc_cache *c, uint32_t cls)
+{
+	struct tc_class *k = &c->h->cls[cls];
+	for (int tries = 0; tries < 1000; tries++) {
+		uint64_t head = tc__ld(&k->head);
+		uint64_t ref = head & 0xffffffffu;
+		if (!ref)
+			return NULL;
+		struct tc_entry *e = tc__block(c, ref);
+		uint64_t next = e ? tc__ld(&e->link) : 0;
+		if (!e || next > c->arena_units) {
+			/* Broken list: cut it.  Its blocks leak; nothing crashes. */
+			tc__cas(&k->head, head, ((head >> 32) + 1) << 32);
+			return NULL;
+		}
+		uint64_t nh = ((head >> 32) + 1) << 32 | next;
+		if (tc__cas(&k->head, head, nh) == head) {
+			tc__add(&k->nfree, (uint64_t)-1);
+			return e;
+		}
+	}
+	return NULL;
+}
+
+static struct tc_entry *carve(tc_cache *c, uint32_t cls)
+{
+	uint64_t units = tc__class_size(cls) / TC_BLOCK_UNIT;
+	for (;;) {
+		uint64_t b = tc__ld(&c->h->bump);
+		if (b > c->arena_units || c->arena_units - b < units)
+			return NULL;
+		if (tc__cas(&c->h->bump, b, b + units) == b)
+			return (struct tc_entry *)(c->arena + b * TC_BLOCK_UNIT);
+	}
+}
+
+/*
+ * Allocate a block of at least BYTES for the thread of slot S, without
+ * waiting for anything: pop the class's free list, else carve.  NULL with
+ * *rc = -ENOSPC when neither works; the caller makes room outside its read
+ * section and retries.
+ */
+struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc)
+{
+	uint32_t cls = tc__class_of(bytes);
+	if (cls >= TC_CLASSES_USED) {
+		*rc = -EMSGSIZE;
+		return NULL;
+	}
+	struct tc_entry *e = pop(c, cls);
+	if (!e)
+		e = carve(c, cls);
+	if (!e) {
+		*rc = -ENOSPC;
+		return NULL;
+	}
+	/* Named in our slot before anything else can go wrong. */
+	tc__st(&s->inflight, tc__ref_of(c, e));
+	tc__add(&c->h->cls[cls].used, 1);
+	tc__st(&e->state, TC_BLK_LIVE);
+	tc__st(&e->cls, (uint8_t)cls);
+	tc__st(&e->link, 0);
+	tc__st(&e->refbit, 0);
+	*rc = 0;
+	return e;
+}
+
+/* Return a block that no reader can reach any more to its class. */
+void tc__free_block(tc_cache *c, struct tc_entry *e)
+{
+	uint32_t cls = tc__ld(&e->cls);
+	uint64_t ref = tc__ref_of(c, e);
+	if (cls >= TC_CLASSES_USED ||
+	    (ref - 1) * TC_BLOCK_UNIT + tc__class_size(cls) > c->arena_bytes)
+		return; /* scribbled header: leak the block rather than corrupt a list */
+	struct tc_class *k = &c->h->cls[cls];
+	tc__st(&e->state, TC_BLK_FREE);
+	for (;;) {
+		uint64_t head = tc__ld(&k->head);
+		tc__st(&e->link, head & 0xffffffffu);
+		uint64_t nh = ((head >> 32) + 1) << 32 | ref;
+		if (tc__cas(&k->head, head, nh) == head)
+			break;
+	}
+	tc__add(&k->used, (uint64_t)-1);
+	tc__add(&k->nfree, 1);
+}

@@ -1,0 +1,534 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * epoch.c - cross-process RCU: reader slots, read sections, retirement and
+ * grace periods, and the clearing of slots left by dead processes.
+ *
+ * Why not liburcu's grace periods: its reader registry lives in one
+ * process, so it cannot see a reader in another process.  The segment holds
+ * its own reader table instead (LMDB's reader lock table), and the protocol
+ * is liburcu memb's: a reader announces the global epoch in its slot with a
+ * plain store and only a compiler barrier, and the reclaimer pays for the
+ * missing reader-side fence with membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED),
+ * which runs a full barrier on every CPU that runs a thread of a registered
+ * process.  A process that cannot register uses a full fence instead.
+ *
+ * The argument (docs/design.md, "Memory ordering") in one paragraph: a block
+ * is retired after it was unlinked, stamped with the epoch read after the
+ * unlink (behind a full barrier).  A reclaimer advances the epoch, issues
+ * the global barrier, and frees a block stamped s only when every slot is
+ * quiescent or shows an epoch > s.  A reader whose announcement the scan did
+ * not see loads shared links only after the barrier and so sees the unlink;
+ * a reader that shows an epoch > s read that epoch after the unlink and so
+ * cannot have found the block either.
+ *
+ * Retired blocks are listed in the segment (a tagged lock-free stack), not
+ * in a process, so reclamation survives the death of the retiring process.
+ * A reclaimer detaches the whole list, records its position in its slot's
+ * "reclaim" word as it walks, and pushes back what is not yet free; if it
+ * dies, whoever clears its slot pushes the rest back.
+ *
+ * References: P. McKenney et al., "User-Level Implementations of
+ * Read-Copy Update", IEEE TPDS 2012, section 3 (memb); K. Fraser, "Practical
+ * lock-freedom", 2004, section 5.2.3 (epoch-based reclamation); LMDB mdb.c,
+ * "Reader Lock Table".
+ */
+#include "internal.h"
+
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* ---- membarrier -------------------------------------------------------- */
+
+static int mb_fast = -1; /* 1: reader side needs only a compiler barrier */
+
+static int sys_membarrier(int cmd)
+{
+	return (int)syscall(__NR_membarrier, cmd, 0, 0);
+}
+
+static void membarrier_init_once(void)
+{
+#ifdef TC_TSAN
+	mb_fast = 0; /* keep full fences so the sanitizer sees the edges */
+#else
+	int q = sys_membarrier(MEMBARRIER_CMD_QUERY);
+	mb_fast = 0;
+	if (q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+	    (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
+	    getenv("TICKCACHE_NO_MEMBARRIER") == NULL &&
+	    sys_membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0)
+		mb_fast = 1;
+#endif
+}
+
+void tc__membarrier_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, membarrier_init_once);
+}
+
+/* The reclaimer's side: a full barrier on every CPU running a reader. */
+static void global_barrier(void)
+{
+	tc__mb();
+	if (mb_fast == 1)
+		(void)sys_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+	tc__mb();
+}
+
+/* ---- per-thread slot table --------------------------------------------- */
+
+struct tls_ent {
+	uint64_t cid;          /* handle id */
+	struct tc_rslot *slot;
+	uint32_t depth;        /* read-section nesting */
+	tc_cache *c;
+};
+
+static __thread struct tls_ent *tls_v;
+static __thread uint32_t tls_n, tls_cap;
+static __thread uint32_t tls_tid;
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+static void slot_free(tc_cache *c, struct tc_rslot *s);
+
+/* Thread exit: give back the slots of handles that are still open. */
+static void tls_destroy(void *p)
+{
+	(void)p;
+	tc__registry_lock();
+	for (uint32_t i = 0; i < tls_n; i++) {
+		if (tc__registry_has(tls_v[i].cid))
+			slot_free(tls_v[i].c, tls_v[i].slot);
+	}
+	tc__registry_unlock();
+	free(tls_v);
+	tls_v = NULL;
+	tls_n = tls_cap = 0;
+}
+
+static void tls_key_init(void)
+{
+	pthread_key_create(&tls_key, tls_destroy);
+}
+
+static void tls_atfork_child(void)
+{
+	/* The child's copy of this thread's table names the parent's slots. */
+	free(tls_v);
+	tls_v = NULL;
+	tls_n = tls_cap = 0;
+	tls_tid = 0;
+}
+
+static void __attribute__((constructor)) epoch_init(void)
+{
+	pthread_atfork(NULL, NULL, tls_atfork_child);
+}
+
+void tc__fold_slot(tc_cache *c, struct tc_rslot *s)
+{
+	for (int i = 0; i < TC_NCOUNTERS; i++) {
+		uint64_t v = tc__ld(&s->ctr[i]);
+		if (v) {
+			tc__add(&c->h->tot[i], v);
+			tc__st(&s->ctr[i], 0);
+		}
+	}
+}
+
+/* Give a slot back: fold its counters, leave it quiescent and free. */
+static void slot_free(tc_cache *c, struct tc_rslot *s)
+{
+	uint64_t owner = tc__ld(&s->owner);
+	if ((owner >> 32) != tc__self_pid())
+		return;
+	tc__fold_slot(c, s);
+	tc__st(&s->inflight, 0);
+	tc__st(&s->reclaim, 0);
+	tc__st(&s->cookie, 0);
+	tc__st(&s->epoch, 0);
+	tc__cas(&s->owner, owner, 0);
+}
+
+static struct tls_ent *tls_find(tc_cache *c)
+{
+	for (uint32_t i = 0; i < tls_n; i++)
+		if (tls_v[i].cid == c->cid)
+			return &tls_v[i];
+	return NULL;
+}
+
+static struct tls_ent *tls_add(tc_cache *c, struct tc_rslot *s)
+{
+	if (tls_n == tls_cap) {
+		uint32_t ncap = tls_cap ? tls_cap * 2 : 4;
+		struct tls_ent *nv = realloc(tls_v, ncap * sizeof(*nv));
+		if (!nv)
+			return NULL;
+		tls_v = nv;
+		tls_cap = ncap;
+	}
+	pthread_once(&tls_once, tls_key_init);
+	pthread_setspecific(tls_key, (void *)1);
+	tls_v[tls_n] = (struct tls_ent){ .cid = c->cid, .slot = s, .depth = 0, .c = c };
+	return &tls_v[tls_n++];
+}
+
+/* Claim a free slot for this thread: CAS owner 0 -> pid|tid. */
+static struct tc_rslot *slot_claim(tc_cache *c)
+{
+	if (!tls_tid)
+		tls_tid = (uint32_t)gettid();
+	uint64_t me = (uint64_t)tc__self_pid() << 32 | tls_tid;
+	for (int round = 0; round < 2; round++) {
+		for (uint32_t i = 0; i < c->max_readers; i++) {
+			struct tc_rslot *s = &c->slots[i];
+			if (tc__ld(&s->owner) != 0 || tc__cas(&s->owner, 0, me) != 0)
+				continue;
+			tc__st(&s->start, tc__self_start());
+			tc__st(&s->cookie, c->cid);
+			tc__st(&s->inflight, 0);
+			tc__st(&s->reclaim, 0);
+			tc__st(&s->epoch, 0);
+			return s;
+		}
+		/* All taken: clear the slots of dead processes, then retry once. */
+		if (round == 0 && tc__clean_dead(c, NULL, NULL) <= 0)
+			break;
+	}
+	return NULL;
+}
+
+static struct tls_ent *tls_get(tc_cache *c)
+{
+	struct tls_ent *t = tls_find(c);
+	if (TC_LIKELY(t != NULL))
+		return t;
+	struct tc_rslot *s = slot_claim(c);
+	if (!s)
+		return NULL;
+	t = tls_add(c, s);
+	if (!t) {
+		tc__registry_lock();
+		slot_free(c, s);
+		tc__registry_unlock();
+	}
+	return t;
+}
+
+struct tc_rslot *tc__slot(tc_cache *c)
+{
+	struct tls_ent *t = tls_get(c);
+	return t ? t->slot : NULL;
+}
+
+/* Release every slot of this process that belongs to handle C (tc_close). */
+void tc__release_handle_slots(tc_cache *c)
+{
+	uint32_t pid = tc__self_pid();
+	for (uint32_t i = 0; i < c->max_readers; i++) {
+		struct tc_rslot *s = &c->slots[i];
+		if ((tc__ld(&s->owner) >> 32) == pid && tc__ld(&s->cookie) == c->cid)
+			slot_free(c, s);
+	}
+	struct tls_ent *t = tls_find(c);
+	if (t)
+		*t = tls_v[--tls_n];
+}
+
+/* ---- read sections ------------------------------------------------------ */
+
+int tc__enter(tc_cache *c, struct tc_rslot **sp)
+{
+	struct tls_ent *t = tls_get(c);
+	if (TC_UNLIKELY(!t))
+		return -EUSERS;
+	struct tc_rslot *s = t->slot;
+	*sp = s;
+	if (t->depth++ == 0) {
+		uint64_t e = tc__ld(&c->h->epoch);
+		tc__st(&s->epoch, e ? e : 1);
+		/* Pairs with global_barrier() in the reclaimer. */
+		if (TC_LIKELY(mb_fast == 1))
+			tc__barrier();
+		else
+			tc__mb();
+	}
+	return 0;
+}
+
+void tc__exit(tc_cache *c, struct tc_rslot *s)
+{
+	struct tls_ent *t = tls_find(c);
+	if (TC_UNLIKELY(!t || t->depth == 0))
+		return;
+	if (--t->depth == 0) {
+		/* Every read of the section before the slot goes quiescent. */
+		if (TC_LIKELY(mb_fast == 1))
+			tc__barrier();
+		else
+			tc__mb();
+		tc__st(&s->epoch, 0);
+	}
+}
+
+bool tc__in_section(tc_cache *c)
+{
+	struct tls_ent *t = tls_find(c);
+	return t && t->depth > 0;
+}
+
+int tc_read_lock(tc_cache *c)
+{
+	if (!c)
+		return -EINVAL;
+	struct tc_rslot *s;
+	return tc__enter(c, &s);
+}
+
+void tc_read_unlock(tc_cache *c)
+{
+	if (!c)
+		return;
+	struct tls_ent *t = tls_find(c);
+	if (t)
+		tc__exit(c, t->slot);
+}
+
+/* ---- retirement and reclamation ----------------------------------------- */
+
+/*
+ * Retire E, which the caller has just unlinked with a successful CAS (a
+ * full barrier).  Exactly one party retires a block: the one that moves its
+ * state from LIVE to RETIRED.
+ */
+void tc__retire(tc_cache *c, struct tc_entry *e)
+{
+	if (tc__cas(&e->state, TC_BLK_LIVE, TC_BLK_RETIRED) != TC_BLK_LIVE)
+		return;
+	uint64_t ref = tc__ref_of(c, e);
+	tc__mb();
+	tc__st(&e->retire_epoch, tc__ld(&c->h->epoch));
+	uint32_t cls = tc__ld(&e->cls);
+	tc__add(&c->h->retired_blocks, 1);
+	tc__add(&c->h->retired_bytes, cls < TC_CLASSES_USED ? tc__class_size(cls) : 0);
+	for (;;) {
+		uint64_t head = tc__ld(&c->h->retire_head);
+		tc__st(&e->link, head & 0xffffffffu);
+		uint64_t nh = ((head >> 32) + 1) << 32 | ref;
+		if (tc__cas(&c->h->retire_head, head, nh) == head)
+			break;
+	}
+}
+
+/* Smallest epoch announced by an active slot; UINT64_MAX when none. */
+uint64_t tc__min_active_epoch(tc_cache *c)
+{
+	uint64_t m = UINT64_MAX;
+	for (uint32_t i = 0; i < c->max_readers; i++) {
+		uint64_t e = tc__ld(&c->slots[i].epoch);
+		if (e && e < m)
+			m = e;
+	}
+	return m;
+}
+
+static void push_retired(tc_cache *c, struct tc_entry *e, uint64_t ref)
+{
+	for (;;) {
+		uint64_t head = tc__ld(&c->h->retire_head);
+		tc__st(&e->link, head & 0xffffffffu);
+		uint64_t nh = ((head >> 32) + 1) << 32 | ref;
+		if (tc__cas(&c->h->retire_head, head, nh) == head)
+			return;
+	}
+}
+
+/*
+ * Walk a detached chain starting at REF: free what MIN allows, push the
+ * rest back.  The slot's reclaim word always names the first block not yet
+ * handled, so a crash here loses at most the block being moved.  Bounded by
+ * the number of blocks in the arena.
+ */
+static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64_t min)
+{
+	uint64_t freed = 0, steps = 0;
+	while (ref && steps++ <= c->arena_units) {
+		struct tc_entry *e = tc__block(c, ref);
+		if (!e)
+			break; /* corrupt link: drop the rest rather than follow it */
+		uint64_t next = tc__ld(&e->link);
+		if (s)
+			tc__st(&s->reclaim, next);
+		uint32_t cls = tc__ld(&e->cls);
+		if (tc__ld(&e->retire_epoch) < min) {
+			tc__add(&c->h->retired_blocks, (uint64_t)-1);
+			tc__add(&c->h->retired_bytes,
+				(uint64_t)0 - (cls < TC_CLASSES_USED ? tc__class_size(cls) : 0));
+			tc__free_block(c, e);
+			freed++;
+		} else {
+			push_retired(c, e, ref);
+		}
+		ref = next;
+	}
+	if (s)
+		tc__st(&s->reclaim, 0);
+	return freed;
+}
+
+int tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed)
+{
+	uint64_t n = 0;
+	if (freed)
+		*freed = 0;
+	if ((tc__ld(&c->h->retire_head) & 0xffffffffu) == 0)
+		return 0;
+	/* New readers from here on announce an epoch larger than any stamp
+	 * already given. */
+	tc__add(&c->h->epoch, 1);
+	global_barrier();
+	uint64_t min = tc__min_active_epoch(c);
+	uint64_t head;
+	for (;;) {
+		head = tc__ld(&c->h->retire_head);
+		if ((head & 0xffffffffu) == 0)
+			return 0;
+		uint64_t nh = ((head >> 32) + 1) << 32;
+		if (tc__cas(&c->h->retire_head, head, nh) == head)
+			break;
+	}
+	/* Recorded only once the chain is ours: recording it before would let a
+	 * cleaner push back blocks still on the list.  Dying in between leaks
+	 * the chain (docs/design.md, "Crash windows"). */
+	if (s)
+		tc__st(&s->reclaim, head & 0xffffffffu);
+	n = walk_chain(c, s, head & 0xffffffffu, min);
+	if (freed)
+		*freed = n;
+	return 0;
+}
+
+int tc_reclaim(tc_cache *c, uint64_t *freed_blocks)
+{
+	if (!c)
+		return -EINVAL;
+	struct tc_rslot *s = tc__slot(c);
+	if (!s)
+		return -EUSERS;
+	if (tc__in_section(c))
+		return -EDEADLK; /* our own section would block the grace period */
+	return tc__reclaim(c, s, freed_blocks);
+}
+
+/* ---- dead processes ------------------------------------------------------ */
+
+/*
+ * Clear the slot of a dead owner.  Its in-flight block is retired unless it
+ * was published; its half-walked retire chain goes back on the list; its
+ * counters are folded into the totals.  The owner word is cleared last, by
+ * CAS, so two cleaners never both free the slot.
+ */
+static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
+			    tc_sweep_report *rep)
+{
+	uint64_t claimed = owner | 0x80000000ull; /* tid bit 31: being cleaned */
+	if ((owner & 0x80000000ull) || tc__cas(&s->owner, owner, claimed) != owner)
+		return false;
+	uint64_t inflight = tc__ld(&s->inflight);
+	if (inflight) {
+		struct tc_entry *e = tc__block(c, inflight);
+		if (e && tc__ld(&e->state) == TC_BLK_LIVE && !tc__inflight_published(c, e)) {
+			tc__retire(c, e);
+			if (rep)
+				rep->inflight_freed++;
+		}
+	}
+	uint64_t chain = tc__ld(&s->reclaim);
+	if (chain)
+		walk_chain(c, NULL, chain, 0); /* min 0: frees nothing, pushes all back */
+	tc__fold_slot(c, s);
+	tc__st(&s->inflight, 0);
+	tc__st(&s->reclaim, 0);
+	tc__st(&s->cookie, 0);
+	tc__st(&s->epoch, 0);
+	tc__cas(&s->owner, claimed, 0);
+	return true;
+}
+
+int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
+{
+	(void)self;
+	int n = 0;
+	uint32_t me = tc__self_pid();
+	for (uint32_t i = 0; i < c->max_readers; i++) {
+		struct tc_rslot *s = &c->slots[i];
+		uint64_t owner = tc__ld(&s->owner);
+		if (!owner)
+			continue;
+		uint32_t pid = (uint32_t)(owner >> 32);
+		if (pid == me)
+			continue;
+		if (pid == 0 || !tc__pid_alive(pid, tc__ld(&s->start))) {
+			if (clear_dead_slot(c, s, owner, rep)) {
+				n++;
+				if (rep)
+					rep->readers_cleared++;
+			}
+		}
+	}
+	/* Attach records of dead processes. */
+	for (uint32_t i = 0; i < c->max_attach; i++) {
+		struct tc_attach_rec *r = &c->attach[i];
+		uint64_t p = tc__ld(&r->pid);
+		if (p && (p > UINT32_MAX || !tc__pid_alive((uint32_t)p, tc__ld(&r->start)))) {
+			if (tc__cas(&r->pid, p, 0) == p && rep)
+				rep->attach_cleared++;
+		}
+	}
+	return n;
+}
+
+int tc_readers_clean(tc_cache *c, uint32_t *cleared)
+{
+	if (!c)
+		return -EINVAL;
+	int n = tc__clean_dead(c, NULL, NULL);
+	if (cleared)
+		*cleared = (uint32_t)n;
+	return 0;
+}
+
+int tc_readers(tc_cache *c, tc_reader_fn fn, void *arg)
+{
+	if (!c || !fn)
+		return -EINVAL;
+	uint64_t ge = tc__ld(&c->h->epoch);
+	for (uint32_t i = 0; i < c->max_readers; i++) {
+		struct tc_rslot *s = &c->slots[i];
+		uint64_t owner = tc__ld(&s->owner);
+		if (!owner)
+			continue;
+		uint64_t e = tc__ld(&s->epoch);
+		tc_reader r = {
+			.slot = i,
+			.pid = (uint32_t)(owner >> 32),
+			.tid = (uint32_t)owner & 0x7fffffffu,
+			.epoch = e,
+			.epoch_lag = e && ge > e ? ge - e : 0,
+		};
+		if (!tc__pid_alive(r.pid, tc__ld(&s->start)))
+			r.state = TC_READER_DEAD;
+		else
+			r.state = e ? TC_READER_ACTIVE : TC_READER_IDLE;
+		int rc = fn(&r, arg);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}

@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - the process-local handle, the atomic wrappers and the tc__
+ * prototypes shared by the files of shm/.
+ */
+#ifndef TC_INTERNAL_H
+#define TC_INTERNAL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <urcu/arch.h>
+#include <urcu/system.h>
+#include <urcu/uatomic.h>
+#include "tickcache.h"
+#include "layout.h"
+
+/*
+ * Atomics.  liburcu's uatomic_* and CMM_*_SHARED everywhere; under
+ * ThreadSanitizer (which cannot see liburcu's inline assembly) the same
+ * operations map to the compiler's __atomic builtins so that the
+ * happens-before edges are visible to it.  Every CAS is a full barrier.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define TC_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TC_TSAN 1
+#endif
+#endif
+
+#ifdef TC_TSAN
+#define tc__ld(p)        __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define tc__st(p, v)     __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define tc__cas(p, o, n) __extension__({ __typeof__(*(p)) _o = (o); \
+	__atomic_compare_exchange_n((p), &_o, (n), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); _o; })
+#define tc__add(p, v)    ((void)__atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST))
+#define tc__add_ret(p, v) __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
+#define tc__mb()         __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define tc__rmb()        __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define tc__barrier()    __atomic_signal_fence(__ATOMIC_SEQ_CST)
+#else
+#define tc__ld(p)        CMM_LOAD_SHARED(*(p))
+#define tc__st(p, v)     CMM_STORE_SHARED(*(p), (v))
+#define tc__cas(p, o, n) uatomic_cmpxchg((p), (o), (n))
+#define tc__add(p, v)    uatomic_add((p), (v))
+#define tc__add_ret(p, v) uatomic_add_return((p), (v))
+#define tc__mb()         cmm_smp_mb()
+#define tc__rmb()        cmm_smp_rmb()
+#define tc__barrier()    cmm_barrier()
+#endif
+
+#define TC_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define TC_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Number of size classes actually used: 64 B .. 1.25 MiB, four per doubling. */
+#define TC_CLASSES_USED 58
+
+/* Process-local view of one attached segment.  Geometry is copied here at
+ * attach, after validation, and never re-read from shared memory. */
+struct tc_cache {
+	uint8_t            *base;      /* mapping */
+	size_t              size;      /* mapping length = total_bytes */
+	struct tc_hdr      *h;
+	struct tc_rslot    *slots;
+	struct tc_attach_rec *attach;
+	struct tc_bucket   *index;
+	uint8_t            *arena;
+	uint64_t            arena_bytes;
+	uint64_t            arena_units; /* arena_bytes / 16 */
+	uint64_t            nbuckets;
+	uint64_t            bmask;
+	uint64_t            max_entries;
+	uint64_t            seed;
+	uint64_t            default_ttl_ms;
+	uint64_t            slow_ns;     /* slow-operation threshold (TICKCACHE_SLOW_US) */
+	uint32_t            max_readers;
+	uint32_t            max_attach;
+	int                 eviction;
+	uint32_t            attach_idx;  /* our record in the attach table, UINT32_MAX = none */
+	uint64_t            cid;         /* process-unique handle id, never reused */
+	struct tc_cache    *next;        /* process registry (tc__registry_lock) */
+	char                name[TC_NAME_MAX + 1];
+};
+
+/* error.c */
+static inline int tc__valid_key(const void *key, size_t klen)
+{
+	return key != NULL && klen >= 1 && klen <= TC_KEY_MAX;
+}
+
+/* segment.c */
+int  tc__layout(uint64_t max_entries, uint64_t memory, uint32_t max_readers,
+		uint64_t *nbuckets, uint32_t *max_attach, uint64_t *slots_off,
+		uint64_t *attach_off, uint64_t *index_off, uint64_t *arena_off,
+		uint64_t *total);
+bool tc__pid_alive(uint32_t pid, uint64_t start);
+uint64_t tc__proc_start(uint32_t pid);
+uint64_t tc__self_start(void);
+uint32_t tc__self_pid(void);
+void tc__registry_lock(void);
+void tc__registry_unlock(void);
+bool tc__registry_has(uint64_t cid);
+
+/* epoch.c: reader slots and grace periods */
+struct tc_rslot *tc__slot(tc_cache *c);           /* this thread's slot or NULL (-EUSERS) */
+int  tc__enter(tc_cache *c, struct tc_rslot **s); /* outermost/inner read section enter */
+void tc__exit(tc_cache *c, struct tc_rslot *s);
+bool tc__in_section(tc_cache *c);
+void tc__retire(tc_cache *c, struct tc_entry *e);
+int  tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed);
+int  tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep);
+void tc__release_handle_slots(tc_cache *c);
+void tc__fold_slot(tc_cache *c, struct tc_rslot *s);
+uint64_t tc__min_active_epoch(tc_cache *c);
+void tc__membarrier_init(void);
+
+/* alloc.c */
+uint32_t tc__class_of(uint64_t bytes);
+uint64_t tc__class_size(uint32_t cls);
+struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc);
+void tc__free_block(tc_cache *c, struct tc_entry *e);
+struct tc_entry *tc__block(tc_cache *c, uint64_t ref);  /* validated, or NULL */
+uint64_t tc__ref_of(tc_cache *c, const struct tc_entry *e);
+
+/* table.c */
+uint64_t tc__hash(tc_cache *c, const void *key, size_t klen, uint32_t kind);
+struct tc_entry *tc__entry(tc_cache *c, uint64_t w, uint64_t hash, const void *key,
+			   size_t klen, uint32_t kind, int *rc);
+int  tc__lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
+		uint64_t **slotp, uint64_t *word, struct tc_entry **ent);
+int  tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const void *val,
+	       size_t vlen, uint32_t type, uint64_t ttl_ms, int op, uint64_t expect,
+	       int64_t delta, int64_t *out, uint32_t aux);
+int  tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w,
+		     int ctr);
+bool tc__inflight_published(tc_cache *c, struct tc_entry *e);
+int  tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want_cls, bool need_slot);
+int  tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_report *rep);
+
+/* policy */
+uint64_t tc__policy_ttl(tc_cache *c, const void *key, size_t klen);
+
+/* write ops for tc__write */
+enum { TC_OP_SET, TC_OP_ADD, TC_OP_CAS, TC_OP_EXPIRE, TC_OP_INCR, TC_OP_APPEND };
+
+/* Clock: CLOCK_REALTIME through the vDSO; see docs/design.md "Clock". */
+static inline int64_t tc__now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Cheaper clock for the read path's expiry check: CLOCK_REALTIME_COARSE. */
+static inline int64_t tc__now_ms_coarse(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline uint64_t tc__mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Owner-only counter bump: the slot's counters have a single writer. */
+static inline void tc__count(struct tc_rslot *s, int i)
+{
+	if (s)
+		tc__st(&s->ctr[i], tc__ld(&s->ctr[i]) + 1);
+}
+
+static inline void tc__count_n(struct tc_rslot *s, int i, uint64_t n)
+{
+	if (s)
+		tc__st(&s->ctr[i], tc__ld(&s->ctr[i]) + n);
+}
+
+static inline const uint8_t *tc__ekey(const struct tc_entry *e)
+{
+	return (const uint8_t *)e + TC_ENTRY_HDR;
+}
+
+static inline const uint8_t *tc__eval(const struct tc_entry *e, uint32_t klen)
+{
+	return (const uint8_t *)e + TC_ENTRY_HDR + TC_ALIGN8(klen);
+}
+
+static inline uint64_t tc__entry_bytes(size_t klen, size_t vlen)
+{
+	return TC_ENTRY_HDR + TC_ALIGN8(klen) + vlen;
+}
+
+/* Resolve the TTL argument of a write into an absolute expiry. */
+static inline int64_t tc__expiry(tc_cache *c, const void *key, size_t klen, uint64_t ttl_ms)
+{
+	if (ttl_ms == TC_TTL_DEFAULT)
+		ttl_ms = tc__policy_ttl(c, key, klen);
+	if (ttl_ms == 0)
+		return 0;
+	if (ttl_ms > (uint64_t)INT64_MAX / 2)
+		ttl_ms = (uint64_t)INT64_MAX / 2;
+	return tc__now_ms() + (int64_t)ttl_ms;
+}
+
+#endif /* TC_INTERNAL_H */

@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * layout.h - the bytes of a tickcache segment.  Structs only: offsets, never
+ * pointers, because every process maps the segment at its own address.
+ *
+ *   +--------------+----------------+--------------+-------------+------------+
+ *   | tc_hdr       | reader slots   | attach table | index       | arena      |
+ *   | (fixed size) | max_readers    | max_attach   | nbuckets    | memory     |
+ *   |              | x 192 B        | x 16 B       | x 64 B      | bytes      |
+ *   +--------------+----------------+--------------+-------------+------------+
+ *
+ * Every region starts on a page boundary.  The geometry is fixed at
+ * creation; tc__layout() derives all offsets from (max_entries,
+ * memory_bytes, max_readers) so an attacher can recompute and compare them.
+ *
+ * Who writes what, and with which operations, is stated at each field.  All
+ * shared fields are accessed through the tc__ld/tc__st/tc__cas wrappers of
+ * internal.h (liburcu's CMM_*_SHARED and uatomic_*); nothing read from here
+ * is trusted without a bounds check.
+ */
+#ifndef TC_LAYOUT_H
+#define TC_LAYOUT_H
+
+#include <stdint.h>
+#include <assert.h>
+#include "tickcache.h"
+
+#define TC_MAGIC          0x3145484341434B54ull /* "TKCACHE1" little-endian */
+#define TC_LAYOUT_VERSION 1u
+#define TC_CACHELINE      64
+#define TC_PAGE           4096
+
+/* tc_hdr.state */
+#define TC_STATE_BUILDING 1u  /* creator is initialising; not usable */
+#define TC_STATE_READY    2u  /* published with a release store, last */
+
+#define TC_VER_SHARDS     64  /* version counters, key hash picks one */
+#define TC_POLICY_MAX     32  /* TTL prefix policies */
+#define TC_POLICY_PREFIX  111 /* bytes of prefix */
+
+/* Per-slot operation counters, folded into tc_hdr.tot when a slot is freed. */
+enum {
+	TC_C_HITS, TC_C_MISSES, TC_C_SETS, TC_C_ADDS, TC_C_DELETES,
+	TC_C_EXPIRATIONS, TC_C_EVICTIONS, TC_C_ERRORS, TC_C_OPS, TC_C_CLEARS,
+	TC_C_KEYS_DELETED, TC_C_LAT_SAMPLES, TC_C_LAT_SUM, TC_C_SLOW_OPS,
+	TC_C_SPARE0, TC_C_SPARE1,
+	TC_NCOUNTERS
+};
+
+/* One size class: its free-list head on a line of its own. */
+struct tc_class {
+	uint64_t head;      /* tagged free-list head: generation << 32 | block ref (0 = empty); CAS */
+	uint64_t used;      /* blocks handed out and not yet freed; uatomic_add */
+	uint64_t nfree;     /* blocks on the free list (approximate gauge); uatomic_add */
+	uint64_t pad[5];
+};
+
+/* A TTL policy: keys starting with prefix get ttl_ms when written with TC_TTL_DEFAULT. */
+struct tc_policy {
+	uint32_t seq;       /* even = stable, odd = being written; writers CAS it */
+	uint8_t  len;       /* prefix length, 0 = unused entry */
+	uint8_t  pad[3];
+	uint64_t ttl_ms;    /* 0 = never expires */
+	char     prefix[TC_POLICY_PREFIX + 1];
+};
+
+struct tc_hdr {
+	/* line 0-1: identity and geometry, written once by the creator under
+	 * flock before state becomes READY; read-only afterwards. */
+	uint64_t magic;           /* TC_MAGIC */
+	uint32_t layout_version;  /* TC_LAYOUT_VERSION */
+	uint32_t state;           /* TC_STATE_*; release store of READY publishes the header */
+	uint64_t total_bytes;     /* size of the shm object */
+	uint64_t seed;            /* XXH3 seed, from getrandom() */
+	uint64_t max_entries;
+	uint64_t memory_bytes;    /* arena size */
+	uint32_t max_readers;
+	uint32_t max_attach;
+	uint64_t nbuckets;        /* power of two */
+	uint64_t slots_off;       /* byte offsets from the segment start */
+	uint64_t attach_off;
+	uint64_t index_off;
+	uint64_t arena_off;
+	uint64_t default_ttl_ms;
+	int32_t  eviction;        /* TC_EVICT_* */
+	uint32_t mode;            /* permission bits at creation */
+	int64_t  created_ms;      /* CLOCK_REALTIME */
+	uint32_t creator_pid;
+	uint32_t pad0;
+
+	/* line 2: the global reclamation epoch.  Starts at 1.  Read by every
+	 * reader entering a section; advanced (uatomic_add_return) by
+	 * reclaimers only, so it is read-mostly. */
+	uint64_t epoch __attribute__((aligned(TC_CACHELINE)));
+
+	/* line 3: live keys; uatomic_add by inserts and removals only. */
+	uint64_t live __attribute__((aligned(TC_CACHELINE)));
+
+	/* line 4: arena carve pointer, in 16-byte units from the arena start; CAS. */
+	uint64_t bump __attribute__((aligned(TC_CACHELINE)));
+
+	/* line 5: retired blocks waiting for a grace period. */
+	uint64_t retire_head __attribute__((aligned(TC_CACHELINE))); /* tagged, like tc_class.head; CAS */
+	uint64_t retired_blocks;  /* gauge; uatomic_add */
+	uint64_t retired_bytes;   /* gauge; uatomic_add */
+
+	/* line 6: cursors of the eviction clock and of the expiry sweep, in buckets; uatomic_add */
+	uint64_t clock_hand __attribute__((aligned(TC_CACHELINE)));
+	uint64_t sweep_cursor;
+
+	/* line 7: sweeper lease (pid << 32 | generation), its holder's start time
+	 * and heartbeat (CLOCK_REALTIME ms).  CAS on lease_word. */
+	uint64_t lease_word __attribute__((aligned(TC_CACHELINE)));
+	uint64_t lease_start;
+	int64_t  lease_beat_ms;
+
+	/* line 8: the active run.  run_word = generation << 1 | active; CAS. */
+	uint64_t run_word __attribute__((aligned(TC_CACHELINE)));
+	int64_t  run_ts_ns;
+	uint64_t run_id;
+	uint64_t run_seq;         /* DTO append order within the run; uatomic_add */
+
+	/* lines 9-10: counters folded from freed reader slots; uatomic_add */
+	uint64_t tot[TC_NCOUNTERS] __attribute__((aligned(TC_CACHELINE)));
+
+	/* the size classes, one line each */
+	struct tc_class cls[TC_NCLASSES] __attribute__((aligned(TC_CACHELINE)));
+
+	/* version counters, one line each: a key's versions come from
+	 * ver[hash % TC_VER_SHARDS] so they grow across delete + re-insert. */
+	struct { uint64_t v; uint64_t pad[7]; } ver[TC_VER_SHARDS];
+
+	/* TTL policies by key prefix */
+	struct tc_policy policy[TC_POLICY_MAX];
+	uint64_t policy_gen;      /* bumped on every policy change */
+
+	uint64_t reserved[63];    /* room for later fields without a layout change */
+} __attribute__((aligned(TC_PAGE)));
+
+/*
+ * A reader slot: one per thread that uses the segment (LMDB's reader table,
+ * with liburcu memb's per-thread counter).  Line 0 is written by its owner on
+ * every read section and read by reclaimers; line 1-2 are the owner's
+ * counters, written only by the owner (plain stores), read by tc_get_stats.
+ */
+struct tc_rslot {
+	uint64_t epoch;     /* epoch entered with, 0 = quiescent; owner stores */
+	uint64_t owner;     /* pid << 32 | tid, 0 = free; claimed by CAS, cleared by owner or cleaner */
+	uint64_t start;     /* owner process start time (clock ticks since boot, /proc/PID/stat) */
+	uint64_t cookie;    /* owner's process-local handle id */
+	uint64_t inflight;  /* block ref being built and not yet published, 0 = none */
+	uint64_t reclaim;   /* first block of a retire chain this slot is processing */
+	uint64_t pad[2];
+	uint64_t ctr[TC_NCOUNTERS]; /* TC_C_*; owner only */
+} __attribute__((aligned(TC_CACHELINE)));
+
+/* An attach record: one per open handle of any process. */
+struct tc_attach_rec {
+	uint64_t pid;       /* 0 = free; claimed by CAS */
+	uint64_t start;     /* process start time */
+};
+
+/*
+ * An index bucket: one cache line, a meta word and seven slot words.
+ * meta: bits 0-31 = the largest displacement (in buckets) of any key whose
+ * home is this bucket; it only grows (CAS max).  A lookup scans buckets
+ * home .. home + maxdisp.
+ * Slot word: 0 = free; else state (2 bits) | tag (14 bits) | entry ref (48 bits).
+ */
+#define TC_BUCKET_SLOTS 7
+struct tc_bucket {
+	uint64_t meta;
+	uint64_t w[TC_BUCKET_SLOTS];
+};
+
+#define TC_SW_TENT   (1ull << 62)  /* claimed by an inserter, not yet visible to readers */
+#define TC_SW_FINAL  (2ull << 62)  /* published */
+#define TC_SW_STATE(w) ((w) & (3ull << 62))
+#define TC_SW_TAG(w)   (((w) >> 48) & 0x3fffu)
+#define TC_SW_REF(w)   ((w) & 0xffffffffffffull)
+#define TC_TAG_OF(h)   ((uint64_t)((h) >> 50))
+
+/*
+ * An entry: one block of the arena, immutable from publication until it is
+ * freed after a grace period, except the fields marked "mutable".
+ * Key bytes follow at +64, the value at +64 + align8(klen).
+ * Blocks are referred to by "ref" = (byte offset from arena start) / 16 + 1.
+ */
+#define TC_BLK_FREE    0x46524545u /* on a free list */
+#define TC_BLK_LIVE    0x4c495645u /* being built or published */
+#define TC_BLK_RETIRED 0x52455449u /* unlinked, waiting for a grace period */
+
+#define TC_KIND_KEY 0u   /* an ordinary key */
+#define TC_KIND_DTO 1u   /* a run-scoped DTO list element */
+#define TC_KIND_LOAD 2u  /* a single-flight load lease */
+
+struct tc_entry {
+	uint64_t hash;       /* XXH3-64 of the key with the segment seed */
+	uint64_t version;    /* see tc_meta.version */
+	int64_t  expires_ms; /* absolute CLOCK_REALTIME ms, 0 = never */
+	uint32_t vlen;       /* value bytes */
+	uint32_t type;       /* application type */
+	uint16_t klen;       /* key bytes, 1..TC_KEY_MAX */
+	uint8_t  cls;        /* size class of the block */
+	uint8_t  kind;       /* TC_KIND_* (namespace) */
+	uint32_t refbit;     /* mutable: LRU reference bit, set by readers when 0, cleared by the clock */
+	uint64_t link;       /* mutable: next block ref on a free or retire list */
+	uint64_t retire_epoch; /* mutable: epoch stamp when retired */
+	uint32_t state;      /* mutable: TC_BLK_*; LIVE->RETIRED by CAS decides who retires */
+	uint32_t aux;        /* kind-specific (DTO: run generation low bits) */
+};
+
+#define TC_ENTRY_HDR 64u
+#define TC_ALIGN8(x) (((x) + 7u) & ~(uint64_t)7u)
+#define TC_BLOCK_UNIT 16u
+
+_Static_assert(sizeof(struct tc_entry) == TC_ENTRY_HDR, "entry header is 64 bytes");
+_Static_assert(sizeof(struct tc_bucket) == TC_CACHELINE, "bucket is one cache line");
+_Static_assert(sizeof(struct tc_rslot) == 3 * TC_CACHELINE, "reader slot is three lines");
+_Static_assert(sizeof(struct tc_class) == TC_CACHELINE, "class is one line");
+_Static_assert(sizeof(struct tc_policy) == 128, "policy is two lines");
+_Static_assert(sizeof(struct tc_attach_rec) == 16, "attach record is 16 bytes");
+_Static_assert(sizeof(struct tc_hdr) % TC_PAGE == 0, "header is whole pages");
+_Static_assert(TC_NCOUNTERS == 16, "counters fill two lines");
+
+#endif /* TC_LAYOUT_H */

@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * segment.c - create, attach, validate and remove segments; the process
+ * registry of open handles; the attach table; process identity.
+ *
+ * Create-or-attach is serialised by flock(2) on the shm object: the first
+ * process to find it empty (size 0) under the lock builds it, reserving its
+ * memory with posix_fallocate(3) so that a full /dev/shm fails here with
+ * -ENOSPC instead of raising SIGBUS at some later store; it publishes the
+ * header last, with a release store of TC_STATE_READY.  An attacher that
+ * finds any other state gets TC_ECORRUPT: the creator died half way (the
+ * kernel dropped its lock), and the object must be removed with tc_unlink.
+ * Every geometry field of an attached header is checked by recomputing the
+ * whole layout from (max_entries, memory_bytes, max_readers) and comparing.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- process identity ------------------------------------------------ */
+
+uint64_t tc__proc_start(uint32_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	/* Field 22 (starttime) is the 20th field after the command name. */
+	for (int field = 2; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');
+	return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+static uint32_t self_pid;
+static uint64_t self_start;
+
+static void refresh_self(void)
+{
+	self_pid = (uint32_t)getpid();
+	self_start = tc__proc_start(self_pid);
+}
+
+uint32_t tc__self_pid(void)
+{
+	if (!self_pid)
+		refresh_self();
+	return self_pid;
+}
+
+uint64_t tc__self_start(void)
+{
+	if (!self_pid)
+		refresh_self();
+	return self_start;
+}
+
+/*
+ * A process is alive when kill(pid, 0) does not say ESRCH and, if we know
+ * the start time it had, /proc still shows that start time (else the pid
+ * was reused by another process).
+ */
+bool tc__pid_alive(uint32_t pid, uint64_t start)
+{
+	if (pid == 0)
+		return false;
+	if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
+		return false;
+	if (start != 0) {
+		uint64_t now = tc__proc_start(pid);
+		if (now == 0 || now != start)
+			return false;
+	}
+	return true;
+}
+
+/* ---- the process registry of open handles ---------------------------- */
+
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static tc_cache *registry;
+static uint64_t next_cid = 1;
+
+void tc__registry_lock(void)
+{
+	pthread_mutex_lock(&registry_mu);
+}
+
+void tc__registry_unlock(void)
+{
+	pthread_mutex_unlock(&registry_mu);
+}
+
+/* Caller holds the registry lock. */
+bool tc__registry_has(uint64_t cid)
+{
+	for (tc_cache *c = registry; c; c = c->next)
+		if (c->cid == cid)
+			return true;
+	return false;
+}
+
+/* ---- names and layout ------------------------------------------------- */
+
+bool tc_name_valid(const char *name)
+{
+	if (!name || !name[0])
+		return false;
+	size_t n = strlen(name);
+	if (n > TC_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = name[i];
+		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			     (ch >= '0' && ch <= '9');
+		if (i == 0 && !alnum)
+			return false;
+		if (!alnum && ch != '_' && ch != '.' && ch != '-')
+			return false;
+	}
+	return true;
+}
+
+static void shm_path(char *dst, size_t cap, const char *name)
+{
+	snprintf(dst, cap, "/tickcache.%s", name);
+}
+
+static uint64_t page_up(uint64_t x)
+{
+	return (x + TC_PAGE - 1) & ~(uint64_t)(TC_PAGE - 1);
+}
+
+int tc__layout(uint64_t max_entries, uint64_t memory, uint32_t max_readers,
+	       uint64_t *nbuckets, uint32_t *max_attach, uint64_t *slots_off,
+	       uint64_t *attach_off, uint64_t *index_off, uint64_t *arena_off,
+	       uint64_t *total)
+{
+	if (max_entries < TC_MIN_ENTRIES || max_entries > TC_MAX_ENTRIES ||
+	    memory < TC_MIN_MEMORY || memory > TC_MAX_MEMORY ||
+	    max_readers < TC_MIN_READERS || max_readers > TC_MAX_READERS)
+		return -EINVAL;
+	/* At most 70 % of the index slots hold live keys. */
+	uint64_t want = (max_entries * 10 + 6) / 7;
+	uint64_t nb = 1;
+	while (nb * TC_BUCKET_SLOTS < want)
+		nb <<= 1;
+	*nbuckets = nb;
+	*max_attach = max_readers + 64;
+	uint64_t off = page_up(sizeof(struct tc_hdr));
+	*slots_off = off;
+	off = page_up(off + (uint64_t)max_readers * sizeof(struct tc_rslot));
+	*attach_off = off;
+	off = page_up(off + (uint64_t)*max_attach * sizeof(struct tc_attach_rec));
+	*index_off = off;
+	off = page_up(off + nb * sizeof(struct tc_bucket));
+	*arena_off = off;
+	off = page_up(off + (memory & ~(uint64_t)(TC_BLOCK_UNIT - 1)));
+	*total = off;
+	return 0;
+}
+
+/* ---- attach table ------------------------------------------------------ */
+
+static int attach_claim(tc_cache *c)
+{
+	uint32_t pid = tc__self_pid();
+	for (int round = 0; round < 2; round++) {
+		for (uint32_t i = 0; i < c->max_attach; i++) {
+			struct tc_attach_rec *r = &c->attach[i];
+			if (tc__ld(&r->pid) == 0 && tc__cas(&r->pid, 0, (uint64_t)pid) == 0) {
+				tc__st(&r->start, tc__self_start());
+				c->attach_idx = i;
+				return 0;
+			}
+		}
+		/* Full: clear the records of dead processes once, then retry. */
+		for (uint32_t i = 0; i < c->max_attach; i++) {
+			struct tc_attach_rec *r = &c->attach[i];
+			uint64_t p = tc__ld(&r->pid);
+			if (p && p <= UINT32_MAX && !tc__pid_alive((uint32_t)p, tc__ld(&r->start)))
+				tc__cas(&r->pid, p, 0);
+		}
+	}
+	return -EUSERS;
+}
+
+int tc_attached(tc_cache *c, tc_attach_fn fn, void *arg)
+{
+	if (!c || !fn)
+		return -EINVAL;
+	/* Aggregate records per pid; a bounded table, quadratic is fine. */
+	for (uint32_t i = 0; i < c->max_attach; i++) {
+		uint64_t p = tc__ld(&c->attach[i].pid);
+		if (!p || p > UINT32_MAX)
+			continue;
+		bool first = true;
+		uint32_t n = 0;
+		for (uint32_t j = 0; j < c->max_attach; j++) {
+			if (tc__ld(&c->attach[j].pid) == p) {
+				if (j < i) {
+					first = false;
+					break;
+				}
+				n++;
+			}
+		}
+		if (!first)
+			continue;
+		tc_attach a = { .pid = (uint32_t)p, .handles = n,
+				.alive = tc__pid_alive((uint32_t)p, tc__ld(&c->attach[i].start)) };
+		int rc = fn(&a, arg);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+static int build(int fd, const char *name, uint64_t entries, uint64_t memory,
+		 uint32_t readers, const tc_opts *o, uint32_t mode)
+{
+	uint64_t nb, so, ao, io, ro, total;
+	uint32_t ma;
+	int rc = tc__layout(entries, memory, readers, &nb, &ma, &so, &ao, &io, &ro, &total);
+	if (rc)
+		return rc;
+	/* The mode is applied exactly, whatever the umask. */
+	if (fchmod(fd, mode) == -1)
+		return -errno;
+	rc = posix_fallocate(fd, 0, (off_t)total);
+	if (rc)
+		return rc == ENOSPC || rc == EFBIG || rc == ENOMEM ? -ENOSPC : -rc;
+	void *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	struct tc_hdr *h = p;
+	uint64_t seed = 0;
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = (uint64_t)tc__mono_ns() ^ ((uint64_t)getpid() << 32);
+	h->magic = TC_MAGIC;
+	h->layout_version = TC_LAYOUT_VERSION;
+	h->total_bytes = total;
+	h->seed = seed;
+	h->max_entries = entries;
+	h->memory_bytes = memory;
+	h->max_readers = readers;
+	h->max_attach = ma;
+	h->nbuckets = nb;
+	h->slots_off = so;
+	h->attach_off = ao;
+	h->index_off = io;
+	h->arena_off = ro;
+	h->default_ttl_ms = o->default_ttl_ms;
+	h->eviction = o->eviction;
+	h->mode = mode;
+	h->created_ms = tc__now_ms();
+	h->creator_pid = tc__self_pid();
+	h->epoch = 1;
+	for (uint32_t i = 0; i < TC_CLASSES_USED; i++)
+		h->cls[i].pad[0] = tc__class_size(i);
+	(void)name;
+	/* Publish: every field above before the state word (pairs with the
+	 * acquire in validate()). */
+	tc__mb();
+	tc__st(&h->state, TC_STATE_READY);
+	tc__mb();
+	munmap(p, total);
+	return 0;
+}
+
+static int validate(const struct tc_hdr *h, uint64_t size)
+{
+	if (size < sizeof(struct tc_hdr))
+		return TC_ECORRUPT;
+	if (h->magic != TC_MAGIC)
+		return TC_ECORRUPT;
+	if (h->layout_version != TC_LAYOUT_VERSION)
+		return TC_EVERSION;
+	if (tc__ld(&h->state) != TC_STATE_READY)
+		return TC_ECORRUPT;
+	tc__rmb();
+	uint64_t nb, so, ao, io, ro, total;
+	uint32_t ma;
+	if (tc__layout(h->max_entries, h->memory_bytes, h->max_readers, &nb, &ma, &so, &ao,
+		       &io, &ro, &total))
+		return TC_ECORRUPT;
+	if (nb != h->nbuckets || ma != h->max_attach || so != h->slots_off ||
+	    ao != h->attach_off || io != h->index_off || ro != h->arena_off ||
+	    total != h->total_bytes || total != size)
+		return TC_ECORRUPT;
+	if (h->eviction != TC_EVICT_NONE && h->eviction != TC_EVICT_LRU)
+		return TC_ECORRUPT;
+	return 0;
+}
+
+static void fill_handle(tc_cache *c, uint8_t *base, uint64_t size, const char *name)
+{
+	struct tc_hdr *h = (struct tc_hdr *)base;
+	c->base = base;
+	c->size = size;
+	c->h = h;
+	c->slots = (struct tc_rslot *)(base + h->slots_off);
+	c->attach = (struct tc_attach_rec *)(base + h->attach_off);
+	c->index = (struct tc_bucket *)(base + h->index_off);
+	c->arena = base + h->arena_off;
+	c->arena_bytes = h->memory_bytes & ~(uint64_t)(TC_BLOCK_UNIT - 1);
+	c->arena_units = c->arena_bytes / TC_BLOCK_UNIT;
+	c->nbuckets = h->nbuckets;
+	c->bmask = h->nbuckets - 1;
+	c->max_entries = h->max_entries;
+	c->seed = h->seed;
+	c->default_ttl_ms = h->default_ttl_ms;
+	c->max_readers = h->max_readers;
+	c->max_attach = h->max_attach;
+	c->eviction = h->eviction;
+	c->attach_idx = UINT32_MAX;
+	const char *slow = getenv("TICKCACHE_SLOW_US");
+	c->slow_ns = (slow && *slow ? strtoull(slow, NULL, 10) : 100) * 1000;
+	snprintf(c->name, sizeof(c->name), "%s", name);
+}
+
+static int lock_fd(int fd)
+{
+	while (flock(fd, LOCK_EX) == -1) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!tc_name_valid(name))
+		return -EINVAL;
+	uint64_t entries = TC_DEFAULT_ENTRIES, memory = TC_DEFAULT_MEMORY;
+	uint32_t readers = TC_DEFAULT_READERS, mode = TC_DEFAULT_MODE;
+	bool create = false, excl = false;
+	if (opts) {
+		if (opts->max_entries)
+			entries = opts->max_entries;
+		if (opts->memory_bytes)
+			memory = opts->memory_bytes;
+		if (opts->max_readers)
+			readers = opts->max_readers;
+		if (opts->mode)
+			mode = opts->mode;
+		if ((mode & ~07777u) || (opts->eviction != TC_EVICT_NONE &&
+					 opts->eviction != TC_EVICT_LRU) ||
+		    (opts->flags & ~(TC_CREATE | TC_EXCL)))
+			return -EINVAL;
+		if ((opts->max_entries && (opts->max_entries < TC_MIN_ENTRIES ||
+					   opts->max_entries > TC_MAX_ENTRIES)) ||
+		    (opts->memory_bytes && (opts->memory_bytes < TC_MIN_MEMORY ||
+					    opts->memory_bytes > TC_MAX_MEMORY)) ||
+		    (opts->max_readers && opts->max_readers > TC_MAX_READERS))
+			return -EINVAL;
+		create = opts->flags & TC_CREATE;
+		excl = create && (opts->flags & TC_EXCL);
+	}
+	tc__membarrier_init();
+
+	char path[TC_NAME_MAX + 16];
+	shm_path(path, sizeof(path), name);
+	int oflags = O_RDWR | (create ? O_CREAT : 0) | (excl ? O_EXCL : 0);
+	int fd = shm_open(path, oflags, mode);
+	if (fd == -1)
+		return -errno;
+	int rc = lock_fd(fd);
+	if (rc)
+		goto out_close;
+	struct stat st;
+	if (fstat(fd, &st) == -1) {
+		rc = -errno;
+		goto out_close;
+	}
+	if (st.st_size == 0) {
+		if (!create) {
+			rc = TC_ECORRUPT;
+			goto out_close;
+		}
+		tc_opts o = opts ? *opts : (tc_opts){ 0 };
+		rc = build(fd, name, entries, memory, readers, &o, mode);
+		if (rc) {
+			/* Nothing is left behind: the object is still empty. */
+			if (ftruncate(fd, 0) == 0)
+				shm_unlink(path);
+			goto out_close;
+		}
+		if (fstat(fd, &st) == -1) {
+			rc = -errno;
+			goto out_close;
+		}
+	}
+	if ((uint64_t)st.st_size < sizeof(struct tc_hdr)) {
+		rc = TC_ECORRUPT;
+		goto out_close;
+	}
+	uint8_t *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
+			     MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (base == MAP_FAILED) {
+		rc = -errno;
+		goto out_close;
+	}
+	struct tc_hdr *h = (struct tc_hdr *)base;
+	rc = validate(h, (uint64_t)st.st_size);
+	if (rc)
+		goto out_unmap;
+	if (opts && ((opts->max_entries && opts->max_entries != h->max_entries) ||
+		     (opts->memory_bytes && opts->memory_bytes != h->memory_bytes) ||
+		     (opts->max_readers && opts->max_readers != h->max_readers))) {
+		rc = TC_EGEOMETRY;
+		goto out_unmap;
+	}
+	tc_cache *c = calloc(1, sizeof(*c));
+	if (!c) {
+		rc = -ENOMEM;
+		goto out_unmap;
+	}
+	fill_handle(c, base, (uint64_t)st.st_size, name);
+	rc = attach_claim(c);
+	if (rc) {
+		free(c);
+		goto out_unmap;
+	}
+	flock(fd, LOCK_UN);
+	close(fd);
+	tc__registry_lock();
+	c->cid = next_cid++;
+	c->next = registry;
+	registry = c;
+	tc__registry_unlock();
+	*out = c;
+	return 0;
+
+out_unmap:
+	munmap(base, (size_t)st.st_size);
+out_close:
+	flock(fd, LOCK_UN);
+	close(fd);
+	return rc;
+}
+
+void tc_close(tc_cache *c)
+{
+	if (!c)
+		return;
+	tc__registry_lock();
+	for (tc_cache **pp = &registry; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	tc__release_handle_slots(c);
+	tc__registry_unlock();
+	if (c->attach_idx < c->max_attach) {
+		struct tc_attach_rec *r = &c->attach[c->attach_idx];
+		tc__cas(&r->pid, (uint64_t)tc__self_pid(), 0);
+	}
+	munmap(c->base, c->size);
+	free(c);
+}
+
+int tc_unlink(const char *name)
+{
+	if (!tc_name_valid(name))
+		return -EINVAL;
+	char path[TC_NAME_MAX + 16];
+	shm_path(path, sizeof(path), name);
+	if (shm_unlink(path) == -1)
+		return -errno;
+	return 0;
+}
+
+int tc_get_info(tc_cache *c, tc_info *out)
+{
+	if (!c || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", c->name);
+	out->layout_version = TC_LAYOUT_VERSION;
+	out->max_entries = c->max_entries;
+	out->memory_bytes = c->h->memory_bytes;
+	out->max_readers = c->max_readers;
+	out->mode = tc__ld(&c->h->mode);
+	out->default_ttl_ms = c->default_ttl_ms;
+	out->eviction = c->eviction;
+	out->segment_bytes = c->size;
+	out->created_ms = tc__ld(&c->h->created_ms);
+	out->creator_pid = tc__ld(&c->h->creator_pid);
+	return 0;
+}
+
+/* ---- fork -------------------------------------------------------------- */
+
+static void atfork_child(void)
+{
+	refresh_self();
+}
+
+static void __attribute__((constructor)) segment_init(void)
+{
+	pthread_atfork(NULL, NULL, atfork_child);
+}

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sweep.c - maintenance passes (driven by shm-sweeper, callable by anyone)
+ * and the sweeper lease.
+ *
+ * A pass clears the slots of dead processes first (their in-flight blocks
+ * and half-walked retire chains come back), then expires a bounded number
+ * of buckets from a cursor kept in the header, then reclaims.  Every step is
+ * an ordinary lock-free writer step, so a pass never blocks a hot path and
+ * the cache stays correct without any sweeper: writers short of memory do
+ * the same work themselves.
+ *
+ * The lease makes one sweeper per segment the normal case: lease_word holds
+ * the holder's pid and a generation, taken by CAS when free, held by a dead
+ * process (pid gone or reused), or silent for longer than the staleness
+ * bound.  Two sweepers at once would still be correct, only wasteful.
+ */
+#include "internal.h"
+
+#include <unistd.h>
+
+int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report)
+{
+	if (!c)
+		return -EINVAL;
+	tc_sweep_report local;
+	tc_sweep_report *rep = report ? report : &local;
+	memset(rep, 0, sizeof(*rep));
+	struct tc_rslot *s = tc__slot(c);
+	if (!s)
+		return -EUSERS;
+	if (tc__in_section(c))
+		return -EDEADLK;
+	tc__clean_dead(c, s, rep);
+	int rc = tc__expire_pass(c, s, budget, rep);
+	if (rc)
+		return rc;
+	uint64_t freed = 0;
+	uint64_t before = tc__ld(&c->h->retired_bytes);
+	tc__reclaim(c, s, &freed);
+	uint64_t after = tc__ld(&c->h->retired_bytes);
+	rep->reclaimed = freed;
+	rep->reclaimed_bytes = before > after ? before - after : 0;
+	rep->retired_left = tc__ld(&c->h->retired_blocks);
+	return 0;
+}
+
+#define LEASE_PID(w) ((uint32_t)((w) >> 32))
+
+int tc_lease_acquire(tc_cache *c, uint64_t stale_ms, uint32_t *holder)
+{
+	if (!c)
+		return -EINVAL;
+	uint32_t me = tc__self_pid();
+	for (int tries = 0; tries < 100; tries++) {
+		uint64_t w = tc__ld(&c->h->lease_word);
+		uint32_t pid = LEASE_PID(w);
+		if (holder)
+			*holder = pid;
+		if (pid == me) {
+			tc__st(&c->h->lease_beat_ms, tc__now_ms());
+			return 0;
+		}
+		int64_t age = tc__now_ms() - tc__ld(&c->h->lease_beat_ms);
+		bool free_ = pid == 0 || !tc__pid_alive(pid, tc__ld(&c->h->lease_start)) ||
+			     (stale_ms && age > (int64_t)stale_ms);
+		if (!free_)
+			return -EBUSY;
+		uint64_t nw = (uint64_t)me << 32 | ((w + 1) & 0xffffffffu);
+		if (tc__cas(&c->h->lease_word, w, nw) == w) {
+			tc__st(&c->h->lease_start, tc__self_start());
+			tc__st(&c->h->lease_beat_ms, tc__now_ms());
+			if (holder)
+				*holder = me;
+			return 0;
+		}
+	}
+	return -EBUSY;
+}
+
+int tc_lease_renew(tc_cache *c)
+{
+	if (!c)
+		return -EINVAL;
+	if (LEASE_PID(tc__ld(&c->h->lease_word)) != tc__self_pid())
+		return -EBUSY;
+	tc__st(&c->h->lease_beat_ms, tc__now_ms());
+	return 0;
+}
+
+int tc_lease_release(tc_cache *c)
+{
+	if (!c)
+		return -EINVAL;
+	uint64_t w = tc__ld(&c->h->lease_word);
+	if (LEASE_PID(w) != tc__self_pid())
+		return -EBUSY;
+	tc__cas(&c->h->lease_word, w, (w + 1) & 0xffffffffu);
+	return 0;
+}
+
+int tc_lease_holder(tc_cache *c, uint32_t *pid, uint64_t *age_ms, bool *alive)
+{
+	if (!c)
+		return -EINVAL;
+	uint64_t w = tc__ld(&c->h->lease_word);
+	uint32_t p = LEASE_PID(w);
+	int64_t age = tc__now_ms() - tc__ld(&c->h->lease_beat_ms);
+	if (pid)
+		*pid = p;
+	if (age_ms)
+		*age_ms = p && age > 0 ? (uint64_t)age : 0;
+	if (alive)
+		*alive = p && tc__pid_alive(p, tc__ld(&c->h->lease_start));
+	return 0;
+}

@@ -1,0 +1,853 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * table.c - the lock-free index and the data-path operations.
+ *
+ * The index is an array of buckets, one cache line each: a meta word and
+ * seven slot words.  A key's home bucket is hash & mask; it lives in its
+ * home bucket or, when that is full, in one of the following buckets
+ * (linear probing by bucket).  The home bucket's meta word holds the largest
+ * displacement of any key homed there; lookups scan home..home+maxdisp, so a
+ * freed slot never cuts a probe chain (freed slots go straight back to 0).
+ *
+ * A slot word is 0 (free), TENT|tag|ref (claimed by an inserter, invisible
+ * to readers) or FINAL|tag|ref (published).  ref names an immutable entry
+ * block holding hash, key, value and metadata; tag is 14 bits of the hash.
+ *
+ * Reads: one bucket line, one entry line (key compared in place, the value
+ * follows the key), copy out.  No shared write but the reader's own slot.
+ *
+ * Writes copy on write: build a new entry, then one CAS on the slot word.
+ *  - Update of a published key: CAS FINAL|old -> FINAL|new on its slot.  A
+ *    delete is CAS FINAL|old -> 0 on the same word, so a set racing a
+ *    delete is ordered by that word: neither is lost.
+ *  - Insert of a key not found: claim a free slot with CAS 0 -> TENT, then
+ *    re-scan the key's whole chain.  Another FINAL slot of the same key means
+ *    we lost: withdraw (TENT -> 0) and retry as an update.  Another TENT slot
+ *    of the same key is aborted (CAS it to 0).  Then CAS TENT -> FINAL; if
+ *    that fails someone aborted us, and we retry.  Because claim and re-scan
+ *    are separated by a full barrier (the CAS), of two inserters of one key
+ *    at least one sees the other's claim (store buffering is forbidden), so
+ *    two FINAL slots of one key never exist: docs/design.md, "Duplicates and
+ *    lost updates", has the case analysis.
+ *
+ * Versions come from 64 counters in the header picked by the key's hash,
+ * raised above the key's current version when needed, so a key's versions
+ * grow across delete and re-insert and tc_cas never suffers ABA.
+ *
+ * Every loop over shared memory is bounded by the geometry copied into the
+ * handle at attach; every ref and length is checked before use.
+ */
+#include "internal.h"
+
+#include <fnmatch.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <xxhash.h>
+
+#define RETRY 1            /* internal: start the operation again */
+#define MAX_ATTEMPTS 10000 /* bounds retry loops against a scribbled segment */
+
+/* A validated snapshot of an entry's header. */
+struct view {
+	struct tc_entry *e;
+	const uint8_t *val;
+	uint64_t version;
+	int64_t expires;
+	uint32_t vlen, type, cls;
+};
+
+uint64_t tc__hash(tc_cache *c, const void *key, size_t klen, uint32_t kind)
+{
+	return XXH3_64bits_withSeed(key, klen, c->seed + kind * 0x9E3779B97F4A7C15ull);
+}
+
+/*
+ * Validate the entry named by slot word W and, when it is the entry of
+ * (hash, key, kind), fill V and return 1.  0: another key.  TC_ECORRUPT: the
+ * block is out of bounds or its header is impossible.
+ */
+static int match(tc_cache *c, uint64_t w, uint64_t hash, const void *key, size_t klen,
+		 uint32_t kind, struct view *v)
+{
+	struct tc_entry *e = tc__block(c, TC_SW_REF(w));
+	if (TC_UNLIKELY(!e))
+		return TC_ECORRUPT;
+	if (tc__ld(&e->hash) != hash)
+		return 0;
+	uint32_t ek = tc__ld(&e->klen), cls = tc__ld(&e->cls), vlen = tc__ld(&e->vlen);
+	if (ek != klen || tc__ld(&e->kind) != kind)
+		return 0;
+	uint64_t off = (TC_SW_REF(w) - 1) * TC_BLOCK_UNIT;
+	if (TC_UNLIKELY(cls >= TC_CLASSES_USED || vlen > TC_VALUE_MAX ||
+			off + tc__class_size(cls) > c->arena_bytes ||
+			tc__entry_bytes(klen, vlen) > tc__class_size(cls)))
+		return TC_ECORRUPT;
+	if (memcmp(tc__ekey(e), key, klen) != 0)
+		return 0;
+	v->e = e;
+	v->val = tc__eval(e, (uint32_t)klen);
+	v->vlen = vlen;
+	v->cls = cls;
+	v->type = tc__ld(&e->type);
+	v->version = tc__ld(&e->version);
+	v->expires = tc__ld(&e->expires_ms);
+	return 1;
+}
+
+static inline uint64_t maxdisp(tc_cache *c, uint64_t home)
+{
+	uint64_t md = tc__ld(&c->index[home].meta) & 0xffffffffu;
+	return md > c->bmask ? c->bmask : md;
+}
+
+/* Find the published slot of (hash, key, kind).  0 found, -ENOENT, TC_ECORRUPT. */
+static int lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
+		  uint64_t **slotp, uint64_t *wp, struct view *v)
+{
+	uint64_t home = hash & c->bmask, tag = TC_TAG_OF(hash);
+	uint64_t md = maxdisp(c, home);
+	int bad = 0;
+	for (uint64_t d = 0; d <= md; d++) {
+		struct tc_bucket *b = &c->index[(home + d) & c->bmask];
+		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+			uint64_t w = tc__ld(&b->w[i]);
+			if (TC_SW_STATE(w) != TC_SW_FINAL || TC_SW_TAG(w) != tag)
+				continue;
+			int m = match(c, w, hash, key, klen, kind, v);
+			if (m == 1) {
+				*slotp = &b->w[i];
+				*wp = w;
+				return 0;
+			}
+			if (m < 0)
+				bad = m;
+		}
+	}
+	return bad ? bad : -ENOENT;
+}
+
+int tc__lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
+	       uint64_t **slotp, uint64_t *word, struct tc_entry **ent)
+{
+	struct view v;
+	int rc = lookup(c, hash, key, klen, kind, slotp, word, &v);
+	if (rc == 0 && ent)
+		*ent = v.e;
+	return rc;
+}
+
+static inline bool expired(int64_t expires, int64_t now)
+{
+	return expires != 0 && expires <= now;
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+static inline void fill_meta(tc_meta *m, const struct view *v)
+{
+	if (m) {
+		m->len = v->vlen;
+		m->type = v->type;
+		m->version = v->version;
+		m->expires_ms = v->expires;
+	}
+}
+
+static inline void touch(tc_cache *c, struct tc_entry *e)
+{
+	if (c->eviction == TC_EVICT_LRU && !tc__ld(&e->refbit))
+		tc__st(&e->refbit, 1);
+}
+
+/* Sampled latency: one call in 64 per slot is timed. */
+static inline uint64_t sample_start(struct tc_rslot *s)
+{
+	return (tc__ld(&s->ctr[TC_C_OPS]) & 63) == 0 ? tc__mono_ns() : 0;
+}
+
+static inline void sample_end(tc_cache *c, struct tc_rslot *s, uint64_t t0)
+{
+	if (TC_LIKELY(t0 == 0))
+		return;
+	uint64_t dt = tc__mono_ns() - t0;
+	tc__count(s, TC_C_LAT_SAMPLES);
+	tc__count_n(s, TC_C_LAT_SUM, dt);
+	if (dt > c->slow_ns)
+		tc__count(s, TC_C_SLOW_OPS);
+}
+
+int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta)
+{
+	if (TC_UNLIKELY(!c || !tc__valid_key(key, klen) || (!buf && cap)))
+		return -EINVAL;
+	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
+	struct tc_rslot *s;
+	int rc = tc__enter(c, &s);
+	if (TC_UNLIKELY(rc))
+		return rc;
+	uint64_t t0 = sample_start(s);
+	uint64_t *slotp, w;
+	struct view v;
+	rc = lookup(c, hash, key, klen, TC_KIND_KEY, &slotp, &w, &v);
+	if (rc == 0 && expired(v.expires, tc__now_ms_coarse()))
+		rc = -ENOENT;
+	if (rc == 0) {
+		fill_meta(meta, &v);
+		if (v.vlen > cap) {
+			rc = -E2BIG;
+		} else {
+			memcpy(buf, v.val, v.vlen);
+			touch(c, v.e);
+		}
+	}
+	tc__count(s, rc == 0 || rc == -E2BIG ? TC_C_HITS : rc == -ENOENT ? TC_C_MISSES : TC_C_ERRORS);
+	tc__count(s, TC_C_OPS);
+	sample_end(c, s, t0);
+	tc__exit(c, s);
+	return rc;
+}
+
+int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta)
+{
+	if (TC_UNLIKELY(!c || !val || !tc__valid_key(key, klen)))
+		return -EINVAL;
+	*val = NULL;
+	if (!tc__in_section(c))
+		return -EINVAL;
+	struct tc_rslot *s = tc__slot(c);
+	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
+	uint64_t *slotp, w;
+	struct view v;
+	int rc = lookup(c, hash, key, klen, TC_KIND_KEY, &slotp, &w, &v);
+	if (rc == 0 && expired(v.expires, tc__now_ms_coarse()))
+		rc = -ENOENT;
+	if (rc == 0) {
+		fill_meta(meta, &v);
+		*val = v.val;
+		touch(c, v.e);
+	}
+	tc__count(s, rc == 0 ? TC_C_HITS : rc == -ENOENT ? TC_C_MISSES : TC_C_ERRORS);
+	tc__count(s, TC_C_OPS);
+	return rc;
+}
+
+bool tc_exists(tc_cache *c, const void *key, size_t klen)
+{
+	if (!c || !tc__valid_key(key, klen))
+		return false;
+	tc_meta m;
+	int rc = tc_get(c, key, klen, NULL, 0, &m);
+	return rc == 0 || rc == -E2BIG;
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+static uint64_t next_version(tc_cache *c, uint64_t hash, uint64_t floor)
+{
+	uint64_t *p = &c->h->ver[(hash >> 32) % TC_VER_SHARDS].v;
+	for (;;) {
+		uint64_t cur = tc__ld(p);
+		uint64_t nv = (cur > floor ? cur : floor) + 1;
+		if (tc__cas(p, cur, nv) == cur)
+			return nv;
+	}
+}
+
+static void raise_maxdisp(tc_cache *c, uint64_t home, uint64_t d)
+{
+	uint64_t *m = &c->index[home].meta;
+	for (;;) {
+		uint64_t cur = tc__ld(m);
+		if ((cur & 0xffffffffu) >= d)
+			return;
+		if (tc__cas(m, cur, (cur & ~0xffffffffull) | d) == cur)
+			return;
+	}
+}
+
+/*
+ * Insert the entry REF of (hash, key, kind), known absent a moment ago.
+ * 0: published.  RETRY: lost to another inserter or aborted (the block may
+ * have been seen: retire it).  -ENOSPC: no free slot in the whole index.
+ */
+static int insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
+		      uint32_t kind, uint64_t ref, bool *seen)
+{
+	uint64_t home = hash & c->bmask, tag = TC_TAG_OF(hash);
+	uint64_t tent = TC_SW_TENT | tag << 48 | ref, fin = TC_SW_FINAL | tag << 48 | ref;
+	uint64_t *mine = NULL;
+	*seen = false;
+	for (uint64_t d = 0; d <= c->bmask && !mine; d++) {
+		struct tc_bucket *b = &c->index[(home + d) & c->bmask];
+		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+			if (tc__ld(&b->w[i]) != 0)
+				continue;
+			raise_maxdisp(c, home, d);
+			if (tc__cas(&b->w[i], 0, tent) == 0) {
+				mine = &b->w[i];
+				break;
+			}
+		}
+	}
+	if (!mine)
+		return -ENOSPC;
+	*seen = true;
+	/* Re-scan the chain for another slot of the same key. */
+	uint64_t md = maxdisp(c, home);
+	for (uint64_t d = 0; d <= md; d++) {
+		struct tc_bucket *b = &c->index[(home + d) & c->bmask];
+		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+			uint64_t *q = &b->w[i];
+			if (q == mine)
+				continue;
+			uint64_t w = tc__ld(q);
+			if (!w || TC_SW_TAG(w) != tag)
+				continue;
+			struct view v;
+			if (match(c, w, hash, key, klen, kind, &v) != 1)
+				continue;
+			if (TC_SW_STATE(w) == TC_SW_FINAL) {
+				tc__cas(mine, tent, 0);
+				return RETRY;
+			}
+			tc__cas(q, w, 0); /* abort the other half-insert */
+		}
+	}
+	if (tc__cas(mine, tent, fin) == tent)
+		return 0;
+	return RETRY;
+}
+
+/* Remove the published slot word W at SLOTP: 0, or -EAGAIN if it changed. */
+int tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w, int ctr)
+{
+	if (tc__cas(slotp, w, 0) != w)
+		return -EAGAIN;
+	tc__add(&c->h->live, (uint64_t)-1);
+	struct tc_entry *e = tc__block(c, TC_SW_REF(w));
+	if (e)
+		tc__retire(c, e);
+	if (ctr >= 0)
+		tc__count(s, ctr);
+	return 0;
+}
+
+/* Was the in-flight block E of a dead writer published?  Aborts its TENT. */
+bool tc__inflight_published(tc_cache *c, struct tc_entry *e)
+{
+	uint64_t ref = tc__ref_of(c, e);
+	uint64_t hash = tc__ld(&e->hash);
+	uint64_t home = hash & c->bmask, tag = TC_TAG_OF(hash);
+	uint64_t md = maxdisp(c, home);
+	for (uint64_t d = 0; d <= md; d++) {
+		struct tc_bucket *b = &c->index[(home + d) & c->bmask];
+		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+			uint64_t w = tc__ld(&b->w[i]);
+			if (TC_SW_REF(w) != ref || TC_SW_TAG(w) != tag)
+				continue;
+			if (TC_SW_STATE(w) == TC_SW_FINAL)
+				return true;
+			tc__cas(&b->w[i], w, 0);
+		}
+	}
+	return false;
+}
+
+/*
+ * Make room outside any read section: reclaim what grace periods allow,
+ * clear dead readers, and remove expired entries (under LRU, evict).
+ * Returns true when another attempt is worth making.  While retired memory
+ * is waiting for a grace period (a reader descheduled inside its section
+ * delays it by a scheduler slice), wait for it with a growing sleep, for
+ * at most ROOM_WAIT_NS in all; a reader stopped in its section for longer
+ * makes writes fail with -ENOSPC rather than block.
+ */
+#define ROOM_WAIT_NS (20 * 1000 * 1000ull)
+static bool make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot, int round,
+		      uint64_t *t0)
+{
+	uint64_t freed = 0;
+	if (round == 0)
+		*t0 = tc__mono_ns();
+	if (round > 0)
+		tc__clean_dead(c, s, NULL);
+	int ev = tc__evict(c, s, cls, need_slot);
+	if (!tc__in_section(c))
+		tc__reclaim(c, s, &freed);
+	if (ev > 0 || freed > 0)
+		return true;
+	if (round < 3)
+		return true;
+	if (tc__ld(&c->h->retired_blocks) == 0 || tc__in_section(c) ||
+	    tc__mono_ns() - *t0 > ROOM_WAIT_NS)
+		return false;
+	struct timespec ts = { 0, (long)(round < 10 ? 20000L << (round - 3) : 1000000L) };
+	if (ts.tv_nsec > 1000000L)
+		ts.tv_nsec = 1000000L;
+	nanosleep(&ts, NULL);
+	return true;
+}
+
+/* Reclaim early, from the writer that pushes retired memory past 1/8 of
+ * the arena, so that allocation rarely has to wait. */
+static void maybe_reclaim(tc_cache *c, struct tc_rslot *s)
+{
+	if (tc__ld(&c->h->retired_bytes) > c->arena_bytes / 8 && !tc__in_section(c))
+		tc__reclaim(c, s, NULL);
+}
+
+static inline void le64_put(uint8_t *p, int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(u >> (8 * i));
+}
+
+static inline int64_t le64_get(const uint8_t *p)
+{
+	uint64_t u = 0;
+	for (int i = 0; i < 8; i++)
+		u |= (uint64_t)p[i] << (8 * i);
+	return (int64_t)u;
+}
+
+/* Give back a block that was never visible to anyone. */
+static void drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
+{
+	tc__st(&s->inflight, 0);
+	tc__free_block(c, e);
+}
+
+int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const void *val,
+	      size_t vlen, uint32_t type, uint64_t ttl_ms, int op, uint64_t expect,
+	      int64_t delta, int64_t *out, uint32_t aux)
+{
+	if (!c || !tc__valid_key(key, klen) || (!val && vlen))
+		return -EINVAL;
+	if (vlen > TC_VALUE_MAX)
+		return -EMSGSIZE;
+	uint64_t hash = tc__hash(c, key, klen, kind), tag = TC_TAG_OF(hash);
+	/* For tc_incr this applies only when the counter is created. */
+	int64_t new_exp = tc__expiry(c, key, klen, ttl_ms);
+	int room_rounds = 0, rc = 0;
+	uint64_t room_t0 = 0;
+	struct tc_rslot *s = NULL;
+	uint8_t ctrbuf[8];
+
+	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+		rc = tc__enter(c, &s);
+		if (rc)
+			return rc;
+		uint64_t t0 = sample_start(s);
+		int64_t now = tc__now_ms();
+		uint64_t *slotp = NULL, w = 0;
+		struct view old;
+		int lr = lookup(c, hash, key, klen, kind, &slotp, &w, &old);
+		if (lr < 0 && lr != -ENOENT) {
+			rc = lr;
+			goto out_exit;
+		}
+		bool found = lr == 0, live = found && !expired(old.expires, now);
+		const void *src = val;
+		size_t nlen = vlen;
+		uint32_t ntype = type;
+		int64_t exp = new_exp;
+		switch (op) {
+		case TC_OP_ADD:
+			if (live) {
+				rc = -EEXIST;
+				goto out_exit;
+			}
+			break;
+		case TC_OP_CAS:
+			if (!live) {
+				rc = -ENOENT;
+				goto out_exit;
+			}
+			if (old.version != expect) {
+				rc = TC_ECONFLICT;
+				goto out_exit;
+			}
+			break;
+		case TC_OP_EXPIRE:
+			if (!live) {
+				rc = -ENOENT;
+				goto out_exit;
+			}
+			src = old.val;
+			nlen = old.vlen;
+			ntype = old.type;
+			break;
+		case TC_OP_INCR: {
+			int64_t n = delta;
+			if (live) {
+				if (old.type != TC_TYPE_COUNTER || old.vlen != 8) {
+					rc = TC_ETYPE;
+					goto out_exit;
+				}
+				n = (int64_t)((uint64_t)le64_get(old.val) + (uint64_t)delta);
+				exp = old.expires;
+			}
+			le64_put(ctrbuf, n);
+			src = ctrbuf;
+			nlen = 8;
+			ntype = TC_TYPE_COUNTER;
+			if (out)
+				*out = n;
+			break;
+		}
+		default:
+			break;
+		}
+		uint64_t need = tc__entry_bytes(klen, nlen);
+		int arc;
+		struct tc_entry *e = tc__alloc(c, s, need, &arc);
+		if (!e) {
+			rc = arc;
+			if (arc != -ENOSPC)
+				goto out_exit;
+			tc__exit(c, s);
+			if (!make_room(c, s, tc__class_of(need), false, room_rounds++, &room_t0))
+				goto out_count;
+			continue;
+		}
+		e->hash = hash;
+		e->expires_ms = exp;
+		e->vlen = (uint32_t)nlen;
+		e->type = ntype;
+		e->klen = (uint16_t)klen;
+		e->kind = (uint8_t)kind;
+		e->aux = aux;
+		memcpy((uint8_t *)e + TC_ENTRY_HDR, key, klen);
+		if (nlen)
+			memcpy((uint8_t *)tc__eval(e, (uint32_t)klen), src, nlen);
+		uint64_t ref = tc__ref_of(c, e);
+		if (found) {
+			e->version = next_version(c, hash, old.version);
+			/* The CAS is a full barrier: the entry's bytes are visible
+			 * before the slot names it. */
+			if (tc__cas(slotp, w, TC_SW_FINAL | tag << 48 | ref) != w) {
+				drop_private(c, s, e);
+				tc__exit(c, s);
+				continue;
+			}
+			tc__st(&s->inflight, 0);
+			tc__retire(c, old.e);
+			if (!live)
+				tc__count(s, TC_C_EXPIRATIONS);
+			rc = 0;
+			goto out_done;
+		}
+		/* Absent: reserve an entry, then insert. */
+		if (tc__add_ret(&c->h->live, 1) > c->max_entries) {
+			tc__add(&c->h->live, (uint64_t)-1);
+			drop_private(c, s, e);
+			rc = -ENOSPC;
+			tc__exit(c, s);
+			if (!make_room(c, s, UINT32_MAX, true, room_rounds++, &room_t0))
+				goto out_count;
+			continue;
+		}
+		e->version = next_version(c, hash, 0);
+		bool seen;
+		int ir = insert_new(c, hash, key, klen, kind, ref, &seen);
+		if (ir == 0) {
+			tc__st(&s->inflight, 0);
+			rc = 0;
+			goto out_done;
+		}
+		tc__add(&c->h->live, (uint64_t)-1);
+		if (seen) {
+			tc__st(&s->inflight, 0);
+			tc__retire(c, e);
+		} else {
+			drop_private(c, s, e);
+		}
+		if (ir == -ENOSPC) {
+			rc = -ENOSPC;
+			tc__exit(c, s);
+			if (!make_room(c, s, UINT32_MAX, true, room_rounds++, &room_t0))
+				goto out_count;
+			continue;
+		}
+		tc__exit(c, s);
+		if (attempt > 8)
+			sched_yield();
+		continue;
+out_done:
+		tc__count(s, op == TC_OP_ADD ? TC_C_ADDS : TC_C_SETS);
+		tc__count(s, TC_C_OPS);
+		sample_end(c, s, t0);
+		tc__exit(c, s);
+		maybe_reclaim(c, s);
+		return rc;
+out_exit:
+		tc__exit(c, s);
+		goto out_count;
+	}
+	if (rc == 0)
+		rc = -EAGAIN;
+out_count:
+	if (s) {
+		if (rc != -EEXIST && rc != -ENOENT && rc != TC_ECONFLICT)
+			tc__count(s, TC_C_ERRORS);
+		tc__count(s, TC_C_OPS);
+	}
+	return rc;
+}
+
+int tc_set(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
+	   uint32_t type, uint64_t ttl_ms)
+{
+	return tc__write(c, TC_KIND_KEY, key, klen, val, vlen, type, ttl_ms, TC_OP_SET, 0, 0,
+			 NULL, 0);
+}
+
+int tc_add(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
+	   uint32_t type, uint64_t ttl_ms)
+{
+	return tc__write(c, TC_KIND_KEY, key, klen, val, vlen, type, ttl_ms, TC_OP_ADD, 0, 0,
+			 NULL, 0);
+}
+
+int tc_cas(tc_cache *c, const void *key, size_t klen, uint64_t expect_version,
+	   const void *val, size_t vlen, uint32_t type, uint64_t ttl_ms)
+{
+	return tc__write(c, TC_KIND_KEY, key, klen, val, vlen, type, ttl_ms, TC_OP_CAS,
+			 expect_version, 0, NULL, 0);
+}
+
+int tc_expire(tc_cache *c, const void *key, size_t klen, uint64_t ttl_ms)
+{
+	return tc__write(c, TC_KIND_KEY, key, klen, NULL, 0, 0, ttl_ms, TC_OP_EXPIRE, 0, 0,
+			 NULL, 0);
+}
+
+int tc_incr(tc_cache *c, const void *key, size_t klen, int64_t delta, uint64_t ttl_ms,
+	    int64_t *out)
+{
+	return tc__write(c, TC_KIND_KEY, key, klen, NULL, 0, 0, ttl_ms, TC_OP_INCR, 0, delta,
+			 out, 0);
+}
+
+int tc_del(tc_cache *c, const void *key, size_t klen)
+{
+	if (!c || !tc__valid_key(key, klen))
+		return -EINVAL;
+	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
+	struct tc_rslot *s;
+	int rc = tc__enter(c, &s);
+	if (rc)
+		return rc;
+	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+		uint64_t *slotp, w;
+		struct view v;
+		rc = lookup(c, hash, key, klen, TC_KIND_KEY, &slotp, &w, &v);
+		if (rc)
+			break;
+		bool exp = expired(v.expires, tc__now_ms());
+		if (tc__remove_slot(c, s, slotp, w, exp ? TC_C_EXPIRATIONS : TC_C_DELETES) == 0) {
+			rc = exp ? -ENOENT : 0;
+			break;
+		}
+		rc = -EAGAIN;
+	}
+	if (rc && rc != -ENOENT)
+		tc__count(s, TC_C_ERRORS);
+	tc__count(s, TC_C_OPS);
+	tc__exit(c, s);
+	return rc;
+}
+
+/* ---- eviction and expiry passes ---------------------------------------- */
+
+/*
+ * CLOCK over the index: expired entries go first; a set reference bit is
+ * cleared; an entry with a clear bit is evicted when it frees what is
+ * wanted (a block of class WANT, any entry when NEED_SLOT).  Under
+ * TC_EVICT_NONE only expired entries are removed.  Returns entries removed.
+ */
+int tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slot)
+{
+	bool lru = c->eviction == TC_EVICT_LRU;
+	int removed = 0, goal = need_slot ? 1 : 8;
+	uint64_t limit = lru ? 2 * c->nbuckets + 2 : c->nbuckets;
+	int64_t now = tc__now_ms();
+	for (uint64_t n = 0; n < limit && removed < goal; n++) {
+		uint64_t bi = tc__add_ret(&c->h->clock_hand, 1) & c->bmask;
+		struct tc_bucket *b = &c->index[bi];
+		struct tc_rslot *rs;
+		if (tc__enter(c, &rs))
+			return removed;
+		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+			uint64_t w = tc__ld(&b->w[i]);
+			if (TC_SW_STATE(w) != TC_SW_FINAL)
+				continue;
+			struct tc_entry *e = tc__block(c, TC_SW_REF(w));
+			if (!e)
+				continue;
+			if (expired(tc__ld(&e->expires_ms), now)) {
+				if (tc__remove_slot(c, s, &b->w[i], w, TC_C_EXPIRATIONS) == 0)
+					removed++;
+				continue;
+			}
+			if (!lru)
+				continue;
+			if (tc__ld(&e->refbit)) {
+				tc__st(&e->refbit, 0);
+				continue;
+			}
+			if (need_slot || want == UINT32_MAX || tc__ld(&e->cls) == want) {
+				if (tc__remove_slot(c, s, &b->w[i], w, TC_C_EVICTIONS) == 0)
+					removed++;
+			}
+		}
+		tc__exit(c, rs);
+	}
+	return removed;
+}
+
+/* Expire up to BUDGET buckets from the sweep cursor (0 = all). */
+int tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_report *rep)
+{
+	if (budget == 0 || budget > c->nbuckets)
+		budget = c->nbuckets;
+	int64_t now = tc__now_ms();
+	for (uint64_t n = 0; n < budget; n++) {
+		uint64_t bi = tc__add_ret(&c->h->sweep_cursor, 1) & c->bmask;
+		struct tc_bucket *b = &c->index[bi];
+		struct tc_rslot *rs;
+		int rc = tc__enter(c, &rs);
+		if (rc)
+			return rc;
+		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+			uint64_t w = tc__ld(&b->w[i]);
+			if (rep)
+				rep->scanned++;
+			if (TC_SW_STATE(w) != TC_SW_FINAL)
+				continue;
+			struct tc_entry *e = tc__block(c, TC_SW_REF(w));
+			if (e && expired(tc__ld(&e->expires_ms), now) &&
+			    tc__remove_slot(c, s, &b->w[i], w, TC_C_EXPIRATIONS) == 0 && rep)
+				rep->expired++;
+		}
+		tc__exit(c, rs);
+	}
+	return 0;
+}
+
+/* ---- scan and purge ------------------------------------------------------ */
+
+struct found {
+	uint8_t key[TC_KEY_MAX + 1];
+	size_t klen;
+	tc_meta meta;
+	uint64_t word;
+	uint64_t *slotp;
+};
+
+/*
+ * Copy the live, matching keys of bucket BI out under a read section of
+ * one bucket.  Returns how many were copied into F.
+ */
+static int bucket_keys(tc_cache *c, uint64_t bi, const char *glob, int64_t now,
+		       struct found *f, int *bad, struct tc_rslot *purger, uint64_t *npurged)
+{
+	struct tc_bucket *b = &c->index[bi];
+	struct tc_rslot *s;
+	int n = 0;
+	if (tc__enter(c, &s)) {
+		*bad = -EUSERS;
+		return 0;
+	}
+	for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+		uint64_t w = tc__ld(&b->w[i]);
+		if (TC_SW_STATE(w) != TC_SW_FINAL)
+			continue;
+		struct tc_entry *e = tc__block(c, TC_SW_REF(w));
+		if (!e) {
+			*bad = TC_ECORRUPT;
+			continue;
+		}
+		uint32_t klen = tc__ld(&e->klen), vlen = tc__ld(&e->vlen);
+		uint64_t off = (TC_SW_REF(w) - 1) * TC_BLOCK_UNIT;
+		if (klen == 0 || klen > TC_KEY_MAX || off + TC_ENTRY_HDR + klen > c->arena_bytes) {
+			*bad = TC_ECORRUPT;
+			continue;
+		}
+		if (tc__ld(&e->kind) != TC_KIND_KEY || expired(tc__ld(&e->expires_ms), now))
+			continue;
+		memcpy(f[n].key, tc__ekey(e), klen);
+		f[n].key[klen] = '\0';
+		if (glob && fnmatch(glob, (const char *)f[n].key, 0) != 0)
+			continue;
+		f[n].klen = klen;
+		f[n].meta = (tc_meta){ .len = vlen, .type = tc__ld(&e->type),
+				       .version = tc__ld(&e->version),
+				       .expires_ms = tc__ld(&e->expires_ms) };
+		f[n].word = w;
+		f[n].slotp = &b->w[i];
+		/* Purge removes under the same section that matched the key, so
+		 * the slot word cannot have been recycled in between. */
+		if (purger) {
+			if (tc__remove_slot(c, purger, &b->w[i], w, TC_C_KEYS_DELETED) == 0)
+				(*npurged)++;
+			continue;
+		}
+		n++;
+	}
+	tc__exit(c, s);
+	return n;
+}
+
+int tc_scan(tc_cache *c, const char *glob, tc_scan_fn fn, void *arg)
+{
+	if (!c || !fn)
+		return -EINVAL;
+	if (glob && strcmp(glob, "*") == 0)
+		glob = NULL;
+	struct found *f = malloc(sizeof(*f) * TC_BUCKET_SLOTS);
+	if (!f)
+		return -ENOMEM;
+	int bad = 0, rc = 0;
+	for (uint64_t bi = 0; bi < c->nbuckets && rc == 0; bi++) {
+		int n = bucket_keys(c, bi, glob, tc__now_ms(), f, &bad, NULL, NULL);
+		if (bad == -EUSERS)
+			break;
+		for (int i = 0; i < n && rc == 0; i++)
+			rc = fn(f[i].key, f[i].klen, &f[i].meta, arg);
+	}
+	free(f);
+	if (rc)
+		return rc;
+	return bad == -EUSERS ? -EUSERS : 0;
+}
+
+int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted)
+{
+	if (deleted)
+		*deleted = 0;
+	if (!c)
+		return -EINVAL;
+	if (glob && strcmp(glob, "*") == 0)
+		glob = NULL;
+	struct tc_rslot *s = tc__slot(c);
+	if (!s)
+		return -EUSERS;
+	struct found *f = malloc(sizeof(*f) * TC_BUCKET_SLOTS);
+	if (!f)
+		return -ENOMEM;
+	uint64_t n = 0;
+	int bad = 0;
+	for (uint64_t bi = 0; bi < c->nbuckets; bi++) {
+		bucket_keys(c, bi, glob, tc__now_ms(), f, &bad, s, &n);
+		if (bad == -EUSERS)
+			break;
+	}
+	free(f);
+	tc__count(s, TC_C_CLEARS);
+	tc__count(s, TC_C_OPS);
+	if (deleted)
+		*deleted = n;
+	return bad == -EUSERS ? -EUSERS : 0;
+}
