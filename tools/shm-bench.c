@@ -151,6 +151,7 @@ static bool use_tsc;
 static double ns_per_tick = 1.0;
 static double timer_ovh_ticks;   /* median of an empty timed region */
 static double timer_ovh_min_ticks;
+static uint64_t timer_res_ticks;   /* the counter's step: gcd of observed deltas */
 
 static inline uint64_t clock_ns(void)
 {
@@ -236,6 +237,20 @@ static void timer_init(void)
 
 		samp[i] = b - a;
 	}
+	uint64_t g = 0;
+
+	for (int i = 0; i < NOVH; i++) {
+		uint64_t a = g, b = samp[i];
+
+		while (b) {
+			uint64_t t = a % b;
+
+			a = b;
+			b = t;
+		}
+		g = a;
+	}
+	timer_res_ticks = g ? g : 1;
 	qsort(samp, NOVH, sizeof(samp[0]), cmp_u64);
 	timer_ovh_ticks = (double)samp[NOVH / 2];
 	timer_ovh_min_ticks = (double)samp[0];
@@ -2144,10 +2159,10 @@ static void report(struct shared *sh, int nprocs, const char *pct_path)
 		       cfg.write_pct, cfg.rate, cfg.ops, cfg.duration, cfg.pin ? "true" : "false",
 		       cfg.validate ? "true" : "false", cfg.evict ? "true" : "false", cfg.memory);
 		printf("  \"timer\": {\"source\": \"%s\", \"ghz\": %.4f, \"overhead_ns\": %.2f, "
-		       "\"overhead_min_ns\": %.2f, \"subtracted\": %s},\n",
+		       "\"overhead_min_ns\": %.2f, \"step_ns\": %.2f, \"subtracted\": %s},\n",
 		       use_tsc ? "rdtscp" : "clock_gettime", 1.0 / ns_per_tick,
 		       timer_ovh_ticks * ns_per_tick, timer_ovh_min_ticks * ns_per_tick,
-		       cfg.subtract ? "true" : "false");
+		       (double)timer_res_ticks * ns_per_tick, cfg.subtract ? "true" : "false");
 		printf("  \"validation\": {\"reads\": %" PRIu64 ", \"hits\": %" PRIu64
 		       ", \"misses\": %" PRIu64 ", \"torn\": %" PRIu64 ", \"foreign\": %" PRIu64
 		       ", \"false_missing\": %" PRIu64 ", \"errors\": %" PRIu64 ", \"checked\": %s},\n",
@@ -2168,8 +2183,9 @@ static void report(struct shared *sh, int nprocs, const char *pct_path)
 		if (cfg.rate > 0)
 			printf(" at %.0f/s", cfg.rate);
 		printf(")%s%s\n", cfg.pin ? "  pinned" : "", cfg.evict ? "  evicting" : "");
-		printf("timer: %s, %.3f GHz, overhead %.1f ns median (min %.1f), %s\n",
+		printf("timer: %s, %.3f GHz, step %.1f ns, overhead %.1f ns median (min %.1f), %s\n",
 		       use_tsc ? "rdtscp" : "clock_gettime", 1.0 / ns_per_tick,
+		       (double)timer_res_ticks * ns_per_tick,
 		       timer_ovh_ticks * ns_per_tick, timer_ovh_min_ticks * ns_per_tick,
 		       cfg.subtract ? "subtracted from every latency below" : "NOT subtracted");
 		printf("%-6s %-6s %-4s %8s %9s %8s %8s %8s %8s %8s %8s %8s   (ns unless marked)\n",
