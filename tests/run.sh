@@ -48,7 +48,7 @@ ubsan)
 	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1$(supp ubsan)${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 	;;
 tsan)
-	export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1$(supp tsan)${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
+	export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:history_size=4$(supp tsan)${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 	;;
 esac
 
