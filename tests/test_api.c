@@ -2052,5 +2052,7 @@ int main(void)
 		T(test_now_ms_and_version),
 	};
 
+	if (getenv("TC_TEST_FILTER")) /* run only the tests matching this glob */
+		cmocka_set_test_filter(getenv("TC_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -554,5 +554,7 @@ int main(void)
 		T(test_racing_adds_of_one_key_have_exactly_one_winner),
 	};
 
+	if (getenv("TC_TEST_FILTER")) /* run only the tests matching this glob */
+		cmocka_set_test_filter(getenv("TC_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
