@@ -88,9 +88,12 @@ struct tls_ent {
 	tc_cache *c;
 };
 
-static __thread struct tls_ent *tls_v;
-static __thread uint32_t tls_n, tls_cap;
-static __thread uint32_t tls_tid;
+/* initial-exec: a plain %fs-relative access, also in the shared library
+ * (the general-dynamic model would call __tls_get_addr on every read). */
+#define TC_TLS __thread __attribute__((tls_model("initial-exec")))
+static TC_TLS struct tls_ent *tls_v;
+static TC_TLS uint32_t tls_n, tls_cap;
+static TC_TLS uint32_t tls_tid;
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
@@ -250,6 +253,8 @@ int tc__enter(tc_cache *c, struct tc_rslot **sp)
 		return -EUSERS;
 	struct tc_rslot *s = t->slot;
 	*sp = s;
+	if (t->depth == 0 && TC_UNLIKELY(tc__ld(&c->h->state) != TC_STATE_READY))
+		return -ESTALE; /* unlinked (or a scribbled header) */
 	if (t->depth++ == 0) {
 		uint64_t e = tc__ld(&c->h->epoch);
 		tc__st(&s->epoch, e ? e : 1);
@@ -366,7 +371,10 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 		if (s)
 			tc__st(&s->reclaim, next);
 		uint32_t cls = tc__ld(&e->cls);
-		if (tc__ld(&e->retire_epoch) < min) {
+		if (tc__ld(&e->state) != TC_BLK_RETIRED) {
+			/* Not a retired block (scribbled link or a cycle): drop it
+			 * rather than list it twice. */
+		} else if (tc__ld(&e->retire_epoch) < min) {
 			tc__add(&c->h->retired_blocks, (uint64_t)-1);
 			tc__add(&c->h->retired_bytes,
 				(uint64_t)0 - (cls < TC_CLASSES_USED ? tc__class_size(cls) : 0));
@@ -384,17 +392,15 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 
 int tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed)
 {
-	uint64_t n = 0;
+	uint64_t n = 0, head;
 	if (freed)
 		*freed = 0;
-	if ((tc__ld(&c->h->retire_head) & 0xffffffffu) == 0)
-		return 0;
-	/* New readers from here on announce an epoch larger than any stamp
-	 * already given. */
-	tc__add(&c->h->epoch, 1);
-	global_barrier();
-	uint64_t min = tc__min_active_epoch(c);
-	uint64_t head;
+	/*
+	 * Detach first: every block in the chain was unlinked and stamped
+	 * before this point, hence before the barrier below.  (Scanning the
+	 * slots first would let a block retired between scan and detach be
+	 * freed under a reader that entered after the scan.)
+	 */
 	for (;;) {
 		head = tc__ld(&c->h->retire_head);
 		if ((head & 0xffffffffu) == 0)
@@ -408,6 +414,11 @@ int tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed)
 	 * the chain (docs/design.md, "Crash windows"). */
 	if (s)
 		tc__st(&s->reclaim, head & 0xffffffffu);
+	/* New readers from here on announce an epoch larger than any stamp in
+	 * the chain. */
+	tc__add(&c->h->epoch, 1);
+	global_barrier();
+	uint64_t min = tc__min_active_epoch(c);
 	n = walk_chain(c, s, head & 0xffffffffu, min);
 	if (freed)
 		*freed = n;
@@ -443,7 +454,12 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	uint64_t inflight = tc__ld(&s->inflight);
 	if (inflight) {
 		struct tc_entry *e = tc__block(c, inflight);
-		if (e && tc__ld(&e->state) == TC_BLK_LIVE && !tc__inflight_published(c, e)) {
+		/* The record may be stale: the block may since have been
+		 * published, freed and reused by a live writer.  Only a block
+		 * still marked as built from this slot is ours to return. */
+		if (e && tc__ld(&e->state) == TC_BLK_LIVE &&
+		    tc__ld(&e->builder) == (uint16_t)(s - c->slots + 1) &&
+		    !tc__inflight_published(c, e)) {
 			tc__retire(c, e);
 			if (rep)
 				rep->inflight_freed++;

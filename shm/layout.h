@@ -33,6 +33,7 @@
 /* tc_hdr.state */
 #define TC_STATE_BUILDING 1u  /* creator is initialising; not usable */
 #define TC_STATE_READY    2u  /* published with a release store, last */
+#define TC_STATE_UNLINKED 3u  /* removed by tc_unlink: attached handles get -ESTALE */
 
 #define TC_VER_SHARDS     64  /* version counters, key hash picks one */
 #define TC_POLICY_MAX     32  /* TTL prefix policies */
@@ -203,7 +204,9 @@ struct tc_entry {
 	uint16_t klen;       /* key bytes, 1..TC_KEY_MAX */
 	uint8_t  cls;        /* size class of the block */
 	uint8_t  kind;       /* TC_KIND_* (namespace) */
-	uint32_t refbit;     /* mutable: LRU reference bit, set by readers when 0, cleared by the clock */
+	uint8_t  refbit;     /* mutable: LRU reference bit, set by readers when 0, cleared by the clock */
+	uint8_t  pad;
+	uint16_t builder;    /* reader slot index + 1 of the thread that allocated the block */
 	uint64_t link;       /* mutable: next block ref on a free or retire list */
 	uint64_t retire_epoch; /* mutable: epoch stamp when retired */
 	uint32_t state;      /* mutable: TC_BLK_*; LIVE->RETIRED by CAS decides who retires */

@@ -42,6 +42,8 @@
 #include <fnmatch.h>
 #include <sched.h>
 #include <stdlib.h>
+/* XXH3 inlined from Debian's libxxhash-dev header: no call on the hot path. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #define RETRY 1            /* internal: start the operation again */
@@ -196,7 +198,8 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
 		if (v.vlen > cap) {
 			rc = -E2BIG;
 		} else {
-			memcpy(buf, v.val, v.vlen);
+			if (v.vlen)
+				memcpy(buf, v.val, v.vlen);
 			touch(c, v.e);
 		}
 	}

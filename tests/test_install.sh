@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# test_install.sh - `make install` gives a library other programs can use.
+#
+# Installs the already built library into a staging directory (DESTDIR) and
+# checks: every file is in place, the shared object carries the soname
+# libtickcache.so.<major> and exports only public tc_* names (no tc__*
+# internals), and a small program compiled with the flags of the installed
+# tickcache.pc links and runs, against the shared and the static library.
+# Skipped under the sanitizers: their library needs the sanitizer runtime.
+set -euo pipefail
+
+if [ -n "${TC_SANITIZER:-}" ]; then
+	echo "skipped under $TC_SANITIZER"
+	exit 0
+fi
+: "${BIN:?BIN must name the bin directory of the build}"
+build=$(cd "$BIN/.." && pwd)
+root=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tc-install.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+fail() { echo "test_install: $*" >&2; exit 1; }
+
+version=$(sed -n 's/.*define TC_VERSION_STRING "\(.*\)".*/\1/p' "$root/include/tickcache.h")
+major=${version%%.*}
+[ -n "$version" ] || fail "no TC_VERSION_STRING in include/tickcache.h"
+
+# Install what is built (-o all: rebuild nothing), with the default PREFIX.
+stage=$tmp/stage
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+	make -s --no-print-directory -C "$root" -o all NODEPS=1 BUILDDIR="$build" \
+	PREFIX=/usr/local DESTDIR="$stage" install >"$tmp/install.log" 2>&1 ||
+	{ cat "$tmp/install.log"; fail "make install failed"; }
+
+prefix=$stage/usr/local
+lib=$prefix/lib
+for f in "$lib/libtickcache.a" "$lib/libtickcache.so.$version" "$lib/libtickcache.so.$major" \
+         "$lib/libtickcache.so" "$lib/pkgconfig/tickcache.pc" "$prefix/include/tickcache.h"; do
+	[ -e "$f" ] || fail "make install did not install ${f#$stage}"
+done
+[ "$(readlink "$lib/libtickcache.so")" = "libtickcache.so.$version" ] || fail "libtickcache.so is not a link to libtickcache.so.$version"
+[ "$(readlink "$lib/libtickcache.so.$major")" = "libtickcache.so.$version" ] || fail "libtickcache.so.$major is not a link to libtickcache.so.$version"
+cmp -s "$root/include/tickcache.h" "$prefix/include/tickcache.h" || fail "installed header differs"
+
+soname=$(readelf -d "$lib/libtickcache.so.$version" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[ "$soname" = "libtickcache.so.$major" ] || fail "soname is '$soname', expected libtickcache.so.$major"
+
+exports=$(nm -D --defined-only "$lib/libtickcache.so.$version" | awk '$2 ~ /^[TDBRVW]$/ { sub(/@.*/, "", $3); print $3 }')
+[ -n "$exports" ] || fail "the shared library exports nothing"
+bad=$(printf '%s\n' "$exports" | grep -v '^tc_[A-Za-z0-9]' || true)
+[ -z "$bad" ] || fail "exported beyond the public tc_* API: $(echo $bad)"
+for fn in tc_open tc_close tc_strerror tc_version; do
+	printf '%s\n' "$exports" | grep -qx "$fn" || fail "$fn is not exported"
+done
+
+cat >"$tmp/use.c" <<'EOF'
+#include <tickcache.h>
+#include <stdio.h>
+#include <string.h>
+
+int main(void)
+{
+	if (strcmp(tc_version(), TC_VERSION_STRING) != 0)
+		return 2;
+	if (tc_name_valid("../x") || !tc_name_valid("ict"))
+		return 3;
+	printf("%s\n", tc_version());
+	return 0;
+}
+EOF
+cc=${CC:-cc}
+pc() { pkg-config --define-prefix "$@" tickcache; }
+export PKG_CONFIG_PATH=$lib/pkgconfig
+[ "$(pkg-config --modversion tickcache)" = "$version" ] || fail "pkg-config --modversion tickcache is not $version"
+
+# Shared: the program records only the soname, and runs from the staging dir.
+$cc -o "$tmp/use-shared" "$tmp/use.c" $(pc --cflags --libs) || fail "cannot build against the installed library"
+readelf -d "$tmp/use-shared" | grep -q "NEEDED.*\[libtickcache.so.$major\]" || fail "program does not record libtickcache.so.$major"
+out=$(LD_LIBRARY_PATH=$lib "$tmp/use-shared") || fail "program linked to the shared library failed ($?)"
+[ "$out" = "$version" ] || fail "program printed '$out', expected '$version'"
+
+# Static: only the archive, with the private dependencies pkg-config lists.
+$cc -o "$tmp/use-static" "$tmp/use.c" $(pc --cflags) "$lib/libtickcache.a" \
+	$(pc --static --libs | sed 's/ -ltickcache\b//; s/^-ltickcache\b//') || fail "cannot link the static library"
+readelf -d "$tmp/use-static" | grep -q 'libtickcache' && fail "static program depends on libtickcache.so"
+out=$("$tmp/use-static") || fail "program linked to the static library failed ($?)"
+[ "$out" = "$version" ] || fail "static program printed '$out', expected '$version'"
+
+echo "installed $version: files, soname $soname, $(printf '%s\n' "$exports" | wc -l) exports, pkg-config shared and static ok"
