@@ -527,8 +527,14 @@ static unsigned verify_all(tc_cache *c)
  * tc_reclaim and not yet named in `reclaim` would stay in memory_retired, but
  * hitting those two instructions with 50 random kills is far less likely
  * than one run in a thousand.  Anything left is a leak outside those windows.
+ *
+ * The entry count is another matter: a writer killed between claiming an
+ * index slot (TENT) and finalizing it keeps its `live` unit ("the count is
+ * one high until a full recount", same table).  DRIFT is that excess,
+ * measured by the caller while the keys were still there; the count must
+ * come down to exactly DRIFT.
  */
-static void expect_empty_after_delete_all(tc_cache *c)
+static void expect_empty_after_delete_all(tc_cache *c, uint64_t drift)
 {
 	tc_stats *st = calloc(1, sizeof(*st));
 	tc_sweep_report rep;
@@ -554,15 +560,16 @@ static void expect_empty_after_delete_all(tc_cache *c)
 		if (st->memory_used == 0)
 			break;
 	}
-	if (st->entries != 0 || st->memory_retired != 0 || st->memory_used != 0) {
+	if (st->entries != drift || st->memory_retired != 0 || st->memory_used != 0) {
 		for (i = 0; i < st->nclasses && i < TC_NCLASSES; i++)
 			if (st->classes[i].used)
 				print_message("class %u (%u bytes): %llu blocks used\n", i,
 					      st->classes[i].size,
 					      (unsigned long long)st->classes[i].used);
-		fail_msg("after deleting every key: entries %llu, memory_used %llu, "
-			 "memory_retired %llu (all must be 0)",
-			 (unsigned long long)st->entries, (unsigned long long)st->memory_used,
+		fail_msg("after deleting every key: entries %llu (want %llu), memory_used %llu, "
+			 "memory_retired %llu (want 0 both)",
+			 (unsigned long long)st->entries, (unsigned long long)drift,
+			 (unsigned long long)st->memory_used,
 			 (unsigned long long)st->memory_retired);
 	}
 	free(st);
@@ -580,6 +587,7 @@ static void test_killed_writers_leave_valid_values_and_no_leak(void **state)
 	pid_t reader, writer, pid;
 	int r, fds[2], sr, sw, failed = 0;
 	unsigned found;
+	uint64_t drift;
 
 	(void)state;
 	stop = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -649,10 +657,17 @@ static void test_killed_writers_leave_valid_values_and_no_leak(void **state)
 
 		assert_non_null(st);
 		get_stats(c, st);
-		assert_int_equal(found, st->entries);
+		drift = st->entries - found;
 		free(st);
+		/* At most one documented unit per killed writer, never fewer. */
+		if (drift > KILL_ROUNDS)
+			fail_msg("entries %llu for %u live keys", (unsigned long long)(found + drift),
+				 found);
+		if (drift)
+			print_message("entry count %llu above the live keys (documented window)\n",
+				      (unsigned long long)drift);
 	}
-	expect_empty_after_delete_all(c);
+	expect_empty_after_delete_all(c, drift);
 	tc_close(c);
 }
 
@@ -700,8 +715,19 @@ static void stopped_case(void (*body)(const char *, int))
 	}
 	kill(pid, SIGKILL);
 	assert_int_equal(128 + SIGKILL, reap(pid));
-	assert_true(verify_all(c) <= NKEYS + 1);
-	expect_empty_after_delete_all(c);
+	{
+		tc_stats *sts = calloc(1, sizeof(*sts));
+		unsigned found = verify_all(c);
+		uint64_t entries;
+
+		assert_non_null(sts);
+		get_stats(c, sts);
+		entries = sts->entries;
+		free(sts);
+		/* The one writer killed at the end may leave one documented unit. */
+		assert_true(entries >= found && entries <= found + 1);
+		expect_empty_after_delete_all(c, entries - found);
+	}
 	tc_close(c);
 }
 
