@@ -140,6 +140,21 @@ expect 1 "get from a missing segment" "$INSPECT" get "$A" k
 expect 1 "unlink of a missing segment" "$INSPECT" unlink "$A"
 
 # ---------------------------------------------------------------------------
+echo "# a corrupt segment: exit 3, listed with its error, removable with --force"
+# ---------------------------------------------------------------------------
+Z="$P-z"
+head -c 65536 /dev/urandom >/dev/shm/tickcache."$Z"
+expect 3 "stat of a corrupt segment" "$INSPECT" stat "$Z"
+has "says corrupt" "$ERR" "corrupt"
+expect 0 "list with a corrupt segment" "$INSPECT" --json list
+is "corrupt segment listed with an error" "$(js "[(s['status'], s['entries']) for s in d if s['name']=='$Z']")" '[["error", null]]'
+expect 3 "sweeper --once on a corrupt segment" "$SWEEPER" --once "$Z"
+expect 3 "unlink of a corrupt segment without --force" "$INSPECT" unlink "$Z"
+has "suggests --force" "$ERR" "--force"
+expect 0 "unlink --force of a corrupt segment" "$INSPECT" unlink "$Z" --force
+is "corrupt segment removed" "$(ls /dev/shm/tickcache."$Z" 2>/dev/null)" ""
+
+# ---------------------------------------------------------------------------
 echo "# create / list / stat"
 # ---------------------------------------------------------------------------
 expect 0 "create" "$INSPECT" create "$A" --entries 1024 --memory 2M --mode 0640 --eviction none

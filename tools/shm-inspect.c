@@ -349,10 +349,15 @@ static int cmd_list(void)
 	size_t n;
 	char **names = list_names(&n);
 
+	int w = 4;
+
+	for (size_t i = 0; i < n; i++)
+		if ((int)strlen(names[i]) > w)
+			w = (int)strlen(names[i]);
 	if (g_json)
 		jarr(NULL);
 	else
-		printf("%-24s %8s %17s %17s %6s %7s %5s %-14s %8s\n", "NAME", "SIZE", "ENTRIES",
+		printf("%-*s %8s %17s %17s %6s %7s %5s %-14s %8s\n", w, "NAME", "SIZE", "ENTRIES",
 		       "MEMORY", "HIT%", "READERS", "PROCS", "SWEEPER", "AGE");
 	for (size_t i = 0; i < n; i++) {
 		tc_cache *c = NULL;
@@ -380,7 +385,7 @@ static int cmd_list(void)
 				jnull("entries");
 				jobj_end();
 			} else {
-				printf("%-24s  error: %s\n", names[i], tc_strerror(rc));
+				printf("%-*s  error: %s\n", w, names[i], tc_strerror(rc));
 			}
 			tc_close(c);
 			continue;
@@ -424,8 +429,8 @@ static int cmd_list(void)
 				snprintf(b4, sizeof b4, "%s %" PRIu32, lalive ? "pid" : "dead", lpid);
 			else
 				snprintf(b4, sizeof b4, "none");
-			printf("%-24s %8s %17s %17s %5.1f%% %7" PRIu32 " %5" PRIu32 " %-14s %8s\n",
-			       names[i], fmt_size(b1, sizeof b1, info.segment_bytes), ent, mem,
+			printf("%-*s %8s %17s %17s %5.1f%% %7" PRIu32 " %5" PRIu32 " %-14s %8s\n",
+			       w, names[i], fmt_size(b1, sizeof b1, info.segment_bytes), ent, mem,
 			       st.hit_rate * 100.0, readers, att.n, b4,
 			       fmt_duration(b5, sizeof b5, st.uptime_ms));
 		}

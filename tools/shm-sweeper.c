@@ -554,7 +554,7 @@ int main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	logm(L_INFO, "started (%s, interval %" PRIu64 " ms, budget %" PRIu64 ", stale %" PRIu64
+	logm(cf.once ? L_DEBUG : L_INFO, "started (%s, interval %" PRIu64 " ms, budget %" PRIu64 ", stale %" PRIu64
 	     " ms, libtickcache %s)", cf.named ? "named segments" : "all segments in " TC_SHM_DIR,
 	     cf.interval_ms, cf.budget, cf.stale_ms, tc_version());
 	do {
@@ -590,7 +590,7 @@ int main(int argc, char **argv)
 	} while (!g_stop);
 
 	release_all();
-	logm(L_INFO, "stopping");
+	logm(cf.once ? L_DEBUG : L_INFO, "stopping");
 	pidfile_remove();
 	free(segs);
 	return ex;
