@@ -74,10 +74,12 @@ print(json.dumps(r) if not isinstance(r,str) else r)' "$1" <"$TMP/out" 2>>"$TMP/
 
 json_field() { run "$INSPECT" --json stat "$1"; js "d[\"$2\"]"; }
 
-wait_ready() { # wait_ready FILE: until the helper printed "ready"
-	for _ in $(seq 1 100); do grep -q ready "$1" 2>/dev/null && return 0; sleep 0.05; done
+# wait_grep PATTERN FILE: until FILE has a line matching PATTERN (10 s at most).
+wait_grep() {
+	for _ in $(seq 1 200); do grep -q -- "$1" "$2" 2>/dev/null && return 0; sleep 0.05; done
 	return 1
 }
+wait_ready() { wait_grep ready "$1"; }
 
 # ---------------------------------------------------------------------------
 # The helper program
@@ -285,9 +287,9 @@ has "unlink names the holder" "$ERR" "pid $H1"
 expect 4 "--json unlink while attached" "$INSPECT" --json unlink "$A"
 is "--json refusal" "$(js 'd["error"]["exit"]')" "4"
 kill -TERM "$H1"; wait "$H1" 2>/dev/null
-"$INSPECT" watch "$A" --count 400 --interval 50 >/dev/null 2>&1 &
+"$INSPECT" watch "$A" --count 400 --interval 50 >"$TMP/w1" 2>&1 &
 W1=$!; PIDS+=("$W1")
-sleep 0.3
+wait_grep '^tickcache ' "$TMP/w1"
 expect 4 "unlink while shm-inspect watch is attached" "$INSPECT" unlink "$A"
 has "unlink names the watcher" "$ERR" "pid $W1"
 kill -TERM "$W1"; wait "$W1"; is "watch exits 0 on SIGTERM" "$?" "0"
@@ -373,10 +375,13 @@ expect 4 "second sweeper --once is refused" "$SWEEPER" --once "$D"
 has "refusal names the holder" "$ERR" "pid $SA"
 "$SWEEPER" --foreground --interval 100 --log-level debug "$D" 2>"$TMP/swb.log" &
 SB=$!; PIDS+=("$SB")
-sleep 0.8
-has "second sweeper waits" "$(cat "$TMP/swb.log")" "waiting"
+wait_grep waiting "$TMP/swb.log"
+has "second sweeper waits" "$(cat "$TMP/swb.log")" "waiting for it to stop"
+# Let both run several passes side by side.
+n0=$(grep -c ': pass ' "$TMP/swa.log")
+for _ in $(seq 1 200); do [ "$(grep -c ': pass ' "$TMP/swa.log")" -ge $((n0 + 5)) ] && break; sleep 0.05; done
+is "first sweeper kept sweeping" "$(grep -c ': pass ' "$TMP/swa.log" | awk -v n="$n0" '{print ($1 >= n + 5)}')" "1"
 is "second sweeper never swept while the first lives" "$(grep -c ': pass ' "$TMP/swb.log")" "0"
-is "first sweeper kept sweeping" "$(grep -c ': pass ' "$TMP/swa.log" | awk '{print ($1 >= 3)}')" "1"
 kill -9 "$SA"; wait "$SA" 2>/dev/null
 for _ in $(seq 1 100); do [ "$(json_field "$D" sweeper_pid)" == "$SB" ] && break; sleep 0.05; done
 is "second sweeper took over the dead one's lease" "$(json_field "$D" sweeper_pid)" "$SB"
@@ -448,20 +453,31 @@ fi
 # ---------------------------------------------------------------------------
 echo "# tc-demo"
 # ---------------------------------------------------------------------------
-before=$(ls /dev/shm | grep -c '^tickcache\.demo-' || true)
+# demo_segs FILE: the segment names the demo announced.
+demo_segs() { sed -n 's/.*feed -> \(demo-ict-[0-9]*\), \(demo-dca-[0-9]*\) .*/\1 \2/p' "$1"; }
+# left SEG...: how many of these segments still exist.
+left() { local n=0; for s in "$@"; do [ -e /dev/shm/tickcache."$s" ] && n=$((n + 1)); done; echo $n; }
 expect 0 "tc-demo --seconds 1" "$DEMO" --seconds 1
 has "demo prints shm-inspect list" "$OUT" "shm-inspect list"
 has "demo prints latencies" "$OUT" "get p50"
 has "demo shows isolation" "$OUT" "foreign values seen: 0 (ict) and 0 (dca); torn ticks: 0"
-is "demo removed its segments" "$(ls /dev/shm | grep -c '^tickcache\.demo-' || true)" "$before"
+segs=$(demo_segs "$TMP/out")
+is "demo announced two segments" "$(echo $segs | wc -w)" "2"
+has "demo list shows its segments" "$OUT" "${segs%% *}"
+# shellcheck disable=SC2086
+is "demo removed its segments" "$(left $segs)" "0"
 "$DEMO" --seconds 30 >"$TMP/demo.out" 2>&1 &
 DP=$!; PIDS+=("$DP")
-for _ in $(seq 1 100); do grep -q "running" "$TMP/demo.out" && break; sleep 0.05; done
-sleep 0.5
+wait_grep "running" "$TMP/demo.out"
+segs=$(demo_segs "$TMP/demo.out")
 kids=$(sed -n 's/.*feed (pid \([0-9]*\)), ict (pid \([0-9]*\)), dca (pid \([0-9]*\)).*/\1 \2 \3/p' "$TMP/demo.out")
 sweeper=$(sed -n 's/.*shm-sweeper (pid \([0-9]*\)).*/\1/p' "$TMP/demo.out")
+# shellcheck disable=SC2086
+is "demo segments exist while it runs" "$(left $segs)" "2"
+sleep 0.5
 kill -INT "$DP"; wait "$DP"; is "demo interrupted exits 130" "$?" "130"
-is "interrupted demo removed its segments" "$(ls /dev/shm | grep -c '^tickcache\.demo-' || true)" "$before"
+# shellcheck disable=SC2086
+is "interrupted demo removed its segments" "$(left $segs)" "0"
 alive=0
 for k in $kids $sweeper; do kill -0 "$k" 2>/dev/null && alive=$((alive + 1)); done
 is "interrupted demo left no process" "$alive $(echo $kids $sweeper | wc -w)" "0 4"
