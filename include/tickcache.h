@@ -213,8 +213,12 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts);
 void tc_close(tc_cache *c);
 
 /*
- * tc_unlink - remove segment NAME.  Processes still attached keep their
- * mapping until they close.  Returns 0, -ENOENT, -EINVAL, -EACCES.
+ * tc_unlink - remove segment NAME.  The segment is marked removed first:
+ * every handle still attached, in any process, gets -ESTALE from every data
+ * call from then on (reopen to reach a segment created anew under the same
+ * name), though its memory stays mapped until tc_close.  shm-inspect unlink
+ * refuses while live processes are attached unless forced.
+ * Returns 0, -ENOENT, -EINVAL, -EACCES.
  */
 int tc_unlink(const char *name);
 
@@ -237,7 +241,7 @@ bool tc_name_valid(const char *name);
  * @meta: may be NULL; on success and on -E2BIG it receives the value's
  *        length, type, version and expiry.
  * Returns 0, -ENOENT (absent or expired), -E2BIG (cap < length), -EINVAL,
- * -EUSERS (no reader slot), TC_ECORRUPT.
+ * -EUSERS (no reader slot), -ESTALE (the segment was unlinked), TC_ECORRUPT.
  */
 int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta);
 

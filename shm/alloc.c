@@ -29,29 +29,6 @@ uint32_t tc__class_of(uint64_t n)
 	return (lg - 6) * 4 + sub + 1;
 }
 
-uint64_t tc__class_size(uint32_t cls)
-{
-	if (cls == 0)
-		return 64;
-	uint32_t lg = 6 + (cls - 1) / 4, sub = (cls - 1) % 4;
-	return (1ull << lg) + (uint64_t)(sub + 1) * (1ull << (lg - 2));
-}
-
-struct tc_entry *tc__block(tc_cache *c, uint64_t ref)
-{
-	if (ref == 0 || ref > c->arena_units)
-		return NULL;
-	uint64_t off = (ref - 1) * TC_BLOCK_UNIT;
-	if (off + TC_ENTRY_HDR > c->arena_bytes)
-		return NULL;
-	return (struct tc_entry *)(c->arena + off);
-}
-
-uint64_t tc__ref_of(tc_cache *c, const struct tc_entry *e)
-{
-	return (uint64_t)((const uint8_t *)e - c->arena) / TC_BLOCK_UNIT + 1;
-}
-
 static struct tc_entry *pop(tc_cache *c, uint32_t cls)
 {
 	struct tc_class *k = &c->h->cls[cls];

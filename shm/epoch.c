@@ -88,9 +88,12 @@ struct tls_ent {
 	tc_cache *c;
 };
 
-static __thread struct tls_ent *tls_v;
-static __thread uint32_t tls_n, tls_cap;
-static __thread uint32_t tls_tid;
+/* initial-exec: a plain %fs-relative access, also in the shared library
+ * (the general-dynamic model would call __tls_get_addr on every read). */
+#define TC_TLS __thread __attribute__((tls_model("initial-exec")))
+static TC_TLS struct tls_ent *tls_v;
+static TC_TLS uint32_t tls_n, tls_cap;
+static TC_TLS uint32_t tls_tid;
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
@@ -250,6 +253,8 @@ int tc__enter(tc_cache *c, struct tc_rslot **sp)
 		return -EUSERS;
 	struct tc_rslot *s = t->slot;
 	*sp = s;
+	if (t->depth == 0 && TC_UNLIKELY(tc__ld(&c->h->state) != TC_STATE_READY))
+		return -ESTALE; /* unlinked (or a scribbled header) */
 	if (t->depth++ == 0) {
 		uint64_t e = tc__ld(&c->h->epoch);
 		tc__st(&s->epoch, e ? e : 1);

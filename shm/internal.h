@@ -123,11 +123,8 @@ void tc__membarrier_init(void);
 
 /* alloc.c */
 uint32_t tc__class_of(uint64_t bytes);
-uint64_t tc__class_size(uint32_t cls);
 struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc);
 void tc__free_block(tc_cache *c, struct tc_entry *e);
-struct tc_entry *tc__block(tc_cache *c, uint64_t ref);  /* validated, or NULL */
-uint64_t tc__ref_of(tc_cache *c, const struct tc_entry *e);
 
 /* table.c */
 uint64_t tc__hash(tc_cache *c, const void *key, size_t klen, uint32_t kind);
@@ -171,6 +168,31 @@ static inline uint64_t tc__mono_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Block size of size class CLS: 64, then four steps per power of two. */
+static inline uint64_t tc__class_size(uint32_t cls)
+{
+	if (cls == 0)
+		return 64;
+	uint32_t lg = 6 + (cls - 1) / 4, sub = (cls - 1) % 4;
+	return (1ull << lg) + (uint64_t)(sub + 1) * (1ull << (lg - 2));
+}
+
+/* The block named by REF, bounds-checked against the arena, or NULL. */
+static inline struct tc_entry *tc__block(tc_cache *c, uint64_t ref)
+{
+	if (TC_UNLIKELY(ref == 0 || ref > c->arena_units))
+		return NULL;
+	uint64_t off = (ref - 1) * TC_BLOCK_UNIT;
+	if (TC_UNLIKELY(off + TC_ENTRY_HDR > c->arena_bytes))
+		return NULL;
+	return (struct tc_entry *)(c->arena + off);
+}
+
+static inline uint64_t tc__ref_of(tc_cache *c, const struct tc_entry *e)
+{
+	return (uint64_t)((const uint8_t *)e - c->arena) / TC_BLOCK_UNIT + 1;
 }
 
 /* Owner-only counter bump: the slot's counters have a single writer. */

@@ -486,6 +486,23 @@ int tc_unlink(const char *name)
 		return -EINVAL;
 	char path[TC_NAME_MAX + 16];
 	shm_path(path, sizeof(path), name);
+	/* Mark the segment first, so that every handle still attached learns
+	 * that it is gone (-ESTALE) instead of diverging from a segment that a
+	 * restarted process may create under the same name. */
+	int fd = shm_open(path, O_RDWR, 0);
+	if (fd >= 0) {
+		struct stat st;
+		if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= sizeof(struct tc_hdr)) {
+			struct tc_hdr *h = mmap(NULL, TC_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED,
+						fd, 0);
+			if (h != MAP_FAILED) {
+				if (h->magic == TC_MAGIC)
+					tc__cas(&h->state, TC_STATE_READY, TC_STATE_UNLINKED);
+				munmap(h, TC_PAGE);
+			}
+		}
+		close(fd);
+	}
 	if (shm_unlink(path) == -1)
 		return -errno;
 	return 0;

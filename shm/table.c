@@ -42,6 +42,8 @@
 #include <fnmatch.h>
 #include <sched.h>
 #include <stdlib.h>
+/* XXH3 inlined from Debian's libxxhash-dev header: no call on the hot path. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #define RETRY 1            /* internal: start the operation again */
