@@ -424,6 +424,25 @@ kill -INT "$SP"; wait "$SP"; is "sweeper exits 0 on SIGINT" "$?" "0"
 is "pidfile removed" "$(ls "$TMP/sw.pid" 2>/dev/null)" ""
 
 # ---------------------------------------------------------------------------
+echo "# a running sweeper does not block unlink, and lets the segment go"
+# ---------------------------------------------------------------------------
+G="$P-g"
+expect 0 "create G" "$INSPECT" create "$G" --entries 1024 --memory 1M
+"$SWEEPER" --foreground --interval 50 --log-level debug "$G" 2>"$TMP/swg.log" &
+SG=$!; PIDS+=("$SG")
+for _ in $(seq 1 100); do [ "$(json_field "$G" sweeper_pid)" == "$SG" ] && break; sleep 0.05; done
+is "sweeper holds G's lease" "$(json_field "$G" sweeper_pid)" "$SG"
+is "sweeper maps G" "$(grep -c "tickcache.$G" /proc/"$SG"/maps)" "1"
+expect 0 "unlink while only the sweeper is attached" "$INSPECT" unlink "$G"
+for _ in $(seq 1 100); do [ "$(grep -c "tickcache.$G" /proc/"$SG"/maps)" == "0" ] && break; sleep 0.05; done
+is "sweeper unmapped the removed segment" "$(grep -c "tickcache.$G" /proc/"$SG"/maps)" "0"
+expect 0 "create G again" "$INSPECT" create "$G" --entries 1024 --memory 1M
+for _ in $(seq 1 100); do [ "$(json_field "$G" sweeper_pid)" == "$SG" ] && break; sleep 0.05; done
+is "sweeper took the new G's lease" "$(json_field "$G" sweeper_pid)" "$SG"
+kill -TERM "$SG"; wait "$SG"; is "sweeper exits 0" "$?" "0"
+expect 0 "unlink G" "$INSPECT" unlink "$G"
+
+# ---------------------------------------------------------------------------
 echo "# ttl and runs (issue 4 features)"
 # ---------------------------------------------------------------------------
 run "$INSPECT" ttl "$E" market: 5000
