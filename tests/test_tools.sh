@@ -223,6 +223,14 @@ is "--json error exit" "$(js 'd["error"]["exit"]')" "1"
 expect 0 "set a value starting with a dash after --" "$INSPECT" set "$A" neg -- -5
 expect 0 "get it" "$INSPECT" get "$A" neg
 is "dash value" "$OUT" "-5"
+expect 0 "set a UTF-8 key and value" "$INSPECT" set "$F" 'café' 'naïve €'
+expect 0 "get --json of UTF-8 text" "$INSPECT" --json get "$F" 'café'
+is "UTF-8 value as JSON text" "$(js '[d["key"], d["value"], d["encoding"], d["len"]]')" '["caf\u00e9", "na\u00efve \u20ac", "text", 10]'
+expect 0 "set a binary key" "$INSPECT" set "$F" $'bin\xff\x01' v
+expect 0 "keys --json with a binary key" "$INSPECT" --json keys "$F" 'bin*'
+is "non-UTF-8 bytes as \\u00XX" "$(js '[k["key"] for k in d]')" '["bin\u00ff\u0001"]'
+expect 0 "keys table escapes it" "$INSPECT" keys "$F" 'bin*'
+has "\\xHH in the table" "$OUT" 'bin\xff\x01'
 for k in tick:AAPL tick:MSFT quote:X; do "$INSPECT" set "$A" "$k" 1 >/dev/null; done
 expect 0 "keys GLOB --json" "$INSPECT" --json keys "$A" 'tick:*'
 is "keys matching the glob" "$(js '[k["key"] for k in d]')" '["tick:AAPL", "tick:MSFT"]'

@@ -721,8 +721,7 @@ static int cmd_keys(const char *name, const char *glob, uint64_t limit)
 				snprintf(ttl, sizeof ttl, "-");
 			else
 				fmt_duration(ttl, sizeof ttl, (uint64_t)left);
-			print_key(stdout, ks.v[i].key, ks.v[i].klen);
-			w = (int)ks.v[i].klen;
+			w = print_key(stdout, ks.v[i].key, ks.v[i].klen);
 			printf("%*s %8zu %10" PRIu32 " %12" PRIu64 " %10s\n", w < 40 ? 40 - w : 0, "",
 			       m->len, m->type, m->version, ttl);
 		}
@@ -1427,7 +1426,8 @@ static int cmd_watch(const char *name, uint64_t interval, uint64_t count)
 			else
 				printf("sweeper  none\n");
 		}
-		fflush(stdout);
+		if (fflush(stdout) == EOF)
+			break; /* the reader of our output went away */
 		prev = st;
 		tprev = t;
 		frames++;
@@ -1743,6 +1743,8 @@ int main(int argc, char **argv)
 	int eviction = TC_EVICT_NONE;
 
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	/* A closed pipe must not kill us before tc_close: fail the write instead. */
+	signal(SIGPIPE, SIG_IGN);
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
 		char *end;
@@ -1863,6 +1865,15 @@ int main(int argc, char **argv)
 
 		if (!(seen & O_ENTRIES) || !(seen & O_MEMORY))
 			return usage_error("create: --entries and --memory are required");
+		if (entries < TC_MIN_ENTRIES || entries > TC_MAX_ENTRIES)
+			return usage_error("create: --entries must be %u..%llu", TC_MIN_ENTRIES,
+					   (unsigned long long)TC_MAX_ENTRIES);
+		if (memory < TC_MIN_MEMORY || memory > TC_MAX_MEMORY)
+			return usage_error("create: --memory must be %uK..%lluG", TC_MIN_MEMORY >> 10,
+					   (unsigned long long)(TC_MAX_MEMORY >> 30));
+		if ((seen & O_READERS) && (readers < TC_MIN_READERS || readers > TC_MAX_READERS))
+			return usage_error("create: --readers must be %u..%u", TC_MIN_READERS,
+					   TC_MAX_READERS);
 		memset(&o, 0, sizeof o);
 		o.max_entries = entries;
 		o.memory_bytes = memory;
