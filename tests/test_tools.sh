@@ -273,6 +273,15 @@ is "health --json ok" "$(js 'd["ok"]')" "true"
 is "health checks pass" "$(js 'sorted(set(c["status"] for c in d["checks"] if c["name"] in ("set","get","peek","delete","get after delete")))')" '["ok"]'
 is "health leaves no scratch key" "$("$INSPECT" --json keys "$A" '__tc_health*')" "[]"
 expect 1 "health of a missing segment" "$INSPECT" health "$P-none"
+H="$P-h"
+expect 0 "create a 64-entry segment without eviction" "$INSPECT" create "$H" --entries 64 --memory 64K --eviction none
+for i in $(seq 1 64); do "$INSPECT" set "$H" "k$i" v >/dev/null || bad "set k$i"; done
+expect 3 "set into a full segment (eviction none)" "$INSPECT" set "$H" k65 v
+has "full is explained" "$ERR" "No space left"
+expect 3 "health of a full segment" "$INSPECT" --json health "$H"
+is "health says why" "$(js '[(c["name"], c["status"]) for c in d["checks"]][:2]')" '[["set", "fail"], ["get", "fail"]]'
+is "health --json ok false" "$(js 'd["ok"]')" "false"
+expect 0 "unlink H" "$INSPECT" unlink "$H"
 
 # ---------------------------------------------------------------------------
 echo "# watch"
