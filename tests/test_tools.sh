@@ -181,6 +181,8 @@ is "readers" "$(js 'd["max_readers"]')" "8"
 expect 0 "list" "$INSPECT" list
 has "list shows the segment" "$OUT" "$A"
 has "list has a header" "$OUT" "ENTRIES"
+expect 0 "list GLOB --json" "$INSPECT" --json list "$P-*"
+is "list GLOB shows only the matching segments" "$(js 'sorted(s["name"] for s in d)')" "[\"$A\", \"$F\"]"
 expect 0 "list --json" "$INSPECT" --json list
 is "list --json has the segment with 0 entries" "$(js "[s['entries'] for s in d if s['name']=='$A']")" "[0]"
 is "list --json fields" "$(js "sorted(k for k in [s for s in d if s['name']=='$A'][0] if k in ('name','entries','max_entries','memory_used','memory_bytes','hit_rate','readers','attached','sweeper_pid','age_ms'))")" \

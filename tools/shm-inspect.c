@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -45,7 +46,7 @@ static bool g_json;
 
 static const char usage_text[] =
 	"usage: shm-inspect [--json] COMMAND [ARGS] [OPTIONS]\n"
-	"  list                                   all segments in /dev/shm\n"
+	"  list [GLOB]                            segments in /dev/shm (names matching GLOB)\n"
 	"  stat NAME                              counters and gauges\n"
 	"  keys NAME [GLOB] [--limit N]           live keys (fnmatch glob)\n"
 	"  get NAME KEY [--hex|--raw]             print a value\n"
@@ -306,7 +307,7 @@ static int name_cmp(const void *a, const void *b)
 }
 
 /* list_names - the segment names found in /dev/shm, sorted; NULL-terminated. */
-static char **list_names(size_t *count)
+static char **list_names(const char *glob, size_t *count)
 {
 	DIR *d = opendir(TC_SHM_DIR);
 	struct dirent *e;
@@ -322,7 +323,7 @@ static char **list_names(size_t *count)
 		if (strncmp(e->d_name, TC_SHM_PREFIX, strlen(TC_SHM_PREFIX)))
 			continue;
 		nm = e->d_name + strlen(TC_SHM_PREFIX);
-		if (!tc_name_valid(nm))
+		if (!tc_name_valid(nm) || (glob && fnmatch(glob, nm, 0)))
 			continue;
 		if (n + 1 >= cap) {
 			char **nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof *v);
@@ -344,10 +345,10 @@ static char **list_names(size_t *count)
 	return v;
 }
 
-static int cmd_list(void)
+static int cmd_list(const char *glob)
 {
 	size_t n;
-	char **names = list_names(&n);
+	char **names = list_names(glob, &n);
 
 	int w = 4;
 
@@ -1716,7 +1717,7 @@ struct cmd {
 };
 
 static const struct cmd cmds[] = {
-	{ "list", 0, 0, 0 },
+	{ "list", 0, 1, 0 },
 	{ "stat", 1, 1, 0 },
 	{ "keys", 1, 2, O_LIMIT },
 	{ "get", 2, 2, O_HEX | O_RAW },
@@ -1847,7 +1848,7 @@ int main(int argc, char **argv)
 			return usage_error("%s: option --%s does not apply", cmd->name, opt_name(b));
 
 	if (!strcmp(cmd->name, "list"))
-		return cmd_list();
+		return cmd_list(npos ? pos[0] : NULL);
 	if (!strcmp(cmd->name, "stat"))
 		return cmd_stat(pos[0]);
 	if (!strcmp(cmd->name, "keys"))
