@@ -483,6 +483,10 @@ static int daemonise(void)
 		_exit(0);
 	if (chdir("/"))
 		return -errno;
+	/* Drop every descriptor inherited from the caller but the pidfile's. */
+	for (int i = STDERR_FILENO + 1; i < 1024; i++)
+		if (i != pidfile_fd)
+			close(i);
 	fd = open("/dev/null", O_RDWR);
 	if (fd >= 0) {
 		dup2(fd, STDIN_FILENO);
