@@ -443,6 +443,22 @@ kill -INT "$SP"; wait "$SP"; is "sweeper exits 0 on SIGINT" "$?" "0"
 is "pidfile removed" "$(ls "$TMP/sw.pid" 2>/dev/null)" ""
 
 # ---------------------------------------------------------------------------
+echo "# sweeper as a daemon"
+# ---------------------------------------------------------------------------
+expect 0 "sweeper daemonises (parent returns 0)" "$SWEEPER" --interval 100 --pidfile "$TMP/d.pid" "$E"
+for _ in $(seq 1 100); do [ -s "$TMP/d.pid" ] && break; sleep 0.05; done
+DPID=$(cat "$TMP/d.pid" 2>/dev/null)
+[ -n "$DPID" ] && PIDS+=("$DPID")
+is "daemon is running" "$(kill -0 "$DPID" 2>/dev/null && echo yes)" "yes"
+is "daemon left the caller's session" "$([ "$(ps -o sid= -p "$DPID")" != "$(ps -o sid= -p $$)" ] && echo yes)" "yes"
+for _ in $(seq 1 100); do [ "$(json_field "$E" sweeper_pid)" == "$DPID" ] && break; sleep 0.05; done
+is "daemon sweeps the segment" "$(json_field "$E" sweeper_pid)" "$DPID"
+kill -TERM "$DPID"
+for _ in $(seq 1 100); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.05; done
+is "daemon stopped on SIGTERM" "$(kill -0 "$DPID" 2>/dev/null && echo running)" ""
+is "daemon removed its pidfile" "$(ls "$TMP/d.pid" 2>/dev/null)" ""
+
+# ---------------------------------------------------------------------------
 echo "# a running sweeper does not block unlink, and lets the segment go"
 # ---------------------------------------------------------------------------
 G="$P-g"
