@@ -372,7 +372,7 @@ static void test_racing_creators_build_once(void **state)
 			if (rc)
 				_exit(10);
 			sh->seed[i] = c->seed;
-			char k[8];
+			char k[16];
 			snprintf(k, sizeof(k), "p%d", i);
 			if (tc_add(c, k, strlen(k), "v", 1, 0, 0))
 				_exit(11);
@@ -403,7 +403,7 @@ static void test_header_scribbled_after_attach_is_not_trusted(void **state)
 	wb_name(name, sizeof(name), "sscrib");
 	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
 	for (int i = 0; i < 100; i++) {
-		char k[8];
+		char k[16];
 		snprintf(k, sizeof(k), "k%d", i);
 		WB_RC(0, tc_set(c, k, strlen(k), "v", 1, 0, 0));
 	}
@@ -417,7 +417,7 @@ static void test_header_scribbled_after_attach_is_not_trusted(void **state)
 	h->arena_off = 0;
 	char buf[4];
 	for (int i = 0; i < 100; i++) {
-		char k[8];
+		char k[16];
 		snprintf(k, sizeof(k), "k%d", i);
 		WB_RC(0, tc_get(c, k, strlen(k), buf, sizeof(buf), NULL));
 		WB_RC(0, tc_set(c, k, strlen(k), "w", 1, 0, 0));
