@@ -436,7 +436,7 @@ static void test_unlink_missing_returns_enoent(void **state)
 	ASSERT_RC(-ENOENT, tc_unlink(name));
 }
 
-static void test_unlink_removes_segment_attached_handle_keeps_working(void **state)
+static void test_unlink_removes_segment_attached_handle_gets_estale(void **state)
 {
 	char name[TC_NAME_MAX + 1], path[128];
 	tc_cache *c = open_small(name), *d = NULL;
@@ -449,10 +449,11 @@ static void test_unlink_removes_segment_attached_handle_keeps_working(void **sta
 	assert_int_equal(-1, stat(path, &st));
 	ASSERT_RC(-ENOENT, tc_open(&d, name, NULL));
 	ASSERT_RC(-ENOENT, tc_unlink(name));
-	/* The attached handle keeps its mapping. */
-	expect_str(c, "k", "old");
-	set_str(c, "k2", "v", 0);
-	expect_str(c, "k2", "v");
+	/* The attached handle learns that its segment is gone. */
+	char buf[16];
+	ASSERT_RC(-ESTALE, tc_get(c, KS("k"), buf, sizeof(buf), NULL));
+	ASSERT_RC(-ESTALE, tc_set(c, KS("k2"), KS("v"), 0u, 0));
+	ASSERT_RC(-ESTALE, tc_read_lock(c));
 	tc_close(c);
 }
 
@@ -469,7 +470,10 @@ static void test_reopen_after_unlink_starts_empty(void **state)
 	ASSERT_RC(0, tc_unlink(name));
 	ASSERT_RC(0, tc_open(&b, name, &o));
 	ASSERT_RC(-ENOENT, tc_get(b, KS("k"), buf, sizeof(buf), NULL));
-	expect_str(a, "k", "v"); /* the old mapping is still the old segment */
+	/* The old handle does not silently serve the removed segment. */
+	ASSERT_RC(-ESTALE, tc_get(a, KS("k"), buf, sizeof(buf), NULL));
+	set_str(b, "k", "new", 0);
+	expect_str(b, "k", "new");
 	tc_close(a);
 	tc_close(b);
 }
@@ -1994,7 +1998,7 @@ int main(void)
 		T(test_create_default_mode_is_0600),
 		T(test_open_too_big_for_dev_shm_returns_enospc_and_leaves_nothing),
 		T(test_unlink_missing_returns_enoent),
-		T(test_unlink_removes_segment_attached_handle_keeps_working),
+		T(test_unlink_removes_segment_attached_handle_gets_estale),
 		T(test_reopen_after_unlink_starts_empty),
 		T(test_close_null_is_ignored),
 		T(test_get_missing_returns_enoent),

@@ -533,10 +533,13 @@ static void damage_trial(const char *name, enum damage how, uint64_t seed)
 		bb_child_fail("%s: tc_open gave %d (%s)", damage_names[how], rc, tc_strerror(rc));
 		_exit(BB_EXIT_FAIL);
 	}
-	/* With TC_CREATE too: the damaged segment is reported, not reused. */
+	/* With TC_CREATE too: the damaged segment is reported, not reused --
+	 * except an empty object, which holds nothing and is built afresh. */
 	rc = tc_open(&c, name, &o);
 	if (rc == 0)
 		tc_close(c);
+	if (how == TRUNCATE_EMPTY && rc == 0)
+		_exit(tc_unlink(name) == 0 ? BB_EXIT_OK : BB_EXIT_FAIL);
 	if (rc != TC_ECORRUPT && rc != TC_EVERSION) {
 		bb_child_fail("%s, TC_CREATE: tc_open gave %d (%s)", damage_names[how], rc,
 			      tc_strerror(rc));

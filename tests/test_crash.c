@@ -165,12 +165,14 @@ static void child_writer(const char *name, uint32_t w, int ready_fd, volatile in
 	int rc;
 
 	alarm(HANG_SECS);
+	/* The parent may close its end before our ready byte (odd rounds). */
+	signal(SIGPIPE, SIG_IGN);
 	rc = tc_open(&c, name, NULL);
 	if (rc != 0 || !val || !buf) {
 		bb_child_fail("writer open: %s", tc_strerror(rc));
 		_exit(BB_EXIT_SETUP);
 	}
-	if (ready_fd >= 0 && write(ready_fd, "w", 1) != 1)
+	if (ready_fd >= 0 && write(ready_fd, "w", 1) != 1 && errno != EPIPE)
 		_exit(BB_EXIT_SETUP);
 	for (n = 0; nops <= 0 || n < nops; n++) {
 		if (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE))
@@ -491,6 +493,15 @@ static void expect_empty_after_delete_all(tc_cache *c)
 	}
 	rc = tc_del(c, "ctr", 3);
 	assert_true(rc == 0 || rc == -ENOENT);
+	/* Every other process is gone: the audit returns what killed processes
+	 * left in the documented crash windows (at most a block or two each). */
+	{
+		tc_audit_report ar;
+
+		ASSERT_RC(0, tc_audit(c, &ar));
+		assert_true(ar.recovered <= 2u * KILL_ROUNDS);
+		assert_int_equal(0, ar.live_after);
+	}
 	for (k = 0; k < 5; k++) {
 		memset(&rep, 0, sizeof(rep));
 		ASSERT_RC(0, tc_sweep(c, 0, &rep));
@@ -577,6 +588,26 @@ static void test_killed_writers_leave_valid_values_and_no_leak(void **state)
 	assert_int_equal(0, as.dead);
 	assert_int_equal(1, as.alive); /* this process */
 	assert_int_equal(found, verify_all(c)); /* the sweep dropped nothing live */
+	/*
+	 * A writer killed inside one of the documented few-instruction windows
+	 * (docs/design.md, "Crash windows") can leave one block no list names
+	 * and the live count one off; online nothing can tell it from a stopped
+	 * writer's.  With every other process gone, tc_audit recovers exactly:
+	 * at most one block per killed writer and per operation in flight.
+	 */
+	{
+		tc_audit_report ar;
+
+		ASSERT_RC(0, tc_audit(c, &ar));
+		print_message("audit: %llu blocks recovered (%llu bytes), %llu claims cleared, "
+			      "live %lld -> %lld\n", (unsigned long long)ar.recovered,
+			      (unsigned long long)ar.recovered_bytes,
+			      (unsigned long long)ar.tentative_cleared, (long long)ar.live_before,
+			      (long long)ar.live_after);
+		assert_true(ar.recovered <= 2u * KILL_ROUNDS);
+		assert_int_equal(found, ar.live_after);
+	}
+	assert_int_equal(found, verify_all(c)); /* the audit dropped nothing live */
 	{
 		tc_stats *st = calloc(1, sizeof(*st));
 
