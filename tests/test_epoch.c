@@ -23,7 +23,7 @@ static const char *self_exe;
 
 static uint64_t retired(tc_cache *c)
 {
-	return tc__ld(&c->h->retired_blocks);
+	return (uint64_t)tc__retired_sum(c, TC_C_RETIRED_BLOCKS);
 }
 
 static uint64_t reclaim(tc_cache *c)
@@ -116,7 +116,7 @@ static void test_thread_reader_holds_back_only_later_retirements(void **state)
 	assert_int_equal(reclaim(c), r_churn); /* v2 and the churn, now that the reader left */
 	assert_int_equal(retired(c), 0);
 	assert_int_equal(wb_blocks_used(c), 1); /* only v3 */
-	assert_int_equal(tc__ld(&c->h->retired_bytes), 0);
+	assert_int_equal(tc__retired_sum(c, TC_C_RETIRED_BYTES), 0);
 	tc_close(c);
 	tc_unlink(name);
 }
@@ -475,7 +475,7 @@ static void child_die_at(const char *name, int point)
 	case AT_TENT: {
 		struct tc_entry *e = child_build(c, s, "n", "new");
 		uint64_t h = e->hash, ref = tc__ref_of(c, e);
-		tc__add(&c->h->live, 1);
+		/* (live is raised only after an insert is final.) */
 		struct tc_bucket *b = &c->index[h & c->bmask];
 		for (int i = 0; i < TC_BUCKET_SLOTS; i++)
 			if (tc__cas(&b->w[i], 0, TC_SW_TENT | TC_TAG_OF(h) << 48 | ref) == 0)
@@ -486,6 +486,8 @@ static void child_die_at(const char *name, int point)
 		if (tc__lookup(c, hash, "k", 1, TC_KIND_KEY, &slotp, &w, &old))
 			_exit(13);
 		struct tc_entry *e = child_build(c, s, "k", "new");
+		/* As tc__write does: name the entry being unlinked first. */
+		tc__note_unlink(s, TC_SW_REF(w), old);
 		if (tc__cas(slotp, w, TC_SW_FINAL | TC_TAG_OF(hash) << 48 | tc__ref_of(c, e)) != w)
 			_exit(14);
 		_exit(0);
@@ -493,6 +495,7 @@ static void child_die_at(const char *name, int point)
 	case AT_REMOVED:
 		if (tc__lookup(c, hash, "k", 1, TC_KIND_KEY, &slotp, &w, &old))
 			_exit(13);
+		tc__note_unlink(s, TC_SW_REF(w), old);
 		if (tc__cas(slotp, w, 0) != w)
 			_exit(14);
 		_exit(0);
@@ -527,6 +530,14 @@ static void test_killed_writer_leaves_no_leak_and_true_live_count(void **state)
 		uint64_t nz = 0, fin = wb_count_slots(c, &nz);
 		uint64_t live = tc__ld(&c->h->live), blocks = wb_blocks_used(c);
 		uint64_t left = retired(c);
+		/* Killed between a delete's CAS and its count, the live count is
+		 * one high (docs/design.md, "Crash windows"); with no process
+		 * attached, tc_audit recounts it exactly. */
+		if (point == AT_REMOVED && live == fin + 1) {
+			tc_audit_report ar;
+			WB_RC(0, tc_audit(c, &ar));
+			live = tc__ld(&c->h->live);
+		}
 		/* The surviving state must also be usable: key k readable or absent. */
 		char buf[8];
 		int g = tc_get(c, "k", 1, buf, sizeof(buf), NULL);
