@@ -88,8 +88,8 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 	/* Named in our slot before anything else can go wrong. */
 	tc__st(&s->inflight, tc__ref_of(c, e));
 	tc__add(&c->h->cls[cls].used, 1);
-	tc__st(&e->state, TC_BLK_LIVE);
 	tc__st(&e->cls, (uint8_t)cls);
+	tc__st(&e->state, TC_BLK_LIVE); /* after cls: the audit walks by it */
 	tc__st(&e->link, 0);
 	tc__st(&e->refbit, 0);
 	tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
