@@ -479,8 +479,8 @@ static void test_threads_never_see_torn_values_and_accounting_agrees(void **stat
 }
 
 /* Racing tc_add of the same fresh key: exactly one wins, in every round. */
-#define ADD_ROUNDS 2000
-#define ADDERS 4
+#define ADD_ROUNDS 50000
+#define ADDERS 6
 
 struct adder {
 	tc_cache *c;
@@ -514,7 +514,8 @@ static void *adder_main(void *arg)
 static void test_racing_adds_of_one_key_have_exactly_one_winner(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_stress(name);
+	tc_opts o = bb_opts(2 * ADD_ROUNDS, 16u << 20, 64);
+	tc_cache *c = NULL;
 	struct adder a[ADDERS];
 	pthread_barrier_t bar;
 	tc_stats *st = calloc(1, sizeof(*st));
@@ -524,6 +525,8 @@ static void test_racing_adds_of_one_key_have_exactly_one_winner(void **state)
 	(void)state;
 	assert_non_null(st);
 	assert_non_null(wins);
+	bb_name(name);
+	assert_int_equal(0, tc_open(&c, name, &o));
 	pthread_barrier_init(&bar, NULL, ADDERS);
 	for (i = 0; i < ADDERS; i++) {
 		a[i].c = c;
@@ -552,6 +555,104 @@ static void test_racing_adds_of_one_key_have_exactly_one_winner(void **state)
 	tc_close(c);
 }
 
+/*
+ * One key, writers that set, delete and re-add it, and a reader that checks
+ * the version it sees never goes back (a change always gets a version above
+ * any the key had, also across delete and re-insert).
+ */
+#define VKEYS 2
+#define VWRITERS 6
+
+struct vworker {
+	tc_cache *c;
+	unsigned id;
+	double deadline;
+	uint64_t bad;        /* version regressions (reader) or bad codes */
+	uint64_t ops;
+	pthread_t t;
+};
+
+static void *vwriter_main(void *arg)
+{
+	struct vworker *w = arg;
+	uint64_t rng = 0x51ed270b27ull * (w->id + 1);
+	char key[16];
+	size_t kl;
+	int rc, op;
+
+	while (bb_mono_s() < w->deadline) {
+		kl = bb_key(key, sizeof(key), "v", (unsigned)(bb_rand(&rng) % VKEYS));
+		op = (int)(bb_rand(&rng) % 4);
+		if (op < 2) {
+			rc = tc_set(w->c, key, kl, "x", 1, 0u, 0);
+		} else if (op == 2) {
+			rc = tc_del(w->c, key, kl);
+			rc = rc == -ENOENT ? 0 : rc;
+		} else {
+			rc = tc_add(w->c, key, kl, "y", 1, 0u, 0);
+			rc = rc == -EEXIST ? 0 : rc;
+		}
+		if (rc != 0 && w->bad++ < 5)
+			print_message("writer %u: %s\n", w->id, tc_strerror(rc));
+		w->ops++;
+	}
+	return NULL;
+}
+
+static void *vreader_main(void *arg)
+{
+	struct vworker *w = arg;
+	uint64_t last[VKEYS] = { 0 };
+	char key[16], buf[8];
+	unsigned i;
+	tc_meta m;
+	size_t kl;
+
+	while (bb_mono_s() < w->deadline) {
+		for (i = 0; i < VKEYS; i++) {
+			kl = bb_key(key, sizeof(key), "v", i);
+			if (tc_get(w->c, key, kl, buf, sizeof(buf), &m) != 0)
+				continue;
+			if (m.version < last[i]) {
+				if (w->bad++ < 5)
+					print_message("v%u: version %llu after %llu\n", i,
+						      (unsigned long long)m.version,
+						      (unsigned long long)last[i]);
+			} else {
+				last[i] = m.version;
+			}
+			w->ops++;
+		}
+	}
+	return NULL;
+}
+
+static void test_versions_never_go_back_under_racing_writers(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_stress(name);
+	struct vworker w[VWRITERS + 1];
+	double deadline = bb_mono_s() + 2.0;
+	int i;
+
+	(void)state;
+	memset(w, 0, sizeof(w));
+	for (i = 0; i <= VWRITERS; i++) {
+		w[i].c = c;
+		w[i].id = (unsigned)i;
+		w[i].deadline = deadline;
+		assert_int_equal(0, pthread_create(&w[i].t, NULL,
+						   i < VWRITERS ? vwriter_main : vreader_main, &w[i]));
+	}
+	for (i = 0; i <= VWRITERS; i++)
+		pthread_join(w[i].t, NULL);
+	print_message("%llu reads checked\n", (unsigned long long)w[VWRITERS].ops);
+	for (i = 0; i < VWRITERS; i++)
+		assert_int_equal(0, w[i].bad);
+	assert_int_equal(0, w[VWRITERS].bad);
+	tc_close(c);
+}
+
 #define T(f) cmocka_unit_test_teardown(f, bb_teardown)
 
 int main(void)
@@ -560,6 +661,7 @@ int main(void)
 		T(test_processes_never_see_torn_values_and_accounting_agrees),
 		T(test_threads_never_see_torn_values_and_accounting_agrees),
 		T(test_racing_adds_of_one_key_have_exactly_one_winner),
+		T(test_versions_never_go_back_under_racing_writers),
 	};
 
 	if (getenv("TC_TEST_FILTER")) /* run only the tests matching this glob */
