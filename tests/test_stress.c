@@ -38,6 +38,11 @@
 #define RUN_SECS   2.5
 #define VBUF       8192
 #define CTR_KEY    "ctr"
+/* Stable keys "s<i>": set before the run, only ever replaced (never deleted),
+ * so a miss on one is a violation (a spurious miss hides a reader that lost
+ * its entry to early reuse).  Their values carry key index STABLE_BASE + i. */
+#define NSTABLE     16
+#define STABLE_BASE 100000u
 
 /* Results shared by all workers (MAP_SHARED for the process variant). */
 struct results {
@@ -126,7 +131,14 @@ static void run_writer(tc_cache *c, struct worker *w)
 		kl = bb_key(key, sizeof(key), "k", i);
 		op = (unsigned)(bb_rand(&rng) % 100);
 		len = value_len(&rng);
-		if (op < 60) {
+		if (op < 8) {
+			i %= NSTABLE;
+			kl = bb_key(key, sizeof(key), "s", i);
+			bb_fill(val, len, STABLE_BASE + i, w->id, ++seq);
+			rc = tc_set(c, key, kl, val, len, BB_TYPE, 0);
+			if (rc != 0)
+				violation(res, "writer %u: set s%u: %s", w->id, i, tc_strerror(rc));
+		} else if (op < 60) {
 			bb_fill(val, len, i, w->id, ++seq);
 			rc = tc_set(c, key, kl, val, len, BB_TYPE, 0);
 			if (rc != 0)
@@ -202,6 +214,17 @@ static void run_reader(tc_cache *c, struct worker *w)
 		ops++;
 		i = (unsigned)(bb_rand(&rng) % NKEYS);
 		kl = bb_key(key, sizeof(key), "k", i);
+		if (ops % 8 == 4) {
+			i %= NSTABLE;
+			kl = bb_key(key, sizeof(key), "s", i);
+			rc = tc_get(c, key, kl, buf, VBUF, &m);
+			if (rc != 0)
+				violation(res, "reader %u: get s%u (never deleted): %s", w->id, i,
+					  tc_strerror(rc));
+			else
+				check_value(res, "get", STABLE_BASE + i, buf, &m);
+			continue;
+		}
 		if (ops % 8 != 0) {
 			rc = tc_get(c, key, kl, buf, VBUF, &m);
 			if (rc == -ENOENT)
@@ -297,13 +320,24 @@ static void *reader_thread(void *arg)
 static tc_cache *open_stress(char *name)
 {
 	tc_opts o = bb_opts(4096, 32u << 20, 64);
+	unsigned char val[100];
 	tc_cache *c = NULL;
+	char key[32];
+	unsigned i;
+	size_t kl;
 	int rc;
 
 	bb_name(name);
 	rc = tc_open(&c, name, &o);
 	if (rc != 0)
 		fail_msg("tc_open: %s", tc_strerror(rc));
+	for (i = 0; i < NSTABLE; i++) {
+		kl = bb_key(key, sizeof(key), "s", i);
+		bb_fill(val, sizeof(val), STABLE_BASE + i, 0, 0);
+		rc = tc_set(c, key, kl, val, sizeof(val), BB_TYPE, 0);
+		if (rc != 0)
+			fail_msg("seeding s%u: %s", i, tc_strerror(rc));
+	}
 	return c;
 }
 
@@ -343,8 +377,15 @@ static void verify_quiet(tc_cache *c, const struct results *res)
 		found++;
 		live_bytes += kl + m.len;
 	}
+	for (i = 0; i < NSTABLE; i++) {
+		kl = bb_key(key, sizeof(key), "s", i);
+		assert_int_equal(0, tc_get(c, key, kl, buf, VBUF, &m));
+		assert_int_equal(0, check_value(&dummy, "final get", STABLE_BASE + i, buf, &m));
+		live_bytes += kl + m.len;
+	}
+	found += NSTABLE;
 	live_bytes += strlen(CTR_KEY) + 8;
-	assert_true(found > 0);
+	assert_true(found > NSTABLE);
 
 	/* With no reader active, one grace period frees every retired block. */
 	for (k = 0; k < 10; k++) {
@@ -373,6 +414,10 @@ static void verify_quiet(tc_cache *c, const struct results *res)
 		kl = bb_key(key, sizeof(key), "k", i);
 		rc = tc_del(c, key, kl);
 		assert_true(rc == 0 || rc == -ENOENT);
+	}
+	for (i = 0; i < NSTABLE; i++) {
+		kl = bb_key(key, sizeof(key), "s", i);
+		assert_int_equal(0, tc_del(c, key, kl));
 	}
 	assert_int_equal(0, tc_del(c, CTR_KEY, strlen(CTR_KEY)));
 	memset(&rep, 0, sizeof(rep));
