@@ -296,6 +296,18 @@ is "three JSON lines" "$(python3 -c 'import json,sys; print(sum(1 for l in sys.s
 expect 2 "watch --interval 0" "$INSPECT" watch "$A" --interval 0
 
 # ---------------------------------------------------------------------------
+echo "# audit: only when idle"
+# ---------------------------------------------------------------------------
+expect 0 "audit of an idle segment" "$INSPECT" --json audit "$A"
+is "audit recounts the live keys" "$(js '[d["live_before"], d["live_after"], d["recovered"]]')" "[0, 0, 0]"
+"$HOLD" "$A" >"$TMP/h0" 2>&1 &
+H0=$!; PIDS+=("$H0")
+wait_ready "$TMP/h0"
+expect 4 "audit while a process is attached" "$INSPECT" audit "$A"
+has "audit names the process" "$ERR" "pid $H0"
+kill -TERM "$H0"; wait "$H0" 2>/dev/null
+
+# ---------------------------------------------------------------------------
 echo "# unlink refuses while attached (exit 4), --force works"
 # ---------------------------------------------------------------------------
 "$HOLD" "$A" >"$TMP/h1" 2>&1 &
