@@ -385,6 +385,7 @@ MEM1=$(json_field "$C" memory_used)
 EXP0=$(json_field "$C" expirations)
 sleep 0.4
 expect 0 "sweeper --once" "$SWEEPER" --once --log-level debug "$C"
+has "the idle segment was audited" "$ERR" "$C: idle audit"
 expect 0 "stat after the sweep" "$INSPECT" --json stat "$C"
 is "expired entries are gone from the count" "$(js 'd["entries"]')" "5"
 is "expirations grew by 60" "$(js "d['expirations'] - $EXP0 >= 60")" "true"
