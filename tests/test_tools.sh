@@ -529,6 +529,7 @@ has "demo prints shm-inspect list" "$OUT" "shm-inspect list"
 has "demo prints latencies" "$OUT" "get p50"
 has "demo shows isolation" "$OUT" "foreign values seen: 0 (ict) and 0 (dca); torn ticks: 0"
 segs=$(demo_segs "$TMP/out")
+# shellcheck disable=SC2086
 is "demo announced two segments" "$(echo $segs | wc -w)" "2"
 has "demo list shows its segments" "$OUT" "${segs%% *}"
 # shellcheck disable=SC2086
@@ -547,6 +548,7 @@ kill -INT "$DP"; wait "$DP"; is "demo interrupted exits 130" "$?" "130"
 is "interrupted demo removed its segments" "$(left $segs)" "0"
 alive=0
 for k in $kids $sweeper; do kill -0 "$k" 2>/dev/null && alive=$((alive + 1)); done
+# shellcheck disable=SC2086
 is "interrupted demo left no process" "$alive $(echo $kids $sweeper | wc -w)" "0 4"
 
 echo "$PASS passed, $FAIL failed"
