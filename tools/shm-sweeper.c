@@ -67,7 +67,7 @@ static volatile sig_atomic_t g_stop, g_rescan;
 
 static const char usage_text[] =
 	"usage: shm-sweeper [OPTIONS] [NAME...]\n"
-	"  -i, --interval MS     time between passes (default 1000; s/m suffixes)\n"
+	"  -i, --interval MS     pause between passes (default 1000; s/m suffixes)\n"
 	"  -1, --once            one pass over every segment, then exit\n"
 	"  -f, --foreground      do not daemonise; log to stderr\n"
 	"  -p, --pidfile PATH    write (and lock) a pidfile\n"
