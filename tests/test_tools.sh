@@ -396,6 +396,23 @@ expect 0 "keep keys survive" "$INSPECT" --json keys "$C" 'keep:*'
 is "five keep keys" "$(js 'len(d)')" "5"
 
 # ---------------------------------------------------------------------------
+echo "# sweeper: a small --budget still covers the whole index in one pass; SIGHUP"
+# ---------------------------------------------------------------------------
+for i in $(seq 1 30); do "$INSPECT" set "$C" "small:$i" v --ttl 50 >/dev/null; done
+sleep 0.2
+expect 0 "sweeper --once --budget 1" "$SWEEPER" --once --budget 1 --log-level debug "$C"
+has "many chunks" "$ERR" "chunks"
+run "$INSPECT" --json stat "$C"
+is "every expired key swept with budget 1" "$(js 'd["entries"]')" "5"
+"$SWEEPER" --foreground --interval 60s --log-level debug "$C" 2>"$TMP/swh.log" &
+SH=$!; PIDS+=("$SH")
+wait_grep ': pass 1:' "$TMP/swh.log"
+kill -HUP "$SH"
+wait_grep ': pass 2:' "$TMP/swh.log"
+has "SIGHUP starts a pass at once" "$(cat "$TMP/swh.log")" ": pass 2:"
+kill -TERM "$SH"; wait "$SH"; is "sweeper exits 0 (interrupting its sleep)" "$?" "0"
+
+# ---------------------------------------------------------------------------
 echo "# two sweepers on one segment: the second waits, takes over on death"
 # ---------------------------------------------------------------------------
 expect 0 "create D" "$INSPECT" create "$D" --entries 1024 --memory 1M
