@@ -1415,6 +1415,10 @@ static int cmd_watch(const char *name, uint64_t interval, uint64_t count)
 		}
 		rc = tc_get_stats(c, &st);
 		t = mono_ns();
+		if (rc == -ESTALE) {
+			ex = fail(-ENOENT, "segment '%s' was removed", name);
+			goto out;
+		}
 		if (rc) {
 			ex = fail(rc, "cannot read segment '%s'", name);
 			goto out;

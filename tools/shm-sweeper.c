@@ -234,7 +234,11 @@ static void log_err_once(struct seg *s, int rc, const char *what)
 	if (s->last_err == rc)
 		return;
 	s->last_err = rc;
-	logm(rc == -ENOENT ? L_WARN : L_ERROR, "%s: %s: %s", s->name, what, tc_strerror(rc));
+	if (rc == -ESTALE) /* removed while we held it: the next pass forgets it */
+		logm(L_DEBUG, "%s: %s: segment was removed", s->name, what);
+	else
+		logm(rc == -ENOENT ? L_WARN : L_ERROR, "%s: %s: %s", s->name, what,
+		     tc_strerror(rc));
 }
 
 /* take_lease - 0 when this process holds S's lease after the call. */
@@ -245,8 +249,8 @@ static int take_lease(tc_cache *c, struct seg *s, const struct cfg *cf)
 
 	if (s->held) {
 		rc = tc_lease_renew(c);
-		if (!rc)
-			return 0;
+		if (!rc || rc == -ESTALE)
+			return rc;
 		s->held = false;
 		logm(L_WARN, "%s: lost the sweeper lease (%s), trying to take it back", s->name,
 		     tc_strerror(rc));
@@ -389,13 +393,13 @@ static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 		goto out_close;
 	}
 	if (rc) {
-		out = FAILED;
+		out = rc == -ESTALE ? MISSING : FAILED;
 		goto out_close;
 	}
 	rc = tc_get_stats(c, &st);
 	if (rc) {
 		log_err_once(s, rc, "cannot read stats");
-		out = FAILED;
+		out = rc == -ESTALE ? MISSING : FAILED;
 		goto out_close;
 	}
 	slots = st.index_slots ? st.index_slots : st.max_entries;
@@ -406,7 +410,7 @@ static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 		rc = tc_sweep(c, cf->budget, &rep);
 		if (rc) {
 			log_err_once(s, rc, "sweep failed");
-			out = FAILED;
+			out = rc == -ESTALE ? MISSING : FAILED;
 			goto out_close;
 		}
 		tot.scanned += rep.scanned;
@@ -674,7 +678,7 @@ int main(int argc, char **argv)
 			switch (sweep_segment(&segs[i], &cf)) {
 			case SWEPT: break;
 			case SKIPPED: skipped = true; break;
-			case MISSING: missing = true; break;
+			case MISSING: missing |= cf.named; break; /* else: removed meanwhile */
 			case FAILED: failed = true; break;
 			}
 			if (g_stop && !cf.once)
