@@ -332,6 +332,13 @@ has "unlink reports" "$OUT" "unlinked $A"
 is "segment file gone" "$(ls /dev/shm/tickcache."$A" 2>/dev/null)" ""
 expect 1 "stat after unlink" "$INSPECT" stat "$A"
 kill -TERM "$H1"; wait "$H1" 2>/dev/null
+"$INSPECT" watch "$F" --interval 50 >"$TMP/w2" 2>"$TMP/w2.err" &
+W2=$!; PIDS+=("$W2")
+wait_grep '^tickcache ' "$TMP/w2"
+expect 0 "unlink --force under watch" "$INSPECT" unlink "$F" --force
+wait "$W2"; is "watch exits 1 when its segment is removed" "$?" "1"
+has "watch says why" "$(cat "$TMP/w2.err")" "was removed"
+expect 0 "create F again" "$INSPECT" create "$F" --entries 1K --memory 1M --ttl 5s --eviction lru --readers 8
 expect 0 "create again" "$INSPECT" create "$A" --entries 1024 --memory 1M
 expect 0 "unlink with nobody attached" "$INSPECT" unlink "$A"
 
