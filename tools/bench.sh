@@ -11,7 +11,8 @@
 # and writes docs/benchmarks.md and docs/bench-latency.png.
 #
 # Environment: BIN (default build/bin), RUNS (3), QUICK=1 (a tenth of the ops,
-# for trying the script), OUTDIR (default docs), KEEP=1 (keep the work dir).
+# for trying the script), OUTDIR (default docs), KEEP=1 (keep the work dir),
+# QUIET_WAIT=SEC (first wait up to SEC s for the host's load to drop below 1).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +25,13 @@ SB=$BIN/shm-bench
 WORK=$(mktemp -d /tmp/shm-bench.XXXXXX)
 REDIS_PID= MC_PID=
 T0=$(date +%s)
+# QUIET_WAIT=SEC: wait up to SEC seconds for the 1-minute load to fall below 1.
+if [ "${QUIET_WAIT:-0}" -gt 0 ]; then
+	for _ in $(seq "$QUIET_WAIT"); do
+		awk '{ exit !($1 < 1.0) }' /proc/loadavg && break
+		sleep 1
+	done
+fi
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -38,18 +46,17 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- deps
-have_all() {
+have_all() {   # valgrind is optional: without it the profile section is skipped
 	command -v redis-server >/dev/null && command -v redis-cli >/dev/null &&
 	command -v memcached >/dev/null && command -v gnuplot >/dev/null &&
-	command -v valgrind >/dev/null && pkg-config --exists hiredis libmemcached
+	pkg-config --exists hiredis libmemcached
 }
 
 install_deps() {
-	have_all && return 0
-	if [ -x "$ROOT/tools/deps.sh" ]; then
+	if [ -x "$ROOT/tools/deps.sh" ] && ! have_all; then
 		"$ROOT/tools/deps.sh" bench || true
-		have_all && return 0
 	fi
+	have_all && { command -v valgrind >/dev/null || [ "$(id -u)" != 0 ]; } && return 0
 	local pkgs="redis-server redis-tools memcached gnuplot-nox valgrind libhiredis-dev libmemcached-dev pkg-config"
 	if [ "$(id -u)" != 0 ]; then
 		log "missing packages; run: sudo apt-get install -y $pkgs"
@@ -117,6 +124,7 @@ n() { if [ "$QUICK" = 1 ]; then echo $(( $1 / 10 )); else echo "$1"; fi; }
 scen() {
 	local label=$1 be=$2 r
 	shift 2
+	echo "| $label | $be | \`shm-bench --validate -b $be $*\` |" >>"$WORK/cmds.md"
 	for r in $(seq "$RUNS"); do
 		if ! "$SB" --csv --validate --label "$label" -b "$be" "${PEERS[@]}" \
 			--percentiles "$WORK/pct-$label-$be.dat" "$@" >>"$RAW" 2>"$WORK/err"; then
@@ -230,13 +238,14 @@ get() { awk -v l="$1" -v b="$2" -v o="$3" -v f="$4" '$1 == l && $2 == b && $3 ==
 PROF=$WORK/profile.txt
 : >"$PROF"
 profile() {   # profile NAME FUNCTION ARGS...   (ARGS must hold "-n COUNT")
-	local name=$1 fn=$2 f out calls
+	local name=$1 fn=$2 f out calls tog=()
 	shift 2
+	for f in ${fn//,/ }; do tog+=(--toggle-collect="$f"); done
 	calls=$(echo "$*" | sed -n 's/.*-n \([0-9]*\).*/\1/p')
 	rm -f "$WORK/cg.$name".*
 	# Model this machine's per-core caches: L1d 48 KiB 12-way, L2 2 MiB as "LL".
 	valgrind --tool=callgrind --cache-sim=yes --D1=49152,12,64 --LL=2097152,16,64 \
-		--toggle-collect="$fn" --callgrind-out-file="$WORK/cg.$name.%p" \
+		"${tog[@]}" --callgrind-out-file="$WORK/cg.$name.%p" \
 		"$SB" --warmup 0 "$@" >/dev/null 2>"$WORK/cglog.$name" || return 0
 	# The measuring child is the process whose file is the largest.
 	out=$(ls -S "$WORK/cg.$name".* | head -1)
@@ -265,9 +274,10 @@ profile() {   # profile NAME FUNCTION ARGS...   (ARGS must hold "-n COUNT")
 if command -v valgrind >/dev/null; then
 	log "profiling with callgrind"
 	profile tickcache-get tcb_get -b tickcache -d uniform -n 200000
-	profile tickcache-peek tcb_peek -b tickcache -d uniform -n 200000 -o peek
+	profile tickcache-peek tcb_peek,tcb_peek_end -b tickcache -d uniform -n 200000 -o peek
 	profile array-get arr_get -b array -d uniform -n 200000
 	profile tickcache-hot tcb_get -b tickcache -d hot -n 200000
+	profile tickcache-hot-peek tcb_peek,tcb_peek_end -b tickcache -d hot -n 200000 -o peek
 	profile tickcache-set tcb_set -b tickcache -o set -d uniform -n 100000
 	profile tickcache-set-evict tcb_set -b tickcache -o set -d uniform -n 100000 --evict --memory 4M
 fi
@@ -292,8 +302,9 @@ set output '$PNG'
 set multiplot layout 1,2 title "shm-bench, $(nproc) vCPU, $(date -u +%Y-%m-%d): latency by percentile (100k keys, 64 B, uniform; the last of $RUNS runs)"
 set logscale xy
 set xrange [1:1e6]
-set xtics ("0%%" 1, "50%%" 2, "90%%" 10, "99%%" 100, "99.9%%" 1000, "99.99%%" 10000, "99.999%%" 100000, "99.9999%%" 1000000)
+set xtics ("50%%" 2, "90%%" 10, "99%%" 100, "99.9%%" 1000, "99.99%%" 10000, "99.999%%" 100000, "99.9999%%" 1000000)
 set xlabel "percentile"
+set ytics ("10 ns" 10, "100 ns" 100, "1 µs" 1000, "10 µs" 1e4, "100 µs" 1e5, "1 ms" 1e6, "10 ms" 1e7, "100 ms" 1e8)
 set ylabel "latency (ns)"
 set grid
 set key top left
@@ -394,9 +405,17 @@ echo "## Validation under stress"
 echo
 echo "2 readers + 2 writers, Zipf, tickcache evicting in 4 MiB; one hot set of 16 keys of 1 KiB with one writer: the mutex cache's readers copy values while they are rewritten in place."
 echo; table stress stress-hot; echo
+echo "## Commands"
+echo
+echo "Each run: \`build/bin/shm-bench --csv --validate --label RUN\` with the arguments below (plus the peers' socket and ports), $RUNS times."
+echo
+echo "| run | backend | command |"
+echo "|---|---|---|"
+cat "$WORK/cmds.md"
+echo
 echo "## Profile of the hot paths"
 echo
-echo "\`valgrind --tool=callgrind --cache-sim=yes --toggle-collect=<backend get>\` over 200k gets (100k sets for set), so only the operation itself is counted. The cache figures come from callgrind's model of this machine's per-core caches (L1d 48 KiB 12-way; the 2 MiB L2 modelled as the last level, so "L2 misses" are accesses that go to L3 or DRAM), not from hardware counters: this VM exposes no PMU (\`perf stat -e instructions\` reports \"not supported\")."
+echo "\`valgrind --tool=callgrind --cache-sim=yes --D1=49152,12,64 --LL=2097152,16,64 --toggle-collect=FN build/bin/shm-bench --warmup 0 ...\` with FN the backend's get, peek and unlock, or set: 200k gets (100k sets), only the operation itself counted (peek = tc_read_lock + tc_peek + tc_read_unlock). The cache figures come from callgrind's model of this machine's per-core caches (L1d 48 KiB 12-way; the 2 MiB L2 modelled as the last level, so "L2 misses" are accesses that go to L3 or DRAM), not from hardware counters: this VM exposes no PMU (\`perf stat -e instructions\` reports \"not supported\")."
 echo
 echo '```'
 cat "$PROF"

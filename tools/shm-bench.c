@@ -1490,8 +1490,10 @@ static void *mc_attach(char *err, size_t len)
 	if (rc == MEMCACHED_SUCCESS)
 		rc = memcached_version(m);
 	if (rc != MEMCACHED_SUCCESS) {
+		const char *why = memcached_last_error_message(m);
+
 		snprintf(err, len, "memcached %s:%d: %s", cfg.mc_host, cfg.mc_port,
-			 memcached_strerror(m, rc));
+			 why ? why : memcached_strerror(m, rc));
 		memcached_free(m);
 		return NULL;
 	}
