@@ -495,6 +495,74 @@ static void test_bad_names_and_opts_are_einval(void **state)
 	WB_RC(0, tc_unlink(longest));
 }
 
+/*
+ * fork() while another thread holds the process registry's mutex (tc_open,
+ * tc_close and thread exit take it): the child must still be able to open
+ * its own handle, as the documentation tells it to.  A child that hangs is
+ * killed by alarm() and counted.
+ */
+struct churn_arg {
+	const char *name;
+	volatile int stop;
+};
+
+static void *open_close_churn(void *p)
+{
+	struct churn_arg *a = p;
+	while (!a->stop) {
+		tc_cache *c = NULL;
+		if (tc_open(&c, a->name, NULL) == 0) {
+			char buf[4];
+			(void)tc_get(c, "k", 1, buf, sizeof(buf), NULL);
+			tc_close(c);
+		}
+	}
+	return NULL;
+}
+
+#define FORKS 2000
+
+static void test_child_forked_during_open_close_can_open(void **state)
+{
+	(void)state;
+	char name[64];
+	wb_name(name, sizeof(name), "sfork");
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, 64, TC_EVICT_NONE);
+	struct churn_arg a = { .name = name };
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, open_close_churn, &a), 0);
+	int hung = 0, failed = 0;
+	for (int i = 0; i < FORKS; i++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			alarm(getenv("WB_FORK_ALARM") ? (unsigned)atoi(getenv("WB_FORK_ALARM")) : 2);
+			tc_cache *cc = NULL;
+			if (tc_open(&cc, name, NULL))
+				_exit(2);
+			char buf[4];
+			(void)tc_get(cc, "k", 1, buf, sizeof(buf), NULL);
+			tc_close(cc);
+			_exit(0);
+		}
+		int st = wb_wait(pid);
+		hung += st == 128 + SIGALRM;
+		failed += st != 0 && st != 128 + SIGALRM;
+	}
+	a.stop = 1;
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	uint32_t cl;
+	WB_RC(0, tc_readers_clean(c, &cl));
+	tc_close(c);
+	tc_unlink(name);
+	if (hung || failed)
+		fail_msg("%d of %d children forked while other threads open/close handles "
+			 "hung in the library (a lock held at fork time), %d failed", hung, FORKS,
+			 failed);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -508,6 +576,7 @@ int main(void)
 		cmocka_unit_test(test_header_scribbled_after_attach_is_not_trusted),
 		cmocka_unit_test(test_unlinked_segment_gives_estale_to_attached_handles),
 		cmocka_unit_test(test_bad_names_and_opts_are_einval),
+		cmocka_unit_test(test_child_forked_during_open_close_can_open),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
