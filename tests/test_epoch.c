@@ -433,7 +433,8 @@ static void test_slot_of_killed_cleaner_is_cleared_again(void **state)
 
 /*
  * A writer killed at a point of a write, played by a child that runs the
- * library's own steps and stops dead (_exit) at that point:
+ * library's own steps (keep them in step with shm/table.c) and stops dead
+ * (_exit) at that point:
  *   TENT       after claiming its index slot, before finalising (insert)
  *   REPLACED   after the CAS that replaced the old entry, before retiring it
  *   REMOVED    after the CAS that removed the entry, before live-- / retire
@@ -488,6 +489,9 @@ static void child_die_at(const char *name, int point)
 		if (tc__lookup(c, hash, "k", 1, TC_KIND_KEY, &slotp, &w, &old))
 			_exit(13);
 		struct tc_entry *e = child_build(c, s, "k", "new");
+#ifdef TC_UNLINK_REMOVE /* the library names the block it unlinks in its slot */
+		tc__st(&s->unlink, TC_SW_REF(w));
+#endif
 		if (tc__cas(slotp, w, TC_SW_FINAL | TC_TAG_OF(hash) << 48 | tc__ref_of(c, e)) != w)
 			_exit(14);
 		_exit(0);
@@ -495,6 +499,9 @@ static void child_die_at(const char *name, int point)
 	case AT_REMOVED:
 		if (tc__lookup(c, hash, "k", 1, TC_KIND_KEY, &slotp, &w, &old))
 			_exit(13);
+#ifdef TC_UNLINK_REMOVE
+		tc__st(&s->unlink, TC_SW_REF(w) | TC_UNLINK_REMOVE);
+#endif
 		if (tc__cas(slotp, w, 0) != w)
 			_exit(14);
 		_exit(0);
