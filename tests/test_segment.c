@@ -503,13 +503,13 @@ static void test_bad_names_and_opts_are_einval(void **state)
  */
 struct churn_arg {
 	const char *name;
-	volatile int stop;
+	int stop;
 };
 
 static void *open_close_churn(void *p)
 {
 	struct churn_arg *a = p;
-	while (!a->stop) {
+	while (!__atomic_load_n(&a->stop, __ATOMIC_RELAXED)) {
 		tc_cache *c = NULL;
 		if (tc_open(&c, a->name, NULL) == 0) {
 			char buf[4];
@@ -550,7 +550,7 @@ static void test_child_forked_during_open_close_can_open(void **state)
 		hung += st == 128 + SIGALRM;
 		failed += st != 0 && st != 128 + SIGALRM;
 	}
-	a.stop = 1;
+	__atomic_store_n(&a.stop, 1, __ATOMIC_RELAXED);
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
 	uint32_t cl;
