@@ -39,7 +39,8 @@ static struct tc_entry *pop(tc_cache *c, uint32_t cls)
 			return NULL;
 		struct tc_entry *e = tc__block(c, ref);
 		uint64_t next = e ? tc__ld(&e->link) : 0;
-		if (!e || next > c->arena_units || tc__ld(&e->state) != TC_BLK_FREE) {
+		if (!e || next > c->arena_units || tc__ld(&e->state) != TC_BLK_FREE ||
+		    ref - 1 + tc__class_size(cls) / TC_BLOCK_UNIT > c->arena_units) {
 			/* Broken list: cut it.  Its blocks leak; nothing crashes. */
 			tc__cas(&k->head, head, ((head >> 32) + 1) << 32);
 			return NULL;

@@ -197,6 +197,7 @@ static struct tc_rslot *slot_claim(tc_cache *c)
 			tc__st(&s->start, tc__self_start());
 			tc__st(&s->cookie, c->cid);
 			tc__st(&s->inflight, 0);
+			tc__st(&s->ret_ref, 0);
 			tc__st(&s->reclaim, 0);
 			tc__st(&s->epoch, 0);
 			return s;
@@ -485,6 +486,21 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 				rep->inflight_freed++;
 		}
 		tc__st(&s->inflight, 0);
+	}
+	uint64_t ret = tc__ld(&s->ret_ref);
+	if (ret) {
+		/* The owner was unlinking this entry: if no word names it any
+		 * more, the unlink happened and the retire may not have. */
+		struct tc_entry *e = tc__block(c, ret);
+		if (e && tc__ld(&e->state) == TC_BLK_LIVE &&
+		    tc__ld(&e->hash) == tc__ld(&s->ret_hash) &&
+		    tc__ld(&e->version) == tc__ld(&s->ret_version) &&
+		    !tc__inflight_published(c, e)) {
+			tc__retire(c, s, e);
+			if (rep)
+				rep->inflight_freed++;
+		}
+		tc__st(&s->ret_ref, 0);
 	}
 	uint64_t chain = tc__ld(&s->reclaim);
 	if (chain)

@@ -238,6 +238,15 @@ static inline uint64_t tc__entry_bytes(size_t klen, size_t vlen)
 	return TC_ENTRY_HDR + TC_ALIGN8(klen) + vlen;
 }
 
+/* Name the published entry E that slot S is about to unlink (see
+ * tc_rslot.ret_ref); the full barrier of the unlinking CAS orders it. */
+static inline void tc__note_unlink(struct tc_rslot *s, uint64_t ref, const struct tc_entry *e)
+{
+	tc__st(&s->ret_hash, tc__ld(&e->hash));
+	tc__st(&s->ret_version, tc__ld(&e->version));
+	tc__st(&s->ret_ref, ref);
+}
+
 /* Resolve the TTL argument of a write into an absolute expiry. */
 static inline int64_t tc__expiry(tc_cache *c, const void *key, size_t klen, uint64_t ttl_ms)
 {

@@ -6,7 +6,7 @@
  *   +--------------+----------------+--------------+-------------+------------+
  *   | tc_hdr       | reader slots   | attach table | index       | arena      |
  *   | (fixed size) | max_readers    | max_attach   | nbuckets    | memory     |
- *   |              | x 192 B        | x 16 B       | x 64 B      | bytes      |
+ *   |              | x 256 B        | x 16 B       | x 64 B      | bytes      |
  *   +--------------+----------------+--------------+-------------+------------+
  *
  * Every region starts on a page boundary.  The geometry is fixed at
@@ -154,6 +154,14 @@ struct tc_rslot {
 	uint64_t since;     /* bytes retired by the owner since its last reclaim (owner only) */
 	uint64_t pad[1];
 	uint64_t ctr[TC_NCOUNTERS]; /* TC_C_*; owner only */
+	/* line 3: the published entry the owner is about to unlink (replace or
+	 * remove), so that a cleaner can retire it if the owner dies between
+	 * its CAS and its retire.  hash and version tell the block from a
+	 * reuse of it.  Owner only; ref 0 = none. */
+	uint64_t ret_ref;
+	uint64_t ret_hash;
+	uint64_t ret_version;
+	uint64_t pad2[5];
 } __attribute__((aligned(TC_CACHELINE)));
 
 /* An attach record: one per open handle of any process. */
@@ -220,7 +228,7 @@ struct tc_entry {
 
 _Static_assert(sizeof(struct tc_entry) == TC_ENTRY_HDR, "entry header is 64 bytes");
 _Static_assert(sizeof(struct tc_bucket) == TC_CACHELINE, "bucket is one cache line");
-_Static_assert(sizeof(struct tc_rslot) == 3 * TC_CACHELINE, "reader slot is three lines");
+_Static_assert(sizeof(struct tc_rslot) == 4 * TC_CACHELINE, "reader slot is four lines");
 _Static_assert(sizeof(struct tc_class) == TC_CACHELINE, "class is one line");
 _Static_assert(sizeof(struct tc_policy) == 128, "policy is two lines");
 _Static_assert(sizeof(struct tc_attach_rec) == 16, "attach record is 16 bytes");

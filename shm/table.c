@@ -286,7 +286,7 @@ static void raise_maxdisp(tc_cache *c, uint64_t home, uint64_t d)
  * have been seen: retire it).  -ENOSPC: no free slot in the whole index.
  */
 static int insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
-		      uint32_t kind, uint64_t ref, bool *seen)
+		      uint32_t kind, struct tc_entry *e, uint64_t ref, bool *seen)
 {
 	uint64_t home = hash & c->bmask, tag = TC_TAG_OF(hash);
 	uint64_t tent = TC_SW_TENT | tag << 48 | ref, fin = TC_SW_FINAL | tag << 48 | ref;
@@ -319,15 +319,36 @@ static int insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 			if (!w || TC_SW_TAG(w) != tag)
 				continue;
 			struct view v;
-			if (match(c, w, hash, key, klen, kind, &v) != 1)
-				continue;
-			if (TC_SW_STATE(w) == TC_SW_FINAL) {
+			int tries;
+			for (tries = 0; tries < 64; tries++) {
+				if (!w || TC_SW_TAG(w) != tag ||
+				    match(c, w, hash, key, klen, kind, &v) != 1)
+					break;
+				if (TC_SW_STATE(w) == TC_SW_FINAL) {
+					tc__cas(mine, tent, 0);
+					return RETRY;
+				}
+				/* Abort the other half-insert.  If the word changed
+				 * (its owner finalized it, say), judge it again. */
+				uint64_t was = tc__cas(q, w, 0);
+				if (was == w)
+					break;
+				w = was;
+			}
+			if (tries == 64) { /* never settled: do not risk a duplicate */
 				tc__cas(mine, tent, 0);
 				return RETRY;
 			}
-			tc__cas(q, w, 0); /* abort the other half-insert */
 		}
 	}
+	/*
+	 * The version is taken here, after the re-scan: no other incarnation
+	 * of the key can be published between this point and our finalize (it
+	 * would have to claim after our re-scan, and its own re-scan would
+	 * then abort our claim), so every version the key ever showed was
+	 * taken before ours.  Nobody reads the version of a claimed entry.
+	 */
+	tc__st(&e->version, next_version(c, hash, 0));
 	if (tc__cas(mine, tent, fin) == tent)
 		return 0;
 	return RETRY;
@@ -336,12 +357,19 @@ static int insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 /* Remove the published slot word W at SLOTP: 0, or -EAGAIN if it changed. */
 int tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w, int ctr)
 {
-	if (tc__cas(slotp, w, 0) != w)
-		return -EAGAIN;
-	tc__add(&c->h->live, (uint64_t)-1);
 	struct tc_entry *e = tc__block(c, TC_SW_REF(w));
+	if (e && s)
+		tc__note_unlink(s, TC_SW_REF(w), e);
+	if (tc__cas(slotp, w, 0) != w) {
+		if (s)
+			tc__st(&s->ret_ref, 0);
+		return -EAGAIN;
+	}
+	tc__add(&c->h->live, (uint64_t)-1);
 	if (e)
 		tc__retire(c, s, e);
+	if (s)
+		tc__st(&s->ret_ref, 0);
 	if (ctr >= 0)
 		tc__count(s, ctr);
 	return 0;
@@ -543,13 +571,16 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 			e->version = next_version(c, hash, old.version);
 			/* The CAS is a full barrier: the entry's bytes are visible
 			 * before the slot names it. */
+			tc__note_unlink(s, TC_SW_REF(w), old.e);
 			if (tc__cas(slotp, w, TC_SW_FINAL | tag << 48 | ref) != w) {
+				tc__st(&s->ret_ref, 0);
 				drop_private(c, s, e);
 				tc__exit(c, s);
 				continue;
 			}
 			tc__st(&s->inflight, 0);
 			tc__retire(c, s, old.e);
+			tc__st(&s->ret_ref, 0);
 			if (!live)
 				tc__count(s, TC_C_EXPIRATIONS);
 			rc = 0;
@@ -568,9 +599,8 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 				goto out_count;
 			continue;
 		}
-		e->version = next_version(c, hash, 0);
 		bool seen;
-		int ir = insert_new(c, hash, key, klen, kind, ref, &seen);
+		int ir = insert_new(c, hash, key, klen, kind, e, ref, &seen);
 		if (ir == 0) {
 			tc__add(&c->h->live, 1);
 			tc__st(&s->inflight, 0);
