@@ -520,14 +520,15 @@ static void *open_close_churn(void *p)
 	return NULL;
 }
 
-#define FORKS 2000
+#define FORKS 1000
 
 static void test_child_forked_during_open_close_can_open(void **state)
 {
 	(void)state;
 	char name[64];
 	wb_name(name, sizeof(name), "sfork");
-	tc_cache *c = wb_create(name, ENTRIES, MEMORY, 64, TC_EVICT_NONE);
+	/* Many reader slots: tc_close walks them all under the mutex. */
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, 4096, TC_EVICT_NONE);
 	struct churn_arg a = { .name = name };
 	pthread_t th[2];
 	for (int i = 0; i < 2; i++)
