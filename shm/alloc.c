@@ -39,7 +39,8 @@ static struct tc_entry *pop(tc_cache *c, uint32_t cls)
 			return NULL;
 		struct tc_entry *e = tc__block(c, ref);
 		uint64_t next = e ? tc__ld(&e->link) : 0;
-		if (!e || next > c->arena_units || tc__ld(&e->state) != TC_BLK_FREE) {
+		if (!e || next > c->arena_units || tc__ld(&e->state) != TC_BLK_FREE ||
+		    ref - 1 + tc__class_size(cls) / TC_BLOCK_UNIT > c->arena_units) {
 			/* Broken list: cut it.  Its blocks leak; nothing crashes. */
 			tc__cas(&k->head, head, ((head >> 32) + 1) << 32);
 			return NULL;
@@ -88,8 +89,8 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 	/* Named in our slot before anything else can go wrong. */
 	tc__st(&s->inflight, tc__ref_of(c, e));
 	tc__add(&c->h->cls[cls].used, 1);
-	tc__st(&e->state, TC_BLK_LIVE);
 	tc__st(&e->cls, (uint8_t)cls);
+	tc__st(&e->state, TC_BLK_LIVE); /* after cls: the audit walks by it */
 	tc__st(&e->link, 0);
 	tc__st(&e->refbit, 0);
 	tc__st(&e->builder, (uint16_t)(s - c->slots + 1));

@@ -153,6 +153,7 @@ static void slot_free(tc_cache *c, struct tc_rslot *s)
 	tc__fold_slot(c, s);
 	tc__st(&s->inflight, 0);
 	tc__st(&s->reclaim, 0);
+	tc__st(&s->since, 0);
 	tc__st(&s->cookie, 0);
 	tc__st(&s->epoch, 0);
 	tc__cas(&s->owner, owner, 0);
@@ -196,6 +197,7 @@ static struct tc_rslot *slot_claim(tc_cache *c)
 			tc__st(&s->start, tc__self_start());
 			tc__st(&s->cookie, c->cid);
 			tc__st(&s->inflight, 0);
+			tc__st(&s->ret_ref, 0);
 			tc__st(&s->reclaim, 0);
 			tc__st(&s->epoch, 0);
 			return s;
@@ -312,7 +314,7 @@ void tc_read_unlock(tc_cache *c)
  * full barrier).  Exactly one party retires a block: the one that moves its
  * state from LIVE to RETIRED.
  */
-void tc__retire(tc_cache *c, struct tc_entry *e)
+void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 {
 	if (tc__cas(&e->state, TC_BLK_LIVE, TC_BLK_RETIRED) != TC_BLK_LIVE)
 		return;
@@ -320,8 +322,7 @@ void tc__retire(tc_cache *c, struct tc_entry *e)
 	tc__mb();
 	tc__st(&e->retire_epoch, tc__ld(&c->h->epoch));
 	uint32_t cls = tc__ld(&e->cls);
-	tc__add(&c->h->retired_blocks, 1);
-	tc__add(&c->h->retired_bytes, cls < TC_CLASSES_USED ? tc__class_size(cls) : 0);
+	uint64_t size = cls < TC_CLASSES_USED ? tc__class_size(cls) : 0;
 	for (;;) {
 		uint64_t head = tc__ld(&c->h->retire_head);
 		tc__st(&e->link, head & 0xffffffffu);
@@ -329,6 +330,10 @@ void tc__retire(tc_cache *c, struct tc_entry *e)
 		if (tc__cas(&c->h->retire_head, head, nh) == head)
 			break;
 	}
+	tc__acct(c, s, TC_C_RETIRED_BLOCKS, 1);
+	tc__acct(c, s, TC_C_RETIRED_BYTES, size);
+	if (s)
+		tc__st(&s->since, tc__ld(&s->since) + size);
 }
 
 /* Smallest epoch announced by an active slot; UINT64_MAX when none. */
@@ -341,6 +346,15 @@ uint64_t tc__min_active_epoch(tc_cache *c)
 			m = e;
 	}
 	return m;
+}
+
+/* Retired blocks (TC_C_RETIRED_BLOCKS) or bytes: totals plus every slot's delta. */
+int64_t tc__retired_sum(tc_cache *c, int idx)
+{
+	uint64_t sum = tc__ld(&c->h->tot[idx]);
+	for (uint32_t i = 0; i < c->max_readers; i++)
+		sum += tc__ld(&c->slots[i].ctr[idx]);
+	return (int64_t)sum;
 }
 
 static void push_retired(tc_cache *c, struct tc_entry *e, uint64_t ref)
@@ -375,9 +389,9 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 			/* Not a retired block (scribbled link or a cycle): drop it
 			 * rather than list it twice. */
 		} else if (tc__ld(&e->retire_epoch) < min) {
-			tc__add(&c->h->retired_blocks, (uint64_t)-1);
-			tc__add(&c->h->retired_bytes,
-				(uint64_t)0 - (cls < TC_CLASSES_USED ? tc__class_size(cls) : 0));
+			tc__acct(c, s, TC_C_RETIRED_BLOCKS, (uint64_t)-1);
+			tc__acct(c, s, TC_C_RETIRED_BYTES,
+				 (uint64_t)0 - (cls < TC_CLASSES_USED ? tc__class_size(cls) : 0));
 			tc__free_block(c, e);
 			freed++;
 		} else {
@@ -412,8 +426,10 @@ int tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed)
 	/* Recorded only once the chain is ours: recording it before would let a
 	 * cleaner push back blocks still on the list.  Dying in between leaks
 	 * the chain (docs/design.md, "Crash windows"). */
-	if (s)
+	if (s) {
 		tc__st(&s->reclaim, head & 0xffffffffu);
+		tc__st(&s->since, 0);
+	}
 	/* New readers from here on announce an epoch larger than any stamp in
 	 * the chain. */
 	tc__add(&c->h->epoch, 1);
@@ -448,8 +464,13 @@ int tc_reclaim(tc_cache *c, uint64_t *freed_blocks)
 static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 			    tc_sweep_report *rep)
 {
-	uint64_t claimed = owner | 0x80000000ull; /* tid bit 31: being cleaned */
-	if ((owner & 0x80000000ull) || tc__cas(&s->owner, owner, claimed) != owner)
+	/* Claim: the owner word becomes "being cleaned by me" (bit 31 of the
+	 * tid half).  A cleaner that dies is itself cleaned: whoever finds the
+	 * bit with a dead cleaner pid takes over, and every step below can be
+	 * done again: retiring is decided by a CAS on the block's state, and
+	 * the chain walk keeps its progress in this slot's reclaim word. */
+	uint64_t claimed = (uint64_t)tc__self_pid() << 32 | 0x80000000ull;
+	if (owner == claimed || tc__cas(&s->owner, owner, claimed) != owner)
 		return false;
 	uint64_t inflight = tc__ld(&s->inflight);
 	if (inflight) {
@@ -460,17 +481,33 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 		if (e && tc__ld(&e->state) == TC_BLK_LIVE &&
 		    tc__ld(&e->builder) == (uint16_t)(s - c->slots + 1) &&
 		    !tc__inflight_published(c, e)) {
-			tc__retire(c, e);
+			tc__retire(c, s, e);
 			if (rep)
 				rep->inflight_freed++;
 		}
+		tc__st(&s->inflight, 0);
+	}
+	uint64_t ret = tc__ld(&s->ret_ref);
+	if (ret) {
+		/* The owner was unlinking this entry: if no word names it any
+		 * more, the unlink happened and the retire may not have. */
+		struct tc_entry *e = tc__block(c, ret);
+		if (e && tc__ld(&e->state) == TC_BLK_LIVE &&
+		    tc__ld(&e->hash) == tc__ld(&s->ret_hash) &&
+		    tc__ld(&e->version) == tc__ld(&s->ret_version) &&
+		    !tc__inflight_published(c, e)) {
+			tc__retire(c, s, e);
+			if (rep)
+				rep->inflight_freed++;
+		}
+		tc__st(&s->ret_ref, 0);
 	}
 	uint64_t chain = tc__ld(&s->reclaim);
 	if (chain)
-		walk_chain(c, NULL, chain, 0); /* min 0: frees nothing, pushes all back */
+		walk_chain(c, s, chain, 0); /* min 0: frees nothing, pushes all back */
 	tc__fold_slot(c, s);
-	tc__st(&s->inflight, 0);
 	tc__st(&s->reclaim, 0);
+	tc__st(&s->since, 0);
 	tc__st(&s->cookie, 0);
 	tc__st(&s->epoch, 0);
 	tc__cas(&s->owner, claimed, 0);
@@ -490,7 +527,10 @@ int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 		uint32_t pid = (uint32_t)(owner >> 32);
 		if (pid == me)
 			continue;
-		if (pid == 0 || !tc__pid_alive(pid, tc__ld(&s->start))) {
+		/* A slot being cleaned names its cleaner, whose start time we do
+		 * not know: kill(pid, 0) alone decides. */
+		uint64_t start = (owner & 0x80000000ull) ? 0 : tc__ld(&s->start);
+		if (pid == 0 || !tc__pid_alive(pid, start)) {
 			if (clear_dead_slot(c, s, owner, rep)) {
 				n++;
 				if (rep)

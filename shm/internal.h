@@ -113,7 +113,8 @@ struct tc_rslot *tc__slot(tc_cache *c);           /* this thread's slot or NULL 
 int  tc__enter(tc_cache *c, struct tc_rslot **s); /* outermost/inner read section enter */
 void tc__exit(tc_cache *c, struct tc_rslot *s);
 bool tc__in_section(tc_cache *c);
-void tc__retire(tc_cache *c, struct tc_entry *e);
+void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
+int64_t tc__retired_sum(tc_cache *c, int idx);
 int  tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed);
 int  tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep);
 void tc__release_handle_slots(tc_cache *c);
@@ -140,6 +141,11 @@ int  tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t 
 bool tc__inflight_published(tc_cache *c, struct tc_entry *e);
 int  tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want_cls, bool need_slot);
 int  tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_report *rep);
+
+/* audit.c; run code marks what it hangs off index entries and header roots */
+typedef void (*tc__mark_fn)(void *ctx, uint64_t ref);
+void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx);
+void tc__audit_roots(tc_cache *c, tc__mark_fn mark, void *ctx);
 
 /* policy */
 uint64_t tc__policy_ttl(tc_cache *c, const void *key, size_t klen);
@@ -208,6 +214,15 @@ static inline void tc__count_n(struct tc_rslot *s, int i, uint64_t n)
 		tc__st(&s->ctr[i], tc__ld(&s->ctr[i]) + n);
 }
 
+/* Account N to counter I of slot S, or straight to the totals without a slot. */
+static inline void tc__acct(tc_cache *c, struct tc_rslot *s, int i, uint64_t n)
+{
+	if (s)
+		tc__count_n(s, i, n);
+	else
+		tc__add(&c->h->tot[i], n);
+}
+
 static inline const uint8_t *tc__ekey(const struct tc_entry *e)
 {
 	return (const uint8_t *)e + TC_ENTRY_HDR;
@@ -221,6 +236,15 @@ static inline const uint8_t *tc__eval(const struct tc_entry *e, uint32_t klen)
 static inline uint64_t tc__entry_bytes(size_t klen, size_t vlen)
 {
 	return TC_ENTRY_HDR + TC_ALIGN8(klen) + vlen;
+}
+
+/* Name the published entry E that slot S is about to unlink (see
+ * tc_rslot.ret_ref); the full barrier of the unlinking CAS orders it. */
+static inline void tc__note_unlink(struct tc_rslot *s, uint64_t ref, const struct tc_entry *e)
+{
+	tc__st(&s->ret_hash, tc__ld(&e->hash));
+	tc__st(&s->ret_version, tc__ld(&e->version));
+	tc__st(&s->ret_ref, ref);
 }
 
 /* Resolve the TTL argument of a write into an absolute expiry. */

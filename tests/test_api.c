@@ -436,23 +436,70 @@ static void test_unlink_missing_returns_enoent(void **state)
 	ASSERT_RC(-ENOENT, tc_unlink(name));
 }
 
-static void test_unlink_removes_segment_attached_handle_keeps_working(void **state)
+static void test_unlink_makes_attached_handles_return_estale(void **state)
 {
-	char name[TC_NAME_MAX + 1], path[128];
+	char name[TC_NAME_MAX + 1], path[128], buf[16];
 	tc_cache *c = open_small(name), *d = NULL;
+	const void *p;
 	struct stat st;
+	tc_meta m;
+	pid_t pid;
 
 	(void)state;
 	set_str(c, "k", "old", 0);
+	ASSERT_RC(0, tc_open(&d, name, NULL));
 	ASSERT_RC(0, tc_unlink(name));
 	bb_shm_path(path, sizeof(path), name);
 	assert_int_equal(-1, stat(path, &st));
-	ASSERT_RC(-ENOENT, tc_open(&d, name, NULL));
 	ASSERT_RC(-ENOENT, tc_unlink(name));
-	/* The attached handle keeps its mapping. */
-	expect_str(c, "k", "old");
-	set_str(c, "k2", "v", 0);
-	expect_str(c, "k2", "v");
+	/* Every data call of every attached handle now says the segment is gone. */
+	ASSERT_RC(-ESTALE, tc_get(c, KS("k"), buf, sizeof(buf), &m));
+	ASSERT_RC(-ESTALE, tc_get(d, KS("k"), buf, sizeof(buf), &m));
+	ASSERT_RC(-ESTALE, tc_set(c, KS("k2"), KS("v"), 0u, 0));
+	ASSERT_RC(-ESTALE, tc_add(d, KS("k2"), KS("v"), 0u, 0));
+	ASSERT_RC(-ESTALE, tc_cas(c, KS("k"), 1, KS("v"), 0u, 0));
+	ASSERT_RC(-ESTALE, tc_del(c, KS("k")));
+	ASSERT_RC(-ESTALE, tc_expire(c, KS("k"), 0));
+	ASSERT_RC(-ESTALE, tc_incr(c, KS("n"), 1, 0, NULL));
+	ASSERT_RC(-ESTALE, tc_read_lock(c));
+	ASSERT_RC(-EINVAL, tc_peek(c, KS("k"), &p, &m)); /* no section was entered */
+	{
+		tc_cache *x = NULL;
+
+		ASSERT_RC(-ENOENT, tc_open(&x, name, NULL));
+	}
+	tc_close(d);
+	tc_close(c);
+	/* Handles opened in another process before the unlink see it too. */
+	c = open_small(name);
+	set_str(c, "k", "v", 0);
+	{
+		int fds[2];
+		char b = 0;
+
+		assert_int_equal(0, pipe(fds));
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			tc_cache *e = NULL;
+			int rc;
+
+			close(fds[1]);
+			alarm(30);
+			if (tc_open(&e, name, NULL) != 0)
+				_exit(BB_EXIT_SETUP);
+			if (read(fds[0], &b, 1) != 1) /* the parent has unlinked */
+				_exit(BB_EXIT_SETUP);
+			rc = tc_get(e, KS("k"), buf, sizeof(buf), NULL);
+			_exit(rc == -ESTALE ? BB_EXIT_OK : BB_EXIT_FAIL);
+		}
+		close(fds[0]);
+		bb_sleep_ms(50); /* let the child attach (an early unlink fails it with SETUP) */
+		ASSERT_RC(0, tc_unlink(name));
+		assert_int_equal(1, write(fds[1], "u", 1));
+		close(fds[1]);
+		assert_int_equal(BB_EXIT_OK, bb_wait(pid));
+	}
 	tc_close(c);
 }
 
@@ -469,8 +516,12 @@ static void test_reopen_after_unlink_starts_empty(void **state)
 	ASSERT_RC(0, tc_unlink(name));
 	ASSERT_RC(0, tc_open(&b, name, &o));
 	ASSERT_RC(-ENOENT, tc_get(b, KS("k"), buf, sizeof(buf), NULL));
-	expect_str(a, "k", "v"); /* the old mapping is still the old segment */
+	set_str(b, "k", "new", 0);
+	expect_str(b, "k", "new");
+	/* The old handle still refers to the removed segment. */
+	ASSERT_RC(-ESTALE, tc_get(a, KS("k"), buf, sizeof(buf), NULL));
 	tc_close(a);
+	expect_str(b, "k", "new");
 	tc_close(b);
 }
 
@@ -1994,7 +2045,7 @@ int main(void)
 		T(test_create_default_mode_is_0600),
 		T(test_open_too_big_for_dev_shm_returns_enospc_and_leaves_nothing),
 		T(test_unlink_missing_returns_enoent),
-		T(test_unlink_removes_segment_attached_handle_keeps_working),
+		T(test_unlink_makes_attached_handles_return_estale),
 		T(test_reopen_after_unlink_starts_empty),
 		T(test_close_null_is_ignored),
 		T(test_get_missing_returns_enoent),
@@ -2052,5 +2103,7 @@ int main(void)
 		T(test_now_ms_and_version),
 	};
 
+	if (getenv("TC_TEST_FILTER")) /* run only the tests matching this glob */
+		cmocka_set_test_filter(getenv("TC_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,6 +43,49 @@
 				 e_, tc_strerror(e_), g_, tc_strerror(g_));   \
 	} while (0)
 
+/*
+ * Children still running when an assertion fails are killed by the teardown,
+ * so a failure never leaves a process behind holding the test's output.
+ */
+#define MAX_KIDS 16
+static pid_t kids[MAX_KIDS];
+
+static pid_t track(pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < MAX_KIDS; i++)
+		if (kids[i] == 0) {
+			kids[i] = pid;
+			break;
+		}
+	return pid;
+}
+
+/* reap - wait for a tracked child; its status as bb_wait gives it. */
+static int reap(pid_t pid)
+{
+	int i, st = bb_wait(pid);
+
+	for (i = 0; i < MAX_KIDS; i++)
+		if (kids[i] == pid)
+			kids[i] = 0;
+	return st;
+}
+
+static int crash_teardown(void **state)
+{
+	int i;
+
+	for (i = 0; i < MAX_KIDS; i++)
+		if (kids[i] > 0) {
+			kill(kids[i], SIGKILL);
+			bb_wait(kids[i]);
+			kids[i] = 0;
+		}
+	return bb_teardown(state);
+}
+
 static tc_cache *open_seg(char *name, uint64_t memory)
 {
 	tc_opts o = bb_opts(1024, memory, 64);
@@ -165,13 +208,14 @@ static void child_writer(const char *name, uint32_t w, int ready_fd, volatile in
 	int rc;
 
 	alarm(HANG_SECS);
+	signal(SIGPIPE, SIG_IGN); /* the parent may have stopped listening */
 	rc = tc_open(&c, name, NULL);
 	if (rc != 0 || !val || !buf) {
 		bb_child_fail("writer open: %s", tc_strerror(rc));
 		_exit(BB_EXIT_SETUP);
 	}
-	if (ready_fd >= 0 && write(ready_fd, "w", 1) != 1)
-		_exit(BB_EXIT_SETUP);
+	if (ready_fd >= 0)
+		(void)!write(ready_fd, "w", 1);
 	for (n = 0; nops <= 0 || n < nops; n++) {
 		if (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE))
 			break;
@@ -196,8 +240,8 @@ static void child_reader(const char *name, int ready_fd, volatile int *stop, lon
 		bb_child_fail("reader open: %s", tc_strerror(rc));
 		_exit(BB_EXIT_SETUP);
 	}
-	if (ready_fd >= 0 && write(ready_fd, "r", 1) != 1)
-		_exit(BB_EXIT_SETUP);
+	if (ready_fd >= 0)
+		(void)!write(ready_fd, "r", 1);
 	for (n = 0; nops <= 0 || n < nops; n++) {
 		if (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE))
 			break;
@@ -236,13 +280,14 @@ static pid_t spawn(void (*body)(const char *, int), const char *name, int *rfd)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		memset(kids, 0, sizeof(kids));
 		close(fds[0]);
 		body(name, fds[1]);
 		_exit(BB_EXIT_FAIL);
 	}
 	close(fds[1]);
 	*rfd = fds[0];
-	return pid;
+	return track(pid);
 }
 
 static char wait_byte(int fd)
@@ -326,8 +371,8 @@ static int run_batch_process(const char *name, long nops)
 	assert_true(r >= 0);
 	if (r == 0)
 		child_reader(name, -1, NULL, nops);
-	sw = bb_wait(w);
-	sr = bb_wait(r);
+	sw = reap(w);
+	sr = reap(r);
 	if (sw != 0 || sr != 0)
 		print_message("batch writer status %d, reader status %d (%d = hang guard)\n",
 			      sw, sr, 128 + SIGALRM);
@@ -353,7 +398,7 @@ static void killed_reader_case(enum clean_how how)
 	pid = spawn(stuck_reader_body, name, &fd);
 	if (wait_byte(fd) != 'r') {
 		kill(pid, SIGKILL);
-		bb_wait(pid);
+		reap(pid);
 		fail_msg("the reader could not enter its read section");
 	}
 	close(fd);
@@ -373,7 +418,7 @@ static void killed_reader_case(enum clean_how how)
 	assert_int_equal(0, run_batch_process(name, 2000));
 
 	kill(pid, SIGKILL);
-	assert_int_equal(128 + SIGKILL, bb_wait(pid));
+	assert_int_equal(128 + SIGKILL, reap(pid));
 	s = slots_of(c, pid);
 	assert_int_equal(1, s.found);
 	assert_int_equal(TC_READER_DEAD, s.state);
@@ -472,7 +517,40 @@ static unsigned verify_all(tc_cache *c)
 	return found;
 }
 
-/* Delete every key, sweep and reclaim: the arena must be empty. */
+/*
+ * audit_after_kills - the documented crash windows, and nothing more.
+ *
+ * docs/design.md ("Crash windows"): a process killed inside one of a few
+ * few-instruction windows of a write leaves at most one block that no list
+ * names, or the live-key count one off; online nothing can tell such a block
+ * from one a stopped process is about to publish.  tc_audit, run when no
+ * other process is attached, recovers exactly that.  So the allowance is:
+ * at most one recovered block per killed process, and the recount must
+ * equal the keys found by probing.  Whatever is still missing after the
+ * audit (expect_empty_after_delete_all) is a leak outside those windows.
+ */
+static void audit_after_kills(tc_cache *c, unsigned kills, unsigned found)
+{
+	tc_audit_report ar;
+
+	memset(&ar, 0, sizeof(ar));
+	ASSERT_RC(0, tc_audit(c, &ar));
+	print_message("audit after %u kills: %llu blocks recovered (%llu bytes), %llu claims "
+		      "cleared, live %lld -> %lld, %u keys found\n", kills,
+		      (unsigned long long)ar.recovered, (unsigned long long)ar.recovered_bytes,
+		      (unsigned long long)ar.tentative_cleared, (long long)ar.live_before,
+		      (long long)ar.live_after, found);
+	if (ar.recovered > kills)
+		fail_msg("the audit recovered %llu blocks after %u kills: more than one each",
+			 (unsigned long long)ar.recovered, kills);
+	assert_int_equal(found, ar.live_after);
+	if (ar.live_before > ar.live_after + (int64_t)kills ||
+	    ar.live_before < ar.live_after - (int64_t)kills)
+		fail_msg("live count was %lld for %lld keys after %u kills",
+			 (long long)ar.live_before, (long long)ar.live_after, kills);
+}
+
+/* Delete every key, sweep and reclaim: the arena must be exactly empty. */
 static void expect_empty_after_delete_all(tc_cache *c)
 {
 	tc_stats *st = calloc(1, sizeof(*st));
@@ -499,11 +577,17 @@ static void expect_empty_after_delete_all(tc_cache *c)
 		if (st->memory_used == 0)
 			break;
 	}
-	assert_int_equal(0, st->entries);
-	assert_int_equal(0, st->memory_retired);
-	if (st->memory_used != 0)
-		fail_msg("leak: %llu bytes still allocated after deleting every key",
-			 (unsigned long long)st->memory_used);
+	if (st->entries != 0 || st->memory_retired != 0 || st->memory_used != 0) {
+		for (i = 0; i < st->nclasses && i < TC_NCLASSES; i++)
+			if (st->classes[i].used)
+				print_message("class %u (%u bytes): %llu blocks used\n", i,
+					      st->classes[i].size,
+					      (unsigned long long)st->classes[i].used);
+		fail_msg("after deleting every key: entries %llu, memory_used %llu, "
+			 "memory_retired %llu (all must be 0)",
+			 (unsigned long long)st->entries, (unsigned long long)st->memory_used,
+			 (unsigned long long)st->memory_retired);
+	}
 	free(st);
 }
 
@@ -517,7 +601,7 @@ static void test_killed_writers_leave_valid_values_and_no_leak(void **state)
 	struct slot_scan s;
 	tc_sweep_report rep;
 	pid_t reader, writer, pid;
-	int r, fds[2], sr, sw;
+	int r, fds[2], sr, sw, failed = 0;
 	unsigned found;
 
 	(void)state;
@@ -529,12 +613,14 @@ static void test_killed_writers_leave_valid_values_and_no_leak(void **state)
 	assert_true(writer >= 0);
 	if (writer == 0)
 		child_writer(name, 0, -1, stop, 0);
+	track(writer);
 	reader = fork();
 	assert_true(reader >= 0);
 	if (reader == 0)
 		child_reader(name, -1, stop, 0);
+	track(reader);
 
-	for (r = 0; r < KILL_ROUNDS; r++) {
+	for (r = 0; r < KILL_ROUNDS && !failed; r++) {
 		assert_int_equal(0, pipe(fds));
 		pid = fork();
 		assert_true(pid >= 0);
@@ -542,25 +628,29 @@ static void test_killed_writers_leave_valid_values_and_no_leak(void **state)
 			close(fds[0]);
 			child_writer(name, 1 + (uint32_t)r % (MAXW - 2), fds[1], NULL, 0);
 		}
+		track(pid);
 		close(fds[1]);
 		/* Odd rounds may kill it while it attaches; even ones while it writes. */
 		if (r % 2 == 0 && wait_byte(fds[0]) != 'w') {
-			kill(pid, SIGKILL);
-			fail_msg("round %d: writer did not start (status %d)", r, bb_wait(pid));
+			print_message("round %d: the writer did not start\n", r);
+			failed = 1;
 		}
-		close(fds[0]);
 		bb_sleep_us(50 + (long)(bb_rand(&rng) % 750));
 		kill(pid, SIGKILL);
-		sw = bb_wait(pid);
-		if (sw != 128 + SIGKILL)
-			fail_msg("round %d: killed writer ended with status %d", r, sw);
+		sw = reap(pid);
+		close(fds[0]);
+		if (sw != 128 + SIGKILL) {
+			print_message("round %d: killed writer ended with status %d\n", r, sw);
+			failed = 1;
+		}
 	}
 	__atomic_store_n(stop, 1, __ATOMIC_RELEASE);
-	sw = bb_wait(writer);
-	sr = bb_wait(reader);
+	sw = reap(writer);
+	sr = reap(reader);
+	munmap((void *)stop, sizeof(int));
+	assert_int_equal(0, failed);
 	assert_int_equal(0, sw);
 	assert_int_equal(0, sr);
-	munmap((void *)stop, sizeof(int));
 
 	found = verify_all(c);
 	memset(&rep, 0, sizeof(rep));
@@ -577,6 +667,8 @@ static void test_killed_writers_leave_valid_values_and_no_leak(void **state)
 	assert_int_equal(0, as.dead);
 	assert_int_equal(1, as.alive); /* this process */
 	assert_int_equal(found, verify_all(c)); /* the sweep dropped nothing live */
+	audit_after_kills(c, KILL_ROUNDS, found);
+	assert_int_equal(found, verify_all(c)); /* the audit dropped nothing live */
 	{
 		tc_stats *st = calloc(1, sizeof(*st));
 
@@ -616,7 +708,7 @@ static void stopped_case(void (*body)(const char *, int))
 	pid = spawn(body, name, &fd);
 	if (wait_byte(fd) == 0) {
 		kill(pid, SIGKILL);
-		fail_msg("child did not start (status %d)", bb_wait(pid));
+		fail_msg("child did not start (status %d)", reap(pid));
 	}
 	close(fd);
 	for (r = 0; r < STOP_ROUNDS; r++) {
@@ -626,14 +718,14 @@ static void stopped_case(void (*body)(const char *, int))
 		kill(pid, SIGCONT);
 		if (st != 0) {
 			kill(pid, SIGKILL);
-			bb_wait(pid);
+			reap(pid);
 			fail_msg("round %d: a process was blocked or failed while another "
 				 "was stopped (status %d)", r, st);
 		}
 	}
 	kill(pid, SIGKILL);
-	assert_int_equal(128 + SIGKILL, bb_wait(pid));
-	assert_true(verify_all(c) <= NKEYS + 1);
+	assert_int_equal(128 + SIGKILL, reap(pid));
+	audit_after_kills(c, 1, verify_all(c));
 	expect_empty_after_delete_all(c);
 	tc_close(c);
 }
@@ -650,7 +742,7 @@ static void test_stopped_reader_never_blocks_other_processes(void **state)
 	stopped_case(reader_forever);
 }
 
-#define T(f) cmocka_unit_test_teardown(f, bb_teardown)
+#define T(f) cmocka_unit_test_teardown(f, crash_teardown)
 
 int main(void)
 {
@@ -662,5 +754,7 @@ int main(void)
 		T(test_stopped_reader_never_blocks_other_processes),
 	};
 
+	if (getenv("TC_TEST_FILTER")) /* run only the tests matching this glob */
+		cmocka_set_test_filter(getenv("TC_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,8 @@
  *
  * Writers set, add, delete, compare-and-set, re-expire and increment keys
  * "k<i>" with self-checking values (key index, writer id, sequence, varying
- * length, checksum over the rest: see blackbox.h).  Readers verify every
+ * length, checksum over the rest: see blackbox.h), and run grace periods
+ * (tc_reclaim) that race each other and the readers.  Readers verify every
  * value they get or peek: zero torn, mixed or foreign values, and versions of
  * a key never go backwards for one reader.  Read sections peek several keys
  * and check the earlier pointers again before leaving.
@@ -156,6 +157,13 @@ static void run_writer(tc_cache *c, struct worker *w)
 			rc = tc_expire(c, key, kl, 0);
 			if (rc != 0 && rc != -ENOENT)
 				violation(res, "writer %u: expire k%u: %s", w->id, i, tc_strerror(rc));
+		} else if (op < 93) {
+			/* Reclaimers racing each other and the readers. */
+			uint64_t freed;
+
+			rc = tc_reclaim(c, &freed);
+			if (rc != 0)
+				violation(res, "writer %u: reclaim: %s", w->id, tc_strerror(rc));
 		} else {
 			rc = tc_incr(c, CTR_KEY, strlen(CTR_KEY), 1, 0, NULL);
 			if (rc == 0)
@@ -554,5 +562,7 @@ int main(void)
 		T(test_racing_adds_of_one_key_have_exactly_one_winner),
 	};
 
+	if (getenv("TC_TEST_FILTER")) /* run only the tests matching this glob */
+		cmocka_set_test_filter(getenv("TC_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -74,10 +74,12 @@ print(json.dumps(r) if not isinstance(r,str) else r)' "$1" <"$TMP/out" 2>>"$TMP/
 
 json_field() { run "$INSPECT" --json stat "$1"; js "d[\"$2\"]"; }
 
-wait_ready() { # wait_ready FILE: until the helper printed "ready"
-	for _ in $(seq 1 100); do grep -q ready "$1" 2>/dev/null && return 0; sleep 0.05; done
+# wait_grep PATTERN FILE: until FILE has a line matching PATTERN (10 s at most).
+wait_grep() {
+	for _ in $(seq 1 200); do grep -q -- "$1" "$2" 2>/dev/null && return 0; sleep 0.05; done
 	return 1
 }
+wait_ready() { wait_grep ready "$1"; }
 
 # ---------------------------------------------------------------------------
 # The helper program
@@ -140,6 +142,21 @@ expect 1 "get from a missing segment" "$INSPECT" get "$A" k
 expect 1 "unlink of a missing segment" "$INSPECT" unlink "$A"
 
 # ---------------------------------------------------------------------------
+echo "# a corrupt segment: exit 3, listed with its error, removable with --force"
+# ---------------------------------------------------------------------------
+Z="$P-z"
+head -c 65536 /dev/urandom >/dev/shm/tickcache."$Z"
+expect 3 "stat of a corrupt segment" "$INSPECT" stat "$Z"
+has "says corrupt" "$ERR" "corrupt"
+expect 0 "list with a corrupt segment" "$INSPECT" --json list
+is "corrupt segment listed with an error" "$(js "[(s['status'], s['entries']) for s in d if s['name']=='$Z']")" '[["error", null]]'
+expect 3 "sweeper --once on a corrupt segment" "$SWEEPER" --once "$Z"
+expect 3 "unlink of a corrupt segment without --force" "$INSPECT" unlink "$Z"
+has "suggests --force" "$ERR" "--force"
+expect 0 "unlink --force of a corrupt segment" "$INSPECT" unlink "$Z" --force
+is "corrupt segment removed" "$(ls /dev/shm/tickcache."$Z" 2>/dev/null)" ""
+
+# ---------------------------------------------------------------------------
 echo "# create / list / stat"
 # ---------------------------------------------------------------------------
 expect 0 "create" "$INSPECT" create "$A" --entries 1024 --memory 2M --mode 0640 --eviction none
@@ -164,6 +181,8 @@ is "readers" "$(js 'd["max_readers"]')" "8"
 expect 0 "list" "$INSPECT" list
 has "list shows the segment" "$OUT" "$A"
 has "list has a header" "$OUT" "ENTRIES"
+expect 0 "list GLOB --json" "$INSPECT" --json list "$P-*"
+is "list GLOB shows only the matching segments" "$(js 'sorted(s["name"] for s in d)')" "[\"$A\", \"$F\"]"
 expect 0 "list --json" "$INSPECT" --json list
 is "list --json has the segment with 0 entries" "$(js "[s['entries'] for s in d if s['name']=='$A']")" "[0]"
 is "list --json fields" "$(js "sorted(k for k in [s for s in d if s['name']=='$A'][0] if k in ('name','entries','max_entries','memory_used','memory_bytes','hit_rate','readers','attached','sweeper_pid','age_ms'))")" \
@@ -206,6 +225,14 @@ is "--json error exit" "$(js 'd["error"]["exit"]')" "1"
 expect 0 "set a value starting with a dash after --" "$INSPECT" set "$A" neg -- -5
 expect 0 "get it" "$INSPECT" get "$A" neg
 is "dash value" "$OUT" "-5"
+expect 0 "set a UTF-8 key and value" "$INSPECT" set "$F" 'café' 'naïve €'
+expect 0 "get --json of UTF-8 text" "$INSPECT" --json get "$F" 'café'
+is "UTF-8 value as JSON text" "$(js '[d["key"], d["value"], d["encoding"], d["len"]]')" '["caf\u00e9", "na\u00efve \u20ac", "text", 10]'
+expect 0 "set a binary key" "$INSPECT" set "$F" $'bin\xff\x01' v
+expect 0 "keys --json with a binary key" "$INSPECT" --json keys "$F" 'bin*'
+is "non-UTF-8 bytes as \\u00XX" "$(js '[k["key"] for k in d]')" '["bin\u00ff\u0001"]'
+expect 0 "keys table escapes it" "$INSPECT" keys "$F" 'bin*'
+has "\\xHH in the table" "$OUT" 'bin\xff\x01'
 for k in tick:AAPL tick:MSFT quote:X; do "$INSPECT" set "$A" "$k" 1 >/dev/null; done
 expect 0 "keys GLOB --json" "$INSPECT" --json keys "$A" 'tick:*'
 is "keys matching the glob" "$(js '[k["key"] for k in d]')" '["tick:AAPL", "tick:MSFT"]'
@@ -248,6 +275,15 @@ is "health --json ok" "$(js 'd["ok"]')" "true"
 is "health checks pass" "$(js 'sorted(set(c["status"] for c in d["checks"] if c["name"] in ("set","get","peek","delete","get after delete")))')" '["ok"]'
 is "health leaves no scratch key" "$("$INSPECT" --json keys "$A" '__tc_health*')" "[]"
 expect 1 "health of a missing segment" "$INSPECT" health "$P-none"
+H="$P-h"
+expect 0 "create a 64-entry segment without eviction" "$INSPECT" create "$H" --entries 64 --memory 64K --eviction none
+for i in $(seq 1 64); do "$INSPECT" set "$H" "k$i" v >/dev/null || bad "set k$i"; done
+expect 3 "set into a full segment (eviction none)" "$INSPECT" set "$H" k65 v
+has "full is explained" "$ERR" "No space left"
+expect 3 "health of a full segment" "$INSPECT" --json health "$H"
+is "health says why" "$(js '[(c["name"], c["status"]) for c in d["checks"]][:2]')" '[["set", "fail"], ["get", "fail"]]'
+is "health --json ok false" "$(js 'd["ok"]')" "false"
+expect 0 "unlink H" "$INSPECT" unlink "$H"
 
 # ---------------------------------------------------------------------------
 echo "# watch"
@@ -270,9 +306,9 @@ has "unlink names the holder" "$ERR" "pid $H1"
 expect 4 "--json unlink while attached" "$INSPECT" --json unlink "$A"
 is "--json refusal" "$(js 'd["error"]["exit"]')" "4"
 kill -TERM "$H1"; wait "$H1" 2>/dev/null
-"$INSPECT" watch "$A" --count 400 --interval 50 >/dev/null 2>&1 &
+"$INSPECT" watch "$A" --count 400 --interval 50 >"$TMP/w1" 2>&1 &
 W1=$!; PIDS+=("$W1")
-sleep 0.3
+wait_grep '^tickcache ' "$TMP/w1"
 expect 4 "unlink while shm-inspect watch is attached" "$INSPECT" unlink "$A"
 has "unlink names the watcher" "$ERR" "pid $W1"
 kill -TERM "$W1"; wait "$W1"; is "watch exits 0 on SIGTERM" "$?" "0"
@@ -358,10 +394,13 @@ expect 4 "second sweeper --once is refused" "$SWEEPER" --once "$D"
 has "refusal names the holder" "$ERR" "pid $SA"
 "$SWEEPER" --foreground --interval 100 --log-level debug "$D" 2>"$TMP/swb.log" &
 SB=$!; PIDS+=("$SB")
-sleep 0.8
-has "second sweeper waits" "$(cat "$TMP/swb.log")" "waiting"
+wait_grep waiting "$TMP/swb.log"
+has "second sweeper waits" "$(cat "$TMP/swb.log")" "waiting for it to stop"
+# Let both run several passes side by side.
+n0=$(grep -c ': pass ' "$TMP/swa.log")
+for _ in $(seq 1 200); do [ "$(grep -c ': pass ' "$TMP/swa.log")" -ge $((n0 + 5)) ] && break; sleep 0.05; done
+is "first sweeper kept sweeping" "$(grep -c ': pass ' "$TMP/swa.log" | awk -v n="$n0" '{print ($1 >= n + 5)}')" "1"
 is "second sweeper never swept while the first lives" "$(grep -c ': pass ' "$TMP/swb.log")" "0"
-is "first sweeper kept sweeping" "$(grep -c ': pass ' "$TMP/swa.log" | awk '{print ($1 >= 3)}')" "1"
 kill -9 "$SA"; wait "$SA" 2>/dev/null
 for _ in $(seq 1 100); do [ "$(json_field "$D" sweeper_pid)" == "$SB" ] && break; sleep 0.05; done
 is "second sweeper took over the dead one's lease" "$(json_field "$D" sweeper_pid)" "$SB"
@@ -404,6 +443,41 @@ kill -INT "$SP"; wait "$SP"; is "sweeper exits 0 on SIGINT" "$?" "0"
 is "pidfile removed" "$(ls "$TMP/sw.pid" 2>/dev/null)" ""
 
 # ---------------------------------------------------------------------------
+echo "# sweeper as a daemon"
+# ---------------------------------------------------------------------------
+expect 0 "sweeper daemonises (parent returns 0)" "$SWEEPER" --interval 100 --pidfile "$TMP/d.pid" "$E"
+for _ in $(seq 1 100); do [ -s "$TMP/d.pid" ] && break; sleep 0.05; done
+DPID=$(cat "$TMP/d.pid" 2>/dev/null)
+[ -n "$DPID" ] && PIDS+=("$DPID")
+is "daemon is running" "$(kill -0 "$DPID" 2>/dev/null && echo yes)" "yes"
+is "daemon left the caller's session" "$([ "$(ps -o sid= -p "$DPID")" != "$(ps -o sid= -p $$)" ] && echo yes)" "yes"
+for _ in $(seq 1 100); do [ "$(json_field "$E" sweeper_pid)" == "$DPID" ] && break; sleep 0.05; done
+is "daemon sweeps the segment" "$(json_field "$E" sweeper_pid)" "$DPID"
+kill -TERM "$DPID"
+for _ in $(seq 1 100); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.05; done
+is "daemon stopped on SIGTERM" "$(kill -0 "$DPID" 2>/dev/null && echo running)" ""
+is "daemon removed its pidfile" "$(ls "$TMP/d.pid" 2>/dev/null)" ""
+
+# ---------------------------------------------------------------------------
+echo "# a running sweeper does not block unlink, and lets the segment go"
+# ---------------------------------------------------------------------------
+G="$P-g"
+expect 0 "create G" "$INSPECT" create "$G" --entries 1024 --memory 1M
+"$SWEEPER" --foreground --interval 50 --log-level debug "$G" 2>"$TMP/swg.log" &
+SG=$!; PIDS+=("$SG")
+for _ in $(seq 1 100); do [ "$(json_field "$G" sweeper_pid)" == "$SG" ] && break; sleep 0.05; done
+is "sweeper holds G's lease" "$(json_field "$G" sweeper_pid)" "$SG"
+is "sweeper maps G" "$(grep -c "tickcache.$G" /proc/"$SG"/maps)" "1"
+expect 0 "unlink while only the sweeper is attached" "$INSPECT" unlink "$G"
+for _ in $(seq 1 100); do [ "$(grep -c "tickcache.$G" /proc/"$SG"/maps)" == "0" ] && break; sleep 0.05; done
+is "sweeper unmapped the removed segment" "$(grep -c "tickcache.$G" /proc/"$SG"/maps)" "0"
+expect 0 "create G again" "$INSPECT" create "$G" --entries 1024 --memory 1M
+for _ in $(seq 1 100); do [ "$(json_field "$G" sweeper_pid)" == "$SG" ] && break; sleep 0.05; done
+is "sweeper took the new G's lease" "$(json_field "$G" sweeper_pid)" "$SG"
+kill -TERM "$SG"; wait "$SG"; is "sweeper exits 0" "$?" "0"
+expect 0 "unlink G" "$INSPECT" unlink "$G"
+
+# ---------------------------------------------------------------------------
 echo "# ttl and runs (issue 4 features)"
 # ---------------------------------------------------------------------------
 run "$INSPECT" ttl "$E" market: 5000
@@ -433,20 +507,31 @@ fi
 # ---------------------------------------------------------------------------
 echo "# tc-demo"
 # ---------------------------------------------------------------------------
-before=$(ls /dev/shm | grep -c '^tickcache\.demo-' || true)
+# demo_segs FILE: the segment names the demo announced.
+demo_segs() { sed -n 's/.*feed -> \(demo-ict-[0-9]*\), \(demo-dca-[0-9]*\) .*/\1 \2/p' "$1"; }
+# left SEG...: how many of these segments still exist.
+left() { local n=0; for s in "$@"; do [ -e /dev/shm/tickcache."$s" ] && n=$((n + 1)); done; echo $n; }
 expect 0 "tc-demo --seconds 1" "$DEMO" --seconds 1
 has "demo prints shm-inspect list" "$OUT" "shm-inspect list"
 has "demo prints latencies" "$OUT" "get p50"
 has "demo shows isolation" "$OUT" "foreign values seen: 0 (ict) and 0 (dca); torn ticks: 0"
-is "demo removed its segments" "$(ls /dev/shm | grep -c '^tickcache\.demo-' || true)" "$before"
+segs=$(demo_segs "$TMP/out")
+is "demo announced two segments" "$(echo $segs | wc -w)" "2"
+has "demo list shows its segments" "$OUT" "${segs%% *}"
+# shellcheck disable=SC2086
+is "demo removed its segments" "$(left $segs)" "0"
 "$DEMO" --seconds 30 >"$TMP/demo.out" 2>&1 &
 DP=$!; PIDS+=("$DP")
-for _ in $(seq 1 100); do grep -q "running" "$TMP/demo.out" && break; sleep 0.05; done
-sleep 0.5
+wait_grep "running" "$TMP/demo.out"
+segs=$(demo_segs "$TMP/demo.out")
 kids=$(sed -n 's/.*feed (pid \([0-9]*\)), ict (pid \([0-9]*\)), dca (pid \([0-9]*\)).*/\1 \2 \3/p' "$TMP/demo.out")
 sweeper=$(sed -n 's/.*shm-sweeper (pid \([0-9]*\)).*/\1/p' "$TMP/demo.out")
+# shellcheck disable=SC2086
+is "demo segments exist while it runs" "$(left $segs)" "2"
+sleep 0.5
 kill -INT "$DP"; wait "$DP"; is "demo interrupted exits 130" "$?" "130"
-is "interrupted demo removed its segments" "$(ls /dev/shm | grep -c '^tickcache\.demo-' || true)" "$before"
+# shellcheck disable=SC2086
+is "interrupted demo removed its segments" "$(left $segs)" "0"
 alive=0
 for k in $kids $sweeper; do kill -0 "$k" 2>/dev/null && alive=$((alive + 1)); done
 is "interrupted demo left no process" "$alive $(echo $kids $sweeper | wc -w)" "0 4"

@@ -175,6 +175,34 @@ static inline const char *fmt_duration(char *buf, size_t cap, uint64_t ms)
 	return buf;
 }
 
+/* utf8_seq - length of the valid UTF-8 multi-byte sequence at P, else 0. */
+static inline size_t utf8_seq(const unsigned char *p, size_t n)
+{
+	size_t k;
+	uint32_t cp;
+
+	if ((p[0] & 0xe0) == 0xc0) {
+		k = 1; cp = p[0] & 0x1f;
+	} else if ((p[0] & 0xf0) == 0xe0) {
+		k = 2; cp = p[0] & 0x0f;
+	} else if ((p[0] & 0xf8) == 0xf0) {
+		k = 3; cp = p[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (k >= n)
+		return 0;
+	for (size_t j = 1; j <= k; j++) {
+		if ((p[j] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[j] & 0x3f);
+	}
+	if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
+		return 0;
+	return k + 1;
+}
+
 /*
  * utf8_text - true when BUF is valid UTF-8 without control characters other
  * than tab, newline and carriage return: safe to print as text.
@@ -186,7 +214,6 @@ static inline bool utf8_text(const unsigned char *p, size_t n)
 	while (i < n) {
 		unsigned char c = p[i];
 		size_t k;
-		uint32_t cp;
 
 		if (c < 0x80) {
 			if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
@@ -194,28 +221,10 @@ static inline bool utf8_text(const unsigned char *p, size_t n)
 			i++;
 			continue;
 		}
-		if ((c & 0xe0) == 0xc0) {
-			k = 1; cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			k = 2; cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			k = 3; cp = c & 0x07;
-		} else {
+		k = utf8_seq(p + i, n - i);
+		if (!k)
 			return false;
-		}
-		if (i + k >= n)
-			return false;
-		for (size_t j = 1; j <= k; j++) {
-			if ((p[i + j] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + j] & 0x3f);
-		}
-		/* Overlong forms, surrogates and values past U+10FFFF are not text. */
-		if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) ||
-		    (k == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
-			return false;
-		i += k + 1;
+		i += k;
 	}
 	return true;
 }
@@ -261,11 +270,11 @@ static inline bool parse_hex(const char *s, unsigned char **out, size_t *len)
 }
 
 /*
- * json_str - write BUF as a JSON string.  Printable ASCII passes through;
- * '"' and '\\' and the usual control characters get their short escapes;
- * every other byte (controls, 0x7f and all bytes >= 0x80) becomes \u00XX.
- * The result is always valid JSON, and the original bytes are recovered
- * exactly by encoding the decoded string as Latin-1.
+ * json_str - write BUF as a JSON string.  Printable ASCII and valid UTF-8
+ * sequences pass through; '"' and '\\' and the usual control characters get
+ * their short escapes; every other byte (other controls, 0x7f, and bytes
+ * that are not part of valid UTF-8) becomes \u00XX, its Latin-1 code point.
+ * The result is always valid JSON.
  */
 static inline void json_str(FILE *f, const void *buf, size_t n)
 {
@@ -274,6 +283,7 @@ static inline void json_str(FILE *f, const void *buf, size_t n)
 	fputc('"', f);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = p[i];
+		size_t k;
 
 		switch (c) {
 		case '"':  fputs("\\\"", f); break;
@@ -282,10 +292,14 @@ static inline void json_str(FILE *f, const void *buf, size_t n)
 		case '\r': fputs("\\r", f); break;
 		case '\t': fputs("\\t", f); break;
 		default:
-			if (c < 0x20 || c >= 0x7f)
+			if (c >= 0x80 && (k = utf8_seq(p + i, n - i))) {
+				fwrite(p + i, 1, k, f);
+				i += k - 1;
+			} else if (c < 0x20 || c >= 0x7f) {
 				fprintf(f, "\\u%04x", c);
-			else
+			} else {
 				fputc(c, f);
+			}
 		}
 	}
 	fputc('"', f);
@@ -297,25 +311,32 @@ static inline void json_cstr(FILE *f, const char *s)
 	json_str(f, s, strlen(s));
 }
 
-/* print_key - a key for a human table: as is when printable, else escaped. */
-static inline void print_key(FILE *f, const void *key, size_t n)
+/*
+ * print_key - a key for a human table: printable ASCII and valid UTF-8 as
+ * they are, every other byte (and the backslash) as \xHH.  Returns the
+ * number of columns printed (one per character).
+ */
+static inline int print_key(FILE *f, const void *key, size_t n)
 {
 	const unsigned char *p = key;
-	bool plain = true;
+	int cols = 0;
 
-	for (size_t i = 0; i < n; i++)
-		if (p[i] < 0x21 || p[i] >= 0x7f || p[i] == '\\')
-			plain = false;
-	if (plain) {
-		fwrite(key, 1, n, f);
-		return;
-	}
 	for (size_t i = 0; i < n; i++) {
-		if (p[i] < 0x21 || p[i] >= 0x7f || p[i] == '\\')
+		size_t k;
+
+		if (p[i] >= 0x80 && (k = utf8_seq(p + i, n - i))) {
+			fwrite(p + i, 1, k, f);
+			i += k - 1;
+			cols++;
+		} else if (p[i] < 0x21 || p[i] >= 0x7f || p[i] == '\\') {
 			fprintf(f, "\\x%02x", p[i]);
-		else
+			cols += 4;
+		} else {
 			fputc(p[i], f);
+			cols++;
+		}
 	}
+	return cols;
 }
 
 /* mono_ns - CLOCK_MONOTONIC nanoseconds. */

@@ -33,8 +33,10 @@ BENCH_PKGS=(
 	"libhiredis-dev   pc:hiredis"
 	"libmemcached-dev pc:libmemcached"
 	"redis-server     cmd:redis-server"
+	"redis-tools      cmd:redis-cli"
 	"memcached        cmd:memcached"
 	"gnuplot-nox      cmd:gnuplot"
+	"valgrind         cmd:valgrind"
 )
 
 usage() {

@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -45,7 +46,7 @@ static bool g_json;
 
 static const char usage_text[] =
 	"usage: shm-inspect [--json] COMMAND [ARGS] [OPTIONS]\n"
-	"  list                                   all segments in /dev/shm\n"
+	"  list [GLOB]                            segments in /dev/shm (names matching GLOB)\n"
 	"  stat NAME                              counters and gauges\n"
 	"  keys NAME [GLOB] [--limit N]           live keys (fnmatch glob)\n"
 	"  get NAME KEY [--hex|--raw]             print a value\n"
@@ -306,7 +307,7 @@ static int name_cmp(const void *a, const void *b)
 }
 
 /* list_names - the segment names found in /dev/shm, sorted; NULL-terminated. */
-static char **list_names(size_t *count)
+static char **list_names(const char *glob, size_t *count)
 {
 	DIR *d = opendir(TC_SHM_DIR);
 	struct dirent *e;
@@ -322,7 +323,7 @@ static char **list_names(size_t *count)
 		if (strncmp(e->d_name, TC_SHM_PREFIX, strlen(TC_SHM_PREFIX)))
 			continue;
 		nm = e->d_name + strlen(TC_SHM_PREFIX);
-		if (!tc_name_valid(nm))
+		if (!tc_name_valid(nm) || (glob && fnmatch(glob, nm, 0)))
 			continue;
 		if (n + 1 >= cap) {
 			char **nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof *v);
@@ -344,15 +345,20 @@ static char **list_names(size_t *count)
 	return v;
 }
 
-static int cmd_list(void)
+static int cmd_list(const char *glob)
 {
 	size_t n;
-	char **names = list_names(&n);
+	char **names = list_names(glob, &n);
 
+	int w = 4;
+
+	for (size_t i = 0; i < n; i++)
+		if ((int)strlen(names[i]) > w)
+			w = (int)strlen(names[i]);
 	if (g_json)
 		jarr(NULL);
 	else
-		printf("%-24s %8s %17s %17s %6s %7s %5s %-14s %8s\n", "NAME", "SIZE", "ENTRIES",
+		printf("%-*s %8s %17s %17s %6s %7s %5s %-14s %8s\n", w, "NAME", "SIZE", "ENTRIES",
 		       "MEMORY", "HIT%", "READERS", "PROCS", "SWEEPER", "AGE");
 	for (size_t i = 0; i < n; i++) {
 		tc_cache *c = NULL;
@@ -380,7 +386,7 @@ static int cmd_list(void)
 				jnull("entries");
 				jobj_end();
 			} else {
-				printf("%-24s  error: %s\n", names[i], tc_strerror(rc));
+				printf("%-*s  error: %s\n", w, names[i], tc_strerror(rc));
 			}
 			tc_close(c);
 			continue;
@@ -424,8 +430,8 @@ static int cmd_list(void)
 				snprintf(b4, sizeof b4, "%s %" PRIu32, lalive ? "pid" : "dead", lpid);
 			else
 				snprintf(b4, sizeof b4, "none");
-			printf("%-24s %8s %17s %17s %5.1f%% %7" PRIu32 " %5" PRIu32 " %-14s %8s\n",
-			       names[i], fmt_size(b1, sizeof b1, info.segment_bytes), ent, mem,
+			printf("%-*s %8s %17s %17s %5.1f%% %7" PRIu32 " %5" PRIu32 " %-14s %8s\n",
+			       w, names[i], fmt_size(b1, sizeof b1, info.segment_bytes), ent, mem,
 			       st.hit_rate * 100.0, readers, att.n, b4,
 			       fmt_duration(b5, sizeof b5, st.uptime_ms));
 		}
@@ -716,8 +722,7 @@ static int cmd_keys(const char *name, const char *glob, uint64_t limit)
 				snprintf(ttl, sizeof ttl, "-");
 			else
 				fmt_duration(ttl, sizeof ttl, (uint64_t)left);
-			print_key(stdout, ks.v[i].key, ks.v[i].klen);
-			w = (int)ks.v[i].klen;
+			w = print_key(stdout, ks.v[i].key, ks.v[i].klen);
 			printf("%*s %8zu %10" PRIu32 " %12" PRIu64 " %10s\n", w < 40 ? 40 - w : 0, "",
 			       m->len, m->type, m->version, ttl);
 		}
@@ -1076,7 +1081,15 @@ static int cmd_health(const char *name)
 	t0 = mono_ns();
 	rc = tc_set(c, key, strlen(key), val, strlen(val), 0, 60000);
 	t_set = mono_ns() - t0;
-	CHECK("set", rc == 0, false, "%s", rc ? tc_strerror(rc) : "ok");
+	CHECK("set", rc == 0, false, "%s%s", rc ? tc_strerror(rc) : "ok",
+	      rc == -ENOSPC ? " (segment full, eviction none)" : "");
+	if (rc) {
+		/* Nothing to read back: say so rather than report misses. */
+		CHECK("get", false, false, "%s", "skipped: set failed");
+		CHECK("peek", false, false, "%s", "skipped: set failed");
+		CHECK("delete", false, false, "%s", "skipped: set failed");
+		goto checks;
+	}
 
 	t0 = mono_ns();
 	memset(got, 0, sizeof got);
@@ -1105,6 +1118,7 @@ static int cmd_health(const char *name)
 	CHECK("get after delete", rc == -ENOENT, false, "%s",
 	      rc == -ENOENT ? "ok (not found)" : rc ? tc_strerror(rc) : "key still present");
 
+checks:
 	rc = tc_get_stats(c, &st);
 	if (rc) {
 		CHECK("stats", false, false, "%s", tc_strerror(rc));
@@ -1422,7 +1436,8 @@ static int cmd_watch(const char *name, uint64_t interval, uint64_t count)
 			else
 				printf("sweeper  none\n");
 		}
-		fflush(stdout);
+		if (fflush(stdout) == EOF)
+			break; /* the reader of our output went away */
 		prev = st;
 		tprev = t;
 		frames++;
@@ -1702,7 +1717,7 @@ struct cmd {
 };
 
 static const struct cmd cmds[] = {
-	{ "list", 0, 0, 0 },
+	{ "list", 0, 1, 0 },
 	{ "stat", 1, 1, 0 },
 	{ "keys", 1, 2, O_LIMIT },
 	{ "get", 2, 2, O_HEX | O_RAW },
@@ -1738,6 +1753,8 @@ int main(int argc, char **argv)
 	int eviction = TC_EVICT_NONE;
 
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	/* A closed pipe must not kill us before tc_close: fail the write instead. */
+	signal(SIGPIPE, SIG_IGN);
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
 		char *end;
@@ -1831,7 +1848,7 @@ int main(int argc, char **argv)
 			return usage_error("%s: option --%s does not apply", cmd->name, opt_name(b));
 
 	if (!strcmp(cmd->name, "list"))
-		return cmd_list();
+		return cmd_list(npos ? pos[0] : NULL);
 	if (!strcmp(cmd->name, "stat"))
 		return cmd_stat(pos[0]);
 	if (!strcmp(cmd->name, "keys"))
@@ -1858,6 +1875,15 @@ int main(int argc, char **argv)
 
 		if (!(seen & O_ENTRIES) || !(seen & O_MEMORY))
 			return usage_error("create: --entries and --memory are required");
+		if (entries < TC_MIN_ENTRIES || entries > TC_MAX_ENTRIES)
+			return usage_error("create: --entries must be %u..%llu", TC_MIN_ENTRIES,
+					   (unsigned long long)TC_MAX_ENTRIES);
+		if (memory < TC_MIN_MEMORY || memory > TC_MAX_MEMORY)
+			return usage_error("create: --memory must be %uK..%lluG", TC_MIN_MEMORY >> 10,
+					   (unsigned long long)(TC_MAX_MEMORY >> 30));
+		if ((seen & O_READERS) && (readers < TC_MIN_READERS || readers > TC_MAX_READERS))
+			return usage_error("create: --readers must be %u..%u", TC_MIN_READERS,
+					   TC_MAX_READERS);
 		memset(&o, 0, sizeof o);
 		o.max_entries = entries;
 		o.memory_bytes = memory;

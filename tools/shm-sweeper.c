@@ -4,9 +4,13 @@
  *
  * Every pass it takes each segment (all /dev/shm/tickcache.* rescanned each
  * pass and on SIGHUP, or the names given), and for each one:
- *   1. attaches (tc_open without opts) for the duration of the pass only,
- *      so that it never keeps a removed segment alive nor blocks
- *      `shm-inspect unlink`;
+ *   1. attaches (tc_open without opts), and keeps the handle across passes
+ *      while it holds the segment's lease (attaching maps and populates the
+ *      whole segment, which is not free).  A handle is dropped as soon as
+ *      the segment's file is gone or replaced (another inode), and when
+ *      another sweeper holds the lease, so a removed segment is never kept
+ *      alive by the sweeper for more than a pass; `shm-inspect unlink`
+ *      does not count the lease holder as a user;
  *   2. takes the segment's sweeper lease (tc_lease_acquire): one sweeper
  *      per segment.  A segment whose lease a live sweeper holds is skipped
  *      and retried every pass, so a second sweeper waits and takes over
@@ -133,6 +137,9 @@ static void on_hup(int sig)
 
 struct seg {
 	char name[TC_NAME_MAX + 1];
+	tc_cache *c;        /* open handle, kept while we hold the lease */
+	dev_t dev;          /* identity of the file the handle maps */
+	ino_t ino;
 	bool held;          /* we hold its lease */
 	bool present;       /* found by the latest scan */
 	uint32_t busy_by;   /* pid of the other sweeper we last deferred to */
@@ -194,6 +201,7 @@ static void scan_dir(void)
 	for (size_t i = 0; i < nsegs;) {
 		if (!segs[i].present) {
 			logm(L_DEBUG, "%s: gone", segs[i].name);
+			tc_close(segs[i].c);
 			segs[i] = segs[--nsegs];
 		} else {
 			i++;
@@ -268,20 +276,59 @@ static int take_lease(tc_cache *c, struct seg *s, const struct cfg *cf)
 	return 0;
 }
 
+static void seg_drop(struct seg *s)
+{
+	tc_close(s->c);
+	s->c = NULL;
+	s->held = false;
+}
+
+/* seg_attach - make s->c a handle on the segment file that exists now. */
+static int seg_attach(struct seg *s)
+{
+	char path[sizeof TC_SHM_DIR + sizeof TC_SHM_PREFIX + TC_NAME_MAX + 2];
+	struct stat sb;
+	int rc;
+
+	snprintf(path, sizeof path, "%s/%s%s", TC_SHM_DIR, TC_SHM_PREFIX, s->name);
+	if (stat(path, &sb)) {
+		if (s->c)
+			logm(L_DEBUG, "%s: removed; detaching", s->name);
+		seg_drop(s);
+		return -ENOENT;
+	}
+	if (s->c && (sb.st_ino != s->ino || sb.st_dev != s->dev)) {
+		logm(L_INFO, "%s: segment was recreated; re-attaching", s->name);
+		seg_drop(s);
+	}
+	if (s->c)
+		return 0;
+	rc = tc_open(&s->c, s->name, NULL);
+	if (rc) {
+		s->c = NULL;
+		return rc;
+	}
+	/* If it was replaced between stat and open, the next pass notices. */
+	s->dev = sb.st_dev;
+	s->ino = sb.st_ino;
+	return 0;
+}
+
 static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 {
-	tc_cache *c = NULL;
+	tc_cache *c;
 	tc_stats st;
 	tc_sweep_report tot, rep;
 	uint64_t slots, chunks = 0, max_chunks, freed = 0, t0 = mono_ns();
 	enum outcome out = SWEPT;
 	int rc;
 
-	rc = tc_open(&c, s->name, NULL);
+	rc = seg_attach(s);
 	if (rc) {
 		log_err_once(s, rc, "cannot attach");
 		return rc == -ENOENT ? MISSING : FAILED;
 	}
+	c = s->c;
 	rc = take_lease(c, s, cf);
 	if (rc == -EBUSY) {
 		out = SKIPPED;
@@ -350,7 +397,9 @@ static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 	     " retired left, %.3f ms", s->name, s->passes, tot.scanned, chunks, tot.retired_left,
 	     (double)(mono_ns() - t0) / 1e6);
 out_close:
-	tc_close(c);
+	/* Keep the handle only while we are this segment's sweeper. */
+	if (out != SWEPT || !s->held)
+		seg_drop(s);
 	return out;
 }
 
@@ -358,15 +407,9 @@ out_close:
 static void release_all(void)
 {
 	for (size_t i = 0; i < nsegs; i++) {
-		tc_cache *c;
-
-		if (!segs[i].held)
-			continue;
-		if (!tc_open(&c, segs[i].name, NULL)) {
-			tc_lease_release(c);
-			tc_close(c);
-		}
-		segs[i].held = false;
+		if (segs[i].held && segs[i].c)
+			tc_lease_release(segs[i].c);
+		seg_drop(&segs[i]);
 	}
 }
 
@@ -440,6 +483,10 @@ static int daemonise(void)
 		_exit(0);
 	if (chdir("/"))
 		return -errno;
+	/* Drop every descriptor inherited from the caller but the pidfile's. */
+	for (int i = STDERR_FILENO + 1; i < 1024; i++)
+		if (i != pidfile_fd)
+			close(i);
 	fd = open("/dev/null", O_RDWR);
 	if (fd >= 0) {
 		dup2(fd, STDIN_FILENO);
@@ -554,7 +601,7 @@ int main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	logm(L_INFO, "started (%s, interval %" PRIu64 " ms, budget %" PRIu64 ", stale %" PRIu64
+	logm(cf.once ? L_DEBUG : L_INFO, "started (%s, interval %" PRIu64 " ms, budget %" PRIu64 ", stale %" PRIu64
 	     " ms, libtickcache %s)", cf.named ? "named segments" : "all segments in " TC_SHM_DIR,
 	     cf.interval_ms, cf.budget, cf.stale_ms, tc_version());
 	do {
@@ -590,7 +637,7 @@ int main(int argc, char **argv)
 	} while (!g_stop);
 
 	release_all();
-	logm(L_INFO, "stopping");
+	logm(cf.once ? L_DEBUG : L_INFO, "stopping");
 	pidfile_remove();
 	free(segs);
 	return ex;

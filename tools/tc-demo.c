@@ -583,10 +583,13 @@ int main(int argc, char **argv)
 		sleep_ms(50);
 	}
 	if (!g_stop) {
-		char *largv[] = { inspect_path, (char *)"list", NULL };
+		char glob[32];
+		char *largv[] = { inspect_path, (char *)"list", glob, NULL };
 		pid_t p;
 
-		printf("\n$ shm-inspect list\n");
+		/* Only the demo's segments: others on the host are not its business. */
+		snprintf(glob, sizeof glob, "demo-*-%ld", (long)parent_pid);
+		printf("\n$ shm-inspect list '%s'\n", glob);
 		fflush(NULL);
 		p = spawn(largv, false);
 		while (p > 0 && waitpid(p, &st, 0) < 0 && errno == EINTR)
