@@ -116,6 +116,8 @@ bool tc__in_section(tc_cache *c);
 void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
 int64_t tc__retired_sum(tc_cache *c, int idx);
 int  tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed);
+int  tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_t budget);
+uint64_t tc__reclaim_step(tc_cache *c, struct tc_rslot *s, uint64_t budget);
 int  tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep);
 void tc__release_handle_slots(tc_cache *c);
 void tc__fold_slot(tc_cache *c, struct tc_rslot *s);

@@ -152,7 +152,7 @@ struct tc_rslot {
 	uint64_t inflight;  /* block ref being built and not yet published, 0 = none */
 	uint64_t reclaim;   /* first block of a retire chain this slot is processing */
 	uint64_t since;     /* bytes retired by the owner since its last reclaim (owner only) */
-	uint64_t pad[1];
+	uint64_t rmin;      /* the grace-period bound of the chain at reclaim (owner only) */
 	uint64_t ctr[TC_NCOUNTERS]; /* TC_C_*; owner only */
 	/* line 3: the published entry the owner is about to unlink (replace or
 	 * remove), so that a cleaner can retire it if the owner dies between

@@ -412,6 +412,12 @@ static bool make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_s
 	uint64_t freed = 0;
 	if (round == 0)
 		*t0 = tc__mono_ns();
+	/* Cheapest first: retired memory whose grace period has passed. */
+	if (!need_slot && !tc__in_section(c)) {
+		tc__reclaim(c, s, &freed);
+		if (freed > 0)
+			return true;
+	}
 	if (round > 0)
 		tc__clean_dead(c, s, NULL);
 	int ev = tc__evict(c, s, cls, need_slot);
@@ -431,12 +437,23 @@ static bool make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_s
 	return true;
 }
 
-/* Reclaim early, from a writer that has retired 1/16 of the arena since
- * its last reclaim, so that allocation rarely has to wait. */
+/* Reclaim early, from a writer that has retired RECLAIM_BATCH bytes (or
+ * 1/16 of a small arena) since its last reclaim, so that allocation rarely
+ * has to wait and no single write walks a long chain: the walk is what a
+ * write's worst case pays for. */
+#define RECLAIM_BATCH (1024 * 1024ull)
+#define RECLAIM_STEP 4 /* blocks of the pending chain freed per write */
 static void maybe_reclaim(tc_cache *c, struct tc_rslot *s)
 {
-	if (tc__ld(&s->since) > c->arena_bytes / 16 && !tc__in_section(c))
-		tc__reclaim(c, s, NULL);
+	if (tc__in_section(c))
+		return;
+	if (tc__ld(&s->reclaim)) {
+		tc__reclaim_step(c, s, RECLAIM_STEP);
+		return;
+	}
+	uint64_t batch = c->arena_bytes / 16 < RECLAIM_BATCH ? c->arena_bytes / 16 : RECLAIM_BATCH;
+	if (tc__ld(&s->since) > batch)
+		tc__reclaim_budget(c, s, NULL, RECLAIM_STEP);
 }
 
 static inline void le64_put(uint8_t *p, int64_t v)
@@ -717,11 +734,16 @@ int tc_del(tc_cache *c, const void *key, size_t klen)
  * wanted (a block of class WANT, any entry when NEED_SLOT).  Under
  * TC_EVICT_NONE only expired entries are removed.  Returns entries removed.
  */
+#define EVICT_SCAN_MAX 1024 /* buckets per call */
 int tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slot)
 {
 	bool lru = c->eviction == TC_EVICT_LRU;
 	int removed = 0, goal = need_slot ? 1 : 8;
+	/* Bounded per call so that no write pays for a whole-index scan: the
+	 * caller retries, and the hand moves on. */
 	uint64_t limit = lru ? 2 * c->nbuckets + 2 : c->nbuckets;
+	if (limit > EVICT_SCAN_MAX)
+		limit = EVICT_SCAN_MAX;
 	int64_t now = tc__now_ms();
 	for (uint64_t n = 0; n < limit && removed < goal; n++) {
 		uint64_t bi = tc__add_ret(&c->h->clock_hand, 1) & c->bmask;
