@@ -539,6 +539,16 @@ if [ "$RC" -eq 3 ] && grep -q "not implemented" "$TMP/err"; then
 else
 	is "runs: no active run" "$RC $(js 'd["active"]')" "0 false"
 	expect 1 "runs --end without a run" "$INSPECT" runs "$E" --end
+	expect 0 "start a run with three DTOs (helper)" "$HOLD" "$E" --run
+	expect 0 "runs --json with an active run" "$INSPECT" --json runs "$E"
+	is "active run, its id and DTO keys" "$(js '[d["active"], d["run_id"], d["ts_ns"], d["dto_keys"]]')" \
+		'[true, 42, 1700000000000000000, [{"key": "signals", "count": 3}]]'
+	expect 0 "runs (table)" "$INSPECT" runs "$E"
+	has "table shows the run" "$OUT" "active run 42"
+	expect 0 "runs --end" "$INSPECT" runs "$E" --end
+	has "ended" "$OUT" "ended run 42"
+	expect 0 "runs after --end" "$INSPECT" --json runs "$E"
+	is "no run after --end" "$(js 'd["active"]')" "false"
 fi
 
 # ---------------------------------------------------------------------------
