@@ -10,7 +10,9 @@
  *      the segment's file is gone or replaced (another inode), and when
  *      another sweeper holds the lease, so a removed segment is never kept
  *      alive by the sweeper for more than a pass; `shm-inspect unlink`
- *      does not count the lease holder as a user;
+ *      does not count the lease holder as a user.  A handle holds a reader
+ *      slot, so on small or crowded reader tables it detaches after each
+ *      pass instead;
  *   2. takes the segment's sweeper lease (tc_lease_acquire): one sweeper
  *      per segment.  A segment whose lease a live sweeper holds is skipped
  *      and retried every pass, so a second sweeper waits and takes over
