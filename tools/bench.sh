@@ -12,7 +12,9 @@
 #
 # Environment: BIN (default build/bin), RUNS (3), QUICK=1 (a tenth of the ops,
 # for trying the script), OUTDIR (default docs), KEEP=1 (keep the work dir),
-# QUIET_WAIT=SEC (first wait up to SEC s for the host's load to drop below 1).
+# QUIET_WAIT=SEC (first wait up to SEC s for the host's load to drop below 1),
+# NICE=N (run servers and shm-bench under nice -n N, e.g. -20 as root on a
+# shared host).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +24,9 @@ OUTDIR=${OUTDIR:-$ROOT/docs}
 RUNS=${RUNS:-3}
 QUICK=${QUICK:-0}
 SB=$BIN/shm-bench
+NICE=${NICE:-0}
+RUNPRIO=()
+[ "$NICE" != 0 ] && RUNPRIO=(nice -n "$NICE")
 WORK=$(mktemp -d /tmp/shm-bench.XXXXXX)
 REDIS_PID= MC_PID=
 T0=$(date +%s)
@@ -90,14 +95,14 @@ RSOCK=$WORK/redis.sock
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 if [ $HAVE_REDIS = 1 ]; then
-	redis-server --port "$RPORT" --bind 127.0.0.1 --unixsocket "$RSOCK" --unixsocketperm 700 \
+	"${RUNPRIO[@]}" redis-server --port "$RPORT" --bind 127.0.0.1 --unixsocket "$RSOCK" --unixsocketperm 700 \
 		--save '' --appendonly no --dir "$WORK" --logfile "$WORK/redis.log" \
 		--daemonize no &
 	REDIS_PID=$!
 fi
 if [ $HAVE_MC = 1 ]; then
 	# -m 2048: the 16 KiB set must fit without evictions; -t 2: one per vCPU here.
-	memcached -l 127.0.0.1 -p "$MPORT" -U 0 -m 2048 -t 2 -u "$(id -un)" >"$WORK/memcached.log" 2>&1 &
+	"${RUNPRIO[@]}" memcached -l 127.0.0.1 -p "$MPORT" -U 0 -m 2048 -t 2 -u "$(id -un)" >"$WORK/memcached.log" 2>&1 &
 	MC_PID=$!
 fi
 for _ in $(seq 100); do
@@ -126,7 +131,7 @@ scen() {
 	shift 2
 	echo "| $label | $be | \`shm-bench --validate -b $be $*\` |" >>"$WORK/cmds.md"
 	for r in $(seq "$RUNS"); do
-		if ! "$SB" --csv --validate --label "$label" -b "$be" "${PEERS[@]}" \
+		if ! "${RUNPRIO[@]}" "$SB" --csv --validate --label "$label" -b "$be" "${PEERS[@]}" \
 			--percentiles "$WORK/pct-$label-$be.dat" "$@" >>"$RAW" 2>"$WORK/err"; then
 			# Exit 1 with nothing on stderr: the run completed and counted
 			# bad reads (the tables show them); anything else is a failure.
@@ -363,7 +368,7 @@ echo "## Machine and method"
 echo
 echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) vCPU$( lscpu | grep -q '^Hypervisor vendor' && echo " (VM, $(lscpu | sed -n 's/^Hypervisor vendor: *//p'))"); L2 $(lscpu | sed -n 's/^L2 cache: *//p'), L3 $(lscpu | sed -n 's/^L3 cache: *//p')"
 echo "- Memory: $(free -g | awk '/^Mem:/ { print $2 }') GiB; kernel $(uname -r); THP $(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null) (anon), $(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null) (shmem)"
-echo "- Load average (1/5/15 min) before the suite: $LOAD0; after: $(cut -d' ' -f1-3 /proc/loadavg). Other work on the host during the run shows up as tails."
+echo "- Load average (1/5/15 min) before the suite: $LOAD0; after: $(cut -d' ' -f1-3 /proc/loadavg). Other work on the host during the run shows up as tails.$( [ "$NICE" != 0 ] && echo " Servers and shm-bench ran under \`nice -n $NICE\`.")"
 echo "- Compiler: $(${CC:-cc} --version | head -1); commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "- Peers: $(redis-server --version | awk '{ print $1, $2, $3 }'), memcached $(memcached -V | awk '{ print $2 }') (-t 2 -m 2048), both started by the script on loopback"
 echo "- Timer: $(cut -d' ' -f1 "$WORK/timer.txt") calibrated against CLOCK_MONOTONIC; overhead of an empty timed region $(cut -d' ' -f2 "$WORK/timer.txt") ns, **subtracted** from every latency below. The TSC of this VM advances in steps of about 10 ns, so single-op figures are quantised to 10 ns."
