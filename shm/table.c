@@ -852,3 +852,87 @@ int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted)
 		*deleted = n;
 	return bad == -EUSERS ? -EUSERS : 0;
 }
+
+/* ---- generic helpers for run.c, policy.c and features.c ------------------ */
+
+/*
+ * Insert block E, fully built, as the first entry of (hash, key, kind):
+ * reserve an entry of max_entries, then the TENT/FINAL protocol of
+ * insert_new().  The caller is inside a read section.  0: published.
+ * -EAGAIN: another inserter of the key won or aborted us; *seen tells
+ * whether E may have been read by another thread (retire it) or not (free
+ * it).  -ENOSPC: no entry or no slot left (E never seen).
+ */
+int tc__insert(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
+	       struct tc_entry *e, bool *seen)
+{
+	*seen = false;
+	if (tc__add_ret(&c->h->live, 1) > c->max_entries) {
+		tc__add(&c->h->live, (uint64_t)-1);
+		return -ENOSPC;
+	}
+	int ir = insert_new(c, hash, key, klen, kind, tc__ref_of(c, e), seen);
+	if (ir == 0)
+		return 0;
+	tc__add(&c->h->live, (uint64_t)-1);
+	return ir == RETRY ? -EAGAIN : ir;
+}
+
+/* make_room() for the writers of run.c, policy.c and features.c. */
+bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot, int round,
+		   uint64_t *t0)
+{
+	return make_room(c, s, cls, need_slot, round, t0);
+}
+
+/*
+ * Remove the live entry of (key, kind) only when its version is VERSION.
+ * 0, -ENOENT (absent), TC_ECONFLICT (another version).
+ */
+int tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
+		    uint64_t version)
+{
+	if (!c || !tc__valid_key(key, klen))
+		return -EINVAL;
+	uint64_t hash = tc__hash(c, key, klen, kind);
+	struct tc_rslot *s;
+	int rc = tc__enter(c, &s);
+	if (rc)
+		return rc;
+	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+		uint64_t *slotp, w;
+		struct view v;
+		rc = lookup(c, hash, key, klen, kind, &slotp, &w, &v);
+		if (rc)
+			break;
+		if (v.version != version) {
+			rc = TC_ECONFLICT;
+			break;
+		}
+		rc = tc__remove_slot(c, s, slotp, w, -1);
+		if (rc == 0)
+			break;
+	}
+	tc__exit(c, s);
+	return rc;
+}
+
+/*
+ * The block REF checked as a whole: in the arena with its size class,
+ * of KIND, its key and value inside the block.  NULL when any check fails.
+ * *vlen receives the value length.
+ */
+struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *vlen)
+{
+	struct tc_entry *e = tc__block(c, ref);
+	if (!e || tc__ld(&e->kind) != kind)
+		return NULL;
+	uint32_t cls = tc__ld(&e->cls), vl = tc__ld(&e->vlen), kl = tc__ld(&e->klen);
+	uint64_t off = (ref - 1) * TC_BLOCK_UNIT;
+	if (cls >= TC_CLASSES_USED || kl > TC_KEY_MAX || vl > TC_VALUE_MAX ||
+	    off + tc__class_size(cls) > c->arena_bytes ||
+	    tc__entry_bytes(kl, vl) > tc__class_size(cls))
+		return NULL;
+	*vlen = vl;
+	return e;
+}
