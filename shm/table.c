@@ -372,6 +372,9 @@ static bool make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_s
 		*t0 = tc__mono_ns();
 	if (round > 0)
 		tc__clean_dead(c, s, NULL);
+	/* Lists of ended runs (run.c): garbage that no pass below can see. */
+	if ((round & 3) == 0)
+		tc__sweep_runs(c, 0);
 	int ev = tc__evict(c, s, cls, need_slot);
 	if (!tc__in_section(c))
 		tc__reclaim(c, s, &freed);
@@ -692,7 +695,8 @@ int tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slot)
 					removed++;
 				continue;
 			}
-			if (!lru)
+			/* A DTO list goes as a whole or not at all (run.c). */
+			if (!lru || tc__ld(&e->kind) == TC_KIND_DTO)
 				continue;
 			if (tc__ld(&e->refbit)) {
 				tc__st(&e->refbit, 0);
