@@ -515,6 +515,26 @@ kill -TERM "$SG"; wait "$SG"; is "sweeper exits 0" "$?" "0"
 expect 0 "unlink G" "$INSPECT" unlink "$G"
 
 # ---------------------------------------------------------------------------
+echo "# the sweeper leaves small reader tables to the strategies"
+# ---------------------------------------------------------------------------
+K="$P-k"
+expect 0 "create a segment with 2 reader slots" "$INSPECT" create "$K" --entries 1024 --memory 1M --readers 2
+"$SWEEPER" --foreground --interval 500 "$K" 2>/dev/null &
+SK=$!; PIDS+=("$SK")
+for _ in $(seq 1 100); do [ "$(json_field "$K" sweeper_pid)" == "$SK" ] && break; sleep 0.05; done
+is "sweeper holds K's lease" "$(json_field "$K" sweeper_pid)" "$SK"
+"$HOLD" "$K" >"$TMP/k1" 2>&1 &
+K1=$!; PIDS+=("$K1")
+wait_ready "$TMP/k1"
+"$HOLD" "$K" >"$TMP/k2" 2>&1 &
+K2=$!; PIDS+=("$K2")
+wait_ready "$TMP/k2"
+run "$INSPECT" --json readers "$K"
+is "both reader slots went to the strategies" "$(js 'sorted(r["pid"] for r in d["readers"])')" "$(python3 -c "print(sorted([$K1, $K2]))")"
+kill -TERM "$K1" "$K2" "$SK"; wait "$K1" "$K2" "$SK" 2>/dev/null
+expect 0 "unlink K" "$INSPECT" unlink "$K"
+
+# ---------------------------------------------------------------------------
 echo "# ttl and runs (issue 4 features)"
 # ---------------------------------------------------------------------------
 run "$INSPECT" ttl "$E" market: 5000
@@ -539,6 +559,16 @@ if [ "$RC" -eq 3 ] && grep -q "not implemented" "$TMP/err"; then
 else
 	is "runs: no active run" "$RC $(js 'd["active"]')" "0 false"
 	expect 1 "runs --end without a run" "$INSPECT" runs "$E" --end
+	expect 0 "start a run with three DTOs (helper)" "$HOLD" "$E" --run
+	expect 0 "runs --json with an active run" "$INSPECT" --json runs "$E"
+	is "active run, its id and DTO keys" "$(js '[d["active"], d["run_id"], d["ts_ns"], d["dto_keys"]]')" \
+		'[true, 42, 1700000000000000000, [{"key": "signals", "count": 3}]]'
+	expect 0 "runs (table)" "$INSPECT" runs "$E"
+	has "table shows the run" "$OUT" "active run 42"
+	expect 0 "runs --end" "$INSPECT" runs "$E" --end
+	has "ended" "$OUT" "ended run 42"
+	expect 0 "runs after --end" "$INSPECT" --json runs "$E"
+	is "no run after --end" "$(js 'd["active"]')" "false"
 fi
 
 # ---------------------------------------------------------------------------

@@ -10,7 +10,9 @@
  *      the segment's file is gone or replaced (another inode), and when
  *      another sweeper holds the lease, so a removed segment is never kept
  *      alive by the sweeper for more than a pass; `shm-inspect unlink`
- *      does not count the lease holder as a user;
+ *      does not count the lease holder as a user.  A handle holds a reader
+ *      slot, so on small or crowded reader tables it detaches after each
+ *      pass instead;
  *   2. takes the segment's sweeper lease (tc_lease_acquire): one sweeper
  *      per segment.  A segment whose lease a live sweeper holds is skipped
  *      and retried every pass, so a second sweeper waits and takes over
@@ -148,6 +150,7 @@ struct seg {
 	bool present;       /* found by the latest scan */
 	uint32_t busy_by;   /* pid of the other sweeper we last deferred to */
 	bool audited;       /* audited since the segment last became idle */
+	bool keep;          /* keeping the handle leaves strategies enough reader slots */
 	int last_err;       /* last error logged, to log changes only */
 	uint64_t passes;
 };
@@ -402,6 +405,11 @@ static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 		out = rc == -ESTALE ? MISSING : FAILED;
 		goto out_close;
 	}
+	/*
+	 * A kept handle keeps this process's reader slot.  Keep it only where
+	 * that slot is cheap: a table of at least 16 slots, under 3/4 used.
+	 */
+	s->keep = st.max_readers >= 16 && st.readers * 4 < st.max_readers * 3;
 	slots = st.index_slots ? st.index_slots : st.max_entries;
 	max_chunks = cf->budget ? slots / cf->budget + 2 : 1;
 	memset(&tot, 0, sizeof tot);
@@ -458,8 +466,12 @@ static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 	     (double)(mono_ns() - t0) / 1e6);
 out_close:
 	/* Keep the handle only while we are this segment's sweeper. */
-	if (out != SWEPT || !s->held)
+	if (out != SWEPT || !s->held) {
 		seg_drop(s);
+	} else if (!s->keep) {
+		tc_close(s->c); /* the lease stays ours: it is in the segment */
+		s->c = NULL;
+	}
 	return out;
 }
 
