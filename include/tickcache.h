@@ -449,7 +449,10 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
  * the index and the header, rebuilds the free lists from everything else,
  * clears abandoned half-inserts and recounts live keys and gauges.  It
  * changes nothing and returns TC_ECORRUPT when the arena cannot be walked.
- * -EDEADLK inside a read section.
+ * -EDEADLK inside a read section.  While it runs, data calls of the
+ * caller's other threads get -EBUSY; an audit that is killed leaves the
+ * segment in that state until tc_audit is run again (it rebuilds
+ * everything from the index, so running it again is always safe).
  */
 typedef struct tc_audit_report {
 	uint64_t blocks;            /* blocks walked */

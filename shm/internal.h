@@ -131,8 +131,6 @@ void tc__free_block(tc_cache *c, struct tc_entry *e);
 
 /* table.c */
 uint64_t tc__hash(tc_cache *c, const void *key, size_t klen, uint32_t kind);
-struct tc_entry *tc__entry(tc_cache *c, uint64_t w, uint64_t hash, const void *key,
-			   size_t klen, uint32_t kind, int *rc);
 int  tc__lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
 		uint64_t **slotp, uint64_t *word, struct tc_entry **ent);
 int  tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const void *val,

@@ -294,7 +294,10 @@ static int validate(const struct tc_hdr *h, uint64_t size)
 		return TC_ECORRUPT;
 	if (h->layout_version != TC_LAYOUT_VERSION)
 		return TC_EVERSION;
-	if (tc__ld(&h->state) != TC_STATE_READY)
+	uint32_t state = tc__ld(&h->state);
+	/* AUDITING under our flock means the auditor died: attach, and let the
+	 * calls say -EBUSY until tc_audit is run again. */
+	if (state != TC_STATE_READY && state != TC_STATE_AUDITING)
 		return TC_ECORRUPT;
 	tc__rmb();
 	uint64_t nb, so, ao, io, ro, total;
@@ -477,6 +480,7 @@ void tc_close(tc_cache *c)
 	tc__registry_unlock();
 	if (c->attach_idx < c->max_attach) {
 		struct tc_attach_rec *r = &c->attach[c->attach_idx];
+		tc__st(&r->start, 0); /* never paired with the next claimer's pid */
 		tc__cas(&r->pid, (uint64_t)tc__self_pid(), 0);
 	}
 	munmap(c->base, c->size);

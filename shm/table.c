@@ -479,8 +479,8 @@ static inline int64_t le64_get(const uint8_t *p)
 /* Give back a block that was never visible to anyone. */
 static void drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 {
-	tc__st(&s->inflight, 0);
 	tc__free_block(c, e);
+	tc__st(&s->inflight, 0); /* after: a writer killed in between leaks nothing */
 }
 
 int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const void *val,
@@ -500,6 +500,7 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 	uint64_t room_t0 = 0;
 	struct tc_rslot *s = NULL;
 	uint8_t ctrbuf[8];
+	int64_t incr_val = 0;
 
 	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
 		rc = tc__enter(c, &s);
@@ -559,8 +560,7 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 			src = ctrbuf;
 			nlen = 8;
 			ntype = TC_TYPE_COUNTER;
-			if (out)
-				*out = n;
+			incr_val = n;
 			break;
 		}
 		default:
@@ -630,8 +630,8 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 			goto out_done;
 		}
 		if (seen) {
-			tc__st(&s->inflight, 0);
 			tc__retire(c, s, e);
+			tc__st(&s->inflight, 0); /* after, as in drop_private() */
 		} else {
 			drop_private(c, s, e);
 		}
@@ -647,6 +647,8 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 			sched_yield();
 		continue;
 out_done:
+		if (op == TC_OP_INCR && out)
+			*out = incr_val; /* only on success */
 		tc__count(s, op == TC_OP_ADD ? TC_C_ADDS : TC_C_SETS);
 		tc__count(s, TC_C_OPS);
 		sample_end(c, s, t0);
