@@ -153,6 +153,14 @@ static double timer_ovh_ticks;   /* median of an empty timed region */
 static double timer_ovh_min_ticks;
 static uint64_t timer_res_ticks;   /* the counter's step: gcd of observed deltas */
 
+static uint64_t cpu_time_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static inline uint64_t clock_ns(void)
 {
 	struct timespec ts;
@@ -1657,7 +1665,7 @@ enum role { ROLE_READER, ROLE_WRITER };
 struct proc_res {
 	int      role, cpu, failed, first_err;
 	pid_t    pid;
-	uint64_t elapsed_ns;
+	uint64_t elapsed_ns, cpu_ns;   /* wall and on-CPU time of the measured loop */
 	uint64_t reads, hits, misses, torn, foreign, false_missing, errors, exists;
 	char     err[200];
 	struct hist h[OP_NKIND];
@@ -1749,7 +1757,7 @@ static void run_loop(const struct backend *be, void *st, struct shared *sh, int 
 	double next_t = (double)start;
 	char k[KEY_LEN + 1];
 	struct hist scratch;
-	uint64_t start_ns = clock_ns();
+	uint64_t start_ns = clock_ns(), start_cpu = cpu_time_ns();
 
 	if (record && cfg.duration > 0)
 		deadline = start + (uint64_t)(cfg.duration * 1e9 / ns_per_tick);
@@ -1890,8 +1898,10 @@ static void run_loop(const struct backend *be, void *st, struct shared *sh, int 
 		}
 	}
 	(void)scratch;
-	if (record)
+	if (record) {
 		r->elapsed_ns = clock_ns() - start_ns;
+		r->cpu_ns = cpu_time_ns() - start_cpu;
+	}
 }
 
 static void run_proc(const struct backend *be, struct shared *sh, int slot, int role)
@@ -1956,7 +1966,7 @@ struct row {
 	const char *role;
 	enum op_kind op;
 	const struct hist *h;
-	double ops_per_s;
+	double ops_per_s, cpu_ops_per_s;
 	uint64_t reads, hits, misses, torn, foreign, false_missing, errors;
 	int cpu;
 };
@@ -2010,7 +2020,7 @@ static void csv_header(void)
 	printf("label,backend,op,dist,keys,vsize,readers,writers,write_pct,rate,validate,pinned,"
 	       "scope,role,cpu,count,ops_per_s,mean_ns,p50_ns,p90_ns,p99_ns,p999_ns,p9999_ns,"
 	       "max_ns,min_ns,reads,hits,misses,torn,foreign,false_missing,errors,"
-	       "timer,timer_ovh_ns,subtracted\n");
+	       "timer,timer_ovh_ns,subtracted,cpu_ops_per_s\n");
 }
 
 static void csv_row(const struct row *w)
@@ -2025,10 +2035,10 @@ static void csv_row(const struct row *w)
 	for (int i = 0; i < 5; i++)
 		printf(",%.1f", rep_ns(hist_quantile(h, qs[i])));
 	printf(",%.1f,%.1f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-	       ",%" PRIu64 ",%s,%.2f,%d\n",
+	       ",%" PRIu64 ",%s,%.2f,%d,%.0f\n",
 	       rep_ns((double)h->max), rep_ns((double)h->min), w->reads, w->hits, w->misses, w->torn,
 	       w->foreign, w->false_missing, w->errors, use_tsc ? "rdtscp" : "clock_gettime",
-	       timer_ovh_ticks * ns_per_tick, cfg.subtract);
+	       timer_ovh_ticks * ns_per_tick, cfg.subtract, w->cpu_ops_per_s);
 }
 
 static void json_str(const char *s)
@@ -2050,9 +2060,9 @@ static void json_row(const struct row *w, bool first)
 	const struct hist *h = w->h;
 
 	printf("%s\n    {\"scope\": \"%s\", \"role\": \"%s\", \"op\": \"%s\", \"cpu\": %d, "
-	       "\"count\": %" PRIu64 ", \"ops_per_s\": %.0f, \"mean_ns\": %.1f",
+	       "\"count\": %" PRIu64 ", \"ops_per_s\": %.0f, \"cpu_ops_per_s\": %.0f, \"mean_ns\": %.1f",
 	       first ? "" : ",", w->scope, w->role, op_names[w->op], w->cpu, h->count,
-	       w->ops_per_s, h->count ? rep_ns(h->sum / (double)h->count) : 0.0);
+	       w->ops_per_s, w->cpu_ops_per_s, h->count ? rep_ns(h->sum / (double)h->count) : 0.0);
 	static const char *const qn[] = { "p50", "p90", "p99", "p999", "p9999" };
 
 	for (int i = 0; i < 5; i++)
@@ -2101,7 +2111,7 @@ static void report(struct shared *sh, int nprocs, const char *pct_path)
 	struct row rows[MAX_PROCS * OP_NKIND + OP_NKIND];
 	int nrows = 0;
 	struct row tot = { .scope = "all", .role = "all" };
-	double tput[OP_NKIND] = { 0 };
+	double tput[OP_NKIND] = { 0 }, cput[OP_NKIND] = { 0 };
 
 	for (int p = 0; p < nprocs; p++) {
 		struct proc_res *r = &sh->r[p];
@@ -2125,6 +2135,8 @@ static void report(struct shared *sh, int nprocs, const char *pct_path)
 			w->op = (enum op_kind)o;
 			w->h = &r->h[o];
 			w->ops_per_s = (double)r->h[o].count / s;
+			w->cpu_ops_per_s = r->cpu_ns ? (double)r->h[o].count / ((double)r->cpu_ns / 1e9) : 0;
+			cput[o] += w->cpu_ops_per_s;
 			w->cpu = r->cpu;
 			w->reads = r->reads;
 			w->hits = r->hits;
@@ -2148,6 +2160,7 @@ static void report(struct shared *sh, int nprocs, const char *pct_path)
 		w->op = (enum op_kind)o;
 		w->h = &merged[o];
 		w->ops_per_s = tput[o];
+		w->cpu_ops_per_s = cput[o];
 		w->cpu = -1;
 	}
 	if (pct_path) {
