@@ -419,6 +419,7 @@ typedef struct tc_sweep_report {
 	uint32_t inflight_freed; /* allocations of dead writers returned */
 	uint32_t tentative_cleared; /* abandoned half-inserts cleared */
 	uint32_t attach_cleared; /* attach records of dead processes cleared */
+	uint64_t dto_lists_freed;/* DTO lists of ended runs removed */
 } tc_sweep_report;
 
 /*

@@ -98,6 +98,8 @@ static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
 static void slot_free(tc_cache *c, struct tc_rslot *s);
+static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64_t min,
+			   uint64_t budget);
 
 /* Thread exit: give back the slots of handles that are still open. */
 static void tls_destroy(void *p)
@@ -150,6 +152,9 @@ static void slot_free(tc_cache *c, struct tc_rslot *s)
 	uint64_t owner = tc__ld(&s->owner);
 	if ((owner >> 32) != tc__self_pid())
 		return;
+	/* A pending chain goes back on the list (min 0 frees nothing). */
+	if (tc__ld(&s->reclaim))
+		walk_chain(c, s, tc__ld(&s->reclaim), 0, UINT64_MAX);
 	tc__fold_slot(c, s);
 	tc__st(&s->inflight, 0);
 	tc__st(&s->reclaim, 0);
@@ -374,10 +379,11 @@ static void push_retired(tc_cache *c, struct tc_entry *e, uint64_t ref)
  * handled, so a crash here loses at most the block being moved.  Bounded by
  * the number of blocks in the arena.
  */
-static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64_t min)
+static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64_t min,
+			   uint64_t budget)
 {
 	uint64_t freed = 0, steps = 0;
-	while (ref && steps++ <= c->arena_units) {
+	while (ref && steps++ <= c->arena_units && budget-- > 0) {
 		struct tc_entry *e = tc__block(c, ref);
 		if (!e)
 			break; /* corrupt link: drop the rest rather than follow it */
@@ -399,16 +405,25 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 		}
 		ref = next;
 	}
-	if (s)
+	if (s && (!ref || steps > c->arena_units))
 		tc__st(&s->reclaim, 0);
 	return freed;
 }
 
-int tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed)
+/*
+ * Start a grace period over the whole retire list and walk up to BUDGET
+ * blocks of it; the rest stays this slot's pending chain (its reclaim word,
+ * with the bound in rmin), which tc__reclaim_step continues a few blocks at
+ * a time, so that no single write pays for a long walk.  BUDGET UINT64_MAX
+ * walks it all.  A pending chain is finished first.
+ */
+int tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_t budget)
 {
 	uint64_t n = 0, head;
 	if (freed)
 		*freed = 0;
+	if (s && tc__ld(&s->reclaim))
+		n += walk_chain(c, s, tc__ld(&s->reclaim), tc__ld(&s->rmin), UINT64_MAX);
 	/*
 	 * Detach first: every block in the chain was unlinked and stamped
 	 * before this point, hence before the barrier below.  (Scanning the
@@ -417,8 +432,11 @@ int tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed)
 	 */
 	for (;;) {
 		head = tc__ld(&c->h->retire_head);
-		if ((head & 0xffffffffu) == 0)
+		if ((head & 0xffffffffu) == 0) {
+			if (freed)
+				*freed = n;
 			return 0;
+		}
 		uint64_t nh = ((head >> 32) + 1) << 32;
 		if (tc__cas(&c->h->retire_head, head, nh) == head)
 			break;
@@ -435,10 +453,24 @@ int tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed)
 	tc__add(&c->h->epoch, 1);
 	global_barrier();
 	uint64_t min = tc__min_active_epoch(c);
-	n = walk_chain(c, s, head & 0xffffffffu, min);
+	if (s)
+		tc__st(&s->rmin, min);
+	n += walk_chain(c, s, head & 0xffffffffu, min, s ? budget : UINT64_MAX);
 	if (freed)
 		*freed = n;
 	return 0;
+}
+
+int tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed)
+{
+	return tc__reclaim_budget(c, s, freed, UINT64_MAX);
+}
+
+/* Continue this slot's pending chain by up to BUDGET blocks. */
+uint64_t tc__reclaim_step(tc_cache *c, struct tc_rslot *s, uint64_t budget)
+{
+	uint64_t ref = tc__ld(&s->reclaim);
+	return ref ? walk_chain(c, s, ref, tc__ld(&s->rmin), budget) : 0;
 }
 
 int tc_reclaim(tc_cache *c, uint64_t *freed_blocks)
@@ -504,7 +536,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	}
 	uint64_t chain = tc__ld(&s->reclaim);
 	if (chain)
-		walk_chain(c, s, chain, 0); /* min 0: frees nothing, pushes all back */
+		walk_chain(c, s, chain, 0, UINT64_MAX); /* min 0: frees nothing, pushes all back */
 	tc__fold_slot(c, s);
 	tc__st(&s->reclaim, 0);
 	tc__st(&s->since, 0);

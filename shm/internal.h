@@ -116,6 +116,8 @@ bool tc__in_section(tc_cache *c);
 void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
 int64_t tc__retired_sum(tc_cache *c, int idx);
 int  tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed);
+int  tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_t budget);
+uint64_t tc__reclaim_step(tc_cache *c, struct tc_rslot *s, uint64_t budget);
 int  tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep);
 void tc__release_handle_slots(tc_cache *c);
 void tc__fold_slot(tc_cache *c, struct tc_rslot *s);
@@ -147,7 +149,18 @@ typedef void (*tc__mark_fn)(void *ctx, uint64_t ref);
 void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx);
 void tc__audit_roots(tc_cache *c, tc__mark_fn mark, void *ctx);
 
-/* policy */
+int  tc__insert(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
+		struct tc_entry *e, bool *seen);
+bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot, int round,
+		   uint64_t *t0);
+int  tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
+		     uint64_t version);
+struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *vlen);
+
+/* run.c: runs and DTO lists */
+int  tc__sweep_runs(tc_cache *c, uint64_t budget); /* lists of ended runs removed */
+
+/* policy.c: TTL policies */
 uint64_t tc__policy_ttl(tc_cache *c, const void *key, size_t klen);
 
 /* write ops for tc__write */

@@ -115,7 +115,11 @@ struct tc_hdr {
 	uint64_t lease_start;
 	int64_t  lease_beat_ms;
 
-	/* line 8: the active run.  run_word = generation << 1 | active; CAS. */
+	/* line 8: the active run (run.c).  run_word = generation << 32 | anchor
+	 * block ref; ref 0 = no run.  The generation is odd exactly while a run
+	 * is active and grows by one on every start and end; changed only by
+	 * CAS.  run_ts_ns/run_id/run_seq are unused (the anchor block holds the
+	 * run's data, immutable). */
 	uint64_t run_word __attribute__((aligned(TC_CACHELINE)));
 	int64_t  run_ts_ns;
 	uint64_t run_id;
@@ -131,11 +135,20 @@ struct tc_hdr {
 	 * ver[hash % TC_VER_SHARDS] so they grow across delete + re-insert. */
 	struct { uint64_t v; uint64_t pad[7]; } ver[TC_VER_SHARDS];
 
-	/* TTL policies by key prefix */
+	/* TTL policies by key prefix.  policy[] is unused: the table lives in
+	 * an immutable TC_KIND_POLICY block (policy.c), published by CAS of
+	 * policy_gen = generation << 32 | block ref (ref 0 = no policy); the
+	 * generation grows on every change. */
 	struct tc_policy policy[TC_POLICY_MAX];
-	uint64_t policy_gen;      /* bumped on every policy change */
+	uint64_t policy_gen;
 
-	uint64_t reserved[63];    /* room for later fields without a layout change */
+	/* run.c: DTO list heads in the index, of any run (uatomic_add by the
+	 * inserter and the remover of a head); the bucket cursor of
+	 * tc__sweep_runs (uatomic_add). */
+	uint64_t dto_heads;
+	uint64_t run_cursor;
+
+	uint64_t reserved[61];    /* room for later fields without a layout change */
 } __attribute__((aligned(TC_PAGE)));
 
 /*
@@ -152,7 +165,7 @@ struct tc_rslot {
 	uint64_t inflight;  /* block ref being built and not yet published, 0 = none */
 	uint64_t reclaim;   /* first block of a retire chain this slot is processing */
 	uint64_t since;     /* bytes retired by the owner since its last reclaim (owner only) */
-	uint64_t pad[1];
+	uint64_t rmin;      /* the grace-period bound of the chain at reclaim (owner only) */
 	uint64_t ctr[TC_NCOUNTERS]; /* TC_C_*; owner only */
 	/* line 3: the published entry the owner is about to unlink (replace or
 	 * remove), so that a cleaner can retire it if the owner dies between
@@ -201,8 +214,21 @@ struct tc_bucket {
 #define TC_BLK_RETIRED 0x52455449u /* unlinked, waiting for a grace period */
 
 #define TC_KIND_KEY 0u   /* an ordinary key */
-#define TC_KIND_DTO 1u   /* a run-scoped DTO list element */
-#define TC_KIND_LOAD 2u  /* a single-flight load lease */
+#define TC_KIND_DTO 1u   /* a run-scoped DTO list element (run.c) */
+#define TC_KIND_LOAD 2u  /* a single-flight load lease (features.c) */
+#define TC_KIND_RUN 3u   /* a run anchor, named by tc_hdr.run_word, never indexed */
+#define TC_KIND_RATE 4u  /* a rate-limit window (features.c) */
+#define TC_KIND_POLICY 5u /* the TTL policy table, named by tc_hdr.policy_gen */
+
+/*
+ * DTO elements (TC_KIND_DTO) reuse two header fields, since they need no
+ * version and must not grow the value: version = count << 32 | prev, where
+ * count is the number of elements up to and including this one and prev the
+ * ref of the element before it (0 for the first); aux = the generation of
+ * the run it belongs to.  The index names the newest element (the head).
+ */
+#define TC_DTO_COUNT(v) ((v) >> 32)
+#define TC_DTO_PREV(v)  ((v) & 0xffffffffu)
 
 struct tc_entry {
 	uint64_t hash;       /* XXH3-64 of the key with the segment seed */

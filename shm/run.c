@@ -1,38 +1,621 @@
 /* SPDX-License-Identifier: MIT */
-/* run.c - placeholder until the strategy-features work lands: every call
- * reports -ENOSYS so that callers get a clear error. */
+/*
+ * run.c - point-in-time runs and typed DTO lists (needs.md section 1).
+ *
+ * The run.  tc_hdr.run_word = generation << 32 | anchor ref.  The anchor is
+ * an immutable block of kind TC_KIND_RUN holding (ts_ns, run_id,
+ * generation); it is never in the index.  The generation is odd exactly
+ * while a run is active (ref != 0) and grows by one on every start and end:
+ *   start: CAS (g, 0) -> (g + 1, new anchor), else -EBUSY;
+ *   end:   CAS (g, anchor) -> (g + 1, 0), then retire the anchor.
+ * A reader loads run_word inside a read section and then the anchor: an
+ * anchor retired after that load is not freed before the section ends.
+ *
+ * DTO lists.  A list is a chain of immutable blocks of kind TC_KIND_DTO
+ * keyed by the user's key; the index names the newest one, the head.  Each
+ * element carries (layout.h) the run generation in aux and, in version,
+ * the list's count up to itself and the ref of the element before it.
+ * Append builds one block (count + 1, prev = the current head) and swings
+ * the head's slot with one CAS, inside one read section, so the old head
+ * cannot be freed and reused under the CAS (no ABA): the CAS order is the
+ * insertion order, across processes.  The old head is not retired: it is
+ * the new head's predecessor.  A first append inserts with the index's
+ * TENT/FINAL protocol (tc__insert), so two processes never create two lists
+ * of one key.
+ *
+ * Ending a run is O(1): a list whose generation is not the active run's is
+ * invisible (count 0).  Its memory comes back through three paths, each of
+ * which unlinks the head with a CAS (the winner alone retires the chain,
+ * walking prev links bounded by the strictly decreasing counts):
+ *  - the next append of that key replaces the dead head in place;
+ *  - tc__sweep_runs(), called by tc_sweep() (shm-sweeper);
+ *  - writers short of memory: appends here, and the generic writers once
+ *    make_room() calls tc__sweep_runs().
+ * So thousands of runs in a row never fill the segment, sweeper or not.
+ *
+ * Staleness is decided by loading the head's generation, then (after a read
+ * barrier) run_word.  An appender loads run_word before its CAS and again
+ * after it (the CAS is a full barrier): when the word changed in between,
+ * the DTO went into a run that has ended and the call returns TC_ENORUN; a
+ * 0 means the run was active at the CAS.  So a list is never removed while
+ * its run is active, and an acknowledged append is never lost while its run
+ * is active.
+ *
+ * Crash windows.  A block being built is named in the builder's reader slot
+ * (alloc.c) so that a builder killed before publishing does not leak it.
+ * Blocks published here stay LIVE after they stop being the head (they are
+ * list elements, or the anchor, not in the index), which the generic
+ * in-flight check cannot tell from "never published"; so the in-flight
+ * record is cleared just before the publishing CAS.  Dying between the two
+ * leaks one block; dying anywhere else leaks nothing.
+ */
 #include "internal.h"
 
-uint64_t tc__policy_ttl(tc_cache *c, const void *key, size_t klen)
+#include <stdlib.h>
+
+#define RUN_GEN(w) ((uint32_t)((w) >> 32))
+#define RUN_REF(w) ((w) & 0xffffffffu)
+#define MAX_ATTEMPTS 10000
+#define READ_RETRIES 64
+
+struct anchor_val {
+	int64_t  ts_ns;
+	uint64_t run_id;
+	uint64_t generation;
+};
+
+static inline uint64_t run_word(tc_cache *c)
 {
-	(void)key;
-	(void)klen;
-	return c->default_ttl_ms;
+	return tc__ld(&c->h->run_word);
 }
 
-int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id) { (void)c; (void)ts_ns; (void)run_id; return -ENOSYS; }
-int tc_run_anchor(tc_cache *c, tc_anchor *out) { (void)c; (void)out; return -ENOSYS; }
-int tc_run_end(tc_cache *c) { (void)c; return -ENOSYS; }
-int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, const void *dto, size_t len) { (void)c; (void)key; (void)klen; (void)type; (void)dto; (void)len; return -ENOSYS; }
-int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n) { (void)c; (void)key; (void)klen; (void)n; return -ENOSYS; }
-int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto_fn fn, void *arg) { (void)c; (void)key; (void)klen; (void)type; (void)fn; (void)arg; return -ENOSYS; }
-int tc_rate_limit(tc_cache *c, const void *key, size_t klen, uint64_t limit, uint64_t window_ms, bool *allowed, uint64_t *count) { (void)c; (void)key; (void)klen; (void)limit; (void)window_ms; (void)allowed; (void)count; return -ENOSYS; }
-int tc_get_or_load(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta, uint32_t type, uint64_t ttl_ms, uint64_t wait_ms, tc_loader_fn load, void *arg) { (void)c; (void)key; (void)klen; (void)buf; (void)cap; (void)meta; (void)type; (void)ttl_ms; (void)wait_ms; (void)load; (void)arg; return -ENOSYS; }
-int tc_ttl_policy_set(tc_cache *c, const char *prefix, uint64_t ttl_ms) { (void)c; (void)prefix; (void)ttl_ms; return -ENOSYS; }
-int tc_ttl_policy_del(tc_cache *c, const char *prefix) { (void)c; (void)prefix; return -ENOSYS; }
-int tc_ttl_policy_load(tc_cache *c, const char *path) { (void)c; (void)path; return -ENOSYS; }
-int tc_ttl_policy_load_ex(tc_cache *c, const char *path, unsigned *bad_line) { (void)c; (void)path; (void)bad_line; return -ENOSYS; }
-int tc_ttl_policy_list(tc_cache *c, tc_policy_fn fn, void *arg) { (void)c; (void)fn; (void)arg; return -ENOSYS; }
-int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg) { (void)c; (void)fn; (void)arg; return -ENOSYS; }
+static void count_rc(struct tc_rslot *s, int rc)
+{
+	if (!s)
+		return;
+	if (rc && rc != TC_ENORUN && rc != -EBUSY && rc != TC_ETYPE && rc > -30900)
+		tc__count(s, TC_C_ERRORS);
+	tc__count(s, TC_C_OPS);
+}
 
-/* Blocks reachable from an index entry besides the entry itself: none yet. */
+/*
+ * Writers of this file short of memory: lists of ended runs first (garbage
+ * no generic pass knows how to free), then the generic make_room().  Called
+ * outside our read section.
+ */
+static bool room(tc_cache *c, struct tc_rslot *s, uint64_t need, bool need_slot, int *round,
+		 uint64_t *t0)
+{
+	if ((*round & 3) == 0)
+		tc__sweep_runs(c, 0);
+	uint32_t cls = need_slot ? UINT32_MAX : tc__class_of(need);
+	return tc__make_room(c, s, cls, need_slot, (*round)++, t0);
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
+{
+	if (!c)
+		return -EINVAL;
+	struct tc_rslot *s = NULL;
+	uint64_t need = tc__entry_bytes(0, sizeof(struct anchor_val)), t0 = 0;
+	int rc = -EAGAIN, round = 0;
+	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+		rc = tc__enter(c, &s);
+		if (rc)
+			return rc;
+		uint64_t w = run_word(c);
+		if (RUN_REF(w)) {
+			rc = -EBUSY;
+			tc__exit(c, s);
+			break;
+		}
+		int arc;
+		struct tc_entry *e = tc__alloc(c, s, need, &arc);
+		if (!e) {
+			tc__exit(c, s);
+			rc = arc;
+			if (arc == -ENOSPC && room(c, s, need, false, &round, &t0))
+				continue;
+			break;
+		}
+		uint32_t gen = RUN_GEN(w) + 1;
+		struct anchor_val a = { ts_ns, run_id, gen };
+		e->hash = 0;
+		e->version = gen;
+		e->expires_ms = 0;
+		e->vlen = sizeof(a);
+		e->type = 0;
+		e->klen = 0;
+		e->kind = TC_KIND_RUN;
+		e->aux = gen;
+		memcpy((uint8_t *)e + TC_ENTRY_HDR, &a, sizeof(a));
+		uint64_t ref = tc__ref_of(c, e);
+		tc__st(&s->inflight, 0); /* see "Crash windows" above */
+		/* Full barrier: the anchor's bytes before the word that names it. */
+		if (tc__cas(&c->h->run_word, w, (uint64_t)gen << 32 | ref) == w) {
+			rc = 0;
+			tc__exit(c, s);
+			break;
+		}
+		tc__free_block(c, e); /* never visible to anyone */
+		tc__exit(c, s);
+	}
+	count_rc(s, rc);
+	return rc;
+}
+
+int tc_run_anchor(tc_cache *c, tc_anchor *out)
+{
+	if (!c || !out)
+		return -EINVAL;
+	struct tc_rslot *s;
+	int rc = tc__enter(c, &s);
+	if (rc)
+		return rc;
+	uint64_t w = run_word(c);
+	if (!RUN_REF(w)) {
+		rc = TC_ENORUN;
+	} else {
+		uint32_t vlen;
+		struct tc_entry *e = tc__block_of(c, RUN_REF(w), TC_KIND_RUN, &vlen);
+		struct anchor_val a;
+		if (!e || vlen != sizeof(a)) {
+			rc = TC_ECORRUPT;
+		} else {
+			memcpy(&a, tc__eval(e, 0), sizeof(a));
+			out->ts_ns = a.ts_ns;
+			out->run_id = a.run_id;
+			out->generation = RUN_GEN(w);
+		}
+	}
+	tc__exit(c, s);
+	count_rc(s, rc);
+	return rc;
+}
+
+int tc_run_end(tc_cache *c)
+{
+	if (!c)
+		return -EINVAL;
+	struct tc_rslot *s;
+	int rc = tc__enter(c, &s);
+	if (rc)
+		return rc;
+	rc = -EAGAIN;
+	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+		uint64_t w = run_word(c);
+		if (!RUN_REF(w)) {
+			rc = TC_ENORUN;
+			break;
+		}
+		uint64_t nw = (uint64_t)(RUN_GEN(w) + 1) << 32;
+		if (tc__cas(&c->h->run_word, w, nw) != w)
+			continue;
+		uint32_t vlen;
+		struct tc_entry *e = tc__block_of(c, RUN_REF(w), TC_KIND_RUN, &vlen);
+		if (e)
+			tc__retire(c, s, e);
+		tc__count(s, TC_C_CLEARS);
+		rc = 0;
+		break;
+	}
+	tc__exit(c, s);
+	count_rc(s, rc);
+	return rc;
+}
+
+/* ---- DTO lists ------------------------------------------------------------ */
+
+/* Element REF of the list with HASH, checked, or NULL. */
+static struct tc_entry *elem(tc_cache *c, uint64_t ref, uint64_t hash, uint32_t *vlen)
+{
+	struct tc_entry *e = tc__block_of(c, ref, TC_KIND_DTO, vlen);
+	if (!e || tc__ld(&e->hash) != hash)
+		return NULL;
+	return e;
+}
+
+/*
+ * Retire the chain headed by HEAD, which the caller has just unlinked with
+ * a successful CAS.  Counts must fall by one per step and generations
+ * match, so a scribbled link ends the walk (leaking the rest) instead of
+ * retiring a block of someone else or looping.
+ */
+static void retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head)
+{
+	uint64_t hash = tc__ld(&head->hash);
+	uint32_t gen = tc__ld(&head->aux), vlen;
+	uint64_t n = TC_DTO_COUNT(tc__ld(&head->version));
+	struct tc_entry *e = head;
+	for (uint64_t i = n; i >= 1 && e; i--) {
+		uint64_t ver = tc__ld(&e->version);
+		if (tc__ld(&e->aux) != gen || TC_DTO_COUNT(ver) != i)
+			break;
+		uint64_t prev = TC_DTO_PREV(ver);
+		tc__retire(c, s, e);
+		e = i > 1 && prev ? elem(c, prev, hash, &vlen) : NULL;
+	}
+}
+
+/*
+ * Is the list headed by E dead, i.e. not of the active run?  The head's
+ * generation is loaded before run_word; an append publishes its head before
+ * re-reading run_word (full barrier), so a head found here with the active
+ * generation is never declared dead.
+ */
+static bool list_dead(tc_cache *c, struct tc_entry *e)
+{
+	uint32_t gen = tc__ld(&e->aux);
+	tc__rmb();
+	uint64_t w = run_word(c);
+	return !RUN_REF(w) || RUN_GEN(w) != gen;
+}
+
+/* Unlink the dead list whose head E is named by W at SLOTP; retire it. */
+static int drop_list(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w,
+		     struct tc_entry *e)
+{
+	if (tc__cas(slotp, w, 0) != w)
+		return -EAGAIN;
+	tc__add(&c->h->live, (uint64_t)-1);
+	tc__add(&c->h->dto_heads, (uint64_t)-1);
+	retire_chain(c, s, e);
+	return 0;
+}
+
+int tc__sweep_runs(tc_cache *c, uint64_t budget)
+{
+	if (tc__ld(&c->h->dto_heads) == 0)
+		return 0;
+	if (budget == 0 || budget > c->nbuckets)
+		budget = c->nbuckets;
+	int removed = 0;
+	for (uint64_t n = 0; n < budget; n++) {
+		uint64_t bi = tc__add_ret(&c->h->run_cursor, 1) & c->bmask;
+		struct tc_bucket *b = &c->index[bi];
+		struct tc_rslot *rs;
+		int rc = tc__enter(c, &rs);
+		if (rc)
+			return rc;
+		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+			uint64_t w = tc__ld(&b->w[i]);
+			if (TC_SW_STATE(w) != TC_SW_FINAL)
+				continue;
+			uint32_t vlen;
+			struct tc_entry *e = tc__block_of(c, TC_SW_REF(w), TC_KIND_DTO, &vlen);
+			if (e && list_dead(c, e) && drop_list(c, rs, &b->w[i], w, e) == 0)
+				removed++;
+		}
+		tc__exit(c, rs);
+	}
+	return removed;
+}
+
+int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, const void *dto,
+		  size_t len)
+{
+	if (!c || !tc__valid_key(key, klen) || (!dto && len))
+		return -EINVAL;
+	if (len > TC_VALUE_MAX)
+		return -EMSGSIZE;
+	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO), tag = TC_TAG_OF(hash);
+	uint64_t need = tc__entry_bytes(klen, len), t0 = 0;
+	int rc = -EAGAIN, round = 0;
+	struct tc_rslot *s = NULL;
+	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+		rc = tc__enter(c, &s);
+		if (rc)
+			return rc;
+		uint64_t w = run_word(c);
+		if (!RUN_REF(w)) {
+			rc = TC_ENORUN;
+			tc__exit(c, s);
+			break;
+		}
+		uint32_t gen = RUN_GEN(w);
+		uint64_t *slotp = NULL, sw = 0, prev = 0, count = 1;
+		struct tc_entry *head = NULL;
+		bool replace = false;
+		int lr = tc__lookup(c, hash, key, klen, TC_KIND_DTO, &slotp, &sw, &head);
+		if (lr && lr != -ENOENT) {
+			rc = lr;
+			tc__exit(c, s);
+			break;
+		}
+		if (lr == 0) {
+			if (tc__ld(&head->aux) == gen) {
+				prev = TC_SW_REF(sw);
+				count = TC_DTO_COUNT(tc__ld(&head->version)) + 1;
+				if (count > 0xffffffffu) {
+					rc = -EOVERFLOW;
+					tc__exit(c, s);
+					break;
+				}
+			} else {
+				/* A list of an earlier run, unless a new run began
+				 * after we read run_word: then start over. */
+				tc__rmb();
+				if (run_word(c) != w) {
+					tc__exit(c, s);
+					continue;
+				}
+				replace = true;
+			}
+		}
+		int arc;
+		struct tc_entry *e = tc__alloc(c, s, need, &arc);
+		if (!e) {
+			tc__exit(c, s);
+			rc = arc;
+			if (arc == -ENOSPC && room(c, s, need, false, &round, &t0))
+				continue;
+			break;
+		}
+		e->hash = hash;
+		e->version = count << 32 | prev;
+		e->expires_ms = 0;
+		e->vlen = (uint32_t)len;
+		e->type = type;
+		e->klen = (uint16_t)klen;
+		e->kind = TC_KIND_DTO;
+		e->aux = gen;
+		memcpy((uint8_t *)e + TC_ENTRY_HDR, key, klen);
+		if (len)
+			memcpy((uint8_t *)tc__eval(e, (uint32_t)klen), dto, len);
+		uint64_t ref = tc__ref_of(c, e);
+		tc__st(&s->inflight, 0); /* see "Crash windows" above */
+		if (lr == 0) {
+			/* Full barrier: the element's bytes before the slot names it. */
+			if (tc__cas(slotp, sw, TC_SW_FINAL | tag << 48 | ref) != sw) {
+				tc__free_block(c, e);
+				tc__exit(c, s);
+				continue;
+			}
+			if (replace)
+				retire_chain(c, s, head);
+		} else {
+			bool seen;
+			tc__add(&c->h->dto_heads, 1);
+			int ir = tc__insert(c, hash, key, klen, TC_KIND_DTO, e, &seen);
+			if (ir) {
+				tc__add(&c->h->dto_heads, (uint64_t)-1);
+				if (seen)
+					tc__retire(c, s, e);
+				else
+					tc__free_block(c, e);
+				tc__exit(c, s);
+				rc = ir;
+				if (ir == -ENOSPC && !room(c, s, need, true, &round, &t0))
+					break;
+				continue;
+			}
+		}
+		/* The run must still be the one we appended to (the CAS above was
+		 * a full barrier); else the DTO went into an ended run. */
+		rc = run_word(c) == w ? 0 : TC_ENORUN;
+		if (rc == 0)
+			tc__count(s, TC_C_SETS);
+		tc__exit(c, s);
+		break;
+	}
+	count_rc(s, rc);
+	return rc;
+}
+
+/*
+ * Find the list of KEY in the active run, inside the caller's read section.
+ * 0 with *head (NULL: no DTOs) and *wp = the run_word read, TC_ENORUN, or
+ * an error.  The caller validates *wp again after using the list.
+ */
+static int find_list(tc_cache *c, uint64_t hash, const void *key, size_t klen,
+		     struct tc_entry **head, uint64_t *hw, uint64_t *wp)
+{
+	uint64_t w = run_word(c);
+	*head = NULL;
+	*wp = w;
+	if (!RUN_REF(w))
+		return TC_ENORUN;
+	uint64_t *slotp;
+	struct tc_entry *e;
+	int rc = tc__lookup(c, hash, key, klen, TC_KIND_DTO, &slotp, hw, &e);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	if (tc__ld(&e->aux) == RUN_GEN(w))
+		*head = e;
+	return 0;
+}
+
+/* Did the run change since W was read?  Loads before this stay before it. */
+static inline bool run_moved(tc_cache *c, uint64_t w)
+{
+	tc__rmb();
+	return run_word(c) != w;
+}
+
+int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n)
+{
+	if (!c || !n || !tc__valid_key(key, klen))
+		return -EINVAL;
+	*n = 0;
+	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO);
+	struct tc_rslot *s;
+	int rc = tc__enter(c, &s);
+	if (rc)
+		return rc;
+	for (int i = 0; i < READ_RETRIES; i++) {
+		struct tc_entry *head;
+		uint64_t hw, w;
+		rc = find_list(c, hash, key, klen, &head, &hw, &w);
+		if (rc)
+			break;
+		size_t cnt = head ? (size_t)TC_DTO_COUNT(tc__ld(&head->version)) : 0;
+		if (!run_moved(c, w)) {
+			*n = cnt;
+			break;
+		}
+		rc = -EAGAIN;
+	}
+	tc__exit(c, s);
+	count_rc(s, rc);
+	return rc;
+}
+
+/*
+ * Collect the refs of the list headed by HEAD (word HW) into REFS[0..n) in
+ * insertion order, checking every element.  0, TC_ETYPE (some element has
+ * another type), TC_ECORRUPT.
+ */
+static int collect(tc_cache *c, struct tc_entry *head, uint64_t hw, uint64_t n, uint32_t type,
+		   uint64_t *refs)
+{
+	uint64_t hash = tc__ld(&head->hash), ref = TC_SW_REF(hw);
+	uint32_t gen = tc__ld(&head->aux), vlen;
+	int rc = 0;
+	for (uint64_t i = n; i >= 1; i--) {
+		struct tc_entry *e = elem(c, ref, hash, &vlen);
+		if (!e)
+			return TC_ECORRUPT;
+		uint64_t ver = tc__ld(&e->version);
+		if (tc__ld(&e->aux) != gen || TC_DTO_COUNT(ver) != i)
+			return TC_ECORRUPT;
+		if (tc__ld(&e->type) != type)
+			rc = TC_ETYPE;
+		refs[i - 1] = ref;
+		ref = TC_DTO_PREV(ver);
+	}
+	return ref == 0 ? rc : TC_ECORRUPT;
+}
+
+int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto_fn fn,
+		void *arg)
+{
+	if (!c || !fn || !tc__valid_key(key, klen))
+		return -EINVAL;
+	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO);
+	uint64_t *refs = NULL, n = 0;
+	struct tc_rslot *s;
+	int rc = tc__enter(c, &s);
+	if (rc)
+		return rc;
+	for (int i = 0; i < READ_RETRIES; i++) {
+		struct tc_entry *head;
+		uint64_t hw, w;
+		rc = find_list(c, hash, key, klen, &head, &hw, &w);
+		if (rc || !head)
+			break;
+		n = TC_DTO_COUNT(tc__ld(&head->version));
+		if (n == 0 || n > c->arena_units) {
+			rc = TC_ECORRUPT;
+			break;
+		}
+		free(refs);
+		refs = malloc(n * sizeof(*refs));
+		if (!refs) {
+			rc = -ENOMEM;
+			break;
+		}
+		rc = collect(c, head, hw, n, type, refs);
+		if (rc == TC_ECORRUPT && run_moved(c, w)) {
+			rc = -EAGAIN;
+			continue;
+		}
+		if (rc)
+			break;
+		/* Zero copy: every element stays valid until our section ends,
+		 * even when the run ends meanwhile. */
+		for (uint64_t k = 0; k < n && rc == 0; k++) {
+			uint32_t vlen;
+			struct tc_entry *e = elem(c, refs[k], hash, &vlen);
+			rc = fn(tc__eval(e, tc__ld(&e->klen)), vlen, arg);
+		}
+		break;
+	}
+	tc__exit(c, s);
+	free(refs);
+	count_rc(s, rc < 0 ? rc : 0);
+	return rc;
+}
+
+struct dkey {
+	uint8_t key[TC_KEY_MAX];
+	size_t klen;
+	size_t count;
+};
+
+int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
+{
+	if (!c || !fn)
+		return -EINVAL;
+	uint64_t w = run_word(c);
+	if (!RUN_REF(w))
+		return TC_ENORUN;
+	struct dkey *f = malloc(sizeof(*f) * TC_BUCKET_SLOTS);
+	if (!f)
+		return -ENOMEM;
+	int rc = 0;
+	for (uint64_t bi = 0; bi < c->nbuckets && rc == 0; bi++) {
+		struct tc_bucket *b = &c->index[bi];
+		struct tc_rslot *s;
+		int n = 0;
+		rc = tc__enter(c, &s);
+		if (rc)
+			break;
+		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+			uint64_t sw = tc__ld(&b->w[i]);
+			if (TC_SW_STATE(sw) != TC_SW_FINAL)
+				continue;
+			uint32_t vlen;
+			struct tc_entry *e = tc__block_of(c, TC_SW_REF(sw), TC_KIND_DTO, &vlen);
+			if (!e || tc__ld(&e->aux) != RUN_GEN(w))
+				continue;
+			f[n].klen = tc__ld(&e->klen);
+			f[n].count = (size_t)TC_DTO_COUNT(tc__ld(&e->version));
+			memcpy(f[n].key, tc__ekey(e), f[n].klen);
+			n++;
+		}
+		if (run_moved(c, w))
+			rc = TC_ENORUN; /* the run ended: its keys are gone */
+		tc__exit(c, s);
+		for (int i = 0; i < n && rc == 0; i++)
+			rc = fn(f[i].key, f[i].klen, f[i].count, arg);
+	}
+	free(f);
+	return rc;
+}
+
+/* ---- tc_audit hooks ------------------------------------------------------ */
+
+/* The elements of the list whose head is E (E itself is marked by the
+ * caller), bounded by the strictly decreasing counts. */
 void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx)
 {
-	(void)c; (void)e; (void)mark; (void)ctx;
+	if (tc__ld(&e->kind) != TC_KIND_DTO)
+		return;
+	uint64_t ver = tc__ld(&e->version);
+	uint64_t n = TC_DTO_COUNT(ver);
+	for (uint64_t i = n; i > 1; i--) {
+		uint64_t prev = TC_DTO_PREV(ver);
+		struct tc_entry *p = tc__block(c, prev);
+		if (!p || tc__ld(&p->kind) != TC_KIND_DTO)
+			return;
+		mark(ctx, prev);
+		ver = tc__ld(&p->version);
+		if (TC_DTO_COUNT(ver) != i - 1)
+			return;
+	}
 }
 
-/* Blocks reachable from the header (the run anchor): none yet. */
+/* The run anchor and the TTL policy table hang off the header. */
 void tc__audit_roots(tc_cache *c, tc__mark_fn mark, void *ctx)
 {
-	(void)c; (void)mark; (void)ctx;
+	uint64_t ref = RUN_REF(tc__ld(&c->h->run_word));
+	if (ref)
+		mark(ctx, ref);
+	ref = tc__ld(&c->h->policy_gen) & 0xffffffffu;
+	if (ref)
+		mark(ctx, ref);
 }

@@ -35,6 +35,10 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report)
 	int rc = tc__expire_pass(c, s, budget, rep);
 	if (rc)
 		return rc;
+	rc = tc__sweep_runs(c, budget);
+	if (rc < 0)
+		return rc;
+	rep->dto_lists_freed = (uint64_t)rc;
 	uint64_t freed = 0;
 	int64_t before = tc__retired_sum(c, TC_C_RETIRED_BYTES);
 	tc__reclaim(c, s, &freed);

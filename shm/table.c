@@ -47,6 +47,7 @@
 #include <xxhash.h>
 
 #define RETRY 1            /* internal: start the operation again */
+#define EVICT_SCAN_MAX 1024 /* buckets per eviction or run sweep from make_room */
 #define MAX_ATTEMPTS 10000 /* bounds retry loops against a scribbled segment */
 
 /* A validated snapshot of an entry's header. */
@@ -286,7 +287,7 @@ static void raise_maxdisp(tc_cache *c, uint64_t home, uint64_t d)
  * have been seen: retire it).  -ENOSPC: no free slot in the whole index.
  */
 static int insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
-		      uint32_t kind, struct tc_entry *e, uint64_t ref, bool *seen)
+		      uint32_t kind, struct tc_entry *e, uint64_t ref, bool stamp, bool *seen)
 {
 	uint64_t home = hash & c->bmask, tag = TC_TAG_OF(hash);
 	uint64_t tent = TC_SW_TENT | tag << 48 | ref, fin = TC_SW_FINAL | tag << 48 | ref;
@@ -348,7 +349,8 @@ static int insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 	 * then abort our claim), so every version the key ever showed was
 	 * taken before ours.  Nobody reads the version of a claimed entry.
 	 */
-	tc__st(&e->version, next_version(c, hash, 0));
+	if (stamp)
+		tc__st(&e->version, next_version(c, hash, 0));
 	if (tc__cas(mine, tent, fin) == tent)
 		return 0;
 	return RETRY;
@@ -412,8 +414,17 @@ static bool make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_s
 	uint64_t freed = 0;
 	if (round == 0)
 		*t0 = tc__mono_ns();
+	/* Cheapest first: retired memory whose grace period has passed. */
+	if (!need_slot && !tc__in_section(c)) {
+		tc__reclaim(c, s, &freed);
+		if (freed > 0)
+			return true;
+	}
 	if (round > 0)
 		tc__clean_dead(c, s, NULL);
+	/* Lists of ended runs (run.c): garbage that no pass below can see. */
+	if ((round & 3) == 0)
+		tc__sweep_runs(c, EVICT_SCAN_MAX);
 	int ev = tc__evict(c, s, cls, need_slot);
 	if (!tc__in_section(c))
 		tc__reclaim(c, s, &freed);
@@ -431,12 +442,23 @@ static bool make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_s
 	return true;
 }
 
-/* Reclaim early, from a writer that has retired 1/16 of the arena since
- * its last reclaim, so that allocation rarely has to wait. */
+/* Reclaim early, from a writer that has retired RECLAIM_BATCH bytes (or
+ * 1/16 of a small arena) since its last reclaim, so that allocation rarely
+ * has to wait and no single write walks a long chain: the walk is what a
+ * write's worst case pays for. */
+#define RECLAIM_BATCH (1024 * 1024ull)
+#define RECLAIM_STEP 4 /* blocks of the pending chain freed per write */
 static void maybe_reclaim(tc_cache *c, struct tc_rslot *s)
 {
-	if (tc__ld(&s->since) > c->arena_bytes / 16 && !tc__in_section(c))
-		tc__reclaim(c, s, NULL);
+	if (tc__in_section(c))
+		return;
+	if (tc__ld(&s->reclaim)) {
+		tc__reclaim_step(c, s, RECLAIM_STEP);
+		return;
+	}
+	uint64_t batch = c->arena_bytes / 16 < RECLAIM_BATCH ? c->arena_bytes / 16 : RECLAIM_BATCH;
+	if (tc__ld(&s->since) > batch)
+		tc__reclaim_budget(c, s, NULL, RECLAIM_STEP);
 }
 
 static inline void le64_put(uint8_t *p, int64_t v)
@@ -600,7 +622,7 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 			continue;
 		}
 		bool seen;
-		int ir = insert_new(c, hash, key, klen, kind, e, ref, &seen);
+		int ir = insert_new(c, hash, key, klen, kind, e, ref, true, &seen);
 		if (ir == 0) {
 			tc__add(&c->h->live, 1);
 			tc__st(&s->inflight, 0);
@@ -721,7 +743,11 @@ int tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slot)
 {
 	bool lru = c->eviction == TC_EVICT_LRU;
 	int removed = 0, goal = need_slot ? 1 : 8;
+	/* Bounded per call so that no write pays for a whole-index scan: the
+	 * caller retries, and the hand moves on. */
 	uint64_t limit = lru ? 2 * c->nbuckets + 2 : c->nbuckets;
+	if (limit > EVICT_SCAN_MAX)
+		limit = EVICT_SCAN_MAX;
 	int64_t now = tc__now_ms();
 	for (uint64_t n = 0; n < limit && removed < goal; n++) {
 		uint64_t bi = tc__add_ret(&c->h->clock_hand, 1) & c->bmask;
@@ -741,7 +767,8 @@ int tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slot)
 					removed++;
 				continue;
 			}
-			if (!lru)
+			/* A DTO list goes as a whole or not at all (run.c). */
+			if (!lru || tc__ld(&e->kind) == TC_KIND_DTO)
 				continue;
 			if (tc__ld(&e->refbit)) {
 				tc__st(&e->refbit, 0);
@@ -904,4 +931,89 @@ int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted)
 	if (deleted)
 		*deleted = n;
 	return bad == -EUSERS ? -EUSERS : 0;
+}
+
+/* ---- generic helpers for run.c, policy.c and features.c ------------------ */
+
+/*
+ * Insert block E, fully built, as the first entry of (hash, key, kind):
+ * when fewer than max_entries keys are live, the TENT/FINAL protocol of
+ * insert_new().  The caller is inside a read section.  0: published.
+ * -EAGAIN: another inserter of the key won or aborted us; *seen tells
+ * whether E may have been read by another thread (retire it) or not (free
+ * it).  -ENOSPC: no entry or no slot left (E never seen).
+ */
+int tc__insert(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
+	       struct tc_entry *e, bool *seen)
+{
+	*seen = false;
+	if ((int64_t)tc__ld(&c->h->live) >= (int64_t)c->max_entries)
+		return -ENOSPC;
+	/* The caller's version field is kept (DTO elements pack their count
+	 * and predecessor there). */
+	int ir = insert_new(c, hash, key, klen, kind, e, tc__ref_of(c, e), false, seen);
+	if (ir == 0) {
+		tc__add(&c->h->live, 1);
+		return 0;
+	}
+	return ir == RETRY ? -EAGAIN : ir;
+}
+
+/* make_room() for the writers of run.c, policy.c and features.c. */
+bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot, int round,
+		   uint64_t *t0)
+{
+	return make_room(c, s, cls, need_slot, round, t0);
+}
+
+/*
+ * Remove the live entry of (key, kind) only when its version is VERSION.
+ * 0, -ENOENT (absent), TC_ECONFLICT (another version).
+ */
+int tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
+		    uint64_t version)
+{
+	if (!c || !tc__valid_key(key, klen))
+		return -EINVAL;
+	uint64_t hash = tc__hash(c, key, klen, kind);
+	struct tc_rslot *s;
+	int rc = tc__enter(c, &s);
+	if (rc)
+		return rc;
+	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+		uint64_t *slotp, w;
+		struct view v;
+		rc = lookup(c, hash, key, klen, kind, &slotp, &w, &v);
+		if (rc)
+			break;
+		if (v.version != version) {
+			rc = TC_ECONFLICT;
+			break;
+		}
+		rc = tc__remove_slot(c, s, slotp, w, -1);
+		if (rc == 0)
+			break;
+	}
+	tc__exit(c, s);
+	return rc;
+}
+
+/*
+ * The block REF checked as a whole: in the arena with its size class,
+ * of KIND, its key and value inside the block.  NULL when any check fails.
+ * *vlen receives the value length.
+ */
+struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *vlen)
+{
+	struct tc_entry *e = tc__block(c, ref);
+	if (!e || tc__ld(&e->kind) != kind)
+		return NULL;
+	uint32_t cls = tc__ld(&e->cls), vl = tc__ld(&e->vlen), kl = tc__ld(&e->klen);
+	uint64_t off = (ref - 1) * TC_BLOCK_UNIT;
+	if (cls >= TC_CLASSES_USED || kl > TC_KEY_MAX || vl > TC_VALUE_MAX ||
+	    off + tc__class_size(cls) > c->arena_bytes ||
+	    tc__entry_bytes(kl, vl) > tc__class_size(cls))
+		return NULL;
+	*vlen = vl;
+	return e;
 }

@@ -40,7 +40,7 @@
 #define NKEYS         300
 #define TRIAL_SECS    20      /* hang guard per process */
 #define BUDGET_SECS   8.0     /* all scribble trials */
-#define MAX_SEEDS     400
+#define MAX_SEEDS     2000
 #define CANARY        0xA5
 #define CANARY_LEN    64
 

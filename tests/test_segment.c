@@ -13,11 +13,15 @@
  * - Attach records of a process that exits without tc_close are cleared.
  * - Many processes racing to create one segment: one builds, all attach.
  * - After attach, the handle never re-reads geometry from the header.
+ * - fork() while other threads open and close handles: the child can open.
+ * - Liveness: a reader whose /proc entry the cleaner cannot read is alive.
  */
 #include "whitebox.h"
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -495,6 +499,143 @@ static void test_bad_names_and_opts_are_einval(void **state)
 	WB_RC(0, tc_unlink(longest));
 }
 
+/*
+ * fork() while another thread holds the process registry's mutex (tc_open,
+ * tc_close and thread exit take it): the child must still be able to open
+ * its own handle, as the documentation tells it to.  A child that hangs is
+ * killed by alarm() and counted.
+ */
+struct churn_arg {
+	const char *name;
+	int stop;
+};
+
+static void *open_close_churn(void *p)
+{
+	struct churn_arg *a = p;
+	while (!__atomic_load_n(&a->stop, __ATOMIC_RELAXED)) {
+		tc_cache *c = NULL;
+		if (tc_open(&c, a->name, NULL) == 0) {
+			char buf[4];
+			(void)tc_get(c, "k", 1, buf, sizeof(buf), NULL);
+			tc_close(c);
+		}
+	}
+	return NULL;
+}
+
+#define FORKS 1000
+
+static void test_child_forked_during_open_close_can_open(void **state)
+{
+	(void)state;
+	char name[64];
+	wb_name(name, sizeof(name), "sfork");
+	/* Many reader slots: tc_close walks them all under the mutex. */
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, 4096, TC_EVICT_NONE);
+	struct churn_arg a = { .name = name };
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, open_close_churn, &a), 0);
+	int hung = 0, failed = 0;
+	for (int i = 0; i < FORKS; i++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			alarm(getenv("WB_FORK_ALARM") ? (unsigned)atoi(getenv("WB_FORK_ALARM")) : 2);
+			tc_cache *cc = NULL;
+			if (tc_open(&cc, name, NULL))
+				_exit(2);
+			char buf[4];
+			(void)tc_get(cc, "k", 1, buf, sizeof(buf), NULL);
+			tc_close(cc);
+			_exit(0);
+		}
+		int st = wb_wait(pid);
+		hung += st == 128 + SIGALRM;
+		failed += st != 0 && st != 128 + SIGALRM;
+	}
+	__atomic_store_n(&a.stop, 1, __ATOMIC_RELAXED);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	uint32_t cl;
+	WB_RC(0, tc_readers_clean(c, &cl));
+	tc_close(c);
+	tc_unlink(name);
+	if (hung || failed)
+		fail_msg("%d of %d children forked while other threads open/close handles "
+			 "hung in the library (a lock held at fork time), %d failed", hung, FORKS,
+			 failed);
+}
+
+/*
+ * A cleaner that cannot read /proc/PID/stat of a live reader (mounted with
+ * hidepid=2 and another uid: kill(pid, 0) says EPERM, /proc says ENOENT)
+ * must not take it for dead: clearing a live reader's slot lets memory be
+ * freed under its read section.  Needs root (mount namespace, setuid);
+ * skipped otherwise.
+ */
+static void test_reader_hidden_from_cleaner_by_hidepid_stays(void **state)
+{
+	(void)state;
+	if (geteuid() != 0) {
+		skip();
+		return;
+	}
+	char name[64];
+	wb_name(name, sizeof(name), "shide");
+	tc_opts o = wb_opts(ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	o.mode = 0666;
+	tc_cache *c = NULL;
+	tc_unlink(name);
+	WB_RC(0, tc_open(&c, name, &o));
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t reader = fork();
+	assert_true(reader >= 0);
+	if (reader == 0) {
+		tc_cache *r = NULL;
+		char ch = 'r';
+		if (tc_open(&r, name, NULL) || tc_read_lock(r) || write(p[1], &ch, 1) != 1)
+			_exit(2);
+		for (;;)
+			pause();
+	}
+	char ch;
+	assert_int_equal(read(p[0], &ch, 1), 1);
+	pid_t cleaner = fork();
+	assert_true(cleaner >= 0);
+	if (cleaner == 0) {
+		if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+		    mount("proc", "/proc", "proc", 0, "hidepid=2"))
+			_exit(77); /* no namespaces here: cannot test */
+		if (setgid(65534) || setuid(65534))
+			_exit(78);
+		tc_cache *x = NULL;
+		uint32_t cl = 0;
+		if (tc_open(&x, name, NULL) || tc_readers_clean(x, &cl))
+			_exit(3);
+		_exit(cl == 0 ? 0 : 1);
+	}
+	int st = wb_wait(cleaner);
+	int owned = wb_slots_owned(c);
+	kill(reader, SIGKILL);
+	wb_wait(reader);
+	close(p[0]);
+	close(p[1]);
+	uint32_t cl;
+	WB_RC(0, tc_readers_clean(c, &cl));
+	tc_close(c);
+	tc_unlink(name);
+	if (st == 77 || st == 78) {
+		skip();
+		return;
+	}
+	if (st != 0 || owned != 1)
+		fail_msg("a cleaner that cannot read /proc of a live reader cleared its slot "
+			 "(cleaner exit %d, reader slots left %d, want 1)", st, owned);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -508,6 +649,8 @@ int main(void)
 		cmocka_unit_test(test_header_scribbled_after_attach_is_not_trusted),
 		cmocka_unit_test(test_unlinked_segment_gives_estale_to_attached_handles),
 		cmocka_unit_test(test_bad_names_and_opts_are_einval),
+		cmocka_unit_test(test_child_forked_during_open_close_can_open),
+		cmocka_unit_test(test_reader_hidden_from_cleaner_by_hidepid_stays),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -296,6 +296,18 @@ is "three JSON lines" "$(python3 -c 'import json,sys; print(sum(1 for l in sys.s
 expect 2 "watch --interval 0" "$INSPECT" watch "$A" --interval 0
 
 # ---------------------------------------------------------------------------
+echo "# audit: only when idle"
+# ---------------------------------------------------------------------------
+expect 0 "audit of an idle segment" "$INSPECT" --json audit "$A"
+is "audit recounts the live keys" "$(js '[d["live_before"], d["live_after"], d["recovered"]]')" "[0, 0, 0]"
+"$HOLD" "$A" >"$TMP/h0" 2>&1 &
+H0=$!; PIDS+=("$H0")
+wait_ready "$TMP/h0"
+expect 4 "audit while a process is attached" "$INSPECT" audit "$A"
+has "audit names the process" "$ERR" "pid $H0"
+kill -TERM "$H0"; wait "$H0" 2>/dev/null
+
+# ---------------------------------------------------------------------------
 echo "# unlink refuses while attached (exit 4), --force works"
 # ---------------------------------------------------------------------------
 "$HOLD" "$A" >"$TMP/h1" 2>&1 &
@@ -320,6 +332,13 @@ has "unlink reports" "$OUT" "unlinked $A"
 is "segment file gone" "$(ls /dev/shm/tickcache."$A" 2>/dev/null)" ""
 expect 1 "stat after unlink" "$INSPECT" stat "$A"
 kill -TERM "$H1"; wait "$H1" 2>/dev/null
+"$INSPECT" watch "$F" --interval 50 >"$TMP/w2" 2>"$TMP/w2.err" &
+W2=$!; PIDS+=("$W2")
+wait_grep '^tickcache ' "$TMP/w2"
+expect 0 "unlink --force under watch" "$INSPECT" unlink "$F" --force
+wait "$W2"; is "watch exits 1 when its segment is removed" "$?" "1"
+has "watch says why" "$(cat "$TMP/w2.err")" "was removed"
+expect 0 "create F again" "$INSPECT" create "$F" --entries 1K --memory 1M --ttl 5s --eviction lru --readers 8
 expect 0 "create again" "$INSPECT" create "$A" --entries 1024 --memory 1M
 expect 0 "unlink with nobody attached" "$INSPECT" unlink "$A"
 
@@ -373,6 +392,7 @@ MEM1=$(json_field "$C" memory_used)
 EXP0=$(json_field "$C" expirations)
 sleep 0.4
 expect 0 "sweeper --once" "$SWEEPER" --once --log-level debug "$C"
+has "the idle segment was audited" "$ERR" "$C: idle audit"
 expect 0 "stat after the sweep" "$INSPECT" --json stat "$C"
 is "expired entries are gone from the count" "$(js 'd["entries"]')" "5"
 is "expirations grew by 60" "$(js "d['expirations'] - $EXP0 >= 60")" "true"
@@ -381,6 +401,23 @@ expect 0 "keys after the sweep" "$INSPECT" --json keys "$C" 'exp:*'
 is "no expired key left" "$(js 'len(d)')" "0"
 expect 0 "keep keys survive" "$INSPECT" --json keys "$C" 'keep:*'
 is "five keep keys" "$(js 'len(d)')" "5"
+
+# ---------------------------------------------------------------------------
+echo "# sweeper: a small --budget still covers the whole index in one pass; SIGHUP"
+# ---------------------------------------------------------------------------
+for i in $(seq 1 30); do "$INSPECT" set "$C" "small:$i" v --ttl 50 >/dev/null; done
+sleep 0.2
+expect 0 "sweeper --once --budget 1" "$SWEEPER" --once --budget 1 --log-level debug "$C"
+has "many chunks" "$ERR" "chunks"
+run "$INSPECT" --json stat "$C"
+is "every expired key swept with budget 1" "$(js 'd["entries"]')" "5"
+"$SWEEPER" --foreground --interval 60s --log-level debug "$C" 2>"$TMP/swh.log" &
+SH=$!; PIDS+=("$SH")
+wait_grep ': pass 1:' "$TMP/swh.log"
+kill -HUP "$SH"
+wait_grep ': pass 2:' "$TMP/swh.log"
+has "SIGHUP starts a pass at once" "$(cat "$TMP/swh.log")" ": pass 2:"
+kill -TERM "$SH"; wait "$SH"; is "sweeper exits 0 (interrupting its sleep)" "$?" "0"
 
 # ---------------------------------------------------------------------------
 echo "# two sweepers on one segment: the second waits, takes over on death"
@@ -478,6 +515,26 @@ kill -TERM "$SG"; wait "$SG"; is "sweeper exits 0" "$?" "0"
 expect 0 "unlink G" "$INSPECT" unlink "$G"
 
 # ---------------------------------------------------------------------------
+echo "# the sweeper leaves small reader tables to the strategies"
+# ---------------------------------------------------------------------------
+K="$P-k"
+expect 0 "create a segment with 2 reader slots" "$INSPECT" create "$K" --entries 1024 --memory 1M --readers 2
+"$SWEEPER" --foreground --interval 500 "$K" 2>/dev/null &
+SK=$!; PIDS+=("$SK")
+for _ in $(seq 1 100); do [ "$(json_field "$K" sweeper_pid)" == "$SK" ] && break; sleep 0.05; done
+is "sweeper holds K's lease" "$(json_field "$K" sweeper_pid)" "$SK"
+"$HOLD" "$K" >"$TMP/k1" 2>&1 &
+K1=$!; PIDS+=("$K1")
+wait_ready "$TMP/k1"
+"$HOLD" "$K" >"$TMP/k2" 2>&1 &
+K2=$!; PIDS+=("$K2")
+wait_ready "$TMP/k2"
+run "$INSPECT" --json readers "$K"
+is "both reader slots went to the strategies" "$(js 'sorted(r["pid"] for r in d["readers"])')" "$(python3 -c "print(sorted([$K1, $K2]))")"
+kill -TERM "$K1" "$K2" "$SK"; wait "$K1" "$K2" "$SK" 2>/dev/null
+expect 0 "unlink K" "$INSPECT" unlink "$K"
+
+# ---------------------------------------------------------------------------
 echo "# ttl and runs (issue 4 features)"
 # ---------------------------------------------------------------------------
 run "$INSPECT" ttl "$E" market: 5000
@@ -502,6 +559,16 @@ if [ "$RC" -eq 3 ] && grep -q "not implemented" "$TMP/err"; then
 else
 	is "runs: no active run" "$RC $(js 'd["active"]')" "0 false"
 	expect 1 "runs --end without a run" "$INSPECT" runs "$E" --end
+	expect 0 "start a run with three DTOs (helper)" "$HOLD" "$E" --run
+	expect 0 "runs --json with an active run" "$INSPECT" --json runs "$E"
+	is "active run, its id and DTO keys" "$(js '[d["active"], d["run_id"], d["ts_ns"], d["dto_keys"]]')" \
+		'[true, 42, 1700000000000000000, [{"key": "signals", "count": 3}]]'
+	expect 0 "runs (table)" "$INSPECT" runs "$E"
+	has "table shows the run" "$OUT" "active run 42"
+	expect 0 "runs --end" "$INSPECT" runs "$E" --end
+	has "ended" "$OUT" "ended run 42"
+	expect 0 "runs after --end" "$INSPECT" --json runs "$E"
+	is "no run after --end" "$(js 'd["active"]')" "false"
 fi
 
 # ---------------------------------------------------------------------------
@@ -516,6 +583,7 @@ has "demo prints shm-inspect list" "$OUT" "shm-inspect list"
 has "demo prints latencies" "$OUT" "get p50"
 has "demo shows isolation" "$OUT" "foreign values seen: 0 (ict) and 0 (dca); torn ticks: 0"
 segs=$(demo_segs "$TMP/out")
+# shellcheck disable=SC2086
 is "demo announced two segments" "$(echo $segs | wc -w)" "2"
 has "demo list shows its segments" "$OUT" "${segs%% *}"
 # shellcheck disable=SC2086
@@ -534,6 +602,7 @@ kill -INT "$DP"; wait "$DP"; is "demo interrupted exits 130" "$?" "130"
 is "interrupted demo removed its segments" "$(left $segs)" "0"
 alive=0
 for k in $kids $sweeper; do kill -0 "$k" 2>/dev/null && alive=$((alive + 1)); done
+# shellcheck disable=SC2086
 is "interrupted demo left no process" "$alive $(echo $kids $sweeper | wc -w)" "0 4"
 
 echo "$PASS passed, $FAIL failed"

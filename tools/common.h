@@ -45,6 +45,8 @@ static inline int exit_for_rc(int rc)
 	case 0:
 		return EX_TC_OK;
 	case -ENOENT:
+	case -ESTALE:   /* the segment was unlinked under an open handle */
+	case TC_ENORUN:
 		return EX_TC_NOTFOUND;
 	case -EINVAL:
 	case -EMSGSIZE:

@@ -28,6 +28,7 @@ BUILD_PKGS=(
 TEST_PKGS=(
 	"libcmocka-dev    pc:cmocka"
 	"procps           cmd:pgrep"
+	"python3          cmd:python3"
 )
 BENCH_PKGS=(
 	"libhiredis-dev   pc:hiredis"

@@ -61,6 +61,7 @@ static const char usage_text[] =
 	"  watch NAME [--interval MS] [--count N] live view, like top\n"
 	"  ttl NAME [PREFIX MS | PREFIX --del | --load FILE]   TTL policies\n"
 	"  runs NAME [--end]                      the active point-in-time run\n"
+	"  audit NAME                             exact mark-and-sweep (segment idle)\n"
 	"Sizes take K/M/G suffixes; durations ms (or s/m/h suffixes).\n"
 	"Exit: 0 ok, 1 not found, 2 usage, 3 segment error, 4 in use.\n";
 
@@ -1184,6 +1185,60 @@ checks:
 }
 
 /* ------------------------------------------------------------------ */
+/* audit                                                                */
+/* ------------------------------------------------------------------ */
+
+static int cmd_audit(const char *name)
+{
+	tc_cache *c;
+	tc_audit_report r;
+	struct counts att;
+	int rc, ex;
+
+	if ((ex = open_seg(name, &c)))
+		return ex;
+	memset(&r, 0, sizeof r);
+	rc = tc_audit(c, &r);
+	if (rc == -EBUSY) {
+		other_attached(c, 0, &att);
+		fprintf(stderr, "%s: segment '%s' is in use%s%s; audit needs it quiescent\n", prog,
+			name, att.n ? " by " : "", att.pids);
+		if (g_json) {
+			jobj(NULL);
+			jobj("error");
+			jstr("message", "segment in use");
+			ji64("code", -EBUSY);
+			ji64("exit", EX_TC_INUSE);
+			jstr("attached", att.pids);
+			jobj_end();
+			jobj_end();
+		}
+		ex = EX_TC_INUSE;
+	} else if (rc) {
+		ex = fail(rc, "cannot audit '%s'", name);
+	} else if (g_json) {
+		jobj(NULL);
+		ju64("blocks", r.blocks);
+		ju64("live_blocks", r.live_blocks);
+		ju64("recovered", r.recovered);
+		ju64("recovered_bytes", r.recovered_bytes);
+		ju64("tentative_cleared", r.tentative_cleared);
+		ju64("skipped_bytes", r.skipped_bytes);
+		ji64("live_before", r.live_before);
+		ji64("live_after", r.live_after);
+		jobj_end();
+	} else {
+		printf("blocks %" PRIu64 ", live %" PRIu64 ", recovered %" PRIu64 " (%" PRIu64
+		       " bytes), half-inserts cleared %" PRIu64 ", unusable %" PRIu64
+		       " bytes, live keys %" PRId64 " -> %" PRId64 "\n", r.blocks, r.live_blocks,
+		       r.recovered, r.recovered_bytes, r.tentative_cleared, r.skipped_bytes,
+		       r.live_before, r.live_after);
+	}
+	tc_close(c);
+	return ex;
+}
+
+/* ------------------------------------------------------------------ */
 /* create / unlink                                                      */
 /* ------------------------------------------------------------------ */
 
@@ -1360,6 +1415,10 @@ static int cmd_watch(const char *name, uint64_t interval, uint64_t count)
 		}
 		rc = tc_get_stats(c, &st);
 		t = mono_ns();
+		if (rc == -ESTALE) {
+			ex = fail(-ENOENT, "segment '%s' was removed", name);
+			goto out;
+		}
 		if (rc) {
 			ex = fail(rc, "cannot read segment '%s'", name);
 			goto out;
@@ -1731,6 +1790,7 @@ static const struct cmd cmds[] = {
 	{ "watch", 1, 1, O_INTERVAL | O_COUNT },
 	{ "ttl", 1, 3, O_LOAD | O_DEL },
 	{ "runs", 1, 1, O_END },
+	{ "audit", 1, 1, 0 },
 };
 
 static const char *opt_name(unsigned bit)
@@ -1901,6 +1961,8 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd->name, "ttl"))
 		return cmd_ttl(pos[0], npos > 1 ? pos[1] : NULL, npos > 2 ? pos[2] : NULL,
 			       seen & O_DEL, load);
+	if (!strcmp(cmd->name, "audit"))
+		return cmd_audit(pos[0]);
 	if (!strcmp(cmd->name, "runs"))
 		return cmd_runs(pos[0], seen & O_END);
 	return usage_error("unknown command '%s'", cmd->name);

@@ -10,7 +10,9 @@
  *      the segment's file is gone or replaced (another inode), and when
  *      another sweeper holds the lease, so a removed segment is never kept
  *      alive by the sweeper for more than a pass; `shm-inspect unlink`
- *      does not count the lease holder as a user;
+ *      does not count the lease holder as a user.  A handle holds a reader
+ *      slot, so on small or crowded reader tables it detaches after each
+ *      pass instead;
  *   2. takes the segment's sweeper lease (tc_lease_acquire): one sweeper
  *      per segment.  A segment whose lease a live sweeper holds is skipped
  *      and retried every pass, so a second sweeper waits and takes over
@@ -20,7 +22,10 @@
  *      index was covered, yielding the CPU and renewing the lease between
  *      chunks, so a pass never monopolises a core nor holds anything a
  *      strategy's hot path waits for (tc_sweep is lock-free anyway);
- *   4. runs one grace period (tc_reclaim) when retired memory is left.
+ *   4. runs one grace period (tc_reclaim) when retired memory is left;
+ *   5. once per idle period (no other live process attached), runs
+ *      tc_audit, the exact mark-and-sweep that recovers what a process
+ *      killed in a write's few-instruction window left behind.
  * The cache stays correct without a sweeper: it only keeps memory, reader
  * slots and gauges in shape.
  *
@@ -64,7 +69,7 @@ static volatile sig_atomic_t g_stop, g_rescan;
 
 static const char usage_text[] =
 	"usage: shm-sweeper [OPTIONS] [NAME...]\n"
-	"  -i, --interval MS     time between passes (default 1000; s/m suffixes)\n"
+	"  -i, --interval MS     pause between passes (default 1000; s/m suffixes)\n"
 	"  -1, --once            one pass over every segment, then exit\n"
 	"  -f, --foreground      do not daemonise; log to stderr\n"
 	"  -p, --pidfile PATH    write (and lock) a pidfile\n"
@@ -72,6 +77,7 @@ static const char usage_text[] =
 	"  -b, --budget N        index slots per tc_sweep call (default 4096, 0 = all)\n"
 	"  -s, --stale MS        take over a lease whose heartbeat is older (default\n"
 	"                        max(5000, 3 x interval))\n"
+	"      --no-audit        never run tc_audit on idle segments\n"
 	"  -h, --help, -V, --version\n"
 	"Without NAME, every /dev/shm/tickcache.* segment (rescanned each pass and on SIGHUP).\n";
 
@@ -143,6 +149,8 @@ struct seg {
 	bool held;          /* we hold its lease */
 	bool present;       /* found by the latest scan */
 	uint32_t busy_by;   /* pid of the other sweeper we last deferred to */
+	bool audited;       /* audited since the segment last became idle */
+	bool keep;          /* keeping the handle leaves strategies enough reader slots */
 	int last_err;       /* last error logged, to log changes only */
 	uint64_t passes;
 };
@@ -221,6 +229,7 @@ struct cfg {
 	uint64_t stale_ms;
 	bool once;
 	bool named;
+	bool audit;
 };
 
 static void log_err_once(struct seg *s, int rc, const char *what)
@@ -228,7 +237,11 @@ static void log_err_once(struct seg *s, int rc, const char *what)
 	if (s->last_err == rc)
 		return;
 	s->last_err = rc;
-	logm(rc == -ENOENT ? L_WARN : L_ERROR, "%s: %s: %s", s->name, what, tc_strerror(rc));
+	if (rc == -ESTALE) /* removed while we held it: the next pass forgets it */
+		logm(L_DEBUG, "%s: %s: segment was removed", s->name, what);
+	else
+		logm(rc == -ENOENT ? L_WARN : L_ERROR, "%s: %s: %s", s->name, what,
+		     tc_strerror(rc));
 }
 
 /* take_lease - 0 when this process holds S's lease after the call. */
@@ -239,8 +252,8 @@ static int take_lease(tc_cache *c, struct seg *s, const struct cfg *cf)
 
 	if (s->held) {
 		rc = tc_lease_renew(c);
-		if (!rc)
-			return 0;
+		if (!rc || rc == -ESTALE)
+			return rc;
 		s->held = false;
 		logm(L_WARN, "%s: lost the sweeper lease (%s), trying to take it back", s->name,
 		     tc_strerror(rc));
@@ -314,6 +327,54 @@ static int seg_attach(struct seg *s)
 	return 0;
 }
 
+static int count_others(const tc_attach *a, void *arg)
+{
+	if (a->alive && a->pid != (uint32_t)getpid())
+		(*(uint32_t *)arg)++;
+	return 0;
+}
+
+/*
+ * audit_if_idle - once per idle period (no other live process attached),
+ * run tc_audit: it returns the rare block that a process killed inside a
+ * write's few-instruction window leaves unnamed, which no online pass can
+ * tell from a block about to be published.  tc_audit itself refuses
+ * (-EBUSY) if someone attached meanwhile.
+ */
+static void audit_if_idle(tc_cache *c, struct seg *s)
+{
+	tc_audit_report r;
+	uint32_t others = 0;
+	int rc;
+
+	if (tc_attached(c, count_others, &others))
+		return;
+	if (others) {
+		s->audited = false;
+		return;
+	}
+	if (s->audited)
+		return;
+	memset(&r, 0, sizeof r);
+	rc = tc_audit(c, &r);
+	if (rc == -EBUSY)
+		return;
+	s->audited = true;
+	if (rc) {
+		if (rc != -ENOSYS)
+			log_err_once(s, rc, "audit failed");
+		return;
+	}
+	if (r.recovered || r.tentative_cleared || r.live_before != r.live_after)
+		logm(L_INFO, "%s: idle audit recovered %" PRIu64 " blocks (%" PRIu64 " bytes), "
+		     "cleared %" PRIu64 " half-inserts, live keys %" PRId64 " -> %" PRId64, s->name,
+		     r.recovered, r.recovered_bytes, r.tentative_cleared, r.live_before,
+		     r.live_after);
+	else
+		logm(L_DEBUG, "%s: idle audit: %" PRIu64 " blocks, all accounted for", s->name,
+		     r.blocks);
+}
+
 static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 {
 	tc_cache *c;
@@ -335,15 +396,20 @@ static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 		goto out_close;
 	}
 	if (rc) {
-		out = FAILED;
+		out = rc == -ESTALE ? MISSING : FAILED;
 		goto out_close;
 	}
 	rc = tc_get_stats(c, &st);
 	if (rc) {
 		log_err_once(s, rc, "cannot read stats");
-		out = FAILED;
+		out = rc == -ESTALE ? MISSING : FAILED;
 		goto out_close;
 	}
+	/*
+	 * A kept handle keeps this process's reader slot.  Keep it only where
+	 * that slot is cheap: a table of at least 16 slots, under 3/4 used.
+	 */
+	s->keep = st.max_readers >= 16 && st.readers * 4 < st.max_readers * 3;
 	slots = st.index_slots ? st.index_slots : st.max_entries;
 	max_chunks = cf->budget ? slots / cf->budget + 2 : 1;
 	memset(&tot, 0, sizeof tot);
@@ -352,7 +418,7 @@ static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 		rc = tc_sweep(c, cf->budget, &rep);
 		if (rc) {
 			log_err_once(s, rc, "sweep failed");
-			out = FAILED;
+			out = rc == -ESTALE ? MISSING : FAILED;
 			goto out_close;
 		}
 		tot.scanned += rep.scanned;
@@ -381,6 +447,8 @@ static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 		if (rc && rc != -ENOSYS)
 			log_err_once(s, rc, "reclaim failed");
 	}
+	if (cf->audit && out == SWEPT)
+		audit_if_idle(c, s);
 	if (s->held && out == SWEPT)
 		tc_lease_renew(c);
 	s->last_err = 0;
@@ -398,8 +466,12 @@ static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 	     (double)(mono_ns() - t0) / 1e6);
 out_close:
 	/* Keep the handle only while we are this segment's sweeper. */
-	if (out != SWEPT || !s->held)
+	if (out != SWEPT || !s->held) {
 		seg_drop(s);
+	} else if (!s->keep) {
+		tc_close(s->c); /* the lease stays ours: it is in the segment */
+		s->c = NULL;
+	}
 	return out;
 }
 
@@ -508,6 +580,7 @@ static const struct option longopts[] = {
 	{ "log-level", required_argument, NULL, 'l' },
 	{ "budget", required_argument, NULL, 'b' },
 	{ "stale", required_argument, NULL, 's' },
+	{ "no-audit", no_argument, NULL, 'A' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -515,14 +588,14 @@ static const struct option longopts[] = {
 
 int main(int argc, char **argv)
 {
-	struct cfg cf = { .interval_ms = 1000, .budget = 4096 };
+	struct cfg cf = { .interval_ms = 1000, .budget = 4096, .audit = true };
 	bool foreground = false, stale_set = false;
 	const char *pidfile = NULL;
 	struct sigaction sa;
 	int opt, ex = 0;
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":i:1fp:l:b:s:hV", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":i:1fp:l:b:s:AhV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'i':
 			if (!parse_ms(optarg, &cf.interval_ms) || !cf.interval_ms)
@@ -559,6 +632,9 @@ int main(int argc, char **argv)
 			if (!parse_ms(optarg, &cf.stale_ms) || !cf.stale_ms)
 				return usage_error("--stale wants milliseconds > 0, not '%s'", optarg);
 			stale_set = true;
+			break;
+		case 'A':
+			cf.audit = false;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -614,7 +690,7 @@ int main(int argc, char **argv)
 			switch (sweep_segment(&segs[i], &cf)) {
 			case SWEPT: break;
 			case SKIPPED: skipped = true; break;
-			case MISSING: missing = true; break;
+			case MISSING: missing |= cf.named; break; /* else: removed meanwhile */
 			case FAILED: failed = true; break;
 			}
 			if (g_stop && !cf.once)

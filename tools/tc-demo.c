@@ -458,6 +458,32 @@ static void print_report(const struct report *r)
 	       r->peek_pct[2], r->peek_pct[3]);
 }
 
+/* totals - what the segments counted over the run (read before removal). */
+static char totals_text[512];
+
+static void collect_totals(void)
+{
+	const char *names[2] = { seg_ict, seg_dca };
+	size_t len = 0;
+
+	for (int i = 0; i < 2; i++) {
+		tc_cache *c;
+		tc_stats st;
+		char b1[32], b2[32];
+
+		if (tc_open(&c, names[i], NULL))
+			continue;
+		if (!tc_get_stats(c, &st) && len < sizeof totals_text)
+			len += (size_t)snprintf(totals_text + len, sizeof totals_text - len,
+						"  %-18s %9" PRIu64 " sets %10" PRIu64 " hits %7" PRIu64
+						" expired %5" PRIu64 " evicted   %s of %s used\n",
+						names[i], st.sets, st.hits, st.expirations,
+						st.evictions, fmt_size(b1, sizeof b1, st.memory_used),
+						fmt_size(b2, sizeof b2, st.memory_bytes));
+		tc_close(c);
+	}
+}
+
 static const char usage_text[] =
 	"usage: tc-demo [--seconds N] [--no-sweeper]\n"
 	"  A feed, two strategies and the sweeper on two shared-memory segments;\n"
@@ -611,6 +637,8 @@ out_stop:
 	if (p_dca > 0)
 		got[1] = read_report(dca_fd[0], &rep[1]);
 	stop_child(p_sweep, &st);
+	if (!g_stop)
+		collect_totals();
 	remove_segments();
 
 	if (g_stop) {
@@ -650,6 +678,8 @@ out_stop:
 		printf("foreign values seen: %" PRIu64 " (ict) and %" PRIu64
 		       " (dca); torn ticks: %" PRIu64 "\n", rep[0].foreign, rep[1].foreign,
 		       rep[0].bad + rep[1].bad);
+	if (totals_text[0])
+		printf("\nsegment totals\n%s", totals_text);
 	printf("\nstopped feed, strategies and sweeper; removed %s and %s\n", seg_ict, seg_dca);
 	return ok ? 0 : 1;
 }

@@ -6,7 +6,11 @@
  * (unlock, close, exit 0); SIGKILL leaves a dead slot and attach record
  * behind, which is what the tests want to see cleared.
  *
- * usage: hold_reader NAME [--section]
+ * With --run it instead starts a point-in-time run (run id 42), appends
+ * three DTOs of type 5 under "signals", closes and exits: 0, or 3 when the
+ * library does not implement runs (-ENOSYS).
+ *
+ * usage: hold_reader NAME [--section | --run]
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -34,10 +38,11 @@ int main(int argc, char **argv)
 	tc_cache *c;
 	char buf[8];
 	int section = argc > 2 && !strcmp(argv[2], "--section");
+	int run = argc > 2 && !strcmp(argv[2], "--run");
 	int rc;
 
-	if (argc < 2 || argc > 3 || (argc == 3 && !section)) {
-		fprintf(stderr, "usage: hold_reader NAME [--section]\n");
+	if (argc < 2 || argc > 3 || (argc == 3 && !section && !run)) {
+		fprintf(stderr, "usage: hold_reader NAME [--section | --run]\n");
 		return 2;
 	}
 	memset(&sa, 0, sizeof sa);
@@ -48,6 +53,15 @@ int main(int argc, char **argv)
 	if (rc) {
 		fprintf(stderr, "hold_reader: %s: %s\n", argv[1], tc_strerror(rc));
 		return 1;
+	}
+	if (run) {
+		rc = tc_run_start(c, 1700000000000000000LL, 42);
+		for (int i = 0; i < 3 && !rc; i++)
+			rc = tc_dto_append(c, "signals", 7, 5, "dto", 3);
+		tc_close(c);
+		if (rc)
+			fprintf(stderr, "hold_reader: run: %s\n", tc_strerror(rc));
+		return rc == -ENOSYS ? 3 : rc ? 1 : 0;
 	}
 	/* A read takes this thread's reader slot. */
 	rc = tc_get(c, "hold_reader", 11, buf, sizeof buf, NULL);

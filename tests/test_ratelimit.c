@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_ratelimit.c - tc_rate_limit: argument checks, the count sequence of
+ * one window, a fresh count in the next window, independence from ordinary
+ * keys, and exactness across processes: never more than LIMIT allowed in
+ * one window.
+ */
+#include "feature_fixtures.h"
+
+/* A window so long that no test ever crosses its boundary (~31 years). */
+#define HUGE_WINDOW 1000000000000ull
+
+static void test_bad_arguments_return_einval(void **state)
+{
+	struct ft *f = *state;
+	bool ok;
+	uint64_t n;
+	assert_int_equal(-EINVAL, tc_rate_limit(NULL, "k", 1, 1, 1000, &ok, &n));
+	assert_int_equal(-EINVAL, tc_rate_limit(f->c, NULL, 1, 1, 1000, &ok, &n));
+	assert_int_equal(-EINVAL, tc_rate_limit(f->c, "k", 0, 1, 1000, &ok, &n));
+	assert_int_equal(-EINVAL, tc_rate_limit(f->c, "k", 1, 0, 1000, &ok, &n));
+	assert_int_equal(-EINVAL, tc_rate_limit(f->c, "k", 1, 1, 0, &ok, &n));
+	assert_int_equal(-EINVAL, tc_rate_limit(f->c, "k", 1, 1, 1000, NULL, &n));
+	/* count may be NULL */
+	assert_int_equal(0, tc_rate_limit(f->c, "k", 1, 1, HUGE_WINDOW, &ok, NULL));
+	assert_true(ok);
+}
+
+static void test_one_window_counts_one_to_limit_then_denies(void **state)
+{
+	struct ft *f = *state;
+	bool ok;
+	uint64_t n;
+	for (uint64_t i = 1; i <= 10; i++) {
+		assert_int_equal(0, tc_rate_limit(f->c, "api:user1", 9, 10, HUGE_WINDOW, &ok, &n));
+		assert_true(ok);
+		assert_int_equal(i, n);
+	}
+	for (uint64_t i = 11; i <= 15; i++) {
+		assert_int_equal(0, tc_rate_limit(f->c, "api:user1", 9, 10, HUGE_WINDOW, &ok, &n));
+		assert_false(ok);
+		assert_int_equal(i, n);
+	}
+	/* Another key has a limiter of its own, and ordinary keys are apart. */
+	assert_int_equal(0, tc_rate_limit(f->c, "api:user2", 9, 10, HUGE_WINDOW, &ok, &n));
+	assert_true(ok);
+	assert_int_equal(1, n);
+	assert_false(tc_exists(f->c, "api:user1", 9));
+	assert_int_equal(0, tc_set(f->c, "api:user1", 9, "x", 1, 0, 0));
+	assert_int_equal(0, tc_rate_limit(f->c, "api:user1", 9, 10, HUGE_WINDOW, &ok, &n));
+	assert_int_equal(16, n);
+	uint64_t deleted;
+	assert_int_equal(0, tc_purge(f->c, "api:*", &deleted));
+	assert_int_equal(1, (int)deleted); /* the ordinary key only */
+}
+
+static void test_next_window_starts_from_one(void **state)
+{
+	struct ft *f = *state;
+	bool ok;
+	uint64_t n;
+	const uint64_t w = 50;
+	assert_int_equal(0, tc_rate_limit(f->c, "w", 1, 2, w, &ok, &n));
+	assert_int_equal(0, tc_rate_limit(f->c, "w", 1, 2, w, &ok, &n));
+	int64_t last = tc_now_ms();
+	assert_int_equal(0, tc_rate_limit(f->c, "w", 1, 2, w, &ok, &n));
+	/* Either the window turned between the calls or this is the third. */
+	assert_true((n == 3 && !ok) || (n <= 2 && ok));
+	/* Windows are aligned to multiples of w: wait for the next one. */
+	int64_t next = last - last % (int64_t)w + (int64_t)w;
+	while (tc_now_ms() < next)
+		ft_sleep_ms(5);
+	assert_int_equal(0, tc_rate_limit(f->c, "w", 1, 2, w, &ok, &n));
+	assert_true(ok);
+	assert_int_equal(1, n);
+}
+
+#define NPROC 4
+#define CALLS 1500
+#define LIMIT 1000
+
+static void test_processes_never_exceed_the_limit(void **state)
+{
+	struct ft *f = *state;
+	pid_t pids[NPROC];
+	for (int i = 0; i < NPROC; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			tc_cache *c = ft_attach(f->name);
+			int64_t allowed = 0;
+			uint64_t last = 0;
+			for (int k = 0; k < CALLS; k++) {
+				bool ok;
+				uint64_t n;
+				FT_CHECK(tc_rate_limit(c, "orders:acct7", 12, LIMIT, HUGE_WINDOW,
+						       &ok, &n) == 0);
+				FT_CHECK(ok == (n <= LIMIT));
+				FT_CHECK(n > last); /* one process sees its counts grow */
+				last = n;
+				if (ok)
+					allowed++;
+			}
+			FT_CHECK(tc_incr(c, "allowed", 7, allowed, 0, NULL) == 0);
+			tc_close(c);
+			_exit(0);
+		}
+	}
+	ft_wait_all(pids, NPROC);
+	int64_t allowed;
+	assert_int_equal(0, tc_incr(f->c, "allowed", 7, 0, 0, &allowed));
+	assert_int_equal(LIMIT, (int)allowed);
+	bool ok;
+	uint64_t n;
+	assert_int_equal(0, tc_rate_limit(f->c, "orders:acct7", 12, LIMIT, HUGE_WINDOW, &ok, &n));
+	assert_false(ok);
+	assert_int_equal(NPROC * CALLS + 1, (int)n); /* every call counted once */
+}
+
+/*
+ * Short windows under contention: every window allows at most LIMIT, so all
+ * the allowed calls fit in LIMIT times the windows the test spanned.
+ */
+static void test_short_windows_stay_exact(void **state)
+{
+	struct ft *f = *state;
+	pid_t pids[NPROC];
+	const int64_t w = 20;
+	const uint64_t limit = 5;
+	int64_t t0 = tc_now_ms();
+	for (int i = 0; i < NPROC; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			tc_cache *c = ft_attach(f->name);
+			int64_t allowed = 0;
+			for (int k = 0; k < 3000; k++) {
+				bool ok;
+				uint64_t n;
+				FT_CHECK(tc_rate_limit(c, "short", 5, limit, (uint64_t)w, &ok, &n) == 0);
+				FT_CHECK(n >= 1 && ok == (n <= limit));
+				allowed += ok;
+			}
+			FT_CHECK(tc_incr(c, "allowed", 7, allowed, 0, NULL) == 0);
+			tc_close(c);
+			_exit(0);
+		}
+	}
+	ft_wait_all(pids, NPROC);
+	int64_t t1 = tc_now_ms(), allowed;
+	int64_t windows = (t1 - t1 % w - (t0 - t0 % w)) / w + 1;
+	assert_int_equal(0, tc_incr(f->c, "allowed", 7, 0, 0, &allowed));
+	assert_true(allowed >= 1);
+	assert_true(allowed <= windows * (int64_t)limit);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_bad_arguments_return_einval, ft_setup, ft_teardown),
+		cmocka_unit_test_setup_teardown(test_one_window_counts_one_to_limit_then_denies, ft_setup, ft_teardown),
+		cmocka_unit_test_setup_teardown(test_next_window_starts_from_one, ft_setup, ft_teardown),
+		cmocka_unit_test_setup_teardown(test_processes_never_exceed_the_limit, ft_setup, ft_teardown),
+		cmocka_unit_test_setup_teardown(test_short_windows_stay_exact, ft_setup, ft_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
