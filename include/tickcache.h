@@ -82,6 +82,8 @@ enum {
 /* tc_opts.flags */
 #define TC_CREATE 0x1u   /* create the segment when it does not exist */
 #define TC_EXCL   0x2u   /* with TC_CREATE: fail with -EEXIST if it exists */
+#define TC_LAZY   0x4u   /* do not prefault the mapping at attach (tools: fast
+			  * attach, first touches fault pages in instead) */
 
 /* tc_opts.eviction */
 #define TC_EVICT_NONE 0  /* full means -ENOSPC; nothing is dropped, ever */
@@ -424,11 +426,14 @@ typedef struct tc_sweep_report {
 
 /*
  * tc_sweep - one maintenance pass: clear dead reader slots (returning their
- * in-flight allocations), expire up to BUDGET index slots' worth of entries
- * (0 = the whole index) continuing where the last pass stopped, and reclaim
- * retired memory whose grace period has passed.  Lock-free like any writer;
- * safe to run from several processes, though one sweeper per segment is the
- * intended use (see tc_lease_*).  REPORT may be NULL.
+ * in-flight allocations), expire entries in up to BUDGET index buckets
+ * (seven slots each; 0 = the whole index) continuing where the last pass
+ * stopped, remove the DTO lists of ended runs in as many buckets, and
+ * reclaim retired memory whose grace period has passed.  Lock-free like any
+ * writer; safe to run from several processes, though one sweeper per
+ * segment is the intended use (see tc_lease_*).  REPORT may be NULL.
+ * Returns 0, -EINVAL, -EUSERS, -EDEADLK (called inside a read section of
+ * this thread, whose own slot would hold the grace period back).
  */
 int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
 
@@ -459,7 +464,8 @@ typedef struct tc_audit_report {
 } tc_audit_report;
 int tc_audit(tc_cache *c, tc_audit_report *report);
 
-/* tc_reclaim - run one grace period and free what it allows. */
+/* tc_reclaim - run one grace period and free what it allows.  -EDEADLK
+ * inside a read section of this thread. */
 int tc_reclaim(tc_cache *c, uint64_t *freed_blocks);
 
 /* Reader slots, for shm-inspect readers. */

@@ -26,7 +26,7 @@
 #include "tickcache.h"
 
 #define TC_MAGIC          0x3145484341434B54ull /* "TKCACHE1" little-endian */
-#define TC_LAYOUT_VERSION 1u
+#define TC_LAYOUT_VERSION 2u /* bump on every change of this file's structs */
 #define TC_CACHELINE      64
 #define TC_PAGE           4096
 

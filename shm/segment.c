@@ -367,7 +367,7 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 			mode = opts->mode;
 		if ((mode & ~07777u) || (opts->eviction != TC_EVICT_NONE &&
 					 opts->eviction != TC_EVICT_LRU) ||
-		    (opts->flags & ~(TC_CREATE | TC_EXCL)))
+		    (opts->flags & ~(TC_CREATE | TC_EXCL | TC_LAZY)))
 			return -EINVAL;
 		if ((opts->max_entries && (opts->max_entries < TC_MIN_ENTRIES ||
 					   opts->max_entries > TC_MAX_ENTRIES)) ||
@@ -416,8 +416,9 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 		rc = TC_ECORRUPT;
 		goto out_close;
 	}
+	bool lazy = opts && (opts->flags & TC_LAZY);
 	uint8_t *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
-			     MAP_SHARED | MAP_POPULATE, fd, 0);
+			     MAP_SHARED | (lazy ? 0 : MAP_POPULATE), fd, 0);
 	if (base == MAP_FAILED) {
 		rc = -errno;
 		goto out_close;
