@@ -139,6 +139,9 @@ static void test_limits_and_bad_arguments(void **state)
 	assert_int_equal(0, tc_ttl_policy_list(f->c, list_fn, &l));
 	assert_int_equal(TC_POLICY_MAX_ENTRIES, l.n);
 	assert_int_equal(77, listed_ttl(&l, "p7:"));
+	tc_stats st;
+	assert_int_equal(0, tc_get_stats(f->c, &st));
+	assert_int_equal(TC_POLICY_MAX_ENTRIES, (int)st.ttl_policies);
 	assert_ttl(f->c, "p7:x", 77);
 }
 

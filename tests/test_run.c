@@ -556,6 +556,9 @@ static void test_sweep_reclaims_ended_runs_lists(void **state)
 	assert_int_equal(0, tc__sweep_runs(f->c, 0));
 	assert_int_equal(0, tc_get_stats(f->c, &mid));
 	assert_int_equal(before.entries + 50, mid.entries);
+	assert_int_equal(50, (int)mid.dto_lists);
+	assert_int_equal(1, (int)mid.run_active);
+	assert_int_equal(1, (int)(mid.run_generation & 1));
 	assert_int_equal(0, tc_run_end(f->c));
 	assert_int_equal(50, tc__sweep_runs(f->c, 0));
 	assert_int_equal(0, tc__sweep_runs(f->c, 0));
@@ -564,6 +567,9 @@ static void test_sweep_reclaims_ended_runs_lists(void **state)
 	assert_int_equal(0, tc_get_stats(f->c, &after));
 	assert_int_equal(before.entries, after.entries);
 	assert_int_equal(before.memory_used, after.memory_used);
+	assert_int_equal(0, (int)after.dto_lists);
+	assert_int_equal(0, (int)after.run_active);
+	assert_int_equal(mid.run_generation + 1, after.run_generation);
 }
 
 /* Appenders killed -9 at arbitrary points: lists stay whole, little leaks. */
