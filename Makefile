@@ -14,7 +14,8 @@
 # Layout: shm/*.c -> the library; tools/<tool>.c -> $(BUILDDIR)/bin/<tool>
 # (tools/common*.c, if any, are linked into every tool); tests/test_*.c ->
 # $(BUILDDIR)/tests/test_* (other tests/*.c are helpers linked into every
-# test); tests/test_*.sh are shell tests run with BIN=$(BUILDDIR)/bin.
+# test); tests/helpers/<name>.c -> $(BUILDDIR)/tests/<name>, programs the
+# tests start; tests/test_*.sh are shell tests run with BIN=$(BUILDDIR)/bin.
 
 THIS_MAKEFILE := $(lastword $(MAKEFILE_LIST))
 
@@ -128,6 +129,10 @@ TEST_HELPER_SRCS := $(filter-out $(TEST_SRCS),$(sort $(wildcard tests/*.c)))
 TEST_OBJS  := $(TEST_SRCS:%.c=$(BUILDDIR)/%.o)
 TEST_HELPER_OBJS := $(TEST_HELPER_SRCS:%.c=$(BUILDDIR)/%.o)
 TEST_BINS  := $(TEST_SRCS:%.c=$(BUILDDIR)/%)
+# Helper programs the tests start (tests/helpers/<name>.c -> tests/<name>).
+TEST_PROG_SRCS := $(sort $(wildcard tests/helpers/*.c))
+TEST_PROG_OBJS := $(TEST_PROG_SRCS:%.c=$(BUILDDIR)/%.o)
+TEST_PROGS := $(TEST_PROG_SRCS:tests/helpers/%.c=$(BUILDDIR)/tests/%)
 
 STATIC_LIB := $(BUILDDIR)/libtickcache.a
 SONAME     := libtickcache.so.$(VERSION_MAJOR)
@@ -139,7 +144,8 @@ PC         := $(BUILDDIR)/tickcache.pc
 
 MANPAGES   := $(sort $(wildcard docs/*.[1-8]))
 
-ALL_OBJS   := $(LIB_OBJS) $(TOOL_OBJS) $(TOOL_COMMON_OBJS) $(TEST_OBJS) $(TEST_HELPER_OBJS)
+ALL_OBJS   := $(LIB_OBJS) $(TOOL_OBJS) $(TOOL_COMMON_OBJS) $(TEST_OBJS) $(TEST_HELPER_OBJS) \
+              $(TEST_PROG_OBJS)
 FLAGS_STAMP := $(BUILDDIR)/.flags
 
 .DEFAULT_GOAL := all
@@ -158,7 +164,7 @@ lib: $(STATIC_LIB) $(SHARED_LIB) $(SHARED_LINKS) ## Build libtickcache.a and lib
 
 tools: $(TOOLS) ## Build the tools (build/bin/)
 
-check-build: all $(TEST_BINS) ## Build everything, tests included, without running anything
+check-build: all $(TEST_BINS) $(TEST_PROGS) ## Build everything, tests included, without running anything
 
 # Objects and binaries are rebuilt when the compiler or any flag changes.
 FLAGS_LINE = $(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LINK_FLAGS) $(VERSION_SCRIPT)
@@ -219,6 +225,10 @@ $(TEST_BINS): $(BUILDDIR)/tests/%: $(BUILDDIR)/tests/%.o $(TEST_HELPER_OBJS) $(S
 # `pkg-config --define-prefix` can relocate the file.
 pc_rel = $(patsubst $(PREFIX)/%,$${prefix}/%,$1)
 
+$(TEST_PROGS): $(BUILDDIR)/tests/%: $(BUILDDIR)/tests/helpers/%.o $(STATIC_LIB) $(FLAGS_STAMP)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LINK_FLAGS) -o $@ $< $(STATIC_LIB) $(LIB_PKG_LIBS) $(SYS_LIBS)
+
 # Regenerated whenever PREFIX or a directory changes (written only when
 # its text changes, so nothing else rebuilds).
 $(PC): $(PC_IN) FORCE
@@ -269,7 +279,9 @@ SAN_CC       ?= gcc
 SAN_OPTFLAGS ?= -O1 -g -fno-omit-frame-pointer
 ASAN_FLAGS   ?= -fsanitize=address
 UBSAN_FLAGS  ?= -fsanitize=undefined -fno-sanitize-recover=all
-TSAN_FLAGS   ?= -fsanitize=thread
+# gcc's -Wtsan notes that TSan does not model atomic_thread_fence; under
+# TSan the library makes every atomic access seq_cst, so the note is noise.
+TSAN_FLAGS   ?= -fsanitize=thread $(if $(findstring clang,$(SAN_CC)),,-Wno-tsan)
 SAN_TIMEOUT  ?= 900
 
 sanitize = \

@@ -29,29 +29,6 @@ uint32_t tc__class_of(uint64_t n)
 	return (lg - 6) * 4 + sub + 1;
 }
 
-uint64_t tc__class_size(uint32_t cls)
-{
-	if (cls == 0)
-		return 64;
-	uint32_t lg = 6 + (cls - 1) / 4, sub = (cls - 1) % 4;
-	return (1ull << lg) + (uint64_t)(sub + 1) * (1ull << (lg - 2));
-}
-
-struct tc_entry *tc__block(tc_cache *c, uint64_t ref)
-{
-	if (ref == 0 || ref > c->arena_units)
-		return NULL;
-	uint64_t off = (ref - 1) * TC_BLOCK_UNIT;
-	if (off + TC_ENTRY_HDR > c->arena_bytes)
-		return NULL;
-	return (struct tc_entry *)(c->arena + off);
-}
-
-uint64_t tc__ref_of(tc_cache *c, const struct tc_entry *e)
-{
-	return (uint64_t)((const uint8_t *)e - c->arena) / TC_BLOCK_UNIT + 1;
-}
-
 static struct tc_entry *pop(tc_cache *c, uint32_t cls)
 {
 	struct tc_class *k = &c->h->cls[cls];
@@ -62,7 +39,8 @@ static struct tc_entry *pop(tc_cache *c, uint32_t cls)
 			return NULL;
 		struct tc_entry *e = tc__block(c, ref);
 		uint64_t next = e ? tc__ld(&e->link) : 0;
-		if (!e || next > c->arena_units || tc__ld(&e->state) != TC_BLK_FREE) {
+		if (!e || next > c->arena_units || tc__ld(&e->state) != TC_BLK_FREE ||
+		    ref - 1 + tc__class_size(cls) / TC_BLOCK_UNIT > c->arena_units) {
 			/* Broken list: cut it.  Its blocks leak; nothing crashes. */
 			tc__cas(&k->head, head, ((head >> 32) + 1) << 32);
 			return NULL;
@@ -111,8 +89,8 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 	/* Named in our slot before anything else can go wrong. */
 	tc__st(&s->inflight, tc__ref_of(c, e));
 	tc__add(&c->h->cls[cls].used, 1);
-	tc__st(&e->state, TC_BLK_LIVE);
 	tc__st(&e->cls, (uint8_t)cls);
+	tc__st(&e->state, TC_BLK_LIVE); /* after cls: the audit walks by it */
 	tc__st(&e->link, 0);
 	tc__st(&e->refbit, 0);
 	tc__st(&e->builder, (uint16_t)(s - c->slots + 1));

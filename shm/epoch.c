@@ -88,13 +88,18 @@ struct tls_ent {
 	tc_cache *c;
 };
 
-static __thread struct tls_ent *tls_v;
-static __thread uint32_t tls_n, tls_cap;
-static __thread uint32_t tls_tid;
+/* initial-exec: a plain %fs-relative access, also in the shared library
+ * (the general-dynamic model would call __tls_get_addr on every read). */
+#define TC_TLS __thread __attribute__((tls_model("initial-exec")))
+static TC_TLS struct tls_ent *tls_v;
+static TC_TLS uint32_t tls_n, tls_cap;
+static TC_TLS uint32_t tls_tid;
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
 static void slot_free(tc_cache *c, struct tc_rslot *s);
+static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64_t min,
+			   uint64_t budget);
 
 /* Thread exit: give back the slots of handles that are still open. */
 static void tls_destroy(void *p)
@@ -147,9 +152,13 @@ static void slot_free(tc_cache *c, struct tc_rslot *s)
 	uint64_t owner = tc__ld(&s->owner);
 	if ((owner >> 32) != tc__self_pid())
 		return;
+	/* A pending chain goes back on the list (min 0 frees nothing). */
+	if (tc__ld(&s->reclaim))
+		walk_chain(c, s, tc__ld(&s->reclaim), 0, UINT64_MAX);
 	tc__fold_slot(c, s);
 	tc__st(&s->inflight, 0);
 	tc__st(&s->reclaim, 0);
+	tc__st(&s->since, 0);
 	tc__st(&s->cookie, 0);
 	tc__st(&s->epoch, 0);
 	tc__cas(&s->owner, owner, 0);
@@ -193,6 +202,7 @@ static struct tc_rslot *slot_claim(tc_cache *c)
 			tc__st(&s->start, tc__self_start());
 			tc__st(&s->cookie, c->cid);
 			tc__st(&s->inflight, 0);
+			tc__st(&s->ret_ref, 0);
 			tc__st(&s->reclaim, 0);
 			tc__st(&s->epoch, 0);
 			return s;
@@ -309,7 +319,7 @@ void tc_read_unlock(tc_cache *c)
  * full barrier).  Exactly one party retires a block: the one that moves its
  * state from LIVE to RETIRED.
  */
-void tc__retire(tc_cache *c, struct tc_entry *e)
+void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 {
 	if (tc__cas(&e->state, TC_BLK_LIVE, TC_BLK_RETIRED) != TC_BLK_LIVE)
 		return;
@@ -317,8 +327,7 @@ void tc__retire(tc_cache *c, struct tc_entry *e)
 	tc__mb();
 	tc__st(&e->retire_epoch, tc__ld(&c->h->epoch));
 	uint32_t cls = tc__ld(&e->cls);
-	tc__add(&c->h->retired_blocks, 1);
-	tc__add(&c->h->retired_bytes, cls < TC_CLASSES_USED ? tc__class_size(cls) : 0);
+	uint64_t size = cls < TC_CLASSES_USED ? tc__class_size(cls) : 0;
 	for (;;) {
 		uint64_t head = tc__ld(&c->h->retire_head);
 		tc__st(&e->link, head & 0xffffffffu);
@@ -326,6 +335,10 @@ void tc__retire(tc_cache *c, struct tc_entry *e)
 		if (tc__cas(&c->h->retire_head, head, nh) == head)
 			break;
 	}
+	tc__acct(c, s, TC_C_RETIRED_BLOCKS, 1);
+	tc__acct(c, s, TC_C_RETIRED_BYTES, size);
+	if (s)
+		tc__st(&s->since, tc__ld(&s->since) + size);
 }
 
 /* Smallest epoch announced by an active slot; UINT64_MAX when none. */
@@ -338,6 +351,15 @@ uint64_t tc__min_active_epoch(tc_cache *c)
 			m = e;
 	}
 	return m;
+}
+
+/* Retired blocks (TC_C_RETIRED_BLOCKS) or bytes: totals plus every slot's delta. */
+int64_t tc__retired_sum(tc_cache *c, int idx)
+{
+	uint64_t sum = tc__ld(&c->h->tot[idx]);
+	for (uint32_t i = 0; i < c->max_readers; i++)
+		sum += tc__ld(&c->slots[i].ctr[idx]);
+	return (int64_t)sum;
 }
 
 static void push_retired(tc_cache *c, struct tc_entry *e, uint64_t ref)
@@ -357,10 +379,11 @@ static void push_retired(tc_cache *c, struct tc_entry *e, uint64_t ref)
  * handled, so a crash here loses at most the block being moved.  Bounded by
  * the number of blocks in the arena.
  */
-static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64_t min)
+static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64_t min,
+			   uint64_t budget)
 {
 	uint64_t freed = 0, steps = 0;
-	while (ref && steps++ <= c->arena_units) {
+	while (ref && steps++ <= c->arena_units && budget-- > 0) {
 		struct tc_entry *e = tc__block(c, ref);
 		if (!e)
 			break; /* corrupt link: drop the rest rather than follow it */
@@ -372,9 +395,9 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 			/* Not a retired block (scribbled link or a cycle): drop it
 			 * rather than list it twice. */
 		} else if (tc__ld(&e->retire_epoch) < min) {
-			tc__add(&c->h->retired_blocks, (uint64_t)-1);
-			tc__add(&c->h->retired_bytes,
-				(uint64_t)0 - (cls < TC_CLASSES_USED ? tc__class_size(cls) : 0));
+			tc__acct(c, s, TC_C_RETIRED_BLOCKS, (uint64_t)-1);
+			tc__acct(c, s, TC_C_RETIRED_BYTES,
+				 (uint64_t)0 - (cls < TC_CLASSES_USED ? tc__class_size(cls) : 0));
 			tc__free_block(c, e);
 			freed++;
 		} else {
@@ -382,16 +405,25 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 		}
 		ref = next;
 	}
-	if (s)
+	if (s && (!ref || steps > c->arena_units))
 		tc__st(&s->reclaim, 0);
 	return freed;
 }
 
-int tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed)
+/*
+ * Start a grace period over the whole retire list and walk up to BUDGET
+ * blocks of it; the rest stays this slot's pending chain (its reclaim word,
+ * with the bound in rmin), which tc__reclaim_step continues a few blocks at
+ * a time, so that no single write pays for a long walk.  BUDGET UINT64_MAX
+ * walks it all.  A pending chain is finished first.
+ */
+int tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_t budget)
 {
 	uint64_t n = 0, head;
 	if (freed)
 		*freed = 0;
+	if (s && tc__ld(&s->reclaim))
+		n += walk_chain(c, s, tc__ld(&s->reclaim), tc__ld(&s->rmin), UINT64_MAX);
 	/*
 	 * Detach first: every block in the chain was unlinked and stamped
 	 * before this point, hence before the barrier below.  (Scanning the
@@ -400,8 +432,11 @@ int tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed)
 	 */
 	for (;;) {
 		head = tc__ld(&c->h->retire_head);
-		if ((head & 0xffffffffu) == 0)
+		if ((head & 0xffffffffu) == 0) {
+			if (freed)
+				*freed = n;
 			return 0;
+		}
 		uint64_t nh = ((head >> 32) + 1) << 32;
 		if (tc__cas(&c->h->retire_head, head, nh) == head)
 			break;
@@ -409,17 +444,33 @@ int tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed)
 	/* Recorded only once the chain is ours: recording it before would let a
 	 * cleaner push back blocks still on the list.  Dying in between leaks
 	 * the chain (docs/design.md, "Crash windows"). */
-	if (s)
+	if (s) {
 		tc__st(&s->reclaim, head & 0xffffffffu);
+		tc__st(&s->since, 0);
+	}
 	/* New readers from here on announce an epoch larger than any stamp in
 	 * the chain. */
 	tc__add(&c->h->epoch, 1);
 	global_barrier();
 	uint64_t min = tc__min_active_epoch(c);
-	n = walk_chain(c, s, head & 0xffffffffu, min);
+	if (s)
+		tc__st(&s->rmin, min);
+	n += walk_chain(c, s, head & 0xffffffffu, min, s ? budget : UINT64_MAX);
 	if (freed)
 		*freed = n;
 	return 0;
+}
+
+int tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed)
+{
+	return tc__reclaim_budget(c, s, freed, UINT64_MAX);
+}
+
+/* Continue this slot's pending chain by up to BUDGET blocks. */
+uint64_t tc__reclaim_step(tc_cache *c, struct tc_rslot *s, uint64_t budget)
+{
+	uint64_t ref = tc__ld(&s->reclaim);
+	return ref ? walk_chain(c, s, ref, tc__ld(&s->rmin), budget) : 0;
 }
 
 int tc_reclaim(tc_cache *c, uint64_t *freed_blocks)
@@ -445,8 +496,13 @@ int tc_reclaim(tc_cache *c, uint64_t *freed_blocks)
 static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 			    tc_sweep_report *rep)
 {
-	uint64_t claimed = owner | 0x80000000ull; /* tid bit 31: being cleaned */
-	if ((owner & 0x80000000ull) || tc__cas(&s->owner, owner, claimed) != owner)
+	/* Claim: the owner word becomes "being cleaned by me" (bit 31 of the
+	 * tid half).  A cleaner that dies is itself cleaned: whoever finds the
+	 * bit with a dead cleaner pid takes over, and every step below can be
+	 * done again: retiring is decided by a CAS on the block's state, and
+	 * the chain walk keeps its progress in this slot's reclaim word. */
+	uint64_t claimed = (uint64_t)tc__self_pid() << 32 | 0x80000000ull;
+	if (owner == claimed || tc__cas(&s->owner, owner, claimed) != owner)
 		return false;
 	uint64_t inflight = tc__ld(&s->inflight);
 	if (inflight) {
@@ -457,17 +513,33 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 		if (e && tc__ld(&e->state) == TC_BLK_LIVE &&
 		    tc__ld(&e->builder) == (uint16_t)(s - c->slots + 1) &&
 		    !tc__inflight_published(c, e)) {
-			tc__retire(c, e);
+			tc__retire(c, s, e);
 			if (rep)
 				rep->inflight_freed++;
 		}
+		tc__st(&s->inflight, 0);
+	}
+	uint64_t ret = tc__ld(&s->ret_ref);
+	if (ret) {
+		/* The owner was unlinking this entry: if no word names it any
+		 * more, the unlink happened and the retire may not have. */
+		struct tc_entry *e = tc__block(c, ret);
+		if (e && tc__ld(&e->state) == TC_BLK_LIVE &&
+		    tc__ld(&e->hash) == tc__ld(&s->ret_hash) &&
+		    tc__ld(&e->version) == tc__ld(&s->ret_version) &&
+		    !tc__inflight_published(c, e)) {
+			tc__retire(c, s, e);
+			if (rep)
+				rep->inflight_freed++;
+		}
+		tc__st(&s->ret_ref, 0);
 	}
 	uint64_t chain = tc__ld(&s->reclaim);
 	if (chain)
-		walk_chain(c, NULL, chain, 0); /* min 0: frees nothing, pushes all back */
+		walk_chain(c, s, chain, 0, UINT64_MAX); /* min 0: frees nothing, pushes all back */
 	tc__fold_slot(c, s);
-	tc__st(&s->inflight, 0);
 	tc__st(&s->reclaim, 0);
+	tc__st(&s->since, 0);
 	tc__st(&s->cookie, 0);
 	tc__st(&s->epoch, 0);
 	tc__cas(&s->owner, claimed, 0);
@@ -487,7 +559,10 @@ int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 		uint32_t pid = (uint32_t)(owner >> 32);
 		if (pid == me)
 			continue;
-		if (pid == 0 || !tc__pid_alive(pid, tc__ld(&s->start))) {
+		/* A slot being cleaned names its cleaner, whose start time we do
+		 * not know: kill(pid, 0) alone decides. */
+		uint64_t start = (owner & 0x80000000ull) ? 0 : tc__ld(&s->start);
+		if (pid == 0 || !tc__pid_alive(pid, start)) {
 			if (clear_dead_slot(c, s, owner, rep)) {
 				n++;
 				if (rep)

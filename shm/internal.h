@@ -113,8 +113,11 @@ struct tc_rslot *tc__slot(tc_cache *c);           /* this thread's slot or NULL 
 int  tc__enter(tc_cache *c, struct tc_rslot **s); /* outermost/inner read section enter */
 void tc__exit(tc_cache *c, struct tc_rslot *s);
 bool tc__in_section(tc_cache *c);
-void tc__retire(tc_cache *c, struct tc_entry *e);
+void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
+int64_t tc__retired_sum(tc_cache *c, int idx);
 int  tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed);
+int  tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_t budget);
+uint64_t tc__reclaim_step(tc_cache *c, struct tc_rslot *s, uint64_t budget);
 int  tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep);
 void tc__release_handle_slots(tc_cache *c);
 void tc__fold_slot(tc_cache *c, struct tc_rslot *s);
@@ -123,11 +126,8 @@ void tc__membarrier_init(void);
 
 /* alloc.c */
 uint32_t tc__class_of(uint64_t bytes);
-uint64_t tc__class_size(uint32_t cls);
 struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc);
 void tc__free_block(tc_cache *c, struct tc_entry *e);
-struct tc_entry *tc__block(tc_cache *c, uint64_t ref);  /* validated, or NULL */
-uint64_t tc__ref_of(tc_cache *c, const struct tc_entry *e);
 
 /* table.c */
 uint64_t tc__hash(tc_cache *c, const void *key, size_t klen, uint32_t kind);
@@ -143,6 +143,11 @@ int  tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t 
 bool tc__inflight_published(tc_cache *c, struct tc_entry *e);
 int  tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want_cls, bool need_slot);
 int  tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_report *rep);
+
+/* audit.c; run code marks what it hangs off index entries and header roots */
+typedef void (*tc__mark_fn)(void *ctx, uint64_t ref);
+void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx);
+void tc__audit_roots(tc_cache *c, tc__mark_fn mark, void *ctx);
 
 int  tc__insert(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
 		struct tc_entry *e, bool *seen);
@@ -185,6 +190,31 @@ static inline uint64_t tc__mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Block size of size class CLS: 64, then four steps per power of two. */
+static inline uint64_t tc__class_size(uint32_t cls)
+{
+	if (cls == 0)
+		return 64;
+	uint32_t lg = 6 + (cls - 1) / 4, sub = (cls - 1) % 4;
+	return (1ull << lg) + (uint64_t)(sub + 1) * (1ull << (lg - 2));
+}
+
+/* The block named by REF, bounds-checked against the arena, or NULL. */
+static inline struct tc_entry *tc__block(tc_cache *c, uint64_t ref)
+{
+	if (TC_UNLIKELY(ref == 0 || ref > c->arena_units))
+		return NULL;
+	uint64_t off = (ref - 1) * TC_BLOCK_UNIT;
+	if (TC_UNLIKELY(off + TC_ENTRY_HDR > c->arena_bytes))
+		return NULL;
+	return (struct tc_entry *)(c->arena + off);
+}
+
+static inline uint64_t tc__ref_of(tc_cache *c, const struct tc_entry *e)
+{
+	return (uint64_t)((const uint8_t *)e - c->arena) / TC_BLOCK_UNIT + 1;
+}
+
 /* Owner-only counter bump: the slot's counters have a single writer. */
 static inline void tc__count(struct tc_rslot *s, int i)
 {
@@ -196,6 +226,15 @@ static inline void tc__count_n(struct tc_rslot *s, int i, uint64_t n)
 {
 	if (s)
 		tc__st(&s->ctr[i], tc__ld(&s->ctr[i]) + n);
+}
+
+/* Account N to counter I of slot S, or straight to the totals without a slot. */
+static inline void tc__acct(tc_cache *c, struct tc_rslot *s, int i, uint64_t n)
+{
+	if (s)
+		tc__count_n(s, i, n);
+	else
+		tc__add(&c->h->tot[i], n);
 }
 
 static inline const uint8_t *tc__ekey(const struct tc_entry *e)
@@ -211,6 +250,15 @@ static inline const uint8_t *tc__eval(const struct tc_entry *e, uint32_t klen)
 static inline uint64_t tc__entry_bytes(size_t klen, size_t vlen)
 {
 	return TC_ENTRY_HDR + TC_ALIGN8(klen) + vlen;
+}
+
+/* Name the published entry E that slot S is about to unlink (see
+ * tc_rslot.ret_ref); the full barrier of the unlinking CAS orders it. */
+static inline void tc__note_unlink(struct tc_rslot *s, uint64_t ref, const struct tc_entry *e)
+{
+	tc__st(&s->ret_hash, tc__ld(&e->hash));
+	tc__st(&s->ret_version, tc__ld(&e->version));
+	tc__st(&s->ret_ref, ref);
 }
 
 /* Resolve the TTL argument of a write into an absolute expiry. */

@@ -6,7 +6,7 @@
  *   +--------------+----------------+--------------+-------------+------------+
  *   | tc_hdr       | reader slots   | attach table | index       | arena      |
  *   | (fixed size) | max_readers    | max_attach   | nbuckets    | memory     |
- *   |              | x 192 B        | x 16 B       | x 64 B      | bytes      |
+ *   |              | x 256 B        | x 16 B       | x 64 B      | bytes      |
  *   +--------------+----------------+--------------+-------------+------------+
  *
  * Every region starts on a page boundary.  The geometry is fixed at
@@ -44,7 +44,7 @@ enum {
 	TC_C_HITS, TC_C_MISSES, TC_C_SETS, TC_C_ADDS, TC_C_DELETES,
 	TC_C_EXPIRATIONS, TC_C_EVICTIONS, TC_C_ERRORS, TC_C_OPS, TC_C_CLEARS,
 	TC_C_KEYS_DELETED, TC_C_LAT_SAMPLES, TC_C_LAT_SUM, TC_C_SLOW_OPS,
-	TC_C_SPARE0, TC_C_SPARE1,
+	TC_C_RETIRED_BYTES, TC_C_RETIRED_BLOCKS, /* signed deltas: retired minus freed */
 	TC_NCOUNTERS
 };
 
@@ -102,8 +102,8 @@ struct tc_hdr {
 
 	/* line 5: retired blocks waiting for a grace period. */
 	uint64_t retire_head __attribute__((aligned(TC_CACHELINE))); /* tagged, like tc_class.head; CAS */
-	uint64_t retired_blocks;  /* gauge; uatomic_add */
-	uint64_t retired_bytes;   /* gauge; uatomic_add */
+	uint64_t retired_blocks;  /* unused (the gauges are per-slot deltas, TC_C_RETIRED_*) */
+	uint64_t retired_bytes;   /* unused */
 
 	/* line 6: cursors of the eviction clock and of the expiry sweep, in buckets; uatomic_add */
 	uint64_t clock_hand __attribute__((aligned(TC_CACHELINE)));
@@ -164,8 +164,17 @@ struct tc_rslot {
 	uint64_t cookie;    /* owner's process-local handle id */
 	uint64_t inflight;  /* block ref being built and not yet published, 0 = none */
 	uint64_t reclaim;   /* first block of a retire chain this slot is processing */
-	uint64_t pad[2];
+	uint64_t since;     /* bytes retired by the owner since its last reclaim (owner only) */
+	uint64_t rmin;      /* the grace-period bound of the chain at reclaim (owner only) */
 	uint64_t ctr[TC_NCOUNTERS]; /* TC_C_*; owner only */
+	/* line 3: the published entry the owner is about to unlink (replace or
+	 * remove), so that a cleaner can retire it if the owner dies between
+	 * its CAS and its retire.  hash and version tell the block from a
+	 * reuse of it.  Owner only; ref 0 = none. */
+	uint64_t ret_ref;
+	uint64_t ret_hash;
+	uint64_t ret_version;
+	uint64_t pad2[5];
 } __attribute__((aligned(TC_CACHELINE)));
 
 /* An attach record: one per open handle of any process. */
@@ -245,7 +254,7 @@ struct tc_entry {
 
 _Static_assert(sizeof(struct tc_entry) == TC_ENTRY_HDR, "entry header is 64 bytes");
 _Static_assert(sizeof(struct tc_bucket) == TC_CACHELINE, "bucket is one cache line");
-_Static_assert(sizeof(struct tc_rslot) == 3 * TC_CACHELINE, "reader slot is three lines");
+_Static_assert(sizeof(struct tc_rslot) == 4 * TC_CACHELINE, "reader slot is four lines");
 _Static_assert(sizeof(struct tc_class) == TC_CACHELINE, "class is one line");
 _Static_assert(sizeof(struct tc_policy) == 128, "policy is two lines");
 _Static_assert(sizeof(struct tc_attach_rec) == 16, "attach record is 16 bytes");

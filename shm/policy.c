@@ -179,7 +179,7 @@ static int edit(tc_cache *c, edit_fn fn, void *arg)
 			struct tc_entry *old = POL_REF(w) ?
 				tc__block_of(c, POL_REF(w), TC_KIND_POLICY, &ol) : NULL;
 			if (old)
-				tc__retire(c, old);
+				tc__retire(c, s, old);
 			tc__count(s, TC_C_SETS);
 			tc__exit(c, s);
 			rc = 0;

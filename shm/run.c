@@ -196,7 +196,7 @@ int tc_run_end(tc_cache *c)
 		uint32_t vlen;
 		struct tc_entry *e = tc__block_of(c, RUN_REF(w), TC_KIND_RUN, &vlen);
 		if (e)
-			tc__retire(c, e);
+			tc__retire(c, s, e);
 		tc__count(s, TC_C_CLEARS);
 		rc = 0;
 		break;
@@ -223,7 +223,7 @@ static struct tc_entry *elem(tc_cache *c, uint64_t ref, uint64_t hash, uint32_t 
  * match, so a scribbled link ends the walk (leaking the rest) instead of
  * retiring a block of someone else or looping.
  */
-static void retire_chain(tc_cache *c, struct tc_entry *head)
+static void retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head)
 {
 	uint64_t hash = tc__ld(&head->hash);
 	uint32_t gen = tc__ld(&head->aux), vlen;
@@ -234,7 +234,7 @@ static void retire_chain(tc_cache *c, struct tc_entry *head)
 		if (tc__ld(&e->aux) != gen || TC_DTO_COUNT(ver) != i)
 			break;
 		uint64_t prev = TC_DTO_PREV(ver);
-		tc__retire(c, e);
+		tc__retire(c, s, e);
 		e = i > 1 && prev ? elem(c, prev, hash, &vlen) : NULL;
 	}
 }
@@ -254,13 +254,14 @@ static bool list_dead(tc_cache *c, struct tc_entry *e)
 }
 
 /* Unlink the dead list whose head E is named by W at SLOTP; retire it. */
-static int drop_list(tc_cache *c, uint64_t *slotp, uint64_t w, struct tc_entry *e)
+static int drop_list(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w,
+		     struct tc_entry *e)
 {
 	if (tc__cas(slotp, w, 0) != w)
 		return -EAGAIN;
 	tc__add(&c->h->live, (uint64_t)-1);
 	tc__add(&c->h->dto_heads, (uint64_t)-1);
-	retire_chain(c, e);
+	retire_chain(c, s, e);
 	return 0;
 }
 
@@ -284,7 +285,7 @@ int tc__sweep_runs(tc_cache *c, uint64_t budget)
 				continue;
 			uint32_t vlen;
 			struct tc_entry *e = tc__block_of(c, TC_SW_REF(w), TC_KIND_DTO, &vlen);
-			if (e && list_dead(c, e) && drop_list(c, &b->w[i], w, e) == 0)
+			if (e && list_dead(c, e) && drop_list(c, rs, &b->w[i], w, e) == 0)
 				removed++;
 		}
 		tc__exit(c, rs);
@@ -373,7 +374,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 				continue;
 			}
 			if (replace)
-				retire_chain(c, head);
+				retire_chain(c, s, head);
 		} else {
 			bool seen;
 			tc__add(&c->h->dto_heads, 1);
@@ -381,7 +382,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 			if (ir) {
 				tc__add(&c->h->dto_heads, (uint64_t)-1);
 				if (seen)
-					tc__retire(c, e);
+					tc__retire(c, s, e);
 				else
 					tc__free_block(c, e);
 				tc__exit(c, s);
@@ -584,4 +585,37 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
 	}
 	free(f);
 	return rc;
+}
+
+/* ---- tc_audit hooks ------------------------------------------------------ */
+
+/* The elements of the list whose head is E (E itself is marked by the
+ * caller), bounded by the strictly decreasing counts. */
+void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx)
+{
+	if (tc__ld(&e->kind) != TC_KIND_DTO)
+		return;
+	uint64_t ver = tc__ld(&e->version);
+	uint64_t n = TC_DTO_COUNT(ver);
+	for (uint64_t i = n; i > 1; i--) {
+		uint64_t prev = TC_DTO_PREV(ver);
+		struct tc_entry *p = tc__block(c, prev);
+		if (!p || tc__ld(&p->kind) != TC_KIND_DTO)
+			return;
+		mark(ctx, prev);
+		ver = tc__ld(&p->version);
+		if (TC_DTO_COUNT(ver) != i - 1)
+			return;
+	}
+}
+
+/* The run anchor and the TTL policy table hang off the header. */
+void tc__audit_roots(tc_cache *c, tc__mark_fn mark, void *ctx)
+{
+	uint64_t ref = RUN_REF(tc__ld(&c->h->run_word));
+	if (ref)
+		mark(ctx, ref);
+	ref = tc__ld(&c->h->policy_gen) & 0xffffffffu;
+	if (ref)
+		mark(ctx, ref);
 }

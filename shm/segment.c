@@ -82,8 +82,10 @@ bool tc__pid_alive(uint32_t pid, uint64_t start)
 	if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
 		return false;
 	if (start != 0) {
+		/* An unreadable /proc/PID (hidepid, another user) proves nothing:
+		 * only a start time that can be read and differs means reuse. */
 		uint64_t now = tc__proc_start(pid);
-		if (now == 0 || now != start)
+		if (now != 0 && now != start)
 			return false;
 	}
 	return true;
@@ -529,12 +531,25 @@ int tc_get_info(tc_cache *c, tc_info *out)
 
 /* ---- fork -------------------------------------------------------------- */
 
+/* The registry lock is held across fork() so that the child's copy is never
+ * taken mid-update by another thread (and never locked forever). */
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&registry_mu);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&registry_mu);
+}
+
 static void atfork_child(void)
 {
+	pthread_mutex_unlock(&registry_mu);
 	refresh_self();
 }
 
 static void __attribute__((constructor)) segment_init(void)
 {
-	pthread_atfork(NULL, NULL, atfork_child);
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }

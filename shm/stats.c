@@ -41,8 +41,10 @@ int tc_get_stats(tc_cache *c, tc_stats *out)
 	out->slow_ops = ctr[TC_C_SLOW_OPS];
 	out->slow_threshold_ns = c->slow_ns;
 
-	uint64_t live = tc__ld(&c->h->live);
-	out->entries = live > c->max_entries ? c->max_entries : live;
+	/* live may be off by one per process killed inside an insert or a
+	 * delete (docs/design.md, "Crash windows"): never below 0. */
+	int64_t live = (int64_t)tc__ld(&c->h->live);
+	out->entries = live < 0 ? 0 : (uint64_t)live;
 	out->max_entries = c->max_entries;
 	out->index_slots = c->nbuckets * TC_BUCKET_SLOTS;
 	out->memory_bytes = c->arena_bytes;
@@ -64,7 +66,8 @@ int tc_get_stats(tc_cache *c, tc_stats *out)
 	}
 	out->nclasses = n;
 	out->memory_used = used;
-	out->memory_retired = tc__ld(&c->h->retired_bytes);
+	int64_t rb = tc__retired_sum(c, TC_C_RETIRED_BYTES);
+	out->memory_retired = rb > 0 ? (uint64_t)rb : 0;
 	uint64_t bump = tc__ld(&c->h->bump);
 	out->memory_carved = (bump > c->arena_units ? c->arena_units : bump) * TC_BLOCK_UNIT;
 	out->max_readers = c->max_readers;

@@ -40,12 +40,13 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report)
 		return rc;
 	rep->dto_lists_freed = (uint64_t)rc;
 	uint64_t freed = 0;
-	uint64_t before = tc__ld(&c->h->retired_bytes);
+	int64_t before = tc__retired_sum(c, TC_C_RETIRED_BYTES);
 	tc__reclaim(c, s, &freed);
-	uint64_t after = tc__ld(&c->h->retired_bytes);
+	int64_t after = tc__retired_sum(c, TC_C_RETIRED_BYTES);
 	rep->reclaimed = freed;
-	rep->reclaimed_bytes = before > after ? before - after : 0;
-	rep->retired_left = tc__ld(&c->h->retired_blocks);
+	rep->reclaimed_bytes = before > after ? (uint64_t)(before - after) : 0;
+	int64_t left = tc__retired_sum(c, TC_C_RETIRED_BLOCKS);
+	rep->retired_left = left > 0 ? (uint64_t)left : 0;
 	return 0;
 }
 

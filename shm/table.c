@@ -42,9 +42,12 @@
 #include <fnmatch.h>
 #include <sched.h>
 #include <stdlib.h>
+/* XXH3 inlined from Debian's libxxhash-dev header: no call on the hot path. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #define RETRY 1            /* internal: start the operation again */
+#define EVICT_SCAN_MAX 1024 /* buckets per eviction or run sweep from make_room */
 #define MAX_ATTEMPTS 10000 /* bounds retry loops against a scribbled segment */
 
 /* A validated snapshot of an entry's header. */
@@ -176,10 +179,19 @@ static inline void sample_end(tc_cache *c, struct tc_rslot *s, uint64_t t0)
 		tc__count(s, TC_C_SLOW_OPS);
 }
 
+/* A call with bad arguments still counts as an error and an operation. */
+static int bad_args(tc_cache *c)
+{
+	struct tc_rslot *s = c ? tc__slot(c) : NULL;
+	tc__count(s, TC_C_ERRORS);
+	tc__count(s, TC_C_OPS);
+	return -EINVAL;
+}
+
 int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta)
 {
 	if (TC_UNLIKELY(!c || !tc__valid_key(key, klen) || (!buf && cap)))
-		return -EINVAL;
+		return bad_args(c);
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
 	struct tc_rslot *s;
 	int rc = tc__enter(c, &s);
@@ -210,8 +222,11 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
 
 int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta)
 {
-	if (TC_UNLIKELY(!c || !val || !tc__valid_key(key, klen)))
-		return -EINVAL;
+	if (TC_UNLIKELY(!c || !val || !tc__valid_key(key, klen))) {
+		if (val)
+			*val = NULL;
+		return bad_args(c);
+	}
 	*val = NULL;
 	if (!tc__in_section(c))
 		return -EINVAL;
@@ -272,7 +287,7 @@ static void raise_maxdisp(tc_cache *c, uint64_t home, uint64_t d)
  * have been seen: retire it).  -ENOSPC: no free slot in the whole index.
  */
 static int insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
-		      uint32_t kind, uint64_t ref, bool *seen)
+		      uint32_t kind, struct tc_entry *e, uint64_t ref, bool stamp, bool *seen)
 {
 	uint64_t home = hash & c->bmask, tag = TC_TAG_OF(hash);
 	uint64_t tent = TC_SW_TENT | tag << 48 | ref, fin = TC_SW_FINAL | tag << 48 | ref;
@@ -305,15 +320,37 @@ static int insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 			if (!w || TC_SW_TAG(w) != tag)
 				continue;
 			struct view v;
-			if (match(c, w, hash, key, klen, kind, &v) != 1)
-				continue;
-			if (TC_SW_STATE(w) == TC_SW_FINAL) {
+			int tries;
+			for (tries = 0; tries < 64; tries++) {
+				if (!w || TC_SW_TAG(w) != tag ||
+				    match(c, w, hash, key, klen, kind, &v) != 1)
+					break;
+				if (TC_SW_STATE(w) == TC_SW_FINAL) {
+					tc__cas(mine, tent, 0);
+					return RETRY;
+				}
+				/* Abort the other half-insert.  If the word changed
+				 * (its owner finalized it, say), judge it again. */
+				uint64_t was = tc__cas(q, w, 0);
+				if (was == w)
+					break;
+				w = was;
+			}
+			if (tries == 64) { /* never settled: do not risk a duplicate */
 				tc__cas(mine, tent, 0);
 				return RETRY;
 			}
-			tc__cas(q, w, 0); /* abort the other half-insert */
 		}
 	}
+	/*
+	 * The version is taken here, after the re-scan: no other incarnation
+	 * of the key can be published between this point and our finalize (it
+	 * would have to claim after our re-scan, and its own re-scan would
+	 * then abort our claim), so every version the key ever showed was
+	 * taken before ours.  Nobody reads the version of a claimed entry.
+	 */
+	if (stamp)
+		tc__st(&e->version, next_version(c, hash, 0));
 	if (tc__cas(mine, tent, fin) == tent)
 		return 0;
 	return RETRY;
@@ -322,12 +359,19 @@ static int insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 /* Remove the published slot word W at SLOTP: 0, or -EAGAIN if it changed. */
 int tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w, int ctr)
 {
-	if (tc__cas(slotp, w, 0) != w)
-		return -EAGAIN;
-	tc__add(&c->h->live, (uint64_t)-1);
 	struct tc_entry *e = tc__block(c, TC_SW_REF(w));
+	if (e && s)
+		tc__note_unlink(s, TC_SW_REF(w), e);
+	if (tc__cas(slotp, w, 0) != w) {
+		if (s)
+			tc__st(&s->ret_ref, 0);
+		return -EAGAIN;
+	}
+	tc__add(&c->h->live, (uint64_t)-1);
 	if (e)
-		tc__retire(c, e);
+		tc__retire(c, s, e);
+	if (s)
+		tc__st(&s->ret_ref, 0);
 	if (ctr >= 0)
 		tc__count(s, ctr);
 	return 0;
@@ -370,11 +414,17 @@ static bool make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_s
 	uint64_t freed = 0;
 	if (round == 0)
 		*t0 = tc__mono_ns();
+	/* Cheapest first: retired memory whose grace period has passed. */
+	if (!need_slot && !tc__in_section(c)) {
+		tc__reclaim(c, s, &freed);
+		if (freed > 0)
+			return true;
+	}
 	if (round > 0)
 		tc__clean_dead(c, s, NULL);
 	/* Lists of ended runs (run.c): garbage that no pass below can see. */
 	if ((round & 3) == 0)
-		tc__sweep_runs(c, 0);
+		tc__sweep_runs(c, EVICT_SCAN_MAX);
 	int ev = tc__evict(c, s, cls, need_slot);
 	if (!tc__in_section(c))
 		tc__reclaim(c, s, &freed);
@@ -382,7 +432,7 @@ static bool make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_s
 		return true;
 	if (round < 3)
 		return true;
-	if (tc__ld(&c->h->retired_blocks) == 0 || tc__in_section(c) ||
+	if ((tc__ld(&c->h->retire_head) & 0xffffffffu) == 0 || tc__in_section(c) ||
 	    tc__mono_ns() - *t0 > ROOM_WAIT_NS)
 		return false;
 	struct timespec ts = { 0, (long)(round < 10 ? 20000L << (round - 3) : 1000000L) };
@@ -392,12 +442,23 @@ static bool make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_s
 	return true;
 }
 
-/* Reclaim early, from the writer that pushes retired memory past 1/8 of
- * the arena, so that allocation rarely has to wait. */
+/* Reclaim early, from a writer that has retired RECLAIM_BATCH bytes (or
+ * 1/16 of a small arena) since its last reclaim, so that allocation rarely
+ * has to wait and no single write walks a long chain: the walk is what a
+ * write's worst case pays for. */
+#define RECLAIM_BATCH (1024 * 1024ull)
+#define RECLAIM_STEP 4 /* blocks of the pending chain freed per write */
 static void maybe_reclaim(tc_cache *c, struct tc_rslot *s)
 {
-	if (tc__ld(&c->h->retired_bytes) > c->arena_bytes / 8 && !tc__in_section(c))
-		tc__reclaim(c, s, NULL);
+	if (tc__in_section(c))
+		return;
+	if (tc__ld(&s->reclaim)) {
+		tc__reclaim_step(c, s, RECLAIM_STEP);
+		return;
+	}
+	uint64_t batch = c->arena_bytes / 16 < RECLAIM_BATCH ? c->arena_bytes / 16 : RECLAIM_BATCH;
+	if (tc__ld(&s->since) > batch)
+		tc__reclaim_budget(c, s, NULL, RECLAIM_STEP);
 }
 
 static inline void le64_put(uint8_t *p, int64_t v)
@@ -427,9 +488,11 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 	      int64_t delta, int64_t *out, uint32_t aux)
 {
 	if (!c || !tc__valid_key(key, klen) || (!val && vlen))
-		return -EINVAL;
-	if (vlen > TC_VALUE_MAX)
+		return bad_args(c);
+	if (vlen > TC_VALUE_MAX) {
+		bad_args(c);
 		return -EMSGSIZE;
+	}
 	uint64_t hash = tc__hash(c, key, klen, kind), tag = TC_TAG_OF(hash);
 	/* For tc_incr this applies only when the counter is created. */
 	int64_t new_exp = tc__expiry(c, key, klen, ttl_ms);
@@ -530,21 +593,27 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 			e->version = next_version(c, hash, old.version);
 			/* The CAS is a full barrier: the entry's bytes are visible
 			 * before the slot names it. */
+			tc__note_unlink(s, TC_SW_REF(w), old.e);
 			if (tc__cas(slotp, w, TC_SW_FINAL | tag << 48 | ref) != w) {
+				tc__st(&s->ret_ref, 0);
 				drop_private(c, s, e);
 				tc__exit(c, s);
 				continue;
 			}
 			tc__st(&s->inflight, 0);
-			tc__retire(c, old.e);
+			tc__retire(c, s, old.e);
+			tc__st(&s->ret_ref, 0);
 			if (!live)
 				tc__count(s, TC_C_EXPIRATIONS);
 			rc = 0;
 			goto out_done;
 		}
-		/* Absent: reserve an entry, then insert. */
-		if (tc__add_ret(&c->h->live, 1) > c->max_entries) {
-			tc__add(&c->h->live, (uint64_t)-1);
+		/* Absent: insert if the segment holds fewer than max_entries keys.
+		 * The count is raised after the insert is final (a writer killed in
+		 * between cannot leave it high); concurrent inserters may overshoot
+		 * max_entries by their number, which the index's 30 % headroom
+		 * absorbs, so max_entries keys always fit. */
+		if ((int64_t)tc__ld(&c->h->live) >= (int64_t)c->max_entries) {
 			drop_private(c, s, e);
 			rc = -ENOSPC;
 			tc__exit(c, s);
@@ -552,18 +621,17 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 				goto out_count;
 			continue;
 		}
-		e->version = next_version(c, hash, 0);
 		bool seen;
-		int ir = insert_new(c, hash, key, klen, kind, ref, &seen);
+		int ir = insert_new(c, hash, key, klen, kind, e, ref, true, &seen);
 		if (ir == 0) {
+			tc__add(&c->h->live, 1);
 			tc__st(&s->inflight, 0);
 			rc = 0;
 			goto out_done;
 		}
-		tc__add(&c->h->live, (uint64_t)-1);
 		if (seen) {
 			tc__st(&s->inflight, 0);
-			tc__retire(c, e);
+			tc__retire(c, s, e);
 		} else {
 			drop_private(c, s, e);
 		}
@@ -637,7 +705,7 @@ int tc_incr(tc_cache *c, const void *key, size_t klen, int64_t delta, uint64_t t
 int tc_del(tc_cache *c, const void *key, size_t klen)
 {
 	if (!c || !tc__valid_key(key, klen))
-		return -EINVAL;
+		return bad_args(c);
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
 	struct tc_rslot *s;
 	int rc = tc__enter(c, &s);
@@ -675,7 +743,11 @@ int tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slot)
 {
 	bool lru = c->eviction == TC_EVICT_LRU;
 	int removed = 0, goal = need_slot ? 1 : 8;
+	/* Bounded per call so that no write pays for a whole-index scan: the
+	 * caller retries, and the hand moves on. */
 	uint64_t limit = lru ? 2 * c->nbuckets + 2 : c->nbuckets;
+	if (limit > EVICT_SCAN_MAX)
+		limit = EVICT_SCAN_MAX;
 	int64_t now = tc__now_ms();
 	for (uint64_t n = 0; n < limit && removed < goal; n++) {
 		uint64_t bi = tc__add_ret(&c->h->clock_hand, 1) & c->bmask;
@@ -774,9 +846,13 @@ static int bucket_keys(tc_cache *c, uint64_t bi, const char *glob, int64_t now,
 			*bad = TC_ECORRUPT;
 			continue;
 		}
-		uint32_t klen = tc__ld(&e->klen), vlen = tc__ld(&e->vlen);
+		uint32_t klen = tc__ld(&e->klen), vlen = tc__ld(&e->vlen), cls = tc__ld(&e->cls);
 		uint64_t off = (TC_SW_REF(w) - 1) * TC_BLOCK_UNIT;
-		if (klen == 0 || klen > TC_KEY_MAX || off + TC_ENTRY_HDR + klen > c->arena_bytes) {
+		/* The same checks as match(): an impossible entry is skipped and
+		 * reported, never handed out. */
+		if (klen == 0 || klen > TC_KEY_MAX || vlen > TC_VALUE_MAX ||
+		    cls >= TC_CLASSES_USED || off + tc__class_size(cls) > c->arena_bytes ||
+		    tc__entry_bytes(klen, vlen) > tc__class_size(cls)) {
 			*bad = TC_ECORRUPT;
 			continue;
 		}
@@ -825,7 +901,7 @@ int tc_scan(tc_cache *c, const char *glob, tc_scan_fn fn, void *arg)
 	free(f);
 	if (rc)
 		return rc;
-	return bad == -EUSERS ? -EUSERS : 0;
+	return bad;
 }
 
 int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted)
@@ -861,7 +937,7 @@ int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted)
 
 /*
  * Insert block E, fully built, as the first entry of (hash, key, kind):
- * reserve an entry of max_entries, then the TENT/FINAL protocol of
+ * when fewer than max_entries keys are live, the TENT/FINAL protocol of
  * insert_new().  The caller is inside a read section.  0: published.
  * -EAGAIN: another inserter of the key won or aborted us; *seen tells
  * whether E may have been read by another thread (retire it) or not (free
@@ -871,14 +947,15 @@ int tc__insert(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_
 	       struct tc_entry *e, bool *seen)
 {
 	*seen = false;
-	if (tc__add_ret(&c->h->live, 1) > c->max_entries) {
-		tc__add(&c->h->live, (uint64_t)-1);
+	if ((int64_t)tc__ld(&c->h->live) >= (int64_t)c->max_entries)
 		return -ENOSPC;
-	}
-	int ir = insert_new(c, hash, key, klen, kind, tc__ref_of(c, e), seen);
-	if (ir == 0)
+	/* The caller's version field is kept (DTO elements pack their count
+	 * and predecessor there). */
+	int ir = insert_new(c, hash, key, klen, kind, e, tc__ref_of(c, e), false, seen);
+	if (ir == 0) {
+		tc__add(&c->h->live, 1);
 		return 0;
-	tc__add(&c->h->live, (uint64_t)-1);
+	}
 	return ir == RETRY ? -EAGAIN : ir;
 }
 

@@ -48,7 +48,7 @@ ubsan)
 	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1$(supp ubsan)${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 	;;
 tsan)
-	export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1$(supp tsan)${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
+	export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:history_size=4$(supp tsan)${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 	;;
 esac
 
@@ -88,6 +88,9 @@ fi
 
 shm_list() { ls /dev/shm 2>/dev/null | grep '^tickcache\.' | sort; }
 
+# Tests must unlink their segments; what the run created and left behind
+# is reported at the end (a concurrent run on this host may add to it).
+shm_before=$(shm_list)
 passed=0 failed=0 c_pass=0 c_fail=0
 failures=()
 t_all=$(date +%s%N)
@@ -95,7 +98,6 @@ echo "Running ${#progs[@]} test programs from $build${san:+ ($san)}, timeout ${t
 for p in "${progs[@]}"; do
 	name=$(basename "$p")
 	log=$logdir/$name.log
-	before=$(shm_list)
 	t0=$(date +%s%N)
 	case "$p" in
 	*.sh) timeout -k 10 "$timeout_s" "${wrapper[@]}" bash "$p" >"$log" 2>&1 </dev/null ;;
@@ -133,12 +135,12 @@ for p in "${progs[@]}"; do
 		echo "----- end of $name -----"
 	fi
 
-	left=$(comm -13 <(echo "$before") <(shm_list) | tr '\n' ' ')
-	[ -z "${left// /}" ] || echo "WARN  $name left segments in /dev/shm (or a concurrent run did): $left"
 done
 t_end=$(date +%s%N)
 
 echo
+left=$(comm -13 <(echo "$shm_before") <(shm_list) | tr '\n' ' ')
+[ -z "${left// /}" ] || echo "WARN  segments left in /dev/shm since the run began: $left"
 if [ $((c_pass + c_fail)) -gt 0 ]; then
 	echo "cmocka: $c_pass test(s) passed, $c_fail failed"
 fi

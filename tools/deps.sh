@@ -28,13 +28,16 @@ BUILD_PKGS=(
 TEST_PKGS=(
 	"libcmocka-dev    pc:cmocka"
 	"procps           cmd:pgrep"
+	"python3          cmd:python3"
 )
 BENCH_PKGS=(
 	"libhiredis-dev   pc:hiredis"
 	"libmemcached-dev pc:libmemcached"
 	"redis-server     cmd:redis-server"
+	"redis-tools      cmd:redis-cli"
 	"memcached        cmd:memcached"
 	"gnuplot-nox      cmd:gnuplot"
+	"valgrind         cmd:valgrind"
 )
 
 usage() {

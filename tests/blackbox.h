@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * blackbox.h - fixtures shared by the black-box tests (test_api, test_stress,
+ * test_crash, test_badinput).  Uses the public header only.
+ *
+ * Segments: bb_name() hands out unique names "t<pid>_<n>" and remembers them;
+ * bb_teardown() (the cmocka teardown of every test) and an atexit hook unlink
+ * every name this process handed out, so a failing test leaves nothing in
+ * /dev/shm.  Forked children never run the hooks: they leave with _exit().
+ *
+ * Values: bb_fill()/bb_check() build and verify self-checking values that
+ * carry their key index, writer id, sequence number and a checksum over the
+ * rest, so a torn, mixed or foreign value is detected by any reader.
+ */
+#ifndef TC_TESTS_BLACKBOX_H
+#define TC_TESTS_BLACKBOX_H
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include "tickcache.h"
+
+#define BB_UNUSED __attribute__((unused))
+#define BB_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ------------------------------------------------------------------ */
+/* Segment names and cleanup                                            */
+/* ------------------------------------------------------------------ */
+
+#define BB_MAX_NAMES 256
+
+static char bb_names[BB_MAX_NAMES][TC_NAME_MAX + 1];
+static int bb_nnames;
+static int bb_seq;
+static pid_t bb_owner;
+
+static void bb_unlink_all(void)
+{
+	int i;
+
+	/* Children inherit the list but must not remove the parent's segments. */
+	if (bb_owner != getpid())
+		return;
+	for (i = 0; i < bb_nnames; i++)
+		(void)tc_unlink(bb_names[i]);
+	bb_nnames = 0;
+}
+
+/* bb_name - a fresh unique segment name, unlinked at teardown. */
+static BB_UNUSED const char *bb_name(char out[TC_NAME_MAX + 1])
+{
+	if (bb_owner != getpid()) {
+		bb_owner = getpid();
+		bb_nnames = 0;
+		atexit(bb_unlink_all);
+	}
+	snprintf(out, TC_NAME_MAX + 1, "t%d_%d", (int)getpid(), ++bb_seq);
+	if (bb_nnames < BB_MAX_NAMES)
+		snprintf(bb_names[bb_nnames++], TC_NAME_MAX + 1, "%s", out);
+	(void)tc_unlink(out); /* a stale one from a recycled pid */
+	return out;
+}
+
+/* bb_track - unlink NAME (made by the test itself) at teardown too. */
+static BB_UNUSED void bb_track(const char *name)
+{
+	if (bb_owner != getpid()) {
+		bb_owner = getpid();
+		bb_nnames = 0;
+		atexit(bb_unlink_all);
+	}
+	if (bb_nnames < BB_MAX_NAMES)
+		snprintf(bb_names[bb_nnames++], TC_NAME_MAX + 1, "%.64s", name);
+}
+
+static BB_UNUSED int bb_teardown(void **state)
+{
+	(void)state;
+	bb_unlink_all();
+	return 0;
+}
+
+/* bb_opts - opts for a small segment created if missing. */
+static BB_UNUSED tc_opts bb_opts(uint64_t entries, uint64_t memory, uint32_t readers)
+{
+	tc_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.max_entries = entries;
+	o.memory_bytes = memory;
+	o.max_readers = readers;
+	o.flags = TC_CREATE;
+	return o;
+}
+
+/* bb_shm_path - the file under /dev/shm backing segment NAME. */
+static BB_UNUSED void bb_shm_path(char *out, size_t n, const char *name)
+{
+	snprintf(out, n, "/dev/shm/tickcache.%s", name);
+}
+
+/* ------------------------------------------------------------------ */
+/* Time                                                                 */
+/* ------------------------------------------------------------------ */
+
+static BB_UNUSED int64_t bb_realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static BB_UNUSED double bb_mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static BB_UNUSED void bb_sleep_us(long us)
+{
+	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static BB_UNUSED void bb_sleep_ms(long ms)
+{
+	bb_sleep_us(ms * 1000);
+}
+
+/* ------------------------------------------------------------------ */
+/* Random numbers (xorshift64*, per caller state)                       */
+/* ------------------------------------------------------------------ */
+
+static BB_UNUSED uint64_t bb_rand(uint64_t *s)
+{
+	uint64_t x = *s ? *s : 0x9E3779B97F4A7C15ull;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* ------------------------------------------------------------------ */
+/* Self-checking values                                                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Layout (little-endian host, packed by hand):
+ *   0  u64 checksum of bytes 8..len
+ *   8  u32 magic BB_MAGIC
+ *  12  u32 key index
+ *  16  u32 writer id
+ *  20  u32 total length
+ *  24  u64 sequence
+ *  32  payload: byte i = (uint8_t)(seed64 >> (8 * (i % 8))) + i, seed from
+ *      writer and sequence, so the payload itself is checked too.
+ */
+#define BB_MAGIC   0x7C5E1F0Du
+#define BB_HDR     32u
+#define BB_TYPE    0x5EED0001u
+
+static BB_UNUSED uint64_t bb_fnv(const unsigned char *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static BB_UNUSED uint64_t bb_payload_seed(uint32_t writer, uint64_t seq)
+{
+	return (seq * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)writer << 40) ^ 0xA5A5A5A5ull;
+}
+
+/* bb_fill - write a self-checking value of LEN (>= BB_HDR) bytes into BUF. */
+static BB_UNUSED void bb_fill(unsigned char *buf, size_t len, uint32_t key,
+			      uint32_t writer, uint64_t seq)
+{
+	uint32_t magic = BB_MAGIC, l = (uint32_t)len;
+	uint64_t seed = bb_payload_seed(writer, seq), sum;
+	size_t i;
+
+	memcpy(buf + 8, &magic, 4);
+	memcpy(buf + 12, &key, 4);
+	memcpy(buf + 16, &writer, 4);
+	memcpy(buf + 20, &l, 4);
+	memcpy(buf + 24, &seq, 8);
+	for (i = BB_HDR; i < len; i++)
+		buf[i] = (unsigned char)((unsigned char)(seed >> (8 * (i % 8))) + i);
+	sum = bb_fnv(buf + 8, len - 8);
+	memcpy(buf, &sum, 8);
+}
+
+/*
+ * bb_check - verify a value read for key index KEY: 0 when valid, else a
+ * short reason.  NWRITERS bounds the writer id.
+ */
+static BB_UNUSED const char *bb_check(const void *val, size_t len, uint32_t key,
+				      uint32_t nwriters)
+{
+	const unsigned char *p = val;
+	uint32_t magic, k, w, l;
+	uint64_t sum, seq, seed;
+	size_t i;
+
+	if (len < BB_HDR)
+		return "short value";
+	memcpy(&sum, p, 8);
+	memcpy(&magic, p + 8, 4);
+	memcpy(&k, p + 12, 4);
+	memcpy(&w, p + 16, 4);
+	memcpy(&l, p + 20, 4);
+	memcpy(&seq, p + 24, 8);
+	if (magic != BB_MAGIC)
+		return "bad magic";
+	if (l != len)
+		return "length field differs from stored length";
+	if (k != key)
+		return "foreign value (other key)";
+	if (w >= nwriters)
+		return "bad writer id";
+	if (bb_fnv(p + 8, len - 8) != sum)
+		return "checksum mismatch (torn value)";
+	seed = bb_payload_seed(w, seq);
+	for (i = BB_HDR; i < len; i++)
+		if (p[i] != (unsigned char)((unsigned char)(seed >> (8 * (i % 8))) + i))
+			return "payload mismatch";
+	return NULL;
+}
+
+/* bb_key - "k<i>" into OUT; returns its length. */
+static BB_UNUSED size_t bb_key(char *out, size_t n, const char *prefix, unsigned i)
+{
+	return (size_t)snprintf(out, n, "%s%u", prefix, i);
+}
+
+/* ------------------------------------------------------------------ */
+/* Children                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Exit statuses of children; 0 = all checks passed. */
+#define BB_EXIT_OK     0
+#define BB_EXIT_FAIL   1   /* a check failed (details on stderr) */
+#define BB_EXIT_SETUP  2   /* could not open the segment */
+
+static BB_UNUSED __attribute__((format(printf, 1, 2)))
+void bb_child_fail(const char *fmt, ...)
+{
+	va_list ap;
+	char msg[512];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "[child %d] %s\n", (int)getpid(), msg);
+}
+
+/* bb_wait - wait for PID; returns its exit status, or 128 + signal. */
+static BB_UNUSED int bb_wait(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return -1;
+}
+
+#endif /* TC_TESTS_BLACKBOX_H */

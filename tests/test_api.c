@@ -1,0 +1,2109 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_api.c - black-box tests of the public API (include/tickcache.h only).
+ *
+ * Every function of the core API and every return code of issue 2 is
+ * exercised here with exact codes and values: lifecycle (create, attach,
+ * TC_EXCL, geometry checks, names, modes, unlink), the data calls (get, set,
+ * add, cas, del, expire, incr), TTLs, versions, read sections and tc_peek,
+ * reader-slot exhaustion, capacity under both eviction policies, isolation of
+ * segments, statistics, info and error strings.
+ *
+ * TTL tests sleep with generous margins (a TTL of 200 ms, then 600 ms of
+ * sleep): the library may read a coarse clock.  Nothing here asserts timing.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "tickcache.h"
+#include "blackbox.h"
+
+/* Expected and got codes, named, in the failure message. */
+#define ASSERT_RC(exp, call)                                                  \
+	do {                                                                  \
+		int e_ = (exp), g_ = (call);                                  \
+		if (e_ != g_)                                                 \
+			fail_msg("%s: expected %d (%s), got %d (%s)", #call,  \
+				 e_, tc_strerror(e_), g_, tc_strerror(g_));   \
+	} while (0)
+
+#define KS(s) (s), strlen(s)
+
+#define TTL_SHORT_MS 200
+#define TTL_SLEEP_MS 600
+#define CLOCK_SLACK_MS 50
+
+/* A small segment good for most tests. */
+static tc_cache *open_small(char *name)
+{
+	tc_opts o = bb_opts(1024, 4u << 20, 16);
+	tc_cache *c = NULL;
+
+	bb_name(name);
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	assert_non_null(c);
+	return c;
+}
+
+static void set_str(tc_cache *c, const char *k, const char *v, uint64_t ttl)
+{
+	ASSERT_RC(0, tc_set(c, KS(k), KS(v), TC_TYPE_NONE, ttl));
+}
+
+/* get_str - the value at K must be exactly V. */
+static void expect_str(tc_cache *c, const char *k, const char *v)
+{
+	char buf[4096];
+	tc_meta m;
+
+	memset(&m, 0, sizeof(m));
+	ASSERT_RC(0, tc_get(c, KS(k), buf, sizeof(buf), &m));
+	assert_int_equal(m.len, strlen(v));
+	assert_memory_equal(buf, v, strlen(v));
+}
+
+/* meta_of - the meta of live key K (values of any size). */
+static tc_meta meta_of(tc_cache *c, const char *k)
+{
+	char buf[64];
+	tc_meta m;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	rc = tc_get(c, KS(k), buf, sizeof(buf), &m);
+	if (rc != -E2BIG)
+		ASSERT_RC(0, rc);
+	return m;
+}
+
+static void le64_put(unsigned char *p, int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (unsigned char)(u >> (8 * i));
+}
+
+static int64_t le64_get(const unsigned char *p)
+{
+	uint64_t u = 0;
+	int i;
+
+	for (i = 7; i >= 0; i--)
+		u = (u << 8) | p[i];
+	return (int64_t)u;
+}
+
+static void assert_expiry_near(int64_t expires_ms, int64_t t0, int64_t t1, uint64_t ttl)
+{
+	if (expires_ms < t0 + (int64_t)ttl - CLOCK_SLACK_MS ||
+	    expires_ms > t1 + (int64_t)ttl + CLOCK_SLACK_MS)
+		fail_msg("expires_ms %lld not within [%lld, %lld] + ttl %llu",
+			 (long long)expires_ms, (long long)t0, (long long)t1,
+			 (unsigned long long)ttl);
+}
+
+/* ------------------------------------------------------------------ */
+/* Lifecycle                                                            */
+/* ------------------------------------------------------------------ */
+
+static void test_open_create_then_attach_only_sees_same_data(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *a = open_small(name), *b = NULL;
+
+	(void)state;
+	set_str(a, "k", "v1", 0);
+	ASSERT_RC(0, tc_open(&b, name, NULL));
+	assert_non_null(b);
+	expect_str(b, "k", "v1");
+	set_str(b, "k", "v2", 0);
+	expect_str(a, "k", "v2");
+	tc_close(b);
+	tc_close(a);
+}
+
+static void test_open_attach_only_missing_returns_enoent(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_cache *c = (tc_cache *)&o;
+	struct stat st;
+	char path[128];
+
+	(void)state;
+	bb_name(name);
+	ASSERT_RC(-ENOENT, tc_open(&c, name, NULL));
+	assert_null(c);
+	o.flags = 0;   /* opts without TC_CREATE only attach */
+	c = (tc_cache *)&o;
+	ASSERT_RC(-ENOENT, tc_open(&c, name, &o));
+	assert_null(c);
+	o.flags = TC_EXCL; /* TC_EXCL alone does not create either */
+	ASSERT_RC(-ENOENT, tc_open(&c, name, &o));
+	bb_shm_path(path, sizeof(path), name);
+	assert_int_equal(-1, stat(path, &st));
+}
+
+static void test_open_excl_existing_returns_eexist(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_cache *a = NULL, *b = NULL;
+
+	(void)state;
+	bb_name(name);
+	o.flags = TC_CREATE | TC_EXCL;
+	ASSERT_RC(0, tc_open(&a, name, &o));   /* missing: created */
+	set_str(a, "k", "v", 0);
+	b = (tc_cache *)&o;
+	ASSERT_RC(-EEXIST, tc_open(&b, name, &o));
+	assert_null(b);
+	expect_str(a, "k", "v");                 /* the segment is untouched */
+	tc_close(a);
+}
+
+static void test_open_same_opts_attaches(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = bb_opts(2048, 2u << 20, 8);
+	tc_cache *a = NULL, *b = NULL, *c2 = NULL;
+
+	(void)state;
+	bb_name(name);
+	o.default_ttl_ms = 5000;
+	o.eviction = TC_EVICT_LRU;
+	o.mode = 0640;
+	ASSERT_RC(0, tc_open(&a, name, &o));
+	set_str(a, "k", "v", 0);
+	ASSERT_RC(0, tc_open(&b, name, &o));     /* the very same opts */
+	expect_str(b, "k", "v");
+	o.flags = 0;                             /* same geometry, attach only */
+	ASSERT_RC(0, tc_open(&c2, name, &o));
+	expect_str(c2, "k", "v");
+	tc_close(c2);
+	tc_close(b);
+	tc_close(a);
+}
+
+static void test_open_zero_geometry_attaches_to_any(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = bb_opts(2048, 2u << 20, 8), z;
+	tc_cache *a = NULL, *b = NULL;
+
+	(void)state;
+	bb_name(name);
+	ASSERT_RC(0, tc_open(&a, name, &o));
+	memset(&z, 0, sizeof(z));
+	z.flags = TC_CREATE;
+	ASSERT_RC(0, tc_open(&b, name, &z));
+	tc_close(b);
+	z.max_entries = 2048; /* one field given, the others zero */
+	ASSERT_RC(0, tc_open(&b, name, &z));
+	tc_close(b);
+	tc_close(a);
+}
+
+static void test_open_geometry_mismatch_returns_egeometry(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = bb_opts(2048, 2u << 20, 8), x;
+	tc_cache *a = NULL, *b = NULL;
+
+	(void)state;
+	bb_name(name);
+	ASSERT_RC(0, tc_open(&a, name, &o));
+	set_str(a, "k", "v", 0);
+
+	x = o;
+	x.max_entries = 4096;
+	b = (tc_cache *)&x;
+	ASSERT_RC(TC_EGEOMETRY, tc_open(&b, name, &x));
+	assert_null(b);
+	x = o;
+	x.memory_bytes = 4u << 20;
+	ASSERT_RC(TC_EGEOMETRY, tc_open(&b, name, &x));
+	x = o;
+	x.max_readers = 9;
+	ASSERT_RC(TC_EGEOMETRY, tc_open(&b, name, &x));
+	x = o;
+	x.flags = 0; /* attach only: same check */
+	x.max_entries = 1024;
+	ASSERT_RC(TC_EGEOMETRY, tc_open(&b, name, &x));
+	/* The segment survived every refused attach. */
+	expect_str(a, "k", "v");
+	tc_close(a);
+	ASSERT_RC(0, tc_open(&b, name, &o));
+	expect_str(b, "k", "v");
+	tc_close(b);
+}
+
+static void test_open_below_minimum_geometry_returns_einval(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_opts o;
+	tc_cache *c = NULL;
+
+	(void)state;
+	bb_name(name);
+	o = bb_opts(TC_MIN_ENTRIES - 1, TC_MIN_MEMORY, 1);
+	ASSERT_RC(-EINVAL, tc_open(&c, name, &o));
+	assert_null(c);
+	o = bb_opts(TC_MIN_ENTRIES, TC_MIN_MEMORY - 1, 1);
+	ASSERT_RC(-EINVAL, tc_open(&c, name, &o));
+	assert_null(c);
+	ASSERT_RC(-ENOENT, tc_open(&c, name, NULL)); /* nothing left behind */
+	/* The minimum itself is accepted (and no larger than issue 2 allows). */
+	assert_true(TC_MIN_ENTRIES <= 1024);
+	assert_true(TC_MIN_MEMORY <= (1u << 20));
+	assert_true(TC_MIN_READERS <= 1);
+	o = bb_opts(TC_MIN_ENTRIES, TC_MIN_MEMORY, TC_MIN_READERS);
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	set_str(c, "k", "v", 0);
+	expect_str(c, "k", "v");
+	tc_close(c);
+}
+
+static const char *const bad_names[] = {
+	"../x", "", "/", "a/b", ".x", "-x", "_x", "a b", "x\n", "tick\xc3\xa9",
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", /* 65 */
+};
+
+static void test_open_bad_names_return_einval(void **state)
+{
+	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_cache *c;
+	struct stat st;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(65, strlen(bad_names[BB_ARRAY_SIZE(bad_names) - 1]));
+	for (i = 0; i < BB_ARRAY_SIZE(bad_names); i++) {
+		c = (tc_cache *)&o;
+		ASSERT_RC(-EINVAL, tc_open(&c, bad_names[i], &o));
+		assert_null(c);
+		ASSERT_RC(-EINVAL, tc_open(&c, bad_names[i], NULL));
+		ASSERT_RC(-EINVAL, tc_unlink(bad_names[i]));
+		assert_false(tc_name_valid(bad_names[i]));
+	}
+	c = (tc_cache *)&o;
+	ASSERT_RC(-EINVAL, tc_open(&c, NULL, &o));
+	assert_null(c);
+	ASSERT_RC(-EINVAL, tc_open(&c, NULL, NULL));
+	ASSERT_RC(-EINVAL, tc_unlink(NULL));
+	assert_false(tc_name_valid(NULL));
+	/* Nothing was created by the refused names. */
+	assert_int_equal(-1, stat("/dev/shm/tickcache.", &st));
+	assert_int_equal(-1, stat("/dev/shm/x", &st));
+}
+
+static void test_open_64_char_name_is_valid(void **state)
+{
+	char name[TC_NAME_MAX + 2];
+	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_cache *c = NULL;
+	int n;
+
+	(void)state;
+	n = snprintf(name, sizeof(name), "t%d_long.A-b_", (int)getpid());
+	memset(name + n, 'z', (size_t)(TC_NAME_MAX - n));
+	name[TC_NAME_MAX] = '\0';
+	assert_int_equal(64, strlen(name));
+	bb_track(name);
+	assert_true(tc_name_valid(name));
+	assert_true(tc_name_valid("a"));
+	assert_true(tc_name_valid("0.A-b_c"));
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	set_str(c, "k", "v", 0);
+	tc_close(c);
+	ASSERT_RC(0, tc_unlink(name));
+}
+
+static void test_open_null_out_returns_einval(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_cache *c = NULL;
+
+	(void)state;
+	bb_name(name);
+	ASSERT_RC(-EINVAL, tc_open(NULL, name, &o));
+	ASSERT_RC(-ENOENT, tc_open(&c, name, NULL));
+}
+
+static mode_t shm_mode(const char *name)
+{
+	char path[128];
+	struct stat st;
+
+	bb_shm_path(path, sizeof(path), name);
+	if (stat(path, &st) != 0)
+		fail_msg("stat %s: %s", path, strerror(errno));
+	return st.st_mode & 07777;
+}
+
+static void test_create_mode_applied_exactly_under_umask(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_cache *c = NULL;
+	mode_t old;
+	int rc;
+
+	(void)state;
+	bb_name(name);
+	o.mode = 0640;
+	old = umask(077);
+	rc = tc_open(&c, name, &o);
+	umask(old);
+	ASSERT_RC(0, rc);
+	assert_int_equal(0640, shm_mode(name));
+	tc_close(c);
+
+	bb_name(name);
+	o.mode = 0666;
+	old = umask(022);
+	rc = tc_open(&c, name, &o);
+	umask(old);
+	ASSERT_RC(0, rc);
+	assert_int_equal(0666, shm_mode(name));
+	tc_close(c);
+}
+
+static void test_create_default_mode_is_0600(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_cache *c = NULL;
+	mode_t old;
+	int rc;
+
+	(void)state;
+	bb_name(name);
+	old = umask(0);
+	rc = tc_open(&c, name, &o);
+	umask(old);
+	ASSERT_RC(0, rc);
+	assert_int_equal(0600, shm_mode(name));
+	assert_int_equal(0600, TC_DEFAULT_MODE);
+	tc_close(c);
+}
+
+static void test_open_too_big_for_dev_shm_returns_enospc_and_leaves_nothing(void **state)
+{
+	char name[TC_NAME_MAX + 1], path[128];
+	struct statvfs vfs;
+	tc_opts o;
+	tc_cache *c = NULL;
+	struct stat st;
+	uint64_t shm_total;
+
+	(void)state;
+	assert_int_equal(0, statvfs("/dev/shm", &vfs));
+	shm_total = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+	if (shm_total >= TC_MAX_MEMORY) {
+		print_message("/dev/shm holds %llu bytes, >= TC_MAX_MEMORY: skipped\n",
+			      (unsigned long long)shm_total);
+		skip();
+	}
+	bb_name(name);
+	o = bb_opts(1024, TC_MAX_MEMORY, 4);
+	ASSERT_RC(-ENOSPC, tc_open(&c, name, &o));
+	assert_null(c);
+	bb_shm_path(path, sizeof(path), name);
+	assert_int_equal(-1, stat(path, &st));
+	assert_int_equal(ENOENT, errno);
+}
+
+static void test_unlink_missing_returns_enoent(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+
+	(void)state;
+	bb_name(name);
+	ASSERT_RC(-ENOENT, tc_unlink(name));
+}
+
+static void test_unlink_makes_attached_handles_return_estale(void **state)
+{
+	char name[TC_NAME_MAX + 1], path[128], buf[16];
+	tc_cache *c = open_small(name), *d = NULL;
+	const void *p;
+	struct stat st;
+	tc_meta m;
+	pid_t pid;
+
+	(void)state;
+	set_str(c, "k", "old", 0);
+	ASSERT_RC(0, tc_open(&d, name, NULL));
+	ASSERT_RC(0, tc_unlink(name));
+	bb_shm_path(path, sizeof(path), name);
+	assert_int_equal(-1, stat(path, &st));
+	ASSERT_RC(-ENOENT, tc_unlink(name));
+	/* Every data call of every attached handle now says the segment is gone. */
+	ASSERT_RC(-ESTALE, tc_get(c, KS("k"), buf, sizeof(buf), &m));
+	ASSERT_RC(-ESTALE, tc_get(d, KS("k"), buf, sizeof(buf), &m));
+	ASSERT_RC(-ESTALE, tc_set(c, KS("k2"), KS("v"), 0u, 0));
+	ASSERT_RC(-ESTALE, tc_add(d, KS("k2"), KS("v"), 0u, 0));
+	ASSERT_RC(-ESTALE, tc_cas(c, KS("k"), 1, KS("v"), 0u, 0));
+	ASSERT_RC(-ESTALE, tc_del(c, KS("k")));
+	ASSERT_RC(-ESTALE, tc_expire(c, KS("k"), 0));
+	ASSERT_RC(-ESTALE, tc_incr(c, KS("n"), 1, 0, NULL));
+	ASSERT_RC(-ESTALE, tc_read_lock(c));
+	ASSERT_RC(-EINVAL, tc_peek(c, KS("k"), &p, &m)); /* no section was entered */
+	{
+		tc_cache *x = NULL;
+
+		ASSERT_RC(-ENOENT, tc_open(&x, name, NULL));
+	}
+	tc_close(d);
+	tc_close(c);
+	/* Handles opened in another process before the unlink see it too. */
+	c = open_small(name);
+	set_str(c, "k", "v", 0);
+	{
+		int fds[2];
+		char b = 0;
+
+		assert_int_equal(0, pipe(fds));
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			tc_cache *e = NULL;
+			int rc;
+
+			close(fds[1]);
+			alarm(30);
+			if (tc_open(&e, name, NULL) != 0)
+				_exit(BB_EXIT_SETUP);
+			if (read(fds[0], &b, 1) != 1) /* the parent has unlinked */
+				_exit(BB_EXIT_SETUP);
+			rc = tc_get(e, KS("k"), buf, sizeof(buf), NULL);
+			_exit(rc == -ESTALE ? BB_EXIT_OK : BB_EXIT_FAIL);
+		}
+		close(fds[0]);
+		bb_sleep_ms(50); /* let the child attach (an early unlink fails it with SETUP) */
+		ASSERT_RC(0, tc_unlink(name));
+		assert_int_equal(1, write(fds[1], "u", 1));
+		close(fds[1]);
+		assert_int_equal(BB_EXIT_OK, bb_wait(pid));
+	}
+	tc_close(c);
+}
+
+static void test_reopen_after_unlink_starts_empty(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[16];
+	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_cache *a = NULL, *b = NULL;
+
+	(void)state;
+	bb_name(name);
+	ASSERT_RC(0, tc_open(&a, name, &o));
+	set_str(a, "k", "v", 0);
+	ASSERT_RC(0, tc_unlink(name));
+	ASSERT_RC(0, tc_open(&b, name, &o));
+	ASSERT_RC(-ENOENT, tc_get(b, KS("k"), buf, sizeof(buf), NULL));
+	set_str(b, "k", "new", 0);
+	expect_str(b, "k", "new");
+	/* The old handle still refers to the removed segment. */
+	ASSERT_RC(-ESTALE, tc_get(a, KS("k"), buf, sizeof(buf), NULL));
+	tc_close(a);
+	expect_str(b, "k", "new");
+	tc_close(b);
+}
+
+static void test_close_null_is_ignored(void **state)
+{
+	(void)state;
+	tc_close(NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* get / set                                                            */
+/* ------------------------------------------------------------------ */
+
+static void test_get_missing_returns_enoent(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[16];
+	tc_cache *c = open_small(name);
+	tc_meta m;
+
+	(void)state;
+	ASSERT_RC(-ENOENT, tc_get(c, KS("nope"), buf, sizeof(buf), &m));
+	assert_false(tc_exists(c, KS("nope")));
+	tc_close(c);
+}
+
+static void test_set_then_get_returns_value_and_meta(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[64];
+	tc_cache *c = open_small(name);
+	tc_meta m;
+
+	(void)state;
+	ASSERT_RC(0, tc_set(c, KS("quote:AAPL"), KS("189.25"), 77u, 0));
+	memset(&m, 0xff, sizeof(m));
+	memset(buf, 0, sizeof(buf));
+	ASSERT_RC(0, tc_get(c, KS("quote:AAPL"), buf, sizeof(buf), &m));
+	assert_int_equal(6, m.len);
+	assert_int_equal(77, m.type);
+	assert_true(m.version > 0);
+	assert_int_equal(0, m.expires_ms);
+	assert_string_equal("189.25", buf);
+	assert_true(tc_exists(c, KS("quote:AAPL")));
+	tc_close(c);
+}
+
+static void test_set_overwrites_value_and_type(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name);
+	tc_meta m;
+
+	(void)state;
+	ASSERT_RC(0, tc_set(c, KS("k"), KS("first value"), 1u, 0));
+	ASSERT_RC(0, tc_set(c, KS("k"), KS("2nd"), 2u, 0));
+	expect_str(c, "k", "2nd");
+	m = meta_of(c, "k");
+	assert_int_equal(2, m.type);
+	assert_int_equal(3, m.len);
+	tc_close(c);
+}
+
+static void test_get_small_buffer_returns_e2big_and_sets_len(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	unsigned char buf[32];
+	tc_cache *c = open_small(name);
+	tc_meta m;
+
+	(void)state;
+	ASSERT_RC(0, tc_set(c, KS("k"), KS("0123456789abcdef"), 5u, 0));
+	memset(buf, 0xAA, sizeof(buf));
+	memset(&m, 0, sizeof(m));
+	ASSERT_RC(-E2BIG, tc_get(c, KS("k"), buf, 15, &m));
+	assert_int_equal(16, m.len);
+	assert_int_equal(5, m.type);
+	assert_true(m.version > 0);
+	assert_int_equal(0xAA, buf[15]); /* nothing past cap */
+	memset(&m, 0, sizeof(m));
+	ASSERT_RC(-E2BIG, tc_get(c, KS("k"), buf, 0, &m));
+	assert_int_equal(16, m.len);
+	ASSERT_RC(-E2BIG, tc_get(c, KS("k"), buf, 1, NULL));
+	assert_int_equal(0xAA, buf[1]);
+	/* Exactly the length fits. */
+	ASSERT_RC(0, tc_get(c, KS("k"), buf, 16, &m));
+	assert_memory_equal(buf, "0123456789abcdef", 16);
+	assert_int_equal(0xAA, buf[16]);
+	tc_close(c);
+}
+
+static void test_get_null_meta_is_allowed(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[8];
+	tc_cache *c = open_small(name);
+
+	(void)state;
+	set_str(c, "k", "v", 0);
+	ASSERT_RC(0, tc_get(c, KS("k"), buf, sizeof(buf), NULL));
+	assert_int_equal('v', buf[0]);
+	tc_close(c);
+}
+
+static void test_zero_length_value_roundtrip(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[8] = "xxxxxxx";
+	tc_cache *c = open_small(name);
+	const void *p = NULL;
+	tc_meta m;
+
+	(void)state;
+	ASSERT_RC(0, tc_set(c, KS("empty"), buf, 0, 9u, 0));
+	memset(&m, 0xff, sizeof(m));
+	ASSERT_RC(0, tc_get(c, KS("empty"), buf, sizeof(buf), &m));
+	assert_int_equal(0, m.len);
+	assert_int_equal(9, m.type);
+	assert_int_equal('x', buf[0]);
+	ASSERT_RC(0, tc_get(c, KS("empty"), buf, 0, &m)); /* cap 0 is enough */
+	assert_true(tc_exists(c, KS("empty")));
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(0, tc_peek(c, KS("empty"), &p, &m));
+	assert_int_equal(0, m.len);
+	tc_read_unlock(c);
+	ASSERT_RC(-EEXIST, tc_add(c, KS("empty"), buf, 0, 0u, 0));
+	ASSERT_RC(0, tc_add(c, KS("empty2"), buf, 0, 0u, 0));
+	ASSERT_RC(0, tc_del(c, KS("empty")));
+	ASSERT_RC(-ENOENT, tc_get(c, KS("empty"), buf, sizeof(buf), &m));
+	tc_close(c);
+}
+
+static void test_value_of_exactly_1mib_is_stored(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = bb_opts(1024, 16u << 20, 4);
+	unsigned char *v, *buf;
+	tc_cache *c = NULL;
+	tc_meta m;
+	size_t i;
+
+	(void)state;
+	bb_name(name);
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	v = malloc(TC_VALUE_MAX + 16);
+	buf = malloc(TC_VALUE_MAX + 16);
+	assert_non_null(v);
+	assert_non_null(buf);
+	for (i = 0; i < TC_VALUE_MAX; i++)
+		v[i] = (unsigned char)(i * 131 + (i >> 12));
+	ASSERT_RC(0, tc_set(c, KS("big"), v, TC_VALUE_MAX, 0u, 0));
+	memset(buf, 0, TC_VALUE_MAX + 16);
+	ASSERT_RC(0, tc_get(c, KS("big"), buf, TC_VALUE_MAX + 16, &m));
+	assert_int_equal(TC_VALUE_MAX, m.len);
+	assert_memory_equal(v, buf, TC_VALUE_MAX);
+	ASSERT_RC(-E2BIG, tc_get(c, KS("big"), buf, TC_VALUE_MAX - 1, &m));
+	assert_int_equal(TC_VALUE_MAX, m.len);
+	ASSERT_RC(0, tc_add(c, KS("big2"), v, TC_VALUE_MAX, 0u, 0));
+	ASSERT_RC(0, tc_cas(c, KS("big2"), meta_of(c, "big2").version, v, TC_VALUE_MAX, 0u, 0));
+	free(v);
+	free(buf);
+	tc_close(c);
+}
+
+static void test_value_over_1mib_returns_emsgsize(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[8];
+	tc_opts o = bb_opts(1024, 16u << 20, 4);
+	unsigned char *v;
+	tc_cache *c = NULL;
+	uint64_t ver;
+
+	(void)state;
+	bb_name(name);
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	v = calloc(1, TC_VALUE_MAX + 1);
+	assert_non_null(v);
+	set_str(c, "k", "small", 0);
+	ver = meta_of(c, "k").version;
+	ASSERT_RC(-EMSGSIZE, tc_set(c, KS("new"), v, TC_VALUE_MAX + 1, 0u, 0));
+	ASSERT_RC(-EMSGSIZE, tc_set(c, KS("k"), v, TC_VALUE_MAX + 1, 0u, 0));
+	ASSERT_RC(-EMSGSIZE, tc_add(c, KS("new"), v, TC_VALUE_MAX + 1, 0u, 0));
+	ASSERT_RC(-EMSGSIZE, tc_cas(c, KS("k"), ver, v, TC_VALUE_MAX + 1, 0u, 0));
+	ASSERT_RC(-EMSGSIZE, tc_set(c, KS("new"), v, SIZE_MAX, 0u, 0));
+	ASSERT_RC(-ENOENT, tc_get(c, KS("new"), buf, sizeof(buf), NULL));
+	expect_str(c, "k", "small");
+	assert_int_equal(ver, meta_of(c, "k").version);
+	free(v);
+	tc_close(c);
+}
+
+/* Every key-taking call with KLEN: expected code EXP (0 = the call works). */
+static void check_klen(tc_cache *c, const unsigned char *key, size_t klen, int exp)
+{
+	unsigned char buf[16];
+	const void *p;
+	tc_meta m;
+	int64_t out;
+
+	if (exp != 0) {
+		ASSERT_RC(exp, tc_set(c, key, klen, "v", 1, 0u, 0));
+		ASSERT_RC(exp, tc_add(c, key, klen, "v", 1, 0u, 0));
+		ASSERT_RC(exp, tc_cas(c, key, klen, 1, "v", 1, 0u, 0));
+		ASSERT_RC(exp, tc_get(c, key, klen, buf, sizeof(buf), &m));
+		ASSERT_RC(exp, tc_del(c, key, klen));
+		ASSERT_RC(exp, tc_expire(c, key, klen, 0));
+		ASSERT_RC(exp, tc_incr(c, key, klen, 1, 0, &out));
+		ASSERT_RC(0, tc_read_lock(c));
+		ASSERT_RC(exp, tc_peek(c, key, klen, &p, &m));
+		tc_read_unlock(c);
+		assert_false(tc_exists(c, key, klen));
+		return;
+	}
+	ASSERT_RC(0, tc_set(c, key, klen, "v", 1, 0u, 0));
+	ASSERT_RC(0, tc_get(c, key, klen, buf, sizeof(buf), &m));
+	assert_int_equal(1, m.len);
+	ASSERT_RC(-EEXIST, tc_add(c, key, klen, "v", 1, 0u, 0));
+	ASSERT_RC(0, tc_cas(c, key, klen, m.version, "w", 1, 0u, 0));
+	ASSERT_RC(0, tc_expire(c, key, klen, 0));
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(0, tc_peek(c, key, klen, &p, &m));
+	assert_int_equal('w', *(const char *)p);
+	tc_read_unlock(c);
+	assert_true(tc_exists(c, key, klen));
+	ASSERT_RC(0, tc_del(c, key, klen));
+	ASSERT_RC(0, tc_incr(c, key, klen, 3, 0, &out));
+	assert_int_equal(3, out);
+	ASSERT_RC(0, tc_del(c, key, klen));
+	ASSERT_RC(0, tc_add(c, key, klen, "v", 1, 0u, 0));
+}
+
+static void test_key_length_0_and_513_return_einval_512_ok(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	unsigned char key[TC_KEY_MAX + 1];
+	tc_cache *c = open_small(name);
+	size_t i;
+
+	(void)state;
+	assert_int_equal(512, TC_KEY_MAX);
+	for (i = 0; i < sizeof(key); i++)
+		key[i] = (unsigned char)(i * 7 + 1);
+	check_klen(c, key, 0, -EINVAL);
+	check_klen(c, key, TC_KEY_MAX + 1, -EINVAL);
+	check_klen(c, key, SIZE_MAX, -EINVAL);
+	check_klen(c, key, TC_KEY_MAX, 0);
+	check_klen(c, key, 1, 0);
+	tc_close(c);
+}
+
+static void test_binary_keys_are_distinct(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[8];
+	tc_cache *c = open_small(name);
+	tc_meta m;
+
+	(void)state;
+	ASSERT_RC(0, tc_set(c, "a\0b", 3, "1", 1, 0u, 0));
+	ASSERT_RC(0, tc_set(c, "a\0c", 3, "2", 1, 0u, 0));
+	ASSERT_RC(0, tc_set(c, "a", 1, "3", 1, 0u, 0));
+	ASSERT_RC(0, tc_set(c, "a\0", 2, "4", 1, 0u, 0));
+	ASSERT_RC(0, tc_get(c, "a\0b", 3, buf, sizeof(buf), &m));
+	assert_int_equal('1', buf[0]);
+	ASSERT_RC(0, tc_get(c, "a\0c", 3, buf, sizeof(buf), &m));
+	assert_int_equal('2', buf[0]);
+	ASSERT_RC(0, tc_get(c, "a", 1, buf, sizeof(buf), &m));
+	assert_int_equal('3', buf[0]);
+	ASSERT_RC(0, tc_get(c, "a\0", 2, buf, sizeof(buf), &m));
+	assert_int_equal('4', buf[0]);
+	ASSERT_RC(-ENOENT, tc_get(c, "a\0d", 3, buf, sizeof(buf), &m));
+	tc_close(c);
+}
+
+static void test_null_pointers_return_einval(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[16];
+	tc_cache *c = open_small(name);
+	const void *p;
+	tc_meta m;
+	tc_stats *st;
+	tc_info info;
+	int64_t out;
+
+	(void)state;
+	set_str(c, "k", "value", 0);
+	ASSERT_RC(-EINVAL, tc_get(NULL, KS("k"), buf, sizeof(buf), &m));
+	ASSERT_RC(-EINVAL, tc_get(c, NULL, 1, buf, sizeof(buf), &m));
+	ASSERT_RC(-EINVAL, tc_get(c, KS("k"), NULL, sizeof(buf), &m));
+	ASSERT_RC(-EINVAL, tc_set(NULL, KS("k"), "v", 1, 0u, 0));
+	ASSERT_RC(-EINVAL, tc_set(c, NULL, 1, "v", 1, 0u, 0));
+	ASSERT_RC(-EINVAL, tc_set(c, KS("k"), NULL, 1, 0u, 0));
+	ASSERT_RC(-EINVAL, tc_add(NULL, KS("n"), "v", 1, 0u, 0));
+	ASSERT_RC(-EINVAL, tc_add(c, NULL, 1, "v", 1, 0u, 0));
+	ASSERT_RC(-EINVAL, tc_add(c, KS("n"), NULL, 1, 0u, 0));
+	ASSERT_RC(-EINVAL, tc_cas(NULL, KS("k"), 1, "v", 1, 0u, 0));
+	ASSERT_RC(-EINVAL, tc_cas(c, NULL, 1, 1, "v", 1, 0u, 0));
+	ASSERT_RC(-EINVAL, tc_cas(c, KS("k"), meta_of(c, "k").version, NULL, 1, 0u, 0));
+	ASSERT_RC(-EINVAL, tc_del(NULL, KS("k")));
+	ASSERT_RC(-EINVAL, tc_del(c, NULL, 1));
+	ASSERT_RC(-EINVAL, tc_expire(NULL, KS("k"), 0));
+	ASSERT_RC(-EINVAL, tc_expire(c, NULL, 1, 0));
+	ASSERT_RC(-EINVAL, tc_incr(NULL, KS("n"), 1, 0, &out));
+	ASSERT_RC(-EINVAL, tc_incr(c, NULL, 1, 1, 0, &out));
+	ASSERT_RC(-EINVAL, tc_read_lock(NULL));
+	tc_read_unlock(NULL);
+	ASSERT_RC(-EINVAL, tc_peek(NULL, KS("k"), &p, &m));
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(-EINVAL, tc_peek(c, NULL, 1, &p, &m));
+	ASSERT_RC(-EINVAL, tc_peek(c, KS("k"), NULL, &m));
+	tc_read_unlock(c);
+	st = malloc(sizeof(*st));
+	assert_non_null(st);
+	ASSERT_RC(-EINVAL, tc_get_stats(NULL, st));
+	ASSERT_RC(-EINVAL, tc_get_stats(c, NULL));
+	ASSERT_RC(-EINVAL, tc_get_info(NULL, &info));
+	ASSERT_RC(-EINVAL, tc_get_info(c, NULL));
+	assert_false(tc_exists(NULL, KS("k")));
+	assert_false(tc_exists(c, NULL, 1));
+	free(st);
+	/* None of the refused calls changed anything. */
+	expect_str(c, "k", "value");
+	ASSERT_RC(-ENOENT, tc_get(c, KS("n"), buf, sizeof(buf), &m));
+	tc_close(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* add / cas / del                                                      */
+/* ------------------------------------------------------------------ */
+
+static void test_add_missing_key_succeeds(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name);
+
+	(void)state;
+	ASSERT_RC(0, tc_add(c, KS("signal:1"), KS("pub"), 3u, 0));
+	expect_str(c, "signal:1", "pub");
+	assert_int_equal(3, meta_of(c, "signal:1").type);
+	tc_close(c);
+}
+
+static void test_add_existing_returns_eexist(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name);
+	tc_meta m0;
+
+	(void)state;
+	set_str(c, "k", "first", 0);
+	m0 = meta_of(c, "k");
+	ASSERT_RC(-EEXIST, tc_add(c, KS("k"), KS("second"), 0u, 0));
+	expect_str(c, "k", "first");
+	assert_int_equal(m0.version, meta_of(c, "k").version);
+	tc_close(c);
+}
+
+static void test_add_on_expired_key_succeeds(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name);
+	tc_meta m;
+
+	(void)state;
+	set_str(c, "k", "old", TTL_SHORT_MS);
+	bb_sleep_ms(TTL_SLEEP_MS);
+	ASSERT_RC(0, tc_add(c, KS("k"), KS("new"), 0u, 0));
+	expect_str(c, "k", "new");
+	m = meta_of(c, "k");
+	assert_int_equal(0, m.expires_ms);
+	tc_close(c);
+}
+
+static void test_cas_with_current_version_succeeds(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name);
+	tc_meta m0, m1;
+
+	(void)state;
+	set_str(c, "k", "v1", 0);
+	m0 = meta_of(c, "k");
+	ASSERT_RC(0, tc_cas(c, KS("k"), m0.version, KS("v2"), 4u, 0));
+	expect_str(c, "k", "v2");
+	m1 = meta_of(c, "k");
+	assert_true(m1.version > m0.version);
+	assert_int_equal(4, m1.type);
+	tc_close(c);
+}
+
+static void test_cas_stale_version_returns_econflict(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name);
+	tc_meta m0, m1;
+
+	(void)state;
+	set_str(c, "k", "v1", 0);
+	m0 = meta_of(c, "k");
+	set_str(c, "k", "v2", 0);
+	m1 = meta_of(c, "k");
+	ASSERT_RC(TC_ECONFLICT, tc_cas(c, KS("k"), m0.version, KS("v3"), 0u, 0));
+	ASSERT_RC(TC_ECONFLICT, tc_cas(c, KS("k"), m1.version + 1, KS("v3"), 0u, 0));
+	ASSERT_RC(TC_ECONFLICT, tc_cas(c, KS("k"), 0, KS("v3"), 0u, 0));
+	expect_str(c, "k", "v2");
+	assert_int_equal(m1.version, meta_of(c, "k").version);
+	/* Of two cas with the same version only the first wins. */
+	ASSERT_RC(0, tc_cas(c, KS("k"), m1.version, KS("v4"), 0u, 0));
+	ASSERT_RC(TC_ECONFLICT, tc_cas(c, KS("k"), m1.version, KS("v5"), 0u, 0));
+	expect_str(c, "k", "v4");
+	tc_close(c);
+}
+
+static void test_cas_missing_returns_enoent(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[8];
+	tc_cache *c = open_small(name);
+
+	(void)state;
+	ASSERT_RC(-ENOENT, tc_cas(c, KS("nope"), 1, KS("v"), 0u, 0));
+	ASSERT_RC(-ENOENT, tc_cas(c, KS("nope"), 0, KS("v"), 0u, 0));
+	ASSERT_RC(-ENOENT, tc_get(c, KS("nope"), buf, sizeof(buf), NULL));
+	tc_close(c);
+}
+
+static void test_cas_expired_returns_enoent(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[8];
+	tc_cache *c = open_small(name);
+	tc_meta m;
+
+	(void)state;
+	set_str(c, "k", "v", TTL_SHORT_MS);
+	m = meta_of(c, "k");
+	bb_sleep_ms(TTL_SLEEP_MS);
+	ASSERT_RC(-ENOENT, tc_cas(c, KS("k"), m.version, KS("w"), 0u, 0));
+	ASSERT_RC(-ENOENT, tc_get(c, KS("k"), buf, sizeof(buf), NULL));
+	tc_close(c);
+}
+
+static void test_cas_after_delete_and_reinsert_returns_econflict(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name);
+	tc_meta m0;
+
+	(void)state;
+	set_str(c, "k", "A", 0);
+	m0 = meta_of(c, "k");
+	ASSERT_RC(0, tc_del(c, KS("k")));
+	ASSERT_RC(-ENOENT, tc_cas(c, KS("k"), m0.version, KS("B"), 0u, 0));
+	set_str(c, "k", "A", 0); /* same bytes again: no ABA */
+	assert_true(meta_of(c, "k").version > m0.version);
+	ASSERT_RC(TC_ECONFLICT, tc_cas(c, KS("k"), m0.version, KS("B"), 0u, 0));
+	expect_str(c, "k", "A");
+	tc_close(c);
+}
+
+static void test_del_removes_key(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[8];
+	tc_cache *c = open_small(name);
+
+	(void)state;
+	set_str(c, "k", "v", 0);
+	set_str(c, "other", "o", 0);
+	ASSERT_RC(0, tc_del(c, KS("k")));
+	ASSERT_RC(-ENOENT, tc_get(c, KS("k"), buf, sizeof(buf), NULL));
+	assert_false(tc_exists(c, KS("k")));
+	ASSERT_RC(-ENOENT, tc_del(c, KS("k")));
+	expect_str(c, "other", "o");
+	tc_close(c);
+}
+
+static void test_del_missing_returns_enoent(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name);
+
+	(void)state;
+	ASSERT_RC(-ENOENT, tc_del(c, KS("never")));
+	tc_close(c);
+}
+
+static void test_del_expired_returns_enoent(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name);
+
+	(void)state;
+	set_str(c, "k", "v", TTL_SHORT_MS);
+	bb_sleep_ms(TTL_SLEEP_MS);
+	ASSERT_RC(-ENOENT, tc_del(c, KS("k")));
+	tc_close(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* TTL and tc_expire                                                    */
+/* ------------------------------------------------------------------ */
+
+static void test_ttl_expiry_makes_key_absent(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[8];
+	tc_cache *c = open_small(name);
+	const void *p;
+	int64_t t0, t1;
+	tc_meta m;
+
+	(void)state;
+	t0 = bb_realtime_ms();
+	set_str(c, "k", "v", TTL_SHORT_MS);
+	t1 = bb_realtime_ms();
+	set_str(c, "forever", "f", 0);
+	m = meta_of(c, "k");
+	assert_expiry_near(m.expires_ms, t0, t1, TTL_SHORT_MS);
+	assert_true(tc_exists(c, KS("k")));
+	bb_sleep_ms(TTL_SLEEP_MS);
+	ASSERT_RC(-ENOENT, tc_get(c, KS("k"), buf, sizeof(buf), &m));
+	assert_false(tc_exists(c, KS("k")));
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(-ENOENT, tc_peek(c, KS("k"), &p, &m));
+	tc_read_unlock(c);
+	ASSERT_RC(-ENOENT, tc_expire(c, KS("k"), 0));
+	expect_str(c, "forever", "f");
+	tc_close(c);
+}
+
+static void test_ttl_default_uses_segment_default_ttl(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[8];
+	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_cache *c = NULL;
+	int64_t t0, t1;
+	tc_meta m;
+
+	(void)state;
+	bb_name(name);
+	o.default_ttl_ms = 60000;
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	t0 = bb_realtime_ms();
+	ASSERT_RC(0, tc_set(c, KS("k"), KS("v"), 0u, TC_TTL_DEFAULT));
+	t1 = bb_realtime_ms();
+	assert_expiry_near(meta_of(c, "k").expires_ms, t0, t1, 60000);
+	ASSERT_RC(0, tc_set(c, KS("z"), KS("v"), 0u, 0)); /* 0 still means never */
+	assert_int_equal(0, meta_of(c, "z").expires_ms);
+	ASSERT_RC(0, tc_set(c, KS("e"), KS("v"), 0u, 0));
+	t0 = bb_realtime_ms();
+	ASSERT_RC(0, tc_expire(c, KS("e"), TC_TTL_DEFAULT));
+	t1 = bb_realtime_ms();
+	assert_expiry_near(meta_of(c, "e").expires_ms, t0, t1, 60000);
+	tc_close(c);
+
+	/* A short default really expires. */
+	bb_name(name);
+	o.default_ttl_ms = TTL_SHORT_MS;
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	ASSERT_RC(0, tc_add(c, KS("k"), KS("v"), 0u, TC_TTL_DEFAULT));
+	ASSERT_RC(0, tc_incr(c, KS("n"), 1, TC_TTL_DEFAULT, NULL));
+	assert_true(meta_of(c, "n").expires_ms != 0);
+	bb_sleep_ms(TTL_SLEEP_MS);
+	ASSERT_RC(-ENOENT, tc_get(c, KS("k"), buf, sizeof(buf), &m));
+	ASSERT_RC(-ENOENT, tc_get(c, KS("n"), buf, sizeof(buf), &m));
+	tc_close(c);
+}
+
+static void test_ttl_default_zero_default_never_expires(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name); /* default_ttl_ms 0 */
+
+	(void)state;
+	ASSERT_RC(0, tc_set(c, KS("k"), KS("v"), 0u, TC_TTL_DEFAULT));
+	assert_int_equal(0, meta_of(c, "k").expires_ms);
+	tc_close(c);
+}
+
+static void test_expire_sets_ttl_keeps_value_bumps_version(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[8];
+	tc_cache *c = open_small(name);
+	tc_meta m0, m1;
+	int64_t t0, t1;
+
+	(void)state;
+	ASSERT_RC(0, tc_set(c, KS("k"), KS("value"), 12u, 0));
+	m0 = meta_of(c, "k");
+	t0 = bb_realtime_ms();
+	ASSERT_RC(0, tc_expire(c, KS("k"), TTL_SHORT_MS));
+	t1 = bb_realtime_ms();
+	m1 = meta_of(c, "k");
+	assert_true(m1.version > m0.version);
+	assert_int_equal(12, m1.type);
+	assert_int_equal(5, m1.len);
+	assert_expiry_near(m1.expires_ms, t0, t1, TTL_SHORT_MS);
+	expect_str(c, "k", "value");
+	bb_sleep_ms(TTL_SLEEP_MS);
+	ASSERT_RC(-ENOENT, tc_get(c, KS("k"), buf, sizeof(buf), NULL));
+	tc_close(c);
+}
+
+static void test_expire_zero_removes_expiry(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name);
+	tc_meta m0, m1;
+
+	(void)state;
+	set_str(c, "k", "v", TTL_SHORT_MS);
+	m0 = meta_of(c, "k");
+	assert_true(m0.expires_ms != 0);
+	ASSERT_RC(0, tc_expire(c, KS("k"), 0));
+	m1 = meta_of(c, "k");
+	assert_int_equal(0, m1.expires_ms);
+	assert_true(m1.version > m0.version);
+	bb_sleep_ms(TTL_SLEEP_MS);
+	expect_str(c, "k", "v");
+	assert_int_equal(0, meta_of(c, "k").expires_ms);
+	tc_close(c);
+}
+
+static void test_expire_missing_returns_enoent(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[8];
+	tc_cache *c = open_small(name);
+
+	(void)state;
+	ASSERT_RC(-ENOENT, tc_expire(c, KS("nope"), 1000));
+	ASSERT_RC(-ENOENT, tc_expire(c, KS("nope"), 0));
+	ASSERT_RC(-ENOENT, tc_get(c, KS("nope"), buf, sizeof(buf), NULL));
+	tc_close(c);
+}
+
+static void test_sweep_removes_expired_entries(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name);
+	tc_sweep_report rep;
+	tc_stats *st = calloc(1, sizeof(*st));
+
+	(void)state;
+	assert_non_null(st);
+	set_str(c, "a", "v", TTL_SHORT_MS);
+	set_str(c, "b", "v", TTL_SHORT_MS);
+	set_str(c, "keep", "v", 0);
+	ASSERT_RC(0, tc_get_stats(c, st));
+	assert_int_equal(3, st->entries);
+	bb_sleep_ms(TTL_SLEEP_MS);
+	memset(&rep, 0, sizeof(rep));
+	ASSERT_RC(0, tc_sweep(c, 0, &rep));
+	assert_int_equal(2, rep.expired);
+	ASSERT_RC(0, tc_get_stats(c, st));
+	assert_int_equal(1, st->entries);
+	assert_int_equal(2, st->expirations);
+	expect_str(c, "keep", "v");
+	ASSERT_RC(0, tc_sweep(c, 0, NULL));
+	free(st);
+	tc_close(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Versions                                                             */
+/* ------------------------------------------------------------------ */
+
+static void test_version_grows_on_every_change(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	unsigned char cnt[8];
+	tc_cache *c = open_small(name);
+	uint64_t v[8];
+	int i = 0, j;
+
+	(void)state;
+	set_str(c, "k", "a", 0);
+	v[i++] = meta_of(c, "k").version;
+	set_str(c, "k", "a", 0); /* same bytes: still a change */
+	v[i++] = meta_of(c, "k").version;
+	ASSERT_RC(0, tc_expire(c, KS("k"), 60000));
+	v[i++] = meta_of(c, "k").version;
+	ASSERT_RC(0, tc_cas(c, KS("k"), v[i - 1], KS("b"), 0u, 0));
+	v[i++] = meta_of(c, "k").version;
+	le64_put(cnt, 10);
+	ASSERT_RC(0, tc_set(c, KS("k"), cnt, 8, TC_TYPE_COUNTER, 0));
+	v[i++] = meta_of(c, "k").version;
+	ASSERT_RC(0, tc_incr(c, KS("k"), 1, 0, NULL));
+	v[i++] = meta_of(c, "k").version;
+	ASSERT_RC(0, tc_incr(c, KS("k"), 0, 0, NULL)); /* delta 0 still writes */
+	v[i++] = meta_of(c, "k").version;
+	ASSERT_RC(0, tc_expire(c, KS("k"), 0));
+	v[i++] = meta_of(c, "k").version;
+	for (j = 1; j < i; j++)
+		if (v[j] <= v[j - 1])
+			fail_msg("change %d: version %llu not above %llu", j,
+				 (unsigned long long)v[j], (unsigned long long)v[j - 1]);
+	tc_close(c);
+}
+
+static void test_version_grows_across_delete_and_reinsert(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name);
+	uint64_t last = 0, v;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 20; i++) {
+		switch (i % 3) {
+		case 0: set_str(c, "k", "x", 0); break;
+		case 1: ASSERT_RC(0, tc_add(c, KS("k"), KS("x"), 0u, 0)); break;
+		default: ASSERT_RC(0, tc_incr(c, KS("k"), 1, 0, NULL)); break;
+		}
+		v = meta_of(c, "k").version;
+		if (v <= last)
+			fail_msg("round %d: version %llu not above %llu", i,
+				 (unsigned long long)v, (unsigned long long)last);
+		last = v;
+		ASSERT_RC(0, tc_del(c, KS("k")));
+	}
+	tc_close(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* tc_incr                                                              */
+/* ------------------------------------------------------------------ */
+
+static void test_incr_missing_starts_from_zero_with_ttl(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	unsigned char buf[16];
+	tc_cache *c = open_small(name);
+	int64_t out = 99, t0, t1;
+	tc_meta m;
+
+	(void)state;
+	t0 = bb_realtime_ms();
+	ASSERT_RC(0, tc_incr(c, KS("n"), 5, TTL_SHORT_MS, &out));
+	t1 = bb_realtime_ms();
+	assert_int_equal(5, out);
+	ASSERT_RC(0, tc_get(c, KS("n"), buf, sizeof(buf), &m));
+	assert_int_equal(8, m.len);
+	assert_int_equal(TC_TYPE_COUNTER, m.type);
+	assert_int_equal(5, le64_get(buf));
+	assert_expiry_near(m.expires_ms, t0, t1, TTL_SHORT_MS);
+	ASSERT_RC(0, tc_incr(c, KS("m"), -7, 0, &out));
+	assert_int_equal(-7, out);
+	assert_int_equal(0, meta_of(c, "m").expires_ms);
+	bb_sleep_ms(TTL_SLEEP_MS);
+	ASSERT_RC(-ENOENT, tc_get(c, KS("n"), buf, sizeof(buf), &m));
+	ASSERT_RC(0, tc_incr(c, KS("n"), 2, 0, &out)); /* expired: starts again */
+	assert_int_equal(2, out);
+	tc_close(c);
+}
+
+static void test_incr_existing_keeps_expiry(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name);
+	int64_t out;
+	tc_meta m0, m1;
+
+	(void)state;
+	ASSERT_RC(0, tc_incr(c, KS("n"), 1, 60000, &out));
+	m0 = meta_of(c, "n");
+	ASSERT_RC(0, tc_incr(c, KS("n"), 1, 5, &out));
+	assert_int_equal(2, out);
+	m1 = meta_of(c, "n");
+	assert_int_equal(m0.expires_ms, m1.expires_ms);
+	ASSERT_RC(0, tc_incr(c, KS("p"), 1, 0, &out));
+	ASSERT_RC(0, tc_incr(c, KS("p"), 1, 60000, &out));
+	assert_int_equal(0, meta_of(c, "p").expires_ms);
+	bb_sleep_ms(20);
+	ASSERT_RC(0, tc_incr(c, KS("n"), 10, 0, &out)); /* 0 does not clear it */
+	assert_int_equal(12, out);
+	assert_int_equal(m0.expires_ms, meta_of(c, "n").expires_ms);
+	tc_close(c);
+}
+
+static void test_incr_non_counter_returns_etype(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	unsigned char eight[9] = { 1, 0, 0, 0, 0, 0, 0, 0, 0 };
+	tc_cache *c = open_small(name);
+	int64_t out = 1234;
+	tc_meta m0;
+
+	(void)state;
+	set_str(c, "s", "hello", 0);
+	m0 = meta_of(c, "s");
+	ASSERT_RC(TC_ETYPE, tc_incr(c, KS("s"), 1, 0, &out));
+	expect_str(c, "s", "hello");
+	assert_int_equal(m0.version, meta_of(c, "s").version);
+	ASSERT_RC(0, tc_set(c, KS("untyped8"), eight, 8, TC_TYPE_NONE, 0));
+	ASSERT_RC(TC_ETYPE, tc_incr(c, KS("untyped8"), 1, 0, &out));
+	ASSERT_RC(0, tc_set(c, KS("counter4"), eight, 4, TC_TYPE_COUNTER, 0));
+	ASSERT_RC(TC_ETYPE, tc_incr(c, KS("counter4"), 1, 0, &out));
+	ASSERT_RC(0, tc_set(c, KS("counter9"), eight, 9, TC_TYPE_COUNTER, 0));
+	ASSERT_RC(TC_ETYPE, tc_incr(c, KS("counter9"), 1, 0, &out));
+	ASSERT_RC(0, tc_set(c, KS("empty"), eight, 0, TC_TYPE_COUNTER, 0));
+	ASSERT_RC(TC_ETYPE, tc_incr(c, KS("empty"), 1, 0, &out));
+	assert_int_equal(1234, out);
+	tc_close(c);
+}
+
+static void test_set_counter_seeds_incr(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	unsigned char v[8], buf[8];
+	tc_cache *c = open_small(name);
+	int64_t out;
+
+	(void)state;
+	le64_put(v, 40);
+	ASSERT_RC(0, tc_set(c, KS("n"), v, 8, TC_TYPE_COUNTER, 0));
+	ASSERT_RC(0, tc_incr(c, KS("n"), 2, 0, &out));
+	assert_int_equal(42, out);
+	ASSERT_RC(0, tc_incr(c, KS("n"), -50, 0, &out));
+	assert_int_equal(-8, out);
+	ASSERT_RC(0, tc_get(c, KS("n"), buf, sizeof(buf), NULL));
+	assert_int_equal(-8, le64_get(buf));
+	tc_close(c);
+}
+
+static void test_get_reads_counter_little_endian(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	static const unsigned char want[8] = { 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01 };
+	unsigned char buf[8];
+	tc_cache *c = open_small(name);
+	int64_t out;
+	tc_meta m;
+
+	(void)state;
+	ASSERT_RC(0, tc_incr(c, KS("n"), 0x0102030405060708ll, 0, &out));
+	ASSERT_RC(0, tc_get(c, KS("n"), buf, sizeof(buf), &m));
+	assert_int_equal(8, m.len);
+	assert_int_equal(TC_TYPE_COUNTER, m.type);
+	assert_memory_equal(want, buf, 8);
+	tc_close(c);
+}
+
+static void test_incr_wraps_on_overflow(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	unsigned char v[8];
+	tc_cache *c = open_small(name);
+	int64_t out;
+
+	(void)state;
+	le64_put(v, INT64_MAX);
+	ASSERT_RC(0, tc_set(c, KS("n"), v, 8, TC_TYPE_COUNTER, 0));
+	ASSERT_RC(0, tc_incr(c, KS("n"), 1, 0, &out));
+	assert_true(out == INT64_MIN);
+	ASSERT_RC(0, tc_incr(c, KS("n"), -1, 0, &out));
+	assert_true(out == INT64_MAX);
+	tc_close(c);
+}
+
+static void test_incr_null_out_is_allowed(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	unsigned char buf[8];
+	tc_cache *c = open_small(name);
+
+	(void)state;
+	ASSERT_RC(0, tc_incr(c, KS("n"), 3, 0, NULL));
+	ASSERT_RC(0, tc_incr(c, KS("n"), 4, 0, NULL));
+	ASSERT_RC(0, tc_get(c, KS("n"), buf, sizeof(buf), NULL));
+	assert_int_equal(7, le64_get(buf));
+	tc_close(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Read sections and tc_peek                                            */
+/* ------------------------------------------------------------------ */
+
+static void test_peek_outside_read_section_returns_einval(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name);
+	const void *p = NULL;
+	tc_meta m;
+
+	(void)state;
+	set_str(c, "k", "v", 0);
+	ASSERT_RC(-EINVAL, tc_peek(c, KS("k"), &p, &m));
+	ASSERT_RC(0, tc_read_lock(c));
+	tc_read_unlock(c);
+	ASSERT_RC(-EINVAL, tc_peek(c, KS("k"), &p, &m)); /* after the section */
+	tc_close(c);
+}
+
+static void test_peek_returns_value_and_meta(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name);
+	const void *p = NULL;
+	tc_meta m, g;
+
+	(void)state;
+	ASSERT_RC(0, tc_set(c, KS("k"), KS("peekaboo"), 31u, 0));
+	g = meta_of(c, "k");
+	ASSERT_RC(0, tc_read_lock(c));
+	memset(&m, 0, sizeof(m));
+	ASSERT_RC(0, tc_peek(c, KS("k"), &p, &m));
+	assert_non_null(p);
+	assert_int_equal(8, m.len);
+	assert_int_equal(31, m.type);
+	assert_int_equal(g.version, m.version);
+	assert_memory_equal(p, "peekaboo", 8);
+	ASSERT_RC(0, tc_peek(c, KS("k"), &p, NULL)); /* meta may be NULL */
+	ASSERT_RC(-ENOENT, tc_peek(c, KS("missing"), &p, &m));
+	tc_read_unlock(c);
+	tc_close(c);
+}
+
+#define PEEK_VLEN 200
+
+struct overwriter {
+	tc_cache *c;
+	int rounds;
+	volatile int rc;   /* first failing code, 0 when all worked */
+	volatile int done;
+};
+
+static int overwrite_rounds(tc_cache *c, int rounds)
+{
+	unsigned char v[PEEK_VLEN];
+	uint64_t freed;
+	int i, rc;
+
+	for (i = 0; i < rounds; i++) {
+		memset(v, 'a' + i % 26, sizeof(v));
+		rc = tc_set(c, KS("k"), v, sizeof(v), 0u, 0);
+		if (rc != 0)
+			return rc;
+		if (i % 10 == 9) {
+			rc = tc_del(c, KS("k"));
+			if (rc != 0)
+				return rc;
+			rc = tc_reclaim(c, &freed);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	return tc_set(c, KS("k"), "final", 5, 0u, 0);
+}
+
+static void *overwriter_main(void *arg)
+{
+	struct overwriter *w = arg;
+
+	w->rc = overwrite_rounds(w->c, w->rounds);
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void begin_peek(tc_cache *c, const void **p, unsigned char *copy, tc_meta *m)
+{
+	unsigned char v[PEEK_VLEN];
+
+	memset(v, 'Z', sizeof(v));
+	ASSERT_RC(0, tc_set(c, KS("k"), v, sizeof(v), 0u, 0));
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(0, tc_read_lock(c)); /* nested */
+	ASSERT_RC(0, tc_peek(c, KS("k"), p, m));
+	assert_int_equal(PEEK_VLEN, m->len);
+	memcpy(copy, *p, PEEK_VLEN);
+	assert_memory_equal(copy, v, PEEK_VLEN);
+}
+
+static void end_peek(tc_cache *c, const void *p, const unsigned char *copy)
+{
+	const void *q;
+	tc_meta m;
+
+	/* The writer has replaced, deleted and reclaimed many times. */
+	assert_memory_equal(p, copy, PEEK_VLEN);
+	tc_read_unlock(c); /* inner: still inside the outer section */
+	assert_memory_equal(p, copy, PEEK_VLEN);
+	ASSERT_RC(0, tc_peek(c, KS("k"), &q, &m)); /* the section is still open */
+	assert_int_equal(5, m.len);
+	assert_memory_equal(q, "final", 5);
+	assert_memory_equal(p, copy, PEEK_VLEN);
+	tc_read_unlock(c);
+	ASSERT_RC(-EINVAL, tc_peek(c, KS("k"), &q, &m));
+}
+
+static void test_read_lock_nests_and_peek_stays_valid_against_thread(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	unsigned char copy[PEEK_VLEN];
+	tc_cache *c = open_small(name);
+	struct overwriter w = { c, 500, 0, 0 };
+	struct timespec ts;
+	const void *p;
+	pthread_t t;
+	tc_meta m;
+	int rc;
+
+	(void)state;
+	begin_peek(c, &p, copy, &m);
+	assert_int_equal(0, pthread_create(&t, NULL, overwriter_main, &w));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 60;
+	rc = pthread_timedjoin_np(t, NULL, &ts);
+	if (rc != 0) {
+		tc_read_unlock(c);
+		tc_read_unlock(c);
+		pthread_join(t, NULL);
+		fail_msg("the writer thread was blocked by a read section");
+	}
+	ASSERT_RC(0, w.rc);
+	end_peek(c, p, copy);
+	tc_close(c);
+}
+
+static void test_peek_stays_valid_against_writer_process(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	unsigned char copy[PEEK_VLEN];
+	tc_cache *c = open_small(name), *d;
+	const void *p;
+	pid_t pid;
+	tc_meta m;
+	int rc;
+
+	(void)state;
+	begin_peek(c, &p, copy, &m);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		alarm(60); /* a blocked writer shows as a signal */
+		if (tc_open(&d, name, NULL) != 0)
+			_exit(BB_EXIT_SETUP);
+		rc = overwrite_rounds(d, 500);
+		if (rc != 0)
+			bb_child_fail("overwrite: %s", tc_strerror(rc));
+		tc_close(d);
+		_exit(rc == 0 ? BB_EXIT_OK : BB_EXIT_FAIL);
+	}
+	rc = bb_wait(pid);
+	if (rc != 0) {
+		tc_read_unlock(c);
+		tc_read_unlock(c);
+		fail_msg("writer process ended with status %d", rc);
+	}
+	end_peek(c, p, copy);
+	tc_close(c);
+}
+
+struct slot_holder {
+	const char *name;
+	int lock_rc;
+	int open_rc;
+	int entered;   /* set when inside the read section */
+	int release;   /* set by the main thread */
+};
+
+static void *slot_holder_main(void *arg)
+{
+	struct slot_holder *h = arg;
+	tc_cache *c = NULL;
+
+	h->open_rc = tc_open(&c, h->name, NULL);
+	if (h->open_rc == 0)
+		h->lock_rc = tc_read_lock(c);
+	__atomic_store_n(&h->entered, 1, __ATOMIC_RELEASE);
+	if (h->open_rc != 0 || h->lock_rc != 0)
+		return NULL;
+	while (!__atomic_load_n(&h->release, __ATOMIC_ACQUIRE))
+		bb_sleep_ms(1);
+	tc_read_unlock(c);
+	tc_close(c);
+	return NULL;
+}
+
+static void test_read_lock_returns_eusers_when_all_slots_taken(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[8];
+	tc_opts o = bb_opts(1024, 1u << 20, 1);
+	struct slot_holder h;
+	tc_cache *c = NULL;
+	pthread_t t;
+	int rc_lock, rc_get, rc_set;
+
+	(void)state;
+	bb_name(name);
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	tc_close(c);
+	memset(&h, 0, sizeof(h));
+	h.name = name;
+	assert_int_equal(0, pthread_create(&t, NULL, slot_holder_main, &h));
+	while (!__atomic_load_n(&h.entered, __ATOMIC_ACQUIRE))
+		bb_sleep_ms(1);
+	if (h.open_rc != 0 || h.lock_rc != 0) {
+		pthread_join(t, NULL);
+		fail_msg("holder thread: open %d, read_lock %d", h.open_rc, h.lock_rc);
+	}
+	c = NULL;
+	ASSERT_RC(0, tc_open(&c, name, NULL));
+	rc_lock = tc_read_lock(c);
+	if (rc_lock == 0)
+		tc_read_unlock(c);
+	rc_get = tc_get(c, KS("k"), buf, sizeof(buf), NULL);
+	rc_set = tc_set(c, KS("k"), KS("v"), 0u, 0);
+	__atomic_store_n(&h.release, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	ASSERT_RC(-EUSERS, rc_lock);
+	ASSERT_RC(-EUSERS, rc_get);
+	ASSERT_RC(-EUSERS, rc_set);
+	/* The holder closed its handle: the slot is free again. */
+	ASSERT_RC(0, tc_read_lock(c));
+	tc_read_unlock(c);
+	set_str(c, "k", "v", 0);
+	expect_str(c, "k", "v");
+	tc_close(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Capacity and eviction                                                */
+/* ------------------------------------------------------------------ */
+
+static void test_evict_none_entries_full_returns_enospc_and_keeps_all(void **state)
+{
+	char name[TC_NAME_MAX + 1], key[32], val[32], buf[32];
+	tc_opts o = bb_opts(TC_MIN_ENTRIES, 1u << 20, 4);
+	tc_stats *st = calloc(1, sizeof(*st));
+	tc_cache *c = NULL;
+	unsigned n, i;
+	size_t kl;
+	tc_meta m;
+	int rc = 0;
+
+	(void)state;
+	assert_non_null(st);
+	bb_name(name);
+	o.eviction = TC_EVICT_NONE;
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	for (n = 0; n < 100000; n++) {
+		kl = bb_key(key, sizeof(key), "k", n);
+		snprintf(val, sizeof(val), "v%u", n);
+		rc = tc_set(c, key, kl, val, strlen(val), 0u, 0);
+		if (rc != 0)
+			break;
+	}
+	ASSERT_RC(-ENOSPC, rc);
+	ASSERT_RC(0, tc_get_stats(c, st));
+	/* max_entries live keys always fit; the index may hold a few more. */
+	if (n < TC_MIN_ENTRIES || n > st->index_slots)
+		fail_msg("%u keys fit, expected %u..%llu", n, TC_MIN_ENTRIES,
+			 (unsigned long long)st->index_slots);
+	assert_int_equal(n, st->entries);
+	assert_int_equal(0, st->evictions);
+	kl = bb_key(key, sizeof(key), "k", n);
+	ASSERT_RC(-ENOSPC, tc_add(c, key, kl, "x", 1, 0u, 0));
+	ASSERT_RC(-ENOSPC, tc_incr(c, key, kl, 1, 0, NULL));
+	ASSERT_RC(-ENOENT, tc_get(c, key, kl, buf, sizeof(buf), NULL));
+	for (i = 0; i < n; i++) {
+		kl = bb_key(key, sizeof(key), "k", i);
+		snprintf(val, sizeof(val), "v%u", i);
+		ASSERT_RC(0, tc_get(c, key, kl, buf, sizeof(buf), &m));
+		assert_int_equal(strlen(val), m.len);
+		assert_memory_equal(val, buf, m.len);
+	}
+	/* Replacing a live key needs no new entry; a delete frees one. */
+	ASSERT_RC(0, tc_set(c, KS("k0"), KS("again"), 0u, 0));
+	expect_str(c, "k0", "again");
+	ASSERT_RC(0, tc_del(c, KS("k1")));
+	kl = bb_key(key, sizeof(key), "k", n);
+	ASSERT_RC(0, tc_add(c, key, kl, "x", 1, 0u, 0));
+	ASSERT_RC(0, tc_get_stats(c, st));
+	assert_int_equal(n, st->entries);
+	free(st);
+	tc_close(c);
+}
+
+#define MEMV 4000
+
+static void test_evict_none_memory_full_returns_enospc_and_keeps_all(void **state)
+{
+	char name[TC_NAME_MAX + 1], key[32];
+	unsigned char val[MEMV], buf[MEMV];
+	tc_opts o = bb_opts(1024, TC_MIN_MEMORY, 4);
+	tc_stats *st = calloc(1, sizeof(*st));
+	tc_cache *c = NULL;
+	unsigned n, i;
+	uint64_t freed;
+	size_t kl;
+	tc_meta m;
+	int rc = 0;
+
+	(void)state;
+	assert_non_null(st);
+	bb_name(name);
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	for (n = 0; n < 10000; n++) {
+		kl = bb_key(key, sizeof(key), "k", n);
+		memset(val, (int)(n & 0xff), sizeof(val));
+		rc = tc_set(c, key, kl, val, sizeof(val), 0u, 0);
+		if (rc != 0)
+			break;
+	}
+	ASSERT_RC(-ENOSPC, rc);
+	assert_true(n >= 2);
+	assert_true(n < TC_MIN_MEMORY / MEMV + 1);
+	ASSERT_RC(0, tc_get_stats(c, st));
+	assert_int_equal(n, st->entries);
+	assert_int_equal(0, st->evictions);
+	for (i = 0; i < n; i++) {
+		kl = bb_key(key, sizeof(key), "k", i);
+		memset(val, (int)(i & 0xff), sizeof(val));
+		ASSERT_RC(0, tc_get(c, key, kl, buf, sizeof(buf), &m));
+		assert_int_equal(MEMV, m.len);
+		assert_memory_equal(val, buf, MEMV);
+	}
+	/* Once a key is deleted and its memory reclaimed, a set fits again. */
+	ASSERT_RC(0, tc_del(c, KS("k0")));
+	ASSERT_RC(0, tc_reclaim(c, &freed));
+	kl = bb_key(key, sizeof(key), "k", n);
+	ASSERT_RC(0, tc_set(c, key, kl, val, sizeof(val), 0u, 0));
+	free(st);
+	tc_close(c);
+}
+
+static void test_evict_lru_makes_sets_succeed_when_full(void **state)
+{
+	char name[TC_NAME_MAX + 1], key[32];
+	unsigned char val[MEMV], buf[MEMV];
+	tc_opts o = bb_opts(1024, TC_MIN_MEMORY, 4);
+	tc_stats *st = calloc(1, sizeof(*st));
+	tc_cache *c = NULL;
+	unsigned n;
+	size_t kl;
+	tc_meta m;
+
+	(void)state;
+	assert_non_null(st);
+	/* Memory runs out first. */
+	bb_name(name);
+	o.eviction = TC_EVICT_LRU;
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	for (n = 0; n < 200; n++) {
+		kl = bb_key(key, sizeof(key), "k", n);
+		memset(val, (int)(n & 0xff), sizeof(val));
+		ASSERT_RC(0, tc_set(c, key, kl, val, sizeof(val), 0u, 0));
+		ASSERT_RC(0, tc_get(c, key, kl, buf, sizeof(buf), &m));
+		assert_memory_equal(val, buf, MEMV);
+	}
+	ASSERT_RC(0, tc_get_stats(c, st));
+	assert_true(st->evictions > 0);
+	assert_true(st->entries < 200);
+	assert_int_equal(200, st->entries + st->evictions);
+	tc_close(c);
+
+	/* Entries run out first. */
+	bb_name(name);
+	o = bb_opts(TC_MIN_ENTRIES, 1u << 20, 4);
+	o.eviction = TC_EVICT_LRU;
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	for (n = 0; n < 1000; n++) {
+		kl = bb_key(key, sizeof(key), "k", n);
+		ASSERT_RC(0, tc_set(c, key, kl, "v", 1, 0u, 0));
+	}
+	ASSERT_RC(0, tc_add(c, KS("added"), "v", 1, 0u, 0));
+	ASSERT_RC(0, tc_incr(c, KS("counted"), 1, 0, NULL));
+	expect_str(c, "added", "v");
+	ASSERT_RC(0, tc_get_stats(c, st));
+	assert_true(st->evictions > 0);
+	assert_true(st->entries <= st->index_slots);
+	assert_int_equal(1002, st->entries + st->evictions);
+	free(st);
+	tc_close(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Isolation, statistics, info, strings                                 */
+/* ------------------------------------------------------------------ */
+
+static void test_two_segments_with_same_key_are_isolated(void **state)
+{
+	char n1[TC_NAME_MAX + 1], n2[TC_NAME_MAX + 1], buf[8];
+	tc_cache *a = open_small(n1), *b = open_small(n2);
+	int64_t out;
+
+	(void)state;
+	set_str(a, "regime:AAPL", "bull", 0);
+	set_str(b, "regime:AAPL", "bear", 0);
+	expect_str(a, "regime:AAPL", "bull");
+	expect_str(b, "regime:AAPL", "bear");
+	ASSERT_RC(0, tc_del(a, KS("regime:AAPL")));
+	ASSERT_RC(-ENOENT, tc_get(a, KS("regime:AAPL"), buf, sizeof(buf), NULL));
+	expect_str(b, "regime:AAPL", "bear");
+	ASSERT_RC(0, tc_add(a, KS("only-a"), KS("1"), 0u, 0));
+	ASSERT_RC(-ENOENT, tc_get(b, KS("only-a"), buf, sizeof(buf), NULL));
+	ASSERT_RC(0, tc_incr(a, KS("n"), 5, 0, &out));
+	ASSERT_RC(0, tc_incr(b, KS("n"), 1, 0, &out));
+	assert_int_equal(1, out);
+	tc_close(a);
+	tc_close(b);
+}
+
+static void test_stats_count_exact_on_fresh_segment(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[16];
+	tc_opts o = bb_opts(2048, 2u << 20, 8);
+	tc_stats *st = calloc(1, sizeof(*st));
+	tc_cache *c = NULL;
+	const void *p;
+
+	(void)state;
+	assert_non_null(st);
+	bb_name(name);
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	ASSERT_RC(0, tc_get_stats(c, st));
+	assert_int_equal(0, st->hits);
+	assert_int_equal(0, st->misses);
+	assert_int_equal(0, st->sets);
+	assert_int_equal(0, st->entries);
+	assert_int_equal(0, st->memory_used);
+
+	set_str(c, "a", "1", 0);
+	set_str(c, "b", "2", 0);
+	ASSERT_RC(0, tc_get(c, KS("a"), buf, sizeof(buf), NULL));          /* hit */
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(0, tc_peek(c, KS("b"), &p, NULL));                         /* hit */
+	tc_read_unlock(c);
+	ASSERT_RC(-ENOENT, tc_get(c, KS("zz"), buf, sizeof(buf), NULL));    /* miss */
+	ASSERT_RC(0, tc_add(c, KS("c"), KS("3"), 0u, 0));                   /* add */
+	ASSERT_RC(-EEXIST, tc_add(c, KS("a"), KS("x"), 0u, 0));             /* exists */
+	ASSERT_RC(0, tc_del(c, KS("b")));                                   /* delete */
+	ASSERT_RC(-ENOENT, tc_get(c, KS("b"), buf, sizeof(buf), NULL));     /* miss */
+	ASSERT_RC(-EINVAL, tc_get(c, "a", 0, buf, sizeof(buf), NULL));      /* error */
+	ASSERT_RC(0, tc_get_stats(c, st));
+	assert_int_equal(2, st->hits);
+	assert_int_equal(2, st->misses);
+	assert_int_equal(2, st->sets);
+	assert_int_equal(1, st->adds);
+	assert_int_equal(1, st->deletes);
+	assert_int_equal(0, st->expirations);
+	assert_int_equal(0, st->evictions);
+	assert_int_equal(1, st->errors);
+	assert_true(st->ops >= 9 && st->ops <= 10);
+	assert_true(st->hit_rate > 0.49 && st->hit_rate < 0.51);
+	assert_int_equal(2, st->entries);                     /* a and c */
+	assert_int_equal(2048, st->max_entries);
+	assert_true(st->index_slots >= 2048);
+	assert_int_equal(2u << 20, st->memory_bytes);
+	assert_int_equal(8, st->max_readers);
+	assert_true(st->memory_used > 0);
+	assert_true(st->memory_used <= st->memory_bytes);
+	assert_true(st->memory_retired <= st->memory_used);
+	assert_true(st->readers >= 1 && st->readers <= 8);
+	assert_int_equal(1, st->attached);
+	assert_true(st->nclasses <= TC_NCLASSES);
+	/* A second handle sees the same totals. */
+	{
+		tc_cache *d = NULL;
+		tc_stats *s2 = calloc(1, sizeof(*s2));
+
+		assert_non_null(s2);
+		ASSERT_RC(0, tc_open(&d, name, NULL));
+		ASSERT_RC(0, tc_get_stats(d, s2));
+		assert_int_equal(2, s2->hits);
+		assert_int_equal(2, s2->misses);
+		assert_int_equal(2, s2->entries);
+		tc_close(d);
+		free(s2);
+	}
+	free(st);
+	tc_close(c);
+}
+
+static void test_get_info_reports_geometry(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = bb_opts(4096, 3u << 20, 12);
+	tc_cache *c = NULL, *d = NULL;
+	tc_info info, info2;
+	int64_t t0, t1;
+
+	(void)state;
+	bb_name(name);
+	o.mode = 0660;
+	o.default_ttl_ms = 1234;
+	o.eviction = TC_EVICT_LRU;
+	t0 = bb_realtime_ms();
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	t1 = bb_realtime_ms();
+	memset(&info, 0, sizeof(info));
+	ASSERT_RC(0, tc_get_info(c, &info));
+	assert_string_equal(name, info.name);
+	assert_true(info.layout_version > 0);
+	assert_int_equal(4096, info.max_entries);
+	assert_int_equal(3u << 20, info.memory_bytes);
+	assert_int_equal(12, info.max_readers);
+	assert_int_equal(0660, info.mode);
+	assert_int_equal(1234, info.default_ttl_ms);
+	assert_int_equal(TC_EVICT_LRU, info.eviction);
+	assert_true(info.segment_bytes >= info.memory_bytes);
+	assert_true(info.created_ms >= t0 - 1000 && info.created_ms <= t1 + 1000);
+	assert_int_equal(getpid(), info.creator_pid);
+	/* Another handle (attach only) reports the same. */
+	ASSERT_RC(0, tc_open(&d, name, NULL));
+	memset(&info2, 0, sizeof(info2));
+	ASSERT_RC(0, tc_get_info(d, &info2));
+	assert_string_equal(info.name, info2.name);
+	assert_int_equal(info.max_entries, info2.max_entries);
+	assert_int_equal(info.memory_bytes, info2.memory_bytes);
+	assert_int_equal(info.segment_bytes, info2.segment_bytes);
+	assert_int_equal(info.created_ms, info2.created_ms);
+	tc_close(d);
+	tc_close(c);
+}
+
+static void test_get_info_defaults_for_zero_opts(void **state)
+{
+	char name[TC_NAME_MAX + 1], path[128];
+	tc_opts o;
+	tc_cache *c = NULL;
+	tc_info info;
+	struct stat st;
+
+	(void)state;
+	bb_name(name);
+	memset(&o, 0, sizeof(o));
+	o.flags = TC_CREATE;
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	ASSERT_RC(0, tc_get_info(c, &info));
+	assert_int_equal(TC_DEFAULT_ENTRIES, info.max_entries);
+	assert_int_equal(TC_DEFAULT_MEMORY, info.memory_bytes);
+	assert_int_equal(TC_DEFAULT_READERS, info.max_readers);
+	assert_int_equal(0600, info.mode);
+	assert_int_equal(0, info.default_ttl_ms);
+	assert_int_equal(TC_EVICT_NONE, info.eviction);
+	bb_shm_path(path, sizeof(path), name);
+	assert_int_equal(0, stat(path, &st));
+	assert_int_equal(info.segment_bytes, (uint64_t)st.st_size);
+	tc_close(c);
+}
+
+static void test_strerror_names_every_code(void **state)
+{
+	static const int errnos[] = { -ENOENT, -EEXIST, -E2BIG, -EINVAL, -EMSGSIZE,
+				      -ENOSPC, -EUSERS, -EACCES, -ENOMEM, -EBUSY };
+	static const struct { int code; const char *msg; } lib[] = {
+#define XX(name, val, msg) { TC_##name, msg },
+		TC_ERRNO_MAP(XX)
+#undef XX
+	};
+	const char *s, *t;
+	size_t i, j;
+
+	(void)state;
+	assert_true(TC_ECONFLICT < -4095);
+	assert_int_equal(TC_ENORUN, TC_ERRNO_LAST);
+	s = tc_strerror(0);
+	assert_non_null(s);
+	assert_true(strlen(s) > 0);
+	for (i = 0; i < BB_ARRAY_SIZE(errnos); i++) {
+		s = tc_strerror(errnos[i]);
+		assert_non_null(s);
+		assert_true(strlen(s) > 0);
+		for (j = 0; j < i; j++)
+			assert_string_not_equal(s, tc_strerror(errnos[j]));
+	}
+	for (i = 0; i < BB_ARRAY_SIZE(lib); i++) {
+		s = tc_strerror(lib[i].code);
+		assert_non_null(s);
+		assert_string_equal(lib[i].msg, s);
+		for (j = 0; j < BB_ARRAY_SIZE(lib); j++)
+			if (j != i)
+				assert_string_not_equal(s, tc_strerror(lib[j].code));
+		for (j = 0; j < BB_ARRAY_SIZE(errnos); j++)
+			assert_string_not_equal(s, tc_strerror(errnos[j]));
+	}
+	/* Unknown codes still get a message. */
+	t = tc_strerror(-29999);
+	assert_non_null(t);
+	assert_non_null(tc_strerror(TC_ERRNO_LAST - 1));
+	assert_non_null(tc_strerror(INT_MIN));
+	assert_non_null(tc_strerror(12345));
+}
+
+static void test_exists_reports_live_keys(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_small(name);
+
+	(void)state;
+	assert_false(tc_exists(c, KS("k")));
+	set_str(c, "k", "v", 0);
+	assert_true(tc_exists(c, KS("k")));
+	assert_false(tc_exists(c, "k", 0));
+	ASSERT_RC(0, tc_del(c, KS("k")));
+	assert_false(tc_exists(c, KS("k")));
+	tc_close(c);
+}
+
+static void test_now_ms_and_version(void **state)
+{
+	int64_t t0, t, t1;
+
+	(void)state;
+	t0 = bb_realtime_ms();
+	t = tc_now_ms();
+	t1 = bb_realtime_ms();
+	assert_true(t >= t0 - CLOCK_SLACK_MS && t <= t1 + CLOCK_SLACK_MS);
+	assert_string_equal(TC_VERSION_STRING, tc_version());
+}
+
+#define T(f) cmocka_unit_test_teardown(f, bb_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_open_create_then_attach_only_sees_same_data),
+		T(test_open_attach_only_missing_returns_enoent),
+		T(test_open_excl_existing_returns_eexist),
+		T(test_open_same_opts_attaches),
+		T(test_open_zero_geometry_attaches_to_any),
+		T(test_open_geometry_mismatch_returns_egeometry),
+		T(test_open_below_minimum_geometry_returns_einval),
+		T(test_open_bad_names_return_einval),
+		T(test_open_64_char_name_is_valid),
+		T(test_open_null_out_returns_einval),
+		T(test_create_mode_applied_exactly_under_umask),
+		T(test_create_default_mode_is_0600),
+		T(test_open_too_big_for_dev_shm_returns_enospc_and_leaves_nothing),
+		T(test_unlink_missing_returns_enoent),
+		T(test_unlink_makes_attached_handles_return_estale),
+		T(test_reopen_after_unlink_starts_empty),
+		T(test_close_null_is_ignored),
+		T(test_get_missing_returns_enoent),
+		T(test_set_then_get_returns_value_and_meta),
+		T(test_set_overwrites_value_and_type),
+		T(test_get_small_buffer_returns_e2big_and_sets_len),
+		T(test_get_null_meta_is_allowed),
+		T(test_zero_length_value_roundtrip),
+		T(test_value_of_exactly_1mib_is_stored),
+		T(test_value_over_1mib_returns_emsgsize),
+		T(test_key_length_0_and_513_return_einval_512_ok),
+		T(test_binary_keys_are_distinct),
+		T(test_null_pointers_return_einval),
+		T(test_add_missing_key_succeeds),
+		T(test_add_existing_returns_eexist),
+		T(test_add_on_expired_key_succeeds),
+		T(test_cas_with_current_version_succeeds),
+		T(test_cas_stale_version_returns_econflict),
+		T(test_cas_missing_returns_enoent),
+		T(test_cas_expired_returns_enoent),
+		T(test_cas_after_delete_and_reinsert_returns_econflict),
+		T(test_del_removes_key),
+		T(test_del_missing_returns_enoent),
+		T(test_del_expired_returns_enoent),
+		T(test_ttl_expiry_makes_key_absent),
+		T(test_ttl_default_uses_segment_default_ttl),
+		T(test_ttl_default_zero_default_never_expires),
+		T(test_expire_sets_ttl_keeps_value_bumps_version),
+		T(test_expire_zero_removes_expiry),
+		T(test_expire_missing_returns_enoent),
+		T(test_sweep_removes_expired_entries),
+		T(test_version_grows_on_every_change),
+		T(test_version_grows_across_delete_and_reinsert),
+		T(test_incr_missing_starts_from_zero_with_ttl),
+		T(test_incr_existing_keeps_expiry),
+		T(test_incr_non_counter_returns_etype),
+		T(test_set_counter_seeds_incr),
+		T(test_get_reads_counter_little_endian),
+		T(test_incr_wraps_on_overflow),
+		T(test_incr_null_out_is_allowed),
+		T(test_peek_outside_read_section_returns_einval),
+		T(test_peek_returns_value_and_meta),
+		T(test_read_lock_nests_and_peek_stays_valid_against_thread),
+		T(test_peek_stays_valid_against_writer_process),
+		T(test_read_lock_returns_eusers_when_all_slots_taken),
+		T(test_evict_none_entries_full_returns_enospc_and_keeps_all),
+		T(test_evict_none_memory_full_returns_enospc_and_keeps_all),
+		T(test_evict_lru_makes_sets_succeed_when_full),
+		T(test_two_segments_with_same_key_are_isolated),
+		T(test_stats_count_exact_on_fresh_segment),
+		T(test_get_info_reports_geometry),
+		T(test_get_info_defaults_for_zero_opts),
+		T(test_strerror_names_every_code),
+		T(test_exists_reports_live_keys),
+		T(test_now_ms_and_version),
+	};
+
+	if (getenv("TC_TEST_FILTER")) /* run only the tests matching this glob */
+		cmocka_set_test_filter(getenv("TC_TEST_FILTER"));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,51 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Smoke test of shm-bench: a tiny validating run on tickcache (1k keys, one
+# reader, one writer, then one writer alone, evicting), which must exit 0 and
+# report zero torn, foreign and falsely-missing reads and zero errors in its
+# CSV.  No timing is checked: benchmarks are not tests.
+set -u
+BIN=${BIN:-build/bin}
+B="$BIN/shm-bench"
+[ -x "$B" ] || { echo "test_bench_smoke: $B not built"; exit 1; }
+out=$(mktemp) || exit 1
+trap 'rm -f "$out"' EXIT INT TERM
+fail=0
+
+# run LABEL ARGS...: runs shm-bench --csv-header --validate ARGS, checks the "all" rows.
+run() {
+	label=$1; shift
+	if ! "$B" --csv-header --validate --label "$label" "$@" >"$out" 2>&1; then
+		echo "FAIL $label: shm-bench exited non-zero"; cat "$out"; fail=1; return
+	fi
+	# Columns by name from the header, so a new column does not break this.
+	awk -F, -v label="$label" '
+		NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+		$col["scope"] == "all" {
+			rows++
+			if ($col["torn"] != 0 || $col["foreign"] != 0 ||
+			    $col["false_missing"] != 0 || $col["errors"] != 0) {
+				printf "FAIL %s: %s torn %s foreign %s false_missing %s errors %s\n",
+				       label, $col["op"], $col["torn"], $col["foreign"],
+				       $col["false_missing"], $col["errors"]
+				bad = 1
+			}
+			if ($col["count"] + 0 <= 0) { printf "FAIL %s: no ops\n", label; bad = 1 }
+			if ($col["op"] == "get" && $col["reads"] + 0 <= 0) {
+				printf "FAIL %s: no reads counted\n", label; bad = 1
+			}
+		}
+		END {
+			if (rows < 1) { printf "FAIL %s: no result rows\n", label; bad = 1 }
+			exit bad
+		}' "$out" || { cat "$out"; fail=1; return; }
+	echo "ok   $label"
+}
+
+run smoke-get  -b tickcache -k 1000 -n 20000 --warmup 1000 -d uniform -r 1 -w 1
+run smoke-peek -b tickcache -k 1000 -n 20000 --warmup 1000 -d zipf -o peek -r 1 -w 1
+run smoke-set  -b tickcache -k 1000 -n 20000 -o set -d uniform
+run smoke-add  -b tickcache -k 1000 -n 5000 -o add
+run smoke-evict -b tickcache -k 4000 -s 1024 -n 20000 --warmup 1000 -d uniform -r 1 -w 1 \
+	--evict --memory 2M
+exit $fail

@@ -1,0 +1,436 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# tools/bench.sh - the standard benchmark suite of shm-bench (`make bench`).
+#
+# Installs what it needs (tools/deps.sh bench when there is one, else
+# apt-get itself), starts its own redis-server (unix socket + 127.0.0.1 on a
+# high port, no persistence) and memcached (127.0.0.1), runs every scenario
+# RUNS times (default 3) and keeps the median of each figure, stops the
+# servers by pid, profiles the tickcache and array get paths with callgrind,
+# and writes docs/benchmarks.md and docs/bench-latency.png.
+#
+# Environment: BIN (default build/bin), RUNS (3), QUICK=1 (a tenth of the ops,
+# for trying the script), OUTDIR (default docs), KEEP=1 (keep the work dir),
+# QUIET_WAIT=SEC (first wait up to SEC s for the host's load to drop below 1),
+# NICE=N (run servers and shm-bench under nice -n N, e.g. -20 as root on a
+# shared host).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${BIN:-$ROOT/build/bin}
+case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
+OUTDIR=${OUTDIR:-$ROOT/docs}
+RUNS=${RUNS:-3}
+QUICK=${QUICK:-0}
+SB=$BIN/shm-bench
+NICE=${NICE:-0}
+RUNPRIO=()
+[ "$NICE" != 0 ] && RUNPRIO=(nice -n "$NICE")
+WORK=$(mktemp -d /tmp/shm-bench.XXXXXX)
+REDIS_PID= MC_PID=
+T0=$(date +%s)
+# QUIET_WAIT=SEC: wait up to SEC seconds for the 1-minute load to fall below 1.
+if [ "${QUIET_WAIT:-0}" -gt 0 ]; then
+	for _ in $(seq "$QUIET_WAIT"); do
+		awk '{ exit !($1 < 1.0) }' /proc/loadavg && break
+		sleep 1
+	done
+fi
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+cleanup() {
+	[ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
+	[ -n "$MC_PID" ] && kill "$MC_PID" 2>/dev/null && wait "$MC_PID" 2>/dev/null
+	REDIS_PID= MC_PID=
+	if [ "${KEEP:-0}" = 1 ]; then log "work files kept in $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- deps
+have_all() {   # valgrind is optional: without it the profile section is skipped
+	command -v redis-server >/dev/null && command -v redis-cli >/dev/null &&
+	command -v memcached >/dev/null && command -v gnuplot >/dev/null &&
+	pkg-config --exists hiredis libmemcached
+}
+
+install_deps() {
+	if [ -x "$ROOT/tools/deps.sh" ] && ! have_all; then
+		"$ROOT/tools/deps.sh" bench || true
+	fi
+	have_all && { command -v valgrind >/dev/null || [ "$(id -u)" != 0 ]; } && return 0
+	local pkgs="redis-server redis-tools memcached gnuplot-nox valgrind libhiredis-dev libmemcached-dev pkg-config"
+	if [ "$(id -u)" != 0 ]; then
+		log "missing packages; run: sudo apt-get install -y $pkgs"
+		exit 1
+	fi
+	log "installing: $pkgs"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y $pkgs >"$WORK/apt.log" 2>&1 ||
+		{ apt-get update >>"$WORK/apt.log" 2>&1 && apt-get install -y $pkgs >>"$WORK/apt.log" 2>&1; } ||
+		{ cat "$WORK/apt.log" >&2; exit 1; }
+}
+
+install_deps
+
+# shm-bench must have been built with the peers' libraries present.
+if [ ! -x "$SB" ] || ! "$SB" --list | grep -q '^redis-unix' || ! "$SB" --list | grep -q '^memcached'; then
+	log "building shm-bench with the Redis and memcached backends"
+	touch "$ROOT/tools/shm-bench.c"
+	make -C "$ROOT" >"$WORK/make.log" 2>&1 || { cat "$WORK/make.log" >&2; exit 1; }
+fi
+[ -x "$SB" ] || { log "$SB missing after make"; exit 1; }
+HAVE_REDIS=0 HAVE_MC=0
+"$SB" --list | grep -q '^redis-unix' && HAVE_REDIS=1
+"$SB" --list | grep -q '^memcached' && HAVE_MC=1
+
+# ---------------------------------------------------------------- servers
+PORT_BASE=$(( 20000 + ($$ * 7) % 30000 ))
+RPORT=$PORT_BASE MPORT=$((PORT_BASE + 1))
+RSOCK=$WORK/redis.sock
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+if [ $HAVE_REDIS = 1 ]; then
+	"${RUNPRIO[@]}" redis-server --port "$RPORT" --bind 127.0.0.1 --unixsocket "$RSOCK" --unixsocketperm 700 \
+		--save '' --appendonly no --dir "$WORK" --logfile "$WORK/redis.log" \
+		--daemonize no &
+	REDIS_PID=$!
+fi
+if [ $HAVE_MC = 1 ]; then
+	# -m 2048: the 16 KiB set must fit without evictions; -t 2: one per vCPU here.
+	"${RUNPRIO[@]}" memcached -l 127.0.0.1 -p "$MPORT" -U 0 -m 2048 -t 2 -u "$(id -un)" >"$WORK/memcached.log" 2>&1 &
+	MC_PID=$!
+fi
+for _ in $(seq 100); do
+	ok=1
+	[ $HAVE_REDIS = 1 ] && ! redis-cli -s "$RSOCK" ping >/dev/null 2>&1 && ok=0
+	[ $HAVE_MC = 1 ] && ! port_open "$MPORT" && ok=0
+	[ $ok = 1 ] && break
+	sleep 0.1
+done
+[ $ok = 1 ] || { log "servers did not come up"; cat "$WORK"/*.log >&2; exit 1; }
+log "redis pid $REDIS_PID (unix $RSOCK, tcp 127.0.0.1:$RPORT), memcached pid $MC_PID (127.0.0.1:$MPORT)"
+
+PEERS=(--redis-socket "$RSOCK" --redis-port "$RPORT" --memcached-port "$MPORT")
+
+# ---------------------------------------------------------------- scenarios
+RAW=$WORK/raw.csv
+"$SB" --csv-header -n 1 --warmup 0 -b array -k 16 | head -1 >"$RAW"
+
+# n COUNT: op count scaled by QUICK.
+n() { if [ "$QUICK" = 1 ]; then echo $(( $1 / 10 )); else echo "$1"; fi; }
+
+# scen LABEL BACKEND ARGS...: RUNS validating runs; CSV rows to $RAW, the
+# last run's percentile distribution to $WORK/pct-LABEL-BACKEND.dat.
+scen() {
+	local label=$1 be=$2 r
+	shift 2
+	echo "| $label | $be | \`shm-bench --validate -b $be $*\` |" >>"$WORK/cmds.md"
+	for r in $(seq "$RUNS"); do
+		if ! "${RUNPRIO[@]}" "$SB" --csv --validate --label "$label" -b "$be" "${PEERS[@]}" \
+			--percentiles "$WORK/pct-$label-$be.dat" "$@" >>"$RAW" 2>"$WORK/err"; then
+			# Exit 1 with nothing on stderr: the run completed and counted
+			# bad reads (the tables show them); anything else is a failure.
+			if [ -s "$WORK/err" ]; then
+				log "run failed: $label $be $* (run $r):"
+				sed 's/^/    /' "$WORK/err" >&2
+			fi
+		fi
+	done
+}
+
+log "suite: $RUNS runs per scenario (QUICK=$QUICK)"
+NG=$(n 1000000) NR=$(n 100000) NT=$(n 50000)
+
+# 1. get, 100k keys, 64 B, uniform, one reader.
+for be in array rculfhash tickcache mutexshm; do scen get64u "$be" -d uniform -n "$NG"; done
+scen get64u-peek tickcache -d uniform -n "$NG" -o peek
+[ $HAVE_REDIS = 1 ] && { scen get64u redis-unix -d uniform -n "$NR"; scen get64u redis-tcp -d uniform -n "$NT"; }
+[ $HAVE_MC = 1 ] && scen get64u memcached -d uniform -n "$NT"
+# 2. the same with 1 KiB values, and 16 KiB values over 10k keys (memory).
+for be in array tickcache; do scen get1k "$be" -d uniform -s 1024 -n "$NG"; done
+scen get1k-peek tickcache -d uniform -s 1024 -n "$NG" -o peek
+[ $HAVE_REDIS = 1 ] && scen get1k redis-unix -d uniform -s 1024 -n "$NT"
+[ $HAVE_MC = 1 ] && scen get1k memcached -d uniform -s 1024 -n "$NT"
+for be in array tickcache; do scen get16k "$be" -d uniform -k 10000 -s 16384 -n "$(n 200000)"; done
+scen get16k-peek tickcache -d uniform -k 10000 -s 16384 -n "$(n 200000)" -o peek
+[ $HAVE_REDIS = 1 ] && scen get16k redis-unix -d uniform -k 10000 -s 16384 -n "$(n 20000)"
+[ $HAVE_MC = 1 ] && scen get16k memcached -d uniform -k 10000 -s 16384 -n "$(n 20000)"
+# 3. Zipf (s = 0.99) and a single hot key.
+for be in array rculfhash tickcache; do scen get64z "$be" -d zipf -n "$NG"; done
+scen get64z-peek tickcache -d zipf -n "$NG" -o peek
+[ $HAVE_REDIS = 1 ] && scen get64z redis-unix -d zipf -n "$NR"
+for be in array rculfhash tickcache; do scen hot "$be" -d hot -n "$NG"; done
+scen hot-peek tickcache -d hot -n "$NG" -o peek
+# 4. set: overwrite of a random key; add of a fresh key.
+for be in array rculfhash tickcache mutexshm; do scen set64 "$be" -o set -d uniform -n "$NG"; done
+[ $HAVE_REDIS = 1 ] && scen set64 redis-unix -o set -d uniform -n "$NR"
+[ $HAVE_MC = 1 ] && scen set64 memcached -o set -d uniform -n "$NT"
+for be in array tickcache; do scen add64 "$be" -o add -n "$(n 300000)"; done
+[ $HAVE_REDIS = 1 ] && scen add64 redis-unix -o add -n "$NT"
+[ $HAVE_MC = 1 ] && scen add64 memcached -o add -n "$NT"
+# 5. set while the store is full and evicting (memory for about a third of
+#    the keys), with a validating reader beside the writer.
+scen evict tickcache -d uniform -r 1 -w 1 -n "$NG" --evict --memory 4M
+scen evict mutexshm -d uniform -r 1 -w 1 -n "$NG" --memory 2M
+scen evict1k mutexshm -d uniform -k 20000 -s 1024 -r 1 -w 1 -n "$NG" --memory 8M
+scen evict1k tickcache -d uniform -k 20000 -s 1024 -r 1 -w 1 -n "$NG" --evict --memory 8M
+# 6. a reader alone, then beside one writer at 100k sets/s (pinned).
+scen rd-alone tickcache -d uniform -r 1 -n "$(n 2000000)" --pin
+scen rd-writer tickcache -d uniform -r 1 -w 1 --rate 100000 -n "$(n 2000000)" --pin
+# 7. throughput of one reader and of two (pinned, one per vCPU).
+for be in tickcache array; do
+	scen scale1 "$be" -d uniform -r 1 -n "$(n 2000000)" --pin
+	scen scale2 "$be" -d uniform -r 2 -n "$(n 2000000)" --pin
+done
+# 8. validation under stress: 2 readers + 2 writers, Zipf, evicting.
+scen stress tickcache -d zipf -r 2 -w 2 -n "$(n 1000000)" --evict --memory 4M
+scen stress-hot mutexshm -d hot --hot-keys 16 -s 1024 -r 1 -w 1 -n "$(n 1000000)"
+scen stress-hot tickcache -d hot --hot-keys 16 -s 1024 -r 1 -w 1 -n "$(n 1000000)"
+
+[ -n "$REDIS_PID" ] && kill "$REDIS_PID" && wait "$REDIS_PID" 2>/dev/null || true
+[ -n "$MC_PID" ] && kill "$MC_PID" && wait "$MC_PID" 2>/dev/null || true
+REDIS_PID= MC_PID=
+log "servers stopped; suite took $(( $(date +%s) - T0 )) s"
+
+# ---------------------------------------------------------------- medians
+# One line per label/backend/op (scope "all"): the median of every figure over
+# the runs; validation counts are summed over the runs.
+MED=$WORK/median.txt
+awk -F, '
+function med(key, col,   n, i, j, t, a) {
+	n = cnt[key]
+	for (i = 1; i <= n; i++) a[i] = v[key, col, i] + 0
+	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	if (n % 2) return a[(n + 1) / 2]
+	return (a[n / 2] + a[n / 2 + 1]) / 2
+}
+NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+$c["scope"] == "all" {
+	key = $c["label"] " " $c["backend"] " " $c["op"]
+	if (!(key in cnt)) order[++nk] = key
+	k = ++cnt[key]
+	split("ops_per_s mean_ns p50_ns p90_ns p99_ns p999_ns p9999_ns max_ns", f, " ")
+	for (i = 1; i <= 8; i++) v[key, f[i], k] = $c[f[i]]
+	split("reads misses torn foreign false_missing errors", g, " ")
+	for (i = 1; i <= 6; i++) s[key, g[i]] += $c[g[i]]
+	tim = $c["timer"] " " $c["timer_ovh_ns"]
+}
+END {
+	for (o = 1; o <= nk; o++) {
+		key = order[o]
+		printf "%s %d", key, cnt[key]
+		for (i = 1; i <= 8; i++) printf " %.1f", med(key, f[i])
+		for (i = 1; i <= 6; i++) printf " %d", s[key, g[i]]
+		printf "\n"
+	}
+	print tim > "/dev/stderr"
+}' "$RAW" >"$MED" 2>"$WORK/timer.txt"
+# Fields: 1 label 2 backend 3 op 4 runs 5 ops/s 6 mean 7 p50 8 p90 9 p99 10 p99.9
+#         11 p99.99 12 max 13 reads 14 misses 15 torn 16 foreign 17 false_missing 18 errors
+
+# get LABEL BACKEND OP FIELD -> the median figure (empty when not run)
+get() { awk -v l="$1" -v b="$2" -v o="$3" -v f="$4" '$1 == l && $2 == b && $3 == o { print $f }' "$MED"; }
+
+# ---------------------------------------------------------------- profile
+# callgrind with a cache model, collecting only inside each backend's get:
+# instructions and simulated misses per call (the VM exposes no PMU, so
+# `perf stat` has no hardware counters here).
+PROF=$WORK/profile.txt
+: >"$PROF"
+profile() {   # profile NAME FUNCTION ARGS...   (ARGS must hold "-n COUNT")
+	local name=$1 fn=$2 f out calls tog=()
+	shift 2
+	for f in ${fn//,/ }; do tog+=(--toggle-collect="$f"); done
+	calls=$(echo "$*" | sed -n 's/.*-n \([0-9]*\).*/\1/p')
+	rm -f "$WORK/cg.$name".*
+	# Model this machine's per-core caches: L1d 48 KiB 12-way, L2 2 MiB as "LL".
+	valgrind --tool=callgrind --cache-sim=yes --D1=49152,12,64 --LL=2097152,16,64 \
+		"${tog[@]}" --callgrind-out-file="$WORK/cg.$name.%p" \
+		"$SB" --warmup 0 "$@" >/dev/null 2>"$WORK/cglog.$name" || return 0
+	# The measuring child is the process whose file is the largest.
+	out=$(ls -S "$WORK/cg.$name".* | head -1)
+	callgrind_annotate --inclusive=no "$out" >"$WORK/cga.$name" 2>/dev/null || return 0
+	awk -v name="$name" -v calls="$calls" '
+		/^Events shown:/ { for (i = 3; i <= NF; i++) ev[i - 2] = $i; ne = NF - 2 }
+		/PROGRAM TOTALS/ {
+			line = $0; gsub(/\([^)]*\)/, "", line); gsub(",", "", line)
+			n = split(line, a, " ")
+			for (i = 1; i <= ne; i++) val[ev[i]] = a[i] + 0
+			printf "%-22s %6.0f instructions, %5.2f L1d read misses, %5.2f L1d write misses, %5.2f L2 read misses per op\n",
+			       name ":", val["Ir"] / calls, val["D1mr"] / calls, val["D1mw"] / calls, val["DLmr"] / calls
+		}' "$WORK/cga.$name" >>"$PROF"
+	# The eight costliest functions (exclusive instructions) with their share.
+	awk -v calls="$calls" '
+		/file:function/ { go = 1; getline; next }
+		go && NF == 0 { exit }
+		go && NF > 2 && $1 ~ /^[0-9,]+$/ {
+			ir = $1; gsub(",", "", ir)
+			fn = $NF; if (fn ~ /^\[/) fn = $(NF - 1)
+			sub(/.*:/, "", fn)
+			printf "    %7.1f instr/op  %s\n", ir / calls, fn
+			if (++k == 8) exit
+		}' "$WORK/cga.$name" >"$WORK/cg.$name.top"
+}
+if command -v valgrind >/dev/null; then
+	log "profiling with callgrind"
+	profile tickcache-get tcb_get -b tickcache -d uniform -n 200000
+	profile tickcache-peek tcb_peek,tcb_peek_end -b tickcache -d uniform -n 200000 -o peek
+	profile array-get arr_get -b array -d uniform -n 200000
+	profile tickcache-hot tcb_get -b tickcache -d hot -n 200000
+	profile tickcache-hot-peek tcb_peek,tcb_peek_end -b tickcache -d hot -n 200000 -o peek
+	profile tickcache-set tcb_set -b tickcache -o set -d uniform -n 100000
+	profile tickcache-set-evict tcb_set -b tickcache -o set -d uniform -n 100000 --evict --memory 4M
+fi
+
+# ---------------------------------------------------------------- plot
+mkdir -p "$OUTDIR"
+PNG=$OUTDIR/bench-latency.png
+plot_series() {   # plot_series LABEL BACKEND TITLE -> a gnuplot plot clause
+	local f=$WORK/pct-$1-$2.dat
+	[ -s "$f" ] && printf "'%s' using 3:1 with lines lw 2 title '%s', " "$f" "$3"
+}
+GET_SERIES=$(plot_series get64u array "array (floor)"; plot_series get64u rculfhash "rculfhash";
+	plot_series get64u tickcache "tickcache tc\\_get"; plot_series get64u-peek tickcache "tickcache tc\\_peek";
+	plot_series get64u mutexshm "mutex shm cache"; plot_series get64u redis-unix "Redis unix";
+	plot_series get64u redis-tcp "Redis TCP"; plot_series get64u memcached "memcached")
+SET_SERIES=$(plot_series set64 tickcache "tickcache set"; plot_series evict tickcache "tickcache set, evicting (+reader)";
+	plot_series set64 mutexshm "mutex shm set"; plot_series evict mutexshm "mutex shm set, evicting (+reader)";
+	plot_series set64 rculfhash "rculfhash set"; plot_series set64 redis-unix "Redis unix set")
+gnuplot <<EOF || log "gnuplot failed"
+set terminal pngcairo size 1400,600 font ",10"
+set output '$PNG'
+set multiplot layout 1,2 title "shm-bench, $(nproc) vCPU, $(date -u +%Y-%m-%d): latency by percentile (100k keys, 64 B, uniform; the last of $RUNS runs)"
+set logscale xy
+set xrange [1:1e6]
+set xtics ("50%%" 2, "90%%" 10, "99%%" 100, "99.9%%" 1000, "99.99%%" 10000, "99.999%%" 100000, "99.9999%%" 1000000)
+set xlabel "percentile"
+set ytics ("10 ns" 10, "100 ns" 100, "1 µs" 1000, "10 µs" 1e4, "100 µs" 1e5, "1 ms" 1e6, "10 ms" 1e7, "100 ms" 1e8)
+set ylabel "latency (ns)"
+set grid
+set key top left
+set title "get"
+plot ${GET_SERIES%, }
+set title "set (overwrite of a random key)"
+plot ${SET_SERIES%, }
+unset multiplot
+EOF
+
+# ---------------------------------------------------------------- report
+MD=$OUTDIR/benchmarks.md
+fmt() {   # ns -> text
+	awk -v x="$1" 'BEGIN { if (x == "") print "–"; else if (x >= 1e6) printf "%.2f ms", x / 1e6;
+		else if (x >= 1e4) printf "%.1f µs", x / 1e3; else printf "%.0f ns", x }'
+}
+fmtn() { awk -v x="$1" 'BEGIN { if (x == "") print "–"; else if (x >= 1e6) printf "%.2f M", x / 1e6; else if (x >= 1e3) printf "%.1f k", x / 1e3; else printf "%.0f", x }'; }
+
+table() {   # table LABEL... : all rows of those labels
+	echo "| run | backend | op | ops/s | mean | p50 | p90 | p99 | p99.9 | p99.99 | max | reads | misses | torn | foreign | falsely missing | errors |"
+	echo "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+	local l
+	for l in "$@"; do
+		while read -r lab be op runs tput mean p50 p90 p99 p999 p9999 mx rd ms torn fo fm er; do
+			[ "$lab" = "$l" ] || continue
+			echo "| $lab | $be | $op | $(fmtn "$tput") | $(fmt "$mean") | $(fmt "$p50") | $(fmt "$p90") | $(fmt "$p99") | $(fmt "$p999") | $(fmt "$p9999") | $(fmt "$mx") | $rd | $ms | $torn | $fo | $fm | $er |"
+		done <"$MED"
+	done
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print ""; else printf "%.2f", a / b }'; }
+verdict() { awk -v c="$1" 'BEGIN { if (c == "") print "not measured"; else if (c + 0) print "**met**"; else print "**missed**" }'; }
+cmp() { awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN { if (a == "" || b == "") print ""; else if (op == "<=") print (a + 0 <= b + 0); else print (a + 0 < b + 0) }'; }
+
+tc_get=$(get get64u tickcache get 7); arr_get=$(get get64u array get 7)
+redis_get=$(get get64u redis-unix get 7)
+r1=$(ratio "$tc_get" "$arr_get"); r2=$(ratio "$redis_get" "$tc_get")
+hot_get=$(get hot tickcache get 7); hot_peek=$(get hot-peek tickcache peek 7)
+peek_u=$(get get64u-peek tickcache peek 7)
+set_p999=$(get set64 tickcache set 10); ev_p999=$(get evict tickcache set 10)
+alone_p999=$(get rd-alone tickcache get 10); wr_p999=$(get rd-writer tickcache get 10)
+wr_rate=$(get rd-writer tickcache set 5)
+r3=$(ratio "$wr_p999" "$alone_p999")
+s1=$(get scale1 tickcache get 5); s2=$(get scale2 tickcache get 5); r4=$(ratio "$s2" "$s1")
+a1=$(get scale1 array get 5); a2=$(get scale2 array get 5); r5=$(ratio "$a2" "$a1")
+bad_tc=$(awk '$2 == "tickcache" { s += $15 + $16 + $17 } END { print s + 0 }' "$MED")
+bad_mx=$(awk '$2 == "mutexshm" { t += $15; f += $16 } END { printf "%d torn, %d foreign", t, f }' "$MED")
+valid_runs=$(awk '$2 == "tickcache" && $13 > 0 { n += $4 } END { print n + 0 }' "$MED")
+
+{
+echo "# tickcache benchmarks"
+echo
+echo "Generated by \`make bench\` (tools/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'); do not edit by hand."
+echo
+echo "## Machine and method"
+echo
+echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) vCPU$( lscpu | grep -q '^Hypervisor vendor' && echo " (VM, $(lscpu | sed -n 's/^Hypervisor vendor: *//p'))"); L2 $(lscpu | sed -n 's/^L2 cache: *//p'), L3 $(lscpu | sed -n 's/^L3 cache: *//p')"
+echo "- Memory: $(free -g | awk '/^Mem:/ { print $2 }') GiB; kernel $(uname -r); THP $(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null) (anon), $(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null) (shmem)"
+echo "- Load average (1/5/15 min) before the suite: $LOAD0; after: $(cut -d' ' -f1-3 /proc/loadavg). Other work on the host during the run shows up as tails.$( [ "$NICE" != 0 ] && echo " Servers and shm-bench ran under \`nice -n $NICE\`.")"
+echo "- Compiler: $(${CC:-cc} --version | head -1); commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "- Peers: $(redis-server --version | awk '{ print $1, $2, $3 }'), memcached $(memcached -V | awk '{ print $2 }') (-t 2 -m 2048), both started by the script on loopback"
+echo "- Timer: $(cut -d' ' -f1 "$WORK/timer.txt") calibrated against CLOCK_MONOTONIC; overhead of an empty timed region $(cut -d' ' -f2 "$WORK/timer.txt") ns, **subtracted** from every latency below. The TSC of this VM advances in steps of about 10 ns, so single-op figures are quantised to 10 ns."
+echo "- Every figure is the median of $RUNS runs of \`shm-bench --validate\` (per figure: the median p50 of the runs, the median p99 ..., throughput likewise); validation counts are summed over all runs. Latency is per operation; throughput is per process summed over processes (the timed loop includes the harness: key generation, checksums)."
+echo "- Command: \`make bench\` (= \`tools/bench.sh\`; RUNS=$RUNS QUICK=$QUICK); each row's shm-bench arguments are in tools/bench.sh. Suite time: $(( $(date +%s) - T0 )) s."
+echo "- Backends: \`array\` is an in-process open-addressing table (the memory-latency floor of this machine), \`rculfhash\` liburcu's RCU hash table (memb flavour), both private to each process; \`mutexshm\` is the mutex-writer shared-memory cache people use today (one process-shared mutex for writers, values overwritten in place, a whole memory stripe evicted under the lock, readers without a lock); Redis and memcached over loopback."
+echo
+echo "## Targets (issue 5)"
+echo
+echo "| target | measured | verdict |"
+echo "|---|---|---|"
+echo "| get, 100k keys, 64 B, uniform: p50 ≤ 1.2× the array floor | tickcache $(fmt "$tc_get") vs array $(fmt "$arr_get") = ${r1:-?}× | $(verdict "$(cmp "$r1" "<=" 1.2)") |"
+echo "| … and ≥ 20× lower than Redis over a unix socket | Redis $(fmt "$redis_get") = ${r2:-?}× tickcache | $(verdict "$(cmp 20 "<=" "$r2")") |"
+echo "| hot-key get p50 < 40 ns (timer overhead subtracted) | $(fmt "$hot_get") | $(verdict "$(cmp "$hot_get" "<" 40)") |"
+echo "| tc_peek no slower than tc_get (p50, uniform / hot) | peek $(fmt "$peek_u") vs get $(fmt "$tc_get"); hot $(fmt "$hot_peek") vs $(fmt "$hot_get") | $(verdict "$( [ "$(cmp "$peek_u" "<=" "$tc_get")" = 1 ] && [ "$(cmp "$hot_peek" "<=" "$hot_get")" = 1 ] && echo 1 || echo 0)") |"
+echo "| set (overwrite, random key) p99.9 < 10 µs | $(fmt "$set_p999") | $(verdict "$(cmp "$set_p999" "<" 10000)") |"
+echo "| … also while full and evicting | $(fmt "$ev_p999") | $(verdict "$(cmp "$ev_p999" "<" 10000)") |"
+echo "| reader p99.9 with 1 writer at 100k sets/s ≤ 2× without | $(fmt "$wr_p999") vs $(fmt "$alone_p999") = ${r3:-?}× (writer reached $(fmtn "$wr_rate") sets/s) | $(verdict "$(cmp "$r3" "<=" 2)") |"
+echo "| 2 reader processes ≥ 1.8× the throughput of one | $(fmtn "$s2") vs $(fmtn "$s1") ops/s = ${r4:-?}× (array, private per process: ${r5:-?}×) | $(verdict "$(cmp 1.8 "<=" "$r4")") |"
+echo "| zero torn, foreign or falsely-missing reads, every validating run, eviction included | $bad_tc in $valid_runs tickcache runs (mutexshm: $bad_mx) | $(verdict "$( [ "$bad_tc" = 0 ] && echo 1 || echo 0)") |"
+echo
+echo "![latency by percentile](bench-latency.png)"
+echo
+echo "## get: 100k keys, 64 B, uniform"
+echo; table get64u get64u-peek; echo
+echo "## get: 1 KiB values (100k keys) and 16 KiB values (10k keys)"
+echo; table get1k get1k-peek get16k get16k-peek; echo
+echo "## get: Zipf s = 0.99 and one hot key"
+echo; table get64z get64z-peek hot hot-peek; echo
+echo "## set (overwrite of a random key) and add (of a fresh key, deleted after, untimed)"
+echo; table set64 add64; echo
+echo "## Full and evicting: one writer and one validating reader"
+echo
+echo "tickcache with TC_EVICT_LRU and 4 MiB (100k keys of 64 B) or 8 MiB (20k keys of 1 KiB); mutexshm with 2 MiB / 8 MiB of values. Misses are evicted keys, not errors."
+echo; table evict evict1k; echo
+echo "## A reader beside a writer at 100k sets/s; one and two readers (pinned)"
+echo; table rd-alone rd-writer scale1 scale2; echo
+echo "## Validation under stress"
+echo
+echo "2 readers + 2 writers, Zipf, tickcache evicting in 4 MiB; one hot set of 16 keys of 1 KiB with one writer: the mutex cache's readers copy values while they are rewritten in place."
+echo; table stress stress-hot; echo
+echo "## Commands"
+echo
+echo "Each run: \`build/bin/shm-bench --csv --validate --label RUN\` with the arguments below (plus the peers' socket and ports), $RUNS times."
+echo
+echo "| run | backend | command |"
+echo "|---|---|---|"
+cat "$WORK/cmds.md"
+echo
+echo "## Profile of the hot paths"
+echo
+echo "\`valgrind --tool=callgrind --cache-sim=yes --D1=49152,12,64 --LL=2097152,16,64 --toggle-collect=FN build/bin/shm-bench --warmup 0 ...\` with FN the backend's get, peek and unlock, or set: 200k gets (100k sets), only the operation itself counted (peek = tc_read_lock + tc_peek + tc_read_unlock). The cache figures come from callgrind's model of this machine's per-core caches (L1d 48 KiB 12-way; the 2 MiB L2 modelled as the last level, so "L2 misses" are accesses that go to L3 or DRAM), not from hardware counters: this VM exposes no PMU (\`perf stat -e instructions\` reports \"not supported\")."
+echo
+echo '```'
+cat "$PROF"
+for f in "$WORK"/cg.*.top; do
+	[ -s "$f" ] || continue
+	echo
+	echo "top functions, $(basename "$f" .top | sed 's/^cg\.//') (exclusive):"
+	cat "$f"
+done
+echo '```'
+if [ -f "$ROOT/docs/bench-notes.md" ]; then echo; cat "$ROOT/docs/bench-notes.md"; fi
+} >"$MD"
+log "wrote $MD and $PNG ($(( $(date +%s) - T0 )) s)"

@@ -1,0 +1,720 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shm-sweeper - the maintenance daemon of tickcache segments.
+ *
+ * Every pass it takes each segment (all /dev/shm/tickcache.* rescanned each
+ * pass and on SIGHUP, or the names given), and for each one:
+ *   1. attaches (tc_open without opts), and keeps the handle across passes
+ *      while it holds the segment's lease (attaching maps and populates the
+ *      whole segment, which is not free).  A handle is dropped as soon as
+ *      the segment's file is gone or replaced (another inode), and when
+ *      another sweeper holds the lease, so a removed segment is never kept
+ *      alive by the sweeper for more than a pass; `shm-inspect unlink`
+ *      does not count the lease holder as a user.  A handle holds a reader
+ *      slot, so on small or crowded reader tables it detaches after each
+ *      pass instead;
+ *   2. takes the segment's sweeper lease (tc_lease_acquire): one sweeper
+ *      per segment.  A segment whose lease a live sweeper holds is skipped
+ *      and retried every pass, so a second sweeper waits and takes over
+ *      when the first dies (a dead holder's lease is free at once) or stops
+ *      renewing it for --stale ms;
+ *   3. calls tc_sweep in chunks of --budget index slots until the whole
+ *      index was covered, yielding the CPU and renewing the lease between
+ *      chunks, so a pass never monopolises a core nor holds anything a
+ *      strategy's hot path waits for (tc_sweep is lock-free anyway);
+ *   4. runs one grace period (tc_reclaim) when retired memory is left;
+ *   5. once per idle period (no other live process attached), runs
+ *      tc_audit, the exact mark-and-sweep that recovers what a process
+ *      killed in a write's few-instruction window left behind.
+ * The cache stays correct without a sweeper: it only keeps memory, reader
+ * slots and gauges in shape.
+ *
+ * Exit codes: 0 ok (also after SIGTERM/SIGINT, once the pass ends), 1 a
+ * named segment was not found (--once), 2 usage, 3 a segment error
+ * (--once) or a startup failure, 4 --once skipped a segment because another
+ * live sweeper holds its lease, or the pidfile is locked by a running one.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tickcache.h"
+#include "common.h"
+
+enum { L_ERROR, L_WARN, L_INFO, L_DEBUG };
+
+static const char *prog = "shm-sweeper";
+static int log_level = L_INFO;
+static bool use_syslog;
+static volatile sig_atomic_t g_stop, g_rescan;
+
+static const char usage_text[] =
+	"usage: shm-sweeper [OPTIONS] [NAME...]\n"
+	"  -i, --interval MS     pause between passes (default 1000; s/m suffixes)\n"
+	"  -1, --once            one pass over every segment, then exit\n"
+	"  -f, --foreground      do not daemonise; log to stderr\n"
+	"  -p, --pidfile PATH    write (and lock) a pidfile\n"
+	"  -l, --log-level L     error, warn, info (default) or debug\n"
+	"  -b, --budget N        index slots per tc_sweep call (default 4096, 0 = all)\n"
+	"  -s, --stale MS        take over a lease whose heartbeat is older (default\n"
+	"                        max(5000, 3 x interval))\n"
+	"      --no-audit        never run tc_audit on idle segments\n"
+	"  -h, --help, -V, --version\n"
+	"Without NAME, every /dev/shm/tickcache.* segment (rescanned each pass and on SIGHUP).\n";
+
+static void logm(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void logm(int level, const char *fmt, ...)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	char msg[1024];
+	va_list ap;
+
+	if (level > log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (use_syslog) {
+		syslog(prio[level], "%s", msg);
+	} else {
+		struct timespec ts;
+		struct tm tm;
+		char tbuf[32];
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(tbuf, sizeof tbuf, "%H:%M:%S", &tm);
+		fprintf(stderr, "%s.%03ld %s[%ld] %s: %s\n", tbuf, ts.tv_nsec / 1000000L, prog,
+			(long)getpid(), names[level], msg);
+	}
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fputs(usage_text, stderr);
+	return EX_TC_USAGE;
+}
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	g_rescan = 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Per-segment state kept across passes (the handle is not: see above)  */
+/* ------------------------------------------------------------------ */
+
+struct seg {
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c;        /* open handle, kept while we hold the lease */
+	dev_t dev;          /* identity of the file the handle maps */
+	ino_t ino;
+	bool held;          /* we hold its lease */
+	bool present;       /* found by the latest scan */
+	uint32_t busy_by;   /* pid of the other sweeper we last deferred to */
+	bool audited;       /* audited since the segment last became idle */
+	bool keep;          /* keeping the handle leaves strategies enough reader slots */
+	int last_err;       /* last error logged, to log changes only */
+	uint64_t passes;
+};
+
+static struct seg *segs;
+static size_t nsegs, capsegs;
+
+static struct seg *seg_find(const char *name, bool add)
+{
+	for (size_t i = 0; i < nsegs; i++)
+		if (!strcmp(segs[i].name, name))
+			return &segs[i];
+	if (!add)
+		return NULL;
+	if (nsegs == capsegs) {
+		size_t ncap = capsegs ? capsegs * 2 : 16;
+		struct seg *nv = realloc(segs, ncap * sizeof *nv);
+
+		if (!nv)
+			return NULL;
+		segs = nv;
+		capsegs = ncap;
+	}
+	memset(&segs[nsegs], 0, sizeof segs[nsegs]);
+	snprintf(segs[nsegs].name, sizeof segs[nsegs].name, "%s", name);
+	return &segs[nsegs++];
+}
+
+/* scan_dir - mark every segment found in /dev/shm present (adding new ones). */
+static void scan_dir(void)
+{
+	DIR *d = opendir(TC_SHM_DIR);
+	struct dirent *e;
+	size_t plen = strlen(TC_SHM_PREFIX);
+
+	for (size_t i = 0; i < nsegs; i++)
+		segs[i].present = false;
+	if (!d) {
+		logm(L_ERROR, "cannot read %s: %s", TC_SHM_DIR, strerror(errno));
+		return;
+	}
+	while ((e = readdir(d))) {
+		struct seg *s;
+
+		if (strncmp(e->d_name, TC_SHM_PREFIX, plen) || !tc_name_valid(e->d_name + plen))
+			continue;
+		s = seg_find(e->d_name + plen, true);
+		if (s) {
+			if (!s->passes && !s->present)
+				logm(L_DEBUG, "%s: found", s->name);
+			s->present = true;
+		}
+	}
+	closedir(d);
+	/* Forget segments that are gone: their leases went with them. */
+	for (size_t i = 0; i < nsegs;) {
+		if (!segs[i].present) {
+			logm(L_DEBUG, "%s: gone", segs[i].name);
+			tc_close(segs[i].c);
+			segs[i] = segs[--nsegs];
+		} else {
+			i++;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* One pass over one segment                                            */
+/* ------------------------------------------------------------------ */
+
+enum outcome { SWEPT, SKIPPED, MISSING, FAILED };
+
+struct cfg {
+	uint64_t interval_ms;
+	uint64_t budget;
+	uint64_t stale_ms;
+	bool once;
+	bool named;
+	bool audit;
+};
+
+static void log_err_once(struct seg *s, int rc, const char *what)
+{
+	if (s->last_err == rc)
+		return;
+	s->last_err = rc;
+	if (rc == -ESTALE) /* removed while we held it: the next pass forgets it */
+		logm(L_DEBUG, "%s: %s: segment was removed", s->name, what);
+	else
+		logm(rc == -ENOENT ? L_WARN : L_ERROR, "%s: %s: %s", s->name, what,
+		     tc_strerror(rc));
+}
+
+/* take_lease - 0 when this process holds S's lease after the call. */
+static int take_lease(tc_cache *c, struct seg *s, const struct cfg *cf)
+{
+	uint32_t holder = 0;
+	int rc;
+
+	if (s->held) {
+		rc = tc_lease_renew(c);
+		if (!rc || rc == -ESTALE)
+			return rc;
+		s->held = false;
+		logm(L_WARN, "%s: lost the sweeper lease (%s), trying to take it back", s->name,
+		     tc_strerror(rc));
+	}
+	rc = tc_lease_acquire(c, cf->stale_ms, &holder);
+	if (rc == -EBUSY && holder == (uint32_t)getpid())
+		rc = 0;
+	if (rc == -EBUSY) {
+		if (s->busy_by != holder)
+			logm(cf->once ? L_WARN : L_INFO,
+			     "%s: another sweeper (pid %" PRIu32 ") holds the lease; %s", s->name,
+			     holder, cf->once ? "skipping it" : "waiting for it to stop");
+		s->busy_by = holder;
+		return rc;
+	}
+	if (rc == -ENOSYS) {
+		if (s->last_err != rc)
+			logm(L_WARN, "%s: this libtickcache has no sweeper lease; sweeping without",
+			     s->name);
+		s->last_err = rc;
+		return 0;
+	}
+	if (rc) {
+		log_err_once(s, rc, "cannot take the sweeper lease");
+		return rc;
+	}
+	if (s->busy_by)
+		logm(L_INFO, "%s: took over the sweeper lease from pid %" PRIu32, s->name, s->busy_by);
+	else
+		logm(L_DEBUG, "%s: took the sweeper lease", s->name);
+	s->busy_by = 0;
+	s->held = true;
+	return 0;
+}
+
+static void seg_drop(struct seg *s)
+{
+	tc_close(s->c);
+	s->c = NULL;
+	s->held = false;
+}
+
+/* seg_attach - make s->c a handle on the segment file that exists now. */
+static int seg_attach(struct seg *s)
+{
+	char path[sizeof TC_SHM_DIR + sizeof TC_SHM_PREFIX + TC_NAME_MAX + 2];
+	struct stat sb;
+	int rc;
+
+	snprintf(path, sizeof path, "%s/%s%s", TC_SHM_DIR, TC_SHM_PREFIX, s->name);
+	if (stat(path, &sb)) {
+		if (s->c)
+			logm(L_DEBUG, "%s: removed; detaching", s->name);
+		seg_drop(s);
+		return -ENOENT;
+	}
+	if (s->c && (sb.st_ino != s->ino || sb.st_dev != s->dev)) {
+		logm(L_INFO, "%s: segment was recreated; re-attaching", s->name);
+		seg_drop(s);
+	}
+	if (s->c)
+		return 0;
+	rc = tc_open(&s->c, s->name, NULL);
+	if (rc) {
+		s->c = NULL;
+		return rc;
+	}
+	/* If it was replaced between stat and open, the next pass notices. */
+	s->dev = sb.st_dev;
+	s->ino = sb.st_ino;
+	return 0;
+}
+
+static int count_others(const tc_attach *a, void *arg)
+{
+	if (a->alive && a->pid != (uint32_t)getpid())
+		(*(uint32_t *)arg)++;
+	return 0;
+}
+
+/*
+ * audit_if_idle - once per idle period (no other live process attached),
+ * run tc_audit: it returns the rare block that a process killed inside a
+ * write's few-instruction window leaves unnamed, which no online pass can
+ * tell from a block about to be published.  tc_audit itself refuses
+ * (-EBUSY) if someone attached meanwhile.
+ */
+static void audit_if_idle(tc_cache *c, struct seg *s)
+{
+	tc_audit_report r;
+	uint32_t others = 0;
+	int rc;
+
+	if (tc_attached(c, count_others, &others))
+		return;
+	if (others) {
+		s->audited = false;
+		return;
+	}
+	if (s->audited)
+		return;
+	memset(&r, 0, sizeof r);
+	rc = tc_audit(c, &r);
+	if (rc == -EBUSY)
+		return;
+	s->audited = true;
+	if (rc) {
+		if (rc != -ENOSYS)
+			log_err_once(s, rc, "audit failed");
+		return;
+	}
+	if (r.recovered || r.tentative_cleared || r.live_before != r.live_after)
+		logm(L_INFO, "%s: idle audit recovered %" PRIu64 " blocks (%" PRIu64 " bytes), "
+		     "cleared %" PRIu64 " half-inserts, live keys %" PRId64 " -> %" PRId64, s->name,
+		     r.recovered, r.recovered_bytes, r.tentative_cleared, r.live_before,
+		     r.live_after);
+	else
+		logm(L_DEBUG, "%s: idle audit: %" PRIu64 " blocks, all accounted for", s->name,
+		     r.blocks);
+}
+
+static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
+{
+	tc_cache *c;
+	tc_stats st;
+	tc_sweep_report tot, rep;
+	uint64_t slots, chunks = 0, max_chunks, freed = 0, t0 = mono_ns();
+	enum outcome out = SWEPT;
+	int rc;
+
+	rc = seg_attach(s);
+	if (rc) {
+		log_err_once(s, rc, "cannot attach");
+		return rc == -ENOENT ? MISSING : FAILED;
+	}
+	c = s->c;
+	rc = take_lease(c, s, cf);
+	if (rc == -EBUSY) {
+		out = SKIPPED;
+		goto out_close;
+	}
+	if (rc) {
+		out = rc == -ESTALE ? MISSING : FAILED;
+		goto out_close;
+	}
+	rc = tc_get_stats(c, &st);
+	if (rc) {
+		log_err_once(s, rc, "cannot read stats");
+		out = rc == -ESTALE ? MISSING : FAILED;
+		goto out_close;
+	}
+	/*
+	 * A kept handle keeps this process's reader slot.  Keep it only where
+	 * that slot is cheap: a table of at least 16 slots, under 3/4 used.
+	 */
+	s->keep = st.max_readers >= 16 && st.readers * 4 < st.max_readers * 3;
+	slots = st.index_slots ? st.index_slots : st.max_entries;
+	max_chunks = cf->budget ? slots / cf->budget + 2 : 1;
+	memset(&tot, 0, sizeof tot);
+	do {
+		memset(&rep, 0, sizeof rep);
+		rc = tc_sweep(c, cf->budget, &rep);
+		if (rc) {
+			log_err_once(s, rc, "sweep failed");
+			out = rc == -ESTALE ? MISSING : FAILED;
+			goto out_close;
+		}
+		tot.scanned += rep.scanned;
+		tot.expired += rep.expired;
+		tot.reclaimed += rep.reclaimed;
+		tot.reclaimed_bytes += rep.reclaimed_bytes;
+		tot.retired_left = rep.retired_left;
+		tot.readers_cleared += rep.readers_cleared;
+		tot.inflight_freed += rep.inflight_freed;
+		tot.tentative_cleared += rep.tentative_cleared;
+		tot.attach_cleared += rep.attach_cleared;
+		chunks++;
+		if (!cf->budget || !rep.scanned || tot.scanned >= slots || chunks >= max_chunks)
+			break;
+		/* Between chunks: let the strategies run, and show we are alive. */
+		sched_yield();
+		if (s->held && tc_lease_renew(c)) {
+			s->held = false;
+			logm(L_WARN, "%s: lost the sweeper lease mid-pass; stopping", s->name);
+			out = SKIPPED;
+			break;
+		}
+	} while (true);
+	if (tot.retired_left && out == SWEPT) {
+		rc = tc_reclaim(c, &freed);
+		if (rc && rc != -ENOSYS)
+			log_err_once(s, rc, "reclaim failed");
+	}
+	if (cf->audit && out == SWEPT)
+		audit_if_idle(c, s);
+	if (s->held && out == SWEPT)
+		tc_lease_renew(c);
+	s->last_err = 0;
+	s->passes++;
+	if (tot.expired || tot.reclaimed || freed || tot.readers_cleared || tot.inflight_freed ||
+	    tot.tentative_cleared || tot.attach_cleared)
+		logm(L_INFO, "%s: expired %" PRIu64 ", reclaimed %" PRIu64 " blocks (%" PRIu64
+		     " bytes) + %" PRIu64 " after grace, cleared %" PRIu32 " dead reader slots, %"
+		     PRIu32 " in-flight allocations, %" PRIu32 " half-inserts, %" PRIu32
+		     " attach records", s->name, tot.expired, tot.reclaimed, tot.reclaimed_bytes,
+		     freed, tot.readers_cleared, tot.inflight_freed, tot.tentative_cleared,
+		     tot.attach_cleared);
+	logm(L_DEBUG, "%s: pass %" PRIu64 ": %" PRIu64 " slots in %" PRIu64 " chunks, %" PRIu64
+	     " retired left, %.3f ms", s->name, s->passes, tot.scanned, chunks, tot.retired_left,
+	     (double)(mono_ns() - t0) / 1e6);
+out_close:
+	/* Keep the handle only while we are this segment's sweeper. */
+	if (out != SWEPT || !s->held) {
+		seg_drop(s);
+	} else if (!s->keep) {
+		tc_close(s->c); /* the lease stays ours: it is in the segment */
+		s->c = NULL;
+	}
+	return out;
+}
+
+/* release_all - give back every lease we hold (at exit). */
+static void release_all(void)
+{
+	for (size_t i = 0; i < nsegs; i++) {
+		if (segs[i].held && segs[i].c)
+			tc_lease_release(segs[i].c);
+		seg_drop(&segs[i]);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Process setup                                                        */
+/* ------------------------------------------------------------------ */
+
+static int pidfile_fd = -1;
+static const char *pidfile_path;
+
+static int pidfile_lock(const char *path)
+{
+	char buf[32];
+	ssize_t n;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		fprintf(stderr, "%s: cannot open pidfile %s: %s\n", prog, path, strerror(errno));
+		return EX_TC_SEGMENT;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		n = read(fd, buf, sizeof buf - 1);
+		buf[n > 0 ? n : 0] = 0;
+		buf[strcspn(buf, "\n")] = 0;
+		fprintf(stderr, "%s: already running (pid %s, pidfile %s)\n", prog,
+			*buf ? buf : "?", path);
+		close(fd);
+		return EX_TC_INUSE;
+	}
+	pidfile_fd = fd;
+	pidfile_path = path;
+	return 0;
+}
+
+static void pidfile_write(void)
+{
+	char buf[32];
+	int n;
+
+	if (pidfile_fd < 0)
+		return;
+	n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+	if (ftruncate(pidfile_fd, 0) || pwrite(pidfile_fd, buf, (size_t)n, 0) != n)
+		logm(L_WARN, "cannot write pidfile %s: %s", pidfile_path, strerror(errno));
+}
+
+static void pidfile_remove(void)
+{
+	if (pidfile_fd < 0)
+		return;
+	unlink(pidfile_path);
+	close(pidfile_fd);
+	pidfile_fd = -1;
+}
+
+static int daemonise(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/"))
+		return -errno;
+	/* Drop every descriptor inherited from the caller but the pidfile's. */
+	for (int i = STDERR_FILENO + 1; i < 1024; i++)
+		if (i != pidfile_fd)
+			close(i);
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	openlog(prog, LOG_PID, LOG_DAEMON);
+	use_syslog = true;
+	return 0;
+}
+
+static const struct option longopts[] = {
+	{ "interval", required_argument, NULL, 'i' },
+	{ "once", no_argument, NULL, '1' },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "pidfile", required_argument, NULL, 'p' },
+	{ "log-level", required_argument, NULL, 'l' },
+	{ "budget", required_argument, NULL, 'b' },
+	{ "stale", required_argument, NULL, 's' },
+	{ "no-audit", no_argument, NULL, 'A' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+int main(int argc, char **argv)
+{
+	struct cfg cf = { .interval_ms = 1000, .budget = 4096, .audit = true };
+	bool foreground = false, stale_set = false;
+	const char *pidfile = NULL;
+	struct sigaction sa;
+	int opt, ex = 0;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":i:1fp:l:b:s:AhV", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'i':
+			if (!parse_ms(optarg, &cf.interval_ms) || !cf.interval_ms)
+				return usage_error("--interval wants milliseconds > 0, not '%s'", optarg);
+			break;
+		case '1':
+			cf.once = true;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'p':
+			pidfile = optarg;
+			break;
+		case 'l':
+			if (!strcmp(optarg, "error"))
+				log_level = L_ERROR;
+			else if (!strcmp(optarg, "warn") || !strcmp(optarg, "warning"))
+				log_level = L_WARN;
+			else if (!strcmp(optarg, "info"))
+				log_level = L_INFO;
+			else if (!strcmp(optarg, "debug"))
+				log_level = L_DEBUG;
+			else
+				return usage_error("--log-level wants error, warn, info or debug, not '%s'",
+						   optarg);
+			break;
+		case 'b':
+			if (!parse_size(optarg, &cf.budget))
+				return usage_error("--budget wants a number of index slots, not '%s'",
+						   optarg);
+			break;
+		case 's':
+			if (!parse_ms(optarg, &cf.stale_ms) || !cf.stale_ms)
+				return usage_error("--stale wants milliseconds > 0, not '%s'", optarg);
+			stale_set = true;
+			break;
+		case 'A':
+			cf.audit = false;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			printf("shm-sweeper (tickcache) %s\n", tc_version());
+			return 0;
+		case ':':
+			return usage_error("option '%s' needs a value", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (!stale_set)
+		cf.stale_ms = cf.interval_ms * 3 > 5000 ? cf.interval_ms * 3 : 5000;
+	for (int i = optind; i < argc; i++) {
+		if (!tc_name_valid(argv[i]))
+			return usage_error("invalid segment name '%s'", argv[i]);
+		if (!seg_find(argv[i], true))
+			return EX_TC_SEGMENT;
+		cf.named = true;
+	}
+	if (pidfile && (ex = pidfile_lock(pidfile)))
+		return ex;
+	if (!foreground && !cf.once) {
+		int rc = daemonise();
+
+		if (rc) {
+			fprintf(stderr, "%s: cannot daemonise: %s\n", prog, strerror(-rc));
+			return EX_TC_SEGMENT;
+		}
+	}
+	pidfile_write();
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	logm(cf.once ? L_DEBUG : L_INFO, "started (%s, interval %" PRIu64 " ms, budget %" PRIu64 ", stale %" PRIu64
+	     " ms, libtickcache %s)", cf.named ? "named segments" : "all segments in " TC_SHM_DIR,
+	     cf.interval_ms, cf.budget, cf.stale_ms, tc_version());
+	do {
+		bool missing = false, failed = false, skipped = false;
+
+		g_rescan = 0;
+		if (!cf.named)
+			scan_dir();
+		for (size_t i = 0; i < nsegs; i++) {
+			switch (sweep_segment(&segs[i], &cf)) {
+			case SWEPT: break;
+			case SKIPPED: skipped = true; break;
+			case MISSING: missing |= cf.named; break; /* else: removed meanwhile */
+			case FAILED: failed = true; break;
+			}
+			if (g_stop && !cf.once)
+				break;
+		}
+		if (cf.once) {
+			ex = failed ? EX_TC_SEGMENT : missing ? EX_TC_NOTFOUND
+			     : skipped ? EX_TC_INUSE : 0;
+			break;
+		}
+		/* Sleep until the next pass, SIGHUP (rescan now) or SIGTERM. */
+		for (uint64_t end = mono_ns() + cf.interval_ms * 1000000ull;
+		     !g_stop && !g_rescan && mono_ns() < end;) {
+			uint64_t left = (end - mono_ns()) / 1000000ull + 1;
+
+			sleep_ms(left > 200 ? 200 : left);
+		}
+		if (g_rescan)
+			logm(L_INFO, "SIGHUP: rescanning segments");
+	} while (!g_stop);
+
+	release_all();
+	logm(cf.once ? L_DEBUG : L_INFO, "stopping");
+	pidfile_remove();
+	free(segs);
+	return ex;
+}
