@@ -159,6 +159,7 @@ struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t
 
 /* run.c: runs and DTO lists */
 int  tc__sweep_runs(tc_cache *c, uint64_t budget); /* lists of ended runs removed */
+void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head);
 
 /* policy.c: TTL policies */
 uint64_t tc__policy_ttl(tc_cache *c, const void *key, size_t klen);

@@ -223,7 +223,7 @@ static struct tc_entry *elem(tc_cache *c, uint64_t ref, uint64_t hash, uint32_t 
  * match, so a scribbled link ends the walk (leaking the rest) instead of
  * retiring a block of someone else or looping.
  */
-static void retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head)
+void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head)
 {
 	uint64_t hash = tc__ld(&head->hash);
 	uint32_t gen = tc__ld(&head->aux), vlen;
@@ -257,11 +257,16 @@ static bool list_dead(tc_cache *c, struct tc_entry *e)
 static int drop_list(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w,
 		     struct tc_entry *e)
 {
-	if (tc__cas(slotp, w, 0) != w)
+	/* Named in our slot: a cleaner retires it if we die after the CAS. */
+	tc__note_unlink(s, TC_SW_REF(w), e);
+	if (tc__cas(slotp, w, 0) != w) {
+		tc__st(&s->ret_ref, 0);
 		return -EAGAIN;
+	}
 	tc__add(&c->h->live, (uint64_t)-1);
 	tc__add(&c->h->dto_heads, (uint64_t)-1);
-	retire_chain(c, s, e);
+	tc__dto_retire_chain(c, s, e);
+	tc__st(&s->ret_ref, 0);
 	return 0;
 }
 
@@ -367,14 +372,22 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		uint64_t ref = tc__ref_of(c, e);
 		tc__st(&s->inflight, 0); /* see "Crash windows" above */
 		if (lr == 0) {
+			/* A dead list we replace is named in our slot, so that a
+			 * cleaner retires it if we die after the CAS.  (A live head
+			 * is not: it stays in the list, as the new head's prev.) */
+			if (replace)
+				tc__note_unlink(s, TC_SW_REF(sw), head);
 			/* Full barrier: the element's bytes before the slot names it. */
 			if (tc__cas(slotp, sw, TC_SW_FINAL | tag << 48 | ref) != sw) {
+				tc__st(&s->ret_ref, 0);
 				tc__free_block(c, e);
 				tc__exit(c, s);
 				continue;
 			}
-			if (replace)
-				retire_chain(c, s, head);
+			if (replace) {
+				tc__dto_retire_chain(c, s, head);
+				tc__st(&s->ret_ref, 0);
+			}
 		} else {
 			bool seen;
 			tc__add(&c->h->dto_heads, 1);
