@@ -47,7 +47,12 @@
  * list elements, or the anchor, not in the index), which the generic
  * in-flight check cannot tell from "never published"; so the in-flight
  * record is cleared just before the publishing CAS.  Dying between the two
- * leaks one block; dying anywhere else leaks nothing.
+ * leaks one block.  A dead list being unlinked is named in the slot's
+ * ret_ref (as tc__remove_slot does), so a cleaner retires it if the remover
+ * dies between its CAS and its retire walk; the cleaner retires the head
+ * only, unless it dispatches DTO heads to tc__dto_retire_chain(), which
+ * takes the whole chain.  The anchor is not named there (run_word, not the
+ * index, names it): dying between the end's CAS and its retire leaks it.
  */
 #include "internal.h"
 
