@@ -523,8 +523,14 @@ int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto
 		struct tc_entry *head;
 		uint64_t hw, w;
 		rc = find_list(c, hash, key, klen, &head, &hw, &w);
-		if (rc || !head)
+		if (rc)
 			break;
+		if (!head) {
+			if (!run_moved(c, w))
+				break; /* no DTOs in this run */
+			rc = -EAGAIN;
+			continue;
+		}
 		n = TC_DTO_COUNT(tc__ld(&head->version));
 		if (n == 0 || n > c->arena_units) {
 			rc = TC_ECORRUPT;
@@ -537,7 +543,9 @@ int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto
 			break;
 		}
 		rc = collect(c, head, hw, n, type, refs);
-		if (rc == TC_ECORRUPT && run_moved(c, w)) {
+		/* The run must have stayed active across the walk, so that the
+		 * snapshot is one of this run (not of appends after its end). */
+		if (run_moved(c, w)) {
 			rc = -EAGAIN;
 			continue;
 		}
@@ -548,7 +556,7 @@ int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto
 		for (uint64_t k = 0; k < n && rc == 0; k++) {
 			uint32_t vlen;
 			struct tc_entry *e = elem(c, refs[k], hash, &vlen);
-			rc = fn(tc__eval(e, tc__ld(&e->klen)), vlen, arg);
+			rc = e ? fn(tc__eval(e, tc__ld(&e->klen)), vlen, arg) : TC_ECORRUPT;
 		}
 		break;
 	}
