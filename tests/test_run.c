@@ -444,6 +444,23 @@ static void test_appends_racing_run_ends(void **state)
 		if (pids[w] == 0)
 			append_child(f->name, (uint32_t)w, true);
 	}
+	/* A reader process walks the list all along, across the run ends. */
+	pid_t reader = fork();
+	assert_true(reader >= 0);
+	if (reader == 0) {
+		tc_cache *c = ft_attach(f->name);
+		while (!tc_exists(c, "stop", 4)) {
+			struct order_check oc = { 0 };
+			size_t n;
+			int rc = tc_dto_each(c, "shared", 6, T_SIG, order_fn, &oc);
+			FT_CHECK(rc == 0 || rc == TC_ENORUN);
+			FT_CHECK(oc.bad == 0);
+			rc = tc_dto_count(c, "shared", 6, &n);
+			FT_CHECK(rc == 0 || rc == TC_ENORUN);
+		}
+		tc_close(c);
+		_exit(0);
+	}
 	int running = NWRITERS, runs = 0;
 	while (running > 0) {
 		struct order_check oc = { 0 };
@@ -466,6 +483,8 @@ static void test_appends_racing_run_ends(void **state)
 			}
 		}
 	}
+	assert_int_equal(0, tc_set(f->c, "stop", 4, "1", 1, 0, 0));
+	ft_wait_all(&reader, 1);
 	assert_int_equal(0, tc_run_end(f->c));
 	assert_true(runs > 0);
 }
