@@ -78,7 +78,7 @@ static void count_rc(struct tc_rslot *s, int rc)
 {
 	if (!s)
 		return;
-	if (rc && rc != TC_ENORUN && rc != -EBUSY && rc != TC_ETYPE && rc > -30900)
+	if (rc && rc != TC_ENORUN && rc != -EBUSY && rc != TC_ETYPE)
 		tc__count(s, TC_C_ERRORS);
 	tc__count(s, TC_C_OPS);
 }
