@@ -157,9 +157,11 @@ struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t
 
 /* run.c: runs and DTO lists */
 int  tc__sweep_runs(tc_cache *c, uint64_t budget); /* lists of ended runs removed */
+void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head);
 
 /* policy.c: TTL policies */
 uint64_t tc__policy_ttl(tc_cache *c, const void *key, size_t klen);
+uint32_t tc__policy_count(tc_cache *c);
 
 /* write ops for tc__write */
 enum { TC_OP_SET, TC_OP_ADD, TC_OP_CAS, TC_OP_EXPIRE, TC_OP_INCR, TC_OP_APPEND };
