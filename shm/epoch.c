@@ -281,25 +281,43 @@ int tc__enter(tc_cache *c, struct tc_rslot **sp)
 	return 0;
 }
 
+static inline void exit_ent(struct tls_ent *t);
+
 void tc__exit(tc_cache *c, struct tc_rslot *s)
 {
+	(void)s;
+	/* Every read of the section happens before the slot goes quiescent
+	 * (exit_ent's barrier pairs with global_barrier()). */
 	struct tls_ent *t = tls_find(c);
-	if (TC_UNLIKELY(!t || t->depth == 0))
-		return;
-	if (--t->depth == 0) {
-		/* Every read of the section before the slot goes quiescent. */
-		if (TC_LIKELY(mb_fast == 1))
-			tc__barrier();
-		else
-			tc__mb();
-		tc__st(&s->epoch, 0);
-	}
+	if (TC_LIKELY(t != NULL))
+		exit_ent(t);
 }
 
 bool tc__in_section(tc_cache *c)
 {
 	struct tls_ent *t = tls_find(c);
 	return t && t->depth > 0;
+}
+
+/* This thread's slot when it is inside a read section, else NULL. */
+struct tc_rslot *tc__section_slot(tc_cache *c)
+{
+	struct tls_ent *t = tls_find(c);
+	return t && t->depth > 0 ? t->slot : NULL;
+}
+
+/* Leave a section given the thread's entry (one lookup, not two). */
+static inline void exit_ent(struct tls_ent *t)
+{
+	if (TC_UNLIKELY(t->depth == 0))
+		return;
+	if (--t->depth == 0) {
+		if (TC_LIKELY(mb_fast == 1))
+			tc__barrier();
+		else
+			tc__mb();
+		tc__st(&t->slot->epoch, 0);
+	}
 }
 
 int tc_read_lock(tc_cache *c)
@@ -316,7 +334,7 @@ void tc_read_unlock(tc_cache *c)
 		return;
 	struct tls_ent *t = tls_find(c);
 	if (t)
-		tc__exit(c, t->slot);
+		exit_ent(t);
 }
 
 /* ---- retirement and reclamation ----------------------------------------- */

@@ -113,6 +113,7 @@ struct tc_rslot *tc__slot(tc_cache *c);           /* this thread's slot or NULL 
 int  tc__enter(tc_cache *c, struct tc_rslot **s); /* outermost/inner read section enter */
 void tc__exit(tc_cache *c, struct tc_rslot *s);
 bool tc__in_section(tc_cache *c);
+struct tc_rslot *tc__section_slot(tc_cache *c);
 void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
 int64_t tc__retired_sum(tc_cache *c, int idx);
 int  tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed);

@@ -201,7 +201,7 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
 	uint64_t *slotp, w;
 	struct view v;
 	rc = lookup(c, hash, key, klen, TC_KIND_KEY, &slotp, &w, &v);
-	if (rc == 0 && expired(v.expires, tc__now_ms_coarse()))
+	if (rc == 0 && v.expires != 0 && expired(v.expires, tc__now_ms_coarse()))
 		rc = -ENOENT;
 	if (rc == 0) {
 		fill_meta(meta, &v);
@@ -228,14 +228,14 @@ int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta
 		return bad_args(c);
 	}
 	*val = NULL;
-	if (!tc__in_section(c))
+	struct tc_rslot *s = tc__section_slot(c); /* one lookup for both questions */
+	if (!s)
 		return -EINVAL;
-	struct tc_rslot *s = tc__slot(c);
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
 	uint64_t *slotp, w;
 	struct view v;
 	int rc = lookup(c, hash, key, klen, TC_KIND_KEY, &slotp, &w, &v);
-	if (rc == 0 && expired(v.expires, tc__now_ms_coarse()))
+	if (rc == 0 && v.expires != 0 && expired(v.expires, tc__now_ms_coarse()))
 		rc = -ENOENT;
 	if (rc == 0) {
 		fill_meta(meta, &v);
