@@ -155,6 +155,7 @@ bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot
 int  tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
 		     uint64_t version);
 struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *vlen);
+void tc__maybe_reclaim(tc_cache *c, struct tc_rslot *s);
 
 /* run.c: runs and DTO lists */
 int  tc__sweep_runs(tc_cache *c, uint64_t budget); /* lists of ended runs removed */

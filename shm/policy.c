@@ -182,6 +182,7 @@ static int edit(tc_cache *c, edit_fn fn, void *arg)
 				tc__retire(c, s, old);
 			tc__count(s, TC_C_SETS);
 			tc__exit(c, s);
+			tc__maybe_reclaim(c, s);
 			rc = 0;
 			break;
 		}

@@ -207,6 +207,8 @@ int tc_run_end(tc_cache *c)
 		break;
 	}
 	tc__exit(c, s);
+	if (rc == 0)
+		tc__maybe_reclaim(c, s);
 	count_rc(s, rc);
 	return rc;
 }
@@ -416,6 +418,8 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		if (rc == 0)
 			tc__count(s, TC_C_SETS);
 		tc__exit(c, s);
+		if (replace)
+			tc__maybe_reclaim(c, s);
 		break;
 	}
 	count_rc(s, rc);

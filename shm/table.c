@@ -1019,3 +1019,10 @@ struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t
 	*vlen = vl;
 	return e;
 }
+
+/* maybe_reclaim() for the writers of run.c and policy.c, after a retire,
+ * outside their read section. */
+void tc__maybe_reclaim(tc_cache *c, struct tc_rslot *s)
+{
+	maybe_reclaim(c, s);
+}
