@@ -583,7 +583,11 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 		    tc__ld(&e->hash) == tc__ld(&s->ret_hash) &&
 		    tc__ld(&e->version) == tc__ld(&s->ret_version) &&
 		    !tc__inflight_published(c, e)) {
-			tc__retire(c, s, e);
+			/* A DTO list head takes its whole chain with it. */
+			if (tc__ld(&e->kind) == TC_KIND_DTO)
+				tc__dto_retire_chain(c, s, e);
+			else
+				tc__retire(c, s, e);
 			if (rep)
 				rep->inflight_freed++;
 		}

@@ -432,6 +432,11 @@ static bool make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_s
 		return true;
 	if (round < 3)
 		return true;
+	/* Under LRU every entry may carry its reference bit: the bounded scans
+	 * need up to two revolutions of the clock before one comes free. */
+	if (c->eviction == TC_EVICT_LRU &&
+	    (uint64_t)round < 2 * (c->nbuckets / EVICT_SCAN_MAX + 1) + 3)
+		return true;
 	if ((tc__ld(&c->h->retire_head) & 0xffffffffu) == 0 || tc__in_section(c) ||
 	    tc__mono_ns() - *t0 > ROOM_WAIT_NS)
 		return false;
@@ -481,6 +486,31 @@ static void drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 {
 	tc__free_block(c, e);
 	tc__st(&s->inflight, 0); /* after: a writer killed in between leaks nothing */
+}
+
+/*
+ * Evict ahead (TC_EVICT_LRU): once the arena is carved out and class CLS's
+ * free list is short of two reclaim batches, each write of that class
+ * evicts two entries of it, a bucket or two of the clock at a time.  Their
+ * blocks come back with the next batched grace period, so allocation keeps
+ * finding free blocks and a write almost never has to make room itself
+ * (which costs a membarrier, an interrupt on every CPU running a reader).
+ */
+static int evict_n(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slot, int goal,
+		   uint64_t limit);
+
+static void evict_ahead(tc_cache *c, struct tc_rslot *s, uint32_t cls)
+{
+	if (c->eviction != TC_EVICT_LRU || cls >= TC_CLASSES_USED || tc__in_section(c))
+		return;
+	uint64_t size = tc__class_size(cls);
+	uint64_t bump = tc__ld(&c->h->bump);
+	if (bump <= c->arena_units && c->arena_units - bump >= 64 * (size / TC_BLOCK_UNIT))
+		return; /* still carving */
+	uint64_t batch = c->arena_bytes / 16 < RECLAIM_BATCH ? c->arena_bytes / 16 : RECLAIM_BATCH;
+	if (tc__ld(&c->h->cls[cls].nfree) >= 2 * batch / size + 16)
+		return;
+	evict_n(c, s, cls, false, 2, 4);
 }
 
 int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const void *val,
@@ -579,6 +609,7 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 			continue;
 		}
 		e->hash = hash;
+		e->refbit = 1; /* new data counts as used: one clock pass before eviction */
 		e->expires_ms = exp;
 		e->vlen = (uint32_t)nlen;
 		e->type = ntype;
@@ -653,6 +684,7 @@ out_done:
 		tc__count(s, TC_C_OPS);
 		sample_end(c, s, t0);
 		tc__exit(c, s);
+		evict_ahead(c, s, tc__class_of(need));
 		maybe_reclaim(c, s);
 		return rc;
 out_exit:
@@ -744,12 +776,19 @@ int tc_del(tc_cache *c, const void *key, size_t klen)
 int tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slot)
 {
 	bool lru = c->eviction == TC_EVICT_LRU;
-	int removed = 0, goal = need_slot ? 1 : 8;
 	/* Bounded per call so that no write pays for a whole-index scan: the
 	 * caller retries, and the hand moves on. */
 	uint64_t limit = lru ? 2 * c->nbuckets + 2 : c->nbuckets;
 	if (limit > EVICT_SCAN_MAX)
 		limit = EVICT_SCAN_MAX;
+	return evict_n(c, s, want, need_slot, need_slot ? 1 : 8, limit);
+}
+
+static int evict_n(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slot, int goal,
+		   uint64_t limit)
+{
+	bool lru = c->eviction == TC_EVICT_LRU;
+	int removed = 0;
 	int64_t now = tc__now_ms();
 	for (uint64_t n = 0; n < limit && removed < goal; n++) {
 		uint64_t bi = tc__add_ret(&c->h->clock_hand, 1) & c->bmask;
