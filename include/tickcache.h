@@ -82,6 +82,8 @@ enum {
 /* tc_opts.flags */
 #define TC_CREATE 0x1u   /* create the segment when it does not exist */
 #define TC_EXCL   0x2u   /* with TC_CREATE: fail with -EEXIST if it exists */
+#define TC_LAZY   0x4u   /* do not prefault the mapping at attach (tools: fast
+			  * attach, first touches fault pages in instead) */
 
 /* tc_opts.eviction */
 #define TC_EVICT_NONE 0  /* full means -ENOSPC; nothing is dropped, ever */
@@ -131,7 +133,9 @@ typedef struct tc_stats {
 	/* operation counters */
 	uint64_t hits;          /* tc_get/tc_peek that found a live value */
 	uint64_t misses;        /* tc_get/tc_peek that found nothing live */
-	uint64_t sets;          /* successful tc_set, tc_cas, tc_incr, tc_expire */
+	uint64_t sets;          /* successful tc_set, tc_cas, tc_incr, tc_expire,
+				 * tc_dto_append, policy changes, and the writes
+				 * inside tc_rate_limit and tc_get_or_load */
 	uint64_t adds;          /* successful tc_add */
 	uint64_t deletes;       /* successful tc_del */
 	uint64_t expirations;   /* entries removed because their TTL passed */
@@ -167,6 +171,12 @@ typedef struct tc_stats {
 		uint64_t used;      /* blocks allocated */
 		uint64_t free;      /* blocks on the class free list */
 	} classes[TC_NCLASSES];
+	/* runs and TTL policies */
+	uint64_t run_generation;/* the run generation: odd while a run is active */
+	uint64_t dto_lists;     /* DTO lists in the index, ended runs' included
+				 * until reclaimed (each also counts in entries) */
+	uint32_t run_active;    /* 1 while a run is active, else 0 */
+	uint32_t ttl_policies;  /* prefixes in the TTL policy table */
 } tc_stats;
 
 /* Static description of an attached segment. */
@@ -318,43 +328,152 @@ int tc_incr(tc_cache *c, const void *key, size_t klen, int64_t delta, uint64_t t
 /* Runs: point-in-time windows with typed DTO lists                     */
 /* ------------------------------------------------------------------ */
 
+/*
+ * A run is a point-in-time window shared by every process of the segment:
+ * at most one is active.  During a run, DTO lists (application objects of a
+ * uint32_t type id) are appended under keys of a namespace of their own
+ * (tc_set/tc_get/tc_scan/tc_purge never see them, and a DTO key may equal an
+ * ordinary key).  Ending the run makes all of its lists invisible at once,
+ * in O(1); their memory comes back through later appends of the same keys,
+ * tc_sweep (shm-sweeper), and any writer short of entries or memory, so
+ * runs in a row never fill the segment, with or without a sweeper.
+ * Every run-scoped call outside a run returns TC_ENORUN.  All calls are
+ * lock-free: the run is one 64-bit word and each append one CAS; a process
+ * killed at any point blocks nobody (a kill in a window of a few
+ * instructions around a publishing CAS may leak one block).
+ */
 typedef struct tc_anchor {
 	int64_t  ts_ns;      /* the run's timestamp, UTC nanoseconds */
-	uint64_t run_id;
-	uint64_t generation; /* grows on every start and end */
+	uint64_t run_id;     /* application id of the run */
+	uint64_t generation; /* odd; grows by one on every start and end, so two
+			      * runs never share one (wraps after 2^31 runs) */
 } tc_anchor;
 
-typedef int (*tc_dto_fn)(const void *dto, size_t len, void *arg); /* non-zero stops */
+/* Called by tc_dto_each with one DTO; non-zero stops the walk. */
+typedef int (*tc_dto_fn)(const void *dto, size_t len, void *arg);
 
-/* tc_run_start - begin a run; -EBUSY when one is active. */
+/*
+ * tc_run_start - begin a run with anchor (TS_NS, RUN_ID).  Of racing starts
+ * exactly one succeeds; the others get -EBUSY, as does a start while a run
+ * is active ("clear first").  Returns 0, -EBUSY, -EINVAL, -ENOSPC, -EUSERS.
+ */
 int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id);
-/* tc_run_anchor - the active run's anchor; TC_ENORUN when none. */
+
+/*
+ * tc_run_anchor - copy the active run's anchor into *OUT (read inside a
+ * read section: never torn, even while the run ends).
+ * Returns 0, TC_ENORUN, -EINVAL, -EUSERS, TC_ECORRUPT.
+ */
 int tc_run_anchor(tc_cache *c, tc_anchor *out);
-/* tc_run_end - end the active run; all its DTOs vanish at once.  TC_ENORUN. */
+
+/*
+ * tc_run_end - end the active run: one CAS, O(1); every DTO of the run
+ * vanishes at that instant for every process.  Counts as a clear in
+ * tc_stats.  Of racing ends one succeeds, the others get TC_ENORUN.
+ * Returns 0, TC_ENORUN, -EINVAL, -EUSERS.
+ */
 int tc_run_end(tc_cache *c);
-/* tc_dto_append - append a DTO of TYPE to the list at KEY (run-scoped). */
+
+/*
+ * tc_dto_append - append a DTO of TYPE (LEN bytes, 0..TC_VALUE_MAX, copied)
+ * to the list at KEY in the active run.  Appends are linearizable: the
+ * order of their publishing CAS is the order tc_dto_each visits, across
+ * processes, and an append that returned 0 is seen by every later call.
+ * An append racing tc_run_end returns 0 (it went into the run, and vanished
+ * with it) or TC_ENORUN (the run had ended first).  The first append of a
+ * key takes an index entry (the list), later ones only memory.
+ * Returns 0, TC_ENORUN, -EINVAL, -EMSGSIZE, -ENOSPC, -EOVERFLOW (2^32 - 1
+ * DTOs in one list), -EUSERS, TC_ECORRUPT.
+ */
 int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type,
 		  const void *dto, size_t len);
-/* tc_dto_count - number of DTOs at KEY in the active run (0 when none). */
+
+/*
+ * tc_dto_count - *N = number of DTOs at KEY in the active run (0 when the
+ * key has none).  One consistent snapshot.  Returns 0, TC_ENORUN, -EINVAL,
+ * -EUSERS, TC_ECORRUPT.
+ */
 int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n);
-/* tc_dto_each - visit the DTOs at KEY in insertion order; TC_ETYPE before
- * any call of FN when one has another type; returns FN's non-zero value. */
+
+/*
+ * tc_dto_each - call FN(dto, len, ARG) for each DTO at KEY in insertion
+ * order, on a snapshot taken at the start (appends made meanwhile are not
+ * visited).  First every element's type is checked: if any is not TYPE the
+ * call returns TC_ETYPE without calling FN at all.  A key without DTOs
+ * visits nothing and returns 0.  When FN returns non-zero the walk stops
+ * and that value is returned.
+ * Zero copy: FN runs inside a read section of this thread and DTO points
+ * into the segment, valid only until FN returns (copy what you keep).  FN
+ * may call any tickcache function, also writes and tc_run_end (the DTOs
+ * stay valid until the walk ends), but while it runs retired memory cannot
+ * be reclaimed by anyone, so a write that needs reclaimed memory fails with
+ * -ENOSPC sooner: keep FN short.
+ * Returns 0, FN's value, TC_ETYPE, TC_ENORUN, -EINVAL, -ENOMEM, -EUSERS,
+ * TC_ECORRUPT.
+ */
 int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type,
 		tc_dto_fn fn, void *arg);
+
 typedef int (*tc_dto_key_fn)(const void *key, size_t klen, size_t count, void *arg);
-/* tc_dto_keys - visit the DTO keys of the active run with their counts
- * (TC_ENORUN when none). */
+/*
+ * tc_dto_keys - visit the DTO keys of the active run with their counts
+ * (order unspecified).  Like tc_scan: a read section per index bucket,
+ * never across a call of FN.  Returns 0, FN's non-zero value, TC_ENORUN
+ * (also when the run ends during the walk), -EINVAL, -ENOMEM, -EUSERS.
+ */
 int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg);
 
 /* ------------------------------------------------------------------ */
 /* Counters, rate limits, read-through                                  */
 /* ------------------------------------------------------------------ */
 
+/*
+ * tc_rate_limit - count one call against the fixed-window limiter KEY
+ * (LIMIT calls per WINDOW_MS).  Windows are aligned to multiples of
+ * WINDOW_MS of CLOCK_REALTIME (since the epoch); *COUNT (may be NULL)
+ * receives the calls counted in the current window including this one, so
+ * the allowed calls of a window see 1..LIMIT and *ALLOWED = count <= LIMIT.
+ * Denied calls are counted too.  Exact under concurrency: every call is one
+ * compare-and-set increment of one window's counter, so processes together
+ * never get more than LIMIT allowed in one window (a call racing a window
+ * boundary may be counted in the newer window).  Limiters are a namespace
+ * of their own (tc_get/tc_purge do not see them); one lives two windows
+ * after its last call.  Under TC_EVICT_LRU a limiter may be evicted like
+ * any key (it then restarts from 0).
+ * Returns 0, -EINVAL (NULL c, key or allowed; LIMIT or WINDOW_MS 0;
+ * WINDOW_MS over 2^61), -ENOSPC, -EUSERS, TC_ECORRUPT.
+ */
 int tc_rate_limit(tc_cache *c, const void *key, size_t klen, uint64_t limit,
 		  uint64_t window_ms, bool *allowed, uint64_t *count);
 
+/*
+ * A loader fills BUF (CAP bytes) with the value of KEY, sets *LEN and
+ * returns 0, or returns a negative errno.
+ */
 typedef int (*tc_loader_fn)(const void *key, size_t klen, void *buf, size_t cap,
 			    size_t *len, void *arg);
+
+/*
+ * tc_get_or_load - read-through with single flight across processes.
+ * A hit is tc_get.  On a miss exactly one caller (of any process) takes a
+ * load lease on KEY and runs LOAD(key, klen, buf, cap, &len, ARG), then
+ * stores the value with TYPE and TTL_MS (as tc_set) and returns it; the
+ * other callers wait, polling with a growing sleep (50 us doubling to
+ * 10 ms), up to WAIT_MS for that value (-ETIMEDOUT when it does not come;
+ * WAIT_MS 0 does not wait).  The lease lasts WAIT_MS, at least 1 s: when
+ * its holder dies or it runs out, a waiter takes it over (compare-and-set
+ * on the lease, so one waiter does) and loads; a loader slower than its
+ * lease may therefore run twice.  The lease holder checks the cache again
+ * before loading, so a value stored meanwhile is not loaded twice.
+ * LOAD runs in the calling thread outside any read section.  A loader
+ * error is returned to its own caller unchanged and nothing is cached; the
+ * lease is dropped at once so that a waiter takes over the load.  If the
+ * value cannot be stored (-ENOSPC) the call still returns it, with
+ * meta->version 0.  META (may be NULL) as tc_get.
+ * Returns 0, the loader's error, -ETIMEDOUT, -E2BIG (CAP below the cached
+ * value, or a loader reporting more than CAP), -EINVAL, -EUSERS,
+ * TC_ECORRUPT.
+ */
 int tc_get_or_load(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
 		   tc_meta *meta, uint32_t type, uint64_t ttl_ms, uint64_t wait_ms,
 		   tc_loader_fn load, void *arg);
@@ -374,20 +493,39 @@ typedef int (*tc_scan_fn)(const void *key, size_t klen, const tc_meta *meta, voi
  */
 int tc_scan(tc_cache *c, const char *glob, tc_scan_fn fn, void *arg);
 
-/* tc_purge - delete the live keys matching GLOB; *deleted (may be NULL)
- * receives the count. */
+/*
+ * tc_purge - delete the live keys matching GLOB (as tc_scan; NULL or "*"
+ * deletes every key) bucket by bucket, each key with the CAS a tc_del
+ * would use, so it never blocks writers; *deleted (may be NULL) receives
+ * the count.  Keys present throughout are deleted; keys written during the
+ * purge may survive it.  DTO lists, rate limiters and load leases are not
+ * keys and are never purged.  Counts one clear and DELETED keys_deleted in
+ * tc_stats.  Returns 0, -EINVAL, -ENOMEM, -EUSERS.
+ */
 int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted);
 
 /*
- * TTL policies by key prefix, kept in the segment (every handle of every
- * process sees a change at once).  TC_TTL_DEFAULT resolves to the ttl of the
- * longest matching prefix, else the segment's default_ttl_ms.
- * tc_ttl_policy_set replaces (ttl 0 = never expires); -ENOSPC when the table
- * (TC_POLICY_MAX entries) is full; -EINVAL for an empty or over-long prefix.
- * tc_ttl_policy_del: 0 or -ENOENT.
- * tc_ttl_policy_load reads lines "prefix = ttl_ms" (# comments, blank lines);
- * a bad line is -EINVAL and nothing of the file is applied;
- * tc_ttl_policy_load_ex also reports the bad line's number (1-based).
+ * TTL policies by key prefix, kept in the segment: a change is seen at once
+ * by every handle of every process.  A write with TC_TTL_DEFAULT gets the
+ * ttl of the longest prefix of its key in the table, else the segment's
+ * default_ttl_ms; explicit TTLs are never changed.  With no policy this
+ * costs one load on the write path.
+ * The table is one immutable block replaced with one CAS (copy on write):
+ * changes are lock-free, a reader sees the whole old table or the whole new
+ * one, and racing changes are applied one after the other (none is lost).
+ * tc_ttl_policy_set - set or replace PREFIX (1..TC_POLICY_PREFIX_MAX bytes)
+ *   -> TTL_MS (0 = never expires; TC_TTL_DEFAULT is -EINVAL).  -ENOSPC when
+ *   TC_POLICY_MAX_ENTRIES prefixes exist, or no memory.
+ * tc_ttl_policy_del - remove PREFIX: 0 or -ENOENT.
+ * tc_ttl_policy_load - apply a file of lines "prefix = ttl_ms": blank lines
+ *   and lines starting with # are skipped, a # comment may follow the ttl,
+ *   blanks around prefix and ttl are dropped (a prefix cannot contain '='),
+ *   ttl_ms is decimal.  Each line acts as tc_ttl_policy_set (a later line
+ *   wins) and the file is applied as one change: a bad line is -EINVAL and
+ *   nothing of the file is applied, nor when the table would overflow
+ *   (-ENOSPC).  Errors opening or reading the file: its -errno.
+ * tc_ttl_policy_load_ex - the same, and *BAD_LINE (may be NULL) receives the
+ *   1-based number of the bad line, 0 when the error is not a bad line.
  */
 #define TC_POLICY_MAX_ENTRIES 32
 #define TC_POLICY_PREFIX_MAX  111
@@ -396,7 +534,8 @@ int tc_ttl_policy_del(tc_cache *c, const char *prefix);
 int tc_ttl_policy_load(tc_cache *c, const char *path);
 int tc_ttl_policy_load_ex(tc_cache *c, const char *path, unsigned *bad_line);
 typedef int (*tc_policy_fn)(const char *prefix, uint64_t ttl_ms, void *arg);
-/* tc_ttl_policy_list - visit the policies (order unspecified). */
+/* tc_ttl_policy_list - visit the policies (order unspecified) on a copy
+ * taken at the start; FN runs outside any read section. */
 int tc_ttl_policy_list(tc_cache *c, tc_policy_fn fn, void *arg);
 
 /* tc_get_stats - counters and gauges, see tc_stats.  Returns 0 or -EINVAL. */
@@ -424,11 +563,14 @@ typedef struct tc_sweep_report {
 
 /*
  * tc_sweep - one maintenance pass: clear dead reader slots (returning their
- * in-flight allocations), expire up to BUDGET index slots' worth of entries
- * (0 = the whole index) continuing where the last pass stopped, and reclaim
- * retired memory whose grace period has passed.  Lock-free like any writer;
- * safe to run from several processes, though one sweeper per segment is the
- * intended use (see tc_lease_*).  REPORT may be NULL.
+ * in-flight allocations), expire entries in up to BUDGET index buckets
+ * (seven slots each; 0 = the whole index) continuing where the last pass
+ * stopped, remove the DTO lists of ended runs in as many buckets, and
+ * reclaim retired memory whose grace period has passed.  Lock-free like any
+ * writer; safe to run from several processes, though one sweeper per
+ * segment is the intended use (see tc_lease_*).  REPORT may be NULL.
+ * Returns 0, -EINVAL, -EUSERS, -EDEADLK (called inside a read section of
+ * this thread, whose own slot would hold the grace period back).
  */
 int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
 
@@ -444,7 +586,10 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
  * the index and the header, rebuilds the free lists from everything else,
  * clears abandoned half-inserts and recounts live keys and gauges.  It
  * changes nothing and returns TC_ECORRUPT when the arena cannot be walked.
- * -EDEADLK inside a read section.
+ * -EDEADLK inside a read section.  While it runs, data calls of the
+ * caller's other threads get -EBUSY; an audit that is killed leaves the
+ * segment in that state until tc_audit is run again (it rebuilds
+ * everything from the index, so running it again is always safe).
  */
 typedef struct tc_audit_report {
 	uint64_t blocks;            /* blocks walked */
@@ -459,7 +604,8 @@ typedef struct tc_audit_report {
 } tc_audit_report;
 int tc_audit(tc_cache *c, tc_audit_report *report);
 
-/* tc_reclaim - run one grace period and free what it allows. */
+/* tc_reclaim - run one grace period and free what it allows.  -EDEADLK
+ * inside a read section of this thread. */
 int tc_reclaim(tc_cache *c, uint64_t *freed_blocks);
 
 /* Reader slots, for shm-inspect readers. */

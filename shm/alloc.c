@@ -41,9 +41,12 @@ static struct tc_entry *pop(tc_cache *c, uint32_t cls)
 		uint64_t next = e ? tc__ld(&e->link) : 0;
 		if (!e || next > c->arena_units || tc__ld(&e->state) != TC_BLK_FREE ||
 		    ref - 1 + tc__class_size(cls) / TC_BLOCK_UNIT > c->arena_units) {
-			/* Broken list: cut it.  Its blocks leak; nothing crashes. */
-			tc__cas(&k->head, head, ((head >> 32) + 1) << 32);
-			return NULL;
+			/* Broken list: cut it.  Its blocks leak; nothing crashes.
+			 * If the head moved meanwhile, E was popped by a racing
+			 * thread (hence not FREE): no breakage, retry. */
+			if (tc__cas(&k->head, head, ((head >> 32) + 1) << 32) == head)
+				return NULL;
+			continue;
 		}
 		uint64_t nh = ((head >> 32) + 1) << 32 | next;
 		if (tc__cas(&k->head, head, nh) == head) {

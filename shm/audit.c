@@ -180,8 +180,22 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 			goto out_close;
 		}
 	}
+	/*
+	 * Close the door on our own process's threads too: with the state
+	 * AUDITING (a CAS, full barrier), a thread entering a section sees it
+	 * and gets -EBUSY, or its slot claim is visible to the check below.
+	 * An audit that died left AUDITING behind: running again repairs it,
+	 * since everything is rebuilt from the index.
+	 */
+	uint32_t was = tc__ld(&c->h->state);
+	if (was != TC_STATE_READY && was != TC_STATE_AUDITING) {
+		rc = -ESTALE;
+		goto out_unlock;
+	}
+	tc__cas(&c->h->state, was, TC_STATE_AUDITING);
 	tc__clean_dead(c, self, NULL);
 	if (!quiescent(c, self)) {
+		tc__cas(&c->h->state, TC_STATE_AUDITING, was);
 		rc = -EBUSY;
 		goto out_unlock;
 	}
@@ -238,6 +252,8 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	}
 out_free:
 	free(m.bits);
+	/* A failed audit changed nothing: the state goes back to what it was. */
+	tc__cas(&c->h->state, TC_STATE_AUDITING, rc == 0 ? TC_STATE_READY : was);
 out_unlock:
 	flock(fd, LOCK_UN);
 out_close:

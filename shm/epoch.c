@@ -160,6 +160,7 @@ static void slot_free(tc_cache *c, struct tc_rslot *s)
 	tc__st(&s->reclaim, 0);
 	tc__st(&s->since, 0);
 	tc__st(&s->cookie, 0);
+	tc__st(&s->start, 0); /* the next claimer's owner word never meets our start */
 	tc__st(&s->epoch, 0);
 	tc__cas(&s->owner, owner, 0);
 }
@@ -260,10 +261,16 @@ int tc__enter(tc_cache *c, struct tc_rslot **sp)
 		return -EUSERS;
 	struct tc_rslot *s = t->slot;
 	*sp = s;
-	if (t->depth == 0 && TC_UNLIKELY(tc__ld(&c->h->state) != TC_STATE_READY))
-		return -ESTALE; /* unlinked (or a scribbled header) */
+	if (t->depth == 0) {
+		uint32_t st = tc__ld(&c->h->state);
+		if (TC_UNLIKELY(st != TC_STATE_READY))
+			return st == TC_STATE_AUDITING ? -EBUSY : -ESTALE; /* or scribbled */
+	}
 	if (t->depth++ == 0) {
 		uint64_t e = tc__ld(&c->h->epoch);
+		/* The epoch before any index load (docs/design.md section 5, step
+		 * 2); free on x86, needed where loads may pass loads. */
+		tc__rmb();
 		tc__st(&s->epoch, e ? e : 1);
 		/* Pairs with global_barrier() in the reclaimer. */
 		if (TC_LIKELY(mb_fast == 1))
@@ -274,25 +281,43 @@ int tc__enter(tc_cache *c, struct tc_rslot **sp)
 	return 0;
 }
 
+static inline void exit_ent(struct tls_ent *t);
+
 void tc__exit(tc_cache *c, struct tc_rslot *s)
 {
+	(void)s;
+	/* Every read of the section happens before the slot goes quiescent
+	 * (exit_ent's barrier pairs with global_barrier()). */
 	struct tls_ent *t = tls_find(c);
-	if (TC_UNLIKELY(!t || t->depth == 0))
-		return;
-	if (--t->depth == 0) {
-		/* Every read of the section before the slot goes quiescent. */
-		if (TC_LIKELY(mb_fast == 1))
-			tc__barrier();
-		else
-			tc__mb();
-		tc__st(&s->epoch, 0);
-	}
+	if (TC_LIKELY(t != NULL))
+		exit_ent(t);
 }
 
 bool tc__in_section(tc_cache *c)
 {
 	struct tls_ent *t = tls_find(c);
 	return t && t->depth > 0;
+}
+
+/* This thread's slot when it is inside a read section, else NULL. */
+struct tc_rslot *tc__section_slot(tc_cache *c)
+{
+	struct tls_ent *t = tls_find(c);
+	return t && t->depth > 0 ? t->slot : NULL;
+}
+
+/* Leave a section given the thread's entry (one lookup, not two). */
+static inline void exit_ent(struct tls_ent *t)
+{
+	if (TC_UNLIKELY(t->depth == 0))
+		return;
+	if (--t->depth == 0) {
+		if (TC_LIKELY(mb_fast == 1))
+			tc__barrier();
+		else
+			tc__mb();
+		tc__st(&t->slot->epoch, 0);
+	}
 }
 
 int tc_read_lock(tc_cache *c)
@@ -309,7 +334,7 @@ void tc_read_unlock(tc_cache *c)
 		return;
 	struct tls_ent *t = tls_find(c);
 	if (t)
-		tc__exit(c, t->slot);
+		exit_ent(t);
 }
 
 /* ---- retirement and reclamation ----------------------------------------- */
@@ -383,13 +408,21 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 			   uint64_t budget)
 {
 	uint64_t freed = 0, steps = 0;
-	while (ref && steps++ <= c->arena_units && budget-- > 0) {
+	bool paused = false;
+	while (ref && steps++ <= c->arena_units) {
+		if (budget-- == 0) {
+			paused = true;
+			break;
+		}
 		struct tc_entry *e = tc__block(c, ref);
 		if (!e)
 			break; /* corrupt link: drop the rest rather than follow it */
 		uint64_t next = tc__ld(&e->link);
-		if (s)
-			tc__st(&s->reclaim, next);
+		/* The slot's reclaim word owns the chain from its value on: move
+		 * it past E by CAS before touching E.  If it fails, another
+		 * reclaimer took the rest over (steal_chains) and walks it. */
+		if (s && tc__cas(&s->reclaim, ref, next) != ref)
+			return freed;
 		uint32_t cls = tc__ld(&e->cls);
 		if (tc__ld(&e->state) != TC_BLK_RETIRED) {
 			/* Not a retired block (scribbled link or a cycle): drop it
@@ -405,8 +438,8 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 		}
 		ref = next;
 	}
-	if (s && (!ref || steps > c->arena_units))
-		tc__st(&s->reclaim, 0);
+	if (s && ref && !paused)
+		tc__cas(&s->reclaim, ref, 0); /* corrupt link or cycle: give up the rest */
 	return freed;
 }
 
@@ -417,6 +450,26 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
  * a time, so that no single write pays for a long walk.  BUDGET UINT64_MAX
  * walks it all.  A pending chain is finished first.
  */
+/*
+ * Take over the pending chains of other slots (an owner that wrote a burst
+ * and went idle would otherwise hold them until it writes again) and put
+ * them back on the retire list, where the grace period that follows frees
+ * what it can.  Their stamps are kept, so min 0 (free nothing) is right
+ * whatever grace period their owner ran.
+ */
+static void steal_chains(tc_cache *c, struct tc_rslot *self)
+{
+	for (uint32_t i = 0; i < c->max_readers; i++) {
+		struct tc_rslot *t = &c->slots[i];
+		uint64_t r = t == self ? 0 : tc__ld(&t->reclaim);
+		if (!r || tc__cas(&t->reclaim, r, 0) != r)
+			continue;
+		/* Dying before this store leaks the chain (tc_audit finds it). */
+		tc__st(&self->reclaim, r);
+		walk_chain(c, self, r, 0, UINT64_MAX);
+	}
+}
+
 int tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_t budget)
 {
 	uint64_t n = 0, head;
@@ -424,6 +477,8 @@ int tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_
 		*freed = 0;
 	if (s && tc__ld(&s->reclaim))
 		n += walk_chain(c, s, tc__ld(&s->reclaim), tc__ld(&s->rmin), UINT64_MAX);
+	if (s && budget == UINT64_MAX && !tc__ld(&s->reclaim))
+		steal_chains(c, s);
 	/*
 	 * Detach first: every block in the chain was unlinked and stamped
 	 * before this point, hence before the barrier below.  (Scanning the
@@ -541,6 +596,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	tc__st(&s->reclaim, 0);
 	tc__st(&s->since, 0);
 	tc__st(&s->cookie, 0);
+	tc__st(&s->start, 0);
 	tc__st(&s->epoch, 0);
 	tc__cas(&s->owner, claimed, 0);
 	return true;

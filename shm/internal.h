@@ -113,6 +113,7 @@ struct tc_rslot *tc__slot(tc_cache *c);           /* this thread's slot or NULL 
 int  tc__enter(tc_cache *c, struct tc_rslot **s); /* outermost/inner read section enter */
 void tc__exit(tc_cache *c, struct tc_rslot *s);
 bool tc__in_section(tc_cache *c);
+struct tc_rslot *tc__section_slot(tc_cache *c);
 void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
 int64_t tc__retired_sum(tc_cache *c, int idx);
 int  tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed);
@@ -131,8 +132,6 @@ void tc__free_block(tc_cache *c, struct tc_entry *e);
 
 /* table.c */
 uint64_t tc__hash(tc_cache *c, const void *key, size_t klen, uint32_t kind);
-struct tc_entry *tc__entry(tc_cache *c, uint64_t w, uint64_t hash, const void *key,
-			   size_t klen, uint32_t kind, int *rc);
 int  tc__lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
 		uint64_t **slotp, uint64_t *word, struct tc_entry **ent);
 int  tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const void *val,
@@ -156,12 +155,15 @@ bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot
 int  tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
 		     uint64_t version);
 struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *vlen);
+void tc__maybe_reclaim(tc_cache *c, struct tc_rslot *s);
 
 /* run.c: runs and DTO lists */
 int  tc__sweep_runs(tc_cache *c, uint64_t budget); /* lists of ended runs removed */
+void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head);
 
 /* policy.c: TTL policies */
 uint64_t tc__policy_ttl(tc_cache *c, const void *key, size_t klen);
+uint32_t tc__policy_count(tc_cache *c);
 
 /* write ops for tc__write */
 enum { TC_OP_SET, TC_OP_ADD, TC_OP_CAS, TC_OP_EXPIRE, TC_OP_INCR, TC_OP_APPEND };

@@ -26,7 +26,7 @@
 #include "tickcache.h"
 
 #define TC_MAGIC          0x3145484341434B54ull /* "TKCACHE1" little-endian */
-#define TC_LAYOUT_VERSION 1u
+#define TC_LAYOUT_VERSION 2u /* bump on every change of this file's structs */
 #define TC_CACHELINE      64
 #define TC_PAGE           4096
 
@@ -34,6 +34,7 @@
 #define TC_STATE_BUILDING 1u  /* creator is initialising; not usable */
 #define TC_STATE_READY    2u  /* published with a release store, last */
 #define TC_STATE_UNLINKED 3u  /* removed by tc_unlink: attached handles get -ESTALE */
+#define TC_STATE_AUDITING 4u  /* tc_audit at work (or died at work): calls get -EBUSY */
 
 #define TC_VER_SHARDS     64  /* version counters, key hash picks one */
 #define TC_POLICY_MAX     32  /* TTL prefix policies */

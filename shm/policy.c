@@ -97,6 +97,23 @@ uint64_t tc__policy_ttl(tc_cache *c, const void *key, size_t klen)
 	return ttl;
 }
 
+/* Prefixes in the table, for tc_get_stats (0 when it cannot be read). */
+uint32_t tc__policy_count(tc_cache *c)
+{
+	uint64_t w = tc__ld(&c->h->policy_gen);
+	if (!POL_REF(w))
+		return 0;
+	struct tc_rslot *s;
+	if (tc__enter(c, &s))
+		return 0;
+	uint32_t vlen, n = 0;
+	w = tc__ld(&c->h->policy_gen);
+	if (POL_REF(w) && tc__block_of(c, POL_REF(w), TC_KIND_POLICY, &vlen))
+		n = vlen / sizeof(struct pol);
+	tc__exit(c, s);
+	return n > TC_POLICY_MAX_ENTRIES ? 0 : n;
+}
+
 /* ---- writers -------------------------------------------------------------- */
 
 typedef int (*edit_fn)(struct table *t, void *arg);
@@ -165,6 +182,7 @@ static int edit(tc_cache *c, edit_fn fn, void *arg)
 				tc__retire(c, s, old);
 			tc__count(s, TC_C_SETS);
 			tc__exit(c, s);
+			tc__maybe_reclaim(c, s);
 			rc = 0;
 			break;
 		}

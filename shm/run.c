@@ -47,7 +47,12 @@
  * list elements, or the anchor, not in the index), which the generic
  * in-flight check cannot tell from "never published"; so the in-flight
  * record is cleared just before the publishing CAS.  Dying between the two
- * leaks one block; dying anywhere else leaks nothing.
+ * leaks one block.  A dead list being unlinked is named in the slot's
+ * ret_ref (as tc__remove_slot does), so a cleaner retires it if the remover
+ * dies between its CAS and its retire walk; the cleaner retires the head
+ * only, unless it dispatches DTO heads to tc__dto_retire_chain(), which
+ * takes the whole chain.  The anchor is not named there (run_word, not the
+ * index, names it): dying between the end's CAS and its retire leaks it.
  */
 #include "internal.h"
 
@@ -73,7 +78,7 @@ static void count_rc(struct tc_rslot *s, int rc)
 {
 	if (!s)
 		return;
-	if (rc && rc != TC_ENORUN && rc != -EBUSY && rc != TC_ETYPE && rc > -30900)
+	if (rc && rc != TC_ENORUN && rc != -EBUSY && rc != TC_ETYPE)
 		tc__count(s, TC_C_ERRORS);
 	tc__count(s, TC_C_OPS);
 }
@@ -202,6 +207,8 @@ int tc_run_end(tc_cache *c)
 		break;
 	}
 	tc__exit(c, s);
+	if (rc == 0)
+		tc__maybe_reclaim(c, s);
 	count_rc(s, rc);
 	return rc;
 }
@@ -223,7 +230,7 @@ static struct tc_entry *elem(tc_cache *c, uint64_t ref, uint64_t hash, uint32_t 
  * match, so a scribbled link ends the walk (leaking the rest) instead of
  * retiring a block of someone else or looping.
  */
-static void retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head)
+void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head)
 {
 	uint64_t hash = tc__ld(&head->hash);
 	uint32_t gen = tc__ld(&head->aux), vlen;
@@ -257,11 +264,16 @@ static bool list_dead(tc_cache *c, struct tc_entry *e)
 static int drop_list(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w,
 		     struct tc_entry *e)
 {
-	if (tc__cas(slotp, w, 0) != w)
+	/* Named in our slot: a cleaner retires it if we die after the CAS. */
+	tc__note_unlink(s, TC_SW_REF(w), e);
+	if (tc__cas(slotp, w, 0) != w) {
+		tc__st(&s->ret_ref, 0);
 		return -EAGAIN;
+	}
 	tc__add(&c->h->live, (uint64_t)-1);
 	tc__add(&c->h->dto_heads, (uint64_t)-1);
-	retire_chain(c, s, e);
+	tc__dto_retire_chain(c, s, e);
+	tc__st(&s->ret_ref, 0);
 	return 0;
 }
 
@@ -367,14 +379,22 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		uint64_t ref = tc__ref_of(c, e);
 		tc__st(&s->inflight, 0); /* see "Crash windows" above */
 		if (lr == 0) {
+			/* A dead list we replace is named in our slot, so that a
+			 * cleaner retires it if we die after the CAS.  (A live head
+			 * is not: it stays in the list, as the new head's prev.) */
+			if (replace)
+				tc__note_unlink(s, TC_SW_REF(sw), head);
 			/* Full barrier: the element's bytes before the slot names it. */
 			if (tc__cas(slotp, sw, TC_SW_FINAL | tag << 48 | ref) != sw) {
+				tc__st(&s->ret_ref, 0);
 				tc__free_block(c, e);
 				tc__exit(c, s);
 				continue;
 			}
-			if (replace)
-				retire_chain(c, s, head);
+			if (replace) {
+				tc__dto_retire_chain(c, s, head);
+				tc__st(&s->ret_ref, 0);
+			}
 		} else {
 			bool seen;
 			tc__add(&c->h->dto_heads, 1);
@@ -398,6 +418,8 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		if (rc == 0)
 			tc__count(s, TC_C_SETS);
 		tc__exit(c, s);
+		if (replace)
+			tc__maybe_reclaim(c, s);
 		break;
 	}
 	count_rc(s, rc);
@@ -505,8 +527,14 @@ int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto
 		struct tc_entry *head;
 		uint64_t hw, w;
 		rc = find_list(c, hash, key, klen, &head, &hw, &w);
-		if (rc || !head)
+		if (rc)
 			break;
+		if (!head) {
+			if (!run_moved(c, w))
+				break; /* no DTOs in this run */
+			rc = -EAGAIN;
+			continue;
+		}
 		n = TC_DTO_COUNT(tc__ld(&head->version));
 		if (n == 0 || n > c->arena_units) {
 			rc = TC_ECORRUPT;
@@ -519,7 +547,9 @@ int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto
 			break;
 		}
 		rc = collect(c, head, hw, n, type, refs);
-		if (rc == TC_ECORRUPT && run_moved(c, w)) {
+		/* The run must have stayed active across the walk, so that the
+		 * snapshot is one of this run (not of appends after its end). */
+		if (run_moved(c, w)) {
 			rc = -EAGAIN;
 			continue;
 		}
@@ -530,7 +560,7 @@ int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto
 		for (uint64_t k = 0; k < n && rc == 0; k++) {
 			uint32_t vlen;
 			struct tc_entry *e = elem(c, refs[k], hash, &vlen);
-			rc = fn(tc__eval(e, tc__ld(&e->klen)), vlen, arg);
+			rc = e ? fn(tc__eval(e, tc__ld(&e->klen)), vlen, arg) : TC_ECORRUPT;
 		}
 		break;
 	}

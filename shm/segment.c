@@ -294,7 +294,10 @@ static int validate(const struct tc_hdr *h, uint64_t size)
 		return TC_ECORRUPT;
 	if (h->layout_version != TC_LAYOUT_VERSION)
 		return TC_EVERSION;
-	if (tc__ld(&h->state) != TC_STATE_READY)
+	uint32_t state = tc__ld(&h->state);
+	/* AUDITING under our flock means the auditor died: attach, and let the
+	 * calls say -EBUSY until tc_audit is run again. */
+	if (state != TC_STATE_READY && state != TC_STATE_AUDITING)
 		return TC_ECORRUPT;
 	tc__rmb();
 	uint64_t nb, so, ao, io, ro, total;
@@ -367,7 +370,7 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 			mode = opts->mode;
 		if ((mode & ~07777u) || (opts->eviction != TC_EVICT_NONE &&
 					 opts->eviction != TC_EVICT_LRU) ||
-		    (opts->flags & ~(TC_CREATE | TC_EXCL)))
+		    (opts->flags & ~(TC_CREATE | TC_EXCL | TC_LAZY)))
 			return -EINVAL;
 		if ((opts->max_entries && (opts->max_entries < TC_MIN_ENTRIES ||
 					   opts->max_entries > TC_MAX_ENTRIES)) ||
@@ -416,8 +419,9 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 		rc = TC_ECORRUPT;
 		goto out_close;
 	}
+	bool lazy = opts && (opts->flags & TC_LAZY);
 	uint8_t *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
-			     MAP_SHARED | MAP_POPULATE, fd, 0);
+			     MAP_SHARED | (lazy ? 0 : MAP_POPULATE), fd, 0);
 	if (base == MAP_FAILED) {
 		rc = -errno;
 		goto out_close;
@@ -476,6 +480,7 @@ void tc_close(tc_cache *c)
 	tc__registry_unlock();
 	if (c->attach_idx < c->max_attach) {
 		struct tc_attach_rec *r = &c->attach[c->attach_idx];
+		tc__st(&r->start, 0); /* never paired with the next claimer's pid */
 		tc__cas(&r->pid, (uint64_t)tc__self_pid(), 0);
 	}
 	munmap(c->base, c->size);

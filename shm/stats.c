@@ -83,5 +83,10 @@ int tc_get_stats(tc_cache *c, tc_stats *out)
 	out->created_ms = tc__ld(&c->h->created_ms);
 	int64_t now = tc__now_ms();
 	out->uptime_ms = now > out->created_ms ? (uint64_t)(now - out->created_ms) : 0;
+	uint64_t rw = tc__ld(&c->h->run_word), heads = tc__ld(&c->h->dto_heads);
+	out->run_generation = rw >> 32;
+	out->run_active = (rw & 0xffffffffu) != 0;
+	out->dto_lists = heads > c->max_entries ? 0 : heads; /* transiently below 0 */
+	out->ttl_policies = tc__policy_count(c);
 	return 0;
 }

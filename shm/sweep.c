@@ -51,6 +51,8 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report)
 }
 
 #define LEASE_PID(w) ((uint32_t)((w) >> 32))
+#define LEASE_CLAIMING 0x80000000ull /* low half: claiming bit | generation */
+#define LEASE_GEN_MASK 0x7fffffffull
 
 int tc_lease_acquire(tc_cache *c, uint64_t stale_ms, uint32_t *holder)
 {
@@ -67,14 +69,23 @@ int tc_lease_acquire(tc_cache *c, uint64_t stale_ms, uint32_t *holder)
 			return 0;
 		}
 		int64_t age = tc__now_ms() - tc__ld(&c->h->lease_beat_ms);
-		bool free_ = pid == 0 || !tc__pid_alive(pid, tc__ld(&c->h->lease_start)) ||
-			     (stale_ms && age > (int64_t)stale_ms);
+		bool free_;
+		if (w & LEASE_CLAIMING)
+			/* Being taken: its start time and heartbeat are not written
+			 * yet, so only the claimer's death frees it. */
+			free_ = !tc__pid_alive(pid, 0);
+		else
+			free_ = pid == 0 || !tc__pid_alive(pid, tc__ld(&c->h->lease_start)) ||
+				(stale_ms && age > (int64_t)stale_ms);
 		if (!free_)
 			return -EBUSY;
-		uint64_t nw = (uint64_t)me << 32 | ((w + 1) & 0xffffffffu);
-		if (tc__cas(&c->h->lease_word, w, nw) == w) {
+		uint64_t gen = (w + 1) & LEASE_GEN_MASK;
+		uint64_t claim = (uint64_t)me << 32 | LEASE_CLAIMING | gen;
+		if (tc__cas(&c->h->lease_word, w, claim) == w) {
 			tc__st(&c->h->lease_start, tc__self_start());
 			tc__st(&c->h->lease_beat_ms, tc__now_ms());
+			/* Start time and heartbeat before the word says "held". */
+			tc__cas(&c->h->lease_word, claim, (uint64_t)me << 32 | gen);
 			if (holder)
 				*holder = me;
 			return 0;
@@ -100,7 +111,7 @@ int tc_lease_release(tc_cache *c)
 	uint64_t w = tc__ld(&c->h->lease_word);
 	if (LEASE_PID(w) != tc__self_pid())
 		return -EBUSY;
-	tc__cas(&c->h->lease_word, w, (w + 1) & 0xffffffffu);
+	tc__cas(&c->h->lease_word, w, (w + 1) & LEASE_GEN_MASK);
 	return 0;
 }
 

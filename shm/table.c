@@ -201,7 +201,7 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
 	uint64_t *slotp, w;
 	struct view v;
 	rc = lookup(c, hash, key, klen, TC_KIND_KEY, &slotp, &w, &v);
-	if (rc == 0 && expired(v.expires, tc__now_ms_coarse()))
+	if (rc == 0 && v.expires != 0 && expired(v.expires, tc__now_ms_coarse()))
 		rc = -ENOENT;
 	if (rc == 0) {
 		fill_meta(meta, &v);
@@ -228,14 +228,14 @@ int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta
 		return bad_args(c);
 	}
 	*val = NULL;
-	if (!tc__in_section(c))
+	struct tc_rslot *s = tc__section_slot(c); /* one lookup for both questions */
+	if (!s)
 		return -EINVAL;
-	struct tc_rslot *s = tc__slot(c);
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
 	uint64_t *slotp, w;
 	struct view v;
 	int rc = lookup(c, hash, key, klen, TC_KIND_KEY, &slotp, &w, &v);
-	if (rc == 0 && expired(v.expires, tc__now_ms_coarse()))
+	if (rc == 0 && v.expires != 0 && expired(v.expires, tc__now_ms_coarse()))
 		rc = -ENOENT;
 	if (rc == 0) {
 		fill_meta(meta, &v);
@@ -479,8 +479,8 @@ static inline int64_t le64_get(const uint8_t *p)
 /* Give back a block that was never visible to anyone. */
 static void drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 {
-	tc__st(&s->inflight, 0);
 	tc__free_block(c, e);
+	tc__st(&s->inflight, 0); /* after: a writer killed in between leaks nothing */
 }
 
 int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const void *val,
@@ -500,6 +500,7 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 	uint64_t room_t0 = 0;
 	struct tc_rslot *s = NULL;
 	uint8_t ctrbuf[8];
+	int64_t incr_val = 0;
 
 	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
 		rc = tc__enter(c, &s);
@@ -559,8 +560,7 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 			src = ctrbuf;
 			nlen = 8;
 			ntype = TC_TYPE_COUNTER;
-			if (out)
-				*out = n;
+			incr_val = n;
 			break;
 		}
 		default:
@@ -630,8 +630,8 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 			goto out_done;
 		}
 		if (seen) {
-			tc__st(&s->inflight, 0);
 			tc__retire(c, s, e);
+			tc__st(&s->inflight, 0); /* after, as in drop_private() */
 		} else {
 			drop_private(c, s, e);
 		}
@@ -647,6 +647,8 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 			sched_yield();
 		continue;
 out_done:
+		if (op == TC_OP_INCR && out)
+			*out = incr_val; /* only on success */
 		tc__count(s, op == TC_OP_ADD ? TC_C_ADDS : TC_C_SETS);
 		tc__count(s, TC_C_OPS);
 		sample_end(c, s, t0);
@@ -1016,4 +1018,11 @@ struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t
 		return NULL;
 	*vlen = vl;
 	return e;
+}
+
+/* maybe_reclaim() for the writers of run.c and policy.c, after a retire,
+ * outside their read section. */
+void tc__maybe_reclaim(tc_cache *c, struct tc_rslot *s)
+{
+	maybe_reclaim(c, s);
 }

@@ -557,6 +557,71 @@ static void test_killed_writer_leaves_no_leak_and_true_live_count(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Incremental reclamation: a pending chain must not be held hostage    */
+/* ------------------------------------------------------------------ */
+
+struct idle {
+	tc_cache *c;
+	pthread_barrier_t bar;
+	int rc;
+	uint64_t writes;
+};
+
+/* Overwrite one key until this thread's writes start an incremental
+ * reclaim (its slot then holds a pending chain), then go idle: a thread
+ * that wrote a burst and now only waits (or only reads). */
+static void *burst_then_idle(void *p)
+{
+	struct idle *w = p;
+	char v[1000];
+	memset(v, 'w', sizeof(v));
+	struct tc_rslot *s = tc__slot(w->c);
+	w->rc = s ? 0 : -EUSERS;
+	while (w->rc == 0 && w->writes < 100000 && !tc__ld(&s->reclaim)) {
+		w->rc = tc_set(w->c, "burst", 5, v, sizeof(v), 0, 0);
+		w->writes++;
+	}
+	pthread_barrier_wait(&w->bar); /* burst done */
+	pthread_barrier_wait(&w->bar); /* main checked */
+	return NULL;
+}
+
+static void test_idle_writer_does_not_hold_retired_memory_hostage(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "eidle"), 1024, 1 << 20, 8,
+				TC_EVICT_NONE);
+	struct idle w = { .c = c };
+	pthread_barrier_init(&w.bar, NULL, 2);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, burst_then_idle, &w), 0);
+	pthread_barrier_wait(&w.bar);
+	/* Nobody is in a read section: a sweep (what shm-sweeper runs) and a
+	 * reclaim must free everything retired. */
+	uint64_t before = retired(c);
+	tc_sweep_report rep;
+	int src = tc_sweep(c, 0, &rep);
+	uint64_t freed = 0;
+	int rrc = tc_reclaim(c, &freed);
+	uint64_t after = retired(c);
+	pthread_barrier_wait(&w.bar);
+	pthread_join(th, NULL);
+	pthread_barrier_destroy(&w.bar);
+	tc_close(c);
+	tc_unlink(name);
+	WB_RC(0, w.rc);
+	WB_RC(0, src);
+	WB_RC(0, rrc);
+	if (after != 0)
+		fail_msg("%llu retired blocks (of %llu) stay unfreed after tc_sweep and "
+			 "tc_reclaim with no reader anywhere: they sit in the pending chain "
+			 "of an idle writer's slot (after %llu writes)",
+			 (unsigned long long)after, (unsigned long long)before,
+			 (unsigned long long)w.writes);
+}
+
+/* ------------------------------------------------------------------ */
 /* TICKCACHE_NO_MEMBARRIER=1                                            */
 /* ------------------------------------------------------------------ */
 
@@ -595,6 +660,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_killed_reader_holds_reclaim_until_cleared),
 		cmocka_unit_test(test_slot_of_killed_cleaner_is_cleared_again),
 		cmocka_unit_test(test_killed_writer_leaves_no_leak_and_true_live_count),
+		cmocka_unit_test(test_idle_writer_does_not_hold_retired_memory_hostage),
 		cmocka_unit_test(test_full_fence_fallback_behaves_the_same),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -139,6 +139,9 @@ static void test_limits_and_bad_arguments(void **state)
 	assert_int_equal(0, tc_ttl_policy_list(f->c, list_fn, &l));
 	assert_int_equal(TC_POLICY_MAX_ENTRIES, l.n);
 	assert_int_equal(77, listed_ttl(&l, "p7:"));
+	tc_stats st;
+	assert_int_equal(0, tc_get_stats(f->c, &st));
+	assert_int_equal(TC_POLICY_MAX_ENTRIES, (int)st.ttl_policies);
 	assert_ttl(f->c, "p7:x", 77);
 }
 
@@ -275,6 +278,43 @@ static void test_concurrent_editors_lose_nothing(void **state)
 		}
 }
 
+/* Editors killed -9 mid-change: the table is the old one or the new one. */
+static void test_killed_editors_leave_a_whole_table(void **state)
+{
+	struct ft *f = *state;
+	assert_int_equal(0, tc_ttl_policy_set(f->c, "keep:", 1234));
+	for (int k = 0; k < 5; k++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			tc_cache *c = ft_attach(f->name);
+			for (uint64_t i = 1;; i++) {
+				FT_CHECK(tc_ttl_policy_set(c, "churn:", i) == 0);
+				FT_CHECK(tc_ttl_policy_set(c, "churn:b:", i) == 0);
+				FT_CHECK(tc_ttl_policy_del(c, "churn:") == 0);
+				FT_CHECK(tc_ttl_policy_del(c, "churn:b:") == 0);
+			}
+		}
+		tc_stats st;
+		do {
+			assert_int_equal(0, tc_get_stats(f->c, &st));
+			assert_int_equal(0, waitpid(pid, NULL, WNOHANG));
+		} while (st.sets < 200u * (unsigned)(k + 1));
+		ft_sleep_ms(k);
+		kill(pid, SIGKILL);
+		assert_int_equal(pid, waitpid(pid, NULL, 0));
+		assert_int_equal(0, tc_readers_clean(f->c, NULL));
+		struct listed l = { 0 };
+		assert_int_equal(0, tc_ttl_policy_list(f->c, list_fn, &l));
+		assert_true(l.n >= 1 && l.n <= 3);
+		assert_int_equal(1234, listed_ttl(&l, "keep:"));
+		assert_ttl(f->c, "keep:x", 1234);
+		assert_int_equal(0, tc_ttl_policy_set(f->c, "after:", 77));
+		assert_ttl(f->c, "after:x", 77);
+		assert_int_equal(0, tc_ttl_policy_del(f->c, "after:"));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -284,6 +324,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_policy_file_loads_whole_or_not_at_all, ft_setup, ft_teardown),
 		cmocka_unit_test(test_change_is_seen_by_other_processes_at_once),
 		cmocka_unit_test_setup_teardown(test_concurrent_editors_lose_nothing, ft_setup, ft_teardown),
+		cmocka_unit_test_setup_teardown(test_killed_editors_leave_a_whole_table, ft_setup, ft_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -444,6 +444,23 @@ static void test_appends_racing_run_ends(void **state)
 		if (pids[w] == 0)
 			append_child(f->name, (uint32_t)w, true);
 	}
+	/* A reader process walks the list all along, across the run ends. */
+	pid_t reader = fork();
+	assert_true(reader >= 0);
+	if (reader == 0) {
+		tc_cache *c = ft_attach(f->name);
+		while (!tc_exists(c, "stop", 4)) {
+			struct order_check oc = { 0 };
+			size_t n;
+			int rc = tc_dto_each(c, "shared", 6, T_SIG, order_fn, &oc);
+			FT_CHECK(rc == 0 || rc == TC_ENORUN);
+			FT_CHECK(oc.bad == 0);
+			rc = tc_dto_count(c, "shared", 6, &n);
+			FT_CHECK(rc == 0 || rc == TC_ENORUN);
+		}
+		tc_close(c);
+		_exit(0);
+	}
 	int running = NWRITERS, runs = 0;
 	while (running > 0) {
 		struct order_check oc = { 0 };
@@ -466,6 +483,8 @@ static void test_appends_racing_run_ends(void **state)
 			}
 		}
 	}
+	assert_int_equal(0, tc_set(f->c, "stop", 4, "1", 1, 0, 0));
+	ft_wait_all(&reader, 1);
 	assert_int_equal(0, tc_run_end(f->c));
 	assert_true(runs > 0);
 }
@@ -502,7 +521,14 @@ static void test_thousands_of_runs_never_fill_the_segment(void **state)
 	tc_stats st;
 	assert_int_equal(0, tc_get_stats(f->c, &st));
 	assert_true(st.memory_used <= st.memory_bytes);
-	assert_true(st.entries <= 10);
+	assert_int_equal(st.entries, st.dto_lists); /* only lists of ended runs left */
+	/* A sweep takes back every one of them. */
+	tc_sweep_report rep;
+	assert_int_equal(0, tc_sweep(f->c, 0, &rep));
+	assert_int_equal(st.dto_lists, rep.dto_lists_freed);
+	assert_int_equal(0, tc_get_stats(f->c, &st));
+	assert_int_equal(0, (int)st.entries);
+	assert_int_equal(0, (int)st.dto_lists);
 	void *s = f;
 	ft_teardown(&s);
 }
@@ -556,6 +582,9 @@ static void test_sweep_reclaims_ended_runs_lists(void **state)
 	assert_int_equal(0, tc__sweep_runs(f->c, 0));
 	assert_int_equal(0, tc_get_stats(f->c, &mid));
 	assert_int_equal(before.entries + 50, mid.entries);
+	assert_int_equal(50, (int)mid.dto_lists);
+	assert_int_equal(1, (int)mid.run_active);
+	assert_int_equal(1, (int)(mid.run_generation & 1));
 	assert_int_equal(0, tc_run_end(f->c));
 	assert_int_equal(50, tc__sweep_runs(f->c, 0));
 	assert_int_equal(0, tc__sweep_runs(f->c, 0));
@@ -564,6 +593,9 @@ static void test_sweep_reclaims_ended_runs_lists(void **state)
 	assert_int_equal(0, tc_get_stats(f->c, &after));
 	assert_int_equal(before.entries, after.entries);
 	assert_int_equal(before.memory_used, after.memory_used);
+	assert_int_equal(0, (int)after.dto_lists);
+	assert_int_equal(0, (int)after.run_active);
+	assert_int_equal(mid.run_generation + 1, after.run_generation);
 }
 
 /* Appenders killed -9 at arbitrary points: lists stay whole, little leaks. */
@@ -623,6 +655,59 @@ static void test_killed_appenders_leave_whole_lists(void **state)
 	assert_true(after.memory_used <= before.memory_used + (uint64_t)kills * 128u);
 }
 
+/* Processes killed -9 while starting and ending runs: the run word is always
+ * whole (a readable anchor or no run), and at most an anchor per kill leaks. */
+static void test_killed_run_cyclers_leave_a_whole_run(void **state)
+{
+	struct ft *f = *state;
+	tc_stats before, after;
+	uint64_t freed;
+	const int kills = 5;
+	assert_int_equal(0, tc_reclaim(f->c, &freed));
+	assert_int_equal(0, tc_get_stats(f->c, &before));
+	for (int k = 0; k < kills; k++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			tc_cache *c = ft_attach(f->name);
+			for (int64_t i = 1;; i++) {
+				int rc = tc_run_start(c, i, (uint64_t)i * 3);
+				FT_CHECK(rc == 0 || rc == -EBUSY);
+				FT_CHECK(tc_dto_append(c, "x", 1, 1, &i, sizeof(i)) == 0);
+				FT_CHECK(tc_run_end(c) == 0);
+				if (i % 64 == 0)
+					FT_CHECK(tc_reclaim(c, NULL) == 0);
+			}
+		}
+		tc_stats st;
+		do
+			assert_int_equal(0, tc_get_stats(f->c, &st));
+		while (st.run_generation < before.run_generation + 200u * (unsigned)(k + 1));
+		kill(pid, SIGKILL);
+		assert_int_equal(pid, waitpid(pid, NULL, 0));
+		assert_int_equal(0, tc_readers_clean(f->c, NULL));
+		tc_anchor a;
+		int rc = tc_run_anchor(f->c, &a);
+		if (rc == 0) {
+			assert_true(a.run_id == (uint64_t)a.ts_ns * 3);
+			assert_int_equal(1, (int)(a.generation & 1));
+			assert_int_equal(0, tc_run_end(f->c));
+		} else {
+			assert_int_equal(TC_ENORUN, rc);
+		}
+		assert_int_equal(0, tc_run_start(f->c, 5, 15));
+		assert_int_equal(0, tc_run_anchor(f->c, &a));
+		assert_true(a.ts_ns == 5 && a.run_id == 15);
+		assert_int_equal(0, tc_run_end(f->c));
+	}
+	tc__sweep_runs(f->c, 0);
+	assert_int_equal(0, tc_reclaim(f->c, &freed));
+	assert_int_equal(0, tc_get_stats(f->c, &after));
+	assert_int_equal(before.entries, after.entries);
+	/* An anchor (96 B) or a DTO element (96 B) per kill at most. */
+	assert_true(after.memory_used <= before.memory_used + (uint64_t)kills * 96u);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -644,6 +729,7 @@ int main(void)
 		cmocka_unit_test(test_plain_writers_reclaim_ended_runs),
 		cmocka_unit_test_setup_teardown(test_sweep_reclaims_ended_runs_lists, ft_setup, ft_teardown),
 		cmocka_unit_test_setup_teardown(test_killed_appenders_leave_whole_lists, ft_setup, ft_teardown),
+		cmocka_unit_test_setup_teardown(test_killed_run_cyclers_leave_a_whole_run, ft_setup, ft_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

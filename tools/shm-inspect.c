@@ -37,6 +37,9 @@
 #include "tickcache.h"
 #include "common.h"
 
+
+/* Attach without prefaulting the whole mapping: an inspection touches little of it. */
+static const tc_opts lazy_attach = { .flags = TC_LAZY };
 static const char *prog = "shm-inspect";
 static bool g_json;
 
@@ -216,7 +219,7 @@ static int open_seg(const char *name, tc_cache **c)
 	if (!tc_name_valid(name))
 		return usage_error("invalid segment name '%s' (want [A-Za-z0-9][A-Za-z0-9_.-]{0,63})",
 				   name);
-	rc = tc_open(c, name, NULL);
+	rc = tc_open(c, name, &lazy_attach);
 	if (rc == -ENOENT)
 		return fail(rc, "segment '%s' not found", name);
 	if (rc)
@@ -370,7 +373,7 @@ static int cmd_list(const char *glob)
 		uint64_t lage = 0;
 		bool lalive = false;
 		char b1[32], b2[32], b3[32], b4[64], b5[32];
-		int rc = tc_open(&c, names[i], NULL);
+		int rc = tc_open(&c, names[i], &lazy_attach);
 
 		if (rc == -ENOENT) /* removed while we listed */
 			continue;
@@ -1295,7 +1298,7 @@ static int cmd_unlink(const char *name, bool force)
 	if (!tc_name_valid(name))
 		return usage_error("invalid segment name '%s' (want [A-Za-z0-9][A-Za-z0-9_.-]{0,63})",
 				   name);
-	rc = tc_open(&c, name, NULL);
+	rc = tc_open(&c, name, &lazy_attach);
 	if (rc == -ENOENT)
 		return fail(rc, "segment '%s' not found", name);
 	if (rc && !force)
