@@ -150,7 +150,7 @@ FLAGS_STAMP := $(BUILDDIR)/.flags
 
 .DEFAULT_GOAL := all
 .PHONY: all lib tools check-build test check demo bench install uninstall \
-        clean asan ubsan tsan sanitize deps help FORCE
+        clean asan ubsan tsan deps help FORCE
 .DELETE_ON_ERROR:
 # Keep the objects of chained rules (tools, tests) for incremental builds.
 .SECONDARY:

@@ -91,7 +91,7 @@ shm_list() { ls /dev/shm 2>/dev/null | grep '^tickcache\.' | sort; }
 # Tests must unlink their segments; what the run created and left behind
 # is reported at the end (a concurrent run on this host may add to it).
 shm_before=$(shm_list)
-passed=0 failed=0 c_pass=0 c_fail=0
+passed=0 failed=0 c_pass=0 c_fail=0 c_skip=0
 failures=()
 t_all=$(date +%s%N)
 echo "Running ${#progs[@]} test programs from $build${san:+ ($san)}, timeout ${timeout_s}s each"
@@ -110,9 +110,11 @@ for p in "${progs[@]}"; do
 	# cmocka's summary lines: "[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s)"
 	np=$(sed -n 's/^\[  PASSED  \] \([0-9][0-9]*\) test.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')
 	nf=$(sed -n 's/^\[  FAILED  \] \([0-9][0-9]*\) test.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')
-	c_pass=$((c_pass + np)) c_fail=$((c_fail + nf))
+	ns=$(sed -n 's/^\[  SKIPPED \] \([0-9][0-9]*\) test.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')
+	c_pass=$((c_pass + np)) c_fail=$((c_fail + nf)) c_skip=$((c_skip + ns))
 	counts=""
 	[ "$np" -gt 0 ] || [ "$nf" -gt 0 ] && counts=" ($np passed, $nf failed)"
+	[ "$ns" -gt 0 ] && counts=" ($np passed, $nf failed, $ns skipped)"
 
 	why=""
 	if [ $rc -eq 124 ] || { [ $rc -eq 137 ] && [ $(((t1 - t0) / 1000000000)) -ge "$timeout_s" ]; }; then
@@ -142,7 +144,7 @@ echo
 left=$(comm -13 <(echo "$shm_before") <(shm_list) | tr '\n' ' ')
 [ -z "${left// /}" ] || echo "WARN  segments left in /dev/shm since the run began: $left"
 if [ $((c_pass + c_fail)) -gt 0 ]; then
-	echo "cmocka: $c_pass test(s) passed, $c_fail failed"
+	echo "cmocka: $c_pass test(s) passed, $c_fail failed$([ "$c_skip" -gt 0 ] && echo ", $c_skip skipped")"
 fi
 [ ${#failures[@]} -eq 0 ] || echo "failed: ${failures[*]}"
 echo "time: $(awk -v a="$t_all" -v b="$t_end" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')s"
