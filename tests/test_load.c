@@ -137,7 +137,7 @@ static void test_one_load_per_miss_across_processes(void **state)
 			tc_cache *c = ft_attach(f->name);
 			count_c = c;
 			for (int k = 0; k < 5; k++) {
-				char key[16], buf[32], want[16];
+				char key[32], buf[32], want[32];
 				int kl = snprintf(key, sizeof(key), "bar:%d", k);
 				snprintf(want, sizeof(want), "value-%d", k);
 				struct loader l = { .value = want, .sleep_ms = 100 };

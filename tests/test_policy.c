@@ -129,7 +129,7 @@ static void test_limits_and_bad_arguments(void **state)
 	assert_int_equal(-EINVAL, tc_ttl_policy_list(f->c, NULL, NULL));
 	assert_int_equal(-EINVAL, tc_ttl_policy_load(f->c, NULL));
 	for (int i = 1; i < TC_POLICY_MAX_ENTRIES; i++) {
-		char q[16];
+		char q[32];
 		snprintf(q, sizeof(q), "p%d:", i);
 		assert_int_equal(0, tc_ttl_policy_set(f->c, q, (uint64_t)i));
 	}
@@ -252,12 +252,12 @@ static void test_concurrent_editors_lose_nothing(void **state)
 			tc_cache *c = ft_attach(f->name);
 			for (int round = 0; round < 200; round++) {
 				for (int k = 0; k < 8; k++) {
-					char q[16];
+					char q[32];
 					snprintf(q, sizeof(q), "w%d:%d:", i, k);
 					FT_CHECK(tc_ttl_policy_set(c, q, (uint64_t)(round + 1)) == 0);
 				}
 				for (int k = 0; k < 8; k += 2) {
-					char q[16];
+					char q[32];
 					snprintf(q, sizeof(q), "w%d:%d:", i, k);
 					FT_CHECK(tc_ttl_policy_del(c, q) == 0);
 				}
@@ -272,7 +272,7 @@ static void test_concurrent_editors_lose_nothing(void **state)
 	assert_int_equal(8, l.n);
 	for (int i = 0; i < 2; i++)
 		for (int k = 1; k < 8; k += 2) {
-			char q[16];
+			char q[32];
 			snprintf(q, sizeof(q), "w%d:%d:", i, k);
 			assert_int_equal(200, listed_ttl(&l, q));
 		}

@@ -333,14 +333,14 @@ static void test_order_across_processes(void **state)
 		assert_true(pid >= 0);
 		if (pid == 0) {
 			tc_cache *c = ft_attach(f->name);
-			char v[8];
+			char v[24];
 			snprintf(v, sizeof(v), "p%d", i);
 			FT_CHECK(tc_dto_append(c, "seq", 3, T_SIG, v, strlen(v)) == 0);
 			tc_close(c);
 			_exit(0);
 		}
 		ft_wait_all(&pid, 1);
-		char v[8];
+		char v[24];
 		snprintf(v, sizeof(v), "me%d", i);
 		assert_int_equal(0, tc_dto_append(f->c, "seq", 3, T_SIG, v, strlen(v)));
 	}
@@ -348,7 +348,7 @@ static void test_order_across_processes(void **state)
 	assert_int_equal(0, tc_dto_each(f->c, "seq", 3, T_SIG, collect_fn, &col));
 	assert_int_equal(12, col.n);
 	for (int i = 0; i < 6; i++) {
-		char v[8];
+		char v[24];
 		snprintf(v, sizeof(v), "p%d", i);
 		assert_string_equal(v, col.items[2 * i]);
 		snprintf(v, sizeof(v), "me%d", i);
