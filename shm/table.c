@@ -736,28 +736,43 @@ int tc_incr(tc_cache *c, const void *key, size_t klen, int64_t delta, uint64_t t
 			 out, 0);
 }
 
+/*
+ * Remove the published entry of (key, kind): one CAS on its slot word,
+ * retried when the word changed under us.  With VERSION, only that version
+ * is removed (TC_ECONFLICT otherwise) and expiry is not judged; without, an
+ * expired entry is removed as an expiration and reported -ENOENT.
+ */
+static int remove_key(tc_cache *c, struct tc_rslot *s, uint32_t kind, const void *key,
+		      size_t klen, const uint64_t *version)
+{
+	uint64_t hash = tc__hash(c, key, klen, kind);
+	int rc = -EAGAIN;
+	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+		uint64_t *slotp, w;
+		struct view v;
+		rc = lookup(c, hash, key, klen, kind, &slotp, &w, &v);
+		if (rc)
+			return rc;
+		if (version && v.version != *version)
+			return TC_ECONFLICT;
+		bool exp = !version && expired(v.expires, tc__now_ms());
+		int ctr = version ? -1 : exp ? TC_C_EXPIRATIONS : TC_C_DELETES;
+		if (tc__remove_slot(c, s, slotp, w, ctr) == 0)
+			return exp ? -ENOENT : 0;
+		rc = -EAGAIN;
+	}
+	return rc;
+}
+
 int tc_del(tc_cache *c, const void *key, size_t klen)
 {
 	if (!c || !tc__valid_key(key, klen))
 		return bad_args(c);
-	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
 	struct tc_rslot *s;
 	int rc = tc__enter(c, &s);
 	if (rc)
 		return rc;
-	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-		uint64_t *slotp, w;
-		struct view v;
-		rc = lookup(c, hash, key, klen, TC_KIND_KEY, &slotp, &w, &v);
-		if (rc)
-			break;
-		bool exp = expired(v.expires, tc__now_ms());
-		if (tc__remove_slot(c, s, slotp, w, exp ? TC_C_EXPIRATIONS : TC_C_DELETES) == 0) {
-			rc = exp ? -ENOENT : 0;
-			break;
-		}
-		rc = -EAGAIN;
-	}
+	rc = remove_key(c, s, TC_KIND_KEY, key, klen, NULL);
 	if (rc && rc != -ENOENT)
 		tc__count(s, TC_C_ERRORS);
 	tc__count(s, TC_C_OPS);
@@ -1016,25 +1031,11 @@ int tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
 {
 	if (!c || !tc__valid_key(key, klen))
 		return -EINVAL;
-	uint64_t hash = tc__hash(c, key, klen, kind);
 	struct tc_rslot *s;
 	int rc = tc__enter(c, &s);
 	if (rc)
 		return rc;
-	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-		uint64_t *slotp, w;
-		struct view v;
-		rc = lookup(c, hash, key, klen, kind, &slotp, &w, &v);
-		if (rc)
-			break;
-		if (v.version != version) {
-			rc = TC_ECONFLICT;
-			break;
-		}
-		rc = tc__remove_slot(c, s, slotp, w, -1);
-		if (rc == 0)
-			break;
-	}
+	rc = remove_key(c, s, kind, key, klen, &version);
 	tc__exit(c, s);
 	return rc;
 }
