@@ -283,9 +283,8 @@ int tc__enter(tc_cache *c, struct tc_rslot **sp)
 
 static inline void exit_ent(struct tls_ent *t);
 
-void tc__exit(tc_cache *c, struct tc_rslot *s)
+void tc__exit(tc_cache *c)
 {
-	(void)s;
 	/* Every read of the section happens before the slot goes quiescent
 	 * (exit_ent's barrier pairs with global_barrier()). */
 	struct tls_ent *t = tls_find(c);

@@ -76,7 +76,7 @@ static int read_kind(tc_cache *c, uint32_t kind, const void *key, size_t klen, v
 			*version = tc__ld(&e->version);
 		}
 	}
-	tc__exit(c, s);
+	tc__exit(c);
 	return rc;
 }
 

@@ -111,7 +111,7 @@ bool tc__registry_has(uint64_t cid);
 /* epoch.c: reader slots and grace periods */
 struct tc_rslot *tc__slot(tc_cache *c);           /* this thread's slot or NULL (-EUSERS) */
 int  tc__enter(tc_cache *c, struct tc_rslot **s); /* outermost/inner read section enter */
-void tc__exit(tc_cache *c, struct tc_rslot *s);
+void tc__exit(tc_cache *c);
 bool tc__in_section(tc_cache *c);
 struct tc_rslot *tc__section_slot(tc_cache *c);
 void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);

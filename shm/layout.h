@@ -26,19 +26,17 @@
 #include "tickcache.h"
 
 #define TC_MAGIC          0x3145484341434B54ull /* "TKCACHE1" little-endian */
-#define TC_LAYOUT_VERSION 2u /* bump on every change of this file's structs */
+#define TC_LAYOUT_VERSION 3u /* bump on every change of this file's structs */
 #define TC_CACHELINE      64
 #define TC_PAGE           4096
 
 /* tc_hdr.state */
-#define TC_STATE_BUILDING 1u  /* creator is initialising; not usable */
+#define TC_STATE_BUILDING 1u  /* creator is initialising (stored first): not usable */
 #define TC_STATE_READY    2u  /* published with a release store, last */
 #define TC_STATE_UNLINKED 3u  /* removed by tc_unlink: attached handles get -ESTALE */
 #define TC_STATE_AUDITING 4u  /* tc_audit at work (or died at work): calls get -EBUSY */
 
 #define TC_VER_SHARDS     64  /* version counters, key hash picks one */
-#define TC_POLICY_MAX     32  /* TTL prefix policies */
-#define TC_POLICY_PREFIX  111 /* bytes of prefix */
 
 /* Per-slot operation counters, folded into tc_hdr.tot when a slot is freed. */
 enum {
@@ -55,15 +53,6 @@ struct tc_class {
 	uint64_t used;      /* blocks handed out and not yet freed; uatomic_add */
 	uint64_t nfree;     /* blocks on the free list (approximate gauge); uatomic_add */
 	uint64_t pad[5];
-};
-
-/* A TTL policy: keys starting with prefix get ttl_ms when written with TC_TTL_DEFAULT. */
-struct tc_policy {
-	uint32_t seq;       /* even = stable, odd = being written; writers CAS it */
-	uint8_t  len;       /* prefix length, 0 = unused entry */
-	uint8_t  pad[3];
-	uint64_t ttl_ms;    /* 0 = never expires */
-	char     prefix[TC_POLICY_PREFIX + 1];
 };
 
 struct tc_hdr {
@@ -103,8 +92,7 @@ struct tc_hdr {
 
 	/* line 5: retired blocks waiting for a grace period. */
 	uint64_t retire_head __attribute__((aligned(TC_CACHELINE))); /* tagged, like tc_class.head; CAS */
-	uint64_t retired_blocks;  /* unused (the gauges are per-slot deltas, TC_C_RETIRED_*) */
-	uint64_t retired_bytes;   /* unused */
+	/* (the retired gauges are per-slot deltas, TC_C_RETIRED_*) */
 
 	/* line 6: cursors of the eviction clock and of the expiry sweep, in buckets; uatomic_add */
 	uint64_t clock_hand __attribute__((aligned(TC_CACHELINE)));
@@ -119,12 +107,8 @@ struct tc_hdr {
 	/* line 8: the active run (run.c).  run_word = generation << 32 | anchor
 	 * block ref; ref 0 = no run.  The generation is odd exactly while a run
 	 * is active and grows by one on every start and end; changed only by
-	 * CAS.  run_ts_ns/run_id/run_seq are unused (the anchor block holds the
-	 * run's data, immutable). */
+	 * CAS.  The anchor block holds the run's data, immutable. */
 	uint64_t run_word __attribute__((aligned(TC_CACHELINE)));
-	int64_t  run_ts_ns;
-	uint64_t run_id;
-	uint64_t run_seq;         /* DTO append order within the run; uatomic_add */
 
 	/* lines 9-10: counters folded from freed reader slots; uatomic_add */
 	uint64_t tot[TC_NCOUNTERS] __attribute__((aligned(TC_CACHELINE)));
@@ -136,12 +120,11 @@ struct tc_hdr {
 	 * ver[hash % TC_VER_SHARDS] so they grow across delete + re-insert. */
 	struct { uint64_t v; uint64_t pad[7]; } ver[TC_VER_SHARDS];
 
-	/* TTL policies by key prefix.  policy[] is unused: the table lives in
-	 * an immutable TC_KIND_POLICY block (policy.c), published by CAS of
-	 * policy_gen = generation << 32 | block ref (ref 0 = no policy); the
-	 * generation grows on every change. */
-	struct tc_policy policy[TC_POLICY_MAX];
-	uint64_t policy_gen;
+	/* TTL policies by key prefix: the table lives in an immutable
+	 * TC_KIND_POLICY block (policy.c), published by CAS of policy_gen =
+	 * generation << 32 | block ref (ref 0 = no policy); the generation
+	 * grows on every change. */
+	uint64_t policy_gen __attribute__((aligned(TC_CACHELINE)));
 
 	/* run.c: DTO list heads in the index, of any run (uatomic_add by the
 	 * inserter and the remover of a head); the bucket cursor of
@@ -257,7 +240,6 @@ _Static_assert(sizeof(struct tc_entry) == TC_ENTRY_HDR, "entry header is 64 byte
 _Static_assert(sizeof(struct tc_bucket) == TC_CACHELINE, "bucket is one cache line");
 _Static_assert(sizeof(struct tc_rslot) == 4 * TC_CACHELINE, "reader slot is four lines");
 _Static_assert(sizeof(struct tc_class) == TC_CACHELINE, "class is one line");
-_Static_assert(sizeof(struct tc_policy) == 128, "policy is two lines");
 _Static_assert(sizeof(struct tc_attach_rec) == 16, "attach record is 16 bytes");
 _Static_assert(sizeof(struct tc_hdr) % TC_PAGE == 0, "header is whole pages");
 _Static_assert(TC_NCOUNTERS == 16, "counters fill two lines");

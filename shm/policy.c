@@ -10,9 +10,8 @@
  * retires the old block.  So a change is seen at once by every process,
  * a whole file loads atomically (a reader sees all of it or none), and a
  * writer killed at any point leaves the old table or the new one: no
- * lock, no half-written entry.  (The header's per-entry seqlock array,
- * policy[], is unused: a writer killed inside its odd phase would have
- * left the entry unusable.)
+ * lock, no half-written entry (a per-entry seqlock would leave an
+ * entry unusable behind a writer killed inside its odd phase).
  *
  * Readers (tc__policy_ttl, on every write with TC_TTL_DEFAULT): when no
  * table exists one load of policy_gen and nothing else, so TC_TTL_DEFAULT
@@ -40,8 +39,6 @@ struct pol {
 	char     prefix[TC_POLICY_PREFIX_MAX];
 };
 _Static_assert(sizeof(struct pol) == 120, "policy record is 120 bytes");
-_Static_assert(TC_POLICY_MAX_ENTRIES == TC_POLICY_MAX, "one policy limit");
-_Static_assert(TC_POLICY_PREFIX_MAX == TC_POLICY_PREFIX, "one prefix limit");
 
 struct table {
 	uint32_t n;
@@ -93,7 +90,7 @@ uint64_t tc__policy_ttl(tc_cache *c, const void *key, size_t klen)
 			}
 		}
 	}
-	tc__exit(c, s);
+	tc__exit(c);
 	return ttl;
 }
 
@@ -110,7 +107,7 @@ uint32_t tc__policy_count(tc_cache *c)
 	w = tc__ld(&c->h->policy_gen);
 	if (POL_REF(w) && tc__block_of(c, POL_REF(w), TC_KIND_POLICY, &vlen))
 		n = vlen / sizeof(struct pol);
-	tc__exit(c, s);
+	tc__exit(c);
 	return n > TC_POLICY_MAX_ENTRIES ? 0 : n;
 }
 
@@ -140,7 +137,7 @@ static int edit(tc_cache *c, edit_fn fn, void *arg)
 		if (rc == 0)
 			rc = fn(t, arg);
 		if (rc) {
-			tc__exit(c, s);
+			tc__exit(c);
 			break;
 		}
 		struct tc_entry *e = NULL;
@@ -149,7 +146,7 @@ static int edit(tc_cache *c, edit_fn fn, void *arg)
 			int arc;
 			e = tc__alloc(c, s, tc__entry_bytes(0, vlen), &arc);
 			if (!e) {
-				tc__exit(c, s);
+				tc__exit(c);
 				rc = arc;
 				if (arc == -ENOSPC &&
 				    tc__make_room(c, s, tc__class_of(tc__entry_bytes(0, vlen)), false,
@@ -181,14 +178,14 @@ static int edit(tc_cache *c, edit_fn fn, void *arg)
 			if (old)
 				tc__retire(c, s, old);
 			tc__count(s, TC_C_SETS);
-			tc__exit(c, s);
+			tc__exit(c);
 			tc__maybe_reclaim(c, s);
 			rc = 0;
 			break;
 		}
 		if (e)
 			tc__free_block(c, e); /* never visible to anyone */
-		tc__exit(c, s);
+		tc__exit(c);
 		rc = -EAGAIN;
 	}
 	if (s)
@@ -278,7 +275,7 @@ int tc_ttl_policy_list(tc_cache *c, tc_policy_fn fn, void *arg)
 	int rc = tc__enter(c, &s);
 	if (rc == 0) {
 		rc = load_table(c, tc__ld(&c->h->policy_gen), t);
-		tc__exit(c, s);
+		tc__exit(c);
 	}
 	/* The callbacks run outside the read section, on the copy. */
 	for (uint32_t i = 0; rc == 0 && i < t->n; i++) {

@@ -113,13 +113,13 @@ int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
 		uint64_t w = run_word(c);
 		if (RUN_REF(w)) {
 			rc = -EBUSY;
-			tc__exit(c, s);
+			tc__exit(c);
 			break;
 		}
 		int arc;
 		struct tc_entry *e = tc__alloc(c, s, need, &arc);
 		if (!e) {
-			tc__exit(c, s);
+			tc__exit(c);
 			rc = arc;
 			if (arc == -ENOSPC && room(c, s, need, false, &round, &t0))
 				continue;
@@ -141,11 +141,11 @@ int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
 		/* Full barrier: the anchor's bytes before the word that names it. */
 		if (tc__cas(&c->h->run_word, w, (uint64_t)gen << 32 | ref) == w) {
 			rc = 0;
-			tc__exit(c, s);
+			tc__exit(c);
 			break;
 		}
 		tc__free_block(c, e); /* never visible to anyone */
-		tc__exit(c, s);
+		tc__exit(c);
 	}
 	count_rc(s, rc);
 	return rc;
@@ -175,7 +175,7 @@ int tc_run_anchor(tc_cache *c, tc_anchor *out)
 			out->generation = RUN_GEN(w);
 		}
 	}
-	tc__exit(c, s);
+	tc__exit(c);
 	count_rc(s, rc);
 	return rc;
 }
@@ -206,7 +206,7 @@ int tc_run_end(tc_cache *c)
 		rc = 0;
 		break;
 	}
-	tc__exit(c, s);
+	tc__exit(c);
 	if (rc == 0)
 		tc__maybe_reclaim(c, s);
 	count_rc(s, rc);
@@ -300,7 +300,7 @@ int tc__sweep_runs(tc_cache *c, uint64_t budget)
 			if (e && list_dead(c, e) && drop_list(c, rs, &b->w[i], w, e) == 0)
 				removed++;
 		}
-		tc__exit(c, rs);
+		tc__exit(c);
 	}
 	return removed;
 }
@@ -323,7 +323,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		uint64_t w = run_word(c);
 		if (!RUN_REF(w)) {
 			rc = TC_ENORUN;
-			tc__exit(c, s);
+			tc__exit(c);
 			break;
 		}
 		uint32_t gen = RUN_GEN(w);
@@ -333,7 +333,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		int lr = tc__lookup(c, hash, key, klen, TC_KIND_DTO, &slotp, &sw, &head);
 		if (lr && lr != -ENOENT) {
 			rc = lr;
-			tc__exit(c, s);
+			tc__exit(c);
 			break;
 		}
 		if (lr == 0) {
@@ -342,7 +342,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 				count = TC_DTO_COUNT(tc__ld(&head->version)) + 1;
 				if (count > 0xffffffffu) {
 					rc = -EOVERFLOW;
-					tc__exit(c, s);
+					tc__exit(c);
 					break;
 				}
 			} else {
@@ -350,7 +350,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 				 * after we read run_word: then start over. */
 				tc__rmb();
 				if (run_word(c) != w) {
-					tc__exit(c, s);
+					tc__exit(c);
 					continue;
 				}
 				replace = true;
@@ -359,7 +359,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		int arc;
 		struct tc_entry *e = tc__alloc(c, s, need, &arc);
 		if (!e) {
-			tc__exit(c, s);
+			tc__exit(c);
 			rc = arc;
 			if (arc == -ENOSPC && room(c, s, need, false, &round, &t0))
 				continue;
@@ -388,7 +388,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 			if (tc__cas(slotp, sw, TC_SW_FINAL | tag << 48 | ref) != sw) {
 				tc__st(&s->ret_ref, 0);
 				tc__free_block(c, e);
-				tc__exit(c, s);
+				tc__exit(c);
 				continue;
 			}
 			if (replace) {
@@ -405,7 +405,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 					tc__retire(c, s, e);
 				else
 					tc__free_block(c, e);
-				tc__exit(c, s);
+				tc__exit(c);
 				rc = ir;
 				if (ir == -ENOSPC && !room(c, s, need, true, &round, &t0))
 					break;
@@ -417,7 +417,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		rc = run_word(c) == w ? 0 : TC_ENORUN;
 		if (rc == 0)
 			tc__count(s, TC_C_SETS);
-		tc__exit(c, s);
+		tc__exit(c);
 		if (replace)
 			tc__maybe_reclaim(c, s);
 		break;
@@ -481,7 +481,7 @@ int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n)
 		}
 		rc = -EAGAIN;
 	}
-	tc__exit(c, s);
+	tc__exit(c);
 	count_rc(s, rc);
 	return rc;
 }
@@ -564,7 +564,7 @@ int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto
 		}
 		break;
 	}
-	tc__exit(c, s);
+	tc__exit(c);
 	free(refs);
 	count_rc(s, rc < 0 ? rc : 0);
 	return rc;
@@ -609,7 +609,7 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
 		}
 		if (run_moved(c, w))
 			rc = TC_ENORUN; /* the run ended: its keys are gone */
-		tc__exit(c, s);
+		tc__exit(c);
 		for (int i = 0; i < n && rc == 0; i++)
 			rc = fn(f[i].key, f[i].klen, f[i].count, arg);
 	}

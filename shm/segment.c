@@ -252,6 +252,7 @@ static int build(int fd, const char *name, uint64_t entries, uint64_t memory,
 	if (p == MAP_FAILED)
 		return -errno;
 	struct tc_hdr *h = p;
+	tc__st(&h->state, TC_STATE_BUILDING);
 	uint64_t seed = 0;
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = (uint64_t)tc__mono_ns() ^ ((uint64_t)getpid() << 32);
@@ -274,8 +275,6 @@ static int build(int fd, const char *name, uint64_t entries, uint64_t memory,
 	h->created_ms = tc__now_ms();
 	h->creator_pid = tc__self_pid();
 	h->epoch = 1;
-	for (uint32_t i = 0; i < TC_CLASSES_USED; i++)
-		h->cls[i].pad[0] = tc__class_size(i);
 	(void)name;
 	/* Publish: every field above before the state word (pairs with the
 	 * acquire in validate()). */

@@ -216,7 +216,7 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
 	tc__count(s, rc == 0 || rc == -E2BIG ? TC_C_HITS : rc == -ENOENT ? TC_C_MISSES : TC_C_ERRORS);
 	tc__count(s, TC_C_OPS);
 	sample_end(c, s, t0);
-	tc__exit(c, s);
+	tc__exit(c);
 	return rc;
 }
 
@@ -537,7 +537,6 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 		if (rc)
 			return rc;
 		uint64_t t0 = sample_start(s);
-		int64_t now = tc__now_ms();
 		uint64_t *slotp = NULL, w = 0;
 		struct view old;
 		int lr = lookup(c, hash, key, klen, kind, &slotp, &w, &old);
@@ -545,7 +544,9 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 			rc = lr;
 			goto out_exit;
 		}
-		bool found = lr == 0, live = found && !expired(old.expires, now);
+		/* The clock is read only when there is an expiry to judge. */
+		bool found = lr == 0,
+		     live = found && !(old.expires && expired(old.expires, tc__now_ms()));
 		const void *src = val;
 		size_t nlen = vlen;
 		uint32_t ntype = type;
@@ -603,7 +604,7 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 			rc = arc;
 			if (arc != -ENOSPC)
 				goto out_exit;
-			tc__exit(c, s);
+			tc__exit(c);
 			if (!make_room(c, s, tc__class_of(need), false, room_rounds++, &room_t0))
 				goto out_count;
 			continue;
@@ -628,7 +629,7 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 			if (tc__cas(slotp, w, TC_SW_FINAL | tag << 48 | ref) != w) {
 				tc__st(&s->ret_ref, 0);
 				drop_private(c, s, e);
-				tc__exit(c, s);
+				tc__exit(c);
 				continue;
 			}
 			tc__st(&s->inflight, 0);
@@ -647,7 +648,7 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 		if ((int64_t)tc__ld(&c->h->live) >= (int64_t)c->max_entries) {
 			drop_private(c, s, e);
 			rc = -ENOSPC;
-			tc__exit(c, s);
+			tc__exit(c);
 			if (!make_room(c, s, UINT32_MAX, true, room_rounds++, &room_t0))
 				goto out_count;
 			continue;
@@ -668,12 +669,12 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 		}
 		if (ir == -ENOSPC) {
 			rc = -ENOSPC;
-			tc__exit(c, s);
+			tc__exit(c);
 			if (!make_room(c, s, UINT32_MAX, true, room_rounds++, &room_t0))
 				goto out_count;
 			continue;
 		}
-		tc__exit(c, s);
+		tc__exit(c);
 		if (attempt > 8)
 			sched_yield();
 		continue;
@@ -683,12 +684,12 @@ out_done:
 		tc__count(s, op == TC_OP_ADD ? TC_C_ADDS : TC_C_SETS);
 		tc__count(s, TC_C_OPS);
 		sample_end(c, s, t0);
-		tc__exit(c, s);
+		tc__exit(c);
 		evict_ahead(c, s, tc__class_of(need));
 		maybe_reclaim(c, s);
 		return rc;
 out_exit:
-		tc__exit(c, s);
+		tc__exit(c);
 		goto out_count;
 	}
 	if (rc == 0)
@@ -776,7 +777,7 @@ int tc_del(tc_cache *c, const void *key, size_t klen)
 	if (rc && rc != -ENOENT)
 		tc__count(s, TC_C_ERRORS);
 	tc__count(s, TC_C_OPS);
-	tc__exit(c, s);
+	tc__exit(c);
 	return rc;
 }
 
@@ -835,7 +836,7 @@ static int evict_n(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slo
 					removed++;
 			}
 		}
-		tc__exit(c, rs);
+		tc__exit(c);
 	}
 	return removed;
 }
@@ -864,7 +865,7 @@ int tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_r
 			    tc__remove_slot(c, s, &b->w[i], w, TC_C_EXPIRATIONS) == 0 && rep)
 				rep->expired++;
 		}
-		tc__exit(c, rs);
+		tc__exit(c);
 	}
 	return 0;
 }
@@ -933,7 +934,7 @@ static int bucket_keys(tc_cache *c, uint64_t bi, const char *glob, int64_t now,
 		}
 		n++;
 	}
-	tc__exit(c, s);
+	tc__exit(c);
 	return n;
 }
 
@@ -1036,7 +1037,7 @@ int tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
 	if (rc)
 		return rc;
 	rc = remove_key(c, s, kind, key, klen, &version);
-	tc__exit(c, s);
+	tc__exit(c);
 	return rc;
 }
 

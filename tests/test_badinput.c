@@ -33,10 +33,10 @@
 
 /*
  * Bytes before this offset are the header (docs/design.md: the header is
- * whole pages, 16 KiB in layout version 1); past it lie the reader slots, the
+ * whole pages, 12 KiB in layout version 3); past it lie the reader slots, the
  * attach table, the index and the arena.
  */
-#define HEADER_BYTES  16384u
+#define HEADER_BYTES  12288u
 #define NKEYS         300
 #define TRIAL_SECS    20      /* hang guard per process */
 #define BUDGET_SECS   8.0     /* all scribble trials */

@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,17 @@
  * usage error, a miss is "not found", -EBUSY/-EEXIST are refusals, and
  * everything else concerns the segment.
  */
+/* Print "PROG: message" and the usage text to stderr; the exit code for bad
+ * usage.  Each tool wraps it with its own name and usage text. */
+static inline int usage_verror(const char *prog, const char *usage, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: ", prog);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	fputs(usage, stderr);
+	return EX_TC_USAGE;
+}
+
 static inline int exit_for_rc(int rc)
 {
 	switch (rc) {

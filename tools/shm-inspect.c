@@ -74,13 +74,10 @@ static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	int rc = usage_verror(prog, usage_text, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	fputs(usage_text, stderr);
-	return EX_TC_USAGE;
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
