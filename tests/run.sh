@@ -132,6 +132,11 @@ for p in "${progs[@]}"; do
 		failed=$((failed + 1))
 		failures+=("$name")
 		printf 'FAIL  %-32s %8ss%s%s\n' "$name" "$secs" "$counts" "$why"
+		# The failing checks and sanitizer reports first: a CI page that
+		# shows only part of the output still shows why.
+		echo "----- failures in $name -----"
+		grep -n -E '^(FAIL|not ok)|\[  FAILED  \]|\[  ERROR   \]|ERROR: [A-Za-z]*Sanitizer|runtime error:|WARNING: ThreadSanitizer' "$log" |
+			head -n 40 | sed 's/^/| /'
 		echo "----- output of $name (last 200 lines; full log: $log) -----"
 		tail -n 200 "$log" | sed 's/^/| /'
 		echo "----- end of $name -----"
