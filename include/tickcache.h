@@ -84,6 +84,12 @@ enum {
 #define TC_EXCL   0x2u   /* with TC_CREATE: fail with -EEXIST if it exists */
 #define TC_LAZY   0x4u   /* do not prefault the mapping at attach (tools: fast
 			  * attach, first touches fault pages in instead) */
+#define TC_TOOL   0x8u   /* a maintenance handle (sweeper, CLI, monitoring): its
+			  * threads read through the TC_TOOL_READERS slots kept
+			  * beyond max_readers, never through a strategy's */
+
+/* Reader slots every segment keeps for TC_TOOL handles, beyond max_readers. */
+#define TC_TOOL_READERS 4
 
 /* tc_opts.eviction */
 #define TC_EVICT_NONE 0  /* full means -ENOSPC; nothing is dropped, ever */
@@ -109,7 +115,7 @@ typedef struct tc_opts {
 	uint32_t mode;           /* permission bits on create; 0 means 0600; applied exactly */
 	uint64_t default_ttl_ms; /* used when a write passes TC_TTL_DEFAULT; 0 = never expires */
 	int      eviction;       /* TC_EVICT_NONE or TC_EVICT_LRU */
-	unsigned flags;          /* TC_CREATE, TC_EXCL */
+	unsigned flags;          /* TC_CREATE, TC_EXCL, TC_LAZY, TC_TOOL */
 } tc_opts;
 
 typedef struct tc_meta {
@@ -159,7 +165,8 @@ typedef struct tc_stats {
 	uint64_t memory_retired;/* bytes waiting for a grace period */
 	uint64_t memory_carved; /* bytes of the arena ever handed to a size class */
 	uint32_t max_readers;
-	uint32_t readers;       /* reader slots in use */
+	uint32_t readers;       /* reader slots in use (of max_readers) */
+	uint32_t tool_readers;  /* of the TC_TOOL_READERS slots, those in use */
 	uint32_t attached;      /* processes attached */
 	uint32_t nclasses;      /* size classes in use below */
 	uint64_t epoch;         /* global reclamation epoch */
@@ -616,7 +623,8 @@ typedef enum tc_reader_state {
 } tc_reader_state;
 
 typedef struct tc_reader {
-	uint32_t slot;
+	uint32_t slot;        /* >= max_readers: one of the TC_TOOL_READERS slots */
+	bool     tool;        /* held by a TC_TOOL handle */
 	uint32_t pid;
 	uint32_t tid;
 	tc_reader_state state;

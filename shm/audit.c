@@ -56,7 +56,7 @@ static bool marked(const struct marks *m, uint64_t ref)
 static bool quiescent(tc_cache *c, struct tc_rslot *self)
 {
 	uint32_t me = tc__self_pid();
-	for (uint32_t i = 0; i < c->max_readers; i++) {
+	for (uint32_t i = 0; i < c->nslots; i++) {
 		struct tc_rslot *s = &c->slots[i];
 		if (s != self && tc__ld(&s->owner) != 0)
 			return false;
@@ -245,7 +245,7 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	/* No block is retired any more: reset the deltas of every slot. */
 	tc__st(&c->h->tot[TC_C_RETIRED_BYTES], 0);
 	tc__st(&c->h->tot[TC_C_RETIRED_BLOCKS], 0);
-	for (uint32_t i = 0; i < c->max_readers; i++) {
+	for (uint32_t i = 0; i < c->nslots; i++) {
 		tc__st(&c->slots[i].ctr[TC_C_RETIRED_BYTES], 0);
 		tc__st(&c->slots[i].ctr[TC_C_RETIRED_BLOCKS], 0);
 		tc__st(&c->slots[i].since, 0);

@@ -189,14 +189,20 @@ static struct tls_ent *tls_add(tc_cache *c, struct tc_rslot *s)
 	return &tls_v[tls_n++];
 }
 
-/* Claim a free slot for this thread: CAS owner 0 -> pid|tid. */
+/*
+ * Claim a free slot for this thread: CAS owner 0 -> pid|tid.  Ordinary
+ * handles claim from [0, max_readers), TC_TOOL handles from the slots kept
+ * beyond it, so a sweeper or a CLI never takes a strategy's slot.
+ */
 static struct tc_rslot *slot_claim(tc_cache *c)
 {
 	if (!tls_tid)
 		tls_tid = (uint32_t)gettid();
 	uint64_t me = (uint64_t)tc__self_pid() << 32 | tls_tid;
+	uint32_t lo = c->tool ? c->max_readers : 0;
+	uint32_t hi = c->tool ? c->nslots : c->max_readers;
 	for (int round = 0; round < 2; round++) {
-		for (uint32_t i = 0; i < c->max_readers; i++) {
+		for (uint32_t i = lo; i < hi; i++) {
 			struct tc_rslot *s = &c->slots[i];
 			if (tc__ld(&s->owner) != 0 || tc__cas(&s->owner, 0, me) != 0)
 				continue;
@@ -242,7 +248,7 @@ struct tc_rslot *tc__slot(tc_cache *c)
 void tc__release_handle_slots(tc_cache *c)
 {
 	uint32_t pid = tc__self_pid();
-	for (uint32_t i = 0; i < c->max_readers; i++) {
+	for (uint32_t i = 0; i < c->nslots; i++) {
 		struct tc_rslot *s = &c->slots[i];
 		if ((tc__ld(&s->owner) >> 32) == pid && tc__ld(&s->cookie) == c->cid)
 			slot_free(c, s);
@@ -369,7 +375,7 @@ void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 uint64_t tc__min_active_epoch(tc_cache *c)
 {
 	uint64_t m = UINT64_MAX;
-	for (uint32_t i = 0; i < c->max_readers; i++) {
+	for (uint32_t i = 0; i < c->nslots; i++) {
 		uint64_t e = tc__ld(&c->slots[i].epoch);
 		if (e && e < m)
 			m = e;
@@ -381,7 +387,7 @@ uint64_t tc__min_active_epoch(tc_cache *c)
 int64_t tc__retired_sum(tc_cache *c, int idx)
 {
 	uint64_t sum = tc__ld(&c->h->tot[idx]);
-	for (uint32_t i = 0; i < c->max_readers; i++)
+	for (uint32_t i = 0; i < c->nslots; i++)
 		sum += tc__ld(&c->slots[i].ctr[idx]);
 	return (int64_t)sum;
 }
@@ -458,7 +464,7 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
  */
 static void steal_chains(tc_cache *c, struct tc_rslot *self)
 {
-	for (uint32_t i = 0; i < c->max_readers; i++) {
+	for (uint32_t i = 0; i < c->nslots; i++) {
 		struct tc_rslot *t = &c->slots[i];
 		uint64_t r = t == self ? 0 : tc__ld(&t->reclaim);
 		if (!r || tc__cas(&t->reclaim, r, 0) != r)
@@ -610,7 +616,7 @@ int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 	(void)self;
 	int n = 0;
 	uint32_t me = tc__self_pid();
-	for (uint32_t i = 0; i < c->max_readers; i++) {
+	for (uint32_t i = 0; i < c->nslots; i++) {
 		struct tc_rslot *s = &c->slots[i];
 		uint64_t owner = tc__ld(&s->owner);
 		if (!owner)
@@ -656,7 +662,7 @@ int tc_readers(tc_cache *c, tc_reader_fn fn, void *arg)
 	if (!c || !fn)
 		return -EINVAL;
 	uint64_t ge = tc__ld(&c->h->epoch);
-	for (uint32_t i = 0; i < c->max_readers; i++) {
+	for (uint32_t i = 0; i < c->nslots; i++) {
 		struct tc_rslot *s = &c->slots[i];
 		uint64_t owner = tc__ld(&s->owner);
 		if (!owner)
@@ -664,6 +670,7 @@ int tc_readers(tc_cache *c, tc_reader_fn fn, void *arg)
 		uint64_t e = tc__ld(&s->epoch);
 		tc_reader r = {
 			.slot = i,
+			.tool = i >= c->max_readers,
 			.pid = (uint32_t)(owner >> 32),
 			.tid = (uint32_t)owner & 0x7fffffffu,
 			.epoch = e,

@@ -80,7 +80,9 @@ struct tc_cache {
 	uint64_t            seed;
 	uint64_t            default_ttl_ms;
 	uint64_t            slow_ns;     /* slow-operation threshold (TICKCACHE_SLOW_US) */
-	uint32_t            max_readers;
+	uint32_t            max_readers; /* slots for ordinary handles: [0, max_readers) */
+	uint32_t            nslots;      /* all slots: max_readers + TC_TOOL_READERS */
+	bool                tool;        /* TC_TOOL: claims from [max_readers, nslots) */
 	uint32_t            max_attach;
 	int                 eviction;
 	uint32_t            attach_idx;  /* our record in the attach table, UINT32_MAX = none */

@@ -5,8 +5,9 @@
  *
  *   +--------------+----------------+--------------+-------------+------------+
  *   | tc_hdr       | reader slots   | attach table | index       | arena      |
- *   | (fixed size) | max_readers    | max_attach   | nbuckets    | memory     |
- *   |              | x 256 B        | x 16 B       | x 64 B      | bytes      |
+ *   | (fixed size) | max_readers +  | max_attach   | nbuckets    | memory     |
+ *   |              | TC_TOOL_READERS| x 16 B       | x 64 B      | bytes      |
+ *   |              | x 256 B        |              |             |            |
  *   +--------------+----------------+--------------+-------------+------------+
  *
  * Every region starts on a page boundary.  The geometry is fixed at
@@ -26,7 +27,7 @@
 #include "tickcache.h"
 
 #define TC_MAGIC          0x3145484341434B54ull /* "TKCACHE1" little-endian */
-#define TC_LAYOUT_VERSION 3u /* bump on every change of this file's structs */
+#define TC_LAYOUT_VERSION 4u /* bump on every change of this file's structs */
 #define TC_CACHELINE      64
 #define TC_PAGE           4096
 

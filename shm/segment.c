@@ -165,7 +165,7 @@ int tc__layout(uint64_t max_entries, uint64_t memory, uint32_t max_readers,
 	*max_attach = max_readers + 64;
 	uint64_t off = page_up(sizeof(struct tc_hdr));
 	*slots_off = off;
-	off = page_up(off + (uint64_t)max_readers * sizeof(struct tc_rslot));
+	off = page_up(off + ((uint64_t)max_readers + TC_TOOL_READERS) * sizeof(struct tc_rslot));
 	*attach_off = off;
 	off = page_up(off + (uint64_t)*max_attach * sizeof(struct tc_attach_rec));
 	*index_off = off;
@@ -331,6 +331,7 @@ static void fill_handle(tc_cache *c, uint8_t *base, uint64_t size, const char *n
 	c->seed = h->seed;
 	c->default_ttl_ms = h->default_ttl_ms;
 	c->max_readers = h->max_readers;
+	c->nslots = h->max_readers + TC_TOOL_READERS;
 	c->max_attach = h->max_attach;
 	c->eviction = h->eviction;
 	c->attach_idx = UINT32_MAX;
@@ -369,7 +370,7 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 			mode = opts->mode;
 		if ((mode & ~07777u) || (opts->eviction != TC_EVICT_NONE &&
 					 opts->eviction != TC_EVICT_LRU) ||
-		    (opts->flags & ~(TC_CREATE | TC_EXCL | TC_LAZY)))
+		    (opts->flags & ~(TC_CREATE | TC_EXCL | TC_LAZY | TC_TOOL)))
 			return -EINVAL;
 		if ((opts->max_entries && (opts->max_entries < TC_MIN_ENTRIES ||
 					   opts->max_entries > TC_MAX_ENTRIES)) ||
@@ -441,6 +442,7 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 		goto out_unmap;
 	}
 	fill_handle(c, base, (uint64_t)st.st_size, name);
+	c->tool = opts && (opts->flags & TC_TOOL);
 	rc = attach_claim(c);
 	if (rc) {
 		free(c);

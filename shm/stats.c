@@ -14,12 +14,15 @@ int tc_get_stats(tc_cache *c, tc_stats *out)
 	uint64_t ctr[TC_NCOUNTERS];
 	for (int i = 0; i < TC_NCOUNTERS; i++)
 		ctr[i] = tc__ld(&c->h->tot[i]);
-	uint32_t readers = 0;
-	for (uint32_t r = 0; r < c->max_readers; r++) {
+	uint32_t readers = 0, tools = 0;
+	for (uint32_t r = 0; r < c->nslots; r++) {
 		struct tc_rslot *s = &c->slots[r];
 		if (!tc__ld(&s->owner))
 			continue;
-		readers++;
+		if (r < c->max_readers)
+			readers++;
+		else
+			tools++;
 		for (int i = 0; i < TC_NCOUNTERS; i++)
 			ctr[i] += tc__ld(&s->ctr[i]);
 	}
@@ -72,6 +75,7 @@ int tc_get_stats(tc_cache *c, tc_stats *out)
 	out->memory_carved = (bump > c->arena_units ? c->arena_units : bump) * TC_BLOCK_UNIT;
 	out->max_readers = c->max_readers;
 	out->readers = readers;
+	out->tool_readers = tools;
 	uint32_t att = 0;
 	for (uint32_t i = 0; i < c->max_attach; i++)
 		if (tc__ld(&c->attach[i].pid))

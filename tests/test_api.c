@@ -1568,6 +1568,7 @@ static void test_peek_stays_valid_against_writer_process(void **state)
 
 struct slot_holder {
 	const char *name;
+	bool tool;     /* open the handle with TC_TOOL */
 	int lock_rc;
 	int open_rc;
 	int entered;   /* set when inside the read section */
@@ -1579,7 +1580,8 @@ static void *slot_holder_main(void *arg)
 	struct slot_holder *h = arg;
 	tc_cache *c = NULL;
 
-	h->open_rc = tc_open(&c, h->name, NULL);
+	const tc_opts tool = { .flags = TC_TOOL };
+	h->open_rc = tc_open(&c, h->name, h->tool ? &tool : NULL);
 	if (h->open_rc == 0)
 		h->lock_rc = tc_read_lock(c);
 	__atomic_store_n(&h->entered, 1, __ATOMIC_RELEASE);
@@ -1632,6 +1634,94 @@ static void test_read_lock_returns_eusers_when_all_slots_taken(void **state)
 	set_str(c, "k", "v", 0);
 	expect_str(c, "k", "v");
 	tc_close(c);
+}
+
+/* Start holder threads: each opens its own handle and stays in a section. */
+static void hold_slots(struct slot_holder *h, pthread_t *t, int n, const char *name, bool tool)
+{
+	for (int i = 0; i < n; i++) {
+		memset(&h[i], 0, sizeof(h[i]));
+		h[i].name = name;
+		h[i].tool = tool;
+		assert_int_equal(0, pthread_create(&t[i], NULL, slot_holder_main, &h[i]));
+		while (!__atomic_load_n(&h[i].entered, __ATOMIC_ACQUIRE))
+			bb_sleep_ms(1);
+	}
+}
+
+static void release_slots(struct slot_holder *h, pthread_t *t, int n)
+{
+	for (int i = 0; i < n; i++)
+		__atomic_store_n(&h[i].release, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+}
+
+/*
+ * A segment keeps TC_TOOL_READERS slots beyond max_readers for TC_TOOL
+ * handles (sweeper, shm-inspect): with every strategy slot taken, a tool
+ * still reads and writes, and a tool never takes a strategy's slot.
+ */
+static void test_tool_handles_never_take_a_strategy_slot(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[8];
+	tc_opts o = bb_opts(1024, 1u << 20, 2);
+	const tc_opts tool = { .flags = TC_TOOL };
+	struct slot_holder h[TC_TOOL_READERS + 2];
+	pthread_t t[TC_TOOL_READERS + 2];
+	tc_cache *c = NULL, *tc = NULL;
+	tc_stats st;
+
+	(void)state;
+	bb_name(name);
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	set_str(c, "k", "v", 0);
+	tc_close(c);
+	c = NULL;
+
+	/* Both strategy slots taken: a strategy handle is refused, a tool is not. */
+	hold_slots(h, t, 2, name, false);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_RC(0, h[i].open_rc);
+		ASSERT_RC(0, h[i].lock_rc);
+	}
+	ASSERT_RC(0, tc_open(&c, name, NULL));
+	ASSERT_RC(-EUSERS, tc_get(c, KS("k"), buf, sizeof(buf), NULL));
+	ASSERT_RC(0, tc_open(&tc, name, &tool));
+	expect_str(tc, "k", "v");
+	set_str(tc, "k2", "w", 0);
+	ASSERT_RC(0, tc_get_stats(tc, &st));
+	assert_int_equal(st.max_readers, 2);
+	assert_int_equal(st.readers, 2);
+	assert_int_equal(st.tool_readers, 1);
+	tc_close(tc);
+	tc = NULL;
+	release_slots(h, t, 2);
+	expect_str(c, "k2", "w"); /* the strategy handle gets its slot back */
+	ASSERT_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(st.readers, 1);
+	assert_int_equal(st.tool_readers, 0);
+	tc_close(c);
+	c = NULL;
+
+	/* Every tool slot taken: the next tool is refused, strategies are not. */
+	hold_slots(h, t, TC_TOOL_READERS, name, true);
+	for (int i = 0; i < TC_TOOL_READERS; i++) {
+		ASSERT_RC(0, h[i].open_rc);
+		ASSERT_RC(0, h[i].lock_rc);
+	}
+	ASSERT_RC(0, tc_open(&tc, name, &tool));
+	ASSERT_RC(-EUSERS, tc_get(tc, KS("k"), buf, sizeof(buf), NULL));
+	ASSERT_RC(0, tc_open(&c, name, NULL));
+	expect_str(c, "k", "v");
+	ASSERT_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(st.readers, 1);
+	assert_int_equal(st.tool_readers, TC_TOOL_READERS);
+	release_slots(h, t, TC_TOOL_READERS);
+	expect_str(tc, "k", "v");
+	tc_close(tc);
+	tc_close(c);
+	ASSERT_RC(0, tc_unlink(name));
 }
 
 /* ------------------------------------------------------------------ */
@@ -2091,6 +2181,7 @@ int main(void)
 		T(test_read_lock_nests_and_peek_stays_valid_against_thread),
 		T(test_peek_stays_valid_against_writer_process),
 		T(test_read_lock_returns_eusers_when_all_slots_taken),
+		T(test_tool_handles_never_take_a_strategy_slot),
 		T(test_evict_none_entries_full_returns_enospc_and_keeps_all),
 		T(test_evict_none_memory_full_returns_enospc_and_keeps_all),
 		T(test_evict_lru_makes_sets_succeed_when_full),

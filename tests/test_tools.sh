@@ -515,7 +515,7 @@ kill -TERM "$SG"; wait "$SG"; is "sweeper exits 0" "$?" "0"
 expect 0 "unlink G" "$INSPECT" unlink "$G"
 
 # ---------------------------------------------------------------------------
-echo "# the sweeper leaves small reader tables to the strategies"
+echo "# the sweeper and shm-inspect read through tool slots, never a strategy's"
 # ---------------------------------------------------------------------------
 K="$P-k"
 expect 0 "create a segment with 2 reader slots" "$INSPECT" create "$K" --entries 1024 --memory 1M --readers 2
@@ -530,7 +530,12 @@ wait_ready "$TMP/k1"
 K2=$!; PIDS+=("$K2")
 wait_ready "$TMP/k2"
 run "$INSPECT" --json readers "$K"
-is "both reader slots went to the strategies" "$(js 'sorted(r["pid"] for r in d["readers"])')" "$(python3 -c "print(sorted([$K1, $K2]))")"
+is "both reader slots went to the strategies" "$(js 'sorted(r["pid"] for r in d["readers"] if not r["tool"])')" "$(python3 -c "print(sorted([$K1, $K2]))")"
+is "the sweeper holds a tool slot" "$(js "[(r['slot'] >= 2, r['tool']) for r in d['readers'] if r['pid']==$SK]")" '[[true, true]]'
+expect 0 "shm-inspect writes with both strategy slots taken" "$INSPECT" set "$K" toolkey v
+expect 0 "and reads" "$INSPECT" get "$K" toolkey
+is "the value" "$OUT" "v"
+
 kill -TERM "$K1" "$K2" "$SK"; wait "$K1" "$K2" "$SK" 2>/dev/null
 expect 0 "unlink K" "$INSPECT" unlink "$K"
 

@@ -113,7 +113,7 @@ static inline uint64_t wb_blocks_used(tc_cache *c)
 static inline int wb_slots_owned(tc_cache *c)
 {
 	int n = 0;
-	for (uint32_t i = 0; i < c->max_readers; i++)
+	for (uint32_t i = 0; i < c->nslots; i++)
 		if (tc__ld(&c->slots[i].owner))
 			n++;
 	return n;

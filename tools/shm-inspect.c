@@ -39,7 +39,7 @@
 
 
 /* Attach without prefaulting the whole mapping: an inspection touches little of it. */
-static const tc_opts lazy_attach = { .flags = TC_LAZY };
+static const tc_opts lazy_attach = { .flags = TC_LAZY | TC_TOOL };
 static const char *prog = "shm-inspect";
 static bool g_json;
 
@@ -511,6 +511,7 @@ static int cmd_stat(const char *name)
 		ju64("memory_carved", st.memory_carved);
 		ju64("max_readers", st.max_readers);
 		ju64("readers", st.readers);
+		ju64("tool_readers", st.tool_readers);
 		ju64("readers_other", readers);
 		ju64("readers_dead", dead);
 		ju64("attached", st.attached);
@@ -571,7 +572,8 @@ static int cmd_stat(const char *name)
 	ROW("memory_retired", "%" PRIu64, st.memory_retired);
 	ROW("memory_carved", "%" PRIu64, st.memory_carved);
 	ROW("readers", "%" PRIu32 " / %" PRIu32 " slots (%" PRIu32 " of other processes, %"
-	    PRIu32 " dead)", st.readers, st.max_readers, readers, dead);
+	    PRIu32 " dead), %" PRIu32 " / %u tool slots", st.readers, st.max_readers, readers, dead,
+	    st.tool_readers, TC_TOOL_READERS);
 	ROW("attached", "%" PRIu32 " processes (%" PRIu32 " besides this one)", st.attached, att.n);
 	ROW("epoch", "%" PRIu64 " (lag %" PRIu64 ")", st.epoch, st.epoch_lag);
 	ROW("created", "%s by pid %" PRIu32, fmt_time(b1, sizeof b1, st.created_ms), info.creator_pid);
@@ -944,7 +946,7 @@ static int cmd_purge(const char *name, const char *glob, bool expired, bool all)
 #define STUCK_LAG 2
 
 struct rdlist {
-	tc_reader v[TC_MAX_READERS];
+	tc_reader v[TC_MAX_READERS + TC_TOOL_READERS];
 	uint32_t n;
 	uint32_t self;
 };
@@ -953,7 +955,7 @@ static int collect_reader(const tc_reader *r, void *arg)
 {
 	struct rdlist *l = arg;
 
-	if (r->pid == l->self || l->n >= TC_MAX_READERS)
+	if (r->pid == l->self || l->n >= TC_MAX_READERS + TC_TOOL_READERS)
 		return 0;
 	l->v[l->n++] = *r;
 	return 0;
@@ -1005,6 +1007,7 @@ static int cmd_readers(const char *name, bool clean)
 			ju64("tid", l.v[i].tid);
 			jstr("state", reader_state(&l.v[i]));
 			jbool("in_section", l.v[i].state == TC_READER_ACTIVE);
+			jbool("tool", l.v[i].tool);
 			ju64("epoch", l.v[i].epoch);
 			ju64("epoch_lag", l.v[i].epoch_lag);
 			jobj_end();
@@ -1014,13 +1017,13 @@ static int cmd_readers(const char *name, bool clean)
 	} else {
 		if (clean)
 			printf("cleared %" PRIu32 "\n", cleared);
-		printf("%6s %8s %8s %-6s %-8s %12s %10s\n", "SLOT", "PID", "TID", "STATE", "SECTION",
-		       "EPOCH", "LAG");
+		printf("%6s %8s %8s %-6s %-8s %12s %10s %s\n", "SLOT", "PID", "TID", "STATE", "SECTION",
+		       "EPOCH", "LAG", "KIND");
 		for (uint32_t i = 0; i < l.n; i++)
 			printf("%6" PRIu32 " %8" PRIu32 " %8" PRIu32 " %-6s %-8s %12" PRIu64 " %10" PRIu64
-			       "\n", l.v[i].slot, l.v[i].pid, l.v[i].tid, reader_state(&l.v[i]),
+			       " %s\n", l.v[i].slot, l.v[i].pid, l.v[i].tid, reader_state(&l.v[i]),
 			       l.v[i].state == TC_READER_ACTIVE ? "yes" : "no", l.v[i].epoch,
-			       l.v[i].epoch_lag);
+			       l.v[i].epoch_lag, l.v[i].tool ? "tool" : "reader");
 	}
 out:
 	tc_close(c);
@@ -1951,7 +1954,7 @@ int main(int argc, char **argv)
 		o.mode = (uint32_t)mode;
 		o.default_ttl_ms = seen & O_TTL ? dttl : 0;
 		o.eviction = eviction;
-		o.flags = TC_CREATE | TC_EXCL;
+		o.flags = TC_CREATE | TC_EXCL | TC_TOOL;
 		return cmd_create(pos[0], &o);
 	}
 	if (!strcmp(cmd->name, "unlink"))

@@ -4,15 +4,15 @@
  *
  * Every pass it takes each segment (all /dev/shm/tickcache.* rescanned each
  * pass and on SIGHUP, or the names given), and for each one:
- *   1. attaches (tc_open without opts), and keeps the handle across passes
+ *   1. attaches (tc_open with TC_TOOL), and keeps the handle across passes
  *      while it holds the segment's lease (attaching maps and populates the
  *      whole segment, which is not free).  A handle is dropped as soon as
  *      the segment's file is gone or replaced (another inode), and when
  *      another sweeper holds the lease, so a removed segment is never kept
  *      alive by the sweeper for more than a pass; `shm-inspect unlink`
- *      does not count the lease holder as a user.  A handle holds a reader
- *      slot, so on small or crowded reader tables it detaches after each
- *      pass instead;
+ *      does not count the lease holder as a user.  The handle is a TC_TOOL
+ *      one: its reader slot is one of the few every segment keeps for
+ *      tools, so keeping it costs the strategies nothing;
  *   2. takes the segment's sweeper lease (tc_lease_acquire): one sweeper
  *      per segment.  A segment whose lease a live sweeper holds is skipped
  *      and retried every pass, so a second sweeper waits and takes over
@@ -59,6 +59,9 @@
 
 #include "tickcache.h"
 #include "common.h"
+
+/* The sweeper reads through the slots kept for tools, never a strategy's. */
+static const tc_opts tool_attach = { .flags = TC_TOOL };
 
 enum { L_ERROR, L_WARN, L_INFO, L_DEBUG };
 
@@ -147,7 +150,6 @@ struct seg {
 	bool present;       /* found by the latest scan */
 	uint32_t busy_by;   /* pid of the other sweeper we last deferred to */
 	bool audited;       /* audited since the segment last became idle */
-	bool keep;          /* keeping the handle leaves strategies enough reader slots */
 	int last_err;       /* last error logged, to log changes only */
 	uint64_t passes;
 };
@@ -313,7 +315,7 @@ static int seg_attach(struct seg *s)
 	}
 	if (s->c)
 		return 0;
-	rc = tc_open(&s->c, s->name, NULL);
+	rc = tc_open(&s->c, s->name, &tool_attach);
 	if (rc) {
 		s->c = NULL;
 		return rc;
@@ -402,11 +404,6 @@ static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 		out = rc == -ESTALE ? MISSING : FAILED;
 		goto out_close;
 	}
-	/*
-	 * A kept handle keeps this process's reader slot.  Keep it only where
-	 * that slot is cheap: a table of at least 16 slots, under 3/4 used.
-	 */
-	s->keep = st.max_readers >= 16 && st.readers * 4 < st.max_readers * 3;
 	slots = st.index_slots ? st.index_slots : st.max_entries;
 	max_chunks = cf->budget ? slots / cf->budget + 2 : 1;
 	memset(&tot, 0, sizeof tot);
@@ -463,12 +460,8 @@ static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 	     (double)(mono_ns() - t0) / 1e6);
 out_close:
 	/* Keep the handle only while we are this segment's sweeper. */
-	if (out != SWEPT || !s->held) {
+	if (out != SWEPT || !s->held)
 		seg_drop(s);
-	} else if (!s->keep) {
-		tc_close(s->c); /* the lease stays ours: it is in the segment */
-		s->c = NULL;
-	}
 	return out;
 }
 
