@@ -164,6 +164,8 @@ typedef struct tc_stats {
 	uint64_t memory_used;   /* bytes in allocated blocks (live, retired, in flight) */
 	uint64_t memory_retired;/* bytes waiting for a grace period */
 	uint64_t memory_carved; /* bytes of the arena ever handed to a size class */
+	uint64_t merges;        /* runs of free blocks re-cut for a class that had
+				 * none (memory moving between size classes) */
 	uint32_t max_readers;
 	uint32_t readers;       /* reader slots in use (of max_readers) */
 	uint32_t tool_readers;  /* of the TC_TOOL_READERS slots, those in use */

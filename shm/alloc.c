@@ -39,7 +39,8 @@ static struct tc_entry *pop(tc_cache *c, uint32_t cls)
 			return NULL;
 		struct tc_entry *e = tc__block(c, ref);
 		uint64_t next = e ? tc__ld(&e->link) : 0;
-		if (!e || next > c->arena_units || tc__ld(&e->state) != TC_BLK_FREE ||
+		uint32_t st = e ? tc__ld(&e->state) : 0;
+		if (!e || next > c->arena_units || (st != TC_BLK_FREE && st != TC_BLK_CLAIMED) ||
 		    ref - 1 + tc__class_size(cls) / TC_BLOCK_UNIT > c->arena_units) {
 			/* Broken list: cut it.  Its blocks leak; nothing crashes.
 			 * If the head moved meanwhile, E was popped by a racing
@@ -55,6 +56,27 @@ static struct tc_entry *pop(tc_cache *c, uint32_t cls)
 		}
 	}
 	return NULL;
+}
+
+/*
+ * A popped block is ours once its state moves FREE -> LIVE.  One the
+ * coalescer claimed (coalesce.c) is the coalescer's: we only unlinked it,
+ * and say so (OUT).  A claim undone meanwhile (CLAIMED -> FREE) makes the
+ * block ours again, so the loop runs at most twice.
+ */
+static bool take_popped(tc_cache *c, struct tc_entry *e)
+{
+	for (;;) {
+		uint32_t st = tc__cas(&e->state, TC_BLK_FREE, TC_BLK_LIVE);
+		if (st == TC_BLK_FREE)
+			return true;
+		if (st != TC_BLK_CLAIMED)
+			return false; /* not a free block: a scribbled list, leak it */
+		if (tc__cas(&e->state, TC_BLK_CLAIMED, TC_BLK_OUT) == TC_BLK_CLAIMED) {
+			tc__add(&c->h->df_pending, (uint64_t)-1);
+			return false;
+		}
+	}
 }
 
 static struct tc_entry *carve(tc_cache *c, uint32_t cls)
@@ -82,21 +104,34 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 		*rc = -EMSGSIZE;
 		return NULL;
 	}
-	struct tc_entry *e = pop(c, cls);
-	if (!e)
+	struct tc_entry *e;
+	while ((e = pop(c, cls)) != NULL && !take_popped(c, e))
+		;
+	if (e) {
+		/* Named in our slot before anything else can go wrong. */
+		tc__st(&s->inflight, tc__ref_of(c, e));
+		tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
+	} else {
 		e = carve(c, cls);
-	if (!e) {
-		*rc = -ENOSPC;
-		return NULL;
+		if (e) {
+			tc__st(&s->inflight, tc__ref_of(c, e));
+			tc__st(&e->cls, (uint8_t)cls);
+			tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
+			cmm_smp_wmb(); /* class before state: the arena is walked by them */
+			tc__st(&e->state, TC_BLK_LIVE);
+		} else {
+			e = tc__coalesce(c, s, cls); /* in flight and LIVE already */
+			if (!e) {
+				*rc = -ENOSPC;
+				return NULL;
+			}
+			*rc = 0;
+			return e;
+		}
 	}
-	/* Named in our slot before anything else can go wrong. */
-	tc__st(&s->inflight, tc__ref_of(c, e));
 	tc__add(&c->h->cls[cls].used, 1);
-	tc__st(&e->cls, (uint8_t)cls);
-	tc__st(&e->state, TC_BLK_LIVE); /* after cls: the audit walks by it */
 	tc__st(&e->link, 0);
 	tc__st(&e->refbit, 0);
-	tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
 	*rc = 0;
 	return e;
 }
@@ -109,15 +144,6 @@ void tc__free_block(tc_cache *c, struct tc_entry *e)
 	if (cls >= TC_CLASSES_USED ||
 	    (ref - 1) * TC_BLOCK_UNIT + tc__class_size(cls) > c->arena_bytes)
 		return; /* scribbled header: leak the block rather than corrupt a list */
-	struct tc_class *k = &c->h->cls[cls];
-	tc__st(&e->state, TC_BLK_FREE);
-	for (;;) {
-		uint64_t head = tc__ld(&k->head);
-		tc__st(&e->link, head & 0xffffffffu);
-		uint64_t nh = ((head >> 32) + 1) << 32 | ref;
-		if (tc__cas(&k->head, head, nh) == head)
-			break;
-	}
-	tc__add(&k->used, (uint64_t)-1);
-	tc__add(&k->nfree, 1);
+	tc__push_free(c, e, cls);
+	tc__add(&c->h->cls[cls].used, (uint64_t)-1);
 }

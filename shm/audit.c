@@ -11,7 +11,8 @@
  *
  *  1. clear dead slots; refuse (-EBUSY) while any other live process is
  *     attached or any other thread of ours holds a slot; hold flock() on the
- *     object so that nobody attaches meanwhile;
+ *     object so that nobody attaches meanwhile; finish or undo the work of
+ *     a coalescer that died (coalesce.c);
  *  2. mark every block reachable from the index (FINAL words, and what the
  *     run code hangs off them) and from the header's roots; clear TENT words;
  *  3. walk the carved arena block by block (sizes from each header's class):
@@ -72,7 +73,8 @@ static bool quiescent(tc_cache *c, struct tc_rslot *self)
 static bool header_written(const struct tc_entry *e)
 {
 	uint32_t st = tc__ld(&e->state);
-	return st == TC_BLK_FREE || st == TC_BLK_LIVE || st == TC_BLK_RETIRED;
+	return st == TC_BLK_FREE || st == TC_BLK_LIVE || st == TC_BLK_RETIRED ||
+	       st == TC_BLK_CLAIMED || st == TC_BLK_OUT;
 }
 
 /* Walk the carved arena; with APPLY, rebuild the free lists. */
@@ -199,6 +201,9 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		rc = -EBUSY;
 		goto out_unlock;
 	}
+	/* A coalescer killed mid-work left its window described: finish or
+	 * undo it, so that the arena can be walked. */
+	tc__coalesce_recover(c);
 	/* No reader exists: an ordinary reclaim frees the whole retire list,
 	 * so that what the sweep below finds unreachable and not free is a
 	 * true leak. */

@@ -644,6 +644,9 @@ int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 				rep->attach_cleared++;
 		}
 	}
+	/* A coalescer that died mid-work: finish or undo it (coalesce.c). */
+	if (tc__ld(&c->h->df_lease))
+		tc__coalesce_recover(c);
 	return n;
 }
 

@@ -132,6 +132,16 @@ uint32_t tc__class_of(uint64_t bytes);
 struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc);
 void tc__free_block(tc_cache *c, struct tc_entry *e);
 
+/* coalesce.c */
+struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls);
+void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls);
+void tc__coalesce_recover(tc_cache *c);
+uint64_t tc__merges(tc_cache *c);
+bool tc__coalescing(tc_cache *c);
+extern void (*tc__df_test_hook)(int point);
+enum { TC_DF_HOOK_CLAIMED = 1, TC_DF_HOOK_HELD, TC_DF_HOOK_REWRITE, TC_DF_HOOK_PUSH,
+       TC_DF_HOOK_LIVE };
+
 /* table.c */
 uint64_t tc__hash(tc_cache *c, const void *key, size_t klen, uint32_t kind);
 int  tc__lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
@@ -143,6 +153,7 @@ int  tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t 
 		     int ctr);
 bool tc__inflight_published(tc_cache *c, struct tc_entry *e);
 int  tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want_cls, bool need_slot);
+int  tc__evict_block(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
 int  tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_report *rep);
 
 /* audit.c; run code marks what it hangs off index entries and header roots */

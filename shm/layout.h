@@ -132,8 +132,27 @@ struct tc_hdr {
 	 * tc__sweep_runs (uatomic_add). */
 	uint64_t dto_heads;
 	uint64_t run_cursor;
+	uint64_t reserved0[5];
 
-	uint64_t reserved[61];    /* room for later fields without a layout change */
+	/* coalesce.c: merging free blocks into blocks of another class.  One
+	 * coalescer at a time holds df_lease (pid << 32 | slot index << 16 |
+	 * tid & 0xffff; CAS); the rest is written by the holder only and
+	 * describes its work, so that whoever takes over a dead holder's lease
+	 * can finish or undo it. */
+	uint64_t df_lease __attribute__((aligned(TC_CACHELINE)));
+	uint64_t df_start;        /* window: first unit, units, target class and phase */
+	uint64_t df_units;
+	uint32_t df_cls;
+	uint32_t df_phase;        /* TC_DF_* */
+	uint64_t df_pending;      /* claimed blocks still on a free list; uatomic_add by
+				   * the coalescer and by any popper that unlinks one */
+	uint64_t df_held;         /* chain of ordinary free blocks the holder popped
+				   * while draining (linked by link), to push back */
+	uint64_t df_hand;         /* where the next window search starts (a block start) */
+	uint64_t df_nofit;        /* free bytes when the last full search found nothing */
+	uint64_t df_merges __attribute__((aligned(TC_CACHELINE))); /* windows merged; uatomic_add */
+
+	uint64_t reserved[40];    /* room for later fields without a layout change */
 } __attribute__((aligned(TC_PAGE)));
 
 /*
@@ -197,6 +216,14 @@ struct tc_bucket {
 #define TC_BLK_FREE    0x46524545u /* on a free list */
 #define TC_BLK_LIVE    0x4c495645u /* being built or published */
 #define TC_BLK_RETIRED 0x52455449u /* unlinked, waiting for a grace period */
+#define TC_BLK_CLAIMED 0x434c414du /* on a free list, claimed by the coalescer */
+#define TC_BLK_OUT     0x4f555421u /* claimed and off every list: the coalescer's */
+
+/* tc_hdr.df_phase */
+#define TC_DF_IDLE    0u
+#define TC_DF_CLAIM   1u /* claiming and draining the window (old headers intact) */
+#define TC_DF_REWRITE 2u /* every block of the window is OUT; headers being rewritten */
+#define TC_DF_PUSH    3u /* new blocks written (OUT), being pushed */
 
 #define TC_KIND_KEY 0u   /* an ordinary key */
 #define TC_KIND_DTO 1u   /* a run-scoped DTO list element (run.c) */
@@ -243,6 +270,7 @@ _Static_assert(sizeof(struct tc_rslot) == 4 * TC_CACHELINE, "reader slot is four
 _Static_assert(sizeof(struct tc_class) == TC_CACHELINE, "class is one line");
 _Static_assert(sizeof(struct tc_attach_rec) == 16, "attach record is 16 bytes");
 _Static_assert(sizeof(struct tc_hdr) % TC_PAGE == 0, "header is whole pages");
+_Static_assert(sizeof(struct tc_hdr) == 3 * TC_PAGE, "header is 12 KiB");
 _Static_assert(TC_NCOUNTERS == 16, "counters fill two lines");
 
 #endif /* TC_LAYOUT_H */

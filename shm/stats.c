@@ -73,6 +73,7 @@ int tc_get_stats(tc_cache *c, tc_stats *out)
 	out->memory_retired = rb > 0 ? (uint64_t)rb : 0;
 	uint64_t bump = tc__ld(&c->h->bump);
 	out->memory_carved = (bump > c->arena_units ? c->arena_units : bump) * TC_BLOCK_UNIT;
+	out->merges = tc__merges(c);
 	out->max_readers = c->max_readers;
 	out->readers = readers;
 	out->tool_readers = tools;

@@ -399,6 +399,39 @@ bool tc__inflight_published(tc_cache *c, struct tc_entry *e)
 }
 
 /*
+ * Evict the ordinary key whose entry is the block E, found by its address
+ * (coalesce.c frees a window of the arena this way).  The index word that
+ * names E is removed by CAS, so a block reused meanwhile is never removed
+ * for what it used to be.  0, or -ENOENT when no word names E (in flight,
+ * or replaced or removed meanwhile).
+ */
+int tc__evict_block(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
+{
+	struct tc_rslot *rs;
+	if (tc__enter(c, &rs))
+		return -ENOENT;
+	uint64_t ref = tc__ref_of(c, e);
+	uint64_t hash = tc__ld(&e->hash);
+	uint64_t home = hash & c->bmask, tag = TC_TAG_OF(hash);
+	uint64_t md = maxdisp(c, home);
+	int rc = -ENOENT;
+	for (uint64_t d = 0; d <= md && rc; d++) {
+		struct tc_bucket *b = &c->index[(home + d) & c->bmask];
+		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+			uint64_t w = tc__ld(&b->w[i]);
+			if (TC_SW_REF(w) != ref || TC_SW_TAG(w) != tag || TC_SW_STATE(w) != TC_SW_FINAL)
+				continue;
+			if (tc__ld(&e->kind) == TC_KIND_KEY &&
+			    tc__remove_slot(c, s, &b->w[i], w, TC_C_EVICTIONS) == 0)
+				rc = 0;
+			break;
+		}
+	}
+	tc__exit(c);
+	return rc;
+}
+
+/*
  * Make room outside any read section: reclaim what grace periods allow,
  * clear dead readers, and remove expired entries (under LRU, evict).
  * Returns true when another attempt is worth making.  While retired memory
@@ -437,8 +470,10 @@ static bool make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_s
 	if (c->eviction == TC_EVICT_LRU &&
 	    (uint64_t)round < 2 * (c->nbuckets / EVICT_SCAN_MAX + 1) + 3)
 		return true;
-	if ((tc__ld(&c->h->retire_head) & 0xffffffffu) == 0 || tc__in_section(c) ||
-	    tc__mono_ns() - *t0 > ROOM_WAIT_NS)
+	/* Worth waiting for: retired memory, or a coalescer holding free
+	 * blocks off their lists for a moment (coalesce.c). */
+	if (((tc__ld(&c->h->retire_head) & 0xffffffffu) == 0 && !tc__coalescing(c)) ||
+	    tc__in_section(c) || tc__mono_ns() - *t0 > ROOM_WAIT_NS)
 		return false;
 	struct timespec ts = { 0, (long)(round < 10 ? 20000L << (round - 3) : 1000000L) };
 	if (ts.tv_nsec > 1000000L)

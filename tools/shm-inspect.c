@@ -509,6 +509,7 @@ static int cmd_stat(const char *name)
 		ju64("memory_used", st.memory_used);
 		ju64("memory_retired", st.memory_retired);
 		ju64("memory_carved", st.memory_carved);
+		ju64("merges", st.merges);
 		ju64("max_readers", st.max_readers);
 		ju64("readers", st.readers);
 		ju64("tool_readers", st.tool_readers);
@@ -571,6 +572,7 @@ static int cmd_stat(const char *name)
 	    fmt_size(b1, sizeof b1, st.memory_used), fmt_size(b2, sizeof b2, st.memory_bytes));
 	ROW("memory_retired", "%" PRIu64, st.memory_retired);
 	ROW("memory_carved", "%" PRIu64, st.memory_carved);
+	ROW("merges", "%" PRIu64 " (free blocks re-cut for another size class)", st.merges);
 	ROW("readers", "%" PRIu32 " / %" PRIu32 " slots (%" PRIu32 " of other processes, %"
 	    PRIu32 " dead), %" PRIu32 " / %u tool slots", st.readers, st.max_readers, readers, dead,
 	    st.tool_readers, TC_TOOL_READERS);

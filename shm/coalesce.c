@@ -1,0 +1,594 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * coalesce.c - giving free memory to the size class that needs it.
+ *
+ * A class gets memory by carving from the arena and keeps it: once the
+ * arena is carved, a block freed in one class serves only that class.  A
+ * workload whose value sizes change (64-byte ticks in the morning, 16 KiB
+ * snapshots later) would then fail with -ENOSPC next to megabytes of free
+ * blocks of the wrong size.  When a class has no free block and the arena
+ * no uncarved room, the allocator calls tc__coalesce: it finds a window of
+ * contiguous free blocks large enough, takes them off their free lists, and
+ * re-cuts the window into one block of the wanted class (returned to the
+ * caller) plus blocks that tile the rest (pushed to their classes).
+ *
+ * Free lists are Treiber stacks: a block cannot be taken out of the middle
+ * of one.  So blocks are claimed in place and unlinked by whoever pops them:
+ *
+ *   1. find: walk block headers from df_hand for a run of FREE blocks whose
+ *      size covers the request and leaves 0 or at least 64 bytes over;
+ *   2. claim: CAS each block FREE -> CLAIMED, counting it in df_pending.  A
+ *      failed CAS (the block was popped) undoes the claims;
+ *   3. drain: pop the lists of the window's classes.  A CLAIMED block
+ *      popped (by us or by any allocator, tc__alloc) becomes OUT and leaves
+ *      df_pending; an ordinary block we pop waits on the df_held chain and
+ *      goes back when the window is drained;
+ *   4. rewrite: with every block OUT, nobody else can reach the window: new
+ *      headers are written (state OUT), then the new blocks are pushed,
+ *      except the first, which becomes the caller's in-flight allocation.
+ *
+ * A popper that read a block's link before the block was claimed, unlinked
+ * and rewritten fails its CAS on the list head: the head's generation moved
+ * when the block was popped.  Only one coalescer works at a time (df_lease);
+ * the phase, the window and the held chain are in the header, so a coalescer
+ * killed at any point is finished or undone by the next one (recover()), or
+ * by tc_audit.  A kill between two steps of one block can lose that block,
+ * as the other crash windows of docs/design.md do; tc_audit recovers it.
+ */
+#include "internal.h"
+
+#include <unistd.h>
+
+
+#define DF_WALK_MAX  16384u /* block headers read per search; the next goes on */
+#define DF_DRAIN_NS  (2 * 1000 * 1000ull) /* longest wait for poppers to unlink claims */
+#define DF_TARGET    4096u  /* a window grows up to 64 KiB (or one block) when it can */
+
+/* Tests (tests/test_coalesce.c) kill the coalescer at each of these points. */
+void (*tc__df_test_hook)(int point);
+#define HOOK(p) do { if (TC_UNLIKELY(tc__df_test_hook != NULL)) tc__df_test_hook(p); } while (0)
+
+static bool state_ok(uint32_t st)
+{
+	return st == TC_BLK_FREE || st == TC_BLK_LIVE || st == TC_BLK_RETIRED ||
+	       st == TC_BLK_CLAIMED || st == TC_BLK_OUT;
+}
+
+static struct tc_entry *unit_block(tc_cache *c, uint64_t u)
+{
+	return (struct tc_entry *)(c->arena + u * TC_BLOCK_UNIT);
+}
+
+/*
+ * The size in units of the block at unit U (a block start), or 0 when its
+ * header is not (yet) written or not to be trusted: a carve in progress, a
+ * writer killed between carving and writing, a scribble.
+ */
+static uint64_t block_units(tc_cache *c, uint64_t u, uint64_t end, uint32_t *state)
+{
+	if (u + TC_ENTRY_HDR / TC_BLOCK_UNIT > end)
+		return 0;
+	struct tc_entry *e = unit_block(c, u);
+	uint32_t st = tc__ld(&e->state);
+	if (!state_ok(st))
+		return 0;
+	tc__rmb(); /* the class was written before the state (tc__alloc) */
+	uint32_t cls = tc__ld(&e->cls);
+	if (cls >= TC_CLASSES_USED)
+		return 0;
+	uint64_t n = tc__class_size(cls) / TC_BLOCK_UNIT;
+	if (u + n > end)
+		return 0;
+	*state = st;
+	return n;
+}
+
+static uint64_t carved_end(tc_cache *c)
+{
+	uint64_t b = tc__ld(&c->h->bump);
+	return b > c->arena_units ? c->arena_units : b;
+}
+
+/* Push block E of class CLS (a block nobody else can reach) on its free list. */
+void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
+{
+	struct tc_class *k = &c->h->cls[cls];
+	uint64_t ref = tc__ref_of(c, e);
+	tc__st(&e->state, TC_BLK_FREE);
+	for (;;) {
+		uint64_t head = tc__ld(&k->head);
+		tc__st(&e->link, head & 0xffffffffu);
+		uint64_t nh = ((head >> 32) + 1) << 32 | ref;
+		if (tc__cas(&k->head, head, nh) == head)
+			break;
+	}
+	tc__add(&k->nfree, 1);
+}
+
+/*
+ * The class of the next block when cutting R units (R == 0 or R >= 4) into
+ * blocks: the largest whose size leaves 0 or at least 4 units (64 bytes).
+ */
+static uint32_t tile_class(uint64_t r)
+{
+	for (uint32_t k = TC_CLASSES_USED; k-- > 0;) {
+		uint64_t n = tc__class_size(k) / TC_BLOCK_UNIT;
+		if (n == r || n + 4 <= r)
+			return k;
+	}
+	return 0;
+}
+
+/*
+ * The new cut of a window: blocks of the wanted class while they fit (with
+ * 0 or at least 64 bytes over), then the largest blocks that tile the rest.
+ * Deterministic, so that recover() can compute it again.
+ */
+struct cut {
+	uint64_t u, end;
+};
+
+static bool cut_next(struct cut *t, uint32_t want, uint64_t *u, uint32_t *cls)
+{
+	if (t->u >= t->end)
+		return false;
+	uint64_t left = t->end - t->u, n = tc__class_size(want) / TC_BLOCK_UNIT;
+	uint32_t k = (left == n || left >= n + 4) ? want : tile_class(left);
+	*u = t->u;
+	*cls = k;
+	t->u += tc__class_size(k) / TC_BLOCK_UNIT;
+	return true;
+}
+
+/* Write the new cut's headers, every block OUT (phase REWRITE). */
+static void rewrite(tc_cache *c, uint64_t start, uint64_t units, uint32_t cls)
+{
+	struct cut t = { .u = start, .end = start + units };
+	uint64_t u;
+	uint32_t k;
+	while (cut_next(&t, cls, &u, &k)) {
+		struct tc_entry *e = unit_block(c, u);
+		if (u > start)
+			HOOK(TC_DF_HOOK_REWRITE);
+		tc__st(&e->cls, (uint8_t)k);
+		tc__st(&e->link, 0);
+		tc__st(&e->builder, 0);
+		tc__st(&e->refbit, 0);
+		tc__st(&e->state, TC_BLK_OUT);
+	}
+}
+
+/* Push every block of the new cut that is still OUT (phase PUSH). */
+static void push_cut(tc_cache *c, uint64_t start, uint64_t units, uint32_t cls, bool skip_first)
+{
+	struct cut t = { .u = start, .end = start + units };
+	uint64_t u;
+	uint32_t k;
+	bool first = true;
+	while (cut_next(&t, cls, &u, &k)) {
+		struct tc_entry *e = unit_block(c, u);
+		if (!(first && skip_first) && tc__ld(&e->state) == TC_BLK_OUT) {
+			tc__push_free(c, e, k);
+			HOOK(TC_DF_HOOK_PUSH);
+		}
+		first = false;
+	}
+}
+
+/* Push back the chain of ordinary blocks popped while draining.  The head
+ * moves past a block before the block is pushed, so no block is pushed
+ * twice, whoever finishes the chain. */
+static void push_held(tc_cache *c)
+{
+	uint64_t ref;
+	uint64_t n = 0;
+	while ((ref = tc__ld(&c->h->df_held)) != 0 && n++ < c->arena_units) {
+		struct tc_entry *e = tc__block(c, ref);
+		if (!e) {
+			tc__st(&c->h->df_held, 0); /* scribbled: leak the rest, never follow it */
+			return;
+		}
+		uint64_t next = tc__ld(&e->link);
+		uint32_t cls = tc__ld(&e->cls);
+		tc__st(&c->h->df_held, next <= c->arena_units ? next : 0);
+		if (cls < TC_CLASSES_USED && tc__ld(&e->state) == TC_BLK_FREE)
+			tc__push_free(c, e, cls);
+	}
+}
+
+/*
+ * Undo a claim phase: claimed blocks still listed become FREE again, those
+ * already unlinked (OUT) go back on their lists.  The old headers are
+ * intact in this phase; the walk stops at the first one that is not.
+ */
+static void unclaim(tc_cache *c, uint64_t start, uint64_t units)
+{
+	uint64_t end = carved_end(c), stop = start + units;
+	for (uint64_t u = start; u < stop && u < end;) {
+		uint32_t st;
+		uint64_t n = block_units(c, u, end, &st);
+		if (!n)
+			break;
+		struct tc_entry *e = unit_block(c, u);
+		if (st == TC_BLK_CLAIMED) {
+			if (tc__cas(&e->state, TC_BLK_CLAIMED, TC_BLK_FREE) == TC_BLK_CLAIMED)
+				tc__add(&c->h->df_pending, (uint64_t)-1);
+			else if (tc__ld(&e->state) == TC_BLK_OUT)
+				tc__push_free(c, e, tc__ld(&e->cls));
+		} else if (st == TC_BLK_OUT) {
+			tc__push_free(c, e, tc__ld(&e->cls));
+		}
+		u += n;
+	}
+	push_held(c);
+}
+
+/* Finish or undo the work the lease holder described, then go idle. */
+static void recover(tc_cache *c)
+{
+	struct tc_hdr *h = c->h;
+	uint64_t start = tc__ld(&h->df_start), units = tc__ld(&h->df_units);
+	uint32_t cls = tc__ld(&h->df_cls), phase = tc__ld(&h->df_phase);
+	bool sane = cls < TC_CLASSES_USED && start < c->arena_units &&
+		    units <= c->arena_units - start;
+	if (phase == TC_DF_CLAIM && sane) {
+		unclaim(c, start, units);
+	} else if ((phase == TC_DF_REWRITE || phase == TC_DF_PUSH) && sane) {
+		if (phase == TC_DF_REWRITE) {
+			rewrite(c, start, units, cls);
+			tc__st(&h->df_phase, TC_DF_PUSH);
+		}
+		push_cut(c, start, units, cls, false);
+		push_held(c);
+	} else {
+		push_held(c);
+	}
+	tc__st(&h->df_pending, 0);
+	tc__st(&h->df_phase, TC_DF_IDLE);
+	tc__st(&h->df_hand, 0);
+}
+
+static uint64_t lease_word(tc_cache *c, struct tc_rslot *s)
+{
+	uint64_t owner = tc__ld(&s->owner);
+	return (owner >> 32) << 32 | (uint64_t)(s - c->slots) << 16 | (owner & 0xffffu);
+}
+
+/* The lease word of a recoverer that holds no slot (a dead-slot cleaner). */
+#define DF_NO_SLOT 0xffffu
+static uint64_t anon_word(void)
+{
+	return (uint64_t)tc__self_pid() << 32 | (uint64_t)DF_NO_SLOT << 16 |
+	       ((uint64_t)gettid() & 0xffffu);
+}
+
+/* Is the holder of lease word W gone (its slot given back, cleaned or dead)? */
+static bool holder_gone(tc_cache *c, uint64_t w)
+{
+	uint32_t idx = (uint32_t)(w >> 16) & 0xffffu;
+	if (idx == DF_NO_SLOT)
+		return !tc__pid_alive((uint32_t)(w >> 32), 0);
+	if (idx >= c->nslots)
+		return true;
+	struct tc_rslot *s = &c->slots[idx];
+	uint64_t owner = tc__ld(&s->owner);
+	if ((owner >> 32) != (w >> 32) || (owner & 0xffffu) != (w & 0xffffu) ||
+	    (owner & 0x80000000ull))
+		return true;
+	return !tc__pid_alive((uint32_t)(w >> 32), tc__ld(&s->start));
+}
+
+/*
+ * Take the coalescer lease for slot S; a dead holder's work is finished or
+ * undone first.  False when a live coalescer holds it.
+ */
+static bool lease_take(tc_cache *c, struct tc_rslot *s)
+{
+	uint64_t me = lease_word(c, s);
+	uint64_t w = tc__ld(&c->h->df_lease);
+	if (w == 0)
+		return tc__cas(&c->h->df_lease, 0, me) == 0;
+	if (w == me || !holder_gone(c, w) || tc__cas(&c->h->df_lease, w, me) != w)
+		return false;
+	recover(c);
+	return true;
+}
+
+static void lease_drop(tc_cache *c, struct tc_rslot *s)
+{
+	tc__cas(&c->h->df_lease, lease_word(c, s), 0);
+}
+
+/* Bytes on every free list (the gauges are approximate, and so is this). */
+static uint64_t free_bytes(tc_cache *c)
+{
+	uint64_t sum = 0;
+	for (uint32_t k = 0; k < TC_CLASSES_USED; k++) {
+		uint64_t n = tc__ld(&c->h->cls[k].nfree);
+		if (n < c->arena_units)
+			sum += n * tc__class_size(k);
+	}
+	return sum;
+}
+
+static bool fits(uint64_t run, uint64_t need)
+{
+	return run == need || run >= need + 4;
+}
+
+/* Could the block at E be made free by evicting it (LRU)?  Retired blocks
+ * will be free after their grace period; live ordinary keys can be
+ * evicted.  DTO lists, leases, rate windows, anchors and policies cannot. */
+static bool evictable(struct tc_entry *e, uint32_t st)
+{
+	return st == TC_BLK_RETIRED || (st == TC_BLK_LIVE && tc__ld(&e->kind) == TC_KIND_KEY);
+}
+
+/*
+ * Find a window for a block of NEED units: a run of FREE blocks leaving 0
+ * or at least 4 units over, grown up to DF_TARGET units (so that the next
+ * allocations of the class find blocks waiting); with EVICT, failing that
+ * within the walk, the first run of blocks that are free or can be made
+ * free (*all_free is then false).  Runs never cross a header that cannot be read (a carve in
+ * progress, a writer's crash window).  1 found, 0 not found in the whole
+ * arena, -1 not found within the walk's budget (the next search goes on
+ * from df_hand).
+ */
+static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
+		       uint64_t *wunits, bool *all_free)
+{
+	uint64_t end = carved_end(c), target = need > DF_TARGET ? need : DF_TARGET;
+	uint64_t u = tc__ld(&c->h->df_hand), first;
+	uint64_t run = 0, run_start = 0, erun = 0, erun_start = 0, cand = 0, cand_units = 0;
+	bool wrapped = false, erun_busy = false, have_cand = false;
+	if (u >= end)
+		u = 0;
+	first = u;
+	for (uint32_t walked = 0;; walked++) {
+		uint32_t st = 0;
+		uint64_t n = 0;
+		if (walked < DF_WALK_MAX && !(wrapped && u >= first) && u < end)
+			n = block_units(c, u, end, &st);
+		if (n && st == TC_BLK_FREE && run < target) {
+			if (!run)
+				run_start = u;
+			run += n;
+		} else {
+			if (run >= need && fits(run, need)) {
+				*wstart = run_start;
+				*wunits = run;
+				*all_free = true;
+				return 1;
+			}
+			run = 0;
+		}
+		if (evict && !have_cand && n &&
+		    (st == TC_BLK_FREE || evictable(unit_block(c, u), st))) {
+			if (!erun) {
+				erun_start = u;
+				erun_busy = false;
+			}
+			erun += n;
+			erun_busy |= st != TC_BLK_FREE;
+			if (erun_busy && erun >= need && fits(erun, need)) {
+				cand = erun_start;
+				cand_units = erun;
+				have_cand = true;
+			}
+		} else {
+			erun = 0;
+		}
+		if (n) {
+			u += n;
+			continue;
+		}
+		if (have_cand) {
+			*wstart = cand;
+			*wunits = cand_units;
+			*all_free = false;
+			return 1;
+		}
+		if (walked >= DF_WALK_MAX) {
+			tc__st(&c->h->df_hand, u < end ? u : 0);
+			return -1;
+		}
+		if (wrapped || first == 0) {
+			tc__st(&c->h->df_hand, 0);
+			return 0;
+		}
+		/* The end of the carved arena, or a header that cannot be read:
+		 * go on from the start. */
+		wrapped = true;
+		u = 0;
+	}
+}
+
+/*
+ * Make the window free (LRU): evict the live keys in it; retired blocks
+ * become free after their grace period.  The next search starts at the
+ * window, and finds it free once the caller has reclaimed.
+ */
+static void evict_window(tc_cache *c, struct tc_rslot *s, uint64_t start, uint64_t units)
+{
+	uint64_t end = carved_end(c), stop = start + units;
+	for (uint64_t u = start; u < stop;) {
+		uint32_t st;
+		uint64_t n = block_units(c, u, end, &st);
+		if (!n)
+			break;
+		struct tc_entry *e = unit_block(c, u);
+		if (st == TC_BLK_LIVE && tc__ld(&e->kind) == TC_KIND_KEY)
+			tc__evict_block(c, s, e);
+		u += n;
+	}
+	tc__st(&c->h->df_hand, start);
+}
+
+/* Claim every block of the window; false (all undone) when one was taken. */
+static bool claim(tc_cache *c, uint64_t start, uint64_t units, uint64_t *classes)
+{
+	uint64_t end = carved_end(c), stop = start + units;
+	for (uint64_t u = start; u < stop;) {
+		uint32_t st;
+		uint64_t n = block_units(c, u, end, &st);
+		struct tc_entry *e = unit_block(c, u);
+		if (!n || st != TC_BLK_FREE)
+			return false;
+		tc__add(&c->h->df_pending, 1);
+		if (tc__cas(&e->state, TC_BLK_FREE, TC_BLK_CLAIMED) != TC_BLK_FREE) {
+			tc__add(&c->h->df_pending, (uint64_t)-1);
+			return false;
+		}
+		classes[tc__ld(&e->cls) / 64] |= 1ull << (tc__ld(&e->cls) % 64);
+		u += n;
+	}
+	return true;
+}
+
+/* Raw pop for the drain: the popped block, whatever its state, or NULL. */
+static struct tc_entry *drain_pop(tc_cache *c, uint32_t cls)
+{
+	struct tc_class *k = &c->h->cls[cls];
+	for (int tries = 0; tries < 1000; tries++) {
+		uint64_t head = tc__ld(&k->head);
+		uint64_t ref = head & 0xffffffffu;
+		if (!ref)
+			return NULL;
+		struct tc_entry *e = tc__block(c, ref);
+		uint64_t next = e ? tc__ld(&e->link) : 0;
+		uint32_t st = e ? tc__ld(&e->state) : 0;
+		if (!e || next > c->arena_units || (st != TC_BLK_FREE && st != TC_BLK_CLAIMED))
+			continue; /* moved under us, or broken: tc__alloc's pop cuts it */
+		if (tc__cas(&k->head, head, ((head >> 32) + 1) << 32 | next) == head) {
+			tc__add(&k->nfree, (uint64_t)-1);
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/* Unlink every claimed block: pop the window's classes until df_pending is 0. */
+static bool drain(tc_cache *c, const uint64_t *classes)
+{
+	uint64_t t0 = tc__mono_ns();
+	for (;;) {
+		if (tc__ld(&c->h->df_pending) == 0)
+			return true;
+		if (tc__mono_ns() - t0 > DF_DRAIN_NS)
+			return false;
+		bool popped = false;
+		for (uint32_t k = 0; k < TC_CLASSES_USED; k++) {
+			if (!((classes[k / 64] >> (k % 64)) & 1))
+				continue;
+			struct tc_entry *e;
+			while (tc__ld(&c->h->df_pending) != 0 && (e = drain_pop(c, k)) != NULL) {
+				popped = true;
+				if (tc__cas(&e->state, TC_BLK_CLAIMED, TC_BLK_OUT) == TC_BLK_CLAIMED) {
+					tc__add(&c->h->df_pending, (uint64_t)-1);
+					continue;
+				}
+				/* An ordinary free block: hold it until the drain ends. */
+				tc__st(&e->link, tc__ld(&c->h->df_held));
+				tc__st(&c->h->df_held, tc__ref_of(c, e));
+				HOOK(TC_DF_HOOK_HELD);
+			}
+		}
+		/* Lists empty and blocks still pending: allocators that popped
+		 * them are about to mark them OUT. */
+		if (!popped)
+			caa_cpu_relax();
+	}
+}
+
+/* Is a live coalescer at work (holding free blocks off their lists)? */
+bool tc__coalescing(tc_cache *c)
+{
+	uint64_t w = tc__ld(&c->h->df_lease);
+	return w != 0 && !holder_gone(c, w);
+}
+
+uint64_t tc__merges(tc_cache *c)
+{
+	return tc__ld(&c->h->df_merges);
+}
+
+/*
+ * Finish or undo a dead coalescer's work, as its successor would: called
+ * when dead slots were cleared (tc__clean_dead) and by tc_audit.
+ */
+void tc__coalesce_recover(tc_cache *c)
+{
+	uint64_t w = tc__ld(&c->h->df_lease), me = anon_word();
+	if (!w || !holder_gone(c, w) || tc__cas(&c->h->df_lease, w, me) != w)
+		return;
+	recover(c);
+	tc__st(&c->h->df_nofit, 0);
+	tc__cas(&c->h->df_lease, me, 0);
+}
+
+struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
+{
+	struct tc_hdr *h = c->h;
+	uint64_t need = tc__class_size(cls) / TC_BLOCK_UNIT;
+	uint64_t fb = free_bytes(c);
+	bool lru = c->eviction == TC_EVICT_LRU;
+	if (!lru && (fb < need * TC_BLOCK_UNIT || fb == tc__ld(&h->df_nofit)))
+		return NULL;
+	if (!lease_take(c, s))
+		return NULL;
+	uint64_t start, units;
+	bool all_free;
+	int found = find_window(c, need, c->eviction == TC_EVICT_LRU, &start, &units, &all_free);
+	if (found <= 0 || !all_free) {
+		if (found == 0)
+			tc__st(&h->df_nofit, fb);
+		else if (found > 0)
+			evict_window(c, s, start, units);
+		lease_drop(c, s);
+		return NULL;
+	}
+	tc__st(&h->df_start, start);
+	tc__st(&h->df_units, units);
+	tc__st(&h->df_cls, cls);
+	tc__st(&h->df_pending, 0);
+	tc__st(&h->df_held, 0);
+	tc__mb();
+	tc__st(&h->df_phase, TC_DF_CLAIM);
+	uint64_t classes[1] = { 0 };
+	bool claimed = claim(c, start, units, classes);
+	if (claimed)
+		HOOK(TC_DF_HOOK_CLAIMED);
+	if (!claimed || !drain(c, classes)) {
+		unclaim(c, start, units);
+		tc__st(&h->df_pending, 0);
+		tc__st(&h->df_phase, TC_DF_IDLE);
+		/* The next search starts past this window (a block freed by a
+		 * writer killed before its push would fail it every time). */
+		tc__st(&h->df_hand, start + units < carved_end(c) ? start + units : 0);
+		lease_drop(c, s);
+		return NULL;
+	}
+	push_held(c);
+	/* Every block of the window is OUT: ours alone. */
+	tc__mb();
+	tc__st(&h->df_phase, TC_DF_REWRITE);
+	rewrite(c, start, units, cls);
+	tc__mb();
+	tc__st(&h->df_phase, TC_DF_PUSH);
+	push_cut(c, start, units, cls, true);
+	/* The first block is the caller's allocation (named in-flight first,
+	 * so a kill from here on is the allocator's ordinary window). */
+	struct tc_entry *e = unit_block(c, start);
+	tc__st(&s->inflight, tc__ref_of(c, e));
+	tc__add(&h->cls[cls].used, 1);
+	tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
+	tc__st(&e->state, TC_BLK_LIVE);
+	HOOK(TC_DF_HOOK_LIVE);
+	tc__mb();
+	tc__st(&h->df_phase, TC_DF_IDLE);
+	tc__st(&h->df_hand, start + units < carved_end(c) ? start + units : 0);
+	tc__st(&h->df_nofit, 0);
+	tc__add(&h->df_merges, 1);
+	lease_drop(c, s);
+	return e;
+}

@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_coalesce.c - free memory moves to the size class that needs it
+ * (shm/coalesce.c).
+ *
+ * - TC_EVICT_NONE: an arena carved into small blocks, then emptied, stores
+ *   large values again; the keys that stayed are intact; tc_audit finds
+ *   nothing to recover.
+ * - TC_EVICT_LRU: an arena full of small values takes large ones: the
+ *   allocator evicts a window of the arena by address and re-cuts it.
+ * - A coalescer killed (SIGKILL) at each point of its work: the next
+ *   allocation finishes or undoes the work, no value is harmed, and
+ *   tc_audit then finds nothing lost.
+ * - Processes write values whose sizes shift while readers verify every
+ *   value (self-checking: key, writer, sequence, checksum); afterwards
+ *   every key holds exactly its writer's last value and tc_audit finds
+ *   nothing lost.
+ */
+#include "whitebox.h"
+#include "blackbox.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <sys/mman.h>
+
+#define KEEP_EVERY 8  /* of the small keys, every 8th stays */
+
+static uint64_t merges(tc_cache *c)
+{
+	tc_stats st;
+	WB_RC(0, tc_get_stats(c, &st));
+	return st.merges;
+}
+
+/* Small value of key I: 24 bytes naming it. */
+static void small_val(char *v, unsigned i)
+{
+	memset(v, 0, 24);
+	snprintf(v, 24, "small-%u", i);
+}
+
+static void big_val(unsigned char *v, size_t len, unsigned i)
+{
+	for (size_t j = 0; j < len; j++)
+		v[j] = (unsigned char)(i * 131 + j * 7);
+}
+
+/*
+ * Fill an EVICT_NONE arena with small values until it is full, then delete
+ * all but every KEEP_EVERY-th key and the first run of keys entirely (so
+ * that a long run of free blocks exists).  Returns the number written.
+ */
+static unsigned fill_small_then_thin(tc_cache *c)
+{
+	char k[32], v[24];
+	unsigned n = 0;
+	for (;; n++) {
+		int kl = snprintf(k, sizeof(k), "s%u", n);
+		small_val(v, n);
+		int rc = tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0);
+		if (rc == -ENOSPC)
+			break;
+		WB_RC(0, rc);
+	}
+	assert_true(n > 1000);
+	/* Deleted from the top down, then reclaimed: the free list holds the
+	 * low blocks (the first window) below the others, so a coalescer
+	 * pops ordinary blocks before it reaches its own. */
+	for (unsigned i = n; i-- > 0;) {
+		if (i % KEEP_EVERY == 0 && i >= n / 2)
+			continue;
+		int kl = snprintf(k, sizeof(k), "s%u", i);
+		WB_RC(0, tc_del(c, k, (size_t)kl));
+	}
+	WB_RC(0, tc_reclaim(c, NULL));
+	return n;
+}
+
+static void expect_small_keepers(tc_cache *c, unsigned n)
+{
+	char k[32], v[24], buf[64];
+	tc_meta m;
+	for (unsigned i = 0; i < n; i++) {
+		int kl = snprintf(k, sizeof(k), "s%u", i);
+		int rc = tc_get(c, k, (size_t)kl, buf, sizeof(buf), &m);
+		if (i % KEEP_EVERY == 0 && i >= n / 2) {
+			WB_RC(0, rc);
+			small_val(v, i);
+			assert_int_equal(m.len, sizeof(v));
+			assert_memory_equal(buf, v, sizeof(v));
+		} else {
+			WB_RC(-ENOENT, rc);
+		}
+	}
+}
+
+static void expect_big(tc_cache *c, unsigned i, size_t len)
+{
+	unsigned char *want = malloc(len), *got = malloc(len);
+	char k[32];
+	tc_meta m;
+	int kl = snprintf(k, sizeof(k), "b%u", i);
+	big_val(want, len, i);
+	WB_RC(0, tc_get(c, k, (size_t)kl, got, len, &m));
+	assert_int_equal(m.len, len);
+	assert_memory_equal(got, want, len);
+	free(want);
+	free(got);
+}
+
+static int set_big(tc_cache *c, unsigned i, size_t len)
+{
+	unsigned char *v = malloc(len);
+	char k[32];
+	int kl = snprintf(k, sizeof(k), "b%u", i);
+	big_val(v, len, i);
+	int rc = tc_set(c, k, (size_t)kl, v, len, 0, 0);
+	free(v);
+	return rc;
+}
+
+/* An audit of the quiet segment recovers nothing and agrees on the keys. */
+static void expect_clean_audit(tc_cache *c)
+{
+	tc_audit_report rep;
+	WB_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.recovered, 0);
+	assert_int_equal(rep.live_before, rep.live_after);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_free_small_blocks_become_large_ones(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "df"), 1u << 16, 1u << 20, 8,
+				TC_EVICT_NONE);
+	unsigned n = fill_small_then_thin(c);
+	assert_int_equal(merges(c), 0);
+	/* Before coalescing existed this failed with -ENOSPC. */
+	for (unsigned i = 0; i < 8; i++)
+		WB_RC(0, set_big(c, i, 16000));
+	assert_true(merges(c) >= 2); /* a window holds up to 64 KiB: 4 of them */
+	for (unsigned i = 0; i < 8; i++)
+		expect_big(c, i, 16000);
+	expect_small_keepers(c, n);
+	assert_int_equal(tc__ld(&c->h->df_lease), 0);
+	assert_int_equal(tc__ld(&c->h->df_pending), 0);
+	expect_clean_audit(c);
+	/* And back: the large blocks, freed, serve small values again. */
+	char k[32];
+	for (unsigned i = 0; i < 8; i++) {
+		int kl = snprintf(k, sizeof(k), "b%u", i);
+		WB_RC(0, tc_del(c, k, (size_t)kl));
+	}
+	WB_RC(0, tc_reclaim(c, NULL));
+	/* 200-byte values: a class that never had a block. */
+	uint64_t m0 = merges(c);
+	for (unsigned i = 0; i < 300; i++) {
+		unsigned char v[200];
+		big_val(v, sizeof(v), i);
+		int kl = snprintf(k, sizeof(k), "t%u", i);
+		WB_RC(0, tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0));
+	}
+	assert_true(merges(c) > m0);
+	for (unsigned i = 0; i < 300; i++) {
+		unsigned char v[200], got[200];
+		tc_meta m;
+		big_val(v, sizeof(v), i);
+		int kl = snprintf(k, sizeof(k), "t%u", i);
+		WB_RC(0, tc_get(c, k, (size_t)kl, got, sizeof(got), &m));
+		assert_memory_equal(got, v, sizeof(v));
+	}
+	expect_small_keepers(c, n);
+	expect_clean_audit(c);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+static void test_one_free_block_too_small_is_still_enospc(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "df"), 1u << 16, 1u << 20, 8,
+				TC_EVICT_NONE);
+	unsigned n = 0;
+	char k[32], v[24];
+	for (;; n++) {
+		int kl = snprintf(k, sizeof(k), "s%u", n);
+		small_val(v, n);
+		int rc = tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0);
+		if (rc == -ENOSPC)
+			break;
+		WB_RC(0, rc);
+	}
+	/* Every other key deleted: lots of free memory, no two blocks adjacent. */
+	for (unsigned i = 0; i < n; i += 2) {
+		int kl = snprintf(k, sizeof(k), "s%u", i);
+		WB_RC(0, tc_del(c, k, (size_t)kl));
+	}
+	WB_RC(0, tc_reclaim(c, NULL));
+	WB_RC(-ENOSPC, set_big(c, 0, 4000));
+	assert_int_equal(merges(c), 0);
+	/* Nothing was harmed by the attempt. */
+	for (unsigned i = 1; i < n; i += 2) {
+		char buf[64];
+		tc_meta m;
+		int kl = snprintf(k, sizeof(k), "s%u", i);
+		WB_RC(0, tc_get(c, k, (size_t)kl, buf, sizeof(buf), &m));
+		small_val(v, i);
+		assert_memory_equal(buf, v, sizeof(v));
+	}
+	expect_clean_audit(c);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+static void test_lru_makes_room_for_a_new_size(void **state)
+{
+	(void)state;
+	char name[64], k[32], v[24];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "df"), 1u << 16, 2u << 20, 8,
+				TC_EVICT_LRU);
+	for (unsigned i = 0; i < 60000; i++) {
+		int kl = snprintf(k, sizeof(k), "s%u", i);
+		small_val(v, i);
+		WB_RC(0, tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0));
+	}
+	tc_stats st;
+	WB_RC(0, tc_get_stats(c, &st));
+	assert_true(st.evictions > 0); /* the arena was full of small blocks */
+	for (unsigned i = 0; i < 200; i++)
+		WB_RC(0, set_big(c, i, 16000));
+	/* The newest large values are there (LRU may drop older ones); every
+	 * small key still present holds its own value. */
+	expect_big(c, 199, 16000);
+	unsigned left = 0;
+	for (unsigned i = 0; i < 60000; i++) {
+		char buf[64];
+		tc_meta m;
+		int kl = snprintf(k, sizeof(k), "s%u", i);
+		int rc = tc_get(c, k, (size_t)kl, buf, sizeof(buf), &m);
+		if (rc == -ENOENT)
+			continue;
+		WB_RC(0, rc);
+		small_val(v, i);
+		assert_memory_equal(buf, v, sizeof(v));
+		left++;
+	}
+	assert_true(merges(c) > 0);
+	WB_RC(0, tc_get_stats(c, &st));
+	assert_true(st.entries >= left);
+	expect_clean_audit(c);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* ------------------------------------------------------------------ */
+/* A coalescer killed at each point                                     */
+/* ------------------------------------------------------------------ */
+
+static int kill_point;
+
+static void die_at(int point)
+{
+	if (point == kill_point)
+		raise(SIGKILL);
+}
+
+static void test_killed_coalescer_is_finished_or_undone(void **state)
+{
+	(void)state;
+	static const int points[] = { TC_DF_HOOK_CLAIMED, TC_DF_HOOK_HELD, TC_DF_HOOK_REWRITE,
+				      TC_DF_HOOK_PUSH, TC_DF_HOOK_LIVE };
+	for (size_t p = 0; p < sizeof(points) / sizeof(points[0]); p++) {
+		char name[64];
+		tc_cache *c = wb_create(wb_name(name, sizeof(name), "dk"), 1u << 16, 1u << 20, 8,
+					TC_EVICT_NONE);
+		unsigned n = fill_small_then_thin(c);
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			tc_cache *d = NULL;
+			if (tc_open(&d, name, NULL) != 0)
+				_exit(BB_EXIT_SETUP);
+			kill_point = points[p];
+			tc__df_test_hook = die_at;
+			int rc = set_big(d, 100, 16000);
+			bb_child_fail("point %d not reached (set: %s)", points[p], tc_strerror(rc));
+			_exit(BB_EXIT_FAIL);
+		}
+		assert_int_equal(bb_wait(pid), 128 + SIGKILL);
+		/* The dead coalescer still holds the lease, mid-work. */
+		assert_int_not_equal(tc__ld(&c->h->df_lease), 0);
+		assert_int_not_equal(tc__ld(&c->h->df_phase), TC_DF_IDLE);
+		expect_small_keepers(c, n);
+		if (p % 2 == 0) {
+			/* Clearing the dead slot (sweeper, writers short of
+			 * memory, shm-inspect readers --clean) finishes it. */
+			uint32_t cleared = 0;
+			WB_RC(0, tc_readers_clean(c, &cleared));
+			assert_int_equal(cleared, 1);
+			assert_int_equal(tc__ld(&c->h->df_lease), 0);
+			WB_RC(0, set_big(c, 1, 16000));
+		} else {
+			/* The next coalescer takes the dead one's lease over:
+			 * 30000-byte values need a class nobody has. */
+			WB_RC(0, set_big(c, 1, 30000));
+			expect_big(c, 1, 30000);
+			tc__df_test_hook = NULL;
+			char k1[] = "b1";
+			WB_RC(0, tc_del(c, k1, 2));
+			WB_RC(0, set_big(c, 1, 16000));
+		}
+		expect_big(c, 1, 16000);
+		assert_int_equal(tc__ld(&c->h->df_phase), TC_DF_IDLE);
+		assert_int_equal(tc__ld(&c->h->df_pending), 0);
+		assert_int_equal(tc__ld(&c->h->df_held), 0);
+		expect_small_keepers(c, n);
+		/* The child's key: present only if it was published (never, here). */
+		char buf[8];
+		WB_RC(-ENOENT, tc_get(c, "b100", 4, buf, sizeof(buf), NULL));
+		for (unsigned i = 2; i < 6; i++)
+			WB_RC(0, set_big(c, i, 16000));
+		for (unsigned i = 1; i < 6; i++)
+			expect_big(c, i, 16000);
+		expect_clean_audit(c);
+		/* Everything deleted: the arena is empty, nothing was lost. */
+		char k[32];
+		for (unsigned i = 0; i < n; i++) {
+			int kl = snprintf(k, sizeof(k), "s%u", i);
+			(void)tc_del(c, k, (size_t)kl);
+		}
+		for (unsigned i = 1; i < 6; i++) {
+			int kl = snprintf(k, sizeof(k), "b%u", i);
+			WB_RC(0, tc_del(c, k, (size_t)kl));
+		}
+		WB_RC(0, tc_reclaim(c, NULL));
+		tc_stats st;
+		WB_RC(0, tc_get_stats(c, &st));
+		assert_int_equal(st.entries, 0);
+		assert_int_equal(st.memory_used, 0);
+		tc_close(c);
+		tc_unlink(name);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Shifting sizes under concurrency                                     */
+/* ------------------------------------------------------------------ */
+
+#define SH_WRITERS 3
+#define SH_READERS 2
+#define SH_KEYS    48   /* per writer */
+#define SH_ITERS   6000 /* per writer */
+#define SH_VMAX    12000
+
+struct sh_results {
+	uint64_t last_seq[SH_WRITERS][SH_KEYS]; /* 0 = deleted or never written */
+	uint32_t last_len[SH_WRITERS][SH_KEYS];
+	uint64_t enospc[SH_WRITERS];
+	uint64_t reads;
+	int stop;
+};
+
+/* Sizes shift every 1000 writes: small, large, medium, small, ... */
+static size_t sh_len(unsigned it, uint64_t *rng)
+{
+	uint64_t r = bb_rand(rng);
+	switch ((it / 1000) % 3) {
+	case 0: return BB_HDR + (size_t)(r % 100);
+	case 1: return 6000 + (size_t)(r % (SH_VMAX - 6000));
+	default: return 500 + (size_t)(r % 1500);
+	}
+}
+
+static int sh_writer(const char *name, struct sh_results *res, uint32_t w)
+{
+	tc_cache *c = NULL;
+	if (tc_open(&c, name, NULL) != 0)
+		return BB_EXIT_SETUP;
+	unsigned char *v = malloc(SH_VMAX), *got = malloc(SH_VMAX);
+	uint64_t rng = 0x1234u + w;
+	int bad = 0;
+	for (unsigned it = 0; it < SH_ITERS && !bad; it++) {
+		unsigned i = (unsigned)(bb_rand(&rng) % SH_KEYS);
+		uint32_t key = w * SH_KEYS + i;
+		char k[32];
+		size_t kl = bb_key(k, sizeof(k), "k", key);
+		if (bb_rand(&rng) % 8 == 0) {
+			int rc = tc_del(c, k, kl);
+			if (rc != 0 && rc != -ENOENT) {
+				bb_child_fail("del %s: %s", k, tc_strerror(rc));
+				bad = 1;
+			}
+			__atomic_store_n(&res->last_seq[w][i], 0, __ATOMIC_RELAXED);
+			continue;
+		}
+		size_t len = sh_len(it, &rng);
+		uint64_t seq = (uint64_t)it + 1;
+		bb_fill(v, len, key, w, seq);
+		int rc = tc_set(c, k, kl, v, len, BB_TYPE, 0);
+		if (rc == -ENOSPC) {
+			/* Full of live values of the moment: allowed, nothing changed. */
+			res->enospc[w]++;
+			continue;
+		}
+		if (rc != 0) {
+			bb_child_fail("set %s: %s", k, tc_strerror(rc));
+			bad = 1;
+			break;
+		}
+		res->last_seq[w][i] = seq;
+		res->last_len[w][i] = (uint32_t)len;
+		/* Only this writer writes the key: it must read its own value. */
+		tc_meta m;
+		rc = tc_get(c, k, kl, got, SH_VMAX, &m);
+		const char *why = rc ? tc_strerror(rc) : bb_check(got, m.len, key, SH_WRITERS);
+		if (!why && m.len != len)
+			why = "length differs";
+		if (!why && memcmp(got + 24, &seq, 8) != 0)
+			why = "older value";
+		if (why) {
+			bb_child_fail("read back %s: %s", k, why);
+			bad = 1;
+		}
+	}
+	free(v);
+	free(got);
+	tc_close(c);
+	return bad ? BB_EXIT_FAIL : BB_EXIT_OK;
+}
+
+static int sh_reader(const char *name, struct sh_results *res, uint32_t r)
+{
+	tc_cache *c = NULL;
+	if (tc_open(&c, name, NULL) != 0)
+		return BB_EXIT_SETUP;
+	unsigned char *got = malloc(SH_VMAX);
+	uint64_t rng = 0x9876u + r, reads = 0;
+	int bad = 0;
+	while (!__atomic_load_n(&res->stop, __ATOMIC_ACQUIRE) && !bad) {
+		uint32_t key = (uint32_t)(bb_rand(&rng) % (SH_WRITERS * SH_KEYS));
+		char k[32];
+		size_t kl = bb_key(k, sizeof(k), "k", key);
+		tc_meta m;
+		int rc = tc_get(c, k, kl, got, SH_VMAX, &m);
+		if (rc == -ENOENT)
+			continue;
+		const char *why = rc ? tc_strerror(rc) : bb_check(got, m.len, key, SH_WRITERS);
+		if (!why && m.type != BB_TYPE)
+			why = "type";
+		if (why) {
+			bb_child_fail("reader: %s: %s", k, why);
+			bad = 1;
+		}
+		/* Zero copy too: the pointer stays valid inside the section. */
+		const void *p;
+		if (tc_read_lock(c) == 0) {
+			if (tc_peek(c, k, kl, &p, &m) == 0 && bb_check(p, m.len, key, SH_WRITERS)) {
+				bb_child_fail("reader: peek %s: bad value", k);
+				bad = 1;
+			}
+			tc_read_unlock(c);
+		}
+		reads++;
+	}
+	__atomic_add_fetch(&res->reads, reads, __ATOMIC_RELAXED);
+	free(got);
+	tc_close(c);
+	return bad ? BB_EXIT_FAIL : BB_EXIT_OK;
+}
+
+static void test_shifting_sizes_under_concurrency(void **state)
+{
+	(void)state;
+	char name[64];
+	/* Room for every key's largest value only if memory moves between
+	 * classes as the sizes shift. */
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "ds"), 4096, 2u << 20, 16,
+				TC_EVICT_NONE);
+	struct sh_results *res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE,
+				      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(res != MAP_FAILED);
+	memset(res, 0, sizeof(*res));
+	pid_t rd[SH_READERS], wr[SH_WRITERS];
+	for (uint32_t r = 0; r < SH_READERS; r++) {
+		rd[r] = fork();
+		assert_true(rd[r] >= 0);
+		if (rd[r] == 0)
+			_exit(sh_reader(name, res, r));
+	}
+	for (uint32_t w = 0; w < SH_WRITERS; w++) {
+		wr[w] = fork();
+		assert_true(wr[w] >= 0);
+		if (wr[w] == 0)
+			_exit(sh_writer(name, res, w));
+	}
+	int fails = 0;
+	for (uint32_t w = 0; w < SH_WRITERS; w++)
+		fails += bb_wait(wr[w]) != 0;
+	__atomic_store_n(&res->stop, 1, __ATOMIC_RELEASE);
+	for (uint32_t r = 0; r < SH_READERS; r++)
+		fails += bb_wait(rd[r]) != 0;
+	assert_int_equal(fails, 0);
+	print_message("      %" PRIu64 " reads, %" PRIu64 " merges, ENOSPC %" PRIu64 "/%" PRIu64
+		      "/%" PRIu64 " of %u writes each\n", res->reads, merges(c), res->enospc[0],
+		      res->enospc[1], res->enospc[2], SH_ITERS);
+	assert_true(merges(c) > 0);
+	/* Every key holds exactly its writer's last value. */
+	unsigned char *got = malloc(SH_VMAX);
+	for (uint32_t w = 0; w < SH_WRITERS; w++) {
+		for (unsigned i = 0; i < SH_KEYS; i++) {
+			uint32_t key = w * SH_KEYS + i;
+			char k[32];
+			size_t kl = bb_key(k, sizeof(k), "k", key);
+			tc_meta m;
+			int rc = tc_get(c, k, kl, got, SH_VMAX, &m);
+			if (res->last_seq[w][i] == 0) {
+				WB_RC(-ENOENT, rc);
+				continue;
+			}
+			WB_RC(0, rc);
+			assert_null(bb_check(got, m.len, key, SH_WRITERS));
+			assert_int_equal(m.len, res->last_len[w][i]);
+			assert_memory_equal(got + 24, &res->last_seq[w][i], 8);
+		}
+	}
+	free(got);
+	expect_clean_audit(c);
+	munmap(res, sizeof(*res));
+	tc_close(c);
+	tc_unlink(name);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_free_small_blocks_become_large_ones),
+		cmocka_unit_test(test_one_free_block_too_small_is_still_enospc),
+		cmocka_unit_test(test_lru_makes_room_for_a_new_size),
+		cmocka_unit_test(test_killed_coalescer_is_finished_or_undone),
+		cmocka_unit_test(test_shifting_sizes_under_concurrency),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
