@@ -317,11 +317,13 @@ static bool fits(uint64_t run, uint64_t need)
 }
 
 /* Could the block at E be made free by evicting it (LRU)?  Retired blocks
- * will be free after their grace period; live ordinary keys can be
- * evicted.  DTO lists, leases, rate windows, anchors and policies cannot. */
+ * will be free after their grace period; live ordinary keys can be evicted
+ * once cold (reference bit clear: not read since the clock last passed).
+ * DTO lists, leases, rate windows, anchors and policies never are. */
 static bool evictable(struct tc_entry *e, uint32_t st)
 {
-	return st == TC_BLK_RETIRED || (st == TC_BLK_LIVE && tc__ld(&e->kind) == TC_KIND_KEY);
+	return st == TC_BLK_RETIRED ||
+	       (st == TC_BLK_LIVE && tc__ld(&e->kind) == TC_KIND_KEY && tc__ld(&e->refbit) == 0);
 }
 
 /*
