@@ -94,6 +94,9 @@ void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
 {
 	struct tc_class *k = &c->h->cls[cls];
 	uint64_t ref = tc__ref_of(c, e);
+	/* No builder on a free block: a dead slot's cleaner must never take
+	 * the block for its own once another writer pops it. */
+	tc__st(&e->builder, 0);
 	tc__st(&e->state, TC_BLK_FREE);
 	for (;;) {
 		uint64_t head = tc__ld(&k->head);
@@ -248,18 +251,18 @@ static void recover(tc_cache *c)
 	tc__st(&h->df_hand, 0);
 }
 
-static uint64_t lease_word(tc_cache *c, struct tc_rslot *s)
-{
-	uint64_t owner = tc__ld(&s->owner);
-	return (owner >> 32) << 32 | (uint64_t)(s - c->slots) << 16 | (owner & 0xffffu);
-}
-
-/* The lease word of a recoverer that holds no slot (a dead-slot cleaner). */
+/*
+ * Lease words: pid << 32 | slot index << 16 | generation.  The generation
+ * (a counter in the header) makes every take's word new, so a holder that
+ * finishes and takes the lease again from the same slot is never mistaken
+ * for the one a competitor judged gone.  A recoverer that holds no slot (a
+ * dead-slot cleaner) uses the index DF_NO_SLOT.
+ */
 #define DF_NO_SLOT 0xffffu
-static uint64_t anon_word(void)
+static uint64_t new_word(tc_cache *c, uint32_t idx)
 {
-	return (uint64_t)tc__self_pid() << 32 | (uint64_t)DF_NO_SLOT << 16 |
-	       ((uint64_t)gettid() & 0xffffu);
+	uint64_t gen = tc__add_ret(&c->h->df_gen, 1) & 0xffffu;
+	return (uint64_t)tc__self_pid() << 32 | (uint64_t)idx << 16 | gen;
 }
 
 /* Is the holder of lease word W gone (its slot given back, cleaned or dead)? */
@@ -272,31 +275,31 @@ static bool holder_gone(tc_cache *c, uint64_t w)
 		return true;
 	struct tc_rslot *s = &c->slots[idx];
 	uint64_t owner = tc__ld(&s->owner);
-	if ((owner >> 32) != (w >> 32) || (owner & 0xffffu) != (w & 0xffffu) ||
-	    (owner & 0x80000000ull))
+	if ((owner >> 32) != (w >> 32) || (owner & 0x80000000ull))
 		return true;
 	return !tc__pid_alive((uint32_t)(w >> 32), tc__ld(&s->start));
 }
 
 /*
  * Take the coalescer lease for slot S; a dead holder's work is finished or
- * undone first.  False when a live coalescer holds it.
+ * undone first.  The word taken, or 0 when a live coalescer holds it.
  */
-static bool lease_take(tc_cache *c, struct tc_rslot *s)
+static uint64_t lease_take(tc_cache *c, struct tc_rslot *s)
 {
-	uint64_t me = lease_word(c, s);
 	uint64_t w = tc__ld(&c->h->df_lease);
-	if (w == 0)
-		return tc__cas(&c->h->df_lease, 0, me) == 0;
-	if (w == me || !holder_gone(c, w) || tc__cas(&c->h->df_lease, w, me) != w)
-		return false;
-	recover(c);
-	return true;
+	if (w != 0 && !holder_gone(c, w))
+		return 0;
+	uint64_t me = new_word(c, (uint32_t)(s - c->slots));
+	if (tc__cas(&c->h->df_lease, w, me) != w)
+		return 0;
+	if (w != 0)
+		recover(c);
+	return me;
 }
 
-static void lease_drop(tc_cache *c, struct tc_rslot *s)
+static void lease_drop(tc_cache *c, uint64_t me)
 {
-	tc__cas(&c->h->df_lease, lease_word(c, s), 0);
+	tc__cas(&c->h->df_lease, me, 0);
 }
 
 /* Bytes on every free list (the gauges are approximate, and so is this). */
@@ -426,6 +429,24 @@ static void evict_window(tc_cache *c, struct tc_rslot *s, uint64_t start, uint64
 	tc__st(&c->h->df_hand, start);
 }
 
+/*
+ * Does a reader slot name a block of the window in its in-flight or
+ * unlinking record?  Such a record can only be stale (the blocks are
+ * free), but a dead slot's cleaner will still read the header it names: a
+ * window re-cut under it would show the cleaner value bytes instead.  Such
+ * windows wait until the slot is cleared.
+ */
+static bool named_by_a_slot(tc_cache *c, uint64_t start, uint64_t units)
+{
+	for (uint32_t i = 0; i < c->nslots; i++) {
+		uint64_t a = tc__ld(&c->slots[i].inflight), b = tc__ld(&c->slots[i].ret_ref);
+		if ((a && a - 1 >= start && a - 1 < start + units) ||
+		    (b && b - 1 >= start && b - 1 < start + units))
+			return true;
+	}
+	return false;
+}
+
 /* Claim every block of the window; false (all undone) when one was taken. */
 static bool claim(tc_cache *c, uint64_t start, uint64_t units, uint64_t *classes)
 {
@@ -469,13 +490,40 @@ static struct tc_entry *drain_pop(tc_cache *c, uint32_t cls)
 	return NULL;
 }
 
-/* Unlink every claimed block: pop the window's classes until df_pending is 0. */
-static bool drain(tc_cache *c, const uint64_t *classes)
+/*
+ * Is every block of the window OUT?  Only a successful pop (ours or an
+ * allocator's) makes a block OUT, so then none is on any list.  The old
+ * headers are intact until the rewrite.
+ */
+static bool all_out(tc_cache *c, uint64_t start, uint64_t units)
+{
+	uint64_t end = carved_end(c), stop = start + units;
+	for (uint64_t u = start; u < stop;) {
+		uint32_t st;
+		uint64_t n = block_units(c, u, end, &st);
+		if (!n || st != TC_BLK_OUT)
+			return false;
+		u += n;
+	}
+	return true;
+}
+
+/*
+ * Unlink every claimed block: pop the window's classes until all of the
+ * window is OUT.  df_pending says when to look: it is shared by every round,
+ * and a popper of an earlier, undone round may decrement it late, so it is
+ * only a hint; all_out() decides.
+ */
+static bool drain(tc_cache *c, uint64_t start, uint64_t units, const uint64_t *classes)
 {
 	uint64_t t0 = tc__mono_ns();
+	bool force = false; /* the hint said done and was wrong: pop regardless */
 	for (;;) {
-		if (tc__ld(&c->h->df_pending) == 0)
-			return true;
+		if (force || tc__ld(&c->h->df_pending) == 0) {
+			if (all_out(c, start, units))
+				return true;
+			force = true;
+		}
 		if (tc__mono_ns() - t0 > DF_DRAIN_NS)
 			return false;
 		bool popped = false;
@@ -483,7 +531,8 @@ static bool drain(tc_cache *c, const uint64_t *classes)
 			if (!((classes[k / 64] >> (k % 64)) & 1))
 				continue;
 			struct tc_entry *e;
-			while (tc__ld(&c->h->df_pending) != 0 && (e = drain_pop(c, k)) != NULL) {
+			while ((force || tc__ld(&c->h->df_pending) != 0) &&
+			       (e = drain_pop(c, k)) != NULL) {
 				popped = true;
 				if (tc__cas(&e->state, TC_BLK_CLAIMED, TC_BLK_OUT) == TC_BLK_CLAIMED) {
 					tc__add(&c->h->df_pending, (uint64_t)-1);
@@ -520,8 +569,11 @@ uint64_t tc__merges(tc_cache *c)
  */
 void tc__coalesce_recover(tc_cache *c)
 {
-	uint64_t w = tc__ld(&c->h->df_lease), me = anon_word();
-	if (!w || !holder_gone(c, w) || tc__cas(&c->h->df_lease, w, me) != w)
+	uint64_t w = tc__ld(&c->h->df_lease);
+	if (!w || !holder_gone(c, w))
+		return;
+	uint64_t me = new_word(c, DF_NO_SLOT);
+	if (tc__cas(&c->h->df_lease, w, me) != w)
 		return;
 	recover(c);
 	tc__st(&c->h->df_nofit, 0);
@@ -534,19 +586,29 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	uint64_t need = tc__class_size(cls) / TC_BLOCK_UNIT;
 	uint64_t fb = free_bytes(c);
 	bool lru = c->eviction == TC_EVICT_LRU;
-	if (!lru && (fb < need * TC_BLOCK_UNIT || fb == tc__ld(&h->df_nofit)))
+	if (!lru && fb < need * TC_BLOCK_UNIT)
 		return NULL;
-	if (!lease_take(c, s))
+	/* The last full search found nothing and the free bytes did not change
+	 * since: skip, but search again now and then (frees and allocations of
+	 * equal sizes rearrange the arena without changing the sum). */
+	if (!lru && fb == tc__ld(&h->df_nofit) && (tc__add_ret(&h->df_skips, 1) & 63) != 0)
+		return NULL;
+	uint64_t me = lease_take(c, s);
+	if (!me)
 		return NULL;
 	uint64_t start, units;
 	bool all_free;
-	int found = find_window(c, need, c->eviction == TC_EVICT_LRU, &start, &units, &all_free);
+	int found = find_window(c, need, lru, &start, &units, &all_free);
+	if (found > 0 && named_by_a_slot(c, start, units)) {
+		tc__st(&h->df_hand, start + units < carved_end(c) ? start + units : 0);
+		found = -1;
+	}
 	if (found <= 0 || !all_free) {
 		if (found == 0)
 			tc__st(&h->df_nofit, fb);
 		else if (found > 0)
 			evict_window(c, s, start, units);
-		lease_drop(c, s);
+		lease_drop(c, me);
 		return NULL;
 	}
 	tc__st(&h->df_start, start);
@@ -560,14 +622,14 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	bool claimed = claim(c, start, units, classes);
 	if (claimed)
 		HOOK(TC_DF_HOOK_CLAIMED);
-	if (!claimed || !drain(c, classes)) {
+	if (!claimed || !drain(c, start, units, classes)) {
 		unclaim(c, start, units);
 		tc__st(&h->df_pending, 0);
 		tc__st(&h->df_phase, TC_DF_IDLE);
 		/* The next search starts past this window (a block freed by a
 		 * writer killed before its push would fail it every time). */
 		tc__st(&h->df_hand, start + units < carved_end(c) ? start + units : 0);
-		lease_drop(c, s);
+		lease_drop(c, me);
 		return NULL;
 	}
 	push_held(c);
@@ -591,6 +653,6 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	tc__st(&h->df_hand, start + units < carved_end(c) ? start + units : 0);
 	tc__st(&h->df_nofit, 0);
 	tc__add(&h->df_merges, 1);
-	lease_drop(c, s);
+	lease_drop(c, me);
 	return e;
 }

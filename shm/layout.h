@@ -136,7 +136,7 @@ struct tc_hdr {
 
 	/* coalesce.c: merging free blocks into blocks of another class.  One
 	 * coalescer at a time holds df_lease (pid << 32 | slot index << 16 |
-	 * tid & 0xffff; CAS); the rest is written by the holder only and
+	 * generation & 0xffff; CAS); the rest is written by the holder only and
 	 * describes its work, so that whoever takes over a dead holder's lease
 	 * can finish or undo it. */
 	uint64_t df_lease __attribute__((aligned(TC_CACHELINE)));
@@ -151,8 +151,10 @@ struct tc_hdr {
 	uint64_t df_hand;         /* where the next window search starts (a block start) */
 	uint64_t df_nofit;        /* free bytes when the last full search found nothing */
 	uint64_t df_merges __attribute__((aligned(TC_CACHELINE))); /* windows merged; uatomic_add */
+	uint64_t df_gen;          /* lease generations; uatomic_add */
+	uint64_t df_skips;        /* searches skipped for df_nofit; uatomic_add */
 
-	uint64_t reserved[40];    /* room for later fields without a layout change */
+	uint64_t reserved[38];    /* room for later fields without a layout change */
 } __attribute__((aligned(TC_PAGE)));
 
 /*

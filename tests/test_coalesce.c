@@ -347,6 +347,81 @@ static void test_killed_coalescer_is_finished_or_undone(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* df_pending is only a hint                                            */
+/* ------------------------------------------------------------------ */
+
+static tc_cache *hint_c;
+
+/* A popper of an earlier, undone round whose decrement lands late. */
+static void late_decrement(int point)
+{
+	if (point == TC_DF_HOOK_CLAIMED) {
+		tc__add(&hint_c->h->df_pending, (uint64_t)-1);
+		tc__df_test_hook = NULL;
+	}
+}
+
+/* Does any free list name a unit of [START, START + UNITS)? */
+static bool lists_name(tc_cache *c, uint64_t start, uint64_t units)
+{
+	for (uint32_t k = 0; k < TC_CLASSES_USED; k++) {
+		uint64_t ref = tc__ld(&c->h->cls[k].head) & 0xffffffffu, n = 0;
+		while (ref && n++ < c->arena_units) {
+			struct tc_entry *e = tc__block(c, ref);
+			if (!e)
+				break;
+			if (ref - 1 >= start && ref - 1 < start + units) {
+				/* Only the new cut's blocks may be listed there,
+				 * each on the list of its class. */
+				if (tc__ld(&e->state) != TC_BLK_FREE || tc__ld(&e->cls) != k)
+					return true;
+			}
+			ref = tc__ld(&e->link);
+		}
+	}
+	return false;
+}
+
+static void test_a_late_unlink_count_cannot_cut_the_drain_short(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "dh"), 1u << 16, 1u << 20, 8,
+				TC_EVICT_NONE);
+	unsigned n = fill_small_then_thin(c);
+	hint_c = c;
+	tc__df_test_hook = late_decrement;
+	WB_RC(0, set_big(c, 1, 16000));
+	assert_null(tc__df_test_hook); /* the hook ran */
+	uint64_t ws = tc__ld(&c->h->df_start), wu = tc__ld(&c->h->df_units);
+	assert_false(lists_name(c, ws, wu));
+	/* Fill every free block again: nothing handed out twice. */
+	char k[32], v[24], buf[64];
+	unsigned m = 0;
+	for (;; m++) {
+		int kl = snprintf(k, sizeof(k), "n%u", m);
+		small_val(v, m + 1000000);
+		int rc = tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0);
+		if (rc == -ENOSPC)
+			break;
+		WB_RC(0, rc);
+	}
+	for (unsigned i = 0; i < m; i++) {
+		tc_meta mt;
+		int kl = snprintf(k, sizeof(k), "n%u", i);
+		WB_RC(0, tc_get(c, k, (size_t)kl, buf, sizeof(buf), &mt));
+		small_val(v, i + 1000000);
+		assert_memory_equal(buf, v, sizeof(v));
+	}
+	expect_big(c, 1, 16000);
+	expect_small_keepers(c, n);
+	tc__st(&c->h->df_pending, 0);
+	expect_clean_audit(c);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* ------------------------------------------------------------------ */
 /* Shifting sizes under concurrency                                     */
 /* ------------------------------------------------------------------ */
 
@@ -541,6 +616,7 @@ int main(void)
 		cmocka_unit_test(test_one_free_block_too_small_is_still_enospc),
 		cmocka_unit_test(test_lru_makes_room_for_a_new_size),
 		cmocka_unit_test(test_killed_coalescer_is_finished_or_undone),
+		cmocka_unit_test(test_a_late_unlink_count_cannot_cut_the_drain_short),
 		cmocka_unit_test(test_shifting_sizes_under_concurrency),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
