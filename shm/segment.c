@@ -15,6 +15,7 @@
  */
 #include "internal.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,10 +29,14 @@
 
 /* ---- process identity ------------------------------------------------ */
 
-uint64_t tc__proc_start(uint32_t pid)
+/*
+ * Fields of /proc/PATH/stat: the state letter (field 3) and the start time
+ * (field 22), 0 when unreadable.
+ */
+static uint64_t proc_stat(const char *path, char *state)
 {
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	char buf[1024];
+	*state = '?';
 	FILE *f = fopen(path, "re");
 	if (!f)
 		return 0;
@@ -39,12 +44,48 @@ uint64_t tc__proc_start(uint32_t pid)
 	fclose(f);
 	buf[n] = '\0';
 	char *p = strrchr(buf, ')');
-	if (!p)
+	if (!p || p[1] != ' ' || !p[2])
 		return 0;
+	*state = p[2];
 	/* Field 22 (starttime) is the 20th field after the command name. */
 	for (int field = 2; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
 	return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+uint64_t tc__proc_start(uint32_t pid)
+{
+	char path[64], state;
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	return proc_stat(path, &state);
+}
+
+/*
+ * A zombie: every thread of PID has exited (its memory is gone; only its
+ * exit status waits for a parent that may never collect it, as under a
+ * container's PID 1 that does not reap).  A leader that called
+ * pthread_exit() also shows Z while other threads run: those make it alive.
+ */
+static bool all_threads_dead(uint32_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%u/task", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return false; /* cannot tell: alive */
+	bool dead = true;
+	struct dirent *de;
+	while (dead && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		char tp[96], st;
+		snprintf(tp, sizeof(tp), "/proc/%u/task/%.20s/stat", pid, de->d_name);
+		proc_stat(tp, &st);
+		if (st != 'Z' && st != 'X' && st != '?')
+			dead = false;
+	}
+	closedir(d);
+	return dead;
 }
 
 static uint32_t self_pid;
@@ -71,9 +112,9 @@ uint64_t tc__self_start(void)
 }
 
 /*
- * A process is alive when kill(pid, 0) does not say ESRCH and, if we know
- * the start time it had, /proc still shows that start time (else the pid
- * was reused by another process).
+ * A process is alive when kill(pid, 0) does not say ESRCH, it is not a
+ * zombie, and, if we know the start time it had, /proc still shows that
+ * start time (else the pid was reused by another process).
  */
 bool tc__pid_alive(uint32_t pid, uint64_t start)
 {
@@ -81,13 +122,15 @@ bool tc__pid_alive(uint32_t pid, uint64_t start)
 		return false;
 	if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
 		return false;
-	if (start != 0) {
-		/* An unreadable /proc/PID (hidepid, another user) proves nothing:
-		 * only a start time that can be read and differs means reuse. */
-		uint64_t now = tc__proc_start(pid);
-		if (now != 0 && now != start)
-			return false;
-	}
+	char path[64], state;
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	uint64_t now = proc_stat(path, &state);
+	/* An unreadable /proc/PID (hidepid, another user) proves nothing:
+	 * only a start time that can be read and differs means reuse. */
+	if (start != 0 && now != 0 && now != start)
+		return false;
+	if ((state == 'Z' || state == 'X') && all_threads_dead(pid))
+		return false;
 	return true;
 }
 

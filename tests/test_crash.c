@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 
 #include "tickcache.h"
@@ -379,7 +380,37 @@ static int run_batch_process(const char *name, long nops)
 	return sw != 0 ? sw : sr;
 }
 
-enum clean_how { CLEAN_READERS, CLEAN_SWEEP };
+enum clean_how { CLEAN_READERS, CLEAN_SWEEP, CLEAN_ZOMBIE };
+
+/* The state letter of PID in /proc/PID/stat, '?' when unreadable. */
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512];
+	FILE *f;
+	size_t n;
+	char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return '?';
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
+/* Wait until PID shows state ST (2 s at most). */
+static int wait_state(pid_t pid, char st)
+{
+	for (int i = 0; i < 400; i++) {
+		if (proc_state(pid) == st)
+			return 1;
+		bb_sleep_ms(5);
+	}
+	return 0;
+}
 
 static void killed_reader_case(enum clean_how how)
 {
@@ -418,12 +449,19 @@ static void killed_reader_case(enum clean_how how)
 	assert_int_equal(0, run_batch_process(name, 2000));
 
 	kill(pid, SIGKILL);
-	assert_int_equal(128 + SIGKILL, reap(pid));
+	if (how == CLEAN_ZOMBIE) {
+		/* Not reaped: a zombie, as under a PID 1 that never reaps.
+		 * kill(pid, 0) still succeeds; the slot is dead all the same. */
+		assert_true(wait_state(pid, 'Z'));
+		assert_int_equal(0, kill(pid, 0));
+	} else {
+		assert_int_equal(128 + SIGKILL, reap(pid));
+	}
 	s = slots_of(c, pid);
 	assert_int_equal(1, s.found);
 	assert_int_equal(TC_READER_DEAD, s.state);
 
-	if (how == CLEAN_READERS) {
+	if (how == CLEAN_READERS || how == CLEAN_ZOMBIE) {
 		ASSERT_RC(0, tc_readers_clean(c, &cleared));
 		assert_int_equal(1, cleared);
 	} else {
@@ -434,6 +472,8 @@ static void killed_reader_case(enum clean_how how)
 	s = slots_of(c, pid);
 	assert_int_equal(0, s.found);
 	assert_int_equal(0, s.dead);
+	if (how == CLEAN_ZOMBIE)
+		assert_int_equal(128 + SIGKILL, reap(pid));
 
 	/* Reclamation resumes: everything retired can now be freed. */
 	for (k = 0; k < 5; k++) {
@@ -458,6 +498,75 @@ static void test_killed_reader_holds_reclaim_until_sweep(void **state)
 {
 	(void)state;
 	killed_reader_case(CLEAN_SWEEP);
+}
+
+static void test_killed_reader_left_a_zombie_is_dead(void **state)
+{
+	(void)state;
+	killed_reader_case(CLEAN_ZOMBIE);
+}
+
+/* A process whose main thread called pthread_exit() shows Z while its other
+ * threads run: a reader among them is alive, and its slot is kept. */
+static void *leaderless_reader(void *arg)
+{
+	const char *name = ((const char **)arg)[0];
+	int fd = (int)(intptr_t)((const char **)arg)[1];
+	tc_cache *c = NULL;
+
+	if (tc_open(&c, name, NULL) != 0 || tc_read_lock(c) != 0) {
+		(void)!write(fd, "e", 1);
+		_exit(BB_EXIT_SETUP);
+	}
+	(void)!write(fd, "r", 1);
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void leaderless_body(const char *name, int fd)
+{
+	static const char *arg[2];
+	pthread_t t;
+
+	alarm(HANG_SECS);
+	arg[0] = name;
+	arg[1] = (const char *)(intptr_t)fd;
+	if (pthread_create(&t, NULL, leaderless_reader, arg) != 0)
+		_exit(BB_EXIT_SETUP);
+	pthread_exit(NULL);
+}
+
+static void test_reader_thread_of_an_exited_leader_is_alive(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_seg(name, 16u << 20);
+	struct slot_scan s;
+	uint32_t cleared = 99;
+	pid_t pid;
+	int fd;
+
+	(void)state;
+	pid = spawn(leaderless_body, name, &fd);
+	if (wait_byte(fd) != 'r') {
+		kill(pid, SIGKILL);
+		reap(pid);
+		fail_msg("the reader thread could not enter its read section");
+	}
+	close(fd);
+	assert_true(wait_state(pid, 'Z')); /* the leader is a zombie */
+	s = slots_of(c, pid);
+	assert_int_equal(1, s.found);
+	assert_int_equal(TC_READER_ACTIVE, s.state);
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
+	assert_int_equal(0, cleared);
+	s = slots_of(c, pid);
+	assert_int_equal(1, s.found);
+	kill(pid, SIGKILL);
+	assert_int_equal(128 + SIGKILL, reap(pid));
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
+	assert_int_equal(1, cleared);
+	tc_close(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -749,6 +858,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_killed_reader_holds_reclaim_until_readers_clean),
 		T(test_killed_reader_holds_reclaim_until_sweep),
+		T(test_killed_reader_left_a_zombie_is_dead),
+		T(test_reader_thread_of_an_exited_leader_is_alive),
 		T(test_killed_writers_leave_valid_values_and_no_leak),
 		T(test_stopped_writer_never_blocks_other_processes),
 		T(test_stopped_reader_never_blocks_other_processes),
