@@ -81,6 +81,16 @@ wait_grep() {
 }
 wait_ready() { wait_grep ready "$1"; }
 
+# running PID: PID is a live process.  Not `kill -0`, which also succeeds on
+# a zombie: a process that is not our child (the daemon, once its parent
+# exited) is reaped by PID 1 or a subreaper, which may take seconds, or never
+# happen when PID 1 does not reap (containers, some CI machines).
+running() {
+	local st
+	st=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null)
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
 # ---------------------------------------------------------------------------
 # The helper program
 # ---------------------------------------------------------------------------
@@ -486,13 +496,13 @@ expect 0 "sweeper daemonises (parent returns 0)" "$SWEEPER" --interval 100 --pid
 for _ in $(seq 1 100); do [ -s "$TMP/d.pid" ] && break; sleep 0.05; done
 DPID=$(cat "$TMP/d.pid" 2>/dev/null)
 [ -n "$DPID" ] && PIDS+=("$DPID")
-is "daemon is running" "$(kill -0 "$DPID" 2>/dev/null && echo yes)" "yes"
+is "daemon is running" "$(running "$DPID" && echo yes)" "yes"
 is "daemon left the caller's session" "$([ "$(ps -o sid= -p "$DPID")" != "$(ps -o sid= -p $$)" ] && echo yes)" "yes"
 for _ in $(seq 1 100); do [ "$(json_field "$E" sweeper_pid)" == "$DPID" ] && break; sleep 0.05; done
 is "daemon sweeps the segment" "$(json_field "$E" sweeper_pid)" "$DPID"
 kill -TERM "$DPID"
-for _ in $(seq 1 100); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.05; done
-is "daemon stopped on SIGTERM" "$(kill -0 "$DPID" 2>/dev/null && echo running)" ""
+for _ in $(seq 1 100); do running "$DPID" || break; sleep 0.05; done
+is "daemon stopped on SIGTERM" "$(running "$DPID" && echo running)" ""
 is "daemon removed its pidfile" "$(ls "$TMP/d.pid" 2>/dev/null)" ""
 
 # ---------------------------------------------------------------------------
@@ -606,7 +616,7 @@ kill -INT "$DP"; wait "$DP"; is "demo interrupted exits 130" "$?" "130"
 # shellcheck disable=SC2086
 is "interrupted demo removed its segments" "$(left $segs)" "0"
 alive=0
-for k in $kids $sweeper; do kill -0 "$k" 2>/dev/null && alive=$((alive + 1)); done
+for k in $kids $sweeper; do running "$k" && alive=$((alive + 1)); done
 # shellcheck disable=SC2086
 is "interrupted demo left no process" "$alive $(echo $kids $sweeper | wc -w)" "0 4"
 
