@@ -194,8 +194,16 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		rc = -ESTALE;
 		goto out_unlock;
 	}
-	tc__cas(&c->h->state, was, TC_STATE_AUDITING);
+	/* First without changing anything: a process that attached before our
+	 * flock must never see AUDITING (its calls would get -EBUSY) when the
+	 * audit is refused anyway.  Nobody attaches while we hold the flock,
+	 * so after this check only our own threads can still enter. */
 	tc__clean_dead(c, self, NULL);
+	if (!quiescent(c, self)) {
+		rc = -EBUSY;
+		goto out_unlock;
+	}
+	tc__cas(&c->h->state, was, TC_STATE_AUDITING);
 	if (!quiescent(c, self)) {
 		tc__cas(&c->h->state, TC_STATE_AUDITING, was);
 		rc = -EBUSY;
