@@ -596,9 +596,10 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
  * clears abandoned half-inserts and recounts live keys and gauges.  It
  * changes nothing and returns TC_ECORRUPT when the arena cannot be walked.
  * -EDEADLK inside a read section.  While it runs, data calls of the
- * caller's other threads get -EBUSY; an audit that is killed leaves the
- * segment in that state until tc_audit is run again (it rebuilds
- * everything from the index, so running it again is always safe).
+ * caller's other threads get -EBUSY.  An audit that is killed leaves the
+ * segment usable: the next data call of any process sees the auditor dead
+ * and goes on (blocks the audit had not yet relinked stay lost until the
+ * next audit, which rebuilds everything from the index).
  */
 typedef struct tc_audit_report {
 	uint64_t blocks;            /* blocks walked */

@@ -33,6 +33,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* Tests (tests/test_segment.c) kill the auditor while it relinks blocks. */
+void (*tc__audit_test_hook)(uint64_t blocks_relinked);
+
 struct marks {
 	tc_cache *c;
 	uint64_t *bits;   /* one bit per 16-byte unit: set at a reachable block's start */
@@ -115,6 +118,8 @@ static int sweep_arena(tc_cache *c, const struct marks *m, bool apply, tc_audit_
 			tc__st(&e->link, heads[cls]);
 			heads[cls] = ref;
 			nfree[cls]++;
+			if (TC_UNLIKELY(tc__audit_test_hook != NULL))
+				tc__audit_test_hook(nfree[cls]);
 		}
 		/* A marked ref must start a block: clear it as we pass. */
 		u += units;
@@ -157,6 +162,26 @@ static bool marks_on_blocks(tc_cache *c, struct marks *m)
 		u += tc__class_size(cls) / TC_BLOCK_UNIT;
 	}
 	return seen == n;
+}
+
+/*
+ * The state is AUDITING: is its auditor dead?  Then the state goes back to
+ * READY and the caller goes on.  An audit killed at any point leaves the
+ * segment usable: until it publishes the rebuilt lists it has only relinked
+ * free blocks among themselves (a list followed from an old head meets only
+ * free blocks of its class; the rest leak until the next audit) and cleared
+ * claims nobody will finalize; gauges and the key count may be off until
+ * the next audit.  Nobody else was attached while it ran (it checked, and
+ * held the flock), so nothing else was half done.
+ */
+bool tc__audit_orphaned(tc_cache *c)
+{
+	tc__rmb(); /* the auditor wrote its pid before the state (a CAS) */
+	uint64_t pid = tc__ld(&c->h->audit_pid);
+	if (pid != 0 && pid <= UINT32_MAX && tc__pid_alive((uint32_t)pid, tc__ld(&c->h->audit_start)))
+		return false;
+	tc__cas(&c->h->state, TC_STATE_AUDITING, TC_STATE_READY);
+	return tc__ld(&c->h->state) == TC_STATE_READY;
 }
 
 int tc_audit(tc_cache *c, tc_audit_report *rep)
@@ -203,6 +228,8 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		rc = -EBUSY;
 		goto out_unlock;
 	}
+	tc__st(&c->h->audit_pid, (uint64_t)tc__self_pid());
+	tc__st(&c->h->audit_start, tc__self_start());
 	tc__cas(&c->h->state, was, TC_STATE_AUDITING);
 	if (!quiescent(c, self)) {
 		tc__cas(&c->h->state, TC_STATE_AUDITING, was);

@@ -269,8 +269,12 @@ int tc__enter(tc_cache *c, struct tc_rslot **sp)
 	*sp = s;
 	if (t->depth == 0) {
 		uint32_t st = tc__ld(&c->h->state);
-		if (TC_UNLIKELY(st != TC_STATE_READY))
-			return st == TC_STATE_AUDITING ? -EBUSY : -ESTALE; /* or scribbled */
+		if (TC_UNLIKELY(st != TC_STATE_READY)) {
+			if (st != TC_STATE_AUDITING)
+				return -ESTALE; /* unlinked, or scribbled */
+			if (!tc__audit_orphaned(c))
+				return -EBUSY;
+		}
 	}
 	if (t->depth++ == 0) {
 		uint64_t e = tc__ld(&c->h->epoch);

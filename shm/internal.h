@@ -160,6 +160,8 @@ int  tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_
 typedef void (*tc__mark_fn)(void *ctx, uint64_t ref);
 void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx);
 void tc__audit_roots(tc_cache *c, tc__mark_fn mark, void *ctx);
+bool tc__audit_orphaned(tc_cache *c);
+extern void (*tc__audit_test_hook)(uint64_t blocks_relinked);
 
 int  tc__insert(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
 		struct tc_entry *e, bool *seen);

@@ -154,7 +154,13 @@ struct tc_hdr {
 	uint64_t df_gen;          /* lease generations; uatomic_add */
 	uint64_t df_skips;        /* searches skipped for df_nofit; uatomic_add */
 
-	uint64_t reserved[38];    /* room for later fields without a layout change */
+	/* audit.c: the process running tc_audit (pid and start time), written
+	 * before the state becomes AUDITING.  When it is dead, AUDITING is
+	 * over: see tc__audit_orphaned(). */
+	uint64_t audit_pid __attribute__((aligned(TC_CACHELINE)));
+	uint64_t audit_start;
+
+	uint64_t reserved[30];    /* room for later fields without a layout change */
 } __attribute__((aligned(TC_PAGE)));
 
 /*

@@ -653,6 +653,95 @@ static void test_reader_hidden_from_cleaner_by_hidepid_stays(void **state)
 			 "(cleaner exit %d, reader slots left %d, want 1)", st, owned);
 }
 
+/* ------------------------------------------------------------------ */
+/* An auditor killed half way                                           */
+/* ------------------------------------------------------------------ */
+
+static uint64_t audit_kill_at;
+
+static void audit_die(uint64_t relinked)
+{
+	if (relinked == audit_kill_at)
+		raise(SIGKILL);
+}
+
+/*
+ * The auditor dies while it relinks free blocks (state AUDITING, lists half
+ * rebuilt).  The next process to attach goes on: its calls see the auditor
+ * dead, the state goes back to READY, every value is intact, writes find
+ * memory, and a later audit puts everything right.
+ */
+static void test_killed_auditor_leaves_a_usable_segment(void **state)
+{
+	(void)state;
+	char name[64], k[32], v[32], buf[64];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "ak"), 4096, 1u << 20, 8,
+				TC_EVICT_NONE);
+	for (unsigned i = 0; i < 2000; i++) {
+		int kl = snprintf(k, sizeof(k), "k%u", i), vl = snprintf(v, sizeof(v), "v%u", i);
+		WB_RC(0, tc_set(c, k, (size_t)kl, v, (size_t)vl, 0, 0));
+	}
+	for (unsigned i = 0; i < 2000; i += 2) {
+		int kl = snprintf(k, sizeof(k), "k%u", i);
+		WB_RC(0, tc_del(c, k, (size_t)kl));
+	}
+	WB_RC(0, tc_reclaim(c, NULL));
+	tc_close(c);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		tc_cache *d = NULL;
+		if (tc_open(&d, name, NULL) != 0)
+			_exit(2);
+		audit_kill_at = 300;
+		tc__audit_test_hook = audit_die;
+		tc_audit_report rep;
+		int rc = tc_audit(d, &rep);
+		fprintf(stderr, "audit was not killed: %s\n", tc_strerror(rc));
+		_exit(1);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	c = NULL;
+	WB_RC(0, tc_open(&c, name, NULL));
+	assert_int_equal(tc__ld(&c->h->state), TC_STATE_AUDITING);
+	for (unsigned i = 0; i < 2000; i++) {
+		tc_meta m;
+		int kl = snprintf(k, sizeof(k), "k%u", i), vl = snprintf(v, sizeof(v), "v%u", i);
+		int rc = tc_get(c, k, (size_t)kl, buf, sizeof(buf), &m);
+		if (i % 2 == 0) {
+			WB_RC(-ENOENT, rc);
+		} else {
+			WB_RC(0, rc);
+			assert_int_equal(m.len, (size_t)vl);
+			assert_memory_equal(buf, v, (size_t)vl);
+		}
+	}
+	assert_int_equal(tc__ld(&c->h->state), TC_STATE_READY);
+	/* Writes find memory again (blocks the audit had relinked included). */
+	for (unsigned i = 0; i < 2000; i += 2) {
+		int kl = snprintf(k, sizeof(k), "k%u", i), vl = snprintf(v, sizeof(v), "w%u", i);
+		WB_RC(0, tc_set(c, k, (size_t)kl, v, (size_t)vl, 0, 0));
+	}
+	tc_audit_report rep;
+	WB_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.live_after, 2000);
+	for (unsigned i = 0; i < 2000; i++) {
+		int kl = snprintf(k, sizeof(k), "k%u", i);
+		WB_RC(0, tc_del(c, k, (size_t)kl));
+	}
+	WB_RC(0, tc_reclaim(c, NULL));
+	WB_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.recovered, 0);
+	tc_stats stt;
+	WB_RC(0, tc_get_stats(c, &stt));
+	assert_int_equal(stt.entries, 0);
+	assert_int_equal(stt.memory_used, 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -668,6 +757,7 @@ int main(void)
 		cmocka_unit_test(test_bad_names_and_opts_are_einval),
 		cmocka_unit_test(test_child_forked_during_open_close_can_open),
 		cmocka_unit_test(test_reader_hidden_from_cleaner_by_hidepid_stays),
+		cmocka_unit_test(test_killed_auditor_leaves_a_usable_segment),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
