@@ -182,10 +182,10 @@ is "stat entries of a new segment" "$(js 'd["entries"]')" "0"
 is "stat has every documented field" "$(js 'all(k in d for k in ["hits","misses","sets","deletes","expirations","evictions","entries","memory_used","errors","hit_rate","readers","epoch_lag","uptime_ms","classes","index_fill"])')" "true"
 expect 0 "stat (table)" "$INSPECT" stat "$A"
 has "stat table shows hits" "$OUT" "hits"
-expect 0 "create with suffixes and ttl" "$INSPECT" create "$F" --entries 1K --memory 1M --ttl 5s --eviction lru --readers 8
+expect 0 "create with suffixes and ttl" "$INSPECT" create "$F" --entries 1K --memory 1M --ttl 10m --eviction lru --readers 8
 expect 0 "stat --json of the second" "$INSPECT" --json stat "$F"
 is "K suffix on entries" "$(js 'd["max_entries"]')" "1024"
-is "default ttl from --ttl 5s" "$(js 'd["default_ttl_ms"]')" "5000"
+is "default ttl from --ttl 10m" "$(js 'd["default_ttl_ms"]')" "600000"
 is "eviction lru" "$(js 'd["eviction"]')" "lru"
 is "readers" "$(js 'd["max_readers"]')" "8"
 expect 0 "list" "$INSPECT" list
@@ -348,7 +348,7 @@ wait_grep '^tickcache ' "$TMP/w2"
 expect 0 "unlink --force under watch" "$INSPECT" unlink "$F" --force
 wait "$W2"; is "watch exits 1 when its segment is removed" "$?" "1"
 has "watch says why" "$(cat "$TMP/w2.err")" "was removed"
-expect 0 "create F again" "$INSPECT" create "$F" --entries 1K --memory 1M --ttl 5s --eviction lru --readers 8
+expect 0 "create F again" "$INSPECT" create "$F" --entries 1K --memory 1M --ttl 10m --eviction lru --readers 8
 expect 0 "create again" "$INSPECT" create "$A" --entries 1024 --memory 1M
 expect 0 "unlink with nobody attached" "$INSPECT" unlink "$A"
 

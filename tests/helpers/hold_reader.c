@@ -35,6 +35,7 @@ static void on_stop(int sig)
 int main(int argc, char **argv)
 {
 	struct sigaction sa;
+	sigset_t block, old;
 	tc_cache *c;
 	char buf[8];
 	int section = argc > 2 && !strcmp(argv[2], "--section");
@@ -49,6 +50,12 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_stop;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	/* Blocked until sigsuspend(): a signal between the test of `stop` and
+	 * the wait cannot be lost. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &old);
 	rc = tc_open(&c, argv[1], NULL);
 	if (rc) {
 		fprintf(stderr, "hold_reader: %s: %s\n", argv[1], tc_strerror(rc));
@@ -78,7 +85,7 @@ int main(int argc, char **argv)
 	printf("ready %ld\n", (long)getpid());
 	fflush(stdout);
 	while (!stop)
-		pause();
+		sigsuspend(&old);
 	if (section)
 		tc_read_unlock(c);
 	tc_close(c);
