@@ -550,6 +550,59 @@ int tc_ttl_policy_list(tc_cache *c, tc_policy_fn fn, void *arg);
 /* tc_get_stats - counters and gauges, see tc_stats.  Returns 0 or -EINVAL. */
 int tc_get_stats(tc_cache *c, tc_stats *out);
 
+/* ------------------------------------------------------------------ */
+/* Snapshots                                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A snapshot file holds a segment's geometry and settings and its live
+ * ordinary keys (value, type, absolute expiry), so that marks and cached
+ * values survive a host restart.  Runs, DTO lists, rate windows and load
+ * leases are not saved.  The format is in docs/design.md, "Snapshots".
+ */
+typedef struct tc_snapshot_report {
+	uint64_t keys;     /* keys saved, or loaded (written) */
+	uint64_t bytes;    /* file bytes written, or key + value bytes loaded */
+	uint64_t expired;  /* load: records whose expiry has passed, skipped */
+	uint64_t kept;     /* load: keys already present, left as they were */
+} tc_snapshot_report;
+
+typedef struct tc_snapshot_info {
+	uint64_t max_entries;
+	uint64_t memory_bytes;
+	uint32_t max_readers;
+	uint32_t mode;
+	uint64_t default_ttl_ms;
+	int      eviction;
+	int64_t  saved_ms;   /* CLOCK_REALTIME ms when the save began */
+	uint64_t keys;       /* records in the file */
+} tc_snapshot_info;
+
+/* tc_snapshot_load flags */
+#define TC_SNAP_REPLACE 0x1u /* overwrite keys that exist (default: keep them) */
+
+/*
+ * tc_snapshot_save - write every live key of C to PATH: to a file beside it,
+ * synced, then renamed over PATH, so PATH always holds a whole snapshot.
+ * Each key is saved as one version of it; keys written during the save may
+ * or may not be in it (as tc_scan).  Never blocks writers.  Returns 0,
+ * -EINVAL, -errno of the file system, -ENOMEM, -EUSERS, -ESTALE.
+ *
+ * tc_snapshot_load - write the keys of the snapshot PATH into C with their
+ * remaining TTL (expired records are skipped); a key already present is
+ * kept unless TC_SNAP_REPLACE.  The whole file is checked (lengths, record
+ * count, XXH3 checksum) before any key is written: TC_ECORRUPT (nothing
+ * written) for a damaged file, TC_EVERSION for another format.  A write
+ * that fails (-ENOSPC under TC_EVICT_NONE, say) stops the load with its
+ * code; *report says how far it got.
+ *
+ * tc_snapshot_stat - check PATH as a load would and describe it (the
+ * geometry to create a missing segment with).
+ */
+int tc_snapshot_save(tc_cache *c, const char *path, tc_snapshot_report *report);
+int tc_snapshot_load(tc_cache *c, const char *path, unsigned flags, tc_snapshot_report *report);
+int tc_snapshot_stat(const char *path, tc_snapshot_info *info);
+
 /* tc_get_info - geometry and settings of the segment. */
 int tc_get_info(tc_cache *c, tc_info *out);
 

@@ -587,6 +587,44 @@ else
 fi
 
 # ---------------------------------------------------------------------------
+echo "# save / load: snapshots"
+# ---------------------------------------------------------------------------
+S="$P-s"
+SNAP="$TMP/s.snap"
+expect 0 "create S" "$INSPECT" create "$S" --entries 2K --memory 1M --ttl 10m --mode 0640
+expect 0 "set a" "$INSPECT" set "$S" a one
+expect 0 "set b with a TTL" "$INSPECT" set "$S" b two --ttl 60000
+expect 0 "save --json" "$INSPECT" --json save "$S" "$SNAP"
+is "saved both keys" "$(js '[d["keys"], d["bytes"] > 0]')" "[2, true]"
+expect 0 "save (table)" "$INSPECT" save "$S" "$SNAP"
+has "save says how many" "$OUT" "saved 2 keys"
+expect 0 "unlink S" "$INSPECT" unlink "$S"
+expect 0 "load into a missing segment" "$INSPECT" --json load "$S" "$SNAP"
+is "created with both keys" "$(js '[d["created"], d["keys"], d["expired"], d["kept"]]')" "[true, 2, 0, 0]"
+expect 0 "get a after load" "$INSPECT" get "$S" a
+is "value a" "$OUT" "one"
+expect 0 "get b after load" "$INSPECT" --json get "$S" b
+is "b keeps its TTL" "$(js '0 < d["ttl_ms"] <= 60000')" "true"
+expect 0 "stat of the loaded segment" "$INSPECT" --json stat "$S"
+is "geometry from the snapshot" "$(js '[d["max_entries"], d["default_ttl_ms"], d["mode"]]')" '[2048, 600000, "0640"]'
+expect 0 "set a again" "$INSPECT" set "$S" a changed
+expect 0 "load keeps present keys" "$INSPECT" load "$S" "$SNAP"
+has "kept reported" "$OUT" "2 present kept"
+expect 0 "get a (kept)" "$INSPECT" get "$S" a
+is "present value kept" "$OUT" "changed"
+expect 0 "load --replace" "$INSPECT" load "$S" "$SNAP" --replace
+expect 0 "get a (replaced)" "$INSPECT" get "$S" a
+is "value replaced" "$OUT" "one"
+head -c 100 /dev/urandom >"$TMP/bad.snap"
+expect 3 "load of a damaged snapshot" "$INSPECT" load "$S" "$TMP/bad.snap"
+has "damage explained" "$ERR" "cannot read snapshot"
+expect 1 "load of a missing file" "$INSPECT" load "$S" "$TMP/none.snap"
+expect 2 "save without FILE" "$INSPECT" save "$S"
+expect 2 "--replace does not apply to save" "$INSPECT" save "$S" "$SNAP" --replace
+expect 1 "save of a missing segment" "$INSPECT" save "$P-none" "$SNAP"
+expect 0 "unlink S" "$INSPECT" unlink "$S"
+
+# ---------------------------------------------------------------------------
 echo "# tc-demo"
 # ---------------------------------------------------------------------------
 # demo_segs FILE: the segment names the demo announced.

@@ -65,6 +65,8 @@ static const char usage_text[] =
 	"  ttl NAME [PREFIX MS | PREFIX --del | --load FILE]   TTL policies\n"
 	"  runs NAME [--end]                      the active point-in-time run\n"
 	"  audit NAME                             exact mark-and-sweep (segment idle)\n"
+	"  save NAME FILE                         snapshot the keys to FILE\n"
+	"  load NAME FILE [--replace]             load a snapshot (creates NAME if missing)\n"
 	"Sizes take K/M/G suffixes; durations ms (or s/m/h suffixes).\n"
 	"Exit: 0 ok, 1 not found, 2 usage, 3 segment error, 4 in use.\n";
 
@@ -1737,6 +1739,89 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* save / load                                                          */
+/* ------------------------------------------------------------------ */
+
+static int cmd_save(const char *name, const char *file)
+{
+	tc_snapshot_report rep;
+	tc_cache *c;
+	int rc, ex;
+
+	if ((ex = open_seg(name, &c)))
+		return ex;
+	rc = tc_snapshot_save(c, file, &rep);
+	if (rc) {
+		ex = fail(rc, "cannot save '%s' to %s", name, file);
+	} else if (g_json) {
+		jobj(NULL);
+		jstr("file", file);
+		ju64("keys", rep.keys);
+		ju64("bytes", rep.bytes);
+		jobj_end();
+	} else {
+		printf("saved %" PRIu64 " keys of %s to %s (%" PRIu64 " bytes)\n", rep.keys, name, file,
+		       rep.bytes);
+	}
+	tc_close(c);
+	return ex;
+}
+
+static int cmd_load(const char *name, const char *file, bool replace)
+{
+	tc_snapshot_info info;
+	tc_snapshot_report rep;
+	tc_cache *c = NULL;
+	bool created = false;
+	int rc, ex = 0;
+
+	if (!tc_name_valid(name))
+		return usage_error("invalid segment name '%s' (want [A-Za-z0-9][A-Za-z0-9_.-]{0,63})",
+				   name);
+	rc = tc_snapshot_stat(file, &info);
+	if (rc)
+		return fail(rc, "cannot read snapshot %s", file);
+	rc = tc_open(&c, name, &lazy_attach);
+	if (rc == -ENOENT) {
+		/* A missing segment is made with the snapshot's geometry. */
+		tc_opts o;
+
+		memset(&o, 0, sizeof o);
+		o.max_entries = info.max_entries;
+		o.memory_bytes = info.memory_bytes;
+		o.max_readers = info.max_readers;
+		o.mode = info.mode;
+		o.default_ttl_ms = info.default_ttl_ms;
+		o.eviction = info.eviction;
+		o.flags = TC_CREATE | TC_EXCL | TC_TOOL;
+		rc = tc_open(&c, name, &o);
+		created = rc == 0;
+	}
+	if (rc)
+		return fail(rc, "cannot open segment '%s'", name);
+	rc = tc_snapshot_load(c, file, replace ? TC_SNAP_REPLACE : 0, &rep);
+	if (rc) {
+		ex = fail(rc, "cannot load %s into '%s' (%" PRIu64 " keys loaded)", file, name,
+			  rep.keys);
+	} else if (g_json) {
+		jobj(NULL);
+		jstr("file", file);
+		jbool("created", created);
+		ju64("keys", rep.keys);
+		ju64("expired", rep.expired);
+		ju64("kept", rep.kept);
+		jobj_end();
+	} else {
+		if (created)
+			printf("created %s from the snapshot's geometry\n", name);
+		printf("loaded %" PRIu64 " keys into %s (%" PRIu64 " expired skipped, %" PRIu64
+		       " present kept)\n", rep.keys, name, rep.expired, rep.kept);
+	}
+	tc_close(c);
+	return ex;
+}
+
+/* ------------------------------------------------------------------ */
 /* Argument parsing                                                     */
 /* ------------------------------------------------------------------ */
 
@@ -1745,7 +1830,7 @@ enum {
 	O_TYPE = 1 << 5, O_EXPIRED = 1 << 6, O_ALL = 1 << 7, O_CLEAN = 1 << 8,
 	O_ENTRIES = 1 << 9, O_MEMORY = 1 << 10, O_MODE = 1 << 11, O_EVICTION = 1 << 12,
 	O_READERS = 1 << 13, O_FORCE = 1 << 14, O_INTERVAL = 1 << 15, O_COUNT = 1 << 16,
-	O_LOAD = 1 << 17, O_DEL = 1 << 18, O_END = 1 << 19,
+	O_LOAD = 1 << 17, O_DEL = 1 << 18, O_END = 1 << 19, O_REPLACE = 1 << 20,
 };
 
 static const struct option longopts[] = {
@@ -1769,6 +1854,7 @@ static const struct option longopts[] = {
 	{ "load", required_argument, NULL, O_LOAD },
 	{ "del", no_argument, NULL, O_DEL },
 	{ "end", no_argument, NULL, O_END },
+	{ "replace", no_argument, NULL, O_REPLACE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -1796,6 +1882,8 @@ static const struct cmd cmds[] = {
 	{ "ttl", 1, 3, O_LOAD | O_DEL },
 	{ "runs", 1, 1, O_END },
 	{ "audit", 1, 1, 0 },
+	{ "save", 2, 2, 0 },
+	{ "load", 2, 2, O_REPLACE },
 };
 
 static const char *opt_name(unsigned bit)
@@ -1908,7 +1996,7 @@ int main(int argc, char **argv)
 		return usage_error("%s: missing argument%s", cmd->name, cmd->min_args - npos > 1 ? "s" : "");
 	if (npos > cmd->max_args)
 		return usage_error("%s: unexpected argument '%s'", cmd->name, pos[cmd->max_args]);
-	for (unsigned b = O_LIMIT; b <= O_END; b <<= 1)
+	for (unsigned b = O_LIMIT; b <= O_REPLACE; b <<= 1)
 		if ((seen & b) && !(cmd->allowed & b))
 			return usage_error("%s: option --%s does not apply", cmd->name, opt_name(b));
 
@@ -1970,5 +2058,9 @@ int main(int argc, char **argv)
 		return cmd_audit(pos[0]);
 	if (!strcmp(cmd->name, "runs"))
 		return cmd_runs(pos[0], seen & O_END);
+	if (!strcmp(cmd->name, "save"))
+		return cmd_save(pos[0], pos[1]);
+	if (!strcmp(cmd->name, "load"))
+		return cmd_load(pos[0], pos[1], seen & O_REPLACE);
 	return usage_error("unknown command '%s'", cmd->name);
 }

@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * snapshot.c - saving a segment's keys to a file and loading them back, so
+ * that dedupe marks and cached values survive a host restart.
+ *
+ * A snapshot holds the segment's geometry and settings and every live
+ * ordinary key with its value, type and absolute expiry.  Runs, DTO lists,
+ * rate windows and load leases are process-lifetime state and are left out.
+ * Saving is a scan (each key read whole with tc_get, so each record is one
+ * version of its key; the set of keys is that of a moment during the save,
+ * as with tc_scan).  The file is written beside its final name, synced,
+ * and renamed over it: a crash leaves the old snapshot or the new one.
+ *
+ * Format (little-endian; docs/design.md, "Snapshots"):
+ *   header  "TCSNAP01", u32 version, u32 flags (0), u64 max_entries,
+ *           u64 memory_bytes, u32 max_readers, u32 mode, u64 default_ttl_ms,
+ *           i32 eviction, u32 reserved (0), i64 saved_ms
+ *   records u32 "TCRE", u16 klen, u16 reserved (0), u32 vlen, u32 type,
+ *           i64 expires_ms, key bytes, value bytes
+ *   trailer "TCSNAPND", u64 records, u64 XXH3-64 of every byte before it
+ * Loading checks the whole file (magic, version, every length, the record
+ * count and the checksum) before it writes a single key.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#define SNAP_MAGIC   "TCSNAP01"
+#define SNAP_END     "TCSNAPND"
+#define SNAP_VERSION 1u
+#define REC_MAGIC    0x45524354u /* "TCRE" */
+#define HDR_BYTES    64u
+#define REC_BYTES    24u
+#define END_BYTES    24u
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v = 0;
+	for (int i = 0; i < 4; i++)
+		v |= (uint32_t)p[i] << (8 * i);
+	return v;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/* ---- saving ---------------------------------------------------------------- */
+
+struct saver {
+	tc_cache *c;
+	FILE *f;
+	XXH3_state_t *xs;
+	uint8_t *val;
+	uint64_t records, bytes;
+	int err;
+};
+
+static int out(struct saver *s, const void *p, size_t n)
+{
+	if (n && fwrite(p, 1, n, s->f) != n)
+		return -EIO;
+	XXH3_64bits_update(s->xs, p, n);
+	s->bytes += n;
+	return 0;
+}
+
+static int save_key(const void *key, size_t klen, const tc_meta *meta, void *arg)
+{
+	struct saver *s = arg;
+	tc_meta m;
+	(void)meta;
+	int rc = tc_get(s->c, key, klen, s->val, TC_VALUE_MAX, &m);
+	if (rc == -ENOENT)
+		return 0; /* deleted or expired since the scan saw it */
+	if (rc) {
+		s->err = rc;
+		return 1;
+	}
+	uint8_t r[REC_BYTES];
+	put32(r, REC_MAGIC);
+	put32(r + 4, (uint32_t)klen); /* klen <= 512: the reserved half stays 0 */
+	put32(r + 8, (uint32_t)m.len);
+	put32(r + 12, m.type);
+	put64(r + 16, (uint64_t)m.expires_ms);
+	if (out(s, r, REC_BYTES) || out(s, key, klen) || out(s, s->val, m.len)) {
+		s->err = -EIO;
+		return 1;
+	}
+	s->records++;
+	return 0;
+}
+
+int tc_snapshot_save(tc_cache *c, const char *path, tc_snapshot_report *rep)
+{
+	if (rep)
+		memset(rep, 0, sizeof(*rep));
+	if (!c || !path || !*path)
+		return -EINVAL;
+	tc_info info;
+	int rc = tc_get_info(c, &info);
+	if (rc)
+		return rc;
+	size_t plen = strlen(path);
+	char *tmp = malloc(plen + 16);
+	struct saver s = { .c = c, .xs = XXH3_createState(), .val = malloc(TC_VALUE_MAX) };
+	if (!tmp || !s.xs || !s.val) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	snprintf(tmp, plen + 16, "%s.tmp.%u", path, tc__self_pid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		goto out_free;
+	}
+	s.f = fdopen(fd, "wb");
+	if (!s.f) {
+		rc = -errno;
+		close(fd);
+		unlink(tmp);
+		goto out_free;
+	}
+	XXH3_64bits_reset(s.xs);
+	uint8_t h[HDR_BYTES];
+	memset(h, 0, sizeof(h));
+	memcpy(h, SNAP_MAGIC, 8);
+	put32(h + 8, SNAP_VERSION);
+	put64(h + 16, info.max_entries);
+	put64(h + 24, info.memory_bytes);
+	put32(h + 32, info.max_readers);
+	put32(h + 36, info.mode);
+	put64(h + 40, info.default_ttl_ms);
+	put32(h + 48, (uint32_t)info.eviction);
+	put64(h + 56, (uint64_t)tc__now_ms());
+	rc = out(&s, h, HDR_BYTES);
+	if (!rc) {
+		rc = tc_scan(c, "*", save_key, &s);
+		if (rc == 1)
+			rc = s.err;
+	}
+	if (!rc) {
+		uint8_t t[END_BYTES];
+		memcpy(t, SNAP_END, 8);
+		put64(t + 8, s.records);
+		put64(t + 16, XXH3_64bits_digest(s.xs));
+		if (fwrite(t, 1, END_BYTES, s.f) != END_BYTES)
+			rc = -EIO;
+		s.bytes += END_BYTES;
+	}
+	if (fflush(s.f) != 0 && !rc)
+		rc = -errno;
+	if (!rc && fsync(fileno(s.f)) != 0)
+		rc = -errno;
+	if (fclose(s.f) != 0 && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, path) != 0)
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	if (!rc && rep) {
+		rep->keys = s.records;
+		rep->bytes = s.bytes;
+	}
+out_free:
+	free(tmp);
+	free(s.val);
+	XXH3_freeState(s.xs);
+	return rc;
+}
+
+/* ---- loading ---------------------------------------------------------------- */
+
+struct snap {
+	uint8_t *buf;
+	size_t len;
+	uint64_t records;
+};
+
+/* Read and check the whole file: TC_ECORRUPT unless every byte adds up. */
+static int snap_read(const char *path, struct snap *sn, tc_snapshot_info *info)
+{
+	memset(sn, 0, sizeof(*sn));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size < (off_t)(HDR_BYTES + END_BYTES)) {
+		close(fd);
+		return TC_ECORRUPT;
+	}
+	size_t len = (size_t)st.st_size;
+	uint8_t *b = malloc(len);
+	if (!b) {
+		close(fd);
+		return -ENOMEM;
+	}
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = read(fd, b + got, len - got);
+		if (n <= 0) {
+			int e = n < 0 ? -errno : TC_ECORRUPT;
+			if (e == -EINTR)
+				continue;
+			free(b);
+			close(fd);
+			return e;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	int rc = TC_ECORRUPT;
+	const uint8_t *t = b + len - END_BYTES;
+	if (memcmp(b, SNAP_MAGIC, 8) != 0 || memcmp(t, SNAP_END, 8) != 0)
+		goto bad;
+	if (get32(b + 8) != SNAP_VERSION) {
+		rc = TC_EVERSION;
+		goto bad;
+	}
+	if (XXH3_64bits(b, len - END_BYTES) != get64(t + 16))
+		goto bad;
+	uint64_t want = get64(t + 8), n = 0;
+	size_t off = HDR_BYTES, end = len - END_BYTES;
+	while (off < end) {
+		if (end - off < REC_BYTES || get32(b + off) != REC_MAGIC)
+			goto bad;
+		uint32_t kl = get32(b + off + 4), vl = get32(b + off + 8);
+		if (kl < 1 || kl > TC_KEY_MAX || vl > TC_VALUE_MAX ||
+		    end - off - (REC_BYTES) < (size_t)kl + vl)
+			goto bad;
+		off += REC_BYTES + kl + vl;
+		n++;
+	}
+	if (n != want)
+		goto bad;
+	if (info) {
+		memset(info, 0, sizeof(*info));
+		info->max_entries = get64(b + 16);
+		info->memory_bytes = get64(b + 24);
+		info->max_readers = get32(b + 32);
+		info->mode = get32(b + 36);
+		info->default_ttl_ms = get64(b + 40);
+		info->eviction = (int)get32(b + 48);
+		info->saved_ms = (int64_t)get64(b + 56);
+		info->keys = n;
+	}
+	sn->buf = b;
+	sn->len = len;
+	sn->records = n;
+	return 0;
+bad:
+	free(b);
+	return rc;
+}
+
+int tc_snapshot_stat(const char *path, tc_snapshot_info *info)
+{
+	if (!path || !info)
+		return -EINVAL;
+	struct snap sn;
+	int rc = snap_read(path, &sn, info);
+	if (!rc)
+		free(sn.buf);
+	return rc;
+}
+
+int tc_snapshot_load(tc_cache *c, const char *path, unsigned flags, tc_snapshot_report *rep)
+{
+	if (rep)
+		memset(rep, 0, sizeof(*rep));
+	if (!c || !path || (flags & ~TC_SNAP_REPLACE))
+		return -EINVAL;
+	struct snap sn;
+	int rc = snap_read(path, &sn, NULL);
+	if (rc)
+		return rc;
+	int64_t now = tc__now_ms();
+	size_t off = HDR_BYTES, end = sn.len - END_BYTES;
+	while (off < end && !rc) {
+		const uint8_t *r = sn.buf + off;
+		uint32_t kl = get32(r + 4), vl = get32(r + 8), type = get32(r + 12);
+		int64_t exp = (int64_t)get64(r + 16);
+		const uint8_t *key = r + REC_BYTES, *val = key + kl;
+		off += REC_BYTES + kl + vl;
+		if (exp != 0 && exp <= now) {
+			if (rep)
+				rep->expired++;
+			continue;
+		}
+		uint64_t ttl = exp ? (uint64_t)(exp - now) : 0;
+		int w = (flags & TC_SNAP_REPLACE) ? tc_set(c, key, kl, val, vl, type, ttl)
+						  : tc_add(c, key, kl, val, vl, type, ttl);
+		if (w == -EEXIST) {
+			if (rep)
+				rep->kept++;
+		} else if (w) {
+			rc = w;
+		} else if (rep) {
+			rep->keys++;
+			rep->bytes += kl + vl;
+		}
+	}
+	free(sn.buf);
+	return rc;
+}
