@@ -623,6 +623,27 @@ expect 2 "save without FILE" "$INSPECT" save "$S"
 expect 2 "--replace does not apply to save" "$INSPECT" save "$S" "$SNAP" --replace
 expect 1 "save of a missing segment" "$INSPECT" save "$P-none" "$SNAP"
 expect 0 "unlink S" "$INSPECT" unlink "$S"
+mkdir -p "$TMP/snaps"
+expect 0 "create S again" "$INSPECT" create "$S" --entries 1K --memory 1M
+expect 0 "set m" "$INSPECT" set "$S" mark:1 x --ttl 3600000
+expect 0 "sweeper --once --snapshot-dir" "$SWEEPER" --once --snapshot-dir "$TMP/snaps" "$S"
+is "the sweeper saved the segment" "$(ls "$TMP/snaps")" "$S.snap"
+expect 0 "unlink S (a host restart)" "$INSPECT" unlink "$S"
+expect 0 "sweeper --restore" "$SWEEPER" --once --restore --snapshot-dir "$TMP/snaps" "$S"
+has "restore logged" "$ERR" "$S: restored 1 keys"
+expect 0 "the mark is back" "$INSPECT" get "$S" mark:1
+is "mark value" "$OUT" "x"
+expect 0 "a second --restore leaves the segment alone" "$SWEEPER" --once --restore --snapshot-dir "$TMP/snaps" --log-level debug "$S"
+has "exists: not restored" "$ERR" "exists; its snapshot is not restored"
+expect 2 "--restore without --snapshot-dir" "$SWEEPER" --once --restore "$S"
+"$SWEEPER" --foreground --interval 60s --snapshot-dir "$TMP/snaps" "$S" 2>"$TMP/sws.log" &
+SS=$!; PIDS+=("$SS")
+for _ in $(seq 1 100); do [ "$(json_field "$S" sweeper_pid)" == "$SS" ] && break; sleep 0.05; done
+expect 0 "set n while the sweeper runs" "$INSPECT" set "$S" mark:2 y
+kill -TERM "$SS"; wait "$SS"; is "sweeper with snapshots exits 0" "$?" "0"
+expect 0 "snapshot written at stop" "$INSPECT" --json load "$S" "$TMP/snaps/$S.snap"
+is "it has both marks" "$(js '[d["keys"], d["kept"]]')" "[0, 2]"
+expect 0 "unlink S" "$INSPECT" unlink "$S"
 
 # ---------------------------------------------------------------------------
 echo "# tc-demo"

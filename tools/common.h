@@ -72,6 +72,23 @@ static inline int exit_for_rc(int rc)
 }
 
 /* parse_u64 - a whole decimal (or 0x hex) number; false on junk or overflow. */
+/* Create segment NAME (it must not exist) with a snapshot's geometry. */
+static inline int create_like_snapshot(tc_cache **c, const char *name,
+				       const tc_snapshot_info *info)
+{
+	tc_opts o;
+
+	memset(&o, 0, sizeof o);
+	o.max_entries = info->max_entries;
+	o.memory_bytes = info->memory_bytes;
+	o.max_readers = info->max_readers;
+	o.mode = info->mode;
+	o.default_ttl_ms = info->default_ttl_ms;
+	o.eviction = info->eviction;
+	o.flags = TC_CREATE | TC_EXCL | TC_TOOL;
+	return tc_open(c, name, &o);
+}
+
 static inline bool parse_u64(const char *s, uint64_t *out)
 {
 	char *end;

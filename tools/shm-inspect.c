@@ -1784,17 +1784,7 @@ static int cmd_load(const char *name, const char *file, bool replace)
 	rc = tc_open(&c, name, &lazy_attach);
 	if (rc == -ENOENT) {
 		/* A missing segment is made with the snapshot's geometry. */
-		tc_opts o;
-
-		memset(&o, 0, sizeof o);
-		o.max_entries = info.max_entries;
-		o.memory_bytes = info.memory_bytes;
-		o.max_readers = info.max_readers;
-		o.mode = info.mode;
-		o.default_ttl_ms = info.default_ttl_ms;
-		o.eviction = info.eviction;
-		o.flags = TC_CREATE | TC_EXCL | TC_TOOL;
-		rc = tc_open(&c, name, &o);
+		rc = create_like_snapshot(&c, name, &info);
 		created = rc == 0;
 	}
 	if (rc)

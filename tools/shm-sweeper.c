@@ -43,6 +43,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -81,6 +82,11 @@ static const char usage_text[] =
 	"  -s, --stale MS        take over a lease whose heartbeat is older (default\n"
 	"                        max(5000, 3 x interval))\n"
 	"      --no-audit        never run tc_audit on idle segments\n"
+	"  -d, --snapshot-dir D  save each swept segment to D/NAME.snap (tc_snapshot_save)\n"
+	"                        every --snapshot-interval and when stopping\n"
+	"      --snapshot-interval MS   (default 60s)\n"
+	"      --restore         at start, create each segment of D/NAME.snap that does\n"
+	"                        not exist and load its snapshot (after a host restart)\n"
 	"  -h, --help, -V, --version\n"
 	"Without NAME, every /dev/shm/tickcache.* segment (rescanned each pass and on SIGHUP).\n";
 
@@ -152,6 +158,7 @@ struct seg {
 	bool audited;       /* audited since the segment last became idle */
 	int last_err;       /* last error logged, to log changes only */
 	uint64_t passes;
+	uint64_t snap_ns;   /* monotonic time of our last snapshot of it, 0 = none */
 };
 
 static struct seg *segs;
@@ -229,6 +236,9 @@ struct cfg {
 	bool once;
 	bool named;
 	bool audit;
+	const char *snap_dir;   /* --snapshot-dir, NULL = no snapshots */
+	uint64_t snap_every_ms; /* --snapshot-interval */
+	bool restore;           /* --restore */
 };
 
 static void log_err_once(struct seg *s, int rc, const char *what)
@@ -331,6 +341,104 @@ static int count_others(const tc_attach *a, void *arg)
 	if (a->alive && a->pid != (uint32_t)getpid())
 		(*(uint32_t *)arg)++;
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Snapshots (--snapshot-dir, --restore)                                */
+/* ------------------------------------------------------------------ */
+
+static void snap_path(char *buf, size_t cap, const char *dir, const char *name)
+{
+	snprintf(buf, cap, "%s/%s.snap", dir, name);
+}
+
+/* Save S (whose lease we hold) when its snapshot is due, or always with FORCE. */
+static void snapshot_seg(struct seg *s, const struct cfg *cf, bool force)
+{
+	char path[PATH_MAX];
+	tc_snapshot_report rep;
+	uint64_t now = mono_ns();
+	int rc;
+
+	if (!cf->snap_dir || !s->c || !s->held)
+		return;
+	if (!force && s->snap_ns && now - s->snap_ns < cf->snap_every_ms * 1000000ull)
+		return;
+	snap_path(path, sizeof path, cf->snap_dir, s->name);
+	rc = tc_snapshot_save(s->c, path, &rep);
+	s->snap_ns = now ? now : 1;
+	if (rc)
+		logm(L_ERROR, "%s: snapshot to %s: %s", s->name, path, tc_strerror(rc));
+	else
+		logm(L_DEBUG, "%s: saved %" PRIu64 " keys to %s", s->name, rep.keys, path);
+}
+
+/* Is NAME one the sweeper works on (all, or among the names given)? */
+static bool wanted(const struct cfg *cf, const char *name)
+{
+	return !cf->named || seg_find(name, false) != NULL;
+}
+
+/*
+ * --restore: create every segment that has a snapshot in the directory but
+ * no object in /dev/shm, from the snapshot's geometry, and load it.  An
+ * existing segment is left alone: it is newer than any snapshot.
+ */
+static int restore_all(const struct cfg *cf)
+{
+	DIR *d = opendir(cf->snap_dir);
+	struct dirent *de;
+	int failed = 0;
+
+	if (!d) {
+		logm(L_ERROR, "--restore: %s: %s", cf->snap_dir, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char name[TC_NAME_MAX + 1], path[PATH_MAX];
+		size_t n = strlen(de->d_name);
+		tc_snapshot_info info;
+		tc_snapshot_report rep;
+		tc_cache *c = NULL;
+		int rc;
+
+		if (n <= 5 || n - 5 > TC_NAME_MAX || strcmp(de->d_name + n - 5, ".snap"))
+			continue;
+		memcpy(name, de->d_name, n - 5);
+		name[n - 5] = '\0';
+		if (!tc_name_valid(name) || !wanted(cf, name))
+			continue;
+		snap_path(path, sizeof path, cf->snap_dir, name);
+		rc = tc_snapshot_stat(path, &info);
+		if (rc) {
+			logm(L_ERROR, "%s: snapshot %s: %s", name, path, tc_strerror(rc));
+			failed++;
+			continue;
+		}
+		rc = create_like_snapshot(&c, name, &info);
+		if (rc == -EEXIST) {
+			logm(L_DEBUG, "%s: exists; its snapshot is not restored", name);
+			continue;
+		}
+		if (rc) {
+			logm(L_ERROR, "%s: cannot create it to restore %s: %s", name, path,
+			     tc_strerror(rc));
+			failed++;
+			continue;
+		}
+		rc = tc_snapshot_load(c, path, 0, &rep);
+		if (rc) {
+			logm(L_ERROR, "%s: restoring %s: %s (%" PRIu64 " keys loaded)", name, path,
+			     tc_strerror(rc), rep.keys);
+			failed++;
+		} else {
+			logm(L_INFO, "%s: restored %" PRIu64 " keys from %s (%" PRIu64 " expired)",
+			     name, rep.keys, path, rep.expired);
+		}
+		tc_close(c);
+	}
+	closedir(d);
+	return failed ? -1 : 0;
 }
 
 /*
@@ -443,8 +551,10 @@ static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 	}
 	if (cf->audit && out == SWEPT)
 		audit_if_idle(c, s);
-	if (s->held && out == SWEPT)
+	if (s->held && out == SWEPT) {
+		snapshot_seg(s, cf, cf->once);
 		tc_lease_renew(c);
+	}
 	s->last_err = 0;
 	s->passes++;
 	if (tot.expired || tot.reclaimed || freed || tot.readers_cleared || tot.inflight_freed ||
@@ -571,6 +681,9 @@ static const struct option longopts[] = {
 	{ "budget", required_argument, NULL, 'b' },
 	{ "stale", required_argument, NULL, 's' },
 	{ "no-audit", no_argument, NULL, 'A' },
+	{ "snapshot-dir", required_argument, NULL, 'd' },
+	{ "snapshot-interval", required_argument, NULL, 'S' },
+	{ "restore", no_argument, NULL, 'R' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -578,14 +691,15 @@ static const struct option longopts[] = {
 
 int main(int argc, char **argv)
 {
-	struct cfg cf = { .interval_ms = 1000, .budget = 4096, .audit = true };
+	struct cfg cf = { .interval_ms = 1000, .budget = 4096, .audit = true,
+			  .snap_every_ms = 60000 };
 	bool foreground = false, stale_set = false;
 	const char *pidfile = NULL;
 	struct sigaction sa;
 	int opt, ex = 0;
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":i:1fp:l:b:s:AhV", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":i:1fp:l:b:s:d:AhV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'i':
 			if (!parse_ms(optarg, &cf.interval_ms) || !cf.interval_ms)
@@ -626,6 +740,17 @@ int main(int argc, char **argv)
 		case 'A':
 			cf.audit = false;
 			break;
+		case 'd':
+			cf.snap_dir = optarg;
+			break;
+		case 'S':
+			if (!parse_ms(optarg, &cf.snap_every_ms) || !cf.snap_every_ms)
+				return usage_error("--snapshot-interval wants milliseconds > 0, not '%s'",
+						   optarg);
+			break;
+		case 'R':
+			cf.restore = true;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -640,6 +765,8 @@ int main(int argc, char **argv)
 	}
 	if (!stale_set)
 		cf.stale_ms = cf.interval_ms * 3 > 5000 ? cf.interval_ms * 3 : 5000;
+	if (cf.restore && !cf.snap_dir)
+		return usage_error("--restore needs --snapshot-dir");
 	for (int i = optind; i < argc; i++) {
 		if (!tc_name_valid(argv[i]))
 			return usage_error("invalid segment name '%s'", argv[i]);
@@ -670,6 +797,8 @@ int main(int argc, char **argv)
 	logm(cf.once ? L_DEBUG : L_INFO, "started (%s, interval %" PRIu64 " ms, budget %" PRIu64 ", stale %" PRIu64
 	     " ms, libtickcache %s)", cf.named ? "named segments" : "all segments in " TC_SHM_DIR,
 	     cf.interval_ms, cf.budget, cf.stale_ms, tc_version());
+	if (cf.restore && restore_all(&cf) && cf.once)
+		ex = EX_TC_SEGMENT;
 	do {
 		bool missing = false, failed = false, skipped = false;
 
@@ -687,8 +816,9 @@ int main(int argc, char **argv)
 				break;
 		}
 		if (cf.once) {
-			ex = failed ? EX_TC_SEGMENT : missing ? EX_TC_NOTFOUND
-			     : skipped ? EX_TC_INUSE : 0;
+			if (!ex)
+				ex = failed ? EX_TC_SEGMENT : missing ? EX_TC_NOTFOUND
+				     : skipped ? EX_TC_INUSE : 0;
 			break;
 		}
 		/* Sleep until the next pass, SIGHUP (rescan now) or SIGTERM. */
@@ -702,6 +832,9 @@ int main(int argc, char **argv)
 			logm(L_INFO, "SIGHUP: rescanning segments");
 	} while (!g_stop);
 
+	/* A last snapshot of every segment we sweep (--once saved already). */
+	for (size_t i = 0; i < nsegs && !cf.once; i++)
+		snapshot_seg(&segs[i], &cf, true);
 	release_all();
 	logm(cf.once ? L_DEBUG : L_INFO, "stopping");
 	pidfile_remove();
