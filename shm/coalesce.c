@@ -38,6 +38,8 @@
 #include "internal.h"
 
 #include <unistd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 
 #define DF_WALK_MAX  16384u /* block headers read per search; the next goes on */
@@ -178,9 +180,30 @@ static void push_cut(tc_cache *c, uint64_t start, uint64_t units, uint32_t cls, 
 	}
 }
 
-/* Push back the chain of ordinary blocks popped while draining.  The head
- * moves past a block before the block is pushed, so no block is pushed
- * twice, whoever finishes the chain. */
+/*
+ * The phase word: the phase in the top byte, and in the rest a hash of the
+ * window it applies to, keyed with the segment's seed.  One store publishes
+ * both; recover() acts only on a word that matches the window fields, so a
+ * scribbled field (or a half-updated one) is never taken for work to redo.
+ */
+static uint64_t phase_word(tc_cache *c, uint64_t start, uint64_t units, uint64_t cls,
+			   uint64_t phase)
+{
+	uint64_t v[4] = { start, units, cls, phase };
+	return phase << 56 | (XXH3_64bits_withSeed(v, sizeof(v), c->seed) & ((1ull << 56) - 1));
+}
+
+static void set_phase(tc_cache *c, uint64_t phase)
+{
+	struct tc_hdr *h = c->h;
+	tc__st(&h->df_phase, phase_word(c, tc__ld(&h->df_start), tc__ld(&h->df_units),
+					tc__ld(&h->df_cls), phase));
+}
+
+/* Push back the chain of ordinary blocks popped while draining (state OUT
+ * while held).  The head moves past a block before the block is pushed, so
+ * no block is pushed twice, whoever finishes the chain; a block not OUT is
+ * not ours (a scribbled chain) and is left alone. */
 static void push_held(tc_cache *c)
 {
 	uint64_t ref;
@@ -194,7 +217,7 @@ static void push_held(tc_cache *c)
 		uint64_t next = tc__ld(&e->link);
 		uint32_t cls = tc__ld(&e->cls);
 		tc__st(&c->h->df_held, next <= c->arena_units ? next : 0);
-		if (cls < TC_CLASSES_USED && tc__ld(&e->state) == TC_BLK_FREE)
+		if (cls < TC_CLASSES_USED && tc__ld(&e->state) == TC_BLK_OUT)
 			tc__push_free(c, e, cls);
 	}
 }
@@ -231,23 +254,24 @@ static void recover(tc_cache *c)
 {
 	struct tc_hdr *h = c->h;
 	uint64_t start = tc__ld(&h->df_start), units = tc__ld(&h->df_units);
-	uint32_t cls = tc__ld(&h->df_cls), phase = tc__ld(&h->df_phase);
+	uint64_t cls = tc__ld(&h->df_cls), word = tc__ld(&h->df_phase), phase = word >> 56;
 	bool sane = cls < TC_CLASSES_USED && start < c->arena_units &&
-		    units <= c->arena_units - start;
+		    units <= c->arena_units - start &&
+		    word == phase_word(c, start, units, cls, phase);
 	if (phase == TC_DF_CLAIM && sane) {
 		unclaim(c, start, units);
 	} else if ((phase == TC_DF_REWRITE || phase == TC_DF_PUSH) && sane) {
 		if (phase == TC_DF_REWRITE) {
-			rewrite(c, start, units, cls);
-			tc__st(&h->df_phase, TC_DF_PUSH);
+			rewrite(c, start, units, (uint32_t)cls);
+			set_phase(c, TC_DF_PUSH);
 		}
-		push_cut(c, start, units, cls, false);
+		push_cut(c, start, units, (uint32_t)cls, false);
 		push_held(c);
 	} else {
 		push_held(c);
 	}
 	tc__st(&h->df_pending, 0);
-	tc__st(&h->df_phase, TC_DF_IDLE);
+	set_phase(c, TC_DF_IDLE);
 	tc__st(&h->df_hand, 0);
 }
 
@@ -539,6 +563,7 @@ static bool drain(tc_cache *c, uint64_t start, uint64_t units, const uint64_t *c
 					continue;
 				}
 				/* An ordinary free block: hold it until the drain ends. */
+				tc__st(&e->state, TC_BLK_OUT);
 				tc__st(&e->link, tc__ld(&c->h->df_held));
 				tc__st(&c->h->df_held, tc__ref_of(c, e));
 				HOOK(TC_DF_HOOK_HELD);
@@ -617,7 +642,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	tc__st(&h->df_pending, 0);
 	tc__st(&h->df_held, 0);
 	tc__mb();
-	tc__st(&h->df_phase, TC_DF_CLAIM);
+	set_phase(c, TC_DF_CLAIM);
 	uint64_t classes[1] = { 0 };
 	bool claimed = claim(c, start, units, classes);
 	if (claimed)
@@ -625,7 +650,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	if (!claimed || !drain(c, start, units, classes)) {
 		unclaim(c, start, units);
 		tc__st(&h->df_pending, 0);
-		tc__st(&h->df_phase, TC_DF_IDLE);
+		set_phase(c, TC_DF_IDLE);
 		/* The next search starts past this window (a block freed by a
 		 * writer killed before its push would fail it every time). */
 		tc__st(&h->df_hand, start + units < carved_end(c) ? start + units : 0);
@@ -635,10 +660,10 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	push_held(c);
 	/* Every block of the window is OUT: ours alone. */
 	tc__mb();
-	tc__st(&h->df_phase, TC_DF_REWRITE);
+	set_phase(c, TC_DF_REWRITE);
 	rewrite(c, start, units, cls);
 	tc__mb();
-	tc__st(&h->df_phase, TC_DF_PUSH);
+	set_phase(c, TC_DF_PUSH);
 	push_cut(c, start, units, cls, true);
 	/* The first block is the caller's allocation (named in-flight first,
 	 * so a kill from here on is the allocator's ordinary window). */
@@ -649,7 +674,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	tc__st(&e->state, TC_BLK_LIVE);
 	HOOK(TC_DF_HOOK_LIVE);
 	tc__mb();
-	tc__st(&h->df_phase, TC_DF_IDLE);
+	set_phase(c, TC_DF_IDLE);
 	tc__st(&h->df_hand, start + units < carved_end(c) ? start + units : 0);
 	tc__st(&h->df_nofit, 0);
 	tc__add(&h->df_merges, 1);

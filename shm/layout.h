@@ -140,17 +140,20 @@ struct tc_hdr {
 	 * describes its work, so that whoever takes over a dead holder's lease
 	 * can finish or undo it. */
 	uint64_t df_lease __attribute__((aligned(TC_CACHELINE)));
-	uint64_t df_start;        /* window: first unit, units, target class and phase */
+	uint64_t df_start;        /* window: first unit, units and target class */
 	uint64_t df_units;
-	uint32_t df_cls;
-	uint32_t df_phase;        /* TC_DF_* */
+	uint64_t df_cls;
+	uint64_t df_phase;        /* TC_DF_* << 56 | a seal of (start, units, class,
+				   * phase): a scribbled field never passes for work
+				   * to finish (coalesce.c, phase_word) */
 	uint64_t df_pending;      /* claimed blocks still on a free list; uatomic_add by
 				   * the coalescer and by any popper that unlinks one */
 	uint64_t df_held;         /* chain of ordinary free blocks the holder popped
-				   * while draining (linked by link), to push back */
+				   * while draining (state OUT, linked by link), to push back */
 	uint64_t df_hand;         /* where the next window search starts (a block start) */
-	uint64_t df_nofit;        /* free bytes when the last full search found nothing */
-	uint64_t df_merges __attribute__((aligned(TC_CACHELINE))); /* windows merged; uatomic_add */
+	uint64_t df_nofit __attribute__((aligned(TC_CACHELINE))); /* free bytes when the last
+				   * full search found nothing */
+	uint64_t df_merges;       /* windows merged; uatomic_add */
 	uint64_t df_gen;          /* lease generations; uatomic_add */
 	uint64_t df_skips;        /* searches skipped for df_nofit; uatomic_add */
 
