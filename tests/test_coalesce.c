@@ -76,6 +76,18 @@ static unsigned fill_small_then_thin(tc_cache *c)
 	return n;
 }
 
+/* Small key I holds its own value. */
+static void expect_small(tc_cache *c, unsigned i)
+{
+	char k[32], v[24], buf[64];
+	tc_meta m;
+	int kl = snprintf(k, sizeof(k), "s%u", i);
+	WB_RC(0, tc_get(c, k, (size_t)kl, buf, sizeof(buf), &m));
+	small_val(v, i);
+	assert_int_equal(m.len, sizeof(v));
+	assert_memory_equal(buf, v, sizeof(v));
+}
+
 static void expect_small_keepers(tc_cache *c, unsigned n)
 {
 	char k[32], v[24], buf[64];
@@ -203,14 +215,8 @@ static void test_one_free_block_too_small_is_still_enospc(void **state)
 	WB_RC(-ENOSPC, set_big(c, 0, 4000));
 	assert_int_equal(merges(c), 0);
 	/* Nothing was harmed by the attempt. */
-	for (unsigned i = 1; i < n; i += 2) {
-		char buf[64];
-		tc_meta m;
-		int kl = snprintf(k, sizeof(k), "s%u", i);
-		WB_RC(0, tc_get(c, k, (size_t)kl, buf, sizeof(buf), &m));
-		small_val(v, i);
-		assert_memory_equal(buf, v, sizeof(v));
-	}
+	for (unsigned i = 1; i < n; i += 2)
+		expect_small(c, i);
 	expect_clean_audit(c);
 	tc_close(c);
 	tc_unlink(name);
@@ -353,7 +359,7 @@ static void test_killed_coalescer_is_finished_or_undone(void **state)
 static void test_scribbled_coalescer_record_harms_nothing(void **state)
 {
 	(void)state;
-	char name[64], k[32], v[24], buf[64];
+	char name[64], k[32], v[24];
 	tc_cache *c = wb_create(wb_name(name, sizeof(name), "dz"), 4096, 1u << 20, 8,
 				TC_EVICT_NONE);
 	for (unsigned i = 0; i < 2000; i++) {
@@ -373,13 +379,8 @@ static void test_scribbled_coalescer_record_harms_nothing(void **state)
 		tc__st(&c->h->df_lease, (uint64_t)0x7ffffff0 << 32 | 1);
 		tc__coalesce_recover(c);
 		assert_int_equal(tc__ld(&c->h->df_lease), 0);
-		for (unsigned i = 0; i < 2000; i++) {
-			tc_meta m;
-			int kl = snprintf(k, sizeof(k), "s%u", i);
-			WB_RC(0, tc_get(c, k, (size_t)kl, buf, sizeof(buf), &m));
-			small_val(v, i);
-			assert_memory_equal(buf, v, sizeof(v));
-		}
+		for (unsigned i = 0; i < 2000; i++)
+			expect_small(c, i);
 	}
 	expect_clean_audit(c);
 	tc_close(c);
