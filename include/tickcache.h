@@ -557,8 +557,10 @@ int tc_get_stats(tc_cache *c, tc_stats *out);
 /*
  * A snapshot file holds a segment's geometry and settings and its live
  * ordinary keys (value, type, absolute expiry), so that marks and cached
- * values survive a host restart.  Runs, DTO lists, rate windows and load
- * leases are not saved.  The format is in docs/design.md, "Snapshots".
+ * values survive a host restart.  Runs, DTO lists, rate windows, load
+ * leases and TTL policies are not saved (policies are configuration: load
+ * them again with tc_ttl_policy_load).  The format is in docs/design.md,
+ * "Snapshots".
  */
 typedef struct tc_snapshot_report {
 	uint64_t keys;     /* keys saved, or loaded (written) */
@@ -585,19 +587,26 @@ typedef struct tc_snapshot_info {
  * tc_snapshot_save - write every live key of C to PATH: to a file beside it,
  * synced, then renamed over PATH, so PATH always holds a whole snapshot.
  * Each key is saved as one version of it; keys written during the save may
- * or may not be in it (as tc_scan).  Never blocks writers.  Returns 0,
- * -EINVAL, -errno of the file system, -ENOMEM, -EUSERS, -ESTALE.
+ * or may not be in it (as tc_scan).  Never blocks writers, and reads
+ * quietly (no reference bits set, no hits counted).  Returns 0, -EINVAL,
+ * -errno of the file system (-ENOSPC when the disk is full, -ENOENT,
+ * -EACCES, ...), -ENOMEM, -EUSERS, -ESTALE, -EBUSY (an audit at work),
+ * TC_ECORRUPT.
  *
  * tc_snapshot_load - write the keys of the snapshot PATH into C with their
  * remaining TTL (expired records are skipped); a key already present is
  * kept unless TC_SNAP_REPLACE.  The whole file is checked (lengths, record
  * count, XXH3 checksum) before any key is written: TC_ECORRUPT (nothing
- * written) for a damaged file, TC_EVERSION for another format.  A write
+ * written) for a damaged file or anything but a regular file, TC_EVERSION
+ * for a whole file of another format.  A write
  * that fails (-ENOSPC under TC_EVICT_NONE, say) stops the load with its
  * code; *report says how far it got.
  *
  * tc_snapshot_stat - check PATH as a load would and describe it (the
- * geometry to create a missing segment with).
+ * geometry to create a missing segment with).  Returns 0, -EINVAL, -errno
+ * of the file system, -ENOMEM, TC_ECORRUPT (damaged, not a regular file,
+ * or larger than any snapshot can be), TC_EVERSION (a whole file of
+ * another format).
  */
 int tc_snapshot_save(tc_cache *c, const char *path, tc_snapshot_report *report);
 int tc_snapshot_load(tc_cache *c, const char *path, unsigned flags, tc_snapshot_report *report);

@@ -166,7 +166,7 @@ static bool marks_on_blocks(tc_cache *c, struct marks *m)
 
 /*
  * The state is AUDITING: is its auditor dead?  Then the state goes back to
- * READY and the caller goes on.  An audit killed at any point leaves the
+ * READY (unless tc_unlink made it UNLINKED meanwhile) and true is returned.  An audit killed at any point leaves the
  * segment usable: until it publishes the rebuilt lists it has only relinked
  * free blocks among themselves (a list followed from an old head meets only
  * free blocks of its class; the rest leak until the next audit) and cleared
@@ -181,7 +181,7 @@ bool tc__audit_orphaned(tc_cache *c)
 	if (pid != 0 && pid <= UINT32_MAX && tc__pid_alive((uint32_t)pid, tc__ld(&c->h->audit_start)))
 		return false;
 	tc__cas(&c->h->state, TC_STATE_AUDITING, TC_STATE_READY);
-	return tc__ld(&c->h->state) == TC_STATE_READY;
+	return true; /* the caller reads the state again: READY, or UNLINKED */
 }
 
 int tc_audit(tc_cache *c, tc_audit_report *rep)
@@ -231,6 +231,10 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	tc__st(&c->h->audit_pid, (uint64_t)tc__self_pid());
 	tc__st(&c->h->audit_start, tc__self_start());
 	tc__cas(&c->h->state, was, TC_STATE_AUDITING);
+	/* AUDITING found under our flock was left by a dead auditor: whatever
+	 * happens now, the state goes back to READY, never to AUDITING with
+	 * our own live pid recorded (that would block every process). */
+	was = TC_STATE_READY;
 	if (!quiescent(c, self)) {
 		tc__cas(&c->h->state, TC_STATE_AUDITING, was);
 		rc = -EBUSY;
@@ -292,8 +296,9 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	}
 out_free:
 	free(m.bits);
-	/* A failed audit changed nothing: the state goes back to what it was. */
-	tc__cas(&c->h->state, TC_STATE_AUDITING, rc == 0 ? TC_STATE_READY : was);
+	/* A failed audit changed nothing: the state goes back to READY (an
+	 * unlink meanwhile made it UNLINKED, which stays). */
+	tc__cas(&c->h->state, TC_STATE_AUDITING, TC_STATE_READY);
 out_unlock:
 	flock(fd, LOCK_UN);
 out_close:

@@ -270,10 +270,10 @@ int tc__enter(tc_cache *c, struct tc_rslot **sp)
 	if (t->depth == 0) {
 		uint32_t st = tc__ld(&c->h->state);
 		if (TC_UNLIKELY(st != TC_STATE_READY)) {
-			if (st != TC_STATE_AUDITING)
-				return -ESTALE; /* unlinked, or scribbled */
-			if (!tc__audit_orphaned(c))
+			if (st == TC_STATE_AUDITING && !tc__audit_orphaned(c))
 				return -EBUSY;
+			if (tc__ld(&c->h->state) != TC_STATE_READY)
+				return -ESTALE; /* unlinked, or scribbled */
 		}
 	}
 	if (t->depth++ == 0) {

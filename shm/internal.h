@@ -152,6 +152,8 @@ int  tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const v
 int  tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w,
 		     int ctr);
 bool tc__inflight_published(tc_cache *c, struct tc_entry *e);
+int  tc__get_quiet(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
+		   tc_meta *meta);
 int  tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want_cls, bool need_slot);
 int  tc__evict_block(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
 int  tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_report *rep);

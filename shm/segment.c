@@ -337,8 +337,9 @@ static int validate(const struct tc_hdr *h, uint64_t size)
 	if (h->layout_version != TC_LAYOUT_VERSION)
 		return TC_EVERSION;
 	uint32_t state = tc__ld(&h->state);
-	/* AUDITING under our flock means the auditor died: attach, and let the
-	 * calls say -EBUSY until tc_audit is run again. */
+	/* AUDITING under our flock means the auditor died: attach; the first
+	 * data call that sees its auditor dead moves it back to READY
+	 * (tc__audit_orphaned). */
 	if (state != TC_STATE_READY && state != TC_STATE_AUDITING)
 		return TC_ECORRUPT;
 	tc__rmb();
@@ -547,8 +548,14 @@ int tc_unlink(const char *name)
 			struct tc_hdr *h = mmap(NULL, TC_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED,
 						fd, 0);
 			if (h != MAP_FAILED) {
-				if (h->magic == TC_MAGIC)
-					tc__cas(&h->state, TC_STATE_READY, TC_STATE_UNLINKED);
+				/* From READY, or from AUDITING (an audit at work or a
+				 * dead one): the audit's end never undoes it. */
+				for (int i = 0; h->magic == TC_MAGIC && i < 100; i++) {
+					uint32_t was = tc__ld(&h->state);
+					if ((was != TC_STATE_READY && was != TC_STATE_AUDITING) ||
+					    tc__cas(&h->state, was, TC_STATE_UNLINKED) == was)
+						break;
+				}
 				munmap(h, TC_PAGE);
 			}
 		}

@@ -6,10 +6,12 @@
  * A snapshot holds the segment's geometry and settings and every live
  * ordinary key with its value, type and absolute expiry.  Runs, DTO lists,
  * rate windows and load leases are process-lifetime state and are left out.
- * Saving is a scan (each key read whole with tc_get, so each record is one
- * version of its key; the set of keys is that of a moment during the save,
- * as with tc_scan).  The file is written beside its final name, synced,
- * and renamed over it: a crash leaves the old snapshot or the new one.
+ * Saving is a scan (each key read whole, so each record is one version of
+ * its key; the set of keys is that of a scan, as with tc_scan), with reads
+ * that neither set reference bits nor count hits.  The file is created
+ * beside its final name under a random name (mkostemp: O_EXCL, mode 0600,
+ * never through a symlink), synced, renamed over it, and the directory is
+ * synced: a crash leaves the old snapshot or the new one.
  *
  * Format (little-endian; docs/design.md, "Snapshots"):
  *   header  "TCSNAP01", u32 version, u32 flags (0), u64 max_entries,
@@ -24,6 +26,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -38,6 +41,9 @@
 #define HDR_BYTES    64u
 #define REC_BYTES    24u
 #define END_BYTES    24u
+/* The largest file a load reads: a full arena of the largest segment,
+ * with a record header per smallest block (keys are in the arena too). */
+#define SNAP_MAX     ((uint64_t)TC_MAX_MEMORY * 3 / 2 + HDR_BYTES + END_BYTES)
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -80,8 +86,9 @@ struct saver {
 
 static int out(struct saver *s, const void *p, size_t n)
 {
+	errno = 0;
 	if (n && fwrite(p, 1, n, s->f) != n)
-		return -EIO;
+		return errno ? -errno : -EIO; /* -ENOSPC on a full disk */
 	XXH3_64bits_update(s->xs, p, n);
 	s->bytes += n;
 	return 0;
@@ -92,7 +99,7 @@ static int save_key(const void *key, size_t klen, const tc_meta *meta, void *arg
 	struct saver *s = arg;
 	tc_meta m;
 	(void)meta;
-	int rc = tc_get(s->c, key, klen, s->val, TC_VALUE_MAX, &m);
+	int rc = tc__get_quiet(s->c, key, klen, s->val, TC_VALUE_MAX, &m);
 	if (rc == -ENOENT)
 		return 0; /* deleted or expired since the scan saw it */
 	if (rc) {
@@ -105,8 +112,9 @@ static int save_key(const void *key, size_t klen, const tc_meta *meta, void *arg
 	put32(r + 8, (uint32_t)m.len);
 	put32(r + 12, m.type);
 	put64(r + 16, (uint64_t)m.expires_ms);
-	if (out(s, r, REC_BYTES) || out(s, key, klen) || out(s, s->val, m.len)) {
-		s->err = -EIO;
+	if ((rc = out(s, r, REC_BYTES)) || (rc = out(s, key, klen)) ||
+	    (rc = out(s, s->val, m.len))) {
+		s->err = rc;
 		return 1;
 	}
 	s->records++;
@@ -130,8 +138,8 @@ int tc_snapshot_save(tc_cache *c, const char *path, tc_snapshot_report *rep)
 		rc = -ENOMEM;
 		goto out_free;
 	}
-	snprintf(tmp, plen + 16, "%s.tmp.%u", path, tc__self_pid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+	int fd = mkostemp(tmp, O_CLOEXEC); /* O_EXCL, 0600: never an existing file or link */
 	if (fd < 0) {
 		rc = -errno;
 		goto out_free;
@@ -178,8 +186,18 @@ int tc_snapshot_save(tc_cache *c, const char *path, tc_snapshot_report *rep)
 		rc = -errno;
 	if (!rc && rename(tmp, path) != 0)
 		rc = -errno;
-	if (rc)
+	if (rc) {
 		unlink(tmp);
+	} else {
+		/* The rename itself survives a power cut once the directory is
+		 * synced; a failure here leaves a whole file either way. */
+		snprintf(tmp, plen + 16, "%s", path);
+		int dfd = open(dirname(tmp), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			(void)fsync(dfd);
+			close(dfd);
+		}
+	}
 	if (!rc && rep) {
 		rep->keys = s.records;
 		rep->bytes = s.bytes;
@@ -203,7 +221,9 @@ struct snap {
 static int snap_read(const char *path, struct snap *sn, tc_snapshot_info *info)
 {
 	memset(sn, 0, sizeof(*sn));
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO or device named like a snapshot must not hang
+	 * the caller (the sweeper at start); only a regular file is read. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	struct stat st;
@@ -212,7 +232,8 @@ static int snap_read(const char *path, struct snap *sn, tc_snapshot_info *info)
 		close(fd);
 		return e;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size < (off_t)(HDR_BYTES + END_BYTES)) {
+	if (!S_ISREG(st.st_mode) || st.st_size < (off_t)(HDR_BYTES + END_BYTES) ||
+	    (uint64_t)st.st_size > SNAP_MAX || (uint64_t)st.st_size > SIZE_MAX) {
 		close(fd);
 		return TC_ECORRUPT;
 	}
@@ -240,11 +261,14 @@ static int snap_read(const char *path, struct snap *sn, tc_snapshot_info *info)
 	const uint8_t *t = b + len - END_BYTES;
 	if (memcmp(b, SNAP_MAGIC, 8) != 0 || memcmp(t, SNAP_END, 8) != 0)
 		goto bad;
+	if (XXH3_64bits(b, len - END_BYTES) != get64(t + 16))
+		goto bad;
+	/* Whole and intact: a version we do not know is another format. */
 	if (get32(b + 8) != SNAP_VERSION) {
 		rc = TC_EVERSION;
 		goto bad;
 	}
-	if (XXH3_64bits(b, len - END_BYTES) != get64(t + 16))
+	if (get32(b + 12) != 0 || get32(b + 52) != 0 || get32(b + 48) > TC_EVICT_LRU)
 		goto bad;
 	uint64_t want = get64(t + 8), n = 0;
 	size_t off = HDR_BYTES, end = len - END_BYTES;

@@ -742,6 +742,82 @@ static void test_killed_auditor_leaves_a_usable_segment(void **state)
 	tc_unlink(name);
 }
 
+/* A pid that no process has: a child that has exited and been reaped. */
+static pid_t dead_pid(void)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	return pid;
+}
+
+/* Unlinking a segment whose (dead) audit left AUDITING still tells every
+ * attached handle that it is gone. */
+static void test_unlink_over_a_dead_audit_is_seen(void **state)
+{
+	(void)state;
+	char name[64], buf[8];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "au"), 1024, 1u << 20, 8,
+				TC_EVICT_NONE);
+	WB_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	tc__st(&c->h->audit_pid, (uint64_t)dead_pid());
+	tc__st(&c->h->audit_start, 0);
+	tc__st(&c->h->state, TC_STATE_AUDITING);
+	WB_RC(0, tc_unlink(name));
+	assert_int_equal(tc__ld(&c->h->state), TC_STATE_UNLINKED);
+	WB_RC(-ESTALE, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	tc_close(c);
+}
+
+/* An audit refused over a dead one's AUDITING never leaves AUDITING with
+ * its own live pid behind (which would block everyone). */
+static void test_refused_audit_over_a_dead_one_leaves_ready(void **state)
+{
+	(void)state;
+	char name[64], buf[8];
+	int fds[2];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "ar"), 1024, 1u << 20, 8,
+				TC_EVICT_NONE);
+	WB_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	assert_int_equal(0, pipe(fds));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		tc_cache *d = NULL;
+		char b;
+		close(fds[1]);
+		if (tc_open(&d, name, NULL) != 0)
+			_exit(2);
+		(void)!read(fds[0], &b, 1); /* attached until the parent says */
+		tc_close(d);
+		_exit(0);
+	}
+	close(fds[0]);
+	for (int i = 0; i < 400; i++) { /* until the child is attached */
+		tc_stats st;
+		WB_RC(0, tc_get_stats(c, &st));
+		if (st.attached == 2)
+			break;
+		usleep(5000);
+	}
+	tc__st(&c->h->audit_pid, (uint64_t)dead_pid());
+	tc__st(&c->h->audit_start, 0);
+	tc__st(&c->h->state, TC_STATE_AUDITING);
+	tc_audit_report rep;
+	WB_RC(-EBUSY, tc_audit(c, &rep)); /* the child is attached */
+	/* Refused before it changed anything: the dead auditor's record
+	 * stays, and the next call sees it dead. */
+	assert_int_not_equal(tc__ld(&c->h->audit_pid), (uint64_t)getpid());
+	WB_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	assert_int_equal(tc__ld(&c->h->state), TC_STATE_READY);
+	close(fds[1]);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	tc_close(c);
+	tc_unlink(name);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -758,6 +834,8 @@ int main(void)
 		cmocka_unit_test(test_child_forked_during_open_close_can_open),
 		cmocka_unit_test(test_reader_hidden_from_cleaner_by_hidepid_stays),
 		cmocka_unit_test(test_killed_auditor_leaves_a_usable_segment),
+		cmocka_unit_test(test_unlink_over_a_dead_audit_is_seen),
+		cmocka_unit_test(test_refused_audit_over_a_dead_one_leaves_ready),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,6 +26,8 @@
 
 #include "tickcache.h"
 #include "blackbox.h"
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #define ASSERT_RC(exp, call)                                                  \
 	do {                                                                  \
@@ -136,8 +138,14 @@ static void test_round_trip_keeps_every_key_as_it_was(void **state)
 	ASSERT_RC(0, tc_run_start(c, 1, 1));
 	ASSERT_RC(0, tc_dto_append(c, "signals", 7, 5, "dto", 3));
 	ASSERT_RC(0, tc_rate_limit(c, "api", 3, 10, 60000, &allowed, &cnt));
+	tc_stats before, after;
+	ASSERT_RC(0, tc_get_stats(c, &before));
 	ASSERT_RC(0, tc_snapshot_save(c, path_of(p, sizeof(p), "a.snap"), &rep));
 	assert_int_equal(rep.keys, 6);
+	/* Saving reads quietly: no hits, misses or ops counted. */
+	ASSERT_RC(0, tc_get_stats(c, &after));
+	assert_int_equal(after.hits, before.hits);
+	assert_int_equal(after.misses, before.misses);
 	ASSERT_RC(0, tc_snapshot_stat(p, &info));
 	assert_int_equal(info.keys, 6);
 	assert_int_equal(info.max_entries, 4096);
@@ -291,11 +299,30 @@ static void test_damaged_files_are_refused_before_any_write(void **state)
 		copy_file(p, q, len);
 		ASSERT_RC(TC_ECORRUPT, tc_snapshot_load(d, q, 0, &rep));
 	}
-	/* Another version is named as such (checked before the checksum). */
+	/* A damaged version field is damage; a whole file of another
+	 * version (checksum recomputed) is another format. */
 	copy_file(p, q, st.st_size);
 	unsigned char v2[4] = { 2, 0, 0, 0 };
 	poke(q, 8, v2, 4);
+	ASSERT_RC(TC_ECORRUPT, tc_snapshot_stat(q, &info));
+	{
+		unsigned char *all = malloc((size_t)st.st_size), sum[8];
+		int fd = open(q, O_RDONLY);
+		assert_int_equal(read(fd, all, (size_t)st.st_size), st.st_size);
+		close(fd);
+		uint64_t h = XXH3_64bits(all, (size_t)st.st_size - 24);
+		for (int i = 0; i < 8; i++)
+			sum[i] = (unsigned char)(h >> (8 * i));
+		poke(q, st.st_size - 8, sum, 8);
+		free(all);
+	}
 	ASSERT_RC(TC_EVERSION, tc_snapshot_stat(q, &info));
+	/* A FIFO named like a snapshot: refused at once, never waited on. */
+	path_of(q, sizeof(q), "fifo.snap");
+	assert_int_equal(0, mkfifo(q, 0600));
+	ASSERT_RC(TC_ECORRUPT, tc_snapshot_load(d, q, 0, &rep));
+	unlink(q);
+	path_of(q, sizeof(q), "d.bad");
 	/* Garbage, a directory, nothing. */
 	copy_file("/dev/urandom", q, 4096);
 	ASSERT_RC(TC_ECORRUPT, tc_snapshot_load(d, q, 0, &rep));
@@ -338,8 +365,29 @@ static void test_failed_save_leaves_the_old_snapshot(void **state)
 	assert_int_equal(left, 0); /* no temporary file left behind */
 	rmdir(q);
 	ASSERT_RC(-ENOENT, tc_snapshot_save(c, "/nonexistent-dir/x.snap", &rep));
+	/* Links planted where a temporary file might go are never followed:
+	 * the temporary name is random and created exclusively. */
+	char victim[200], link[260];
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	FILE *vf = fopen(victim, "w");
+	fputs("precious", vf);
+	fclose(vf);
+	for (int i = 0; i < 64; i++) {
+		snprintf(link, sizeof(link), "%s.tmp.%d", p, i);
+		assert_int_equal(0, symlink(victim, link));
+	}
+	ASSERT_RC(0, tc_snapshot_save(c, p, &rep));
+	vf = fopen(victim, "r");
+	char got[16] = { 0 };
+	assert_non_null(fgets(got, sizeof(got), vf));
+	fclose(vf);
+	assert_string_equal(got, "precious");
+	for (int i = 0; i < 64; i++) {
+		snprintf(link, sizeof(link), "%s.tmp.%d", p, i);
+		unlink(link);
+	}
 	ASSERT_RC(0, tc_snapshot_stat(p, &info));
-	assert_int_equal(info.keys, 1);
+	assert_int_equal(info.keys, 2);
 	tc_close(c);
 }
 

@@ -634,7 +634,7 @@ has "restore logged" "$ERR" "$S: restored 1 keys"
 expect 0 "the mark is back" "$INSPECT" get "$S" mark:1
 is "mark value" "$OUT" "x"
 expect 0 "a second --restore leaves the segment alone" "$SWEEPER" --once --restore --snapshot-dir "$TMP/snaps" --log-level debug "$S"
-has "exists: not restored" "$ERR" "exists; its snapshot is not restored"
+has "exists: not restored" "$ERR" "exists and is older than its snapshot: left alone"
 expect 2 "--restore without --snapshot-dir" "$SWEEPER" --once --restore "$S"
 "$SWEEPER" --foreground --interval 60s --snapshot-dir "$TMP/snaps" "$S" 2>"$TMP/sws.log" &
 SS=$!; PIDS+=("$SS")
@@ -643,7 +643,26 @@ expect 0 "set n while the sweeper runs" "$INSPECT" set "$S" mark:2 y
 kill -TERM "$SS"; wait "$SS"; is "sweeper with snapshots exits 0" "$?" "0"
 expect 0 "snapshot written at stop" "$INSPECT" --json load "$S" "$TMP/snaps/$S.snap"
 is "it has both marks" "$(js '[d["keys"], d["kept"]]')" "[0, 2]"
-expect 0 "unlink S" "$INSPECT" unlink "$S"
+# A strategy that creates its segment before the sweeper restores it gets
+# the marks it does not have; its own keys stay.
+expect 0 "unlink S (another restart)" "$INSPECT" unlink "$S"
+expect 0 "the strategy creates S first" "$INSPECT" create "$S" --entries 1K --memory 1M
+expect 0 "and writes mark:1 anew" "$INSPECT" set "$S" mark:1 new
+expect 0 "sweeper --restore into the newer segment" "$SWEEPER" --once --restore --snapshot-dir "$TMP/snaps" "$S"
+has "loaded into the existing segment" "$ERR" "$S: restored 1 keys"
+expect 0 "mark:2 restored" "$INSPECT" get "$S" mark:2
+expect 0 "mark:1 kept" "$INSPECT" get "$S" mark:1
+is "the newer value stays" "$OUT" "new"
+# Removed while the sweeper runs: on purpose; its snapshot is retired.
+"$SWEEPER" --foreground --interval 50 --snapshot-dir "$TMP/snaps" --log-level info "$S" 2>"$TMP/swr.log" &
+SR=$!; PIDS+=("$SR")
+for _ in $(seq 1 100); do [ "$(json_field "$S" sweeper_pid)" == "$SR" ] && break; sleep 0.05; done
+expect 0 "unlink S while its sweeper runs" "$INSPECT" unlink "$S"
+wait_grep "its snapshot is now" "$TMP/swr.log"
+kill -TERM "$SR"; wait "$SR"
+is "snapshot retired" "$(ls "$TMP/snaps" | tr '\n' ' ')" "$S.snap.removed "
+expect 1 "--restore brings nothing back (and S is not found)" "$SWEEPER" --once --restore --snapshot-dir "$TMP/snaps" "$S"
+is "S stays removed" "$(ls /dev/shm/tickcache."$S" 2>/dev/null)" ""
 
 # ---------------------------------------------------------------------------
 echo "# tc-demo"

@@ -82,7 +82,7 @@ static inline int create_like_snapshot(tc_cache **c, const char *name,
 	o.max_entries = info->max_entries;
 	o.memory_bytes = info->memory_bytes;
 	o.max_readers = info->max_readers;
-	o.mode = info->mode;
+	o.mode = info->mode & 0777; /* permission bits only, whatever the file says */
 	o.default_ttl_ms = info->default_ttl_ms;
 	o.eviction = info->eviction;
 	o.flags = TC_CREATE | TC_EXCL | TC_TOOL;

@@ -159,6 +159,7 @@ struct seg {
 	int last_err;       /* last error logged, to log changes only */
 	uint64_t passes;
 	uint64_t snap_ns;   /* monotonic time of our last snapshot of it, 0 = none */
+	bool restored;      /* --restore loaded its snapshot into it */
 };
 
 static struct seg *segs;
@@ -185,8 +186,10 @@ static struct seg *seg_find(const char *name, bool add)
 	return &segs[nsegs++];
 }
 
+static void retire_snapshot(struct seg *s, const char *snap_dir);
+
 /* scan_dir - mark every segment found in /dev/shm present (adding new ones). */
-static void scan_dir(void)
+static void scan_dir(const char *snap_dir)
 {
 	DIR *d = opendir(TC_SHM_DIR);
 	struct dirent *e;
@@ -215,6 +218,7 @@ static void scan_dir(void)
 	for (size_t i = 0; i < nsegs;) {
 		if (!segs[i].present) {
 			logm(L_DEBUG, "%s: gone", segs[i].name);
+			retire_snapshot(&segs[i], snap_dir);
 			tc_close(segs[i].c);
 			segs[i] = segs[--nsegs];
 		} else {
@@ -347,9 +351,52 @@ static int count_others(const tc_attach *a, void *arg)
 /* Snapshots (--snapshot-dir, --restore)                                */
 /* ------------------------------------------------------------------ */
 
-static void snap_path(char *buf, size_t cap, const char *dir, const char *name)
+/* DIR/NAME.snap plus SUFFIX; false (logged) when it does not fit. */
+static bool snap_path(char *buf, size_t cap, const char *dir, const char *name,
+		      const char *suffix)
 {
-	snprintf(buf, cap, "%s/%s.snap", dir, name);
+	if ((size_t)snprintf(buf, cap, "%s/%s.snap%s", dir, name, suffix) < cap)
+		return true;
+	logm(L_ERROR, "%s: snapshot path in %s too long", name, dir);
+	return false;
+}
+
+/*
+ * A segment removed while we swept it was removed on purpose (a reboot
+ * stops the sweeper first): its snapshot becomes NAME.snap.removed, so that
+ * --restore never brings it back.
+ */
+static void retire_snapshot(struct seg *s, const char *snap_dir)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+
+	if (!snap_dir || !s->snap_ns)
+		return;
+	s->snap_ns = 0;
+	if (!snap_path(from, sizeof from, snap_dir, s->name, "") ||
+	    !snap_path(to, sizeof to, snap_dir, s->name, ".removed"))
+		return;
+	if (rename(from, to) == 0)
+		logm(L_INFO, "%s: removed; its snapshot is now %s", s->name, to);
+}
+
+/*
+ * Before the first save of a segment: a snapshot taken of an earlier
+ * segment of that name (saved before this one was created) that was not
+ * restored into it is kept as NAME.snap.prev, never overwritten.
+ */
+static void keep_earlier_snapshot(struct seg *s, const char *path, const char *snap_dir)
+{
+	tc_snapshot_info si;
+	tc_info ti;
+	char prev[PATH_MAX];
+
+	if (s->restored || tc_snapshot_stat(path, &si) || tc_get_info(s->c, &ti) ||
+	    si.saved_ms >= ti.created_ms || !snap_path(prev, sizeof prev, snap_dir, s->name, ".prev"))
+		return;
+	if (rename(path, prev) == 0)
+		logm(L_WARN, "%s: a snapshot of an earlier %s was not restored: kept as %s",
+		     s->name, s->name, prev);
 }
 
 /* Save S (whose lease we hold) when its snapshot is due, or always with FORCE. */
@@ -364,7 +411,10 @@ static void snapshot_seg(struct seg *s, const struct cfg *cf, bool force)
 		return;
 	if (!force && s->snap_ns && now - s->snap_ns < cf->snap_every_ms * 1000000ull)
 		return;
-	snap_path(path, sizeof path, cf->snap_dir, s->name);
+	if (!snap_path(path, sizeof path, cf->snap_dir, s->name, ""))
+		return;
+	if (!s->snap_ns)
+		keep_earlier_snapshot(s, path, cf->snap_dir);
 	rc = tc_snapshot_save(s->c, path, &rep);
 	s->snap_ns = now ? now : 1;
 	if (rc)
@@ -379,10 +429,35 @@ static bool wanted(const struct cfg *cf, const char *name)
 	return !cf->named || seg_find(name, false) != NULL;
 }
 
+/* Remove temporary files of saves killed half way (an hour old or more). */
+static void clean_tmp(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	time_t now = time(NULL);
+
+	while (d && (de = readdir(d)) != NULL) {
+		char path[PATH_MAX];
+		struct stat st;
+		const char *t = strstr(de->d_name, ".snap.tmp.");
+
+		if (!t || strlen(t) != strlen(".snap.tmp.XXXXXX") ||
+		    (size_t)snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= sizeof path ||
+		    lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || now - st.st_mtime < 3600)
+			continue;
+		if (unlink(path) == 0)
+			logm(L_INFO, "removed %s, left by a save that was killed", path);
+	}
+	if (d)
+		closedir(d);
+}
+
 /*
- * --restore: create every segment that has a snapshot in the directory but
- * no object in /dev/shm, from the snapshot's geometry, and load it.  An
- * existing segment is left alone: it is newer than any snapshot.
+ * --restore: load every snapshot of the directory into its segment: a
+ * missing segment is created from the snapshot's geometry; an existing one
+ * created after the snapshot was saved (after a reboot, a strategy may
+ * create its segment before we run) gets the snapshot's keys that it does
+ * not have.  A segment older than its snapshot is the one saved: left alone.
  */
 static int restore_all(const struct cfg *cf)
 {
@@ -406,9 +481,9 @@ static int restore_all(const struct cfg *cf)
 			continue;
 		memcpy(name, de->d_name, n - 5);
 		name[n - 5] = '\0';
-		if (!tc_name_valid(name) || !wanted(cf, name))
+		if (!tc_name_valid(name) || !wanted(cf, name) ||
+		    !snap_path(path, sizeof path, cf->snap_dir, name, ""))
 			continue;
-		snap_path(path, sizeof path, cf->snap_dir, name);
 		rc = tc_snapshot_stat(path, &info);
 		if (rc) {
 			logm(L_ERROR, "%s: snapshot %s: %s", name, path, tc_strerror(rc));
@@ -417,8 +492,15 @@ static int restore_all(const struct cfg *cf)
 		}
 		rc = create_like_snapshot(&c, name, &info);
 		if (rc == -EEXIST) {
-			logm(L_DEBUG, "%s: exists; its snapshot is not restored", name);
-			continue;
+			tc_info ti;
+
+			rc = tc_open(&c, name, &tool_attach);
+			if (!rc && !(rc = tc_get_info(c, &ti)) && ti.created_ms <= info.saved_ms) {
+				logm(L_DEBUG, "%s: exists and is older than its snapshot: left alone",
+				     name);
+				tc_close(c);
+				continue;
+			}
 		}
 		if (rc) {
 			logm(L_ERROR, "%s: cannot create it to restore %s: %s", name, path,
@@ -432,8 +514,12 @@ static int restore_all(const struct cfg *cf)
 			     tc_strerror(rc), rep.keys);
 			failed++;
 		} else {
-			logm(L_INFO, "%s: restored %" PRIu64 " keys from %s (%" PRIu64 " expired)",
-			     name, rep.keys, path, rep.expired);
+			struct seg *s = seg_find(name, true);
+
+			if (s)
+				s->restored = true;
+			logm(L_INFO, "%s: restored %" PRIu64 " keys from %s (%" PRIu64 " expired, %"
+			     PRIu64 " present kept)", name, rep.keys, path, rep.expired, rep.kept);
 		}
 		tc_close(c);
 	}
@@ -492,6 +578,8 @@ static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 	int rc;
 
 	rc = seg_attach(s);
+	if (rc == -ENOENT)
+		retire_snapshot(s, cf->snap_dir);
 	if (rc) {
 		log_err_once(s, rc, "cannot attach");
 		return rc == -ENOENT ? MISSING : FAILED;
@@ -552,8 +640,11 @@ static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 	if (cf->audit && out == SWEPT)
 		audit_if_idle(c, s);
 	if (s->held && out == SWEPT) {
-		snapshot_seg(s, cf, cf->once);
 		tc_lease_renew(c);
+		if (cf->snap_dir) {
+			snapshot_seg(s, cf, cf->once);
+			tc_lease_renew(c);
+		}
 	}
 	s->last_err = 0;
 	s->passes++;
@@ -741,7 +832,10 @@ int main(int argc, char **argv)
 			cf.audit = false;
 			break;
 		case 'd':
-			cf.snap_dir = optarg;
+			/* Absolute: a daemon works from "/". */
+			cf.snap_dir = realpath(optarg, NULL);
+			if (!cf.snap_dir)
+				return usage_error("--snapshot-dir %s: %s", optarg, strerror(errno));
 			break;
 		case 'S':
 			if (!parse_ms(optarg, &cf.snap_every_ms) || !cf.snap_every_ms)
@@ -797,6 +891,8 @@ int main(int argc, char **argv)
 	logm(cf.once ? L_DEBUG : L_INFO, "started (%s, interval %" PRIu64 " ms, budget %" PRIu64 ", stale %" PRIu64
 	     " ms, libtickcache %s)", cf.named ? "named segments" : "all segments in " TC_SHM_DIR,
 	     cf.interval_ms, cf.budget, cf.stale_ms, tc_version());
+	if (cf.snap_dir)
+		clean_tmp(cf.snap_dir);
 	if (cf.restore && restore_all(&cf) && cf.once)
 		ex = EX_TC_SEGMENT;
 	do {
@@ -804,7 +900,7 @@ int main(int argc, char **argv)
 
 		g_rescan = 0;
 		if (!cf.named)
-			scan_dir();
+			scan_dir(cf.snap_dir);
 		for (size_t i = 0; i < nsegs; i++) {
 			switch (sweep_segment(&segs[i], &cf)) {
 			case SWEPT: break;
@@ -839,5 +935,6 @@ int main(int argc, char **argv)
 	logm(cf.once ? L_DEBUG : L_INFO, "stopping");
 	pidfile_remove();
 	free(segs);
+	free((void *)cf.snap_dir);
 	return ex;
 }
