@@ -166,13 +166,14 @@ static bool marks_on_blocks(tc_cache *c, struct marks *m)
 
 /*
  * The state is AUDITING: is its auditor dead?  Then the state goes back to
- * READY (unless tc_unlink made it UNLINKED meanwhile) and true is returned.  An audit killed at any point leaves the
- * segment usable: until it publishes the rebuilt lists it has only relinked
- * free blocks among themselves (a list followed from an old head meets only
- * free blocks of its class; the rest leak until the next audit) and cleared
- * claims nobody will finalize; gauges and the key count may be off until
- * the next audit.  Nobody else was attached while it ran (it checked, and
- * held the flock), so nothing else was half done.
+ * READY (unless tc_unlink made it UNLINKED meanwhile) and true is returned.
+ * An audit killed at any point leaves the segment usable: until it
+ * publishes the rebuilt lists it has only relinked free blocks among
+ * themselves (a list followed from an old head meets only free blocks of
+ * its class; the rest leak until the next audit) and cleared claims nobody
+ * will finalize; gauges and the key count may be off until the next audit.
+ * Nobody else was attached while it ran (it checked, and held the flock),
+ * so nothing else was half done.
  */
 bool tc__audit_orphaned(tc_cache *c)
 {
