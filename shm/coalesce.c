@@ -41,7 +41,6 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-
 #define DF_WALK_MAX  16384u /* block headers read per search; the next goes on */
 #define DF_DRAIN_NS  (2 * 1000 * 1000ull) /* longest wait for poppers to unlink claims */
 #define DF_TARGET    4096u  /* a window grows up to 64 KiB (or one block) when it can */
@@ -139,6 +138,8 @@ static bool cut_next(struct cut *t, uint32_t want, uint64_t *u, uint32_t *cls)
 		return false;
 	uint64_t left = t->end - t->u, n = tc__class_size(want) / TC_BLOCK_UNIT;
 	uint32_t k = (left == n || left >= n + 4) ? want : tile_class(left);
+	if (tc__class_size(k) / TC_BLOCK_UNIT > left)
+		return false; /* never past the window (a window always tiles) */
 	*u = t->u;
 	*cls = k;
 	t->u += tc__class_size(k) / TC_BLOCK_UNIT;
