@@ -85,8 +85,8 @@ static const char usage_text[] =
 	"  -d, --snapshot-dir D  save each swept segment to D/NAME.snap (tc_snapshot_save)\n"
 	"                        every --snapshot-interval and when stopping\n"
 	"      --snapshot-interval MS   (default 60s)\n"
-	"      --restore         at start, create each segment of D/NAME.snap that does\n"
-	"                        not exist and load its snapshot (after a host restart)\n"
+	"      --restore         at start, load each D/NAME.snap into its segment when the\n"
+	"                        segment is missing (created) or newer than the snapshot\n"
 	"  -h, --help, -V, --version\n"
 	"Without NAME, every /dev/shm/tickcache.* segment (rescanned each pass and on SIGHUP).\n";
 
@@ -833,6 +833,7 @@ int main(int argc, char **argv)
 			break;
 		case 'd':
 			/* Absolute: a daemon works from "/". */
+			free((void *)cf.snap_dir);
 			cf.snap_dir = realpath(optarg, NULL);
 			if (!cf.snap_dir)
 				return usage_error("--snapshot-dir %s: %s", optarg, strerror(errno));
