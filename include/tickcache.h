@@ -356,6 +356,8 @@ typedef struct tc_anchor {
 	uint64_t run_id;     /* application id of the run */
 	uint64_t generation; /* odd; grows by one on every start and end, so two
 			      * runs never share one (wraps after 2^31 runs) */
+	int64_t  started_ms; /* CLOCK_REALTIME ms when tc_run_start published it */
+	uint32_t starter_pid;/* the process that started it (it may have exited) */
 } tc_anchor;
 
 /* Called by tc_dto_each with one DTO; non-zero stops the walk. */
@@ -382,6 +384,14 @@ int tc_run_anchor(tc_cache *c, tc_anchor *out);
  * Returns 0, TC_ENORUN, -EINVAL, -EUSERS.
  */
 int tc_run_end(tc_cache *c);
+
+/*
+ * tc_run_end_gen - end the active run only if it is the run of GENERATION
+ * (tc_anchor.generation): an operator or the sweeper ending a stale run
+ * never ends a newer one started meanwhile.  Returns 0, TC_ENORUN (no
+ * run), TC_ECONFLICT (another run is active), -EINVAL, -EUSERS.
+ */
+int tc_run_end_gen(tc_cache *c, uint64_t generation);
 
 /*
  * tc_dto_append - append a DTO of TYPE (LEN bytes, 0..TC_VALUE_MAX, copied)

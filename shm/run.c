@@ -67,6 +67,8 @@ struct anchor_val {
 	int64_t  ts_ns;
 	uint64_t run_id;
 	uint64_t generation;
+	int64_t  started_ms;
+	uint64_t starter_pid;
 };
 
 static inline uint64_t run_word(tc_cache *c)
@@ -78,7 +80,7 @@ static void count_rc(struct tc_rslot *s, int rc)
 {
 	if (!s)
 		return;
-	if (rc && rc != TC_ENORUN && rc != -EBUSY && rc != TC_ETYPE)
+	if (rc && rc != TC_ENORUN && rc != -EBUSY && rc != TC_ETYPE && rc != TC_ECONFLICT)
 		tc__count(s, TC_C_ERRORS);
 	tc__count(s, TC_C_OPS);
 }
@@ -126,7 +128,7 @@ int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
 			break;
 		}
 		uint32_t gen = RUN_GEN(w) + 1;
-		struct anchor_val a = { ts_ns, run_id, gen };
+		struct anchor_val a = { ts_ns, run_id, gen, tc__now_ms(), tc__self_pid() };
 		e->hash = 0;
 		e->version = gen;
 		e->expires_ms = 0;
@@ -173,6 +175,8 @@ int tc_run_anchor(tc_cache *c, tc_anchor *out)
 			out->ts_ns = a.ts_ns;
 			out->run_id = a.run_id;
 			out->generation = RUN_GEN(w);
+			out->started_ms = a.started_ms;
+			out->starter_pid = (uint32_t)a.starter_pid;
 		}
 	}
 	tc__exit(c);
@@ -180,10 +184,9 @@ int tc_run_anchor(tc_cache *c, tc_anchor *out)
 	return rc;
 }
 
-int tc_run_end(tc_cache *c)
+/* End the active run; with ONLY_GEN (non-zero), only the run of that generation. */
+static int run_end(tc_cache *c, uint64_t only_gen)
 {
-	if (!c)
-		return -EINVAL;
 	struct tc_rslot *s;
 	int rc = tc__enter(c, &s);
 	if (rc)
@@ -193,6 +196,10 @@ int tc_run_end(tc_cache *c)
 		uint64_t w = run_word(c);
 		if (!RUN_REF(w)) {
 			rc = TC_ENORUN;
+			break;
+		}
+		if (only_gen && RUN_GEN(w) != only_gen) {
+			rc = TC_ECONFLICT;
 			break;
 		}
 		uint64_t nw = (uint64_t)(RUN_GEN(w) + 1) << 32;
@@ -211,6 +218,20 @@ int tc_run_end(tc_cache *c)
 		tc__maybe_reclaim(c, s);
 	count_rc(s, rc);
 	return rc;
+}
+
+int tc_run_end(tc_cache *c)
+{
+	if (!c)
+		return -EINVAL;
+	return run_end(c, 0);
+}
+
+int tc_run_end_gen(tc_cache *c, uint64_t generation)
+{
+	if (!c || generation == 0 || generation > UINT32_MAX)
+		return -EINVAL;
+	return run_end(c, generation);
 }
 
 /* ---- DTO lists ------------------------------------------------------------ */

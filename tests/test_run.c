@@ -128,6 +128,33 @@ static void test_start_anchor_end_and_generations(void **state)
 	assert_int_equal(101, (int)st.clears);
 }
 
+/* The anchor says when and by whom the run began; tc_run_end_gen ends that
+ * run only, never a newer one. */
+static void test_anchor_age_and_ending_one_run_only(void **state)
+{
+	struct ft *f = *state;
+	tc_anchor a, b;
+	int64_t t0 = tc_now_ms();
+	assert_int_equal(0, tc_run_start(f->c, 1, 7));
+	int64_t t1 = tc_now_ms();
+	assert_int_equal(0, tc_run_anchor(f->c, &a));
+	assert_true(a.started_ms >= t0 && a.started_ms <= t1);
+	assert_int_equal(a.starter_pid, (uint32_t)getpid());
+	assert_int_equal(TC_ECONFLICT, tc_run_end_gen(f->c, a.generation + 2));
+	assert_int_equal(0, tc_run_anchor(f->c, &b)); /* still active */
+	assert_true(b.generation == a.generation);
+	assert_int_equal(0, tc_run_end_gen(f->c, a.generation));
+	assert_int_equal(TC_ENORUN, tc_run_end_gen(f->c, a.generation));
+	/* The stale end of an earlier run never ends the next one. */
+	assert_int_equal(0, tc_run_start(f->c, 2, 8));
+	assert_int_equal(TC_ECONFLICT, tc_run_end_gen(f->c, a.generation));
+	assert_int_equal(0, tc_run_anchor(f->c, &b));
+	assert_true(b.run_id == 8);
+	assert_int_equal(-EINVAL, tc_run_end_gen(f->c, 0));
+	assert_int_equal(-EINVAL, tc_run_end_gen(NULL, b.generation));
+	assert_int_equal(0, tc_run_end(f->c));
+}
+
 static void test_append_keeps_insertion_order(void **state)
 {
 	struct ft *f = *state;
@@ -305,6 +332,7 @@ static void test_run_is_shared_by_every_process(void **state)
 	ft_wait_all(&pid, 1);
 	assert_int_equal(0, tc_run_anchor(f->c, &a));
 	assert_true(a.ts_ns == 777 && a.run_id == 9);
+	assert_int_equal(a.starter_pid, (uint32_t)pid); /* the child, now gone */
 	assert_int_equal(-EBUSY, tc_run_start(f->c, 1, 1));
 	struct collect col = { .stop_at = -1 };
 	assert_int_equal(0, tc_dto_each(f->c, "from_child", 10, T_SIG, collect_fn, &col));
@@ -714,6 +742,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_outside_run_returns_enorun, ft_setup, ft_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_arguments_return_einval, ft_setup, ft_teardown),
 		cmocka_unit_test_setup_teardown(test_start_anchor_end_and_generations, ft_setup, ft_teardown),
+		cmocka_unit_test_setup_teardown(test_anchor_age_and_ending_one_run_only, ft_setup, ft_teardown),
 		cmocka_unit_test_setup_teardown(test_append_keeps_insertion_order, ft_setup, ft_teardown),
 		cmocka_unit_test_setup_teardown(test_each_wrong_type_fails_before_any_call, ft_setup, ft_teardown),
 		cmocka_unit_test_setup_teardown(test_empty_key_counts_zero_and_visits_nothing, ft_setup, ft_teardown),

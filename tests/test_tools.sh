@@ -578,12 +578,24 @@ else
 	expect 0 "runs --json with an active run" "$INSPECT" --json runs "$E"
 	is "active run, its id and DTO keys" "$(js '[d["active"], d["run_id"], d["ts_ns"], d["dto_keys"]]')" \
 		'[true, 42, 1700000000000000000, [{"key": "signals", "count": 3}]]'
+	is "the run's starter has exited" "$(js '[d["starter_alive"], d["age_ms"] >= 0, d["started_ms"] > 0]')" \
+		'[false, true, true]'
 	expect 0 "runs (table)" "$INSPECT" runs "$E"
 	has "table shows the run" "$OUT" "active run 42"
 	expect 0 "runs --end" "$INSPECT" runs "$E" --end
 	has "ended" "$OUT" "ended run 42"
 	expect 0 "runs after --end" "$INSPECT" --json runs "$E"
 	is "no run after --end" "$(js 'd["active"]')" "false"
+	expect 0 "a run left by a dead strategy" "$HOLD" "$E" --run
+	expect 0 "sweeper without --run-timeout leaves it" "$SWEEPER" --once "$E"
+	run "$INSPECT" --json runs "$E"
+	is "still active" "$(js 'd["active"]')" "true"
+	sleep 0.1
+	expect 0 "sweeper --run-timeout 50" "$SWEEPER" --once --run-timeout 50 "$E"
+	has "the stale run ended and logged" "$ERR" "ended run 42"
+	run "$INSPECT" --json runs "$E"
+	is "no run left" "$(js 'd["active"]')" "false"
+	expect 2 "--run-timeout 0" "$SWEEPER" --once --run-timeout 0 "$E"
 fi
 
 # ---------------------------------------------------------------------------

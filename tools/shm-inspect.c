@@ -1667,12 +1667,18 @@ static int cmd_runs(const char *name, bool end)
 	static struct dtokeys dk;
 	tc_cache *c;
 	tc_anchor a;
-	char b1[40];
+	char b1[40], b2[32];
+	int64_t age = 0;
+	bool alive = false;
 	int rc, ex;
 
 	if ((ex = open_seg(name, &c)))
 		return ex;
 	rc = tc_run_anchor(c, &a);
+	if (rc == 0) {
+		age = tc_now_ms() - a.started_ms;
+		alive = a.starter_pid && (kill((pid_t)a.starter_pid, 0) == 0 || errno == EPERM);
+	}
 	if (rc && rc != TC_ENORUN) {
 		ex = fail(rc, "cannot read the run of '%s'", name);
 		goto out;
@@ -1682,9 +1688,10 @@ static int cmd_runs(const char *name, bool end)
 			ex = fail(rc, "no active run in '%s'", name);
 			goto out;
 		}
-		rc = tc_run_end(c);
+		/* This run only: never a newer one started since we looked. */
+		rc = tc_run_end_gen(c, a.generation);
 		if (rc) {
-			ex = fail(rc, "cannot end the run of '%s'", name);
+			ex = fail(rc, "cannot end run %" PRIu64 " of '%s'", a.run_id, name);
 			goto out;
 		}
 	}
@@ -1705,10 +1712,18 @@ static int cmd_runs(const char *name, bool end)
 			jnull("run_id");
 			jnull("ts_ns");
 			jnull("generation");
+			jnull("started_ms");
+			jnull("age_ms");
+			jnull("starter_pid");
+			jnull("starter_alive");
 		} else {
 			ju64("run_id", a.run_id);
 			ji64("ts_ns", a.ts_ns);
 			ju64("generation", a.generation);
+			ji64("started_ms", a.started_ms);
+			ji64("age_ms", age);
+			ju64("starter_pid", a.starter_pid);
+			jbool("starter_alive", alive);
 		}
 		jbool("ended", end);
 		jarr("dto_keys");
@@ -1726,6 +1741,9 @@ static int cmd_runs(const char *name, bool end)
 		printf("%s run %" PRIu64 " at %s (ts_ns %" PRId64 "), generation %" PRIu64 "\n",
 		       end ? "ended" : "active", a.run_id, fmt_time(b1, sizeof b1, a.ts_ns / 1000000),
 		       a.ts_ns, a.generation);
+		printf("  started %s ago by pid %" PRIu32 " (%s)\n",
+		       fmt_duration(b2, sizeof b2, age > 0 ? (uint64_t)age : 0), a.starter_pid,
+		       alive ? "alive" : "exited");
 		for (size_t i = 0; i < dk.ks.n; i++) {
 			printf("  ");
 			print_key(stdout, dk.ks.v[i].key, dk.ks.v[i].klen);

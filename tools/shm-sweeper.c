@@ -82,6 +82,8 @@ static const char usage_text[] =
 	"  -s, --stale MS        take over a lease whose heartbeat is older (default\n"
 	"                        max(5000, 3 x interval))\n"
 	"      --no-audit        never run tc_audit on idle segments\n"
+	"      --run-timeout MS  end a point-in-time run active for longer (left by a\n"
+	"                        strategy that died mid-run); default: never\n"
 	"  -d, --snapshot-dir D  save each swept segment to D/NAME.snap (tc_snapshot_save)\n"
 	"                        every --snapshot-interval and when stopping\n"
 	"      --snapshot-interval MS   (default 60s)\n"
@@ -240,6 +242,7 @@ struct cfg {
 	bool once;
 	bool named;
 	bool audit;
+	uint64_t run_timeout_ms; /* --run-timeout, 0 = never end a run */
 	const char *snap_dir;   /* --snapshot-dir, NULL = no snapshots */
 	uint64_t snap_every_ms; /* --snapshot-interval */
 	bool restore;           /* --restore */
@@ -568,6 +571,31 @@ static void audit_if_idle(tc_cache *c, struct seg *s)
 		     r.blocks);
 }
 
+/*
+ * --run-timeout: a run active for longer than the timeout was left by a
+ * strategy that died mid-tick (its next tc_run_start would get -EBUSY):
+ * end it, that run only (tc_run_end_gen), so its memory comes back too.
+ */
+static void end_stale_run(tc_cache *c, struct seg *s, const struct cfg *cf)
+{
+	tc_anchor a;
+	int64_t age;
+	int rc;
+
+	if (!cf->run_timeout_ms || tc_run_anchor(c, &a) != 0)
+		return;
+	age = tc_now_ms() - a.started_ms;
+	if (age < 0 || (uint64_t)age < cf->run_timeout_ms)
+		return;
+	rc = tc_run_end_gen(c, a.generation);
+	if (rc == 0)
+		logm(L_WARN, "%s: ended run %" PRIu64 " (generation %" PRIu64 "), active for %" PRId64
+		     " ms, started by pid %" PRIu32, s->name, a.run_id, a.generation, age,
+		     a.starter_pid);
+	else if (rc != TC_ENORUN && rc != TC_ECONFLICT)
+		log_err_once(s, rc, "cannot end a stale run");
+}
+
 static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 {
 	tc_cache *c;
@@ -640,6 +668,7 @@ static enum outcome sweep_segment(struct seg *s, const struct cfg *cf)
 	if (cf->audit && out == SWEPT)
 		audit_if_idle(c, s);
 	if (s->held && out == SWEPT) {
+		end_stale_run(c, s, cf);
 		tc_lease_renew(c);
 		if (cf->snap_dir) {
 			snapshot_seg(s, cf, cf->once);
@@ -775,6 +804,7 @@ static const struct option longopts[] = {
 	{ "snapshot-dir", required_argument, NULL, 'd' },
 	{ "snapshot-interval", required_argument, NULL, 'S' },
 	{ "restore", no_argument, NULL, 'R' },
+	{ "run-timeout", required_argument, NULL, 'T' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -845,6 +875,11 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			cf.restore = true;
+			break;
+		case 'T':
+			if (!parse_ms(optarg, &cf.run_timeout_ms) || !cf.run_timeout_ms)
+				return usage_error("--run-timeout wants milliseconds > 0, not '%s'",
+						   optarg);
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
