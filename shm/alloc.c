@@ -120,7 +120,10 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 			cmm_smp_wmb(); /* class before state: the arena is walked by them */
 			tc__st(&e->state, TC_BLK_LIVE);
 		} else {
-			e = tc__coalesce(c, s, cls); /* in flight and LIVE already */
+			/* Under LRU, make_room() coalesces when evicting the
+			 * class itself finds nothing cold (a walk per failed
+			 * pop would cost every evicting write). */
+			e = c->eviction == TC_EVICT_LRU ? NULL : tc__coalesce(c, s, cls);
 			if (!e) {
 				*rc = -ENOSPC;
 				return NULL;

@@ -488,6 +488,18 @@ static bool make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_s
 	if ((round & 3) == 0)
 		tc__sweep_runs(c, EVICT_SCAN_MAX);
 	int ev = tc__evict(c, s, cls, need_slot);
+	/* LRU, and no cold entry of the wanted class: memory must come from
+	 * other classes.  Coalesce (which evicts a window of cold keys by
+	 * address, or re-cuts a free one) and hand its block to the lists:
+	 * the caller's next attempt pops it. */
+	if (ev == 0 && !need_slot && cls < TC_CLASSES_USED && c->eviction == TC_EVICT_LRU) {
+		struct tc_entry *e = tc__coalesce(c, s, cls);
+		if (e) {
+			tc__st(&s->inflight, 0);
+			tc__free_block(c, e);
+			ev = 1;
+		}
+	}
 	if (!tc__in_section(c))
 		tc__reclaim(c, s, &freed);
 	if (ev > 0 || freed > 0)
