@@ -29,7 +29,12 @@ uint32_t tc__class_of(uint64_t n)
 	return (lg - 6) * 4 + sub + 1;
 }
 
-static struct tc_entry *pop(tc_cache *c, uint32_t cls)
+/*
+ * Pop the head of class CLS's free list: the block, in whatever state it
+ * was pushed (FREE, or CLAIMED by the coalescer), or NULL when the list is
+ * empty or broken (cut).  The caller decides whose the block is.
+ */
+struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls)
 {
 	struct tc_class *k = &c->h->cls[cls];
 	for (int tries = 0; tries < 1000; tries++) {
@@ -105,7 +110,7 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 		return NULL;
 	}
 	struct tc_entry *e;
-	while ((e = pop(c, cls)) != NULL && !take_popped(c, e))
+	while ((e = tc__pop_free(c, cls)) != NULL && !take_popped(c, e))
 		;
 	if (e) {
 		/* Named in our slot before anything else can go wrong. */

@@ -493,28 +493,6 @@ static bool claim(tc_cache *c, uint64_t start, uint64_t units, uint64_t *classes
 	return true;
 }
 
-/* Raw pop for the drain: the popped block, whatever its state, or NULL. */
-static struct tc_entry *drain_pop(tc_cache *c, uint32_t cls)
-{
-	struct tc_class *k = &c->h->cls[cls];
-	for (int tries = 0; tries < 1000; tries++) {
-		uint64_t head = tc__ld(&k->head);
-		uint64_t ref = head & 0xffffffffu;
-		if (!ref)
-			return NULL;
-		struct tc_entry *e = tc__block(c, ref);
-		uint64_t next = e ? tc__ld(&e->link) : 0;
-		uint32_t st = e ? tc__ld(&e->state) : 0;
-		if (!e || next > c->arena_units || (st != TC_BLK_FREE && st != TC_BLK_CLAIMED))
-			continue; /* moved under us, or broken: tc__alloc's pop cuts it */
-		if (tc__cas(&k->head, head, ((head >> 32) + 1) << 32 | next) == head) {
-			tc__add(&k->nfree, (uint64_t)-1);
-			return e;
-		}
-	}
-	return NULL;
-}
-
 /*
  * Is every block of the window OUT?  Only a successful pop (ours or an
  * allocator's) makes a block OUT, so then none is on any list.  The old
@@ -557,7 +535,7 @@ static bool drain(tc_cache *c, uint64_t start, uint64_t units, const uint64_t *c
 				continue;
 			struct tc_entry *e;
 			while ((force || tc__ld(&c->h->df_pending) != 0) &&
-			       (e = drain_pop(c, k)) != NULL) {
+			       (e = tc__pop_free(c, k)) != NULL) {
 				popped = true;
 				if (tc__cas(&e->state, TC_BLK_CLAIMED, TC_BLK_OUT) == TC_BLK_CLAIMED) {
 					tc__add(&c->h->df_pending, (uint64_t)-1);

@@ -130,6 +130,7 @@ void tc__membarrier_init(void);
 /* alloc.c */
 uint32_t tc__class_of(uint64_t bytes);
 struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc);
+struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls);
 void tc__free_block(tc_cache *c, struct tc_entry *e);
 
 /* coalesce.c */
