@@ -593,19 +593,14 @@ static int sh_reader(const char *name, struct sh_results *res, uint32_t r)
 	return bad ? BB_EXIT_FAIL : BB_EXIT_OK;
 }
 
-static void test_shifting_sizes_under_concurrency(void **state)
+/* Shared results and the reader and writer processes of a shifting run. */
+static struct sh_results *sh_start(const char *name, bool lru, pid_t *rd, pid_t *wr)
 {
-	(void)state;
-	char name[64];
-	/* Room for every key's largest value only if memory moves between
-	 * classes as the sizes shift. */
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "ds"), 4096, 2u << 20, 16,
-				TC_EVICT_NONE);
 	struct sh_results *res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE,
 				      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(res != MAP_FAILED);
 	memset(res, 0, sizeof(*res));
-	pid_t rd[SH_READERS], wr[SH_WRITERS];
+	res->lru = lru;
 	for (uint32_t r = 0; r < SH_READERS; r++) {
 		rd[r] = fork();
 		assert_true(rd[r] >= 0);
@@ -618,6 +613,19 @@ static void test_shifting_sizes_under_concurrency(void **state)
 		if (wr[w] == 0)
 			_exit(sh_writer(name, res, w));
 	}
+	return res;
+}
+
+static void test_shifting_sizes_under_concurrency(void **state)
+{
+	(void)state;
+	char name[64];
+	/* Room for every key's largest value only if memory moves between
+	 * classes as the sizes shift. */
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "ds"), 4096, 2u << 20, 16,
+				TC_EVICT_NONE);
+	pid_t rd[SH_READERS], wr[SH_WRITERS];
+	struct sh_results *res = sh_start(name, false, rd, wr);
 	int fails = 0;
 	for (uint32_t w = 0; w < SH_WRITERS; w++)
 		fails += bb_wait(wr[w]) != 0;
@@ -667,24 +675,8 @@ static void test_killed_writers_while_sizes_shift_under_lru(void **state)
 	char name[64];
 	tc_cache *c = wb_create(wb_name(name, sizeof(name), "dl"), 4096, 1u << 20, 32,
 				TC_EVICT_LRU);
-	struct sh_results *res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE,
-				      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	assert_true(res != MAP_FAILED);
-	memset(res, 0, sizeof(*res));
-	res->lru = 1;
 	pid_t rd[SH_READERS], wr[SH_WRITERS];
-	for (uint32_t r = 0; r < SH_READERS; r++) {
-		rd[r] = fork();
-		assert_true(rd[r] >= 0);
-		if (rd[r] == 0)
-			_exit(sh_reader(name, res, r));
-	}
-	for (uint32_t w = 0; w < SH_WRITERS; w++) {
-		wr[w] = fork();
-		assert_true(wr[w] >= 0);
-		if (wr[w] == 0)
-			_exit(sh_writer(name, res, w));
-	}
+	struct sh_results *res = sh_start(name, true, rd, wr);
 	uint64_t rng = 99;
 	int kills = 0, fails = 0;
 	for (int round = 0; round < 40; round++) {
