@@ -169,9 +169,11 @@ static int edit(tc_cache *c, edit_fn fn, void *arg)
 			 * writer's slot could not tell it from an unpublished one
 			 * (run.c, "Crash windows"). */
 			tc__st(&s->inflight, 0);
+			TC_CRASH_POINT(policy_unnamed);
 		}
 		uint64_t nw = ((POL_GEN(w) + 1) & 0xffffffffu) << 32 | ref;
 		if (tc__cas(&c->h->policy_gen, w, nw) == w) {
+			TC_CRASH_POINT(policy_swapped);
 			uint32_t ol;
 			struct tc_entry *old = POL_REF(w) ?
 				tc__block_of(c, POL_REF(w), TC_KIND_POLICY, &ol) : NULL;
