@@ -15,7 +15,9 @@
 # (tools/common*.c, if any, are linked into every tool); tests/test_*.c ->
 # $(BUILDDIR)/tests/test_* (other tests/*.c are helpers linked into every
 # test); tests/helpers/<name>.c -> $(BUILDDIR)/tests/<name>, programs the
-# tests start; tests/test_*.sh are shell tests run with BIN=$(BUILDDIR)/bin.
+# tests start; tests/test_*.sh are shell tests run with BIN=$(BUILDDIR)/bin;
+# tests/crash/test_crashpoints.c -> $(BUILDDIR)/tests/test_crashpoints, linked
+# with the crash-point build of the library ($(BUILDDIR)/crash/, -DTC_CRASHPOINTS).
 
 THIS_MAKEFILE := $(lastword $(MAKEFILE_LIST))
 
