@@ -40,14 +40,16 @@
  * usage error, a miss is "not found", -EBUSY/-EEXIST are refusals, and
  * everything else concerns the segment.
  */
-/* Print "PROG: message" and the usage text to stderr; the exit code for bad
- * usage.  Each tool wraps it with its own name and usage text. */
+/* Print "PROG: message" and a pointer to --help on stderr (the full usage
+ * only comes with --help); the exit code for bad usage.  Each tool wraps it
+ * with its own name.  USAGE is unused: kept so that callers stay one line. */
 static inline int usage_verror(const char *prog, const char *usage, const char *fmt, va_list ap)
 {
+	(void)usage;
 	fprintf(stderr, "%s: ", prog);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
-	fputs(usage, stderr);
+	fprintf(stderr, "Try '%s --help' for the usage.\n", prog);
 	return EX_TC_USAGE;
 }
 
@@ -139,9 +141,13 @@ static inline bool parse_size(const char *s, uint64_t *out)
 	return true;
 }
 
+/* The longest duration the tools accept: 100 years.  Anything longer is
+ * almost always a negative number that wrapped around (2^64 - 5). */
+#define TOOL_MS_MAX (100ull * 31557600000ull)
+
 /*
  * parse_ms - a duration in milliseconds; plain numbers are milliseconds,
- * the suffixes ms, s, m and h are accepted.
+ * the suffixes ms, s, m and h are accepted; at most TOOL_MS_MAX.
  */
 static inline bool parse_ms(const char *s, uint64_t *out)
 {
@@ -165,13 +171,45 @@ static inline bool parse_ms(const char *s, uint64_t *out)
 		mul = 3600000;
 	else
 		return false;
-	if (v > UINT64_MAX / mul)
+	if (v > TOOL_MS_MAX / mul)
 		return false;
 	*out = v * mul;
 	return true;
 }
 
-/* fmt_size - "512", "1.5K", "64.0M": a human size into BUF. */
+/*
+ * hit_rate - hits / (hits + misses) in 0..1, computed in floating point so
+ * that counters scribbled or near 2^64 can never make it exceed 1 (the sum
+ * of two 64-bit counters wraps); 0 when there was no lookup.
+ */
+static inline double hit_rate(uint64_t hits, uint64_t misses)
+{
+	double l = (double)hits + (double)misses;
+
+	return l > 0 ? (double)hits / l : 0.0;
+}
+
+/* proc_comm - the command name of PID (/proc/PID/comm) into BUF, "?" when
+ * the process is gone or hidden. */
+static inline const char *proc_comm(uint32_t pid, char *buf, size_t cap)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(buf, cap, "?");
+	snprintf(path, sizeof path, "/proc/%" PRIu32 "/comm", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return buf;
+	if (fgets(buf, (int)cap, f))
+		buf[strcspn(buf, "\n")] = '\0';
+	else
+		snprintf(buf, cap, "?");
+	fclose(f);
+	return buf;
+}
+
+/* fmt_size - "512B", "1.5K", "64.0M": a human size into BUF. */
 static inline const char *fmt_size(char *buf, size_t cap, uint64_t v)
 {
 	static const char units[] = "KMGTP";
@@ -179,7 +217,7 @@ static inline const char *fmt_size(char *buf, size_t cap, uint64_t v)
 	int u = -1;
 
 	if (v < 1024) {
-		snprintf(buf, cap, "%" PRIu64, v);
+		snprintf(buf, cap, "%" PRIu64 "B", v);
 		return buf;
 	}
 	while (d >= 1024.0 && u < 4) {
@@ -386,5 +424,12 @@ static inline void sleep_ms(uint64_t ms)
 
 	nanosleep(&ts, NULL);
 }
+
+/*
+ * metrics_write - the Prometheus text exposition of segments NAMES[0..N-1]
+ * to F (tools/common_metrics.c).  A segment that cannot be read shows as
+ * tickcache_up 0.  Returns 0, -ENOMEM or -EIO (a write to F failed).
+ */
+int metrics_write(FILE *f, char *const *names, size_t n);
 
 #endif /* TC_TOOLS_COMMON_H */
