@@ -86,6 +86,11 @@ BENCH_CPPFLAGS = $(if $(HAVE_HIREDIS),-DTC_HAVE_HIREDIS $(shell $(PKG_CONFIG) --
                  $(if $(HAVE_MEMCACHED),-DTC_HAVE_MEMCACHED $(shell $(PKG_CONFIG) --cflags libmemcached))
 BENCH_LIBS     = $(if $(HAVE_HIREDIS),$(shell $(PKG_CONFIG) --libs hiredis)) \
                  $(if $(HAVE_MEMCACHED),$(shell $(PKG_CONFIG) --libs libmemcached))
+# shm-sweeper --metrics-listen serves HTTP with libmicrohttpd when installed
+# (tools/deps.sh build installs it); without it the option says so.
+HAVE_MHD       = $(call lazy,HAVE_MHD,$(PKG_CONFIG) --exists libmicrohttpd 2>/dev/null && echo 1)
+MHD_CPPFLAGS   = $(if $(HAVE_MHD),-DTC_HAVE_MHD $(shell $(PKG_CONFIG) --cflags libmicrohttpd))
+MHD_LIBS       = $(if $(HAVE_MHD),$(shell $(PKG_CONFIG) --libs libmicrohttpd))
 
 TC_CPPFLAGS = -D_GNU_SOURCE -Iinclude -Ishm
 TC_CFLAGS   = -std=c11 $(OPTFLAGS) -fPIC -fno-semantic-interposition \
@@ -215,6 +220,8 @@ $(TOOLS): $(BUILDDIR)/bin/%: $(BUILDDIR)/tools/%.o $(TOOL_COMMON_OBJS) $(STATIC_
 # libraries are installed (tools/deps.sh bench installs them).
 $(BUILDDIR)/tools/shm-bench.o: TOOL_EXTRA_CPPFLAGS = $(BENCH_CPPFLAGS)
 $(BUILDDIR)/bin/shm-bench: TOOL_EXTRA_LIBS = $(BENCH_LIBS)
+$(BUILDDIR)/tools/shm-sweeper.o: TOOL_EXTRA_CPPFLAGS = $(MHD_CPPFLAGS)
+$(BUILDDIR)/bin/shm-sweeper: TOOL_EXTRA_LIBS = $(MHD_LIBS)
 
 $(TEST_BINS): $(BUILDDIR)/tests/%: $(BUILDDIR)/tests/%.o $(TEST_HELPER_OBJS) $(STATIC_LIB) $(FLAGS_STAMP)
 	$(call msg,LD,$@)

@@ -588,6 +588,66 @@ expect 2 "sweeper unknown option" "$SWEEPER" --frob
 expect 1 "sweeper --once on a missing segment" "$SWEEPER" --once "$P-none"
 expect 0 "sweeper --help" "$SWEEPER" --help
 
+expect 0 "sweeper --help says what --budget counts" "$SWEEPER" --help
+has "buckets of 7 slots (issue 12.4)" "$OUT" "index buckets (of 7 slots) per tc_sweep call"
+expect 2 "sweeper bad --metrics-listen" "$SWEEPER" --once --metrics-listen 1.2.3:x
+expect 2 "sweeper --metrics-textfile of a missing directory" "$SWEEPER" --once --metrics-textfile "$TMP/nodir"
+
+# ---------------------------------------------------------------------------
+echo "# sweeper: metrics (textfile, HTTP) and --log-file"
+# ---------------------------------------------------------------------------
+MS="$P-ms"
+expect 0 "create MS" "$INSPECT" create "$MS" --entries 1K --memory 1M
+expect 0 "set a key" "$INSPECT" set "$MS" k v
+mkdir -p "$TMP/textfile"
+expect 0 "sweeper --once --metrics-textfile" "$SWEEPER" --once --metrics-textfile "$TMP/textfile" "$MS"
+is "only the .prom file is left (temp renamed)" "$(ls -A "$TMP/textfile")" "tickcache.prom"
+has "the textfile has the segment" "$(cat "$TMP/textfile/tickcache.prom")" "tickcache_entries{segment=\"$MS\"} 1"
+if command -v promtool >/dev/null; then
+	run promtool check metrics <"$TMP/textfile/tickcache.prom"
+	is "promtool accepts the textfile" "$RC $ERR" "0 "
+else
+	echo "skip promtool check metrics: promtool missing (tools/deps.sh test installs Debian's prometheus)"
+fi
+if "$SWEEPER" --once --metrics-listen 0 "$MS" 2>&1 | grep -q "built without libmicrohttpd"; then
+	echo "skip --metrics-listen: shm-sweeper built without libmicrohttpd"
+else
+	"$SWEEPER" --foreground --interval 100 --metrics-listen 127.0.0.1:0 --log-file "$TMP/sw-http.log" "$MS" 2>"$TMP/sw-http.err" &
+	SHT=$!; PIDS+=("$SHT")
+	wait_grep "metrics at" "$TMP/sw-http.log"
+	is "--log-file gets the log, stderr nothing" "$(grep -c 'metrics at http://127.0.0.1:0/metrics' "$TMP/sw-http.log") $(wc -c <"$TMP/sw-http.err")" "1 0"
+	PORT=$(sed -n 's/.*metrics at .*(port \([0-9]*\)).*/\1/p' "$TMP/sw-http.log")
+	scrape() { python3 -c 'import sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen(urllib.request.Request(sys.argv[1], method=sys.argv[2]), timeout=10)
+    print(r.status, r.headers["Content-Type"]); sys.stdout.write(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code)' "$@"; }
+	scrape "http://127.0.0.1:$PORT/metrics" GET >"$TMP/scrape"
+	is "GET /metrics: 200, text format 0.0.4" "$(head -1 "$TMP/scrape")" "200 text/plain; version=0.0.4; charset=utf-8"
+	has "scrape has the segment" "$(cat "$TMP/scrape")" "tickcache_up{segment=\"$MS\"} 1"
+	has "scrape sees the sweeper" "$(cat "$TMP/scrape")" "tickcache_sweeper_up{segment=\"$MS\"} 1"
+	if command -v promtool >/dev/null; then
+		sed 1d "$TMP/scrape" >"$TMP/scrape.prom"
+		run promtool check metrics <"$TMP/scrape.prom"
+		is "promtool accepts the scrape" "$RC $ERR" "0 "
+	fi
+	is "another path is 404" "$(scrape "http://127.0.0.1:$PORT/" GET)" "404"
+	is "POST is 405" "$(scrape "http://127.0.0.1:$PORT/metrics" POST)" "405"
+	if command -v ss >/dev/null; then
+		is "listens on loopback only" "$(ss -Hltn "sport = :$PORT" 2>/dev/null | awk '{print $4}' | sed 's/:[0-9]*$//' | sort -u | tr '\n' ' ')" "127.0.0.1 "
+	fi
+	kill -TERM "$SHT"; wait "$SHT"; is "sweeper with metrics exits 0" "$?" "0"
+	has "the log file has the stop" "$(cat "$TMP/sw-http.log")" "stopping"
+fi
+expect 0 "sweeper daemon with --log-file" "$SWEEPER" --interval 100 --pidfile "$TMP/dl.pid" --log-file "$TMP/daemon.log" "$MS"
+wait_grep "started" "$TMP/daemon.log"
+DL=$(cat "$TMP/dl.pid" 2>/dev/null); [ -n "$DL" ] && PIDS+=("$DL")
+has "the daemon logs to its --log-file (issue 12.18)" "$(cat "$TMP/daemon.log")" "shm-sweeper[$DL] info: started"
+kill -TERM "$DL"
+for _ in $(seq 1 100); do running "$DL" || break; sleep 0.05; done
+expect 0 "unlink MS" "$INSPECT" unlink "$MS"
+
 # ---------------------------------------------------------------------------
 echo "# sweeper --once expires entries and reclaims memory"
 # ---------------------------------------------------------------------------
@@ -872,6 +932,23 @@ kill -TERM "$SR"; wait "$SR"
 is "snapshot retired" "$(ls "$TMP/snaps" | tr '\n' ' ')" "$S.snap.removed "
 expect 1 "--restore brings nothing back (and S is not found)" "$SWEEPER" --once --restore --snapshot-dir "$TMP/snaps" "$S"
 is "S stays removed" "$(ls /dev/shm/tickcache."$S" 2>/dev/null)" ""
+# issue 12.16: a restored segment gets the mode and owner it had.
+if [ "$(id -u)" = 0 ]; then
+	O="$P-own"
+	mkdir -p "$TMP/osnaps"
+	expect 0 "create a group-shared segment" "$INSPECT" create "$O" --entries 1K --memory 1M --mode 0660
+	chown 4242:4343 /dev/shm/tickcache."$O"
+	expect 0 "set a mark" "$INSPECT" set "$O" mark:1 x
+	expect 0 "sweeper (root) saves it" "$SWEEPER" --once --snapshot-dir "$TMP/osnaps" "$O"
+	is "the snapshot file records the owner" "$(stat -c %u:%g "$TMP/osnaps/$O.snap")" "4242:4343"
+	expect 0 "unlink it (a reboot)" "$INSPECT" unlink "$O"
+	expect 0 "sweeper --restore" "$SWEEPER" --once --restore --snapshot-dir "$TMP/osnaps" "$O"
+	is "restored with its owner and mode" "$(stat -c %u:%g:%a /dev/shm/tickcache."$O")" "4242:4343:660"
+	expect 0 "its mark is back" "$INSPECT" get "$O" mark:1
+	expect 0 "unlink it" "$INSPECT" unlink "$O"
+else
+	echo "skip restore of the owner: needs root"
+fi
 
 # ---------------------------------------------------------------------------
 echo "# tc-demo"
