@@ -242,7 +242,7 @@ $(PC): $(PC_IN) FORCE
 	@mkdir -p $(@D)
 	@sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call pc_rel,$(LIBDIR))|g' \
 	     -e 's|@INCLUDEDIR@|$(call pc_rel,$(INCLUDEDIR))|g' -e 's|@VERSION@|$(VERSION)|g' \
-	     -e 's|@REQUIRES_PRIVATE@|$(LIB_PKGS)|g' -e 's|@LIBS_PRIVATE@|$(SYS_LIBS)|g' \
+	     -e 's|@LIBS_PRIVATE@|$(LIB_PKG_LIBS) $(SYS_LIBS)|g' \
 	     $(PC_IN) > $@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; printf '  %-7s %s\n' GEN $@; fi
 

@@ -75,6 +75,11 @@ pc() { pkg-config --define-prefix "$@" tickcache; }
 export PKG_CONFIG_PATH=$lib/pkgconfig
 [ "$(pkg-config --modversion tickcache)" = "$version" ] || fail "pkg-config --modversion tickcache is not $version"
 
+# Without the -dev packages of liburcu and libxxhash (their .pc files out of
+# sight), a consumer of the shared library still gets its flags (issue 12.2).
+PKG_CONFIG_LIBDIR=$lib/pkgconfig PKG_CONFIG_PATH= pkg-config --cflags --libs tickcache >/dev/null 2>"$tmp/pc.err" ||
+	fail "pkg-config --cflags --libs tickcache needs other packages' .pc files: $(cat "$tmp/pc.err")"
+
 # Shared: the program records only the soname, and runs from the staging dir.
 $cc -o "$tmp/use-shared" "$tmp/use.c" $(pc --cflags --libs) || fail "cannot build against the installed library"
 readelf -d "$tmp/use-shared" | grep -q "NEEDED.*\[libtickcache.so.$major\]" || fail "program does not record libtickcache.so.$major"
