@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "tickcache.h"
 
@@ -423,6 +424,59 @@ static inline void sleep_ms(uint64_t ms)
 	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
+}
+
+/*
+ * snap_damage - what is wrong with the snapshot file PATH that
+ * tc_snapshot_stat or tc_snapshot_load found damaged (TC_ECORRUPT), in
+ * words, into BUF: not a regular file, empty, truncated, not a snapshot,
+ * no end marker (cut short or appended to), or damaged contents (the
+ * checksum or the records do not add up).  The layout is the one of
+ * docs/design.md, "Snapshots": a 64-byte header starting "TCSNAP01", the
+ * records, a 24-byte trailer starting "TCSNAPND".
+ */
+static inline const char *snap_damage(const char *path, char *buf, size_t cap)
+{
+	unsigned char head[8], tail[8];
+	struct stat sb;
+	FILE *f;
+
+	if (stat(path, &sb) != 0) {
+		snprintf(buf, cap, "%s", strerror(errno));
+		return buf;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		snprintf(buf, cap, "not a regular file (%s)", S_ISDIR(sb.st_mode) ? "a directory" :
+			 S_ISFIFO(sb.st_mode) ? "a FIFO" : S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode)
+			 ? "a device" : S_ISSOCK(sb.st_mode) ? "a socket" : "not a file");
+		return buf;
+	}
+	if (sb.st_size == 0) {
+		snprintf(buf, cap, "empty file");
+		return buf;
+	}
+	if (sb.st_size < 64 + 24) {
+		snprintf(buf, cap, "truncated: %lld bytes, a snapshot has at least 88",
+			 (long long)sb.st_size);
+		return buf;
+	}
+	f = fopen(path, "rbe");
+	if (!f || fread(head, 1, 8, f) != 8 || fseeko(f, sb.st_size - 24, SEEK_SET) != 0 ||
+	    fread(tail, 1, 8, f) != 8) {
+		snprintf(buf, cap, "unreadable: %s", strerror(errno ? errno : EIO));
+		if (f)
+			fclose(f);
+		return buf;
+	}
+	fclose(f);
+	if (memcmp(head, "TCSNAP01", 8))
+		snprintf(buf, cap, "not a tickcache snapshot (no TCSNAP01 header)");
+	else if (memcmp(tail, "TCSNAPND", 8))
+		snprintf(buf, cap, "truncated or appended to: no end marker at the end of its %lld "
+			 "bytes", (long long)sb.st_size);
+	else
+		snprintf(buf, cap, "damaged contents: the checksum or the records do not add up");
+	return buf;
 }
 
 /*

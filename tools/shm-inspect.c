@@ -2306,6 +2306,13 @@ static int cmd_load(const char *name, const char *file, bool replace)
 		return usage_error("invalid segment name '%s' (want [A-Za-z0-9][A-Za-z0-9_.-]{0,63})",
 				   name);
 	rc = tc_snapshot_stat(file, &info);
+	if (rc == TC_ECORRUPT) {
+		char why[200], msg[600];
+
+		snprintf(msg, sizeof msg, "cannot read snapshot %s: %s", file,
+			 snap_damage(file, why, sizeof why));
+		return report(EX_TC_SEGMENT, rc, why, msg, false);
+	}
 	if (rc)
 		return fail(rc, "cannot read snapshot %s", file);
 	rc = tc_open(&c, name, &lazy_attach);
@@ -2317,7 +2324,14 @@ static int cmd_load(const char *name, const char *file, bool replace)
 	if (rc)
 		return fail(rc, "cannot open segment '%s'", name);
 	rc = tc_snapshot_load(c, file, replace ? TC_SNAP_REPLACE : 0, &rep);
-	if (rc) {
+	if (rc == TC_ECORRUPT && !rep.keys) {
+		char why[200], msg[600];
+
+		/* Changed between the check and the load: say how. */
+		snprintf(msg, sizeof msg, "cannot load %s into '%s': %s", file, name,
+			 snap_damage(file, why, sizeof why));
+		ex = report(EX_TC_SEGMENT, rc, why, msg, false);
+	} else if (rc) {
 		ex = fail(rc, "cannot load %s into '%s' (%" PRIu64 " keys loaded)", file, name,
 			  rep.keys);
 	} else if (g_json) {

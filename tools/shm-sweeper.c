@@ -549,7 +549,10 @@ static int restore_all(const struct cfg *cf)
 			continue;
 		rc = tc_snapshot_stat(path, &info);
 		if (rc) {
-			logm(L_ERROR, "%s: snapshot %s: %s", name, path, tc_strerror(rc));
+			char why[200];
+
+			logm(L_ERROR, "%s: snapshot %s: %s", name, path, rc == TC_ECORRUPT
+			     ? snap_damage(path, why, sizeof why) : tc_strerror(rc));
 			failed++;
 			continue;
 		}
