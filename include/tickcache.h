@@ -95,8 +95,11 @@ enum {
 #define TC_EVICT_NONE 0  /* full means -ENOSPC; nothing is dropped, ever */
 #define TC_EVICT_LRU  1  /* approximate LRU (CLOCK) when memory or entries run out */
 
-/* ttl_ms on writes: 0 = never expires, TC_TTL_DEFAULT = segment policy. */
+/* ttl_ms on writes: 0 = never expires, TC_TTL_DEFAULT = segment policy.
+ * A TTL above TC_TTL_MAX (100 years) is -EINVAL: it is almost always a
+ * negative number that wrapped around ((uint64_t)-5), not a wish. */
 #define TC_TTL_DEFAULT UINT64_MAX
+#define TC_TTL_MAX     3155760000000ull  /* ms: 100 years of 365.25 days */
 
 /* Types: 0 = untyped; TC_TYPE_COUNTER = 8-byte little-endian int64 counter. */
 #define TC_TYPE_NONE    0u
@@ -299,7 +302,8 @@ bool tc_exists(tc_cache *c, const void *key, size_t klen);
  * gives the key a version larger than any it had, also across delete and
  * re-insert.  ttl_ms: 0 = never expires, TC_TTL_DEFAULT = the segment's
  * policy (TTL prefix table, else default_ttl_ms), else ms from now.
- * Common returns: -EINVAL (NULL key, klen 0 or > TC_KEY_MAX), -EMSGSIZE
+ * Common returns: -EINVAL (NULL key, klen 0 or > TC_KEY_MAX, ttl_ms over
+ * TC_TTL_MAX and not TC_TTL_DEFAULT), -EMSGSIZE
  * (vlen > TC_VALUE_MAX), -ENOSPC (full under TC_EVICT_NONE), -EUSERS,
  * TC_ECORRUPT.
  */
@@ -533,7 +537,7 @@ int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted);
  * changes are lock-free, a reader sees the whole old table or the whole new
  * one, and racing changes are applied one after the other (none is lost).
  * tc_ttl_policy_set - set or replace PREFIX (1..TC_POLICY_PREFIX_MAX bytes)
- *   -> TTL_MS (0 = never expires; TC_TTL_DEFAULT is -EINVAL).  -ENOSPC when
+ *   -> TTL_MS (0 = never expires; over TC_TTL_MAX is -EINVAL).  -ENOSPC when
  *   TC_POLICY_MAX_ENTRIES prefixes exist, or no memory.
  * tc_ttl_policy_del - remove PREFIX: 0 or -ENOENT.
  * tc_ttl_policy_load - apply a file of lines "prefix = ttl_ms": blank lines
