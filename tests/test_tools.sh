@@ -998,6 +998,7 @@ expect 0 "tc-demo --seconds 1" "$DEMO" --seconds 1
 has "demo prints shm-inspect list" "$OUT" "shm-inspect list"
 has "demo prints latencies" "$OUT" "get p50"
 has "demo shows isolation" "$OUT" "foreign values seen: 0 (ict) and 0 (dca); torn ticks: 0"
+has "demo says why its totals and the list differ (issue 12.18)" "$OUT" "segment totals, read after every process stopped (the list above was taken"
 segs=$(demo_segs "$TMP/out")
 # shellcheck disable=SC2086
 is "demo announced two segments" "$(echo $segs | wc -w)" "2"
