@@ -1022,5 +1022,20 @@ for k in $kids $sweeper; do running "$k" && alive=$((alive + 1)); done
 # shellcheck disable=SC2086
 is "interrupted demo left no process" "$alive $(echo $kids $sweeper | wc -w)" "0 4"
 
+# ---------------------------------------------------------------------------
+echo "# the documents say what the code does"
+# ---------------------------------------------------------------------------
+ENORUN_MSG=$(sed -n 's/.*XX(ENORUN, *-[0-9]*, *"\(.*\)").*/\1/p' "$ROOT/include/tickcache.h")
+is "TC_ENORUN's message read from the header" "$ENORUN_MSG" "no run is active"
+has "README quotes TC_ENORUN's message as tc_strerror says it (issue 12.13)" \
+	"$(grep -o 'TC_ENORUN` (`tc_strerror`: "[^"]*"' "$ROOT/README.md")" "\"$ENORUN_MSG\""
+has "the sweeper's man page counts --budget in buckets (issue 12.4)" \
+	"$(tr '\n' ' ' <"$ROOT/docs/shm-sweeper.8")" "Index buckets per .BR tc_sweep () call; a bucket holds 7 index slots"
+missing=""
+for c in $("$INSPECT" --help | sed -n 's/^  \([a-z]*\) .*/\1/p' | sort -u); do
+	grep -q "^\.BI\? $c\b\|^\.B shm-inspect $c\b" "$ROOT/docs/shm-inspect.1" || missing="$missing $c"
+done
+is "every command of the usage has a man-page entry" "$missing" ""
+
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -361,7 +361,7 @@ set xlabel "percentile"
 set ytics ("10 ns" 10, "100 ns" 100, "1 µs" 1000, "10 µs" 1e4, "100 µs" 1e5, "1 ms" 1e6, "10 ms" 1e7, "100 ms" 1e8)
 set ylabel "latency"
 set grid
-set key top left
+set key top left Left reverse
 set title "get"
 plot ${GET_SERIES%, }
 set title "set (overwrite of a random key)"
@@ -447,6 +447,8 @@ echo "| 2 reader processes ≥ 1.8× the throughput of one | $(fmtn "$s2") vs $(
 echo "| zero torn, foreign or falsely-missing reads, every validating run, eviction included | $bad_tc in $valid_runs tickcache runs (mutexshm: $bad_mx) | $(verdict "$( [ "$bad_tc" = 0 ] && echo 1 || echo 0)") |"
 echo
 echo "![latency by percentile](bench-latency.png)"
+echo
+echo "The plot: per series, the distribution of the run whose p99 is the median of the $RUNS runs; each series is the operation its title names (the evicting rows run a validating reader beside the writer and show the writer's sets); one colour per backend in both panels, a variant dashed. \`PLOT_ONLY=1 tools/bench.sh\` redraws the plot alone."
 echo
 echo "## get: 100k keys, 64 B, uniform"
 echo; table get64u get64u-peek; echo
