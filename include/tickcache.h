@@ -87,6 +87,9 @@ enum {
 #define TC_TOOL   0x8u   /* a maintenance handle (sweeper, CLI, monitoring): its
 			  * threads read through the TC_TOOL_READERS slots kept
 			  * beyond max_readers, never through a strategy's */
+#define TC_WAIT   0x10u  /* without TC_CREATE: a missing segment is waited for,
+			  * up to tc_opts.wait_ms, instead of -ENOENT (a strategy
+			  * started before the feed that creates its segment) */
 
 /* Reader slots every segment keeps for TC_TOOL handles, beyond max_readers. */
 #define TC_TOOL_READERS 4
@@ -118,7 +121,9 @@ typedef struct tc_opts {
 	uint32_t mode;           /* permission bits on create; 0 means 0600; applied exactly */
 	uint64_t default_ttl_ms; /* used when a write passes TC_TTL_DEFAULT; 0 = never expires */
 	int      eviction;       /* TC_EVICT_NONE or TC_EVICT_LRU */
-	unsigned flags;          /* TC_CREATE, TC_EXCL, TC_LAZY, TC_TOOL */
+	unsigned flags;          /* TC_CREATE, TC_EXCL, TC_LAZY, TC_TOOL, TC_WAIT */
+	uint64_t wait_ms;        /* with TC_WAIT: longest wait for the segment to
+				  * appear; read only when TC_WAIT is set */
 } tc_opts;
 
 typedef struct tc_meta {
@@ -218,12 +223,21 @@ typedef struct tc_info {
  *        the segment's (TC_EGEOMETRY otherwise); TC_CREATE creates a missing
  *        segment, TC_EXCL fails with -EEXIST when it exists.
  *
+ * TC_WAIT (not with TC_CREATE): while the segment does not exist, wait for
+ * it, polling with a growing sleep (1 ms doubling to 50 ms), up to
+ * opts->wait_ms; -ETIMEDOUT when it does not appear in time.  A segment
+ * that appears half built is attached once its creator finishes (the
+ * attach waits on the creator's flock).  The other flags apply as usual.
+ *
  * Create-or-attach is serialised by flock() on the segment; the header is
  * published last.  The memory is reserved with posix_fallocate(), so a full
  * /dev/shm gives -ENOSPC here and leaves nothing behind.  A segment whose
  * creator died half way gives TC_ECORRUPT (remove it with tc_unlink).
+ * An empty object (a creator that died before sizing it) is TC_ECORRUPT to
+ * an attach and is built anew by TC_CREATE (without TC_EXCL).
  * Returns 0, -EINVAL, -ENOENT, -EEXIST, -ENOSPC, -EACCES, -EUSERS (attach
- * table full), TC_EGEOMETRY, TC_EVERSION, TC_ECORRUPT, -ENOMEM.
+ * table full), -ETIMEDOUT (TC_WAIT), TC_EGEOMETRY, TC_EVERSION,
+ * TC_ECORRUPT, -ENOMEM.
  */
 int tc_open(tc_cache **out, const char *name, const tc_opts *opts);
 
