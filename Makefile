@@ -148,6 +148,9 @@ PC_IN      := shm/tickcache.pc.in
 PC         := $(BUILDDIR)/tickcache.pc
 
 MANPAGES   := $(sort $(wildcard docs/*.[1-8]))
+# Every public function of the header gets a man3 page of its own name, a
+# one-line link to tickcache(3) (`man tc_open` works after install).
+MAN3_LINKS := $(shell sed -n 's/^[a-z_0-9 ]*[ *]\(tc_[a-z0-9_]*\)\x28.*/\1/p' include/tickcache.h)
 
 ALL_OBJS   := $(LIB_OBJS) $(TOOL_OBJS) $(TOOL_COMMON_OBJS) $(TEST_OBJS) $(TEST_HELPER_OBJS) \
               $(TEST_PROG_OBJS)
@@ -329,6 +332,11 @@ endif
 	  echo "$(INSTALL_DATA) $$m $(DESTDIR)$(MANDIR)/man$$s/"; \
 	  $(INSTALL_DATA) $$m $(DESTDIR)$(MANDIR)/man$$s/; \
 	done
+	@$(INSTALL) -d -m 755 $(DESTDIR)$(MANDIR)/man3
+	@set -e; for f in $(MAN3_LINKS); do \
+	  printf '.so man3/tickcache.3\n' > $(DESTDIR)$(MANDIR)/man3/$$f.3; \
+	  chmod 644 $(DESTDIR)$(MANDIR)/man3/$$f.3; \
+	done; echo "installed $(words $(MAN3_LINKS)) man3 links to tickcache(3)"
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then \
 	  ldconfig; fi
 
@@ -341,6 +349,7 @@ uninstall: ## Remove what install put in place (same PREFIX, DESTDIR)
 	  f=$(DESTDIR)$(MANDIR)/man$${m##*.}/$$(basename $$m); \
 	  echo "rm -f $$f"; rm -f "$$f"; \
 	done
+	@for f in $(MAN3_LINKS); do rm -f $(DESTDIR)$(MANDIR)/man3/$$f.3; done
 
 clean: ## Remove build/ (sanitizer builds included)
 	rm -rf $(BUILDDIR)
