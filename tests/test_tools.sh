@@ -229,6 +229,7 @@ is "stat entries of a new segment" "$(js 'd["entries"]')" "0"
 is "stat has every documented field" "$(js 'all(k in d for k in ["hits","misses","sets","deletes","expirations","evictions","entries","memory_used","errors","hit_rate","readers","epoch_lag","uptime_ms","classes","index_fill"])')" "true"
 expect 0 "stat (table)" "$INSPECT" stat "$A"
 has "stat table shows hits" "$OUT" "hits"
+is "memory_used in words (issue 12.18)" "$(echo "$OUT" | sed -n 's/^memory_used *//p')" "0B (0 bytes, 0.0% of 2.0M)"
 expect 0 "create with suffixes and ttl" "$INSPECT" create "$F" --entries 1K --memory 1M --ttl 10m --eviction lru --readers 8
 expect 0 "stat --json of the second" "$INSPECT" --json stat "$F"
 is "K suffix on entries" "$(js 'd["max_entries"]')" "1024"
