@@ -883,8 +883,11 @@ static int cmd_keys(const char *name, const char *glob, uint64_t limit, bool val
 		if (values) {
 			vrc = tc_get(c, ks.v[i].key, ks.v[i].klen, vbuf, TC_VALUE_MAX, m);
 			if (vrc && vrc != -ENOENT) {
+				/* The list stops there; the error document follows on a line of its own. */
+				if (g_json)
+					putchar('\n');
 				ex = fail(vrc, "cannot read a value of '%s'", name);
-				break;
+				goto out;
 			}
 		}
 		left = ttl_left(m->expires_ms);
@@ -1150,8 +1153,9 @@ static int cmd_mget(const char *name, const char *const *keys, int nkeys)
 		int rc = tc_get(c, keys[i], strlen(keys[i]), buf, TC_VALUE_MAX, &m);
 
 		if (rc && rc != -ENOENT) {
+			/* The list stops there; the error document follows on a line of its own. */
 			if (g_json)
-				jarr_end();
+				putchar('\n');
 			ex = fail(rc, "cannot get '%s' from '%s'", keys[i], name);
 			goto out;
 		}
