@@ -2606,11 +2606,12 @@ static int cmd_summary(void)
 static int cmd_metrics(const char *glob)
 {
 	size_t n;
-	char **names = list_names(glob, &n);
+	char **names;
 	int rc;
 
 	if (g_json)
 		return usage_error("metrics: the output is Prometheus text; --json does not apply");
+	names = list_names(glob, &n);
 	rc = metrics_write(stdout, names, n);
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
