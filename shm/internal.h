@@ -125,6 +125,8 @@ uint64_t tc__proc_start(uint32_t pid);
 uint64_t tc__self_start(void);
 uint32_t tc__self_pid(void);
 void tc__registry_lock(void);
+/* wait.c */
+int  tc__open_wait(tc_cache **out, const char *name, const tc_opts *opts);
 void tc__registry_unlock(void);
 bool tc__registry_has(uint64_t cid);
 
