@@ -22,7 +22,9 @@
  *   3. drain: pop the lists of the window's classes.  A CLAIMED block
  *      popped (by us or by any allocator, tc__alloc) becomes OUT and leaves
  *      df_pending; an ordinary block we pop waits on the df_held chain and
- *      goes back when the window is drained;
+ *      goes back when the window is drained.  A pop never returns a block
+ *      whose class byte is not its list's (alloc.c), so a block whose size
+ *      was scribbled never becomes OUT and its window is never re-cut;
  *   4. rewrite: with every block OUT, nobody else can reach the window: new
  *      headers are written (state OUT), then the new blocks are pushed,
  *      except the first, which becomes the caller's in-flight allocation.
