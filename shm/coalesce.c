@@ -114,8 +114,9 @@ void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
 /*
  * The class of the next block when cutting R units (R == 0 or R >= 4) into
  * blocks: the largest whose size leaves 0 or at least 4 units (64 bytes).
+ * tc_audit cuts free gaps with it too.
  */
-static uint32_t tile_class(uint64_t r)
+uint32_t tc__tile_class(uint64_t r)
 {
 	for (uint32_t k = TC_CLASSES_USED; k-- > 0;) {
 		uint64_t n = tc__class_size(k) / TC_BLOCK_UNIT;
@@ -139,7 +140,7 @@ static bool cut_next(struct cut *t, uint32_t want, uint64_t *u, uint32_t *cls)
 	if (t->u >= t->end)
 		return false;
 	uint64_t left = t->end - t->u, n = tc__class_size(want) / TC_BLOCK_UNIT;
-	uint32_t k = (left == n || left >= n + 4) ? want : tile_class(left);
+	uint32_t k = (left == n || left >= n + 4) ? want : tc__tile_class(left);
 	if (tc__class_size(k) / TC_BLOCK_UNIT > left)
 		return false; /* never past the window (a window always tiles) */
 	*u = t->u;

@@ -1,16 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_scribble_alloc.c - the allocator, the coalescer and tc_audit facing
- * scribbled bytes (shm/alloc.c, coalesce.c; issue 8, defects 7 and 10).
+ * a crash window and scribbled bytes (shm/alloc.c, coalesce.c, audit.c;
+ * issue 8, defects 3, 5, 7 and 10).
  *
  * - A free-list head scribbled to name a free block of a smaller class is
  *   never handed out: the write goes elsewhere, the neighbour is intact,
  *   tc_audit succeeds.
  * - A free block's class byte scribbled to cover a live neighbour: the
- *   coalescer never re-cuts through the neighbour.
+ *   coalescer never re-cuts through the neighbour; tc_audit re-cuts the
+ *   scribbled block.
+ * - tc_audit cuts a carve that never wrote its header (a carver killed
+ *   between its bump CAS and its header) into free blocks.
+ * - tc_audit of an arena whose last block is such a carve reads nothing
+ *   past the end of the mapping (the next page is PROT_NONE).
+ *
+ * A crash window is reproduced by writing exactly the bytes a killed
+ * carver leaves (the bump pointer moved; the class and builder written or
+ * not; nothing else), so that the hole is where the test wants it.
  */
 #include "whitebox.h"
 #include "blackbox.h"
+
+#include <signal.h>
+#include <sys/mman.h>
 
 #define V160   80u   /* value bytes of a 160-byte block (klen <= 8) */
 #define BIG    16384u /* a value of the 20 KiB class */
@@ -148,6 +161,12 @@ static void test_scribbled_class_byte_never_recuts_a_live_neighbour(void **state
 				expect_val(c, i, V160);
 		for (unsigned b = 0; b < 4; b++)
 			expect_val(c, 100000 + b, BIG);
+		/* The audit re-cuts the scribbled block: every carved byte is
+		 * a block again, free or live. */
+		tc_audit_report rep;
+		WB_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.skipped_bytes, 160);
+		assert_int_equal(f->cls, C160);
 		for (unsigned i = 0; i < n; i++) {
 			if (kept(i))
 				expect_val(c, i, V160);
@@ -159,12 +178,193 @@ static void test_scribbled_class_byte_never_recuts_a_live_neighbour(void **state
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* Defects 3 and 5: tc_audit cuts a carve hole into free blocks         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The bytes a carver killed right after its bump CAS leaves: the bump
+ * pointer moved past a block of class CLS, and, with HALF, the class and
+ * builder fields it stores before the state.
+ */
+static uint64_t carve_hole(tc_cache *c, uint32_t cls, bool half)
+{
+	uint64_t b = tc__ld(&c->h->bump);
+	struct tc_entry *e = (struct tc_entry *)(c->arena + b * TC_BLOCK_UNIT);
+	if (half) {
+		e->cls = (uint8_t)cls;
+		e->builder = 3;
+	}
+	tc__st(&c->h->bump, b + tc__class_size(cls) / TC_BLOCK_UNIT);
+	return b;
+}
+
+/*
+ * Fill an EVICT_NONE segment with 160-byte blocks until -ENOSPC, with a
+ * killed carve's hole after the first HOLE_AT keys.  Returns the keys set.
+ */
+static unsigned fill_160_with_hole(tc_cache *c, unsigned hole_at, bool half)
+{
+	unsigned n = 0;
+	for (;; n++) {
+		if (n == hole_at)
+			carve_hole(c, C160, half);
+		int rc = set_val(c, n, V160);
+		if (rc == -ENOSPC)
+			break;
+		WB_RC(0, rc);
+	}
+	assert_true(n > hole_at + 100);
+	return n;
+}
+
+static void del_all(tc_cache *c, unsigned n)
+{
+	char k[16];
+	for (unsigned i = 0; i < n; i++)
+		WB_RC(0, tc_del(c, k, key_of(k, sizeof(k), i)));
+	WB_RC(0, tc_reclaim(c, NULL));
+}
+
+/* Free bytes on the free lists, by the gauges (exact after tc_audit). */
+static uint64_t listed_bytes(tc_cache *c)
+{
+	uint64_t sum = 0;
+	for (uint32_t k = 0; k < TC_CLASSES_USED; k++)
+		sum += tc__ld(&c->h->cls[k].nfree) * tc__class_size(k);
+	return sum;
+}
+
+
+/*
+ * The same arena, audited first: the audit cuts the hole into a free block
+ * (before the fix it stepped over it and left it out of every list), so
+ * every carved byte is on a free list, and the 16 KiB value fits.
+ */
+static void test_audit_cuts_a_carve_hole_into_free_blocks(void **state)
+{
+	(void)state;
+	for (int half = 0; half < 2; half++) {
+		char name[64];
+		tc_cache *c = wb_create(wb_name(name, sizeof(name), "sa-aud"), 16384, 1u << 20, 8,
+					TC_EVICT_NONE);
+		unsigned n = fill_160_with_hole(c, 50, half);
+		del_all(c, n);
+		tc_audit_report rep;
+		WB_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.skipped_bytes, 160);
+		assert_int_equal(rep.recovered, 0);
+		assert_int_equal(rep.live_blocks, 0);
+		assert_int_equal(rep.blocks, n + 1);
+		assert_int_equal(listed_bytes(c), tc__ld(&c->h->bump) * TC_BLOCK_UNIT);
+		/* The hole is a free 160-byte block with a readable header. */
+		struct tc_entry *h = (struct tc_entry *)(c->arena + 50 * 160);
+		assert_int_equal(h->state, TC_BLK_FREE);
+		assert_int_equal(h->cls, C160);
+		WB_RC(0, set_val(c, 100000, BIG));
+		expect_val(c, 100000, BIG);
+		/* A second audit finds nothing left to cut. */
+		WB_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.skipped_bytes, 0);
+		assert_int_equal(rep.recovered, 0);
+		tc_close(c);
+		tc_unlink(name);
+	}
+}
+
+
+/*
+ * Move the handle's mapping so that the page after it is PROT_NONE: any
+ * read past the end of the segment is a SIGSEGV.
+ */
+static int map_guard_page_after(tc_cache *c)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	uint8_t *res = mmap(NULL, c->size + pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (res == MAP_FAILED)
+		return -1;
+	void *nb = mremap(c->base, c->size, c->size, MREMAP_MAYMOVE | MREMAP_FIXED, res);
+	if (nb != (void *)res)
+		return -1;
+	ptrdiff_t d = res - c->base;
+	c->base = res;
+	c->h = (struct tc_hdr *)((uint8_t *)c->h + d);
+	c->slots = (struct tc_rslot *)((uint8_t *)c->slots + d);
+	c->attach = (struct tc_attach_rec *)((uint8_t *)c->attach + d);
+	c->index = (struct tc_bucket *)((uint8_t *)c->index + d);
+	c->arena += d;
+	return 0;
+}
+
+#define LAST_KEYS 511 /* 128-byte blocks: 512 fill the 64 KiB arena exactly */
+
+static int audit_with_guard(const char *name)
+{
+	tc_cache *c = NULL;
+	signal(SIGSEGV, SIG_DFL); /* die of it, rather than run cmocka's next test */
+	if (tc_open(&c, name, NULL) != 0)
+		return BB_EXIT_SETUP;
+	if (c->arena + c->arena_bytes != c->base + c->size || map_guard_page_after(c) != 0) {
+		bb_child_fail("cannot place a guard page after the arena");
+		return BB_EXIT_SETUP;
+	}
+	tc_audit_report rep;
+	int rc = tc_audit(c, &rep);
+	if (rc != 0) {
+		bb_child_fail("tc_audit: %s", tc_strerror(rc));
+		return BB_EXIT_FAIL;
+	}
+	if (rep.skipped_bytes != 128 || rep.live_after != LAST_KEYS || rep.recovered != 0) {
+		bb_child_fail("report: skipped %llu, live %lld, recovered %llu",
+			      (unsigned long long)rep.skipped_bytes, (long long)rep.live_after,
+			      (unsigned long long)rep.recovered);
+		return BB_EXIT_FAIL;
+	}
+	/* The last block is free again: one more key fits. */
+	rc = set_val(c, LAST_KEYS, 56);
+	if (rc != 0) {
+		bb_child_fail("set into the cut hole: %s", tc_strerror(rc));
+		return BB_EXIT_FAIL;
+	}
+	tc_close(c);
+	return BB_EXIT_OK;
+}
+
+static void test_audit_of_a_hole_at_the_arena_end_stays_in_the_mapping(void **state)
+{
+	(void)state;
+	char name[64];
+	/* memory_bytes a multiple of the page: the arena ends the mapping. */
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "sa-end"), 1024, TC_MIN_MEMORY, 8,
+				TC_EVICT_NONE);
+	assert_int_equal(c->arena + c->arena_bytes, c->base + c->size);
+	for (unsigned i = 0; i < LAST_KEYS; i++)
+		WB_RC(0, set_val(c, i, 56)); /* 64 + 8 + 56 = 128 bytes */
+	/* The carver of the last block killed after its bump CAS. */
+	carve_hole(c, tc__class_of(128), false);
+	assert_int_equal(tc__ld(&c->h->bump), c->arena_units);
+	tc_close(c);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(audit_with_guard(name));
+	/* Before the fix: killed by SIGSEGV reading the page after the arena. */
+	assert_int_equal(bb_wait(pid), 0);
+	c = NULL;
+	WB_RC(0, tc_open(&c, name, NULL));
+	for (unsigned i = 0; i <= LAST_KEYS; i++)
+		expect_val(c, i, 56);
+	tc_close(c);
+	tc_unlink(name);
+}
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scribbled_head_of_a_smaller_class_is_never_handed_out),
 		cmocka_unit_test(test_scribbled_class_byte_never_recuts_a_live_neighbour),
+		cmocka_unit_test(test_audit_cuts_a_carve_hole_into_free_blocks),
+		cmocka_unit_test(test_audit_of_a_hole_at_the_arena_end_stays_in_the_mapping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
