@@ -667,8 +667,11 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
  * the index and the header, rebuilds the free lists from everything else
  * (free bytes without a header that reads and fits, such as a carve a killed
  * writer never finished, are cut into free blocks), clears abandoned
- * half-inserts and recounts live keys and gauges.  It
- * changes nothing and returns TC_ECORRUPT when the arena cannot be walked.
+ * half-inserts and recounts live keys and gauges.  TC_ECORRUPT when the
+ * arena cannot be walked (a reachable block's header is damaged): the
+ * index, block headers, free and retire lists, gauges and key count are
+ * then as they were; only what any call does online has happened (dead
+ * processes' slots cleared, a dead coalescer's work finished or undone).
  * -EDEADLK inside a read section.  While it runs, data calls of the
  * caller's other threads get -EBUSY.  An audit that is killed leaves the
  * segment usable: the next data call of any process sees the auditor dead

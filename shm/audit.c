@@ -21,15 +21,15 @@
  *     memory: blocks whose headers read and fit keep their cut, the rest
  *     (a carve that never wrote its header, a scribbled free header) is cut
  *     afresh into free blocks; every free block goes on a rebuilt list of
- *     its class; the retire list is emptied (no reader exists); TENT words
- *     are cleared;
+ *     its class; the retire list is reclaimed and emptied (no reader
+ *     exists); TENT words are cleared;
  *  4. recount live keys and reset the gauges.
  *
  * The walk of step 3 is first run as a dry pass that only validates it; a
  * segment it cannot walk (a reachable block's header scribbled, a mark
- * inside another block) makes the audit fail with TC_ECORRUPT before the
- * walk changes anything.  No header is read unless it fits before the
- * carved end.
+ * inside another block) makes the audit fail with TC_ECORRUPT before it
+ * changes anything but what any peer changes online in step 1.  No header
+ * is read unless it fits before the carved end.
  */
 #include "internal.h"
 
@@ -352,28 +352,22 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		goto out_unlock;
 	}
 	/* A coalescer killed mid-work left its window described: finish or
-	 * undo it, so that the arena can be walked. */
+	 * undo it, so that the arena can be walked (as any peer would). */
 	tc__coalesce_recover(c);
-	/* No reader exists: an ordinary reclaim frees the whole retire list,
-	 * so that what the sweep below finds unreachable and not free is a
-	 * true leak. */
-	tc__reclaim(c, self, NULL);
 	struct marks m = { .c = c, .bits = calloc((c->arena_units + 63) / 64, 8) };
 	if (!m.bits) {
 		rc = -ENOMEM;
 		goto out_unlock;
 	}
 	int64_t live = 0;
+	uint64_t tent = 0;
 	for (uint64_t b = 0; b < c->nbuckets; b++) {
 		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t *wp = &c->index[b].w[i];
-			uint64_t w = tc__ld(wp);
+			uint64_t w = tc__ld(&c->index[b].w[i]);
 			if (!w)
 				continue;
 			if (TC_SW_STATE(w) != TC_SW_FINAL) {
-				tc__st(wp, 0); /* a claim nobody will finalize */
-				if (rep)
-					rep->tentative_cleared++;
+				tent++; /* a claim nobody will finalize: cleared below */
 				continue;
 			}
 			struct tc_entry *e = tc__block(c, TC_SW_REF(w));
@@ -387,10 +381,27 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		}
 	}
 	tc__audit_roots(c, mark, &m);
+	/* Everything so far only read the index, the headers and the roots:
+	 * a segment that cannot be walked is left as it was. */
 	uint64_t end = tc__ld(&c->h->bump);
 	if (m.bad || sweep_arena(c, &m, end, false, NULL) != 0) {
 		rc = TC_ECORRUPT;
 		goto out_free;
+	}
+	/* No reader exists: an ordinary reclaim frees the whole retire list,
+	 * so that what the sweep finds unreachable and not free is a true
+	 * leak. */
+	tc__reclaim(c, self, NULL);
+	for (uint64_t b = 0; tent && b < c->nbuckets; b++) {
+		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+			uint64_t *wp = &c->index[b].w[i];
+			uint64_t w = tc__ld(wp);
+			if (w && TC_SW_STATE(w) != TC_SW_FINAL) {
+				tc__st(wp, 0);
+				if (rep)
+					rep->tentative_cleared++;
+			}
+		}
 	}
 	sweep_arena(c, &m, end, true, rep); /* as the dry pass: no failure */
 	if (rep) {
@@ -408,8 +419,8 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	}
 out_free:
 	free(m.bits);
-	/* A failed audit changed nothing: the state goes back to READY (an
-	 * unlink meanwhile made it UNLINKED, which stays). */
+	/* The state goes back to READY (an unlink meanwhile made it
+	 * UNLINKED, which stays). */
 	tc__cas(&c->h->state, TC_STATE_AUDITING, TC_STATE_READY);
 out_unlock:
 	flock(fd, LOCK_UN);

@@ -14,6 +14,8 @@
  *   between its bump CAS and its header) into free blocks.
  * - tc_audit of an arena whose last block is such a carve reads nothing
  *   past the end of the mapping (the next page is PROT_NONE).
+ * - tc_audit that returns TC_ECORRUPT leaves the index, the headers, the
+ *   free and retire lists and the key count as they were.
  *
  * A crash window is reproduced by writing exactly the bytes a killed
  * carver leaves (the bump pointer moved; the class and builder written or
@@ -358,6 +360,70 @@ static void test_audit_of_a_hole_at_the_arena_end_stays_in_the_mapping(void **st
 	tc_unlink(name);
 }
 
+/* ------------------------------------------------------------------ */
+/* tc_audit's TC_ECORRUPT changes nothing                               */
+/* ------------------------------------------------------------------ */
+
+static void test_corrupt_audit_changes_nothing(void **state)
+{
+	(void)state;
+	char name[64], k[16];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "sa-ec"), 1024, 1u << 20, 8,
+				TC_EVICT_NONE);
+	for (unsigned i = 0; i < 40; i++)
+		WB_RC(0, set_val(c, i, V160));
+	for (unsigned i = 0; i < 10; i++)
+		WB_RC(0, tc_del(c, k, key_of(k, sizeof(k), i)));
+	WB_RC(0, tc_reclaim(c, NULL));
+	/* Keys 10..14 are retired, not yet reclaimed. */
+	for (unsigned i = 10; i < 15; i++)
+		WB_RC(0, tc_del(c, k, key_of(k, sizeof(k), i)));
+	/* An abandoned half-insert naming a free block. */
+	uint64_t *tw = NULL;
+	for (uint64_t b = 0; b < c->nbuckets && !tw; b++)
+		for (int i = 0; i < TC_BUCKET_SLOTS && !tw; i++)
+			if (c->index[b].w[i] == 0)
+				tw = &c->index[b].w[i];
+	assert_non_null(tw);
+	*tw = TC_SW_TENT | 1;
+	/* A reachable block whose class byte is out of range. */
+	struct tc_entry *e = (struct tc_entry *)(c->arena + 30 * 160);
+	assert_int_equal(e->state, TC_BLK_LIVE);
+	e->cls = 200;
+	struct tc_hdr before = *c->h;
+	struct tc_bucket *idx = malloc(c->nbuckets * sizeof(*idx));
+	memcpy(idx, c->index, c->nbuckets * sizeof(*idx));
+	uint8_t *arena = malloc(c->arena_bytes);
+	memcpy(arena, c->arena, c->arena_bytes);
+	tc_audit_report rep;
+	WB_RC(TC_ECORRUPT, tc_audit(c, &rep));
+	assert_int_equal(rep.tentative_cleared, 0);
+	assert_int_equal(*tw, TC_SW_TENT | 1);
+	assert_memory_equal(idx, c->index, c->nbuckets * sizeof(*idx));
+	assert_memory_equal(arena, c->arena, c->arena_bytes);
+	for (uint32_t k2 = 0; k2 < TC_CLASSES_USED; k2++) {
+		assert_int_equal(c->h->cls[k2].head, before.cls[k2].head);
+		assert_int_equal(c->h->cls[k2].nfree, before.cls[k2].nfree);
+		assert_int_equal(c->h->cls[k2].used, before.cls[k2].used);
+	}
+	assert_int_equal(c->h->retire_head, before.retire_head);
+	assert_int_equal(c->h->live, before.live);
+	assert_int_equal(c->h->state, TC_STATE_READY);
+	free(idx);
+	free(arena);
+	/* Repaired, the audit goes through and clears the half-insert. */
+	e->cls = C160;
+	WB_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.tentative_cleared, 1);
+	assert_int_equal(*tw, 0);
+	assert_int_equal(rep.live_after, 25);
+	assert_int_equal(rep.recovered, 0);
+	for (unsigned i = 15; i < 40; i++)
+		expect_val(c, i, V160);
+	tc_close(c);
+	tc_unlink(name);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -365,6 +431,7 @@ int main(void)
 		cmocka_unit_test(test_scribbled_class_byte_never_recuts_a_live_neighbour),
 		cmocka_unit_test(test_audit_cuts_a_carve_hole_into_free_blocks),
 		cmocka_unit_test(test_audit_of_a_hole_at_the_arena_end_stays_in_the_mapping),
+		cmocka_unit_test(test_corrupt_audit_changes_nothing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
