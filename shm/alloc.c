@@ -164,6 +164,11 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 			tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
 			cmm_smp_wmb(); /* class before state: the arena is walked by them */
 			tc__st(&e->state, TC_BLK_LIVE);
+			/* State before the key and value the caller writes: a
+			 * walker that stepped into a carve hole and then reads
+			 * those bytes sees the hole's header written, and does
+			 * not take them for a header (coalesce.c, hole_left). */
+			cmm_smp_wmb();
 		} else {
 			/* Under LRU, make_room() coalesces when evicting the
 			 * class itself finds nothing cold (a walk per failed

@@ -16,7 +16,10 @@
  * of one.  So blocks are claimed in place and unlinked by whoever pops them:
  *
  *   1. find: walk block headers from df_hand for a run of FREE blocks whose
- *      size covers the request and leaves 0 or at least 64 bytes over;
+ *      size covers the request and leaves 0 or at least 64 bytes over (a
+ *      carve that never wrote its header is stepped over unit by unit; past
+ *      a header that cannot be trusted the walk goes on at a block a free
+ *      list names);
  *   2. claim: CAS each block FREE -> CLAIMED, counting it in df_pending.  A
  *      failed CAS (the block was popped) undoes the claims;
  *   3. drain: pop the lists of the window's classes.  A CLAIMED block
@@ -46,6 +49,7 @@
 #define DF_WALK_MAX  16384u /* block headers read per search; the next goes on */
 #define DF_DRAIN_NS  (2 * 1000 * 1000ull) /* longest wait for poppers to unlink claims */
 #define DF_TARGET    4096u  /* a window grows up to 64 KiB (or one block) when it can */
+#define DF_RESYNC_MAX 4u    /* untrusted headers a search goes past (resync) */
 
 /* Tests (tests/test_coalesce.c) kill the coalescer at each of these points. */
 void (*tc__df_test_hook)(int point);
@@ -84,6 +88,87 @@ static uint64_t block_units(tc_cache *c, uint64_t u, uint64_t end, uint32_t *sta
 		return 0;
 	*state = st;
 	return n;
+}
+
+/*
+ * Is the unit at U part of a carve that never wrote its header (a carver
+ * killed, or still at work, between its bump CAS and its header store)?
+ * The arena past the bump pointer is zeros, and a carver writes only the
+ * class and builder fields (bytes 34 and 38-39 of the header, the third
+ * unit) before the state: every unit of such a hole is zero but for those.
+ * A scribbled header (hash, version, value bytes) never looks like one.
+ */
+static bool hole_unit(tc_cache *c, uint64_t u)
+{
+	const uint64_t *w = (const uint64_t *)(c->arena + u * TC_BLOCK_UNIT);
+	return (tc__ld(&w[0]) & ~0xffff000000ff0000ull) == 0 && tc__ld(&w[1]) == 0;
+}
+
+/*
+ * A walk that stepped over the hole [HS, V) unit by unit found a header at
+ * V: is the hole still one?  A carver still at work writes its state and
+ * then its key and value (tc__alloc orders them), so bytes at V that are
+ * its value come with a state store below V that this re-read sees.
+ */
+static bool hole_left(tc_cache *c, uint64_t hs, uint64_t v)
+{
+	tc__rmb(); /* the header at V was read before the hole is read again */
+	for (uint64_t u = hs; u < v; u++)
+		if (!hole_unit(c, u))
+			return false;
+	return true;
+}
+
+/*
+ * Does a block of N units at U end where one may: at the carved end, on a
+ * header that reads as one, or on a carve hole?  A class byte scribbled to
+ * a larger size mostly ends inside another block's bytes; a walk that
+ * trusted it would step over a neighbour as if it were part of the block.
+ * (A size that ends exactly on a later header is caught when the block
+ * is popped: its class no longer matches its list, alloc.c.)
+ */
+static bool ends_on_a_block(tc_cache *c, uint64_t u, uint64_t n, uint64_t end)
+{
+	uint64_t v = u + n;
+	if (v >= end)
+		return v == end;
+	if (end - v >= TC_ENTRY_HDR / TC_BLOCK_UNIT) {
+		struct tc_entry *e = unit_block(c, v);
+		if (state_ok(tc__ld(&e->state)) && tc__ld(&e->cls) < TC_CLASSES_USED)
+			return true;
+	}
+	return hole_unit(c, v);
+}
+
+/*
+ * The walk met a header at U that it cannot trust and that is no carve
+ * hole (a scribbled state or class): nothing in the block's own bytes says
+ * where the next block starts, and reading on unit by unit could take value
+ * bytes for a header.  The free lists are a second record of block starts:
+ * the nearest block after U that a list names, whose class is the list's
+ * and whose size ends on a header, is where the walk goes on (while the
+ * lease is held no block boundary moves: only a coalescer re-cuts).  At
+ * most DF_WALK_MAX links are read; 0 when none is found.
+ */
+static uint64_t resync(tc_cache *c, uint64_t u, uint64_t end)
+{
+	uint64_t best = 0, budget = DF_WALK_MAX;
+	for (uint32_t k = 0; k < TC_CLASSES_USED && budget; k++) {
+		uint64_t ref = tc__ld(&c->h->cls[k].head) & 0xffffffffu;
+		for (; ref && budget; budget--) {
+			if (ref > end || end - (ref - 1) < TC_ENTRY_HDR / TC_BLOCK_UNIT)
+				break;
+			uint64_t v = ref - 1;
+			struct tc_entry *e = unit_block(c, v);
+			uint32_t st;
+			uint64_t n;
+			if (v > u && (!best || v < best) && tc__ld(&e->cls) == k &&
+			    (n = block_units(c, v, end, &st)) != 0 && ends_on_a_block(c, v, n, end))
+				best = v;
+			ref = tc__ld(&e->link);
+		}
+	}
+	return best;
 }
 
 static uint64_t carved_end(tc_cache *c)
@@ -362,26 +447,43 @@ static bool evictable(struct tc_entry *e, uint32_t st)
  * or at least 4 units over, grown up to DF_TARGET units (so that the next
  * allocations of the class find blocks waiting); with EVICT, failing that
  * within the walk, the first run of blocks that are free or can be made
- * free (*all_free is then false).  Runs never cross a header that cannot be read (a carve in
- * progress, a writer's crash window).  1 found, 0 not found in the whole
+ * free (*all_free is then false).  Runs never cross a header that cannot
+ * be read.  A carve that never wrote its header (a carve in progress, a
+ * carver killed in its crash window) is stepped over unit by unit, as a
+ * hole, up to the next header; past any other header that cannot be read,
+ * or a block whose size does not end on a header (a scribble), the walk
+ * goes on at the nearest block a free list names (resync; tc_audit re-cuts
+ * the bytes between).  1 found, 0 not found in the whole
  * arena, -1 not found within the walk's budget (the next search goes on
  * from df_hand).
  */
+#define NO_HOLE UINT64_MAX
 static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 		       uint64_t *wunits, bool *all_free)
 {
 	uint64_t end = carved_end(c), target = need > DF_TARGET ? need : DF_TARGET;
-	uint64_t u = tc__ld(&c->h->df_hand), first;
+	uint64_t u = tc__ld(&c->h->df_hand), first, hs = NO_HOLE;
 	uint64_t run = 0, run_start = 0, erun = 0, erun_start = 0, cand = 0, cand_units = 0;
 	bool wrapped = false, erun_busy = false, have_cand = false;
+	uint32_t resyncs = 0, walked = 0;
+	uint64_t hole_units = 0;
 	if (u >= end)
 		u = 0;
 	first = u;
-	for (uint32_t walked = 0;; walked++) {
+	for (;;) {
 		uint32_t st = 0;
 		uint64_t n = 0;
-		if (walked < DF_WALK_MAX && !(wrapped && u >= first) && u < end)
+		bool hole = false;
+		if (walked < DF_WALK_MAX && !(wrapped && u >= first) && u < end) {
 			n = block_units(c, u, end, &st);
+			if (n && (!ends_on_a_block(c, u, n, end) ||
+				  (hs != NO_HOLE && !hole_left(c, hs, u))))
+				n = 0;
+			else if (!n)
+				hole = hole_unit(c, u);
+			if (!hole)
+				hs = NO_HOLE;
+		}
 		if (n && st == TC_BLK_FREE && run < target) {
 			if (!run)
 				run_start = u;
@@ -413,6 +515,22 @@ static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 		}
 		if (n) {
 			u += n;
+			walked++;
+			continue;
+		}
+		if (hole) {
+			if (hs == NO_HOLE)
+				hs = u;
+			u++;
+			/* A walk step per 16 units: a hole of the largest class
+			 * (81920 units) fits the budget. */
+			walked += ++hole_units % 16 == 0;
+			continue;
+		}
+		if (walked < DF_WALK_MAX && u < end && !(wrapped && u >= first) &&
+		    resyncs++ < DF_RESYNC_MAX && (n = resync(c, u, end)) != 0) {
+			u = n; /* the bytes between are in no run */
+			walked++;
 			continue;
 		}
 		if (have_cand) {
@@ -422,6 +540,10 @@ static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 			return 1;
 		}
 		if (walked >= DF_WALK_MAX) {
+			/* A block start (a hole's first unit): a search that
+			 * began inside a hole could miss its carver's state. */
+			if (hs != NO_HOLE)
+				u = hs;
 			tc__st(&c->h->df_hand, u < end ? u : 0);
 			return -1;
 		}
@@ -433,6 +555,7 @@ static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 		 * go on from the start. */
 		wrapped = true;
 		u = 0;
+		hs = NO_HOLE;
 	}
 }
 

@@ -8,14 +8,15 @@
  *   never handed out: the write goes elsewhere, the neighbour is intact,
  *   tc_audit succeeds.
  * - A free block's class byte scribbled to cover a live neighbour: the
- *   coalescer never re-cuts through the neighbour; tc_audit re-cuts the
- *   scribbled block.
+ *   coalescer never re-cuts through the neighbour, and goes on past the
+ *   block; tc_audit re-cuts the scribbled block.
  * - tc_audit cuts a carve that never wrote its header (a carver killed
  *   between its bump CAS and its header) into free blocks.
  * - tc_audit of an arena whose last block is such a carve reads nothing
  *   past the end of the mapping (the next page is PROT_NONE).
  * - tc_audit that returns TC_ECORRUPT leaves the index, the headers, the
  *   free and retire lists and the key count as they were.
+ * - Such a carve does not stop coalescing past it.
  *
  * A crash window is reproduced by writing exactly the bytes a killed
  * carver leaves (the bump pointer moved; the class and builder written or
@@ -121,11 +122,14 @@ static void test_scribbled_head_of_a_smaller_class_is_never_handed_out(void **st
  * An arena of 160-byte blocks: keys 0..19 and every 512th key stay, the rest
  * are deleted.  Block 20, free, starts the first window; block 21 (key 21,
  * kept) follows it.  Block 20's class byte is scribbled so that its size
- * covers key 21: to 320 bytes, which end exactly on block 22's header.
- * 16 KiB values force coalescing from the start of the arena.  Before a
- * pop checked the block's class (alloc.c), the drain popped block 20 from
- * the 160-byte list and the window's re-cut wrote block headers into key
- * 21's value (key 21 lost).
+ * covers key 21: to 320 bytes, which end exactly on block 22's header, or
+ * to 256, which end inside key 21's value.  16 KiB values force coalescing
+ * from the start of the arena.  320: before a pop checked the block's class
+ * (alloc.c), the drain popped block 20 from the 160-byte list and the
+ * window's re-cut wrote block headers into key 21's value (key 21 lost).
+ * 256: before the walk checked that a size ends on a header and went on
+ * past such a block by the free lists (coalesce.c), every search stopped
+ * at block 20: -ENOSPC with megabytes free.
  */
 static bool kept(unsigned i)
 {
@@ -135,8 +139,8 @@ static bool kept(unsigned i)
 static void test_scribbled_class_byte_never_recuts_a_live_neighbour(void **state)
 {
 	(void)state;
-	static const uint64_t sizes[] = { 320 };
-	for (int v = 0; v < 1; v++) {
+	static const uint64_t sizes[] = { 320, 256 };
+	for (int v = 0; v < 2; v++) {
 		char name[64], k[16];
 		tc_cache *c = wb_create(wb_name(name, sizeof(name), "sa-df"), 16384, 1u << 20, 8,
 					TC_EVICT_NONE);
@@ -424,6 +428,39 @@ static void test_corrupt_audit_changes_nothing(void **state)
 	tc_unlink(name);
 }
 
+/* ------------------------------------------------------------------ */
+/* Defect 3: a carve hole does not end coalescing                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A fully free arena of 160-byte blocks, with a hole after 50 blocks (8000
+ * bytes: no 16 KiB window before it), takes a 16 KiB value.  Before the
+ * fix the window search stopped at the hole and only ever searched the
+ * arena before it: -ENOSPC.
+ */
+static void test_carve_hole_does_not_stop_coalescing(void **state)
+{
+	(void)state;
+	for (int half = 0; half < 2; half++) {
+		char name[64];
+		tc_cache *c = wb_create(wb_name(name, sizeof(name), "sa-hole"), 16384, 1u << 20, 8,
+					TC_EVICT_NONE);
+		unsigned n = fill_160_with_hole(c, 50, half);
+		del_all(c, n);
+		WB_RC(0, set_val(c, 100000, BIG));
+		expect_val(c, 100000, BIG);
+		/* The hole is still there and nothing was written into it. */
+		tc_audit_report rep;
+		WB_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.skipped_bytes, 160);
+		assert_int_equal(rep.recovered, 0);
+		assert_int_equal(rep.live_after, 1);
+		expect_val(c, 100000, BIG);
+		tc_close(c);
+		tc_unlink(name);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -432,6 +469,7 @@ int main(void)
 		cmocka_unit_test(test_audit_cuts_a_carve_hole_into_free_blocks),
 		cmocka_unit_test(test_audit_of_a_hole_at_the_arena_end_stays_in_the_mapping),
 		cmocka_unit_test(test_corrupt_audit_changes_nothing),
+		cmocka_unit_test(test_carve_hole_does_not_stop_coalescing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
