@@ -124,13 +124,24 @@ static bool take_popped(tc_cache *c, struct tc_entry *e)
 	}
 }
 
-static struct tc_entry *carve(tc_cache *c, uint32_t cls)
+/*
+ * Carve a block of class CLS for slot S, named in S's inflight *before* the
+ * bump CAS: whoever sees the carve (the bump past it) also sees the name,
+ * so the coalescer's walk knows a header-less carve that may still be at
+ * work, and never reads its bytes (coalesce.c, named_from).  A name left
+ * by a failed CAS or a kill before it names bytes not ours: the slot
+ * cleaner retires only a LIVE block built from the slot.
+ */
+static struct tc_entry *carve(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 {
-	uint64_t units = tc__class_size(cls) / TC_BLOCK_UNIT;
+	uint64_t units = tc__class_size(cls) / TC_BLOCK_UNIT, was = tc__ld(&s->inflight);
 	for (;;) {
 		uint64_t b = tc__ld(&c->h->bump);
-		if (b > c->arena_units || c->arena_units - b < units)
+		if (b > c->arena_units || c->arena_units - b < units) {
+			tc__st(&s->inflight, was);
 			return NULL;
+		}
+		tc__st(&s->inflight, b + 1);
 		if (tc__cas(&c->h->bump, b, b + units) == b)
 			return (struct tc_entry *)(c->arena + b * TC_BLOCK_UNIT);
 	}
@@ -157,18 +168,12 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 		tc__st(&s->inflight, tc__ref_of(c, e));
 		tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
 	} else {
-		e = carve(c, cls);
+		e = carve(c, s, cls);
 		if (e) {
-			tc__st(&s->inflight, tc__ref_of(c, e));
 			tc__st(&e->cls, (uint8_t)cls);
 			tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
 			cmm_smp_wmb(); /* class before state: the arena is walked by them */
 			tc__st(&e->state, TC_BLK_LIVE);
-			/* State before the key and value the caller writes: a
-			 * walker that stepped into a carve hole and then reads
-			 * those bytes sees the hole's header written, and does
-			 * not take them for a header (coalesce.c, hole_left). */
-			cmm_smp_wmb();
 		} else {
 			/* Under LRU, make_room() coalesces when evicting the
 			 * class itself finds nothing cold (a walk per failed

@@ -91,12 +91,33 @@ static uint64_t block_units(tc_cache *c, uint64_t u, uint64_t end, uint32_t *sta
 }
 
 /*
- * Is the unit at U part of a carve that never wrote its header (a carver
- * killed, or still at work, between its bump CAS and its header store)?
- * The arena past the bump pointer is zeros, and a carver writes only the
- * class and builder fields (bytes 34 and 38-39 of the header, the third
- * unit) before the state: every unit of such a hole is zero but for those.
- * A scribbled header (hash, version, value bytes) never looks like one.
+ * The first unit at or after U that a reader slot names in flight, or END.
+ * A carver names its block in its slot before its bump CAS (alloc.c), so
+ * every carve below END that may still be writing its header, key and
+ * value starts at a named unit: a walk never reads the bytes of one.  A
+ * carve whose carver died is named until the slot cleaner clears the
+ * slot, and stepped over after that.
+ */
+static uint64_t named_from(tc_cache *c, uint64_t u, uint64_t end)
+{
+	uint64_t lim = end;
+	tc__rmb(); /* the bump pointer (END) was read before the slots */
+	for (uint32_t i = 0; i < c->nslots; i++) {
+		uint64_t r = tc__ld(&c->slots[i].inflight);
+		if (r > u && r - 1 < lim)
+			lim = r - 1;
+	}
+	return lim;
+}
+
+/*
+ * Is the unit at U, which no slot names and which no live carve covers,
+ * part of a carve that never wrote its header (its carver killed between
+ * the bump CAS and the header)?  The arena past the bump pointer is zeros,
+ * and a carver writes only the class and builder fields (bytes 34 and
+ * 38-39 of the header, the third unit) before the state: every unit of
+ * such a hole is zero but for those.  A scribbled header (hash, version,
+ * value bytes) never looks like one.
  */
 static bool hole_unit(tc_cache *c, uint64_t u)
 {
@@ -105,27 +126,13 @@ static bool hole_unit(tc_cache *c, uint64_t u)
 }
 
 /*
- * A walk that stepped over the hole [HS, V) unit by unit found a header at
- * V: is the hole still one?  A carver still at work writes its state and
- * then its key and value (tc__alloc orders them), so bytes at V that are
- * its value come with a state store below V that this re-read sees.
- */
-static bool hole_left(tc_cache *c, uint64_t hs, uint64_t v)
-{
-	tc__rmb(); /* the header at V was read before the hole is read again */
-	for (uint64_t u = hs; u < v; u++)
-		if (!hole_unit(c, u))
-			return false;
-	return true;
-}
-
-/*
  * Does a block of N units at U end where one may: at the carved end, on a
- * header that reads as one, or on a carve hole?  A class byte scribbled to
- * a larger size mostly ends inside another block's bytes; a walk that
- * trusted it would step over a neighbour as if it were part of the block.
- * (A size that ends exactly on a later header is caught when the block
- * is popped: its class no longer matches its list, alloc.c.)
+ * header that reads as one, on a carve still named in flight, or on a
+ * carve hole?  A class byte scribbled to a larger size mostly ends inside
+ * another block's bytes; a walk that trusted it would step over a
+ * neighbour as if it were part of the block.  (A size that ends exactly
+ * on a later header is caught when the block is popped: its class no
+ * longer matches its list, alloc.c.)
  */
 static bool ends_on_a_block(tc_cache *c, uint64_t u, uint64_t n, uint64_t end)
 {
@@ -137,7 +144,7 @@ static bool ends_on_a_block(tc_cache *c, uint64_t u, uint64_t n, uint64_t end)
 		if (state_ok(tc__ld(&e->state)) && tc__ld(&e->cls) < TC_CLASSES_USED)
 			return true;
 	}
-	return hole_unit(c, v);
+	return named_from(c, v, end) == v || hole_unit(c, v);
 }
 
 /*
@@ -448,12 +455,12 @@ static bool evictable(struct tc_entry *e, uint32_t st)
  * allocations of the class find blocks waiting); with EVICT, failing that
  * within the walk, the first run of blocks that are free or can be made
  * free (*all_free is then false).  Runs never cross a header that cannot
- * be read.  A carve that never wrote its header (a carve in progress, a
- * carver killed in its crash window) is stepped over unit by unit, as a
- * hole, up to the next header; past any other header that cannot be read,
- * or a block whose size does not end on a header (a scribble), the walk
- * goes on at the nearest block a free list names (resync; tc_audit re-cuts
- * the bytes between).  1 found, 0 not found in the whole
+ * be read.  A carve that never wrote its header (its carver killed in the
+ * crash window) is stepped over unit by unit, as a hole, up to the next
+ * header; past a carve that may still be at work (named in flight), any
+ * other header that cannot be read, or a block whose size does not end on
+ * a header (a scribble), the walk goes on at the nearest block a free list
+ * names (resync; tc_audit re-cuts the bytes between).  1 found, 0 not found in the whole
  * arena, -1 not found within the walk's budget (the next search goes on
  * from df_hand).
  */
@@ -462,7 +469,7 @@ static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 		       uint64_t *wunits, bool *all_free)
 {
 	uint64_t end = carved_end(c), target = need > DF_TARGET ? need : DF_TARGET;
-	uint64_t u = tc__ld(&c->h->df_hand), first, hs = NO_HOLE;
+	uint64_t u = tc__ld(&c->h->df_hand), first, hs = NO_HOLE, hlim = 0;
 	uint64_t run = 0, run_start = 0, erun = 0, erun_start = 0, cand = 0, cand_units = 0;
 	bool wrapped = false, erun_busy = false, have_cand = false;
 	uint32_t resyncs = 0, walked = 0;
@@ -476,11 +483,13 @@ static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 		bool hole = false;
 		if (walked < DF_WALK_MAX && !(wrapped && u >= first) && u < end) {
 			n = block_units(c, u, end, &st);
-			if (n && (!ends_on_a_block(c, u, n, end) ||
-				  (hs != NO_HOLE && !hole_left(c, hs, u))))
+			if (n && !ends_on_a_block(c, u, n, end)) {
 				n = 0;
-			else if (!n)
-				hole = hole_unit(c, u);
+			} else if (!n) {
+				if (hs == NO_HOLE)
+					hlim = named_from(c, u, end);
+				hole = u < hlim && hole_unit(c, u);
+			}
 			if (!hole)
 				hs = NO_HOLE;
 		}
@@ -541,7 +550,8 @@ static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 		}
 		if (walked >= DF_WALK_MAX) {
 			/* A block start (a hole's first unit): a search that
-			 * began inside a hole could miss its carver's state. */
+			 * began inside a hole would not know where its carve
+			 * begins, nor whether a slot names it. */
 			if (hs != NO_HOLE)
 				u = hs;
 			tc__st(&c->h->df_hand, u < end ? u : 0);
