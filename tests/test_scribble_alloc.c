@@ -20,7 +20,8 @@
  *
  * A crash window is reproduced by writing exactly the bytes a killed
  * carver leaves (the bump pointer moved; the class and builder written or
- * not; nothing else), so that the hole is where the test wants it.
+ * not; its slot's name of the block cleared by the cleaner or not; nothing
+ * else), so that the hole is where the test wants it.
  */
 #include "whitebox.h"
 #include "blackbox.h"
@@ -189,9 +190,10 @@ static void test_scribbled_class_byte_never_recuts_a_live_neighbour(void **state
 /* ------------------------------------------------------------------ */
 
 /*
- * The bytes a carver killed right after its bump CAS leaves: the bump
- * pointer moved past a block of class CLS, and, with HALF, the class and
- * builder fields it stores before the state.
+ * The bytes a carver killed right after its bump CAS leaves, once its
+ * slot has been cleaned (the name it stored in inflight before the CAS
+ * cleared): the bump pointer moved past a block of class CLS, and, with
+ * HALF, the class and builder fields it stores before the state.
  */
 static uint64_t carve_hole(tc_cache *c, uint32_t cls, bool half)
 {
