@@ -88,4 +88,4 @@ ext = Extension(
     depends=depends,
 )
 
-setup(version=version(), packages=["tickcache"], ext_modules=[ext])
+setup(version=version(), packages=["tickcache"], include_package_data=False, ext_modules=[ext])

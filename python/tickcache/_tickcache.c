@@ -1027,8 +1027,9 @@ PyDoc_STRVAR(set_doc,
 "Store VALUE (bytes-like) under KEY and return the new version.  TTL in\n"
 "seconds: None = the segment's TTL policy or default, 0 = never expires.\n"
 "TYPE is the application's uint32 type id.  The version is read back after\n"
-"the write: 0 when another writer (or a delete) replaced the value before\n"
-"it could be read.  FullError when the segment is full under\n"
+"the write (tc_set does not report it), so stats() counts a hit for every\n"
+"set; 0 when another writer (or a delete) replaced the value before it\n"
+"could be read.  FullError when the segment is full under\n"
 "eviction=\"none\".");
 
 static PyObject *Cache_set(CacheObject *self, PyObject *const *args, Py_ssize_t nargs,

@@ -80,8 +80,8 @@ class StrategyCache:
     def set_dto(self, key, dto):
         """Append the DTO ``dto`` (a pydantic model or a dataclass instance) to
         the list at ``key``."""
-        payload = _TID.pack(_dto.type_id_of(type(dto))) + _dto.encode(dto)
-        self.cache._dto_append(key, DTO_TYPE, payload)
+        body = _dto.encode(dto)
+        self.cache._dto_append(key, DTO_TYPE, _TID.pack(_dto.type_id_of(type(dto))) + body)
 
     def get_dtos(self, key, dto_type):
         """The DTOs at ``key`` in insertion order, as instances of their classes.
