@@ -23,11 +23,16 @@ case "$build" in /*) ;; *) build=$PWD/$build ;; esac
 	exit 1
 }
 
+# The interpreter itself, not a wrapper script (pyenv's shims are bash
+# scripts, which must not run with a sanitizer preloaded).
+PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)')
+
 case "${TC_SANITIZER:-}" in
 asan)
 	export LD_PRELOAD=$(${CC:-gcc} -print-file-name=libasan.so)
 	export PYTHONMALLOC=malloc
-	export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+	# Last, so that it wins over run.sh's detect_leaks=1.
+	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0:halt_on_error=1"
 	;;
 ubsan)
 	export LD_PRELOAD=$(${CC:-gcc} -print-file-name=libubsan.so)

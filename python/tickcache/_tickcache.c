@@ -1535,8 +1535,10 @@ static PyObject *Cache_load_ttl_policies(CacheObject *self, PyObject *path)
 	PyObject *v_ = PyFloat_FromDouble((double)(val)); \
 	if (!v_ || PyDict_SetItemString((d), (key), v_) < 0) { Py_XDECREF(v_); goto fail; } \
 	Py_DECREF(v_); } while (0)
-#define SET_O(d, key, v_) do { \
-	if (!(v_) || PyDict_SetItemString((d), (key), (v_)) < 0) { Py_XDECREF(v_); goto fail; } \
+/* Takes the new reference VAL (evaluated once). */
+#define SET_O(d, key, val) do { \
+	PyObject *v_ = (val); \
+	if (!v_ || PyDict_SetItemString((d), (key), v_) < 0) { Py_XDECREF(v_); goto fail; } \
 	Py_DECREF(v_); } while (0)
 
 PyDoc_STRVAR(raw_stats_doc,
@@ -1606,7 +1608,10 @@ static PyObject *Cache_raw_stats(CacheObject *self, PyObject *unused)
 		}
 		Py_DECREF(e);
 	}
-	SET_O(d, "classes", cl);
+	int r = PyDict_SetItemString(d, "classes", cl);
+	Py_CLEAR(cl);
+	if (r < 0)
+		goto fail;
 	return d;
 fail:
 	Py_XDECREF(cl);
