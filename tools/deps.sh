@@ -32,6 +32,7 @@ TEST_PKGS=(
 	"python3          cmd:python3"
 	"python3-dev      py:Python.h"
 	"python3-setuptools py:setuptools"
+	"python3-pip      py:pip"
 )
 BENCH_PKGS=(
 	"libhiredis-dev   pc:hiredis"
