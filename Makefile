@@ -266,7 +266,7 @@ check-build: python
 bench-python: ## Build, then time Python get against dict.get and the C call (python/bench.py)
 	@$(DEPS_CMD) bench
 	@$(MAKE) --no-print-directory -f $(THIS_MAKEFILE) NODEPS=1 all python
-	PYTHONPATH=$(PY_BUILD) BIN=$(abspath $(BUILDDIR)/bin) $(PYTHON) python/bench.py $(BENCH_ARGS)
+	PYTHONPATH=$(PY_BUILD) BIN=$(abspath $(BUILDDIR)/bin) $(PYTHON) python/bench.py --out docs/benchmarks-python.md $(BENCH_ARGS)
 
 # ---------------------------------------------------------------------------
 # Running

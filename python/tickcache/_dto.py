@@ -96,12 +96,9 @@ def _subclasses(cls):
     return out
 
 
-def class_for(type_id, want):
-    """The class of ``type_id`` among ``want`` and its subclasses, or None."""
-    for cls in _subclasses(want):
-        if is_dto_class(cls) and type_id_of(cls) == type_id:
-            return cls
-    return None
+def classes_by_id(want):
+    """{type id: class} of ``want`` and its subclasses (those imported here)."""
+    return {type_id_of(cls): cls for cls in _subclasses(want) if is_dto_class(cls)}
 
 
 def class_name(type_id):

@@ -92,13 +92,16 @@ class StrategyCache:
             raise TypeError(f"dto_type must be a pydantic model or dataclass class, "
                             f"not {dto_type!r}")
         raw = self.cache._dto_list(key, DTO_TYPE)
+        if not raw:
+            return []
+        by_id = _dto.classes_by_id(dto_type)
         classes = []
         for i, item in enumerate(raw):
             if len(item) < 4:
                 raise InvalidDTOTypeError(f"element {i} at key {key!r} is not a DTO of "
                                           "tickcache.strategy")
             (tid,) = _TID.unpack_from(item)
-            cls = _dto.class_for(tid, dto_type)
+            cls = by_id.get(tid)
             if cls is None:
                 raise InvalidDTOTypeError(
                     f"element {i} at key {key!r} is a {_dto.class_name(tid)}, not a "
