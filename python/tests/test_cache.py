@@ -702,6 +702,10 @@ class TestGetOrLoad(SegmentCase):
         time.sleep(0.1)
         self.cache.close()
         self.assertTrue(self.cache.closed)
+        # Closed for every new call at once, though the wait goes on.
+        with self.assertRaisesRegex(ValueError, "is closed"):
+            self.cache.get("cl")
+        self.assertTrue(w.is_alive())
         release.set()
         w.join(30)
         t.join(30)

@@ -163,6 +163,20 @@ class TestStrategyCache(SegmentCase):
             self.sc.get_dtos("raw", Regime)
         self.assertEqual(cm.exception.code, tickcache.TC_ETYPE)
 
+    def test_foreign_payloads_are_invalid(self):
+        self.sc.start_run(0)
+        self.cache._dto_append("short", strategy.DTO_TYPE, b"\x01")
+        with self.assertRaises(tickcache.InvalidDTOTypeError) as cm:
+            self.sc.get_dtos("short", Regime)
+        self.assertEqual(str(cm.exception), "element 0 at key 'short' is not a DTO of "
+                         "tickcache.strategy")
+        # A class id nobody registered here (a class not imported here).
+        self.cache._dto_append("unknown", strategy.DTO_TYPE, b"\x78\x56\x34\x12{}")
+        with self.assertRaises(tickcache.InvalidDTOTypeError) as cm:
+            self.sc.get_dtos("unknown", Regime)
+        self.assertEqual(str(cm.exception), "element 0 at key 'unknown' is a type id "
+                         "0x12345678, not a Regime")
+
     @unittest.skipIf(pydantic is None, "pydantic not installed")
     def test_pydantic_models(self):
         class Bar(pydantic.BaseModel):

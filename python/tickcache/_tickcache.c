@@ -67,6 +67,8 @@ static void at_fork_child(void)
 typedef struct CacheObject {
 	PyObject_HEAD
 	tc_cache *c;             /* NULL when closed or not (re)attached */
+	tc_cache *deferred;      /* closed by close() while calls ran without the
+				  * GIL: tc_close'd when the last returns */
 	tc_opts opts;            /* as opened, for attaching again after fork */
 	unsigned long fork_gen;  /* fork_gen when c was opened */
 	int closed;              /* close() was called */
@@ -499,7 +501,9 @@ static tc_cache *handle_slow(CacheObject *self)
 		 * Sections and waits of the parent's threads do not exist here. */
 		if (self->c)
 			tc_close(self->c);
-		self->c = NULL;
+		if (self->deferred)
+			tc_close(self->deferred);
+		self->c = self->deferred = NULL;
 		self->busy = 0;
 		self->sections = 0;
 		tc_opts o = self->opts;
@@ -528,11 +532,13 @@ static inline tc_cache *handle(CacheObject *self)
 	return handle_slow(self);
 }
 
+/* A call that ran without the GIL on a handle returned; the last one
+ * closes a handle that close() left to it. */
 static void busy_end(CacheObject *self)
 {
-	if (--self->busy == 0 && self->closed && self->c) {
-		tc_close(self->c);
-		self->c = NULL;
+	if (--self->busy == 0 && self->deferred) {
+		tc_close(self->deferred);
+		self->deferred = NULL;
 	}
 }
 
@@ -670,7 +676,11 @@ static int Cache_init(CacheObject *self, PyObject *args, PyObject *kw)
 	}
 	o.flags = create ? TC_CREATE : 0;
 	tc_cache *c = NULL;
-	int rc = tc_open(&c, name, &o);
+	int rc;
+	/* Creating reserves and maps the whole segment: not nanoseconds. */
+	Py_BEGIN_ALLOW_THREADS
+	rc = tc_open(&c, name, &o);
+	Py_END_ALLOW_THREADS
 	if (rc) {
 		cache_error(rc, name, NULL, 0);
 		return -1;
@@ -689,7 +699,9 @@ static void Cache_dealloc(CacheObject *self)
 	/* Sections and waits hold references, so none is left here. */
 	if (self->c)
 		tc_close(self->c);
-	self->c = NULL;
+	if (self->deferred)
+		tc_close(self->deferred);
+	self->c = self->deferred = NULL;
 	Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -713,10 +725,11 @@ static PyObject *Cache_close(CacheObject *self, PyObject *unused)
 		return NULL;
 	}
 	self->closed = 1;
-	if (self->c && (self->busy == 0 || self->fork_gen != fork_gen)) {
+	if (self->c && self->busy > 0 && self->fork_gen == fork_gen)
+		self->deferred = self->c; /* every new call fails from now on */
+	else if (self->c)
 		tc_close(self->c);
-		self->c = NULL;
-	}
+	self->c = NULL;
 	Py_RETURN_NONE;
 }
 
