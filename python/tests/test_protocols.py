@@ -402,14 +402,17 @@ class TestAsync(SegmentCase):
                     await asyncio.sleep(0.01)
 
             async def loader():
-                await asyncio.sleep(0.2)  # the loop keeps running meanwhile
+                # Runs on the loop while get_or_load waits in the executor:
+                # the ticker must go on meanwhile (a blocked loop hangs here).
+                seen = len(ticks)
+                while len(ticks) < seen + 3:
+                    await asyncio.sleep(0.01)
                 return b"async-loaded"
             t = asyncio.create_task(ticker())
             v = await a.get_or_load("k", loader, ttl=10)
             gate.set()
             await t
             self.assertEqual(v, b"async-loaded")
-            self.assertGreater(len(ticks), 3)
             self.assertEqual(await a.get_or_load("k", loader), b"async-loaded")
 
             class Down(Exception):
