@@ -253,7 +253,7 @@ $(PC): $(PC_IN) FORCE
 # change (setuptools compares times); CC and SANFLAGS reach it, so that
 # `make asan` builds and tests an instrumented extension.
 .PHONY: python bench-python
-python: $(STATIC_LIB) ## Build the Python package for $(PYTHON) into build/python/ (PYTHONPATH=build/python)
+python: $(STATIC_LIB) ## Build the Python package for PYTHON (python3) into build/python/
 	$(call msg,PY,$(PY_BUILD))
 	$(Q)cd python && CC='$(CC)' CFLAGS='$(OPTFLAGS) $(SANFLAGS) $(CFLAGS)' \
 	  LDFLAGS='$(SANFLAGS) $(LDFLAGS)' TICKCACHE_BUILDDIR='$(abspath $(BUILDDIR))' \
