@@ -427,8 +427,12 @@ int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n);
  * stay valid until the walk ends), but while it runs retired memory cannot
  * be reclaimed by anyone, so a write that needs reclaimed memory fails with
  * -ENOSPC sooner: keep FN short.
+ * Every element is checked before FN is called at all: its kind, hash,
+ * key length (the list's), generation and count; a list whose count says
+ * more elements than the walk finds is TC_ECORRUPT, and memory is taken for
+ * the elements found, never for the count.
  * Returns 0, FN's value, TC_ETYPE, TC_ENORUN, -EINVAL, -ENOMEM, -EUSERS,
- * TC_ECORRUPT.
+ * -ESTALE, -EBUSY, TC_ECORRUPT.
  */
 int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type,
 		tc_dto_fn fn, void *arg);
@@ -437,8 +441,11 @@ typedef int (*tc_dto_key_fn)(const void *key, size_t klen, size_t count, void *a
 /*
  * tc_dto_keys - visit the DTO keys of the active run with their counts
  * (order unspecified).  Like tc_scan: a read section per index bucket,
- * never across a call of FN.  Returns 0, FN's non-zero value, TC_ENORUN
- * (also when the run ends during the walk), -EINVAL, -ENOMEM, -EUSERS.
+ * never across a call of FN.  KLEN is always 1..TC_KEY_MAX: a slot that
+ * names no valid entry is skipped and reported as TC_ECORRUPT after the
+ * walk.  Returns 0, FN's non-zero value, TC_ENORUN (also when the run ends
+ * during the walk), -EINVAL, -ENOMEM, -EUSERS, -ESTALE, -EBUSY,
+ * TC_ECORRUPT.
  */
 int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg);
 
@@ -507,8 +514,12 @@ typedef int (*tc_scan_fn)(const void *key, size_t klen, const tc_meta *meta, voi
  * tc_scan - visit the live keys matching GLOB (fnmatch rules; NULL or "*"
  * matches all).  Never blocks writers; holds a read section for one bucket at
  * a time, never across a call of FN.  Keys present for the whole scan are
- * visited exactly once; keys written during it may or may not be.  Returns
- * 0, FN's non-zero value, -EINVAL, TC_ECORRUPT.
+ * visited exactly once; keys written during it may or may not be.  An
+ * index slot that names no valid entry is skipped (nothing is read from or
+ * written to what it names) and reported as TC_ECORRUPT once the walk is
+ * done.  Returns 0, FN's non-zero value, -EINVAL, -ENOMEM, -EUSERS,
+ * -ESTALE (the segment was unlinked), -EBUSY (an audit at work; the walk
+ * stops at the first bucket it cannot enter), TC_ECORRUPT.
  */
 int tc_scan(tc_cache *c, const char *glob, tc_scan_fn fn, void *arg);
 
@@ -518,8 +529,11 @@ int tc_scan(tc_cache *c, const char *glob, tc_scan_fn fn, void *arg);
  * would use, so it never blocks writers; *deleted (may be NULL) receives
  * the count.  Keys present throughout are deleted; keys written during the
  * purge may survive it.  DTO lists, rate limiters and load leases are not
- * keys and are never purged.  Counts one clear and DELETED keys_deleted in
- * tc_stats.  Returns 0, -EINVAL, -ENOMEM, -EUSERS.
+ * keys and are never purged.  A slot that names no valid entry is skipped,
+ * never removed.  Counts one clear and DELETED keys_deleted in tc_stats.
+ * Returns 0, -EINVAL, -ENOMEM, -EUSERS, -ESTALE (the segment was unlinked),
+ * -EBUSY (an audit at work): on those two the purge stops at the first
+ * bucket it cannot enter, and *deleted counts what it removed before.
  */
 int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted);
 
@@ -650,8 +664,13 @@ typedef struct tc_sweep_report {
  * reclaim retired memory whose grace period has passed.  Lock-free like any
  * writer; safe to run from several processes, though one sweeper per
  * segment is the intended use (see tc_lease_*).  REPORT may be NULL.
+ * Entries are expired only when their index slot names a valid entry (the
+ * checks of tc_scan), so a scribbled slot never makes the pass retire a
+ * block inside another key's value.
  * Returns 0, -EINVAL, -EUSERS, -EDEADLK (called inside a read section of
- * this thread, whose own slot would hold the grace period back).
+ * this thread, whose own slot would hold the grace period back), -ESTALE
+ * (the segment was unlinked), -EBUSY (an audit at work); on the last two
+ * the dead slots are cleared and the pass stops there.
  */
 int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
 

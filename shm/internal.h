@@ -109,6 +109,7 @@ uint32_t tc__self_pid(void);
 void tc__registry_lock(void);
 void tc__registry_unlock(void);
 bool tc__registry_has(uint64_t cid);
+extern void (*tc__open_test_hook)(uint8_t *base); /* tests: after validation */
 
 /* epoch.c: reader slots and grace periods */
 struct tc_rslot *tc__slot(tc_cache *c);           /* this thread's slot or NULL (-EUSERS) */
@@ -173,6 +174,15 @@ bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot
 int  tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
 		     uint64_t version);
 struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *vlen);
+struct tc_entry *tc__block_kv(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *klen,
+			      uint32_t *vlen);
+/* An index entry as checked by tc__slot_entry(): each field loaded once. */
+struct tc__sview {
+	struct tc_entry *e;
+	uint64_t hash;
+	uint32_t klen, vlen, kind, cls;
+};
+int  tc__slot_entry(tc_cache *c, uint64_t bi, uint64_t w, struct tc__sview *v);
 void tc__maybe_reclaim(tc_cache *c, struct tc_rslot *s);
 
 /* run.c: runs and DTO lists */

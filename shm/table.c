@@ -103,6 +103,49 @@ static inline uint64_t maxdisp(tc_cache *c, uint64_t home)
 	return md > c->bmask ? c->bmask : md;
 }
 
+/*
+ * The entry named by the published slot word W found in bucket BI, for the
+ * passes that walk the index rather than look a key up (the eviction clock,
+ * expiry, scan and purge, the run sweep, tc_dto_keys).  A lookup proves an
+ * entry by comparing its key; a walk has no key, so the entry must prove
+ * itself before anyone writes its reference bit, removes its slot or hands
+ * its key out: the word's tag is the hash's, the bucket lies within the
+ * probe range of the hash's home, the kind is one that lives in the index,
+ * key and value fit the size class and the class the arena, and the block
+ * is LIVE (or RETIRED: replaced since W was loaded; our read section keeps
+ * it from being freed, so every field read here is stable for a genuine
+ * entry).  Each field is loaded once, into V.  1, or TC_ECORRUPT: W names
+ * something that is not an entry (a scribbled slot, or a ref into another
+ * entry's value).  The caller is inside a read section.
+ */
+int tc__slot_entry(tc_cache *c, uint64_t bi, uint64_t w, struct tc__sview *v)
+{
+	struct tc_entry *e = tc__block(c, TC_SW_REF(w));
+	if (!e)
+		return TC_ECORRUPT;
+	uint64_t hash = tc__ld(&e->hash), home = hash & c->bmask;
+	uint32_t kind = tc__ld(&e->kind), cls = tc__ld(&e->cls), klen = tc__ld(&e->klen);
+	uint32_t vlen = tc__ld(&e->vlen), st = tc__ld(&e->state);
+	uint64_t off = (TC_SW_REF(w) - 1) * TC_BLOCK_UNIT;
+	if (TC_TAG_OF(hash) != TC_SW_TAG(w) || ((bi - home) & c->bmask) > maxdisp(c, home))
+		return TC_ECORRUPT;
+	if ((kind != TC_KIND_KEY && kind != TC_KIND_DTO && kind != TC_KIND_LOAD &&
+	     kind != TC_KIND_RATE) ||
+	    klen == 0 || klen > TC_KEY_MAX || vlen > TC_VALUE_MAX || cls >= TC_CLASSES_USED ||
+	    off + tc__class_size(cls) > c->arena_bytes ||
+	    tc__entry_bytes(klen, vlen) > tc__class_size(cls))
+		return TC_ECORRUPT;
+	if (st != TC_BLK_LIVE && st != TC_BLK_RETIRED)
+		return TC_ECORRUPT;
+	v->e = e;
+	v->hash = hash;
+	v->klen = klen;
+	v->vlen = vlen;
+	v->kind = kind;
+	v->cls = cls;
+	return 1;
+}
+
 /* Find the published slot of (hash, key, kind).  0 found, -ENOENT, TC_ECORRUPT. */
 static int lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
 		  uint64_t **slotp, uint64_t *wp, struct view *v)
@@ -892,22 +935,26 @@ static int evict_n(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slo
 			uint64_t w = tc__ld(&b->w[i]);
 			if (TC_SW_STATE(w) != TC_SW_FINAL)
 				continue;
-			struct tc_entry *e = tc__block(c, TC_SW_REF(w));
-			if (!e)
+			/* Nothing is written or removed for a slot that does not
+			 * name a genuine entry: a ref into another key's value
+			 * would have its bytes zeroed or its block retired. */
+			struct tc__sview v;
+			if (tc__slot_entry(c, bi, w, &v) != 1)
 				continue;
+			struct tc_entry *e = v.e;
 			if (expired(tc__ld(&e->expires_ms), now)) {
 				if (tc__remove_slot(c, s, &b->w[i], w, TC_C_EXPIRATIONS) == 0)
 					removed++;
 				continue;
 			}
 			/* A DTO list goes as a whole or not at all (run.c). */
-			if (!lru || tc__ld(&e->kind) == TC_KIND_DTO)
+			if (!lru || v.kind == TC_KIND_DTO)
 				continue;
 			if (tc__ld(&e->refbit)) {
 				tc__st(&e->refbit, 0);
 				continue;
 			}
-			if (need_slot || want == UINT32_MAX || tc__ld(&e->cls) == want) {
+			if (need_slot || want == UINT32_MAX || v.cls == want) {
 				if (tc__remove_slot(c, s, &b->w[i], w, TC_C_EVICTIONS) == 0)
 					removed++;
 			}
@@ -936,8 +983,9 @@ int tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_r
 				rep->scanned++;
 			if (TC_SW_STATE(w) != TC_SW_FINAL)
 				continue;
-			struct tc_entry *e = tc__block(c, TC_SW_REF(w));
-			if (e && expired(tc__ld(&e->expires_ms), now) &&
+			struct tc__sview v;
+			if (tc__slot_entry(c, bi, w, &v) == 1 &&
+			    expired(tc__ld(&v.e->expires_ms), now) &&
 			    tc__remove_slot(c, s, &b->w[i], w, TC_C_EXPIRATIONS) == 0 && rep)
 				rep->expired++;
 		}
@@ -958,7 +1006,9 @@ struct found {
 
 /*
  * Copy the live, matching keys of bucket BI out under a read section of
- * one bucket.  Returns how many were copied into F.
+ * one bucket.  Returns how many were copied into F, or the error of
+ * entering the section (-EUSERS, -ESTALE, -EBUSY).  An impossible entry is
+ * skipped and reported in *BAD.
  */
 static int bucket_keys(tc_cache *c, uint64_t bi, const char *glob, int64_t now,
 		       struct found *f, int *bad, struct tc_rslot *purger, uint64_t *npurged)
@@ -966,39 +1016,29 @@ static int bucket_keys(tc_cache *c, uint64_t bi, const char *glob, int64_t now,
 	struct tc_bucket *b = &c->index[bi];
 	struct tc_rslot *s;
 	int n = 0;
-	if (tc__enter(c, &s)) {
-		*bad = -EUSERS;
-		return 0;
-	}
+	int rc = tc__enter(c, &s);
+	if (rc)
+		return rc;
 	for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
 		uint64_t w = tc__ld(&b->w[i]);
 		if (TC_SW_STATE(w) != TC_SW_FINAL)
 			continue;
-		struct tc_entry *e = tc__block(c, TC_SW_REF(w));
-		if (!e) {
+		struct tc__sview v;
+		if (tc__slot_entry(c, bi, w, &v) != 1) {
 			*bad = TC_ECORRUPT;
 			continue;
 		}
-		uint32_t klen = tc__ld(&e->klen), vlen = tc__ld(&e->vlen), cls = tc__ld(&e->cls);
-		uint64_t off = (TC_SW_REF(w) - 1) * TC_BLOCK_UNIT;
-		/* The same checks as match(): an impossible entry is skipped and
-		 * reported, never handed out. */
-		if (klen == 0 || klen > TC_KEY_MAX || vlen > TC_VALUE_MAX ||
-		    cls >= TC_CLASSES_USED || off + tc__class_size(cls) > c->arena_bytes ||
-		    tc__entry_bytes(klen, vlen) > tc__class_size(cls)) {
-			*bad = TC_ECORRUPT;
+		struct tc_entry *e = v.e;
+		int64_t exp = tc__ld(&e->expires_ms);
+		if (v.kind != TC_KIND_KEY || expired(exp, now))
 			continue;
-		}
-		if (tc__ld(&e->kind) != TC_KIND_KEY || expired(tc__ld(&e->expires_ms), now))
-			continue;
-		memcpy(f[n].key, tc__ekey(e), klen);
-		f[n].key[klen] = '\0';
+		memcpy(f[n].key, tc__ekey(e), v.klen);
+		f[n].key[v.klen] = '\0';
 		if (glob && fnmatch(glob, (const char *)f[n].key, 0) != 0)
 			continue;
-		f[n].klen = klen;
-		f[n].meta = (tc_meta){ .len = vlen, .type = tc__ld(&e->type),
-				       .version = tc__ld(&e->version),
-				       .expires_ms = tc__ld(&e->expires_ms) };
+		f[n].klen = v.klen;
+		f[n].meta = (tc_meta){ .len = v.vlen, .type = tc__ld(&e->type),
+				       .version = tc__ld(&e->version), .expires_ms = exp };
 		f[n].word = w;
 		f[n].slotp = &b->w[i];
 		/* Purge removes under the same section that matched the key, so
@@ -1026,8 +1066,8 @@ int tc_scan(tc_cache *c, const char *glob, tc_scan_fn fn, void *arg)
 	int bad = 0, rc = 0;
 	for (uint64_t bi = 0; bi < c->nbuckets && rc == 0; bi++) {
 		int n = bucket_keys(c, bi, glob, tc__now_ms(), f, &bad, NULL, NULL);
-		if (bad == -EUSERS)
-			break;
+		if (n < 0)
+			rc = n;
 		for (int i = 0; i < n && rc == 0; i++)
 			rc = fn(f[i].key, f[i].klen, &f[i].meta, arg);
 	}
@@ -1052,18 +1092,21 @@ int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted)
 	if (!f)
 		return -ENOMEM;
 	uint64_t n = 0;
-	int bad = 0;
-	for (uint64_t bi = 0; bi < c->nbuckets; bi++) {
-		bucket_keys(c, bi, glob, tc__now_ms(), f, &bad, s, &n);
-		if (bad == -EUSERS)
-			break;
+	int bad = 0, rc = 0;
+	for (uint64_t bi = 0; bi < c->nbuckets && rc == 0; bi++) {
+		int k = bucket_keys(c, bi, glob, tc__now_ms(), f, &bad, s, &n);
+		if (k < 0)
+			rc = k;
 	}
 	free(f);
-	tc__count(s, TC_C_CLEARS);
+	if (rc == 0)
+		tc__count(s, TC_C_CLEARS);
+	else
+		tc__count(s, TC_C_ERRORS);
 	tc__count(s, TC_C_OPS);
 	if (deleted)
 		*deleted = n;
-	return bad == -EUSERS ? -EUSERS : 0;
+	return rc;
 }
 
 /* ---- generic helpers for run.c, policy.c and features.c ------------------ */
@@ -1120,9 +1163,12 @@ int tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
 /*
  * The block REF checked as a whole: in the arena with its size class,
  * of KIND, its key and value inside the block.  NULL when any check fails.
- * *vlen receives the value length.
+ * Each length is loaded once: *klen and *vlen receive the checked copies,
+ * and the caller uses those, never the block's fields again (a length
+ * loaded twice can change between the check and the use).
  */
-struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *vlen)
+struct tc_entry *tc__block_kv(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *klen,
+			      uint32_t *vlen)
 {
 	struct tc_entry *e = tc__block(c, ref);
 	if (!e || tc__ld(&e->kind) != kind)
@@ -1133,8 +1179,16 @@ struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t
 	    off + tc__class_size(cls) > c->arena_bytes ||
 	    tc__entry_bytes(kl, vl) > tc__class_size(cls))
 		return NULL;
+	*klen = kl;
 	*vlen = vl;
 	return e;
+}
+
+/* tc__block_kv() for blocks whose key length the caller does not use. */
+struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *vlen)
+{
+	uint32_t kl;
+	return tc__block_kv(c, ref, kind, &kl, vlen);
 }
 
 /* maybe_reclaim() for the writers of run.c and policy.c, after a retire,
