@@ -87,6 +87,13 @@ enum {
 #define TC_TOOL   0x8u   /* a maintenance handle (sweeper, CLI, monitoring): its
 			  * threads read through the TC_TOOL_READERS slots kept
 			  * beyond max_readers, never through a strategy's */
+#define TC_CHECKSUM 0x10u /* create: every value carries an XXH3 checksum, written
+			  * with it and verified by every read that returns it
+			  * (TC_ECORRUPT on a mismatch).  Recorded in the segment:
+			  * every handle of every process then uses it.  Costs 8
+			  * bytes per value (more when it crosses a size class) and
+			  * a hash of the value per read and per write.  Asked of
+			  * a segment created without it: TC_EGEOMETRY. */
 
 /* Reader slots every segment keeps for TC_TOOL handles, beyond max_readers. */
 #define TC_TOOL_READERS 4
@@ -115,7 +122,7 @@ typedef struct tc_opts {
 	uint32_t mode;           /* permission bits on create; 0 means 0600; applied exactly */
 	uint64_t default_ttl_ms; /* used when a write passes TC_TTL_DEFAULT; 0 = never expires */
 	int      eviction;       /* TC_EVICT_NONE or TC_EVICT_LRU */
-	unsigned flags;          /* TC_CREATE, TC_EXCL, TC_LAZY, TC_TOOL */
+	unsigned flags;          /* TC_CREATE, TC_EXCL, TC_LAZY, TC_TOOL, TC_CHECKSUM */
 } tc_opts;
 
 typedef struct tc_meta {
@@ -186,6 +193,9 @@ typedef struct tc_stats {
 				 * until reclaimed (each also counts in entries) */
 	uint32_t run_active;    /* 1 while a run is active, else 0 */
 	uint32_t ttl_policies;  /* prefixes in the TTL policy table */
+	/* TC_CHECKSUM segments: reads whose value failed its checksum (each
+	 * returned TC_ECORRUPT); always 0 without checksums */
+	uint64_t checksum_failures;
 } tc_stats;
 
 /* Static description of an attached segment. */
@@ -201,6 +211,7 @@ typedef struct tc_info {
 	uint64_t segment_bytes;   /* size of the shm object */
 	int64_t  created_ms;
 	uint32_t creator_pid;
+	unsigned flags;           /* TC_CHECKSUM when the segment was created with it */
 } tc_info;
 
 /* ------------------------------------------------------------------ */
@@ -259,8 +270,13 @@ bool tc_name_valid(const char *name);
  * value that was current at some instant during the call.
  * @meta: may be NULL; on success and on -E2BIG it receives the value's
  *        length, type, version and expiry.
+ * With TC_CHECKSUM the copy in BUF is verified before the call returns 0;
+ * a mismatch is TC_ECORRUPT (BUF then holds the damaged bytes: do not use
+ * them).  Without it, a scribble into the value's bytes is returned as the
+ * value (docs/design.md, "What a scribble can do").
  * Returns 0, -ENOENT (absent or expired), -E2BIG (cap < length), -EINVAL,
- * -EUSERS (no reader slot), -ESTALE (the segment was unlinked), TC_ECORRUPT.
+ * -EUSERS (no reader slot), -ESTALE (the segment was unlinked), -EBUSY (an
+ * audit at work), TC_ECORRUPT.
  */
 int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta);
 
@@ -278,8 +294,10 @@ void tc_read_unlock(tc_cache *c);
 /*
  * tc_peek - zero-copy read, only inside a read section of this thread.
  * *val points into the segment and stays valid until the outermost
- * tc_read_unlock.  Returns 0, -ENOENT, -EINVAL (also outside a section),
- * TC_ECORRUPT.
+ * tc_read_unlock.  With TC_CHECKSUM the value is verified before *val is
+ * set (a scribble after that, while the caller reads it, is not seen);
+ * on a mismatch *val is NULL and the call returns TC_ECORRUPT.
+ * Returns 0, -ENOENT, -EINVAL (also outside a section), TC_ECORRUPT.
  */
 int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta);
 
@@ -320,7 +338,9 @@ int tc_cas(tc_cache *c, const void *key, size_t klen, uint64_t expect_version,
 int tc_del(tc_cache *c, const void *key, size_t klen);
 
 /* tc_expire - change the TTL of a live KEY (0 removes the expiry).  The
- * value is kept and the version grows.  Returns 0 or -ENOENT. */
+ * value is kept and the version grows.  With TC_CHECKSUM the value carried
+ * over is verified first (TC_ECORRUPT, nothing changed, when it fails), as
+ * is the counter tc_incr adds to.  Returns 0 or -ENOENT. */
 int tc_expire(tc_cache *c, const void *key, size_t klen, uint64_t ttl_ms);
 
 /*
@@ -428,7 +448,8 @@ int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n);
  * be reclaimed by anyone, so a write that needs reclaimed memory fails with
  * -ENOSPC sooner: keep FN short.
  * Every element is checked before FN is called at all: its kind, hash,
- * key length (the list's), generation and count; a list whose count says
+ * key length (the list's), generation, count and, with TC_CHECKSUM, its
+ * value's checksum (TC_ECORRUPT before any FN call); a list whose count says
  * more elements than the walk finds is TC_ECORRUPT, and memory is taken for
  * the elements found, never for the count.
  * Returns 0, FN's value, TC_ETYPE, TC_ENORUN, -EINVAL, -ENOMEM, -EUSERS,
@@ -612,7 +633,9 @@ typedef struct tc_snapshot_info {
  * synced, then renamed over PATH, so PATH always holds a whole snapshot.
  * Each key is saved as one version of it; keys written during the save may
  * or may not be in it (as tc_scan).  Never blocks writers, and reads
- * quietly (no reference bits set, no hits counted).  Returns 0, -EINVAL,
+ * quietly (no reference bits set, no hits counted).  With TC_CHECKSUM every
+ * value is verified as it is copied: one that fails stops the save with
+ * TC_ECORRUPT, and PATH is left as it was.  Returns 0, -EINVAL,
  * -errno of the file system (-ENOSPC when the disk is full, -ENOENT,
  * -EACCES, ...), -ENOMEM, -EUSERS, -ESTALE, -EBUSY (an audit at work),
  * TC_ECORRUPT.

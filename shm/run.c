@@ -240,10 +240,10 @@ int tc_run_end_gen(tc_cache *c, uint64_t generation)
  * Its key length must be the list's: the value is found with KLEN, never
  * with a second load of the block's. */
 static struct tc_entry *elem(tc_cache *c, uint64_t ref, uint64_t hash, uint32_t klen,
-			     uint32_t *vlen)
+			     uint32_t *vlen, uint32_t *cls)
 {
 	uint32_t kl;
-	struct tc_entry *e = tc__block_kv(c, ref, TC_KIND_DTO, &kl, vlen);
+	struct tc_entry *e = tc__block_kv(c, ref, TC_KIND_DTO, &kl, vlen, cls);
 	if (!e || kl != klen || tc__ld(&e->hash) != hash)
 		return NULL;
 	return e;
@@ -267,7 +267,7 @@ void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head
 			break;
 		uint64_t prev = TC_DTO_PREV(ver);
 		tc__retire(c, s, e);
-		e = i > 1 && prev ? elem(c, prev, hash, klen, &vlen) : NULL;
+		e = i > 1 && prev ? elem(c, prev, hash, klen, &vlen, NULL) : NULL;
 	}
 }
 
@@ -338,7 +338,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 	if (len > TC_VALUE_MAX)
 		return -EMSGSIZE;
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO), tag = TC_TAG_OF(hash);
-	uint64_t need = tc__entry_bytes(klen, len), t0 = 0;
+	uint64_t need = tc__entry_need(c, klen, len), t0 = 0;
 	int rc = -EAGAIN, round = 0;
 	struct tc_rslot *s = NULL;
 	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
@@ -401,6 +401,8 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		memcpy((uint8_t *)e + TC_ENTRY_HDR, key, klen);
 		if (len)
 			memcpy((uint8_t *)tc__eval(e, (uint32_t)klen), dto, len);
+		if (c->csum)
+			tc__csum_seal(c, e, klen);
 		uint64_t ref = tc__ref_of(c, e);
 		tc__st(&s->inflight, 0); /* see "Crash windows" above */
 		if (lr == 0) {
@@ -511,37 +513,49 @@ int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n)
 	return rc;
 }
 
+/* One element of a list as tc_dto_each hands it out: checked, loaded once. */
+struct item {
+	const uint8_t *val;
+	uint32_t vlen;
+};
+
 /*
- * Collect the refs of the list headed by HEAD (word HW, N elements, key
- * length KLEN) into *REFS, newest first, checking every element.  The
- * array grows (doubling) with the elements the walk has proved to exist,
- * so a scribbled count allocates no more than twice the real list.  0,
- * TC_ETYPE (some element has another type), TC_ECORRUPT, -ENOMEM.
+ * Collect the elements of the list headed by HEAD (word HW, N elements,
+ * key length KLEN) into *ITEMS, newest first, checking every element (and,
+ * with checksums, its value).  The array grows (doubling) with the elements
+ * the walk has proved to exist, so a scribbled count allocates no more than
+ * twice the real list.  0, TC_ETYPE (some element has another type),
+ * TC_ECORRUPT, -ENOMEM.
  */
 static int collect(tc_cache *c, struct tc_entry *head, uint64_t hw, uint64_t n, uint32_t klen,
-		   uint32_t type, uint64_t **refs, uint64_t *cap)
+		   uint32_t type, struct item **items, uint64_t *cap)
 {
 	uint64_t hash = tc__ld(&head->hash), ref = TC_SW_REF(hw);
-	uint32_t gen = tc__ld(&head->aux), vlen;
+	uint32_t gen = tc__ld(&head->aux), vlen, cls;
 	int rc = 0;
 	for (uint64_t i = n, k = 0; i >= 1; i--, k++) {
-		struct tc_entry *e = elem(c, ref, hash, klen, &vlen);
+		struct tc_entry *e = elem(c, ref, hash, klen, &vlen, &cls);
 		if (!e)
 			return TC_ECORRUPT;
 		uint64_t ver = tc__ld(&e->version);
+		uint32_t ty = tc__ld(&e->type);
 		if (tc__ld(&e->aux) != gen || TC_DTO_COUNT(ver) != i)
 			return TC_ECORRUPT;
-		if (tc__ld(&e->type) != type)
+		if (c->csum && tc__csum_check(c, e, hash, klen, cls, ver, tc__ld(&e->expires_ms),
+					      vlen, ty, tc__eval(e, klen)))
+			return TC_ECORRUPT;
+		if (ty != type)
 			rc = TC_ETYPE;
 		if (k == *cap) {
 			uint64_t nc = *cap ? 2 * *cap : 64;
-			uint64_t *r = realloc(*refs, (nc < n ? nc : n) * sizeof(*r));
+			nc = nc < n ? nc : n;
+			struct item *r = realloc(*items, nc * sizeof(*r));
 			if (!r)
 				return -ENOMEM;
-			*refs = r;
-			*cap = nc < n ? nc : n;
+			*items = r;
+			*cap = nc;
 		}
-		(*refs)[k] = ref;
+		(*items)[k] = (struct item){ tc__eval(e, klen), vlen };
 		ref = TC_DTO_PREV(ver);
 	}
 	return ref == 0 ? rc : TC_ECORRUPT;
@@ -553,7 +567,8 @@ int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto
 	if (!c || !fn || !tc__valid_key(key, klen))
 		return -EINVAL;
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO);
-	uint64_t *refs = NULL, cap = 0, n = 0;
+	struct item *items = NULL;
+	uint64_t cap = 0, n = 0;
 	/* Every element takes at least its header and its key. */
 	uint64_t most = c->arena_bytes / tc__entry_bytes(klen, 0);
 	struct tc_rslot *s;
@@ -577,7 +592,7 @@ int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto
 			rc = TC_ECORRUPT;
 			break;
 		}
-		rc = collect(c, head, hw, n, (uint32_t)klen, type, &refs, &cap);
+		rc = collect(c, head, hw, n, (uint32_t)klen, type, &items, &cap);
 		/* The run must have stayed active across the walk, so that the
 		 * snapshot is one of this run (not of appends after its end). */
 		if (run_moved(c, w)) {
@@ -587,16 +602,14 @@ int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto
 		if (rc)
 			break;
 		/* Zero copy: every element stays valid until our section ends,
-		 * even when the run ends meanwhile.  Oldest first. */
-		for (uint64_t k = n; k-- > 0 && rc == 0;) {
-			uint32_t vlen;
-			struct tc_entry *e = elem(c, refs[k], hash, (uint32_t)klen, &vlen);
-			rc = e ? fn(tc__eval(e, (uint32_t)klen), vlen, arg) : TC_ECORRUPT;
-		}
+		 * even when the run ends meanwhile.  Oldest first, each as the
+		 * walk checked it (nothing is loaded again). */
+		for (uint64_t k = n; k-- > 0 && rc == 0;)
+			rc = fn(items[k].val, items[k].vlen, arg);
 		break;
 	}
 	tc__exit(c);
-	free(refs);
+	free(items);
 	count_rc(s, rc < 0 ? rc : 0);
 	return rc;
 }

@@ -317,6 +317,7 @@ static int build(int fd, const char *name, uint64_t entries, uint64_t memory,
 	h->mode = mode;
 	h->created_ms = tc__now_ms();
 	h->creator_pid = tc__self_pid();
+	h->options = (o->flags & TC_CHECKSUM) ? TC_OPT_CHECKSUM : 0;
 	h->epoch = 1;
 	(void)name;
 	/* Publish: every field above before the state word (pairs with the
@@ -371,6 +372,7 @@ static int validate(const struct tc_hdr *h, uint64_t size, struct geo *g)
 	g->total_bytes = tc__ld(&h->total_bytes);
 	g->default_ttl_ms = tc__ld(&h->default_ttl_ms);
 	g->eviction = tc__ld(&h->eviction);
+	g->options = tc__ld(&h->options);
 	uint64_t nb, so, ao, io, ro, total;
 	uint32_t ma;
 	if (tc__layout(g->max_entries, g->memory_bytes, g->max_readers, &nb, &ma, &so, &ao,
@@ -381,6 +383,8 @@ static int validate(const struct tc_hdr *h, uint64_t size, struct geo *g)
 	    total != g->total_bytes || total != size)
 		return TC_ECORRUPT;
 	if (g->eviction != TC_EVICT_NONE && g->eviction != TC_EVICT_LRU)
+		return TC_ECORRUPT;
+	if (g->options & ~TC_OPT_ALL)
 		return TC_ECORRUPT;
 	return 0;
 }
@@ -406,6 +410,8 @@ static void fill_handle(tc_cache *c, uint8_t *base, uint64_t size, const struct 
 	c->nslots = g->max_readers + TC_TOOL_READERS;
 	c->max_attach = g->max_attach;
 	c->eviction = g->eviction;
+	c->csum = g->options & TC_OPT_CHECKSUM;
+	c->rslow = (g->eviction == TC_EVICT_LRU ? TC_RS_LRU : 0) | (c->csum ? TC_RS_CSUM : 0);
 	c->attach_idx = UINT32_MAX;
 	const char *slow = getenv("TICKCACHE_SLOW_US");
 	c->slow_ns = (slow && *slow ? strtoull(slow, NULL, 10) : 100) * 1000;
@@ -442,7 +448,7 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 			mode = opts->mode;
 		if ((mode & ~07777u) || (opts->eviction != TC_EVICT_NONE &&
 					 opts->eviction != TC_EVICT_LRU) ||
-		    (opts->flags & ~(TC_CREATE | TC_EXCL | TC_LAZY | TC_TOOL)))
+		    (opts->flags & ~(TC_CREATE | TC_EXCL | TC_LAZY | TC_TOOL | TC_CHECKSUM)))
 			return -EINVAL;
 		if ((opts->max_entries && (opts->max_entries < TC_MIN_ENTRIES ||
 					   opts->max_entries > TC_MAX_ENTRIES)) ||
@@ -506,7 +512,8 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 		tc__open_test_hook(base);
 	if (opts && ((opts->max_entries && opts->max_entries != g.max_entries) ||
 		     (opts->memory_bytes && opts->memory_bytes != g.memory_bytes) ||
-		     (opts->max_readers && opts->max_readers != g.max_readers))) {
+		     (opts->max_readers && opts->max_readers != g.max_readers) ||
+		     ((opts->flags & TC_CHECKSUM) && !(g.options & TC_OPT_CHECKSUM)))) {
 		rc = TC_EGEOMETRY;
 		goto out_unmap;
 	}
@@ -609,6 +616,7 @@ int tc_get_info(tc_cache *c, tc_info *out)
 	out->mode = tc__ld(&c->h->mode);
 	out->default_ttl_ms = c->default_ttl_ms;
 	out->eviction = c->eviction;
+	out->flags = c->csum ? TC_CHECKSUM : 0;
 	out->segment_bytes = c->size;
 	out->created_ms = tc__ld(&c->h->created_ms);
 	out->creator_pid = tc__ld(&c->h->creator_pid);

@@ -199,10 +199,32 @@ static inline void fill_meta(tc_meta *m, const struct view *v)
 	}
 }
 
-static inline void touch(tc_cache *c, struct tc_entry *e)
+/*
+ * The work of a read after its copy, when the handle has any (one test of
+ * c->rslow on the hot path covers both): under LRU set the reference bit
+ * (only when clear: no shared write on a hit of a hot key; QUIET reads set
+ * none), and with checksums verify VAL, the value as returned.
+ */
+static __attribute__((noinline)) int read_checked(tc_cache *c, uint64_t hash, size_t klen,
+						   const struct view *v, const void *val,
+						   bool quiet)
 {
-	if (c->eviction == TC_EVICT_LRU && !tc__ld(&e->refbit))
-		tc__st(&e->refbit, 1);
+	int rc = tc__csum_check(c, v->e, hash, klen, v->cls, v->version, v->expires, v->vlen,
+				v->type, val);
+	if (rc == 0 && !quiet && (c->rslow & TC_RS_LRU) && !tc__ld(&v->e->refbit))
+		tc__st(&v->e->refbit, 1);
+	return rc;
+}
+
+static inline int after_read(tc_cache *c, uint64_t hash, size_t klen, const struct view *v,
+			     const void *val, bool quiet)
+{
+	if (c->rslow == TC_RS_LRU) {
+		if (!quiet && !tc__ld(&v->e->refbit))
+			tc__st(&v->e->refbit, 1);
+		return 0;
+	}
+	return read_checked(c, hash, klen, v, val, quiet);
 }
 
 /* Sampled latency: one call in 64 per slot is timed. */
@@ -233,7 +255,8 @@ static int bad_args(tc_cache *c)
 
 /* The copy of tc_get, inside a read section.  QUIET (a constant at each
  * call): no reference bit set, and the precise clock. */
-static inline int copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen,
+static inline __attribute__((always_inline)) int
+copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 			     void *buf, size_t cap, tc_meta *meta, bool quiet)
 {
 	uint64_t *slotp, w;
@@ -249,8 +272,8 @@ static inline int copy_value(tc_cache *c, uint64_t hash, const void *key, size_t
 		} else {
 			if (v.vlen)
 				memcpy(buf, v.val, v.vlen);
-			if (!quiet)
-				touch(c, v.e);
+			if (c->rslow)
+				rc = after_read(c, hash, klen, &v, buf, quiet);
 		}
 	}
 	return rc;
@@ -294,7 +317,8 @@ int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta
 	if (rc == 0) {
 		fill_meta(meta, &v);
 		*val = v.val;
-		touch(c, v.e);
+		if (c->rslow && (rc = after_read(c, hash, klen, &v, v.val, false)) != 0)
+			*val = NULL; /* a value that fails its checksum is not handed out */
 	}
 	tc__count(s, rc == 0 ? TC_C_HITS : rc == -ENOENT ? TC_C_MISSES : TC_C_ERRORS);
 	tc__count(s, TC_C_OPS);
@@ -421,8 +445,11 @@ static int insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 	 * then abort our claim), so every version the key ever showed was
 	 * taken before ours.  Nobody reads the version of a claimed entry.
 	 */
-	if (stamp)
+	if (stamp) {
 		tc__st(&e->version, next_version(c, hash, 0));
+		if (c->csum) /* over the version just taken; nobody reads a claim */
+			tc__csum_seal(c, e, klen);
+	}
 	if (tc__cas(mine, tent, fin) == tent)
 		return 0;
 	return RETRY;
@@ -703,7 +730,14 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 					rc = TC_ETYPE;
 					goto out_exit;
 				}
-				n = (int64_t)((uint64_t)le64_get(old.val) + (uint64_t)delta);
+				/* One copy of the counter, checked, then used. */
+				uint8_t cur[8];
+				memcpy(cur, old.val, 8);
+				if (c->csum && (rc = tc__csum_check(c, old.e, hash, klen, old.cls,
+								   old.version, old.expires, 8,
+								   old.type, cur)) != 0)
+					goto out_exit;
+				n = (int64_t)((uint64_t)le64_get(cur) + (uint64_t)delta);
 				exp = old.expires;
 			}
 			le64_put(ctrbuf, n);
@@ -716,7 +750,7 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 		default:
 			break;
 		}
-		uint64_t need = tc__entry_bytes(klen, nlen);
+		uint64_t need = tc__entry_need(c, klen, nlen);
 		int arc;
 		struct tc_entry *e = tc__alloc(c, s, need, &arc);
 		if (!e) {
@@ -739,9 +773,19 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 		memcpy((uint8_t *)e + TC_ENTRY_HDR, key, klen);
 		if (nlen)
 			memcpy((uint8_t *)tc__eval(e, (uint32_t)klen), src, nlen);
+		/* tc_expire carries the old value over: it is checked as copied
+		 * (into our private block), so damage is never sealed anew. */
+		if (c->csum && op == TC_OP_EXPIRE &&
+		    (rc = tc__csum_check(c, old.e, hash, klen, old.cls, old.version, old.expires,
+					 old.vlen, old.type, tc__eval(e, (uint32_t)klen))) != 0) {
+			drop_private(c, s, e);
+			goto out_exit;
+		}
 		uint64_t ref = tc__ref_of(c, e);
 		if (found) {
 			e->version = next_version(c, hash, old.version);
+			if (c->csum)
+				tc__csum_seal(c, e, klen);
 			/* The CAS is a full barrier: the entry's bytes are visible
 			 * before the slot names it. */
 			tc__note_unlink(s, TC_SW_REF(w), old.e);
@@ -1168,7 +1212,7 @@ int tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
  * loaded twice can change between the check and the use).
  */
 struct tc_entry *tc__block_kv(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *klen,
-			      uint32_t *vlen)
+			      uint32_t *vlen, uint32_t *cls_out)
 {
 	struct tc_entry *e = tc__block(c, ref);
 	if (!e || tc__ld(&e->kind) != kind)
@@ -1181,6 +1225,8 @@ struct tc_entry *tc__block_kv(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t
 		return NULL;
 	*klen = kl;
 	*vlen = vl;
+	if (cls_out)
+		*cls_out = cls;
 	return e;
 }
 
@@ -1188,7 +1234,7 @@ struct tc_entry *tc__block_kv(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t
 struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *vlen)
 {
 	uint32_t kl;
-	return tc__block_kv(c, ref, kind, &kl, vlen);
+	return tc__block_kv(c, ref, kind, &kl, vlen, NULL);
 }
 
 /* maybe_reclaim() for the writers of run.c and policy.c, after a retire,

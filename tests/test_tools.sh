@@ -178,6 +178,7 @@ is "stat max_entries" "$(js 'd["max_entries"]')" "1024"
 is "stat memory_bytes" "$(js 'd["memory_bytes"]')" "2097152"
 is "stat mode" "$(js 'd["mode"]')" "0640"
 is "stat eviction" "$(js 'd["eviction"]')" "none"
+is "stat checksums off" "$(js 'd["checksums"]')" "false"
 is "stat entries of a new segment" "$(js 'd["entries"]')" "0"
 is "stat has every documented field" "$(js 'all(k in d for k in ["hits","misses","sets","deletes","expirations","evictions","entries","memory_used","errors","hit_rate","readers","epoch_lag","uptime_ms","classes","index_fill"])')" "true"
 expect 0 "stat (table)" "$INSPECT" stat "$A"
@@ -676,6 +677,20 @@ is "snapshot retired" "$(ls "$TMP/snaps" | tr '\n' ' ')" "$S.snap.removed "
 expect 1 "--restore brings nothing back (and S is not found)" "$SWEEPER" --once --restore --snapshot-dir "$TMP/snaps" "$S"
 is "S stays removed" "$(ls /dev/shm/tickcache."$S" 2>/dev/null)" ""
 
+# ---------------------------------------------------------------------------
+echo "# checksums"
+# ---------------------------------------------------------------------------
+K2="$P-cs"
+expect 0 "create --checksum" "$INSPECT" create "$K2" --entries 1K --memory 1M --checksum
+expect 0 "set into a checksummed segment" "$INSPECT" set "$K2" k v1
+expect 0 "get from a checksummed segment" "$INSPECT" get "$K2" k
+is "checksummed value" "$OUT" "v1"
+expect 0 "stat --json of a checksummed segment" "$INSPECT" --json stat "$K2"
+is "stat checksums on, no failures" "$(js '[d["checksums"], d["checksum_failures"]]')" "[true, 0]"
+expect 0 "stat (table) of a checksummed segment" "$INSPECT" stat "$K2"
+has "stat table shows checksums" "$OUT" "on, 0 failures"
+expect 2 "--checksum is for create only" "$INSPECT" stat "$K2" --checksum
+expect 0 "unlink the checksummed segment" "$INSPECT" unlink "$K2"
 # ---------------------------------------------------------------------------
 echo "# tc-demo"
 # ---------------------------------------------------------------------------
