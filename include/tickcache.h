@@ -623,6 +623,7 @@ typedef struct tc_snapshot_info {
 	int      eviction;
 	int64_t  saved_ms;   /* CLOCK_REALTIME ms when the save began */
 	uint64_t keys;       /* records in the file */
+	unsigned flags;      /* TC_CHECKSUM when saved from a segment with checksums */
 } tc_snapshot_info;
 
 /* tc_snapshot_load flags */

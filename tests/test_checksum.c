@@ -114,6 +114,14 @@ static void test_scribbled_value_byte_is_returned_without_checksums(void **state
 	tc_info info;
 	WB_RC(0, tc_get_info(c, &info));
 	assert_int_equal(info.flags, 0);
+	char path[128];
+	snprintf(path, sizeof(path), "/tmp/%s.snap", name);
+	tc_snapshot_report rep;
+	tc_snapshot_info si;
+	WB_RC(0, tc_snapshot_save(c, path, &rep));
+	WB_RC(0, tc_snapshot_stat(path, &si));
+	assert_int_equal(si.flags, 0);
+	unlink(path);
 	tc_close(c);
 	tc_unlink(name);
 }
@@ -280,6 +288,9 @@ static void test_every_writer_seals_and_every_reader_verifies(void **state)
 	assert_string_equal(s.first, "");
 	tc_snapshot_report rep;
 	WB_RC(0, tc_snapshot_save(c, path, &rep));
+	tc_snapshot_info si;
+	WB_RC(0, tc_snapshot_stat(path, &si));
+	assert_int_equal(si.flags, TC_CHECKSUM); /* a restore recreates the option */
 	WB_RC(0, tc_purge(c, NULL, NULL));
 	WB_RC(0, tc_snapshot_load(c, path, 0, &rep));
 	WB_RC(0, tc_get(c, "len100", 6, buf, sizeof(buf), &m));

@@ -690,7 +690,14 @@ is "stat checksums on, no failures" "$(js '[d["checksums"], d["checksum_failures
 expect 0 "stat (table) of a checksummed segment" "$INSPECT" stat "$K2"
 has "stat table shows checksums" "$OUT" "on, 0 failures"
 expect 2 "--checksum is for create only" "$INSPECT" stat "$K2" --checksum
+expect 0 "save the checksummed segment" "$INSPECT" save "$K2" "$TMP/cs.snap"
 expect 0 "unlink the checksummed segment" "$INSPECT" unlink "$K2"
+expect 0 "load into the missing segment" "$INSPECT" load "$K2" "$TMP/cs.snap"
+expect 0 "stat of the restored segment" "$INSPECT" --json stat "$K2"
+is "restored with checksums" "$(js 'd["checksums"]')" "true"
+expect 0 "get after the restore" "$INSPECT" get "$K2" k
+is "restored value" "$OUT" "v1"
+expect 0 "unlink the restored segment" "$INSPECT" unlink "$K2"
 # ---------------------------------------------------------------------------
 echo "# tc-demo"
 # ---------------------------------------------------------------------------
