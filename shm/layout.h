@@ -284,7 +284,7 @@ struct tc_entry {
  * windows, load leases) and every DTO element carries 8 more bytes at
  * +64 + align8(klen) + align8(vlen): an XXH3-64 of the value, seeded with an
  * XXH3-64 of (version, expires_ms, vlen << 32 | type) under the segment
- * seed xor the key's hash (table.c, tc__csum).  Written by the builder
+ * seed xor the key's hash (csum.c, tc__csum).  Written by the builder
  * before the block is published; immutable afterwards.
  */
 #define TC_ENTRY_HDR 64u

@@ -11,6 +11,8 @@
  */
 #include "whitebox.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 
 #define ENTRIES 256
@@ -251,6 +253,64 @@ static void test_dto_keys_never_calls_back_with_an_impossible_key_length(void **
 	tc_unlink(name);
 }
 
+/* A scribbler flipping a DTO head's key length while tc_dto_keys walks:
+ * with the length loaded once, the walk copies a checked length or skips
+ * the entry; loaded twice, it copied up to 4000 bytes into 512. */
+struct flipper {
+	uint16_t *klen;
+	volatile int stop, started;
+};
+
+static void *flip_klen(void *arg)
+{
+	struct flipper *f = arg;
+	static const uint16_t lens[] = { 4, 4000, 0, 4, 65535, 4 };
+	tc__st(&f->started, 1);
+	for (unsigned i = 0; !f->stop; i++)
+		tc__st(f->klen, lens[i % 6]);
+	tc__st(f->klen, (uint16_t)4);
+	return NULL;
+}
+
+static void test_dto_keys_racing_a_scribbled_key_length(void **state)
+{
+	(void)state;
+	char name[64];
+	wb_name(name, sizeof(name), "rwdr");
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	WB_RC(0, tc_run_start(c, 1, 1));
+	WB_RC(0, tc_dto_append(c, "good", 4, 1, "g", 1));
+	WB_RC(0, tc_dto_append(c, "flip", 4, 1, "f", 1));
+	struct flipper f = { &entry_of(c, "flip", TC_KIND_DTO)->klen, 0, 0 };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, flip_klen, &f), 0);
+	while (!tc__ld(&f.started))
+		sched_yield();
+	int ok = 0, corrupt = 0;
+	/* Until both outcomes were seen often (the flipper shares two CPUs
+	 * with everything else), at most 200,000 walks; nothing below
+	 * depends on how many of each there were. */
+	for (int i = 0; i < 200000 && (ok < 500 || corrupt < 500); i++) {
+		struct keys_seen k = { 0, 0 };
+		int rc = tc_dto_keys(c, keys_fn, &k);
+		assert_true(rc == 0 || rc == TC_ECORRUPT);
+		assert_int_equal(k.bad, 0);
+		assert_true(k.calls >= 1 && k.calls <= 2);
+		if (rc == 0)
+			ok++;
+		else
+			corrupt++;
+	}
+	f.stop = 1;
+	assert_int_equal(pthread_join(t, NULL), 0);
+	struct keys_seen k = { 0, 0 };
+	WB_RC(0, tc_dto_keys(c, keys_fn, &k));
+	assert_int_equal(k.calls, 2);
+	print_message("racing walks: %d whole, %d with the entry skipped\n", ok, corrupt);
+	tc_close(c);
+	tc_unlink(name);
+}
+
 struct vals {
 	int n;
 	uint8_t v[8][16];
@@ -400,6 +460,7 @@ int main(void)
 		cmocka_unit_test(test_lru_clock_never_writes_into_another_keys_value),
 		cmocka_unit_test(test_sweep_scan_and_purge_never_touch_a_block_inside_a_value),
 		cmocka_unit_test(test_dto_keys_never_calls_back_with_an_impossible_key_length),
+		cmocka_unit_test(test_dto_keys_racing_a_scribbled_key_length),
 		cmocka_unit_test(test_dto_each_uses_the_lists_key_length_not_the_elements),
 		cmocka_unit_test(test_dto_each_allocates_for_the_list_not_for_its_count),
 		cmocka_unit_test(test_handle_keeps_the_geometry_it_validated),
