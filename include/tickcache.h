@@ -486,7 +486,8 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg);
  * boundary may be counted in the newer window).  Limiters are a namespace
  * of their own (tc_get/tc_purge do not see them); one lives two windows
  * after its last call.  Under TC_EVICT_LRU a limiter may be evicted like
- * any key (it then restarts from 0).
+ * any key (it then restarts from 0).  With TC_CHECKSUM a window that fails
+ * its checksum gives TC_ECORRUPT (until it expires), never a count.
  * Returns 0, -EINVAL (NULL c, key or allowed; LIMIT or WINDOW_MS 0;
  * WINDOW_MS over 2^61), -ENOSPC, -EUSERS, TC_ECORRUPT.
  */

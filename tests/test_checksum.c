@@ -167,6 +167,24 @@ static void test_scribbled_counter_is_not_incremented(void **state)
 	tc_unlink(name);
 }
 
+static void test_scribbled_rate_window_is_ecorrupt(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = create(name, sizeof(name), "csrate", TC_EVICT_NONE, true);
+	bool allowed = false;
+	uint64_t cnt = 0;
+	WB_RC(0, tc_rate_limit(c, "api", 3, 5, 3600 * 1000, &allowed, &cnt));
+	assert_int_equal(cnt, 1);
+	/* The window's count (after its 8-byte start) scribbled to 0. */
+	value_of(c, "api", TC_KIND_RATE)[8] = 0;
+	WB_RC(TC_ECORRUPT, tc_rate_limit(c, "api", 3, 5, 3600 * 1000, &allowed, &cnt));
+	assert_int_equal(cnt, 1);
+	assert_int_equal(failures(c), 1);
+	tc_close(c);
+	tc_unlink(name);
+}
+
 struct seen {
 	int n;
 	char first[8];
@@ -345,6 +363,7 @@ int main(void)
 		cmocka_unit_test(test_scribbled_metadata_is_ecorrupt),
 		cmocka_unit_test(test_scribbled_counter_is_not_incremented),
 		cmocka_unit_test(test_scribbled_dto_is_ecorrupt_before_any_callback),
+		cmocka_unit_test(test_scribbled_rate_window_is_ecorrupt),
 		cmocka_unit_test(test_every_writer_seals_and_every_reader_verifies),
 		cmocka_unit_test(test_the_option_is_recorded_in_the_segment),
 	};
