@@ -534,6 +534,14 @@ int tc__evict_block(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 	return rc;
 }
 
+/* Give back a block that was never visible to anyone. */
+static void drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
+{
+	tc__free_block(c, e);
+	TC_CRASH_POINT(drop_private_freed);
+	tc__st(&s->inflight, 0); /* after: a writer killed in between leaks nothing */
+}
+
 /*
  * Make room outside any read section: reclaim what grace periods allow,
  * clear dead readers, and remove expired entries (under LRU, evict).
@@ -569,9 +577,7 @@ static bool make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_s
 	if (ev == 0 && !need_slot && cls < TC_CLASSES_USED && c->eviction == TC_EVICT_LRU) {
 		struct tc_entry *e = tc__coalesce(c, s, cls);
 		if (e) {
-			tc__st(&s->inflight, 0);
-			TC_CRASH_POINT(room_coalesced);
-			tc__free_block(c, e);
+			drop_private(c, s, e); /* freed, then unnamed: no gap */
 			ev = 1;
 		}
 	}
@@ -630,14 +636,6 @@ static inline int64_t le64_get(const uint8_t *p)
 	for (int i = 0; i < 8; i++)
 		u |= (uint64_t)p[i] << (8 * i);
 	return (int64_t)u;
-}
-
-/* Give back a block that was never visible to anyone. */
-static void drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
-{
-	tc__free_block(c, e);
-	TC_CRASH_POINT(drop_private_freed);
-	tc__st(&s->inflight, 0); /* after: a writer killed in between leaks nothing */
 }
 
 /*
