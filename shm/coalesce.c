@@ -46,7 +46,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#define DF_WALK_MAX  16384u /* block headers read per search; the next goes on */
+#define DF_WALK_MAX  16384u /* headers read per search (and an open run); the next goes on */
 #define DF_DRAIN_NS  (2 * 1000 * 1000ull) /* longest wait for poppers to unlink claims */
 #define DF_TARGET    4096u  /* a window grows up to 64 KiB (or one block) when it can */
 #define DF_RESYNC_MAX 4u    /* untrusted headers a search goes past (resync) */

@@ -380,6 +380,69 @@ static void test_a_run_across_the_hand_is_found_whole(void **state)
 	tc_unlink(name);
 }
 
+/*
+ * Under LRU the search also looks for a run of blocks that can be made
+ * free, with the same wrap.  An arena of cold 96-byte keys (reference bits
+ * cleared), df_hand in its middle, a window of 896 KiB wanted: neither
+ * half of the arena holds it.  Before the fix one search found nothing
+ * and evicted nothing (the allocator's next round started again from the
+ * arena's start); the run across df_hand is found at once, and exactly
+ * its keys are evicted, from the arena's start.
+ */
+static void test_an_evictable_run_across_the_hand_is_found_whole(void **state)
+{
+	(void)state;
+	char name[64], k[32];
+	unsigned char v[24];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "df-lru"), 1u << 16, 1u << 20, 8,
+				TC_EVICT_LRU);
+	unsigned n = (unsigned)(c->arena_bytes / 96);
+	for (unsigned i = 0; i < n; i++) {
+		int kl = snprintf(k, sizeof(k), "s%u", i);
+		memset(v, (int)(i & 0xff), sizeof(v));
+		WB_RC(0, tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0));
+	}
+	tc_stats st;
+	WB_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(st.entries, n);
+	assert_int_equal(st.evictions, 0);
+	for (unsigned i = 0; i < n; i++) {
+		struct tc_entry *e = (struct tc_entry *)(c->arena + i * 96);
+		assert_int_equal(e->state, TC_BLK_LIVE);
+		assert_int_equal(tc__class_size(e->cls), 96);
+		e->refbit = 0;
+	}
+	uint32_t cls = tc__class_of(896u << 10);
+	uint64_t need = tc__class_size(cls) / TC_BLOCK_UNIT;
+	assert_int_equal(need, 57344);
+	assert_true(n * 6 / 2 < need);
+	tc__st(&c->h->df_hand, (n / 2) * 6);
+	struct tc_rslot *s = tc__slot(c);
+	assert_non_null(s);
+	/* Not free yet: the window's keys are evicted, the next call takes it. */
+	assert_null(tc__coalesce(c, s, cls));
+	unsigned evicted = (unsigned)((need + 4 + 5) / 6); /* 9558 blocks, 57348 units */
+	WB_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(st.entries, n - evicted);
+	assert_int_equal(tc__ld(&c->h->df_hand), 0);
+	for (unsigned i = 0; i < n; i++) {
+		unsigned char got[24];
+		tc_meta m;
+		int kl = snprintf(k, sizeof(k), "s%u", i);
+		int rc = tc_get(c, k, (size_t)kl, got, sizeof(got), &m);
+		if (i < evicted) {
+			WB_RC(-ENOENT, rc);
+			continue;
+		}
+		WB_RC(0, rc);
+		memset(v, (int)(i & 0xff), sizeof(v));
+		assert_int_equal(m.len, sizeof(v));
+		assert_memory_equal(got, v, sizeof(v));
+	}
+	tc_close(c);
+	tc_unlink(name);
+}
+
 #define SMALL_KEPT 100u   /* live 80-byte blocks at the arena's start, */
 #define SMALL_RUN  16400u /* then free ones (16384 hold a 1.25 MiB block), then live ones */
 
@@ -945,6 +1008,7 @@ int main(void)
 		cmocka_unit_test(test_one_free_block_too_small_is_still_enospc),
 		cmocka_unit_test(test_lru_makes_room_for_a_new_size),
 		cmocka_unit_test(test_a_run_across_the_hand_is_found_whole),
+		cmocka_unit_test(test_an_evictable_run_across_the_hand_is_found_whole),
 		cmocka_unit_test(test_the_largest_value_fits_in_an_arena_of_the_smallest_blocks),
 		cmocka_unit_test(test_a_run_one_unit_over_takes_one_more_block),
 		cmocka_unit_test(test_killed_coalescer_is_finished_or_undone),
