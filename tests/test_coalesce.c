@@ -8,6 +8,10 @@
  *   nothing to recover.
  * - TC_EVICT_LRU: an arena full of small values takes large ones: the
  *   allocator evicts a window of the arena by address and re-cuts it.
+ * - The window search: a run (free, or under LRU evictable) that crosses
+ *   df_hand is found whole at the first call; a run longer than a search's
+ *   budget of headers is found; a run 1 to 3 units over a large block
+ *   takes one more block; df_nofit is recorded only when nothing fits.
  * - A coalescer killed (SIGKILL) at each point of its work: the next
  *   allocation finishes or undoes the work, no value is harmed, and
  *   tc_audit then finds nothing lost.
