@@ -179,7 +179,8 @@ typedef struct tc_stats {
 	uint64_t memory_bytes;  /* arena size */
 	uint64_t memory_used;   /* bytes in allocated blocks (live, retired, in flight) */
 	uint64_t memory_retired;/* bytes waiting for a grace period */
-	uint64_t memory_carved; /* bytes of the arena ever handed to a size class */
+	uint64_t memory_carved; /* bytes of the arena ever handed to a size class (all of
+				 * it while a scribbled carve pointer awaits tc_audit) */
 	uint64_t merges;        /* runs of free blocks re-cut for a class that had
 				 * none (memory moving between size classes) */
 	uint32_t max_readers;
@@ -405,7 +406,8 @@ typedef int (*tc_dto_fn)(const void *dto, size_t len, void *arg);
 /*
  * tc_run_start - begin a run with anchor (TS_NS, RUN_ID).  Of racing starts
  * exactly one succeeds; the others get -EBUSY, as does a start while a run
- * is active ("clear first").  Returns 0, -EBUSY, -EINVAL, -ENOSPC, -EUSERS.
+ * is active ("clear first").  Returns 0, -EBUSY, -EINVAL, -ENOSPC, -EUSERS,
+ * TC_ECORRUPT (the arena's carve pointer scribbled: run tc_audit).
  */
 int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id);
 
@@ -589,7 +591,8 @@ int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted);
  * one, and racing changes are applied one after the other (none is lost).
  * tc_ttl_policy_set - set or replace PREFIX (1..TC_POLICY_PREFIX_MAX bytes)
  *   -> TTL_MS (0 = never expires; over TC_TTL_MAX is -EINVAL).  -ENOSPC when
- *   TC_POLICY_MAX_ENTRIES prefixes exist, or no memory.
+ *   TC_POLICY_MAX_ENTRIES prefixes exist, or no memory; TC_ECORRUPT when
+ *   the table or the arena's carve pointer is scribbled (run tc_audit).
  * tc_ttl_policy_del - remove PREFIX: 0 or -ENOENT.
  * tc_ttl_policy_load - apply a file of lines "prefix = ttl_ms": blank lines
  *   and lines starting with # are skipped, a # comment may follow the ttl,

@@ -13,11 +13,43 @@
  * Links read from the segment are checked before use; a broken free list is
  * cut (its tail leaks) rather than followed.
  *
+ * The bump pointer is one word that carries its own check: the carved
+ * units and a tag, a hash of them keyed with the segment's seed
+ * (tc__bump_seal).  A scribbled word (a small number, one byte changed)
+ * fails the tag, so carve() never hands out units below the true carved
+ * end, which belong to live blocks; it refuses instead (TC_ECORRUPT from
+ * tc__alloc when no free block serves either), until tc_audit rebuilds the
+ * word from the blocks it walks (audit.c).  A fresh process checks the
+ * same way: the key is in the segment.
+ *
  * A block being built is named in the builder's reader slot ("inflight"),
  * so that a builder killed before publishing does not leak it: whoever
  * clears the dead slot retires the block unless it was published.
  */
 #include "internal.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+/* Domain of the bump tag: never equal to another keyed hash of the seed's. */
+#define BUMP_KEY 0x62756d7077726431ull /* "bumpwrd1" */
+
+uint64_t tc__bump_seal(uint64_t seed, uint64_t units)
+{
+	uint64_t tag = XXH3_64bits_withSeed(&units, sizeof(units), seed ^ BUMP_KEY) >> 32;
+	return tag << 32 | (units & 0xffffffffu);
+}
+
+/* Units fit in 32 bits: the arena is at most TC_MAX_MEMORY. */
+_Static_assert(TC_MAX_MEMORY / TC_BLOCK_UNIT <= 0xffffffffull, "bump units fit 32 bits");
+
+uint64_t tc__bump_units(const tc_cache *c, uint64_t word)
+{
+	uint64_t units = word & 0xffffffffu;
+	if (units > c->arena_units || word != tc__bump_seal(c->seed, units))
+		return TC_BUMP_BAD;
+	return units;
+}
 
 uint32_t tc__class_of(uint64_t n)
 {
@@ -132,18 +164,24 @@ static bool take_popped(tc_cache *c, struct tc_entry *e)
  * work, and never reads its bytes (coalesce.c, named_from).  A name left
  * by a failed CAS or a kill before it names bytes not ours: the slot
  * cleaner retires only a LIVE block built from the slot.
+ *
+ * The CAS compares the whole sealed word read: a scribble between our read
+ * and our CAS fails it, and the next read fails the seal.  *BAD is set
+ * when the word fails its seal (nothing carved).
  */
-static struct tc_entry *carve(tc_cache *c, struct tc_rslot *s, uint32_t cls)
+static struct tc_entry *carve(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool *bad)
 {
 	uint64_t units = tc__class_size(cls) / TC_BLOCK_UNIT, was = tc__ld(&s->inflight);
 	for (;;) {
-		uint64_t b = tc__ld(&c->h->bump);
-		if (b > c->arena_units || c->arena_units - b < units) {
+		uint64_t w = tc__ld(&c->h->bump), b = tc__bump_units(c, w);
+		if (b == TC_BUMP_BAD || c->arena_units - b < units) {
+			*bad = b == TC_BUMP_BAD;
 			tc__st(&s->inflight, was);
 			return NULL;
 		}
+		uint64_t nw = tc__bump_seal(c->seed, b + units);
 		tc__st(&s->inflight, b + 1);
-		if (tc__cas(&c->h->bump, b, b + units) == b)
+		if (tc__cas(&c->h->bump, w, nw) == w)
 			return (struct tc_entry *)(c->arena + b * TC_BLOCK_UNIT);
 	}
 }
@@ -152,7 +190,9 @@ static struct tc_entry *carve(tc_cache *c, struct tc_rslot *s, uint32_t cls)
  * Allocate a block of at least BYTES for the thread of slot S, without
  * waiting for anything: pop the class's free list, else carve.  NULL with
  * *rc = -ENOSPC when neither works; the caller makes room outside its read
- * section and retries.
+ * section and retries.  NULL with *rc = TC_ECORRUPT when the bump word
+ * fails its seal and no free block (nor, without LRU, a coalesced one)
+ * serves: nothing is carved and nothing evicted until tc_audit.
  */
 struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc)
 {
@@ -170,7 +210,8 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 		tc__st(&s->inflight, tc__ref_of(c, e));
 		tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
 	} else {
-		e = carve(c, s, cls);
+		bool bad = false;
+		e = carve(c, s, cls, &bad);
 		if (e) {
 			TC_CRASH_POINT(alloc_carved);
 			tc__st(&e->cls, (uint8_t)cls);
@@ -183,7 +224,7 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 			 * pop would cost every evicting write). */
 			e = c->eviction == TC_EVICT_LRU ? NULL : tc__coalesce(c, s, cls);
 			if (!e) {
-				*rc = -ENOSPC;
+				*rc = bad ? TC_ECORRUPT : -ENOSPC;
 				return NULL;
 			}
 			*rc = 0;

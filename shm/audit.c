@@ -25,6 +25,13 @@
  *     exists); TENT words are cleared;
  *  4. recount live keys and reset the gauges.
  *
+ * The carved end walked is the bump word's when it passes its seal
+ * (alloc.c).  A scribbled word is rebuilt: the walk ends where the last
+ * marked block ends, the arena past that is zeroed (where not zero
+ * already: past the carved end it must read as never written, coalesce.c)
+ * and the word is sealed anew, last, so that an audit killed before it
+ * leaves the word failing its seal, for the next audit to rebuild.
+ *
  * The walk of step 3 is first run as a dry pass that only validates it; a
  * segment it cannot walk (a reachable block's header scribbled, a mark
  * inside another block) makes the audit fail with TC_ECORRUPT before it
@@ -100,6 +107,38 @@ static uint64_t next_mark(const struct marks *m, uint64_t u, uint64_t end)
 		u = (u / 64 + 1) * 64;
 	}
 	return end;
+}
+
+/*
+ * The carved end for a bump word that fails its seal: the end of the last
+ * marked block.  A last mark whose header does not read gives the arena's
+ * end, and the dry pass fails on that header (TC_ECORRUPT).
+ */
+static uint64_t marked_end(const struct marks *m)
+{
+	tc_cache *c = m->c;
+	for (uint64_t i = (c->arena_units + 63) / 64; i-- > 0;) {
+		if (!m->bits[i])
+			continue;
+		uint64_t u = i * 64 + 63 - (uint64_t)__builtin_clzll(m->bits[i]);
+		if (c->arena_units - u < HDR_UNITS)
+			return c->arena_units;
+		uint32_t cls = tc__ld(&((struct tc_entry *)(c->arena + u * TC_BLOCK_UNIT))->cls);
+		uint64_t n = cls < TC_CLASSES_USED ? tc__class_size(cls) / TC_BLOCK_UNIT : 0;
+		return n && n <= c->arena_units - u ? u + n : c->arena_units;
+	}
+	return 0;
+}
+
+/* Zero the arena from unit U on, writing only the words that are not zero
+ * (no page is dirtied that a scribble did not touch). */
+static void zero_tail(tc_cache *c, uint64_t u)
+{
+	uint64_t *w = (uint64_t *)(c->arena + u * TC_BLOCK_UNIT);
+	uint64_t n = (c->arena_units - u) * (TC_BLOCK_UNIT / sizeof(uint64_t));
+	for (uint64_t i = 0; i < n; i++)
+		if (tc__ld(&w[i]))
+			tc__st(&w[i], 0);
 }
 
 struct sweep {
@@ -385,7 +424,10 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	tc__audit_roots(c, mark, &m);
 	/* Everything so far only read the index, the headers and the roots:
 	 * a segment that cannot be walked is left as it was. */
-	uint64_t end = tc__ld(&c->h->bump);
+	uint64_t end = tc__carved(c);
+	bool rebuild = end == TC_BUMP_BAD;
+	if (rebuild)
+		end = marked_end(&m);
 	if (m.bad || sweep_arena(c, &m, end, false, NULL) != 0) {
 		rc = TC_ECORRUPT;
 		goto out_free;
@@ -406,6 +448,11 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		}
 	}
 	sweep_arena(c, &m, end, true, rep); /* as the dry pass: no failure */
+	if (rebuild) {
+		zero_tail(c, end);
+		tc__mb(); /* the zeros before the word that lets carvers at them */
+		tc__st(&c->h->bump, tc__bump_seal(c->seed, end));
+	}
 	if (rep) {
 		rep->live_before = (int64_t)tc__ld(&c->h->live);
 		rep->live_after = live;

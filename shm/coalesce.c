@@ -178,10 +178,17 @@ static uint64_t resync(tc_cache *c, uint64_t u, uint64_t end)
 	return best;
 }
 
+/*
+ * The end of the walks: the carved end, or the arena's end when the bump
+ * word fails its seal (a scribble; nothing is carved until tc_audit
+ * rebuilds it).  The arena past the true carved end is then zeros, which
+ * the walks step over as carve holes, and only blocks a free list names
+ * are ever claimed.
+ */
 static uint64_t carved_end(tc_cache *c)
 {
-	uint64_t b = tc__ld(&c->h->bump);
-	return b > c->arena_units ? c->arena_units : b;
+	uint64_t b = tc__carved(c);
+	return b == TC_BUMP_BAD ? c->arena_units : b;
 }
 
 /* Push block E of class CLS (a block nobody else can reach) on its free list. */

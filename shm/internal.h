@@ -157,6 +157,17 @@ void tc__membarrier_init(void);
 /* alloc.c */
 uint32_t tc__class_of(uint64_t bytes);
 struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc);
+/*
+ * The bump word (tc_hdr.bump): the carved units in the low 32 bits, sealed
+ * with a keyed tag of them in the high 32 (alloc.c).  tc__bump_seal makes
+ * the word for UNITS under the segment's SEED; tc__carved reads the word
+ * once and gives its units (0 .. arena_units), or TC_BUMP_BAD when it fails
+ * its seal (a scribble).  Every reader of the carved end goes through
+ * tc__carved.
+ */
+#define TC_BUMP_BAD UINT64_MAX
+uint64_t tc__bump_seal(uint64_t seed, uint64_t units);
+uint64_t tc__bump_units(const tc_cache *c, uint64_t word);
 struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls);
 void tc__free_block(tc_cache *c, struct tc_entry *e);
 
@@ -346,6 +357,12 @@ static inline int64_t tc__expiry(tc_cache *c, const void *key, size_t klen, uint
 	if (ttl_ms > (uint64_t)INT64_MAX / 2)
 		ttl_ms = (uint64_t)INT64_MAX / 2;
 	return tc__now_ms() + (int64_t)ttl_ms;
+}
+
+/* The carved end in units, or TC_BUMP_BAD (see tc__bump_seal). */
+static inline uint64_t tc__carved(tc_cache *c)
+{
+	return tc__bump_units(c, tc__ld(&c->h->bump));
 }
 
 #endif /* TC_INTERNAL_H */

@@ -27,7 +27,7 @@
 #include "tickcache.h"
 
 #define TC_MAGIC          0x3145484341434B54ull /* "TKCACHE1" little-endian */
-#define TC_LAYOUT_VERSION 5u /* bump on every change of this file's structs */
+#define TC_LAYOUT_VERSION 6u /* bump on every change of this file's structs */
 #define TC_CACHELINE      64
 #define TC_PAGE           4096
 
@@ -92,7 +92,11 @@ struct tc_hdr {
 	/* line 3: live keys; uatomic_add by inserts and removals only. */
 	uint64_t live __attribute__((aligned(TC_CACHELINE)));
 
-	/* line 4: arena carve pointer, in 16-byte units from the arena start; CAS. */
+	/* line 4: arena carve pointer: tag << 32 | units carved from the arena
+	 * start (16-byte units), the tag a hash of the units keyed with the
+	 * seed, so that a scribbled word fails its seal (alloc.c,
+	 * tc__bump_seal).  Written by the creator, by carve() (CAS) and by
+	 * tc_audit (rebuilt from its walk when the seal fails). */
 	uint64_t bump __attribute__((aligned(TC_CACHELINE)));
 
 	/* line 5: retired blocks waiting for a grace period. */

@@ -320,6 +320,7 @@ static int build(int fd, const char *name, uint64_t entries, uint64_t memory,
 	h->creator_pid = tc__self_pid();
 	h->options = (o->flags & TC_CHECKSUM) ? TC_OPT_CHECKSUM : 0;
 	h->epoch = 1;
+	h->bump = tc__bump_seal(seed, 0);
 	(void)name;
 	/* Publish: every field above before the state word (pairs with the
 	 * acquire in validate()). */

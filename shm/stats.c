@@ -71,8 +71,8 @@ int tc_get_stats(tc_cache *c, tc_stats *out)
 	out->memory_used = used;
 	int64_t rb = tc__retired_sum(c, TC_C_RETIRED_BYTES);
 	out->memory_retired = rb > 0 ? (uint64_t)rb : 0;
-	uint64_t bump = tc__ld(&c->h->bump);
-	out->memory_carved = (bump > c->arena_units ? c->arena_units : bump) * TC_BLOCK_UNIT;
+	uint64_t carved = tc__carved(c); /* a scribbled word: nothing left to carve */
+	out->memory_carved = (carved == TC_BUMP_BAD ? c->arena_units : carved) * TC_BLOCK_UNIT;
 	out->merges = tc__merges(c);
 	out->max_readers = c->max_readers;
 	out->readers = readers;

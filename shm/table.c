@@ -654,8 +654,10 @@ static void evict_ahead(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	if (c->eviction != TC_EVICT_LRU || cls >= TC_CLASSES_USED || tc__in_section(c))
 		return;
 	uint64_t size = tc__class_size(cls);
-	uint64_t bump = tc__ld(&c->h->bump);
-	if (bump <= c->arena_units && c->arena_units - bump >= 64 * (size / TC_BLOCK_UNIT))
+	uint64_t carved = tc__carved(c);
+	if (carved == TC_BUMP_BAD)
+		return; /* a scribbled bump word: writes get TC_ECORRUPT, not evictions */
+	if (c->arena_units - carved >= 64 * (size / TC_BLOCK_UNIT))
 		return; /* still carving */
 	uint64_t batch = c->arena_bytes / 16 < RECLAIM_BATCH ? c->arena_bytes / 16 : RECLAIM_BATCH;
 	if (tc__ld(&c->h->cls[cls].nfree) >= 2 * batch / size + 16)

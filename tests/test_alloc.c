@@ -8,7 +8,7 @@
  * - Free lists: a freed block is the next one handed out in its class;
  *   gauges (used, nfree) follow.
  * - Carving: the arena is cut until exhausted, then NULL with -ENOSPC.
- * - Scribbled lists and bump pointer: never a block that crosses the arena's
+ * - Scribbled lists and bump word: never a block that crosses the arena's
  *   end, never a crash.
  * - Threads allocating and freeing one class: no block handed out twice.
  */
@@ -123,10 +123,10 @@ static void test_freed_block_is_reused_first(void **state)
 	assert_int_equal(a->state, TC_BLK_FREE);
 	assert_int_equal(tc__ld(&c->h->cls[k].used), 1);
 	assert_int_equal(tc__ld(&c->h->cls[k].nfree), 1);
-	uint64_t bump = tc__ld(&c->h->bump);
+	uint64_t bump = tc__carved(c);
 	struct tc_entry *a2 = tc__alloc(c, f->s, 210, &rc); /* same class */
 	assert_ptr_equal(a2, a);
-	assert_int_equal(tc__ld(&c->h->bump), bump); /* popped, not carved */
+	assert_int_equal(tc__carved(c), bump); /* popped, not carved */
 	assert_int_equal(tc__ld(&c->h->cls[k].nfree), 0);
 
 	/* LIFO: the last freed comes back first. */
@@ -160,7 +160,7 @@ static void test_carving_exhausts_the_arena_then_enospc(void **state)
 	}
 	assert_int_equal(rc, -ENOSPC);
 	assert_int_equal(n, c->arena_bytes / 64);
-	assert_int_equal(tc__ld(&c->h->bump), c->arena_units);
+	assert_int_equal(tc__carved(c), c->arena_units);
 	rc = 0;
 	assert_null(tc__alloc(c, f->s, 1000, &rc));
 	assert_int_equal(rc, -ENOSPC);
@@ -220,14 +220,16 @@ static void test_scribbled_links_and_bump_fail_cleanly(void **state)
 	h->state = TC_BLK_LIVE;
 	struct tc_entry *i = tc__alloc(c, f->s, tc__class_size(3), &rc);
 	assert_true(i != h);
-	/* Bump pointer past the arena: -ENOSPC, no block. */
-	c->h->bump = c->arena_units + 1;
+	/* Bump word past the arena (even with a valid tag) or scribbled:
+	 * TC_ECORRUPT, no block (it fails its seal; nothing is free to
+	 * coalesce). */
+	c->h->bump = tc__bump_seal(c->seed, c->arena_units + 1);
 	c->h->cls[5].head = 0;
 	assert_null(tc__alloc(c, f->s, tc__class_size(5), &rc));
-	assert_int_equal(rc, -ENOSPC);
+	assert_int_equal(rc, TC_ECORRUPT);
 	c->h->bump = UINT64_MAX;
 	assert_null(tc__alloc(c, f->s, tc__class_size(5), &rc));
-	assert_int_equal(rc, -ENOSPC);
+	assert_int_equal(rc, TC_ECORRUPT);
 	/* A free of a block with a scribbled class is refused (leaked). */
 	struct tc_entry *x = tc__block(c, 1);
 	x->cls = 200;
@@ -312,7 +314,7 @@ static void test_threads_never_share_a_block(void **state)
 	}
 	uint32_t k = tc__class_of(256);
 	uint64_t used = tc__ld(&c->h->cls[k].used), nfree = tc__ld(&c->h->cls[k].nfree);
-	uint64_t carved = tc__ld(&c->h->bump) * TC_BLOCK_UNIT / tc__class_size(k);
+	uint64_t carved = tc__carved(c) * TC_BLOCK_UNIT / tc__class_size(k);
 	/* Walk the free list: every carved block is on it exactly once. */
 	uint64_t n = 0, ref = c->h->cls[k].head & 0xffffffffu;
 	while (ref && n <= carved) {

@@ -20,6 +20,10 @@
  * - A search that goes past as many untrusted headers as it may leaves
  *   the rest of the arena to the next search, and never records that
  *   nothing fits.
+ * - A bump word scribbled backwards (to 0, into the live keys) or with one
+ *   bit flipped fails its seal: no write carves a live key's units (free
+ *   lists still serve, the rest is TC_ECORRUPT), and tc_audit rebuilds it.
+ *   Without LRU, the coalescer still merges listed free blocks.
  *
  * A crash window is reproduced by writing exactly the bytes a killed
  * carver leaves (the bump pointer moved; the class and builder written or
@@ -200,13 +204,13 @@ static void test_scribbled_class_byte_never_recuts_a_live_neighbour(void **state
  */
 static uint64_t carve_hole(tc_cache *c, uint32_t cls, bool half)
 {
-	uint64_t b = tc__ld(&c->h->bump);
+	uint64_t b = tc__carved(c);
 	struct tc_entry *e = (struct tc_entry *)(c->arena + b * TC_BLOCK_UNIT);
 	if (half) {
 		e->cls = (uint8_t)cls;
 		e->builder = 3;
 	}
-	tc__st(&c->h->bump, b + tc__class_size(cls) / TC_BLOCK_UNIT);
+	tc__st(&c->h->bump, tc__bump_seal(c->seed, b + tc__class_size(cls) / TC_BLOCK_UNIT));
 	return b;
 }
 
@@ -267,7 +271,7 @@ static void test_audit_cuts_a_carve_hole_into_free_blocks(void **state)
 		assert_int_equal(rep.recovered, 0);
 		assert_int_equal(rep.live_blocks, 0);
 		assert_int_equal(rep.blocks, n + 1);
-		assert_int_equal(listed_bytes(c), tc__ld(&c->h->bump) * TC_BLOCK_UNIT);
+		assert_int_equal(listed_bytes(c), tc__carved(c) * TC_BLOCK_UNIT);
 		/* The hole is a free 160-byte block with a readable header. */
 		struct tc_entry *h = (struct tc_entry *)(c->arena + 50 * 160);
 		assert_int_equal(h->state, TC_BLK_FREE);
@@ -353,7 +357,7 @@ static void test_audit_of_a_hole_at_the_arena_end_stays_in_the_mapping(void **st
 		WB_RC(0, set_val(c, i, 56)); /* 64 + 8 + 56 = 128 bytes */
 	/* The carver of the last block killed after its bump CAS. */
 	carve_hole(c, tc__class_of(128), false);
-	assert_int_equal(tc__ld(&c->h->bump), c->arena_units);
+	assert_int_equal(tc__carved(c), c->arena_units);
 	tc_close(c);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
@@ -540,6 +544,142 @@ static void test_a_search_out_of_resyncs_goes_on_next_time(void **state)
 	tc_unlink(name);
 }
 
+/* ------------------------------------------------------------------ */
+/* A scribbled bump word (found by the fuzzer, tests/fuzz)              */
+/* ------------------------------------------------------------------ */
+
+#define BK_KEYS  4000u  /* 160-byte blocks: 640,000 of the 1 MiB arena */
+#define BK_FREED 10u    /* keys deleted before the scribble: their blocks are listed */
+
+enum { BK_ZERO, BK_MID, BK_BYTE };
+
+/* The new keys' value sizes: 80-, 160-, 1088-byte and 20 KiB blocks. */
+static const size_t bk_len[] = { 8, V160, 1000, BIG };
+#define BK_NLEN (sizeof(bk_len) / sizeof(bk_len[0]))
+
+/*
+ * A segment filled with keys, then its bump word scribbled as the fuzzer
+ * did: a small number (0), a number in the middle of the live keys, or one
+ * bit of its low byte flipped.  Before the seal, carve() trusted any value
+ * below the arena's end and handed out units of live keys: the next writes
+ * overwrote keys nobody had scribbled (key 0 read back changed).  Now the
+ * word fails its seal: writes that a free list serves succeed (0), the rest
+ * get TC_ECORRUPT (no eviction, no carve, no coalescing into live keys),
+ * every old key reads back exactly, and tc_audit rebuilds the word from its
+ * walk, after which writes of every size work again.
+ */
+static void bump_scribble(int how, int eviction)
+{
+	char name[64], k[16];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "sa-bump"), 8192, 1u << 20, 8,
+				eviction);
+	for (unsigned i = 0; i < BK_KEYS; i++)
+		WB_RC(0, set_val(c, i, V160));
+	for (unsigned i = 100; i < 100 + BK_FREED; i++)
+		WB_RC(0, tc_del(c, k, key_of(k, sizeof(k), i)));
+	WB_RC(0, tc_reclaim(c, NULL));
+	assert_int_equal(tc__ld(&c->h->cls[C160].nfree), BK_FREED);
+	uint64_t *bw = &c->h->bump;
+	if (how == BK_ZERO)
+		tc__st(bw, 0);
+	else if (how == BK_MID)
+		tc__st(bw, c->arena_units / 2); /* unit 32768: key 3276's block */
+	else
+		((volatile uint8_t *)bw)[0] ^= 1;
+	/* The freed blocks serve 160-byte writes. */
+	for (unsigned i = 100; i < 100 + BK_FREED; i++)
+		WB_RC(0, set_val(c, i, V160));
+	/* Nothing else is carved: every other write is refused. */
+	int rc[2][BK_NLEN];
+	for (unsigned r = 0; r < 2; r++)
+		for (unsigned j = 0; j < BK_NLEN; j++)
+			rc[r][j] = set_val(c, 10000 + r * 100 + j, bk_len[j]);
+	for (unsigned i = 0; i < BK_KEYS; i++)
+		expect_val(c, i, V160);
+	for (unsigned r = 0; r < 2; r++)
+		for (unsigned j = 0; j < BK_NLEN; j++)
+			assert_int_equal(rc[r][j], TC_ECORRUPT);
+	tc_stats st;
+	WB_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(st.entries, BK_KEYS);
+	assert_int_equal(st.memory_carved, c->arena_bytes); /* nothing left to carve */
+	/* tc_audit recomputes the carved end from the blocks it walks. */
+	tc_audit_report rep;
+	WB_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.live_after, BK_KEYS);
+	WB_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(st.memory_carved, (uint64_t)BK_KEYS * 160);
+	for (unsigned r = 0; r < 2; r++)
+		for (unsigned j = 0; j < BK_NLEN; j++)
+			WB_RC(0, set_val(c, 10000 + r * 100 + j, bk_len[j]));
+	for (unsigned i = 0; i < BK_KEYS; i++)
+		expect_val(c, i, V160);
+	for (unsigned r = 0; r < 2; r++)
+		for (unsigned j = 0; j < BK_NLEN; j++)
+			expect_val(c, 10000 + r * 100 + j, bk_len[j]);
+	WB_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.live_after, BK_KEYS + 2 * BK_NLEN);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+static void test_bump_scribbled_to_zero_never_carves_a_live_key(void **state)
+{
+	(void)state;
+	bump_scribble(BK_ZERO, TC_EVICT_NONE);
+	bump_scribble(BK_ZERO, TC_EVICT_LRU);
+}
+
+static void test_bump_scribbled_into_the_keys_never_carves_a_live_key(void **state)
+{
+	(void)state;
+	bump_scribble(BK_MID, TC_EVICT_NONE);
+	bump_scribble(BK_MID, TC_EVICT_LRU);
+}
+
+/*
+ * Without LRU, a write that no free list and no carve serves coalesces
+ * free blocks: with the bump word scribbled, the coalescer still merges
+ * listed free blocks (the walk ends at the arena's end, past which it
+ * steps over never-written units), and never a live key's.
+ */
+static void test_bump_scribbled_still_coalesces_free_blocks(void **state)
+{
+	(void)state;
+	char name[64], k[16];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "sa-bumpco"), 8192, 1u << 20, 8,
+				TC_EVICT_NONE);
+	for (unsigned i = 0; i < BK_KEYS; i++)
+		WB_RC(0, set_val(c, i, V160));
+	for (unsigned i = 100; i < 100 + BK_FREED; i++)
+		WB_RC(0, tc_del(c, k, key_of(k, sizeof(k), i)));
+	WB_RC(0, tc_reclaim(c, NULL));
+	tc__st(&c->h->bump, 0);
+	/* 1088 bytes from eight of the ten free 160-byte blocks (units
+	 * 1000..1079); the other two stay listed. */
+	WB_RC(0, set_val(c, 20000, 1000));
+	WB_RC(TC_ECORRUPT, set_val(c, 20001, 1000));
+	for (unsigned i = 0; i < BK_KEYS; i++)
+		if (i < 100 || i >= 100 + BK_FREED)
+			expect_val(c, i, V160);
+	expect_val(c, 20000, 1000);
+	tc_audit_report rep;
+	WB_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.live_after, BK_KEYS - BK_FREED + 1);
+	WB_RC(0, set_val(c, 20001, 1000));
+	expect_val(c, 20000, 1000);
+	expect_val(c, 20001, 1000);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+static void test_bump_with_one_bit_flipped_is_refused(void **state)
+{
+	(void)state;
+	bump_scribble(BK_BYTE, TC_EVICT_NONE);
+	bump_scribble(BK_BYTE, TC_EVICT_LRU);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -550,6 +690,10 @@ int main(void)
 		cmocka_unit_test(test_corrupt_audit_changes_nothing),
 		cmocka_unit_test(test_carve_hole_does_not_stop_coalescing),
 		cmocka_unit_test(test_a_search_out_of_resyncs_goes_on_next_time),
+		cmocka_unit_test(test_bump_scribbled_to_zero_never_carves_a_live_key),
+		cmocka_unit_test(test_bump_scribbled_into_the_keys_never_carves_a_live_key),
+		cmocka_unit_test(test_bump_with_one_bit_flipped_is_refused),
+		cmocka_unit_test(test_bump_scribbled_still_coalesces_free_blocks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

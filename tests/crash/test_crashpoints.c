@@ -394,9 +394,9 @@ static void take_census(tc_cache *c, struct census *out)
 	for (uint32_t i = 0; i < c->nslots; i++)
 		mark_chain(&m, tc__ld(&c->slots[i].reclaim));
 	mark_chain(&m, tc__ld(&c->h->df_held));
-	uint64_t end = tc__ld(&c->h->bump);
+	uint64_t end = tc__carved(c);
 	bool in_gap = false;
-	if (end > c->arena_units)
+	if (end == TC_BUMP_BAD)
 		m.bad = true;
 	for (uint64_t u = 0; u < end && u < c->arena_units;) {
 		struct tc_entry *e = (struct tc_entry *)(c->arena + u * TC_BLOCK_UNIT);
