@@ -28,26 +28,19 @@
  */
 #include "internal.h"
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
-/* Domain of the bump tag: never equal to another keyed hash of the seed's. */
-#define BUMP_KEY 0x62756d7077726431ull /* "bumpwrd1" */
-
-uint64_t tc__bump_seal(uint64_t seed, uint64_t units)
-{
-	uint64_t tag = XXH3_64bits_withSeed(&units, sizeof(units), seed ^ BUMP_KEY) >> 32;
-	return tag << 32 | (units & 0xffffffffu);
-}
-
 /* Units fit in 32 bits: the arena is at most TC_MAX_MEMORY. */
 _Static_assert(TC_MAX_MEMORY / TC_BLOCK_UNIT <= 0xffffffffull, "bump units fit 32 bits");
 
-uint64_t tc__bump_units(const tc_cache *c, uint64_t word)
+uint64_t tc__bump_units(tc_cache *c, uint64_t word)
 {
 	uint64_t units = word & 0xffffffffu;
+	if (word == __atomic_load_n(&c->bump_seen, __ATOMIC_RELAXED))
+		return units;
 	if (units > c->arena_units || word != tc__bump_seal(c->seed, units))
 		return TC_BUMP_BAD;
+	/* Stored only when the word changed since: once the arena is carved
+	 * out, the handle's line is never written here again. */
+	__atomic_store_n(&c->bump_seen, word, __ATOMIC_RELAXED);
 	return units;
 }
 

@@ -96,6 +96,8 @@ struct tc_cache {
 	uint64_t            bmask;
 	uint64_t            max_entries;
 	uint64_t            seed;
+	uint64_t            bump_seen;   /* the last bump word that passed its seal (tc__carved);
+					  * relaxed atomic, any thread of the process */
 	uint64_t            default_ttl_ms;
 	uint64_t            slow_ns;     /* slow-operation threshold (TICKCACHE_SLOW_US) */
 	uint32_t            max_readers; /* slots for ordinary handles: [0, max_readers) */
@@ -159,15 +161,31 @@ uint32_t tc__class_of(uint64_t bytes);
 struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc);
 /*
  * The bump word (tc_hdr.bump): the carved units in the low 32 bits, sealed
- * with a keyed tag of them in the high 32 (alloc.c).  tc__bump_seal makes
+ * with a tag of them keyed with the segment's seed in the high 32
+ * (alloc.c).  tc__bump_seal makes
  * the word for UNITS under the segment's SEED; tc__carved reads the word
  * once and gives its units (0 .. arena_units), or TC_BUMP_BAD when it fails
  * its seal (a scribble).  Every reader of the carved end goes through
- * tc__carved.
+ * tc__carved.  A word equal to the last one this process validated
+ * (bump_seen) passes without hashing again: the seal depends on the word
+ * alone.
  */
 #define TC_BUMP_BAD UINT64_MAX
-uint64_t tc__bump_seal(uint64_t seed, uint64_t units);
-uint64_t tc__bump_units(const tc_cache *c, uint64_t word);
+static inline uint64_t tc__bump_seal(uint64_t seed, uint64_t units)
+{
+	/* The units xor the seed (and a constant of this word's own), through
+	 * splitmix64's finalizer (a bijection that avalanches): one flipped
+	 * bit of the units changes about half the tag.  Not a MAC: anyone with
+	 * the seed (it is in the segment) can seal; a scribble cannot. */
+	uint64_t x = (units & 0xffffffffu) ^ seed ^ 0x62756d7077726431ull; /* "bumpwrd1" */
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return (x & ~0xffffffffull) | (units & 0xffffffffu);
+}
+uint64_t tc__bump_units(tc_cache *c, uint64_t word);
 struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls);
 void tc__free_block(tc_cache *c, struct tc_entry *e);
 
@@ -362,7 +380,10 @@ static inline int64_t tc__expiry(tc_cache *c, const void *key, size_t klen, uint
 /* The carved end in units, or TC_BUMP_BAD (see tc__bump_seal). */
 static inline uint64_t tc__carved(tc_cache *c)
 {
-	return tc__bump_units(c, tc__ld(&c->h->bump));
+	uint64_t w = tc__ld(&c->h->bump);
+	if (TC_LIKELY(w == __atomic_load_n(&c->bump_seen, __ATOMIC_RELAXED)))
+		return w & 0xffffffffu;
+	return tc__bump_units(c, w);
 }
 
 #endif /* TC_INTERNAL_H */

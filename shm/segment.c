@@ -407,6 +407,7 @@ static void fill_handle(tc_cache *c, uint8_t *base, uint64_t size, const struct 
 	c->bmask = g->nbuckets - 1;
 	c->max_entries = g->max_entries;
 	c->seed = g->seed;
+	c->bump_seen = UINT64_MAX; /* never a sealed word (units past any arena) */
 	c->default_ttl_ms = g->default_ttl_ms;
 	c->max_readers = g->max_readers;
 	c->nslots = g->max_readers + TC_TOOL_READERS;
