@@ -10,7 +10,10 @@
  * plain store and only a compiler barrier, and the reclaimer pays for the
  * missing reader-side fence with membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED),
  * which runs a full barrier on every CPU that runs a thread of a registered
- * process.  A process that cannot register uses a full fence instead.
+ * process.  A process that cannot register uses a full fence instead; every
+ * reclaimer issues the command whenever the kernel has it, registered or not
+ * (the command needs no registration of its caller), so that a registered
+ * reader is never paired with a reclaimer that skipped it.
  *
  * The argument (docs/design.md, "Memory ordering") in one paragraph: a block
  * is retired after it was unlinked, stamped with the epoch read after the
@@ -42,7 +45,9 @@
 
 /* ---- membarrier -------------------------------------------------------- */
 
-static int mb_fast = -1; /* 1: reader side needs only a compiler barrier */
+static int mb_fast = -1;   /* 1: reader side needs only a compiler barrier */
+static int mb_global = -1; /* 1: the kernel has MEMBARRIER_CMD_GLOBAL_EXPEDITED */
+static uint64_t mb_issued; /* global barriers issued (tests); uatomic_add */
 
 static int sys_membarrier(int cmd)
 {
@@ -51,13 +56,15 @@ static int sys_membarrier(int cmd)
 
 static void membarrier_init_once(void)
 {
-#ifdef TC_TSAN
-	mb_fast = 0; /* keep full fences so the sanitizer sees the edges */
-#else
 	int q = sys_membarrier(MEMBARRIER_CMD_QUERY);
+	/* Whether this process's readers may skip their fence is its own
+	 * choice; whether its reclaims issue the barrier is not: a reader of
+	 * another process may have registered, and it relies on every
+	 * reclaimer's barrier. */
+	mb_global = q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) ? 1 : 0;
 	mb_fast = 0;
-	if (q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
-	    (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
+#ifndef TC_TSAN /* under TSan: full fences, so that the sanitizer sees the edges */
+	if (mb_global && (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
 	    getenv("TICKCACHE_NO_MEMBARRIER") == NULL &&
 	    sys_membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0)
 		mb_fast = 1;
@@ -70,13 +77,35 @@ void tc__membarrier_init(void)
 	pthread_once(&once, membarrier_init_once);
 }
 
-/* The reclaimer's side: a full barrier on every CPU running a reader. */
-static void global_barrier(void)
+uint64_t tc__membarrier_issued(void)
 {
+	return tc__ld(&mb_issued);
+}
+
+bool tc__membarrier_reader_fast(void)
+{
+	return mb_fast == 1;
+}
+
+/*
+ * The reclaimer's side: a full barrier on every CPU running a thread of a
+ * registered process, issued whether or not this process registered.  A
+ * reader that did not register fences itself, so the two local fences
+ * suffice for it; a registered reader needs the command.
+ */
+static bool global_barrier(void)
+{
+	bool ok = true;
 	tc__mb();
-	if (mb_fast == 1)
-		(void)sys_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+	if (mb_global == 1) {
+		/* Refused (a seccomp filter, say): a registered reader of
+		 * another process may be unfenced, so nothing may be freed. */
+		ok = sys_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
+		if (ok)
+			tc__add(&mb_issued, 1);
+	}
 	tc__mb();
+	return ok;
 }
 
 /* ---- per-thread slot table --------------------------------------------- */
@@ -515,8 +544,9 @@ int tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_
 	/* New readers from here on announce an epoch larger than any stamp in
 	 * the chain. */
 	tc__add(&c->h->epoch, 1);
-	global_barrier();
-	uint64_t min = tc__min_active_epoch(c);
+	/* Without the barrier no bound is safe: min 0 frees nothing and
+	 * pushes the chain back. */
+	uint64_t min = global_barrier() ? tc__min_active_epoch(c) : 0;
 	if (s)
 		tc__st(&s->rmin, min);
 	n += walk_chain(c, s, head & 0xffffffffu, min, s ? budget : UINT64_MAX);

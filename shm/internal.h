@@ -126,6 +126,9 @@ void tc__release_handle_slots(tc_cache *c);
 void tc__fold_slot(tc_cache *c, struct tc_rslot *s);
 uint64_t tc__min_active_epoch(tc_cache *c);
 void tc__membarrier_init(void);
+uint64_t tc__membarrier_issued(void); /* global barriers issued by this process (tests) */
+bool tc__membarrier_reader_fast(void); /* this process's readers use a compiler barrier only */
+bool tc__slot_dead(tc_cache *c, struct tc_rslot *s, uint64_t owner);
 
 /* alloc.c */
 uint32_t tc__class_of(uint64_t bytes);
