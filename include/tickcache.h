@@ -219,8 +219,12 @@ typedef struct tc_info {
  * published last.  The memory is reserved with posix_fallocate(), so a full
  * /dev/shm gives -ENOSPC here and leaves nothing behind.  A segment whose
  * creator died half way gives TC_ECORRUPT (remove it with tc_unlink).
+ * The flock is waited for at most TICKCACHE_LOCK_WAIT_MS milliseconds
+ * (environment, default 5000): a holder stopped inside tc_open or tc_audit
+ * (SIGSTOP, a debugger) gives -ETIMEDOUT instead of blocking every opener.
  * Returns 0, -EINVAL, -ENOENT, -EEXIST, -ENOSPC, -EACCES, -EUSERS (attach
- * table full), TC_EGEOMETRY, TC_EVERSION, TC_ECORRUPT, -ENOMEM.
+ * table full), -ETIMEDOUT (the flock was held too long), TC_EGEOMETRY,
+ * TC_EVERSION, TC_ECORRUPT, -ENOMEM.
  */
 int tc_open(tc_cache **out, const char *name, const tc_opts *opts);
 
@@ -234,8 +238,10 @@ void tc_close(tc_cache *c);
 /*
  * tc_unlink - remove segment NAME.  The segment is marked removed first:
  * every handle still attached, in any process, gets -ESTALE from every data
- * call from then on (reopen to reach a segment created anew under the same
- * name), though its memory stays mapped until tc_close.  shm-inspect unlink
+ * call from then on, also inside a read section entered before (reopen to
+ * reach a segment created anew under the same name), though its memory
+ * stays mapped until tc_close; tc_peek pointers taken before stay valid
+ * until the outermost tc_read_unlock.  shm-inspect unlink
  * refuses while live processes are attached unless forced.
  * Returns 0, -ENOENT, -EINVAL, -EACCES.
  */
@@ -270,7 +276,9 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
  * tc_read_unlock of this thread.  Entering costs a store to the thread's own
  * reader slot and a compiler barrier (a full fence where membarrier(2) is
  * unavailable).  Keep sections short: a stuck section delays reclamation in
- * every process.  Returns 0, -EUSERS (no reader slot free), -EINVAL.
+ * every process.  Returns 0, -EUSERS (no reader slot free), -EINVAL,
+ * -ESTALE (the segment was unlinked; the section is not entered), -EBUSY
+ * (an audit at work).
  */
 int tc_read_lock(tc_cache *c);
 void tc_read_unlock(tc_cache *c);
@@ -667,8 +675,9 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
  * the index and the header, rebuilds the free lists from everything else,
  * clears abandoned half-inserts and recounts live keys and gauges.  It
  * changes nothing and returns TC_ECORRUPT when the arena cannot be walked.
- * -EDEADLK inside a read section.  While it runs, data calls of the
- * caller's other threads get -EBUSY.  An audit that is killed leaves the
+ * -EDEADLK inside a read section; -ETIMEDOUT when the segment's flock stays
+ * held longer than TICKCACHE_LOCK_WAIT_MS (see tc_open).  While it runs,
+ * data calls of the caller's other threads get -EBUSY.  An audit that is killed leaves the
  * segment usable: the next data call of any process sees the auditor dead
  * and goes on (blocks the audit had not yet relinked stay lost until the
  * next audit, which rebuilds everything from the index).

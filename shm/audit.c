@@ -201,13 +201,9 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	int fd = shm_open(path, O_RDWR, 0);
 	if (fd == -1)
 		return -errno;
-	int rc = 0;
-	while (flock(fd, LOCK_EX) == -1) {
-		if (errno != EINTR) {
-			rc = -errno;
-			goto out_close;
-		}
-	}
+	int rc = tc__lock_bounded(fd);
+	if (rc)
+		goto out_close;
 	/*
 	 * Close the door on our own process's threads too: with the state
 	 * AUDITING (a CAS, full barrier), a thread entering a section sees it

@@ -296,14 +296,15 @@ int tc__enter(tc_cache *c, struct tc_rslot **sp)
 		return -EUSERS;
 	struct tc_rslot *s = t->slot;
 	*sp = s;
-	if (t->depth == 0) {
-		uint32_t st = tc__ld(&c->h->state);
-		if (TC_UNLIKELY(st != TC_STATE_READY)) {
-			if (st == TC_STATE_AUDITING && !tc__audit_orphaned(c))
-				return -EBUSY;
-			if (tc__ld(&c->h->state) != TC_STATE_READY)
-				return -ESTALE; /* unlinked, or scribbled */
-		}
+	/* Checked at every level, not only the outermost: a call inside a
+	 * section that was open when the segment was unlinked gets -ESTALE
+	 * too (one load of a read-only line). */
+	uint32_t st = tc__ld(&c->h->state);
+	if (TC_UNLIKELY(st != TC_STATE_READY)) {
+		if (st == TC_STATE_AUDITING && !tc__audit_orphaned(c))
+			return -EBUSY;
+		if (tc__ld(&c->h->state) != TC_STATE_READY)
+			return -ESTALE; /* unlinked, or scribbled */
 	}
 	if (t->depth++ == 0) {
 		uint64_t e = tc__ld(&c->h->epoch);

@@ -105,6 +105,11 @@ int  tc__layout(uint64_t max_entries, uint64_t memory, uint32_t max_readers,
 bool tc__pid_alive(uint32_t pid, uint64_t start);
 uint64_t tc__proc_start(uint32_t pid);
 uint64_t tc__self_start(void);
+uint64_t tc__thread_start(uint32_t tid);
+bool tc__thread_gone(uint32_t pid, uint32_t tid, uint64_t tstart);
+bool tc__maps_segment(tc_cache *c, uint32_t pid, uint64_t base);
+int  tc__lock_bounded(int fd);
+#define TC_LOCK_WAIT_MS 5000 /* tc__lock_bounded's default bound */
 uint32_t tc__self_pid(void);
 void tc__registry_lock(void);
 void tc__registry_unlock(void);

@@ -384,13 +384,33 @@ static void fill_handle(tc_cache *c, uint8_t *base, uint64_t size, const char *n
 	snprintf(c->name, sizeof(c->name), "%s", name);
 }
 
-static int lock_fd(int fd)
+/*
+ * Take the segment's flock, waiting at most TICKCACHE_LOCK_WAIT_MS
+ * (default TC_LOCK_WAIT_MS): a holder stopped inside tc_open or tc_audit
+ * (SIGSTOP, a debugger) must not block every other opener for ever.
+ * -ETIMEDOUT when the wait runs out.
+ */
+int tc__lock_bounded(int fd)
 {
-	while (flock(fd, LOCK_EX) == -1) {
-		if (errno != EINTR)
+	const char *env = getenv("TICKCACHE_LOCK_WAIT_MS");
+	uint64_t limit_ns = (env && *env ? strtoull(env, NULL, 10) : TC_LOCK_WAIT_MS) * 1000000ull;
+	uint64_t t0 = tc__mono_ns();
+	long sleep_ns = 100000;
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
 			return -errno;
+		uint64_t waited = tc__mono_ns() - t0;
+		if (waited >= limit_ns)
+			return -ETIMEDOUT;
+		struct timespec ts = { 0, sleep_ns };
+		if ((uint64_t)sleep_ns > limit_ns - waited)
+			ts.tv_nsec = (long)(limit_ns - waited);
+		nanosleep(&ts, NULL);
+		if (sleep_ns < 20000000)
+			sleep_ns *= 2;
 	}
-	return 0;
 }
 
 int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
@@ -433,7 +453,7 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 	int fd = shm_open(path, oflags, mode);
 	if (fd == -1)
 		return -errno;
-	int rc = lock_fd(fd);
+	int rc = tc__lock_bounded(fd);
 	if (rc)
 		goto out_close;
 	struct stat st;

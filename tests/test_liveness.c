@@ -49,6 +49,7 @@ static int teardown(void **state)
 	if (cur_name[0])
 		(void)tc_unlink(cur_name);
 	cur_name[0] = '\0';
+	unsetenv("TICKCACHE_LOCK_WAIT_MS");
 	return 0;
 }
 
@@ -203,12 +204,78 @@ static void test_unregistered_reclaimer_issues_global_barrier(void **state)
 	WB_RC(0, tc_unlink(name));
 }
 
+/* ------------------------------------------------------------------ */
+/* Bounded flock waits                                                  */
+/* ------------------------------------------------------------------ */
+
+static void test_open_and_audit_time_out_on_stopped_lock_holder(void **state)
+{
+	(void)state;
+	char path[128];
+	const char *name = new_name("liveness-flock");
+	tc_cache *c = wb_create(name, 256, 256 << 10, 16, TC_EVICT_NONE);
+	snprintf(path, sizeof(path), "/tickcache.%s", name);
+	pid_t pid = fork_child();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* A peer stopped inside tc_open: it holds the flock. */
+		int fd = shm_open(path, O_RDWR, 0);
+		if (fd == -1 || flock(fd, LOCK_EX) == -1)
+			_exit(1);
+		raise(SIGSTOP);
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(pid, waitpid(pid, &st, WUNTRACED));
+	assert_true(WIFSTOPPED(st));
+	setenv("TICKCACHE_LOCK_WAIT_MS", "200", 1);
+	tc_cache *c2 = NULL;
+	WB_RC(-ETIMEDOUT, tc_open(&c2, name, NULL));
+	assert_null(c2);
+	WB_RC(-ETIMEDOUT, tc_audit(c, NULL));
+	unsetenv("TICKCACHE_LOCK_WAIT_MS");
+	kill(pid, SIGKILL);
+	reap(pid, &st);
+	WB_RC(0, tc_open(&c2, name, NULL));
+	WB_RC(0, tc_set(c2, "k", 1, "v", 1, 0, 0));
+	tc_close(c2);
+	WB_RC(0, tc_audit(c, NULL));
+	tc_close(c);
+	WB_RC(0, tc_unlink(name));
+}
+
+/* ------------------------------------------------------------------ */
+/* -ESTALE inside a section                                             */
+/* ------------------------------------------------------------------ */
+
+static void test_calls_inside_section_of_unlinked_segment_get_estale(void **state)
+{
+	(void)state;
+	const char *name = new_name("liveness-stale");
+	tc_cache *c = wb_create(name, 256, 256 << 10, 16, TC_EVICT_NONE);
+	WB_RC(0, tc_set(c, "k", 1, "v1", 2, 0, 0));
+	WB_RC(0, tc_read_lock(c));
+	char buf[8];
+	WB_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	WB_RC(0, tc_unlink(name));
+	WB_RC(-ESTALE, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	WB_RC(-ESTALE, tc_set(c, "k", 1, "v2", 2, 0, 0));
+	WB_RC(-ESTALE, tc_del(c, "k", 1));
+	tc_read_unlock(c);
+	/* The section is over: still -ESTALE, and nothing was changed. */
+	WB_RC(-ESTALE, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	assert_int_equal(0, tc__ld(&c->slots[0].epoch));
+	tc_close(c);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "--nomb-reclaimer") == 0)
 		return nomb_reclaimer(argv[2], atol(argv[3]));
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_unregistered_reclaimer_issues_global_barrier, teardown),
+		cmocka_unit_test_teardown(test_open_and_audit_time_out_on_stopped_lock_holder, teardown),
+		cmocka_unit_test_teardown(test_calls_inside_section_of_unlinked_segment_get_estale, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
