@@ -703,7 +703,8 @@ int tc_reclaim(tc_cache *c, uint64_t *freed_blocks);
 typedef enum tc_reader_state {
 	TC_READER_IDLE = 0,   /* alive, outside a read section */
 	TC_READER_ACTIVE = 1, /* alive, inside a read section */
-	TC_READER_DEAD = 2,   /* process gone, or pid reused */
+	TC_READER_DEAD = 2,   /* process gone or pid reused; or thread gone (raw SYS_exit,
+			       * seccomp, another thread's execve) or tid reused */
 } tc_reader_state;
 
 typedef struct tc_reader {
@@ -717,9 +718,15 @@ typedef struct tc_reader {
 } tc_reader;
 typedef int (*tc_reader_fn)(const tc_reader *r, void *arg);
 
-/* tc_readers - visit the reader slots in use. */
+/* tc_readers - visit the reader slots in use.  A slot is judged by its
+ * thread: pid and process start time, tid and thread start time
+ * (/proc/PID/task/TID/stat), and for a leader thread whether its process
+ * still maps the segment where the slot's owner mapped it (an execve keeps
+ * the leader's pid, tid and start time).  What /proc cannot show (hidepid,
+ * another user) counts as alive. */
 int tc_readers(tc_cache *c, tc_reader_fn fn, void *arg);
-/* tc_readers_clean - clear the slots of dead processes; *cleared may be NULL. */
+/* tc_readers_clean - clear the slots of dead threads and processes (the
+ * caller's own process included); *cleared may be NULL. */
 int tc_readers_clean(tc_cache *c, uint32_t *cleared);
 
 /* Attached processes (any process that opened the segment and has not closed it). */

@@ -87,6 +87,9 @@ struct tc_cache {
 	int                 eviction;
 	uint32_t            attach_idx;  /* our record in the attach table, UINT32_MAX = none */
 	uint64_t            cid;         /* process-unique handle id, never reused */
+	uint64_t            shm_ino;     /* the shm object's inode and device, to find */
+	uint32_t            shm_major;   /* the mapping in /proc/PID/maps */
+	uint32_t            shm_minor;
 	struct tc_cache    *next;        /* process registry (tc__registry_lock) */
 	char                name[TC_NAME_MAX + 1];
 };
@@ -193,6 +196,19 @@ uint32_t tc__policy_count(tc_cache *c);
 
 /* write ops for tc__write */
 enum { TC_OP_SET, TC_OP_ADD, TC_OP_CAS, TC_OP_EXPIRE, TC_OP_INCR, TC_OP_APPEND };
+
+/*
+ * Crash points (tests only): TC_CRASH_POINT(name) marks a step where a
+ * kill leaves a state the crash table of docs/design.md describes.  It is
+ * nothing unless the library is compiled with -DTC_CRASHPOINTS; then it
+ * calls tc__crash_point(name), which the test build provides.
+ */
+#ifdef TC_CRASHPOINTS
+void tc__crash_point(const char *name);
+#define TC_CRASH_POINT(name) tc__crash_point(name)
+#else
+#define TC_CRASH_POINT(name) ((void)0)
+#endif
 
 /* Clock: CLOCK_REALTIME through the vDSO; see docs/design.md "Clock". */
 static inline int64_t tc__now_ms(void)

@@ -25,6 +25,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* ---- process identity ------------------------------------------------ */
@@ -134,6 +135,72 @@ bool tc__pid_alive(uint32_t pid, uint64_t start)
 	return true;
 }
 
+/*
+ * Start time of thread TID of this process (clock ticks since boot), 0 when
+ * /proc cannot tell.
+ */
+uint64_t tc__thread_start(uint32_t tid)
+{
+	char path[64], state;
+	snprintf(path, sizeof(path), "/proc/self/task/%u/stat", tid);
+	return proc_stat(path, &state);
+}
+
+/*
+ * Is thread TID of the live process PID provably gone?  Only when /proc
+ * shows the process (its stat can be read) but not the thread, shows the
+ * thread exited (Z or X: a leader that exited stays a zombie while other
+ * threads run), or shows it with another start time than TSTART (the tid
+ * was reused).  A /proc that cannot be read proves nothing.
+ */
+bool tc__thread_gone(uint32_t pid, uint32_t tid, uint64_t tstart)
+{
+	char path[96], state;
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	if (proc_stat(path, &state) == 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%u/task/%u/stat", pid, tid);
+	errno = 0;
+	uint64_t now = proc_stat(path, &state);
+	if (state == '?')
+		return errno == ENOENT || errno == ESRCH;
+	if (state == 'Z' || state == 'X')
+		return true;
+	return tstart != 0 && now != 0 && now != tstart;
+}
+
+/*
+ * Does process PID still map segment C (at address BASE, when not 0)?
+ * False only when its /proc/PID/maps can be read and shows no such mapping:
+ * after an execve, the process keeps its pid and start time but not its
+ * mappings.  (Reading maps takes the target's mmap lock for reading: this
+ * runs in cleaners only, never on a data path.)
+ */
+bool tc__maps_segment(tc_cache *c, uint32_t pid, uint64_t base)
+{
+	char path[64], line[512];
+	snprintf(path, sizeof(path), "/proc/%u/maps", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return true;
+	bool found = false, readable = false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long long lo, hi, off, ino;
+		unsigned maj, mnr;
+		readable = true;
+		if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj, &mnr,
+			   &ino) != 6)
+			continue;
+		if (ino == c->shm_ino && maj == c->shm_major && mnr == c->shm_minor &&
+		    (base == 0 || (lo == base && off == 0)))
+			found = true;
+		/* A line longer than the buffer continues on the next read;
+		 * its rest never parses as a mapping of our inode. */
+	}
+	fclose(f);
+	return found || !readable;
+}
+
 /* ---- the process registry of open handles ---------------------------- */
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -237,7 +304,9 @@ static int attach_claim(tc_cache *c)
 		for (uint32_t i = 0; i < c->max_attach; i++) {
 			struct tc_attach_rec *r = &c->attach[i];
 			uint64_t p = tc__ld(&r->pid);
-			if (p && p <= UINT32_MAX && !tc__pid_alive((uint32_t)p, tc__ld(&r->start)))
+			if (p && p <= UINT32_MAX &&
+			    (!tc__pid_alive((uint32_t)p, tc__ld(&r->start)) ||
+			     (p != pid && !tc__maps_segment(c, (uint32_t)p, 0))))
 				tc__cas(&r->pid, p, 0);
 		}
 	}
@@ -267,7 +336,9 @@ int tc_attached(tc_cache *c, tc_attach_fn fn, void *arg)
 		if (!first)
 			continue;
 		tc_attach a = { .pid = (uint32_t)p, .handles = n,
-				.alive = tc__pid_alive((uint32_t)p, tc__ld(&c->attach[i].start)) };
+				.alive = tc__pid_alive((uint32_t)p, tc__ld(&c->attach[i].start)) &&
+					 ((uint32_t)p == tc__self_pid() ||
+					  tc__maps_segment(c, (uint32_t)p, 0)) };
 		int rc = fn(&a, arg);
 		if (rc)
 			return rc;
@@ -506,6 +577,9 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 		goto out_unmap;
 	}
 	fill_handle(c, base, (uint64_t)st.st_size, name);
+	c->shm_ino = (uint64_t)st.st_ino;
+	c->shm_major = major(st.st_dev);
+	c->shm_minor = minor(st.st_dev);
 	c->tool = opts && (opts->flags & TC_TOOL);
 	rc = attach_claim(c);
 	if (rc) {

@@ -81,6 +81,64 @@ static const char *new_name(const char *tag)
 }
 
 /* ------------------------------------------------------------------ */
+/* Helpers                                                              */
+/* ------------------------------------------------------------------ */
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static void read_byte(int fd)
+{
+	char b;
+	ssize_t n;
+	do
+		n = read(fd, &b, 1);
+	while (n == -1 && errno == EINTR);
+	assert_int_equal(1, n);
+}
+
+/* The issue's reproducer: 1,000 updates of one 2 KiB key in a 256 KiB
+ * segment.  Returns 0, or the first failing code. */
+static int update_2k_key(tc_cache *c)
+{
+	char v[2048];
+	for (int i = 0; i < 1000; i++) {
+		memset(v, 'a' + i % 26, sizeof(v));
+		int rc = tc_set(c, "big", 3, v, sizeof(v), 0, 0);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+struct dead_count {
+	uint32_t pid;
+	int dead, alive;
+};
+
+static int count_pid(const tc_reader *r, void *arg)
+{
+	struct dead_count *d = arg;
+	if (r->pid == d->pid) {
+		if (r->state == TC_READER_DEAD)
+			d->dead++;
+		else
+			d->alive++;
+	}
+	return 0;
+}
+
+static struct dead_count readers_of(tc_cache *c, pid_t pid)
+{
+	struct dead_count d = { .pid = (uint32_t)pid };
+	WB_RC(0, tc_readers(c, count_pid, &d));
+	return d;
+}
+
+/* ------------------------------------------------------------------ */
 /* Defect 1: a reclaimer without membarrier registration                */
 /* ------------------------------------------------------------------ */
 
@@ -205,6 +263,238 @@ static void test_unregistered_reclaimer_issues_global_barrier(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Defect 2: threads that vanish inside a read section                  */
+/* ------------------------------------------------------------------ */
+
+struct vanish {
+	const char *name;
+	int ready_fd;  /* the child writes one byte when the reader is gone */
+	int how;       /* VANISH_* */
+	pid_t tid;
+};
+
+enum { VANISH_SYS_EXIT, VANISH_EXEC_NONLEADER, VANISH_EXEC_LEADER, VANISH_PTHREAD_EXIT };
+
+static tc_cache *child_handle;
+static int child_pipe[2];
+
+static void exec_holder(int fd)
+{
+	char fdarg[16];
+	snprintf(fdarg, sizeof(fdarg), "%d", fd);
+	execl(self_exe, self_exe, "--exec-hold", fdarg, (char *)NULL);
+	_exit(98);
+}
+
+/* A reader thread: enter a section, tell the leader, then vanish. */
+static void *vanishing_reader(void *arg)
+{
+	struct vanish *v = arg;
+	__atomic_store_n(&v->tid, (pid_t)gettid(), __ATOMIC_RELEASE);
+	if (v->how == VANISH_EXEC_LEADER)
+		exec_holder(v->ready_fd); /* the leader is the reader */
+	if (tc_read_lock(child_handle) != 0)
+		_exit(20);
+	char b = 'r';
+	if (write(child_pipe[1], &b, 1) != 1)
+		_exit(21);
+	switch (v->how) {
+	case VANISH_SYS_EXIT:
+		syscall(SYS_exit, 0);
+		break;
+	case VANISH_PTHREAD_EXIT:
+		pthread_exit(NULL);
+	default:
+		break;
+	}
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static bool task_gone(pid_t tid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
+	return access(path, F_OK) == -1;
+}
+
+/*
+ * The child: open the segment, make a reader thread vanish HOW, then tell
+ * the parent (one byte on READY_FD) and wait to be killed.  With
+ * VANISH_SYS_EXIT / VANISH_PTHREAD_EXIT the child also checks its own
+ * process's view first: exit 30 + step on a failure.
+ */
+static void vanish_child(struct vanish *v)
+{
+	if (tc_open(&child_handle, v->name, NULL) != 0)
+		_exit(22);
+	if (pipe(child_pipe) != 0)
+		_exit(23);
+	pthread_t th;
+	if (v->how == VANISH_EXEC_LEADER) {
+		/* The leader reads; another thread calls execve. */
+		if (tc_read_lock(child_handle) != 0)
+			_exit(24);
+		if (pthread_create(&th, NULL, vanishing_reader, v) != 0)
+			_exit(25);
+		for (;;)
+			pause();
+	}
+	if (pthread_create(&th, NULL, vanishing_reader, v) != 0)
+		_exit(25);
+	char b;
+	if (read(child_pipe[0], &b, 1) != 1)
+		_exit(26);
+	if (v->how == VANISH_EXEC_NONLEADER)
+		exec_holder(v->ready_fd); /* the reader is a non-leader thread */
+	pid_t tid;
+	while ((tid = __atomic_load_n(&v->tid, __ATOMIC_ACQUIRE)) == 0)
+		sleep_ms(1);
+	if (v->how == VANISH_PTHREAD_EXIT) {
+		if (pthread_join(th, NULL) != 0)
+			_exit(27);
+	}
+	for (int i = 0; !task_gone(tid); i++) {
+		if (i > 20000)
+			_exit(28);
+		sleep_ms(1);
+	}
+	/* Our own process: the slot of our vanished thread is dead (or, after
+	 * pthread_exit, given back), and cleaning clears it. */
+	uint32_t cleared = 99;
+	if (tc_readers_clean(child_handle, &cleared) != 0)
+		_exit(30);
+	if (cleared != (v->how == VANISH_SYS_EXIT ? 1u : 0u))
+		_exit(31);
+	if (update_2k_key(child_handle) != 0)
+		_exit(32);
+	b = 'x';
+	if (write(v->ready_fd, &b, 1) != 1)
+		_exit(33);
+	for (;;)
+		pause();
+}
+
+static void vanish_case(int how)
+{
+	const char *name = new_name("liveness-vanish");
+	tc_cache *c = wb_create(name, 256, 256 << 10, 16, TC_EVICT_NONE);
+	int fds[2];
+	assert_int_equal(0, pipe(fds));
+	struct vanish v = { .name = name, .ready_fd = fds[1], .how = how };
+	pid_t pid = fork_child();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		vanish_child(&v);
+		_exit(97);
+	}
+	close(fds[1]);
+	char b;
+	ssize_t n;
+	do
+		n = read(fds[0], &b, 1);
+	while (n == -1 && errno == EINTR);
+	if (n != 1) {
+		int st;
+		reap(pid, &st);
+		fail_msg("child ended before it was ready: status %d", st);
+	}
+	close(fds[0]);
+	/* The child is alive; the thread that read is not. */
+	struct dead_count d = readers_of(c, pid);
+	if (how == VANISH_PTHREAD_EXIT || how == VANISH_SYS_EXIT) {
+		/* Cleared by the child itself already. */
+		assert_int_equal(0, d.dead);
+	} else {
+		assert_int_equal(1, d.dead);
+		assert_int_equal(0, d.alive);
+		tc_sweep_report rep;
+		WB_RC(0, tc_sweep(c, 0, &rep));
+		assert_int_equal(1, rep.readers_cleared);
+		d = readers_of(c, pid);
+		assert_int_equal(0, d.dead);
+	}
+	assert_int_equal(UINT64_MAX, tc__min_active_epoch(c));
+	WB_RC(0, update_2k_key(c));
+	/* The exec'd image does not map the segment: not attached either. */
+	if (how == VANISH_EXEC_LEADER || how == VANISH_EXEC_NONLEADER) {
+		tc_audit_report ar;
+		WB_RC(0, tc_audit(c, &ar));
+		assert_int_equal(0, ar.recovered);
+	}
+	kill(pid, SIGKILL);
+	int st;
+	reap(pid, &st);
+	tc_close(c);
+	WB_RC(0, tc_unlink(name));
+}
+
+static void test_reader_thread_raw_sys_exit_slot_cleared(void **state)
+{
+	(void)state;
+	vanish_case(VANISH_SYS_EXIT);
+}
+
+static void test_reader_thread_removed_by_execve_slot_cleared(void **state)
+{
+	(void)state;
+	vanish_case(VANISH_EXEC_NONLEADER);
+}
+
+static void test_reader_leader_removed_by_execve_slot_cleared(void **state)
+{
+	(void)state;
+	vanish_case(VANISH_EXEC_LEADER);
+}
+
+static void test_reader_thread_pthread_exit_gives_slot_back(void **state)
+{
+	(void)state;
+	vanish_case(VANISH_PTHREAD_EXIT);
+}
+
+/* A live reader thread of another process is never judged dead. */
+static void test_live_reader_thread_not_cleared(void **state)
+{
+	(void)state;
+	const char *name = new_name("liveness-alive");
+	tc_cache *c = wb_create(name, 256, 256 << 10, 16, TC_EVICT_NONE);
+	int fds[2];
+	assert_int_equal(0, pipe(fds));
+	pid_t pid = fork_child();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		tc_cache *cc = NULL;
+		if (tc_open(&cc, name, NULL) || tc_read_lock(cc))
+			_exit(1);
+		char b = 'x';
+		if (write(fds[1], &b, 1) != 1)
+			_exit(2);
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	read_byte(fds[0]);
+	close(fds[0]);
+	struct dead_count d = readers_of(c, pid);
+	assert_int_equal(0, d.dead);
+	assert_int_equal(1, d.alive);
+	uint32_t cleared = 99;
+	WB_RC(0, tc_readers_clean(c, &cleared));
+	assert_int_equal(0, cleared);
+	assert_true(tc__min_active_epoch(c) != UINT64_MAX);
+	kill(pid, SIGKILL);
+	int st;
+	reap(pid, &st);
+	WB_RC(0, tc_readers_clean(c, &cleared));
+	assert_int_equal(1, cleared);
+	tc_close(c);
+	WB_RC(0, tc_unlink(name));
+}
+
+/* ------------------------------------------------------------------ */
 /* Bounded flock waits                                                  */
 /* ------------------------------------------------------------------ */
 
@@ -272,8 +562,21 @@ int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "--nomb-reclaimer") == 0)
 		return nomb_reclaimer(argv[2], atol(argv[3]));
+	if (argc == 3 && strcmp(argv[1], "--exec-hold") == 0) {
+		/* The image after execve: it does not map the segment. */
+		char b = 'x';
+		if (write(atoi(argv[2]), &b, 1) != 1)
+			return 1;
+		for (;;)
+			pause();
+	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_unregistered_reclaimer_issues_global_barrier, teardown),
+		cmocka_unit_test_teardown(test_reader_thread_raw_sys_exit_slot_cleared, teardown),
+		cmocka_unit_test_teardown(test_reader_thread_removed_by_execve_slot_cleared, teardown),
+		cmocka_unit_test_teardown(test_reader_leader_removed_by_execve_slot_cleared, teardown),
+		cmocka_unit_test_teardown(test_reader_thread_pthread_exit_gives_slot_back, teardown),
+		cmocka_unit_test_teardown(test_live_reader_thread_not_cleared, teardown),
 		cmocka_unit_test_teardown(test_open_and_audit_time_out_on_stopped_lock_holder, teardown),
 		cmocka_unit_test_teardown(test_calls_inside_section_of_unlinked_segment_get_estale, teardown),
 	};
