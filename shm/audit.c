@@ -136,7 +136,7 @@ static int sweep_arena(tc_cache *c, const struct marks *m, bool apply, tc_audit_
 		tc__st(&cl->nfree, nfree[k]);
 	}
 	uint64_t rh = tc__ld(&c->h->retire_head);
-	tc__st(&c->h->retire_head, ((rh >> 32) + 1) << 32);
+	tc__st(&c->h->retire_head, TC_RH_MAKE(0, TC_RH_COUNTER(rh) + 1, 0));
 	if (rep)
 		rep->live_blocks = live_blocks;
 	return 0;
