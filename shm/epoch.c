@@ -131,6 +131,7 @@ static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
 static void slot_free(tc_cache *c, struct tc_rslot *s);
+static uint64_t dead_chain(tc_cache *c, struct tc_rslot *s);
 static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64_t min,
 			   uint64_t budget);
 
@@ -186,9 +187,12 @@ static void slot_free(tc_cache *c, struct tc_rslot *s)
 	uint64_t owner = tc__ld(&s->owner);
 	if ((owner >> 32) != tc__self_pid())
 		return;
-	/* A pending chain goes back on the list (min 0 frees nothing). */
-	if (tc__ld(&s->reclaim))
-		walk_chain(c, s, tc__ld(&s->reclaim), 0, UINT64_MAX);
+	/* A pending chain goes back on the list (min 0 frees nothing); a
+	 * slot of one of our threads that died inside a detach may hold the
+	 * PEND form (tc_close of a handle whose thread vanished). */
+	uint64_t chain = dead_chain(c, s);
+	if (chain)
+		walk_chain(c, s, chain, 0, UINT64_MAX);
 	tc__fold_slot(c, s);
 	tc__st(&s->inflight, 0);
 	tc__st(&s->reclaim, 0);
