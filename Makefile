@@ -15,7 +15,9 @@
 # (tools/common*.c, if any, are linked into every tool); tests/test_*.c ->
 # $(BUILDDIR)/tests/test_* (other tests/*.c are helpers linked into every
 # test); tests/helpers/<name>.c -> $(BUILDDIR)/tests/<name>, programs the
-# tests start; tests/test_*.sh are shell tests run with BIN=$(BUILDDIR)/bin.
+# tests start; tests/test_*.sh are shell tests run with BIN=$(BUILDDIR)/bin;
+# tests/crash/test_crashpoints.c -> $(BUILDDIR)/tests/test_crashpoints, linked
+# with the crash-point build of the library ($(BUILDDIR)/crash/, -DTC_CRASHPOINTS).
 
 THIS_MAKEFILE := $(lastword $(MAKEFILE_LIST))
 
@@ -144,8 +146,19 @@ PC         := $(BUILDDIR)/tickcache.pc
 
 MANPAGES   := $(sort $(wildcard docs/*.[1-8]))
 
+# Crash points (docs/design.md, "Crash points"): the library again, compiled
+# with -DTC_CRASHPOINTS into $(BUILDDIR)/crash/, and the one test linked with
+# it.  The list of points is generated from the sources, so the test cannot
+# drift from the code.
+CRASH_DIR  := $(BUILDDIR)/crash
+CRASH_OBJS := $(LIB_SRCS:%.c=$(CRASH_DIR)/%.o)
+CRASH_LIB  := $(CRASH_DIR)/libtickcache.a
+CRASH_LIST := $(CRASH_DIR)/crashpoints.h
+CRASH_TEST_OBJ := $(CRASH_DIR)/tests/test_crashpoints.o
+CRASH_TEST := $(BUILDDIR)/tests/test_crashpoints
+
 ALL_OBJS   := $(LIB_OBJS) $(TOOL_OBJS) $(TOOL_COMMON_OBJS) $(TEST_OBJS) $(TEST_HELPER_OBJS) \
-              $(TEST_PROG_OBJS)
+              $(TEST_PROG_OBJS) $(CRASH_OBJS) $(CRASH_TEST_OBJ)
 FLAGS_STAMP := $(BUILDDIR)/.flags
 
 .DEFAULT_GOAL := all
@@ -164,7 +177,7 @@ lib: $(STATIC_LIB) $(SHARED_LIB) $(SHARED_LINKS) ## Build libtickcache.a and lib
 
 tools: $(TOOLS) ## Build the tools (build/bin/)
 
-check-build: all $(TEST_BINS) $(TEST_PROGS) ## Build everything, tests included, without running anything
+check-build: all $(TEST_BINS) $(TEST_PROGS) $(CRASH_TEST) ## Build everything, tests included, without running anything
 
 # Objects and binaries are rebuilt when the compiler or any flag changes.
 FLAGS_LINE = $(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LINK_FLAGS) $(VERSION_SCRIPT)
@@ -220,6 +233,34 @@ $(TEST_BINS): $(BUILDDIR)/tests/%: $(BUILDDIR)/tests/%.o $(TEST_HELPER_OBJS) $(S
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LINK_FLAGS) -o $@ $< $(TEST_HELPER_OBJS) $(STATIC_LIB) \
 	  $(TEST_PKG_LIBS) $(LIB_PKG_LIBS) $(SYS_LIBS)
+
+# The crash-point build: same flags plus -DTC_CRASHPOINTS.
+$(CRASH_DIR)/shm/%.o: shm/%.c $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CPPFLAGS) -DTC_CRASHPOINTS $(ALL_CFLAGS) -c $< -o $@
+
+$(CRASH_LIB): $(CRASH_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@
+	$(Q)$(AR) rcs $@ $^
+
+# Written only when its text changes, so the test rebuilds only then.
+$(CRASH_LIST): $(LIB_SRCS) tools/crashpoints.sh
+	@mkdir -p $(@D)
+	$(Q)tools/crashpoints.sh $(LIB_SRCS) > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; printf '  %-7s %s\n' GEN $@; fi
+
+$(CRASH_TEST_OBJ): tests/crash/test_crashpoints.c $(CRASH_LIST) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CPPFLAGS) -DTC_CRASHPOINTS -Itests -I$(CRASH_DIR) $(TEST_PKG_CFLAGS) \
+	  $(ALL_CFLAGS) -c $< -o $@
+
+$(CRASH_TEST): $(CRASH_TEST_OBJ) $(CRASH_LIB) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LINK_FLAGS) -o $@ $< $(CRASH_LIB) $(TEST_PKG_LIBS) $(LIB_PKG_LIBS) $(SYS_LIBS)
 
 # Directories under PREFIX are written as ${prefix}/..., so that
 # `pkg-config --define-prefix` can relocate the file.

@@ -71,6 +71,7 @@ struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls)
  */
 static bool take_popped(tc_cache *c, struct tc_entry *e)
 {
+	TC_CRASH_POINT(alloc_popped);
 	for (;;) {
 		uint32_t st = tc__cas(&e->state, TC_BLK_FREE, TC_BLK_LIVE);
 		if (st == TC_BLK_FREE)
@@ -113,12 +114,14 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 	while ((e = tc__pop_free(c, cls)) != NULL && !take_popped(c, e))
 		;
 	if (e) {
+		TC_CRASH_POINT(alloc_taken);
 		/* Named in our slot before anything else can go wrong. */
 		tc__st(&s->inflight, tc__ref_of(c, e));
 		tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
 	} else {
 		e = carve(c, cls);
 		if (e) {
+			TC_CRASH_POINT(alloc_carved);
 			tc__st(&s->inflight, tc__ref_of(c, e));
 			tc__st(&e->cls, (uint8_t)cls);
 			tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
@@ -137,6 +140,7 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 			return e;
 		}
 	}
+	TC_CRASH_POINT(alloc_ready);
 	tc__add(&c->h->cls[cls].used, 1);
 	tc__st(&e->link, 0);
 	tc__st(&e->refbit, 0);

@@ -118,6 +118,7 @@ static int sweep_arena(tc_cache *c, const struct marks *m, bool apply, tc_audit_
 			tc__st(&e->link, heads[cls]);
 			heads[cls] = ref;
 			nfree[cls]++;
+			TC_CRASH_POINT(audit_relink);
 			if (TC_UNLIKELY(tc__audit_test_hook != NULL))
 				tc__audit_test_hook(nfree[cls]);
 		}
@@ -228,6 +229,7 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	tc__st(&c->h->audit_pid, (uint64_t)tc__self_pid());
 	tc__st(&c->h->audit_start, tc__self_start());
 	tc__cas(&c->h->state, was, TC_STATE_AUDITING);
+	TC_CRASH_POINT(audit_state);
 	/* AUDITING found under our flock was left by a dead auditor: whatever
 	 * happens now, the state goes back to READY, never to AUDITING with
 	 * our own live pid recorded (that would block every process). */

@@ -99,6 +99,7 @@ void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
 	 * the block for its own once another writer pops it. */
 	tc__st(&e->builder, 0);
 	tc__st(&e->state, TC_BLK_FREE);
+	TC_CRASH_POINT(free_unlisted);
 	for (;;) {
 		uint64_t head = tc__ld(&k->head);
 		tc__st(&e->link, head & 0xffffffffu);
@@ -156,6 +157,7 @@ static void rewrite(tc_cache *c, uint64_t start, uint64_t units, uint32_t cls)
 		struct tc_entry *e = unit_block(c, u);
 		if (u > start)
 			HOOK(TC_DF_HOOK_REWRITE);
+		TC_CRASH_POINT(coalesce_rewrite);
 		tc__st(&e->cls, (uint8_t)k);
 		tc__st(&e->link, 0);
 		tc__st(&e->builder, 0);
@@ -176,6 +178,7 @@ static void push_cut(tc_cache *c, uint64_t start, uint64_t units, uint32_t cls, 
 		if (!(first && skip_first) && tc__ld(&e->state) == TC_BLK_OUT) {
 			tc__push_free(c, e, k);
 			HOOK(TC_DF_HOOK_PUSH);
+			TC_CRASH_POINT(coalesce_push);
 		}
 		first = false;
 	}
@@ -487,6 +490,7 @@ static bool claim(tc_cache *c, uint64_t start, uint64_t units, uint64_t *classes
 			tc__add(&c->h->df_pending, (uint64_t)-1);
 			return false;
 		}
+		TC_CRASH_POINT(coalesce_claiming);
 		classes[tc__ld(&e->cls) / 64] |= 1ull << (tc__ld(&e->cls) % 64);
 		u += n;
 	}
@@ -537,6 +541,7 @@ static bool drain(tc_cache *c, uint64_t start, uint64_t units, const uint64_t *c
 			while ((force || tc__ld(&c->h->df_pending) != 0) &&
 			       (e = tc__pop_free(c, k)) != NULL) {
 				popped = true;
+				TC_CRASH_POINT(coalesce_popped);
 				if (tc__cas(&e->state, TC_BLK_CLAIMED, TC_BLK_OUT) == TC_BLK_CLAIMED) {
 					tc__add(&c->h->df_pending, (uint64_t)-1);
 					continue;
@@ -546,6 +551,7 @@ static bool drain(tc_cache *c, uint64_t start, uint64_t units, const uint64_t *c
 				tc__st(&e->link, tc__ld(&c->h->df_held));
 				tc__st(&c->h->df_held, tc__ref_of(c, e));
 				HOOK(TC_DF_HOOK_HELD);
+				TC_CRASH_POINT(coalesce_held);
 			}
 		}
 		/* Lists empty and blocks still pending: allocators that popped
@@ -600,6 +606,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	uint64_t me = lease_take(c, s);
 	if (!me)
 		return NULL;
+	TC_CRASH_POINT(coalesce_leased);
 	uint64_t start, units;
 	bool all_free;
 	int found = find_window(c, need, lru, &start, &units, &all_free);
@@ -626,6 +633,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	bool claimed = claim(c, start, units, classes);
 	if (claimed)
 		HOOK(TC_DF_HOOK_CLAIMED);
+	TC_CRASH_POINT(coalesce_claimed);
 	if (!claimed || !drain(c, start, units, classes)) {
 		unclaim(c, start, units);
 		tc__st(&h->df_pending, 0);
@@ -636,6 +644,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 		lease_drop(c, me);
 		return NULL;
 	}
+	TC_CRASH_POINT(coalesce_drained);
 	push_held(c);
 	/* Every block of the window is OUT: ours alone. */
 	tc__mb();
@@ -652,6 +661,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
 	tc__st(&e->state, TC_BLK_LIVE);
 	HOOK(TC_DF_HOOK_LIVE);
+	TC_CRASH_POINT(coalesce_live);
 	tc__mb();
 	set_phase(c, TC_DF_IDLE);
 	tc__st(&h->df_hand, start + units < carved_end(c) ? start + units : 0);

@@ -248,6 +248,7 @@ static struct tc_rslot *slot_claim(tc_cache *c)
 			struct tc_rslot *s = &c->slots[i];
 			if (tc__ld(&s->owner) != 0 || tc__cas(&s->owner, 0, me) != 0)
 				continue;
+			TC_CRASH_POINT(slot_claimed);
 			tc__st(&s->start, tc__self_start());
 			tc__st(&s->tstart, tls_tstart);
 			tc__st(&s->base, (uint64_t)(uintptr_t)c->base);
@@ -327,6 +328,7 @@ int tc__enter(tc_cache *c, struct tc_rslot **sp)
 		 * 2); free on x86, needed where loads may pass loads. */
 		tc__rmb();
 		tc__st(&s->epoch, e ? e : 1);
+		TC_CRASH_POINT(read_section);
 		/* Pairs with global_barrier() in the reclaimer. */
 		if (TC_LIKELY(mb_fast == 1))
 			tc__barrier();
@@ -439,12 +441,14 @@ void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 {
 	if (tc__cas(&e->state, TC_BLK_LIVE, TC_BLK_RETIRED) != TC_BLK_LIVE)
 		return;
+	TC_CRASH_POINT(retire_marked);
 	uint64_t ref = tc__ref_of(c, e);
 	tc__mb();
 	tc__st(&e->retire_epoch, tc__ld(&c->h->epoch));
 	uint32_t cls = tc__ld(&e->cls);
 	uint64_t size = cls < TC_CLASSES_USED ? tc__class_size(cls) : 0;
 	push_retired(c, e, ref);
+	TC_CRASH_POINT(retire_pushed);
 	tc__acct(c, s, TC_C_RETIRED_BLOCKS, 1);
 	tc__acct(c, s, TC_C_RETIRED_BYTES, size);
 	if (s)
@@ -497,6 +501,7 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 		 * reclaimer took the rest over (steal_chains) and walks it. */
 		if (s && tc__cas(&s->reclaim, ref, next) != ref)
 			return freed;
+		TC_CRASH_POINT(reclaim_walk);
 		uint32_t cls = tc__ld(&e->cls);
 		if (tc__ld(&e->state) != TC_BLK_RETIRED) {
 			/* Not a retired block (scribbled link or a cycle): drop it
@@ -541,6 +546,8 @@ static void steal_chains(tc_cache *c, struct tc_rslot *self)
 		uint64_t r = t == self ? 0 : tc__ld(&t->reclaim);
 		if (!r || (r & TC_RECLAIM_PEND))
 			continue;
+		/* Killed here: the chain is still named by its owner's word. */
+		TC_CRASH_POINT(reclaim_stolen);
 		walk_chain(c, t, r, 0, UINT64_MAX);
 	}
 }
@@ -587,7 +594,7 @@ int tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_
 		if (s)
 			tc__cas(&s->reclaim, pend, 0);
 	}
-	TC_CRASH_POINT("epoch.detached");
+	TC_CRASH_POINT(reclaim_detached);
 	if (s) {
 		/* A helper may have done it (then the word is the ref, or a
 		 * stealer's progress in it): either way the chain is named. */
@@ -707,6 +714,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	uint64_t claimed = (uint64_t)tc__self_pid() << 32 | 0x80000000ull;
 	if (owner == claimed || tc__cas(&s->owner, owner, claimed) != owner)
 		return false;
+	TC_CRASH_POINT(clean_claimed);
 	uint64_t inflight = tc__ld(&s->inflight);
 	if (inflight) {
 		struct tc_entry *e = tc__block(c, inflight);
@@ -720,6 +728,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 			if (rep)
 				rep->inflight_freed++;
 		}
+		TC_CRASH_POINT(clean_inflight);
 		tc__st(&s->inflight, 0);
 	}
 	uint64_t ret = tc__ld(&s->ret_ref);
@@ -739,6 +748,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 			if (rep)
 				rep->inflight_freed++;
 		}
+		TC_CRASH_POINT(clean_unlinked);
 		tc__st(&s->ret_ref, 0);
 	}
 	uint64_t chain = dead_chain(c, s);
@@ -752,6 +762,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	tc__st(&s->tstart, 0);
 	tc__st(&s->base, 0);
 	tc__st(&s->epoch, 0);
+	TC_CRASH_POINT(clean_released);
 	tc__cas(&s->owner, claimed, 0);
 	return true;
 }

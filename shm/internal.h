@@ -56,6 +56,24 @@
 #define tc__barrier()    cmm_barrier()
 #endif
 
+/*
+ * Crash points (docs/design.md, "Crash points").  TC_CRASH_POINT(name) marks
+ * a place between two shared writes where a process killed leaves the
+ * segment in a state of its own; NAME is a bare identifier, unique in shm/.
+ * Only a library compiled with -DTC_CRASHPOINTS (the crash-point test build,
+ * build/crash/) calls tc__crash_point() there, which kills the process with
+ * SIGKILL when TICKCACHE_CRASH_AT=NAME[:NTH] selects the NTH pass (default
+ * 1).  Everywhere else it expands to nothing.  tests/crash/test_crashpoints.c
+ * takes the list of points from the sources (tools/crashpoints.sh), kills a
+ * writer at each in turn and checks what design.md's table says of it.
+ */
+#ifdef TC_CRASHPOINTS
+void tc__crash_point(const char *name);
+#define TC_CRASH_POINT(name) tc__crash_point(#name)
+#else
+#define TC_CRASH_POINT(name) ((void)0)
+#endif
+
 #define TC_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define TC_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
@@ -196,19 +214,6 @@ uint32_t tc__policy_count(tc_cache *c);
 
 /* write ops for tc__write */
 enum { TC_OP_SET, TC_OP_ADD, TC_OP_CAS, TC_OP_EXPIRE, TC_OP_INCR, TC_OP_APPEND };
-
-/*
- * Crash points (tests only): TC_CRASH_POINT(name) marks a step where a
- * kill leaves a state the crash table of docs/design.md describes.  It is
- * nothing unless the library is compiled with -DTC_CRASHPOINTS; then it
- * calls tc__crash_point(name), which the test build provides.
- */
-#ifdef TC_CRASHPOINTS
-void tc__crash_point(const char *name);
-#define TC_CRASH_POINT(name) tc__crash_point(name)
-#else
-#define TC_CRASH_POINT(name) ((void)0)
-#endif
 
 /* Clock: CLOCK_REALTIME through the vDSO; see docs/design.md "Clock". */
 static inline int64_t tc__now_ms(void)

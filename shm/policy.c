@@ -176,10 +176,10 @@ static int edit(tc_cache *c, edit_fn fn, void *arg)
 		if (old)
 			tc__note_unlink(s, POL_REF(w), old);
 		uint64_t nw = ((POL_GEN(w) + 1) & 0xffffffffu) << 32 | ref;
-		TC_CRASH_POINT("policy.built");
+		TC_CRASH_POINT(policy_built);
 		if (tc__cas(&c->h->policy_gen, w, nw) == w) {
 			tc__st(&s->inflight, 0);
-			TC_CRASH_POINT("policy.published");
+			TC_CRASH_POINT(policy_swapped);
 			if (old)
 				tc__retire(c, s, old);
 			tc__st(&s->ret_ref, 0);

@@ -140,6 +140,7 @@ int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
 		memcpy((uint8_t *)e + TC_ENTRY_HDR, &a, sizeof(a));
 		uint64_t ref = tc__ref_of(c, e);
 		tc__st(&s->inflight, 0); /* see "Crash windows" above */
+		TC_CRASH_POINT(run_start_unnamed);
 		/* Full barrier: the anchor's bytes before the word that names it. */
 		if (tc__cas(&c->h->run_word, w, (uint64_t)gen << 32 | ref) == w) {
 			rc = 0;
@@ -205,6 +206,7 @@ static int run_end(tc_cache *c, uint64_t only_gen)
 		uint64_t nw = (uint64_t)(RUN_GEN(w) + 1) << 32;
 		if (tc__cas(&c->h->run_word, w, nw) != w)
 			continue;
+		TC_CRASH_POINT(run_ended);
 		uint32_t vlen;
 		struct tc_entry *e = tc__block_of(c, RUN_REF(w), TC_KIND_RUN, &vlen);
 		if (e)
@@ -263,6 +265,7 @@ void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head
 			break;
 		uint64_t prev = TC_DTO_PREV(ver);
 		tc__retire(c, s, e);
+		TC_CRASH_POINT(dto_chain_walk);
 		e = i > 1 && prev ? elem(c, prev, hash, &vlen) : NULL;
 	}
 }
@@ -291,6 +294,7 @@ static int drop_list(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t 
 		tc__st(&s->ret_ref, 0);
 		return -EAGAIN;
 	}
+	TC_CRASH_POINT(dto_list_unlinked);
 	tc__add(&c->h->live, (uint64_t)-1);
 	tc__add(&c->h->dto_heads, (uint64_t)-1);
 	tc__dto_retire_chain(c, s, e);
@@ -399,6 +403,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 			memcpy((uint8_t *)tc__eval(e, (uint32_t)klen), dto, len);
 		uint64_t ref = tc__ref_of(c, e);
 		tc__st(&s->inflight, 0); /* see "Crash windows" above */
+		TC_CRASH_POINT(dto_append_unnamed);
 		if (lr == 0) {
 			/* A dead list we replace is named in our slot, so that a
 			 * cleaner retires it if we die after the CAS.  (A live head
@@ -413,6 +418,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 				continue;
 			}
 			if (replace) {
+				TC_CRASH_POINT(dto_replaced);
 				tc__dto_retire_chain(c, s, head);
 				tc__st(&s->ret_ref, 0);
 			}

@@ -367,6 +367,7 @@ static int build(int fd, const char *name, uint64_t entries, uint64_t memory,
 		return -errno;
 	struct tc_hdr *h = p;
 	tc__st(&h->state, TC_STATE_BUILDING);
+	TC_CRASH_POINT(create_building);
 	uint64_t seed = 0;
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = (uint64_t)tc__mono_ns() ^ ((uint64_t)getpid() << 32);

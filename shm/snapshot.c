@@ -341,6 +341,7 @@ int tc_snapshot_load(tc_cache *c, const char *path, unsigned flags, tc_snapshot_
 		uint64_t ttl = exp ? (uint64_t)(exp - now) : 0;
 		int w = (flags & TC_SNAP_REPLACE) ? tc_set(c, key, kl, val, vl, type, ttl)
 						  : tc_add(c, key, kl, val, vl, type, ttl);
+		TC_CRASH_POINT(snapshot_record);
 		if (w == -EEXIST) {
 			if (rep)
 				rep->kept++;

@@ -337,6 +337,7 @@ static int insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 	if (!mine)
 		return -ENOSPC;
 	*seen = true;
+	TC_CRASH_POINT(insert_claimed);
 	/* Re-scan the chain for another slot of the same key. */
 	uint64_t md = maxdisp(c, home);
 	for (uint64_t d = 0; d <= md; d++) {
@@ -380,6 +381,7 @@ static int insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 	 */
 	if (stamp)
 		tc__st(&e->version, next_version(c, hash, 0));
+	TC_CRASH_POINT(insert_rescanned);
 	if (tc__cas(mine, tent, fin) == tent)
 		return 0;
 	return RETRY;
@@ -396,7 +398,9 @@ int tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w
 			tc__st(&s->ret_ref, 0);
 		return -EAGAIN;
 	}
+	TC_CRASH_POINT(remove_unlinked);
 	tc__add(&c->h->live, (uint64_t)-1);
+	TC_CRASH_POINT(remove_counted);
 	if (e)
 		tc__retire(c, s, e);
 	if (s)
@@ -496,6 +500,7 @@ static bool make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_s
 		struct tc_entry *e = tc__coalesce(c, s, cls);
 		if (e) {
 			tc__st(&s->inflight, 0);
+			TC_CRASH_POINT(room_coalesced);
 			tc__free_block(c, e);
 			ev = 1;
 		}
@@ -561,6 +566,7 @@ static inline int64_t le64_get(const uint8_t *p)
 static void drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 {
 	tc__free_block(c, e);
+	TC_CRASH_POINT(drop_private_freed);
 	tc__st(&s->inflight, 0); /* after: a writer killed in between leaks nothing */
 }
 
@@ -696,20 +702,25 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 		memcpy((uint8_t *)e + TC_ENTRY_HDR, key, klen);
 		if (nlen)
 			memcpy((uint8_t *)tc__eval(e, (uint32_t)klen), src, nlen);
+		TC_CRASH_POINT(write_built);
 		uint64_t ref = tc__ref_of(c, e);
 		if (found) {
 			e->version = next_version(c, hash, old.version);
 			/* The CAS is a full barrier: the entry's bytes are visible
 			 * before the slot names it. */
 			tc__note_unlink(s, TC_SW_REF(w), old.e);
+			TC_CRASH_POINT(update_noted);
 			if (tc__cas(slotp, w, TC_SW_FINAL | tag << 48 | ref) != w) {
 				tc__st(&s->ret_ref, 0);
 				drop_private(c, s, e);
 				tc__exit(c);
 				continue;
 			}
+			TC_CRASH_POINT(update_swapped);
 			tc__st(&s->inflight, 0);
+			TC_CRASH_POINT(update_unlinked);
 			tc__retire(c, s, old.e);
+			TC_CRASH_POINT(update_retired);
 			tc__st(&s->ret_ref, 0);
 			if (!live)
 				tc__count(s, TC_C_EXPIRATIONS);
@@ -732,6 +743,7 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 		bool seen;
 		int ir = insert_new(c, hash, key, klen, kind, e, ref, true, &seen);
 		if (ir == 0) {
+			TC_CRASH_POINT(insert_published);
 			tc__add(&c->h->live, 1);
 			tc__st(&s->inflight, 0);
 			rc = 0;
@@ -1086,6 +1098,7 @@ int tc__insert(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_
 	 * and predecessor there). */
 	int ir = insert_new(c, hash, key, klen, kind, e, tc__ref_of(c, e), false, seen);
 	if (ir == 0) {
+		TC_CRASH_POINT(insert_first_published);
 		tc__add(&c->h->live, 1);
 		return 0;
 	}

@@ -106,7 +106,7 @@ static void test_kill_after_detach_chain_recovered_by_cleaner(void **state)
 	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
 	retire_n(c, 40, 'a');
 	assert_int_equal(40, retired_blocks(c));
-	kill_at(name, "epoch.detached", do_reclaim);
+	kill_at(name, "reclaim_detached", do_reclaim);
 	uint64_t head = tc__ld(&c->h->retire_head);
 	assert_int_equal(0, TC_RH_REF(head)); /* detached, named by no list */
 	assert_true(TC_RH_SLOT(head) != 0);
@@ -125,7 +125,7 @@ static void test_kill_after_detach_then_push_chain_recovered(void **state)
 	const char *name = wb_name(cur_name, sizeof(cur_name), "handover-push");
 	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
 	retire_n(c, 40, 'a');
-	kill_at(name, "epoch.detached", do_reclaim);
+	kill_at(name, "reclaim_detached", do_reclaim);
 	retire_n(c, 3, 'b');
 	assert_int_equal(0, TC_RH_SLOT(tc__ld(&c->h->retire_head)));
 	uint32_t cleared = 0;
@@ -183,7 +183,7 @@ static void test_kill_after_policy_publish_old_table_retired(void **state)
 	const char *name = wb_name(cur_name, sizeof(cur_name), "handover-pol");
 	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
 	WB_RC(0, tc_ttl_policy_set(c, "a:", 1000));
-	kill_at(name, "policy.published", set_policy_b);
+	kill_at(name, "policy_swapped", set_policy_b);
 	assert_int_equal(2, tc__policy_count(c));
 	uint32_t cleared = 0;
 	WB_RC(0, tc_readers_clean(c, &cleared));
@@ -201,7 +201,7 @@ static void test_kill_before_policy_publish_new_table_retired(void **state)
 	const char *name = wb_name(cur_name, sizeof(cur_name), "handover-polb");
 	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
 	WB_RC(0, tc_ttl_policy_set(c, "a:", 1000));
-	kill_at(name, "policy.built", set_policy_b);
+	kill_at(name, "policy_built", set_policy_b);
 	assert_int_equal(1, tc__policy_count(c));
 	uint32_t cleared = 0;
 	WB_RC(0, tc_readers_clean(c, &cleared));
