@@ -88,6 +88,11 @@ BENCH_CPPFLAGS = $(if $(HAVE_HIREDIS),-DTC_HAVE_HIREDIS $(shell $(PKG_CONFIG) --
                  $(if $(HAVE_MEMCACHED),-DTC_HAVE_MEMCACHED $(shell $(PKG_CONFIG) --cflags libmemcached))
 BENCH_LIBS     = $(if $(HAVE_HIREDIS),$(shell $(PKG_CONFIG) --libs hiredis)) \
                  $(if $(HAVE_MEMCACHED),$(shell $(PKG_CONFIG) --libs libmemcached))
+# shm-sweeper --metrics-listen serves HTTP with libmicrohttpd when installed
+# (tools/deps.sh build installs it); without it the option says so.
+HAVE_MHD       = $(call lazy,HAVE_MHD,$(PKG_CONFIG) --exists libmicrohttpd 2>/dev/null && echo 1)
+MHD_CPPFLAGS   = $(if $(HAVE_MHD),-DTC_HAVE_MHD $(shell $(PKG_CONFIG) --cflags libmicrohttpd))
+MHD_LIBS       = $(if $(HAVE_MHD),$(shell $(PKG_CONFIG) --libs libmicrohttpd))
 
 TC_CPPFLAGS = -D_GNU_SOURCE -Iinclude -Ishm
 TC_CFLAGS   = -std=c11 $(OPTFLAGS) -fPIC -fno-semantic-interposition \
@@ -145,6 +150,9 @@ PC_IN      := shm/tickcache.pc.in
 PC         := $(BUILDDIR)/tickcache.pc
 
 MANPAGES   := $(sort $(wildcard docs/*.[1-8]))
+# Every public function of the header gets a man3 page of its own name, a
+# one-line link to tickcache(3) (`man tc_open` works after install).
+MAN3_LINKS := $(shell sed -n 's/^[a-z_0-9 ]*[ *]\(tc_[a-z0-9_]*\)\x28.*/\1/p' include/tickcache.h)
 
 # Crash points (docs/design.md, "Crash points"): the library again, compiled
 # with -DTC_CRASHPOINTS into $(BUILDDIR)/crash/, and the one test linked with
@@ -228,6 +236,8 @@ $(TOOLS): $(BUILDDIR)/bin/%: $(BUILDDIR)/tools/%.o $(TOOL_COMMON_OBJS) $(STATIC_
 # libraries are installed (tools/deps.sh bench installs them).
 $(BUILDDIR)/tools/shm-bench.o: TOOL_EXTRA_CPPFLAGS = $(BENCH_CPPFLAGS)
 $(BUILDDIR)/bin/shm-bench: TOOL_EXTRA_LIBS = $(BENCH_LIBS)
+$(BUILDDIR)/tools/shm-sweeper.o: TOOL_EXTRA_CPPFLAGS = $(MHD_CPPFLAGS)
+$(BUILDDIR)/bin/shm-sweeper: TOOL_EXTRA_LIBS = $(MHD_LIBS)
 
 $(TEST_BINS): $(BUILDDIR)/tests/%: $(BUILDDIR)/tests/%.o $(TEST_HELPER_OBJS) $(STATIC_LIB) $(FLAGS_STAMP)
 	$(call msg,LD,$@)
@@ -276,7 +286,7 @@ $(PC): $(PC_IN) FORCE
 	@mkdir -p $(@D)
 	@sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call pc_rel,$(LIBDIR))|g' \
 	     -e 's|@INCLUDEDIR@|$(call pc_rel,$(INCLUDEDIR))|g' -e 's|@VERSION@|$(VERSION)|g' \
-	     -e 's|@REQUIRES_PRIVATE@|$(LIB_PKGS)|g' -e 's|@LIBS_PRIVATE@|$(SYS_LIBS)|g' \
+	     -e 's|@LIBS_PRIVATE@|$(LIB_PKG_LIBS) $(SYS_LIBS)|g' \
 	     $(PC_IN) > $@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; printf '  %-7s %s\n' GEN $@; fi
 
@@ -363,6 +373,11 @@ endif
 	  echo "$(INSTALL_DATA) $$m $(DESTDIR)$(MANDIR)/man$$s/"; \
 	  $(INSTALL_DATA) $$m $(DESTDIR)$(MANDIR)/man$$s/; \
 	done
+	@$(INSTALL) -d -m 755 $(DESTDIR)$(MANDIR)/man3
+	@set -e; for f in $(MAN3_LINKS); do \
+	  printf '.so man3/tickcache.3\n' > $(DESTDIR)$(MANDIR)/man3/$$f.3; \
+	  chmod 644 $(DESTDIR)$(MANDIR)/man3/$$f.3; \
+	done; echo "installed $(words $(MAN3_LINKS)) man3 links to tickcache(3)"
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then \
 	  ldconfig; fi
 
@@ -375,6 +390,7 @@ uninstall: ## Remove what install put in place (same PREFIX, DESTDIR)
 	  f=$(DESTDIR)$(MANDIR)/man$${m##*.}/$$(basename $$m); \
 	  echo "rm -f $$f"; rm -f "$$f"; \
 	done
+	@for f in $(MAN3_LINKS); do rm -f $(DESTDIR)$(MANDIR)/man3/$$f.3; done
 
 clean: ## Remove build/ (sanitizer builds included)
 	rm -rf $(BUILDDIR)

@@ -87,6 +87,9 @@ enum {
 #define TC_TOOL   0x8u   /* a maintenance handle (sweeper, CLI, monitoring): its
 			  * threads read through the TC_TOOL_READERS slots kept
 			  * beyond max_readers, never through a strategy's */
+#define TC_WAIT   0x10u  /* without TC_CREATE: a missing segment is waited for,
+			  * up to tc_opts.wait_ms, instead of -ENOENT (a strategy
+			  * started before the feed that creates its segment) */
 
 /* Reader slots every segment keeps for TC_TOOL handles, beyond max_readers. */
 #define TC_TOOL_READERS 4
@@ -95,8 +98,11 @@ enum {
 #define TC_EVICT_NONE 0  /* full means -ENOSPC; nothing is dropped, ever */
 #define TC_EVICT_LRU  1  /* approximate LRU (CLOCK) when memory or entries run out */
 
-/* ttl_ms on writes: 0 = never expires, TC_TTL_DEFAULT = segment policy. */
+/* ttl_ms on writes: 0 = never expires, TC_TTL_DEFAULT = segment policy.
+ * A TTL above TC_TTL_MAX (100 years) is -EINVAL: it is almost always a
+ * negative number that wrapped around ((uint64_t)-5), not a wish. */
 #define TC_TTL_DEFAULT UINT64_MAX
+#define TC_TTL_MAX     3155760000000ull  /* ms: 100 years of 365.25 days */
 
 /* Types: 0 = untyped; TC_TYPE_COUNTER = 8-byte little-endian int64 counter. */
 #define TC_TYPE_NONE    0u
@@ -115,7 +121,9 @@ typedef struct tc_opts {
 	uint32_t mode;           /* permission bits on create; 0 means 0600; applied exactly */
 	uint64_t default_ttl_ms; /* used when a write passes TC_TTL_DEFAULT; 0 = never expires */
 	int      eviction;       /* TC_EVICT_NONE or TC_EVICT_LRU */
-	unsigned flags;          /* TC_CREATE, TC_EXCL, TC_LAZY, TC_TOOL */
+	unsigned flags;          /* TC_CREATE, TC_EXCL, TC_LAZY, TC_TOOL, TC_WAIT */
+	uint64_t wait_ms;        /* with TC_WAIT: longest wait for the segment to
+				  * appear; read only when TC_WAIT is set */
 } tc_opts;
 
 typedef struct tc_meta {
@@ -215,16 +223,25 @@ typedef struct tc_info {
  *        the segment's (TC_EGEOMETRY otherwise); TC_CREATE creates a missing
  *        segment, TC_EXCL fails with -EEXIST when it exists.
  *
+ * TC_WAIT (not with TC_CREATE): while the segment does not exist, wait for
+ * it, polling with a growing sleep (1 ms doubling to 50 ms), up to
+ * opts->wait_ms; -ETIMEDOUT when it does not appear in time.  A segment
+ * that appears half built is attached once its creator finishes (the
+ * attach waits on the creator's flock).  The other flags apply as usual.
+ *
  * Create-or-attach is serialised by flock() on the segment; the header is
  * published last.  The memory is reserved with posix_fallocate(), so a full
  * /dev/shm gives -ENOSPC here and leaves nothing behind.  A segment whose
  * creator died half way gives TC_ECORRUPT (remove it with tc_unlink).
+ * An empty object (a creator that died before sizing it) is TC_ECORRUPT to
+ * an attach and is built anew by TC_CREATE (without TC_EXCL).
  * The flock is waited for at most TICKCACHE_LOCK_WAIT_MS milliseconds
  * (environment, default 5000): a holder stopped inside tc_open or tc_audit
  * (SIGSTOP, a debugger) gives -ETIMEDOUT instead of blocking every opener.
  * Returns 0, -EINVAL, -ENOENT, -EEXIST, -ENOSPC, -EACCES, -EUSERS (attach
- * table full), -ETIMEDOUT (the flock was held too long), TC_EGEOMETRY,
- * TC_EVERSION, TC_ECORRUPT, -ENOMEM.
+ * table full), -ETIMEDOUT (TC_WAIT: the segment did not come; or the flock
+ * was held longer than TICKCACHE_LOCK_WAIT_MS), TC_EGEOMETRY, TC_EVERSION,
+ * TC_ECORRUPT, -ENOMEM.
  */
 int tc_open(tc_cache **out, const char *name, const tc_opts *opts);
 
@@ -307,7 +324,8 @@ bool tc_exists(tc_cache *c, const void *key, size_t klen);
  * gives the key a version larger than any it had, also across delete and
  * re-insert.  ttl_ms: 0 = never expires, TC_TTL_DEFAULT = the segment's
  * policy (TTL prefix table, else default_ttl_ms), else ms from now.
- * Common returns: -EINVAL (NULL key, klen 0 or > TC_KEY_MAX), -EMSGSIZE
+ * Common returns: -EINVAL (NULL key, klen 0 or > TC_KEY_MAX, ttl_ms over
+ * TC_TTL_MAX and not TC_TTL_DEFAULT), -EMSGSIZE
  * (vlen > TC_VALUE_MAX), -ENOSPC (full under TC_EVICT_NONE), -EUSERS,
  * TC_ECORRUPT.
  */
@@ -541,7 +559,7 @@ int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted);
  * changes are lock-free, a reader sees the whole old table or the whole new
  * one, and racing changes are applied one after the other (none is lost).
  * tc_ttl_policy_set - set or replace PREFIX (1..TC_POLICY_PREFIX_MAX bytes)
- *   -> TTL_MS (0 = never expires; TC_TTL_DEFAULT is -EINVAL).  -ENOSPC when
+ *   -> TTL_MS (0 = never expires; over TC_TTL_MAX is -EINVAL).  -ENOSPC when
  *   TC_POLICY_MAX_ENTRIES prefixes exist, or no memory.
  * tc_ttl_policy_del - remove PREFIX: 0 or -ENOENT.
  * tc_ttl_policy_load - apply a file of lines "prefix = ttl_ms": blank lines

@@ -133,6 +133,8 @@ int  tc__lock_bounded(int fd);
 #define TC_LOCK_WAIT_MS 5000 /* tc__lock_bounded's default bound */
 uint32_t tc__self_pid(void);
 void tc__registry_lock(void);
+/* wait.c */
+int  tc__open_wait(tc_cache **out, const char *name, const tc_opts *opts);
 void tc__registry_unlock(void);
 bool tc__registry_has(uint64_t cid);
 

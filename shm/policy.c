@@ -260,7 +260,7 @@ static int prefix_len(const char *prefix, size_t *len)
 int tc_ttl_policy_set(tc_cache *c, const char *prefix, uint64_t ttl_ms)
 {
 	struct one o = { prefix, 0, ttl_ms };
-	if (!c || prefix_len(prefix, &o.len) || ttl_ms == TC_TTL_DEFAULT)
+	if (!c || prefix_len(prefix, &o.len) || ttl_ms > TC_TTL_MAX)
 		return -EINVAL;
 	return edit(c, edit_set, &o);
 }
@@ -343,8 +343,8 @@ static int parse_line(char *line, size_t n, struct one *o)
 	uint64_t ttl = 0;
 	for (; *v >= '0' && *v <= '9'; v++) {
 		uint64_t d = (uint64_t)(*v - '0');
-		if (ttl > (UINT64_MAX - 1 - d) / 10)
-			return -EINVAL; /* too large (TC_TTL_DEFAULT is not a TTL) */
+		if (ttl > (TC_TTL_MAX - d) / 10)
+			return -EINVAL; /* over TC_TTL_MAX (TC_TTL_DEFAULT is not a TTL) */
 		ttl = ttl * 10 + d;
 	}
 	while (is_blank(*v))

@@ -492,6 +492,8 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 	*out = NULL;
 	if (!tc_name_valid(name))
 		return -EINVAL;
+	if (opts && (opts->flags & TC_WAIT))
+		return tc__open_wait(out, name, opts); /* calls us without TC_WAIT */
 	uint64_t entries = TC_DEFAULT_ENTRIES, memory = TC_DEFAULT_MEMORY;
 	uint32_t readers = TC_DEFAULT_READERS, mode = TC_DEFAULT_MODE;
 	bool create = false, excl = false;

@@ -599,7 +599,8 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 	      size_t vlen, uint32_t type, uint64_t ttl_ms, int op, uint64_t expect,
 	      int64_t delta, int64_t *out, uint32_t aux)
 {
-	if (!c || !tc__valid_key(key, klen) || (!val && vlen))
+	if (!c || !tc__valid_key(key, klen) || (!val && vlen) ||
+	    (kind == TC_KIND_KEY && ttl_ms != TC_TTL_DEFAULT && ttl_ms > TC_TTL_MAX))
 		return bad_args(c);
 	if (vlen > TC_VALUE_MAX) {
 		bad_args(c);

@@ -24,11 +24,13 @@ BUILD_PKGS=(
 	"pkg-config       cmd:pkg-config"
 	"liburcu-dev      pc:liburcu"
 	"libxxhash-dev    pc:libxxhash"
+	"libmicrohttpd-dev pc:libmicrohttpd"
 )
 TEST_PKGS=(
 	"libcmocka-dev    pc:cmocka"
 	"procps           cmd:pgrep"
 	"python3          cmd:python3"
+	"prometheus       cmd:promtool"
 )
 BENCH_PKGS=(
 	"libhiredis-dev   pc:hiredis"

@@ -2173,15 +2173,15 @@ static void json_row(const struct row *w, bool first)
 }
 
 /* Percentile distribution of H for plotting: value_ns, percentile, 1/(1-p). */
-static void write_percentiles(const char *path, const struct hist *h)
+static void write_percentiles(const char *path, const struct hist *h, enum op_kind op)
 {
 	FILE *f = fopen(path, "w");
 	uint64_t seen = 0;
 
 	if (!f)
 		die("cannot write %s: %s", path, strerror(errno));
-	fprintf(f, "# value_ns percentile inverse_tail (label %s, backend %s)\n", cfg.label,
-		cfg.backend);
+	fprintf(f, "# value_ns percentile inverse_tail (label %s, backend %s, op %s)\n", cfg.label,
+		cfg.backend, op_names[op]);
 	for (unsigned i = 0; i < HB_N && h->count; i++) {
 		if (!h->b[i])
 			continue;
@@ -2202,6 +2202,10 @@ static void write_percentiles(const char *path, const struct hist *h)
 	}
 	fclose(f);
 }
+
+/* --percentiles-op: which distribution --percentiles writes. */
+enum pct_which { PCT_AUTO, PCT_READS, PCT_WRITES };
+static enum pct_which pct_which = PCT_AUTO;
 
 static void report(struct shared *sh, int nprocs, const char *pct_path)
 {
@@ -2262,10 +2266,16 @@ static void report(struct shared *sh, int nprocs, const char *pct_path)
 		w->cpu = -1;
 	}
 	if (pct_path) {
-		/* The reads' distribution when there are reads, else the writes'. */
-		enum op_kind o = merged[cfg.read_op].count && cfg.readers ? cfg.read_op : cfg.write_op;
+		/* The reads' distribution when there are reads, else the writes',
+		 * unless --percentiles-op says which: a plot of sets must never
+		 * show the reads of a reader that ran beside the writer. */
+		enum op_kind o = pct_which == PCT_READS ? cfg.read_op
+			: pct_which == PCT_WRITES ? cfg.write_op
+			: merged[cfg.read_op].count && cfg.readers ? cfg.read_op : cfg.write_op;
 
-		write_percentiles(pct_path, &merged[o]);
+		if (!merged[o].count)
+			die("--percentiles: no %s was timed", op_names[o]);
+		write_percentiles(pct_path, &merged[o], o);
 	}
 
 	if (cfg.out == OUT_CSV) {
@@ -2386,6 +2396,7 @@ static void usage(FILE *f)
 "      --json             JSON\n"
 "      --per-proc         per-process rows in the human table also for one process\n"
 "      --percentiles FILE the merged read (or write) distribution, for gnuplot\n"
+"      --percentiles-op read|write   which one (default: the reads when readers run)\n"
 "      --label TEXT       name of the run in the output\n"
 "      --redis-socket P   (default /tmp/shm-bench-redis.sock)\n"
 "      --redis-host H / --redis-port N     (default 127.0.0.1:6379)\n"
@@ -2434,7 +2445,7 @@ static enum op_kind parse_op(const char *s)
 
 enum {
 	O_ZIPF = 256, O_HOT, O_RATE, O_WARMUP, O_PIN, O_MEMORY, O_ENTRIES, O_EVICT, O_NOPRE,
-	O_CLOCK, O_RAW, O_CSV, O_CSVH, O_JSON, O_PCT, O_LABEL, O_RSOCK, O_RHOST, O_RPORT,
+	O_CLOCK, O_RAW, O_CSV, O_CSVH, O_JSON, O_PCT, O_PCTOP, O_LABEL, O_RSOCK, O_RHOST, O_RPORT,
 	O_MHOST, O_MPORT, O_LIST, O_WOP, O_PERPROC, O_BATCH,
 };
 
@@ -2448,6 +2459,7 @@ static const struct option longopts[] = {
 	{ "entries", 1, 0, O_ENTRIES }, { "evict", 0, 0, O_EVICT }, { "no-preload", 0, 0, O_NOPRE },
 	{ "clock", 0, 0, O_CLOCK }, { "raw", 0, 0, O_RAW }, { "csv", 0, 0, O_CSV },
 	{ "csv-header", 0, 0, O_CSVH }, { "json", 0, 0, O_JSON }, { "percentiles", 1, 0, O_PCT },
+	{ "percentiles-op", 1, 0, O_PCTOP },
 	{ "label", 1, 0, O_LABEL }, { "redis-socket", 1, 0, O_RSOCK },
 	{ "redis-host", 1, 0, O_RHOST }, { "redis-port", 1, 0, O_RPORT },
 	{ "memcached-host", 1, 0, O_MHOST }, { "memcached-port", 1, 0, O_MPORT },
@@ -2515,6 +2527,14 @@ int main(int argc, char **argv)
 		case O_CSVH: cfg.out = OUT_CSV; cfg.csv_header = true; break;
 		case O_JSON: cfg.out = OUT_JSON; break;
 		case O_PCT: pct_path = optarg; break;
+		case O_PCTOP:
+			if (!strcmp(optarg, "read"))
+				pct_which = PCT_READS;
+			else if (!strcmp(optarg, "write"))
+				pct_which = PCT_WRITES;
+			else
+				die("--percentiles-op wants read or write, not '%s'", optarg);
+			break;
 		case O_LABEL: cfg.label = optarg; break;
 		case O_RSOCK: cfg.redis_sock = optarg; break;
 		case O_RHOST: cfg.redis_host = optarg; break;
