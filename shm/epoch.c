@@ -396,11 +396,6 @@ void tc_read_unlock(tc_cache *c)
 /* ---- retirement and reclamation ----------------------------------------- */
 
 /*
- * Retire E, which the caller has just unlinked with a successful CAS (a
- * full barrier).  Exactly one party retires a block: the one that moves its
- * state from LIVE to RETIRED.
- */
-/*
  * The hand-over of a detached retire list.  A reclaimer in slot i that read
  * the head (counter n, first block r) first records PEND | n | r in its
  * reclaim word, then detaches with CAS(head, (0|i+1, n, r), (i+1, n+1, 0)),
@@ -437,6 +432,11 @@ static void push_retired(tc_cache *c, struct tc_entry *e, uint64_t ref)
 	}
 }
 
+/*
+ * Retire E, which the caller has just unlinked with a successful CAS (a
+ * full barrier).  Exactly one party retires a block: the one that moves its
+ * state from LIVE to RETIRED.
+ */
 void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 {
 	if (tc__cas(&e->state, TC_BLK_LIVE, TC_BLK_RETIRED) != TC_BLK_LIVE)
