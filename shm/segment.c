@@ -89,27 +89,36 @@ static bool all_threads_dead(uint32_t pid)
 	return dead;
 }
 
+/* Filled on first use by whichever thread comes first (several may, with
+ * the same values): the start time is stored before the pid that marks
+ * both valid, and both are read after the pid. */
 static uint32_t self_pid;
 static uint64_t self_start;
 
 static void refresh_self(void)
 {
-	self_pid = (uint32_t)getpid();
-	self_start = tc__proc_start(self_pid);
+	uint32_t pid = (uint32_t)getpid();
+	tc__st(&self_start, tc__proc_start(pid));
+	tc__mb();
+	tc__st(&self_pid, pid);
 }
 
 uint32_t tc__self_pid(void)
 {
-	if (!self_pid)
+	uint32_t pid = tc__ld(&self_pid);
+	if (!pid) {
 		refresh_self();
-	return self_pid;
+		pid = tc__ld(&self_pid);
+	}
+	return pid;
 }
 
 uint64_t tc__self_start(void)
 {
-	if (!self_pid)
+	if (!tc__ld(&self_pid))
 		refresh_self();
-	return self_start;
+	tc__rmb();
+	return tc__ld(&self_start);
 }
 
 /*
