@@ -65,7 +65,6 @@ static const struct {
 	const char *test;  /* a crash point, or a test function of this file */
 	int defect;        /* issue 8's number; 0: found here, not in the issue's list */
 } expected_failures[] = {
-	{ "alloc_carved", 3 },     /* header-less units stop coalescing, also after tc_audit */
 	/* find_window: a search that starts at df_hand != 0 never joins the run
 	 * across df_hand, yet records df_nofit, so the next 63 calls skip: a
 	 * fully free arena refuses a value of its own size. */
@@ -163,8 +162,7 @@ static const struct spec specs[] = {
 	{ "insert_rescanned",  W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
 	{ "remove_unlinked",   W_WRITES,   2, 0, 0, 1, NULL, SV_OK },
 	{ "remove_counted",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
-	{ "drop_private_freed", W_ENTRIES, 1, 0, 0, 0, NULL, SV_OK },
-	{ "room_coalesced",    W_LRU,      1, 1, 1, 0, NULL, SV_OK },
+	{ "drop_private_freed", W_LRU,     1, 0, 0, 0, NULL, SV_OK },
 	{ "write_built",       W_WRITES,   3, 0, 0, 0, NULL, SV_OK },
 	{ "update_noted",      W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
 	{ "update_swapped",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
