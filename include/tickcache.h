@@ -248,8 +248,12 @@ typedef struct tc_info {
  * creator died half way gives TC_ECORRUPT (remove it with tc_unlink).
  * An empty object (a creator that died before sizing it) is TC_ECORRUPT to
  * an attach and is built anew by TC_CREATE (without TC_EXCL).
+ * The flock is waited for at most TICKCACHE_LOCK_WAIT_MS milliseconds
+ * (environment, default 5000): a holder stopped inside tc_open or tc_audit
+ * (SIGSTOP, a debugger) gives -ETIMEDOUT instead of blocking every opener.
  * Returns 0, -EINVAL, -ENOENT, -EEXIST, -ENOSPC, -EACCES, -EUSERS (attach
- * table full), -ETIMEDOUT (TC_WAIT), TC_EGEOMETRY, TC_EVERSION,
+ * table full), -ETIMEDOUT (TC_WAIT: the segment did not come; or the flock
+ * was held longer than TICKCACHE_LOCK_WAIT_MS), TC_EGEOMETRY, TC_EVERSION,
  * TC_ECORRUPT, -ENOMEM.
  */
 int tc_open(tc_cache **out, const char *name, const tc_opts *opts);
@@ -264,8 +268,10 @@ void tc_close(tc_cache *c);
 /*
  * tc_unlink - remove segment NAME.  The segment is marked removed first:
  * every handle still attached, in any process, gets -ESTALE from every data
- * call from then on (reopen to reach a segment created anew under the same
- * name), though its memory stays mapped until tc_close.  shm-inspect unlink
+ * call from then on, also inside a read section entered before (reopen to
+ * reach a segment created anew under the same name), though its memory
+ * stays mapped until tc_close; tc_peek pointers taken before stay valid
+ * until the outermost tc_read_unlock.  shm-inspect unlink
  * refuses while live processes are attached unless forced.
  * Returns 0, -ENOENT, -EINVAL, -EACCES.
  */
@@ -305,7 +311,9 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
  * tc_read_unlock of this thread.  Entering costs a store to the thread's own
  * reader slot and a compiler barrier (a full fence where membarrier(2) is
  * unavailable).  Keep sections short: a stuck section delays reclamation in
- * every process.  Returns 0, -EUSERS (no reader slot free), -EINVAL.
+ * every process.  Returns 0, -EUSERS (no reader slot free), -EINVAL,
+ * -ESTALE (the segment was unlinked; the section is not entered), -EBUSY
+ * (an audit at work).
  */
 int tc_read_lock(tc_cache *c);
 void tc_read_unlock(tc_cache *c);
@@ -738,8 +746,9 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
  * index, block headers, free and retire lists, gauges and key count are
  * then as they were; only what any call does online has happened (dead
  * processes' slots cleared, a dead coalescer's work finished or undone).
- * -EDEADLK inside a read section.  While it runs, data calls of the
- * caller's other threads get -EBUSY.  An audit that is killed leaves the
+ * -EDEADLK inside a read section; -ETIMEDOUT when the segment's flock stays
+ * held longer than TICKCACHE_LOCK_WAIT_MS (see tc_open).  While it runs,
+ * data calls of the caller's other threads get -EBUSY.  An audit that is killed leaves the
  * segment usable: the next data call of any process sees the auditor dead
  * and goes on (blocks the audit had not yet relinked stay lost until the
  * next audit, which rebuilds everything from the index).
@@ -766,7 +775,8 @@ int tc_reclaim(tc_cache *c, uint64_t *freed_blocks);
 typedef enum tc_reader_state {
 	TC_READER_IDLE = 0,   /* alive, outside a read section */
 	TC_READER_ACTIVE = 1, /* alive, inside a read section */
-	TC_READER_DEAD = 2,   /* process gone, or pid reused */
+	TC_READER_DEAD = 2,   /* process gone or pid reused; or thread gone (raw SYS_exit,
+			       * seccomp, another thread's execve) or tid reused */
 } tc_reader_state;
 
 typedef struct tc_reader {
@@ -780,9 +790,15 @@ typedef struct tc_reader {
 } tc_reader;
 typedef int (*tc_reader_fn)(const tc_reader *r, void *arg);
 
-/* tc_readers - visit the reader slots in use. */
+/* tc_readers - visit the reader slots in use.  A slot is judged by its
+ * thread: pid and process start time, tid and thread start time
+ * (/proc/PID/task/TID/stat), and for a leader thread whether its process
+ * still maps the segment where the slot's owner mapped it (an execve keeps
+ * the leader's pid, tid and start time).  What /proc cannot show (hidepid,
+ * another user) counts as alive. */
 int tc_readers(tc_cache *c, tc_reader_fn fn, void *arg);
-/* tc_readers_clean - clear the slots of dead processes; *cleared may be NULL. */
+/* tc_readers_clean - clear the slots of dead threads and processes (the
+ * caller's own process included); *cleared may be NULL. */
 int tc_readers_clean(tc_cache *c, uint32_t *cleared);
 
 /* Attached processes (any process that opened the segment and has not closed it). */

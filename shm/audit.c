@@ -307,7 +307,7 @@ static int sweep_arena(tc_cache *c, const struct marks *m, uint64_t end, bool ap
 			tc__st(&cl->nfree, w->nfree[k]);
 		}
 		uint64_t rh = tc__ld(&c->h->retire_head);
-		tc__st(&c->h->retire_head, ((rh >> 32) + 1) << 32);
+		tc__st(&c->h->retire_head, TC_RH_MAKE(0, TC_RH_COUNTER(rh) + 1, 0));
 		if (rep)
 			rep->live_blocks = w->live_blocks;
 	}
@@ -351,13 +351,9 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	int fd = shm_open(path, O_RDWR, 0);
 	if (fd == -1)
 		return -errno;
-	int rc = 0;
-	while (flock(fd, LOCK_EX) == -1) {
-		if (errno != EINTR) {
-			rc = -errno;
-			goto out_close;
-		}
-	}
+	int rc = tc__lock_bounded(fd);
+	if (rc)
+		goto out_close;
 	/*
 	 * Close the door on our own process's threads too: with the state
 	 * AUDITING (a CAS, full barrier), a thread entering a section sees it

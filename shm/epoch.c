@@ -10,7 +10,10 @@
  * plain store and only a compiler barrier, and the reclaimer pays for the
  * missing reader-side fence with membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED),
  * which runs a full barrier on every CPU that runs a thread of a registered
- * process.  A process that cannot register uses a full fence instead.
+ * process.  A process that cannot register uses a full fence instead; every
+ * reclaimer issues the command whenever the kernel has it, registered or not
+ * (the command needs no registration of its caller), so that a registered
+ * reader is never paired with a reclaimer that skipped it.
  *
  * The argument (docs/design.md, "Memory ordering") in one paragraph: a block
  * is retired after it was unlinked, stamped with the epoch read after the
@@ -25,7 +28,10 @@
  * in a process, so reclamation survives the death of the retiring process.
  * A reclaimer detaches the whole list, records its position in its slot's
  * "reclaim" word as it walks, and pushes back what is not yet free; if it
- * dies, whoever clears its slot pushes the rest back.
+ * dies, whoever clears its slot pushes the rest back.  The detach itself is
+ * handed over without a gap (see "hand-over" below): the head word left by
+ * the detaching CAS names the slot, and the slot's reclaim word names the
+ * chain before the head changes again.
  *
  * References: P. McKenney et al., "User-Level Implementations of
  * Read-Copy Update", IEEE TPDS 2012, section 3 (memb); K. Fraser, "Practical
@@ -42,7 +48,9 @@
 
 /* ---- membarrier -------------------------------------------------------- */
 
-static int mb_fast = -1; /* 1: reader side needs only a compiler barrier */
+static int mb_fast = -1;   /* 1: reader side needs only a compiler barrier */
+static int mb_global = -1; /* 1: the kernel has MEMBARRIER_CMD_GLOBAL_EXPEDITED */
+static uint64_t mb_issued; /* global barriers issued (tests); uatomic_add */
 
 static int sys_membarrier(int cmd)
 {
@@ -51,13 +59,15 @@ static int sys_membarrier(int cmd)
 
 static void membarrier_init_once(void)
 {
-#ifdef TC_TSAN
-	mb_fast = 0; /* keep full fences so the sanitizer sees the edges */
-#else
 	int q = sys_membarrier(MEMBARRIER_CMD_QUERY);
+	/* Whether this process's readers may skip their fence is its own
+	 * choice; whether its reclaims issue the barrier is not: a reader of
+	 * another process may have registered, and it relies on every
+	 * reclaimer's barrier. */
+	mb_global = q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) ? 1 : 0;
 	mb_fast = 0;
-	if (q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
-	    (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
+#ifndef TC_TSAN /* under TSan: full fences, so that the sanitizer sees the edges */
+	if (mb_global && (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
 	    getenv("TICKCACHE_NO_MEMBARRIER") == NULL &&
 	    sys_membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0)
 		mb_fast = 1;
@@ -70,13 +80,35 @@ void tc__membarrier_init(void)
 	pthread_once(&once, membarrier_init_once);
 }
 
-/* The reclaimer's side: a full barrier on every CPU running a reader. */
-static void global_barrier(void)
+uint64_t tc__membarrier_issued(void)
 {
+	return tc__ld(&mb_issued);
+}
+
+bool tc__membarrier_reader_fast(void)
+{
+	return mb_fast == 1;
+}
+
+/*
+ * The reclaimer's side: a full barrier on every CPU running a thread of a
+ * registered process, issued whether or not this process registered.  A
+ * reader that did not register fences itself, so the two local fences
+ * suffice for it; a registered reader needs the command.
+ */
+static bool global_barrier(void)
+{
+	bool ok = true;
 	tc__mb();
-	if (mb_fast == 1)
-		(void)sys_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+	if (mb_global == 1) {
+		/* Refused (a seccomp filter, say): a registered reader of
+		 * another process may be unfenced, so nothing may be freed. */
+		ok = sys_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
+		if (ok)
+			tc__add(&mb_issued, 1);
+	}
 	tc__mb();
+	return ok;
 }
 
 /* ---- per-thread slot table --------------------------------------------- */
@@ -94,10 +126,12 @@ struct tls_ent {
 static TC_TLS struct tls_ent *tls_v;
 static TC_TLS uint32_t tls_n, tls_cap;
 static TC_TLS uint32_t tls_tid;
+static TC_TLS uint64_t tls_tstart;
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
 static void slot_free(tc_cache *c, struct tc_rslot *s);
+static uint64_t dead_chain(tc_cache *c, struct tc_rslot *s);
 static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64_t min,
 			   uint64_t budget);
 
@@ -128,6 +162,7 @@ static void tls_atfork_child(void)
 	tls_v = NULL;
 	tls_n = tls_cap = 0;
 	tls_tid = 0;
+	tls_tstart = 0;
 }
 
 static void __attribute__((constructor)) epoch_init(void)
@@ -152,15 +187,20 @@ static void slot_free(tc_cache *c, struct tc_rslot *s)
 	uint64_t owner = tc__ld(&s->owner);
 	if ((owner >> 32) != tc__self_pid())
 		return;
-	/* A pending chain goes back on the list (min 0 frees nothing). */
-	if (tc__ld(&s->reclaim))
-		walk_chain(c, s, tc__ld(&s->reclaim), 0, UINT64_MAX);
+	/* A pending chain goes back on the list (min 0 frees nothing); a
+	 * slot of one of our threads that died inside a detach may hold the
+	 * PEND form (tc_close of a handle whose thread vanished). */
+	uint64_t chain = dead_chain(c, s);
+	if (chain)
+		walk_chain(c, s, chain, 0, UINT64_MAX);
 	tc__fold_slot(c, s);
 	tc__st(&s->inflight, 0);
 	tc__st(&s->reclaim, 0);
 	tc__st(&s->since, 0);
 	tc__st(&s->cookie, 0);
 	tc__st(&s->start, 0); /* the next claimer's owner word never meets our start */
+	tc__st(&s->tstart, 0);
+	tc__st(&s->base, 0);
 	tc__st(&s->epoch, 0);
 	tc__cas(&s->owner, owner, 0);
 }
@@ -196,8 +236,10 @@ static struct tls_ent *tls_add(tc_cache *c, struct tc_rslot *s)
  */
 static struct tc_rslot *slot_claim(tc_cache *c)
 {
-	if (!tls_tid)
+	if (!tls_tid) {
 		tls_tid = (uint32_t)gettid();
+		tls_tstart = tc__thread_start(tls_tid);
+	}
 	uint64_t me = (uint64_t)tc__self_pid() << 32 | tls_tid;
 	uint32_t lo = c->tool ? c->max_readers : 0;
 	uint32_t hi = c->tool ? c->nslots : c->max_readers;
@@ -208,6 +250,8 @@ static struct tc_rslot *slot_claim(tc_cache *c)
 				continue;
 			TC_CRASH_POINT(slot_claimed);
 			tc__st(&s->start, tc__self_start());
+			tc__st(&s->tstart, tls_tstart);
+			tc__st(&s->base, (uint64_t)(uintptr_t)c->base);
 			tc__st(&s->cookie, c->cid);
 			tc__st(&s->inflight, 0);
 			tc__st(&s->ret_ref, 0);
@@ -268,14 +312,15 @@ int tc__enter(tc_cache *c, struct tc_rslot **sp)
 		return -EUSERS;
 	struct tc_rslot *s = t->slot;
 	*sp = s;
-	if (t->depth == 0) {
-		uint32_t st = tc__ld(&c->h->state);
-		if (TC_UNLIKELY(st != TC_STATE_READY)) {
-			if (st == TC_STATE_AUDITING && !tc__audit_orphaned(c))
-				return -EBUSY;
-			if (tc__ld(&c->h->state) != TC_STATE_READY)
-				return -ESTALE; /* unlinked, or scribbled */
-		}
+	/* Checked at every level, not only the outermost: a call inside a
+	 * section that was open when the segment was unlinked gets -ESTALE
+	 * too (one load of a read-only line). */
+	uint32_t st = tc__ld(&c->h->state);
+	if (TC_UNLIKELY(st != TC_STATE_READY)) {
+		if (st == TC_STATE_AUDITING && !tc__audit_orphaned(c))
+			return -EBUSY;
+		if (tc__ld(&c->h->state) != TC_STATE_READY)
+			return -ESTALE; /* unlinked, or scribbled */
 	}
 	if (t->depth++ == 0) {
 		uint64_t e = tc__ld(&c->h->epoch);
@@ -351,6 +396,43 @@ void tc_read_unlock(tc_cache *c)
 /* ---- retirement and reclamation ----------------------------------------- */
 
 /*
+ * The hand-over of a detached retire list.  A reclaimer in slot i that read
+ * the head (counter n, first block r) first records PEND | n | r in its
+ * reclaim word, then detaches with CAS(head, (0|i+1, n, r), (i+1, n+1, 0)),
+ * then turns its word into r.  A kill between the CAS and that last store
+ * would leave a chain named by nothing; so whoever changes a head that
+ * names a slot first turns that slot's PEND word into the ref (settle), and
+ * the cleaner of a dead slot with a PEND word settles it when the head
+ * still shows the slot's detach, and withdraws it otherwise: the head
+ * changed since, and whoever changed it settled the word first, so a PEND
+ * word found then means the CAS never succeeded.  The counter in both words
+ * makes the match exact (up to 2^19 head changes between two loads).
+ */
+static void settle_detach(tc_cache *c, uint64_t head)
+{
+	uint64_t i = TC_RH_SLOT(head);
+	if (i == 0 || i > c->nslots)
+		return;
+	struct tc_rslot *d = &c->slots[i - 1];
+	uint64_t w = tc__ld(&d->reclaim);
+	uint64_t n = (TC_RH_COUNTER(head) - 1) & ((1ull << TC_RH_COUNTER_BITS) - 1);
+	if ((w & TC_RECLAIM_PEND) && ((w >> 32) & 0x7fffffffu) == n)
+		tc__cas(&d->reclaim, w, w & 0xffffffffu);
+}
+
+static void push_retired(tc_cache *c, struct tc_entry *e, uint64_t ref)
+{
+	for (;;) {
+		uint64_t head = tc__ld(&c->h->retire_head);
+		settle_detach(c, head);
+		tc__st(&e->link, TC_RH_REF(head));
+		uint64_t nh = TC_RH_MAKE(0, TC_RH_COUNTER(head) + 1, ref);
+		if (tc__cas(&c->h->retire_head, head, nh) == head)
+			return;
+	}
+}
+
+/*
  * Retire E, which the caller has just unlinked with a successful CAS (a
  * full barrier).  Exactly one party retires a block: the one that moves its
  * state from LIVE to RETIRED.
@@ -365,13 +447,7 @@ void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 	tc__st(&e->retire_epoch, tc__ld(&c->h->epoch));
 	uint32_t cls = tc__ld(&e->cls);
 	uint64_t size = cls < TC_CLASSES_USED ? tc__class_size(cls) : 0;
-	for (;;) {
-		uint64_t head = tc__ld(&c->h->retire_head);
-		tc__st(&e->link, head & 0xffffffffu);
-		uint64_t nh = ((head >> 32) + 1) << 32 | ref;
-		if (tc__cas(&c->h->retire_head, head, nh) == head)
-			break;
-	}
+	push_retired(c, e, ref);
 	TC_CRASH_POINT(retire_pushed);
 	tc__acct(c, s, TC_C_RETIRED_BLOCKS, 1);
 	tc__acct(c, s, TC_C_RETIRED_BYTES, size);
@@ -398,17 +474,6 @@ int64_t tc__retired_sum(tc_cache *c, int idx)
 	for (uint32_t i = 0; i < c->nslots; i++)
 		sum += tc__ld(&c->slots[i].ctr[idx]);
 	return (int64_t)sum;
-}
-
-static void push_retired(tc_cache *c, struct tc_entry *e, uint64_t ref)
-{
-	for (;;) {
-		uint64_t head = tc__ld(&c->h->retire_head);
-		tc__st(&e->link, head & 0xffffffffu);
-		uint64_t nh = ((head >> 32) + 1) << 32 | ref;
-		if (tc__cas(&c->h->retire_head, head, nh) == head)
-			return;
-	}
 }
 
 /*
@@ -465,23 +530,25 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
  * walks it all.  A pending chain is finished first.
  */
 /*
- * Take over the pending chains of other slots (an owner that wrote a burst
- * and went idle would otherwise hold them until it writes again) and put
- * them back on the retire list, where the grace period that follows frees
- * what it can.  Their stamps are kept, so min 0 (free nothing) is right
- * whatever grace period their owner ran.
+ * Put the pending chains of other slots back on the retire list (an owner
+ * that wrote a burst and went idle would otherwise hold them until it
+ * writes again), where the grace period that follows frees what it can.
+ * Their stamps are kept, so min 0 (free nothing) is right whatever grace
+ * period their owner ran.  The walk keeps its progress in the owner's own
+ * word, by the same CAS per block as the owner's walk, so the two share the
+ * chain block by block and a kill leaves the rest named where it was.  A
+ * word in its PEND form is a detach under way: left alone.
  */
 static void steal_chains(tc_cache *c, struct tc_rslot *self)
 {
 	for (uint32_t i = 0; i < c->nslots; i++) {
 		struct tc_rslot *t = &c->slots[i];
 		uint64_t r = t == self ? 0 : tc__ld(&t->reclaim);
-		if (!r || tc__cas(&t->reclaim, r, 0) != r)
+		if (!r || (r & TC_RECLAIM_PEND))
 			continue;
+		/* Killed here: the chain is still named by its owner's word. */
 		TC_CRASH_POINT(reclaim_stolen);
-		/* Dying before this store leaks the chain (tc_audit finds it). */
-		tc__st(&self->reclaim, r);
-		walk_chain(c, self, r, 0, UINT64_MAX);
+		walk_chain(c, t, r, 0, UINT64_MAX);
 	}
 }
 
@@ -498,35 +565,51 @@ int tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_
 	 * Detach first: every block in the chain was unlinked and stamped
 	 * before this point, hence before the barrier below.  (Scanning the
 	 * slots first would let a block retired between scan and detach be
-	 * freed under a reader that entered after the scan.)
+	 * freed under a reader that entered after the scan.)  The chain is
+	 * handed over to this slot's reclaim word without a gap (settle_detach).
 	 */
+	uint64_t me = s ? (uint64_t)(s - c->slots) + 1 : 0, pend = 0;
 	for (;;) {
 		head = tc__ld(&c->h->retire_head);
-		if ((head & 0xffffffffu) == 0) {
+		if (TC_RH_REF(head) == 0) {
 			if (freed)
 				*freed = n;
 			return 0;
 		}
-		uint64_t nh = ((head >> 32) + 1) << 32;
+		if (s) {
+			pend = TC_RECLAIM_PEND | TC_RH_COUNTER(head) << 32 | TC_RH_REF(head);
+			/* Our word is still busy when another reclaimer is
+			 * walking our pending chain (steal_chains): leave the
+			 * list to a later call. */
+			if (tc__cas(&s->reclaim, 0, pend) != 0) {
+				if (freed)
+					*freed = n;
+				return 0;
+			}
+		}
+		settle_detach(c, head);
+		uint64_t nh = TC_RH_MAKE(me, TC_RH_COUNTER(head) + 1, 0);
 		if (tc__cas(&c->h->retire_head, head, nh) == head)
 			break;
+		if (s)
+			tc__cas(&s->reclaim, pend, 0);
 	}
 	TC_CRASH_POINT(reclaim_detached);
-	/* Recorded only once the chain is ours: recording it before would let a
-	 * cleaner push back blocks still on the list.  Dying in between leaks
-	 * the chain (docs/design.md, "Crash windows"). */
 	if (s) {
-		tc__st(&s->reclaim, head & 0xffffffffu);
+		/* A helper may have done it (then the word is the ref, or a
+		 * stealer's progress in it): either way the chain is named. */
+		tc__cas(&s->reclaim, pend, TC_RH_REF(head));
 		tc__st(&s->since, 0);
 	}
 	/* New readers from here on announce an epoch larger than any stamp in
 	 * the chain. */
 	tc__add(&c->h->epoch, 1);
-	global_barrier();
-	uint64_t min = tc__min_active_epoch(c);
+	/* Without the barrier no bound is safe: min 0 frees nothing and
+	 * pushes the chain back. */
+	uint64_t min = global_barrier() ? tc__min_active_epoch(c) : 0;
 	if (s)
 		tc__st(&s->rmin, min);
-	n += walk_chain(c, s, head & 0xffffffffu, min, s ? budget : UINT64_MAX);
+	n += walk_chain(c, s, TC_RH_REF(head), min, s ? budget : UINT64_MAX);
 	if (freed)
 		*freed = n;
 	return 0;
@@ -556,7 +639,63 @@ int tc_reclaim(tc_cache *c, uint64_t *freed_blocks)
 	return tc__reclaim(c, s, freed_blocks);
 }
 
-/* ---- dead processes ------------------------------------------------------ */
+/* ---- dead threads and processes ------------------------------------------- */
+
+/*
+ * Is the owner of slot S (owner word OWNER) gone?  Its process is gone or
+ * its pid reused (start time); or its thread is gone or its tid reused
+ * (thread start time): a thread ended by a raw SYS_exit, killed by seccomp,
+ * or removed by another thread's execve never gave its slot back.  An
+ * execve keeps pid, tid and start time of the leader, so a leader's slot
+ * is also dead when its process no longer maps the segment at the address
+ * the owner recorded.  A slot being cleaned names its cleaner, whose start
+ * time we do not know: kill(pid, 0) alone decides.
+ */
+bool tc__slot_dead(tc_cache *c, struct tc_rslot *s, uint64_t owner)
+{
+	uint32_t pid = (uint32_t)(owner >> 32);
+	if (pid == 0)
+		return true;
+	if (owner & 0x80000000ull)
+		return !tc__pid_alive(pid, 0);
+	if (!tc__pid_alive(pid, tc__ld(&s->start)))
+		return true;
+	uint32_t tid = (uint32_t)owner;
+	if (tc__thread_gone(pid, tid, tc__ld(&s->tstart)))
+		return true;
+	if (tid == pid && !tc__maps_segment(c, pid, tc__ld(&s->base)))
+		return true;
+	return false;
+}
+
+/* Is the published block E still named where it is published from: the
+ * header's policy word for a TTL policy table, the index for the rest? */
+static bool still_published(tc_cache *c, struct tc_entry *e)
+{
+	if (tc__ld(&e->kind) == TC_KIND_POLICY)
+		return (tc__ld(&c->h->policy_gen) & 0xffffffffu) == tc__ref_of(c, e);
+	return tc__inflight_published(c, e);
+}
+
+/* The reclaim word of a slot whose owner died: a PEND word (a detach under
+ * way, see settle_detach) becomes the chain when the detach happened, else
+ * 0.  Returns the chain to push back, or 0. */
+static uint64_t dead_chain(tc_cache *c, struct tc_rslot *s)
+{
+	for (int i = 0; i < 4; i++) {
+		uint64_t w = tc__ld(&s->reclaim);
+		if (!(w & TC_RECLAIM_PEND))
+			return w;
+		tc__rmb(); /* the word before the head (a settler writes them in the other order) */
+		uint64_t h = tc__ld(&c->h->retire_head);
+		uint64_t n = (w >> 32) & 0x7fffffffu;
+		bool done = TC_RH_SLOT(h) == (uint64_t)(s - c->slots) + 1 && TC_RH_REF(h) == 0 &&
+			    TC_RH_COUNTER(h) == ((n + 1) & ((1ull << TC_RH_COUNTER_BITS) - 1));
+		tc__cas(&s->reclaim, w, done ? (w & 0xffffffffu) : 0);
+	}
+	uint64_t w = tc__ld(&s->reclaim);
+	return w & TC_RECLAIM_PEND ? 0 : w;
+}
 
 /*
  * Clear the slot of a dead owner.  Its in-flight block is retired unless it
@@ -584,7 +723,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 		 * still marked as built from this slot is ours to return. */
 		if (e && tc__ld(&e->state) == TC_BLK_LIVE &&
 		    tc__ld(&e->builder) == (uint16_t)(s - c->slots + 1) &&
-		    !tc__inflight_published(c, e)) {
+		    !still_published(c, e)) {
 			tc__retire(c, s, e);
 			if (rep)
 				rep->inflight_freed++;
@@ -600,7 +739,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 		if (e && tc__ld(&e->state) == TC_BLK_LIVE &&
 		    tc__ld(&e->hash) == tc__ld(&s->ret_hash) &&
 		    tc__ld(&e->version) == tc__ld(&s->ret_version) &&
-		    !tc__inflight_published(c, e)) {
+		    !still_published(c, e)) {
 			/* A DTO list head takes its whole chain with it. */
 			if (tc__ld(&e->kind) == TC_KIND_DTO)
 				tc__dto_retire_chain(c, s, e);
@@ -612,7 +751,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 		TC_CRASH_POINT(clean_unlinked);
 		tc__st(&s->ret_ref, 0);
 	}
-	uint64_t chain = tc__ld(&s->reclaim);
+	uint64_t chain = dead_chain(c, s);
 	if (chain)
 		walk_chain(c, s, chain, 0, UINT64_MAX); /* min 0: frees nothing, pushes all back */
 	tc__fold_slot(c, s);
@@ -620,6 +759,8 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	tc__st(&s->since, 0);
 	tc__st(&s->cookie, 0);
 	tc__st(&s->start, 0);
+	tc__st(&s->tstart, 0);
+	tc__st(&s->base, 0);
 	tc__st(&s->epoch, 0);
 	TC_CRASH_POINT(clean_released);
 	tc__cas(&s->owner, claimed, 0);
@@ -637,12 +778,12 @@ int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 		if (!owner)
 			continue;
 		uint32_t pid = (uint32_t)(owner >> 32);
-		if (pid == me)
+		/* Our own process: a slot of one of our threads that is gone
+		 * (a raw SYS_exit never ran the destructor that gives it back);
+		 * one we are cleaning is left to that cleaner. */
+		if (pid == me && ((owner & 0x80000000ull) || (uint32_t)owner == tls_tid))
 			continue;
-		/* A slot being cleaned names its cleaner, whose start time we do
-		 * not know: kill(pid, 0) alone decides. */
-		uint64_t start = (owner & 0x80000000ull) ? 0 : tc__ld(&s->start);
-		if (pid == 0 || !tc__pid_alive(pid, start)) {
+		if (tc__slot_dead(c, s, owner)) {
 			if (clear_dead_slot(c, s, owner, rep)) {
 				n++;
 				if (rep)
@@ -654,7 +795,10 @@ int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 	for (uint32_t i = 0; i < c->max_attach; i++) {
 		struct tc_attach_rec *r = &c->attach[i];
 		uint64_t p = tc__ld(&r->pid);
-		if (p && (p > UINT32_MAX || !tc__pid_alive((uint32_t)p, tc__ld(&r->start)))) {
+		/* A process that no longer maps the segment (it called execve)
+		 * is not attached whatever its pid and start time say. */
+		if (p && (p > UINT32_MAX || !tc__pid_alive((uint32_t)p, tc__ld(&r->start)) ||
+			  (p != me && !tc__maps_segment(c, (uint32_t)p, 0)))) {
 			if (tc__cas(&r->pid, p, 0) == p && rep)
 				rep->attach_cleared++;
 		}
@@ -694,7 +838,7 @@ int tc_readers(tc_cache *c, tc_reader_fn fn, void *arg)
 			.epoch = e,
 			.epoch_lag = e && ge > e ? ge - e : 0,
 		};
-		if (!tc__pid_alive(r.pid, tc__ld(&s->start)))
+		if (tc__slot_dead(c, s, owner))
 			r.state = TC_READER_DEAD;
 		else
 			r.state = e ? TC_READER_ACTIVE : TC_READER_IDLE;

@@ -109,6 +109,9 @@ struct tc_cache {
 	uint8_t             rslow;       /* work a read does after its copy: TC_RS_* */
 	uint32_t            attach_idx;  /* our record in the attach table, UINT32_MAX = none */
 	uint64_t            cid;         /* process-unique handle id, never reused */
+	uint64_t            shm_ino;     /* the shm object's inode and device, to find */
+	uint32_t            shm_major;   /* the mapping in /proc/PID/maps */
+	uint32_t            shm_minor;
 	struct tc_cache    *next;        /* process registry (tc__registry_lock) */
 	char                name[TC_NAME_MAX + 1];
 };
@@ -131,6 +134,11 @@ int  tc__layout(uint64_t max_entries, uint64_t memory, uint32_t max_readers,
 bool tc__pid_alive(uint32_t pid, uint64_t start);
 uint64_t tc__proc_start(uint32_t pid);
 uint64_t tc__self_start(void);
+uint64_t tc__thread_start(uint32_t tid);
+bool tc__thread_gone(uint32_t pid, uint32_t tid, uint64_t tstart);
+bool tc__maps_segment(tc_cache *c, uint32_t pid, uint64_t base);
+int  tc__lock_bounded(int fd);
+#define TC_LOCK_WAIT_MS 5000 /* tc__lock_bounded's default bound */
 uint32_t tc__self_pid(void);
 void tc__registry_lock(void);
 /* wait.c */
@@ -155,6 +163,9 @@ void tc__release_handle_slots(tc_cache *c);
 void tc__fold_slot(tc_cache *c, struct tc_rslot *s);
 uint64_t tc__min_active_epoch(tc_cache *c);
 void tc__membarrier_init(void);
+uint64_t tc__membarrier_issued(void); /* global barriers issued by this process (tests) */
+bool tc__membarrier_reader_fast(void); /* this process's readers use a compiler barrier only */
+bool tc__slot_dead(tc_cache *c, struct tc_rslot *s, uint64_t owner);
 
 /* alloc.c */
 uint32_t tc__class_of(uint64_t bytes);

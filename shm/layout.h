@@ -27,7 +27,7 @@
 #include "tickcache.h"
 
 #define TC_MAGIC          0x3145484341434B54ull /* "TKCACHE1" little-endian */
-#define TC_LAYOUT_VERSION 6u /* bump on every change of this file's structs */
+#define TC_LAYOUT_VERSION 7u /* bump on every change of this file's structs */
 #define TC_CACHELINE      64
 #define TC_PAGE           4096
 
@@ -100,7 +100,7 @@ struct tc_hdr {
 	uint64_t bump __attribute__((aligned(TC_CACHELINE)));
 
 	/* line 5: retired blocks waiting for a grace period. */
-	uint64_t retire_head __attribute__((aligned(TC_CACHELINE))); /* tagged, like tc_class.head; CAS */
+	uint64_t retire_head __attribute__((aligned(TC_CACHELINE))); /* TC_RH_*, below; CAS */
 	/* (the retired gauges are per-slot deltas, TC_C_RETIRED_*) */
 
 	/* line 6: cursors of the eviction clock and of the expiry sweep, in buckets; uatomic_add */
@@ -190,7 +190,10 @@ struct tc_rslot {
 	uint64_t start;     /* owner process start time (clock ticks since boot, /proc/PID/stat) */
 	uint64_t cookie;    /* owner's process-local handle id */
 	uint64_t inflight;  /* block ref being built and not yet published, 0 = none */
-	uint64_t reclaim;   /* first block of a retire chain this slot is processing */
+	uint64_t reclaim;   /* first block of a retire chain this slot is processing, or
+			     * TC_RECLAIM_PEND | counter << 32 | ref while the owner
+			     * detaches the retire list (epoch.c, "hand-over"); CAS by
+			     * the owner, by a helper and by cleaners */
 	uint64_t since;     /* bytes retired by the owner since its last reclaim (owner only) */
 	uint64_t rmin;      /* the grace-period bound of the chain at reclaim (owner only) */
 	uint64_t ctr[TC_NCOUNTERS]; /* TC_C_*; owner only */
@@ -201,8 +204,37 @@ struct tc_rslot {
 	uint64_t ret_ref;
 	uint64_t ret_hash;
 	uint64_t ret_version;
-	uint64_t pad2[5];
+	/* The owner thread's identity beyond pid and tid, written by the owner
+	 * at claim, before it enters a section: its start time (clock ticks
+	 * since boot, /proc/PID/task/TID/stat; 0 = unknown) and the address
+	 * at which its process mapped the segment.  A slot is dead when its
+	 * thread is gone or reused, or when its process no longer maps the
+	 * segment there (an execve by another thread keeps pid, tid and start
+	 * time of the leader; epoch.c, slot_dead). */
+	uint64_t tstart;
+	uint64_t base;
+	uint64_t pad2[3];
 } __attribute__((aligned(TC_CACHELINE)));
+
+/* tc_rslot.reclaim while its owner detaches the retire list: the head's
+ * counter and first block it read.  The list's head word names the slot
+ * that detached it (TC_RH_SLOT) until the next change, and whoever makes
+ * that change first turns the word into the plain ref (epoch.c). */
+#define TC_RECLAIM_PEND (1ull << 63)
+
+/* tc_hdr.retire_head = generation << 32 | first block ref; the generation
+ * is slot << 19 | counter: counter (19 bits) grows on every change, slot
+ * is 0 after a push and the detaching reader slot's index + 1 after a
+ * detach (the ref is then 0). */
+#define TC_RH_COUNTER_BITS 19
+#define TC_RH_COUNTER(h)   (((h) >> 32) & ((1ull << TC_RH_COUNTER_BITS) - 1))
+#define TC_RH_SLOT(h)      ((h) >> (32 + TC_RH_COUNTER_BITS))
+#define TC_RH_REF(h)       ((h) & 0xffffffffull)
+#define TC_RH_MAKE(slot, counter, ref) \
+	((uint64_t)(slot) << (32 + TC_RH_COUNTER_BITS) | \
+	 ((uint64_t)(counter) & ((1ull << TC_RH_COUNTER_BITS) - 1)) << 32 | (uint64_t)(ref))
+_Static_assert(TC_MAX_READERS + TC_TOOL_READERS < (1u << (32 - TC_RH_COUNTER_BITS)),
+	       "a slot index + 1 fits the retire head's slot bits");
 
 /* An attach record: one per open handle of any process. */
 struct tc_attach_rec {

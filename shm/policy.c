@@ -164,29 +164,36 @@ static int edit(tc_cache *c, edit_fn fn, void *arg)
 			e->aux = 0;
 			memcpy((uint8_t *)e + TC_ENTRY_HDR, t->p, vlen);
 			ref = tc__ref_of(c, e);
-			/* Cleared before the publishing CAS: a published table is
-			 * not in the index, so the in-flight check of a dead
-			 * writer's slot could not tell it from an unpublished one
-			 * (run.c, "Crash windows"). */
-			tc__st(&s->inflight, 0);
-			TC_CRASH_POINT(policy_unnamed);
 		}
+		/* Both blocks are named in the slot across the publishing CAS:
+		 * the new one in inflight, the old one in ret_ref.  A cleaner of
+		 * a dead writer asks policy_gen which of them is published
+		 * (epoch.c, still_published) and retires the other: a kill
+		 * between the CAS and the retire leaks neither. */
+		uint32_t ol;
+		struct tc_entry *old = POL_REF(w) ?
+			tc__block_of(c, POL_REF(w), TC_KIND_POLICY, &ol) : NULL;
+		if (old)
+			tc__note_unlink(s, POL_REF(w), old);
 		uint64_t nw = ((POL_GEN(w) + 1) & 0xffffffffu) << 32 | ref;
+		TC_CRASH_POINT(policy_built);
 		if (tc__cas(&c->h->policy_gen, w, nw) == w) {
+			tc__st(&s->inflight, 0);
 			TC_CRASH_POINT(policy_swapped);
-			uint32_t ol;
-			struct tc_entry *old = POL_REF(w) ?
-				tc__block_of(c, POL_REF(w), TC_KIND_POLICY, &ol) : NULL;
 			if (old)
 				tc__retire(c, s, old);
+			tc__st(&s->ret_ref, 0);
 			tc__count(s, TC_C_SETS);
 			tc__exit(c);
 			tc__maybe_reclaim(c, s);
 			rc = 0;
 			break;
 		}
-		if (e)
+		tc__st(&s->ret_ref, 0);
+		if (e) {
+			tc__st(&s->inflight, 0);
 			tc__free_block(c, e); /* never visible to anyone */
+		}
 		tc__exit(c);
 		rc = -EAGAIN;
 	}

@@ -25,6 +25,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* ---- process identity ------------------------------------------------ */
@@ -88,27 +89,36 @@ static bool all_threads_dead(uint32_t pid)
 	return dead;
 }
 
+/* Filled on first use by whichever thread comes first (several may, with
+ * the same values): the start time is stored before the pid that marks
+ * both valid, and both are read after the pid. */
 static uint32_t self_pid;
 static uint64_t self_start;
 
 static void refresh_self(void)
 {
-	self_pid = (uint32_t)getpid();
-	self_start = tc__proc_start(self_pid);
+	uint32_t pid = (uint32_t)getpid();
+	tc__st(&self_start, tc__proc_start(pid));
+	tc__mb();
+	tc__st(&self_pid, pid);
 }
 
 uint32_t tc__self_pid(void)
 {
-	if (!self_pid)
+	uint32_t pid = tc__ld(&self_pid);
+	if (!pid) {
 		refresh_self();
-	return self_pid;
+		pid = tc__ld(&self_pid);
+	}
+	return pid;
 }
 
 uint64_t tc__self_start(void)
 {
-	if (!self_pid)
+	if (!tc__ld(&self_pid))
 		refresh_self();
-	return self_start;
+	tc__rmb();
+	return tc__ld(&self_start);
 }
 
 /*
@@ -132,6 +142,72 @@ bool tc__pid_alive(uint32_t pid, uint64_t start)
 	if ((state == 'Z' || state == 'X') && all_threads_dead(pid))
 		return false;
 	return true;
+}
+
+/*
+ * Start time of thread TID of this process (clock ticks since boot), 0 when
+ * /proc cannot tell.
+ */
+uint64_t tc__thread_start(uint32_t tid)
+{
+	char path[64], state;
+	snprintf(path, sizeof(path), "/proc/self/task/%u/stat", tid);
+	return proc_stat(path, &state);
+}
+
+/*
+ * Is thread TID of the live process PID provably gone?  Only when /proc
+ * shows the process (its stat can be read) but not the thread, shows the
+ * thread exited (Z or X: a leader that exited stays a zombie while other
+ * threads run), or shows it with another start time than TSTART (the tid
+ * was reused).  A /proc that cannot be read proves nothing.
+ */
+bool tc__thread_gone(uint32_t pid, uint32_t tid, uint64_t tstart)
+{
+	char path[96], state;
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	if (proc_stat(path, &state) == 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%u/task/%u/stat", pid, tid);
+	errno = 0;
+	uint64_t now = proc_stat(path, &state);
+	if (state == '?')
+		return errno == ENOENT || errno == ESRCH;
+	if (state == 'Z' || state == 'X')
+		return true;
+	return tstart != 0 && now != 0 && now != tstart;
+}
+
+/*
+ * Does process PID still map segment C (at address BASE, when not 0)?
+ * False only when its /proc/PID/maps can be read and shows no such mapping:
+ * after an execve, the process keeps its pid and start time but not its
+ * mappings.  (Reading maps takes the target's mmap lock for reading: this
+ * runs in cleaners only, never on a data path.)
+ */
+bool tc__maps_segment(tc_cache *c, uint32_t pid, uint64_t base)
+{
+	char path[64], line[512];
+	snprintf(path, sizeof(path), "/proc/%u/maps", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return true;
+	bool found = false, readable = false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long long lo, hi, off, ino;
+		unsigned maj, mnr;
+		readable = true;
+		if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj, &mnr,
+			   &ino) != 6)
+			continue;
+		if (ino == c->shm_ino && maj == c->shm_major && mnr == c->shm_minor &&
+		    (base == 0 || (lo == base && off == 0)))
+			found = true;
+		/* A line longer than the buffer continues on the next read;
+		 * its rest never parses as a mapping of our inode. */
+	}
+	fclose(f);
+	return found || !readable;
 }
 
 /* ---- the process registry of open handles ---------------------------- */
@@ -237,7 +313,9 @@ static int attach_claim(tc_cache *c)
 		for (uint32_t i = 0; i < c->max_attach; i++) {
 			struct tc_attach_rec *r = &c->attach[i];
 			uint64_t p = tc__ld(&r->pid);
-			if (p && p <= UINT32_MAX && !tc__pid_alive((uint32_t)p, tc__ld(&r->start)))
+			if (p && p <= UINT32_MAX &&
+			    (!tc__pid_alive((uint32_t)p, tc__ld(&r->start)) ||
+			     (p != pid && !tc__maps_segment(c, (uint32_t)p, 0))))
 				tc__cas(&r->pid, p, 0);
 		}
 	}
@@ -267,7 +345,9 @@ int tc_attached(tc_cache *c, tc_attach_fn fn, void *arg)
 		if (!first)
 			continue;
 		tc_attach a = { .pid = (uint32_t)p, .handles = n,
-				.alive = tc__pid_alive((uint32_t)p, tc__ld(&c->attach[i].start)) };
+				.alive = tc__pid_alive((uint32_t)p, tc__ld(&c->attach[i].start)) &&
+					 ((uint32_t)p == tc__self_pid() ||
+					  tc__maps_segment(c, (uint32_t)p, 0)) };
 		int rc = fn(&a, arg);
 		if (rc)
 			return rc;
@@ -421,13 +501,33 @@ static void fill_handle(tc_cache *c, uint8_t *base, uint64_t size, const struct 
 	snprintf(c->name, sizeof(c->name), "%s", name);
 }
 
-static int lock_fd(int fd)
+/*
+ * Take the segment's flock, waiting at most TICKCACHE_LOCK_WAIT_MS
+ * (default TC_LOCK_WAIT_MS): a holder stopped inside tc_open or tc_audit
+ * (SIGSTOP, a debugger) must not block every other opener for ever.
+ * -ETIMEDOUT when the wait runs out.
+ */
+int tc__lock_bounded(int fd)
 {
-	while (flock(fd, LOCK_EX) == -1) {
-		if (errno != EINTR)
+	const char *env = getenv("TICKCACHE_LOCK_WAIT_MS");
+	uint64_t limit_ns = (env && *env ? strtoull(env, NULL, 10) : TC_LOCK_WAIT_MS) * 1000000ull;
+	uint64_t t0 = tc__mono_ns();
+	long sleep_ns = 100000;
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
 			return -errno;
+		uint64_t waited = tc__mono_ns() - t0;
+		if (waited >= limit_ns)
+			return -ETIMEDOUT;
+		struct timespec ts = { 0, sleep_ns };
+		if ((uint64_t)sleep_ns > limit_ns - waited)
+			ts.tv_nsec = (long)(limit_ns - waited);
+		nanosleep(&ts, NULL);
+		if (sleep_ns < 20000000)
+			sleep_ns *= 2;
 	}
-	return 0;
 }
 
 int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
@@ -472,7 +572,7 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 	int fd = shm_open(path, oflags, mode);
 	if (fd == -1)
 		return -errno;
-	int rc = lock_fd(fd);
+	int rc = tc__lock_bounded(fd);
 	if (rc)
 		goto out_close;
 	struct stat st;
@@ -528,6 +628,9 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 		goto out_unmap;
 	}
 	fill_handle(c, base, (uint64_t)st.st_size, &g, name);
+	c->shm_ino = (uint64_t)st.st_ino;
+	c->shm_major = major(st.st_dev);
+	c->shm_minor = minor(st.st_dev);
 	c->tool = opts && (opts->flags & TC_TOOL);
 	rc = attach_claim(c);
 	if (rc) {

@@ -266,7 +266,7 @@ static void *flip_klen(void *arg)
 	struct flipper *f = arg;
 	static const uint16_t lens[] = { 4, 4000, 0, 4, 65535, 4 };
 	tc__st(&f->started, 1);
-	for (unsigned i = 0; !f->stop; i++)
+	for (unsigned i = 0; !tc__ld(&f->stop); i++)
 		tc__st(f->klen, lens[i % 6]);
 	tc__st(f->klen, (uint16_t)4);
 	return NULL;
@@ -301,7 +301,7 @@ static void test_dto_keys_racing_a_scribbled_key_length(void **state)
 		else
 			corrupt++;
 	}
-	f.stop = 1;
+	tc__st(&f.stop, 1);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	struct keys_seen k = { 0, 0 };
 	WB_RC(0, tc_dto_keys(c, keys_fn, &k));

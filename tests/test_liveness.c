@@ -1,0 +1,657 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_liveness.c - reader slots of threads that vanish, reclaimers that
+ * did not register for membarrier, openers that meet a stopped peer, and
+ * calls inside a section of an unlinked segment (issue 8, defects 1 and 2
+ * and the flock and -ESTALE items).
+ *
+ * - A process started with TICKCACHE_NO_MEMBARRIER=1 still issues
+ *   MEMBARRIER_CMD_GLOBAL_EXPEDITED for every grace period (white-box: the
+ *   count of issued barriers), and readers of a registered process read
+ *   self-checking values while it rewrites and reclaims them.
+ * - A thread inside a read section that vanishes without giving its slot
+ *   back (raw SYS_exit; killed by a seccomp filter; removed by another
+ *   thread's execve, as a non-leader and as the leader) is seen dead (by
+ *   tc_readers and by `shm-inspect readers`), its slot is cleared by
+ *   tc_sweep / tc_readers_clean, and writers go on: 1,000 updates of one 2 KiB key in
+ *   a 256 KiB segment all succeed (before: -ENOSPC after ~100).  A thread
+ *   that calls pthread_exit inside a section gives its slot back.
+ * - tc_open and tc_audit wait a bounded time for a peer SIGSTOPped while
+ *   holding the segment's flock: -ETIMEDOUT.
+ * - Inside a section opened before tc_unlink, tc_get and tc_set get -ESTALE.
+ */
+#include "whitebox.h"
+
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/membarrier.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+static const char *self_exe = "/proc/self/exe";
+
+/* What a failed test leaves behind, removed by its teardown. */
+static char cur_name[64];
+static pid_t cur_child;
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (cur_child > 0) {
+		int st;
+		kill(cur_child, SIGKILL);
+		waitpid(cur_child, &st, 0);
+	}
+	cur_child = 0;
+	if (cur_name[0])
+		(void)tc_unlink(cur_name);
+	cur_name[0] = '\0';
+	unsetenv("TICKCACHE_LOCK_WAIT_MS");
+	return 0;
+}
+
+/* fork() for a child that dies with this process (also after its execve). */
+static pid_t fork_child(void)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(96);
+	} else if (pid > 0) {
+		cur_child = pid;
+	}
+	return pid;
+}
+
+/* Wait for the child to end; it is no longer the teardown's to kill. */
+static void reap(pid_t pid, int *st)
+{
+	assert_int_equal(pid, waitpid(pid, st, 0));
+	cur_child = 0;
+}
+
+static const char *new_name(const char *tag)
+{
+	return wb_name(cur_name, sizeof(cur_name), tag);
+}
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                              */
+/* ------------------------------------------------------------------ */
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static void read_byte(int fd)
+{
+	char b;
+	ssize_t n;
+	do
+		n = read(fd, &b, 1);
+	while (n == -1 && errno == EINTR);
+	assert_int_equal(1, n);
+}
+
+/* The issue's reproducer: 1,000 updates of one 2 KiB key in a 256 KiB
+ * segment.  Returns 0, or the first failing code. */
+static int update_2k_key(tc_cache *c)
+{
+	char v[2048];
+	for (int i = 0; i < 1000; i++) {
+		memset(v, 'a' + i % 26, sizeof(v));
+		int rc = tc_set(c, "big", 3, v, sizeof(v), 0, 0);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+struct dead_count {
+	uint32_t pid;
+	int dead, alive;
+};
+
+static int count_pid(const tc_reader *r, void *arg)
+{
+	struct dead_count *d = arg;
+	if (r->pid == d->pid) {
+		if (r->state == TC_READER_DEAD)
+			d->dead++;
+		else
+			d->alive++;
+	}
+	return 0;
+}
+
+static struct dead_count readers_of(tc_cache *c, pid_t pid)
+{
+	struct dead_count d = { .pid = (uint32_t)pid };
+	WB_RC(0, tc_readers(c, count_pid, &d));
+	return d;
+}
+
+/* ------------------------------------------------------------------ */
+/* Defect 1: a reclaimer without membarrier registration                */
+/* ------------------------------------------------------------------ */
+
+#define MB_KEYS 8
+#define MB_WORDS 64 /* 512-byte values */
+
+static void mb_value(uint64_t *v, uint64_t key, uint64_t seq)
+{
+	v[0] = key;
+	v[1] = seq;
+	for (int i = 2; i < MB_WORDS; i++)
+		v[i] = (key * 0x9e3779b97f4a7c15ull) ^ (seq * 0xbf58476d1ce4e5b9ull) ^ (uint64_t)i;
+}
+
+static bool mb_check(const uint64_t *v, uint64_t key)
+{
+	uint64_t want[MB_WORDS];
+	if (v[0] != key)
+		return false;
+	mb_value(want, key, v[1]);
+	return memcmp(v, want, sizeof(want)) == 0;
+}
+
+/*
+ * The re-executed reclaimer (TICKCACHE_NO_MEMBARRIER=1 in its
+ * environment).  Exit status: 0; 10 its readers were not told to fence;
+ * 11 a grace period issued no global barrier; 12 a write failed.
+ */
+static int nomb_reclaimer(const char *name, long iters)
+{
+	tc_cache *c = NULL;
+	int rc = tc_open(&c, name, NULL);
+	if (rc != 0) {
+		fprintf(stderr, "nomb reclaimer: tc_open: %s\n", tc_strerror(rc));
+		return 12;
+	}
+	if (tc__membarrier_reader_fast())
+		return 10;
+	/* One retired block, one grace period: exactly one barrier. */
+	uint64_t before = tc__membarrier_issued();
+	if (tc_set(c, "nomb-probe", 10, "x", 1, 0, 0) || tc_del(c, "nomb-probe", 10) ||
+	    tc_reclaim(c, NULL))
+		return 12;
+	if (tc__membarrier_issued() != before + 1)
+		return 11;
+	uint64_t v[MB_WORDS];
+	long full = 0;
+	for (long i = 0; i < iters; i++) {
+		uint64_t k = (uint64_t)i % MB_KEYS;
+		char key[8];
+		snprintf(key, sizeof(key), "k%d", (int)k);
+		mb_value(v, k, (uint64_t)i + 1);
+		rc = tc_set(c, key, strlen(key), v, sizeof(v), 0, 0);
+		/* A reader preempted inside its section (a busy machine) holds
+		 * reclamation back for a moment: wait for it, boundedly. */
+		while (rc == -ENOSPC && full++ < 100000) {
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+			rc = tc_set(c, key, strlen(key), v, sizeof(v), 0, 0);
+		}
+		if (rc == 0 && i % 16 == 0)
+			rc = tc_reclaim(c, NULL);
+		if (rc) {
+			fprintf(stderr, "nomb reclaimer: write %ld: %s\n", i, tc_strerror(rc));
+			return 12;
+		}
+	}
+	uint64_t after = tc__membarrier_issued();
+	tc_close(c);
+	return after > before + 1 ? 0 : 11;
+}
+
+struct mb_reader {
+	tc_cache *c;
+	volatile int *stop;
+	long reads, bad;
+};
+
+static void *mb_read(void *arg)
+{
+	struct mb_reader *r = arg;
+	uint64_t v[MB_WORDS];
+	while (!__atomic_load_n(r->stop, __ATOMIC_ACQUIRE)) {
+		for (uint64_t k = 0; k < MB_KEYS; k++) {
+			char key[8];
+			snprintf(key, sizeof(key), "k%d", (int)k);
+			int rc = tc_get(r->c, key, strlen(key), v, sizeof(v), NULL);
+			if (rc == -ENOENT)
+				continue;
+			if (rc != 0 || !mb_check(v, k))
+				r->bad++;
+			r->reads++;
+		}
+	}
+	return NULL;
+}
+
+static bool kernel_has_global_expedited(void)
+{
+	long q = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+	return q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+}
+
+static void test_unregistered_reclaimer_issues_global_barrier(void **state)
+{
+	(void)state;
+	if (!kernel_has_global_expedited())
+		skip();
+	const char *name = new_name("liveness-nomb");
+	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
+	int stop = 0;
+	struct mb_reader rd[2] = { { .c = c, .stop = &stop }, { .c = c, .stop = &stop } };
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(0, pthread_create(&th[i], NULL, mb_read, &rd[i]));
+	pid_t pid = fork_child();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		setenv("TICKCACHE_NO_MEMBARRIER", "1", 1);
+		execl(self_exe, self_exe, "--nomb-reclaimer", name, "20000", (char *)NULL);
+		_exit(99);
+	}
+	int st;
+	reap(pid, &st);
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(0, pthread_join(th[i], NULL));
+	assert_true(WIFEXITED(st));
+	assert_int_equal(0, WEXITSTATUS(st));
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(0, rd[i].bad);
+		assert_true(rd[i].reads > 0);
+	}
+	tc_close(c);
+	WB_RC(0, tc_unlink(name));
+}
+
+/* ------------------------------------------------------------------ */
+/* Defect 2: threads that vanish inside a read section                  */
+/* ------------------------------------------------------------------ */
+
+struct vanish {
+	const char *name;
+	int ready_fd;  /* the child writes one byte when the reader is gone */
+	int how;       /* VANISH_* */
+	pid_t tid;
+};
+
+enum { VANISH_SYS_EXIT, VANISH_SECCOMP, VANISH_EXEC_NONLEADER, VANISH_EXEC_LEADER,
+       VANISH_PTHREAD_EXIT };
+
+/* Kill the calling thread, and only it, by a seccomp filter that answers
+ * getppid with SECCOMP_RET_KILL_THREAD. */
+static void seccomp_kill_self(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_getppid, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_THREAD),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+		_exit(40);
+	syscall(__NR_getppid);
+	_exit(41); /* not killed */
+}
+
+static tc_cache *child_handle;
+static int child_pipe[2];
+
+static void exec_holder(int fd)
+{
+	char fdarg[16];
+	snprintf(fdarg, sizeof(fdarg), "%d", fd);
+	execl(self_exe, self_exe, "--exec-hold", fdarg, (char *)NULL);
+	_exit(98);
+}
+
+/* A reader thread: enter a section, tell the leader, then vanish. */
+static void *vanishing_reader(void *arg)
+{
+	struct vanish *v = arg;
+	__atomic_store_n(&v->tid, (pid_t)gettid(), __ATOMIC_RELEASE);
+	if (v->how == VANISH_EXEC_LEADER)
+		exec_holder(v->ready_fd); /* the leader is the reader */
+	if (tc_read_lock(child_handle) != 0)
+		_exit(20);
+	char b = 'r';
+	if (write(child_pipe[1], &b, 1) != 1)
+		_exit(21);
+	switch (v->how) {
+	case VANISH_SYS_EXIT:
+		syscall(SYS_exit, 0);
+		break;
+	case VANISH_SECCOMP:
+		seccomp_kill_self();
+		break;
+	case VANISH_PTHREAD_EXIT:
+		pthread_exit(NULL);
+	default:
+		break;
+	}
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static bool task_gone(pid_t tid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
+	return access(path, F_OK) == -1;
+}
+
+/*
+ * The child: open the segment, make a reader thread vanish HOW, then tell
+ * the parent (one byte on READY_FD) and wait to be killed.  With
+ * VANISH_SYS_EXIT / VANISH_PTHREAD_EXIT the child also checks its own
+ * process's view first: exit 30 + step on a failure.
+ */
+static void vanish_child(struct vanish *v)
+{
+	if (tc_open(&child_handle, v->name, NULL) != 0)
+		_exit(22);
+	if (pipe(child_pipe) != 0)
+		_exit(23);
+	pthread_t th;
+	if (v->how == VANISH_EXEC_LEADER) {
+		/* The leader reads; another thread calls execve. */
+		if (tc_read_lock(child_handle) != 0)
+			_exit(24);
+		if (pthread_create(&th, NULL, vanishing_reader, v) != 0)
+			_exit(25);
+		for (;;)
+			pause();
+	}
+	if (pthread_create(&th, NULL, vanishing_reader, v) != 0)
+		_exit(25);
+	char b;
+	if (read(child_pipe[0], &b, 1) != 1)
+		_exit(26);
+	if (v->how == VANISH_EXEC_NONLEADER)
+		exec_holder(v->ready_fd); /* the reader is a non-leader thread */
+	pid_t tid;
+	while ((tid = __atomic_load_n(&v->tid, __ATOMIC_ACQUIRE)) == 0)
+		sleep_ms(1);
+	if (v->how == VANISH_PTHREAD_EXIT) {
+		if (pthread_join(th, NULL) != 0)
+			_exit(27);
+	}
+	for (int i = 0; !task_gone(tid); i++) {
+		if (i > 20000)
+			_exit(28);
+		sleep_ms(1);
+	}
+	/* Our own process: the slot of our vanished thread is dead (or, after
+	 * pthread_exit, given back), and cleaning clears it. */
+	uint32_t cleared = 99;
+	if (tc_readers_clean(child_handle, &cleared) != 0)
+		_exit(30);
+	if (cleared != (v->how == VANISH_PTHREAD_EXIT ? 0u : 1u))
+		_exit(31);
+	if (update_2k_key(child_handle) != 0)
+		_exit(32);
+	b = 'x';
+	if (write(v->ready_fd, &b, 1) != 1)
+		_exit(33);
+	for (;;)
+		pause();
+}
+
+/* Slots of PID that `shm-inspect readers NAME` shows as dead. */
+static int inspector_dead(const char *name, pid_t pid)
+{
+	const char *bin = getenv("BIN");
+	char cmd[512], line[256];
+	snprintf(cmd, sizeof(cmd), "%s/shm-inspect readers %s", bin && *bin ? bin : "build/bin",
+		 name);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	int n = 0;
+	while (fgets(line, sizeof(line), p)) {
+		/* SLOT PID TID ... STATE ...: a row of PID with the word "dead". */
+		unsigned slot, lpid;
+		if (sscanf(line, "%u %u", &slot, &lpid) != 2 || lpid != (unsigned)pid)
+			continue;
+		for (char *tok = strtok(line, " \t\n"); tok; tok = strtok(NULL, " \t\n"))
+			if (strcmp(tok, "dead") == 0) {
+				n++;
+				break;
+			}
+	}
+	assert_int_equal(0, pclose(p));
+	return n;
+}
+
+static void vanish_case(int how)
+{
+	const char *name = new_name("liveness-vanish");
+	tc_cache *c = wb_create(name, 256, 256 << 10, 16, TC_EVICT_NONE);
+	int fds[2];
+	assert_int_equal(0, pipe(fds));
+	struct vanish v = { .name = name, .ready_fd = fds[1], .how = how };
+	pid_t pid = fork_child();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		vanish_child(&v);
+		_exit(97);
+	}
+	close(fds[1]);
+	char b;
+	ssize_t n;
+	do
+		n = read(fds[0], &b, 1);
+	while (n == -1 && errno == EINTR);
+	if (n != 1) {
+		int st;
+		reap(pid, &st);
+		fail_msg("child ended before it was ready: status %d", st);
+	}
+	close(fds[0]);
+	/* The child is alive; the thread that read is not. */
+	struct dead_count d = readers_of(c, pid);
+	if (how == VANISH_PTHREAD_EXIT || how == VANISH_SYS_EXIT || how == VANISH_SECCOMP) {
+		/* Cleared by the child itself already. */
+		assert_int_equal(0, d.dead);
+	} else {
+		assert_int_equal(1, d.dead);
+		assert_int_equal(0, d.alive);
+		assert_int_equal(1, inspector_dead(name, pid));
+		tc_sweep_report rep;
+		WB_RC(0, tc_sweep(c, 0, &rep));
+		assert_int_equal(1, rep.readers_cleared);
+		d = readers_of(c, pid);
+		assert_int_equal(0, d.dead);
+	}
+	assert_int_equal(UINT64_MAX, tc__min_active_epoch(c));
+	WB_RC(0, update_2k_key(c));
+	/* The exec'd image does not map the segment: not attached either. */
+	if (how == VANISH_EXEC_LEADER || how == VANISH_EXEC_NONLEADER) {
+		tc_audit_report ar;
+		WB_RC(0, tc_audit(c, &ar));
+		assert_int_equal(0, ar.recovered);
+	}
+	kill(pid, SIGKILL);
+	int st;
+	reap(pid, &st);
+	tc_close(c);
+	WB_RC(0, tc_unlink(name));
+}
+
+static void test_reader_thread_raw_sys_exit_slot_cleared(void **state)
+{
+	(void)state;
+	vanish_case(VANISH_SYS_EXIT);
+}
+
+static void test_reader_thread_killed_by_seccomp_slot_cleared(void **state)
+{
+	(void)state;
+	vanish_case(VANISH_SECCOMP);
+}
+
+static void test_reader_thread_removed_by_execve_slot_cleared(void **state)
+{
+	(void)state;
+	vanish_case(VANISH_EXEC_NONLEADER);
+}
+
+static void test_reader_leader_removed_by_execve_slot_cleared(void **state)
+{
+	(void)state;
+	vanish_case(VANISH_EXEC_LEADER);
+}
+
+static void test_reader_thread_pthread_exit_gives_slot_back(void **state)
+{
+	(void)state;
+	vanish_case(VANISH_PTHREAD_EXIT);
+}
+
+/* A live reader thread of another process is never judged dead. */
+static void test_live_reader_thread_not_cleared(void **state)
+{
+	(void)state;
+	const char *name = new_name("liveness-alive");
+	tc_cache *c = wb_create(name, 256, 256 << 10, 16, TC_EVICT_NONE);
+	int fds[2];
+	assert_int_equal(0, pipe(fds));
+	pid_t pid = fork_child();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		tc_cache *cc = NULL;
+		if (tc_open(&cc, name, NULL) || tc_read_lock(cc))
+			_exit(1);
+		char b = 'x';
+		if (write(fds[1], &b, 1) != 1)
+			_exit(2);
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	read_byte(fds[0]);
+	close(fds[0]);
+	struct dead_count d = readers_of(c, pid);
+	assert_int_equal(0, d.dead);
+	assert_int_equal(1, d.alive);
+	uint32_t cleared = 99;
+	WB_RC(0, tc_readers_clean(c, &cleared));
+	assert_int_equal(0, cleared);
+	assert_true(tc__min_active_epoch(c) != UINT64_MAX);
+	kill(pid, SIGKILL);
+	int st;
+	reap(pid, &st);
+	WB_RC(0, tc_readers_clean(c, &cleared));
+	assert_int_equal(1, cleared);
+	tc_close(c);
+	WB_RC(0, tc_unlink(name));
+}
+
+/* ------------------------------------------------------------------ */
+/* Bounded flock waits                                                  */
+/* ------------------------------------------------------------------ */
+
+static void test_open_and_audit_time_out_on_stopped_lock_holder(void **state)
+{
+	(void)state;
+	char path[128];
+	const char *name = new_name("liveness-flock");
+	tc_cache *c = wb_create(name, 256, 256 << 10, 16, TC_EVICT_NONE);
+	snprintf(path, sizeof(path), "/tickcache.%s", name);
+	pid_t pid = fork_child();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* A peer stopped inside tc_open: it holds the flock. */
+		int fd = shm_open(path, O_RDWR, 0);
+		if (fd == -1 || flock(fd, LOCK_EX) == -1)
+			_exit(1);
+		raise(SIGSTOP);
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(pid, waitpid(pid, &st, WUNTRACED));
+	assert_true(WIFSTOPPED(st));
+	setenv("TICKCACHE_LOCK_WAIT_MS", "200", 1);
+	tc_cache *c2 = NULL;
+	WB_RC(-ETIMEDOUT, tc_open(&c2, name, NULL));
+	assert_null(c2);
+	WB_RC(-ETIMEDOUT, tc_audit(c, NULL));
+	unsetenv("TICKCACHE_LOCK_WAIT_MS");
+	kill(pid, SIGKILL);
+	reap(pid, &st);
+	WB_RC(0, tc_open(&c2, name, NULL));
+	WB_RC(0, tc_set(c2, "k", 1, "v", 1, 0, 0));
+	tc_close(c2);
+	WB_RC(0, tc_audit(c, NULL));
+	tc_close(c);
+	WB_RC(0, tc_unlink(name));
+}
+
+/* ------------------------------------------------------------------ */
+/* -ESTALE inside a section                                             */
+/* ------------------------------------------------------------------ */
+
+static void test_calls_inside_section_of_unlinked_segment_get_estale(void **state)
+{
+	(void)state;
+	const char *name = new_name("liveness-stale");
+	tc_cache *c = wb_create(name, 256, 256 << 10, 16, TC_EVICT_NONE);
+	WB_RC(0, tc_set(c, "k", 1, "v1", 2, 0, 0));
+	WB_RC(0, tc_read_lock(c));
+	char buf[8];
+	WB_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	WB_RC(0, tc_unlink(name));
+	WB_RC(-ESTALE, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	WB_RC(-ESTALE, tc_set(c, "k", 1, "v2", 2, 0, 0));
+	WB_RC(-ESTALE, tc_del(c, "k", 1));
+	tc_read_unlock(c);
+	/* The section is over: still -ESTALE, and nothing was changed. */
+	WB_RC(-ESTALE, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	assert_int_equal(0, tc__ld(&c->slots[0].epoch));
+	tc_close(c);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && strcmp(argv[1], "--nomb-reclaimer") == 0)
+		return nomb_reclaimer(argv[2], atol(argv[3]));
+	if (argc == 3 && strcmp(argv[1], "--exec-hold") == 0) {
+		/* The image after execve: it does not map the segment. */
+		char b = 'x';
+		if (write(atoi(argv[2]), &b, 1) != 1)
+			return 1;
+		for (;;)
+			pause();
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_unregistered_reclaimer_issues_global_barrier, teardown),
+		cmocka_unit_test_teardown(test_reader_thread_raw_sys_exit_slot_cleared, teardown),
+		cmocka_unit_test_teardown(test_reader_thread_killed_by_seccomp_slot_cleared, teardown),
+		cmocka_unit_test_teardown(test_reader_thread_removed_by_execve_slot_cleared, teardown),
+		cmocka_unit_test_teardown(test_reader_leader_removed_by_execve_slot_cleared, teardown),
+		cmocka_unit_test_teardown(test_reader_thread_pthread_exit_gives_slot_back, teardown),
+		cmocka_unit_test_teardown(test_live_reader_thread_not_cleared, teardown),
+		cmocka_unit_test_teardown(test_open_and_audit_time_out_on_stopped_lock_holder, teardown),
+		cmocka_unit_test_teardown(test_calls_inside_section_of_unlinked_segment_get_estale, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
