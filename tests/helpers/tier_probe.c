@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tier_probe - measurements and checks for tests/test_bridge.sh (issue 13),
+ * against a real redis-server and running shm-bridge daemons.
+ *
+ *   tier_probe latency SOCK SEG_WRITER SEG_READER ROUNDS
+ *       Per round: a value cached on the reader host (tc_set in SEG_READER),
+ *       a SET of the same key in Redis, then a spin on the reader's segment
+ *       until the key is gone: the write-to-invalidation latency.  Also
+ *       counts reads of the old value after the invalidation was seen (must
+ *       be 0).  Prints "latency_us p50=.. p99=.. max=.. rounds=.. late=..
+ *       stale_after=..", exit 0 when every round was invalidated within 10 s
+ *       and no stale read followed.
+ *   tier_probe silent SEG REDIS_PID PING_MS ROUNDS
+ *       Per round: keys cached under the mapped prefix, SIGSTOP of the
+ *       redis-server, a spin until the keys are purged and the tier reads
+ *       down (the time from SIGSTOP), SIGCONT, then a wait until the bridge
+ *       has re-armed (tier up).  Prints "silent_purge_ms ..." and "rearm_ms
+ *       ...", exit 0 when every round purged and re-armed within 15 s;
+ *       exit 3 when a round's purge exceeded 2 x PING_MS + SLACK_MS (env,
+ *       default 2000), the documented bound with slack for a loaded host.
+ *   tier_probe state SEG
+ *       Prints the tier state (none, up, down) and the bridge pid.
+ *
+ * Built with hiredis when installed; without it it exits 77 (skip).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tickcache.h"
+
+#ifdef TC_HAVE_HIREDIS
+#include <hiredis/hiredis.h>
+#endif
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static tc_cache *attach(const char *name)
+{
+	tc_cache *c;
+	int rc = tc_open(&c, name, NULL);
+	if (rc) {
+		fprintf(stderr, "tier_probe: open %s: %s\n", name, tc_strerror(rc));
+		exit(2);
+	}
+	return c;
+}
+
+static const char *state_name(uint32_t s)
+{
+	return s == TC_TIER_UP ? "up" : s == TC_TIER_DOWN ? "down" : "none";
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static uint32_t tier_state(tc_cache *c)
+{
+	tc_tier t;
+	if (tc_tier_get(c, &t))
+		return TC_TIER_NONE;
+	return t.state;
+}
+
+#ifdef TC_HAVE_HIREDIS
+static int latency(int argc, char **argv)
+{
+	if (argc != 6)
+		return 2;
+	redisContext *r = redisConnectUnix(argv[2]);
+	if (!r || r->err) {
+		fprintf(stderr, "tier_probe: connect %s failed\n", argv[2]);
+		return 2;
+	}
+	tc_cache *w = attach(argv[3]), *rd = attach(argv[4]);
+	int rounds = atoi(argv[5]);
+	uint64_t *lat = calloc((size_t)rounds, sizeof(*lat));
+	int late = 0, stale_after = 0;
+	char key[64], val[64], buf[64];
+
+	for (int i = 0; i < rounds; i++) {
+		int kl = snprintf(key, sizeof(key), "quote:lat%d", i);
+		/* The reader host caches the value it read earlier. */
+		if (tc_set(rd, key, (size_t)kl, "old", 3, 0, 0) != 0)
+			return 2;
+		/* The writer host writes through: Redis, then its own segment. */
+		int vl = snprintf(val, sizeof(val), "new%d", i);
+		uint64_t t0 = mono_us();
+		redisReply *rep = redisCommand(r, "SET %b %b", key, (size_t)kl, val, (size_t)vl);
+		if (!rep || rep->type != REDIS_REPLY_STATUS)
+			return 2;
+		freeReplyObject(rep);
+		(void)tc_set(w, key, (size_t)kl, val, (size_t)vl, 0, 0);
+		for (;;) {
+			if (!tc_exists(rd, key, (size_t)kl))
+				break;
+			if (mono_us() - t0 > 10000000u) {
+				late++;
+				break;
+			}
+		}
+		lat[i] = mono_us() - t0;
+		/* Never the old value again. */
+		for (int k = 0; k < 100; k++) {
+			tc_meta m;
+			int rc = tc_get(rd, key, (size_t)kl, buf, sizeof(buf), &m);
+			if (rc == 0 && m.len == 3 && memcmp(buf, "old", 3) == 0)
+				stale_after++;
+		}
+	}
+	qsort(lat, (size_t)rounds, sizeof(*lat), cmp_u64);
+	printf("latency_us p50=%llu p99=%llu max=%llu rounds=%d late=%d stale_after=%d\n",
+	       (unsigned long long)lat[rounds / 2],
+	       (unsigned long long)lat[(size_t)((rounds - 1) * 0.99)],
+	       (unsigned long long)lat[rounds - 1], rounds, late, stale_after);
+	free(lat);
+	redisFree(r);
+	tc_close(w);
+	tc_close(rd);
+	return late || stale_after ? 1 : 0;
+}
+#endif
+
+static int silent(int argc, char **argv)
+{
+	if (argc != 6)
+		return 2;
+	tc_cache *c = attach(argv[2]);
+	pid_t rpid = (pid_t)atoi(argv[3]);
+	uint64_t ping = strtoull(argv[4], NULL, 10);
+	int rounds = atoi(argv[5]);
+	const char *sl = getenv("SLACK_MS");
+	uint64_t slack = sl ? strtoull(sl, NULL, 10) : 2000;
+	int over = 0, failed = 0;
+	uint64_t maxp = 0, maxr = 0;
+
+	printf("silent_purge_ms");
+	for (int i = 0; i < rounds; i++) {
+		char key[32];
+		uint64_t t0;
+		int kl;
+
+		/* Up before each round. */
+		t0 = mono_us();
+		while (tier_state(c) != TC_TIER_UP && mono_us() - t0 < 15000000u)
+			usleep(1000);
+		if (tier_state(c) != TC_TIER_UP) {
+			failed++;
+			break;
+		}
+		for (int k = 0; k < 50; k++) {
+			kl = snprintf(key, sizeof(key), "quote:s%d", k);
+			(void)tc_set(c, key, (size_t)kl, "v", 1, 0, 0);
+		}
+		kl = snprintf(key, sizeof(key), "quote:s%d", 49);
+		if (kill(rpid, SIGSTOP))
+			return 2;
+		t0 = mono_us();
+		for (;;) {
+			if (tier_state(c) == TC_TIER_DOWN && !tc_exists(c, key, (size_t)kl) &&
+			    !tc_exists(c, "quote:s0", 8))
+				break;
+			if (mono_us() - t0 > 15000000u) {
+				failed++;
+				break;
+			}
+			usleep(200);
+		}
+		uint64_t ms = (mono_us() - t0) / 1000;
+		printf(" %llu", (unsigned long long)ms);
+		if (ms > maxp)
+			maxp = ms;
+		if (ms > 2 * ping + slack)
+			over++;
+		kill(rpid, SIGCONT);
+		t0 = mono_us();
+		while (tier_state(c) != TC_TIER_UP && mono_us() - t0 < 15000000u)
+			usleep(1000);
+		uint64_t rms = (mono_us() - t0) / 1000;
+		if (rms > maxr)
+			maxr = rms;
+		if (tier_state(c) != TC_TIER_UP)
+			failed++;
+	}
+	printf("\nsilent_purge_max_ms=%llu bound_ms=%llu rearm_max_ms=%llu rounds=%d\n",
+	       (unsigned long long)maxp, (unsigned long long)(2 * ping),
+	       (unsigned long long)maxr, rounds);
+	kill(rpid, SIGCONT);
+	tc_close(c);
+	return failed ? 1 : over ? 3 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 3 && strcmp(argv[1], "state") == 0) {
+		tc_cache *c = attach(argv[2]);
+		tc_tier t;
+		int rc = tc_tier_get(c, &t);
+		if (rc)
+			return 2;
+		printf("%s %u\n", state_name(t.state), t.pid);
+		tc_close(c);
+		return 0;
+	}
+	if (argc >= 2 && strcmp(argv[1], "silent") == 0)
+		return silent(argc, argv);
+#ifdef TC_HAVE_HIREDIS
+	if (argc >= 2 && strcmp(argv[1], "latency") == 0)
+		return latency(argc, argv);
+#else
+	fprintf(stderr, "tier_probe: built without hiredis\n");
+	return 77;
+#endif
+	fprintf(stderr, "usage: tier_probe latency|silent|state ...\n");
+	return 2;
+}
