@@ -31,6 +31,9 @@ TEST_PKGS=(
 	"procps           cmd:pgrep"
 	"python3          cmd:python3"
 	"prometheus       cmd:promtool"
+	"libhiredis-dev   pc:hiredis"
+	"redis-server     cmd:redis-server"
+	"redis-tools      cmd:redis-cli"
 )
 BENCH_PKGS=(
 	"libhiredis-dev   pc:hiredis"

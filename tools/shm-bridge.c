@@ -698,6 +698,11 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+#ifdef TC_HAVE_HIREDIS
+			puts("Redis client: hiredis");
+#else
+			puts("Redis client: none (built without hiredis: it cannot run)");
+#endif
 			return 0;
 		default:
 			return usage_error("unknown option");

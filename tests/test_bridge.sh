@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# test_bridge.sh - shm-bridge against a real redis-server (issue 13).
+#
+# The test starts its own redis-server on a unix socket in a temporary
+# directory (no TCP port), and two simulated hosts: host A and host B, each
+# with its own segment and its own bridge.  It checks, with exact values:
+#   - both tiers come up, visible in shm-inspect --json stat and metrics;
+#   - a write on host A's side invalidates host B's cached copy, never read
+#     stale afterwards (tier_probe latency: p50/p99 are printed, not judged);
+#   - keys outside the mapped prefixes are never touched;
+#   - FLUSHALL purges the mapped prefixes;
+#   - a second bridge on the same segment waits, and takes over when the
+#     first is killed with SIGKILL (the tier reads down meanwhile);
+#   - SIGSTOP of redis-server: the mapped keys are purged and the tier reads
+#     down within 2 x --ping-ms (+ SLACK_MS, default 2000, for a loaded
+#     host), then the bridge re-arms by itself after SIGCONT;
+#   - redis-server killed and restarted: down, then up again by itself;
+#   - mirror mode: a Redis write is written locally with Redis's TTL capped
+#     by --max-ttl, a DEL deletes it;
+#   - SIGTERM: the bridge exits, purges and leaves the tier down.
+# Skips (exit 0 with "SKIP") only when redis-server is not installed or
+# shm-bridge was built without hiredis.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+BIN=${BIN:-build/bin}
+case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
+BUILDDIR=${BUILDDIR:-$(dirname "$BIN")}
+INSPECT="$BIN/shm-inspect"
+BRIDGE="$BIN/shm-bridge"
+PROBE="$BUILDDIR/tests/tier_probe"
+P="tierbr$$"
+A="$P-a" B="$P-b" C="$P-c"
+PING=100
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/test_bridge.XXXXXX")
+PIDS=()
+RPID=
+PASS=0
+FAIL=0
+
+cleanup() {
+	[ -n "$RPID" ] && kill -CONT "$RPID" 2>/dev/null
+	for p in "${PIDS[@]}" $RPID; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	for s in "$A" "$B" "$C"; do
+		"$INSPECT" unlink "$s" --force >/dev/null 2>&1
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ok()  { PASS=$((PASS + 1)); echo "ok   $*"; }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL $*"; }
+is()  { if [ "$2" == "$3" ]; then ok "$1"; else bad "$1: got '$2', want '$3'"; fi; }
+has() { case "$2" in *"$3"*) ok "$1" ;; *) bad "$1: '$3' not in: $(echo "$2" | head -3)" ;; esac; }
+
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+	echo "SKIP test_bridge.sh: redis-server/redis-cli not installed (tools/deps.sh test installs them)"
+	exit 0
+fi
+if ! "$BRIDGE" --help | grep -qx 'Redis client: hiredis'; then
+	echo "SKIP test_bridge.sh: shm-bridge built without hiredis (install libhiredis-dev)"
+	exit 0
+fi
+
+SOCK="$TMP/redis.sock"
+start_redis() {
+	redis-server --port 0 --unixsocket "$SOCK" --unixsocketperm 700 --save '' \
+		--appendonly no --daemonize no --logfile "$TMP/redis.log" &
+	RPID=$!
+	for _ in $(seq 1 200); do
+		redis-cli -s "$SOCK" ping 2>/dev/null | grep -q PONG && return 0
+		sleep 0.05
+	done
+	echo "redis-server did not start"; cat "$TMP/redis.log"; exit 1
+}
+rc() { redis-cli -s "$SOCK" "$@"; }
+
+# state SEG -> "up PID" | "down PID" | "none 0"
+state() { "$PROBE" state "$1"; }
+wait_state() { # SEG WANT [tries of 50 ms]
+	local n=${3:-300}
+	for _ in $(seq 1 "$n"); do
+		[ "$(state "$1" | cut -d' ' -f1)" = "$2" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+wait_gone() { # SEG KEY
+	for _ in $(seq 1 200); do
+		"$INSPECT" exists "$1" "$2" >/dev/null 2>&1 || return 0
+		sleep 0.05
+	done
+	return 1
+}
+bridge() { # LOG ARGS...
+	local log=$1; shift
+	"$BRIDGE" --foreground --redis "unix:$SOCK" --ping-ms $PING "$@" >"$TMP/$log" 2>&1 &
+	PIDS+=($!)
+	LAST=$!
+}
+
+start_redis
+for s in "$A" "$B" "$C"; do
+	"$INSPECT" create "$s" --entries 4096 --memory 4M >/dev/null || { echo "create $s failed"; exit 1; }
+done
+
+# ---- usage errors -----------------------------------------------------
+"$BRIDGE" --map 'quote:=x' >/dev/null 2>&1; is "no --redis is a usage error" "$?" 2
+"$BRIDGE" --redis "unix:$SOCK" >/dev/null 2>&1; is "no --map is a usage error" "$?" 2
+"$BRIDGE" --redis "unix:$SOCK" --map '=x' >/dev/null 2>&1; is "empty prefix is a usage error" "$?" 2
+"$BRIDGE" --redis "unix:$SOCK" --map 'q:=bad/name' >/dev/null 2>&1; is "bad segment name is a usage error" "$?" 2
+"$BRIDGE" --redis "unix:$SOCK" --map 'q:=x' --mode both >/dev/null 2>&1; is "bad --mode is a usage error" "$?" 2
+
+# ---- two hosts come up -------------------------------------------------
+is "tier none before any bridge" "$(state "$A")" "none 0"
+bridge a.log --map "quote:=$A" --map "sig:=$A"; BA=$LAST
+bridge b.log --map "quote:=$B" --map "sig:=$B"; BB=$LAST
+wait_state "$A" up && ok "host A tier up" || bad "host A tier not up: $(state "$A")"
+wait_state "$B" up && ok "host B tier up" || bad "host B tier not up: $(state "$B")"
+is "host A bridge pid" "$(state "$A")" "up $BA"
+"$INSPECT" --json stat "$A" >"$TMP/stat.json"
+is "stat --json tier object" "$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["tier"]; print(t["state"], t["bridge_pid"], t["bridge_alive"], t["since_ms"] > 0)' "$TMP/stat.json")" "up $BA True True"
+has "stat text tier row" "$("$INSPECT" stat "$A")" "up, bridge pid $BA alive"
+has "metrics tier_up" "$("$INSPECT" metrics "$P-*")" "tickcache_tier_up{segment=\"$A\"} 1"
+has "metrics tier_up of the unbridged segment" "$("$INSPECT" metrics "$P-*")" "tickcache_tier_up{segment=\"$C\"} 0"
+
+# ---- invalidation across hosts ----------------------------------------
+"$INSPECT" set "$B" quote:X old >/dev/null
+rc SET quote:X new >/dev/null
+wait_gone "$B" quote:X && ok "a Redis write removes host B's cached copy" || bad "quote:X still cached on B"
+"$INSPECT" set "$B" other:X keep >/dev/null
+"$INSPECT" set "$B" quote:fence old >/dev/null
+rc SET other:X changed >/dev/null
+rc SET quote:fence new >/dev/null
+wait_gone "$B" quote:fence && ok "fence invalidated" || bad "fence not invalidated"
+is "a key outside the mapped prefixes is untouched" "$("$INSPECT" get "$B" other:X 2>&1)" "keep"
+"$INSPECT" set "$B" sig:1 old >/dev/null
+rc DEL sig:1 >/dev/null   # DEL of a missing key is no write: no invalidation
+rc SET sig:1 x >/dev/null
+wait_gone "$B" sig:1 && ok "the second prefix is tracked too" || bad "sig:1 not invalidated"
+
+LAT=$("$PROBE" latency "$SOCK" "$A" "$B" "${ROUNDS:-1000}")
+is "latency probe: every round invalidated, no stale read after" "$?" 0
+echo "     measured: $LAT"
+echo "$LAT" >>"$TMP/measured"
+
+# ---- FLUSHALL ----------------------------------------------------------
+"$INSPECT" set "$A" quote:f1 v >/dev/null
+"$INSPECT" set "$A" sig:f2 v >/dev/null
+rc FLUSHALL >/dev/null
+wait_gone "$A" quote:f1 && wait_gone "$A" sig:f2 && ok "FLUSHALL purges the mapped prefixes" || bad "FLUSHALL left keys"
+is "FLUSHALL leaves the others" "$("$INSPECT" get "$B" other:X 2>&1)" "keep"
+
+# ---- one bridge per segment; SIGKILL hand-over -------------------------
+bridge a2.log --map "quote:=$A" --map "sig:=$A"; BA2=$LAST
+for _ in $(seq 1 100); do grep -q 'waiting' "$TMP/a2.log" && break; sleep 0.05; done
+has "a second bridge waits" "$(cat "$TMP/a2.log")" "is served by bridge $BA: waiting"
+is "the first keeps the tier" "$(state "$A")" "up $BA"
+n=$(rc CLIENT LIST | grep -c ' sub=1 '); is "the waiting bridge has not connected (subscribed clients)" "$n" 2
+"$INSPECT" set "$A" quote:k old >/dev/null
+kill -9 "$BA"; wait "$BA" 2>/dev/null
+# Between the death and the take-over, the tier reads down or up by BA2.
+s=$(state "$A"); case "$s" in "down $BA"|"down $BA2"|"up $BA2") ok "tier after SIGKILL: $s" ;; *) bad "tier after SIGKILL: $s" ;; esac
+wait_state "$A" up && ok "the waiting bridge takes over" || bad "no take-over: $(state "$A")"
+is "the new holder" "$(state "$A")" "up $BA2"
+is "the take-over purged what nobody tracked meanwhile" "$("$INSPECT" exists "$A" quote:k >/dev/null 2>&1; echo $?)" 1
+"$INSPECT" set "$A" quote:k2 old >/dev/null
+rc SET quote:k2 new >/dev/null
+wait_gone "$A" quote:k2 && ok "the new bridge invalidates" || bad "quote:k2 not invalidated by the new bridge"
+
+# ---- Redis silent (SIGSTOP) ---------------------------------------------
+SIL=$(SLACK_MS=${SLACK_MS:-2000} "$PROBE" silent "$B" "$RPID" $PING "${SIL_ROUNDS:-5}")
+src=$?
+echo "$SIL" | sed 's/^/     measured: /'
+echo "$SIL" >>"$TMP/measured"
+is "SIGSTOP of Redis: purged and down every round, re-armed after SIGCONT" "$([ $src = 1 ] && echo no || echo yes)" yes
+is "SIGSTOP of Redis: within 2 x ping-ms (+ slack)" "$src" 0
+grep -q 'Redis is silent' "$TMP/b.log" && ok "bridge B logged the silence" || bad "no silence in b.log"
+
+# ---- Redis killed and restarted ------------------------------------------
+kill -9 "$RPID"; wait "$RPID" 2>/dev/null; RPID=
+wait_state "$B" down 100 && ok "Redis gone: tier down" || bad "Redis gone, tier: $(state "$B")"
+start_redis
+wait_state "$B" up && ok "Redis back: tier up by itself" || bad "Redis back, tier: $(state "$B")"
+wait_state "$A" up && ok "Redis back: host A up too" || bad "host A: $(state "$A")"
+"$INSPECT" set "$B" quote:r old >/dev/null
+rc SET quote:r new >/dev/null
+wait_gone "$B" quote:r && ok "invalidations after the restart" || bad "quote:r not invalidated after the restart"
+
+# ---- mirror mode -----------------------------------------------------------
+bridge c.log --map "quote:=$C" --mode mirror --max-ttl 60; BC=$LAST
+wait_state "$C" up && ok "mirror bridge up" || bad "mirror bridge: $(state "$C")"
+rc SET quote:m1 v1 PX 5000 >/dev/null
+rc SET quote:m2 v2 >/dev/null
+for _ in $(seq 1 200); do "$INSPECT" exists "$C" quote:m2 >/dev/null 2>&1 && break; sleep 0.05; done
+is "mirror: a Redis write is written locally" "$("$INSPECT" get "$C" quote:m1 2>&1)" "v1"
+is "mirror: the second" "$("$INSPECT" get "$C" quote:m2 2>&1)" "v2"
+t1=$("$INSPECT" ttl "$C" quote:m1); t2=$("$INSPECT" ttl "$C" quote:m2)
+[ "$t1" -gt 0 ] && [ "$t1" -le 5000 ] && ok "mirror: Redis's TTL ($t1 ms)" || bad "mirror ttl m1 $t1"
+[ "$t2" -gt 5000 ] && [ "$t2" -le 60000 ] && ok "mirror: no Redis TTL gets --max-ttl ($t2 ms)" || bad "mirror ttl m2 $t2"
+rc SET quote:m1 v1b >/dev/null
+for _ in $(seq 1 200); do [ "$("$INSPECT" get "$C" quote:m1 2>&1)" = v1b ] && break; sleep 0.05; done
+is "mirror: an overwrite" "$("$INSPECT" get "$C" quote:m1 2>&1)" "v1b"
+rc DEL quote:m1 >/dev/null
+wait_gone "$C" quote:m1 && ok "mirror: DEL deletes" || bad "mirror: quote:m1 still there"
+is "mirror: the not-mapped host A key stays out" "$("$INSPECT" exists "$C" other:X >/dev/null 2>&1; echo $?)" 1
+
+# ---- SIGTERM -----------------------------------------------------------------
+"$INSPECT" set "$C" quote:t v >/dev/null
+kill -TERM "$BC"
+for _ in $(seq 1 100); do kill -0 "$BC" 2>/dev/null || break; sleep 0.05; done
+if kill -0 "$BC" 2>/dev/null; then bad "SIGTERM: still running after 5 s"; else ok "SIGTERM: exited"; fi
+wait "$BC"; is "SIGTERM: exit status" "$?" 0
+is "SIGTERM: tier down, no holder" "$(state "$C")" "down 0"
+is "SIGTERM: the tiered keys purged" "$("$INSPECT" exists "$C" quote:t >/dev/null 2>&1; echo $?)" 1
+
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
