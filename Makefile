@@ -245,7 +245,7 @@ HIREDIS_CPPFLAGS = $(if $(HAVE_HIREDIS),-DTC_HAVE_HIREDIS $(shell $(PKG_CONFIG) 
 HIREDIS_LIBS     = $(if $(HAVE_HIREDIS),$(shell $(PKG_CONFIG) --libs hiredis))
 $(BUILDDIR)/tools/shm-bridge.o: TOOL_EXTRA_CPPFLAGS = $(HIREDIS_CPPFLAGS)
 $(BUILDDIR)/bin/shm-bridge: TOOL_EXTRA_LIBS = $(HIREDIS_LIBS)
-$(BUILDDIR)/tests/helpers/tier_probe.o: TEST_EXTRA_CPPFLAGS = $(HIREDIS_CPPFLAGS)
+$(BUILDDIR)/tests/helpers/tier_probe.o: TEST_EXTRA_CPPFLAGS = -Itools $(HIREDIS_CPPFLAGS)
 $(BUILDDIR)/tests/tier_probe: TEST_PROG_EXTRA_LIBS = $(HIREDIS_LIBS)
 
 $(TEST_BINS): $(BUILDDIR)/tests/%: $(BUILDDIR)/tests/%.o $(TEST_HELPER_OBJS) $(STATIC_LIB) $(FLAGS_STAMP)

@@ -10,6 +10,10 @@
 #   - a write on host A's side invalidates host B's cached copy, never read
 #     stale afterwards (tier_probe latency: p50/p99 are printed, not judged);
 #   - keys outside the mapped prefixes are never touched;
+#   - fleet-wide marks (tools/tier_redis.h): N processes on the two hosts
+#     race for the same mark, exactly one wins, thousands of rounds;
+#   - read-through racing writes never leaves a stale value cached (the
+#     fill race, closed by the placeholder and its compare-and-set);
 #   - FLUSHALL purges the mapped prefixes;
 #   - a second bridge on the same segment waits, and takes over when the
 #     first is killed with SIGKILL (the tier reads down meanwhile);
@@ -147,6 +151,19 @@ LAT=$("$PROBE" latency "$SOCK" "$A" "$B" "${ROUNDS:-1000}")
 is "latency probe: every round invalidated, no stale read after" "$?" 0
 echo "     measured: $LAT"
 echo "$LAT" >>"$TMP/measured"
+
+# ---- fleet-wide marks and read-through (tools/tier_redis.h) -------------
+# Marks under a tracked prefix: the bridges also delete the local marks
+# when Redis's SET NX lands, the harder case; still exactly one winner.
+MR=$("$PROBE" markrace "$SOCK" "$A" "$B" "${MARK_PROCS:-8}" "${MARK_ROUNDS:-2000}")
+is "fleet-wide marks: exactly one winner in every round, no error" "$?" 0
+echo "     measured: $MR"
+# The fill race: reads through racing writes; with the install by
+# compare-and-set on the placeholder nothing stale is left cached (a plain
+# set instead of the CAS left 18..54 stale reads in 3 of 3 runs).
+FR=$("$PROBE" fillrace "$SOCK" "$B" 4 200)
+is "read-through fill race: nothing stale cached after quiescence" "$?" 0
+echo "     measured: $FR"
 
 # ---- FLUSHALL ----------------------------------------------------------
 "$INSPECT" set "$A" quote:f1 v >/dev/null

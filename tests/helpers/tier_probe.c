@@ -21,6 +21,10 @@
  *       default 2000), the documented bound with slack for a loaded host.
  *   tier_probe state SEG
  *       Prints the tier state (none, up, down) and the bridge pid.
+ *   tier_probe markrace SOCK SEG_A SEG_B NPROC ROUNDS
+ *   tier_probe fillrace SOCK SEG NREADERS WRITES
+ *       Fleet-wide marks and the read-through fill race (tools/tier_redis.h),
+ *       described at each function.
  *
  * Built with hiredis when installed; without it it exits 77 (skip).
  */
@@ -34,8 +38,17 @@
 
 #include "tickcache.h"
 
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
 #ifdef TC_HAVE_HIREDIS
 #include <hiredis/hiredis.h>
+/* Widen the fill race: a read of Redis waits before its install, long
+ * enough for the invalidation of a write made meanwhile to arrive first. */
+#define TIER_FILL_HOOK() usleep(300)
+#include "tier_redis.h"
 #endif
 
 static uint64_t mono_us(void)
@@ -132,6 +145,173 @@ static int latency(int argc, char **argv)
 	tc_close(rd);
 	return late || stale_after ? 1 : 0;
 }
+
+/*
+ * markrace SOCK SEG_A SEG_B NPROC ROUNDS: NPROC processes, half on host A's
+ * segment and half on host B's, take tier_mark_once("sig:race:<run>:<k>")
+ * for every round k, all starting at one gate; the wins of each round are
+ * counted in shared memory.  Exit 0 when every round has exactly one
+ * winner and no call failed.
+ */
+static int markrace(int argc, char **argv)
+{
+	if (argc != 7)
+		return 2;
+	int nproc = atoi(argv[5]), rounds = atoi(argv[6]);
+	size_t sz = sizeof(atomic_int) * ((size_t)rounds + 2);
+	atomic_int *sh = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		return 2;
+	atomic_int *gate = &sh[0], *errs = &sh[1], *wins = &sh[2];
+	unsigned run = (unsigned)getpid();
+
+	for (int p = 0; p < nproc; p++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			return 2;
+		if (pid)
+			continue;
+		struct tier_redis t = { 0 };
+		t.r = redisConnectUnix(argv[2]);
+		if (!t.r || t.r->err || tc_open(&t.c, argv[3 + (p & 1)], NULL))
+			_exit(2);
+		while (!atomic_load(gate))
+			;
+		for (int k = 0; k < rounds; k++) {
+			char key[64];
+			int kl = snprintf(key, sizeof(key), "sig:race:%u:%d", run, k);
+			int rc = tier_mark_once(&t, key, (size_t)kl, 60000);
+			if (rc == 1)
+				atomic_fetch_add(&wins[k], 1);
+			else if (rc != 0)
+				atomic_fetch_add(errs, 1);
+		}
+		_exit(0);
+	}
+	usleep(100000);
+	atomic_store(gate, 1);
+	int bad = 0, st;
+	while (wait(&st) > 0)
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			bad++;
+	int zero = 0, multi = 0;
+	for (int k = 0; k < rounds; k++) {
+		int w = atomic_load(&wins[k]);
+		zero += w == 0;
+		multi += w > 1;
+	}
+	printf("markrace procs=%d rounds=%d rounds_without_winner=%d rounds_with_several=%d errors=%d "
+	       "children_failed=%d\n", nproc, rounds, zero, multi, atomic_load(errs), bad);
+	return zero || multi || bad || atomic_load(errs) ? 1 : 0;
+}
+
+/*
+ * fillrace SOCK SEG NREADERS WRITES: EPOCHS (20) times, one writer SETs
+ * "quote:fill:<epoch>" to 1..WRITES in Redis while NREADERS processes read
+ * it through (tier_get) on host SEG with the bridge invalidating.  After
+ * the epoch's last write and a fence key's invalidation (so every earlier
+ * invalidation has been applied), every reader's tier_get must return
+ * WRITES: a value cached from an older read would be stale for good.
+ */
+#define FILL_EPOCHS 20
+static int fillrace(int argc, char **argv)
+{
+	if (argc != 6)
+		return 2;
+	int nreaders = atoi(argv[4]), writes = atoi(argv[5]);
+	atomic_int *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		return 2;
+	/* phase = epoch * 2 (+1 while checking); checked = readers done checking */
+	atomic_int *phase = &sh[0], *stale = &sh[1], *errs = &sh[2], *fills = &sh[3],
+		   *checked = &sh[4];
+
+	for (int p = 0; p < nreaders; p++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			return 2;
+		if (pid)
+			continue;
+		struct tier_redis t = { 0 };
+		t.r = redisConnectUnix(argv[2]);
+		if (!t.r || t.r->err || tc_open(&t.c, argv[3], NULL))
+			_exit(2);
+		char buf[32], key[32];
+		int last_checked = -1;
+		for (;;) {
+			int ph = atomic_load(phase);
+			int e = ph / 2;
+			if (e >= FILL_EPOCHS)
+				break;
+			int kl = snprintf(key, sizeof(key), "quote:fill:%d", e);
+			tc_meta m;
+			int rc = tier_get(&t, key, (size_t)kl, buf, sizeof(buf) - 1, &m, 0);
+			if (ph % 2 == 0) {
+				if (rc != 0 && rc != -ENOENT)
+					atomic_fetch_add(errs, 1);
+				continue;
+			}
+			if (last_checked == e) {
+				usleep(100);
+				continue;
+			}
+			/* Quiescent: the epoch's last value, from anywhere. */
+			if (rc == 0) {
+				buf[m.len < sizeof(buf) ? m.len : sizeof(buf) - 1] = 0;
+				if (atoi(buf) != writes)
+					atomic_fetch_add(stale, 1);
+			} else {
+				atomic_fetch_add(errs, 1);
+			}
+			last_checked = e;
+			atomic_fetch_add(checked, 1);
+		}
+		atomic_fetch_add(fills, (int)t.fills_lost);
+		_exit(0);
+	}
+	redisContext *r = redisConnectUnix(argv[2]);
+	tc_cache *c;
+	if (!r || r->err || tc_open(&c, argv[3], NULL))
+		return 2;
+	int rc = 0;
+	for (int e = 0; e < FILL_EPOCHS && !rc; e++) {
+		for (int i = 1; i <= writes; i++) {
+			redisReply *rep = redisCommand(r, "SET quote:fill:%d %d", e, i);
+			if (!rep) {
+				rc = 2;
+				break;
+			}
+			freeReplyObject(rep);
+		}
+		/* The fence: once its invalidation is applied, every earlier one is. */
+		(void)tc_set(c, "quote:fence2", 12, "x", 1, 0, 0);
+		redisReply *rep = redisCommand(r, "SET quote:fence2 y");
+		if (rep)
+			freeReplyObject(rep);
+		uint64_t t0 = mono_us();
+		while (tc_exists(c, "quote:fence2", 12) && mono_us() - t0 < 10000000u)
+			usleep(500);
+		atomic_store(checked, 0);
+		atomic_store(phase, 2 * e + 1);
+		t0 = mono_us();
+		while (atomic_load(checked) < nreaders && mono_us() - t0 < 10000000u)
+			usleep(500);
+		if (atomic_load(checked) < nreaders)
+			rc = 1;
+		atomic_store(phase, 2 * (e + 1));
+	}
+	atomic_store(phase, 2 * FILL_EPOCHS);
+	int bad = 0, st;
+	while (wait(&st) > 0)
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			bad++;
+	printf("fillrace readers=%d epochs=%d writes=%d stale=%d errors=%d fills_not_cached=%d "
+	       "children_failed=%d\n", nreaders, FILL_EPOCHS, writes, atomic_load(stale),
+	       atomic_load(errs), atomic_load(fills), bad);
+	redisFree(r);
+	tc_close(c);
+	return rc || atomic_load(stale) || atomic_load(errs) || bad ? 1 : 0;
+}
 #endif
 
 static int silent(int argc, char **argv)
@@ -220,6 +400,10 @@ int main(int argc, char **argv)
 #ifdef TC_HAVE_HIREDIS
 	if (argc >= 2 && strcmp(argv[1], "latency") == 0)
 		return latency(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "markrace") == 0)
+		return markrace(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "fillrace") == 0)
+		return fillrace(argc, argv);
 #else
 	fprintf(stderr, "tier_probe: built without hiredis\n");
 	return 77;
