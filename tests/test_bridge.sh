@@ -165,6 +165,9 @@ FR=$("$PROBE" fillrace "$SOCK" "$B" 4 200)
 is "read-through fill race: nothing stale cached after quiescence" "$?" 0
 echo "     measured: $FR"
 
+MS=$("$PROBE" misc "$SOCK" "$A")
+is "write-through, rate limit, read-through TTL, marks with Redis failing: $MS" "$?" 0
+
 # ---- FLUSHALL ----------------------------------------------------------
 "$INSPECT" set "$A" quote:f1 v >/dev/null
 "$INSPECT" set "$A" sig:f2 v >/dev/null

@@ -23,6 +23,7 @@
  *       Prints the tier state (none, up, down) and the bridge pid.
  *   tier_probe markrace SOCK SEG_A SEG_B NPROC ROUNDS
  *   tier_probe fillrace SOCK SEG NREADERS WRITES
+ *   tier_probe misc SOCK SEG
  *       Fleet-wide marks and the read-through fill race (tools/tier_redis.h),
  *       described at each function.
  *
@@ -312,6 +313,92 @@ static int fillrace(int argc, char **argv)
 	tc_close(c);
 	return rc || atomic_load(stale) || atomic_load(errs) || bad ? 1 : 0;
 }
+
+#define CHECK(cond, ...) do { if (!(cond)) { printf("misc: " __VA_ARGS__); printf("\n"); return 1; } } while (0)
+
+/*
+ * misc SOCK SEG: the exact results of tier_set, tier_rate_limit, tier_get
+ * on a key absent from Redis, and of marks when Redis fails (fail closed,
+ * then TIER_LOCAL_ONLY).  Keys under "other:", which no bridge maps.
+ */
+static int misc(int argc, char **argv)
+{
+	if (argc != 4)
+		return 2;
+	struct tier_redis t = { 0 };
+	char buf[32], key[64];
+	tc_meta m;
+	uint64_t n = 0;
+	int kl, rc;
+
+	t.r = redisConnectUnix(argv[2]);
+	CHECK(t.r && !t.r->err, "connect");
+	CHECK(tc_open(&t.c, argv[3], NULL) == 0, "open");
+	kl = snprintf(key, sizeof(key), "other:ws:%d", (int)getpid());
+	CHECK(tier_set(&t, key, (size_t)kl, "w1", 2, 30000) == 0, "tier_set");
+	redisReply *r = redisCommand(t.r, "PTTL %b", key, (size_t)kl);
+	CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer > 0 && r->integer <= 30000,
+	      "tier_set: Redis PTTL");
+	freeReplyObject(r);
+	r = redisCommand(t.r, "GET %b", key, (size_t)kl);
+	CHECK(r && r->type == REDIS_REPLY_STRING && r->len == 2 && memcmp(r->str, "w1", 2) == 0,
+	      "tier_set: Redis GET");
+	freeReplyObject(r);
+	rc = tc_get(t.c, key, (size_t)kl, buf, sizeof(buf), &m);
+	CHECK(rc == 0 && m.len == 2 && memcmp(buf, "w1", 2) == 0, "tier_set: local %d", rc);
+
+	kl = snprintf(key, sizeof(key), "other:rl:%d", (int)getpid());
+	for (int i = 1; i <= 5; i++) {
+		rc = tier_rate_limit(&t, key, (size_t)kl, 5, 10000, &n);
+		CHECK(rc == 1 && n == (uint64_t)i, "rate %d: rc %d n %llu", i, rc, (unsigned long long)n);
+	}
+	rc = tier_rate_limit(&t, key, (size_t)kl, 5, 10000, &n);
+	CHECK(rc == 0 && n == 6, "rate over: rc %d n %llu", rc, (unsigned long long)n);
+	r = redisCommand(t.r, "PTTL %b", key, (size_t)kl);
+	CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer > 0 && r->integer <= 10000,
+	      "rate window expiry");
+	freeReplyObject(r);
+
+	/* Read-through of a key Redis does not have: -ENOENT, nothing cached. */
+	kl = snprintf(key, sizeof(key), "other:none:%d", (int)getpid());
+	rc = tier_get(&t, key, (size_t)kl, buf, sizeof(buf), &m, 0);
+	CHECK(rc == -ENOENT, "tier_get absent: %d", rc);
+	usleep(5000);
+	CHECK(!tc_exists(t.c, key, (size_t)kl), "tier_get absent: placeholder left");
+	/* Read-through of a present key: cached locally with Redis's TTL. */
+	kl = snprintf(key, sizeof(key), "other:rt:%d", (int)getpid());
+	r = redisCommand(t.r, "SET %b rv PX 20000", key, (size_t)kl);
+	freeReplyObject(r);
+	rc = tier_get(&t, key, (size_t)kl, buf, sizeof(buf), &m, 0);
+	CHECK(rc == 0 && m.len == 2 && memcmp(buf, "rv", 2) == 0, "tier_get: %d", rc);
+	rc = tc_get(t.c, key, (size_t)kl, buf, sizeof(buf), &m);
+	CHECK(rc == 0 && m.type == 0 && m.len == 2 && memcmp(buf, "rv", 2) == 0, "tier_get cached: %d", rc);
+	int64_t left = m.expires_ms - tc_now_ms();
+	CHECK(left > 0 && left <= 20000, "tier_get cached TTL %lld", (long long)left);
+
+	/* Redis fails: a mark is refused and the local mark given back ... */
+	redisFree(t.r);
+	t.r = redisConnectUnix("/nonexistent/redis.sock");
+	CHECK(t.r && t.r->err, "a failed context");
+	kl = snprintf(key, sizeof(key), "other:mk:%d", (int)getpid());
+	rc = tier_mark_once(&t, key, (size_t)kl, 60000);
+	CHECK(rc == -EAGAIN && t.refused == 1, "fail closed: rc %d refused %llu", rc,
+	      (unsigned long long)t.refused);
+	CHECK(!tc_exists(t.c, key, (size_t)kl), "fail closed: local mark left");
+	CHECK(tier_set(&t, key, (size_t)kl, "x", 1, 0) == -EAGAIN, "tier_set while down");
+	CHECK(!tc_exists(t.c, key, (size_t)kl), "tier_set while down wrote locally");
+	CHECK(tier_rate_limit(&t, key, (size_t)kl, 5, 1000, NULL) == -EAGAIN, "rate while down");
+	/* ... or, with TIER_LOCAL_ONLY, decided by the local mark alone. */
+	t.flags = TIER_LOCAL_ONLY;
+	rc = tier_mark_once(&t, key, (size_t)kl, 60000);
+	CHECK(rc == 1 && t.local_only == 1, "local only: rc %d", rc);
+	rc = tier_mark_once(&t, key, (size_t)kl, 60000);
+	CHECK(rc == 0 && t.local_only == 1, "local only, second: rc %d", rc);
+	redisFree(t.r);
+	tc_close(t.c);
+	printf("misc: ok\n");
+	return 0;
+}
 #endif
 
 static int silent(int argc, char **argv)
@@ -404,6 +491,8 @@ int main(int argc, char **argv)
 		return markrace(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "fillrace") == 0)
 		return fillrace(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "misc") == 0)
+		return misc(argc, argv);
 #else
 	fprintf(stderr, "tier_probe: built without hiredis\n");
 	return 77;
