@@ -21,6 +21,7 @@
 #     down within 2 x --ping-ms (+ SLACK_MS, default 2000, for a loaded
 #     host), then the bridge re-arms by itself after SIGCONT;
 #   - redis-server killed and restarted: down, then up again by itself;
+#   - CLIENT KILL of the bridges' connections: purged, down, up again;
 #   - mirror mode: a Redis write is written locally with Redis's TTL capped
 #     by --max-ttl, a DEL deletes it;
 #   - SIGTERM: the bridge exits, purges and leaves the tier down.
@@ -211,6 +212,17 @@ wait_state "$A" up && ok "Redis back: host A up too" || bad "host A: $(state "$A
 rc SET quote:r new >/dev/null
 wait_gone "$B" quote:r && ok "invalidations after the restart" || bad "quote:r not invalidated after the restart"
 
+# ---- CLIENT KILL of the bridges' connections ---------------------------------
+"$INSPECT" set "$B" quote:ck old >/dev/null
+since=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["tier"]["since_ms"])' < <("$INSPECT" --json stat "$B"))
+killed=$(rc CLIENT KILL TYPE pubsub)
+is "CLIENT KILL TYPE pubsub killed both bridges' connections" "$killed" 2
+wait_gone "$B" quote:ck && ok "CLIENT KILL: the tiered keys purged" || bad "CLIENT KILL: quote:ck still cached"
+wait_state "$B" up && ok "CLIENT KILL: up again by itself" || bad "CLIENT KILL: $(state "$B")"
+since2=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["tier"]["since_ms"])' < <("$INSPECT" --json stat "$B"))
+[ "$since2" -gt "$since" ] && ok "CLIENT KILL: the tier went down and up (since_ms moved)" || bad "since_ms $since -> $since2"
+grep -q 'connection lost' "$TMP/b.log" && ok "bridge B logged the lost connection" || bad "no lost connection in b.log"
+
 # ---- mirror mode -----------------------------------------------------------
 bridge c.log --map "quote:=$C" --mode mirror --max-ttl 60; BC=$LAST
 wait_state "$C" up && ok "mirror bridge up" || bad "mirror bridge: $(state "$C")"
@@ -231,8 +243,10 @@ is "mirror: the not-mapped host A key stays out" "$("$INSPECT" exists "$C" other
 
 # ---- SIGTERM -----------------------------------------------------------------
 "$INSPECT" set "$C" quote:t v >/dev/null
+t0=$(date +%s%N)
 kill -TERM "$BC"
-for _ in $(seq 1 100); do kill -0 "$BC" 2>/dev/null || break; sleep 0.05; done
+for _ in $(seq 1 500); do kill -0 "$BC" 2>/dev/null || break; sleep 0.01; done
+echo "     measured: SIGTERM to exit $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 if kill -0 "$BC" 2>/dev/null; then bad "SIGTERM: still running after 5 s"; else ok "SIGTERM: exited"; fi
 wait "$BC"; is "SIGTERM: exit status" "$?" 0
 is "SIGTERM: tier down, no holder" "$(state "$C")" "down 0"
