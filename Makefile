@@ -118,6 +118,14 @@ msg = @printf '  %-7s %s\n' $1 $2
 endif
 
 # ---------------------------------------------------------------------------
+# Python package (python/): the extension is built by setuptools for
+# $(PYTHON) against this build's libtickcache.a, into $(BUILDDIR)/python/.
+
+PYTHON       ?= python3
+export PYTHON
+PY_BUILD     := $(BUILDDIR)/python
+
+# ---------------------------------------------------------------------------
 # Sources and products
 
 LIB_SRCS   := $(sort $(wildcard shm/*.c))
@@ -301,6 +309,25 @@ $(PC): $(PC_IN) FORCE
 
 -include $(ALL_OBJS:.o=.d)
 
+# The Python extension: rebuilt when its sources, the header or the library
+# change (setuptools compares times); CC and SANFLAGS reach it, so that
+# `make asan` builds and tests an instrumented extension.
+.PHONY: python bench-python
+python: $(STATIC_LIB) ## Build the Python package for PYTHON (python3) into build/python/
+	$(call msg,PY,$(PY_BUILD))
+	$(Q)cd python && CC='$(CC)' CFLAGS='$(OPTFLAGS) $(SANFLAGS) $(CFLAGS)' \
+	  LDFLAGS='$(SANFLAGS) $(LDFLAGS)' TICKCACHE_BUILDDIR='$(abspath $(BUILDDIR))' \
+	  TICKCACHE_WERROR='$(WERROR)' $(PYTHON) -W ignore setup.py -q build \
+	  --build-lib '$(abspath $(PY_BUILD))' --build-temp '$(abspath $(BUILDDIR))/python-tmp' \
+	  $(if $(filter 1,$(V)),,>/dev/null)
+
+check-build: python
+
+bench-python: ## Build, then time Python get against dict.get and the C call (python/bench.py)
+	@$(DEPS_CMD) bench
+	@$(MAKE) --no-print-directory -f $(THIS_MAKEFILE) NODEPS=1 all python
+	PYTHONPATH=$(PY_BUILD) BIN=$(abspath $(BUILDDIR)/bin) $(PYTHON) python/bench.py --out docs/benchmarks-python.md $(BENCH_ARGS)
+
 # ---------------------------------------------------------------------------
 # Running
 
@@ -418,6 +445,7 @@ help: ## Show the targets and the variables that matter
 	@echo "  NODEPS=1      skip the package check before test/demo/bench"
 	@echo "  TESTS='a b'   run only these tests (names as in build/tests/, tests/*.sh)"
 	@echo "  SAN_CC=clang  compiler for asan/ubsan/tsan (default gcc)"
+	@echo "  PYTHON=python3  interpreter the Python package is built and tested for"
 	@echo "  BUILDDIR=$(BUILDDIR)"
 
 FORCE:

@@ -682,9 +682,14 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
  * process is attached and no other thread of the caller holds a reader slot
  * (-EBUSY otherwise; dead processes are cleared first), holds the segment's
  * flock so that nobody attaches meanwhile, marks every block reachable from
- * the index and the header, rebuilds the free lists from everything else,
- * clears abandoned half-inserts and recounts live keys and gauges.  It
- * changes nothing and returns TC_ECORRUPT when the arena cannot be walked.
+ * the index and the header, rebuilds the free lists from everything else
+ * (free bytes without a header that reads and fits, such as a carve a killed
+ * writer never finished, are cut into free blocks), clears abandoned
+ * half-inserts and recounts live keys and gauges.  TC_ECORRUPT when the
+ * arena cannot be walked (a reachable block's header is damaged): the
+ * index, block headers, free and retire lists, gauges and key count are
+ * then as they were; only what any call does online has happened (dead
+ * processes' slots cleared, a dead coalescer's work finished or undone).
  * -EDEADLK inside a read section.  While it runs, data calls of the
  * caller's other threads get -EBUSY.  An audit that is killed leaves the
  * segment usable: the next data call of any process sees the auditor dead
@@ -697,8 +702,9 @@ typedef struct tc_audit_report {
 	uint64_t recovered;         /* unreachable blocks that were not free: returned */
 	uint64_t recovered_bytes;
 	uint64_t tentative_cleared; /* abandoned claims cleared */
-	uint64_t skipped_bytes;     /* carved but never initialised (a writer killed
-				     * between carving and writing the header): left unused */
+	uint64_t skipped_bytes;     /* free bytes without a header that reads and fits
+				     * (a writer killed between carving and writing the
+				     * header, a scribble): cut into free blocks */
 	int64_t  live_before;       /* live-key count before, and as recounted */
 	int64_t  live_after;
 } tc_audit_report;

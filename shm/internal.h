@@ -159,6 +159,7 @@ void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls);
 void tc__coalesce_recover(tc_cache *c);
 uint64_t tc__merges(tc_cache *c);
 bool tc__coalescing(tc_cache *c);
+uint32_t tc__tile_class(uint64_t units); /* class of the next block cutting UNITS (0 or >= 4) */
 extern void (*tc__df_test_hook)(int point);
 enum { TC_DF_HOOK_CLAIMED = 1, TC_DF_HOOK_HELD, TC_DF_HOOK_REWRITE, TC_DF_HOOK_PUSH,
        TC_DF_HOOK_LIVE };

@@ -1755,7 +1755,7 @@ static int cmd_audit(const char *name)
 		jobj_end();
 	} else {
 		printf("blocks %" PRIu64 ", live %" PRIu64 ", recovered %" PRIu64 " (%" PRIu64
-		       " bytes), half-inserts cleared %" PRIu64 ", unusable %" PRIu64
+		       " bytes), half-inserts cleared %" PRIu64 ", re-cut %" PRIu64
 		       " bytes, live keys %" PRId64 " -> %" PRId64 "\n", r.blocks, r.live_blocks,
 		       r.recovered, r.recovered_bytes, r.tentative_cleared, r.skipped_bytes,
 		       r.live_before, r.live_after);

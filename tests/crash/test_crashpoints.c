@@ -65,7 +65,6 @@ static const struct {
 	const char *test;  /* a crash point, or a test function of this file */
 	int defect;        /* issue 8's number; 0: found here, not in the issue's list */
 } expected_failures[] = {
-	{ "alloc_carved", 3 },     /* header-less units stop coalescing, also after tc_audit */
 	{ "reclaim_detached", 4 }, /* detached retire list named by no slot: leaks it all */
 	{ "reclaim_stolen", 4 },   /* the same between steal_chains' CAS and its record */
 	/* find_window: a search that starts at df_hand != 0 never joins the run
