@@ -24,7 +24,8 @@
 #   - CLIENT KILL of the bridges' connections: purged, down, up again;
 #   - mirror mode: a Redis write is written locally with Redis's TTL capped
 #     by --max-ttl, a DEL deletes it;
-#   - SIGTERM: the bridge exits, purges and leaves the tier down.
+#   - SIGTERM: the bridge exits, purges and leaves the tier down;
+#   - tc-demo --hosts 2 (make demo DEMO_ARGS='--hosts 2') runs and cleans up.
 # Skips (exit 0 with "SKIP") only when redis-server is not installed or
 # shm-bridge was built without hiredis.
 set -u
@@ -251,6 +252,17 @@ if kill -0 "$BC" 2>/dev/null; then bad "SIGTERM: still running after 5 s"; else 
 wait "$BC"; is "SIGTERM: exit status" "$?" 0
 is "SIGTERM: tier down, no holder" "$(state "$C")" "down 0"
 is "SIGTERM: the tiered keys purged" "$("$INSPECT" exists "$C" quote:t >/dev/null 2>&1; echo $?)" 1
+
+# ---- make demo DEMO_ARGS='--hosts 2' -------------------------------------------
+out=$("$BIN/tc-demo" --hosts 2 2>&1); drc=$?
+is "tc-demo --hosts 2: exit status" "$drc" 0
+has "tc-demo --hosts 2: invalidation measured" "$out" "write-to-invalidation over 500 writes: p50"
+has "tc-demo --hosts 2: each signal published once" "$out" "200 of 200 published exactly once"
+has "tc-demo --hosts 2: the tier comes back" "$out" "up again in"
+dpid=$(echo "$out" | sed -n 's/.*segment demo-hostA-\([0-9]*\),.*/\1/p')
+[ -n "$dpid" ] && [ ! -e "/dev/shm/tickcache.demo-hostA-$dpid" ] && [ ! -e "/dev/shm/tickcache.demo-hostB-$dpid" ] &&
+	ok "tc-demo --hosts 2: its segments removed" || bad "tc-demo --hosts 2 segments: pid '$dpid'"
+echo "$out" | grep -E 'p50|purged' | sed 's/^/     measured (demo): /'
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
