@@ -241,6 +241,9 @@ is "mirror: an overwrite" "$("$INSPECT" get "$C" quote:m1 2>&1)" "v1b"
 rc DEL quote:m1 >/dev/null
 wait_gone "$C" quote:m1 && ok "mirror: DEL deletes" || bad "mirror: quote:m1 still there"
 is "mirror: the not-mapped host A key stays out" "$("$INSPECT" exists "$C" other:X >/dev/null 2>&1; echo $?)" 1
+SILM=$(SLACK_MS=${SLACK_MS:-2000} "$PROBE" silent "$C" "$RPID" $PING 2)
+is "mirror: SIGSTOP of Redis purged within the bound, re-armed" "$?" 0
+echo "$SILM" | sed 's/^/     measured (mirror): /'
 
 # ---- SIGTERM -----------------------------------------------------------------
 "$INSPECT" set "$C" quote:t v >/dev/null

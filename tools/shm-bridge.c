@@ -380,6 +380,12 @@ static bool arm(void)
 		cmd = connect_redis(to);
 		if (!cmd)
 			goto fail_quiet;
+		/* A mirror read that Redis leaves unanswered for ping_ms takes
+		 * the tier down like an unanswered ping: the bound holds while
+		 * the bridge is busy mirroring. */
+		struct timeval tv = { (time_t)(g.ping_ms / 1000),
+				      (suseconds_t)(g.ping_ms % 1000) * 1000 };
+		redisSetTimeout(cmd, tv);
 	}
 	purge_all();
 	return true;
