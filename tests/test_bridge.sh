@@ -25,6 +25,9 @@
 #   - mirror mode: a Redis write is written locally with Redis's TTL capped
 #     by --max-ttl, a DEL deletes it;
 #   - SIGTERM: the bridge exits, purges and leaves the tier down;
+#   - Sentinel: a primary, a replica and a Sentinel on free loopback ports;
+#     the primary killed: purged at once, the bridge follows the failover to
+#     the new primary by itself and invalidations flow from there;
 #   - tc-demo --hosts 2 (make demo DEMO_ARGS='--hosts 2') runs and cleans up.
 # Skips (exit 0 with "SKIP") only when redis-server is not installed or
 # shm-bridge was built without hiredis.
@@ -50,7 +53,7 @@ cleanup() {
 	[ -n "$RPID" ] && kill -CONT "$RPID" 2>/dev/null
 	for p in "${PIDS[@]}" $RPID; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
-	for s in "$A" "$B" "$C"; do
+	for s in "$A" "$B" "$C" "$P-d"; do
 		"$INSPECT" unlink "$s" --force >/dev/null 2>&1
 	done
 	rm -rf "$TMP"
@@ -255,6 +258,67 @@ if kill -0 "$BC" 2>/dev/null; then bad "SIGTERM: still running after 5 s"; else 
 wait "$BC"; is "SIGTERM: exit status" "$?" 0
 is "SIGTERM: tier down, no holder" "$(state "$C")" "down 0"
 is "SIGTERM: the tiered keys purged" "$("$INSPECT" exists "$C" quote:t >/dev/null 2>&1; echo $?)" 1
+
+# ---- Sentinel: a primary, a replica and a Sentinel; the primary fails over ----
+# Loopback TCP ports the kernel says are free (replication and Sentinel
+# need addresses, not unix sockets).
+read -r P1 P2 P3 < <(python3 -c 'import socket
+ss = [socket.socket() for _ in range(3)]
+for s in ss:
+    s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])
+for s in ss:
+    s.close()')
+SPIDS=()
+rp() { redis-cli -h 127.0.0.1 -p "$1" "${@:2}"; }
+redis-server --port "$P1" --bind 127.0.0.1 --save '' --appendonly no --logfile "$TMP/p1.log" &
+SPIDS+=($!); PIDS+=($!); PRIM=$!
+redis-server --port "$P2" --bind 127.0.0.1 --save '' --appendonly no --logfile "$TMP/p2.log" \
+	--replicaof 127.0.0.1 "$P1" &
+SPIDS+=($!); PIDS+=($!)
+# The Sentinel learns of replicas from the primary's INFO (every 10 s):
+# start it once the replica is connected, so its first INFO names it.
+for _ in $(seq 1 200); do
+	[ "$(rp "$P2" ROLE 2>/dev/null | sed -n 4p)" = connected ] && break
+	sleep 0.05
+done
+printf '%s\n' "port $P3" "bind 127.0.0.1" "logfile $TMP/sentinel.log" \
+	"sentinel monitor tc 127.0.0.1 $P1 1" "sentinel down-after-milliseconds tc 300" \
+	"sentinel failover-timeout tc 3000" >"$TMP/sentinel.conf"
+redis-server "$TMP/sentinel.conf" --sentinel &
+SPIDS+=($!); PIDS+=($!)
+for _ in $(seq 1 300); do
+	[ "$(rp "$P3" SENTINEL get-master-addr-by-name tc 2>/dev/null | tail -1)" = "$P1" ] &&
+	rp "$P3" SENTINEL replicas tc 2>/dev/null | grep -qx "127.0.0.1:$P2" && break
+	sleep 0.05
+done
+is "sentinel names the primary" "$(rp "$P3" SENTINEL get-master-addr-by-name tc | tail -1)" "$P1"
+is "sentinel knows the replica" "$(rp "$P3" SENTINEL replicas tc | grep -cx "127.0.0.1:$P2")" 1
+D="$P-d"
+"$INSPECT" create "$D" --entries 4096 --memory 4M >/dev/null
+bridge d.log --map "quote:=$D" --redis "sentinel:127.0.0.1:$P3/tc"; BD=$LAST
+wait_state "$D" up && ok "sentinel: the bridge is up on the primary" || bad "sentinel bridge: $(state "$D")"
+"$INSPECT" set "$D" quote:s1 old >/dev/null
+rp "$P1" SET quote:s1 new >/dev/null
+wait_gone "$D" quote:s1 && ok "sentinel: invalidations from the primary" || bad "quote:s1 not invalidated"
+"$INSPECT" set "$D" quote:s2 old >/dev/null
+t0=$(date +%s%N)
+kill -9 "$PRIM"
+wait_gone "$D" quote:s2 && ok "sentinel: primary killed, the tiered keys purged" || bad "quote:s2 kept after the primary died"
+for _ in $(seq 1 300); do
+	[ "$(rp "$P3" SENTINEL get-master-addr-by-name tc 2>/dev/null | tail -1)" = "$P2" ] && break
+	sleep 0.05
+done
+is "sentinel failed over to the replica" "$(rp "$P3" SENTINEL get-master-addr-by-name tc | tail -1)" "$P2"
+wait_state "$D" up 300 && ok "sentinel: the bridge follows the failover by itself" || bad "after failover: $(state "$D")"
+echo "     measured: primary SIGKILL to the tier up on the new primary $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+grep -q "tracking armed on tcp:127.0.0.1:$P2" "$TMP/d.log" && ok "sentinel: armed on the new primary" || bad "d.log: $(tail -3 "$TMP/d.log")"
+"$INSPECT" set "$D" quote:s3 old >/dev/null
+rp "$P2" SET quote:s3 new >/dev/null
+wait_gone "$D" quote:s3 && ok "sentinel: invalidations from the new primary" || bad "quote:s3 not invalidated after failover"
+kill -TERM "$BD"; wait "$BD"; is "sentinel bridge: SIGTERM exit status" "$?" 0
+for p in "${SPIDS[@]}"; do kill "$p" 2>/dev/null; done
+"$INSPECT" unlink "$D" --force >/dev/null 2>&1
 
 # ---- make demo DEMO_ARGS='--hosts 2' -------------------------------------------
 out=$("$BIN/tc-demo" --hosts 2 2>&1); drc=$?

@@ -47,7 +47,8 @@
 #endif
 
 static const char usage_text[] =
-	"usage: shm-bridge --redis unix:PATH|tcp:HOST:PORT [--password-file F]\n"
+	"usage: shm-bridge --redis unix:PATH|tcp:HOST:PORT|sentinel:HOST:PORT[,...]/MASTER\n"
+	"                  [--password-file F]\n"
 	"                  --map 'PREFIX=SEGMENT[,SEGMENT...]' ...\n"
 	"                  [--mode invalidate|mirror] [--max-ttl S] [--ping-ms N]\n"
 	"                  [--stale-ms N] [--foreground] [--pidfile F] [--quiet]\n";
@@ -68,7 +69,8 @@ struct map {
 };
 
 static struct {
-	const char *redis;
+	const char *redis;       /* as given: unix:PATH, tcp:HOST:PORT or sentinel:... */
+	char addr[300];          /* where the bridge connects: unix:PATH or tcp:HOST:PORT */
 	char *password;
 	struct map maps[MAX_MAPS];
 	int nmaps;
@@ -161,8 +163,9 @@ static int add_map(const char *arg)
 	char *save = NULL;
 	for (char *s = strtok_r(list, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
 		if (!tc_name_valid(s)) {
-			free(list);
-			return usage_error("--map '%s': '%s' is not a valid segment name", arg, s);
+			int rc = usage_error("--map '%s': '%s' is not a valid segment name", arg, s);
+			free(list); /* S points into it */
+			return rc;
 		}
 		int k = seg_index(s);
 		if (k < 0 || m->nsegs == MAX_SEGS) {
@@ -278,19 +281,20 @@ static bool claim_all(void)
 
 static redisContext *sub, *cmd;
 
-static redisContext *connect_redis(uint64_t timeout_ms)
+/* Connect to ADDR (unix:PATH or tcp:HOST:PORT). */
+static redisContext *connect_addr(const char *addr, uint64_t timeout_ms)
 {
 	struct timeval tv = { (time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000 };
 	redisContext *c = NULL;
 
-	if (strncmp(g.redis, "unix:", 5) == 0) {
-		c = redisConnectUnixWithTimeout(g.redis + 5, tv);
+	if (strncmp(addr, "unix:", 5) == 0) {
+		c = redisConnectUnixWithTimeout(addr + 5, tv);
 	} else {
 		char host[256];
-		const char *hp = g.redis + 4, *colon = strrchr(hp, ':');
-		size_t hl = (size_t)(colon - hp);
-		if (hl >= sizeof(host))
+		const char *hp = addr + 4, *colon = strrchr(hp, ':');
+		if (!colon || (size_t)(colon - hp) >= sizeof(host))
 			return NULL;
+		size_t hl = (size_t)(colon - hp);
 		memcpy(host, hp, hl);
 		host[hl] = 0;
 		c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
@@ -298,11 +302,60 @@ static redisContext *connect_redis(uint64_t timeout_ms)
 	if (!c)
 		return NULL;
 	if (c->err) {
-		logmsg("connect %s: %s", g.redis, c->errstr);
+		logmsg("connect %s: %s", addr, c->errstr);
 		redisFree(c);
 		return NULL;
 	}
 	redisSetTimeout(c, tv);
+	return c;
+}
+
+/*
+ * --redis sentinel:HOST:PORT[,HOST:PORT...]/MASTER: the master's address as
+ * the first sentinel that answers gives it (SENTINEL
+ * get-master-addr-by-name), into OUT as tcp:IP:PORT.  False when none does.
+ */
+static bool sentinel_master(char *out, size_t cap, uint64_t timeout_ms)
+{
+	const char *list = g.redis + 9, *slash = strrchr(list, '/');
+	char buf[256];
+	size_t n = (size_t)(slash - list);
+	if (n >= sizeof(buf))
+		return false;
+	memcpy(buf, list, n);
+	buf[n] = 0;
+	char *save = NULL;
+	for (char *one = strtok_r(buf, ",", &save); one; one = strtok_r(NULL, ",", &save)) {
+		char addr[280];
+		snprintf(addr, sizeof(addr), "tcp:%s", one);
+		redisContext *c = connect_addr(addr, timeout_ms);
+		if (!c)
+			continue;
+		redisReply *r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", slash + 1);
+		bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+			  r->element[0]->type == REDIS_REPLY_STRING &&
+			  r->element[1]->type == REDIS_REPLY_STRING;
+		if (ok)
+			snprintf(out, cap, "tcp:%s:%s", r->element[0]->str, r->element[1]->str);
+		if (r)
+			freeReplyObject(r);
+		redisFree(c);
+		if (ok)
+			return true;
+	}
+	return false;
+}
+
+static bool sentinel_mode(void)
+{
+	return strncmp(g.redis, "sentinel:", 9) == 0;
+}
+
+static redisContext *connect_redis(uint64_t timeout_ms)
+{
+	redisContext *c = connect_addr(g.addr, timeout_ms);
+	if (!c)
+		return NULL;
 	if (g.password) {
 		redisReply *r = redisCommand(c, "AUTH %s", g.password);
 		bool ok = r && r->type == REDIS_REPLY_STATUS;
@@ -337,9 +390,22 @@ static bool arm(void)
 		to = 1000;
 	redisReply *r;
 
+	if (sentinel_mode() && !sentinel_master(g.addr, sizeof(g.addr), to)) {
+		logmsg("no sentinel of %s names the master", g.redis);
+		return false;
+	}
 	sub = connect_redis(to);
 	if (!sub)
 		return false;
+	/* Only a master: a replica left behind by a failover no longer sees
+	 * the fleet's writes first. */
+	r = redisCommand(sub, "ROLE");
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+	    r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "master") != 0) {
+		logmsg("%s is not a master", g.addr);
+		goto fail;
+	}
+	freeReplyObject(r);
 	r = redisCommand(sub, "CLIENT ID");
 	if (!r || r->type != REDIS_REPLY_INTEGER) {
 		logmsg("CLIENT ID: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : sub->errstr);
@@ -503,6 +569,7 @@ static bool serve(void)
 {
 	uint64_t ping_sent = 0;   /* 0 = none outstanding */
 	uint64_t next_ping = now_ms() + g.ping_ms / 2;
+	uint64_t next_sentinel = now_ms() + 1000;
 
 	for (;;) {
 		if (stop)
@@ -511,6 +578,18 @@ static bool serve(void)
 		if (ping_sent && now - ping_sent >= g.ping_ms) {
 			logmsg("no pong for %" PRIu64 " ms: Redis is silent", now - ping_sent);
 			return true;
+		}
+		if (sentinel_mode() && now >= next_sentinel) {
+			/* A failover moves the master: follow it.  A sentinel that
+			 * does not answer changes nothing (the pings judge Redis). */
+			char addr[sizeof(g.addr)];
+			uint64_t to = g.ping_ms / 2 ? g.ping_ms / 2 : 1;
+			if (sentinel_master(addr, sizeof(addr), to) && strcmp(addr, g.addr) != 0) {
+				logmsg("failover: the master is now %s (was %s)", addr, g.addr);
+				return true;
+			}
+			next_sentinel = now_ms() + 1000;
+			continue;
 		}
 		if (!ping_sent && now >= next_ping) {
 			int done = 0;
@@ -572,7 +651,7 @@ static int run(void)
 		if (arm()) {
 			if (!set_state(TC_TIER_UP))
 				break;
-			logmsg("tier up: tracking armed on %s", g.redis);
+			logmsg("tier up: tracking armed on %s", g.addr);
 			backoff = 50;
 			bool down = serve();
 			/* Down first, so that a strategy stops trusting the tier at
@@ -658,9 +737,15 @@ int main(int argc, char **argv)
 		switch (o) {
 		case 'r':
 			if (strncmp(optarg, "unix:", 5) != 0 &&
-			    !(strncmp(optarg, "tcp:", 4) == 0 && strrchr(optarg + 4, ':')))
-				return usage_error("--redis '%s': expected unix:PATH or tcp:HOST:PORT", optarg);
+			    !(strncmp(optarg, "tcp:", 4) == 0 && strrchr(optarg + 4, ':')) &&
+			    !(strncmp(optarg, "sentinel:", 9) == 0 && strchr(optarg + 9, ':') &&
+			      strrchr(optarg, '/') && strrchr(optarg, '/')[1]))
+				return usage_error("--redis '%s': expected unix:PATH, tcp:HOST:PORT or "
+						   "sentinel:HOST:PORT[,HOST:PORT...]/MASTER", optarg);
+			if (strlen(optarg) >= sizeof(g.addr))
+				return usage_error("--redis '%s': too long", optarg);
 			g.redis = optarg;
+			snprintf(g.addr, sizeof(g.addr), "%s", optarg);
 			break;
 		case 'P':
 			if ((rc = read_password(optarg)))
