@@ -17,6 +17,7 @@
 #define TC_TIER_REDIS_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,7 +48,27 @@ struct tier_redis {
 	uint64_t local_only;   /* marks decided locally because Redis failed */
 	uint64_t fills_lost;   /* read-through values not cached: an invalidation
 				* or another fill came first */
+	int64_t  state_ms;     /* when tier_get last read the tier state (tc_now_ms) */
+	uint32_t state;        /* that state (TC_TIER_*) */
 };
+
+/* How long tier_get reuses a tier state read from the segment (reading it
+ * checks the bridge's pid in /proc: too slow for every read).  A bridge that
+ * dies is noticed within this much. */
+#ifndef TIER_STATE_MS
+#define TIER_STATE_MS 50
+#endif
+
+static inline bool tier_up(struct tier_redis *t)
+{
+	int64_t now = tc_now_ms();
+	if (!t->state_ms || now - t->state_ms >= TIER_STATE_MS || now < t->state_ms) {
+		tc_tier st;
+		t->state = tc_tier_get(t->c, &st) ? TC_TIER_NONE : st.state;
+		t->state_ms = now;
+	}
+	return t->state == TC_TIER_UP;
+}
 
 /*
  * tier_mark_once - take a dedupe mark across the fleet: locally (tc_add,
@@ -97,7 +118,9 @@ static inline int tier_mark_once(struct tier_redis *t, const void *key, size_t k
  * placeholder is still ours.  An invalidation that arrives meanwhile makes
  * the bridge delete the placeholder, so the install fails and an older
  * value is never cached (the fill race).  The value read is returned in
- * every case.  MAX_TTL_MS (0 = none) caps the local TTL; a key without a
+ * every case.  While the segment's tier is not TC_TIER_UP (no live bridge,
+ * Redis lost), local copies are not read and nothing is cached: the value
+ * comes from Redis (the state is reread every TIER_STATE_MS).  MAX_TTL_MS (0 = none) caps the local TTL; a key without a
  * Redis TTL gets MAX_TTL_MS.
  * Returns 0, -ENOENT (absent in Redis too), -E2BIG, -EAGAIN (Redis failed),
  * or tc_get's codes.
@@ -107,7 +130,8 @@ static inline int tier_get(struct tier_redis *t, const void *key, size_t klen, v
 {
 	static uint64_t seq;
 	tc_meta m;
-	int rc = tc_get(t->c, key, klen, buf, cap, &m);
+	bool up = tier_up(t);
+	int rc = up ? tc_get(t->c, key, klen, buf, cap, &m) : -ENOENT;
 	if (rc == 0 && m.type != TIER_TYPE_PENDING) {
 		if (meta)
 			*meta = m;
@@ -116,7 +140,10 @@ static inline int tier_get(struct tier_redis *t, const void *key, size_t klen, v
 	if (rc && rc != -ENOENT && !(rc == -E2BIG && m.type == TIER_TYPE_PENDING))
 		return rc;
 	uint64_t nonce[2] = { (uint64_t)getpid(), ++seq };
-	bool mine = tc_add(t->c, key, klen, nonce, sizeof(nonce), TIER_TYPE_PENDING, 1000) == 0;
+	/* While the tier is down, local copies are not trusted and nothing is
+	 * cached: the value comes from Redis. */
+	bool mine = up &&
+		    tc_add(t->c, key, klen, nonce, sizeof(nonce), TIER_TYPE_PENDING, 1000) == 0;
 	uint64_t ver = 0;
 	if (mine) {
 		uint64_t seen[2];

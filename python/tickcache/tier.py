@@ -12,7 +12,8 @@ prefixes coherent with Redis; ``RedisTier`` decides what a call does:
   installed by compare-and-set on the placeholder's version, so an
   invalidation that arrives meanwhile wins and nothing stale is cached.
   While the segment's tier is not ``"up"`` (no live bridge, or Redis lost),
-  local copies are not trusted: the value comes from Redis, uncached.
+  local copies are not trusted: the value comes from Redis, uncached (the
+  state is read at most every ``state_ttl``, 50 ms).
 - ``set``: write-through, Redis first, then the segment.
 - ``mark_once``: a dedupe mark across the fleet, ``Cache.add`` locally and
   ``SET NX PX`` in Redis; True only when both are won.  When Redis fails the
@@ -64,6 +65,11 @@ class RedisTier:
     ``prefixes`` (a list of str); ``max_ttl`` (seconds) caps the local TTL of
     values read through, and is the local TTL of keys without a Redis TTL."""
 
+    #: seconds a tier state read from the segment is reused by get(): a
+    #: bridge that dies is noticed within this much (the state check reads
+    #: /proc, too slow for every get)
+    state_ttl = 0.05
+
     def __init__(self, cache, redis_client, prefixes, max_ttl=None, local_only=False):
         """See the class."""
         if isinstance(prefixes, (str, bytes)):
@@ -82,6 +88,8 @@ class RedisTier:
         #: values read through but not cached (an invalidation or another fill came first)
         self.fills_lost = 0
         self._seq = 0
+        self._state = None
+        self._state_at = 0.0
         self._rate = redis_client.register_script(_RATE_SCRIPT)
 
     # -- helpers -----------------------------------------------------------
@@ -93,6 +101,13 @@ class RedisTier:
     def tier_state(self):
         """The segment's tier state: "up", "down" or "none" (see Cache.info)."""
         return self.cache.info()["tier"]
+
+    def _up(self):
+        now = time.monotonic()
+        if self._state is None or now - self._state_at >= self.state_ttl:
+            self._state = self.tier_state()
+            self._state_at = now
+        return self._state == "up"
 
     def _local_ttl(self, pttl_ms):
         ttl = pttl_ms / 1000.0 if pttl_ms and pttl_ms > 0 else None
@@ -115,7 +130,7 @@ class RedisTier:
         if not self.tiered(key):
             return self.cache.get(key, default)
         k = _b(key)
-        up = self.tier_state() == "up"
+        up = self._up()
         if up:
             it = self.cache.get_item(k)
             if it is not None and it.type != PENDING_TYPE:
@@ -146,7 +161,7 @@ class RedisTier:
         """True when KEY has a value locally or in Redis."""
         if not self.tiered(key):
             return self.cache.exists(key)
-        it = self.cache.get_item(key) if self.tier_state() == "up" else None
+        it = self.cache.get_item(key) if self._up() else None
         if it is not None and it.type != PENDING_TYPE:
             return True
         return bool(self.redis.exists(_b(key)))

@@ -376,6 +376,28 @@ static int misc(int argc, char **argv)
 	int64_t left = m.expires_ms - tc_now_ms();
 	CHECK(left > 0 && left <= 20000, "tier_get cached TTL %lld", (long long)left);
 
+	/* A segment no bridge serves: its local copies are not trusted and
+	 * nothing is cached there; the value comes from Redis. */
+	{
+		char nb[TC_NAME_MAX + 1];
+		tc_opts no = { .max_entries = 1024, .memory_bytes = 1 << 20, .max_readers = 4,
+			       .flags = TC_CREATE | TC_EXCL };
+		struct tier_redis u = { .r = t.r };
+		snprintf(nb, sizeof(nb), "tierprobe-%d", (int)getpid());
+		CHECK(tc_open(&u.c, nb, &no) == 0, "open %s", nb);
+		kl = snprintf(key, sizeof(key), "quote:nobridge:%d", (int)getpid());
+		CHECK(tc_set(u.c, key, (size_t)kl, "local", 5, 0, 0) == 0, "set local");
+		r = redisCommand(t.r, "SET %b remote", key, (size_t)kl);
+		freeReplyObject(r);
+		rc = tier_get(&u, key, (size_t)kl, buf, sizeof(buf), &m, 0);
+		CHECK(rc == 0 && m.len == 6 && memcmp(buf, "remote", 6) == 0, "no bridge: %d", rc);
+		rc = tc_get(u.c, key, (size_t)kl, buf, sizeof(buf), &m);
+		CHECK(rc == 0 && m.len == 5 && memcmp(buf, "local", 5) == 0, "no bridge: cached over");
+		CHECK(u.state == TC_TIER_NONE, "no bridge: state %u", u.state);
+		tc_close(u.c);
+		tc_unlink(nb);
+	}
+
 	/* Redis fails: a mark is refused and the local mark given back ... */
 	redisFree(t.r);
 	t.r = redisConnectUnix("/nonexistent/redis.sock");
