@@ -15,11 +15,11 @@
  * Free lists are Treiber stacks: a block cannot be taken out of the middle
  * of one.  So blocks are claimed in place and unlinked by whoever pops them:
  *
- *   1. find: walk block headers from df_hand for a run of FREE blocks whose
- *      size covers the request and leaves 0 or at least 64 bytes over (a
- *      carve that never wrote its header is stepped over unit by unit; past
- *      a header that cannot be trusted the walk goes on at a block a free
- *      list names);
+ *   1. find: walk block headers from df_hand round to it (and past it while
+ *      a run is open) for a run of FREE blocks whose size covers the
+ *      request and leaves 0 or at least 64 bytes over (a carve that never
+ *      wrote its header is stepped over unit by unit; past a header that
+ *      cannot be trusted the walk goes on at a block a free list names);
  *   2. claim: CAS each block FREE -> CLAIMED, counting it in df_pending.  A
  *      failed CAS (the block was popped) undoes the claims;
  *   3. drain: pop the lists of the window's classes.  A CLAIMED block
@@ -46,7 +46,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#define DF_WALK_MAX  16384u /* block headers read per search; the next goes on */
+#define DF_WALK_MAX  16384u /* headers read per search (and an open run); the next goes on */
 #define DF_DRAIN_NS  (2 * 1000 * 1000ull) /* longest wait for poppers to unlink claims */
 #define DF_TARGET    4096u  /* a window grows up to 64 KiB (or one block) when it can */
 #define DF_RESYNC_MAX 4u    /* untrusted headers a search goes past (resync) */
@@ -463,9 +463,17 @@ static bool evictable(struct tc_entry *e, uint32_t st)
  * header; past a carve that may still be at work (named in flight), any
  * other header that cannot be read, or a block whose size does not end on
  * a header (a scribble), the walk goes on at the nearest block a free list
- * names (resync; tc_audit re-cuts the bytes between).  1 found, 0 not found in the whole
- * arena, -1 not found within the walk's budget (the next search goes on
- * from df_hand).
+ * names (resync; tc_audit re-cuts the bytes between).
+ *
+ * The walk starts at df_hand, goes to the carved end, then wraps and goes
+ * on from the arena's start up to where it began, and past it while a run
+ * is open: the run that crosses df_hand is searched whole, not as two
+ * halves that each fall short.  An open run also goes on past the walk's
+ * budget (it ends within TARGET units, or one block past NEED), so that a
+ * search never gives up inside a run and the next one never starts inside
+ * it.  1 found; 0 not found in the whole arena (the caller records
+ * df_nofit); -1 not found within the walk's budget or its resyncs (the
+ * next search goes on from df_hand, a block start where no run is open).
  */
 #define NO_HOLE UINT64_MAX
 static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
@@ -484,7 +492,9 @@ static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 		uint32_t st = 0;
 		uint64_t n = 0;
 		bool hole = false;
-		if (walked < DF_WALK_MAX && !(wrapped && u >= first) && u < end) {
+		bool open = run != 0 || (erun != 0 && !have_cand);
+		if (u < end && (walked < DF_WALK_MAX || run != 0) &&
+		    !(wrapped && u >= first && !open)) {
 			n = block_units(c, u, end, &st);
 			if (n && !ends_on_a_block(c, u, n, end)) {
 				n = 0;
@@ -496,7 +506,9 @@ static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 			if (!hole)
 				hs = NO_HOLE;
 		}
-		if (n && st == TC_BLK_FREE && run < target) {
+		/* A run that reached TARGET (>= NEED) but ends 1 to 3 units past
+		 * NEED takes one more block (at least 4 units): then it fits. */
+		if (n && st == TC_BLK_FREE && (run < target || !fits(run, need))) {
 			if (!run)
 				run_start = u;
 			run += n;
@@ -539,11 +551,21 @@ static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 			walked += ++hole_units % 16 == 0;
 			continue;
 		}
-		if (walked < DF_WALK_MAX && u < end && !(wrapped && u >= first) &&
-		    resyncs++ < DF_RESYNC_MAX && (n = resync(c, u, end)) != 0) {
-			u = n; /* the bytes between are in no run */
-			walked++;
-			continue;
+		/* No run is open here: this walk step ended it. */
+		bool budget = walked >= DF_WALK_MAX;
+		if (!budget && u < end && !(wrapped && u >= first)) {
+			/* A header that cannot be trusted. */
+			if (resyncs == DF_RESYNC_MAX) {
+				budget = true; /* the next search resyncs from here */
+			} else {
+				resyncs++;
+				if ((n = resync(c, u, end)) != 0) {
+					u = n; /* the bytes between are in no run */
+					walked++;
+					continue;
+				}
+				/* No listed block past it: this pass ends here. */
+			}
 		}
 		if (have_cand) {
 			*wstart = cand;
@@ -551,7 +573,7 @@ static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 			*all_free = false;
 			return 1;
 		}
-		if (walked >= DF_WALK_MAX) {
+		if (budget) {
 			/* A block start (a hole's first unit): a search that
 			 * began inside a hole would not know where its carve
 			 * begins, nor whether a slot names it. */
@@ -564,8 +586,8 @@ static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 			tc__st(&c->h->df_hand, 0);
 			return 0;
 		}
-		/* The end of the carved arena, or a header that cannot be read:
-		 * go on from the start. */
+		/* The end of the carved arena, or a header past which no listed
+		 * block is found: go on from the start. */
 		wrapped = true;
 		u = 0;
 		hs = NO_HOLE;

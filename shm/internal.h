@@ -103,11 +103,17 @@ struct tc_cache {
 	bool                tool;        /* TC_TOOL: claims from [max_readers, nslots) */
 	uint32_t            max_attach;
 	int                 eviction;
+	bool                csum;        /* TC_OPT_CHECKSUM: values carry checksums */
+	uint8_t             rslow;       /* work a read does after its copy: TC_RS_* */
 	uint32_t            attach_idx;  /* our record in the attach table, UINT32_MAX = none */
 	uint64_t            cid;         /* process-unique handle id, never reused */
 	struct tc_cache    *next;        /* process registry (tc__registry_lock) */
 	char                name[TC_NAME_MAX + 1];
 };
+
+/* tc_cache.rslow: one test on the read path covers both. */
+#define TC_RS_LRU   0x1u /* set the reference bit (TC_EVICT_LRU) */
+#define TC_RS_CSUM  0x2u /* verify the value's checksum (TC_OPT_CHECKSUM) */
 
 /* error.c */
 static inline int tc__valid_key(const void *key, size_t klen)
@@ -129,6 +135,7 @@ void tc__registry_lock(void);
 int  tc__open_wait(tc_cache **out, const char *name, const tc_opts *opts);
 void tc__registry_unlock(void);
 bool tc__registry_has(uint64_t cid);
+extern void (*tc__open_test_hook)(uint8_t *base); /* tests: after validation */
 
 /* epoch.c: reader slots and grace periods */
 struct tc_rslot *tc__slot(tc_cache *c);           /* this thread's slot or NULL (-EUSERS) */
@@ -194,6 +201,22 @@ bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot
 int  tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
 		     uint64_t version);
 struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *vlen);
+struct tc_entry *tc__block_kv(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *klen,
+			      uint32_t *vlen, uint32_t *cls);
+/* An index entry as checked by tc__slot_entry(): each field loaded once. */
+struct tc__sview {
+	struct tc_entry *e;
+	uint64_t hash;
+	uint32_t klen, vlen, kind, cls;
+};
+int  tc__slot_entry(tc_cache *c, uint64_t bi, uint64_t w, struct tc__sview *v);
+/* Value checksums (TC_OPT_CHECKSUM; layout.h at tc_entry) */
+uint64_t tc__csum(tc_cache *c, uint64_t hash, uint64_t version, int64_t expires,
+		  uint32_t vlen, uint32_t type, const void *val);
+void tc__csum_seal(tc_cache *c, struct tc_entry *e, size_t klen);
+int  tc__csum_check(tc_cache *c, const struct tc_entry *e, uint64_t hash, size_t klen,
+		    uint32_t cls, uint64_t version, int64_t expires, uint32_t vlen,
+		    uint32_t type, const void *val);
 void tc__maybe_reclaim(tc_cache *c, struct tc_rslot *s);
 
 /* run.c: runs and DTO lists */
@@ -290,6 +313,18 @@ static inline const uint8_t *tc__eval(const struct tc_entry *e, uint32_t klen)
 static inline uint64_t tc__entry_bytes(size_t klen, size_t vlen)
 {
 	return TC_ENTRY_HDR + TC_ALIGN8(klen) + vlen;
+}
+
+/* Block bytes of an entry of KLEN and VLEN in a segment with checksums. */
+static inline uint64_t tc__entry_bytes_cs(size_t klen, size_t vlen)
+{
+	return TC_ENTRY_HDR + TC_ALIGN8(klen) + TC_ALIGN8(vlen) + 8;
+}
+
+/* Block bytes a writer of C allocates for an entry of KLEN and VLEN. */
+static inline uint64_t tc__entry_need(tc_cache *c, size_t klen, size_t vlen)
+{
+	return c->csum ? tc__entry_bytes_cs(klen, vlen) : tc__entry_bytes(klen, vlen);
 }
 
 /* Name the published entry E that slot S is about to unlink (see

@@ -17,6 +17,9 @@
  * - tc_audit that returns TC_ECORRUPT leaves the index, the headers, the
  *   free and retire lists and the key count as they were.
  * - Such a carve does not stop coalescing past it.
+ * - A search that goes past as many untrusted headers as it may leaves
+ *   the rest of the arena to the next search, and never records that
+ *   nothing fits.
  *
  * A crash window is reproduced by writing exactly the bytes a killed
  * carver leaves (the bump pointer moved; the class and builder written or
@@ -477,6 +480,66 @@ static void test_carve_hole_does_not_stop_coalescing(void **state)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* More untrusted headers than one search goes past                    */
+/* ------------------------------------------------------------------ */
+
+#define SCRIBBLED 5u /* one more than a search's resyncs (DF_RESYNC_MAX) */
+
+/*
+ * Five free blocks' class bytes scribbled out of range, 100 blocks apart
+ * from block 50 on: no run before the fifth holds the 20 KiB block of a
+ * 16 KiB value, the free run after it does.  A search goes past four such
+ * headers by the free lists (resync) and gives up at the fifth.  Before
+ * the fix it then recorded df_nofit as if the whole arena had been
+ * searched and started again from the arena's start, so that the
+ * allocator's next attempts skipped the search or met the same five:
+ * -ENOSPC for ever.  A search out of resyncs leaves df_hand at the fifth
+ * and records nothing; the next (the same tc_set's next attempt) goes on
+ * from there, and the value fits at the first call.
+ */
+static void test_a_search_out_of_resyncs_goes_on_next_time(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "sa-resync"), 16384, 1u << 20, 8,
+				TC_EVICT_NONE);
+	unsigned n = 0;
+	for (;; n++) {
+		int rc = set_val(c, n, V160);
+		if (rc == -ENOSPC)
+			break;
+		WB_RC(0, rc);
+	}
+	assert_true(n > 50 + 100 * SCRIBBLED + 200);
+	del_all(c, n);
+	for (unsigned j = 0; j < SCRIBBLED; j++) {
+		struct tc_entry *f = (struct tc_entry *)(c->arena + (50 + 100 * j) * 160);
+		assert_int_equal(f->state, TC_BLK_FREE);
+		assert_int_equal(f->cls, C160);
+		f->cls = 0xee;
+	}
+	tc__st(&c->h->df_hand, 0);
+	tc__st(&c->h->df_nofit, 0);
+	WB_RC(0, set_val(c, 100000, BIG));
+	expect_val(c, 100000, BIG);
+	tc_stats st;
+	WB_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(st.merges, 1);
+	assert_int_equal(tc__ld(&c->h->df_nofit), 0);
+	/* The audit re-cuts the scribbled blocks. */
+	tc_audit_report rep;
+	WB_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.skipped_bytes, SCRIBBLED * 160);
+	for (unsigned j = 0; j < SCRIBBLED; j++) {
+		struct tc_entry *f = (struct tc_entry *)(c->arena + (50 + 100 * j) * 160);
+		assert_int_equal(f->cls, C160);
+	}
+	expect_val(c, 100000, BIG);
+	tc_close(c);
+	tc_unlink(name);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -486,6 +549,7 @@ int main(void)
 		cmocka_unit_test(test_audit_of_a_hole_at_the_arena_end_stays_in_the_mapping),
 		cmocka_unit_test(test_corrupt_audit_changes_nothing),
 		cmocka_unit_test(test_carve_hole_does_not_stop_coalescing),
+		cmocka_unit_test(test_a_search_out_of_resyncs_goes_on_next_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

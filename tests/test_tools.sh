@@ -225,6 +225,7 @@ is "stat max_entries" "$(js 'd["max_entries"]')" "1024"
 is "stat memory_bytes" "$(js 'd["memory_bytes"]')" "2097152"
 is "stat mode" "$(js 'd["mode"]')" "0640"
 is "stat eviction" "$(js 'd["eviction"]')" "none"
+is "stat checksums off" "$(js 'd["checksums"]')" "false"
 is "stat entries of a new segment" "$(js 'd["entries"]')" "0"
 is "stat has every documented field" "$(js 'all(k in d for k in ["hits","misses","sets","deletes","expirations","evictions","entries","memory_used","errors","hit_rate","readers","epoch_lag","uptime_ms","classes","index_fill"])')" "true"
 expect 0 "stat (table)" "$INSPECT" stat "$A"
@@ -994,6 +995,27 @@ else
 	echo "skip restore of the owner: needs root"
 fi
 
+# ---------------------------------------------------------------------------
+echo "# checksums"
+# ---------------------------------------------------------------------------
+K2="$P-cs"
+expect 0 "create --checksum" "$INSPECT" create "$K2" --entries 1K --memory 1M --checksum
+expect 0 "set into a checksummed segment" "$INSPECT" set "$K2" k v1
+expect 0 "get from a checksummed segment" "$INSPECT" get "$K2" k
+is "checksummed value" "$OUT" "v1"
+expect 0 "stat --json of a checksummed segment" "$INSPECT" --json stat "$K2"
+is "stat checksums on, no failures" "$(js '[d["checksums"], d["checksum_failures"]]')" "[true, 0]"
+expect 0 "stat (table) of a checksummed segment" "$INSPECT" stat "$K2"
+has "stat table shows checksums" "$OUT" "on, 0 failures"
+expect 2 "--checksum is for create only" "$INSPECT" stat "$K2" --checksum
+expect 0 "save the checksummed segment" "$INSPECT" save "$K2" "$TMP/cs.snap"
+expect 0 "unlink the checksummed segment" "$INSPECT" unlink "$K2"
+expect 0 "load into the missing segment" "$INSPECT" load "$K2" "$TMP/cs.snap"
+expect 0 "stat of the restored segment" "$INSPECT" --json stat "$K2"
+is "restored with checksums" "$(js 'd["checksums"]')" "true"
+expect 0 "get after the restore" "$INSPECT" get "$K2" k
+is "restored value" "$OUT" "v1"
+expect 0 "unlink the restored segment" "$INSPECT" unlink "$K2"
 # ---------------------------------------------------------------------------
 echo "# tc-demo"
 # ---------------------------------------------------------------------------

@@ -208,6 +208,11 @@ for be in array rculfhash tickcache mutexshm; do scen set64 "$be" -o set -d unif
 [ $HAVE_REDIS = 1 ] && scen set64 redis-unix -o set -d uniform -n "$NR"
 [ $HAVE_MC = 1 ] && scen set64 memcached -o set -d uniform -n "$NT"
 for be in array tickcache; do scen add64 "$be" -o add -n "$(n 300000)"; done
+# 4b. the cost of value checksums (TC_CHECKSUM): get and set as in 1 and 4,
+#     and 1 KiB gets, on segments created with --checksum.
+scen get64u-csum tickcache -d uniform -n "$NG" --checksum
+scen get1k-csum tickcache -d uniform -s 1024 -n "$NG" --checksum
+scen set64-csum tickcache -o set -d uniform -n "$NG" --checksum
 [ $HAVE_REDIS = 1 ] && scen add64 redis-unix -o add -n "$NT"
 [ $HAVE_MC = 1 ] && scen add64 memcached -o add -n "$NT"
 # 5. set while the store is full and evicting (memory for about a third of
@@ -325,6 +330,8 @@ if command -v valgrind >/dev/null && [ "$PLOT_ONLY" != 1 ]; then
 	profile tickcache-hot-peek tcb_peek,tcb_peek_end -b tickcache -d hot -n 200000 -o peek
 	profile tickcache-set tcb_set -b tickcache -o set -d uniform -n 100000
 	profile tickcache-set-evict tcb_set -b tickcache -o set -d uniform -n 100000 --evict --memory 4M
+	profile tickcache-get-csum tcb_get -b tickcache -d uniform -n 200000 --checksum
+	profile tickcache-set-csum tcb_set -b tickcache -o set -d uniform -n 100000 --checksum
 fi
 
 # ---------------------------------------------------------------- plot
@@ -411,6 +418,10 @@ r3=$(ratio "$wr_p999" "$alone_p999")
 s1=$(get scale1 tickcache get 5); s2=$(get scale2 tickcache get 5); r4=$(ratio "$s2" "$s1")
 a1=$(get scale1 array get 5); a2=$(get scale2 array get 5); r5=$(ratio "$a2" "$a1")
 c1=$(get scale1 tickcache get 19); c2=$(get scale2 tickcache get 19); r6=$(ratio "$c2" "$c1")
+cs_get=$(get get64u-csum tickcache get 7); cs_set=$(get set64-csum tickcache set 7)
+cs_1k=$(get get1k-csum tickcache get 7); plain_1k=$(get get1k tickcache get 7)
+plain_set=$(get set64 tickcache set 7)
+r7=$(ratio "$cs_get" "$tc_get"); r8=$(ratio "$cs_1k" "$plain_1k"); r9=$(ratio "$cs_set" "$plain_set")
 bad_tc=$(awk '$2 == "tickcache" { s += $15 + $16 + $17 } END { print s + 0 }' "$MED")
 bad_mx=$(awk '$2 == "mutexshm" { t += $15; f += $16 } END { printf "%d torn, %d foreign", t, f }' "$MED")
 valid_runs=$(awk '$2 == "tickcache" && $13 > 0 { n += $4 } END { print n + 0 }' "$MED")
@@ -459,6 +470,10 @@ echo "Rows *hot-b64* time 64 reads between two timer reads and record their mean
 echo; table get64z get64z-peek hot hot-peek hot-b64 hot-b64-peek; echo
 echo "## set (overwrite of a random key) and add (of a fresh key, deleted after, untimed)"
 echo; table set64 add64; echo
+echo "## Value checksums (TC_CHECKSUM)"
+echo
+echo "The same runs on segments created with \`--checksum\` (every write seals its value, every read verifies it). p50 with / without: get 64 B $(fmt "$cs_get") / $(fmt "$tc_get") = ${r7:-?}×, get 1 KiB $(fmt "$cs_1k") / $(fmt "$plain_1k") = ${r8:-?}×, set 64 B $(fmt "$cs_set") / $(fmt "$plain_set") = ${r9:-?}×."
+echo; table get64u get64u-csum get1k get1k-csum set64 set64-csum; echo
 echo "## Full and evicting: one writer and one validating reader"
 echo
 echo "tickcache with TC_EVICT_LRU and 4 MiB (100k keys of 64 B) or 8 MiB (20k keys of 1 KiB); mutexshm with 2 MiB / 8 MiB of values. Misses are evicted keys, not errors."

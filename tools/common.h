@@ -88,7 +88,7 @@ static inline int create_like_snapshot(tc_cache **c, const char *name,
 	o.mode = info->mode & 0777; /* permission bits only, whatever the file says */
 	o.default_ttl_ms = info->default_ttl_ms;
 	o.eviction = info->eviction;
-	o.flags = TC_CREATE | TC_EXCL | TC_TOOL;
+	o.flags = TC_CREATE | TC_EXCL | TC_TOOL | (info->flags & TC_CHECKSUM);
 	return tc_open(c, name, &o);
 }
 

@@ -115,6 +115,7 @@ struct cfg {
 	uint64_t entries;       /* tickcache max_entries / mutexshm entries; 0 = auto */
 	uint64_t memory;        /* tickcache / mutexshm arena bytes; 0 = auto (all keys fit) */
 	bool     evict;
+	bool     checksum;   /* tickcache: TC_CHECKSUM */
 	bool     no_preload;
 	/* peers */
 	const char *redis_sock, *redis_host, *mc_host;
@@ -647,7 +648,7 @@ static int tcb_setup(char *err, size_t len)
 		.memory_bytes = tcb_memory(),
 		.max_readers = 0,
 		.eviction = cfg.evict ? TC_EVICT_LRU : TC_EVICT_NONE,
-		.flags = TC_CREATE | TC_EXCL,
+		.flags = TC_CREATE | TC_EXCL | (cfg.checksum ? TC_CHECKSUM : 0),
 	};
 	tc_cache *c;
 	int rc;
@@ -2290,11 +2291,13 @@ static void report(struct shared *sh, int nprocs, const char *pct_path)
 		       "\"keys\": %" PRIu64 ", \"value_size\": %zu, \"dist\": \"%s\", \"zipf_s\": %.2f, "
 		       "\"hot_keys\": %" PRIu64 ", \"readers\": %d, \"writers\": %d, \"write_pct\": %u, "
 		       "\"rate\": %.0f, \"ops\": %" PRIu64 ", \"duration_s\": %.3f, \"pinned\": %s, "
-		       "\"validate\": %s, \"evict\": %s, \"memory\": %" PRIu64 "},\n",
+		       "\"validate\": %s, \"evict\": %s, \"checksum\": %s, \"memory\": %" PRIu64
+		       "},\n",
 		       cfg.backend, op_names[cfg.read_op], op_names[cfg.write_op], cfg.keys, cfg.vsize,
 		       dist_names[cfg.dist], cfg.zipf_s, cfg.hot_keys, cfg.readers, cfg.writers,
 		       cfg.write_pct, cfg.rate, cfg.ops, cfg.duration, cfg.pin ? "true" : "false",
-		       cfg.validate ? "true" : "false", cfg.evict ? "true" : "false", cfg.memory);
+		       cfg.validate ? "true" : "false", cfg.evict ? "true" : "false",
+		       cfg.checksum ? "true" : "false", cfg.memory);
 		printf("  \"timer\": {\"source\": \"%s\", \"ghz\": %.4f, \"overhead_ns\": %.2f, "
 		       "\"overhead_min_ns\": %.2f, \"step_ns\": %.2f, \"subtracted\": %s},\n",
 		       use_tsc ? "rdtscp" : "clock_gettime", 1.0 / ns_per_tick,
@@ -2319,7 +2322,8 @@ static void report(struct shared *sh, int nprocs, const char *pct_path)
 		       cfg.writers, op_names[cfg.write_op]);
 		if (cfg.rate > 0)
 			printf(" at %.0f/s", cfg.rate);
-		printf(")%s%s\n", cfg.pin ? "  pinned" : "", cfg.evict ? "  evicting" : "");
+		printf(")%s%s%s\n", cfg.pin ? "  pinned" : "", cfg.evict ? "  evicting" : "",
+		       cfg.checksum ? "  checksums" : "");
 		printf("timer: %s, %.3f GHz, step %.1f ns, overhead %.1f ns median (min %.1f), %s\n",
 		       use_tsc ? "rdtscp" : "clock_gettime", 1.0 / ns_per_tick,
 		       (double)timer_res_ticks * ns_per_tick,
@@ -2389,6 +2393,8 @@ static void usage(FILE *f)
 "      --memory BYTES     tickcache/mutexshm arena (K/M/G suffix; default: all keys fit)\n"
 "      --entries N        tickcache/mutexshm entry capacity (default keys*1.25+4096)\n"
 "      --evict            tickcache: TC_EVICT_LRU (misses are then not 'false')\n"
+"      --checksum         tickcache: TC_CHECKSUM (every value checksummed, verified\n"
+"                         on every read)\n"
 "      --no-preload       start from an empty store\n"
 "      --clock            use clock_gettime(CLOCK_MONOTONIC) instead of rdtscp\n"
 "      --raw              do not subtract the timer's overhead\n"
@@ -2446,7 +2452,7 @@ static enum op_kind parse_op(const char *s)
 enum {
 	O_ZIPF = 256, O_HOT, O_RATE, O_WARMUP, O_PIN, O_MEMORY, O_ENTRIES, O_EVICT, O_NOPRE,
 	O_CLOCK, O_RAW, O_CSV, O_CSVH, O_JSON, O_PCT, O_PCTOP, O_LABEL, O_RSOCK, O_RHOST, O_RPORT,
-	O_MHOST, O_MPORT, O_LIST, O_WOP, O_PERPROC, O_BATCH,
+	O_MHOST, O_MPORT, O_LIST, O_WOP, O_PERPROC, O_BATCH, O_CSUM,
 };
 
 static const struct option longopts[] = {
@@ -2457,6 +2463,7 @@ static const struct option longopts[] = {
 	{ "ops", 1, 0, 'n' }, { "duration", 1, 0, 't' }, { "warmup", 1, 0, O_WARMUP },
 	{ "pin", 0, 0, O_PIN }, { "validate", 0, 0, 'V' }, { "memory", 1, 0, O_MEMORY },
 	{ "entries", 1, 0, O_ENTRIES }, { "evict", 0, 0, O_EVICT }, { "no-preload", 0, 0, O_NOPRE },
+	{ "checksum", 0, 0, O_CSUM },
 	{ "clock", 0, 0, O_CLOCK }, { "raw", 0, 0, O_RAW }, { "csv", 0, 0, O_CSV },
 	{ "csv-header", 0, 0, O_CSVH }, { "json", 0, 0, O_JSON }, { "percentiles", 1, 0, O_PCT },
 	{ "percentiles-op", 1, 0, O_PCTOP },
@@ -2520,6 +2527,7 @@ int main(int argc, char **argv)
 		case O_MEMORY: cfg.memory = parse_u64(optarg, "memory"); break;
 		case O_ENTRIES: cfg.entries = parse_u64(optarg, "entries"); break;
 		case O_EVICT: cfg.evict = true; break;
+		case O_CSUM: cfg.checksum = true; break;
 		case O_NOPRE: cfg.no_preload = true; break;
 		case O_CLOCK: cfg.force_clock = true; break;
 		case O_RAW: cfg.subtract = false; break;

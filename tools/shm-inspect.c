@@ -67,7 +67,7 @@ static const char usage_text[] =
 	"  readers NAME [--clean]                 reader slots (alive/dead/stuck)\n"
 	"  health NAME [--write]                  checks; --write adds a set/get/del round trip\n"
 	"  create NAME [--entries N] [--memory SIZE] [--readers N] [--mode 0660]\n"
-	"         [--ttl MS] [--eviction lru|none]   (defaults 65536 entries, 64M)\n"
+	"         [--ttl MS] [--eviction lru|none] [--checksum]   (defaults 65536 entries, 64M)\n"
 	"  unlink NAME [--force]                  remove (refused while attached)\n"
 	"  watch NAME [--interval MS] [--count N] live view, like top\n"
 	"  ttl NAME [PREFIX MS | PREFIX --del | --load FILE]   TTL policies\n"
@@ -644,6 +644,8 @@ static int cmd_stat(const char *name)
 		jstr("mode", (snprintf(b1, sizeof b1, "%04o", info.mode), b1));
 		ju64("default_ttl_ms", info.default_ttl_ms);
 		jstr("eviction", eviction_name(info.eviction));
+		jbool("checksums", (info.flags & TC_CHECKSUM) != 0);
+		ju64("checksum_failures", st.checksum_failures);
 		ju64("creator_pid", info.creator_pid);
 		if (lpid) {
 			ju64("sweeper_pid", lpid);
@@ -722,6 +724,10 @@ static int cmd_stat(const char *name)
 	else
 		ROW("default_ttl_ms", "%s", "0 (never expires)");
 	ROW("eviction", "%s", eviction_name(info.eviction));
+	if (info.flags & TC_CHECKSUM)
+		ROW("checksums", "on, %" PRIu64 " failures", st.checksum_failures);
+	else
+		ROW("checksums", "%s", "off");
 	if (lpid)
 		ROW("sweeper", "pid %" PRIu32 " %s, heartbeat %" PRIu64 " ms ago", lpid,
 		    lalive ? "alive" : "DEAD", lage);
@@ -2661,7 +2667,8 @@ enum {
 	O_READERS = 1 << 13, O_FORCE = 1 << 14, O_INTERVAL = 1 << 15, O_COUNT = 1 << 16,
 	O_LOAD = 1 << 17, O_DEL = 1 << 18, O_END = 1 << 19, O_REPLACE = 1 << 20,
 	O_VALUES = 1 << 21, O_DEPTH = 1 << 22, O_FILE = 1 << 23, O_WRITE = 1 << 24,
-	O_LAST = O_WRITE,
+	O_CHECKSUM = 1 << 25,
+	O_LAST = O_CHECKSUM,
 };
 
 static const struct option longopts[] = {
@@ -2678,6 +2685,7 @@ static const struct option longopts[] = {
 	{ "memory", required_argument, NULL, O_MEMORY },
 	{ "mode", required_argument, NULL, O_MODE },
 	{ "eviction", required_argument, NULL, O_EVICTION },
+	{ "checksum", no_argument, NULL, O_CHECKSUM },
 	{ "readers", required_argument, NULL, O_READERS },
 	{ "force", no_argument, NULL, O_FORCE },
 	{ "interval", required_argument, NULL, O_INTERVAL },
@@ -2718,7 +2726,8 @@ static const struct cmd cmds[] = {
 	{ "purge", 1, 2, O_EXPIRED | O_ALL },
 	{ "readers", 1, 1, O_CLEAN },
 	{ "health", 1, 1, O_WRITE },
-	{ "create", 1, 1, O_ENTRIES | O_MEMORY | O_MODE | O_TTL | O_EVICTION | O_READERS },
+	{ "create", 1, 1, O_ENTRIES | O_MEMORY | O_MODE | O_TTL | O_EVICTION | O_READERS |
+			  O_CHECKSUM },
 	{ "unlink", 1, 1, O_FORCE },
 	{ "watch", 1, 1, O_INTERVAL | O_COUNT },
 	{ "ttl", 1, 3, O_LOAD | O_DEL },
@@ -2917,7 +2926,7 @@ int main(int argc, char **argv)
 		o.mode = (uint32_t)mode;
 		o.default_ttl_ms = seen & O_TTL ? dttl : 0;
 		o.eviction = eviction;
-		o.flags = TC_CREATE | TC_EXCL | TC_TOOL;
+		o.flags = TC_CREATE | TC_EXCL | TC_TOOL | (seen & O_CHECKSUM ? TC_CHECKSUM : 0);
 		return cmd_create(pos[0], &o);
 	}
 	if (!strcmp(cmd->name, "unlink"))

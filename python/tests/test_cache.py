@@ -95,6 +95,56 @@ class TestOpen(unittest.TestCase):
             tickcache.unlink(name)
 
 
+class TestChecksums(unittest.TestCase):
+    """checksum=True: a scribbled value byte raises CorruptError instead of
+    being returned (TC_CHECKSUM in the library)."""
+
+    MARK = b"scribble-me:0123456789abcdef0123456789abcdef"
+
+    def scribble_value(self, name):
+        with open(f"/dev/shm/tickcache.{name}", "r+b") as f:
+            data = f.read()
+            at = data.find(self.MARK)
+            self.assertGreater(at, 0)
+            self.assertEqual(data.find(self.MARK, at + 1), -1)
+            f.seek(at + 3)
+            f.write(b"X")
+
+    def test_checksummed_segment_detects_a_scribbled_value(self):
+        name = unique_name("csum")
+        try:
+            with tickcache.Cache(name, create=True, max_entries=1024, memory="1M",
+                                 checksum=True) as c:
+                self.assertIs(c.info()["checksums"], True)
+                c.set("k", self.MARK)
+                c.set("other", b"intact")
+                self.assertEqual(c.get("k"), self.MARK)
+                self.assertEqual(c.stats()["checksum_failures"], 0)
+                self.scribble_value(name)
+                with self.assertRaises(tickcache.CorruptError) as cm:
+                    c.get("k")
+                self.assertEqual(cm.exception.code, tickcache.TC_ECORRUPT)
+                self.assertEqual(c.get("other"), b"intact")
+                st = c.stats()
+                self.assertIs(st["checksums"], True)
+                self.assertEqual(st["checksum_failures"], 1)
+        finally:
+            tickcache.unlink(name)
+
+    def test_without_checksums_a_scribbled_value_is_returned(self):
+        name = unique_name("nocsum")
+        try:
+            with tickcache.Cache(name, create=True, max_entries=1024, memory="1M") as c:
+                self.assertIs(c.info()["checksums"], False)
+                c.set("k", self.MARK)
+                self.scribble_value(name)
+                self.assertEqual(c.get("k"), self.MARK[:3] + b"X" + self.MARK[4:])
+                with self.assertRaises(tickcache.GeometryError):
+                    tickcache.Cache(name, checksum=True)
+        finally:
+            tickcache.unlink(name)
+
+
 class TestReadsAndWrites(SegmentCase):
     def test_set_get_roundtrip_and_default(self):
         c = self.cache

@@ -67,7 +67,7 @@ _STAT_ORDER = (
     "index_fill", "memory_bytes", "memory_used", "memory_retired", "memory_carved", "merges",
     "max_readers", "readers", "tool_readers", "readers_other", "readers_dead", "attached",
     "attached_other", "epoch", "epoch_lag", "created_ms", "uptime_ms", "segment_bytes", "mode",
-    "default_ttl_ms", "eviction", "creator_pid", "sweeper_pid", "sweeper_alive",
+    "default_ttl_ms", "eviction", "checksums", "checksum_failures", "creator_pid", "sweeper_pid", "sweeper_alive",
     "sweeper_age_ms", "tier", "classes",
 )
 _MISSING = object()
@@ -75,7 +75,7 @@ _MISSING = object()
 
 class Cache(_tickcache.Cache):
     """Cache(name, create=False, max_entries=None, memory=None, max_readers=None,
-    default_ttl=None, eviction="none", mode=None)
+    default_ttl=None, eviction="none", mode=None, checksum=False)
 
     One attached tickcache segment (``/dev/shm/tickcache.<name>``).
 
@@ -86,6 +86,9 @@ class Cache(_tickcache.Cache):
     (``GeometryError``).  ``default_ttl`` (seconds; None = never expires),
     ``eviction`` (``"none"``: a full segment raises ``FullError``; ``"lru"``)
     and ``mode`` (permission bits, default 0o600) apply at creation.
+    ``checksum=True`` creates the segment with value checksums (every read
+    verifies its value; a damaged one raises ``CorruptError``); asked of a
+    segment created without them it raises ``GeometryError``.
 
     Keys are ``str`` (UTF-8) or bytes-like; values are bytes-like in and
     ``bytes`` out.  TTLs are seconds (int or float): ``None`` means the

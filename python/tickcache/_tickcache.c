@@ -632,14 +632,14 @@ static int Cache_init(CacheObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { (char *)"name", (char *)"create", (char *)"max_entries",
 				  (char *)"memory", (char *)"max_readers", (char *)"default_ttl",
-				  (char *)"eviction", (char *)"mode", NULL };
+				  (char *)"eviction", (char *)"mode", (char *)"checksum", NULL };
 	const char *name;
-	int create = 0;
+	int create = 0, checksum = 0;
 	PyObject *o_entries = NULL, *o_memory = NULL, *o_readers = NULL, *o_ttl = NULL,
 		 *o_evict = NULL, *o_mode = NULL;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|pOOOOOO:Cache", kwlist, &name, &create,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|pOOOOOOp:Cache", kwlist, &name, &create,
 					 &o_entries, &o_memory, &o_readers, &o_ttl, &o_evict,
-					 &o_mode))
+					 &o_mode, &checksum))
 		return -1;
 	if (self->c || self->closed) {
 		PyErr_SetString(PyExc_RuntimeError, "Cache.__init__ called twice");
@@ -674,7 +674,7 @@ static int Cache_init(CacheObject *self, PyObject *args, PyObject *kw)
 		PyErr_Format(PyExc_ValueError, "eviction must be \"none\" or \"lru\", got %R", o_evict);
 		return -1;
 	}
-	o.flags = create ? TC_CREATE : 0;
+	o.flags = (create ? TC_CREATE : 0) | (checksum ? TC_CHECKSUM : 0);
 	tc_cache *c = NULL;
 	int rc;
 	/* Creating reserves and maps the whole segment: not nanoseconds. */
@@ -1596,6 +1596,7 @@ static PyObject *Cache_raw_stats(CacheObject *self, PyObject *unused)
 	SET_U(d, "memory_retired", st.memory_retired);
 	SET_U(d, "memory_carved", st.memory_carved);
 	SET_U(d, "merges", st.merges);
+	SET_U(d, "checksum_failures", st.checksum_failures);
 	SET_U(d, "max_readers", st.max_readers);
 	SET_U(d, "readers", st.readers);
 	SET_U(d, "tool_readers", st.tool_readers);
@@ -1636,7 +1637,8 @@ PyDoc_STRVAR(info_doc,
 "info() -> dict\n--\n\n"
 "The segment's geometry and settings: name, layout_version, max_entries,\n"
 "memory_bytes, max_readers, mode, default_ttl_ms, eviction (\"none\" or\n"
-"\"lru\"), segment_bytes, created_ms, creator_pid; and the sweeper lease:\n"
+"\"lru\"), checksums (bool), segment_bytes, created_ms, creator_pid; and\n"
+"the sweeper lease:\n"
 "sweeper_pid (None when no sweeper holds it), sweeper_alive,\n"
 "sweeper_age_ms; and the Redis tier (shm-bridge): tier (\"up\", \"down\"\n"
 "or \"none\"; \"down\" also when the bridge is dead), tier_pid (None when\n"
@@ -1669,6 +1671,7 @@ static PyObject *Cache_info(CacheObject *self, PyObject *unused)
 	SET_U(d, "mode", in.mode);
 	SET_U(d, "default_ttl_ms", in.default_ttl_ms);
 	SET_O(d, "eviction", PyUnicode_FromString(in.eviction == TC_EVICT_LRU ? "lru" : "none"));
+	SET_O(d, "checksums", PyBool_FromLong((in.flags & TC_CHECKSUM) != 0));
 	SET_U(d, "segment_bytes", in.segment_bytes);
 	SET_I(d, "created_ms", in.created_ms);
 	SET_U(d, "creator_pid", in.creator_pid);

@@ -67,10 +67,6 @@ static const struct {
 } expected_failures[] = {
 	{ "reclaim_detached", 4 }, /* detached retire list named by no slot: leaks it all */
 	{ "reclaim_stolen", 4 },   /* the same between steal_chains' CAS and its record */
-	/* find_window: a search that starts at df_hand != 0 never joins the run
-	 * across df_hand, yet records df_nofit, so the next 63 calls skip: a
-	 * fully free arena refuses a value of its own size. */
-	{ "test_largest_value_fits_at_once", 0 },
 };
 
 /* ---- what each point's workload is and what a kill there leaves ---------- */
@@ -164,8 +160,7 @@ static const struct spec specs[] = {
 	{ "insert_rescanned",  W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
 	{ "remove_unlinked",   W_WRITES,   2, 0, 0, 1, NULL, SV_OK },
 	{ "remove_counted",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
-	{ "drop_private_freed", W_ENTRIES, 1, 0, 0, 0, NULL, SV_OK },
-	{ "room_coalesced",    W_LRU,      1, 1, 1, 0, NULL, SV_OK },
+	{ "drop_private_freed", W_LRU,     1, 0, 0, 0, NULL, SV_OK },
 	{ "write_built",       W_WRITES,   3, 0, 0, 0, NULL, SV_OK },
 	{ "update_noted",      W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
 	{ "update_swapped",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
@@ -720,13 +715,9 @@ static void check_largest(struct verdict *v, tc_cache *c)
 	assert_non_null(buf);
 	memset(val, 0xbb, len);
 	tc_meta m;
-	/* A search that found no window records the free bytes, and the next
-	 * 63 calls with the same free bytes skip the search (design.md section
-	 * 6): the 65th call searches again, from the arena's start.  (That the
-	 * first call can fail at all is test_largest_value_fits_at_once.) */
-	int rc = -ENOSPC;
-	for (int i = 0; i < 65 && rc == -ENOSPC; i++)
-		rc = tc_set(c, "largest", 7, val, len, 8, 0);
+	/* At the first call, wherever the last search left df_hand
+	 * (test_largest_value_fits_at_once). */
+	int rc = tc_set(c, "largest", 7, val, len, 8, 0);
 	if (rc != 0) {
 		note(v, "a value of the largest class (%llu B block) = %s",
 		     (unsigned long long)tc__class_size(k), tc_strerror(rc));
