@@ -215,7 +215,7 @@ $(BUILDDIR)/tools/%.o: tools/%.c $(FLAGS_STAMP)
 $(BUILDDIR)/tests/%.o: tests/%.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(ALL_CPPFLAGS) -Itests $(TEST_PKG_CFLAGS) $(ALL_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ALL_CPPFLAGS) -Itests $(TEST_PKG_CFLAGS) $(TEST_EXTRA_CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
 $(STATIC_LIB): $(LIB_OBJS)
 	@mkdir -p $(@D)
@@ -246,6 +246,17 @@ $(BUILDDIR)/tools/shm-bench.o: TOOL_EXTRA_CPPFLAGS = $(BENCH_CPPFLAGS)
 $(BUILDDIR)/bin/shm-bench: TOOL_EXTRA_LIBS = $(BENCH_LIBS)
 $(BUILDDIR)/tools/shm-sweeper.o: TOOL_EXTRA_CPPFLAGS = $(MHD_CPPFLAGS)
 $(BUILDDIR)/bin/shm-sweeper: TOOL_EXTRA_LIBS = $(MHD_LIBS)
+# shm-bridge speaks to Redis with hiredis when installed (tools/deps.sh
+# installs it); without it the tool says so and exits 2.  So does the test
+# helper tests/helpers/tier_probe.c, and tests/test_bridge.sh skips.
+HIREDIS_CPPFLAGS = $(if $(HAVE_HIREDIS),-DTC_HAVE_HIREDIS $(shell $(PKG_CONFIG) --cflags hiredis))
+HIREDIS_LIBS     = $(if $(HAVE_HIREDIS),$(shell $(PKG_CONFIG) --libs hiredis))
+$(BUILDDIR)/tools/shm-bridge.o: TOOL_EXTRA_CPPFLAGS = $(HIREDIS_CPPFLAGS)
+$(BUILDDIR)/bin/shm-bridge: TOOL_EXTRA_LIBS = $(HIREDIS_LIBS)
+$(BUILDDIR)/tools/tc-demo.o: TOOL_EXTRA_CPPFLAGS = $(HIREDIS_CPPFLAGS)
+$(BUILDDIR)/bin/tc-demo: TOOL_EXTRA_LIBS = $(HIREDIS_LIBS)
+$(BUILDDIR)/tests/helpers/tier_probe.o: TEST_EXTRA_CPPFLAGS = -Itools $(HIREDIS_CPPFLAGS)
+$(BUILDDIR)/tests/tier_probe: TEST_PROG_EXTRA_LIBS = $(HIREDIS_LIBS)
 
 $(TEST_BINS): $(BUILDDIR)/tests/%: $(BUILDDIR)/tests/%.o $(TEST_HELPER_OBJS) $(STATIC_LIB) $(FLAGS_STAMP)
 	$(call msg,LD,$@)
@@ -286,7 +297,7 @@ pc_rel = $(patsubst $(PREFIX)/%,$${prefix}/%,$1)
 
 $(TEST_PROGS): $(BUILDDIR)/tests/%: $(BUILDDIR)/tests/helpers/%.o $(STATIC_LIB) $(FLAGS_STAMP)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(LINK_FLAGS) -o $@ $< $(STATIC_LIB) $(LIB_PKG_LIBS) $(SYS_LIBS)
+	$(Q)$(CC) $(LINK_FLAGS) -o $@ $< $(STATIC_LIB) $(TEST_PROG_EXTRA_LIBS) $(LIB_PKG_LIBS) $(SYS_LIBS)
 
 # Regenerated whenever PREFIX or a directory changes (written only when
 # its text changes, so nothing else rebuilds).

@@ -823,6 +823,41 @@ int tc_lease_release(tc_cache *c);
 /* tc_lease_holder - pid holding the lease and its heartbeat age (ms); 0 if none. */
 int tc_lease_holder(tc_cache *c, uint32_t *pid, uint64_t *age_ms, bool *alive);
 
+/*
+ * Redis tier state (shm-bridge(8), docs/design.md "The Redis tier").  The
+ * bridge that keeps a segment's tiered prefixes coherent with Redis holds
+ * a lease of its own in the segment and publishes there whether its
+ * invalidation stream is armed.  A strategy that must never serve a value
+ * older than Redis's reads tc_tier_get: TC_TIER_UP means a live bridge has
+ * tracking armed; anything else means the tiered keys are not kept
+ * coherent (the bridge purged them when it lost Redis, or it died).
+ * tc_tier_claim - take the bridge lease when it is free, held by a dead
+ *   process, or its heartbeat is older than STALE_MS (0 = never stale);
+ *   the state becomes TC_TIER_DOWN.  0, or -EBUSY and *holder (may be NULL).
+ * tc_tier_set - the holder publishes STATE (TC_TIER_UP or TC_TIER_DOWN) and
+ *   renews its heartbeat.  0, -EINVAL (another state), -EBUSY (not the holder).
+ * tc_tier_release - the holder gives the lease up; the state stays
+ *   TC_TIER_DOWN.  0 or -EBUSY.
+ * tc_tier_get - the state as a strategy must take it: TC_TIER_DOWN when
+ *   the holder is dead, whatever it published last.  0 or -EINVAL.
+ */
+#define TC_TIER_NONE 0u  /* no bridge ever served the segment */
+#define TC_TIER_UP   1u  /* a live bridge has Redis's invalidations armed */
+#define TC_TIER_DOWN 2u  /* no coherent tier: Redis lost, bridge gone or starting */
+
+typedef struct tc_tier {
+	uint32_t state;        /* TC_TIER_* */
+	uint32_t pid;          /* the bridge holding the lease, 0 = none */
+	bool     alive;        /* that bridge is alive */
+	uint64_t beat_age_ms;  /* since its last heartbeat (0 when none) */
+	int64_t  since_ms;     /* CLOCK_REALTIME ms of the last change of state, 0 = never */
+} tc_tier;
+
+int tc_tier_claim(tc_cache *c, uint64_t stale_ms, uint32_t *holder);
+int tc_tier_set(tc_cache *c, uint32_t state);
+int tc_tier_release(tc_cache *c);
+int tc_tier_get(tc_cache *c, tc_tier *out);
+
 /* ------------------------------------------------------------------ */
 /* Utilities                                                            */
 /* ------------------------------------------------------------------ */

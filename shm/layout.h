@@ -140,7 +140,16 @@ struct tc_hdr {
 	 * tc__sweep_runs (uatomic_add). */
 	uint64_t dto_heads;
 	uint64_t run_cursor;
-	uint64_t reserved0[5];
+	/* tier.c: the Redis tier (shm-bridge).  tier_word = bridge pid << 32 |
+	 * claiming bit 31 | TC_TIER_* state << 24 | generation (24 bits),
+	 * changed only by CAS; the holder's start time, heartbeat and the
+	 * time of the last change of state (CLOCK_REALTIME ms) are stored by
+	 * the holder only. */
+	uint64_t tier_word;
+	uint64_t tier_start;
+	int64_t  tier_beat_ms;
+	int64_t  tier_since_ms;
+	uint64_t reserved0[1];
 
 	/* coalesce.c: merging free blocks into blocks of another class.  One
 	 * coalescer at a time holds df_lease (pid << 32 | slot index << 16 |

@@ -37,6 +37,7 @@ struct mseg {
 	tc_info info;
 	uint32_t attached;    /* live processes attached, the exporter excluded */
 	bool sweeper;         /* a live sweeper holds the lease */
+	tc_tier tier;         /* the Redis tier (shm-bridge) */
 };
 
 static int count_live(const tc_attach *a, void *arg)
@@ -62,6 +63,8 @@ static void read_seg(struct mseg *m)
 		m->attached = 0;
 		tc_attached(c, count_live, &m->attached);
 		m->sweeper = !tc_lease_holder(c, &lpid, &lage, &lalive) && lpid && lalive;
+		if (tc_tier_get(c, &m->tier))
+			memset(&m->tier, 0, sizeof(m->tier));
 	}
 	tc_close(c);
 }
@@ -188,6 +191,12 @@ int metrics_write(FILE *f, char *const *names, size_t n)
 		 m->st.epoch_lag);
 	FAMILY_U(f, v, n, "tickcache_sweeper_up", "gauge",
 		 "1 when a live shm-sweeper holds the segment's lease.", m->sweeper);
+	FAMILY_U(f, v, n, "tickcache_tier_up", "gauge",
+		 "1 when a live shm-bridge has Redis's invalidations armed for the segment's "
+		 "tiered prefixes (0 when down or no bridge).", m->tier.state == TC_TIER_UP);
+	FAMILY_U(f, v, n, "tickcache_tier_bridged", "gauge",
+		 "1 when a bridge ever served the segment (the tier state is not none).",
+		 m->tier.state != TC_TIER_NONE);
 	FAMILY_U(f, v, n, "tickcache_run_active", "gauge",
 		 "1 while a point-in-time run is active.", m->st.run_active);
 	FAMILY_U(f, v, n, "tickcache_dto_lists", "gauge", "DTO lists in the index.",

@@ -35,6 +35,10 @@ TEST_PKGS=(
 	"python3-dev      py:Python.h"
 	"python3-setuptools py:setuptools"
 	"python3-pip      py:pip"
+	"libhiredis-dev   pc:hiredis"
+	"redis-server     cmd:redis-server"
+	"redis-tools      cmd:redis-cli"
+	"python3-redis    py:redis"
 )
 BENCH_PKGS=(
 	"libhiredis-dev   pc:hiredis"

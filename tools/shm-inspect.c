@@ -128,6 +128,12 @@ static void jclose(int ch)
 }
 
 static void jobj(const char *k) { jopen(k, '{'); }
+
+/* tc_tier.state as the tools print it. */
+static const char *tier_state_name(uint32_t st)
+{
+	return st == TC_TIER_UP ? "up" : st == TC_TIER_DOWN ? "down" : "none";
+}
 static void jobj_end(void) { jclose('}'); }
 static void jarr(const char *k) { jopen(k, '['); }
 static void jarr_end(void) { jclose(']'); }
@@ -587,6 +593,9 @@ static int cmd_stat(const char *name)
 	}
 	if (tc_lease_holder(c, &lpid, &lage, &lalive))
 		lpid = 0;
+	tc_tier tier;
+	if (tc_tier_get(c, &tier))
+		memset(&tier, 0, sizeof(tier));
 	other_attached(c, 0, &att);
 	other_readers(c, &readers, &dead);
 	fill = st.max_entries ? (double)st.entries / (double)st.max_entries : 0.0;
@@ -647,6 +656,20 @@ static int cmd_stat(const char *name)
 			jbool("sweeper_alive", false);
 			jnull("sweeper_age_ms");
 		}
+		/* The Redis tier (shm-bridge): none, up or down. */
+		jobj("tier");
+		jstr("state", tier_state_name(tier.state));
+		if (tier.pid) {
+			ju64("bridge_pid", tier.pid);
+			jbool("bridge_alive", tier.alive);
+			ju64("heartbeat_age_ms", tier.beat_age_ms);
+		} else {
+			jnull("bridge_pid");
+			jbool("bridge_alive", false);
+			jnull("heartbeat_age_ms");
+		}
+		ji64("since_ms", tier.since_ms);
+		jobj_end();
 		jarr("classes");
 		for (uint32_t i = 0; i < st.nclasses && i < TC_NCLASSES; i++) {
 			jobj(NULL);
@@ -710,6 +733,12 @@ static int cmd_stat(const char *name)
 		    lalive ? "alive" : "DEAD", lage);
 	else
 		ROW("sweeper", "%s", "none");
+	if (tier.pid)
+		ROW("tier", "%s, bridge pid %" PRIu32 " %s, heartbeat %" PRIu64 " ms ago",
+		    tier_state_name(tier.state), tier.pid, tier.alive ? "alive" : "DEAD",
+		    tier.beat_age_ms);
+	else
+		ROW("tier", "%s", tier_state_name(tier.state));
 #undef ROW
 	if (st.nclasses) {
 		printf("\n%5s %10s %12s %12s %14s\n", "CLASS", "SIZE", "USED", "FREE", "USED_BYTES");

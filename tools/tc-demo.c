@@ -14,6 +14,10 @@
  * latency percentiles and what each saw for one symbol (same tick, its own
  * regime only: isolation), then stops everything and removes its segments.
  * SIGINT/SIGTERM at any point stop all processes and remove the segments.
+ *
+ * --hosts 2 (built with hiredis): the Redis tier instead -- a redis-server
+ * on a unix socket, two simulated hosts with a segment and a shm-bridge
+ * each; see hosts_demo().
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -484,20 +488,234 @@ static void collect_totals(void)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* --hosts 2: two hosts and Redis (issue 13)                            */
+/* ------------------------------------------------------------------ */
+
+#ifdef TC_HAVE_HIREDIS
+#include <hiredis/hiredis.h>
+#include <sys/mman.h>
+#include "tier_redis.h"
+
+static uint32_t tier_of(tc_cache *c)
+{
+	tc_tier t;
+	return tc_tier_get(c, &t) ? TC_TIER_NONE : t.state;
+}
+
+static bool wait_tier(tc_cache *c, uint32_t want, uint64_t ms)
+{
+	uint64_t t0 = mono_ns();
+	while (tier_of(c) != want && !g_stop) {
+		if (mono_ns() - t0 > ms * 1000000u)
+			return false;
+		usleep(1000);
+	}
+	return tier_of(c) == want;
+}
+
+static int u64cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/*
+ * Two simulated hosts (a segment and a shm-bridge each) and a redis-server
+ * the demo starts on a unix socket: host A writes through, host B's cached
+ * copy is invalidated (latency measured), strategies on both hosts race to
+ * publish the same signals (one wins each), then Redis is stopped and the
+ * tiered keys are purged within 2 x --ping-ms.
+ */
+static int hosts_demo(void)
+{
+	char dir[] = "/tmp/tc-demo-hosts.XXXXXX", sock[64], bridge_path[PATH_MAX + 16];
+	char mapA[96], mapB[96], redis_arg[80];
+	pid_t p_redis, p_ba, p_bb;
+	tc_cache *ca = NULL, *cb = NULL;
+	redisContext *r = NULL;
+	int ok = 1;
+
+	if (!mkdtemp(dir)) {
+		perror("tc-demo: mkdtemp");
+		return 1;
+	}
+	snprintf(sock, sizeof sock, "%s/redis.sock", dir);
+	snprintf(redis_arg, sizeof redis_arg, "unix:%s", sock);
+	snprintf(bridge_path, sizeof bridge_path, "%s/shm-bridge", bindir);
+	snprintf(seg_ict, sizeof seg_ict, "demo-hostA-%ld", (long)parent_pid);
+	snprintf(seg_dca, sizeof seg_dca, "demo-hostB-%ld", (long)parent_pid);
+	char *rargv[] = { (char *)"/usr/bin/redis-server", (char *)"--port", (char *)"0",
+			  (char *)"--unixsocket", sock, (char *)"--save", (char *)"",
+			  (char *)"--appendonly", (char *)"no", (char *)"--loglevel",
+			  (char *)"warning", NULL };
+	p_redis = spawn(rargv, true);
+	for (int i = 0; i < 200 && !r; i++) {
+		usleep(20000);
+		r = redisConnectUnix(sock);
+		if (r && r->err) {
+			redisFree(r);
+			r = NULL;
+		}
+	}
+	if (!r) {
+		fprintf(stderr, "tc-demo: redis-server did not start (apt-get install redis-server)\n");
+		ok = 0;
+		goto out;
+	}
+	tc_opts o = { .max_entries = 4096, .memory_bytes = 8u << 20, .max_readers = 16,
+		      .flags = TC_CREATE | TC_EXCL };
+	if (tc_open(&ca, seg_ict, &o) || tc_open(&cb, seg_dca, &o)) {
+		fprintf(stderr, "tc-demo: cannot create the demo segments\n");
+		ok = 0;
+		goto out;
+	}
+	snprintf(mapA, sizeof mapA, "quote:=%s", seg_ict);
+	snprintf(mapB, sizeof mapB, "quote:=%s", seg_dca);
+	char *bav[] = { bridge_path, (char *)"--foreground", (char *)"--quiet", (char *)"--redis",
+			redis_arg, (char *)"--ping-ms", (char *)"100", (char *)"--map", mapA, NULL };
+	char *bbv[] = { bridge_path, (char *)"--foreground", (char *)"--quiet", (char *)"--redis",
+			redis_arg, (char *)"--ping-ms", (char *)"100", (char *)"--map", mapB, NULL };
+	p_ba = spawn(bav, false);
+	p_bb = spawn(bbv, false);
+	if (!wait_tier(ca, TC_TIER_UP, 10000) || !wait_tier(cb, TC_TIER_UP, 10000)) {
+		fprintf(stderr, "tc-demo: the bridges did not come up\n");
+		ok = 0;
+		goto stop;
+	}
+	printf("redis-server on %s; host A = segment %s, host B = segment %s,\n"
+	       "one shm-bridge each (--map quote:=SEGMENT --ping-ms 100): tier up on both\n\n",
+	       sock, seg_ict, seg_dca);
+
+	/* 1. Write-through on A, invalidation on B. */
+	struct tier_redis ta = { .r = r, .c = ca }, tb = { .r = r, .c = cb };
+	enum { ROUNDS = 500 };
+	uint64_t lat[ROUNDS];
+	char key[64], val[64], buf[64];
+	tc_meta m;
+	for (int i = 0; i < ROUNDS && !g_stop; i++) {
+		int kl = snprintf(key, sizeof key, "quote:%s", symbols[i % NSYM]);
+		int vl = snprintf(val, sizeof val, "%d.%02d", 100 + i, i % 100);
+		(void)tier_get(&tb, key, (size_t)kl, buf, sizeof buf, &m, 0); /* B caches it */
+		uint64_t t0 = mono_ns();
+		if (tier_set(&ta, key, (size_t)kl, val, (size_t)vl, 0)) {
+			ok = 0;
+			break;
+		}
+		while (tc_exists(cb, key, (size_t)kl) && mono_ns() - t0 < 5000000000ull)
+			;
+		lat[i] = (mono_ns() - t0) / 1000;
+		if (i == 0) {
+			int rc = tier_get(&tb, key, (size_t)kl, buf, sizeof buf - 1, &m, 0);
+			buf[rc == 0 && m.len < sizeof buf ? m.len : 0] = 0;
+			printf("1. host A writes %s = %s through Redis; host B's cached copy is gone\n"
+			       "   %" PRIu64 " us later and B reads %s (read-through)\n", key, val,
+			       lat[0], buf);
+		}
+	}
+	qsort(lat, ROUNDS, sizeof lat[0], u64cmp);
+	printf("   write-to-invalidation over %d writes: p50 %" PRIu64 " us, p99 %" PRIu64
+	       " us, max %" PRIu64 " us\n\n", ROUNDS, lat[ROUNDS / 2], lat[ROUNDS * 99 / 100],
+	       lat[ROUNDS - 1]);
+
+	/* 2. Strategies on both hosts race to publish the same signals. */
+	enum { DEMO_PROCS = 4, DEMO_SIGNALS = 200 };
+	int *wins = mmap(NULL, sizeof(int) * DEMO_SIGNALS, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (wins == MAP_FAILED) {
+		ok = 0;
+		goto stop;
+	}
+	memset(wins, 0, sizeof(int) * DEMO_SIGNALS);
+	pid_t racers[DEMO_PROCS];
+	for (int p = 0; p < DEMO_PROCS; p++) {
+		pid_t pid = racers[p] = fork();
+		if (pid == 0) {
+			struct tier_redis t = { 0 };
+			t.r = redisConnectUnix(sock);
+			if (!t.r || t.r->err || tc_open(&t.c, p % 2 ? seg_dca : seg_ict, NULL))
+				_exit(1);
+			for (int k = 0; k < DEMO_SIGNALS; k++) {
+				int kl = snprintf(key, sizeof key, "signal:%s:%d:%ld",
+						  symbols[k % NSYM], k, (long)parent_pid);
+				if (tier_mark_once(&t, key, (size_t)kl, 60000) == 1)
+					__atomic_add_fetch(&wins[k], 1, __ATOMIC_SEQ_CST);
+			}
+			_exit(0);
+		}
+	}
+	int st, once = 0;
+	for (int p = 0; p < DEMO_PROCS; p++)
+		if (racers[p] > 0)
+			while (waitpid(racers[p], &st, 0) < 0 && errno == EINTR)
+				;
+	for (int k = 0; k < DEMO_SIGNALS; k++)
+		once += wins[k] == 1;
+	printf("2. %d strategy processes, two per host, race to publish %d signals\n"
+	       "   (tc_add locally, SET NX PX in Redis): %d of %d published exactly once\n\n",
+	       DEMO_PROCS, DEMO_SIGNALS, once, DEMO_SIGNALS);
+	if (once != DEMO_SIGNALS)
+		ok = 0;
+	munmap(wins, sizeof(int) * DEMO_SIGNALS);
+
+	/* 3. Redis goes silent: purged within 2 x ping-ms. */
+	for (int i = 0; i < NSYM; i++) {
+		int kl = snprintf(key, sizeof key, "quote:%s", symbols[i]);
+		(void)tier_get(&tb, key, (size_t)kl, buf, sizeof buf, &m, 0);
+	}
+	kill(p_redis, SIGSTOP);
+	uint64_t t0 = mono_ns();
+	while ((tier_of(cb) != TC_TIER_DOWN || tc_exists(cb, "quote:AAPL", 10)) && !g_stop &&
+	       mono_ns() - t0 < 10000000000ull)
+		usleep(200);
+	uint64_t purge_ms = (mono_ns() - t0) / 1000000u;
+	kill(p_redis, SIGCONT);
+	t0 = mono_ns();
+	bool back = wait_tier(cb, TC_TIER_UP, 10000);
+	printf("3. redis-server stopped (SIGSTOP): host B's tier is down and its quotes\n"
+	       "   purged %" PRIu64 " ms later (bound 2 x 100 ms); after SIGCONT the tier is\n"
+	       "   %s again in %" PRIu64 " ms, by itself\n",
+	       purge_ms, back ? "up" : "NOT up", (mono_ns() - t0) / 1000000u);
+	if (!back)
+		ok = 0;
+stop:
+	kill(p_ba, SIGTERM);
+	kill(p_bb, SIGTERM);
+	waitpid(p_ba, &st, 0);
+	waitpid(p_bb, &st, 0);
+out:
+	if (r)
+		redisFree(r);
+	kill(p_redis, SIGCONT);
+	kill(p_redis, SIGTERM);
+	waitpid(p_redis, &st, 0);
+	tc_close(ca);
+	tc_close(cb);
+	remove_segments();
+	unlink(sock);
+	rmdir(dir);
+	return ok ? 0 : 1;
+}
+#endif
+
 static const char usage_text[] =
-	"usage: tc-demo [--seconds N] [--no-sweeper]\n"
+	"usage: tc-demo [--seconds N] [--no-sweeper] [--hosts 2]\n"
 	"  A feed, two strategies and the sweeper on two shared-memory segments;\n"
-	"  prints `shm-inspect list`, read latencies and isolation, then cleans up.\n";
+	"  prints `shm-inspect list`, read latencies and isolation, then cleans up.\n"
+	"  --hosts 2: two simulated hosts and a redis-server, one shm-bridge per\n"
+	"  host (the Redis tier: invalidation, fleet-wide marks, Redis silent).\n";
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "seconds", required_argument, NULL, 's' },
 		{ "no-sweeper", no_argument, NULL, 'n' },
+		{ "hosts", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t seconds = 4;
+	int hosts = 1;
 	bool sweeper = true, ok = true;
 	pid_t p_sweep = -1, p_feed = -1, p_ict = -1, p_dca = -1;
 	struct report rep[2];
@@ -519,6 +737,14 @@ int main(int argc, char **argv)
 		case 'n':
 			sweeper = false;
 			break;
+		case 'H':
+			if (strcmp(optarg, "2") != 0) {
+				fprintf(stderr, "tc-demo: --hosts wants 2, not '%s'\n%s", optarg,
+					usage_text);
+				return EX_TC_USAGE;
+			}
+			hosts = 2;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -535,6 +761,14 @@ int main(int argc, char **argv)
 	parent_pid = getpid();
 	handle_signals();
 	find_bindir(argv[0]);
+	if (hosts == 2) {
+#ifdef TC_HAVE_HIREDIS
+		return hosts_demo();
+#else
+		fprintf(stderr, "tc-demo: --hosts 2 needs hiredis (install libhiredis-dev and rebuild)\n");
+		return EX_TC_USAGE;
+#endif
+	}
 	snprintf(sweeper_path, sizeof sweeper_path, "%s/shm-sweeper", bindir);
 	snprintf(inspect_path, sizeof inspect_path, "%s/shm-inspect", bindir);
 	snprintf(seg_ict, sizeof seg_ict, "demo-ict-%ld", (long)parent_pid);

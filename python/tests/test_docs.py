@@ -9,7 +9,7 @@ import sys
 import unittest
 
 import tickcache
-from tickcache import aio, dedupe, strategy
+from tickcache import aio, dedupe, strategy, tier
 from support import ROOT, python_env, unique_name
 
 
@@ -22,7 +22,7 @@ def public(obj):
 class TestDocstrings(unittest.TestCase):
     def test_every_public_name_is_documented(self):
         missing = []
-        for mod in (tickcache, strategy, dedupe, aio):
+        for mod in (tickcache, strategy, dedupe, aio, tier):
             self.assertTrue(mod.__doc__, mod.__name__)
             names = getattr(mod, "__all__", None) or [n for n, _ in public(mod)]
             for name in names:

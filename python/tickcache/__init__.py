@@ -68,7 +68,7 @@ _STAT_ORDER = (
     "max_readers", "readers", "tool_readers", "readers_other", "readers_dead", "attached",
     "attached_other", "epoch", "epoch_lag", "created_ms", "uptime_ms", "segment_bytes", "mode",
     "default_ttl_ms", "eviction", "checksums", "checksum_failures", "creator_pid", "sweeper_pid", "sweeper_alive",
-    "sweeper_age_ms", "classes",
+    "sweeper_age_ms", "tier", "classes",
 )
 _MISSING = object()
 
@@ -129,7 +129,9 @@ class Cache(_tickcache.Cache):
         meanings of ``shm-inspect --json stat`` (``readers_other``,
         ``readers_dead`` and ``attached_other`` exclude this process), plus
         ``run_generation``, ``dto_lists``, ``run_active`` and
-        ``ttl_policies``."""
+        ``ttl_policies``.  ``tier`` is the Redis tier kept by shm-bridge:
+        ``{"state": "up"|"down"|"none", "bridge_pid", "bridge_alive",
+        "heartbeat_age_ms", "since_ms"}`` (see tickcache.tier)."""
         raw = self._raw_stats()
         info = self.info()
         me = _os.getpid()
@@ -142,6 +144,10 @@ class Cache(_tickcache.Cache):
         merged["readers_other"] = len(readers)
         merged["readers_dead"] = sum(1 for r in readers if r["state"] == "dead")
         merged["attached_other"] = len(attached)
+        merged["tier"] = {"state": info["tier"], "bridge_pid": info["tier_pid"],
+                          "bridge_alive": info["tier_alive"],
+                          "heartbeat_age_ms": info["tier_heartbeat_age_ms"],
+                          "since_ms": info["tier_since_ms"]}
         out = {k: merged[k] for k in _STAT_ORDER}
         for k in ("run_generation", "dto_lists", "run_active", "ttl_policies"):
             out[k] = raw[k]

@@ -1640,7 +1640,10 @@ PyDoc_STRVAR(info_doc,
 "\"lru\"), checksums (bool), segment_bytes, created_ms, creator_pid; and\n"
 "the sweeper lease:\n"
 "sweeper_pid (None when no sweeper holds it), sweeper_alive,\n"
-"sweeper_age_ms.");
+"sweeper_age_ms; and the Redis tier (shm-bridge): tier (\"up\", \"down\"\n"
+"or \"none\"; \"down\" also when the bridge is dead), tier_pid (None when\n"
+"no bridge holds it), tier_alive, tier_heartbeat_age_ms (None without a\n"
+"bridge), tier_since_ms (the last change of state, 0 = never).");
 
 static PyObject *Cache_info(CacheObject *self, PyObject *unused)
 {
@@ -1682,6 +1685,20 @@ static PyObject *Cache_info(CacheObject *self, PyObject *unused)
 		    PyDict_SetItemString(d, "sweeper_age_ms", Py_None) < 0)
 			goto fail;
 	}
+	tc_tier t;
+	if (tc_tier_get(c, &t))
+		memset(&t, 0, sizeof(t));
+	SET_O(d, "tier", PyUnicode_FromString(t.state == TC_TIER_UP ? "up" :
+					      t.state == TC_TIER_DOWN ? "down" : "none"));
+	if (t.pid) {
+		SET_U(d, "tier_pid", t.pid);
+		SET_U(d, "tier_heartbeat_age_ms", t.beat_age_ms);
+	} else if (PyDict_SetItemString(d, "tier_pid", Py_None) < 0 ||
+		   PyDict_SetItemString(d, "tier_heartbeat_age_ms", Py_None) < 0) {
+		goto fail;
+	}
+	SET_O(d, "tier_alive", PyBool_FromLong(t.alive));
+	SET_I(d, "tier_since_ms", t.since_ms);
 	return d;
 fail:
 	Py_DECREF(d);

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tier.c - the Redis tier's state in the segment: the bridge lease
+ * (shm-bridge, one bridge per segment) and the state it publishes.
+ *
+ * tier_word = pid << 32 | claiming bit 31 | state << 24 | generation (24
+ * bits), changed only by CAS, like the sweeper's lease_word (sweep.c): a
+ * claim is made with the claiming bit set, the start time and heartbeat
+ * are stored, then the bit is cleared, so a racing claimer never judges a
+ * new holder by the start time of the old one.  No network code here: the
+ * library only keeps the word.
+ */
+#include "internal.h"
+
+#define TIER_PID(w)      ((uint32_t)((w) >> 32))
+#define TIER_CLAIMING    0x80000000ull
+#define TIER_STATE(w)    ((uint32_t)(((w) >> 24) & 0x7fu))
+#define TIER_GEN_MASK    0xffffffull
+#define TIER_MAKE(pid, st, gen) \
+	((uint64_t)(pid) << 32 | (uint64_t)(st) << 24 | ((gen) & TIER_GEN_MASK))
+
+int tc_tier_claim(tc_cache *c, uint64_t stale_ms, uint32_t *holder)
+{
+	if (!c)
+		return -EINVAL;
+	uint32_t me = tc__self_pid();
+	for (int tries = 0; tries < 100; tries++) {
+		uint64_t w = tc__ld(&c->h->tier_word);
+		uint32_t pid = TIER_PID(w);
+		if (holder)
+			*holder = pid;
+		if (pid == me && !(w & TIER_CLAIMING)) {
+			tc__st(&c->h->tier_beat_ms, tc__now_ms());
+			return 0;
+		}
+		int64_t age = tc__now_ms() - tc__ld(&c->h->tier_beat_ms);
+		bool free_;
+		if (w & TIER_CLAIMING)
+			free_ = !tc__pid_alive(pid, 0);
+		else
+			free_ = pid == 0 || !tc__pid_alive(pid, tc__ld(&c->h->tier_start)) ||
+				(stale_ms && age > (int64_t)stale_ms);
+		if (!free_)
+			return -EBUSY;
+		uint64_t gen = (w & TIER_GEN_MASK) + 1;
+		uint64_t claim = TIER_MAKE(me, TC_TIER_DOWN, gen) | TIER_CLAIMING;
+		if (tc__cas(&c->h->tier_word, w, claim) == w) {
+			tc__st(&c->h->tier_start, tc__self_start());
+			tc__st(&c->h->tier_beat_ms, tc__now_ms());
+			if (TIER_STATE(w) != TC_TIER_DOWN)
+				tc__st(&c->h->tier_since_ms, tc__now_ms());
+			tc__cas(&c->h->tier_word, claim, TIER_MAKE(me, TC_TIER_DOWN, gen));
+			if (holder)
+				*holder = me;
+			return 0;
+		}
+	}
+	return -EBUSY;
+}
+
+int tc_tier_set(tc_cache *c, uint32_t state)
+{
+	if (!c || (state != TC_TIER_UP && state != TC_TIER_DOWN))
+		return -EINVAL;
+	uint32_t me = tc__self_pid();
+	for (;;) {
+		uint64_t w = tc__ld(&c->h->tier_word);
+		if (TIER_PID(w) != me || (w & TIER_CLAIMING))
+			return -EBUSY;
+		tc__st(&c->h->tier_beat_ms, tc__now_ms());
+		if (TIER_STATE(w) == state)
+			return 0;
+		/* The time first: a reader that sees the new state sees its time. */
+		tc__st(&c->h->tier_since_ms, tc__now_ms());
+		if (tc__cas(&c->h->tier_word, w, TIER_MAKE(me, state, w)) == w)
+			return 0;
+	}
+}
+
+int tc_tier_release(tc_cache *c)
+{
+	if (!c)
+		return -EINVAL;
+	uint64_t w = tc__ld(&c->h->tier_word);
+	if (TIER_PID(w) != tc__self_pid() || (w & TIER_CLAIMING))
+		return -EBUSY;
+	if (TIER_STATE(w) != TC_TIER_DOWN)
+		tc__st(&c->h->tier_since_ms, tc__now_ms());
+	if (tc__cas(&c->h->tier_word, w, TIER_MAKE(0, TC_TIER_DOWN, (w & TIER_GEN_MASK) + 1)) != w)
+		return -EBUSY;
+	return 0;
+}
+
+int tc_tier_get(tc_cache *c, tc_tier *out)
+{
+	if (!c || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	/* Each shared field read once. */
+	uint64_t w = tc__ld(&c->h->tier_word);
+	int64_t beat = tc__ld(&c->h->tier_beat_ms);
+	int64_t since = tc__ld(&c->h->tier_since_ms);
+	uint32_t pid = TIER_PID(w);
+	uint32_t st = TIER_STATE(w);
+	out->pid = pid;
+	out->since_ms = since > 0 ? since : 0;
+	if (pid) {
+		out->alive = (w & TIER_CLAIMING) ? tc__pid_alive(pid, 0)
+						: tc__pid_alive(pid, tc__ld(&c->h->tier_start));
+		int64_t age = tc__now_ms() - beat;
+		out->beat_age_ms = beat > 0 && age > 0 ? (uint64_t)age : 0;
+	}
+	if (st != TC_TIER_UP && st != TC_TIER_DOWN)
+		st = TC_TIER_NONE; /* 0, or a scribbled word: no tier */
+	if ((w & TIER_CLAIMING) || (pid && !out->alive) || (!pid && st == TC_TIER_UP))
+		st = TC_TIER_DOWN;
+	out->state = st;
+	return 0;
+}

@@ -1,0 +1,338 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# test_bridge.sh - shm-bridge against a real redis-server (issue 13).
+#
+# The test starts its own redis-server on a unix socket in a temporary
+# directory (no TCP port), and two simulated hosts: host A and host B, each
+# with its own segment and its own bridge.  It checks, with exact values:
+#   - both tiers come up, visible in shm-inspect --json stat and metrics;
+#   - a write on host A's side invalidates host B's cached copy, never read
+#     stale afterwards (tier_probe latency: p50/p99 are printed, not judged);
+#   - keys outside the mapped prefixes are never touched;
+#   - fleet-wide marks (tools/tier_redis.h): N processes on the two hosts
+#     race for the same mark, exactly one wins, thousands of rounds;
+#   - read-through racing writes never leaves a stale value cached (the
+#     fill race, closed by the placeholder and its compare-and-set);
+#   - FLUSHALL purges the mapped prefixes;
+#   - a second bridge on the same segment waits, and takes over when the
+#     first is killed with SIGKILL (the tier reads down meanwhile);
+#   - SIGSTOP of redis-server: the mapped keys are purged and the tier reads
+#     down within 2 x --ping-ms (+ SLACK_MS, default 2000, for a loaded
+#     host), then the bridge re-arms by itself after SIGCONT;
+#   - redis-server killed and restarted: down, then up again by itself;
+#   - CLIENT KILL of the bridges' connections: purged, down, up again;
+#   - mirror mode: a Redis write is written locally with Redis's TTL capped
+#     by --max-ttl, a DEL deletes it;
+#   - SIGTERM: the bridge exits, purges and leaves the tier down;
+#   - Sentinel: a primary, a replica and a Sentinel on free loopback ports;
+#     the primary killed: purged at once, the bridge follows the failover to
+#     the new primary by itself and invalidations flow from there;
+#   - tc-demo --hosts 2 (make demo DEMO_ARGS='--hosts 2') runs and cleans up.
+# Skips (exit 0 with "SKIP") only when redis-server is not installed or
+# shm-bridge was built without hiredis.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+BIN=${BIN:-build/bin}
+case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
+BUILDDIR=${BUILDDIR:-$(dirname "$BIN")}
+INSPECT="$BIN/shm-inspect"
+BRIDGE="$BIN/shm-bridge"
+PROBE="$BUILDDIR/tests/tier_probe"
+P="tierbr$$"
+A="$P-a" B="$P-b" C="$P-c"
+# --ping-ms of the bridges: 200 by default so that a loaded CI host (or
+# make asan) does not take a tier down by a late ping in the middle of a
+# functional check; PING_MS=100 gives the figures quoted in shm-bridge(8).
+PING=${PING_MS:-200}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/test_bridge.XXXXXX")
+PIDS=()
+RPID=
+PASS=0
+FAIL=0
+
+cleanup() {
+	[ -n "$RPID" ] && kill -CONT "$RPID" 2>/dev/null
+	for p in "${PIDS[@]}" $RPID; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	for s in "$A" "$B" "$C" "$P-d"; do
+		"$INSPECT" unlink "$s" --force >/dev/null 2>&1
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ok()  { PASS=$((PASS + 1)); echo "ok   $*"; }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL $*"; }
+is()  { if [ "$2" == "$3" ]; then ok "$1"; else bad "$1: got '$2', want '$3'"; fi; }
+has() { case "$2" in *"$3"*) ok "$1" ;; *) bad "$1: '$3' not in: $(echo "$2" | head -3)" ;; esac; }
+
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+	echo "SKIP test_bridge.sh: redis-server/redis-cli not installed (tools/deps.sh test installs them)"
+	exit 0
+fi
+if ! "$BRIDGE" --help | grep -qx 'Redis client: hiredis'; then
+	echo "SKIP test_bridge.sh: shm-bridge built without hiredis (install libhiredis-dev)"
+	exit 0
+fi
+
+SOCK="$TMP/redis.sock"
+start_redis() {
+	redis-server --port 0 --unixsocket "$SOCK" --unixsocketperm 700 --save '' \
+		--appendonly no --daemonize no --logfile "$TMP/redis.log" &
+	RPID=$!
+	for _ in $(seq 1 200); do
+		redis-cli -s "$SOCK" ping 2>/dev/null | grep -q PONG && return 0
+		sleep 0.05
+	done
+	echo "redis-server did not start"; cat "$TMP/redis.log"; exit 1
+}
+rc() { redis-cli -s "$SOCK" "$@"; }
+
+# state SEG -> "up PID" | "down PID" | "none 0"
+state() { "$PROBE" state "$1"; }
+wait_state() { # SEG WANT [tries of 50 ms]
+	local n=${3:-300}
+	for _ in $(seq 1 "$n"); do
+		[ "$(state "$1" | cut -d' ' -f1)" = "$2" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+wait_gone() { # SEG KEY
+	for _ in $(seq 1 200); do
+		"$INSPECT" exists "$1" "$2" >/dev/null 2>&1 || return 0
+		sleep 0.05
+	done
+	return 1
+}
+bridge() { # LOG ARGS...
+	local log=$1; shift
+	"$BRIDGE" --foreground --redis "unix:$SOCK" --ping-ms $PING "$@" >"$TMP/$log" 2>&1 &
+	PIDS+=($!)
+	LAST=$!
+}
+
+start_redis
+for s in "$A" "$B" "$C"; do
+	"$INSPECT" create "$s" --entries 4096 --memory 4M >/dev/null || { echo "create $s failed"; exit 1; }
+done
+
+# ---- usage errors -----------------------------------------------------
+"$BRIDGE" --map 'quote:=x' >/dev/null 2>&1; is "no --redis is a usage error" "$?" 2
+"$BRIDGE" --redis "unix:$SOCK" >/dev/null 2>&1; is "no --map is a usage error" "$?" 2
+"$BRIDGE" --redis "unix:$SOCK" --map '=x' >/dev/null 2>&1; is "empty prefix is a usage error" "$?" 2
+"$BRIDGE" --redis "unix:$SOCK" --map 'q:=bad/name' >/dev/null 2>&1; is "bad segment name is a usage error" "$?" 2
+"$BRIDGE" --redis "unix:$SOCK" --map 'q:=x' --mode both >/dev/null 2>&1; is "bad --mode is a usage error" "$?" 2
+
+# ---- two hosts come up -------------------------------------------------
+is "tier none before any bridge" "$(state "$A")" "none 0"
+bridge a.log --map "quote:=$A" --map "sig:=$A"; BA=$LAST
+bridge b.log --map "quote:=$B" --map "sig:=$B"; BB=$LAST
+wait_state "$A" up && ok "host A tier up" || bad "host A tier not up: $(state "$A")"
+wait_state "$B" up && ok "host B tier up" || bad "host B tier not up: $(state "$B")"
+is "host A bridge pid" "$(state "$A")" "up $BA"
+"$INSPECT" --json stat "$A" >"$TMP/stat.json"
+is "stat --json tier object" "$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["tier"]; print(t["state"], t["bridge_pid"], t["bridge_alive"], t["since_ms"] > 0)' "$TMP/stat.json")" "up $BA True True"
+has "stat text tier row" "$("$INSPECT" stat "$A")" "up, bridge pid $BA alive"
+has "metrics tier_up" "$("$INSPECT" metrics "$P-*")" "tickcache_tier_up{segment=\"$A\"} 1"
+has "metrics tier_up of the unbridged segment" "$("$INSPECT" metrics "$P-*")" "tickcache_tier_up{segment=\"$C\"} 0"
+
+# ---- invalidation across hosts ----------------------------------------
+"$INSPECT" set "$B" quote:X old >/dev/null
+rc SET quote:X new >/dev/null
+wait_gone "$B" quote:X && ok "a Redis write removes host B's cached copy" || bad "quote:X still cached on B"
+"$INSPECT" set "$B" other:X keep >/dev/null
+"$INSPECT" set "$B" quote:fence old >/dev/null
+rc SET other:X changed >/dev/null
+rc SET quote:fence new >/dev/null
+wait_gone "$B" quote:fence && ok "fence invalidated" || bad "fence not invalidated"
+is "a key outside the mapped prefixes is untouched" "$("$INSPECT" get "$B" other:X 2>&1)" "keep"
+"$INSPECT" set "$B" sig:1 old >/dev/null
+rc DEL sig:1 >/dev/null   # DEL of a missing key is no write: no invalidation
+rc SET sig:1 x >/dev/null
+wait_gone "$B" sig:1 && ok "the second prefix is tracked too" || bad "sig:1 not invalidated"
+
+LAT=$("$PROBE" latency "$SOCK" "$A" "$B" "${ROUNDS:-1000}")
+is "latency probe: every round invalidated, no stale read after" "$?" 0
+echo "     measured: $LAT"
+echo "$LAT" >>"$TMP/measured"
+
+# ---- fleet-wide marks and read-through (tools/tier_redis.h) -------------
+# Marks under a tracked prefix: the bridges also delete the local marks
+# when Redis's SET NX lands, the harder case; still exactly one winner.
+MR=$("$PROBE" markrace "$SOCK" "$A" "$B" "${MARK_PROCS:-8}" "${MARK_ROUNDS:-2000}")
+is "fleet-wide marks: exactly one winner in every round, no error" "$?" 0
+echo "     measured: $MR"
+# The fill race: reads through racing writes; with the install by
+# compare-and-set on the placeholder nothing stale is left cached (a plain
+# set instead of the CAS left 18..54 stale reads in 3 of 3 runs).
+FR=$("$PROBE" fillrace "$SOCK" "$B" 4 200)
+is "read-through fill race: nothing stale cached after quiescence" "$?" 0
+echo "     measured: $FR"
+
+MS=$("$PROBE" misc "$SOCK" "$A")
+is "write-through, rate limit, read-through TTL, marks with Redis failing: $MS" "$?" 0
+
+# ---- FLUSHALL ----------------------------------------------------------
+"$INSPECT" set "$A" quote:f1 v >/dev/null
+"$INSPECT" set "$A" sig:f2 v >/dev/null
+rc FLUSHALL >/dev/null
+wait_gone "$A" quote:f1 && wait_gone "$A" sig:f2 && ok "FLUSHALL purges the mapped prefixes" || bad "FLUSHALL left keys"
+is "FLUSHALL leaves the others" "$("$INSPECT" get "$B" other:X 2>&1)" "keep"
+
+# ---- one bridge per segment; SIGKILL hand-over -------------------------
+bridge a2.log --map "quote:=$A" --map "sig:=$A"; BA2=$LAST
+for _ in $(seq 1 100); do grep -q 'waiting' "$TMP/a2.log" && break; sleep 0.05; done
+has "a second bridge waits" "$(cat "$TMP/a2.log")" "is served by bridge $BA: waiting"
+is "the first keeps the tier" "$(state "$A")" "up $BA"
+n=$(rc CLIENT LIST | grep -c ' sub=1 '); is "the waiting bridge has not connected (subscribed clients)" "$n" 2
+"$INSPECT" set "$A" quote:k old >/dev/null
+kill -9 "$BA"; wait "$BA" 2>/dev/null
+# Between the death and the take-over, the tier reads down or up by BA2.
+s=$(state "$A"); case "$s" in "down $BA"|"down $BA2"|"up $BA2") ok "tier after SIGKILL: $s" ;; *) bad "tier after SIGKILL: $s" ;; esac
+wait_state "$A" up && ok "the waiting bridge takes over" || bad "no take-over: $(state "$A")"
+is "the new holder" "$(state "$A")" "up $BA2"
+is "the take-over purged what nobody tracked meanwhile" "$("$INSPECT" exists "$A" quote:k >/dev/null 2>&1; echo $?)" 1
+"$INSPECT" set "$A" quote:k2 old >/dev/null
+rc SET quote:k2 new >/dev/null
+wait_gone "$A" quote:k2 && ok "the new bridge invalidates" || bad "quote:k2 not invalidated by the new bridge"
+
+# ---- Redis silent (SIGSTOP) ---------------------------------------------
+SIL=$(SLACK_MS=${SLACK_MS:-2000} "$PROBE" silent "$B" "$RPID" $PING "${SIL_ROUNDS:-5}")
+src=$?
+echo "$SIL" | sed 's/^/     measured: /'
+echo "$SIL" >>"$TMP/measured"
+is "SIGSTOP of Redis: purged and down every round, re-armed after SIGCONT" "$([ $src = 1 ] && echo no || echo yes)" yes
+is "SIGSTOP of Redis: within 2 x ping-ms (+ slack)" "$src" 0
+grep -q 'Redis is silent' "$TMP/b.log" && ok "bridge B logged the silence" || bad "no silence in b.log"
+
+# ---- Redis killed and restarted ------------------------------------------
+kill -9 "$RPID"; wait "$RPID" 2>/dev/null; RPID=
+wait_state "$B" down 100 && ok "Redis gone: tier down" || bad "Redis gone, tier: $(state "$B")"
+start_redis
+wait_state "$B" up && ok "Redis back: tier up by itself" || bad "Redis back, tier: $(state "$B")"
+wait_state "$A" up && ok "Redis back: host A up too" || bad "host A: $(state "$A")"
+"$INSPECT" set "$B" quote:r old >/dev/null
+rc SET quote:r new >/dev/null
+wait_gone "$B" quote:r && ok "invalidations after the restart" || bad "quote:r not invalidated after the restart"
+
+# ---- CLIENT KILL of the bridges' connections ---------------------------------
+"$INSPECT" set "$B" quote:ck old >/dev/null
+since=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["tier"]["since_ms"])' < <("$INSPECT" --json stat "$B"))
+killed=$(rc CLIENT KILL TYPE pubsub)
+is "CLIENT KILL TYPE pubsub killed both bridges' connections" "$killed" 2
+wait_gone "$B" quote:ck && ok "CLIENT KILL: the tiered keys purged" || bad "CLIENT KILL: quote:ck still cached"
+wait_state "$B" up && ok "CLIENT KILL: up again by itself" || bad "CLIENT KILL: $(state "$B")"
+since2=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["tier"]["since_ms"])' < <("$INSPECT" --json stat "$B"))
+[ "$since2" -gt "$since" ] && ok "CLIENT KILL: the tier went down and up (since_ms moved)" || bad "since_ms $since -> $since2"
+grep -q 'connection lost' "$TMP/b.log" && ok "bridge B logged the lost connection" || bad "no lost connection in b.log"
+
+# ---- mirror mode -----------------------------------------------------------
+bridge c.log --map "quote:=$C" --mode mirror --max-ttl 60; BC=$LAST
+wait_state "$C" up && ok "mirror bridge up" || bad "mirror bridge: $(state "$C")"
+rc SET quote:m1 v1 PX 5000 >/dev/null
+rc SET quote:m2 v2 >/dev/null
+for _ in $(seq 1 200); do "$INSPECT" exists "$C" quote:m2 >/dev/null 2>&1 && break; sleep 0.05; done
+is "mirror: a Redis write is written locally" "$("$INSPECT" get "$C" quote:m1 2>&1)" "v1"
+is "mirror: the second" "$("$INSPECT" get "$C" quote:m2 2>&1)" "v2"
+t1=$("$INSPECT" ttl "$C" quote:m1); t2=$("$INSPECT" ttl "$C" quote:m2)
+[ "$t1" -gt 0 ] && [ "$t1" -le 5000 ] && ok "mirror: Redis's TTL ($t1 ms)" || bad "mirror ttl m1 $t1"
+[ "$t2" -gt 5000 ] && [ "$t2" -le 60000 ] && ok "mirror: no Redis TTL gets --max-ttl ($t2 ms)" || bad "mirror ttl m2 $t2"
+rc SET quote:m1 v1b >/dev/null
+for _ in $(seq 1 200); do [ "$("$INSPECT" get "$C" quote:m1 2>&1)" = v1b ] && break; sleep 0.05; done
+is "mirror: an overwrite" "$("$INSPECT" get "$C" quote:m1 2>&1)" "v1b"
+rc DEL quote:m1 >/dev/null
+wait_gone "$C" quote:m1 && ok "mirror: DEL deletes" || bad "mirror: quote:m1 still there"
+is "mirror: the not-mapped host A key stays out" "$("$INSPECT" exists "$C" other:X >/dev/null 2>&1; echo $?)" 1
+SILM=$(SLACK_MS=${SLACK_MS:-2000} "$PROBE" silent "$C" "$RPID" $PING 2)
+is "mirror: SIGSTOP of Redis purged within the bound, re-armed" "$?" 0
+echo "$SILM" | sed 's/^/     measured (mirror): /'
+
+# ---- SIGTERM -----------------------------------------------------------------
+"$INSPECT" set "$C" quote:t v >/dev/null
+t0=$(date +%s%N)
+kill -TERM "$BC"
+for _ in $(seq 1 500); do kill -0 "$BC" 2>/dev/null || break; sleep 0.01; done
+echo "     measured: SIGTERM to exit $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+if kill -0 "$BC" 2>/dev/null; then bad "SIGTERM: still running after 5 s"; else ok "SIGTERM: exited"; fi
+wait "$BC"; is "SIGTERM: exit status" "$?" 0
+is "SIGTERM: tier down, no holder" "$(state "$C")" "down 0"
+is "SIGTERM: the tiered keys purged" "$("$INSPECT" exists "$C" quote:t >/dev/null 2>&1; echo $?)" 1
+
+# ---- Sentinel: a primary, a replica and a Sentinel; the primary fails over ----
+# Loopback TCP ports the kernel says are free (replication and Sentinel
+# need addresses, not unix sockets).
+read -r P1 P2 P3 < <(python3 -c 'import socket
+ss = [socket.socket() for _ in range(3)]
+for s in ss:
+    s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])
+for s in ss:
+    s.close()')
+SPIDS=()
+rp() { redis-cli -h 127.0.0.1 -p "$1" "${@:2}"; }
+redis-server --port "$P1" --bind 127.0.0.1 --save '' --appendonly no --logfile "$TMP/p1.log" &
+SPIDS+=($!); PIDS+=($!); PRIM=$!
+redis-server --port "$P2" --bind 127.0.0.1 --save '' --appendonly no --logfile "$TMP/p2.log" \
+	--replicaof 127.0.0.1 "$P1" &
+SPIDS+=($!); PIDS+=($!)
+# The Sentinel learns of replicas from the primary's INFO (every 10 s):
+# start it once the replica is connected, so its first INFO names it.
+for _ in $(seq 1 200); do
+	[ "$(rp "$P2" ROLE 2>/dev/null | sed -n 4p)" = connected ] && break
+	sleep 0.05
+done
+printf '%s\n' "port $P3" "bind 127.0.0.1" "logfile $TMP/sentinel.log" \
+	"sentinel monitor tc 127.0.0.1 $P1 1" "sentinel down-after-milliseconds tc 300" \
+	"sentinel failover-timeout tc 3000" >"$TMP/sentinel.conf"
+redis-server "$TMP/sentinel.conf" --sentinel &
+SPIDS+=($!); PIDS+=($!)
+for _ in $(seq 1 300); do
+	[ "$(rp "$P3" SENTINEL get-master-addr-by-name tc 2>/dev/null | tail -1)" = "$P1" ] &&
+	rp "$P3" SENTINEL replicas tc 2>/dev/null | grep -qx "127.0.0.1:$P2" && break
+	sleep 0.05
+done
+is "sentinel names the primary" "$(rp "$P3" SENTINEL get-master-addr-by-name tc | tail -1)" "$P1"
+is "sentinel knows the replica" "$(rp "$P3" SENTINEL replicas tc | grep -cx "127.0.0.1:$P2")" 1
+D="$P-d"
+"$INSPECT" create "$D" --entries 4096 --memory 4M >/dev/null
+bridge d.log --map "quote:=$D" --redis "sentinel:127.0.0.1:$P3/tc"; BD=$LAST
+wait_state "$D" up && ok "sentinel: the bridge is up on the primary" || bad "sentinel bridge: $(state "$D")"
+"$INSPECT" set "$D" quote:s1 old >/dev/null
+rp "$P1" SET quote:s1 new >/dev/null
+wait_gone "$D" quote:s1 && ok "sentinel: invalidations from the primary" || bad "quote:s1 not invalidated"
+"$INSPECT" set "$D" quote:s2 old >/dev/null
+t0=$(date +%s%N)
+kill -9 "$PRIM"
+wait_gone "$D" quote:s2 && ok "sentinel: primary killed, the tiered keys purged" || bad "quote:s2 kept after the primary died"
+for _ in $(seq 1 300); do
+	[ "$(rp "$P3" SENTINEL get-master-addr-by-name tc 2>/dev/null | tail -1)" = "$P2" ] && break
+	sleep 0.05
+done
+is "sentinel failed over to the replica" "$(rp "$P3" SENTINEL get-master-addr-by-name tc | tail -1)" "$P2"
+wait_state "$D" up 300 && ok "sentinel: the bridge follows the failover by itself" || bad "after failover: $(state "$D")"
+echo "     measured: primary SIGKILL to the tier up on the new primary $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+grep -q "tracking armed on tcp:127.0.0.1:$P2" "$TMP/d.log" && ok "sentinel: armed on the new primary" || bad "d.log: $(tail -3 "$TMP/d.log")"
+"$INSPECT" set "$D" quote:s3 old >/dev/null
+rp "$P2" SET quote:s3 new >/dev/null
+wait_gone "$D" quote:s3 && ok "sentinel: invalidations from the new primary" || bad "quote:s3 not invalidated after failover"
+kill -TERM "$BD"; wait "$BD"; is "sentinel bridge: SIGTERM exit status" "$?" 0
+for p in "${SPIDS[@]}"; do kill "$p" 2>/dev/null; done
+"$INSPECT" unlink "$D" --force >/dev/null 2>&1
+
+# ---- make demo DEMO_ARGS='--hosts 2' -------------------------------------------
+out=$("$BIN/tc-demo" --hosts 2 2>&1); drc=$?
+is "tc-demo --hosts 2: exit status" "$drc" 0
+has "tc-demo --hosts 2: invalidation measured" "$out" "write-to-invalidation over 500 writes: p50"
+has "tc-demo --hosts 2: each signal published once" "$out" "200 of 200 published exactly once"
+has "tc-demo --hosts 2: the tier comes back" "$out" "up again in"
+dpid=$(echo "$out" | sed -n 's/.*segment demo-hostA-\([0-9]*\),.*/\1/p')
+[ -n "$dpid" ] && [ ! -e "/dev/shm/tickcache.demo-hostA-$dpid" ] && [ ! -e "/dev/shm/tickcache.demo-hostB-$dpid" ] &&
+	ok "tc-demo --hosts 2: its segments removed" || bad "tc-demo --hosts 2 segments: pid '$dpid'"
+echo "$out" | grep -E 'p50|purged' | sed 's/^/     measured (demo): /'
+
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
