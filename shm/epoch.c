@@ -736,6 +736,17 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	uint64_t claimed = (uint64_t)tc__self_pid() << 32 | 0x80000000ull;
 	if (owner == claimed || tc__cas(&s->owner, owner, claimed) != owner)
 		return false;
+	/* The caller judged fields read one at a time, before this CAS: the
+	 * owner may have given the slot back and claimed it again since, with
+	 * the same owner word (tc_close and tc_open in one thread).  Judged
+	 * again now that the owner word is ours (a live owner can neither give
+	 * it back nor claim it, and its claim's fields read as 0 = unknown, or
+	 * as its own), and given back unchanged when alive: nothing was
+	 * touched yet (test_review_liveness). */
+	if (!tc__slot_dead(c, s, owner)) {
+		tc__cas(&s->owner, claimed, owner);
+		return false;
+	}
 	TC_CRASH_POINT(clean_claimed);
 	uint64_t inflight = tc__ld(&s->inflight);
 	if (inflight) {
