@@ -126,7 +126,9 @@ int main(int argc, char **argv)
 		/* a victim reader: killed mid-section at a random moment */
 		if (vr) { kill(vr, SIGKILL); waitpid(vr, 0, 0); vkills++; }
 		if ((vr = fork()) == 0) _exit(reader(name, secs));
-		if ((w[i] = fork()) == 0) _exit(writer(name, seed)); seed++;
+		if ((w[i] = fork()) == 0)
+			_exit(writer(name, seed));
+		seed++;
 	}
 	for (int i = 0; i < 3; i++) { kill(w[i], SIGKILL); waitpid(w[i], 0, 0); }
 	if (vr) { kill(vr, SIGKILL); waitpid(vr, 0, 0); }
