@@ -134,6 +134,7 @@ static void slot_free(tc_cache *c, struct tc_rslot *s);
 static uint64_t dead_chain(tc_cache *c, struct tc_rslot *s);
 static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64_t min,
 			   uint64_t budget);
+static void push_back_chain(tc_cache *c, struct tc_rslot *s);
 
 /* Thread exit: give back the slots of handles that are still open. */
 static void tls_destroy(void *p)
@@ -190,12 +191,9 @@ static void slot_free(tc_cache *c, struct tc_rslot *s)
 	/* A pending chain goes back on the list (min 0 frees nothing); a
 	 * slot of one of our threads that died inside a detach may hold the
 	 * PEND form (tc_close of a handle whose thread vanished). */
-	uint64_t chain = dead_chain(c, s);
-	if (chain)
-		walk_chain(c, s, chain, 0, UINT64_MAX);
+	push_back_chain(c, s);
 	tc__fold_slot(c, s);
 	tc__st(&s->inflight, 0);
-	tc__st(&s->reclaim, 0);
 	tc__st(&s->since, 0);
 	tc__st(&s->cookie, 0);
 	tc__st(&s->start, 0); /* the next claimer's owner word never meets our start */
@@ -698,6 +696,30 @@ static uint64_t dead_chain(tc_cache *c, struct tc_rslot *s)
 }
 
 /*
+ * Put the whole chain named by S's reclaim word back on the list (min 0:
+ * frees nothing) and leave the word 0.  A stealer (steal_chains) may walk
+ * the same chain at once: when it wins a block, walk_chain stops and the
+ * word names the stealer's position, so the walk resumes from the word
+ * until the word is 0.  Storing 0 while a stealer walks would drop the rest
+ * of the chain: the stealer's next CAS fails and it stops too (found by
+ * test_review_handover).  A word that stays in its PEND form (dead_chain
+ * gave up) is withdrawn.
+ */
+static void push_back_chain(tc_cache *c, struct tc_rslot *s)
+{
+	uint64_t chain = dead_chain(c, s);
+	for (uint64_t i = 0; chain && i <= c->arena_units; i++) {
+		walk_chain(c, s, chain, 0, UINT64_MAX);
+		chain = tc__ld(&s->reclaim);
+		if (chain & TC_RECLAIM_PEND)
+			break;
+	}
+	uint64_t w = tc__ld(&s->reclaim);
+	if (w)
+		tc__cas(&s->reclaim, w, 0); /* PEND, or a corrupt chain past the bound */
+}
+
+/*
  * Clear the slot of a dead owner.  Its in-flight block is retired unless it
  * was published; its half-walked retire chain goes back on the list; its
  * counters are folded into the totals.  The owner word is cleared last, by
@@ -714,6 +736,17 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	uint64_t claimed = (uint64_t)tc__self_pid() << 32 | 0x80000000ull;
 	if (owner == claimed || tc__cas(&s->owner, owner, claimed) != owner)
 		return false;
+	/* The caller judged fields read one at a time, before this CAS: the
+	 * owner may have given the slot back and claimed it again since, with
+	 * the same owner word (tc_close and tc_open in one thread).  Judged
+	 * again now that the owner word is ours (a live owner can neither give
+	 * it back nor claim it, and its claim's fields read as 0 = unknown, or
+	 * as its own), and given back unchanged when alive: nothing was
+	 * touched yet (test_review_liveness). */
+	if (!tc__slot_dead(c, s, owner)) {
+		tc__cas(&s->owner, claimed, owner);
+		return false;
+	}
 	TC_CRASH_POINT(clean_claimed);
 	uint64_t inflight = tc__ld(&s->inflight);
 	if (inflight) {
@@ -751,11 +784,8 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 		TC_CRASH_POINT(clean_unlinked);
 		tc__st(&s->ret_ref, 0);
 	}
-	uint64_t chain = dead_chain(c, s);
-	if (chain)
-		walk_chain(c, s, chain, 0, UINT64_MAX); /* min 0: frees nothing, pushes all back */
+	push_back_chain(c, s); /* min 0: frees nothing, pushes all back */
 	tc__fold_slot(c, s);
-	tc__st(&s->reclaim, 0);
 	tc__st(&s->since, 0);
 	tc__st(&s->cookie, 0);
 	tc__st(&s->start, 0);
