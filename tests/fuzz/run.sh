@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# run.sh - run the libFuzzer harnesses built by `make fuzz-build`.
+#
+#   tests/fuzz/run.sh FUZZBUILDDIR SECONDS [HARNESS...]
+#
+# Each harness (default: all of them, one after the other) first replays
+# its seed and regression inputs (tests/fuzz/corpus/<harness>/, plus the
+# generated seeds of fuzz_segment_raw) and the inputs earlier runs kept
+# (FUZZBUILDDIR/corpus/<harness>/, where new ones are written), then fuzzes
+# for SECONDS seconds.  A crash, a sanitizer report, a leak, a timeout
+# (an input running over FUZZ_TIMEOUT seconds, default 20: a hang) or an
+# out-of-memory is a failure: the input is saved as
+# FUZZBUILDDIR/artifacts/<harness>-crash-<sha1> and the command to replay it
+# is printed.  Prints one line per harness (executions, rate, cov and ft
+# from libFuzzer, corpus size) and ends with "N passed, N failed"; exit 1
+# when any harness failed.
+#
+# Environment: FUZZ_NICE (nice level, default 0), FUZZ_RUNS (stop also after
+# that many executions, if sooner), FUZZ_ARGS (more libFuzzer
+# options), FUZZ_TIMEOUT.
+set -uo pipefail
+
+cd "$(dirname "$0")/../.." || exit 2
+root=$PWD
+[ $# -ge 2 ] || { echo "usage: tests/fuzz/run.sh FUZZBUILDDIR SECONDS [HARNESS...]" >&2; exit 2; }
+build=$(cd "$1" && pwd) || exit 2
+secs=$2
+shift 2
+harnesses=("$@")
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(fuzz_segment fuzz_segment_raw fuzz_snapshot fuzz_policy)
+
+# ASan+UBSan as in `make asan`; every report is fatal.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1:check_initialization_order=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+
+mkdir -p "$build/artifacts" "$build/logs"
+passed=0 failed=0
+lines=()
+for h in "${harnesses[@]}"; do
+	bin=$build/fuzzers/$h
+	[ -x "$bin" ] || { echo "run.sh: no $bin (make fuzz-build)" >&2; exit 2; }
+	name=${h#fuzz_}
+	work=$build/corpus/$name
+	mkdir -p "$work"
+	dirs=("$work")
+	[ -d "$root/tests/fuzz/corpus/$name" ] && dirs+=("$root/tests/fuzz/corpus/$name")
+	maxlen=4096
+	case "$h" in
+	fuzz_segment_raw)
+		seeds=$build/seeds/$name
+		if [ ! -d "$seeds" ]; then
+			mkdir -p "$seeds.tmp" && TC_FUZZ_SEED_DIR=$seeds.tmp "$bin" >/dev/null 2>&1 &&
+				mv "$seeds.tmp" "$seeds"
+		fi
+		dirs+=("$seeds")
+		maxlen=131072
+		;;
+	fuzz_snapshot) maxlen=16384 ;;
+	esac
+	log=$build/logs/$h.log
+	limit=(-max_total_time="$secs")
+	[ -n "${FUZZ_RUNS:-}" ] && limit+=(-runs="$FUZZ_RUNS")
+	# shellcheck disable=SC2086
+	nice -n "${FUZZ_NICE:-0}" "$bin" "${limit[@]}" -timeout="${FUZZ_TIMEOUT:-20}" \
+		-rss_limit_mb=2048 -max_len="$maxlen" -print_final_stats=1 \
+		-artifact_prefix="$build/artifacts/$h-" ${FUZZ_ARGS:-} "${dirs[@]}" >"$log" 2>&1 </dev/null
+	rc=$?
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
+	cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -n 1)
+	line=$(printf '%-17s %10s execs %7s/s  %s' "$h" "${execs:-?}" "${rate:-?}" "${cov:-(no coverage line)}")
+	if [ $rc -eq 0 ]; then
+		passed=$((passed + 1))
+		lines+=("PASS  $line")
+		echo "PASS  $line"
+	else
+		failed=$((failed + 1))
+		lines+=("FAIL  $line (exit $rc)")
+		echo "FAIL  $line (exit $rc)"
+		art=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
+		echo "----- $h: first report (full log: $log) -----"
+		grep -n -m 1 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|broken promise|deadly signal|Timeout|out-of-memory' "$log" | sed 's/^/| /'
+		grep -A 40 -m 1 -E '^==[0-9]+==ERROR|runtime error:|broken promise|ALARM' "$log" | head -n 50 | sed 's/^/| /'
+		[ -n "$art" ] && echo "replay: $bin $art"
+		echo "----- end of $h -----"
+	fi
+done
+echo
+echo "== fuzz summary (${secs}s per harness)"
+printf '%s\n' "${lines[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
