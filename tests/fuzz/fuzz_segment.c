@@ -40,6 +40,7 @@
 #include <time.h>
 
 #include "fuzz_common.h"
+#include "internal.h" /* struct tc_cache: where the handle mapped the segment */
 
 #define GEO_ENTRIES 64
 #define GEO_MEMORY  (64u * 1024u)
@@ -321,8 +322,32 @@ enum {
 	NOPS
 };
 
+/*
+ * The silent-damage oracle.  For each key of key_names the harness writes
+ * in this input it remembers the lengths it wrote (values are a function of
+ * their length, see fill) and where the entry of its last successful write
+ * lies in the segment.  A later successful read of that key must return
+ * one of those values unless a patch since that write touched the entry's
+ * bytes or the index: a key nobody scribbled must not change (defects like
+ * a free-list pop of the wrong class or an LRU clock writing through an
+ * unchecked slot show up here, not as crashes).  Snapshot loads and
+ * read-through loads write values of their own: they end the tracking.
+ */
+#define HIST 16
+struct track {
+	bool on;
+	uint32_t nhist;
+	uint32_t hist[HIST];
+	uint64_t off, len;  /* the entry, in segment bytes */
+	int mark;           /* patches before the write */
+};
+
 struct state {
 	struct fz_in in;
+	int kidx;           /* key_names index of the last pick_key, or -1 */
+	struct track trk[NKEYS];
+	int npatch;
+	struct { uint32_t off, len; } patches[MAX_OPS];
 	tc_cache *c[2];   /* an ordinary handle and a TC_TOOL one */
 	bool unlinked;
 	uint64_t version; /* the last version seen, for tc_cas */
@@ -349,10 +374,12 @@ static const char *pick_key(struct state *s, size_t *kl)
 {
 	uint8_t b = fz_u8(&s->in);
 	if (b < 224) {
-		const char *k = key_names[b % NKEYS];
+		s->kidx = (int)(b % NKEYS);
+		const char *k = key_names[s->kidx];
 		*kl = strlen(k);
 		return k;
 	}
+	s->kidx = -1;
 	size_t n = 1 + b % 12;
 	for (size_t i = 0; i < n; i++)
 		s->key[i] = (char)fz_u8(&s->in);
@@ -376,6 +403,15 @@ static uint64_t pick_ttl(struct state *s)
 	}
 }
 
+static void note_patch(struct state *s, uint32_t off, uint32_t len)
+{
+	if (s->npatch < MAX_OPS) {
+		s->patches[s->npatch].off = off;
+		s->patches[s->npatch].len = len;
+	}
+	s->npatch++;
+}
+
 static void patch(struct state *s, int op)
 {
 	uint32_t off = fz_u24(&s->in) % (uint32_t)seg_bytes;
@@ -384,6 +420,7 @@ static void patch(struct state *s, int op)
 		size_t n = 1 + fz_u8(&s->in) % 16;
 		for (size_t i = 0; i < n && off + i < seg_bytes; i++)
 			shm_map[off + i] = fz_u8(&s->in);
+		note_patch(s, off, (uint32_t)n);
 		break;
 	}
 	case OP_WORD: {
@@ -393,6 +430,7 @@ static void patch(struct state *s, int op)
 		off &= ~7u;
 		if (off + 8 <= seg_bytes)
 			memcpy(shm_map + off, &v, 8);
+		note_patch(s, off, 8);
 		break;
 	}
 	case OP_COPY: {
@@ -400,6 +438,7 @@ static void patch(struct state *s, int op)
 		off &= ~7u;
 		if (off + 8 <= seg_bytes && from + 8 <= seg_bytes)
 			memmove(shm_map + off, shm_map + from, 8);
+		note_patch(s, off, 8);
 		break;
 	}
 	case OP_ZERO: {
@@ -407,9 +446,65 @@ static void patch(struct state *s, int op)
 		if (off + n > seg_bytes)
 			n = seg_bytes - off;
 		memset(shm_map + off, 0, n);
+		note_patch(s, off, (uint32_t)n);
 		break;
 	}
 	}
+}
+
+/* After a write of N bytes to key KIDX (RC its result): remember it. */
+static void track_write(struct state *s, tc_cache *c, int kidx, const char *k, size_t kl,
+			size_t n, int rc)
+{
+	if (kidx < 0)
+		return;
+	struct track *t = &s->trk[kidx];
+	if (t->nhist == HIST) {
+		t->on = false; /* too many values to tell: stop tracking */
+		return;
+	}
+	t->hist[t->nhist++] = (uint32_t)n;
+	if (rc != 0 || s->npatch > MAX_OPS)
+		return;
+	tc_meta m;
+	const void *v;
+	t->on = false;
+	if (tc_read_lock(c))
+		return;
+	if (tc_peek(c, k, kl, &v, &m) == 0 && m.len == n) {
+		t->off = (uint64_t)((const uint8_t *)v - c->base) - TC_ENTRY_HDR - TC_ALIGN8(kl);
+		t->len = TC_ENTRY_HDR + TC_ALIGN8(kl) + n;
+		t->mark = s->npatch;
+		t->on = true;
+	}
+	tc_read_unlock(c);
+}
+
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+/* After a successful read of key KIDX: a value the harness wrote, or the
+ * key's entry (or the index) was patched since. */
+static void track_read(struct state *s, tc_cache *c, int kidx, const void *v, size_t len)
+{
+	if (kidx < 0 || !s->trk[kidx].on || s->npatch > MAX_OPS)
+		return;
+	struct track *t = &s->trk[kidx];
+	fill(valbuf, len, (uint32_t)len);
+	for (uint32_t i = 0; i < t->nhist; i++)
+		if (t->hist[i] == len && memcmp(v, valbuf, len) == 0)
+			return;
+	uint64_t io = (uint64_t)((uint8_t *)c->index - c->base), il = c->nbuckets * 64;
+	for (int i = t->mark; i < s->npatch; i++) {
+		if (overlaps(s->patches[i].off, s->patches[i].len, t->off, t->len) ||
+		    overlaps(s->patches[i].off, s->patches[i].len, io, il))
+			return;
+	}
+	fz_fail("key %s: a value of %zu bytes that was never written, and no patch touched "
+		"its entry (segment bytes %llu..%llu) since it was written", key_names[kidx],
+		len, (unsigned long long)t->off, (unsigned long long)(t->off + t->len));
 }
 
 static void call(struct state *s, int op)
@@ -449,8 +544,10 @@ static void call(struct state *s, int op)
 			fz_fail("tc_get returned 0 with length %zu over cap %zu", m.len, cap);
 		if (rc == -E2BIG && m.len <= cap)
 			fz_fail("tc_get returned -E2BIG with length %zu within cap %zu", m.len, cap);
-		if (rc == 0)
+		if (rc == 0) {
 			s->version = m.version;
+			track_read(s, c, s->kidx, outbuf, m.len);
+		}
 		break;
 	}
 	case OP_PEEK: {
@@ -462,10 +559,11 @@ static void call(struct state *s, int op)
 		if (rc == 0) {
 			if (m.len > TC_VALUE_MAX || (m.len && !v))
 				fz_fail("tc_peek returned length %zu at %p", m.len, v);
-			volatile uint8_t sink = 0;
-			for (size_t i = 0; i < m.len; i++)
-				sink ^= ((const uint8_t *)v)[i];
-			(void)sink;
+			int kidx = s->kidx;
+			if (m.len <= VAL_MAX) {
+				memcpy(outbuf, v, m.len);
+				track_read(s, c, kidx, outbuf, m.len);
+			}
 		}
 		tc_read_unlock(c);
 		break;
@@ -492,19 +590,24 @@ static void call(struct state *s, int op)
 		n = pick_len(s);
 		uint32_t type = fz_u8(&s->in) & 3;
 		uint64_t ttl = pick_ttl(s);
+		int kidx = s->kidx;
 		fill(valbuf, n, (uint32_t)n);
 		if (op == OP_SET)
-			fz_rc(tc_set(c, k, kl, valbuf, n, type, ttl));
+			rc = fz_rc(tc_set(c, k, kl, valbuf, n, type, ttl));
 		else
-			fz_rc(tc_add(c, k, kl, valbuf, n, type, ttl));
+			rc = fz_rc(tc_add(c, k, kl, valbuf, n, type, ttl));
+		track_write(s, c, kidx, k, kl, n, rc);
 		break;
 	}
 	case OP_CAS: {
 		k = pick_key(s, &kl);
+		int kidx = s->kidx;
 		n = pick_len(s);
 		uint64_t ver = (fz_u8(&s->in) & 1) ? s->version : fz_u64(&s->in);
-		fill(valbuf, n, 3);
-		fz_rc(tc_cas(c, k, kl, ver, valbuf, n, 0, pick_ttl(s)));
+		uint64_t ttl = pick_ttl(s);
+		fill(valbuf, n, (uint32_t)n);
+		rc = fz_rc(tc_cas(c, k, kl, ver, valbuf, n, 0, ttl));
+		track_write(s, c, kidx, k, kl, n, rc);
 		break;
 	}
 	case OP_DEL:
@@ -514,6 +617,8 @@ static void call(struct state *s, int op)
 	case OP_INCR: {
 		k = pick_key(s, &kl);
 		int64_t out;
+		if (s->kidx >= 0)
+			s->trk[s->kidx].on = false;
 		fz_rc(tc_incr(c, k, kl, (int8_t)fz_u8(&s->in), pick_ttl(s), &out));
 		break;
 	}
@@ -589,6 +694,8 @@ static void call(struct state *s, int op)
 	}
 	case OP_SNAP_LOAD: {
 		tc_snapshot_report r;
+		for (size_t i = 0; i < NKEYS; i++)
+			s->trk[i].on = false;
 		fz_rc(tc_snapshot_load(c, snap_path, fz_u8(&s->in) & 1, &r));
 		break;
 	}
@@ -639,6 +746,8 @@ static void call(struct state *s, int op)
 	}
 	case OP_LOAD: {
 		k = pick_key(s, &kl);
+		if (s->kidx >= 0)
+			s->trk[s->kidx].on = false;
 		size_t cap = fz_u8(&s->in);
 		memset(&m, 0, sizeof(m));
 		rc = fz_rc(tc_get_or_load(c, k, kl, outbuf, cap, &m, 0, pick_ttl(s), 0, loader,
