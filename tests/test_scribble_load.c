@@ -63,6 +63,7 @@ struct ctl {
 	volatile int stop;
 	uint64_t ops[NWORKERS + 1];
 	uint64_t corrupt; /* TC_ECORRUPT returns: the scribbles were seen */
+	uint64_t broken;  /* broken promises, also of workers killed since */
 };
 
 static struct ctl *ctl;
@@ -74,6 +75,7 @@ static int violations;
 #define BAD(...)                                                             \
 	do {                                                                 \
 		violations++;                                                \
+		__atomic_add_fetch(&ctl->broken, 1, __ATOMIC_RELAXED);       \
 		bb_child_fail(__VA_ARGS__);                                  \
 	} while (0)
 
@@ -605,6 +607,11 @@ static int one_round(uint64_t seed, double round_s, double hang)
 	ctl->stop = 1;
 	what[victim] = "replacement worker";
 	int bad = reap(pids, what, NWORKERS + 1, hang, seed);
+	if (ctl->broken)
+		print_message("seed %#llx: %llu broken promises (above)\n",
+			      (unsigned long long)seed, (unsigned long long)ctl->broken);
+	if (ctl->broken && bad == 0)
+		bad = 1; /* a broken promise of the worker killed mid-round */
 	print_message("seed %#llx: %s%s, %llu calls by workers (%llu TC_ECORRUPT), %d failed\n",
 		      (unsigned long long)seed, eviction ? "LRU" : "no eviction",
 		      unlink_mid ? ", unlinked under load" : "",
@@ -615,6 +622,7 @@ static int one_round(uint64_t seed, double round_s, double hang)
 		const char *fw[1] = { "final check" };
 		assert_true(f > 0);
 		bad += reap(&f, fw, 1, hang, seed);
+		/* final_check's broken promises are in its exit status. */
 	}
 	(void)tc_unlink(name);
 	return bad;
