@@ -10,7 +10,9 @@
  * sizes, counters, expired and deleted keys, TTL policies, rate limiters,
  * load leases and DTO lists of an active and of an ended run; one under
  * LRU eviction driven past its capacity; one whose arena was re-cut between
- * size classes until it was full) and keeps their bytes ("golden" images).
+ * size classes until it was full; two of them with the reader slot of a
+ * process that died inside a read section) and keeps their bytes
+ * ("golden" images).
  * An input is a program:
  *     byte 0          which golden image
  *     then records    an opcode byte and its arguments
@@ -37,6 +39,7 @@
  */
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "fuzz_common.h"
@@ -49,6 +52,8 @@
 #define MAX_OPS     64
 #define VAL_MAX     20000
 #define RAW_MAX     (256u * 1024u)
+#define LONG_TTL    (86400ull * 1000u)   /* TTLs that never pass during a run */
+#define WINDOW_MS   (1ull << 40)         /* a rate window that never turns */
 
 static char seg_name[TC_NAME_MAX + 1];
 static char shm_file[128];
@@ -105,12 +110,12 @@ static void populate_common(tc_cache *c)
 	}
 	int64_t v;
 	tc_incr(c, "ctr0", 4, 5, 0, &v);
-	tc_incr(c, "ctr1", 4, -7, 60000, &v);
+	tc_incr(c, "ctr1", 4, -7, LONG_TTL, &v);
 	tc_set(c, "p1", 2, "x", 1, 0, TC_TTL_DEFAULT);
-	tc_ttl_policy_set(c, "k0", 5000);
-	tc_ttl_policy_set(c, "p", 100);
+	tc_ttl_policy_set(c, "k0", LONG_TTL);
+	tc_ttl_policy_set(c, "p", LONG_TTL + 1);
 	bool allowed;
-	tc_rate_limit(c, "r0", 2, 10, 1000, &allowed, NULL);
+	tc_rate_limit(c, "r0", 2, 10, WINDOW_MS, &allowed, NULL);
 	char buf[64];
 	size_t len;
 	(void)len;
@@ -143,6 +148,17 @@ static void build_golden(int which)
 	tc_cache *c;
 	tc_unlink(seg_name);
 	int rc = tc_open(&c, seg_name, &o);
+	if (rc)
+		die("tc_open (golden)", rc);
+	/* A fixed hash seed (creation draws a random one), so that the keys
+	 * lie in the same buckets in every process and an input replays. */
+	tc_close(c);
+	int sfd = shm_open(shm_file, O_RDWR, 0);
+	uint64_t seed = 0x7469636b63616368ull;
+	if (sfd < 0 || pwrite(sfd, &seed, sizeof(seed), offsetof(struct tc_hdr, seed)) != 8)
+		die("seed (golden)", -errno);
+	close(sfd);
+	rc = tc_open(&c, seg_name, NULL);
 	if (rc)
 		die("tc_open (golden)", rc);
 	switch (which) {
@@ -188,6 +204,23 @@ static void build_golden(int which)
 			if (tc_set(c, key_names[i % 20], 3, valbuf, 2000, 0, 0) == -ENOSPC)
 				break;
 		break;
+	}
+	if (which == 1 || which == 3) {
+		/* A process that died inside a read section, its slot not given
+		 * back: the cleaners' paths (tc_sweep, tc_readers_clean, a
+		 * writer short of memory) meet it. */
+		pid_t pid = fork();
+		if (pid == 0) {
+			tc_cache *d;
+			if (tc_open(&d, seg_name, NULL) == 0) {
+				tc_set(d, "k05", 3, "dead", 4, 0, 0);
+				tc_del(d, "k06", 3);
+				tc_read_lock(d);
+			}
+			_exit(0);
+		}
+		if (pid < 0 || waitpid(pid, NULL, 0) != pid)
+			die("fork (golden)", -errno);
 	}
 	tc_close(c);
 	int fd = shm_open(shm_file, O_RDONLY, 0);
@@ -239,7 +272,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	atexit(at_exit);
 	for (int i = 0; i < NGOLDEN; i++)
 		build_golden(i);
-	const char *pol = "k0 = 1000\np = 0 # never\n\n# comment\nkk=5\n";
+	const char *pol = "k0 = 86400000\np = 0 # never\n\n# comment\nkk=90000000\n";
 	if (fz_write_file(pol_path, pol, strlen(pol)))
 		die("write policy file", -errno);
 	const char *seeds = getenv("TC_FUZZ_SEED_DIR");
@@ -395,11 +428,13 @@ static size_t pick_len(struct state *s)
 
 static uint64_t pick_ttl(struct state *s)
 {
+	/* No TTL that can pass during an input: an input must behave the
+	 * same when it is replayed (expired entries come with the images). */
 	switch (fz_u8(&s->in) & 3) {
 	case 0: return 0;
 	case 1: return TC_TTL_DEFAULT;
-	case 2: return 1;
-	default: return 60000;
+	case 2: return LONG_TTL;
+	default: return 3600u * 1000u;
 	}
 }
 
@@ -730,7 +765,7 @@ static void call(struct state *s, int op)
 		uint64_t age;
 		bool alive;
 		switch (fz_u8(&s->in) & 3) {
-		case 0: fz_rc(tc_lease_acquire(c, 1000, &pid)); break;
+		case 0: fz_rc(tc_lease_acquire(c, LONG_TTL, &pid)); break;
 		case 1: fz_rc(tc_lease_renew(c)); break;
 		case 2: fz_rc(tc_lease_release(c)); break;
 		default: fz_rc(tc_lease_holder(c, &pid, &age, &alive)); break;
@@ -741,7 +776,7 @@ static void call(struct state *s, int op)
 		k = pick_key(s, &kl);
 		bool allowed;
 		uint64_t cnt;
-		fz_rc(tc_rate_limit(c, k, kl, 1 + fz_u8(&s->in) % 4, 1000, &allowed, &cnt));
+		fz_rc(tc_rate_limit(c, k, kl, 1 + fz_u8(&s->in) % 4, WINDOW_MS, &allowed, &cnt));
 		break;
 	}
 	case OP_LOAD: {
@@ -762,7 +797,7 @@ static void call(struct state *s, int op)
 		if (fz_u8(&s->in) & 1)
 			fz_rc(tc_ttl_policy_del(c, p));
 		else
-			fz_rc(tc_ttl_policy_set(c, p, fz_u16(&s->in)));
+			fz_rc(tc_ttl_policy_set(c, p, LONG_TTL + fz_u16(&s->in)));
 		break;
 	}
 	case OP_POLICY_LIST:
@@ -801,6 +836,7 @@ static void end_input(struct state *s)
 			tc_close(s->c[h]);
 	if (s->unlinked)
 		make_object();
+	unlink(snap_path); /* no state carried from one input to the next */
 }
 
 #ifndef FUZZ_RAW
