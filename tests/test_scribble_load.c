@@ -674,9 +674,86 @@ static void test_scribbles_under_load_never_crash_hang_or_break_promises(void **
 	assert_int_equal(0, failed);
 }
 
+/* ---- findings of the fuzzer, as plain tests ------------------------------------ */
+
+/* The run word of segment NAME, mapped from its /dev/shm file. */
+static uint64_t *map_run_word(const char *name, void **map, size_t *len)
+{
+	char path[128];
+	bb_shm_path(path, sizeof(path), name);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	struct stat st;
+	assert_int_equal(0, fstat(fd, &st));
+	*len = (size_t)st.st_size;
+	*map = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	assert_true(*map != MAP_FAILED);
+	return (uint64_t *)((unsigned char *)*map + offsetof(struct tc_hdr, run_word));
+}
+
+/*
+ * fuzz_segment found it: a run word whose generation was scribbled even
+ * while it still names the anchor made tc_run_anchor hand out an even
+ * generation (the header says odd); the anchor records its generation, so
+ * a word that disagrees with it is TC_ECORRUPT.
+ */
+static void test_scribbled_run_generation_gives_ecorrupt(void **state)
+{
+	(void)state;
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = bb_opts(64, 64 * 1024, 2);
+	tc_cache *c;
+	assert_int_equal(0, tc_open(&c, bb_name(name), &o));
+	assert_int_equal(0, tc_run_start(c, 5, 6));
+	tc_anchor a;
+	assert_int_equal(0, tc_run_anchor(c, &a));
+	assert_int_equal(1, (int)(a.generation & 1));
+	void *map;
+	size_t len;
+	uint64_t *w = map_run_word(name, &map, &len);
+	uint64_t good = *w;
+	*w = good + (1ull << 32); /* even generation, same anchor */
+	assert_int_equal(TC_ECORRUPT, tc_run_anchor(c, &a));
+	*w = good + (2ull << 32); /* odd, but not the anchor's */
+	assert_int_equal(TC_ECORRUPT, tc_run_anchor(c, &a));
+	*w = good;
+	assert_int_equal(0, tc_run_anchor(c, &a));
+	assert_int_equal((int)(good >> 32), (int)a.generation);
+	munmap(map, len);
+	tc_close(c);
+}
+
+/*
+ * An idle run word scribbled to an odd generation: the next tc_run_start
+ * still publishes an odd generation, larger than the word's.
+ */
+static void test_run_start_after_scribbled_idle_word_is_odd(void **state)
+{
+	(void)state;
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = bb_opts(64, 64 * 1024, 2);
+	tc_cache *c;
+	assert_int_equal(0, tc_open(&c, bb_name(name), &o));
+	void *map;
+	size_t len;
+	uint64_t *w = map_run_word(name, &map, &len);
+	*w = 7ull << 32; /* no run, generation 7 */
+	assert_int_equal(0, tc_run_start(c, 5, 6));
+	tc_anchor a;
+	assert_int_equal(0, tc_run_anchor(c, &a));
+	assert_int_equal(9, (int)a.generation);
+	assert_int_equal(0, tc_run_end_gen(c, 9));
+	munmap(map, len);
+	tc_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_scribbled_run_generation_gives_ecorrupt, bb_teardown),
+		cmocka_unit_test_teardown(test_run_start_after_scribbled_idle_word_is_odd,
+					  bb_teardown),
 		cmocka_unit_test_teardown(test_scribbles_under_load_never_crash_hang_or_break_promises,
 					  bb_teardown),
 	};
