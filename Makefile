@@ -395,6 +395,7 @@ help: ## Show the targets and the variables that matter
 	@echo "  NODEPS=1      skip the package check before test/demo/bench"
 	@echo "  TESTS='a b'   run only these tests (names as in build/tests/, tests/*.sh)"
 	@echo "  SAN_CC=clang  compiler for asan/ubsan/tsan (default gcc)"
+	@echo "  FUZZ_SECONDS=60 FUZZERS='fuzz_policy ...'  make fuzz (docs/fuzzing.md)"
 	@echo "  BUILDDIR=$(BUILDDIR)"
 
 FORCE:
