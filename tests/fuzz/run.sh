@@ -18,8 +18,10 @@
 # when any harness failed.
 #
 # Environment: FUZZ_NICE (nice level, default 0), FUZZ_RUNS (stop also after
-# that many executions, if sooner), FUZZ_ARGS (more libFuzzer
-# options), FUZZ_TIMEOUT.
+# that many executions, if sooner), FUZZ_ARGS (more libFuzzer options),
+# FUZZ_TIMEOUT.  Long runs that should go on past a finding:
+#   FUZZ_ARGS='-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1'
+# (the summary then counts oom/timeout/crash and lists the new artifacts).
 set -uo pipefail
 
 cd "$(dirname "$0")/../.." || exit 2
@@ -60,6 +62,7 @@ for h in "${harnesses[@]}"; do
 	fuzz_snapshot) maxlen=16384 ;;
 	esac
 	log=$build/logs/$h.log
+	arts_before=$(ls "$build/artifacts" | sort)
 	limit=(-max_total_time="$secs")
 	[ -n "${FUZZ_RUNS:-}" ] && limit+=(-runs="$FUZZ_RUNS")
 	# shellcheck disable=SC2086
@@ -70,7 +73,19 @@ for h in "${harnesses[@]}"; do
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
 	cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -n 1)
+	# -fork=N (with -ignore_crashes=1 for long runs) reports otherwise:
+	# "#N: cov: .. exec/s R oom/timeout/crash: a/b/c".
+	forked=$(grep -oE '^#[0-9]+: cov: .* oom/timeout/crash: [0-9]+/[0-9]+/[0-9]+' "$log" | tail -n 1)
+	if [ -n "$forked" ]; then
+		execs=${forked%%:*}
+		execs=${execs#\#}
+		rate=$(echo "$forked" | sed -n 's/.*exec\/s \([0-9]*\).*/\1/p')
+		found=$(echo "$forked" | sed -n 's/.*oom\/timeout\/crash: \([0-9/]*\).*/\1/p')
+		cov="$cov oom/timeout/crash: $found"
+		[ "$found" = 0/0/0 ] || rc=1
+	fi
 	line=$(printf '%-17s %10s execs %7s/s  %s' "$h" "${execs:-?}" "${rate:-?}" "${cov:-(no coverage line)}")
+	new_arts=$(comm -13 <(echo "$arts_before") <(ls "$build/artifacts" | sort) | tr '\n' ' ')
 	if [ $rc -eq 0 ]; then
 		passed=$((passed + 1))
 		lines+=("PASS  $line")
@@ -84,6 +99,7 @@ for h in "${harnesses[@]}"; do
 		grep -n -m 1 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|broken promise|deadly signal|Timeout|out-of-memory' "$log" | sed 's/^/| /'
 		grep -A 40 -m 1 -E '^==[0-9]+==ERROR|runtime error:|broken promise|ALARM' "$log" | head -n 50 | sed 's/^/| /'
 		[ -n "$art" ] && echo "replay: $bin $art"
+		[ -n "${new_arts// /}" ] && echo "new artifacts in $build/artifacts: $new_arts"
 		echo "----- end of $h -----"
 	fi
 done
