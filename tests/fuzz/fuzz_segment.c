@@ -520,6 +520,36 @@ static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 	return a < b + blen && b < a + alen;
 }
 
+/* Was the tracked entry of T patched since it was written? */
+static bool patched(const struct state *s, const struct track *t)
+{
+	for (int i = t->mark; i < s->npatch && i < MAX_OPS; i++)
+		if (overlaps(s->patches[i].off, s->patches[i].len, t->off, t->len))
+			return true;
+	return false;
+}
+
+/* After tc_expire: the same value in a new entry (copied from the old
+ * one, so a patch of the old one since the write ends the tracking). */
+static void track_move(struct state *s, tc_cache *c, int kidx, const char *k, size_t kl)
+{
+	if (kidx < 0 || !s->trk[kidx].on)
+		return;
+	struct track *t = &s->trk[kidx];
+	tc_meta m;
+	const void *v;
+	bool was_patched = patched(s, t) || s->npatch > MAX_OPS;
+	t->on = false;
+	if (was_patched || tc_read_lock(c))
+		return;
+	if (tc_peek(c, k, kl, &v, &m) == 0 && m.len == t->len - TC_ENTRY_HDR - TC_ALIGN8(kl)) {
+		t->off = (uint64_t)((const uint8_t *)v - c->base) - TC_ENTRY_HDR - TC_ALIGN8(kl);
+		t->mark = s->npatch;
+		t->on = true;
+	}
+	tc_read_unlock(c);
+}
+
 /* After a successful read of key KIDX: a value the harness wrote, or the
  * key's entry (or the index) was patched since. */
 static void track_read(struct state *s, tc_cache *c, int kidx, const void *v, size_t len)
@@ -532,11 +562,11 @@ static void track_read(struct state *s, tc_cache *c, int kidx, const void *v, si
 		if (t->hist[i] == len && memcmp(v, valbuf, len) == 0)
 			return;
 	uint64_t io = (uint64_t)((uint8_t *)c->index - c->base), il = c->nbuckets * 64;
-	for (int i = t->mark; i < s->npatch; i++) {
-		if (overlaps(s->patches[i].off, s->patches[i].len, t->off, t->len) ||
-		    overlaps(s->patches[i].off, s->patches[i].len, io, il))
+	if (patched(s, t))
+		return;
+	for (int i = t->mark; i < s->npatch; i++)
+		if (overlaps(s->patches[i].off, s->patches[i].len, io, il))
 			return;
-	}
 	fz_fail("key %s: a value of %zu bytes that was never written, and no patch touched "
 		"its entry (segment bytes %llu..%llu) since it was written", key_names[kidx],
 		len, (unsigned long long)t->off, (unsigned long long)(t->off + t->len));
@@ -657,10 +687,13 @@ static void call(struct state *s, int op)
 		fz_rc(tc_incr(c, k, kl, (int8_t)fz_u8(&s->in), pick_ttl(s), &out));
 		break;
 	}
-	case OP_EXPIRE:
+	case OP_EXPIRE: {
 		k = pick_key(s, &kl);
-		fz_rc(tc_expire(c, k, kl, pick_ttl(s)));
+		int kidx = s->kidx;
+		if (fz_rc(tc_expire(c, k, kl, pick_ttl(s))) == 0)
+			track_move(s, c, kidx, k, kl);
 		break;
+	}
 	case OP_RUN_START:
 		fz_rc(tc_run_start(c, (int64_t)fz_u16(&s->in), fz_u8(&s->in)));
 		break;
@@ -811,10 +844,26 @@ static void call(struct state *s, int op)
 	}
 }
 
+static const char *const op_names[NOPS] = {
+	"patch", "word", "copy", "zero", "get", "peek", "exists", "set", "add", "cas", "del",
+	"incr", "expire", "run_start", "run_end", "run_end_gen", "run_anchor", "dto_append",
+	"dto_count", "dto_each", "dto_keys", "scan", "purge", "stats", "info", "snapshot_save",
+	"snapshot_load", "audit", "sweep", "reclaim", "readers", "readers_clean", "attached",
+	"lease", "rate_limit", "get_or_load", "policy", "policy_list", "policy_file", "reopen",
+	"unlink", "nested", "small_get",
+};
+
 static void run_program(struct state *s)
 {
+	/* TC_FUZZ_TRACE=1: each op on stderr, to read a reproducer. */
+	static int trace = -1;
+	if (trace < 0)
+		trace = getenv("TC_FUZZ_TRACE") != NULL;
 	for (int ops = 0; ops < MAX_OPS && s->in.i < s->in.n; ops++) {
+		size_t at = s->in.i;
 		int op = fz_u8(&s->in) % NOPS;
+		if (trace)
+			fprintf(stderr, "fuzz: byte %zu: %s\n", at, op_names[op]);
 #ifdef FUZZ_RAW
 		/* The object has the input's size, not the view's: no patches
 		 * (a call that cannot attach leaves its arguments to be read
