@@ -748,12 +748,62 @@ static void test_run_start_after_scribbled_idle_word_is_odd(void **state)
 	tc_close(c);
 }
 
+static int count_policy(const char *prefix, uint64_t ttl, void *arg)
+{
+	(void)prefix;
+	(void)ttl;
+	++*(int *)arg;
+	return 0;
+}
+
+/*
+ * fuzz_segment found it: a NUL scribbled into a prefix of the policy
+ * table made tc_ttl_policy_list call back with a prefix shorter than the
+ * record (an empty one; the API's prefixes are 1..TC_POLICY_PREFIX_MAX
+ * bytes and cannot hold a NUL): such a table is TC_ECORRUPT.
+ */
+static void test_policy_prefix_with_nul_gives_ecorrupt(void **state)
+{
+	(void)state;
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = bb_opts(64, 64 * 1024, 2);
+	tc_cache *c;
+	assert_int_equal(0, tc_open(&c, bb_name(name), &o));
+	assert_int_equal(0, tc_ttl_policy_set(c, "abc", 5));
+	void *map;
+	size_t len;
+	map_run_word(name, &map, &len);
+	const struct tc_hdr *h = map;
+	uint64_t ref = h->policy_gen & 0xffffffffu;
+	assert_true(ref != 0);
+	/* The table's value (klen 0) starts at +64: u64 ttl, u8 len, prefix. */
+	unsigned char *prefix = (unsigned char *)map + h->arena_off + (ref - 1) * TC_BLOCK_UNIT +
+				TC_ENTRY_HDR + 9;
+	assert_int_equal('a', prefix[0]);
+	int n = 0;
+	assert_int_equal(0, tc_ttl_policy_list(c, count_policy, &n));
+	assert_int_equal(1, n);
+	prefix[0] = '\0';
+	n = 0;
+	assert_int_equal(TC_ECORRUPT, tc_ttl_policy_list(c, count_policy, &n));
+	assert_int_equal(0, n);
+	prefix[1] = '\0'; /* "a\0c" would pass for "a" */
+	prefix[0] = 'a';
+	assert_int_equal(TC_ECORRUPT, tc_ttl_policy_list(c, count_policy, &n));
+	prefix[1] = 'b';
+	assert_int_equal(0, tc_ttl_policy_list(c, count_policy, &n));
+	assert_int_equal(1, n);
+	munmap(map, len);
+	tc_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_scribbled_run_generation_gives_ecorrupt, bb_teardown),
 		cmocka_unit_test_teardown(test_run_start_after_scribbled_idle_word_is_odd,
 					  bb_teardown),
+		cmocka_unit_test_teardown(test_policy_prefix_with_nul_gives_ecorrupt, bb_teardown),
 		cmocka_unit_test_teardown(test_scribbles_under_load_never_crash_hang_or_break_promises,
 					  bb_teardown),
 	};
