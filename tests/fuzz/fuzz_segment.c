@@ -567,9 +567,14 @@ static void track_read(struct state *s, tc_cache *c, int kidx, const void *v, si
 	for (int i = t->mark; i < s->npatch; i++)
 		if (overlaps(s->patches[i].off, s->patches[i].len, io, il))
 			return;
-	fz_fail("key %s: a value of %zu bytes that was never written, and no patch touched "
-		"its entry (segment bytes %llu..%llu) since it was written", key_names[kidx],
-		len, (unsigned long long)t->off, (unsigned long long)(t->off + t->len));
+	size_t ndiff = 0, first = 0;
+	for (size_t i = 0; i < len; i++)
+		if (((const uint8_t *)v)[i] != valbuf[i] && ndiff++ == 0)
+			first = i;
+	fz_fail("key %s: a value of %zu bytes that was never written (%zu bytes differ from "
+		"the one of that length, the first at %zu), and no patch touched its entry "
+		"(segment bytes %llu..%llu) since it was written", key_names[kidx], len, ndiff,
+		first, (unsigned long long)t->off, (unsigned long long)(t->off + t->len));
 }
 
 static void call(struct state *s, int op)
