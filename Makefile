@@ -341,8 +341,9 @@ fuzz-build: ## Build the libFuzzer harnesses (ASan+UBSan) into build/fuzz/fuzzer
 fuzz: fuzz-build ## Run every fuzz harness FUZZ_SECONDS (default 60) each; FUZZERS='a b' picks some
 	@tests/fuzz/run.sh $(BUILDDIR)/fuzz $(FUZZ_SECONDS) $(FUZZERS)
 
+# A fixed libFuzzer seed: a CI failure replays with the same mutations.
 fuzz-smoke: fuzz-build ## Replay the fuzz corpora and fuzz each harness FUZZ_SMOKE_SECONDS (CI)
-	@tests/fuzz/run.sh $(BUILDDIR)/fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZERS)
+	@FUZZ_ARGS="-seed=1 $(FUZZ_ARGS)" tests/fuzz/run.sh $(BUILDDIR)/fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZERS)
 
 # ---------------------------------------------------------------------------
 # Install
