@@ -15,7 +15,9 @@
 # (tools/common*.c, if any, are linked into every tool); tests/test_*.c ->
 # $(BUILDDIR)/tests/test_* (other tests/*.c are helpers linked into every
 # test); tests/helpers/<name>.c -> $(BUILDDIR)/tests/<name>, programs the
-# tests start; tests/test_*.sh are shell tests run with BIN=$(BUILDDIR)/bin.
+# tests start; tests/test_*.sh are shell tests run with BIN=$(BUILDDIR)/bin;
+# tests/crash/test_crashpoints.c -> $(BUILDDIR)/tests/test_crashpoints, linked
+# with the crash-point build of the library ($(BUILDDIR)/crash/, -DTC_CRASHPOINTS).
 
 THIS_MAKEFILE := $(lastword $(MAKEFILE_LIST))
 
@@ -86,6 +88,11 @@ BENCH_CPPFLAGS = $(if $(HAVE_HIREDIS),-DTC_HAVE_HIREDIS $(shell $(PKG_CONFIG) --
                  $(if $(HAVE_MEMCACHED),-DTC_HAVE_MEMCACHED $(shell $(PKG_CONFIG) --cflags libmemcached))
 BENCH_LIBS     = $(if $(HAVE_HIREDIS),$(shell $(PKG_CONFIG) --libs hiredis)) \
                  $(if $(HAVE_MEMCACHED),$(shell $(PKG_CONFIG) --libs libmemcached))
+# shm-sweeper --metrics-listen serves HTTP with libmicrohttpd when installed
+# (tools/deps.sh build installs it); without it the option says so.
+HAVE_MHD       = $(call lazy,HAVE_MHD,$(PKG_CONFIG) --exists libmicrohttpd 2>/dev/null && echo 1)
+MHD_CPPFLAGS   = $(if $(HAVE_MHD),-DTC_HAVE_MHD $(shell $(PKG_CONFIG) --cflags libmicrohttpd))
+MHD_LIBS       = $(if $(HAVE_MHD),$(shell $(PKG_CONFIG) --libs libmicrohttpd))
 
 TC_CPPFLAGS = -D_GNU_SOURCE -Iinclude -Ishm
 TC_CFLAGS   = -std=c11 $(OPTFLAGS) -fPIC -fno-semantic-interposition \
@@ -109,6 +116,14 @@ else
 Q := @
 msg = @printf '  %-7s %s\n' $1 $2
 endif
+
+# ---------------------------------------------------------------------------
+# Python package (python/): the extension is built by setuptools for
+# $(PYTHON) against this build's libtickcache.a, into $(BUILDDIR)/python/.
+
+PYTHON       ?= python3
+export PYTHON
+PY_BUILD     := $(BUILDDIR)/python
 
 # ---------------------------------------------------------------------------
 # Sources and products
@@ -143,9 +158,23 @@ PC_IN      := shm/tickcache.pc.in
 PC         := $(BUILDDIR)/tickcache.pc
 
 MANPAGES   := $(sort $(wildcard docs/*.[1-8]))
+# Every public function of the header gets a man3 page of its own name, a
+# one-line link to tickcache(3) (`man tc_open` works after install).
+MAN3_LINKS := $(shell sed -n 's/^[a-z_0-9 ]*[ *]\(tc_[a-z0-9_]*\)\x28.*/\1/p' include/tickcache.h)
+
+# Crash points (docs/design.md, "Crash points"): the library again, compiled
+# with -DTC_CRASHPOINTS into $(BUILDDIR)/crash/, and the one test linked with
+# it.  The list of points is generated from the sources, so the test cannot
+# drift from the code.
+CRASH_DIR  := $(BUILDDIR)/crash
+CRASH_OBJS := $(LIB_SRCS:%.c=$(CRASH_DIR)/%.o)
+CRASH_LIB  := $(CRASH_DIR)/libtickcache.a
+CRASH_LIST := $(CRASH_DIR)/crashpoints.h
+CRASH_TEST_OBJ := $(CRASH_DIR)/tests/test_crashpoints.o
+CRASH_TEST := $(BUILDDIR)/tests/test_crashpoints
 
 ALL_OBJS   := $(LIB_OBJS) $(TOOL_OBJS) $(TOOL_COMMON_OBJS) $(TEST_OBJS) $(TEST_HELPER_OBJS) \
-              $(TEST_PROG_OBJS)
+              $(TEST_PROG_OBJS) $(CRASH_OBJS) $(CRASH_TEST_OBJ)
 FLAGS_STAMP := $(BUILDDIR)/.flags
 
 .DEFAULT_GOAL := all
@@ -164,7 +193,7 @@ lib: $(STATIC_LIB) $(SHARED_LIB) $(SHARED_LINKS) ## Build libtickcache.a and lib
 
 tools: $(TOOLS) ## Build the tools (build/bin/)
 
-check-build: all $(TEST_BINS) $(TEST_PROGS) ## Build everything, tests included, without running anything
+check-build: all $(TEST_BINS) $(TEST_PROGS) $(CRASH_TEST) ## Build everything, tests included, without running anything
 
 # Objects and binaries are rebuilt when the compiler or any flag changes.
 FLAGS_LINE = $(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LINK_FLAGS) $(VERSION_SCRIPT)
@@ -215,11 +244,41 @@ $(TOOLS): $(BUILDDIR)/bin/%: $(BUILDDIR)/tools/%.o $(TOOL_COMMON_OBJS) $(STATIC_
 # libraries are installed (tools/deps.sh bench installs them).
 $(BUILDDIR)/tools/shm-bench.o: TOOL_EXTRA_CPPFLAGS = $(BENCH_CPPFLAGS)
 $(BUILDDIR)/bin/shm-bench: TOOL_EXTRA_LIBS = $(BENCH_LIBS)
+$(BUILDDIR)/tools/shm-sweeper.o: TOOL_EXTRA_CPPFLAGS = $(MHD_CPPFLAGS)
+$(BUILDDIR)/bin/shm-sweeper: TOOL_EXTRA_LIBS = $(MHD_LIBS)
 
 $(TEST_BINS): $(BUILDDIR)/tests/%: $(BUILDDIR)/tests/%.o $(TEST_HELPER_OBJS) $(STATIC_LIB) $(FLAGS_STAMP)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LINK_FLAGS) -o $@ $< $(TEST_HELPER_OBJS) $(STATIC_LIB) \
 	  $(TEST_PKG_LIBS) $(LIB_PKG_LIBS) $(SYS_LIBS)
+
+# The crash-point build: same flags plus -DTC_CRASHPOINTS.
+$(CRASH_DIR)/shm/%.o: shm/%.c $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CPPFLAGS) -DTC_CRASHPOINTS $(ALL_CFLAGS) -c $< -o $@
+
+$(CRASH_LIB): $(CRASH_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@
+	$(Q)$(AR) rcs $@ $^
+
+# Written only when its text changes, so the test rebuilds only then.
+$(CRASH_LIST): $(LIB_SRCS) tools/crashpoints.sh
+	@mkdir -p $(@D)
+	$(Q)tools/crashpoints.sh $(LIB_SRCS) > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; printf '  %-7s %s\n' GEN $@; fi
+
+$(CRASH_TEST_OBJ): tests/crash/test_crashpoints.c $(CRASH_LIST) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CPPFLAGS) -DTC_CRASHPOINTS -Itests -I$(CRASH_DIR) $(TEST_PKG_CFLAGS) \
+	  $(ALL_CFLAGS) -c $< -o $@
+
+$(CRASH_TEST): $(CRASH_TEST_OBJ) $(CRASH_LIB) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LINK_FLAGS) -o $@ $< $(CRASH_LIB) $(TEST_PKG_LIBS) $(LIB_PKG_LIBS) $(SYS_LIBS)
 
 # Directories under PREFIX are written as ${prefix}/..., so that
 # `pkg-config --define-prefix` can relocate the file.
@@ -235,11 +294,30 @@ $(PC): $(PC_IN) FORCE
 	@mkdir -p $(@D)
 	@sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call pc_rel,$(LIBDIR))|g' \
 	     -e 's|@INCLUDEDIR@|$(call pc_rel,$(INCLUDEDIR))|g' -e 's|@VERSION@|$(VERSION)|g' \
-	     -e 's|@REQUIRES_PRIVATE@|$(LIB_PKGS)|g' -e 's|@LIBS_PRIVATE@|$(SYS_LIBS)|g' \
+	     -e 's|@LIBS_PRIVATE@|$(LIB_PKG_LIBS) $(SYS_LIBS)|g' \
 	     $(PC_IN) > $@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; printf '  %-7s %s\n' GEN $@; fi
 
 -include $(ALL_OBJS:.o=.d)
+
+# The Python extension: rebuilt when its sources, the header or the library
+# change (setuptools compares times); CC and SANFLAGS reach it, so that
+# `make asan` builds and tests an instrumented extension.
+.PHONY: python bench-python
+python: $(STATIC_LIB) ## Build the Python package for PYTHON (python3) into build/python/
+	$(call msg,PY,$(PY_BUILD))
+	$(Q)cd python && CC='$(CC)' CFLAGS='$(OPTFLAGS) $(SANFLAGS) $(CFLAGS)' \
+	  LDFLAGS='$(SANFLAGS) $(LDFLAGS)' TICKCACHE_BUILDDIR='$(abspath $(BUILDDIR))' \
+	  TICKCACHE_WERROR='$(WERROR)' $(PYTHON) -W ignore setup.py -q build \
+	  --build-lib '$(abspath $(PY_BUILD))' --build-temp '$(abspath $(BUILDDIR))/python-tmp' \
+	  $(if $(filter 1,$(V)),,>/dev/null)
+
+check-build: python
+
+bench-python: ## Build, then time Python get against dict.get and the C call (python/bench.py)
+	@$(DEPS_CMD) bench
+	@$(MAKE) --no-print-directory -f $(THIS_MAKEFILE) NODEPS=1 all python
+	PYTHONPATH=$(PY_BUILD) BIN=$(abspath $(BUILDDIR)/bin) $(PYTHON) python/bench.py --out docs/benchmarks-python.md $(BENCH_ARGS)
 
 # ---------------------------------------------------------------------------
 # Running
@@ -366,6 +444,11 @@ endif
 	  echo "$(INSTALL_DATA) $$m $(DESTDIR)$(MANDIR)/man$$s/"; \
 	  $(INSTALL_DATA) $$m $(DESTDIR)$(MANDIR)/man$$s/; \
 	done
+	@$(INSTALL) -d -m 755 $(DESTDIR)$(MANDIR)/man3
+	@set -e; for f in $(MAN3_LINKS); do \
+	  printf '.so man3/tickcache.3\n' > $(DESTDIR)$(MANDIR)/man3/$$f.3; \
+	  chmod 644 $(DESTDIR)$(MANDIR)/man3/$$f.3; \
+	done; echo "installed $(words $(MAN3_LINKS)) man3 links to tickcache(3)"
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then \
 	  ldconfig; fi
 
@@ -378,6 +461,7 @@ uninstall: ## Remove what install put in place (same PREFIX, DESTDIR)
 	  f=$(DESTDIR)$(MANDIR)/man$${m##*.}/$$(basename $$m); \
 	  echo "rm -f $$f"; rm -f "$$f"; \
 	done
+	@for f in $(MAN3_LINKS); do rm -f $(DESTDIR)$(MANDIR)/man3/$$f.3; done
 
 clean: ## Remove build/ (sanitizer builds included)
 	rm -rf $(BUILDDIR)
@@ -397,6 +481,7 @@ help: ## Show the targets and the variables that matter
 	@echo "  TESTS='a b'   run only these tests (names as in build/tests/, tests/*.sh)"
 	@echo "  SAN_CC=clang  compiler for asan/ubsan/tsan (default gcc)"
 	@echo "  FUZZ_SECONDS=60 FUZZERS='fuzz_policy ...'  make fuzz (docs/fuzzing.md)"
+	@echo "  PYTHON=python3  interpreter the Python package is built and tested for"
 	@echo "  BUILDDIR=$(BUILDDIR)"
 
 FORCE:

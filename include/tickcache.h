@@ -87,6 +87,16 @@ enum {
 #define TC_TOOL   0x8u   /* a maintenance handle (sweeper, CLI, monitoring): its
 			  * threads read through the TC_TOOL_READERS slots kept
 			  * beyond max_readers, never through a strategy's */
+#define TC_WAIT   0x10u  /* without TC_CREATE: a missing segment is waited for,
+			  * up to tc_opts.wait_ms, instead of -ENOENT (a strategy
+			  * started before the feed that creates its segment) */
+#define TC_CHECKSUM 0x20u /* create: every value carries an XXH3 checksum, written
+			  * with it and verified by every read that returns it
+			  * (TC_ECORRUPT on a mismatch).  Recorded in the segment:
+			  * every handle of every process then uses it.  Costs 8
+			  * bytes per value (more when it crosses a size class) and
+			  * a hash of the value per read and per write.  Asked of
+			  * a segment created without it: TC_EGEOMETRY. */
 
 /* Reader slots every segment keeps for TC_TOOL handles, beyond max_readers. */
 #define TC_TOOL_READERS 4
@@ -95,8 +105,11 @@ enum {
 #define TC_EVICT_NONE 0  /* full means -ENOSPC; nothing is dropped, ever */
 #define TC_EVICT_LRU  1  /* approximate LRU (CLOCK) when memory or entries run out */
 
-/* ttl_ms on writes: 0 = never expires, TC_TTL_DEFAULT = segment policy. */
+/* ttl_ms on writes: 0 = never expires, TC_TTL_DEFAULT = segment policy.
+ * A TTL above TC_TTL_MAX (100 years) is -EINVAL: it is almost always a
+ * negative number that wrapped around ((uint64_t)-5), not a wish. */
 #define TC_TTL_DEFAULT UINT64_MAX
+#define TC_TTL_MAX     3155760000000ull  /* ms: 100 years of 365.25 days */
 
 /* Types: 0 = untyped; TC_TYPE_COUNTER = 8-byte little-endian int64 counter. */
 #define TC_TYPE_NONE    0u
@@ -115,7 +128,10 @@ typedef struct tc_opts {
 	uint32_t mode;           /* permission bits on create; 0 means 0600; applied exactly */
 	uint64_t default_ttl_ms; /* used when a write passes TC_TTL_DEFAULT; 0 = never expires */
 	int      eviction;       /* TC_EVICT_NONE or TC_EVICT_LRU */
-	unsigned flags;          /* TC_CREATE, TC_EXCL, TC_LAZY, TC_TOOL */
+	unsigned flags;          /* TC_CREATE, TC_EXCL, TC_LAZY, TC_TOOL, TC_WAIT,
+				  * TC_CHECKSUM */
+	uint64_t wait_ms;        /* with TC_WAIT: longest wait for the segment to
+				  * appear; read only when TC_WAIT is set */
 } tc_opts;
 
 typedef struct tc_meta {
@@ -186,6 +202,9 @@ typedef struct tc_stats {
 				 * until reclaimed (each also counts in entries) */
 	uint32_t run_active;    /* 1 while a run is active, else 0 */
 	uint32_t ttl_policies;  /* prefixes in the TTL policy table */
+	/* TC_CHECKSUM segments: reads whose value failed its checksum (each
+	 * returned TC_ECORRUPT); always 0 without checksums */
+	uint64_t checksum_failures;
 } tc_stats;
 
 /* Static description of an attached segment. */
@@ -201,6 +220,7 @@ typedef struct tc_info {
 	uint64_t segment_bytes;   /* size of the shm object */
 	int64_t  created_ms;
 	uint32_t creator_pid;
+	unsigned flags;           /* TC_CHECKSUM when the segment was created with it */
 } tc_info;
 
 /* ------------------------------------------------------------------ */
@@ -215,12 +235,21 @@ typedef struct tc_info {
  *        the segment's (TC_EGEOMETRY otherwise); TC_CREATE creates a missing
  *        segment, TC_EXCL fails with -EEXIST when it exists.
  *
+ * TC_WAIT (not with TC_CREATE): while the segment does not exist, wait for
+ * it, polling with a growing sleep (1 ms doubling to 50 ms), up to
+ * opts->wait_ms; -ETIMEDOUT when it does not appear in time.  A segment
+ * that appears half built is attached once its creator finishes (the
+ * attach waits on the creator's flock).  The other flags apply as usual.
+ *
  * Create-or-attach is serialised by flock() on the segment; the header is
  * published last.  The memory is reserved with posix_fallocate(), so a full
  * /dev/shm gives -ENOSPC here and leaves nothing behind.  A segment whose
  * creator died half way gives TC_ECORRUPT (remove it with tc_unlink).
+ * An empty object (a creator that died before sizing it) is TC_ECORRUPT to
+ * an attach and is built anew by TC_CREATE (without TC_EXCL).
  * Returns 0, -EINVAL, -ENOENT, -EEXIST, -ENOSPC, -EACCES, -EUSERS (attach
- * table full), TC_EGEOMETRY, TC_EVERSION, TC_ECORRUPT, -ENOMEM.
+ * table full), -ETIMEDOUT (TC_WAIT), TC_EGEOMETRY, TC_EVERSION,
+ * TC_ECORRUPT, -ENOMEM.
  */
 int tc_open(tc_cache **out, const char *name, const tc_opts *opts);
 
@@ -259,8 +288,13 @@ bool tc_name_valid(const char *name);
  * value that was current at some instant during the call.
  * @meta: may be NULL; on success and on -E2BIG it receives the value's
  *        length, type, version and expiry.
+ * With TC_CHECKSUM the copy in BUF is verified before the call returns 0;
+ * a mismatch is TC_ECORRUPT (BUF then holds the damaged bytes: do not use
+ * them).  Without it, a scribble into the value's bytes is returned as the
+ * value (docs/design.md, "What a scribble can do").
  * Returns 0, -ENOENT (absent or expired), -E2BIG (cap < length), -EINVAL,
- * -EUSERS (no reader slot), -ESTALE (the segment was unlinked), TC_ECORRUPT.
+ * -EUSERS (no reader slot), -ESTALE (the segment was unlinked), -EBUSY (an
+ * audit at work), TC_ECORRUPT.
  */
 int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta);
 
@@ -278,8 +312,10 @@ void tc_read_unlock(tc_cache *c);
 /*
  * tc_peek - zero-copy read, only inside a read section of this thread.
  * *val points into the segment and stays valid until the outermost
- * tc_read_unlock.  Returns 0, -ENOENT, -EINVAL (also outside a section),
- * TC_ECORRUPT.
+ * tc_read_unlock.  With TC_CHECKSUM the value is verified before *val is
+ * set (a scribble after that, while the caller reads it, is not seen);
+ * on a mismatch *val is NULL and the call returns TC_ECORRUPT.
+ * Returns 0, -ENOENT, -EINVAL (also outside a section), TC_ECORRUPT.
  */
 int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta);
 
@@ -299,7 +335,8 @@ bool tc_exists(tc_cache *c, const void *key, size_t klen);
  * gives the key a version larger than any it had, also across delete and
  * re-insert.  ttl_ms: 0 = never expires, TC_TTL_DEFAULT = the segment's
  * policy (TTL prefix table, else default_ttl_ms), else ms from now.
- * Common returns: -EINVAL (NULL key, klen 0 or > TC_KEY_MAX), -EMSGSIZE
+ * Common returns: -EINVAL (NULL key, klen 0 or > TC_KEY_MAX, ttl_ms over
+ * TC_TTL_MAX and not TC_TTL_DEFAULT), -EMSGSIZE
  * (vlen > TC_VALUE_MAX), -ENOSPC (full under TC_EVICT_NONE), -EUSERS,
  * TC_ECORRUPT.
  */
@@ -320,7 +357,9 @@ int tc_cas(tc_cache *c, const void *key, size_t klen, uint64_t expect_version,
 int tc_del(tc_cache *c, const void *key, size_t klen);
 
 /* tc_expire - change the TTL of a live KEY (0 removes the expiry).  The
- * value is kept and the version grows.  Returns 0 or -ENOENT. */
+ * value is kept and the version grows.  With TC_CHECKSUM the value carried
+ * over is verified first (TC_ECORRUPT, nothing changed, when it fails), as
+ * is the counter tc_incr adds to.  Returns 0 or -ENOENT. */
 int tc_expire(tc_cache *c, const void *key, size_t klen, uint64_t ttl_ms);
 
 /*
@@ -427,8 +466,13 @@ int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n);
  * stay valid until the walk ends), but while it runs retired memory cannot
  * be reclaimed by anyone, so a write that needs reclaimed memory fails with
  * -ENOSPC sooner: keep FN short.
+ * Every element is checked before FN is called at all: its kind, hash,
+ * key length (the list's), generation, count and, with TC_CHECKSUM, its
+ * value's checksum (TC_ECORRUPT before any FN call); a list whose count says
+ * more elements than the walk finds is TC_ECORRUPT, and memory is taken for
+ * the elements found, never for the count.
  * Returns 0, FN's value, TC_ETYPE, TC_ENORUN, -EINVAL, -ENOMEM, -EUSERS,
- * TC_ECORRUPT.
+ * -ESTALE, -EBUSY, TC_ECORRUPT.
  */
 int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type,
 		tc_dto_fn fn, void *arg);
@@ -437,8 +481,11 @@ typedef int (*tc_dto_key_fn)(const void *key, size_t klen, size_t count, void *a
 /*
  * tc_dto_keys - visit the DTO keys of the active run with their counts
  * (order unspecified).  Like tc_scan: a read section per index bucket,
- * never across a call of FN.  Returns 0, FN's non-zero value, TC_ENORUN
- * (also when the run ends during the walk), -EINVAL, -ENOMEM, -EUSERS.
+ * never across a call of FN.  KLEN is always 1..TC_KEY_MAX: a slot that
+ * names no valid entry is skipped and reported as TC_ECORRUPT after the
+ * walk.  Returns 0, FN's non-zero value, TC_ENORUN (also when the run ends
+ * during the walk), -EINVAL, -ENOMEM, -EUSERS, -ESTALE, -EBUSY,
+ * TC_ECORRUPT.
  */
 int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg);
 
@@ -458,7 +505,8 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg);
  * boundary may be counted in the newer window).  Limiters are a namespace
  * of their own (tc_get/tc_purge do not see them); one lives two windows
  * after its last call.  Under TC_EVICT_LRU a limiter may be evicted like
- * any key (it then restarts from 0).
+ * any key (it then restarts from 0).  With TC_CHECKSUM a window that fails
+ * its checksum gives TC_ECORRUPT (until it expires), never a count.
  * Returns 0, -EINVAL (NULL c, key or allowed; LIMIT or WINDOW_MS 0;
  * WINDOW_MS over 2^61), -ENOSPC, -EUSERS, TC_ECORRUPT.
  */
@@ -507,8 +555,12 @@ typedef int (*tc_scan_fn)(const void *key, size_t klen, const tc_meta *meta, voi
  * tc_scan - visit the live keys matching GLOB (fnmatch rules; NULL or "*"
  * matches all).  Never blocks writers; holds a read section for one bucket at
  * a time, never across a call of FN.  Keys present for the whole scan are
- * visited exactly once; keys written during it may or may not be.  Returns
- * 0, FN's non-zero value, -EINVAL, TC_ECORRUPT.
+ * visited exactly once; keys written during it may or may not be.  An
+ * index slot that names no valid entry is skipped (nothing is read from or
+ * written to what it names) and reported as TC_ECORRUPT once the walk is
+ * done.  Returns 0, FN's non-zero value, -EINVAL, -ENOMEM, -EUSERS,
+ * -ESTALE (the segment was unlinked), -EBUSY (an audit at work; the walk
+ * stops at the first bucket it cannot enter), TC_ECORRUPT.
  */
 int tc_scan(tc_cache *c, const char *glob, tc_scan_fn fn, void *arg);
 
@@ -518,8 +570,11 @@ int tc_scan(tc_cache *c, const char *glob, tc_scan_fn fn, void *arg);
  * would use, so it never blocks writers; *deleted (may be NULL) receives
  * the count.  Keys present throughout are deleted; keys written during the
  * purge may survive it.  DTO lists, rate limiters and load leases are not
- * keys and are never purged.  Counts one clear and DELETED keys_deleted in
- * tc_stats.  Returns 0, -EINVAL, -ENOMEM, -EUSERS.
+ * keys and are never purged.  A slot that names no valid entry is skipped,
+ * never removed.  Counts one clear and DELETED keys_deleted in tc_stats.
+ * Returns 0, -EINVAL, -ENOMEM, -EUSERS, -ESTALE (the segment was unlinked),
+ * -EBUSY (an audit at work): on those two the purge stops at the first
+ * bucket it cannot enter, and *deleted counts what it removed before.
  */
 int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted);
 
@@ -533,7 +588,7 @@ int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted);
  * changes are lock-free, a reader sees the whole old table or the whole new
  * one, and racing changes are applied one after the other (none is lost).
  * tc_ttl_policy_set - set or replace PREFIX (1..TC_POLICY_PREFIX_MAX bytes)
- *   -> TTL_MS (0 = never expires; TC_TTL_DEFAULT is -EINVAL).  -ENOSPC when
+ *   -> TTL_MS (0 = never expires; over TC_TTL_MAX is -EINVAL).  -ENOSPC when
  *   TC_POLICY_MAX_ENTRIES prefixes exist, or no memory.
  * tc_ttl_policy_del - remove PREFIX: 0 or -ENOENT.
  * tc_ttl_policy_load - apply a file of lines "prefix = ttl_ms": blank lines
@@ -588,6 +643,7 @@ typedef struct tc_snapshot_info {
 	int      eviction;
 	int64_t  saved_ms;   /* CLOCK_REALTIME ms when the save began */
 	uint64_t keys;       /* records in the file */
+	unsigned flags;      /* TC_CHECKSUM when saved from a segment with checksums */
 } tc_snapshot_info;
 
 /* tc_snapshot_load flags */
@@ -598,7 +654,9 @@ typedef struct tc_snapshot_info {
  * synced, then renamed over PATH, so PATH always holds a whole snapshot.
  * Each key is saved as one version of it; keys written during the save may
  * or may not be in it (as tc_scan).  Never blocks writers, and reads
- * quietly (no reference bits set, no hits counted).  Returns 0, -EINVAL,
+ * quietly (no reference bits set, no hits counted).  With TC_CHECKSUM every
+ * value is verified as it is copied: one that fails stops the save with
+ * TC_ECORRUPT, and PATH is left as it was.  Returns 0, -EINVAL,
  * -errno of the file system (-ENOSPC when the disk is full, -ENOENT,
  * -EACCES, ...), -ENOMEM, -EUSERS, -ESTALE, -EBUSY (an audit at work),
  * TC_ECORRUPT.
@@ -650,8 +708,13 @@ typedef struct tc_sweep_report {
  * reclaim retired memory whose grace period has passed.  Lock-free like any
  * writer; safe to run from several processes, though one sweeper per
  * segment is the intended use (see tc_lease_*).  REPORT may be NULL.
+ * Entries are expired only when their index slot names a valid entry (the
+ * checks of tc_scan), so a scribbled slot never makes the pass retire a
+ * block inside another key's value.
  * Returns 0, -EINVAL, -EUSERS, -EDEADLK (called inside a read section of
- * this thread, whose own slot would hold the grace period back).
+ * this thread, whose own slot would hold the grace period back), -ESTALE
+ * (the segment was unlinked), -EBUSY (an audit at work); on the last two
+ * the dead slots are cleared and the pass stops there.
  */
 int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
 
@@ -664,9 +727,14 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
  * process is attached and no other thread of the caller holds a reader slot
  * (-EBUSY otherwise; dead processes are cleared first), holds the segment's
  * flock so that nobody attaches meanwhile, marks every block reachable from
- * the index and the header, rebuilds the free lists from everything else,
- * clears abandoned half-inserts and recounts live keys and gauges.  It
- * changes nothing and returns TC_ECORRUPT when the arena cannot be walked.
+ * the index and the header, rebuilds the free lists from everything else
+ * (free bytes without a header that reads and fits, such as a carve a killed
+ * writer never finished, are cut into free blocks), clears abandoned
+ * half-inserts and recounts live keys and gauges.  TC_ECORRUPT when the
+ * arena cannot be walked (a reachable block's header is damaged): the
+ * index, block headers, free and retire lists, gauges and key count are
+ * then as they were; only what any call does online has happened (dead
+ * processes' slots cleared, a dead coalescer's work finished or undone).
  * -EDEADLK inside a read section.  While it runs, data calls of the
  * caller's other threads get -EBUSY.  An audit that is killed leaves the
  * segment usable: the next data call of any process sees the auditor dead
@@ -679,8 +747,9 @@ typedef struct tc_audit_report {
 	uint64_t recovered;         /* unreachable blocks that were not free: returned */
 	uint64_t recovered_bytes;
 	uint64_t tentative_cleared; /* abandoned claims cleared */
-	uint64_t skipped_bytes;     /* carved but never initialised (a writer killed
-				     * between carving and writing the header): left unused */
+	uint64_t skipped_bytes;     /* free bytes without a header that reads and fits
+				     * (a writer killed between carving and writing the
+				     * header, a scribble): cut into free blocks */
 	int64_t  live_before;       /* live-key count before, and as recounted */
 	int64_t  live_after;
 } tc_audit_report;

@@ -29,12 +29,8 @@ uint32_t tc__class_of(uint64_t n)
 	return (lg - 6) * 4 + sub + 1;
 }
 
-/*
- * Pop the head of class CLS's free list: the block, in whatever state it
- * was pushed (FREE, or CLAIMED by the coalescer), or NULL when the list is
- * empty or broken (cut).  The caller decides whose the block is.
- */
-struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls)
+/* tc__pop_free when the head is not a FREE block of the class popped at once. */
+static __attribute__((noinline)) struct tc_entry *pop_slow(tc_cache *c, uint32_t cls)
 {
 	struct tc_class *k = &c->h->cls[cls];
 	for (int tries = 0; tries < 1000; tries++) {
@@ -55,12 +51,56 @@ struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls)
 			continue;
 		}
 		uint64_t nh = ((head >> 32) + 1) << 32 | next;
+		if (tc__ld(&e->cls) != cls) {
+			/* Not a block of this class: drop it from this list
+			 * (a racing pop moved the head: retry). */
+			tc__cas(&k->head, head, nh);
+			continue;
+		}
 		if (tc__cas(&k->head, head, nh) == head) {
 			tc__add(&k->nfree, (uint64_t)-1);
 			return e;
 		}
 	}
 	return NULL;
+}
+
+/*
+ * Pop the head of class CLS's free list: the block, in whatever state it
+ * was pushed (FREE, or CLAIMED by the coalescer), or NULL when the list is
+ * empty or broken (cut).  The caller decides whose the block is.
+ *
+ * The block's own header must say class CLS: a head scribbled to name a
+ * free block of another class (or a class byte scribbled on a listed
+ * block) would otherwise hand out a block smaller than the class, and the
+ * write into it would run over the next block, someone else's key.  Such a
+ * block is unlinked without being taken: it is not this list's to give
+ * (if it is on the list of its own class, that list still names it), and
+ * the pop goes on with its link, which every later pop checks the same way.
+ * The coalescer's drain pops through here too, so a block whose class byte
+ * disagrees with its list never becomes OUT and is never re-cut
+ * (coalesce.c).
+ */
+struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls)
+{
+	/* The common case inline, with few registers live: a FREE head of
+	 * this class, in bounds, popped by the first CAS.  Anything else
+	 * (an empty or broken list, a CLAIMED block, a lost race) is the
+	 * loop's, which reads everything again. */
+	struct tc_class *k = &c->h->cls[cls];
+	uint64_t head = tc__ld(&k->head), ref = head & 0xffffffffu;
+	struct tc_entry *e = tc__block(c, ref);
+	if (TC_UNLIKELY(!e))
+		return ref ? pop_slow(c, cls) : NULL;
+	uint64_t next = tc__ld(&e->link);
+	if (TC_LIKELY(next <= c->arena_units && tc__ld(&e->state) == TC_BLK_FREE &&
+		      tc__ld(&e->cls) == cls &&
+		      ref - 1 + tc__class_size(cls) / TC_BLOCK_UNIT <= c->arena_units) &&
+	    tc__cas(&k->head, head, ((head >> 32) + 1) << 32 | next) == head) {
+		tc__add(&k->nfree, (uint64_t)-1);
+		return e;
+	}
+	return pop_slow(c, cls);
 }
 
 /*
@@ -71,6 +111,7 @@ struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls)
  */
 static bool take_popped(tc_cache *c, struct tc_entry *e)
 {
+	TC_CRASH_POINT(alloc_popped);
 	for (;;) {
 		uint32_t st = tc__cas(&e->state, TC_BLK_FREE, TC_BLK_LIVE);
 		if (st == TC_BLK_FREE)
@@ -84,13 +125,24 @@ static bool take_popped(tc_cache *c, struct tc_entry *e)
 	}
 }
 
-static struct tc_entry *carve(tc_cache *c, uint32_t cls)
+/*
+ * Carve a block of class CLS for slot S, named in S's inflight *before* the
+ * bump CAS: whoever sees the carve (the bump past it) also sees the name,
+ * so the coalescer's walk knows a header-less carve that may still be at
+ * work, and never reads its bytes (coalesce.c, named_from).  A name left
+ * by a failed CAS or a kill before it names bytes not ours: the slot
+ * cleaner retires only a LIVE block built from the slot.
+ */
+static struct tc_entry *carve(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 {
-	uint64_t units = tc__class_size(cls) / TC_BLOCK_UNIT;
+	uint64_t units = tc__class_size(cls) / TC_BLOCK_UNIT, was = tc__ld(&s->inflight);
 	for (;;) {
 		uint64_t b = tc__ld(&c->h->bump);
-		if (b > c->arena_units || c->arena_units - b < units)
+		if (b > c->arena_units || c->arena_units - b < units) {
+			tc__st(&s->inflight, was);
 			return NULL;
+		}
+		tc__st(&s->inflight, b + 1);
 		if (tc__cas(&c->h->bump, b, b + units) == b)
 			return (struct tc_entry *)(c->arena + b * TC_BLOCK_UNIT);
 	}
@@ -113,13 +165,14 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 	while ((e = tc__pop_free(c, cls)) != NULL && !take_popped(c, e))
 		;
 	if (e) {
+		TC_CRASH_POINT(alloc_taken);
 		/* Named in our slot before anything else can go wrong. */
 		tc__st(&s->inflight, tc__ref_of(c, e));
 		tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
 	} else {
-		e = carve(c, cls);
+		e = carve(c, s, cls);
 		if (e) {
-			tc__st(&s->inflight, tc__ref_of(c, e));
+			TC_CRASH_POINT(alloc_carved);
 			tc__st(&e->cls, (uint8_t)cls);
 			tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
 			cmm_smp_wmb(); /* class before state: the arena is walked by them */
@@ -137,6 +190,7 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 			return e;
 		}
 	}
+	TC_CRASH_POINT(alloc_ready);
 	tc__add(&c->h->cls[cls].used, 1);
 	tc__st(&e->link, 0);
 	tc__st(&e->refbit, 0);

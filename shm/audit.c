@@ -14,15 +14,22 @@
  *     object so that nobody attaches meanwhile; finish or undo the work of
  *     a coalescer that died (coalesce.c);
  *  2. mark every block reachable from the index (FINAL words, and what the
- *     run code hangs off them) and from the header's roots; clear TENT words;
- *  3. walk the carved arena block by block (sizes from each header's class):
- *     a marked block stays; every other block becomes FREE on a rebuilt free
- *     list of its class; the retire list is emptied (no reader exists);
+ *     run code hangs off them) and from the header's roots;
+ *  3. walk the carved arena by the marks: a marked unit starts a reachable
+ *     block, which stays (its header must be written, its class in range,
+ *     and it must end before the next mark); everything between is free
+ *     memory: blocks whose headers read and fit keep their cut, the rest
+ *     (a carve that never wrote its header, a scribbled free header) is cut
+ *     afresh into free blocks; every free block goes on a rebuilt list of
+ *     its class; the retire list is reclaimed and emptied (no reader
+ *     exists); TENT words are cleared;
  *  4. recount live keys and reset the gauges.
  *
- * Step 3 is first run as a dry pass that only validates the walk; a
- * scribbled header makes the audit fail with TC_ECORRUPT before it changes
- * anything.
+ * The walk of step 3 is first run as a dry pass that only validates it; a
+ * segment it cannot walk (a reachable block's header scribbled, a mark
+ * inside another block) makes the audit fail with TC_ECORRUPT before it
+ * changes anything but what any peer changes online in step 1.  No header
+ * is read unless it fits before the carved end.
  */
 #include "internal.h"
 
@@ -73,95 +80,199 @@ static bool quiescent(tc_cache *c, struct tc_rslot *self)
 	return true;
 }
 
-static bool header_written(const struct tc_entry *e)
+static bool header_written(uint32_t st)
 {
-	uint32_t st = tc__ld(&e->state);
 	return st == TC_BLK_FREE || st == TC_BLK_LIVE || st == TC_BLK_RETIRED ||
 	       st == TC_BLK_CLAIMED || st == TC_BLK_OUT;
 }
 
-/* Walk the carved arena; with APPLY, rebuild the free lists. */
-static int sweep_arena(tc_cache *c, const struct marks *m, bool apply, tc_audit_report *rep)
+#define HDR_UNITS (TC_ENTRY_HDR / TC_BLOCK_UNIT)
+
+/* The first marked unit in [U, END), or END. */
+static uint64_t next_mark(const struct marks *m, uint64_t u, uint64_t end)
 {
-	uint64_t end = tc__ld(&c->h->bump);
-	uint64_t heads[TC_CLASSES_USED] = { 0 }, used[TC_CLASSES_USED] = { 0 },
-		 nfree[TC_CLASSES_USED] = { 0 }, live_blocks = 0;
-	if (end > c->arena_units)
-		return TC_ECORRUPT;
-	for (uint64_t u = 0; u < end;) {
-		struct tc_entry *e = (struct tc_entry *)(c->arena + u * TC_BLOCK_UNIT);
-		uint32_t cls = tc__ld(&e->cls);
-		if (!header_written(e)) {
-			/* Carved by a writer killed before it wrote the header: zeros
-			 * up to the next block.  Step over them; they stay unused. */
-			u++;
-			if (rep && apply)
-				rep->skipped_bytes += TC_BLOCK_UNIT;
-			continue;
+	while (u < end) {
+		uint64_t w = m->bits[u / 64] >> (u % 64);
+		if (w) {
+			uint64_t v = u + (uint64_t)__builtin_ctzll(w);
+			return v < end ? v : end;
 		}
-		if (cls >= TC_CLASSES_USED)
-			return TC_ECORRUPT;
-		uint64_t units = tc__class_size(cls) / TC_BLOCK_UNIT;
-		if (u + units > end)
-			return TC_ECORRUPT;
-		uint64_t ref = u + 1;
-		if (marked(m, ref)) {
-			used[cls]++;
-			live_blocks++;
-		} else if (apply) {
-			uint32_t st = tc__ld(&e->state);
-			if (st != TC_BLK_FREE && rep) {
-				rep->recovered++;
-				rep->recovered_bytes += tc__class_size(cls);
-			}
-			tc__st(&e->state, TC_BLK_FREE);
-			tc__st(&e->link, heads[cls]);
-			heads[cls] = ref;
-			nfree[cls]++;
-			if (TC_UNLIKELY(tc__audit_test_hook != NULL))
-				tc__audit_test_hook(nfree[cls]);
-		}
-		/* A marked ref must start a block: clear it as we pass. */
-		u += units;
-		if (rep && apply)
-			rep->blocks++;
+		u = (u / 64 + 1) * 64;
 	}
-	if (!apply)
+	return end;
+}
+
+struct sweep {
+	tc_cache *c;
+	bool apply;
+	tc_audit_report *rep;
+	uint64_t heads[TC_CLASSES_USED], used[TC_CLASSES_USED], nfree[TC_CLASSES_USED];
+	uint64_t live_blocks;
+};
+
+/* With APPLY, block U of class CLS becomes FREE on the rebuilt list. */
+static void free_one(struct sweep *w, uint64_t u, uint32_t cls)
+{
+	if (!w->apply)
+		return;
+	struct tc_entry *e = (struct tc_entry *)(w->c->arena + u * TC_BLOCK_UNIT);
+	tc__st(&e->state, TC_BLK_FREE);
+	tc__st(&e->link, w->heads[cls]);
+	w->heads[cls] = u + 1;
+	w->nfree[cls]++;
+	if (w->rep)
+		w->rep->blocks++;
+	TC_CRASH_POINT(audit_relink);
+	if (TC_UNLIKELY(tc__audit_test_hook != NULL))
+		tc__audit_test_hook(w->nfree[cls]);
+}
+
+/* Does a free block's header at V read as one and end inside the gap
+ * [V, G), with 0 or at least 64 bytes to spare?  Its class, or 0. */
+static uint64_t fits_gap(tc_cache *c, uint64_t v, uint64_t g, uint32_t *st, uint32_t *cls)
+{
+	if (g - v < HDR_UNITS)
 		return 0;
-	for (uint32_t k = 0; k < TC_CLASSES_USED; k++) {
-		struct tc_class *cl = &c->h->cls[k];
-		uint64_t h = tc__ld(&cl->head);
-		tc__st(&cl->head, ((h >> 32) + 1) << 32 | heads[k]);
-		tc__st(&cl->used, used[k]);
-		tc__st(&cl->nfree, nfree[k]);
+	struct tc_entry *e = (struct tc_entry *)(c->arena + v * TC_BLOCK_UNIT);
+	*st = tc__ld(&e->state);
+	*cls = tc__ld(&e->cls);
+	if (!header_written(*st) || *cls >= TC_CLASSES_USED)
+		return 0;
+	uint64_t n = tc__class_size(*cls) / TC_BLOCK_UNIT, left = g - v;
+	if (n > left || (n < left && left - n < HDR_UNITS))
+		return 0;
+	return n;
+}
+
+/* Cut [V, G) (0 or at least 4 units) afresh into the largest blocks that
+ * tile it, every one free; with APPLY, their headers are written whole. */
+static int cut_free(struct sweep *w, uint64_t v, uint64_t g)
+{
+	if (v < g && w->apply && w->rep)
+		w->rep->skipped_bytes += (g - v) * TC_BLOCK_UNIT;
+	while (v < g) {
+		uint32_t k = tc__tile_class(g - v);
+		uint64_t n = tc__class_size(k) / TC_BLOCK_UNIT;
+		if (n > g - v)
+			return TC_ECORRUPT; /* 1-3 units: never a run of blocks */
+		if (w->apply) {
+			struct tc_entry *e = (struct tc_entry *)(w->c->arena + v * TC_BLOCK_UNIT);
+			tc__st(&e->hash, 0);
+			tc__st(&e->version, 0);
+			tc__st(&e->expires_ms, 0);
+			tc__st(&e->vlen, 0);
+			tc__st(&e->type, 0);
+			tc__st(&e->klen, 0);
+			tc__st(&e->cls, (uint8_t)k);
+			tc__st(&e->kind, 0);
+			tc__st(&e->refbit, 0);
+			tc__st(&e->builder, 0);
+			tc__st(&e->retire_epoch, 0);
+			tc__st(&e->aux, 0);
+		}
+		free_one(w, v, k);
+		v += n;
 	}
-	uint64_t rh = tc__ld(&c->h->retire_head);
-	tc__st(&c->h->retire_head, ((rh >> 32) + 1) << 32);
-	if (rep)
-		rep->live_blocks = live_blocks;
 	return 0;
 }
 
-/* Every marked ref must be the start of a block the walk visits. */
-static bool marks_on_blocks(tc_cache *c, struct marks *m)
+/*
+ * The gap [U, G) between reachable blocks is free memory, whatever its
+ * headers say.  Its blocks keep their cut while each header reads as one
+ * and fits the gap (fits_gap); bytes that do not (a carve that never wrote
+ * its header, a scribbled class or state, a header that would cross the
+ * end of the arena) are cut afresh (cut_free) up to the next unit, at least
+ * 64 bytes on, where a header fits again, or to G.  Since every byte of the
+ * gap is free, any header that reads is as good a cut as another.  Headers
+ * are read only where a whole header fits before G.
+ */
+static int free_gap(struct sweep *w, uint64_t u, uint64_t g)
 {
-	uint64_t end = tc__ld(&c->h->bump), n = 0, seen = 0;
-	for (uint64_t w = 0; w < (c->arena_units + 63) / 64; w++)
-		n += (uint64_t)__builtin_popcountll(m->bits[w]);
-	for (uint64_t u = 0; u < end && u < c->arena_units;) {
-		struct tc_entry *e = (struct tc_entry *)(c->arena + u * TC_BLOCK_UNIT);
-		uint32_t cls = tc__ld(&e->cls);
-		if (!header_written(e)) {
-			u++;
+	tc_cache *c = w->c;
+	uint64_t v = u;
+	while (v < g) {
+		uint32_t st, cls;
+		uint64_t n = fits_gap(c, v, g, &st, &cls);
+		if (n) {
+			if (st != TC_BLK_FREE && w->apply && w->rep) {
+				w->rep->recovered++;
+				w->rep->recovered_bytes += tc__class_size(cls);
+			}
+			free_one(w, v, cls);
+			v += n;
 			continue;
 		}
-		if (cls >= TC_CLASSES_USED)
-			return false;
-		if (marked(m, u + 1))
-			seen++;
-		u += tc__class_size(cls) / TC_BLOCK_UNIT;
+		uint64_t v2 = v + HDR_UNITS;
+		while (v2 < g && !fits_gap(c, v2, g, &st, &cls))
+			v2++;
+		if (v2 > g)
+			v2 = g;
+		int rc = cut_free(w, v, v2);
+		if (rc)
+			return rc;
+		v = v2;
 	}
-	return seen == n;
+	return 0;
+}
+
+/*
+ * Walk the carved arena by the marks: a marked unit starts a reachable
+ * block, whose header must be written, of a class in range, and end before
+ * the next mark and the carved end (its header is read only once it is
+ * known to fit); the gaps between are free memory (free_gap).  Every mark
+ * must be met.  With APPLY, rebuild the free lists; without, only check.
+ */
+static int sweep_arena(tc_cache *c, const struct marks *m, uint64_t end, bool apply,
+		       tc_audit_report *rep)
+{
+	uint64_t nmarks = 0, seen = 0;
+	if (end > c->arena_units)
+		return TC_ECORRUPT;
+	for (uint64_t i = 0; i < (c->arena_units + 63) / 64; i++)
+		nmarks += (uint64_t)__builtin_popcountll(m->bits[i]);
+	struct sweep sw = { .c = c, .apply = apply, .rep = rep }, *w = &sw;
+	int rc = 0;
+	for (uint64_t u = 0; u < end && rc == 0;) {
+		if (!marked(m, u + 1)) {
+			uint64_t g = next_mark(m, u, end);
+			rc = free_gap(w, u, g);
+			u = g;
+			continue;
+		}
+		if (end - u < HDR_UNITS) {
+			rc = TC_ECORRUPT;
+			break;
+		}
+		struct tc_entry *e = (struct tc_entry *)(c->arena + u * TC_BLOCK_UNIT);
+		uint32_t st = tc__ld(&e->state), cls = tc__ld(&e->cls);
+		uint64_t n = cls < TC_CLASSES_USED ? tc__class_size(cls) / TC_BLOCK_UNIT : 0;
+		if (!header_written(st) || !n || n > end - u || next_mark(m, u + 1, end) < u + n) {
+			rc = TC_ECORRUPT;
+			break;
+		}
+		w->used[cls]++;
+		w->live_blocks++;
+		seen++;
+		if (rep && apply)
+			rep->blocks++;
+		u += n;
+	}
+	if (rc == 0 && seen != nmarks)
+		rc = TC_ECORRUPT; /* a mark past the carved end */
+	if (rc == 0 && apply) {
+		for (uint32_t k = 0; k < TC_CLASSES_USED; k++) {
+			struct tc_class *cl = &c->h->cls[k];
+			uint64_t h = tc__ld(&cl->head);
+			tc__st(&cl->head, ((h >> 32) + 1) << 32 | w->heads[k]);
+			tc__st(&cl->used, w->used[k]);
+			tc__st(&cl->nfree, w->nfree[k]);
+		}
+		uint64_t rh = tc__ld(&c->h->retire_head);
+		tc__st(&c->h->retire_head, ((rh >> 32) + 1) << 32);
+		if (rep)
+			rep->live_blocks = w->live_blocks;
+	}
+	return rc;
 }
 
 /*
@@ -232,6 +343,7 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	tc__st(&c->h->audit_pid, (uint64_t)tc__self_pid());
 	tc__st(&c->h->audit_start, tc__self_start());
 	tc__cas(&c->h->state, was, TC_STATE_AUDITING);
+	TC_CRASH_POINT(audit_state);
 	/* AUDITING found under our flock was left by a dead auditor: whatever
 	 * happens now, the state goes back to READY, never to AUDITING with
 	 * our own live pid recorded (that would block every process). */
@@ -242,28 +354,22 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		goto out_unlock;
 	}
 	/* A coalescer killed mid-work left its window described: finish or
-	 * undo it, so that the arena can be walked. */
+	 * undo it, so that the arena can be walked (as any peer would). */
 	tc__coalesce_recover(c);
-	/* No reader exists: an ordinary reclaim frees the whole retire list,
-	 * so that what the sweep below finds unreachable and not free is a
-	 * true leak. */
-	tc__reclaim(c, self, NULL);
 	struct marks m = { .c = c, .bits = calloc((c->arena_units + 63) / 64, 8) };
 	if (!m.bits) {
 		rc = -ENOMEM;
 		goto out_unlock;
 	}
 	int64_t live = 0;
+	uint64_t tent = 0;
 	for (uint64_t b = 0; b < c->nbuckets; b++) {
 		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t *wp = &c->index[b].w[i];
-			uint64_t w = tc__ld(wp);
+			uint64_t w = tc__ld(&c->index[b].w[i]);
 			if (!w)
 				continue;
 			if (TC_SW_STATE(w) != TC_SW_FINAL) {
-				tc__st(wp, 0); /* a claim nobody will finalize */
-				if (rep)
-					rep->tentative_cleared++;
+				tent++; /* a claim nobody will finalize: cleared below */
 				continue;
 			}
 			struct tc_entry *e = tc__block(c, TC_SW_REF(w));
@@ -277,11 +383,29 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		}
 	}
 	tc__audit_roots(c, mark, &m);
-	if (m.bad || !marks_on_blocks(c, &m) || sweep_arena(c, &m, false, NULL) != 0) {
+	/* Everything so far only read the index, the headers and the roots:
+	 * a segment that cannot be walked is left as it was. */
+	uint64_t end = tc__ld(&c->h->bump);
+	if (m.bad || sweep_arena(c, &m, end, false, NULL) != 0) {
 		rc = TC_ECORRUPT;
 		goto out_free;
 	}
-	sweep_arena(c, &m, true, rep);
+	/* No reader exists: an ordinary reclaim frees the whole retire list,
+	 * so that what the sweep finds unreachable and not free is a true
+	 * leak. */
+	tc__reclaim(c, self, NULL);
+	for (uint64_t b = 0; tent && b < c->nbuckets; b++) {
+		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+			uint64_t *wp = &c->index[b].w[i];
+			uint64_t w = tc__ld(wp);
+			if (w && TC_SW_STATE(w) != TC_SW_FINAL) {
+				tc__st(wp, 0);
+				if (rep)
+					rep->tentative_cleared++;
+			}
+		}
+	}
+	sweep_arena(c, &m, end, true, rep); /* as the dry pass: no failure */
 	if (rep) {
 		rep->live_before = (int64_t)tc__ld(&c->h->live);
 		rep->live_after = live;
@@ -297,8 +421,8 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	}
 out_free:
 	free(m.bits);
-	/* A failed audit changed nothing: the state goes back to READY (an
-	 * unlink meanwhile made it UNLINKED, which stays). */
+	/* The state goes back to READY (an unlink meanwhile made it
+	 * UNLINKED, which stays). */
 	tc__cas(&c->h->state, TC_STATE_AUDITING, TC_STATE_READY);
 out_unlock:
 	flock(fd, LOCK_UN);

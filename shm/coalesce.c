@@ -15,14 +15,19 @@
  * Free lists are Treiber stacks: a block cannot be taken out of the middle
  * of one.  So blocks are claimed in place and unlinked by whoever pops them:
  *
- *   1. find: walk block headers from df_hand for a run of FREE blocks whose
- *      size covers the request and leaves 0 or at least 64 bytes over;
+ *   1. find: walk block headers from df_hand round to it (and past it while
+ *      a run is open) for a run of FREE blocks whose size covers the
+ *      request and leaves 0 or at least 64 bytes over (a carve that never
+ *      wrote its header is stepped over unit by unit; past a header that
+ *      cannot be trusted the walk goes on at a block a free list names);
  *   2. claim: CAS each block FREE -> CLAIMED, counting it in df_pending.  A
  *      failed CAS (the block was popped) undoes the claims;
  *   3. drain: pop the lists of the window's classes.  A CLAIMED block
  *      popped (by us or by any allocator, tc__alloc) becomes OUT and leaves
  *      df_pending; an ordinary block we pop waits on the df_held chain and
- *      goes back when the window is drained;
+ *      goes back when the window is drained.  A pop never returns a block
+ *      whose class byte is not its list's (alloc.c), so a block whose size
+ *      was scribbled never becomes OUT and its window is never re-cut;
  *   4. rewrite: with every block OUT, nobody else can reach the window: new
  *      headers are written (state OUT), then the new blocks are pushed,
  *      except the first, which becomes the caller's in-flight allocation.
@@ -41,9 +46,10 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#define DF_WALK_MAX  16384u /* block headers read per search; the next goes on */
+#define DF_WALK_MAX  16384u /* headers read per search (and an open run); the next goes on */
 #define DF_DRAIN_NS  (2 * 1000 * 1000ull) /* longest wait for poppers to unlink claims */
 #define DF_TARGET    4096u  /* a window grows up to 64 KiB (or one block) when it can */
+#define DF_RESYNC_MAX 4u    /* untrusted headers a search goes past (resync) */
 
 /* Tests (tests/test_coalesce.c) kill the coalescer at each of these points. */
 void (*tc__df_test_hook)(int point);
@@ -84,6 +90,94 @@ static uint64_t block_units(tc_cache *c, uint64_t u, uint64_t end, uint32_t *sta
 	return n;
 }
 
+/*
+ * The first unit at or after U that a reader slot names in flight, or END.
+ * A carver names its block in its slot before its bump CAS (alloc.c), so
+ * every carve below END that may still be writing its header, key and
+ * value starts at a named unit: a walk never reads the bytes of one.  A
+ * carve whose carver died is named until the slot cleaner clears the
+ * slot, and stepped over after that.
+ */
+static uint64_t named_from(tc_cache *c, uint64_t u, uint64_t end)
+{
+	uint64_t lim = end;
+	tc__rmb(); /* the bump pointer (END) was read before the slots */
+	for (uint32_t i = 0; i < c->nslots; i++) {
+		uint64_t r = tc__ld(&c->slots[i].inflight);
+		if (r > u && r - 1 < lim)
+			lim = r - 1;
+	}
+	return lim;
+}
+
+/*
+ * Is the unit at U, which no slot names and which no live carve covers,
+ * part of a carve that never wrote its header (its carver killed between
+ * the bump CAS and the header)?  The arena past the bump pointer is zeros,
+ * and a carver writes only the class and builder fields (bytes 34 and
+ * 38-39 of the header, the third unit) before the state: every unit of
+ * such a hole is zero but for those.  A scribbled header (hash, version,
+ * value bytes) never looks like one.
+ */
+static bool hole_unit(tc_cache *c, uint64_t u)
+{
+	const uint64_t *w = (const uint64_t *)(c->arena + u * TC_BLOCK_UNIT);
+	return (tc__ld(&w[0]) & ~0xffff000000ff0000ull) == 0 && tc__ld(&w[1]) == 0;
+}
+
+/*
+ * Does a block of N units at U end where one may: at the carved end, on a
+ * header that reads as one, on a carve still named in flight, or on a
+ * carve hole?  A class byte scribbled to a larger size mostly ends inside
+ * another block's bytes; a walk that trusted it would step over a
+ * neighbour as if it were part of the block.  (A size that ends exactly
+ * on a later header is caught when the block is popped: its class no
+ * longer matches its list, alloc.c.)
+ */
+static bool ends_on_a_block(tc_cache *c, uint64_t u, uint64_t n, uint64_t end)
+{
+	uint64_t v = u + n;
+	if (v >= end)
+		return v == end;
+	if (end - v >= TC_ENTRY_HDR / TC_BLOCK_UNIT) {
+		struct tc_entry *e = unit_block(c, v);
+		if (state_ok(tc__ld(&e->state)) && tc__ld(&e->cls) < TC_CLASSES_USED)
+			return true;
+	}
+	return named_from(c, v, end) == v || hole_unit(c, v);
+}
+
+/*
+ * The walk met a header at U that it cannot trust and that is no carve
+ * hole (a scribbled state or class): nothing in the block's own bytes says
+ * where the next block starts, and reading on unit by unit could take value
+ * bytes for a header.  The free lists are a second record of block starts:
+ * the nearest block after U that a list names, whose class is the list's
+ * and whose size ends on a header, is where the walk goes on (while the
+ * lease is held no block boundary moves: only a coalescer re-cuts).  At
+ * most DF_WALK_MAX links are read; 0 when none is found.
+ */
+static uint64_t resync(tc_cache *c, uint64_t u, uint64_t end)
+{
+	uint64_t best = 0, budget = DF_WALK_MAX;
+	for (uint32_t k = 0; k < TC_CLASSES_USED && budget; k++) {
+		uint64_t ref = tc__ld(&c->h->cls[k].head) & 0xffffffffu;
+		for (; ref && budget; budget--) {
+			if (ref > end || end - (ref - 1) < TC_ENTRY_HDR / TC_BLOCK_UNIT)
+				break;
+			uint64_t v = ref - 1;
+			struct tc_entry *e = unit_block(c, v);
+			uint32_t st;
+			uint64_t n;
+			if (v > u && (!best || v < best) && tc__ld(&e->cls) == k &&
+			    (n = block_units(c, v, end, &st)) != 0 && ends_on_a_block(c, v, n, end))
+				best = v;
+			ref = tc__ld(&e->link);
+		}
+	}
+	return best;
+}
+
 static uint64_t carved_end(tc_cache *c)
 {
 	uint64_t b = tc__ld(&c->h->bump);
@@ -99,6 +193,7 @@ void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
 	 * the block for its own once another writer pops it. */
 	tc__st(&e->builder, 0);
 	tc__st(&e->state, TC_BLK_FREE);
+	TC_CRASH_POINT(free_unlisted);
 	for (;;) {
 		uint64_t head = tc__ld(&k->head);
 		tc__st(&e->link, head & 0xffffffffu);
@@ -112,8 +207,9 @@ void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
 /*
  * The class of the next block when cutting R units (R == 0 or R >= 4) into
  * blocks: the largest whose size leaves 0 or at least 4 units (64 bytes).
+ * tc_audit cuts free gaps with it too.
  */
-static uint32_t tile_class(uint64_t r)
+uint32_t tc__tile_class(uint64_t r)
 {
 	for (uint32_t k = TC_CLASSES_USED; k-- > 0;) {
 		uint64_t n = tc__class_size(k) / TC_BLOCK_UNIT;
@@ -137,7 +233,7 @@ static bool cut_next(struct cut *t, uint32_t want, uint64_t *u, uint32_t *cls)
 	if (t->u >= t->end)
 		return false;
 	uint64_t left = t->end - t->u, n = tc__class_size(want) / TC_BLOCK_UNIT;
-	uint32_t k = (left == n || left >= n + 4) ? want : tile_class(left);
+	uint32_t k = (left == n || left >= n + 4) ? want : tc__tile_class(left);
 	if (tc__class_size(k) / TC_BLOCK_UNIT > left)
 		return false; /* never past the window (a window always tiles) */
 	*u = t->u;
@@ -156,6 +252,7 @@ static void rewrite(tc_cache *c, uint64_t start, uint64_t units, uint32_t cls)
 		struct tc_entry *e = unit_block(c, u);
 		if (u > start)
 			HOOK(TC_DF_HOOK_REWRITE);
+		TC_CRASH_POINT(coalesce_rewrite);
 		tc__st(&e->cls, (uint8_t)k);
 		tc__st(&e->link, 0);
 		tc__st(&e->builder, 0);
@@ -176,6 +273,7 @@ static void push_cut(tc_cache *c, uint64_t start, uint64_t units, uint32_t cls, 
 		if (!(first && skip_first) && tc__ld(&e->state) == TC_BLK_OUT) {
 			tc__push_free(c, e, k);
 			HOOK(TC_DF_HOOK_PUSH);
+			TC_CRASH_POINT(coalesce_push);
 		}
 		first = false;
 	}
@@ -359,27 +457,58 @@ static bool evictable(struct tc_entry *e, uint32_t st)
  * or at least 4 units over, grown up to DF_TARGET units (so that the next
  * allocations of the class find blocks waiting); with EVICT, failing that
  * within the walk, the first run of blocks that are free or can be made
- * free (*all_free is then false).  Runs never cross a header that cannot be read (a carve in
- * progress, a writer's crash window).  1 found, 0 not found in the whole
- * arena, -1 not found within the walk's budget (the next search goes on
- * from df_hand).
+ * free (*all_free is then false).  Runs never cross a header that cannot
+ * be read.  A carve that never wrote its header (its carver killed in the
+ * crash window) is stepped over unit by unit, as a hole, up to the next
+ * header; past a carve that may still be at work (named in flight), any
+ * other header that cannot be read, or a block whose size does not end on
+ * a header (a scribble), the walk goes on at the nearest block a free list
+ * names (resync; tc_audit re-cuts the bytes between).
+ *
+ * The walk starts at df_hand, goes to the carved end, then wraps and goes
+ * on from the arena's start up to where it began, and past it while a run
+ * is open: the run that crosses df_hand is searched whole, not as two
+ * halves that each fall short.  An open run also goes on past the walk's
+ * budget (it ends within TARGET units, or one block past NEED), so that a
+ * search never gives up inside a run and the next one never starts inside
+ * it.  1 found; 0 not found in the whole arena (the caller records
+ * df_nofit); -1 not found within the walk's budget or its resyncs (the
+ * next search goes on from df_hand, a block start where no run is open).
  */
+#define NO_HOLE UINT64_MAX
 static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 		       uint64_t *wunits, bool *all_free)
 {
 	uint64_t end = carved_end(c), target = need > DF_TARGET ? need : DF_TARGET;
-	uint64_t u = tc__ld(&c->h->df_hand), first;
+	uint64_t u = tc__ld(&c->h->df_hand), first, hs = NO_HOLE, hlim = 0;
 	uint64_t run = 0, run_start = 0, erun = 0, erun_start = 0, cand = 0, cand_units = 0;
 	bool wrapped = false, erun_busy = false, have_cand = false;
+	uint32_t resyncs = 0, walked = 0;
+	uint64_t hole_units = 0;
 	if (u >= end)
 		u = 0;
 	first = u;
-	for (uint32_t walked = 0;; walked++) {
+	for (;;) {
 		uint32_t st = 0;
 		uint64_t n = 0;
-		if (walked < DF_WALK_MAX && !(wrapped && u >= first) && u < end)
+		bool hole = false;
+		bool open = run != 0 || (erun != 0 && !have_cand);
+		if (u < end && (walked < DF_WALK_MAX || run != 0) &&
+		    !(wrapped && u >= first && !open)) {
 			n = block_units(c, u, end, &st);
-		if (n && st == TC_BLK_FREE && run < target) {
+			if (n && !ends_on_a_block(c, u, n, end)) {
+				n = 0;
+			} else if (!n) {
+				if (hs == NO_HOLE)
+					hlim = named_from(c, u, end);
+				hole = u < hlim && hole_unit(c, u);
+			}
+			if (!hole)
+				hs = NO_HOLE;
+		}
+		/* A run that reached TARGET (>= NEED) but ends 1 to 3 units past
+		 * NEED takes one more block (at least 4 units): then it fits. */
+		if (n && st == TC_BLK_FREE && (run < target || !fits(run, need))) {
 			if (!run)
 				run_start = u;
 			run += n;
@@ -410,7 +539,33 @@ static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 		}
 		if (n) {
 			u += n;
+			walked++;
 			continue;
+		}
+		if (hole) {
+			if (hs == NO_HOLE)
+				hs = u;
+			u++;
+			/* A walk step per 16 units: a hole of the largest class
+			 * (81920 units) fits the budget. */
+			walked += ++hole_units % 16 == 0;
+			continue;
+		}
+		/* No run is open here: this walk step ended it. */
+		bool budget = walked >= DF_WALK_MAX;
+		if (!budget && u < end && !(wrapped && u >= first)) {
+			/* A header that cannot be trusted. */
+			if (resyncs == DF_RESYNC_MAX) {
+				budget = true; /* the next search resyncs from here */
+			} else {
+				resyncs++;
+				if ((n = resync(c, u, end)) != 0) {
+					u = n; /* the bytes between are in no run */
+					walked++;
+					continue;
+				}
+				/* No listed block past it: this pass ends here. */
+			}
 		}
 		if (have_cand) {
 			*wstart = cand;
@@ -418,7 +573,12 @@ static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 			*all_free = false;
 			return 1;
 		}
-		if (walked >= DF_WALK_MAX) {
+		if (budget) {
+			/* A block start (a hole's first unit): a search that
+			 * began inside a hole would not know where its carve
+			 * begins, nor whether a slot names it. */
+			if (hs != NO_HOLE)
+				u = hs;
 			tc__st(&c->h->df_hand, u < end ? u : 0);
 			return -1;
 		}
@@ -426,10 +586,11 @@ static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 			tc__st(&c->h->df_hand, 0);
 			return 0;
 		}
-		/* The end of the carved arena, or a header that cannot be read:
-		 * go on from the start. */
+		/* The end of the carved arena, or a header past which no listed
+		 * block is found: go on from the start. */
 		wrapped = true;
 		u = 0;
+		hs = NO_HOLE;
 	}
 }
 
@@ -487,6 +648,7 @@ static bool claim(tc_cache *c, uint64_t start, uint64_t units, uint64_t *classes
 			tc__add(&c->h->df_pending, (uint64_t)-1);
 			return false;
 		}
+		TC_CRASH_POINT(coalesce_claiming);
 		classes[tc__ld(&e->cls) / 64] |= 1ull << (tc__ld(&e->cls) % 64);
 		u += n;
 	}
@@ -537,6 +699,7 @@ static bool drain(tc_cache *c, uint64_t start, uint64_t units, const uint64_t *c
 			while ((force || tc__ld(&c->h->df_pending) != 0) &&
 			       (e = tc__pop_free(c, k)) != NULL) {
 				popped = true;
+				TC_CRASH_POINT(coalesce_popped);
 				if (tc__cas(&e->state, TC_BLK_CLAIMED, TC_BLK_OUT) == TC_BLK_CLAIMED) {
 					tc__add(&c->h->df_pending, (uint64_t)-1);
 					continue;
@@ -546,6 +709,7 @@ static bool drain(tc_cache *c, uint64_t start, uint64_t units, const uint64_t *c
 				tc__st(&e->link, tc__ld(&c->h->df_held));
 				tc__st(&c->h->df_held, tc__ref_of(c, e));
 				HOOK(TC_DF_HOOK_HELD);
+				TC_CRASH_POINT(coalesce_held);
 			}
 		}
 		/* Lists empty and blocks still pending: allocators that popped
@@ -600,6 +764,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	uint64_t me = lease_take(c, s);
 	if (!me)
 		return NULL;
+	TC_CRASH_POINT(coalesce_leased);
 	uint64_t start, units;
 	bool all_free;
 	int found = find_window(c, need, lru, &start, &units, &all_free);
@@ -626,6 +791,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	bool claimed = claim(c, start, units, classes);
 	if (claimed)
 		HOOK(TC_DF_HOOK_CLAIMED);
+	TC_CRASH_POINT(coalesce_claimed);
 	if (!claimed || !drain(c, start, units, classes)) {
 		unclaim(c, start, units);
 		tc__st(&h->df_pending, 0);
@@ -636,6 +802,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 		lease_drop(c, me);
 		return NULL;
 	}
+	TC_CRASH_POINT(coalesce_drained);
 	push_held(c);
 	/* Every block of the window is OUT: ours alone. */
 	tc__mb();
@@ -652,6 +819,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
 	tc__st(&e->state, TC_BLK_LIVE);
 	HOOK(TC_DF_HOOK_LIVE);
+	TC_CRASH_POINT(coalesce_live);
 	tc__mb();
 	set_phase(c, TC_DF_IDLE);
 	tc__st(&h->df_hand, start + units < carved_end(c) ? start + units : 0);

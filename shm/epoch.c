@@ -206,6 +206,7 @@ static struct tc_rslot *slot_claim(tc_cache *c)
 			struct tc_rslot *s = &c->slots[i];
 			if (tc__ld(&s->owner) != 0 || tc__cas(&s->owner, 0, me) != 0)
 				continue;
+			TC_CRASH_POINT(slot_claimed);
 			tc__st(&s->start, tc__self_start());
 			tc__st(&s->cookie, c->cid);
 			tc__st(&s->inflight, 0);
@@ -282,6 +283,7 @@ int tc__enter(tc_cache *c, struct tc_rslot **sp)
 		 * 2); free on x86, needed where loads may pass loads. */
 		tc__rmb();
 		tc__st(&s->epoch, e ? e : 1);
+		TC_CRASH_POINT(read_section);
 		/* Pairs with global_barrier() in the reclaimer. */
 		if (TC_LIKELY(mb_fast == 1))
 			tc__barrier();
@@ -357,6 +359,7 @@ void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 {
 	if (tc__cas(&e->state, TC_BLK_LIVE, TC_BLK_RETIRED) != TC_BLK_LIVE)
 		return;
+	TC_CRASH_POINT(retire_marked);
 	uint64_t ref = tc__ref_of(c, e);
 	tc__mb();
 	tc__st(&e->retire_epoch, tc__ld(&c->h->epoch));
@@ -369,6 +372,7 @@ void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 		if (tc__cas(&c->h->retire_head, head, nh) == head)
 			break;
 	}
+	TC_CRASH_POINT(retire_pushed);
 	tc__acct(c, s, TC_C_RETIRED_BLOCKS, 1);
 	tc__acct(c, s, TC_C_RETIRED_BYTES, size);
 	if (s)
@@ -432,6 +436,7 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 		 * reclaimer took the rest over (steal_chains) and walks it. */
 		if (s && tc__cas(&s->reclaim, ref, next) != ref)
 			return freed;
+		TC_CRASH_POINT(reclaim_walk);
 		uint32_t cls = tc__ld(&e->cls);
 		if (tc__ld(&e->state) != TC_BLK_RETIRED) {
 			/* Not a retired block (scribbled link or a cycle): drop it
@@ -473,6 +478,7 @@ static void steal_chains(tc_cache *c, struct tc_rslot *self)
 		uint64_t r = t == self ? 0 : tc__ld(&t->reclaim);
 		if (!r || tc__cas(&t->reclaim, r, 0) != r)
 			continue;
+		TC_CRASH_POINT(reclaim_stolen);
 		/* Dying before this store leaks the chain (tc_audit finds it). */
 		tc__st(&self->reclaim, r);
 		walk_chain(c, self, r, 0, UINT64_MAX);
@@ -505,6 +511,7 @@ int tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_
 		if (tc__cas(&c->h->retire_head, head, nh) == head)
 			break;
 	}
+	TC_CRASH_POINT(reclaim_detached);
 	/* Recorded only once the chain is ours: recording it before would let a
 	 * cleaner push back blocks still on the list.  Dying in between leaks
 	 * the chain (docs/design.md, "Crash windows"). */
@@ -568,6 +575,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	uint64_t claimed = (uint64_t)tc__self_pid() << 32 | 0x80000000ull;
 	if (owner == claimed || tc__cas(&s->owner, owner, claimed) != owner)
 		return false;
+	TC_CRASH_POINT(clean_claimed);
 	uint64_t inflight = tc__ld(&s->inflight);
 	if (inflight) {
 		struct tc_entry *e = tc__block(c, inflight);
@@ -581,6 +589,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 			if (rep)
 				rep->inflight_freed++;
 		}
+		TC_CRASH_POINT(clean_inflight);
 		tc__st(&s->inflight, 0);
 	}
 	uint64_t ret = tc__ld(&s->ret_ref);
@@ -600,6 +609,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 			if (rep)
 				rep->inflight_freed++;
 		}
+		TC_CRASH_POINT(clean_unlinked);
 		tc__st(&s->ret_ref, 0);
 	}
 	uint64_t chain = tc__ld(&s->reclaim);
@@ -611,6 +621,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	tc__st(&s->cookie, 0);
 	tc__st(&s->start, 0);
 	tc__st(&s->epoch, 0);
+	TC_CRASH_POINT(clean_released);
 	tc__cas(&s->owner, claimed, 0);
 	return true;
 }

@@ -14,6 +14,9 @@ const char *tc_strerror(int rc)
 #define TC__ERR_CASE(name, val, msg) case (val): return (msg);
 	TC_ERRNO_MAP(TC__ERR_CASE)
 #undef TC__ERR_CASE
+	case -E2BIG:
+		/* The C library's "Argument list too long" is about exec(). */
+		return "value larger than the buffer given";
 	default:
 		break;
 	}

@@ -66,14 +66,25 @@ static int read_kind(tc_cache *c, uint32_t kind, const void *key, size_t klen, v
 	struct tc_entry *e;
 	rc = tc__lookup(c, hash, key, klen, kind, &slotp, &w, &e);
 	if (rc == 0) {
+		/* Each field loaded once, checked, and only that copy used; with
+		 * checksums the copy is verified (a scribbled window or lease is
+		 * TC_ECORRUPT, never counted from or sealed anew). */
+		uint32_t kl, vl, cls;
 		int64_t exp = tc__ld(&e->expires_ms);
 		if (exp != 0 && exp <= tc__now_ms())
 			rc = -ENOENT;
-		else if (tc__ld(&e->vlen) != len || tc__ld(&e->type) != type)
+		else if (!tc__block_kv(c, TC_SW_REF(w), kind, &kl, &vl, &cls) || kl != klen ||
+			 vl != len)
 			rc = TC_ECORRUPT;
 		else {
+			uint32_t ty = tc__ld(&e->type);
+			uint64_t ver = tc__ld(&e->version);
 			memcpy(buf, tc__eval(e, (uint32_t)klen), len);
-			*version = tc__ld(&e->version);
+			if (ty != type || (c->csum && tc__csum_check(c, e, hash, klen, cls, ver, exp,
+								    vl, ty, buf)))
+				rc = TC_ECORRUPT;
+			else
+				*version = ver;
 		}
 	}
 	tc__exit(c);

@@ -56,6 +56,24 @@
 #define tc__barrier()    cmm_barrier()
 #endif
 
+/*
+ * Crash points (docs/design.md, "Crash points").  TC_CRASH_POINT(name) marks
+ * a place between two shared writes where a process killed leaves the
+ * segment in a state of its own; NAME is a bare identifier, unique in shm/.
+ * Only a library compiled with -DTC_CRASHPOINTS (the crash-point test build,
+ * build/crash/) calls tc__crash_point() there, which kills the process with
+ * SIGKILL when TICKCACHE_CRASH_AT=NAME[:NTH] selects the NTH pass (default
+ * 1).  Everywhere else it expands to nothing.  tests/crash/test_crashpoints.c
+ * takes the list of points from the sources (tools/crashpoints.sh), kills a
+ * writer at each in turn and checks what design.md's table says of it.
+ */
+#ifdef TC_CRASHPOINTS
+void tc__crash_point(const char *name);
+#define TC_CRASH_POINT(name) tc__crash_point(#name)
+#else
+#define TC_CRASH_POINT(name) ((void)0)
+#endif
+
 #define TC_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define TC_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
@@ -85,11 +103,17 @@ struct tc_cache {
 	bool                tool;        /* TC_TOOL: claims from [max_readers, nslots) */
 	uint32_t            max_attach;
 	int                 eviction;
+	bool                csum;        /* TC_OPT_CHECKSUM: values carry checksums */
+	uint8_t             rslow;       /* work a read does after its copy: TC_RS_* */
 	uint32_t            attach_idx;  /* our record in the attach table, UINT32_MAX = none */
 	uint64_t            cid;         /* process-unique handle id, never reused */
 	struct tc_cache    *next;        /* process registry (tc__registry_lock) */
 	char                name[TC_NAME_MAX + 1];
 };
+
+/* tc_cache.rslow: one test on the read path covers both. */
+#define TC_RS_LRU   0x1u /* set the reference bit (TC_EVICT_LRU) */
+#define TC_RS_CSUM  0x2u /* verify the value's checksum (TC_OPT_CHECKSUM) */
 
 /* error.c */
 static inline int tc__valid_key(const void *key, size_t klen)
@@ -107,8 +131,11 @@ uint64_t tc__proc_start(uint32_t pid);
 uint64_t tc__self_start(void);
 uint32_t tc__self_pid(void);
 void tc__registry_lock(void);
+/* wait.c */
+int  tc__open_wait(tc_cache **out, const char *name, const tc_opts *opts);
 void tc__registry_unlock(void);
 bool tc__registry_has(uint64_t cid);
+extern void (*tc__open_test_hook)(uint8_t *base); /* tests: after validation */
 
 /* epoch.c: reader slots and grace periods */
 struct tc_rslot *tc__slot(tc_cache *c);           /* this thread's slot or NULL (-EUSERS) */
@@ -139,6 +166,7 @@ void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls);
 void tc__coalesce_recover(tc_cache *c);
 uint64_t tc__merges(tc_cache *c);
 bool tc__coalescing(tc_cache *c);
+uint32_t tc__tile_class(uint64_t units); /* class of the next block cutting UNITS (0 or >= 4) */
 extern void (*tc__df_test_hook)(int point);
 enum { TC_DF_HOOK_CLAIMED = 1, TC_DF_HOOK_HELD, TC_DF_HOOK_REWRITE, TC_DF_HOOK_PUSH,
        TC_DF_HOOK_LIVE };
@@ -173,6 +201,22 @@ bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot
 int  tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
 		     uint64_t version);
 struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *vlen);
+struct tc_entry *tc__block_kv(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *klen,
+			      uint32_t *vlen, uint32_t *cls);
+/* An index entry as checked by tc__slot_entry(): each field loaded once. */
+struct tc__sview {
+	struct tc_entry *e;
+	uint64_t hash;
+	uint32_t klen, vlen, kind, cls;
+};
+int  tc__slot_entry(tc_cache *c, uint64_t bi, uint64_t w, struct tc__sview *v);
+/* Value checksums (TC_OPT_CHECKSUM; layout.h at tc_entry) */
+uint64_t tc__csum(tc_cache *c, uint64_t hash, uint64_t version, int64_t expires,
+		  uint32_t vlen, uint32_t type, const void *val);
+void tc__csum_seal(tc_cache *c, struct tc_entry *e, size_t klen);
+int  tc__csum_check(tc_cache *c, const struct tc_entry *e, uint64_t hash, size_t klen,
+		    uint32_t cls, uint64_t version, int64_t expires, uint32_t vlen,
+		    uint32_t type, const void *val);
 void tc__maybe_reclaim(tc_cache *c, struct tc_rslot *s);
 
 /* run.c: runs and DTO lists */
@@ -269,6 +313,18 @@ static inline const uint8_t *tc__eval(const struct tc_entry *e, uint32_t klen)
 static inline uint64_t tc__entry_bytes(size_t klen, size_t vlen)
 {
 	return TC_ENTRY_HDR + TC_ALIGN8(klen) + vlen;
+}
+
+/* Block bytes of an entry of KLEN and VLEN in a segment with checksums. */
+static inline uint64_t tc__entry_bytes_cs(size_t klen, size_t vlen)
+{
+	return TC_ENTRY_HDR + TC_ALIGN8(klen) + TC_ALIGN8(vlen) + 8;
+}
+
+/* Block bytes a writer of C allocates for an entry of KLEN and VLEN. */
+static inline uint64_t tc__entry_need(tc_cache *c, size_t klen, size_t vlen)
+{
+	return c->csum ? tc__entry_bytes_cs(klen, vlen) : tc__entry_bytes(klen, vlen);
 }
 
 /* Name the published entry E that slot S is about to unlink (see

@@ -27,7 +27,7 @@
 #include "tickcache.h"
 
 #define TC_MAGIC          0x3145484341434B54ull /* "TKCACHE1" little-endian */
-#define TC_LAYOUT_VERSION 4u /* bump on every change of this file's structs */
+#define TC_LAYOUT_VERSION 5u /* bump on every change of this file's structs */
 #define TC_CACHELINE      64
 #define TC_PAGE           4096
 
@@ -38,6 +38,10 @@
 #define TC_STATE_AUDITING 4u  /* tc_audit at work (or died at work): calls get -EBUSY */
 
 #define TC_VER_SHARDS     64  /* version counters, key hash picks one */
+
+/* tc_hdr.options: fixed at creation (tc_opts.flags), read once at attach. */
+#define TC_OPT_CHECKSUM   0x1u /* values carry an XXH3 checksum (see tc_entry) */
+#define TC_OPT_ALL        TC_OPT_CHECKSUM
 
 /* Per-slot operation counters, folded into tc_hdr.tot when a slot is freed. */
 enum {
@@ -78,7 +82,7 @@ struct tc_hdr {
 	uint32_t mode;            /* permission bits at creation */
 	int64_t  created_ms;      /* CLOCK_REALTIME */
 	uint32_t creator_pid;
-	uint32_t pad0;
+	uint32_t options;         /* TC_OPT_* */
 
 	/* line 2: the global reclamation epoch.  Starts at 1.  Read by every
 	 * reader entering a section; advanced (uatomic_add_return) by
@@ -163,7 +167,11 @@ struct tc_hdr {
 	uint64_t audit_pid __attribute__((aligned(TC_CACHELINE)));
 	uint64_t audit_start;
 
-	uint64_t reserved[30];    /* room for later fields without a layout change */
+	/* Checksum mismatches met by any reader (TC_OPT_CHECKSUM); uatomic_add,
+	 * only on a mismatch, so no read of an intact value writes here. */
+	uint64_t csum_bad;
+
+	uint64_t reserved[29];    /* room for later fields without a layout change */
 } __attribute__((aligned(TC_PAGE)));
 
 /*
@@ -271,6 +279,14 @@ struct tc_entry {
 	uint32_t aux;        /* kind-specific (DTO: run generation low bits) */
 };
 
+/*
+ * With TC_OPT_CHECKSUM, every block written by tc__write (keys, rate
+ * windows, load leases) and every DTO element carries 8 more bytes at
+ * +64 + align8(klen) + align8(vlen): an XXH3-64 of the value, seeded with an
+ * XXH3-64 of (version, expires_ms, vlen << 32 | type) under the segment
+ * seed xor the key's hash (csum.c, tc__csum).  Written by the builder
+ * before the block is published; immutable afterwards.
+ */
 #define TC_ENTRY_HDR 64u
 #define TC_ALIGN8(x) (((x) + 7u) & ~(uint64_t)7u)
 #define TC_BLOCK_UNIT 16u

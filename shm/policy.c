@@ -172,9 +172,11 @@ static int edit(tc_cache *c, edit_fn fn, void *arg)
 			 * writer's slot could not tell it from an unpublished one
 			 * (run.c, "Crash windows"). */
 			tc__st(&s->inflight, 0);
+			TC_CRASH_POINT(policy_unnamed);
 		}
 		uint64_t nw = ((POL_GEN(w) + 1) & 0xffffffffu) << 32 | ref;
 		if (tc__cas(&c->h->policy_gen, w, nw) == w) {
+			TC_CRASH_POINT(policy_swapped);
 			uint32_t ol;
 			struct tc_entry *old = POL_REF(w) ?
 				tc__block_of(c, POL_REF(w), TC_KIND_POLICY, &ol) : NULL;
@@ -254,7 +256,7 @@ static int prefix_len(const char *prefix, size_t *len)
 int tc_ttl_policy_set(tc_cache *c, const char *prefix, uint64_t ttl_ms)
 {
 	struct one o = { prefix, 0, ttl_ms };
-	if (!c || prefix_len(prefix, &o.len) || ttl_ms == TC_TTL_DEFAULT)
+	if (!c || prefix_len(prefix, &o.len) || ttl_ms > TC_TTL_MAX)
 		return -EINVAL;
 	return edit(c, edit_set, &o);
 }
@@ -337,8 +339,8 @@ static int parse_line(char *line, size_t n, struct one *o)
 	uint64_t ttl = 0;
 	for (; *v >= '0' && *v <= '9'; v++) {
 		uint64_t d = (uint64_t)(*v - '0');
-		if (ttl > (UINT64_MAX - 1 - d) / 10)
-			return -EINVAL; /* too large (TC_TTL_DEFAULT is not a TTL) */
+		if (ttl > (TC_TTL_MAX - d) / 10)
+			return -EINVAL; /* over TC_TTL_MAX (TC_TTL_DEFAULT is not a TTL) */
 		ttl = ttl * 10 + d;
 	}
 	while (is_blank(*v))

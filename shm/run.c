@@ -141,6 +141,7 @@ int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
 		memcpy((uint8_t *)e + TC_ENTRY_HDR, &a, sizeof(a));
 		uint64_t ref = tc__ref_of(c, e);
 		tc__st(&s->inflight, 0); /* see "Crash windows" above */
+		TC_CRASH_POINT(run_start_unnamed);
 		/* Full barrier: the anchor's bytes before the word that names it. */
 		if (tc__cas(&c->h->run_word, w, (uint64_t)gen << 32 | ref) == w) {
 			rc = 0;
@@ -209,6 +210,7 @@ static int run_end(tc_cache *c, uint64_t only_gen)
 		uint64_t nw = (uint64_t)(RUN_GEN(w) + 1) << 32;
 		if (tc__cas(&c->h->run_word, w, nw) != w)
 			continue;
+		TC_CRASH_POINT(run_ended);
 		uint32_t vlen;
 		struct tc_entry *e = tc__block_of(c, RUN_REF(w), TC_KIND_RUN, &vlen);
 		if (e)
@@ -240,11 +242,15 @@ int tc_run_end_gen(tc_cache *c, uint64_t generation)
 
 /* ---- DTO lists ------------------------------------------------------------ */
 
-/* Element REF of the list with HASH, checked, or NULL. */
-static struct tc_entry *elem(tc_cache *c, uint64_t ref, uint64_t hash, uint32_t *vlen)
+/* Element REF of the list with HASH and key length KLEN, checked, or NULL.
+ * Its key length must be the list's: the value is found with KLEN, never
+ * with a second load of the block's. */
+static struct tc_entry *elem(tc_cache *c, uint64_t ref, uint64_t hash, uint32_t klen,
+			     uint32_t *vlen, uint32_t *cls)
 {
-	struct tc_entry *e = tc__block_of(c, ref, TC_KIND_DTO, vlen);
-	if (!e || tc__ld(&e->hash) != hash)
+	uint32_t kl;
+	struct tc_entry *e = tc__block_kv(c, ref, TC_KIND_DTO, &kl, vlen, cls);
+	if (!e || kl != klen || tc__ld(&e->hash) != hash)
 		return NULL;
 	return e;
 }
@@ -258,7 +264,7 @@ static struct tc_entry *elem(tc_cache *c, uint64_t ref, uint64_t hash, uint32_t 
 void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head)
 {
 	uint64_t hash = tc__ld(&head->hash);
-	uint32_t gen = tc__ld(&head->aux), vlen;
+	uint32_t gen = tc__ld(&head->aux), klen = tc__ld(&head->klen), vlen;
 	uint64_t n = TC_DTO_COUNT(tc__ld(&head->version));
 	struct tc_entry *e = head;
 	for (uint64_t i = n; i >= 1 && e; i--) {
@@ -267,7 +273,8 @@ void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head
 			break;
 		uint64_t prev = TC_DTO_PREV(ver);
 		tc__retire(c, s, e);
-		e = i > 1 && prev ? elem(c, prev, hash, &vlen) : NULL;
+		TC_CRASH_POINT(dto_chain_walk);
+		e = i > 1 && prev ? elem(c, prev, hash, klen, &vlen, NULL) : NULL;
 	}
 }
 
@@ -295,6 +302,7 @@ static int drop_list(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t 
 		tc__st(&s->ret_ref, 0);
 		return -EAGAIN;
 	}
+	TC_CRASH_POINT(dto_list_unlinked);
 	tc__add(&c->h->live, (uint64_t)-1);
 	tc__add(&c->h->dto_heads, (uint64_t)-1);
 	tc__dto_retire_chain(c, s, e);
@@ -320,9 +328,9 @@ int tc__sweep_runs(tc_cache *c, uint64_t budget)
 			uint64_t w = tc__ld(&b->w[i]);
 			if (TC_SW_STATE(w) != TC_SW_FINAL)
 				continue;
-			uint32_t vlen;
-			struct tc_entry *e = tc__block_of(c, TC_SW_REF(w), TC_KIND_DTO, &vlen);
-			if (e && list_dead(c, e) && drop_list(c, rs, &b->w[i], w, e) == 0)
+			struct tc__sview v;
+			if (tc__slot_entry(c, bi, w, &v) == 1 && v.kind == TC_KIND_DTO &&
+			    list_dead(c, v.e) && drop_list(c, rs, &b->w[i], w, v.e) == 0)
 				removed++;
 		}
 		tc__exit(c);
@@ -338,7 +346,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 	if (len > TC_VALUE_MAX)
 		return -EMSGSIZE;
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO), tag = TC_TAG_OF(hash);
-	uint64_t need = tc__entry_bytes(klen, len), t0 = 0;
+	uint64_t need = tc__entry_need(c, klen, len), t0 = 0;
 	int rc = -EAGAIN, round = 0;
 	struct tc_rslot *s = NULL;
 	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
@@ -401,8 +409,11 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		memcpy((uint8_t *)e + TC_ENTRY_HDR, key, klen);
 		if (len)
 			memcpy((uint8_t *)tc__eval(e, (uint32_t)klen), dto, len);
+		if (c->csum)
+			tc__csum_seal(c, e, klen);
 		uint64_t ref = tc__ref_of(c, e);
 		tc__st(&s->inflight, 0); /* see "Crash windows" above */
+		TC_CRASH_POINT(dto_append_unnamed);
 		if (lr == 0) {
 			/* A dead list we replace is named in our slot, so that a
 			 * cleaner retires it if we die after the CAS.  (A live head
@@ -417,6 +428,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 				continue;
 			}
 			if (replace) {
+				TC_CRASH_POINT(dto_replaced);
 				tc__dto_retire_chain(c, s, head);
 				tc__st(&s->ret_ref, 0);
 			}
@@ -511,27 +523,49 @@ int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n)
 	return rc;
 }
 
+/* One element of a list as tc_dto_each hands it out: checked, loaded once. */
+struct item {
+	const uint8_t *val;
+	uint32_t vlen;
+};
+
 /*
- * Collect the refs of the list headed by HEAD (word HW) into REFS[0..n) in
- * insertion order, checking every element.  0, TC_ETYPE (some element has
- * another type), TC_ECORRUPT.
+ * Collect the elements of the list headed by HEAD (word HW, N elements,
+ * key length KLEN) into *ITEMS, newest first, checking every element (and,
+ * with checksums, its value).  The array grows (doubling) with the elements
+ * the walk has proved to exist, so a scribbled count allocates no more than
+ * twice the real list.  0, TC_ETYPE (some element has another type),
+ * TC_ECORRUPT, -ENOMEM.
  */
-static int collect(tc_cache *c, struct tc_entry *head, uint64_t hw, uint64_t n, uint32_t type,
-		   uint64_t *refs)
+static int collect(tc_cache *c, struct tc_entry *head, uint64_t hw, uint64_t n, uint32_t klen,
+		   uint32_t type, struct item **items, uint64_t *cap)
 {
 	uint64_t hash = tc__ld(&head->hash), ref = TC_SW_REF(hw);
-	uint32_t gen = tc__ld(&head->aux), vlen;
+	uint32_t gen = tc__ld(&head->aux), vlen, cls;
 	int rc = 0;
-	for (uint64_t i = n; i >= 1; i--) {
-		struct tc_entry *e = elem(c, ref, hash, &vlen);
+	for (uint64_t i = n, k = 0; i >= 1; i--, k++) {
+		struct tc_entry *e = elem(c, ref, hash, klen, &vlen, &cls);
 		if (!e)
 			return TC_ECORRUPT;
 		uint64_t ver = tc__ld(&e->version);
+		uint32_t ty = tc__ld(&e->type);
 		if (tc__ld(&e->aux) != gen || TC_DTO_COUNT(ver) != i)
 			return TC_ECORRUPT;
-		if (tc__ld(&e->type) != type)
+		if (c->csum && tc__csum_check(c, e, hash, klen, cls, ver, tc__ld(&e->expires_ms),
+					      vlen, ty, tc__eval(e, klen)))
+			return TC_ECORRUPT;
+		if (ty != type)
 			rc = TC_ETYPE;
-		refs[i - 1] = ref;
+		if (k == *cap) {
+			uint64_t nc = *cap ? 2 * *cap : 64;
+			nc = nc < n ? nc : n;
+			struct item *r = realloc(*items, nc * sizeof(*r));
+			if (!r)
+				return -ENOMEM;
+			*items = r;
+			*cap = nc;
+		}
+		(*items)[k] = (struct item){ tc__eval(e, klen), vlen };
 		ref = TC_DTO_PREV(ver);
 	}
 	return ref == 0 ? rc : TC_ECORRUPT;
@@ -543,7 +577,10 @@ int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto
 	if (!c || !fn || !tc__valid_key(key, klen))
 		return -EINVAL;
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO);
-	uint64_t *refs = NULL, n = 0;
+	struct item *items = NULL;
+	uint64_t cap = 0, n = 0;
+	/* Every element takes at least its header and its key. */
+	uint64_t most = c->arena_bytes / tc__entry_bytes(klen, 0);
 	struct tc_rslot *s;
 	int rc = tc__enter(c, &s);
 	if (rc)
@@ -561,17 +598,11 @@ int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto
 			continue;
 		}
 		n = TC_DTO_COUNT(tc__ld(&head->version));
-		if (n == 0 || n > c->arena_units) {
+		if (n == 0 || n > most) {
 			rc = TC_ECORRUPT;
 			break;
 		}
-		free(refs);
-		refs = malloc(n * sizeof(*refs));
-		if (!refs) {
-			rc = -ENOMEM;
-			break;
-		}
-		rc = collect(c, head, hw, n, type, refs);
+		rc = collect(c, head, hw, n, (uint32_t)klen, type, &items, &cap);
 		/* The run must have stayed active across the walk, so that the
 		 * snapshot is one of this run (not of appends after its end). */
 		if (run_moved(c, w)) {
@@ -581,16 +612,14 @@ int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto
 		if (rc)
 			break;
 		/* Zero copy: every element stays valid until our section ends,
-		 * even when the run ends meanwhile. */
-		for (uint64_t k = 0; k < n && rc == 0; k++) {
-			uint32_t vlen;
-			struct tc_entry *e = elem(c, refs[k], hash, &vlen);
-			rc = e ? fn(tc__eval(e, tc__ld(&e->klen)), vlen, arg) : TC_ECORRUPT;
-		}
+		 * even when the run ends meanwhile.  Oldest first, each as the
+		 * walk checked it (nothing is loaded again). */
+		for (uint64_t k = n; k-- > 0 && rc == 0;)
+			rc = fn(items[k].val, items[k].vlen, arg);
 		break;
 	}
 	tc__exit(c);
-	free(refs);
+	free(items);
 	count_rc(s, rc < 0 ? rc : 0);
 	return rc;
 }
@@ -611,7 +640,7 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
 	struct dkey *f = malloc(sizeof(*f) * TC_BUCKET_SLOTS);
 	if (!f)
 		return -ENOMEM;
-	int rc = 0;
+	int rc = 0, bad = 0;
 	for (uint64_t bi = 0; bi < c->nbuckets && rc == 0; bi++) {
 		struct tc_bucket *b = &c->index[bi];
 		struct tc_rslot *s;
@@ -623,13 +652,18 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
 			uint64_t sw = tc__ld(&b->w[i]);
 			if (TC_SW_STATE(sw) != TC_SW_FINAL)
 				continue;
-			uint32_t vlen;
-			struct tc_entry *e = tc__block_of(c, TC_SW_REF(sw), TC_KIND_DTO, &vlen);
-			if (!e || tc__ld(&e->aux) != RUN_GEN(w))
+			/* The key length is loaded once, checked (1..TC_KEY_MAX),
+			 * and that copy alone sizes the copy and the callback. */
+			struct tc__sview v;
+			if (tc__slot_entry(c, bi, sw, &v) != 1) {
+				bad = TC_ECORRUPT; /* skipped, reported at the end */
 				continue;
-			f[n].klen = tc__ld(&e->klen);
-			f[n].count = (size_t)TC_DTO_COUNT(tc__ld(&e->version));
-			memcpy(f[n].key, tc__ekey(e), f[n].klen);
+			}
+			if (v.kind != TC_KIND_DTO || tc__ld(&v.e->aux) != RUN_GEN(w))
+				continue;
+			f[n].klen = v.klen;
+			f[n].count = (size_t)TC_DTO_COUNT(tc__ld(&v.e->version));
+			memcpy(f[n].key, tc__ekey(v.e), v.klen);
 			n++;
 		}
 		if (run_moved(c, w))
@@ -639,7 +673,7 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
 			rc = fn(f[i].key, f[i].klen, f[i].count, arg);
 	}
 	free(f);
-	return rc;
+	return rc ? rc : bad;
 }
 
 /* ---- tc_audit hooks ------------------------------------------------------ */

@@ -296,6 +296,7 @@ static int build(int fd, const char *name, uint64_t entries, uint64_t memory,
 		return -errno;
 	struct tc_hdr *h = p;
 	tc__st(&h->state, TC_STATE_BUILDING);
+	TC_CRASH_POINT(create_building);
 	uint64_t seed = 0;
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = (uint64_t)tc__mono_ns() ^ ((uint64_t)getpid() << 32);
@@ -317,6 +318,7 @@ static int build(int fd, const char *name, uint64_t entries, uint64_t memory,
 	h->mode = mode;
 	h->created_ms = tc__now_ms();
 	h->creator_pid = tc__self_pid();
+	h->options = (o->flags & TC_CHECKSUM) ? TC_OPT_CHECKSUM : 0;
 	h->epoch = 1;
 	(void)name;
 	/* Publish: every field above before the state word (pairs with the
@@ -328,13 +330,28 @@ static int build(int fd, const char *name, uint64_t entries, uint64_t memory,
 	return 0;
 }
 
-static int validate(const struct tc_hdr *h, uint64_t size)
+/*
+ * The identity and geometry of a header, loaded once by validate(): the
+ * handle is filled from this copy, never from the header again, so a
+ * scribble between the check and the use cannot give the handle a geometry
+ * that was never checked.
+ */
+struct geo {
+	uint64_t seed, max_entries, memory_bytes, nbuckets, default_ttl_ms;
+	uint64_t slots_off, attach_off, index_off, arena_off, total_bytes;
+	uint32_t max_readers, max_attach, options;
+	int32_t  eviction;
+};
+
+void (*tc__open_test_hook)(uint8_t *base);
+
+static int validate(const struct tc_hdr *h, uint64_t size, struct geo *g)
 {
 	if (size < sizeof(struct tc_hdr))
 		return TC_ECORRUPT;
-	if (h->magic != TC_MAGIC)
+	if (tc__ld(&h->magic) != TC_MAGIC)
 		return TC_ECORRUPT;
-	if (h->layout_version != TC_LAYOUT_VERSION)
+	if (tc__ld(&h->layout_version) != TC_LAYOUT_VERSION)
 		return TC_EVERSION;
 	uint32_t state = tc__ld(&h->state);
 	/* AUDITING under our flock means the auditor died: attach; the first
@@ -343,41 +360,59 @@ static int validate(const struct tc_hdr *h, uint64_t size)
 	if (state != TC_STATE_READY && state != TC_STATE_AUDITING)
 		return TC_ECORRUPT;
 	tc__rmb();
+	g->seed = tc__ld(&h->seed);
+	g->max_entries = tc__ld(&h->max_entries);
+	g->memory_bytes = tc__ld(&h->memory_bytes);
+	g->max_readers = tc__ld(&h->max_readers);
+	g->max_attach = tc__ld(&h->max_attach);
+	g->nbuckets = tc__ld(&h->nbuckets);
+	g->slots_off = tc__ld(&h->slots_off);
+	g->attach_off = tc__ld(&h->attach_off);
+	g->index_off = tc__ld(&h->index_off);
+	g->arena_off = tc__ld(&h->arena_off);
+	g->total_bytes = tc__ld(&h->total_bytes);
+	g->default_ttl_ms = tc__ld(&h->default_ttl_ms);
+	g->eviction = tc__ld(&h->eviction);
+	g->options = tc__ld(&h->options);
 	uint64_t nb, so, ao, io, ro, total;
 	uint32_t ma;
-	if (tc__layout(h->max_entries, h->memory_bytes, h->max_readers, &nb, &ma, &so, &ao,
+	if (tc__layout(g->max_entries, g->memory_bytes, g->max_readers, &nb, &ma, &so, &ao,
 		       &io, &ro, &total))
 		return TC_ECORRUPT;
-	if (nb != h->nbuckets || ma != h->max_attach || so != h->slots_off ||
-	    ao != h->attach_off || io != h->index_off || ro != h->arena_off ||
-	    total != h->total_bytes || total != size)
+	if (nb != g->nbuckets || ma != g->max_attach || so != g->slots_off ||
+	    ao != g->attach_off || io != g->index_off || ro != g->arena_off ||
+	    total != g->total_bytes || total != size)
 		return TC_ECORRUPT;
-	if (h->eviction != TC_EVICT_NONE && h->eviction != TC_EVICT_LRU)
+	if (g->eviction != TC_EVICT_NONE && g->eviction != TC_EVICT_LRU)
+		return TC_ECORRUPT;
+	if (g->options & ~TC_OPT_ALL)
 		return TC_ECORRUPT;
 	return 0;
 }
 
-static void fill_handle(tc_cache *c, uint8_t *base, uint64_t size, const char *name)
+static void fill_handle(tc_cache *c, uint8_t *base, uint64_t size, const struct geo *g,
+			const char *name)
 {
-	struct tc_hdr *h = (struct tc_hdr *)base;
 	c->base = base;
 	c->size = size;
-	c->h = h;
-	c->slots = (struct tc_rslot *)(base + h->slots_off);
-	c->attach = (struct tc_attach_rec *)(base + h->attach_off);
-	c->index = (struct tc_bucket *)(base + h->index_off);
-	c->arena = base + h->arena_off;
-	c->arena_bytes = h->memory_bytes & ~(uint64_t)(TC_BLOCK_UNIT - 1);
+	c->h = (struct tc_hdr *)base;
+	c->slots = (struct tc_rslot *)(base + g->slots_off);
+	c->attach = (struct tc_attach_rec *)(base + g->attach_off);
+	c->index = (struct tc_bucket *)(base + g->index_off);
+	c->arena = base + g->arena_off;
+	c->arena_bytes = g->memory_bytes & ~(uint64_t)(TC_BLOCK_UNIT - 1);
 	c->arena_units = c->arena_bytes / TC_BLOCK_UNIT;
-	c->nbuckets = h->nbuckets;
-	c->bmask = h->nbuckets - 1;
-	c->max_entries = h->max_entries;
-	c->seed = h->seed;
-	c->default_ttl_ms = h->default_ttl_ms;
-	c->max_readers = h->max_readers;
-	c->nslots = h->max_readers + TC_TOOL_READERS;
-	c->max_attach = h->max_attach;
-	c->eviction = h->eviction;
+	c->nbuckets = g->nbuckets;
+	c->bmask = g->nbuckets - 1;
+	c->max_entries = g->max_entries;
+	c->seed = g->seed;
+	c->default_ttl_ms = g->default_ttl_ms;
+	c->max_readers = g->max_readers;
+	c->nslots = g->max_readers + TC_TOOL_READERS;
+	c->max_attach = g->max_attach;
+	c->eviction = g->eviction;
+	c->csum = g->options & TC_OPT_CHECKSUM;
+	c->rslow = (g->eviction == TC_EVICT_LRU ? TC_RS_LRU : 0) | (c->csum ? TC_RS_CSUM : 0);
 	c->attach_idx = UINT32_MAX;
 	const char *slow = getenv("TICKCACHE_SLOW_US");
 	c->slow_ns = (slow && *slow ? strtoull(slow, NULL, 10) : 100) * 1000;
@@ -400,6 +435,8 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 	*out = NULL;
 	if (!tc_name_valid(name))
 		return -EINVAL;
+	if (opts && (opts->flags & TC_WAIT))
+		return tc__open_wait(out, name, opts); /* calls us without TC_WAIT */
 	uint64_t entries = TC_DEFAULT_ENTRIES, memory = TC_DEFAULT_MEMORY;
 	uint32_t readers = TC_DEFAULT_READERS, mode = TC_DEFAULT_MODE;
 	bool create = false, excl = false;
@@ -414,7 +451,7 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 			mode = opts->mode;
 		if ((mode & ~07777u) || (opts->eviction != TC_EVICT_NONE &&
 					 opts->eviction != TC_EVICT_LRU) ||
-		    (opts->flags & ~(TC_CREATE | TC_EXCL | TC_LAZY | TC_TOOL)))
+		    (opts->flags & ~(TC_CREATE | TC_EXCL | TC_LAZY | TC_TOOL | TC_CHECKSUM)))
 			return -EINVAL;
 		if ((opts->max_entries && (opts->max_entries < TC_MIN_ENTRIES ||
 					   opts->max_entries > TC_MAX_ENTRIES)) ||
@@ -470,13 +507,16 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 		rc = -errno;
 		goto out_close;
 	}
-	struct tc_hdr *h = (struct tc_hdr *)base;
-	rc = validate(h, (uint64_t)st.st_size);
+	struct geo g;
+	rc = validate((struct tc_hdr *)base, (uint64_t)st.st_size, &g);
 	if (rc)
 		goto out_unmap;
-	if (opts && ((opts->max_entries && opts->max_entries != h->max_entries) ||
-		     (opts->memory_bytes && opts->memory_bytes != h->memory_bytes) ||
-		     (opts->max_readers && opts->max_readers != h->max_readers))) {
+	if (tc__open_test_hook)
+		tc__open_test_hook(base);
+	if (opts && ((opts->max_entries && opts->max_entries != g.max_entries) ||
+		     (opts->memory_bytes && opts->memory_bytes != g.memory_bytes) ||
+		     (opts->max_readers && opts->max_readers != g.max_readers) ||
+		     ((opts->flags & TC_CHECKSUM) && !(g.options & TC_OPT_CHECKSUM)))) {
 		rc = TC_EGEOMETRY;
 		goto out_unmap;
 	}
@@ -485,7 +525,7 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 		rc = -ENOMEM;
 		goto out_unmap;
 	}
-	fill_handle(c, base, (uint64_t)st.st_size, name);
+	fill_handle(c, base, (uint64_t)st.st_size, &g, name);
 	c->tool = opts && (opts->flags & TC_TOOL);
 	rc = attach_claim(c);
 	if (rc) {
@@ -579,6 +619,7 @@ int tc_get_info(tc_cache *c, tc_info *out)
 	out->mode = tc__ld(&c->h->mode);
 	out->default_ttl_ms = c->default_ttl_ms;
 	out->eviction = c->eviction;
+	out->flags = c->csum ? TC_CHECKSUM : 0;
 	out->segment_bytes = c->size;
 	out->created_ms = tc__ld(&c->h->created_ms);
 	out->creator_pid = tc__ld(&c->h->creator_pid);

@@ -14,7 +14,7 @@
  * synced: a crash leaves the old snapshot or the new one.
  *
  * Format (little-endian; docs/design.md, "Snapshots"):
- *   header  "TCSNAP01", u32 version, u32 flags (0), u64 max_entries,
+ *   header  "TCSNAP01", u32 version, u32 flags (SNAP_F_*), u64 max_entries,
  *           u64 memory_bytes, u32 max_readers, u32 mode, u64 default_ttl_ms,
  *           i32 eviction, u32 reserved (0), i64 saved_ms
  *   records u32 "TCRE", u16 klen, u16 reserved (0), u32 vlen, u32 type,
@@ -37,6 +37,7 @@
 #define SNAP_MAGIC   "TCSNAP01"
 #define SNAP_END     "TCSNAPND"
 #define SNAP_VERSION 1u
+#define SNAP_F_CHECKSUM 0x1u /* saved from a TC_CHECKSUM segment: recreate it so */
 #define REC_MAGIC    0x45524354u /* "TCRE" */
 #define HDR_BYTES    64u
 #define REC_BYTES    24u
@@ -156,6 +157,7 @@ int tc_snapshot_save(tc_cache *c, const char *path, tc_snapshot_report *rep)
 	memset(h, 0, sizeof(h));
 	memcpy(h, SNAP_MAGIC, 8);
 	put32(h + 8, SNAP_VERSION);
+	put32(h + 12, (info.flags & TC_CHECKSUM) ? SNAP_F_CHECKSUM : 0);
 	put64(h + 16, info.max_entries);
 	put64(h + 24, info.memory_bytes);
 	put32(h + 32, info.max_readers);
@@ -268,7 +270,8 @@ static int snap_read(const char *path, struct snap *sn, tc_snapshot_info *info)
 		rc = TC_EVERSION;
 		goto bad;
 	}
-	if (get32(b + 12) != 0 || get32(b + 52) != 0 || get32(b + 48) > TC_EVICT_LRU)
+	if ((get32(b + 12) & ~SNAP_F_CHECKSUM) != 0 || get32(b + 52) != 0 ||
+	    get32(b + 48) > TC_EVICT_LRU)
 		goto bad;
 	uint64_t want = get64(t + 8), n = 0;
 	size_t off = HDR_BYTES, end = len - END_BYTES;
@@ -293,6 +296,7 @@ static int snap_read(const char *path, struct snap *sn, tc_snapshot_info *info)
 		info->default_ttl_ms = get64(b + 40);
 		info->eviction = (int)get32(b + 48);
 		info->saved_ms = (int64_t)get64(b + 56);
+		info->flags = (get32(b + 12) & SNAP_F_CHECKSUM) ? TC_CHECKSUM : 0;
 		info->keys = n;
 	}
 	sn->buf = b;
@@ -341,6 +345,7 @@ int tc_snapshot_load(tc_cache *c, const char *path, unsigned flags, tc_snapshot_
 		uint64_t ttl = exp ? (uint64_t)(exp - now) : 0;
 		int w = (flags & TC_SNAP_REPLACE) ? tc_set(c, key, kl, val, vl, type, ttl)
 						  : tc_add(c, key, kl, val, vl, type, ttl);
+		TC_CRASH_POINT(snapshot_record);
 		if (w == -EEXIST) {
 			if (rep)
 				rep->kept++;

@@ -93,5 +93,6 @@ int tc_get_stats(tc_cache *c, tc_stats *out)
 	out->run_active = (rw & 0xffffffffu) != 0;
 	out->dto_lists = heads > c->max_entries ? 0 : heads; /* transiently below 0 */
 	out->ttl_policies = tc__policy_count(c);
+	out->checksum_failures = tc__ld(&c->h->csum_bad);
 	return 0;
 }

@@ -82,6 +82,7 @@ int tc_lease_acquire(tc_cache *c, uint64_t stale_ms, uint32_t *holder)
 		uint64_t gen = (w + 1) & LEASE_GEN_MASK;
 		uint64_t claim = (uint64_t)me << 32 | LEASE_CLAIMING | gen;
 		if (tc__cas(&c->h->lease_word, w, claim) == w) {
+			TC_CRASH_POINT(lease_claiming);
 			tc__st(&c->h->lease_start, tc__self_start());
 			tc__st(&c->h->lease_beat_ms, tc__now_ms());
 			/* Start time and heartbeat before the word says "held". */

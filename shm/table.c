@@ -103,6 +103,49 @@ static inline uint64_t maxdisp(tc_cache *c, uint64_t home)
 	return md > c->bmask ? c->bmask : md;
 }
 
+/*
+ * The entry named by the published slot word W found in bucket BI, for the
+ * passes that walk the index rather than look a key up (the eviction clock,
+ * expiry, scan and purge, the run sweep, tc_dto_keys).  A lookup proves an
+ * entry by comparing its key; a walk has no key, so the entry must prove
+ * itself before anyone writes its reference bit, removes its slot or hands
+ * its key out: the word's tag is the hash's, the bucket lies within the
+ * probe range of the hash's home, the kind is one that lives in the index,
+ * key and value fit the size class and the class the arena, and the block
+ * is LIVE (or RETIRED: replaced since W was loaded; our read section keeps
+ * it from being freed, so every field read here is stable for a genuine
+ * entry).  Each field is loaded once, into V.  1, or TC_ECORRUPT: W names
+ * something that is not an entry (a scribbled slot, or a ref into another
+ * entry's value).  The caller is inside a read section.
+ */
+int tc__slot_entry(tc_cache *c, uint64_t bi, uint64_t w, struct tc__sview *v)
+{
+	struct tc_entry *e = tc__block(c, TC_SW_REF(w));
+	if (!e)
+		return TC_ECORRUPT;
+	uint64_t hash = tc__ld(&e->hash), home = hash & c->bmask;
+	uint32_t kind = tc__ld(&e->kind), cls = tc__ld(&e->cls), klen = tc__ld(&e->klen);
+	uint32_t vlen = tc__ld(&e->vlen), st = tc__ld(&e->state);
+	uint64_t off = (TC_SW_REF(w) - 1) * TC_BLOCK_UNIT;
+	if (TC_TAG_OF(hash) != TC_SW_TAG(w) || ((bi - home) & c->bmask) > maxdisp(c, home))
+		return TC_ECORRUPT;
+	if ((kind != TC_KIND_KEY && kind != TC_KIND_DTO && kind != TC_KIND_LOAD &&
+	     kind != TC_KIND_RATE) ||
+	    klen == 0 || klen > TC_KEY_MAX || vlen > TC_VALUE_MAX || cls >= TC_CLASSES_USED ||
+	    off + tc__class_size(cls) > c->arena_bytes ||
+	    tc__entry_bytes(klen, vlen) > tc__class_size(cls))
+		return TC_ECORRUPT;
+	if (st != TC_BLK_LIVE && st != TC_BLK_RETIRED)
+		return TC_ECORRUPT;
+	v->e = e;
+	v->hash = hash;
+	v->klen = klen;
+	v->vlen = vlen;
+	v->kind = kind;
+	v->cls = cls;
+	return 1;
+}
+
 /* Find the published slot of (hash, key, kind).  0 found, -ENOENT, TC_ECORRUPT. */
 static int lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
 		  uint64_t **slotp, uint64_t *wp, struct view *v)
@@ -156,10 +199,32 @@ static inline void fill_meta(tc_meta *m, const struct view *v)
 	}
 }
 
-static inline void touch(tc_cache *c, struct tc_entry *e)
+/*
+ * The work of a read after its copy, when the handle has any (one test of
+ * c->rslow on the hot path covers both): under LRU set the reference bit
+ * (only when clear: no shared write on a hit of a hot key; QUIET reads set
+ * none), and with checksums verify VAL, the value as returned.
+ */
+static __attribute__((noinline)) int read_checked(tc_cache *c, uint64_t hash, size_t klen,
+						   const struct view *v, const void *val,
+						   bool quiet)
 {
-	if (c->eviction == TC_EVICT_LRU && !tc__ld(&e->refbit))
-		tc__st(&e->refbit, 1);
+	int rc = tc__csum_check(c, v->e, hash, klen, v->cls, v->version, v->expires, v->vlen,
+				v->type, val);
+	if (rc == 0 && !quiet && (c->rslow & TC_RS_LRU) && !tc__ld(&v->e->refbit))
+		tc__st(&v->e->refbit, 1);
+	return rc;
+}
+
+static inline int after_read(tc_cache *c, uint64_t hash, size_t klen, const struct view *v,
+			     const void *val, bool quiet)
+{
+	if (c->rslow == TC_RS_LRU) {
+		if (!quiet && !tc__ld(&v->e->refbit))
+			tc__st(&v->e->refbit, 1);
+		return 0;
+	}
+	return read_checked(c, hash, klen, v, val, quiet);
 }
 
 /* Sampled latency: one call in 64 per slot is timed. */
@@ -190,7 +255,8 @@ static int bad_args(tc_cache *c)
 
 /* The copy of tc_get, inside a read section.  QUIET (a constant at each
  * call): no reference bit set, and the precise clock. */
-static inline int copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen,
+static inline __attribute__((always_inline)) int
+copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 			     void *buf, size_t cap, tc_meta *meta, bool quiet)
 {
 	uint64_t *slotp, w;
@@ -206,8 +272,8 @@ static inline int copy_value(tc_cache *c, uint64_t hash, const void *key, size_t
 		} else {
 			if (v.vlen)
 				memcpy(buf, v.val, v.vlen);
-			if (!quiet)
-				touch(c, v.e);
+			if (c->rslow)
+				rc = after_read(c, hash, klen, &v, buf, quiet);
 		}
 	}
 	return rc;
@@ -251,7 +317,8 @@ int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta
 	if (rc == 0) {
 		fill_meta(meta, &v);
 		*val = v.val;
-		touch(c, v.e);
+		if (c->rslow && (rc = after_read(c, hash, klen, &v, v.val, false)) != 0)
+			*val = NULL; /* a value that fails its checksum is not handed out */
 	}
 	tc__count(s, rc == 0 ? TC_C_HITS : rc == -ENOENT ? TC_C_MISSES : TC_C_ERRORS);
 	tc__count(s, TC_C_OPS);
@@ -337,6 +404,7 @@ static int insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 	if (!mine)
 		return -ENOSPC;
 	*seen = true;
+	TC_CRASH_POINT(insert_claimed);
 	/* Re-scan the chain for another slot of the same key. */
 	uint64_t md = maxdisp(c, home);
 	for (uint64_t d = 0; d <= md; d++) {
@@ -378,8 +446,12 @@ static int insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 	 * then abort our claim), so every version the key ever showed was
 	 * taken before ours.  Nobody reads the version of a claimed entry.
 	 */
-	if (stamp)
+	if (stamp) {
 		tc__st(&e->version, next_version(c, hash, 0));
+		if (c->csum) /* over the version just taken; nobody reads a claim */
+			tc__csum_seal(c, e, klen);
+	}
+	TC_CRASH_POINT(insert_rescanned);
 	if (tc__cas(mine, tent, fin) == tent)
 		return 0;
 	return RETRY;
@@ -396,7 +468,9 @@ int tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w
 			tc__st(&s->ret_ref, 0);
 		return -EAGAIN;
 	}
+	TC_CRASH_POINT(remove_unlinked);
 	tc__add(&c->h->live, (uint64_t)-1);
+	TC_CRASH_POINT(remove_counted);
 	if (e)
 		tc__retire(c, s, e);
 	if (s)
@@ -460,6 +534,14 @@ int tc__evict_block(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 	return rc;
 }
 
+/* Give back a block that was never visible to anyone. */
+static void drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
+{
+	tc__free_block(c, e);
+	TC_CRASH_POINT(drop_private_freed);
+	tc__st(&s->inflight, 0); /* after: a writer killed in between leaks nothing */
+}
+
 /*
  * Make room outside any read section: reclaim what grace periods allow,
  * clear dead readers, and remove expired entries (under LRU, evict).
@@ -495,8 +577,7 @@ static bool make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_s
 	if (ev == 0 && !need_slot && cls < TC_CLASSES_USED && c->eviction == TC_EVICT_LRU) {
 		struct tc_entry *e = tc__coalesce(c, s, cls);
 		if (e) {
-			tc__st(&s->inflight, 0);
-			tc__free_block(c, e);
+			drop_private(c, s, e); /* freed, then unnamed: no gap */
 			ev = 1;
 		}
 	}
@@ -557,13 +638,6 @@ static inline int64_t le64_get(const uint8_t *p)
 	return (int64_t)u;
 }
 
-/* Give back a block that was never visible to anyone. */
-static void drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
-{
-	tc__free_block(c, e);
-	tc__st(&s->inflight, 0); /* after: a writer killed in between leaks nothing */
-}
-
 /*
  * Evict ahead (TC_EVICT_LRU): once the arena is carved out and class CLS's
  * free list is short of two reclaim batches, each write of that class
@@ -593,7 +667,8 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 	      size_t vlen, uint32_t type, uint64_t ttl_ms, int op, uint64_t expect,
 	      int64_t delta, int64_t *out, uint32_t aux)
 {
-	if (!c || !tc__valid_key(key, klen) || (!val && vlen))
+	if (!c || !tc__valid_key(key, klen) || (!val && vlen) ||
+	    (kind == TC_KIND_KEY && ttl_ms != TC_TTL_DEFAULT && ttl_ms > TC_TTL_MAX))
 		return bad_args(c);
 	if (vlen > TC_VALUE_MAX) {
 		bad_args(c);
@@ -660,7 +735,14 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 					rc = TC_ETYPE;
 					goto out_exit;
 				}
-				n = (int64_t)((uint64_t)le64_get(old.val) + (uint64_t)delta);
+				/* One copy of the counter, checked, then used. */
+				uint8_t cur[8];
+				memcpy(cur, old.val, 8);
+				if (c->csum && (rc = tc__csum_check(c, old.e, hash, klen, old.cls,
+								   old.version, old.expires, 8,
+								   old.type, cur)) != 0)
+					goto out_exit;
+				n = (int64_t)((uint64_t)le64_get(cur) + (uint64_t)delta);
 				exp = old.expires;
 			}
 			le64_put(ctrbuf, n);
@@ -673,7 +755,7 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 		default:
 			break;
 		}
-		uint64_t need = tc__entry_bytes(klen, nlen);
+		uint64_t need = tc__entry_need(c, klen, nlen);
 		int arc;
 		struct tc_entry *e = tc__alloc(c, s, need, &arc);
 		if (!e) {
@@ -696,20 +778,35 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 		memcpy((uint8_t *)e + TC_ENTRY_HDR, key, klen);
 		if (nlen)
 			memcpy((uint8_t *)tc__eval(e, (uint32_t)klen), src, nlen);
+		/* tc_expire carries the old value over: it is checked as copied
+		 * (into our private block), so damage is never sealed anew. */
+		if (c->csum && op == TC_OP_EXPIRE &&
+		    (rc = tc__csum_check(c, old.e, hash, klen, old.cls, old.version, old.expires,
+					 old.vlen, old.type, tc__eval(e, (uint32_t)klen))) != 0) {
+			drop_private(c, s, e);
+			goto out_exit;
+		}
+		TC_CRASH_POINT(write_built);
 		uint64_t ref = tc__ref_of(c, e);
 		if (found) {
 			e->version = next_version(c, hash, old.version);
+			if (c->csum)
+				tc__csum_seal(c, e, klen);
 			/* The CAS is a full barrier: the entry's bytes are visible
 			 * before the slot names it. */
 			tc__note_unlink(s, TC_SW_REF(w), old.e);
+			TC_CRASH_POINT(update_noted);
 			if (tc__cas(slotp, w, TC_SW_FINAL | tag << 48 | ref) != w) {
 				tc__st(&s->ret_ref, 0);
 				drop_private(c, s, e);
 				tc__exit(c);
 				continue;
 			}
+			TC_CRASH_POINT(update_swapped);
 			tc__st(&s->inflight, 0);
+			TC_CRASH_POINT(update_unlinked);
 			tc__retire(c, s, old.e);
+			TC_CRASH_POINT(update_retired);
 			tc__st(&s->ret_ref, 0);
 			if (!live)
 				tc__count(s, TC_C_EXPIRATIONS);
@@ -732,6 +829,7 @@ int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const vo
 		bool seen;
 		int ir = insert_new(c, hash, key, klen, kind, e, ref, true, &seen);
 		if (ir == 0) {
+			TC_CRASH_POINT(insert_published);
 			tc__add(&c->h->live, 1);
 			tc__st(&s->inflight, 0);
 			rc = 0;
@@ -892,22 +990,26 @@ static int evict_n(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slo
 			uint64_t w = tc__ld(&b->w[i]);
 			if (TC_SW_STATE(w) != TC_SW_FINAL)
 				continue;
-			struct tc_entry *e = tc__block(c, TC_SW_REF(w));
-			if (!e)
+			/* Nothing is written or removed for a slot that does not
+			 * name a genuine entry: a ref into another key's value
+			 * would have its bytes zeroed or its block retired. */
+			struct tc__sview v;
+			if (tc__slot_entry(c, bi, w, &v) != 1)
 				continue;
+			struct tc_entry *e = v.e;
 			if (expired(tc__ld(&e->expires_ms), now)) {
 				if (tc__remove_slot(c, s, &b->w[i], w, TC_C_EXPIRATIONS) == 0)
 					removed++;
 				continue;
 			}
 			/* A DTO list goes as a whole or not at all (run.c). */
-			if (!lru || tc__ld(&e->kind) == TC_KIND_DTO)
+			if (!lru || v.kind == TC_KIND_DTO)
 				continue;
 			if (tc__ld(&e->refbit)) {
 				tc__st(&e->refbit, 0);
 				continue;
 			}
-			if (need_slot || want == UINT32_MAX || tc__ld(&e->cls) == want) {
+			if (need_slot || want == UINT32_MAX || v.cls == want) {
 				if (tc__remove_slot(c, s, &b->w[i], w, TC_C_EVICTIONS) == 0)
 					removed++;
 			}
@@ -936,8 +1038,9 @@ int tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_r
 				rep->scanned++;
 			if (TC_SW_STATE(w) != TC_SW_FINAL)
 				continue;
-			struct tc_entry *e = tc__block(c, TC_SW_REF(w));
-			if (e && expired(tc__ld(&e->expires_ms), now) &&
+			struct tc__sview v;
+			if (tc__slot_entry(c, bi, w, &v) == 1 &&
+			    expired(tc__ld(&v.e->expires_ms), now) &&
 			    tc__remove_slot(c, s, &b->w[i], w, TC_C_EXPIRATIONS) == 0 && rep)
 				rep->expired++;
 		}
@@ -958,7 +1061,9 @@ struct found {
 
 /*
  * Copy the live, matching keys of bucket BI out under a read section of
- * one bucket.  Returns how many were copied into F.
+ * one bucket.  Returns how many were copied into F, or the error of
+ * entering the section (-EUSERS, -ESTALE, -EBUSY).  An impossible entry is
+ * skipped and reported in *BAD.
  */
 static int bucket_keys(tc_cache *c, uint64_t bi, const char *glob, int64_t now,
 		       struct found *f, int *bad, struct tc_rslot *purger, uint64_t *npurged)
@@ -966,39 +1071,29 @@ static int bucket_keys(tc_cache *c, uint64_t bi, const char *glob, int64_t now,
 	struct tc_bucket *b = &c->index[bi];
 	struct tc_rslot *s;
 	int n = 0;
-	if (tc__enter(c, &s)) {
-		*bad = -EUSERS;
-		return 0;
-	}
+	int rc = tc__enter(c, &s);
+	if (rc)
+		return rc;
 	for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
 		uint64_t w = tc__ld(&b->w[i]);
 		if (TC_SW_STATE(w) != TC_SW_FINAL)
 			continue;
-		struct tc_entry *e = tc__block(c, TC_SW_REF(w));
-		if (!e) {
+		struct tc__sview v;
+		if (tc__slot_entry(c, bi, w, &v) != 1) {
 			*bad = TC_ECORRUPT;
 			continue;
 		}
-		uint32_t klen = tc__ld(&e->klen), vlen = tc__ld(&e->vlen), cls = tc__ld(&e->cls);
-		uint64_t off = (TC_SW_REF(w) - 1) * TC_BLOCK_UNIT;
-		/* The same checks as match(): an impossible entry is skipped and
-		 * reported, never handed out. */
-		if (klen == 0 || klen > TC_KEY_MAX || vlen > TC_VALUE_MAX ||
-		    cls >= TC_CLASSES_USED || off + tc__class_size(cls) > c->arena_bytes ||
-		    tc__entry_bytes(klen, vlen) > tc__class_size(cls)) {
-			*bad = TC_ECORRUPT;
+		struct tc_entry *e = v.e;
+		int64_t exp = tc__ld(&e->expires_ms);
+		if (v.kind != TC_KIND_KEY || expired(exp, now))
 			continue;
-		}
-		if (tc__ld(&e->kind) != TC_KIND_KEY || expired(tc__ld(&e->expires_ms), now))
-			continue;
-		memcpy(f[n].key, tc__ekey(e), klen);
-		f[n].key[klen] = '\0';
+		memcpy(f[n].key, tc__ekey(e), v.klen);
+		f[n].key[v.klen] = '\0';
 		if (glob && fnmatch(glob, (const char *)f[n].key, 0) != 0)
 			continue;
-		f[n].klen = klen;
-		f[n].meta = (tc_meta){ .len = vlen, .type = tc__ld(&e->type),
-				       .version = tc__ld(&e->version),
-				       .expires_ms = tc__ld(&e->expires_ms) };
+		f[n].klen = v.klen;
+		f[n].meta = (tc_meta){ .len = v.vlen, .type = tc__ld(&e->type),
+				       .version = tc__ld(&e->version), .expires_ms = exp };
 		f[n].word = w;
 		f[n].slotp = &b->w[i];
 		/* Purge removes under the same section that matched the key, so
@@ -1026,8 +1121,8 @@ int tc_scan(tc_cache *c, const char *glob, tc_scan_fn fn, void *arg)
 	int bad = 0, rc = 0;
 	for (uint64_t bi = 0; bi < c->nbuckets && rc == 0; bi++) {
 		int n = bucket_keys(c, bi, glob, tc__now_ms(), f, &bad, NULL, NULL);
-		if (bad == -EUSERS)
-			break;
+		if (n < 0)
+			rc = n;
 		for (int i = 0; i < n && rc == 0; i++)
 			rc = fn(f[i].key, f[i].klen, &f[i].meta, arg);
 	}
@@ -1052,18 +1147,21 @@ int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted)
 	if (!f)
 		return -ENOMEM;
 	uint64_t n = 0;
-	int bad = 0;
-	for (uint64_t bi = 0; bi < c->nbuckets; bi++) {
-		bucket_keys(c, bi, glob, tc__now_ms(), f, &bad, s, &n);
-		if (bad == -EUSERS)
-			break;
+	int bad = 0, rc = 0;
+	for (uint64_t bi = 0; bi < c->nbuckets && rc == 0; bi++) {
+		int k = bucket_keys(c, bi, glob, tc__now_ms(), f, &bad, s, &n);
+		if (k < 0)
+			rc = k;
 	}
 	free(f);
-	tc__count(s, TC_C_CLEARS);
+	if (rc == 0)
+		tc__count(s, TC_C_CLEARS);
+	else
+		tc__count(s, TC_C_ERRORS);
 	tc__count(s, TC_C_OPS);
 	if (deleted)
 		*deleted = n;
-	return bad == -EUSERS ? -EUSERS : 0;
+	return rc;
 }
 
 /* ---- generic helpers for run.c, policy.c and features.c ------------------ */
@@ -1086,6 +1184,7 @@ int tc__insert(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_
 	 * and predecessor there). */
 	int ir = insert_new(c, hash, key, klen, kind, e, tc__ref_of(c, e), false, seen);
 	if (ir == 0) {
+		TC_CRASH_POINT(insert_first_published);
 		tc__add(&c->h->live, 1);
 		return 0;
 	}
@@ -1120,9 +1219,12 @@ int tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
 /*
  * The block REF checked as a whole: in the arena with its size class,
  * of KIND, its key and value inside the block.  NULL when any check fails.
- * *vlen receives the value length.
+ * Each length is loaded once: *klen and *vlen receive the checked copies,
+ * and the caller uses those, never the block's fields again (a length
+ * loaded twice can change between the check and the use).
  */
-struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *vlen)
+struct tc_entry *tc__block_kv(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *klen,
+			      uint32_t *vlen, uint32_t *cls_out)
 {
 	struct tc_entry *e = tc__block(c, ref);
 	if (!e || tc__ld(&e->kind) != kind)
@@ -1133,8 +1235,18 @@ struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t
 	    off + tc__class_size(cls) > c->arena_bytes ||
 	    tc__entry_bytes(kl, vl) > tc__class_size(cls))
 		return NULL;
+	*klen = kl;
 	*vlen = vl;
+	if (cls_out)
+		*cls_out = cls;
 	return e;
+}
+
+/* tc__block_kv() for blocks whose key length the caller does not use. */
+struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *vlen)
+{
+	uint32_t kl;
+	return tc__block_kv(c, ref, kind, &kl, vlen, NULL);
 }
 
 /* maybe_reclaim() for the writers of run.c and policy.c, after a retire,

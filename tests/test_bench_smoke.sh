@@ -48,4 +48,19 @@ run smoke-set  -b tickcache -k 1000 -n 20000 -o set -d uniform
 run smoke-add  -b tickcache -k 1000 -n 5000 -o add
 run smoke-evict -b tickcache -k 4000 -s 1024 -n 20000 --warmup 1000 -d uniform -r 1 -w 1 \
 	--evict --memory 2M
+# --percentiles: with a reader beside a writer, the file holds the reads by
+# default and the writer's sets with --percentiles-op write (issue 12.1: the
+# plot showed an evicting run's reads as its sets).
+pct=$(mktemp) || exit 1
+trap 'rm -f "$out" "$pct"' EXIT INT TERM
+for want in get set; do
+	opt=""; [ "$want" = set ] && opt="--percentiles-op write"
+	# shellcheck disable=SC2086
+	if "$B" -b tickcache -k 1000 -n 20000 --warmup 1000 -d uniform -r 1 -w 1 --evict --memory 1M \
+		--percentiles "$pct" $opt >"$out" 2>&1 && head -1 "$pct" | grep -q ", op $want)"; then
+		echo "ok   percentiles of the ${want}s${opt:+ ($opt)}"
+	else
+		echo "FAIL percentiles of the ${want}s${opt:+ ($opt)}: $(head -1 "$pct")"; cat "$out"; fail=1
+	fi
+done
 exit $fail

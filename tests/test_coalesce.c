@@ -8,6 +8,10 @@
  *   nothing to recover.
  * - TC_EVICT_LRU: an arena full of small values takes large ones: the
  *   allocator evicts a window of the arena by address and re-cuts it.
+ * - The window search: a run (free, or under LRU evictable) that crosses
+ *   df_hand is found whole at the first call; a run longer than a search's
+ *   budget of headers is found; a run 1 to 3 units over a large block
+ *   takes one more block; df_nofit is recorded only when nothing fits.
  * - A coalescer killed (SIGKILL) at each point of its work: the next
  *   allocation finishes or undoes the work, no value is harmed, and
  *   tc_audit then finds nothing lost.
@@ -257,6 +261,267 @@ static void test_lru_makes_room_for_a_new_size(void **state)
 	assert_true(merges(c) > 0);
 	WB_RC(0, tc_get_stats(c, &st));
 	assert_true(st.entries >= left);
+	expect_clean_audit(c);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* ------------------------------------------------------------------ */
+/* The window search: where it starts, its budget, a run's last block   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Keys s0, s1, ... with VLEN-byte values (every byte the key's number)
+ * until the arena is full.  In a fresh arena every block is carved in
+ * order: key I's block starts at unit BASE + I * *UNITS (checked for the
+ * first and the last key).  Returns the number of keys.
+ */
+static unsigned fill_uniform(tc_cache *c, size_t vlen, uint64_t base, uint64_t *units)
+{
+	char k[32];
+	unsigned char v[64];
+	unsigned n = 0;
+	assert_true(vlen <= sizeof(v));
+	for (;; n++) {
+		int kl = snprintf(k, sizeof(k), "s%u", n);
+		memset(v, (int)(n & 0xff), vlen);
+		int rc = tc_set(c, k, (size_t)kl, v, vlen, 0, 0);
+		if (rc == -ENOSPC)
+			break;
+		WB_RC(0, rc);
+	}
+	assert_true(n > 1000);
+	struct tc_entry *e0 = (struct tc_entry *)(c->arena + base * TC_BLOCK_UNIT);
+	*units = tc__class_size(e0->cls) / TC_BLOCK_UNIT;
+	struct tc_entry *el =
+		(struct tc_entry *)(c->arena + (base + (n - 1) * *units) * TC_BLOCK_UNIT);
+	assert_int_equal(el->cls, e0->cls);
+	assert_int_equal(el->state, TC_BLK_LIVE);
+	assert_int_equal(el->klen, snprintf(k, sizeof(k), "s%u", n - 1));
+	return n;
+}
+
+static void del_uniform(tc_cache *c, unsigned from, unsigned to, unsigned step)
+{
+	char k[32];
+	for (unsigned i = from; i < to; i += step) {
+		int kl = snprintf(k, sizeof(k), "s%u", i);
+		WB_RC(0, tc_del(c, k, (size_t)kl));
+	}
+	WB_RC(0, tc_reclaim(c, NULL));
+}
+
+/* Keys s0 .. s(N-1) hold their VLEN-byte values, but for those deleted
+ * (DELETED(i) true), which are gone. */
+static void expect_uniform(tc_cache *c, unsigned n, size_t vlen, bool (*deleted)(unsigned))
+{
+	char k[32];
+	unsigned char want[64], got[64];
+	tc_meta m;
+	for (unsigned i = 0; i < n; i++) {
+		int kl = snprintf(k, sizeof(k), "s%u", i);
+		int rc = tc_get(c, k, (size_t)kl, got, sizeof(got), &m);
+		if (deleted(i)) {
+			WB_RC(-ENOENT, rc);
+			continue;
+		}
+		WB_RC(0, rc);
+		memset(want, (int)(i & 0xff), vlen);
+		assert_int_equal(m.len, vlen);
+		assert_memory_equal(got, want, vlen);
+	}
+}
+
+#define HAND_FROM 1000u /* the free run: keys HAND_FROM .. HAND_FROM + HAND_RUN - 1 */
+#define HAND_RUN  172u  /* 96-byte blocks: 1032 units, a 16 KiB block (1024) and 128 B */
+#define SPARSE    2000u /* then every other key from here: as many bytes, no run */
+
+static bool hand_deleted(unsigned i)
+{
+	return (i >= HAND_FROM && i < HAND_FROM + HAND_RUN) ||
+	       (i >= SPARSE && i < SPARSE + 2 * HAND_RUN && (i - SPARSE) % 2 == 0);
+}
+
+/*
+ * The only free run of the arena is just large enough for a 16 KiB block,
+ * and the last search left df_hand in its middle.  Before the fix the
+ * search went from df_hand to the end and from the start to df_hand,
+ * found each half too small, recorded df_nofit and returned -ENOSPC (and
+ * the next 63 calls skipped the search): the run across df_hand must be
+ * found whole, at the first call.  When the same free bytes are scattered,
+ * nothing fits and the search records exactly the free bytes.
+ */
+static void test_a_run_across_the_hand_is_found_whole(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "df-hand"), 1u << 16, 1u << 20, 8,
+				TC_EVICT_NONE);
+	uint64_t bu;
+	unsigned n = fill_uniform(c, 24, 0, &bu);
+	assert_int_equal(bu, 6); /* 96-byte blocks */
+	assert_true(n > SPARSE + 2 * HAND_RUN);
+	del_uniform(c, HAND_FROM, HAND_FROM + HAND_RUN, 1);
+	tc__st(&c->h->df_hand, (HAND_FROM + HAND_RUN / 2) * bu);
+	tc__st(&c->h->df_nofit, 0);
+	WB_RC(0, set_big(c, 0, 16000));
+	assert_int_equal(merges(c), 1);
+	assert_int_equal(tc__ld(&c->h->df_nofit), 0);
+	/* The next search starts past the window. */
+	assert_int_equal(tc__ld(&c->h->df_hand), (HAND_FROM + HAND_RUN) * bu);
+	expect_big(c, 0, 16000);
+	/* 172 blocks free again, every other one: no window anywhere (the
+	 * 128 bytes left of the first window are free too). */
+	del_uniform(c, SPARSE, SPARSE + 2 * HAND_RUN, 2);
+	WB_RC(-ENOSPC, set_big(c, 1, 16000));
+	assert_int_equal(tc__ld(&c->h->df_nofit), HAND_RUN * 96 + 128);
+	assert_int_equal(tc__ld(&c->h->df_hand), 0);
+	assert_int_equal(merges(c), 1);
+	expect_big(c, 0, 16000);
+	expect_uniform(c, n, 24, hand_deleted);
+	expect_clean_audit(c);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
+ * Under LRU the search also looks for a run of blocks that can be made
+ * free, with the same wrap.  An arena of cold 96-byte keys (reference bits
+ * cleared), df_hand in its middle, a window of 896 KiB wanted: neither
+ * half of the arena holds it.  Before the fix one search found nothing
+ * and evicted nothing (the allocator's next round started again from the
+ * arena's start); the run across df_hand is found at once, and exactly
+ * its keys are evicted, from the arena's start.
+ */
+static void test_an_evictable_run_across_the_hand_is_found_whole(void **state)
+{
+	(void)state;
+	char name[64], k[32];
+	unsigned char v[24];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "df-lru"), 1u << 16, 1u << 20, 8,
+				TC_EVICT_LRU);
+	unsigned n = (unsigned)(c->arena_bytes / 96);
+	for (unsigned i = 0; i < n; i++) {
+		int kl = snprintf(k, sizeof(k), "s%u", i);
+		memset(v, (int)(i & 0xff), sizeof(v));
+		WB_RC(0, tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0));
+	}
+	tc_stats st;
+	WB_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(st.entries, n);
+	assert_int_equal(st.evictions, 0);
+	for (unsigned i = 0; i < n; i++) {
+		struct tc_entry *e = (struct tc_entry *)(c->arena + i * 96);
+		assert_int_equal(e->state, TC_BLK_LIVE);
+		assert_int_equal(tc__class_size(e->cls), 96);
+		e->refbit = 0;
+	}
+	uint32_t cls = tc__class_of(896u << 10);
+	uint64_t need = tc__class_size(cls) / TC_BLOCK_UNIT;
+	assert_int_equal(need, 57344);
+	assert_true(n * 6 / 2 < need);
+	tc__st(&c->h->df_hand, (n / 2) * 6);
+	struct tc_rslot *s = tc__slot(c);
+	assert_non_null(s);
+	/* Not free yet: the window's keys are evicted, the next call takes it. */
+	assert_null(tc__coalesce(c, s, cls));
+	unsigned evicted = (unsigned)((need + 4 + 5) / 6); /* 9558 blocks, 57348 units */
+	WB_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(st.entries, n - evicted);
+	assert_int_equal(tc__ld(&c->h->df_hand), 0);
+	for (unsigned i = 0; i < n; i++) {
+		unsigned char got[24];
+		tc_meta m;
+		int kl = snprintf(k, sizeof(k), "s%u", i);
+		int rc = tc_get(c, k, (size_t)kl, got, sizeof(got), &m);
+		if (i < evicted) {
+			WB_RC(-ENOENT, rc);
+			continue;
+		}
+		WB_RC(0, rc);
+		memset(v, (int)(i & 0xff), sizeof(v));
+		assert_int_equal(m.len, sizeof(v));
+		assert_memory_equal(got, v, sizeof(v));
+	}
+	tc_close(c);
+	tc_unlink(name);
+}
+
+#define SMALL_KEPT 100u   /* live 80-byte blocks at the arena's start, */
+#define SMALL_RUN  16400u /* then free ones (16384 hold a 1.25 MiB block), then live ones */
+
+static bool small_deleted(unsigned i)
+{
+	return i >= SMALL_KEPT && i < SMALL_KEPT + SMALL_RUN;
+}
+
+/*
+ * A 1 MiB value (the largest class, 1.25 MiB: 16384 blocks of 80 bytes,
+ * the smallest a key takes) in a 4 MiB arena of 80-byte blocks: 100 live,
+ * 16400 free, the rest live.  The free run ends past the 16384 headers a
+ * search reads.  Before the fix a search gave up inside the run and the
+ * next one started there: each saw a part of the run, never the whole
+ * (-ENOSPC, every time).  An open run is followed past the budget, and the
+ * value fits at the first call.
+ */
+static void test_the_largest_value_fits_in_an_arena_of_the_smallest_blocks(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "df-small"), 1u << 16, 4u << 20, 8,
+				TC_EVICT_NONE);
+	uint64_t bu;
+	unsigned n = fill_uniform(c, 8, 0, &bu);
+	assert_int_equal(bu, 5); /* 80-byte blocks */
+	assert_int_equal(tc__class_size(TC_CLASSES_USED - 1), 81920 * TC_BLOCK_UNIT);
+	assert_true(n > SMALL_KEPT + SMALL_RUN + 16384);
+	del_uniform(c, SMALL_KEPT, SMALL_KEPT + SMALL_RUN, 1);
+	tc__st(&c->h->df_hand, 0);
+	WB_RC(0, set_big(c, 0, TC_VALUE_MAX));
+	assert_int_equal(merges(c), 1);
+	expect_big(c, 0, TC_VALUE_MAX);
+	expect_uniform(c, n, 8, small_deleted);
+	expect_clean_audit(c);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+#define OVER_RUN 1024u /* 80-byte blocks after one of 96: 6 + 5120 units */
+
+static bool over_deleted(unsigned i)
+{
+	return i < OVER_RUN;
+}
+
+/*
+ * A window for a block larger than 64 KiB (an 80 KiB one, 5120 units)
+ * grows up to the block's size.  The free run is one 96-byte block and
+ * 1024 of 80 bytes: 5126 units, 6 over.  Before the fix the run stopped
+ * growing at 5121 units (1 over: no block of 1 unit tiles it), was
+ * dropped, and the search found nothing (-ENOSPC); one more block makes it
+ * fit.
+ */
+static void test_a_run_one_unit_over_takes_one_more_block(void **state)
+{
+	(void)state;
+	char name[64];
+	unsigned char v[24];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "df-over"), 1u << 16, 1u << 20, 8,
+				TC_EVICT_NONE);
+	memset(v, 0xa5, sizeof(v));
+	WB_RC(0, tc_set(c, "a", 1, v, 20, 0, 0));
+	struct tc_entry *a = (struct tc_entry *)c->arena;
+	assert_int_equal(tc__class_size(a->cls), 96);
+	uint64_t bu;
+	unsigned n = fill_uniform(c, 8, 6, &bu);
+	assert_int_equal(bu, 5);
+	WB_RC(0, tc_del(c, "a", 1));
+	del_uniform(c, 0, OVER_RUN, 1);
+	tc__st(&c->h->df_hand, 0);
+	WB_RC(0, set_big(c, 0, 70000)); /* 70066 bytes: the 80 KiB class */
+	assert_int_equal(merges(c), 1);
+	expect_big(c, 0, 70000);
+	expect_uniform(c, n, 8, over_deleted);
 	expect_clean_audit(c);
 	tc_close(c);
 	tc_unlink(name);
@@ -746,6 +1011,10 @@ int main(void)
 		cmocka_unit_test(test_free_small_blocks_become_large_ones),
 		cmocka_unit_test(test_one_free_block_too_small_is_still_enospc),
 		cmocka_unit_test(test_lru_makes_room_for_a_new_size),
+		cmocka_unit_test(test_a_run_across_the_hand_is_found_whole),
+		cmocka_unit_test(test_an_evictable_run_across_the_hand_is_found_whole),
+		cmocka_unit_test(test_the_largest_value_fits_in_an_arena_of_the_smallest_blocks),
+		cmocka_unit_test(test_a_run_one_unit_over_takes_one_more_block),
 		cmocka_unit_test(test_killed_coalescer_is_finished_or_undone),
 		cmocka_unit_test(test_a_late_unlink_count_cannot_cut_the_drain_short),
 		cmocka_unit_test(test_scribbled_coalescer_record_harms_nothing),

@@ -55,6 +55,24 @@ for fn in tc_open tc_close tc_strerror tc_version; do
 	printf '%s\n' "$exports" | grep -qx "$fn" || fail "$fn is not exported"
 done
 
+# Man pages: one per public function of the header (a link to tickcache(3)),
+# and every page a project page cites exists (issue 12).
+man=$stage/usr/local/share/man
+for fn in $(sed -n 's/^[a-z_0-9 ]*[ *]\(tc_[a-z0-9_]*\)(.*/\1/p' "$root/include/tickcache.h"); do
+	[ -f "$man/man3/$fn.3" ] || fail "no man page for $fn"
+	grep -qx '.so man3/tickcache.3' "$man/man3/$fn.3" || fail "man3/$fn.3 does not lead to tickcache(3)"
+	grep -q "$fn" "$root/docs/tickcache.3" || fail "tickcache(3) does not name $fn"
+done
+for page in "$root"/docs/*.[1-8]; do
+	for ref in $(grep -o '^\.BR \(tc_[a-z0-9_]*\|tickcache\|shm-[a-z]*\) ([1-8]' "$page" | sed 's/^\.BR \([^ ]*\) (\([1-8]\)/\2\/\1/'); do
+		[ -f "$man/man${ref%%/*}/${ref#*/}.${ref%%/*}" ] || fail "$(basename "$page") cites ${ref#*/}(${ref%%/*}), which is not installed"
+	done
+done
+if command -v man >/dev/null; then
+	MANPAGER=cat MANWIDTH=80 man -M "$man" tc_open 2>/dev/null | grep -q 'TICKCACHE(3)' ||
+		fail "man tc_open does not show tickcache(3)"
+fi
+
 cat >"$tmp/use.c" <<'EOF'
 #include <tickcache.h>
 #include <stdio.h>
@@ -74,6 +92,11 @@ cc=${CC:-cc}
 pc() { pkg-config --define-prefix "$@" tickcache; }
 export PKG_CONFIG_PATH=$lib/pkgconfig
 [ "$(pkg-config --modversion tickcache)" = "$version" ] || fail "pkg-config --modversion tickcache is not $version"
+
+# Without the -dev packages of liburcu and libxxhash (their .pc files out of
+# sight), a consumer of the shared library still gets its flags (issue 12.2).
+PKG_CONFIG_LIBDIR=$lib/pkgconfig PKG_CONFIG_PATH= pkg-config --cflags --libs tickcache >/dev/null 2>"$tmp/pc.err" ||
+	fail "pkg-config --cflags --libs tickcache needs other packages' .pc files: $(cat "$tmp/pc.err")"
 
 # Shared: the program records only the soname, and runs from the staging dir.
 $cc -o "$tmp/use-shared" "$tmp/use.c" $(pc --cflags --libs) || fail "cannot build against the installed library"

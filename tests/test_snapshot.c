@@ -104,8 +104,11 @@ static void expect_val(tc_cache *c, const void *k, size_t kl, const void *v, siz
 		assert_memory_equal(buf, v, vl);
 	if (expires == 0)
 		assert_int_equal(m.expires_ms, 0);
-	else /* the remaining TTL is re-applied: a few ms of slack */
-		assert_true(m.expires_ms >= expires - 5 && m.expires_ms <= expires + 5);
+	else /* the remaining TTL is re-applied: the expiry moves later by the
+	      * time between the load's clock read and the write's (a preempted
+	      * test on a loaded machine: up to seconds), earlier only by the
+	      * coarse clock's tick */
+		assert_true(m.expires_ms >= expires - 5 && m.expires_ms <= expires + 2000);
 }
 
 /* ------------------------------------------------------------------ */

@@ -14,7 +14,15 @@
 # for trying the script), OUTDIR (default docs), KEEP=1 (keep the work dir),
 # QUIET_WAIT=SEC (first wait up to SEC s for the host's load to drop below 1),
 # NICE=N (run servers and shm-bench under nice -n N, e.g. -20 as root on a
-# shared host).
+# shared host), PLOT_ONLY=1 (only the scenarios of the plot, RUNS times
+# each, and only docs/bench-latency.png: no tables, no profile).
+#
+# The plot: per series, the distribution of the run whose p99 is the median
+# of the RUNS runs (the tables are medians too); a series shows the
+# operation its title names (the evicting rows run a reader beside the
+# writer: their distribution is the writer's sets, --percentiles-op write);
+# each backend has one colour in both panels, a variant of it (tc_peek,
+# evicting) a dashed line of that colour.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +31,7 @@ case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 OUTDIR=${OUTDIR:-$ROOT/docs}
 RUNS=${RUNS:-3}
 QUICK=${QUICK:-0}
+PLOT_ONLY=${PLOT_ONLY:-0}
 SB=$BIN/shm-bench
 NICE=${NICE:-0}
 RUNPRIO=()
@@ -124,15 +133,28 @@ RAW=$WORK/raw.csv
 # n COUNT: op count scaled by QUICK.
 n() { if [ "$QUICK" = 1 ]; then echo $(( $1 / 10 )); else echo "$1"; fi; }
 
-# scen LABEL BACKEND ARGS...: RUNS validating runs; CSV rows to $RAW, the
-# last run's percentile distribution to $WORK/pct-LABEL-BACKEND.dat.
+# median_pct LABEL BACKEND: of the runs' distributions pct-LABEL-BACKEND.rN.dat,
+# the one whose p99 is the median becomes pct-LABEL-BACKEND.dat.
+median_pct() {
+	local base=$WORK/pct-$1-$2 f
+	for f in "$base".r*.dat; do
+		[ -s "$f" ] || continue
+		printf '%s %s\n' "$(awk '!/^#/ && $2 >= 99 { print $1; exit }' "$f")" "$f"
+	done | sort -g | awk '{ a[NR] = $2 } END { if (NR) print a[int((NR + 1) / 2)] }' >"$base.pick"
+	[ -s "$base.pick" ] && cp "$(cat "$base.pick")" "$base.dat"
+	return 0
+}
+
+# scen LABEL BACKEND ARGS...: RUNS validating runs; CSV rows to $RAW, each
+# run's percentile distribution to $WORK/pct-LABEL-BACKEND.rN.dat, the
+# median run's (by p99) to $WORK/pct-LABEL-BACKEND.dat.
 scen() {
 	local label=$1 be=$2 r v=${VALIDATE---validate}
 	shift 2
 	echo "| $label | $be | \`shm-bench $v -b $be $*\` |" >>"$WORK/cmds.md"
 	for r in $(seq "$RUNS"); do
 		if ! "${RUNPRIO[@]}" "$SB" --csv $v --label "$label" -b "$be" "${PEERS[@]}" \
-			--percentiles "$WORK/pct-$label-$be.dat" "$@" >>"$RAW" 2>"$WORK/err"; then
+			--percentiles "$WORK/pct-$label-$be.r$r.dat" "$@" >>"$RAW" 2>"$WORK/err"; then
 			# Exit 1 with nothing on stderr: the run completed and counted
 			# bad reads (the tables show them); anything else is a failure.
 			if [ -s "$WORK/err" ]; then
@@ -141,10 +163,22 @@ scen() {
 			fi
 		fi
 	done
+	median_pct "$label" "$be"
 }
 
-log "suite: $RUNS runs per scenario (QUICK=$QUICK)"
+log "suite: $RUNS runs per scenario (QUICK=$QUICK PLOT_ONLY=$PLOT_ONLY)"
 NG=$(n 1000000) NR=$(n 100000) NT=$(n 50000)
+
+if [ "$PLOT_ONLY" = 1 ]; then
+for be in array rculfhash tickcache mutexshm; do scen get64u "$be" -d uniform -n "$NG"; done
+scen get64u-peek tickcache -d uniform -n "$NG" -o peek
+[ $HAVE_REDIS = 1 ] && { scen get64u redis-unix -d uniform -n "$NR"; scen get64u redis-tcp -d uniform -n "$NT"; }
+[ $HAVE_MC = 1 ] && scen get64u memcached -d uniform -n "$NT"
+for be in rculfhash tickcache mutexshm; do scen set64 "$be" -o set -d uniform -n "$NG"; done
+[ $HAVE_REDIS = 1 ] && scen set64 redis-unix -o set -d uniform -n "$NR"
+scen evict tickcache -d uniform -r 1 -w 1 -n "$NG" --evict --memory 4M --percentiles-op write
+scen evict mutexshm -d uniform -r 1 -w 1 -n "$NG" --memory 2M --percentiles-op write
+else
 
 # 1. get, 100k keys, 64 B, uniform, one reader.
 for be in array rculfhash tickcache mutexshm; do scen get64u "$be" -d uniform -n "$NG"; done
@@ -174,12 +208,17 @@ for be in array rculfhash tickcache mutexshm; do scen set64 "$be" -o set -d unif
 [ $HAVE_REDIS = 1 ] && scen set64 redis-unix -o set -d uniform -n "$NR"
 [ $HAVE_MC = 1 ] && scen set64 memcached -o set -d uniform -n "$NT"
 for be in array tickcache; do scen add64 "$be" -o add -n "$(n 300000)"; done
+# 4b. the cost of value checksums (TC_CHECKSUM): get and set as in 1 and 4,
+#     and 1 KiB gets, on segments created with --checksum.
+scen get64u-csum tickcache -d uniform -n "$NG" --checksum
+scen get1k-csum tickcache -d uniform -s 1024 -n "$NG" --checksum
+scen set64-csum tickcache -o set -d uniform -n "$NG" --checksum
 [ $HAVE_REDIS = 1 ] && scen add64 redis-unix -o add -n "$NT"
 [ $HAVE_MC = 1 ] && scen add64 memcached -o add -n "$NT"
 # 5. set while the store is full and evicting (memory for about a third of
 #    the keys), with a validating reader beside the writer.
-scen evict tickcache -d uniform -r 1 -w 1 -n "$NG" --evict --memory 4M
-scen evict mutexshm -d uniform -r 1 -w 1 -n "$NG" --memory 2M
+scen evict tickcache -d uniform -r 1 -w 1 -n "$NG" --evict --memory 4M --percentiles-op write
+scen evict mutexshm -d uniform -r 1 -w 1 -n "$NG" --memory 2M --percentiles-op write
 scen evict1k mutexshm -d uniform -k 20000 -s 1024 -r 1 -w 1 -n "$NG" --memory 8M
 scen evict1k tickcache -d uniform -k 20000 -s 1024 -r 1 -w 1 -n "$NG" --evict --memory 8M
 # 6. a reader alone, then beside one writer at 100k sets/s (pinned).
@@ -194,6 +233,7 @@ done
 scen stress tickcache -d zipf -r 2 -w 2 -n "$(n 1000000)" --evict --memory 4M
 scen stress-hot mutexshm -d hot --hot-keys 16 -s 1024 -r 1 -w 1 -n "$(n 1000000)"
 scen stress-hot tickcache -d hot --hot-keys 16 -s 1024 -r 1 -w 1 -n "$(n 1000000)"
+fi
 
 [ -n "$REDIS_PID" ] && kill "$REDIS_PID" && wait "$REDIS_PID" 2>/dev/null || true
 [ -n "$MC_PID" ] && kill "$MC_PID" && wait "$MC_PID" 2>/dev/null || true
@@ -281,7 +321,7 @@ profile() {   # profile NAME FUNCTION ARGS...   (ARGS must hold "-n COUNT")
 			if (++k == 8) exit
 		}' "$WORK/cga.$name" >"$WORK/cg.$name.top"
 }
-if command -v valgrind >/dev/null; then
+if command -v valgrind >/dev/null && [ "$PLOT_ONLY" != 1 ]; then
 	log "profiling with callgrind"
 	profile tickcache-get tcb_get -b tickcache -d uniform -n 200000
 	profile tickcache-peek tcb_peek,tcb_peek_end -b tickcache -d uniform -n 200000 -o peek
@@ -290,40 +330,55 @@ if command -v valgrind >/dev/null; then
 	profile tickcache-hot-peek tcb_peek,tcb_peek_end -b tickcache -d hot -n 200000 -o peek
 	profile tickcache-set tcb_set -b tickcache -o set -d uniform -n 100000
 	profile tickcache-set-evict tcb_set -b tickcache -o set -d uniform -n 100000 --evict --memory 4M
+	profile tickcache-get-csum tcb_get -b tickcache -d uniform -n 200000 --checksum
+	profile tickcache-set-csum tcb_set -b tickcache -o set -d uniform -n 100000 --checksum
 fi
 
 # ---------------------------------------------------------------- plot
 mkdir -p "$OUTDIR"
 PNG=$OUTDIR/bench-latency.png
-plot_series() {   # plot_series LABEL BACKEND TITLE -> a gnuplot plot clause
+# One colour per backend, in both panels; dt 2 (dashed) for a variant.
+colour() {
+	case $1 in
+	tickcache) echo '#1f77b4' ;; array) echo '#7f7f7f' ;; rculfhash) echo '#2ca02c' ;;
+	mutexshm) echo '#d62728' ;; redis-unix) echo '#ff7f0e' ;; redis-tcp) echo '#8c564b' ;;
+	memcached) echo '#9467bd' ;; *) echo '#000000' ;;
+	esac
+}
+plot_series() {   # plot_series LABEL BACKEND TITLE [DASH] -> a gnuplot plot clause
 	local f=$WORK/pct-$1-$2.dat
-	[ -s "$f" ] && printf "'%s' using 3:1 with lines lw 2 title '%s', " "$f" "$3"
+	[ -s "$f" ] && printf "'%s' using 3:1 with lines lw 2 lc rgb '%s' dt %s title '%s', " \
+		"$f" "$(colour "$2")" "${4:-1}" "$3"
 }
 GET_SERIES=$(plot_series get64u array "array (floor)"; plot_series get64u rculfhash "rculfhash";
-	plot_series get64u tickcache "tickcache tc\\_get"; plot_series get64u-peek tickcache "tickcache tc\\_peek";
+	plot_series get64u tickcache "tickcache tc\\_get"; plot_series get64u-peek tickcache "tickcache tc\\_peek" 2;
 	plot_series get64u mutexshm "mutex shm cache"; plot_series get64u redis-unix "Redis unix";
 	plot_series get64u redis-tcp "Redis TCP"; plot_series get64u memcached "memcached")
-SET_SERIES=$(plot_series set64 tickcache "tickcache set"; plot_series evict tickcache "tickcache set, evicting (+reader)";
-	plot_series set64 mutexshm "mutex shm set"; plot_series evict mutexshm "mutex shm set, evicting (+reader)";
+SET_SERIES=$(plot_series set64 tickcache "tickcache set"; plot_series evict tickcache "tickcache set, full and evicting (a reader beside)" 2;
+	plot_series set64 mutexshm "mutex shm set"; plot_series evict mutexshm "mutex shm set, full (a reader beside)" 2;
 	plot_series set64 rculfhash "rculfhash set"; plot_series set64 redis-unix "Redis unix set")
 gnuplot <<EOF || log "gnuplot failed"
 set terminal pngcairo size 1400,600 font ",10"
 set output '$PNG'
-set multiplot layout 1,2 title "shm-bench, $(nproc) vCPU, $(date -u +%Y-%m-%d): latency by percentile (100k keys, 64 B, uniform; the last of $RUNS runs)"
+set multiplot layout 1,2 title "shm-bench, $(nproc) vCPU, $(date -u +%Y-%m-%d): latency by percentile (100k keys, 64 B, uniform; per series the run with the median p99 of $RUNS$([ "$QUICK" = 1 ] && echo ', QUICK'))"
 set logscale xy
 set xrange [1:1e6]
 set xtics ("50%%" 2, "90%%" 10, "99%%" 100, "99.9%%" 1000, "99.99%%" 10000, "99.999%%" 100000, "99.9999%%" 1000000)
 set xlabel "percentile"
 set ytics ("10 ns" 10, "100 ns" 100, "1 µs" 1000, "10 µs" 1e4, "100 µs" 1e5, "1 ms" 1e6, "10 ms" 1e7, "100 ms" 1e8)
-set ylabel "latency (ns)"
+set ylabel "latency"
 set grid
-set key top left
+set key top left Left reverse
 set title "get"
 plot ${GET_SERIES%, }
 set title "set (overwrite of a random key)"
 plot ${SET_SERIES%, }
 unset multiplot
 EOF
+if [ "$PLOT_ONLY" = 1 ]; then
+	log "PLOT_ONLY: wrote $PNG in $(( $(date +%s) - T0 )) s; tables not regenerated"
+	exit 0
+fi
 
 # ---------------------------------------------------------------- report
 MD=$OUTDIR/benchmarks.md
@@ -363,6 +418,10 @@ r3=$(ratio "$wr_p999" "$alone_p999")
 s1=$(get scale1 tickcache get 5); s2=$(get scale2 tickcache get 5); r4=$(ratio "$s2" "$s1")
 a1=$(get scale1 array get 5); a2=$(get scale2 array get 5); r5=$(ratio "$a2" "$a1")
 c1=$(get scale1 tickcache get 19); c2=$(get scale2 tickcache get 19); r6=$(ratio "$c2" "$c1")
+cs_get=$(get get64u-csum tickcache get 7); cs_set=$(get set64-csum tickcache set 7)
+cs_1k=$(get get1k-csum tickcache get 7); plain_1k=$(get get1k tickcache get 7)
+plain_set=$(get set64 tickcache set 7)
+r7=$(ratio "$cs_get" "$tc_get"); r8=$(ratio "$cs_1k" "$plain_1k"); r9=$(ratio "$cs_set" "$plain_set")
 bad_tc=$(awk '$2 == "tickcache" { s += $15 + $16 + $17 } END { print s + 0 }' "$MED")
 bad_mx=$(awk '$2 == "mutexshm" { t += $15; f += $16 } END { printf "%d torn, %d foreign", t, f }' "$MED")
 valid_runs=$(awk '$2 == "tickcache" && $13 > 0 { n += $4 } END { print n + 0 }' "$MED")
@@ -400,6 +459,8 @@ echo "| zero torn, foreign or falsely-missing reads, every validating run, evict
 echo
 echo "![latency by percentile](bench-latency.png)"
 echo
+echo "The plot: per series, the distribution of the run whose p99 is the median of the $RUNS runs; each series is the operation its title names (the evicting rows run a validating reader beside the writer and show the writer's sets); one colour per backend in both panels, a variant dashed. \`PLOT_ONLY=1 tools/bench.sh\` redraws the plot alone."
+echo
 echo "## get: 100k keys, 64 B, uniform"
 echo; table get64u get64u-peek; echo
 echo "## get: 1 KiB values (100k keys) and 16 KiB values (10k keys)"
@@ -409,6 +470,10 @@ echo "Rows *hot-b64* time 64 reads between two timer reads and record their mean
 echo; table get64z get64z-peek hot hot-peek hot-b64 hot-b64-peek; echo
 echo "## set (overwrite of a random key) and add (of a fresh key, deleted after, untimed)"
 echo; table set64 add64; echo
+echo "## Value checksums (TC_CHECKSUM)"
+echo
+echo "The same runs on segments created with \`--checksum\` (every write seals its value, every read verifies it). p50 with / without: get 64 B $(fmt "$cs_get") / $(fmt "$tc_get") = ${r7:-?}×, get 1 KiB $(fmt "$cs_1k") / $(fmt "$plain_1k") = ${r8:-?}×, set 64 B $(fmt "$cs_set") / $(fmt "$plain_set") = ${r9:-?}×."
+echo; table get64u get64u-csum get1k get1k-csum set64 set64-csum; echo
 echo "## Full and evicting: one writer and one validating reader"
 echo
 echo "tickcache with TC_EVICT_LRU and 4 MiB (100k keys of 64 B) or 8 MiB (20k keys of 1 KiB); mutexshm with 2 MiB / 8 MiB of values. Misses are evicted keys, not errors."

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "tickcache.h"
 
@@ -40,14 +41,16 @@
  * usage error, a miss is "not found", -EBUSY/-EEXIST are refusals, and
  * everything else concerns the segment.
  */
-/* Print "PROG: message" and the usage text to stderr; the exit code for bad
- * usage.  Each tool wraps it with its own name and usage text. */
+/* Print "PROG: message" and a pointer to --help on stderr (the full usage
+ * only comes with --help); the exit code for bad usage.  Each tool wraps it
+ * with its own name.  USAGE is unused: kept so that callers stay one line. */
 static inline int usage_verror(const char *prog, const char *usage, const char *fmt, va_list ap)
 {
+	(void)usage;
 	fprintf(stderr, "%s: ", prog);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
-	fputs(usage, stderr);
+	fprintf(stderr, "Try '%s --help' for the usage.\n", prog);
 	return EX_TC_USAGE;
 }
 
@@ -85,7 +88,7 @@ static inline int create_like_snapshot(tc_cache **c, const char *name,
 	o.mode = info->mode & 0777; /* permission bits only, whatever the file says */
 	o.default_ttl_ms = info->default_ttl_ms;
 	o.eviction = info->eviction;
-	o.flags = TC_CREATE | TC_EXCL | TC_TOOL;
+	o.flags = TC_CREATE | TC_EXCL | TC_TOOL | (info->flags & TC_CHECKSUM);
 	return tc_open(c, name, &o);
 }
 
@@ -139,9 +142,13 @@ static inline bool parse_size(const char *s, uint64_t *out)
 	return true;
 }
 
+/* The longest duration the tools accept: 100 years.  Anything longer is
+ * almost always a negative number that wrapped around (2^64 - 5). */
+#define TOOL_MS_MAX (100ull * 31557600000ull)
+
 /*
  * parse_ms - a duration in milliseconds; plain numbers are milliseconds,
- * the suffixes ms, s, m and h are accepted.
+ * the suffixes ms, s, m and h are accepted; at most TOOL_MS_MAX.
  */
 static inline bool parse_ms(const char *s, uint64_t *out)
 {
@@ -165,13 +172,45 @@ static inline bool parse_ms(const char *s, uint64_t *out)
 		mul = 3600000;
 	else
 		return false;
-	if (v > UINT64_MAX / mul)
+	if (v > TOOL_MS_MAX / mul)
 		return false;
 	*out = v * mul;
 	return true;
 }
 
-/* fmt_size - "512", "1.5K", "64.0M": a human size into BUF. */
+/*
+ * hit_rate - hits / (hits + misses) in 0..1, computed in floating point so
+ * that counters scribbled or near 2^64 can never make it exceed 1 (the sum
+ * of two 64-bit counters wraps); 0 when there was no lookup.
+ */
+static inline double hit_rate(uint64_t hits, uint64_t misses)
+{
+	double l = (double)hits + (double)misses;
+
+	return l > 0 ? (double)hits / l : 0.0;
+}
+
+/* proc_comm - the command name of PID (/proc/PID/comm) into BUF, "?" when
+ * the process is gone or hidden. */
+static inline const char *proc_comm(uint32_t pid, char *buf, size_t cap)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(buf, cap, "?");
+	snprintf(path, sizeof path, "/proc/%" PRIu32 "/comm", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return buf;
+	if (fgets(buf, (int)cap, f))
+		buf[strcspn(buf, "\n")] = '\0';
+	else
+		snprintf(buf, cap, "?");
+	fclose(f);
+	return buf;
+}
+
+/* fmt_size - "512B", "1.5K", "64.0M": a human size into BUF. */
 static inline const char *fmt_size(char *buf, size_t cap, uint64_t v)
 {
 	static const char units[] = "KMGTP";
@@ -179,7 +218,7 @@ static inline const char *fmt_size(char *buf, size_t cap, uint64_t v)
 	int u = -1;
 
 	if (v < 1024) {
-		snprintf(buf, cap, "%" PRIu64, v);
+		snprintf(buf, cap, "%" PRIu64 "B", v);
 		return buf;
 	}
 	while (d >= 1024.0 && u < 4) {
@@ -386,5 +425,65 @@ static inline void sleep_ms(uint64_t ms)
 
 	nanosleep(&ts, NULL);
 }
+
+/*
+ * snap_damage - what is wrong with the snapshot file PATH that
+ * tc_snapshot_stat or tc_snapshot_load found damaged (TC_ECORRUPT), in
+ * words, into BUF: not a regular file, empty, truncated, not a snapshot,
+ * no end marker (cut short or appended to), or damaged contents (the
+ * checksum or the records do not add up).  The layout is the one of
+ * docs/design.md, "Snapshots": a 64-byte header starting "TCSNAP01", the
+ * records, a 24-byte trailer starting "TCSNAPND".
+ */
+static inline const char *snap_damage(const char *path, char *buf, size_t cap)
+{
+	unsigned char head[8], tail[8];
+	struct stat sb;
+	FILE *f;
+
+	if (stat(path, &sb) != 0) {
+		snprintf(buf, cap, "%s", strerror(errno));
+		return buf;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		snprintf(buf, cap, "not a regular file (%s)", S_ISDIR(sb.st_mode) ? "a directory" :
+			 S_ISFIFO(sb.st_mode) ? "a FIFO" : S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode)
+			 ? "a device" : S_ISSOCK(sb.st_mode) ? "a socket" : "not a file");
+		return buf;
+	}
+	if (sb.st_size == 0) {
+		snprintf(buf, cap, "empty file");
+		return buf;
+	}
+	if (sb.st_size < 64 + 24) {
+		snprintf(buf, cap, "truncated: %lld bytes, a snapshot has at least 88",
+			 (long long)sb.st_size);
+		return buf;
+	}
+	f = fopen(path, "rbe");
+	if (!f || fread(head, 1, 8, f) != 8 || fseeko(f, sb.st_size - 24, SEEK_SET) != 0 ||
+	    fread(tail, 1, 8, f) != 8) {
+		snprintf(buf, cap, "unreadable: %s", strerror(errno ? errno : EIO));
+		if (f)
+			fclose(f);
+		return buf;
+	}
+	fclose(f);
+	if (memcmp(head, "TCSNAP01", 8))
+		snprintf(buf, cap, "not a tickcache snapshot (no TCSNAP01 header)");
+	else if (memcmp(tail, "TCSNAPND", 8))
+		snprintf(buf, cap, "truncated or appended to: no end marker at the end of its %lld "
+			 "bytes", (long long)sb.st_size);
+	else
+		snprintf(buf, cap, "damaged contents: the checksum or the records do not add up");
+	return buf;
+}
+
+/*
+ * metrics_write - the Prometheus text exposition of segments NAMES[0..N-1]
+ * to F (tools/common_metrics.c).  A segment that cannot be read shows as
+ * tickcache_up 0.  Returns 0, -ENOMEM or -EIO (a write to F failed).
+ */
+int metrics_write(FILE *f, char *const *names, size_t n);
 
 #endif /* TC_TOOLS_COMMON_H */

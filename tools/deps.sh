@@ -16,7 +16,8 @@
 set -euo pipefail
 
 # package  check   (pc:MODULE = pkg-config module, cmd:NAME = command in PATH,
-#                   hdr:PATH = file exists)
+#                   hdr:PATH = file exists, py:Python.h = $PYTHON's headers,
+#                   py:MODULE = importable by $PYTHON, default python3)
 BUILD_PKGS=(
 	"gcc              cmd:gcc"
 	"libc6-dev        hdr:/usr/include/stdio.h"
@@ -24,11 +25,16 @@ BUILD_PKGS=(
 	"pkg-config       cmd:pkg-config"
 	"liburcu-dev      pc:liburcu"
 	"libxxhash-dev    pc:libxxhash"
+	"libmicrohttpd-dev pc:libmicrohttpd"
 )
 TEST_PKGS=(
 	"libcmocka-dev    pc:cmocka"
 	"procps           cmd:pgrep"
 	"python3          cmd:python3"
+	"prometheus       cmd:promtool"
+	"python3-dev      py:Python.h"
+	"python3-setuptools py:setuptools"
+	"python3-pip      py:pip"
 )
 # make fuzz / fuzz-smoke: clang 14 with libFuzzer and the sanitizer runtimes.
 FUZZ_PKGS=(
@@ -83,6 +89,10 @@ installed() {
 	pc:*)  command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "${check#pc:}" ;;
 	cmd:*) command -v "${check#cmd:}" >/dev/null 2>&1 ;;
 	hdr:*) [ -e "${check#hdr:}" ] ;;
+	py:Python.h)
+		"${PYTHON:-python3}" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null ;;
+	py:*)  "${PYTHON:-python3}" -c "import ${check#py:}" 2>/dev/null ;;
 	*)     return 1 ;;
 	esac
 }

@@ -115,6 +115,7 @@ struct cfg {
 	uint64_t entries;       /* tickcache max_entries / mutexshm entries; 0 = auto */
 	uint64_t memory;        /* tickcache / mutexshm arena bytes; 0 = auto (all keys fit) */
 	bool     evict;
+	bool     checksum;   /* tickcache: TC_CHECKSUM */
 	bool     no_preload;
 	/* peers */
 	const char *redis_sock, *redis_host, *mc_host;
@@ -647,7 +648,7 @@ static int tcb_setup(char *err, size_t len)
 		.memory_bytes = tcb_memory(),
 		.max_readers = 0,
 		.eviction = cfg.evict ? TC_EVICT_LRU : TC_EVICT_NONE,
-		.flags = TC_CREATE | TC_EXCL,
+		.flags = TC_CREATE | TC_EXCL | (cfg.checksum ? TC_CHECKSUM : 0),
 	};
 	tc_cache *c;
 	int rc;
@@ -2173,15 +2174,15 @@ static void json_row(const struct row *w, bool first)
 }
 
 /* Percentile distribution of H for plotting: value_ns, percentile, 1/(1-p). */
-static void write_percentiles(const char *path, const struct hist *h)
+static void write_percentiles(const char *path, const struct hist *h, enum op_kind op)
 {
 	FILE *f = fopen(path, "w");
 	uint64_t seen = 0;
 
 	if (!f)
 		die("cannot write %s: %s", path, strerror(errno));
-	fprintf(f, "# value_ns percentile inverse_tail (label %s, backend %s)\n", cfg.label,
-		cfg.backend);
+	fprintf(f, "# value_ns percentile inverse_tail (label %s, backend %s, op %s)\n", cfg.label,
+		cfg.backend, op_names[op]);
 	for (unsigned i = 0; i < HB_N && h->count; i++) {
 		if (!h->b[i])
 			continue;
@@ -2202,6 +2203,10 @@ static void write_percentiles(const char *path, const struct hist *h)
 	}
 	fclose(f);
 }
+
+/* --percentiles-op: which distribution --percentiles writes. */
+enum pct_which { PCT_AUTO, PCT_READS, PCT_WRITES };
+static enum pct_which pct_which = PCT_AUTO;
 
 static void report(struct shared *sh, int nprocs, const char *pct_path)
 {
@@ -2262,10 +2267,16 @@ static void report(struct shared *sh, int nprocs, const char *pct_path)
 		w->cpu = -1;
 	}
 	if (pct_path) {
-		/* The reads' distribution when there are reads, else the writes'. */
-		enum op_kind o = merged[cfg.read_op].count && cfg.readers ? cfg.read_op : cfg.write_op;
+		/* The reads' distribution when there are reads, else the writes',
+		 * unless --percentiles-op says which: a plot of sets must never
+		 * show the reads of a reader that ran beside the writer. */
+		enum op_kind o = pct_which == PCT_READS ? cfg.read_op
+			: pct_which == PCT_WRITES ? cfg.write_op
+			: merged[cfg.read_op].count && cfg.readers ? cfg.read_op : cfg.write_op;
 
-		write_percentiles(pct_path, &merged[o]);
+		if (!merged[o].count)
+			die("--percentiles: no %s was timed", op_names[o]);
+		write_percentiles(pct_path, &merged[o], o);
 	}
 
 	if (cfg.out == OUT_CSV) {
@@ -2280,11 +2291,13 @@ static void report(struct shared *sh, int nprocs, const char *pct_path)
 		       "\"keys\": %" PRIu64 ", \"value_size\": %zu, \"dist\": \"%s\", \"zipf_s\": %.2f, "
 		       "\"hot_keys\": %" PRIu64 ", \"readers\": %d, \"writers\": %d, \"write_pct\": %u, "
 		       "\"rate\": %.0f, \"ops\": %" PRIu64 ", \"duration_s\": %.3f, \"pinned\": %s, "
-		       "\"validate\": %s, \"evict\": %s, \"memory\": %" PRIu64 "},\n",
+		       "\"validate\": %s, \"evict\": %s, \"checksum\": %s, \"memory\": %" PRIu64
+		       "},\n",
 		       cfg.backend, op_names[cfg.read_op], op_names[cfg.write_op], cfg.keys, cfg.vsize,
 		       dist_names[cfg.dist], cfg.zipf_s, cfg.hot_keys, cfg.readers, cfg.writers,
 		       cfg.write_pct, cfg.rate, cfg.ops, cfg.duration, cfg.pin ? "true" : "false",
-		       cfg.validate ? "true" : "false", cfg.evict ? "true" : "false", cfg.memory);
+		       cfg.validate ? "true" : "false", cfg.evict ? "true" : "false",
+		       cfg.checksum ? "true" : "false", cfg.memory);
 		printf("  \"timer\": {\"source\": \"%s\", \"ghz\": %.4f, \"overhead_ns\": %.2f, "
 		       "\"overhead_min_ns\": %.2f, \"step_ns\": %.2f, \"subtracted\": %s},\n",
 		       use_tsc ? "rdtscp" : "clock_gettime", 1.0 / ns_per_tick,
@@ -2309,7 +2322,8 @@ static void report(struct shared *sh, int nprocs, const char *pct_path)
 		       cfg.writers, op_names[cfg.write_op]);
 		if (cfg.rate > 0)
 			printf(" at %.0f/s", cfg.rate);
-		printf(")%s%s\n", cfg.pin ? "  pinned" : "", cfg.evict ? "  evicting" : "");
+		printf(")%s%s%s\n", cfg.pin ? "  pinned" : "", cfg.evict ? "  evicting" : "",
+		       cfg.checksum ? "  checksums" : "");
 		printf("timer: %s, %.3f GHz, step %.1f ns, overhead %.1f ns median (min %.1f), %s\n",
 		       use_tsc ? "rdtscp" : "clock_gettime", 1.0 / ns_per_tick,
 		       (double)timer_res_ticks * ns_per_tick,
@@ -2379,6 +2393,8 @@ static void usage(FILE *f)
 "      --memory BYTES     tickcache/mutexshm arena (K/M/G suffix; default: all keys fit)\n"
 "      --entries N        tickcache/mutexshm entry capacity (default keys*1.25+4096)\n"
 "      --evict            tickcache: TC_EVICT_LRU (misses are then not 'false')\n"
+"      --checksum         tickcache: TC_CHECKSUM (every value checksummed, verified\n"
+"                         on every read)\n"
 "      --no-preload       start from an empty store\n"
 "      --clock            use clock_gettime(CLOCK_MONOTONIC) instead of rdtscp\n"
 "      --raw              do not subtract the timer's overhead\n"
@@ -2386,6 +2402,7 @@ static void usage(FILE *f)
 "      --json             JSON\n"
 "      --per-proc         per-process rows in the human table also for one process\n"
 "      --percentiles FILE the merged read (or write) distribution, for gnuplot\n"
+"      --percentiles-op read|write   which one (default: the reads when readers run)\n"
 "      --label TEXT       name of the run in the output\n"
 "      --redis-socket P   (default /tmp/shm-bench-redis.sock)\n"
 "      --redis-host H / --redis-port N     (default 127.0.0.1:6379)\n"
@@ -2434,8 +2451,8 @@ static enum op_kind parse_op(const char *s)
 
 enum {
 	O_ZIPF = 256, O_HOT, O_RATE, O_WARMUP, O_PIN, O_MEMORY, O_ENTRIES, O_EVICT, O_NOPRE,
-	O_CLOCK, O_RAW, O_CSV, O_CSVH, O_JSON, O_PCT, O_LABEL, O_RSOCK, O_RHOST, O_RPORT,
-	O_MHOST, O_MPORT, O_LIST, O_WOP, O_PERPROC, O_BATCH,
+	O_CLOCK, O_RAW, O_CSV, O_CSVH, O_JSON, O_PCT, O_PCTOP, O_LABEL, O_RSOCK, O_RHOST, O_RPORT,
+	O_MHOST, O_MPORT, O_LIST, O_WOP, O_PERPROC, O_BATCH, O_CSUM,
 };
 
 static const struct option longopts[] = {
@@ -2446,8 +2463,10 @@ static const struct option longopts[] = {
 	{ "ops", 1, 0, 'n' }, { "duration", 1, 0, 't' }, { "warmup", 1, 0, O_WARMUP },
 	{ "pin", 0, 0, O_PIN }, { "validate", 0, 0, 'V' }, { "memory", 1, 0, O_MEMORY },
 	{ "entries", 1, 0, O_ENTRIES }, { "evict", 0, 0, O_EVICT }, { "no-preload", 0, 0, O_NOPRE },
+	{ "checksum", 0, 0, O_CSUM },
 	{ "clock", 0, 0, O_CLOCK }, { "raw", 0, 0, O_RAW }, { "csv", 0, 0, O_CSV },
 	{ "csv-header", 0, 0, O_CSVH }, { "json", 0, 0, O_JSON }, { "percentiles", 1, 0, O_PCT },
+	{ "percentiles-op", 1, 0, O_PCTOP },
 	{ "label", 1, 0, O_LABEL }, { "redis-socket", 1, 0, O_RSOCK },
 	{ "redis-host", 1, 0, O_RHOST }, { "redis-port", 1, 0, O_RPORT },
 	{ "memcached-host", 1, 0, O_MHOST }, { "memcached-port", 1, 0, O_MPORT },
@@ -2508,6 +2527,7 @@ int main(int argc, char **argv)
 		case O_MEMORY: cfg.memory = parse_u64(optarg, "memory"); break;
 		case O_ENTRIES: cfg.entries = parse_u64(optarg, "entries"); break;
 		case O_EVICT: cfg.evict = true; break;
+		case O_CSUM: cfg.checksum = true; break;
 		case O_NOPRE: cfg.no_preload = true; break;
 		case O_CLOCK: cfg.force_clock = true; break;
 		case O_RAW: cfg.subtract = false; break;
@@ -2515,6 +2535,14 @@ int main(int argc, char **argv)
 		case O_CSVH: cfg.out = OUT_CSV; cfg.csv_header = true; break;
 		case O_JSON: cfg.out = OUT_JSON; break;
 		case O_PCT: pct_path = optarg; break;
+		case O_PCTOP:
+			if (!strcmp(optarg, "read"))
+				pct_which = PCT_READS;
+			else if (!strcmp(optarg, "write"))
+				pct_which = PCT_WRITES;
+			else
+				die("--percentiles-op wants read or write, not '%s'", optarg);
+			break;
 		case O_LABEL: cfg.label = optarg; break;
 		case O_RSOCK: cfg.redis_sock = optarg; break;
 		case O_RHOST: cfg.redis_host = optarg; break;

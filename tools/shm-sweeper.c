@@ -29,6 +29,12 @@
  * The cache stays correct without a sweeper: it only keeps memory, reader
  * slots and gauges in shape.
  *
+ * Metrics: --metrics-textfile DIR writes DIR/tickcache.prom after every
+ * pass (a temporary file renamed over it, for node_exporter's textfile
+ * collector); --metrics-listen [ADDR:]PORT serves GET /metrics over HTTP
+ * (libmicrohttpd, one internal thread, 127.0.0.1 unless ADDR says
+ * otherwise).  Both use tools/common_metrics.c, as `shm-inspect metrics`.
+ *
  * Exit codes: 0 ok (also after SIGTERM/SIGINT, once the pass ends), 1 a
  * named segment was not found (--once), 2 usage, 3 a segment error
  * (--once) or a startup failure, 4 --once skipped a segment because another
@@ -38,6 +44,7 @@
 #define _GNU_SOURCE
 #endif
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -57,6 +64,9 @@
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef TC_HAVE_MHD
+#include <microhttpd.h>
+#endif
 
 #include "tickcache.h"
 #include "common.h"
@@ -69,6 +79,7 @@ enum { L_ERROR, L_WARN, L_INFO, L_DEBUG };
 static const char *prog = "shm-sweeper";
 static int log_level = L_INFO;
 static bool use_syslog;
+static FILE *log_fp;        /* --log-file, NULL = stderr (or syslog as a daemon) */
 static volatile sig_atomic_t g_stop, g_rescan;
 
 static const char usage_text[] =
@@ -78,7 +89,8 @@ static const char usage_text[] =
 	"  -f, --foreground      do not daemonise; log to stderr\n"
 	"  -p, --pidfile PATH    write (and lock) a pidfile\n"
 	"  -l, --log-level L     error, warn, info (default) or debug\n"
-	"  -b, --budget N        index slots per tc_sweep call (default 4096, 0 = all)\n"
+	"  -b, --budget N        index buckets (of 7 slots) per tc_sweep call (default 4096,\n"
+	"                        0 = the whole index)\n"
 	"  -s, --stale MS        take over a lease whose heartbeat is older (default\n"
 	"                        max(5000, 3 x interval))\n"
 	"      --no-audit        never run tc_audit on idle segments\n"
@@ -88,7 +100,11 @@ static const char usage_text[] =
 	"                        every --snapshot-interval and when stopping\n"
 	"      --snapshot-interval MS   (default 60s)\n"
 	"      --restore         at start, load each D/NAME.snap into its segment when the\n"
-	"                        segment is missing (created) or newer than the snapshot\n"
+	"                        segment is missing (created with the snapshot's mode and,\n"
+	"                        as root, the owner of the snapshot file) or newer than it\n"
+	"      --log-file PATH   log lines to PATH (appended; '-' = stderr), also as a daemon\n"
+	"      --metrics-textfile DIR   write DIR/tickcache.prom after every pass\n"
+	"      --metrics-listen [ADDR:]PORT   serve GET /metrics (default ADDR 127.0.0.1)\n"
 	"  -h, --help, -V, --version\n"
 	"Without NAME, every /dev/shm/tickcache.* segment (rescanned each pass and on SIGHUP).\n";
 
@@ -106,7 +122,7 @@ static void logm(int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (use_syslog) {
+	if (use_syslog && !log_fp) {
 		syslog(prio[level], "%s", msg);
 	} else {
 		struct timespec ts;
@@ -116,8 +132,8 @@ static void logm(int level, const char *fmt, ...)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(tbuf, sizeof tbuf, "%H:%M:%S", &tm);
-		fprintf(stderr, "%s.%03ld %s[%ld] %s: %s\n", tbuf, ts.tv_nsec / 1000000L, prog,
-			(long)getpid(), names[level], msg);
+		fprintf(log_fp ? log_fp : stderr, "%s.%03ld %s[%ld] %s: %s\n", tbuf,
+			ts.tv_nsec / 1000000L, prog, (long)getpid(), names[level], msg);
 	}
 }
 
@@ -402,6 +418,48 @@ static void keep_earlier_snapshot(struct seg *s, const char *path, const char *s
 		     s->name, s->name, prev);
 }
 
+/*
+ * The snapshot records the segment's permission bits itself; its owner is
+ * recorded as the owner of the snapshot file: as root, the sweeper gives
+ * the file the segment's uid and gid after each save, and --restore gives
+ * them back to the segment it creates.  (Not root, the sweeper can only
+ * create segments of its own user; the mode then decides who shares them.)
+ */
+static void record_owner(const char *name, const char *snap)
+{
+	char seg[sizeof TC_SHM_DIR + sizeof TC_SHM_PREFIX + TC_NAME_MAX + 2];
+	struct stat sb;
+
+	if (geteuid() != 0)
+		return;
+	snprintf(seg, sizeof seg, "%s/%s%s", TC_SHM_DIR, TC_SHM_PREFIX, name);
+	if (stat(seg, &sb) != 0)
+		return;
+	if (chown(snap, sb.st_uid, sb.st_gid) != 0)
+		logm(L_WARN, "%s: cannot record the owner in %s: %s", name, snap, strerror(errno));
+}
+
+/* restore_owner - give segment NAME, just created from SNAP, SNAP's owner. */
+static void restore_owner(const char *name, const char *snap)
+{
+	char seg[sizeof TC_SHM_DIR + sizeof TC_SHM_PREFIX + TC_NAME_MAX + 2];
+	struct stat sb;
+	int fd;
+
+	if (geteuid() != 0 || stat(snap, &sb) != 0 || (sb.st_uid == 0 && sb.st_gid == 0))
+		return;
+	snprintf(seg, sizeof seg, "%s/%s%s", TC_SHM_DIR, TC_SHM_PREFIX, name);
+	fd = open(seg, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fchown(fd, sb.st_uid, sb.st_gid) != 0)
+		logm(L_WARN, "%s: cannot give it the owner of %s (uid %ld, gid %ld): %s", name, snap,
+		     (long)sb.st_uid, (long)sb.st_gid, strerror(errno));
+	else
+		logm(L_DEBUG, "%s: owner uid %ld, gid %ld, as recorded", name, (long)sb.st_uid,
+		     (long)sb.st_gid);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* Save S (whose lease we hold) when its snapshot is due, or always with FORCE. */
 static void snapshot_seg(struct seg *s, const struct cfg *cf, bool force)
 {
@@ -424,6 +482,8 @@ static void snapshot_seg(struct seg *s, const struct cfg *cf, bool force)
 		logm(L_ERROR, "%s: snapshot to %s: %s", s->name, path, tc_strerror(rc));
 	else
 		logm(L_DEBUG, "%s: saved %" PRIu64 " keys to %s", s->name, rep.keys, path);
+	if (!rc)
+		record_owner(s->name, path);
 }
 
 /* Is NAME one the sweeper works on (all, or among the names given)? */
@@ -489,11 +549,16 @@ static int restore_all(const struct cfg *cf)
 			continue;
 		rc = tc_snapshot_stat(path, &info);
 		if (rc) {
-			logm(L_ERROR, "%s: snapshot %s: %s", name, path, tc_strerror(rc));
+			char why[200];
+
+			logm(L_ERROR, "%s: snapshot %s: %s", name, path, rc == TC_ECORRUPT
+			     ? snap_damage(path, why, sizeof why) : tc_strerror(rc));
 			failed++;
 			continue;
 		}
 		rc = create_like_snapshot(&c, name, &info);
+		if (rc == 0)
+			restore_owner(name, path);
 		if (rc == -EEXIST) {
 			tc_info ti;
 
@@ -695,6 +760,191 @@ out_close:
 	return out;
 }
 
+/* ------------------------------------------------------------------ */
+/* Metrics (--metrics-textfile, --metrics-listen)                       */
+/* ------------------------------------------------------------------ */
+
+/* The names given on the command line (never changed after start), for the
+ * HTTP thread; NULL when the sweeper works on every segment. */
+static char **fixed_names;
+static size_t nfixed;
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* metric_names - the segments to export, sorted: the names given, or every
+ * segment in /dev/shm now.  Free with free_names.  Thread-safe. */
+static char **metric_names(size_t *n)
+{
+	DIR *d;
+	struct dirent *e;
+	char **v = NULL;
+	size_t cap = 0, plen = strlen(TC_SHM_PREFIX);
+
+	*n = 0;
+	if (fixed_names) {
+		v = calloc(nfixed + 1, sizeof *v);
+		for (size_t i = 0; v && i < nfixed; i++)
+			if ((v[*n] = strdup(fixed_names[i])))
+				(*n)++;
+		return v;
+	}
+	d = opendir(TC_SHM_DIR);
+	while (d && (e = readdir(d))) {
+		if (strncmp(e->d_name, TC_SHM_PREFIX, plen) || !tc_name_valid(e->d_name + plen))
+			continue;
+		if (*n + 1 >= cap) {
+			char **nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof *v);
+
+			if (!nv)
+				break;
+			v = nv;
+		}
+		if ((v[*n] = strdup(e->d_name + plen)))
+			(*n)++;
+	}
+	if (d)
+		closedir(d);
+	if (v)
+		qsort(v, *n, sizeof *v, name_cmp);
+	return v;
+}
+
+static void free_names(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* write_textfile - DIR/tickcache.prom, whole or not at all (temp + rename). */
+static void write_textfile(const char *dir)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+	size_t n;
+	char **names;
+	FILE *f;
+	int fd, rc;
+
+	if ((size_t)snprintf(path, sizeof path, "%s/tickcache.prom", dir) >= sizeof path ||
+	    (size_t)snprintf(tmp, sizeof tmp, "%s/.tickcache.prom.XXXXXX", dir) >= sizeof tmp)
+		return;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		logm(L_ERROR, "--metrics-textfile: %s: %s", tmp, strerror(errno));
+		return;
+	}
+	/* node_exporter reads it as another user, most likely. */
+	if (fchmod(fd, 0644) != 0 || !(f = fdopen(fd, "w"))) {
+		logm(L_ERROR, "--metrics-textfile: %s: %s", tmp, strerror(errno));
+		close(fd);
+		unlink(tmp);
+		return;
+	}
+	names = metric_names(&n);
+	rc = metrics_write(f, names, n);
+	free_names(names, n);
+	if (fclose(f) != 0 && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, path) != 0)
+		rc = -errno;
+	if (rc) {
+		logm(L_ERROR, "--metrics-textfile: writing %s: %s", path, strerror(-rc));
+		unlink(tmp);
+	}
+}
+
+#ifdef TC_HAVE_MHD
+static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char *url,
+			     const char *method, const char *version, const char *upload,
+			     size_t *upload_len, void **state)
+{
+	static const char not_found[] = "not found: try /metrics\n";
+	static const char bad_method[] = "only GET and HEAD\n";
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	unsigned status = MHD_HTTP_OK;
+	char *body = NULL, **names;
+	size_t len = 0, n;
+	FILE *f;
+
+	(void)cls;
+	(void)version;
+	(void)upload;
+	(void)upload_len;
+	(void)state;
+	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+		status = MHD_HTTP_METHOD_NOT_ALLOWED;
+		resp = MHD_create_response_from_buffer(sizeof bad_method - 1, (void *)bad_method,
+						       MHD_RESPMEM_PERSISTENT);
+	} else if (strcmp(url, "/metrics")) {
+		status = MHD_HTTP_NOT_FOUND;
+		resp = MHD_create_response_from_buffer(sizeof not_found - 1, (void *)not_found,
+						       MHD_RESPMEM_PERSISTENT);
+	} else {
+		f = open_memstream(&body, &len);
+		if (!f)
+			return MHD_NO;
+		names = metric_names(&n);
+		metrics_write(f, names, n);
+		free_names(names, n);
+		if (fclose(f) != 0) {
+			free(body);
+			return MHD_NO;
+		}
+		resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+		if (resp)
+			MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+						"text/plain; version=0.0.4; charset=utf-8");
+		else
+			free(body);
+	}
+	if (!resp)
+		return MHD_NO;
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+#endif
+
+/*
+ * parse_listen - "[ADDR:]PORT" (ADDR an IPv4 address or [IPv6]) into SA;
+ * the address defaults to 127.0.0.1: metrics are not for the whole network
+ * unless asked.
+ */
+static bool parse_listen(const char *arg, struct sockaddr_storage *sa, socklen_t *salen)
+{
+	char host[128] = "127.0.0.1";
+	const char *colon = strrchr(arg, ':'), *port = colon ? colon + 1 : arg;
+	uint64_t p;
+
+	memset(sa, 0, sizeof *sa);
+	if (!parse_u64(port, &p) || p > 65535 || (colon && (size_t)(colon - arg) >= sizeof host))
+		return false;
+	if (colon) {
+		memcpy(host, arg, (size_t)(colon - arg));
+		host[colon - arg] = '\0';
+	}
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
+
+		host[strlen(host) - 1] = '\0';
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)p);
+		*salen = sizeof *s6;
+		return inet_pton(AF_INET6, host + 1, &s6->sin6_addr) == 1;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)p);
+		*salen = sizeof *s4;
+		return inet_pton(AF_INET, host, &s4->sin_addr) == 1;
+	}
+}
+
 /* release_all - give back every lease we hold (at exit). */
 static void release_all(void)
 {
@@ -775,9 +1025,10 @@ static int daemonise(void)
 		_exit(0);
 	if (chdir("/"))
 		return -errno;
-	/* Drop every descriptor inherited from the caller but the pidfile's. */
+	/* Drop every descriptor inherited from the caller but the pidfile's
+	 * and the log file's. */
 	for (int i = STDERR_FILENO + 1; i < 1024; i++)
-		if (i != pidfile_fd)
+		if (i != pidfile_fd && (!log_fp || i != fileno(log_fp)))
 			close(i);
 	fd = open("/dev/null", O_RDWR);
 	if (fd >= 0) {
@@ -805,6 +1056,9 @@ static const struct option longopts[] = {
 	{ "snapshot-interval", required_argument, NULL, 'S' },
 	{ "restore", no_argument, NULL, 'R' },
 	{ "run-timeout", required_argument, NULL, 'T' },
+	{ "log-file", required_argument, NULL, 'L' },
+	{ "metrics-textfile", required_argument, NULL, 'M' },
+	{ "metrics-listen", required_argument, NULL, 'H' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -815,7 +1069,13 @@ int main(int argc, char **argv)
 	struct cfg cf = { .interval_ms = 1000, .budget = 4096, .audit = true,
 			  .snap_every_ms = 60000 };
 	bool foreground = false, stale_set = false;
-	const char *pidfile = NULL;
+	const char *pidfile = NULL, *log_path = NULL, *listen_arg = NULL;
+	char *textfile_dir = NULL;
+	struct sockaddr_storage listen_sa;
+	socklen_t listen_len = 0;
+#ifdef TC_HAVE_MHD
+	struct MHD_Daemon *mhd = NULL;
+#endif
 	struct sigaction sa;
 	int opt, ex = 0;
 
@@ -881,6 +1141,21 @@ int main(int argc, char **argv)
 				return usage_error("--run-timeout wants milliseconds > 0, not '%s'",
 						   optarg);
 			break;
+		case 'L':
+			log_path = optarg;
+			break;
+		case 'M':
+			free(textfile_dir);
+			textfile_dir = realpath(optarg, NULL);
+			if (!textfile_dir)
+				return usage_error("--metrics-textfile %s: %s", optarg, strerror(errno));
+			break;
+		case 'H':
+			if (!parse_listen(optarg, &listen_sa, &listen_len))
+				return usage_error("--metrics-listen wants [ADDR:]PORT (ADDR IPv4 or [IPv6]), "
+						   "not '%s'", optarg);
+			listen_arg = optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -890,9 +1165,16 @@ int main(int argc, char **argv)
 		case ':':
 			return usage_error("option '%s' needs a value", argv[optind - 1]);
 		default:
+			if (optopt && optopt != '?')
+				return usage_error("unknown option '-%c'", optopt);
 			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
+#ifndef TC_HAVE_MHD
+	if (listen_arg)
+		return usage_error("--metrics-listen: this shm-sweeper was built without libmicrohttpd "
+				   "(install libmicrohttpd-dev and rebuild)");
+#endif
 	if (!stale_set)
 		cf.stale_ms = cf.interval_ms * 3 > 5000 ? cf.interval_ms * 3 : 5000;
 	if (cf.restore && !cf.snap_dir)
@@ -903,6 +1185,20 @@ int main(int argc, char **argv)
 		if (!seg_find(argv[i], true))
 			return EX_TC_SEGMENT;
 		cf.named = true;
+	}
+	if (cf.named) {
+		fixed_names = argv + optind;
+		nfixed = (size_t)(argc - optind);
+	}
+	if (log_path && strcmp(log_path, "-")) {
+		log_fp = fopen(log_path, "ae");
+		if (!log_fp) {
+			fprintf(stderr, "%s: --log-file %s: %s\n", prog, log_path, strerror(errno));
+			return EX_TC_SEGMENT;
+		}
+		setvbuf(log_fp, NULL, _IOLBF, 0);
+	} else if (log_path) {
+		log_fp = stderr;
 	}
 	if (pidfile && (ex = pidfile_lock(pidfile)))
 		return ex;
@@ -927,6 +1223,28 @@ int main(int argc, char **argv)
 	logm(cf.once ? L_DEBUG : L_INFO, "started (%s, interval %" PRIu64 " ms, budget %" PRIu64 ", stale %" PRIu64
 	     " ms, libtickcache %s)", cf.named ? "named segments" : "all segments in " TC_SHM_DIR,
 	     cf.interval_ms, cf.budget, cf.stale_ms, tc_version());
+#ifdef TC_HAVE_MHD
+	/* After daemonise: its thread would not survive the fork. */
+	if (listen_arg) {
+		mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, serve, NULL,
+				       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&listen_sa,
+				       MHD_OPTION_CONNECTION_LIMIT, 16u,
+				       MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+		if (!mhd) {
+			logm(L_ERROR, "--metrics-listen %s: cannot listen (address in use, or not "
+			     "an address of this host?)", listen_arg);
+			release_all();
+			pidfile_remove();
+			return EX_TC_SEGMENT;
+		}
+		{
+			const union MHD_DaemonInfo *di = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
+
+			logm(L_INFO, "metrics at http://%s/metrics (port %u)", listen_arg,
+			     di ? (unsigned)di->port : 0u);
+		}
+	}
+#endif
 	if (cf.snap_dir)
 		clean_tmp(cf.snap_dir);
 	if (cf.restore && restore_all(&cf) && cf.once)
@@ -947,6 +1265,8 @@ int main(int argc, char **argv)
 			if (g_stop && !cf.once)
 				break;
 		}
+		if (textfile_dir)
+			write_textfile(textfile_dir);
 		if (cf.once) {
 			if (!ex)
 				ex = failed ? EX_TC_SEGMENT : missing ? EX_TC_NOTFOUND
@@ -967,10 +1287,17 @@ int main(int argc, char **argv)
 	/* A last snapshot of every segment we sweep (--once saved already). */
 	for (size_t i = 0; i < nsegs && !cf.once; i++)
 		snapshot_seg(&segs[i], &cf, true);
+#ifdef TC_HAVE_MHD
+	if (mhd)
+		MHD_stop_daemon(mhd);
+#endif
 	release_all();
 	logm(cf.once ? L_DEBUG : L_INFO, "stopping");
 	pidfile_remove();
 	free(segs);
 	free((void *)cf.snap_dir);
+	free(textfile_dir);
+	if (log_fp && log_fp != stderr)
+		fclose(log_fp);
 	return ex;
 }

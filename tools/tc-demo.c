@@ -679,7 +679,9 @@ out_stop:
 		       " (dca); torn ticks: %" PRIu64 "\n", rep[0].foreign, rep[1].foreign,
 		       rep[0].bad + rep[1].bad);
 	if (totals_text[0])
-		printf("\nsegment totals\n%s", totals_text);
+		printf("\nsegment totals, read after every process stopped (the list above was taken\n"
+		       "while they ran: memory used differs by what was written and reclaimed since;\n"
+		       "both count retired blocks still waiting for a grace period)\n%s", totals_text);
 	printf("\nstopped feed, strategies and sweeper; removed %s and %s\n", seg_ict, seg_dca);
 	return ok ? 0 : 1;
 }

@@ -1,0 +1,461 @@
+# SPDX-License-Identifier: MIT
+"""The users' protocols on tickcache: StrategyCache, the dedupe caches, the
+cached decorator and the asyncio facade - their exact behaviour."""
+import asyncio
+import dataclasses
+import datetime as dt
+import enum
+import threading
+import typing
+import unittest
+from decimal import Decimal
+
+import tickcache
+from tickcache import aio, dedupe, strategy
+from tickcache._dto import default_type_id
+from support import SegmentCase, run_python
+
+try:
+    import pydantic
+except ImportError:  # pragma: no cover
+    pydantic = None
+
+UTC = dt.timezone.utc
+
+
+class Side(enum.Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+@dataclasses.dataclass(frozen=True)
+class Signal:
+    symbol: str
+    strength: float
+    side: Side = Side.BUY
+    at: typing.Optional[dt.datetime] = None
+    price: Decimal = Decimal("0")
+    tags: typing.List[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreatSignal(Signal):
+    level: int = 0
+
+
+@dataclasses.dataclass
+class Regime:
+    name: str
+
+
+class TestStrategyCache(SegmentCase):
+    def setUp(self):
+        super().setUp()
+        self.sc = strategy.StrategyCache(self.cache)
+
+    def test_errors_are_the_packages(self):
+        self.assertIs(strategy.CacheNotConfiguredError, tickcache.CacheNotConfiguredError)
+        self.assertIs(strategy.InvalidDTOTypeError, tickcache.InvalidDTOTypeError)
+
+    def test_outside_a_run_every_call_but_start_and_clear_raises(self):
+        sc = self.sc
+        sc.clear()  # no error without a run
+        for call in (sc.get_run_anchor, lambda: sc.set_dto("k", Regime("x")),
+                     lambda: sc.get_dtos("k", Regime), lambda: sc.has_dto("k")):
+            with self.assertRaises(tickcache.CacheNotConfiguredError) as cm:
+                call()
+            self.assertEqual(cm.exception.code, tickcache.TC_ENORUN)
+            self.assertIn("no run is active", str(cm.exception))
+
+    def test_run_anchor(self):
+        sc = self.sc
+        sc.start_run(dt.datetime(2024, 3, 1, 14, 30, 0, 123456), run_id=7)  # naive = UTC
+        a = sc.get_run_anchor()
+        self.assertEqual(a.timestamp, dt.datetime(2024, 3, 1, 14, 30, 0, 123456, tzinfo=UTC))
+        self.assertEqual(a.timestamp.tzinfo, UTC)
+        self.assertEqual(a.run_id, 7)
+        self.assertEqual(a.generation % 2, 1)
+        with self.assertRaises(dataclasses.FrozenInstanceError):
+            a.run_id = 8
+        sc.clear()
+        other = dt.timezone(dt.timedelta(hours=2))
+        sc.start_run(dt.datetime(2024, 3, 1, 16, 30, tzinfo=other))
+        b = sc.get_run_anchor()
+        self.assertEqual(b.timestamp, dt.datetime(2024, 3, 1, 14, 30, tzinfo=UTC))
+        self.assertEqual(b.run_id, 0)
+        self.assertGreater(b.generation, a.generation)
+        sc.clear()
+        sc.start_run(1_700_000_000)
+        self.assertEqual(sc.get_run_anchor().timestamp,
+                         dt.datetime.fromtimestamp(1_700_000_000, UTC))
+        sc.clear()
+        with self.assertRaisesRegex(TypeError, "timestamp must be a datetime or epoch seconds"):
+            sc.start_run("2024-01-01")
+
+    def test_second_start_raises_value_error(self):
+        self.sc.start_run(dt.datetime(2024, 1, 1))
+        with self.assertRaises(ValueError) as cm:
+            self.sc.start_run(dt.datetime(2024, 1, 2))
+        self.assertEqual(str(cm.exception), f"a run is already active on segment "
+                         f"'{self.name}': call clear() first")
+        self.assertEqual(self.sc.get_run_anchor().timestamp, dt.datetime(2024, 1, 1, tzinfo=UTC))
+
+    def test_set_get_has_in_insertion_order(self):
+        sc = self.sc
+        sc.start_run(dt.datetime(2024, 1, 1))
+        sigs = [Signal("AAPL", 0.1 * i, Side.SELL if i % 2 else Side.BUY,
+                       dt.datetime(2024, 1, 1, 0, i, tzinfo=UTC), Decimal("1.25"), ["a", str(i)])
+                for i in range(10)]
+        self.assertFalse(sc.has_dto("signals"))
+        self.assertEqual(sc.get_dtos("signals", Signal), [])
+        for s in sigs:
+            sc.set_dto("signals", s)
+        self.assertTrue(sc.has_dto("signals"))
+        got = sc.get_dtos("signals", Signal)
+        self.assertEqual(got, sigs)
+        self.assertIsInstance(got[3].side, Side)
+        self.assertIsInstance(got[3].price, Decimal)
+        self.assertEqual(got[3].at.tzinfo, UTC)
+        # A key of DTOs is not an ordinary key, and the other way round.
+        self.assertIsNone(self.cache.get("signals"))
+
+    def test_subclasses_count_as_instances(self):
+        sc = self.sc
+        sc.start_run(0)
+        sc.set_dto("mixed", Signal("A", 1.0))
+        sc.set_dto("mixed", ThreatSignal("B", 2.0, level=3))
+        got = sc.get_dtos("mixed", Signal)
+        self.assertEqual([type(x) for x in got], [Signal, ThreatSignal])
+        self.assertEqual(got[1].level, 3)
+        with self.assertRaises(tickcache.InvalidDTOTypeError) as cm:
+            sc.get_dtos("mixed", ThreatSignal)
+        self.assertIsInstance(cm.exception, TypeError)
+        self.assertEqual(str(cm.exception), "element 0 at key 'mixed' is a Signal, not a "
+                         "ThreatSignal")
+        sc.set_dto("mixed", Regime("trend"))
+        with self.assertRaisesRegex(tickcache.InvalidDTOTypeError,
+                                    "element 2 at key 'mixed' is a Regime, not a Signal"):
+            sc.get_dtos("mixed", Signal)
+
+    def test_clear_ends_everything_at_once(self):
+        sc = self.sc
+        sc.start_run(0)
+        sc.set_dto("a", Regime("x"))
+        sc.clear()
+        sc.start_run(1)
+        self.assertFalse(sc.has_dto("a"))
+        self.assertEqual(sc.get_dtos("a", Regime), [])
+        sc.clear()
+
+    def test_non_dtos_are_refused(self):
+        self.sc.start_run(0)
+        with self.assertRaisesRegex(TypeError, "a DTO is a pydantic model or a dataclass "
+                                    "instance, not dict"):
+            self.sc.set_dto("k", {"a": 1})
+        with self.assertRaisesRegex(TypeError, "dto_type must be a pydantic model or "
+                                    "dataclass class"):
+            self.sc.get_dtos("k", dict)
+
+    def test_dtos_written_by_c_with_another_type_are_invalid(self):
+        self.sc.start_run(0)
+        self.cache._dto_append("raw", 5, b"\x00\x01")
+        with self.assertRaises(tickcache.InvalidDTOTypeError) as cm:
+            self.sc.get_dtos("raw", Regime)
+        self.assertEqual(cm.exception.code, tickcache.TC_ETYPE)
+
+    def test_foreign_payloads_are_invalid(self):
+        self.sc.start_run(0)
+        self.cache._dto_append("short", strategy.DTO_TYPE, b"\x01")
+        with self.assertRaises(tickcache.InvalidDTOTypeError) as cm:
+            self.sc.get_dtos("short", Regime)
+        self.assertEqual(str(cm.exception), "element 0 at key 'short' is not a DTO of "
+                         "tickcache.strategy")
+        # A class id nobody registered here (a class not imported here).
+        self.cache._dto_append("unknown", strategy.DTO_TYPE, b"\x78\x56\x34\x12{}")
+        with self.assertRaises(tickcache.InvalidDTOTypeError) as cm:
+            self.sc.get_dtos("unknown", Regime)
+        self.assertEqual(str(cm.exception), "element 0 at key 'unknown' is a type id "
+                         "0x12345678, not a Regime")
+
+    @unittest.skipIf(pydantic is None, "pydantic not installed")
+    def test_pydantic_models(self):
+        class Bar(pydantic.BaseModel):
+            symbol: str
+            close: float
+            ts: dt.datetime
+
+        class FrozenAnchorish(pydantic.BaseModel):
+            model_config = {"frozen": True}
+            v: int
+        sc = self.sc
+        sc.start_run(0)
+        bars = [Bar(symbol="MSFT", close=400.0 + i, ts=dt.datetime(2024, 1, 1, i, tzinfo=UTC))
+                for i in range(3)]
+        for b in bars:
+            sc.set_dto("bars", b)
+        sc.set_dto("f", FrozenAnchorish(v=1))
+        self.assertEqual(sc.get_dtos("bars", Bar), bars)
+        self.assertEqual(sc.get_dtos("f", FrozenAnchorish), [FrozenAnchorish(v=1)])
+        with self.assertRaises(tickcache.InvalidDTOTypeError):
+            sc.get_dtos("bars", FrozenAnchorish)
+
+
+class TestDTORegistry(unittest.TestCase):
+    def test_default_ids_are_stable_across_interpreters(self):
+        code = ("import dataclasses\nfrom tickcache import type_id_of\n"
+                "@dataclasses.dataclass\nclass Regime:\n    name: str\n"
+                "Regime.__module__ = 'test_protocols'\nprint(type_id_of(Regime))")
+        rc, out, err = run_python(code)
+        self.assertEqual((rc, err), (0, ""))
+        self.assertEqual(int(out), tickcache.type_id_of(Regime))
+        self.assertEqual(int(out), default_type_id(Regime))
+
+    def test_register(self):
+        @dataclasses.dataclass
+        class A:
+            x: int
+
+        @dataclasses.dataclass
+        class B:
+            x: int
+        self.assertIs(tickcache.register_dto(A, 0x1234), A)
+        self.assertEqual(tickcache.type_id_of(A), 0x1234)
+        tickcache.register_dto(A, 0x1234)  # again, same id: fine
+        with self.assertRaisesRegex(ValueError, "A is registered with type id 0x1234"):
+            tickcache.register_dto(A, 0x9999)
+        with self.assertRaisesRegex(ValueError, "type id 0x1234 is registered to"):
+            tickcache.register_dto(B, 0x1234)
+        with self.assertRaisesRegex(ValueError, "reserved"):
+            tickcache.register_dto(B, 0)
+        with self.assertRaisesRegex(ValueError, "reserved"):
+            tickcache.register_dto(B, tickcache.TYPE_COUNTER)
+        with self.assertRaisesRegex(TypeError, "is not a pydantic model or a dataclass"):
+            tickcache.register_dto(int)
+
+
+class TestDedupe(SegmentCase):
+    def test_candle_once(self):
+        cc = dedupe.CandleCache(self.cache)
+        t = dt.datetime(2024, 5, 1, 13, 0)
+        self.assertIs(cc.should_process("EURUSD", "1h", t), True)
+        self.assertIs(cc.should_process("EURUSD", "1h", t), False)
+        # The same instant as epoch seconds or an aware datetime is the same candle.
+        self.assertIs(cc.should_process("EURUSD", "1h", t.replace(tzinfo=UTC).timestamp()), False)
+        self.assertIs(cc.should_process("EURUSD", "1h", int(t.replace(tzinfo=UTC).timestamp())),
+                      False)
+        self.assertIs(cc.should_process("EURUSD", "4h", t), True)
+        self.assertIs(cc.should_process("GBPUSD", "1h", t), True)
+        key = cc.key("EURUSD", "1h", t)
+        self.assertEqual(key, "candle:EURUSD:1h:1714568400000")
+        exp = self.cache.get_item(key).expires_at
+        self.assertAlmostEqual(exp - tickcache.now(), 3600, delta=5)
+        self.assertEqual(self.cache.purge("candle:*"), 3)
+        self.assertIs(cc.should_process("EURUSD", "1h", t), True)
+        with self.assertRaisesRegex(TypeError, "instrument must be str"):
+            cc.should_process(5, "1h", t)
+        with self.assertRaisesRegex(TypeError, "time must be a datetime or epoch seconds"):
+            cc.should_process("X", "1h", "2024")
+
+    def test_signal_publish(self):
+        sp = dedupe.SignalPublishCache(self.cache)
+        t = dt.datetime(2024, 5, 1, 13, tzinfo=UTC)
+        self.assertIs(sp.was_published("AAPL", t), False)
+        self.assertIsNone(sp.get_signal_id("AAPL", t))
+        self.assertIs(sp.mark_published("AAPL", t, "sig-1"), True)
+        self.assertIs(sp.mark_published("AAPL", t, "sig-2"), False)
+        self.assertIs(sp.was_published("AAPL", t), True)
+        self.assertEqual(sp.get_signal_id("AAPL", t), "sig-1")
+        exp = self.cache.get_item(sp.key("AAPL", t)).expires_at
+        self.assertAlmostEqual(exp - tickcache.now(), 86400, delta=5)
+        self.assertIs(sp.mark_published("AAPL", t.timestamp() + 60, "sig-3", ttl=10), True)
+        with self.assertRaisesRegex(TypeError, "signal_id must be str"):
+            sp.mark_published("AAPL", t, 17)
+
+    def test_full_segment_raises_instead_of_dropping_marks(self):
+        c = self.other(max_entries=64, memory="64K", max_readers=4)
+        cc = dedupe.CandleCache(c)
+        with self.assertRaises(tickcache.FullError):
+            for i in range(100000):
+                cc.should_process("X" * 200, "1m", i * 60)
+
+
+class TestCached(SegmentCase):
+    def test_read_through_json_and_bytes(self):
+        calls = []
+
+        @tickcache.cached(self.cache, ttl=30)
+        def quote(symbol, venue="X"):
+            calls.append(symbol)
+            return {"symbol": symbol, "bid": 1.5, "venue": venue}
+
+        @tickcache.cached(self.cache)
+        def raw(n):
+            calls.append(n)
+            return b"\x00raw" * n
+        self.assertEqual(quote("AAPL"), {"symbol": "AAPL", "bid": 1.5, "venue": "X"})
+        self.assertEqual(quote("AAPL"), {"symbol": "AAPL", "bid": 1.5, "venue": "X"})
+        self.assertEqual(quote("AAPL", venue="Y")["venue"], "Y")
+        self.assertEqual(raw(2), b"\x00raw\x00raw")
+        self.assertEqual(raw(2), b"\x00raw\x00raw")
+        self.assertEqual(calls, ["AAPL", "AAPL", 2])
+        self.assertEqual(quote.__name__, "quote")
+        key = quote.cache_key("AAPL")
+        self.assertEqual(key, f"cached:{__name__}.TestCached.test_read_through_json_and_bytes."
+                              '<locals>.quote:[["AAPL"],{}]')
+        self.assertGreater(self.cache.get_item(key).expires_at, tickcache.now() + 20)
+        self.assertIs(quote.invalidate("AAPL"), True)
+        quote("AAPL")
+        self.assertEqual(calls, ["AAPL", "AAPL", 2, "AAPL"])
+
+    def test_custom_key_long_key_and_errors(self):
+        @tickcache.cached(self.cache, key=lambda sym: f"tradecore:market:quote:{sym}")
+        def q(sym):
+            return [sym]
+        self.assertEqual(q("MSFT"), ["MSFT"])
+        self.assertEqual(self.cache.get_json("tradecore:market:quote:MSFT"), ["MSFT"])
+
+        @tickcache.cached(self.cache)
+        def long(s):
+            return len(s)
+        self.assertEqual(long("x" * 1000), 1000)
+        self.assertRegex(long.cache_key("x" * 1000), r"^cached:.*long:#[0-9a-f]{32}$")
+
+        class Down(Exception):
+            pass
+
+        @tickcache.cached(self.cache)
+        def failing():
+            raise Down("source down")
+        with self.assertRaises(Down):
+            failing()
+        self.assertIsNone(self.cache.get(failing.cache_key()))
+
+        @tickcache.cached(self.cache)
+        def takes_object(o):
+            return 1
+        with self.assertRaisesRegex(TypeError, "cannot derive a cache key from an argument of "
+                                    "type object; pass key="):
+            takes_object(object())
+        with self.assertRaisesRegex(TypeError, "use tickcache.aio.cached"):
+            @tickcache.cached(self.cache)
+            async def coro():
+                return 1
+
+    def test_single_flight_between_threads(self):
+        started, release = threading.Event(), threading.Event()
+        calls = []
+
+        @tickcache.cached(self.cache, wait=30)
+        def slow():
+            calls.append(1)
+            started.set()
+            release.wait(30)
+            return {"v": 1}
+        out = []
+        ts = [threading.Thread(target=lambda: out.append(slow())) for _ in range(3)]
+        ts[0].start()
+        started.wait(30)
+        for t in ts[1:]:
+            t.start()
+        release.set()
+        for t in ts:
+            t.join(60)
+        self.assertEqual(out, [{"v": 1}] * 3)
+        self.assertEqual(calls, [1])
+
+
+class TestAsync(SegmentCase):
+    def test_calls_are_coroutines(self):
+        async def main():
+            a = aio.AsyncCache(self.cache)
+            self.assertEqual(await a.set("k", b"v", ttl=10), 1)
+            self.assertEqual(await a.get("k"), b"v")
+            self.assertEqual(await a.get("x", b"d"), b"d")
+            self.assertIs(await a.add("k", b"w"), False)
+            self.assertIs(await a.exists("k"), True)
+            self.assertEqual((await a.get_item("k")).value, b"v")
+            self.assertEqual(await a.get_many(["k", "x"]), [b"v", None])
+            self.assertIs(await a.cas("k", b"w", 1), True)
+            self.assertIs(await a.expire("k", 0), True)
+            self.assertEqual(await a.incr("n", 5), 5)
+            await a.set_json("j", {"a": 1})
+            self.assertEqual(await a.get_json("j"), {"a": 1})
+            self.assertEqual(sorted(await a.keys()), ["j", "k", "n"])
+            self.assertEqual(await a.rate_limit("r", 1, 3600), (True, 1))
+            await a.ttl_policy("p:", 5)
+            self.assertEqual(await a.ttl_policies(), {"p:": 5.0})
+            self.assertEqual((await a.stats())["name"], self.name)
+            self.assertIs((await a.health())["ok"], True)
+            self.assertIs(await a.delete("k"), True)
+            self.assertEqual(await a.purge("*"), 2)
+        asyncio.run(main())
+
+    def test_get_or_load_with_coroutine_loader_never_blocks_the_loop(self):
+        async def main():
+            a = aio.AsyncCache(self.cache)
+            ticks = []
+            gate = asyncio.Event()
+
+            async def ticker():
+                while not gate.is_set():
+                    ticks.append(1)
+                    await asyncio.sleep(0.01)
+
+            async def loader():
+                # Runs on the loop while get_or_load waits in the executor:
+                # the ticker must go on meanwhile (a blocked loop hangs here).
+                seen = len(ticks)
+                while len(ticks) < seen + 3:
+                    await asyncio.sleep(0.01)
+                return b"async-loaded"
+            t = asyncio.create_task(ticker())
+            v = await a.get_or_load("k", loader, ttl=10)
+            gate.set()
+            await t
+            self.assertEqual(v, b"async-loaded")
+            self.assertEqual(await a.get_or_load("k", loader), b"async-loaded")
+
+            class Down(Exception):
+                pass
+
+            async def bad():
+                raise Down()
+            with self.assertRaises(Down):
+                await a.get_or_load("bad", bad)
+            self.assertEqual(await a.get_or_load("sync", lambda: b"s"), b"s")
+        asyncio.run(main())
+
+    def test_async_cached_and_file_calls(self):
+        import os
+        import tempfile
+
+        async def main():
+            a = aio.AsyncCache(self.cache)
+            calls = []
+
+            @aio.cached(a, ttl=30)
+            async def fetch(sym):
+                calls.append(sym)
+                await asyncio.sleep(0)
+                return {"sym": sym}
+            self.assertEqual(await fetch("A"), {"sym": "A"})
+            self.assertEqual(await fetch("A"), {"sym": "A"})
+            self.assertEqual(calls, ["A"])
+            self.assertIs(await fetch.invalidate("A"), True)
+            with tempfile.TemporaryDirectory() as d:
+                p = os.path.join(d, "s")
+                n = await a.save(p)
+                self.assertEqual(n, len(self.cache.keys()))
+                self.assertEqual(await a.load(p), 0)
+                conf = os.path.join(d, "ttl")
+                with open(conf, "w") as f:
+                    f.write("x: = 1000\n")
+                await a.load_ttl_policies(conf)
+                self.assertEqual(await a.ttl_policies(), {"x:": 1.0})
+            with self.assertRaises(TypeError):
+                aio.cached(a)(lambda: 1)
+        asyncio.run(main())
+
+
+if __name__ == "__main__":
+    unittest.main()

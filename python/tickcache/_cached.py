@@ -1,0 +1,96 @@
+# SPDX-License-Identifier: MIT
+"""The ``cached`` read-through decorator (needs.md section 3)."""
+import dataclasses
+import datetime as _dt
+import functools
+import hashlib
+import inspect
+import json
+
+from ._json import dumps, loads
+from . import _dto
+
+_BYTES = b"\x00"  # JSON text never starts with a NUL byte
+_PREFIX = "cached:"
+
+
+def _stable(v):
+    """A JSON form of an argument that is the same in every interpreter."""
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return {"__bytes__": bytes(v).hex()}
+    if isinstance(v, (_dt.datetime, _dt.date, _dt.time)):
+        return v.isoformat()
+    if isinstance(v, (set, frozenset)):
+        return sorted((_stable(x) for x in v), key=repr)
+    if dataclasses.is_dataclass(v) and not isinstance(v, type) or \
+            _dto.is_dto_class(type(v)):
+        return loads(_dto.encode(v))
+    raise TypeError(f"cannot derive a cache key from an argument of type "
+                    f"{type(v).__name__}; pass key= to cached()")
+
+
+def default_key(qualname, args, kwargs):
+    """``cached:<module.qualname>:<JSON of the arguments>``, hashed when it would
+    be longer than a key may be."""
+    body = json.dumps([list(args), kwargs], sort_keys=True, separators=(",", ":"),
+                      default=_stable, ensure_ascii=False)
+    key = f"{_PREFIX}{qualname}:{body}"
+    if len(key.encode()) <= 512:
+        return key
+    digest = hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
+    return f"{_PREFIX}{qualname[:400]}:#{digest}"
+
+
+def encode_result(v):
+    """A result as stored: bytes-like as a NUL byte and the bytes, anything else
+    as JSON."""
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return _BYTES + bytes(v)
+    return dumps(v)
+
+
+def decode_result(b):
+    """The inverse of ``encode_result``."""
+    if b[:1] == _BYTES:
+        return b[1:]
+    return loads(b)
+
+
+def cached(cache, ttl=None, key=None, wait=5.0):
+    """Decorator: read-through caching of a function's result in ``cache``, with
+    single flight across processes (one process computes a missing value, the
+    others wait up to ``wait`` seconds for it, then ``TimeoutError``).
+
+    The function returns bytes or a JSON-able value.  ``ttl`` is in seconds
+    (None: the segment's TTL policy for the key, else its default).  ``key``
+    is a callable taking the function's arguments and returning the cache key;
+    by default the key is ``cached:<module.qualname>:<JSON of the arguments>``,
+    the same in every interpreter (arguments must be JSON-able, bytes, dates,
+    sets or DTOs).  The function's exceptions reach its caller unchanged and
+    nothing is cached.  The wrapper has ``invalidate(*args, **kwargs)`` to
+    delete the cached value of those arguments and ``cache_key(*args,
+    **kwargs)``.  For coroutine functions use ``tickcache.aio.cached``."""
+
+    def decorate(fn):
+        if inspect.iscoroutinefunction(fn):
+            raise TypeError("cached() wraps plain functions; use tickcache.aio.cached "
+                            "for coroutine functions")
+        qualname = f"{fn.__module__}.{fn.__qualname__}"
+
+        def cache_key(*args, **kwargs):
+            if key is not None:
+                return key(*args, **kwargs)
+            return default_key(qualname, args, kwargs)
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            k = cache_key(*args, **kwargs)
+            raw = cache.get_or_load(k, lambda: encode_result(fn(*args, **kwargs)),
+                                    ttl=ttl, wait=wait)
+            return decode_result(raw)
+
+        wrapper.cache_key = cache_key
+        wrapper.invalidate = lambda *a, **kw: cache.delete(cache_key(*a, **kw))
+        return wrapper
+
+    return decorate

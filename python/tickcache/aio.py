@@ -1,0 +1,187 @@
+# SPDX-License-Identifier: MIT
+"""asyncio facade: ``AsyncCache`` offers a Cache's calls as coroutines.
+
+The calls that take nanoseconds (get, set, add, ...) run directly in the
+coroutine: handing them to a thread would cost a thousand times the call.
+What may wait - ``get_or_load`` on a miss, ``save``, ``load`` and
+``load_ttl_policies`` (file I/O) - runs in the loop's executor, so the event
+loop is never blocked; ``get_or_load`` accepts coroutine functions as
+loaders and runs them on the event loop.
+"""
+import asyncio
+import functools
+import inspect
+
+from ._cached import decode_result, default_key, encode_result
+
+__all__ = ["AsyncCache", "cached"]
+
+_MISSING = object()
+
+
+class AsyncCache:
+    """Wrap ``cache`` (a ``tickcache.Cache``) for asyncio code; ``executor``
+    (default: the loop's) runs the calls that may wait."""
+
+    def __init__(self, cache, executor=None):
+        self.cache = cache
+        self.executor = executor
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        self.cache.close()
+
+    def close(self):
+        """Close the wrapped cache."""
+        self.cache.close()
+
+    async def get(self, key, default=None):
+        """``Cache.get``."""
+        return self.cache.get(key, default)
+
+    async def get_item(self, key):
+        """``Cache.get_item``."""
+        return self.cache.get_item(key)
+
+    async def get_many(self, keys):
+        """``Cache.get_many``."""
+        return self.cache.get_many(keys)
+
+    async def set(self, key, value, ttl=None, type=0):
+        """``Cache.set``."""
+        return self.cache.set(key, value, ttl, type)
+
+    async def add(self, key, value, ttl=None, type=0):
+        """``Cache.add``."""
+        return self.cache.add(key, value, ttl, type)
+
+    async def cas(self, key, value, version, ttl=None, type=0):
+        """``Cache.cas``."""
+        return self.cache.cas(key, value, version, ttl, type)
+
+    async def delete(self, key):
+        """``Cache.delete``."""
+        return self.cache.delete(key)
+
+    async def exists(self, key):
+        """``Cache.exists``."""
+        return self.cache.exists(key)
+
+    async def expire(self, key, ttl):
+        """``Cache.expire``."""
+        return self.cache.expire(key, ttl)
+
+    async def incr(self, key, delta=1, ttl=None):
+        """``Cache.incr``."""
+        return self.cache.incr(key, delta, ttl)
+
+    async def keys(self, pattern="*"):
+        """``Cache.keys``."""
+        return self.cache.keys(pattern)
+
+    async def purge(self, pattern):
+        """``Cache.purge``."""
+        return self.cache.purge(pattern)
+
+    async def rate_limit(self, key, limit, window):
+        """``Cache.rate_limit``."""
+        return self.cache.rate_limit(key, limit, window)
+
+    async def set_json(self, key, obj, ttl=None):
+        """``Cache.set_json``."""
+        return self.cache.set_json(key, obj, ttl)
+
+    async def get_json(self, key, default=None):
+        """``Cache.get_json``."""
+        return self.cache.get_json(key, default)
+
+    async def stats(self):
+        """``Cache.stats``."""
+        return self.cache.stats()
+
+    async def health(self):
+        """``Cache.health``."""
+        return self.cache.health()
+
+    async def ttl_policy(self, prefix, ttl):
+        """``Cache.ttl_policy``."""
+        return self.cache.ttl_policy(prefix, ttl)
+
+    async def ttl_policies(self):
+        """``Cache.ttl_policies``."""
+        return self.cache.ttl_policies()
+
+    async def _in_executor(self, fn, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    async def load_ttl_policies(self, path):
+        """``Cache.load_ttl_policies``, in the executor."""
+        return await self._in_executor(self.cache.load_ttl_policies, path)
+
+    async def save(self, path):
+        """``Cache.save``, in the executor."""
+        return await self._in_executor(self.cache.save, path)
+
+    async def load(self, path, replace=False):
+        """``Cache.load``, in the executor."""
+        return await self._in_executor(self.cache.load, path, replace)
+
+    async def get_or_load(self, key, loader, ttl=None, wait=5.0, type=0):
+        """``Cache.get_or_load`` without blocking the event loop: a hit returns at
+        once; on a miss the single-flight wait runs in the executor.  ``loader``
+        may be a plain function or return an awaitable (a coroutine function),
+        which then runs on this event loop.  The loader's exception reaches the
+        caller unchanged."""
+        v = self.cache.get(key, _MISSING)
+        if v is not _MISSING:
+            return v
+        loop = asyncio.get_running_loop()
+
+        def sync_loader():
+            r = loader()
+            if inspect.isawaitable(r):
+                return asyncio.run_coroutine_threadsafe(_awaited(r), loop).result()
+            return r
+
+        return await self._in_executor(self.cache.get_or_load, key, sync_loader, ttl=ttl,
+                                       wait=wait, type=type)
+
+
+async def _awaited(aw):
+    return await aw
+
+
+def cached(acache, ttl=None, key=None, wait=5.0):
+    """``tickcache.cached`` for coroutine functions, on an ``AsyncCache``: the
+    result of ``await fn(...)`` is cached with single flight across
+    processes, and waits never block the event loop."""
+
+    def decorate(fn):
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError("aio.cached() wraps coroutine functions; use tickcache.cached")
+        qualname = f"{fn.__module__}.{fn.__qualname__}"
+
+        def cache_key(*args, **kwargs):
+            if key is not None:
+                return key(*args, **kwargs)
+            return default_key(qualname, args, kwargs)
+
+        @functools.wraps(fn)
+        async def wrapper(*args, **kwargs):
+            async def load():
+                return encode_result(await fn(*args, **kwargs))
+            raw = await acache.get_or_load(cache_key(*args, **kwargs), load, ttl=ttl, wait=wait)
+            return decode_result(raw)
+
+        wrapper.cache_key = cache_key
+
+        async def invalidate(*args, **kwargs):
+            return await acache.delete(cache_key(*args, **kwargs))
+
+        wrapper.invalidate = invalidate
+        return wrapper
+
+    return decorate

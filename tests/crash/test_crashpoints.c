@@ -1,0 +1,1073 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_crashpoints.c - a writer killed at every crash point of the code.
+ *
+ * The library under test is the crash-point build (build/crash/, compiled
+ * with -DTC_CRASHPOINTS): at each TC_CRASH_POINT(name) of shm/ it kills the
+ * process with SIGKILL when TICKCACHE_CRASH_AT=name:nth selects that pass.
+ * The list of points, crashpoints.h, is generated from the sources at build
+ * time (tools/crashpoints.sh), so a point added to the code without an
+ * entry in specs[] below fails test_every_point_has_a_workload, and one
+ * without a row in docs/design.md's crash-point table fails
+ * test_design_table_lists_every_point.
+ *
+ * For each point in turn: create a segment, fill it (so that the arena is
+ * carved out and later writes move memory between classes), fork a child
+ * that runs the point's workload with the point armed, and check that the
+ * child was killed there (a child that finishes never reached the point:
+ * a failure).  Then, as the survivor:
+ *  1. no survivor blocks: 16 set/get/del of its own keys return exactly 0;
+ *  2. online recovery: tc_sweep (which clears dead slots and finishes a dead
+ *     coalescer's work), then a census of the arena: the blocks that no
+ *     index word, header root, free list, retire list or pending chain
+ *     names, plus runs of carved units without a header, must be exactly
+ *     the leak the spec expects, never more than design.md's bound, and the
+ *     live-key count exactly as far off as the spec says;
+ *  3. tc_audit of the idle segment returns 0 and leaves nothing unnamed;
+ *     deleting every key (and run, list and policy), the arena is empty:
+ *     no block in use, every carved block free; filled again to -ENOSPC and
+ *     emptied again, still empty;
+ *  4. a value of the largest size class the arena can hold is stored, read
+ *     back and deleted: coalescing works over the whole arena.
+ *
+ * A point that fails because of a defect of issue 8 still being fixed is in
+ * expected_failures[] with the defect's number: it is reported as XFAIL and
+ * passes, and the day it passes it fails, so that the entry is removed.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include "whitebox.h"
+
+/* ---- the points, from the code ------------------------------------------ */
+
+struct point {
+	const char *name;
+	const char *file;
+};
+
+static const struct point points[] = {
+#define TC_CP(n, f) { #n, f },
+#include "crashpoints.h"
+#undef TC_CP
+};
+#define NPOINTS (sizeof(points) / sizeof(points[0]))
+
+/* ---- known defects ------------------------------------------------------- */
+
+/*
+ * Points whose checks fail until a defect of issue 8 is fixed on main.
+ * Remove an entry once its fix is merged: the point then fails as
+ * "unexpectedly passes" until it is removed.
+ */
+static const struct {
+	const char *test;  /* a crash point, or a test function of this file */
+	int defect;        /* issue 8's number; 0: found here, not in the issue's list */
+} expected_failures[] = {
+	{ "reclaim_detached", 4 }, /* detached retire list named by no slot: leaks it all */
+	{ "reclaim_stolen", 4 },   /* the same between steal_chains' CAS and its record */
+};
+
+/* ---- what each point's workload is and what a kill there leaves ---------- */
+
+enum workload {
+	W_WRITES,   /* sets, adds, deletes, cas, incr, expire of 8-900 B values, reclaims, sweeps */
+	W_RETIRE,   /* 40 inserts, 40 updates (40 retired blocks), one reclaim, 40 deletes */
+	W_CARVE,    /* inserts into a fresh arena: every block carved */
+	W_ENTRIES,  /* inserts beyond max_entries */
+	W_COALESCE, /* 2 KiB values into an arena carved into 256 B blocks, all free */
+	W_LRU,      /* the same under LRU, over an arena full of live 256 B keys */
+	W_RUNS,     /* six runs of four DTO lists of three; ended lists replaced or swept */
+	W_POLICY,   /* six TTL policy changes */
+	W_CLEAN,    /* tc_readers_clean of a slot left by the pre-stage */
+	W_STEAL,    /* tc_reclaim taking over a dead slot's pending chain */
+	W_AUDIT,    /* tc_audit, alone on the segment */
+	W_LEASE,    /* tc_lease_acquire */
+	W_SNAPSHOT, /* tc_snapshot_load of ten keys */
+	W_CREATE,   /* tc_open creating another segment */
+};
+
+/* Leak bounds that are not a number of blocks (design.md's wording). */
+enum { LEAK_LIST = -1, LEAK_ANY = -2 };
+
+struct spec {
+	const char *point;
+	enum workload wl;
+	int nth;        /* the pass of the point the child dies at */
+	int leak;       /* exact blocks unnamed after online recovery (LEAK_ANY: not exact) */
+	int bound;      /* design.md's bound for the point: blocks, LEAK_LIST or LEAK_ANY */
+	int live_off;   /* live-key count minus the index's FINAL words, before the audit */
+	const char *pre;/* a point a first child dies at before this one runs (same table) */
+	int sv;         /* the survivor's new keys: SV_OK (0), or the code design.md allows */
+};
+
+/* A killed audit leaves the free blocks it had not relinked yet named by
+ * no list until the next audit (design.md section 8): a survivor's write
+ * that needs them gets -ENOSPC, at once. */
+#define SV_OK 0
+
+static const struct spec specs[] = {
+	/* alloc.c */
+	{ "alloc_popped",      W_WRITES,   3, 1, 1, 0, NULL, SV_OK },
+	{ "alloc_taken",       W_WRITES,   3, 1, 1, 0, NULL, SV_OK },
+	{ "alloc_carved",      W_CARVE,    3, 1, 1, 0, NULL, SV_OK },
+	{ "alloc_ready",       W_WRITES,   3, 0, 0, 0, NULL, SV_OK },
+	/* audit.c */
+	{ "audit_relink",      W_AUDIT,    3, LEAK_ANY, LEAK_ANY, 0, NULL, -ENOSPC },
+	{ "audit_state",       W_AUDIT,    1, 0, 0, 0, NULL, SV_OK },
+	/* coalesce.c */
+	{ "free_unlisted",     W_RETIRE,   1, 1, 1, 0, NULL, SV_OK },
+	{ "coalesce_rewrite",  W_COALESCE, 2, 0, 0, 0, NULL, SV_OK },
+	{ "coalesce_push",     W_COALESCE, 2, 0, 0, 0, NULL, SV_OK },
+	{ "coalesce_claiming", W_COALESCE, 2, 0, 0, 0, NULL, SV_OK },
+	{ "coalesce_popped",   W_COALESCE, 1, 1, 1, 0, NULL, SV_OK },
+	{ "coalesce_held",     W_COALESCE, 1, 0, 0, 0, NULL, SV_OK },
+	{ "coalesce_leased",   W_COALESCE, 1, 0, 0, 0, NULL, SV_OK },
+	{ "coalesce_claimed",  W_COALESCE, 1, 0, 0, 0, NULL, SV_OK },
+	{ "coalesce_drained",  W_COALESCE, 1, 0, 0, 0, NULL, SV_OK },
+	{ "coalesce_live",     W_COALESCE, 1, 0, 0, 0, NULL, SV_OK },
+	/* epoch.c */
+	{ "slot_claimed",      W_WRITES,   1, 0, 0, 0, NULL, SV_OK },
+	{ "read_section",      W_WRITES,  50, 0, 0, 0, NULL, SV_OK },
+	{ "retire_marked",     W_RETIRE,   1, 1, 1, 0, NULL, SV_OK },
+	{ "retire_pushed",     W_RETIRE,   1, 0, 0, 0, NULL, SV_OK },
+	{ "reclaim_walk",      W_RETIRE,   1, 1, 1, 0, NULL, SV_OK },
+	{ "reclaim_stolen",    W_STEAL,    1, 0, 0, 0, "reclaim_walk", SV_OK },
+	{ "reclaim_detached",  W_RETIRE,   1, 0, 0, 0, NULL, SV_OK },
+	{ "clean_claimed",     W_CLEAN,    1, 0, 0, 0, "write_built", SV_OK },
+	{ "clean_inflight",    W_CLEAN,    1, 0, 0, 0, "write_built", SV_OK },
+	{ "clean_unlinked",    W_CLEAN,    1, 0, 0, 0, "update_unlinked", SV_OK },
+	{ "clean_released",    W_CLEAN,    1, 0, 0, 0, "write_built", SV_OK },
+	/* policy.c */
+	{ "policy_unnamed",    W_POLICY,   2, 1, 1, 0, NULL, SV_OK },
+	{ "policy_swapped",    W_POLICY,   2, 1, 1, 0, NULL, SV_OK },
+	/* run.c */
+	{ "run_start_unnamed", W_RUNS,     2, 1, 1, 0, NULL, SV_OK },
+	{ "run_ended",         W_RUNS,     1, 1, 1, 0, NULL, SV_OK },
+	{ "dto_chain_walk",    W_RUNS,     1, 2, LEAK_LIST, 0, NULL, SV_OK },
+	{ "dto_list_unlinked", W_RUNS,     1, 0, 0, 1, NULL, SV_OK },
+	{ "dto_append_unnamed", W_RUNS,    5, 1, 1, 0, NULL, SV_OK },
+	{ "dto_replaced",      W_RUNS,     1, 0, 0, 0, NULL, SV_OK },
+	/* segment.c */
+	{ "create_building",   W_CREATE,   1, 0, 0, 0, NULL, SV_OK },
+	/* snapshot.c */
+	{ "snapshot_record",   W_SNAPSHOT, 4, 0, 0, 0, NULL, SV_OK },
+	/* sweep.c */
+	{ "lease_claiming",    W_LEASE,    1, 0, 0, 0, NULL, SV_OK },
+	/* table.c */
+	{ "insert_claimed",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
+	{ "insert_rescanned",  W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
+	{ "remove_unlinked",   W_WRITES,   2, 0, 0, 1, NULL, SV_OK },
+	{ "remove_counted",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
+	{ "drop_private_freed", W_LRU,     1, 0, 0, 0, NULL, SV_OK },
+	{ "write_built",       W_WRITES,   3, 0, 0, 0, NULL, SV_OK },
+	{ "update_noted",      W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
+	{ "update_swapped",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
+	{ "update_unlinked",   W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
+	{ "update_retired",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
+	{ "insert_published",  W_WRITES,   2, 0, 0, -1, NULL, SV_OK },
+	{ "insert_first_published", W_RUNS, 1, 0, 0, -1, NULL, SV_OK },
+};
+#define NSPECS (sizeof(specs) / sizeof(specs[0]))
+
+static const struct spec *spec_of(const char *point)
+{
+	for (size_t i = 0; i < NSPECS; i++)
+		if (strcmp(specs[i].point, point) == 0)
+			return &specs[i];
+	return NULL;
+}
+
+static const struct point *point_of(const char *name)
+{
+	for (size_t i = 0; i < NPOINTS; i++)
+		if (strcmp(points[i].name, name) == 0)
+			return &points[i];
+	return NULL;
+}
+
+struct verdict {
+	char why[1024];
+};
+
+/* -1: not expected to fail; else the defect number (0: not in issue 8). */
+static int expected_defect(const char *test)
+{
+	for (size_t i = 0; i < sizeof(expected_failures) / sizeof(expected_failures[0]); i++)
+		if (strcmp(expected_failures[i].test, test) == 0)
+			return expected_failures[i].defect;
+	return -1;
+}
+
+/* Pass, fail, or report an expected failure (and fail once it passes). */
+static void conclude(const char *test, const struct verdict *v)
+{
+	int defect = expected_defect(test);
+	if (v->why[0] && defect >= 0) {
+		if (defect)
+			print_message("  XFAIL %s (issue 8, defect %d): %s\n", test, defect, v->why);
+		else
+			print_message("  XFAIL %s (found by this test, not in issue 8's list): %s\n",
+				      test, v->why);
+		return;
+	}
+	if (v->why[0])
+		fail_msg("%s: %s", test, v->why);
+	if (defect >= 0)
+		fail_msg("%s passes now: remove it from expected_failures[]", test);
+}
+
+/* design.md's wording of a bound, exactly. */
+static const char *bound_text(int bound, char *buf, size_t cap)
+{
+	if (bound == LEAK_LIST)
+		return "the rest of the list";
+	if (bound == LEAK_ANY)
+		return "free blocks, until the next audit";
+	if (bound == 0)
+		return "0";
+	snprintf(buf, cap, "%d block%s", bound, bound == 1 ? "" : "s");
+	return buf;
+}
+
+/* ---- geometry and the segment's life ------------------------------------- */
+
+#define ARENA     (256u * 1024u)
+#define KEYS      64
+#define SNAP_KEYS 10
+
+static uint64_t entries_of(enum workload w)
+{
+	return w == W_ENTRIES ? 64 : 4096;
+}
+
+static int eviction_of(enum workload w)
+{
+	return w == W_LRU ? TC_EVICT_LRU : TC_EVICT_NONE;
+}
+
+/*
+ * The block size the fills use: a power of two (so that blocks tile the
+ * arena exactly and a fill carves all of it) large enough that the fill
+ * reaches the end of the arena before max_entries.
+ */
+static uint64_t fill_block(tc_cache *c)
+{
+	uint64_t b = 256;
+	while (c->arena_bytes / b > c->max_entries / 2)
+		b *= 2;
+	return b;
+}
+
+/* Fill the arena with keys of one power-of-two class: to -ENOSPC (or, under
+ * LRU, twice over).  Returns the keys written, or -1 on another code. */
+static int fill(tc_cache *c, char *why, size_t cap)
+{
+	uint64_t b = fill_block(c), len = b - TC_ENTRY_HDR - 8; /* key "fNNNNNN": 8 bytes */
+	uint64_t most = 2 * c->arena_bytes / b;
+	static uint8_t val[64 * 1024];
+	memset(val, 0x5a, sizeof(val));
+	for (uint64_t i = 0; i < most; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "f%06u", (unsigned)i);
+		int rc = tc_set(c, key, strlen(key), val, len, 7, 0);
+		if (rc == -ENOSPC && c->eviction == TC_EVICT_NONE)
+			return (int)i;
+		if (rc != 0) {
+			snprintf(why, cap, "fill: tc_set(%s) = %s", key, tc_strerror(rc));
+			return -1;
+		}
+	}
+	if (c->eviction == TC_EVICT_NONE) {
+		snprintf(why, cap, "fill: %llu keys and no -ENOSPC", (unsigned long long)most);
+		return -1;
+	}
+	return (int)most;
+}
+
+static const char *const policy_prefixes[] = { "p0:", "p1:", "p2:", "p3:", "p4:", "p5:" };
+
+/* Delete every key, list, run and policy; reclaim. 0 or the first bad code. */
+static int delete_all(tc_cache *c)
+{
+	int rc = tc_run_end(c);
+	if (rc != 0 && rc != TC_ENORUN)
+		return rc;
+	for (size_t i = 0; i < sizeof(policy_prefixes) / sizeof(policy_prefixes[0]); i++) {
+		rc = tc_ttl_policy_del(c, policy_prefixes[i]);
+		if (rc != 0 && rc != -ENOENT)
+			return rc;
+	}
+	uint64_t n;
+	if ((rc = tc_purge(c, NULL, &n)) != 0)
+		return rc;
+	tc_sweep_report sr;
+	if ((rc = tc_sweep(c, 0, &sr)) != 0)
+		return rc;
+	return tc_reclaim(c, NULL);
+}
+
+/* ---- the census: what names every block ---------------------------------- */
+
+struct census {
+	uint64_t blocks;     /* blocks with a header in the carved arena */
+	uint64_t reachable;  /* named by the index (and its lists) or a header root */
+	uint64_t unnamed;    /* named by nothing: neither reachable nor on any list */
+	uint64_t headerless; /* runs of carved units without a header */
+	uint64_t tent;       /* TENT words in the index */
+	uint64_t final;      /* FINAL words in the index */
+	bool bad;            /* a ref out of bounds or an unwalkable arena */
+};
+
+struct marks {
+	tc_cache *c;
+	uint64_t *bits;
+	bool bad;
+};
+
+static void mark(void *ctx, uint64_t ref)
+{
+	struct marks *m = ctx;
+	if (ref == 0 || ref > m->c->arena_units) {
+		m->bad = true;
+		return;
+	}
+	m->bits[(ref - 1) / 64] |= 1ull << ((ref - 1) % 64);
+}
+
+static bool is_marked(const struct marks *m, uint64_t ref)
+{
+	return (m->bits[(ref - 1) / 64] >> ((ref - 1) % 64)) & 1;
+}
+
+static void mark_chain(struct marks *m, uint64_t ref)
+{
+	for (uint64_t n = 0; ref && n <= m->c->arena_units; n++) {
+		struct tc_entry *e = tc__block(m->c, ref);
+		if (!e) {
+			m->bad = true;
+			return;
+		}
+		mark(m, ref);
+		ref = tc__ld(&e->link);
+	}
+}
+
+static bool header_ok(uint32_t st)
+{
+	return st == TC_BLK_FREE || st == TC_BLK_LIVE || st == TC_BLK_RETIRED ||
+	       st == TC_BLK_CLAIMED || st == TC_BLK_OUT;
+}
+
+/* Count over the arena of a quiescent segment; *out filled. */
+static void take_census(tc_cache *c, struct census *out)
+{
+	struct marks m = { c, calloc((c->arena_units + 63) / 64, 8), false };
+	memset(out, 0, sizeof(*out));
+	assert_non_null(m.bits);
+	for (uint64_t b = 0; b < c->nbuckets; b++) {
+		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+			uint64_t w = tc__ld(&c->index[b].w[i]);
+			if (!w)
+				continue;
+			if (TC_SW_STATE(w) != TC_SW_FINAL) {
+				out->tent++;
+				continue;
+			}
+			out->final++;
+			struct tc_entry *e = tc__block(c, TC_SW_REF(w));
+			if (!e) {
+				m.bad = true;
+				continue;
+			}
+			mark(&m, TC_SW_REF(w));
+			tc__audit_entry(c, e, mark, &m);
+		}
+	}
+	tc__audit_roots(c, mark, &m);
+	for (uint64_t w = 0; w < (c->arena_units + 63) / 64; w++)
+		out->reachable += (uint64_t)__builtin_popcountll(m.bits[w]);
+	for (uint32_t k = 0; k < TC_CLASSES_USED; k++)
+		mark_chain(&m, tc__ld(&c->h->cls[k].head) & 0xffffffffu);
+	mark_chain(&m, tc__ld(&c->h->retire_head) & 0xffffffffu);
+	for (uint32_t i = 0; i < c->nslots; i++)
+		mark_chain(&m, tc__ld(&c->slots[i].reclaim));
+	mark_chain(&m, tc__ld(&c->h->df_held));
+	uint64_t end = tc__ld(&c->h->bump);
+	bool in_gap = false;
+	if (end > c->arena_units)
+		m.bad = true;
+	for (uint64_t u = 0; u < end && u < c->arena_units;) {
+		struct tc_entry *e = (struct tc_entry *)(c->arena + u * TC_BLOCK_UNIT);
+		if (!header_ok(tc__ld(&e->state))) {
+			if (!in_gap)
+				out->headerless++;
+			in_gap = true;
+			u++;
+			continue;
+		}
+		in_gap = false;
+		uint32_t cls = tc__ld(&e->cls);
+		uint64_t units = cls < TC_CLASSES_USED ? tc__class_size(cls) / TC_BLOCK_UNIT : 0;
+		if (!units || u + units > end) {
+			m.bad = true;
+			break;
+		}
+		out->blocks++;
+		if (!is_marked(&m, u + 1))
+			out->unnamed++;
+		u += units;
+	}
+	out->bad = m.bad;
+	free(m.bits);
+}
+
+/* ---- verdicts: every failed check is collected ---------------------------- */
+
+static void note(struct verdict *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct verdict *v, const char *fmt, ...)
+{
+	size_t n = strlen(v->why);
+	if (n + 4 >= sizeof(v->why))
+		return;
+	if (n)
+		n += (size_t)snprintf(v->why + n, sizeof(v->why) - n, "; ");
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(v->why + n, sizeof(v->why) - n, fmt, ap);
+	va_end(ap);
+}
+
+#define EXPECT_RC(v, exp, call)                                                       \
+	do {                                                                          \
+		int e_ = (exp), g_ = (call);                                          \
+		if (e_ != g_)                                                         \
+			note((v), "%s = %s, expected %s", #call, tc_strerror(g_),     \
+			     tc_strerror(e_));                                        \
+	} while (0)
+
+/* ---- the children's workloads --------------------------------------------- */
+
+/* A code the workload did not expect: the child reports it and exits 3. */
+static void child_want(int rc, int a, int b, const char *what)
+{
+	if (rc == a || rc == b)
+		return;
+	fprintf(stderr, "child %d: %s = %s\n", (int)getpid(), what, tc_strerror(rc));
+	_exit(3);
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void wl_writes(tc_cache *c)
+{
+	static uint8_t val[1024], buf[1024];
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+	memset(val, 0x33, sizeof(val));
+	for (int n = 0; n < 3000; n++) {
+		unsigned i = (unsigned)(rnd(&rng) % KEYS), op = (unsigned)(rnd(&rng) % 100);
+		size_t len = 8 + (size_t)(rnd(&rng) % 900);
+		char key[16];
+		tc_meta m;
+		snprintf(key, sizeof(key), "w%u", i);
+		size_t kl = strlen(key);
+		if (op < 40) {
+			child_want(tc_set(c, key, kl, val, len, 1, 0), 0, 0, "set");
+		} else if (op < 50) {
+			child_want(tc_add(c, key, kl, val, len, 1, 0), 0, -EEXIST, "add");
+		} else if (op < 65) {
+			child_want(tc_del(c, key, kl), 0, -ENOENT, "del");
+		} else if (op < 75) {
+			int rc = tc_get(c, key, kl, buf, sizeof(buf), &m);
+			child_want(rc, 0, -ENOENT, "get");
+			if (rc == 0)
+				child_want(tc_cas(c, key, kl, m.version, val, len / 2, 1, 0), 0, 0,
+					   "cas");
+		} else if (op < 85) {
+			snprintf(key, sizeof(key), "ctr%u", i % 4);
+			child_want(tc_incr(c, key, strlen(key), 1, 0, NULL), 0, 0, "incr");
+		} else if (op < 92) {
+			child_want(tc_expire(c, key, kl, 3600 * 1000), 0, -ENOENT, "expire");
+		} else if (op < 97) {
+			child_want(tc_get(c, key, kl, buf, sizeof(buf), &m), 0, -ENOENT, "get");
+		} else {
+			child_want(tc_reclaim(c, NULL), 0, 0, "reclaim");
+		}
+		if (n % 500 == 499)
+			child_want(tc_sweep(c, 0, NULL), 0, 0, "sweep");
+	}
+}
+
+static void wl_retire(tc_cache *c)
+{
+	uint8_t val[64];
+	memset(val, 0x44, sizeof(val));
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < 40; i++) {
+			char key[16];
+			snprintf(key, sizeof(key), "r%d", i);
+			child_want(tc_set(c, key, strlen(key), val, sizeof(val), 2, 0), 0, 0, "set");
+		}
+	}
+	child_want(tc_reclaim(c, NULL), 0, 0, "reclaim");
+	for (int i = 0; i < 40; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "r%d", i);
+		child_want(tc_del(c, key, strlen(key)), 0, 0, "del");
+	}
+	child_want(tc_reclaim(c, NULL), 0, 0, "reclaim");
+}
+
+/* Values sized like the fills' (256 B blocks), so carving keeps the arena
+ * tiled by them. */
+static void wl_carve(tc_cache *c)
+{
+	uint8_t val[256 - TC_ENTRY_HDR - 8];
+	memset(val, 0x55, sizeof(val));
+	for (int i = 0; i < 20; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "c%06d", i);
+		child_want(tc_set(c, key, strlen(key), val, sizeof(val), 3, 0), 0, 0, "set");
+	}
+}
+
+static void wl_entries(tc_cache *c)
+{
+	uint8_t val[100];
+	memset(val, 0x66, sizeof(val));
+	for (int i = 0; i < 80; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "e%d", i);
+		child_want(tc_set(c, key, strlen(key), val, sizeof(val), 4, 0), 0, -ENOSPC, "set");
+	}
+}
+
+static void wl_coalesce(tc_cache *c)
+{
+	static uint8_t val[2000];
+	memset(val, 0x77, sizeof(val));
+	for (int i = 0; i < 30; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "g%d", i);
+		child_want(tc_set(c, key, strlen(key), val, sizeof(val), 5, 0), 0, 0, "set");
+	}
+}
+
+static void wl_runs(tc_cache *c)
+{
+	uint8_t dto[128];
+	memset(dto, 0x88, sizeof(dto));
+	for (int r = 0; r < 6; r++) {
+		child_want(tc_run_start(c, (int64_t)r * 1000, (uint64_t)r), 0, 0, "run_start");
+		for (int k = 0; k < 4; k++) {
+			char key[16];
+			snprintf(key, sizeof(key), "d%d", k);
+			for (int j = 0; j < 3; j++)
+				child_want(tc_dto_append(c, key, strlen(key), (uint32_t)j, dto,
+							 40 + 30 * (size_t)j),
+					   0, 0, "dto_append");
+		}
+		child_want(tc_run_end(c), 0, 0, "run_end");
+		if (r % 2 == 1)
+			child_want(tc_sweep(c, 0, NULL), 0, 0, "sweep");
+	}
+}
+
+static void wl_policy(tc_cache *c)
+{
+	for (size_t i = 0; i < sizeof(policy_prefixes) / sizeof(policy_prefixes[0]); i++)
+		child_want(tc_ttl_policy_set(c, policy_prefixes[i], 60000 + i), 0, 0, "policy_set");
+}
+
+static char snap_path[128];
+static char create_name[TC_NAME_MAX + 1];
+
+static void run_workload(const char *seg, enum workload w)
+{
+	tc_cache *c = NULL;
+	if (w == W_CREATE) {
+		tc_opts o = wb_opts(64, 64 * 1024, 4, TC_EVICT_NONE);
+		child_want(tc_open(&c, create_name, &o), 0, 0, "create");
+		return;
+	}
+	child_want(tc_open(&c, seg, NULL), 0, 0, "open");
+	switch (w) {
+	case W_WRITES:   wl_writes(c); break;
+	case W_RETIRE:   wl_retire(c); break;
+	case W_CARVE:    wl_carve(c); break;
+	case W_ENTRIES:  wl_entries(c); break;
+	case W_COALESCE:
+	case W_LRU:      wl_coalesce(c); break;
+	case W_RUNS:     wl_runs(c); break;
+	case W_POLICY:   wl_policy(c); break;
+	case W_CLEAN: {
+		uint32_t n;
+		child_want(tc_readers_clean(c, &n), 0, 0, "readers_clean");
+		break;
+	}
+	case W_STEAL:    child_want(tc_reclaim(c, NULL), 0, 0, "reclaim"); break;
+	case W_AUDIT: {
+		tc_audit_report r;
+		child_want(tc_audit(c, &r), 0, 0, "audit");
+		break;
+	}
+	case W_LEASE: {
+		uint32_t h;
+		child_want(tc_lease_acquire(c, 0, &h), 0, 0, "lease_acquire");
+		break;
+	}
+	case W_SNAPSHOT: {
+		tc_snapshot_report r;
+		child_want(tc_snapshot_load(c, snap_path, 0, &r), 0, 0, "snapshot_load");
+		break;
+	}
+	case W_CREATE:   break;
+	}
+	tc_close(c);
+}
+
+/*
+ * Run workload W in a child armed to die at POINT's NTH pass.  0 when it
+ * died there (SIGKILL); else a note in V.
+ */
+static int kill_child_at(struct verdict *v, const char *seg, enum workload w, const char *point,
+			 int nth)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char at[96];
+		alarm(60);
+		snprintf(at, sizeof(at), "%s:%d", point, nth);
+		setenv("TICKCACHE_CRASH_AT", at, 1);
+		run_workload(seg, w);
+		_exit(0);
+	}
+	int st = wb_wait(pid);
+	if (st == 128 + SIGKILL)
+		return 0;
+	if (st == 0)
+		note(v, "point %s (pass %d) not reached by its workload", point, nth);
+	else if (st == 128 + SIGALRM)
+		note(v, "the workload of %s hung", point);
+	else
+		note(v, "the workload of %s failed (status %d)", point, st);
+	return -1;
+}
+
+/* ---- the checks ------------------------------------------------------------ */
+
+/* 1. No survivor blocks: its own keys, exact codes and bytes. */
+static void check_survivor(struct verdict *v, tc_cache *c, bool full, int sv)
+{
+	uint8_t val[100], buf[128];
+	tc_meta m;
+	alarm(60);
+	if (full) {
+		/* The index holds max_entries keys: a new key gets -ENOSPC at once. */
+		EXPECT_RC(v, -ENOSPC, tc_set(c, "sv", 2, val, sizeof(val), 9, 0));
+		EXPECT_RC(v, 0, tc_get(c, "e0", 2, buf, sizeof(buf), &m));
+		alarm(0);
+		return;
+	}
+	for (int i = 0; i < 16; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "sv%d", i);
+		memset(val, i, sizeof(val));
+		if (sv != SV_OK) {
+			EXPECT_RC(v, sv, tc_set(c, key, strlen(key), val, sizeof(val), 9, 0));
+			EXPECT_RC(v, -ENOENT, tc_get(c, key, strlen(key), buf, sizeof(buf), &m));
+			continue;
+		}
+		EXPECT_RC(v, 0, tc_set(c, key, strlen(key), val, sizeof(val), 9, 0));
+		int rc = tc_get(c, key, strlen(key), buf, sizeof(buf), &m);
+		if (rc != 0 || m.len != sizeof(val) || memcmp(buf, val, sizeof(val)) != 0)
+			note(v, "survivor read %s: %s, %zu bytes", key, tc_strerror(rc), m.len);
+		EXPECT_RC(v, 0, tc_del(c, key, strlen(key)));
+	}
+	alarm(0);
+}
+
+static void census_or_note(struct verdict *v, tc_cache *c, struct census *k, const char *when)
+{
+	take_census(c, k);
+	if (k->bad)
+		note(v, "%s: the census met a bad ref or an unwalkable arena", when);
+}
+
+/* 4. The largest class the arena holds, stored, read back, deleted. */
+static void check_largest(struct verdict *v, tc_cache *c)
+{
+	uint32_t k = 0;
+	while (k + 1 < TC_CLASSES_USED && tc__class_size(k + 1) <= c->arena_bytes)
+		k++;
+	size_t len = tc__class_size(k) - TC_ENTRY_HDR - 8;
+	uint8_t *val = malloc(len), *buf = malloc(len);
+	assert_non_null(val);
+	assert_non_null(buf);
+	memset(val, 0xbb, len);
+	tc_meta m;
+	/* At the first call, wherever the last search left df_hand
+	 * (test_largest_value_fits_at_once). */
+	int rc = tc_set(c, "largest", 7, val, len, 8, 0);
+	if (rc != 0) {
+		note(v, "a value of the largest class (%llu B block) = %s",
+		     (unsigned long long)tc__class_size(k), tc_strerror(rc));
+	} else {
+		rc = tc_get(c, "largest", 7, buf, len, &m);
+		if (rc != 0 || m.len != len || memcmp(val, buf, len) != 0)
+			note(v, "the largest value read back: %s", tc_strerror(rc));
+		EXPECT_RC(v, 0, tc_del(c, "largest", 7));
+		EXPECT_RC(v, 0, tc_reclaim(c, NULL));
+	}
+	free(val);
+	free(buf);
+}
+
+/* 3. Empty: no key, nothing in use, every carved block free and listed. */
+static void check_empty(struct verdict *v, tc_cache *c, const char *when)
+{
+	struct census k;
+	tc_stats st;
+	census_or_note(v, c, &k, when);
+	EXPECT_RC(v, 0, tc_get_stats(c, &st));
+	if (st.entries != 0 || st.memory_used != 0 || k.final != 0 || k.tent != 0 ||
+	    k.reachable != 0 || k.unnamed != 0 || k.headerless != 0)
+		note(v, "%s: not empty: entries %llu, memory_used %llu, index words %llu+%llu, "
+			"reachable %llu, unnamed %llu, header-less runs %llu", when,
+		     (unsigned long long)st.entries, (unsigned long long)st.memory_used,
+		     (unsigned long long)k.final, (unsigned long long)k.tent,
+		     (unsigned long long)k.reachable, (unsigned long long)k.unnamed,
+		     (unsigned long long)k.headerless);
+}
+
+static void segment_setup(struct verdict *v, tc_cache *c, enum workload w)
+{
+	char why[256] = "";
+	if (w != W_CARVE) {
+		int n = fill(c, why, sizeof(why));
+		if (n < 0) {
+			note(v, "%s", why);
+			return;
+		}
+		/* Under LRU the fill stays: the workload evicts it. */
+		if (w != W_LRU)
+			EXPECT_RC(v, 0, delete_all(c));
+	}
+	if (w == W_SNAPSHOT) {
+		uint8_t val[50];
+		memset(val, 0x99, sizeof(val));
+		for (int i = 0; i < SNAP_KEYS; i++) {
+			char key[16];
+			snprintf(key, sizeof(key), "s%d", i);
+			EXPECT_RC(v, 0, tc_set(c, key, strlen(key), val, sizeof(val), 6, 0));
+		}
+		tc_snapshot_report r;
+		EXPECT_RC(v, 0, tc_snapshot_save(c, snap_path, &r));
+		uint64_t n;
+		EXPECT_RC(v, 0, tc_purge(c, NULL, &n));
+		EXPECT_RC(v, 0, tc_reclaim(c, NULL));
+	}
+}
+
+static void run_point(const struct spec *sp, struct verdict *v)
+{
+	char seg[48];
+	const struct spec *pre = sp->pre ? spec_of(sp->pre) : NULL;
+	wb_name(seg, sizeof(seg), "cp");
+	snprintf(snap_path, sizeof(snap_path), "/tmp/tc-crashpt-%d.snap", (int)getpid());
+	snprintf(create_name, sizeof(create_name), "%s-new", seg);
+	(void)tc_unlink(create_name);
+
+	tc_cache *c = wb_create(seg, entries_of(sp->wl), ARENA, 8, eviction_of(sp->wl));
+	segment_setup(v, c, sp->wl);
+	/* Nobody else attached while the children work (tc_audit needs it). */
+	tc_close(c);
+	c = NULL;
+	if (v->why[0])
+		goto out;
+	if (sp->pre && !pre) {
+		note(v, "pre-stage %s has no spec", sp->pre);
+		goto out;
+	}
+	if (pre && kill_child_at(v, seg, pre->wl, pre->point, pre->nth) != 0)
+		goto out;
+	if (kill_child_at(v, seg, sp->wl, sp->point, sp->nth) != 0)
+		goto out;
+	WB_RC(0, tc_open(&c, seg, NULL));
+
+	check_survivor(v, c, sp->wl == W_ENTRIES, sp->sv);
+	if (sp->wl == W_CREATE) {
+		tc_cache *d = NULL;
+		EXPECT_RC(v, TC_ECORRUPT, tc_open(&d, create_name, NULL));
+		EXPECT_RC(v, 0, tc_unlink(create_name));
+	}
+	if (sp->wl == W_LEASE) {
+		uint32_t holder = 0;
+		EXPECT_RC(v, 0, tc_lease_acquire(c, 0, &holder));
+		if (holder != (uint32_t)getpid())
+			note(v, "lease holder %u after the claimer died", holder);
+		EXPECT_RC(v, 0, tc_lease_release(c));
+	}
+
+	/* 2. Online recovery, then what only the audit can recover. */
+	tc_sweep_report sr;
+	EXPECT_RC(v, 0, tc_sweep(c, 0, &sr));
+	struct census k;
+	census_or_note(v, c, &k, "before the audit");
+	int64_t leak = (int64_t)(k.unnamed + k.headerless);
+	int64_t want = sp->leak + (pre ? pre->leak : 0);
+	int64_t live_off = (int64_t)tc__ld(&c->h->live) - (int64_t)k.final;
+	int64_t want_off = sp->live_off + (pre ? pre->live_off : 0);
+	print_message("  %-24s leak before tc_audit: %lld block(s) (%llu unnamed, %llu header-less), "
+		      "live count off by %lld\n", sp->point, (long long)leak,
+		      (unsigned long long)k.unnamed, (unsigned long long)k.headerless,
+		      (long long)live_off);
+	if (sp->leak != LEAK_ANY && leak != want)
+		note(v, "leak before tc_audit: %lld block(s), expected exactly %lld", (long long)leak,
+		     (long long)want);
+	if (k.tent != 0)
+		note(v, "%llu TENT word(s) left after online recovery", (unsigned long long)k.tent);
+	if (live_off != want_off)
+		note(v, "live count off by %lld, expected %lld", (long long)live_off,
+		     (long long)want_off);
+
+	/* 3. The audit, then every key deleted: the arena is empty. */
+	tc_audit_report ar;
+	EXPECT_RC(v, 0, tc_audit(c, &ar));
+	census_or_note(v, c, &k, "after the audit");
+	if (k.unnamed || k.headerless || k.tent || (int64_t)tc__ld(&c->h->live) != (int64_t)k.final)
+		note(v, "after the audit: %llu unnamed, %llu header-less, %llu TENT, live %lld of %llu",
+		     (unsigned long long)k.unnamed, (unsigned long long)k.headerless,
+		     (unsigned long long)k.tent, (long long)tc__ld(&c->h->live),
+		     (unsigned long long)k.final);
+	EXPECT_RC(v, 0, delete_all(c));
+	check_empty(v, c, "every key deleted");
+	char why[256] = "";
+	if (fill(c, why, sizeof(why)) < 0)
+		note(v, "after the audit: %s", why);
+	EXPECT_RC(v, 0, delete_all(c));
+	check_empty(v, c, "filled and emptied again");
+
+	/* 4. Coalescing over the whole arena. */
+	check_largest(v, c);
+out:
+	if (c)
+		tc_close(c);
+	(void)tc_unlink(seg);
+	(void)tc_unlink(create_name);
+	(void)unlink(snap_path);
+}
+
+static void test_point(void **state)
+{
+	const struct spec *sp = *state;
+	struct verdict v = { "" };
+	run_point(sp, &v);
+	/* Never excused: every point must be reached by its workload. */
+	if (strstr(v.why, "not reached") || strstr(v.why, "hung") || strstr(v.why, "failed (status"))
+		fail_msg("%s: %s", sp->point, v.why);
+	conclude(sp->point, &v);
+}
+
+/*
+ * Not a crash point: check 4 above found it.  A fully free arena whose
+ * coalescer last left df_hand inside it must take a value of the arena's
+ * size at the first call.
+ */
+static void test_largest_value_fits_at_once(void **state)
+{
+	(void)state;
+	char seg[48], why[256] = "";
+	struct verdict v = { "" };
+	wb_name(seg, sizeof(seg), "cpw");
+	tc_cache *c = wb_create(seg, 4096, ARENA, 8, TC_EVICT_NONE);
+	if (fill(c, why, sizeof(why)) < 0)
+		fail_msg("%s", why);
+	WB_RC(0, delete_all(c));
+	uint8_t val[100];
+	memset(val, 1, sizeof(val));
+	/* A 128 B block: the coalescer re-cuts a window at the arena's start
+	 * and leaves df_hand after it. */
+	WB_RC(0, tc_set(c, "small", 5, val, sizeof(val), 1, 0));
+	WB_RC(0, tc_del(c, "small", 5));
+	WB_RC(0, tc_reclaim(c, NULL));
+	assert_int_not_equal(tc__ld(&c->h->df_hand), 0);
+	check_empty(&v, c, "before the largest value");
+	uint32_t k = 0;
+	while (k + 1 < TC_CLASSES_USED && tc__class_size(k + 1) <= c->arena_bytes)
+		k++;
+	size_t len = tc__class_size(k) - TC_ENTRY_HDR - 8;
+	uint8_t *big = calloc(1, len);
+	assert_non_null(big);
+	EXPECT_RC(&v, 0, tc_set(c, "largest", 7, big, len, 8, 0));
+	free(big);
+	tc_close(c);
+	(void)tc_unlink(seg);
+	conclude("test_largest_value_fits_at_once", &v);
+}
+
+/* ---- the list, the specs and design.md agree -------------------------------- */
+
+static void test_every_point_has_a_workload(void **state)
+{
+	(void)state;
+	int bad = 0;
+	assert_true(NPOINTS > 0);
+	for (size_t i = 0; i < NPOINTS; i++) {
+		if (!spec_of(points[i].name)) {
+			print_error("%s (%s): a crash point without a workload in specs[]\n",
+				    points[i].name, points[i].file);
+			bad++;
+		}
+	}
+	for (size_t i = 0; i < NSPECS; i++) {
+		if (!point_of(specs[i].point)) {
+			print_error("specs[] names %s, which is not in the code\n", specs[i].point);
+			bad++;
+		}
+		if (specs[i].pre && !spec_of(specs[i].pre)) {
+			print_error("%s: pre-stage %s has no spec\n", specs[i].point, specs[i].pre);
+			bad++;
+		}
+		if (specs[i].leak != LEAK_ANY && specs[i].bound >= 0 && specs[i].leak > specs[i].bound) {
+			print_error("%s: expected leak %d above its bound %d\n", specs[i].point,
+				    specs[i].leak, specs[i].bound);
+			bad++;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(specs[i].point, specs[j].point) == 0) {
+				print_error("specs[] names %s twice\n", specs[i].point);
+				bad++;
+			}
+	}
+	for (size_t i = 0; i < sizeof(expected_failures) / sizeof(expected_failures[0]); i++)
+		if (!point_of(expected_failures[i].test) &&
+		    strcmp(expected_failures[i].test, "test_largest_value_fits_at_once") != 0) {
+			print_error("expected_failures[] names %s, neither a point nor a test\n",
+				    expected_failures[i].test);
+			bad++;
+		}
+	assert_int_equal(bad, 0);
+}
+
+/* Trim spaces and one pair of backticks. */
+static char *cell(char *s)
+{
+	while (*s == ' ')
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && e[-1] == ' ')
+		*--e = '\0';
+	if (e - s >= 2 && s[0] == '`' && e[-1] == '`') {
+		e[-1] = '\0';
+		s++;
+	}
+	return s;
+}
+
+/*
+ * docs/design.md, section "Crash points": one row per point, exactly the
+ * points of the code, each with its file and the bound specs[] checks.
+ * Rows: | `point` | file.c | killed after | leak until `tc_audit` | recovery |
+ */
+static void test_design_table_lists_every_point(void **state)
+{
+	(void)state;
+	FILE *f = fopen("docs/design.md", "r");
+	assert_non_null(f);
+	char line[2048];
+	bool in = false;
+	int rows = 0, bad = 0;
+	bool seen[NPOINTS];
+	memset(seen, 0, sizeof(seen));
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (strncmp(line, "### ", 4) == 0) {
+			in = strcmp(line, "### Crash points") == 0;
+			continue;
+		}
+		if (strncmp(line, "## ", 3) == 0)
+			in = false;
+		if (!in || strncmp(line, "| `", 3) != 0)
+			continue;
+		char *col[6] = { 0 };
+		int n = 0;
+		for (char *p = line + 1, *q; n < 6 && (q = strchr(p, '|')) != NULL; p = q + 1) {
+			*q = '\0';
+			col[n++] = cell(p);
+		}
+		if (n != 5) {
+			print_error("design.md: a crash-point row with %d columns, not 5\n", n);
+			bad++;
+			continue;
+		}
+		rows++;
+		const struct point *pt = point_of(col[0]);
+		const struct spec *sp = spec_of(col[0]);
+		if (!pt) {
+			print_error("design.md lists %s, which is not a point of the code\n", col[0]);
+			bad++;
+			continue;
+		}
+		size_t idx = (size_t)(pt - points);
+		if (seen[idx]) {
+			print_error("design.md lists %s twice\n", col[0]);
+			bad++;
+		}
+		seen[idx] = true;
+		if (strcmp(col[1], pt->file) != 0) {
+			print_error("design.md: %s is in %s, not %s\n", col[0], pt->file, col[1]);
+			bad++;
+		}
+		char buf[32];
+		const char *b = sp ? bound_text(sp->bound, buf, sizeof(buf)) : "?";
+		if (strcmp(col[3], b) != 0) {
+			print_error("design.md: %s leaks \"%s\", the test checks \"%s\"\n", col[0],
+				    col[3], b);
+			bad++;
+		}
+	}
+	fclose(f);
+	for (size_t i = 0; i < NPOINTS; i++)
+		if (!seen[i]) {
+			print_error("design.md's crash-point table lacks %s (%s)\n", points[i].name,
+				    points[i].file);
+			bad++;
+		}
+	assert_int_equal(rows, (int)NPOINTS);
+	assert_int_equal(bad, 0);
+}
+
+int main(int argc, char **argv)
+{
+	/* Optional: run only the points named on the command line. */
+	static char names[NSPECS][64];
+	struct CMUnitTest *t = calloc(NSPECS + 3, sizeof(*t));
+	size_t n = 0;
+	assert_non_null(t);
+	t[n++] = (struct CMUnitTest)cmocka_unit_test(test_every_point_has_a_workload);
+	t[n++] = (struct CMUnitTest)cmocka_unit_test(test_design_table_lists_every_point);
+	t[n++] = (struct CMUnitTest)cmocka_unit_test(test_largest_value_fits_at_once);
+	for (size_t i = 0; i < NSPECS; i++) {
+		bool want = argc < 2;
+		for (int a = 1; a < argc; a++)
+			want |= strcmp(argv[a], specs[i].point) == 0;
+		if (!want)
+			continue;
+		snprintf(names[i], sizeof(names[i]), "crash_at_%s", specs[i].point);
+		t[n++] = (struct CMUnitTest){ .name = names[i], .test_func = test_point,
+					      .initial_state = (void *)&specs[i] };
+	}
+	int rc = _cmocka_run_group_tests("crashpoints", t, n, NULL, NULL);
+	free(t);
+	return rc;
+}

@@ -1,0 +1,555 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_scribble_alloc.c - the allocator, the coalescer and tc_audit facing
+ * a crash window and scribbled bytes (shm/alloc.c, coalesce.c, audit.c;
+ * issue 8, defects 3, 5, 7 and 10).
+ *
+ * - A free-list head scribbled to name a free block of a smaller class is
+ *   never handed out: the write goes elsewhere, the neighbour is intact,
+ *   tc_audit succeeds.
+ * - A free block's class byte scribbled to cover a live neighbour: the
+ *   coalescer never re-cuts through the neighbour, and goes on past the
+ *   block; tc_audit re-cuts the scribbled block.
+ * - tc_audit cuts a carve that never wrote its header (a carver killed
+ *   between its bump CAS and its header) into free blocks.
+ * - tc_audit of an arena whose last block is such a carve reads nothing
+ *   past the end of the mapping (the next page is PROT_NONE).
+ * - tc_audit that returns TC_ECORRUPT leaves the index, the headers, the
+ *   free and retire lists and the key count as they were.
+ * - Such a carve does not stop coalescing past it.
+ * - A search that goes past as many untrusted headers as it may leaves
+ *   the rest of the arena to the next search, and never records that
+ *   nothing fits.
+ *
+ * A crash window is reproduced by writing exactly the bytes a killed
+ * carver leaves (the bump pointer moved; the class and builder written or
+ * not; its slot's name of the block cleared by the cleaner or not; nothing
+ * else), so that the hole is where the test wants it.
+ */
+#include "whitebox.h"
+#include "blackbox.h"
+
+#include <signal.h>
+#include <sys/mman.h>
+
+#define V160   80u   /* value bytes of a 160-byte block (klen <= 8) */
+#define BIG    16384u /* a value of the 20 KiB class */
+#define C160   5u    /* class of 160 bytes */
+
+static void val_of(unsigned char *v, size_t len, unsigned i)
+{
+	for (size_t j = 0; j < len; j++)
+		v[j] = (unsigned char)(i * 37 + j * 11 + 1);
+}
+
+static size_t key_of(char *k, size_t cap, unsigned i)
+{
+	return (size_t)snprintf(k, cap, "k%u", i);
+}
+
+static int set_val(tc_cache *c, unsigned i, size_t len)
+{
+	unsigned char v[BIG];
+	char k[16];
+	val_of(v, len, i);
+	return tc_set(c, k, key_of(k, sizeof(k), i), v, len, 0, 0);
+}
+
+/* Key I holds exactly its value of LEN bytes. */
+static void expect_val(tc_cache *c, unsigned i, size_t len)
+{
+	unsigned char want[BIG], got[BIG];
+	char k[16];
+	tc_meta m;
+	val_of(want, len, i);
+	WB_RC(0, tc_get(c, k, key_of(k, sizeof(k), i), got, sizeof(got), &m));
+	assert_int_equal(m.len, len);
+	assert_memory_equal(got, want, len);
+}
+
+/* ------------------------------------------------------------------ */
+/* Defect 7: a pop checks the block's class                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Keys of 80-byte and 160-byte blocks side by side; one 80-byte key is
+ * deleted; the 160-byte class's list head is scribbled to name that free
+ * 80-byte block.  Before the fix, the next 160-byte write took it and
+ * wrote 160 bytes over the following key, which then read back changed,
+ * and tc_audit returned TC_ECORRUPT for ever after.
+ */
+static void test_scribbled_head_of_a_smaller_class_is_never_handed_out(void **state)
+{
+	(void)state;
+	char name[64], k[16];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "sa-pop"), 1024, 1u << 20, 8,
+				TC_EVICT_NONE);
+	uint32_t c80 = tc__class_of(80);
+	/* Keys 0..19: 80-byte blocks (vlen 8), 20..39: 160-byte blocks. */
+	for (unsigned i = 0; i < 40; i++)
+		WB_RC(0, set_val(c, i, i < 20 ? 8 : V160));
+	WB_RC(0, tc_del(c, k, key_of(k, sizeof(k), 10)));
+	WB_RC(0, tc_reclaim(c, NULL));
+	/* Block 10 (80 bytes at unit 50) is free; key 11 follows it. */
+	uint64_t ref = 10 * 5 + 1;
+	struct tc_entry *f = tc__block(c, ref);
+	assert_int_equal(f->state, TC_BLK_FREE);
+	assert_int_equal(f->cls, c80);
+	assert_int_equal(tc__ld(&c->h->cls[c80].head) & 0xffffffffu, ref);
+	uint64_t h = tc__ld(&c->h->cls[C160].head);
+	tc__st(&c->h->cls[C160].head, ((h >> 32) + 1) << 32 | ref);
+	/* New 160-byte values: none lands on the 80-byte block. */
+	for (unsigned i = 40; i < 60; i++)
+		WB_RC(0, set_val(c, i, V160));
+	assert_int_equal(f->state, TC_BLK_FREE);
+	for (unsigned i = 0; i < 60; i++)
+		if (i != 10)
+			expect_val(c, i, i < 20 ? 8 : V160);
+	/* The 80-byte class still has its block. */
+	WB_RC(0, set_val(c, 10, 8));
+	assert_int_equal(tc__ld(&c->h->cls[c80].used), 20);
+	expect_val(c, 10, 8);
+	tc_audit_report rep;
+	WB_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.live_after, 60);
+	for (unsigned i = 0; i < 60; i++)
+		expect_val(c, i, i < 20 ? 8 : V160);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* ------------------------------------------------------------------ */
+/* Defect 10: the coalescer never re-cuts through a live block          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An arena of 160-byte blocks: keys 0..19 and every 512th key stay, the rest
+ * are deleted.  Block 20, free, starts the first window; block 21 (key 21,
+ * kept) follows it.  Block 20's class byte is scribbled so that its size
+ * covers key 21: to 320 bytes, which end exactly on block 22's header, or
+ * to 256, which end inside key 21's value.  16 KiB values force coalescing
+ * from the start of the arena.  320: before a pop checked the block's class
+ * (alloc.c), the drain popped block 20 from the 160-byte list and the
+ * window's re-cut wrote block headers into key 21's value (key 21 lost).
+ * 256: before the walk checked that a size ends on a header and went on
+ * past such a block by the free lists (coalesce.c), every search stopped
+ * at block 20: -ENOSPC with megabytes free.
+ */
+static bool kept(unsigned i)
+{
+	return i < 20 || i == 21 || i % 512 == 0;
+}
+
+static void test_scribbled_class_byte_never_recuts_a_live_neighbour(void **state)
+{
+	(void)state;
+	static const uint64_t sizes[] = { 320, 256 };
+	for (int v = 0; v < 2; v++) {
+		char name[64], k[16];
+		tc_cache *c = wb_create(wb_name(name, sizeof(name), "sa-df"), 16384, 1u << 20, 8,
+					TC_EVICT_NONE);
+		unsigned n = 0;
+		for (;; n++) {
+			int rc = set_val(c, n, V160);
+			if (rc == -ENOSPC)
+				break;
+			WB_RC(0, rc);
+		}
+		for (unsigned i = 0; i < n; i++)
+			if (!kept(i))
+				WB_RC(0, tc_del(c, k, key_of(k, sizeof(k), i)));
+		WB_RC(0, tc_reclaim(c, NULL));
+		struct tc_entry *f = (struct tc_entry *)(c->arena + 20 * 160);
+		assert_int_equal(f->state, TC_BLK_FREE);
+		assert_int_equal(f->cls, C160);
+		f->cls = (uint8_t)tc__class_of(sizes[v]);
+		tc__st(&c->h->df_hand, 0);
+		for (unsigned b = 0; b < 4; b++)
+			WB_RC(0, set_val(c, 100000 + b, BIG));
+		for (unsigned i = 0; i < n; i++)
+			if (kept(i))
+				expect_val(c, i, V160);
+		for (unsigned b = 0; b < 4; b++)
+			expect_val(c, 100000 + b, BIG);
+		/* The audit re-cuts the scribbled block: every carved byte is
+		 * a block again, free or live. */
+		tc_audit_report rep;
+		WB_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.skipped_bytes, 160);
+		assert_int_equal(f->cls, C160);
+		for (unsigned i = 0; i < n; i++) {
+			if (kept(i))
+				expect_val(c, i, V160);
+			else
+				WB_RC(-ENOENT, tc_get(c, k, key_of(k, sizeof(k), i), NULL, 0, NULL));
+		}
+		tc_close(c);
+		tc_unlink(name);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Defects 3 and 5: tc_audit cuts a carve hole into free blocks         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The bytes a carver killed right after its bump CAS leaves, once its
+ * slot has been cleaned (the name it stored in inflight before the CAS
+ * cleared): the bump pointer moved past a block of class CLS, and, with
+ * HALF, the class and builder fields it stores before the state.
+ */
+static uint64_t carve_hole(tc_cache *c, uint32_t cls, bool half)
+{
+	uint64_t b = tc__ld(&c->h->bump);
+	struct tc_entry *e = (struct tc_entry *)(c->arena + b * TC_BLOCK_UNIT);
+	if (half) {
+		e->cls = (uint8_t)cls;
+		e->builder = 3;
+	}
+	tc__st(&c->h->bump, b + tc__class_size(cls) / TC_BLOCK_UNIT);
+	return b;
+}
+
+/*
+ * Fill an EVICT_NONE segment with 160-byte blocks until -ENOSPC, with a
+ * killed carve's hole after the first HOLE_AT keys.  Returns the keys set.
+ */
+static unsigned fill_160_with_hole(tc_cache *c, unsigned hole_at, bool half)
+{
+	unsigned n = 0;
+	for (;; n++) {
+		if (n == hole_at)
+			carve_hole(c, C160, half);
+		int rc = set_val(c, n, V160);
+		if (rc == -ENOSPC)
+			break;
+		WB_RC(0, rc);
+	}
+	assert_true(n > hole_at + 100);
+	return n;
+}
+
+static void del_all(tc_cache *c, unsigned n)
+{
+	char k[16];
+	for (unsigned i = 0; i < n; i++)
+		WB_RC(0, tc_del(c, k, key_of(k, sizeof(k), i)));
+	WB_RC(0, tc_reclaim(c, NULL));
+}
+
+/* Free bytes on the free lists, by the gauges (exact after tc_audit). */
+static uint64_t listed_bytes(tc_cache *c)
+{
+	uint64_t sum = 0;
+	for (uint32_t k = 0; k < TC_CLASSES_USED; k++)
+		sum += tc__ld(&c->h->cls[k].nfree) * tc__class_size(k);
+	return sum;
+}
+
+
+/*
+ * The same arena, audited first: the audit cuts the hole into a free block
+ * (before the fix it stepped over it and left it out of every list), so
+ * every carved byte is on a free list, and the 16 KiB value fits.
+ */
+static void test_audit_cuts_a_carve_hole_into_free_blocks(void **state)
+{
+	(void)state;
+	for (int half = 0; half < 2; half++) {
+		char name[64];
+		tc_cache *c = wb_create(wb_name(name, sizeof(name), "sa-aud"), 16384, 1u << 20, 8,
+					TC_EVICT_NONE);
+		unsigned n = fill_160_with_hole(c, 50, half);
+		del_all(c, n);
+		tc_audit_report rep;
+		WB_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.skipped_bytes, 160);
+		assert_int_equal(rep.recovered, 0);
+		assert_int_equal(rep.live_blocks, 0);
+		assert_int_equal(rep.blocks, n + 1);
+		assert_int_equal(listed_bytes(c), tc__ld(&c->h->bump) * TC_BLOCK_UNIT);
+		/* The hole is a free 160-byte block with a readable header. */
+		struct tc_entry *h = (struct tc_entry *)(c->arena + 50 * 160);
+		assert_int_equal(h->state, TC_BLK_FREE);
+		assert_int_equal(h->cls, C160);
+		WB_RC(0, set_val(c, 100000, BIG));
+		expect_val(c, 100000, BIG);
+		/* A second audit finds nothing left to cut. */
+		WB_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.skipped_bytes, 0);
+		assert_int_equal(rep.recovered, 0);
+		tc_close(c);
+		tc_unlink(name);
+	}
+}
+
+
+/*
+ * Move the handle's mapping so that the page after it is PROT_NONE: any
+ * read past the end of the segment is a SIGSEGV.
+ */
+static int map_guard_page_after(tc_cache *c)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	uint8_t *res = mmap(NULL, c->size + pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (res == MAP_FAILED)
+		return -1;
+	void *nb = mremap(c->base, c->size, c->size, MREMAP_MAYMOVE | MREMAP_FIXED, res);
+	if (nb != (void *)res)
+		return -1;
+	ptrdiff_t d = res - c->base;
+	c->base = res;
+	c->h = (struct tc_hdr *)((uint8_t *)c->h + d);
+	c->slots = (struct tc_rslot *)((uint8_t *)c->slots + d);
+	c->attach = (struct tc_attach_rec *)((uint8_t *)c->attach + d);
+	c->index = (struct tc_bucket *)((uint8_t *)c->index + d);
+	c->arena += d;
+	return 0;
+}
+
+#define LAST_KEYS 511 /* 128-byte blocks: 512 fill the 64 KiB arena exactly */
+
+static int audit_with_guard(const char *name)
+{
+	tc_cache *c = NULL;
+	signal(SIGSEGV, SIG_DFL); /* die of it, rather than run cmocka's next test */
+	if (tc_open(&c, name, NULL) != 0)
+		return BB_EXIT_SETUP;
+	if (c->arena + c->arena_bytes != c->base + c->size || map_guard_page_after(c) != 0) {
+		bb_child_fail("cannot place a guard page after the arena");
+		return BB_EXIT_SETUP;
+	}
+	tc_audit_report rep;
+	int rc = tc_audit(c, &rep);
+	if (rc != 0) {
+		bb_child_fail("tc_audit: %s", tc_strerror(rc));
+		return BB_EXIT_FAIL;
+	}
+	if (rep.skipped_bytes != 128 || rep.live_after != LAST_KEYS || rep.recovered != 0) {
+		bb_child_fail("report: skipped %llu, live %lld, recovered %llu",
+			      (unsigned long long)rep.skipped_bytes, (long long)rep.live_after,
+			      (unsigned long long)rep.recovered);
+		return BB_EXIT_FAIL;
+	}
+	/* The last block is free again: one more key fits. */
+	rc = set_val(c, LAST_KEYS, 56);
+	if (rc != 0) {
+		bb_child_fail("set into the cut hole: %s", tc_strerror(rc));
+		return BB_EXIT_FAIL;
+	}
+	tc_close(c);
+	return BB_EXIT_OK;
+}
+
+static void test_audit_of_a_hole_at_the_arena_end_stays_in_the_mapping(void **state)
+{
+	(void)state;
+	char name[64];
+	/* memory_bytes a multiple of the page: the arena ends the mapping. */
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "sa-end"), 1024, TC_MIN_MEMORY, 8,
+				TC_EVICT_NONE);
+	assert_int_equal(c->arena + c->arena_bytes, c->base + c->size);
+	for (unsigned i = 0; i < LAST_KEYS; i++)
+		WB_RC(0, set_val(c, i, 56)); /* 64 + 8 + 56 = 128 bytes */
+	/* The carver of the last block killed after its bump CAS. */
+	carve_hole(c, tc__class_of(128), false);
+	assert_int_equal(tc__ld(&c->h->bump), c->arena_units);
+	tc_close(c);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(audit_with_guard(name));
+	/* Before the fix: killed by SIGSEGV reading the page after the arena. */
+	assert_int_equal(bb_wait(pid), 0);
+	c = NULL;
+	WB_RC(0, tc_open(&c, name, NULL));
+	for (unsigned i = 0; i <= LAST_KEYS; i++)
+		expect_val(c, i, 56);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* ------------------------------------------------------------------ */
+/* tc_audit's TC_ECORRUPT changes nothing                               */
+/* ------------------------------------------------------------------ */
+
+static void test_corrupt_audit_changes_nothing(void **state)
+{
+	(void)state;
+	char name[64], k[16];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "sa-ec"), 1024, 1u << 20, 8,
+				TC_EVICT_NONE);
+	for (unsigned i = 0; i < 40; i++)
+		WB_RC(0, set_val(c, i, V160));
+	for (unsigned i = 0; i < 10; i++)
+		WB_RC(0, tc_del(c, k, key_of(k, sizeof(k), i)));
+	WB_RC(0, tc_reclaim(c, NULL));
+	/* Keys 10..14 are retired, not yet reclaimed. */
+	for (unsigned i = 10; i < 15; i++)
+		WB_RC(0, tc_del(c, k, key_of(k, sizeof(k), i)));
+	/* An abandoned half-insert naming a free block. */
+	uint64_t *tw = NULL;
+	for (uint64_t b = 0; b < c->nbuckets && !tw; b++)
+		for (int i = 0; i < TC_BUCKET_SLOTS && !tw; i++)
+			if (c->index[b].w[i] == 0)
+				tw = &c->index[b].w[i];
+	assert_non_null(tw);
+	*tw = TC_SW_TENT | 1;
+	/* A reachable block whose class byte is out of range. */
+	struct tc_entry *e = (struct tc_entry *)(c->arena + 30 * 160);
+	assert_int_equal(e->state, TC_BLK_LIVE);
+	e->cls = 200;
+	struct tc_hdr before = *c->h;
+	struct tc_bucket *idx = malloc(c->nbuckets * sizeof(*idx));
+	memcpy(idx, c->index, c->nbuckets * sizeof(*idx));
+	uint8_t *arena = malloc(c->arena_bytes);
+	memcpy(arena, c->arena, c->arena_bytes);
+	tc_audit_report rep;
+	WB_RC(TC_ECORRUPT, tc_audit(c, &rep));
+	assert_int_equal(rep.tentative_cleared, 0);
+	assert_int_equal(*tw, TC_SW_TENT | 1);
+	assert_memory_equal(idx, c->index, c->nbuckets * sizeof(*idx));
+	assert_memory_equal(arena, c->arena, c->arena_bytes);
+	for (uint32_t k2 = 0; k2 < TC_CLASSES_USED; k2++) {
+		assert_int_equal(c->h->cls[k2].head, before.cls[k2].head);
+		assert_int_equal(c->h->cls[k2].nfree, before.cls[k2].nfree);
+		assert_int_equal(c->h->cls[k2].used, before.cls[k2].used);
+	}
+	assert_int_equal(c->h->retire_head, before.retire_head);
+	assert_int_equal(c->h->live, before.live);
+	assert_int_equal(c->h->state, TC_STATE_READY);
+	free(idx);
+	free(arena);
+	/* Repaired, the audit goes through and clears the half-insert. */
+	e->cls = C160;
+	WB_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.tentative_cleared, 1);
+	assert_int_equal(*tw, 0);
+	assert_int_equal(rep.live_after, 25);
+	assert_int_equal(rep.recovered, 0);
+	for (unsigned i = 15; i < 40; i++)
+		expect_val(c, i, V160);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* ------------------------------------------------------------------ */
+/* Defect 3: a carve hole does not end coalescing                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A fully free arena of 160-byte blocks, with a hole after 50 blocks (8000
+ * bytes: no 16 KiB window before it), takes a 16 KiB value.  Before the
+ * fix the window search stopped at the hole and only ever searched the
+ * arena before it: -ENOSPC.  Variants: the carver wrote nothing; it wrote
+ * the class and builder; and, the same, with its slot not yet cleaned, so
+ * that the hole is still named in flight (a carve that may be at work: the
+ * walk must not read it, and goes on past it by the free lists).
+ */
+static void test_carve_hole_does_not_stop_coalescing(void **state)
+{
+	(void)state;
+	for (int variant = 0; variant < 3; variant++) {
+		char name[64];
+		tc_cache *c = wb_create(wb_name(name, sizeof(name), "sa-hole"), 16384, 1u << 20, 8,
+					TC_EVICT_NONE);
+		unsigned n = fill_160_with_hole(c, 50, variant > 0);
+		del_all(c, n);
+		struct tc_rslot *carver = &c->slots[2]; /* builder 3 */
+		if (variant == 2) {
+			/* A thread of ours, so that no cleaner clears it. */
+			tc__st(&carver->owner, (uint64_t)getpid() << 32 | 0x7ffffffe);
+			tc__st(&carver->inflight, 50 * 10 + 1);
+		}
+		WB_RC(0, set_val(c, 100000, BIG));
+		expect_val(c, 100000, BIG);
+		if (variant == 2) {
+			assert_int_equal(tc__ld(&carver->inflight), 50 * 10 + 1);
+			tc__st(&carver->inflight, 0);
+			tc__st(&carver->owner, 0);
+		}
+		/* The hole is still there and nothing was written into it. */
+		tc_audit_report rep;
+		WB_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.skipped_bytes, 160);
+		assert_int_equal(rep.recovered, 0);
+		assert_int_equal(rep.live_after, 1);
+		expect_val(c, 100000, BIG);
+		tc_close(c);
+		tc_unlink(name);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* More untrusted headers than one search goes past                    */
+/* ------------------------------------------------------------------ */
+
+#define SCRIBBLED 5u /* one more than a search's resyncs (DF_RESYNC_MAX) */
+
+/*
+ * Five free blocks' class bytes scribbled out of range, 100 blocks apart
+ * from block 50 on: no run before the fifth holds the 20 KiB block of a
+ * 16 KiB value, the free run after it does.  A search goes past four such
+ * headers by the free lists (resync) and gives up at the fifth.  Before
+ * the fix it then recorded df_nofit as if the whole arena had been
+ * searched and started again from the arena's start, so that the
+ * allocator's next attempts skipped the search or met the same five:
+ * -ENOSPC for ever.  A search out of resyncs leaves df_hand at the fifth
+ * and records nothing; the next (the same tc_set's next attempt) goes on
+ * from there, and the value fits at the first call.
+ */
+static void test_a_search_out_of_resyncs_goes_on_next_time(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(wb_name(name, sizeof(name), "sa-resync"), 16384, 1u << 20, 8,
+				TC_EVICT_NONE);
+	unsigned n = 0;
+	for (;; n++) {
+		int rc = set_val(c, n, V160);
+		if (rc == -ENOSPC)
+			break;
+		WB_RC(0, rc);
+	}
+	assert_true(n > 50 + 100 * SCRIBBLED + 200);
+	del_all(c, n);
+	for (unsigned j = 0; j < SCRIBBLED; j++) {
+		struct tc_entry *f = (struct tc_entry *)(c->arena + (50 + 100 * j) * 160);
+		assert_int_equal(f->state, TC_BLK_FREE);
+		assert_int_equal(f->cls, C160);
+		f->cls = 0xee;
+	}
+	tc__st(&c->h->df_hand, 0);
+	tc__st(&c->h->df_nofit, 0);
+	WB_RC(0, set_val(c, 100000, BIG));
+	expect_val(c, 100000, BIG);
+	tc_stats st;
+	WB_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(st.merges, 1);
+	assert_int_equal(tc__ld(&c->h->df_nofit), 0);
+	/* The audit re-cuts the scribbled blocks. */
+	tc_audit_report rep;
+	WB_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.skipped_bytes, SCRIBBLED * 160);
+	for (unsigned j = 0; j < SCRIBBLED; j++) {
+		struct tc_entry *f = (struct tc_entry *)(c->arena + (50 + 100 * j) * 160);
+		assert_int_equal(f->cls, C160);
+	}
+	expect_val(c, 100000, BIG);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_scribbled_head_of_a_smaller_class_is_never_handed_out),
+		cmocka_unit_test(test_scribbled_class_byte_never_recuts_a_live_neighbour),
+		cmocka_unit_test(test_audit_cuts_a_carve_hole_into_free_blocks),
+		cmocka_unit_test(test_audit_of_a_hole_at_the_arena_end_stays_in_the_mapping),
+		cmocka_unit_test(test_corrupt_audit_changes_nothing),
+		cmocka_unit_test(test_carve_hole_does_not_stop_coalescing),
+		cmocka_unit_test(test_a_search_out_of_resyncs_goes_on_next_time),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

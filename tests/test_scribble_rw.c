@@ -1,0 +1,469 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_scribble_rw.c - the passes that walk the index or a DTO list rather
+ * than look a key up (the LRU clock, expiry, scan and purge, the run sweep,
+ * tc_dto_keys and tc_dto_each), met with scribbled slots and entries: exact
+ * return codes, no write into another key's value, no callback with an
+ * impossible key length, no allocation sized by a scribbled count; the
+ * return codes of the walks on an unlinked segment and during an audit; and
+ * a header scribbled between validation and the filling of the handle.
+ * White-box (internal.h, layout.h).
+ */
+#include "whitebox.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+
+#define ENTRIES 256
+#define MEMORY (256u * 1024u)
+#define READERS 8
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* The block of the published entry of KEY (kind KIND). */
+static struct tc_entry *entry_of(tc_cache *c, const char *key, uint32_t kind)
+{
+	size_t klen = strlen(key);
+	uint64_t *slotp, w;
+	struct tc_entry *e = NULL;
+	WB_RC(0, tc__lookup(c, tc__hash(c, key, klen, kind), key, klen, kind, &slotp, &w, &e));
+	assert_non_null(e);
+	return e;
+}
+
+/* Write W into a free slot of a bucket other than SKIP; returns the slot. */
+static uint64_t *scribble_free_slot(tc_cache *c, uint64_t w, uint64_t *bucket)
+{
+	for (uint64_t b = 0; b < c->nbuckets; b++) {
+		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+			if (tc__ld(&c->index[b].w[i]) == 0) {
+				tc__st(&c->index[b].w[i], w);
+				if (bucket)
+					*bucket = b;
+				return &c->index[b].w[i];
+			}
+		}
+	}
+	fail_msg("no free index slot");
+	return NULL;
+}
+
+static int scan_count(const void *key, size_t klen, const tc_meta *m, void *arg)
+{
+	(void)key;
+	(void)klen;
+	(void)m;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* ---- defect 8: the walks' return codes -------------------------------------- */
+
+static void test_walks_on_an_unlinked_segment_return_estale(void **state)
+{
+	(void)state;
+	char name[64], path[128];
+	wb_name(name, sizeof(name), "rwst");
+	snprintf(path, sizeof(path), "/tmp/%s.snap", name);
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	WB_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	WB_RC(0, tc_unlink(name));
+	int n = 0;
+	uint64_t deleted = 99;
+	tc_snapshot_report rep;
+	tc_sweep_report sr;
+	WB_RC(-ESTALE, tc_scan(c, NULL, scan_count, &n));
+	assert_int_equal(n, 0);
+	WB_RC(-ESTALE, tc_purge(c, "*", &deleted));
+	assert_int_equal(deleted, 0);
+	WB_RC(-ESTALE, tc_snapshot_save(c, path, &rep));
+	assert_int_equal(access(path, F_OK), -1); /* nothing left behind */
+	WB_RC(-ESTALE, tc_sweep(c, 0, &sr));
+	tc_close(c);
+}
+
+static void test_walks_during_an_audit_return_ebusy(void **state)
+{
+	(void)state;
+	char name[64], path[128];
+	wb_name(name, sizeof(name), "rwau");
+	snprintf(path, sizeof(path), "/tmp/%s.snap", name);
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	WB_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	/* An audit at work: its auditor (this process) is alive. */
+	tc__st(&c->h->audit_pid, (uint64_t)getpid());
+	tc__st(&c->h->audit_start, tc__self_start());
+	tc__st(&c->h->state, TC_STATE_AUDITING);
+	int n = 0;
+	uint64_t deleted = 99;
+	tc_snapshot_report rep;
+	tc_sweep_report sr;
+	WB_RC(-EBUSY, tc_scan(c, NULL, scan_count, &n));
+	assert_int_equal(n, 0);
+	WB_RC(-EBUSY, tc_purge(c, NULL, &deleted));
+	assert_int_equal(deleted, 0);
+	WB_RC(-EBUSY, tc_snapshot_save(c, path, &rep));
+	assert_int_equal(access(path, F_OK), -1);
+	WB_RC(-EBUSY, tc_sweep(c, 0, &sr));
+	/* The audit ends: everything is back, nothing was purged. */
+	tc__st(&c->h->state, TC_STATE_READY);
+	WB_RC(0, tc_scan(c, NULL, scan_count, &n));
+	assert_int_equal(n, 1);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* ---- defect 9: the walks never write into another key's value --------------- */
+
+/*
+ * The victim's value holds two fake entry headers at 16-byte units inside
+ * its block: A at unit +5 (all zero but a set reference bit: the clock
+ * would clear it), B at unit +10 (expired, LIVE, a plausible key entry of
+ * hash 0: the clock, the expiry sweep and purge would remove it, retire it
+ * and later free it, all writes into the victim's value).  A scribbled slot
+ * names each; B's slot carries a tag that is not its hash's.
+ */
+#define VICTIM_VLEN 232
+static void make_victim(tc_cache *c, uint8_t *val, uint64_t *wa, uint64_t *wb)
+{
+	memset(val, 0x5a, VICTIM_VLEN);
+	/* victim's value starts at +72 (key "victim" padded to 8) */
+	struct tc_entry fa, fb;
+	memset(&fa, 0, sizeof(fa));
+	fa.refbit = 1;
+	memset(&fb, 0, sizeof(fb));
+	fb.expires_ms = 1;
+	fb.klen = 1;
+	fb.vlen = 1;
+	fb.cls = 1; /* 80 bytes */
+	fb.kind = TC_KIND_KEY;
+	fb.state = TC_BLK_LIVE;
+	memcpy(val + 8, &fa, sizeof(fa));
+	memcpy(val + 88, &fb, sizeof(fb));
+	val[88 + 64] = 'x'; /* fake B's key */
+	WB_RC(0, tc_set(c, "victim", 6, val, VICTIM_VLEN, 7, 0));
+	uint64_t ref = tc__ref_of(c, entry_of(c, "victim", TC_KIND_KEY));
+	*wa = TC_SW_FINAL | 0ull << 48 | (ref + 5);
+	*wb = TC_SW_FINAL | 5ull << 48 | (ref + 10);
+}
+
+static void assert_victim(tc_cache *c, const uint8_t *val)
+{
+	uint8_t got[VICTIM_VLEN + 8];
+	tc_meta m;
+	WB_RC(0, tc_get(c, "victim", 6, got, sizeof(got), &m));
+	assert_int_equal(m.len, VICTIM_VLEN);
+	assert_int_equal(m.type, 7);
+	assert_memory_equal(got, val, VICTIM_VLEN);
+}
+
+static void test_lru_clock_never_writes_into_another_keys_value(void **state)
+{
+	(void)state;
+	char name[64];
+	wb_name(name, sizeof(name), "rwlru");
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_LRU);
+	uint8_t val[VICTIM_VLEN];
+	uint64_t wa, wb;
+	make_victim(c, val, &wa, &wb);
+	uint64_t *sa = scribble_free_slot(c, wa, NULL);
+	uint64_t *sb = scribble_free_slot(c, wb, NULL);
+	uint64_t live = tc__ld(&c->h->live);
+	struct tc_rslot *s = tc__slot(c);
+	assert_non_null(s);
+	/* A class nobody uses: the clock turns over the whole index twice,
+	 * clearing reference bits and removing only what expired. */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(tc__evict(c, s, TC_CLASSES_USED - 1, false), 0);
+	uint64_t freed = 0;
+	WB_RC(0, tc_reclaim(c, &freed));
+	assert_int_equal(freed, 0);
+	assert_int_equal(tc__ld(sa), wa);
+	assert_int_equal(tc__ld(sb), wb);
+	assert_int_equal(tc__ld(&c->h->live), live);
+	assert_victim(c, val);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+static void test_sweep_scan_and_purge_never_touch_a_block_inside_a_value(void **state)
+{
+	(void)state;
+	char name[64];
+	wb_name(name, sizeof(name), "rwswp");
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	uint8_t val[VICTIM_VLEN];
+	uint64_t wa, wb;
+	make_victim(c, val, &wa, &wb);
+	uint64_t *sb = scribble_free_slot(c, wb, NULL);
+	tc_sweep_report rep;
+	WB_RC(0, tc_sweep(c, 0, &rep));
+	assert_int_equal(rep.expired, 0);
+	int n = 0;
+	WB_RC(TC_ECORRUPT, tc_scan(c, NULL, scan_count, &n));
+	assert_int_equal(n, 1); /* the victim, and only it */
+	uint64_t deleted = 99;
+	WB_RC(0, tc_purge(c, "x*", &deleted));
+	assert_int_equal(deleted, 0);
+	uint64_t freed = 0;
+	WB_RC(0, tc_reclaim(c, &freed));
+	assert_int_equal(tc__ld(sb), wb);
+	assert_victim(c, val);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* ---- defect 6: key lengths of DTO entries ------------------------------------ */
+
+struct keys_seen {
+	int calls, bad;
+};
+
+static int keys_fn(const void *key, size_t klen, size_t count, void *arg)
+{
+	struct keys_seen *k = arg;
+	(void)key;
+	(void)count;
+	k->calls++;
+	if (klen < 1 || klen > TC_KEY_MAX)
+		k->bad++;
+	return 0;
+}
+
+static void test_dto_keys_never_calls_back_with_an_impossible_key_length(void **state)
+{
+	(void)state;
+	char name[64];
+	wb_name(name, sizeof(name), "rwdk");
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	WB_RC(0, tc_run_start(c, 1, 1));
+	WB_RC(0, tc_dto_append(c, "good", 4, 1, "g", 1));
+	WB_RC(0, tc_dto_append(c, "zero", 4, 1, "z", 1));
+	WB_RC(0, tc_dto_append(c, "huge", 4, 1, "h", 1));
+	struct tc_entry *z = entry_of(c, "zero", TC_KIND_DTO);
+	struct tc_entry *h = entry_of(c, "huge", TC_KIND_DTO);
+	tc__st(&z->klen, 0);
+	tc__st(&h->klen, 4000);
+	struct keys_seen k = { 0, 0 };
+	WB_RC(TC_ECORRUPT, tc_dto_keys(c, keys_fn, &k));
+	assert_int_equal(k.calls, 1); /* "good" */
+	assert_int_equal(k.bad, 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* A scribbler flipping a DTO head's key length while tc_dto_keys walks:
+ * with the length loaded once, the walk copies a checked length or skips
+ * the entry; loaded twice, it copied up to 4000 bytes into 512. */
+struct flipper {
+	uint16_t *klen;
+	volatile int stop, started;
+};
+
+static void *flip_klen(void *arg)
+{
+	struct flipper *f = arg;
+	static const uint16_t lens[] = { 4, 4000, 0, 4, 65535, 4 };
+	tc__st(&f->started, 1);
+	for (unsigned i = 0; !f->stop; i++)
+		tc__st(f->klen, lens[i % 6]);
+	tc__st(f->klen, (uint16_t)4);
+	return NULL;
+}
+
+static void test_dto_keys_racing_a_scribbled_key_length(void **state)
+{
+	(void)state;
+	char name[64];
+	wb_name(name, sizeof(name), "rwdr");
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	WB_RC(0, tc_run_start(c, 1, 1));
+	WB_RC(0, tc_dto_append(c, "good", 4, 1, "g", 1));
+	WB_RC(0, tc_dto_append(c, "flip", 4, 1, "f", 1));
+	struct flipper f = { &entry_of(c, "flip", TC_KIND_DTO)->klen, 0, 0 };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, flip_klen, &f), 0);
+	while (!tc__ld(&f.started))
+		sched_yield();
+	int ok = 0, corrupt = 0;
+	/* Until both outcomes were seen often (the flipper shares two CPUs
+	 * with everything else), at most 200,000 walks; nothing below
+	 * depends on how many of each there were. */
+	for (int i = 0; i < 200000 && (ok < 500 || corrupt < 500); i++) {
+		struct keys_seen k = { 0, 0 };
+		int rc = tc_dto_keys(c, keys_fn, &k);
+		assert_true(rc == 0 || rc == TC_ECORRUPT);
+		assert_int_equal(k.bad, 0);
+		assert_true(k.calls >= 1 && k.calls <= 2);
+		if (rc == 0)
+			ok++;
+		else
+			corrupt++;
+	}
+	f.stop = 1;
+	assert_int_equal(pthread_join(t, NULL), 0);
+	struct keys_seen k = { 0, 0 };
+	WB_RC(0, tc_dto_keys(c, keys_fn, &k));
+	assert_int_equal(k.calls, 2);
+	print_message("racing walks: %d whole, %d with the entry skipped\n", ok, corrupt);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+struct vals {
+	int n;
+	uint8_t v[8][16];
+};
+
+static int vals_fn(const void *dto, size_t len, void *arg)
+{
+	struct vals *x = arg;
+	if (x->n < 8 && len == 16)
+		memcpy(x->v[x->n], dto, 16);
+	x->n++;
+	return 0;
+}
+
+static void test_dto_each_uses_the_lists_key_length_not_the_elements(void **state)
+{
+	(void)state;
+	char name[64];
+	wb_name(name, sizeof(name), "rwde");
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	WB_RC(0, tc_run_start(c, 1, 1));
+	/* Key 1 byte, values 16: the block (96 B) has room for a key of 9
+	 * to 16 bytes, which would move the value 8 bytes on. */
+	uint8_t v[3][16];
+	for (int i = 0; i < 3; i++) {
+		memset(v[i], 'a' + i, 16);
+		WB_RC(0, tc_dto_append(c, "s", 1, 1, v[i], 16));
+	}
+	struct tc_entry *head = entry_of(c, "s", TC_KIND_DTO);
+	struct tc_entry *mid = tc__block(c, TC_DTO_PREV(tc__ld(&head->version)));
+	assert_non_null(mid);
+	assert_int_equal(mid->klen, 1);
+	tc__st(&mid->klen, 9);
+	struct vals x = { 0 };
+	WB_RC(TC_ECORRUPT, tc_dto_each(c, "s", 1, 1, vals_fn, &x));
+	assert_int_equal(x.n, 0);
+	/* Put back, the list reads whole again. */
+	tc__st(&mid->klen, 1);
+	WB_RC(0, tc_dto_each(c, "s", 1, 1, vals_fn, &x));
+	assert_int_equal(x.n, 3);
+	for (int i = 0; i < 3; i++)
+		assert_memory_equal(x.v[i], v[i], 16);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+static long vm_data_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmData: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+static void test_dto_each_allocates_for_the_list_not_for_its_count(void **state)
+{
+	(void)state;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	skip(); /* their allocators reserve memory RLIMIT_DATA cannot follow */
+#endif
+	char name[64];
+	wb_name(name, sizeof(name), "rwdc");
+	/* 64 MiB of arena: a count of 900,000 passes every bound (each element
+	 * takes at least 72 bytes), and sized the array at 7.2 MB. */
+	tc_cache *c = wb_create(name, ENTRIES, 64ull << 20, READERS, TC_EVICT_NONE);
+	WB_RC(0, tc_run_start(c, 1, 1));
+	WB_RC(0, tc_dto_append(c, "s", 1, 1, "a", 1));
+	WB_RC(0, tc_dto_append(c, "s", 1, 1, "b", 1));
+	struct tc_entry *head = entry_of(c, "s", TC_KIND_DTO);
+	uint64_t ver = tc__ld(&head->version);
+	tc__st(&head->version, 900000ull << 32 | TC_DTO_PREV(ver));
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* 4 MiB of heap beyond what the child has. */
+		long kb = vm_data_kb();
+		if (kb < 0)
+			_exit(3);
+		struct rlimit rl = { (rlim_t)(kb + 4096) * 1024, (rlim_t)(kb + 4096) * 1024 };
+		if (setrlimit(RLIMIT_DATA, &rl) != 0)
+			_exit(4);
+		tc_cache *d = NULL;
+		if (tc_open(&d, name, NULL) != 0)
+			_exit(5);
+		struct vals x = { 0 };
+		int rc = tc_dto_each(d, "s", 1, 1, vals_fn, &x);
+		_exit(rc == TC_ECORRUPT && x.n == 0 ? 0 : rc == -ENOMEM ? 6 : 7);
+	}
+	assert_int_equal(wb_wait(pid), 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* ---- validate() and fill_handle() ---------------------------------------------- */
+
+static uint64_t hook_nbuckets;
+
+static void scribble_geometry(uint8_t *base)
+{
+	struct tc_hdr *h = (struct tc_hdr *)base;
+	hook_nbuckets = h->nbuckets;
+	h->nbuckets = hook_nbuckets << 20;
+	h->memory_bytes <<= 20;
+	h->arena_off = 1ull << 40;
+	h->index_off = 1ull << 40;
+	h->max_readers = 100000;
+}
+
+static void test_handle_keeps_the_geometry_it_validated(void **state)
+{
+	(void)state;
+	char name[64];
+	wb_name(name, sizeof(name), "rwgeo");
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	WB_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	uint64_t arena_bytes = c->arena_bytes;
+	ptrdiff_t arena_off = c->arena - c->base;
+	ptrdiff_t index_off = (uint8_t *)c->index - c->base;
+	tc__open_test_hook = scribble_geometry;
+	tc_cache *d = NULL;
+	WB_RC(0, tc_open(&d, name, NULL));
+	tc__open_test_hook = NULL;
+	assert_int_equal(d->nbuckets, hook_nbuckets);
+	assert_int_equal(d->arena_bytes, arena_bytes);
+	assert_true(d->arena - d->base == arena_off);
+	assert_true((uint8_t *)d->index - d->base == index_off);
+	assert_int_equal(d->max_readers, READERS);
+	char buf[4];
+	WB_RC(0, tc_get(d, "k", 1, buf, sizeof(buf), NULL));
+	assert_int_equal(buf[0], 'v');
+	tc_close(d);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_walks_on_an_unlinked_segment_return_estale),
+		cmocka_unit_test(test_walks_during_an_audit_return_ebusy),
+		cmocka_unit_test(test_lru_clock_never_writes_into_another_keys_value),
+		cmocka_unit_test(test_sweep_scan_and_purge_never_touch_a_block_inside_a_value),
+		cmocka_unit_test(test_dto_keys_never_calls_back_with_an_impossible_key_length),
+		cmocka_unit_test(test_dto_keys_racing_a_scribbled_key_length),
+		cmocka_unit_test(test_dto_each_uses_the_lists_key_length_not_the_elements),
+		cmocka_unit_test(test_dto_each_allocates_for_the_list_not_for_its_count),
+		cmocka_unit_test(test_handle_keeps_the_geometry_it_validated),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
