@@ -87,7 +87,7 @@ static int ref_line(const uint8_t *s, const uint8_t *e, struct ref *r)
 	uint64_t ttl = 0;
 	for (; v < e && isdigit(*v); v++) {
 		uint64_t d = (uint64_t)(*v - '0');
-		if (ttl > (UINT64_MAX - 1 - d) / 10)
+		if (ttl > (TC_TTL_MAX - d) / 10)
 			return -1;
 		ttl = ttl * 10 + d;
 	}
