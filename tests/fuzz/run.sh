@@ -52,7 +52,10 @@ for h in "${harnesses[@]}"; do
 	case "$h" in
 	fuzz_segment_raw)
 		seeds=$build/seeds/$name
-		if [ ! -d "$seeds" ]; then
+		# The images of this build (a layout change makes older ones
+		# fail validation, which would leave the harness nothing to do).
+		if [ ! -d "$seeds" ] || [ "$bin" -nt "$seeds" ]; then
+			rm -rf "$seeds" "$seeds.tmp"
 			mkdir -p "$seeds.tmp" && TC_FUZZ_SEED_DIR=$seeds.tmp "$bin" >/dev/null 2>&1 &&
 				mv "$seeds.tmp" "$seeds"
 		fi
