@@ -10,7 +10,8 @@
  * sizes, counters, expired and deleted keys, TTL policies, rate limiters,
  * load leases and DTO lists of an active and of an ended run; one under
  * LRU eviction driven past its capacity; one whose arena was re-cut between
- * size classes until it was full; two of them with the reader slot of a
+ * size classes until it was full; one with value checksums (TC_CHECKSUM);
+ * two of them with the reader slot of a
  * process that died inside a read section) and keeps their bytes
  * ("golden" images).
  * An input is a program:
@@ -48,7 +49,7 @@
 #define GEO_ENTRIES 64
 #define GEO_MEMORY  (64u * 1024u)
 #define GEO_READERS 2
-#define NGOLDEN     4
+#define NGOLDEN     5
 #define MAX_OPS     64
 #define VAL_MAX     20000
 #define RAW_MAX     (256u * 1024u)
@@ -145,6 +146,8 @@ static void build_golden(int which)
 	tc_opts o = { .max_entries = GEO_ENTRIES, .memory_bytes = GEO_MEMORY,
 		      .max_readers = GEO_READERS, .flags = TC_CREATE | TC_EXCL,
 		      .eviction = which == 2 ? TC_EVICT_LRU : TC_EVICT_NONE };
+	if (which == 4)
+		o.flags |= TC_CHECKSUM;
 	tc_cache *c;
 	tc_unlink(seg_name);
 	int rc = tc_open(&c, seg_name, &o);
@@ -165,6 +168,7 @@ static void build_golden(int which)
 	case 0: /* empty */
 		break;
 	case 1: /* keys of every kind, an ended run and an active one */
+	case 4: /* the same with value checksums */
 		populate_common(c);
 		populate_runs(c, true);
 		break;
