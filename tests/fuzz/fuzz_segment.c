@@ -568,8 +568,12 @@ static void track_read(struct state *s, tc_cache *c, int kidx, const void *v, si
 	uint64_t io = (uint64_t)((uint8_t *)c->index - c->base), il = c->nbuckets * 64;
 	if (patched(s, t))
 		return;
-	for (int i = t->mark; i < s->npatch; i++)
-		if (overlaps(s->patches[i].off, s->patches[i].len, io, il))
+	/* The index, and the header's first lines (the hash seed among them,
+	 * read at attach): a patch there may bring back any version of any
+	 * key, older ones of the images included. */
+	for (int i = 0; i < s->npatch && i < MAX_OPS; i++)
+		if (overlaps(s->patches[i].off, s->patches[i].len, io, il) ||
+		    overlaps(s->patches[i].off, s->patches[i].len, 0, 128))
 			return;
 	size_t ndiff = 0, first = 0;
 	for (size_t i = 0; i < len; i++)
