@@ -73,6 +73,13 @@ for h in "${harnesses[@]}"; do
 		-rss_limit_mb=2048 -max_len="$maxlen" -print_final_stats=1 \
 		-artifact_prefix="$build/artifacts/$h-" ${FUZZ_ARGS:-} "${dirs[@]}" >"$log" 2>&1 </dev/null
 	rc=$?
+	# A harness process that crashed (each finding of a -fork run) left
+	# its segment and scratch files: remove those of dead pids.
+	for f in /dev/shm/tickcache.fz*[0-9] /dev/shm/tcfuzz-*; do
+		[ -e "$f" ] || continue
+		p=$(basename "$f" | sed -n 's/^tickcache\.fz[a-z]*\([0-9][0-9]*\)$/\1/p; s/^tcfuzz-\([0-9][0-9]*\)\..*/\1/p')
+		[ -n "$p" ] && ! kill -0 "$p" 2>/dev/null && rm -f "$f"
+	done
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
 	cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -n 1)
