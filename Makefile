@@ -179,7 +179,7 @@ FLAGS_STAMP := $(BUILDDIR)/.flags
 
 .DEFAULT_GOAL := all
 .PHONY: all lib tools check-build test check demo bench install uninstall \
-        clean asan ubsan tsan deps help FORCE
+        clean asan ubsan tsan deps help fuzz fuzz-build fuzz-smoke fuzzers FORCE
 .DELETE_ON_ERROR:
 # Keep the objects of chained rules (tools, tests) for incremental builds.
 .SECONDARY:
@@ -391,6 +391,50 @@ tsan: ## Rebuild into build/tsan/ with ThreadSanitizer and run the tests
 	+$(Q)$(call sanitize,tsan,$(TSAN_FLAGS))
 
 # ---------------------------------------------------------------------------
+# Fuzzing: libFuzzer harnesses of tests/fuzz/ (clang 14 and libclang-rt-14-dev,
+# which `tools/deps.sh fuzz` installs), built with ASan and UBSan into
+# $(BUILDDIR)/fuzz/ and run by tests/fuzz/run.sh, one harness at a time.
+# The harnesses wrap mmap/munmap to put guard pages around every shared
+# mapping (tests/fuzz/fuzz_common.h).  docs/design.md, "Fuzzing".
+
+FUZZ_CC       ?= clang-14
+FUZZ_SANFLAGS ?= -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_SECONDS  ?= 60
+FUZZ_SMOKE_SECONDS ?= 4
+FUZZ_HARNESSES := fuzz_segment fuzz_segment_raw fuzz_snapshot fuzz_policy
+FUZZ_BINS     := $(FUZZ_HARNESSES:%=$(BUILDDIR)/fuzzers/%)
+FUZZ_LINK      = -fsanitize=fuzzer -Wl,--wrap=mmap -Wl,--wrap=munmap
+FUZZ_CPPFLAGS  = $(ALL_CPPFLAGS) -Itests/fuzz
+
+# Run inside the sub-make of fuzz-build (CC=clang, SANFLAGS with fuzzer-no-link).
+fuzzers: $(FUZZ_BINS)
+
+$(BUILDDIR)/fuzzers/fuzz_segment_raw: tests/fuzz/fuzz_segment.c tests/fuzz/fuzz_common.h $(STATIC_LIB) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(FUZZ_CPPFLAGS) -DFUZZ_RAW $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(LINK_FLAGS) $(FUZZ_LINK) \
+	  -o $@ $< $(STATIC_LIB) $(LIB_PKG_LIBS) $(SYS_LIBS)
+
+$(BUILDDIR)/fuzzers/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h $(STATIC_LIB) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(FUZZ_CPPFLAGS) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(LINK_FLAGS) $(FUZZ_LINK) \
+	  -o $@ $< $(STATIC_LIB) $(LIB_PKG_LIBS) $(SYS_LIBS)
+
+fuzz-build: ## Build the libFuzzer harnesses (ASan+UBSan) into build/fuzz/fuzzers/
+	@$(DEPS_CMD) fuzz
+	+$(Q)$(MAKE) --no-print-directory -f $(THIS_MAKEFILE) NODEPS=1 BUILDDIR=$(BUILDDIR)/fuzz \
+	  CC=$(FUZZ_CC) OPTFLAGS='$(SAN_OPTFLAGS)' \
+	  SANFLAGS='$(FUZZ_SANFLAGS) -fsanitize=fuzzer-no-link' fuzzers
+
+fuzz: fuzz-build ## Run every fuzz harness FUZZ_SECONDS (default 60) each; FUZZERS='a b' picks some
+	@tests/fuzz/run.sh $(BUILDDIR)/fuzz $(FUZZ_SECONDS) $(FUZZERS)
+
+# A fixed libFuzzer seed: a CI failure replays with the same mutations.
+fuzz-smoke: fuzz-build ## Replay the fuzz corpora and fuzz each harness FUZZ_SMOKE_SECONDS (CI)
+	@FUZZ_ARGS="-seed=1 $(FUZZ_ARGS)" tests/fuzz/run.sh $(BUILDDIR)/fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZERS)
+
+# ---------------------------------------------------------------------------
 # Install
 
 install: all ## Install library, header, tickcache.pc, tools, man pages (PREFIX, DESTDIR)
@@ -447,6 +491,7 @@ help: ## Show the targets and the variables that matter
 	@echo "  NODEPS=1      skip the package check before test/demo/bench"
 	@echo "  TESTS='a b'   run only these tests (names as in build/tests/, tests/*.sh)"
 	@echo "  SAN_CC=clang  compiler for asan/ubsan/tsan (default gcc)"
+	@echo "  FUZZ_SECONDS=60 FUZZERS='fuzz_policy ...'  make fuzz (docs/fuzzing.md)"
 	@echo "  PYTHON=python3  interpreter the Python package is built and tested for"
 	@echo "  BUILDDIR=$(BUILDDIR)"
 

@@ -60,8 +60,11 @@ static int load_table(tc_cache *c, uint64_t w, struct table *t)
 		return TC_ECORRUPT;
 	t->n = vlen / sizeof(struct pol);
 	memcpy(t->p, tc__eval(e, 0), vlen);
+	/* A prefix is 1..TC_POLICY_PREFIX_MAX bytes without a NUL (it came
+	 * from a C string): anything else was scribbled. */
 	for (uint32_t i = 0; i < t->n; i++)
-		if (t->p[i].len == 0 || t->p[i].len > TC_POLICY_PREFIX_MAX)
+		if (t->p[i].len == 0 || t->p[i].len > TC_POLICY_PREFIX_MAX ||
+		    memchr(t->p[i].prefix, '\0', t->p[i].len))
 			return TC_ECORRUPT;
 	return 0;
 }

@@ -127,7 +127,8 @@ int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
 				continue;
 			break;
 		}
-		uint32_t gen = RUN_GEN(w) + 1;
+		/* Odd, and above the word's even if a scribble made it odd. */
+		uint32_t gen = (RUN_GEN(w) + 1) | 1;
 		struct anchor_val a = { ts_ns, run_id, gen, tc__now_ms(), tc__self_pid() };
 		e->hash = 0;
 		e->version = gen;
@@ -169,10 +170,13 @@ int tc_run_anchor(tc_cache *c, tc_anchor *out)
 		uint32_t vlen;
 		struct tc_entry *e = tc__block_of(c, RUN_REF(w), TC_KIND_RUN, &vlen);
 		struct anchor_val a;
-		if (!e || vlen != sizeof(a)) {
+		if (e && vlen == sizeof(a))
+			memcpy(&a, tc__eval(e, 0), sizeof(a));
+		/* The anchor records its generation: a word that disagrees
+		 * with it, or an even one, was scribbled. */
+		if (!e || vlen != sizeof(a) || a.generation != RUN_GEN(w) || !(RUN_GEN(w) & 1)) {
 			rc = TC_ECORRUPT;
 		} else {
-			memcpy(&a, tc__eval(e, 0), sizeof(a));
 			out->ts_ns = a.ts_ns;
 			out->run_id = a.run_id;
 			out->generation = RUN_GEN(w);

@@ -3,7 +3,7 @@
 #
 # deps.sh - install the Debian packages a tickcache target needs.
 #
-#   tools/deps.sh [--check] [build|test|demo|bench|all]...   (default: test)
+#   tools/deps.sh [--check] [build|test|demo|bench|fuzz|all]...   (default: test)
 #
 # Each package is checked with dpkg, or failing that functionally (its
 # pkg-config module or its command), so the check also passes on a machine
@@ -11,7 +11,7 @@
 #   - as root: apt-get update (once) and apt-get install -y the missing ones;
 #   - otherwise: print the exact `sudo apt-get install -y ...` and exit 1.
 # --check only reports (exit 1 when something is missing).
-# Called by `make test`, `make demo`, `make bench` and .ci/run; NODEPS=1
+# Called by `make test`, `make demo`, `make bench`, `make fuzz` and .ci/run; NODEPS=1
 # makes the Makefile skip it.
 set -euo pipefail
 
@@ -40,6 +40,11 @@ TEST_PKGS=(
 	"redis-tools      cmd:redis-cli"
 	"python3-redis    py:redis"
 )
+# make fuzz / fuzz-smoke: clang 14 with libFuzzer and the sanitizer runtimes.
+FUZZ_PKGS=(
+	"clang-14           cmd:clang-14"
+	"libclang-rt-14-dev hdr:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a"
+)
 BENCH_PKGS=(
 	"libhiredis-dev   pc:hiredis"
 	"libmemcached-dev pc:libmemcached"
@@ -51,7 +56,7 @@ BENCH_PKGS=(
 )
 
 usage() {
-	echo "usage: tools/deps.sh [--check] [build|test|demo|bench|all]..." >&2
+	echo "usage: tools/deps.sh [--check] [build|test|demo|bench|fuzz|all]..." >&2
 	exit 2
 }
 
@@ -60,7 +65,7 @@ targets=()
 for a in "$@"; do
 	case "$a" in
 	--check) check_only=1 ;;
-	build|test|demo|bench|all) targets+=("$a") ;;
+	build|test|demo|bench|fuzz|all) targets+=("$a") ;;
 	-h|--help) usage ;;
 	*) echo "deps.sh: unknown target '$a'" >&2; usage ;;
 	esac
@@ -72,7 +77,9 @@ for t in "${targets[@]}"; do
 	case "$t" in
 	build) ;;
 	test|demo) wanted+=("${TEST_PKGS[@]}") ;;
-	bench|all) wanted+=("${TEST_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
+	fuzz) wanted+=("${FUZZ_PKGS[@]}") ;;
+	bench) wanted+=("${TEST_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
+	all) wanted+=("${TEST_PKGS[@]}" "${BENCH_PKGS[@]}" "${FUZZ_PKGS[@]}") ;;
 	esac
 done
 

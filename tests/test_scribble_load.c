@@ -1,0 +1,811 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_scribble_load.c - random bytes written into a live segment while
+ * other processes call every public function on it.
+ *
+ * Each round (one seed) creates a segment (TC_EVICT_LRU or TC_EVICT_NONE by
+ * the seed), fills it with keys, counters, TTL policies, rate limiters and
+ * the DTO lists of a run, and starts:
+ *   - NWORKERS worker processes, each calling every public function in a
+ *     random order (reads, writes, runs and DTO lists, scan, purge,
+ *     snapshots saved and loaded back, policies set and loaded from a file,
+ *     stats, readers, audit, sweep, reclaim, leases, closing and reopening
+ *     its handle), checking each result against include/tickcache.h: a
+ *     return code of the library, lengths within the caller's buffer, key
+ *     lengths of 1..TC_KEY_MAX handed to callbacks;
+ *   - one scribbler process that maps the segment's /dev/shm object and
+ *     writes random bytes, small words, copies of other 8-byte words (a
+ *     block reference moved where another belongs) and zeros at random
+ *     offsets of the reader table, attach table, index, arena and the
+ *     mutable lines of the header, for the whole round.
+ * During the round one worker is killed with SIGKILL and replaced, and in
+ * every third round the segment is unlinked under load.  Then the parent
+ * sets the stop flag: every child must exit within HANG_SECS (a hang is a
+ * failure: the children are killed and the test fails), with status 0
+ * (a sanitizer report, a crash or a broken promise is a failure).  A last
+ * process attaches alone and calls tc_audit and every call once.
+ *
+ * Seeds: round i uses seed BASE + i; each seed is printed.  The op order
+ * of each process and every scribble follow from the seed; the
+ * interleaving of the processes does not, so a seed reproduces a failure
+ * statistically, not exactly (run it with TC_SCRIBBLE_SEED and a long
+ * TC_SCRIBBLE_SECS).
+ *
+ * Environment:
+ *   TC_SCRIBBLE_SECS      total time of the rounds (default 16)
+ *   TC_SCRIBBLE_ROUND_MS  length of one round (default 2000)
+ *   TC_SCRIBBLE_SEED      the seed of the first round (decimal or 0x hex;
+ *                         "random": from the clock); default a fixed base
+ *   TC_SCRIBBLE_ROUNDS    stop after this many rounds (1: just that seed)
+ *   TC_SCRIBBLE_HANG_SECS the bound on a child's exit after stop (default 60)
+ * Soak: TC_SCRIBBLE_SECS=600 TC_SCRIBBLE_SEED=random build/tests/test_scribble_load
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "tickcache.h"
+#include "layout.h"
+#include "blackbox.h"
+
+#define NWORKERS    3
+#define NKEYS       48
+#define VAL_MAX     40000
+#define SEED_BASE   0x5C81BB1E00000000ull
+
+struct ctl {
+	volatile int stop;
+	uint64_t ops[NWORKERS + 1];
+	uint64_t corrupt; /* TC_ECORRUPT returns: the scribbles were seen */
+	uint64_t broken;  /* broken promises, also of workers killed since */
+};
+
+static struct ctl *ctl;
+static char pol_path[128];
+static unsigned char valbuf[VAL_MAX + 64];
+static unsigned char outbuf[VAL_MAX + 64];
+static int violations;
+
+#define BAD(...)                                                             \
+	do {                                                                 \
+		violations++;                                                \
+		__atomic_add_fetch(&ctl->broken, 1, __ATOMIC_RELAXED);       \
+		bb_child_fail(__VA_ARGS__);                                  \
+	} while (0)
+
+static uint64_t env_u64(const char *name, uint64_t dflt)
+{
+	const char *v = getenv(name);
+	return v && *v ? strtoull(v, NULL, 0) : dflt;
+}
+
+/* ---- what a worker checks ------------------------------------------------ */
+
+static int code(int rc, const char *call)
+{
+	if (rc == TC_ECORRUPT)
+		__atomic_add_fetch(&ctl->corrupt, 1, __ATOMIC_RELAXED);
+	if (rc == 0 || (rc < 0 && rc > -4096) || (rc <= TC_ECONFLICT && rc >= TC_ERRNO_LAST))
+		return rc;
+	BAD("%s returned %d, no code of the library", call, rc);
+	return rc;
+}
+#define RC(call) code((call), #call)
+
+static int scan_fn(const void *key, size_t klen, const tc_meta *m, void *arg)
+{
+	(void)arg;
+	if (!key || klen < 1 || klen > TC_KEY_MAX)
+		BAD("tc_scan called back with key length %zu", klen);
+	if (m->len > TC_VALUE_MAX)
+		BAD("tc_scan called back with value length %zu", m->len);
+	return 0;
+}
+
+static int dto_fn(const void *dto, size_t len, void *arg)
+{
+	(void)arg;
+	if (len > TC_VALUE_MAX || (len && !dto))
+		BAD("tc_dto_each called back with %zu bytes", len);
+	else if (len)
+		memcpy(outbuf, dto, len < sizeof(outbuf) ? len : sizeof(outbuf));
+	return 0;
+}
+
+static int dto_key_fn(const void *key, size_t klen, size_t count, void *arg)
+{
+	(void)arg;
+	(void)count;
+	if (!key || klen < 1 || klen > TC_KEY_MAX)
+		BAD("tc_dto_keys called back with key length %zu", klen);
+	return 0;
+}
+
+static int reader_fn(const tc_reader *r, void *arg)
+{
+	(void)arg;
+	if (r->state > TC_READER_DEAD)
+		BAD("tc_readers: state %d", (int)r->state);
+	return 0;
+}
+
+static int attach_fn(const tc_attach *a, void *arg)
+{
+	(void)a;
+	(void)arg;
+	return 0;
+}
+
+static int policy_fn(const char *prefix, uint64_t ttl, void *arg)
+{
+	(void)ttl;
+	(void)arg;
+	size_t n = strnlen(prefix, TC_POLICY_PREFIX_MAX + 1);
+	if (n < 1 || n > TC_POLICY_PREFIX_MAX)
+		BAD("tc_ttl_policy_list: a prefix of %zu bytes", n);
+	return 0;
+}
+
+static int loader(const void *key, size_t klen, void *buf, size_t cap, size_t *len, void *arg)
+{
+	(void)key;
+	(void)arg;
+	size_t n = klen < cap ? klen : cap;
+	memset(buf, 'L', n);
+	*len = n;
+	return 0;
+}
+
+/* ---- one random call ------------------------------------------------------- */
+
+static size_t pick_key(uint64_t *rng, char *k, const char *prefix)
+{
+	return bb_key(k, 32, prefix, (unsigned)(bb_rand(rng) % NKEYS));
+}
+
+static size_t pick_len(uint64_t *rng)
+{
+	uint64_t r = bb_rand(rng);
+	if (r % 50 == 0)
+		return (size_t)(r >> 8) % VAL_MAX;
+	return (size_t)(r >> 8) % 3000;
+}
+
+static uint64_t pick_ttl(uint64_t *rng)
+{
+	static const uint64_t ttl[] = { 0, TC_TTL_DEFAULT, 1, 50, 60000 };
+	return ttl[bb_rand(rng) % 5];
+}
+
+static void one_call(tc_cache *c, uint64_t *rng, const char *snap)
+{
+	char k[32];
+	size_t kl, n;
+	tc_meta m;
+	int rc;
+	uint64_t r = bb_rand(rng);
+	switch (r % 40) {
+	case 0: case 1: case 2: case 3: {
+		kl = pick_key(rng, k, "k");
+		size_t cap = (r >> 8) % 4 ? VAL_MAX : (size_t)(r >> 16) % 64;
+		rc = RC(tc_get(c, k, kl, outbuf, cap, &m));
+		if (rc == 0 && m.len > cap)
+			BAD("tc_get: 0 with length %zu over cap %zu", m.len, cap);
+		break;
+	}
+	case 4: {
+		kl = pick_key(rng, k, "k");
+		if (RC(tc_read_lock(c)))
+			break;
+		const void *v = NULL;
+		if (RC(tc_peek(c, k, kl, &v, &m)) == 0) {
+			if (m.len > TC_VALUE_MAX || (m.len && !v))
+				BAD("tc_peek: length %zu", m.len);
+			else if (m.len)
+				memcpy(outbuf, v, m.len);
+		}
+		tc_read_unlock(c);
+		break;
+	}
+	case 5:
+		kl = pick_key(rng, k, "k");
+		(void)tc_exists(c, k, kl);
+		break;
+	case 6: case 7: case 8:
+		kl = pick_key(rng, k, "k");
+		n = pick_len(rng);
+		RC(tc_set(c, k, kl, valbuf, n, (uint32_t)(r >> 20) % 3, pick_ttl(rng)));
+		break;
+	case 9:
+		kl = pick_key(rng, k, "k");
+		n = pick_len(rng);
+		RC(tc_add(c, k, kl, valbuf, n, 0, pick_ttl(rng)));
+		break;
+	case 10:
+		kl = pick_key(rng, k, "k");
+		if (RC(tc_get(c, k, kl, outbuf, VAL_MAX, &m)) == 0)
+			RC(tc_cas(c, k, kl, m.version, valbuf, pick_len(rng), 0, pick_ttl(rng)));
+		break;
+	case 11:
+		kl = pick_key(rng, k, "k");
+		RC(tc_del(c, k, kl));
+		break;
+	case 12:
+		kl = pick_key(rng, k, (r >> 8) & 1 ? "c" : "k");
+		RC(tc_incr(c, k, kl, (int64_t)(r >> 32) % 100 - 50, pick_ttl(rng), NULL));
+		break;
+	case 13:
+		kl = pick_key(rng, k, "k");
+		RC(tc_expire(c, k, kl, pick_ttl(rng)));
+		break;
+	case 14: {
+		tc_anchor a;
+		switch ((r >> 8) % 4) {
+		case 0: RC(tc_run_start(c, (int64_t)r, r >> 16)); break;
+		case 1: RC(tc_run_end(c)); break;
+		case 2:
+			if (RC(tc_run_anchor(c, &a)) == 0)
+				RC(tc_run_end_gen(c, a.generation));
+			break;
+		default: RC(tc_run_anchor(c, &a)); break;
+		}
+		break;
+	}
+	case 15: case 16:
+		kl = pick_key(rng, k, "d");
+		RC(tc_dto_append(c, k, kl, 7 + (uint32_t)(r >> 8) % 2, valbuf, pick_len(rng) % 600));
+		break;
+	case 17: {
+		kl = pick_key(rng, k, "d");
+		size_t cnt;
+		RC(tc_dto_count(c, k, kl, &cnt));
+		break;
+	}
+	case 18:
+		kl = pick_key(rng, k, "d");
+		RC(tc_dto_each(c, k, kl, 7 + (uint32_t)(r >> 8) % 2, dto_fn, NULL));
+		break;
+	case 19:
+		RC(tc_dto_keys(c, dto_key_fn, NULL));
+		break;
+	case 20:
+		RC(tc_scan(c, (r >> 8) & 1 ? "k1*" : NULL, scan_fn, NULL));
+		break;
+	case 21: {
+		uint64_t d;
+		RC(tc_purge(c, (r >> 8) % 4 ? "k3*" : NULL, &d));
+		break;
+	}
+	case 22: {
+		tc_stats st;
+		tc_info in;
+		RC(tc_get_stats(c, &st));
+		RC(tc_get_info(c, &in));
+		break;
+	}
+	case 23: {
+		tc_snapshot_report rep;
+		if ((r >> 8) & 1)
+			RC(tc_snapshot_save(c, snap, &rep));
+		else
+			RC(tc_snapshot_load(c, snap, (r >> 9) & 1 ? TC_SNAP_REPLACE : 0, &rep));
+		break;
+	}
+	case 24: {
+		tc_audit_report rep;
+		RC(tc_audit(c, &rep));
+		break;
+	}
+	case 25: {
+		tc_sweep_report rep;
+		RC(tc_sweep(c, (r >> 8) % 8, &rep));
+		break;
+	}
+	case 26: {
+		uint64_t fr;
+		RC(tc_reclaim(c, &fr));
+		break;
+	}
+	case 27: {
+		uint32_t cl;
+		RC(tc_readers(c, reader_fn, NULL));
+		RC(tc_readers_clean(c, &cl));
+		RC(tc_attached(c, attach_fn, NULL));
+		break;
+	}
+	case 28: {
+		uint32_t pid;
+		uint64_t age;
+		bool alive;
+		switch ((r >> 8) % 4) {
+		case 0: RC(tc_lease_acquire(c, 100, &pid)); break;
+		case 1: RC(tc_lease_renew(c)); break;
+		case 2: RC(tc_lease_release(c)); break;
+		default: RC(tc_lease_holder(c, &pid, &age, &alive)); break;
+		}
+		break;
+	}
+	case 29: {
+		bool allowed;
+		kl = pick_key(rng, k, "r");
+		RC(tc_rate_limit(c, k, kl, 5, 100, &allowed, NULL));
+		break;
+	}
+	case 30: {
+		kl = pick_key(rng, k, "L");
+		size_t cap = (size_t)(r >> 8) % 128;
+		rc = RC(tc_get_or_load(c, k, kl, outbuf, cap, &m, 0, pick_ttl(rng),
+				       (r >> 16) % 3, loader, NULL));
+		if (rc == 0 && m.len > cap)
+			BAD("tc_get_or_load: length %zu over cap %zu", m.len, cap);
+		break;
+	}
+	case 31: {
+		static const char *const pre[] = { "k1", "k", "d", "c", "L" };
+		const char *p = pre[(r >> 8) % 5];
+		if ((r >> 12) & 1)
+			RC(tc_ttl_policy_set(c, p, (r >> 16) % 100000));
+		else
+			RC(tc_ttl_policy_del(c, p));
+		break;
+	}
+	case 32: {
+		unsigned bad;
+		RC(tc_ttl_policy_list(c, policy_fn, NULL));
+		RC(tc_ttl_policy_load_ex(c, pol_path, &bad));
+		break;
+	}
+	case 33: {
+		kl = pick_key(rng, k, "k");
+		if (RC(tc_read_lock(c)))
+			break;
+		RC(tc_get(c, k, kl, outbuf, VAL_MAX, &m));
+		RC(tc_sweep(c, 1, NULL)); /* -EDEADLK inside a section */
+		tc_read_unlock(c);
+		break;
+	}
+	default: /* reads are the common case */
+		kl = pick_key(rng, k, "k");
+		RC(tc_get(c, k, kl, outbuf, VAL_MAX, NULL));
+		break;
+	}
+}
+
+/* ---- the processes ----------------------------------------------------------- */
+
+static void worker(const char *name, uint64_t seed, int id)
+{
+	uint64_t rng = seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(id + 1));
+	char snap[128];
+	snprintf(snap, sizeof(snap), "/dev/shm/tcscribble-%d.snap", (int)getpid());
+	for (size_t i = 0; i < sizeof(valbuf); i++)
+		valbuf[i] = (unsigned char)(i * 13 + (unsigned)id);
+	tc_cache *c = NULL;
+	while (!ctl->stop) {
+		if (!c) {
+			int rc = RC(tc_open(&c, name, NULL));
+			if (rc) {
+				c = NULL;
+				bb_sleep_ms(1); /* unlinked, or the header scribbled */
+				continue;
+			}
+		}
+		for (int i = 0; i < 32 && !ctl->stop; i++)
+			one_call(c, &rng, snap);
+		__atomic_add_fetch(&ctl->ops[id < NWORKERS ? id : NWORKERS], 32, __ATOMIC_RELAXED);
+		if (bb_rand(&rng) % 64 == 0) {
+			tc_close(c);
+			c = NULL;
+		}
+	}
+	tc_close(c);
+	unlink(snap);
+	_exit(violations ? BB_EXIT_FAIL : BB_EXIT_OK);
+}
+
+static void scribbler(const char *name, uint64_t seed)
+{
+	uint64_t rng = seed * 0xD1B54A32D192ED03ull + 1;
+	char path[128];
+	bb_shm_path(path, sizeof(path), name);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0)
+		_exit(BB_EXIT_SETUP);
+	size_t size = (size_t)st.st_size;
+	unsigned char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		_exit(BB_EXIT_SETUP);
+	/* The header's first line (identity, geometry, state) is left alone
+	 * mostly: a scribble there only turns every call into -ESTALE. */
+	size_t lo = TC_CACHELINE;
+	long pause_us = 50 + (long)(seed % 7) * 150;
+	while (!ctl->stop) {
+		uint64_t r = bb_rand(&rng);
+		size_t off = lo + (size_t)(bb_rand(&rng) % (size - lo));
+		if (r % 500 == 0)
+			off = (size_t)(bb_rand(&rng) % TC_CACHELINE);
+		switch (r % 8) {
+		case 0: case 1: case 2:
+			p[off] = (unsigned char)(r >> 8);
+			break;
+		case 3: case 4: { /* a small word: passes naive range checks */
+			uint64_t v = (r >> 8) % 4096;
+			off &= ~(size_t)7;
+			memcpy(p + off, &v, 8);
+			break;
+		}
+		case 5: case 6: { /* a word of the segment moved elsewhere */
+			size_t from = (size_t)(bb_rand(&rng) % (size - 8)) & ~(size_t)7;
+			off &= ~(size_t)7;
+			memmove(p + off, p + from, 8);
+			break;
+		}
+		default:
+			memset(p + off, 0, size - off < 8 ? size - off : 8);
+			break;
+		}
+		bb_sleep_us(pause_us);
+	}
+	_exit(BB_EXIT_OK);
+}
+
+static void populate(tc_cache *c)
+{
+	char k[32];
+	for (unsigned i = 0; i < NKEYS; i++) {
+		size_t kl = bb_key(k, sizeof(k), "k", i);
+		assert_int_equal(0, tc_set(c, k, kl, valbuf, (i * 97) % 2000, 0, 0));
+		kl = bb_key(k, sizeof(k), "c", i % 4);
+		(void)tc_incr(c, k, kl, 1, 0, NULL);
+	}
+	assert_int_equal(0, tc_ttl_policy_set(c, "k1", 60000));
+	assert_int_equal(0, tc_run_start(c, 1, 1));
+	for (unsigned i = 0; i < 24; i++) {
+		size_t kl = bb_key(k, sizeof(k), "d", i % 6);
+		assert_int_equal(0, tc_dto_append(c, k, kl, 7, valbuf, 8 + i * 4));
+	}
+}
+
+/* The last check: alone on the segment, tc_audit and every call once. */
+static void final_check(const char *name, uint64_t seed)
+{
+	tc_cache *c;
+	int rc = RC(tc_open(&c, name, NULL));
+	if (rc == 0) {
+		tc_audit_report rep;
+		RC(tc_audit(c, &rep));
+		uint64_t rng = seed;
+		char snap[128];
+		snprintf(snap, sizeof(snap), "/dev/shm/tcscribble-%d.snap", (int)getpid());
+		for (int i = 0; i < 400; i++)
+			one_call(c, &rng, snap);
+		RC(tc_audit(c, &rep));
+		tc_close(c);
+		unlink(snap);
+	}
+	_exit(violations ? BB_EXIT_FAIL : BB_EXIT_OK);
+}
+
+static pid_t spawn(int kind, const char *name, uint64_t seed, int id)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (kind == 0)
+			worker(name, seed, id);
+		else if (kind == 1)
+			scribbler(name, seed);
+		else
+			final_check(name, seed);
+	}
+	return pid;
+}
+
+/*
+ * Wait until every pid of PIDS has exited, at most HANG seconds.  Returns
+ * the number of failed children (non-zero status or still running, which
+ * are then killed), printing each.
+ */
+static int reap(pid_t *pids, const char *const *what, int n, double hang, uint64_t seed)
+{
+	int bad = 0, left = n;
+	double t0 = bb_mono_s();
+	while (left > 0) {
+		for (int i = 0; i < n; i++) {
+			if (pids[i] <= 0)
+				continue;
+			int st;
+			pid_t w = waitpid(pids[i], &st, WNOHANG);
+			if (w == 0)
+				continue;
+			if (w == pids[i] && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+				bad++;
+				if (WIFSIGNALED(st))
+					print_message("seed %#llx: %s (pid %d) killed by signal %d\n",
+						      (unsigned long long)seed, what[i], (int)pids[i],
+						      WTERMSIG(st));
+				else
+					print_message("seed %#llx: %s (pid %d) exit %d\n",
+						      (unsigned long long)seed, what[i], (int)pids[i],
+						      WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+			}
+			pids[i] = 0;
+			left--;
+		}
+		if (left > 0 && bb_mono_s() - t0 > hang) {
+			for (int i = 0; i < n; i++) {
+				if (pids[i] <= 0)
+					continue;
+				print_message("seed %#llx: %s (pid %d) hangs: not done %.0f s after "
+					      "stop\n", (unsigned long long)seed, what[i], (int)pids[i],
+					      hang);
+				kill(pids[i], SIGKILL);
+				waitpid(pids[i], NULL, 0);
+				pids[i] = 0;
+				bad++;
+			}
+			break;
+		}
+		if (left > 0)
+			bb_sleep_ms(5);
+	}
+	return bad;
+}
+
+static int one_round(uint64_t seed, double round_s, double hang)
+{
+	char name[TC_NAME_MAX + 1];
+	bb_name(name);
+	int eviction = (seed & 1) ? TC_EVICT_LRU : TC_EVICT_NONE;
+	bool unlink_mid = seed % 3 == 0;
+	tc_opts o = bb_opts(256, 256 * 1024, 8);
+	o.eviction = eviction;
+	tc_cache *c;
+	assert_int_equal(0, tc_open(&c, name, &o));
+	populate(c);
+	tc_close(c);
+	memset(ctl, 0, sizeof(*ctl));
+
+	pid_t pids[NWORKERS + 3];
+	const char *what[NWORKERS + 3] = { "worker 0", "worker 1", "worker 2", "scribbler",
+					   "replacement worker" };
+	for (int i = 0; i < NWORKERS; i++)
+		pids[i] = spawn(0, name, seed, i);
+	pids[NWORKERS] = spawn(1, name, seed, 0);
+	pids[NWORKERS + 1] = 0;
+	for (int i = 0; i < NWORKERS + 1; i++)
+		assert_true(pids[i] > 0);
+
+	/* A worker killed mid-call at a point the seed picks, and replaced. */
+	uint64_t rng = seed;
+	double kill_at = round_s * (0.2 + (double)(bb_rand(&rng) % 60) / 100.0);
+	double t0 = bb_mono_s();
+	bb_sleep_us((long)(kill_at * 1e6));
+	int victim = (int)(bb_rand(&rng) % NWORKERS);
+	kill(pids[victim], SIGKILL);
+	waitpid(pids[victim], NULL, 0);
+	char snap[128];
+	snprintf(snap, sizeof(snap), "/dev/shm/tcscribble-%d.snap", (int)pids[victim]);
+	unlink(snap);
+	pids[victim] = spawn(0, name, seed + 1000, NWORKERS);
+	assert_true(pids[victim] > 0);
+	double rest = round_s - (bb_mono_s() - t0);
+	if (unlink_mid && rest > 0) {
+		bb_sleep_us((long)(rest * 0.7e6));
+		assert_int_equal(0, tc_unlink(name));
+		bb_sleep_us((long)(rest * 0.3e6));
+	} else if (rest > 0) {
+		bb_sleep_us((long)(rest * 1e6));
+	}
+	ctl->stop = 1;
+	what[victim] = "replacement worker";
+	int bad = reap(pids, what, NWORKERS + 1, hang, seed);
+	if (ctl->broken)
+		print_message("seed %#llx: %llu broken promises (above)\n",
+			      (unsigned long long)seed, (unsigned long long)ctl->broken);
+	if (ctl->broken && bad == 0)
+		bad = 1; /* a broken promise of the worker killed mid-round */
+	print_message("seed %#llx: %s%s, %llu calls by workers (%llu TC_ECORRUPT), %d failed\n",
+		      (unsigned long long)seed, eviction ? "LRU" : "no eviction",
+		      unlink_mid ? ", unlinked under load" : "",
+		      (unsigned long long)(ctl->ops[0] + ctl->ops[1] + ctl->ops[2] + ctl->ops[3]),
+		      (unsigned long long)ctl->corrupt, bad);
+	if (!unlink_mid) {
+		pid_t f = spawn(2, name, seed, 0);
+		const char *fw[1] = { "final check" };
+		assert_true(f > 0);
+		bad += reap(&f, fw, 1, hang, seed);
+		/* final_check's broken promises are in its exit status. */
+	}
+	(void)tc_unlink(name);
+	return bad;
+}
+
+static void test_scribbles_under_load_never_crash_hang_or_break_promises(void **state)
+{
+	(void)state;
+	double total = (double)env_u64("TC_SCRIBBLE_SECS", 16);
+	double round_s = (double)env_u64("TC_SCRIBBLE_ROUND_MS", 2000) / 1000.0;
+	double hang = (double)env_u64("TC_SCRIBBLE_HANG_SECS", 60);
+	uint64_t max_rounds = env_u64("TC_SCRIBBLE_ROUNDS", UINT64_MAX);
+	const char *sv = getenv("TC_SCRIBBLE_SEED");
+	uint64_t base = SEED_BASE;
+	if (sv && strcmp(sv, "random") == 0)
+		base = (uint64_t)bb_mono_s() * 1000003u ^ (uint64_t)getpid() << 32;
+	else if (sv && *sv)
+		base = strtoull(sv, NULL, 0);
+	ctl = mmap(NULL, sizeof(*ctl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(ctl != MAP_FAILED);
+	snprintf(pol_path, sizeof(pol_path), "/dev/shm/tcscribble-%d.pol", (int)getpid());
+	const char *pol = "k1 = 60000\nk = 0\n# comment\nd=5\n";
+	FILE *f = fopen(pol_path, "w");
+	assert_non_null(f);
+	assert_int_equal((int)strlen(pol), (int)fwrite(pol, 1, strlen(pol), f));
+	assert_int_equal(0, fclose(f));
+	for (size_t i = 0; i < sizeof(valbuf); i++)
+		valbuf[i] = (unsigned char)(i * 7);
+
+	print_message("scribble under load: seeds from %#llx, %.0f s, rounds of %.1f s "
+		      "(TC_SCRIBBLE_SEED=<seed> TC_SCRIBBLE_ROUNDS=1 re-runs one)\n",
+		      (unsigned long long)base, total, round_s);
+	int failed = 0;
+	uint64_t rounds = 0;
+	double t0 = bb_mono_s();
+	while (rounds < max_rounds && (rounds == 0 || bb_mono_s() - t0 + round_s <= total)) {
+		int bad = one_round(base + rounds, round_s, hang);
+		if (bad)
+			print_message("FAILED seed %#llx: re-run with TC_SCRIBBLE_SEED=%#llx "
+				      "TC_SCRIBBLE_ROUNDS=1\n", (unsigned long long)(base + rounds),
+				      (unsigned long long)(base + rounds));
+		failed += bad;
+		rounds++;
+	}
+	unlink(pol_path);
+	munmap(ctl, sizeof(*ctl));
+	print_message("%llu rounds in %.1f s, %d failed children\n", (unsigned long long)rounds,
+		      bb_mono_s() - t0, failed);
+	assert_int_equal(0, failed);
+}
+
+/* ---- findings of the fuzzer, as plain tests ------------------------------------ */
+
+/* The run word of segment NAME, mapped from its /dev/shm file. */
+static uint64_t *map_run_word(const char *name, void **map, size_t *len)
+{
+	char path[128];
+	bb_shm_path(path, sizeof(path), name);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	struct stat st;
+	assert_int_equal(0, fstat(fd, &st));
+	*len = (size_t)st.st_size;
+	*map = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	assert_true(*map != MAP_FAILED);
+	return (uint64_t *)((unsigned char *)*map + offsetof(struct tc_hdr, run_word));
+}
+
+/*
+ * fuzz_segment found it: a run word whose generation was scribbled even
+ * while it still names the anchor made tc_run_anchor hand out an even
+ * generation (the header says odd); the anchor records its generation, so
+ * a word that disagrees with it is TC_ECORRUPT.
+ */
+static void test_scribbled_run_generation_gives_ecorrupt(void **state)
+{
+	(void)state;
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = bb_opts(64, 64 * 1024, 2);
+	tc_cache *c;
+	assert_int_equal(0, tc_open(&c, bb_name(name), &o));
+	assert_int_equal(0, tc_run_start(c, 5, 6));
+	tc_anchor a;
+	assert_int_equal(0, tc_run_anchor(c, &a));
+	assert_int_equal(1, (int)(a.generation & 1));
+	void *map;
+	size_t len;
+	uint64_t *w = map_run_word(name, &map, &len);
+	uint64_t good = *w;
+	*w = good + (1ull << 32); /* even generation, same anchor */
+	assert_int_equal(TC_ECORRUPT, tc_run_anchor(c, &a));
+	*w = good + (2ull << 32); /* odd, but not the anchor's */
+	assert_int_equal(TC_ECORRUPT, tc_run_anchor(c, &a));
+	*w = good;
+	assert_int_equal(0, tc_run_anchor(c, &a));
+	assert_int_equal((int)(good >> 32), (int)a.generation);
+	munmap(map, len);
+	tc_close(c);
+}
+
+/*
+ * An idle run word scribbled to an odd generation: the next tc_run_start
+ * still publishes an odd generation, larger than the word's.
+ */
+static void test_run_start_after_scribbled_idle_word_is_odd(void **state)
+{
+	(void)state;
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = bb_opts(64, 64 * 1024, 2);
+	tc_cache *c;
+	assert_int_equal(0, tc_open(&c, bb_name(name), &o));
+	void *map;
+	size_t len;
+	uint64_t *w = map_run_word(name, &map, &len);
+	*w = 7ull << 32; /* no run, generation 7 */
+	assert_int_equal(0, tc_run_start(c, 5, 6));
+	tc_anchor a;
+	assert_int_equal(0, tc_run_anchor(c, &a));
+	assert_int_equal(9, (int)a.generation);
+	assert_int_equal(0, tc_run_end_gen(c, 9));
+	munmap(map, len);
+	tc_close(c);
+}
+
+static int count_policy(const char *prefix, uint64_t ttl, void *arg)
+{
+	(void)prefix;
+	(void)ttl;
+	++*(int *)arg;
+	return 0;
+}
+
+/*
+ * fuzz_segment found it: a NUL scribbled into a prefix of the policy
+ * table made tc_ttl_policy_list call back with a prefix shorter than the
+ * record (an empty one; the API's prefixes are 1..TC_POLICY_PREFIX_MAX
+ * bytes and cannot hold a NUL): such a table is TC_ECORRUPT.
+ */
+static void test_policy_prefix_with_nul_gives_ecorrupt(void **state)
+{
+	(void)state;
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = bb_opts(64, 64 * 1024, 2);
+	tc_cache *c;
+	assert_int_equal(0, tc_open(&c, bb_name(name), &o));
+	assert_int_equal(0, tc_ttl_policy_set(c, "abc", 5));
+	void *map;
+	size_t len;
+	map_run_word(name, &map, &len);
+	const struct tc_hdr *h = map;
+	uint64_t ref = h->policy_gen & 0xffffffffu;
+	assert_true(ref != 0);
+	/* The table's value (klen 0) starts at +64: u64 ttl, u8 len, prefix. */
+	unsigned char *prefix = (unsigned char *)map + h->arena_off + (ref - 1) * TC_BLOCK_UNIT +
+				TC_ENTRY_HDR + 9;
+	assert_int_equal('a', prefix[0]);
+	int n = 0;
+	assert_int_equal(0, tc_ttl_policy_list(c, count_policy, &n));
+	assert_int_equal(1, n);
+	prefix[0] = '\0';
+	n = 0;
+	assert_int_equal(TC_ECORRUPT, tc_ttl_policy_list(c, count_policy, &n));
+	assert_int_equal(0, n);
+	prefix[1] = '\0'; /* "a\0c" would pass for "a" */
+	prefix[0] = 'a';
+	assert_int_equal(TC_ECORRUPT, tc_ttl_policy_list(c, count_policy, &n));
+	prefix[1] = 'b';
+	assert_int_equal(0, tc_ttl_policy_list(c, count_policy, &n));
+	assert_int_equal(1, n);
+	munmap(map, len);
+	tc_close(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_scribbled_run_generation_gives_ecorrupt, bb_teardown),
+		cmocka_unit_test_teardown(test_run_start_after_scribbled_idle_word_is_odd,
+					  bb_teardown),
+		cmocka_unit_test_teardown(test_policy_prefix_with_nul_gives_ecorrupt, bb_teardown),
+		cmocka_unit_test_teardown(test_scribbles_under_load_never_crash_hang_or_break_promises,
+					  bb_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
