@@ -178,7 +178,7 @@ ALL_OBJS   := $(LIB_OBJS) $(TOOL_OBJS) $(TOOL_COMMON_OBJS) $(TEST_OBJS) $(TEST_H
 FLAGS_STAMP := $(BUILDDIR)/.flags
 
 .DEFAULT_GOAL := all
-.PHONY: all lib tools check-build test check demo bench install uninstall \
+.PHONY: all lib tools check-build test check demo bench callgrind install uninstall \
         clean asan ubsan tsan deps help fuzz fuzz-build fuzz-smoke fuzzers FORCE
 .DELETE_ON_ERROR:
 # Keep the objects of chained rules (tools, tests) for incremental builds.
@@ -355,6 +355,10 @@ bench: ## Install what the benchmarks need, build, run tools/bench.sh
 	@$(MAKE) --no-print-directory -f $(THIS_MAKEFILE) NODEPS=1 all
 	@test -f tools/bench.sh || { echo "make bench: tools/bench.sh is missing" >&2; exit 1; }
 	BIN=$(abspath $(BUILDDIR)/bin) bash tools/bench.sh $(BENCH_ARGS)
+
+callgrind: all ## Instructions per hot get, peek and set (tools/callgrind.sh; CALLGRIND='tickcache-get ...' picks)
+	@command -v valgrind >/dev/null || $(DEPS_CMD) bench
+	BIN=$(abspath $(BUILDDIR)/bin) bash tools/callgrind.sh $(CALLGRIND)
 
 deps: ## Install missing Debian packages (DEPS_FOR=test|demo|bench, default test)
 	@tools/deps.sh $(or $(DEPS_FOR),test)

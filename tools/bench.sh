@@ -282,56 +282,13 @@ END {
 get() { awk -v l="$1" -v b="$2" -v o="$3" -v f="$4" '$1 == l && $2 == b && $3 == o { print $f }' "$MED"; }
 
 # ---------------------------------------------------------------- profile
-# callgrind with a cache model, collecting only inside each backend's get:
-# instructions and simulated misses per call (the VM exposes no PMU, so
-# `perf stat` has no hardware counters here).
+# callgrind, collecting only inside each backend's operation: instructions
+# and simulated misses per call (tools/callgrind.sh; the VM exposes no PMU).
 PROF=$WORK/profile.txt
 : >"$PROF"
-profile() {   # profile NAME FUNCTION ARGS...   (ARGS must hold "-n COUNT")
-	local name=$1 fn=$2 f out calls tog=()
-	shift 2
-	for f in ${fn//,/ }; do tog+=(--toggle-collect="$f"); done
-	calls=$(echo "$*" | sed -n 's/.*-n \([0-9]*\).*/\1/p')
-	rm -f "$WORK/cg.$name".*
-	# Model this machine's per-core caches: L1d 48 KiB 12-way, L2 2 MiB as "LL".
-	valgrind --tool=callgrind --cache-sim=yes --D1=49152,12,64 --LL=2097152,16,64 \
-		"${tog[@]}" --callgrind-out-file="$WORK/cg.$name.%p" \
-		"$SB" --warmup 0 "$@" >/dev/null 2>"$WORK/cglog.$name" || return 0
-	# The measuring child is the process whose file is the largest.
-	out=$(ls -S "$WORK/cg.$name".* | head -1)
-	callgrind_annotate --inclusive=no "$out" >"$WORK/cga.$name" 2>/dev/null || return 0
-	awk -v name="$name" -v calls="$calls" '
-		/^Events shown:/ { for (i = 3; i <= NF; i++) ev[i - 2] = $i; ne = NF - 2 }
-		/PROGRAM TOTALS/ {
-			line = $0; gsub(/\([^)]*\)/, "", line); gsub(",", "", line)
-			n = split(line, a, " ")
-			for (i = 1; i <= ne; i++) val[ev[i]] = a[i] + 0
-			printf "%-22s %6.0f instructions, %5.2f L1d read misses, %5.2f L1d write misses, %5.2f L2 read misses per op\n",
-			       name ":", val["Ir"] / calls, val["D1mr"] / calls, val["D1mw"] / calls, val["DLmr"] / calls
-		}' "$WORK/cga.$name" >>"$PROF"
-	# The eight costliest functions (exclusive instructions) with their share.
-	awk -v calls="$calls" '
-		/file:function/ { go = 1; getline; next }
-		go && NF == 0 { exit }
-		go && NF > 2 && $1 ~ /^[0-9,]+$/ {
-			ir = $1; gsub(",", "", ir)
-			fn = $NF; if (fn ~ /^\[/) fn = $(NF - 1)
-			sub(/.*:/, "", fn)
-			printf "    %7.1f instr/op  %s\n", ir / calls, fn
-			if (++k == 8) exit
-		}' "$WORK/cga.$name" >"$WORK/cg.$name.top"
-}
 if command -v valgrind >/dev/null && [ "$PLOT_ONLY" != 1 ]; then
 	log "profiling with callgrind"
-	profile tickcache-get tcb_get -b tickcache -d uniform -n 200000
-	profile tickcache-peek tcb_peek,tcb_peek_end -b tickcache -d uniform -n 200000 -o peek
-	profile array-get arr_get -b array -d uniform -n 200000
-	profile tickcache-hot tcb_get -b tickcache -d hot -n 200000
-	profile tickcache-hot-peek tcb_peek,tcb_peek_end -b tickcache -d hot -n 200000 -o peek
-	profile tickcache-set tcb_set -b tickcache -o set -d uniform -n 100000
-	profile tickcache-set-evict tcb_set -b tickcache -o set -d uniform -n 100000 --evict --memory 4M
-	profile tickcache-get-csum tcb_get -b tickcache -d uniform -n 200000 --checksum
-	profile tickcache-set-csum tcb_set -b tickcache -o set -d uniform -n 100000 --checksum
+	BIN=$BIN WORK=$WORK/cg bash "$ROOT/tools/callgrind.sh" >"$PROF" || true
 fi
 
 # ---------------------------------------------------------------- plot
@@ -498,12 +455,6 @@ echo "\`valgrind --tool=callgrind --cache-sim=yes --D1=49152,12,64 --LL=2097152,
 echo
 echo '```'
 cat "$PROF"
-for f in "$WORK"/cg.*.top; do
-	[ -s "$f" ] || continue
-	echo
-	echo "top functions, $(basename "$f" .top | sed 's/^cg\.//') (exclusive):"
-	cat "$f"
-done
 echo '```'
 if [ -f "$ROOT/docs/bench-notes.md" ]; then echo; cat "$ROOT/docs/bench-notes.md"; fi
 } >"$MD"
