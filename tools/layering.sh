@@ -1,0 +1,101 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# layering.sh - the include and call graph between the files of shm/, and
+# its order; fails on a cycle (docs/design.md, "Map of shm/").
+#
+#   tools/layering.sh [BUILDDIR]          (make layering)
+#
+# Nodes are the files of shm/.  Edges:
+#   X.c -> Y.c   an object of X leaves a symbol undefined that Y's object
+#                defines (nm on BUILDDIR/shm/*.o, built by `make lib`); the
+#                symbols an inline function of a header calls count for
+#                every file that uses that inline function;
+#   X.c -> H.h   X includes the header H of shm/ (#include "H.h");
+#   H.h -> Y.c   an inline function of H calls a symbol that Y defines
+#                (H compiled alone with -fkeep-inline-functions).
+# Every file includes internal.h, so a header that calls into a file is a
+# cycle: the headers are the bottom of the graph.
+#
+# Prints every edge with the symbols that make it, then the files in
+# order, lowest first (each uses only files printed before it).  Exit
+# status 1 and the files of a cycle on stderr when there is one, 2 when
+# the objects are missing.
+set -eu
+
+build=${1:-build}
+cd "$(dirname "$0")/.."
+NM=${NM:-nm}
+CC=${CC:-cc}
+PKG_CONFIG=${PKG_CONFIG:-pkg-config}
+
+objs=$(ls "$build"/shm/*.o 2>/dev/null || true)
+[ -n "$objs" ] || { echo "layering.sh: no objects in $build/shm (run make lib)" >&2; exit 2; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+# file<TAB>symbol for every global symbol a file defines / leaves undefined.
+for o in $objs; do
+	f=$(basename "$o" .o).c
+	[ -f "shm/$f" ] || continue
+	$NM -g --defined-only "$o" | awk -v f="$f" 'NF == 3 { print f "\t" $3 }' >>"$tmp/def"
+	$NM -u "$o" | awk -v f="$f" '{ print f "\t" $NF }' >>"$tmp/use"
+done
+
+# The inline functions of each header, compiled alone.
+cflags="-D_GNU_SOURCE -Iinclude -Ishm $($PKG_CONFIG --cflags liburcu libxxhash 2>/dev/null || true)"
+for h in shm/*.h; do
+	hn=$(basename "$h")
+	printf '#include "%s"\n' "$hn" >"$tmp/probe.c"
+	# shellcheck disable=SC2086
+	$CC -std=c11 -O0 -fkeep-inline-functions $cflags -c "$tmp/probe.c" -o "$tmp/probe.o"
+	$NM -u "$tmp/probe.o" | awk -v f="$hn" '{ print f "\t" $NF }' >>"$tmp/use"
+done
+
+# Call edges: user -> definer, with the symbols.
+awk -F'\t' 'NR == FNR { def[$2] = $1; next }
+	($2 in def) && def[$2] != $1 { e = $1 " -> " def[$2]; s[e] = s[e] " " $2 }
+	END { for (e in s) print e ":" s[e] }' "$tmp/def" "$tmp/use" | sort >"$tmp/calls"
+
+# Include edges between the files of shm/.
+for f in shm/*.c shm/*.h; do
+	sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$f" |
+	while read -r inc; do
+		[ -f "shm/$inc" ] && [ "shm/$inc" != "$f" ] && printf '%s -> %s: #include\n' "$(basename "$f")" "$inc"
+	done
+done | sort >"$tmp/incs"
+
+echo "calls (file -> file it calls: symbols)"
+sed 's/^/  /' "$tmp/calls"
+echo "includes"
+sed 's/^/  /' "$tmp/incs"
+
+# tsort wants "before after": the callee before its caller.
+{
+	cat "$tmp/calls" "$tmp/incs" | sed 's/:.*//' | awk '{ print $3, $1 }'
+	for f in shm/*.c shm/*.h; do b=$(basename "$f"); echo "$b $b"; done
+} >"$tmp/pairs"
+if tsort "$tmp/pairs" >"$tmp/order" 2>/dev/null; then
+	echo "order (lowest first)"
+	tr '\n' ' ' <"$tmp/order" | sed 's/ $//; s/^/  /'
+	echo
+	echo "no cycle"
+	exit 0
+fi
+# The strongly connected components of more than one file (transitive
+# closure; shm/ has a few dozen files), with the edges inside each.
+cat "$tmp/calls" "$tmp/incs" | sed 's/:.*//' | awk '
+	{ n[$1] = 1; n[$3] = 1; r[$1, $3] = 1; e[++ne] = $1 " -> " $3; ef[ne] = $1; et[ne] = $3 }
+	END {
+		for (k in n) for (i in n) if ((i, k) in r) for (j in n) if ((k, j) in r) r[i, j] = 1
+		for (i in n) {
+			if (i in done) continue
+			m = ""
+			for (j in n) if (i == j || ((i, j) in r && (j, i) in r)) { m = m " " j; done[j] = 1; in_c[j] = i }
+			if (split(m, x, " ") < 2) continue
+			print "CYCLE among:" m
+			for (k = 1; k <= ne; k++) if (in_c[ef[k]] == i && in_c[et[k]] == i) print "  " e[k]
+		}
+	}' >&2
+exit 1
