@@ -314,27 +314,6 @@ static int sweep_arena(tc_cache *c, const struct marks *m, uint64_t end, bool ap
 	return rc;
 }
 
-/*
- * The state is AUDITING: is its auditor dead?  Then the state goes back to
- * READY (unless tc_unlink made it UNLINKED meanwhile) and true is returned.
- * An audit killed at any point leaves the segment usable: until it
- * publishes the rebuilt lists it has only relinked free blocks among
- * themselves (a list followed from an old head meets only free blocks of
- * its class; the rest leak until the next audit) and cleared claims nobody
- * will finalize; gauges and the key count may be off until the next audit.
- * Nobody else was attached while it ran (it checked, and held the flock),
- * so nothing else was half done.
- */
-bool tc__audit_orphaned(tc_cache *c)
-{
-	tc__rmb(); /* the auditor wrote its pid before the state (a CAS) */
-	uint64_t pid = tc__ld(&c->h->audit_pid);
-	if (pid != 0 && pid <= UINT32_MAX && tc__pid_alive((uint32_t)pid, tc__ld(&c->h->audit_start)))
-		return false;
-	tc__cas(&c->h->state, TC_STATE_AUDITING, TC_STATE_READY);
-	return true; /* the caller reads the state again: READY, or UNLINKED */
-}
-
 int tc_audit(tc_cache *c, tc_audit_report *rep)
 {
 	if (!c)

@@ -191,26 +191,6 @@ static uint64_t carved_end(tc_cache *c)
 	return b == TC_BUMP_BAD ? c->arena_units : b;
 }
 
-/* Push block E of class CLS (a block nobody else can reach) on its free list. */
-void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
-{
-	struct tc_class *k = &c->h->cls[cls];
-	uint64_t ref = tc__ref_of(c, e);
-	/* No builder on a free block: a dead slot's cleaner must never take
-	 * the block for its own once another writer pops it. */
-	tc__st(&e->builder, 0);
-	tc__st(&e->state, TC_BLK_FREE);
-	TC_CRASH_POINT(free_unlisted);
-	for (;;) {
-		uint64_t head = tc__ld(&k->head);
-		tc__st(&e->link, head & 0xffffffffu);
-		uint64_t nh = ((head >> 32) + 1) << 32 | ref;
-		if (tc__cas(&k->head, head, nh) == head)
-			break;
-	}
-	tc__add(&k->nfree, 1);
-}
-
 /*
  * The class of the next block when cutting R units (R == 0 or R >= 4) into
  * blocks: the largest whose size leaves 0 or at least 4 units (64 bytes).

@@ -32,7 +32,7 @@
  * nothing is cached, and the lease is deleted so that a waiter takes over
  * at its next poll.
  */
-#include "internal.h"
+#include "index.h"
 
 #include <sched.h>
 #include <stdlib.h>

@@ -113,6 +113,11 @@ struct tc_cache {
 	uint32_t            shm_major;   /* the mapping in /proc/PID/maps */
 	uint32_t            shm_minor;
 	struct tc_cache    *next;        /* process registry (tc__registry_lock) */
+	/* tc__clean_dead (recover.c), wired by tc_open (segment.c): epoch.c
+	 * clears dead readers' slots when every slot is taken, and recover.c
+	 * is above it (it retires through epoch.c). */
+	int               (*clean_dead)(tc_cache *c, struct tc_rslot *self,
+					tc_sweep_report *rep);
 	char                name[TC_NAME_MAX + 1];
 };
 
@@ -126,11 +131,7 @@ static inline int tc__valid_key(const void *key, size_t klen)
 	return key != NULL && klen >= 1 && klen <= TC_KEY_MAX;
 }
 
-/* segment.c */
-int  tc__layout(uint64_t max_entries, uint64_t memory, uint32_t max_readers,
-		uint64_t *nbuckets, uint32_t *max_attach, uint64_t *slots_off,
-		uint64_t *attach_off, uint64_t *index_off, uint64_t *arena_off,
-		uint64_t *total);
+/* process.c: identity, liveness, the registry of handles, fork hooks */
 bool tc__pid_alive(uint32_t pid, uint64_t start);
 uint64_t tc__proc_start(uint32_t pid);
 uint64_t tc__self_start(void);
@@ -141,10 +142,16 @@ int  tc__lock_bounded(int fd);
 #define TC_LOCK_WAIT_MS 5000 /* tc__lock_bounded's default bound */
 uint32_t tc__self_pid(void);
 void tc__registry_lock(void);
-/* wait.c */
-int  tc__open_wait(tc_cache **out, const char *name, const tc_opts *opts);
 void tc__registry_unlock(void);
 bool tc__registry_has(uint64_t cid);
+void tc__registry_add(tc_cache *c);
+void tc__registry_remove(tc_cache *c);
+
+/* segment.c */
+int  tc__layout(uint64_t max_entries, uint64_t memory, uint32_t max_readers,
+		uint64_t *nbuckets, uint32_t *max_attach, uint64_t *slots_off,
+		uint64_t *attach_off, uint64_t *index_off, uint64_t *arena_off,
+		uint64_t *total);
 extern void (*tc__open_test_hook)(uint8_t *base); /* tests: after validation */
 
 /* epoch.c: reader slots and grace periods */
@@ -158,7 +165,6 @@ int64_t tc__retired_sum(tc_cache *c, int idx);
 int  tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed);
 int  tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_t budget);
 uint64_t tc__reclaim_step(tc_cache *c, struct tc_rslot *s, uint64_t budget);
-int  tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep);
 void tc__release_handle_slots(tc_cache *c);
 void tc__fold_slot(tc_cache *c, struct tc_rslot *s);
 uint64_t tc__min_active_epoch(tc_cache *c);
@@ -166,10 +172,14 @@ void tc__membarrier_init(void);
 uint64_t tc__membarrier_issued(void); /* global barriers issued by this process (tests) */
 bool tc__membarrier_reader_fast(void); /* this process's readers use a compiler barrier only */
 bool tc__slot_dead(tc_cache *c, struct tc_rslot *s, uint64_t owner);
+uint32_t tc__self_tid(void);
+void tc__push_back_chain(tc_cache *c, struct tc_rslot *s); /* a slot's detached chain */
+bool tc__audit_orphaned(tc_cache *c); /* state AUDITING and its auditor dead */
 
 /* alloc.c */
 uint32_t tc__class_of(uint64_t bytes);
-struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc);
+struct tc_entry *tc__alloc_block(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc);
+void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls);
 /*
  * The bump word (tc_hdr.bump): the carved units in the low 32 bits, sealed
  * with a tag of them keyed with the segment's seed in the high 32
@@ -196,13 +206,24 @@ static inline uint64_t tc__bump_seal(uint64_t seed, uint64_t units)
 	x ^= x >> 31;
 	return (x & ~0xffffffffull) | (units & 0xffffffffu);
 }
-uint64_t tc__bump_units(tc_cache *c, uint64_t word);
+static inline uint64_t tc__bump_units(tc_cache *c, uint64_t word)
+{
+	uint64_t units = word & 0xffffffffu;
+	if (word == __atomic_load_n(&c->bump_seen, __ATOMIC_RELAXED))
+		return units;
+	if (units > c->arena_units || word != tc__bump_seal(c->seed, units))
+		return TC_BUMP_BAD;
+	/* Stored only when the word changed since: once the arena is carved
+	 * out, the handle's line is never written here again. */
+	__atomic_store_n(&c->bump_seen, word, __ATOMIC_RELAXED);
+	return units;
+}
+
 struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls);
 void tc__free_block(tc_cache *c, struct tc_entry *e);
 
 /* coalesce.c */
 struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls);
-void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls);
 void tc__coalesce_recover(tc_cache *c);
 uint64_t tc__merges(tc_cache *c);
 bool tc__coalescing(tc_cache *c);
@@ -211,35 +232,17 @@ extern void (*tc__df_test_hook)(int point);
 enum { TC_DF_HOOK_CLAIMED = 1, TC_DF_HOOK_HELD, TC_DF_HOOK_REWRITE, TC_DF_HOOK_PUSH,
        TC_DF_HOOK_LIVE };
 
-/* table.c */
-uint64_t tc__hash(tc_cache *c, const void *key, size_t klen, uint32_t kind);
+/* index.c: the lock-free index (its read half is index.h, inline) */
 int  tc__lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
 		uint64_t **slotp, uint64_t *word, struct tc_entry **ent);
-int  tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const void *val,
-	       size_t vlen, uint32_t type, uint64_t ttl_ms, int op, uint64_t expect,
-	       int64_t delta, int64_t *out, uint32_t aux);
+int  tc__insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
+		    uint32_t kind, struct tc_entry *e, uint64_t ref, bool stamp, bool *seen);
+int  tc__insert(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
+		struct tc_entry *e, bool *seen);
 int  tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w,
 		     int ctr);
 bool tc__inflight_published(tc_cache *c, struct tc_entry *e);
-int  tc__get_quiet(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
-		   tc_meta *meta);
-int  tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want_cls, bool need_slot);
 int  tc__evict_block(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
-int  tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_report *rep);
-
-/* audit.c; run code marks what it hangs off index entries and header roots */
-typedef void (*tc__mark_fn)(void *ctx, uint64_t ref);
-void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx);
-void tc__audit_roots(tc_cache *c, tc__mark_fn mark, void *ctx);
-bool tc__audit_orphaned(tc_cache *c);
-extern void (*tc__audit_test_hook)(uint64_t blocks_relinked);
-
-int  tc__insert(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
-		struct tc_entry *e, bool *seen);
-bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot, int round,
-		   uint64_t *t0);
-int  tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
-		     uint64_t version);
 struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *vlen);
 struct tc_entry *tc__block_kv(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *klen,
 			      uint32_t *vlen, uint32_t *cls);
@@ -250,18 +253,48 @@ struct tc__sview {
 	uint32_t klen, vlen, kind, cls;
 };
 int  tc__slot_entry(tc_cache *c, uint64_t bi, uint64_t w, struct tc__sview *v);
-/* Value checksums (TC_OPT_CHECKSUM; layout.h at tc_entry) */
+
+/* kv.c: the get/set family and the write engine */
+int  tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const void *val,
+	       size_t vlen, uint32_t type, uint64_t ttl_ms, int op, uint64_t expect,
+	       int64_t delta, int64_t *out, uint32_t aux);
+int  tc__get_quiet(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
+		   tc_meta *meta);
+int  tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
+		     uint64_t version);
+
+/* room.c: memory is full (the rest, and tc__alloc, is room.h's) */
+int  tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want_cls, bool need_slot);
+int  tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_report *rep);
+
+/* recover.c: a process died */
+int  tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep);
+
+/* audit.c; run code marks what it hangs off index entries and header roots */
+typedef void (*tc__mark_fn)(void *ctx, uint64_t ref);
+void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx);
+void tc__audit_roots(tc_cache *c, tc__mark_fn mark, void *ctx);
+extern void (*tc__audit_test_hook)(uint64_t blocks_relinked);
+
+/* csum.c: value checksums (TC_OPT_CHECKSUM; layout.h at tc_entry) */
 uint64_t tc__csum(tc_cache *c, uint64_t hash, uint64_t version, int64_t expires,
 		  uint32_t vlen, uint32_t type, const void *val);
 void tc__csum_seal(tc_cache *c, struct tc_entry *e, size_t klen);
 int  tc__csum_check(tc_cache *c, const struct tc_entry *e, uint64_t hash, size_t klen,
 		    uint32_t cls, uint64_t version, int64_t expires, uint32_t vlen,
 		    uint32_t type, const void *val);
-void tc__maybe_reclaim(tc_cache *c, struct tc_rslot *s);
 
-/* run.c: runs and DTO lists */
+/* runsweep.c: the memory of ended runs (run.c has runs and DTO lists) */
+#define RUN_GEN(w) ((uint32_t)((w) >> 32)) /* tc_hdr.run_word: generation */
+#define RUN_REF(w) ((w) & 0xffffffffu)     /* tc_hdr.run_word: anchor ref */
+static inline uint64_t tc__run_word(tc_cache *c)
+{
+	return tc__ld(&c->h->run_word);
+}
 int  tc__sweep_runs(tc_cache *c, uint64_t budget); /* lists of ended runs removed */
 void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head);
+struct tc_entry *tc__dto_elem(tc_cache *c, uint64_t ref, uint64_t hash, uint32_t klen,
+			      uint32_t *vlen, uint32_t *cls);
 
 /* policy.c: TTL policies */
 uint64_t tc__policy_ttl(tc_cache *c, const void *key, size_t klen);
@@ -374,18 +407,6 @@ static inline void tc__note_unlink(struct tc_rslot *s, uint64_t ref, const struc
 	tc__st(&s->ret_hash, tc__ld(&e->hash));
 	tc__st(&s->ret_version, tc__ld(&e->version));
 	tc__st(&s->ret_ref, ref);
-}
-
-/* Resolve the TTL argument of a write into an absolute expiry. */
-static inline int64_t tc__expiry(tc_cache *c, const void *key, size_t klen, uint64_t ttl_ms)
-{
-	if (ttl_ms == TC_TTL_DEFAULT)
-		ttl_ms = tc__policy_ttl(c, key, klen);
-	if (ttl_ms == 0)
-		return 0;
-	if (ttl_ms > (uint64_t)INT64_MAX / 2)
-		ttl_ms = (uint64_t)INT64_MAX / 2;
-	return tc__now_ms() + (int64_t)ttl_ms;
 }
 
 /* The carved end in units, or TC_BUMP_BAD (see tc__bump_seal). */

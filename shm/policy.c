@@ -24,7 +24,8 @@
  * writer's CAS cannot succeed against a table that was replaced and
  * replaced back (no ABA), and lets tools tell that the table changed.
  */
-#include "internal.h"
+#include "index.h"
+#include "room.h"
 
 #include <stdio.h>
 #include <stdlib.h>

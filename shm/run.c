@@ -54,12 +54,11 @@
  * takes the whole chain.  The anchor is not named there (run_word, not the
  * index, names it): dying between the end's CAS and its retire leaks it.
  */
-#include "internal.h"
+#include "index.h"
+#include "room.h"
 
 #include <stdlib.h>
 
-#define RUN_GEN(w) ((uint32_t)((w) >> 32))
-#define RUN_REF(w) ((w) & 0xffffffffu)
 #define MAX_ATTEMPTS 10000
 #define READ_RETRIES 64
 
@@ -112,7 +111,7 @@ int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
 		rc = tc__enter(c, &s);
 		if (rc)
 			return rc;
-		uint64_t w = run_word(c);
+		uint64_t w = tc__run_word(c);
 		if (RUN_REF(w)) {
 			rc = -EBUSY;
 			tc__exit(c);
@@ -163,7 +162,7 @@ int tc_run_anchor(tc_cache *c, tc_anchor *out)
 	int rc = tc__enter(c, &s);
 	if (rc)
 		return rc;
-	uint64_t w = run_word(c);
+	uint64_t w = tc__run_word(c);
 	if (!RUN_REF(w)) {
 		rc = TC_ENORUN;
 	} else {
@@ -198,7 +197,7 @@ static int run_end(tc_cache *c, uint64_t only_gen)
 		return rc;
 	rc = -EAGAIN;
 	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-		uint64_t w = run_word(c);
+		uint64_t w = tc__run_word(c);
 		if (!RUN_REF(w)) {
 			rc = TC_ENORUN;
 			break;
@@ -242,102 +241,6 @@ int tc_run_end_gen(tc_cache *c, uint64_t generation)
 
 /* ---- DTO lists ------------------------------------------------------------ */
 
-/* Element REF of the list with HASH and key length KLEN, checked, or NULL.
- * Its key length must be the list's: the value is found with KLEN, never
- * with a second load of the block's. */
-static struct tc_entry *elem(tc_cache *c, uint64_t ref, uint64_t hash, uint32_t klen,
-			     uint32_t *vlen, uint32_t *cls)
-{
-	uint32_t kl;
-	struct tc_entry *e = tc__block_kv(c, ref, TC_KIND_DTO, &kl, vlen, cls);
-	if (!e || kl != klen || tc__ld(&e->hash) != hash)
-		return NULL;
-	return e;
-}
-
-/*
- * Retire the chain headed by HEAD, which the caller has just unlinked with
- * a successful CAS.  Counts must fall by one per step and generations
- * match, so a scribbled link ends the walk (leaking the rest) instead of
- * retiring a block of someone else or looping.
- */
-void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head)
-{
-	uint64_t hash = tc__ld(&head->hash);
-	uint32_t gen = tc__ld(&head->aux), klen = tc__ld(&head->klen), vlen;
-	uint64_t n = TC_DTO_COUNT(tc__ld(&head->version));
-	struct tc_entry *e = head;
-	for (uint64_t i = n; i >= 1 && e; i--) {
-		uint64_t ver = tc__ld(&e->version);
-		if (tc__ld(&e->aux) != gen || TC_DTO_COUNT(ver) != i)
-			break;
-		uint64_t prev = TC_DTO_PREV(ver);
-		tc__retire(c, s, e);
-		TC_CRASH_POINT(dto_chain_walk);
-		e = i > 1 && prev ? elem(c, prev, hash, klen, &vlen, NULL) : NULL;
-	}
-}
-
-/*
- * Is the list headed by E dead, i.e. not of the active run?  The head's
- * generation is loaded before run_word; an append publishes its head before
- * re-reading run_word (full barrier), so a head found here with the active
- * generation is never declared dead.
- */
-static bool list_dead(tc_cache *c, struct tc_entry *e)
-{
-	uint32_t gen = tc__ld(&e->aux);
-	tc__rmb();
-	uint64_t w = run_word(c);
-	return !RUN_REF(w) || RUN_GEN(w) != gen;
-}
-
-/* Unlink the dead list whose head E is named by W at SLOTP; retire it. */
-static int drop_list(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w,
-		     struct tc_entry *e)
-{
-	/* Named in our slot: a cleaner retires it if we die after the CAS. */
-	tc__note_unlink(s, TC_SW_REF(w), e);
-	if (tc__cas(slotp, w, 0) != w) {
-		tc__st(&s->ret_ref, 0);
-		return -EAGAIN;
-	}
-	TC_CRASH_POINT(dto_list_unlinked);
-	tc__add(&c->h->live, (uint64_t)-1);
-	tc__add(&c->h->dto_heads, (uint64_t)-1);
-	tc__dto_retire_chain(c, s, e);
-	tc__st(&s->ret_ref, 0);
-	return 0;
-}
-
-int tc__sweep_runs(tc_cache *c, uint64_t budget)
-{
-	if (tc__ld(&c->h->dto_heads) == 0)
-		return 0;
-	if (budget == 0 || budget > c->nbuckets)
-		budget = c->nbuckets;
-	int removed = 0;
-	for (uint64_t n = 0; n < budget; n++) {
-		uint64_t bi = tc__add_ret(&c->h->run_cursor, 1) & c->bmask;
-		struct tc_bucket *b = &c->index[bi];
-		struct tc_rslot *rs;
-		int rc = tc__enter(c, &rs);
-		if (rc)
-			return rc;
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t w = tc__ld(&b->w[i]);
-			if (TC_SW_STATE(w) != TC_SW_FINAL)
-				continue;
-			struct tc__sview v;
-			if (tc__slot_entry(c, bi, w, &v) == 1 && v.kind == TC_KIND_DTO &&
-			    list_dead(c, v.e) && drop_list(c, rs, &b->w[i], w, v.e) == 0)
-				removed++;
-		}
-		tc__exit(c);
-	}
-	return removed;
-}
-
 int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, const void *dto,
 		  size_t len)
 {
@@ -353,7 +256,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		rc = tc__enter(c, &s);
 		if (rc)
 			return rc;
-		uint64_t w = run_word(c);
+		uint64_t w = tc__run_word(c);
 		if (!RUN_REF(w)) {
 			rc = TC_ENORUN;
 			tc__exit(c);
@@ -382,7 +285,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 				/* A list of an earlier run, unless a new run began
 				 * after we read run_word: then start over. */
 				tc__rmb();
-				if (run_word(c) != w) {
+				if (tc__run_word(c) != w) {
 					tc__exit(c);
 					continue;
 				}
@@ -451,7 +354,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		}
 		/* The run must still be the one we appended to (the CAS above was
 		 * a full barrier); else the DTO went into an ended run. */
-		rc = run_word(c) == w ? 0 : TC_ENORUN;
+		rc = tc__run_word(c) == w ? 0 : TC_ENORUN;
 		if (rc == 0)
 			tc__count(s, TC_C_SETS);
 		tc__exit(c);
@@ -471,7 +374,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 static int find_list(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 		     struct tc_entry **head, uint64_t *hw, uint64_t *wp)
 {
-	uint64_t w = run_word(c);
+	uint64_t w = tc__run_word(c);
 	*head = NULL;
 	*wp = w;
 	if (!RUN_REF(w))
@@ -492,7 +395,7 @@ static int find_list(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 static inline bool run_moved(tc_cache *c, uint64_t w)
 {
 	tc__rmb();
-	return run_word(c) != w;
+	return tc__run_word(c) != w;
 }
 
 int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n)
@@ -544,7 +447,7 @@ static int collect(tc_cache *c, struct tc_entry *head, uint64_t hw, uint64_t n, 
 	uint32_t gen = tc__ld(&head->aux), vlen, cls;
 	int rc = 0;
 	for (uint64_t i = n, k = 0; i >= 1; i--, k++) {
-		struct tc_entry *e = elem(c, ref, hash, klen, &vlen, &cls);
+		struct tc_entry *e = tc__dto_elem(c, ref, hash, klen, &vlen, &cls);
 		if (!e)
 			return TC_ECORRUPT;
 		uint64_t ver = tc__ld(&e->version);
@@ -634,7 +537,7 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
 {
 	if (!c || !fn)
 		return -EINVAL;
-	uint64_t w = run_word(c);
+	uint64_t w = tc__run_word(c);
 	if (!RUN_REF(w))
 		return TC_ENORUN;
 	struct dkey *f = malloc(sizeof(*f) * TC_BUCKET_SLOTS);

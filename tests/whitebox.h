@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "index.h" /* tc__hash, inline */
+#include "room.h"  /* tc__alloc, inline */
 #include "layout.h"
 
 #define WB_RC(exp, call)                                                       \

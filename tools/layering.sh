@@ -4,7 +4,9 @@
 # layering.sh - the include and call graph between the files of shm/, and
 # its order; fails on a cycle (docs/design.md, "Map of shm/").
 #
-#   tools/layering.sh [BUILDDIR]          (make layering)
+#   tools/layering.sh [BUILDDIR [SRCDIR]]     (make layering)
+#
+# SRCDIR (default shm) names the sources; BUILDDIR/SRCDIR/*.o their objects.
 #
 # Nodes are the files of shm/.  Edges:
 #   X.c -> Y.c   an object of X leaves a symbol undefined that Y's object
@@ -14,8 +16,9 @@
 #   X.c -> H.h   X includes the header H of shm/ (#include "H.h");
 #   H.h -> Y.c   an inline function of H calls a symbol that Y defines
 #                (H compiled alone with -fkeep-inline-functions).
-# Every file includes internal.h, so a header that calls into a file is a
-# cycle: the headers are the bottom of the graph.
+# A header X.h next to an X.c is part of that file's node (room.h is
+# room.c's inline half).  Every file includes internal.h, so a header of
+# its own that calls into a file is a cycle: those headers are the bottom.
 #
 # Prints every edge with the symbols that make it, then the files in
 # order, lowest first (each uses only files printed before it).  Exit
@@ -24,13 +27,20 @@
 set -eu
 
 build=${1:-build}
+src=${2:-shm}
+[ -d "$build" ] && [ -d "$src" ] || { echo "layering.sh: no directory $build or $src" >&2; exit 2; }
+build=$(cd "$build" && pwd)
+objdir=$build/$src
+[ -d "$objdir" ] || { echo "layering.sh: no objects in $objdir (run make lib)" >&2; exit 2; }
+objdir=$(cd "$objdir" && pwd)
+src=$(cd "$src" && pwd)
 cd "$(dirname "$0")/.."
 NM=${NM:-nm}
 CC=${CC:-cc}
 PKG_CONFIG=${PKG_CONFIG:-pkg-config}
 
-objs=$(ls "$build"/shm/*.o 2>/dev/null || true)
-[ -n "$objs" ] || { echo "layering.sh: no objects in $build/shm (run make lib)" >&2; exit 2; }
+objs=$(ls "$objdir"/*.o 2>/dev/null || true)
+[ -n "$objs" ] || { echo "layering.sh: no objects in $objdir (run make lib)" >&2; exit 2; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -38,31 +48,45 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 # file<TAB>symbol for every global symbol a file defines / leaves undefined.
 for o in $objs; do
 	f=$(basename "$o" .o).c
-	[ -f "shm/$f" ] || continue
+	[ -f "$src/$f" ] || continue
 	$NM -g --defined-only "$o" | awk -v f="$f" 'NF == 3 { print f "\t" $3 }' >>"$tmp/def"
 	$NM -u "$o" | awk -v f="$f" '{ print f "\t" $NF }' >>"$tmp/use"
 done
 
 # The inline functions of each header, compiled alone.
-cflags="-D_GNU_SOURCE -Iinclude -Ishm $($PKG_CONFIG --cflags liburcu libxxhash 2>/dev/null || true)"
-for h in shm/*.h; do
+cflags="-D_GNU_SOURCE -Iinclude -I$src $($PKG_CONFIG --cflags liburcu libxxhash 2>/dev/null || true)"
+node() { # the node of file $1 of shm/
+	case $1 in
+	*.h) [ -f "$src/${1%.h}.c" ] && echo "${1%.h}.c" || echo "$1" ;;
+	*) echo "$1" ;;
+	esac
+}
+for h in "$src"/*.h; do
+	[ -f "$h" ] || continue
 	hn=$(basename "$h")
 	printf '#include "%s"\n' "$hn" >"$tmp/probe.c"
 	# shellcheck disable=SC2086
 	$CC -std=c11 -O0 -fkeep-inline-functions $cflags -c "$tmp/probe.c" -o "$tmp/probe.o"
-	$NM -u "$tmp/probe.o" | awk -v f="$hn" '{ print f "\t" $NF }' >>"$tmp/use"
+	$NM -u "$tmp/probe.o" | awk -v f="$(node "$hn")" '{ print f "\t" $NF }' >>"$tmp/use"
 done
 
 # Call edges: user -> definer, with the symbols.
 awk -F'\t' 'NR == FNR { def[$2] = $1; next }
-	($2 in def) && def[$2] != $1 { e = $1 " -> " def[$2]; s[e] = s[e] " " $2 }
+	($2 in def) && def[$2] != $1 && !(($1, $2) in seen) {
+		seen[$1, $2] = 1; e = $1 " -> " def[$2]; s[e] = s[e] " " $2 }
 	END { for (e in s) print e ":" s[e] }' "$tmp/def" "$tmp/use" | sort >"$tmp/calls"
 
 # Include edges between the files of shm/.
-for f in shm/*.c shm/*.h; do
+for f in "$src"/*.c "$src"/*.h; do
+	[ -f "$f" ] || continue
 	sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$f" |
 	while read -r inc; do
-		[ -f "shm/$inc" ] && [ "shm/$inc" != "$f" ] && printf '%s -> %s: #include\n' "$(basename "$f")" "$inc"
+		[ -f "$src/$inc" ] || continue
+		from=$(node "$(basename "$f")")
+		to=$(node "$inc")
+		if [ "$from" != "$to" ]; then
+			printf '%s -> %s: #include %s\n' "$from" "$to" "$inc"
+		fi
 	done
 done | sort >"$tmp/incs"
 
@@ -74,7 +98,7 @@ sed 's/^/  /' "$tmp/incs"
 # tsort wants "before after": the callee before its caller.
 {
 	cat "$tmp/calls" "$tmp/incs" | sed 's/:.*//' | awk '{ print $3, $1 }'
-	for f in shm/*.c shm/*.h; do b=$(basename "$f"); echo "$b $b"; done
+	for f in "$src"/*.c "$src"/*.h; do [ -f "$f" ] || continue; b=$(node "$(basename "$f")"); echo "$b $b"; done
 } >"$tmp/pairs"
 if tsort "$tmp/pairs" >"$tmp/order" 2>/dev/null; then
 	echo "order (lowest first)"
