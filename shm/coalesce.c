@@ -34,7 +34,7 @@
  *
  * A popper that read a block's link before the block was claimed, unlinked
  * and rewritten fails its CAS on the list head: the head's generation moved
- * when the block was popped.  Only one coalescer works at a time (df_lease);
+ * when the block was popped.  Only one coalescer works at a time (df_turn);
  * the phase, the window and the held chain are in the header, so a coalescer
  * killed at any point is finished or undone by the next one (recover()), or
  * by tc_audit.  A kill between two steps of one block can lose that block,
@@ -154,7 +154,7 @@ static bool ends_on_a_block(tc_cache *c, uint64_t u, uint64_t n, uint64_t end)
  * bytes for a header.  The free lists are a second record of block starts:
  * the nearest block after U that a list names, whose class is the list's
  * and whose size ends on a header, is where the walk goes on (while the
- * lease is held no block boundary moves: only a coalescer re-cuts).  At
+ * turn is held no block boundary moves: only a coalescer re-cuts).  At
  * most DF_WALK_MAX links are read; 0 when none is found.
  */
 static uint64_t resync(tc_cache *c, uint64_t u, uint64_t end)
@@ -335,7 +335,7 @@ static void unclaim(tc_cache *c, uint64_t start, uint64_t units)
 	push_held(c);
 }
 
-/* Finish or undo the work the lease holder described, then go idle. */
+/* Finish or undo the work the turn holder described, then go idle. */
 static void recover(tc_cache *c)
 {
 	struct tc_hdr *h = c->h;
@@ -362,9 +362,9 @@ static void recover(tc_cache *c)
 }
 
 /*
- * Lease words: pid << 32 | slot index << 16 | generation.  The generation
+ * Turn words: pid << 32 | slot index << 16 | generation.  The generation
  * (a counter in the header) makes every take's word new, so a holder that
- * finishes and takes the lease again from the same slot is never mistaken
+ * finishes and takes the turn again from the same slot is never mistaken
  * for the one a competitor judged gone.  A recoverer that holds no slot (a
  * dead-slot cleaner) uses the index DF_NO_SLOT.
  */
@@ -375,7 +375,7 @@ static uint64_t new_word(tc_cache *c, uint32_t idx)
 	return (uint64_t)tc__self_pid() << 32 | (uint64_t)idx << 16 | gen;
 }
 
-/* Is the holder of lease word W gone (its slot given back, cleaned or dead)? */
+/* Is the holder of turn word W gone (its slot given back, cleaned or dead)? */
 static bool holder_gone(tc_cache *c, uint64_t w)
 {
 	uint32_t idx = (uint32_t)(w >> 16) & 0xffffu;
@@ -391,25 +391,25 @@ static bool holder_gone(tc_cache *c, uint64_t w)
 }
 
 /*
- * Take the coalescer lease for slot S; a dead holder's work is finished or
+ * Take the coalescer's turn for slot S; a dead holder's work is finished or
  * undone first.  The word taken, or 0 when a live coalescer holds it.
  */
-static uint64_t lease_take(tc_cache *c, struct tc_rslot *s)
+static uint64_t turn_take(tc_cache *c, struct tc_rslot *s)
 {
-	uint64_t w = tc__ld(&c->h->df_lease);
+	uint64_t w = tc__ld(&c->h->df_turn);
 	if (w != 0 && !holder_gone(c, w))
 		return 0;
 	uint64_t me = new_word(c, (uint32_t)(s - c->slots));
-	if (tc__cas(&c->h->df_lease, w, me) != w)
+	if (tc__cas(&c->h->df_turn, w, me) != w)
 		return 0;
 	if (w != 0)
 		recover(c);
 	return me;
 }
 
-static void lease_drop(tc_cache *c, uint64_t me)
+static void turn_drop(tc_cache *c, uint64_t me)
 {
-	tc__cas(&c->h->df_lease, me, 0);
+	tc__cas(&c->h->df_turn, me, 0);
 }
 
 /* Bytes on every free list (the gauges are approximate, and so is this). */
@@ -432,7 +432,7 @@ static bool fits(uint64_t run, uint64_t need)
 /* Could the block at E be made free by evicting it (LRU)?  Retired blocks
  * will be free after their grace period; live ordinary keys can be evicted
  * once cold (reference bit clear: not read since the clock last passed).
- * DTO lists, leases, rate windows, anchors and policies never are. */
+ * DTO lists, load claims, rate windows, anchors and policies never are. */
 static bool evictable(struct tc_entry *e, uint32_t st)
 {
 	return st == TC_BLK_RETIRED ||
@@ -709,7 +709,7 @@ static bool drain(tc_cache *c, uint64_t start, uint64_t units, const uint64_t *c
 /* Is a live coalescer at work (holding free blocks off their lists)? */
 bool tc__coalescing(tc_cache *c)
 {
-	uint64_t w = tc__ld(&c->h->df_lease);
+	uint64_t w = tc__ld(&c->h->df_turn);
 	return w != 0 && !holder_gone(c, w);
 }
 
@@ -724,15 +724,15 @@ uint64_t tc__merges(tc_cache *c)
  */
 void tc__coalesce_recover(tc_cache *c)
 {
-	uint64_t w = tc__ld(&c->h->df_lease);
+	uint64_t w = tc__ld(&c->h->df_turn);
 	if (!w || !holder_gone(c, w))
 		return;
 	uint64_t me = new_word(c, DF_NO_SLOT);
-	if (tc__cas(&c->h->df_lease, w, me) != w)
+	if (tc__cas(&c->h->df_turn, w, me) != w)
 		return;
 	recover(c);
 	tc__st(&c->h->df_nofit, 0);
-	tc__cas(&c->h->df_lease, me, 0);
+	tc__cas(&c->h->df_turn, me, 0);
 }
 
 struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
@@ -748,7 +748,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	 * equal sizes rearrange the arena without changing the sum). */
 	if (!lru && fb == tc__ld(&h->df_nofit) && (tc__add_ret(&h->df_skips, 1) & 63) != 0)
 		return NULL;
-	uint64_t me = lease_take(c, s);
+	uint64_t me = turn_take(c, s);
 	if (!me)
 		return NULL;
 	TC_CRASH_POINT(coalesce_leased);
@@ -764,7 +764,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 			tc__st(&h->df_nofit, fb);
 		else if (found > 0)
 			evict_window(c, s, start, units);
-		lease_drop(c, me);
+		turn_drop(c, me);
 		return NULL;
 	}
 	tc__st(&h->df_start, start);
@@ -786,7 +786,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 		/* The next search starts past this window (a block freed by a
 		 * writer killed before its push would fail it every time). */
 		tc__st(&h->df_hand, start + units < carved_end(c) ? start + units : 0);
-		lease_drop(c, me);
+		turn_drop(c, me);
 		return NULL;
 	}
 	TC_CRASH_POINT(coalesce_drained);
@@ -812,6 +812,6 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	tc__st(&h->df_hand, start + units < carved_end(c) ? start + units : 0);
 	tc__st(&h->df_nofit, 0);
 	tc__add(&h->df_merges, 1);
-	lease_drop(c, me);
+	turn_drop(c, me);
 	return e;
 }

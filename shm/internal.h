@@ -255,13 +255,28 @@ struct tc__sview {
 int  tc__slot_entry(tc_cache *c, uint64_t bi, uint64_t w, struct tc__sview *v);
 
 /* kv.c: the get/set family and the write engine */
-int  tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const void *val,
-	       size_t vlen, uint32_t type, uint64_t ttl_ms, int op, uint64_t expect,
-	       int64_t delta, int64_t *out, uint32_t aux);
+/* One write of tc__write: positional zeros are the defaults. */
+struct tc__wreq {
+	uint32_t kind;       /* TC_KIND_* */
+	const void *key;
+	size_t klen;
+	const void *val;     /* the new value (SET, ADD, CAS) */
+	size_t vlen;
+	uint32_t type;
+	uint64_t ttl_ms;     /* TC_TTL_DEFAULT: the TTL policy's */
+	int op;              /* TC_OP_* */
+	uint64_t expect;     /* TC_OP_CAS: the version replaced */
+	int64_t delta;       /* TC_OP_INCR */
+	int64_t *out;        /* TC_OP_INCR: the new count, on success */
+	uint32_t aux;        /* tc_entry.aux */
+};
+int  tc__write(tc_cache *c, const struct tc__wreq *q);
 int  tc__get_quiet(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
 		   tc_meta *meta);
 int  tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
 		     uint64_t version);
+int  tc__read_kind(tc_cache *c, uint32_t kind, const void *key, size_t klen, void *buf,
+		   size_t len, uint32_t type, uint64_t *version);
 
 /* room.c: memory is full (the rest, and tc__alloc, is room.h's) */
 int  tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want_cls, bool need_slot);
@@ -302,6 +317,26 @@ uint32_t tc__policy_count(tc_cache *c);
 
 /* write ops for tc__write */
 enum { TC_OP_SET, TC_OP_ADD, TC_OP_CAS, TC_OP_EXPIRE, TC_OP_INCR, TC_OP_APPEND };
+
+/* Bound of every retry loop over shared memory (a scribbled segment must
+ * not make one spin for ever). */
+#define TC_MAX_ATTEMPTS 10000
+
+/* Little-endian 64-bit codec (counters, rate windows, snapshots). */
+static inline void tc__le64_put(uint8_t *p, int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(u >> (8 * i));
+}
+
+static inline int64_t tc__le64_get(const uint8_t *p)
+{
+	uint64_t u = 0;
+	for (int i = 0; i < 8; i++)
+		u |= (uint64_t)p[i] << (8 * i);
+	return (int64_t)u;
+}
 
 /* Clock: CLOCK_REALTIME through the vDSO; see docs/design.md "Clock". */
 static inline int64_t tc__now_ms(void)

@@ -3,7 +3,7 @@
  * kv.c - the get/set family of ordinary keys: tc_get, tc_peek, tc_exists,
  * tc_set, tc_add, tc_cas, tc_expire, tc_incr, tc_del, and tc__write, the
  * write engine that the other kinds (run anchors, rate windows, load
- * leases) use too.
+ * claims) use too.
  *
  * Reads: one bucket line, one entry line (key compared in place, the value
  * follows the key), copy out.  No shared write but the reader's own slot.
@@ -23,7 +23,6 @@
 #include <sched.h>
 #include <stdlib.h>
 
-#define MAX_ATTEMPTS 10000 /* bounds retry loops against a scribbled segment */
 
 /* ---- reads ------------------------------------------------------------- */
 
@@ -173,6 +172,48 @@ bool tc_exists(tc_cache *c, const void *key, size_t klen)
 }
 
 /*
+ * Read the live value of (KEY, KIND) into BUF (exactly LEN bytes and type
+ * TYPE expected).  0 with *version, -ENOENT (absent or expired),
+ * TC_ECORRUPT (another shape), or an error of tc__enter.
+ */
+int tc__read_kind(tc_cache *c, uint32_t kind, const void *key, size_t klen, void *buf,
+		  size_t len, uint32_t type, uint64_t *version)
+{
+	uint64_t hash = tc__hash(c, key, klen, kind);
+	struct tc_rslot *s;
+	int rc = tc__enter(c, &s);
+	if (rc)
+		return rc;
+	uint64_t *slotp, w;
+	struct tc_entry *e;
+	rc = tc__lookup(c, hash, key, klen, kind, &slotp, &w, &e);
+	if (rc == 0) {
+		/* Each field loaded once, checked, and only that copy used; with
+		 * checksums the copy is verified (a scribbled window or claim is
+		 * TC_ECORRUPT, never counted from or sealed anew). */
+		uint32_t kl, vl, cls;
+		int64_t exp = tc__ld(&e->expires_ms);
+		if (exp != 0 && exp <= tc__now_ms())
+			rc = -ENOENT;
+		else if (!tc__block_kv(c, TC_SW_REF(w), kind, &kl, &vl, &cls) || kl != klen ||
+			 vl != len)
+			rc = TC_ECORRUPT;
+		else {
+			uint32_t ty = tc__ld(&e->type);
+			uint64_t ver = tc__ld(&e->version);
+			memcpy(buf, tc__eval(e, (uint32_t)klen), len);
+			if (ty != type || (c->csum && tc__csum_check(c, e, hash, klen, cls, ver, exp,
+								    vl, ty, buf)))
+				rc = TC_ECORRUPT;
+			else
+				*version = ver;
+		}
+	}
+	tc__exit(c);
+	return rc;
+}
+
+/*
  * tc_get for maintenance (snapshots): the same copy of one version, but no
  * reference bit set and nothing counted, so a snapshot neither makes every
  * key look hot to the eviction clock nor inflates the hit rate.
@@ -204,227 +245,272 @@ static inline int64_t tc__expiry(tc_cache *c, const void *key, size_t klen, uint
 	return tc__now_ms() + (int64_t)ttl_ms;
 }
 
-static inline void le64_put(uint8_t *p, int64_t v)
+/*
+ * The write engine, in steps.  One attempt (write_once) runs inside a read
+ * section: look the key up, decide what to write (decide), build the new
+ * entry in a private block (build), publish it with one CAS (publish_update
+ * over the old entry's word, publish_insert into a free word), and says
+ * what happens next.  tc__write runs attempts until one is done or fails,
+ * making room between two when memory or index words ran out.
+ */
+enum {
+	W_DONE,      /* published; still inside the read section */
+	W_FAIL,      /* *rc is the answer */
+	W_AGAIN,     /* the word changed under our CAS: at once */
+	W_LOST,      /* another inserter of the key won: again, yielding after 8 */
+	W_ROOM,      /* no block of w->room_cls: make room, then again */
+	W_ROOM_SLOT, /* the index or max_entries is full: make room for a slot */
+};
+
+/* A write across its attempts. */
+struct wstate {
+	uint64_t hash, tag;
+	int64_t new_exp;     /* the expiry of a new value */
+	uint32_t room_cls;   /* W_ROOM: the class wanted */
+	uint64_t need;       /* block bytes of the last attempt */
+	int room_rounds;
+	uint64_t room_t0;
+	int64_t incr_val;
+	uint8_t ctrbuf[8];   /* a counter's new value, little-endian */
+};
+
+/* What an attempt writes: the new value or the old one carried over. */
+struct wval {
+	const void *src;
+	size_t nlen;
+	uint32_t ntype;
+	int64_t exp;
+};
+
+/* The value an INCR writes: the live counter OLD (checked) plus delta. */
+static int decide_incr(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
+		       const struct view *old, bool live, struct wval *v)
 {
-	uint64_t u = (uint64_t)v;
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(u >> (8 * i));
+	int64_t n = q->delta;
+	if (live) {
+		if (old->type != TC_TYPE_COUNTER || old->vlen != 8)
+			return TC_ETYPE;
+		/* One copy of the counter, checked, then used. */
+		uint8_t cur[8];
+		memcpy(cur, old->val, 8);
+		int rc;
+		if (c->csum && (rc = tc__csum_check(c, old->e, w->hash, q->klen, old->cls,
+						    old->version, old->expires, 8, old->type,
+						    cur)) != 0)
+			return rc;
+		n = (int64_t)((uint64_t)tc__le64_get(cur) + (uint64_t)q->delta);
+		v->exp = old->expires;
+	}
+	tc__le64_put(w->ctrbuf, n);
+	v->src = w->ctrbuf;
+	v->nlen = 8;
+	v->ntype = TC_TYPE_COUNTER;
+	w->incr_val = n;
+	return 0;
 }
 
-static inline int64_t le64_get(const uint8_t *p)
+/* Decide from the key's current entry OLD (LIVE: found and not expired)
+ * what this write stores in V, or the error that answers it. */
+static inline int decide(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
+			 const struct view *old, bool live, struct wval *v)
 {
-	uint64_t u = 0;
-	for (int i = 0; i < 8; i++)
-		u |= (uint64_t)p[i] << (8 * i);
-	return (int64_t)u;
+	*v = (struct wval){ q->val, q->vlen, q->type, w->new_exp };
+	switch (q->op) {
+	case TC_OP_ADD:
+		return live ? -EEXIST : 0;
+	case TC_OP_CAS:
+		if (!live)
+			return -ENOENT;
+		return old->version != q->expect ? TC_ECONFLICT : 0;
+	case TC_OP_EXPIRE:
+		if (!live)
+			return -ENOENT;
+		v->src = old->val;
+		v->nlen = old->vlen;
+		v->ntype = old->type;
+		return 0;
+	case TC_OP_INCR:
+		return decide_incr(c, q, w, old, live, v);
+	default:
+		return 0;
+	}
 }
 
-int tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const void *val,
-	      size_t vlen, uint32_t type, uint64_t ttl_ms, int op, uint64_t expect,
-	      int64_t delta, int64_t *out, uint32_t aux)
+/* Fill the private block E with the header, key and value of the write. */
+static inline void build(const struct tc__wreq *q, const struct wstate *w,
+			 const struct wval *v, struct tc_entry *e)
 {
-	if (!c || !tc__valid_key(key, klen) || (!val && vlen) ||
-	    (kind == TC_KIND_KEY && ttl_ms != TC_TTL_DEFAULT && ttl_ms > TC_TTL_MAX))
+	e->hash = w->hash;
+	e->refbit = 1; /* new data counts as used: one clock pass before eviction */
+	e->expires_ms = v->exp;
+	e->vlen = (uint32_t)v->nlen;
+	e->type = v->ntype;
+	e->klen = (uint16_t)q->klen;
+	e->kind = (uint8_t)q->kind;
+	e->aux = q->aux;
+	memcpy((uint8_t *)e + TC_ENTRY_HDR, q->key, q->klen);
+	if (v->nlen)
+		memcpy((uint8_t *)tc__eval(e, (uint32_t)q->klen), v->src, v->nlen);
+}
+
+/* Swing the key's word W at SLOTP from OLD to the built entry E. */
+static inline int publish_update(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
+				 struct tc_rslot *s, struct tc_entry *e, uint64_t *slotp,
+				 uint64_t word, const struct view *old, bool live)
+{
+	e->version = next_version(c, w->hash, old->version);
+	if (c->csum)
+		tc__csum_seal(c, e, q->klen);
+	/* The CAS is a full barrier: the entry's bytes are visible
+	 * before the slot names it. */
+	tc__note_unlink(s, TC_SW_REF(word), old->e);
+	TC_CRASH_POINT(update_noted);
+	if (tc__cas(slotp, word, TC_SW_FINAL | w->tag << 48 | tc__ref_of(c, e)) != word) {
+		tc__st(&s->ret_ref, 0);
+		tc__drop_private(c, s, e);
+		return W_AGAIN;
+	}
+	TC_CRASH_POINT(update_swapped);
+	tc__st(&s->inflight, 0);
+	TC_CRASH_POINT(update_unlinked);
+	tc__retire(c, s, old->e);
+	TC_CRASH_POINT(update_retired);
+	tc__st(&s->ret_ref, 0);
+	if (!live)
+		tc__count(s, TC_C_EXPIRATIONS);
+	return W_DONE;
+}
+
+/*
+ * Absent: insert the built entry E if the segment holds fewer than
+ * max_entries keys.  The count is raised after the insert is final (a
+ * writer killed in between cannot leave it high); concurrent inserters may
+ * overshoot max_entries by their number, which the index's 30 % headroom
+ * absorbs, so max_entries keys always fit.
+ */
+static int publish_insert(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
+			  struct tc_rslot *s, struct tc_entry *e, int *rc)
+{
+	if ((int64_t)tc__ld(&c->h->live) >= (int64_t)c->max_entries) {
+		tc__drop_private(c, s, e);
+		*rc = -ENOSPC;
+		return W_ROOM_SLOT;
+	}
+	bool seen;
+	int ir = tc__insert_new(c, w->hash, q->key, q->klen, q->kind, e, tc__ref_of(c, e), true,
+				&seen);
+	if (ir == 0) {
+		TC_CRASH_POINT(insert_published);
+		tc__add(&c->h->live, 1);
+		tc__st(&s->inflight, 0);
+		return W_DONE;
+	}
+	if (seen) {
+		tc__retire(c, s, e);
+		tc__st(&s->inflight, 0); /* after, as in tc__drop_private() */
+	} else {
+		tc__drop_private(c, s, e);
+	}
+	if (ir == -ENOSPC) {
+		*rc = -ENOSPC;
+		return W_ROOM_SLOT;
+	}
+	return W_LOST;
+}
+
+/* One attempt of the write, inside the read section of slot S. */
+static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
+			     struct tc_rslot *s, int *rc)
+{
+	uint64_t *slotp = NULL, word = 0;
+	struct view old;
+	int lr = lookup(c, w->hash, q->key, q->klen, q->kind, &slotp, &word, &old);
+	if (lr < 0 && lr != -ENOENT) {
+		*rc = lr;
+		return W_FAIL;
+	}
+	/* The clock is read only when there is an expiry to judge. */
+	bool found = lr == 0,
+	     live = found && !(old.expires && expired(old.expires, tc__now_ms()));
+	struct wval v;
+	if ((*rc = decide(c, q, w, &old, live, &v)) != 0)
+		return W_FAIL;
+	w->need = tc__entry_need(c, q->klen, v.nlen);
+	struct tc_entry *e = tc__alloc(c, s, w->need, rc);
+	if (!e) {
+		w->room_cls = tc__class_of(w->need);
+		return *rc == -ENOSPC ? W_ROOM : W_FAIL;
+	}
+	build(q, w, &v, e);
+	/* tc_expire carries the old value over: it is checked as copied
+	 * (into our private block), so damage is never sealed anew. */
+	if (c->csum && q->op == TC_OP_EXPIRE &&
+	    (*rc = tc__csum_check(c, old.e, w->hash, q->klen, old.cls, old.version, old.expires,
+				  old.vlen, old.type, tc__eval(e, (uint32_t)q->klen))) != 0) {
+		tc__drop_private(c, s, e);
+		return W_FAIL;
+	}
+	TC_CRASH_POINT(write_built);
+	*rc = 0;
+	if (found)
+		return publish_update(c, q, w, s, e, slotp, word, &old, live);
+	return publish_insert(c, q, w, s, e, rc);
+}
+
+/* A write published: count it, leave the section, then the work a write
+ * does for the next ones (evict ahead, reclaim early). */
+static inline void write_done(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
+			      struct tc_rslot *s, uint64_t t0)
+{
+	if (q->op == TC_OP_INCR && q->out)
+		*q->out = w->incr_val; /* only on success */
+	tc__count(s, q->op == TC_OP_ADD ? TC_C_ADDS : TC_C_SETS);
+	tc__count(s, TC_C_OPS);
+	sample_end(c, s, t0);
+	tc__exit(c);
+	tc__evict_ahead(c, s, tc__class_of(w->need));
+	tc__maybe_reclaim(c, s);
+}
+
+int tc__write(tc_cache *c, const struct tc__wreq *q)
+{
+	if (!c || !tc__valid_key(q->key, q->klen) || (!q->val && q->vlen) ||
+	    (q->kind == TC_KIND_KEY && q->ttl_ms != TC_TTL_DEFAULT && q->ttl_ms > TC_TTL_MAX))
 		return bad_args(c);
-	if (vlen > TC_VALUE_MAX) {
+	if (q->vlen > TC_VALUE_MAX) {
 		bad_args(c);
 		return -EMSGSIZE;
 	}
-	uint64_t hash = tc__hash(c, key, klen, kind), tag = TC_TAG_OF(hash);
+	struct wstate w = { .hash = tc__hash(c, q->key, q->klen, q->kind) };
+	w.tag = TC_TAG_OF(w.hash);
 	/* For tc_incr this applies only when the counter is created. */
-	int64_t new_exp = tc__expiry(c, key, klen, ttl_ms);
-	int room_rounds = 0, rc = 0;
-	uint64_t room_t0 = 0;
+	w.new_exp = tc__expiry(c, q->key, q->klen, q->ttl_ms);
 	struct tc_rslot *s = NULL;
-	uint8_t ctrbuf[8];
-	int64_t incr_val = 0;
-
-	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+	int rc = 0;
+	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
 		rc = tc__enter(c, &s);
 		if (rc)
 			return rc;
 		uint64_t t0 = sample_start(s);
-		uint64_t *slotp = NULL, w = 0;
-		struct view old;
-		int lr = lookup(c, hash, key, klen, kind, &slotp, &w, &old);
-		if (lr < 0 && lr != -ENOENT) {
-			rc = lr;
-			goto out_exit;
-		}
-		/* The clock is read only when there is an expiry to judge. */
-		bool found = lr == 0,
-		     live = found && !(old.expires && expired(old.expires, tc__now_ms()));
-		const void *src = val;
-		size_t nlen = vlen;
-		uint32_t ntype = type;
-		int64_t exp = new_exp;
-		switch (op) {
-		case TC_OP_ADD:
-			if (live) {
-				rc = -EEXIST;
-				goto out_exit;
-			}
-			break;
-		case TC_OP_CAS:
-			if (!live) {
-				rc = -ENOENT;
-				goto out_exit;
-			}
-			if (old.version != expect) {
-				rc = TC_ECONFLICT;
-				goto out_exit;
-			}
-			break;
-		case TC_OP_EXPIRE:
-			if (!live) {
-				rc = -ENOENT;
-				goto out_exit;
-			}
-			src = old.val;
-			nlen = old.vlen;
-			ntype = old.type;
-			break;
-		case TC_OP_INCR: {
-			int64_t n = delta;
-			if (live) {
-				if (old.type != TC_TYPE_COUNTER || old.vlen != 8) {
-					rc = TC_ETYPE;
-					goto out_exit;
-				}
-				/* One copy of the counter, checked, then used. */
-				uint8_t cur[8];
-				memcpy(cur, old.val, 8);
-				if (c->csum && (rc = tc__csum_check(c, old.e, hash, klen, old.cls,
-								   old.version, old.expires, 8,
-								   old.type, cur)) != 0)
-					goto out_exit;
-				n = (int64_t)((uint64_t)le64_get(cur) + (uint64_t)delta);
-				exp = old.expires;
-			}
-			le64_put(ctrbuf, n);
-			src = ctrbuf;
-			nlen = 8;
-			ntype = TC_TYPE_COUNTER;
-			incr_val = n;
-			break;
-		}
-		default:
-			break;
-		}
-		uint64_t need = tc__entry_need(c, klen, nlen);
-		int arc;
-		struct tc_entry *e = tc__alloc(c, s, need, &arc);
-		if (!e) {
-			rc = arc;
-			if (arc != -ENOSPC)
-				goto out_exit;
-			tc__exit(c);
-			if (!tc__make_room(c, s, tc__class_of(need), false, room_rounds++, &room_t0))
-				goto out_count;
-			continue;
-		}
-		e->hash = hash;
-		e->refbit = 1; /* new data counts as used: one clock pass before eviction */
-		e->expires_ms = exp;
-		e->vlen = (uint32_t)nlen;
-		e->type = ntype;
-		e->klen = (uint16_t)klen;
-		e->kind = (uint8_t)kind;
-		e->aux = aux;
-		memcpy((uint8_t *)e + TC_ENTRY_HDR, key, klen);
-		if (nlen)
-			memcpy((uint8_t *)tc__eval(e, (uint32_t)klen), src, nlen);
-		/* tc_expire carries the old value over: it is checked as copied
-		 * (into our private block), so damage is never sealed anew. */
-		if (c->csum && op == TC_OP_EXPIRE &&
-		    (rc = tc__csum_check(c, old.e, hash, klen, old.cls, old.version, old.expires,
-					 old.vlen, old.type, tc__eval(e, (uint32_t)klen))) != 0) {
-			tc__drop_private(c, s, e);
-			goto out_exit;
-		}
-		TC_CRASH_POINT(write_built);
-		uint64_t ref = tc__ref_of(c, e);
-		if (found) {
-			e->version = next_version(c, hash, old.version);
-			if (c->csum)
-				tc__csum_seal(c, e, klen);
-			/* The CAS is a full barrier: the entry's bytes are visible
-			 * before the slot names it. */
-			tc__note_unlink(s, TC_SW_REF(w), old.e);
-			TC_CRASH_POINT(update_noted);
-			if (tc__cas(slotp, w, TC_SW_FINAL | tag << 48 | ref) != w) {
-				tc__st(&s->ret_ref, 0);
-				tc__drop_private(c, s, e);
-				tc__exit(c);
-				continue;
-			}
-			TC_CRASH_POINT(update_swapped);
-			tc__st(&s->inflight, 0);
-			TC_CRASH_POINT(update_unlinked);
-			tc__retire(c, s, old.e);
-			TC_CRASH_POINT(update_retired);
-			tc__st(&s->ret_ref, 0);
-			if (!live)
-				tc__count(s, TC_C_EXPIRATIONS);
-			rc = 0;
-			goto out_done;
-		}
-		/* Absent: insert if the segment holds fewer than max_entries keys.
-		 * The count is raised after the insert is final (a writer killed in
-		 * between cannot leave it high); concurrent inserters may overshoot
-		 * max_entries by their number, which the index's 30 % headroom
-		 * absorbs, so max_entries keys always fit. */
-		if ((int64_t)tc__ld(&c->h->live) >= (int64_t)c->max_entries) {
-			tc__drop_private(c, s, e);
-			rc = -ENOSPC;
-			tc__exit(c);
-			if (!tc__make_room(c, s, UINT32_MAX, true, room_rounds++, &room_t0))
-				goto out_count;
-			continue;
-		}
-		bool seen;
-		int ir = tc__insert_new(c, hash, key, klen, kind, e, ref, true, &seen);
-		if (ir == 0) {
-			TC_CRASH_POINT(insert_published);
-			tc__add(&c->h->live, 1);
-			tc__st(&s->inflight, 0);
-			rc = 0;
-			goto out_done;
-		}
-		if (seen) {
-			tc__retire(c, s, e);
-			tc__st(&s->inflight, 0); /* after, as in tc__drop_private() */
-		} else {
-			tc__drop_private(c, s, e);
-		}
-		if (ir == -ENOSPC) {
-			rc = -ENOSPC;
-			tc__exit(c);
-			if (!tc__make_room(c, s, UINT32_MAX, true, room_rounds++, &room_t0))
-				goto out_count;
-			continue;
+		int next = write_once(c, q, &w, s, &rc);
+		if (next == W_DONE) {
+			write_done(c, q, &w, s, t0);
+			return 0;
 		}
 		tc__exit(c);
-		if (attempt > 8)
+		if (next == W_FAIL)
+			break;
+		if (next == W_ROOM || next == W_ROOM_SLOT) {
+			bool slot = next == W_ROOM_SLOT;
+			if (!tc__make_room(c, s, slot ? UINT32_MAX : w.room_cls, slot, w.room_rounds++,
+					   &w.room_t0))
+				break;
+		} else if (next == W_LOST && attempt > 8) {
 			sched_yield();
-		continue;
-out_done:
-		if (op == TC_OP_INCR && out)
-			*out = incr_val; /* only on success */
-		tc__count(s, op == TC_OP_ADD ? TC_C_ADDS : TC_C_SETS);
-		tc__count(s, TC_C_OPS);
-		sample_end(c, s, t0);
-		tc__exit(c);
-		tc__evict_ahead(c, s, tc__class_of(need));
-		tc__maybe_reclaim(c, s);
-		return rc;
-out_exit:
-		tc__exit(c);
-		goto out_count;
+		}
 	}
 	if (rc == 0)
 		rc = -EAGAIN;
-out_count:
 	if (s) {
 		if (rc != -EEXIST && rc != -ENOENT && rc != TC_ECONFLICT)
 			tc__count(s, TC_C_ERRORS);
@@ -436,35 +522,40 @@ out_count:
 int tc_set(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
 	   uint32_t type, uint64_t ttl_ms)
 {
-	return tc__write(c, TC_KIND_KEY, key, klen, val, vlen, type, ttl_ms, TC_OP_SET, 0, 0,
-			 NULL, 0);
+	return tc__write(c, &(struct tc__wreq){ .kind = TC_KIND_KEY, .key = key, .klen = klen,
+						.val = val, .vlen = vlen, .type = type,
+						.ttl_ms = ttl_ms, .op = TC_OP_SET });
 }
 
 int tc_add(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
 	   uint32_t type, uint64_t ttl_ms)
 {
-	return tc__write(c, TC_KIND_KEY, key, klen, val, vlen, type, ttl_ms, TC_OP_ADD, 0, 0,
-			 NULL, 0);
+	return tc__write(c, &(struct tc__wreq){ .kind = TC_KIND_KEY, .key = key, .klen = klen,
+						.val = val, .vlen = vlen, .type = type,
+						.ttl_ms = ttl_ms, .op = TC_OP_ADD });
 }
 
 int tc_cas(tc_cache *c, const void *key, size_t klen, uint64_t expect_version,
 	   const void *val, size_t vlen, uint32_t type, uint64_t ttl_ms)
 {
-	return tc__write(c, TC_KIND_KEY, key, klen, val, vlen, type, ttl_ms, TC_OP_CAS,
-			 expect_version, 0, NULL, 0);
+	return tc__write(c, &(struct tc__wreq){ .kind = TC_KIND_KEY, .key = key, .klen = klen,
+						.val = val, .vlen = vlen, .type = type,
+						.ttl_ms = ttl_ms, .op = TC_OP_CAS,
+						.expect = expect_version });
 }
 
 int tc_expire(tc_cache *c, const void *key, size_t klen, uint64_t ttl_ms)
 {
-	return tc__write(c, TC_KIND_KEY, key, klen, NULL, 0, 0, ttl_ms, TC_OP_EXPIRE, 0, 0,
-			 NULL, 0);
+	return tc__write(c, &(struct tc__wreq){ .kind = TC_KIND_KEY, .key = key, .klen = klen,
+						.ttl_ms = ttl_ms, .op = TC_OP_EXPIRE });
 }
 
 int tc_incr(tc_cache *c, const void *key, size_t klen, int64_t delta, uint64_t ttl_ms,
 	    int64_t *out)
 {
-	return tc__write(c, TC_KIND_KEY, key, klen, NULL, 0, 0, ttl_ms, TC_OP_INCR, 0, delta,
-			 out, 0);
+	return tc__write(c, &(struct tc__wreq){ .kind = TC_KIND_KEY, .key = key, .klen = klen,
+						.ttl_ms = ttl_ms, .op = TC_OP_INCR,
+						.delta = delta, .out = out });
 }
 
 /*
@@ -478,7 +569,7 @@ static int remove_key(tc_cache *c, struct tc_rslot *s, uint32_t kind, const void
 {
 	uint64_t hash = tc__hash(c, key, klen, kind);
 	int rc = -EAGAIN;
-	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
 		uint64_t *slotp, w;
 		struct view v;
 		rc = lookup(c, hash, key, klen, kind, &slotp, &w, &v);

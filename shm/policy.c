@@ -32,18 +32,10 @@
 
 #define POL_REF(w) ((w) & 0xffffffffu)
 #define POL_GEN(w) ((w) >> 32)
-#define MAX_ATTEMPTS 10000
-
-struct pol {
-	uint64_t ttl_ms;
-	uint8_t  len;
-	char     prefix[TC_POLICY_PREFIX_MAX];
-};
-_Static_assert(sizeof(struct pol) == 120, "policy record is 120 bytes");
 
 struct table {
 	uint32_t n;
-	struct pol p[TC_POLICY_MAX_ENTRIES];
+	struct tc_policy_rec p[TC_POLICY_MAX_ENTRIES];
 };
 
 /*
@@ -57,9 +49,9 @@ static int load_table(tc_cache *c, uint64_t w, struct table *t)
 		return 0;
 	uint32_t vlen;
 	struct tc_entry *e = tc__block_of(c, POL_REF(w), TC_KIND_POLICY, &vlen);
-	if (!e || vlen % sizeof(struct pol) || vlen / sizeof(struct pol) > TC_POLICY_MAX_ENTRIES)
+	if (!e || vlen % sizeof(struct tc_policy_rec) || vlen / sizeof(struct tc_policy_rec) > TC_POLICY_MAX_ENTRIES)
 		return TC_ECORRUPT;
-	t->n = vlen / sizeof(struct pol);
+	t->n = vlen / sizeof(struct tc_policy_rec);
 	memcpy(t->p, tc__eval(e, 0), vlen);
 	/* A prefix is 1..TC_POLICY_PREFIX_MAX bytes without a NUL (it came
 	 * from a C string): anything else was scribbled. */
@@ -81,7 +73,7 @@ uint64_t tc__policy_ttl(tc_cache *c, const void *key, size_t klen)
 	uint32_t vlen, best = 0;
 	struct tc_entry *e = POL_REF(w) ? tc__block_of(c, POL_REF(w), TC_KIND_POLICY, &vlen) : NULL;
 	if (e) {
-		const struct pol *p = (const struct pol *)tc__eval(e, 0);
+		const struct tc_policy_rec *p = (const struct tc_policy_rec *)tc__eval(e, 0);
 		uint32_t n = vlen / sizeof(*p);
 		if (n > TC_POLICY_MAX_ENTRIES)
 			n = 0;
@@ -110,7 +102,7 @@ uint32_t tc__policy_count(tc_cache *c)
 	uint32_t vlen, n = 0;
 	w = tc__ld(&c->h->policy_gen);
 	if (POL_REF(w) && tc__block_of(c, POL_REF(w), TC_KIND_POLICY, &vlen))
-		n = vlen / sizeof(struct pol);
+		n = vlen / sizeof(struct tc_policy_rec);
 	tc__exit(c);
 	return n > TC_POLICY_MAX_ENTRIES ? 0 : n;
 }
@@ -132,7 +124,7 @@ static int edit(tc_cache *c, edit_fn fn, void *arg)
 	struct tc_rslot *s = NULL;
 	uint64_t t0 = 0;
 	int rc = -EAGAIN, round = 0;
-	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
 		rc = tc__enter(c, &s);
 		if (rc)
 			break;
@@ -145,7 +137,7 @@ static int edit(tc_cache *c, edit_fn fn, void *arg)
 			break;
 		}
 		struct tc_entry *e = NULL;
-		uint64_t ref = 0, vlen = t->n * sizeof(struct pol);
+		uint64_t ref = 0, vlen = t->n * sizeof(struct tc_policy_rec);
 		if (t->n) {
 			int arc;
 			e = tc__alloc(c, s, tc__entry_bytes(0, vlen), &arc);

@@ -10,11 +10,11 @@
  *    its chain), its half-walked retire chain goes back on the list (the
  *    hand-over, epoch.c), its counters are folded into the totals.
  *  - A dead attach record: freed.
- *  - A dead coalescer holding the lease: its work is finished or undone
+ *  - A dead coalescer holding its turn: its work is finished or undone
  *    (coalesce.c, tc__coalesce_recover).
  * The other dead holders are judged where their word is taken, with
  * process.c's liveness: a dead sweeper lease (sweep.c), a dead auditor
- * (epoch.c, tc__audit_orphaned), a dead load-lease holder (load.c).
+ * (epoch.c, tc__audit_orphaned), a dead load-turn holder (load.c).
  *
  * Whether a slot's owner is gone is tc__slot_dead (epoch.c), also used to
  * list readers.
@@ -145,7 +145,7 @@ int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 		}
 	}
 	/* A coalescer that died mid-work: finish or undo it (coalesce.c). */
-	if (tc__ld(&c->h->df_lease))
+	if (tc__ld(&c->h->df_turn))
 		tc__coalesce_recover(c);
 	return n;
 }

@@ -59,16 +59,7 @@
 
 #include <stdlib.h>
 
-#define MAX_ATTEMPTS 10000
 #define READ_RETRIES 64
-
-struct anchor_val {
-	int64_t  ts_ns;
-	uint64_t run_id;
-	uint64_t generation;
-	int64_t  started_ms;
-	uint64_t starter_pid;
-};
 
 static inline uint64_t run_word(tc_cache *c)
 {
@@ -105,9 +96,9 @@ int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
 	if (!c)
 		return -EINVAL;
 	struct tc_rslot *s = NULL;
-	uint64_t need = tc__entry_bytes(0, sizeof(struct anchor_val)), t0 = 0;
+	uint64_t need = tc__entry_bytes(0, sizeof(struct tc_anchor_rec)), t0 = 0;
 	int rc = -EAGAIN, round = 0;
-	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
 		rc = tc__enter(c, &s);
 		if (rc)
 			return rc;
@@ -128,7 +119,7 @@ int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
 		}
 		/* Odd, and above the word's even if a scribble made it odd. */
 		uint32_t gen = (RUN_GEN(w) + 1) | 1;
-		struct anchor_val a = { ts_ns, run_id, gen, tc__now_ms(), tc__self_pid() };
+		struct tc_anchor_rec a = { ts_ns, run_id, gen, tc__now_ms(), tc__self_pid() };
 		e->hash = 0;
 		e->version = gen;
 		e->expires_ms = 0;
@@ -168,7 +159,7 @@ int tc_run_anchor(tc_cache *c, tc_anchor *out)
 	} else {
 		uint32_t vlen;
 		struct tc_entry *e = tc__block_of(c, RUN_REF(w), TC_KIND_RUN, &vlen);
-		struct anchor_val a;
+		struct tc_anchor_rec a;
 		if (e && vlen == sizeof(a))
 			memcpy(&a, tc__eval(e, 0), sizeof(a));
 		/* The anchor records its generation: a word that disagrees
@@ -196,7 +187,7 @@ static int run_end(tc_cache *c, uint64_t only_gen)
 	if (rc)
 		return rc;
 	rc = -EAGAIN;
-	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
 		uint64_t w = tc__run_word(c);
 		if (!RUN_REF(w)) {
 			rc = TC_ENORUN;
@@ -252,7 +243,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 	uint64_t need = tc__entry_need(c, klen, len), t0 = 0;
 	int rc = -EAGAIN, round = 0;
 	struct tc_rslot *s = NULL;
-	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
 		rc = tc__enter(c, &s);
 		if (rc)
 			return rc;
