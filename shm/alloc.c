@@ -210,6 +210,12 @@ struct tc_entry *tc__alloc_block(tc_cache *c, struct tc_rslot *s, uint64_t bytes
 	return e;
 }
 
+/* A free list's head after a push of REF: the generation above it grows. */
+static inline uint64_t free_head(uint64_t head, uint64_t ref)
+{
+	return ((head >> 32) + 1) << 32 | ref;
+}
+
 /* Push block E of class CLS (a block nobody else can reach) on its free list. */
 void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
 {
@@ -220,13 +226,7 @@ void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
 	tc__st(&e->builder, 0);
 	tc__st(&e->state, TC_BLK_FREE);
 	TC_CRASH_POINT(free_unlisted);
-	for (;;) {
-		uint64_t head = tc__ld(&k->head);
-		tc__st(&e->link, head & 0xffffffffu);
-		uint64_t nh = ((head >> 32) + 1) << 32 | ref;
-		if (tc__cas(&k->head, head, nh) == head)
-			break;
-	}
+	tc__stack_push(c, &k->head, e, ref, free_head, NULL);
 	tc__add(&k->nfree, 1);
 }
 

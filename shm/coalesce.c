@@ -582,8 +582,8 @@ static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 }
 
 /*
- * Make the window free (LRU): evict the live keys in it; retired blocks
- * become free after their grace period.  The next search starts at the
+ * Make the window free (a policy with evict_block, evict.c): evict the
+ * live keys in it; retired blocks become free after their grace period.  The next search starts at the
  * window, and finds it free once the caller has reclaimed.
  */
 static void evict_window(tc_cache *c, struct tc_rslot *s, uint64_t start, uint64_t units)
@@ -596,7 +596,7 @@ static void evict_window(tc_cache *c, struct tc_rslot *s, uint64_t start, uint64
 			break;
 		struct tc_entry *e = unit_block(c, u);
 		if (st == TC_BLK_LIVE && tc__ld(&e->kind) == TC_KIND_KEY)
-			tc__evict_block(c, s, e);
+			c->evict->evict_block(c, s, e);
 		u += n;
 	}
 	tc__st(&c->h->df_hand, start);
@@ -740,7 +740,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	struct tc_hdr *h = c->h;
 	uint64_t need = tc__class_size(cls) / TC_BLOCK_UNIT;
 	uint64_t fb = free_bytes(c);
-	bool lru = c->eviction == TC_EVICT_LRU;
+	bool lru = c->evict->evict_block != NULL; /* windows of cold keys may be evicted */
 	if (!lru && fb < need * TC_BLOCK_UNIT)
 		return NULL;
 	/* The last full search found nothing and the free bytes did not change

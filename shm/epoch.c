@@ -445,16 +445,15 @@ static void settle_detach(tc_cache *c, uint64_t head)
 		tc__cas(&d->reclaim, w, w & 0xffffffffu);
 }
 
+/* The retire list's head after a push of REF: no slot, the counter + 1. */
+static inline uint64_t retired_head(uint64_t head, uint64_t ref)
+{
+	return TC_RH_MAKE(0, TC_RH_COUNTER(head) + 1, ref);
+}
+
 static void push_retired(tc_cache *c, struct tc_entry *e, uint64_t ref)
 {
-	for (;;) {
-		uint64_t head = tc__ld(&c->h->retire_head);
-		settle_detach(c, head);
-		tc__st(&e->link, TC_RH_REF(head));
-		uint64_t nh = TC_RH_MAKE(0, TC_RH_COUNTER(head) + 1, ref);
-		if (tc__cas(&c->h->retire_head, head, nh) == head)
-			return;
-	}
+	tc__stack_push(c, &c->h->retire_head, e, ref, retired_head, settle_detach);
 }
 
 /*

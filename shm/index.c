@@ -322,3 +322,34 @@ struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t
 	uint32_t kl;
 	return tc__block_kv(c, ref, kind, &kl, vlen, NULL);
 }
+
+/*
+ * Walk W->budget buckets from the shared cursor *W->cursor (the eviction
+ * clock's hand, the sweeper's cursor, the run sweep's), each inside a read
+ * section of its own, and give W->fn every published word that names a
+ * genuine entry (tc__slot_entry: nothing is written or removed for a word
+ * that does not, since a ref into another key's value would have its bytes
+ * zeroed or its block retired), with the section's slot RS.  The walk
+ * stops before the next bucket once W->stop is set; W->scanned counts the
+ * words looked at.  0, or the error of entering a section.
+ */
+int tc__walk_buckets(tc_cache *c, struct tc__walk *w)
+{
+	for (uint64_t n = 0; n < w->budget && !w->stop; n++) {
+		uint64_t bi = tc__add_ret(w->cursor, 1) & c->bmask;
+		struct tc_bucket *b = &c->index[bi];
+		struct tc_rslot *rs;
+		int rc = tc__enter(c, &rs);
+		if (rc)
+			return rc;
+		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+			uint64_t word = tc__ld(&b->w[i]);
+			struct tc__sview v;
+			w->scanned++;
+			if (TC_SW_STATE(word) == TC_SW_FINAL && tc__slot_entry(c, bi, word, &v) == 1)
+				w->fn(c, w, rs, &b->w[i], word, &v);
+		}
+		tc__exit(c);
+	}
+	return 0;
+}

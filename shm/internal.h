@@ -113,6 +113,7 @@ struct tc_cache {
 	uint32_t            shm_major;   /* the mapping in /proc/PID/maps */
 	uint32_t            shm_minor;
 	struct tc_cache    *next;        /* process registry (tc__registry_lock) */
+	const struct tc__evict_ops *evict; /* the eviction policy (evict.c), set by tc_open */
 	/* tc__clean_dead (recover.c), wired by tc_open (segment.c): epoch.c
 	 * clears dead readers' slots when every slot is taken, and recover.c
 	 * is above it (it retires through epoch.c). */
@@ -120,6 +121,33 @@ struct tc_cache {
 					tc_sweep_report *rep);
 	char                name[TC_NAME_MAX + 1];
 };
+
+/*
+ * An eviction policy (tc_opts.eviction), as liburcu's cds_lfht_mm_type is
+ * for memory management: what the code that makes room (room.c, room.h)
+ * and the coalescer ask of the policy, so that none tests a policy by name.
+ * evict.c defines tc__evict_none and tc__evict_lru.  (The read path's
+ * reference bit is tc_cache.rslow's TC_RS_LRU: one test there covers it
+ * and checksums.)
+ */
+struct tc__evict_ops {
+	int      policy;            /* the TC_EVICT_* it implements */
+	/* Revolutions of the clock that may pass before a cold entry comes
+	 * free (every entry may carry its reference bit); 0: the clock
+	 * removes expired entries only. */
+	uint32_t clock_revolutions;
+	/* tc__alloc coalesces an empty class at once; else tc__make_room
+	 * coalesces once the clock found nothing cold. */
+	bool     coalesce_in_alloc;
+	/* Remove the live ordinary key whose entry is block E, found by its
+	 * address (the coalescer's windows); NULL: live keys are never
+	 * evicted, the coalescer takes free windows only. */
+	int    (*evict_block)(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
+	/* After each write of class CLS, outside its read section; NULL:
+	 * nothing. */
+	void   (*ahead)(tc_cache *c, struct tc_rslot *s, uint32_t cls);
+};
+extern const struct tc__evict_ops tc__evict_none, tc__evict_lru;
 
 /* tc_cache.rslow: one test on the read path covers both. */
 #define TC_RS_LRU   0x1u /* set the reference bit (TC_EVICT_LRU) */
@@ -148,6 +176,8 @@ void tc__registry_add(tc_cache *c);
 void tc__registry_remove(tc_cache *c);
 
 /* segment.c */
+#define TC_SHM_PATH_MAX (TC_NAME_MAX + 16)
+void tc__shm_path(char *dst, size_t cap, const char *name); /* "/tickcache.NAME" */
 int  tc__layout(uint64_t max_entries, uint64_t memory, uint32_t max_readers,
 		uint64_t *nbuckets, uint32_t *max_attach, uint64_t *slots_off,
 		uint64_t *attach_off, uint64_t *index_off, uint64_t *arena_off,
@@ -253,6 +283,17 @@ struct tc__sview {
 	uint32_t klen, vlen, kind, cls;
 };
 int  tc__slot_entry(tc_cache *c, uint64_t bi, uint64_t w, struct tc__sview *v);
+/* A pass over the index from a shared cursor (tc__walk_buckets); the
+ * caller's state follows it in a struct of its own. */
+struct tc__walk {
+	uint64_t *cursor;    /* shared hand in the header; atomic add */
+	uint64_t budget;     /* buckets */
+	void (*fn)(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs, uint64_t *slotp,
+		   uint64_t word, const struct tc__sview *v);
+	bool stop;           /* set by FN: no further bucket */
+	uint64_t scanned;    /* words looked at */
+};
+int  tc__walk_buckets(tc_cache *c, struct tc__walk *w);
 
 /* kv.c: the get/set family and the write engine */
 /* One write of tc__write: positional zeros are the defaults. */
@@ -278,7 +319,7 @@ int  tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
 int  tc__read_kind(tc_cache *c, uint32_t kind, const void *key, size_t klen, void *buf,
 		   size_t len, uint32_t type, uint64_t *version);
 
-/* room.c: memory is full (the rest, and tc__alloc, is room.h's) */
+/* evict.c: the eviction policies (room.c and room.h: memory is full) */
 int  tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want_cls, bool need_slot);
 int  tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_report *rep);
 
@@ -317,6 +358,9 @@ uint32_t tc__policy_count(tc_cache *c);
 
 /* write ops for tc__write */
 enum { TC_OP_SET, TC_OP_ADD, TC_OP_CAS, TC_OP_EXPIRE, TC_OP_INCR, TC_OP_APPEND };
+
+#define EVICT_SCAN_MAX 1024 /* buckets per eviction or run sweep from tc__make_room */
+#define RECLAIM_BATCH (1024 * 1024ull) /* bytes retired before an early reclaim (room.h) */
 
 /* Bound of every retry loop over shared memory (a scribbled segment must
  * not make one spin for ever). */
@@ -433,6 +477,31 @@ static inline uint64_t tc__entry_bytes_cs(size_t klen, size_t vlen)
 static inline uint64_t tc__entry_need(tc_cache *c, size_t klen, size_t vlen)
 {
 	return c->csum ? tc__entry_bytes_cs(klen, vlen) : tc__entry_bytes(klen, vlen);
+}
+
+/*
+ * Push block E, named REF, on a tagged lock-free stack (Treiber) whose head
+ * word *HEADP has the first block's ref in its low 32 bits: E's link takes
+ * that ref, then one CAS swings the head to NEXT(head, REF) (a new tag
+ * above the ref, so that a pop that lost E to a pop and push in between
+ * fails its CAS), again until the CAS wins.  SETTLE, when not NULL, is
+ * given each head read before E's link is written (the retire list's
+ * hand-over, epoch.c).  The free lists (alloc.c) and the retire list
+ * (epoch.c) push through here; NEXT and SETTLE are constants at each call.
+ */
+static inline __attribute__((always_inline)) void
+tc__stack_push(tc_cache *c, uint64_t *headp, struct tc_entry *e, uint64_t ref,
+	       uint64_t (*next)(uint64_t head, uint64_t ref),
+	       void (*settle)(tc_cache *c, uint64_t head))
+{
+	for (;;) {
+		uint64_t head = tc__ld(headp);
+		if (settle)
+			settle(c, head);
+		tc__st(&e->link, head & 0xffffffffu);
+		if (tc__cas(headp, head, next(head, ref)) == head)
+			return;
+	}
 }
 
 /* Name the published entry E that slot S is about to unlink (see

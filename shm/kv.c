@@ -481,8 +481,12 @@ int tc__write(tc_cache *c, const struct tc__wreq *q)
 		bad_args(c);
 		return -EMSGSIZE;
 	}
-	struct wstate w = { .hash = tc__hash(c, q->key, q->klen, q->kind) };
+	struct wstate w;
+	w.hash = tc__hash(c, q->key, q->klen, q->kind);
 	w.tag = TC_TAG_OF(w.hash);
+	w.room_rounds = 0;
+	w.room_t0 = 0;
+	w.incr_val = 0;
 	/* For tc_incr this applies only when the counter is created. */
 	w.new_exp = tc__expiry(c, q->key, q->klen, q->ttl_ms);
 	struct tc_rslot *s = NULL;
@@ -522,9 +526,12 @@ int tc__write(tc_cache *c, const struct tc__wreq *q)
 int tc_set(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
 	   uint32_t type, uint64_t ttl_ms)
 {
-	return tc__write(c, &(struct tc__wreq){ .kind = TC_KIND_KEY, .key = key, .klen = klen,
-						.val = val, .vlen = vlen, .type = type,
-						.ttl_ms = ttl_ms, .op = TC_OP_SET });
+	/* Every field named: a partial initializer clears the whole struct
+	 * first (a rep stos on the hottest write). */
+	struct tc__wreq q = { .kind = TC_KIND_KEY, .key = key, .klen = klen, .val = val,
+			      .vlen = vlen, .type = type, .ttl_ms = ttl_ms, .op = TC_OP_SET,
+			      .expect = 0, .delta = 0, .out = NULL, .aux = 0 };
+	return tc__write(c, &q);
 }
 
 int tc_add(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,

@@ -294,7 +294,7 @@ struct tc_bucket {
 #define TC_KIND_DTO 1u   /* a run-scoped DTO list element (run.c) */
 #define TC_KIND_LOAD 2u  /* a single-flight load claim (load.c) */
 #define TC_KIND_RUN 3u   /* a run anchor, named by tc_hdr.run_word, never indexed */
-#define TC_KIND_RATE 4u  /* a rate-limit window (features.c) */
+#define TC_KIND_RATE 4u  /* a rate-limit window (ratelimit.c) */
 #define TC_KIND_POLICY 5u /* the TTL policy table, named by tc_hdr.policy_gen */
 
 /*

@@ -1,21 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * room.c - "memory is full": everything a writer does when allocation
- * fails, in one place.  make room (reclaim what grace periods allow, clear
- * dead readers, sweep the lists of ended runs, expire, evict, coalesce, and
- * wait a bounded while for retired memory); the eviction clock over the
- * index (tc__evict, evict ahead) and the expiry pass of the sweeper; the
- * early reclaim of a writer that retired a batch.  The cheap checks a write
- * makes on every call (tc__maybe_reclaim, tc__evict_ahead) and the
- * allocation with its coalescing fallback (tc__alloc) are static inline in
- * room.h, so that the write path pays no call for them.
+ * fails, in one place.  tc__make_room reclaims what grace periods allow,
+ * clears dead readers (recover.c), sweeps the lists of ended runs
+ * (runsweep.c), runs the eviction policy's clock (evict.c), coalesces
+ * (coalesce.c), and waits a bounded while for retired memory.  The cheap
+ * checks a write makes on every call (tc__maybe_reclaim, tc__evict_ahead)
+ * and the allocation with its coalescing fallback (tc__alloc) are static
+ * inline in room.h, so that the write path pays no call for them.
  */
-#include "index.h"
 #include "room.h"
 
 #include <time.h>
-
-
 
 /* Give back a block that was never visible to anyone. */
 void tc__drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
@@ -57,7 +53,7 @@ bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot
 	 * other classes.  Coalesce (which evicts a window of cold keys by
 	 * address, or re-cuts a free one) and hand its block to the lists:
 	 * the caller's next attempt pops it. */
-	if (ev == 0 && !need_slot && cls < TC_CLASSES_USED && c->eviction == TC_EVICT_LRU) {
+	if (ev == 0 && !need_slot && cls < TC_CLASSES_USED && !c->evict->coalesce_in_alloc) {
 		struct tc_entry *e = tc__coalesce(c, s, cls);
 		if (e) {
 			tc__drop_private(c, s, e); /* freed, then unnamed: no gap */
@@ -72,8 +68,7 @@ bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot
 		return true;
 	/* Under LRU every entry may carry its reference bit: the bounded scans
 	 * need up to two revolutions of the clock before one comes free. */
-	if (c->eviction == TC_EVICT_LRU &&
-	    (uint64_t)round < 2 * (c->nbuckets / EVICT_SCAN_MAX + 1) + 3)
+	if ((uint64_t)round < c->evict->clock_revolutions * (c->nbuckets / EVICT_SCAN_MAX + 1) + 3)
 		return true;
 	/* Worth waiting for: retired memory, or a coalescer holding free
 	 * blocks off their lists for a moment (coalesce.c). */
@@ -87,94 +82,3 @@ bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot
 	return true;
 }
 
-/*
- * CLOCK over the index: expired entries go first; a set reference bit is
- * cleared; an entry with a clear bit is evicted when it frees what is
- * wanted (a block of class WANT, any entry when NEED_SLOT).  Under
- * TC_EVICT_NONE only expired entries are removed.  Returns entries removed.
- */
-int tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slot)
-{
-	bool lru = c->eviction == TC_EVICT_LRU;
-	/* Bounded per call so that no write pays for a whole-index scan: the
-	 * caller retries, and the hand moves on. */
-	uint64_t limit = lru ? 2 * c->nbuckets + 2 : c->nbuckets;
-	if (limit > EVICT_SCAN_MAX)
-		limit = EVICT_SCAN_MAX;
-	return tc__evict_n(c, s, want, need_slot, need_slot ? 1 : 8, limit);
-}
-
-int tc__evict_n(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slot, int goal,
-		uint64_t limit)
-{
-	bool lru = c->eviction == TC_EVICT_LRU;
-	int removed = 0;
-	int64_t now = tc__now_ms();
-	for (uint64_t n = 0; n < limit && removed < goal; n++) {
-		uint64_t bi = tc__add_ret(&c->h->clock_hand, 1) & c->bmask;
-		struct tc_bucket *b = &c->index[bi];
-		struct tc_rslot *rs;
-		if (tc__enter(c, &rs))
-			return removed;
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t w = tc__ld(&b->w[i]);
-			if (TC_SW_STATE(w) != TC_SW_FINAL)
-				continue;
-			/* Nothing is written or removed for a slot that does not
-			 * name a genuine entry: a ref into another key's value
-			 * would have its bytes zeroed or its block retired. */
-			struct tc__sview v;
-			if (tc__slot_entry(c, bi, w, &v) != 1)
-				continue;
-			struct tc_entry *e = v.e;
-			if (expired(tc__ld(&e->expires_ms), now)) {
-				if (tc__remove_slot(c, s, &b->w[i], w, TC_C_EXPIRATIONS) == 0)
-					removed++;
-				continue;
-			}
-			/* A DTO list goes as a whole or not at all (run.c). */
-			if (!lru || v.kind == TC_KIND_DTO)
-				continue;
-			if (tc__ld(&e->refbit)) {
-				tc__st(&e->refbit, 0);
-				continue;
-			}
-			if (need_slot || want == UINT32_MAX || v.cls == want) {
-				if (tc__remove_slot(c, s, &b->w[i], w, TC_C_EVICTIONS) == 0)
-					removed++;
-			}
-		}
-		tc__exit(c);
-	}
-	return removed;
-}
-
-/* Expire up to BUDGET buckets from the sweep cursor (0 = all). */
-int tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_report *rep)
-{
-	if (budget == 0 || budget > c->nbuckets)
-		budget = c->nbuckets;
-	int64_t now = tc__now_ms();
-	for (uint64_t n = 0; n < budget; n++) {
-		uint64_t bi = tc__add_ret(&c->h->sweep_cursor, 1) & c->bmask;
-		struct tc_bucket *b = &c->index[bi];
-		struct tc_rslot *rs;
-		int rc = tc__enter(c, &rs);
-		if (rc)
-			return rc;
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t w = tc__ld(&b->w[i]);
-			if (rep)
-				rep->scanned++;
-			if (TC_SW_STATE(w) != TC_SW_FINAL)
-				continue;
-			struct tc__sview v;
-			if (tc__slot_entry(c, bi, w, &v) == 1 &&
-			    expired(tc__ld(&v.e->expires_ms), now) &&
-			    tc__remove_slot(c, s, &b->w[i], w, TC_C_EXPIRATIONS) == 0 && rep)
-				rep->expired++;
-		}
-		tc__exit(c);
-	}
-	return 0;
-}

@@ -77,30 +77,31 @@ static int drop_list(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t 
 	return 0;
 }
 
+/* The state of one run sweep. */
+struct runsweep {
+	struct tc__walk walk; /* first: the walk's callback finds the rest */
+	int removed;
+};
+
+static void runsweep_visit(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs,
+			   uint64_t *slotp, uint64_t word, const struct tc__sview *v)
+{
+	struct runsweep *r = (struct runsweep *)w;
+	if (v->kind == TC_KIND_DTO && list_dead(c, v->e) && drop_list(c, rs, slotp, word, v->e) == 0)
+		r->removed++;
+}
+
+/* Unlink the lists of ended runs in up to BUDGET buckets from the run
+ * cursor (0 = all): how many, or the error of entering a section. */
 int tc__sweep_runs(tc_cache *c, uint64_t budget)
 {
 	if (tc__ld(&c->h->dto_heads) == 0)
 		return 0;
 	if (budget == 0 || budget > c->nbuckets)
 		budget = c->nbuckets;
-	int removed = 0;
-	for (uint64_t n = 0; n < budget; n++) {
-		uint64_t bi = tc__add_ret(&c->h->run_cursor, 1) & c->bmask;
-		struct tc_bucket *b = &c->index[bi];
-		struct tc_rslot *rs;
-		int rc = tc__enter(c, &rs);
-		if (rc)
-			return rc;
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t w = tc__ld(&b->w[i]);
-			if (TC_SW_STATE(w) != TC_SW_FINAL)
-				continue;
-			struct tc__sview v;
-			if (tc__slot_entry(c, bi, w, &v) == 1 && v.kind == TC_KIND_DTO &&
-			    list_dead(c, v.e) && drop_list(c, rs, &b->w[i], w, v.e) == 0)
-				removed++;
-		}
-		tc__exit(c);
-	}
-	return removed;
+	struct runsweep r = {
+		.walk = { .cursor = &c->h->run_cursor, .budget = budget, .fn = runsweep_visit },
+	};
+	int rc = tc__walk_buckets(c, &r.walk);
+	return rc ? rc : r.removed;
 }

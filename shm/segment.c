@@ -50,7 +50,8 @@ bool tc_name_valid(const char *name)
 	return true;
 }
 
-static void shm_path(char *dst, size_t cap, const char *name)
+/* The shm_open(3) name of segment NAME: "/tickcache.NAME". */
+void tc__shm_path(char *dst, size_t cap, const char *name)
 {
 	snprintf(dst, cap, "/tickcache.%s", name);
 }
@@ -288,6 +289,7 @@ static void fill_handle(tc_cache *c, uint8_t *base, uint64_t size, const struct 
 	c->max_attach = g->max_attach;
 	c->eviction = g->eviction;
 	c->clean_dead = tc__clean_dead;
+	c->evict = g->eviction == TC_EVICT_LRU ? &tc__evict_lru : &tc__evict_none;
 	c->csum = g->options & TC_OPT_CHECKSUM;
 	c->rslow = (g->eviction == TC_EVICT_LRU ? TC_RS_LRU : 0) | (c->csum ? TC_RS_CSUM : 0);
 	c->attach_idx = UINT32_MAX;
@@ -334,6 +336,103 @@ static int open_wait(tc_cache **out, const char *name, const tc_opts *opts)
 	}
 }
 
+/* What tc_open was asked for, its options checked. */
+struct want {
+	uint64_t entries, memory;
+	uint32_t readers, mode;
+	bool create, excl;
+};
+
+static int open_opts(const tc_opts *opts, struct want *w)
+{
+	*w = (struct want){ TC_DEFAULT_ENTRIES, TC_DEFAULT_MEMORY, TC_DEFAULT_READERS,
+			    TC_DEFAULT_MODE, false, false };
+	if (!opts)
+		return 0;
+	if (opts->max_entries)
+		w->entries = opts->max_entries;
+	if (opts->memory_bytes)
+		w->memory = opts->memory_bytes;
+	if (opts->max_readers)
+		w->readers = opts->max_readers;
+	if (opts->mode)
+		w->mode = opts->mode;
+	if ((w->mode & ~07777u) || (opts->eviction != TC_EVICT_NONE &&
+				    opts->eviction != TC_EVICT_LRU) ||
+	    (opts->flags & ~(TC_CREATE | TC_EXCL | TC_LAZY | TC_TOOL | TC_CHECKSUM)))
+		return -EINVAL;
+	if ((opts->max_entries && (opts->max_entries < TC_MIN_ENTRIES ||
+				   opts->max_entries > TC_MAX_ENTRIES)) ||
+	    (opts->memory_bytes && (opts->memory_bytes < TC_MIN_MEMORY ||
+				    opts->memory_bytes > TC_MAX_MEMORY)) ||
+	    (opts->max_readers && opts->max_readers > TC_MAX_READERS))
+		return -EINVAL;
+	w->create = opts->flags & TC_CREATE;
+	w->excl = w->create && (opts->flags & TC_EXCL);
+	return 0;
+}
+
+/* Under the flock of FD (object PATH): build the segment when the object
+ * is empty and we create, then check that it can hold a header.  *ST is
+ * the object's size after. */
+static int build_if_empty(int fd, const char *path, const char *name, const struct want *w,
+			  const tc_opts *opts, struct stat *st)
+{
+	if (fstat(fd, st) == -1)
+		return -errno;
+	if (st->st_size == 0) {
+		if (!w->create)
+			return TC_ECORRUPT;
+		tc_opts o = opts ? *opts : (tc_opts){ 0 };
+		int rc = build(fd, name, w->entries, w->memory, w->readers, &o, w->mode);
+		if (rc) {
+			/* Nothing is left behind: the object is still empty. */
+			if (ftruncate(fd, 0) == 0)
+				shm_unlink(path);
+			return rc;
+		}
+		if (fstat(fd, st) == -1)
+			return -errno;
+	}
+	if ((uint64_t)st->st_size < sizeof(struct tc_hdr))
+		return TC_ECORRUPT;
+	return 0;
+}
+
+/* Validate the mapping BASE of the object ST and make the handle *OUT:
+ * the geometry asked for must be the segment's, and a record of the
+ * attach table ours. */
+static int attach_mapped(uint8_t *base, const struct stat *st, const char *name,
+			 const tc_opts *opts, tc_cache **out)
+{
+	struct geo g;
+	int rc = validate((struct tc_hdr *)base, (uint64_t)st->st_size, &g);
+	if (rc)
+		return rc;
+	if (tc__open_test_hook)
+		tc__open_test_hook(base);
+	if (opts && ((opts->max_entries && opts->max_entries != g.max_entries) ||
+		     (opts->memory_bytes && opts->memory_bytes != g.memory_bytes) ||
+		     (opts->max_readers && opts->max_readers != g.max_readers) ||
+		     ((opts->flags & TC_CHECKSUM) && !(g.options & TC_OPT_CHECKSUM))))
+		return TC_EGEOMETRY;
+	tc_cache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	fill_handle(c, base, (uint64_t)st->st_size, &g, name);
+	c->shm_ino = (uint64_t)st->st_ino;
+	c->shm_major = major(st->st_dev);
+	c->shm_minor = minor(st->st_dev);
+	c->tool = opts && (opts->flags & TC_TOOL);
+	rc = attach_claim(c);
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
 int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 {
 	if (!out)
@@ -343,69 +442,25 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 		return -EINVAL;
 	if (opts && (opts->flags & TC_WAIT))
 		return open_wait(out, name, opts); /* calls us without TC_WAIT */
-	uint64_t entries = TC_DEFAULT_ENTRIES, memory = TC_DEFAULT_MEMORY;
-	uint32_t readers = TC_DEFAULT_READERS, mode = TC_DEFAULT_MODE;
-	bool create = false, excl = false;
-	if (opts) {
-		if (opts->max_entries)
-			entries = opts->max_entries;
-		if (opts->memory_bytes)
-			memory = opts->memory_bytes;
-		if (opts->max_readers)
-			readers = opts->max_readers;
-		if (opts->mode)
-			mode = opts->mode;
-		if ((mode & ~07777u) || (opts->eviction != TC_EVICT_NONE &&
-					 opts->eviction != TC_EVICT_LRU) ||
-		    (opts->flags & ~(TC_CREATE | TC_EXCL | TC_LAZY | TC_TOOL | TC_CHECKSUM)))
-			return -EINVAL;
-		if ((opts->max_entries && (opts->max_entries < TC_MIN_ENTRIES ||
-					   opts->max_entries > TC_MAX_ENTRIES)) ||
-		    (opts->memory_bytes && (opts->memory_bytes < TC_MIN_MEMORY ||
-					    opts->memory_bytes > TC_MAX_MEMORY)) ||
-		    (opts->max_readers && opts->max_readers > TC_MAX_READERS))
-			return -EINVAL;
-		create = opts->flags & TC_CREATE;
-		excl = create && (opts->flags & TC_EXCL);
-	}
+	struct want w;
+	int rc = open_opts(opts, &w);
+	if (rc)
+		return rc;
 	tc__membarrier_init();
 
-	char path[TC_NAME_MAX + 16];
-	shm_path(path, sizeof(path), name);
-	int oflags = O_RDWR | (create ? O_CREAT : 0) | (excl ? O_EXCL : 0);
-	int fd = shm_open(path, oflags, mode);
+	char path[TC_SHM_PATH_MAX];
+	tc__shm_path(path, sizeof(path), name);
+	int oflags = O_RDWR | (w.create ? O_CREAT : 0) | (w.excl ? O_EXCL : 0);
+	int fd = shm_open(path, oflags, w.mode);
 	if (fd == -1)
 		return -errno;
-	int rc = tc__lock_bounded(fd);
+	rc = tc__lock_bounded(fd);
 	if (rc)
 		goto out_close;
 	struct stat st;
-	if (fstat(fd, &st) == -1) {
-		rc = -errno;
+	rc = build_if_empty(fd, path, name, &w, opts, &st);
+	if (rc)
 		goto out_close;
-	}
-	if (st.st_size == 0) {
-		if (!create) {
-			rc = TC_ECORRUPT;
-			goto out_close;
-		}
-		tc_opts o = opts ? *opts : (tc_opts){ 0 };
-		rc = build(fd, name, entries, memory, readers, &o, mode);
-		if (rc) {
-			/* Nothing is left behind: the object is still empty. */
-			if (ftruncate(fd, 0) == 0)
-				shm_unlink(path);
-			goto out_close;
-		}
-		if (fstat(fd, &st) == -1) {
-			rc = -errno;
-			goto out_close;
-		}
-	}
-	if ((uint64_t)st.st_size < sizeof(struct tc_hdr)) {
-		rc = TC_ECORRUPT;
-		goto out_close;
-	}
 	bool lazy = opts && (opts->flags & TC_LAZY);
 	uint8_t *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
 			     MAP_SHARED | (lazy ? 0 : MAP_POPULATE), fd, 0);
@@ -413,42 +468,16 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 		rc = -errno;
 		goto out_close;
 	}
-	struct geo g;
-	rc = validate((struct tc_hdr *)base, (uint64_t)st.st_size, &g);
-	if (rc)
-		goto out_unmap;
-	if (tc__open_test_hook)
-		tc__open_test_hook(base);
-	if (opts && ((opts->max_entries && opts->max_entries != g.max_entries) ||
-		     (opts->memory_bytes && opts->memory_bytes != g.memory_bytes) ||
-		     (opts->max_readers && opts->max_readers != g.max_readers) ||
-		     ((opts->flags & TC_CHECKSUM) && !(g.options & TC_OPT_CHECKSUM)))) {
-		rc = TC_EGEOMETRY;
-		goto out_unmap;
-	}
-	tc_cache *c = calloc(1, sizeof(*c));
-	if (!c) {
-		rc = -ENOMEM;
-		goto out_unmap;
-	}
-	fill_handle(c, base, (uint64_t)st.st_size, &g, name);
-	c->shm_ino = (uint64_t)st.st_ino;
-	c->shm_major = major(st.st_dev);
-	c->shm_minor = minor(st.st_dev);
-	c->tool = opts && (opts->flags & TC_TOOL);
-	rc = attach_claim(c);
+	rc = attach_mapped(base, &st, name, opts, out);
 	if (rc) {
-		free(c);
-		goto out_unmap;
+		munmap(base, (size_t)st.st_size);
+		goto out_close;
 	}
 	flock(fd, LOCK_UN);
 	close(fd);
-	tc__registry_add(c);
-	*out = c;
+	tc__registry_add(*out);
 	return 0;
 
-out_unmap:
-	munmap(base, (size_t)st.st_size);
 out_close:
 	flock(fd, LOCK_UN);
 	close(fd);
@@ -476,8 +505,8 @@ int tc_unlink(const char *name)
 {
 	if (!tc_name_valid(name))
 		return -EINVAL;
-	char path[TC_NAME_MAX + 16];
-	shm_path(path, sizeof(path), name);
+	char path[TC_SHM_PATH_MAX];
+	tc__shm_path(path, sizeof(path), name);
 	/* Mark the segment first, so that every handle still attached learns
 	 * that it is gone (-ESTALE) instead of diverging from a segment that a
 	 * restarted process may create under the same name. */
