@@ -30,7 +30,7 @@
  *  - the next append of that key replaces the dead head in place;
  *  - tc__sweep_runs(), called by tc_sweep() (shm-sweeper);
  *  - writers short of memory: appends here, and the generic writers once
- *    make_room() calls tc__sweep_runs().
+ *    tc__make_room() (room.c) calls tc__sweep_runs() (runsweep.c).
  * So thousands of runs in a row never fill the segment, sweeper or not.
  *
  * Staleness is decided by loading the head's generation, then (after a read
@@ -77,7 +77,7 @@ static void count_rc(struct tc_rslot *s, int rc)
 
 /*
  * Writers of this file short of memory: lists of ended runs first (garbage
- * no generic pass knows how to free), then the generic make_room().  Called
+ * no generic pass knows how to free), then the generic tc__make_room().  Called
  * outside our read section.
  */
 static bool room(tc_cache *c, struct tc_rslot *s, uint64_t need, bool need_slot, int *round,
@@ -232,6 +232,115 @@ int tc_run_end_gen(tc_cache *c, uint64_t generation)
 
 /* ---- DTO lists ------------------------------------------------------------ */
 
+/* An append as decided inside its read section (append_find). */
+struct append {
+	uint64_t w;          /* run_word as read */
+	uint32_t gen;        /* its generation */
+	uint64_t *slotp, sw; /* the list's index word, when found */
+	struct tc_entry *head;
+	uint64_t prev, count; /* what the new element follows, and its count */
+	bool found, replace; /* a list of this key; of an ended run */
+};
+
+enum { A_GO, A_AGAIN, A_FAIL, A_ROOM_SLOT };
+
+/* Find the list of HASH and KEY and decide what the new element follows.
+ * A_GO; A_AGAIN: a run began meanwhile; A_FAIL with *RC. */
+static int append_find(tc_cache *c, uint64_t hash, const void *key, size_t klen,
+		       struct append *a, int *rc)
+{
+	*a = (struct append){ .w = tc__run_word(c), .count = 1 };
+	if (!RUN_REF(a->w)) {
+		*rc = TC_ENORUN;
+		return A_FAIL;
+	}
+	a->gen = RUN_GEN(a->w);
+	int lr = tc__lookup(c, hash, key, klen, TC_KIND_DTO, &a->slotp, &a->sw, &a->head);
+	if (lr && lr != -ENOENT) {
+		*rc = lr;
+		return A_FAIL;
+	}
+	a->found = lr == 0;
+	if (!a->found)
+		return A_GO;
+	if (tc__ld(&a->head->aux) == a->gen) {
+		a->prev = TC_SW_REF(a->sw);
+		a->count = TC_DTO_COUNT(tc__ld(&a->head->version)) + 1;
+		if (a->count > 0xffffffffu) {
+			*rc = -EOVERFLOW;
+			return A_FAIL;
+		}
+		return A_GO;
+	}
+	/* A list of an earlier run, unless a new run began after we read
+	 * run_word: then start over. */
+	tc__rmb();
+	if (tc__run_word(c) != a->w)
+		return A_AGAIN;
+	a->replace = true;
+	return A_GO;
+}
+
+/* Fill the private block E with the element (count, prev, generation). */
+static void build_elem(tc_cache *c, struct tc_entry *e, uint64_t hash, const void *key,
+		       size_t klen, uint32_t type, const void *dto, size_t len,
+		       const struct append *a)
+{
+	e->hash = hash;
+	e->version = a->count << 32 | a->prev;
+	e->expires_ms = 0;
+	e->vlen = (uint32_t)len;
+	e->type = type;
+	e->klen = (uint16_t)klen;
+	e->kind = TC_KIND_DTO;
+	e->aux = a->gen;
+	memcpy((uint8_t *)e + TC_ENTRY_HDR, key, klen);
+	if (len)
+		memcpy((uint8_t *)tc__eval(e, (uint32_t)klen), dto, len);
+	if (c->csum)
+		tc__csum_seal(c, e, klen);
+}
+
+/* Publish the built element E as the list's head: swing the head's word,
+ * or insert a new list.  A_GO: published; A_AGAIN: the word changed or the
+ * insert lost (*RC its code); A_ROOM_SLOT: no index word (*RC -ENOSPC). */
+static int append_publish(tc_cache *c, struct tc_rslot *s, struct tc_entry *e, uint64_t hash,
+			  const void *key, size_t klen, const struct append *a, int *rc)
+{
+	uint64_t ref = tc__ref_of(c, e);
+	if (a->found) {
+		/* A dead list we replace is named in our slot, so that a
+		 * cleaner retires it if we die after the CAS.  (A live head
+		 * is not: it stays in the list, as the new head's prev.) */
+		if (a->replace)
+			tc__note_unlink(s, TC_SW_REF(a->sw), a->head);
+		/* Full barrier: the element's bytes before the slot names it. */
+		if (tc__cas(a->slotp, a->sw, TC_SW_FINAL | TC_TAG_OF(hash) << 48 | ref) != a->sw) {
+			tc__st(&s->ret_ref, 0);
+			tc__free_block(c, e);
+			return A_AGAIN;
+		}
+		if (a->replace) {
+			TC_CRASH_POINT(dto_replaced);
+			tc__dto_retire_chain(c, s, a->head);
+			tc__st(&s->ret_ref, 0);
+		}
+		return A_GO;
+	}
+	bool seen;
+	tc__add(&c->h->dto_heads, 1);
+	int ir = tc__insert(c, hash, key, klen, TC_KIND_DTO, e, &seen);
+	if (ir == 0)
+		return A_GO;
+	tc__add(&c->h->dto_heads, (uint64_t)-1);
+	if (seen)
+		tc__retire(c, s, e);
+	else
+		tc__free_block(c, e);
+	*rc = ir;
+	return ir == -ENOSPC ? A_ROOM_SLOT : A_AGAIN;
+}
+
 int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, const void *dto,
 		  size_t len)
 {
@@ -239,7 +348,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		return -EINVAL;
 	if (len > TC_VALUE_MAX)
 		return -EMSGSIZE;
-	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO), tag = TC_TAG_OF(hash);
+	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO);
 	uint64_t need = tc__entry_need(c, klen, len), t0 = 0;
 	int rc = -EAGAIN, round = 0;
 	struct tc_rslot *s = NULL;
@@ -247,41 +356,13 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		rc = tc__enter(c, &s);
 		if (rc)
 			return rc;
-		uint64_t w = tc__run_word(c);
-		if (!RUN_REF(w)) {
-			rc = TC_ENORUN;
+		struct append a;
+		int next = append_find(c, hash, key, klen, &a, &rc);
+		if (next != A_GO) {
 			tc__exit(c);
-			break;
-		}
-		uint32_t gen = RUN_GEN(w);
-		uint64_t *slotp = NULL, sw = 0, prev = 0, count = 1;
-		struct tc_entry *head = NULL;
-		bool replace = false;
-		int lr = tc__lookup(c, hash, key, klen, TC_KIND_DTO, &slotp, &sw, &head);
-		if (lr && lr != -ENOENT) {
-			rc = lr;
-			tc__exit(c);
-			break;
-		}
-		if (lr == 0) {
-			if (tc__ld(&head->aux) == gen) {
-				prev = TC_SW_REF(sw);
-				count = TC_DTO_COUNT(tc__ld(&head->version)) + 1;
-				if (count > 0xffffffffu) {
-					rc = -EOVERFLOW;
-					tc__exit(c);
-					break;
-				}
-			} else {
-				/* A list of an earlier run, unless a new run began
-				 * after we read run_word: then start over. */
-				tc__rmb();
-				if (tc__run_word(c) != w) {
-					tc__exit(c);
-					continue;
-				}
-				replace = true;
-			}
+			if (next == A_FAIL)
+				break;
+			continue;
 		}
 		int arc;
 		struct tc_entry *e = tc__alloc(c, s, need, &arc);
@@ -292,64 +373,23 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 				continue;
 			break;
 		}
-		e->hash = hash;
-		e->version = count << 32 | prev;
-		e->expires_ms = 0;
-		e->vlen = (uint32_t)len;
-		e->type = type;
-		e->klen = (uint16_t)klen;
-		e->kind = TC_KIND_DTO;
-		e->aux = gen;
-		memcpy((uint8_t *)e + TC_ENTRY_HDR, key, klen);
-		if (len)
-			memcpy((uint8_t *)tc__eval(e, (uint32_t)klen), dto, len);
-		if (c->csum)
-			tc__csum_seal(c, e, klen);
-		uint64_t ref = tc__ref_of(c, e);
+		build_elem(c, e, hash, key, klen, type, dto, len, &a);
 		tc__st(&s->inflight, 0); /* see "Crash windows" above */
 		TC_CRASH_POINT(dto_append_unnamed);
-		if (lr == 0) {
-			/* A dead list we replace is named in our slot, so that a
-			 * cleaner retires it if we die after the CAS.  (A live head
-			 * is not: it stays in the list, as the new head's prev.) */
-			if (replace)
-				tc__note_unlink(s, TC_SW_REF(sw), head);
-			/* Full barrier: the element's bytes before the slot names it. */
-			if (tc__cas(slotp, sw, TC_SW_FINAL | tag << 48 | ref) != sw) {
-				tc__st(&s->ret_ref, 0);
-				tc__free_block(c, e);
-				tc__exit(c);
-				continue;
-			}
-			if (replace) {
-				TC_CRASH_POINT(dto_replaced);
-				tc__dto_retire_chain(c, s, head);
-				tc__st(&s->ret_ref, 0);
-			}
-		} else {
-			bool seen;
-			tc__add(&c->h->dto_heads, 1);
-			int ir = tc__insert(c, hash, key, klen, TC_KIND_DTO, e, &seen);
-			if (ir) {
-				tc__add(&c->h->dto_heads, (uint64_t)-1);
-				if (seen)
-					tc__retire(c, s, e);
-				else
-					tc__free_block(c, e);
-				tc__exit(c);
-				rc = ir;
-				if (ir == -ENOSPC && !room(c, s, need, true, &round, &t0))
-					break;
-				continue;
-			}
+		next = append_publish(c, s, e, hash, key, klen, &a, &rc);
+		if (next != A_GO) {
+			tc__exit(c);
+			if (next == A_ROOM_SLOT && !room(c, s, need, true, &round, &t0))
+				break;
+			continue;
 		}
 		/* The run must still be the one we appended to (the CAS above was
 		 * a full barrier); else the DTO went into an ended run. */
-		rc = tc__run_word(c) == w ? 0 : TC_ENORUN;
+		rc = tc__run_word(c) == a.w ? 0 : TC_ENORUN;
 		if (rc == 0)
 			tc__count(s, TC_C_SETS);
 		tc__exit(c);
-		if (replace)
+		if (a.replace)
 			tc__maybe_reclaim(c, s);
 		break;
 	}
