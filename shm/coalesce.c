@@ -461,6 +461,12 @@ static bool evictable(struct tc_entry *e, uint32_t st)
  * it.  1 found; 0 not found in the whole arena (the caller records
  * df_nofit); -1 not found within the walk's budget or its resyncs (the
  * next search goes on from df_hand, a block start where no run is open).
+ *
+ * Longer than two screens (117 lines): one walk holds the open run, the
+ * candidate window and the wrap in locals that every step updates
+ * together; split into functions they would travel as one struct through
+ * every call, and the crash and scribble cases above read best in one
+ * place.
  */
 #define NO_HOLE UINT64_MAX
 static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,

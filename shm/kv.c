@@ -258,7 +258,7 @@ enum {
 	W_FAIL,      /* *rc is the answer */
 	W_AGAIN,     /* the word changed under our CAS: at once */
 	W_LOST,      /* another inserter of the key won: again, yielding after 8 */
-	W_ROOM,      /* no block of w->room_cls: make room, then again */
+	W_ROOM,      /* no block of w->need bytes: make room, then again */
 	W_ROOM_SLOT, /* the index or max_entries is full: make room for a slot */
 };
 
@@ -266,10 +266,8 @@ enum {
 struct wstate {
 	uint64_t hash, tag;
 	int64_t new_exp;     /* the expiry of a new value */
-	uint32_t room_cls;   /* W_ROOM: the class wanted */
 	uint64_t need;       /* block bytes of the last attempt */
-	int room_rounds;
-	uint64_t room_t0;
+	struct tc__room room;
 	int64_t incr_val;
 	uint8_t ctrbuf[8];   /* a counter's new value, little-endian */
 };
@@ -340,17 +338,12 @@ static inline int decide(tc_cache *c, const struct tc__wreq *q, struct wstate *w
 static inline void build(const struct tc__wreq *q, const struct wstate *w,
 			 const struct wval *v, struct tc_entry *e)
 {
-	e->hash = w->hash;
+	/* The version is taken when the block is published. */
+	tc__fill_block(e, &(struct tc__bhdr){ .hash = w->hash, .expires_ms = v->exp,
+					      .klen = (uint32_t)q->klen, .vlen = (uint32_t)v->nlen,
+					      .type = v->ntype, .kind = q->kind, .aux = q->aux },
+		       q->key, v->src);
 	e->refbit = 1; /* new data counts as used: one clock pass before eviction */
-	e->expires_ms = v->exp;
-	e->vlen = (uint32_t)v->nlen;
-	e->type = v->ntype;
-	e->klen = (uint16_t)q->klen;
-	e->kind = (uint8_t)q->kind;
-	e->aux = q->aux;
-	memcpy((uint8_t *)e + TC_ENTRY_HDR, q->key, q->klen);
-	if (v->nlen)
-		memcpy((uint8_t *)tc__eval(e, (uint32_t)q->klen), v->src, v->nlen);
 }
 
 /* Swing the key's word W at SLOTP from OLD to the built entry E. */
@@ -438,7 +431,6 @@ static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstat
 	w->need = tc__entry_need(c, q->klen, v.nlen);
 	struct tc_entry *e = tc__alloc(c, s, w->need, rc);
 	if (!e) {
-		w->room_cls = tc__class_of(w->need);
 		return *rc == -ENOSPC ? W_ROOM : W_FAIL;
 	}
 	build(q, w, &v, e);
@@ -484,8 +476,9 @@ int tc__write(tc_cache *c, const struct tc__wreq *q)
 	struct wstate w;
 	w.hash = tc__hash(c, q->key, q->klen, q->kind);
 	w.tag = TC_TAG_OF(w.hash);
-	w.room_rounds = 0;
-	w.room_t0 = 0;
+	w.room.round = 0;
+	w.room.t0 = 0;
+	w.room.sweep_runs = false;
 	w.incr_val = 0;
 	/* For tc_incr this applies only when the counter is created. */
 	w.new_exp = tc__expiry(c, q->key, q->klen, q->ttl_ms);
@@ -505,9 +498,7 @@ int tc__write(tc_cache *c, const struct tc__wreq *q)
 		if (next == W_FAIL)
 			break;
 		if (next == W_ROOM || next == W_ROOM_SLOT) {
-			bool slot = next == W_ROOM_SLOT;
-			if (!tc__make_room(c, s, slot ? UINT32_MAX : w.room_cls, slot, w.room_rounds++,
-					   &w.room_t0))
+			if (!tc__room_for(c, s, w.need, next == W_ROOM_SLOT, &w.room))
 				break;
 		} else if (next == W_LOST && attempt > 8) {
 			sched_yield();

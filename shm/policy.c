@@ -122,8 +122,8 @@ static int edit(tc_cache *c, edit_fn fn, void *arg)
 	if (!t)
 		return -ENOMEM;
 	struct tc_rslot *s = NULL;
-	uint64_t t0 = 0;
-	int rc = -EAGAIN, round = 0;
+	struct tc__room r = { .sweep_runs = false };
+	int rc = -EAGAIN;
 	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
 		rc = tc__enter(c, &s);
 		if (rc)
@@ -139,32 +139,23 @@ static int edit(tc_cache *c, edit_fn fn, void *arg)
 		struct tc_entry *e = NULL;
 		uint64_t ref = 0, vlen = t->n * sizeof(struct tc_policy_rec);
 		if (t->n) {
-			int arc;
-			e = tc__alloc(c, s, tc__entry_bytes(0, vlen), &arc);
+			bool again;
+			e = tc__alloc_or_room(c, s, tc__entry_bytes(0, vlen), &r, &rc, &again);
 			if (!e) {
-				tc__exit(c);
-				rc = arc;
-				if (arc == -ENOSPC &&
-				    tc__make_room(c, s, tc__class_of(tc__entry_bytes(0, vlen)), false,
-						  round++, &t0))
+				if (again)
 					continue;
 				break;
 			}
-			e->hash = 0;
-			e->version = POL_GEN(w) + 1;
-			e->expires_ms = 0;
-			e->vlen = (uint32_t)vlen;
-			e->type = 0;
-			e->klen = 0;
-			e->kind = TC_KIND_POLICY;
-			e->aux = 0;
-			memcpy((uint8_t *)e + TC_ENTRY_HDR, t->p, vlen);
+			tc__fill_block(e, &(struct tc__bhdr){ .version = POL_GEN(w) + 1,
+							      .vlen = (uint32_t)vlen,
+							      .kind = TC_KIND_POLICY },
+				       NULL, t->p);
 			ref = tc__ref_of(c, e);
 		}
 		/* Both blocks are named in the slot across the publishing CAS:
 		 * the new one in inflight, the old one in ret_ref.  A cleaner of
 		 * a dead writer asks policy_gen which of them is published
-		 * (epoch.c, still_published) and retires the other: a kill
+		 * (recover.c, still_published) and retires the other: a kill
 		 * between the CAS and the retire leaks neither. */
 		uint32_t ol;
 		struct tc_entry *old = POL_REF(w) ?

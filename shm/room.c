@@ -82,3 +82,14 @@ bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot
 	return true;
 }
 
+/* Make room for a block of NEED bytes (NEED_SLOT: for an index word),
+ * outside any read section: tc__make_room, after the lists of ended runs
+ * when R asks for them.  True when another attempt is worth making. */
+bool tc__room_for(tc_cache *c, struct tc_rslot *s, uint64_t need, bool need_slot,
+		  struct tc__room *r)
+{
+	if (r->sweep_runs && (r->round & 3) == 0)
+		tc__sweep_runs(c, 0);
+	uint32_t cls = need_slot ? UINT32_MAX : tc__class_of(need);
+	return tc__make_room(c, s, cls, need_slot, r->round++, &r->t0);
+}

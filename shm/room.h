@@ -13,6 +13,9 @@
 bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot, int round,
 		   uint64_t *t0);
 void tc__drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
+struct tc__room;
+bool tc__room_for(tc_cache *c, struct tc_rslot *s, uint64_t need, bool need_slot,
+		  struct tc__room *r);
 
 /*
  * Allocate a block of at least BYTES for slot S: tc__alloc_block (alloc.c),
@@ -52,6 +55,60 @@ static inline void tc__maybe_reclaim(tc_cache *c, struct tc_rslot *s)
 	uint64_t batch = c->arena_bytes / 16 < RECLAIM_BATCH ? c->arena_bytes / 16 : RECLAIM_BATCH;
 	if (tc__ld(&s->since) > batch)
 		tc__reclaim_budget(c, s, NULL, RECLAIM_STEP);
+}
+
+/* A writer's making of room across its attempts (tc__room_for). */
+struct tc__room {
+	int round;        /* attempts that made room so far */
+	uint64_t t0;      /* when the first did (CLOCK_MONOTONIC ns) */
+	bool sweep_runs;  /* sweep every list of ended runs first, every 4th
+			   * round (run.c's writers: their own garbage) */
+};
+
+/* The header of a block being built (tc__fill_block). */
+struct tc__bhdr {
+	uint64_t hash, version;
+	int64_t  expires_ms;
+	uint32_t klen, vlen, type, kind, aux;
+};
+
+/*
+ * Fill the private block E: header H, then KEY (H->klen bytes) and VAL
+ * (H->vlen bytes) where tc__ekey and tc__eval find them.  The one way
+ * every writer (kv.c, run.c, policy.c) builds a block; reference bit and
+ * checksum are the caller's.
+ */
+static inline __attribute__((always_inline)) void
+tc__fill_block(struct tc_entry *e, const struct tc__bhdr *h, const void *key, const void *val)
+{
+	e->hash = h->hash;
+	e->version = h->version;
+	e->expires_ms = h->expires_ms;
+	e->vlen = h->vlen;
+	e->type = h->type;
+	e->klen = (uint16_t)h->klen;
+	e->kind = (uint8_t)h->kind;
+	e->aux = h->aux;
+	if (h->klen)
+		memcpy((uint8_t *)e + TC_ENTRY_HDR, key, h->klen);
+	if (h->vlen)
+		memcpy((uint8_t *)tc__eval(e, h->klen), val, h->vlen);
+}
+
+/*
+ * Allocate NEED bytes for slot S inside the caller's read section.  NULL
+ * when that fails: the section is left, *RC says why, and *AGAIN whether
+ * room was made (-ENOSPC) and another attempt is worth making.
+ */
+static inline struct tc_entry *tc__alloc_or_room(tc_cache *c, struct tc_rslot *s, uint64_t need,
+						 struct tc__room *r, int *rc, bool *again)
+{
+	struct tc_entry *e = tc__alloc(c, s, need, rc);
+	if (e)
+		return e;
+	tc__exit(c);
+	*again = *rc == -ENOSPC && tc__room_for(c, s, need, false, r);
+	return NULL;
 }
 
 /* The eviction policy's work after each write of class CLS (evict.c). */

@@ -30,7 +30,8 @@
  *  - the next append of that key replaces the dead head in place;
  *  - tc__sweep_runs(), called by tc_sweep() (shm-sweeper);
  *  - writers short of memory: appends here, and the generic writers once
- *    tc__make_room() (room.c) calls tc__sweep_runs() (runsweep.c).
+ *    tc__make_room() (room.c) calls tc__sweep_runs() (runsweep.c), and the
+ *    writers of this file sweep every list first (tc__room_for).
  * So thousands of runs in a row never fill the segment, sweeper or not.
  *
  * Staleness is decided by loading the head's generation, then (after a read
@@ -75,20 +76,6 @@ static void count_rc(struct tc_rslot *s, int rc)
 	tc__count(s, TC_C_OPS);
 }
 
-/*
- * Writers of this file short of memory: lists of ended runs first (garbage
- * no generic pass knows how to free), then the generic tc__make_room().  Called
- * outside our read section.
- */
-static bool room(tc_cache *c, struct tc_rslot *s, uint64_t need, bool need_slot, int *round,
-		 uint64_t *t0)
-{
-	if ((*round & 3) == 0)
-		tc__sweep_runs(c, 0);
-	uint32_t cls = need_slot ? UINT32_MAX : tc__class_of(need);
-	return tc__make_room(c, s, cls, need_slot, (*round)++, t0);
-}
-
 /* ---- the run ------------------------------------------------------------ */
 
 int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
@@ -96,8 +83,9 @@ int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
 	if (!c)
 		return -EINVAL;
 	struct tc_rslot *s = NULL;
-	uint64_t need = tc__entry_bytes(0, sizeof(struct tc_anchor_rec)), t0 = 0;
-	int rc = -EAGAIN, round = 0;
+	uint64_t need = tc__entry_bytes(0, sizeof(struct tc_anchor_rec));
+	struct tc__room r = { .sweep_runs = true };
+	int rc = -EAGAIN;
 	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
 		rc = tc__enter(c, &s);
 		if (rc)
@@ -108,27 +96,19 @@ int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
 			tc__exit(c);
 			break;
 		}
-		int arc;
-		struct tc_entry *e = tc__alloc(c, s, need, &arc);
+		bool again;
+		struct tc_entry *e = tc__alloc_or_room(c, s, need, &r, &rc, &again);
 		if (!e) {
-			tc__exit(c);
-			rc = arc;
-			if (arc == -ENOSPC && room(c, s, need, false, &round, &t0))
+			if (again)
 				continue;
 			break;
 		}
 		/* Odd, and above the word's even if a scribble made it odd. */
 		uint32_t gen = (RUN_GEN(w) + 1) | 1;
 		struct tc_anchor_rec a = { ts_ns, run_id, gen, tc__now_ms(), tc__self_pid() };
-		e->hash = 0;
-		e->version = gen;
-		e->expires_ms = 0;
-		e->vlen = sizeof(a);
-		e->type = 0;
-		e->klen = 0;
-		e->kind = TC_KIND_RUN;
-		e->aux = gen;
-		memcpy((uint8_t *)e + TC_ENTRY_HDR, &a, sizeof(a));
+		tc__fill_block(e, &(struct tc__bhdr){ .version = gen, .vlen = sizeof(a),
+						      .kind = TC_KIND_RUN, .aux = gen },
+			       NULL, &a);
 		uint64_t ref = tc__ref_of(c, e);
 		tc__st(&s->inflight, 0); /* see "Crash windows" above */
 		TC_CRASH_POINT(run_start_unnamed);
@@ -286,17 +266,10 @@ static void build_elem(tc_cache *c, struct tc_entry *e, uint64_t hash, const voi
 		       size_t klen, uint32_t type, const void *dto, size_t len,
 		       const struct append *a)
 {
-	e->hash = hash;
-	e->version = a->count << 32 | a->prev;
-	e->expires_ms = 0;
-	e->vlen = (uint32_t)len;
-	e->type = type;
-	e->klen = (uint16_t)klen;
-	e->kind = TC_KIND_DTO;
-	e->aux = a->gen;
-	memcpy((uint8_t *)e + TC_ENTRY_HDR, key, klen);
-	if (len)
-		memcpy((uint8_t *)tc__eval(e, (uint32_t)klen), dto, len);
+	tc__fill_block(e, &(struct tc__bhdr){ .hash = hash, .version = a->count << 32 | a->prev,
+					      .klen = (uint32_t)klen, .vlen = (uint32_t)len,
+					      .type = type, .kind = TC_KIND_DTO, .aux = a->gen },
+		       key, dto);
 	if (c->csum)
 		tc__csum_seal(c, e, klen);
 }
@@ -349,8 +322,9 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 	if (len > TC_VALUE_MAX)
 		return -EMSGSIZE;
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO);
-	uint64_t need = tc__entry_need(c, klen, len), t0 = 0;
-	int rc = -EAGAIN, round = 0;
+	uint64_t need = tc__entry_need(c, klen, len);
+	struct tc__room r = { .sweep_runs = true };
+	int rc = -EAGAIN;
 	struct tc_rslot *s = NULL;
 	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
 		rc = tc__enter(c, &s);
@@ -364,12 +338,10 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 				break;
 			continue;
 		}
-		int arc;
-		struct tc_entry *e = tc__alloc(c, s, need, &arc);
+		bool again;
+		struct tc_entry *e = tc__alloc_or_room(c, s, need, &r, &rc, &again);
 		if (!e) {
-			tc__exit(c);
-			rc = arc;
-			if (arc == -ENOSPC && room(c, s, need, false, &round, &t0))
+			if (again)
 				continue;
 			break;
 		}
@@ -379,7 +351,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		next = append_publish(c, s, e, hash, key, klen, &a, &rc);
 		if (next != A_GO) {
 			tc__exit(c);
-			if (next == A_ROOM_SLOT && !room(c, s, need, true, &round, &t0))
+			if (next == A_ROOM_SLOT && !tc__room_for(c, s, need, true, &r))
 				break;
 			continue;
 		}
