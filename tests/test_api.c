@@ -28,15 +28,6 @@
 #include "tickcache.h"
 #include "blackbox.h"
 
-/* Expected and got codes, named, in the failure message. */
-#define ASSERT_RC(exp, call)                                                  \
-	do {                                                                  \
-		int e_ = (exp), g_ = (call);                                  \
-		if (e_ != g_)                                                 \
-			fail_msg("%s: expected %d (%s), got %d (%s)", #call,  \
-				 e_, tc_strerror(e_), g_, tc_strerror(g_));   \
-	} while (0)
-
 #define KS(s) (s), strlen(s)
 
 #define TTL_SHORT_MS 200
@@ -46,10 +37,10 @@
 /* A small segment good for most tests. */
 static tc_cache *open_small(char *name)
 {
-	tc_opts o = bb_opts(1024, 4u << 20, 16);
+	tc_opts o = fx_opts(1024, 4u << 20, 16);
 	tc_cache *c = NULL;
 
-	bb_name(name);
+	fx_name_at(name, TC_NAME_MAX + 1, __func__);
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	assert_non_null(c);
 	return c;
@@ -137,13 +128,13 @@ static void test_open_create_then_attach_only_sees_same_data(void **state)
 static void test_open_attach_only_missing_returns_enoent(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *c = (tc_cache *)&o;
 	struct stat st;
 	char path[128];
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(-ENOENT, tc_open(&c, name, NULL));
 	assert_null(c);
 	o.flags = 0;   /* opts without TC_CREATE only attach */
@@ -152,18 +143,18 @@ static void test_open_attach_only_missing_returns_enoent(void **state)
 	assert_null(c);
 	o.flags = TC_EXCL; /* TC_EXCL alone does not create either */
 	ASSERT_RC(-ENOENT, tc_open(&c, name, &o));
-	bb_shm_path(path, sizeof(path), name);
+	fx_shm_path(path, sizeof(path), name);
 	assert_int_equal(-1, stat(path, &st));
 }
 
 static void test_open_excl_existing_returns_eexist(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *a = NULL, *b = NULL;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	o.flags = TC_CREATE | TC_EXCL;
 	ASSERT_RC(0, tc_open(&a, name, &o));   /* missing: created */
 	set_str(a, "k", "v", 0);
@@ -177,11 +168,11 @@ static void test_open_excl_existing_returns_eexist(void **state)
 static void test_open_same_opts_attaches(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(2048, 2u << 20, 8);
+	tc_opts o = fx_opts(2048, 2u << 20, 8);
 	tc_cache *a = NULL, *b = NULL, *c2 = NULL;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	o.default_ttl_ms = 5000;
 	o.eviction = TC_EVICT_LRU;
 	o.mode = 0640;
@@ -200,11 +191,11 @@ static void test_open_same_opts_attaches(void **state)
 static void test_open_zero_geometry_attaches_to_any(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(2048, 2u << 20, 8), z;
+	tc_opts o = fx_opts(2048, 2u << 20, 8), z;
 	tc_cache *a = NULL, *b = NULL;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&a, name, &o));
 	memset(&z, 0, sizeof(z));
 	z.flags = TC_CREATE;
@@ -219,11 +210,11 @@ static void test_open_zero_geometry_attaches_to_any(void **state)
 static void test_open_geometry_mismatch_returns_egeometry(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(2048, 2u << 20, 8), x;
+	tc_opts o = fx_opts(2048, 2u << 20, 8), x;
 	tc_cache *a = NULL, *b = NULL;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&a, name, &o));
 	set_str(a, "k", "v", 0);
 
@@ -257,11 +248,11 @@ static void test_open_below_minimum_geometry_returns_einval(void **state)
 	tc_cache *c = NULL;
 
 	(void)state;
-	bb_name(name);
-	o = bb_opts(TC_MIN_ENTRIES - 1, TC_MIN_MEMORY, 1);
+	fx_name(name);
+	o = fx_opts(TC_MIN_ENTRIES - 1, TC_MIN_MEMORY, 1);
 	ASSERT_RC(-EINVAL, tc_open(&c, name, &o));
 	assert_null(c);
-	o = bb_opts(TC_MIN_ENTRIES, TC_MIN_MEMORY - 1, 1);
+	o = fx_opts(TC_MIN_ENTRIES, TC_MIN_MEMORY - 1, 1);
 	ASSERT_RC(-EINVAL, tc_open(&c, name, &o));
 	assert_null(c);
 	ASSERT_RC(-ENOENT, tc_open(&c, name, NULL)); /* nothing left behind */
@@ -269,7 +260,7 @@ static void test_open_below_minimum_geometry_returns_einval(void **state)
 	assert_true(TC_MIN_ENTRIES <= 1024);
 	assert_true(TC_MIN_MEMORY <= (1u << 20));
 	assert_true(TC_MIN_READERS <= 1);
-	o = bb_opts(TC_MIN_ENTRIES, TC_MIN_MEMORY, TC_MIN_READERS);
+	o = fx_opts(TC_MIN_ENTRIES, TC_MIN_MEMORY, TC_MIN_READERS);
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	set_str(c, "k", "v", 0);
 	expect_str(c, "k", "v");
@@ -283,14 +274,14 @@ static const char *const bad_names[] = {
 
 static void test_open_bad_names_return_einval(void **state)
 {
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *c;
 	struct stat st;
 	size_t i;
 
 	(void)state;
-	assert_int_equal(65, strlen(bad_names[BB_ARRAY_SIZE(bad_names) - 1]));
-	for (i = 0; i < BB_ARRAY_SIZE(bad_names); i++) {
+	assert_int_equal(65, strlen(bad_names[FX_ARRAY_SIZE(bad_names) - 1]));
+	for (i = 0; i < FX_ARRAY_SIZE(bad_names); i++) {
 		c = (tc_cache *)&o;
 		ASSERT_RC(-EINVAL, tc_open(&c, bad_names[i], &o));
 		assert_null(c);
@@ -312,7 +303,7 @@ static void test_open_bad_names_return_einval(void **state)
 static void test_open_64_char_name_is_valid(void **state)
 {
 	char name[TC_NAME_MAX + 2];
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *c = NULL;
 	int n;
 
@@ -321,7 +312,7 @@ static void test_open_64_char_name_is_valid(void **state)
 	memset(name + n, 'z', (size_t)(TC_NAME_MAX - n));
 	name[TC_NAME_MAX] = '\0';
 	assert_int_equal(64, strlen(name));
-	bb_track(name);
+	fx_track(name);
 	assert_true(tc_name_valid(name));
 	assert_true(tc_name_valid("a"));
 	assert_true(tc_name_valid("0.A-b_c"));
@@ -334,11 +325,11 @@ static void test_open_64_char_name_is_valid(void **state)
 static void test_open_null_out_returns_einval(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *c = NULL;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(-EINVAL, tc_open(NULL, name, &o));
 	ASSERT_RC(-ENOENT, tc_open(&c, name, NULL));
 }
@@ -348,7 +339,7 @@ static mode_t shm_mode(const char *name)
 	char path[128];
 	struct stat st;
 
-	bb_shm_path(path, sizeof(path), name);
+	fx_shm_path(path, sizeof(path), name);
 	if (stat(path, &st) != 0)
 		fail_msg("stat %s: %s", path, strerror(errno));
 	return st.st_mode & 07777;
@@ -357,13 +348,13 @@ static mode_t shm_mode(const char *name)
 static void test_create_mode_applied_exactly_under_umask(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *c = NULL;
 	mode_t old;
 	int rc;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	o.mode = 0640;
 	old = umask(077);
 	rc = tc_open(&c, name, &o);
@@ -372,7 +363,7 @@ static void test_create_mode_applied_exactly_under_umask(void **state)
 	assert_int_equal(0640, shm_mode(name));
 	tc_close(c);
 
-	bb_name(name);
+	fx_name(name);
 	o.mode = 0666;
 	old = umask(022);
 	rc = tc_open(&c, name, &o);
@@ -385,13 +376,13 @@ static void test_create_mode_applied_exactly_under_umask(void **state)
 static void test_create_default_mode_is_0600(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *c = NULL;
 	mode_t old;
 	int rc;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	old = umask(0);
 	rc = tc_open(&c, name, &o);
 	umask(old);
@@ -418,11 +409,11 @@ static void test_open_too_big_for_dev_shm_returns_enospc_and_leaves_nothing(void
 			      (unsigned long long)shm_total);
 		skip();
 	}
-	bb_name(name);
-	o = bb_opts(1024, TC_MAX_MEMORY, 4);
+	fx_name(name);
+	o = fx_opts(1024, TC_MAX_MEMORY, 4);
 	ASSERT_RC(-ENOSPC, tc_open(&c, name, &o));
 	assert_null(c);
-	bb_shm_path(path, sizeof(path), name);
+	fx_shm_path(path, sizeof(path), name);
 	assert_int_equal(-1, stat(path, &st));
 	assert_int_equal(ENOENT, errno);
 }
@@ -432,7 +423,7 @@ static void test_unlink_missing_returns_enoent(void **state)
 	char name[TC_NAME_MAX + 1];
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(-ENOENT, tc_unlink(name));
 }
 
@@ -449,7 +440,7 @@ static void test_unlink_makes_attached_handles_return_estale(void **state)
 	set_str(c, "k", "old", 0);
 	ASSERT_RC(0, tc_open(&d, name, NULL));
 	ASSERT_RC(0, tc_unlink(name));
-	bb_shm_path(path, sizeof(path), name);
+	fx_shm_path(path, sizeof(path), name);
 	assert_int_equal(-1, stat(path, &st));
 	ASSERT_RC(-ENOENT, tc_unlink(name));
 	/* Every data call of every attached handle now says the segment is gone. */
@@ -494,11 +485,11 @@ static void test_unlink_makes_attached_handles_return_estale(void **state)
 			_exit(rc == -ESTALE ? BB_EXIT_OK : BB_EXIT_FAIL);
 		}
 		close(fds[0]);
-		bb_sleep_ms(50); /* let the child attach (an early unlink fails it with SETUP) */
+		fx_sleep_ms(50); /* let the child attach (an early unlink fails it with SETUP) */
 		ASSERT_RC(0, tc_unlink(name));
 		assert_int_equal(1, write(fds[1], "u", 1));
 		close(fds[1]);
-		assert_int_equal(BB_EXIT_OK, bb_wait(pid));
+		assert_int_equal(BB_EXIT_OK, fx_wait(pid));
 	}
 	tc_close(c);
 }
@@ -506,11 +497,11 @@ static void test_unlink_makes_attached_handles_return_estale(void **state)
 static void test_reopen_after_unlink_starts_empty(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[16];
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *a = NULL, *b = NULL;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&a, name, &o));
 	set_str(a, "k", "v", 0);
 	ASSERT_RC(0, tc_unlink(name));
@@ -653,14 +644,14 @@ static void test_zero_length_value_roundtrip(void **state)
 static void test_value_of_exactly_1mib_is_stored(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(1024, 16u << 20, 4);
+	tc_opts o = fx_opts(1024, 16u << 20, 4);
 	unsigned char *v, *buf;
 	tc_cache *c = NULL;
 	tc_meta m;
 	size_t i;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	v = malloc(TC_VALUE_MAX + 16);
 	buf = malloc(TC_VALUE_MAX + 16);
@@ -685,13 +676,13 @@ static void test_value_of_exactly_1mib_is_stored(void **state)
 static void test_value_over_1mib_returns_emsgsize(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_opts o = bb_opts(1024, 16u << 20, 4);
+	tc_opts o = fx_opts(1024, 16u << 20, 4);
 	unsigned char *v;
 	tc_cache *c = NULL;
 	uint64_t ver;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	v = calloc(1, TC_VALUE_MAX + 1);
 	assert_non_null(v);
@@ -882,7 +873,7 @@ static void test_add_on_expired_key_succeeds(void **state)
 
 	(void)state;
 	set_str(c, "k", "old", TTL_SHORT_MS);
-	bb_sleep_ms(TTL_SLEEP_MS);
+	fx_sleep_ms(TTL_SLEEP_MS);
 	ASSERT_RC(0, tc_add(c, KS("k"), KS("new"), 0u, 0));
 	expect_str(c, "k", "new");
 	m = meta_of(c, "k");
@@ -951,7 +942,7 @@ static void test_cas_expired_returns_enoent(void **state)
 	(void)state;
 	set_str(c, "k", "v", TTL_SHORT_MS);
 	m = meta_of(c, "k");
-	bb_sleep_ms(TTL_SLEEP_MS);
+	fx_sleep_ms(TTL_SLEEP_MS);
 	ASSERT_RC(-ENOENT, tc_cas(c, KS("k"), m.version, KS("w"), 0u, 0));
 	ASSERT_RC(-ENOENT, tc_get(c, KS("k"), buf, sizeof(buf), NULL));
 	tc_close(c);
@@ -1008,7 +999,7 @@ static void test_del_expired_returns_enoent(void **state)
 
 	(void)state;
 	set_str(c, "k", "v", TTL_SHORT_MS);
-	bb_sleep_ms(TTL_SLEEP_MS);
+	fx_sleep_ms(TTL_SLEEP_MS);
 	ASSERT_RC(-ENOENT, tc_del(c, KS("k")));
 	tc_close(c);
 }
@@ -1026,14 +1017,14 @@ static void test_ttl_expiry_makes_key_absent(void **state)
 	tc_meta m;
 
 	(void)state;
-	t0 = bb_realtime_ms();
+	t0 = fx_realtime_ms();
 	set_str(c, "k", "v", TTL_SHORT_MS);
-	t1 = bb_realtime_ms();
+	t1 = fx_realtime_ms();
 	set_str(c, "forever", "f", 0);
 	m = meta_of(c, "k");
 	assert_expiry_near(m.expires_ms, t0, t1, TTL_SHORT_MS);
 	assert_true(tc_exists(c, KS("k")));
-	bb_sleep_ms(TTL_SLEEP_MS);
+	fx_sleep_ms(TTL_SLEEP_MS);
 	ASSERT_RC(-ENOENT, tc_get(c, KS("k"), buf, sizeof(buf), &m));
 	assert_false(tc_exists(c, KS("k")));
 	ASSERT_RC(0, tc_read_lock(c));
@@ -1047,36 +1038,36 @@ static void test_ttl_expiry_makes_key_absent(void **state)
 static void test_ttl_default_uses_segment_default_ttl(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *c = NULL;
 	int64_t t0, t1;
 	tc_meta m;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	o.default_ttl_ms = 60000;
 	ASSERT_RC(0, tc_open(&c, name, &o));
-	t0 = bb_realtime_ms();
+	t0 = fx_realtime_ms();
 	ASSERT_RC(0, tc_set(c, KS("k"), KS("v"), 0u, TC_TTL_DEFAULT));
-	t1 = bb_realtime_ms();
+	t1 = fx_realtime_ms();
 	assert_expiry_near(meta_of(c, "k").expires_ms, t0, t1, 60000);
 	ASSERT_RC(0, tc_set(c, KS("z"), KS("v"), 0u, 0)); /* 0 still means never */
 	assert_int_equal(0, meta_of(c, "z").expires_ms);
 	ASSERT_RC(0, tc_set(c, KS("e"), KS("v"), 0u, 0));
-	t0 = bb_realtime_ms();
+	t0 = fx_realtime_ms();
 	ASSERT_RC(0, tc_expire(c, KS("e"), TC_TTL_DEFAULT));
-	t1 = bb_realtime_ms();
+	t1 = fx_realtime_ms();
 	assert_expiry_near(meta_of(c, "e").expires_ms, t0, t1, 60000);
 	tc_close(c);
 
 	/* A short default really expires. */
-	bb_name(name);
+	fx_name(name);
 	o.default_ttl_ms = TTL_SHORT_MS;
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	ASSERT_RC(0, tc_add(c, KS("k"), KS("v"), 0u, TC_TTL_DEFAULT));
 	ASSERT_RC(0, tc_incr(c, KS("n"), 1, TC_TTL_DEFAULT, NULL));
 	assert_true(meta_of(c, "n").expires_ms != 0);
-	bb_sleep_ms(TTL_SLEEP_MS);
+	fx_sleep_ms(TTL_SLEEP_MS);
 	ASSERT_RC(-ENOENT, tc_get(c, KS("k"), buf, sizeof(buf), &m));
 	ASSERT_RC(-ENOENT, tc_get(c, KS("n"), buf, sizeof(buf), &m));
 	tc_close(c);
@@ -1103,16 +1094,16 @@ static void test_expire_sets_ttl_keeps_value_bumps_version(void **state)
 	(void)state;
 	ASSERT_RC(0, tc_set(c, KS("k"), KS("value"), 12u, 0));
 	m0 = meta_of(c, "k");
-	t0 = bb_realtime_ms();
+	t0 = fx_realtime_ms();
 	ASSERT_RC(0, tc_expire(c, KS("k"), TTL_SHORT_MS));
-	t1 = bb_realtime_ms();
+	t1 = fx_realtime_ms();
 	m1 = meta_of(c, "k");
 	assert_true(m1.version > m0.version);
 	assert_int_equal(12, m1.type);
 	assert_int_equal(5, m1.len);
 	assert_expiry_near(m1.expires_ms, t0, t1, TTL_SHORT_MS);
 	expect_str(c, "k", "value");
-	bb_sleep_ms(TTL_SLEEP_MS);
+	fx_sleep_ms(TTL_SLEEP_MS);
 	ASSERT_RC(-ENOENT, tc_get(c, KS("k"), buf, sizeof(buf), NULL));
 	tc_close(c);
 }
@@ -1131,7 +1122,7 @@ static void test_expire_zero_removes_expiry(void **state)
 	m1 = meta_of(c, "k");
 	assert_int_equal(0, m1.expires_ms);
 	assert_true(m1.version > m0.version);
-	bb_sleep_ms(TTL_SLEEP_MS);
+	fx_sleep_ms(TTL_SLEEP_MS);
 	expect_str(c, "k", "v");
 	assert_int_equal(0, meta_of(c, "k").expires_ms);
 	tc_close(c);
@@ -1163,7 +1154,7 @@ static void test_sweep_removes_expired_entries(void **state)
 	set_str(c, "keep", "v", 0);
 	ASSERT_RC(0, tc_get_stats(c, st));
 	assert_int_equal(3, st->entries);
-	bb_sleep_ms(TTL_SLEEP_MS);
+	fx_sleep_ms(TTL_SLEEP_MS);
 	memset(&rep, 0, sizeof(rep));
 	ASSERT_RC(0, tc_sweep(c, 0, &rep));
 	assert_int_equal(2, rep.expired);
@@ -1250,9 +1241,9 @@ static void test_incr_missing_starts_from_zero_with_ttl(void **state)
 	tc_meta m;
 
 	(void)state;
-	t0 = bb_realtime_ms();
+	t0 = fx_realtime_ms();
 	ASSERT_RC(0, tc_incr(c, KS("n"), 5, TTL_SHORT_MS, &out));
-	t1 = bb_realtime_ms();
+	t1 = fx_realtime_ms();
 	assert_int_equal(5, out);
 	ASSERT_RC(0, tc_get(c, KS("n"), buf, sizeof(buf), &m));
 	assert_int_equal(8, m.len);
@@ -1262,7 +1253,7 @@ static void test_incr_missing_starts_from_zero_with_ttl(void **state)
 	ASSERT_RC(0, tc_incr(c, KS("m"), -7, 0, &out));
 	assert_int_equal(-7, out);
 	assert_int_equal(0, meta_of(c, "m").expires_ms);
-	bb_sleep_ms(TTL_SLEEP_MS);
+	fx_sleep_ms(TTL_SLEEP_MS);
 	ASSERT_RC(-ENOENT, tc_get(c, KS("n"), buf, sizeof(buf), &m));
 	ASSERT_RC(0, tc_incr(c, KS("n"), 2, 0, &out)); /* expired: starts again */
 	assert_int_equal(2, out);
@@ -1286,7 +1277,7 @@ static void test_incr_existing_keeps_expiry(void **state)
 	ASSERT_RC(0, tc_incr(c, KS("p"), 1, 0, &out));
 	ASSERT_RC(0, tc_incr(c, KS("p"), 1, 60000, &out));
 	assert_int_equal(0, meta_of(c, "p").expires_ms);
-	bb_sleep_ms(20);
+	fx_sleep_ms(20);
 	ASSERT_RC(0, tc_incr(c, KS("n"), 10, 0, &out)); /* 0 does not clear it */
 	assert_int_equal(12, out);
 	assert_int_equal(m0.expires_ms, meta_of(c, "n").expires_ms);
@@ -1556,7 +1547,7 @@ static void test_peek_stays_valid_against_writer_process(void **state)
 		tc_close(d);
 		_exit(rc == 0 ? BB_EXIT_OK : BB_EXIT_FAIL);
 	}
-	rc = bb_wait(pid);
+	rc = fx_wait(pid);
 	if (rc != 0) {
 		tc_read_unlock(c);
 		tc_read_unlock(c);
@@ -1588,7 +1579,7 @@ static void *slot_holder_main(void *arg)
 	if (h->open_rc != 0 || h->lock_rc != 0)
 		return NULL;
 	while (!__atomic_load_n(&h->release, __ATOMIC_ACQUIRE))
-		bb_sleep_ms(1);
+		fx_sleep_ms(1);
 	tc_read_unlock(c);
 	tc_close(c);
 	return NULL;
@@ -1597,21 +1588,21 @@ static void *slot_holder_main(void *arg)
 static void test_read_lock_returns_eusers_when_all_slots_taken(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_opts o = bb_opts(1024, 1u << 20, 1);
+	tc_opts o = fx_opts(1024, 1u << 20, 1);
 	struct slot_holder h;
 	tc_cache *c = NULL;
 	pthread_t t;
 	int rc_lock, rc_get, rc_set;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	tc_close(c);
 	memset(&h, 0, sizeof(h));
 	h.name = name;
 	assert_int_equal(0, pthread_create(&t, NULL, slot_holder_main, &h));
 	while (!__atomic_load_n(&h.entered, __ATOMIC_ACQUIRE))
-		bb_sleep_ms(1);
+		fx_sleep_ms(1);
 	if (h.open_rc != 0 || h.lock_rc != 0) {
 		pthread_join(t, NULL);
 		fail_msg("holder thread: open %d, read_lock %d", h.open_rc, h.lock_rc);
@@ -1645,7 +1636,7 @@ static void hold_slots(struct slot_holder *h, pthread_t *t, int n, const char *n
 		h[i].tool = tool;
 		assert_int_equal(0, pthread_create(&t[i], NULL, slot_holder_main, &h[i]));
 		while (!__atomic_load_n(&h[i].entered, __ATOMIC_ACQUIRE))
-			bb_sleep_ms(1);
+			fx_sleep_ms(1);
 	}
 }
 
@@ -1665,7 +1656,7 @@ static void release_slots(struct slot_holder *h, pthread_t *t, int n)
 static void test_tool_handles_never_take_a_strategy_slot(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_opts o = bb_opts(1024, 1u << 20, 2);
+	tc_opts o = fx_opts(1024, 1u << 20, 2);
 	const tc_opts tool = { .flags = TC_TOOL };
 	struct slot_holder h[TC_TOOL_READERS + 2];
 	pthread_t t[TC_TOOL_READERS + 2];
@@ -1673,7 +1664,7 @@ static void test_tool_handles_never_take_a_strategy_slot(void **state)
 	tc_stats st;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	set_str(c, "k", "v", 0);
 	tc_close(c);
@@ -1731,7 +1722,7 @@ static void test_tool_handles_never_take_a_strategy_slot(void **state)
 static void test_evict_none_entries_full_returns_enospc_and_keeps_all(void **state)
 {
 	char name[TC_NAME_MAX + 1], key[32], val[32], buf[32];
-	tc_opts o = bb_opts(TC_MIN_ENTRIES, 1u << 20, 4);
+	tc_opts o = fx_opts(TC_MIN_ENTRIES, 1u << 20, 4);
 	tc_stats *st = calloc(1, sizeof(*st));
 	tc_cache *c = NULL;
 	unsigned n, i;
@@ -1741,7 +1732,7 @@ static void test_evict_none_entries_full_returns_enospc_and_keeps_all(void **sta
 
 	(void)state;
 	assert_non_null(st);
-	bb_name(name);
+	fx_name(name);
 	o.eviction = TC_EVICT_NONE;
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	for (n = 0; n < 100000; n++) {
@@ -1788,7 +1779,7 @@ static void test_evict_none_memory_full_returns_enospc_and_keeps_all(void **stat
 {
 	char name[TC_NAME_MAX + 1], key[32];
 	unsigned char val[MEMV], buf[MEMV];
-	tc_opts o = bb_opts(1024, TC_MIN_MEMORY, 4);
+	tc_opts o = fx_opts(1024, TC_MIN_MEMORY, 4);
 	tc_stats *st = calloc(1, sizeof(*st));
 	tc_cache *c = NULL;
 	unsigned n, i;
@@ -1799,7 +1790,7 @@ static void test_evict_none_memory_full_returns_enospc_and_keeps_all(void **stat
 
 	(void)state;
 	assert_non_null(st);
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	for (n = 0; n < 10000; n++) {
 		kl = bb_key(key, sizeof(key), "k", n);
@@ -1834,7 +1825,7 @@ static void test_evict_lru_makes_sets_succeed_when_full(void **state)
 {
 	char name[TC_NAME_MAX + 1], key[32];
 	unsigned char val[MEMV], buf[MEMV];
-	tc_opts o = bb_opts(1024, TC_MIN_MEMORY, 4);
+	tc_opts o = fx_opts(1024, TC_MIN_MEMORY, 4);
 	tc_stats *st = calloc(1, sizeof(*st));
 	tc_cache *c = NULL;
 	unsigned n;
@@ -1844,7 +1835,7 @@ static void test_evict_lru_makes_sets_succeed_when_full(void **state)
 	(void)state;
 	assert_non_null(st);
 	/* Memory runs out first. */
-	bb_name(name);
+	fx_name(name);
 	o.eviction = TC_EVICT_LRU;
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	for (n = 0; n < 200; n++) {
@@ -1861,8 +1852,8 @@ static void test_evict_lru_makes_sets_succeed_when_full(void **state)
 	tc_close(c);
 
 	/* Entries run out first. */
-	bb_name(name);
-	o = bb_opts(TC_MIN_ENTRIES, 1u << 20, 4);
+	fx_name(name);
+	o = fx_opts(TC_MIN_ENTRIES, 1u << 20, 4);
 	o.eviction = TC_EVICT_LRU;
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	for (n = 0; n < 1000; n++) {
@@ -1910,14 +1901,14 @@ static void test_two_segments_with_same_key_are_isolated(void **state)
 static void test_stats_count_exact_on_fresh_segment(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[16];
-	tc_opts o = bb_opts(2048, 2u << 20, 8);
+	tc_opts o = fx_opts(2048, 2u << 20, 8);
 	tc_stats *st = calloc(1, sizeof(*st));
 	tc_cache *c = NULL;
 	const void *p;
 
 	(void)state;
 	assert_non_null(st);
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	ASSERT_RC(0, tc_get_stats(c, st));
 	assert_int_equal(0, st->hits);
@@ -1981,19 +1972,19 @@ static void test_stats_count_exact_on_fresh_segment(void **state)
 static void test_get_info_reports_geometry(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(4096, 3u << 20, 12);
+	tc_opts o = fx_opts(4096, 3u << 20, 12);
 	tc_cache *c = NULL, *d = NULL;
 	tc_info info, info2;
 	int64_t t0, t1;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	o.mode = 0660;
 	o.default_ttl_ms = 1234;
 	o.eviction = TC_EVICT_LRU;
-	t0 = bb_realtime_ms();
+	t0 = fx_realtime_ms();
 	ASSERT_RC(0, tc_open(&c, name, &o));
-	t1 = bb_realtime_ms();
+	t1 = fx_realtime_ms();
 	memset(&info, 0, sizeof(info));
 	ASSERT_RC(0, tc_get_info(c, &info));
 	assert_string_equal(name, info.name);
@@ -2029,7 +2020,7 @@ static void test_get_info_defaults_for_zero_opts(void **state)
 	struct stat st;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	memset(&o, 0, sizeof(o));
 	o.flags = TC_CREATE;
 	ASSERT_RC(0, tc_open(&c, name, &o));
@@ -2040,7 +2031,7 @@ static void test_get_info_defaults_for_zero_opts(void **state)
 	assert_int_equal(0600, info.mode);
 	assert_int_equal(0, info.default_ttl_ms);
 	assert_int_equal(TC_EVICT_NONE, info.eviction);
-	bb_shm_path(path, sizeof(path), name);
+	fx_shm_path(path, sizeof(path), name);
 	assert_int_equal(0, stat(path, &st));
 	assert_int_equal(info.segment_bytes, (uint64_t)st.st_size);
 	tc_close(c);
@@ -2064,21 +2055,21 @@ static void test_strerror_names_every_code(void **state)
 	s = tc_strerror(0);
 	assert_non_null(s);
 	assert_true(strlen(s) > 0);
-	for (i = 0; i < BB_ARRAY_SIZE(errnos); i++) {
+	for (i = 0; i < FX_ARRAY_SIZE(errnos); i++) {
 		s = tc_strerror(errnos[i]);
 		assert_non_null(s);
 		assert_true(strlen(s) > 0);
 		for (j = 0; j < i; j++)
 			assert_string_not_equal(s, tc_strerror(errnos[j]));
 	}
-	for (i = 0; i < BB_ARRAY_SIZE(lib); i++) {
+	for (i = 0; i < FX_ARRAY_SIZE(lib); i++) {
 		s = tc_strerror(lib[i].code);
 		assert_non_null(s);
 		assert_string_equal(lib[i].msg, s);
-		for (j = 0; j < BB_ARRAY_SIZE(lib); j++)
+		for (j = 0; j < FX_ARRAY_SIZE(lib); j++)
 			if (j != i)
 				assert_string_not_equal(s, tc_strerror(lib[j].code));
-		for (j = 0; j < BB_ARRAY_SIZE(errnos); j++)
+		for (j = 0; j < FX_ARRAY_SIZE(errnos); j++)
 			assert_string_not_equal(s, tc_strerror(errnos[j]));
 	}
 	/* Unknown codes still get a message. */
@@ -2109,89 +2100,88 @@ static void test_now_ms_and_version(void **state)
 	int64_t t0, t, t1;
 
 	(void)state;
-	t0 = bb_realtime_ms();
+	t0 = fx_realtime_ms();
 	t = tc_now_ms();
-	t1 = bb_realtime_ms();
+	t1 = fx_realtime_ms();
 	assert_true(t >= t0 - CLOCK_SLACK_MS && t <= t1 + CLOCK_SLACK_MS);
 	assert_string_equal(TC_VERSION_STRING, tc_version());
 }
 
-#define T(f) cmocka_unit_test_teardown(f, bb_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_open_create_then_attach_only_sees_same_data),
-		T(test_open_attach_only_missing_returns_enoent),
-		T(test_open_excl_existing_returns_eexist),
-		T(test_open_same_opts_attaches),
-		T(test_open_zero_geometry_attaches_to_any),
-		T(test_open_geometry_mismatch_returns_egeometry),
-		T(test_open_below_minimum_geometry_returns_einval),
-		T(test_open_bad_names_return_einval),
-		T(test_open_64_char_name_is_valid),
-		T(test_open_null_out_returns_einval),
-		T(test_create_mode_applied_exactly_under_umask),
-		T(test_create_default_mode_is_0600),
-		T(test_open_too_big_for_dev_shm_returns_enospc_and_leaves_nothing),
-		T(test_unlink_missing_returns_enoent),
-		T(test_unlink_makes_attached_handles_return_estale),
-		T(test_reopen_after_unlink_starts_empty),
-		T(test_close_null_is_ignored),
-		T(test_get_missing_returns_enoent),
-		T(test_set_then_get_returns_value_and_meta),
-		T(test_set_overwrites_value_and_type),
-		T(test_get_small_buffer_returns_e2big_and_sets_len),
-		T(test_get_null_meta_is_allowed),
-		T(test_zero_length_value_roundtrip),
-		T(test_value_of_exactly_1mib_is_stored),
-		T(test_value_over_1mib_returns_emsgsize),
-		T(test_key_length_0_and_513_return_einval_512_ok),
-		T(test_binary_keys_are_distinct),
-		T(test_null_pointers_return_einval),
-		T(test_add_missing_key_succeeds),
-		T(test_add_existing_returns_eexist),
-		T(test_add_on_expired_key_succeeds),
-		T(test_cas_with_current_version_succeeds),
-		T(test_cas_stale_version_returns_econflict),
-		T(test_cas_missing_returns_enoent),
-		T(test_cas_expired_returns_enoent),
-		T(test_cas_after_delete_and_reinsert_returns_econflict),
-		T(test_del_removes_key),
-		T(test_del_missing_returns_enoent),
-		T(test_del_expired_returns_enoent),
-		T(test_ttl_expiry_makes_key_absent),
-		T(test_ttl_default_uses_segment_default_ttl),
-		T(test_ttl_default_zero_default_never_expires),
-		T(test_expire_sets_ttl_keeps_value_bumps_version),
-		T(test_expire_zero_removes_expiry),
-		T(test_expire_missing_returns_enoent),
-		T(test_sweep_removes_expired_entries),
-		T(test_version_grows_on_every_change),
-		T(test_version_grows_across_delete_and_reinsert),
-		T(test_incr_missing_starts_from_zero_with_ttl),
-		T(test_incr_existing_keeps_expiry),
-		T(test_incr_non_counter_returns_etype),
-		T(test_set_counter_seeds_incr),
-		T(test_get_reads_counter_little_endian),
-		T(test_incr_wraps_on_overflow),
-		T(test_incr_null_out_is_allowed),
-		T(test_peek_outside_read_section_returns_einval),
-		T(test_peek_returns_value_and_meta),
-		T(test_read_lock_nests_and_peek_stays_valid_against_thread),
-		T(test_peek_stays_valid_against_writer_process),
-		T(test_read_lock_returns_eusers_when_all_slots_taken),
-		T(test_tool_handles_never_take_a_strategy_slot),
-		T(test_evict_none_entries_full_returns_enospc_and_keeps_all),
-		T(test_evict_none_memory_full_returns_enospc_and_keeps_all),
-		T(test_evict_lru_makes_sets_succeed_when_full),
-		T(test_two_segments_with_same_key_are_isolated),
-		T(test_stats_count_exact_on_fresh_segment),
-		T(test_get_info_reports_geometry),
-		T(test_get_info_defaults_for_zero_opts),
-		T(test_strerror_names_every_code),
-		T(test_exists_reports_live_keys),
-		T(test_now_ms_and_version),
+		FX_TEST(test_open_create_then_attach_only_sees_same_data),
+		FX_TEST(test_open_attach_only_missing_returns_enoent),
+		FX_TEST(test_open_excl_existing_returns_eexist),
+		FX_TEST(test_open_same_opts_attaches),
+		FX_TEST(test_open_zero_geometry_attaches_to_any),
+		FX_TEST(test_open_geometry_mismatch_returns_egeometry),
+		FX_TEST(test_open_below_minimum_geometry_returns_einval),
+		FX_TEST(test_open_bad_names_return_einval),
+		FX_TEST(test_open_64_char_name_is_valid),
+		FX_TEST(test_open_null_out_returns_einval),
+		FX_TEST(test_create_mode_applied_exactly_under_umask),
+		FX_TEST(test_create_default_mode_is_0600),
+		FX_TEST(test_open_too_big_for_dev_shm_returns_enospc_and_leaves_nothing),
+		FX_TEST(test_unlink_missing_returns_enoent),
+		FX_TEST(test_unlink_makes_attached_handles_return_estale),
+		FX_TEST(test_reopen_after_unlink_starts_empty),
+		FX_TEST(test_close_null_is_ignored),
+		FX_TEST(test_get_missing_returns_enoent),
+		FX_TEST(test_set_then_get_returns_value_and_meta),
+		FX_TEST(test_set_overwrites_value_and_type),
+		FX_TEST(test_get_small_buffer_returns_e2big_and_sets_len),
+		FX_TEST(test_get_null_meta_is_allowed),
+		FX_TEST(test_zero_length_value_roundtrip),
+		FX_TEST(test_value_of_exactly_1mib_is_stored),
+		FX_TEST(test_value_over_1mib_returns_emsgsize),
+		FX_TEST(test_key_length_0_and_513_return_einval_512_ok),
+		FX_TEST(test_binary_keys_are_distinct),
+		FX_TEST(test_null_pointers_return_einval),
+		FX_TEST(test_add_missing_key_succeeds),
+		FX_TEST(test_add_existing_returns_eexist),
+		FX_TEST(test_add_on_expired_key_succeeds),
+		FX_TEST(test_cas_with_current_version_succeeds),
+		FX_TEST(test_cas_stale_version_returns_econflict),
+		FX_TEST(test_cas_missing_returns_enoent),
+		FX_TEST(test_cas_expired_returns_enoent),
+		FX_TEST(test_cas_after_delete_and_reinsert_returns_econflict),
+		FX_TEST(test_del_removes_key),
+		FX_TEST(test_del_missing_returns_enoent),
+		FX_TEST(test_del_expired_returns_enoent),
+		FX_TEST(test_ttl_expiry_makes_key_absent),
+		FX_TEST(test_ttl_default_uses_segment_default_ttl),
+		FX_TEST(test_ttl_default_zero_default_never_expires),
+		FX_TEST(test_expire_sets_ttl_keeps_value_bumps_version),
+		FX_TEST(test_expire_zero_removes_expiry),
+		FX_TEST(test_expire_missing_returns_enoent),
+		FX_TEST(test_sweep_removes_expired_entries),
+		FX_TEST(test_version_grows_on_every_change),
+		FX_TEST(test_version_grows_across_delete_and_reinsert),
+		FX_TEST(test_incr_missing_starts_from_zero_with_ttl),
+		FX_TEST(test_incr_existing_keeps_expiry),
+		FX_TEST(test_incr_non_counter_returns_etype),
+		FX_TEST(test_set_counter_seeds_incr),
+		FX_TEST(test_get_reads_counter_little_endian),
+		FX_TEST(test_incr_wraps_on_overflow),
+		FX_TEST(test_incr_null_out_is_allowed),
+		FX_TEST(test_peek_outside_read_section_returns_einval),
+		FX_TEST(test_peek_returns_value_and_meta),
+		FX_TEST(test_read_lock_nests_and_peek_stays_valid_against_thread),
+		FX_TEST(test_peek_stays_valid_against_writer_process),
+		FX_TEST(test_read_lock_returns_eusers_when_all_slots_taken),
+		FX_TEST(test_tool_handles_never_take_a_strategy_slot),
+		FX_TEST(test_evict_none_entries_full_returns_enospc_and_keeps_all),
+		FX_TEST(test_evict_none_memory_full_returns_enospc_and_keeps_all),
+		FX_TEST(test_evict_lru_makes_sets_succeed_when_full),
+		FX_TEST(test_two_segments_with_same_key_are_isolated),
+		FX_TEST(test_stats_count_exact_on_fresh_segment),
+		FX_TEST(test_get_info_reports_geometry),
+		FX_TEST(test_get_info_defaults_for_zero_opts),
+		FX_TEST(test_strerror_names_every_code),
+		FX_TEST(test_exists_reports_live_keys),
+		FX_TEST(test_now_ms_and_version),
 	};
 
 	if (getenv("TC_TEST_FILTER")) /* run only the tests matching this glob */
