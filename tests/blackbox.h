@@ -28,6 +28,43 @@
 #define BB_UNUSED __attribute__((unused))
 
 /* ------------------------------------------------------------------ */
+/* Strings                                                              */
+/* ------------------------------------------------------------------ */
+
+/* bb_open_small - a fresh segment of 1,024 entries, 4 MiB and 16 reader
+ * slots, its name (made by the calling test, unlinked at teardown) written
+ * to NAME. */
+#define bb_open_small(name) bb_open_small_at((name), __func__)
+static BB_UNUSED tc_cache *bb_open_small_at(char name[TC_NAME_MAX + 1], const char *who)
+{
+	tc_opts o = fx_opts(1024, 4u << 20, 16);
+	tc_cache *c = NULL;
+
+	fx_name_at(name, TC_NAME_MAX + 1, who);
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	assert_non_null(c);
+	return c;
+}
+
+/* bb_set_str - set K to the string V (no type) with TTL; must succeed. */
+static BB_UNUSED void bb_set_str(tc_cache *c, const char *k, const char *v, uint64_t ttl)
+{
+	ASSERT_RC(0, tc_set(c, KS(k), KS(v), TC_TYPE_NONE, ttl));
+}
+
+/* bb_expect_str - the value at K must be exactly V. */
+static BB_UNUSED void bb_expect_str(tc_cache *c, const char *k, const char *v)
+{
+	char buf[4096];
+	tc_meta m;
+
+	memset(&m, 0, sizeof(m));
+	ASSERT_RC(0, tc_get(c, KS(k), buf, sizeof(buf), &m));
+	assert_int_equal(m.len, strlen(v));
+	assert_memory_equal(buf, v, strlen(v));
+}
+
+/* ------------------------------------------------------------------ */
 /* Random numbers (xorshift64*, per caller state)                       */
 /* ------------------------------------------------------------------ */
 

@@ -46,6 +46,8 @@
 #include "tickcache.h"
 
 #define FX_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* A string as the (pointer, length) pair of a key or value argument. */
+#define KS(s) (s), strlen(s)
 
 /* Expected and got codes, named, in the failure message. */
 #define ASSERT_RC(exp, call)                                                   \

@@ -4,6 +4,7 @@
  * TC_ENORUN contract, insertion order within and across processes, type
  * checks, invisibility at run end, reclamation of ended runs with and
  * without a sweeper, appends racing run ends, and appenders killed -9.
+ * (The sweep's own pass over ended runs' lists: test_sweep.c.)
  */
 #include "fixture.h"
 
@@ -590,40 +591,6 @@ static void test_plain_writers_reclaim_ended_runs(void **state)
 	fx_free(f);
 }
 
-static void test_sweep_reclaims_ended_runs_lists(void **state)
-{
-	struct fx_seg *f = *state;
-	tc_stats before, mid, after;
-	uint64_t freed;
-	assert_int_equal(0, tc_reclaim(f->c, &freed));
-	assert_int_equal(0, tc_get_stats(f->c, &before));
-	assert_int_equal(0, tc_run_start(f->c, 1, 1));
-	for (int k = 0; k < 50; k++) {
-		char key[16];
-		int kl = snprintf(key, sizeof(key), "s%d", k);
-		for (int i = 0; i < 4; i++)
-			assert_int_equal(0, tc_dto_append(f->c, key, (size_t)kl, T_SIG, "v", 1));
-	}
-	/* Lists of the active run are never swept. */
-	assert_int_equal(0, tc__sweep_runs(f->c, 0));
-	assert_int_equal(0, tc_get_stats(f->c, &mid));
-	assert_int_equal(before.entries + 50, mid.entries);
-	assert_int_equal(50, (int)mid.dto_lists);
-	assert_int_equal(1, (int)mid.run_active);
-	assert_int_equal(1, (int)(mid.run_generation & 1));
-	assert_int_equal(0, tc_run_end(f->c));
-	assert_int_equal(50, tc__sweep_runs(f->c, 0));
-	assert_int_equal(0, tc__sweep_runs(f->c, 0));
-	assert_int_equal(0, tc_reclaim(f->c, &freed));
-	assert_int_equal(201, (int)freed); /* 200 elements and the anchor */
-	assert_int_equal(0, tc_get_stats(f->c, &after));
-	assert_int_equal(before.entries, after.entries);
-	assert_int_equal(before.memory_used, after.memory_used);
-	assert_int_equal(0, (int)after.dto_lists);
-	assert_int_equal(0, (int)after.run_active);
-	assert_int_equal(mid.run_generation + 1, after.run_generation);
-}
-
 /* Appenders killed -9 at arbitrary points: lists stay whole, little leaks. */
 static void test_killed_appenders_leave_whole_lists(void **state)
 {
@@ -754,7 +721,6 @@ int main(void)
 		FX_TEST_SEG(test_appends_racing_run_ends),
 		FX_TEST(test_thousands_of_runs_never_fill_the_segment),
 		FX_TEST(test_plain_writers_reclaim_ended_runs),
-		FX_TEST_SEG(test_sweep_reclaims_ended_runs_lists),
 		FX_TEST_SEG(test_killed_appenders_leave_whole_lists),
 		FX_TEST_SEG(test_killed_run_cyclers_leave_a_whole_run),
 	};

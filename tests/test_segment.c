@@ -15,6 +15,7 @@
  * - After attach, the handle never re-reads geometry from the header.
  * - fork() while other threads open and close handles: the child can open.
  * - Liveness: a reader whose /proc entry the cleaner cannot read is alive.
+ * (An auditor killed half way, and a dead audit's state: test_audit.c.)
  */
 #include "whitebox.h"
 
@@ -653,171 +654,6 @@ static void test_reader_hidden_from_cleaner_by_hidepid_stays(void **state)
 			 "(cleaner exit %d, reader slots left %d, want 1)", st, owned);
 }
 
-/* ------------------------------------------------------------------ */
-/* An auditor killed half way                                           */
-/* ------------------------------------------------------------------ */
-
-static uint64_t audit_kill_at;
-
-static void audit_die(uint64_t relinked)
-{
-	if (relinked == audit_kill_at)
-		raise(SIGKILL);
-}
-
-/*
- * The auditor dies while it relinks free blocks (state AUDITING, lists half
- * rebuilt).  The next process to attach goes on: its calls see the auditor
- * dead, the state goes back to READY, every value is intact, writes find
- * memory, and a later audit puts everything right.
- */
-static void test_killed_auditor_leaves_a_usable_segment(void **state)
-{
-	(void)state;
-	char name[64], k[32], v[32], buf[64];
-	tc_cache *c = wb_create(fx_name(name), 4096, 1u << 20, 8,
-				TC_EVICT_NONE);
-	for (unsigned i = 0; i < 2000; i++) {
-		int kl = snprintf(k, sizeof(k), "k%u", i), vl = snprintf(v, sizeof(v), "v%u", i);
-		ASSERT_RC(0, tc_set(c, k, (size_t)kl, v, (size_t)vl, 0, 0));
-	}
-	for (unsigned i = 0; i < 2000; i += 2) {
-		int kl = snprintf(k, sizeof(k), "k%u", i);
-		ASSERT_RC(0, tc_del(c, k, (size_t)kl));
-	}
-	ASSERT_RC(0, tc_reclaim(c, NULL));
-	tc_close(c);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		tc_cache *d = NULL;
-		if (tc_open(&d, name, NULL) != 0)
-			_exit(2);
-		audit_kill_at = 300;
-		tc__audit_test_hook = audit_die;
-		tc_audit_report rep;
-		int rc = tc_audit(d, &rep);
-		fprintf(stderr, "audit was not killed: %s\n", tc_strerror(rc));
-		_exit(1);
-	}
-	int st = 0;
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-	c = NULL;
-	ASSERT_RC(0, tc_open(&c, name, NULL));
-	assert_int_equal(tc__ld(&c->h->state), TC_STATE_AUDITING);
-	for (unsigned i = 0; i < 2000; i++) {
-		tc_meta m;
-		int kl = snprintf(k, sizeof(k), "k%u", i), vl = snprintf(v, sizeof(v), "v%u", i);
-		int rc = tc_get(c, k, (size_t)kl, buf, sizeof(buf), &m);
-		if (i % 2 == 0) {
-			ASSERT_RC(-ENOENT, rc);
-		} else {
-			ASSERT_RC(0, rc);
-			assert_int_equal(m.len, (size_t)vl);
-			assert_memory_equal(buf, v, (size_t)vl);
-		}
-	}
-	assert_int_equal(tc__ld(&c->h->state), TC_STATE_READY);
-	/* Writes find memory again (blocks the audit had relinked included). */
-	for (unsigned i = 0; i < 2000; i += 2) {
-		int kl = snprintf(k, sizeof(k), "k%u", i), vl = snprintf(v, sizeof(v), "w%u", i);
-		ASSERT_RC(0, tc_set(c, k, (size_t)kl, v, (size_t)vl, 0, 0));
-	}
-	tc_audit_report rep;
-	ASSERT_RC(0, tc_audit(c, &rep));
-	assert_int_equal(rep.live_after, 2000);
-	for (unsigned i = 0; i < 2000; i++) {
-		int kl = snprintf(k, sizeof(k), "k%u", i);
-		ASSERT_RC(0, tc_del(c, k, (size_t)kl));
-	}
-	ASSERT_RC(0, tc_reclaim(c, NULL));
-	ASSERT_RC(0, tc_audit(c, &rep));
-	assert_int_equal(rep.recovered, 0);
-	tc_stats stt;
-	ASSERT_RC(0, tc_get_stats(c, &stt));
-	assert_int_equal(stt.entries, 0);
-	assert_int_equal(stt.memory_used, 0);
-	tc_close(c);
-	tc_unlink(name);
-}
-
-/* A pid that no process has: a child that has exited and been reaped. */
-static pid_t dead_pid(void)
-{
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0)
-		_exit(0);
-	assert_int_equal(waitpid(pid, NULL, 0), pid);
-	return pid;
-}
-
-/* Unlinking a segment whose (dead) audit left AUDITING still tells every
- * attached handle that it is gone. */
-static void test_unlink_over_a_dead_audit_is_seen(void **state)
-{
-	(void)state;
-	char name[64], buf[8];
-	tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8,
-				TC_EVICT_NONE);
-	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
-	tc__st(&c->h->audit_pid, (uint64_t)dead_pid());
-	tc__st(&c->h->audit_start, 0);
-	tc__st(&c->h->state, TC_STATE_AUDITING);
-	ASSERT_RC(0, tc_unlink(name));
-	assert_int_equal(tc__ld(&c->h->state), TC_STATE_UNLINKED);
-	ASSERT_RC(-ESTALE, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
-	tc_close(c);
-}
-
-/* An audit refused over a dead one's AUDITING never leaves AUDITING with
- * its own live pid behind (which would block everyone). */
-static void test_refused_audit_over_a_dead_one_leaves_ready(void **state)
-{
-	(void)state;
-	char name[64], buf[8];
-	int fds[2];
-	tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8,
-				TC_EVICT_NONE);
-	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
-	assert_int_equal(0, pipe(fds));
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		tc_cache *d = NULL;
-		char b;
-		close(fds[1]);
-		if (tc_open(&d, name, NULL) != 0)
-			_exit(2);
-		(void)!read(fds[0], &b, 1); /* attached until the parent says */
-		tc_close(d);
-		_exit(0);
-	}
-	close(fds[0]);
-	for (int i = 0; i < 400; i++) { /* until the child is attached */
-		tc_stats st;
-		ASSERT_RC(0, tc_get_stats(c, &st));
-		if (st.attached == 2)
-			break;
-		usleep(5000);
-	}
-	tc__st(&c->h->audit_pid, (uint64_t)dead_pid());
-	tc__st(&c->h->audit_start, 0);
-	tc__st(&c->h->state, TC_STATE_AUDITING);
-	tc_audit_report rep;
-	ASSERT_RC(-EBUSY, tc_audit(c, &rep)); /* the child is attached */
-	/* Refused before it changed anything: the dead auditor's record
-	 * stays, and the next call sees it dead. */
-	assert_int_not_equal(tc__ld(&c->h->audit_pid), (uint64_t)getpid());
-	ASSERT_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
-	assert_int_equal(tc__ld(&c->h->state), TC_STATE_READY);
-	close(fds[1]);
-	assert_int_equal(waitpid(pid, NULL, 0), pid);
-	tc_close(c);
-	tc_unlink(name);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -833,9 +669,6 @@ int main(void)
 		FX_TEST(test_bad_names_and_opts_are_einval),
 		FX_TEST(test_child_forked_during_open_close_can_open),
 		FX_TEST(test_reader_hidden_from_cleaner_by_hidepid_stays),
-		FX_TEST(test_killed_auditor_leaves_a_usable_segment),
-		FX_TEST(test_unlink_over_a_dead_audit_is_seen),
-		FX_TEST(test_refused_audit_over_a_dead_one_leaves_ready),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
