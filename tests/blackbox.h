@@ -32,19 +32,8 @@
 /* ------------------------------------------------------------------ */
 
 /* bb_open_small - a fresh segment of 1,024 entries, 4 MiB and 16 reader
- * slots, its name (made by the calling test, unlinked at teardown) written
- * to NAME. */
-#define bb_open_small(name) bb_open_small_at((name), __func__)
-static BB_UNUSED tc_cache *bb_open_small_at(char name[TC_NAME_MAX + 1], const char *who)
-{
-	tc_opts o = fx_opts(1024, 4u << 20, 16);
-	tc_cache *c = NULL;
-
-	fx_name_at(name, TC_NAME_MAX + 1, who);
-	ASSERT_RC(0, tc_open(&c, name, &o));
-	assert_non_null(c);
-	return c;
-}
+ * slots, named by the calling test into NAME. */
+#define bb_open_small(name) fx_open((name), 1024, 4u << 20, 16)
 
 /* bb_set_str - set K to the string V (no type) with TTL; must succeed. */
 static BB_UNUSED void bb_set_str(tc_cache *c, const char *k, const char *v, uint64_t ttl)

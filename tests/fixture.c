@@ -143,6 +143,18 @@ tc_opts fx_opts(uint64_t entries, uint64_t memory, uint32_t readers)
 	return o;
 }
 
+tc_cache *fx_open_at(char *name, uint64_t entries, uint64_t memory, uint32_t readers,
+		     const char *who)
+{
+	tc_opts o = fx_opts(entries, memory, readers);
+	tc_cache *c = NULL;
+
+	fx_name_at(name, TC_NAME_MAX + 1, who);
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	assert_non_null(c);
+	return c;
+}
+
 struct fx_seg *fx_make(uint64_t entries, uint64_t memory, uint64_t default_ttl_ms)
 {
 	struct fx_seg *f = calloc(1, sizeof(*f));

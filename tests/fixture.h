@@ -93,6 +93,13 @@ int fx_teardown(void **state);
 /* fx_opts - options of a segment created if missing (TC_CREATE). */
 tc_opts fx_opts(uint64_t entries, uint64_t memory, uint32_t readers);
 
+/* fx_open - a fresh segment (fx_opts) named by the calling function into
+ * NAME (TC_NAME_MAX + 1 bytes); fails the test unless tc_open returns 0. */
+tc_cache *fx_open_at(char *name, uint64_t entries, uint64_t memory, uint32_t readers,
+		     const char *who);
+#define fx_open(name, entries, memory, readers)                                \
+	fx_open_at((name), (entries), (memory), (readers), __func__)
+
 struct fx_seg {
 	char name[TC_NAME_MAX + 1];
 	tc_cache *c;

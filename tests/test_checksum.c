@@ -29,19 +29,9 @@ static tc_cache *create(char *name, size_t cap, const char *tag, int eviction, b
 	return c;
 }
 
-static struct tc_entry *entry_of(tc_cache *c, const char *key, uint32_t kind)
-{
-	size_t klen = strlen(key);
-	uint64_t *slotp, w;
-	struct tc_entry *e = NULL;
-	ASSERT_RC(0, tc__lookup(c, tc__hash(c, key, klen, kind), key, klen, kind, &slotp, &w, &e));
-	assert_non_null(e);
-	return e;
-}
-
 static uint8_t *value_of(tc_cache *c, const char *key, uint32_t kind)
 {
-	struct tc_entry *e = entry_of(c, key, kind);
+	struct tc_entry *e = wb_entry_of(c, key, kind);
 	return (uint8_t *)tc__eval(e, (uint32_t)strlen(key));
 }
 
@@ -135,11 +125,11 @@ static void test_scribbled_metadata_is_ecorrupt(void **state)
 	const char *keys[] = { "t", "x", "v", "l" };
 	for (int i = 0; i < 4; i++)
 		ASSERT_RC(0, tc_set(c, keys[i], 1, "0123456789abcdef", 16, 5, 0));
-	tc__st(&entry_of(c, "t", TC_KIND_KEY)->type, 6);
-	tc__st(&entry_of(c, "x", TC_KIND_KEY)->expires_ms, tc_now_ms() + 3600 * 1000);
-	struct tc_entry *ev = entry_of(c, "v", TC_KIND_KEY);
+	tc__st(&wb_entry_of(c, "t", TC_KIND_KEY)->type, 6);
+	tc__st(&wb_entry_of(c, "x", TC_KIND_KEY)->expires_ms, tc_now_ms() + 3600 * 1000);
+	struct tc_entry *ev = wb_entry_of(c, "v", TC_KIND_KEY);
 	tc__st(&ev->version, tc__ld(&ev->version) + 1);
-	tc__st(&entry_of(c, "l", TC_KIND_KEY)->vlen, 15);
+	tc__st(&wb_entry_of(c, "l", TC_KIND_KEY)->vlen, 15);
 	for (int i = 0; i < 4; i++)
 		ASSERT_RC(TC_ECORRUPT, tc_get(c, keys[i], 1, buf, sizeof(buf), NULL));
 	assert_int_equal(failures(c), 4);
@@ -215,7 +205,7 @@ static void test_scribbled_dto_is_ecorrupt_before_any_callback(void **state)
 	assert_int_equal(s.n, 3);
 	assert_string_equal(s.first, "one");
 	/* The oldest element: the walk reaches it last, the callback first. */
-	struct tc_entry *head = entry_of(c, "sig", TC_KIND_DTO);
+	struct tc_entry *head = wb_entry_of(c, "sig", TC_KIND_DTO);
 	struct tc_entry *mid = tc__block(c, TC_DTO_PREV(tc__ld(&head->version)));
 	struct tc_entry *old = tc__block(c, TC_DTO_PREV(tc__ld(&mid->version)));
 	assert_non_null(old);

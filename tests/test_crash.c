@@ -80,15 +80,7 @@ static int crash_teardown(void **state)
 	return fx_teardown(state);
 }
 
-static tc_cache *open_seg(char *name, uint64_t memory)
-{
-	tc_opts o = fx_opts(1024, memory, 64);
-	tc_cache *c = NULL;
-
-	fx_name_at(name, TC_NAME_MAX + 1, __func__);
-	ASSERT_RC(0, tc_open(&c, name, &o));
-	return c;
-}
+#define open_seg(name, memory) fx_open((name), 1024, (memory), 64)
 
 /* ------------------------------------------------------------------ */
 /* Worker loops used by children                                        */

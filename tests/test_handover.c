@@ -34,23 +34,6 @@ static uint64_t retired_blocks(tc_cache *c)
 	return (uint64_t)tc__retired_sum(c, TC_C_RETIRED_BLOCKS);
 }
 
-/* N keys of 1,000 bytes, written then deleted: N retired blocks. */
-static void retire_n(tc_cache *c, int n, char tag)
-{
-	char v[1000];
-	memset(v, tag, sizeof(v));
-	for (int i = 0; i < n; i++) {
-		char k[16];
-		snprintf(k, sizeof(k), "%c%d", tag, i);
-		ASSERT_RC(0, tc_set(c, k, strlen(k), v, sizeof(v), 0, 0));
-	}
-	for (int i = 0; i < n; i++) {
-		char k[16];
-		snprintf(k, sizeof(k), "%c%d", tag, i);
-		ASSERT_RC(0, tc_del(c, k, strlen(k)));
-	}
-}
-
 /* Fork a process that opens NAME and runs FN with crash point POINT armed;
  * it must die there by SIGKILL. */
 static void kill_at(const char *name, const char *point, int (*fn)(tc_cache *))
@@ -95,7 +78,7 @@ static void test_kill_after_detach_chain_recovered_by_cleaner(void **state)
 	(void)state;
 	const char *name = fx_name(cur_name);
 	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
-	retire_n(c, 40, 'a');
+	wb_retire_n(c, 40, 'a');
 	assert_int_equal(40, retired_blocks(c));
 	kill_at(name, "reclaim_detached", do_reclaim);
 	uint64_t head = tc__ld(&c->h->retire_head);
@@ -115,9 +98,9 @@ static void test_kill_after_detach_then_push_chain_recovered(void **state)
 	(void)state;
 	const char *name = fx_name(cur_name);
 	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
-	retire_n(c, 40, 'a');
+	wb_retire_n(c, 40, 'a');
 	kill_at(name, "reclaim_detached", do_reclaim);
-	retire_n(c, 3, 'b');
+	wb_retire_n(c, 3, 'b');
 	assert_int_equal(0, TC_RH_SLOT(tc__ld(&c->h->retire_head)));
 	uint32_t cleared = 0;
 	ASSERT_RC(0, tc_readers_clean(c, &cleared));
@@ -134,7 +117,7 @@ static void test_dead_slot_with_withdrawn_detach_lists_nothing_twice(void **stat
 	(void)state;
 	const char *name = fx_name(cur_name);
 	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
-	retire_n(c, 40, 'a');
+	wb_retire_n(c, 40, 'a');
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {

@@ -53,23 +53,6 @@ static void sem_take(sem_t *s)
 		;
 }
 
-/* N keys of 1,000 bytes, written then deleted: N retired blocks. */
-static void retire_n(tc_cache *c, int n, char tag)
-{
-	char v[1000];
-	memset(v, tag, sizeof(v));
-	for (int i = 0; i < n; i++) {
-		char k[16];
-		snprintf(k, sizeof(k), "%c%d", tag, i);
-		ASSERT_RC(0, tc_set(c, k, strlen(k), v, sizeof(v), 0, 0));
-	}
-	for (int i = 0; i < n; i++) {
-		char k[16];
-		snprintf(k, sizeof(k), "%c%d", tag, i);
-		ASSERT_RC(0, tc_del(c, k, strlen(k)));
-	}
-}
-
 /* Blocks named by the retire list and by every slot's (plain) reclaim word. */
 static uint64_t named_blocks(tc_cache *c)
 {
@@ -135,7 +118,7 @@ static void test_cleaner_and_stealer_share_a_dead_slots_chain(void **state)
 	(void)state;
 	const char *name = fx_name(cur_name);
 	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
-	retire_n(c, 40, 'a');
+	wb_retire_n(c, 40, 'a');
 	assert_int_equal(40, named_blocks(c));
 
 	/* Slot D: owned by a process that has exited, holding the whole list

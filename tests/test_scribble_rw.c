@@ -21,17 +21,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* The block of the published entry of KEY (kind KIND). */
-static struct tc_entry *entry_of(tc_cache *c, const char *key, uint32_t kind)
-{
-	size_t klen = strlen(key);
-	uint64_t *slotp, w;
-	struct tc_entry *e = NULL;
-	ASSERT_RC(0, tc__lookup(c, tc__hash(c, key, klen, kind), key, klen, kind, &slotp, &w, &e));
-	assert_non_null(e);
-	return e;
-}
-
 /* Write W into a free slot of a bucket other than SKIP; returns the slot. */
 static uint64_t *scribble_free_slot(tc_cache *c, uint64_t w, uint64_t *bucket)
 {
@@ -143,7 +132,7 @@ static void make_victim(tc_cache *c, uint8_t *val, uint64_t *wa, uint64_t *wb)
 	memcpy(val + 88, &fb, sizeof(fb));
 	val[88 + 64] = 'x'; /* fake B's key */
 	ASSERT_RC(0, tc_set(c, "victim", 6, val, VICTIM_VLEN, 7, 0));
-	uint64_t ref = tc__ref_of(c, entry_of(c, "victim", TC_KIND_KEY));
+	uint64_t ref = tc__ref_of(c, wb_entry_of(c, "victim", TC_KIND_KEY));
 	*wa = TC_SW_FINAL | 0ull << 48 | (ref + 5);
 	*wb = TC_SW_FINAL | 5ull << 48 | (ref + 10);
 }
@@ -241,8 +230,8 @@ static void test_dto_keys_never_calls_back_with_an_impossible_key_length(void **
 	ASSERT_RC(0, tc_dto_append(c, "good", 4, 1, "g", 1));
 	ASSERT_RC(0, tc_dto_append(c, "zero", 4, 1, "z", 1));
 	ASSERT_RC(0, tc_dto_append(c, "huge", 4, 1, "h", 1));
-	struct tc_entry *z = entry_of(c, "zero", TC_KIND_DTO);
-	struct tc_entry *h = entry_of(c, "huge", TC_KIND_DTO);
+	struct tc_entry *z = wb_entry_of(c, "zero", TC_KIND_DTO);
+	struct tc_entry *h = wb_entry_of(c, "huge", TC_KIND_DTO);
 	tc__st(&z->klen, 0);
 	tc__st(&h->klen, 4000);
 	struct keys_seen k = { 0, 0 };
@@ -281,7 +270,7 @@ static void test_dto_keys_racing_a_scribbled_key_length(void **state)
 	ASSERT_RC(0, tc_run_start(c, 1, 1));
 	ASSERT_RC(0, tc_dto_append(c, "good", 4, 1, "g", 1));
 	ASSERT_RC(0, tc_dto_append(c, "flip", 4, 1, "f", 1));
-	struct flipper f = { &entry_of(c, "flip", TC_KIND_DTO)->klen, 0, 0 };
+	struct flipper f = { &wb_entry_of(c, "flip", TC_KIND_DTO)->klen, 0, 0 };
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, flip_klen, &f), 0);
 	while (!tc__ld(&f.started))
@@ -339,7 +328,7 @@ static void test_dto_each_uses_the_lists_key_length_not_the_elements(void **stat
 		memset(v[i], 'a' + i, 16);
 		ASSERT_RC(0, tc_dto_append(c, "s", 1, 1, v[i], 16));
 	}
-	struct tc_entry *head = entry_of(c, "s", TC_KIND_DTO);
+	struct tc_entry *head = wb_entry_of(c, "s", TC_KIND_DTO);
 	struct tc_entry *mid = tc__block(c, TC_DTO_PREV(tc__ld(&head->version)));
 	assert_non_null(mid);
 	assert_int_equal(mid->klen, 1);
@@ -384,7 +373,7 @@ static void test_dto_each_allocates_for_the_list_not_for_its_count(void **state)
 	ASSERT_RC(0, tc_run_start(c, 1, 1));
 	ASSERT_RC(0, tc_dto_append(c, "s", 1, 1, "a", 1));
 	ASSERT_RC(0, tc_dto_append(c, "s", 1, 1, "b", 1));
-	struct tc_entry *head = entry_of(c, "s", TC_KIND_DTO);
+	struct tc_entry *head = wb_entry_of(c, "s", TC_KIND_DTO);
 	uint64_t ver = tc__ld(&head->version);
 	tc__st(&head->version, 900000ull << 32 | TC_DTO_PREV(ver));
 	fflush(NULL);

@@ -64,15 +64,7 @@ static const char *path_of(char *buf, size_t n, const char *file)
 	return buf;
 }
 
-static tc_cache *fresh(char *name, uint64_t memory)
-{
-	tc_opts o = fx_opts(4096, memory, 16);
-	tc_cache *c = NULL;
-
-	fx_name_at(name, TC_NAME_MAX + 1, __func__);
-	ASSERT_RC(0, tc_open(&c, name, &o));
-	return c;
-}
+#define fresh(name, memory) fx_open((name), 4096, (memory), 16)
 
 static uint64_t entries(tc_cache *c)
 {

@@ -99,14 +99,12 @@ static void test_stats_count_exact_on_fresh_segment(void **state)
 static void test_stats_every_call_counts_exactly_once(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[64];
-	tc_opts o = fx_opts(1024, 4u << 20, 16);
-	tc_cache *c = NULL;
+	tc_cache *c = bb_open_small(name);
 	tc_meta m;
 	int64_t n = 0;
 	tc_stats *st;
 
 	(void)state;
-	ASSERT_RC(0, tc_open(&c, fx_name(name), &o));
 	bb_set_str(c, "a", "1", 0);                                          /* set */
 	bb_set_str(c, "b", "2", 0);                                          /* set */
 	bb_set_str(c, "c", "3", 0);                                          /* set */
@@ -149,14 +147,12 @@ static void test_stats_every_call_counts_exactly_once(void **state)
 static void test_stats_expirations_clears_and_keys_deleted(void **state)
 {
 	char name[TC_NAME_MAX + 1], k[16];
-	tc_opts o = fx_opts(1024, 4u << 20, 16);
-	tc_cache *c = NULL;
+	tc_cache *c = bb_open_small(name);
 	tc_sweep_report rep;
 	uint64_t deleted = 0;
 	tc_stats *st;
 
 	(void)state;
-	ASSERT_RC(0, tc_open(&c, fx_name(name), &o));
 	for (unsigned i = 0; i < 3; i++)
 		bb_set_str(c, (bb_key(k, sizeof(k), "e:", i), k), "v", 1);
 	for (unsigned i = 0; i < 5; i++)
@@ -187,13 +183,11 @@ static void test_stats_expirations_clears_and_keys_deleted(void **state)
 static void test_stats_keep_the_counts_of_an_exited_process(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_opts o = fx_opts(1024, 4u << 20, 16);
-	tc_cache *c = NULL;
+	tc_cache *c = bb_open_small(name);
 	tc_stats *st;
 	pid_t pid;
 
 	(void)state;
-	ASSERT_RC(0, tc_open(&c, fx_name(name), &o));
 	bb_set_str(c, "mine", "v", 0);
 	pid = fork();
 	assert_true(pid >= 0);
@@ -223,13 +217,11 @@ static void test_stats_keep_the_counts_of_an_exited_process(void **state)
 static void test_stats_bad_arguments_return_einval(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = fx_opts(1024, 4u << 20, 16);
-	tc_cache *c = NULL;
+	tc_cache *c = bb_open_small(name);
 	tc_stats st;
 
 	(void)state;
 	ASSERT_RC(-EINVAL, tc_get_stats(NULL, &st));
-	ASSERT_RC(0, tc_open(&c, fx_name(name), &o));
 	ASSERT_RC(-EINVAL, tc_get_stats(c, NULL));
 	tc_close(c);
 }

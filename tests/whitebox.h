@@ -44,6 +44,34 @@ static inline tc_cache *wb_create(const char *name, uint64_t entries, uint64_t m
 	return c;
 }
 
+/* The block of the published entry of KEY (kind KIND). */
+static inline struct tc_entry *wb_entry_of(tc_cache *c, const char *key, uint32_t kind)
+{
+	size_t klen = strlen(key);
+	uint64_t *slotp, w;
+	struct tc_entry *e = NULL;
+	ASSERT_RC(0, tc__lookup(c, tc__hash(c, key, klen, kind), key, klen, kind, &slotp, &w, &e));
+	assert_non_null(e);
+	return e;
+}
+
+/* N keys of 1,000 bytes, written then deleted: N retired blocks. */
+static inline void wb_retire_n(tc_cache *c, int n, char tag)
+{
+	char v[1000];
+	memset(v, tag, sizeof(v));
+	for (int i = 0; i < n; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "%c%d", tag, i);
+		ASSERT_RC(0, tc_set(c, k, strlen(k), v, sizeof(v), 0, 0));
+	}
+	for (int i = 0; i < n; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "%c%d", tag, i);
+		ASSERT_RC(0, tc_del(c, k, strlen(k)));
+	}
+}
+
 /* Published (FINAL) index slots whose entry is KEY (kind TC_KIND_KEY). */
 static inline int wb_count_final(tc_cache *c, const void *key, size_t klen)
 {
