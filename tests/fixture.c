@@ -127,6 +127,14 @@ int fx_teardown(void **state)
 	return 0;
 }
 
+void fx_filter_from_env(void)
+{
+	const char *glob = getenv("TC_TEST_FILTER");
+
+	if (glob && *glob)
+		cmocka_set_test_filter(glob);
+}
+
 /* ------------------------------------------------------------------ */
 /* Segments                                                             */
 /* ------------------------------------------------------------------ */

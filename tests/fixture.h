@@ -14,6 +14,10 @@
  * ASSERT_RC(exp, call): the call must return exactly EXP; a failure names
  * both codes with tc_strerror().
  *
+ * Every test is FX_TEST(fn) (or FX_TEST_SEG) in an array run by
+ * fx_run(tests), which honours TC_TEST_FILTER=GLOB (only the tests whose
+ * names match run).
+ *
  * A test with a ready segment: FX_TEST_SEG(fn) runs FN with *state a
  * struct fx_seg (16,384 entries, 16 MiB, 64 readers) that the teardown
  * closes and unlinks; fx_make() builds another geometry.
@@ -85,6 +89,11 @@ void fx_unlink_all(void);
 int fx_teardown(void **state);
 
 #define FX_TEST(fn) cmocka_unit_test_teardown(fn, fx_teardown)
+
+/* fx_run - run the array TESTS; TC_TEST_FILTER=GLOB runs only the tests
+ * whose names match. */
+void fx_filter_from_env(void);
+#define fx_run(tests) (fx_filter_from_env(), cmocka_run_group_tests(tests, NULL, NULL))
 
 /* ------------------------------------------------------------------ */
 /* Segments                                                             */

@@ -351,5 +351,5 @@ int main(void)
 						setup_small, teardown),
 		FX_TEST(test_threads_never_share_a_block),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

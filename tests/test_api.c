@@ -2054,7 +2054,5 @@ int main(void)
 		FX_TEST(test_now_ms_and_version),
 	};
 
-	if (getenv("TC_TEST_FILTER")) /* run only the tests matching this glob */
-		cmocka_set_test_filter(getenv("TC_TEST_FILTER"));
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -349,5 +349,5 @@ int main(void)
 		FX_TEST(test_unlink_over_a_dead_audit_is_seen),
 		FX_TEST(test_refused_audit_over_a_dead_one_leaves_ready),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

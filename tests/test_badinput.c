@@ -656,7 +656,5 @@ int main(void)
 		FX_TEST(test_scribbled_segment_calls_return_codes_never_crash),
 	};
 
-	if (getenv("TC_TEST_FILTER")) /* run only the tests matching this glob */
-		cmocka_set_test_filter(getenv("TC_TEST_FILTER"));
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

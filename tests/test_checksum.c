@@ -357,5 +357,5 @@ int main(void)
 		FX_TEST(test_every_writer_seals_and_every_reader_verifies),
 		FX_TEST(test_the_option_is_recorded_in_the_segment),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

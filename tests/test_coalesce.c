@@ -1021,5 +1021,5 @@ int main(void)
 		FX_TEST(test_shifting_sizes_under_concurrency),
 		FX_TEST(test_killed_writers_while_sizes_shift_under_lru),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

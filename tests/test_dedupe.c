@@ -158,5 +158,5 @@ int main(void)
 		FX_TEST(test_marks_survive_every_process),
 		FX_TEST_SEG(test_marks_expire_on_time),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

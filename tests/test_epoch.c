@@ -663,5 +663,5 @@ int main(int argc, char **argv)
 		FX_TEST(test_idle_writer_does_not_hold_retired_memory_hostage),
 		FX_TEST(test_full_fence_fallback_behaves_the_same),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -194,5 +194,5 @@ int main(void)
 		FX_TEST(test_kill_after_policy_publish_old_table_retired),
 		FX_TEST(test_kill_before_policy_publish_new_table_retired),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

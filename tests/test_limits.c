@@ -58,5 +58,5 @@ int main(void)
 		FX_TEST(test_strerror_e2big_names_the_buffer),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -255,5 +255,5 @@ int main(void)
 		FX_TEST_SEG(test_expired_lease_is_taken_over),
 		FX_TEST_SEG(test_waiters_take_over_after_a_loader_error),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

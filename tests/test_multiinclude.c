@@ -28,5 +28,5 @@ int main(void)
 		FX_TEST(test_header_included_twice_compiles_and_links),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -322,5 +322,5 @@ int main(void)
 		FX_TEST_SEG(test_concurrent_editors_lose_nothing),
 		FX_TEST_SEG(test_killed_editors_leave_a_whole_table),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -163,5 +163,5 @@ int main(void)
 		FX_TEST_SEG(test_processes_never_exceed_the_limit),
 		FX_TEST_SEG(test_short_windows_stay_exact),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -174,5 +174,5 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_cleaner_and_stealer_share_a_dead_slots_chain),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

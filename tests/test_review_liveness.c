@@ -130,5 +130,5 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_slot_reclaimed_by_its_owner_is_not_cleared),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -724,5 +724,5 @@ int main(void)
 		FX_TEST_SEG(test_killed_appenders_leave_whole_lists),
 		FX_TEST_SEG(test_killed_run_cyclers_leave_a_whole_run),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

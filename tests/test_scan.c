@@ -216,5 +216,5 @@ int main(void)
 		FX_TEST_SEG(test_expired_keys_are_not_visited),
 		FX_TEST_SEG(test_scan_racing_a_writer_sees_stable_keys_once),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

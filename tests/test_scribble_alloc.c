@@ -695,5 +695,5 @@ int main(void)
 		FX_TEST(test_bump_with_one_bit_flipped_is_refused),
 		FX_TEST(test_bump_scribbled_still_coalesces_free_blocks),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -805,5 +805,5 @@ int main(void)
 		FX_TEST(test_policy_prefix_with_nul_gives_ecorrupt),
 		FX_TEST(test_scribbles_under_load_never_crash_hang_or_break_promises),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -454,5 +454,5 @@ int main(void)
 		FX_TEST(test_dto_each_allocates_for_the_list_not_for_its_count),
 		FX_TEST(test_handle_keeps_the_geometry_it_validated),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -670,5 +670,5 @@ int main(void)
 		FX_TEST(test_child_forked_during_open_close_can_open),
 		FX_TEST(test_reader_hidden_from_cleaner_by_hidepid_stays),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

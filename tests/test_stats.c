@@ -235,5 +235,5 @@ int main(void)
 		FX_TEST(test_stats_keep_the_counts_of_an_exited_process),
 		FX_TEST(test_stats_bad_arguments_return_einval),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

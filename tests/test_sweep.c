@@ -268,5 +268,5 @@ int main(void)
 		FX_TEST(test_sweep_refuses_a_read_section_and_a_null_handle),
 		FX_TEST_SEG(test_sweep_reclaims_ended_runs_lists),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -501,5 +501,5 @@ int main(void)
 		FX_TEST(test_set_racing_del_is_never_lost),
 		FX_TEST(test_versions_grow_across_delete_and_reinsert),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -159,5 +159,5 @@ int main(void)
 		FX_TEST(test_tier_dead_bridge_reads_down_and_is_taken_over),
 		FX_TEST(test_tier_stale_heartbeat_is_taken_over),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -97,5 +97,5 @@ int main(void)
 		FX_TEST(test_wait_with_create_returns_einval),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }
