@@ -13,8 +13,9 @@
 #
 # Layout: shm/*.c -> the library; tools/<tool>.c -> $(BUILDDIR)/bin/<tool>
 # (tools/common*.c, if any, are linked into every tool); tests/test_*.c ->
-# $(BUILDDIR)/tests/test_* (other tests/*.c are helpers linked into every
-# test); tests/helpers/<name>.c -> $(BUILDDIR)/tests/<name>, programs the
+# $(BUILDDIR)/tests/test_* (other tests/*.c, such as the fixture of
+# tests/fixture.c, are linked into every test, test_crashpoints included);
+# tests/helpers/<name>.c -> $(BUILDDIR)/tests/<name>, programs the
 # tests start; tests/test_*.sh are shell tests run with BIN=$(BUILDDIR)/bin;
 # tests/crash/test_crashpoints.c -> $(BUILDDIR)/tests/test_crashpoints, linked
 # with the crash-point build of the library ($(BUILDDIR)/crash/, -DTC_CRASHPOINTS).
@@ -286,10 +287,11 @@ $(CRASH_TEST_OBJ): tests/crash/test_crashpoints.c $(CRASH_LIST) $(FLAGS_STAMP)
 	$(Q)$(CC) $(ALL_CPPFLAGS) -DTC_CRASHPOINTS -Itests -I$(CRASH_DIR) $(TEST_PKG_CFLAGS) \
 	  $(ALL_CFLAGS) -c $< -o $@
 
-$(CRASH_TEST): $(CRASH_TEST_OBJ) $(CRASH_LIB) $(FLAGS_STAMP)
+$(CRASH_TEST): $(CRASH_TEST_OBJ) $(TEST_HELPER_OBJS) $(CRASH_LIB) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(LINK_FLAGS) -o $@ $< $(CRASH_LIB) $(TEST_PKG_LIBS) $(LIB_PKG_LIBS) $(SYS_LIBS)
+	$(Q)$(CC) $(LINK_FLAGS) -o $@ $< $(TEST_HELPER_OBJS) $(CRASH_LIB) $(TEST_PKG_LIBS) \
+	  $(LIB_PKG_LIBS) $(SYS_LIBS)
 
 # Directories under PREFIX are written as ${prefix}/..., so that
 # `pkg-config --define-prefix` can relocate the file.
