@@ -551,7 +551,7 @@ static void test_a_search_out_of_resyncs_goes_on_next_time(void **state)
 #define BK_KEYS  4000u  /* 160-byte blocks: 640,000 of the 1 MiB arena */
 #define BK_FREED 10u    /* keys deleted before the scribble: their blocks are listed */
 
-enum { BK_ZERO, BK_MID, BK_BYTE };
+enum { BK_ZERO, BK_MID, BK_BYTE, BK_ONES };
 
 /* The new keys' value sizes: 80-, 160-, 1088-byte and 20 KiB blocks. */
 static const size_t bk_len[] = { 8, V160, 1000, BIG };
@@ -567,6 +567,12 @@ static const size_t bk_len[] = { 8, V160, 1000, BIG };
  * get TC_ECORRUPT (no eviction, no carve, no coalescing into live keys),
  * every old key reads back exactly, and tc_audit rebuilds the word from its
  * walk, after which writes of every size work again.
+ *
+ * BK_ONES (found by fuzz_segment, 2026-12-06): every bit set, seen first
+ * by a handle opened after the scribble.  A handle's cache of the last word
+ * that passed its seal started out as all ones ("no word yet"), so the
+ * scribbled word matched it without a seal check and carve() handed out
+ * units past the arena's end: a write through the mapping's end (SIGSEGV).
  */
 static void bump_scribble(int how, int eviction)
 {
@@ -584,8 +590,18 @@ static void bump_scribble(int how, int eviction)
 		tc__st(bw, 0);
 	else if (how == BK_MID)
 		tc__st(bw, c->arena_units / 2); /* unit 32768: key 3276's block */
+	else if (how == BK_ONES)
+		tc__st(bw, UINT64_MAX);
 	else
 		((volatile uint8_t *)bw)[0] ^= 1;
+	if (how == BK_ONES) {
+		/* A handle that has validated no bump word yet. */
+		tc_opts o = wb_opts(8192, 1u << 20, 8, eviction);
+		o.flags = 0; /* attach */
+		tc_close(c);
+		c = NULL;
+		ASSERT_RC(0, tc_open(&c, name, &o));
+	}
 	/* The freed blocks serve 160-byte writes. */
 	for (unsigned i = 100; i < 100 + BK_FREED; i++)
 		ASSERT_RC(0, set_val(c, i, V160));
@@ -673,6 +689,13 @@ static void test_bump_scribbled_still_coalesces_free_blocks(void **state)
 	tc_unlink(name);
 }
 
+static void test_bump_scribbled_to_all_ones_is_refused_by_a_new_handle(void **state)
+{
+	(void)state;
+	bump_scribble(BK_ONES, TC_EVICT_NONE);
+	bump_scribble(BK_ONES, TC_EVICT_LRU);
+}
+
 static void test_bump_with_one_bit_flipped_is_refused(void **state)
 {
 	(void)state;
@@ -693,6 +716,7 @@ int main(void)
 		FX_TEST(test_bump_scribbled_to_zero_never_carves_a_live_key),
 		FX_TEST(test_bump_scribbled_into_the_keys_never_carves_a_live_key),
 		FX_TEST(test_bump_with_one_bit_flipped_is_refused),
+		FX_TEST(test_bump_scribbled_to_all_ones_is_refused_by_a_new_handle),
 		FX_TEST(test_bump_scribbled_still_coalesces_free_blocks),
 	};
 	return fx_run(tests);
