@@ -115,16 +115,6 @@ static void logmsg(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int rc = usage_verror("shm-bridge", usage_text, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 static uint64_t now_ms(void)
 {
 	return mono_ns() / 1000000u;
@@ -733,6 +723,7 @@ int main(int argc, char **argv)
 	int o, rc;
 	uint64_t v;
 
+	tool_name = "shm-bridge";
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
 		case 'r':

@@ -79,111 +79,10 @@ static const char usage_text[] =
 	"A value that starts with '-' goes after '--': set NAME KEY -- -12.5\n"
 	"Exit: 0 ok, 1 not found, 2 usage, 3 segment error, 4 in use.\n";
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	int rc = usage_verror(prog, usage_text, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-/* ------------------------------------------------------------------ */
-/* A minimal JSON writer (compact, one document per line)               */
-/* ------------------------------------------------------------------ */
-
-static int jdepth;
-static bool jfirst[32] = { true };
-
-static void jkey(const char *k)
-{
-	if (!jfirst[jdepth])
-		fputc(',', stdout);
-	jfirst[jdepth] = false;
-	if (k) {
-		json_cstr(stdout, k);
-		fputc(':', stdout);
-	}
-}
-
-static void jopen(const char *k, int ch)
-{
-	jkey(k);
-	fputc(ch, stdout);
-	jdepth++;
-	jfirst[jdepth] = true;
-}
-
-static void jclose(int ch)
-{
-	fputc(ch, stdout);
-	jdepth--;
-	if (jdepth == 0) {
-		fputc('\n', stdout);
-		jfirst[0] = true;
-	}
-}
-
-static void jobj(const char *k) { jopen(k, '{'); }
-
 /* tc_tier.state as the tools print it. */
 static const char *tier_state_name(uint32_t st)
 {
 	return st == TC_TIER_UP ? "up" : st == TC_TIER_DOWN ? "down" : "none";
-}
-static void jobj_end(void) { jclose('}'); }
-static void jarr(const char *k) { jopen(k, '['); }
-static void jarr_end(void) { jclose(']'); }
-
-static void ju64(const char *k, uint64_t v)
-{
-	jkey(k);
-	printf("%" PRIu64, v);
-}
-
-static void ji64(const char *k, int64_t v)
-{
-	jkey(k);
-	printf("%" PRId64, v);
-}
-
-static void jdbl(const char *k, double v)
-{
-	jkey(k);
-	if (isfinite(v))
-		printf("%.6g", v);
-	else
-		fputs("null", stdout);
-}
-
-static void jbool(const char *k, bool v)
-{
-	jkey(k);
-	fputs(v ? "true" : "false", stdout);
-}
-
-static void jnull(const char *k)
-{
-	jkey(k);
-	fputs("null", stdout);
-}
-
-static void jstr(const char *k, const char *s)
-{
-	jkey(k);
-	if (s)
-		json_cstr(stdout, s);
-	else
-		fputs("null", stdout);
-}
-
-static void jbytes(const char *k, const void *p, size_t n)
-{
-	jkey(k);
-	json_str(stdout, p, n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -201,8 +100,7 @@ static int report(int ex, int rc, const char *reason, const char *msg, bool say_
 	else
 		fprintf(stderr, "%s: %s\n", prog, msg);
 	if (g_json) {
-		jdepth = 0;
-		jfirst[0] = true;
+		jreset();
 		jobj(NULL);
 		jobj("error");
 		jstr("message", msg);
@@ -239,13 +137,6 @@ static int fail(int rc, const char *fmt, ...)
 	}
 	return report(exit_for_rc(rc), rc, tc_strerror(rc), msg,
 		      !((rc == -ENOENT || rc == -ESTALE) && strstr(msg, "not found")));
-}
-
-/* seg_path - /dev/shm/tickcache.NAME into BUF. */
-static const char *seg_path(char *buf, size_t cap, const char *name)
-{
-	snprintf(buf, cap, "%s/%s%s", TC_SHM_DIR, TC_SHM_PREFIX, name);
-	return buf;
 }
 
 /*
@@ -363,8 +254,7 @@ static int refuse_in_use(const struct counts *att, const char *msg)
 {
 	fprintf(stderr, "%s: %s\n", prog, msg);
 	if (g_json) {
-		jdepth = 0;
-		jfirst[0] = true;
+		jreset();
 		jobj(NULL);
 		jobj("error");
 		jstr("message", msg);
@@ -418,54 +308,10 @@ static const char *fmt_time(char *buf, size_t cap, int64_t ms)
 /* list                                                                 */
 /* ------------------------------------------------------------------ */
 
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* list_names - the segment names found in /dev/shm, sorted; NULL-terminated. */
-static char **list_names(const char *glob, size_t *count)
-{
-	DIR *d = opendir(TC_SHM_DIR);
-	struct dirent *e;
-	char **v = NULL;
-	size_t n = 0, cap = 0;
-
-	*count = 0;
-	if (!d)
-		return NULL;
-	while ((e = readdir(d))) {
-		const char *nm;
-
-		if (strncmp(e->d_name, TC_SHM_PREFIX, strlen(TC_SHM_PREFIX)))
-			continue;
-		nm = e->d_name + strlen(TC_SHM_PREFIX);
-		if (!tc_name_valid(nm) || (glob && fnmatch(glob, nm, 0)))
-			continue;
-		if (n + 1 >= cap) {
-			char **nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof *v);
-
-			if (!nv)
-				break;
-			v = nv;
-		}
-		v[n] = strdup(nm);
-		if (v[n])
-			n++;
-	}
-	closedir(d);
-	if (v) {
-		qsort(v, n, sizeof *v, name_cmp);
-		v[n] = NULL;
-	}
-	*count = n;
-	return v;
-}
-
 static int cmd_list(const char *glob)
 {
 	size_t n;
-	char **names = list_names(glob, &n);
+	char **names = seg_names(glob, &n);
 
 	int w = 4;
 
@@ -558,9 +404,7 @@ static int cmd_list(const char *glob)
 		jarr_end();
 	else if (!n)
 		printf("(no segments)\n");
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	seg_names_free(names);
 	return 0;
 }
 
@@ -1898,11 +1742,10 @@ static void on_stop(int sig)
 
 static bool seg_exists(const char *name)
 {
-	char path[256];
+	char path[TC_SEG_PATH_MAX];
 	struct stat sb;
 
-	snprintf(path, sizeof path, "%s/%s%s", TC_SHM_DIR, TC_SHM_PREFIX, name);
-	return stat(path, &sb) == 0;
+	return stat(seg_path(path, sizeof path, name), &sb) == 0;
 }
 
 static double per_s(uint64_t now, uint64_t before, double secs)
@@ -2551,7 +2394,7 @@ out:
 static int cmd_summary(void)
 {
 	size_t n;
-	char **names = list_names(NULL, &n);
+	char **names = seg_names(NULL, &n);
 	uint64_t entries = 0, max_entries = 0, used = 0, limit = 0, seg_bytes = 0;
 	uint64_t hits = 0, misses = 0, ops = 0, evictions = 0, expirations = 0, errors = 0;
 	uint32_t procs = 0, swept = 0, bad = 0, runs = 0, stuck_lag = 0;
@@ -2631,9 +2474,7 @@ static int cmd_summary(void)
 		       "\nevictions:%" PRIu64 "\nexpirations:%" PRIu64 "\nerrors:%" PRIu64 "\n", hits,
 		       misses, hit_rate(hits, misses), ops, evictions, expirations, errors);
 	}
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	seg_names_free(names);
 	return 0;
 }
 
@@ -2646,11 +2487,9 @@ static int cmd_metrics(const char *glob)
 
 	if (g_json)
 		return usage_error("metrics: the output is Prometheus text; --json does not apply");
-	names = list_names(glob, &n);
+	names = seg_names(glob, &n);
 	rc = metrics_write(stdout, names, n);
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	seg_names_free(names);
 	if (rc)
 		return fail(rc, "cannot write the metrics");
 	return 0;
@@ -2752,6 +2591,8 @@ int main(int argc, char **argv)
 	const struct cmd *cmd = NULL;
 	const char **pos;
 	int npos, opt;
+
+	tool_name = prog;
 	uint64_t limit = 0, ttl = TC_TTL_DEFAULT, type = 0, entries = 0, memory = 0, mode = 0;
 	uint64_t readers = 0, interval = 1000, count = 0, dttl = 0, depth = 1;
 	const char *file = NULL;

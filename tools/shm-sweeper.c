@@ -137,18 +137,6 @@ static void logm(int level, const char *fmt, ...)
 	}
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	int rc = usage_verror(prog, usage_text, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 static void on_stop(int sig)
 {
 	(void)sig;
@@ -209,29 +197,25 @@ static void retire_snapshot(struct seg *s, const char *snap_dir);
 /* scan_dir - mark every segment found in /dev/shm present (adding new ones). */
 static void scan_dir(const char *snap_dir)
 {
-	DIR *d = opendir(TC_SHM_DIR);
-	struct dirent *e;
-	size_t plen = strlen(TC_SHM_PREFIX);
+	size_t n;
+	char **names = seg_names(NULL, &n);
 
 	for (size_t i = 0; i < nsegs; i++)
 		segs[i].present = false;
-	if (!d) {
+	if (!names) {
 		logm(L_ERROR, "cannot read %s: %s", TC_SHM_DIR, strerror(errno));
 		return;
 	}
-	while ((e = readdir(d))) {
-		struct seg *s;
+	for (size_t i = 0; i < n; i++) {
+		struct seg *s = seg_find(names[i], true);
 
-		if (strncmp(e->d_name, TC_SHM_PREFIX, plen) || !tc_name_valid(e->d_name + plen))
-			continue;
-		s = seg_find(e->d_name + plen, true);
 		if (s) {
 			if (!s->passes && !s->present)
 				logm(L_DEBUG, "%s: found", s->name);
 			s->present = true;
 		}
 	}
-	closedir(d);
+	seg_names_free(names);
 	/* Forget segments that are gone: their leases went with them. */
 	for (size_t i = 0; i < nsegs;) {
 		if (!segs[i].present) {
@@ -331,12 +315,11 @@ static void seg_drop(struct seg *s)
 /* seg_attach - make s->c a handle on the segment file that exists now. */
 static int seg_attach(struct seg *s)
 {
-	char path[sizeof TC_SHM_DIR + sizeof TC_SHM_PREFIX + TC_NAME_MAX + 2];
+	char path[TC_SEG_PATH_MAX];
 	struct stat sb;
 	int rc;
 
-	snprintf(path, sizeof path, "%s/%s%s", TC_SHM_DIR, TC_SHM_PREFIX, s->name);
-	if (stat(path, &sb)) {
+	if (stat(seg_path(path, sizeof path, s->name), &sb)) {
 		if (s->c)
 			logm(L_DEBUG, "%s: removed; detaching", s->name);
 		seg_drop(s);
@@ -427,13 +410,12 @@ static void keep_earlier_snapshot(struct seg *s, const char *path, const char *s
  */
 static void record_owner(const char *name, const char *snap)
 {
-	char seg[sizeof TC_SHM_DIR + sizeof TC_SHM_PREFIX + TC_NAME_MAX + 2];
+	char seg[TC_SEG_PATH_MAX];
 	struct stat sb;
 
 	if (geteuid() != 0)
 		return;
-	snprintf(seg, sizeof seg, "%s/%s%s", TC_SHM_DIR, TC_SHM_PREFIX, name);
-	if (stat(seg, &sb) != 0)
+	if (stat(seg_path(seg, sizeof seg, name), &sb) != 0)
 		return;
 	if (chown(snap, sb.st_uid, sb.st_gid) != 0)
 		logm(L_WARN, "%s: cannot record the owner in %s: %s", name, snap, strerror(errno));
@@ -442,14 +424,13 @@ static void record_owner(const char *name, const char *snap)
 /* restore_owner - give segment NAME, just created from SNAP, SNAP's owner. */
 static void restore_owner(const char *name, const char *snap)
 {
-	char seg[sizeof TC_SHM_DIR + sizeof TC_SHM_PREFIX + TC_NAME_MAX + 2];
+	char seg[TC_SEG_PATH_MAX];
 	struct stat sb;
 	int fd;
 
 	if (geteuid() != 0 || stat(snap, &sb) != 0 || (sb.st_uid == 0 && sb.st_gid == 0))
 		return;
-	snprintf(seg, sizeof seg, "%s/%s%s", TC_SHM_DIR, TC_SHM_PREFIX, name);
-	fd = open(seg, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(seg_path(seg, sizeof seg, name), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || fchown(fd, sb.st_uid, sb.st_gid) != 0)
 		logm(L_WARN, "%s: cannot give it the owner of %s (uid %ld, gid %ld): %s", name, snap,
 		     (long)sb.st_uid, (long)sb.st_gid, strerror(errno));
@@ -769,54 +750,20 @@ out_close:
 static char **fixed_names;
 static size_t nfixed;
 
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* metric_names - the segments to export, sorted: the names given, or every
- * segment in /dev/shm now.  Free with free_names.  Thread-safe. */
+ * segment in /dev/shm now.  Free with seg_names_free.  Thread-safe. */
 static char **metric_names(size_t *n)
 {
-	DIR *d;
-	struct dirent *e;
-	char **v = NULL;
-	size_t cap = 0, plen = strlen(TC_SHM_PREFIX);
+	char **v;
 
+	if (!fixed_names)
+		return seg_names(NULL, n);
 	*n = 0;
-	if (fixed_names) {
-		v = calloc(nfixed + 1, sizeof *v);
-		for (size_t i = 0; v && i < nfixed; i++)
-			if ((v[*n] = strdup(fixed_names[i])))
-				(*n)++;
-		return v;
-	}
-	d = opendir(TC_SHM_DIR);
-	while (d && (e = readdir(d))) {
-		if (strncmp(e->d_name, TC_SHM_PREFIX, plen) || !tc_name_valid(e->d_name + plen))
-			continue;
-		if (*n + 1 >= cap) {
-			char **nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof *v);
-
-			if (!nv)
-				break;
-			v = nv;
-		}
-		if ((v[*n] = strdup(e->d_name + plen)))
+	v = calloc(nfixed + 1, sizeof *v);
+	for (size_t i = 0; v && i < nfixed; i++)
+		if ((v[*n] = strdup(fixed_names[i])))
 			(*n)++;
-	}
-	if (d)
-		closedir(d);
-	if (v)
-		qsort(v, *n, sizeof *v, name_cmp);
 	return v;
-}
-
-static void free_names(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
 }
 
 /* write_textfile - DIR/tickcache.prom, whole or not at all (temp + rename). */
@@ -845,7 +792,7 @@ static void write_textfile(const char *dir)
 	}
 	names = metric_names(&n);
 	rc = metrics_write(f, names, n);
-	free_names(names, n);
+	seg_names_free(names);
 	if (fclose(f) != 0 && !rc)
 		rc = -errno;
 	if (!rc && rename(tmp, path) != 0)
@@ -889,7 +836,7 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
 			return MHD_NO;
 		names = metric_names(&n);
 		metrics_write(f, names, n);
-		free_names(names, n);
+		seg_names_free(names);
 		if (fclose(f) != 0) {
 			free(body);
 			return MHD_NO;
@@ -1079,6 +1026,7 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	int opt, ex = 0;
 
+	tool_name = prog;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":i:1fp:l:b:s:d:AhV", longopts, NULL)) != -1) {
 		switch (opt) {
