@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 
 #include "bench.h"
+#include "common.h"
 
 const char *const op_names[OP_NKIND] = { "get", "peek", "set", "add" };
 const char *const dist_names[] = { "uniform", "zipf", "hot" };
@@ -83,21 +84,13 @@ static void usage(FILE *f)
 "falsely-missing reads; 2 bad usage.\n");
 }
 
-static uint64_t parse_u64(const char *s, const char *what)
+/* A count or a size: decimal, with an optional K, M, G or T suffix (powers of
+ * 1024; common.h's parse_size). */
+static uint64_t parse_num(const char *s, const char *what)
 {
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
+	uint64_t v;
 
-	if (errno || end == s || *s == '-')
-		die("bad %s '%s'", what, s);
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end)
+	if (!parse_size(s, &v))
 		die("bad %s '%s'", what, s);
 	return v;
 }
@@ -170,8 +163,8 @@ static int parse_args(int argc, char **argv, const char **pct_path, bool *op_giv
 			if (cfg.write_op != OP_SET && cfg.write_op != OP_ADD)
 				die("--write-op is set or add");
 			break;
-		case 'k': cfg.keys = parse_u64(optarg, "key count"); break;
-		case 's': cfg.vsize = parse_u64(optarg, "value size"); break;
+		case 'k': cfg.keys = parse_num(optarg, "key count"); break;
+		case 's': cfg.vsize = parse_num(optarg, "value size"); break;
 		case 'd':
 			if (!strcmp(optarg, "uniform"))
 				cfg.dist = DIST_UNIFORM;
@@ -183,19 +176,19 @@ static int parse_args(int argc, char **argv, const char **pct_path, bool *op_giv
 				die("unknown distribution '%s' (uniform, zipf, hot)", optarg);
 			break;
 		case O_ZIPF: cfg.zipf_s = parse_dbl(optarg, "zipf exponent"); break;
-		case O_HOT: cfg.hot_keys = parse_u64(optarg, "hot key count"); break;
-		case 'm': cfg.write_pct = (unsigned)parse_u64(optarg, "write percent"); break;
-		case 'r': cfg.readers = (int)parse_u64(optarg, "reader count"); break;
-		case 'w': cfg.writers = (int)parse_u64(optarg, "writer count"); break;
+		case O_HOT: cfg.hot_keys = parse_num(optarg, "hot key count"); break;
+		case 'm': cfg.write_pct = (unsigned)parse_num(optarg, "write percent"); break;
+		case 'r': cfg.readers = (int)parse_num(optarg, "reader count"); break;
+		case 'w': cfg.writers = (int)parse_num(optarg, "writer count"); break;
 		case O_RATE: cfg.rate = parse_dbl(optarg, "rate"); break;
-		case 'n': cfg.ops = parse_u64(optarg, "op count"); break;
+		case 'n': cfg.ops = parse_num(optarg, "op count"); break;
 		case 't': cfg.duration = parse_dbl(optarg, "duration"); break;
-		case O_WARMUP: cfg.warmup = parse_u64(optarg, "warm-up count"); break;
-		case O_BATCH: cfg.batch = (unsigned)parse_u64(optarg, "batch size"); break;
+		case O_WARMUP: cfg.warmup = parse_num(optarg, "warm-up count"); break;
+		case O_BATCH: cfg.batch = (unsigned)parse_num(optarg, "batch size"); break;
 		case O_PIN: cfg.pin = true; break;
 		case 'V': cfg.validate = true; break;
-		case O_MEMORY: cfg.memory = parse_u64(optarg, "memory"); break;
-		case O_ENTRIES: cfg.entries = parse_u64(optarg, "entries"); break;
+		case O_MEMORY: cfg.memory = parse_num(optarg, "memory"); break;
+		case O_ENTRIES: cfg.entries = parse_num(optarg, "entries"); break;
 		case O_EVICT: cfg.evict = true; break;
 		case O_CSUM: cfg.checksum = true; break;
 		case O_NOPRE: cfg.no_preload = true; break;
@@ -216,9 +209,9 @@ static int parse_args(int argc, char **argv, const char **pct_path, bool *op_giv
 		case O_LABEL: cfg.label = optarg; break;
 		case O_RSOCK: cfg.redis_sock = optarg; break;
 		case O_RHOST: cfg.redis_host = optarg; break;
-		case O_RPORT: cfg.redis_port = (int)parse_u64(optarg, "port"); break;
+		case O_RPORT: cfg.redis_port = (int)parse_num(optarg, "port"); break;
 		case O_MHOST: cfg.mc_host = optarg; break;
-		case O_MPORT: cfg.mc_port = (int)parse_u64(optarg, "port"); break;
+		case O_MPORT: cfg.mc_port = (int)parse_num(optarg, "port"); break;
 		case O_PERPROC: cfg.per_proc = true; break;
 		case O_LIST:
 			for (size_t i = 0; i < nbackends; i++)
