@@ -6,11 +6,10 @@
  */
 #include "inspect.h"
 
-/*
- * report - one line on stderr ("PROG: MSG", then REASON unless MSG says it
- * already) and, with --json, an error document on stdout.  Returns EX.
- */
-int report(int ex, int rc, const char *reason, const char *msg, bool say_reason)
+/* The error: stderr, and with --json the error document, with the other
+ * processes attached when ATT is not NULL.  Returns EX. */
+static int error_out(int ex, int rc, const char *reason, const char *msg, bool say_reason,
+		     const struct counts *att)
 {
 	if (say_reason)
 		fprintf(stderr, "%s: %s: %s\n", prog, msg, reason);
@@ -24,6 +23,8 @@ int report(int ex, int rc, const char *reason, const char *msg, bool say_reason)
 		jstr("reason", reason);
 		ji64("code", rc);
 		ji64("exit", ex);
+		if (att)
+			jattached("attached", att);
 		jobj_end();
 		jobj_end();
 	}
@@ -31,11 +32,25 @@ int report(int ex, int rc, const char *reason, const char *msg, bool say_reason)
 }
 
 /*
+ * report - one line on stderr ("PROG: MSG", then REASON unless MSG says it
+ * already) and, with --json, an error document on stdout.  Returns EX.
+ */
+int report(int ex, int rc, const char *reason, const char *msg, bool say_reason)
+{
+	return error_out(ex, rc, reason, msg, say_reason, NULL);
+}
+
+/* refuse_in_use - the refusal of a command while other processes are attached. */
+int refuse_in_use(const struct counts *att, const char *msg)
+{
+	return error_out(EX_TC_INUSE, -EBUSY, "segment in use", msg, false, att);
+}
+
+/*
  * fail - report a failed library call: one line on stderr and, with --json,
  * an error document on stdout.  Returns the exit code for RC.  A message
  * that already says "not found" gets no errno text after it.
  */
-
 int fail(int rc, const char *fmt, ...)
 {
 	char msg[512];

@@ -65,6 +65,8 @@ int report(int ex, int rc, const char *reason, const char *msg, bool say_reason)
 int fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int attach_failed(int rc, const char *name, const char *what);
 int open_seg(const char *name, tc_cache **c);
+struct counts;
+int refuse_in_use(const struct counts *att, const char *msg);
 
 /* ---- Shared queries (query.c) --------------------------------------- */
 
@@ -85,7 +87,7 @@ struct counts {
 #define STUCK_LAG 2
 
 const char *tier_state_name(uint32_t st);
-int refuse_in_use(const struct counts *att, const char *msg);
+void jattached(const char *key, const struct counts *k);
 int other_readers(tc_cache *c, uint32_t *n, uint32_t *dead);
 int other_attached(tc_cache *c, uint32_t skip_pid, struct counts *k);
 const char *eviction_name(int e);

@@ -45,7 +45,7 @@ static int count_attach(const tc_attach *a, void *arg)
 }
 
 /* jattached - the processes of K as a JSON array of {pid, comm, handles}. */
-static void jattached(const char *key, const struct counts *k)
+void jattached(const char *key, const struct counts *k)
 {
 	char comm[32];
 
@@ -58,25 +58,6 @@ static void jattached(const char *key, const struct counts *k)
 		jobj_end();
 	}
 	jarr_end();
-}
-
-/* refuse_in_use - the refusal of a command while other processes are attached. */
-int refuse_in_use(const struct counts *att, const char *msg)
-{
-	fprintf(stderr, "%s: %s\n", prog, msg);
-	if (g_json) {
-		jreset();
-		jobj(NULL);
-		jobj("error");
-		jstr("message", msg);
-		jstr("reason", "segment in use");
-		ji64("code", -EBUSY);
-		ji64("exit", EX_TC_INUSE);
-		jattached("attached", att);
-		jobj_end();
-		jobj_end();
-	}
-	return EX_TC_INUSE;
 }
 
 /* Reader slots in use by other processes (the inspector's own excluded). */
