@@ -704,7 +704,8 @@ static int read_password(const char *path)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* The options into g; -1 to go on, else the exit code (--help: 0). */
+static int parse_args(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "redis", required_argument, NULL, 'r' },
@@ -723,7 +724,6 @@ int main(int argc, char **argv)
 	int o, rc;
 	uint64_t v;
 
-	tool_name = "shm-bridge";
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
 		case 'r':
@@ -798,7 +798,17 @@ int main(int argc, char **argv)
 		return usage_error("at least one --map is required");
 	if (!g.stale_ms)
 		g.stale_ms = g.ping_ms * 10 < 1000 ? 1000 : g.ping_ms * 10;
+	return -1;
+}
 
+int main(int argc, char **argv)
+{
+	int rc;
+
+	tool_name = "shm-bridge";
+	rc = parse_args(argc, argv);
+	if (rc >= 0)
+		return rc;
 	struct sigaction sa = { .sa_handler = on_term };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);

@@ -1011,37 +1011,36 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-int main(int argc, char **argv)
-{
-	struct cfg cf = { .interval_ms = 1000, .budget = 4096, .audit = true,
-			  .snap_every_ms = 60000 };
-	bool foreground = false, stale_set = false;
-	const char *pidfile = NULL, *log_path = NULL, *listen_arg = NULL;
-	char *textfile_dir = NULL;
+/* The command line's settings that are not the sweep's (struct cfg). */
+struct opts {
+	bool foreground, stale_set;
+	const char *pidfile, *log_path, *listen_arg;
+	char *textfile_dir;
 	struct sockaddr_storage listen_sa;
-	socklen_t listen_len = 0;
-#ifdef TC_HAVE_MHD
-	struct MHD_Daemon *mhd = NULL;
-#endif
-	struct sigaction sa;
-	int opt, ex = 0;
+	socklen_t listen_len;
+};
 
-	tool_name = prog;
+/* The options into CF and O; -1 to go on, else the exit code (--help and
+ * --version: 0). */
+static int parse_opts(int argc, char **argv, struct cfg *cf, struct opts *o)
+{
+	int opt;
+
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":i:1fp:l:b:s:d:AhV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'i':
-			if (!parse_ms(optarg, &cf.interval_ms) || !cf.interval_ms)
+			if (!parse_ms(optarg, &cf->interval_ms) || !cf->interval_ms)
 				return usage_error("--interval wants milliseconds > 0, not '%s'", optarg);
 			break;
 		case '1':
-			cf.once = true;
+			cf->once = true;
 			break;
 		case 'f':
-			foreground = true;
+			o->foreground = true;
 			break;
 		case 'p':
-			pidfile = optarg;
+			o->pidfile = optarg;
 			break;
 		case 'l':
 			if (!strcmp(optarg, "error"))
@@ -1057,52 +1056,52 @@ int main(int argc, char **argv)
 						   optarg);
 			break;
 		case 'b':
-			if (!parse_size(optarg, &cf.budget))
+			if (!parse_size(optarg, &cf->budget))
 				return usage_error("--budget wants a number of index slots, not '%s'",
 						   optarg);
 			break;
 		case 's':
-			if (!parse_ms(optarg, &cf.stale_ms) || !cf.stale_ms)
+			if (!parse_ms(optarg, &cf->stale_ms) || !cf->stale_ms)
 				return usage_error("--stale wants milliseconds > 0, not '%s'", optarg);
-			stale_set = true;
+			o->stale_set = true;
 			break;
 		case 'A':
-			cf.audit = false;
+			cf->audit = false;
 			break;
 		case 'd':
 			/* Absolute: a daemon works from "/". */
-			free((void *)cf.snap_dir);
-			cf.snap_dir = realpath(optarg, NULL);
-			if (!cf.snap_dir)
+			free((void *)cf->snap_dir);
+			cf->snap_dir = realpath(optarg, NULL);
+			if (!cf->snap_dir)
 				return usage_error("--snapshot-dir %s: %s", optarg, strerror(errno));
 			break;
 		case 'S':
-			if (!parse_ms(optarg, &cf.snap_every_ms) || !cf.snap_every_ms)
+			if (!parse_ms(optarg, &cf->snap_every_ms) || !cf->snap_every_ms)
 				return usage_error("--snapshot-interval wants milliseconds > 0, not '%s'",
 						   optarg);
 			break;
 		case 'R':
-			cf.restore = true;
+			cf->restore = true;
 			break;
 		case 'T':
-			if (!parse_ms(optarg, &cf.run_timeout_ms) || !cf.run_timeout_ms)
+			if (!parse_ms(optarg, &cf->run_timeout_ms) || !cf->run_timeout_ms)
 				return usage_error("--run-timeout wants milliseconds > 0, not '%s'",
 						   optarg);
 			break;
 		case 'L':
-			log_path = optarg;
+			o->log_path = optarg;
 			break;
 		case 'M':
-			free(textfile_dir);
-			textfile_dir = realpath(optarg, NULL);
-			if (!textfile_dir)
+			free(o->textfile_dir);
+			o->textfile_dir = realpath(optarg, NULL);
+			if (!o->textfile_dir)
 				return usage_error("--metrics-textfile %s: %s", optarg, strerror(errno));
 			break;
 		case 'H':
-			if (!parse_listen(optarg, &listen_sa, &listen_len))
+			if (!parse_listen(optarg, &o->listen_sa, &o->listen_len))
 				return usage_error("--metrics-listen wants [ADDR:]PORT (ADDR IPv4 or [IPv6]), "
 						   "not '%s'", optarg);
-			listen_arg = optarg;
+			o->listen_arg = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -1118,39 +1117,137 @@ int main(int argc, char **argv)
 			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	return -1;
+}
+
+/* The options checked against each other, the named segments; -1 to go on,
+ * else the exit code. */
+static int check_args(int argc, char **argv, struct cfg *cf, const struct opts *o)
+{
 #ifndef TC_HAVE_MHD
-	if (listen_arg)
+	if (o->listen_arg)
 		return usage_error("--metrics-listen: this shm-sweeper was built without libmicrohttpd "
 				   "(install libmicrohttpd-dev and rebuild)");
 #endif
-	if (!stale_set)
-		cf.stale_ms = cf.interval_ms * 3 > 5000 ? cf.interval_ms * 3 : 5000;
-	if (cf.restore && !cf.snap_dir)
+	if (!o->stale_set)
+		cf->stale_ms = cf->interval_ms * 3 > 5000 ? cf->interval_ms * 3 : 5000;
+	if (cf->restore && !cf->snap_dir)
 		return usage_error("--restore needs --snapshot-dir");
 	for (int i = optind; i < argc; i++) {
 		if (!tc_name_valid(argv[i]))
 			return usage_error("invalid segment name '%s'", argv[i]);
 		if (!seg_find(argv[i], true))
 			return EX_TC_SEGMENT;
-		cf.named = true;
+		cf->named = true;
 	}
-	if (cf.named) {
+	if (cf->named) {
 		fixed_names = argv + optind;
 		nfixed = (size_t)(argc - optind);
 	}
-	if (log_path && strcmp(log_path, "-")) {
-		log_fp = fopen(log_path, "ae");
+	return -1;
+}
+
+/* --log-file: append to the file ("-": stderr); 0 or the exit code. */
+static int open_log(const struct opts *o)
+{
+	if (o->log_path && strcmp(o->log_path, "-")) {
+		log_fp = fopen(o->log_path, "ae");
 		if (!log_fp) {
-			fprintf(stderr, "%s: --log-file %s: %s\n", prog, log_path, strerror(errno));
+			fprintf(stderr, "%s: --log-file %s: %s\n", prog, o->log_path, strerror(errno));
 			return EX_TC_SEGMENT;
 		}
 		setvbuf(log_fp, NULL, _IOLBF, 0);
-	} else if (log_path) {
+	} else if (o->log_path) {
 		log_fp = stderr;
 	}
-	if (pidfile && (ex = pidfile_lock(pidfile)))
+	return 0;
+}
+
+#ifdef TC_HAVE_MHD
+/* --metrics-listen: serve /metrics from a thread; NULL when it cannot listen. */
+static struct MHD_Daemon *start_metrics(const struct opts *o)
+{
+	const union MHD_DaemonInfo *di;
+	struct MHD_Daemon *mhd;
+
+	mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, serve, NULL,
+			       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&o->listen_sa,
+			       MHD_OPTION_CONNECTION_LIMIT, 16u,
+			       MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+	if (!mhd) {
+		logm(L_ERROR, "--metrics-listen %s: cannot listen (address in use, or not "
+		     "an address of this host?)", o->listen_arg);
+		return NULL;
+	}
+	di = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
+	logm(L_INFO, "metrics at http://%s/metrics (port %u)", o->listen_arg,
+	     di ? (unsigned)di->port : 0u);
+	return mhd;
+}
+#endif
+
+/* Sweep until told to stop (one pass with --once); the exit code of --once. */
+static int run_passes(struct cfg *cf, const char *textfile_dir, int ex)
+{
+	do {
+		bool missing = false, failed = false, skipped = false;
+
+		g_rescan = 0;
+		if (!cf->named)
+			scan_dir(cf->snap_dir);
+		for (size_t i = 0; i < nsegs; i++) {
+			switch (sweep_segment(&segs[i], cf)) {
+			case SWEPT: break;
+			case SKIPPED: skipped = true; break;
+			case MISSING: missing |= cf->named; break; /* else: removed meanwhile */
+			case FAILED: failed = true; break;
+			}
+			if (g_stop && !cf->once)
+				break;
+		}
+		if (textfile_dir)
+			write_textfile(textfile_dir);
+		if (cf->once) {
+			if (!ex)
+				ex = failed ? EX_TC_SEGMENT : missing ? EX_TC_NOTFOUND
+				     : skipped ? EX_TC_INUSE : 0;
+			break;
+		}
+		/* Sleep until the next pass, SIGHUP (rescan now) or SIGTERM. */
+		for (uint64_t end = mono_ns() + cf->interval_ms * 1000000ull;
+		     !g_stop && !g_rescan && mono_ns() < end;) {
+			uint64_t left = (end - mono_ns()) / 1000000ull + 1;
+
+			sleep_ms(left > 200 ? 200 : left);
+		}
+		if (g_rescan)
+			logm(L_INFO, "SIGHUP: rescanning segments");
+	} while (!g_stop);
+	return ex;
+}
+
+int main(int argc, char **argv)
+{
+	struct cfg cf = { .interval_ms = 1000, .budget = 4096, .audit = true,
+			  .snap_every_ms = 60000 };
+	struct opts o = { .foreground = false };
+#ifdef TC_HAVE_MHD
+	struct MHD_Daemon *mhd = NULL;
+#endif
+	struct sigaction sa;
+	int ex;
+
+	tool_name = prog;
+	ex = parse_opts(argc, argv, &cf, &o);
+	if (ex < 0)
+		ex = check_args(argc, argv, &cf, &o);
+	if (ex >= 0)
 		return ex;
-	if (!foreground && !cf.once) {
+	if ((ex = open_log(&o)))
+		return ex;
+	if (o.pidfile && (ex = pidfile_lock(o.pidfile)))
+		return ex;
+	if (!o.foreground && !cf.once) {
 		int rc = daemonise();
 
 		if (rc) {
@@ -1168,69 +1265,23 @@ int main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	logm(cf.once ? L_DEBUG : L_INFO, "started (%s, interval %" PRIu64 " ms, budget %" PRIu64 ", stale %" PRIu64
-	     " ms, libtickcache %s)", cf.named ? "named segments" : "all segments in " TC_SHM_DIR,
-	     cf.interval_ms, cf.budget, cf.stale_ms, tc_version());
+	logm(cf.once ? L_DEBUG : L_INFO, "started (%s, interval %" PRIu64 " ms, budget %" PRIu64
+	     ", stale %" PRIu64 " ms, libtickcache %s)",
+	     cf.named ? "named segments" : "all segments in " TC_SHM_DIR, cf.interval_ms, cf.budget,
+	     cf.stale_ms, tc_version());
 #ifdef TC_HAVE_MHD
 	/* After daemonise: its thread would not survive the fork. */
-	if (listen_arg) {
-		mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, serve, NULL,
-				       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&listen_sa,
-				       MHD_OPTION_CONNECTION_LIMIT, 16u,
-				       MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
-		if (!mhd) {
-			logm(L_ERROR, "--metrics-listen %s: cannot listen (address in use, or not "
-			     "an address of this host?)", listen_arg);
-			release_all();
-			pidfile_remove();
-			return EX_TC_SEGMENT;
-		}
-		{
-			const union MHD_DaemonInfo *di = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
-
-			logm(L_INFO, "metrics at http://%s/metrics (port %u)", listen_arg,
-			     di ? (unsigned)di->port : 0u);
-		}
+	if (o.listen_arg && !(mhd = start_metrics(&o))) {
+		release_all();
+		pidfile_remove();
+		return EX_TC_SEGMENT;
 	}
 #endif
 	if (cf.snap_dir)
 		clean_tmp(cf.snap_dir);
 	if (cf.restore && restore_all(&cf) && cf.once)
 		ex = EX_TC_SEGMENT;
-	do {
-		bool missing = false, failed = false, skipped = false;
-
-		g_rescan = 0;
-		if (!cf.named)
-			scan_dir(cf.snap_dir);
-		for (size_t i = 0; i < nsegs; i++) {
-			switch (sweep_segment(&segs[i], &cf)) {
-			case SWEPT: break;
-			case SKIPPED: skipped = true; break;
-			case MISSING: missing |= cf.named; break; /* else: removed meanwhile */
-			case FAILED: failed = true; break;
-			}
-			if (g_stop && !cf.once)
-				break;
-		}
-		if (textfile_dir)
-			write_textfile(textfile_dir);
-		if (cf.once) {
-			if (!ex)
-				ex = failed ? EX_TC_SEGMENT : missing ? EX_TC_NOTFOUND
-				     : skipped ? EX_TC_INUSE : 0;
-			break;
-		}
-		/* Sleep until the next pass, SIGHUP (rescan now) or SIGTERM. */
-		for (uint64_t end = mono_ns() + cf.interval_ms * 1000000ull;
-		     !g_stop && !g_rescan && mono_ns() < end;) {
-			uint64_t left = (end - mono_ns()) / 1000000ull + 1;
-
-			sleep_ms(left > 200 ? 200 : left);
-		}
-		if (g_rescan)
-			logm(L_INFO, "SIGHUP: rescanning segments");
-	} while (!g_stop);
+	ex = run_passes(&cf, o.textfile_dir, ex);
 
 	/* A last snapshot of every segment we sweep (--once saved already). */
 	for (size_t i = 0; i < nsegs && !cf.once; i++)
@@ -1244,7 +1295,7 @@ int main(int argc, char **argv)
 	pidfile_remove();
 	free(segs);
 	free((void *)cf.snap_dir);
-	free(textfile_dir);
+	free(o.textfile_dir);
 	if (log_fp && log_fp != stderr)
 		fclose(log_fp);
 	return ex;
