@@ -142,17 +142,24 @@ bool parse_u64(const char *s, uint64_t *out)
 	return true;
 }
 
+/* The decimal number S starts with (its first character a digit) into *V,
+ * what follows it in *END; false when there is none or it overflows. */
+static bool leading_u64(const char *s, unsigned long long *v, char **end)
+{
+	if (!s || !isdigit((unsigned char)*s))
+		return false;
+	errno = 0;
+	*v = strtoull(s, end, 10);
+	return errno == 0;
+}
+
 bool parse_size(const char *s, uint64_t *out)
 {
 	char *end;
 	unsigned long long v;
 	uint64_t mul = 1;
 
-	if (!s || !*s || *s == '-' || !isdigit((unsigned char)*s))
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
+	if (!leading_u64(s, &v, &end))
 		return false;
 	switch (toupper((unsigned char)*end)) {
 	case 'K': mul = 1ull << 10; end++; break;
@@ -179,11 +186,7 @@ bool parse_ms(const char *s, uint64_t *out)
 	unsigned long long v;
 	uint64_t mul = 1;
 
-	if (!s || !*s || !isdigit((unsigned char)*s))
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
+	if (!leading_u64(s, &v, &end))
 		return false;
 	if (!strcmp(end, "") || !strcmp(end, "ms"))
 		mul = 1;
