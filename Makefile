@@ -11,10 +11,12 @@
 # win), never replaced.  Objects go to $(BUILDDIR) (default build/) with
 # -MMD -MP dependency files; a change of compiler or flags rebuilds them.
 #
-# Layout: shm/*.c -> the library; tools/<tool>.c -> $(BUILDDIR)/bin/<tool>
-# (tools/common*.c, if any, are linked into every tool); tests/test_*.c ->
-# $(BUILDDIR)/tests/test_* (other tests/*.c are helpers linked into every
-# test); tests/helpers/<name>.c -> $(BUILDDIR)/tests/<name>, programs the
+# Layout: shm/*.c -> the library; tools/<tool>.c, or every tools/<tool>/*.c,
+# -> $(BUILDDIR)/bin/<tool> (tools/common*.c are linked into every tool, as
+# $(BUILDDIR)/libtctools.a); tests/test_*.c -> $(BUILDDIR)/tests/test_*
+# (other tests/*.c, such as the fixture of tests/fixture.c, are linked into
+# every test, test_crashpoints included);
+# tests/helpers/<name>.c -> $(BUILDDIR)/tests/<name>, programs the
 # tests start; tests/test_*.sh are shell tests run with BIN=$(BUILDDIR)/bin;
 # tests/crash/test_crashpoints.c -> $(BUILDDIR)/tests/test_crashpoints, linked
 # with the crash-point build of the library ($(BUILDDIR)/crash/, -DTC_CRASHPOINTS).
@@ -134,8 +136,14 @@ LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILDDIR)/%.o)
 TOOL_COMMON_SRCS := $(sort $(wildcard tools/common*.c))
 TOOL_SRCS  := $(filter-out $(TOOL_COMMON_SRCS),$(sort $(wildcard tools/*.c)))
 TOOL_COMMON_OBJS := $(TOOL_COMMON_SRCS:%.c=$(BUILDDIR)/%.o)
-TOOL_OBJS  := $(TOOL_SRCS:%.c=$(BUILDDIR)/%.o)
-TOOLS      := $(TOOL_SRCS:tools/%.c=$(BUILDDIR)/bin/%)
+TOOL_COMMON_LIB := $(BUILDDIR)/libtctools.a
+# Tools of several files: tools/<tool>/*.c.
+TOOL_DIR_NAMES := $(sort $(patsubst tools/%/,%,$(dir $(wildcard tools/*/*.c))))
+TOOL_DIR_SRCS := $(sort $(wildcard $(TOOL_DIR_NAMES:%=tools/%/*.c)))
+TOOL_OBJS  := $(TOOL_SRCS:%.c=$(BUILDDIR)/%.o) $(TOOL_DIR_SRCS:%.c=$(BUILDDIR)/%.o)
+TOOLS_ONE  := $(TOOL_SRCS:tools/%.c=$(BUILDDIR)/bin/%)
+TOOLS_DIR  := $(TOOL_DIR_NAMES:%=$(BUILDDIR)/bin/%)
+TOOLS      := $(TOOLS_ONE) $(TOOLS_DIR)
 # Installed tools: everything but the demo.
 INSTALL_TOOLS := $(filter-out $(BUILDDIR)/bin/tc-demo,$(TOOLS))
 
@@ -234,15 +242,31 @@ $(SHARED_LINKS): $(SHARED_LIB)
 	$(call msg,LN,$@)
 	$(Q)$(LN_S) $(notdir $(SHARED_LIB)) $@
 
-$(TOOLS): $(BUILDDIR)/bin/%: $(BUILDDIR)/tools/%.o $(TOOL_COMMON_OBJS) $(STATIC_LIB) $(FLAGS_STAMP)
+$(TOOL_COMMON_LIB): $(TOOL_COMMON_OBJS)
+	@mkdir -p $(@D)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@
+	$(Q)$(AR) rcs $@ $^
+
+TOOL_LINK = $(CC) $(LINK_FLAGS) -o $@ $(filter %.o,$^) $(TOOL_COMMON_LIB) $(STATIC_LIB) \
+	  $(TOOL_EXTRA_LIBS) $(TOOL_PKG_LIBS) $(LIB_PKG_LIBS) $(SYS_LIBS)
+
+$(TOOLS_ONE): $(BUILDDIR)/bin/%: $(BUILDDIR)/tools/%.o $(TOOL_COMMON_LIB) $(STATIC_LIB) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(LINK_FLAGS) -o $@ $< $(TOOL_COMMON_OBJS) $(STATIC_LIB) \
-	  $(TOOL_EXTRA_LIBS) $(TOOL_PKG_LIBS) $(LIB_PKG_LIBS) $(SYS_LIBS)
+	$(Q)$(TOOL_LINK)
+
+# A tool of a directory links every object of it.
+$(foreach t,$(TOOL_DIR_NAMES),$(eval \
+  $(BUILDDIR)/bin/$(t): $(patsubst %.c,$(BUILDDIR)/%.o,$(wildcard tools/$(t)/*.c))))
+$(TOOLS_DIR): $(BUILDDIR)/bin/%: $(TOOL_COMMON_LIB) $(STATIC_LIB) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(call msg,LD,$@)
+	$(Q)$(TOOL_LINK)
 
 # shm-bench compares against Redis and memcached when their client
 # libraries are installed (tools/deps.sh bench installs them).
-$(BUILDDIR)/tools/shm-bench.o: TOOL_EXTRA_CPPFLAGS = $(BENCH_CPPFLAGS)
+$(BUILDDIR)/tools/shm-bench/%.o: TOOL_EXTRA_CPPFLAGS = $(BENCH_CPPFLAGS)
 $(BUILDDIR)/bin/shm-bench: TOOL_EXTRA_LIBS = $(BENCH_LIBS)
 $(BUILDDIR)/tools/shm-sweeper.o: TOOL_EXTRA_CPPFLAGS = $(MHD_CPPFLAGS)
 $(BUILDDIR)/bin/shm-sweeper: TOOL_EXTRA_LIBS = $(MHD_LIBS)
@@ -286,10 +310,11 @@ $(CRASH_TEST_OBJ): tests/crash/test_crashpoints.c $(CRASH_LIST) $(FLAGS_STAMP)
 	$(Q)$(CC) $(ALL_CPPFLAGS) -DTC_CRASHPOINTS -Itests -I$(CRASH_DIR) $(TEST_PKG_CFLAGS) \
 	  $(ALL_CFLAGS) -c $< -o $@
 
-$(CRASH_TEST): $(CRASH_TEST_OBJ) $(CRASH_LIB) $(FLAGS_STAMP)
+$(CRASH_TEST): $(CRASH_TEST_OBJ) $(TEST_HELPER_OBJS) $(CRASH_LIB) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(LINK_FLAGS) -o $@ $< $(CRASH_LIB) $(TEST_PKG_LIBS) $(LIB_PKG_LIBS) $(SYS_LIBS)
+	$(Q)$(CC) $(LINK_FLAGS) -o $@ $< $(TEST_HELPER_OBJS) $(CRASH_LIB) $(TEST_PKG_LIBS) \
+	  $(LIB_PKG_LIBS) $(SYS_LIBS)
 
 # Directories under PREFIX are written as ${prefix}/..., so that
 # `pkg-config --define-prefix` can relocate the file.

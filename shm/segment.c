@@ -282,7 +282,11 @@ static void fill_handle(tc_cache *c, uint8_t *base, uint64_t size, const struct 
 	c->bmask = g->nbuckets - 1;
 	c->max_entries = g->max_entries;
 	c->seed = g->seed;
-	c->bump_seen = UINT64_MAX; /* never a sealed word (units past any arena) */
+	/* The word of an empty arena, sealed: a word equal to it is a valid
+	 * word (0 units).  No sentinel: a word that matches bump_seen skips
+	 * the seal check, so a sentinel a scribble can write (all ones, say)
+	 * would pass as units past the arena's end. */
+	c->bump_seen = tc__bump_seal(c->seed, 0);
 	c->default_ttl_ms = g->default_ttl_ms;
 	c->max_readers = g->max_readers;
 	c->nslots = g->max_readers + TC_TOOL_READERS;

@@ -1,12 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * blackbox.h - fixtures shared by the black-box tests (test_api, test_stress,
- * test_crash, test_badinput).  Uses the public header only.
- *
- * Segments: bb_name() hands out unique names "t<pid>_<n>" and remembers them;
- * bb_teardown() (the cmocka teardown of every test) and an atexit hook unlink
- * every name this process handed out, so a failing test leaves nothing in
- * /dev/shm.  Forked children never run the hooks: they leave with _exit().
+ * blackbox.h - helpers of the black-box tests (test_api, test_stress,
+ * test_crash, test_badinput, ...) on top of fixture.h (segment names,
+ * cleanup, ASSERT_RC, time, children).  Uses the public header only.
  *
  * Values: bb_fill()/bb_check() build and verify self-checking values that
  * carry their key index, writer id, sequence number and a checksum over the
@@ -27,117 +23,34 @@
 #include <sys/wait.h>
 
 #include "tickcache.h"
+#include "fixture.h"
 
 #define BB_UNUSED __attribute__((unused))
-#define BB_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ------------------------------------------------------------------ */
-/* Segment names and cleanup                                            */
+/* Strings                                                              */
 /* ------------------------------------------------------------------ */
 
-#define BB_MAX_NAMES 256
+/* bb_open_small - a fresh segment of 1,024 entries, 4 MiB and 16 reader
+ * slots, named by the calling test into NAME. */
+#define bb_open_small(name) fx_open((name), 1024, 4u << 20, 16)
 
-static char bb_names[BB_MAX_NAMES][TC_NAME_MAX + 1];
-static int bb_nnames;
-static int bb_seq;
-static pid_t bb_owner;
-
-static void bb_unlink_all(void)
+/* bb_set_str - set K to the string V (no type) with TTL; must succeed. */
+static BB_UNUSED void bb_set_str(tc_cache *c, const char *k, const char *v, uint64_t ttl)
 {
-	int i;
-
-	/* Children inherit the list but must not remove the parent's segments. */
-	if (bb_owner != getpid())
-		return;
-	for (i = 0; i < bb_nnames; i++)
-		(void)tc_unlink(bb_names[i]);
-	bb_nnames = 0;
+	ASSERT_RC(0, tc_set(c, KS(k), KS(v), TC_TYPE_NONE, ttl));
 }
 
-/* bb_name - a fresh unique segment name, unlinked at teardown. */
-static BB_UNUSED const char *bb_name(char out[TC_NAME_MAX + 1])
+/* bb_expect_str - the value at K must be exactly V. */
+static BB_UNUSED void bb_expect_str(tc_cache *c, const char *k, const char *v)
 {
-	if (bb_owner != getpid()) {
-		bb_owner = getpid();
-		bb_nnames = 0;
-		atexit(bb_unlink_all);
-	}
-	snprintf(out, TC_NAME_MAX + 1, "t%d_%d", (int)getpid(), ++bb_seq);
-	if (bb_nnames < BB_MAX_NAMES)
-		snprintf(bb_names[bb_nnames++], TC_NAME_MAX + 1, "%s", out);
-	(void)tc_unlink(out); /* a stale one from a recycled pid */
-	return out;
-}
+	char buf[4096];
+	tc_meta m;
 
-/* bb_track - unlink NAME (made by the test itself) at teardown too. */
-static BB_UNUSED void bb_track(const char *name)
-{
-	if (bb_owner != getpid()) {
-		bb_owner = getpid();
-		bb_nnames = 0;
-		atexit(bb_unlink_all);
-	}
-	if (bb_nnames < BB_MAX_NAMES)
-		snprintf(bb_names[bb_nnames++], TC_NAME_MAX + 1, "%.64s", name);
-}
-
-static BB_UNUSED int bb_teardown(void **state)
-{
-	(void)state;
-	bb_unlink_all();
-	return 0;
-}
-
-/* bb_opts - opts for a small segment created if missing. */
-static BB_UNUSED tc_opts bb_opts(uint64_t entries, uint64_t memory, uint32_t readers)
-{
-	tc_opts o;
-
-	memset(&o, 0, sizeof(o));
-	o.max_entries = entries;
-	o.memory_bytes = memory;
-	o.max_readers = readers;
-	o.flags = TC_CREATE;
-	return o;
-}
-
-/* bb_shm_path - the file under /dev/shm backing segment NAME. */
-static BB_UNUSED void bb_shm_path(char *out, size_t n, const char *name)
-{
-	snprintf(out, n, "/dev/shm/tickcache.%s", name);
-}
-
-/* ------------------------------------------------------------------ */
-/* Time                                                                 */
-/* ------------------------------------------------------------------ */
-
-static BB_UNUSED int64_t bb_realtime_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static BB_UNUSED double bb_mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static BB_UNUSED void bb_sleep_us(long us)
-{
-	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static BB_UNUSED void bb_sleep_ms(long ms)
-{
-	bb_sleep_us(ms * 1000);
+	memset(&m, 0, sizeof(m));
+	ASSERT_RC(0, tc_get(c, KS(k), buf, sizeof(buf), &m));
+	assert_int_equal(m.len, strlen(v));
+	assert_memory_equal(buf, v, strlen(v));
 }
 
 /* ------------------------------------------------------------------ */
@@ -272,21 +185,6 @@ void bb_child_fail(const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "[child %d] %s\n", (int)getpid(), msg);
-}
-
-/* bb_wait - wait for PID; returns its exit status, or 128 + signal. */
-static BB_UNUSED int bb_wait(pid_t pid)
-{
-	int st;
-
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return -1;
 }
 
 #endif /* TC_TESTS_BLACKBOX_H */

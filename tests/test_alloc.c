@@ -66,7 +66,7 @@ struct fixture {
 static int setup_small(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	wb_name(f->name, sizeof(f->name), "alloc");
+	fx_name(f->name);
 	f->c = wb_create(f->name, TC_MIN_ENTRIES, TC_MIN_MEMORY, 8, TC_EVICT_NONE);
 	f->s = tc__slot(f->c);
 	assert_non_null(f->s);
@@ -78,9 +78,8 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	tc_close(f->c);
-	tc_unlink(f->name);
 	free(f);
-	return 0;
+	return fx_teardown(state);
 }
 
 static bool in_arena(tc_cache *c, struct tc_entry *e, uint32_t k)
@@ -299,7 +298,7 @@ static void test_threads_never_share_a_block(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "athr"), 1024, 1 << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
 				TC_EVICT_NONE);
 	pthread_t th[AT_THREADS];
 	struct at_arg args[AT_THREADS];
@@ -340,7 +339,7 @@ static void test_threads_never_share_a_block(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_class_math_round_trips_every_size),
+		FX_TEST(test_class_math_round_trips_every_size),
 		cmocka_unit_test_setup_teardown(test_too_large_is_emsgsize, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_freed_block_is_reused_first, setup_small,
 						teardown),
@@ -350,7 +349,7 @@ int main(void)
 						setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_scribbled_links_and_bump_fail_cleanly,
 						setup_small, teardown),
-		cmocka_unit_test(test_threads_never_share_a_block),
+		FX_TEST(test_threads_never_share_a_block),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

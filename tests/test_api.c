@@ -7,7 +7,8 @@
  * TC_EXCL, geometry checks, names, modes, unlink), the data calls (get, set,
  * add, cas, del, expire, incr), TTLs, versions, read sections and tc_peek,
  * reader-slot exhaustion, capacity under both eviction policies, isolation of
- * segments, statistics, info and error strings.
+ * segments, info and error strings.  tc_get_stats, tc_sweep and tc_audit
+ * have files of their own (test_stats.c, test_sweep.c, test_audit.c).
  *
  * TTL tests sleep with generous margins (a TTL of 200 ms, then 600 ms of
  * sleep): the library may read a coarse clock.  Nothing here asserts timing.
@@ -28,49 +29,9 @@
 #include "tickcache.h"
 #include "blackbox.h"
 
-/* Expected and got codes, named, in the failure message. */
-#define ASSERT_RC(exp, call)                                                  \
-	do {                                                                  \
-		int e_ = (exp), g_ = (call);                                  \
-		if (e_ != g_)                                                 \
-			fail_msg("%s: expected %d (%s), got %d (%s)", #call,  \
-				 e_, tc_strerror(e_), g_, tc_strerror(g_));   \
-	} while (0)
-
-#define KS(s) (s), strlen(s)
-
 #define TTL_SHORT_MS 200
 #define TTL_SLEEP_MS 600
 #define CLOCK_SLACK_MS 50
-
-/* A small segment good for most tests. */
-static tc_cache *open_small(char *name)
-{
-	tc_opts o = bb_opts(1024, 4u << 20, 16);
-	tc_cache *c = NULL;
-
-	bb_name(name);
-	ASSERT_RC(0, tc_open(&c, name, &o));
-	assert_non_null(c);
-	return c;
-}
-
-static void set_str(tc_cache *c, const char *k, const char *v, uint64_t ttl)
-{
-	ASSERT_RC(0, tc_set(c, KS(k), KS(v), TC_TYPE_NONE, ttl));
-}
-
-/* get_str - the value at K must be exactly V. */
-static void expect_str(tc_cache *c, const char *k, const char *v)
-{
-	char buf[4096];
-	tc_meta m;
-
-	memset(&m, 0, sizeof(m));
-	ASSERT_RC(0, tc_get(c, KS(k), buf, sizeof(buf), &m));
-	assert_int_equal(m.len, strlen(v));
-	assert_memory_equal(buf, v, strlen(v));
-}
 
 /* meta_of - the meta of live key K (values of any size). */
 static tc_meta meta_of(tc_cache *c, const char *k)
@@ -121,15 +82,15 @@ static void assert_expiry_near(int64_t expires_ms, int64_t t0, int64_t t1, uint6
 static void test_open_create_then_attach_only_sees_same_data(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *a = open_small(name), *b = NULL;
+	tc_cache *a = bb_open_small(name), *b = NULL;
 
 	(void)state;
-	set_str(a, "k", "v1", 0);
+	bb_set_str(a, "k", "v1", 0);
 	ASSERT_RC(0, tc_open(&b, name, NULL));
 	assert_non_null(b);
-	expect_str(b, "k", "v1");
-	set_str(b, "k", "v2", 0);
-	expect_str(a, "k", "v2");
+	bb_expect_str(b, "k", "v1");
+	bb_set_str(b, "k", "v2", 0);
+	bb_expect_str(a, "k", "v2");
 	tc_close(b);
 	tc_close(a);
 }
@@ -137,13 +98,13 @@ static void test_open_create_then_attach_only_sees_same_data(void **state)
 static void test_open_attach_only_missing_returns_enoent(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *c = (tc_cache *)&o;
 	struct stat st;
 	char path[128];
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(-ENOENT, tc_open(&c, name, NULL));
 	assert_null(c);
 	o.flags = 0;   /* opts without TC_CREATE only attach */
@@ -152,46 +113,46 @@ static void test_open_attach_only_missing_returns_enoent(void **state)
 	assert_null(c);
 	o.flags = TC_EXCL; /* TC_EXCL alone does not create either */
 	ASSERT_RC(-ENOENT, tc_open(&c, name, &o));
-	bb_shm_path(path, sizeof(path), name);
+	fx_shm_path(path, sizeof(path), name);
 	assert_int_equal(-1, stat(path, &st));
 }
 
 static void test_open_excl_existing_returns_eexist(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *a = NULL, *b = NULL;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	o.flags = TC_CREATE | TC_EXCL;
 	ASSERT_RC(0, tc_open(&a, name, &o));   /* missing: created */
-	set_str(a, "k", "v", 0);
+	bb_set_str(a, "k", "v", 0);
 	b = (tc_cache *)&o;
 	ASSERT_RC(-EEXIST, tc_open(&b, name, &o));
 	assert_null(b);
-	expect_str(a, "k", "v");                 /* the segment is untouched */
+	bb_expect_str(a, "k", "v");                 /* the segment is untouched */
 	tc_close(a);
 }
 
 static void test_open_same_opts_attaches(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(2048, 2u << 20, 8);
+	tc_opts o = fx_opts(2048, 2u << 20, 8);
 	tc_cache *a = NULL, *b = NULL, *c2 = NULL;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	o.default_ttl_ms = 5000;
 	o.eviction = TC_EVICT_LRU;
 	o.mode = 0640;
 	ASSERT_RC(0, tc_open(&a, name, &o));
-	set_str(a, "k", "v", 0);
+	bb_set_str(a, "k", "v", 0);
 	ASSERT_RC(0, tc_open(&b, name, &o));     /* the very same opts */
-	expect_str(b, "k", "v");
+	bb_expect_str(b, "k", "v");
 	o.flags = 0;                             /* same geometry, attach only */
 	ASSERT_RC(0, tc_open(&c2, name, &o));
-	expect_str(c2, "k", "v");
+	bb_expect_str(c2, "k", "v");
 	tc_close(c2);
 	tc_close(b);
 	tc_close(a);
@@ -200,11 +161,11 @@ static void test_open_same_opts_attaches(void **state)
 static void test_open_zero_geometry_attaches_to_any(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(2048, 2u << 20, 8), z;
+	tc_opts o = fx_opts(2048, 2u << 20, 8), z;
 	tc_cache *a = NULL, *b = NULL;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&a, name, &o));
 	memset(&z, 0, sizeof(z));
 	z.flags = TC_CREATE;
@@ -219,13 +180,13 @@ static void test_open_zero_geometry_attaches_to_any(void **state)
 static void test_open_geometry_mismatch_returns_egeometry(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(2048, 2u << 20, 8), x;
+	tc_opts o = fx_opts(2048, 2u << 20, 8), x;
 	tc_cache *a = NULL, *b = NULL;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&a, name, &o));
-	set_str(a, "k", "v", 0);
+	bb_set_str(a, "k", "v", 0);
 
 	x = o;
 	x.max_entries = 4096;
@@ -243,10 +204,10 @@ static void test_open_geometry_mismatch_returns_egeometry(void **state)
 	x.max_entries = 1024;
 	ASSERT_RC(TC_EGEOMETRY, tc_open(&b, name, &x));
 	/* The segment survived every refused attach. */
-	expect_str(a, "k", "v");
+	bb_expect_str(a, "k", "v");
 	tc_close(a);
 	ASSERT_RC(0, tc_open(&b, name, &o));
-	expect_str(b, "k", "v");
+	bb_expect_str(b, "k", "v");
 	tc_close(b);
 }
 
@@ -257,11 +218,11 @@ static void test_open_below_minimum_geometry_returns_einval(void **state)
 	tc_cache *c = NULL;
 
 	(void)state;
-	bb_name(name);
-	o = bb_opts(TC_MIN_ENTRIES - 1, TC_MIN_MEMORY, 1);
+	fx_name(name);
+	o = fx_opts(TC_MIN_ENTRIES - 1, TC_MIN_MEMORY, 1);
 	ASSERT_RC(-EINVAL, tc_open(&c, name, &o));
 	assert_null(c);
-	o = bb_opts(TC_MIN_ENTRIES, TC_MIN_MEMORY - 1, 1);
+	o = fx_opts(TC_MIN_ENTRIES, TC_MIN_MEMORY - 1, 1);
 	ASSERT_RC(-EINVAL, tc_open(&c, name, &o));
 	assert_null(c);
 	ASSERT_RC(-ENOENT, tc_open(&c, name, NULL)); /* nothing left behind */
@@ -269,10 +230,10 @@ static void test_open_below_minimum_geometry_returns_einval(void **state)
 	assert_true(TC_MIN_ENTRIES <= 1024);
 	assert_true(TC_MIN_MEMORY <= (1u << 20));
 	assert_true(TC_MIN_READERS <= 1);
-	o = bb_opts(TC_MIN_ENTRIES, TC_MIN_MEMORY, TC_MIN_READERS);
+	o = fx_opts(TC_MIN_ENTRIES, TC_MIN_MEMORY, TC_MIN_READERS);
 	ASSERT_RC(0, tc_open(&c, name, &o));
-	set_str(c, "k", "v", 0);
-	expect_str(c, "k", "v");
+	bb_set_str(c, "k", "v", 0);
+	bb_expect_str(c, "k", "v");
 	tc_close(c);
 }
 
@@ -283,14 +244,14 @@ static const char *const bad_names[] = {
 
 static void test_open_bad_names_return_einval(void **state)
 {
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *c;
 	struct stat st;
 	size_t i;
 
 	(void)state;
-	assert_int_equal(65, strlen(bad_names[BB_ARRAY_SIZE(bad_names) - 1]));
-	for (i = 0; i < BB_ARRAY_SIZE(bad_names); i++) {
+	assert_int_equal(65, strlen(bad_names[FX_ARRAY_SIZE(bad_names) - 1]));
+	for (i = 0; i < FX_ARRAY_SIZE(bad_names); i++) {
 		c = (tc_cache *)&o;
 		ASSERT_RC(-EINVAL, tc_open(&c, bad_names[i], &o));
 		assert_null(c);
@@ -312,7 +273,7 @@ static void test_open_bad_names_return_einval(void **state)
 static void test_open_64_char_name_is_valid(void **state)
 {
 	char name[TC_NAME_MAX + 2];
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *c = NULL;
 	int n;
 
@@ -321,12 +282,12 @@ static void test_open_64_char_name_is_valid(void **state)
 	memset(name + n, 'z', (size_t)(TC_NAME_MAX - n));
 	name[TC_NAME_MAX] = '\0';
 	assert_int_equal(64, strlen(name));
-	bb_track(name);
+	fx_track(name);
 	assert_true(tc_name_valid(name));
 	assert_true(tc_name_valid("a"));
 	assert_true(tc_name_valid("0.A-b_c"));
 	ASSERT_RC(0, tc_open(&c, name, &o));
-	set_str(c, "k", "v", 0);
+	bb_set_str(c, "k", "v", 0);
 	tc_close(c);
 	ASSERT_RC(0, tc_unlink(name));
 }
@@ -334,11 +295,11 @@ static void test_open_64_char_name_is_valid(void **state)
 static void test_open_null_out_returns_einval(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *c = NULL;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(-EINVAL, tc_open(NULL, name, &o));
 	ASSERT_RC(-ENOENT, tc_open(&c, name, NULL));
 }
@@ -348,7 +309,7 @@ static mode_t shm_mode(const char *name)
 	char path[128];
 	struct stat st;
 
-	bb_shm_path(path, sizeof(path), name);
+	fx_shm_path(path, sizeof(path), name);
 	if (stat(path, &st) != 0)
 		fail_msg("stat %s: %s", path, strerror(errno));
 	return st.st_mode & 07777;
@@ -357,13 +318,13 @@ static mode_t shm_mode(const char *name)
 static void test_create_mode_applied_exactly_under_umask(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *c = NULL;
 	mode_t old;
 	int rc;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	o.mode = 0640;
 	old = umask(077);
 	rc = tc_open(&c, name, &o);
@@ -372,7 +333,7 @@ static void test_create_mode_applied_exactly_under_umask(void **state)
 	assert_int_equal(0640, shm_mode(name));
 	tc_close(c);
 
-	bb_name(name);
+	fx_name(name);
 	o.mode = 0666;
 	old = umask(022);
 	rc = tc_open(&c, name, &o);
@@ -385,13 +346,13 @@ static void test_create_mode_applied_exactly_under_umask(void **state)
 static void test_create_default_mode_is_0600(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *c = NULL;
 	mode_t old;
 	int rc;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	old = umask(0);
 	rc = tc_open(&c, name, &o);
 	umask(old);
@@ -418,11 +379,11 @@ static void test_open_too_big_for_dev_shm_returns_enospc_and_leaves_nothing(void
 			      (unsigned long long)shm_total);
 		skip();
 	}
-	bb_name(name);
-	o = bb_opts(1024, TC_MAX_MEMORY, 4);
+	fx_name(name);
+	o = fx_opts(1024, TC_MAX_MEMORY, 4);
 	ASSERT_RC(-ENOSPC, tc_open(&c, name, &o));
 	assert_null(c);
-	bb_shm_path(path, sizeof(path), name);
+	fx_shm_path(path, sizeof(path), name);
 	assert_int_equal(-1, stat(path, &st));
 	assert_int_equal(ENOENT, errno);
 }
@@ -432,24 +393,24 @@ static void test_unlink_missing_returns_enoent(void **state)
 	char name[TC_NAME_MAX + 1];
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(-ENOENT, tc_unlink(name));
 }
 
 static void test_unlink_makes_attached_handles_return_estale(void **state)
 {
 	char name[TC_NAME_MAX + 1], path[128], buf[16];
-	tc_cache *c = open_small(name), *d = NULL;
+	tc_cache *c = bb_open_small(name), *d = NULL;
 	const void *p;
 	struct stat st;
 	tc_meta m;
 	pid_t pid;
 
 	(void)state;
-	set_str(c, "k", "old", 0);
+	bb_set_str(c, "k", "old", 0);
 	ASSERT_RC(0, tc_open(&d, name, NULL));
 	ASSERT_RC(0, tc_unlink(name));
-	bb_shm_path(path, sizeof(path), name);
+	fx_shm_path(path, sizeof(path), name);
 	assert_int_equal(-1, stat(path, &st));
 	ASSERT_RC(-ENOENT, tc_unlink(name));
 	/* Every data call of every attached handle now says the segment is gone. */
@@ -471,8 +432,8 @@ static void test_unlink_makes_attached_handles_return_estale(void **state)
 	tc_close(d);
 	tc_close(c);
 	/* Handles opened in another process before the unlink see it too. */
-	c = open_small(name);
-	set_str(c, "k", "v", 0);
+	c = bb_open_small(name);
+	bb_set_str(c, "k", "v", 0);
 	{
 		int fds[2];
 		char b = 0;
@@ -494,11 +455,11 @@ static void test_unlink_makes_attached_handles_return_estale(void **state)
 			_exit(rc == -ESTALE ? BB_EXIT_OK : BB_EXIT_FAIL);
 		}
 		close(fds[0]);
-		bb_sleep_ms(50); /* let the child attach (an early unlink fails it with SETUP) */
+		fx_sleep_ms(50); /* let the child attach (an early unlink fails it with SETUP) */
 		ASSERT_RC(0, tc_unlink(name));
 		assert_int_equal(1, write(fds[1], "u", 1));
 		close(fds[1]);
-		assert_int_equal(BB_EXIT_OK, bb_wait(pid));
+		assert_int_equal(BB_EXIT_OK, fx_wait(pid));
 	}
 	tc_close(c);
 }
@@ -506,22 +467,22 @@ static void test_unlink_makes_attached_handles_return_estale(void **state)
 static void test_reopen_after_unlink_starts_empty(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[16];
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *a = NULL, *b = NULL;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&a, name, &o));
-	set_str(a, "k", "v", 0);
+	bb_set_str(a, "k", "v", 0);
 	ASSERT_RC(0, tc_unlink(name));
 	ASSERT_RC(0, tc_open(&b, name, &o));
 	ASSERT_RC(-ENOENT, tc_get(b, KS("k"), buf, sizeof(buf), NULL));
-	set_str(b, "k", "new", 0);
-	expect_str(b, "k", "new");
+	bb_set_str(b, "k", "new", 0);
+	bb_expect_str(b, "k", "new");
 	/* The old handle still refers to the removed segment. */
 	ASSERT_RC(-ESTALE, tc_get(a, KS("k"), buf, sizeof(buf), NULL));
 	tc_close(a);
-	expect_str(b, "k", "new");
+	bb_expect_str(b, "k", "new");
 	tc_close(b);
 }
 
@@ -538,7 +499,7 @@ static void test_close_null_is_ignored(void **state)
 static void test_get_missing_returns_enoent(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[16];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	tc_meta m;
 
 	(void)state;
@@ -550,7 +511,7 @@ static void test_get_missing_returns_enoent(void **state)
 static void test_set_then_get_returns_value_and_meta(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[64];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	tc_meta m;
 
 	(void)state;
@@ -570,13 +531,13 @@ static void test_set_then_get_returns_value_and_meta(void **state)
 static void test_set_overwrites_value_and_type(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	tc_meta m;
 
 	(void)state;
 	ASSERT_RC(0, tc_set(c, KS("k"), KS("first value"), 1u, 0));
 	ASSERT_RC(0, tc_set(c, KS("k"), KS("2nd"), 2u, 0));
-	expect_str(c, "k", "2nd");
+	bb_expect_str(c, "k", "2nd");
 	m = meta_of(c, "k");
 	assert_int_equal(2, m.type);
 	assert_int_equal(3, m.len);
@@ -587,7 +548,7 @@ static void test_get_small_buffer_returns_e2big_and_sets_len(void **state)
 {
 	char name[TC_NAME_MAX + 1];
 	unsigned char buf[32];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	tc_meta m;
 
 	(void)state;
@@ -614,10 +575,10 @@ static void test_get_small_buffer_returns_e2big_and_sets_len(void **state)
 static void test_get_null_meta_is_allowed(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 
 	(void)state;
-	set_str(c, "k", "v", 0);
+	bb_set_str(c, "k", "v", 0);
 	ASSERT_RC(0, tc_get(c, KS("k"), buf, sizeof(buf), NULL));
 	assert_int_equal('v', buf[0]);
 	tc_close(c);
@@ -626,7 +587,7 @@ static void test_get_null_meta_is_allowed(void **state)
 static void test_zero_length_value_roundtrip(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8] = "xxxxxxx";
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	const void *p = NULL;
 	tc_meta m;
 
@@ -653,14 +614,14 @@ static void test_zero_length_value_roundtrip(void **state)
 static void test_value_of_exactly_1mib_is_stored(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(1024, 16u << 20, 4);
+	tc_opts o = fx_opts(1024, 16u << 20, 4);
 	unsigned char *v, *buf;
 	tc_cache *c = NULL;
 	tc_meta m;
 	size_t i;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	v = malloc(TC_VALUE_MAX + 16);
 	buf = malloc(TC_VALUE_MAX + 16);
@@ -685,17 +646,17 @@ static void test_value_of_exactly_1mib_is_stored(void **state)
 static void test_value_over_1mib_returns_emsgsize(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_opts o = bb_opts(1024, 16u << 20, 4);
+	tc_opts o = fx_opts(1024, 16u << 20, 4);
 	unsigned char *v;
 	tc_cache *c = NULL;
 	uint64_t ver;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	v = calloc(1, TC_VALUE_MAX + 1);
 	assert_non_null(v);
-	set_str(c, "k", "small", 0);
+	bb_set_str(c, "k", "small", 0);
 	ver = meta_of(c, "k").version;
 	ASSERT_RC(-EMSGSIZE, tc_set(c, KS("new"), v, TC_VALUE_MAX + 1, 0u, 0));
 	ASSERT_RC(-EMSGSIZE, tc_set(c, KS("k"), v, TC_VALUE_MAX + 1, 0u, 0));
@@ -703,7 +664,7 @@ static void test_value_over_1mib_returns_emsgsize(void **state)
 	ASSERT_RC(-EMSGSIZE, tc_cas(c, KS("k"), ver, v, TC_VALUE_MAX + 1, 0u, 0));
 	ASSERT_RC(-EMSGSIZE, tc_set(c, KS("new"), v, SIZE_MAX, 0u, 0));
 	ASSERT_RC(-ENOENT, tc_get(c, KS("new"), buf, sizeof(buf), NULL));
-	expect_str(c, "k", "small");
+	bb_expect_str(c, "k", "small");
 	assert_int_equal(ver, meta_of(c, "k").version);
 	free(v);
 	tc_close(c);
@@ -753,7 +714,7 @@ static void test_key_length_0_and_513_return_einval_512_ok(void **state)
 {
 	char name[TC_NAME_MAX + 1];
 	unsigned char key[TC_KEY_MAX + 1];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	size_t i;
 
 	(void)state;
@@ -771,7 +732,7 @@ static void test_key_length_0_and_513_return_einval_512_ok(void **state)
 static void test_binary_keys_are_distinct(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	tc_meta m;
 
 	(void)state;
@@ -794,7 +755,7 @@ static void test_binary_keys_are_distinct(void **state)
 static void test_null_pointers_return_einval(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[16];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	const void *p;
 	tc_meta m;
 	tc_stats *st;
@@ -802,7 +763,7 @@ static void test_null_pointers_return_einval(void **state)
 	int64_t out;
 
 	(void)state;
-	set_str(c, "k", "value", 0);
+	bb_set_str(c, "k", "value", 0);
 	ASSERT_RC(-EINVAL, tc_get(NULL, KS("k"), buf, sizeof(buf), &m));
 	ASSERT_RC(-EINVAL, tc_get(c, NULL, 1, buf, sizeof(buf), &m));
 	ASSERT_RC(-EINVAL, tc_get(c, KS("k"), NULL, sizeof(buf), &m));
@@ -838,7 +799,7 @@ static void test_null_pointers_return_einval(void **state)
 	assert_false(tc_exists(c, NULL, 1));
 	free(st);
 	/* None of the refused calls changed anything. */
-	expect_str(c, "k", "value");
+	bb_expect_str(c, "k", "value");
 	ASSERT_RC(-ENOENT, tc_get(c, KS("n"), buf, sizeof(buf), &m));
 	tc_close(c);
 }
@@ -850,11 +811,11 @@ static void test_null_pointers_return_einval(void **state)
 static void test_add_missing_key_succeeds(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 
 	(void)state;
 	ASSERT_RC(0, tc_add(c, KS("signal:1"), KS("pub"), 3u, 0));
-	expect_str(c, "signal:1", "pub");
+	bb_expect_str(c, "signal:1", "pub");
 	assert_int_equal(3, meta_of(c, "signal:1").type);
 	tc_close(c);
 }
@@ -862,14 +823,14 @@ static void test_add_missing_key_succeeds(void **state)
 static void test_add_existing_returns_eexist(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	tc_meta m0;
 
 	(void)state;
-	set_str(c, "k", "first", 0);
+	bb_set_str(c, "k", "first", 0);
 	m0 = meta_of(c, "k");
 	ASSERT_RC(-EEXIST, tc_add(c, KS("k"), KS("second"), 0u, 0));
-	expect_str(c, "k", "first");
+	bb_expect_str(c, "k", "first");
 	assert_int_equal(m0.version, meta_of(c, "k").version);
 	tc_close(c);
 }
@@ -877,14 +838,14 @@ static void test_add_existing_returns_eexist(void **state)
 static void test_add_on_expired_key_succeeds(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	tc_meta m;
 
 	(void)state;
-	set_str(c, "k", "old", TTL_SHORT_MS);
-	bb_sleep_ms(TTL_SLEEP_MS);
+	bb_set_str(c, "k", "old", TTL_SHORT_MS);
+	fx_sleep_ms(TTL_SLEEP_MS);
 	ASSERT_RC(0, tc_add(c, KS("k"), KS("new"), 0u, 0));
-	expect_str(c, "k", "new");
+	bb_expect_str(c, "k", "new");
 	m = meta_of(c, "k");
 	assert_int_equal(0, m.expires_ms);
 	tc_close(c);
@@ -893,14 +854,14 @@ static void test_add_on_expired_key_succeeds(void **state)
 static void test_cas_with_current_version_succeeds(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	tc_meta m0, m1;
 
 	(void)state;
-	set_str(c, "k", "v1", 0);
+	bb_set_str(c, "k", "v1", 0);
 	m0 = meta_of(c, "k");
 	ASSERT_RC(0, tc_cas(c, KS("k"), m0.version, KS("v2"), 4u, 0));
-	expect_str(c, "k", "v2");
+	bb_expect_str(c, "k", "v2");
 	m1 = meta_of(c, "k");
 	assert_true(m1.version > m0.version);
 	assert_int_equal(4, m1.type);
@@ -910,30 +871,30 @@ static void test_cas_with_current_version_succeeds(void **state)
 static void test_cas_stale_version_returns_econflict(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	tc_meta m0, m1;
 
 	(void)state;
-	set_str(c, "k", "v1", 0);
+	bb_set_str(c, "k", "v1", 0);
 	m0 = meta_of(c, "k");
-	set_str(c, "k", "v2", 0);
+	bb_set_str(c, "k", "v2", 0);
 	m1 = meta_of(c, "k");
 	ASSERT_RC(TC_ECONFLICT, tc_cas(c, KS("k"), m0.version, KS("v3"), 0u, 0));
 	ASSERT_RC(TC_ECONFLICT, tc_cas(c, KS("k"), m1.version + 1, KS("v3"), 0u, 0));
 	ASSERT_RC(TC_ECONFLICT, tc_cas(c, KS("k"), 0, KS("v3"), 0u, 0));
-	expect_str(c, "k", "v2");
+	bb_expect_str(c, "k", "v2");
 	assert_int_equal(m1.version, meta_of(c, "k").version);
 	/* Of two cas with the same version only the first wins. */
 	ASSERT_RC(0, tc_cas(c, KS("k"), m1.version, KS("v4"), 0u, 0));
 	ASSERT_RC(TC_ECONFLICT, tc_cas(c, KS("k"), m1.version, KS("v5"), 0u, 0));
-	expect_str(c, "k", "v4");
+	bb_expect_str(c, "k", "v4");
 	tc_close(c);
 }
 
 static void test_cas_missing_returns_enoent(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 
 	(void)state;
 	ASSERT_RC(-ENOENT, tc_cas(c, KS("nope"), 1, KS("v"), 0u, 0));
@@ -945,13 +906,13 @@ static void test_cas_missing_returns_enoent(void **state)
 static void test_cas_expired_returns_enoent(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	tc_meta m;
 
 	(void)state;
-	set_str(c, "k", "v", TTL_SHORT_MS);
+	bb_set_str(c, "k", "v", TTL_SHORT_MS);
 	m = meta_of(c, "k");
-	bb_sleep_ms(TTL_SLEEP_MS);
+	fx_sleep_ms(TTL_SLEEP_MS);
 	ASSERT_RC(-ENOENT, tc_cas(c, KS("k"), m.version, KS("w"), 0u, 0));
 	ASSERT_RC(-ENOENT, tc_get(c, KS("k"), buf, sizeof(buf), NULL));
 	tc_close(c);
@@ -960,41 +921,41 @@ static void test_cas_expired_returns_enoent(void **state)
 static void test_cas_after_delete_and_reinsert_returns_econflict(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	tc_meta m0;
 
 	(void)state;
-	set_str(c, "k", "A", 0);
+	bb_set_str(c, "k", "A", 0);
 	m0 = meta_of(c, "k");
 	ASSERT_RC(0, tc_del(c, KS("k")));
 	ASSERT_RC(-ENOENT, tc_cas(c, KS("k"), m0.version, KS("B"), 0u, 0));
-	set_str(c, "k", "A", 0); /* same bytes again: no ABA */
+	bb_set_str(c, "k", "A", 0); /* same bytes again: no ABA */
 	assert_true(meta_of(c, "k").version > m0.version);
 	ASSERT_RC(TC_ECONFLICT, tc_cas(c, KS("k"), m0.version, KS("B"), 0u, 0));
-	expect_str(c, "k", "A");
+	bb_expect_str(c, "k", "A");
 	tc_close(c);
 }
 
 static void test_del_removes_key(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 
 	(void)state;
-	set_str(c, "k", "v", 0);
-	set_str(c, "other", "o", 0);
+	bb_set_str(c, "k", "v", 0);
+	bb_set_str(c, "other", "o", 0);
 	ASSERT_RC(0, tc_del(c, KS("k")));
 	ASSERT_RC(-ENOENT, tc_get(c, KS("k"), buf, sizeof(buf), NULL));
 	assert_false(tc_exists(c, KS("k")));
 	ASSERT_RC(-ENOENT, tc_del(c, KS("k")));
-	expect_str(c, "other", "o");
+	bb_expect_str(c, "other", "o");
 	tc_close(c);
 }
 
 static void test_del_missing_returns_enoent(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 
 	(void)state;
 	ASSERT_RC(-ENOENT, tc_del(c, KS("never")));
@@ -1004,11 +965,11 @@ static void test_del_missing_returns_enoent(void **state)
 static void test_del_expired_returns_enoent(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 
 	(void)state;
-	set_str(c, "k", "v", TTL_SHORT_MS);
-	bb_sleep_ms(TTL_SLEEP_MS);
+	bb_set_str(c, "k", "v", TTL_SHORT_MS);
+	fx_sleep_ms(TTL_SLEEP_MS);
 	ASSERT_RC(-ENOENT, tc_del(c, KS("k")));
 	tc_close(c);
 }
@@ -1020,63 +981,63 @@ static void test_del_expired_returns_enoent(void **state)
 static void test_ttl_expiry_makes_key_absent(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	const void *p;
 	int64_t t0, t1;
 	tc_meta m;
 
 	(void)state;
-	t0 = bb_realtime_ms();
-	set_str(c, "k", "v", TTL_SHORT_MS);
-	t1 = bb_realtime_ms();
-	set_str(c, "forever", "f", 0);
+	t0 = fx_realtime_ms();
+	bb_set_str(c, "k", "v", TTL_SHORT_MS);
+	t1 = fx_realtime_ms();
+	bb_set_str(c, "forever", "f", 0);
 	m = meta_of(c, "k");
 	assert_expiry_near(m.expires_ms, t0, t1, TTL_SHORT_MS);
 	assert_true(tc_exists(c, KS("k")));
-	bb_sleep_ms(TTL_SLEEP_MS);
+	fx_sleep_ms(TTL_SLEEP_MS);
 	ASSERT_RC(-ENOENT, tc_get(c, KS("k"), buf, sizeof(buf), &m));
 	assert_false(tc_exists(c, KS("k")));
 	ASSERT_RC(0, tc_read_lock(c));
 	ASSERT_RC(-ENOENT, tc_peek(c, KS("k"), &p, &m));
 	tc_read_unlock(c);
 	ASSERT_RC(-ENOENT, tc_expire(c, KS("k"), 0));
-	expect_str(c, "forever", "f");
+	bb_expect_str(c, "forever", "f");
 	tc_close(c);
 }
 
 static void test_ttl_default_uses_segment_default_ttl(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_opts o = bb_opts(1024, 1u << 20, 4);
+	tc_opts o = fx_opts(1024, 1u << 20, 4);
 	tc_cache *c = NULL;
 	int64_t t0, t1;
 	tc_meta m;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	o.default_ttl_ms = 60000;
 	ASSERT_RC(0, tc_open(&c, name, &o));
-	t0 = bb_realtime_ms();
+	t0 = fx_realtime_ms();
 	ASSERT_RC(0, tc_set(c, KS("k"), KS("v"), 0u, TC_TTL_DEFAULT));
-	t1 = bb_realtime_ms();
+	t1 = fx_realtime_ms();
 	assert_expiry_near(meta_of(c, "k").expires_ms, t0, t1, 60000);
 	ASSERT_RC(0, tc_set(c, KS("z"), KS("v"), 0u, 0)); /* 0 still means never */
 	assert_int_equal(0, meta_of(c, "z").expires_ms);
 	ASSERT_RC(0, tc_set(c, KS("e"), KS("v"), 0u, 0));
-	t0 = bb_realtime_ms();
+	t0 = fx_realtime_ms();
 	ASSERT_RC(0, tc_expire(c, KS("e"), TC_TTL_DEFAULT));
-	t1 = bb_realtime_ms();
+	t1 = fx_realtime_ms();
 	assert_expiry_near(meta_of(c, "e").expires_ms, t0, t1, 60000);
 	tc_close(c);
 
 	/* A short default really expires. */
-	bb_name(name);
+	fx_name(name);
 	o.default_ttl_ms = TTL_SHORT_MS;
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	ASSERT_RC(0, tc_add(c, KS("k"), KS("v"), 0u, TC_TTL_DEFAULT));
 	ASSERT_RC(0, tc_incr(c, KS("n"), 1, TC_TTL_DEFAULT, NULL));
 	assert_true(meta_of(c, "n").expires_ms != 0);
-	bb_sleep_ms(TTL_SLEEP_MS);
+	fx_sleep_ms(TTL_SLEEP_MS);
 	ASSERT_RC(-ENOENT, tc_get(c, KS("k"), buf, sizeof(buf), &m));
 	ASSERT_RC(-ENOENT, tc_get(c, KS("n"), buf, sizeof(buf), &m));
 	tc_close(c);
@@ -1085,7 +1046,7 @@ static void test_ttl_default_uses_segment_default_ttl(void **state)
 static void test_ttl_default_zero_default_never_expires(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name); /* default_ttl_ms 0 */
+	tc_cache *c = bb_open_small(name); /* default_ttl_ms 0 */
 
 	(void)state;
 	ASSERT_RC(0, tc_set(c, KS("k"), KS("v"), 0u, TC_TTL_DEFAULT));
@@ -1096,23 +1057,23 @@ static void test_ttl_default_zero_default_never_expires(void **state)
 static void test_expire_sets_ttl_keeps_value_bumps_version(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	tc_meta m0, m1;
 	int64_t t0, t1;
 
 	(void)state;
 	ASSERT_RC(0, tc_set(c, KS("k"), KS("value"), 12u, 0));
 	m0 = meta_of(c, "k");
-	t0 = bb_realtime_ms();
+	t0 = fx_realtime_ms();
 	ASSERT_RC(0, tc_expire(c, KS("k"), TTL_SHORT_MS));
-	t1 = bb_realtime_ms();
+	t1 = fx_realtime_ms();
 	m1 = meta_of(c, "k");
 	assert_true(m1.version > m0.version);
 	assert_int_equal(12, m1.type);
 	assert_int_equal(5, m1.len);
 	assert_expiry_near(m1.expires_ms, t0, t1, TTL_SHORT_MS);
-	expect_str(c, "k", "value");
-	bb_sleep_ms(TTL_SLEEP_MS);
+	bb_expect_str(c, "k", "value");
+	fx_sleep_ms(TTL_SLEEP_MS);
 	ASSERT_RC(-ENOENT, tc_get(c, KS("k"), buf, sizeof(buf), NULL));
 	tc_close(c);
 }
@@ -1120,19 +1081,19 @@ static void test_expire_sets_ttl_keeps_value_bumps_version(void **state)
 static void test_expire_zero_removes_expiry(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	tc_meta m0, m1;
 
 	(void)state;
-	set_str(c, "k", "v", TTL_SHORT_MS);
+	bb_set_str(c, "k", "v", TTL_SHORT_MS);
 	m0 = meta_of(c, "k");
 	assert_true(m0.expires_ms != 0);
 	ASSERT_RC(0, tc_expire(c, KS("k"), 0));
 	m1 = meta_of(c, "k");
 	assert_int_equal(0, m1.expires_ms);
 	assert_true(m1.version > m0.version);
-	bb_sleep_ms(TTL_SLEEP_MS);
-	expect_str(c, "k", "v");
+	fx_sleep_ms(TTL_SLEEP_MS);
+	bb_expect_str(c, "k", "v");
 	assert_int_equal(0, meta_of(c, "k").expires_ms);
 	tc_close(c);
 }
@@ -1140,39 +1101,12 @@ static void test_expire_zero_removes_expiry(void **state)
 static void test_expire_missing_returns_enoent(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 
 	(void)state;
 	ASSERT_RC(-ENOENT, tc_expire(c, KS("nope"), 1000));
 	ASSERT_RC(-ENOENT, tc_expire(c, KS("nope"), 0));
 	ASSERT_RC(-ENOENT, tc_get(c, KS("nope"), buf, sizeof(buf), NULL));
-	tc_close(c);
-}
-
-static void test_sweep_removes_expired_entries(void **state)
-{
-	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name);
-	tc_sweep_report rep;
-	tc_stats *st = calloc(1, sizeof(*st));
-
-	(void)state;
-	assert_non_null(st);
-	set_str(c, "a", "v", TTL_SHORT_MS);
-	set_str(c, "b", "v", TTL_SHORT_MS);
-	set_str(c, "keep", "v", 0);
-	ASSERT_RC(0, tc_get_stats(c, st));
-	assert_int_equal(3, st->entries);
-	bb_sleep_ms(TTL_SLEEP_MS);
-	memset(&rep, 0, sizeof(rep));
-	ASSERT_RC(0, tc_sweep(c, 0, &rep));
-	assert_int_equal(2, rep.expired);
-	ASSERT_RC(0, tc_get_stats(c, st));
-	assert_int_equal(1, st->entries);
-	assert_int_equal(2, st->expirations);
-	expect_str(c, "keep", "v");
-	ASSERT_RC(0, tc_sweep(c, 0, NULL));
-	free(st);
 	tc_close(c);
 }
 
@@ -1184,14 +1118,14 @@ static void test_version_grows_on_every_change(void **state)
 {
 	char name[TC_NAME_MAX + 1];
 	unsigned char cnt[8];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	uint64_t v[8];
 	int i = 0, j;
 
 	(void)state;
-	set_str(c, "k", "a", 0);
+	bb_set_str(c, "k", "a", 0);
 	v[i++] = meta_of(c, "k").version;
-	set_str(c, "k", "a", 0); /* same bytes: still a change */
+	bb_set_str(c, "k", "a", 0); /* same bytes: still a change */
 	v[i++] = meta_of(c, "k").version;
 	ASSERT_RC(0, tc_expire(c, KS("k"), 60000));
 	v[i++] = meta_of(c, "k").version;
@@ -1216,14 +1150,14 @@ static void test_version_grows_on_every_change(void **state)
 static void test_version_grows_across_delete_and_reinsert(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	uint64_t last = 0, v;
 	int i;
 
 	(void)state;
 	for (i = 0; i < 20; i++) {
 		switch (i % 3) {
-		case 0: set_str(c, "k", "x", 0); break;
+		case 0: bb_set_str(c, "k", "x", 0); break;
 		case 1: ASSERT_RC(0, tc_add(c, KS("k"), KS("x"), 0u, 0)); break;
 		default: ASSERT_RC(0, tc_incr(c, KS("k"), 1, 0, NULL)); break;
 		}
@@ -1245,14 +1179,14 @@ static void test_incr_missing_starts_from_zero_with_ttl(void **state)
 {
 	char name[TC_NAME_MAX + 1];
 	unsigned char buf[16];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	int64_t out = 99, t0, t1;
 	tc_meta m;
 
 	(void)state;
-	t0 = bb_realtime_ms();
+	t0 = fx_realtime_ms();
 	ASSERT_RC(0, tc_incr(c, KS("n"), 5, TTL_SHORT_MS, &out));
-	t1 = bb_realtime_ms();
+	t1 = fx_realtime_ms();
 	assert_int_equal(5, out);
 	ASSERT_RC(0, tc_get(c, KS("n"), buf, sizeof(buf), &m));
 	assert_int_equal(8, m.len);
@@ -1262,7 +1196,7 @@ static void test_incr_missing_starts_from_zero_with_ttl(void **state)
 	ASSERT_RC(0, tc_incr(c, KS("m"), -7, 0, &out));
 	assert_int_equal(-7, out);
 	assert_int_equal(0, meta_of(c, "m").expires_ms);
-	bb_sleep_ms(TTL_SLEEP_MS);
+	fx_sleep_ms(TTL_SLEEP_MS);
 	ASSERT_RC(-ENOENT, tc_get(c, KS("n"), buf, sizeof(buf), &m));
 	ASSERT_RC(0, tc_incr(c, KS("n"), 2, 0, &out)); /* expired: starts again */
 	assert_int_equal(2, out);
@@ -1272,7 +1206,7 @@ static void test_incr_missing_starts_from_zero_with_ttl(void **state)
 static void test_incr_existing_keeps_expiry(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	int64_t out;
 	tc_meta m0, m1;
 
@@ -1286,7 +1220,7 @@ static void test_incr_existing_keeps_expiry(void **state)
 	ASSERT_RC(0, tc_incr(c, KS("p"), 1, 0, &out));
 	ASSERT_RC(0, tc_incr(c, KS("p"), 1, 60000, &out));
 	assert_int_equal(0, meta_of(c, "p").expires_ms);
-	bb_sleep_ms(20);
+	fx_sleep_ms(20);
 	ASSERT_RC(0, tc_incr(c, KS("n"), 10, 0, &out)); /* 0 does not clear it */
 	assert_int_equal(12, out);
 	assert_int_equal(m0.expires_ms, meta_of(c, "n").expires_ms);
@@ -1297,15 +1231,15 @@ static void test_incr_non_counter_returns_etype(void **state)
 {
 	char name[TC_NAME_MAX + 1];
 	unsigned char eight[9] = { 1, 0, 0, 0, 0, 0, 0, 0, 0 };
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	int64_t out = 1234;
 	tc_meta m0;
 
 	(void)state;
-	set_str(c, "s", "hello", 0);
+	bb_set_str(c, "s", "hello", 0);
 	m0 = meta_of(c, "s");
 	ASSERT_RC(TC_ETYPE, tc_incr(c, KS("s"), 1, 0, &out));
-	expect_str(c, "s", "hello");
+	bb_expect_str(c, "s", "hello");
 	assert_int_equal(m0.version, meta_of(c, "s").version);
 	ASSERT_RC(0, tc_set(c, KS("untyped8"), eight, 8, TC_TYPE_NONE, 0));
 	ASSERT_RC(TC_ETYPE, tc_incr(c, KS("untyped8"), 1, 0, &out));
@@ -1323,7 +1257,7 @@ static void test_set_counter_seeds_incr(void **state)
 {
 	char name[TC_NAME_MAX + 1];
 	unsigned char v[8], buf[8];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	int64_t out;
 
 	(void)state;
@@ -1343,7 +1277,7 @@ static void test_get_reads_counter_little_endian(void **state)
 	char name[TC_NAME_MAX + 1];
 	static const unsigned char want[8] = { 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01 };
 	unsigned char buf[8];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	int64_t out;
 	tc_meta m;
 
@@ -1360,7 +1294,7 @@ static void test_incr_wraps_on_overflow(void **state)
 {
 	char name[TC_NAME_MAX + 1];
 	unsigned char v[8];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	int64_t out;
 
 	(void)state;
@@ -1377,7 +1311,7 @@ static void test_incr_null_out_is_allowed(void **state)
 {
 	char name[TC_NAME_MAX + 1];
 	unsigned char buf[8];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 
 	(void)state;
 	ASSERT_RC(0, tc_incr(c, KS("n"), 3, 0, NULL));
@@ -1394,12 +1328,12 @@ static void test_incr_null_out_is_allowed(void **state)
 static void test_peek_outside_read_section_returns_einval(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	const void *p = NULL;
 	tc_meta m;
 
 	(void)state;
-	set_str(c, "k", "v", 0);
+	bb_set_str(c, "k", "v", 0);
 	ASSERT_RC(-EINVAL, tc_peek(c, KS("k"), &p, &m));
 	ASSERT_RC(0, tc_read_lock(c));
 	tc_read_unlock(c);
@@ -1410,7 +1344,7 @@ static void test_peek_outside_read_section_returns_einval(void **state)
 static void test_peek_returns_value_and_meta(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	const void *p = NULL;
 	tc_meta m, g;
 
@@ -1507,7 +1441,7 @@ static void test_read_lock_nests_and_peek_stays_valid_against_thread(void **stat
 {
 	char name[TC_NAME_MAX + 1];
 	unsigned char copy[PEEK_VLEN];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 	struct overwriter w = { c, 500, 0, 0 };
 	struct timespec ts;
 	const void *p;
@@ -1536,7 +1470,7 @@ static void test_peek_stays_valid_against_writer_process(void **state)
 {
 	char name[TC_NAME_MAX + 1];
 	unsigned char copy[PEEK_VLEN];
-	tc_cache *c = open_small(name), *d;
+	tc_cache *c = bb_open_small(name), *d;
 	const void *p;
 	pid_t pid;
 	tc_meta m;
@@ -1556,7 +1490,7 @@ static void test_peek_stays_valid_against_writer_process(void **state)
 		tc_close(d);
 		_exit(rc == 0 ? BB_EXIT_OK : BB_EXIT_FAIL);
 	}
-	rc = bb_wait(pid);
+	rc = fx_wait(pid);
 	if (rc != 0) {
 		tc_read_unlock(c);
 		tc_read_unlock(c);
@@ -1588,7 +1522,7 @@ static void *slot_holder_main(void *arg)
 	if (h->open_rc != 0 || h->lock_rc != 0)
 		return NULL;
 	while (!__atomic_load_n(&h->release, __ATOMIC_ACQUIRE))
-		bb_sleep_ms(1);
+		fx_sleep_ms(1);
 	tc_read_unlock(c);
 	tc_close(c);
 	return NULL;
@@ -1597,21 +1531,21 @@ static void *slot_holder_main(void *arg)
 static void test_read_lock_returns_eusers_when_all_slots_taken(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_opts o = bb_opts(1024, 1u << 20, 1);
+	tc_opts o = fx_opts(1024, 1u << 20, 1);
 	struct slot_holder h;
 	tc_cache *c = NULL;
 	pthread_t t;
 	int rc_lock, rc_get, rc_set;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	tc_close(c);
 	memset(&h, 0, sizeof(h));
 	h.name = name;
 	assert_int_equal(0, pthread_create(&t, NULL, slot_holder_main, &h));
 	while (!__atomic_load_n(&h.entered, __ATOMIC_ACQUIRE))
-		bb_sleep_ms(1);
+		fx_sleep_ms(1);
 	if (h.open_rc != 0 || h.lock_rc != 0) {
 		pthread_join(t, NULL);
 		fail_msg("holder thread: open %d, read_lock %d", h.open_rc, h.lock_rc);
@@ -1631,8 +1565,8 @@ static void test_read_lock_returns_eusers_when_all_slots_taken(void **state)
 	/* The holder closed its handle: the slot is free again. */
 	ASSERT_RC(0, tc_read_lock(c));
 	tc_read_unlock(c);
-	set_str(c, "k", "v", 0);
-	expect_str(c, "k", "v");
+	bb_set_str(c, "k", "v", 0);
+	bb_expect_str(c, "k", "v");
 	tc_close(c);
 }
 
@@ -1645,7 +1579,7 @@ static void hold_slots(struct slot_holder *h, pthread_t *t, int n, const char *n
 		h[i].tool = tool;
 		assert_int_equal(0, pthread_create(&t[i], NULL, slot_holder_main, &h[i]));
 		while (!__atomic_load_n(&h[i].entered, __ATOMIC_ACQUIRE))
-			bb_sleep_ms(1);
+			fx_sleep_ms(1);
 	}
 }
 
@@ -1665,7 +1599,7 @@ static void release_slots(struct slot_holder *h, pthread_t *t, int n)
 static void test_tool_handles_never_take_a_strategy_slot(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
-	tc_opts o = bb_opts(1024, 1u << 20, 2);
+	tc_opts o = fx_opts(1024, 1u << 20, 2);
 	const tc_opts tool = { .flags = TC_TOOL };
 	struct slot_holder h[TC_TOOL_READERS + 2];
 	pthread_t t[TC_TOOL_READERS + 2];
@@ -1673,9 +1607,9 @@ static void test_tool_handles_never_take_a_strategy_slot(void **state)
 	tc_stats st;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&c, name, &o));
-	set_str(c, "k", "v", 0);
+	bb_set_str(c, "k", "v", 0);
 	tc_close(c);
 	c = NULL;
 
@@ -1688,8 +1622,8 @@ static void test_tool_handles_never_take_a_strategy_slot(void **state)
 	ASSERT_RC(0, tc_open(&c, name, NULL));
 	ASSERT_RC(-EUSERS, tc_get(c, KS("k"), buf, sizeof(buf), NULL));
 	ASSERT_RC(0, tc_open(&tc, name, &tool));
-	expect_str(tc, "k", "v");
-	set_str(tc, "k2", "w", 0);
+	bb_expect_str(tc, "k", "v");
+	bb_set_str(tc, "k2", "w", 0);
 	ASSERT_RC(0, tc_get_stats(tc, &st));
 	assert_int_equal(st.max_readers, 2);
 	assert_int_equal(st.readers, 2);
@@ -1697,7 +1631,7 @@ static void test_tool_handles_never_take_a_strategy_slot(void **state)
 	tc_close(tc);
 	tc = NULL;
 	release_slots(h, t, 2);
-	expect_str(c, "k2", "w"); /* the strategy handle gets its slot back */
+	bb_expect_str(c, "k2", "w"); /* the strategy handle gets its slot back */
 	ASSERT_RC(0, tc_get_stats(c, &st));
 	assert_int_equal(st.readers, 1);
 	assert_int_equal(st.tool_readers, 0);
@@ -1713,12 +1647,12 @@ static void test_tool_handles_never_take_a_strategy_slot(void **state)
 	ASSERT_RC(0, tc_open(&tc, name, &tool));
 	ASSERT_RC(-EUSERS, tc_get(tc, KS("k"), buf, sizeof(buf), NULL));
 	ASSERT_RC(0, tc_open(&c, name, NULL));
-	expect_str(c, "k", "v");
+	bb_expect_str(c, "k", "v");
 	ASSERT_RC(0, tc_get_stats(c, &st));
 	assert_int_equal(st.readers, 1);
 	assert_int_equal(st.tool_readers, TC_TOOL_READERS);
 	release_slots(h, t, TC_TOOL_READERS);
-	expect_str(tc, "k", "v");
+	bb_expect_str(tc, "k", "v");
 	tc_close(tc);
 	tc_close(c);
 	ASSERT_RC(0, tc_unlink(name));
@@ -1731,7 +1665,7 @@ static void test_tool_handles_never_take_a_strategy_slot(void **state)
 static void test_evict_none_entries_full_returns_enospc_and_keeps_all(void **state)
 {
 	char name[TC_NAME_MAX + 1], key[32], val[32], buf[32];
-	tc_opts o = bb_opts(TC_MIN_ENTRIES, 1u << 20, 4);
+	tc_opts o = fx_opts(TC_MIN_ENTRIES, 1u << 20, 4);
 	tc_stats *st = calloc(1, sizeof(*st));
 	tc_cache *c = NULL;
 	unsigned n, i;
@@ -1741,7 +1675,7 @@ static void test_evict_none_entries_full_returns_enospc_and_keeps_all(void **sta
 
 	(void)state;
 	assert_non_null(st);
-	bb_name(name);
+	fx_name(name);
 	o.eviction = TC_EVICT_NONE;
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	for (n = 0; n < 100000; n++) {
@@ -1772,7 +1706,7 @@ static void test_evict_none_entries_full_returns_enospc_and_keeps_all(void **sta
 	}
 	/* Replacing a live key needs no new entry; a delete frees one. */
 	ASSERT_RC(0, tc_set(c, KS("k0"), KS("again"), 0u, 0));
-	expect_str(c, "k0", "again");
+	bb_expect_str(c, "k0", "again");
 	ASSERT_RC(0, tc_del(c, KS("k1")));
 	kl = bb_key(key, sizeof(key), "k", n);
 	ASSERT_RC(0, tc_add(c, key, kl, "x", 1, 0u, 0));
@@ -1788,7 +1722,7 @@ static void test_evict_none_memory_full_returns_enospc_and_keeps_all(void **stat
 {
 	char name[TC_NAME_MAX + 1], key[32];
 	unsigned char val[MEMV], buf[MEMV];
-	tc_opts o = bb_opts(1024, TC_MIN_MEMORY, 4);
+	tc_opts o = fx_opts(1024, TC_MIN_MEMORY, 4);
 	tc_stats *st = calloc(1, sizeof(*st));
 	tc_cache *c = NULL;
 	unsigned n, i;
@@ -1799,7 +1733,7 @@ static void test_evict_none_memory_full_returns_enospc_and_keeps_all(void **stat
 
 	(void)state;
 	assert_non_null(st);
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	for (n = 0; n < 10000; n++) {
 		kl = bb_key(key, sizeof(key), "k", n);
@@ -1834,7 +1768,7 @@ static void test_evict_lru_makes_sets_succeed_when_full(void **state)
 {
 	char name[TC_NAME_MAX + 1], key[32];
 	unsigned char val[MEMV], buf[MEMV];
-	tc_opts o = bb_opts(1024, TC_MIN_MEMORY, 4);
+	tc_opts o = fx_opts(1024, TC_MIN_MEMORY, 4);
 	tc_stats *st = calloc(1, sizeof(*st));
 	tc_cache *c = NULL;
 	unsigned n;
@@ -1844,7 +1778,7 @@ static void test_evict_lru_makes_sets_succeed_when_full(void **state)
 	(void)state;
 	assert_non_null(st);
 	/* Memory runs out first. */
-	bb_name(name);
+	fx_name(name);
 	o.eviction = TC_EVICT_LRU;
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	for (n = 0; n < 200; n++) {
@@ -1861,8 +1795,8 @@ static void test_evict_lru_makes_sets_succeed_when_full(void **state)
 	tc_close(c);
 
 	/* Entries run out first. */
-	bb_name(name);
-	o = bb_opts(TC_MIN_ENTRIES, 1u << 20, 4);
+	fx_name(name);
+	o = fx_opts(TC_MIN_ENTRIES, 1u << 20, 4);
 	o.eviction = TC_EVICT_LRU;
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	for (n = 0; n < 1000; n++) {
@@ -1871,7 +1805,7 @@ static void test_evict_lru_makes_sets_succeed_when_full(void **state)
 	}
 	ASSERT_RC(0, tc_add(c, KS("added"), "v", 1, 0u, 0));
 	ASSERT_RC(0, tc_incr(c, KS("counted"), 1, 0, NULL));
-	expect_str(c, "added", "v");
+	bb_expect_str(c, "added", "v");
 	ASSERT_RC(0, tc_get_stats(c, st));
 	assert_true(st->evictions > 0);
 	assert_true(st->entries <= st->index_slots);
@@ -1887,17 +1821,17 @@ static void test_evict_lru_makes_sets_succeed_when_full(void **state)
 static void test_two_segments_with_same_key_are_isolated(void **state)
 {
 	char n1[TC_NAME_MAX + 1], n2[TC_NAME_MAX + 1], buf[8];
-	tc_cache *a = open_small(n1), *b = open_small(n2);
+	tc_cache *a = bb_open_small(n1), *b = bb_open_small(n2);
 	int64_t out;
 
 	(void)state;
-	set_str(a, "regime:AAPL", "bull", 0);
-	set_str(b, "regime:AAPL", "bear", 0);
-	expect_str(a, "regime:AAPL", "bull");
-	expect_str(b, "regime:AAPL", "bear");
+	bb_set_str(a, "regime:AAPL", "bull", 0);
+	bb_set_str(b, "regime:AAPL", "bear", 0);
+	bb_expect_str(a, "regime:AAPL", "bull");
+	bb_expect_str(b, "regime:AAPL", "bear");
 	ASSERT_RC(0, tc_del(a, KS("regime:AAPL")));
 	ASSERT_RC(-ENOENT, tc_get(a, KS("regime:AAPL"), buf, sizeof(buf), NULL));
-	expect_str(b, "regime:AAPL", "bear");
+	bb_expect_str(b, "regime:AAPL", "bear");
 	ASSERT_RC(0, tc_add(a, KS("only-a"), KS("1"), 0u, 0));
 	ASSERT_RC(-ENOENT, tc_get(b, KS("only-a"), buf, sizeof(buf), NULL));
 	ASSERT_RC(0, tc_incr(a, KS("n"), 5, 0, &out));
@@ -1907,93 +1841,22 @@ static void test_two_segments_with_same_key_are_isolated(void **state)
 	tc_close(b);
 }
 
-static void test_stats_count_exact_on_fresh_segment(void **state)
-{
-	char name[TC_NAME_MAX + 1], buf[16];
-	tc_opts o = bb_opts(2048, 2u << 20, 8);
-	tc_stats *st = calloc(1, sizeof(*st));
-	tc_cache *c = NULL;
-	const void *p;
-
-	(void)state;
-	assert_non_null(st);
-	bb_name(name);
-	ASSERT_RC(0, tc_open(&c, name, &o));
-	ASSERT_RC(0, tc_get_stats(c, st));
-	assert_int_equal(0, st->hits);
-	assert_int_equal(0, st->misses);
-	assert_int_equal(0, st->sets);
-	assert_int_equal(0, st->entries);
-	assert_int_equal(0, st->memory_used);
-
-	set_str(c, "a", "1", 0);
-	set_str(c, "b", "2", 0);
-	ASSERT_RC(0, tc_get(c, KS("a"), buf, sizeof(buf), NULL));          /* hit */
-	ASSERT_RC(0, tc_read_lock(c));
-	ASSERT_RC(0, tc_peek(c, KS("b"), &p, NULL));                         /* hit */
-	tc_read_unlock(c);
-	ASSERT_RC(-ENOENT, tc_get(c, KS("zz"), buf, sizeof(buf), NULL));    /* miss */
-	ASSERT_RC(0, tc_add(c, KS("c"), KS("3"), 0u, 0));                   /* add */
-	ASSERT_RC(-EEXIST, tc_add(c, KS("a"), KS("x"), 0u, 0));             /* exists */
-	ASSERT_RC(0, tc_del(c, KS("b")));                                   /* delete */
-	ASSERT_RC(-ENOENT, tc_get(c, KS("b"), buf, sizeof(buf), NULL));     /* miss */
-	ASSERT_RC(-EINVAL, tc_get(c, "a", 0, buf, sizeof(buf), NULL));      /* error */
-	ASSERT_RC(0, tc_get_stats(c, st));
-	assert_int_equal(2, st->hits);
-	assert_int_equal(2, st->misses);
-	assert_int_equal(2, st->sets);
-	assert_int_equal(1, st->adds);
-	assert_int_equal(1, st->deletes);
-	assert_int_equal(0, st->expirations);
-	assert_int_equal(0, st->evictions);
-	assert_int_equal(1, st->errors);
-	assert_true(st->ops >= 9 && st->ops <= 10);
-	assert_true(st->hit_rate > 0.49 && st->hit_rate < 0.51);
-	assert_int_equal(2, st->entries);                     /* a and c */
-	assert_int_equal(2048, st->max_entries);
-	assert_true(st->index_slots >= 2048);
-	assert_int_equal(2u << 20, st->memory_bytes);
-	assert_int_equal(8, st->max_readers);
-	assert_true(st->memory_used > 0);
-	assert_true(st->memory_used <= st->memory_bytes);
-	assert_true(st->memory_retired <= st->memory_used);
-	assert_true(st->readers >= 1 && st->readers <= 8);
-	assert_int_equal(1, st->attached);
-	assert_true(st->nclasses <= TC_NCLASSES);
-	/* A second handle sees the same totals. */
-	{
-		tc_cache *d = NULL;
-		tc_stats *s2 = calloc(1, sizeof(*s2));
-
-		assert_non_null(s2);
-		ASSERT_RC(0, tc_open(&d, name, NULL));
-		ASSERT_RC(0, tc_get_stats(d, s2));
-		assert_int_equal(2, s2->hits);
-		assert_int_equal(2, s2->misses);
-		assert_int_equal(2, s2->entries);
-		tc_close(d);
-		free(s2);
-	}
-	free(st);
-	tc_close(c);
-}
-
 static void test_get_info_reports_geometry(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(4096, 3u << 20, 12);
+	tc_opts o = fx_opts(4096, 3u << 20, 12);
 	tc_cache *c = NULL, *d = NULL;
 	tc_info info, info2;
 	int64_t t0, t1;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	o.mode = 0660;
 	o.default_ttl_ms = 1234;
 	o.eviction = TC_EVICT_LRU;
-	t0 = bb_realtime_ms();
+	t0 = fx_realtime_ms();
 	ASSERT_RC(0, tc_open(&c, name, &o));
-	t1 = bb_realtime_ms();
+	t1 = fx_realtime_ms();
 	memset(&info, 0, sizeof(info));
 	ASSERT_RC(0, tc_get_info(c, &info));
 	assert_string_equal(name, info.name);
@@ -2029,7 +1892,7 @@ static void test_get_info_defaults_for_zero_opts(void **state)
 	struct stat st;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	memset(&o, 0, sizeof(o));
 	o.flags = TC_CREATE;
 	ASSERT_RC(0, tc_open(&c, name, &o));
@@ -2040,7 +1903,7 @@ static void test_get_info_defaults_for_zero_opts(void **state)
 	assert_int_equal(0600, info.mode);
 	assert_int_equal(0, info.default_ttl_ms);
 	assert_int_equal(TC_EVICT_NONE, info.eviction);
-	bb_shm_path(path, sizeof(path), name);
+	fx_shm_path(path, sizeof(path), name);
 	assert_int_equal(0, stat(path, &st));
 	assert_int_equal(info.segment_bytes, (uint64_t)st.st_size);
 	tc_close(c);
@@ -2064,21 +1927,21 @@ static void test_strerror_names_every_code(void **state)
 	s = tc_strerror(0);
 	assert_non_null(s);
 	assert_true(strlen(s) > 0);
-	for (i = 0; i < BB_ARRAY_SIZE(errnos); i++) {
+	for (i = 0; i < FX_ARRAY_SIZE(errnos); i++) {
 		s = tc_strerror(errnos[i]);
 		assert_non_null(s);
 		assert_true(strlen(s) > 0);
 		for (j = 0; j < i; j++)
 			assert_string_not_equal(s, tc_strerror(errnos[j]));
 	}
-	for (i = 0; i < BB_ARRAY_SIZE(lib); i++) {
+	for (i = 0; i < FX_ARRAY_SIZE(lib); i++) {
 		s = tc_strerror(lib[i].code);
 		assert_non_null(s);
 		assert_string_equal(lib[i].msg, s);
-		for (j = 0; j < BB_ARRAY_SIZE(lib); j++)
+		for (j = 0; j < FX_ARRAY_SIZE(lib); j++)
 			if (j != i)
 				assert_string_not_equal(s, tc_strerror(lib[j].code));
-		for (j = 0; j < BB_ARRAY_SIZE(errnos); j++)
+		for (j = 0; j < FX_ARRAY_SIZE(errnos); j++)
 			assert_string_not_equal(s, tc_strerror(errnos[j]));
 	}
 	/* Unknown codes still get a message. */
@@ -2092,11 +1955,11 @@ static void test_strerror_names_every_code(void **state)
 static void test_exists_reports_live_keys(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_cache *c = open_small(name);
+	tc_cache *c = bb_open_small(name);
 
 	(void)state;
 	assert_false(tc_exists(c, KS("k")));
-	set_str(c, "k", "v", 0);
+	bb_set_str(c, "k", "v", 0);
 	assert_true(tc_exists(c, KS("k")));
 	assert_false(tc_exists(c, "k", 0));
 	ASSERT_RC(0, tc_del(c, KS("k")));
@@ -2109,92 +1972,87 @@ static void test_now_ms_and_version(void **state)
 	int64_t t0, t, t1;
 
 	(void)state;
-	t0 = bb_realtime_ms();
+	t0 = fx_realtime_ms();
 	t = tc_now_ms();
-	t1 = bb_realtime_ms();
+	t1 = fx_realtime_ms();
 	assert_true(t >= t0 - CLOCK_SLACK_MS && t <= t1 + CLOCK_SLACK_MS);
 	assert_string_equal(TC_VERSION_STRING, tc_version());
 }
 
-#define T(f) cmocka_unit_test_teardown(f, bb_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_open_create_then_attach_only_sees_same_data),
-		T(test_open_attach_only_missing_returns_enoent),
-		T(test_open_excl_existing_returns_eexist),
-		T(test_open_same_opts_attaches),
-		T(test_open_zero_geometry_attaches_to_any),
-		T(test_open_geometry_mismatch_returns_egeometry),
-		T(test_open_below_minimum_geometry_returns_einval),
-		T(test_open_bad_names_return_einval),
-		T(test_open_64_char_name_is_valid),
-		T(test_open_null_out_returns_einval),
-		T(test_create_mode_applied_exactly_under_umask),
-		T(test_create_default_mode_is_0600),
-		T(test_open_too_big_for_dev_shm_returns_enospc_and_leaves_nothing),
-		T(test_unlink_missing_returns_enoent),
-		T(test_unlink_makes_attached_handles_return_estale),
-		T(test_reopen_after_unlink_starts_empty),
-		T(test_close_null_is_ignored),
-		T(test_get_missing_returns_enoent),
-		T(test_set_then_get_returns_value_and_meta),
-		T(test_set_overwrites_value_and_type),
-		T(test_get_small_buffer_returns_e2big_and_sets_len),
-		T(test_get_null_meta_is_allowed),
-		T(test_zero_length_value_roundtrip),
-		T(test_value_of_exactly_1mib_is_stored),
-		T(test_value_over_1mib_returns_emsgsize),
-		T(test_key_length_0_and_513_return_einval_512_ok),
-		T(test_binary_keys_are_distinct),
-		T(test_null_pointers_return_einval),
-		T(test_add_missing_key_succeeds),
-		T(test_add_existing_returns_eexist),
-		T(test_add_on_expired_key_succeeds),
-		T(test_cas_with_current_version_succeeds),
-		T(test_cas_stale_version_returns_econflict),
-		T(test_cas_missing_returns_enoent),
-		T(test_cas_expired_returns_enoent),
-		T(test_cas_after_delete_and_reinsert_returns_econflict),
-		T(test_del_removes_key),
-		T(test_del_missing_returns_enoent),
-		T(test_del_expired_returns_enoent),
-		T(test_ttl_expiry_makes_key_absent),
-		T(test_ttl_default_uses_segment_default_ttl),
-		T(test_ttl_default_zero_default_never_expires),
-		T(test_expire_sets_ttl_keeps_value_bumps_version),
-		T(test_expire_zero_removes_expiry),
-		T(test_expire_missing_returns_enoent),
-		T(test_sweep_removes_expired_entries),
-		T(test_version_grows_on_every_change),
-		T(test_version_grows_across_delete_and_reinsert),
-		T(test_incr_missing_starts_from_zero_with_ttl),
-		T(test_incr_existing_keeps_expiry),
-		T(test_incr_non_counter_returns_etype),
-		T(test_set_counter_seeds_incr),
-		T(test_get_reads_counter_little_endian),
-		T(test_incr_wraps_on_overflow),
-		T(test_incr_null_out_is_allowed),
-		T(test_peek_outside_read_section_returns_einval),
-		T(test_peek_returns_value_and_meta),
-		T(test_read_lock_nests_and_peek_stays_valid_against_thread),
-		T(test_peek_stays_valid_against_writer_process),
-		T(test_read_lock_returns_eusers_when_all_slots_taken),
-		T(test_tool_handles_never_take_a_strategy_slot),
-		T(test_evict_none_entries_full_returns_enospc_and_keeps_all),
-		T(test_evict_none_memory_full_returns_enospc_and_keeps_all),
-		T(test_evict_lru_makes_sets_succeed_when_full),
-		T(test_two_segments_with_same_key_are_isolated),
-		T(test_stats_count_exact_on_fresh_segment),
-		T(test_get_info_reports_geometry),
-		T(test_get_info_defaults_for_zero_opts),
-		T(test_strerror_names_every_code),
-		T(test_exists_reports_live_keys),
-		T(test_now_ms_and_version),
+		FX_TEST(test_open_create_then_attach_only_sees_same_data),
+		FX_TEST(test_open_attach_only_missing_returns_enoent),
+		FX_TEST(test_open_excl_existing_returns_eexist),
+		FX_TEST(test_open_same_opts_attaches),
+		FX_TEST(test_open_zero_geometry_attaches_to_any),
+		FX_TEST(test_open_geometry_mismatch_returns_egeometry),
+		FX_TEST(test_open_below_minimum_geometry_returns_einval),
+		FX_TEST(test_open_bad_names_return_einval),
+		FX_TEST(test_open_64_char_name_is_valid),
+		FX_TEST(test_open_null_out_returns_einval),
+		FX_TEST(test_create_mode_applied_exactly_under_umask),
+		FX_TEST(test_create_default_mode_is_0600),
+		FX_TEST(test_open_too_big_for_dev_shm_returns_enospc_and_leaves_nothing),
+		FX_TEST(test_unlink_missing_returns_enoent),
+		FX_TEST(test_unlink_makes_attached_handles_return_estale),
+		FX_TEST(test_reopen_after_unlink_starts_empty),
+		FX_TEST(test_close_null_is_ignored),
+		FX_TEST(test_get_missing_returns_enoent),
+		FX_TEST(test_set_then_get_returns_value_and_meta),
+		FX_TEST(test_set_overwrites_value_and_type),
+		FX_TEST(test_get_small_buffer_returns_e2big_and_sets_len),
+		FX_TEST(test_get_null_meta_is_allowed),
+		FX_TEST(test_zero_length_value_roundtrip),
+		FX_TEST(test_value_of_exactly_1mib_is_stored),
+		FX_TEST(test_value_over_1mib_returns_emsgsize),
+		FX_TEST(test_key_length_0_and_513_return_einval_512_ok),
+		FX_TEST(test_binary_keys_are_distinct),
+		FX_TEST(test_null_pointers_return_einval),
+		FX_TEST(test_add_missing_key_succeeds),
+		FX_TEST(test_add_existing_returns_eexist),
+		FX_TEST(test_add_on_expired_key_succeeds),
+		FX_TEST(test_cas_with_current_version_succeeds),
+		FX_TEST(test_cas_stale_version_returns_econflict),
+		FX_TEST(test_cas_missing_returns_enoent),
+		FX_TEST(test_cas_expired_returns_enoent),
+		FX_TEST(test_cas_after_delete_and_reinsert_returns_econflict),
+		FX_TEST(test_del_removes_key),
+		FX_TEST(test_del_missing_returns_enoent),
+		FX_TEST(test_del_expired_returns_enoent),
+		FX_TEST(test_ttl_expiry_makes_key_absent),
+		FX_TEST(test_ttl_default_uses_segment_default_ttl),
+		FX_TEST(test_ttl_default_zero_default_never_expires),
+		FX_TEST(test_expire_sets_ttl_keeps_value_bumps_version),
+		FX_TEST(test_expire_zero_removes_expiry),
+		FX_TEST(test_expire_missing_returns_enoent),
+		FX_TEST(test_version_grows_on_every_change),
+		FX_TEST(test_version_grows_across_delete_and_reinsert),
+		FX_TEST(test_incr_missing_starts_from_zero_with_ttl),
+		FX_TEST(test_incr_existing_keeps_expiry),
+		FX_TEST(test_incr_non_counter_returns_etype),
+		FX_TEST(test_set_counter_seeds_incr),
+		FX_TEST(test_get_reads_counter_little_endian),
+		FX_TEST(test_incr_wraps_on_overflow),
+		FX_TEST(test_incr_null_out_is_allowed),
+		FX_TEST(test_peek_outside_read_section_returns_einval),
+		FX_TEST(test_peek_returns_value_and_meta),
+		FX_TEST(test_read_lock_nests_and_peek_stays_valid_against_thread),
+		FX_TEST(test_peek_stays_valid_against_writer_process),
+		FX_TEST(test_read_lock_returns_eusers_when_all_slots_taken),
+		FX_TEST(test_tool_handles_never_take_a_strategy_slot),
+		FX_TEST(test_evict_none_entries_full_returns_enospc_and_keeps_all),
+		FX_TEST(test_evict_none_memory_full_returns_enospc_and_keeps_all),
+		FX_TEST(test_evict_lru_makes_sets_succeed_when_full),
+		FX_TEST(test_two_segments_with_same_key_are_isolated),
+		FX_TEST(test_get_info_reports_geometry),
+		FX_TEST(test_get_info_defaults_for_zero_opts),
+		FX_TEST(test_strerror_names_every_code),
+		FX_TEST(test_exists_reports_live_keys),
+		FX_TEST(test_now_ms_and_version),
 	};
 
-	if (getenv("TC_TEST_FILTER")) /* run only the tests matching this glob */
-		cmocka_set_test_filter(getenv("TC_TEST_FILTER"));
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -44,14 +44,6 @@
 #define CANARY        0xA5
 #define CANARY_LEN    64
 
-#define ASSERT_RC(exp, call)                                                  \
-	do {                                                                  \
-		int e_ = (exp), g_ = (call);                                  \
-		if (e_ != g_)                                                 \
-			fail_msg("%s: expected %d (%s), got %d (%s)", #call,  \
-				 e_, tc_strerror(e_), g_, tc_strerror(g_));   \
-	} while (0)
-
 static int violations;
 
 #define BAD(...)                                                             \
@@ -162,7 +154,7 @@ static int scribble_file(const char *name, uint64_t *rng)
 	void *p;
 	int fd;
 
-	bb_shm_path(path, sizeof(path), name);
+	fx_shm_path(path, sizeof(path), name);
 	fd = open(path, O_RDWR);
 	if (fd < 0)
 		return -1;
@@ -297,7 +289,7 @@ static void all_calls(tc_cache *c, uint64_t *rng)
 		goto out;
 	for (i = 0; i < NKEYS; i++) {
 		kl = bb_key(key, sizeof(key), "k", i);
-		get_checked(c, key, kl, caps[bb_rand(rng) % BB_ARRAY_SIZE(caps)]);
+		get_checked(c, key, kl, caps[bb_rand(rng) % FX_ARRAY_SIZE(caps)]);
 		peek_checked(c, key, kl);
 		(void)tc_exists(c, key, kl);
 		switch (bb_rand(rng) % 8) {
@@ -375,7 +367,7 @@ out:
 static void trial(const char *name, uint64_t seed)
 {
 	uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 1;
-	tc_opts o = bb_opts(256, 512u * 1024u, 8);
+	tc_opts o = fx_opts(256, 512u * 1024u, 8);
 	tc_cache *c = NULL, *d = NULL;
 	pid_t pid;
 	int rc, st;
@@ -398,7 +390,7 @@ static void trial(const char *name, uint64_t seed)
 		}
 		_exit(violations ? BB_EXIT_FAIL : BB_EXIT_OK);
 	}
-	st = pid > 0 ? bb_wait(pid) : BB_EXIT_SETUP;
+	st = pid > 0 ? fx_wait(pid) : BB_EXIT_SETUP;
 	tc_close(c);
 	if (violations)
 		_exit(1);
@@ -415,20 +407,20 @@ static void trial(const char *name, uint64_t seed)
 static void test_scribbled_segment_calls_return_codes_never_crash(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	double end = bb_mono_s() + BUDGET_SECS;
+	double end = fx_mono_s() + BUDGET_SECS;
 	unsigned seeds = 0, failed = 0, setup = 0;
 	uint64_t seed;
 	pid_t pid;
 	int st;
 
 	(void)state;
-	for (seed = 1; seed <= MAX_SEEDS && bb_mono_s() < end; seed++) {
-		bb_name(name);
+	for (seed = 1; seed <= MAX_SEEDS && fx_mono_s() < end; seed++) {
+		fx_name(name);
 		pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0)
 			trial(name, seed);
-		st = bb_wait(pid);
+		st = fx_wait(pid);
 		(void)tc_unlink(name);
 		seeds++;
 		if (st == BB_EXIT_SETUP) {
@@ -467,7 +459,7 @@ static const char *const damage_names[] = {
 static void damage_trial(const char *name, enum damage how, uint64_t seed)
 {
 	uint64_t rng = seed + 77;
-	tc_opts o = bb_opts(256, 256u * 1024u, 4);
+	tc_opts o = fx_opts(256, 256u * 1024u, 4);
 	tc_cache *c = NULL;
 	char path[128];
 	unsigned char *p;
@@ -479,7 +471,7 @@ static void damage_trial(const char *name, enum damage how, uint64_t seed)
 	if (tc_open(&c, name, &o) != 0 || tc_set(c, "k", 1, "v", 1, 0u, 0) != 0)
 		_exit(BB_EXIT_SETUP);
 	tc_close(c);
-	bb_shm_path(path, sizeof(path), name);
+	fx_shm_path(path, sizeof(path), name);
 	fd = open(path, O_RDWR);
 	if (fd < 0 || fstat(fd, &st) != 0)
 		_exit(BB_EXIT_SETUP);
@@ -567,12 +559,12 @@ static int run_damage(enum damage how, uint64_t seed)
 	pid_t pid;
 	int st;
 
-	bb_name(name);
+	fx_name(name);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
 		damage_trial(name, how, seed);
-	st = bb_wait(pid);
+	st = fx_wait(pid);
 	(void)tc_unlink(name);
 	if (st != 0)
 		print_message("%s (seed %llu): status %d%s\n", damage_names[how],
@@ -612,8 +604,8 @@ static void test_empty_shm_object_returns_ecorrupt_and_unlinks(void **state)
 	int fd;
 
 	(void)state;
-	bb_name(name);
-	bb_shm_path(path, sizeof(path), name);
+	fx_name(name);
+	fx_shm_path(path, sizeof(path), name);
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
 	assert_true(fd >= 0);
 	close(fd);
@@ -629,19 +621,19 @@ static void test_bad_arguments_return_einval_or_emsgsize(void **state)
 	static const char *const names[] = { "../x", "", "/", "x/../../etc",
 		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
 	char name[TC_NAME_MAX + 1], big_key[TC_KEY_MAX + 1];
-	tc_opts o = bb_opts(256, 2u << 20, 4);
+	tc_opts o = fx_opts(256, 2u << 20, 4);
 	unsigned char *big = calloc(1, TC_VALUE_MAX + 1);
 	tc_cache *c = NULL;
 	size_t i;
 
 	(void)state;
 	assert_non_null(big);
-	for (i = 0; i < BB_ARRAY_SIZE(names); i++) {
+	for (i = 0; i < FX_ARRAY_SIZE(names); i++) {
 		ASSERT_RC(-EINVAL, tc_open(&c, names[i], &o));
 		ASSERT_RC(-EINVAL, tc_unlink(names[i]));
 	}
 	ASSERT_RC(-EINVAL, tc_open(&c, NULL, &o));
-	bb_name(name);
+	fx_name(name);
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	memset(big_key, 'k', sizeof(big_key));
 	ASSERT_RC(-EINVAL, tc_set(c, big_key, sizeof(big_key), "v", 1, 0u, 0));
@@ -653,19 +645,16 @@ static void test_bad_arguments_return_einval_or_emsgsize(void **state)
 	tc_close(c);
 }
 
-#define T(f) cmocka_unit_test_teardown(f, bb_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_bad_arguments_return_einval_or_emsgsize),
-		T(test_empty_shm_object_returns_ecorrupt_and_unlinks),
-		T(test_damaged_header_open_returns_ecorrupt_or_eversion),
-		T(test_random_header_bytes_never_crash_open),
-		T(test_scribbled_segment_calls_return_codes_never_crash),
+		FX_TEST(test_bad_arguments_return_einval_or_emsgsize),
+		FX_TEST(test_empty_shm_object_returns_ecorrupt_and_unlinks),
+		FX_TEST(test_damaged_header_open_returns_ecorrupt_or_eversion),
+		FX_TEST(test_random_header_bytes_never_crash_open),
+		FX_TEST(test_scribbled_segment_calls_return_codes_never_crash),
 	};
 
-	if (getenv("TC_TEST_FILTER")) /* run only the tests matching this glob */
-		cmocka_set_test_filter(getenv("TC_TEST_FILTER"));
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

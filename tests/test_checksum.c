@@ -18,37 +18,27 @@
 
 static tc_cache *create(char *name, size_t cap, const char *tag, int eviction, bool csum)
 {
-	wb_name(name, cap, tag);
+	fx_name_at(name, cap, tag);
 	tc_opts o = wb_opts(ENTRIES, MEMORY, READERS, eviction);
 	if (csum)
 		o.flags |= TC_CHECKSUM;
 	tc_cache *c = NULL;
 	(void)tc_unlink(name);
-	WB_RC(0, tc_open(&c, name, &o));
+	ASSERT_RC(0, tc_open(&c, name, &o));
 	assert_non_null(c);
 	return c;
 }
 
-static struct tc_entry *entry_of(tc_cache *c, const char *key, uint32_t kind)
-{
-	size_t klen = strlen(key);
-	uint64_t *slotp, w;
-	struct tc_entry *e = NULL;
-	WB_RC(0, tc__lookup(c, tc__hash(c, key, klen, kind), key, klen, kind, &slotp, &w, &e));
-	assert_non_null(e);
-	return e;
-}
-
 static uint8_t *value_of(tc_cache *c, const char *key, uint32_t kind)
 {
-	struct tc_entry *e = entry_of(c, key, kind);
+	struct tc_entry *e = wb_entry_of(c, key, kind);
 	return (uint8_t *)tc__eval(e, (uint32_t)strlen(key));
 }
 
 static uint64_t failures(tc_cache *c)
 {
 	tc_stats st;
-	WB_RC(0, tc_get_stats(c, &st));
+	ASSERT_RC(0, tc_get_stats(c, &st));
 	return st.checksum_failures;
 }
 
@@ -60,36 +50,36 @@ static void test_scribbled_value_byte_is_ecorrupt_with_checksums(void **state)
 	snprintf(path, sizeof(path), "/tmp/%s.snap", name);
 	uint8_t val[100], buf[128];
 	memset(val, 'v', sizeof(val));
-	WB_RC(0, tc_set(c, "k", 1, val, sizeof(val), 3, 0));
-	WB_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(0, tc_set(c, "k", 1, val, sizeof(val), 3, 0));
+	ASSERT_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
 	assert_int_equal(failures(c), 0);
 	tc_meta m0;
-	WB_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), &m0));
+	ASSERT_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), &m0));
 	value_of(c, "k", TC_KIND_KEY)[57] ^= 0x01; /* one bit of one byte */
 	tc_stats st0;
-	WB_RC(0, tc_get_stats(c, &st0));
-	WB_RC(TC_ECORRUPT, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(0, tc_get_stats(c, &st0));
+	ASSERT_RC(TC_ECORRUPT, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
 	assert_int_equal(failures(c), 1);
 	const void *p = (const void *)1;
-	WB_RC(0, tc_read_lock(c));
-	WB_RC(TC_ECORRUPT, tc_peek(c, "k", 1, &p, NULL));
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(TC_ECORRUPT, tc_peek(c, "k", 1, &p, NULL));
 	assert_null(p);
 	tc_read_unlock(c);
 	assert_int_equal(failures(c), 2);
 	tc_snapshot_report rep;
-	WB_RC(TC_ECORRUPT, tc_snapshot_save(c, path, &rep));
+	ASSERT_RC(TC_ECORRUPT, tc_snapshot_save(c, path, &rep));
 	assert_int_equal(access(path, F_OK), -1);
 	assert_int_equal(failures(c), 3);
 	/* tc_expire carries the value over: refused, the key is unchanged. */
-	WB_RC(TC_ECORRUPT, tc_expire(c, "k", 1, 60000));
+	ASSERT_RC(TC_ECORRUPT, tc_expire(c, "k", 1, 60000));
 	assert_int_equal(failures(c), 4);
 	tc_stats st1;
-	WB_RC(0, tc_get_stats(c, &st1));
+	ASSERT_RC(0, tc_get_stats(c, &st1));
 	assert_int_equal(st1.errors - st0.errors, 3); /* the quiet read counts nothing */
 	/* A new value replaces the damaged one and reads whole. */
-	WB_RC(0, tc_set(c, "k", 1, val, sizeof(val), 3, 0));
+	ASSERT_RC(0, tc_set(c, "k", 1, val, sizeof(val), 3, 0));
 	tc_meta m;
-	WB_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), &m));
+	ASSERT_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), &m));
 	assert_int_equal(m.len, sizeof(val));
 	assert_true(m.version > m0.version);
 	assert_memory_equal(buf, val, sizeof(val));
@@ -105,21 +95,21 @@ static void test_scribbled_value_byte_is_returned_without_checksums(void **state
 	tc_cache *c = create(name, sizeof(name), "csoff", TC_EVICT_NONE, false);
 	uint8_t val[100], buf[128];
 	memset(val, 'v', sizeof(val));
-	WB_RC(0, tc_set(c, "k", 1, val, sizeof(val), 3, 0));
+	ASSERT_RC(0, tc_set(c, "k", 1, val, sizeof(val), 3, 0));
 	value_of(c, "k", TC_KIND_KEY)[57] ^= 0x01;
-	WB_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
 	val[57] ^= 0x01;
 	assert_memory_equal(buf, val, sizeof(val)); /* the scribble, served */
 	assert_int_equal(failures(c), 0);
 	tc_info info;
-	WB_RC(0, tc_get_info(c, &info));
+	ASSERT_RC(0, tc_get_info(c, &info));
 	assert_int_equal(info.flags, 0);
 	char path[128];
 	snprintf(path, sizeof(path), "/tmp/%s.snap", name);
 	tc_snapshot_report rep;
 	tc_snapshot_info si;
-	WB_RC(0, tc_snapshot_save(c, path, &rep));
-	WB_RC(0, tc_snapshot_stat(path, &si));
+	ASSERT_RC(0, tc_snapshot_save(c, path, &rep));
+	ASSERT_RC(0, tc_snapshot_stat(path, &si));
 	assert_int_equal(si.flags, 0);
 	unlink(path);
 	tc_close(c);
@@ -134,14 +124,14 @@ static void test_scribbled_metadata_is_ecorrupt(void **state)
 	uint8_t buf[64];
 	const char *keys[] = { "t", "x", "v", "l" };
 	for (int i = 0; i < 4; i++)
-		WB_RC(0, tc_set(c, keys[i], 1, "0123456789abcdef", 16, 5, 0));
-	tc__st(&entry_of(c, "t", TC_KIND_KEY)->type, 6);
-	tc__st(&entry_of(c, "x", TC_KIND_KEY)->expires_ms, tc_now_ms() + 3600 * 1000);
-	struct tc_entry *ev = entry_of(c, "v", TC_KIND_KEY);
+		ASSERT_RC(0, tc_set(c, keys[i], 1, "0123456789abcdef", 16, 5, 0));
+	tc__st(&wb_entry_of(c, "t", TC_KIND_KEY)->type, 6);
+	tc__st(&wb_entry_of(c, "x", TC_KIND_KEY)->expires_ms, tc_now_ms() + 3600 * 1000);
+	struct tc_entry *ev = wb_entry_of(c, "v", TC_KIND_KEY);
 	tc__st(&ev->version, tc__ld(&ev->version) + 1);
-	tc__st(&entry_of(c, "l", TC_KIND_KEY)->vlen, 15);
+	tc__st(&wb_entry_of(c, "l", TC_KIND_KEY)->vlen, 15);
 	for (int i = 0; i < 4; i++)
-		WB_RC(TC_ECORRUPT, tc_get(c, keys[i], 1, buf, sizeof(buf), NULL));
+		ASSERT_RC(TC_ECORRUPT, tc_get(c, keys[i], 1, buf, sizeof(buf), NULL));
 	assert_int_equal(failures(c), 4);
 	tc_close(c);
 	tc_unlink(name);
@@ -153,15 +143,15 @@ static void test_scribbled_counter_is_not_incremented(void **state)
 	char name[64];
 	tc_cache *c = create(name, sizeof(name), "csctr", TC_EVICT_NONE, true);
 	int64_t n = 0;
-	WB_RC(0, tc_incr(c, "n", 1, 5, 0, &n));
+	ASSERT_RC(0, tc_incr(c, "n", 1, 5, 0, &n));
 	assert_int_equal(n, 5);
 	value_of(c, "n", TC_KIND_KEY)[0] = 9;
-	WB_RC(TC_ECORRUPT, tc_incr(c, "n", 1, 1, 0, &n));
+	ASSERT_RC(TC_ECORRUPT, tc_incr(c, "n", 1, 1, 0, &n));
 	assert_int_equal(n, 5);
 	assert_int_equal(failures(c), 1);
-	WB_RC(0, tc_del(c, "n", 1));
-	WB_RC(0, tc_incr(c, "n", 1, 2, 0, &n));
-	WB_RC(0, tc_incr(c, "n", 1, 2, 0, &n));
+	ASSERT_RC(0, tc_del(c, "n", 1));
+	ASSERT_RC(0, tc_incr(c, "n", 1, 2, 0, &n));
+	ASSERT_RC(0, tc_incr(c, "n", 1, 2, 0, &n));
 	assert_int_equal(n, 4);
 	tc_close(c);
 	tc_unlink(name);
@@ -174,11 +164,11 @@ static void test_scribbled_rate_window_is_ecorrupt(void **state)
 	tc_cache *c = create(name, sizeof(name), "csrate", TC_EVICT_NONE, true);
 	bool allowed = false;
 	uint64_t cnt = 0;
-	WB_RC(0, tc_rate_limit(c, "api", 3, 5, 3600 * 1000, &allowed, &cnt));
+	ASSERT_RC(0, tc_rate_limit(c, "api", 3, 5, 3600 * 1000, &allowed, &cnt));
 	assert_int_equal(cnt, 1);
 	/* The window's count (after its 8-byte start) scribbled to 0. */
 	value_of(c, "api", TC_KIND_RATE)[8] = 0;
-	WB_RC(TC_ECORRUPT, tc_rate_limit(c, "api", 3, 5, 3600 * 1000, &allowed, &cnt));
+	ASSERT_RC(TC_ECORRUPT, tc_rate_limit(c, "api", 3, 5, 3600 * 1000, &allowed, &cnt));
 	assert_int_equal(cnt, 1);
 	assert_int_equal(failures(c), 1);
 	tc_close(c);
@@ -206,26 +196,26 @@ static void test_scribbled_dto_is_ecorrupt_before_any_callback(void **state)
 	(void)state;
 	char name[64];
 	tc_cache *c = create(name, sizeof(name), "csdto", TC_EVICT_NONE, true);
-	WB_RC(0, tc_run_start(c, 1, 1));
-	WB_RC(0, tc_dto_append(c, "sig", 3, 1, "one", 3));
-	WB_RC(0, tc_dto_append(c, "sig", 3, 1, "two", 3));
-	WB_RC(0, tc_dto_append(c, "sig", 3, 1, "three", 5));
+	ASSERT_RC(0, tc_run_start(c, 1, 1));
+	ASSERT_RC(0, tc_dto_append(c, "sig", 3, 1, "one", 3));
+	ASSERT_RC(0, tc_dto_append(c, "sig", 3, 1, "two", 3));
+	ASSERT_RC(0, tc_dto_append(c, "sig", 3, 1, "three", 5));
 	struct seen s = { 0, "" };
-	WB_RC(0, tc_dto_each(c, "sig", 3, 1, seen_fn, &s));
+	ASSERT_RC(0, tc_dto_each(c, "sig", 3, 1, seen_fn, &s));
 	assert_int_equal(s.n, 3);
 	assert_string_equal(s.first, "one");
 	/* The oldest element: the walk reaches it last, the callback first. */
-	struct tc_entry *head = entry_of(c, "sig", TC_KIND_DTO);
+	struct tc_entry *head = wb_entry_of(c, "sig", TC_KIND_DTO);
 	struct tc_entry *mid = tc__block(c, TC_DTO_PREV(tc__ld(&head->version)));
 	struct tc_entry *old = tc__block(c, TC_DTO_PREV(tc__ld(&mid->version)));
 	assert_non_null(old);
 	((uint8_t *)tc__eval(old, 3))[1] = 'N';
 	s.n = 0;
-	WB_RC(TC_ECORRUPT, tc_dto_each(c, "sig", 3, 1, seen_fn, &s));
+	ASSERT_RC(TC_ECORRUPT, tc_dto_each(c, "sig", 3, 1, seen_fn, &s));
 	assert_int_equal(s.n, 0);
 	assert_int_equal(failures(c), 1);
 	size_t cnt = 0;
-	WB_RC(0, tc_dto_count(c, "sig", 3, &cnt)); /* no value read */
+	ASSERT_RC(0, tc_dto_count(c, "sig", 3, &cnt)); /* no value read */
 	assert_int_equal(cnt, 3);
 	tc_close(c);
 	tc_unlink(name);
@@ -253,7 +243,7 @@ static void test_every_writer_seals_and_every_reader_verifies(void **state)
 	tc_cache *c = create(name, sizeof(name), "csall", TC_EVICT_LRU, true);
 	snprintf(path, sizeof(path), "/tmp/%s.snap", name);
 	tc_info info;
-	WB_RC(0, tc_get_info(c, &info));
+	ASSERT_RC(0, tc_get_info(c, &info));
 	assert_int_equal(info.flags, TC_CHECKSUM);
 	static uint8_t val[TC_VALUE_MAX], buf[TC_VALUE_MAX];
 	for (size_t i = 0; i < sizeof(val); i++)
@@ -263,55 +253,55 @@ static void test_every_writer_seals_and_every_reader_verifies(void **state)
 	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
 		char key[16];
 		int kl = snprintf(key, sizeof(key), "len%zu", lens[i]);
-		WB_RC(0, tc_set(c, key, (size_t)kl, val, lens[i], 1, 0));
+		ASSERT_RC(0, tc_set(c, key, (size_t)kl, val, lens[i], 1, 0));
 		tc_meta m;
-		WB_RC(0, tc_get(c, key, (size_t)kl, buf, sizeof(buf), &m));
+		ASSERT_RC(0, tc_get(c, key, (size_t)kl, buf, sizeof(buf), &m));
 		assert_int_equal(m.len, lens[i]);
 		assert_memory_equal(buf, val, lens[i]);
 		const void *p;
-		WB_RC(0, tc_read_lock(c));
-		WB_RC(0, tc_peek(c, key, (size_t)kl, &p, NULL));
+		ASSERT_RC(0, tc_read_lock(c));
+		ASSERT_RC(0, tc_peek(c, key, (size_t)kl, &p, NULL));
 		assert_memory_equal(p, val, lens[i]);
 		tc_read_unlock(c);
 		if (lens[i] > 4000)
-			WB_RC(0, tc_del(c, key, (size_t)kl));
+			ASSERT_RC(0, tc_del(c, key, (size_t)kl));
 	}
-	WB_RC(-EEXIST, tc_add(c, "len1", 4, "x", 1, 1, 0));
-	WB_RC(0, tc_add(c, "added", 5, "x", 1, 1, 0));
+	ASSERT_RC(-EEXIST, tc_add(c, "len1", 4, "x", 1, 1, 0));
+	ASSERT_RC(0, tc_add(c, "added", 5, "x", 1, 1, 0));
 	tc_meta m;
-	WB_RC(0, tc_get(c, "added", 5, buf, sizeof(buf), &m));
-	WB_RC(0, tc_cas(c, "added", 5, m.version, "yy", 2, 1, 0));
-	WB_RC(0, tc_expire(c, "added", 5, 3600 * 1000));
-	WB_RC(0, tc_get(c, "added", 5, buf, sizeof(buf), &m));
+	ASSERT_RC(0, tc_get(c, "added", 5, buf, sizeof(buf), &m));
+	ASSERT_RC(0, tc_cas(c, "added", 5, m.version, "yy", 2, 1, 0));
+	ASSERT_RC(0, tc_expire(c, "added", 5, 3600 * 1000));
+	ASSERT_RC(0, tc_get(c, "added", 5, buf, sizeof(buf), &m));
 	assert_int_equal(m.len, 2);
 	assert_memory_equal(buf, "yy", 2);
 	int64_t n;
-	WB_RC(0, tc_incr(c, "ctr", 3, 40, 0, &n));
-	WB_RC(0, tc_incr(c, "ctr", 3, 2, 0, &n));
+	ASSERT_RC(0, tc_incr(c, "ctr", 3, 40, 0, &n));
+	ASSERT_RC(0, tc_incr(c, "ctr", 3, 2, 0, &n));
 	assert_int_equal(n, 42);
 	bool allowed;
 	uint64_t cnt;
-	WB_RC(0, tc_rate_limit(c, "rl", 2, 10, 60000, &allowed, &cnt));
-	WB_RC(0, tc_rate_limit(c, "rl", 2, 10, 60000, &allowed, &cnt));
+	ASSERT_RC(0, tc_rate_limit(c, "rl", 2, 10, 60000, &allowed, &cnt));
+	ASSERT_RC(0, tc_rate_limit(c, "rl", 2, 10, 60000, &allowed, &cnt));
 	assert_int_equal(cnt, 2);
-	WB_RC(0, tc_get_or_load(c, "lazy", 4, buf, sizeof(buf), &m, 1, 0, 0, get_loader, NULL));
-	WB_RC(0, tc_get(c, "lazy", 4, buf, sizeof(buf), &m));
+	ASSERT_RC(0, tc_get_or_load(c, "lazy", 4, buf, sizeof(buf), &m, 1, 0, 0, get_loader, NULL));
+	ASSERT_RC(0, tc_get(c, "lazy", 4, buf, sizeof(buf), &m));
 	assert_int_equal(m.len, 6);
-	WB_RC(0, tc_run_start(c, 1, 1));
-	WB_RC(0, tc_dto_append(c, "d", 1, 2, "", 0));
-	WB_RC(0, tc_dto_append(c, "d", 1, 2, "abcdefghi", 9));
+	ASSERT_RC(0, tc_run_start(c, 1, 1));
+	ASSERT_RC(0, tc_dto_append(c, "d", 1, 2, "", 0));
+	ASSERT_RC(0, tc_dto_append(c, "d", 1, 2, "abcdefghi", 9));
 	struct seen s = { 0, "x" };
-	WB_RC(0, tc_dto_each(c, "d", 1, 2, seen_fn, &s));
+	ASSERT_RC(0, tc_dto_each(c, "d", 1, 2, seen_fn, &s));
 	assert_int_equal(s.n, 2);
 	assert_string_equal(s.first, "");
 	tc_snapshot_report rep;
-	WB_RC(0, tc_snapshot_save(c, path, &rep));
+	ASSERT_RC(0, tc_snapshot_save(c, path, &rep));
 	tc_snapshot_info si;
-	WB_RC(0, tc_snapshot_stat(path, &si));
+	ASSERT_RC(0, tc_snapshot_stat(path, &si));
 	assert_int_equal(si.flags, TC_CHECKSUM); /* a restore recreates the option */
-	WB_RC(0, tc_purge(c, NULL, NULL));
-	WB_RC(0, tc_snapshot_load(c, path, 0, &rep));
-	WB_RC(0, tc_get(c, "len100", 6, buf, sizeof(buf), &m));
+	ASSERT_RC(0, tc_purge(c, NULL, NULL));
+	ASSERT_RC(0, tc_snapshot_load(c, path, 0, &rep));
+	ASSERT_RC(0, tc_get(c, "len100", 6, buf, sizeof(buf), &m));
 	assert_memory_equal(buf, val, 100);
 	assert_int_equal(failures(c), 0);
 	unlink(path);
@@ -324,18 +314,18 @@ static void test_the_option_is_recorded_in_the_segment(void **state)
 	(void)state;
 	char name[64], plain[64];
 	tc_cache *c = create(name, sizeof(name), "csrec", TC_EVICT_NONE, true);
-	WB_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
 	/* A handle opened without the flag uses the segment's checksums. */
 	tc_cache *d = NULL;
-	WB_RC(0, tc_open(&d, name, NULL));
+	ASSERT_RC(0, tc_open(&d, name, NULL));
 	tc_info info;
-	WB_RC(0, tc_get_info(d, &info));
+	ASSERT_RC(0, tc_get_info(d, &info));
 	assert_int_equal(info.flags, TC_CHECKSUM);
 	value_of(d, "k", TC_KIND_KEY)[0] = 'w';
 	char buf[4];
-	WB_RC(TC_ECORRUPT, tc_get(d, "k", 1, buf, sizeof(buf), NULL));
-	WB_RC(0, tc_set(d, "k2", 2, "v2", 2, 0, 0));
-	WB_RC(0, tc_get(c, "k2", 2, buf, sizeof(buf), NULL));
+	ASSERT_RC(TC_ECORRUPT, tc_get(d, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(0, tc_set(d, "k2", 2, "v2", 2, 0, 0));
+	ASSERT_RC(0, tc_get(c, "k2", 2, buf, sizeof(buf), NULL));
 	tc_close(d);
 	/* Asking a segment without checksums for them: TC_EGEOMETRY. */
 	tc_cache *p = create(plain, sizeof(plain), "csplain", TC_EVICT_NONE, false);
@@ -343,11 +333,11 @@ static void test_the_option_is_recorded_in_the_segment(void **state)
 	memset(&o, 0, sizeof(o));
 	o.flags = TC_CHECKSUM;
 	d = (tc_cache *)1;
-	WB_RC(TC_EGEOMETRY, tc_open(&d, plain, &o));
+	ASSERT_RC(TC_EGEOMETRY, tc_open(&d, plain, &o));
 	assert_null(d);
 	/* An option this library does not know: the segment is refused. */
 	tc__st(&p->h->options, 0x80u);
-	WB_RC(TC_ECORRUPT, tc_open(&d, plain, NULL));
+	ASSERT_RC(TC_ECORRUPT, tc_open(&d, plain, NULL));
 	tc__st(&p->h->options, 0u);
 	tc_close(p);
 	tc_unlink(plain);
@@ -358,14 +348,14 @@ static void test_the_option_is_recorded_in_the_segment(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_scribbled_value_byte_is_ecorrupt_with_checksums),
-		cmocka_unit_test(test_scribbled_value_byte_is_returned_without_checksums),
-		cmocka_unit_test(test_scribbled_metadata_is_ecorrupt),
-		cmocka_unit_test(test_scribbled_counter_is_not_incremented),
-		cmocka_unit_test(test_scribbled_dto_is_ecorrupt_before_any_callback),
-		cmocka_unit_test(test_scribbled_rate_window_is_ecorrupt),
-		cmocka_unit_test(test_every_writer_seals_and_every_reader_verifies),
-		cmocka_unit_test(test_the_option_is_recorded_in_the_segment),
+		FX_TEST(test_scribbled_value_byte_is_ecorrupt_with_checksums),
+		FX_TEST(test_scribbled_value_byte_is_returned_without_checksums),
+		FX_TEST(test_scribbled_metadata_is_ecorrupt),
+		FX_TEST(test_scribbled_counter_is_not_incremented),
+		FX_TEST(test_scribbled_dto_is_ecorrupt_before_any_callback),
+		FX_TEST(test_scribbled_rate_window_is_ecorrupt),
+		FX_TEST(test_every_writer_seals_and_every_reader_verifies),
+		FX_TEST(test_the_option_is_recorded_in_the_segment),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

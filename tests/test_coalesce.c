@@ -32,7 +32,7 @@
 static uint64_t merges(tc_cache *c)
 {
 	tc_stats st;
-	WB_RC(0, tc_get_stats(c, &st));
+	ASSERT_RC(0, tc_get_stats(c, &st));
 	return st.merges;
 }
 
@@ -64,7 +64,7 @@ static unsigned fill_small_then_thin(tc_cache *c)
 		int rc = tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0);
 		if (rc == -ENOSPC)
 			break;
-		WB_RC(0, rc);
+		ASSERT_RC(0, rc);
 	}
 	assert_true(n > 1000);
 	/* Deleted from the top down, then reclaimed: the free list holds the
@@ -74,9 +74,9 @@ static unsigned fill_small_then_thin(tc_cache *c)
 		if (i % KEEP_EVERY == 0 && i >= n / 2)
 			continue;
 		int kl = snprintf(k, sizeof(k), "s%u", i);
-		WB_RC(0, tc_del(c, k, (size_t)kl));
+		ASSERT_RC(0, tc_del(c, k, (size_t)kl));
 	}
-	WB_RC(0, tc_reclaim(c, NULL));
+	ASSERT_RC(0, tc_reclaim(c, NULL));
 	return n;
 }
 
@@ -86,7 +86,7 @@ static void expect_small(tc_cache *c, unsigned i)
 	char k[32], v[24], buf[64];
 	tc_meta m;
 	int kl = snprintf(k, sizeof(k), "s%u", i);
-	WB_RC(0, tc_get(c, k, (size_t)kl, buf, sizeof(buf), &m));
+	ASSERT_RC(0, tc_get(c, k, (size_t)kl, buf, sizeof(buf), &m));
 	small_val(v, i);
 	assert_int_equal(m.len, sizeof(v));
 	assert_memory_equal(buf, v, sizeof(v));
@@ -100,12 +100,12 @@ static void expect_small_keepers(tc_cache *c, unsigned n)
 		int kl = snprintf(k, sizeof(k), "s%u", i);
 		int rc = tc_get(c, k, (size_t)kl, buf, sizeof(buf), &m);
 		if (i % KEEP_EVERY == 0 && i >= n / 2) {
-			WB_RC(0, rc);
+			ASSERT_RC(0, rc);
 			small_val(v, i);
 			assert_int_equal(m.len, sizeof(v));
 			assert_memory_equal(buf, v, sizeof(v));
 		} else {
-			WB_RC(-ENOENT, rc);
+			ASSERT_RC(-ENOENT, rc);
 		}
 	}
 }
@@ -117,7 +117,7 @@ static void expect_big(tc_cache *c, unsigned i, size_t len)
 	tc_meta m;
 	int kl = snprintf(k, sizeof(k), "b%u", i);
 	big_val(want, len, i);
-	WB_RC(0, tc_get(c, k, (size_t)kl, got, len, &m));
+	ASSERT_RC(0, tc_get(c, k, (size_t)kl, got, len, &m));
 	assert_int_equal(m.len, len);
 	assert_memory_equal(got, want, len);
 	free(want);
@@ -139,7 +139,7 @@ static int set_big(tc_cache *c, unsigned i, size_t len)
 static void expect_clean_audit(tc_cache *c)
 {
 	tc_audit_report rep;
-	WB_RC(0, tc_audit(c, &rep));
+	ASSERT_RC(0, tc_audit(c, &rep));
 	assert_int_equal(rep.recovered, 0);
 	assert_int_equal(rep.live_before, rep.live_after);
 }
@@ -150,13 +150,13 @@ static void test_free_small_blocks_become_large_ones(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "df"), 1u << 16, 1u << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1u << 16, 1u << 20, 8,
 				TC_EVICT_NONE);
 	unsigned n = fill_small_then_thin(c);
 	assert_int_equal(merges(c), 0);
 	/* Before coalescing existed this failed with -ENOSPC. */
 	for (unsigned i = 0; i < 8; i++)
-		WB_RC(0, set_big(c, i, 16000));
+		ASSERT_RC(0, set_big(c, i, 16000));
 	assert_true(merges(c) >= 2); /* a window holds up to 64 KiB: 4 of them */
 	for (unsigned i = 0; i < 8; i++)
 		expect_big(c, i, 16000);
@@ -168,16 +168,16 @@ static void test_free_small_blocks_become_large_ones(void **state)
 	char k[32];
 	for (unsigned i = 0; i < 8; i++) {
 		int kl = snprintf(k, sizeof(k), "b%u", i);
-		WB_RC(0, tc_del(c, k, (size_t)kl));
+		ASSERT_RC(0, tc_del(c, k, (size_t)kl));
 	}
-	WB_RC(0, tc_reclaim(c, NULL));
+	ASSERT_RC(0, tc_reclaim(c, NULL));
 	/* 200-byte values: a class that never had a block. */
 	uint64_t m0 = merges(c);
 	for (unsigned i = 0; i < 300; i++) {
 		unsigned char v[200];
 		big_val(v, sizeof(v), i);
 		int kl = snprintf(k, sizeof(k), "t%u", i);
-		WB_RC(0, tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0));
+		ASSERT_RC(0, tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0));
 	}
 	assert_true(merges(c) > m0);
 	for (unsigned i = 0; i < 300; i++) {
@@ -185,7 +185,7 @@ static void test_free_small_blocks_become_large_ones(void **state)
 		tc_meta m;
 		big_val(v, sizeof(v), i);
 		int kl = snprintf(k, sizeof(k), "t%u", i);
-		WB_RC(0, tc_get(c, k, (size_t)kl, got, sizeof(got), &m));
+		ASSERT_RC(0, tc_get(c, k, (size_t)kl, got, sizeof(got), &m));
 		assert_memory_equal(got, v, sizeof(v));
 	}
 	expect_small_keepers(c, n);
@@ -198,7 +198,7 @@ static void test_one_free_block_too_small_is_still_enospc(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "df"), 1u << 16, 1u << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1u << 16, 1u << 20, 8,
 				TC_EVICT_NONE);
 	unsigned n = 0;
 	char k[32], v[24];
@@ -208,15 +208,15 @@ static void test_one_free_block_too_small_is_still_enospc(void **state)
 		int rc = tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0);
 		if (rc == -ENOSPC)
 			break;
-		WB_RC(0, rc);
+		ASSERT_RC(0, rc);
 	}
 	/* Every other key deleted: lots of free memory, no two blocks adjacent. */
 	for (unsigned i = 0; i < n; i += 2) {
 		int kl = snprintf(k, sizeof(k), "s%u", i);
-		WB_RC(0, tc_del(c, k, (size_t)kl));
+		ASSERT_RC(0, tc_del(c, k, (size_t)kl));
 	}
-	WB_RC(0, tc_reclaim(c, NULL));
-	WB_RC(-ENOSPC, set_big(c, 0, 4000));
+	ASSERT_RC(0, tc_reclaim(c, NULL));
+	ASSERT_RC(-ENOSPC, set_big(c, 0, 4000));
 	assert_int_equal(merges(c), 0);
 	/* Nothing was harmed by the attempt. */
 	for (unsigned i = 1; i < n; i += 2)
@@ -230,18 +230,18 @@ static void test_lru_makes_room_for_a_new_size(void **state)
 {
 	(void)state;
 	char name[64], k[32], v[24];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "df"), 1u << 16, 2u << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1u << 16, 2u << 20, 8,
 				TC_EVICT_LRU);
 	for (unsigned i = 0; i < 60000; i++) {
 		int kl = snprintf(k, sizeof(k), "s%u", i);
 		small_val(v, i);
-		WB_RC(0, tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0));
+		ASSERT_RC(0, tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0));
 	}
 	tc_stats st;
-	WB_RC(0, tc_get_stats(c, &st));
+	ASSERT_RC(0, tc_get_stats(c, &st));
 	assert_true(st.evictions > 0); /* the arena was full of small blocks */
 	for (unsigned i = 0; i < 200; i++)
-		WB_RC(0, set_big(c, i, 16000));
+		ASSERT_RC(0, set_big(c, i, 16000));
 	/* The newest large values are there (LRU may drop older ones); every
 	 * small key still present holds its own value. */
 	expect_big(c, 199, 16000);
@@ -253,13 +253,13 @@ static void test_lru_makes_room_for_a_new_size(void **state)
 		int rc = tc_get(c, k, (size_t)kl, buf, sizeof(buf), &m);
 		if (rc == -ENOENT)
 			continue;
-		WB_RC(0, rc);
+		ASSERT_RC(0, rc);
 		small_val(v, i);
 		assert_memory_equal(buf, v, sizeof(v));
 		left++;
 	}
 	assert_true(merges(c) > 0);
-	WB_RC(0, tc_get_stats(c, &st));
+	ASSERT_RC(0, tc_get_stats(c, &st));
 	assert_true(st.entries >= left);
 	expect_clean_audit(c);
 	tc_close(c);
@@ -288,7 +288,7 @@ static unsigned fill_uniform(tc_cache *c, size_t vlen, uint64_t base, uint64_t *
 		int rc = tc_set(c, k, (size_t)kl, v, vlen, 0, 0);
 		if (rc == -ENOSPC)
 			break;
-		WB_RC(0, rc);
+		ASSERT_RC(0, rc);
 	}
 	assert_true(n > 1000);
 	struct tc_entry *e0 = (struct tc_entry *)(c->arena + base * TC_BLOCK_UNIT);
@@ -306,9 +306,9 @@ static void del_uniform(tc_cache *c, unsigned from, unsigned to, unsigned step)
 	char k[32];
 	for (unsigned i = from; i < to; i += step) {
 		int kl = snprintf(k, sizeof(k), "s%u", i);
-		WB_RC(0, tc_del(c, k, (size_t)kl));
+		ASSERT_RC(0, tc_del(c, k, (size_t)kl));
 	}
-	WB_RC(0, tc_reclaim(c, NULL));
+	ASSERT_RC(0, tc_reclaim(c, NULL));
 }
 
 /* Keys s0 .. s(N-1) hold their VLEN-byte values, but for those deleted
@@ -322,10 +322,10 @@ static void expect_uniform(tc_cache *c, unsigned n, size_t vlen, bool (*deleted)
 		int kl = snprintf(k, sizeof(k), "s%u", i);
 		int rc = tc_get(c, k, (size_t)kl, got, sizeof(got), &m);
 		if (deleted(i)) {
-			WB_RC(-ENOENT, rc);
+			ASSERT_RC(-ENOENT, rc);
 			continue;
 		}
-		WB_RC(0, rc);
+		ASSERT_RC(0, rc);
 		memset(want, (int)(i & 0xff), vlen);
 		assert_int_equal(m.len, vlen);
 		assert_memory_equal(got, want, vlen);
@@ -355,7 +355,7 @@ static void test_a_run_across_the_hand_is_found_whole(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "df-hand"), 1u << 16, 1u << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1u << 16, 1u << 20, 8,
 				TC_EVICT_NONE);
 	uint64_t bu;
 	unsigned n = fill_uniform(c, 24, 0, &bu);
@@ -364,7 +364,7 @@ static void test_a_run_across_the_hand_is_found_whole(void **state)
 	del_uniform(c, HAND_FROM, HAND_FROM + HAND_RUN, 1);
 	tc__st(&c->h->df_hand, (HAND_FROM + HAND_RUN / 2) * bu);
 	tc__st(&c->h->df_nofit, 0);
-	WB_RC(0, set_big(c, 0, 16000));
+	ASSERT_RC(0, set_big(c, 0, 16000));
 	assert_int_equal(merges(c), 1);
 	assert_int_equal(tc__ld(&c->h->df_nofit), 0);
 	/* The next search starts past the window. */
@@ -373,7 +373,7 @@ static void test_a_run_across_the_hand_is_found_whole(void **state)
 	/* 172 blocks free again, every other one: no window anywhere (the
 	 * 128 bytes left of the first window are free too). */
 	del_uniform(c, SPARSE, SPARSE + 2 * HAND_RUN, 2);
-	WB_RC(-ENOSPC, set_big(c, 1, 16000));
+	ASSERT_RC(-ENOSPC, set_big(c, 1, 16000));
 	assert_int_equal(tc__ld(&c->h->df_nofit), HAND_RUN * 96 + 128);
 	assert_int_equal(tc__ld(&c->h->df_hand), 0);
 	assert_int_equal(merges(c), 1);
@@ -398,16 +398,16 @@ static void test_an_evictable_run_across_the_hand_is_found_whole(void **state)
 	(void)state;
 	char name[64], k[32];
 	unsigned char v[24];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "df-lru"), 1u << 16, 1u << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1u << 16, 1u << 20, 8,
 				TC_EVICT_LRU);
 	unsigned n = (unsigned)(c->arena_bytes / 96);
 	for (unsigned i = 0; i < n; i++) {
 		int kl = snprintf(k, sizeof(k), "s%u", i);
 		memset(v, (int)(i & 0xff), sizeof(v));
-		WB_RC(0, tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0));
+		ASSERT_RC(0, tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0));
 	}
 	tc_stats st;
-	WB_RC(0, tc_get_stats(c, &st));
+	ASSERT_RC(0, tc_get_stats(c, &st));
 	assert_int_equal(st.entries, n);
 	assert_int_equal(st.evictions, 0);
 	for (unsigned i = 0; i < n; i++) {
@@ -426,7 +426,7 @@ static void test_an_evictable_run_across_the_hand_is_found_whole(void **state)
 	/* Not free yet: the window's keys are evicted, the next call takes it. */
 	assert_null(tc__coalesce(c, s, cls));
 	unsigned evicted = (unsigned)((need + 4 + 5) / 6); /* 9558 blocks, 57348 units */
-	WB_RC(0, tc_get_stats(c, &st));
+	ASSERT_RC(0, tc_get_stats(c, &st));
 	assert_int_equal(st.entries, n - evicted);
 	assert_int_equal(tc__ld(&c->h->df_hand), 0);
 	for (unsigned i = 0; i < n; i++) {
@@ -435,10 +435,10 @@ static void test_an_evictable_run_across_the_hand_is_found_whole(void **state)
 		int kl = snprintf(k, sizeof(k), "s%u", i);
 		int rc = tc_get(c, k, (size_t)kl, got, sizeof(got), &m);
 		if (i < evicted) {
-			WB_RC(-ENOENT, rc);
+			ASSERT_RC(-ENOENT, rc);
 			continue;
 		}
-		WB_RC(0, rc);
+		ASSERT_RC(0, rc);
 		memset(v, (int)(i & 0xff), sizeof(v));
 		assert_int_equal(m.len, sizeof(v));
 		assert_memory_equal(got, v, sizeof(v));
@@ -468,7 +468,7 @@ static void test_the_largest_value_fits_in_an_arena_of_the_smallest_blocks(void 
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "df-small"), 1u << 16, 4u << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1u << 16, 4u << 20, 8,
 				TC_EVICT_NONE);
 	uint64_t bu;
 	unsigned n = fill_uniform(c, 8, 0, &bu);
@@ -477,7 +477,7 @@ static void test_the_largest_value_fits_in_an_arena_of_the_smallest_blocks(void 
 	assert_true(n > SMALL_KEPT + SMALL_RUN + 16384);
 	del_uniform(c, SMALL_KEPT, SMALL_KEPT + SMALL_RUN, 1);
 	tc__st(&c->h->df_hand, 0);
-	WB_RC(0, set_big(c, 0, TC_VALUE_MAX));
+	ASSERT_RC(0, set_big(c, 0, TC_VALUE_MAX));
 	assert_int_equal(merges(c), 1);
 	expect_big(c, 0, TC_VALUE_MAX);
 	expect_uniform(c, n, 8, small_deleted);
@@ -506,19 +506,19 @@ static void test_a_run_one_unit_over_takes_one_more_block(void **state)
 	(void)state;
 	char name[64];
 	unsigned char v[24];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "df-over"), 1u << 16, 1u << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1u << 16, 1u << 20, 8,
 				TC_EVICT_NONE);
 	memset(v, 0xa5, sizeof(v));
-	WB_RC(0, tc_set(c, "a", 1, v, 20, 0, 0));
+	ASSERT_RC(0, tc_set(c, "a", 1, v, 20, 0, 0));
 	struct tc_entry *a = (struct tc_entry *)c->arena;
 	assert_int_equal(tc__class_size(a->cls), 96);
 	uint64_t bu;
 	unsigned n = fill_uniform(c, 8, 6, &bu);
 	assert_int_equal(bu, 5);
-	WB_RC(0, tc_del(c, "a", 1));
+	ASSERT_RC(0, tc_del(c, "a", 1));
 	del_uniform(c, 0, OVER_RUN, 1);
 	tc__st(&c->h->df_hand, 0);
-	WB_RC(0, set_big(c, 0, 70000)); /* 70066 bytes: the 80 KiB class */
+	ASSERT_RC(0, set_big(c, 0, 70000)); /* 70066 bytes: the 80 KiB class */
 	assert_int_equal(merges(c), 1);
 	expect_big(c, 0, 70000);
 	expect_uniform(c, n, 8, over_deleted);
@@ -546,7 +546,7 @@ static void test_killed_coalescer_is_finished_or_undone(void **state)
 				      TC_DF_HOOK_PUSH, TC_DF_HOOK_LIVE };
 	for (size_t p = 0; p < sizeof(points) / sizeof(points[0]); p++) {
 		char name[64];
-		tc_cache *c = wb_create(wb_name(name, sizeof(name), "dk"), 1u << 16, 1u << 20, 8,
+		tc_cache *c = wb_create(fx_name(name), 1u << 16, 1u << 20, 8,
 					TC_EVICT_NONE);
 		unsigned n = fill_small_then_thin(c);
 		pid_t pid = fork();
@@ -561,8 +561,8 @@ static void test_killed_coalescer_is_finished_or_undone(void **state)
 			bb_child_fail("point %d not reached (set: %s)", points[p], tc_strerror(rc));
 			_exit(BB_EXIT_FAIL);
 		}
-		assert_int_equal(bb_wait(pid), 128 + SIGKILL);
-		/* The dead coalescer still holds the lease, mid-work. */
+		assert_int_equal(fx_wait(pid), 128 + SIGKILL);
+		/* The dead coalescer still holds its turn, mid-work. */
 		assert_int_not_equal(tc__ld(&c->h->df_turn), 0);
 		assert_int_not_equal(tc__ld(&c->h->df_phase) >> 56, TC_DF_IDLE);
 		expect_small_keepers(c, n);
@@ -570,19 +570,19 @@ static void test_killed_coalescer_is_finished_or_undone(void **state)
 			/* Clearing the dead slot (sweeper, writers short of
 			 * memory, shm-inspect readers --clean) finishes it. */
 			uint32_t cleared = 0;
-			WB_RC(0, tc_readers_clean(c, &cleared));
+			ASSERT_RC(0, tc_readers_clean(c, &cleared));
 			assert_int_equal(cleared, 1);
 			assert_int_equal(tc__ld(&c->h->df_turn), 0);
-			WB_RC(0, set_big(c, 1, 16000));
+			ASSERT_RC(0, set_big(c, 1, 16000));
 		} else {
-			/* The next coalescer takes the dead one's lease over:
+			/* The next coalescer takes the dead one's turn over:
 			 * 30000-byte values need a class nobody has. */
-			WB_RC(0, set_big(c, 1, 30000));
+			ASSERT_RC(0, set_big(c, 1, 30000));
 			expect_big(c, 1, 30000);
 			tc__df_test_hook = NULL;
 			char k1[] = "b1";
-			WB_RC(0, tc_del(c, k1, 2));
-			WB_RC(0, set_big(c, 1, 16000));
+			ASSERT_RC(0, tc_del(c, k1, 2));
+			ASSERT_RC(0, set_big(c, 1, 16000));
 		}
 		expect_big(c, 1, 16000);
 		assert_int_equal(tc__ld(&c->h->df_phase) >> 56, TC_DF_IDLE);
@@ -591,9 +591,9 @@ static void test_killed_coalescer_is_finished_or_undone(void **state)
 		expect_small_keepers(c, n);
 		/* The child's key: present only if it was published (never, here). */
 		char buf[8];
-		WB_RC(-ENOENT, tc_get(c, "b100", 4, buf, sizeof(buf), NULL));
+		ASSERT_RC(-ENOENT, tc_get(c, "b100", 4, buf, sizeof(buf), NULL));
 		for (unsigned i = 2; i < 6; i++)
-			WB_RC(0, set_big(c, i, 16000));
+			ASSERT_RC(0, set_big(c, i, 16000));
 		for (unsigned i = 1; i < 6; i++)
 			expect_big(c, i, 16000);
 		expect_clean_audit(c);
@@ -605,11 +605,11 @@ static void test_killed_coalescer_is_finished_or_undone(void **state)
 		}
 		for (unsigned i = 1; i < 6; i++) {
 			int kl = snprintf(k, sizeof(k), "b%u", i);
-			WB_RC(0, tc_del(c, k, (size_t)kl));
+			ASSERT_RC(0, tc_del(c, k, (size_t)kl));
 		}
-		WB_RC(0, tc_reclaim(c, NULL));
+		ASSERT_RC(0, tc_reclaim(c, NULL));
 		tc_stats st;
-		WB_RC(0, tc_get_stats(c, &st));
+		ASSERT_RC(0, tc_get_stats(c, &st));
 		assert_int_equal(st.entries, 0);
 		assert_int_equal(st.memory_used, 0);
 		tc_close(c);
@@ -625,12 +625,12 @@ static void test_scribbled_coalescer_record_harms_nothing(void **state)
 {
 	(void)state;
 	char name[64], k[32], v[24];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "dz"), 4096, 1u << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 4096, 1u << 20, 8,
 				TC_EVICT_NONE);
 	for (unsigned i = 0; i < 2000; i++) {
 		int kl = snprintf(k, sizeof(k), "s%u", i);
 		small_val(v, i);
-		WB_RC(0, tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0));
+		ASSERT_RC(0, tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0));
 	}
 	/* A lease of a dead holder, "rewriting" a window full of live keys,
 	 * with a held chain naming a block on a free list... all scribbled. */
@@ -692,12 +692,12 @@ static void test_a_late_unlink_count_cannot_cut_the_drain_short(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "dh"), 1u << 16, 1u << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1u << 16, 1u << 20, 8,
 				TC_EVICT_NONE);
 	unsigned n = fill_small_then_thin(c);
 	hint_c = c;
 	tc__df_test_hook = late_decrement;
-	WB_RC(0, set_big(c, 1, 16000));
+	ASSERT_RC(0, set_big(c, 1, 16000));
 	assert_null(tc__df_test_hook); /* the hook ran */
 	uint64_t ws = tc__ld(&c->h->df_start), wu = tc__ld(&c->h->df_units);
 	assert_false(lists_name(c, ws, wu));
@@ -710,12 +710,12 @@ static void test_a_late_unlink_count_cannot_cut_the_drain_short(void **state)
 		int rc = tc_set(c, k, (size_t)kl, v, sizeof(v), 0, 0);
 		if (rc == -ENOSPC)
 			break;
-		WB_RC(0, rc);
+		ASSERT_RC(0, rc);
 	}
 	for (unsigned i = 0; i < m; i++) {
 		tc_meta mt;
 		int kl = snprintf(k, sizeof(k), "n%u", i);
-		WB_RC(0, tc_get(c, k, (size_t)kl, buf, sizeof(buf), &mt));
+		ASSERT_RC(0, tc_get(c, k, (size_t)kl, buf, sizeof(buf), &mt));
 		small_val(v, i + 1000000);
 		assert_memory_equal(buf, v, sizeof(v));
 	}
@@ -887,16 +887,16 @@ static void test_shifting_sizes_under_concurrency(void **state)
 	char name[64];
 	/* Room for every key's largest value only if memory moves between
 	 * classes as the sizes shift. */
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "ds"), 4096, 2u << 20, 16,
+	tc_cache *c = wb_create(fx_name(name), 4096, 2u << 20, 16,
 				TC_EVICT_NONE);
 	pid_t rd[SH_READERS], wr[SH_WRITERS];
 	struct sh_results *res = sh_start(name, false, rd, wr);
 	int fails = 0;
 	for (uint32_t w = 0; w < SH_WRITERS; w++)
-		fails += bb_wait(wr[w]) != 0;
+		fails += fx_wait(wr[w]) != 0;
 	__atomic_store_n(&res->stop, 1, __ATOMIC_RELEASE);
 	for (uint32_t r = 0; r < SH_READERS; r++)
-		fails += bb_wait(rd[r]) != 0;
+		fails += fx_wait(rd[r]) != 0;
 	assert_int_equal(fails, 0);
 	print_message("      %" PRIu64 " reads, %" PRIu64 " merges, ENOSPC %" PRIu64 "/%" PRIu64
 		      "/%" PRIu64 " of %u writes each\n", res->reads, merges(c), res->enospc[0],
@@ -912,10 +912,10 @@ static void test_shifting_sizes_under_concurrency(void **state)
 			tc_meta m;
 			int rc = tc_get(c, k, kl, got, SH_VMAX, &m);
 			if (res->last_seq[w][i] == 0) {
-				WB_RC(-ENOENT, rc);
+				ASSERT_RC(-ENOENT, rc);
 				continue;
 			}
-			WB_RC(0, rc);
+			ASSERT_RC(0, rc);
 			assert_null(bb_check(got, m.len, key, SH_WRITERS));
 			assert_int_equal(m.len, res->last_len[w][i]);
 			assert_memory_equal(got + 24, &res->last_seq[w][i], 8);
@@ -938,17 +938,17 @@ static void test_killed_writers_while_sizes_shift_under_lru(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "dl"), 4096, 1u << 20, 32,
+	tc_cache *c = wb_create(fx_name(name), 4096, 1u << 20, 32,
 				TC_EVICT_LRU);
 	pid_t rd[SH_READERS], wr[SH_WRITERS];
 	struct sh_results *res = sh_start(name, true, rd, wr);
 	uint64_t rng = 99;
 	int kills = 0, fails = 0;
 	for (int round = 0; round < 40; round++) {
-		bb_sleep_ms(10 + (long)(bb_rand(&rng) % 40));
+		fx_sleep_ms(10 + (long)(bb_rand(&rng) % 40));
 		uint32_t w = (uint32_t)(bb_rand(&rng) % SH_WRITERS);
 		kill(wr[w], SIGKILL);
-		int st = bb_wait(wr[w]);
+		int st = fx_wait(wr[w]);
 		if (st != 128 + SIGKILL)
 			fails++; /* it ended by itself: a failed check */
 		kills++;
@@ -959,14 +959,14 @@ static void test_killed_writers_while_sizes_shift_under_lru(void **state)
 	}
 	__atomic_store_n(&res->wstop, 1, __ATOMIC_RELEASE);
 	for (uint32_t w = 0; w < SH_WRITERS; w++)
-		fails += bb_wait(wr[w]) != 0;
+		fails += fx_wait(wr[w]) != 0;
 	__atomic_store_n(&res->stop, 1, __ATOMIC_RELEASE);
 	for (uint32_t r = 0; r < SH_READERS; r++)
-		fails += bb_wait(rd[r]) != 0;
+		fails += fx_wait(rd[r]) != 0;
 	assert_int_equal(fails, 0);
 	/* The dead are cleared; every key left holds a whole value of its own. */
 	tc_sweep_report srep;
-	WB_RC(0, tc_sweep(c, 0, &srep));
+	ASSERT_RC(0, tc_sweep(c, 0, &srep));
 	unsigned char *got = malloc(SH_VMAX);
 	unsigned present = 0;
 	for (uint32_t key = 0; key < SH_WRITERS * SH_KEYS; key++) {
@@ -976,12 +976,12 @@ static void test_killed_writers_while_sizes_shift_under_lru(void **state)
 		int rc = tc_get(c, k, kl, got, SH_VMAX, &m);
 		if (rc == -ENOENT)
 			continue;
-		WB_RC(0, rc);
+		ASSERT_RC(0, rc);
 		assert_null(bb_check(got, m.len, key, SH_WRITERS));
 		present++;
 	}
 	tc_audit_report rep;
-	WB_RC(0, tc_audit(c, &rep));
+	ASSERT_RC(0, tc_audit(c, &rep));
 	print_message("      %d writers killed, %" PRIu64 " merges, %" PRIu64 " reads; audit: %"
 		      PRIu64 " blocks recovered, live %" PRId64 " -> %" PRId64 "\n", kills,
 		      merges(c), res->reads, rep.recovered, rep.live_before, rep.live_after);
@@ -993,10 +993,10 @@ static void test_killed_writers_while_sizes_shift_under_lru(void **state)
 		size_t kl = bb_key(k, sizeof(k), "k", key);
 		(void)tc_del(c, k, kl);
 	}
-	WB_RC(0, tc_reclaim(c, NULL));
+	ASSERT_RC(0, tc_reclaim(c, NULL));
 	expect_clean_audit(c);
 	tc_stats st;
-	WB_RC(0, tc_get_stats(c, &st));
+	ASSERT_RC(0, tc_get_stats(c, &st));
 	assert_int_equal(st.entries, 0);
 	assert_int_equal(st.memory_used, 0);
 	free(got);
@@ -1008,18 +1008,18 @@ static void test_killed_writers_while_sizes_shift_under_lru(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_free_small_blocks_become_large_ones),
-		cmocka_unit_test(test_one_free_block_too_small_is_still_enospc),
-		cmocka_unit_test(test_lru_makes_room_for_a_new_size),
-		cmocka_unit_test(test_a_run_across_the_hand_is_found_whole),
-		cmocka_unit_test(test_an_evictable_run_across_the_hand_is_found_whole),
-		cmocka_unit_test(test_the_largest_value_fits_in_an_arena_of_the_smallest_blocks),
-		cmocka_unit_test(test_a_run_one_unit_over_takes_one_more_block),
-		cmocka_unit_test(test_killed_coalescer_is_finished_or_undone),
-		cmocka_unit_test(test_a_late_unlink_count_cannot_cut_the_drain_short),
-		cmocka_unit_test(test_scribbled_coalescer_record_harms_nothing),
-		cmocka_unit_test(test_shifting_sizes_under_concurrency),
-		cmocka_unit_test(test_killed_writers_while_sizes_shift_under_lru),
+		FX_TEST(test_free_small_blocks_become_large_ones),
+		FX_TEST(test_one_free_block_too_small_is_still_enospc),
+		FX_TEST(test_lru_makes_room_for_a_new_size),
+		FX_TEST(test_a_run_across_the_hand_is_found_whole),
+		FX_TEST(test_an_evictable_run_across_the_hand_is_found_whole),
+		FX_TEST(test_the_largest_value_fits_in_an_arena_of_the_smallest_blocks),
+		FX_TEST(test_a_run_one_unit_over_takes_one_more_block),
+		FX_TEST(test_killed_coalescer_is_finished_or_undone),
+		FX_TEST(test_a_late_unlink_count_cannot_cut_the_drain_short),
+		FX_TEST(test_scribbled_coalescer_record_harms_nothing),
+		FX_TEST(test_shifting_sizes_under_concurrency),
+		FX_TEST(test_killed_writers_while_sizes_shift_under_lru),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -37,14 +37,6 @@
 #define VBUF      8192
 #define HANG_SECS 60
 
-#define ASSERT_RC(exp, call)                                                  \
-	do {                                                                  \
-		int e_ = (exp), g_ = (call);                                  \
-		if (e_ != g_)                                                 \
-			fail_msg("%s: expected %d (%s), got %d (%s)", #call,  \
-				 e_, tc_strerror(e_), g_, tc_strerror(g_));   \
-	} while (0)
-
 /*
  * Children still running when an assertion fails are killed by the teardown,
  * so a failure never leaves a process behind holding the test's output.
@@ -64,10 +56,10 @@ static pid_t track(pid_t pid)
 	return pid;
 }
 
-/* reap - wait for a tracked child; its status as bb_wait gives it. */
+/* reap - wait for a tracked child; its status as fx_wait gives it. */
 static int reap(pid_t pid)
 {
-	int i, st = bb_wait(pid);
+	int i, st = fx_wait(pid);
 
 	for (i = 0; i < MAX_KIDS; i++)
 		if (kids[i] == pid)
@@ -82,21 +74,13 @@ static int crash_teardown(void **state)
 	for (i = 0; i < MAX_KIDS; i++)
 		if (kids[i] > 0) {
 			kill(kids[i], SIGKILL);
-			bb_wait(kids[i]);
+			fx_wait(kids[i]);
 			kids[i] = 0;
 		}
-	return bb_teardown(state);
+	return fx_teardown(state);
 }
 
-static tc_cache *open_seg(char *name, uint64_t memory)
-{
-	tc_opts o = bb_opts(1024, memory, 64);
-	tc_cache *c = NULL;
-
-	bb_name(name);
-	ASSERT_RC(0, tc_open(&c, name, &o));
-	return c;
-}
+#define open_seg(name, memory) fx_open((name), 1024, (memory), 64)
 
 /* ------------------------------------------------------------------ */
 /* Worker loops used by children                                        */
@@ -408,7 +392,7 @@ static int wait_state(pid_t pid, char st)
 	for (int i = 0; i < 400; i++) {
 		if (proc_state(pid) == st)
 			return 1;
-		bb_sleep_ms(5);
+		fx_sleep_ms(5);
 	}
 	return 0;
 }
@@ -459,7 +443,7 @@ static void killed_reader_case(enum clean_how how)
 		 * threads (a sanitizer's, say) may take a moment longer, and
 		 * until then the process counts as alive. */
 		for (k = 0; k < 400 && slots_of(c, pid).state != TC_READER_DEAD; k++)
-			bb_sleep_ms(5);
+			fx_sleep_ms(5);
 	} else {
 		assert_int_equal(128 + SIGKILL, reap(pid));
 	}
@@ -754,7 +738,7 @@ static void test_killed_writers_leave_valid_values_and_no_leak(void **state)
 			print_message("round %d: the writer did not start\n", r);
 			failed = 1;
 		}
-		bb_sleep_us(50 + (long)(bb_rand(&rng) % 750));
+		fx_sleep_us(50 + (long)(bb_rand(&rng) % 750));
 		kill(pid, SIGKILL);
 		sw = reap(pid);
 		close(fds[0]);
@@ -831,7 +815,7 @@ static void stopped_case(void (*body)(const char *, int))
 	}
 	close(fd);
 	for (r = 0; r < STOP_ROUNDS; r++) {
-		bb_sleep_us(100 + (long)(bb_rand(&rng) % 2000));
+		fx_sleep_us(100 + (long)(bb_rand(&rng) % 2000));
 		kill(pid, SIGSTOP);
 		st = run_batch_process(name, 3000);
 		kill(pid, SIGCONT);
@@ -875,7 +859,5 @@ int main(void)
 		T(test_stopped_reader_never_blocks_other_processes),
 	};
 
-	if (getenv("TC_TEST_FILTER")) /* run only the tests matching this glob */
-		cmocka_set_test_filter(getenv("TC_TEST_FILTER"));
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -5,7 +5,7 @@
  * thousands of times over; marks outlive every process that was attached;
  * they expire on time, and an expired mark can be taken again.
  */
-#include "feature_fixtures.h"
+#include "fixture.h"
 
 #define NPROC 4
 #define ROUNDS 2000
@@ -25,21 +25,21 @@ static int mark_key(char *buf, size_t cap, int round)
  */
 static void racer(const char *name, int id)
 {
-	tc_cache *c = ft_attach(name);
+	tc_cache *c = fx_attach(name);
 	int64_t wins = 0;
 	for (int r = 0; r < ROUNDS; r++) {
 		char bar[32], key[64];
 		if (r % BATCH == 0) {
 			int bl = snprintf(bar, sizeof(bar), "barrier:%d", r / BATCH);
 			int64_t arrived;
-			FT_CHECK(tc_incr(c, bar, (size_t)bl, 1, 0, &arrived) == 0);
+			FX_CHECK(tc_incr(c, bar, (size_t)bl, 1, 0, &arrived) == 0);
 			for (int spin = 0; arrived < NPROC; spin++) {
 				tc_meta m;
 				char v[8];
-				FT_CHECK(tc_get(c, bar, (size_t)bl, v, sizeof(v), &m) == 0);
+				FX_CHECK(tc_get(c, bar, (size_t)bl, v, sizeof(v), &m) == 0);
 				memcpy(&arrived, v, 8); /* little-endian host */
 				if (spin > 50)
-					ft_sleep_ms(1);
+					fx_sleep_ms(1);
 				else
 					sched_yield();
 			}
@@ -48,18 +48,18 @@ static void racer(const char *name, int id)
 		char sig[16];
 		int sl = snprintf(sig, sizeof(sig), "sig-%d", id);
 		int rc = tc_add(c, key, (size_t)kl, sig, (size_t)sl, 0, 3600 * 1000);
-		FT_CHECK(rc == 0 || rc == -EEXIST);
+		FX_CHECK(rc == 0 || rc == -EEXIST);
 		if (rc == 0)
 			wins++;
 	}
-	FT_CHECK(tc_incr(c, "wins", 4, wins, 0, NULL) == 0);
+	FX_CHECK(tc_incr(c, "wins", 4, wins, 0, NULL) == 0);
 	tc_close(c);
 	_exit(0);
 }
 
 static void test_racing_marks_have_exactly_one_winner(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	pid_t pids[NPROC];
 	for (int i = 0; i < NPROC; i++) {
 		pids[i] = fork();
@@ -67,7 +67,7 @@ static void test_racing_marks_have_exactly_one_winner(void **state)
 		if (pids[i] == 0)
 			racer(f->name, i);
 	}
-	ft_wait_all(pids, NPROC);
+	fx_wait_all(pids, NPROC);
 	int64_t total = -1;
 	assert_int_equal(0, tc_incr(f->c, "wins", 4, 0, 0, &total));
 	assert_int_equal(ROUNDS, (int)total);
@@ -86,45 +86,45 @@ static void test_marks_survive_every_process(void **state)
 {
 	(void)state;
 	char name[TC_NAME_MAX + 1];
-	ft_newname(name);
+	fx_name(name);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		tc_cache *c = NULL;
-		tc_opts o = ft_opts(1024, 1u << 20);
-		FT_CHECK(tc_open(&c, name, &o) == 0);
+		tc_opts o = fx_opts(1024, 1u << 20, 64);
+		FX_CHECK(tc_open(&c, name, &o) == 0);
 		for (int r = 0; r < 100; r++) {
 			char key[64];
 			int kl = mark_key(key, sizeof(key), r);
-			FT_CHECK(tc_add(c, key, (size_t)kl, "1", 1, 0, 3600 * 1000) == 0);
+			FX_CHECK(tc_add(c, key, (size_t)kl, "1", 1, 0, 3600 * 1000) == 0);
 		}
 		_exit(0); /* no tc_close: the process just ends */
 	}
-	ft_wait_all(&pid, 1);
+	fx_wait_all(&pid, 1);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		tc_cache *c = ft_attach(name);
+		tc_cache *c = fx_attach(name);
 		for (int r = 0; r < 100; r++) {
 			char key[64];
 			int kl = mark_key(key, sizeof(key), r);
-			FT_CHECK(tc_exists(c, key, (size_t)kl));
-			FT_CHECK(tc_add(c, key, (size_t)kl, "2", 1, 0, 3600 * 1000) == -EEXIST);
+			FX_CHECK(tc_exists(c, key, (size_t)kl));
+			FX_CHECK(tc_add(c, key, (size_t)kl, "2", 1, 0, 3600 * 1000) == -EEXIST);
 		}
 		char key[64];
 		int kl = mark_key(key, sizeof(key), 100);
-		FT_CHECK(!tc_exists(c, key, (size_t)kl));
+		FX_CHECK(!tc_exists(c, key, (size_t)kl));
 		tc_close(c);
 		_exit(0);
 	}
-	ft_wait_all(&pid, 1);
+	fx_wait_all(&pid, 1);
 	assert_int_equal(0, tc_unlink(name));
 }
 
 /* Marks expire on time, and an expired mark is free to take again. */
 static void test_marks_expire_on_time(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	tc_meta m;
 	char v[8];
 	int64_t before = tc_now_ms();
@@ -136,8 +136,8 @@ static void test_marks_expire_on_time(void **state)
 	/* A 24 h signal mark keeps its deadline. */
 	assert_int_equal(0, tc_add(f->c, "signal:X:1", 10, "id42", 4, 0, 24 * 3600 * 1000));
 	while (tc_now_ms() <= m.expires_ms)
-		ft_sleep_ms(20);
-	ft_sleep_ms(20); /* past the coarse clock's granularity too */
+		fx_sleep_ms(20);
+	fx_sleep_ms(20); /* past the coarse clock's granularity too */
 	assert_false(tc_exists(f->c, "candle:X:1", 10));
 	assert_int_equal(0, tc_add(f->c, "candle:X:1", 10, "b", 1, 0, 200));
 	assert_int_equal(0, tc_get(f->c, "candle:X:1", 10, v, sizeof(v), &m));
@@ -154,9 +154,9 @@ static void test_marks_expire_on_time(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_racing_marks_have_exactly_one_winner, ft_setup, ft_teardown),
-		cmocka_unit_test(test_marks_survive_every_process),
-		cmocka_unit_test_setup_teardown(test_marks_expire_on_time, ft_setup, ft_teardown),
+		FX_TEST_SEG(test_racing_marks_have_exactly_one_winner),
+		FX_TEST(test_marks_survive_every_process),
+		FX_TEST_SEG(test_marks_expire_on_time),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

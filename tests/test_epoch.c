@@ -29,7 +29,7 @@ static uint64_t retired(tc_cache *c)
 static uint64_t reclaim(tc_cache *c)
 {
 	uint64_t n = UINT64_MAX;
-	WB_RC(0, tc_reclaim(c, &n));
+	ASSERT_RC(0, tc_reclaim(c, &n));
 	return n;
 }
 
@@ -39,12 +39,12 @@ static void churn(tc_cache *c)
 {
 	for (int i = 0; i < 64; i++) {
 		char k[4] = { 'q', (char)('a' + i % 26), 0, 0 };
-		WB_RC(0, tc_set(c, k, 2, "zz", 2, 0, 0));
+		ASSERT_RC(0, tc_set(c, k, 2, "zz", 2, 0, 0));
 		(void)tc_reclaim(c, NULL);
 	}
 	for (int i = 0; i < 26; i++) {
 		char k[4] = { 'q', (char)('a' + i), 0, 0 };
-		WB_RC(0, tc_del(c, k, 2));
+		ASSERT_RC(0, tc_del(c, k, 2));
 	}
 	(void)tc_reclaim(c, NULL);
 }
@@ -78,10 +78,10 @@ static void test_thread_reader_holds_back_only_later_retirements(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "erd"), 1024, 1 << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
 				TC_EVICT_NONE);
-	WB_RC(0, tc_set(c, "k", 1, "v1", 2, 0, 0));
-	WB_RC(0, tc_set(c, "k", 1, "v2", 2, 0, 0)); /* retires v1 */
+	ASSERT_RC(0, tc_set(c, "k", 1, "v1", 2, 0, 0));
+	ASSERT_RC(0, tc_set(c, "k", 1, "v2", 2, 0, 0)); /* retires v1 */
 	assert_int_equal(retired(c), 1);
 	/* A grace period starts: v1 now belongs to an older epoch than any
 	 * reader entering from here on. */
@@ -92,8 +92,8 @@ static void test_thread_reader_holds_back_only_later_retirements(void **state)
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, reader_thread, &r), 0);
 	pthread_barrier_wait(&r.bar);
-	WB_RC(0, r.lock_rc);
-	WB_RC(0, r.peek_rc);
+	ASSERT_RC(0, r.lock_rc);
+	ASSERT_RC(0, r.peek_rc);
 
 	int set_rc = tc_set(c, "k", 1, "v3", 2, 0, 0); /* retires v2, which the reader holds */
 	uint64_t r_before = retired(c);
@@ -106,7 +106,7 @@ static void test_thread_reader_holds_back_only_later_retirements(void **state)
 	pthread_barrier_wait(&r.bar);
 	pthread_join(th, NULL);
 	pthread_barrier_destroy(&r.bar);
-	WB_RC(0, set_rc);
+	ASSERT_RC(0, set_rc);
 	assert_int_equal(r_before, 2);
 	assert_int_equal(freed1, 1);
 	assert_int_equal(r_after, 1);
@@ -125,10 +125,10 @@ static void test_process_reader_holds_back_only_later_retirements(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "erp"), 1024, 1 << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
 				TC_EVICT_NONE);
-	WB_RC(0, tc_set(c, "k", 1, "v1", 2, 0, 0));
-	WB_RC(0, tc_set(c, "k", 1, "v2", 2, 0, 0));
+	ASSERT_RC(0, tc_set(c, "k", 1, "v1", 2, 0, 0));
+	ASSERT_RC(0, tc_set(c, "k", 1, "v2", 2, 0, 0));
 	tc__add(&c->h->epoch, 1);
 	int up[2], down[2];
 	assert_int_equal(pipe(up), 0);
@@ -158,8 +158,8 @@ static void test_process_reader_holds_back_only_later_retirements(void **state)
 	churn(c);
 	uint64_t r_churn = retired(c);
 	assert_int_equal(write(down[1], &ch, 1), 1);
-	assert_int_equal(wb_wait(pid), 0);
-	WB_RC(0, set_rc);
+	assert_int_equal(fx_wait(pid), 0);
+	ASSERT_RC(0, set_rc);
 	assert_int_equal(freed1, 1);
 	assert_true(r_churn >= 1);
 	assert_int_equal(reclaim(c), r_churn);
@@ -199,10 +199,10 @@ static uint64_t other_thread_reclaims(tc_cache *c, bool write)
 	if (write) {
 		assert_int_equal(pthread_create(&th, NULL, write_and_reclaim, &w), 0);
 		pthread_join(th, NULL);
-		WB_RC(0, w.rc);
+		ASSERT_RC(0, w.rc);
 		return w.freed;
 	}
-	WB_RC(0, tc_reclaim(c, &w.freed));
+	ASSERT_RC(0, tc_reclaim(c, &w.freed));
 	return w.freed;
 }
 
@@ -219,7 +219,7 @@ static uint64_t reclaim_elsewhere(tc_cache *c)
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, reclaim_only, &w), 0);
 	pthread_join(th, NULL);
-	WB_RC(0, w.rc);
+	ASSERT_RC(0, w.rc);
 	return w.freed;
 }
 
@@ -227,30 +227,30 @@ static void test_nested_sections_end_at_outermost_unlock(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "enest"), 1024, 1 << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
 				TC_EVICT_NONE);
-	WB_RC(0, tc_set(c, "k", 1, "v1", 2, 0, 0));
-	WB_RC(0, tc_read_lock(c));
-	WB_RC(0, tc_read_lock(c));
+	ASSERT_RC(0, tc_set(c, "k", 1, "v1", 2, 0, 0));
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(0, tc_read_lock(c));
 	const void *v = NULL;
 	tc_meta m;
-	WB_RC(0, tc_peek(c, "k", 1, &v, &m));
+	ASSERT_RC(0, tc_peek(c, "k", 1, &v, &m));
 	assert_int_equal(other_thread_reclaims(c, true), 0); /* v1 retired under us */
-	WB_RC(-EDEADLK, tc_reclaim(c, NULL));
+	ASSERT_RC(-EDEADLK, tc_reclaim(c, NULL));
 	tc_read_unlock(c);
 	/* Still inside: peek works, v1 is held. */
 	const void *v2 = NULL;
-	WB_RC(0, tc_peek(c, "k", 1, &v2, &m));
+	ASSERT_RC(0, tc_peek(c, "k", 1, &v2, &m));
 	assert_int_equal(reclaim_elsewhere(c), 0);
 	assert_int_equal(memcmp(v, "v1", 2), 0);
 	tc_read_unlock(c);
-	WB_RC(-EINVAL, tc_peek(c, "k", 1, &v2, &m));
+	ASSERT_RC(-EINVAL, tc_peek(c, "k", 1, &v2, &m));
 	assert_null(v2);
 	assert_int_equal(reclaim_elsewhere(c), 1);
 	/* An unlock too many is ignored. */
 	tc_read_unlock(c);
-	WB_RC(0, tc_read_lock(c));
-	WB_RC(0, tc_peek(c, "k", 1, &v2, &m));
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(0, tc_peek(c, "k", 1, &v2, &m));
 	tc_read_unlock(c);
 	assert_int_equal(tc__ld(&tc__slot(c)->epoch), 0);
 	tc_close(c);
@@ -285,11 +285,11 @@ static void test_thread_exit_and_close_give_slots_back(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "eslot"), 1024, 1 << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
 				TC_EVICT_NONE);
 	tc_cache *c2 = NULL;
-	WB_RC(0, tc_open(&c2, name, NULL));
-	WB_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0)); /* main: one slot per handle used */
+	ASSERT_RC(0, tc_open(&c2, name, NULL));
+	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0)); /* main: one slot per handle used */
 	assert_int_equal(wb_slots_owned(c), 1);
 	for (int round = 0; round < 3; round++) {
 		pthread_t th[6];
@@ -300,7 +300,7 @@ static void test_thread_exit_and_close_give_slots_back(void **state)
 		}
 		for (int i = 0; i < 6; i++) {
 			pthread_join(th[i], NULL);
-			WB_RC(0, e[i].rc);
+			ASSERT_RC(0, e[i].rc);
 		}
 		assert_int_equal(wb_slots_owned(c), 1);
 	}
@@ -316,10 +316,10 @@ static void test_thread_exit_and_close_give_slots_back(void **state)
 		}
 		pthread_barrier_wait(&bar);
 		for (int i = 0; i < 7; i++)
-			WB_RC(0, e[i].rc);
+			ASSERT_RC(0, e[i].rc);
 		assert_int_equal(wb_slots_owned(c), 8);
 		char buf[4];
-		WB_RC(-EUSERS, tc_get(c2, "k", 1, buf, sizeof(buf), NULL)); /* no 9th slot */
+		ASSERT_RC(-EUSERS, tc_get(c2, "k", 1, buf, sizeof(buf), NULL)); /* no 9th slot */
 		/* Closing the handle gives back every slot of this process on it,
 		 * also those of threads still running; their exit is then a no-op. */
 		tc_close(c);
@@ -332,7 +332,7 @@ static void test_thread_exit_and_close_give_slots_back(void **state)
 	}
 	assert_int_equal(wb_slots_owned(c2), 0);
 	char buf[4];
-	WB_RC(0, tc_get(c2, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(0, tc_get(c2, "k", 1, buf, sizeof(buf), NULL));
 	assert_int_equal(wb_slots_owned(c2), 1);
 	tc_close(c2);
 	tc_unlink(name);
@@ -346,9 +346,9 @@ static void test_killed_reader_holds_reclaim_until_cleared(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "ekill"), 1024, 1 << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
 				TC_EVICT_NONE);
-	WB_RC(0, tc_set(c, "k", 1, "v1", 2, 0, 0));
+	ASSERT_RC(0, tc_set(c, "k", 1, "v1", 2, 0, 0));
 	int up[2];
 	assert_int_equal(pipe(up), 0);
 	pid_t pid = fork();
@@ -363,13 +363,13 @@ static void test_killed_reader_holds_reclaim_until_cleared(void **state)
 	}
 	char ch;
 	assert_int_equal(read(up[0], &ch, 1), 1);
-	WB_RC(0, tc_set(c, "k", 1, "v2", 2, 0, 0));
+	ASSERT_RC(0, tc_set(c, "k", 1, "v2", 2, 0, 0));
 	assert_int_equal(reclaim(c), 0);
 	kill(pid, SIGKILL);
-	assert_int_equal(wb_wait(pid), 128 + SIGKILL);
+	assert_int_equal(fx_wait(pid), 128 + SIGKILL);
 	assert_int_equal(reclaim(c), 0); /* the dead slot still shows its epoch */
 	uint32_t cleared = 0;
-	WB_RC(0, tc_readers_clean(c, &cleared));
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
 	assert_int_equal(cleared, 1);
 	assert_int_equal(reclaim(c), 1);
 	assert_int_equal(wb_slots_owned(c), 1);
@@ -389,7 +389,7 @@ static pid_t dead_pid(void)
 	pid_t p = fork();
 	if (p == 0)
 		_exit(0);
-	wb_wait(p);
+	fx_wait(p);
 	return p;
 }
 
@@ -403,9 +403,9 @@ static void test_slot_of_killed_cleaner_is_cleared_again(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "eclean"), 1024, 1 << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
 				TC_EVICT_NONE);
-	WB_RC(0, tc_set(c, "k", 1, "v1", 2, 0, 0));
+	ASSERT_RC(0, tc_set(c, "k", 1, "v1", 2, 0, 0));
 	struct tc_rslot *s = &c->slots[5];
 	pid_t dead = dead_pid();
 	/* A dead reader in its section, its slot half-cleaned by a cleaner that
@@ -413,12 +413,12 @@ static void test_slot_of_killed_cleaner_is_cleared_again(void **state)
 	tc__st(&s->start, 0);
 	tc__st(&s->epoch, tc__ld(&c->h->epoch));
 	tc__st(&s->owner, (uint64_t)(uint32_t)dead << 32 | 0x80000000ull | 4242);
-	WB_RC(0, tc_set(c, "k", 1, "v2", 2, 0, 0));
+	ASSERT_RC(0, tc_set(c, "k", 1, "v2", 2, 0, 0));
 	assert_int_equal(reclaim(c), 0);
 	uint32_t cleared = 0;
-	WB_RC(0, tc_readers_clean(c, &cleared));
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
 	tc_sweep_report rep;
-	WB_RC(0, tc_sweep(c, 0, &rep));
+	ASSERT_RC(0, tc_sweep(c, 0, &rep));
 	uint64_t owner = tc__ld(&s->owner), ep = tc__ld(&s->epoch);
 	uint64_t left = retired(c);
 	tc_close(c);
@@ -514,16 +514,16 @@ static void test_killed_writer_leaves_no_leak_and_true_live_count(void **state)
 	size_t used = 0;
 	for (int point = AT_TENT; point <= AT_BUILT; point++) {
 		char name[64];
-		tc_cache *c = wb_create(wb_name(name, sizeof(name), "ewr"), 1024, 1 << 20, 8,
+		tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
 					TC_EVICT_NONE);
-		WB_RC(0, tc_set(c, "k", 1, "old", 3, 0, 0));
+		ASSERT_RC(0, tc_set(c, "k", 1, "old", 3, 0, 0));
 		pid_t pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0)
 			child_die_at(name, point);
-		assert_int_equal(wb_wait(pid), 0);
+		assert_int_equal(fx_wait(pid), 0);
 		uint32_t cleared = 0;
-		WB_RC(0, tc_readers_clean(c, &cleared));
+		ASSERT_RC(0, tc_readers_clean(c, &cleared));
 		assert_int_equal(cleared, 1);
 		(void)reclaim(c);
 		(void)reclaim(c);
@@ -535,7 +535,7 @@ static void test_killed_writer_leaves_no_leak_and_true_live_count(void **state)
 		 * attached, tc_audit recounts it exactly. */
 		if (point == AT_REMOVED && live == fin + 1) {
 			tc_audit_report ar;
-			WB_RC(0, tc_audit(c, &ar));
+			ASSERT_RC(0, tc_audit(c, &ar));
 			live = tc__ld(&c->h->live);
 		}
 		/* The surviving state must also be usable: key k readable or absent. */
@@ -590,7 +590,7 @@ static void test_idle_writer_does_not_hold_retired_memory_hostage(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "eidle"), 1024, 1 << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
 				TC_EVICT_NONE);
 	struct idle w = { .c = c };
 	pthread_barrier_init(&w.bar, NULL, 2);
@@ -610,9 +610,9 @@ static void test_idle_writer_does_not_hold_retired_memory_hostage(void **state)
 	pthread_barrier_destroy(&w.bar);
 	tc_close(c);
 	tc_unlink(name);
-	WB_RC(0, w.rc);
-	WB_RC(0, src);
-	WB_RC(0, rrc);
+	ASSERT_RC(0, w.rc);
+	ASSERT_RC(0, src);
+	ASSERT_RC(0, rrc);
 	if (after != 0)
 		fail_msg("%llu retired blocks (of %llu) stay unfreed after tc_sweep and "
 			 "tc_reclaim with no reader anywhere: they sit in the pending chain "
@@ -635,7 +635,7 @@ static void test_full_fence_fallback_behaves_the_same(void **state)
 		execl(self_exe, self_exe, "--no-membarrier", (char *)NULL);
 		_exit(127);
 	}
-	assert_int_equal(wb_wait(pid), 0);
+	assert_int_equal(fx_wait(pid), 0);
 }
 
 int main(int argc, char **argv)
@@ -643,9 +643,9 @@ int main(int argc, char **argv)
 	self_exe = "/proc/self/exe";
 	(void)argv;
 	const struct CMUnitTest fallback[] = {
-		cmocka_unit_test(test_thread_reader_holds_back_only_later_retirements),
-		cmocka_unit_test(test_process_reader_holds_back_only_later_retirements),
-		cmocka_unit_test(test_nested_sections_end_at_outermost_unlock),
+		FX_TEST(test_thread_reader_holds_back_only_later_retirements),
+		FX_TEST(test_process_reader_holds_back_only_later_retirements),
+		FX_TEST(test_nested_sections_end_at_outermost_unlock),
 	};
 	if (argc > 1 && strcmp(argv[1], "--no-membarrier") == 0) {
 		if (!getenv("TICKCACHE_NO_MEMBARRIER"))
@@ -653,15 +653,15 @@ int main(int argc, char **argv)
 		return cmocka_run_group_tests_name("no_membarrier", fallback, NULL, NULL);
 	}
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_thread_reader_holds_back_only_later_retirements),
-		cmocka_unit_test(test_process_reader_holds_back_only_later_retirements),
-		cmocka_unit_test(test_nested_sections_end_at_outermost_unlock),
-		cmocka_unit_test(test_thread_exit_and_close_give_slots_back),
-		cmocka_unit_test(test_killed_reader_holds_reclaim_until_cleared),
-		cmocka_unit_test(test_slot_of_killed_cleaner_is_cleared_again),
-		cmocka_unit_test(test_killed_writer_leaves_no_leak_and_true_live_count),
-		cmocka_unit_test(test_idle_writer_does_not_hold_retired_memory_hostage),
-		cmocka_unit_test(test_full_fence_fallback_behaves_the_same),
+		FX_TEST(test_thread_reader_holds_back_only_later_retirements),
+		FX_TEST(test_process_reader_holds_back_only_later_retirements),
+		FX_TEST(test_nested_sections_end_at_outermost_unlock),
+		FX_TEST(test_thread_exit_and_close_give_slots_back),
+		FX_TEST(test_killed_reader_holds_reclaim_until_cleared),
+		FX_TEST(test_slot_of_killed_cleaner_is_cleared_again),
+		FX_TEST(test_killed_writer_leaves_no_leak_and_true_live_count),
+		FX_TEST(test_idle_writer_does_not_hold_retired_memory_hostage),
+		FX_TEST(test_full_fence_fallback_behaves_the_same),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -30,35 +30,9 @@ void tc__crash_point(const char *name)
 
 static char cur_name[64];
 
-static int teardown(void **state)
-{
-	(void)state;
-	if (cur_name[0])
-		(void)tc_unlink(cur_name);
-	cur_name[0] = '\0';
-	return 0;
-}
-
 static uint64_t retired_blocks(tc_cache *c)
 {
 	return (uint64_t)tc__retired_sum(c, TC_C_RETIRED_BLOCKS);
-}
-
-/* N keys of 1,000 bytes, written then deleted: N retired blocks. */
-static void retire_n(tc_cache *c, int n, char tag)
-{
-	char v[1000];
-	memset(v, tag, sizeof(v));
-	for (int i = 0; i < n; i++) {
-		char k[16];
-		snprintf(k, sizeof(k), "%c%d", tag, i);
-		WB_RC(0, tc_set(c, k, strlen(k), v, sizeof(v), 0, 0));
-	}
-	for (int i = 0; i < n; i++) {
-		char k[16];
-		snprintf(k, sizeof(k), "%c%d", tag, i);
-		WB_RC(0, tc_del(c, k, strlen(k)));
-	}
 }
 
 /* Fork a process that opens NAME and runs FN with crash point POINT armed;
@@ -91,11 +65,11 @@ static int do_reclaim(tc_cache *c)
 static void expect_nothing_lost(tc_cache *c, uint64_t freed_want)
 {
 	uint64_t freed = UINT64_MAX;
-	WB_RC(0, tc_reclaim(c, &freed));
+	ASSERT_RC(0, tc_reclaim(c, &freed));
 	assert_int_equal(freed_want, freed);
 	assert_int_equal(0, retired_blocks(c));
 	tc_audit_report ar;
-	WB_RC(0, tc_audit(c, &ar));
+	ASSERT_RC(0, tc_audit(c, &ar));
 	assert_int_equal(0, ar.recovered);
 }
 
@@ -103,16 +77,16 @@ static void expect_nothing_lost(tc_cache *c, uint64_t freed_want)
 static void test_kill_after_detach_chain_recovered_by_cleaner(void **state)
 {
 	(void)state;
-	const char *name = wb_name(cur_name, sizeof(cur_name), "handover-detach");
+	const char *name = fx_name(cur_name);
 	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
-	retire_n(c, 40, 'a');
+	wb_retire_n(c, 40, 'a');
 	assert_int_equal(40, retired_blocks(c));
 	kill_at(name, "reclaim_detached", do_reclaim);
 	uint64_t head = tc__ld(&c->h->retire_head);
 	assert_int_equal(0, TC_RH_REF(head)); /* detached, named by no list */
 	assert_true(TC_RH_SLOT(head) != 0);
 	uint32_t cleared = 0;
-	WB_RC(0, tc_readers_clean(c, &cleared));
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
 	assert_int_equal(1, cleared);
 	expect_nothing_lost(c, 40);
 	tc_close(c);
@@ -123,14 +97,14 @@ static void test_kill_after_detach_chain_recovered_by_cleaner(void **state)
 static void test_kill_after_detach_then_push_chain_recovered(void **state)
 {
 	(void)state;
-	const char *name = wb_name(cur_name, sizeof(cur_name), "handover-push");
+	const char *name = fx_name(cur_name);
 	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
-	retire_n(c, 40, 'a');
+	wb_retire_n(c, 40, 'a');
 	kill_at(name, "reclaim_detached", do_reclaim);
-	retire_n(c, 3, 'b');
+	wb_retire_n(c, 3, 'b');
 	assert_int_equal(0, TC_RH_SLOT(tc__ld(&c->h->retire_head)));
 	uint32_t cleared = 0;
-	WB_RC(0, tc_readers_clean(c, &cleared));
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
 	assert_int_equal(1, cleared);
 	expect_nothing_lost(c, 43);
 	tc_close(c);
@@ -142,9 +116,9 @@ static void test_kill_after_detach_then_push_chain_recovered(void **state)
 static void test_dead_slot_with_withdrawn_detach_lists_nothing_twice(void **state)
 {
 	(void)state;
-	const char *name = wb_name(cur_name, sizeof(cur_name), "handover-withdraw");
+	const char *name = fx_name(cur_name);
 	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
-	retire_n(c, 40, 'a');
+	wb_retire_n(c, 40, 'a');
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -165,7 +139,7 @@ static void test_dead_slot_with_withdrawn_detach_lists_nothing_twice(void **stat
 	uint64_t head = tc__ld(&c->h->retire_head);
 	tc__st(&dead->reclaim, TC_RECLAIM_PEND | TC_RH_COUNTER(head) << 32 | TC_RH_REF(head));
 	uint32_t cleared = 0;
-	WB_RC(0, tc_readers_clean(c, &cleared));
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
 	assert_int_equal(1, cleared);
 	assert_int_equal(head, tc__ld(&c->h->retire_head));
 	expect_nothing_lost(c, 40);
@@ -181,13 +155,13 @@ static int set_policy_b(tc_cache *c)
 static void test_kill_after_policy_publish_old_table_retired(void **state)
 {
 	(void)state;
-	const char *name = wb_name(cur_name, sizeof(cur_name), "handover-pol");
+	const char *name = fx_name(cur_name);
 	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
-	WB_RC(0, tc_ttl_policy_set(c, "a:", 1000));
+	ASSERT_RC(0, tc_ttl_policy_set(c, "a:", 1000));
 	kill_at(name, "policy_swapped", set_policy_b);
 	assert_int_equal(2, tc__policy_count(c));
 	uint32_t cleared = 0;
-	WB_RC(0, tc_readers_clean(c, &cleared));
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
 	assert_int_equal(1, cleared);
 	expect_nothing_lost(c, 1);
 	assert_int_equal(2000, tc__policy_ttl(c, "b:x", 3));
@@ -199,13 +173,13 @@ static void test_kill_after_policy_publish_old_table_retired(void **state)
 static void test_kill_before_policy_publish_new_table_retired(void **state)
 {
 	(void)state;
-	const char *name = wb_name(cur_name, sizeof(cur_name), "handover-polb");
+	const char *name = fx_name(cur_name);
 	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
-	WB_RC(0, tc_ttl_policy_set(c, "a:", 1000));
+	ASSERT_RC(0, tc_ttl_policy_set(c, "a:", 1000));
 	kill_at(name, "policy_built", set_policy_b);
 	assert_int_equal(1, tc__policy_count(c));
 	uint32_t cleared = 0;
-	WB_RC(0, tc_readers_clean(c, &cleared));
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
 	assert_int_equal(1, cleared);
 	expect_nothing_lost(c, 1);
 	assert_int_equal(1000, tc__policy_ttl(c, "a:x", 3));
@@ -215,16 +189,11 @@ static void test_kill_before_policy_publish_new_table_retired(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_kill_after_detach_chain_recovered_by_cleaner,
-					  teardown),
-		cmocka_unit_test_teardown(test_kill_after_detach_then_push_chain_recovered,
-					  teardown),
-		cmocka_unit_test_teardown(test_dead_slot_with_withdrawn_detach_lists_nothing_twice,
-					  teardown),
-		cmocka_unit_test_teardown(test_kill_after_policy_publish_old_table_retired,
-					  teardown),
-		cmocka_unit_test_teardown(test_kill_before_policy_publish_new_table_retired,
-					  teardown),
+		FX_TEST(test_kill_after_detach_chain_recovered_by_cleaner),
+		FX_TEST(test_kill_after_detach_then_push_chain_recovered),
+		FX_TEST(test_dead_slot_with_withdrawn_detach_lists_nothing_twice),
+		FX_TEST(test_kill_after_policy_publish_old_table_retired),
+		FX_TEST(test_kill_before_policy_publish_new_table_retired),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -23,7 +23,7 @@ static void test_wrapped_ttl_returns_einval(void **state)
 	int64_t v;
 
 	(void)state;
-	assert_int_equal(0, tc_open(&c, bb_name(name), &o));
+	assert_int_equal(0, tc_open(&c, fx_name(name), &o));
 	assert_int_equal(-EINVAL, tc_set(c, "k", 1, "v", 1, 0, (uint64_t)-5));
 	assert_int_equal(-EINVAL, tc_set(c, "k", 1, "v", 1, 0, TC_TTL_MAX + 1));
 	assert_int_equal(-EINVAL, tc_add(c, "k", 1, "v", 1, 0, (uint64_t)-5));
@@ -54,9 +54,9 @@ static void test_strerror_e2big_names_the_buffer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_wrapped_ttl_returns_einval, bb_teardown),
-		cmocka_unit_test(test_strerror_e2big_names_the_buffer),
+		FX_TEST(test_wrapped_ttl_returns_einval),
+		FX_TEST(test_strerror_e2big_names_the_buffer),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -43,18 +43,14 @@ static pid_t cur_child;
 
 static int teardown(void **state)
 {
-	(void)state;
 	if (cur_child > 0) {
 		int st;
 		kill(cur_child, SIGKILL);
 		waitpid(cur_child, &st, 0);
 	}
 	cur_child = 0;
-	if (cur_name[0])
-		(void)tc_unlink(cur_name);
-	cur_name[0] = '\0';
 	unsetenv("TICKCACHE_LOCK_WAIT_MS");
-	return 0;
+	return fx_teardown(state);
 }
 
 /* fork() for a child that dies with this process (also after its execve). */
@@ -81,7 +77,7 @@ static void reap(pid_t pid, int *st)
 
 static const char *new_name(const char *tag)
 {
-	return wb_name(cur_name, sizeof(cur_name), tag);
+	return fx_name_at(cur_name, sizeof(cur_name), tag);
 }
 
 /* ------------------------------------------------------------------ */
@@ -138,7 +134,7 @@ static int count_pid(const tc_reader *r, void *arg)
 static struct dead_count readers_of(tc_cache *c, pid_t pid)
 {
 	struct dead_count d = { .pid = (uint32_t)pid };
-	WB_RC(0, tc_readers(c, count_pid, &d));
+	ASSERT_RC(0, tc_readers(c, count_pid, &d));
 	return d;
 }
 
@@ -277,7 +273,7 @@ static void test_unregistered_reclaimer_issues_global_barrier(void **state)
 		assert_true(rd[i].reads > 0);
 	}
 	tc_close(c);
-	WB_RC(0, tc_unlink(name));
+	ASSERT_RC(0, tc_unlink(name));
 }
 
 /* ------------------------------------------------------------------ */
@@ -477,24 +473,24 @@ static void vanish_case(int how)
 		assert_int_equal(0, d.alive);
 		assert_int_equal(1, inspector_dead(name, pid));
 		tc_sweep_report rep;
-		WB_RC(0, tc_sweep(c, 0, &rep));
+		ASSERT_RC(0, tc_sweep(c, 0, &rep));
 		assert_int_equal(1, rep.readers_cleared);
 		d = readers_of(c, pid);
 		assert_int_equal(0, d.dead);
 	}
 	assert_int_equal(UINT64_MAX, tc__min_active_epoch(c));
-	WB_RC(0, update_2k_key(c));
+	ASSERT_RC(0, update_2k_key(c));
 	/* The exec'd image does not map the segment: not attached either. */
 	if (how == VANISH_EXEC_LEADER || how == VANISH_EXEC_NONLEADER) {
 		tc_audit_report ar;
-		WB_RC(0, tc_audit(c, &ar));
+		ASSERT_RC(0, tc_audit(c, &ar));
 		assert_int_equal(0, ar.recovered);
 	}
 	kill(pid, SIGKILL);
 	int st;
 	reap(pid, &st);
 	tc_close(c);
-	WB_RC(0, tc_unlink(name));
+	ASSERT_RC(0, tc_unlink(name));
 }
 
 static void test_reader_thread_raw_sys_exit_slot_cleared(void **state)
@@ -554,16 +550,16 @@ static void test_live_reader_thread_not_cleared(void **state)
 	assert_int_equal(0, d.dead);
 	assert_int_equal(1, d.alive);
 	uint32_t cleared = 99;
-	WB_RC(0, tc_readers_clean(c, &cleared));
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
 	assert_int_equal(0, cleared);
 	assert_true(tc__min_active_epoch(c) != UINT64_MAX);
 	kill(pid, SIGKILL);
 	int st;
 	reap(pid, &st);
-	WB_RC(0, tc_readers_clean(c, &cleared));
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
 	assert_int_equal(1, cleared);
 	tc_close(c);
-	WB_RC(0, tc_unlink(name));
+	ASSERT_RC(0, tc_unlink(name));
 }
 
 /* ------------------------------------------------------------------ */
@@ -592,18 +588,18 @@ static void test_open_and_audit_time_out_on_stopped_lock_holder(void **state)
 	assert_true(WIFSTOPPED(st));
 	setenv("TICKCACHE_LOCK_WAIT_MS", "200", 1);
 	tc_cache *c2 = NULL;
-	WB_RC(-ETIMEDOUT, tc_open(&c2, name, NULL));
+	ASSERT_RC(-ETIMEDOUT, tc_open(&c2, name, NULL));
 	assert_null(c2);
-	WB_RC(-ETIMEDOUT, tc_audit(c, NULL));
+	ASSERT_RC(-ETIMEDOUT, tc_audit(c, NULL));
 	unsetenv("TICKCACHE_LOCK_WAIT_MS");
 	kill(pid, SIGKILL);
 	reap(pid, &st);
-	WB_RC(0, tc_open(&c2, name, NULL));
-	WB_RC(0, tc_set(c2, "k", 1, "v", 1, 0, 0));
+	ASSERT_RC(0, tc_open(&c2, name, NULL));
+	ASSERT_RC(0, tc_set(c2, "k", 1, "v", 1, 0, 0));
 	tc_close(c2);
-	WB_RC(0, tc_audit(c, NULL));
+	ASSERT_RC(0, tc_audit(c, NULL));
 	tc_close(c);
-	WB_RC(0, tc_unlink(name));
+	ASSERT_RC(0, tc_unlink(name));
 }
 
 /* ------------------------------------------------------------------ */
@@ -615,17 +611,17 @@ static void test_calls_inside_section_of_unlinked_segment_get_estale(void **stat
 	(void)state;
 	const char *name = new_name("liveness-stale");
 	tc_cache *c = wb_create(name, 256, 256 << 10, 16, TC_EVICT_NONE);
-	WB_RC(0, tc_set(c, "k", 1, "v1", 2, 0, 0));
-	WB_RC(0, tc_read_lock(c));
+	ASSERT_RC(0, tc_set(c, "k", 1, "v1", 2, 0, 0));
+	ASSERT_RC(0, tc_read_lock(c));
 	char buf[8];
-	WB_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
-	WB_RC(0, tc_unlink(name));
-	WB_RC(-ESTALE, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
-	WB_RC(-ESTALE, tc_set(c, "k", 1, "v2", 2, 0, 0));
-	WB_RC(-ESTALE, tc_del(c, "k", 1));
+	ASSERT_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(0, tc_unlink(name));
+	ASSERT_RC(-ESTALE, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(-ESTALE, tc_set(c, "k", 1, "v2", 2, 0, 0));
+	ASSERT_RC(-ESTALE, tc_del(c, "k", 1));
 	tc_read_unlock(c);
 	/* The section is over: still -ESTALE, and nothing was changed. */
-	WB_RC(-ESTALE, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(-ESTALE, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
 	assert_int_equal(0, tc__ld(&c->slots[0].epoch));
 	tc_close(c);
 }
@@ -653,5 +649,5 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_open_and_audit_time_out_on_stopped_lock_holder, teardown),
 		cmocka_unit_test_teardown(test_calls_inside_section_of_unlinked_segment_get_estale, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -6,7 +6,7 @@
  * miss; a waiter times out; a killed loader and an expired lease are taken
  * over.
  */
-#include "feature_fixtures.h"
+#include "fixture.h"
 
 #define T_QUOTE 0x51u
 
@@ -39,7 +39,7 @@ static int load_fn(const void *key, size_t klen, void *buf, size_t cap, size_t *
 			pause();
 	}
 	if (l->sleep_ms)
-		ft_sleep_ms(l->sleep_ms);
+		fx_sleep_ms(l->sleep_ms);
 	if (l->rc)
 		return l->rc;
 	size_t n = strlen(l->value);
@@ -52,7 +52,7 @@ static int load_fn(const void *key, size_t klen, void *buf, size_t cap, size_t *
 
 static void test_bad_arguments_return_einval(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	char buf[8];
 	struct loader l = { .value = "v" };
 	assert_int_equal(-EINVAL, tc_get_or_load(NULL, "k", 1, buf, 8, NULL, 0, 0, 0, load_fn, &l));
@@ -65,7 +65,7 @@ static void test_bad_arguments_return_einval(void **state)
 
 static void test_hit_never_loads_and_miss_loads_once(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	char buf[32];
 	tc_meta m;
 	struct loader l = { .value = "1.2345" };
@@ -101,7 +101,7 @@ static void test_hit_never_loads_and_miss_loads_once(void **state)
 
 static void test_loader_error_is_returned_and_not_cached(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	char buf[32];
 	struct loader bad = { .value = "x", .rc = -EIO };
 	struct loader good = { .value = "ok" };
@@ -128,13 +128,13 @@ static void test_loader_error_is_returned_and_not_cached(void **state)
 /* Several processes miss the same keys at once: one load per key. */
 static void test_one_load_per_miss_across_processes(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	pid_t pids[NPROC];
 	for (int i = 0; i < NPROC; i++) {
 		pids[i] = fork();
 		assert_true(pids[i] >= 0);
 		if (pids[i] == 0) {
-			tc_cache *c = ft_attach(f->name);
+			tc_cache *c = fx_attach(f->name);
 			count_c = c;
 			for (int k = 0; k < 5; k++) {
 				char key[32], buf[32], want[32];
@@ -142,27 +142,27 @@ static void test_one_load_per_miss_across_processes(void **state)
 				snprintf(want, sizeof(want), "value-%d", k);
 				struct loader l = { .value = want, .sleep_ms = 100 };
 				tc_meta m;
-				FT_CHECK(tc_get_or_load(c, key, (size_t)kl, buf, sizeof(buf), &m, 7, 0,
+				FX_CHECK(tc_get_or_load(c, key, (size_t)kl, buf, sizeof(buf), &m, 7, 0,
 							10000, load_fn, &l) == 0);
-				FT_CHECK(m.len == strlen(want) && memcmp(buf, want, m.len) == 0);
+				FX_CHECK(m.len == strlen(want) && memcmp(buf, want, m.len) == 0);
 			}
 			tc_close(c);
 			_exit(0);
 		}
 	}
-	ft_wait_all(pids, NPROC);
+	fx_wait_all(pids, NPROC);
 	int64_t loads;
 	assert_int_equal(0, tc_incr(f->c, "loads", 5, 0, 0, &loads));
 	assert_int_equal(5, (int)loads);
 }
 
 /* Start a child whose loader never returns; wait until it is loading. */
-static pid_t start_stuck_loader(struct ft *f, uint64_t wait_ms)
+static pid_t start_stuck_loader(struct fx_seg *f, uint64_t wait_ms)
 {
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		tc_cache *c = ft_attach(f->name);
+		tc_cache *c = fx_attach(f->name);
 		count_c = c;
 		struct loader l = { .value = "never", .forever = true };
 		char buf[32];
@@ -171,14 +171,14 @@ static pid_t start_stuck_loader(struct ft *f, uint64_t wait_ms)
 	}
 	while (!tc_exists(f->c, "loading", 7)) {
 		assert_int_equal(0, waitpid(pid, NULL, WNOHANG));
-		ft_sleep_ms(2);
+		fx_sleep_ms(2);
 	}
 	return pid;
 }
 
 static void test_waiter_times_out_then_takes_over_a_killed_loader(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	char buf[32];
 	struct loader l = { .value = "fresh" };
 	pid_t pid = start_stuck_loader(f, 60000);
@@ -201,7 +201,7 @@ static void test_waiter_times_out_then_takes_over_a_killed_loader(void **state)
 
 static void test_expired_lease_is_taken_over(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	char buf[32];
 	struct loader l = { .value = "late" };
 	/* A live holder with the minimum lease (1 s): it runs out. */
@@ -218,42 +218,42 @@ static void test_expired_lease_is_taken_over(void **state)
 /* A loader that fails while others wait: they take over the load. */
 static void test_waiters_take_over_after_a_loader_error(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		tc_cache *c = ft_attach(f->name);
+		tc_cache *c = fx_attach(f->name);
 		count_c = c;
 		struct loader bad = { .value = "x", .rc = -ECONNREFUSED, .sleep_ms = 200,
 				      .mark = "go" };
 		char buf[32];
-		FT_CHECK(tc_get_or_load(c, "flaky", 5, buf, sizeof(buf), NULL, 0, 0, 10000, load_fn,
+		FX_CHECK(tc_get_or_load(c, "flaky", 5, buf, sizeof(buf), NULL, 0, 0, 10000, load_fn,
 					&bad) == -ECONNREFUSED);
-		FT_CHECK(bad.calls == 1);
+		FX_CHECK(bad.calls == 1);
 		tc_close(c);
 		_exit(0);
 	}
 	while (!tc_exists(f->c, "go", 2))
-		ft_sleep_ms(1);
+		fx_sleep_ms(1);
 	char buf[32];
 	struct loader good = { .value = "recovered" };
 	assert_int_equal(0, tc_get_or_load(f->c, "flaky", 5, buf, sizeof(buf), NULL, 0, 0, 10000,
 					   load_fn, &good));
 	assert_int_equal(1, good.calls);
 	assert_memory_equal("recovered", buf, 9);
-	ft_wait_all(&pid, 1);
+	fx_wait_all(&pid, 1);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_bad_arguments_return_einval, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_hit_never_loads_and_miss_loads_once, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_loader_error_is_returned_and_not_cached, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_one_load_per_miss_across_processes, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_waiter_times_out_then_takes_over_a_killed_loader, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_expired_lease_is_taken_over, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_waiters_take_over_after_a_loader_error, ft_setup, ft_teardown),
+		FX_TEST_SEG(test_bad_arguments_return_einval),
+		FX_TEST_SEG(test_hit_never_loads_and_miss_loads_once),
+		FX_TEST_SEG(test_loader_error_is_returned_and_not_cached),
+		FX_TEST_SEG(test_one_load_per_miss_across_processes),
+		FX_TEST_SEG(test_waiter_times_out_then_takes_over_a_killed_loader),
+		FX_TEST_SEG(test_expired_lease_is_taken_over),
+		FX_TEST_SEG(test_waiters_take_over_after_a_loader_error),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -1,16 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_multiinclude.c - the public header stands alone and may be included
- * twice: nothing precedes it here, not even <stddef.h>.
+ * twice: nothing precedes it here, not even <stddef.h> (the fixture's
+ * headers come after).
  */
 #include "tickcache.h"
 #include "tickcache.h"
 
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "fixture.h"
 
 static void test_header_included_twice_compiles_and_links(void **state)
 {
@@ -28,8 +25,8 @@ static void test_header_included_twice_compiles_and_links(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_header_included_twice_compiles_and_links),
+		FX_TEST(test_header_included_twice_compiles_and_links),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

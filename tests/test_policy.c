@@ -5,7 +5,7 @@
  * removes; limits; policy files (comments, a bad line names its number and
  * applies nothing); a change made in one process is seen by another.
  */
-#include "feature_fixtures.h"
+#include "fixture.h"
 
 static void assert_ttl(tc_cache *c, const char *key, int64_t ttl)
 {
@@ -53,23 +53,21 @@ static uint64_t listed_ttl(const struct listed *l, const char *prefix)
 static void test_no_policy_uses_segment_default(void **state)
 {
 	(void)state;
-	struct ft *f = ft_make(1024, 1u << 20, 0);
-	struct ft *g = ft_make(1024, 1u << 20, 7000);
+	struct fx_seg *f = fx_make(1024, 1u << 20, 0);
+	struct fx_seg *g = fx_make(1024, 1u << 20, 7000);
 	assert_ttl(f->c, "market:quote:AAPL", -1);
 	assert_ttl(g->c, "market:quote:AAPL", 7000);
 	struct listed l = { 0 };
 	assert_int_equal(0, tc_ttl_policy_list(f->c, list_fn, &l));
 	assert_int_equal(0, l.n);
-	void *s = f;
-	ft_teardown(&s);
-	s = g;
-	ft_teardown(&s);
+	fx_free(f);
+	fx_free(g);
 }
 
 static void test_longest_prefix_wins(void **state)
 {
 	(void)state;
-	struct ft *f = ft_make(1024, 1u << 20, 900000);
+	struct fx_seg *f = fx_make(1024, 1u << 20, 900000);
 	assert_int_equal(0, tc_ttl_policy_set(f->c, "market:", 60000));
 	assert_int_equal(0, tc_ttl_policy_set(f->c, "market:quote:", 5000));
 	assert_int_equal(0, tc_ttl_policy_set(f->c, "order:status:", 300000));
@@ -108,13 +106,12 @@ static void test_longest_prefix_wins(void **state)
 	assert_int_equal(0, tc_ttl_policy_del(f->c, "order:status:"));
 	assert_int_equal(0, tc_ttl_policy_del(f->c, "session:"));
 	assert_ttl(f->c, "market:bar:AAPL", 900000);
-	void *s = f;
-	ft_teardown(&s);
+	fx_free(f);
 }
 
 static void test_limits_and_bad_arguments(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	char p[TC_POLICY_PREFIX_MAX + 2];
 	memset(p, 'p', sizeof(p));
 	p[TC_POLICY_PREFIX_MAX + 1] = '\0';
@@ -158,7 +155,7 @@ static char *write_file(const char *text)
 
 static void test_policy_file_loads_whole_or_not_at_all(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	unsigned bad = 99;
 	const char *good =
 		"# TTL policies\n"
@@ -224,49 +221,48 @@ static void test_policy_file_loads_whole_or_not_at_all(void **state)
 static void test_change_is_seen_by_other_processes_at_once(void **state)
 {
 	(void)state;
-	struct ft *f = ft_make(1024, 1u << 20, 0);
+	struct fx_seg *f = fx_make(1024, 1u << 20, 0);
 	assert_ttl(f->c, "market:quote:A", -1);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		tc_cache *c = ft_attach(f->name);
-		FT_CHECK(tc_ttl_policy_set(c, "market:quote:", 5000) == 0);
+		tc_cache *c = fx_attach(f->name);
+		FX_CHECK(tc_ttl_policy_set(c, "market:quote:", 5000) == 0);
 		tc_close(c);
 		_exit(0);
 	}
-	ft_wait_all(&pid, 1);
+	fx_wait_all(&pid, 1);
 	assert_ttl(f->c, "market:quote:A", 5000);
-	void *s = f;
-	ft_teardown(&s);
+	fx_free(f);
 }
 
 /* Two processes editing the table at once lose nothing. */
 static void test_concurrent_editors_lose_nothing(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	pid_t pids[2];
 	for (int i = 0; i < 2; i++) {
 		pids[i] = fork();
 		assert_true(pids[i] >= 0);
 		if (pids[i] == 0) {
-			tc_cache *c = ft_attach(f->name);
+			tc_cache *c = fx_attach(f->name);
 			for (int round = 0; round < 200; round++) {
 				for (int k = 0; k < 8; k++) {
 					char q[32];
 					snprintf(q, sizeof(q), "w%d:%d:", i, k);
-					FT_CHECK(tc_ttl_policy_set(c, q, (uint64_t)(round + 1)) == 0);
+					FX_CHECK(tc_ttl_policy_set(c, q, (uint64_t)(round + 1)) == 0);
 				}
 				for (int k = 0; k < 8; k += 2) {
 					char q[32];
 					snprintf(q, sizeof(q), "w%d:%d:", i, k);
-					FT_CHECK(tc_ttl_policy_del(c, q) == 0);
+					FX_CHECK(tc_ttl_policy_del(c, q) == 0);
 				}
 			}
 			tc_close(c);
 			_exit(0);
 		}
 	}
-	ft_wait_all(pids, 2);
+	fx_wait_all(pids, 2);
 	struct listed l = { 0 };
 	assert_int_equal(0, tc_ttl_policy_list(f->c, list_fn, &l));
 	assert_int_equal(8, l.n);
@@ -281,18 +277,18 @@ static void test_concurrent_editors_lose_nothing(void **state)
 /* Editors killed -9 mid-change: the table is the old one or the new one. */
 static void test_killed_editors_leave_a_whole_table(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	assert_int_equal(0, tc_ttl_policy_set(f->c, "keep:", 1234));
 	for (int k = 0; k < 5; k++) {
 		pid_t pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
-			tc_cache *c = ft_attach(f->name);
+			tc_cache *c = fx_attach(f->name);
 			for (uint64_t i = 1;; i++) {
-				FT_CHECK(tc_ttl_policy_set(c, "churn:", i) == 0);
-				FT_CHECK(tc_ttl_policy_set(c, "churn:b:", i) == 0);
-				FT_CHECK(tc_ttl_policy_del(c, "churn:") == 0);
-				FT_CHECK(tc_ttl_policy_del(c, "churn:b:") == 0);
+				FX_CHECK(tc_ttl_policy_set(c, "churn:", i) == 0);
+				FX_CHECK(tc_ttl_policy_set(c, "churn:b:", i) == 0);
+				FX_CHECK(tc_ttl_policy_del(c, "churn:") == 0);
+				FX_CHECK(tc_ttl_policy_del(c, "churn:b:") == 0);
 			}
 		}
 		tc_stats st;
@@ -300,7 +296,7 @@ static void test_killed_editors_leave_a_whole_table(void **state)
 			assert_int_equal(0, tc_get_stats(f->c, &st));
 			assert_int_equal(0, waitpid(pid, NULL, WNOHANG));
 		} while (st.sets < 200u * (unsigned)(k + 1));
-		ft_sleep_ms(k);
+		fx_sleep_ms(k);
 		kill(pid, SIGKILL);
 		assert_int_equal(pid, waitpid(pid, NULL, 0));
 		assert_int_equal(0, tc_readers_clean(f->c, NULL));
@@ -318,13 +314,13 @@ static void test_killed_editors_leave_a_whole_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_no_policy_uses_segment_default),
-		cmocka_unit_test(test_longest_prefix_wins),
-		cmocka_unit_test_setup_teardown(test_limits_and_bad_arguments, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_policy_file_loads_whole_or_not_at_all, ft_setup, ft_teardown),
-		cmocka_unit_test(test_change_is_seen_by_other_processes_at_once),
-		cmocka_unit_test_setup_teardown(test_concurrent_editors_lose_nothing, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_killed_editors_leave_a_whole_table, ft_setup, ft_teardown),
+		FX_TEST(test_no_policy_uses_segment_default),
+		FX_TEST(test_longest_prefix_wins),
+		FX_TEST_SEG(test_limits_and_bad_arguments),
+		FX_TEST_SEG(test_policy_file_loads_whole_or_not_at_all),
+		FX_TEST(test_change_is_seen_by_other_processes_at_once),
+		FX_TEST_SEG(test_concurrent_editors_lose_nothing),
+		FX_TEST_SEG(test_killed_editors_leave_a_whole_table),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

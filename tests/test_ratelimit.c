@@ -5,14 +5,14 @@
  * keys, and exactness across processes: never more than LIMIT allowed in
  * one window.
  */
-#include "feature_fixtures.h"
+#include "fixture.h"
 
 /* A window so long that no test ever crosses its boundary (~31 years). */
 #define HUGE_WINDOW 1000000000000ull
 
 static void test_bad_arguments_return_einval(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	bool ok;
 	uint64_t n;
 	assert_int_equal(-EINVAL, tc_rate_limit(NULL, "k", 1, 1, 1000, &ok, &n));
@@ -28,7 +28,7 @@ static void test_bad_arguments_return_einval(void **state)
 
 static void test_one_window_counts_one_to_limit_then_denies(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	bool ok;
 	uint64_t n;
 	for (uint64_t i = 1; i <= 10; i++) {
@@ -56,7 +56,7 @@ static void test_one_window_counts_one_to_limit_then_denies(void **state)
 
 static void test_next_window_starts_from_one(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	bool ok;
 	uint64_t n;
 	const uint64_t w = 50;
@@ -69,7 +69,7 @@ static void test_next_window_starts_from_one(void **state)
 	/* Windows are aligned to multiples of w: wait for the next one. */
 	int64_t next = last - last % (int64_t)w + (int64_t)w;
 	while (tc_now_ms() < next)
-		ft_sleep_ms(5);
+		fx_sleep_ms(5);
 	assert_int_equal(0, tc_rate_limit(f->c, "w", 1, 2, w, &ok, &n));
 	assert_true(ok);
 	assert_int_equal(1, n);
@@ -81,32 +81,32 @@ static void test_next_window_starts_from_one(void **state)
 
 static void test_processes_never_exceed_the_limit(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	pid_t pids[NPROC];
 	for (int i = 0; i < NPROC; i++) {
 		pids[i] = fork();
 		assert_true(pids[i] >= 0);
 		if (pids[i] == 0) {
-			tc_cache *c = ft_attach(f->name);
+			tc_cache *c = fx_attach(f->name);
 			int64_t allowed = 0;
 			uint64_t last = 0;
 			for (int k = 0; k < CALLS; k++) {
 				bool ok;
 				uint64_t n;
-				FT_CHECK(tc_rate_limit(c, "orders:acct7", 12, LIMIT, HUGE_WINDOW,
+				FX_CHECK(tc_rate_limit(c, "orders:acct7", 12, LIMIT, HUGE_WINDOW,
 						       &ok, &n) == 0);
-				FT_CHECK(ok == (n <= LIMIT));
-				FT_CHECK(n > last); /* one process sees its counts grow */
+				FX_CHECK(ok == (n <= LIMIT));
+				FX_CHECK(n > last); /* one process sees its counts grow */
 				last = n;
 				if (ok)
 					allowed++;
 			}
-			FT_CHECK(tc_incr(c, "allowed", 7, allowed, 0, NULL) == 0);
+			FX_CHECK(tc_incr(c, "allowed", 7, allowed, 0, NULL) == 0);
 			tc_close(c);
 			_exit(0);
 		}
 	}
-	ft_wait_all(pids, NPROC);
+	fx_wait_all(pids, NPROC);
 	int64_t allowed;
 	assert_int_equal(0, tc_incr(f->c, "allowed", 7, 0, 0, &allowed));
 	assert_int_equal(LIMIT, (int)allowed);
@@ -123,7 +123,7 @@ static void test_processes_never_exceed_the_limit(void **state)
  */
 static void test_short_windows_stay_exact(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	pid_t pids[NPROC];
 	const int64_t w = 20;
 	const uint64_t limit = 5;
@@ -132,21 +132,21 @@ static void test_short_windows_stay_exact(void **state)
 		pids[i] = fork();
 		assert_true(pids[i] >= 0);
 		if (pids[i] == 0) {
-			tc_cache *c = ft_attach(f->name);
+			tc_cache *c = fx_attach(f->name);
 			int64_t allowed = 0;
 			for (int k = 0; k < 3000; k++) {
 				bool ok;
 				uint64_t n;
-				FT_CHECK(tc_rate_limit(c, "short", 5, limit, (uint64_t)w, &ok, &n) == 0);
-				FT_CHECK(n >= 1 && ok == (n <= limit));
+				FX_CHECK(tc_rate_limit(c, "short", 5, limit, (uint64_t)w, &ok, &n) == 0);
+				FX_CHECK(n >= 1 && ok == (n <= limit));
 				allowed += ok;
 			}
-			FT_CHECK(tc_incr(c, "allowed", 7, allowed, 0, NULL) == 0);
+			FX_CHECK(tc_incr(c, "allowed", 7, allowed, 0, NULL) == 0);
 			tc_close(c);
 			_exit(0);
 		}
 	}
-	ft_wait_all(pids, NPROC);
+	fx_wait_all(pids, NPROC);
 	int64_t t1 = tc_now_ms(), allowed;
 	int64_t windows = (t1 - t1 % w - (t0 - t0 % w)) / w + 1;
 	assert_int_equal(0, tc_incr(f->c, "allowed", 7, 0, 0, &allowed));
@@ -157,11 +157,11 @@ static void test_short_windows_stay_exact(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_bad_arguments_return_einval, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_one_window_counts_one_to_limit_then_denies, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_next_window_starts_from_one, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_processes_never_exceed_the_limit, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_short_windows_stay_exact, ft_setup, ft_teardown),
+		FX_TEST_SEG(test_bad_arguments_return_einval),
+		FX_TEST_SEG(test_one_window_counts_one_to_limit_then_denies),
+		FX_TEST_SEG(test_next_window_starts_from_one),
+		FX_TEST_SEG(test_processes_never_exceed_the_limit),
+		FX_TEST_SEG(test_short_windows_stay_exact),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

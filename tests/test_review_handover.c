@@ -20,15 +20,6 @@
 
 static char cur_name[64];
 
-static int teardown(void **state)
-{
-	(void)state;
-	if (cur_name[0])
-		(void)tc_unlink(cur_name);
-	cur_name[0] = '\0';
-	return 0;
-}
-
 /* Each thread names its role; the first time a role reaches the point it
  * waits for, it posts PAUSED and waits for GO. */
 struct role {
@@ -61,23 +52,6 @@ static void sem_take(sem_t *s)
 {
 	while (sem_wait(s) != 0)
 		;
-}
-
-/* N keys of 1,000 bytes, written then deleted: N retired blocks. */
-static void retire_n(tc_cache *c, int n, char tag)
-{
-	char v[1000];
-	memset(v, tag, sizeof(v));
-	for (int i = 0; i < n; i++) {
-		char k[16];
-		snprintf(k, sizeof(k), "%c%d", tag, i);
-		WB_RC(0, tc_set(c, k, strlen(k), v, sizeof(v), 0, 0));
-	}
-	for (int i = 0; i < n; i++) {
-		char k[16];
-		snprintf(k, sizeof(k), "%c%d", tag, i);
-		WB_RC(0, tc_del(c, k, strlen(k)));
-	}
 }
 
 /* Blocks named by the retire list and by every slot's (plain) reclaim word. */
@@ -143,9 +117,9 @@ static void *conduct(void *p)
 static void test_cleaner_and_stealer_share_a_dead_slots_chain(void **state)
 {
 	(void)state;
-	const char *name = wb_name(cur_name, sizeof(cur_name), "rv-steal");
+	const char *name = fx_name(cur_name);
 	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
-	retire_n(c, 40, 'a');
+	wb_retire_n(c, 40, 'a');
 	assert_int_equal(40, named_blocks(c));
 
 	/* Slot D: owned by a process that has exited, holding the whole list
@@ -154,7 +128,7 @@ static void test_cleaner_and_stealer_share_a_dead_slots_chain(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0)
 		_exit(0);
-	assert_int_equal(0, wb_wait(pid));
+	assert_int_equal(0, fx_wait(pid));
 	struct tc_rslot *d = &c->slots[5];
 	assert_int_equal(0, tc__ld(&d->owner));
 	uint64_t owner = (uint64_t)pid << 32 | (uint32_t)pid;
@@ -188,10 +162,10 @@ static void test_cleaner_and_stealer_share_a_dead_slots_chain(void **state)
 	/* Nothing may be lost: every retired block is named by a list. */
 	assert_int_equal(40, named_blocks(c));
 	uint64_t freed = UINT64_MAX;
-	WB_RC(0, tc_reclaim(c, &freed));
+	ASSERT_RC(0, tc_reclaim(c, &freed));
 	assert_int_equal(40, freed);
 	tc_audit_report ar;
-	WB_RC(0, tc_audit(c, &ar));
+	ASSERT_RC(0, tc_audit(c, &ar));
 	assert_int_equal(0, ar.recovered);
 	tc_close(c);
 }
@@ -199,8 +173,7 @@ static void test_cleaner_and_stealer_share_a_dead_slots_chain(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_cleaner_and_stealer_share_a_dead_slots_chain,
-					  teardown),
+		FX_TEST(test_cleaner_and_stealer_share_a_dead_slots_chain),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

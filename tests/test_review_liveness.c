@@ -31,15 +31,6 @@ void tc__crash_point(const char *name)
 
 static char cur_name[64];
 
-static int teardown(void **state)
-{
-	(void)state;
-	if (cur_name[0])
-		(void)tc_unlink(cur_name);
-	cur_name[0] = '\0';
-	return 0;
-}
-
 static void put(int fd, char ch)
 {
 	while (write(fd, &ch, 1) != 1)
@@ -92,7 +83,7 @@ static int owner_main(const char *name, int in, int out)
 static void test_slot_reclaimed_by_its_owner_is_not_cleared(void **state)
 {
 	(void)state;
-	const char *name = wb_name(cur_name, sizeof(cur_name), "rv-live");
+	const char *name = fx_name(cur_name);
 	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
 	int to[2], from[2];
 	assert_int_equal(0, pipe(to));
@@ -129,7 +120,7 @@ static void test_slot_reclaimed_by_its_owner_is_not_cleared(void **state)
 	if (dead)
 		(void)clear_dead_slot(c, s, owner, NULL);
 	put(to[1], 'x');
-	assert_int_equal(0, wb_wait(pid)); /* 1: its live slot was cleared */
+	assert_int_equal(0, fx_wait(pid)); /* 1: its live slot was cleared */
 	tc_close(c);
 }
 
@@ -138,8 +129,7 @@ int main(int argc, char **argv)
 	if (argc == 5 && strcmp(argv[1], "--owner") == 0)
 		return owner_main(argv[2], atoi(argv[3]), atoi(argv[4]));
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_slot_reclaimed_by_its_owner_is_not_cleared,
-					  teardown),
+		FX_TEST(test_slot_reclaimed_by_its_owner_is_not_cleared),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -4,8 +4,9 @@
  * TC_ENORUN contract, insertion order within and across processes, type
  * checks, invisibility at run end, reclamation of ended runs with and
  * without a sweeper, appends racing run ends, and appenders killed -9.
+ * (The sweep's own pass over ended runs' lists: test_sweep.c.)
  */
-#include "feature_fixtures.h"
+#include "fixture.h"
 
 /* White-box: run.c's sweep of ended runs' lists (shm/internal.h). */
 int tc__sweep_runs(tc_cache *c, uint64_t budget);
@@ -53,7 +54,7 @@ static int count_keys_fn(const void *key, size_t klen, size_t count, void *arg)
 
 static void test_outside_run_returns_enorun(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	tc_anchor a;
 	size_t n = 99;
 	int calls = 0;
@@ -77,7 +78,7 @@ static void test_outside_run_returns_enorun(void **state)
 
 static void test_bad_arguments_return_einval(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	size_t n;
 	char big[TC_KEY_MAX + 1];
 	memset(big, 'k', sizeof(big));
@@ -102,7 +103,7 @@ static void test_bad_arguments_return_einval(void **state)
 
 static void test_start_anchor_end_and_generations(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	tc_anchor a, b;
 	assert_int_equal(0, tc_run_start(f->c, 1700000000123456789LL, 42));
 	assert_int_equal(0, tc_run_anchor(f->c, &a));
@@ -132,7 +133,7 @@ static void test_start_anchor_end_and_generations(void **state)
  * run only, never a newer one. */
 static void test_anchor_age_and_ending_one_run_only(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	tc_anchor a, b;
 	int64_t t0 = tc_now_ms();
 	assert_int_equal(0, tc_run_start(f->c, 1, 7));
@@ -157,7 +158,7 @@ static void test_anchor_age_and_ending_one_run_only(void **state)
 
 static void test_append_keeps_insertion_order(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	size_t n;
 	assert_int_equal(0, tc_run_start(f->c, 1, 1));
 	const char *words[] = { "alpha", "bravo", "charlie", "delta", "echo" };
@@ -182,7 +183,7 @@ static void test_append_keeps_insertion_order(void **state)
 
 static void test_each_wrong_type_fails_before_any_call(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	int calls = 0;
 	assert_int_equal(0, tc_run_start(f->c, 1, 1));
 	for (int i = 0; i < 10; i++)
@@ -201,7 +202,7 @@ static void test_each_wrong_type_fails_before_any_call(void **state)
 
 static void test_empty_key_counts_zero_and_visits_nothing(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	size_t n = 7;
 	int calls = 0;
 	assert_int_equal(0, tc_run_start(f->c, 1, 1));
@@ -214,7 +215,7 @@ static void test_empty_key_counts_zero_and_visits_nothing(void **state)
 
 static void test_each_stops_on_nonzero_and_returns_it(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	assert_int_equal(0, tc_run_start(f->c, 1, 1));
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(0, tc_dto_append(f->c, "k", 1, T_SIG, "v", 1));
@@ -226,7 +227,7 @@ static void test_each_stops_on_nonzero_and_returns_it(void **state)
 
 static void test_end_makes_all_dtos_invisible(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	size_t n;
 	int calls = 0;
 	assert_int_equal(0, tc_run_start(f->c, 1, 1));
@@ -259,7 +260,7 @@ static void test_end_makes_all_dtos_invisible(void **state)
 
 static void test_ordinary_keys_are_a_separate_namespace(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	char buf[16];
 	tc_meta m;
 	size_t n;
@@ -298,7 +299,7 @@ static int key_fn(const void *key, size_t klen, size_t count, void *arg)
 
 static void test_dto_keys_visits_the_active_runs_lists(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	struct keyrec r = { 0 };
 	assert_int_equal(0, tc_run_start(f->c, 1, 1));
 	assert_int_equal(0, tc_dto_append(f->c, "old", 3, T_SIG, "v", 1));
@@ -318,18 +319,18 @@ static void test_dto_keys_visits_the_active_runs_lists(void **state)
 
 static void test_run_is_shared_by_every_process(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	tc_anchor a;
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		tc_cache *c = ft_attach(f->name);
-		FT_CHECK(tc_run_start(c, 777, 9) == 0);
-		FT_CHECK(tc_dto_append(c, "from_child", 10, T_SIG, "hello", 5) == 0);
+		tc_cache *c = fx_attach(f->name);
+		FX_CHECK(tc_run_start(c, 777, 9) == 0);
+		FX_CHECK(tc_dto_append(c, "from_child", 10, T_SIG, "hello", 5) == 0);
 		tc_close(c);
 		_exit(0);
 	}
-	ft_wait_all(&pid, 1);
+	fx_wait_all(&pid, 1);
 	assert_int_equal(0, tc_run_anchor(f->c, &a));
 	assert_true(a.ts_ns == 777 && a.run_id == 9);
 	assert_int_equal(a.starter_pid, (uint32_t)pid); /* the child, now gone */
@@ -342,32 +343,32 @@ static void test_run_is_shared_by_every_process(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		tc_cache *c = ft_attach(f->name);
+		tc_cache *c = fx_attach(f->name);
 		tc_anchor b;
-		FT_CHECK(tc_run_anchor(c, &b) == TC_ENORUN);
+		FX_CHECK(tc_run_anchor(c, &b) == TC_ENORUN);
 		tc_close(c);
 		_exit(0);
 	}
-	ft_wait_all(&pid, 1);
+	fx_wait_all(&pid, 1);
 }
 
 /* Sequential appends from several processes come back in that order. */
 static void test_order_across_processes(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	assert_int_equal(0, tc_run_start(f->c, 1, 1));
 	for (int i = 0; i < 6; i++) {
 		pid_t pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
-			tc_cache *c = ft_attach(f->name);
+			tc_cache *c = fx_attach(f->name);
 			char v[24];
 			snprintf(v, sizeof(v), "p%d", i);
-			FT_CHECK(tc_dto_append(c, "seq", 3, T_SIG, v, strlen(v)) == 0);
+			FX_CHECK(tc_dto_append(c, "seq", 3, T_SIG, v, strlen(v)) == 0);
 			tc_close(c);
 			_exit(0);
 		}
-		ft_wait_all(&pid, 1);
+		fx_wait_all(&pid, 1);
 		char v[24];
 		snprintf(v, sizeof(v), "me%d", i);
 		assert_int_equal(0, tc_dto_append(f->c, "seq", 3, T_SIG, v, strlen(v)));
@@ -426,11 +427,11 @@ static int order_fn(const void *dto, size_t len, void *arg)
 
 static void append_child(const char *name, uint32_t w, bool racing_end)
 {
-	tc_cache *c = ft_attach(name);
+	tc_cache *c = fx_attach(name);
 	for (uint32_t i = 0; i < PER_WRITER; i++) {
 		struct item it = { w, i };
 		int rc = tc_dto_append(c, "shared", 6, T_SIG, &it, sizeof(it));
-		FT_CHECK(rc == 0 || (racing_end && rc == TC_ENORUN));
+		FX_CHECK(rc == 0 || (racing_end && rc == TC_ENORUN));
 	}
 	tc_close(c);
 	_exit(0);
@@ -438,7 +439,7 @@ static void append_child(const char *name, uint32_t w, bool racing_end)
 
 static void test_concurrent_appenders_keep_each_writers_order(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	pid_t pids[NWRITERS];
 	assert_int_equal(0, tc_run_start(f->c, 1, 1));
 	for (int w = 0; w < NWRITERS; w++) {
@@ -447,7 +448,7 @@ static void test_concurrent_appenders_keep_each_writers_order(void **state)
 		if (pids[w] == 0)
 			append_child(f->name, (uint32_t)w, false);
 	}
-	ft_wait_all(pids, NWRITERS);
+	fx_wait_all(pids, NWRITERS);
 	struct order_check oc = { 0 };
 	size_t n;
 	assert_int_equal(0, tc_dto_count(f->c, "shared", 6, &n));
@@ -463,7 +464,7 @@ static void test_concurrent_appenders_keep_each_writers_order(void **state)
 /* Appends racing run ends and starts: 0 or TC_ENORUN, lists always whole. */
 static void test_appends_racing_run_ends(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	pid_t pids[NWRITERS];
 	assert_int_equal(0, tc_run_start(f->c, 0, 0));
 	for (int w = 0; w < NWRITERS; w++) {
@@ -476,15 +477,15 @@ static void test_appends_racing_run_ends(void **state)
 	pid_t reader = fork();
 	assert_true(reader >= 0);
 	if (reader == 0) {
-		tc_cache *c = ft_attach(f->name);
+		tc_cache *c = fx_attach(f->name);
 		while (!tc_exists(c, "stop", 4)) {
 			struct order_check oc = { 0 };
 			size_t n;
 			int rc = tc_dto_each(c, "shared", 6, T_SIG, order_fn, &oc);
-			FT_CHECK(rc == 0 || rc == TC_ENORUN);
-			FT_CHECK(oc.bad == 0);
+			FX_CHECK(rc == 0 || rc == TC_ENORUN);
+			FX_CHECK(oc.bad == 0);
 			rc = tc_dto_count(c, "shared", 6, &n);
-			FT_CHECK(rc == 0 || rc == TC_ENORUN);
+			FX_CHECK(rc == 0 || rc == TC_ENORUN);
 		}
 		tc_close(c);
 		_exit(0);
@@ -512,7 +513,7 @@ static void test_appends_racing_run_ends(void **state)
 		}
 	}
 	assert_int_equal(0, tc_set(f->c, "stop", 4, "1", 1, 0, 0));
-	ft_wait_all(&reader, 1);
+	fx_wait_all(&reader, 1);
 	assert_int_equal(0, tc_run_end(f->c));
 	assert_true(runs > 0);
 }
@@ -543,7 +544,7 @@ static void test_thousands_of_runs_never_fill_the_segment(void **state)
 {
 	(void)state;
 	/* 1024 entries and 256 KiB: a few dozen runs would fill it. */
-	struct ft *f = ft_make(1024, 256u << 10, 0);
+	struct fx_seg *f = fx_make(1024, 256u << 10, 0);
 	run_many(f->c, 3000, true); /* new keys every run: ended lists pile up */
 	run_many(f->c, 3000, false); /* the same keys: replaced in place */
 	tc_stats st;
@@ -557,15 +558,14 @@ static void test_thousands_of_runs_never_fill_the_segment(void **state)
 	assert_int_equal(0, tc_get_stats(f->c, &st));
 	assert_int_equal(0, (int)st.entries);
 	assert_int_equal(0, (int)st.dto_lists);
-	void *s = f;
-	ft_teardown(&s);
+	fx_free(f);
 }
 
 /* Ordinary writers short of entries remove ended runs' lists themselves. */
 static void test_plain_writers_reclaim_ended_runs(void **state)
 {
 	(void)state;
-	struct ft *f = ft_make(1024, 1u << 20, 0);
+	struct fx_seg *f = fx_make(1024, 1u << 20, 0);
 	/* 1000 lists of ended runs, just below the 1024 entries. */
 	for (int r = 0; r < 100; r++) {
 		assert_int_equal(0, tc_run_start(f->c, r, (uint64_t)r));
@@ -588,48 +588,13 @@ static void test_plain_writers_reclaim_ended_runs(void **state)
 	}
 	assert_int_equal(0, tc_get_stats(f->c, &st));
 	assert_int_equal(1000, (int)st.entries);
-	void *s = f;
-	ft_teardown(&s);
-}
-
-static void test_sweep_reclaims_ended_runs_lists(void **state)
-{
-	struct ft *f = *state;
-	tc_stats before, mid, after;
-	uint64_t freed;
-	assert_int_equal(0, tc_reclaim(f->c, &freed));
-	assert_int_equal(0, tc_get_stats(f->c, &before));
-	assert_int_equal(0, tc_run_start(f->c, 1, 1));
-	for (int k = 0; k < 50; k++) {
-		char key[16];
-		int kl = snprintf(key, sizeof(key), "s%d", k);
-		for (int i = 0; i < 4; i++)
-			assert_int_equal(0, tc_dto_append(f->c, key, (size_t)kl, T_SIG, "v", 1));
-	}
-	/* Lists of the active run are never swept. */
-	assert_int_equal(0, tc__sweep_runs(f->c, 0));
-	assert_int_equal(0, tc_get_stats(f->c, &mid));
-	assert_int_equal(before.entries + 50, mid.entries);
-	assert_int_equal(50, (int)mid.dto_lists);
-	assert_int_equal(1, (int)mid.run_active);
-	assert_int_equal(1, (int)(mid.run_generation & 1));
-	assert_int_equal(0, tc_run_end(f->c));
-	assert_int_equal(50, tc__sweep_runs(f->c, 0));
-	assert_int_equal(0, tc__sweep_runs(f->c, 0));
-	assert_int_equal(0, tc_reclaim(f->c, &freed));
-	assert_int_equal(201, (int)freed); /* 200 elements and the anchor */
-	assert_int_equal(0, tc_get_stats(f->c, &after));
-	assert_int_equal(before.entries, after.entries);
-	assert_int_equal(before.memory_used, after.memory_used);
-	assert_int_equal(0, (int)after.dto_lists);
-	assert_int_equal(0, (int)after.run_active);
-	assert_int_equal(mid.run_generation + 1, after.run_generation);
+	fx_free(f);
 }
 
 /* Appenders killed -9 at arbitrary points: lists stay whole, little leaks. */
 static void test_killed_appenders_leave_whole_lists(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	tc_stats before, after;
 	uint64_t freed;
 	const int kills = 5;
@@ -642,13 +607,13 @@ static void test_killed_appenders_leave_whole_lists(void **state)
 		pid_t pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
-			tc_cache *c = ft_attach(f->name);
+			tc_cache *c = fx_attach(f->name);
 			/* Bounded, so that a parent kept off the CPU cannot let
 			 * it fill the segment; a kill after the last append
 			 * lands outside any call, which is fine too. */
 			for (uint32_t i = 0; i < 3000; i++) {
 				struct item it = { 0, (uint32_t)n0 + i };
-				FT_CHECK(tc_dto_append(c, "shared", 6, T_SIG, &it, sizeof(it)) == 0);
+				FX_CHECK(tc_dto_append(c, "shared", 6, T_SIG, &it, sizeof(it)) == 0);
 			}
 			for (;;)
 				pause();
@@ -687,7 +652,7 @@ static void test_killed_appenders_leave_whole_lists(void **state)
  * whole (a readable anchor or no run), and at most an anchor per kill leaks. */
 static void test_killed_run_cyclers_leave_a_whole_run(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	tc_stats before, after;
 	uint64_t freed;
 	const int kills = 5;
@@ -697,14 +662,14 @@ static void test_killed_run_cyclers_leave_a_whole_run(void **state)
 		pid_t pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
-			tc_cache *c = ft_attach(f->name);
+			tc_cache *c = fx_attach(f->name);
 			for (int64_t i = 1;; i++) {
 				int rc = tc_run_start(c, i, (uint64_t)i * 3);
-				FT_CHECK(rc == 0 || rc == -EBUSY);
-				FT_CHECK(tc_dto_append(c, "x", 1, 1, &i, sizeof(i)) == 0);
-				FT_CHECK(tc_run_end(c) == 0);
+				FX_CHECK(rc == 0 || rc == -EBUSY);
+				FX_CHECK(tc_dto_append(c, "x", 1, 1, &i, sizeof(i)) == 0);
+				FX_CHECK(tc_run_end(c) == 0);
 				if (i % 64 == 0)
-					FT_CHECK(tc_reclaim(c, NULL) == 0);
+					FX_CHECK(tc_reclaim(c, NULL) == 0);
 			}
 		}
 		tc_stats st;
@@ -739,26 +704,25 @@ static void test_killed_run_cyclers_leave_a_whole_run(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_outside_run_returns_enorun, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_bad_arguments_return_einval, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_start_anchor_end_and_generations, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_anchor_age_and_ending_one_run_only, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_append_keeps_insertion_order, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_each_wrong_type_fails_before_any_call, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_empty_key_counts_zero_and_visits_nothing, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_each_stops_on_nonzero_and_returns_it, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_end_makes_all_dtos_invisible, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_ordinary_keys_are_a_separate_namespace, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_dto_keys_visits_the_active_runs_lists, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_run_is_shared_by_every_process, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_order_across_processes, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_appenders_keep_each_writers_order, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_appends_racing_run_ends, ft_setup, ft_teardown),
-		cmocka_unit_test(test_thousands_of_runs_never_fill_the_segment),
-		cmocka_unit_test(test_plain_writers_reclaim_ended_runs),
-		cmocka_unit_test_setup_teardown(test_sweep_reclaims_ended_runs_lists, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_killed_appenders_leave_whole_lists, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_killed_run_cyclers_leave_a_whole_run, ft_setup, ft_teardown),
+		FX_TEST_SEG(test_outside_run_returns_enorun),
+		FX_TEST_SEG(test_bad_arguments_return_einval),
+		FX_TEST_SEG(test_start_anchor_end_and_generations),
+		FX_TEST_SEG(test_anchor_age_and_ending_one_run_only),
+		FX_TEST_SEG(test_append_keeps_insertion_order),
+		FX_TEST_SEG(test_each_wrong_type_fails_before_any_call),
+		FX_TEST_SEG(test_empty_key_counts_zero_and_visits_nothing),
+		FX_TEST_SEG(test_each_stops_on_nonzero_and_returns_it),
+		FX_TEST_SEG(test_end_makes_all_dtos_invisible),
+		FX_TEST_SEG(test_ordinary_keys_are_a_separate_namespace),
+		FX_TEST_SEG(test_dto_keys_visits_the_active_runs_lists),
+		FX_TEST_SEG(test_run_is_shared_by_every_process),
+		FX_TEST_SEG(test_order_across_processes),
+		FX_TEST_SEG(test_concurrent_appenders_keep_each_writers_order),
+		FX_TEST_SEG(test_appends_racing_run_ends),
+		FX_TEST(test_thousands_of_runs_never_fill_the_segment),
+		FX_TEST(test_plain_writers_reclaim_ended_runs),
+		FX_TEST_SEG(test_killed_appenders_leave_whole_lists),
+		FX_TEST_SEG(test_killed_run_cyclers_leave_a_whole_run),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

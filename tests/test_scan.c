@@ -6,7 +6,7 @@
  * a scan racing a writer process sees every key present throughout it
  * exactly once.
  */
-#include "feature_fixtures.h"
+#include "fixture.h"
 
 #define MAXSEEN 8192
 
@@ -46,7 +46,7 @@ static void put(tc_cache *c, const char *key, uint64_t ttl)
 
 static void test_glob_rules(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	const char *keys[] = { "candle:EURUSD:1m", "candle:GBPUSD:1m", "candle:EURUSD:5m",
 			       "signal:EURUSD:42", "tradecore:market:quote:AAPL", "abc", "a*c" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -93,7 +93,7 @@ static void test_glob_rules(void **state)
 
 static void test_purge_deletes_matches_only_and_counts(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	tc_stats before, after;
 	for (int i = 0; i < 50; i++) {
 		char key[32];
@@ -135,12 +135,12 @@ static void test_purge_deletes_matches_only_and_counts(void **state)
 
 static void test_expired_keys_are_not_visited(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	put(f->c, "short:1", 30);
 	put(f->c, "long:1", 600000);
 	int64_t t = tc_now_ms();
 	while (tc_now_ms() <= t + 40)
-		ft_sleep_ms(10);
+		fx_sleep_ms(10);
 	struct seen s = { 0 };
 	assert_int_equal(0, tc_scan(f->c, "*", collect_fn, &s));
 	assert_int_equal(1, s.n);
@@ -173,7 +173,7 @@ static int stable_fn(const void *key, size_t klen, const tc_meta *meta, void *ar
  * concurrent writer does to other keys and to their values. */
 static void test_scan_racing_a_writer_sees_stable_keys_once(void **state)
 {
-	struct ft *f = *state;
+	struct fx_seg *f = *state;
 	for (int i = 0; i < STABLE; i++) {
 		char key[32];
 		snprintf(key, sizeof(key), "stable:%d", i);
@@ -182,16 +182,16 @@ static void test_scan_racing_a_writer_sees_stable_keys_once(void **state)
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		tc_cache *c = ft_attach(f->name);
+		tc_cache *c = fx_attach(f->name);
 		for (uint32_t i = 0;; i++) {
 			char key[32];
 			snprintf(key, sizeof(key), "churn:%u", i % 4000);
-			FT_CHECK(tc_set(c, key, strlen(key), "x", 1, 0, 0) == 0);
+			FX_CHECK(tc_set(c, key, strlen(key), "x", 1, 0, 0) == 0);
 			snprintf(key, sizeof(key), "churn:%u", (i + 2000) % 4000);
 			int rc = tc_del(c, key, strlen(key));
-			FT_CHECK(rc == 0 || rc == -ENOENT);
+			FX_CHECK(rc == 0 || rc == -ENOENT);
 			snprintf(key, sizeof(key), "stable:%u", i % STABLE);
-			FT_CHECK(tc_set(c, key, strlen(key), &i, sizeof(i), 0, 0) == 0);
+			FX_CHECK(tc_set(c, key, strlen(key), &i, sizeof(i), 0, 0) == 0);
 		}
 	}
 	for (int round = 0; round < 20; round++) {
@@ -211,10 +211,10 @@ static void test_scan_racing_a_writer_sees_stable_keys_once(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_glob_rules, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_purge_deletes_matches_only_and_counts, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_expired_keys_are_not_visited, ft_setup, ft_teardown),
-		cmocka_unit_test_setup_teardown(test_scan_racing_a_writer_sees_stable_keys_once, ft_setup, ft_teardown),
+		FX_TEST_SEG(test_glob_rules),
+		FX_TEST_SEG(test_purge_deletes_matches_only_and_counts),
+		FX_TEST_SEG(test_expired_keys_are_not_visited),
+		FX_TEST_SEG(test_scan_racing_a_writer_sees_stable_keys_once),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

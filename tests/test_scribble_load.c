@@ -392,7 +392,7 @@ static void worker(const char *name, uint64_t seed, int id)
 			int rc = RC(tc_open(&c, name, NULL));
 			if (rc) {
 				c = NULL;
-				bb_sleep_ms(1); /* unlinked, or the header scribbled */
+				fx_sleep_ms(1); /* unlinked, or the header scribbled */
 				continue;
 			}
 		}
@@ -413,7 +413,7 @@ static void scribbler(const char *name, uint64_t seed)
 {
 	uint64_t rng = seed * 0xD1B54A32D192ED03ull + 1;
 	char path[128];
-	bb_shm_path(path, sizeof(path), name);
+	fx_shm_path(path, sizeof(path), name);
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) != 0)
@@ -452,7 +452,7 @@ static void scribbler(const char *name, uint64_t seed)
 			memset(p + off, 0, size - off < 8 ? size - off : 8);
 			break;
 		}
-		bb_sleep_us(pause_us);
+		fx_sleep_us(pause_us);
 	}
 	_exit(BB_EXIT_OK);
 }
@@ -516,7 +516,7 @@ static pid_t spawn(int kind, const char *name, uint64_t seed, int id)
 static int reap(pid_t *pids, const char *const *what, int n, double hang, uint64_t seed)
 {
 	int bad = 0, left = n;
-	double t0 = bb_mono_s();
+	double t0 = fx_mono_s();
 	while (left > 0) {
 		for (int i = 0; i < n; i++) {
 			if (pids[i] <= 0)
@@ -539,7 +539,7 @@ static int reap(pid_t *pids, const char *const *what, int n, double hang, uint64
 			pids[i] = 0;
 			left--;
 		}
-		if (left > 0 && bb_mono_s() - t0 > hang) {
+		if (left > 0 && fx_mono_s() - t0 > hang) {
 			for (int i = 0; i < n; i++) {
 				if (pids[i] <= 0)
 					continue;
@@ -554,7 +554,7 @@ static int reap(pid_t *pids, const char *const *what, int n, double hang, uint64
 			break;
 		}
 		if (left > 0)
-			bb_sleep_ms(5);
+			fx_sleep_ms(5);
 	}
 	return bad;
 }
@@ -562,10 +562,10 @@ static int reap(pid_t *pids, const char *const *what, int n, double hang, uint64
 static int one_round(uint64_t seed, double round_s, double hang)
 {
 	char name[TC_NAME_MAX + 1];
-	bb_name(name);
+	fx_name(name);
 	int eviction = (seed & 1) ? TC_EVICT_LRU : TC_EVICT_NONE;
 	bool unlink_mid = seed % 3 == 0;
-	tc_opts o = bb_opts(256, 256 * 1024, 8);
+	tc_opts o = fx_opts(256, 256 * 1024, 8);
 	o.eviction = eviction;
 	tc_cache *c;
 	assert_int_equal(0, tc_open(&c, name, &o));
@@ -586,8 +586,8 @@ static int one_round(uint64_t seed, double round_s, double hang)
 	/* A worker killed mid-call at a point the seed picks, and replaced. */
 	uint64_t rng = seed;
 	double kill_at = round_s * (0.2 + (double)(bb_rand(&rng) % 60) / 100.0);
-	double t0 = bb_mono_s();
-	bb_sleep_us((long)(kill_at * 1e6));
+	double t0 = fx_mono_s();
+	fx_sleep_us((long)(kill_at * 1e6));
 	int victim = (int)(bb_rand(&rng) % NWORKERS);
 	kill(pids[victim], SIGKILL);
 	waitpid(pids[victim], NULL, 0);
@@ -596,13 +596,13 @@ static int one_round(uint64_t seed, double round_s, double hang)
 	unlink(snap);
 	pids[victim] = spawn(0, name, seed + 1000, NWORKERS);
 	assert_true(pids[victim] > 0);
-	double rest = round_s - (bb_mono_s() - t0);
+	double rest = round_s - (fx_mono_s() - t0);
 	if (unlink_mid && rest > 0) {
-		bb_sleep_us((long)(rest * 0.7e6));
+		fx_sleep_us((long)(rest * 0.7e6));
 		assert_int_equal(0, tc_unlink(name));
-		bb_sleep_us((long)(rest * 0.3e6));
+		fx_sleep_us((long)(rest * 0.3e6));
 	} else if (rest > 0) {
-		bb_sleep_us((long)(rest * 1e6));
+		fx_sleep_us((long)(rest * 1e6));
 	}
 	ctl->stop = 1;
 	what[victim] = "replacement worker";
@@ -638,7 +638,7 @@ static void test_scribbles_under_load_never_crash_hang_or_break_promises(void **
 	const char *sv = getenv("TC_SCRIBBLE_SEED");
 	uint64_t base = SEED_BASE;
 	if (sv && strcmp(sv, "random") == 0)
-		base = (uint64_t)bb_mono_s() * 1000003u ^ (uint64_t)getpid() << 32;
+		base = (uint64_t)fx_mono_s() * 1000003u ^ (uint64_t)getpid() << 32;
 	else if (sv && *sv)
 		base = strtoull(sv, NULL, 0);
 	ctl = mmap(NULL, sizeof(*ctl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -657,8 +657,8 @@ static void test_scribbles_under_load_never_crash_hang_or_break_promises(void **
 		      (unsigned long long)base, total, round_s);
 	int failed = 0;
 	uint64_t rounds = 0;
-	double t0 = bb_mono_s();
-	while (rounds < max_rounds && (rounds == 0 || bb_mono_s() - t0 + round_s <= total)) {
+	double t0 = fx_mono_s();
+	while (rounds < max_rounds && (rounds == 0 || fx_mono_s() - t0 + round_s <= total)) {
 		int bad = one_round(base + rounds, round_s, hang);
 		if (bad)
 			print_message("FAILED seed %#llx: re-run with TC_SCRIBBLE_SEED=%#llx "
@@ -670,7 +670,7 @@ static void test_scribbles_under_load_never_crash_hang_or_break_promises(void **
 	unlink(pol_path);
 	munmap(ctl, sizeof(*ctl));
 	print_message("%llu rounds in %.1f s, %d failed children\n", (unsigned long long)rounds,
-		      bb_mono_s() - t0, failed);
+		      fx_mono_s() - t0, failed);
 	assert_int_equal(0, failed);
 }
 
@@ -680,7 +680,7 @@ static void test_scribbles_under_load_never_crash_hang_or_break_promises(void **
 static uint64_t *map_run_word(const char *name, void **map, size_t *len)
 {
 	char path[128];
-	bb_shm_path(path, sizeof(path), name);
+	fx_shm_path(path, sizeof(path), name);
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 	assert_true(fd >= 0);
 	struct stat st;
@@ -702,9 +702,9 @@ static void test_scribbled_run_generation_gives_ecorrupt(void **state)
 {
 	(void)state;
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(64, 64 * 1024, 2);
+	tc_opts o = fx_opts(64, 64 * 1024, 2);
 	tc_cache *c;
-	assert_int_equal(0, tc_open(&c, bb_name(name), &o));
+	assert_int_equal(0, tc_open(&c, fx_name(name), &o));
 	assert_int_equal(0, tc_run_start(c, 5, 6));
 	tc_anchor a;
 	assert_int_equal(0, tc_run_anchor(c, &a));
@@ -732,9 +732,9 @@ static void test_run_start_after_scribbled_idle_word_is_odd(void **state)
 {
 	(void)state;
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(64, 64 * 1024, 2);
+	tc_opts o = fx_opts(64, 64 * 1024, 2);
 	tc_cache *c;
-	assert_int_equal(0, tc_open(&c, bb_name(name), &o));
+	assert_int_equal(0, tc_open(&c, fx_name(name), &o));
 	void *map;
 	size_t len;
 	uint64_t *w = map_run_word(name, &map, &len);
@@ -766,9 +766,9 @@ static void test_policy_prefix_with_nul_gives_ecorrupt(void **state)
 {
 	(void)state;
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(64, 64 * 1024, 2);
+	tc_opts o = fx_opts(64, 64 * 1024, 2);
 	tc_cache *c;
-	assert_int_equal(0, tc_open(&c, bb_name(name), &o));
+	assert_int_equal(0, tc_open(&c, fx_name(name), &o));
 	assert_int_equal(0, tc_ttl_policy_set(c, "abc", 5));
 	void *map;
 	size_t len;
@@ -800,12 +800,10 @@ static void test_policy_prefix_with_nul_gives_ecorrupt(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_scribbled_run_generation_gives_ecorrupt, bb_teardown),
-		cmocka_unit_test_teardown(test_run_start_after_scribbled_idle_word_is_odd,
-					  bb_teardown),
-		cmocka_unit_test_teardown(test_policy_prefix_with_nul_gives_ecorrupt, bb_teardown),
-		cmocka_unit_test_teardown(test_scribbles_under_load_never_crash_hang_or_break_promises,
-					  bb_teardown),
+		FX_TEST(test_scribbled_run_generation_gives_ecorrupt),
+		FX_TEST(test_run_start_after_scribbled_idle_word_is_odd),
+		FX_TEST(test_policy_prefix_with_nul_gives_ecorrupt),
+		FX_TEST(test_scribbles_under_load_never_crash_hang_or_break_promises),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

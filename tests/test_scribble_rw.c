@@ -21,17 +21,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* The block of the published entry of KEY (kind KIND). */
-static struct tc_entry *entry_of(tc_cache *c, const char *key, uint32_t kind)
-{
-	size_t klen = strlen(key);
-	uint64_t *slotp, w;
-	struct tc_entry *e = NULL;
-	WB_RC(0, tc__lookup(c, tc__hash(c, key, klen, kind), key, klen, kind, &slotp, &w, &e));
-	assert_non_null(e);
-	return e;
-}
-
 /* Write W into a free slot of a bucket other than SKIP; returns the slot. */
 static uint64_t *scribble_free_slot(tc_cache *c, uint64_t w, uint64_t *bucket)
 {
@@ -64,22 +53,22 @@ static void test_walks_on_an_unlinked_segment_return_estale(void **state)
 {
 	(void)state;
 	char name[64], path[128];
-	wb_name(name, sizeof(name), "rwst");
+	fx_name(name);
 	snprintf(path, sizeof(path), "/tmp/%s.snap", name);
 	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
-	WB_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
-	WB_RC(0, tc_unlink(name));
+	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	ASSERT_RC(0, tc_unlink(name));
 	int n = 0;
 	uint64_t deleted = 99;
 	tc_snapshot_report rep;
 	tc_sweep_report sr;
-	WB_RC(-ESTALE, tc_scan(c, NULL, scan_count, &n));
+	ASSERT_RC(-ESTALE, tc_scan(c, NULL, scan_count, &n));
 	assert_int_equal(n, 0);
-	WB_RC(-ESTALE, tc_purge(c, "*", &deleted));
+	ASSERT_RC(-ESTALE, tc_purge(c, "*", &deleted));
 	assert_int_equal(deleted, 0);
-	WB_RC(-ESTALE, tc_snapshot_save(c, path, &rep));
+	ASSERT_RC(-ESTALE, tc_snapshot_save(c, path, &rep));
 	assert_int_equal(access(path, F_OK), -1); /* nothing left behind */
-	WB_RC(-ESTALE, tc_sweep(c, 0, &sr));
+	ASSERT_RC(-ESTALE, tc_sweep(c, 0, &sr));
 	tc_close(c);
 }
 
@@ -87,10 +76,10 @@ static void test_walks_during_an_audit_return_ebusy(void **state)
 {
 	(void)state;
 	char name[64], path[128];
-	wb_name(name, sizeof(name), "rwau");
+	fx_name(name);
 	snprintf(path, sizeof(path), "/tmp/%s.snap", name);
 	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
-	WB_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
 	/* An audit at work: its auditor (this process) is alive. */
 	tc__st(&c->h->audit_pid, (uint64_t)getpid());
 	tc__st(&c->h->audit_start, tc__self_start());
@@ -99,16 +88,16 @@ static void test_walks_during_an_audit_return_ebusy(void **state)
 	uint64_t deleted = 99;
 	tc_snapshot_report rep;
 	tc_sweep_report sr;
-	WB_RC(-EBUSY, tc_scan(c, NULL, scan_count, &n));
+	ASSERT_RC(-EBUSY, tc_scan(c, NULL, scan_count, &n));
 	assert_int_equal(n, 0);
-	WB_RC(-EBUSY, tc_purge(c, NULL, &deleted));
+	ASSERT_RC(-EBUSY, tc_purge(c, NULL, &deleted));
 	assert_int_equal(deleted, 0);
-	WB_RC(-EBUSY, tc_snapshot_save(c, path, &rep));
+	ASSERT_RC(-EBUSY, tc_snapshot_save(c, path, &rep));
 	assert_int_equal(access(path, F_OK), -1);
-	WB_RC(-EBUSY, tc_sweep(c, 0, &sr));
+	ASSERT_RC(-EBUSY, tc_sweep(c, 0, &sr));
 	/* The audit ends: everything is back, nothing was purged. */
 	tc__st(&c->h->state, TC_STATE_READY);
-	WB_RC(0, tc_scan(c, NULL, scan_count, &n));
+	ASSERT_RC(0, tc_scan(c, NULL, scan_count, &n));
 	assert_int_equal(n, 1);
 	tc_close(c);
 	tc_unlink(name);
@@ -142,8 +131,8 @@ static void make_victim(tc_cache *c, uint8_t *val, uint64_t *wa, uint64_t *wb)
 	memcpy(val + 8, &fa, sizeof(fa));
 	memcpy(val + 88, &fb, sizeof(fb));
 	val[88 + 64] = 'x'; /* fake B's key */
-	WB_RC(0, tc_set(c, "victim", 6, val, VICTIM_VLEN, 7, 0));
-	uint64_t ref = tc__ref_of(c, entry_of(c, "victim", TC_KIND_KEY));
+	ASSERT_RC(0, tc_set(c, "victim", 6, val, VICTIM_VLEN, 7, 0));
+	uint64_t ref = tc__ref_of(c, wb_entry_of(c, "victim", TC_KIND_KEY));
 	*wa = TC_SW_FINAL | 0ull << 48 | (ref + 5);
 	*wb = TC_SW_FINAL | 5ull << 48 | (ref + 10);
 }
@@ -152,7 +141,7 @@ static void assert_victim(tc_cache *c, const uint8_t *val)
 {
 	uint8_t got[VICTIM_VLEN + 8];
 	tc_meta m;
-	WB_RC(0, tc_get(c, "victim", 6, got, sizeof(got), &m));
+	ASSERT_RC(0, tc_get(c, "victim", 6, got, sizeof(got), &m));
 	assert_int_equal(m.len, VICTIM_VLEN);
 	assert_int_equal(m.type, 7);
 	assert_memory_equal(got, val, VICTIM_VLEN);
@@ -162,7 +151,7 @@ static void test_lru_clock_never_writes_into_another_keys_value(void **state)
 {
 	(void)state;
 	char name[64];
-	wb_name(name, sizeof(name), "rwlru");
+	fx_name(name);
 	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_LRU);
 	uint8_t val[VICTIM_VLEN];
 	uint64_t wa, wb;
@@ -177,7 +166,7 @@ static void test_lru_clock_never_writes_into_another_keys_value(void **state)
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(tc__evict(c, s, TC_CLASSES_USED - 1, false), 0);
 	uint64_t freed = 0;
-	WB_RC(0, tc_reclaim(c, &freed));
+	ASSERT_RC(0, tc_reclaim(c, &freed));
 	assert_int_equal(freed, 0);
 	assert_int_equal(tc__ld(sa), wa);
 	assert_int_equal(tc__ld(sb), wb);
@@ -191,23 +180,23 @@ static void test_sweep_scan_and_purge_never_touch_a_block_inside_a_value(void **
 {
 	(void)state;
 	char name[64];
-	wb_name(name, sizeof(name), "rwswp");
+	fx_name(name);
 	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
 	uint8_t val[VICTIM_VLEN];
 	uint64_t wa, wb;
 	make_victim(c, val, &wa, &wb);
 	uint64_t *sb = scribble_free_slot(c, wb, NULL);
 	tc_sweep_report rep;
-	WB_RC(0, tc_sweep(c, 0, &rep));
+	ASSERT_RC(0, tc_sweep(c, 0, &rep));
 	assert_int_equal(rep.expired, 0);
 	int n = 0;
-	WB_RC(TC_ECORRUPT, tc_scan(c, NULL, scan_count, &n));
+	ASSERT_RC(TC_ECORRUPT, tc_scan(c, NULL, scan_count, &n));
 	assert_int_equal(n, 1); /* the victim, and only it */
 	uint64_t deleted = 99;
-	WB_RC(0, tc_purge(c, "x*", &deleted));
+	ASSERT_RC(0, tc_purge(c, "x*", &deleted));
 	assert_int_equal(deleted, 0);
 	uint64_t freed = 0;
-	WB_RC(0, tc_reclaim(c, &freed));
+	ASSERT_RC(0, tc_reclaim(c, &freed));
 	assert_int_equal(tc__ld(sb), wb);
 	assert_victim(c, val);
 	tc_close(c);
@@ -235,18 +224,18 @@ static void test_dto_keys_never_calls_back_with_an_impossible_key_length(void **
 {
 	(void)state;
 	char name[64];
-	wb_name(name, sizeof(name), "rwdk");
+	fx_name(name);
 	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
-	WB_RC(0, tc_run_start(c, 1, 1));
-	WB_RC(0, tc_dto_append(c, "good", 4, 1, "g", 1));
-	WB_RC(0, tc_dto_append(c, "zero", 4, 1, "z", 1));
-	WB_RC(0, tc_dto_append(c, "huge", 4, 1, "h", 1));
-	struct tc_entry *z = entry_of(c, "zero", TC_KIND_DTO);
-	struct tc_entry *h = entry_of(c, "huge", TC_KIND_DTO);
+	ASSERT_RC(0, tc_run_start(c, 1, 1));
+	ASSERT_RC(0, tc_dto_append(c, "good", 4, 1, "g", 1));
+	ASSERT_RC(0, tc_dto_append(c, "zero", 4, 1, "z", 1));
+	ASSERT_RC(0, tc_dto_append(c, "huge", 4, 1, "h", 1));
+	struct tc_entry *z = wb_entry_of(c, "zero", TC_KIND_DTO);
+	struct tc_entry *h = wb_entry_of(c, "huge", TC_KIND_DTO);
 	tc__st(&z->klen, 0);
 	tc__st(&h->klen, 4000);
 	struct keys_seen k = { 0, 0 };
-	WB_RC(TC_ECORRUPT, tc_dto_keys(c, keys_fn, &k));
+	ASSERT_RC(TC_ECORRUPT, tc_dto_keys(c, keys_fn, &k));
 	assert_int_equal(k.calls, 1); /* "good" */
 	assert_int_equal(k.bad, 0);
 	tc_close(c);
@@ -276,12 +265,12 @@ static void test_dto_keys_racing_a_scribbled_key_length(void **state)
 {
 	(void)state;
 	char name[64];
-	wb_name(name, sizeof(name), "rwdr");
+	fx_name(name);
 	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
-	WB_RC(0, tc_run_start(c, 1, 1));
-	WB_RC(0, tc_dto_append(c, "good", 4, 1, "g", 1));
-	WB_RC(0, tc_dto_append(c, "flip", 4, 1, "f", 1));
-	struct flipper f = { &entry_of(c, "flip", TC_KIND_DTO)->klen, 0, 0 };
+	ASSERT_RC(0, tc_run_start(c, 1, 1));
+	ASSERT_RC(0, tc_dto_append(c, "good", 4, 1, "g", 1));
+	ASSERT_RC(0, tc_dto_append(c, "flip", 4, 1, "f", 1));
+	struct flipper f = { &wb_entry_of(c, "flip", TC_KIND_DTO)->klen, 0, 0 };
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, flip_klen, &f), 0);
 	while (!tc__ld(&f.started))
@@ -304,7 +293,7 @@ static void test_dto_keys_racing_a_scribbled_key_length(void **state)
 	tc__st(&f.stop, 1);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	struct keys_seen k = { 0, 0 };
-	WB_RC(0, tc_dto_keys(c, keys_fn, &k));
+	ASSERT_RC(0, tc_dto_keys(c, keys_fn, &k));
 	assert_int_equal(k.calls, 2);
 	print_message("racing walks: %d whole, %d with the entry skipped\n", ok, corrupt);
 	tc_close(c);
@@ -329,27 +318,27 @@ static void test_dto_each_uses_the_lists_key_length_not_the_elements(void **stat
 {
 	(void)state;
 	char name[64];
-	wb_name(name, sizeof(name), "rwde");
+	fx_name(name);
 	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
-	WB_RC(0, tc_run_start(c, 1, 1));
+	ASSERT_RC(0, tc_run_start(c, 1, 1));
 	/* Key 1 byte, values 16: the block (96 B) has room for a key of 9
 	 * to 16 bytes, which would move the value 8 bytes on. */
 	uint8_t v[3][16];
 	for (int i = 0; i < 3; i++) {
 		memset(v[i], 'a' + i, 16);
-		WB_RC(0, tc_dto_append(c, "s", 1, 1, v[i], 16));
+		ASSERT_RC(0, tc_dto_append(c, "s", 1, 1, v[i], 16));
 	}
-	struct tc_entry *head = entry_of(c, "s", TC_KIND_DTO);
+	struct tc_entry *head = wb_entry_of(c, "s", TC_KIND_DTO);
 	struct tc_entry *mid = tc__block(c, TC_DTO_PREV(tc__ld(&head->version)));
 	assert_non_null(mid);
 	assert_int_equal(mid->klen, 1);
 	tc__st(&mid->klen, 9);
 	struct vals x = { 0 };
-	WB_RC(TC_ECORRUPT, tc_dto_each(c, "s", 1, 1, vals_fn, &x));
+	ASSERT_RC(TC_ECORRUPT, tc_dto_each(c, "s", 1, 1, vals_fn, &x));
 	assert_int_equal(x.n, 0);
 	/* Put back, the list reads whole again. */
 	tc__st(&mid->klen, 1);
-	WB_RC(0, tc_dto_each(c, "s", 1, 1, vals_fn, &x));
+	ASSERT_RC(0, tc_dto_each(c, "s", 1, 1, vals_fn, &x));
 	assert_int_equal(x.n, 3);
 	for (int i = 0; i < 3; i++)
 		assert_memory_equal(x.v[i], v[i], 16);
@@ -377,14 +366,14 @@ static void test_dto_each_allocates_for_the_list_not_for_its_count(void **state)
 	skip(); /* their allocators reserve memory RLIMIT_DATA cannot follow */
 #endif
 	char name[64];
-	wb_name(name, sizeof(name), "rwdc");
+	fx_name(name);
 	/* 64 MiB of arena: a count of 900,000 passes every bound (each element
 	 * takes at least 72 bytes), and sized the array at 7.2 MB. */
 	tc_cache *c = wb_create(name, ENTRIES, 64ull << 20, READERS, TC_EVICT_NONE);
-	WB_RC(0, tc_run_start(c, 1, 1));
-	WB_RC(0, tc_dto_append(c, "s", 1, 1, "a", 1));
-	WB_RC(0, tc_dto_append(c, "s", 1, 1, "b", 1));
-	struct tc_entry *head = entry_of(c, "s", TC_KIND_DTO);
+	ASSERT_RC(0, tc_run_start(c, 1, 1));
+	ASSERT_RC(0, tc_dto_append(c, "s", 1, 1, "a", 1));
+	ASSERT_RC(0, tc_dto_append(c, "s", 1, 1, "b", 1));
+	struct tc_entry *head = wb_entry_of(c, "s", TC_KIND_DTO);
 	uint64_t ver = tc__ld(&head->version);
 	tc__st(&head->version, 900000ull << 32 | TC_DTO_PREV(ver));
 	fflush(NULL);
@@ -405,7 +394,7 @@ static void test_dto_each_allocates_for_the_list_not_for_its_count(void **state)
 		int rc = tc_dto_each(d, "s", 1, 1, vals_fn, &x);
 		_exit(rc == TC_ECORRUPT && x.n == 0 ? 0 : rc == -ENOMEM ? 6 : 7);
 	}
-	assert_int_equal(wb_wait(pid), 0);
+	assert_int_equal(fx_wait(pid), 0);
 	tc_close(c);
 	tc_unlink(name);
 }
@@ -429,15 +418,15 @@ static void test_handle_keeps_the_geometry_it_validated(void **state)
 {
 	(void)state;
 	char name[64];
-	wb_name(name, sizeof(name), "rwgeo");
+	fx_name(name);
 	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
-	WB_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
 	uint64_t arena_bytes = c->arena_bytes;
 	ptrdiff_t arena_off = c->arena - c->base;
 	ptrdiff_t index_off = (uint8_t *)c->index - c->base;
 	tc__open_test_hook = scribble_geometry;
 	tc_cache *d = NULL;
-	WB_RC(0, tc_open(&d, name, NULL));
+	ASSERT_RC(0, tc_open(&d, name, NULL));
 	tc__open_test_hook = NULL;
 	assert_int_equal(d->nbuckets, hook_nbuckets);
 	assert_int_equal(d->arena_bytes, arena_bytes);
@@ -445,7 +434,7 @@ static void test_handle_keeps_the_geometry_it_validated(void **state)
 	assert_true((uint8_t *)d->index - d->base == index_off);
 	assert_int_equal(d->max_readers, READERS);
 	char buf[4];
-	WB_RC(0, tc_get(d, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(0, tc_get(d, "k", 1, buf, sizeof(buf), NULL));
 	assert_int_equal(buf[0], 'v');
 	tc_close(d);
 	tc_close(c);
@@ -455,15 +444,15 @@ static void test_handle_keeps_the_geometry_it_validated(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_walks_on_an_unlinked_segment_return_estale),
-		cmocka_unit_test(test_walks_during_an_audit_return_ebusy),
-		cmocka_unit_test(test_lru_clock_never_writes_into_another_keys_value),
-		cmocka_unit_test(test_sweep_scan_and_purge_never_touch_a_block_inside_a_value),
-		cmocka_unit_test(test_dto_keys_never_calls_back_with_an_impossible_key_length),
-		cmocka_unit_test(test_dto_keys_racing_a_scribbled_key_length),
-		cmocka_unit_test(test_dto_each_uses_the_lists_key_length_not_the_elements),
-		cmocka_unit_test(test_dto_each_allocates_for_the_list_not_for_its_count),
-		cmocka_unit_test(test_handle_keeps_the_geometry_it_validated),
+		FX_TEST(test_walks_on_an_unlinked_segment_return_estale),
+		FX_TEST(test_walks_during_an_audit_return_ebusy),
+		FX_TEST(test_lru_clock_never_writes_into_another_keys_value),
+		FX_TEST(test_sweep_scan_and_purge_never_touch_a_block_inside_a_value),
+		FX_TEST(test_dto_keys_never_calls_back_with_an_impossible_key_length),
+		FX_TEST(test_dto_keys_racing_a_scribbled_key_length),
+		FX_TEST(test_dto_each_uses_the_lists_key_length_not_the_elements),
+		FX_TEST(test_dto_each_allocates_for_the_list_not_for_its_count),
+		FX_TEST(test_handle_keeps_the_geometry_it_validated),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

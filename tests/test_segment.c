@@ -15,6 +15,7 @@
  * - After attach, the handle never re-reads geometry from the header.
  * - fork() while other threads open and close handles: the child can open.
  * - Liveness: a reader whose /proc entry the cleaner cannot read is alive.
+ * (An auditor killed half way, and a dead audit's state: test_audit.c.)
  */
 #include "whitebox.h"
 
@@ -69,7 +70,7 @@ static void test_bad_header_fields_are_refused(void **state)
 {
 	(void)state;
 	char name[64];
-	wb_name(name, sizeof(name), "shdr");
+	fx_name(name);
 	size_t size;
 	struct tc_hdr *h = make_and_map(name, &size);
 	struct tc_hdr save;
@@ -123,7 +124,7 @@ static void test_bad_header_fields_are_refused(void **state)
 			used += (size_t)snprintf(bad + used, sizeof(bad) - used, "[%s: %d] ",
 						 cases[i].what, rc);
 		memcpy(h, &save, sizeof(save));
-		WB_RC(0, attach_rc(name));
+		ASSERT_RC(0, attach_rc(name));
 	}
 	munmap(h, size);
 	tc_unlink(name);
@@ -135,7 +136,7 @@ static void test_wrong_object_size_is_corrupt(void **state)
 {
 	(void)state;
 	char name[64], path[96];
-	wb_name(name, sizeof(name), "ssize");
+	fx_name(name);
 	size_t size;
 	struct tc_hdr *h = make_and_map(name, &size);
 	munmap(h, size);
@@ -143,11 +144,11 @@ static void test_wrong_object_size_is_corrupt(void **state)
 	int fd = shm_open(path, O_RDWR, 0);
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, (off_t)size + TC_PAGE), 0);
-	WB_RC(TC_ECORRUPT, attach_rc(name));
+	ASSERT_RC(TC_ECORRUPT, attach_rc(name));
 	assert_int_equal(ftruncate(fd, (off_t)size - TC_PAGE), 0);
-	WB_RC(TC_ECORRUPT, attach_rc(name));
+	ASSERT_RC(TC_ECORRUPT, attach_rc(name));
 	assert_int_equal(ftruncate(fd, 100), 0); /* not even a header */
-	WB_RC(TC_ECORRUPT, attach_rc(name));
+	ASSERT_RC(TC_ECORRUPT, attach_rc(name));
 	close(fd);
 	tc_unlink(name);
 }
@@ -156,53 +157,53 @@ static void test_half_built_segment_is_corrupt_for_attachers(void **state)
 {
 	(void)state;
 	char name[64], path[96];
-	wb_name(name, sizeof(name), "shalf");
+	fx_name(name);
 	shm_name(path, sizeof(path), name);
 	tc_unlink(name);
 	/* A creator that died right after shm_open(O_CREAT). */
 	int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
 	assert_true(fd >= 0);
 	close(fd);
-	WB_RC(TC_ECORRUPT, attach_rc(name));
+	ASSERT_RC(TC_ECORRUPT, attach_rc(name));
 	tc_opts o = wb_opts(ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
 	o.flags = 0; /* attach with geometry, no create */
 	tc_cache *c = NULL;
-	WB_RC(TC_ECORRUPT, tc_open(&c, name, &o));
+	ASSERT_RC(TC_ECORRUPT, tc_open(&c, name, &o));
 	/* With TC_CREATE the empty object is built. */
 	o.flags = TC_CREATE;
-	WB_RC(0, tc_open(&c, name, &o));
-	WB_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
 	tc_close(c);
-	WB_RC(0, tc_unlink(name));
+	ASSERT_RC(0, tc_unlink(name));
 
 	/* A creator that died during the build: state BUILDING. */
 	size_t size;
 	struct tc_hdr *h = make_and_map(name, &size);
 	h->state = TC_STATE_BUILDING;
-	WB_RC(TC_ECORRUPT, attach_rc(name));
+	ASSERT_RC(TC_ECORRUPT, attach_rc(name));
 	o.flags = TC_CREATE;
-	WB_RC(TC_ECORRUPT, tc_open(&c, name, &o));
+	ASSERT_RC(TC_ECORRUPT, tc_open(&c, name, &o));
 	munmap(h, size);
-	WB_RC(0, tc_unlink(name));
-	WB_RC(-ENOENT, tc_unlink(name));
+	ASSERT_RC(0, tc_unlink(name));
+	ASSERT_RC(-ENOENT, tc_unlink(name));
 }
 
 static void test_geometry_mismatch_is_egeometry(void **state)
 {
 	(void)state;
 	char name[64];
-	wb_name(name, sizeof(name), "sgeo");
+	fx_name(name);
 	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
 	tc_cache *d = NULL;
 	tc_opts o = wb_opts(ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
 	o.flags = TC_CREATE;
-	WB_RC(0, tc_open(&d, name, &o)); /* the very same opts attach */
+	ASSERT_RC(0, tc_open(&d, name, &o)); /* the very same opts attach */
 	tc_close(d);
 	o.flags = 0;
-	WB_RC(0, tc_open(&d, name, &o));
+	ASSERT_RC(0, tc_open(&d, name, &o));
 	tc_close(d);
 	o.flags = TC_CREATE | TC_EXCL;
-	WB_RC(-EEXIST, tc_open(&d, name, &o));
+	ASSERT_RC(-EEXIST, tc_open(&d, name, &o));
 	assert_null(d);
 	for (int i = 0; i < 3; i++) {
 		o = wb_opts(ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
@@ -213,15 +214,15 @@ static void test_geometry_mismatch_is_egeometry(void **state)
 			o.memory_bytes = MEMORY * 2;
 		else
 			o.max_readers = READERS + 1;
-		WB_RC(TC_EGEOMETRY, tc_open(&d, name, &o));
+		ASSERT_RC(TC_EGEOMETRY, tc_open(&d, name, &o));
 		assert_null(d);
 	}
 	/* Zero fields take the segment's values. */
 	memset(&o, 0, sizeof(o));
 	o.max_readers = READERS;
-	WB_RC(0, tc_open(&d, name, &o));
+	ASSERT_RC(0, tc_open(&d, name, &o));
 	tc_info info;
-	WB_RC(0, tc_get_info(d, &info));
+	ASSERT_RC(0, tc_get_info(d, &info));
 	assert_int_equal(info.max_entries, ENTRIES);
 	assert_int_equal(info.memory_bytes, MEMORY);
 	assert_int_equal(info.max_readers, READERS);
@@ -229,15 +230,15 @@ static void test_geometry_mismatch_is_egeometry(void **state)
 	tc_close(c);
 	tc_unlink(name);
 	/* Attach-only of a missing segment. */
-	WB_RC(-ENOENT, tc_open(&d, name, NULL));
+	ASSERT_RC(-ENOENT, tc_open(&d, name, NULL));
 	o.flags = 0;
-	WB_RC(-ENOENT, tc_open(&d, name, &o));
+	ASSERT_RC(-ENOENT, tc_open(&d, name, &o));
 }
 
 static unsigned mode_of(const char *name)
 {
 	char path[128];
-	snprintf(path, sizeof(path), "/dev/shm/tickcache.%s", name);
+	fx_shm_path(path, sizeof(path), name);
 	struct stat st;
 	assert_int_equal(stat(path, &st), 0);
 	return st.st_mode & 07777;
@@ -258,15 +259,15 @@ static void test_mode_is_applied_exactly(void **state)
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		umask(cases[i].umask);
-		wb_name(name, sizeof(name), "smode");
+		fx_name(name);
 		tc_opts o = wb_opts(ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
 		o.mode = cases[i].mode;
 		tc_cache *c = NULL;
 		tc_unlink(name);
-		WB_RC(0, tc_open(&c, name, &o));
+		ASSERT_RC(0, tc_open(&c, name, &o));
 		unsigned got = mode_of(name);
 		tc_info info;
-		WB_RC(0, tc_get_info(c, &info));
+		ASSERT_RC(0, tc_get_info(c, &info));
 		tc_close(c);
 		tc_unlink(name);
 		if (got != cases[i].want || info.mode != cases[i].want)
@@ -278,7 +279,7 @@ static void test_mode_is_applied_exactly(void **state)
 	tc_opts o = wb_opts(ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
 	o.mode = 010600;
 	tc_cache *c = NULL;
-	WB_RC(-EINVAL, tc_open(&c, wb_name(name, sizeof(name), "smode"), &o));
+	ASSERT_RC(-EINVAL, tc_open(&c, fx_name(name), &o));
 }
 
 static uint32_t attach_records_of(tc_cache *c, pid_t pid)
@@ -293,7 +294,7 @@ static void test_attach_records_of_exited_process_are_cleared(void **state)
 {
 	(void)state;
 	char name[64];
-	wb_name(name, sizeof(name), "satt");
+	fx_name(name);
 	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
 	assert_int_equal(attach_records_of(c, getpid()), 1);
 	/* Two handles, no tc_close, and a reader slot. */
@@ -307,11 +308,11 @@ static void test_attach_records_of_exited_process_are_cleared(void **state)
 		(void)tc_get(a, "x", 1, buf, sizeof(buf), NULL);
 		_exit(0);
 	}
-	assert_int_equal(wb_wait(pid), 0);
+	assert_int_equal(fx_wait(pid), 0);
 	assert_int_equal(attach_records_of(c, pid), 2);
 	assert_int_equal(wb_slots_owned(c), 1);
 	uint32_t cleared = 0;
-	WB_RC(0, tc_readers_clean(c, &cleared));
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
 	assert_int_equal(cleared, 1);
 	assert_int_equal(attach_records_of(c, pid), 0);
 	assert_int_equal(wb_slots_owned(c), 0);
@@ -327,7 +328,7 @@ static void test_attach_records_of_exited_process_are_cleared(void **state)
 		tc_close(a);
 		_exit(0);
 	}
-	assert_int_equal(wb_wait(pid), 0);
+	assert_int_equal(fx_wait(pid), 0);
 	assert_int_equal(attach_records_of(c, pid), 0);
 	assert_int_equal(wb_slots_owned(c), 0);
 	/* A forked child closing the parent's handle does not clear the
@@ -338,7 +339,7 @@ static void test_attach_records_of_exited_process_are_cleared(void **state)
 		tc_close(c);
 		_exit(0);
 	}
-	assert_int_equal(wb_wait(pid), 0);
+	assert_int_equal(fx_wait(pid), 0);
 	assert_int_equal(attach_records_of(c, getpid()), 1);
 	tc_close(c);
 	tc_unlink(name);
@@ -350,7 +351,7 @@ static void test_racing_creators_build_once(void **state)
 {
 	(void)state;
 	char name[64];
-	wb_name(name, sizeof(name), "srace");
+	fx_name(name);
 	tc_unlink(name);
 	struct shared {
 		pthread_barrier_t bar;
@@ -386,12 +387,12 @@ static void test_racing_creators_build_once(void **state)
 	}
 	int bad = 0;
 	for (int i = 0; i < RACERS; i++)
-		bad += wb_wait(kids[i]) != 0;
+		bad += fx_wait(kids[i]) != 0;
 	assert_int_equal(bad, 0);
 	for (int i = 1; i < RACERS; i++)
 		assert_int_equal(sh->seed[i], sh->seed[0]);
 	tc_cache *c = NULL;
-	WB_RC(0, tc_open(&c, name, NULL));
+	ASSERT_RC(0, tc_open(&c, name, NULL));
 	assert_int_equal(tc__ld(&c->h->live), RACERS);
 	tc_close(c);
 	pthread_barrier_destroy(&sh->bar);
@@ -404,12 +405,12 @@ static void test_header_scribbled_after_attach_is_not_trusted(void **state)
 {
 	(void)state;
 	char name[64];
-	wb_name(name, sizeof(name), "sscrib");
+	fx_name(name);
 	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
 	for (int i = 0; i < 100; i++) {
 		char k[16];
 		snprintf(k, sizeof(k), "k%d", i);
-		WB_RC(0, tc_set(c, k, strlen(k), "v", 1, 0, 0));
+		ASSERT_RC(0, tc_set(c, k, strlen(k), "v", 1, 0, 0));
 	}
 	struct tc_hdr *h = c->h;
 	h->nbuckets = UINT64_MAX;
@@ -423,18 +424,18 @@ static void test_header_scribbled_after_attach_is_not_trusted(void **state)
 	for (int i = 0; i < 100; i++) {
 		char k[16];
 		snprintf(k, sizeof(k), "k%d", i);
-		WB_RC(0, tc_get(c, k, strlen(k), buf, sizeof(buf), NULL));
-		WB_RC(0, tc_set(c, k, strlen(k), "w", 1, 0, 0));
+		ASSERT_RC(0, tc_get(c, k, strlen(k), buf, sizeof(buf), NULL));
+		ASSERT_RC(0, tc_set(c, k, strlen(k), "w", 1, 0, 0));
 	}
 	tc_stats st;
-	WB_RC(0, tc_get_stats(c, &st));
+	ASSERT_RC(0, tc_get_stats(c, &st));
 	assert_int_equal(st.entries, 100);
 	assert_int_equal(st.max_readers, READERS);
 	uint32_t cl;
-	WB_RC(0, tc_readers_clean(c, &cl));
+	ASSERT_RC(0, tc_readers_clean(c, &cl));
 	tc_close(c);
 	/* A new attacher refuses it. */
-	WB_RC(TC_ECORRUPT, attach_rc(name));
+	ASSERT_RC(TC_ECORRUPT, attach_rc(name));
 	tc_unlink(name);
 }
 
@@ -442,18 +443,18 @@ static void test_unlinked_segment_gives_estale_to_attached_handles(void **state)
 {
 	(void)state;
 	char name[64];
-	wb_name(name, sizeof(name), "sstale");
+	fx_name(name);
 	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
-	WB_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
-	WB_RC(0, tc_unlink(name));
+	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	ASSERT_RC(0, tc_unlink(name));
 	char buf[4];
-	WB_RC(-ESTALE, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
-	WB_RC(-ESTALE, tc_set(c, "k", 1, "v", 1, 0, 0));
-	WB_RC(-ESTALE, tc_read_lock(c));
+	ASSERT_RC(-ESTALE, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(-ESTALE, tc_set(c, "k", 1, "v", 1, 0, 0));
+	ASSERT_RC(-ESTALE, tc_read_lock(c));
 	tc_read_unlock(c);
 	/* A new segment of that name is independent. */
 	tc_cache *d = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
-	WB_RC(-ENOENT, tc_get(d, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(-ENOENT, tc_get(d, "k", 1, buf, sizeof(buf), NULL));
 	tc_close(c);
 	tc_close(d);
 	tc_unlink(name);
@@ -466,27 +467,27 @@ static void test_bad_names_and_opts_are_einval(void **state)
 	const char *bad[] = { "", "../x", "/", "a/b", ".x", "-x", "_x", "a b", "é",
 			      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		WB_RC(-EINVAL, tc_open(&c, bad[i], NULL));
+		ASSERT_RC(-EINVAL, tc_open(&c, bad[i], NULL));
 		assert_null(c);
-		WB_RC(-EINVAL, tc_unlink(bad[i]));
+		ASSERT_RC(-EINVAL, tc_unlink(bad[i]));
 	}
-	WB_RC(-EINVAL, tc_open(&c, NULL, NULL));
-	WB_RC(-EINVAL, tc_open(NULL, "ok", NULL));
+	ASSERT_RC(-EINVAL, tc_open(&c, NULL, NULL));
+	ASSERT_RC(-EINVAL, tc_open(NULL, "ok", NULL));
 	char name[64];
-	wb_name(name, sizeof(name), "sbad");
+	fx_name(name);
 	tc_opts o = wb_opts(TC_MIN_ENTRIES - 1, MEMORY, READERS, TC_EVICT_NONE);
-	WB_RC(-EINVAL, tc_open(&c, name, &o));
+	ASSERT_RC(-EINVAL, tc_open(&c, name, &o));
 	o = wb_opts(ENTRIES, TC_MIN_MEMORY - 1, READERS, TC_EVICT_NONE);
-	WB_RC(-EINVAL, tc_open(&c, name, &o));
+	ASSERT_RC(-EINVAL, tc_open(&c, name, &o));
 	o = wb_opts(ENTRIES, MEMORY, TC_MAX_READERS + 1, TC_EVICT_NONE);
-	WB_RC(-EINVAL, tc_open(&c, name, &o));
+	ASSERT_RC(-EINVAL, tc_open(&c, name, &o));
 	o = wb_opts(ENTRIES, MEMORY, READERS, 5);
-	WB_RC(-EINVAL, tc_open(&c, name, &o));
+	ASSERT_RC(-EINVAL, tc_open(&c, name, &o));
 	o = wb_opts(ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
 	o.flags |= 0x100;
-	WB_RC(-EINVAL, tc_open(&c, name, &o));
+	ASSERT_RC(-EINVAL, tc_open(&c, name, &o));
 	/* Nothing was left behind by the refusals. */
-	WB_RC(-ENOENT, tc_unlink(name));
+	ASSERT_RC(-ENOENT, tc_unlink(name));
 	/* 64 characters is the longest valid name. */
 	char longest[65];
 	memset(longest, 'a', 64);
@@ -496,7 +497,7 @@ static void test_bad_names_and_opts_are_einval(void **state)
 	assert_int_equal(strlen(longest), 64);
 	tc_cache *d = wb_create(longest, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
 	tc_close(d);
-	WB_RC(0, tc_unlink(longest));
+	ASSERT_RC(0, tc_unlink(longest));
 }
 
 /*
@@ -542,7 +543,7 @@ static void test_child_forked_during_open_close_can_open(void **state)
 		return;
 	}
 	char name[64];
-	wb_name(name, sizeof(name), "sfork");
+	fx_name(name);
 	/* Many reader slots: tc_close walks them all under the mutex. */
 	tc_cache *c = wb_create(name, ENTRIES, MEMORY, 4096, TC_EVICT_NONE);
 	struct churn_arg a = { .name = name };
@@ -566,7 +567,7 @@ static void test_child_forked_during_open_close_can_open(void **state)
 			tc_close(cc);
 			_exit(0);
 		}
-		int st = wb_wait(pid);
+		int st = fx_wait(pid);
 		hung += st == 128 + SIGALRM;
 		failed += st != 0 && st != 128 + SIGALRM;
 		if (st != 0 && st != 128 + SIGALRM && failed <= 3)
@@ -576,7 +577,7 @@ static void test_child_forked_during_open_close_can_open(void **state)
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
 	uint32_t cl;
-	WB_RC(0, tc_readers_clean(c, &cl));
+	ASSERT_RC(0, tc_readers_clean(c, &cl));
 	tc_close(c);
 	tc_unlink(name);
 	if (hung || failed)
@@ -600,12 +601,12 @@ static void test_reader_hidden_from_cleaner_by_hidepid_stays(void **state)
 		return;
 	}
 	char name[64];
-	wb_name(name, sizeof(name), "shide");
+	fx_name(name);
 	tc_opts o = wb_opts(ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
 	o.mode = 0666;
 	tc_cache *c = NULL;
 	tc_unlink(name);
-	WB_RC(0, tc_open(&c, name, &o));
+	ASSERT_RC(0, tc_open(&c, name, &o));
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	pid_t reader = fork();
@@ -634,14 +635,14 @@ static void test_reader_hidden_from_cleaner_by_hidepid_stays(void **state)
 			_exit(3);
 		_exit(cl == 0 ? 0 : 1);
 	}
-	int st = wb_wait(cleaner);
+	int st = fx_wait(cleaner);
 	int owned = wb_slots_owned(c);
 	kill(reader, SIGKILL);
-	wb_wait(reader);
+	fx_wait(reader);
 	close(p[0]);
 	close(p[1]);
 	uint32_t cl;
-	WB_RC(0, tc_readers_clean(c, &cl));
+	ASSERT_RC(0, tc_readers_clean(c, &cl));
 	tc_close(c);
 	tc_unlink(name);
 	if (st == 77 || st == 78) {
@@ -653,189 +654,21 @@ static void test_reader_hidden_from_cleaner_by_hidepid_stays(void **state)
 			 "(cleaner exit %d, reader slots left %d, want 1)", st, owned);
 }
 
-/* ------------------------------------------------------------------ */
-/* An auditor killed half way                                           */
-/* ------------------------------------------------------------------ */
-
-static uint64_t audit_kill_at;
-
-static void audit_die(uint64_t relinked)
-{
-	if (relinked == audit_kill_at)
-		raise(SIGKILL);
-}
-
-/*
- * The auditor dies while it relinks free blocks (state AUDITING, lists half
- * rebuilt).  The next process to attach goes on: its calls see the auditor
- * dead, the state goes back to READY, every value is intact, writes find
- * memory, and a later audit puts everything right.
- */
-static void test_killed_auditor_leaves_a_usable_segment(void **state)
-{
-	(void)state;
-	char name[64], k[32], v[32], buf[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "ak"), 4096, 1u << 20, 8,
-				TC_EVICT_NONE);
-	for (unsigned i = 0; i < 2000; i++) {
-		int kl = snprintf(k, sizeof(k), "k%u", i), vl = snprintf(v, sizeof(v), "v%u", i);
-		WB_RC(0, tc_set(c, k, (size_t)kl, v, (size_t)vl, 0, 0));
-	}
-	for (unsigned i = 0; i < 2000; i += 2) {
-		int kl = snprintf(k, sizeof(k), "k%u", i);
-		WB_RC(0, tc_del(c, k, (size_t)kl));
-	}
-	WB_RC(0, tc_reclaim(c, NULL));
-	tc_close(c);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		tc_cache *d = NULL;
-		if (tc_open(&d, name, NULL) != 0)
-			_exit(2);
-		audit_kill_at = 300;
-		tc__audit_test_hook = audit_die;
-		tc_audit_report rep;
-		int rc = tc_audit(d, &rep);
-		fprintf(stderr, "audit was not killed: %s\n", tc_strerror(rc));
-		_exit(1);
-	}
-	int st = 0;
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-	c = NULL;
-	WB_RC(0, tc_open(&c, name, NULL));
-	assert_int_equal(tc__ld(&c->h->state), TC_STATE_AUDITING);
-	for (unsigned i = 0; i < 2000; i++) {
-		tc_meta m;
-		int kl = snprintf(k, sizeof(k), "k%u", i), vl = snprintf(v, sizeof(v), "v%u", i);
-		int rc = tc_get(c, k, (size_t)kl, buf, sizeof(buf), &m);
-		if (i % 2 == 0) {
-			WB_RC(-ENOENT, rc);
-		} else {
-			WB_RC(0, rc);
-			assert_int_equal(m.len, (size_t)vl);
-			assert_memory_equal(buf, v, (size_t)vl);
-		}
-	}
-	assert_int_equal(tc__ld(&c->h->state), TC_STATE_READY);
-	/* Writes find memory again (blocks the audit had relinked included). */
-	for (unsigned i = 0; i < 2000; i += 2) {
-		int kl = snprintf(k, sizeof(k), "k%u", i), vl = snprintf(v, sizeof(v), "w%u", i);
-		WB_RC(0, tc_set(c, k, (size_t)kl, v, (size_t)vl, 0, 0));
-	}
-	tc_audit_report rep;
-	WB_RC(0, tc_audit(c, &rep));
-	assert_int_equal(rep.live_after, 2000);
-	for (unsigned i = 0; i < 2000; i++) {
-		int kl = snprintf(k, sizeof(k), "k%u", i);
-		WB_RC(0, tc_del(c, k, (size_t)kl));
-	}
-	WB_RC(0, tc_reclaim(c, NULL));
-	WB_RC(0, tc_audit(c, &rep));
-	assert_int_equal(rep.recovered, 0);
-	tc_stats stt;
-	WB_RC(0, tc_get_stats(c, &stt));
-	assert_int_equal(stt.entries, 0);
-	assert_int_equal(stt.memory_used, 0);
-	tc_close(c);
-	tc_unlink(name);
-}
-
-/* A pid that no process has: a child that has exited and been reaped. */
-static pid_t dead_pid(void)
-{
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0)
-		_exit(0);
-	assert_int_equal(waitpid(pid, NULL, 0), pid);
-	return pid;
-}
-
-/* Unlinking a segment whose (dead) audit left AUDITING still tells every
- * attached handle that it is gone. */
-static void test_unlink_over_a_dead_audit_is_seen(void **state)
-{
-	(void)state;
-	char name[64], buf[8];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "au"), 1024, 1u << 20, 8,
-				TC_EVICT_NONE);
-	WB_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
-	tc__st(&c->h->audit_pid, (uint64_t)dead_pid());
-	tc__st(&c->h->audit_start, 0);
-	tc__st(&c->h->state, TC_STATE_AUDITING);
-	WB_RC(0, tc_unlink(name));
-	assert_int_equal(tc__ld(&c->h->state), TC_STATE_UNLINKED);
-	WB_RC(-ESTALE, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
-	tc_close(c);
-}
-
-/* An audit refused over a dead one's AUDITING never leaves AUDITING with
- * its own live pid behind (which would block everyone). */
-static void test_refused_audit_over_a_dead_one_leaves_ready(void **state)
-{
-	(void)state;
-	char name[64], buf[8];
-	int fds[2];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "ar"), 1024, 1u << 20, 8,
-				TC_EVICT_NONE);
-	WB_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
-	assert_int_equal(0, pipe(fds));
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		tc_cache *d = NULL;
-		char b;
-		close(fds[1]);
-		if (tc_open(&d, name, NULL) != 0)
-			_exit(2);
-		(void)!read(fds[0], &b, 1); /* attached until the parent says */
-		tc_close(d);
-		_exit(0);
-	}
-	close(fds[0]);
-	for (int i = 0; i < 400; i++) { /* until the child is attached */
-		tc_stats st;
-		WB_RC(0, tc_get_stats(c, &st));
-		if (st.attached == 2)
-			break;
-		usleep(5000);
-	}
-	tc__st(&c->h->audit_pid, (uint64_t)dead_pid());
-	tc__st(&c->h->audit_start, 0);
-	tc__st(&c->h->state, TC_STATE_AUDITING);
-	tc_audit_report rep;
-	WB_RC(-EBUSY, tc_audit(c, &rep)); /* the child is attached */
-	/* Refused before it changed anything: the dead auditor's record
-	 * stays, and the next call sees it dead. */
-	assert_int_not_equal(tc__ld(&c->h->audit_pid), (uint64_t)getpid());
-	WB_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
-	assert_int_equal(tc__ld(&c->h->state), TC_STATE_READY);
-	close(fds[1]);
-	assert_int_equal(waitpid(pid, NULL, 0), pid);
-	tc_close(c);
-	tc_unlink(name);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bad_header_fields_are_refused),
-		cmocka_unit_test(test_wrong_object_size_is_corrupt),
-		cmocka_unit_test(test_half_built_segment_is_corrupt_for_attachers),
-		cmocka_unit_test(test_geometry_mismatch_is_egeometry),
-		cmocka_unit_test(test_mode_is_applied_exactly),
-		cmocka_unit_test(test_attach_records_of_exited_process_are_cleared),
-		cmocka_unit_test(test_racing_creators_build_once),
-		cmocka_unit_test(test_header_scribbled_after_attach_is_not_trusted),
-		cmocka_unit_test(test_unlinked_segment_gives_estale_to_attached_handles),
-		cmocka_unit_test(test_bad_names_and_opts_are_einval),
-		cmocka_unit_test(test_child_forked_during_open_close_can_open),
-		cmocka_unit_test(test_reader_hidden_from_cleaner_by_hidepid_stays),
-		cmocka_unit_test(test_killed_auditor_leaves_a_usable_segment),
-		cmocka_unit_test(test_unlink_over_a_dead_audit_is_seen),
-		cmocka_unit_test(test_refused_audit_over_a_dead_one_leaves_ready),
+		FX_TEST(test_bad_header_fields_are_refused),
+		FX_TEST(test_wrong_object_size_is_corrupt),
+		FX_TEST(test_half_built_segment_is_corrupt_for_attachers),
+		FX_TEST(test_geometry_mismatch_is_egeometry),
+		FX_TEST(test_mode_is_applied_exactly),
+		FX_TEST(test_attach_records_of_exited_process_are_cleared),
+		FX_TEST(test_racing_creators_build_once),
+		FX_TEST(test_header_scribbled_after_attach_is_not_trusted),
+		FX_TEST(test_unlinked_segment_gives_estale_to_attached_handles),
+		FX_TEST(test_bad_names_and_opts_are_einval),
+		FX_TEST(test_child_forked_during_open_close_can_open),
+		FX_TEST(test_reader_hidden_from_cleaner_by_hidepid_stays),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -29,15 +29,6 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#define ASSERT_RC(exp, call)                                                  \
-	do {                                                                  \
-		int e_ = (exp), g_ = (call);                                  \
-		if (e_ != g_)                                                 \
-			fail_msg("%s:%d: %s: expected %d (%s), got %d (%s)",  \
-				 __FILE__, __LINE__, #call, e_, tc_strerror(e_), \
-				 g_, tc_strerror(g_));                        \
-	} while (0)
-
 static char dir[64];
 
 static int setup(void **state)
@@ -73,15 +64,7 @@ static const char *path_of(char *buf, size_t n, const char *file)
 	return buf;
 }
 
-static tc_cache *fresh(char *name, uint64_t memory)
-{
-	tc_opts o = bb_opts(4096, memory, 16);
-	tc_cache *c = NULL;
-
-	bb_name(name);
-	ASSERT_RC(0, tc_open(&c, name, &o));
-	return c;
-}
+#define fresh(name, memory) fx_open((name), 4096, (memory), 16)
 
 static uint64_t entries(tc_cache *c)
 {
@@ -154,7 +137,7 @@ static void test_round_trip_keeps_every_key_as_it_was(void **state)
 	assert_int_equal(info.max_entries, 4096);
 	assert_int_equal(info.memory_bytes, 4u << 20);
 	assert_int_equal(info.max_readers, 16);
-	assert_true(info.saved_ms > 0 && info.saved_ms <= bb_realtime_ms());
+	assert_true(info.saved_ms > 0 && info.saved_ms <= fx_realtime_ms());
 	struct stat st;
 	assert_int_equal(0, stat(p, &st));
 	assert_int_equal(rep.bytes, (uint64_t)st.st_size);
@@ -190,7 +173,7 @@ static void test_load_skips_expired_and_keeps_present_keys(void **state)
 	ASSERT_RC(0, tc_set(c, "j", 1, "jj", 2, 0, 0));
 	ASSERT_RC(0, tc_snapshot_save(c, path_of(p, sizeof(p), "b.snap"), &rep));
 	assert_int_equal(rep.keys, 3);
-	bb_sleep_ms(80);
+	fx_sleep_ms(80);
 	ASSERT_RC(0, tc_set(c, "k", 1, "new", 3, 0, 0));
 	ASSERT_RC(0, tc_del(c, "j", 1));
 	ASSERT_RC(0, tc_snapshot_load(c, p, 0, &rep));
@@ -226,9 +209,9 @@ static void test_load_into_a_full_segment_stops_with_enospc(void **state)
 		ASSERT_RC(0, tc_set(c, k, kl, v, sizeof(v), 0, 0));
 	}
 	ASSERT_RC(0, tc_snapshot_save(c, path_of(p, sizeof(p), "c.snap"), &rep));
-	tc_opts o = bb_opts(4096, 256u << 10, 16); /* room for fewer than 16 */
+	tc_opts o = fx_opts(4096, 256u << 10, 16); /* room for fewer than 16 */
 	tc_cache *d = NULL;
-	bb_name(b);
+	fx_name(b);
 	ASSERT_RC(0, tc_open(&d, b, &o));
 	ASSERT_RC(-ENOSPC, tc_snapshot_load(d, p, 0, &rep));
 	assert_true(rep.keys > 0 && rep.keys < 64);
@@ -448,23 +431,22 @@ static void test_saving_during_writes_gives_whole_versions(void **state)
 		}
 	}
 	*stop = 1;
-	assert_int_equal(bb_wait(pid), 0);
+	assert_int_equal(fx_wait(pid), 0);
 	munmap((void *)stop, 4096);
 	tc_close(c);
 	tc_close(d);
 }
 
-#define T(f) cmocka_unit_test_teardown(f, bb_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_round_trip_keeps_every_key_as_it_was),
-		T(test_load_skips_expired_and_keeps_present_keys),
-		T(test_load_into_a_full_segment_stops_with_enospc),
-		T(test_damaged_files_are_refused_before_any_write),
-		T(test_failed_save_leaves_the_old_snapshot),
-		T(test_saving_during_writes_gives_whole_versions),
+		FX_TEST(test_round_trip_keeps_every_key_as_it_was),
+		FX_TEST(test_load_skips_expired_and_keeps_present_keys),
+		FX_TEST(test_load_into_a_full_segment_stops_with_enospc),
+		FX_TEST(test_damaged_files_are_refused_before_any_write),
+		FX_TEST(test_failed_save_leaves_the_old_snapshot),
+		FX_TEST(test_saving_during_writes_gives_whole_versions),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

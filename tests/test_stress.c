@@ -132,7 +132,7 @@ static void run_writer(tc_cache *c, struct worker *w)
 		goto out;
 	}
 	for (;;) {
-		if ((ops & 63) == 0 && bb_mono_s() >= w->deadline)
+		if ((ops & 63) == 0 && fx_mono_s() >= w->deadline)
 			break;
 		ops++;
 		i = (unsigned)(bb_rand(&rng) % NKEYS);
@@ -217,7 +217,7 @@ static void run_reader(tc_cache *c, struct worker *w)
 		goto out;
 	}
 	for (;;) {
-		if ((ops & 63) == 0 && bb_mono_s() >= w->deadline)
+		if ((ops & 63) == 0 && fx_mono_s() >= w->deadline)
 			break;
 		ops++;
 		i = (unsigned)(bb_rand(&rng) % NKEYS);
@@ -327,7 +327,7 @@ static void *reader_thread(void *arg)
 
 static tc_cache *open_stress(char *name)
 {
-	tc_opts o = bb_opts(4096, 32u << 20, 64);
+	tc_opts o = fx_opts(4096, 32u << 20, 64);
 	unsigned char val[100];
 	tc_cache *c = NULL;
 	char key[32];
@@ -335,7 +335,7 @@ static tc_cache *open_stress(char *name)
 	size_t kl;
 	int rc;
 
-	bb_name(name);
+	fx_name_at(name, TC_NAME_MAX + 1, __func__);
 	rc = tc_open(&c, name, &o);
 	if (rc != 0)
 		fail_msg("tc_open: %s", tc_strerror(rc));
@@ -461,7 +461,7 @@ static void test_processes_never_see_torn_values_and_accounting_agrees(void **st
 	struct results *res;
 	pid_t pids[NWRITERS + NREADERS];
 	struct worker w;
-	double deadline = bb_mono_s() + RUN_SECS;
+	double deadline = fx_mono_s() + RUN_SECS;
 	int i, st, bad = 0;
 
 	(void)state;
@@ -484,7 +484,7 @@ static void test_processes_never_see_torn_values_and_accounting_agrees(void **st
 		}
 	}
 	for (i = 0; i < NWRITERS + NREADERS; i++) {
-		st = bb_wait(pids[i]);
+		st = fx_wait(pids[i]);
 		if (st != 0) {
 			fprintf(stderr, "%s %d exited with status %d\n",
 				i < NWRITERS ? "writer" : "reader", i, st);
@@ -505,7 +505,7 @@ static void test_threads_never_see_torn_values_and_accounting_agrees(void **stat
 	tc_cache *c = open_stress(name);
 	struct worker w[NWRITERS + NREADERS + 1];
 	struct results *res = calloc(1, sizeof(*res));
-	double deadline = bb_mono_s() + RUN_SECS;
+	double deadline = fx_mono_s() + RUN_SECS;
 	int i, n = NWRITERS + NREADERS;
 
 	(void)state;
@@ -577,7 +577,7 @@ static void *adder_main(void *arg)
 static void test_racing_adds_of_one_key_have_exactly_one_winner(void **state)
 {
 	char name[TC_NAME_MAX + 1];
-	tc_opts o = bb_opts(2 * ADD_ROUNDS, 16u << 20, 64);
+	tc_opts o = fx_opts(2 * ADD_ROUNDS, 16u << 20, 64);
 	tc_cache *c = NULL;
 	struct adder a[ADDERS];
 	pthread_barrier_t bar;
@@ -588,7 +588,7 @@ static void test_racing_adds_of_one_key_have_exactly_one_winner(void **state)
 	(void)state;
 	assert_non_null(st);
 	assert_non_null(wins);
-	bb_name(name);
+	fx_name(name);
 	assert_int_equal(0, tc_open(&c, name, &o));
 	pthread_barrier_init(&bar, NULL, ADDERS);
 	for (i = 0; i < ADDERS; i++) {
@@ -643,7 +643,7 @@ static void *vwriter_main(void *arg)
 	size_t kl;
 	int rc, op;
 
-	while (bb_mono_s() < w->deadline) {
+	while (fx_mono_s() < w->deadline) {
 		kl = bb_key(key, sizeof(key), "v", (unsigned)(bb_rand(&rng) % VKEYS));
 		op = (int)(bb_rand(&rng) % 4);
 		if (op < 2) {
@@ -671,7 +671,7 @@ static void *vreader_main(void *arg)
 	tc_meta m;
 	size_t kl;
 
-	while (bb_mono_s() < w->deadline) {
+	while (fx_mono_s() < w->deadline) {
 		for (i = 0; i < VKEYS; i++) {
 			kl = bb_key(key, sizeof(key), "v", i);
 			if (tc_get(w->c, key, kl, buf, sizeof(buf), &m) != 0)
@@ -695,7 +695,7 @@ static void test_versions_never_go_back_under_racing_writers(void **state)
 	char name[TC_NAME_MAX + 1];
 	tc_cache *c = open_stress(name);
 	struct vworker w[VWRITERS + 1];
-	double deadline = bb_mono_s() + 2.0;
+	double deadline = fx_mono_s() + 2.0;
 	int i;
 
 	(void)state;
@@ -716,18 +716,15 @@ static void test_versions_never_go_back_under_racing_writers(void **state)
 	tc_close(c);
 }
 
-#define T(f) cmocka_unit_test_teardown(f, bb_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_processes_never_see_torn_values_and_accounting_agrees),
-		T(test_threads_never_see_torn_values_and_accounting_agrees),
-		T(test_racing_adds_of_one_key_have_exactly_one_winner),
-		T(test_versions_never_go_back_under_racing_writers),
+		FX_TEST(test_processes_never_see_torn_values_and_accounting_agrees),
+		FX_TEST(test_threads_never_see_torn_values_and_accounting_agrees),
+		FX_TEST(test_racing_adds_of_one_key_have_exactly_one_winner),
+		FX_TEST(test_versions_never_go_back_under_racing_writers),
 	};
 
-	if (getenv("TC_TEST_FILTER")) /* run only the tests matching this glob */
-		cmocka_set_test_filter(getenv("TC_TEST_FILTER"));
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

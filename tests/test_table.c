@@ -86,7 +86,7 @@ static void test_add_losing_abort_race_publishes_no_duplicate(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "tdup"), 1024, 1 << 20, 8,
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
 				TC_EVICT_NONE);
 	const char key[] = "the-one-key";
 	size_t klen = sizeof(key) - 1;
@@ -222,7 +222,7 @@ static void test_threads_racing_add_have_one_winner_and_one_entry(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "tadd"), 4096, 4 << 20, 16,
+	tc_cache *c = wb_create(fx_name(name), 4096, 4 << 20, 16,
 				TC_EVICT_NONE);
 	struct add_shared *sh = calloc(1, sizeof(*sh));
 	assert_non_null(sh);
@@ -251,7 +251,7 @@ static void test_processes_racing_add_have_one_winner_and_one_entry(void **state
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "padd"), 4096, 4 << 20, 16,
+	tc_cache *c = wb_create(fx_name(name), 4096, 4 << 20, 16,
 				TC_EVICT_NONE);
 	struct add_shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 				     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -276,7 +276,7 @@ static void test_processes_racing_add_have_one_winner_and_one_entry(void **state
 	}
 	int bad = 0;
 	for (int i = 0; i < ADD_PROCS; i++)
-		bad += wb_wait(kids[i]) != 0;
+		bad += fx_wait(kids[i]) != 0;
 	char why[512];
 	check_add_rounds(c, sh, why, sizeof(why));
 	pthread_barrier_destroy(&sh->bar);
@@ -318,7 +318,7 @@ static void test_set_racing_del_is_never_lost(void **state)
 	(void)state;
 	char name[64];
 	struct sd_shared sh;
-	sh.c = wb_create(wb_name(name, sizeof(name), "tsd"), 1024, 2 << 20, 8, TC_EVICT_NONE);
+	sh.c = wb_create(fx_name(name), 1024, 2 << 20, 8, TC_EVICT_NONE);
 	tc_cache *c = sh.c;
 	pthread_barrier_init(&sh.bar, NULL, 2);
 	pthread_t th;
@@ -329,7 +329,7 @@ static void test_set_racing_del_is_never_lost(void **state)
 	for (int r = 0; r < SD_ROUNDS; r++) {
 		bool present = r % 2 == 0;
 		if (present)
-			WB_RC(0, tc_set(c, sd_key, kl, "old", 3, 0, 0));
+			ASSERT_RC(0, tc_set(c, sd_key, kl, "old", 3, 0, 0));
 		else
 			(void)tc_del(c, sd_key, kl);
 		char v[16];
@@ -432,7 +432,7 @@ static void test_versions_grow_across_delete_and_reinsert(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "tver"), 1024, 2 << 20, 16,
+	tc_cache *c = wb_create(fx_name(name), 1024, 2 << 20, 16,
 				TC_EVICT_NONE);
 	pthread_t th[VER_THREADS];
 	struct ver_thread vt[VER_THREADS];
@@ -464,26 +464,26 @@ static void test_reinsert_after_delete_has_larger_version(void **state)
 {
 	(void)state;
 	char name[64];
-	tc_cache *c = wb_create(wb_name(name, sizeof(name), "tre"), 1024, 1 << 20, 4,
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 4,
 				TC_EVICT_NONE);
 	tc_meta m;
 	char buf[8];
 	uint64_t last = 0;
 	for (int i = 0; i < 100; i++) {
-		WB_RC(0, tc_add(c, "k", 1, "v", 1, 0, 0));
-		WB_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), &m));
+		ASSERT_RC(0, tc_add(c, "k", 1, "v", 1, 0, 0));
+		ASSERT_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), &m));
 		assert_true(m.version > last);
 		uint64_t v1 = m.version;
-		WB_RC(0, tc_set(c, "k", 1, "w", 1, 0, 0));
-		WB_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), &m));
+		ASSERT_RC(0, tc_set(c, "k", 1, "w", 1, 0, 0));
+		ASSERT_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), &m));
 		assert_true(m.version > v1);
-		WB_RC(0, tc_del(c, "k", 1));
-		WB_RC(0, tc_set(c, "k", 1, "x", 1, 0, 0));
-		WB_RC(TC_ECONFLICT, tc_cas(c, "k", 1, v1, "y", 1, 0, 0));
-		WB_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), &m));
+		ASSERT_RC(0, tc_del(c, "k", 1));
+		ASSERT_RC(0, tc_set(c, "k", 1, "x", 1, 0, 0));
+		ASSERT_RC(TC_ECONFLICT, tc_cas(c, "k", 1, v1, "y", 1, 0, 0));
+		ASSERT_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), &m));
 		assert_true(m.version > v1);
 		last = m.version;
-		WB_RC(0, tc_del(c, "k", 1));
+		ASSERT_RC(0, tc_del(c, "k", 1));
 	}
 	assert_int_equal(tc__ld(&c->h->live), 0);
 	assert_int_equal(wb_count_slots(c, NULL), 0);
@@ -494,12 +494,12 @@ static void test_reinsert_after_delete_has_larger_version(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_add_losing_abort_race_publishes_no_duplicate),
-		cmocka_unit_test(test_reinsert_after_delete_has_larger_version),
-		cmocka_unit_test(test_threads_racing_add_have_one_winner_and_one_entry),
-		cmocka_unit_test(test_processes_racing_add_have_one_winner_and_one_entry),
-		cmocka_unit_test(test_set_racing_del_is_never_lost),
-		cmocka_unit_test(test_versions_grow_across_delete_and_reinsert),
+		FX_TEST(test_add_losing_abort_race_publishes_no_duplicate),
+		FX_TEST(test_reinsert_after_delete_has_larger_version),
+		FX_TEST(test_threads_racing_add_have_one_winner_and_one_entry),
+		FX_TEST(test_processes_racing_add_have_one_winner_and_one_entry),
+		FX_TEST(test_set_racing_del_is_never_lost),
+		FX_TEST(test_versions_grow_across_delete_and_reinsert),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

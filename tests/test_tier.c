@@ -14,10 +14,10 @@
 
 static tc_cache *open_new(char name[TC_NAME_MAX + 1])
 {
-	tc_opts o = bb_opts(1024, 1 << 20, 8);
+	tc_opts o = fx_opts(1024, 1 << 20, 8);
 	tc_cache *c;
 
-	bb_name(name);
+	fx_name_at(name, TC_NAME_MAX + 1, __func__);
 	o.flags = TC_CREATE | TC_EXCL;
 	assert_int_equal(0, tc_open(&c, name, &o));
 	return c;
@@ -144,7 +144,7 @@ static void test_tier_stale_heartbeat_is_taken_over(void **state)
 	assert_int_equal(1, read(fds[0], &b, 1));
 	close(fds[0]);
 	assert_int_equal(-EBUSY, tc_tier_claim(c, 60000, &holder));
-	bb_sleep_ms(30);
+	fx_sleep_ms(30);
 	assert_int_equal(0, tc_tier_claim(c, 10, &holder));
 	assert_int_equal((uint32_t)getpid(), holder);
 	kill(pid, SIGKILL);
@@ -155,9 +155,9 @@ static void test_tier_stale_heartbeat_is_taken_over(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_tier_none_until_a_bridge_claims, bb_teardown),
-		cmocka_unit_test_teardown(test_tier_dead_bridge_reads_down_and_is_taken_over, bb_teardown),
-		cmocka_unit_test_teardown(test_tier_stale_heartbeat_is_taken_over, bb_teardown),
+		FX_TEST(test_tier_none_until_a_bridge_claims),
+		FX_TEST(test_tier_dead_bridge_reads_down_and_is_taken_over),
+		FX_TEST(test_tier_stale_heartbeat_is_taken_over),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -29,7 +29,7 @@ static void test_wait_for_a_missing_segment_times_out(void **state)
 	uint64_t t0;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	t0 = now_ms();
 	assert_int_equal(-ETIMEDOUT, tc_open(&c, name, &o));
 	assert_true(now_ms() - t0 >= 60);
@@ -52,7 +52,7 @@ static void test_wait_attaches_once_the_creator_made_it(void **state)
 	pid_t pid;
 
 	(void)state;
-	bb_name(name);
+	fx_name(name);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -86,16 +86,16 @@ static void test_wait_with_create_returns_einval(void **state)
 	tc_cache *c;
 
 	(void)state;
-	assert_int_equal(-EINVAL, tc_open(&c, bb_name(name), &o));
+	assert_int_equal(-EINVAL, tc_open(&c, fx_name(name), &o));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_wait_for_a_missing_segment_times_out, bb_teardown),
-		cmocka_unit_test_teardown(test_wait_attaches_once_the_creator_made_it, bb_teardown),
-		cmocka_unit_test_teardown(test_wait_with_create_returns_einval, bb_teardown),
+		FX_TEST(test_wait_for_a_missing_segment_times_out),
+		FX_TEST(test_wait_attaches_once_the_creator_made_it),
+		FX_TEST(test_wait_with_create_returns_einval),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }

@@ -3,7 +3,7 @@
  * whitebox.h - helpers shared by the white-box module tests
  * (tests/test_alloc.c, test_table.c, test_epoch.c, test_segment.c).  They
  * look inside a handle (internal.h) and at the segment's bytes (layout.h).
- * Header only: the other .c files of tests/ are linked into every test.
+ * Segment names, cleanup and ASSERT_RC come from fixture.h.
  */
 #ifndef TC_TESTS_WHITEBOX_H
 #define TC_TESTS_WHITEBOX_H
@@ -20,37 +20,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "internal.h"
 #include "index.h" /* tc__hash, inline */
 #include "room.h"  /* tc__alloc, inline */
 #include "layout.h"
 
-#define WB_RC(exp, call)                                                       \
-	do {                                                                   \
-		int e_ = (exp), g_ = (call);                                   \
-		if (e_ != g_)                                                  \
-			fail_msg("%s:%d: %s: expected %d (%s), got %d (%s)",   \
-				 __FILE__, __LINE__, #call, e_, tc_strerror(e_), \
-				 g_, tc_strerror(g_));                         \
-	} while (0)
-
-/* A segment name unique to this process and test: wb-<tag>-<pid>-<n>. */
-static inline const char *wb_name(char *buf, size_t cap, const char *tag)
-{
-	static int seq;
-	snprintf(buf, cap, "wb-%s-%d-%d", tag, (int)getpid(), seq++);
-	return buf;
-}
-
 static inline tc_opts wb_opts(uint64_t entries, uint64_t memory, uint32_t readers, int eviction)
 {
-	tc_opts o;
-	memset(&o, 0, sizeof(o));
-	o.max_entries = entries;
-	o.memory_bytes = memory;
-	o.max_readers = readers;
+	tc_opts o = fx_opts(entries, memory, readers);
 	o.eviction = eviction;
-	o.flags = TC_CREATE | TC_EXCL;
+	o.flags |= TC_EXCL;
 	return o;
 }
 
@@ -61,9 +41,37 @@ static inline tc_cache *wb_create(const char *name, uint64_t entries, uint64_t m
 	tc_opts o = wb_opts(entries, memory, readers, eviction);
 	tc_cache *c = NULL;
 	(void)tc_unlink(name);
-	WB_RC(0, tc_open(&c, name, &o));
+	ASSERT_RC(0, tc_open(&c, name, &o));
 	assert_non_null(c);
 	return c;
+}
+
+/* The block of the published entry of KEY (kind KIND). */
+static inline struct tc_entry *wb_entry_of(tc_cache *c, const char *key, uint32_t kind)
+{
+	size_t klen = strlen(key);
+	uint64_t *slotp, w;
+	struct tc_entry *e = NULL;
+	ASSERT_RC(0, tc__lookup(c, tc__hash(c, key, klen, kind), key, klen, kind, &slotp, &w, &e));
+	assert_non_null(e);
+	return e;
+}
+
+/* N keys of 1,000 bytes, written then deleted: N retired blocks. */
+static inline void wb_retire_n(tc_cache *c, int n, char tag)
+{
+	char v[1000];
+	memset(v, tag, sizeof(v));
+	for (int i = 0; i < n; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "%c%d", tag, i);
+		ASSERT_RC(0, tc_set(c, k, strlen(k), v, sizeof(v), 0, 0));
+	}
+	for (int i = 0; i < n; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "%c%d", tag, i);
+		ASSERT_RC(0, tc_del(c, k, strlen(k)));
+	}
 }
 
 /* Published (FINAL) index slots whose entry is KEY (kind TC_KIND_KEY). */
@@ -119,19 +127,6 @@ static inline int wb_slots_owned(tc_cache *c)
 		if (tc__ld(&c->slots[i].owner))
 			n++;
 	return n;
-}
-
-/* Wait for child PID; returns its exit code, or 128 + signal. */
-static inline int wb_wait(pid_t pid)
-{
-	int st = 0;
-	while (waitpid(pid, &st, 0) == -1)
-		;
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return 255;
 }
 
 #endif /* TC_TESTS_WHITEBOX_H */

@@ -115,16 +115,6 @@ static void logmsg(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int rc = usage_verror("shm-bridge", usage_text, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 static uint64_t now_ms(void)
 {
 	return mono_ns() / 1000000u;
@@ -714,7 +704,8 @@ static int read_password(const char *path)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* The options into g; -1 to go on, else the exit code (--help: 0). */
+static int parse_args(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "redis", required_argument, NULL, 'r' },
@@ -807,7 +798,17 @@ int main(int argc, char **argv)
 		return usage_error("at least one --map is required");
 	if (!g.stale_ms)
 		g.stale_ms = g.ping_ms * 10 < 1000 ? 1000 : g.ping_ms * 10;
+	return -1;
+}
 
+int main(int argc, char **argv)
+{
+	int rc;
+
+	tool_name = "shm-bridge";
+	rc = parse_args(argc, argv);
+	if (rc >= 0)
+		return rc;
 	struct sigaction sa = { .sa_handler = on_term };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);

@@ -137,18 +137,6 @@ static void logm(int level, const char *fmt, ...)
 	}
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	int rc = usage_verror(prog, usage_text, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 static void on_stop(int sig)
 {
 	(void)sig;
@@ -209,29 +197,25 @@ static void retire_snapshot(struct seg *s, const char *snap_dir);
 /* scan_dir - mark every segment found in /dev/shm present (adding new ones). */
 static void scan_dir(const char *snap_dir)
 {
-	DIR *d = opendir(TC_SHM_DIR);
-	struct dirent *e;
-	size_t plen = strlen(TC_SHM_PREFIX);
+	size_t n;
+	char **names = seg_names(NULL, &n);
 
 	for (size_t i = 0; i < nsegs; i++)
 		segs[i].present = false;
-	if (!d) {
+	if (!names) {
 		logm(L_ERROR, "cannot read %s: %s", TC_SHM_DIR, strerror(errno));
 		return;
 	}
-	while ((e = readdir(d))) {
-		struct seg *s;
+	for (size_t i = 0; i < n; i++) {
+		struct seg *s = seg_find(names[i], true);
 
-		if (strncmp(e->d_name, TC_SHM_PREFIX, plen) || !tc_name_valid(e->d_name + plen))
-			continue;
-		s = seg_find(e->d_name + plen, true);
 		if (s) {
 			if (!s->passes && !s->present)
 				logm(L_DEBUG, "%s: found", s->name);
 			s->present = true;
 		}
 	}
-	closedir(d);
+	seg_names_free(names);
 	/* Forget segments that are gone: their leases went with them. */
 	for (size_t i = 0; i < nsegs;) {
 		if (!segs[i].present) {
@@ -331,12 +315,11 @@ static void seg_drop(struct seg *s)
 /* seg_attach - make s->c a handle on the segment file that exists now. */
 static int seg_attach(struct seg *s)
 {
-	char path[sizeof TC_SHM_DIR + sizeof TC_SHM_PREFIX + TC_NAME_MAX + 2];
+	char path[TC_SEG_PATH_MAX];
 	struct stat sb;
 	int rc;
 
-	snprintf(path, sizeof path, "%s/%s%s", TC_SHM_DIR, TC_SHM_PREFIX, s->name);
-	if (stat(path, &sb)) {
+	if (stat(seg_path(path, sizeof path, s->name), &sb)) {
 		if (s->c)
 			logm(L_DEBUG, "%s: removed; detaching", s->name);
 		seg_drop(s);
@@ -427,13 +410,12 @@ static void keep_earlier_snapshot(struct seg *s, const char *path, const char *s
  */
 static void record_owner(const char *name, const char *snap)
 {
-	char seg[sizeof TC_SHM_DIR + sizeof TC_SHM_PREFIX + TC_NAME_MAX + 2];
+	char seg[TC_SEG_PATH_MAX];
 	struct stat sb;
 
 	if (geteuid() != 0)
 		return;
-	snprintf(seg, sizeof seg, "%s/%s%s", TC_SHM_DIR, TC_SHM_PREFIX, name);
-	if (stat(seg, &sb) != 0)
+	if (stat(seg_path(seg, sizeof seg, name), &sb) != 0)
 		return;
 	if (chown(snap, sb.st_uid, sb.st_gid) != 0)
 		logm(L_WARN, "%s: cannot record the owner in %s: %s", name, snap, strerror(errno));
@@ -442,14 +424,13 @@ static void record_owner(const char *name, const char *snap)
 /* restore_owner - give segment NAME, just created from SNAP, SNAP's owner. */
 static void restore_owner(const char *name, const char *snap)
 {
-	char seg[sizeof TC_SHM_DIR + sizeof TC_SHM_PREFIX + TC_NAME_MAX + 2];
+	char seg[TC_SEG_PATH_MAX];
 	struct stat sb;
 	int fd;
 
 	if (geteuid() != 0 || stat(snap, &sb) != 0 || (sb.st_uid == 0 && sb.st_gid == 0))
 		return;
-	snprintf(seg, sizeof seg, "%s/%s%s", TC_SHM_DIR, TC_SHM_PREFIX, name);
-	fd = open(seg, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(seg_path(seg, sizeof seg, name), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || fchown(fd, sb.st_uid, sb.st_gid) != 0)
 		logm(L_WARN, "%s: cannot give it the owner of %s (uid %ld, gid %ld): %s", name, snap,
 		     (long)sb.st_uid, (long)sb.st_gid, strerror(errno));
@@ -769,54 +750,20 @@ out_close:
 static char **fixed_names;
 static size_t nfixed;
 
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* metric_names - the segments to export, sorted: the names given, or every
- * segment in /dev/shm now.  Free with free_names.  Thread-safe. */
+ * segment in /dev/shm now.  Free with seg_names_free.  Thread-safe. */
 static char **metric_names(size_t *n)
 {
-	DIR *d;
-	struct dirent *e;
-	char **v = NULL;
-	size_t cap = 0, plen = strlen(TC_SHM_PREFIX);
+	char **v;
 
+	if (!fixed_names)
+		return seg_names(NULL, n);
 	*n = 0;
-	if (fixed_names) {
-		v = calloc(nfixed + 1, sizeof *v);
-		for (size_t i = 0; v && i < nfixed; i++)
-			if ((v[*n] = strdup(fixed_names[i])))
-				(*n)++;
-		return v;
-	}
-	d = opendir(TC_SHM_DIR);
-	while (d && (e = readdir(d))) {
-		if (strncmp(e->d_name, TC_SHM_PREFIX, plen) || !tc_name_valid(e->d_name + plen))
-			continue;
-		if (*n + 1 >= cap) {
-			char **nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof *v);
-
-			if (!nv)
-				break;
-			v = nv;
-		}
-		if ((v[*n] = strdup(e->d_name + plen)))
+	v = calloc(nfixed + 1, sizeof *v);
+	for (size_t i = 0; v && i < nfixed; i++)
+		if ((v[*n] = strdup(fixed_names[i])))
 			(*n)++;
-	}
-	if (d)
-		closedir(d);
-	if (v)
-		qsort(v, *n, sizeof *v, name_cmp);
 	return v;
-}
-
-static void free_names(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
 }
 
 /* write_textfile - DIR/tickcache.prom, whole or not at all (temp + rename). */
@@ -845,7 +792,7 @@ static void write_textfile(const char *dir)
 	}
 	names = metric_names(&n);
 	rc = metrics_write(f, names, n);
-	free_names(names, n);
+	seg_names_free(names);
 	if (fclose(f) != 0 && !rc)
 		rc = -errno;
 	if (!rc && rename(tmp, path) != 0)
@@ -889,7 +836,7 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
 			return MHD_NO;
 		names = metric_names(&n);
 		metrics_write(f, names, n);
-		free_names(names, n);
+		seg_names_free(names);
 		if (fclose(f) != 0) {
 			free(body);
 			return MHD_NO;
@@ -1064,36 +1011,36 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-int main(int argc, char **argv)
-{
-	struct cfg cf = { .interval_ms = 1000, .budget = 4096, .audit = true,
-			  .snap_every_ms = 60000 };
-	bool foreground = false, stale_set = false;
-	const char *pidfile = NULL, *log_path = NULL, *listen_arg = NULL;
-	char *textfile_dir = NULL;
+/* The command line's settings that are not the sweep's (struct cfg). */
+struct opts {
+	bool foreground, stale_set;
+	const char *pidfile, *log_path, *listen_arg;
+	char *textfile_dir;
 	struct sockaddr_storage listen_sa;
-	socklen_t listen_len = 0;
-#ifdef TC_HAVE_MHD
-	struct MHD_Daemon *mhd = NULL;
-#endif
-	struct sigaction sa;
-	int opt, ex = 0;
+	socklen_t listen_len;
+};
+
+/* The options into CF and O; -1 to go on, else the exit code (--help and
+ * --version: 0). */
+static int parse_opts(int argc, char **argv, struct cfg *cf, struct opts *o)
+{
+	int opt;
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":i:1fp:l:b:s:d:AhV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'i':
-			if (!parse_ms(optarg, &cf.interval_ms) || !cf.interval_ms)
+			if (!parse_ms(optarg, &cf->interval_ms) || !cf->interval_ms)
 				return usage_error("--interval wants milliseconds > 0, not '%s'", optarg);
 			break;
 		case '1':
-			cf.once = true;
+			cf->once = true;
 			break;
 		case 'f':
-			foreground = true;
+			o->foreground = true;
 			break;
 		case 'p':
-			pidfile = optarg;
+			o->pidfile = optarg;
 			break;
 		case 'l':
 			if (!strcmp(optarg, "error"))
@@ -1109,52 +1056,52 @@ int main(int argc, char **argv)
 						   optarg);
 			break;
 		case 'b':
-			if (!parse_size(optarg, &cf.budget))
+			if (!parse_size(optarg, &cf->budget))
 				return usage_error("--budget wants a number of index slots, not '%s'",
 						   optarg);
 			break;
 		case 's':
-			if (!parse_ms(optarg, &cf.stale_ms) || !cf.stale_ms)
+			if (!parse_ms(optarg, &cf->stale_ms) || !cf->stale_ms)
 				return usage_error("--stale wants milliseconds > 0, not '%s'", optarg);
-			stale_set = true;
+			o->stale_set = true;
 			break;
 		case 'A':
-			cf.audit = false;
+			cf->audit = false;
 			break;
 		case 'd':
 			/* Absolute: a daemon works from "/". */
-			free((void *)cf.snap_dir);
-			cf.snap_dir = realpath(optarg, NULL);
-			if (!cf.snap_dir)
+			free((void *)cf->snap_dir);
+			cf->snap_dir = realpath(optarg, NULL);
+			if (!cf->snap_dir)
 				return usage_error("--snapshot-dir %s: %s", optarg, strerror(errno));
 			break;
 		case 'S':
-			if (!parse_ms(optarg, &cf.snap_every_ms) || !cf.snap_every_ms)
+			if (!parse_ms(optarg, &cf->snap_every_ms) || !cf->snap_every_ms)
 				return usage_error("--snapshot-interval wants milliseconds > 0, not '%s'",
 						   optarg);
 			break;
 		case 'R':
-			cf.restore = true;
+			cf->restore = true;
 			break;
 		case 'T':
-			if (!parse_ms(optarg, &cf.run_timeout_ms) || !cf.run_timeout_ms)
+			if (!parse_ms(optarg, &cf->run_timeout_ms) || !cf->run_timeout_ms)
 				return usage_error("--run-timeout wants milliseconds > 0, not '%s'",
 						   optarg);
 			break;
 		case 'L':
-			log_path = optarg;
+			o->log_path = optarg;
 			break;
 		case 'M':
-			free(textfile_dir);
-			textfile_dir = realpath(optarg, NULL);
-			if (!textfile_dir)
+			free(o->textfile_dir);
+			o->textfile_dir = realpath(optarg, NULL);
+			if (!o->textfile_dir)
 				return usage_error("--metrics-textfile %s: %s", optarg, strerror(errno));
 			break;
 		case 'H':
-			if (!parse_listen(optarg, &listen_sa, &listen_len))
+			if (!parse_listen(optarg, &o->listen_sa, &o->listen_len))
 				return usage_error("--metrics-listen wants [ADDR:]PORT (ADDR IPv4 or [IPv6]), "
 						   "not '%s'", optarg);
-			listen_arg = optarg;
+			o->listen_arg = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -1170,39 +1117,137 @@ int main(int argc, char **argv)
 			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	return -1;
+}
+
+/* The options checked against each other, the named segments; -1 to go on,
+ * else the exit code. */
+static int check_args(int argc, char **argv, struct cfg *cf, const struct opts *o)
+{
 #ifndef TC_HAVE_MHD
-	if (listen_arg)
+	if (o->listen_arg)
 		return usage_error("--metrics-listen: this shm-sweeper was built without libmicrohttpd "
 				   "(install libmicrohttpd-dev and rebuild)");
 #endif
-	if (!stale_set)
-		cf.stale_ms = cf.interval_ms * 3 > 5000 ? cf.interval_ms * 3 : 5000;
-	if (cf.restore && !cf.snap_dir)
+	if (!o->stale_set)
+		cf->stale_ms = cf->interval_ms * 3 > 5000 ? cf->interval_ms * 3 : 5000;
+	if (cf->restore && !cf->snap_dir)
 		return usage_error("--restore needs --snapshot-dir");
 	for (int i = optind; i < argc; i++) {
 		if (!tc_name_valid(argv[i]))
 			return usage_error("invalid segment name '%s'", argv[i]);
 		if (!seg_find(argv[i], true))
 			return EX_TC_SEGMENT;
-		cf.named = true;
+		cf->named = true;
 	}
-	if (cf.named) {
+	if (cf->named) {
 		fixed_names = argv + optind;
 		nfixed = (size_t)(argc - optind);
 	}
-	if (log_path && strcmp(log_path, "-")) {
-		log_fp = fopen(log_path, "ae");
+	return -1;
+}
+
+/* --log-file: append to the file ("-": stderr); 0 or the exit code. */
+static int open_log(const struct opts *o)
+{
+	if (o->log_path && strcmp(o->log_path, "-")) {
+		log_fp = fopen(o->log_path, "ae");
 		if (!log_fp) {
-			fprintf(stderr, "%s: --log-file %s: %s\n", prog, log_path, strerror(errno));
+			fprintf(stderr, "%s: --log-file %s: %s\n", prog, o->log_path, strerror(errno));
 			return EX_TC_SEGMENT;
 		}
 		setvbuf(log_fp, NULL, _IOLBF, 0);
-	} else if (log_path) {
+	} else if (o->log_path) {
 		log_fp = stderr;
 	}
-	if (pidfile && (ex = pidfile_lock(pidfile)))
+	return 0;
+}
+
+#ifdef TC_HAVE_MHD
+/* --metrics-listen: serve /metrics from a thread; NULL when it cannot listen. */
+static struct MHD_Daemon *start_metrics(const struct opts *o)
+{
+	const union MHD_DaemonInfo *di;
+	struct MHD_Daemon *mhd;
+
+	mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, serve, NULL,
+			       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&o->listen_sa,
+			       MHD_OPTION_CONNECTION_LIMIT, 16u,
+			       MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+	if (!mhd) {
+		logm(L_ERROR, "--metrics-listen %s: cannot listen (address in use, or not "
+		     "an address of this host?)", o->listen_arg);
+		return NULL;
+	}
+	di = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
+	logm(L_INFO, "metrics at http://%s/metrics (port %u)", o->listen_arg,
+	     di ? (unsigned)di->port : 0u);
+	return mhd;
+}
+#endif
+
+/* Sweep until told to stop (one pass with --once); the exit code of --once. */
+static int run_passes(struct cfg *cf, const char *textfile_dir, int ex)
+{
+	do {
+		bool missing = false, failed = false, skipped = false;
+
+		g_rescan = 0;
+		if (!cf->named)
+			scan_dir(cf->snap_dir);
+		for (size_t i = 0; i < nsegs; i++) {
+			switch (sweep_segment(&segs[i], cf)) {
+			case SWEPT: break;
+			case SKIPPED: skipped = true; break;
+			case MISSING: missing |= cf->named; break; /* else: removed meanwhile */
+			case FAILED: failed = true; break;
+			}
+			if (g_stop && !cf->once)
+				break;
+		}
+		if (textfile_dir)
+			write_textfile(textfile_dir);
+		if (cf->once) {
+			if (!ex)
+				ex = failed ? EX_TC_SEGMENT : missing ? EX_TC_NOTFOUND
+				     : skipped ? EX_TC_INUSE : 0;
+			break;
+		}
+		/* Sleep until the next pass, SIGHUP (rescan now) or SIGTERM. */
+		for (uint64_t end = mono_ns() + cf->interval_ms * 1000000ull;
+		     !g_stop && !g_rescan && mono_ns() < end;) {
+			uint64_t left = (end - mono_ns()) / 1000000ull + 1;
+
+			sleep_ms(left > 200 ? 200 : left);
+		}
+		if (g_rescan)
+			logm(L_INFO, "SIGHUP: rescanning segments");
+	} while (!g_stop);
+	return ex;
+}
+
+int main(int argc, char **argv)
+{
+	struct cfg cf = { .interval_ms = 1000, .budget = 4096, .audit = true,
+			  .snap_every_ms = 60000 };
+	struct opts o = { .foreground = false };
+#ifdef TC_HAVE_MHD
+	struct MHD_Daemon *mhd = NULL;
+#endif
+	struct sigaction sa;
+	int ex;
+
+	tool_name = prog;
+	ex = parse_opts(argc, argv, &cf, &o);
+	if (ex < 0)
+		ex = check_args(argc, argv, &cf, &o);
+	if (ex >= 0)
 		return ex;
-	if (!foreground && !cf.once) {
+	if ((ex = open_log(&o)))
+		return ex;
+	if (o.pidfile && (ex = pidfile_lock(o.pidfile)))
+		return ex;
+	if (!o.foreground && !cf.once) {
 		int rc = daemonise();
 
 		if (rc) {
@@ -1220,69 +1265,23 @@ int main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	logm(cf.once ? L_DEBUG : L_INFO, "started (%s, interval %" PRIu64 " ms, budget %" PRIu64 ", stale %" PRIu64
-	     " ms, libtickcache %s)", cf.named ? "named segments" : "all segments in " TC_SHM_DIR,
-	     cf.interval_ms, cf.budget, cf.stale_ms, tc_version());
+	logm(cf.once ? L_DEBUG : L_INFO, "started (%s, interval %" PRIu64 " ms, budget %" PRIu64
+	     ", stale %" PRIu64 " ms, libtickcache %s)",
+	     cf.named ? "named segments" : "all segments in " TC_SHM_DIR, cf.interval_ms, cf.budget,
+	     cf.stale_ms, tc_version());
 #ifdef TC_HAVE_MHD
 	/* After daemonise: its thread would not survive the fork. */
-	if (listen_arg) {
-		mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, serve, NULL,
-				       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&listen_sa,
-				       MHD_OPTION_CONNECTION_LIMIT, 16u,
-				       MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
-		if (!mhd) {
-			logm(L_ERROR, "--metrics-listen %s: cannot listen (address in use, or not "
-			     "an address of this host?)", listen_arg);
-			release_all();
-			pidfile_remove();
-			return EX_TC_SEGMENT;
-		}
-		{
-			const union MHD_DaemonInfo *di = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
-
-			logm(L_INFO, "metrics at http://%s/metrics (port %u)", listen_arg,
-			     di ? (unsigned)di->port : 0u);
-		}
+	if (o.listen_arg && !(mhd = start_metrics(&o))) {
+		release_all();
+		pidfile_remove();
+		return EX_TC_SEGMENT;
 	}
 #endif
 	if (cf.snap_dir)
 		clean_tmp(cf.snap_dir);
 	if (cf.restore && restore_all(&cf) && cf.once)
 		ex = EX_TC_SEGMENT;
-	do {
-		bool missing = false, failed = false, skipped = false;
-
-		g_rescan = 0;
-		if (!cf.named)
-			scan_dir(cf.snap_dir);
-		for (size_t i = 0; i < nsegs; i++) {
-			switch (sweep_segment(&segs[i], &cf)) {
-			case SWEPT: break;
-			case SKIPPED: skipped = true; break;
-			case MISSING: missing |= cf.named; break; /* else: removed meanwhile */
-			case FAILED: failed = true; break;
-			}
-			if (g_stop && !cf.once)
-				break;
-		}
-		if (textfile_dir)
-			write_textfile(textfile_dir);
-		if (cf.once) {
-			if (!ex)
-				ex = failed ? EX_TC_SEGMENT : missing ? EX_TC_NOTFOUND
-				     : skipped ? EX_TC_INUSE : 0;
-			break;
-		}
-		/* Sleep until the next pass, SIGHUP (rescan now) or SIGTERM. */
-		for (uint64_t end = mono_ns() + cf.interval_ms * 1000000ull;
-		     !g_stop && !g_rescan && mono_ns() < end;) {
-			uint64_t left = (end - mono_ns()) / 1000000ull + 1;
-
-			sleep_ms(left > 200 ? 200 : left);
-		}
-		if (g_rescan)
-			logm(L_INFO, "SIGHUP: rescanning segments");
-	} while (!g_stop);
+	ex = run_passes(&cf, o.textfile_dir, ex);
 
 	/* A last snapshot of every segment we sweep (--once saved already). */
 	for (size_t i = 0; i < nsegs && !cf.once; i++)
@@ -1296,7 +1295,7 @@ int main(int argc, char **argv)
 	pidfile_remove();
 	free(segs);
 	free((void *)cf.snap_dir);
-	free(textfile_dir);
+	free(o.textfile_dir);
 	if (log_fp && log_fp != stderr)
 		fclose(log_fp);
 	return ex;

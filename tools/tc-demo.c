@@ -520,6 +520,112 @@ static int u64cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* --hosts 2, step 1: write-through on A, invalidation on B, timed. */
+static bool demo_invalidation(struct tier_redis *ta, struct tier_redis *tb, tc_cache *cb)
+{
+	enum { ROUNDS = 500 };
+	uint64_t lat[ROUNDS];
+	char key[64], val[64], buf[64];
+	bool ok = true;
+	tc_meta m;
+
+	for (int i = 0; i < ROUNDS && !g_stop; i++) {
+		int kl = snprintf(key, sizeof key, "quote:%s", symbols[i % NSYM]);
+		int vl = snprintf(val, sizeof val, "%d.%02d", 100 + i, i % 100);
+		(void)tier_get(tb, key, (size_t)kl, buf, sizeof buf, &m, 0); /* B caches it */
+		uint64_t t0 = mono_ns();
+		if (tier_set(ta, key, (size_t)kl, val, (size_t)vl, 0)) {
+			ok = false;
+			break;
+		}
+		while (tc_exists(cb, key, (size_t)kl) && mono_ns() - t0 < 5000000000ull)
+			;
+		lat[i] = (mono_ns() - t0) / 1000;
+		if (i == 0) {
+			int rc = tier_get(tb, key, (size_t)kl, buf, sizeof buf - 1, &m, 0);
+			buf[rc == 0 && m.len < sizeof buf ? m.len : 0] = 0;
+			printf("1. host A writes %s = %s through Redis; host B's cached copy is gone\n"
+			       "   %" PRIu64 " us later and B reads %s (read-through)\n", key, val,
+			       lat[0], buf);
+		}
+	}
+	qsort(lat, ROUNDS, sizeof lat[0], u64cmp);
+	printf("   write-to-invalidation over %d writes: p50 %" PRIu64 " us, p99 %" PRIu64
+	       " us, max %" PRIu64 " us\n\n", ROUNDS, lat[ROUNDS / 2], lat[ROUNDS * 99 / 100],
+	       lat[ROUNDS - 1]);
+	return ok;
+}
+
+/* --hosts 2, step 2: strategies on both hosts race to publish the same
+ * signals; 1 when each was published exactly once, 0 when not, -1 when the
+ * race could not run. */
+static int demo_race(const char *sock)
+{
+	enum { DEMO_PROCS = 4, DEMO_SIGNALS = 200 };
+	char key[64];
+	int *wins = mmap(NULL, sizeof(int) * DEMO_SIGNALS, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (wins == MAP_FAILED)
+		return -1;
+	memset(wins, 0, sizeof(int) * DEMO_SIGNALS);
+	pid_t racers[DEMO_PROCS];
+	for (int p = 0; p < DEMO_PROCS; p++) {
+		pid_t pid = racers[p] = fork();
+		if (pid == 0) {
+			struct tier_redis t = { 0 };
+			t.r = redisConnectUnix(sock);
+			if (!t.r || t.r->err || tc_open(&t.c, p % 2 ? seg_dca : seg_ict, NULL))
+				_exit(1);
+			for (int k = 0; k < DEMO_SIGNALS; k++) {
+				int kl = snprintf(key, sizeof key, "signal:%s:%d:%ld",
+						  symbols[k % NSYM], k, (long)parent_pid);
+				if (tier_mark_once(&t, key, (size_t)kl, 60000) == 1)
+					__atomic_add_fetch(&wins[k], 1, __ATOMIC_SEQ_CST);
+			}
+			_exit(0);
+		}
+	}
+	int st, once = 0;
+	for (int p = 0; p < DEMO_PROCS; p++)
+		if (racers[p] > 0)
+			while (waitpid(racers[p], &st, 0) < 0 && errno == EINTR)
+				;
+	for (int k = 0; k < DEMO_SIGNALS; k++)
+		once += wins[k] == 1;
+	printf("2. %d strategy processes, two per host, race to publish %d signals\n"
+	       "   (tc_add locally, SET NX PX in Redis): %d of %d published exactly once\n\n",
+	       DEMO_PROCS, DEMO_SIGNALS, once, DEMO_SIGNALS);
+	munmap(wins, sizeof(int) * DEMO_SIGNALS);
+	return once == DEMO_SIGNALS;
+}
+
+/* --hosts 2, step 3: Redis goes silent, the tiered keys are purged within
+ * 2 x ping-ms, and the tier comes back by itself. */
+static bool demo_silence(pid_t p_redis, struct tier_redis *tb, tc_cache *cb)
+{
+	char key[64], buf[64];
+	tc_meta m;
+
+	for (int i = 0; i < NSYM; i++) {
+		int kl = snprintf(key, sizeof key, "quote:%s", symbols[i]);
+		(void)tier_get(tb, key, (size_t)kl, buf, sizeof buf, &m, 0);
+	}
+	kill(p_redis, SIGSTOP);
+	uint64_t t0 = mono_ns();
+	while ((tier_of(cb) != TC_TIER_DOWN || tc_exists(cb, "quote:AAPL", 10)) && !g_stop &&
+	       mono_ns() - t0 < 10000000000ull)
+		usleep(200);
+	uint64_t purge_ms = (mono_ns() - t0) / 1000000u;
+	kill(p_redis, SIGCONT);
+	t0 = mono_ns();
+	bool back = wait_tier(cb, TC_TIER_UP, 10000);
+	printf("3. redis-server stopped (SIGSTOP): host B's tier is down and its quotes\n"
+	       "   purged %" PRIu64 " ms later (bound 2 x 100 ms); after SIGCONT the tier is\n"
+	       "   %s again in %" PRIu64 " ms, by itself\n",
+	       purge_ms, back ? "up" : "NOT up", (mono_ns() - t0) / 1000000u);
+	return back;
+}
+
 /*
  * Two simulated hosts (a segment and a shm-bridge each) and a redis-server
  * the demo starts on a unix socket: host A writes through, host B's cached
@@ -534,7 +640,7 @@ static int hosts_demo(void)
 	pid_t p_redis, p_ba, p_bb;
 	tc_cache *ca = NULL, *cb = NULL;
 	redisContext *r = NULL;
-	int ok = 1;
+	int ok = 1, rc, st;
 
 	if (!mkdtemp(dir)) {
 		perror("tc-demo: mkdtemp");
@@ -587,96 +693,18 @@ static int hosts_demo(void)
 	       "one shm-bridge each (--map quote:=SEGMENT --ping-ms 100): tier up on both\n\n",
 	       sock, seg_ict, seg_dca);
 
-	/* 1. Write-through on A, invalidation on B. */
 	struct tier_redis ta = { .r = r, .c = ca }, tb = { .r = r, .c = cb };
-	enum { ROUNDS = 500 };
-	uint64_t lat[ROUNDS];
-	char key[64], val[64], buf[64];
-	tc_meta m;
-	for (int i = 0; i < ROUNDS && !g_stop; i++) {
-		int kl = snprintf(key, sizeof key, "quote:%s", symbols[i % NSYM]);
-		int vl = snprintf(val, sizeof val, "%d.%02d", 100 + i, i % 100);
-		(void)tier_get(&tb, key, (size_t)kl, buf, sizeof buf, &m, 0); /* B caches it */
-		uint64_t t0 = mono_ns();
-		if (tier_set(&ta, key, (size_t)kl, val, (size_t)vl, 0)) {
-			ok = 0;
-			break;
-		}
-		while (tc_exists(cb, key, (size_t)kl) && mono_ns() - t0 < 5000000000ull)
-			;
-		lat[i] = (mono_ns() - t0) / 1000;
-		if (i == 0) {
-			int rc = tier_get(&tb, key, (size_t)kl, buf, sizeof buf - 1, &m, 0);
-			buf[rc == 0 && m.len < sizeof buf ? m.len : 0] = 0;
-			printf("1. host A writes %s = %s through Redis; host B's cached copy is gone\n"
-			       "   %" PRIu64 " us later and B reads %s (read-through)\n", key, val,
-			       lat[0], buf);
-		}
-	}
-	qsort(lat, ROUNDS, sizeof lat[0], u64cmp);
-	printf("   write-to-invalidation over %d writes: p50 %" PRIu64 " us, p99 %" PRIu64
-	       " us, max %" PRIu64 " us\n\n", ROUNDS, lat[ROUNDS / 2], lat[ROUNDS * 99 / 100],
-	       lat[ROUNDS - 1]);
 
-	/* 2. Strategies on both hosts race to publish the same signals. */
-	enum { DEMO_PROCS = 4, DEMO_SIGNALS = 200 };
-	int *wins = mmap(NULL, sizeof(int) * DEMO_SIGNALS, PROT_READ | PROT_WRITE,
-			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (wins == MAP_FAILED) {
+	if (!demo_invalidation(&ta, &tb, cb))
+		ok = 0;
+	rc = demo_race(sock);
+	if (rc < 0) {
 		ok = 0;
 		goto stop;
 	}
-	memset(wins, 0, sizeof(int) * DEMO_SIGNALS);
-	pid_t racers[DEMO_PROCS];
-	for (int p = 0; p < DEMO_PROCS; p++) {
-		pid_t pid = racers[p] = fork();
-		if (pid == 0) {
-			struct tier_redis t = { 0 };
-			t.r = redisConnectUnix(sock);
-			if (!t.r || t.r->err || tc_open(&t.c, p % 2 ? seg_dca : seg_ict, NULL))
-				_exit(1);
-			for (int k = 0; k < DEMO_SIGNALS; k++) {
-				int kl = snprintf(key, sizeof key, "signal:%s:%d:%ld",
-						  symbols[k % NSYM], k, (long)parent_pid);
-				if (tier_mark_once(&t, key, (size_t)kl, 60000) == 1)
-					__atomic_add_fetch(&wins[k], 1, __ATOMIC_SEQ_CST);
-			}
-			_exit(0);
-		}
-	}
-	int st, once = 0;
-	for (int p = 0; p < DEMO_PROCS; p++)
-		if (racers[p] > 0)
-			while (waitpid(racers[p], &st, 0) < 0 && errno == EINTR)
-				;
-	for (int k = 0; k < DEMO_SIGNALS; k++)
-		once += wins[k] == 1;
-	printf("2. %d strategy processes, two per host, race to publish %d signals\n"
-	       "   (tc_add locally, SET NX PX in Redis): %d of %d published exactly once\n\n",
-	       DEMO_PROCS, DEMO_SIGNALS, once, DEMO_SIGNALS);
-	if (once != DEMO_SIGNALS)
+	if (!rc)
 		ok = 0;
-	munmap(wins, sizeof(int) * DEMO_SIGNALS);
-
-	/* 3. Redis goes silent: purged within 2 x ping-ms. */
-	for (int i = 0; i < NSYM; i++) {
-		int kl = snprintf(key, sizeof key, "quote:%s", symbols[i]);
-		(void)tier_get(&tb, key, (size_t)kl, buf, sizeof buf, &m, 0);
-	}
-	kill(p_redis, SIGSTOP);
-	uint64_t t0 = mono_ns();
-	while ((tier_of(cb) != TC_TIER_DOWN || tc_exists(cb, "quote:AAPL", 10)) && !g_stop &&
-	       mono_ns() - t0 < 10000000000ull)
-		usleep(200);
-	uint64_t purge_ms = (mono_ns() - t0) / 1000000u;
-	kill(p_redis, SIGCONT);
-	t0 = mono_ns();
-	bool back = wait_tier(cb, TC_TIER_UP, 10000);
-	printf("3. redis-server stopped (SIGSTOP): host B's tier is down and its quotes\n"
-	       "   purged %" PRIu64 " ms later (bound 2 x 100 ms); after SIGCONT the tier is\n"
-	       "   %s again in %" PRIu64 " ms, by itself\n",
-	       purge_ms, back ? "up" : "NOT up", (mono_ns() - t0) / 1000000u);
-	if (!back)
+	if (!demo_silence(p_redis, &tb, cb))
 		ok = 0;
 stop:
 	kill(p_ba, SIGTERM);
@@ -705,7 +733,8 @@ static const char usage_text[] =
 	"  --hosts 2: two simulated hosts and a redis-server, one shm-bridge per\n"
 	"  host (the Redis tier: invalidation, fleet-wide marks, Redis silent).\n";
 
-int main(int argc, char **argv)
+/* The demo's options; -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, uint64_t *seconds, bool *sweeper, int *hosts)
 {
 	static const struct option longopts[] = {
 		{ "seconds", required_argument, NULL, 's' },
@@ -714,28 +743,19 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	uint64_t seconds = 4;
-	int hosts = 1;
-	bool sweeper = true, ok = true;
-	pid_t p_sweep = -1, p_feed = -1, p_ict = -1, p_dca = -1;
-	struct report rep[2];
-	bool got[2] = { false, false };
-	char sweeper_path[PATH_MAX + 16], inspect_path[PATH_MAX + 16];
-	tc_opts o;
-	tc_cache *c;
-	int opt, rc, st;
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "s:nh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			if (!parse_u64(optarg, &seconds) || !seconds || seconds > 3600) {
+			if (!parse_u64(optarg, seconds) || !*seconds || *seconds > 3600) {
 				fprintf(stderr, "tc-demo: --seconds wants 1..3600, not '%s'\n%s", optarg,
 					usage_text);
 				return EX_TC_USAGE;
 			}
 			break;
 		case 'n':
-			sweeper = false;
+			*sweeper = false;
 			break;
 		case 'H':
 			if (strcmp(optarg, "2") != 0) {
@@ -743,7 +763,7 @@ int main(int argc, char **argv)
 					usage_text);
 				return EX_TC_USAGE;
 			}
-			hosts = 2;
+			*hosts = 2;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -757,24 +777,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tc-demo: unexpected argument '%s'\n%s", argv[optind], usage_text);
 		return EX_TC_USAGE;
 	}
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	parent_pid = getpid();
-	handle_signals();
-	find_bindir(argv[0]);
-	if (hosts == 2) {
-#ifdef TC_HAVE_HIREDIS
-		return hosts_demo();
-#else
-		fprintf(stderr, "tc-demo: --hosts 2 needs hiredis (install libhiredis-dev and rebuild)\n");
-		return EX_TC_USAGE;
-#endif
-	}
-	snprintf(sweeper_path, sizeof sweeper_path, "%s/shm-sweeper", bindir);
-	snprintf(inspect_path, sizeof inspect_path, "%s/shm-inspect", bindir);
-	snprintf(seg_ict, sizeof seg_ict, "demo-ict-%ld", (long)parent_pid);
-	snprintf(seg_dca, sizeof seg_dca, "demo-dca-%ld", (long)parent_pid);
+	return -1;
+}
 
-	/* Two small segments, one per strategy. */
+/* Two small segments, one per strategy; 0 or the exit code. */
+static int create_segments(void)
+{
+	tc_opts o;
+	tc_cache *c;
+	int rc;
+
 	memset(&o, 0, sizeof o);
 	o.max_entries = 4096;
 	o.memory_bytes = 8u << 20;
@@ -793,11 +805,19 @@ int main(int argc, char **argv)
 		remove_segments();
 		return EX_TC_SEGMENT;
 	}
-	printf("tickcache %s demo: feed -> %s, %s (%d symbols); strategies ict and dca; %" PRIu64
-	       " s\n", tc_version(), seg_ict, seg_dca, NSYM, seconds);
+	return 0;
+}
 
+/* The processes of the one-host demo. */
+struct demo {
+	pid_t p_sweep, p_feed, p_ict, p_dca;
+};
+
+/* Start the sweeper (unless not wanted), the feed and the two strategies. */
+static bool start_demo(struct demo *d, bool sweeper, const char *sweeper_path)
+{
 	if (sweeper) {
-		char *sargv[] = { sweeper_path, (char *)"--foreground", (char *)"--interval",
+		char *sargv[] = { (char *)sweeper_path, (char *)"--foreground", (char *)"--interval",
 				  (char *)"250", (char *)"--log-level", (char *)"warn", seg_ict,
 				  seg_dca, NULL };
 
@@ -806,80 +826,95 @@ int main(int argc, char **argv)
 				sweeper_path);
 		} else {
 			fflush(NULL);
-			p_sweep = spawn(sargv, false);
-			printf("started shm-sweeper (pid %ld)\n", (long)p_sweep);
+			d->p_sweep = spawn(sargv, false);
+			printf("started shm-sweeper (pid %ld)\n", (long)d->p_sweep);
 		}
 	}
-	p_feed = fork_child(feed_main);
+	d->p_feed = fork_child(feed_main);
 	/* Pipes after the feed, so that only each strategy holds its write end. */
 	if (pipe(ict_fd) || pipe(dca_fd)) {
 		perror("tc-demo: pipe");
-		ok = false;
-		goto out_stop;
+		return false;
 	}
-	p_ict = fork_child(run_ict);
-	p_dca = fork_child(run_dca);
+	d->p_ict = fork_child(run_ict);
+	d->p_dca = fork_child(run_dca);
 	close(ict_fd[1]);
 	close(dca_fd[1]);
-	printf("started feed (pid %ld), ict (pid %ld), dca (pid %ld); running...\n", (long)p_feed,
-	       (long)p_ict, (long)p_dca);
+	printf("started feed (pid %ld), ict (pid %ld), dca (pid %ld); running...\n",
+	       (long)d->p_feed, (long)d->p_ict, (long)d->p_dca);
+	return true;
+}
+
+/* Let the demo run SECONDS; false when one of its processes stopped early. */
+static bool run_demo(struct demo *d, uint64_t seconds)
+{
+	int st;
 
 	for (uint64_t end = mono_ns() + seconds * 1000000000ull; !g_stop && mono_ns() < end;) {
 		pid_t w = waitpid(-1, &st, WNOHANG);
 
-		if (w == p_feed || w == p_ict || w == p_dca) {
+		if (w == d->p_feed || w == d->p_ict || w == d->p_dca) {
 			fprintf(stderr, "tc-demo: a demo process (pid %ld) stopped early\n", (long)w);
-			if (w == p_feed)
-				p_feed = -1;
-			if (w == p_ict)
-				p_ict = -1;
-			if (w == p_dca)
-				p_dca = -1;
-			ok = false;
-			break;
+			if (w == d->p_feed)
+				d->p_feed = -1;
+			if (w == d->p_ict)
+				d->p_ict = -1;
+			if (w == d->p_dca)
+				d->p_dca = -1;
+			return false;
 		}
-		if (w == p_sweep)
-			p_sweep = -1;
+		if (w == d->p_sweep)
+			d->p_sweep = -1;
 		sleep_ms(50);
 	}
-	if (!g_stop) {
-		char glob[32];
-		char *largv[] = { inspect_path, (char *)"list", glob, NULL };
-		pid_t p;
+	return true;
+}
 
-		/* Only the demo's segments: others on the host are not its business. */
-		snprintf(glob, sizeof glob, "demo-*-%ld", (long)parent_pid);
-		printf("\n$ shm-inspect list '%s'\n", glob);
-		fflush(NULL);
-		p = spawn(largv, false);
-		while (p > 0 && waitpid(p, &st, 0) < 0 && errno == EINTR)
-			;
-	}
+/* shm-inspect list of the demo's segments, while they are in use. */
+static void show_list(const char *inspect_path)
+{
+	char glob[32];
+	char *largv[] = { (char *)inspect_path, (char *)"list", glob, NULL };
+	pid_t p;
+	int st;
 
-out_stop:
+	/* Only the demo's segments: others on the host are not its business. */
+	snprintf(glob, sizeof glob, "demo-*-%ld", (long)parent_pid);
+	printf("\n$ shm-inspect list '%s'\n", glob);
+	fflush(NULL);
+	p = spawn(largv, false);
+	while (p > 0 && waitpid(p, &st, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* Stop every process of the demo and collect the strategies' reports. */
+static void stop_demo(struct demo *d, struct report rep[2], bool got[2])
+{
+	int st;
+
 	/*
 	 * The feed first, so that both strategies' last reads see the same
 	 * final tick; then the strategies (they report), then the sweeper.
 	 */
-	stop_child(p_feed, &st);
+	stop_child(d->p_feed, &st);
 	if (!g_stop)
 		sleep_ms(20);
-	stop_child(p_ict, &st);
-	stop_child(p_dca, &st);
-	if (p_ict > 0)
+	stop_child(d->p_ict, &st);
+	stop_child(d->p_dca, &st);
+	if (d->p_ict > 0)
 		got[0] = read_report(ict_fd[0], &rep[0]);
-	if (p_dca > 0)
+	if (d->p_dca > 0)
 		got[1] = read_report(dca_fd[0], &rep[1]);
-	stop_child(p_sweep, &st);
+	stop_child(d->p_sweep, &st);
 	if (!g_stop)
 		collect_totals();
-	remove_segments();
+}
 
-	if (g_stop) {
-		printf("\ninterrupted: stopped all demo processes, removed %s and %s\n", seg_ict,
-		       seg_dca);
-		return 130;
-	}
+/* The strategies' latencies and what they saw; false when one of them failed. */
+static bool print_results(const struct report rep[2], const bool got[2])
+{
+	bool ok = true;
+
 	printf("\nread latency on the strategies' hot path, ns (clock overhead subtracted)\n");
 	printf("  %-4s %9s %7s %8s %8s %8s %9s    %8s %8s %8s %9s\n", "", "reads", "hit", "get p50",
 	       "p99", "p99.9", "max", "peek p50", "p99", "p99.9", "max");
@@ -916,6 +951,57 @@ out_stop:
 		printf("\nsegment totals, read after every process stopped (the list above was taken\n"
 		       "while they ran: memory used differs by what was written and reclaimed since;\n"
 		       "both count retired blocks still waiting for a grace period)\n%s", totals_text);
+	return ok;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t seconds = 4;
+	int hosts = 1;
+	bool sweeper = true, started, ok;
+	struct demo d = { -1, -1, -1, -1 };
+	struct report rep[2];
+	bool got[2] = { false, false };
+	char sweeper_path[PATH_MAX + 16], inspect_path[PATH_MAX + 16];
+	int rc;
+
+	rc = parse_args(argc, argv, &seconds, &sweeper, &hosts);
+	if (rc >= 0)
+		return rc;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	parent_pid = getpid();
+	handle_signals();
+	find_bindir(argv[0]);
+	if (hosts == 2) {
+#ifdef TC_HAVE_HIREDIS
+		return hosts_demo();
+#else
+		fprintf(stderr, "tc-demo: --hosts 2 needs hiredis (install libhiredis-dev and rebuild)\n");
+		return EX_TC_USAGE;
+#endif
+	}
+	snprintf(sweeper_path, sizeof sweeper_path, "%s/shm-sweeper", bindir);
+	snprintf(inspect_path, sizeof inspect_path, "%s/shm-inspect", bindir);
+	snprintf(seg_ict, sizeof seg_ict, "demo-ict-%ld", (long)parent_pid);
+	snprintf(seg_dca, sizeof seg_dca, "demo-dca-%ld", (long)parent_pid);
+	if ((rc = create_segments()))
+		return rc;
+	printf("tickcache %s demo: feed -> %s, %s (%d symbols); strategies ict and dca; %" PRIu64
+	       " s\n", tc_version(), seg_ict, seg_dca, NSYM, seconds);
+
+	started = start_demo(&d, sweeper, sweeper_path);
+	ok = started && run_demo(&d, seconds);
+	if (started && !g_stop)
+		show_list(inspect_path);
+	stop_demo(&d, rep, got);
+	remove_segments();
+
+	if (g_stop) {
+		printf("\ninterrupted: stopped all demo processes, removed %s and %s\n", seg_ict,
+		       seg_dca);
+		return 130;
+	}
+	ok = print_results(rep, got) && ok;
 	printf("\nstopped feed, strategies and sweeper; removed %s and %s\n", seg_ict, seg_dca);
 	return ok ? 0 : 1;
 }

@@ -1338,6 +1338,38 @@ static PyObject *Cache_get_or_load(CacheObject *self, PyObject *const *args, Py_
 /* Iteration, purge                                                     */
 /* ------------------------------------------------------------------ */
 
+/* Store the new reference V (NULL: its creation failed) in the dict D under
+ * KEY; 0, or -1 with an exception set. */
+static int set_new(PyObject *d, const char *key, PyObject *v)
+{
+	int r = v ? PyDict_SetItemString(d, key, v) : -1;
+
+	Py_XDECREF(v);
+	return r < 0 ? -1 : 0;
+}
+
+/* Append the new reference O (NULL: its creation failed) to the list L: the
+ * return value of an enumeration callback, 0 to go on, 1 to stop with the
+ * exception set. */
+static int append_new(PyObject *l, PyObject *o)
+{
+	int r = o ? PyList_Append(l, o) : -1;
+
+	Py_XDECREF(o);
+	return r < 0 ? 1 : 0;
+}
+
+/* The end of an enumeration that filled the new reference OUT and returned
+ * RC: OUT when RC is 0, else NULL, with the exception its callback set (RC 1)
+ * or the library's error. */
+static PyObject *collected(CacheObject *self, PyObject *out, int rc)
+{
+	if (!rc)
+		return out;
+	Py_DECREF(out);
+	return rc == 1 && PyErr_Occurred() ? NULL : cache_error(rc, self->name, NULL, 0);
+}
+
 /* A key as str when it is UTF-8, else bytes. */
 static PyObject *key_object(const void *key, size_t klen)
 {
@@ -1352,12 +1384,7 @@ static PyObject *key_object(const void *key, size_t klen)
 static int scan_cb(const void *key, size_t klen, const tc_meta *meta, void *arg)
 {
 	(void)meta;
-	PyObject *o = key_object(key, klen);
-	if (!o)
-		return 1;
-	int r = PyList_Append((PyObject *)arg, o);
-	Py_DECREF(o);
-	return r < 0 ? 1 : 0;
+	return append_new((PyObject *)arg, key_object(key, klen));
 }
 
 PyDoc_STRVAR(keys_doc,
@@ -1387,15 +1414,7 @@ static PyObject *Cache_keys(CacheObject *self, PyObject *const *args, Py_ssize_t
 	}
 	int rc = tc_scan(c, glob ? PyBytes_AS_STRING(glob) : "*", scan_cb, list);
 	Py_XDECREF(glob);
-	if (rc == 1 && PyErr_Occurred()) {
-		Py_DECREF(list);
-		return NULL;
-	}
-	if (rc) {
-		Py_DECREF(list);
-		return cache_error(rc, self->name, NULL, 0);
-	}
-	return list;
+	return collected(self, list, rc);
 }
 
 PyDoc_STRVAR(purge_doc,
@@ -1472,12 +1491,7 @@ static PyObject *Cache_ttl_policy(CacheObject *self, PyObject *const *args, Py_s
 
 static int policy_cb(const char *prefix, uint64_t ttl_ms, void *arg)
 {
-	PyObject *v = PyFloat_FromDouble((double)ttl_ms / 1000.0);
-	if (!v)
-		return 1;
-	int r = PyDict_SetItemString((PyObject *)arg, prefix, v);
-	Py_DECREF(v);
-	return r < 0 ? 1 : 0;
+	return set_new((PyObject *)arg, prefix, PyFloat_FromDouble((double)ttl_ms / 1000.0)) < 0;
 }
 
 PyDoc_STRVAR(ttl_policies_doc,
@@ -1493,12 +1507,7 @@ static PyObject *Cache_ttl_policies(CacheObject *self, PyObject *unused)
 	PyObject *d = PyDict_New();
 	if (!d)
 		return NULL;
-	int rc = tc_ttl_policy_list(c, policy_cb, d);
-	if (rc) {
-		Py_DECREF(d);
-		return rc == 1 && PyErr_Occurred() ? NULL : cache_error(rc, self->name, NULL, 0);
-	}
-	return d;
+	return collected(self, d, tc_ttl_policy_list(c, policy_cb, d));
 }
 
 PyDoc_STRVAR(load_ttl_policies_doc,
@@ -1536,23 +1545,12 @@ static PyObject *Cache_load_ttl_policies(CacheObject *self, PyObject *path)
 /* Statistics, readers, info                                            */
 /* ------------------------------------------------------------------ */
 
-#define SET_U(d, key, val) do { \
-	PyObject *v_ = PyLong_FromUnsignedLongLong((unsigned long long)(val)); \
-	if (!v_ || PyDict_SetItemString((d), (key), v_) < 0) { Py_XDECREF(v_); goto fail; } \
-	Py_DECREF(v_); } while (0)
-#define SET_I(d, key, val) do { \
-	PyObject *v_ = PyLong_FromLongLong((long long)(val)); \
-	if (!v_ || PyDict_SetItemString((d), (key), v_) < 0) { Py_XDECREF(v_); goto fail; } \
-	Py_DECREF(v_); } while (0)
-#define SET_F(d, key, val) do { \
-	PyObject *v_ = PyFloat_FromDouble((double)(val)); \
-	if (!v_ || PyDict_SetItemString((d), (key), v_) < 0) { Py_XDECREF(v_); goto fail; } \
-	Py_DECREF(v_); } while (0)
-/* Takes the new reference VAL (evaluated once). */
-#define SET_O(d, key, val) do { \
-	PyObject *v_ = (val); \
-	if (!v_ || PyDict_SetItemString((d), (key), v_) < 0) { Py_XDECREF(v_); goto fail; } \
-	Py_DECREF(v_); } while (0)
+/* D[KEY] = VAL as an int, an int, a float, or the new reference VAL (each
+ * evaluated once); on failure goto fail. */
+#define SET_O(d, key, val) do { if (set_new((d), (key), (val)) < 0) goto fail; } while (0)
+#define SET_U(d, key, val) SET_O(d, key, PyLong_FromUnsignedLongLong((unsigned long long)(val)))
+#define SET_I(d, key, val) SET_O(d, key, PyLong_FromLongLong((long long)(val)))
+#define SET_F(d, key, val) SET_O(d, key, PyFloat_FromDouble((double)(val)))
 
 PyDoc_STRVAR(raw_stats_doc,
 "_raw_stats() -> dict\n--\n\n"
@@ -1612,16 +1610,11 @@ static PyObject *Cache_raw_stats(CacheObject *self, PyObject *unused)
 	cl = PyList_New(0);
 	if (!cl)
 		goto fail;
-	for (uint32_t i = 0; i < st.nclasses && i < TC_NCLASSES; i++) {
-		PyObject *e = Py_BuildValue("{sIsKsK}", "size", (unsigned)st.classes[i].size, "used",
-					    (unsigned long long)st.classes[i].used, "free",
-					    (unsigned long long)st.classes[i].free);
-		if (!e || PyList_Append(cl, e) < 0) {
-			Py_XDECREF(e);
+	for (uint32_t i = 0; i < st.nclasses && i < TC_NCLASSES; i++)
+		if (append_new(cl, Py_BuildValue("{sIsKsK}", "size", (unsigned)st.classes[i].size,
+						 "used", (unsigned long long)st.classes[i].used,
+						 "free", (unsigned long long)st.classes[i].free)))
 			goto fail;
-		}
-		Py_DECREF(e);
-	}
 	int r = PyDict_SetItemString(d, "classes", cl);
 	Py_CLEAR(cl);
 	if (r < 0)
@@ -1708,18 +1701,13 @@ fail:
 static int reader_cb(const tc_reader *r, void *arg)
 {
 	static const char *const states[] = { "idle", "active", "dead" };
-	PyObject *e = Py_BuildValue("{sIsOsIsIsssKsK}", "slot", (unsigned)r->slot, "tool",
-				    r->tool ? Py_True : Py_False, "pid", (unsigned)r->pid, "tid",
-				    (unsigned)r->tid, "state",
-				    (unsigned)r->state < 3 ? states[r->state] : "unknown", "epoch",
-				    (unsigned long long)r->epoch, "epoch_lag",
-				    (unsigned long long)r->epoch_lag);
-	if (!e || PyList_Append((PyObject *)arg, e) < 0) {
-		Py_XDECREF(e);
-		return 1;
-	}
-	Py_DECREF(e);
-	return 0;
+	return append_new((PyObject *)arg,
+			  Py_BuildValue("{sIsOsIsIsssKsK}", "slot", (unsigned)r->slot, "tool",
+					r->tool ? Py_True : Py_False, "pid", (unsigned)r->pid,
+					"tid", (unsigned)r->tid, "state",
+					(unsigned)r->state < 3 ? states[r->state] : "unknown",
+					"epoch", (unsigned long long)r->epoch, "epoch_lag",
+					(unsigned long long)r->epoch_lag));
 }
 
 PyDoc_STRVAR(readers_doc,
@@ -1736,24 +1724,15 @@ static PyObject *Cache_readers(CacheObject *self, PyObject *unused)
 	PyObject *l = PyList_New(0);
 	if (!l)
 		return NULL;
-	int rc = tc_readers(c, reader_cb, l);
-	if (rc) {
-		Py_DECREF(l);
-		return rc == 1 && PyErr_Occurred() ? NULL : cache_error(rc, self->name, NULL, 0);
-	}
-	return l;
+	return collected(self, l, tc_readers(c, reader_cb, l));
 }
 
 static int attach_cb(const tc_attach *a, void *arg)
 {
-	PyObject *e = Py_BuildValue("{sIsIsO}", "pid", (unsigned)a->pid, "handles",
-				    (unsigned)a->handles, "alive", a->alive ? Py_True : Py_False);
-	if (!e || PyList_Append((PyObject *)arg, e) < 0) {
-		Py_XDECREF(e);
-		return 1;
-	}
-	Py_DECREF(e);
-	return 0;
+	return append_new((PyObject *)arg,
+			  Py_BuildValue("{sIsIsO}", "pid", (unsigned)a->pid, "handles",
+					(unsigned)a->handles, "alive",
+					a->alive ? Py_True : Py_False));
 }
 
 PyDoc_STRVAR(attached_doc,
@@ -1769,12 +1748,7 @@ static PyObject *Cache_attached(CacheObject *self, PyObject *unused)
 	PyObject *l = PyList_New(0);
 	if (!l)
 		return NULL;
-	int rc = tc_attached(c, attach_cb, l);
-	if (rc) {
-		Py_DECREF(l);
-		return rc == 1 && PyErr_Occurred() ? NULL : cache_error(rc, self->name, NULL, 0);
-	}
-	return l;
+	return collected(self, l, tc_attached(c, attach_cb, l));
 }
 
 /* ------------------------------------------------------------------ */

@@ -612,7 +612,7 @@ static int kill_child_at(struct verdict *v, const char *seg, enum workload w, co
 		run_workload(seg, w);
 		_exit(0);
 	}
-	int st = wb_wait(pid);
+	int st = fx_wait(pid);
 	if (st == 128 + SIGKILL)
 		return 0;
 	if (st == 0)
@@ -743,10 +743,11 @@ static void run_point(const struct spec *sp, struct verdict *v)
 {
 	char seg[48];
 	const struct spec *pre = sp->pre ? spec_of(sp->pre) : NULL;
-	wb_name(seg, sizeof(seg), "cp");
+	fx_name(seg);
 	snprintf(snap_path, sizeof(snap_path), "/tmp/tc-crashpt-%d.snap", (int)getpid());
 	snprintf(create_name, sizeof(create_name), "%s-new", seg);
 	(void)tc_unlink(create_name);
+	fx_track(create_name);
 
 	tc_cache *c = wb_create(seg, entries_of(sp->wl), ARENA, 8, eviction_of(sp->wl));
 	segment_setup(v, c, sp->wl);
@@ -763,7 +764,7 @@ static void run_point(const struct spec *sp, struct verdict *v)
 		goto out;
 	if (kill_child_at(v, seg, sp->wl, sp->point, sp->nth) != 0)
 		goto out;
-	WB_RC(0, tc_open(&c, seg, NULL));
+	ASSERT_RC(0, tc_open(&c, seg, NULL));
 
 	check_survivor(v, c, sp->wl == W_ENTRIES, sp->sv);
 	if (sp->wl == W_CREATE) {
@@ -849,18 +850,18 @@ static void test_largest_value_fits_at_once(void **state)
 	(void)state;
 	char seg[48], why[256] = "";
 	struct verdict v = { "" };
-	wb_name(seg, sizeof(seg), "cpw");
+	fx_name(seg);
 	tc_cache *c = wb_create(seg, 4096, ARENA, 8, TC_EVICT_NONE);
 	if (fill(c, why, sizeof(why)) < 0)
 		fail_msg("%s", why);
-	WB_RC(0, delete_all(c));
+	ASSERT_RC(0, delete_all(c));
 	uint8_t val[100];
 	memset(val, 1, sizeof(val));
 	/* A 128 B block: the coalescer re-cuts a window at the arena's start
 	 * and leaves df_hand after it. */
-	WB_RC(0, tc_set(c, "small", 5, val, sizeof(val), 1, 0));
-	WB_RC(0, tc_del(c, "small", 5));
-	WB_RC(0, tc_reclaim(c, NULL));
+	ASSERT_RC(0, tc_set(c, "small", 5, val, sizeof(val), 1, 0));
+	ASSERT_RC(0, tc_del(c, "small", 5));
+	ASSERT_RC(0, tc_reclaim(c, NULL));
 	assert_int_not_equal(tc__ld(&c->h->df_hand), 0);
 	check_empty(&v, c, "before the largest value");
 	uint32_t k = 0;
@@ -1008,9 +1009,9 @@ int main(int argc, char **argv)
 	struct CMUnitTest *t = calloc(NSPECS + 3, sizeof(*t));
 	size_t n = 0;
 	assert_non_null(t);
-	t[n++] = (struct CMUnitTest)cmocka_unit_test(test_every_point_has_a_workload);
-	t[n++] = (struct CMUnitTest)cmocka_unit_test(test_design_table_lists_every_point);
-	t[n++] = (struct CMUnitTest)cmocka_unit_test(test_largest_value_fits_at_once);
+	t[n++] = (struct CMUnitTest)FX_TEST(test_every_point_has_a_workload);
+	t[n++] = (struct CMUnitTest)FX_TEST(test_design_table_lists_every_point);
+	t[n++] = (struct CMUnitTest)FX_TEST(test_largest_value_fits_at_once);
 	for (size_t i = 0; i < NSPECS; i++) {
 		bool want = argc < 2;
 		for (int a = 1; a < argc; a++)
@@ -1018,7 +1019,7 @@ int main(int argc, char **argv)
 		if (!want)
 			continue;
 		snprintf(names[i], sizeof(names[i]), "crash_at_%s", specs[i].point);
-		t[n++] = (struct CMUnitTest){ .name = names[i], .test_func = test_point,
+		t[n++] = (struct CMUnitTest){ .name = names[i], .test_func = test_point, .teardown_func = fx_teardown,
 					      .initial_state = (void *)&specs[i] };
 	}
 	int rc = _cmocka_run_group_tests("crashpoints", t, n, NULL, NULL);

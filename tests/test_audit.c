@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_audit.c - tc_audit (shm/audit.c): on a clean segment the report
+ * says exactly what is there (its keys, no block recovered, nothing
+ * skipped or cleared) and a second audit says the same; the live-key count
+ * is recounted from the index; every carved block ends either reachable or
+ * on a free list; the audit refuses a live attached peer (-EBUSY), a read
+ * section (-EDEADLK) and a null handle (-EINVAL); an auditor killed half
+ * way leaves a usable segment, and a dead audit's AUDITING is handled by
+ * unlink and by a refused audit.  White-box (internal.h, layout.h) to
+ * place a dead auditor's record and kill one half way.
+ */
+#include "whitebox.h"
+
+#include <signal.h>
+
+/* Keys k0..k<n-1> with values v<i>. */
+static void set_keys(tc_cache *c, unsigned n)
+{
+	char k[16], v[16];
+
+	for (unsigned i = 0; i < n; i++) {
+		int kl = snprintf(k, sizeof(k), "k%u", i), vl = snprintf(v, sizeof(v), "v%u", i);
+		ASSERT_RC(0, tc_set(c, k, (size_t)kl, v, (size_t)vl, 0, 0));
+	}
+}
+
+/* Key k<i> holds v<i> when LIVE, else is absent. */
+static void expect_key(tc_cache *c, unsigned i, bool live)
+{
+	char k[16], v[16], buf[16];
+	tc_meta m;
+	int kl = snprintf(k, sizeof(k), "k%u", i), vl = snprintf(v, sizeof(v), "v%u", i);
+
+	if (!live) {
+		ASSERT_RC(-ENOENT, tc_get(c, k, (size_t)kl, buf, sizeof(buf), &m));
+		return;
+	}
+	ASSERT_RC(0, tc_get(c, k, (size_t)kl, buf, sizeof(buf), &m));
+	assert_int_equal(m.len, (size_t)vl);
+	assert_memory_equal(buf, v, (size_t)vl);
+}
+
+static void expect_clean_report(const tc_audit_report *r, int64_t keys)
+{
+	assert_int_equal(keys, r->live_before);
+	assert_int_equal(keys, r->live_after);
+	assert_int_equal(keys, r->live_blocks);
+	assert_int_equal(0, r->recovered);
+	assert_int_equal(0, r->recovered_bytes);
+	assert_int_equal(0, r->tentative_cleared);
+	assert_int_equal(0, r->skipped_bytes);
+}
+
+/*
+ * Ten keys, three deleted and reclaimed: the audit finds exactly the seven
+ * live keys, one block each, recovers nothing, and rebuilds the free lists
+ * from every other block it walked; a second audit reports the same.
+ */
+static void test_audit_of_a_clean_segment_reports_exactly_its_keys(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8, TC_EVICT_NONE);
+	tc_audit_report rep, again;
+	tc_stats st;
+
+	set_keys(c, 10);
+	for (unsigned i = 0; i < 3; i++) {
+		char k[16];
+		int kl = snprintf(k, sizeof(k), "k%u", i);
+		ASSERT_RC(0, tc_del(c, k, (size_t)kl));
+	}
+	ASSERT_RC(0, tc_reclaim(c, NULL));
+	memset(&rep, 0xA5, sizeof(rep));
+	ASSERT_RC(0, tc_audit(c, &rep));
+	expect_clean_report(&rep, 7);
+	ASSERT_RC(0, tc_get_stats(c, &st));
+	uint64_t used = 0, nfree = 0;
+	for (uint32_t k = 0; k < st.nclasses; k++) {
+		used += st.classes[k].used;
+		nfree += st.classes[k].free;
+	}
+	assert_int_equal(rep.live_blocks, used);
+	assert_int_equal(rep.blocks, used + nfree);
+	assert_int_equal(7, st.entries);
+	assert_int_equal(0, st.memory_retired);
+	memset(&again, 0x5A, sizeof(again));
+	ASSERT_RC(0, tc_audit(c, &again));
+	assert_memory_equal(&rep, &again, sizeof(rep));
+	for (unsigned i = 0; i < 10; i++)
+		expect_key(c, i, i >= 3);
+	ASSERT_RC(0, tc_audit(c, NULL)); /* the report is optional */
+	tc_close(c);
+}
+
+/* A live-key count that drifted (as a writer killed in its window leaves
+ * it) is recounted from the index: the report shows both. */
+static void test_audit_recounts_a_drifted_live_count(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8, TC_EVICT_NONE);
+	tc_audit_report rep;
+	tc_stats st;
+
+	set_keys(c, 5);
+	tc__st(&c->h->live, 6);
+	ASSERT_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(6, st.entries);
+	ASSERT_RC(0, tc_audit(c, &rep));
+	assert_int_equal(6, rep.live_before);
+	assert_int_equal(5, rep.live_after);
+	assert_int_equal(5, rep.live_blocks);
+	assert_int_equal(0, rep.recovered);
+	ASSERT_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(5, st.entries);
+	tc_close(c);
+}
+
+/* Another live process attached: -EBUSY, and nothing changed; once it has
+ * closed and exited, the audit runs. */
+static void test_audit_refuses_a_live_peer_then_runs(void **state)
+{
+	(void)state;
+	char name[64], b = 0;
+	tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8, TC_EVICT_NONE);
+	tc_audit_report rep;
+	int up[2], down[2];
+
+	set_keys(c, 3);
+	assert_int_equal(0, pipe(up));
+	assert_int_equal(0, pipe(down));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		tc_cache *d = fx_attach(name);
+		close(up[0]);
+		close(down[1]);
+		FX_CHECK(write(up[1], "a", 1) == 1);
+		FX_CHECK(read(down[0], &b, 1) == 1); /* attached until the parent says */
+		tc_close(d);
+		_exit(0);
+	}
+	close(up[1]);
+	close(down[0]);
+	assert_int_equal(1, read(up[0], &b, 1));
+	ASSERT_RC(-EBUSY, tc_audit(c, &rep));
+	assert_int_equal(TC_STATE_READY, tc__ld(&c->h->state));
+	expect_key(c, 0, true);
+	assert_int_equal(1, write(down[1], "g", 1));
+	assert_int_equal(0, fx_wait(pid));
+	close(up[0]);
+	close(down[1]);
+	ASSERT_RC(0, tc_audit(c, &rep));
+	expect_clean_report(&rep, 3);
+	tc_close(c);
+}
+
+static void test_audit_refuses_a_read_section_and_a_null_handle(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8, TC_EVICT_NONE);
+	tc_audit_report rep;
+
+	ASSERT_RC(-EINVAL, tc_audit(NULL, &rep));
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(-EDEADLK, tc_audit(c, &rep));
+	tc_read_unlock(c);
+	ASSERT_RC(0, tc_audit(c, &rep));
+	expect_clean_report(&rep, 0);
+	tc_close(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* An auditor killed half way                                           */
+/* ------------------------------------------------------------------ */
+
+static uint64_t audit_kill_at;
+
+static void audit_die(uint64_t relinked)
+{
+	if (relinked == audit_kill_at)
+		raise(SIGKILL);
+}
+
+/*
+ * The auditor dies while it relinks free blocks (state AUDITING, lists half
+ * rebuilt).  The next process to attach goes on: its calls see the auditor
+ * dead, the state goes back to READY, every value is intact, writes find
+ * memory, and a later audit puts everything right.
+ */
+static void test_killed_auditor_leaves_a_usable_segment(void **state)
+{
+	(void)state;
+	char name[64], k[32], v[32], buf[64];
+	tc_cache *c = wb_create(fx_name(name), 4096, 1u << 20, 8,
+				TC_EVICT_NONE);
+	for (unsigned i = 0; i < 2000; i++) {
+		int kl = snprintf(k, sizeof(k), "k%u", i), vl = snprintf(v, sizeof(v), "v%u", i);
+		ASSERT_RC(0, tc_set(c, k, (size_t)kl, v, (size_t)vl, 0, 0));
+	}
+	for (unsigned i = 0; i < 2000; i += 2) {
+		int kl = snprintf(k, sizeof(k), "k%u", i);
+		ASSERT_RC(0, tc_del(c, k, (size_t)kl));
+	}
+	ASSERT_RC(0, tc_reclaim(c, NULL));
+	tc_close(c);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		tc_cache *d = NULL;
+		if (tc_open(&d, name, NULL) != 0)
+			_exit(2);
+		audit_kill_at = 300;
+		tc__audit_test_hook = audit_die;
+		tc_audit_report rep;
+		int rc = tc_audit(d, &rep);
+		fprintf(stderr, "audit was not killed: %s\n", tc_strerror(rc));
+		_exit(1);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	c = NULL;
+	ASSERT_RC(0, tc_open(&c, name, NULL));
+	assert_int_equal(tc__ld(&c->h->state), TC_STATE_AUDITING);
+	for (unsigned i = 0; i < 2000; i++) {
+		tc_meta m;
+		int kl = snprintf(k, sizeof(k), "k%u", i), vl = snprintf(v, sizeof(v), "v%u", i);
+		int rc = tc_get(c, k, (size_t)kl, buf, sizeof(buf), &m);
+		if (i % 2 == 0) {
+			ASSERT_RC(-ENOENT, rc);
+		} else {
+			ASSERT_RC(0, rc);
+			assert_int_equal(m.len, (size_t)vl);
+			assert_memory_equal(buf, v, (size_t)vl);
+		}
+	}
+	assert_int_equal(tc__ld(&c->h->state), TC_STATE_READY);
+	/* Writes find memory again (blocks the audit had relinked included). */
+	for (unsigned i = 0; i < 2000; i += 2) {
+		int kl = snprintf(k, sizeof(k), "k%u", i), vl = snprintf(v, sizeof(v), "w%u", i);
+		ASSERT_RC(0, tc_set(c, k, (size_t)kl, v, (size_t)vl, 0, 0));
+	}
+	tc_audit_report rep;
+	ASSERT_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.live_after, 2000);
+	for (unsigned i = 0; i < 2000; i++) {
+		int kl = snprintf(k, sizeof(k), "k%u", i);
+		ASSERT_RC(0, tc_del(c, k, (size_t)kl));
+	}
+	ASSERT_RC(0, tc_reclaim(c, NULL));
+	ASSERT_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.recovered, 0);
+	tc_stats stt;
+	ASSERT_RC(0, tc_get_stats(c, &stt));
+	assert_int_equal(stt.entries, 0);
+	assert_int_equal(stt.memory_used, 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* A pid that no process has: a child that has exited and been reaped. */
+static pid_t dead_pid(void)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	return pid;
+}
+
+/* Unlinking a segment whose (dead) audit left AUDITING still tells every
+ * attached handle that it is gone. */
+static void test_unlink_over_a_dead_audit_is_seen(void **state)
+{
+	(void)state;
+	char name[64], buf[8];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8,
+				TC_EVICT_NONE);
+	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	tc__st(&c->h->audit_pid, (uint64_t)dead_pid());
+	tc__st(&c->h->audit_start, 0);
+	tc__st(&c->h->state, TC_STATE_AUDITING);
+	ASSERT_RC(0, tc_unlink(name));
+	assert_int_equal(tc__ld(&c->h->state), TC_STATE_UNLINKED);
+	ASSERT_RC(-ESTALE, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	tc_close(c);
+}
+
+/* An audit refused over a dead one's AUDITING never leaves AUDITING with
+ * its own live pid behind (which would block everyone). */
+static void test_refused_audit_over_a_dead_one_leaves_ready(void **state)
+{
+	(void)state;
+	char name[64], buf[8];
+	int fds[2];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8,
+				TC_EVICT_NONE);
+	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	assert_int_equal(0, pipe(fds));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		tc_cache *d = NULL;
+		char b;
+		close(fds[1]);
+		if (tc_open(&d, name, NULL) != 0)
+			_exit(2);
+		(void)!read(fds[0], &b, 1); /* attached until the parent says */
+		tc_close(d);
+		_exit(0);
+	}
+	close(fds[0]);
+	for (int i = 0; i < 400; i++) { /* until the child is attached */
+		tc_stats st;
+		ASSERT_RC(0, tc_get_stats(c, &st));
+		if (st.attached == 2)
+			break;
+		usleep(5000);
+	}
+	tc__st(&c->h->audit_pid, (uint64_t)dead_pid());
+	tc__st(&c->h->audit_start, 0);
+	tc__st(&c->h->state, TC_STATE_AUDITING);
+	tc_audit_report rep;
+	ASSERT_RC(-EBUSY, tc_audit(c, &rep)); /* the child is attached */
+	/* Refused before it changed anything: the dead auditor's record
+	 * stays, and the next call sees it dead. */
+	assert_int_not_equal(tc__ld(&c->h->audit_pid), (uint64_t)getpid());
+	ASSERT_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	assert_int_equal(tc__ld(&c->h->state), TC_STATE_READY);
+	close(fds[1]);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		FX_TEST(test_audit_of_a_clean_segment_reports_exactly_its_keys),
+		FX_TEST(test_audit_recounts_a_drifted_live_count),
+		FX_TEST(test_audit_refuses_a_live_peer_then_runs),
+		FX_TEST(test_audit_refuses_a_read_section_and_a_null_handle),
+		FX_TEST(test_killed_auditor_leaves_a_usable_segment),
+		FX_TEST(test_unlink_over_a_dead_audit_is_seen),
+		FX_TEST(test_refused_audit_over_a_dead_one_leaves_ready),
+	};
+	return fx_run(tests);
+}
