@@ -187,7 +187,7 @@ FLAGS_STAMP := $(BUILDDIR)/.flags
 
 .DEFAULT_GOAL := all
 .PHONY: all lib tools check-build test check demo bench callgrind install uninstall \
-        clean asan ubsan tsan deps help fuzz fuzz-build fuzz-smoke fuzzers FORCE
+        clean asan ubsan tsan deps layering help fuzz fuzz-build fuzz-smoke fuzzers FORCE
 .DELETE_ON_ERROR:
 # Keep the objects of chained rules (tools, tests) for incremental builds.
 .SECONDARY:
@@ -384,6 +384,9 @@ bench: ## Install what the benchmarks need, build, run tools/bench.sh
 callgrind: all ## Instructions per hot get, peek and set (tools/callgrind.sh; CALLGRIND='tickcache-get ...' picks)
 	@command -v valgrind >/dev/null || $(DEPS_CMD) bench
 	BIN=$(abspath $(BUILDDIR)/bin) bash tools/callgrind.sh $(CALLGRIND)
+
+layering: lib ## The include/call graph of shm/ and its order; fails on a cycle (tools/layering.sh)
+	@tools/layering.sh $(BUILDDIR)
 
 deps: ## Install missing Debian packages (DEPS_FOR=test|demo|bench, default test)
 	@tools/deps.sh $(or $(DEPS_FOR),test)

@@ -31,19 +31,6 @@
 /* Units fit in 32 bits: the arena is at most TC_MAX_MEMORY. */
 _Static_assert(TC_MAX_MEMORY / TC_BLOCK_UNIT <= 0xffffffffull, "bump units fit 32 bits");
 
-uint64_t tc__bump_units(tc_cache *c, uint64_t word)
-{
-	uint64_t units = word & 0xffffffffu;
-	if (word == __atomic_load_n(&c->bump_seen, __ATOMIC_RELAXED))
-		return units;
-	if (units > c->arena_units || word != tc__bump_seal(c->seed, units))
-		return TC_BUMP_BAD;
-	/* Stored only when the word changed since: once the arena is carved
-	 * out, the handle's line is never written here again. */
-	__atomic_store_n(&c->bump_seen, word, __ATOMIC_RELAXED);
-	return units;
-}
-
 uint32_t tc__class_of(uint64_t n)
 {
 	if (n <= 64)
@@ -182,12 +169,11 @@ static struct tc_entry *carve(tc_cache *c, struct tc_rslot *s, uint32_t cls, boo
 /*
  * Allocate a block of at least BYTES for the thread of slot S, without
  * waiting for anything: pop the class's free list, else carve.  NULL with
- * *rc = -ENOSPC when neither works; the caller makes room outside its read
- * section and retries.  NULL with *rc = TC_ECORRUPT when the bump word
- * fails its seal and no free block (nor, without LRU, a coalesced one)
- * serves: nothing is carved and nothing evicted until tc_audit.
+ * *rc = -ENOSPC when neither works, TC_ECORRUPT when the bump word fails
+ * its seal (nothing is carved until tc_audit), -EMSGSIZE past the largest
+ * class.  Writers call tc__alloc (room.h), which coalesces then.
  */
-struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc)
+struct tc_entry *tc__alloc_block(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc)
 {
 	uint32_t cls = tc__class_of(bytes);
 	if (cls >= TC_CLASSES_USED) {
@@ -212,16 +198,8 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 			cmm_smp_wmb(); /* class before state: the arena is walked by them */
 			tc__st(&e->state, TC_BLK_LIVE);
 		} else {
-			/* Under LRU, make_room() coalesces when evicting the
-			 * class itself finds nothing cold (a walk per failed
-			 * pop would cost every evicting write). */
-			e = c->eviction == TC_EVICT_LRU ? NULL : tc__coalesce(c, s, cls);
-			if (!e) {
-				*rc = bad ? TC_ECORRUPT : -ENOSPC;
-				return NULL;
-			}
-			*rc = 0;
-			return e;
+			*rc = bad ? TC_ECORRUPT : -ENOSPC;
+			return NULL;
 		}
 	}
 	TC_CRASH_POINT(alloc_ready);
@@ -230,6 +208,26 @@ struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int 
 	tc__st(&e->refbit, 0);
 	*rc = 0;
 	return e;
+}
+
+/* A free list's head after a push of REF: the generation above it grows. */
+static inline uint64_t free_head(uint64_t head, uint64_t ref)
+{
+	return ((head >> 32) + 1) << 32 | ref;
+}
+
+/* Push block E of class CLS (a block nobody else can reach) on its free list. */
+void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
+{
+	struct tc_class *k = &c->h->cls[cls];
+	uint64_t ref = tc__ref_of(c, e);
+	/* No builder on a free block: a dead slot's cleaner must never take
+	 * the block for its own once another writer pops it. */
+	tc__st(&e->builder, 0);
+	tc__st(&e->state, TC_BLK_FREE);
+	TC_CRASH_POINT(free_unlisted);
+	tc__stack_push(c, &k->head, e, ref, free_head, NULL);
+	tc__add(&k->nfree, 1);
 }
 
 /* Return a block that no reader can reach any more to its class. */

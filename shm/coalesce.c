@@ -34,7 +34,7 @@
  *
  * A popper that read a block's link before the block was claimed, unlinked
  * and rewritten fails its CAS on the list head: the head's generation moved
- * when the block was popped.  Only one coalescer works at a time (df_lease);
+ * when the block was popped.  Only one coalescer works at a time (df_turn);
  * the phase, the window and the held chain are in the header, so a coalescer
  * killed at any point is finished or undone by the next one (recover()), or
  * by tc_audit.  A kill between two steps of one block can lose that block,
@@ -154,7 +154,7 @@ static bool ends_on_a_block(tc_cache *c, uint64_t u, uint64_t n, uint64_t end)
  * bytes for a header.  The free lists are a second record of block starts:
  * the nearest block after U that a list names, whose class is the list's
  * and whose size ends on a header, is where the walk goes on (while the
- * lease is held no block boundary moves: only a coalescer re-cuts).  At
+ * turn is held no block boundary moves: only a coalescer re-cuts).  At
  * most DF_WALK_MAX links are read; 0 when none is found.
  */
 static uint64_t resync(tc_cache *c, uint64_t u, uint64_t end)
@@ -189,26 +189,6 @@ static uint64_t carved_end(tc_cache *c)
 {
 	uint64_t b = tc__carved(c);
 	return b == TC_BUMP_BAD ? c->arena_units : b;
-}
-
-/* Push block E of class CLS (a block nobody else can reach) on its free list. */
-void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
-{
-	struct tc_class *k = &c->h->cls[cls];
-	uint64_t ref = tc__ref_of(c, e);
-	/* No builder on a free block: a dead slot's cleaner must never take
-	 * the block for its own once another writer pops it. */
-	tc__st(&e->builder, 0);
-	tc__st(&e->state, TC_BLK_FREE);
-	TC_CRASH_POINT(free_unlisted);
-	for (;;) {
-		uint64_t head = tc__ld(&k->head);
-		tc__st(&e->link, head & 0xffffffffu);
-		uint64_t nh = ((head >> 32) + 1) << 32 | ref;
-		if (tc__cas(&k->head, head, nh) == head)
-			break;
-	}
-	tc__add(&k->nfree, 1);
 }
 
 /*
@@ -355,7 +335,7 @@ static void unclaim(tc_cache *c, uint64_t start, uint64_t units)
 	push_held(c);
 }
 
-/* Finish or undo the work the lease holder described, then go idle. */
+/* Finish or undo the work the turn holder described, then go idle. */
 static void recover(tc_cache *c)
 {
 	struct tc_hdr *h = c->h;
@@ -382,9 +362,9 @@ static void recover(tc_cache *c)
 }
 
 /*
- * Lease words: pid << 32 | slot index << 16 | generation.  The generation
+ * Turn words: pid << 32 | slot index << 16 | generation.  The generation
  * (a counter in the header) makes every take's word new, so a holder that
- * finishes and takes the lease again from the same slot is never mistaken
+ * finishes and takes the turn again from the same slot is never mistaken
  * for the one a competitor judged gone.  A recoverer that holds no slot (a
  * dead-slot cleaner) uses the index DF_NO_SLOT.
  */
@@ -395,7 +375,7 @@ static uint64_t new_word(tc_cache *c, uint32_t idx)
 	return (uint64_t)tc__self_pid() << 32 | (uint64_t)idx << 16 | gen;
 }
 
-/* Is the holder of lease word W gone (its slot given back, cleaned or dead)? */
+/* Is the holder of turn word W gone (its slot given back, cleaned or dead)? */
 static bool holder_gone(tc_cache *c, uint64_t w)
 {
 	uint32_t idx = (uint32_t)(w >> 16) & 0xffffu;
@@ -411,25 +391,25 @@ static bool holder_gone(tc_cache *c, uint64_t w)
 }
 
 /*
- * Take the coalescer lease for slot S; a dead holder's work is finished or
+ * Take the coalescer's turn for slot S; a dead holder's work is finished or
  * undone first.  The word taken, or 0 when a live coalescer holds it.
  */
-static uint64_t lease_take(tc_cache *c, struct tc_rslot *s)
+static uint64_t turn_take(tc_cache *c, struct tc_rslot *s)
 {
-	uint64_t w = tc__ld(&c->h->df_lease);
+	uint64_t w = tc__ld(&c->h->df_turn);
 	if (w != 0 && !holder_gone(c, w))
 		return 0;
 	uint64_t me = new_word(c, (uint32_t)(s - c->slots));
-	if (tc__cas(&c->h->df_lease, w, me) != w)
+	if (tc__cas(&c->h->df_turn, w, me) != w)
 		return 0;
 	if (w != 0)
 		recover(c);
 	return me;
 }
 
-static void lease_drop(tc_cache *c, uint64_t me)
+static void turn_drop(tc_cache *c, uint64_t me)
 {
-	tc__cas(&c->h->df_lease, me, 0);
+	tc__cas(&c->h->df_turn, me, 0);
 }
 
 /* Bytes on every free list (the gauges are approximate, and so is this). */
@@ -452,7 +432,7 @@ static bool fits(uint64_t run, uint64_t need)
 /* Could the block at E be made free by evicting it (LRU)?  Retired blocks
  * will be free after their grace period; live ordinary keys can be evicted
  * once cold (reference bit clear: not read since the clock last passed).
- * DTO lists, leases, rate windows, anchors and policies never are. */
+ * DTO lists, load claims, rate windows, anchors and policies never are. */
 static bool evictable(struct tc_entry *e, uint32_t st)
 {
 	return st == TC_BLK_RETIRED ||
@@ -481,6 +461,12 @@ static bool evictable(struct tc_entry *e, uint32_t st)
  * it.  1 found; 0 not found in the whole arena (the caller records
  * df_nofit); -1 not found within the walk's budget or its resyncs (the
  * next search goes on from df_hand, a block start where no run is open).
+ *
+ * Longer than two screens (117 lines): one walk holds the open run, the
+ * candidate window and the wrap in locals that every step updates
+ * together; split into functions they would travel as one struct through
+ * every call, and the crash and scribble cases above read best in one
+ * place.
  */
 #define NO_HOLE UINT64_MAX
 static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
@@ -602,8 +588,8 @@ static int find_window(tc_cache *c, uint64_t need, bool evict, uint64_t *wstart,
 }
 
 /*
- * Make the window free (LRU): evict the live keys in it; retired blocks
- * become free after their grace period.  The next search starts at the
+ * Make the window free (a policy with evict_block, evict.c): evict the
+ * live keys in it; retired blocks become free after their grace period.  The next search starts at the
  * window, and finds it free once the caller has reclaimed.
  */
 static void evict_window(tc_cache *c, struct tc_rslot *s, uint64_t start, uint64_t units)
@@ -616,7 +602,7 @@ static void evict_window(tc_cache *c, struct tc_rslot *s, uint64_t start, uint64
 			break;
 		struct tc_entry *e = unit_block(c, u);
 		if (st == TC_BLK_LIVE && tc__ld(&e->kind) == TC_KIND_KEY)
-			tc__evict_block(c, s, e);
+			c->evict->evict_block(c, s, e);
 		u += n;
 	}
 	tc__st(&c->h->df_hand, start);
@@ -729,7 +715,7 @@ static bool drain(tc_cache *c, uint64_t start, uint64_t units, const uint64_t *c
 /* Is a live coalescer at work (holding free blocks off their lists)? */
 bool tc__coalescing(tc_cache *c)
 {
-	uint64_t w = tc__ld(&c->h->df_lease);
+	uint64_t w = tc__ld(&c->h->df_turn);
 	return w != 0 && !holder_gone(c, w);
 }
 
@@ -744,15 +730,15 @@ uint64_t tc__merges(tc_cache *c)
  */
 void tc__coalesce_recover(tc_cache *c)
 {
-	uint64_t w = tc__ld(&c->h->df_lease);
+	uint64_t w = tc__ld(&c->h->df_turn);
 	if (!w || !holder_gone(c, w))
 		return;
 	uint64_t me = new_word(c, DF_NO_SLOT);
-	if (tc__cas(&c->h->df_lease, w, me) != w)
+	if (tc__cas(&c->h->df_turn, w, me) != w)
 		return;
 	recover(c);
 	tc__st(&c->h->df_nofit, 0);
-	tc__cas(&c->h->df_lease, me, 0);
+	tc__cas(&c->h->df_turn, me, 0);
 }
 
 struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
@@ -760,7 +746,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	struct tc_hdr *h = c->h;
 	uint64_t need = tc__class_size(cls) / TC_BLOCK_UNIT;
 	uint64_t fb = free_bytes(c);
-	bool lru = c->eviction == TC_EVICT_LRU;
+	bool lru = c->evict->evict_block != NULL; /* windows of cold keys may be evicted */
 	if (!lru && fb < need * TC_BLOCK_UNIT)
 		return NULL;
 	/* The last full search found nothing and the free bytes did not change
@@ -768,7 +754,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	 * equal sizes rearrange the arena without changing the sum). */
 	if (!lru && fb == tc__ld(&h->df_nofit) && (tc__add_ret(&h->df_skips, 1) & 63) != 0)
 		return NULL;
-	uint64_t me = lease_take(c, s);
+	uint64_t me = turn_take(c, s);
 	if (!me)
 		return NULL;
 	TC_CRASH_POINT(coalesce_leased);
@@ -784,7 +770,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 			tc__st(&h->df_nofit, fb);
 		else if (found > 0)
 			evict_window(c, s, start, units);
-		lease_drop(c, me);
+		turn_drop(c, me);
 		return NULL;
 	}
 	tc__st(&h->df_start, start);
@@ -806,7 +792,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 		/* The next search starts past this window (a block freed by a
 		 * writer killed before its push would fail it every time). */
 		tc__st(&h->df_hand, start + units < carved_end(c) ? start + units : 0);
-		lease_drop(c, me);
+		turn_drop(c, me);
 		return NULL;
 	}
 	TC_CRASH_POINT(coalesce_drained);
@@ -832,6 +818,6 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	tc__st(&h->df_hand, start + units < carved_end(c) ? start + units : 0);
 	tc__st(&h->df_nofit, 0);
 	tc__add(&h->df_merges, 1);
-	lease_drop(c, me);
+	turn_drop(c, me);
 	return e;
 }

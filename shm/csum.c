@@ -14,7 +14,7 @@
  * Layout in layout.h at tc_entry; cost in docs/benchmarks.md.
  *
  * A file of its own so that the hash calls here do not change how the
- * compiler inlines XXH3 into table.c's read path.
+ * compiler inlines XXH3 into kv.c's read path (index.h).
  */
 #include "internal.h"
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * epoch.c - cross-process RCU: reader slots, read sections, retirement and
- * grace periods, and the clearing of slots left by dead processes.
+ * grace periods, the hand-over of a detached retire chain; whether a
+ * slot's owner is dead (recover.c clears such slots).
  *
  * Why not liburcu's grace periods: its reader registry lives in one
  * process, so it cannot see a reader in another process.  The segment holds
@@ -134,7 +135,6 @@ static void slot_free(tc_cache *c, struct tc_rslot *s);
 static uint64_t dead_chain(tc_cache *c, struct tc_rslot *s);
 static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64_t min,
 			   uint64_t budget);
-static void push_back_chain(tc_cache *c, struct tc_rslot *s);
 
 /* Thread exit: give back the slots of handles that are still open. */
 static void tls_destroy(void *p)
@@ -191,7 +191,7 @@ static void slot_free(tc_cache *c, struct tc_rslot *s)
 	/* A pending chain goes back on the list (min 0 frees nothing); a
 	 * slot of one of our threads that died inside a detach may hold the
 	 * PEND form (tc_close of a handle whose thread vanished). */
-	push_back_chain(c, s);
+	tc__push_back_chain(c, s);
 	tc__fold_slot(c, s);
 	tc__st(&s->inflight, 0);
 	tc__st(&s->since, 0);
@@ -258,7 +258,7 @@ static struct tc_rslot *slot_claim(tc_cache *c)
 			return s;
 		}
 		/* All taken: clear the slots of dead processes, then retry once. */
-		if (round == 0 && tc__clean_dead(c, NULL, NULL) <= 0)
+		if (round == 0 && c->clean_dead(c, NULL, NULL) <= 0)
 			break;
 	}
 	return NULL;
@@ -287,6 +287,12 @@ struct tc_rslot *tc__slot(tc_cache *c)
 	return t ? t->slot : NULL;
 }
 
+/* The calling thread's tid as its slots record it (0 before its first claim). */
+uint32_t tc__self_tid(void)
+{
+	return tls_tid;
+}
+
 /* Release every slot of this process that belongs to handle C (tc_close). */
 void tc__release_handle_slots(tc_cache *c)
 {
@@ -299,6 +305,27 @@ void tc__release_handle_slots(tc_cache *c)
 	struct tls_ent *t = tls_find(c);
 	if (t)
 		*t = tls_v[--tls_n];
+}
+
+/*
+ * The state is AUDITING: is its auditor dead?  Then the state goes back to
+ * READY (unless tc_unlink made it UNLINKED meanwhile) and true is returned.
+ * An audit killed at any point leaves the segment usable: until it
+ * publishes the rebuilt lists it has only relinked free blocks among
+ * themselves (a list followed from an old head meets only free blocks of
+ * its class; the rest leak until the next audit) and cleared claims nobody
+ * will finalize; gauges and the key count may be off until the next audit.
+ * Nobody else was attached while it ran (it checked, and held the flock),
+ * so nothing else was half done.
+ */
+bool tc__audit_orphaned(tc_cache *c)
+{
+	tc__rmb(); /* the auditor wrote its pid before the state (a CAS) */
+	uint64_t pid = tc__ld(&c->h->audit_pid);
+	if (pid != 0 && pid <= UINT32_MAX && tc__pid_alive((uint32_t)pid, tc__ld(&c->h->audit_start)))
+		return false;
+	tc__cas(&c->h->state, TC_STATE_AUDITING, TC_STATE_READY);
+	return true; /* the caller reads the state again: READY, or UNLINKED */
 }
 
 /* ---- read sections ------------------------------------------------------ */
@@ -418,16 +445,15 @@ static void settle_detach(tc_cache *c, uint64_t head)
 		tc__cas(&d->reclaim, w, w & 0xffffffffu);
 }
 
+/* The retire list's head after a push of REF: no slot, the counter + 1. */
+static inline uint64_t retired_head(uint64_t head, uint64_t ref)
+{
+	return TC_RH_MAKE(0, TC_RH_COUNTER(head) + 1, ref);
+}
+
 static void push_retired(tc_cache *c, struct tc_entry *e, uint64_t ref)
 {
-	for (;;) {
-		uint64_t head = tc__ld(&c->h->retire_head);
-		settle_detach(c, head);
-		tc__st(&e->link, TC_RH_REF(head));
-		uint64_t nh = TC_RH_MAKE(0, TC_RH_COUNTER(head) + 1, ref);
-		if (tc__cas(&c->h->retire_head, head, nh) == head)
-			return;
-	}
+	tc__stack_push(c, &c->h->retire_head, e, ref, retired_head, settle_detach);
 }
 
 /*
@@ -666,15 +692,6 @@ bool tc__slot_dead(tc_cache *c, struct tc_rslot *s, uint64_t owner)
 	return false;
 }
 
-/* Is the published block E still named where it is published from: the
- * header's policy word for a TTL policy table, the index for the rest? */
-static bool still_published(tc_cache *c, struct tc_entry *e)
-{
-	if (tc__ld(&e->kind) == TC_KIND_POLICY)
-		return (tc__ld(&c->h->policy_gen) & 0xffffffffu) == tc__ref_of(c, e);
-	return tc__inflight_published(c, e);
-}
-
 /* The reclaim word of a slot whose owner died: a PEND word (a detach under
  * way, see settle_detach) becomes the chain when the detach happened, else
  * 0.  Returns the chain to push back, or 0. */
@@ -705,7 +722,7 @@ static uint64_t dead_chain(tc_cache *c, struct tc_rslot *s)
  * test_review_handover).  A word that stays in its PEND form (dead_chain
  * gave up) is withdrawn.
  */
-static void push_back_chain(tc_cache *c, struct tc_rslot *s)
+void tc__push_back_chain(tc_cache *c, struct tc_rslot *s)
 {
 	uint64_t chain = dead_chain(c, s);
 	for (uint64_t i = 0; chain && i <= c->arena_units; i++) {
@@ -717,136 +734,6 @@ static void push_back_chain(tc_cache *c, struct tc_rslot *s)
 	uint64_t w = tc__ld(&s->reclaim);
 	if (w)
 		tc__cas(&s->reclaim, w, 0); /* PEND, or a corrupt chain past the bound */
-}
-
-/*
- * Clear the slot of a dead owner.  Its in-flight block is retired unless it
- * was published; its half-walked retire chain goes back on the list; its
- * counters are folded into the totals.  The owner word is cleared last, by
- * CAS, so two cleaners never both free the slot.
- */
-static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
-			    tc_sweep_report *rep)
-{
-	/* Claim: the owner word becomes "being cleaned by me" (bit 31 of the
-	 * tid half).  A cleaner that dies is itself cleaned: whoever finds the
-	 * bit with a dead cleaner pid takes over, and every step below can be
-	 * done again: retiring is decided by a CAS on the block's state, and
-	 * the chain walk keeps its progress in this slot's reclaim word. */
-	uint64_t claimed = (uint64_t)tc__self_pid() << 32 | 0x80000000ull;
-	if (owner == claimed || tc__cas(&s->owner, owner, claimed) != owner)
-		return false;
-	/* The caller judged fields read one at a time, before this CAS: the
-	 * owner may have given the slot back and claimed it again since, with
-	 * the same owner word (tc_close and tc_open in one thread).  Judged
-	 * again now that the owner word is ours (a live owner can neither give
-	 * it back nor claim it, and its claim's fields read as 0 = unknown, or
-	 * as its own), and given back unchanged when alive: nothing was
-	 * touched yet (test_review_liveness). */
-	if (!tc__slot_dead(c, s, owner)) {
-		tc__cas(&s->owner, claimed, owner);
-		return false;
-	}
-	TC_CRASH_POINT(clean_claimed);
-	uint64_t inflight = tc__ld(&s->inflight);
-	if (inflight) {
-		struct tc_entry *e = tc__block(c, inflight);
-		/* The record may be stale: the block may since have been
-		 * published, freed and reused by a live writer.  Only a block
-		 * still marked as built from this slot is ours to return. */
-		if (e && tc__ld(&e->state) == TC_BLK_LIVE &&
-		    tc__ld(&e->builder) == (uint16_t)(s - c->slots + 1) &&
-		    !still_published(c, e)) {
-			tc__retire(c, s, e);
-			if (rep)
-				rep->inflight_freed++;
-		}
-		TC_CRASH_POINT(clean_inflight);
-		tc__st(&s->inflight, 0);
-	}
-	uint64_t ret = tc__ld(&s->ret_ref);
-	if (ret) {
-		/* The owner was unlinking this entry: if no word names it any
-		 * more, the unlink happened and the retire may not have. */
-		struct tc_entry *e = tc__block(c, ret);
-		if (e && tc__ld(&e->state) == TC_BLK_LIVE &&
-		    tc__ld(&e->hash) == tc__ld(&s->ret_hash) &&
-		    tc__ld(&e->version) == tc__ld(&s->ret_version) &&
-		    !still_published(c, e)) {
-			/* A DTO list head takes its whole chain with it. */
-			if (tc__ld(&e->kind) == TC_KIND_DTO)
-				tc__dto_retire_chain(c, s, e);
-			else
-				tc__retire(c, s, e);
-			if (rep)
-				rep->inflight_freed++;
-		}
-		TC_CRASH_POINT(clean_unlinked);
-		tc__st(&s->ret_ref, 0);
-	}
-	push_back_chain(c, s); /* min 0: frees nothing, pushes all back */
-	tc__fold_slot(c, s);
-	tc__st(&s->since, 0);
-	tc__st(&s->cookie, 0);
-	tc__st(&s->start, 0);
-	tc__st(&s->tstart, 0);
-	tc__st(&s->base, 0);
-	tc__st(&s->epoch, 0);
-	TC_CRASH_POINT(clean_released);
-	tc__cas(&s->owner, claimed, 0);
-	return true;
-}
-
-int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
-{
-	(void)self;
-	int n = 0;
-	uint32_t me = tc__self_pid();
-	for (uint32_t i = 0; i < c->nslots; i++) {
-		struct tc_rslot *s = &c->slots[i];
-		uint64_t owner = tc__ld(&s->owner);
-		if (!owner)
-			continue;
-		uint32_t pid = (uint32_t)(owner >> 32);
-		/* Our own process: a slot of one of our threads that is gone
-		 * (a raw SYS_exit never ran the destructor that gives it back);
-		 * one we are cleaning is left to that cleaner. */
-		if (pid == me && ((owner & 0x80000000ull) || (uint32_t)owner == tls_tid))
-			continue;
-		if (tc__slot_dead(c, s, owner)) {
-			if (clear_dead_slot(c, s, owner, rep)) {
-				n++;
-				if (rep)
-					rep->readers_cleared++;
-			}
-		}
-	}
-	/* Attach records of dead processes. */
-	for (uint32_t i = 0; i < c->max_attach; i++) {
-		struct tc_attach_rec *r = &c->attach[i];
-		uint64_t p = tc__ld(&r->pid);
-		/* A process that no longer maps the segment (it called execve)
-		 * is not attached whatever its pid and start time say. */
-		if (p && (p > UINT32_MAX || !tc__pid_alive((uint32_t)p, tc__ld(&r->start)) ||
-			  (p != me && !tc__maps_segment(c, (uint32_t)p, 0)))) {
-			if (tc__cas(&r->pid, p, 0) == p && rep)
-				rep->attach_cleared++;
-		}
-	}
-	/* A coalescer that died mid-work: finish or undo it (coalesce.c). */
-	if (tc__ld(&c->h->df_lease))
-		tc__coalesce_recover(c);
-	return n;
-}
-
-int tc_readers_clean(tc_cache *c, uint32_t *cleared)
-{
-	if (!c)
-		return -EINVAL;
-	int n = tc__clean_dead(c, NULL, NULL);
-	if (cleared)
-		*cleared = (uint32_t)n;
-	return 0;
 }
 
 int tc_readers(tc_cache *c, tc_reader_fn fn, void *arg)

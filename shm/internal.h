@@ -113,8 +113,41 @@ struct tc_cache {
 	uint32_t            shm_major;   /* the mapping in /proc/PID/maps */
 	uint32_t            shm_minor;
 	struct tc_cache    *next;        /* process registry (tc__registry_lock) */
+	const struct tc__evict_ops *evict; /* the eviction policy (evict.c), set by tc_open */
+	/* tc__clean_dead (recover.c), wired by tc_open (segment.c): epoch.c
+	 * clears dead readers' slots when every slot is taken, and recover.c
+	 * is above it (it retires through epoch.c). */
+	int               (*clean_dead)(tc_cache *c, struct tc_rslot *self,
+					tc_sweep_report *rep);
 	char                name[TC_NAME_MAX + 1];
 };
+
+/*
+ * An eviction policy (tc_opts.eviction), as liburcu's cds_lfht_mm_type is
+ * for memory management: what the code that makes room (room.c, room.h)
+ * and the coalescer ask of the policy, so that none tests a policy by name.
+ * evict.c defines tc__evict_none and tc__evict_lru.  (The read path's
+ * reference bit is tc_cache.rslow's TC_RS_LRU: one test there covers it
+ * and checksums.)
+ */
+struct tc__evict_ops {
+	int      policy;            /* the TC_EVICT_* it implements */
+	/* Revolutions of the clock that may pass before a cold entry comes
+	 * free (every entry may carry its reference bit); 0: the clock
+	 * removes expired entries only. */
+	uint32_t clock_revolutions;
+	/* tc__alloc coalesces an empty class at once; else tc__make_room
+	 * coalesces once the clock found nothing cold. */
+	bool     coalesce_in_alloc;
+	/* Remove the live ordinary key whose entry is block E, found by its
+	 * address (the coalescer's windows); NULL: live keys are never
+	 * evicted, the coalescer takes free windows only. */
+	int    (*evict_block)(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
+	/* After each write of class CLS, outside its read section; NULL:
+	 * nothing. */
+	void   (*ahead)(tc_cache *c, struct tc_rslot *s, uint32_t cls);
+};
+extern const struct tc__evict_ops tc__evict_none, tc__evict_lru;
 
 /* tc_cache.rslow: one test on the read path covers both. */
 #define TC_RS_LRU   0x1u /* set the reference bit (TC_EVICT_LRU) */
@@ -126,11 +159,7 @@ static inline int tc__valid_key(const void *key, size_t klen)
 	return key != NULL && klen >= 1 && klen <= TC_KEY_MAX;
 }
 
-/* segment.c */
-int  tc__layout(uint64_t max_entries, uint64_t memory, uint32_t max_readers,
-		uint64_t *nbuckets, uint32_t *max_attach, uint64_t *slots_off,
-		uint64_t *attach_off, uint64_t *index_off, uint64_t *arena_off,
-		uint64_t *total);
+/* process.c: identity, liveness, the registry of handles, fork hooks */
 bool tc__pid_alive(uint32_t pid, uint64_t start);
 uint64_t tc__proc_start(uint32_t pid);
 uint64_t tc__self_start(void);
@@ -141,10 +170,18 @@ int  tc__lock_bounded(int fd);
 #define TC_LOCK_WAIT_MS 5000 /* tc__lock_bounded's default bound */
 uint32_t tc__self_pid(void);
 void tc__registry_lock(void);
-/* wait.c */
-int  tc__open_wait(tc_cache **out, const char *name, const tc_opts *opts);
 void tc__registry_unlock(void);
 bool tc__registry_has(uint64_t cid);
+void tc__registry_add(tc_cache *c);
+void tc__registry_remove(tc_cache *c);
+
+/* segment.c */
+#define TC_SHM_PATH_MAX (TC_NAME_MAX + 16)
+void tc__shm_path(char *dst, size_t cap, const char *name); /* "/tickcache.NAME" */
+int  tc__layout(uint64_t max_entries, uint64_t memory, uint32_t max_readers,
+		uint64_t *nbuckets, uint32_t *max_attach, uint64_t *slots_off,
+		uint64_t *attach_off, uint64_t *index_off, uint64_t *arena_off,
+		uint64_t *total);
 extern void (*tc__open_test_hook)(uint8_t *base); /* tests: after validation */
 
 /* epoch.c: reader slots and grace periods */
@@ -158,7 +195,6 @@ int64_t tc__retired_sum(tc_cache *c, int idx);
 int  tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed);
 int  tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_t budget);
 uint64_t tc__reclaim_step(tc_cache *c, struct tc_rslot *s, uint64_t budget);
-int  tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep);
 void tc__release_handle_slots(tc_cache *c);
 void tc__fold_slot(tc_cache *c, struct tc_rslot *s);
 uint64_t tc__min_active_epoch(tc_cache *c);
@@ -166,10 +202,14 @@ void tc__membarrier_init(void);
 uint64_t tc__membarrier_issued(void); /* global barriers issued by this process (tests) */
 bool tc__membarrier_reader_fast(void); /* this process's readers use a compiler barrier only */
 bool tc__slot_dead(tc_cache *c, struct tc_rslot *s, uint64_t owner);
+uint32_t tc__self_tid(void);
+void tc__push_back_chain(tc_cache *c, struct tc_rslot *s); /* a slot's detached chain */
+bool tc__audit_orphaned(tc_cache *c); /* state AUDITING and its auditor dead */
 
 /* alloc.c */
 uint32_t tc__class_of(uint64_t bytes);
-struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc);
+struct tc_entry *tc__alloc_block(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc);
+void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls);
 /*
  * The bump word (tc_hdr.bump): the carved units in the low 32 bits, sealed
  * with a tag of them keyed with the segment's seed in the high 32
@@ -196,13 +236,24 @@ static inline uint64_t tc__bump_seal(uint64_t seed, uint64_t units)
 	x ^= x >> 31;
 	return (x & ~0xffffffffull) | (units & 0xffffffffu);
 }
-uint64_t tc__bump_units(tc_cache *c, uint64_t word);
+static inline uint64_t tc__bump_units(tc_cache *c, uint64_t word)
+{
+	uint64_t units = word & 0xffffffffu;
+	if (word == __atomic_load_n(&c->bump_seen, __ATOMIC_RELAXED))
+		return units;
+	if (units > c->arena_units || word != tc__bump_seal(c->seed, units))
+		return TC_BUMP_BAD;
+	/* Stored only when the word changed since: once the arena is carved
+	 * out, the handle's line is never written here again. */
+	__atomic_store_n(&c->bump_seen, word, __ATOMIC_RELAXED);
+	return units;
+}
+
 struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls);
 void tc__free_block(tc_cache *c, struct tc_entry *e);
 
 /* coalesce.c */
 struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls);
-void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls);
 void tc__coalesce_recover(tc_cache *c);
 uint64_t tc__merges(tc_cache *c);
 bool tc__coalescing(tc_cache *c);
@@ -211,35 +262,17 @@ extern void (*tc__df_test_hook)(int point);
 enum { TC_DF_HOOK_CLAIMED = 1, TC_DF_HOOK_HELD, TC_DF_HOOK_REWRITE, TC_DF_HOOK_PUSH,
        TC_DF_HOOK_LIVE };
 
-/* table.c */
-uint64_t tc__hash(tc_cache *c, const void *key, size_t klen, uint32_t kind);
+/* index.c: the lock-free index (its read half is index.h, inline) */
 int  tc__lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
 		uint64_t **slotp, uint64_t *word, struct tc_entry **ent);
-int  tc__write(tc_cache *c, uint32_t kind, const void *key, size_t klen, const void *val,
-	       size_t vlen, uint32_t type, uint64_t ttl_ms, int op, uint64_t expect,
-	       int64_t delta, int64_t *out, uint32_t aux);
+int  tc__insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
+		    uint32_t kind, struct tc_entry *e, uint64_t ref, bool stamp, bool *seen);
+int  tc__insert(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
+		struct tc_entry *e, bool *seen);
 int  tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w,
 		     int ctr);
 bool tc__inflight_published(tc_cache *c, struct tc_entry *e);
-int  tc__get_quiet(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
-		   tc_meta *meta);
-int  tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want_cls, bool need_slot);
 int  tc__evict_block(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
-int  tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_report *rep);
-
-/* audit.c; run code marks what it hangs off index entries and header roots */
-typedef void (*tc__mark_fn)(void *ctx, uint64_t ref);
-void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx);
-void tc__audit_roots(tc_cache *c, tc__mark_fn mark, void *ctx);
-bool tc__audit_orphaned(tc_cache *c);
-extern void (*tc__audit_test_hook)(uint64_t blocks_relinked);
-
-int  tc__insert(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
-		struct tc_entry *e, bool *seen);
-bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot, int round,
-		   uint64_t *t0);
-int  tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
-		     uint64_t version);
 struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *vlen);
 struct tc_entry *tc__block_kv(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *klen,
 			      uint32_t *vlen, uint32_t *cls);
@@ -250,18 +283,74 @@ struct tc__sview {
 	uint32_t klen, vlen, kind, cls;
 };
 int  tc__slot_entry(tc_cache *c, uint64_t bi, uint64_t w, struct tc__sview *v);
-/* Value checksums (TC_OPT_CHECKSUM; layout.h at tc_entry) */
+/* A pass over the index from a shared cursor (tc__walk_buckets); the
+ * caller's state follows it in a struct of its own. */
+struct tc__walk {
+	uint64_t *cursor;    /* shared hand in the header; atomic add */
+	uint64_t budget;     /* buckets */
+	void (*fn)(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs, uint64_t *slotp,
+		   uint64_t word, const struct tc__sview *v);
+	bool stop;           /* set by FN: no further bucket */
+	uint64_t scanned;    /* words looked at */
+};
+int  tc__walk_buckets(tc_cache *c, struct tc__walk *w);
+
+/* kv.c: the get/set family and the write engine */
+/* One write of tc__write: positional zeros are the defaults. */
+struct tc__wreq {
+	uint32_t kind;       /* TC_KIND_* */
+	const void *key;
+	size_t klen;
+	const void *val;     /* the new value (SET, ADD, CAS) */
+	size_t vlen;
+	uint32_t type;
+	uint64_t ttl_ms;     /* TC_TTL_DEFAULT: the TTL policy's */
+	int op;              /* TC_OP_* */
+	uint64_t expect;     /* TC_OP_CAS: the version replaced */
+	int64_t delta;       /* TC_OP_INCR */
+	int64_t *out;        /* TC_OP_INCR: the new count, on success */
+	uint32_t aux;        /* tc_entry.aux */
+};
+int  tc__write(tc_cache *c, const struct tc__wreq *q);
+int  tc__get_quiet(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
+		   tc_meta *meta);
+int  tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
+		     uint64_t version);
+int  tc__read_kind(tc_cache *c, uint32_t kind, const void *key, size_t klen, void *buf,
+		   size_t len, uint32_t type, uint64_t *version);
+
+/* evict.c: the eviction policies (room.c and room.h: memory is full) */
+int  tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want_cls, bool need_slot);
+int  tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_report *rep);
+
+/* recover.c: a process died */
+int  tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep);
+
+/* audit.c; run code marks what it hangs off index entries and header roots */
+typedef void (*tc__mark_fn)(void *ctx, uint64_t ref);
+void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx);
+void tc__audit_roots(tc_cache *c, tc__mark_fn mark, void *ctx);
+extern void (*tc__audit_test_hook)(uint64_t blocks_relinked);
+
+/* csum.c: value checksums (TC_OPT_CHECKSUM; layout.h at tc_entry) */
 uint64_t tc__csum(tc_cache *c, uint64_t hash, uint64_t version, int64_t expires,
 		  uint32_t vlen, uint32_t type, const void *val);
 void tc__csum_seal(tc_cache *c, struct tc_entry *e, size_t klen);
 int  tc__csum_check(tc_cache *c, const struct tc_entry *e, uint64_t hash, size_t klen,
 		    uint32_t cls, uint64_t version, int64_t expires, uint32_t vlen,
 		    uint32_t type, const void *val);
-void tc__maybe_reclaim(tc_cache *c, struct tc_rslot *s);
 
-/* run.c: runs and DTO lists */
+/* runsweep.c: the memory of ended runs (run.c has runs and DTO lists) */
+#define RUN_GEN(w) ((uint32_t)((w) >> 32)) /* tc_hdr.run_word: generation */
+#define RUN_REF(w) ((w) & 0xffffffffu)     /* tc_hdr.run_word: anchor ref */
+static inline uint64_t tc__run_word(tc_cache *c)
+{
+	return tc__ld(&c->h->run_word);
+}
 int  tc__sweep_runs(tc_cache *c, uint64_t budget); /* lists of ended runs removed */
 void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head);
+struct tc_entry *tc__dto_elem(tc_cache *c, uint64_t ref, uint64_t hash, uint32_t klen,
+			      uint32_t *vlen, uint32_t *cls);
 
 /* policy.c: TTL policies */
 uint64_t tc__policy_ttl(tc_cache *c, const void *key, size_t klen);
@@ -269,6 +358,29 @@ uint32_t tc__policy_count(tc_cache *c);
 
 /* write ops for tc__write */
 enum { TC_OP_SET, TC_OP_ADD, TC_OP_CAS, TC_OP_EXPIRE, TC_OP_INCR, TC_OP_APPEND };
+
+#define EVICT_SCAN_MAX 1024 /* buckets per eviction or run sweep from tc__make_room */
+#define RECLAIM_BATCH (1024 * 1024ull) /* bytes retired before an early reclaim (room.h) */
+
+/* Bound of every retry loop over shared memory (a scribbled segment must
+ * not make one spin for ever). */
+#define TC_MAX_ATTEMPTS 10000
+
+/* Little-endian 64-bit codec (counters, rate windows, snapshots). */
+static inline void tc__le64_put(uint8_t *p, int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(u >> (8 * i));
+}
+
+static inline int64_t tc__le64_get(const uint8_t *p)
+{
+	uint64_t u = 0;
+	for (int i = 0; i < 8; i++)
+		u |= (uint64_t)p[i] << (8 * i);
+	return (int64_t)u;
+}
 
 /* Clock: CLOCK_REALTIME through the vDSO; see docs/design.md "Clock". */
 static inline int64_t tc__now_ms(void)
@@ -367,6 +479,31 @@ static inline uint64_t tc__entry_need(tc_cache *c, size_t klen, size_t vlen)
 	return c->csum ? tc__entry_bytes_cs(klen, vlen) : tc__entry_bytes(klen, vlen);
 }
 
+/*
+ * Push block E, named REF, on a tagged lock-free stack (Treiber) whose head
+ * word *HEADP has the first block's ref in its low 32 bits: E's link takes
+ * that ref, then one CAS swings the head to NEXT(head, REF) (a new tag
+ * above the ref, so that a pop that lost E to a pop and push in between
+ * fails its CAS), again until the CAS wins.  SETTLE, when not NULL, is
+ * given each head read before E's link is written (the retire list's
+ * hand-over, epoch.c).  The free lists (alloc.c) and the retire list
+ * (epoch.c) push through here; NEXT and SETTLE are constants at each call.
+ */
+static inline __attribute__((always_inline)) void
+tc__stack_push(tc_cache *c, uint64_t *headp, struct tc_entry *e, uint64_t ref,
+	       uint64_t (*next)(uint64_t head, uint64_t ref),
+	       void (*settle)(tc_cache *c, uint64_t head))
+{
+	for (;;) {
+		uint64_t head = tc__ld(headp);
+		if (settle)
+			settle(c, head);
+		tc__st(&e->link, head & 0xffffffffu);
+		if (tc__cas(headp, head, next(head, ref)) == head)
+			return;
+	}
+}
+
 /* Name the published entry E that slot S is about to unlink (see
  * tc_rslot.ret_ref); the full barrier of the unlinking CAS orders it. */
 static inline void tc__note_unlink(struct tc_rslot *s, uint64_t ref, const struct tc_entry *e)
@@ -374,18 +511,6 @@ static inline void tc__note_unlink(struct tc_rslot *s, uint64_t ref, const struc
 	tc__st(&s->ret_hash, tc__ld(&e->hash));
 	tc__st(&s->ret_version, tc__ld(&e->version));
 	tc__st(&s->ret_ref, ref);
-}
-
-/* Resolve the TTL argument of a write into an absolute expiry. */
-static inline int64_t tc__expiry(tc_cache *c, const void *key, size_t klen, uint64_t ttl_ms)
-{
-	if (ttl_ms == TC_TTL_DEFAULT)
-		ttl_ms = tc__policy_ttl(c, key, klen);
-	if (ttl_ms == 0)
-		return 0;
-	if (ttl_ms > (uint64_t)INT64_MAX / 2)
-		ttl_ms = (uint64_t)INT64_MAX / 2;
-	return tc__now_ms() + (int64_t)ttl_ms;
 }
 
 /* The carved end in units, or TC_BUMP_BAD (see tc__bump_seal). */

@@ -22,6 +22,7 @@
 #ifndef TC_LAYOUT_H
 #define TC_LAYOUT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <assert.h>
 #include "tickcache.h"
@@ -152,11 +153,11 @@ struct tc_hdr {
 	uint64_t reserved0[1];
 
 	/* coalesce.c: merging free blocks into blocks of another class.  One
-	 * coalescer at a time holds df_lease (pid << 32 | slot index << 16 |
+	 * coalescer at a time holds df_turn (pid << 32 | slot index << 16 |
 	 * generation & 0xffff; CAS); the rest is written by the holder only and
-	 * describes its work, so that whoever takes over a dead holder's lease
+	 * describes its work, so that whoever takes over a dead holder's turn
 	 * can finish or undo it. */
-	uint64_t df_lease __attribute__((aligned(TC_CACHELINE)));
+	uint64_t df_turn __attribute__((aligned(TC_CACHELINE)));
 	uint64_t df_start;        /* window: first unit, units and target class */
 	uint64_t df_units;
 	uint64_t df_cls;
@@ -171,7 +172,7 @@ struct tc_hdr {
 	uint64_t df_nofit __attribute__((aligned(TC_CACHELINE))); /* free bytes when the last
 				   * full search found nothing */
 	uint64_t df_merges;       /* windows merged; uatomic_add */
-	uint64_t df_gen;          /* lease generations; uatomic_add */
+	uint64_t df_gen;          /* turn generations; uatomic_add */
 	uint64_t df_skips;        /* searches skipped for df_nofit; uatomic_add */
 
 	/* audit.c: the process running tc_audit (pid and start time), written
@@ -291,9 +292,9 @@ struct tc_bucket {
 
 #define TC_KIND_KEY 0u   /* an ordinary key */
 #define TC_KIND_DTO 1u   /* a run-scoped DTO list element (run.c) */
-#define TC_KIND_LOAD 2u  /* a single-flight load lease (features.c) */
+#define TC_KIND_LOAD 2u  /* a single-flight load claim (load.c) */
 #define TC_KIND_RUN 3u   /* a run anchor, named by tc_hdr.run_word, never indexed */
-#define TC_KIND_RATE 4u  /* a rate-limit window (features.c) */
+#define TC_KIND_RATE 4u  /* a rate-limit window (ratelimit.c) */
 #define TC_KIND_POLICY 5u /* the TTL policy table, named by tc_hdr.policy_gen */
 
 /*
@@ -326,7 +327,7 @@ struct tc_entry {
 
 /*
  * With TC_OPT_CHECKSUM, every block written by tc__write (keys, rate
- * windows, load leases) and every DTO element carries 8 more bytes at
+ * windows, load claims) and every DTO element carries 8 more bytes at
  * +64 + align8(klen) + align8(vlen): an XXH3-64 of the value, seeded with an
  * XXH3-64 of (version, expires_ms, vlen << 32 | type) under the segment
  * seed xor the key's hash (csum.c, tc__csum).  Written by the builder
@@ -336,6 +337,47 @@ struct tc_entry {
 #define TC_ALIGN8(x) (((x) + 7u) & ~(uint64_t)7u)
 #define TC_BLOCK_UNIT 16u
 
+/*
+ * Values of the blocks of the other kinds.  Each is written whole by its
+ * builder before the block is published and never changed afterwards;
+ * readers copy it out (and check it) before use.
+ */
+
+/* TC_KIND_RUN: the anchor of a run (run.c), named by tc_hdr.run_word. */
+struct tc_anchor_rec {
+	int64_t  ts_ns;       /* the caller's timestamp of the run */
+	uint64_t run_id;      /* the caller's id of the run */
+	uint64_t generation;  /* odd: the run_word generation it was published with */
+	int64_t  started_ms;  /* CLOCK_REALTIME ms at tc_run_start */
+	uint64_t starter_pid; /* the starting process */
+};
+
+/* TC_KIND_POLICY: one record of the TTL policy table (policy.c); the
+ * block's value is up to TC_POLICY_MAX_ENTRIES of them. */
+struct tc_policy_rec {
+	uint64_t ttl_ms;                       /* TTL of the keys with this prefix */
+	uint8_t  len;                          /* prefix bytes, 1..TC_POLICY_PREFIX_MAX */
+	char     prefix[TC_POLICY_PREFIX_MAX]; /* not NUL-terminated */
+};
+
+/* TC_KIND_RATE, type TC_RATE_TYPE: a rate limiter's window (ratelimit.c). */
+#define TC_RATE_TYPE 0x7A7E0001u
+struct tc_rate_window {
+	int64_t  window_ms; /* window start, CLOCK_REALTIME ms */
+	uint64_t count;     /* calls counted in that window */
+};
+
+/* TC_KIND_LOAD, type TC_LOAD_CLAIM_TYPE: the claim of the one caller that
+ * runs a loader (load.c). */
+#define TC_LOAD_CLAIM_TYPE 0x1EA5E001u
+struct tc_load_claim {
+	uint32_t pid;        /* holder */
+	uint32_t pad;
+	uint64_t start;      /* holder's process start time (/proc/PID/stat) */
+	int64_t  deadline_ms;/* CLOCK_REALTIME ms; after it, the claim may be taken over */
+	uint64_t token;      /* unique per acquisition */
+};
+
 _Static_assert(sizeof(struct tc_entry) == TC_ENTRY_HDR, "entry header is 64 bytes");
 _Static_assert(sizeof(struct tc_bucket) == TC_CACHELINE, "bucket is one cache line");
 _Static_assert(sizeof(struct tc_rslot) == 4 * TC_CACHELINE, "reader slot is four lines");
@@ -344,5 +386,14 @@ _Static_assert(sizeof(struct tc_attach_rec) == 16, "attach record is 16 bytes");
 _Static_assert(sizeof(struct tc_hdr) % TC_PAGE == 0, "header is whole pages");
 _Static_assert(sizeof(struct tc_hdr) == 3 * TC_PAGE, "header is 12 KiB");
 _Static_assert(TC_NCOUNTERS == 16, "counters fill two lines");
+_Static_assert(sizeof(struct tc_anchor_rec) == 40, "run anchor is 40 bytes");
+_Static_assert(offsetof(struct tc_anchor_rec, starter_pid) == 32, "run anchor fields");
+_Static_assert(sizeof(struct tc_policy_rec) == 120, "policy record is 120 bytes");
+_Static_assert(offsetof(struct tc_policy_rec, prefix) == 9, "policy record fields");
+_Static_assert(sizeof(struct tc_rate_window) == 16, "rate window is 16 bytes");
+_Static_assert(offsetof(struct tc_rate_window, count) == 8, "rate window fields");
+_Static_assert(sizeof(struct tc_load_claim) == 32, "load claim is 32 bytes");
+_Static_assert(offsetof(struct tc_load_claim, deadline_ms) == 16 &&
+	       offsetof(struct tc_load_claim, token) == 24, "load claim fields");
 
 #endif /* TC_LAYOUT_H */

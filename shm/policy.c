@@ -24,25 +24,18 @@
  * writer's CAS cannot succeed against a table that was replaced and
  * replaced back (no ABA), and lets tools tell that the table changed.
  */
-#include "internal.h"
+#include "index.h"
+#include "room.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
 #define POL_REF(w) ((w) & 0xffffffffu)
 #define POL_GEN(w) ((w) >> 32)
-#define MAX_ATTEMPTS 10000
-
-struct pol {
-	uint64_t ttl_ms;
-	uint8_t  len;
-	char     prefix[TC_POLICY_PREFIX_MAX];
-};
-_Static_assert(sizeof(struct pol) == 120, "policy record is 120 bytes");
 
 struct table {
 	uint32_t n;
-	struct pol p[TC_POLICY_MAX_ENTRIES];
+	struct tc_policy_rec p[TC_POLICY_MAX_ENTRIES];
 };
 
 /*
@@ -56,9 +49,9 @@ static int load_table(tc_cache *c, uint64_t w, struct table *t)
 		return 0;
 	uint32_t vlen;
 	struct tc_entry *e = tc__block_of(c, POL_REF(w), TC_KIND_POLICY, &vlen);
-	if (!e || vlen % sizeof(struct pol) || vlen / sizeof(struct pol) > TC_POLICY_MAX_ENTRIES)
+	if (!e || vlen % sizeof(struct tc_policy_rec) || vlen / sizeof(struct tc_policy_rec) > TC_POLICY_MAX_ENTRIES)
 		return TC_ECORRUPT;
-	t->n = vlen / sizeof(struct pol);
+	t->n = vlen / sizeof(struct tc_policy_rec);
 	memcpy(t->p, tc__eval(e, 0), vlen);
 	/* A prefix is 1..TC_POLICY_PREFIX_MAX bytes without a NUL (it came
 	 * from a C string): anything else was scribbled. */
@@ -80,7 +73,7 @@ uint64_t tc__policy_ttl(tc_cache *c, const void *key, size_t klen)
 	uint32_t vlen, best = 0;
 	struct tc_entry *e = POL_REF(w) ? tc__block_of(c, POL_REF(w), TC_KIND_POLICY, &vlen) : NULL;
 	if (e) {
-		const struct pol *p = (const struct pol *)tc__eval(e, 0);
+		const struct tc_policy_rec *p = (const struct tc_policy_rec *)tc__eval(e, 0);
 		uint32_t n = vlen / sizeof(*p);
 		if (n > TC_POLICY_MAX_ENTRIES)
 			n = 0;
@@ -109,7 +102,7 @@ uint32_t tc__policy_count(tc_cache *c)
 	uint32_t vlen, n = 0;
 	w = tc__ld(&c->h->policy_gen);
 	if (POL_REF(w) && tc__block_of(c, POL_REF(w), TC_KIND_POLICY, &vlen))
-		n = vlen / sizeof(struct pol);
+		n = vlen / sizeof(struct tc_policy_rec);
 	tc__exit(c);
 	return n > TC_POLICY_MAX_ENTRIES ? 0 : n;
 }
@@ -129,9 +122,9 @@ static int edit(tc_cache *c, edit_fn fn, void *arg)
 	if (!t)
 		return -ENOMEM;
 	struct tc_rslot *s = NULL;
-	uint64_t t0 = 0;
-	int rc = -EAGAIN, round = 0;
-	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+	struct tc__room r = { .sweep_runs = false };
+	int rc = -EAGAIN;
+	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
 		rc = tc__enter(c, &s);
 		if (rc)
 			break;
@@ -144,34 +137,25 @@ static int edit(tc_cache *c, edit_fn fn, void *arg)
 			break;
 		}
 		struct tc_entry *e = NULL;
-		uint64_t ref = 0, vlen = t->n * sizeof(struct pol);
+		uint64_t ref = 0, vlen = t->n * sizeof(struct tc_policy_rec);
 		if (t->n) {
-			int arc;
-			e = tc__alloc(c, s, tc__entry_bytes(0, vlen), &arc);
+			bool again;
+			e = tc__alloc_or_room(c, s, tc__entry_bytes(0, vlen), &r, &rc, &again);
 			if (!e) {
-				tc__exit(c);
-				rc = arc;
-				if (arc == -ENOSPC &&
-				    tc__make_room(c, s, tc__class_of(tc__entry_bytes(0, vlen)), false,
-						  round++, &t0))
+				if (again)
 					continue;
 				break;
 			}
-			e->hash = 0;
-			e->version = POL_GEN(w) + 1;
-			e->expires_ms = 0;
-			e->vlen = (uint32_t)vlen;
-			e->type = 0;
-			e->klen = 0;
-			e->kind = TC_KIND_POLICY;
-			e->aux = 0;
-			memcpy((uint8_t *)e + TC_ENTRY_HDR, t->p, vlen);
+			tc__fill_block(e, &(struct tc__bhdr){ .version = POL_GEN(w) + 1,
+							      .vlen = (uint32_t)vlen,
+							      .kind = TC_KIND_POLICY },
+				       NULL, t->p);
 			ref = tc__ref_of(c, e);
 		}
 		/* Both blocks are named in the slot across the publishing CAS:
 		 * the new one in inflight, the old one in ret_ref.  A cleaner of
 		 * a dead writer asks policy_gen which of them is published
-		 * (epoch.c, still_published) and retires the other: a kill
+		 * (recover.c, still_published) and retires the other: a kill
 		 * between the CAS and the retire leaks neither. */
 		uint32_t ol;
 		struct tc_entry *old = POL_REF(w) ?

@@ -30,7 +30,8 @@
  *  - the next append of that key replaces the dead head in place;
  *  - tc__sweep_runs(), called by tc_sweep() (shm-sweeper);
  *  - writers short of memory: appends here, and the generic writers once
- *    make_room() calls tc__sweep_runs().
+ *    tc__make_room() (room.c) calls tc__sweep_runs() (runsweep.c), and the
+ *    writers of this file sweep every list first (tc__room_for).
  * So thousands of runs in a row never fill the segment, sweeper or not.
  *
  * Staleness is decided by loading the head's generation, then (after a read
@@ -54,22 +55,12 @@
  * takes the whole chain.  The anchor is not named there (run_word, not the
  * index, names it): dying between the end's CAS and its retire leaks it.
  */
-#include "internal.h"
+#include "index.h"
+#include "room.h"
 
 #include <stdlib.h>
 
-#define RUN_GEN(w) ((uint32_t)((w) >> 32))
-#define RUN_REF(w) ((w) & 0xffffffffu)
-#define MAX_ATTEMPTS 10000
 #define READ_RETRIES 64
-
-struct anchor_val {
-	int64_t  ts_ns;
-	uint64_t run_id;
-	uint64_t generation;
-	int64_t  started_ms;
-	uint64_t starter_pid;
-};
 
 static inline uint64_t run_word(tc_cache *c)
 {
@@ -85,20 +76,6 @@ static void count_rc(struct tc_rslot *s, int rc)
 	tc__count(s, TC_C_OPS);
 }
 
-/*
- * Writers of this file short of memory: lists of ended runs first (garbage
- * no generic pass knows how to free), then the generic make_room().  Called
- * outside our read section.
- */
-static bool room(tc_cache *c, struct tc_rslot *s, uint64_t need, bool need_slot, int *round,
-		 uint64_t *t0)
-{
-	if ((*round & 3) == 0)
-		tc__sweep_runs(c, 0);
-	uint32_t cls = need_slot ? UINT32_MAX : tc__class_of(need);
-	return tc__make_room(c, s, cls, need_slot, (*round)++, t0);
-}
-
 /* ---- the run ------------------------------------------------------------ */
 
 int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
@@ -106,39 +83,32 @@ int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
 	if (!c)
 		return -EINVAL;
 	struct tc_rslot *s = NULL;
-	uint64_t need = tc__entry_bytes(0, sizeof(struct anchor_val)), t0 = 0;
-	int rc = -EAGAIN, round = 0;
-	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+	uint64_t need = tc__entry_bytes(0, sizeof(struct tc_anchor_rec));
+	struct tc__room r = { .sweep_runs = true };
+	int rc = -EAGAIN;
+	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
 		rc = tc__enter(c, &s);
 		if (rc)
 			return rc;
-		uint64_t w = run_word(c);
+		uint64_t w = tc__run_word(c);
 		if (RUN_REF(w)) {
 			rc = -EBUSY;
 			tc__exit(c);
 			break;
 		}
-		int arc;
-		struct tc_entry *e = tc__alloc(c, s, need, &arc);
+		bool again;
+		struct tc_entry *e = tc__alloc_or_room(c, s, need, &r, &rc, &again);
 		if (!e) {
-			tc__exit(c);
-			rc = arc;
-			if (arc == -ENOSPC && room(c, s, need, false, &round, &t0))
+			if (again)
 				continue;
 			break;
 		}
 		/* Odd, and above the word's even if a scribble made it odd. */
 		uint32_t gen = (RUN_GEN(w) + 1) | 1;
-		struct anchor_val a = { ts_ns, run_id, gen, tc__now_ms(), tc__self_pid() };
-		e->hash = 0;
-		e->version = gen;
-		e->expires_ms = 0;
-		e->vlen = sizeof(a);
-		e->type = 0;
-		e->klen = 0;
-		e->kind = TC_KIND_RUN;
-		e->aux = gen;
-		memcpy((uint8_t *)e + TC_ENTRY_HDR, &a, sizeof(a));
+		struct tc_anchor_rec a = { ts_ns, run_id, gen, tc__now_ms(), tc__self_pid() };
+		tc__fill_block(e, &(struct tc__bhdr){ .version = gen, .vlen = sizeof(a),
+						      .kind = TC_KIND_RUN, .aux = gen },
+			       NULL, &a);
 		uint64_t ref = tc__ref_of(c, e);
 		tc__st(&s->inflight, 0); /* see "Crash windows" above */
 		TC_CRASH_POINT(run_start_unnamed);
@@ -163,13 +133,13 @@ int tc_run_anchor(tc_cache *c, tc_anchor *out)
 	int rc = tc__enter(c, &s);
 	if (rc)
 		return rc;
-	uint64_t w = run_word(c);
+	uint64_t w = tc__run_word(c);
 	if (!RUN_REF(w)) {
 		rc = TC_ENORUN;
 	} else {
 		uint32_t vlen;
 		struct tc_entry *e = tc__block_of(c, RUN_REF(w), TC_KIND_RUN, &vlen);
-		struct anchor_val a;
+		struct tc_anchor_rec a;
 		if (e && vlen == sizeof(a))
 			memcpy(&a, tc__eval(e, 0), sizeof(a));
 		/* The anchor records its generation: a word that disagrees
@@ -197,8 +167,8 @@ static int run_end(tc_cache *c, uint64_t only_gen)
 	if (rc)
 		return rc;
 	rc = -EAGAIN;
-	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-		uint64_t w = run_word(c);
+	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
+		uint64_t w = tc__run_word(c);
 		if (!RUN_REF(w)) {
 			rc = TC_ENORUN;
 			break;
@@ -242,100 +212,106 @@ int tc_run_end_gen(tc_cache *c, uint64_t generation)
 
 /* ---- DTO lists ------------------------------------------------------------ */
 
-/* Element REF of the list with HASH and key length KLEN, checked, or NULL.
- * Its key length must be the list's: the value is found with KLEN, never
- * with a second load of the block's. */
-static struct tc_entry *elem(tc_cache *c, uint64_t ref, uint64_t hash, uint32_t klen,
-			     uint32_t *vlen, uint32_t *cls)
-{
-	uint32_t kl;
-	struct tc_entry *e = tc__block_kv(c, ref, TC_KIND_DTO, &kl, vlen, cls);
-	if (!e || kl != klen || tc__ld(&e->hash) != hash)
-		return NULL;
-	return e;
-}
+/* An append as decided inside its read section (append_find). */
+struct append {
+	uint64_t w;          /* run_word as read */
+	uint32_t gen;        /* its generation */
+	uint64_t *slotp, sw; /* the list's index word, when found */
+	struct tc_entry *head;
+	uint64_t prev, count; /* what the new element follows, and its count */
+	bool found, replace; /* a list of this key; of an ended run */
+};
 
-/*
- * Retire the chain headed by HEAD, which the caller has just unlinked with
- * a successful CAS.  Counts must fall by one per step and generations
- * match, so a scribbled link ends the walk (leaking the rest) instead of
- * retiring a block of someone else or looping.
- */
-void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head)
+enum { A_GO, A_AGAIN, A_FAIL, A_ROOM_SLOT };
+
+/* Find the list of HASH and KEY and decide what the new element follows.
+ * A_GO; A_AGAIN: a run began meanwhile; A_FAIL with *RC. */
+static int append_find(tc_cache *c, uint64_t hash, const void *key, size_t klen,
+		       struct append *a, int *rc)
 {
-	uint64_t hash = tc__ld(&head->hash);
-	uint32_t gen = tc__ld(&head->aux), klen = tc__ld(&head->klen), vlen;
-	uint64_t n = TC_DTO_COUNT(tc__ld(&head->version));
-	struct tc_entry *e = head;
-	for (uint64_t i = n; i >= 1 && e; i--) {
-		uint64_t ver = tc__ld(&e->version);
-		if (tc__ld(&e->aux) != gen || TC_DTO_COUNT(ver) != i)
-			break;
-		uint64_t prev = TC_DTO_PREV(ver);
-		tc__retire(c, s, e);
-		TC_CRASH_POINT(dto_chain_walk);
-		e = i > 1 && prev ? elem(c, prev, hash, klen, &vlen, NULL) : NULL;
+	*a = (struct append){ .w = tc__run_word(c), .count = 1 };
+	if (!RUN_REF(a->w)) {
+		*rc = TC_ENORUN;
+		return A_FAIL;
 	}
-}
-
-/*
- * Is the list headed by E dead, i.e. not of the active run?  The head's
- * generation is loaded before run_word; an append publishes its head before
- * re-reading run_word (full barrier), so a head found here with the active
- * generation is never declared dead.
- */
-static bool list_dead(tc_cache *c, struct tc_entry *e)
-{
-	uint32_t gen = tc__ld(&e->aux);
-	tc__rmb();
-	uint64_t w = run_word(c);
-	return !RUN_REF(w) || RUN_GEN(w) != gen;
-}
-
-/* Unlink the dead list whose head E is named by W at SLOTP; retire it. */
-static int drop_list(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w,
-		     struct tc_entry *e)
-{
-	/* Named in our slot: a cleaner retires it if we die after the CAS. */
-	tc__note_unlink(s, TC_SW_REF(w), e);
-	if (tc__cas(slotp, w, 0) != w) {
-		tc__st(&s->ret_ref, 0);
-		return -EAGAIN;
+	a->gen = RUN_GEN(a->w);
+	int lr = tc__lookup(c, hash, key, klen, TC_KIND_DTO, &a->slotp, &a->sw, &a->head);
+	if (lr && lr != -ENOENT) {
+		*rc = lr;
+		return A_FAIL;
 	}
-	TC_CRASH_POINT(dto_list_unlinked);
-	tc__add(&c->h->live, (uint64_t)-1);
-	tc__add(&c->h->dto_heads, (uint64_t)-1);
-	tc__dto_retire_chain(c, s, e);
-	tc__st(&s->ret_ref, 0);
-	return 0;
-}
-
-int tc__sweep_runs(tc_cache *c, uint64_t budget)
-{
-	if (tc__ld(&c->h->dto_heads) == 0)
-		return 0;
-	if (budget == 0 || budget > c->nbuckets)
-		budget = c->nbuckets;
-	int removed = 0;
-	for (uint64_t n = 0; n < budget; n++) {
-		uint64_t bi = tc__add_ret(&c->h->run_cursor, 1) & c->bmask;
-		struct tc_bucket *b = &c->index[bi];
-		struct tc_rslot *rs;
-		int rc = tc__enter(c, &rs);
-		if (rc)
-			return rc;
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t w = tc__ld(&b->w[i]);
-			if (TC_SW_STATE(w) != TC_SW_FINAL)
-				continue;
-			struct tc__sview v;
-			if (tc__slot_entry(c, bi, w, &v) == 1 && v.kind == TC_KIND_DTO &&
-			    list_dead(c, v.e) && drop_list(c, rs, &b->w[i], w, v.e) == 0)
-				removed++;
+	a->found = lr == 0;
+	if (!a->found)
+		return A_GO;
+	if (tc__ld(&a->head->aux) == a->gen) {
+		a->prev = TC_SW_REF(a->sw);
+		a->count = TC_DTO_COUNT(tc__ld(&a->head->version)) + 1;
+		if (a->count > 0xffffffffu) {
+			*rc = -EOVERFLOW;
+			return A_FAIL;
 		}
-		tc__exit(c);
+		return A_GO;
 	}
-	return removed;
+	/* A list of an earlier run, unless a new run began after we read
+	 * run_word: then start over. */
+	tc__rmb();
+	if (tc__run_word(c) != a->w)
+		return A_AGAIN;
+	a->replace = true;
+	return A_GO;
+}
+
+/* Fill the private block E with the element (count, prev, generation). */
+static void build_elem(tc_cache *c, struct tc_entry *e, uint64_t hash, const void *key,
+		       size_t klen, uint32_t type, const void *dto, size_t len,
+		       const struct append *a)
+{
+	tc__fill_block(e, &(struct tc__bhdr){ .hash = hash, .version = a->count << 32 | a->prev,
+					      .klen = (uint32_t)klen, .vlen = (uint32_t)len,
+					      .type = type, .kind = TC_KIND_DTO, .aux = a->gen },
+		       key, dto);
+	if (c->csum)
+		tc__csum_seal(c, e, klen);
+}
+
+/* Publish the built element E as the list's head: swing the head's word,
+ * or insert a new list.  A_GO: published; A_AGAIN: the word changed or the
+ * insert lost (*RC its code); A_ROOM_SLOT: no index word (*RC -ENOSPC). */
+static int append_publish(tc_cache *c, struct tc_rslot *s, struct tc_entry *e, uint64_t hash,
+			  const void *key, size_t klen, const struct append *a, int *rc)
+{
+	uint64_t ref = tc__ref_of(c, e);
+	if (a->found) {
+		/* A dead list we replace is named in our slot, so that a
+		 * cleaner retires it if we die after the CAS.  (A live head
+		 * is not: it stays in the list, as the new head's prev.) */
+		if (a->replace)
+			tc__note_unlink(s, TC_SW_REF(a->sw), a->head);
+		/* Full barrier: the element's bytes before the slot names it. */
+		if (tc__cas(a->slotp, a->sw, TC_SW_FINAL | TC_TAG_OF(hash) << 48 | ref) != a->sw) {
+			tc__st(&s->ret_ref, 0);
+			tc__free_block(c, e);
+			return A_AGAIN;
+		}
+		if (a->replace) {
+			TC_CRASH_POINT(dto_replaced);
+			tc__dto_retire_chain(c, s, a->head);
+			tc__st(&s->ret_ref, 0);
+		}
+		return A_GO;
+	}
+	bool seen;
+	tc__add(&c->h->dto_heads, 1);
+	int ir = tc__insert(c, hash, key, klen, TC_KIND_DTO, e, &seen);
+	if (ir == 0)
+		return A_GO;
+	tc__add(&c->h->dto_heads, (uint64_t)-1);
+	if (seen)
+		tc__retire(c, s, e);
+	else
+		tc__free_block(c, e);
+	*rc = ir;
+	return ir == -ENOSPC ? A_ROOM_SLOT : A_AGAIN;
 }
 
 int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, const void *dto,
@@ -345,117 +321,47 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		return -EINVAL;
 	if (len > TC_VALUE_MAX)
 		return -EMSGSIZE;
-	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO), tag = TC_TAG_OF(hash);
-	uint64_t need = tc__entry_need(c, klen, len), t0 = 0;
-	int rc = -EAGAIN, round = 0;
+	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO);
+	uint64_t need = tc__entry_need(c, klen, len);
+	struct tc__room r = { .sweep_runs = true };
+	int rc = -EAGAIN;
 	struct tc_rslot *s = NULL;
-	for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
 		rc = tc__enter(c, &s);
 		if (rc)
 			return rc;
-		uint64_t w = run_word(c);
-		if (!RUN_REF(w)) {
-			rc = TC_ENORUN;
+		struct append a;
+		int next = append_find(c, hash, key, klen, &a, &rc);
+		if (next != A_GO) {
 			tc__exit(c);
-			break;
+			if (next == A_FAIL)
+				break;
+			continue;
 		}
-		uint32_t gen = RUN_GEN(w);
-		uint64_t *slotp = NULL, sw = 0, prev = 0, count = 1;
-		struct tc_entry *head = NULL;
-		bool replace = false;
-		int lr = tc__lookup(c, hash, key, klen, TC_KIND_DTO, &slotp, &sw, &head);
-		if (lr && lr != -ENOENT) {
-			rc = lr;
-			tc__exit(c);
-			break;
-		}
-		if (lr == 0) {
-			if (tc__ld(&head->aux) == gen) {
-				prev = TC_SW_REF(sw);
-				count = TC_DTO_COUNT(tc__ld(&head->version)) + 1;
-				if (count > 0xffffffffu) {
-					rc = -EOVERFLOW;
-					tc__exit(c);
-					break;
-				}
-			} else {
-				/* A list of an earlier run, unless a new run began
-				 * after we read run_word: then start over. */
-				tc__rmb();
-				if (run_word(c) != w) {
-					tc__exit(c);
-					continue;
-				}
-				replace = true;
-			}
-		}
-		int arc;
-		struct tc_entry *e = tc__alloc(c, s, need, &arc);
+		bool again;
+		struct tc_entry *e = tc__alloc_or_room(c, s, need, &r, &rc, &again);
 		if (!e) {
-			tc__exit(c);
-			rc = arc;
-			if (arc == -ENOSPC && room(c, s, need, false, &round, &t0))
+			if (again)
 				continue;
 			break;
 		}
-		e->hash = hash;
-		e->version = count << 32 | prev;
-		e->expires_ms = 0;
-		e->vlen = (uint32_t)len;
-		e->type = type;
-		e->klen = (uint16_t)klen;
-		e->kind = TC_KIND_DTO;
-		e->aux = gen;
-		memcpy((uint8_t *)e + TC_ENTRY_HDR, key, klen);
-		if (len)
-			memcpy((uint8_t *)tc__eval(e, (uint32_t)klen), dto, len);
-		if (c->csum)
-			tc__csum_seal(c, e, klen);
-		uint64_t ref = tc__ref_of(c, e);
+		build_elem(c, e, hash, key, klen, type, dto, len, &a);
 		tc__st(&s->inflight, 0); /* see "Crash windows" above */
 		TC_CRASH_POINT(dto_append_unnamed);
-		if (lr == 0) {
-			/* A dead list we replace is named in our slot, so that a
-			 * cleaner retires it if we die after the CAS.  (A live head
-			 * is not: it stays in the list, as the new head's prev.) */
-			if (replace)
-				tc__note_unlink(s, TC_SW_REF(sw), head);
-			/* Full barrier: the element's bytes before the slot names it. */
-			if (tc__cas(slotp, sw, TC_SW_FINAL | tag << 48 | ref) != sw) {
-				tc__st(&s->ret_ref, 0);
-				tc__free_block(c, e);
-				tc__exit(c);
-				continue;
-			}
-			if (replace) {
-				TC_CRASH_POINT(dto_replaced);
-				tc__dto_retire_chain(c, s, head);
-				tc__st(&s->ret_ref, 0);
-			}
-		} else {
-			bool seen;
-			tc__add(&c->h->dto_heads, 1);
-			int ir = tc__insert(c, hash, key, klen, TC_KIND_DTO, e, &seen);
-			if (ir) {
-				tc__add(&c->h->dto_heads, (uint64_t)-1);
-				if (seen)
-					tc__retire(c, s, e);
-				else
-					tc__free_block(c, e);
-				tc__exit(c);
-				rc = ir;
-				if (ir == -ENOSPC && !room(c, s, need, true, &round, &t0))
-					break;
-				continue;
-			}
+		next = append_publish(c, s, e, hash, key, klen, &a, &rc);
+		if (next != A_GO) {
+			tc__exit(c);
+			if (next == A_ROOM_SLOT && !tc__room_for(c, s, need, true, &r))
+				break;
+			continue;
 		}
 		/* The run must still be the one we appended to (the CAS above was
 		 * a full barrier); else the DTO went into an ended run. */
-		rc = run_word(c) == w ? 0 : TC_ENORUN;
+		rc = tc__run_word(c) == a.w ? 0 : TC_ENORUN;
 		if (rc == 0)
 			tc__count(s, TC_C_SETS);
 		tc__exit(c);
-		if (replace)
+		if (a.replace)
 			tc__maybe_reclaim(c, s);
 		break;
 	}
@@ -471,7 +377,7 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 static int find_list(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 		     struct tc_entry **head, uint64_t *hw, uint64_t *wp)
 {
-	uint64_t w = run_word(c);
+	uint64_t w = tc__run_word(c);
 	*head = NULL;
 	*wp = w;
 	if (!RUN_REF(w))
@@ -492,7 +398,7 @@ static int find_list(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 static inline bool run_moved(tc_cache *c, uint64_t w)
 {
 	tc__rmb();
-	return run_word(c) != w;
+	return tc__run_word(c) != w;
 }
 
 int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n)
@@ -544,7 +450,7 @@ static int collect(tc_cache *c, struct tc_entry *head, uint64_t hw, uint64_t n, 
 	uint32_t gen = tc__ld(&head->aux), vlen, cls;
 	int rc = 0;
 	for (uint64_t i = n, k = 0; i >= 1; i--, k++) {
-		struct tc_entry *e = elem(c, ref, hash, klen, &vlen, &cls);
+		struct tc_entry *e = tc__dto_elem(c, ref, hash, klen, &vlen, &cls);
 		if (!e)
 			return TC_ECORRUPT;
 		uint64_t ver = tc__ld(&e->version);
@@ -634,7 +540,7 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
 {
 	if (!c || !fn)
 		return -EINVAL;
-	uint64_t w = run_word(c);
+	uint64_t w = tc__run_word(c);
 	if (!RUN_REF(w))
 		return TC_ENORUN;
 	struct dkey *f = malloc(sizeof(*f) * TC_BUCKET_SLOTS);

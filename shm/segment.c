@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * segment.c - create, attach, validate and remove segments; the process
- * registry of open handles; the attach table; process identity.
+ * segment.c - create, attach (TC_WAIT included), validate and remove
+ * segments; the attach table.  Process identity, the registry of open
+ * handles and the fork hooks are process.c's.
  *
  * Create-or-attach is serialised by flock(2) on the shm object: the first
  * process to find it empty (size 0) under the lock builds it, reserving its
@@ -28,213 +29,6 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-/* ---- process identity ------------------------------------------------ */
-
-/*
- * Fields of /proc/PATH/stat: the state letter (field 3) and the start time
- * (field 22), 0 when unreadable.
- */
-static uint64_t proc_stat(const char *path, char *state)
-{
-	char buf[1024];
-	*state = '?';
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || !p[2])
-		return 0;
-	*state = p[2];
-	/* Field 22 (starttime) is the 20th field after the command name. */
-	for (int field = 2; field < 22 && p; field++)
-		p = strchr(p + 1, ' ');
-	return p ? strtoull(p + 1, NULL, 10) : 0;
-}
-
-uint64_t tc__proc_start(uint32_t pid)
-{
-	char path[64], state;
-	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-	return proc_stat(path, &state);
-}
-
-/*
- * A zombie: every thread of PID has exited (its memory is gone; only its
- * exit status waits for a parent that may never collect it, as under a
- * container's PID 1 that does not reap).  A leader that called
- * pthread_exit() also shows Z while other threads run: those make it alive.
- */
-static bool all_threads_dead(uint32_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%u/task", pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return false; /* cannot tell: alive */
-	bool dead = true;
-	struct dirent *de;
-	while (dead && (de = readdir(d)) != NULL) {
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		char tp[96], st;
-		snprintf(tp, sizeof(tp), "/proc/%u/task/%.20s/stat", pid, de->d_name);
-		proc_stat(tp, &st);
-		if (st != 'Z' && st != 'X' && st != '?')
-			dead = false;
-	}
-	closedir(d);
-	return dead;
-}
-
-/* Filled on first use by whichever thread comes first (several may, with
- * the same values): the start time is stored before the pid that marks
- * both valid, and both are read after the pid. */
-static uint32_t self_pid;
-static uint64_t self_start;
-
-static void refresh_self(void)
-{
-	uint32_t pid = (uint32_t)getpid();
-	tc__st(&self_start, tc__proc_start(pid));
-	tc__mb();
-	tc__st(&self_pid, pid);
-}
-
-uint32_t tc__self_pid(void)
-{
-	uint32_t pid = tc__ld(&self_pid);
-	if (!pid) {
-		refresh_self();
-		pid = tc__ld(&self_pid);
-	}
-	return pid;
-}
-
-uint64_t tc__self_start(void)
-{
-	if (!tc__ld(&self_pid))
-		refresh_self();
-	tc__rmb();
-	return tc__ld(&self_start);
-}
-
-/*
- * A process is alive when kill(pid, 0) does not say ESRCH, it is not a
- * zombie, and, if we know the start time it had, /proc still shows that
- * start time (else the pid was reused by another process).
- */
-bool tc__pid_alive(uint32_t pid, uint64_t start)
-{
-	if (pid == 0)
-		return false;
-	if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
-		return false;
-	char path[64], state;
-	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-	uint64_t now = proc_stat(path, &state);
-	/* An unreadable /proc/PID (hidepid, another user) proves nothing:
-	 * only a start time that can be read and differs means reuse. */
-	if (start != 0 && now != 0 && now != start)
-		return false;
-	if ((state == 'Z' || state == 'X') && all_threads_dead(pid))
-		return false;
-	return true;
-}
-
-/*
- * Start time of thread TID of this process (clock ticks since boot), 0 when
- * /proc cannot tell.
- */
-uint64_t tc__thread_start(uint32_t tid)
-{
-	char path[64], state;
-	snprintf(path, sizeof(path), "/proc/self/task/%u/stat", tid);
-	return proc_stat(path, &state);
-}
-
-/*
- * Is thread TID of the live process PID provably gone?  Only when /proc
- * shows the process (its stat can be read) but not the thread, shows the
- * thread exited (Z or X: a leader that exited stays a zombie while other
- * threads run), or shows it with another start time than TSTART (the tid
- * was reused).  A /proc that cannot be read proves nothing.
- */
-bool tc__thread_gone(uint32_t pid, uint32_t tid, uint64_t tstart)
-{
-	char path[96], state;
-	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-	if (proc_stat(path, &state) == 0)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%u/task/%u/stat", pid, tid);
-	errno = 0;
-	uint64_t now = proc_stat(path, &state);
-	if (state == '?')
-		return errno == ENOENT || errno == ESRCH;
-	if (state == 'Z' || state == 'X')
-		return true;
-	return tstart != 0 && now != 0 && now != tstart;
-}
-
-/*
- * Does process PID still map segment C (at address BASE, when not 0)?
- * False only when its /proc/PID/maps can be read and shows no such mapping:
- * after an execve, the process keeps its pid and start time but not its
- * mappings.  (Reading maps takes the target's mmap lock for reading: this
- * runs in cleaners only, never on a data path.)
- */
-bool tc__maps_segment(tc_cache *c, uint32_t pid, uint64_t base)
-{
-	char path[64], line[512];
-	snprintf(path, sizeof(path), "/proc/%u/maps", pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return true;
-	bool found = false, readable = false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		unsigned long long lo, hi, off, ino;
-		unsigned maj, mnr;
-		readable = true;
-		if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj, &mnr,
-			   &ino) != 6)
-			continue;
-		if (ino == c->shm_ino && maj == c->shm_major && mnr == c->shm_minor &&
-		    (base == 0 || (lo == base && off == 0)))
-			found = true;
-		/* A line longer than the buffer continues on the next read;
-		 * its rest never parses as a mapping of our inode. */
-	}
-	fclose(f);
-	return found || !readable;
-}
-
-/* ---- the process registry of open handles ---------------------------- */
-
-static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
-static tc_cache *registry;
-static uint64_t next_cid = 1;
-
-void tc__registry_lock(void)
-{
-	pthread_mutex_lock(&registry_mu);
-}
-
-void tc__registry_unlock(void)
-{
-	pthread_mutex_unlock(&registry_mu);
-}
-
-/* Caller holds the registry lock. */
-bool tc__registry_has(uint64_t cid)
-{
-	for (tc_cache *c = registry; c; c = c->next)
-		if (c->cid == cid)
-			return true;
-	return false;
-}
-
 /* ---- names and layout ------------------------------------------------- */
 
 bool tc_name_valid(const char *name)
@@ -256,7 +50,8 @@ bool tc_name_valid(const char *name)
 	return true;
 }
 
-static void shm_path(char *dst, size_t cap, const char *name)
+/* The shm_open(3) name of segment NAME: "/tickcache.NAME". */
+void tc__shm_path(char *dst, size_t cap, const char *name)
 {
 	snprintf(dst, cap, "/tickcache.%s", name);
 }
@@ -497,6 +292,8 @@ static void fill_handle(tc_cache *c, uint8_t *base, uint64_t size, const struct 
 	c->nslots = g->max_readers + TC_TOOL_READERS;
 	c->max_attach = g->max_attach;
 	c->eviction = g->eviction;
+	c->clean_dead = tc__clean_dead;
+	c->evict = g->eviction == TC_EVICT_LRU ? &tc__evict_lru : &tc__evict_none;
 	c->csum = g->options & TC_OPT_CHECKSUM;
 	c->rslow = (g->eviction == TC_EVICT_LRU ? TC_RS_LRU : 0) | (c->csum ? TC_RS_CSUM : 0);
 	c->attach_idx = UINT32_MAX;
@@ -506,32 +303,138 @@ static void fill_handle(tc_cache *c, uint8_t *base, uint64_t size, const struct 
 }
 
 /*
- * Take the segment's flock, waiting at most TICKCACHE_LOCK_WAIT_MS
- * (default TC_LOCK_WAIT_MS): a holder stopped inside tc_open or tc_audit
- * (SIGSTOP, a debugger) must not block every other opener for ever.
- * -ETIMEDOUT when the wait runs out.
+ * tc_open with TC_WAIT: attach to a segment that does not exist yet, once
+ * its creator (a feed process, say) has made it.  The wait polls tc_open
+ * with a sleep that doubles from 1 ms to 50 ms: a segment is created once
+ * per process start, so the cost is a few shm_open calls per second of
+ * waiting, and nothing is left to clean up when the caller gives up (no
+ * watch, no thread).  A creator that is still building the segment holds
+ * its flock; tc_open waits for that lock, then attaches the finished
+ * segment.  (Part of segment.c, not a file of its own, because it calls
+ * tc_open, which calls it: one concern, "attach".)
  */
-int tc__lock_bounded(int fd)
+static int open_wait(tc_cache **out, const char *name, const tc_opts *opts)
 {
-	const char *env = getenv("TICKCACHE_LOCK_WAIT_MS");
-	uint64_t limit_ns = (env && *env ? strtoull(env, NULL, 10) : TC_LOCK_WAIT_MS) * 1000000ull;
-	uint64_t t0 = tc__mono_ns();
-	long sleep_ns = 100000;
+	tc_opts o = *opts;
+
+	if (o.flags & TC_CREATE)
+		return -EINVAL; /* a creator has nothing to wait for */
+	o.flags &= ~TC_WAIT;
+	uint64_t wait_ms = o.wait_ms > 365ull * 24 * 3600 * 1000 ? 365ull * 24 * 3600 * 1000
+								  : o.wait_ms;
+	uint64_t t_end = tc__mono_ns() + wait_ms * 1000000ull;
+	long nap_ns = 1000000;
 	for (;;) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-			return 0;
-		if (errno != EWOULDBLOCK && errno != EINTR)
-			return -errno;
-		uint64_t waited = tc__mono_ns() - t0;
-		if (waited >= limit_ns)
+		int rc = tc_open(out, name, &o);
+		if (rc != -ENOENT)
+			return rc;
+		uint64_t now = tc__mono_ns();
+		if (now >= t_end)
 			return -ETIMEDOUT;
-		struct timespec ts = { 0, sleep_ns };
-		if ((uint64_t)sleep_ns > limit_ns - waited)
-			ts.tv_nsec = (long)(limit_ns - waited);
+		if ((uint64_t)nap_ns > t_end - now)
+			nap_ns = (long)(t_end - now);
+		struct timespec ts = { 0, nap_ns };
 		nanosleep(&ts, NULL);
-		if (sleep_ns < 20000000)
-			sleep_ns *= 2;
+		if (nap_ns < 50000000)
+			nap_ns *= 2;
 	}
+}
+
+/* What tc_open was asked for, its options checked. */
+struct want {
+	uint64_t entries, memory;
+	uint32_t readers, mode;
+	bool create, excl;
+};
+
+static int open_opts(const tc_opts *opts, struct want *w)
+{
+	*w = (struct want){ TC_DEFAULT_ENTRIES, TC_DEFAULT_MEMORY, TC_DEFAULT_READERS,
+			    TC_DEFAULT_MODE, false, false };
+	if (!opts)
+		return 0;
+	if (opts->max_entries)
+		w->entries = opts->max_entries;
+	if (opts->memory_bytes)
+		w->memory = opts->memory_bytes;
+	if (opts->max_readers)
+		w->readers = opts->max_readers;
+	if (opts->mode)
+		w->mode = opts->mode;
+	if ((w->mode & ~07777u) || (opts->eviction != TC_EVICT_NONE &&
+				    opts->eviction != TC_EVICT_LRU) ||
+	    (opts->flags & ~(TC_CREATE | TC_EXCL | TC_LAZY | TC_TOOL | TC_CHECKSUM)))
+		return -EINVAL;
+	if ((opts->max_entries && (opts->max_entries < TC_MIN_ENTRIES ||
+				   opts->max_entries > TC_MAX_ENTRIES)) ||
+	    (opts->memory_bytes && (opts->memory_bytes < TC_MIN_MEMORY ||
+				    opts->memory_bytes > TC_MAX_MEMORY)) ||
+	    (opts->max_readers && opts->max_readers > TC_MAX_READERS))
+		return -EINVAL;
+	w->create = opts->flags & TC_CREATE;
+	w->excl = w->create && (opts->flags & TC_EXCL);
+	return 0;
+}
+
+/* Under the flock of FD (object PATH): build the segment when the object
+ * is empty and we create, then check that it can hold a header.  *ST is
+ * the object's size after. */
+static int build_if_empty(int fd, const char *path, const char *name, const struct want *w,
+			  const tc_opts *opts, struct stat *st)
+{
+	if (fstat(fd, st) == -1)
+		return -errno;
+	if (st->st_size == 0) {
+		if (!w->create)
+			return TC_ECORRUPT;
+		tc_opts o = opts ? *opts : (tc_opts){ 0 };
+		int rc = build(fd, name, w->entries, w->memory, w->readers, &o, w->mode);
+		if (rc) {
+			/* Nothing is left behind: the object is still empty. */
+			if (ftruncate(fd, 0) == 0)
+				shm_unlink(path);
+			return rc;
+		}
+		if (fstat(fd, st) == -1)
+			return -errno;
+	}
+	if ((uint64_t)st->st_size < sizeof(struct tc_hdr))
+		return TC_ECORRUPT;
+	return 0;
+}
+
+/* Validate the mapping BASE of the object ST and make the handle *OUT:
+ * the geometry asked for must be the segment's, and a record of the
+ * attach table ours. */
+static int attach_mapped(uint8_t *base, const struct stat *st, const char *name,
+			 const tc_opts *opts, tc_cache **out)
+{
+	struct geo g;
+	int rc = validate((struct tc_hdr *)base, (uint64_t)st->st_size, &g);
+	if (rc)
+		return rc;
+	if (tc__open_test_hook)
+		tc__open_test_hook(base);
+	if (opts && ((opts->max_entries && opts->max_entries != g.max_entries) ||
+		     (opts->memory_bytes && opts->memory_bytes != g.memory_bytes) ||
+		     (opts->max_readers && opts->max_readers != g.max_readers) ||
+		     ((opts->flags & TC_CHECKSUM) && !(g.options & TC_OPT_CHECKSUM))))
+		return TC_EGEOMETRY;
+	tc_cache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	fill_handle(c, base, (uint64_t)st->st_size, &g, name);
+	c->shm_ino = (uint64_t)st->st_ino;
+	c->shm_major = major(st->st_dev);
+	c->shm_minor = minor(st->st_dev);
+	c->tool = opts && (opts->flags & TC_TOOL);
+	rc = attach_claim(c);
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
 }
 
 int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
@@ -542,70 +445,26 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 	if (!tc_name_valid(name))
 		return -EINVAL;
 	if (opts && (opts->flags & TC_WAIT))
-		return tc__open_wait(out, name, opts); /* calls us without TC_WAIT */
-	uint64_t entries = TC_DEFAULT_ENTRIES, memory = TC_DEFAULT_MEMORY;
-	uint32_t readers = TC_DEFAULT_READERS, mode = TC_DEFAULT_MODE;
-	bool create = false, excl = false;
-	if (opts) {
-		if (opts->max_entries)
-			entries = opts->max_entries;
-		if (opts->memory_bytes)
-			memory = opts->memory_bytes;
-		if (opts->max_readers)
-			readers = opts->max_readers;
-		if (opts->mode)
-			mode = opts->mode;
-		if ((mode & ~07777u) || (opts->eviction != TC_EVICT_NONE &&
-					 opts->eviction != TC_EVICT_LRU) ||
-		    (opts->flags & ~(TC_CREATE | TC_EXCL | TC_LAZY | TC_TOOL | TC_CHECKSUM)))
-			return -EINVAL;
-		if ((opts->max_entries && (opts->max_entries < TC_MIN_ENTRIES ||
-					   opts->max_entries > TC_MAX_ENTRIES)) ||
-		    (opts->memory_bytes && (opts->memory_bytes < TC_MIN_MEMORY ||
-					    opts->memory_bytes > TC_MAX_MEMORY)) ||
-		    (opts->max_readers && opts->max_readers > TC_MAX_READERS))
-			return -EINVAL;
-		create = opts->flags & TC_CREATE;
-		excl = create && (opts->flags & TC_EXCL);
-	}
+		return open_wait(out, name, opts); /* calls us without TC_WAIT */
+	struct want w;
+	int rc = open_opts(opts, &w);
+	if (rc)
+		return rc;
 	tc__membarrier_init();
 
-	char path[TC_NAME_MAX + 16];
-	shm_path(path, sizeof(path), name);
-	int oflags = O_RDWR | (create ? O_CREAT : 0) | (excl ? O_EXCL : 0);
-	int fd = shm_open(path, oflags, mode);
+	char path[TC_SHM_PATH_MAX];
+	tc__shm_path(path, sizeof(path), name);
+	int oflags = O_RDWR | (w.create ? O_CREAT : 0) | (w.excl ? O_EXCL : 0);
+	int fd = shm_open(path, oflags, w.mode);
 	if (fd == -1)
 		return -errno;
-	int rc = tc__lock_bounded(fd);
+	rc = tc__lock_bounded(fd);
 	if (rc)
 		goto out_close;
 	struct stat st;
-	if (fstat(fd, &st) == -1) {
-		rc = -errno;
+	rc = build_if_empty(fd, path, name, &w, opts, &st);
+	if (rc)
 		goto out_close;
-	}
-	if (st.st_size == 0) {
-		if (!create) {
-			rc = TC_ECORRUPT;
-			goto out_close;
-		}
-		tc_opts o = opts ? *opts : (tc_opts){ 0 };
-		rc = build(fd, name, entries, memory, readers, &o, mode);
-		if (rc) {
-			/* Nothing is left behind: the object is still empty. */
-			if (ftruncate(fd, 0) == 0)
-				shm_unlink(path);
-			goto out_close;
-		}
-		if (fstat(fd, &st) == -1) {
-			rc = -errno;
-			goto out_close;
-		}
-	}
-	if ((uint64_t)st.st_size < sizeof(struct tc_hdr)) {
-		rc = TC_ECORRUPT;
-		goto out_close;
-	}
 	bool lazy = opts && (opts->flags & TC_LAZY);
 	uint8_t *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
 			     MAP_SHARED | (lazy ? 0 : MAP_POPULATE), fd, 0);
@@ -613,46 +472,16 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 		rc = -errno;
 		goto out_close;
 	}
-	struct geo g;
-	rc = validate((struct tc_hdr *)base, (uint64_t)st.st_size, &g);
-	if (rc)
-		goto out_unmap;
-	if (tc__open_test_hook)
-		tc__open_test_hook(base);
-	if (opts && ((opts->max_entries && opts->max_entries != g.max_entries) ||
-		     (opts->memory_bytes && opts->memory_bytes != g.memory_bytes) ||
-		     (opts->max_readers && opts->max_readers != g.max_readers) ||
-		     ((opts->flags & TC_CHECKSUM) && !(g.options & TC_OPT_CHECKSUM)))) {
-		rc = TC_EGEOMETRY;
-		goto out_unmap;
-	}
-	tc_cache *c = calloc(1, sizeof(*c));
-	if (!c) {
-		rc = -ENOMEM;
-		goto out_unmap;
-	}
-	fill_handle(c, base, (uint64_t)st.st_size, &g, name);
-	c->shm_ino = (uint64_t)st.st_ino;
-	c->shm_major = major(st.st_dev);
-	c->shm_minor = minor(st.st_dev);
-	c->tool = opts && (opts->flags & TC_TOOL);
-	rc = attach_claim(c);
+	rc = attach_mapped(base, &st, name, opts, out);
 	if (rc) {
-		free(c);
-		goto out_unmap;
+		munmap(base, (size_t)st.st_size);
+		goto out_close;
 	}
 	flock(fd, LOCK_UN);
 	close(fd);
-	tc__registry_lock();
-	c->cid = next_cid++;
-	c->next = registry;
-	registry = c;
-	tc__registry_unlock();
-	*out = c;
+	tc__registry_add(*out);
 	return 0;
 
-out_unmap:
-	munmap(base, (size_t)st.st_size);
 out_close:
 	flock(fd, LOCK_UN);
 	close(fd);
@@ -664,12 +493,7 @@ void tc_close(tc_cache *c)
 	if (!c)
 		return;
 	tc__registry_lock();
-	for (tc_cache **pp = &registry; *pp; pp = &(*pp)->next) {
-		if (*pp == c) {
-			*pp = c->next;
-			break;
-		}
-	}
+	tc__registry_remove(c);
 	tc__release_handle_slots(c);
 	tc__registry_unlock();
 	if (c->attach_idx < c->max_attach) {
@@ -685,8 +509,8 @@ int tc_unlink(const char *name)
 {
 	if (!tc_name_valid(name))
 		return -EINVAL;
-	char path[TC_NAME_MAX + 16];
-	shm_path(path, sizeof(path), name);
+	char path[TC_SHM_PATH_MAX];
+	tc__shm_path(path, sizeof(path), name);
 	/* Mark the segment first, so that every handle still attached learns
 	 * that it is gone (-ESTALE) instead of diverging from a segment that a
 	 * restarted process may create under the same name. */
@@ -733,29 +557,4 @@ int tc_get_info(tc_cache *c, tc_info *out)
 	out->created_ms = tc__ld(&c->h->created_ms);
 	out->creator_pid = tc__ld(&c->h->creator_pid);
 	return 0;
-}
-
-/* ---- fork -------------------------------------------------------------- */
-
-/* The registry lock is held across fork() so that the child's copy is never
- * taken mid-update by another thread (and never locked forever). */
-static void atfork_prepare(void)
-{
-	pthread_mutex_lock(&registry_mu);
-}
-
-static void atfork_parent(void)
-{
-	pthread_mutex_unlock(&registry_mu);
-}
-
-static void atfork_child(void)
-{
-	pthread_mutex_unlock(&registry_mu);
-	refresh_self();
-}
-
-static void __attribute__((constructor)) segment_init(void)
-{
-	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }

@@ -5,7 +5,7 @@
  *
  * A snapshot holds the segment's geometry and settings and every live
  * ordinary key with its value, type and absolute expiry.  Runs, DTO lists,
- * rate windows and load leases are process-lifetime state and are left out.
+ * rate windows and load claims are process-lifetime state and are left out.
  * Saving is a scan (each key read whole, so each record is one version of
  * its key; the set of keys is that of a scan, as with tc_scan), with reads
  * that neither set reference bits nor count hits.  The file is created
@@ -54,8 +54,7 @@ static void put32(uint8_t *p, uint32_t v)
 
 static void put64(uint8_t *p, uint64_t v)
 {
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	tc__le64_put(p, (int64_t)v);
 }
 
 static uint32_t get32(const uint8_t *p)
@@ -68,10 +67,7 @@ static uint32_t get32(const uint8_t *p)
 
 static uint64_t get64(const uint8_t *p)
 {
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
+	return (uint64_t)tc__le64_get(p);
 }
 
 /* ---- saving ---------------------------------------------------------------- */

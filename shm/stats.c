@@ -6,11 +6,9 @@
  */
 #include "internal.h"
 
-int tc_get_stats(tc_cache *c, tc_stats *out)
+/* The operation counters: the totals plus every claimed slot's. */
+static void stats_counters(tc_cache *c, tc_stats *out)
 {
-	if (!c || !out)
-		return -EINVAL;
-	memset(out, 0, sizeof(*out));
 	uint64_t ctr[TC_NCOUNTERS];
 	for (int i = 0; i < TC_NCOUNTERS; i++)
 		ctr[i] = tc__ld(&c->h->tot[i]);
@@ -26,6 +24,8 @@ int tc_get_stats(tc_cache *c, tc_stats *out)
 		for (int i = 0; i < TC_NCOUNTERS; i++)
 			ctr[i] += tc__ld(&s->ctr[i]);
 	}
+	out->readers = readers;
+	out->tool_readers = tools;
 	out->hits = ctr[TC_C_HITS];
 	out->misses = ctr[TC_C_MISSES];
 	out->sets = ctr[TC_C_SETS];
@@ -43,13 +43,11 @@ int tc_get_stats(tc_cache *c, tc_stats *out)
 	out->lat_mean_ns = out->lat_samples ? ctr[TC_C_LAT_SUM] / out->lat_samples : 0;
 	out->slow_ops = ctr[TC_C_SLOW_OPS];
 	out->slow_threshold_ns = c->slow_ns;
+}
 
-	/* live may be off by one per process killed inside an insert or a
-	 * delete (docs/design.md, "Crash windows"): never below 0. */
-	int64_t live = (int64_t)tc__ld(&c->h->live);
-	out->entries = live < 0 ? 0 : (uint64_t)live;
-	out->max_entries = c->max_entries;
-	out->index_slots = c->nbuckets * TC_BUCKET_SLOTS;
+/* The arena: per class, and carved, used and retired in all. */
+static void stats_memory(tc_cache *c, tc_stats *out)
+{
 	out->memory_bytes = c->arena_bytes;
 	uint64_t used = 0;
 	uint32_t n = 0;
@@ -74,9 +72,22 @@ int tc_get_stats(tc_cache *c, tc_stats *out)
 	uint64_t carved = tc__carved(c); /* a scribbled word: nothing left to carve */
 	out->memory_carved = (carved == TC_BUMP_BAD ? c->arena_units : carved) * TC_BLOCK_UNIT;
 	out->merges = tc__merges(c);
+}
+
+int tc_get_stats(tc_cache *c, tc_stats *out)
+{
+	if (!c || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	stats_counters(c, out);
+	/* live may be off by one per process killed inside an insert or a
+	 * delete (docs/design.md, "Crash windows"): never below 0. */
+	int64_t live = (int64_t)tc__ld(&c->h->live);
+	out->entries = live < 0 ? 0 : (uint64_t)live;
+	out->max_entries = c->max_entries;
+	out->index_slots = c->nbuckets * TC_BUCKET_SLOTS;
+	stats_memory(c, out);
 	out->max_readers = c->max_readers;
-	out->readers = readers;
-	out->tool_readers = tools;
 	uint32_t att = 0;
 	for (uint32_t i = 0; i < c->max_attach; i++)
 		if (tc__ld(&c->attach[i].pid))

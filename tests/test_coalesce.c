@@ -161,7 +161,7 @@ static void test_free_small_blocks_become_large_ones(void **state)
 	for (unsigned i = 0; i < 8; i++)
 		expect_big(c, i, 16000);
 	expect_small_keepers(c, n);
-	assert_int_equal(tc__ld(&c->h->df_lease), 0);
+	assert_int_equal(tc__ld(&c->h->df_turn), 0);
 	assert_int_equal(tc__ld(&c->h->df_pending), 0);
 	expect_clean_audit(c);
 	/* And back: the large blocks, freed, serve small values again. */
@@ -562,8 +562,8 @@ static void test_killed_coalescer_is_finished_or_undone(void **state)
 			_exit(BB_EXIT_FAIL);
 		}
 		assert_int_equal(fx_wait(pid), 128 + SIGKILL);
-		/* The dead coalescer still holds the lease, mid-work. */
-		assert_int_not_equal(tc__ld(&c->h->df_lease), 0);
+		/* The dead coalescer still holds its turn, mid-work. */
+		assert_int_not_equal(tc__ld(&c->h->df_turn), 0);
 		assert_int_not_equal(tc__ld(&c->h->df_phase) >> 56, TC_DF_IDLE);
 		expect_small_keepers(c, n);
 		if (p % 2 == 0) {
@@ -572,10 +572,10 @@ static void test_killed_coalescer_is_finished_or_undone(void **state)
 			uint32_t cleared = 0;
 			ASSERT_RC(0, tc_readers_clean(c, &cleared));
 			assert_int_equal(cleared, 1);
-			assert_int_equal(tc__ld(&c->h->df_lease), 0);
+			assert_int_equal(tc__ld(&c->h->df_turn), 0);
 			ASSERT_RC(0, set_big(c, 1, 16000));
 		} else {
-			/* The next coalescer takes the dead one's lease over:
+			/* The next coalescer takes the dead one's turn over:
 			 * 30000-byte values need a class nobody has. */
 			ASSERT_RC(0, set_big(c, 1, 30000));
 			expect_big(c, 1, 30000);
@@ -641,9 +641,9 @@ static void test_scribbled_coalescer_record_harms_nothing(void **state)
 		tc__st(&c->h->df_cls, 0);
 		tc__st(&c->h->df_phase, phases[p] << 56 | 12345);
 		tc__st(&c->h->df_held, 1);
-		tc__st(&c->h->df_lease, (uint64_t)0x7ffffff0 << 32 | 1);
+		tc__st(&c->h->df_turn, (uint64_t)0x7ffffff0 << 32 | 1);
 		tc__coalesce_recover(c);
-		assert_int_equal(tc__ld(&c->h->df_lease), 0);
+		assert_int_equal(tc__ld(&c->h->df_turn), 0);
 		for (unsigned i = 0; i < 2000; i++)
 			expect_small(c, i);
 	}

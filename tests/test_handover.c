@@ -5,13 +5,14 @@
  * policy item): whoever clears the dead slot recovers everything online,
  * and the audit of the idle segment then finds nothing to recover.
  *
- * This program carries its own copy of shm/epoch.c and shm/policy.c,
+ * This program carries its own copy of shm/epoch.c, shm/recover.c and shm/policy.c,
  * compiled with -DTC_CRASHPOINTS semantics (TC_CRASH_POINT calls
  * tc__crash_point below), so that the ordinary library needs no hook: the
  * static archive's epoch.o and policy.o are then never linked in.
  */
 #define TC_CRASHPOINTS 1
 #include "epoch.c"
+#include "recover.c" /* was part of epoch.c */
 #include "policy.c"
 
 #include "whitebox.h"

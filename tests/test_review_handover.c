@@ -11,6 +11,7 @@
  */
 #define TC_CRASHPOINTS 1
 #include "epoch.c"
+#include "recover.c" /* was part of epoch.c */
 
 #include "whitebox.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_table.c - white-box tests of the lock-free index (shm/table.c).
+ * test_table.c - white-box tests of the lock-free index (shm/index.c, shm/kv.c).
  *
  * - An insert whose re-scan finds another inserter's TENT slot of the same
  *   key, and loses the race to abort it (the other finalises first), must not

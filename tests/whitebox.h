@@ -22,6 +22,8 @@
 
 #include "fixture.h"
 #include "internal.h"
+#include "index.h" /* tc__hash, inline */
+#include "room.h"  /* tc__alloc, inline */
 #include "layout.h"
 
 static inline tc_opts wb_opts(uint64_t entries, uint64_t memory, uint32_t readers, int eviction)

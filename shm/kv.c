@@ -1,0 +1,619 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kv.c - the get/set family of ordinary keys: tc_get, tc_peek, tc_exists,
+ * tc_set, tc_add, tc_cas, tc_expire, tc_incr, tc_del, and tc__write, the
+ * write engine that the other kinds (run anchors, rate windows, load
+ * claims) use too.
+ *
+ * Reads: one bucket line, one entry line (key compared in place, the value
+ * follows the key), copy out.  No shared write but the reader's own slot.
+ * The probe and the match are index.h's, inline.
+ *
+ * Writes copy on write: build a new entry, then one CAS on the slot word.
+ *  - Update of a published key: CAS FINAL|old -> FINAL|new on its slot.  A
+ *    delete is CAS FINAL|old -> 0 on the same word, so a set racing a
+ *    delete is ordered by that word: neither is lost.
+ *  - Insert of a key not found: tc__insert_new (index.c).
+ * When allocation fails the writer leaves its read section and makes room
+ * (room.c), then tries again.
+ */
+#include "index.h"
+#include "room.h"
+
+#include <sched.h>
+#include <stdlib.h>
+
+
+/* ---- reads ------------------------------------------------------------- */
+
+static inline void fill_meta(tc_meta *m, const struct view *v)
+{
+	if (m) {
+		m->len = v->vlen;
+		m->type = v->type;
+		m->version = v->version;
+		m->expires_ms = v->expires;
+	}
+}
+
+/*
+ * The work of a read after its copy, when the handle has any (one test of
+ * c->rslow on the hot path covers both): under LRU set the reference bit
+ * (only when clear: no shared write on a hit of a hot key; QUIET reads set
+ * none), and with checksums verify VAL, the value as returned.
+ */
+static __attribute__((noinline)) int read_checked(tc_cache *c, uint64_t hash, size_t klen,
+						   const struct view *v, const void *val,
+						   bool quiet)
+{
+	int rc = tc__csum_check(c, v->e, hash, klen, v->cls, v->version, v->expires, v->vlen,
+				v->type, val);
+	if (rc == 0 && !quiet && (c->rslow & TC_RS_LRU) && !tc__ld(&v->e->refbit))
+		tc__st(&v->e->refbit, 1);
+	return rc;
+}
+
+static inline int after_read(tc_cache *c, uint64_t hash, size_t klen, const struct view *v,
+			     const void *val, bool quiet)
+{
+	if (c->rslow == TC_RS_LRU) {
+		if (!quiet && !tc__ld(&v->e->refbit))
+			tc__st(&v->e->refbit, 1);
+		return 0;
+	}
+	return read_checked(c, hash, klen, v, val, quiet);
+}
+
+/* Sampled latency: one call in 64 per slot is timed. */
+static inline uint64_t sample_start(struct tc_rslot *s)
+{
+	return (tc__ld(&s->ctr[TC_C_OPS]) & 63) == 0 ? tc__mono_ns() : 0;
+}
+
+static inline void sample_end(tc_cache *c, struct tc_rslot *s, uint64_t t0)
+{
+	if (TC_LIKELY(t0 == 0))
+		return;
+	uint64_t dt = tc__mono_ns() - t0;
+	tc__count(s, TC_C_LAT_SAMPLES);
+	tc__count_n(s, TC_C_LAT_SUM, dt);
+	if (dt > c->slow_ns)
+		tc__count(s, TC_C_SLOW_OPS);
+}
+
+/* A call with bad arguments still counts as an error and an operation. */
+static int bad_args(tc_cache *c)
+{
+	struct tc_rslot *s = c ? tc__slot(c) : NULL;
+	tc__count(s, TC_C_ERRORS);
+	tc__count(s, TC_C_OPS);
+	return -EINVAL;
+}
+
+/* The copy of tc_get, inside a read section.  QUIET (a constant at each
+ * call): no reference bit set, and the precise clock. */
+static inline __attribute__((always_inline)) int
+copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen,
+			     void *buf, size_t cap, tc_meta *meta, bool quiet)
+{
+	uint64_t *slotp, w;
+	struct view v;
+	int rc = lookup(c, hash, key, klen, TC_KIND_KEY, &slotp, &w, &v);
+	if (rc == 0 && v.expires != 0 &&
+	    expired(v.expires, quiet ? tc__now_ms() : tc__now_ms_coarse()))
+		rc = -ENOENT;
+	if (rc == 0) {
+		fill_meta(meta, &v);
+		if (v.vlen > cap) {
+			rc = -E2BIG;
+		} else {
+			if (v.vlen)
+				memcpy(buf, v.val, v.vlen);
+			if (c->rslow)
+				rc = after_read(c, hash, klen, &v, buf, quiet);
+		}
+	}
+	return rc;
+}
+
+int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta)
+{
+	if (TC_UNLIKELY(!c || !tc__valid_key(key, klen) || (!buf && cap)))
+		return bad_args(c);
+	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
+	struct tc_rslot *s;
+	int rc = tc__enter(c, &s);
+	if (TC_UNLIKELY(rc))
+		return rc;
+	uint64_t t0 = sample_start(s);
+	rc = copy_value(c, hash, key, klen, buf, cap, meta, false);
+	tc__count(s, rc == 0 || rc == -E2BIG ? TC_C_HITS : rc == -ENOENT ? TC_C_MISSES : TC_C_ERRORS);
+	tc__count(s, TC_C_OPS);
+	sample_end(c, s, t0);
+	tc__exit(c);
+	return rc;
+}
+
+int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta)
+{
+	if (TC_UNLIKELY(!c || !val || !tc__valid_key(key, klen))) {
+		if (val)
+			*val = NULL;
+		return bad_args(c);
+	}
+	*val = NULL;
+	struct tc_rslot *s = tc__section_slot(c); /* one lookup for both questions */
+	if (!s)
+		return -EINVAL;
+	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
+	uint64_t *slotp, w;
+	struct view v;
+	int rc = lookup(c, hash, key, klen, TC_KIND_KEY, &slotp, &w, &v);
+	if (rc == 0 && v.expires != 0 && expired(v.expires, tc__now_ms_coarse()))
+		rc = -ENOENT;
+	if (rc == 0) {
+		fill_meta(meta, &v);
+		*val = v.val;
+		if (c->rslow && (rc = after_read(c, hash, klen, &v, v.val, false)) != 0)
+			*val = NULL; /* a value that fails its checksum is not handed out */
+	}
+	tc__count(s, rc == 0 ? TC_C_HITS : rc == -ENOENT ? TC_C_MISSES : TC_C_ERRORS);
+	tc__count(s, TC_C_OPS);
+	return rc;
+}
+
+bool tc_exists(tc_cache *c, const void *key, size_t klen)
+{
+	if (!c || !tc__valid_key(key, klen))
+		return false;
+	tc_meta m;
+	int rc = tc_get(c, key, klen, NULL, 0, &m);
+	return rc == 0 || rc == -E2BIG;
+}
+
+/*
+ * Read the live value of (KEY, KIND) into BUF (exactly LEN bytes and type
+ * TYPE expected).  0 with *version, -ENOENT (absent or expired),
+ * TC_ECORRUPT (another shape), or an error of tc__enter.
+ */
+int tc__read_kind(tc_cache *c, uint32_t kind, const void *key, size_t klen, void *buf,
+		  size_t len, uint32_t type, uint64_t *version)
+{
+	uint64_t hash = tc__hash(c, key, klen, kind);
+	struct tc_rslot *s;
+	int rc = tc__enter(c, &s);
+	if (rc)
+		return rc;
+	uint64_t *slotp, w;
+	struct tc_entry *e;
+	rc = tc__lookup(c, hash, key, klen, kind, &slotp, &w, &e);
+	if (rc == 0) {
+		/* Each field loaded once, checked, and only that copy used; with
+		 * checksums the copy is verified (a scribbled window or claim is
+		 * TC_ECORRUPT, never counted from or sealed anew). */
+		uint32_t kl, vl, cls;
+		int64_t exp = tc__ld(&e->expires_ms);
+		if (exp != 0 && exp <= tc__now_ms())
+			rc = -ENOENT;
+		else if (!tc__block_kv(c, TC_SW_REF(w), kind, &kl, &vl, &cls) || kl != klen ||
+			 vl != len)
+			rc = TC_ECORRUPT;
+		else {
+			uint32_t ty = tc__ld(&e->type);
+			uint64_t ver = tc__ld(&e->version);
+			memcpy(buf, tc__eval(e, (uint32_t)klen), len);
+			if (ty != type || (c->csum && tc__csum_check(c, e, hash, klen, cls, ver, exp,
+								    vl, ty, buf)))
+				rc = TC_ECORRUPT;
+			else
+				*version = ver;
+		}
+	}
+	tc__exit(c);
+	return rc;
+}
+
+/*
+ * tc_get for maintenance (snapshots): the same copy of one version, but no
+ * reference bit set and nothing counted, so a snapshot neither makes every
+ * key look hot to the eviction clock nor inflates the hit rate.
+ */
+int tc__get_quiet(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
+		  tc_meta *meta)
+{
+	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
+	struct tc_rslot *s;
+	int rc = tc__enter(c, &s);
+	if (rc)
+		return rc;
+	rc = copy_value(c, hash, key, klen, buf, cap, meta, true);
+	tc__exit(c);
+	return rc;
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+/* Resolve the TTL argument of a write into an absolute expiry. */
+static inline int64_t tc__expiry(tc_cache *c, const void *key, size_t klen, uint64_t ttl_ms)
+{
+	if (ttl_ms == TC_TTL_DEFAULT)
+		ttl_ms = tc__policy_ttl(c, key, klen);
+	if (ttl_ms == 0)
+		return 0;
+	if (ttl_ms > (uint64_t)INT64_MAX / 2)
+		ttl_ms = (uint64_t)INT64_MAX / 2;
+	return tc__now_ms() + (int64_t)ttl_ms;
+}
+
+/*
+ * The write engine, in steps.  One attempt (write_once) runs inside a read
+ * section: look the key up, decide what to write (decide), build the new
+ * entry in a private block (build), publish it with one CAS (publish_update
+ * over the old entry's word, publish_insert into a free word), and says
+ * what happens next.  tc__write runs attempts until one is done or fails,
+ * making room between two when memory or index words ran out.
+ */
+enum {
+	W_DONE,      /* published; still inside the read section */
+	W_FAIL,      /* *rc is the answer */
+	W_AGAIN,     /* the word changed under our CAS: at once */
+	W_LOST,      /* another inserter of the key won: again, yielding after 8 */
+	W_ROOM,      /* no block of w->need bytes: make room, then again */
+	W_ROOM_SLOT, /* the index or max_entries is full: make room for a slot */
+};
+
+/* A write across its attempts. */
+struct wstate {
+	uint64_t hash, tag;
+	int64_t new_exp;     /* the expiry of a new value */
+	uint64_t need;       /* block bytes of the last attempt */
+	struct tc__room room;
+	int64_t incr_val;
+	uint8_t ctrbuf[8];   /* a counter's new value, little-endian */
+};
+
+/* What an attempt writes: the new value or the old one carried over. */
+struct wval {
+	const void *src;
+	size_t nlen;
+	uint32_t ntype;
+	int64_t exp;
+};
+
+/* The value an INCR writes: the live counter OLD (checked) plus delta. */
+static int decide_incr(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
+		       const struct view *old, bool live, struct wval *v)
+{
+	int64_t n = q->delta;
+	if (live) {
+		if (old->type != TC_TYPE_COUNTER || old->vlen != 8)
+			return TC_ETYPE;
+		/* One copy of the counter, checked, then used. */
+		uint8_t cur[8];
+		memcpy(cur, old->val, 8);
+		int rc;
+		if (c->csum && (rc = tc__csum_check(c, old->e, w->hash, q->klen, old->cls,
+						    old->version, old->expires, 8, old->type,
+						    cur)) != 0)
+			return rc;
+		n = (int64_t)((uint64_t)tc__le64_get(cur) + (uint64_t)q->delta);
+		v->exp = old->expires;
+	}
+	tc__le64_put(w->ctrbuf, n);
+	v->src = w->ctrbuf;
+	v->nlen = 8;
+	v->ntype = TC_TYPE_COUNTER;
+	w->incr_val = n;
+	return 0;
+}
+
+/* Decide from the key's current entry OLD (LIVE: found and not expired)
+ * what this write stores in V, or the error that answers it. */
+static inline int decide(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
+			 const struct view *old, bool live, struct wval *v)
+{
+	*v = (struct wval){ q->val, q->vlen, q->type, w->new_exp };
+	switch (q->op) {
+	case TC_OP_ADD:
+		return live ? -EEXIST : 0;
+	case TC_OP_CAS:
+		if (!live)
+			return -ENOENT;
+		return old->version != q->expect ? TC_ECONFLICT : 0;
+	case TC_OP_EXPIRE:
+		if (!live)
+			return -ENOENT;
+		v->src = old->val;
+		v->nlen = old->vlen;
+		v->ntype = old->type;
+		return 0;
+	case TC_OP_INCR:
+		return decide_incr(c, q, w, old, live, v);
+	default:
+		return 0;
+	}
+}
+
+/* Fill the private block E with the header, key and value of the write. */
+static inline void build(const struct tc__wreq *q, const struct wstate *w,
+			 const struct wval *v, struct tc_entry *e)
+{
+	/* The version is taken when the block is published. */
+	tc__fill_block(e, &(struct tc__bhdr){ .hash = w->hash, .expires_ms = v->exp,
+					      .klen = (uint32_t)q->klen, .vlen = (uint32_t)v->nlen,
+					      .type = v->ntype, .kind = q->kind, .aux = q->aux },
+		       q->key, v->src);
+	e->refbit = 1; /* new data counts as used: one clock pass before eviction */
+}
+
+/* Swing the key's word W at SLOTP from OLD to the built entry E. */
+static inline int publish_update(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
+				 struct tc_rslot *s, struct tc_entry *e, uint64_t *slotp,
+				 uint64_t word, const struct view *old, bool live)
+{
+	e->version = next_version(c, w->hash, old->version);
+	if (c->csum)
+		tc__csum_seal(c, e, q->klen);
+	/* The CAS is a full barrier: the entry's bytes are visible
+	 * before the slot names it. */
+	tc__note_unlink(s, TC_SW_REF(word), old->e);
+	TC_CRASH_POINT(update_noted);
+	if (tc__cas(slotp, word, TC_SW_FINAL | w->tag << 48 | tc__ref_of(c, e)) != word) {
+		tc__st(&s->ret_ref, 0);
+		tc__drop_private(c, s, e);
+		return W_AGAIN;
+	}
+	TC_CRASH_POINT(update_swapped);
+	tc__st(&s->inflight, 0);
+	TC_CRASH_POINT(update_unlinked);
+	tc__retire(c, s, old->e);
+	TC_CRASH_POINT(update_retired);
+	tc__st(&s->ret_ref, 0);
+	if (!live)
+		tc__count(s, TC_C_EXPIRATIONS);
+	return W_DONE;
+}
+
+/*
+ * Absent: insert the built entry E if the segment holds fewer than
+ * max_entries keys.  The count is raised after the insert is final (a
+ * writer killed in between cannot leave it high); concurrent inserters may
+ * overshoot max_entries by their number, which the index's 30 % headroom
+ * absorbs, so max_entries keys always fit.
+ */
+static int publish_insert(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
+			  struct tc_rslot *s, struct tc_entry *e, int *rc)
+{
+	if ((int64_t)tc__ld(&c->h->live) >= (int64_t)c->max_entries) {
+		tc__drop_private(c, s, e);
+		*rc = -ENOSPC;
+		return W_ROOM_SLOT;
+	}
+	bool seen;
+	int ir = tc__insert_new(c, w->hash, q->key, q->klen, q->kind, e, tc__ref_of(c, e), true,
+				&seen);
+	if (ir == 0) {
+		TC_CRASH_POINT(insert_published);
+		tc__add(&c->h->live, 1);
+		tc__st(&s->inflight, 0);
+		return W_DONE;
+	}
+	if (seen) {
+		tc__retire(c, s, e);
+		tc__st(&s->inflight, 0); /* after, as in tc__drop_private() */
+	} else {
+		tc__drop_private(c, s, e);
+	}
+	if (ir == -ENOSPC) {
+		*rc = -ENOSPC;
+		return W_ROOM_SLOT;
+	}
+	return W_LOST;
+}
+
+/* One attempt of the write, inside the read section of slot S. */
+static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
+			     struct tc_rslot *s, int *rc)
+{
+	uint64_t *slotp = NULL, word = 0;
+	struct view old;
+	int lr = lookup(c, w->hash, q->key, q->klen, q->kind, &slotp, &word, &old);
+	if (lr < 0 && lr != -ENOENT) {
+		*rc = lr;
+		return W_FAIL;
+	}
+	/* The clock is read only when there is an expiry to judge. */
+	bool found = lr == 0,
+	     live = found && !(old.expires && expired(old.expires, tc__now_ms()));
+	struct wval v;
+	if ((*rc = decide(c, q, w, &old, live, &v)) != 0)
+		return W_FAIL;
+	w->need = tc__entry_need(c, q->klen, v.nlen);
+	struct tc_entry *e = tc__alloc(c, s, w->need, rc);
+	if (!e) {
+		return *rc == -ENOSPC ? W_ROOM : W_FAIL;
+	}
+	build(q, w, &v, e);
+	/* tc_expire carries the old value over: it is checked as copied
+	 * (into our private block), so damage is never sealed anew. */
+	if (c->csum && q->op == TC_OP_EXPIRE &&
+	    (*rc = tc__csum_check(c, old.e, w->hash, q->klen, old.cls, old.version, old.expires,
+				  old.vlen, old.type, tc__eval(e, (uint32_t)q->klen))) != 0) {
+		tc__drop_private(c, s, e);
+		return W_FAIL;
+	}
+	TC_CRASH_POINT(write_built);
+	*rc = 0;
+	if (found)
+		return publish_update(c, q, w, s, e, slotp, word, &old, live);
+	return publish_insert(c, q, w, s, e, rc);
+}
+
+/* A write published: count it, leave the section, then the work a write
+ * does for the next ones (evict ahead, reclaim early). */
+static inline void write_done(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
+			      struct tc_rslot *s, uint64_t t0)
+{
+	if (q->op == TC_OP_INCR && q->out)
+		*q->out = w->incr_val; /* only on success */
+	tc__count(s, q->op == TC_OP_ADD ? TC_C_ADDS : TC_C_SETS);
+	tc__count(s, TC_C_OPS);
+	sample_end(c, s, t0);
+	tc__exit(c);
+	tc__evict_ahead(c, s, tc__class_of(w->need));
+	tc__maybe_reclaim(c, s);
+}
+
+int tc__write(tc_cache *c, const struct tc__wreq *q)
+{
+	if (!c || !tc__valid_key(q->key, q->klen) || (!q->val && q->vlen) ||
+	    (q->kind == TC_KIND_KEY && q->ttl_ms != TC_TTL_DEFAULT && q->ttl_ms > TC_TTL_MAX))
+		return bad_args(c);
+	if (q->vlen > TC_VALUE_MAX) {
+		bad_args(c);
+		return -EMSGSIZE;
+	}
+	struct wstate w;
+	w.hash = tc__hash(c, q->key, q->klen, q->kind);
+	w.tag = TC_TAG_OF(w.hash);
+	w.room.round = 0;
+	w.room.t0 = 0;
+	w.room.sweep_runs = false;
+	w.incr_val = 0;
+	/* For tc_incr this applies only when the counter is created. */
+	w.new_exp = tc__expiry(c, q->key, q->klen, q->ttl_ms);
+	struct tc_rslot *s = NULL;
+	int rc = 0;
+	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
+		rc = tc__enter(c, &s);
+		if (rc)
+			return rc;
+		uint64_t t0 = sample_start(s);
+		int next = write_once(c, q, &w, s, &rc);
+		if (next == W_DONE) {
+			write_done(c, q, &w, s, t0);
+			return 0;
+		}
+		tc__exit(c);
+		if (next == W_FAIL)
+			break;
+		if (next == W_ROOM || next == W_ROOM_SLOT) {
+			if (!tc__room_for(c, s, w.need, next == W_ROOM_SLOT, &w.room))
+				break;
+		} else if (next == W_LOST && attempt > 8) {
+			sched_yield();
+		}
+	}
+	if (rc == 0)
+		rc = -EAGAIN;
+	if (s) {
+		if (rc != -EEXIST && rc != -ENOENT && rc != TC_ECONFLICT)
+			tc__count(s, TC_C_ERRORS);
+		tc__count(s, TC_C_OPS);
+	}
+	return rc;
+}
+
+int tc_set(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
+	   uint32_t type, uint64_t ttl_ms)
+{
+	/* Every field named: a partial initializer clears the whole struct
+	 * first (a rep stos on the hottest write). */
+	struct tc__wreq q = { .kind = TC_KIND_KEY, .key = key, .klen = klen, .val = val,
+			      .vlen = vlen, .type = type, .ttl_ms = ttl_ms, .op = TC_OP_SET,
+			      .expect = 0, .delta = 0, .out = NULL, .aux = 0 };
+	return tc__write(c, &q);
+}
+
+int tc_add(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
+	   uint32_t type, uint64_t ttl_ms)
+{
+	return tc__write(c, &(struct tc__wreq){ .kind = TC_KIND_KEY, .key = key, .klen = klen,
+						.val = val, .vlen = vlen, .type = type,
+						.ttl_ms = ttl_ms, .op = TC_OP_ADD });
+}
+
+int tc_cas(tc_cache *c, const void *key, size_t klen, uint64_t expect_version,
+	   const void *val, size_t vlen, uint32_t type, uint64_t ttl_ms)
+{
+	return tc__write(c, &(struct tc__wreq){ .kind = TC_KIND_KEY, .key = key, .klen = klen,
+						.val = val, .vlen = vlen, .type = type,
+						.ttl_ms = ttl_ms, .op = TC_OP_CAS,
+						.expect = expect_version });
+}
+
+int tc_expire(tc_cache *c, const void *key, size_t klen, uint64_t ttl_ms)
+{
+	return tc__write(c, &(struct tc__wreq){ .kind = TC_KIND_KEY, .key = key, .klen = klen,
+						.ttl_ms = ttl_ms, .op = TC_OP_EXPIRE });
+}
+
+int tc_incr(tc_cache *c, const void *key, size_t klen, int64_t delta, uint64_t ttl_ms,
+	    int64_t *out)
+{
+	return tc__write(c, &(struct tc__wreq){ .kind = TC_KIND_KEY, .key = key, .klen = klen,
+						.ttl_ms = ttl_ms, .op = TC_OP_INCR,
+						.delta = delta, .out = out });
+}
+
+/*
+ * Remove the published entry of (key, kind): one CAS on its slot word,
+ * retried when the word changed under us.  With VERSION, only that version
+ * is removed (TC_ECONFLICT otherwise) and expiry is not judged; without, an
+ * expired entry is removed as an expiration and reported -ENOENT.
+ */
+static int remove_key(tc_cache *c, struct tc_rslot *s, uint32_t kind, const void *key,
+		      size_t klen, const uint64_t *version)
+{
+	uint64_t hash = tc__hash(c, key, klen, kind);
+	int rc = -EAGAIN;
+	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
+		uint64_t *slotp, w;
+		struct view v;
+		rc = lookup(c, hash, key, klen, kind, &slotp, &w, &v);
+		if (rc)
+			return rc;
+		if (version && v.version != *version)
+			return TC_ECONFLICT;
+		bool exp = !version && expired(v.expires, tc__now_ms());
+		int ctr = version ? -1 : exp ? TC_C_EXPIRATIONS : TC_C_DELETES;
+		if (tc__remove_slot(c, s, slotp, w, ctr) == 0)
+			return exp ? -ENOENT : 0;
+		rc = -EAGAIN;
+	}
+	return rc;
+}
+
+int tc_del(tc_cache *c, const void *key, size_t klen)
+{
+	if (!c || !tc__valid_key(key, klen))
+		return bad_args(c);
+	struct tc_rslot *s;
+	int rc = tc__enter(c, &s);
+	if (rc)
+		return rc;
+	rc = remove_key(c, s, TC_KIND_KEY, key, klen, NULL);
+	if (rc && rc != -ENOENT)
+		tc__count(s, TC_C_ERRORS);
+	tc__count(s, TC_C_OPS);
+	tc__exit(c);
+	return rc;
+}
+
+/*
+ * Remove the live entry of (key, kind) only when its version is VERSION.
+ * 0, -ENOENT (absent), TC_ECONFLICT (another version).
+ */
+int tc__del_version(tc_cache *c, uint32_t kind, const void *key, size_t klen,
+		    uint64_t version)
+{
+	if (!c || !tc__valid_key(key, klen))
+		return -EINVAL;
+	struct tc_rslot *s;
+	int rc = tc__enter(c, &s);
+	if (rc)
+		return rc;
+	rc = remove_key(c, s, kind, key, klen, &version);
+	tc__exit(c);
+	return rc;
+}

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * recover.c - "a process died": everything done for a holder that is gone,
+ * in one place, run by whoever finds it (a writer making room, the
+ * sweeper, tc_audit, tc_readers_clean).
+ *
+ *  - A dead reader slot: its in-flight block is retired unless it was
+ *    published (a half-done insert's TENT word is aborted), the entry it
+ *    was unlinking is retired if the unlink happened (a DTO list head with
+ *    its chain), its half-walked retire chain goes back on the list (the
+ *    hand-over, epoch.c), its counters are folded into the totals.
+ *  - A dead attach record: freed.
+ *  - A dead coalescer holding its turn: its work is finished or undone
+ *    (coalesce.c, tc__coalesce_recover).
+ * The other dead holders are judged where their word is taken, with
+ * process.c's liveness: a dead sweeper lease (sweep.c), a dead auditor
+ * (epoch.c, tc__audit_orphaned), a dead load-turn holder (load.c).
+ *
+ * Whether a slot's owner is gone is tc__slot_dead (epoch.c), also used to
+ * list readers.
+ */
+#include "internal.h"
+
+/* Is the published block E still named where it is published from: the
+ * header's policy word for a TTL policy table, the index for the rest? */
+static bool still_published(tc_cache *c, struct tc_entry *e)
+{
+	if (tc__ld(&e->kind) == TC_KIND_POLICY)
+		return (tc__ld(&c->h->policy_gen) & 0xffffffffu) == tc__ref_of(c, e);
+	return tc__inflight_published(c, e);
+}
+
+/*
+ * Clear the slot of a dead owner.  Its in-flight block is retired unless it
+ * was published; its half-walked retire chain goes back on the list; its
+ * counters are folded into the totals.  The owner word is cleared last, by
+ * CAS, so two cleaners never both free the slot.
+ */
+static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
+			    tc_sweep_report *rep)
+{
+	/* Claim: the owner word becomes "being cleaned by me" (bit 31 of the
+	 * tid half).  A cleaner that dies is itself cleaned: whoever finds the
+	 * bit with a dead cleaner pid takes over, and every step below can be
+	 * done again: retiring is decided by a CAS on the block's state, and
+	 * the chain walk keeps its progress in this slot's reclaim word. */
+	uint64_t claimed = (uint64_t)tc__self_pid() << 32 | 0x80000000ull;
+	if (owner == claimed || tc__cas(&s->owner, owner, claimed) != owner)
+		return false;
+	/* The caller judged fields read one at a time, before this CAS: the
+	 * owner may have given the slot back and claimed it again since, with
+	 * the same owner word (tc_close and tc_open in one thread).  Judged
+	 * again now that the owner word is ours (a live owner can neither give
+	 * it back nor claim it, and its claim's fields read as 0 = unknown, or
+	 * as its own), and given back unchanged when alive: nothing was
+	 * touched yet (test_review_liveness). */
+	if (!tc__slot_dead(c, s, owner)) {
+		tc__cas(&s->owner, claimed, owner);
+		return false;
+	}
+	TC_CRASH_POINT(clean_claimed);
+	uint64_t inflight = tc__ld(&s->inflight);
+	if (inflight) {
+		struct tc_entry *e = tc__block(c, inflight);
+		/* The record may be stale: the block may since have been
+		 * published, freed and reused by a live writer.  Only a block
+		 * still marked as built from this slot is ours to return. */
+		if (e && tc__ld(&e->state) == TC_BLK_LIVE &&
+		    tc__ld(&e->builder) == (uint16_t)(s - c->slots + 1) &&
+		    !still_published(c, e)) {
+			tc__retire(c, s, e);
+			if (rep)
+				rep->inflight_freed++;
+		}
+		TC_CRASH_POINT(clean_inflight);
+		tc__st(&s->inflight, 0);
+	}
+	uint64_t ret = tc__ld(&s->ret_ref);
+	if (ret) {
+		/* The owner was unlinking this entry: if no word names it any
+		 * more, the unlink happened and the retire may not have. */
+		struct tc_entry *e = tc__block(c, ret);
+		if (e && tc__ld(&e->state) == TC_BLK_LIVE &&
+		    tc__ld(&e->hash) == tc__ld(&s->ret_hash) &&
+		    tc__ld(&e->version) == tc__ld(&s->ret_version) &&
+		    !still_published(c, e)) {
+			/* A DTO list head takes its whole chain with it. */
+			if (tc__ld(&e->kind) == TC_KIND_DTO)
+				tc__dto_retire_chain(c, s, e);
+			else
+				tc__retire(c, s, e);
+			if (rep)
+				rep->inflight_freed++;
+		}
+		TC_CRASH_POINT(clean_unlinked);
+		tc__st(&s->ret_ref, 0);
+	}
+	tc__push_back_chain(c, s); /* min 0: frees nothing, pushes all back */
+	tc__fold_slot(c, s);
+	tc__st(&s->since, 0);
+	tc__st(&s->cookie, 0);
+	tc__st(&s->start, 0);
+	tc__st(&s->tstart, 0);
+	tc__st(&s->base, 0);
+	tc__st(&s->epoch, 0);
+	TC_CRASH_POINT(clean_released);
+	tc__cas(&s->owner, claimed, 0);
+	return true;
+}
+
+int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
+{
+	(void)self;
+	int n = 0;
+	uint32_t me = tc__self_pid();
+	for (uint32_t i = 0; i < c->nslots; i++) {
+		struct tc_rslot *s = &c->slots[i];
+		uint64_t owner = tc__ld(&s->owner);
+		if (!owner)
+			continue;
+		uint32_t pid = (uint32_t)(owner >> 32);
+		/* Our own process: a slot of one of our threads that is gone
+		 * (a raw SYS_exit never ran the destructor that gives it back);
+		 * one we are cleaning is left to that cleaner. */
+		if (pid == me && ((owner & 0x80000000ull) || (uint32_t)owner == tc__self_tid()))
+			continue;
+		if (tc__slot_dead(c, s, owner)) {
+			if (clear_dead_slot(c, s, owner, rep)) {
+				n++;
+				if (rep)
+					rep->readers_cleared++;
+			}
+		}
+	}
+	/* Attach records of dead processes. */
+	for (uint32_t i = 0; i < c->max_attach; i++) {
+		struct tc_attach_rec *r = &c->attach[i];
+		uint64_t p = tc__ld(&r->pid);
+		/* A process that no longer maps the segment (it called execve)
+		 * is not attached whatever its pid and start time say. */
+		if (p && (p > UINT32_MAX || !tc__pid_alive((uint32_t)p, tc__ld(&r->start)) ||
+			  (p != me && !tc__maps_segment(c, (uint32_t)p, 0)))) {
+			if (tc__cas(&r->pid, p, 0) == p && rep)
+				rep->attach_cleared++;
+		}
+	}
+	/* A coalescer that died mid-work: finish or undo it (coalesce.c). */
+	if (tc__ld(&c->h->df_turn))
+		tc__coalesce_recover(c);
+	return n;
+}
+
+int tc_readers_clean(tc_cache *c, uint32_t *cleared)
+{
+	if (!c)
+		return -EINVAL;
+	int n = tc__clean_dead(c, NULL, NULL);
+	if (cleared)
+		*cleared = (uint32_t)n;
+	return 0;
+}

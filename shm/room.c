@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * room.c - "memory is full": everything a writer does when allocation
+ * fails, in one place.  tc__make_room reclaims what grace periods allow,
+ * clears dead readers (recover.c), sweeps the lists of ended runs
+ * (runsweep.c), runs the eviction policy's clock (evict.c), coalesces
+ * (coalesce.c), and waits a bounded while for retired memory.  The cheap
+ * checks a write makes on every call (tc__maybe_reclaim, tc__evict_ahead)
+ * and the allocation with its coalescing fallback (tc__alloc) are static
+ * inline in room.h, so that the write path pays no call for them.
+ */
+#include "room.h"
+
+#include <time.h>
+
+/* Give back a block that was never visible to anyone. */
+void tc__drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
+{
+	tc__free_block(c, e);
+	TC_CRASH_POINT(drop_private_freed);
+	tc__st(&s->inflight, 0); /* after: a writer killed in between leaks nothing */
+}
+
+/*
+ * Make room outside any read section: reclaim what grace periods allow,
+ * clear dead readers, and remove expired entries (under LRU, evict).
+ * Returns true when another attempt is worth making.  While retired memory
+ * is waiting for a grace period (a reader descheduled inside its section
+ * delays it by a scheduler slice), wait for it with a growing sleep, for
+ * at most ROOM_WAIT_NS in all; a reader stopped in its section for longer
+ * makes writes fail with -ENOSPC rather than block.
+ */
+#define ROOM_WAIT_NS (20 * 1000 * 1000ull)
+bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot, int round,
+		   uint64_t *t0)
+{
+	uint64_t freed = 0;
+	if (round == 0)
+		*t0 = tc__mono_ns();
+	/* Cheapest first: retired memory whose grace period has passed. */
+	if (!need_slot && !tc__in_section(c)) {
+		tc__reclaim(c, s, &freed);
+		if (freed > 0)
+			return true;
+	}
+	if (round > 0)
+		tc__clean_dead(c, s, NULL);
+	/* Lists of ended runs (run.c): garbage that no pass below can see. */
+	if ((round & 3) == 0)
+		tc__sweep_runs(c, EVICT_SCAN_MAX);
+	int ev = tc__evict(c, s, cls, need_slot);
+	/* LRU, and no cold entry of the wanted class: memory must come from
+	 * other classes.  Coalesce (which evicts a window of cold keys by
+	 * address, or re-cuts a free one) and hand its block to the lists:
+	 * the caller's next attempt pops it. */
+	if (ev == 0 && !need_slot && cls < TC_CLASSES_USED && !c->evict->coalesce_in_alloc) {
+		struct tc_entry *e = tc__coalesce(c, s, cls);
+		if (e) {
+			tc__drop_private(c, s, e); /* freed, then unnamed: no gap */
+			ev = 1;
+		}
+	}
+	if (!tc__in_section(c))
+		tc__reclaim(c, s, &freed);
+	if (ev > 0 || freed > 0)
+		return true;
+	if (round < 3)
+		return true;
+	/* Under LRU every entry may carry its reference bit: the bounded scans
+	 * need up to two revolutions of the clock before one comes free. */
+	if ((uint64_t)round < c->evict->clock_revolutions * (c->nbuckets / EVICT_SCAN_MAX + 1) + 3)
+		return true;
+	/* Worth waiting for: retired memory, or a coalescer holding free
+	 * blocks off their lists for a moment (coalesce.c). */
+	if (((tc__ld(&c->h->retire_head) & 0xffffffffu) == 0 && !tc__coalescing(c)) ||
+	    tc__in_section(c) || tc__mono_ns() - *t0 > ROOM_WAIT_NS)
+		return false;
+	struct timespec ts = { 0, (long)(round < 10 ? 20000L << (round - 3) : 1000000L) };
+	if (ts.tv_nsec > 1000000L)
+		ts.tv_nsec = 1000000L;
+	nanosleep(&ts, NULL);
+	return true;
+}
+
+/* Make room for a block of NEED bytes (NEED_SLOT: for an index word),
+ * outside any read section: tc__make_room, after the lists of ended runs
+ * when R asks for them.  True when another attempt is worth making. */
+bool tc__room_for(tc_cache *c, struct tc_rslot *s, uint64_t need, bool need_slot,
+		  struct tc__room *r)
+{
+	if (r->sweep_runs && (r->round & 3) == 0)
+		tc__sweep_runs(c, 0);
+	uint32_t cls = need_slot ? UINT32_MAX : tc__class_of(need);
+	return tc__make_room(c, s, cls, need_slot, r->round++, &r->t0);
+}

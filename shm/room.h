@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * room.h - the parts of room.c ("memory is full") that every write runs:
+ * static inline, so that the write path pays no call for them.
+ */
+#ifndef TC_ROOM_H
+#define TC_ROOM_H
+
+#include "internal.h"
+
+
+/* room.c */
+bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot, int round,
+		   uint64_t *t0);
+void tc__drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
+struct tc__room;
+bool tc__room_for(tc_cache *c, struct tc_rslot *s, uint64_t need, bool need_slot,
+		  struct tc__room *r);
+
+/*
+ * Allocate a block of at least BYTES for slot S: tc__alloc_block (alloc.c),
+ * and when neither a free block nor a carve serves, coalesce (coalesce.c)
+ * unless the eviction policy coalesces from tc__make_room instead
+ * (coalesce_in_alloc, evict.c).  NULL with *rc =
+ * -ENOSPC: the caller makes room outside its read section and retries;
+ * TC_ECORRUPT: the bump word fails its seal and no free block (nor a
+ * coalesced one) serves: nothing is carved and nothing evicted until
+ * tc_audit.
+ */
+static inline struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64_t bytes,
+					  int *rc)
+{
+	struct tc_entry *e = tc__alloc_block(c, s, bytes, rc);
+	if (TC_LIKELY(e != NULL) || *rc == -EMSGSIZE || !c->evict->coalesce_in_alloc)
+		return e;
+	e = tc__coalesce(c, s, tc__class_of(bytes));
+	if (e)
+		*rc = 0;
+	return e;
+}
+
+/* Reclaim early, from a writer that has retired RECLAIM_BATCH bytes (or
+ * 1/16 of a small arena) since its last reclaim, so that allocation rarely
+ * has to wait and no single write walks a long chain: the walk is what a
+ * write's worst case pays for. */
+#define RECLAIM_STEP 4  /* blocks of the pending chain freed per write */
+static inline void tc__maybe_reclaim(tc_cache *c, struct tc_rslot *s)
+{
+	if (tc__in_section(c))
+		return;
+	if (tc__ld(&s->reclaim)) {
+		tc__reclaim_step(c, s, RECLAIM_STEP);
+		return;
+	}
+	uint64_t batch = c->arena_bytes / 16 < RECLAIM_BATCH ? c->arena_bytes / 16 : RECLAIM_BATCH;
+	if (tc__ld(&s->since) > batch)
+		tc__reclaim_budget(c, s, NULL, RECLAIM_STEP);
+}
+
+/* A writer's making of room across its attempts (tc__room_for). */
+struct tc__room {
+	int round;        /* attempts that made room so far */
+	uint64_t t0;      /* when the first did (CLOCK_MONOTONIC ns) */
+	bool sweep_runs;  /* sweep every list of ended runs first, every 4th
+			   * round (run.c's writers: their own garbage) */
+};
+
+/* The header of a block being built (tc__fill_block). */
+struct tc__bhdr {
+	uint64_t hash, version;
+	int64_t  expires_ms;
+	uint32_t klen, vlen, type, kind, aux;
+};
+
+/*
+ * Fill the private block E: header H, then KEY (H->klen bytes) and VAL
+ * (H->vlen bytes) where tc__ekey and tc__eval find them.  The one way
+ * every writer (kv.c, run.c, policy.c) builds a block; reference bit and
+ * checksum are the caller's.
+ */
+static inline __attribute__((always_inline)) void
+tc__fill_block(struct tc_entry *e, const struct tc__bhdr *h, const void *key, const void *val)
+{
+	e->hash = h->hash;
+	e->version = h->version;
+	e->expires_ms = h->expires_ms;
+	e->vlen = h->vlen;
+	e->type = h->type;
+	e->klen = (uint16_t)h->klen;
+	e->kind = (uint8_t)h->kind;
+	e->aux = h->aux;
+	if (h->klen)
+		memcpy((uint8_t *)e + TC_ENTRY_HDR, key, h->klen);
+	if (h->vlen)
+		memcpy((uint8_t *)tc__eval(e, h->klen), val, h->vlen);
+}
+
+/*
+ * Allocate NEED bytes for slot S inside the caller's read section.  NULL
+ * when that fails: the section is left, *RC says why, and *AGAIN whether
+ * room was made (-ENOSPC) and another attempt is worth making.
+ */
+static inline struct tc_entry *tc__alloc_or_room(tc_cache *c, struct tc_rslot *s, uint64_t need,
+						 struct tc__room *r, int *rc, bool *again)
+{
+	struct tc_entry *e = tc__alloc(c, s, need, rc);
+	if (e)
+		return e;
+	tc__exit(c);
+	*again = *rc == -ENOSPC && tc__room_for(c, s, need, false, r);
+	return NULL;
+}
+
+/* The eviction policy's work after each write of class CLS (evict.c). */
+static inline void tc__evict_ahead(tc_cache *c, struct tc_rslot *s, uint32_t cls)
+{
+	if (c->evict->ahead)
+		c->evict->ahead(c, s, cls);
+}
+
+#endif /* TC_ROOM_H */

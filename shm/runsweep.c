@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * runsweep.c - the memory of ended runs: retiring a DTO list with its whole
+ * chain (tc__dto_retire_chain, also for a dead remover's list, recover.c),
+ * and the sweep that unlinks the lists of runs that have ended
+ * (tc__sweep_runs: tc_sweep, and room.c when memory is full).  Below
+ * room.c, which run.c's writers call: so not in run.c (docs/design.md,
+ * "Map of shm/").  run.c explains runs, lists and their generations.
+ */
+#include "internal.h"
+
+/* Element REF of the list with HASH and key length KLEN, checked, or NULL.
+ * Its key length must be the list's: the value is found with KLEN, never
+ * with a second load of the block's. */
+struct tc_entry *tc__dto_elem(tc_cache *c, uint64_t ref, uint64_t hash, uint32_t klen,
+			      uint32_t *vlen, uint32_t *cls)
+{
+	uint32_t kl;
+	struct tc_entry *e = tc__block_kv(c, ref, TC_KIND_DTO, &kl, vlen, cls);
+	if (!e || kl != klen || tc__ld(&e->hash) != hash)
+		return NULL;
+	return e;
+}
+
+/*
+ * Retire the chain headed by HEAD, which the caller has just unlinked with
+ * a successful CAS.  Counts must fall by one per step and generations
+ * match, so a scribbled link ends the walk (leaking the rest) instead of
+ * retiring a block of someone else or looping.
+ */
+void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head)
+{
+	uint64_t hash = tc__ld(&head->hash);
+	uint32_t gen = tc__ld(&head->aux), klen = tc__ld(&head->klen), vlen;
+	uint64_t n = TC_DTO_COUNT(tc__ld(&head->version));
+	struct tc_entry *e = head;
+	for (uint64_t i = n; i >= 1 && e; i--) {
+		uint64_t ver = tc__ld(&e->version);
+		if (tc__ld(&e->aux) != gen || TC_DTO_COUNT(ver) != i)
+			break;
+		uint64_t prev = TC_DTO_PREV(ver);
+		tc__retire(c, s, e);
+		TC_CRASH_POINT(dto_chain_walk);
+		e = i > 1 && prev ? tc__dto_elem(c, prev, hash, klen, &vlen, NULL) : NULL;
+	}
+}
+
+/*
+ * Is the list headed by E dead, i.e. not of the active run?  The head's
+ * generation is loaded before run_word; an append publishes its head before
+ * re-reading run_word (full barrier), so a head found here with the active
+ * generation is never declared dead.
+ */
+static bool list_dead(tc_cache *c, struct tc_entry *e)
+{
+	uint32_t gen = tc__ld(&e->aux);
+	tc__rmb();
+	uint64_t w = tc__run_word(c);
+	return !RUN_REF(w) || RUN_GEN(w) != gen;
+}
+
+/* Unlink the dead list whose head E is named by W at SLOTP; retire it. */
+static int drop_list(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w,
+		     struct tc_entry *e)
+{
+	/* Named in our slot: a cleaner retires it if we die after the CAS. */
+	tc__note_unlink(s, TC_SW_REF(w), e);
+	if (tc__cas(slotp, w, 0) != w) {
+		tc__st(&s->ret_ref, 0);
+		return -EAGAIN;
+	}
+	TC_CRASH_POINT(dto_list_unlinked);
+	tc__add(&c->h->live, (uint64_t)-1);
+	tc__add(&c->h->dto_heads, (uint64_t)-1);
+	tc__dto_retire_chain(c, s, e);
+	tc__st(&s->ret_ref, 0);
+	return 0;
+}
+
+/* The state of one run sweep. */
+struct runsweep {
+	struct tc__walk walk; /* first: the walk's callback finds the rest */
+	int removed;
+};
+
+static void runsweep_visit(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs,
+			   uint64_t *slotp, uint64_t word, const struct tc__sview *v)
+{
+	struct runsweep *r = (struct runsweep *)w;
+	if (v->kind == TC_KIND_DTO && list_dead(c, v->e) && drop_list(c, rs, slotp, word, v->e) == 0)
+		r->removed++;
+}
+
+/* Unlink the lists of ended runs in up to BUDGET buckets from the run
+ * cursor (0 = all): how many, or the error of entering a section. */
+int tc__sweep_runs(tc_cache *c, uint64_t budget)
+{
+	if (tc__ld(&c->h->dto_heads) == 0)
+		return 0;
+	if (budget == 0 || budget > c->nbuckets)
+		budget = c->nbuckets;
+	struct runsweep r = {
+		.walk = { .cursor = &c->h->run_cursor, .budget = budget, .fn = runsweep_visit },
+	};
+	int rc = tc__walk_buckets(c, &r.walk);
+	return rc ? rc : r.removed;
+}
