@@ -1140,9 +1140,11 @@ static PyObject *write_common(CacheObject *self, int op, const char *fname, PyOb
 		o_ttl = a[3];
 		o_type = a[4];
 	} else {
-		if (LIKELY(!kwnames && nargs == 2)) {
-			a[0] = args[0];
-			a[1] = args[1];
+		if (LIKELY(!kwnames && nargs >= 2 && nargs <= 4)) {
+			/* Positional only (add(key, value, ttl) of a dedupe
+			 * mark): no keyword matching. */
+			for (Py_ssize_t i = 0; i < nargs; i++)
+				a[i] = args[i];
 		} else if (parse(fname, args, nargs, kwnames, n_set, 2, a) < 0) {
 			return NULL;
 		}
