@@ -70,6 +70,7 @@ class TestFork(SegmentCase):
         c = self.cache
         self.assertEqual(c.set("k", b"parent"), 1)
         self.assertEqual(c.get("k"), b"parent")
+        self.assertIs(c.get("k"), c.get("k"))  # kept
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # child

@@ -76,6 +76,9 @@ static void at_fork_child(void)
  * Emptied when the handle changes (close, attach after fork): another
  * segment's versions mean nothing here.  A slot is chosen by the version and
  * the key's last 8 bytes (TAIL), which are also compared before the key.
+ * A result is kept when the same (version, tail, length) comes to its slot
+ * twice in a row (the first time only those three words are noted, CAND):
+ * keys read round robin then cost no reference counting and no frees here.
  */
 #define RECENT_BITS 4
 #define RECENT (1 << RECENT_BITS)
@@ -87,6 +90,8 @@ struct recent {
 	const char *kp;          /* KEY's bytes (its UTF-8 for a str) */
 	Py_ssize_t kn;
 	PyObject *value;         /* strong reference: the bytes returned */
+	uint64_t cand_version, cand_tail;
+	Py_ssize_t cand_kn;
 };
 
 typedef struct CacheObject {
@@ -109,7 +114,8 @@ static void recent_clear(CacheObject *self)
 	for (int i = 0; i < RECENT; i++) {
 		struct recent *e = &self->recent[i];
 		PyObject *k = e->key, *v = e->value;
-		e->version = e->tail = 0;
+		e->version = e->tail = e->cand_version = e->cand_tail = 0;
+		e->cand_kn = 0;
 		e->key = e->value = NULL;
 		e->kp = NULL;
 		e->kn = 0;
@@ -870,6 +876,12 @@ static inline void recent_put(CacheObject *self, PyObject *keyobj, const bytearg
 		return;
 	uint64_t tail = key_tail(k);
 	struct recent *e = recent_slot(self, m->version, tail);
+	if (e->cand_version != m->version || e->cand_tail != tail || e->cand_kn != k->n) {
+		e->cand_version = m->version;
+		e->cand_tail = tail;
+		e->cand_kn = k->n;
+		return;
+	}
 	PyObject *ok = e->key, *ov = e->value;
 	Py_INCREF(keyobj);
 	Py_INCREF(b);
