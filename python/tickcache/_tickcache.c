@@ -67,12 +67,14 @@ static void at_fork_child(void)
 }
 
 /*
- * The results of recent gets, by version: a key's versions are never reused
- * within a segment (tc_meta), so while KEY's live version is the one a
- * slot holds, the bytes object made for it then is the live value, and get
- * returns it again instead of allocating and copying.  Direct-mapped by the
- * version's low bits; only keys of exactly str or bytes (immutable, no
- * __del__, no reference cycle) and values up to RECENT_MAX bytes are kept.
+ * The results of recent gets: when KEY's live version is the one a slot
+ * holds and the value tc_get just copied is byte for byte that slot's bytes
+ * object, get returns that object again instead of allocating a new one.
+ * The version is only a filter: the bytes are compared too, so a version
+ * seen again (a scribbled version counter, a segment recreated under the
+ * same name) can never return another value.  Only keys of exactly str or
+ * bytes (immutable, no __del__, no reference cycle) and values tc_get
+ * copies whole (up to RECENT_MAX = STACK_VALUE bytes) are kept.
  * Emptied when the handle changes (close, attach after fork): another
  * segment's versions mean nothing here.  A slot is chosen by the version and
  * the key's last 8 bytes (TAIL), which are also compared before the key.
@@ -82,7 +84,7 @@ static void at_fork_child(void)
  */
 #define RECENT_BITS 4
 #define RECENT (1 << RECENT_BITS)
-#define RECENT_MAX 1024
+#define RECENT_MAX STACK_VALUE
 struct recent {
 	uint64_t version;
 	uint64_t tail;
@@ -854,13 +856,14 @@ static inline struct recent *recent_slot(CacheObject *self, uint64_t version, ui
 }
 
 static inline PyObject *recent_find(CacheObject *self, PyObject *keyobj, const bytearg *k,
-				    const tc_meta *m)
+				    const tc_meta *m, const char *val)
 {
 	uint64_t tail = key_tail(k);
 	struct recent *e = recent_slot(self, m->version, tail);
 	if (e->version == m->version && e->tail == tail && e->kn == k->n && keyobj &&
 	    (e->key == keyobj || memcmp(e->kp, k->p, (size_t)k->n) == 0) &&
-	    (size_t)PyBytes_GET_SIZE(e->value) == m->len) {
+	    (size_t)PyBytes_GET_SIZE(e->value) == m->len &&
+	    memcmp(PyBytes_AS_STRING(e->value), val, m->len) == 0) {
 		Py_INCREF(e->value);
 		return e->value;
 	}
@@ -929,9 +932,9 @@ static PyObject *fetch_large(tc_cache *c, const bytearg *k, tc_meta *m, int *rc)
  * KEYOBJ is the key's object, for the recent results (see struct recent),
  * or NULL.
  *
- * tc_get copies a value of up to STACK_VALUE bytes to the stack and reports
- * the version of any value (also with -E2BIG); when it is a version a
- * recent get returned, that bytes object is returned again (no allocation),
+ * tc_get copies a value of up to STACK_VALUE bytes to the stack; when it is
+ * byte for byte the bytes object a recent get returned for this key and
+ * version, that object is returned again (no allocation),
  * else the bytes are made from the stack copy, or for a larger value by
  * fetch_large (one more lookup, one copy).
  */
@@ -941,7 +944,7 @@ fetch_key(CacheObject *self, tc_cache *c, PyObject *keyobj, const bytearg *k, tc
 	char buf[STACK_VALUE];
 	int r = tc_get(c, k->p, (size_t)k->n, buf, sizeof buf, m);
 	if (LIKELY(r == 0 || r == -E2BIG)) {
-		PyObject *b = recent_find(self, keyobj, k, m);
+		PyObject *b = r == 0 ? recent_find(self, keyobj, k, m, buf) : NULL;
 		if (b) {
 			*rc = 0;
 			return b;
@@ -976,8 +979,9 @@ PyDoc_STRVAR(get_doc,
 "The live value of KEY (str, UTF-8, or bytes-like) as bytes, or DEFAULT\n"
 "when the key is absent or expired.  A miss never raises; a removed\n"
 "segment raises StaleError.  Lock-free; the GIL is held (the call takes\n"
-"nanoseconds).  While KEY's value is unchanged (the same version), get may\n"
-"return the bytes object it returned before instead of a new copy.");
+"nanoseconds).  While KEY's value is unchanged (the same version and the\n"
+"same bytes), get may return the bytes object it returned before instead\n"
+"of a new copy.");
 
 static PyObject *Cache_get(CacheObject *self, PyObject *const *args, Py_ssize_t nargs,
 			   PyObject *kwnames)
