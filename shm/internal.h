@@ -331,6 +331,7 @@ typedef void (*tc__mark_fn)(void *ctx, uint64_t ref);
 void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx);
 void tc__audit_roots(tc_cache *c, tc__mark_fn mark, void *ctx);
 extern void (*tc__audit_test_hook)(uint64_t blocks_relinked);
+extern void *(*tc__audit_calloc)(size_t n, size_t size);
 
 /* csum.c: value checksums (TC_OPT_CHECKSUM; layout.h at tc_entry) */
 uint64_t tc__csum(tc_cache *c, uint64_t hash, uint64_t version, int64_t expires,
