@@ -78,48 +78,58 @@ static void count_rc(struct tc_rslot *s, int rc)
 
 /* ---- the run ------------------------------------------------------------ */
 
+/*
+ * One attempt of tc_run_start, inside a read section of slot S that it
+ * leaves: publish an anchor for a new run unless one is active.  True when
+ * done (*RC: 0, -EBUSY, or why no block was had), false to try again
+ * (room was made, or another starter won the word).
+ */
+static bool start_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, int64_t ts_ns,
+		       uint64_t run_id, int *rc)
+{
+	uint64_t w = tc__run_word(c);
+	if (RUN_REF(w)) {
+		*rc = -EBUSY;
+		tc__exit(c);
+		return true;
+	}
+	bool again;
+	struct tc_entry *e = tc__alloc_or_room(c, s, tc__entry_bytes(0, sizeof(struct tc_anchor_rec)),
+					       r, rc, &again);
+	if (!e)
+		return !again;
+	/* Odd, and above the word's even if a scribble made it odd. */
+	uint32_t gen = (RUN_GEN(w) + 1) | 1;
+	struct tc_anchor_rec a = { ts_ns, run_id, gen, tc__now_ms(), tc__self_pid() };
+	tc__fill_block(e, &(struct tc__bhdr){ .version = gen, .vlen = sizeof(a),
+					      .kind = TC_KIND_RUN, .aux = gen },
+		       NULL, &a);
+	uint64_t ref = tc__ref_of(c, e);
+	tc__st(&s->inflight, 0); /* see "Crash windows" above */
+	TC_CRASH_POINT(run_start_unnamed);
+	/* Full barrier: the anchor's bytes before the word that names it. */
+	bool won = tc__cas(&c->h->run_word, w, (uint64_t)gen << 32 | ref) == w;
+	if (won)
+		*rc = 0;
+	else
+		tc__free_block(c, e); /* never visible to anyone */
+	tc__exit(c);
+	return won;
+}
+
 int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
 {
 	if (!c)
 		return -EINVAL;
 	struct tc_rslot *s = NULL;
-	uint64_t need = tc__entry_bytes(0, sizeof(struct tc_anchor_rec));
 	struct tc__room r = { .sweep_runs = true };
 	int rc = -EAGAIN;
 	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
 		rc = tc__enter(c, &s);
 		if (rc)
 			return rc;
-		uint64_t w = tc__run_word(c);
-		if (RUN_REF(w)) {
-			rc = -EBUSY;
-			tc__exit(c);
+		if (start_once(c, s, &r, ts_ns, run_id, &rc))
 			break;
-		}
-		bool again;
-		struct tc_entry *e = tc__alloc_or_room(c, s, need, &r, &rc, &again);
-		if (!e) {
-			if (again)
-				continue;
-			break;
-		}
-		/* Odd, and above the word's even if a scribble made it odd. */
-		uint32_t gen = (RUN_GEN(w) + 1) | 1;
-		struct tc_anchor_rec a = { ts_ns, run_id, gen, tc__now_ms(), tc__self_pid() };
-		tc__fill_block(e, &(struct tc__bhdr){ .version = gen, .vlen = sizeof(a),
-						      .kind = TC_KIND_RUN, .aux = gen },
-			       NULL, &a);
-		uint64_t ref = tc__ref_of(c, e);
-		tc__st(&s->inflight, 0); /* see "Crash windows" above */
-		TC_CRASH_POINT(run_start_unnamed);
-		/* Full barrier: the anchor's bytes before the word that names it. */
-		if (tc__cas(&c->h->run_word, w, (uint64_t)gen << 32 | ref) == w) {
-			rc = 0;
-			tc__exit(c);
-			break;
-		}
-		tc__free_block(c, e); /* never visible to anyone */
-		tc__exit(c);
 	}
 	count_rc(s, rc);
 	return rc;
@@ -401,29 +411,56 @@ static inline bool run_moved(tc_cache *c, uint64_t w)
 	return tc__run_word(c) != w;
 }
 
+/* What read_list hands a list to: HEAD (NULL: no DTOs in this run), its
+ * slot word HW. */
+typedef int (*list_step)(tc_cache *c, struct tc_entry *head, uint64_t hw, void *ctx);
+
+/*
+ * Find the list of KEY in the active run and hand it to STEP, inside the
+ * caller's read section; again while the run moved meanwhile, so that what
+ * STEP saw is of one run.  STEP's result, an error of find_list
+ * (TC_ENORUN), or -EAGAIN when the run moved READ_RETRIES times.
+ */
+static int read_list(tc_cache *c, uint64_t hash, const void *key, size_t klen, list_step step,
+		     void *ctx)
+{
+	int rc = -EAGAIN;
+	for (int i = 0; i < READ_RETRIES; i++) {
+		struct tc_entry *head;
+		uint64_t hw, w;
+		rc = find_list(c, hash, key, klen, &head, &hw, &w);
+		if (rc)
+			return rc;
+		rc = step(c, head, hw, ctx);
+		if (!run_moved(c, w))
+			return rc;
+		rc = -EAGAIN;
+	}
+	return rc;
+}
+
+static int count_step(tc_cache *c, struct tc_entry *head, uint64_t hw, void *ctx)
+{
+	(void)c;
+	(void)hw;
+	*(size_t *)ctx = head ? (size_t)TC_DTO_COUNT(tc__ld(&head->version)) : 0;
+	return 0;
+}
+
 int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n)
 {
 	if (!c || !n || !tc__valid_key(key, klen))
 		return -EINVAL;
 	*n = 0;
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO);
+	size_t cnt = 0;
 	struct tc_rslot *s;
 	int rc = tc__enter(c, &s);
 	if (rc)
 		return rc;
-	for (int i = 0; i < READ_RETRIES; i++) {
-		struct tc_entry *head;
-		uint64_t hw, w;
-		rc = find_list(c, hash, key, klen, &head, &hw, &w);
-		if (rc)
-			break;
-		size_t cnt = head ? (size_t)TC_DTO_COUNT(tc__ld(&head->version)) : 0;
-		if (!run_moved(c, w)) {
-			*n = cnt;
-			break;
-		}
-		rc = -EAGAIN;
-	}
+	rc = read_list(c, hash, key, klen, count_step, &cnt);
+	if (rc == 0)
+		*n = cnt;
 	tc__exit(c);
 	count_rc(s, rc);
 	return rc;
@@ -477,55 +514,50 @@ static int collect(tc_cache *c, struct tc_entry *head, uint64_t hw, uint64_t n, 
 	return ref == 0 ? rc : TC_ECORRUPT;
 }
 
+/* A walk of tc_dto_each: the list's elements, checked, into ITEMS. */
+struct each {
+	uint64_t most;     /* elements the arena could hold at all */
+	uint32_t klen, type;
+	struct item *items;
+	uint64_t cap, n;
+};
+
+static int each_step(tc_cache *c, struct tc_entry *head, uint64_t hw, void *ctx)
+{
+	struct each *e = ctx;
+	e->n = 0;
+	if (!head)
+		return 0;
+	uint64_t n = TC_DTO_COUNT(tc__ld(&head->version));
+	if (n == 0 || n > e->most)
+		return TC_ECORRUPT;
+	e->n = n;
+	return collect(c, head, hw, n, e->klen, e->type, &e->items, &e->cap);
+}
+
 int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto_fn fn,
 		void *arg)
 {
 	if (!c || !fn || !tc__valid_key(key, klen))
 		return -EINVAL;
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO);
-	struct item *items = NULL;
-	uint64_t cap = 0, n = 0;
 	/* Every element takes at least its header and its key. */
-	uint64_t most = c->arena_bytes / tc__entry_bytes(klen, 0);
+	struct each e = { .most = c->arena_bytes / tc__entry_bytes(klen, 0),
+			  .klen = (uint32_t)klen, .type = type };
 	struct tc_rslot *s;
 	int rc = tc__enter(c, &s);
 	if (rc)
 		return rc;
-	for (int i = 0; i < READ_RETRIES; i++) {
-		struct tc_entry *head;
-		uint64_t hw, w;
-		rc = find_list(c, hash, key, klen, &head, &hw, &w);
-		if (rc)
-			break;
-		if (!head) {
-			if (!run_moved(c, w))
-				break; /* no DTOs in this run */
-			rc = -EAGAIN;
-			continue;
-		}
-		n = TC_DTO_COUNT(tc__ld(&head->version));
-		if (n == 0 || n > most) {
-			rc = TC_ECORRUPT;
-			break;
-		}
-		rc = collect(c, head, hw, n, (uint32_t)klen, type, &items, &cap);
-		/* The run must have stayed active across the walk, so that the
-		 * snapshot is one of this run (not of appends after its end). */
-		if (run_moved(c, w)) {
-			rc = -EAGAIN;
-			continue;
-		}
-		if (rc)
-			break;
-		/* Zero copy: every element stays valid until our section ends,
-		 * even when the run ends meanwhile.  Oldest first, each as the
-		 * walk checked it (nothing is loaded again). */
-		for (uint64_t k = n; k-- > 0 && rc == 0;)
-			rc = fn(items[k].val, items[k].vlen, arg);
-		break;
-	}
+	/* The run stayed active across the walk: the snapshot is one of this
+	 * run (not of appends after its end). */
+	rc = read_list(c, hash, key, klen, each_step, &e);
+	/* Zero copy: every element stays valid until our section ends, even
+	 * when the run ends meanwhile.  Oldest first, each as the walk
+	 * checked it (nothing is loaded again). */
+	for (uint64_t k = e.n; rc == 0 && k-- > 0;)
+		rc = fn(e.items[k].val, e.items[k].vlen, arg);
 	tc__exit(c);
-	free(items);
+	free(e.items);
 	count_rc(s, rc < 0 ? rc : 0);
 	return rc;
 }
