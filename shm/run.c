@@ -78,15 +78,21 @@ static void count_rc(struct tc_rslot *s, int rc)
 
 /* ---- the run ------------------------------------------------------------ */
 
+/* What tc_run_start's attempts start. */
+struct start {
+	int64_t ts_ns;
+	uint64_t run_id;
+};
+
 /*
  * One attempt of tc_run_start, inside a read section of slot S that it
  * leaves: publish an anchor for a new run unless one is active.  True when
  * done (*RC: 0, -EBUSY, or why no block was had), false to try again
  * (room was made, or another starter won the word).
  */
-static bool start_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, int64_t ts_ns,
-		       uint64_t run_id, int *rc)
+static bool start_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, void *ctx, int *rc)
 {
+	const struct start *st = ctx;
 	uint64_t w = tc__run_word(c);
 	if (RUN_REF(w)) {
 		*rc = -EBUSY;
@@ -100,7 +106,7 @@ static bool start_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, int6
 		return !again;
 	/* Odd, and above the word's even if a scribble made it odd. */
 	uint32_t gen = (RUN_GEN(w) + 1) | 1;
-	struct tc_anchor_rec a = { ts_ns, run_id, gen, tc__now_ms(), tc__self_pid() };
+	struct tc_anchor_rec a = { st->ts_ns, st->run_id, gen, tc__now_ms(), tc__self_pid() };
 	tc__fill_block(e, &(struct tc__bhdr){ .version = gen, .vlen = sizeof(a),
 					      .kind = TC_KIND_RUN, .aux = gen },
 		       NULL, &a);
@@ -121,16 +127,9 @@ int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
 {
 	if (!c)
 		return -EINVAL;
-	struct tc_rslot *s = NULL;
+	struct tc_rslot *s;
 	struct tc__room r = { .sweep_runs = true };
-	int rc = -EAGAIN;
-	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
-		rc = tc__enter(c, &s);
-		if (rc)
-			return rc;
-		if (start_once(c, s, &r, ts_ns, run_id, &rc))
-			break;
-	}
+	int rc = tc__attempts(c, &r, start_once, &(struct start){ ts_ns, run_id }, &s);
 	count_rc(s, rc);
 	return rc;
 }
@@ -324,6 +323,47 @@ static int append_publish(tc_cache *c, struct tc_rslot *s, struct tc_entry *e, u
 	return ir == -ENOSPC ? A_ROOM_SLOT : A_AGAIN;
 }
 
+/* An append as its caller asked for it. */
+struct append_req {
+	uint64_t hash, need;
+	const void *key, *dto;
+	size_t klen, len;
+	uint32_t type;
+};
+
+/* One attempt of tc_dto_append (a tc__attempt_fn). */
+static bool append_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, void *ctx, int *rc)
+{
+	const struct append_req *q = ctx;
+	struct append a;
+	int next = append_find(c, q->hash, q->key, q->klen, &a, rc);
+	if (next != A_GO) {
+		tc__exit(c);
+		return next == A_FAIL;
+	}
+	bool again;
+	struct tc_entry *e = tc__alloc_or_room(c, s, q->need, r, rc, &again);
+	if (!e)
+		return !again;
+	build_elem(c, e, q->hash, q->key, q->klen, q->type, q->dto, q->len, &a);
+	tc__st(&s->inflight, 0); /* see "Crash windows" above */
+	TC_CRASH_POINT(dto_append_unnamed);
+	next = append_publish(c, s, e, q->hash, q->key, q->klen, &a, rc);
+	if (next != A_GO) {
+		tc__exit(c);
+		return next == A_ROOM_SLOT && !tc__room_for(c, s, q->need, true, r);
+	}
+	/* The run must still be the one we appended to (the CAS above was a
+	 * full barrier); else the DTO went into an ended run. */
+	*rc = tc__run_word(c) == a.w ? 0 : TC_ENORUN;
+	if (*rc == 0)
+		tc__count(s, TC_C_SETS);
+	tc__exit(c);
+	if (a.replace)
+		tc__maybe_reclaim(c, s);
+	return true;
+}
+
 int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, const void *dto,
 		  size_t len)
 {
@@ -331,50 +371,12 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		return -EINVAL;
 	if (len > TC_VALUE_MAX)
 		return -EMSGSIZE;
-	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO);
-	uint64_t need = tc__entry_need(c, klen, len);
+	struct append_req q = { .hash = tc__hash(c, key, klen, TC_KIND_DTO),
+				.need = tc__entry_need(c, klen, len),
+				.key = key, .dto = dto, .klen = klen, .len = len, .type = type };
 	struct tc__room r = { .sweep_runs = true };
-	int rc = -EAGAIN;
-	struct tc_rslot *s = NULL;
-	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
-		rc = tc__enter(c, &s);
-		if (rc)
-			return rc;
-		struct append a;
-		int next = append_find(c, hash, key, klen, &a, &rc);
-		if (next != A_GO) {
-			tc__exit(c);
-			if (next == A_FAIL)
-				break;
-			continue;
-		}
-		bool again;
-		struct tc_entry *e = tc__alloc_or_room(c, s, need, &r, &rc, &again);
-		if (!e) {
-			if (again)
-				continue;
-			break;
-		}
-		build_elem(c, e, hash, key, klen, type, dto, len, &a);
-		tc__st(&s->inflight, 0); /* see "Crash windows" above */
-		TC_CRASH_POINT(dto_append_unnamed);
-		next = append_publish(c, s, e, hash, key, klen, &a, &rc);
-		if (next != A_GO) {
-			tc__exit(c);
-			if (next == A_ROOM_SLOT && !tc__room_for(c, s, need, true, &r))
-				break;
-			continue;
-		}
-		/* The run must still be the one we appended to (the CAS above was
-		 * a full barrier); else the DTO went into an ended run. */
-		rc = tc__run_word(c) == a.w ? 0 : TC_ENORUN;
-		if (rc == 0)
-			tc__count(s, TC_C_SETS);
-		tc__exit(c);
-		if (a.replace)
-			tc__maybe_reclaim(c, s);
-		break;
-	}
+	struct tc_rslot *s;
+	int rc = tc__attempts(c, &r, append_once, &q, &s);
 	count_rc(s, rc);
 	return rc;
 }
