@@ -161,6 +161,8 @@ static inline int tc__valid_key(const void *key, size_t klen)
 
 /* process.c: identity, liveness, the registry of handles, fork hooks */
 bool tc__pid_alive(uint32_t pid, uint64_t start);
+bool tc__lease_free(uint32_t pid, bool claiming, const uint64_t *start, int64_t beat_ms,
+		    uint64_t stale_ms);
 uint64_t tc__proc_start(uint32_t pid);
 uint64_t tc__self_start(void);
 uint64_t tc__thread_start(uint32_t tid);

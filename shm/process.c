@@ -139,6 +139,24 @@ bool tc__pid_alive(uint32_t pid, uint64_t start)
 }
 
 /*
+ * May a lease word naming PID (0: nobody) be taken?  CLAIMING: it is being
+ * taken, its start time and heartbeat are not written yet, so only the
+ * claimer's death frees it.  Else when its holder is dead (by the start
+ * time at START, loaded only then) or, with STALE_MS, has not beaten since
+ * BEAT_MS for longer.  The sweeper's lease (sweep.c) and the bridge's
+ * (tier.c).
+ */
+bool tc__lease_free(uint32_t pid, bool claiming, const uint64_t *start, int64_t beat_ms,
+		    uint64_t stale_ms)
+{
+	int64_t age = tc__now_ms() - beat_ms;
+	if (claiming)
+		return !tc__pid_alive(pid, 0);
+	return pid == 0 || !tc__pid_alive(pid, tc__ld(start)) ||
+	       (stale_ms && age > (int64_t)stale_ms);
+}
+
+/*
  * Start time of thread TID of this process (clock ticks since boot), 0 when
  * /proc cannot tell.
  */

@@ -68,16 +68,8 @@ int tc_lease_acquire(tc_cache *c, uint64_t stale_ms, uint32_t *holder)
 			tc__st(&c->h->lease_beat_ms, tc__now_ms());
 			return 0;
 		}
-		int64_t age = tc__now_ms() - tc__ld(&c->h->lease_beat_ms);
-		bool free_;
-		if (w & LEASE_CLAIMING)
-			/* Being taken: its start time and heartbeat are not written
-			 * yet, so only the claimer's death frees it. */
-			free_ = !tc__pid_alive(pid, 0);
-		else
-			free_ = pid == 0 || !tc__pid_alive(pid, tc__ld(&c->h->lease_start)) ||
-				(stale_ms && age > (int64_t)stale_ms);
-		if (!free_)
+		if (!tc__lease_free(pid, w & LEASE_CLAIMING, &c->h->lease_start,
+				    tc__ld(&c->h->lease_beat_ms), stale_ms))
 			return -EBUSY;
 		uint64_t gen = (w + 1) & LEASE_GEN_MASK;
 		uint64_t claim = (uint64_t)me << 32 | LEASE_CLAIMING | gen;

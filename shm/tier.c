@@ -33,14 +33,8 @@ int tc_tier_claim(tc_cache *c, uint64_t stale_ms, uint32_t *holder)
 			tc__st(&c->h->tier_beat_ms, tc__now_ms());
 			return 0;
 		}
-		int64_t age = tc__now_ms() - tc__ld(&c->h->tier_beat_ms);
-		bool free_;
-		if (w & TIER_CLAIMING)
-			free_ = !tc__pid_alive(pid, 0);
-		else
-			free_ = pid == 0 || !tc__pid_alive(pid, tc__ld(&c->h->tier_start)) ||
-				(stale_ms && age > (int64_t)stale_ms);
-		if (!free_)
+		if (!tc__lease_free(pid, w & TIER_CLAIMING, &c->h->tier_start,
+				    tc__ld(&c->h->tier_beat_ms), stale_ms))
 			return -EBUSY;
 		uint64_t gen = (w & TIER_GEN_MASK) + 1;
 		uint64_t claim = TIER_MAKE(me, TC_TIER_DOWN, gen) | TIER_CLAIMING;
