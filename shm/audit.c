@@ -428,17 +428,16 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		return -EINVAL;
 	if (rep)
 		memset(rep, 0, sizeof(*rep));
-	struct tc_rslot *self = tc__slot(c);
-	if (!self)
-		return -EUSERS;
-	if (tc__in_section(c))
-		return -EDEADLK;
+	struct tc_rslot *self;
+	int rc = tc__maint_slot(c, &self);
+	if (rc)
+		return rc;
 	char path[TC_SHM_PATH_MAX];
 	tc__shm_path(path, sizeof(path), c->name);
 	int fd = shm_open(path, O_RDWR, 0);
 	if (fd == -1)
 		return -errno;
-	int rc = tc__lock_bounded(fd);
+	rc = tc__lock_bounded(fd);
 	if (rc)
 		goto out_close;
 	rc = close_door(c, self);

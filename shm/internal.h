@@ -199,6 +199,11 @@ int  tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64
 uint64_t tc__reclaim_step(tc_cache *c, struct tc_rslot *s, uint64_t budget);
 void tc__release_handle_slots(tc_cache *c);
 void tc__fold_slot(tc_cache *c, struct tc_rslot *s);
+void tc__empty_slot(tc_cache *c, struct tc_rslot *s); /* all but the owner word */
+/* The slot of a maintenance call (tc_reclaim, tc_sweep, tc_audit) into *SP:
+ * 0, -EUSERS (no slot), or -EDEADLK (inside a read section of ours, which
+ * would block its grace period). */
+int  tc__maint_slot(tc_cache *c, struct tc_rslot **sp);
 uint64_t tc__min_active_epoch(tc_cache *c);
 void tc__membarrier_init(void);
 uint64_t tc__membarrier_issued(void); /* global barriers issued by this process (tests) */

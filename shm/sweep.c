@@ -26,13 +26,12 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report)
 	tc_sweep_report local;
 	tc_sweep_report *rep = report ? report : &local;
 	memset(rep, 0, sizeof(*rep));
-	struct tc_rslot *s = tc__slot(c);
-	if (!s)
-		return -EUSERS;
-	if (tc__in_section(c))
-		return -EDEADLK;
+	struct tc_rslot *s;
+	int rc = tc__maint_slot(c, &s);
+	if (rc)
+		return rc;
 	tc__clean_dead(c, s, rep);
-	int rc = tc__expire_pass(c, s, budget, rep);
+	rc = tc__expire_pass(c, s, budget, rep);
 	if (rc)
 		return rc;
 	rc = tc__sweep_runs(c, budget);
