@@ -324,31 +324,46 @@ struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t
 }
 
 /*
+ * Give W->fn every published word of bucket BI that names a genuine entry
+ * (tc__slot_entry: nothing is written or removed for a word that does not,
+ * since a ref into another key's value would have its bytes zeroed or its
+ * block retired), inside the caller's read section of slot RS.
+ * W->scanned counts the words looked at.  False when a published word
+ * named no entry (it was skipped).
+ */
+bool tc__walk_bucket(tc_cache *c, struct tc__walk *w, uint64_t bi, struct tc_rslot *rs)
+{
+	struct tc_bucket *b = &c->index[bi];
+	bool ok = true;
+	for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+		uint64_t word = tc__ld(&b->w[i]);
+		struct tc__sview v;
+		w->scanned++;
+		if (TC_SW_STATE(word) != TC_SW_FINAL)
+			continue;
+		if (tc__slot_entry(c, bi, word, &v) == 1)
+			w->fn(c, w, rs, &b->w[i], word, &v);
+		else
+			ok = false;
+	}
+	return ok;
+}
+
+/*
  * Walk W->budget buckets from the shared cursor *W->cursor (the eviction
  * clock's hand, the sweeper's cursor, the run sweep's), each inside a read
- * section of its own, and give W->fn every published word that names a
- * genuine entry (tc__slot_entry: nothing is written or removed for a word
- * that does not, since a ref into another key's value would have its bytes
- * zeroed or its block retired), with the section's slot RS.  The walk
- * stops before the next bucket once W->stop is set; W->scanned counts the
- * words looked at.  0, or the error of entering a section.
+ * section of its own (tc__walk_bucket).  The walk stops before the next
+ * bucket once W->stop is set.  0, or the error of entering a section.
  */
 int tc__walk_buckets(tc_cache *c, struct tc__walk *w)
 {
 	for (uint64_t n = 0; n < w->budget && !w->stop; n++) {
 		uint64_t bi = tc__add_ret(w->cursor, 1) & c->bmask;
-		struct tc_bucket *b = &c->index[bi];
 		struct tc_rslot *rs;
 		int rc = tc__enter(c, &rs);
 		if (rc)
 			return rc;
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t word = tc__ld(&b->w[i]);
-			struct tc__sview v;
-			w->scanned++;
-			if (TC_SW_STATE(word) == TC_SW_FINAL && tc__slot_entry(c, bi, word, &v) == 1)
-				w->fn(c, w, rs, &b->w[i], word, &v);
-		}
+		tc__walk_bucket(c, w, bi, rs);
 		tc__exit(c);
 	}
 	return 0;

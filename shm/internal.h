@@ -301,6 +301,7 @@ struct tc__walk {
 	uint64_t scanned;    /* words looked at */
 };
 int  tc__walk_buckets(tc_cache *c, struct tc__walk *w);
+bool tc__walk_bucket(tc_cache *c, struct tc__walk *w, uint64_t bi, struct tc_rslot *rs);
 
 /* kv.c: the get/set family and the write engine */
 /* One write of tc__write: positional zeros are the defaults. */

@@ -570,6 +570,32 @@ struct dkey {
 	size_t count;
 };
 
+/* The lists of one bucket as tc_dto_keys collects them. */
+struct dkeys {
+	struct tc__walk walk; /* first: the walk's callback finds the rest */
+	uint32_t gen;         /* the run's */
+	struct dkey *f;
+	int n;
+};
+
+static void dkey_visit(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs, uint64_t *slotp,
+		       uint64_t word, const struct tc__sview *v)
+{
+	(void)c;
+	(void)rs;
+	(void)slotp;
+	(void)word;
+	struct dkeys *k = (struct dkeys *)w;
+	if (v->kind != TC_KIND_DTO || tc__ld(&v->e->aux) != k->gen)
+		return;
+	/* The key length was loaded once and checked (1..TC_KEY_MAX): that
+	 * copy alone sizes the copy and the callback. */
+	struct dkey *f = &k->f[k->n++];
+	f->klen = v->klen;
+	f->count = (size_t)TC_DTO_COUNT(tc__ld(&v->e->version));
+	memcpy(f->key, tc__ekey(v->e), v->klen);
+}
+
 int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
 {
 	if (!c || !fn)
@@ -577,42 +603,26 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
 	uint64_t w = tc__run_word(c);
 	if (!RUN_REF(w))
 		return TC_ENORUN;
-	struct dkey *f = malloc(sizeof(*f) * TC_BUCKET_SLOTS);
-	if (!f)
+	struct dkeys k = { .walk.fn = dkey_visit, .gen = RUN_GEN(w),
+			   .f = malloc(sizeof(struct dkey) * TC_BUCKET_SLOTS) };
+	if (!k.f)
 		return -ENOMEM;
 	int rc = 0, bad = 0;
 	for (uint64_t bi = 0; bi < c->nbuckets && rc == 0; bi++) {
-		struct tc_bucket *b = &c->index[bi];
 		struct tc_rslot *s;
-		int n = 0;
 		rc = tc__enter(c, &s);
 		if (rc)
 			break;
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t sw = tc__ld(&b->w[i]);
-			if (TC_SW_STATE(sw) != TC_SW_FINAL)
-				continue;
-			/* The key length is loaded once, checked (1..TC_KEY_MAX),
-			 * and that copy alone sizes the copy and the callback. */
-			struct tc__sview v;
-			if (tc__slot_entry(c, bi, sw, &v) != 1) {
-				bad = TC_ECORRUPT; /* skipped, reported at the end */
-				continue;
-			}
-			if (v.kind != TC_KIND_DTO || tc__ld(&v.e->aux) != RUN_GEN(w))
-				continue;
-			f[n].klen = v.klen;
-			f[n].count = (size_t)TC_DTO_COUNT(tc__ld(&v.e->version));
-			memcpy(f[n].key, tc__ekey(v.e), v.klen);
-			n++;
-		}
+		k.n = 0;
+		if (!tc__walk_bucket(c, &k.walk, bi, s))
+			bad = TC_ECORRUPT; /* skipped, reported at the end */
 		if (run_moved(c, w))
 			rc = TC_ENORUN; /* the run ended: its keys are gone */
 		tc__exit(c);
-		for (int i = 0; i < n && rc == 0; i++)
-			rc = fn(f[i].key, f[i].klen, f[i].count, arg);
+		for (int i = 0; i < k.n && rc == 0; i++)
+			rc = fn(k.f[i].key, k.f[i].klen, k.f[i].count, arg);
 	}
-	free(f);
+	free(k.f);
 	return rc ? rc : bad;
 }
 
