@@ -211,23 +211,55 @@ int tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w
 	return 0;
 }
 
+/* A walk over the slot words of one probe chain (chain_next), from its
+ * home bucket to home + maxdisp. */
+struct chain {
+	uint64_t home, d, md;
+	int i;
+};
+
+static struct chain chain_of(tc_cache *c, uint64_t hash)
+{
+	uint64_t home = hash & c->bmask;
+	return (struct chain){ .home = home, .md = maxdisp(c, home) };
+}
+
+/* The next slot word of the chain CH, or NULL past its end. */
+static uint64_t *chain_next(tc_cache *c, struct chain *ch)
+{
+	if (ch->i == TC_BUCKET_SLOTS) {
+		ch->i = 0;
+		ch->d++;
+	}
+	if (ch->d > ch->md)
+		return NULL;
+	return &c->index[(ch->home + ch->d) & c->bmask].w[ch->i++];
+}
+
+/* The next slot word of the chain CH that names block REF by TAG (in any
+ * state), its word in *WP; NULL past the chain's end. */
+static uint64_t *chain_next_ref(tc_cache *c, struct chain *ch, uint64_t ref, uint64_t tag,
+				uint64_t *wp)
+{
+	uint64_t *q;
+	while ((q = chain_next(c, ch))) {
+		*wp = tc__ld(q);
+		if (TC_SW_REF(*wp) == ref && TC_SW_TAG(*wp) == tag)
+			return q;
+	}
+	return NULL;
+}
+
 /* Was the in-flight block E of a dead writer published?  Aborts its TENT. */
 bool tc__inflight_published(tc_cache *c, struct tc_entry *e)
 {
-	uint64_t ref = tc__ref_of(c, e);
-	uint64_t hash = tc__ld(&e->hash);
-	uint64_t home = hash & c->bmask, tag = TC_TAG_OF(hash);
-	uint64_t md = maxdisp(c, home);
-	for (uint64_t d = 0; d <= md; d++) {
-		struct tc_bucket *b = &c->index[(home + d) & c->bmask];
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t w = tc__ld(&b->w[i]);
-			if (TC_SW_REF(w) != ref || TC_SW_TAG(w) != tag)
-				continue;
-			if (TC_SW_STATE(w) == TC_SW_FINAL)
-				return true;
-			tc__cas(&b->w[i], w, 0);
-		}
+	uint64_t hash = tc__ld(&e->hash), ref = tc__ref_of(c, e), w;
+	struct chain ch = chain_of(c, hash);
+	uint64_t *q;
+	while ((q = chain_next_ref(c, &ch, ref, TC_TAG_OF(hash), &w))) {
+		if (TC_SW_STATE(w) == TC_SW_FINAL)
+			return true;
+		tc__cas(q, w, 0);
 	}
 	return false;
 }
@@ -244,22 +276,14 @@ int tc__evict_block(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 	struct tc_rslot *rs;
 	if (tc__enter(c, &rs))
 		return -ENOENT;
-	uint64_t ref = tc__ref_of(c, e);
-	uint64_t hash = tc__ld(&e->hash);
-	uint64_t home = hash & c->bmask, tag = TC_TAG_OF(hash);
-	uint64_t md = maxdisp(c, home);
+	uint64_t hash = tc__ld(&e->hash), ref = tc__ref_of(c, e), w;
+	struct chain ch = chain_of(c, hash);
+	uint64_t *q;
 	int rc = -ENOENT;
-	for (uint64_t d = 0; d <= md && rc; d++) {
-		struct tc_bucket *b = &c->index[(home + d) & c->bmask];
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t w = tc__ld(&b->w[i]);
-			if (TC_SW_REF(w) != ref || TC_SW_TAG(w) != tag || TC_SW_STATE(w) != TC_SW_FINAL)
-				continue;
-			if (tc__ld(&e->kind) == TC_KIND_KEY &&
-			    tc__remove_slot(c, s, &b->w[i], w, TC_C_EVICTIONS) == 0)
-				rc = 0;
-			break;
-		}
+	while (rc && (q = chain_next_ref(c, &ch, ref, TC_TAG_OF(hash), &w))) {
+		if (TC_SW_STATE(w) == TC_SW_FINAL && tc__ld(&e->kind) == TC_KIND_KEY &&
+		    tc__remove_slot(c, s, q, w, TC_C_EVICTIONS) == 0)
+			rc = 0;
 	}
 	tc__exit(c);
 	return rc;
