@@ -161,8 +161,34 @@ static inline int tc__valid_key(const void *key, size_t klen)
 
 /* process.c: identity, liveness, the registry of handles, fork hooks */
 bool tc__pid_alive(uint32_t pid, uint64_t start);
-bool tc__lease_free(uint32_t pid, bool claiming, const uint64_t *start, int64_t beat_ms,
-		    uint64_t stale_ms);
+/*
+ * A lease in the segment (the sweeper's, sweep.c; the bridge's, tier.c):
+ * a word pid << 32 | claiming bit 31 | 31 bits of the lease's own (a
+ * generation; the bridge's state), changed only by CAS, and the holder's
+ * start time and heartbeat.  A claim sets the word with the claiming bit,
+ * stores start time and heartbeat, then clears the bit, so a racing
+ * claimer never judges a new holder by the start time of the old one.
+ */
+#define TC_LEASE_CLAIMING 0x80000000ull
+/* The offsets of lease P's fields in the header: P_word, P_start, P_beat_ms. */
+#define TC_LEASE_FIELDS(p)                                                      \
+	.word = offsetof(struct tc_hdr, p##_word),                              \
+	.start = offsetof(struct tc_hdr, p##_start),                            \
+	.beat_ms = offsetof(struct tc_hdr, p##_beat_ms)
+struct tc__lease {
+	size_t word, start, beat_ms; /* offsets in the header (struct tc_hdr) */
+	uint64_t (*next)(uint64_t w); /* the low half a claim of word W sets, bit 31 clear */
+	/* NULL, or called once a claim of word W won its CAS, before the
+	 * start time and heartbeat are stored. */
+	void (*claimed)(tc_cache *c, uint64_t w);
+	bool mine_while_claiming; /* a claim by our own process counts as held */
+};
+/* Claim lease L of C unless a live holder has beaten within STALE_MS (0:
+ * any heartbeat will do), or renew it when we hold it: 0, or -EBUSY;
+ * *HOLDER (may be NULL) the pid that holds it after the call, or that
+ * refused us. */
+int  tc__lease_claim(tc_cache *c, const struct tc__lease *l, uint64_t stale_ms,
+		     uint32_t *holder);
 uint64_t tc__proc_start(uint32_t pid);
 uint64_t tc__self_start(void);
 uint64_t tc__thread_start(uint32_t tid);
