@@ -153,7 +153,7 @@ extern const struct tc__evict_ops tc__evict_none, tc__evict_lru;
 #define TC_RS_LRU   0x1u /* set the reference bit (TC_EVICT_LRU) */
 #define TC_RS_CSUM  0x2u /* verify the value's checksum (TC_OPT_CHECKSUM) */
 
-/* error.c */
+/* The key check of every call (error.c has the codes' strings) */
 static inline int tc__valid_key(const void *key, size_t klen)
 {
 	return key != NULL && klen >= 1 && klen <= TC_KEY_MAX;
@@ -161,6 +161,19 @@ static inline int tc__valid_key(const void *key, size_t klen)
 
 /* process.c: identity, liveness, the registry of handles, fork hooks */
 bool tc__pid_alive(uint32_t pid, uint64_t start);
+uint64_t tc__proc_start(uint32_t pid);
+uint64_t tc__self_start(void);
+uint64_t tc__thread_start(uint32_t tid);
+bool tc__thread_gone(uint32_t pid, uint32_t tid, uint64_t tstart);
+bool tc__maps_segment(tc_cache *c, uint32_t pid, uint64_t base);
+int  tc__lock_bounded(int fd);
+#define TC_LOCK_WAIT_MS 5000 /* tc__lock_bounded's default bound */
+uint32_t tc__self_pid(void);
+void tc__registry_lock(void);
+void tc__registry_unlock(void);
+bool tc__registry_has(uint64_t cid);
+void tc__registry_add(tc_cache *c);
+void tc__registry_remove(tc_cache *c);
 /*
  * A lease in the segment (the sweeper's, sweep.c; the bridge's, tier.c):
  * a word pid << 32 | claiming bit 31 | 31 bits of the lease's own (a
@@ -189,19 +202,6 @@ struct tc__lease {
  * refused us. */
 int  tc__lease_claim(tc_cache *c, const struct tc__lease *l, uint64_t stale_ms,
 		     uint32_t *holder);
-uint64_t tc__proc_start(uint32_t pid);
-uint64_t tc__self_start(void);
-uint64_t tc__thread_start(uint32_t tid);
-bool tc__thread_gone(uint32_t pid, uint32_t tid, uint64_t tstart);
-bool tc__maps_segment(tc_cache *c, uint32_t pid, uint64_t base);
-int  tc__lock_bounded(int fd);
-#define TC_LOCK_WAIT_MS 5000 /* tc__lock_bounded's default bound */
-uint32_t tc__self_pid(void);
-void tc__registry_lock(void);
-void tc__registry_unlock(void);
-bool tc__registry_has(uint64_t cid);
-void tc__registry_add(tc_cache *c);
-void tc__registry_remove(tc_cache *c);
 
 /* segment.c */
 #define TC_SHM_PATH_MAX (TC_NAME_MAX + 16)
@@ -360,10 +360,13 @@ int  tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_
 /* recover.c: a process died */
 int  tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep);
 
-/* audit.c; run code marks what it hangs off index entries and header roots */
+/* run.c, for audit.c: run code marks what it hangs off index entries and
+ * header roots */
 typedef void (*tc__mark_fn)(void *ctx, uint64_t ref);
 void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx);
 void tc__audit_roots(tc_cache *c, tc__mark_fn mark, void *ctx);
+
+/* audit.c: the tests' hooks */
 extern void (*tc__audit_test_hook)(uint64_t blocks_relinked);
 extern void *(*tc__audit_calloc)(size_t n, size_t size);
 
@@ -391,7 +394,7 @@ struct tc_entry *tc__dto_elem(tc_cache *c, uint64_t ref, uint64_t hash, uint32_t
 uint64_t tc__policy_ttl(tc_cache *c, const void *key, size_t klen);
 uint32_t tc__policy_count(tc_cache *c);
 
-/* write ops for tc__write */
+/* kv.c: the write ops of tc__write */
 enum { TC_OP_SET, TC_OP_ADD, TC_OP_CAS, TC_OP_EXPIRE, TC_OP_INCR, TC_OP_APPEND };
 
 #define EVICT_SCAN_MAX 1024 /* buckets per eviction or run sweep from tc__make_room */

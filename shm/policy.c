@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * policy.c - TTL policies by key prefix (needs.md sections 3 and 5).
+ * policy.c - TTL policies by key prefix (README.md, "TTL policies by key
+ * prefix").
  *
  * The table is one immutable block of kind TC_KIND_POLICY: up to
  * TC_POLICY_MAX_ENTRIES records (ttl, prefix).  tc_hdr.policy_gen =

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * run.c - point-in-time runs and typed DTO lists (needs.md section 1).
+ * run.c - point-in-time runs and typed DTO lists (README.md, "Point-in-time
+ * runs and typed DTO lists").
  *
  * The run.  tc_hdr.run_word = generation << 32 | anchor ref.  The anchor is
  * an immutable block of kind TC_KIND_RUN holding (ts_ns, run_id,
