@@ -274,15 +274,21 @@ static pid_t dead_pid(void)
 	return pid;
 }
 
+/* A fresh segment NAME holding "k" = "v". */
+static tc_cache *one_key_segment(const char *name)
+{
+	tc_cache *c = wb_create(name, 1024, 1u << 20, 8, TC_EVICT_NONE);
+	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	return c;
+}
+
 /* Unlinking a segment whose (dead) audit left AUDITING still tells every
  * attached handle that it is gone. */
 static void test_unlink_over_a_dead_audit_is_seen(void **state)
 {
 	(void)state;
 	char name[64], buf[8];
-	tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8,
-				TC_EVICT_NONE);
-	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	tc_cache *c = one_key_segment(fx_name(name));
 	tc__st(&c->h->audit_pid, (uint64_t)dead_pid());
 	tc__st(&c->h->audit_start, 0);
 	tc__st(&c->h->state, TC_STATE_AUDITING);
@@ -299,9 +305,7 @@ static void test_refused_audit_over_a_dead_one_leaves_ready(void **state)
 	(void)state;
 	char name[64], buf[8];
 	int fds[2];
-	tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8,
-				TC_EVICT_NONE);
-	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	tc_cache *c = one_key_segment(fx_name(name));
 	assert_int_equal(0, pipe(fds));
 	pid_t pid = fork();
 	assert_true(pid >= 0);
@@ -354,9 +358,7 @@ static void test_audit_out_of_memory_leaves_ready(void **state)
 {
 	(void)state;
 	char name[64], buf[8];
-	tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8,
-				TC_EVICT_NONE);
-	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	tc_cache *c = one_key_segment(fx_name(name));
 	tc_audit_report rep;
 	tc__audit_calloc = no_memory;
 	int rc = tc_audit(c, &rep);
