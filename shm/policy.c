@@ -140,10 +140,11 @@ static bool edit_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, void 
 		e = tc__alloc_or_room(c, s, tc__entry_bytes(0, vlen), r, rc, &again);
 		if (!e)
 			return !again;
+		/* No key: "", as start_once in run.c says why. */
 		tc__fill_block(e, &(struct tc__bhdr){ .version = POL_GEN(w) + 1,
 						      .vlen = (uint32_t)vlen,
 						      .kind = TC_KIND_POLICY },
-			       NULL, t->p);
+			       "", t->p);
 		ref = tc__ref_of(c, e);
 	}
 	/* Both blocks are named in the slot across the publishing CAS: the
