@@ -63,10 +63,6 @@
 
 #define READ_RETRIES 64
 
-static inline uint64_t run_word(tc_cache *c)
-{
-	return tc__ld(&c->h->run_word);
-}
 
 static void count_rc(struct tc_rslot *s, int rc)
 {
