@@ -63,7 +63,6 @@
 
 #define READ_RETRIES 64
 
-
 static void count_rc(struct tc_rslot *s, int rc)
 {
 	if (!s)
