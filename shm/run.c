@@ -114,6 +114,7 @@ int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
 		TC_CRASH_POINT(run_start_unnamed);
 		/* Full barrier: the anchor's bytes before the word that names it. */
 		if (tc__cas(&c->h->run_word, w, (uint64_t)gen << 32 | ref) == w) {
+			tc__notify_any(c);
 			rc = 0;
 			tc__exit(c);
 			break;
@@ -180,6 +181,7 @@ static int run_end(tc_cache *c, uint64_t only_gen)
 		uint64_t nw = (uint64_t)(RUN_GEN(w) + 1) << 32;
 		if (tc__cas(&c->h->run_word, w, nw) != w)
 			continue;
+		tc__notify_any(c);
 		TC_CRASH_POINT(run_ended);
 		uint32_t vlen;
 		struct tc_entry *e = tc__block_of(c, RUN_REF(w), TC_KIND_RUN, &vlen);
@@ -293,6 +295,7 @@ static int append_publish(tc_cache *c, struct tc_rslot *s, struct tc_entry *e, u
 			tc__free_block(c, e);
 			return A_AGAIN;
 		}
+		tc__notify(c, hash);
 		if (a->replace) {
 			TC_CRASH_POINT(dto_replaced);
 			tc__dto_retire_chain(c, s, a->head);
