@@ -201,8 +201,9 @@ uint64_t tc__wake_calls(void);                 /* FUTEX_WAKE calls of this proce
  */
 static inline void tc__notify(tc_cache *c, uint64_t hash)
 {
-	uint32_t *kw = &c->h->key_wake[TC_WAKE_SHARD(hash)];
-	if (TC_UNLIKELY((tc__ld(kw) | tc__ld(&c->h->any_wake)) & TC_WAKE_FLAGS))
+	struct tc_hdr *h = c->h;
+	uint32_t *kw = &h->key_wake[TC_WAKE_SHARD(hash)];
+	if (TC_UNLIKELY((tc__ld(kw) | tc__ld(&h->any_wake)) & TC_WAKE_FLAGS))
 		tc__notify_slow(c, kw);
 }
 
