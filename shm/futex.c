@@ -29,6 +29,7 @@
  * what a waiter checks is notify.c's.
  */
 #include "internal.h"
+#include "futex.h"
 
 #include <limits.h>
 #include <linux/futex.h>

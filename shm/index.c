@@ -40,6 +40,7 @@
  * handle at attach; every ref and length is checked before use.
  */
 #include "index.h"
+#include "futex.h"
 
 #include <sched.h>
 

@@ -18,6 +18,7 @@
  * (room.c), then tries again.
  */
 #include "index.h"
+#include "futex.h"
 #include "room.h"
 
 #include <sched.h>

@@ -20,6 +20,8 @@
  * the next writer clears.
  */
 #include "internal.h"
+#include "futex.h"
+#include "index.h"
 
 /* A sleep without the caller's deadline is cut into these, so that every
  * sleep has one: FUTEX_WAIT with a timeout returns EINTR after a signal

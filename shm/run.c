@@ -56,6 +56,7 @@
  * index, names it): dying between the end's CAS and its retire leaks it.
  */
 #include "index.h"
+#include "futex.h"
 #include "room.h"
 
 #include <stdlib.h>

@@ -15,6 +15,7 @@
  * whole layout from (max_entries, memory_bytes, max_readers) and comparing.
  */
 #include "internal.h"
+#include "futex.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -13,6 +13,7 @@
  * futex syscalls of a writer with strace.
  */
 #include "whitebox.h"
+#include "futex.h"
 
 #include <sys/select.h>
 #include <limits.h>
