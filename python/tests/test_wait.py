@@ -122,6 +122,28 @@ class TestWait(SegmentCase):
         self.cache.delete("x")
         self.assertNotEqual(seq2, self.cache.wait_any(seq2, timeout=BOUND))
 
+    def test_async_wait(self):
+        import asyncio
+        from tickcache.aio import AsyncCache
+
+        v1 = self.cache.set("k", b"a")
+
+        async def main():
+            ac = AsyncCache(self.cache)
+            now = await ac.wait("k", version=v1 - 1)
+            self.assertEqual(b"a", now.value)
+            self.assertIsNone(await ac.wait("k", version=v1, timeout=0))
+            seq = await ac.wait_any()
+            waiter = asyncio.ensure_future(ac.wait("k", version=v1, timeout=BOUND))
+            any_waiter = asyncio.ensure_future(ac.wait_any(seq, timeout=BOUND))
+            await asyncio.sleep(0)
+            v2 = self.cache.set("k", b"b")  # the loop is free while they wait
+            item = await waiter
+            self.assertEqual((b"b", v2), (item.value, item.version))
+            self.assertNotEqual(seq, await any_waiter)
+
+        asyncio.run(main())
+
     def test_bad_arguments(self):
         with self.assertRaises(ValueError):
             self.cache.wait("k", timeout=-1)
