@@ -93,8 +93,8 @@ int tc_wait(tc_cache *c, const void *key, size_t klen, uint64_t version, uint64_
 		int rc = check_key(c, key, klen, version, meta, &exp);
 		if (rc)
 			return rc > 0 ? 0 : rc;
-		if (timeout_ms == 0)
-			return -ETIMEDOUT;
+		if (timeout_ms == 0 || (t_end && tc__mono_ns() >= t_end))
+			return -ETIMEDOUT; /* and no flag left for a sleep that never was */
 		uint32_t w = tc__wake_arm(word, TC_WAKE_SLEEP);
 		rc = check_key(c, key, klen, version, meta, &exp);
 		if (rc)
