@@ -24,13 +24,13 @@
 
 #define BOUND_MS 60000 /* how long a broken build may take to fail a step */
 
-static char cur_name[64];
+static char cur_name[TC_NAME_MAX + 1];
 static pid_t kids[16];
 static int nkids;
 
+/* Kill the waiters a failed test left; the fixture unlinks the segments. */
 static int teardown(void **state)
 {
-	(void)state;
 	for (int i = 0; i < nkids; i++) {
 		if (kids[i] > 0) {
 			int st;
@@ -39,15 +39,13 @@ static int teardown(void **state)
 		}
 	}
 	nkids = 0;
-	if (cur_name[0])
-		(void)tc_unlink(cur_name);
 	cur_name[0] = '\0';
-	return 0;
+	return fx_teardown(state);
 }
 
 static tc_cache *make_seg(const char *tag)
 {
-	wb_name(cur_name, sizeof(cur_name), tag);
+	fx_name_at(cur_name, sizeof(cur_name), tag);
 	return wb_create(cur_name, 4096, 4 << 20, 32, TC_EVICT_NONE);
 }
 
@@ -209,7 +207,7 @@ static tc_meta meta_of(tc_cache *c, const char *key)
 {
 	tc_meta m;
 	char buf[256];
-	WB_RC(0, tc_get(c, key, strlen(key), buf, sizeof(buf), &m));
+	ASSERT_RC(0, tc_get(c, key, strlen(key), buf, sizeof(buf), &m));
 	return m;
 }
 
@@ -223,7 +221,7 @@ static void assert_meta_eq(const tc_meta *a, const tc_meta *b)
 
 static void set_s(tc_cache *c, const char *key, const char *val, uint32_t type, uint64_t ttl)
 {
-	WB_RC(0, tc_set(c, key, strlen(key), val, strlen(val), type, ttl));
+	ASSERT_RC(0, tc_set(c, key, strlen(key), val, strlen(val), type, ttl));
 }
 
 /* ---- tc_wait ---------------------------------------------------------- */
@@ -260,16 +258,16 @@ static void test_wait_timeout_returns_etimedout_and_key_unchanged(void **state)
 	memset(&m, 0x5A, sizeof(m));
 	tc_meta untouched = m;
 	uint64_t t0 = mono_ms();
-	WB_RC(-ETIMEDOUT, tc_wait(c, "k", 1, m0.version, 50, &m));
+	ASSERT_RC(-ETIMEDOUT, tc_wait(c, "k", 1, m0.version, 50, &m));
 	assert_true(mono_ms() - t0 >= 50); /* never shorter than asked */
 	assert_memory_equal(&untouched, &m, sizeof(m));
 	tc_meta m1 = meta_of(c, "k");
 	assert_meta_eq(&m0, &m1);
 	char buf[8];
-	WB_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
 	assert_memory_equal("v1", buf, 2);
 	/* Timeout 0 checks once and never sleeps, nor sets a flag. */
-	WB_RC(-ETIMEDOUT, tc_wait(c, "k", 1, m0.version, 0, &m));
+	ASSERT_RC(-ETIMEDOUT, tc_wait(c, "k", 1, m0.version, 0, &m));
 	tc_close(c);
 }
 
@@ -281,14 +279,14 @@ static void test_wait_version_already_greater_returns_at_once(void **state)
 	set_s(c, "k", "v2", 2, 0);
 	tc_meta m0 = meta_of(c, "k"), m;
 	uint32_t before = tc__ld(key_word(c, "k"));
-	WB_RC(0, tc_wait(c, "k", 1, m0.version - 1, TC_FOREVER, &m));
+	ASSERT_RC(0, tc_wait(c, "k", 1, m0.version - 1, TC_FOREVER, &m));
 	assert_meta_eq(&m0, &m);
-	WB_RC(0, tc_wait(c, "k", 1, 0, 0, &m)); /* exists: at once, even with timeout 0 */
+	ASSERT_RC(0, tc_wait(c, "k", 1, 0, 0, &m)); /* exists: at once, even with timeout 0 */
 	assert_meta_eq(&m0, &m);
-	WB_RC(0, tc_wait(c, "k", 1, 0, TC_FOREVER, NULL));
+	ASSERT_RC(0, tc_wait(c, "k", 1, 0, TC_FOREVER, NULL));
 	/* Calls that return at once, and timeout-0 calls, set no flag: the
 	 * next writer pays nothing for them. */
-	WB_RC(-ETIMEDOUT, tc_wait(c, "k", 1, m0.version, 0, &m));
+	ASSERT_RC(-ETIMEDOUT, tc_wait(c, "k", 1, m0.version, 0, &m));
 	assert_int_equal(before, tc__ld(key_word(c, "k")));
 	tc_close(c);
 }
@@ -299,7 +297,7 @@ static void test_wait_version_zero_waits_for_the_key_to_exist(void **state)
 	tc_cache *c = make_seg("nt-zero");
 	struct waiter w = spawn(&(struct wspec){ .kind = W_KEY, .key = "signal:1", .version = 0, .timeout_ms = BOUND_MS });
 	until_asleep(w, key_word(c, "signal:1"));
-	WB_RC(0, tc_add(c, "signal:1", 8, "x", 1, 5, 0));
+	ASSERT_RC(0, tc_add(c, "signal:1", 8, "x", 1, 5, 0));
 	tc_meta m1 = meta_of(c, "signal:1");
 	struct report r = collect(w);
 	assert_int_equal(0, r.rc);
@@ -312,18 +310,18 @@ static void test_wait_on_a_deleted_or_absent_key_returns_enoent(void **state)
 	(void)state;
 	tc_cache *c = make_seg("nt-del");
 	tc_meta m;
-	WB_RC(-ENOENT, tc_wait(c, "gone", 4, 5, TC_FOREVER, &m)); /* absent, VERSION > 0 */
+	ASSERT_RC(-ENOENT, tc_wait(c, "gone", 4, 5, TC_FOREVER, &m)); /* absent, VERSION > 0 */
 	set_s(c, "k", "v", 1, 0);
 	tc_meta m0 = meta_of(c, "k");
 	struct waiter w = spawn(&(struct wspec){ .kind = W_KEY, .key = "k", .version = m0.version, .timeout_ms = BOUND_MS });
 	until_asleep(w, key_word(c, "k"));
-	WB_RC(0, tc_del(c, "k", 1));
+	ASSERT_RC(0, tc_del(c, "k", 1));
 	assert_int_equal(-ENOENT, collect(w).rc);
 	/* An expiry without any writer: the waiter wakes at the expiry. */
 	set_s(c, "k", "v", 1, 150);
 	m0 = meta_of(c, "k");
 	uint64_t wakes = tc__wake_calls();
-	WB_RC(-ENOENT, tc_wait(c, "k", 1, m0.version, BOUND_MS, &m));
+	ASSERT_RC(-ENOENT, tc_wait(c, "k", 1, m0.version, BOUND_MS, &m));
 	assert_true(tc_now_ms() >= m0.expires_ms);
 	assert_int_equal(wakes, tc__wake_calls());
 	tc_close(c);
@@ -334,15 +332,15 @@ static void test_wait_inside_a_read_section_is_edeadlk(void **state)
 	(void)state;
 	tc_cache *c = make_seg("nt-dl");
 	uint64_t seq = 0;
-	WB_RC(0, tc_read_lock(c));
-	WB_RC(-EDEADLK, tc_wait(c, "k", 1, 0, 10, NULL));
-	WB_RC(-EDEADLK, tc_wait_any(c, &seq, 10));
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(-EDEADLK, tc_wait(c, "k", 1, 0, 10, NULL));
+	ASSERT_RC(-EDEADLK, tc_wait_any(c, &seq, 10));
 	tc_read_unlock(c);
-	WB_RC(-EINVAL, tc_wait(c, NULL, 1, 0, 10, NULL));
-	WB_RC(-EINVAL, tc_wait(c, "k", 0, 0, 10, NULL));
-	WB_RC(-EINVAL, tc_wait(NULL, "k", 1, 0, 10, NULL));
-	WB_RC(-EINVAL, tc_wait_any(c, NULL, 10));
-	WB_RC(-EINVAL, tc_wait_any(NULL, &seq, 10));
+	ASSERT_RC(-EINVAL, tc_wait(c, NULL, 1, 0, 10, NULL));
+	ASSERT_RC(-EINVAL, tc_wait(c, "k", 0, 0, 10, NULL));
+	ASSERT_RC(-EINVAL, tc_wait(NULL, "k", 1, 0, 10, NULL));
+	ASSERT_RC(-EINVAL, tc_wait_any(c, NULL, 10));
+	ASSERT_RC(-EINVAL, tc_wait_any(NULL, &seq, 10));
 	tc_close(c);
 }
 
@@ -404,7 +402,7 @@ static void test_stopped_waiter_blocks_nobody(void **state)
 	for (int i = 0; i < 500; i++)
 		set_s(c, "k", "v", 1, 0);
 	assert_int_equal(wakes + 1, tc__wake_calls());
-	WB_RC(0, tc_del(c, "k", 1));
+	ASSERT_RC(0, tc_del(c, "k", 1));
 	set_s(c, "k", "last", 9, 0);
 	tc_meta m1 = meta_of(c, "k");
 	assert_false(returned(w));
@@ -430,7 +428,7 @@ static void eintr_case(bool restart)
 	assert_meta_eq(&m0, &m1);
 	/* The same for tc_wait_any. */
 	uint64_t seq = 0;
-	WB_RC(0, tc_wait_any(c, &seq, 0));
+	ASSERT_RC(0, tc_wait_any(c, &seq, 0));
 	sp = (struct wspec){ .kind = W_ANY, .timeout_ms = TC_FOREVER, .seq = seq, .handler = true,
 			    .restart = restart };
 	w = spawn(&sp);
@@ -440,8 +438,6 @@ static void eintr_case(bool restart)
 	assert_int_equal(-EINTR, r.rc);
 	assert_int_equal(seq, r.seq);
 	tc_close(c);
-	(void)tc_unlink(cur_name); /* the second case makes another */
-	cur_name[0] = '\0';
 }
 
 static void test_signal_handler_gives_eintr(void **state)
@@ -497,11 +493,11 @@ static void test_unlink_wakes_waiters_with_estale(void **state)
 	tc_meta m0 = meta_of(c, "k");
 	struct waiter w = spawn(&(struct wspec){ .kind = W_KEY, .key = "k", .version = m0.version, .timeout_ms = BOUND_MS });
 	uint64_t seq = 0;
-	WB_RC(0, tc_wait_any(c, &seq, 0));
+	ASSERT_RC(0, tc_wait_any(c, &seq, 0));
 	struct waiter wa = spawn(&(struct wspec){ .kind = W_ANY, .timeout_ms = BOUND_MS, .seq = seq });
 	until_asleep(w, key_word(c, "k"));
 	until_asleep(wa, &c->h->any_wake);
-	WB_RC(0, tc_unlink(cur_name));
+	ASSERT_RC(0, tc_unlink(cur_name));
 	assert_int_equal(-ESTALE, collect(w).rc);
 	assert_int_equal(-ESTALE, collect(wa).rc);
 	tc_close(c);
@@ -561,27 +557,27 @@ static void test_every_publish_wakes(void **state)
 	set_s(c, "k", "v", 1, 0);
 	assert_bumped(c, a, "set");
 	a = arm(c, "a");
-	WB_RC(0, tc_add(c, "a", 1, "v", 1, 1, 0));
+	ASSERT_RC(0, tc_add(c, "a", 1, "v", 1, 1, 0));
 	assert_bumped(c, a, "add");
 	m = meta_of(c, "k");
 	a = arm(c, "k");
-	WB_RC(0, tc_cas(c, "k", 1, m.version, "w", 1, 1, 0));
+	ASSERT_RC(0, tc_cas(c, "k", 1, m.version, "w", 1, 1, 0));
 	assert_bumped(c, a, "cas");
 	a = arm(c, "n");
-	WB_RC(0, tc_incr(c, "n", 1, 5, 0, &n));
+	ASSERT_RC(0, tc_incr(c, "n", 1, 5, 0, &n));
 	assert_bumped(c, a, "incr (create)");
 	a = arm(c, "n");
-	WB_RC(0, tc_incr(c, "n", 1, 5, 0, &n));
+	ASSERT_RC(0, tc_incr(c, "n", 1, 5, 0, &n));
 	assert_bumped(c, a, "incr");
 	a = arm(c, "k");
-	WB_RC(0, tc_expire(c, "k", 1, 100000));
+	ASSERT_RC(0, tc_expire(c, "k", 1, 100000));
 	assert_bumped(c, a, "expire");
 	a = arm(c, "k");
-	WB_RC(0, tc_del(c, "k", 1));
+	ASSERT_RC(0, tc_del(c, "k", 1));
 	assert_bumped(c, a, "del");
 	set_s(c, "p:1", "v", 1, 0);
 	a = arm(c, "p:1");
-	WB_RC(0, tc_purge(c, "p:*", &del));
+	ASSERT_RC(0, tc_purge(c, "p:*", &del));
 	assert_int_equal(1, del);
 	assert_bumped(c, a, "purge");
 	/* Expiry removed by a sweep. */
@@ -590,34 +586,34 @@ static void test_every_publish_wakes(void **state)
 		nap();
 	a = arm(c, "e");
 	tc_sweep_report rep;
-	WB_RC(0, tc_sweep(c, 0, &rep));
+	ASSERT_RC(0, tc_sweep(c, 0, &rep));
 	assert_bumped(c, a, "sweep");
 	/* Single flight: the lease and the value. */
 	a = arm(c, "L");
-	WB_RC(0, tc_get_or_load(c, "L", 1, buf, sizeof(buf), &m, 4, 0, 1000, loader, NULL));
+	ASSERT_RC(0, tc_get_or_load(c, "L", 1, buf, sizeof(buf), &m, 4, 0, 1000, loader, NULL));
 	assert_int_equal(6, m.len);
 	assert_bumped(c, a, "get_or_load");
 	/* Runs and DTO lists: the segment word. */
 	a = arm(c, NULL);
-	WB_RC(0, tc_run_start(c, 1, 1));
+	ASSERT_RC(0, tc_run_start(c, 1, 1));
 	assert_bumped(c, a, "run start");
 	a = arm(c, NULL);
-	WB_RC(0, tc_dto_append(c, "sig", 3, 1, "d1", 2));
+	ASSERT_RC(0, tc_dto_append(c, "sig", 3, 1, "d1", 2));
 	assert_bumped(c, a, "dto append (first)");
 	a = arm(c, NULL);
-	WB_RC(0, tc_dto_append(c, "sig", 3, 1, "d2", 2));
+	ASSERT_RC(0, tc_dto_append(c, "sig", 3, 1, "d2", 2));
 	assert_bumped(c, a, "dto append");
 	a = arm(c, NULL);
-	WB_RC(0, tc_run_end(c));
+	ASSERT_RC(0, tc_run_end(c));
 	assert_bumped(c, a, "run end");
 	/* Snapshot load: ordinary writes. */
 	char path[128];
 	snprintf(path, sizeof(path), "/tmp/%s.snap", cur_name);
 	set_s(c, "s", "v", 1, 0);
-	WB_RC(0, tc_snapshot_save(c, path, NULL));
-	WB_RC(0, tc_del(c, "s", 1));
+	ASSERT_RC(0, tc_snapshot_save(c, path, NULL));
+	ASSERT_RC(0, tc_del(c, "s", 1));
 	a = arm(c, "s");
-	WB_RC(0, tc_snapshot_load(c, path, 0, NULL));
+	ASSERT_RC(0, tc_snapshot_load(c, path, 0, NULL));
 	unlink(path);
 	assert_bumped(c, a, "snapshot load");
 	/* Eviction and the expiry removals of writers go through the removal
@@ -638,17 +634,17 @@ static void test_writer_with_no_waiter_never_wakes(void **state)
 	for (int i = 0; i < 3000; i++) {
 		snprintf(key, sizeof(key), "k%d", i % 300);
 		set_s(c, key, "v", 1, i % 3 ? 0 : 100000);
-		WB_RC(0, tc_incr(c, "ctr", 3, 1, 0, &n));
+		ASSERT_RC(0, tc_incr(c, "ctr", 3, 1, 0, &n));
 		if (i % 7 == 0)
-			WB_RC(0, tc_del(c, key, strlen(key)));
+			ASSERT_RC(0, tc_del(c, key, strlen(key)));
 		if (i % 11 == 0)
 			(void)tc_expire(c, key, strlen(key), 5000);
 	}
-	WB_RC(0, tc_run_start(c, 1, 1));
-	WB_RC(0, tc_dto_append(c, "sig", 3, 1, "d1", 2));
-	WB_RC(0, tc_run_end(c));
-	WB_RC(0, tc_purge(c, "k1*", &del));
-	WB_RC(0, tc_sweep(c, 0, NULL));
+	ASSERT_RC(0, tc_run_start(c, 1, 1));
+	ASSERT_RC(0, tc_dto_append(c, "sig", 3, 1, "d1", 2));
+	ASSERT_RC(0, tc_run_end(c));
+	ASSERT_RC(0, tc_purge(c, "k1*", &del));
+	ASSERT_RC(0, tc_sweep(c, 0, NULL));
 	assert_int_equal(wakes, tc__wake_calls());
 	assert_int_equal(any0, tc__ld(&c->h->any_wake));
 	for (int i = 0; i < TC_WAKE_SHARDS; i++)
@@ -663,17 +659,17 @@ static void test_wait_any_reports_every_change_once_armed(void **state)
 	(void)state;
 	tc_cache *c = make_seg("nt-any");
 	uint64_t seq = 0, s0;
-	WB_RC(0, tc_wait_any(c, &seq, TC_FOREVER)); /* no sequence yet: at once */
+	ASSERT_RC(0, tc_wait_any(c, &seq, TC_FOREVER)); /* no sequence yet: at once */
 	assert_int_not_equal(0, seq);
 	s0 = seq;
-	WB_RC(-ETIMEDOUT, tc_wait_any(c, &seq, 0));
-	WB_RC(-ETIMEDOUT, tc_wait_any(c, &seq, 30));
+	ASSERT_RC(-ETIMEDOUT, tc_wait_any(c, &seq, 0));
+	ASSERT_RC(-ETIMEDOUT, tc_wait_any(c, &seq, 30));
 	assert_int_equal(s0, seq);
 	/* That call slept: its flag costs the next writer one wake. */
 	uint64_t wakes = tc__wake_calls();
 	set_s(c, "k", "v", 1, 0);
 	assert_int_equal(wakes + 1, tc__wake_calls());
-	WB_RC(0, tc_wait_any(c, &seq, 0));
+	ASSERT_RC(0, tc_wait_any(c, &seq, 0));
 	assert_int_not_equal(s0, seq);
 	s0 = seq;
 	/* A change between two calls (nobody asleep) is not lost: no wake
@@ -682,7 +678,7 @@ static void test_wait_any_reports_every_change_once_armed(void **state)
 	set_s(c, "k", "v", 1, 0);
 	set_s(c, "k", "v", 1, 0); /* the second finds nothing armed */
 	assert_int_equal(wakes, tc__wake_calls());
-	WB_RC(0, tc_wait_any(c, &seq, 0));
+	ASSERT_RC(0, tc_wait_any(c, &seq, 0));
 	assert_int_not_equal(s0, seq);
 	s0 = seq;
 	/* From another process, asleep. */
@@ -695,7 +691,7 @@ static void test_wait_any_reports_every_change_once_armed(void **state)
 	assert_int_not_equal(s0, r.seq);
 	assert_int_not_equal(0, r.seq);
 	/* Ours too saw it. */
-	WB_RC(0, tc_wait_any(c, &seq, 0));
+	ASSERT_RC(0, tc_wait_any(c, &seq, 0));
 	assert_int_equal(r.seq, seq);
 	tc_close(c);
 }
@@ -850,5 +846,5 @@ int main(void)
 		cmocka_unit_test_teardown(test_wait_any_reports_every_change_once_armed, teardown),
 		cmocka_unit_test_teardown(test_stress_writers_and_waiters_across_processes, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return fx_run(tests);
 }
