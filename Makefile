@@ -187,7 +187,7 @@ FLAGS_STAMP := $(BUILDDIR)/.flags
 
 .DEFAULT_GOAL := all
 .PHONY: all lib tools check-build test check demo bench callgrind install uninstall \
-        clean asan ubsan tsan deps layering help fuzz fuzz-build fuzz-smoke fuzzers FORCE
+        clean asan ubsan tsan deps layering check-style help fuzz fuzz-build fuzz-smoke fuzzers FORCE
 .DELETE_ON_ERROR:
 # Keep the objects of chained rules (tools, tests) for incremental builds.
 .SECONDARY:
@@ -387,6 +387,10 @@ callgrind: all ## Instructions per hot get, peek and set (tools/callgrind.sh; CA
 
 layering: lib ## The include/call graph of shm/ and its order; fails on a cycle (tools/layering.sh)
 	@tools/layering.sh $(BUILDDIR)
+
+check-style: ## Functions over 80 lines in shm/, 120 in tools/, whose comment does not say why (tools/funclen.sh)
+	@tools/funclen.sh -l 80 shm/*.c shm/*.h
+	@tools/funclen.sh -l 120 tools/*.c tools/*/*.c
 
 deps: ## Install missing Debian packages (DEPS_FOR=test|demo|bench, default test)
 	@tools/deps.sh $(or $(DEPS_FOR),test)

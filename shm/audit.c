@@ -49,6 +49,8 @@
 
 /* Tests (tests/test_segment.c) kill the auditor while it relinks blocks. */
 void (*tc__audit_test_hook)(uint64_t blocks_relinked);
+/* Tests (tests/test_audit.c) make the mark bits' allocation fail. */
+void *(*tc__audit_calloc)(size_t n, size_t size) = calloc;
 
 struct marks {
 	tc_cache *c;
@@ -348,6 +350,16 @@ static int close_door(tc_cache *c, struct tc_rslot *self)
 	return 0;
 }
 
+/* The audit's end, whatever its result: the state goes back to READY (an
+ * unlink meanwhile made it UNLINKED, which stays), then the auditor's
+ * record is cleared.  Caller holds the flock. */
+static void open_door(tc_cache *c)
+{
+	tc__cas(&c->h->state, TC_STATE_AUDITING, TC_STATE_READY);
+	tc__st(&c->h->audit_start, 0);
+	tc__st(&c->h->audit_pid, 0);
+}
+
 /* Mark every block the index words and the header roots reach.  Returns
  * the published keys; *TENT counts the claims nobody will finalize. */
 static int64_t mark_reachable(tc_cache *c, struct marks *m, uint64_t *tent)
@@ -416,17 +428,16 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		return -EINVAL;
 	if (rep)
 		memset(rep, 0, sizeof(*rep));
-	struct tc_rslot *self = tc__slot(c);
-	if (!self)
-		return -EUSERS;
-	if (tc__in_section(c))
-		return -EDEADLK;
+	struct tc_rslot *self;
+	int rc = tc__maint_slot(c, &self);
+	if (rc)
+		return rc;
 	char path[TC_SHM_PATH_MAX];
 	tc__shm_path(path, sizeof(path), c->name);
 	int fd = shm_open(path, O_RDWR, 0);
 	if (fd == -1)
 		return -errno;
-	int rc = tc__lock_bounded(fd);
+	rc = tc__lock_bounded(fd);
 	if (rc)
 		goto out_close;
 	rc = close_door(c, self);
@@ -435,13 +446,10 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	/* A coalescer killed mid-work left its window described: finish or
 	 * undo it, so that the arena can be walked (as any peer would). */
 	tc__coalesce_recover(c);
-	struct marks m = { .c = c, .bits = calloc((c->arena_units + 63) / 64, 8) };
+	struct marks m = { .c = c, .bits = tc__audit_calloc((c->arena_units + 63) / 64, 8) };
 	if (!m.bits) {
-		rc = -ENOMEM;
-		/* Known defect, kept by this no-behaviour-change split: the
-		 * state stays AUDITING with our live pid (out_unlock skips the
-		 * reset below) until this process exits. */
-		goto out_unlock;
+		rc = -ENOMEM; /* nothing changed yet: only the door to open */
+		goto out_open;
 	}
 	uint64_t tent = 0;
 	int64_t live = mark_reachable(c, &m, &tent);
@@ -469,9 +477,8 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	reset_counts(c, live, rep);
 out_free:
 	free(m.bits);
-	/* The state goes back to READY (an unlink meanwhile made it
-	 * UNLINKED, which stays). */
-	tc__cas(&c->h->state, TC_STATE_AUDITING, TC_STATE_READY);
+out_open:
+	open_door(c);
 out_unlock:
 	flock(fd, LOCK_UN);
 out_close:

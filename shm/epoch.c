@@ -182,15 +182,15 @@ void tc__fold_slot(tc_cache *c, struct tc_rslot *s)
 	}
 }
 
-/* Give a slot back: fold its counters, leave it quiescent and free. */
-static void slot_free(tc_cache *c, struct tc_rslot *s)
+/*
+ * Empty slot S for its next owner, the owner word aside (the caller frees
+ * it by CAS): its detached chain back on the list (min 0 frees nothing;
+ * a slot of a thread that died inside a detach may hold the PEND form),
+ * its counters folded, every other field quiescent.  slot_free below and
+ * the cleaner of a dead slot (recover.c).
+ */
+void tc__empty_slot(tc_cache *c, struct tc_rslot *s)
 {
-	uint64_t owner = tc__ld(&s->owner);
-	if ((owner >> 32) != tc__self_pid())
-		return;
-	/* A pending chain goes back on the list (min 0 frees nothing); a
-	 * slot of one of our threads that died inside a detach may hold the
-	 * PEND form (tc_close of a handle whose thread vanished). */
 	tc__push_back_chain(c, s);
 	tc__fold_slot(c, s);
 	tc__st(&s->inflight, 0);
@@ -200,6 +200,16 @@ static void slot_free(tc_cache *c, struct tc_rslot *s)
 	tc__st(&s->tstart, 0);
 	tc__st(&s->base, 0);
 	tc__st(&s->epoch, 0);
+}
+
+/* Give a slot of ours back (tc_close of a handle whose thread vanished
+ * included): empty and free. */
+static void slot_free(tc_cache *c, struct tc_rslot *s)
+{
+	uint64_t owner = tc__ld(&s->owner);
+	if ((owner >> 32) != tc__self_pid())
+		return;
+	tc__empty_slot(c, s);
 	tc__cas(&s->owner, owner, 0);
 }
 
@@ -651,16 +661,23 @@ uint64_t tc__reclaim_step(tc_cache *c, struct tc_rslot *s, uint64_t budget)
 	return ref ? walk_chain(c, s, ref, tc__ld(&s->rmin), budget) : 0;
 }
 
+int tc__maint_slot(tc_cache *c, struct tc_rslot **sp)
+{
+	*sp = tc__slot(c);
+	if (!*sp)
+		return -EUSERS;
+	if (tc__in_section(c))
+		return -EDEADLK; /* our own section would block the grace period */
+	return 0;
+}
+
 int tc_reclaim(tc_cache *c, uint64_t *freed_blocks)
 {
 	if (!c)
 		return -EINVAL;
-	struct tc_rslot *s = tc__slot(c);
-	if (!s)
-		return -EUSERS;
-	if (tc__in_section(c))
-		return -EDEADLK; /* our own section would block the grace period */
-	return tc__reclaim(c, s, freed_blocks);
+	struct tc_rslot *s;
+	int rc = tc__maint_slot(c, &s);
+	return rc ? rc : tc__reclaim(c, s, freed_blocks);
 }
 
 /* ---- dead threads and processes ------------------------------------------- */

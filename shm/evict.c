@@ -104,13 +104,9 @@ static void lru_ahead(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	evict_n(c, s, cls, false, 2, 4);
 }
 
-const struct tc__evict_ops tc__evict_none = {
-	.policy = TC_EVICT_NONE,
-	.clock_revolutions = 0,
-	.coalesce_in_alloc = true,
-	.evict_block = NULL,
-	.ahead = NULL,
-};
+/* No eviction: no clock, no evict_block, nothing ahead (the members left
+ * out are 0 and NULL); the allocator coalesces when its pop fails. */
+const struct tc__evict_ops tc__evict_none = { .policy = TC_EVICT_NONE, .coalesce_in_alloc = true };
 
 /* A walk per failed pop would cost every evicting write: under LRU,
  * tc__make_room coalesces when the clock found nothing cold. */

@@ -213,23 +213,55 @@ int tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w
 	return 0;
 }
 
+/* A walk over the slot words of one probe chain (chain_next), from its
+ * home bucket to home + maxdisp. */
+struct chain {
+	uint64_t home, d, md;
+	int i;
+};
+
+static struct chain chain_of(tc_cache *c, uint64_t hash)
+{
+	uint64_t home = hash & c->bmask;
+	return (struct chain){ .home = home, .md = maxdisp(c, home) };
+}
+
+/* The next slot word of the chain CH, or NULL past its end. */
+static uint64_t *chain_next(tc_cache *c, struct chain *ch)
+{
+	if (ch->i == TC_BUCKET_SLOTS) {
+		ch->i = 0;
+		ch->d++;
+	}
+	if (ch->d > ch->md)
+		return NULL;
+	return &c->index[(ch->home + ch->d) & c->bmask].w[ch->i++];
+}
+
+/* The next slot word of the chain CH that names block REF by TAG (in any
+ * state), its word in *WP; NULL past the chain's end. */
+static uint64_t *chain_next_ref(tc_cache *c, struct chain *ch, uint64_t ref, uint64_t tag,
+				uint64_t *wp)
+{
+	uint64_t *q;
+	while ((q = chain_next(c, ch))) {
+		*wp = tc__ld(q);
+		if (TC_SW_REF(*wp) == ref && TC_SW_TAG(*wp) == tag)
+			return q;
+	}
+	return NULL;
+}
+
 /* Was the in-flight block E of a dead writer published?  Aborts its TENT. */
 bool tc__inflight_published(tc_cache *c, struct tc_entry *e)
 {
-	uint64_t ref = tc__ref_of(c, e);
-	uint64_t hash = tc__ld(&e->hash);
-	uint64_t home = hash & c->bmask, tag = TC_TAG_OF(hash);
-	uint64_t md = maxdisp(c, home);
-	for (uint64_t d = 0; d <= md; d++) {
-		struct tc_bucket *b = &c->index[(home + d) & c->bmask];
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t w = tc__ld(&b->w[i]);
-			if (TC_SW_REF(w) != ref || TC_SW_TAG(w) != tag)
-				continue;
-			if (TC_SW_STATE(w) == TC_SW_FINAL)
-				return true;
-			tc__cas(&b->w[i], w, 0);
-		}
+	uint64_t hash = tc__ld(&e->hash), ref = tc__ref_of(c, e), w;
+	struct chain ch = chain_of(c, hash);
+	uint64_t *q;
+	while ((q = chain_next_ref(c, &ch, ref, TC_TAG_OF(hash), &w))) {
+		if (TC_SW_STATE(w) == TC_SW_FINAL)
+			return true;
+		tc__cas(q, w, 0);
 	}
 	return false;
 }
@@ -246,22 +278,14 @@ int tc__evict_block(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 	struct tc_rslot *rs;
 	if (tc__enter(c, &rs))
 		return -ENOENT;
-	uint64_t ref = tc__ref_of(c, e);
-	uint64_t hash = tc__ld(&e->hash);
-	uint64_t home = hash & c->bmask, tag = TC_TAG_OF(hash);
-	uint64_t md = maxdisp(c, home);
+	uint64_t hash = tc__ld(&e->hash), ref = tc__ref_of(c, e), w;
+	struct chain ch = chain_of(c, hash);
+	uint64_t *q;
 	int rc = -ENOENT;
-	for (uint64_t d = 0; d <= md && rc; d++) {
-		struct tc_bucket *b = &c->index[(home + d) & c->bmask];
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t w = tc__ld(&b->w[i]);
-			if (TC_SW_REF(w) != ref || TC_SW_TAG(w) != tag || TC_SW_STATE(w) != TC_SW_FINAL)
-				continue;
-			if (tc__ld(&e->kind) == TC_KIND_KEY &&
-			    tc__remove_slot(c, s, &b->w[i], w, TC_C_EVICTIONS) == 0)
-				rc = 0;
-			break;
-		}
+	while (rc && (q = chain_next_ref(c, &ch, ref, TC_TAG_OF(hash), &w))) {
+		if (TC_SW_STATE(w) == TC_SW_FINAL && tc__ld(&e->kind) == TC_KIND_KEY &&
+		    tc__remove_slot(c, s, q, w, TC_C_EVICTIONS) == 0)
+			rc = 0;
 	}
 	tc__exit(c);
 	return rc;
@@ -327,31 +351,46 @@ struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t
 }
 
 /*
+ * Give W->fn every published word of bucket BI that names a genuine entry
+ * (tc__slot_entry: nothing is written or removed for a word that does not,
+ * since a ref into another key's value would have its bytes zeroed or its
+ * block retired), inside the caller's read section of slot RS.
+ * W->scanned counts the words looked at.  False when a published word
+ * named no entry (it was skipped).
+ */
+bool tc__walk_bucket(tc_cache *c, struct tc__walk *w, uint64_t bi, struct tc_rslot *rs)
+{
+	struct tc_bucket *b = &c->index[bi];
+	bool ok = true;
+	for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+		uint64_t word = tc__ld(&b->w[i]);
+		struct tc__sview v;
+		w->scanned++;
+		if (TC_SW_STATE(word) != TC_SW_FINAL)
+			continue;
+		if (tc__slot_entry(c, bi, word, &v) == 1)
+			w->fn(c, w, rs, &b->w[i], word, &v);
+		else
+			ok = false;
+	}
+	return ok;
+}
+
+/*
  * Walk W->budget buckets from the shared cursor *W->cursor (the eviction
  * clock's hand, the sweeper's cursor, the run sweep's), each inside a read
- * section of its own, and give W->fn every published word that names a
- * genuine entry (tc__slot_entry: nothing is written or removed for a word
- * that does not, since a ref into another key's value would have its bytes
- * zeroed or its block retired), with the section's slot RS.  The walk
- * stops before the next bucket once W->stop is set; W->scanned counts the
- * words looked at.  0, or the error of entering a section.
+ * section of its own (tc__walk_bucket).  The walk stops before the next
+ * bucket once W->stop is set.  0, or the error of entering a section.
  */
 int tc__walk_buckets(tc_cache *c, struct tc__walk *w)
 {
 	for (uint64_t n = 0; n < w->budget && !w->stop; n++) {
 		uint64_t bi = tc__add_ret(w->cursor, 1) & c->bmask;
-		struct tc_bucket *b = &c->index[bi];
 		struct tc_rslot *rs;
 		int rc = tc__enter(c, &rs);
 		if (rc)
 			return rc;
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t word = tc__ld(&b->w[i]);
-			struct tc__sview v;
-			w->scanned++;
-			if (TC_SW_STATE(word) == TC_SW_FINAL && tc__slot_entry(c, bi, word, &v) == 1)
-				w->fn(c, w, rs, &b->w[i], word, &v);
-		}
+		tc__walk_bucket(c, w, bi, rs);
 		tc__exit(c);
 	}
 	return 0;

@@ -153,7 +153,7 @@ extern const struct tc__evict_ops tc__evict_none, tc__evict_lru;
 #define TC_RS_LRU   0x1u /* set the reference bit (TC_EVICT_LRU) */
 #define TC_RS_CSUM  0x2u /* verify the value's checksum (TC_OPT_CHECKSUM) */
 
-/* error.c */
+/* The key check of every call (error.c has the codes' strings) */
 static inline int tc__valid_key(const void *key, size_t klen)
 {
 	return key != NULL && klen >= 1 && klen <= TC_KEY_MAX;
@@ -174,6 +174,34 @@ void tc__registry_unlock(void);
 bool tc__registry_has(uint64_t cid);
 void tc__registry_add(tc_cache *c);
 void tc__registry_remove(tc_cache *c);
+/*
+ * A lease in the segment (the sweeper's, sweep.c; the bridge's, tier.c):
+ * a word pid << 32 | claiming bit 31 | 31 bits of the lease's own (a
+ * generation; the bridge's state), changed only by CAS, and the holder's
+ * start time and heartbeat.  A claim sets the word with the claiming bit,
+ * stores start time and heartbeat, then clears the bit, so a racing
+ * claimer never judges a new holder by the start time of the old one.
+ */
+#define TC_LEASE_CLAIMING 0x80000000ull
+/* The offsets of lease P's fields in the header: P_word, P_start, P_beat_ms. */
+#define TC_LEASE_FIELDS(p)                                                      \
+	.word = offsetof(struct tc_hdr, p##_word),                              \
+	.start = offsetof(struct tc_hdr, p##_start),                            \
+	.beat_ms = offsetof(struct tc_hdr, p##_beat_ms)
+struct tc__lease {
+	size_t word, start, beat_ms; /* offsets in the header (struct tc_hdr) */
+	uint64_t (*next)(uint64_t w); /* the low half a claim of word W sets, bit 31 clear */
+	/* NULL, or called once a claim of word W won its CAS, before the
+	 * start time and heartbeat are stored. */
+	void (*claimed)(tc_cache *c, uint64_t w);
+	bool mine_while_claiming; /* a claim by our own process counts as held */
+};
+/* Claim lease L of C unless a live holder has beaten within STALE_MS (0:
+ * any heartbeat will do), or renew it when we hold it: 0, or -EBUSY;
+ * *HOLDER (may be NULL) the pid that holds it after the call, or that
+ * refused us. */
+int  tc__lease_claim(tc_cache *c, const struct tc__lease *l, uint64_t stale_ms,
+		     uint32_t *holder);
 
 /* segment.c */
 #define TC_SHM_PATH_MAX (TC_NAME_MAX + 16)
@@ -197,6 +225,11 @@ int  tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64
 uint64_t tc__reclaim_step(tc_cache *c, struct tc_rslot *s, uint64_t budget);
 void tc__release_handle_slots(tc_cache *c);
 void tc__fold_slot(tc_cache *c, struct tc_rslot *s);
+void tc__empty_slot(tc_cache *c, struct tc_rslot *s); /* all but the owner word */
+/* The slot of a maintenance call (tc_reclaim, tc_sweep, tc_audit) into *SP:
+ * 0, -EUSERS (no slot), or -EDEADLK (inside a read section of ours, which
+ * would block its grace period). */
+int  tc__maint_slot(tc_cache *c, struct tc_rslot **sp);
 uint64_t tc__min_active_epoch(tc_cache *c);
 void tc__membarrier_init(void);
 uint64_t tc__membarrier_issued(void); /* global barriers issued by this process (tests) */
@@ -294,6 +327,7 @@ struct tc__walk {
 	uint64_t scanned;    /* words looked at */
 };
 int  tc__walk_buckets(tc_cache *c, struct tc__walk *w);
+bool tc__walk_bucket(tc_cache *c, struct tc__walk *w, uint64_t bi, struct tc_rslot *rs);
 
 /* kv.c: the get/set family and the write engine */
 /* One write of tc__write: positional zeros are the defaults. */
@@ -326,11 +360,15 @@ int  tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_
 /* recover.c: a process died */
 int  tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep);
 
-/* audit.c; run code marks what it hangs off index entries and header roots */
+/* run.c, for audit.c: run code marks what it hangs off index entries and
+ * header roots */
 typedef void (*tc__mark_fn)(void *ctx, uint64_t ref);
 void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx);
 void tc__audit_roots(tc_cache *c, tc__mark_fn mark, void *ctx);
+
+/* audit.c: the tests' hooks */
 extern void (*tc__audit_test_hook)(uint64_t blocks_relinked);
+extern void *(*tc__audit_calloc)(size_t n, size_t size);
 
 /* csum.c: value checksums (TC_OPT_CHECKSUM; layout.h at tc_entry) */
 uint64_t tc__csum(tc_cache *c, uint64_t hash, uint64_t version, int64_t expires,
@@ -356,7 +394,7 @@ struct tc_entry *tc__dto_elem(tc_cache *c, uint64_t ref, uint64_t hash, uint32_t
 uint64_t tc__policy_ttl(tc_cache *c, const void *key, size_t klen);
 uint32_t tc__policy_count(tc_cache *c);
 
-/* write ops for tc__write */
+/* kv.c: the write ops of tc__write */
 enum { TC_OP_SET, TC_OP_ADD, TC_OP_CAS, TC_OP_EXPIRE, TC_OP_INCR, TC_OP_APPEND };
 
 #define EVICT_SCAN_MAX 1024 /* buckets per eviction or run sweep from tc__make_room */

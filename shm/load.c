@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * load.c - single-flight read-through loading (needs.md section 5), built
- * on kv.c's generic writer (tc__write) in a namespace of its own
+ * load.c - single-flight read-through loading (README.md, "Single-flight
+ * read-through"), built on kv.c's generic writer (tc__write) in a namespace of its own
  * (TC_KIND_LOAD), so no ordinary key collides.
  *
  *

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * policy.c - TTL policies by key prefix (needs.md sections 3 and 5).
+ * policy.c - TTL policies by key prefix (README.md, "TTL policies by key
+ * prefix").
  *
  * The table is one immutable block of kind TC_KIND_POLICY: up to
  * TC_POLICY_MAX_ENTRIES records (ttl, prefix).  tc_hdr.policy_gen =
@@ -111,6 +112,74 @@ uint32_t tc__policy_count(tc_cache *c)
 
 typedef int (*edit_fn)(struct table *t, void *arg);
 
+/* An edit as its caller asked for it, and the table it edits. */
+struct edit {
+	edit_fn fn;
+	void *arg;
+	struct table *t;
+};
+
+/* One attempt of edit (a tc__attempt_fn): copy the published table, edit
+ * it, publish the copy by a CAS on policy_gen. */
+static bool edit_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, void *ctx, int *rc)
+{
+	struct edit *ed = ctx;
+	struct table *t = ed->t;
+	uint64_t w = tc__ld(&c->h->policy_gen);
+	*rc = load_table(c, w, t);
+	if (*rc == 0)
+		*rc = ed->fn(t, ed->arg);
+	if (*rc) {
+		tc__exit(c);
+		return true;
+	}
+	struct tc_entry *e = NULL;
+	uint64_t ref = 0, vlen = t->n * sizeof(struct tc_policy_rec);
+	if (t->n) {
+		bool again;
+		e = tc__alloc_or_room(c, s, tc__entry_bytes(0, vlen), r, rc, &again);
+		if (!e)
+			return !again;
+		/* No key: "", as start_once in run.c says why. */
+		tc__fill_block(e, &(struct tc__bhdr){ .version = POL_GEN(w) + 1,
+						      .vlen = (uint32_t)vlen,
+						      .kind = TC_KIND_POLICY },
+			       "", t->p);
+		ref = tc__ref_of(c, e);
+	}
+	/* Both blocks are named in the slot across the publishing CAS: the
+	 * new one in inflight, the old one in ret_ref.  A cleaner of a dead
+	 * writer asks policy_gen which of them is published (recover.c,
+	 * still_published) and retires the other: a kill between the CAS and
+	 * the retire leaks neither. */
+	uint32_t ol;
+	struct tc_entry *old = POL_REF(w) ? tc__block_of(c, POL_REF(w), TC_KIND_POLICY, &ol) : NULL;
+	if (old)
+		tc__note_unlink(s, POL_REF(w), old);
+	uint64_t nw = ((POL_GEN(w) + 1) & 0xffffffffu) << 32 | ref;
+	TC_CRASH_POINT(policy_built);
+	if (tc__cas(&c->h->policy_gen, w, nw) == w) {
+		tc__st(&s->inflight, 0);
+		TC_CRASH_POINT(policy_swapped);
+		if (old)
+			tc__retire(c, s, old);
+		tc__st(&s->ret_ref, 0);
+		tc__count(s, TC_C_SETS);
+		tc__exit(c);
+		tc__maybe_reclaim(c, s);
+		*rc = 0;
+		return true;
+	}
+	tc__st(&s->ret_ref, 0);
+	if (e) {
+		tc__st(&s->inflight, 0);
+		tc__free_block(c, e); /* never visible to anyone */
+	}
+	tc__exit(c);
+	*rc = -EAGAIN;
+	return false;
+}
+
 /*
  * Copy, edit with FN, publish.  FN returns 0 to publish its edit or a
  * negative code to give up (nothing changes).  Lock-free: a lost CAS
@@ -118,75 +187,15 @@ typedef int (*edit_fn)(struct table *t, void *arg);
  */
 static int edit(tc_cache *c, edit_fn fn, void *arg)
 {
-	struct table *t = malloc(sizeof(*t));
-	if (!t)
+	struct edit ed = { fn, arg, malloc(sizeof(struct table)) };
+	if (!ed.t)
 		return -ENOMEM;
-	struct tc_rslot *s = NULL;
+	struct tc_rslot *s;
 	struct tc__room r = { .sweep_runs = false };
-	int rc = -EAGAIN;
-	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
-		rc = tc__enter(c, &s);
-		if (rc)
-			break;
-		uint64_t w = tc__ld(&c->h->policy_gen);
-		rc = load_table(c, w, t);
-		if (rc == 0)
-			rc = fn(t, arg);
-		if (rc) {
-			tc__exit(c);
-			break;
-		}
-		struct tc_entry *e = NULL;
-		uint64_t ref = 0, vlen = t->n * sizeof(struct tc_policy_rec);
-		if (t->n) {
-			bool again;
-			e = tc__alloc_or_room(c, s, tc__entry_bytes(0, vlen), &r, &rc, &again);
-			if (!e) {
-				if (again)
-					continue;
-				break;
-			}
-			tc__fill_block(e, &(struct tc__bhdr){ .version = POL_GEN(w) + 1,
-							      .vlen = (uint32_t)vlen,
-							      .kind = TC_KIND_POLICY },
-				       NULL, t->p);
-			ref = tc__ref_of(c, e);
-		}
-		/* Both blocks are named in the slot across the publishing CAS:
-		 * the new one in inflight, the old one in ret_ref.  A cleaner of
-		 * a dead writer asks policy_gen which of them is published
-		 * (recover.c, still_published) and retires the other: a kill
-		 * between the CAS and the retire leaks neither. */
-		uint32_t ol;
-		struct tc_entry *old = POL_REF(w) ?
-			tc__block_of(c, POL_REF(w), TC_KIND_POLICY, &ol) : NULL;
-		if (old)
-			tc__note_unlink(s, POL_REF(w), old);
-		uint64_t nw = ((POL_GEN(w) + 1) & 0xffffffffu) << 32 | ref;
-		TC_CRASH_POINT(policy_built);
-		if (tc__cas(&c->h->policy_gen, w, nw) == w) {
-			tc__st(&s->inflight, 0);
-			TC_CRASH_POINT(policy_swapped);
-			if (old)
-				tc__retire(c, s, old);
-			tc__st(&s->ret_ref, 0);
-			tc__count(s, TC_C_SETS);
-			tc__exit(c);
-			tc__maybe_reclaim(c, s);
-			rc = 0;
-			break;
-		}
-		tc__st(&s->ret_ref, 0);
-		if (e) {
-			tc__st(&s->inflight, 0);
-			tc__free_block(c, e); /* never visible to anyone */
-		}
-		tc__exit(c);
-		rc = -EAGAIN;
-	}
+	int rc = tc__attempts(c, &r, edit_once, &ed, &s);
 	if (s)
 		tc__count(s, TC_C_OPS);
-	free(t);
+	free(ed.t);
 	return rc;
 }
 

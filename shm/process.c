@@ -139,6 +139,57 @@ bool tc__pid_alive(uint32_t pid, uint64_t start)
 }
 
 /*
+ * May a lease word naming PID (0: nobody) be taken?  CLAIMING: it is being
+ * taken, its start time and heartbeat are not written yet, so only the
+ * claimer's death frees it.  Else when its holder is dead (by the start
+ * time at START, loaded only then) or, with STALE_MS, has not beaten since
+ * BEAT_MS for longer.
+ */
+static bool lease_free(uint32_t pid, bool claiming, const uint64_t *start, int64_t beat_ms,
+		       uint64_t stale_ms)
+{
+	int64_t age = tc__now_ms() - beat_ms;
+	if (claiming)
+		return !tc__pid_alive(pid, 0);
+	return pid == 0 || !tc__pid_alive(pid, tc__ld(start)) ||
+	       (stale_ms && age > (int64_t)stale_ms);
+}
+
+int tc__lease_claim(tc_cache *c, const struct tc__lease *l, uint64_t stale_ms, uint32_t *holder)
+{
+	uint64_t *word = (uint64_t *)((uint8_t *)c->h + l->word);
+	uint64_t *start = (uint64_t *)((uint8_t *)c->h + l->start);
+	int64_t *beat = (int64_t *)((uint8_t *)c->h + l->beat_ms);
+	uint32_t me = tc__self_pid();
+	for (int tries = 0; tries < 100; tries++) {
+		uint64_t w = tc__ld(word);
+		uint32_t pid = (uint32_t)(w >> 32);
+		bool claiming = w & TC_LEASE_CLAIMING;
+		if (holder)
+			*holder = pid;
+		if (pid == me && (!claiming || l->mine_while_claiming)) {
+			tc__st(beat, tc__now_ms());
+			return 0;
+		}
+		if (!lease_free(pid, claiming, start, tc__ld(beat), stale_ms))
+			return -EBUSY;
+		uint64_t held = (uint64_t)me << 32 | l->next(w);
+		if (tc__cas(word, w, held | TC_LEASE_CLAIMING) == w) {
+			if (l->claimed)
+				l->claimed(c, w);
+			tc__st(start, tc__self_start());
+			tc__st(beat, tc__now_ms());
+			/* Start time and heartbeat before the word says "held". */
+			tc__cas(word, held | TC_LEASE_CLAIMING, held);
+			if (holder)
+				*holder = me;
+			return 0;
+		}
+	}
+	return -EBUSY;
+}
+
+/*
  * Start time of thread TID of this process (clock ticks since boot), 0 when
  * /proc cannot tell.
  */

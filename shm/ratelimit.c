@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ratelimit.c - fixed-window rate limits (needs.md section 3), built on
+ * ratelimit.c - fixed-window rate limits (README.md, "Rate limits"), built on
  * kv.c's generic writer (tc__write) in a namespace of their own
  * (TC_KIND_RATE), so no ordinary key collides.
  *

@@ -95,14 +95,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 		TC_CRASH_POINT(clean_unlinked);
 		tc__st(&s->ret_ref, 0);
 	}
-	tc__push_back_chain(c, s); /* min 0: frees nothing, pushes all back */
-	tc__fold_slot(c, s);
-	tc__st(&s->since, 0);
-	tc__st(&s->cookie, 0);
-	tc__st(&s->start, 0);
-	tc__st(&s->tstart, 0);
-	tc__st(&s->base, 0);
-	tc__st(&s->epoch, 0);
+	tc__empty_slot(c, s);
 	TC_CRASH_POINT(clean_released);
 	tc__cas(&s->owner, claimed, 0);
 	return true;

@@ -93,3 +93,19 @@ bool tc__room_for(tc_cache *c, struct tc_rslot *s, uint64_t need, bool need_slot
 	uint32_t cls = need_slot ? UINT32_MAX : tc__class_of(need);
 	return tc__make_room(c, s, cls, need_slot, r->round++, &r->t0);
 }
+
+int tc__attempts(tc_cache *c, struct tc__room *r, tc__attempt_fn fn, void *ctx,
+		 struct tc_rslot **sp)
+{
+	int rc = -EAGAIN;
+	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
+		struct tc_rslot *s;
+		int er = tc__enter(c, &s);
+		*sp = er ? NULL : s;
+		if (er)
+			return er;
+		if (fn(c, s, r, ctx, &rc))
+			break;
+	}
+	return rc;
+}

@@ -65,6 +65,23 @@ struct tc__room {
 			   * round (run.c's writers: their own garbage) */
 };
 
+/* One attempt of a writer, inside a read section of slot S that it leaves
+ * (as tc__alloc_or_room does when it fails): true when done (*RC says
+ * how), false to try again. */
+typedef bool (*tc__attempt_fn)(tc_cache *c, struct tc_rslot *s, struct tc__room *r, void *ctx,
+			       int *rc);
+
+/*
+ * The attempts of a writer that makes room as it goes (run.c, policy.c):
+ * FN up to TC_MAX_ATTEMPTS times, each in a read section of its own, R
+ * carried across.  FN's *RC once it is done, -EAGAIN when every attempt
+ * asked for another, or the error of entering a section (-EUSERS,
+ * -ESTALE, -EBUSY; then *SP is NULL: the call counts no operation).  *SP:
+ * the slot of the sections.
+ */
+int tc__attempts(tc_cache *c, struct tc__room *r, tc__attempt_fn fn, void *ctx,
+		 struct tc_rslot **sp);
+
 /* The header of a block being built (tc__fill_block). */
 struct tc__bhdr {
 	uint64_t hash, version;

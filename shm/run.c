@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * run.c - point-in-time runs and typed DTO lists (needs.md section 1).
+ * run.c - point-in-time runs and typed DTO lists (README.md, "Point-in-time
+ * runs and typed DTO lists").
  *
  * The run.  tc_hdr.run_word = generation << 32 | anchor ref.  The anchor is
  * an immutable block of kind TC_KIND_RUN holding (ts_ns, run_id,
@@ -79,50 +80,62 @@ static void count_rc(struct tc_rslot *s, int rc)
 
 /* ---- the run ------------------------------------------------------------ */
 
+/* What tc_run_start's attempts start. */
+struct start {
+	int64_t ts_ns;
+	uint64_t run_id;
+};
+
+/*
+ * One attempt of tc_run_start, inside a read section of slot S that it
+ * leaves: publish an anchor for a new run unless one is active.  True when
+ * done (*RC: 0, -EBUSY, or why no block was had), false to try again
+ * (room was made, or another starter won the word).
+ */
+static bool start_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, void *ctx, int *rc)
+{
+	const struct start *st = ctx;
+	uint64_t w = tc__run_word(c);
+	if (RUN_REF(w)) {
+		*rc = -EBUSY;
+		tc__exit(c);
+		return true;
+	}
+	bool again;
+	struct tc_entry *e = tc__alloc_or_room(c, s, tc__entry_bytes(0, sizeof(struct tc_anchor_rec)),
+					       r, rc, &again);
+	if (!e)
+		return !again;
+	/* Odd, and above the word's even if a scribble made it odd. */
+	uint32_t gen = (RUN_GEN(w) + 1) | 1;
+	struct tc_anchor_rec a = { st->ts_ns, st->run_id, gen, tc__now_ms(), tc__self_pid() };
+	/* No key: "" rather than NULL, which gcc -O1 (make asan) takes for
+	 * memcpy's source without seeing that no byte is copied. */
+	tc__fill_block(e, &(struct tc__bhdr){ .version = gen, .vlen = sizeof(a),
+					      .kind = TC_KIND_RUN, .aux = gen },
+		       "", &a);
+	uint64_t ref = tc__ref_of(c, e);
+	tc__st(&s->inflight, 0); /* see "Crash windows" above */
+	TC_CRASH_POINT(run_start_unnamed);
+	/* Full barrier: the anchor's bytes before the word that names it. */
+	bool won = tc__cas(&c->h->run_word, w, (uint64_t)gen << 32 | ref) == w;
+	if (won) {
+		tc__notify_any(c);
+		*rc = 0;
+	} else {
+		tc__free_block(c, e); /* never visible to anyone */
+	}
+	tc__exit(c);
+	return won;
+}
+
 int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id)
 {
 	if (!c)
 		return -EINVAL;
-	struct tc_rslot *s = NULL;
-	uint64_t need = tc__entry_bytes(0, sizeof(struct tc_anchor_rec));
+	struct tc_rslot *s;
 	struct tc__room r = { .sweep_runs = true };
-	int rc = -EAGAIN;
-	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
-		rc = tc__enter(c, &s);
-		if (rc)
-			return rc;
-		uint64_t w = tc__run_word(c);
-		if (RUN_REF(w)) {
-			rc = -EBUSY;
-			tc__exit(c);
-			break;
-		}
-		bool again;
-		struct tc_entry *e = tc__alloc_or_room(c, s, need, &r, &rc, &again);
-		if (!e) {
-			if (again)
-				continue;
-			break;
-		}
-		/* Odd, and above the word's even if a scribble made it odd. */
-		uint32_t gen = (RUN_GEN(w) + 1) | 1;
-		struct tc_anchor_rec a = { ts_ns, run_id, gen, tc__now_ms(), tc__self_pid() };
-		tc__fill_block(e, &(struct tc__bhdr){ .version = gen, .vlen = sizeof(a),
-						      .kind = TC_KIND_RUN, .aux = gen },
-			       NULL, &a);
-		uint64_t ref = tc__ref_of(c, e);
-		tc__st(&s->inflight, 0); /* see "Crash windows" above */
-		TC_CRASH_POINT(run_start_unnamed);
-		/* Full barrier: the anchor's bytes before the word that names it. */
-		if (tc__cas(&c->h->run_word, w, (uint64_t)gen << 32 | ref) == w) {
-			tc__notify_any(c);
-			rc = 0;
-			tc__exit(c);
-			break;
-		}
-		tc__free_block(c, e); /* never visible to anyone */
-		tc__exit(c);
-	}
+	int rc = tc__attempts(c, &r, start_once, &(struct start){ ts_ns, run_id }, &s);
 	count_rc(s, rc);
 	return rc;
 }
@@ -318,6 +331,47 @@ static int append_publish(tc_cache *c, struct tc_rslot *s, struct tc_entry *e, u
 	return ir == -ENOSPC ? A_ROOM_SLOT : A_AGAIN;
 }
 
+/* An append as its caller asked for it. */
+struct append_req {
+	uint64_t hash, need;
+	const void *key, *dto;
+	size_t klen, len;
+	uint32_t type;
+};
+
+/* One attempt of tc_dto_append (a tc__attempt_fn). */
+static bool append_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, void *ctx, int *rc)
+{
+	const struct append_req *q = ctx;
+	struct append a;
+	int next = append_find(c, q->hash, q->key, q->klen, &a, rc);
+	if (next != A_GO) {
+		tc__exit(c);
+		return next == A_FAIL;
+	}
+	bool again;
+	struct tc_entry *e = tc__alloc_or_room(c, s, q->need, r, rc, &again);
+	if (!e)
+		return !again;
+	build_elem(c, e, q->hash, q->key, q->klen, q->type, q->dto, q->len, &a);
+	tc__st(&s->inflight, 0); /* see "Crash windows" above */
+	TC_CRASH_POINT(dto_append_unnamed);
+	next = append_publish(c, s, e, q->hash, q->key, q->klen, &a, rc);
+	if (next != A_GO) {
+		tc__exit(c);
+		return next == A_ROOM_SLOT && !tc__room_for(c, s, q->need, true, r);
+	}
+	/* The run must still be the one we appended to (the CAS above was a
+	 * full barrier); else the DTO went into an ended run. */
+	*rc = tc__run_word(c) == a.w ? 0 : TC_ENORUN;
+	if (*rc == 0)
+		tc__count(s, TC_C_SETS);
+	tc__exit(c);
+	if (a.replace)
+		tc__maybe_reclaim(c, s);
+	return true;
+}
+
 int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, const void *dto,
 		  size_t len)
 {
@@ -325,50 +379,12 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type, cons
 		return -EINVAL;
 	if (len > TC_VALUE_MAX)
 		return -EMSGSIZE;
-	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO);
-	uint64_t need = tc__entry_need(c, klen, len);
+	struct append_req q = { .hash = tc__hash(c, key, klen, TC_KIND_DTO),
+				.need = tc__entry_need(c, klen, len),
+				.key = key, .dto = dto, .klen = klen, .len = len, .type = type };
 	struct tc__room r = { .sweep_runs = true };
-	int rc = -EAGAIN;
-	struct tc_rslot *s = NULL;
-	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
-		rc = tc__enter(c, &s);
-		if (rc)
-			return rc;
-		struct append a;
-		int next = append_find(c, hash, key, klen, &a, &rc);
-		if (next != A_GO) {
-			tc__exit(c);
-			if (next == A_FAIL)
-				break;
-			continue;
-		}
-		bool again;
-		struct tc_entry *e = tc__alloc_or_room(c, s, need, &r, &rc, &again);
-		if (!e) {
-			if (again)
-				continue;
-			break;
-		}
-		build_elem(c, e, hash, key, klen, type, dto, len, &a);
-		tc__st(&s->inflight, 0); /* see "Crash windows" above */
-		TC_CRASH_POINT(dto_append_unnamed);
-		next = append_publish(c, s, e, hash, key, klen, &a, &rc);
-		if (next != A_GO) {
-			tc__exit(c);
-			if (next == A_ROOM_SLOT && !tc__room_for(c, s, need, true, &r))
-				break;
-			continue;
-		}
-		/* The run must still be the one we appended to (the CAS above was
-		 * a full barrier); else the DTO went into an ended run. */
-		rc = tc__run_word(c) == a.w ? 0 : TC_ENORUN;
-		if (rc == 0)
-			tc__count(s, TC_C_SETS);
-		tc__exit(c);
-		if (a.replace)
-			tc__maybe_reclaim(c, s);
-		break;
-	}
+	struct tc_rslot *s;
+	int rc = tc__attempts(c, &r, append_once, &q, &s);
 	count_rc(s, rc);
 	return rc;
 }
@@ -405,29 +421,56 @@ static inline bool run_moved(tc_cache *c, uint64_t w)
 	return tc__run_word(c) != w;
 }
 
+/* What read_list hands a list to: HEAD (NULL: no DTOs in this run), its
+ * slot word HW. */
+typedef int (*list_step)(tc_cache *c, struct tc_entry *head, uint64_t hw, void *ctx);
+
+/*
+ * Find the list of KEY in the active run and hand it to STEP, inside the
+ * caller's read section; again while the run moved meanwhile, so that what
+ * STEP saw is of one run.  STEP's result, an error of find_list
+ * (TC_ENORUN), or -EAGAIN when the run moved READ_RETRIES times.
+ */
+static int read_list(tc_cache *c, uint64_t hash, const void *key, size_t klen, list_step step,
+		     void *ctx)
+{
+	int rc = -EAGAIN;
+	for (int i = 0; i < READ_RETRIES; i++) {
+		struct tc_entry *head;
+		uint64_t hw, w;
+		rc = find_list(c, hash, key, klen, &head, &hw, &w);
+		if (rc)
+			return rc;
+		rc = step(c, head, hw, ctx);
+		if (!run_moved(c, w))
+			return rc;
+		rc = -EAGAIN;
+	}
+	return rc;
+}
+
+static int count_step(tc_cache *c, struct tc_entry *head, uint64_t hw, void *ctx)
+{
+	(void)c;
+	(void)hw;
+	*(size_t *)ctx = head ? (size_t)TC_DTO_COUNT(tc__ld(&head->version)) : 0;
+	return 0;
+}
+
 int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n)
 {
 	if (!c || !n || !tc__valid_key(key, klen))
 		return -EINVAL;
 	*n = 0;
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO);
+	size_t cnt = 0;
 	struct tc_rslot *s;
 	int rc = tc__enter(c, &s);
 	if (rc)
 		return rc;
-	for (int i = 0; i < READ_RETRIES; i++) {
-		struct tc_entry *head;
-		uint64_t hw, w;
-		rc = find_list(c, hash, key, klen, &head, &hw, &w);
-		if (rc)
-			break;
-		size_t cnt = head ? (size_t)TC_DTO_COUNT(tc__ld(&head->version)) : 0;
-		if (!run_moved(c, w)) {
-			*n = cnt;
-			break;
-		}
-		rc = -EAGAIN;
-	}
+	rc = read_list(c, hash, key, klen, count_step, &cnt);
+	if (rc == 0)
+		*n = cnt;
 	tc__exit(c);
 	count_rc(s, rc);
 	return rc;
@@ -481,55 +524,50 @@ static int collect(tc_cache *c, struct tc_entry *head, uint64_t hw, uint64_t n, 
 	return ref == 0 ? rc : TC_ECORRUPT;
 }
 
+/* A walk of tc_dto_each: the list's elements, checked, into ITEMS. */
+struct each {
+	uint64_t most;     /* elements the arena could hold at all */
+	uint32_t klen, type;
+	struct item *items;
+	uint64_t cap, n;
+};
+
+static int each_step(tc_cache *c, struct tc_entry *head, uint64_t hw, void *ctx)
+{
+	struct each *e = ctx;
+	e->n = 0;
+	if (!head)
+		return 0;
+	uint64_t n = TC_DTO_COUNT(tc__ld(&head->version));
+	if (n == 0 || n > e->most)
+		return TC_ECORRUPT;
+	e->n = n;
+	return collect(c, head, hw, n, e->klen, e->type, &e->items, &e->cap);
+}
+
 int tc_dto_each(tc_cache *c, const void *key, size_t klen, uint32_t type, tc_dto_fn fn,
 		void *arg)
 {
 	if (!c || !fn || !tc__valid_key(key, klen))
 		return -EINVAL;
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO);
-	struct item *items = NULL;
-	uint64_t cap = 0, n = 0;
 	/* Every element takes at least its header and its key. */
-	uint64_t most = c->arena_bytes / tc__entry_bytes(klen, 0);
+	struct each e = { .most = c->arena_bytes / tc__entry_bytes(klen, 0),
+			  .klen = (uint32_t)klen, .type = type };
 	struct tc_rslot *s;
 	int rc = tc__enter(c, &s);
 	if (rc)
 		return rc;
-	for (int i = 0; i < READ_RETRIES; i++) {
-		struct tc_entry *head;
-		uint64_t hw, w;
-		rc = find_list(c, hash, key, klen, &head, &hw, &w);
-		if (rc)
-			break;
-		if (!head) {
-			if (!run_moved(c, w))
-				break; /* no DTOs in this run */
-			rc = -EAGAIN;
-			continue;
-		}
-		n = TC_DTO_COUNT(tc__ld(&head->version));
-		if (n == 0 || n > most) {
-			rc = TC_ECORRUPT;
-			break;
-		}
-		rc = collect(c, head, hw, n, (uint32_t)klen, type, &items, &cap);
-		/* The run must have stayed active across the walk, so that the
-		 * snapshot is one of this run (not of appends after its end). */
-		if (run_moved(c, w)) {
-			rc = -EAGAIN;
-			continue;
-		}
-		if (rc)
-			break;
-		/* Zero copy: every element stays valid until our section ends,
-		 * even when the run ends meanwhile.  Oldest first, each as the
-		 * walk checked it (nothing is loaded again). */
-		for (uint64_t k = n; k-- > 0 && rc == 0;)
-			rc = fn(items[k].val, items[k].vlen, arg);
-		break;
-	}
+	/* The run stayed active across the walk: the snapshot is one of this
+	 * run (not of appends after its end). */
+	rc = read_list(c, hash, key, klen, each_step, &e);
+	/* Zero copy: every element stays valid until our section ends, even
+	 * when the run ends meanwhile.  Oldest first, each as the walk
+	 * checked it (nothing is loaded again). */
+	for (uint64_t k = e.n; rc == 0 && k-- > 0;)
+		rc = fn(e.items[k].val, e.items[k].vlen, arg);
 	tc__exit(c);
-	free(items);
+	free(e.items);
 	count_rc(s, rc < 0 ? rc : 0);
 	return rc;
 }
@@ -540,6 +578,32 @@ struct dkey {
 	size_t count;
 };
 
+/* The lists of one bucket as tc_dto_keys collects them. */
+struct dkeys {
+	struct tc__walk walk; /* first: the walk's callback finds the rest */
+	uint32_t gen;         /* the run's */
+	struct dkey *f;
+	int n;
+};
+
+static void dkey_visit(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs, uint64_t *slotp,
+		       uint64_t word, const struct tc__sview *v)
+{
+	(void)c;
+	(void)rs;
+	(void)slotp;
+	(void)word;
+	struct dkeys *k = (struct dkeys *)w;
+	if (v->kind != TC_KIND_DTO || tc__ld(&v->e->aux) != k->gen)
+		return;
+	/* The key length was loaded once and checked (1..TC_KEY_MAX): that
+	 * copy alone sizes the copy and the callback. */
+	struct dkey *f = &k->f[k->n++];
+	f->klen = v->klen;
+	f->count = (size_t)TC_DTO_COUNT(tc__ld(&v->e->version));
+	memcpy(f->key, tc__ekey(v->e), v->klen);
+}
+
 int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
 {
 	if (!c || !fn)
@@ -547,42 +611,26 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
 	uint64_t w = tc__run_word(c);
 	if (!RUN_REF(w))
 		return TC_ENORUN;
-	struct dkey *f = malloc(sizeof(*f) * TC_BUCKET_SLOTS);
-	if (!f)
+	struct dkeys k = { .walk.fn = dkey_visit, .gen = RUN_GEN(w),
+			   .f = malloc(sizeof(struct dkey) * TC_BUCKET_SLOTS) };
+	if (!k.f)
 		return -ENOMEM;
 	int rc = 0, bad = 0;
 	for (uint64_t bi = 0; bi < c->nbuckets && rc == 0; bi++) {
-		struct tc_bucket *b = &c->index[bi];
 		struct tc_rslot *s;
-		int n = 0;
 		rc = tc__enter(c, &s);
 		if (rc)
 			break;
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t sw = tc__ld(&b->w[i]);
-			if (TC_SW_STATE(sw) != TC_SW_FINAL)
-				continue;
-			/* The key length is loaded once, checked (1..TC_KEY_MAX),
-			 * and that copy alone sizes the copy and the callback. */
-			struct tc__sview v;
-			if (tc__slot_entry(c, bi, sw, &v) != 1) {
-				bad = TC_ECORRUPT; /* skipped, reported at the end */
-				continue;
-			}
-			if (v.kind != TC_KIND_DTO || tc__ld(&v.e->aux) != RUN_GEN(w))
-				continue;
-			f[n].klen = v.klen;
-			f[n].count = (size_t)TC_DTO_COUNT(tc__ld(&v.e->version));
-			memcpy(f[n].key, tc__ekey(v.e), v.klen);
-			n++;
-		}
+		k.n = 0;
+		if (!tc__walk_bucket(c, &k.walk, bi, s))
+			bad = TC_ECORRUPT; /* skipped, reported at the end */
 		if (run_moved(c, w))
 			rc = TC_ENORUN; /* the run ended: its keys are gone */
 		tc__exit(c);
-		for (int i = 0; i < n && rc == 0; i++)
-			rc = fn(f[i].key, f[i].klen, f[i].count, arg);
+		for (int i = 0; i < k.n && rc == 0; i++)
+			rc = fn(k.f[i].key, k.f[i].klen, k.f[i].count, arg);
 	}
-	free(f);
+	free(k.f);
 	return rc ? rc : bad;
 }
 

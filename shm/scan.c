@@ -12,9 +12,45 @@ struct found {
 	uint8_t key[TC_KEY_MAX + 1];
 	size_t klen;
 	tc_meta meta;
-	uint64_t word;
-	uint64_t *slotp;
 };
+
+/* The keys of one bucket as bucket_keys collects them. */
+struct keys {
+	struct tc__walk walk; /* first: the walk's callback finds the rest */
+	const char *glob;
+	int64_t now;
+	struct found *f;
+	int n;
+	struct tc_rslot *purger;
+	uint64_t *npurged;
+};
+
+static void key_visit(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs, uint64_t *slotp,
+		      uint64_t word, const struct tc__sview *v)
+{
+	(void)rs;
+	struct keys *k = (struct keys *)w;
+	struct found *f = &k->f[k->n];
+	struct tc_entry *e = v->e;
+	int64_t exp = tc__ld(&e->expires_ms);
+	if (v->kind != TC_KIND_KEY || expired(exp, k->now))
+		return;
+	memcpy(f->key, tc__ekey(e), v->klen);
+	f->key[v->klen] = '\0';
+	if (k->glob && fnmatch(k->glob, (const char *)f->key, 0) != 0)
+		return;
+	f->klen = v->klen;
+	f->meta = (tc_meta){ .len = v->vlen, .type = tc__ld(&e->type),
+			     .version = tc__ld(&e->version), .expires_ms = exp };
+	/* Purge removes under the same section that matched the key, so the
+	 * slot word cannot have been recycled in between. */
+	if (k->purger) {
+		if (tc__remove_slot(c, k->purger, slotp, word, TC_C_KEYS_DELETED) == 0)
+			(*k->npurged)++;
+		return;
+	}
+	k->n++;
+}
 
 /*
  * Copy the live, matching keys of bucket BI out under a read section of
@@ -25,45 +61,16 @@ struct found {
 static int bucket_keys(tc_cache *c, uint64_t bi, const char *glob, int64_t now,
 		       struct found *f, int *bad, struct tc_rslot *purger, uint64_t *npurged)
 {
-	struct tc_bucket *b = &c->index[bi];
+	struct keys k = { .walk.fn = key_visit, .glob = glob, .now = now, .f = f,
+			  .purger = purger, .npurged = npurged };
 	struct tc_rslot *s;
-	int n = 0;
 	int rc = tc__enter(c, &s);
 	if (rc)
 		return rc;
-	for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-		uint64_t w = tc__ld(&b->w[i]);
-		if (TC_SW_STATE(w) != TC_SW_FINAL)
-			continue;
-		struct tc__sview v;
-		if (tc__slot_entry(c, bi, w, &v) != 1) {
-			*bad = TC_ECORRUPT;
-			continue;
-		}
-		struct tc_entry *e = v.e;
-		int64_t exp = tc__ld(&e->expires_ms);
-		if (v.kind != TC_KIND_KEY || expired(exp, now))
-			continue;
-		memcpy(f[n].key, tc__ekey(e), v.klen);
-		f[n].key[v.klen] = '\0';
-		if (glob && fnmatch(glob, (const char *)f[n].key, 0) != 0)
-			continue;
-		f[n].klen = v.klen;
-		f[n].meta = (tc_meta){ .len = v.vlen, .type = tc__ld(&e->type),
-				       .version = tc__ld(&e->version), .expires_ms = exp };
-		f[n].word = w;
-		f[n].slotp = &b->w[i];
-		/* Purge removes under the same section that matched the key, so
-		 * the slot word cannot have been recycled in between. */
-		if (purger) {
-			if (tc__remove_slot(c, purger, &b->w[i], w, TC_C_KEYS_DELETED) == 0)
-				(*npurged)++;
-			continue;
-		}
-		n++;
-	}
+	if (!tc__walk_bucket(c, &k.walk, bi, s))
+		*bad = TC_ECORRUPT;
 	tc__exit(c);
-	return n;
+	return k.n;
 }
 
 int tc_scan(tc_cache *c, const char *glob, tc_scan_fn fn, void *arg)

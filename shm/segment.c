@@ -551,18 +551,14 @@ int tc_get_info(tc_cache *c, tc_info *out)
 {
 	if (!c || !out)
 		return -EINVAL;
-	memset(out, 0, sizeof(*out));
+	/* The geometry from the handle (copied at attach); the shared fields
+	 * loaded once each. */
+	*out = (tc_info){ .layout_version = TC_LAYOUT_VERSION, .max_entries = c->max_entries,
+			  .memory_bytes = c->h->memory_bytes, .max_readers = c->max_readers,
+			  .mode = tc__ld(&c->h->mode), .default_ttl_ms = c->default_ttl_ms,
+			  .eviction = c->eviction, .flags = c->csum ? TC_CHECKSUM : 0,
+			  .segment_bytes = c->size, .created_ms = tc__ld(&c->h->created_ms),
+			  .creator_pid = tc__ld(&c->h->creator_pid) };
 	snprintf(out->name, sizeof(out->name), "%s", c->name);
-	out->layout_version = TC_LAYOUT_VERSION;
-	out->max_entries = c->max_entries;
-	out->memory_bytes = c->h->memory_bytes;
-	out->max_readers = c->max_readers;
-	out->mode = tc__ld(&c->h->mode);
-	out->default_ttl_ms = c->default_ttl_ms;
-	out->eviction = c->eviction;
-	out->flags = c->csum ? TC_CHECKSUM : 0;
-	out->segment_bytes = c->size;
-	out->created_ms = tc__ld(&c->h->created_ms);
-	out->creator_pid = tc__ld(&c->h->creator_pid);
 	return 0;
 }

@@ -118,6 +118,81 @@ static int save_key(const void *key, size_t klen, const tc_meta *meta, void *arg
 	return 0;
 }
 
+/* The header: the magic, the format and the cache's geometry (INFO). */
+static int write_header(struct saver *s, const tc_info *info)
+{
+	uint8_t h[HDR_BYTES];
+	memset(h, 0, sizeof(h));
+	memcpy(h, SNAP_MAGIC, 8);
+	put32(h + 8, SNAP_VERSION);
+	put32(h + 12, (info->flags & TC_CHECKSUM) ? SNAP_F_CHECKSUM : 0);
+	put64(h + 16, info->max_entries);
+	put64(h + 24, info->memory_bytes);
+	put32(h + 32, info->max_readers);
+	put32(h + 36, info->mode);
+	put64(h + 40, info->default_ttl_ms);
+	put32(h + 48, (uint32_t)info->eviction);
+	put64(h + 56, (uint64_t)tc__now_ms());
+	return out(s, h, HDR_BYTES);
+}
+
+/* The trailer: the record count and the hash of everything before it. */
+static int write_trailer(struct saver *s)
+{
+	uint8_t t[END_BYTES];
+	memcpy(t, SNAP_END, 8);
+	put64(t + 8, s->records);
+	put64(t + 16, XXH3_64bits_digest(s->xs));
+	int rc = fwrite(t, 1, END_BYTES, s->f) != END_BYTES ? -EIO : 0;
+	s->bytes += END_BYTES;
+	return rc;
+}
+
+/* Header, records, trailer into S's open file. */
+static int write_all(struct saver *s, const tc_info *info)
+{
+	XXH3_64bits_reset(s->xs);
+	int rc = write_header(s, info);
+	if (!rc) {
+		rc = tc_scan(s->c, "*", save_key, s);
+		if (rc == 1)
+			rc = s->err;
+	}
+	if (!rc)
+		rc = write_trailer(s);
+	return rc;
+}
+
+/*
+ * Close S's file TMP (RC is how writing it went) and, when all went well,
+ * rename it over PATH and sync the directory.  TMP is removed on any
+ * failure, and is overwritten (it has PLEN + 16 bytes).  0 or -errno.
+ */
+static int finish_file(struct saver *s, int rc, char *tmp, size_t plen, const char *path)
+{
+	if (fflush(s->f) != 0 && !rc)
+		rc = -errno;
+	if (!rc && fsync(fileno(s->f)) != 0)
+		rc = -errno;
+	if (fclose(s->f) != 0 && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, path) != 0)
+		rc = -errno;
+	if (rc) {
+		unlink(tmp);
+		return rc;
+	}
+	/* The rename itself survives a power cut once the directory is
+	 * synced; a failure here leaves a whole file either way. */
+	snprintf(tmp, plen + 16, "%s", path);
+	int dfd = open(dirname(tmp), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
 int tc_snapshot_save(tc_cache *c, const char *path, tc_snapshot_report *rep)
 {
 	if (rep)
@@ -148,54 +223,7 @@ int tc_snapshot_save(tc_cache *c, const char *path, tc_snapshot_report *rep)
 		unlink(tmp);
 		goto out_free;
 	}
-	XXH3_64bits_reset(s.xs);
-	uint8_t h[HDR_BYTES];
-	memset(h, 0, sizeof(h));
-	memcpy(h, SNAP_MAGIC, 8);
-	put32(h + 8, SNAP_VERSION);
-	put32(h + 12, (info.flags & TC_CHECKSUM) ? SNAP_F_CHECKSUM : 0);
-	put64(h + 16, info.max_entries);
-	put64(h + 24, info.memory_bytes);
-	put32(h + 32, info.max_readers);
-	put32(h + 36, info.mode);
-	put64(h + 40, info.default_ttl_ms);
-	put32(h + 48, (uint32_t)info.eviction);
-	put64(h + 56, (uint64_t)tc__now_ms());
-	rc = out(&s, h, HDR_BYTES);
-	if (!rc) {
-		rc = tc_scan(c, "*", save_key, &s);
-		if (rc == 1)
-			rc = s.err;
-	}
-	if (!rc) {
-		uint8_t t[END_BYTES];
-		memcpy(t, SNAP_END, 8);
-		put64(t + 8, s.records);
-		put64(t + 16, XXH3_64bits_digest(s.xs));
-		if (fwrite(t, 1, END_BYTES, s.f) != END_BYTES)
-			rc = -EIO;
-		s.bytes += END_BYTES;
-	}
-	if (fflush(s.f) != 0 && !rc)
-		rc = -errno;
-	if (!rc && fsync(fileno(s.f)) != 0)
-		rc = -errno;
-	if (fclose(s.f) != 0 && !rc)
-		rc = -errno;
-	if (!rc && rename(tmp, path) != 0)
-		rc = -errno;
-	if (rc) {
-		unlink(tmp);
-	} else {
-		/* The rename itself survives a power cut once the directory is
-		 * synced; a failure here leaves a whole file either way. */
-		snprintf(tmp, plen + 16, "%s", path);
-		int dfd = open(dirname(tmp), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd >= 0) {
-			(void)fsync(dfd);
-			close(dfd);
-		}
-	}
+	rc = finish_file(&s, write_all(&s, &info), tmp, plen, path);
 	if (!rc && rep) {
 		rep->keys = s.records;
 		rep->bytes = s.bytes;
@@ -215,10 +243,11 @@ struct snap {
 	uint64_t records;
 };
 
-/* Read and check the whole file: TC_ECORRUPT unless every byte adds up. */
-static int snap_read(const char *path, struct snap *sn, tc_snapshot_info *info)
+/* Read the whole regular file PATH into a buffer of its own (*BUF, *LEN):
+ * 0, -errno, or TC_ECORRUPT (not a regular file, or a size no snapshot
+ * has). */
+static int read_whole(const char *path, uint8_t **buf, size_t *len)
 {
-	memset(sn, 0, sizeof(*sn));
 	/* O_NONBLOCK: a FIFO or device named like a snapshot must not hang
 	 * the caller (the sweeper at start); only a regular file is read. */
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -235,54 +264,80 @@ static int snap_read(const char *path, struct snap *sn, tc_snapshot_info *info)
 		close(fd);
 		return TC_ECORRUPT;
 	}
-	size_t len = (size_t)st.st_size;
-	uint8_t *b = malloc(len);
+	size_t n = (size_t)st.st_size;
+	uint8_t *b = malloc(n);
 	if (!b) {
 		close(fd);
 		return -ENOMEM;
 	}
 	size_t got = 0;
-	while (got < len) {
-		ssize_t n = read(fd, b + got, len - got);
-		if (n <= 0) {
-			int e = n < 0 ? -errno : TC_ECORRUPT;
+	while (got < n) {
+		ssize_t r = read(fd, b + got, n - got);
+		if (r <= 0) {
+			int e = r < 0 ? -errno : TC_ECORRUPT;
 			if (e == -EINTR)
 				continue;
 			free(b);
 			close(fd);
 			return e;
 		}
-		got += (size_t)n;
+		got += (size_t)r;
 	}
 	close(fd);
-	int rc = TC_ECORRUPT;
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+/* Check the snapshot B of LEN bytes: magic, trailer, hash, version, header
+ * and every record's frame.  0 with its record count in *N, TC_EVERSION,
+ * or TC_ECORRUPT. */
+static int check_snap(const uint8_t *b, size_t len, uint64_t *n)
+{
 	const uint8_t *t = b + len - END_BYTES;
 	if (memcmp(b, SNAP_MAGIC, 8) != 0 || memcmp(t, SNAP_END, 8) != 0)
-		goto bad;
+		return TC_ECORRUPT;
 	if (XXH3_64bits(b, len - END_BYTES) != get64(t + 16))
-		goto bad;
+		return TC_ECORRUPT;
 	/* Whole and intact: a version we do not know is another format. */
-	if (get32(b + 8) != SNAP_VERSION) {
-		rc = TC_EVERSION;
-		goto bad;
-	}
+	if (get32(b + 8) != SNAP_VERSION)
+		return TC_EVERSION;
 	if ((get32(b + 12) & ~SNAP_F_CHECKSUM) != 0 || get32(b + 52) != 0 ||
 	    get32(b + 48) > TC_EVICT_LRU)
-		goto bad;
-	uint64_t want = get64(t + 8), n = 0;
+		return TC_ECORRUPT;
+	uint64_t want = get64(t + 8), k = 0;
 	size_t off = HDR_BYTES, end = len - END_BYTES;
 	while (off < end) {
 		if (end - off < REC_BYTES || get32(b + off) != REC_MAGIC)
-			goto bad;
+			return TC_ECORRUPT;
 		uint32_t kl = get32(b + off + 4), vl = get32(b + off + 8);
 		if (kl < 1 || kl > TC_KEY_MAX || vl > TC_VALUE_MAX ||
 		    end - off - (REC_BYTES) < (size_t)kl + vl)
-			goto bad;
+			return TC_ECORRUPT;
 		off += REC_BYTES + kl + vl;
-		n++;
+		k++;
 	}
-	if (n != want)
-		goto bad;
+	if (k != want)
+		return TC_ECORRUPT;
+	*n = k;
+	return 0;
+}
+
+/* Read and check the whole file: TC_ECORRUPT unless every byte adds up. */
+static int snap_read(const char *path, struct snap *sn, tc_snapshot_info *info)
+{
+	memset(sn, 0, sizeof(*sn));
+	uint8_t *b = NULL;
+	size_t len = 0;
+	uint64_t n = 0;
+	int rc = read_whole(path, &b, &len);
+	if (rc)
+		return rc;
+	rc = check_snap(b, len, &n);
+	if (rc) {
+		free(b);
+		return rc;
+	}
 	if (info) {
 		memset(info, 0, sizeof(*info));
 		info->max_entries = get64(b + 16);
@@ -299,9 +354,6 @@ static int snap_read(const char *path, struct snap *sn, tc_snapshot_info *info)
 	sn->len = len;
 	sn->records = n;
 	return 0;
-bad:
-	free(b);
-	return rc;
 }
 
 int tc_snapshot_stat(const char *path, tc_snapshot_info *info)

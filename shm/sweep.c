@@ -13,7 +13,8 @@
  * The lease makes one sweeper per segment the normal case: lease_word holds
  * the holder's pid and a generation, taken by CAS when free, held by a dead
  * process (pid gone or reused), or silent for longer than the staleness
- * bound.  Two sweepers at once would still be correct, only wasteful.
+ * bound (tc__lease_claim, process.c, as the bridge's lease of tier.c).  Two
+ * sweepers at once would still be correct, only wasteful.
  */
 #include "internal.h"
 
@@ -26,13 +27,12 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report)
 	tc_sweep_report local;
 	tc_sweep_report *rep = report ? report : &local;
 	memset(rep, 0, sizeof(*rep));
-	struct tc_rslot *s = tc__slot(c);
-	if (!s)
-		return -EUSERS;
-	if (tc__in_section(c))
-		return -EDEADLK;
+	struct tc_rslot *s;
+	int rc = tc__maint_slot(c, &s);
+	if (rc)
+		return rc;
 	tc__clean_dead(c, s, rep);
-	int rc = tc__expire_pass(c, s, budget, rep);
+	rc = tc__expire_pass(c, s, budget, rep);
 	if (rc)
 		return rc;
 	rc = tc__sweep_runs(c, budget);
@@ -51,48 +51,28 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report)
 }
 
 #define LEASE_PID(w) ((uint32_t)((w) >> 32))
-#define LEASE_CLAIMING 0x80000000ull /* low half: claiming bit | generation */
 #define LEASE_GEN_MASK 0x7fffffffull
+
+static uint64_t lease_next(uint64_t w)
+{
+	return (w + 1) & LEASE_GEN_MASK;
+}
+
+static void lease_claimed(tc_cache *c, uint64_t w)
+{
+	(void)c;
+	(void)w;
+	TC_CRASH_POINT(lease_claiming);
+}
+
+static const struct tc__lease sweeper_lease = {
+	TC_LEASE_FIELDS(lease),
+	.next = lease_next, .claimed = lease_claimed, .mine_while_claiming = true,
+};
 
 int tc_lease_acquire(tc_cache *c, uint64_t stale_ms, uint32_t *holder)
 {
-	if (!c)
-		return -EINVAL;
-	uint32_t me = tc__self_pid();
-	for (int tries = 0; tries < 100; tries++) {
-		uint64_t w = tc__ld(&c->h->lease_word);
-		uint32_t pid = LEASE_PID(w);
-		if (holder)
-			*holder = pid;
-		if (pid == me) {
-			tc__st(&c->h->lease_beat_ms, tc__now_ms());
-			return 0;
-		}
-		int64_t age = tc__now_ms() - tc__ld(&c->h->lease_beat_ms);
-		bool free_;
-		if (w & LEASE_CLAIMING)
-			/* Being taken: its start time and heartbeat are not written
-			 * yet, so only the claimer's death frees it. */
-			free_ = !tc__pid_alive(pid, 0);
-		else
-			free_ = pid == 0 || !tc__pid_alive(pid, tc__ld(&c->h->lease_start)) ||
-				(stale_ms && age > (int64_t)stale_ms);
-		if (!free_)
-			return -EBUSY;
-		uint64_t gen = (w + 1) & LEASE_GEN_MASK;
-		uint64_t claim = (uint64_t)me << 32 | LEASE_CLAIMING | gen;
-		if (tc__cas(&c->h->lease_word, w, claim) == w) {
-			TC_CRASH_POINT(lease_claiming);
-			tc__st(&c->h->lease_start, tc__self_start());
-			tc__st(&c->h->lease_beat_ms, tc__now_ms());
-			/* Start time and heartbeat before the word says "held". */
-			tc__cas(&c->h->lease_word, claim, (uint64_t)me << 32 | gen);
-			if (holder)
-				*holder = me;
-			return 0;
-		}
-	}
-	return -EBUSY;
+	return c ? tc__lease_claim(c, &sweeper_lease, stale_ms, holder) : -EINVAL;
 }
 
 int tc_lease_renew(tc_cache *c)

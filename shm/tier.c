@@ -4,58 +4,43 @@
  * (shm-bridge, one bridge per segment) and the state it publishes.
  *
  * tier_word = pid << 32 | claiming bit 31 | state << 24 | generation (24
- * bits), changed only by CAS, like the sweeper's lease_word (sweep.c): a
- * claim is made with the claiming bit set, the start time and heartbeat
- * are stored, then the bit is cleared, so a racing claimer never judges a
- * new holder by the start time of the old one.  No network code here: the
- * library only keeps the word.
+ * bits), changed only by CAS, claimed as the sweeper's lease_word
+ * (sweep.c) by tc__lease_claim (process.c): with the claiming bit set, the
+ * start time and heartbeat stored, then the bit cleared, so a racing
+ * claimer never judges a new holder by the start time of the old one.  No
+ * network code here: the library only keeps the word.
  */
 #include "internal.h"
 
 #define TIER_PID(w)      ((uint32_t)((w) >> 32))
-#define TIER_CLAIMING    0x80000000ull
+#define TIER_CLAIMING    TC_LEASE_CLAIMING
 #define TIER_STATE(w)    ((uint32_t)(((w) >> 24) & 0x7fu))
 #define TIER_GEN_MASK    0xffffffull
 #define TIER_MAKE(pid, st, gen) \
 	((uint64_t)(pid) << 32 | (uint64_t)(st) << 24 | ((gen) & TIER_GEN_MASK))
 
+/* A claim leaves the state DOWN, with a new generation. */
+static uint64_t tier_next(uint64_t w)
+{
+	return TIER_MAKE(0, TC_TIER_DOWN, (w & TIER_GEN_MASK) + 1);
+}
+
+/* A claim that changed the state stamps the time of the change. */
+static void tier_claimed(tc_cache *c, uint64_t w)
+{
+	if (TIER_STATE(w) != TC_TIER_DOWN)
+		tc__st(&c->h->tier_since_ms, tc__now_ms());
+}
+
+/* The bridge's lease: the state stays DOWN until the bridge says UP. */
+static const struct tc__lease bridge_lease = {
+	TC_LEASE_FIELDS(tier),
+	.next = tier_next, .claimed = tier_claimed, .mine_while_claiming = false,
+};
+
 int tc_tier_claim(tc_cache *c, uint64_t stale_ms, uint32_t *holder)
 {
-	if (!c)
-		return -EINVAL;
-	uint32_t me = tc__self_pid();
-	for (int tries = 0; tries < 100; tries++) {
-		uint64_t w = tc__ld(&c->h->tier_word);
-		uint32_t pid = TIER_PID(w);
-		if (holder)
-			*holder = pid;
-		if (pid == me && !(w & TIER_CLAIMING)) {
-			tc__st(&c->h->tier_beat_ms, tc__now_ms());
-			return 0;
-		}
-		int64_t age = tc__now_ms() - tc__ld(&c->h->tier_beat_ms);
-		bool free_;
-		if (w & TIER_CLAIMING)
-			free_ = !tc__pid_alive(pid, 0);
-		else
-			free_ = pid == 0 || !tc__pid_alive(pid, tc__ld(&c->h->tier_start)) ||
-				(stale_ms && age > (int64_t)stale_ms);
-		if (!free_)
-			return -EBUSY;
-		uint64_t gen = (w & TIER_GEN_MASK) + 1;
-		uint64_t claim = TIER_MAKE(me, TC_TIER_DOWN, gen) | TIER_CLAIMING;
-		if (tc__cas(&c->h->tier_word, w, claim) == w) {
-			tc__st(&c->h->tier_start, tc__self_start());
-			tc__st(&c->h->tier_beat_ms, tc__now_ms());
-			if (TIER_STATE(w) != TC_TIER_DOWN)
-				tc__st(&c->h->tier_since_ms, tc__now_ms());
-			tc__cas(&c->h->tier_word, claim, TIER_MAKE(me, TC_TIER_DOWN, gen));
-			if (holder)
-				*holder = me;
-			return 0;
-		}
-	}
-	return -EBUSY;
+	return c ? tc__lease_claim(c, &bridge_lease, stale_ms, holder) : -EINVAL;
 }
 
 int tc_tier_set(tc_cache *c, uint32_t state)

@@ -7,7 +7,8 @@
  * on a free list; the audit refuses a live attached peer (-EBUSY), a read
  * section (-EDEADLK) and a null handle (-EINVAL); an auditor killed half
  * way leaves a usable segment, and a dead audit's AUDITING is handled by
- * unlink and by a refused audit.  White-box (internal.h, layout.h) to
+ * unlink and by a refused audit; an audit that cannot allocate its mark
+ * bits (-ENOMEM) leaves READY and no auditor recorded.  White-box (internal.h, layout.h) to
  * place a dead auditor's record and kill one half way.
  */
 #include "whitebox.h"
@@ -273,15 +274,21 @@ static pid_t dead_pid(void)
 	return pid;
 }
 
+/* A fresh segment NAME holding "k" = "v". */
+static tc_cache *one_key_segment(const char *name)
+{
+	tc_cache *c = wb_create(name, 1024, 1u << 20, 8, TC_EVICT_NONE);
+	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	return c;
+}
+
 /* Unlinking a segment whose (dead) audit left AUDITING still tells every
  * attached handle that it is gone. */
 static void test_unlink_over_a_dead_audit_is_seen(void **state)
 {
 	(void)state;
 	char name[64], buf[8];
-	tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8,
-				TC_EVICT_NONE);
-	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	tc_cache *c = one_key_segment(fx_name(name));
 	tc__st(&c->h->audit_pid, (uint64_t)dead_pid());
 	tc__st(&c->h->audit_start, 0);
 	tc__st(&c->h->state, TC_STATE_AUDITING);
@@ -298,9 +305,7 @@ static void test_refused_audit_over_a_dead_one_leaves_ready(void **state)
 	(void)state;
 	char name[64], buf[8];
 	int fds[2];
-	tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8,
-				TC_EVICT_NONE);
-	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	tc_cache *c = one_key_segment(fx_name(name));
 	assert_int_equal(0, pipe(fds));
 	pid_t pid = fork();
 	assert_true(pid >= 0);
@@ -338,6 +343,39 @@ static void test_refused_audit_over_a_dead_one_leaves_ready(void **state)
 	tc_unlink(name);
 }
 
+static void *no_memory(size_t n, size_t size)
+{
+	(void)n;
+	(void)size;
+	errno = ENOMEM;
+	return NULL;
+}
+
+/* An audit whose mark bits cannot be allocated changes nothing: the state
+ * is READY again, no auditor is recorded, every call works, and the next
+ * audit (with memory) runs. */
+static void test_audit_out_of_memory_leaves_ready(void **state)
+{
+	(void)state;
+	char name[64], buf[8];
+	tc_cache *c = one_key_segment(fx_name(name));
+	tc_audit_report rep;
+	tc__audit_calloc = no_memory;
+	int rc = tc_audit(c, &rep);
+	tc__audit_calloc = calloc;
+	ASSERT_RC(-ENOMEM, rc);
+	assert_int_equal(tc__ld(&c->h->state), TC_STATE_READY);
+	assert_int_equal(tc__ld(&c->h->audit_pid), 0);
+	ASSERT_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	assert_memory_equal(buf, "v", 1);
+	ASSERT_RC(0, tc_set(c, "k2", 2, "w", 1, 0, 0));
+	ASSERT_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.live_after, 2);
+	assert_int_equal(tc__ld(&c->h->state), TC_STATE_READY);
+	tc_close(c);
+	tc_unlink(name);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +386,7 @@ int main(void)
 		FX_TEST(test_killed_auditor_leaves_a_usable_segment),
 		FX_TEST(test_unlink_over_a_dead_audit_is_seen),
 		FX_TEST(test_refused_audit_over_a_dead_one_leaves_ready),
+		FX_TEST(test_audit_out_of_memory_leaves_ready),
 	};
 	return fx_run(tests);
 }

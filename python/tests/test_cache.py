@@ -319,6 +319,47 @@ class TestReadsAndWrites(SegmentCase):
         self.assertIs(c.cas("k", b"c", version=v2, ttl=60, type=3), True)
         self.assertEqual(c.get_item("k").type, 3)
 
+    def test_get_returns_the_recent_object_only_for_the_live_version(self):
+        c = self.cache
+        writer = tickcache.Cache(self.name)
+        self.addCleanup(writer.close)
+        c.set("quote", b"AAPL 101")
+        self.assertEqual(c.get("quote"), b"AAPL 101")  # noted
+        first = c.get("quote")  # kept
+        self.assertEqual(first, b"AAPL 101")
+        # Unchanged (same version): the same bytes object, also for an
+        # equal key built anew and for the key's UTF-8 as bytes.
+        self.assertIs(c.get("quote"), first)
+        self.assertIs(c.get("".join(["quo", "te"])), first)
+        self.assertIs(c.get(b"quote"), first)
+        self.assertIs(c.get_item("quote").value, first)
+        # Another handle writes the same length: a new version, a new value.
+        writer.set("quote", b"AAPL 102")
+        self.assertEqual(c.get("quote"), b"AAPL 102")
+        self.assertEqual(c.get("quote"), b"AAPL 102")
+        # The same bytes again are a new version too; an equal value.
+        writer.set("quote", b"AAPL 102")
+        self.assertEqual(c.get("quote"), b"AAPL 102")
+        self.assertEqual(c.get("quote"), b"AAPL 102")
+        # A delete and a re-add with the first value.
+        writer.delete("quote")
+        self.assertIsNone(c.get("quote"))
+        writer.set("quote", b"AAPL 101")
+        self.assertEqual(c.get("quote"), b"AAPL 101")
+        self.assertIsNot(c.get("quote"), first)
+        # A bytes-like key that can change is read, never remembered.
+        k = bytearray(b"quote")
+        self.assertEqual(c.get(k), b"AAPL 101")
+        self.assertEqual(c.get(k), b"AAPL 101")
+        k[0:1] = b"Q"
+        writer.set(bytes(k), b"other")
+        self.assertEqual(c.get(k), b"other")
+        # Keys that differ after the first bytes never share a result.
+        c.set("quote2", b"AAPL 101")
+        for _ in range(2):
+            self.assertEqual(c.get("quote2"), b"AAPL 101")
+            self.assertEqual(c.get("quote"), b"AAPL 101")
+
     def test_versions_grow_across_delete(self):
         c = self.cache
         v1 = c.set("k", b"a")

@@ -63,6 +63,31 @@ class TestFork(SegmentCase):
         # The parent's handle and slot are untouched.
         self.assertEqual([x["slot"] for x in c.readers() if x["pid"] == parent], parent_slots)
 
+    def test_child_on_a_recreated_segment_does_not_see_the_parents_results(self):
+        # get() remembers results by version; a child that attaches anew may
+        # find a new segment under the name, where the same key has the
+        # same version with another value.
+        c = self.cache
+        self.assertEqual(c.set("k", b"parent"), 1)
+        self.assertEqual(c.get("k"), b"parent")
+        self.assertIs(c.get("k"), c.get("k"))  # kept
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child
+            try:
+                os.close(r)
+                tickcache.unlink(self.name)
+                with tickcache.Cache(self.name, create=True, **self.create_kw) as n:
+                    ver = n.set("k", b"second")
+                os.write(w, b"%d %r" % (ver, c.get("k")))
+            finally:
+                os._exit(0)
+        os.close(w)
+        msg = os.read(r, 100).decode()
+        os.close(r)
+        self.assertEqual(self._wait(pid), 0)
+        self.assertEqual(msg, "1 b'second'")
+
     def test_child_close_does_not_close_parent(self):
         pid = os.fork()
         if pid == 0:

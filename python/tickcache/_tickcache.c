@@ -5,7 +5,9 @@
  * One Cache object is one tc_cache handle.  The hot calls (get, set, add,
  * exists, ...) parse their arguments by hand (METH_FASTCALL, no format
  * strings), call the library with the GIL held - they take nanoseconds, and
- * releasing the GIL costs more than the call - and copy values into bytes.
+ * releasing the GIL costs more than the call - and copy values into bytes
+ * (get hands out the same bytes again while a key's version is unchanged:
+ * struct recent).
  * Only get_or_load releases the GIL, for its wait; its Python loader runs
  * with the GIL taken back.
  *
@@ -64,6 +66,36 @@ static void at_fork_child(void)
 	fork_gen++;
 }
 
+/*
+ * The results of recent gets: when KEY's live version is the one a slot
+ * holds and the value tc_get just copied is byte for byte that slot's bytes
+ * object, get returns that object again instead of allocating a new one.
+ * The version is only a filter: the bytes are compared too, so a version
+ * seen again (a scribbled version counter, a segment recreated under the
+ * same name) can never return another value.  Only keys of exactly str or
+ * bytes (immutable, no __del__, no reference cycle) and values tc_get
+ * copies whole (up to RECENT_MAX = STACK_VALUE bytes) are kept.
+ * Emptied when the handle changes (close, attach after fork): another
+ * segment's versions mean nothing here.  A slot is chosen by the version and
+ * the key's last 8 bytes (TAIL), which are also compared before the key.
+ * A result is kept when the same (version, tail, length) comes to its slot
+ * twice in a row (the first time only those three words are noted, CAND):
+ * keys read round robin then cost no reference counting and no frees here.
+ */
+#define RECENT_BITS 4
+#define RECENT (1 << RECENT_BITS)
+#define RECENT_MAX STACK_VALUE
+struct recent {
+	uint64_t version;
+	uint64_t tail;
+	PyObject *key;           /* strong reference, NULL when empty */
+	const char *kp;          /* KEY's bytes (its UTF-8 for a str) */
+	Py_ssize_t kn;
+	PyObject *value;         /* strong reference: the bytes returned */
+	uint64_t cand_version, cand_tail;
+	Py_ssize_t cand_kn;
+};
+
 typedef struct CacheObject {
 	PyObject_HEAD
 	tc_cache *c;             /* NULL when closed or not (re)attached */
@@ -76,7 +108,23 @@ typedef struct CacheObject {
 	Py_ssize_t sections;     /* read sections open on c */
 	PyObject *weakrefs;
 	char name[TC_NAME_MAX + 1];
+	struct recent recent[RECENT];
 } CacheObject;
+
+static void recent_clear(CacheObject *self)
+{
+	for (int i = 0; i < RECENT; i++) {
+		struct recent *e = &self->recent[i];
+		PyObject *k = e->key, *v = e->value;
+		e->version = e->tail = e->cand_version = e->cand_tail = 0;
+		e->cand_kn = 0;
+		e->key = e->value = NULL;
+		e->kp = NULL;
+		e->kn = 0;
+		Py_XDECREF(k);
+		Py_XDECREF(v);
+	}
+}
 
 /*
  * Read sections whose last view was released by a thread other than the
@@ -177,9 +225,15 @@ static inline int key_arg(PyObject *o, bytearg *a)
 {
 	a->has_view = 0;
 	if (PyUnicode_Check(o)) {
-		a->p = PyUnicode_AsUTF8AndSize(o, &a->n);
-		if (!a->p)
-			return -1;
+		/* A compact ASCII str is its own UTF-8: no call, no cache. */
+		if (LIKELY(PyUnicode_IS_COMPACT_ASCII(o))) {
+			a->p = (const char *)PyUnicode_DATA(o);
+			a->n = PyUnicode_GET_LENGTH(o);
+		} else {
+			a->p = PyUnicode_AsUTF8AndSize(o, &a->n);
+			if (!a->p)
+				return -1;
+		}
 	} else if (PyBytes_Check(o)) {
 		a->p = PyBytes_AS_STRING(o);
 		a->n = PyBytes_GET_SIZE(o);
@@ -506,6 +560,7 @@ static tc_cache *handle_slow(CacheObject *self)
 		self->c = self->deferred = NULL;
 		self->busy = 0;
 		self->sections = 0;
+		recent_clear(self);
 		tc_opts o = self->opts;
 		o.flags &= ~(TC_CREATE | TC_EXCL);
 		tc_cache *c = NULL;
@@ -702,6 +757,7 @@ static void Cache_dealloc(CacheObject *self)
 	if (self->deferred)
 		tc_close(self->deferred);
 	self->c = self->deferred = NULL;
+	recent_clear(self);
 	Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -730,6 +786,7 @@ static PyObject *Cache_close(CacheObject *self, PyObject *unused)
 	else if (self->c)
 		tc_close(self->c);
 	self->c = NULL;
+	recent_clear(self);
 	Py_RETURN_NONE;
 }
 
@@ -780,41 +837,141 @@ static PyObject *make_item(PyObject *value, const tc_meta *m)
 }
 
 /*
- * fetch - the live value of KEY as bytes, or NULL.  *RC is 0 (value
- * returned), -ENOENT (miss, no exception) or another code (exception set).
+ * recent_find - the bytes object get returned for KEYOBJ (K) at version
+ * M->version, when the recent results still hold it; a new reference.
  */
-static PyObject *fetch(CacheObject *self, tc_cache *c, const bytearg *k, tc_meta *m, int *rc)
+static inline uint64_t key_tail(const bytearg *k)
+{
+	uint64_t t = 0;
+	if (LIKELY(k->n >= 8))
+		memcpy(&t, k->p + k->n - 8, 8);
+	else
+		memcpy(&t, k->p, (size_t)k->n);
+	return t;
+}
+
+static inline struct recent *recent_slot(CacheObject *self, uint64_t version, uint64_t tail)
+{
+	return &self->recent[((version ^ tail) * 0x9E3779B97F4A7C15ull) >> (64 - RECENT_BITS)];
+}
+
+static inline PyObject *recent_find(CacheObject *self, PyObject *keyobj, const bytearg *k,
+				    const tc_meta *m, const char *val)
+{
+	uint64_t tail = key_tail(k);
+	struct recent *e = recent_slot(self, m->version, tail);
+	if (e->version == m->version && e->tail == tail && e->kn == k->n && keyobj &&
+	    (e->key == keyobj || memcmp(e->kp, k->p, (size_t)k->n) == 0) &&
+	    (size_t)PyBytes_GET_SIZE(e->value) == m->len &&
+	    memcmp(PyBytes_AS_STRING(e->value), val, m->len) == 0) {
+		Py_INCREF(e->value);
+		return e->value;
+	}
+	return NULL;
+}
+
+/* Remember B, the value of KEYOBJ (K) at version M->version. */
+static inline void recent_put(CacheObject *self, PyObject *keyobj, const bytearg *k,
+			      const tc_meta *m, PyObject *b)
+{
+	if (!keyobj || m->len > RECENT_MAX ||
+	    !(PyUnicode_CheckExact(keyobj) || PyBytes_CheckExact(keyobj)))
+		return;
+	uint64_t tail = key_tail(k);
+	struct recent *e = recent_slot(self, m->version, tail);
+	if (e->cand_version != m->version || e->cand_tail != tail || e->cand_kn != k->n) {
+		e->cand_version = m->version;
+		e->cand_tail = tail;
+		e->cand_kn = k->n;
+		return;
+	}
+	PyObject *ok = e->key, *ov = e->value;
+	Py_INCREF(keyobj);
+	Py_INCREF(b);
+	e->version = m->version;
+	e->tail = tail;
+	e->key = keyobj;
+	e->kp = k->p;
+	e->kn = k->n;
+	e->value = b;
+	Py_XDECREF(ok);
+	Py_XDECREF(ov);
+}
+
+/*
+ * fetch_large - a value larger than the stack buffer, with one lookup and
+ * one copy: inside a read section (nested in the caller's own when there is
+ * one), tc_peek finds it and the bytes object is made straight from the
+ * segment.  M->len is the library's copy of the length, read once and
+ * checked against the block and the arena; the value's memory cannot be
+ * reclaimed before tc_read_unlock.  Allocating inside the section runs no
+ * Python code (bytes are not tracked by the GC) and cannot release the GIL.
+ * Returns as fetch_key, with *RC -ENOMEM when the allocation failed.
+ */
+static PyObject *fetch_large(tc_cache *c, const bytearg *k, tc_meta *m, int *rc)
+{
+	int r = tc_read_lock(c);
+	if (r == 0) {
+		const void *p;
+		r = tc_peek(c, k->p, (size_t)k->n, &p, m);
+		if (r == 0) {
+			PyObject *b = PyBytes_FromStringAndSize(p, (Py_ssize_t)m->len);
+			tc_read_unlock(c);
+			*rc = b ? 0 : -ENOMEM;
+			return b;
+		}
+		tc_read_unlock(c);
+	}
+	*rc = r;
+	return NULL;
+}
+
+/*
+ * fetch_key - the live value of KEY as bytes, or NULL.  *RC is 0 (value
+ * returned), -ENOENT (miss, no exception) or another code (exception set).
+ * KEYOBJ is the key's object, for the recent results (see struct recent),
+ * or NULL.
+ *
+ * tc_get copies a value of up to STACK_VALUE bytes to the stack; when it is
+ * byte for byte the bytes object a recent get returned for this key and
+ * version, that object is returned again (no allocation),
+ * else the bytes are made from the stack copy, or for a larger value by
+ * fetch_large (one more lookup, one copy).
+ */
+static inline __attribute__((always_inline)) PyObject *
+fetch_key(CacheObject *self, tc_cache *c, PyObject *keyobj, const bytearg *k, tc_meta *m, int *rc)
 {
 	char buf[STACK_VALUE];
 	int r = tc_get(c, k->p, (size_t)k->n, buf, sizeof buf, m);
-	if (LIKELY(r == 0)) {
-		*rc = 0;
-		return PyBytes_FromStringAndSize(buf, (Py_ssize_t)m->len);
-	}
-	while (r == -E2BIG) {
-		/* Larger than the stack buffer: read again into bytes of the
-		 * length seen; a value that grew meanwhile goes round again. */
-		Py_ssize_t want = (Py_ssize_t)m->len;
-		PyObject *b = PyBytes_FromStringAndSize(NULL, want);
-		if (!b) {
-			*rc = -ENOMEM;
-			return NULL;
-		}
-		r = tc_get(c, k->p, (size_t)k->n, PyBytes_AS_STRING(b), (size_t)want, m);
-		if (r == 0) {
-			if ((Py_ssize_t)m->len != want && _PyBytes_Resize(&b, (Py_ssize_t)m->len) < 0) {
-				*rc = -ENOMEM;
-				return NULL;
-			}
+	if (LIKELY(r == 0 || r == -E2BIG)) {
+		PyObject *b = r == 0 ? recent_find(self, keyobj, k, m, buf) : NULL;
+		if (b) {
 			*rc = 0;
 			return b;
 		}
-		Py_DECREF(b);
+		if (LIKELY(r == 0)) {
+			b = PyBytes_FromStringAndSize(buf, (Py_ssize_t)m->len);
+			if (UNLIKELY(!b))
+				r = -ENOMEM;
+		} else {
+			b = fetch_large(c, k, m, &r);
+		}
+		if (LIKELY(b != NULL)) {
+			recent_put(self, keyobj, k, m, b);
+			*rc = 0;
+			return b;
+		}
 	}
 	*rc = r;
-	if (r != -ENOENT)
+	if (r != -ENOENT && r != -ENOMEM)
 		cache_error(r, self->name, k->p, k->n);
 	return NULL;
+}
+
+/* fetch_key without the recent results (KEY's object unknown). */
+static PyObject *fetch(CacheObject *self, tc_cache *c, const bytearg *k, tc_meta *m, int *rc)
+{
+	return fetch_key(self, c, NULL, k, m, rc);
 }
 
 PyDoc_STRVAR(get_doc,
@@ -822,36 +979,50 @@ PyDoc_STRVAR(get_doc,
 "The live value of KEY (str, UTF-8, or bytes-like) as bytes, or DEFAULT\n"
 "when the key is absent or expired.  A miss never raises; a removed\n"
 "segment raises StaleError.  Lock-free; the GIL is held (the call takes\n"
-"nanoseconds).");
+"nanoseconds).  While KEY's value is unchanged (the same version and the\n"
+"same bytes), get may return the bytes object it returned before instead\n"
+"of a new copy.");
 
 static PyObject *Cache_get(CacheObject *self, PyObject *const *args, Py_ssize_t nargs,
 			   PyObject *kwnames)
 {
-	PyObject *a[2] = { NULL, Py_None };
-	if (LIKELY(!kwnames && (nargs == 1 || nargs == 2))) {
-		a[0] = args[0];
-		if (nargs == 2)
-			a[1] = args[1];
+	PyObject *key, *dflt = Py_None;
+	if (LIKELY(nargs == 1 && !kwnames)) {
+		key = args[0];
+	} else if (nargs == 2 && !kwnames) {
+		key = args[0];
+		dflt = args[1];
 	} else {
 		static const char *const names[] = { "key", "default", NULL };
+		PyObject *a[2] = { NULL, Py_None };
 		if (parse("get", args, nargs, kwnames, names, 1, a) < 0)
 			return NULL;
+		key = a[0];
+		dflt = a[1];
 	}
 	tc_cache *c = handle(self);
 	if (UNLIKELY(!c))
 		return NULL;
 	bytearg k;
-	if (UNLIKELY(key_arg(a[0], &k) < 0))
+	if (LIKELY(PyUnicode_CheckExact(key) && PyUnicode_IS_COMPACT_ASCII(key) &&
+		   (size_t)PyUnicode_GET_LENGTH(key) - 1 < TC_KEY_MAX)) {
+		/* key_arg's most common case, inline: a str of 1..TC_KEY_MAX
+		 * ASCII characters is its own UTF-8. */
+		k.p = (const char *)PyUnicode_DATA(key);
+		k.n = PyUnicode_GET_LENGTH(key);
+		k.has_view = 0;
+	} else if (UNLIKELY(key_arg(key, &k) < 0)) {
 		return NULL;
+	}
 	tc_meta m;
 	int rc;
-	PyObject *v = fetch(self, c, &k, &m, &rc);
+	PyObject *v = fetch_key(self, c, key, &k, &m, &rc);
 	arg_release(&k);
 	if (LIKELY(v != NULL))
 		return v;
 	if (rc == -ENOENT) {
-		Py_INCREF(a[1]);
-		return a[1];
+		Py_INCREF(dflt);
+		return dflt;
 	}
 	return NULL;
 }
@@ -871,7 +1042,7 @@ static PyObject *Cache_get_item(CacheObject *self, PyObject *key)
 		return NULL;
 	tc_meta m;
 	int rc;
-	PyObject *v = fetch(self, c, &k, &m, &rc);
+	PyObject *v = fetch_key(self, c, key, &k, &m, &rc);
 	arg_release(&k);
 	if (v)
 		return make_item(v, &m);
@@ -985,9 +1156,11 @@ static PyObject *write_common(CacheObject *self, int op, const char *fname, PyOb
 		o_ttl = a[3];
 		o_type = a[4];
 	} else {
-		if (LIKELY(!kwnames && nargs == 2)) {
-			a[0] = args[0];
-			a[1] = args[1];
+		if (LIKELY(!kwnames && nargs >= 2 && nargs <= 4)) {
+			/* Positional only (add(key, value, ttl) of a dedupe
+			 * mark): no keyword matching. */
+			for (Py_ssize_t i = 0; i < nargs; i++)
+				a[i] = args[i];
 		} else if (parse(fname, args, nargs, kwnames, n_set, 2, a) < 0) {
 			return NULL;
 		}
