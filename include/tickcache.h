@@ -141,6 +141,17 @@ typedef struct tc_meta {
 	int64_t  expires_ms; /* absolute CLOCK_REALTIME milliseconds, 0 = never */
 } tc_meta;
 
+/* One read of tc_get_many / tc_peek_many: the caller fills key, klen, buf
+ * and cap; the call fills meta and rc. */
+typedef struct tc_req {
+	const void *key;     /* 1..TC_KEY_MAX bytes */
+	size_t      klen;
+	void       *buf;     /* tc_get_many: where the value goes (ignored by tc_peek_many) */
+	size_t      cap;     /* bytes at buf */
+	tc_meta     meta;    /* filled as tc_get fills META, when rc is 0 or -E2BIG */
+	int         rc;      /* what tc_get (tc_peek) would return for this key */
+} tc_req;
+
 /* Number of allocator size classes reported in tc_stats. */
 #define TC_NCLASSES 64
 
@@ -167,7 +178,8 @@ typedef struct tc_stats {
 	uint64_t clears;        /* tc_purge calls and ended runs */
 	uint64_t keys_deleted;  /* keys removed by tc_purge */
 	double   hit_rate;      /* hits / (hits + misses), 0 when none */
-	/* sampled latency (one call in 64 is timed) */
+	/* sampled latency: one call in 64 is timed (of a thread's tc_get calls
+	 * on one handle, and of the writes through one reader slot) */
 	uint64_t lat_samples;   /* timed calls */
 	uint64_t lat_mean_ns;   /* mean of the timed calls */
 	uint64_t slow_ops;      /* timed calls slower than slow_threshold_ns */
@@ -330,6 +342,33 @@ int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta
 
 /* tc_exists - true when KEY holds a live value. */
 bool tc_exists(tc_cache *c, const void *key, size_t klen);
+
+/*
+ * tc_get_many - N reads in one call: REQS[i].rc and .meta as tc_get would
+ * return and fill them for REQS[i].key into .buf (.cap bytes).  The reads
+ * overlap their cache misses (every key is hashed and its bucket and entry
+ * fetched before the first copy), so N keys cost far less than N calls.
+ * All of them run in one read section of the calling thread: each value is
+ * one immutable version current at some instant during the call, but the
+ * values of different keys are not one snapshot (a write may land between
+ * two of them).  Requests are independent: one with a bad key or a NULL buf
+ * with cap > 0 gets -EINVAL, one whose value exceeds cap gets -E2BIG (its
+ * meta filled), and the others are read.  Counted as N reads in tc_stats.
+ * Lock-free; shared writes as tc_get.  N may be 0 (REQS may then be NULL).
+ * Returns the number of requests whose rc is 0, or, with no request read,
+ * -EINVAL (NULL c; NULL reqs with N > 0; N > INT_MAX), -EUSERS, -ESTALE or
+ * -EBUSY (each request's rc is then that code too).
+ */
+int tc_get_many(tc_cache *c, tc_req *reqs, size_t n);
+
+/*
+ * tc_peek_many - tc_get_many without the copies, only inside a read section
+ * of this thread: VALS[i] receives tc_peek's pointer for REQS[i] (NULL
+ * unless its rc is 0), valid until the outermost tc_read_unlock.  .buf and
+ * .cap are ignored.  Returns as tc_get_many; -EINVAL also outside a section
+ * and with NULL vals for N > 0.
+ */
+int tc_peek_many(tc_cache *c, tc_req *reqs, size_t n, const void **vals);
 
 /* ------------------------------------------------------------------ */
 /* Writes                                                               */

@@ -39,7 +39,7 @@
  * lock-freedom", 2004, section 5.2.3 (epoch-based reclamation); LMDB mdb.c,
  * "Reader Lock Table".
  */
-#include "internal.h"
+#include "epoch.h"
 
 #include <linux/membarrier.h>
 #include <pthread.h>
@@ -114,16 +114,17 @@ static bool global_barrier(void)
 
 /* ---- per-thread slot table --------------------------------------------- */
 
-struct tls_ent {
-	uint64_t cid;          /* handle id */
-	struct tc_rslot *slot;
-	uint32_t depth;        /* read-section nesting */
-	tc_cache *c;
-};
-
-/* initial-exec: a plain %fs-relative access, also in the shared library
- * (the general-dynamic model would call __tls_get_addr on every read). */
-#define TC_TLS __thread __attribute__((tls_model("initial-exec")))
+/*
+ * This thread's entries, one per handle it used (struct tc__tent,
+ * internal.h), and the current one: tc__tls_ent is the entry of the handle
+ * whose tkey matches tc__tls_key >> 6, valid whenever tc__tls_key != 0.
+ * Whatever may move or drop entries (tls_add's realloc, a close, the thread's
+ * exit, fork) sets tc__tls_key to 0 first; handle ids are never reused, so a
+ * key left behind by a closed handle matches no later one.
+ */
+#define tls_ent tc__tent
+TC_TLS uint64_t tc__tls_key;
+TC_TLS struct tc__tent *tc__tls_ent;
 static TC_TLS struct tls_ent *tls_v;
 static TC_TLS uint32_t tls_n, tls_cap;
 static TC_TLS uint32_t tls_tid;
@@ -146,6 +147,7 @@ static void tls_destroy(void *p)
 			slot_free(tls_v[i].c, tls_v[i].slot);
 	}
 	tc__registry_unlock();
+	tc__tls_key = 0;
 	free(tls_v);
 	tls_v = NULL;
 	tls_n = tls_cap = 0;
@@ -159,6 +161,7 @@ static void tls_key_init(void)
 static void tls_atfork_child(void)
 {
 	/* The child's copy of this thread's table names the parent's slots. */
+	tc__tls_key = 0;
 	free(tls_v);
 	tls_v = NULL;
 	tls_n = tls_cap = 0;
@@ -224,6 +227,7 @@ static struct tls_ent *tls_find(tc_cache *c)
 static struct tls_ent *tls_add(tc_cache *c, struct tc_rslot *s)
 {
 	if (tls_n == tls_cap) {
+		tc__tls_key = 0; /* the realloc may move the current entry */
 		uint32_t ncap = tls_cap ? tls_cap * 2 : 4;
 		struct tls_ent *nv = realloc(tls_v, ncap * sizeof(*nv));
 		if (!nv)
@@ -233,7 +237,7 @@ static struct tls_ent *tls_add(tc_cache *c, struct tc_rslot *s)
 	}
 	pthread_once(&tls_once, tls_key_init);
 	pthread_setspecific(tls_key, (void *)1);
-	tls_v[tls_n] = (struct tls_ent){ .cid = c->cid, .slot = s, .depth = 0, .c = c };
+	tls_v[tls_n] = (struct tls_ent){ .cid = c->cid, .slot = s, .c = c };
 	return &tls_v[tls_n++];
 }
 
@@ -313,8 +317,10 @@ void tc__release_handle_slots(tc_cache *c)
 			slot_free(c, s);
 	}
 	struct tls_ent *t = tls_find(c);
-	if (t)
+	if (t) {
+		tc__tls_key = 0; /* the last entry moves into T's place */
 		*t = tls_v[--tls_n];
+	}
 }
 
 /*
@@ -340,92 +346,114 @@ bool tc__audit_orphaned(tc_cache *c)
 
 /* ---- read sections ------------------------------------------------------ */
 
-int tc__enter(tc_cache *c, struct tc_rslot **sp)
+/*
+ * Make C's entry this thread's current one (claiming a slot on its first
+ * use) and return it; NULL: no free slot (-EUSERS).  The slow side of
+ * tc__tent_cur() (TIMED NULL) and of tc__tent_tick() (TIMED not NULL: the
+ * call counts in the entry's count, and *TIMED is set when it is the 64th
+ * since the last timed one, which the caller times).  A switch to another
+ * handle saves the count in the entry it leaves, so that a thread taking
+ * turns between handles still times one call in 64 of each.
+ */
+struct tls_ent *tc__tent_switch(tc_cache *c, bool *timed)
 {
+	uint64_t k = tc__tls_key;
+	if (timed)
+		*timed = false;
+	if (timed && k != 0 && (k >> 7) == c->cid) { /* tc__tent_tick's count ran out */
+		*timed = true;
+		tc__tls_key = c->tkey;
+		return tc__tls_ent;
+	}
+	if (k != 0)
+		tc__tls_ent->tick = (uint32_t)(k & 63);
+	tc__tls_key = 0;
 	struct tls_ent *t = tls_get(c);
-	if (TC_UNLIKELY(!t))
-		return -EUSERS;
-	struct tc_rslot *s = t->slot;
-	*sp = s;
+	if (!t)
+		return NULL;
+	uint32_t n = t->tick;
+	if (timed && ++n == 64) {
+		*timed = true;
+		n = 0;
+	}
+	tc__tls_ent = t;
+	tc__tls_key = c->tkey | n;
+	return t;
+}
+
+/* C's entry of this thread without claiming a slot, or NULL. */
+static inline struct tls_ent *tent_find(tc_cache *c)
+{
+	if (TC_LIKELY(((tc__tls_key ^ c->tkey) >> 6) == 0))
+		return tc__tls_ent;
+	return tls_find(c);
+}
+
+/* tc__enter_ent() met a state other than READY: its code, 0 when an
+ * orphaned audit no longer counts. */
+int tc__enter_state(tc_cache *c, uint32_t st)
+{
 	/* Checked at every level, not only the outermost: a call inside a
 	 * section that was open when the segment was unlinked gets -ESTALE
 	 * too (one load of a read-only line). */
-	uint32_t st = tc__ld(&c->h->state);
-	if (TC_UNLIKELY(st != TC_STATE_READY)) {
-		if (st == TC_STATE_AUDITING && !tc__audit_orphaned(c))
-			return -EBUSY;
-		if (tc__ld(&c->h->state) != TC_STATE_READY)
-			return -ESTALE; /* unlinked, or scribbled */
-	}
-	if (t->depth++ == 0) {
-		uint64_t e = tc__ld(&c->h->epoch);
-		/* The epoch before any index load (docs/design.md section 5, step
-		 * 2); free on x86, needed where loads may pass loads. */
-		tc__rmb();
-		tc__st(&s->epoch, e ? e : 1);
-		TC_CRASH_POINT(read_section);
-		/* Pairs with global_barrier() in the reclaimer. */
-		if (TC_LIKELY(mb_fast == 1))
-			tc__barrier();
-		else
-			tc__mb();
-	}
+	if (st == TC_STATE_AUDITING && !tc__audit_orphaned(c))
+		return -EBUSY;
+	if (tc__ld(&c->h->state) != TC_STATE_READY)
+		return -ESTALE; /* unlinked, or scribbled */
 	return 0;
 }
 
-static inline void exit_ent(struct tls_ent *t);
+int tc__enter(tc_cache *c, struct tc_rslot **sp)
+{
+	struct tls_ent *t = tc__tent_cur(c);
+	if (TC_UNLIKELY(!t))
+		return -EUSERS;
+	*sp = t->slot;
+	int rc = tc__enter_ent(c, t);
+	/* The inlined enters of the read path (kv.c) pass the same state
+	 * without the point: a kill there is a kill here. */
+	if (rc == 0 && t->depth == 1)
+		TC_CRASH_POINT(read_section);
+	return rc;
+}
 
 void tc__exit(tc_cache *c)
 {
-	/* Every read of the section happens before the slot goes quiescent
-	 * (exit_ent's barrier pairs with global_barrier()). */
-	struct tls_ent *t = tls_find(c);
+	struct tls_ent *t = tent_find(c);
 	if (TC_LIKELY(t != NULL))
-		exit_ent(t);
+		tc__exit_ent(c, t);
 }
 
 bool tc__in_section(tc_cache *c)
 {
-	struct tls_ent *t = tls_find(c);
+	struct tls_ent *t = tent_find(c);
 	return t && t->depth > 0;
 }
 
 /* This thread's slot when it is inside a read section, else NULL. */
 struct tc_rslot *tc__section_slot(tc_cache *c)
 {
-	struct tls_ent *t = tls_find(c);
+	struct tls_ent *t = tent_find(c);
 	return t && t->depth > 0 ? t->slot : NULL;
-}
-
-/* Leave a section given the thread's entry (one lookup, not two). */
-static inline void exit_ent(struct tls_ent *t)
-{
-	if (TC_UNLIKELY(t->depth == 0))
-		return;
-	if (--t->depth == 0) {
-		if (TC_LIKELY(mb_fast == 1))
-			tc__barrier();
-		else
-			tc__mb();
-		tc__st(&t->slot->epoch, 0);
-	}
 }
 
 int tc_read_lock(tc_cache *c)
 {
 	if (!c)
 		return -EINVAL;
-	struct tc_rslot *s;
-	return tc__enter(c, &s);
+	struct tls_ent *t = tc__tent_cur(c);
+	if (TC_UNLIKELY(!t))
+		return -EUSERS;
+	return tc__enter_ent(c, t);
 }
 
 void tc_read_unlock(tc_cache *c)
 {
 	if (!c)
 		return;
-	struct tls_ent *t = tls_find(c);
-	if (t)
-		exit_ent(t);
+	struct tls_ent *t = tent_find(c);
+	if (TC_LIKELY(t != NULL))
+		tc__exit_ent(c, t);
 }
 
 /* ---- retirement and reclamation ----------------------------------------- */

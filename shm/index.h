@@ -16,6 +16,9 @@
 /* XXH3 inlined from Debian's libxxhash-dev header: no call on the hot path. */
 #define XXH_INLINE_ALL
 #include <xxhash.h>
+#if defined(__SSE2__) && !defined(TC_TSAN)
+#include <emmintrin.h>
+#endif
 
 #define RETRY 1            /* internal: start the operation again */
 
@@ -28,33 +31,88 @@ struct view {
 	uint32_t vlen, type, cls;
 };
 
-static inline uint64_t tc__hash(tc_cache *c, const void *key, size_t klen, uint32_t kind)
+/*
+ * XXH3-64 of KEY under the segment's seed (plus KIND's constant).  Keys of
+ * up to 16 bytes, most of them, go straight to XXH3's short-input step, the
+ * one XXH3_64bits_withSeed itself takes for them (xxhash.h,
+ * XXH3_64bits_internal), without the call and the length dispatch;
+ * tests/test_table.c checks the two agree.
+ */
+static inline __attribute__((always_inline)) uint64_t
+tc__hash(tc_cache *c, const void *key, size_t klen, uint32_t kind)
 {
-	return XXH3_64bits_withSeed(key, klen, c->seed + kind * 0x9E3779B97F4A7C15ull);
+	uint64_t seed = c->seed + kind * 0x9E3779B97F4A7C15ull;
+	if (TC_LIKELY(klen <= 16))
+		return XXH3_len_0to16_64b((const xxh_u8 *)key, klen, XXH3_kSecret, seed);
+	return XXH3_64bits_withSeed(key, klen, seed);
 }
+
+/*
+ * The entry's key at EK against the caller's KEY.  Keys of 9..16 bytes in
+ * two 8-byte words, without the call: EK's second word runs into the key's
+ * padding (the key area is TC_ALIGN8(klen) bytes, inside the block that
+ * match() has bounded), which the shift drops.  Each byte of EK is loaded
+ * once.
+ */
+static inline __attribute__((always_inline)) bool
+key_eq(const uint8_t *ek, const void *key, size_t klen)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	if (TC_LIKELY(klen > 8 && klen <= 16)) {
+		unsigned sh = (unsigned)(16 - klen) * 8;
+		uint64_t a0, a1, b0, b1;
+		memcpy(&a0, ek, 8);
+		memcpy(&a1, ek + 8, 8);
+		memcpy(&b0, key, 8);
+		memcpy(&b1, (const uint8_t *)key + klen - 8, 8);
+		return ((a0 ^ b0) | (a1 ^ b1 >> sh) << sh) == 0;
+	}
+#endif
+	return memcmp(ek, key, klen) == 0;
+}
+
+/* Block bytes of size class CLS (tc__class_size) as a table indexed by the
+ * header's 8-bit field: one load on the read path instead of the arithmetic,
+ * and 0 for the classes past TC_CLASSES_USED, which no entry fits. */
+#define CLS_SZ(k) ((k) >= TC_CLASSES_USED ? 0u : (k) == 0 ? 64u : \
+		   (1u << (6 + ((k) - 1) / 4)) + ((k) - 1) % 4 * (1u << (4 + ((k) - 1) / 4)) + \
+		   (1u << (4 + ((k) - 1) / 4)))
+#define CLS_SZ4(k)  CLS_SZ(k), CLS_SZ((k) + 1), CLS_SZ((k) + 2), CLS_SZ((k) + 3)
+#define CLS_SZ16(k) CLS_SZ4(k), CLS_SZ4((k) + 4), CLS_SZ4((k) + 8), CLS_SZ4((k) + 12)
+static const uint32_t class_bytes[256] = {
+	CLS_SZ16(0), CLS_SZ16(16), CLS_SZ16(32), CLS_SZ16(48), CLS_SZ16(64)
+	/* the rest: 0 */
+};
+_Static_assert(CLS_SZ(0) == 64 && CLS_SZ(1) == 80 && CLS_SZ(4) == 128 && CLS_SZ(5) == 160 &&
+	       CLS_SZ(TC_CLASSES_USED - 1) == 1310720u && CLS_SZ(TC_CLASSES_USED) == 0,
+	       "class_bytes is tc__class_size");
 
 /*
  * Validate the entry named by slot word W and, when it is the entry of
  * (hash, key, kind), fill V and return 1.  0: another key.  TC_ECORRUPT: the
  * block is out of bounds or its header is impossible.
  */
-static inline int match(tc_cache *c, uint64_t w, uint64_t hash, const void *key, size_t klen,
-		 uint32_t kind, struct view *v)
+static inline __attribute__((always_inline)) int
+match(tc_cache *c, uint64_t w, uint64_t hash, const void *key, size_t klen, uint32_t kind,
+      struct view *v)
 {
-	struct tc_entry *e = tc__block(c, TC_SW_REF(w));
-	if (TC_UNLIKELY(!e))
+	/* tc__block's bounds in one compare: ref - 1 wraps when ref is 0, and
+	 * a header of 64 bytes (4 units) fits before the arena's end. */
+	uint64_t ref = TC_SW_REF(w);
+	if (TC_UNLIKELY(ref - 1 >= c->arena_units - 3))
 		return TC_ECORRUPT;
-	if (tc__ld(&e->hash) != hash)
+	uint64_t off = (ref - 1) * TC_BLOCK_UNIT;
+	struct tc_entry *e = (struct tc_entry *)(c->arena + off);
+	if (TC_UNLIKELY(tc__ld(&e->hash) != hash))
 		return 0;
 	uint32_t ek = tc__ld(&e->klen), cls = tc__ld(&e->cls), vlen = tc__ld(&e->vlen);
-	if (ek != klen || tc__ld(&e->kind) != kind)
+	if (TC_UNLIKELY(ek != klen || tc__ld(&e->kind) != kind))
 		return 0;
-	uint64_t off = (TC_SW_REF(w) - 1) * TC_BLOCK_UNIT;
-	if (TC_UNLIKELY(cls >= TC_CLASSES_USED || vlen > TC_VALUE_MAX ||
-			off + tc__class_size(cls) > c->arena_bytes ||
-			tc__entry_bytes(klen, vlen) > tc__class_size(cls)))
+	uint64_t size = class_bytes[cls]; /* 0 for a class out of range */
+	if (TC_UNLIKELY(vlen > TC_VALUE_MAX || off + size > c->arena_bytes ||
+			tc__entry_bytes(klen, vlen) > size))
 		return TC_ECORRUPT;
-	if (memcmp(tc__ekey(e), key, klen) != 0)
+	if (TC_UNLIKELY(!key_eq(tc__ekey(e), key, klen)))
 		return 0;
 	v->e = e;
 	v->val = tc__eval(e, (uint32_t)klen);
@@ -72,28 +130,71 @@ static inline uint64_t maxdisp(tc_cache *c, uint64_t home)
 	return md > c->bmask ? c->bmask : md;
 }
 
-/* Find the published slot of (hash, key, kind).  0 found, -ENOENT, TC_ECORRUPT. */
-static inline int lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
-		  uint64_t **slotp, uint64_t *wp, struct view *v)
+/*
+ * The published slots of bucket B whose tag is TAG, as a mask: bit 4j + 3
+ * stands for slot word w[j - 1] (j = 1..7; bit 3, the meta word's, is never
+ * set).  W receives the bucket's eight words (meta first) as loaded, each
+ * loaded once: the caller takes a candidate's word from W, never from B
+ * again.  On x86-64 one SSE2 compare of 16-bit lanes tests the top 16 bits
+ * (state and tag) of all eight words; each aligned 8-byte word of an
+ * aligned 16-byte load is read atomically (Intel SDM vol. 3A, 9.1.1), and
+ * the loads keep their order (TSO), so this reads what the word-by-word
+ * loop below reads.  Under ThreadSanitizer, and elsewhere, that loop.
+ */
+static inline uint32_t bucket_scan(const struct tc_bucket *b, uint64_t tag, uint64_t w[8])
 {
-	uint64_t home = hash & c->bmask, tag = TC_TAG_OF(hash);
-	uint64_t md = maxdisp(c, home);
+	uint64_t want = TC_SW_FINAL >> 48 | tag;
+#if defined(__SSE2__) && !defined(TC_TSAN)
+	const volatile __m128i *p = (const volatile __m128i *)(const void *)b;
+	__m128i x0 = p[0], x1 = p[1], x2 = p[2], x3 = p[3];
+	__m128i k = _mm_set1_epi16((short)want);
+	__m128i lo = _mm_packs_epi16(_mm_cmpeq_epi16(x0, k), _mm_cmpeq_epi16(x1, k));
+	__m128i hi = _mm_packs_epi16(_mm_cmpeq_epi16(x2, k), _mm_cmpeq_epi16(x3, k));
+	_mm_storeu_si128((__m128i *)(void *)&w[0], x0);
+	_mm_storeu_si128((__m128i *)(void *)&w[2], x1);
+	_mm_storeu_si128((__m128i *)(void *)&w[4], x2);
+	_mm_storeu_si128((__m128i *)(void *)&w[6], x3);
+	return ((uint32_t)_mm_movemask_epi8(lo) | (uint32_t)_mm_movemask_epi8(hi) << 16) &
+	       0x88888880u;
+#else
+	uint32_t m = 0;
+	w[0] = tc__ld(&b->meta);
+	for (int j = 1; j <= TC_BUCKET_SLOTS; j++) {
+		w[j] = tc__ld(&b->w[j - 1]);
+		m |= (uint32_t)(w[j] >> 48 == want) << (4 * j + 3);
+	}
+	return m;
+#endif
+}
+
+/* Find the published slot of (hash, key, kind).  0 found, -ENOENT, TC_ECORRUPT.
+ * The home bucket's meta word comes with its slots, in one load of the line. */
+static inline __attribute__((always_inline)) int
+lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
+       uint64_t **slotp, uint64_t *wp, struct view *v)
+{
+	uint64_t home = hash & c->bmask, tag = TC_TAG_OF(hash), w[8];
+	struct tc_bucket *b = &c->index[home];
+	uint32_t m = bucket_scan(b, tag, w);
+	uint64_t md = w[0] & 0xffffffffu;
 	int bad = 0;
-	for (uint64_t d = 0; d <= md; d++) {
-		struct tc_bucket *b = &c->index[(home + d) & c->bmask];
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t w = tc__ld(&b->w[i]);
-			if (TC_SW_STATE(w) != TC_SW_FINAL || TC_SW_TAG(w) != tag)
-				continue;
-			int m = match(c, w, hash, key, klen, kind, v);
-			if (m == 1) {
-				*slotp = &b->w[i];
-				*wp = w;
+	md = md > c->bmask ? c->bmask : md;
+	for (uint64_t d = 0;;) {
+		for (; m; m &= m - 1) {
+			unsigned j = (unsigned)__builtin_ctz(m) >> 2;
+			int r = match(c, w[j], hash, key, klen, kind, v);
+			if (TC_LIKELY(r == 1)) {
+				*slotp = &b->w[j - 1];
+				*wp = w[j];
 				return 0;
 			}
-			if (m < 0)
-				bad = m;
+			if (r < 0)
+				bad = r;
 		}
+		if (++d > md)
+			break;
+		b = &c->index[(home + d) & c->bmask];
+		m = bucket_scan(b, tag, w);
 	}
 	return bad ? bad : -ENOENT;
 }

@@ -109,6 +109,8 @@ struct tc_cache {
 	uint8_t             rslow;       /* work a read does after its copy: TC_RS_* */
 	uint32_t            attach_idx;  /* our record in the attach table, UINT32_MAX = none */
 	uint64_t            cid;         /* process-unique handle id, never reused */
+	uint64_t            tkey;        /* cid << 7: the handle's key in tc__tls_key (epoch.c) */
+	bool                rfast;       /* tc__membarrier_reader_fast(): readers need no fence */
 	uint64_t            shm_ino;     /* the shm object's inode and device, to find */
 	uint32_t            shm_major;   /* the mapping in /proc/PID/maps */
 	uint32_t            shm_minor;
@@ -216,6 +218,7 @@ extern void (*tc__open_test_hook)(uint8_t *base); /* tests: after validation */
 struct tc_rslot *tc__slot(tc_cache *c);           /* this thread's slot or NULL (-EUSERS) */
 int  tc__enter(tc_cache *c, struct tc_rslot **s); /* outermost/inner read section enter */
 void tc__exit(tc_cache *c);
+
 bool tc__in_section(tc_cache *c);
 struct tc_rslot *tc__section_slot(tc_cache *c);
 void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);

@@ -17,10 +17,12 @@
  * When allocation fails the writer leaves its read section and makes room
  * (room.c), then tries again.
  */
+#include "epoch.h"
 #include "index.h"
 #include "futex.h"
 #include "room.h"
 
+#include <limits.h>
 #include <sched.h>
 #include <stdlib.h>
 
@@ -44,13 +46,14 @@ static inline void fill_meta(tc_meta *m, const struct view *v)
  * none), and with checksums verify VAL, the value as returned.
  */
 static __attribute__((noinline)) int read_checked(tc_cache *c, uint64_t hash, size_t klen,
-						   const struct view *v, const void *val,
-						   bool quiet)
+						   struct view v, const void *val, bool quiet)
 {
-	int rc = tc__csum_check(c, v->e, hash, klen, v->cls, v->version, v->expires, v->vlen,
-				v->type, val);
-	if (rc == 0 && !quiet && (c->rslow & TC_RS_LRU) && !tc__ld(&v->e->refbit))
-		tc__st(&v->e->refbit, 1);
+	/* V by value: its address never escapes the hot path, so the view
+	 * stays in registers there. */
+	int rc = tc__csum_check(c, v.e, hash, klen, v.cls, v.version, v.expires, v.vlen,
+				v.type, val);
+	if (rc == 0 && !quiet && (c->rslow & TC_RS_LRU) && !tc__ld(&v.e->refbit))
+		tc__st(&v.e->refbit, 1);
 	return rc;
 }
 
@@ -62,7 +65,7 @@ static inline int after_read(tc_cache *c, uint64_t hash, size_t klen, const stru
 			tc__st(&v->e->refbit, 1);
 		return 0;
 	}
-	return read_checked(c, hash, klen, v, val, quiet);
+	return read_checked(c, hash, klen, *v, val, quiet);
 }
 
 /* Sampled latency: one call in 64 per slot is timed. */
@@ -91,6 +94,34 @@ static int bad_args(tc_cache *c)
 	return -EINVAL;
 }
 
+/*
+ * Copy a value of N bytes out.  16..64 bytes, the common size of a tick's
+ * values, in four 16-byte moves that overlap as needed, without the call
+ * (memcpy reads such sizes with overlapping loads too); the rest by memcpy.
+ */
+static inline __attribute__((always_inline)) void
+copy_out(void *dst, const void *src, size_t n)
+{
+#if defined(__SSE2__)
+	if (n >= 16 && n <= 64) {
+		const uint8_t *s = src;
+		uint8_t *d = dst;
+		size_t h = n >= 32 ? 16 : n - 16; /* second move: [h, h + 16) */
+		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
+		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + h));
+		__m128i y = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 32 + 16 - h));
+		__m128i z = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 16));
+		_mm_storeu_si128((__m128i *)(void *)d, a);
+		_mm_storeu_si128((__m128i *)(void *)(d + h), b);
+		_mm_storeu_si128((__m128i *)(void *)(d + n - 32 + 16 - h), y);
+		_mm_storeu_si128((__m128i *)(void *)(d + n - 16), z);
+		return;
+	}
+#endif
+	if (n)
+		memcpy(dst, src, n);
+}
+
 /* The copy of tc_get, inside a read section.  QUIET (a constant at each
  * call): no reference bit set, and the precise clock. */
 static inline __attribute__((always_inline)) int
@@ -108,8 +139,7 @@ copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 		if (v.vlen > cap) {
 			rc = -E2BIG;
 		} else {
-			if (v.vlen)
-				memcpy(buf, v.val, v.vlen);
+			copy_out(buf, v.val, v.vlen);
 			if (c->rslow)
 				rc = after_read(c, hash, klen, &v, buf, quiet);
 		}
@@ -117,36 +147,80 @@ copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 	return rc;
 }
 
+/*
+ * Count a read's outcome in its slot S (owner only).  A hit or a miss costs
+ * one add: tc_get_stats counts the operations of reads from them, so only an
+ * error, which is counted apart, adds to TC_C_OPS too.
+ */
+static inline void count_read(struct tc_rslot *s, int rc)
+{
+	if (TC_LIKELY(rc == 0)) {
+		tc__st(&s->ctr[TC_C_HITS], tc__ld(&s->ctr[TC_C_HITS]) + 1);
+		return;
+	}
+	int i = rc == -E2BIG ? TC_C_HITS : rc == -ENOENT ? TC_C_MISSES : TC_C_ERRORS;
+	tc__st(&s->ctr[i], tc__ld(&s->ctr[i]) + 1);
+	if (TC_UNLIKELY(i == TC_C_ERRORS))
+		tc__st(&s->ctr[TC_C_OPS], tc__ld(&s->ctr[TC_C_OPS]) + 1);
+}
+
+/* tc_get through the thread's entry T; TIMED (a constant false on the
+ * fast side): the call is the sampled one (tc__tent_tick), timed into the
+ * slot. */
+static inline __attribute__((always_inline)) int
+get_ent(tc_cache *c, struct tc__tent *t, const void *key, size_t klen, void *buf,
+	size_t cap, tc_meta *meta, bool timed)
+{
+	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
+	int rc = tc__enter_ent(c, t);
+	if (TC_UNLIKELY(rc))
+		return rc;
+	uint64_t t0 = timed ? tc__mono_ns() : 0;
+	rc = copy_value(c, hash, key, klen, buf, cap, meta, false);
+	struct tc_rslot *s = t->slot;
+	count_read(s, rc);
+	if (timed)
+		sample_end(c, s, t0);
+	tc__exit_entered(c, t);
+	return rc;
+}
+
+/* tc_get's slow side: another handle's entry was current, or the call is
+ * the 64th since the last timed one. */
+static __attribute__((noinline)) int get_slow(tc_cache *c, const void *key, size_t klen,
+					      void *buf, size_t cap, tc_meta *meta)
+{
+	bool timed;
+	struct tc__tent *t = tc__tent_switch(c, &timed);
+	if (TC_UNLIKELY(!t))
+		return -EUSERS;
+	return get_ent(c, t, key, klen, buf, cap, meta, timed);
+}
+
 int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta)
 {
 	if (TC_UNLIKELY(!c || !tc__valid_key(key, klen) || (!buf && cap)))
 		return bad_args(c);
-	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
-	struct tc_rslot *s;
-	int rc = tc__enter(c, &s);
-	if (TC_UNLIKELY(rc))
-		return rc;
-	uint64_t t0 = sample_start(s);
-	rc = copy_value(c, hash, key, klen, buf, cap, meta, false);
-	tc__count(s, rc == 0 || rc == -E2BIG ? TC_C_HITS : rc == -ENOENT ? TC_C_MISSES : TC_C_ERRORS);
-	tc__count(s, TC_C_OPS);
-	sample_end(c, s, t0);
-	tc__exit(c);
-	return rc;
+	if (TC_UNLIKELY(!tc__tent_tick(c)))
+		return get_slow(c, key, klen, buf, cap, meta);
+	return get_ent(c, tc__tls_ent, key, klen, buf, cap, meta, false);
 }
 
-int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta)
+/* This thread's slot when it is inside a read section of C, else NULL;
+ * the current entry without a call. */
+static inline struct tc_rslot *section_slot(tc_cache *c)
 {
-	if (TC_UNLIKELY(!c || !val || !tc__valid_key(key, klen))) {
-		if (val)
-			*val = NULL;
-		return bad_args(c);
-	}
-	*val = NULL;
-	struct tc_rslot *s = tc__section_slot(c); /* one lookup for both questions */
-	if (!s)
-		return -EINVAL;
-	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
+	struct tc__tent *t = tc__tls_ent;
+	if (TC_LIKELY(((tc__tls_key ^ c->tkey) >> 6) == 0 && t->depth))
+		return t->slot;
+	return tc__section_slot(c);
+}
+
+/* tc_peek's body: the value of KEY (HASH) in place, inside a read section. */
+static inline __attribute__((always_inline)) int
+peek_in(tc_cache *c, uint64_t hash, const void *key, size_t klen, const void **val,
+	tc_meta *meta)
+{
 	uint64_t *slotp, w;
 	struct view v;
 	int rc = lookup(c, hash, key, klen, TC_KIND_KEY, &slotp, &w, &v);
@@ -158,9 +232,133 @@ int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta
 		if (c->rslow && (rc = after_read(c, hash, klen, &v, v.val, false)) != 0)
 			*val = NULL; /* a value that fails its checksum is not handed out */
 	}
-	tc__count(s, rc == 0 ? TC_C_HITS : rc == -ENOENT ? TC_C_MISSES : TC_C_ERRORS);
-	tc__count(s, TC_C_OPS);
 	return rc;
+}
+
+int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta)
+{
+	if (TC_UNLIKELY(!c || !val || !tc__valid_key(key, klen))) {
+		if (val)
+			*val = NULL;
+		return bad_args(c);
+	}
+	*val = NULL;
+	struct tc_rslot *s = section_slot(c);
+	if (TC_UNLIKELY(!s))
+		return -EINVAL;
+	int rc = peek_in(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta);
+	count_read(s, rc);
+	return rc;
+}
+
+/*
+ * tc_get_many and tc_peek_many: N reads in one read section, in chunks of
+ * MANY_CHUNK so that their cache misses overlap.  Each chunk runs three
+ * passes: hash every key and prefetch its home bucket; scan each home
+ * bucket (now in cache, or on its way) for the first published slot with
+ * the key's tag and prefetch that entry's first three lines (header, key,
+ * a value of up to about 100 bytes); then look every
+ * key up properly and copy.  The first two passes only hint the CPU:
+ * nothing they read is used (the third pass loads every word it trusts
+ * itself, through lookup()), so a slot changed between the passes costs a
+ * wasted prefetch, never a wrong answer.  VALS NULL: copy (tc_get's
+ * semantics per request); else VALS[i] receives tc_peek's pointer.
+ */
+#define MANY_CHUNK 16
+
+static inline void many_prefetch_entry(tc_cache *c, uint64_t hash)
+{
+	uint64_t w[8];
+	uint32_t m = bucket_scan(&c->index[hash & c->bmask], TC_TAG_OF(hash), w);
+	if (m) {
+		uint64_t ref = TC_SW_REF(w[(unsigned)__builtin_ctz(m) >> 2]);
+		if (ref - 1 < c->arena_units - 12) {
+			const uint8_t *e = c->arena + (ref - 1) * TC_BLOCK_UNIT;
+			__builtin_prefetch(e);
+			__builtin_prefetch(e + 64);
+			__builtin_prefetch(e + 128);
+		}
+	}
+}
+
+static size_t many_in(tc_cache *c, struct tc_rslot *s, tc_req *reqs, size_t n,
+		      const void **vals)
+{
+	uint64_t hash[MANY_CHUNK];
+	size_t hits = 0;
+	for (size_t i = 0; i < n; i++) {
+		tc_req *r = &reqs[i];
+		if (TC_UNLIKELY(!tc__valid_key(r->key, r->klen) ||
+				(!vals && !r->buf && r->cap))) {
+			hash[i] = 0;
+			continue;
+		}
+		hash[i] = tc__hash(c, r->key, r->klen, TC_KIND_KEY);
+		__builtin_prefetch(&c->index[hash[i] & c->bmask]);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (hash[i])
+			many_prefetch_entry(c, hash[i]);
+	for (size_t i = 0; i < n; i++) {
+		tc_req *r = &reqs[i];
+		int rc;
+		if (TC_UNLIKELY(!tc__valid_key(r->key, r->klen) ||
+				(!vals && !r->buf && r->cap)))
+			rc = -EINVAL;
+		else if (vals)
+			rc = peek_in(c, hash[i], r->key, r->klen, &vals[i], &r->meta);
+		else
+			rc = copy_value(c, hash[i], r->key, r->klen, r->buf, r->cap, &r->meta,
+					false);
+		r->rc = rc;
+		count_read(s, rc);
+		hits += rc == 0;
+	}
+	return hits;
+}
+
+/* The checks and the section shared by tc_get_many and tc_peek_many. */
+static int many(tc_cache *c, tc_req *reqs, size_t n, const void **vals)
+{
+	if (TC_UNLIKELY(!c || (n && !reqs) || n > INT_MAX))
+		return bad_args(c);
+	if (vals)
+		for (size_t i = 0; i < n; i++)
+			vals[i] = NULL;
+	if (n == 0)
+		return 0;
+	struct tc__tent *t = NULL;
+	int rc;
+	if (vals && !section_slot(c))
+		rc = -EINVAL; /* tc_peek_many outside a read section */
+	else if (!(t = tc__tent_cur(c)))
+		rc = -EUSERS;
+	else
+		rc = tc__enter_ent(c, t);
+	if (TC_UNLIKELY(rc)) {
+		for (size_t i = 0; i < n; i++)
+			reqs[i].rc = rc;
+		return rc;
+	}
+	size_t hits = 0;
+	for (size_t i = 0; i < n; i += MANY_CHUNK) {
+		size_t k = n - i < MANY_CHUNK ? n - i : MANY_CHUNK;
+		hits += many_in(c, t->slot, reqs + i, k, vals ? vals + i : NULL);
+	}
+	tc__exit_ent(c, t);
+	return (int)hits;
+}
+
+int tc_get_many(tc_cache *c, tc_req *reqs, size_t n)
+{
+	return many(c, reqs, n, NULL);
+}
+
+int tc_peek_many(tc_cache *c, tc_req *reqs, size_t n, const void **vals)
+{
+	if (TC_UNLIKELY(n && !vals))
+		return bad_args(c);
+	return many(c, reqs, n, vals);
 }
 
 bool tc_exists(tc_cache *c, const void *key, size_t klen)
@@ -417,7 +615,7 @@ static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstat
 			     struct tc_rslot *s, int *rc)
 {
 	uint64_t *slotp = NULL, word = 0;
-	struct view old;
+	struct view old = { 0 };
 	int lr = lookup(c, w->hash, q->key, q->klen, q->kind, &slotp, &word, &old);
 	if (lr < 0 && lr != -ENOENT) {
 		*rc = lr;

@@ -28,7 +28,9 @@
 #include "tickcache.h"
 
 #define TC_MAGIC          0x3145484341434B54ull /* "TKCACHE1" little-endian */
-#define TC_LAYOUT_VERSION 8u /* bump on every change of this file's structs */
+#define TC_LAYOUT_VERSION 9u /* bump on every change of this file's structs (8: a slot's
+				* TC_C_OPS no longer counts hits and misses; 9: the futex
+				* words of tc_wait / tc_wait_any) */
 #define TC_CACHELINE      64
 #define TC_PAGE           4096
 
@@ -234,7 +236,9 @@ struct tc_rslot {
 			     * the owner, by a helper and by cleaners */
 	uint64_t since;     /* bytes retired by the owner since its last reclaim (owner only) */
 	uint64_t rmin;      /* the grace-period bound of the chain at reclaim (owner only) */
-	uint64_t ctr[TC_NCOUNTERS]; /* TC_C_*; owner only */
+	uint64_t ctr[TC_NCOUNTERS]; /* TC_C_*; owner only.  A read's hit or miss is
+				     * counted once, not again in TC_C_OPS (stats.c
+				     * adds them up) */
 	/* line 3: the published entry the owner is about to unlink (replace or
 	 * remove), so that a cleaner can retire it if the owner dies between
 	 * its CAS and its retire.  hash and version tell the block from a

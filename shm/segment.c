@@ -480,6 +480,7 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 	}
 	flock(fd, LOCK_UN);
 	close(fd);
+	(*out)->rfast = tc__membarrier_reader_fast();
 	tc__registry_add(*out);
 	return 0;
 

@@ -34,7 +34,9 @@ static void stats_counters(tc_cache *c, tc_stats *out)
 	out->expirations = ctr[TC_C_EXPIRATIONS];
 	out->evictions = ctr[TC_C_EVICTIONS];
 	out->errors = ctr[TC_C_ERRORS];
-	out->ops = ctr[TC_C_OPS];
+	/* A hit or a miss is counted once, not again in TC_C_OPS (kv.c,
+	 * count_read). */
+	out->ops = ctr[TC_C_OPS] + ctr[TC_C_HITS] + ctr[TC_C_MISSES];
 	out->clears = ctr[TC_C_CLEARS];
 	out->keys_deleted = ctr[TC_C_KEYS_DELETED];
 	uint64_t lookups = out->hits + out->misses;

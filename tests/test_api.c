@@ -1841,6 +1841,176 @@ static void test_two_segments_with_same_key_are_isolated(void **state)
 	tc_close(b);
 }
 
+/* ---- tc_get_many / tc_peek_many -------------------------------------- */
+
+static tc_req req_of(const char *k, void *buf, size_t cap)
+{
+	return (tc_req){ .key = k, .klen = k ? strlen(k) : 0, .buf = buf, .cap = cap,
+			 .rc = 12345 };
+}
+
+static void test_get_many_gives_each_request_the_code_of_tc_get(void **state)
+{
+	char name[TC_NAME_MAX + 1], b[8][256];
+	tc_cache *c = bb_open_small(name);
+	char big[100];
+	tc_meta m;
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	bb_set_str(c, "a", "1", 0);
+	ASSERT_RC(0, tc_set(c, KS("b"), KS("22"), 7u, 0));
+	ASSERT_RC(0, tc_set(c, KS("big"), big, sizeof(big), 0u, 0));
+	tc_req r[8] = {
+		req_of("a", b[0], sizeof(b[0])),     /* hit */
+		req_of("zz", b[1], sizeof(b[1])),    /* miss */
+		req_of("b", b[2], 1),                /* too small: -E2BIG, meta filled */
+		req_of("big", b[3], sizeof(b[3])),   /* hit */
+		req_of(NULL, b[4], sizeof(b[4])),    /* NULL key */
+		req_of("a", NULL, 5),                /* NULL buf with cap */
+		req_of("a", NULL, 0),                /* as tc_get(NULL, 0): -E2BIG */
+		req_of("b", b[7], 2),                /* exactly fits */
+	};
+	r[4].klen = 1;
+	ASSERT_RC(3, tc_get_many(c, r, 8));
+	ASSERT_RC(0, r[0].rc);
+	assert_int_equal(r[0].meta.len, 1);
+	assert_memory_equal(b[0], "1", 1);
+	assert_int_equal(r[0].meta.version, meta_of(c, "a").version);
+	ASSERT_RC(-ENOENT, r[1].rc);
+	ASSERT_RC(-E2BIG, r[2].rc);
+	assert_int_equal(r[2].meta.len, 2);
+	assert_int_equal(r[2].meta.type, 7);
+	ASSERT_RC(0, r[3].rc);
+	assert_int_equal(r[3].meta.len, sizeof(big));
+	assert_memory_equal(b[3], big, sizeof(big));
+	ASSERT_RC(-EINVAL, r[4].rc);
+	ASSERT_RC(-EINVAL, r[5].rc);
+	ASSERT_RC(-E2BIG, r[6].rc);
+	assert_int_equal(r[6].meta.len, 1);
+	ASSERT_RC(0, r[7].rc);
+	assert_memory_equal(b[7], "22", 2);
+	m = meta_of(c, "b");
+	assert_int_equal(r[7].meta.version, m.version);
+	assert_int_equal(r[7].meta.type, 7);
+	tc_close(c);
+}
+
+static void test_get_many_reads_more_keys_than_a_chunk(void **state)
+{
+	char name[TC_NAME_MAX + 1], keys[100][16], bufs[100][16];
+	tc_cache *c = bb_open_small(name);
+	tc_req r[100];
+
+	(void)state;
+	for (int i = 0; i < 100; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "key-%d", i);
+		if (i % 3 != 1)
+			bb_set_str(c, keys[i], keys[i] + 4, 0);
+		r[i] = req_of(keys[i], bufs[i], sizeof(bufs[i]));
+	}
+	ASSERT_RC(67, tc_get_many(c, r, 100));
+	for (int i = 0; i < 100; i++) {
+		if (i % 3 == 1) {
+			ASSERT_RC(-ENOENT, r[i].rc);
+			continue;
+		}
+		ASSERT_RC(0, r[i].rc);
+		assert_int_equal(r[i].meta.len, strlen(keys[i] + 4));
+		assert_memory_equal(bufs[i], keys[i] + 4, r[i].meta.len);
+	}
+	tc_close(c);
+}
+
+static void test_get_many_checks_its_arguments(void **state)
+{
+	char name[TC_NAME_MAX + 1], buf[8];
+	tc_cache *c = bb_open_small(name);
+	tc_req r = req_of("a", buf, sizeof(buf));
+	const void *v = &r;
+	tc_stats st;
+
+	(void)state;
+	ASSERT_RC(0, tc_get_many(c, NULL, 0));
+	ASSERT_RC(0, tc_get_many(c, &r, 0));
+	assert_int_equal(r.rc, 12345); /* untouched */
+	ASSERT_RC(-EINVAL, tc_get_many(NULL, &r, 1));
+	ASSERT_RC(-EINVAL, tc_get_many(c, NULL, 1));
+	ASSERT_RC(-EINVAL, tc_get_many(c, &r, (size_t)INT_MAX + 1));
+	ASSERT_RC(-EINVAL, tc_peek_many(c, &r, 1, NULL));
+	ASSERT_RC(-EINVAL, tc_peek_many(c, &r, 1, &v)); /* outside a section */
+	assert_null(v);
+	ASSERT_RC(-EINVAL, r.rc);
+	ASSERT_RC(0, tc_get_stats(c, &st));
+	/* The three calls with bad arguments and a handle; a peek outside a
+	 * section counts nothing, as tc_peek's. */
+	assert_int_equal(st.errors, 3);
+	assert_int_equal(st.hits + st.misses, 0);
+	tc_close(c);
+}
+
+static void test_get_many_counts_each_request_in_stats(void **state)
+{
+	char name[TC_NAME_MAX + 1], b[3][8];
+	tc_cache *c = bb_open_small(name);
+	tc_stats st;
+
+	(void)state;
+	bb_set_str(c, "a", "1", 0);
+	tc_req r[3] = { req_of("a", b[0], 8), req_of("x", b[1], 8), req_of("a", b[2], 8) };
+	ASSERT_RC(2, tc_get_many(c, r, 3));
+	ASSERT_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(st.hits, 2);
+	assert_int_equal(st.misses, 1);
+	assert_int_equal(st.sets, 1);
+	assert_int_equal(st.ops, 4);
+	tc_close(c);
+}
+
+static void test_peek_many_points_into_the_segment_inside_a_section(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = bb_open_small(name);
+	const void *v[3] = { &v, &v, &v }, *p;
+	tc_meta m;
+
+	(void)state;
+	bb_set_str(c, "a", "alpha", 0);
+	bb_set_str(c, "b", "beta", 0);
+	tc_req r[3] = { req_of("a", NULL, 99), req_of("nope", NULL, 0), req_of("b", NULL, 0) };
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(2, tc_peek_many(c, r, 3, v));
+	ASSERT_RC(0, tc_peek(c, KS("a"), &p, &m));
+	assert_ptr_equal(v[0], p);
+	assert_int_equal(r[0].meta.len, 5);
+	assert_memory_equal(v[0], "alpha", 5);
+	ASSERT_RC(-ENOENT, r[1].rc);
+	assert_null(v[1]);
+	ASSERT_RC(0, r[2].rc);
+	assert_memory_equal(v[2], "beta", 4);
+	/* A write now does not move what the section sees. */
+	bb_set_str(c, "a", "ALPHA", 0);
+	assert_memory_equal(v[0], "alpha", 5);
+	tc_read_unlock(c);
+	ASSERT_RC(-EINVAL, tc_peek_many(c, r, 3, v)); /* after the section */
+	tc_close(c);
+}
+
+static void test_get_many_on_unlinked_segment_returns_estale(void **state)
+{
+	char name[TC_NAME_MAX + 1], b[2][8];
+	tc_cache *c = bb_open_small(name);
+
+	(void)state;
+	bb_set_str(c, "a", "1", 0);
+	ASSERT_RC(0, tc_unlink(name));
+	tc_req r[2] = { req_of("a", b[0], 8), req_of("b", b[1], 8) };
+	ASSERT_RC(-ESTALE, tc_get_many(c, r, 2));
+	ASSERT_RC(-ESTALE, r[0].rc);
+	ASSERT_RC(-ESTALE, r[1].rc);
+	tc_close(c);
+}
+
 static void test_get_info_reports_geometry(void **state)
 {
 	char name[TC_NAME_MAX + 1];
@@ -2047,6 +2217,12 @@ int main(void)
 		FX_TEST(test_evict_none_memory_full_returns_enospc_and_keeps_all),
 		FX_TEST(test_evict_lru_makes_sets_succeed_when_full),
 		FX_TEST(test_two_segments_with_same_key_are_isolated),
+		FX_TEST(test_get_many_gives_each_request_the_code_of_tc_get),
+		FX_TEST(test_get_many_reads_more_keys_than_a_chunk),
+		FX_TEST(test_get_many_checks_its_arguments),
+		FX_TEST(test_get_many_counts_each_request_in_stats),
+		FX_TEST(test_peek_many_points_into_the_segment_inside_a_section),
+		FX_TEST(test_get_many_on_unlinked_segment_returns_estale),
 		FX_TEST(test_get_info_reports_geometry),
 		FX_TEST(test_get_info_defaults_for_zero_opts),
 		FX_TEST(test_strerror_names_every_code),

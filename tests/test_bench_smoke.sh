@@ -55,6 +55,20 @@ if "$B" --wake -n 300 --warmup 20 --gap-us 100 --csv --redis-socket /nonexistent
 else
 	echo "FAIL wake"; cat "$out"; fail=1
 fi
+# -o mget (tc_get_many of the --batch keys; --validate does not combine with
+# --batch): every key is found, nothing fails, the reads are counted.
+if "$B" --csv-header -b tickcache -k 1000 -n 20000 --warmup 1000 -d uniform -o mget \
+	--batch 16 >"$out" 2>&1 && awk -F, '
+		NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+		$col["scope"] == "all" && $col["op"] == "mget" {
+			ok = $col["reads"] + 0 == 20000 && $col["hits"] + 0 == 20000 &&
+			     $col["false_missing"] == 0 && $col["errors"] == 0
+		}
+		END { exit !ok }' "$out"; then
+	echo "ok   smoke-mget"
+else
+	echo "FAIL smoke-mget"; cat "$out"; fail=1
+fi
 # --percentiles: with a reader beside a writer, the file holds the reads by
 # default and the writer's sets with --percentiles-op write (issue 12.1: the
 # plot showed an evicting run's reads as its sets).

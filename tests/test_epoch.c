@@ -258,6 +258,123 @@ static void test_nested_sections_end_at_outermost_unlock(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* The thread's current entry (tc__tls_key)                            */
+/* ------------------------------------------------------------------ */
+
+/* Two handles used in turns by one thread: each keeps its own slot and its
+ * own section; a section of one is no section of the other. */
+static void test_handles_in_turns_keep_their_own_sections(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *a = wb_create(fx_name(name), 1024, 1 << 20, 8,
+				TC_EVICT_NONE);
+	tc_cache *b = NULL;
+	ASSERT_RC(0, tc_open(&b, name, NULL));
+	ASSERT_RC(0, tc_set(a, "k", 1, "v", 1, 0, 0));
+	char buf[4];
+	const void *v;
+	tc_meta m;
+	ASSERT_RC(0, tc_read_lock(a));
+	ASSERT_RC(0, tc_get(b, "k", 1, buf, sizeof(buf), &m));  /* b current now */
+	ASSERT_RC(-EINVAL, tc_peek(b, "k", 1, &v, &m));        /* b is in no section */
+	ASSERT_RC(0, tc_peek(a, "k", 1, &v, &m));              /* a still is */
+	struct tc_rslot *sa = tc__section_slot(a);
+	assert_non_null(sa);
+	assert_null(tc__section_slot(b));
+	assert_true(tc__ld(&sa->epoch) != 0);
+	for (int i = 0; i < 200; i++) {                    /* turns, many of them */
+		ASSERT_RC(0, tc_get(i % 2 ? a : b, "k", 1, buf, sizeof(buf), &m));
+		assert_true(tc__ld(&sa->epoch) != 0);
+	}
+	tc_read_unlock(a);
+	assert_int_equal(tc__ld(&sa->epoch), 0);
+	ASSERT_RC(-EINVAL, tc_peek(a, "k", 1, &v, &m));
+	assert_true(tc__slot(a) != tc__slot(b));
+	/* Closing the current handle: the other one goes on, with its slot. */
+	struct tc_rslot *sb = tc__slot(b);
+	tc_close(a);
+	ASSERT_RC(0, tc_get(b, "k", 1, buf, sizeof(buf), &m));
+	assert_ptr_equal(tc__slot(b), sb);
+	tc_close(b);
+	tc_unlink(name);
+}
+
+/* Sampled latency: one tc_get in 64 of a thread on a handle is timed, also
+ * when the thread takes turns between two handles. */
+static void test_one_get_in_64_is_timed_per_handle(void **state)
+{
+	(void)state;
+	char n1[64], n2[64];
+	tc_cache *a = wb_create(fx_name(n1), 1024, 1 << 20, 8,
+				TC_EVICT_NONE);
+	tc_cache *b = wb_create(fx_name(n2), 1024, 1 << 20, 8,
+				TC_EVICT_NONE);
+	char buf[4];
+	tc_stats st;
+	for (int i = 0; i < 128; i++)
+		ASSERT_RC(-ENOENT, tc_get(a, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(0, tc_get_stats(a, &st));
+	assert_int_equal(st.lat_samples, 2);
+	assert_int_equal(st.misses, 128);
+	assert_int_equal(st.ops, 128);
+	for (int i = 0; i < 256; i++)
+		ASSERT_RC(-ENOENT, tc_get(i % 2 ? a : b, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(0, tc_get_stats(a, &st));
+	assert_int_equal(st.lat_samples, 4);
+	ASSERT_RC(0, tc_get_stats(b, &st));
+	assert_int_equal(st.lat_samples, 2);
+	tc_close(a);
+	tc_close(b);
+	tc_unlink(n1);
+	tc_unlink(n2);
+}
+
+/* After fork the child has no current entry (the parent's names the
+ * parent's slot); it opens a handle of its own, whose slot is its own, and
+ * may close the inherited one; the parent's section goes on. */
+static void test_child_after_fork_reads_through_its_own_slot(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
+				TC_EVICT_NONE);
+	ASSERT_RC(0, tc_set(c, "k", 1, "v", 1, 0, 0));
+	char buf[4];
+	ASSERT_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL)); /* current entry cached */
+	struct tc_rslot *mine = tc__slot(c);
+	ASSERT_RC(0, tc_read_lock(c)); /* the child inherits a section in progress, too */
+	pid_t pid = fork();
+	if (pid == 0) {
+		int bad = tc__tls_key != 0;
+		tc_cache *d = NULL;
+		bad |= (tc_open(&d, name, NULL) != 0) << 1;
+		if (d) {
+			bad |= (tc_get(d, "k", 1, buf, sizeof(buf), NULL) != 0) << 2;
+			bad |= (tc_read_lock(d) != 0) << 3;
+			struct tc_rslot *s = tc__section_slot(d);
+			bad |= (s == NULL || s == mine ||
+				(tc__ld(&s->owner) >> 32) != (uint64_t)getpid()) << 4;
+			tc_read_unlock(d);
+			bad |= (tc__section_slot(d) != NULL) << 5;
+			tc_close(d);
+		}
+		bad |= (tc__ld(&mine->epoch) == 0) << 6; /* the parent's slot untouched */
+		tc_close(c); /* the one call an inherited handle may take */
+		_exit(bad);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_ptr_equal(tc__section_slot(c), mine); /* the parent's section goes on */
+	tc_read_unlock(c);
+	assert_int_equal(tc__ld(&mine->epoch), 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* ------------------------------------------------------------------ */
 /* Slots at thread exit and close                                      */
 /* ------------------------------------------------------------------ */
 
@@ -656,6 +773,9 @@ int main(int argc, char **argv)
 		FX_TEST(test_thread_reader_holds_back_only_later_retirements),
 		FX_TEST(test_process_reader_holds_back_only_later_retirements),
 		FX_TEST(test_nested_sections_end_at_outermost_unlock),
+		FX_TEST(test_handles_in_turns_keep_their_own_sections),
+		FX_TEST(test_one_get_in_64_is_timed_per_handle),
+		FX_TEST(test_child_after_fork_reads_through_its_own_slot),
 		FX_TEST(test_thread_exit_and_close_give_slots_back),
 		FX_TEST(test_killed_reader_holds_reclaim_until_cleared),
 		FX_TEST(test_slot_of_killed_cleaner_is_cleared_again),

@@ -198,11 +198,68 @@ out:
 	free(buf);
 }
 
+/*
+ * One tc_get_many of NMANY random keys (every fourth a stable one, which must
+ * hit), or, every other time, a tc_peek_many of them in a read section:
+ * every value checks, the count returned is the number of hits, versions of
+ * a key never go back.
+ */
+#define NMANY 20
+static void read_many(tc_cache *c, struct worker *w, uint64_t *rng, uint64_t *last,
+		      unsigned char *mbuf)
+{
+	struct results *res = w->res;
+	char keys[NMANY][32];
+	unsigned idx[NMANY];
+	tc_req r[NMANY];
+	const void *vals[NMANY];
+	bool peek = bb_rand(rng) & 1;
+	int n, hits = 0;
+
+	for (unsigned j = 0; j < NMANY; j++) {
+		bool stable = j % 4 == 3;
+		unsigned i = (unsigned)(bb_rand(rng) % (stable ? NSTABLE : NKEYS));
+		idx[j] = stable ? STABLE_BASE + i : i;
+		r[j] = (tc_req){ .key = keys[j], .buf = mbuf + (size_t)j * VBUF, .cap = VBUF };
+		r[j].klen = bb_key(keys[j], sizeof(keys[j]), stable ? "s" : "k", i);
+	}
+	if (peek && tc_read_lock(c) != 0) {
+		violation(res, "reader %u: read_lock for peek_many", w->id);
+		return;
+	}
+	n = peek ? tc_peek_many(c, r, NMANY, vals) : tc_get_many(c, r, NMANY);
+	for (unsigned j = 0; j < NMANY; j++) {
+		const void *v = peek ? vals[j] : r[j].buf;
+		if (r[j].rc == -ENOENT && idx[j] < STABLE_BASE)
+			continue;
+		if (r[j].rc != 0) {
+			violation(res, "reader %u: %s of %u: %s", w->id,
+				  peek ? "peek_many" : "get_many", idx[j], tc_strerror(r[j].rc));
+			continue;
+		}
+		hits++;
+		if (check_value(res, peek ? "peek_many" : "get_many", idx[j], v, &r[j].meta) != 0)
+			continue;
+		if (idx[j] < STABLE_BASE) {
+			if (r[j].meta.version < last[idx[j]])
+				violation(res, "k%u: version went back %llu -> %llu (many)", idx[j],
+					  (unsigned long long)last[idx[j]],
+					  (unsigned long long)r[j].meta.version);
+			last[idx[j]] = r[j].meta.version;
+		}
+	}
+	if (peek)
+		tc_read_unlock(c);
+	if (n != hits)
+		violation(res, "reader %u: %s returned %d, %d hits", w->id,
+			  peek ? "peek_many" : "get_many", n, hits);
+}
+
 static void run_reader(tc_cache *c, struct worker *w)
 {
 	uint64_t rng = 0xabcdefull + w->id * 104729ull, ops = 0, peeks = 0;
 	uint64_t *last = calloc(NKEYS, sizeof(*last));
-	unsigned char *buf = malloc(VBUF);
+	unsigned char *buf = malloc(VBUF), *mbuf = malloc((size_t)NMANY * VBUF);
 	struct results *res = w->res;
 	const void *pv[4];
 	unsigned char head[4][BB_HDR];
@@ -212,7 +269,7 @@ static void run_reader(tc_cache *c, struct worker *w)
 	tc_meta m, pm[4];
 	int rc;
 
-	if (!buf || !last) {
+	if (!buf || !last || !mbuf) {
 		violation(res, "reader %u: out of memory", w->id);
 		goto out;
 	}
@@ -231,6 +288,10 @@ static void run_reader(tc_cache *c, struct worker *w)
 					  tc_strerror(rc));
 			else
 				check_value(res, "get", STABLE_BASE + i, buf, &m);
+			continue;
+		}
+		if (ops % 8 == 2) {
+			read_many(c, w, &rng, last, mbuf);
 			continue;
 		}
 		if (ops % 8 != 0) {
@@ -288,6 +349,7 @@ static void run_reader(tc_cache *c, struct worker *w)
 	res->peeks[w->id] = peeks;
 out:
 	free(buf);
+	free(mbuf);
 	free(last);
 }
 

@@ -16,6 +16,8 @@
 
 #include <pthread.h>
 #include <sys/mman.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 /* ------------------------------------------------------------------ */
 /* memcmp interposition: run a CAS between match()'s read and its abort */
@@ -88,7 +90,9 @@ static void test_add_losing_abort_race_publishes_no_duplicate(void **state)
 	char name[64];
 	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
 				TC_EVICT_NONE);
-	const char key[] = "the-one-key";
+	/* Longer than 16 bytes: match() compares shorter keys inline, without
+	 * the memcmp call the hook rides on. */
+	const char key[] = "the-one-key-of-this-test";
 	size_t klen = sizeof(key) - 1;
 	uint64_t tent, fin;
 	struct tc_entry *ea = NULL;
@@ -119,6 +123,98 @@ static void test_add_losing_abort_race_publishes_no_duplicate(void **state)
 	if (rc != -EEXIST || nfinal != 1 || live != 1)
 		fail_msg("tc_add returned %d (want -EEXIST), %d FINAL slots of one key "
 			 "(want 1), live %llu (want 1)", rc, nfinal, (unsigned long long)live);
+}
+
+/* ------------------------------------------------------------------ */
+/* The read path's short cuts                                           */
+/* ------------------------------------------------------------------ */
+
+/* tc__hash takes XXH3's short-input step itself for keys up to 16 bytes:
+ * it must be XXH3_64bits_withSeed, or no segment written before reads back. */
+static void test_hash_is_xxh3_with_the_seed_at_every_length(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 4,
+				TC_EVICT_NONE);
+	uint8_t key[64];
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(i * 37 + 11);
+	for (size_t n = 1; n <= sizeof(key); n++)
+		for (uint32_t kind = 0; kind < 3; kind++)
+			assert_true(tc__hash(c, key, n, kind) ==
+				    XXH3_64bits_withSeed(key, n, c->seed + kind * 0x9E3779B97F4A7C15ull));
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* Keys of 1..24 bytes that differ in one byte only are different keys:
+ * match() compares keys of 9..16 bytes in two words and a shift. */
+static void test_keys_differing_in_one_byte_are_distinct(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 4096, 4 << 20, 4,
+				TC_EVICT_NONE);
+	for (size_t n = 1; n <= 24; n++) {
+		char key[24];
+		memset(key, 'k', sizeof(key));
+		assert_int_equal(tc_set(c, key, n, "base", 4, 0, 0), 0);
+		for (size_t i = 0; i < n; i++) {
+			key[i] = 'K';
+			char val[8], buf[8];
+			int vl = snprintf(val, sizeof(val), "%zu.%zu", n, i);
+			assert_int_equal(tc_set(c, key, n, val, (size_t)vl, 0, 0), 0);
+			tc_meta m;
+			assert_int_equal(tc_get(c, key, n, buf, sizeof(buf), &m), 0);
+			assert_int_equal(m.len, vl);
+			assert_memory_equal(buf, val, (size_t)vl);
+			key[i] = 'k';
+		}
+		/* The base key kept its value through all of them. */
+		char buf[8];
+		tc_meta m;
+		assert_int_equal(tc_get(c, key, n, buf, sizeof(buf), &m), 0);
+		assert_int_equal(m.len, 4);
+		assert_memory_equal(buf, "base", 4);
+		/* One byte longer or shorter: a miss, whatever the padding holds. */
+		if (n < 24) {
+			key[n] = 'k';
+			assert_int_equal(tc_get(c, key, n + 1, buf, sizeof(buf), &m),
+					 -ENOENT);
+		}
+	}
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* Values of every length from 0 to 130 bytes come back exactly, with the
+ * bytes around them in the caller's buffer untouched: tc_get copies 16..64
+ * bytes in overlapping 16-byte moves. */
+static void test_values_of_every_length_round_trip_exactly(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 4, TC_EVICT_NONE);
+	uint8_t val[130], buf[130 + 32];
+	for (size_t i = 0; i < sizeof(val); i++)
+		val[i] = (uint8_t)(i * 7 + 1);
+	for (size_t n = 0; n <= sizeof(val); n++) {
+		char key[16];
+		int kl = snprintf(key, sizeof(key), "len-%zu", n);
+		ASSERT_RC(0, tc_set(c, key, (size_t)kl, val, n, 0, 0));
+		memset(buf, 0xee, sizeof(buf));
+		tc_meta m;
+		ASSERT_RC(0, tc_get(c, key, (size_t)kl, buf + 16, n, &m));
+		assert_int_equal(m.len, n);
+		if (n)
+			assert_memory_equal(buf + 16, val, n);
+		for (size_t i = 0; i < 16; i++) {
+			assert_int_equal(buf[i], 0xee);
+			assert_int_equal(buf[16 + n + i], 0xee);
+		}
+	}
+	tc_close(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -495,6 +591,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_add_losing_abort_race_publishes_no_duplicate),
+		FX_TEST(test_hash_is_xxh3_with_the_seed_at_every_length),
+		FX_TEST(test_keys_differing_in_one_byte_are_distinct),
+		FX_TEST(test_values_of_every_length_round_trip_exactly),
 		FX_TEST(test_reinsert_after_delete_has_larger_version),
 		FX_TEST(test_threads_racing_add_have_one_winner_and_one_entry),
 		FX_TEST(test_processes_racing_add_have_one_winner_and_one_entry),

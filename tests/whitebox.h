@@ -22,6 +22,7 @@
 
 #include "fixture.h"
 #include "internal.h"
+#include "epoch.h" /* tc__tls_key */
 #include "index.h" /* tc__hash, inline */
 #include "room.h"  /* tc__alloc, inline */
 #include "layout.h"

@@ -295,6 +295,16 @@ class TestReadsAndWrites(SegmentCase):
         self.assertEqual(c.get_many([]), [])
         with self.assertRaisesRegex(TypeError, "key must be str or bytes-like, not int"):
             c.get_many(["a", 3])
+        # More keys than one chunk of the C call (16), bytes-like keys too,
+        # values longer than the stack buffer of get().
+        big = bytes(range(256)) * 300
+        for i in range(40):
+            c.set("m%d" % i, big[:i * 1000])
+        keys = ["m%d" % i if i % 5 else b"x%d" % i for i in range(40)]
+        want = [big[:i * 1000] if i % 5 else None for i in range(40)]
+        self.assertEqual(c.get_many(keys), want)
+        self.assertEqual(c.get_many([bytearray(b"m7"), memoryview(b"m8")]),
+                         [big[:7000], big[:8000]])
 
     def test_add(self):
         c = self.cache
@@ -490,6 +500,8 @@ class TestErrors(SegmentCase):
             c.get("other", b"default")
         with self.assertRaises(tickcache.StaleError):
             c.set("k", b"v")
+        with self.assertRaises(tickcache.StaleError):
+            c.get_many(["k", "other"])
 
     def test_unlink_missing(self):
         name = unique_name("gone")

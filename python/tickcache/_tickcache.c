@@ -1053,7 +1053,9 @@ static PyObject *Cache_get_item(CacheObject *self, PyObject *key)
 
 PyDoc_STRVAR(get_many_doc,
 "get_many(keys) -> list[bytes | None]\n--\n\n"
-"The values of an iterable of keys, in order, None for each miss.");
+"The values of an iterable of keys, in order, None for each miss.  One\n"
+"tc_peek_many in one read section: the keys' cache misses overlap, and\n"
+"each value is copied once, straight into its bytes object.");
 
 static PyObject *Cache_get_many(CacheObject *self, PyObject *keys)
 {
@@ -1063,32 +1065,77 @@ static PyObject *Cache_get_many(CacheObject *self, PyObject *keys)
 	PyObject *seq = PySequence_Fast(keys, "keys must be an iterable of keys");
 	if (!seq)
 		return NULL;
-	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-	PyObject *out = PyList_New(n);
+	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), got = 0;
+	PyObject *out = NULL;
+	bytearg *ka = NULL;
+	tc_req *r = NULL;
+	const void **vals = NULL;
+	if (n == 0) {
+		Py_DECREF(seq);
+		return PyList_New(0);
+	}
+	ka = PyMem_Calloc((size_t)n, sizeof(*ka));
+	r = PyMem_Calloc((size_t)n, sizeof(*r));
+	vals = PyMem_Calloc((size_t)n, sizeof(*vals));
+	if (!ka || !r || !vals) {
+		PyErr_NoMemory();
+		goto fail;
+	}
+	for (; got < n; got++) {
+		if (key_arg(PySequence_Fast_GET_ITEM(seq, got), &ka[got]) < 0)
+			goto fail;
+		r[got].key = ka[got].p;
+		r[got].klen = (size_t)ka[got].n;
+	}
+	out = PyList_New(n);
 	if (!out)
 		goto fail;
-	for (Py_ssize_t i = 0; i < n; i++) {
-		bytearg k;
-		if (key_arg(PySequence_Fast_GET_ITEM(seq, i), &k) < 0)
-			goto fail;
-		tc_meta m;
-		int rc;
-		PyObject *v = fetch(self, c, &k, &m, &rc);
-		arg_release(&k);
-		if (!v) {
-			if (rc != -ENOENT)
-				goto fail;
-			Py_INCREF(Py_None);
+	int rc = tc_read_lock(c);
+	if (rc) {
+		cache_error(rc, self->name, NULL, 0);
+		goto fail;
+	}
+	/* The bytes objects are made inside the section, from the pointers:
+	 * no Python code runs there, only allocations. */
+	rc = tc_peek_many(c, r, (size_t)n, vals);
+	Py_ssize_t bad = -1;
+	for (Py_ssize_t i = 0; rc >= 0 && i < n; i++) {
+		PyObject *v;
+		if (r[i].rc == 0) {
+			v = PyBytes_FromStringAndSize(vals[i], (Py_ssize_t)r[i].meta.len);
+			if (!v)
+				break;
+		} else if (r[i].rc == -ENOENT) {
 			v = Py_None;
+			Py_INCREF(v);
+		} else {
+			bad = i;
+			break;
 		}
 		PyList_SET_ITEM(out, i, v);
 	}
+	tc_read_unlock(c);
+	if (PyErr_Occurred())
+		goto fail;
+	if (rc < 0) {
+		cache_error(rc, self->name, NULL, 0);
+		goto fail;
+	}
+	if (bad >= 0) {
+		cache_error(r[bad].rc, self->name, ka[bad].p, ka[bad].n);
+		goto fail;
+	}
+	goto done;
+fail:
+	Py_CLEAR(out);
+done:
+	for (Py_ssize_t i = 0; i < got; i++)
+		arg_release(&ka[i]);
+	PyMem_Free(vals);
+	PyMem_Free(r);
+	PyMem_Free(ka);
 	Py_DECREF(seq);
 	return out;
-fail:
-	Py_XDECREF(out);
-	Py_DECREF(seq);
-	return NULL;
 }
 
 PyDoc_STRVAR(exists_doc,

@@ -177,9 +177,26 @@ static int arr_del(void *st, const char *k, size_t kl)
 	return 0;
 }
 
+/* mget: the N gets in a row (the array has no batched form). */
+static int arr_get_many(void *st, const char (*keys)[KEY_LEN + 1], size_t kl, unsigned n,
+			unsigned char *buf, size_t cap, unsigned *hits, unsigned *misses)
+{
+	*hits = *misses = 0;
+	for (unsigned j = 0; j < n; j++) {
+		size_t len;
+		int rc = arr_get(st, keys[j], kl, buf + (size_t)j * cap, cap, &len);
+
+		if (rc < 0)
+			return rc;
+		*hits += rc == 0;
+		*misses += rc == 1;
+	}
+	return 0;
+}
+
 const struct backend be_array = {
 	"array", "in-process open-addressing array, per process (memory-latency floor)",
-	OPBIT(OP_GET) | OPBIT(OP_PEEK) | OPBIT(OP_SET) | OPBIT(OP_ADD), false,
+	OPBIT(OP_GET) | OPBIT(OP_PEEK) | OPBIT(OP_SET) | OPBIT(OP_ADD) | OPBIT(OP_MGET), false,
 	NULL, NULL, arr_attach, arr_detach, arr_get, arr_peek, arr_peek_end,
-	arr_set, arr_add, arr_del, NULL, never_drops
+	arr_set, arr_add, arr_del, NULL, never_drops, arr_get_many
 };

@@ -147,7 +147,7 @@ const struct backend be_memcached = {
 	"memcached", "memcached through libmemcached over TCP loopback (--memcached-host/-port)",
 	OPBIT(OP_GET) | OPBIT(OP_SET) | OPBIT(OP_ADD), true,
 	mc_setup, mc_teardown, mc_attach, mc_detach, mc_get, NULL, NULL,
-	mc_set, mc_add, mc_del, mc_load, never_drops
+	mc_set, mc_add, mc_del, mc_load, never_drops, NULL
 };
 
 #endif /* TC_HAVE_MEMCACHED */

@@ -294,5 +294,5 @@ const struct backend be_mutexshm = {
 	"mutexshm", "shared memory, one process-shared mutex for writers, lock-free unsafe readers",
 	OPBIT(OP_GET) | OPBIT(OP_SET) | OPBIT(OP_ADD), true,
 	mx_setup, mx_teardown, mx_attach, mx_detach, mx_get, NULL, NULL,
-	mx_set, mx_add, mx_del, NULL, mx_may_drop
+	mx_set, mx_add, mx_del, NULL, mx_may_drop, NULL
 };

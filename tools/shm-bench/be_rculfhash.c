@@ -169,5 +169,5 @@ const struct backend be_rculfhash = {
 	"rculfhash", "liburcu cds_lfht, memb flavour, per process",
 	OPBIT(OP_GET) | OPBIT(OP_PEEK) | OPBIT(OP_SET) | OPBIT(OP_ADD), false,
 	NULL, NULL, lf_attach, lf_detach, lf_get, lf_peek, lf_peek_end,
-	lf_set, lf_add, lf_del, NULL, never_drops
+	lf_set, lf_add, lf_del, NULL, never_drops, NULL
 };

@@ -139,14 +139,14 @@ const struct backend be_redis_unix = {
 	"redis-unix", "Redis through hiredis over a unix socket (--redis-socket)",
 	OPBIT(OP_GET) | OPBIT(OP_SET) | OPBIT(OP_ADD), true,
 	redis_unix_setup, nothing, redis_attach, redis_detach, redis_get, NULL, NULL,
-	redis_set, redis_add, redis_del, redis_load, never_drops
+	redis_set, redis_add, redis_del, redis_load, never_drops, NULL
 };
 
 const struct backend be_redis_tcp = {
 	"redis-tcp", "Redis through hiredis over TCP loopback (--redis-host/--redis-port)",
 	OPBIT(OP_GET) | OPBIT(OP_SET) | OPBIT(OP_ADD), true,
 	redis_tcp_setup, nothing, redis_attach, redis_detach, redis_get, NULL, NULL,
-	redis_set, redis_add, redis_del, redis_load, never_drops
+	redis_set, redis_add, redis_del, redis_load, never_drops, NULL
 };
 
 #endif /* TC_HAVE_HIREDIS */

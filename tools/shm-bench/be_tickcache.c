@@ -130,9 +130,34 @@ static bool tcb_may_drop(void)
 	return cfg.evict;
 }
 
+/* One tc_get_many of the N keys (--batch). */
+static int tcb_get_many(void *st, const char (*keys)[KEY_LEN + 1], size_t kl, unsigned n,
+			unsigned char *buf, size_t cap, unsigned *hits, unsigned *misses)
+{
+	static tc_req r[4096];
+	int rc;
+
+	for (unsigned j = 0; j < n; j++)
+		r[j] = (tc_req){ .key = keys[j], .klen = kl, .buf = buf + (size_t)j * cap,
+				 .cap = cap };
+	rc = tc_get_many(st, r, n);
+	if (rc < 0)
+		return rc;
+	*hits = (unsigned)rc;
+	*misses = 0;
+	for (unsigned j = 0; j < n; j++) {
+		if (r[j].rc == -ENOENT)
+			(*misses)++;
+		else if (r[j].rc != 0)
+			return r[j].rc;
+	}
+	return 0;
+}
+
 const struct backend be_tickcache = {
-	"tickcache", "libtickcache in a POSIX shm segment (tc_get/tc_peek/tc_set/tc_add)",
-	OPBIT(OP_GET) | OPBIT(OP_PEEK) | OPBIT(OP_SET) | OPBIT(OP_ADD), true,
+	"tickcache", "libtickcache in a POSIX shm segment (tc_get/tc_peek/tc_set/tc_add, "
+	"tc_get_many)",
+	OPBIT(OP_GET) | OPBIT(OP_PEEK) | OPBIT(OP_SET) | OPBIT(OP_ADD) | OPBIT(OP_MGET), true,
 	tcb_setup, tcb_teardown, tcb_attach, tcb_detach, tcb_get, tcb_peek, tcb_peek_end,
-	tcb_set, tcb_add, tcb_del, NULL, tcb_may_drop
+	tcb_set, tcb_add, tcb_del, NULL, tcb_may_drop, tcb_get_many
 };

@@ -82,7 +82,7 @@
 /* Configuration (main.c)                                               */
 /* ------------------------------------------------------------------ */
 
-enum op_kind { OP_GET, OP_PEEK, OP_SET, OP_ADD, OP_NKIND };
+enum op_kind { OP_GET, OP_PEEK, OP_SET, OP_ADD, OP_MGET, OP_NKIND };
 extern const char *const op_names[OP_NKIND];
 
 enum dist_kind { DIST_UNIFORM, DIST_ZIPF, DIST_HOT };
@@ -93,7 +93,7 @@ enum out_fmt { OUT_HUMAN, OUT_CSV, OUT_JSON };
 struct cfg {
 	const char *backend;
 	const char *label;
-	enum op_kind read_op;   /* op of reader processes: get or peek */
+	enum op_kind read_op;   /* op of reader processes: get, peek or mget */
 	enum op_kind write_op;  /* op of writers (and of readers' write share): set or add */
 	uint64_t keys;
 	size_t   vsize;
@@ -378,6 +378,11 @@ struct backend {
 	int  (*del)(void *st, const char *k, size_t kl);
 	int  (*load)(void *st, char *err, size_t len);   /* bulk preload, optional */
 	bool (*may_drop)(void);    /* may a present key vanish during the run? */
+	/* OP_MGET, optional: read the N keys KEYS (KL bytes each) in one call
+	 * into BUF (N slots of CAP bytes); counts hits and misses; 0 or a
+	 * negative code. */
+	int  (*get_many)(void *st, const char (*keys)[KEY_LEN + 1], size_t kl, unsigned n,
+			 unsigned char *buf, size_t cap, unsigned *hits, unsigned *misses);
 };
 
 #define OPBIT(o) (1u << (o))

@@ -11,7 +11,7 @@
 #include "bench.h"
 #include "common.h"
 
-const char *const op_names[OP_NKIND] = { "get", "peek", "set", "add" };
+const char *const op_names[OP_NKIND] = { "get", "peek", "set", "add", "mget" };
 const char *const dist_names[] = { "uniform", "zipf", "hot" };
 
 struct cfg cfg = {
@@ -41,7 +41,8 @@ static void usage(FILE *f)
 "usage: shm-bench [options]\n"
 "  -b, --backend NAME     tickcache (default), array, rculfhash, mutexshm, redis-unix,\n"
 "                         redis-tcp, memcached (--list shows the ones built in)\n"
-"  -o, --op OP            readers' op: get (default) or peek; or set/add for a\n"
+"  -o, --op OP            readers' op: get (default), peek, or mget (the --batch\n"
+"                         keys in one call, default 16); or set/add for a\n"
 "                         write-only run (then -r 0 -w M is implied when -w is 0)\n"
 "      --write-op OP      writers' op: set (default) or add (fresh key, deleted after)\n"
 "  -k, --keys N           key count (default 100000)\n"
@@ -115,7 +116,7 @@ static enum op_kind parse_op(const char *s)
 	for (int i = 0; i < OP_NKIND; i++)
 		if (strcmp(s, op_names[i]) == 0)
 			return (enum op_kind)i;
-	die("unknown op '%s' (get, peek, set, add)", s);
+	die("unknown op '%s' (get, peek, mget, set, add)", s);
 }
 
 enum {
@@ -158,7 +159,7 @@ static int parse_args(int argc, char **argv, const char **pct_path, bool *op_giv
 		case 'o': {
 			enum op_kind o = parse_op(optarg);
 
-			if (o == OP_GET || o == OP_PEEK) {
+			if (o == OP_GET || o == OP_PEEK || o == OP_MGET) {
 				cfg.read_op = o;
 			} else {
 				cfg.write_op = o;
@@ -265,6 +266,8 @@ static void check_args(bool op_given_write)
 		die("1..%d processes in all", MAX_PROCS);
 	if (cfg.batch < 1 || cfg.batch > 4096)
 		die("--batch must be 1..4096");
+	if (cfg.read_op == OP_MGET && cfg.batch == 1)
+		cfg.batch = 16; /* mget reads its batch in one call */
 	if (cfg.batch > 1 && (cfg.validate || cfg.write_pct))
 		die("--batch does not combine with --validate or --mix");
 	if (cfg.write_pct > 100)

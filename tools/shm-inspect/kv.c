@@ -168,29 +168,62 @@ int cmd_set(const char *name, const char *key, const char *val, const char *file
 	return ex;
 }
 
-/* cmd_mget - the values of KEYS in order; a missing key is null / "(nil)". */
+/*
+ * cmd_mget - the values of KEYS in order; a missing key is null / "(nil)".
+ * One tc_peek_many in a read section, the values copied out before it ends:
+ * nothing is printed (which may block on a pipe) while the section holds
+ * reclamation back.
+ */
 int cmd_mget(const char *name, const char *const *keys, int nkeys)
 {
 	tc_cache *c;
-	unsigned char *buf;
-	int ex;
+	tc_req *r = NULL;
+	const void **vals = NULL;
+	unsigned char *copy = NULL;
+	size_t total = 0, off = 0;
+	int ex, rc;
 
 	for (int i = 0; i < nkeys; i++)
 		if ((ex = check_key(keys[i])))
 			return ex;
 	if ((ex = open_seg(name, &c)))
 		return ex;
-	buf = malloc(TC_VALUE_MAX + 1);
-	if (!buf) {
+	r = calloc((size_t)nkeys, sizeof(*r));
+	vals = calloc((size_t)nkeys, sizeof(*vals));
+	if (!r || !vals) {
 		ex = fail(-ENOMEM, "mget");
+		goto out;
+	}
+	for (int i = 0; i < nkeys; i++)
+		r[i] = (tc_req){ .key = keys[i], .klen = strlen(keys[i]) };
+	if ((rc = tc_read_lock(c)) != 0) {
+		ex = fail(rc, "cannot read '%s'", name);
+		goto out;
+	}
+	rc = tc_peek_many(c, r, (size_t)nkeys, vals);
+	for (int i = 0; rc >= 0 && i < nkeys; i++)
+		total += r[i].rc == 0 ? r[i].meta.len : 0;
+	if (rc >= 0 && !(copy = malloc(total ? total : 1)))
+		rc = -ENOMEM;
+	for (int i = 0; rc >= 0 && i < nkeys; i++) {
+		if (r[i].rc != 0)
+			continue;
+		memcpy(copy + off, vals[i], r[i].meta.len);
+		vals[i] = copy + off;
+		off += r[i].meta.len;
+	}
+	tc_read_unlock(c);
+	if (rc < 0) {
+		ex = fail(rc, "cannot get keys from '%s'", name);
 		goto out;
 	}
 	if (g_json)
 		jarr(NULL);
 	for (int i = 0; i < nkeys; i++) {
-		tc_meta m;
-		int rc = tc_get(c, keys[i], strlen(keys[i]), buf, TC_VALUE_MAX, &m);
+		const unsigned char *buf = vals[i];
+		tc_meta *m = &r[i].meta;
 
+		rc = r[i].rc;
 		if (rc && rc != -ENOENT) {
 			/* The list stops there; the error document follows on a line of its own. */
 			if (g_json)
@@ -206,25 +239,27 @@ int cmd_mget(const char *name, const char *const *keys, int nkeys)
 				jnull("encoding");
 				jnull("value");
 			} else {
-				jvalue(buf, &m, false);
+				jvalue(buf, m, false);
 			}
 			jobj_end();
 		} else if (rc) {
 			printf("(nil)\n");
-		} else if (m.type == TC_TYPE_COUNTER && m.len == 8) {
+		} else if (m->type == TC_TYPE_COUNTER && m->len == 8) {
 			printf("%" PRId64 "\n", counter_value(buf));
-		} else if (utf8_text(buf, m.len)) {
-			fwrite(buf, 1, m.len, stdout);
+		} else if (utf8_text(buf, m->len)) {
+			fwrite(buf, 1, m->len, stdout);
 			putchar('\n');
 		} else {
-			print_hex(stdout, buf, m.len);
+			print_hex(stdout, buf, m->len);
 			putchar('\n');
 		}
 	}
 	if (g_json)
 		jarr_end();
 out:
-	free(buf);
+	free(copy);
+	free(vals);
+	free(r);
 	tc_close(c);
 	return ex;
 }
