@@ -421,6 +421,64 @@ int tc_incr(tc_cache *c, const void *key, size_t klen, int64_t delta, uint64_t t
 	    int64_t *out);
 
 /* ------------------------------------------------------------------ */
+/* Waiting for a change                                                 */
+/* ------------------------------------------------------------------ */
+
+/* timeout_ms of tc_wait / tc_wait_any: no deadline (so is any value above
+ * 100 years). */
+#define TC_FOREVER UINT64_MAX
+
+/*
+ * tc_wait - wait until KEY's version is greater than VERSION (VERSION 0:
+ * until KEY exists), at most TIMEOUT_MS (0: check once, never sleep;
+ * TC_FOREVER: no deadline); then fill META (may be NULL) as tc_get would.
+ * The caller sleeps in the kernel (a futex in the segment, shared across
+ * processes) and is woken by the publish of any writer of any process:
+ * tc_set, tc_add, tc_cas, tc_incr, tc_expire, tc_del, expiry and eviction
+ * removals, tc_purge, tc_snapshot_load, tc_get_or_load.  A writer pays
+ * nothing while nobody waits (no syscall, no shared write).  A version
+ * that expires is seen gone at its expiry, without a writer.
+ * Concurrency: races with every writer; no wake-up is lost (a write
+ * published before the waiter's check is seen by the check, a later one
+ * wakes it), and spurious wake-ups are never returned (the key is checked
+ * again, with what is left of the timeout).  A waiter killed or stopped
+ * blocks nobody and holds no resource (it costs the next writer of its
+ * key's shard one wake syscall).  Do not call it inside a read section.
+ * Returns 0 (META: the newer version), -ETIMEDOUT (nothing newer in time),
+ * -EINTR (a signal handler ran while it slept; call again), -ENOENT
+ * (VERSION > 0 and the key is absent: deleted or expired), -EDEADLK (inside
+ * a read section of this thread), -EINVAL, and the codes of tc_get
+ * (-EUSERS, -ESTALE: the segment was unlinked, also while waiting; -EBUSY,
+ * TC_ECORRUPT).  A writer killed between its publish and its wake leaves
+ * the waiter asleep until the next write of a key of its shard or its
+ * timeout: pass a timeout when that matters.
+ */
+int tc_wait(tc_cache *c, const void *key, size_t klen, uint64_t version,
+	    uint64_t timeout_ms, tc_meta *meta);
+
+/*
+ * tc_wait_any - wait until anything was published in the segment since
+ * *SEQ, at most TIMEOUT_MS (0: check once; TC_FOREVER: no deadline), then
+ * store the new sequence in *SEQ.  Start with *SEQ = 0: the call returns 0
+ * at once with the current sequence.  The loop
+ *     uint64_t seq = 0;
+ *     while (tc_wait_any(c, &seq, TC_FOREVER) == 0)
+ *             react();   // read what matters: tc_get, tc_get_many, ...
+ * reacts once at start and then after every batch of changes, and never
+ * misses one: a publish that the reads of react() did not see makes the
+ * next call return at once.  A change may be reported once more than
+ * needed (a publish already seen), never less.  What counts as published:
+ * everything tc_wait names, of any key, plus DTO appends and run starts and
+ * ends (not TTL policy changes).  While a caller is between two calls,
+ * the first publish after its last return pays one shared CAS (no
+ * syscall); while it sleeps, one FUTEX_WAKE.  Killed or stopped, it costs
+ * at most the next writer one of each.  Do not call it inside a read
+ * section.  Returns 0, -ETIMEDOUT (*SEQ unchanged), -EINTR, -EDEADLK,
+ * -EINVAL, -EUSERS, -ESTALE (the segment was unlinked), -EBUSY.
+ */
+int tc_wait_any(tc_cache *c, uint64_t *seq, uint64_t timeout_ms);
+
+/* ------------------------------------------------------------------ */
 /* Runs: point-in-time windows with typed DTO lists                     */
 /* ------------------------------------------------------------------ */
 

@@ -40,6 +40,7 @@
  * handle at attach; every ref and length is checked before use.
  */
 #include "index.h"
+#include "futex.h"
 
 #include <sched.h>
 
@@ -200,6 +201,7 @@ int tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w
 		return -EAGAIN;
 	}
 	TC_CRASH_POINT(remove_unlinked);
+	tc__notify(c, e ? tc__ld(&e->hash) : 0);
 	tc__add(&c->h->live, (uint64_t)-1);
 	TC_CRASH_POINT(remove_counted);
 	if (e)
@@ -308,6 +310,7 @@ int tc__insert(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_
 	int ir = tc__insert_new(c, hash, key, klen, kind, e, tc__ref_of(c, e), false, seen);
 	if (ir == 0) {
 		TC_CRASH_POINT(insert_first_published);
+		tc__notify(c, hash);
 		tc__add(&c->h->live, 1);
 		return 0;
 	}

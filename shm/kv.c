@@ -19,6 +19,7 @@
  */
 #include "epoch.h"
 #include "index.h"
+#include "futex.h"
 #include "room.h"
 
 #include <limits.h>
@@ -652,6 +653,7 @@ static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstat
 static inline void write_done(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
 			      struct tc_rslot *s, uint64_t t0)
 {
+	tc__notify(c, w->hash); /* after the publishing CAS: wake waiters, if any */
 	if (q->op == TC_OP_INCR && q->out)
 		*q->out = w->incr_val; /* only on success */
 	tc__count(s, q->op == TC_OP_ADD ? TC_C_ADDS : TC_C_SETS);

@@ -28,8 +28,9 @@
 #include "tickcache.h"
 
 #define TC_MAGIC          0x3145484341434B54ull /* "TKCACHE1" little-endian */
-#define TC_LAYOUT_VERSION 8u /* bump on every change of this file's structs (8: a slot's
-				* TC_C_OPS no longer counts hits and misses) */
+#define TC_LAYOUT_VERSION 9u /* bump on every change of this file's structs (8: a slot's
+				* TC_C_OPS no longer counts hits and misses; 9: the futex
+				* words of tc_wait / tc_wait_any) */
 #define TC_CACHELINE      64
 #define TC_PAGE           4096
 
@@ -40,6 +41,16 @@
 #define TC_STATE_AUDITING 4u  /* tc_audit at work (or died at work): calls get -EBUSY */
 
 #define TC_VER_SHARDS     64  /* version counters, key hash picks one */
+
+/* Futex words of tc_hdr (futex.c): flags in the low bits, a generation above. */
+#define TC_WAKE_SHARDS    64          /* key_wake words; the key hash picks one */
+#define TC_WAKE_SHARD(h)  (((h) >> 32) & (TC_WAKE_SHARDS - 1))
+#define TC_WAKE_SLEEP     0x1u        /* a waiter may sleep on this value: wake */
+#define TC_WAKE_ARMED     0x2u        /* any_wake: a tc_wait_any caller wants the
+				       * next change counted: bump the generation */
+#define TC_WAKE_FLAGS     (TC_WAKE_SLEEP | TC_WAKE_ARMED)
+#define TC_WAKE_GEN_SHIFT 2
+#define TC_WAKE_GEN       (1u << TC_WAKE_GEN_SHIFT) /* one generation step */
 
 /* tc_hdr.options: fixed at creation (tc_opts.flags), read once at attach. */
 #define TC_OPT_CHECKSUM   0x1u /* values carry an XXH3 checksum (see tc_entry) */
@@ -186,7 +197,25 @@ struct tc_hdr {
 	 * only on a mismatch, so no read of an intact value writes here. */
 	uint64_t csum_bad;
 
-	uint64_t reserved[29];    /* room for later fields without a layout change */
+	uint64_t reserved[5];     /* room for later fields without a layout change */
+
+	/* futex.c: waiting for changes (tc_wait, tc_wait_any).  Futex words,
+	 * each TC_WAKE_GEN_SHIFT bits of flags under a generation; changed
+	 * only by CAS.  A waiter sets its flags (CAS) before it checks what it
+	 * waits for; a writer loads the word after its publishing CAS and,
+	 * only when a flag is set, CASes the word to the next generation with
+	 * the flags clear, then calls FUTEX_WAKE if TC_WAKE_SLEEP was among
+	 * them (docs/design.md, "Waiting for a change").  Read-mostly: written
+	 * only while someone waits.
+	 * any_wake: the segment-wide word (TC_WAKE_ARMED | TC_WAKE_SLEEP),
+	 * alone on its line. */
+	uint32_t any_wake __attribute__((aligned(TC_CACHELINE)));
+	uint32_t any_pad[15];
+	/* key_wake[i]: the word of the keys whose hash picks shard i
+	 * (TC_WAKE_SHARD); TC_WAKE_SLEEP only.  16 words a line. */
+	uint32_t key_wake[TC_WAKE_SHARDS] __attribute__((aligned(TC_CACHELINE)));
+
+	uint64_t reserved2[16];   /* room for later fields without a layout change */
 } __attribute__((aligned(TC_PAGE)));
 
 /*
@@ -398,5 +427,8 @@ _Static_assert(offsetof(struct tc_rate_window, count) == 8, "rate window fields"
 _Static_assert(sizeof(struct tc_load_claim) == 32, "load claim is 32 bytes");
 _Static_assert(offsetof(struct tc_load_claim, deadline_ms) == 16 &&
 	       offsetof(struct tc_load_claim, token) == 24, "load claim fields");
+_Static_assert(offsetof(struct tc_hdr, key_wake) % TC_CACHELINE == 0 &&
+	       offsetof(struct tc_hdr, any_wake) % TC_CACHELINE == 0,
+	       "the futex words start lines of their own");
 
 #endif /* TC_LAYOUT_H */

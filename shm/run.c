@@ -57,6 +57,7 @@
  * index, names it): dying between the end's CAS and its retire leaks it.
  */
 #include "index.h"
+#include "futex.h"
 #include "room.h"
 
 #include <stdlib.h>
@@ -113,10 +114,12 @@ static bool start_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, void
 	TC_CRASH_POINT(run_start_unnamed);
 	/* Full barrier: the anchor's bytes before the word that names it. */
 	bool won = tc__cas(&c->h->run_word, w, (uint64_t)gen << 32 | ref) == w;
-	if (won)
+	if (won) {
+		tc__notify_any(c);
 		*rc = 0;
-	else
+	} else {
 		tc__free_block(c, e); /* never visible to anyone */
+	}
 	tc__exit(c);
 	return won;
 }
@@ -187,6 +190,7 @@ static int run_end(tc_cache *c, uint64_t only_gen)
 		uint64_t nw = (uint64_t)(RUN_GEN(w) + 1) << 32;
 		if (tc__cas(&c->h->run_word, w, nw) != w)
 			continue;
+		tc__notify_any(c);
 		TC_CRASH_POINT(run_ended);
 		uint32_t vlen;
 		struct tc_entry *e = tc__block_of(c, RUN_REF(w), TC_KIND_RUN, &vlen);
@@ -300,6 +304,7 @@ static int append_publish(tc_cache *c, struct tc_rslot *s, struct tc_entry *e, u
 			tc__free_block(c, e);
 			return A_AGAIN;
 		}
+		tc__notify(c, hash);
 		if (a->replace) {
 			TC_CRASH_POINT(dto_replaced);
 			tc__dto_retire_chain(c, s, a->head);

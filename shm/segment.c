@@ -15,6 +15,7 @@
  * whole layout from (max_entries, memory_bytes, max_readers) and comparing.
  */
 #include "internal.h"
+#include "futex.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -519,18 +520,25 @@ int tc_unlink(const char *name)
 	if (fd >= 0) {
 		struct stat st;
 		if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= sizeof(struct tc_hdr)) {
-			struct tc_hdr *h = mmap(NULL, TC_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED,
-						fd, 0);
+			struct tc_hdr *h = mmap(NULL, sizeof(*h), PROT_READ | PROT_WRITE,
+						MAP_SHARED, fd, 0);
 			if (h != MAP_FAILED) {
 				/* From READY, or from AUDITING (an audit at work or a
 				 * dead one): the audit's end never undoes it. */
 				for (int i = 0; h->magic == TC_MAGIC && i < 100; i++) {
 					uint32_t was = tc__ld(&h->state);
-					if ((was != TC_STATE_READY && was != TC_STATE_AUDITING) ||
-					    tc__cas(&h->state, was, TC_STATE_UNLINKED) == was)
+					if (was != TC_STATE_READY && was != TC_STATE_AUDITING)
 						break;
+					if (tc__cas(&h->state, was, TC_STATE_UNLINKED) == was) {
+						/* Waiters (tc_wait) check the state
+						 * after their flags: wake them to
+						 * -ESTALE (the CAS was the barrier). */
+						if (tc__ld(&h->layout_version) == TC_LAYOUT_VERSION)
+							tc__notify_all(h);
+						break;
+					}
 				}
-				munmap(h, TC_PAGE);
+				munmap(h, sizeof(*h));
 			}
 		}
 		close(fd);

@@ -48,6 +48,13 @@ run smoke-set  -b tickcache -k 1000 -n 20000 -o set -d uniform
 run smoke-add  -b tickcache -k 1000 -n 5000 -o add
 run smoke-evict -b tickcache -k 4000 -s 1024 -n 20000 --warmup 1000 -d uniform -r 1 -w 1 \
 	--evict --memory 2M
+# --wake: every kind measured (no Redis here), every round timed.
+if "$B" --wake -n 300 --warmup 20 --gap-us 100 --csv --redis-socket /nonexistent >"$out" 2>/dev/null &&
+	[ "$(awk -F, '$3 == 300 && $5 > 0 && $5 <= $8 { n++ } END { print n + 0 }' "$out")" = 3 ]; then
+	echo "ok   wake: futex, tc_wait, tc_wait_any"
+else
+	echo "FAIL wake"; cat "$out"; fail=1
+fi
 # -o mget (tc_get_many of the --batch keys; --validate does not combine with
 # --batch): every key is found, nothing fails, the reads are counted.
 if "$B" --csv-header -b tickcache -k 1000 -n 20000 --warmup 1000 -d uniform -o mget \

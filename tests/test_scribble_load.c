@@ -213,10 +213,16 @@ static void one_call(tc_cache *c, uint64_t *rng, const char *snap)
 		tc_read_unlock(c);
 		break;
 	}
-	case 5:
+	case 5: {
 		kl = pick_key(rng, k, "k");
 		(void)tc_exists(c, k, kl);
+		/* A short wait over the scribbled words: it returns (a check,
+		 * or its 1 ms timeout), whatever the words hold. */
+		uint64_t seq = r >> 40;
+		RC(tc_wait(c, k, kl, (r >> 8) & 1 ? (r >> 16) & 0xff : 0, 1, &m));
+		RC(tc_wait_any(c, &seq, (r >> 9) & 1));
 		break;
+	}
 	case 6: case 7: case 8:
 		kl = pick_key(rng, k, "k");
 		n = pick_len(rng);

@@ -233,6 +233,15 @@ done
 scen stress tickcache -d zipf -r 2 -w 2 -n "$(n 1000000)" --evict --memory 4M
 scen stress-hot mutexshm -d hot --hot-keys 16 -s 1024 -r 1 -w 1 -n "$(n 1000000)"
 scen stress-hot tickcache -d hot --hot-keys 16 -s 1024 -r 1 -w 1 -n "$(n 1000000)"
+# 9. wake-up latency (issue 11): tc_wait, tc_wait_any, a bare futex ping and
+# Redis pub/sub, writer and waiter in two processes, RUNS times.
+WAKE=$WORK/wake.csv
+NW=$(n 20000)
+echo "| wake | tickcache, futex, redis pub/sub | \`shm-bench --wake -n $NW\` |" >>"$WORK/cmds.md"
+for r in $(seq "$RUNS"); do
+	"${RUNPRIO[@]}" "$SB" --wake --csv -n "$NW" --redis-socket "$RSOCK" >>"$WAKE" 2>"$WORK/err" ||
+		{ log "wake run $r failed:"; sed 's/^/    /' "$WORK/err" >&2; }
+done
 fi
 
 [ -n "$REDIS_PID" ] && kill "$REDIS_PID" && wait "$REDIS_PID" 2>/dev/null || true
@@ -280,6 +289,15 @@ END {
 
 # get LABEL BACKEND OP FIELD -> the median figure (empty when not run)
 get() { awk -v l="$1" -v b="$2" -v o="$3" -v f="$4" '$1 == l && $2 == b && $3 == o { print $f }' "$MED"; }
+
+# wake KIND COLUMN: the median over the runs of a figure of the wake rows
+# (columns of shm-bench --wake --csv: 5 p50, 6 p99, 7 p99.9, 8 max (ns),
+# 9 the waiter's CPU ns per round, 10 its voluntary switches per round).
+wake() {
+	[ -s "${WAKE:-}" ] || return 0
+	awk -F, -v k="$1" -v c="$2" '$2 == k { print $c }' "$WAKE" | sort -g |
+		awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'
+}
 
 # ---------------------------------------------------------------- profile
 # callgrind, collecting only inside each backend's operation: instructions
@@ -441,6 +459,24 @@ echo "## Validation under stress"
 echo
 echo "2 readers + 2 writers, Zipf, tickcache evicting in 4 MiB; one hot set of 16 keys of 1 KiB with one writer: the mutex cache's readers copy values while they are rewritten in place."
 echo; table stress stress-hot; echo
+echo "## Waiting for a change (issue 11): wake-up latency"
+echo
+echo "\`shm-bench --wake\`: a writer in one process, a waiter in another; each round the writer waits until the waiter reported the last one, lets 200 µs pass (the waiter is asleep again), reads CLOCK_MONOTONIC and writes (\`tc_set\` of one key; for the floor, a bare futex increment and FUTEX_WAKE; for Redis, PUBLISH over the unix socket); the waiter reads the clock when its call returns. Latency is from before the writer's call to the waiter's return. $(fmtn "$NW") rounds per kind, medians of $RUNS runs. The waiter's CPU time and voluntary context switches per round show that it sleeps: one switch per round, microseconds of CPU for a round of 200+ µs."
+echo
+echo "| kind | p50 | p99 | p99.9 | max | waiter CPU / round | waiter switches / round |"
+echo "|---|--:|--:|--:|--:|--:|--:|"
+for k in futex-pingpong tc_wait tc_wait_any redis-pubsub; do
+	[ -n "$(wake "$k" 5)" ] || continue
+	echo "| $k | $(fmt "$(wake "$k" 5)") | $(fmt "$(wake "$k" 6)") | $(fmt "$(wake "$k" 7)") | $(fmt "$(wake "$k" 8)") | $(fmt "$(wake "$k" 9)") | $(wake "$k" 10) |"
+done
+wf50=$(wake futex-pingpong 5); wf99=$(wake futex-pingpong 6)
+ww50=$(wake tc_wait 5); ww99=$(wake tc_wait 6); wr50=$(wake redis-pubsub 5)
+echo
+echo "| target (issue 11) | measured | verdict |"
+echo "|---|---|---|"
+echo "| tc_wait wake-up p50 ≤ 10 µs and p99 ≤ 50 µs, or within 1.5× / 2× of the futex floor's | p50 $(fmt "$ww50") (floor $(fmt "$wf50"): $(ratio "$ww50" "$wf50")×), p99 $(fmt "$ww99") (floor $(fmt "$wf99"): $(ratio "$ww99" "$wf99")×) | $(verdict "$( { [ "$(cmp "$ww50" "<=" 10000)" = 1 ] && [ "$(cmp "$ww99" "<=" 50000)" = 1 ]; } || { [ "$(cmp "$(ratio "$ww50" "$wf50")" "<=" 1.5)" = 1 ] && [ "$(cmp "$(ratio "$ww99" "$wf99")" "<=" 2)" = 1 ]; } && echo 1 || echo 0)") |"
+echo "| side by side with a Redis pub/sub message | Redis p50 $(fmt "$wr50") = $(ratio "$wr50" "$ww50")× tc_wait | – |"
+echo
 echo "## Commands"
 echo
 echo "Each run: \`build/bin/shm-bench --csv --validate --label RUN\` with the arguments below (plus the peers' socket and ports), $RUNS times."

@@ -30,6 +30,7 @@ BUILD_PKGS=(
 TEST_PKGS=(
 	"libcmocka-dev    pc:cmocka"
 	"procps           cmd:pgrep"
+	"strace           cmd:strace"
 	"python3          cmd:python3"
 	"prometheus       cmd:promtool"
 	"python3-dev      py:Python.h"

@@ -2237,6 +2237,139 @@ static PyObject *Cache_dto_list(CacheObject *self, PyObject *const *args, Py_ssi
 }
 
 /* ------------------------------------------------------------------ */
+/* Waiting for a change (tc_wait, tc_wait_any)                          */
+/* ------------------------------------------------------------------ */
+
+/* The GIL is released while the call sleeps (busy, as get_or_load: a
+ * close() meanwhile is deferred).  A signal ends the sleep with -EINTR:
+ * its Python handler runs, and unless it raised, the wait goes on with
+ * what is left of the timeout (PEP 475). */
+static int wait_released(CacheObject *self, tc_cache *c, const bytearg *k, uint64_t version,
+			 uint64_t timeout_ms, tc_meta *m, uint64_t *seq)
+{
+	uint64_t t_end = 0;
+	struct timespec ts;
+	if (timeout_ms != TC_FOREVER) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		t_end = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + timeout_ms;
+	}
+	for (;;) {
+		int rc;
+		self->busy++;
+		Py_BEGIN_ALLOW_THREADS
+		rc = k ? tc_wait(c, k->p, (size_t)k->n, version, timeout_ms, m)
+		       : tc_wait_any(c, seq, timeout_ms);
+		Py_END_ALLOW_THREADS
+		busy_end(self);
+		if (rc != -EINTR)
+			return rc;
+		if (PyErr_CheckSignals() < 0)
+			return -EINTR; /* the handler's exception is set */
+		if (t_end) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+			timeout_ms = now < t_end ? t_end - now : 0;
+		}
+	}
+}
+
+PyDoc_STRVAR(wait_doc,
+"wait(key, version=0, timeout=None) -> Item | None\n--\n\n"
+"Sleep until KEY's version is greater than VERSION (0: until KEY exists),\n"
+"then return it as get_item() does (an Item at least that new).  TIMEOUT\n"
+"in seconds (None: no limit; 0: check once).  None when the timeout\n"
+"passed, or when VERSION > 0 and the key is gone (deleted or expired; wait\n"
+"with version=0 for it to come back).  The thread sleeps in the kernel\n"
+"with the GIL released, woken by any writer of any process (tc_wait(3));\n"
+"writers pay nothing while nobody waits.  A signal handler that raises\n"
+"ends the wait with its exception (KeyboardInterrupt); otherwise the wait\n"
+"goes on.");
+
+static PyObject *Cache_wait(CacheObject *self, PyObject *const *args, Py_ssize_t nargs,
+			    PyObject *kwnames)
+{
+	static const char *const names[] = { "key", "version", "timeout", NULL };
+	PyObject *a[3] = { NULL, NULL, NULL };
+	if (parse("wait", args, nargs, kwnames, names, 1, a) < 0)
+		return NULL;
+	tc_cache *c = handle(self);
+	if (!c)
+		return NULL;
+	uint64_t version = 0, timeout;
+	if ((a[1] && u64_arg(a[1], "version", &version) < 0) ||
+	    seconds_arg(a[2], "timeout", 1, TC_FOREVER, &timeout) < 0)
+		return NULL;
+	bytearg k;
+	if (key_arg(a[0], &k) < 0)
+		return NULL;
+	PyObject *res = NULL;
+	for (;;) {
+		tc_meta m;
+		int rc = wait_released(self, c, &k, version, timeout, &m, NULL);
+		if (rc == -ETIMEDOUT || rc == -ENOENT) {
+			Py_INCREF(Py_None);
+			res = Py_None;
+			break;
+		}
+		if (rc == -EINTR)
+			break;
+		if (rc) {
+			cache_error(rc, self->name, k.p, k.n);
+			break;
+		}
+		/* The value as of now: at least the version waited for, unless
+		 * it was deleted since (then wait for it again). */
+		PyObject *v = fetch(self, c, &k, &m, &rc);
+		if (v) {
+			res = make_item(v, &m);
+			break;
+		}
+		if (rc != -ENOENT)
+			break;
+		if (version != 0) {
+			Py_INCREF(Py_None);
+			res = Py_None;
+			break;
+		}
+	}
+	arg_release(&k);
+	return res;
+}
+
+PyDoc_STRVAR(wait_any_doc,
+"wait_any(seq=0, timeout=None) -> int | None\n--\n\n"
+"Sleep until anything was published in the segment since SEQ (a write,\n"
+"delete, expiry removal, DTO append, run start or end) and return the new\n"
+"sequence, to pass to the next call.  SEQ 0 returns the current sequence\n"
+"at once.  A loop of calls, each followed by the reads it reacts with,\n"
+"misses no change (one may be reported twice).  TIMEOUT in seconds (None:\n"
+"no limit); None when it passed.  GIL and signals as wait().");
+
+static PyObject *Cache_wait_any(CacheObject *self, PyObject *const *args, Py_ssize_t nargs,
+				PyObject *kwnames)
+{
+	static const char *const names[] = { "seq", "timeout", NULL };
+	PyObject *a[2] = { NULL, NULL };
+	if (parse("wait_any", args, nargs, kwnames, names, 0, a) < 0)
+		return NULL;
+	tc_cache *c = handle(self);
+	if (!c)
+		return NULL;
+	uint64_t seq = 0, timeout;
+	if ((a[0] && u64_arg(a[0], "seq", &seq) < 0) ||
+	    seconds_arg(a[1], "timeout", 1, TC_FOREVER, &timeout) < 0)
+		return NULL;
+	int rc = wait_released(self, c, NULL, 0, timeout, NULL, &seq);
+	if (rc == 0)
+		return PyLong_FromUnsignedLongLong(seq);
+	if (rc == -ETIMEDOUT)
+		Py_RETURN_NONE;
+	if (rc == -EINTR)
+		return NULL;
+	return cache_error(rc, self->name, NULL, 0);
+}
+
+/* ------------------------------------------------------------------ */
 /* Read sections and zero-copy views                                    */
 /* ------------------------------------------------------------------ */
 
@@ -2549,6 +2682,8 @@ static PyMethodDef Cache_methods[] = {
 	  dto_append_doc },
 	{ "_dto_count", (PyCFunction)Cache_dto_count, METH_O, dto_count_doc },
 	{ "_dto_list", (PyCFunction)(void (*)(void))Cache_dto_list, METH_FASTCALL, dto_list_doc },
+	{ "wait", (PyCFunction)(void (*)(void))Cache_wait, FASTKW, wait_doc },
+	{ "wait_any", (PyCFunction)(void (*)(void))Cache_wait_any, FASTKW, wait_any_doc },
 	{ NULL, NULL, 0, NULL }
 };
 

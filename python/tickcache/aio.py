@@ -3,9 +3,9 @@
 
 The calls that take nanoseconds (get, set, add, ...) run directly in the
 coroutine: handing them to a thread would cost a thousand times the call.
-What may wait - ``get_or_load`` on a miss, ``save``, ``load`` and
-``load_ttl_policies`` (file I/O) - runs in the loop's executor, so the event
-loop is never blocked; ``get_or_load`` accepts coroutine functions as
+What may wait - ``get_or_load`` on a miss, ``wait`` and ``wait_any`` when
+nothing newer is there yet, ``save``, ``load`` and ``load_ttl_policies``
+(file I/O) - runs in the loop's executor, so the event loop is never blocked; ``get_or_load`` accepts coroutine functions as
 loaders and runs them on the event loop.
 """
 import asyncio
@@ -116,6 +116,23 @@ class AsyncCache:
     async def _in_executor(self, fn, *args, **kwargs):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    async def wait(self, key, version=0, timeout=None):
+        """``Cache.wait``: at once when KEY is already newer than VERSION, else
+        the sleep runs in the executor.  A cancelled wait's executor thread
+        sleeps on until a write or its timeout: pass one."""
+        item = self.cache.wait(key, version, 0)
+        if item is not None or timeout == 0:
+            return item
+        return await self._in_executor(self.cache.wait, key, version, timeout)
+
+    async def wait_any(self, seq=0, timeout=None):
+        """``Cache.wait_any``: at once when something changed since SEQ, else
+        the sleep runs in the executor (cancelling: as ``wait``)."""
+        new = self.cache.wait_any(seq, 0)
+        if new is not None or timeout == 0:
+            return new
+        return await self._in_executor(self.cache.wait_any, seq, timeout)
 
     async def load_ttl_policies(self, path):
         """``Cache.load_ttl_policies``, in the executor."""

@@ -658,10 +658,16 @@ static void call(struct state *s, int op)
 		tc_read_unlock(c);
 		break;
 	}
-	case OP_EXISTS:
+	case OP_EXISTS: {
 		k = pick_key(s, &kl);
 		(void)tc_exists(c, k, kl);
+		/* Waits that never sleep (timeout 0) over the scribbled futex
+		 * words and entries: a check, and the flags they set. */
+		uint64_t seq = fz_u8(&s->in) & 1 ? 0 : fz_u64(&s->in);
+		fz_rc(tc_wait(c, k, kl, fz_u8(&s->in) & 1 ? s->version : 0, 0, &m));
+		fz_rc(tc_wait_any(c, &seq, 0));
 		break;
+	}
 	case OP_SET:
 	case OP_ADD: {
 		k = pick_key(s, &kl);

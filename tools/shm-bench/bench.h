@@ -43,6 +43,8 @@
  *   hist.c          the histogram's merge and quantiles
  *   workload.c      Zipf keys and the self-checking values
  *   backends.c      the backend table; be_<name>.c one backend each
+ *   wake.c          --wake: wake-up latency of tc_wait / tc_wait_any across
+ *                   processes, beside a bare futex and Redis pub/sub
  */
 #ifndef TC_SHM_BENCH_H
 #define TC_SHM_BENCH_H
@@ -118,9 +120,15 @@ struct cfg {
 	const char *redis_sock, *redis_host, *mc_host;
 	int      redis_port, mc_port;
 	char     seg[80];
+	/* --wake (wake.c) */
+	bool     wake;
+	unsigned gap_us;        /* between the waiter's report and the next write */
 };
 
 extern struct cfg cfg;
+
+/* wake.c: shm-bench --wake (wake-up latency across processes); the exit code. */
+int wake_main(void);
 
 /* "shm-bench: MESSAGE" on stderr, exit 2. */
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

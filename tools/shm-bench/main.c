@@ -81,6 +81,11 @@ static void usage(FILE *f)
 "      --redis-host H / --redis-port N     (default 127.0.0.1:6379)\n"
 "      --memcached-host H / --memcached-port N (default 127.0.0.1:11211)\n"
 "      --list             list the backends built in\n"
+"      --wake             instead: wake-up latency, a writer in one process and a\n"
+"                         waiter in another: tc_wait, tc_wait_any, a bare futex\n"
+"                         (the floor) and Redis pub/sub (on --redis-socket);\n"
+"                         -n rounds (default 20000), --warmup (default 200)\n"
+"      --gap-us N         --wake: microseconds between rounds (default 200)\n"
 "Exit status: 0 ok; 1 a process failed or a validating run saw torn, foreign or\n"
 "falsely-missing reads; 2 bad usage.\n");
 }
@@ -117,7 +122,7 @@ static enum op_kind parse_op(const char *s)
 enum {
 	O_ZIPF = 256, O_HOT, O_RATE, O_WARMUP, O_PIN, O_MEMORY, O_ENTRIES, O_EVICT, O_NOPRE,
 	O_CLOCK, O_RAW, O_CSV, O_CSVH, O_JSON, O_PCT, O_PCTOP, O_LABEL, O_RSOCK, O_RHOST, O_RPORT,
-	O_MHOST, O_MPORT, O_LIST, O_WOP, O_PERPROC, O_BATCH, O_CSUM,
+	O_MHOST, O_MPORT, O_LIST, O_WOP, O_PERPROC, O_BATCH, O_CSUM, O_WAKE, O_GAP,
 };
 
 static const struct option longopts[] = {
@@ -128,7 +133,7 @@ static const struct option longopts[] = {
 	{ "ops", 1, 0, 'n' }, { "duration", 1, 0, 't' }, { "warmup", 1, 0, O_WARMUP },
 	{ "pin", 0, 0, O_PIN }, { "validate", 0, 0, 'V' }, { "memory", 1, 0, O_MEMORY },
 	{ "entries", 1, 0, O_ENTRIES }, { "evict", 0, 0, O_EVICT }, { "no-preload", 0, 0, O_NOPRE },
-	{ "checksum", 0, 0, O_CSUM },
+	{ "checksum", 0, 0, O_CSUM }, { "wake", 0, 0, O_WAKE }, { "gap-us", 1, 0, O_GAP },
 	{ "clock", 0, 0, O_CLOCK }, { "raw", 0, 0, O_RAW }, { "csv", 0, 0, O_CSV },
 	{ "csv-header", 0, 0, O_CSVH }, { "json", 0, 0, O_JSON }, { "percentiles", 1, 0, O_PCT },
 	{ "percentiles-op", 1, 0, O_PCTOP },
@@ -138,6 +143,9 @@ static const struct option longopts[] = {
 	{ "list", 0, 0, O_LIST }, { "batch", 1, 0, O_BATCH }, { "per-proc", 0, 0, O_PERPROC }, { "help", 0, 0, 'h' },
 	{ 0, 0, 0, 0 },
 };
+
+/* -n and --warmup given (--wake has defaults of its own). */
+static bool ops_given, warmup_given;
 
 /* Parse the options into cfg; -1 to go on, else the exit code (--help,
  * --list: 0; an unknown option: 2). */
@@ -182,9 +190,14 @@ static int parse_args(int argc, char **argv, const char **pct_path, bool *op_giv
 		case 'r': cfg.readers = (int)parse_num(optarg, "reader count"); break;
 		case 'w': cfg.writers = (int)parse_num(optarg, "writer count"); break;
 		case O_RATE: cfg.rate = parse_dbl(optarg, "rate"); break;
-		case 'n': cfg.ops = parse_num(optarg, "op count"); break;
+		case 'n': cfg.ops = parse_num(optarg, "op count"); ops_given = true; break;
 		case 't': cfg.duration = parse_dbl(optarg, "duration"); break;
-		case O_WARMUP: cfg.warmup = parse_num(optarg, "warm-up count"); break;
+		case O_WARMUP:
+			cfg.warmup = parse_num(optarg, "warm-up count");
+			warmup_given = true;
+			break;
+		case O_WAKE: cfg.wake = true; break;
+		case O_GAP: cfg.gap_us = (unsigned)parse_num(optarg, "gap"); break;
 		case O_BATCH: cfg.batch = (unsigned)parse_num(optarg, "batch size"); break;
 		case O_PIN: cfg.pin = true; break;
 		case 'V': cfg.validate = true; break;
@@ -305,6 +318,17 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv, &pct_path, &op_given_write);
 	if (rc >= 0)
 		return rc;
+	if (cfg.wake) {
+		if (!ops_given)
+			cfg.ops = 20000;
+		if (!warmup_given)
+			cfg.warmup = 200;
+		if (!cfg.gap_us)
+			cfg.gap_us = 200;
+		if (cfg.gap_us > 1000000)
+			die("--gap-us above 1000000");
+		return wake_main();
+	}
 	check_args(op_given_write);
 	timer_init();
 	signal(SIGINT, on_signal);

@@ -129,6 +129,11 @@ static int run_runs(const struct args *a)
 	return cmd_runs(a->pos[0], a->seen & O_END);
 }
 
+static int run_wait(const struct args *a)
+{
+	return cmd_wait(a->pos[0], opt_pos(a, 1), a->since, a->seen & O_SINCE, a->timeout);
+}
+
 static int run_load(const struct args *a)
 {
 	return cmd_load(a->pos[0], a->pos[1], a->seen & O_REPLACE);
@@ -160,5 +165,6 @@ const struct cmd cmds[] = {
 	{ "audit", 1, 1, 0, run_audit },
 	{ "save", 2, 2, 0, run_save },
 	{ "load", 2, 2, O_REPLACE, run_load },
+	{ "wait", 1, 2, O_SINCE | O_TIMEOUT, run_wait },
 };
 const size_t ncmds = sizeof cmds / sizeof cmds[0];

@@ -137,6 +137,12 @@ int cmd_exists(const char *name, const char *key);
 int cmd_key_ttl(const char *name, const char *key);
 int cmd_del(const char *name, const char *key);
 
+/* ---- wait (wait.c) -------------------------------------------------- */
+
+#define EX_WAIT_TIMEOUT 5 /* wait: nothing newer within --timeout */
+int cmd_wait(const char *name, const char *key, uint64_t since, bool has_since,
+	     uint64_t timeout);
+
 /* ---- Every segment (list.c) ----------------------------------------- */
 
 int cmd_list(const char *glob);
@@ -186,8 +192,8 @@ enum {
 	O_READERS = 1 << 13, O_FORCE = 1 << 14, O_INTERVAL = 1 << 15, O_COUNT = 1 << 16,
 	O_LOAD = 1 << 17, O_DEL = 1 << 18, O_END = 1 << 19, O_REPLACE = 1 << 20,
 	O_VALUES = 1 << 21, O_DEPTH = 1 << 22, O_FILE = 1 << 23, O_WRITE = 1 << 24,
-	O_CHECKSUM = 1 << 25,
-	O_LAST = O_CHECKSUM,
+	O_CHECKSUM = 1 << 25, O_SINCE = 1 << 26, O_TIMEOUT = 1 << 27,
+	O_LAST = O_TIMEOUT,
 };
 
 
@@ -199,6 +205,8 @@ struct args {
 	uint64_t limit, type, entries, memory, mode, readers, interval, count, depth;
 	uint64_t ttl;                  /* --ttl, TC_TTL_DEFAULT when not given */
 	uint64_t dttl;                 /* --ttl, 0 when not given */
+	uint64_t since;                /* --since (wait) */
+	uint64_t timeout;              /* --timeout (wait), TC_FOREVER when not given */
 	const char *file, *load;
 	int eviction;
 };

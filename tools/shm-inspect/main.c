@@ -26,6 +26,9 @@ static const char usage_text[] =
 	"  incr NAME KEY [DELTA] [--ttl MS]       add to a counter, print the new value\n"
 	"  expire NAME KEY TTL                    change a key's TTL (0 = never expires)\n"
 	"  ttl NAME KEY                           a key's remaining TTL in ms (-1 = none)\n"
+	"  wait NAME KEY [--since V] [--timeout MS]  until KEY's version > V (default: the\n"
+	"         current one; 0: until KEY exists), then print it as get does\n"
+	"  wait NAME [--since SEQ] [--timeout MS] until anything changes; prints the new SEQ\n"
 	"  purge NAME GLOB | --expired | --all    delete keys, prints 'deleted N'\n"
 	"  readers NAME [--clean]                 reader slots (alive/dead/stuck)\n"
 	"  health NAME [--write]                  checks; --write adds a set/get/del round trip\n"
@@ -40,7 +43,7 @@ static const char usage_text[] =
 	"  load NAME FILE [--replace]             load a snapshot (creates NAME if missing)\n"
 	"Sizes take K/M/G suffixes; durations ms (or s/m/h suffixes), at most 100 years.\n"
 	"A value that starts with '-' goes after '--': set NAME KEY -- -12.5\n"
-	"Exit: 0 ok, 1 not found, 2 usage, 3 segment error, 4 in use.\n";
+	"Exit: 0 ok, 1 not found, 2 usage, 3 segment error, 4 in use, 5 timed out (wait).\n";
 
 static const struct option longopts[] = {
 	{ "json", no_argument, NULL, O_JSON },
@@ -69,6 +72,8 @@ static const struct option longopts[] = {
 	{ "depth", required_argument, NULL, O_DEPTH },
 	{ "file", required_argument, NULL, O_FILE },
 	{ "write", no_argument, NULL, O_WRITE },
+	{ "since", required_argument, NULL, O_SINCE },
+	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -145,6 +150,15 @@ static int opt_value(int opt, const char *val, struct args *a)
 	case O_COUNT:
 		if (!parse_u64(val, &a->count) || !a->count)
 			return usage_error("--count wants a positive number, not '%s'", val);
+		break;
+	case O_SINCE:
+		if (!parse_u64(val, &a->since))
+			return usage_error("--since wants a number, not '%s'", val);
+		break;
+	case O_TIMEOUT:
+		if (!parse_ms(val, &a->timeout))
+			return usage_error("--timeout wants a duration (ms, or s/m/h suffixes) of at "
+					   "most 100 years, not '%s'", val);
 		break;
 	default:
 		break;
@@ -227,7 +241,7 @@ static const struct cmd *find_cmd(int argc, char **argv, struct args *a, int *ex
 
 int main(int argc, char **argv)
 {
-	struct args a = { .ttl = TC_TTL_DEFAULT, .interval = 1000, .depth = 1,
+	struct args a = { .ttl = TC_TTL_DEFAULT, .interval = 1000, .depth = 1, .timeout = TC_FOREVER,
 			  .eviction = TC_EVICT_NONE };
 	const struct cmd *cmd;
 	int ex;
