@@ -100,7 +100,9 @@ int tc_get_stats(tc_cache *c, tc_stats *out)
 	out->epoch_lag = m != UINT64_MAX && out->epoch > m ? out->epoch - m : 0;
 	out->created_ms = tc__ld(&c->h->created_ms);
 	int64_t now = tc__now_ms();
-	out->uptime_ms = now > out->created_ms ? (uint64_t)(now - out->created_ms) : 0;
+	/* Unsigned difference: a scribbled created_ms far in the past must not
+	 * overflow a signed subtraction. */
+	out->uptime_ms = now > out->created_ms ? (uint64_t)now - (uint64_t)out->created_ms : 0;
 	uint64_t rw = tc__ld(&c->h->run_word), heads = tc__ld(&c->h->dto_heads);
 	out->run_generation = rw >> 32;
 	out->run_active = (rw & 0xffffffffu) != 0;

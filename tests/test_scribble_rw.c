@@ -441,6 +441,26 @@ static void test_handle_keeps_the_geometry_it_validated(void **state)
 	tc_unlink(name);
 }
 
+/*
+ * A creation time scribbled to a far past (found by fuzz_segment_raw,
+ * 2026-12-06): tc_get_stats computed the uptime as now - created_ms in
+ * signed arithmetic, an overflow (undefined; `make ubsan` stops on it).
+ * The uptime is now the unsigned difference: exact, and no UB.
+ */
+static void test_stats_of_a_scribbled_creation_time(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	tc__st(&c->h->created_ms, INT64_MIN);
+	tc_stats st;
+	ASSERT_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(st.created_ms, INT64_MIN);
+	assert_true(st.uptime_ms >= (1ull << 63)); /* now (> 0) + 2^63 */
+	tc_close(c);
+	tc_unlink(name);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +473,7 @@ int main(void)
 		FX_TEST(test_dto_each_uses_the_lists_key_length_not_the_elements),
 		FX_TEST(test_dto_each_allocates_for_the_list_not_for_its_count),
 		FX_TEST(test_handle_keeps_the_geometry_it_validated),
+		FX_TEST(test_stats_of_a_scribbled_creation_time),
 	};
 	return fx_run(tests);
 }
