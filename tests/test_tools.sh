@@ -140,6 +140,8 @@ rmdir /dev/shm/tickcache."$P-dir"
 : >/dev/shm/tickcache."$P-empty"
 expect 3 "stat of an empty segment file" "$INSPECT" stat "$P-empty"
 has "explains the empty file" "$ERR" "is empty, a creation that never finished"
+has "names the commands that mend it" "$ERR" "'shm-inspect create $P-empty' builds it anew, 'shm-inspect unlink $P-empty --force' removes it"
+expect 3 "unlink of it without --force" "$INSPECT" unlink "$P-empty"
 expect 0 "create builds it, as TC_CREATE does" "$INSPECT" --json create "$P-empty" --entries 1K --memory 1M
 is "created with the geometry asked" "$(js 'd["max_entries"]')" "1024"
 has "create says it was rebuilt" "$ERR" "built anew"
