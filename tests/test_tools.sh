@@ -489,6 +489,45 @@ expect 0 "watch --json" "$INSPECT" --json watch "$A" --count 1
 is "watch: nobody attached" "$(js 'd["attached"]')" "0"
 
 # ---------------------------------------------------------------------------
+echo "# a segment truncated under a running command: exit 3, one line naming it"
+# ---------------------------------------------------------------------------
+# Not a scribble: every access past the new end is SIGBUS (docs/design.md,
+# "What a scribble can do").  watch holds its handle between frames, so the
+# truncation lands between two reads of the mapping, every time.
+T="$P-trunc"
+expect 0 "create a segment to truncate" "$INSPECT" create "$T" --entries 1K --memory 1M
+"$INSPECT" --json watch "$T" --interval 50 >"$TMP/tw.out" 2>"$TMP/tw.err" &
+TW=$!
+PIDS+=("$TW")
+wait_grep '"entries"' "$TMP/tw.out" || bad "watch printed no frame"
+truncate -s 0 /dev/shm/tickcache."$T"
+wait "$TW"
+is "watch of a segment truncated under it: exit 3, not SIGBUS" "$?" "3"
+is "one line on stderr" "$(wc -l <"$TMP/tw.err")" "1"
+is "the line names the segment, the byte and the file's size now" \
+	"$(sed 's/at byte [0-9]*;/at byte B;/' "$TMP/tw.err")" \
+	"shm-inspect: segment '$T' was truncated while shm-inspect read it (a bus error at byte B; its file now has 0 bytes): another process shrank a live segment, which tickcache does not survive"
+is "--json: the error document follows the frames" \
+	"$(tail -1 "$TMP/tw.out" | python3 -c 'import json,sys; e=json.load(sys.stdin)["error"]; print(e["reason"], e["exit"], e["code"])')" \
+	"segment truncated 3 -30804"
+is "--json: every line before it is a whole frame" \
+	"$(head -n -1 "$TMP/tw.out" | python3 -c 'import json,sys; print(all("entries" in json.loads(l) for l in sys.stdin))')" "True"
+expect 3 "the truncated segment is an empty file now" "$INSPECT" stat "$T"
+has "said so" "$ERR" "is empty, a creation that never finished"
+expect 0 "and is removed (with --force: an empty file cannot say who uses it)" "$INSPECT" unlink "$T" --force
+# A SIGBUS that another process sends is no fault: its default action.
+expect 0 "create a segment to watch" "$INSPECT" create "$T" --entries 1K --memory 1M
+"$INSPECT" --json watch "$T" --interval 50 >"$TMP/tw.out" 2>"$TMP/tw.err" &
+TW=$!
+PIDS+=("$TW")
+wait_grep '"entries"' "$TMP/tw.out" || bad "watch printed no frame"
+kill -BUS "$TW"
+wait "$TW" 2>/dev/null
+is "kill -BUS: killed by SIGBUS (128 + 7)" "$?" "135"
+is "kill -BUS: nothing said" "$(cat "$TMP/tw.err")" ""
+expect 0 "unlink it" "$INSPECT" unlink "$T" --force
+
+# ---------------------------------------------------------------------------
 echo "# audit: only when idle"
 # ---------------------------------------------------------------------------
 expect 0 "audit of an idle segment" "$INSPECT" --json audit "$A"
