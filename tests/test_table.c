@@ -263,23 +263,18 @@ static void check_add_rounds(tc_cache *c, struct add_shared *sh, char *why, size
 	static uint32_t finals[ADD_ROUNDS];
 	memset(finals, 0, sizeof(finals));
 	uint64_t total = 0, other = 0;
-	for (uint64_t b = 0; b < c->nbuckets; b++) {
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t w = tc__ld(&c->index[b].w[i]);
-			if (!w)
-				continue;
-			if (TC_SW_STATE(w) != TC_SW_FINAL) {
-				other++;
-				continue;
-			}
-			total++;
-			struct tc_entry *e = tc__block(c, TC_SW_REF(w));
-			assert_non_null(e);
-			assert_int_equal(e->klen, KEYLEN);
-			int r = atoi((const char *)tc__ekey(e) + 1);
-			assert_true(r >= 0 && r < ADD_ROUNDS);
-			finals[r]++;
+	WB_EACH_SLOT(c, w) {
+		if (TC_SW_STATE(w) != TC_SW_FINAL) {
+			other++;
+			continue;
 		}
+		total++;
+		struct tc_entry *e = tc__block(c, TC_SW_REF(w));
+		assert_non_null(e);
+		assert_int_equal(e->klen, KEYLEN);
+		int r = atoi((const char *)tc__ekey(e) + 1);
+		assert_true(r >= 0 && r < ADD_ROUNDS);
+		finals[r]++;
 	}
 	int multi_win = 0, no_win = 0, dup = 0;
 	for (int r = 0; r < ADD_ROUNDS; r++) {
