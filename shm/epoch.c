@@ -497,7 +497,8 @@ static void push_retired(tc_cache *c, struct tc_entry *e, uint64_t ref)
 /*
  * Retire E, which the caller has just unlinked with a successful CAS (a
  * full barrier).  Exactly one party retires a block: the one that moves its
- * state from LIVE to RETIRED.
+ * state from LIVE to RETIRED.  That CAS is a full barrier too: the epoch of
+ * the stamp is loaded after the unlink is visible, with no fence of its own.
  */
 void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 {
@@ -505,7 +506,6 @@ void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 		return;
 	TC_CRASH_POINT(retire_marked);
 	uint64_t ref = tc__ref_of(c, e);
-	tc__mb();
 	tc__st(&e->retire_epoch, tc__ld(&c->h->epoch));
 	uint32_t cls = tc__ld(&e->cls);
 	uint64_t size = cls < TC_CLASSES_USED ? tc__class_size(cls) : 0;
