@@ -558,6 +558,14 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 		if (!e)
 			break; /* corrupt link: drop the rest rather than follow it */
 		uint64_t next = tc__ld(&e->link);
+		/* The chain is walked a few blocks per write, and each block
+		 * was last touched when it was retired, long ago: ask for the
+		 * next one's header now (a hint: nothing is read from it here),
+		 * so that it arrives while this one is freed, or, when the walk
+		 * pauses after this block, before the next write resumes it. */
+		struct tc_entry *ne = tc__block(c, next);
+		if (ne)
+			__builtin_prefetch(ne, 1);
 		/* The slot's reclaim word owns the chain from its value on: move
 		 * it past E by CAS before touching E.  If it fails, another
 		 * reclaimer took the rest over (steal_chains) and walks it. */

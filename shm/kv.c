@@ -640,6 +640,9 @@ static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstat
 {
 	uint64_t *slotp = NULL, word = 0;
 	struct view old = { 0 };
+	/* The key's home bucket is asked for first: it arrives while the
+	 * block is taken (a hint; the lookup loads it again). */
+	__builtin_prefetch(&c->index[w->hash & c->bmask]);
 	struct tc_entry *e = alloc_early(c, q, w, s);
 	if (e)
 		TC_CRASH_POINT(write_early_block);
