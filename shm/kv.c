@@ -692,7 +692,7 @@ static inline void write_done(tc_cache *c, const struct tc__wreq *q, struct wsta
 	tc__count(s, TC_C_OPS);
 	sample_end(c, s, t0);
 	tc__exit(c);
-	tc__evict_ahead(c, s, tc__class_of(w->need));
+	tc__evict_ahead(c, s, w->need);
 	tc__maybe_reclaim(c, s);
 }
 
