@@ -497,7 +497,8 @@ static void push_retired(tc_cache *c, struct tc_entry *e, uint64_t ref)
 /*
  * Retire E, which the caller has just unlinked with a successful CAS (a
  * full barrier).  Exactly one party retires a block: the one that moves its
- * state from LIVE to RETIRED.
+ * state from LIVE to RETIRED.  That CAS is a full barrier too: the epoch of
+ * the stamp is loaded after the unlink is visible, with no fence of its own.
  */
 void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 {
@@ -505,7 +506,6 @@ void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 		return;
 	TC_CRASH_POINT(retire_marked);
 	uint64_t ref = tc__ref_of(c, e);
-	tc__mb();
 	tc__st(&e->retire_epoch, tc__ld(&c->h->epoch));
 	uint32_t cls = tc__ld(&e->cls);
 	uint64_t size = cls < TC_CLASSES_USED ? tc__class_size(cls) : 0;
@@ -558,6 +558,14 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 		if (!e)
 			break; /* corrupt link: drop the rest rather than follow it */
 		uint64_t next = tc__ld(&e->link);
+		/* The chain is walked a few blocks per write, and each block
+		 * was last touched when it was retired, long ago: ask for the
+		 * next one's header now (a hint: nothing is read from it here),
+		 * so that it arrives while this one is freed, or, when the walk
+		 * pauses after this block, before the next write resumes it. */
+		struct tc_entry *ne = tc__block(c, next);
+		if (ne)
+			__builtin_prefetch(ne, 1);
 		/* The slot's reclaim word owns the chain from its value on: move
 		 * it past E by CAS before touching E.  If it fails, another
 		 * reclaimer took the rest over (steal_chains) and walks it. */

@@ -533,24 +533,25 @@ static inline int decide(tc_cache *c, const struct tc__wreq *q, struct wstate *w
 	}
 }
 
-/* Fill the private block E with the header, key and value of the write. */
+/* Fill the private block E with the header, key and value of the write,
+ * and VERSION (0 for an insert, which takes its version when it publishes). */
 static inline void build(const struct tc__wreq *q, const struct wstate *w,
-			 const struct wval *v, struct tc_entry *e)
+			 const struct wval *v, uint64_t version, struct tc_entry *e)
 {
-	/* The version is taken when the block is published. */
-	tc__fill_block(e, &(struct tc__bhdr){ .hash = w->hash, .expires_ms = v->exp,
+	tc__fill_block(e, &(struct tc__bhdr){ .hash = w->hash, .version = version,
+					      .expires_ms = v->exp,
 					      .klen = (uint32_t)q->klen, .vlen = (uint32_t)v->nlen,
 					      .type = v->ntype, .kind = q->kind, .aux = q->aux },
 		       q->key, v->src);
 	e->refbit = 1; /* new data counts as used: one clock pass before eviction */
 }
 
-/* Swing the key's word W at SLOTP from OLD to the built entry E. */
+/* Swing the key's word W at SLOTP from OLD to the built entry E (its
+ * version taken before the build: see write_once). */
 static inline int publish_update(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
 				 struct tc_rslot *s, struct tc_entry *e, uint64_t *slotp,
 				 uint64_t word, const struct view *old, bool live)
 {
-	e->version = next_version(c, w->hash, old->version);
 	if (c->csum)
 		tc__csum_seal(c, e, q->klen);
 	/* The CAS is a full barrier: the entry's bytes are visible
@@ -610,29 +611,60 @@ static int publish_insert(tc_cache *c, const struct tc__wreq *q, struct wstate *
 	return W_LOST;
 }
 
+/*
+ * The block of a write whose value comes with the request (set, add, cas),
+ * taken before the lookup from a free list or a carve (nothing that makes
+ * room: a write that fails, say an add of a present key, must not have
+ * evicted), and prefetched for writing, so that its lines arrive while the
+ * lookup waits for the key's bucket and entry and the publishing CAS does
+ * not wait for them.  NULL: the write allocates after deciding, as the
+ * others do.  Named in the slot's inflight like any private block.
+ */
+static inline struct tc_entry *alloc_early(tc_cache *c, const struct tc__wreq *q,
+					   struct wstate *w, struct tc_rslot *s)
+{
+	if (q->op != TC_OP_SET && q->op != TC_OP_ADD && q->op != TC_OP_CAS)
+		return NULL;
+	int rc;
+	w->need = tc__entry_need(c, q->klen, q->vlen);
+	struct tc_entry *e = tc__alloc_block(c, s, w->need, &rc);
+	if (e)
+		for (uint64_t o = 0; o < w->need; o += 64)
+			__builtin_prefetch((const uint8_t *)e + o, 1);
+	return e;
+}
+
 /* One attempt of the write, inside the read section of slot S. */
 static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
 			     struct tc_rslot *s, int *rc)
 {
 	uint64_t *slotp = NULL, word = 0;
 	struct view old = { 0 };
+	/* The key's home bucket is asked for first: it arrives while the
+	 * block is taken (a hint; the lookup loads it again). */
+	__builtin_prefetch(&c->index[w->hash & c->bmask]);
+	struct tc_entry *e = alloc_early(c, q, w, s);
+	if (e)
+		TC_CRASH_POINT(write_early_block);
 	int lr = lookup(c, w->hash, q->key, q->klen, q->kind, &slotp, &word, &old);
-	if (lr < 0 && lr != -ENOENT) {
-		*rc = lr;
-		return W_FAIL;
-	}
 	/* The clock is read only when there is an expiry to judge. */
 	bool found = lr == 0,
 	     live = found && !(old.expires && expired(old.expires, tc__now_ms()));
 	struct wval v;
-	if ((*rc = decide(c, q, w, &old, live, &v)) != 0)
+	*rc = lr < 0 && lr != -ENOENT ? lr : decide(c, q, w, &old, live, &v);
+	if (*rc != 0) {
+		if (e)
+			tc__drop_private(c, s, e);
 		return W_FAIL;
-	w->need = tc__entry_need(c, q->klen, v.nlen);
-	struct tc_entry *e = tc__alloc(c, s, w->need, rc);
-	if (!e) {
-		return *rc == -ENOSPC ? W_ROOM : W_FAIL;
 	}
-	build(q, w, &v, e);
+	if (!e) {
+		w->need = tc__entry_need(c, q->klen, v.nlen);
+		if (!(e = tc__alloc(c, s, w->need, rc)))
+			return *rc == -ENOSPC ? W_ROOM : W_FAIL;
+	}
+	/* An update takes its version now, before the build: the CAS on the
+	 * version counter then finds no store of the build still pending. */
+	build(q, w, &v, found ? next_version(c, w->hash, old.version) : 0, e);
 	/* tc_expire carries the old value over: it is checked as copied
 	 * (into our private block), so damage is never sealed anew. */
 	if (c->csum && q->op == TC_OP_EXPIRE &&
@@ -660,7 +692,7 @@ static inline void write_done(tc_cache *c, const struct tc__wreq *q, struct wsta
 	tc__count(s, TC_C_OPS);
 	sample_end(c, s, t0);
 	tc__exit(c);
-	tc__evict_ahead(c, s, tc__class_of(w->need));
+	tc__evict_ahead(c, s, w->need);
 	tc__maybe_reclaim(c, s);
 }
 

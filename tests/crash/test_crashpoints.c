@@ -142,6 +142,7 @@ static const struct spec specs[] = {
 	{ "remove_unlinked",   W_WRITES,   2, 0, 0, 1, NULL, SV_OK },
 	{ "remove_counted",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
 	{ "drop_private_freed", W_LRU,     1, 0, 0, 0, NULL, SV_OK },
+	{ "write_early_block", W_WRITES,   3, 0, 0, 0, NULL, SV_OK },
 	{ "write_built",       W_WRITES,   3, 0, 0, 0, NULL, SV_OK },
 	{ "update_noted",      W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
 	{ "update_swapped",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
