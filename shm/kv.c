@@ -123,10 +123,11 @@ copy_out(void *dst, const void *src, size_t n)
 }
 
 /* The copy of tc_get, inside a read section.  QUIET (a constant at each
- * call): no reference bit set, and the precise clock. */
+ * call): no reference bit set, and the precise clock.  PLAIN (a constant
+ * too): the caller knows the handle's rslow is 0 (tc__tent_tick_plain). */
 static inline __attribute__((always_inline)) int
-copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen,
-			     void *buf, size_t cap, tc_meta *meta, bool quiet)
+copy_value_as(tc_cache *c, uint64_t hash, const void *key, size_t klen, void *buf, size_t cap,
+	      tc_meta *meta, bool quiet, bool plain)
 {
 	uint64_t *slotp, w;
 	struct view v;
@@ -140,11 +141,18 @@ copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 			rc = -E2BIG;
 		} else {
 			copy_out(buf, v.val, v.vlen);
-			if (c->rslow)
+			if (!plain && c->rslow)
 				rc = after_read(c, hash, klen, &v, buf, quiet);
 		}
 	}
 	return rc;
+}
+
+static inline __attribute__((always_inline)) int
+copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen, void *buf, size_t cap,
+	   tc_meta *meta, bool quiet)
+{
+	return copy_value_as(c, hash, key, klen, buf, cap, meta, quiet, false);
 }
 
 /*
@@ -155,7 +163,7 @@ copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 static inline void count_read(struct tc_rslot *s, int rc)
 {
 	if (TC_LIKELY(rc == 0)) {
-		tc__st(&s->ctr[TC_C_HITS], tc__ld(&s->ctr[TC_C_HITS]) + 1);
+		tc__bump(&s->ctr[TC_C_HITS]);
 		return;
 	}
 	int i = rc == -E2BIG ? TC_C_HITS : rc == -ENOENT ? TC_C_MISSES : TC_C_ERRORS;
@@ -185,11 +193,14 @@ get_ent(tc_cache *c, struct tc__tent *t, const void *key, size_t klen, void *buf
 	return rc;
 }
 
-/* tc_get's slow side: another handle's entry was current, or the call is
- * the 64th since the last timed one. */
+/* tc_get's slow side: the handle is not plain (tc__tent_tick_plain), another
+ * handle's entry was current, or the call is the 64th since the last timed
+ * one. */
 static __attribute__((noinline)) int get_slow(tc_cache *c, const void *key, size_t klen,
 					      void *buf, size_t cap, tc_meta *meta)
 {
+	if (tc__tent_tick(c))
+		return get_ent(c, tc__tls_ent, key, klen, buf, cap, meta, false);
 	bool timed;
 	struct tc__tent *t = tc__tent_switch(c, &timed);
 	if (TC_UNLIKELY(!t))
@@ -197,13 +208,37 @@ static __attribute__((noinline)) int get_slow(tc_cache *c, const void *key, size
 	return get_ent(c, t, key, klen, buf, cap, meta, timed);
 }
 
+/* tc_get through the current entry T, already counted, inside a section or
+ * with a segment not READY: the general path. */
+static __attribute__((noinline)) int get_nested(tc_cache *c, struct tc__tent *t,
+						const void *key, size_t klen, void *buf,
+						size_t cap, tc_meta *meta)
+{
+	return get_ent(c, t, key, klen, buf, cap, meta, false);
+}
+
+/*
+ * The common call, inline: a plain handle (tc__tent_tick_plain), its current
+ * entry outside any section, the segment READY.  The section is entered and
+ * left by tc__enter_plain and tc__exit_plain, the same stores as
+ * tc__enter_ent's; everything else takes the general path above.
+ */
 int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta)
 {
 	if (TC_UNLIKELY(!c || !tc__valid_key(key, klen) || (!buf && cap)))
 		return bad_args(c);
-	if (TC_UNLIKELY(!tc__tent_tick(c)))
+	if (TC_UNLIKELY(!tc__tent_tick_plain(c)))
 		return get_slow(c, key, klen, buf, cap, meta);
-	return get_ent(c, tc__tls_ent, key, klen, buf, cap, meta, false);
+	struct tc__tent *t = tc__tls_ent;
+	struct tc_hdr *h = c->h;
+	if (TC_UNLIKELY(t->depth != 0 || tc__ld(&h->state) != TC_STATE_READY))
+		return get_nested(c, t, key, klen, buf, cap, meta);
+	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
+	struct tc_rslot *s = tc__enter_plain(h, t);
+	int rc = copy_value_as(c, hash, key, klen, buf, cap, meta, false, true);
+	count_read(s, rc);
+	tc__exit_plain(t, s);
+	return rc;
 }
 
 /* This thread's slot when it is inside a read section of C, else NULL;
@@ -271,7 +306,7 @@ static inline void many_prefetch_entry(tc_cache *c, uint64_t hash)
 	uint64_t w[8];
 	uint32_t m = bucket_scan(&c->index[hash & c->bmask], TC_TAG_OF(hash), w);
 	if (m) {
-		uint64_t ref = TC_SW_REF(w[(unsigned)__builtin_ctz(m) >> 2]);
+		uint64_t ref = TC_SW_REF(w[SCAN_WORD(m)]);
 		if (ref - 1 < c->arena_units - 12) {
 			const uint8_t *e = c->arena + (ref - 1) * TC_BLOCK_UNIT;
 			__builtin_prefetch(e);
