@@ -223,6 +223,18 @@ static __attribute__((noinline)) int get_nested(tc_cache *c, struct tc__tent *t,
  * left by tc__enter_plain and tc__exit_plain, the same stores as
  * tc__enter_ent's; everything else takes the general path above.
  */
+static inline __attribute__((always_inline)) int
+get_plain(tc_cache *c, struct tc__tent *t, struct tc_hdr *h, const void *key, size_t klen,
+	  void *buf, size_t cap, tc_meta *meta)
+{
+	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
+	struct tc_rslot *s = tc__enter_plain(h, t);
+	int rc = copy_value_as(c, hash, key, klen, buf, cap, meta, false, true);
+	count_read(s, rc);
+	tc__exit_plain(t, s);
+	return rc;
+}
+
 int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta)
 {
 	if (TC_UNLIKELY(!c || !tc__valid_key(key, klen) || (!buf && cap)))
@@ -233,12 +245,14 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
 	struct tc_hdr *h = c->h;
 	if (TC_UNLIKELY(t->depth != 0 || tc__ld(&h->state) != TC_STATE_READY))
 		return get_nested(c, t, key, klen, buf, cap, meta);
-	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
-	struct tc_rslot *s = tc__enter_plain(h, t);
-	int rc = copy_value_as(c, hash, key, klen, buf, cap, meta, false, true);
-	count_read(s, rc);
-	tc__exit_plain(t, s);
-	return rc;
+	/* Keys of 9..16 bytes, the common ones, in a copy of their own: the
+	 * hash's and the key compare's length tests fold into this one. */
+	if (TC_LIKELY(klen - 9 <= 7)) {
+		if (klen < 9 || klen > 16)
+			__builtin_unreachable();
+		return get_plain(c, t, h, key, klen, buf, cap, meta);
+	}
+	return get_plain(c, t, h, key, klen, buf, cap, meta);
 }
 
 /* This thread's slot when it is inside a read section of C, else NULL;
