@@ -30,8 +30,14 @@ struct tc__tent {
 /* initial-exec: a plain %fs-relative access, also in the shared library
  * (the general-dynamic model would call __tls_get_addr on every read). */
 #define TC_TLS __thread __attribute__((tls_model("initial-exec")))
-extern TC_TLS uint64_t tc__tls_key;
-extern TC_TLS struct tc__tent *tc__tls_ent;
+/* The two words side by side: the fast paths address both from one base. */
+struct tc__tls {
+	uint64_t key;
+	struct tc__tent *ent;
+};
+extern TC_TLS struct tc__tls tc__tls;
+#define tc__tls_key (tc__tls.key)
+#define tc__tls_ent (tc__tls.ent)
 struct tc__tent *tc__tent_switch(tc_cache *c, bool *timed);
 int  tc__enter_state(tc_cache *c, uint32_t st);
 
@@ -98,7 +104,7 @@ tc__enter_plain(struct tc_hdr *h, struct tc__tent *t)
 	t->depth = 1;
 	uint64_t e = tc__ld(&h->epoch);
 	tc__rmb(); /* the epoch before any index load (step 2) */
-	tc__st(&s->epoch, e ? e : 1);
+	tc__st(&s->epoch, e + (e == 0)); /* e, or 1 for a (scribbled) 0 */
 	tc__plain_fence(); /* pairs with global_barrier() in the reclaimer */
 	return s;
 }

@@ -103,17 +103,23 @@ static inline __attribute__((always_inline)) void
 copy_out(void *dst, const void *src, size_t n)
 {
 #if defined(__SSE2__)
-	if (n >= 16 && n <= 64) {
-		const uint8_t *s = src;
-		uint8_t *d = dst;
-		size_t h = n >= 32 ? 16 : n - 16; /* second move: [h, h + 16) */
+	const uint8_t *s = src;
+	uint8_t *d = dst;
+	if (n >= 32 && n <= 64) { /* [0, 32) and [n - 32, n) */
 		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
-		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + h));
-		__m128i y = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 32 + 16 - h));
+		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 16));
+		__m128i y = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 32));
 		__m128i z = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 16));
 		_mm_storeu_si128((__m128i *)(void *)d, a);
-		_mm_storeu_si128((__m128i *)(void *)(d + h), b);
-		_mm_storeu_si128((__m128i *)(void *)(d + n - 32 + 16 - h), y);
+		_mm_storeu_si128((__m128i *)(void *)(d + 16), b);
+		_mm_storeu_si128((__m128i *)(void *)(d + n - 32), y);
+		_mm_storeu_si128((__m128i *)(void *)(d + n - 16), z);
+		return;
+	}
+	if (n >= 16 && n < 32) { /* [0, 16) and [n - 16, n) */
+		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
+		__m128i z = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 16));
+		_mm_storeu_si128((__m128i *)(void *)d, a);
 		_mm_storeu_si128((__m128i *)(void *)(d + n - 16), z);
 		return;
 	}
@@ -235,7 +241,8 @@ get_plain(tc_cache *c, struct tc__tent *t, struct tc_hdr *h, const void *key, si
 	return rc;
 }
 
-int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta)
+static inline __attribute__((always_inline)) int
+get_top(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta)
 {
 	if (TC_UNLIKELY(!c || !tc__valid_key(key, klen) || (!buf && cap)))
 		return bad_args(c);
@@ -245,14 +252,20 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
 	struct tc_hdr *h = c->h;
 	if (TC_UNLIKELY(t->depth != 0 || tc__ld(&h->state) != TC_STATE_READY))
 		return get_nested(c, t, key, klen, buf, cap, meta);
+	return get_plain(c, t, h, key, klen, buf, cap, meta);
+}
+
+int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta)
+{
 	/* Keys of 9..16 bytes, the common ones, in a copy of their own: the
-	 * hash's and the key compare's length tests fold into this one. */
+	 * length tests of the key's check, the hash and the key compare fold
+	 * into this one. */
 	if (TC_LIKELY(klen - 9 <= 7)) {
 		if (klen < 9 || klen > 16)
 			__builtin_unreachable();
-		return get_plain(c, t, h, key, klen, buf, cap, meta);
+		return get_top(c, key, klen, buf, cap, meta);
 	}
-	return get_plain(c, t, h, key, klen, buf, cap, meta);
+	return get_top(c, key, klen, buf, cap, meta);
 }
 
 /* This thread's slot when it is inside a read section of C, else NULL;
@@ -265,10 +278,11 @@ static inline struct tc_rslot *section_slot(tc_cache *c)
 	return tc__section_slot(c);
 }
 
-/* tc_peek's body: the value of KEY (HASH) in place, inside a read section. */
+/* tc_peek's body: the value of KEY (HASH) in place, inside a read section.
+ * PLAIN (a constant at each call): the handle's rslow is known to be 0. */
 static inline __attribute__((always_inline)) int
-peek_in(tc_cache *c, uint64_t hash, const void *key, size_t klen, const void **val,
-	tc_meta *meta)
+peek_in_as(tc_cache *c, uint64_t hash, const void *key, size_t klen, const void **val,
+	   tc_meta *meta, bool plain)
 {
 	uint64_t *slotp, w;
 	struct view v;
@@ -278,13 +292,38 @@ peek_in(tc_cache *c, uint64_t hash, const void *key, size_t klen, const void **v
 	if (rc == 0) {
 		fill_meta(meta, &v);
 		*val = v.val;
-		if (c->rslow && (rc = after_read(c, hash, klen, &v, v.val, false)) != 0)
+		if (!plain && c->rslow && (rc = after_read(c, hash, klen, &v, v.val, false)) != 0)
 			*val = NULL; /* a value that fails its checksum is not handed out */
 	}
 	return rc;
 }
 
-int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta)
+static inline __attribute__((always_inline)) int
+peek_in(tc_cache *c, uint64_t hash, const void *key, size_t klen, const void **val,
+	tc_meta *meta)
+{
+	return peek_in_as(c, hash, key, klen, val, meta, false);
+}
+
+/* tc_peek of any handle, *VAL already NULL: the general path. */
+static __attribute__((noinline)) int peek_general(tc_cache *c, const void *key, size_t klen,
+						  const void **val, tc_meta *meta)
+{
+	struct tc_rslot *s = section_slot(c);
+	if (TC_UNLIKELY(!s))
+		return -EINVAL;
+	int rc = peek_in(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta);
+	count_read(s, rc);
+	return rc;
+}
+
+/*
+ * Inline, as tc_get's: a plain handle (its tfast, see tc_get) whose entry is
+ * current and inside a section; keys of 9..16 bytes in a copy of their own.
+ * Everything else on the general path.
+ */
+static inline __attribute__((always_inline)) int
+peek_top(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta)
 {
 	if (TC_UNLIKELY(!c || !val || !tc__valid_key(key, klen))) {
 		if (val)
@@ -292,12 +331,22 @@ int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta
 		return bad_args(c);
 	}
 	*val = NULL;
-	struct tc_rslot *s = section_slot(c);
-	if (TC_UNLIKELY(!s))
-		return -EINVAL;
-	int rc = peek_in(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta);
-	count_read(s, rc);
+	struct tc__tent *t = tc__tls_ent;
+	if (TC_UNLIKELY(((tc__tls_key ^ c->tfast) >> 6) != 0 || t->depth == 0))
+		return peek_general(c, key, klen, val, meta);
+	int rc = peek_in_as(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta, true);
+	count_read(t->slot, rc);
 	return rc;
+}
+
+int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta)
+{
+	if (TC_LIKELY(klen - 9 <= 7)) { /* as in tc_get */
+		if (klen < 9 || klen > 16)
+			__builtin_unreachable();
+		return peek_top(c, key, klen, val, meta);
+	}
+	return peek_top(c, key, klen, val, meta);
 }
 
 /*
