@@ -278,8 +278,9 @@ static inline struct tc_rslot *section_slot(tc_cache *c)
 	return tc__section_slot(c);
 }
 
-/* tc_peek's body: the value of KEY (HASH) in place, inside a read section.
- * PLAIN (a constant at each call): the handle's rslow is known to be 0. */
+/* tc_peek's body: the value of KEY (HASH) in place, inside a read section;
+ * *VAL NULL unless the answer is 0.  PLAIN (a constant at each call): the
+ * handle's rslow is known to be 0. */
 static inline __attribute__((always_inline)) int
 peek_in_as(tc_cache *c, uint64_t hash, const void *key, size_t klen, const void **val,
 	   tc_meta *meta, bool plain)
@@ -294,6 +295,8 @@ peek_in_as(tc_cache *c, uint64_t hash, const void *key, size_t klen, const void 
 		*val = v.val;
 		if (!plain && c->rslow && (rc = after_read(c, hash, klen, &v, v.val, false)) != 0)
 			*val = NULL; /* a value that fails its checksum is not handed out */
+	} else {
+		*val = NULL;
 	}
 	return rc;
 }
@@ -305,13 +308,15 @@ peek_in(tc_cache *c, uint64_t hash, const void *key, size_t klen, const void **v
 	return peek_in_as(c, hash, key, klen, val, meta, false);
 }
 
-/* tc_peek of any handle, *VAL already NULL: the general path. */
+/* tc_peek of any handle: the general path. */
 static __attribute__((noinline)) int peek_general(tc_cache *c, const void *key, size_t klen,
 						  const void **val, tc_meta *meta)
 {
 	struct tc_rslot *s = section_slot(c);
-	if (TC_UNLIKELY(!s))
+	if (TC_UNLIKELY(!s)) {
+		*val = NULL;
 		return -EINVAL;
+	}
 	int rc = peek_in(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta);
 	count_read(s, rc);
 	return rc;
@@ -325,12 +330,12 @@ static __attribute__((noinline)) int peek_general(tc_cache *c, const void *key, 
 static inline __attribute__((always_inline)) int
 peek_top(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta)
 {
-	if (TC_UNLIKELY(!c || !val || !tc__valid_key(key, klen))) {
-		if (val)
-			*val = NULL;
+	if (TC_UNLIKELY(!val))
+		return bad_args(c);
+	if (TC_UNLIKELY(!c || !tc__valid_key(key, klen))) {
+		*val = NULL;
 		return bad_args(c);
 	}
-	*val = NULL;
 	struct tc__tent *t = tc__tls_ent;
 	if (TC_UNLIKELY(((tc__tls_key ^ c->tfast) >> 6) != 0 || t->depth == 0))
 		return peek_general(c, key, klen, val, meta);
