@@ -123,8 +123,7 @@ static bool global_barrier(void)
  * key left behind by a closed handle matches no later one.
  */
 #define tls_ent tc__tent
-TC_TLS uint64_t tc__tls_key;
-TC_TLS struct tc__tent *tc__tls_ent;
+TC_TLS struct tc__tls tc__tls;
 static TC_TLS struct tls_ent *tls_v;
 static TC_TLS uint32_t tls_n, tls_cap;
 static TC_TLS uint32_t tls_tid;
@@ -437,23 +436,52 @@ struct tc_rslot *tc__section_slot(tc_cache *c)
 	return t && t->depth > 0 ? t->slot : NULL;
 }
 
-int tc_read_lock(tc_cache *c)
+/* A plain handle's outermost lock and last unlock (its tfast, kv.c's
+ * tc_get) enter and leave as tc_get does (tc__enter_plain,
+ * tc__exit_plain); every other case through tc__enter_ent and
+ * tc__exit_ent. */
+static __attribute__((noinline)) int read_lock_slow(tc_cache *c)
 {
-	if (!c)
-		return -EINVAL;
 	struct tls_ent *t = tc__tent_cur(c);
 	if (TC_UNLIKELY(!t))
 		return -EUSERS;
 	return tc__enter_ent(c, t);
 }
 
+int tc_read_lock(tc_cache *c)
+{
+	if (!c)
+		return -EINVAL;
+	if (TC_LIKELY(((tc__tls_key ^ c->tfast) >> 6) == 0)) {
+		struct tls_ent *t = tc__tls_ent; /* valid: the key is not 0 */
+		struct tc_hdr *h = c->h;
+		if (TC_LIKELY(t->depth == 0 && tc__ld(&h->state) == TC_STATE_READY)) {
+			tc__enter_plain(h, t);
+			return 0;
+		}
+	}
+	return read_lock_slow(c);
+}
+
+static __attribute__((noinline)) void read_unlock_slow(tc_cache *c)
+{
+	struct tls_ent *t = tent_find(c);
+	if (TC_LIKELY(t != NULL))
+		tc__exit_ent(c, t);
+}
+
 void tc_read_unlock(tc_cache *c)
 {
 	if (!c)
 		return;
-	struct tls_ent *t = tent_find(c);
-	if (TC_LIKELY(t != NULL))
-		tc__exit_ent(c, t);
+	if (TC_LIKELY(((tc__tls_key ^ c->tfast) >> 6) == 0)) {
+		struct tls_ent *t = tc__tls_ent;
+		if (TC_LIKELY(t->depth == 1)) {
+			tc__exit_plain(t, t->slot);
+			return;
+		}
+	}
+	read_unlock_slow(c);
 }
 
 /* ---- retirement and reclamation ----------------------------------------- */
