@@ -723,6 +723,8 @@ static int publish_insert(tc_cache *c, const struct tc__wreq *q, struct wstate *
  * not wait for them.  NULL: the write allocates after deciding, as the
  * others do.  Named in the slot's inflight like any private block.
  */
+#define EARLY_PREFETCH 256u /* bytes of a new block prefetched before the lookup */
+
 static inline struct tc_entry *alloc_early(tc_cache *c, const struct tc__wreq *q,
 					   struct wstate *w, struct tc_rslot *s)
 {
@@ -731,8 +733,12 @@ static inline struct tc_entry *alloc_early(tc_cache *c, const struct tc__wreq *q
 	int rc;
 	w->need = tc__entry_need(c, q->klen, q->vlen);
 	struct tc_entry *e = tc__alloc_block(c, s, w->need, &rc);
+	/* The first lines only (header, key, the start of the value): the
+	 * lookup overlaps their misses; a large value's rest is streamed by
+	 * the copy, not queued ahead of the lookup's own loads. */
+	uint64_t lines = w->need < EARLY_PREFETCH ? w->need : EARLY_PREFETCH;
 	if (e)
-		for (uint64_t o = 0; o < w->need; o += 64)
+		for (uint64_t o = 0; o < lines; o += 64)
 			__builtin_prefetch((const uint8_t *)e + o, 1);
 	return e;
 }
