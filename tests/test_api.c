@@ -918,6 +918,68 @@ static void test_cas_expired_returns_enoent(void **state)
 	tc_close(c);
 }
 
+/*
+ * A set, add or cas takes its block before looking the key up (kv.c,
+ * alloc_early): every write that then fails gives it back.  An add of a
+ * present key, a cas of a stale version or of a missing key (values of two
+ * size classes, keys of 5 and 12 bytes), and an insert refused because
+ * max_entries keys are live: the bytes and blocks in use are exactly what
+ * they were, and the keys unchanged.
+ */
+static void test_failed_writes_leave_no_block_behind(void **state)
+{
+	char name[TC_NAME_MAX + 1], key[32], small[40], big[700];
+	tc_cache *c = bb_open_small(name);
+	tc_stats s0, s1;
+	tc_meta m0;
+	int i;
+
+	(void)state;
+	memset(small, 's', sizeof(small));
+	memset(big, 'b', sizeof(big));
+	bb_set_str(c, "k", "first", 0);
+	bb_set_str(c, "key:0000012", "twelve", 0);
+	m0 = meta_of(c, "k");
+	ASSERT_RC(0, tc_get_stats(c, &s0));
+	for (i = 0; i < 300; i++) {
+		const char *k = i % 2 ? "k" : "key:0000012";
+		const void *v = i % 3 ? (const void *)small : (const void *)big;
+		size_t vlen = i % 3 ? sizeof(small) : sizeof(big);
+		ASSERT_RC(-EEXIST, tc_add(c, KS(k), v, vlen, 0u, 0));
+		ASSERT_RC(TC_ECONFLICT, tc_cas(c, KS(k), m0.version + 1000, v, vlen, 0u, 0));
+		ASSERT_RC(-ENOENT, tc_cas(c, KS("absent:0012"), 1, v, vlen, 0u, 0));
+	}
+	ASSERT_RC(0, tc_get_stats(c, &s1));
+	assert_int_equal(s0.memory_used, s1.memory_used);
+	for (i = 0; i < TC_NCLASSES; i++)
+		assert_int_equal(s0.classes[i].used, s1.classes[i].used);
+	bb_expect_str(c, "k", "first");
+	bb_expect_str(c, "key:0000012", "twelve");
+	assert_int_equal(m0.version, meta_of(c, "k").version);
+
+	/* Full: max_entries keys live, each new key refused. */
+	for (i = 0; i < 100000; i++) {
+		snprintf(key, sizeof(key), "fill:%06d", i);
+		int rc = tc_add(c, KS(key), small, sizeof(small), 0u, 0);
+		if (rc == -ENOSPC)
+			break;
+		ASSERT_RC(0, rc);
+	}
+	assert_int_equal(1024 - 2, i); /* max_entries keys: two were set above */
+	ASSERT_RC(0, tc_get_stats(c, &s0));
+	for (i = 0; i < 20; i++) {
+		snprintf(key, sizeof(key), "more:%06d", i);
+		ASSERT_RC(-ENOSPC, tc_set(c, KS(key), small, sizeof(small), 0u, 0));
+		ASSERT_RC(-ENOSPC, tc_add(c, KS(key), big, sizeof(big), 0u, 0));
+	}
+	ASSERT_RC(0, tc_get_stats(c, &s1));
+	assert_int_equal(s0.memory_used, s1.memory_used);
+	assert_int_equal(s0.entries, s1.entries);
+	for (i = 0; i < TC_NCLASSES; i++)
+		assert_int_equal(s0.classes[i].used, s1.classes[i].used);
+	tc_close(c);
+}
+
 static void test_cas_after_delete_and_reinsert_returns_econflict(void **state)
 {
 	char name[TC_NAME_MAX + 1];
@@ -2189,6 +2251,7 @@ int main(void)
 		FX_TEST(test_cas_missing_returns_enoent),
 		FX_TEST(test_cas_expired_returns_enoent),
 		FX_TEST(test_cas_after_delete_and_reinsert_returns_econflict),
+		FX_TEST(test_failed_writes_leave_no_block_behind),
 		FX_TEST(test_del_removes_key),
 		FX_TEST(test_del_missing_returns_enoent),
 		FX_TEST(test_del_expired_returns_enoent),

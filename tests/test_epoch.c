@@ -267,8 +267,8 @@ static void test_nested_sections_end_at_outermost_unlock(void **state)
 /* The plain path of tc_get, tc_peek, tc_read_lock (kv.c, epoch.h)     */
 /* ------------------------------------------------------------------ */
 
-/* One key of each length class the read path tells apart (1..8, 9..16 in
- * a copy of its own, 17+), each read every way: tc_get outside and inside
+/* Keys of each length class the read path tells apart (1..8, 9..16 in
+ * a copy of its own, 17+) and at their edges, each read every way: tc_get outside and inside
  * a section, tc_peek inside, too small a buffer, a miss, an expired key.
  * The answers and the counters are the same on the plain path (a handle
  * without eviction) as on the general one (LRU, checksums, and with
@@ -286,16 +286,23 @@ static void reads_every_way(int eviction, uint32_t flags)
 	bool plain = eviction == TC_EVICT_NONE && !(flags & TC_CHECKSUM) &&
 		     (tc__membarrier_reader_fast() || TC_TSAN_BUILD);
 	assert_true(plain ? c->tfast == c->tkey : c->tfast == (c->tkey | 1ull << 63));
-	static const char *const keys[] = { "abcde", "twelve-bytes", "a-key-of-twenty-byte" };
+	/* The lengths the read path tells apart, and their edges: 5, 8 | 9,
+	 * 12, 16 | 17, 20, 512 (TC_KEY_MAX). */
+	static char longest[513];
+	memset(longest, 'L', 512);
+	const char *const keys[] = { "abcde",        "eight-by",          "nine-byte",
+				     "twelve-bytes", "sixteen-bytes-ok",  "seventeen-bytes-x",
+				     "a-key-of-twenty-byte", longest };
+	enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
 	char val[40];
 	for (size_t i = 0; i < sizeof(val); i++)
 		val[i] = (char)('A' + i);
-	for (int k = 0; k < 3; k++)
+	for (int k = 0; k < NKEYS; k++)
 		ASSERT_RC(0, tc_set(c, keys[k], strlen(keys[k]), val, sizeof(val), 7, 0));
 	ASSERT_RC(0, tc_set(c, "expired-key1", 12, val, 8, 0, 1));
 	fx_sleep_ms(30); /* a TTL of 1 ms, well past on the coarse clock */
 	uint64_t hits = 0, misses = 0;
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < NKEYS; k++) {
 		size_t kl = strlen(keys[k]);
 		struct tc_entry *e = wb_entry_of(c, keys[k], TC_KIND_KEY);
 		for (int inside = 0; inside < 2; inside++) {
