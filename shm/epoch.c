@@ -705,6 +705,15 @@ int tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_
 	/* Without the barrier no bound is safe: min 0 frees nothing and
 	 * pushes the chain back. */
 	uint64_t min = global_barrier() ? tc__min_active_epoch(c) : 0;
+#if !defined(__x86_64__) && !defined(__i386__)
+	/* A weakly ordered CPU may complete a reader's loads inside its
+	 * section after its exit store (a compiler barrier, then 0) is seen
+	 * by the scan: a second barrier on every CPU orders those loads
+	 * before the first block is freed.  x86 never lets a load pass a
+	 * later store, so it needs none (design.md section 5). */
+	if (min && !global_barrier())
+		min = 0;
+#endif
 	if (s)
 		tc__st(&s->rmin, min);
 	n += walk_chain(c, s, TC_RH_REF(head), min, s ? budget : UINT64_MAX);
