@@ -430,6 +430,81 @@ int tc__get_quiet(tc_cache *c, const void *key, size_t klen, void *buf, size_t c
 	return rc;
 }
 
+/*
+ * tc_get_with: tc_get, but a value longer than CAP goes into the buffer FN
+ * returns for it, in the same lookup.  FN is called inside the read
+ * section with a private copy of the metadata (the length as the lookup
+ * read and checked it, once); the value is copied into FN's buffer and that
+ * copy checked (the checksum, the LRU bit) exactly as tc_get checks BUF.
+ * FN sees no pointer into the segment.  A value that fits takes tc_get's
+ * path: no call.
+ */
+static inline __attribute__((always_inline)) int
+with_value(tc_cache *c, uint64_t hash, const void *key, size_t klen,
+			     void *buf, size_t cap, tc_buf_fn fn, void *arg, tc_meta *meta)
+{
+	uint64_t *slotp, w;
+	struct view v;
+	int rc = lookup(c, hash, key, klen, TC_KIND_KEY, &slotp, &w, &v);
+	if (rc == 0 && v.expires != 0 && expired(v.expires, tc__now_ms_coarse()))
+		rc = -ENOENT;
+	if (rc)
+		return rc;
+	fill_meta(meta, &v);
+	void *dst = buf;
+	if (TC_UNLIKELY(v.vlen > cap)) {
+		if (!fn)
+			return -E2BIG;
+		tc_meta m;
+		fill_meta(&m, &v);
+		if (!(dst = fn(&m, arg)))
+			return -ENOMEM;
+	}
+	copy_out(dst, v.val, v.vlen);
+	return c->rslow ? after_read(c, hash, klen, &v, dst, false) : 0;
+}
+
+/* tc_get_with through the thread's entry T; TIMED as get_ent's. */
+static inline __attribute__((always_inline)) int
+with_ent(tc_cache *c, struct tc__tent *t, const void *key, size_t klen, void *buf, size_t cap,
+	 tc_buf_fn fn, void *arg, tc_meta *meta, bool timed)
+{
+	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
+	int rc = tc__enter_ent(c, t);
+	if (TC_UNLIKELY(rc))
+		return rc;
+	uint64_t t0 = timed ? tc__mono_ns() : 0;
+	rc = with_value(c, hash, key, klen, buf, cap, fn, arg, meta);
+	struct tc_rslot *s = t->slot;
+	count_read(s, rc);
+	if (timed)
+		sample_end(c, s, t0);
+	tc__exit_entered(c, t);
+	return rc;
+}
+
+/* tc_get_with's slow side, as get_slow. */
+static __attribute__((noinline)) int with_slow(tc_cache *c, const void *key, size_t klen,
+					       void *buf, size_t cap, tc_buf_fn fn, void *arg,
+					       tc_meta *meta)
+{
+	bool timed;
+	struct tc__tent *t = tc__tent_switch(c, &timed);
+	if (TC_UNLIKELY(!t))
+		return -EUSERS;
+	return with_ent(c, t, key, klen, buf, cap, fn, arg, meta, timed);
+}
+
+int tc_get_with(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
+		tc_buf_fn fn, void *arg, tc_meta *meta)
+{
+	if (TC_UNLIKELY(!c || !tc__valid_key(key, klen) || (!buf && cap)))
+		return bad_args(c);
+	if (TC_UNLIKELY(!tc__tent_tick(c)))
+		return with_slow(c, key, klen, buf, cap, fn, arg, meta);
+	return with_ent(c, tc__tls_ent, key, klen, buf, cap, fn, arg, meta, false);
+}
+
 /* ---- writes ------------------------------------------------------------- */
 
 /* Resolve the TTL argument of a write into an absolute expiry. */
@@ -468,6 +543,7 @@ struct wstate {
 	uint64_t need;       /* block bytes of the last attempt */
 	struct tc__room room;
 	int64_t incr_val;
+	uint64_t version;    /* the version published (q->version) */
 	uint8_t ctrbuf[8];   /* a counter's new value, little-endian */
 };
 
@@ -550,7 +626,7 @@ static inline int publish_update(tc_cache *c, const struct tc__wreq *q, struct w
 				 struct tc_rslot *s, struct tc_entry *e, uint64_t *slotp,
 				 uint64_t word, const struct view *old, bool live)
 {
-	e->version = next_version(c, w->hash, old->version);
+	e->version = w->version = next_version(c, w->hash, old->version);
 	if (c->csum)
 		tc__csum_seal(c, e, q->klen);
 	/* The CAS is a full barrier: the entry's bytes are visible
@@ -593,6 +669,10 @@ static int publish_insert(tc_cache *c, const struct tc__wreq *q, struct wstate *
 				&seen);
 	if (ir == 0) {
 		TC_CRASH_POINT(insert_published);
+		/* tc__insert_new took the version; read once, for q->version
+		 * (the section keeps E from being reused). */
+		if (q->version)
+			w->version = tc__ld(&e->version);
 		tc__add(&c->h->live, 1);
 		tc__st(&s->inflight, 0);
 		return W_DONE;
@@ -656,6 +736,8 @@ static inline void write_done(tc_cache *c, const struct tc__wreq *q, struct wsta
 	tc__notify(c, w->hash); /* after the publishing CAS: wake waiters, if any */
 	if (q->op == TC_OP_INCR && q->out)
 		*q->out = w->incr_val; /* only on success */
+	if (q->version)
+		*q->version = w->version;
 	tc__count(s, q->op == TC_OP_ADD ? TC_C_ADDS : TC_C_SETS);
 	tc__count(s, TC_C_OPS);
 	sample_end(c, s, t0);
@@ -721,8 +803,17 @@ int tc_set(tc_cache *c, const void *key, size_t klen, const void *val, size_t vl
 	 * first (a rep stos on the hottest write). */
 	struct tc__wreq q = { .kind = TC_KIND_KEY, .key = key, .klen = klen, .val = val,
 			      .vlen = vlen, .type = type, .ttl_ms = ttl_ms, .op = TC_OP_SET,
-			      .expect = 0, .delta = 0, .out = NULL, .aux = 0 };
+			      .expect = 0, .delta = 0, .out = NULL, .aux = 0, .version = NULL };
 	return tc__write(c, &q);
+}
+
+int tc_set_v(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
+	     uint32_t type, uint64_t ttl_ms, uint64_t *version)
+{
+	return tc__write(c, &(struct tc__wreq){ .kind = TC_KIND_KEY, .key = key, .klen = klen,
+						.val = val, .vlen = vlen, .type = type,
+						.ttl_ms = ttl_ms, .op = TC_OP_SET,
+						.version = version });
 }
 
 int tc_add(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
