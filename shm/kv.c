@@ -440,8 +440,8 @@ int tc__get_quiet(tc_cache *c, const void *key, size_t klen, void *buf, size_t c
  * path: no call.
  */
 static inline __attribute__((always_inline)) int
-with_value(tc_cache *c, uint64_t hash, const void *key, size_t klen,
-			     void *buf, size_t cap, tc_buf_fn fn, void *arg, tc_meta *meta)
+with_value(tc_cache *c, uint64_t hash, const void *key, size_t klen, void *buf, size_t cap,
+	   tc_buf_fn fn, void *arg, tc_meta *meta)
 {
 	uint64_t *slotp, w;
 	struct view v;
