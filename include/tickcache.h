@@ -340,7 +340,7 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
  */
 typedef void *(*tc_buf_fn)(const tc_meta *meta, void *arg);
 int tc_get_with(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
-		tc_buf_fn fn, void *arg, tc_meta *meta);
+		tc_meta *meta, tc_buf_fn fn, void *arg);
 
 /*
  * tc_read_lock - enter a read section (nestable, per thread).  Memory

@@ -441,7 +441,7 @@ int tc__get_quiet(tc_cache *c, const void *key, size_t klen, void *buf, size_t c
  */
 static inline __attribute__((always_inline)) int
 with_value(tc_cache *c, uint64_t hash, const void *key, size_t klen, void *buf, size_t cap,
-	   tc_buf_fn fn, void *arg, tc_meta *meta)
+	   tc_meta *meta, tc_buf_fn fn, void *arg)
 {
 	uint64_t *slotp, w;
 	struct view v;
@@ -467,14 +467,14 @@ with_value(tc_cache *c, uint64_t hash, const void *key, size_t klen, void *buf, 
 /* tc_get_with through the thread's entry T; TIMED as get_ent's. */
 static inline __attribute__((always_inline)) int
 with_ent(tc_cache *c, struct tc__tent *t, const void *key, size_t klen, void *buf, size_t cap,
-	 tc_buf_fn fn, void *arg, tc_meta *meta, bool timed)
+	 tc_meta *meta, tc_buf_fn fn, void *arg, bool timed)
 {
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
 	int rc = tc__enter_ent(c, t);
 	if (TC_UNLIKELY(rc))
 		return rc;
 	uint64_t t0 = timed ? tc__mono_ns() : 0;
-	rc = with_value(c, hash, key, klen, buf, cap, fn, arg, meta);
+	rc = with_value(c, hash, key, klen, buf, cap, meta, fn, arg);
 	struct tc_rslot *s = t->slot;
 	count_read(s, rc);
 	if (timed)
@@ -485,24 +485,24 @@ with_ent(tc_cache *c, struct tc__tent *t, const void *key, size_t klen, void *bu
 
 /* tc_get_with's slow side, as get_slow. */
 static __attribute__((noinline)) int with_slow(tc_cache *c, const void *key, size_t klen,
-					       void *buf, size_t cap, tc_buf_fn fn, void *arg,
-					       tc_meta *meta)
+					       void *buf, size_t cap, tc_meta *meta, tc_buf_fn fn,
+					       void *arg)
 {
 	bool timed;
 	struct tc__tent *t = tc__tent_switch(c, &timed);
 	if (TC_UNLIKELY(!t))
 		return -EUSERS;
-	return with_ent(c, t, key, klen, buf, cap, fn, arg, meta, timed);
+	return with_ent(c, t, key, klen, buf, cap, meta, fn, arg, timed);
 }
 
 int tc_get_with(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
-		tc_buf_fn fn, void *arg, tc_meta *meta)
+		tc_meta *meta, tc_buf_fn fn, void *arg)
 {
 	if (TC_UNLIKELY(!c || !tc__valid_key(key, klen) || (!buf && cap)))
 		return bad_args(c);
 	if (TC_UNLIKELY(!tc__tent_tick(c)))
-		return with_slow(c, key, klen, buf, cap, fn, arg, meta);
-	return with_ent(c, tc__tls_ent, key, klen, buf, cap, fn, arg, meta, false);
+		return with_slow(c, key, klen, buf, cap, meta, fn, arg);
+	return with_ent(c, tc__tls_ent, key, klen, buf, cap, meta, fn, arg, false);
 }
 
 /* ---- writes ------------------------------------------------------------- */

@@ -2057,7 +2057,7 @@ static void test_get_with_copies_into_the_buffer_fn_returns(void **state)
 	memset(out, '#', sizeof(out));
 	memset(small, '#', sizeof(small));
 	memset(&m, 0, sizeof(m));
-	ASSERT_RC(0, tc_get_with(c, KS("k"), small, sizeof(small), with_rec_fn, &r, &m));
+	ASSERT_RC(0, tc_get_with(c, KS("k"), small, sizeof(small), &m, with_rec_fn, &r));
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(r.seen.len, sizeof(big));
 	assert_int_equal(r.seen.type, 7);
@@ -2072,22 +2072,22 @@ static void test_get_with_copies_into_the_buffer_fn_returns(void **state)
 	assert_memory_equal(small, "################", 16); /* BUF untouched */
 	/* A value that fits goes to BUF, without a call; META may be NULL. */
 	ASSERT_RC(0, tc_set(c, KS("s"), KS("sixteen bytes..."), 0u, 0));
-	ASSERT_RC(0, tc_get_with(c, KS("s"), small, sizeof(small), with_rec_fn, &r, NULL));
+	ASSERT_RC(0, tc_get_with(c, KS("s"), small, sizeof(small), NULL, with_rec_fn, &r));
 	assert_int_equal(r.calls, 1);
 	assert_memory_equal(small, "sixteen bytes...", 16);
 	/* BUF NULL, CAP 0: every non-empty value goes to FN; an empty one fits. */
-	ASSERT_RC(0, tc_get_with(c, KS("s"), NULL, 0, with_rec_fn, &r, &m));
+	ASSERT_RC(0, tc_get_with(c, KS("s"), NULL, 0, &m, with_rec_fn, &r));
 	assert_int_equal(r.calls, 2);
 	assert_int_equal(r.seen.len, 16);
 	assert_memory_equal(out, "sixteen bytes...", 16);
 	ASSERT_RC(0, tc_set(c, KS("e"), "", 0, 0u, 0));
-	ASSERT_RC(0, tc_get_with(c, KS("e"), NULL, 0, with_rec_fn, &r, &m));
+	ASSERT_RC(0, tc_get_with(c, KS("e"), NULL, 0, &m, with_rec_fn, &r));
 	assert_int_equal(r.calls, 2);
 	assert_int_equal(m.len, 0);
 	assert_int_equal(m.version, meta_of(c, "e").version);
 	/* FN NULL: tc_get, -E2BIG with META filled. */
 	memset(&m, 0, sizeof(m));
-	ASSERT_RC(-E2BIG, tc_get_with(c, KS("k"), small, sizeof(small), NULL, NULL, &m));
+	ASSERT_RC(-E2BIG, tc_get_with(c, KS("k"), small, sizeof(small), &m, NULL, NULL));
 	assert_int_equal(m.len, sizeof(big));
 	assert_int_equal(m.version, g.version);
 	tc_close(c);
@@ -2101,10 +2101,10 @@ static void test_get_with_calls_no_fn_on_a_miss_or_an_expired_key(void **state)
 	tc_meta m = { .len = 99 };
 
 	(void)state;
-	ASSERT_RC(-ENOENT, tc_get_with(c, KS("nope"), NULL, 0, with_rec_fn, &r, &m));
+	ASSERT_RC(-ENOENT, tc_get_with(c, KS("nope"), NULL, 0, &m, with_rec_fn, &r));
 	ASSERT_RC(0, tc_set(c, KS("x"), "1", 1, 0u, 1));
 	fx_sleep_ms(30); /* well past 1 ms, as read by the coarse clock */
-	ASSERT_RC(-ENOENT, tc_get_with(c, KS("x"), NULL, 0, with_rec_fn, &r, &m));
+	ASSERT_RC(-ENOENT, tc_get_with(c, KS("x"), NULL, 0, &m, with_rec_fn, &r));
 	assert_int_equal(r.calls, 0);
 	assert_int_equal(m.len, 99); /* META untouched */
 	tc_close(c);
@@ -2121,7 +2121,7 @@ static void test_get_with_null_buffer_is_enomem_counted_as_an_error(void **state
 	(void)state;
 	bb_set_str(c, "k", "value", 0);
 	ASSERT_RC(0, tc_get_stats(c, &st0));
-	ASSERT_RC(-ENOMEM, tc_get_with(c, KS("k"), small, sizeof(small), with_rec_fn, &r, &m));
+	ASSERT_RC(-ENOMEM, tc_get_with(c, KS("k"), small, sizeof(small), &m, with_rec_fn, &r));
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(m.len, 5); /* filled before FN ran */
 	ASSERT_RC(0, tc_get_stats(c, &st1));
@@ -2141,17 +2141,17 @@ static void test_get_with_checks_its_arguments(void **state)
 	(void)state;
 	bb_set_str(c, "k", "v", 0);
 	memset(longkey, 'k', sizeof(longkey));
-	ASSERT_RC(-EINVAL, tc_get_with(NULL, KS("k"), NULL, 0, with_rec_fn, &r, NULL));
-	ASSERT_RC(-EINVAL, tc_get_with(c, NULL, 1, NULL, 0, with_rec_fn, &r, NULL));
-	ASSERT_RC(-EINVAL, tc_get_with(c, "k", 0, NULL, 0, with_rec_fn, &r, NULL));
-	ASSERT_RC(-EINVAL, tc_get_with(c, longkey, TC_KEY_MAX + 1, NULL, 0, with_rec_fn, &r,
-				       NULL));
-	ASSERT_RC(-EINVAL, tc_get_with(c, KS("k"), NULL, 4, with_rec_fn, &r, NULL));
+	ASSERT_RC(-EINVAL, tc_get_with(NULL, KS("k"), NULL, 0, NULL, with_rec_fn, &r));
+	ASSERT_RC(-EINVAL, tc_get_with(c, NULL, 1, NULL, 0, NULL, with_rec_fn, &r));
+	ASSERT_RC(-EINVAL, tc_get_with(c, "k", 0, NULL, 0, NULL, with_rec_fn, &r));
+	ASSERT_RC(-EINVAL, tc_get_with(c, longkey, TC_KEY_MAX + 1, NULL, 0, NULL, with_rec_fn,
+				       &r));
+	ASSERT_RC(-EINVAL, tc_get_with(c, KS("k"), NULL, 4, NULL, with_rec_fn, &r));
 	assert_int_equal(r.calls, 0);
 	ASSERT_RC(0, tc_get_stats(c, &st));
 	assert_int_equal(st.errors, 4); /* the calls with a handle */
 	ASSERT_RC(0, tc_unlink(name));
-	ASSERT_RC(-ESTALE, tc_get_with(c, KS("k"), NULL, 0, with_rec_fn, &r, NULL));
+	ASSERT_RC(-ESTALE, tc_get_with(c, KS("k"), NULL, 0, NULL, with_rec_fn, &r));
 	assert_int_equal(r.calls, 0);
 	tc_close(c);
 }
@@ -2173,7 +2173,7 @@ static void test_get_with_fn_runs_inside_the_read_section(void **state)
 	memset(v, 'Z', sizeof(v));
 	ASSERT_RC(0, tc_set(c, KS("k"), v, sizeof(v), 0u, 0));
 	g = meta_of(c, "k");
-	ASSERT_RC(0, tc_get_with(c, KS("k"), NULL, 0, with_rec_fn, &r, &m));
+	ASSERT_RC(0, tc_get_with(c, KS("k"), NULL, 0, &m, with_rec_fn, &r));
 	ASSERT_RC(0, r.peek_rc);
 	ASSERT_RC(0, w.rc);
 	assert_int_equal(w.done, 1);
@@ -2182,8 +2182,8 @@ static void test_get_with_fn_runs_inside_the_read_section(void **state)
 	assert_memory_equal(out, v, PEEK_VLEN);
 	/* The section ended with the call. */
 	ASSERT_RC(-EINVAL, tc_peek(c, KS("k"), &p, NULL));
-	ASSERT_RC(0, tc_get_with(c, KS("k"), NULL, 0, with_rec_fn, &(struct with_rec){ .buf = out },
-				 &m));
+	ASSERT_RC(0, tc_get_with(c, KS("k"), NULL, 0, &m, with_rec_fn,
+				 &(struct with_rec){ .buf = out }));
 	assert_int_equal(m.len, 5);
 	assert_memory_equal(out, "final", 5);
 	assert_true(m.version > g.version);

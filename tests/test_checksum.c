@@ -106,17 +106,17 @@ static void test_scribbled_value_byte_is_ecorrupt_from_get_with(void **state)
 	tc_meta m;
 	memset(val, 'v', sizeof(val));
 	ASSERT_RC(0, tc_set(c, "k", 1, val, sizeof(val), 3, 0));
-	ASSERT_RC(0, tc_get_with(c, "k", 1, NULL, 0, buf_fn, buf, &m));
+	ASSERT_RC(0, tc_get_with(c, "k", 1, NULL, 0, &m, buf_fn, buf));
 	assert_memory_equal(buf, val, sizeof(val));
 	assert_int_equal(failures(c), 0);
 	value_of(c, "k", TC_KIND_KEY)[3] ^= 0x80;
 	memset(buf, 0, sizeof(buf));
-	ASSERT_RC(TC_ECORRUPT, tc_get_with(c, "k", 1, NULL, 0, buf_fn, buf, &m));
+	ASSERT_RC(TC_ECORRUPT, tc_get_with(c, "k", 1, NULL, 0, &m, buf_fn, buf));
 	assert_int_equal(failures(c), 1);
 	assert_int_equal(m.len, sizeof(val));
 	assert_int_equal(buf[3], 'v' ^ 0x80); /* the copy that was checked */
 	memset(buf, 0, sizeof(buf));
-	ASSERT_RC(TC_ECORRUPT, tc_get_with(c, "k", 1, buf, sizeof(buf), buf_fn, NULL, &m));
+	ASSERT_RC(TC_ECORRUPT, tc_get_with(c, "k", 1, buf, sizeof(buf), &m, buf_fn, NULL));
 	assert_int_equal(failures(c), 2);
 	assert_int_equal(buf[3], 'v' ^ 0x80);
 	tc_close(c);

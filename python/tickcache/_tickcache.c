@@ -46,6 +46,8 @@
 
 /* Largest TTL accepted, in ms (~285,000 years): far from any overflow. */
 #define TTL_MAX_MS (1ull << 53)
+/* Values up to this size are copied through the stack on get. */
+#define STACK_VALUE 512
 
 /* ------------------------------------------------------------------ */
 /* Module state (single-phase init: one interpreter)                    */
@@ -66,14 +68,13 @@ static void at_fork_child(void)
 
 /*
  * The results of recent gets: when KEY's live version is the one a slot
- * holds and the value tc_get_with just copied to the stack is byte for
- * byte that slot's bytes object, get returns that object again instead of
- * allocating a new one.
+ * holds and the value tc_get just copied is byte for byte that slot's bytes
+ * object, get returns that object again instead of allocating a new one.
  * The version is only a filter: the bytes are compared too, so a version
  * seen again (a scribbled version counter, a segment recreated under the
  * same name) can never return another value.  Only keys of exactly str or
- * bytes (immutable, no __del__, no reference cycle) and values of up to
- * RECENT_MAX bytes are kept.
+ * bytes (immutable, no __del__, no reference cycle) and values tc_get
+ * copies whole (up to RECENT_MAX = STACK_VALUE bytes) are kept.
  * Emptied when the handle changes (close, attach after fork): another
  * segment's versions mean nothing here.  A slot is chosen by the version and
  * the key's last 8 bytes (TAIL), which are also compared before the key.
@@ -83,7 +84,7 @@ static void at_fork_child(void)
  */
 #define RECENT_BITS 4
 #define RECENT (1 << RECENT_BITS)
-#define RECENT_MAX 512
+#define RECENT_MAX STACK_VALUE
 struct recent {
 	uint64_t version;
 	uint64_t tail;
@@ -838,8 +839,8 @@ static PyObject *make_item(PyObject *value, const tc_meta *m)
 }
 
 /*
- * key_tail - KEY's last 8 bytes (all of a shorter key), a word of struct
- * recent's slot choice and filter.
+ * recent_find - the bytes object get returned for KEYOBJ (K) at version
+ * M->version, when the recent results still hold it; a new reference.
  */
 static inline uint64_t key_tail(const bytearg *k)
 {
@@ -856,13 +857,29 @@ static inline struct recent *recent_slot(CacheObject *self, uint64_t version, ui
 	return &self->recent[((version ^ tail) * 0x9E3779B97F4A7C15ull) >> (64 - RECENT_BITS)];
 }
 
-/* Remember B, the value of KEYOBJ (K, tail TAIL) at version M->version. */
+static inline PyObject *recent_find(CacheObject *self, PyObject *keyobj, const bytearg *k,
+				    const tc_meta *m, const char *val)
+{
+	uint64_t tail = key_tail(k);
+	struct recent *e = recent_slot(self, m->version, tail);
+	if (e->version == m->version && e->tail == tail && e->kn == k->n && keyobj &&
+	    (e->key == keyobj || memcmp(e->kp, k->p, (size_t)k->n) == 0) &&
+	    (size_t)PyBytes_GET_SIZE(e->value) == m->len &&
+	    memcmp(PyBytes_AS_STRING(e->value), val, m->len) == 0) {
+		Py_INCREF(e->value);
+		return e->value;
+	}
+	return NULL;
+}
+
+/* Remember B, the value of KEYOBJ (K) at version M->version. */
 static inline void recent_put(CacheObject *self, PyObject *keyobj, const bytearg *k,
-			      uint64_t tail, const tc_meta *m, PyObject *b)
+			      const tc_meta *m, PyObject *b)
 {
 	if (!keyobj || m->len > RECENT_MAX ||
 	    !(PyUnicode_CheckExact(keyobj) || PyBytes_CheckExact(keyobj)))
 		return;
+	uint64_t tail = key_tail(k);
 	struct recent *e = recent_slot(self, m->version, tail);
 	if (e->cand_version != m->version || e->cand_tail != tail || e->cand_kn != k->n) {
 		e->cand_version = m->version;
@@ -884,24 +901,6 @@ static inline void recent_put(CacheObject *self, PyObject *keyobj, const bytearg
 }
 
 /*
- * The recent result that is byte for byte VAL, the value of KEYOBJ (K,
- * tail TAIL) just copied at version M->version; a new reference, or NULL.
- */
-static inline __attribute__((always_inline)) PyObject *recent_find(CacheObject *self, PyObject *keyobj, const bytearg *k,
-				    uint64_t tail, const tc_meta *m, const char *val)
-{
-	struct recent *e = recent_slot(self, m->version, tail);
-	if (e->version == m->version && e->tail == tail && e->kn == k->n && keyobj &&
-	    (e->key == keyobj || memcmp(e->kp, k->p, (size_t)k->n) == 0) &&
-	    (size_t)PyBytes_GET_SIZE(e->value) == m->len &&
-	    memcmp(PyBytes_AS_STRING(e->value), val, m->len) == 0) {
-		Py_INCREF(e->value);
-		return e->value;
-	}
-	return NULL;
-}
-
-/*
  * get_big - tc_get_with's buffer for a value longer than the stack's: a new
  * bytes object of exactly its length (*ARG), made inside the read section.
  * Allocating there runs no Python code (bytes are not tracked by the GC)
@@ -920,39 +919,39 @@ static void *get_big(const tc_meta *m, void *arg)
  * KEYOBJ is the key's object, for the recent results (see struct recent),
  * or NULL.
  *
- * One lookup, one tc_get_with: a value of up to RECENT_MAX bytes is copied
- * to the stack (tc_get's path, no callback); when it is byte for byte the
+ * One lookup (tc_get_with): a value of up to STACK_VALUE bytes is copied to
+ * the stack (tc_get's path, no callback); when it is byte for byte the
  * bytes object a recent get returned for this key and version, that object
- * is returned again (no allocation), else a new one is made from the stack
+ * is returned again (no allocation), else the bytes are made from the stack
  * copy.  A longer value is copied once, straight into its new bytes object
  * (get_big).
  */
 static inline __attribute__((always_inline)) PyObject *
 fetch_key(CacheObject *self, tc_cache *c, PyObject *keyobj, const bytearg *k, tc_meta *m, int *rc)
 {
-	char buf[RECENT_MAX];
+	char buf[STACK_VALUE];
 	PyObject *big = NULL;
-	int r = tc_get_with(c, k->p, (size_t)k->n, buf, sizeof buf, get_big, &big, m);
+	int r = tc_get_with(c, k->p, (size_t)k->n, buf, sizeof buf, m, get_big, &big);
 	if (LIKELY(r == 0)) {
 		if (UNLIKELY(big != NULL)) {
 			*rc = 0;
 			return big;
 		}
-		uint64_t tail = key_tail(k);
-		PyObject *b = recent_find(self, keyobj, k, tail, m, buf);
+		PyObject *b = recent_find(self, keyobj, k, m, buf);
 		if (b) {
 			*rc = 0;
 			return b;
 		}
 		b = PyBytes_FromStringAndSize(buf, (Py_ssize_t)m->len);
 		if (LIKELY(b != NULL)) {
-			recent_put(self, keyobj, k, tail, m, b);
+			recent_put(self, keyobj, k, m, b);
 			*rc = 0;
 			return b;
 		}
 		r = -ENOMEM;
+	} else if (UNLIKELY(big != NULL)) {
+		Py_DECREF(big); /* a copy that failed its checksum */
 	}
-	Py_XDECREF(big); /* a copy that failed its checksum */
 	*rc = r;
 	if (r != -ENOENT && r != -ENOMEM)
 		cache_error(r, self->name, k->p, k->n);
