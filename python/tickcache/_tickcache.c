@@ -68,13 +68,14 @@ static void at_fork_child(void)
 
 /*
  * The results of recent gets: when KEY's live version is the one a slot
- * holds and the value tc_get just copied is byte for byte that slot's bytes
- * object, get returns that object again instead of allocating a new one.
+ * holds and the value tc_get_with just copied to the stack is byte for byte
+ * that slot's bytes object, get returns that object again instead of
+ * allocating a new one.
  * The version is only a filter: the bytes are compared too, so a version
  * seen again (a scribbled version counter, a segment recreated under the
  * same name) can never return another value.  Only keys of exactly str or
- * bytes (immutable, no __del__, no reference cycle) and values tc_get
- * copies whole (up to RECENT_MAX = STACK_VALUE bytes) are kept.
+ * bytes (immutable, no __del__, no reference cycle) and values copied to
+ * the stack whole (up to RECENT_MAX = STACK_VALUE bytes) are kept.
  * Emptied when the handle changes (close, attach after fork): another
  * segment's versions mean nothing here.  A slot is chosen by the version and
  * the key's last 8 bytes (TAIL), which are also compared before the key.
