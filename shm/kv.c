@@ -164,19 +164,53 @@ static inline void count_read(struct tc_rslot *s, int rc)
 		tc__st(&s->ctr[TC_C_OPS], tc__ld(&s->ctr[TC_C_OPS]) + 1);
 }
 
-/* tc_get through the thread's entry T; TIMED (a constant false on the
- * fast side): the call is the sampled one (tc__tent_tick), timed into the
- * slot. */
+/*
+ * The copy of tc_get and tc_get_with, inside the read section.  A value
+ * longer than CAP is -E2BIG (tc_get: FN NULL, a constant), or goes into
+ * the buffer FN returns for it, in the same lookup: FN gets a private copy
+ * of the metadata (the length as the lookup read and checked it, once),
+ * the value is copied into its buffer and that copy checked (the checksum,
+ * the LRU bit) exactly as BUF is.  FN sees no pointer into the segment; a
+ * value that fits calls nothing.
+ */
+static inline __attribute__((always_inline)) int
+with_value(tc_cache *c, uint64_t hash, const void *key, size_t klen, void *buf, size_t cap,
+	   tc_meta *meta, tc_buf_fn fn, void *arg)
+{
+	uint64_t *slotp, w;
+	struct view v;
+	int rc = lookup(c, hash, key, klen, TC_KIND_KEY, &slotp, &w, &v);
+	if (rc == 0 && v.expires != 0 && expired(v.expires, tc__now_ms_coarse()))
+		rc = -ENOENT;
+	if (rc)
+		return rc;
+	fill_meta(meta, &v);
+	void *dst = buf;
+	if (TC_UNLIKELY(v.vlen > cap)) {
+		if (!fn)
+			return -E2BIG;
+		tc_meta m;
+		fill_meta(&m, &v);
+		if (!(dst = fn(&m, arg)))
+			return -ENOMEM;
+	}
+	copy_out(dst, v.val, v.vlen);
+	return c->rslow ? after_read(c, hash, klen, &v, dst, false) : 0;
+}
+
+/* tc_get (FN NULL) and tc_get_with through the thread's entry T; TIMED (a
+ * constant false on the fast side): the call is the sampled one
+ * (tc__tent_tick), timed into the slot. */
 static inline __attribute__((always_inline)) int
 get_ent(tc_cache *c, struct tc__tent *t, const void *key, size_t klen, void *buf,
-	size_t cap, tc_meta *meta, bool timed)
+	size_t cap, tc_meta *meta, tc_buf_fn fn, void *arg, bool timed)
 {
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
 	int rc = tc__enter_ent(c, t);
 	if (TC_UNLIKELY(rc))
 		return rc;
 	uint64_t t0 = timed ? tc__mono_ns() : 0;
-	rc = copy_value(c, hash, key, klen, buf, cap, meta, false);
+	rc = with_value(c, hash, key, klen, buf, cap, meta, fn, arg);
 	struct tc_rslot *s = t->slot;
 	count_read(s, rc);
 	if (timed)
@@ -185,16 +219,17 @@ get_ent(tc_cache *c, struct tc__tent *t, const void *key, size_t klen, void *buf
 	return rc;
 }
 
-/* tc_get's slow side: another handle's entry was current, or the call is
- * the 64th since the last timed one. */
+/* The slow side of tc_get and tc_get_with: another handle's entry was
+ * current, or the call is the 64th since the last timed one. */
 static __attribute__((noinline)) int get_slow(tc_cache *c, const void *key, size_t klen,
-					      void *buf, size_t cap, tc_meta *meta)
+					      void *buf, size_t cap, tc_meta *meta,
+					      tc_buf_fn fn, void *arg)
 {
 	bool timed;
 	struct tc__tent *t = tc__tent_switch(c, &timed);
 	if (TC_UNLIKELY(!t))
 		return -EUSERS;
-	return get_ent(c, t, key, klen, buf, cap, meta, timed);
+	return get_ent(c, t, key, klen, buf, cap, meta, fn, arg, timed);
 }
 
 int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta)
@@ -202,8 +237,8 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
 	if (TC_UNLIKELY(!c || !tc__valid_key(key, klen) || (!buf && cap)))
 		return bad_args(c);
 	if (TC_UNLIKELY(!tc__tent_tick(c)))
-		return get_slow(c, key, klen, buf, cap, meta);
-	return get_ent(c, tc__tls_ent, key, klen, buf, cap, meta, false);
+		return get_slow(c, key, klen, buf, cap, meta, NULL, NULL);
+	return get_ent(c, tc__tls_ent, key, klen, buf, cap, meta, NULL, NULL, false);
 }
 
 /* This thread's slot when it is inside a read section of C, else NULL;
@@ -430,79 +465,14 @@ int tc__get_quiet(tc_cache *c, const void *key, size_t klen, void *buf, size_t c
 	return rc;
 }
 
-/*
- * tc_get_with: tc_get, but a value longer than CAP goes into the buffer FN
- * returns for it, in the same lookup.  FN is called inside the read
- * section with a private copy of the metadata (the length as the lookup
- * read and checked it, once); the value is copied into FN's buffer and that
- * copy checked (the checksum, the LRU bit) exactly as tc_get checks BUF.
- * FN sees no pointer into the segment.  A value that fits takes tc_get's
- * path: no call.
- */
-static inline __attribute__((always_inline)) int
-with_value(tc_cache *c, uint64_t hash, const void *key, size_t klen, void *buf, size_t cap,
-	   tc_meta *meta, tc_buf_fn fn, void *arg)
-{
-	uint64_t *slotp, w;
-	struct view v;
-	int rc = lookup(c, hash, key, klen, TC_KIND_KEY, &slotp, &w, &v);
-	if (rc == 0 && v.expires != 0 && expired(v.expires, tc__now_ms_coarse()))
-		rc = -ENOENT;
-	if (rc)
-		return rc;
-	fill_meta(meta, &v);
-	void *dst = buf;
-	if (TC_UNLIKELY(v.vlen > cap)) {
-		if (!fn)
-			return -E2BIG;
-		tc_meta m;
-		fill_meta(&m, &v);
-		if (!(dst = fn(&m, arg)))
-			return -ENOMEM;
-	}
-	copy_out(dst, v.val, v.vlen);
-	return c->rslow ? after_read(c, hash, klen, &v, dst, false) : 0;
-}
-
-/* tc_get_with through the thread's entry T; TIMED as get_ent's. */
-static inline __attribute__((always_inline)) int
-with_ent(tc_cache *c, struct tc__tent *t, const void *key, size_t klen, void *buf, size_t cap,
-	 tc_meta *meta, tc_buf_fn fn, void *arg, bool timed)
-{
-	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
-	int rc = tc__enter_ent(c, t);
-	if (TC_UNLIKELY(rc))
-		return rc;
-	uint64_t t0 = timed ? tc__mono_ns() : 0;
-	rc = with_value(c, hash, key, klen, buf, cap, meta, fn, arg);
-	struct tc_rslot *s = t->slot;
-	count_read(s, rc);
-	if (timed)
-		sample_end(c, s, t0);
-	tc__exit_entered(c, t);
-	return rc;
-}
-
-/* tc_get_with's slow side, as get_slow. */
-static __attribute__((noinline)) int with_slow(tc_cache *c, const void *key, size_t klen,
-					       void *buf, size_t cap, tc_meta *meta, tc_buf_fn fn,
-					       void *arg)
-{
-	bool timed;
-	struct tc__tent *t = tc__tent_switch(c, &timed);
-	if (TC_UNLIKELY(!t))
-		return -EUSERS;
-	return with_ent(c, t, key, klen, buf, cap, meta, fn, arg, timed);
-}
-
 int tc_get_with(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
 		tc_meta *meta, tc_buf_fn fn, void *arg)
 {
 	if (TC_UNLIKELY(!c || !tc__valid_key(key, klen) || (!buf && cap)))
 		return bad_args(c);
 	if (TC_UNLIKELY(!tc__tent_tick(c)))
-		return with_slow(c, key, klen, buf, cap, meta, fn, arg);
-	return with_ent(c, tc__tls_ent, key, klen, buf, cap, meta, fn, arg, false);
+		return get_slow(c, key, klen, buf, cap, meta, fn, arg);
+	return get_ent(c, tc__tls_ent, key, klen, buf, cap, meta, fn, arg, false);
 }
 
 /* ---- writes ------------------------------------------------------------- */
