@@ -435,10 +435,11 @@ static void test_unlink_makes_attached_handles_return_estale(void **state)
 	c = bb_open_small(name);
 	bb_set_str(c, "k", "v", 0);
 	{
-		int fds[2];
+		int fds[2], up[2];
 		char b = 0;
 
 		assert_int_equal(0, pipe(fds));
+		assert_int_equal(0, pipe(up));
 		pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
@@ -446,8 +447,11 @@ static void test_unlink_makes_attached_handles_return_estale(void **state)
 			int rc;
 
 			close(fds[1]);
+			close(up[0]);
 			alarm(30);
 			if (tc_open(&e, name, NULL) != 0)
+				_exit(BB_EXIT_SETUP);
+			if (write(up[1], "a", 1) != 1) /* attached */
 				_exit(BB_EXIT_SETUP);
 			if (read(fds[0], &b, 1) != 1) /* the parent has unlinked */
 				_exit(BB_EXIT_SETUP);
@@ -455,7 +459,12 @@ static void test_unlink_makes_attached_handles_return_estale(void **state)
 			_exit(rc == -ESTALE ? BB_EXIT_OK : BB_EXIT_FAIL);
 		}
 		close(fds[0]);
-		fx_sleep_ms(50); /* let the child attach (an early unlink fails it with SETUP) */
+		close(up[1]);
+		/* The unlink only once the child is attached (a fixed 50 ms sleep
+		 * was too short under ASan on a loaded host: the child's tc_open
+		 * then failed, exit 2). */
+		assert_int_equal(1, read(up[0], &b, 1));
+		close(up[0]);
 		ASSERT_RC(0, tc_unlink(name));
 		assert_int_equal(1, write(fds[1], "u", 1));
 		close(fds[1]);
