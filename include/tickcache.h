@@ -323,6 +323,31 @@ bool tc_name_valid(const char *name);
 int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta);
 
 /*
+ * tc_get_with - tc_get, except that a value longer than CAP is not -E2BIG:
+ * it goes, in the same lookup, into a buffer that FN hands out once the
+ * length is known.  One lookup and one copy for a value of any size, and a
+ * value that fits in BUF costs what tc_get costs (FN is not called).  For a
+ * value that does not fit, the call (inside its read section) calls FN(M,
+ * ARG) with a private copy of the metadata (M->len is the length as the
+ * lookup read and checked it, once), copies the value into the buffer FN
+ * returns (at least M->len bytes) and checks that copy as tc_get checks
+ * BUF (TC_CHECKSUM: the buffer then holds the damaged bytes, do not use
+ * them).  FN never sees a pointer into the segment.  FN returning NULL (it
+ * could not allocate, or does not want the value) makes the call return
+ * -ENOMEM with nothing copied.  FN runs inside the read section: keep it
+ * short; it may allocate and read (tc_get, tc_peek: sections nest) but must
+ * not write, wait (tc_wait, tc_get_or_load) or close a handle.  FN NULL:
+ * exactly tc_get.  BUF NULL with CAP 0: every non-empty value goes to FN.
+ * @meta: may be NULL; filled (before FN is called) as tc_get fills it.
+ * Counted as tc_get (a hit, a miss, or an error for -ENOMEM).
+ * Returns 0, -ENOENT, -E2BIG (only with FN NULL), -ENOMEM (FN returned
+ * NULL), -EINVAL, -EUSERS, -ESTALE, -EBUSY, TC_ECORRUPT.
+ */
+typedef void *(*tc_buf_fn)(const tc_meta *meta, void *arg);
+int tc_get_with(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
+		tc_meta *meta, tc_buf_fn fn, void *arg);
+
+/*
  * tc_read_lock - enter a read section (nestable, per thread).  Memory
  * returned by tc_peek stays valid and unchanged until the outermost
  * tc_read_unlock of this thread.  Entering costs a store to the thread's own
@@ -395,6 +420,12 @@ int tc_peek_many(tc_cache *c, tc_req *reqs, size_t n, const void **vals);
  */
 int tc_set(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
 	   uint32_t type, uint64_t ttl_ms);
+
+/* tc_set_v - tc_set that also stores the version it published in *VERSION
+ * (may be NULL; written only when the call returns 0): the version tc_get
+ * reports for KEY until its next change, and the one tc_cas expects. */
+int tc_set_v(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
+	     uint32_t type, uint64_t ttl_ms, uint64_t *version);
 
 /* tc_add - set only when KEY has no live value; else -EEXIST.  Atomic
  * across processes: of N racing adds exactly one returns 0. */

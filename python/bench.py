@@ -10,8 +10,12 @@ time.perf_counter_ns and reported per call; each row is the median over
 --runs runs of that run's median batch (p50) and 99th-percentile batch
 (p99).  The loop's own cost (an empty `for` over the same range, measured
 the same way) is subtracted from every row, so a row is the call alone.
-The `add` row times single calls instead (fresh keys), minus the timer's
-own median cost, to give a per-call p99.  Redis runs as redis-server on a
+The `set` row includes a lambda's call (set takes two arguments).  The
+`len(key)` row is the floor of the 100k rows: the interpreter's loop and
+call plus the cache misses of reaching each key object, which the C loop
+(keys made on the fly) does not have.  The `add` row times single calls
+instead (fresh keys), minus the timer's own median cost, to give a
+per-call p99.  Redis runs as redis-server on a
 unix socket started here (skipped when redis-server is missing), read with
 a minimal RESP client on a raw socket - the least a Python client can
 spend.  The C row is shm-bench's tc_get p50 (-k 100000 -d uniform -s 64
@@ -200,6 +204,8 @@ def main():
     try:
         hot = "tradecore:market:quote:AAPL"
         c.set(hot, VALUE)
+        big = "tradecore:market:book:AAPL"
+        c.set(big, bytes(2000))
         d = {hot: VALUE}
         keys = [f"k:{i:08d}" for i in range(nkeys)]
         for k in keys:
@@ -224,8 +230,13 @@ def main():
             record("dict.get, hot key", batches(d.get, hot, nb), loop)
             record("Cache.get, hot key (bytes)", batches(c.get, hot, nb), loop)
             record("Cache.get, miss", batches(c.get, "tradecore:market:quote:NONE", nb), loop)
+            record("len(key), 100k keys uniform (touching the key objects)",
+                   batches_keys(len, seq, nb), loop)
             record("dict.get, 100k keys uniform", batches_keys(d.get, seq, nb), loop)
             record("Cache.get, 100k keys uniform", batches_keys(c.get, seq, nb), loop)
+            record("Cache.get, 2000-byte value", batches(c.get, big, nb), loop)
+            record("Cache.set, hot key (returns the version)",
+                   batches(lambda k: c.set(k, VALUE), hot, max(2, nb // 4)), loop)
             if redis:
                 record("Redis GET (unix socket, raw RESP)",
                        batches(redis.get, hot, max(2, nb // 50)), loop)
@@ -294,7 +305,8 @@ def main():
     if cp50 is not None:
         u = med["Cache.get, 100k keys uniform"][0]
         out.append(f"- 100k keys uniform: Python get {u:.1f} ns, C tc_get p50 {cp50:.1f} ns "
-                   f"(shm-bench, same run): +{u - cp50:.1f} ns")
+                   f"(shm-bench, same run): +{u - cp50:.1f} ns; of which touching the key "
+                   f"objects (len) {med['len(key), 100k keys uniform (touching the key objects)'][0]:.1f} ns")
     if "Redis GET (unix socket, raw RESP)" in med:
         r = med["Redis GET (unix socket, raw RESP)"][0]
         out.append(f"- Redis GET / hot get (p50): {r / hotc:.0f}x")

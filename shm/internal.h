@@ -364,6 +364,7 @@ struct tc__wreq {
 	int64_t delta;       /* TC_OP_INCR */
 	int64_t *out;        /* TC_OP_INCR: the new count, on success */
 	uint32_t aux;        /* tc_entry.aux */
+	uint64_t *version;   /* the version published, on success (may be NULL) */
 };
 int  tc__write(tc_cache *c, const struct tc__wreq *q);
 int  tc__get_quiet(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,

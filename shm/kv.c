@@ -128,12 +128,20 @@ copy_out(void *dst, const void *src, size_t n)
 		memcpy(dst, src, n);
 }
 
-/* The copy of tc_get, inside a read section.  QUIET (a constant at each
- * call): no reference bit set, and the precise clock.  PLAIN (a constant
- * too): the caller knows the handle's rslow is 0 (tc__tent_tick_plain). */
+/*
+ * The copy of tc_get and tc_get_with, inside a read section.  A value
+ * longer than CAP is -E2BIG (FN NULL: tc_get, tc_get_many), or goes into
+ * the buffer FN returns for it, in the same lookup: FN gets a private copy
+ * of the metadata (the length as the lookup read and checked it, once),
+ * the value is copied into its buffer and that copy checked (the checksum,
+ * the LRU bit) exactly as BUF is.  FN sees no pointer into the segment; a
+ * value that fits calls nothing.  QUIET (a constant at each call): no
+ * reference bit set, and the precise clock.  PLAIN (a constant too): the
+ * caller knows the handle's rslow is 0 (tc__tent_tick_plain).
+ */
 static inline __attribute__((always_inline)) int
 copy_value_as(tc_cache *c, uint64_t hash, const void *key, size_t klen, void *buf, size_t cap,
-	      tc_meta *meta, bool quiet, bool plain)
+	      tc_meta *meta, tc_buf_fn fn, void *arg, bool quiet, bool plain)
 {
 	uint64_t *slotp, w;
 	struct view v;
@@ -141,24 +149,27 @@ copy_value_as(tc_cache *c, uint64_t hash, const void *key, size_t klen, void *bu
 	if (rc == 0 && v.expires != 0 &&
 	    expired(v.expires, quiet ? tc__now_ms() : tc__now_ms_coarse()))
 		rc = -ENOENT;
-	if (rc == 0) {
-		fill_meta(meta, &v);
-		if (v.vlen > cap) {
-			rc = -E2BIG;
-		} else {
-			copy_out(buf, v.val, v.vlen);
-			if (!plain && c->rslow)
-				rc = after_read(c, hash, klen, &v, buf, quiet);
-		}
+	if (rc)
+		return rc;
+	fill_meta(meta, &v);
+	void *dst = buf;
+	if (TC_UNLIKELY(v.vlen > cap)) {
+		if (!fn)
+			return -E2BIG;
+		tc_meta m;
+		fill_meta(&m, &v);
+		if (!(dst = fn(&m, arg)))
+			return -ENOMEM;
 	}
-	return rc;
+	copy_out(dst, v.val, v.vlen);
+	return !plain && c->rslow ? after_read(c, hash, klen, &v, dst, quiet) : 0;
 }
 
 static inline __attribute__((always_inline)) int
 copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen, void *buf, size_t cap,
 	   tc_meta *meta, bool quiet)
 {
-	return copy_value_as(c, hash, key, klen, buf, cap, meta, quiet, false);
+	return copy_value_as(c, hash, key, klen, buf, cap, meta, NULL, NULL, quiet, false);
 }
 
 /*
@@ -178,19 +189,19 @@ static inline void count_read(struct tc_rslot *s, int rc)
 		tc__st(&s->ctr[TC_C_OPS], tc__ld(&s->ctr[TC_C_OPS]) + 1);
 }
 
-/* tc_get through the thread's entry T; TIMED (a constant false on the
- * fast side): the call is the sampled one (tc__tent_tick), timed into the
- * slot. */
+/* tc_get (FN NULL) and tc_get_with through the thread's entry T; TIMED (a
+ * constant false on the fast side): the call is the sampled one
+ * (tc__tent_tick), timed into the slot. */
 static inline __attribute__((always_inline)) int
 get_ent(tc_cache *c, struct tc__tent *t, const void *key, size_t klen, void *buf,
-	size_t cap, tc_meta *meta, bool timed)
+	size_t cap, tc_meta *meta, tc_buf_fn fn, void *arg, bool timed)
 {
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
 	int rc = tc__enter_ent(c, t);
 	if (TC_UNLIKELY(rc))
 		return rc;
 	uint64_t t0 = timed ? tc__mono_ns() : 0;
-	rc = copy_value(c, hash, key, klen, buf, cap, meta, false);
+	rc = copy_value_as(c, hash, key, klen, buf, cap, meta, fn, arg, false, false);
 	struct tc_rslot *s = t->slot;
 	count_read(s, rc);
 	if (timed)
@@ -199,28 +210,29 @@ get_ent(tc_cache *c, struct tc__tent *t, const void *key, size_t klen, void *buf
 	return rc;
 }
 
-/* tc_get's slow side: the handle is not plain (tc__tent_tick_plain), another
- * handle's entry was current, or the call is the 64th since the last timed
- * one. */
+/* The slow side of tc_get and tc_get_with: the handle is not plain
+ * (tc__tent_tick_plain), another handle's entry was current, or the call
+ * is the 64th since the last timed one. */
 static __attribute__((noinline)) int get_slow(tc_cache *c, const void *key, size_t klen,
-					      void *buf, size_t cap, tc_meta *meta)
+					      void *buf, size_t cap, tc_meta *meta,
+					      tc_buf_fn fn, void *arg)
 {
 	if (tc__tent_tick(c))
-		return get_ent(c, tc__tls_ent, key, klen, buf, cap, meta, false);
+		return get_ent(c, tc__tls_ent, key, klen, buf, cap, meta, fn, arg, false);
 	bool timed;
 	struct tc__tent *t = tc__tent_switch(c, &timed);
 	if (TC_UNLIKELY(!t))
 		return -EUSERS;
-	return get_ent(c, t, key, klen, buf, cap, meta, timed);
+	return get_ent(c, t, key, klen, buf, cap, meta, fn, arg, timed);
 }
 
-/* tc_get through the current entry T, already counted, inside a section or
- * with a segment not READY: the general path. */
+/* tc_get and tc_get_with through the current entry T, already counted,
+ * inside a section or with a segment not READY: the general path. */
 static __attribute__((noinline)) int get_nested(tc_cache *c, struct tc__tent *t,
 						const void *key, size_t klen, void *buf,
-						size_t cap, tc_meta *meta)
+						size_t cap, tc_meta *meta, tc_buf_fn fn, void *arg)
 {
-	return get_ent(c, t, key, klen, buf, cap, meta, false);
+	return get_ent(c, t, key, klen, buf, cap, meta, fn, arg, false);
 }
 
 /*
@@ -231,28 +243,29 @@ static __attribute__((noinline)) int get_nested(tc_cache *c, struct tc__tent *t,
  */
 static inline __attribute__((always_inline)) int
 get_plain(tc_cache *c, struct tc__tent *t, struct tc_hdr *h, const void *key, size_t klen,
-	  void *buf, size_t cap, tc_meta *meta)
+	  void *buf, size_t cap, tc_meta *meta, tc_buf_fn fn, void *arg)
 {
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
 	struct tc_rslot *s = tc__enter_plain(h, t);
-	int rc = copy_value_as(c, hash, key, klen, buf, cap, meta, false, true);
+	int rc = copy_value_as(c, hash, key, klen, buf, cap, meta, fn, arg, false, true);
 	count_read(s, rc);
 	tc__exit_plain(t, s);
 	return rc;
 }
 
 static inline __attribute__((always_inline)) int
-get_top(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta)
+get_top(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta,
+	tc_buf_fn fn, void *arg)
 {
 	if (TC_UNLIKELY(!c || !tc__valid_key(key, klen) || (!buf && cap)))
 		return bad_args(c);
 	if (TC_UNLIKELY(!tc__tent_tick_plain(c)))
-		return get_slow(c, key, klen, buf, cap, meta);
+		return get_slow(c, key, klen, buf, cap, meta, fn, arg);
 	struct tc__tent *t = tc__tls_ent;
 	struct tc_hdr *h = c->h;
 	if (TC_UNLIKELY(t->depth != 0 || tc__ld(&h->state) != TC_STATE_READY))
-		return get_nested(c, t, key, klen, buf, cap, meta);
-	return get_plain(c, t, h, key, klen, buf, cap, meta);
+		return get_nested(c, t, key, klen, buf, cap, meta, fn, arg);
+	return get_plain(c, t, h, key, klen, buf, cap, meta, fn, arg);
 }
 
 int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta)
@@ -263,9 +276,9 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
 	if (TC_LIKELY(klen - 9 <= 7)) {
 		if (klen < 9 || klen > 16)
 			__builtin_unreachable();
-		return get_top(c, key, klen, buf, cap, meta);
+		return get_top(c, key, klen, buf, cap, meta, NULL, NULL);
 	}
-	return get_top(c, key, klen, buf, cap, meta);
+	return get_top(c, key, klen, buf, cap, meta, NULL, NULL);
 }
 
 /* This thread's slot when it is inside a read section of C, else NULL;
@@ -533,6 +546,12 @@ int tc__get_quiet(tc_cache *c, const void *key, size_t klen, void *buf, size_t c
 	return rc;
 }
 
+int tc_get_with(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
+		tc_meta *meta, tc_buf_fn fn, void *arg)
+{
+	return get_top(c, key, klen, buf, cap, meta, fn, arg);
+}
+
 /* ---- writes ------------------------------------------------------------- */
 
 /* Resolve the TTL argument of a write into an absolute expiry. */
@@ -571,6 +590,7 @@ struct wstate {
 	uint64_t need;       /* block bytes of the last attempt */
 	struct tc__room room;
 	int64_t incr_val;
+	uint64_t version;    /* the version published (q->version) */
 	uint8_t ctrbuf[8];   /* a counter's new value, little-endian */
 };
 
@@ -697,6 +717,10 @@ static int publish_insert(tc_cache *c, const struct tc__wreq *q, struct wstate *
 				&seen);
 	if (ir == 0) {
 		TC_CRASH_POINT(insert_published);
+		/* tc__insert_new took the version; read once, for q->version
+		 * (the section keeps E from being reused). */
+		if (q->version)
+			w->version = tc__ld(&e->version);
 		tc__add(&c->h->live, 1);
 		tc__st(&s->inflight, 0);
 		return W_DONE;
@@ -773,7 +797,8 @@ static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstat
 	}
 	/* An update takes its version now, before the build: the CAS on the
 	 * version counter then finds no store of the build still pending. */
-	build(q, w, &v, found ? next_version(c, w->hash, old.version) : 0, e);
+	w->version = found ? next_version(c, w->hash, old.version) : 0;
+	build(q, w, &v, w->version, e);
 	/* tc_expire carries the old value over: it is checked as copied
 	 * (into our private block), so damage is never sealed anew. */
 	if (c->csum && q->op == TC_OP_EXPIRE &&
@@ -797,6 +822,8 @@ static inline void write_done(tc_cache *c, const struct tc__wreq *q, struct wsta
 	tc__notify(c, w->hash); /* after the publishing CAS: wake waiters, if any */
 	if (q->op == TC_OP_INCR && q->out)
 		*q->out = w->incr_val; /* only on success */
+	if (q->version)
+		*q->version = w->version;
 	tc__count(s, q->op == TC_OP_ADD ? TC_C_ADDS : TC_C_SETS);
 	tc__count(s, TC_C_OPS);
 	sample_end(c, s, t0);
@@ -862,8 +889,17 @@ int tc_set(tc_cache *c, const void *key, size_t klen, const void *val, size_t vl
 	 * first (a rep stos on the hottest write). */
 	struct tc__wreq q = { .kind = TC_KIND_KEY, .key = key, .klen = klen, .val = val,
 			      .vlen = vlen, .type = type, .ttl_ms = ttl_ms, .op = TC_OP_SET,
-			      .expect = 0, .delta = 0, .out = NULL, .aux = 0 };
+			      .expect = 0, .delta = 0, .out = NULL, .aux = 0, .version = NULL };
 	return tc__write(c, &q);
+}
+
+int tc_set_v(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
+	     uint32_t type, uint64_t ttl_ms, uint64_t *version)
+{
+	return tc__write(c, &(struct tc__wreq){ .kind = TC_KIND_KEY, .key = key, .klen = klen,
+						.val = val, .vlen = vlen, .type = type,
+						.ttl_ms = ttl_ms, .op = TC_OP_SET,
+						.version = version });
 }
 
 int tc_add(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,

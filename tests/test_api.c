@@ -435,10 +435,11 @@ static void test_unlink_makes_attached_handles_return_estale(void **state)
 	c = bb_open_small(name);
 	bb_set_str(c, "k", "v", 0);
 	{
-		int fds[2];
+		int fds[2], up[2];
 		char b = 0;
 
 		assert_int_equal(0, pipe(fds));
+		assert_int_equal(0, pipe(up));
 		pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
@@ -446,8 +447,11 @@ static void test_unlink_makes_attached_handles_return_estale(void **state)
 			int rc;
 
 			close(fds[1]);
+			close(up[0]);
 			alarm(30);
 			if (tc_open(&e, name, NULL) != 0)
+				_exit(BB_EXIT_SETUP);
+			if (write(up[1], "a", 1) != 1) /* attached */
 				_exit(BB_EXIT_SETUP);
 			if (read(fds[0], &b, 1) != 1) /* the parent has unlinked */
 				_exit(BB_EXIT_SETUP);
@@ -455,7 +459,12 @@ static void test_unlink_makes_attached_handles_return_estale(void **state)
 			_exit(rc == -ESTALE ? BB_EXIT_OK : BB_EXIT_FAIL);
 		}
 		close(fds[0]);
-		fx_sleep_ms(50); /* let the child attach (an early unlink fails it with SETUP) */
+		close(up[1]);
+		/* The unlink only once the child is attached (a fixed 50 ms sleep
+		 * was too short under ASan on a loaded host: the child's tc_open
+		 * then failed, exit 2). */
+		assert_int_equal(1, read(up[0], &b, 1));
+		close(up[0]);
 		ASSERT_RC(0, tc_unlink(name));
 		assert_int_equal(1, write(fds[1], "u", 1));
 		close(fds[1]);
@@ -2073,6 +2082,215 @@ static void test_get_many_on_unlinked_segment_returns_estale(void **state)
 	tc_close(c);
 }
 
+/* ---- tc_get_with / tc_set_v -------------------------------------------- */
+
+/* A tc_buf_fn that records what it was given and hands out BUF (or NULL). */
+struct with_rec {
+	int calls;
+	tc_meta seen;
+	void *buf;           /* returned */
+	tc_cache *c;         /* for the checks made inside the section */
+	int peek_rc;         /* tc_peek of "k" inside FN */
+	struct overwriter *w;/* run to its end inside FN, when set */
+};
+
+static void *with_rec_fn(const tc_meta *m, void *arg)
+{
+	struct with_rec *r = arg;
+	const void *p;
+
+	r->calls++;
+	r->seen = *m;
+	if (r->c)
+		r->peek_rc = tc_peek(r->c, KS("k"), &p, NULL);
+	if (r->w) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, overwriter_main, r->w) == 0)
+			pthread_join(t, NULL);
+		else
+			r->w->rc = -EAGAIN;
+	}
+	return r->buf;
+}
+
+static void test_get_with_copies_into_the_buffer_fn_returns(void **state)
+{
+	char name[TC_NAME_MAX + 1], big[3000], out[3000 + 8], small[16];
+	tc_cache *c = bb_open_small(name);
+	struct with_rec r = { .buf = out };
+	tc_meta m, g;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)(i * 7 + 1);
+	ASSERT_RC(0, tc_set(c, KS("k"), big, sizeof(big), 7u, 60000));
+	g = meta_of(c, "k");
+	memset(out, '#', sizeof(out));
+	memset(small, '#', sizeof(small));
+	memset(&m, 0, sizeof(m));
+	ASSERT_RC(0, tc_get_with(c, KS("k"), small, sizeof(small), &m, with_rec_fn, &r));
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.seen.len, sizeof(big));
+	assert_int_equal(r.seen.type, 7);
+	assert_int_equal(r.seen.version, g.version);
+	assert_int_equal(r.seen.expires_ms, g.expires_ms);
+	assert_int_equal(m.len, sizeof(big));
+	assert_int_equal(m.version, g.version);
+	assert_int_equal(m.type, 7);
+	assert_int_equal(m.expires_ms, g.expires_ms);
+	assert_memory_equal(out, big, sizeof(big));
+	assert_memory_equal(out + sizeof(big), "########", 8); /* not one byte more */
+	assert_memory_equal(small, "################", 16); /* BUF untouched */
+	/* A value that fits goes to BUF, without a call; META may be NULL. */
+	ASSERT_RC(0, tc_set(c, KS("s"), KS("sixteen bytes..."), 0u, 0));
+	ASSERT_RC(0, tc_get_with(c, KS("s"), small, sizeof(small), NULL, with_rec_fn, &r));
+	assert_int_equal(r.calls, 1);
+	assert_memory_equal(small, "sixteen bytes...", 16);
+	/* BUF NULL, CAP 0: every non-empty value goes to FN; an empty one fits. */
+	ASSERT_RC(0, tc_get_with(c, KS("s"), NULL, 0, &m, with_rec_fn, &r));
+	assert_int_equal(r.calls, 2);
+	assert_int_equal(r.seen.len, 16);
+	assert_memory_equal(out, "sixteen bytes...", 16);
+	ASSERT_RC(0, tc_set(c, KS("e"), "", 0, 0u, 0));
+	ASSERT_RC(0, tc_get_with(c, KS("e"), NULL, 0, &m, with_rec_fn, &r));
+	assert_int_equal(r.calls, 2);
+	assert_int_equal(m.len, 0);
+	assert_int_equal(m.version, meta_of(c, "e").version);
+	/* FN NULL: tc_get, -E2BIG with META filled. */
+	memset(&m, 0, sizeof(m));
+	ASSERT_RC(-E2BIG, tc_get_with(c, KS("k"), small, sizeof(small), &m, NULL, NULL));
+	assert_int_equal(m.len, sizeof(big));
+	assert_int_equal(m.version, g.version);
+	tc_close(c);
+}
+
+static void test_get_with_calls_no_fn_on_a_miss_or_an_expired_key(void **state)
+{
+	char name[TC_NAME_MAX + 1], out[16];
+	tc_cache *c = bb_open_small(name);
+	struct with_rec r = { .buf = out };
+	tc_meta m = { .len = 99 };
+
+	(void)state;
+	ASSERT_RC(-ENOENT, tc_get_with(c, KS("nope"), NULL, 0, &m, with_rec_fn, &r));
+	ASSERT_RC(0, tc_set(c, KS("x"), "1", 1, 0u, 1));
+	fx_sleep_ms(30); /* well past 1 ms, as read by the coarse clock */
+	ASSERT_RC(-ENOENT, tc_get_with(c, KS("x"), NULL, 0, &m, with_rec_fn, &r));
+	assert_int_equal(r.calls, 0);
+	assert_int_equal(m.len, 99); /* META untouched */
+	tc_close(c);
+}
+
+static void test_get_with_null_buffer_is_enomem_counted_as_an_error(void **state)
+{
+	char name[TC_NAME_MAX + 1], small[2];
+	tc_cache *c = bb_open_small(name);
+	struct with_rec r = { .buf = NULL };
+	tc_stats st0, st1;
+	tc_meta m;
+
+	(void)state;
+	bb_set_str(c, "k", "value", 0);
+	ASSERT_RC(0, tc_get_stats(c, &st0));
+	ASSERT_RC(-ENOMEM, tc_get_with(c, KS("k"), small, sizeof(small), &m, with_rec_fn, &r));
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(m.len, 5); /* filled before FN ran */
+	ASSERT_RC(0, tc_get_stats(c, &st1));
+	assert_int_equal(st1.errors - st0.errors, 1);
+	assert_int_equal(st1.ops - st0.ops, 1);
+	assert_int_equal(st1.hits - st0.hits, 0);
+	tc_close(c);
+}
+
+static void test_get_with_checks_its_arguments(void **state)
+{
+	char name[TC_NAME_MAX + 1], out[8], longkey[TC_KEY_MAX + 2];
+	tc_cache *c = bb_open_small(name);
+	struct with_rec r = { .buf = out };
+	tc_stats st;
+
+	(void)state;
+	bb_set_str(c, "k", "v", 0);
+	memset(longkey, 'k', sizeof(longkey));
+	ASSERT_RC(-EINVAL, tc_get_with(NULL, KS("k"), NULL, 0, NULL, with_rec_fn, &r));
+	ASSERT_RC(-EINVAL, tc_get_with(c, NULL, 1, NULL, 0, NULL, with_rec_fn, &r));
+	ASSERT_RC(-EINVAL, tc_get_with(c, "k", 0, NULL, 0, NULL, with_rec_fn, &r));
+	ASSERT_RC(-EINVAL, tc_get_with(c, longkey, TC_KEY_MAX + 1, NULL, 0, NULL, with_rec_fn,
+				       &r));
+	ASSERT_RC(-EINVAL, tc_get_with(c, KS("k"), NULL, 4, NULL, with_rec_fn, &r));
+	assert_int_equal(r.calls, 0);
+	ASSERT_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(st.errors, 4); /* the calls with a handle */
+	ASSERT_RC(0, tc_unlink(name));
+	ASSERT_RC(-ESTALE, tc_get_with(c, KS("k"), NULL, 0, NULL, with_rec_fn, &r));
+	assert_int_equal(r.calls, 0);
+	tc_close(c);
+}
+
+/* FN runs inside the read section: tc_peek works there, and a writer that
+ * replaces, deletes and reclaims the key while FN runs changes nothing of
+ * what the call copies. */
+static void test_get_with_fn_runs_inside_the_read_section(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	unsigned char v[PEEK_VLEN], out[PEEK_VLEN];
+	tc_cache *c = bb_open_small(name);
+	struct overwriter w = { c, 500, 0, 0 };
+	struct with_rec r = { .buf = out, .c = c, .peek_rc = 12345, .w = &w };
+	const void *p;
+	tc_meta m, g;
+
+	(void)state;
+	memset(v, 'Z', sizeof(v));
+	ASSERT_RC(0, tc_set(c, KS("k"), v, sizeof(v), 0u, 0));
+	g = meta_of(c, "k");
+	ASSERT_RC(0, tc_get_with(c, KS("k"), NULL, 0, &m, with_rec_fn, &r));
+	ASSERT_RC(0, r.peek_rc);
+	ASSERT_RC(0, w.rc);
+	assert_int_equal(w.done, 1);
+	assert_int_equal(m.version, g.version);
+	assert_int_equal(m.len, PEEK_VLEN);
+	assert_memory_equal(out, v, PEEK_VLEN);
+	/* The section ended with the call. */
+	ASSERT_RC(-EINVAL, tc_peek(c, KS("k"), &p, NULL));
+	ASSERT_RC(0, tc_get_with(c, KS("k"), NULL, 0, &m, with_rec_fn,
+				 &(struct with_rec){ .buf = out }));
+	assert_int_equal(m.len, 5);
+	assert_memory_equal(out, "final", 5);
+	assert_true(m.version > g.version);
+	tc_close(c);
+}
+
+static void test_set_v_reports_the_version_readers_see(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = bb_open_small(name);
+	uint64_t v1 = 12345, v2 = 12345, v3 = 12345, v4 = 12345;
+	unsigned char *big = calloc(1, TC_VALUE_MAX + 1);
+
+	(void)state;
+	assert_non_null(big);
+	ASSERT_RC(0, tc_set_v(c, KS("k"), KS("one"), 3u, 0, &v1)); /* insert */
+	assert_int_equal(v1, meta_of(c, "k").version);
+	ASSERT_RC(0, tc_set_v(c, KS("k"), KS("two"), 3u, 0, &v2)); /* update */
+	assert_int_equal(v2, meta_of(c, "k").version);
+	assert_true(v2 > v1);
+	ASSERT_RC(TC_ECONFLICT, tc_cas(c, KS("k"), v1, KS("x"), 0u, 0));
+	ASSERT_RC(0, tc_cas(c, KS("k"), v2, KS("three"), 0u, 0));
+	ASSERT_RC(0, tc_del(c, KS("k")));
+	ASSERT_RC(0, tc_set_v(c, KS("k"), KS("four"), 0u, 0, &v3)); /* re-insert */
+	assert_int_equal(v3, meta_of(c, "k").version);
+	assert_true(v3 > v2);
+	/* A failed call leaves *version alone; NULL is allowed. */
+	ASSERT_RC(-EMSGSIZE, tc_set_v(c, KS("k"), big, TC_VALUE_MAX + 1, 0u, 0, &v4));
+	free(big);
+	ASSERT_RC(-EINVAL, tc_set_v(c, NULL, 1, KS("v"), 0u, 0, &v4));
+	assert_int_equal(v4, 12345);
+	ASSERT_RC(0, tc_set_v(c, KS("k"), KS("five"), 0u, 0, NULL));
+	assert_true(meta_of(c, "k").version > v3);
+	tc_close(c);
+}
+
 static void test_get_info_reports_geometry(void **state)
 {
 	char name[TC_NAME_MAX + 1];
@@ -2286,6 +2504,12 @@ int main(void)
 		FX_TEST(test_get_many_counts_each_request_in_stats),
 		FX_TEST(test_peek_many_points_into_the_segment_inside_a_section),
 		FX_TEST(test_get_many_on_unlinked_segment_returns_estale),
+		FX_TEST(test_get_with_copies_into_the_buffer_fn_returns),
+		FX_TEST(test_get_with_calls_no_fn_on_a_miss_or_an_expired_key),
+		FX_TEST(test_get_with_null_buffer_is_enomem_counted_as_an_error),
+		FX_TEST(test_get_with_checks_its_arguments),
+		FX_TEST(test_get_with_fn_runs_inside_the_read_section),
+		FX_TEST(test_set_v_reports_the_version_readers_see),
 		FX_TEST(test_get_info_reports_geometry),
 		FX_TEST(test_get_info_defaults_for_zero_opts),
 		FX_TEST(test_strerror_names_every_code),

@@ -88,6 +88,41 @@ static void test_scribbled_value_byte_is_ecorrupt_with_checksums(void **state)
 	tc_unlink(name);
 }
 
+static void *buf_fn(const tc_meta *m, void *arg)
+{
+	(void)m;
+	return arg;
+}
+
+/* tc_get_with checks the copy it made into FN's buffer, as tc_get checks
+ * its BUF: the damaged bytes are there, and the call says TC_ECORRUPT; the
+ * same for a value that fits its BUF. */
+static void test_scribbled_value_byte_is_ecorrupt_from_get_with(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = create(name, sizeof(name), "csw", TC_EVICT_NONE, true);
+	uint8_t val[100], buf[128];
+	tc_meta m;
+	memset(val, 'v', sizeof(val));
+	ASSERT_RC(0, tc_set(c, "k", 1, val, sizeof(val), 3, 0));
+	ASSERT_RC(0, tc_get_with(c, "k", 1, NULL, 0, &m, buf_fn, buf));
+	assert_memory_equal(buf, val, sizeof(val));
+	assert_int_equal(failures(c), 0);
+	value_of(c, "k", TC_KIND_KEY)[3] ^= 0x80;
+	memset(buf, 0, sizeof(buf));
+	ASSERT_RC(TC_ECORRUPT, tc_get_with(c, "k", 1, NULL, 0, &m, buf_fn, buf));
+	assert_int_equal(failures(c), 1);
+	assert_int_equal(m.len, sizeof(val));
+	assert_int_equal(buf[3], 'v' ^ 0x80); /* the copy that was checked */
+	memset(buf, 0, sizeof(buf));
+	ASSERT_RC(TC_ECORRUPT, tc_get_with(c, "k", 1, buf, sizeof(buf), &m, buf_fn, NULL));
+	assert_int_equal(failures(c), 2);
+	assert_int_equal(buf[3], 'v' ^ 0x80);
+	tc_close(c);
+	tc_unlink(name);
+}
+
 static void test_scribbled_value_byte_is_returned_without_checksums(void **state)
 {
 	(void)state;
@@ -350,6 +385,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_scribbled_value_byte_is_ecorrupt_with_checksums),
 		FX_TEST(test_scribbled_value_byte_is_returned_without_checksums),
+		FX_TEST(test_scribbled_value_byte_is_ecorrupt_from_get_with),
 		FX_TEST(test_scribbled_metadata_is_ecorrupt),
 		FX_TEST(test_scribbled_counter_is_not_incremented),
 		FX_TEST(test_scribbled_dto_is_ecorrupt_before_any_callback),

@@ -68,13 +68,14 @@ static void at_fork_child(void)
 
 /*
  * The results of recent gets: when KEY's live version is the one a slot
- * holds and the value tc_get just copied is byte for byte that slot's bytes
- * object, get returns that object again instead of allocating a new one.
+ * holds and the value tc_get_with just copied to the stack is byte for byte
+ * that slot's bytes object, get returns that object again instead of
+ * allocating a new one.
  * The version is only a filter: the bytes are compared too, so a version
  * seen again (a scribbled version counter, a segment recreated under the
  * same name) can never return another value.  Only keys of exactly str or
- * bytes (immutable, no __del__, no reference cycle) and values tc_get
- * copies whole (up to RECENT_MAX = STACK_VALUE bytes) are kept.
+ * bytes (immutable, no __del__, no reference cycle) and values copied to
+ * the stack whole (up to RECENT_MAX = STACK_VALUE bytes) are kept.
  * Emptied when the handle changes (close, attach after fork): another
  * segment's versions mean nothing here.  A slot is chosen by the version and
  * the key's last 8 bytes (TAIL), which are also compared before the key.
@@ -295,7 +296,9 @@ static int seconds_arg(PyObject *o, const char *what, int allow_none, uint64_t n
 		PyErr_Format(PyExc_TypeError, "%s must be a number of seconds, not None", what);
 		return -1;
 	}
-	if (PyFloat_Check(o)) {
+	/* An exact int first: no subtype walk for the common add(k, v, 3600). */
+	int exact_int = PyLong_CheckExact(o);
+	if (!exact_int && PyFloat_Check(o)) {
 		double d = PyFloat_AS_DOUBLE(o);
 		if (isnan(d)) {
 			PyErr_Format(PyExc_ValueError, "%s is NaN", what);
@@ -313,7 +316,7 @@ static int seconds_arg(PyObject *o, const char *what, int allow_none, uint64_t n
 		*ms = (uint64_t)m;
 		return 0;
 	}
-	if (PyIndex_Check(o) && !PyBool_Check(o)) {
+	if (exact_int || (PyIndex_Check(o) && !PyBool_Check(o))) {
 		int over = 0;
 		long long v = PyLong_AsLongLongAndOverflow(o, &over);
 		if (v == -1 && PyErr_Occurred())
@@ -899,31 +902,16 @@ static inline void recent_put(CacheObject *self, PyObject *keyobj, const bytearg
 }
 
 /*
- * fetch_large - a value larger than the stack buffer, with one lookup and
- * one copy: inside a read section (nested in the caller's own when there is
- * one), tc_peek finds it and the bytes object is made straight from the
- * segment.  M->len is the library's copy of the length, read once and
- * checked against the block and the arena; the value's memory cannot be
- * reclaimed before tc_read_unlock.  Allocating inside the section runs no
- * Python code (bytes are not tracked by the GC) and cannot release the GIL.
- * Returns as fetch_key, with *RC -ENOMEM when the allocation failed.
+ * get_big - tc_get_with's buffer for a value longer than the stack's: a new
+ * bytes object of exactly its length (*ARG), made inside the read section.
+ * Allocating there runs no Python code (bytes are not tracked by the GC)
+ * and cannot release the GIL.
  */
-static PyObject *fetch_large(tc_cache *c, const bytearg *k, tc_meta *m, int *rc)
+static void *get_big(const tc_meta *m, void *arg)
 {
-	int r = tc_read_lock(c);
-	if (r == 0) {
-		const void *p;
-		r = tc_peek(c, k->p, (size_t)k->n, &p, m);
-		if (r == 0) {
-			PyObject *b = PyBytes_FromStringAndSize(p, (Py_ssize_t)m->len);
-			tc_read_unlock(c);
-			*rc = b ? 0 : -ENOMEM;
-			return b;
-		}
-		tc_read_unlock(c);
-	}
-	*rc = r;
-	return NULL;
+	PyObject **out = arg;
+	*out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)m->len);
+	return *out ? PyBytes_AS_STRING(*out) : NULL;
 }
 
 /*
@@ -932,35 +920,38 @@ static PyObject *fetch_large(tc_cache *c, const bytearg *k, tc_meta *m, int *rc)
  * KEYOBJ is the key's object, for the recent results (see struct recent),
  * or NULL.
  *
- * tc_get copies a value of up to STACK_VALUE bytes to the stack; when it is
- * byte for byte the bytes object a recent get returned for this key and
- * version, that object is returned again (no allocation),
- * else the bytes are made from the stack copy, or for a larger value by
- * fetch_large (one more lookup, one copy).
+ * One lookup (tc_get_with): a value of up to STACK_VALUE bytes is copied to
+ * the stack (tc_get's path, no callback); when it is byte for byte the
+ * bytes object a recent get returned for this key and version, that object
+ * is returned again (no allocation), else the bytes are made from the stack
+ * copy.  A longer value is copied once, straight into its new bytes object
+ * (get_big).
  */
 static inline __attribute__((always_inline)) PyObject *
 fetch_key(CacheObject *self, tc_cache *c, PyObject *keyobj, const bytearg *k, tc_meta *m, int *rc)
 {
 	char buf[STACK_VALUE];
-	int r = tc_get(c, k->p, (size_t)k->n, buf, sizeof buf, m);
-	if (LIKELY(r == 0 || r == -E2BIG)) {
-		PyObject *b = r == 0 ? recent_find(self, keyobj, k, m, buf) : NULL;
+	PyObject *big = NULL;
+	int r = tc_get_with(c, k->p, (size_t)k->n, buf, sizeof buf, m, get_big, &big);
+	if (LIKELY(r == 0)) {
+		if (UNLIKELY(big != NULL)) {
+			*rc = 0;
+			return big;
+		}
+		PyObject *b = recent_find(self, keyobj, k, m, buf);
 		if (b) {
 			*rc = 0;
 			return b;
 		}
-		if (LIKELY(r == 0)) {
-			b = PyBytes_FromStringAndSize(buf, (Py_ssize_t)m->len);
-			if (UNLIKELY(!b))
-				r = -ENOMEM;
-		} else {
-			b = fetch_large(c, k, m, &r);
-		}
+		b = PyBytes_FromStringAndSize(buf, (Py_ssize_t)m->len);
 		if (LIKELY(b != NULL)) {
 			recent_put(self, keyobj, k, m, b);
 			*rc = 0;
 			return b;
 		}
+		r = -ENOMEM;
+	} else if (UNLIKELY(big != NULL)) {
+		Py_DECREF(big); /* a copy that failed its checksum */
 	}
 	*rc = r;
 	if (r != -ENOENT && r != -ENOMEM)
@@ -1167,26 +1158,6 @@ static PyObject *Cache_exists(CacheObject *self, PyObject *key)
 /* Cache: writes                                                        */
 /* ------------------------------------------------------------------ */
 
-/*
- * The version a write just published.  tc_set/tc_add do not return it, so
- * it is read back: when the live value is still the one written (bytes and
- * type), its version; 0 when another writer or a delete came in between.
- */
-static uint64_t version_after_write(tc_cache *c, const bytearg *k, const bytearg *v,
-				    uint32_t type)
-{
-	const void *p;
-	tc_meta m;
-	uint64_t ver = 0;
-	if (tc_read_lock(c) != 0)
-		return 0;
-	if (tc_peek(c, k->p, (size_t)k->n, &p, &m) == 0 && m.type == type &&
-	    m.len == (size_t)v->n && memcmp(p, v->p, m.len) == 0)
-		ver = m.version;
-	tc_read_unlock(c);
-	return ver;
-}
-
 enum { W_SET, W_ADD, W_CAS };
 
 static PyObject *write_common(CacheObject *self, int op, const char *fname, PyObject *const *args,
@@ -1233,9 +1204,9 @@ static PyObject *write_common(CacheObject *self, int op, const char *fname, PyOb
 	PyObject *res = NULL;
 	switch (op) {
 	case W_SET:
-		rc = tc_set(c, k.p, (size_t)k.n, v.p, (size_t)v.n, type, ttl);
+		rc = tc_set_v(c, k.p, (size_t)k.n, v.p, (size_t)v.n, type, ttl, &ver);
 		if (rc == 0)
-			res = PyLong_FromUnsignedLongLong(version_after_write(c, &k, &v, type));
+			res = PyLong_FromUnsignedLongLong(ver);
 		break;
 	case W_ADD:
 		rc = tc_add(c, k.p, (size_t)k.n, v.p, (size_t)v.n, type, ttl);
@@ -1259,10 +1230,9 @@ PyDoc_STRVAR(set_doc,
 "set(key, value, ttl=None, type=0) -> int\n--\n\n"
 "Store VALUE (bytes-like) under KEY and return the new version.  TTL in\n"
 "seconds: None = the segment's TTL policy or default, 0 = never expires.\n"
-"TYPE is the application's uint32 type id.  The version is read back after\n"
-"the write (tc_set does not report it), so stats() counts a hit for every\n"
-"set; 0 when another writer (or a delete) replaced the value before it\n"
-"could be read.  FullError when the segment is full under\n"
+"TYPE is the application's uint32 type id.  The version is the one the\n"
+"write published (tc_set_v), which get_item() reports and cas() expects\n"
+"until the key's next change.  FullError when the segment is full under\n"
 "eviction=\"none\".");
 
 static PyObject *Cache_set(CacheObject *self, PyObject *const *args, Py_ssize_t nargs,
