@@ -247,6 +247,7 @@ for r in $(seq "$RUNS"); do
 done
 fi
 
+T_SCEN=$(( $(date +%s) - T0 ))
 # 10. (also with PLOT_ONLY: the batch plot) gets back to back, no timer in
 # the loop, tickcache beside array and rculfhash in one process; set p50
 # beside the array's; tc_get_many of N keys against N tc_get (issue 11).
@@ -258,6 +259,7 @@ for r in $(seq "$RUNS"); do
 	"${RUNPRIO[@]}" "$SB" --back-to-back --csv --label "b2b$r" -n "$NB" --rounds 5 >>"$B2B" 2>"$WORK/err" ||
 		{ log "back-to-back run $r failed:"; sed 's/^/    /' "$WORK/err" >&2; }
 done
+T_B2B=$(( $(date +%s) - T0 - T_SCEN ))
 
 [ -n "$REDIS_PID" ] && kill "$REDIS_PID" && wait "$REDIS_PID" 2>/dev/null || true
 [ -n "$MC_PID" ] && kill "$MC_PID" && wait "$MC_PID" 2>/dev/null || true
@@ -343,8 +345,10 @@ PROF=$WORK/profile.txt
 : >"$PROF"
 if command -v valgrind >/dev/null && [ "$PLOT_ONLY" != 1 ]; then
 	log "profiling with callgrind"
+	T_PROF0=$(date +%s)
 	BIN=$BIN WORK=$WORK/cg bash "$ROOT/tools/callgrind.sh" >"$PROF" || true
 fi
+T_PROF=$(( $(date +%s) - ${T_PROF0:-$(date +%s)} ))
 
 # ---------------------------------------------------------------- plot
 mkdir -p "$OUTDIR"
@@ -516,7 +520,7 @@ echo "- Compiler: $(${CC:-cc} --version | head -1); commit $(git -C "$ROOT" rev-
 echo "- Peers: $(redis-server --version | awk '{ print $1, $2, $3 }'), memcached $(memcached -V | awk '{ print $2 }') (-t 2 -m 2048), both started by the script on loopback"
 echo "- Timer: $(cut -d' ' -f1 "$WORK/timer.txt") calibrated against CLOCK_MONOTONIC; overhead of an empty timed region $(cut -d' ' -f2 "$WORK/timer.txt") ns, **subtracted** from every latency below. The counter advances in steps of $TSTEP ns on this VM, so single-op figures are quantised to that step."
 echo "- Every figure is the median of $RUNS runs of \`shm-bench --validate\` (per figure: the median p50 of the runs, the median p99 ..., throughput likewise); validation counts are summed over all runs. Latency is per operation; throughput is per process summed over processes (the timed loop includes the harness: key generation, checksums)."
-echo "- Command: \`make bench\` (= \`tools/bench.sh\`; RUNS=$RUNS QUICK=$QUICK); each row's shm-bench arguments are in tools/bench.sh. Suite time: $(( $(date +%s) - T0 )) s."
+echo "- Command: \`make bench\` (= \`tools/bench.sh\`; RUNS=$RUNS QUICK=$QUICK); each row's shm-bench arguments are in tools/bench.sh. Suite time: $(( $(date +%s) - T0 )) s (the scenarios $T_SCEN s, \`--back-to-back\` $T_B2B s, callgrind $T_PROF s)."
 echo "- Backends: \`array\` is an in-process open-addressing table (the memory-latency floor of this machine), \`rculfhash\` liburcu's RCU hash table (memb flavour), both private to each process; \`mutexshm\` is the mutex-writer shared-memory cache people use today (one process-shared mutex for writers, values overwritten in place, a whole memory stripe evicted under the lock, readers without a lock); Redis and memcached over loopback."
 echo
 echo "## Targets (issue 5)"
