@@ -410,6 +410,7 @@ set xtics ("1" 1, "2" 2, "4" 4, "8" 8, "16" 16, "32" 32, "64" 64)
 set xlabel "N: keys per call (tc\\\\_get\\\\_many) or per loop (tc\\\\_get, array)"
 set ylabel "ns per key"
 set yrange [0:*]
+set offsets 0, 0, graph 0.1, 0
 set grid
 set key bottom left
 plot '$WORK/batch.dat' using 1:2 with linespoints lw 2 pt 7 lc rgb '#1f77b4' dt 2 title "a loop of N tc\\\\_get", \\
