@@ -445,13 +445,13 @@ FUZZ_CPPFLAGS  = $(ALL_CPPFLAGS) -Itests/fuzz
 # Run inside the sub-make of fuzz-build (CC=clang, SANFLAGS with fuzzer-no-link).
 fuzzers: $(FUZZ_BINS)
 
-$(BUILDDIR)/fuzzers/fuzz_segment_raw: tests/fuzz/fuzz_segment.c tests/fuzz/fuzz_common.h $(STATIC_LIB) $(FLAGS_STAMP)
+$(BUILDDIR)/fuzzers/fuzz_segment_raw: tests/fuzz/fuzz_segment.c tests/fuzz/fuzz_common.h tests/promises.h $(STATIC_LIB) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(FUZZ_CPPFLAGS) -DFUZZ_RAW $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(LINK_FLAGS) $(FUZZ_LINK) \
 	  -o $@ $< $(STATIC_LIB) $(LIB_PKG_LIBS) $(SYS_LIBS)
 
-$(BUILDDIR)/fuzzers/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h $(STATIC_LIB) $(FLAGS_STAMP)
+$(BUILDDIR)/fuzzers/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h tests/promises.h $(STATIC_LIB) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(FUZZ_CPPFLAGS) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(LINK_FLAGS) $(FUZZ_LINK) \

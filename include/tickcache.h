@@ -260,6 +260,11 @@ typedef struct tc_info {
  * creator died half way gives TC_ECORRUPT (remove it with tc_unlink).
  * An empty object (a creator that died before sizing it) is TC_ECORRUPT to
  * an attach and is built anew by TC_CREATE (without TC_EXCL).
+ * An object of another size than its header records (truncated, extended)
+ * is TC_ECORRUPT.  The size is checked only here: truncating the object of
+ * an attached segment raises SIGBUS in the processes that touch the part
+ * cut off, which the library does not catch (docs/design.md, "What a
+ * scribble can do").
  * The flock is waited for at most TICKCACHE_LOCK_WAIT_MS milliseconds
  * (environment, default 5000): a holder stopped inside tc_open or tc_audit
  * (SIGSTOP, a debugger) gives -ETIMEDOUT instead of blocking every opener.

@@ -123,8 +123,7 @@ static bool global_barrier(void)
  * key left behind by a closed handle matches no later one.
  */
 #define tls_ent tc__tent
-TC_TLS uint64_t tc__tls_key;
-TC_TLS struct tc__tent *tc__tls_ent;
+TC_TLS struct tc__tls tc__tls;
 static TC_TLS struct tls_ent *tls_v;
 static TC_TLS uint32_t tls_n, tls_cap;
 static TC_TLS uint32_t tls_tid;
@@ -437,23 +436,52 @@ struct tc_rslot *tc__section_slot(tc_cache *c)
 	return t && t->depth > 0 ? t->slot : NULL;
 }
 
-int tc_read_lock(tc_cache *c)
+/* A plain handle's outermost lock and last unlock (its tfast, kv.c's
+ * tc_get) enter and leave as tc_get does (tc__enter_plain,
+ * tc__exit_plain); every other case through tc__enter_ent and
+ * tc__exit_ent. */
+static __attribute__((noinline)) int read_lock_slow(tc_cache *c)
 {
-	if (!c)
-		return -EINVAL;
 	struct tls_ent *t = tc__tent_cur(c);
 	if (TC_UNLIKELY(!t))
 		return -EUSERS;
 	return tc__enter_ent(c, t);
 }
 
+int tc_read_lock(tc_cache *c)
+{
+	if (!c)
+		return -EINVAL;
+	if (TC_LIKELY(((tc__tls_key ^ c->tfast) >> 6) == 0)) {
+		struct tls_ent *t = tc__tls_ent; /* valid: the key is not 0 */
+		struct tc_hdr *h = c->h;
+		if (TC_LIKELY(t->depth == 0 && tc__ld(&h->state) == TC_STATE_READY)) {
+			tc__enter_plain(h, t);
+			return 0;
+		}
+	}
+	return read_lock_slow(c);
+}
+
+static __attribute__((noinline)) void read_unlock_slow(tc_cache *c)
+{
+	struct tls_ent *t = tent_find(c);
+	if (TC_LIKELY(t != NULL))
+		tc__exit_ent(c, t);
+}
+
 void tc_read_unlock(tc_cache *c)
 {
 	if (!c)
 		return;
-	struct tls_ent *t = tent_find(c);
-	if (TC_LIKELY(t != NULL))
-		tc__exit_ent(c, t);
+	if (TC_LIKELY(((tc__tls_key ^ c->tfast) >> 6) == 0)) {
+		struct tls_ent *t = tc__tls_ent;
+		if (TC_LIKELY(t->depth == 1)) {
+			tc__exit_plain(t, t->slot);
+			return;
+		}
+	}
+	read_unlock_slow(c);
 }
 
 /* ---- retirement and reclamation ----------------------------------------- */
@@ -497,7 +525,8 @@ static void push_retired(tc_cache *c, struct tc_entry *e, uint64_t ref)
 /*
  * Retire E, which the caller has just unlinked with a successful CAS (a
  * full barrier).  Exactly one party retires a block: the one that moves its
- * state from LIVE to RETIRED.
+ * state from LIVE to RETIRED.  That CAS is a full barrier too: the epoch of
+ * the stamp is loaded after the unlink is visible, with no fence of its own.
  */
 void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 {
@@ -505,7 +534,6 @@ void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 		return;
 	TC_CRASH_POINT(retire_marked);
 	uint64_t ref = tc__ref_of(c, e);
-	tc__mb();
 	tc__st(&e->retire_epoch, tc__ld(&c->h->epoch));
 	uint32_t cls = tc__ld(&e->cls);
 	uint64_t size = cls < TC_CLASSES_USED ? tc__class_size(cls) : 0;
@@ -558,6 +586,14 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 		if (!e)
 			break; /* corrupt link: drop the rest rather than follow it */
 		uint64_t next = tc__ld(&e->link);
+		/* The chain is walked a few blocks per write, and each block
+		 * was last touched when it was retired, long ago: ask for the
+		 * next one's header now (a hint: nothing is read from it here),
+		 * so that it arrives while this one is freed, or, when the walk
+		 * pauses after this block, before the next write resumes it. */
+		struct tc_entry *ne = tc__block(c, next);
+		if (ne)
+			__builtin_prefetch(ne, 1);
 		/* The slot's reclaim word owns the chain from its value on: move
 		 * it past E by CAS before touching E.  If it fails, another
 		 * reclaimer took the rest over (steal_chains) and walks it. */

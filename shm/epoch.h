@@ -30,8 +30,14 @@ struct tc__tent {
 /* initial-exec: a plain %fs-relative access, also in the shared library
  * (the general-dynamic model would call __tls_get_addr on every read). */
 #define TC_TLS __thread __attribute__((tls_model("initial-exec")))
-extern TC_TLS uint64_t tc__tls_key;
-extern TC_TLS struct tc__tent *tc__tls_ent;
+/* The two words side by side: the fast paths address both from one base. */
+struct tc__tls {
+	uint64_t key;
+	struct tc__tent *ent;
+};
+extern TC_TLS struct tc__tls tc__tls;
+#define tc__tls_key (tc__tls.key)
+#define tc__tls_ent (tc__tls.ent)
 struct tc__tent *tc__tent_switch(tc_cache *c, bool *timed);
 int  tc__enter_state(tc_cache *c, uint32_t st);
 
@@ -54,6 +60,63 @@ static inline bool tc__tent_tick(tc_cache *c)
 		return false;
 	tc__tls_key = k;
 	return true;
+}
+
+/*
+ * tc__tent_tick() of the plain fast path (tc_get): the same compare against
+ * tc_cache.tfast, which is tkey when the handle's reads need nothing beyond
+ * the copy (rslow 0) and no fence of their own (rfast; under
+ * ThreadSanitizer the fast path fences, see tc__enter_plain), and tkey with
+ * bit 63 set otherwise, which no key matches: one compare decides the
+ * handle, the sampling and the plain case.  False: nothing was changed.
+ */
+static inline bool tc__tent_tick_plain(tc_cache *c)
+{
+	uint64_t k = tc__tls_key + 1;
+	if (TC_UNLIKELY((k ^ c->tfast) >> 6))
+		return false;
+	tc__tls_key = k;
+	return true;
+}
+
+/* The reader's fence of the plain fast path: none beyond the compiler's
+ * (membarrier, section 5 of docs/design.md), a full one under TSan, whose
+ * handles fence (tc__tfast_of lets them through for that). */
+static inline void tc__plain_fence(void)
+{
+#ifdef TC_TSAN
+	tc__mb();
+#else
+	tc__barrier();
+#endif
+}
+
+/*
+ * The outermost enter of a plain handle (tc__tent_tick_plain passed) through
+ * T, whose depth the caller found 0, into the header H whose state it found
+ * READY: tc__enter_ent's steps without its tests (the rfast one is in
+ * tfast).  Depth 1 marks the section as the increment would.
+ */
+static inline __attribute__((always_inline)) struct tc_rslot *
+tc__enter_plain(struct tc_hdr *h, struct tc__tent *t)
+{
+	struct tc_rslot *s = t->slot;
+	t->depth = 1;
+	uint64_t e = tc__ld(&h->epoch);
+	tc__rmb(); /* the epoch before any index load (step 2) */
+	tc__st(&s->epoch, e + (e == 0)); /* e, or 1 for a (scribbled) 0 */
+	tc__plain_fence(); /* pairs with global_barrier() in the reclaimer */
+	return s;
+}
+
+/* Leave the section of tc__enter_plain: every read of it happens before
+ * the slot goes quiescent. */
+static inline __attribute__((always_inline)) void
+tc__exit_plain(struct tc__tent *t, struct tc_rslot *s)
+{
+	tc__plain_fence();
+	tc__st(&s->epoch, 0);
+	t->depth = 0;
 }
 
 /*

@@ -42,9 +42,38 @@ static inline __attribute__((always_inline)) uint64_t
 tc__hash(tc_cache *c, const void *key, size_t klen, uint32_t kind)
 {
 	uint64_t seed = c->seed + kind * 0x9E3779B97F4A7C15ull;
+#if defined(__SIZEOF_INT128__)
+	/*
+	 * Ordinary keys of 9..16 bytes: XXH3's step for that length (the XXH3
+	 * specification, "9-16 bytes"), whose two secret words under the seed
+	 * the handle holds (c->kbf, tc__hash_init): the input's first and last
+	 * 8 bytes, each xored with one, their 128-bit product folded, the
+	 * length and the first word byte-swapped added, then XXH3's
+	 * avalanche.  The same value as XXH3_64bits_withSeed, with the seeding
+	 * done once per handle.
+	 */
+	if (kind == TC_KIND_KEY && TC_LIKELY(klen - 9 <= 7)) {
+		const uint8_t *k = key;
+		uint64_t lo = XXH_readLE64(k) ^ c->kbf[0];
+		uint64_t hi = XXH_readLE64(k + klen - 8) ^ c->kbf[1];
+		__uint128_t p = (__uint128_t)lo * hi;
+		return XXH3_avalanche(klen + XXH_swap64(lo) + hi + ((uint64_t)p ^ (uint64_t)(p >> 64)));
+	}
+#endif
 	if (TC_LIKELY(klen <= 16))
 		return XXH3_len_0to16_64b((const xxh_u8 *)key, klen, XXH3_kSecret, seed);
 	return XXH3_64bits_withSeed(key, klen, seed);
+}
+
+/* The handle's values derived from its seed and geometry for the read
+ * path: c->kbf (tc__hash) and match()'s bounds.  tc_open, once the
+ * geometry is validated. */
+static inline void tc__hash_init(tc_cache *c)
+{
+	c->kbf[0] = (XXH_readLE64(XXH3_kSecret + 24) ^ XXH_readLE64(XXH3_kSecret + 32)) + c->seed;
+	c->kbf[1] = (XXH_readLE64(XXH3_kSecret + 40) ^ XXH_readLE64(XXH3_kSecret + 48)) - c->seed;
+	c->ref_lim = c->arena_units - 3;
+	c->arena_end = (uintptr_t)c->arena + c->arena_bytes;
 }
 
 /*
@@ -99,23 +128,23 @@ match(tc_cache *c, uint64_t w, uint64_t hash, const void *key, size_t klen, uint
 	/* tc__block's bounds in one compare: ref - 1 wraps when ref is 0, and
 	 * a header of 64 bytes (4 units) fits before the arena's end. */
 	uint64_t ref = TC_SW_REF(w);
-	if (TC_UNLIKELY(ref - 1 >= c->arena_units - 3))
+	if (TC_UNLIKELY(ref - 1 >= c->ref_lim))
 		return TC_ECORRUPT;
-	uint64_t off = (ref - 1) * TC_BLOCK_UNIT;
-	struct tc_entry *e = (struct tc_entry *)(c->arena + off);
+	struct tc_entry *e = (struct tc_entry *)(c->arena + (ref - 1) * TC_BLOCK_UNIT);
 	if (TC_UNLIKELY(tc__ld(&e->hash) != hash))
 		return 0;
 	uint32_t ek = tc__ld(&e->klen), cls = tc__ld(&e->cls), vlen = tc__ld(&e->vlen);
 	if (TC_UNLIKELY(ek != klen || tc__ld(&e->kind) != kind))
 		return 0;
 	uint64_t size = class_bytes[cls]; /* 0 for a class out of range */
-	if (TC_UNLIKELY(vlen > TC_VALUE_MAX || off + size > c->arena_bytes ||
-			tc__entry_bytes(klen, vlen) > size))
+	uint64_t vo = TC_ENTRY_HDR + TC_ALIGN8(klen); /* the value's offset */
+	if (TC_UNLIKELY(vlen > TC_VALUE_MAX || (uintptr_t)e + size > c->arena_end ||
+			vo + vlen > size))
 		return TC_ECORRUPT;
 	if (TC_UNLIKELY(!key_eq(tc__ekey(e), key, klen)))
 		return 0;
 	v->e = e;
-	v->val = tc__eval(e, (uint32_t)klen);
+	v->val = (const uint8_t *)e + vo;
 	v->vlen = vlen;
 	v->cls = cls;
 	v->type = tc__ld(&e->type);
@@ -131,57 +160,68 @@ static inline uint64_t maxdisp(tc_cache *c, uint64_t home)
 }
 
 /*
- * The published slots of bucket B whose tag is TAG, as a mask: bit 4j + 3
- * stands for slot word w[j - 1] (j = 1..7; bit 3, the meta word's, is never
- * set).  W receives the bucket's eight words (meta first) as loaded, each
- * loaded once: the caller takes a candidate's word from W, never from B
- * again.  On x86-64 one SSE2 compare of 16-bit lanes tests the top 16 bits
- * (state and tag) of all eight words; each aligned 8-byte word of an
- * aligned 16-byte load is read atomically (Intel SDM vol. 3A, 9.1.1), and
- * the loads keep their order (TSO), so this reads what the word-by-word
- * loop below reads.  Under ThreadSanitizer, and elsewhere, that loop.
+ * The published slots of bucket B whose tag is TAG, as a mask: bit 2j + 1
+ * stands for slot word w[j - 1] (j = 1..7; bit 1, the meta word's, is never
+ * set); SCAN_WORD(m) is the j of its lowest bit.  W receives the bucket's
+ * eight words (meta first) as loaded, each loaded once: the caller takes a
+ * candidate's word from W, never from B again.  On x86-64 one SSE2 compare
+ * of 16-bit lanes tests the top 16 bits (state and tag) of all eight words,
+ * and two signed packs keep the sign of each word's top lane (a true lane
+ * is -1, so the 32-bit pair holding it is negative and saturates to a
+ * negative 16-bit and then 8-bit value; a false one is 0 or 0xffff, which
+ * stay non-negative) as bit 2j + 1 of one movemask.  Each aligned 8-byte
+ * word of an aligned 16-byte load is read atomically (Intel SDM vol. 3A,
+ * 9.1.1), and the loads keep their order (TSO), so this reads what the
+ * word-by-word loop below reads.  Under ThreadSanitizer, and elsewhere,
+ * that loop.
  */
+#define SCAN_WORD(m) ((unsigned)__builtin_ctz(m) >> 1)
 static inline uint32_t bucket_scan(const struct tc_bucket *b, uint64_t tag, uint64_t w[8])
 {
 	uint64_t want = TC_SW_FINAL >> 48 | tag;
 #if defined(__SSE2__) && !defined(TC_TSAN)
 	const volatile __m128i *p = (const volatile __m128i *)(const void *)b;
 	__m128i x0 = p[0], x1 = p[1], x2 = p[2], x3 = p[3];
-	__m128i k = _mm_set1_epi16((short)want);
-	__m128i lo = _mm_packs_epi16(_mm_cmpeq_epi16(x0, k), _mm_cmpeq_epi16(x1, k));
-	__m128i hi = _mm_packs_epi16(_mm_cmpeq_epi16(x2, k), _mm_cmpeq_epi16(x3, k));
 	_mm_storeu_si128((__m128i *)(void *)&w[0], x0);
 	_mm_storeu_si128((__m128i *)(void *)&w[2], x1);
 	_mm_storeu_si128((__m128i *)(void *)&w[4], x2);
 	_mm_storeu_si128((__m128i *)(void *)&w[6], x3);
-	return ((uint32_t)_mm_movemask_epi8(lo) | (uint32_t)_mm_movemask_epi8(hi) << 16) &
-	       0x88888880u;
+	__m128i k = _mm_set1_epi16((short)want);
+	__m128i lo = _mm_packs_epi32(_mm_cmpeq_epi16(x0, k), _mm_cmpeq_epi16(x1, k));
+	__m128i hi = _mm_packs_epi32(_mm_cmpeq_epi16(x2, k), _mm_cmpeq_epi16(x3, k));
+	return (uint32_t)_mm_movemask_epi8(_mm_packs_epi16(lo, hi)) & 0xaaa8u;
 #else
 	uint32_t m = 0;
 	w[0] = tc__ld(&b->meta);
 	for (int j = 1; j <= TC_BUCKET_SLOTS; j++) {
 		w[j] = tc__ld(&b->w[j - 1]);
-		m |= (uint32_t)(w[j] >> 48 == want) << (4 * j + 3);
+		m |= (uint32_t)(w[j] >> 48 == want) << (2 * j + 1);
 	}
 	return m;
 #endif
 }
 
-/* Find the published slot of (hash, key, kind).  0 found, -ENOENT, TC_ECORRUPT.
- * The home bucket's meta word comes with its slots, in one load of the line. */
-static inline __attribute__((always_inline)) int
-lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
-       uint64_t **slotp, uint64_t *wp, struct view *v)
+/*
+ * lookup() past its first try: the candidates M left in the home bucket
+ * HOME, whose words (meta first) the caller loaded into W0, with BAD the
+ * error of a candidate already tried; then the buckets up to the home's
+ * largest displacement (from W0's meta word).  Out of line: a hit on the
+ * first candidate and a miss in a bucket with no displacement never come
+ * here.
+ */
+static __attribute__((noinline, unused)) int
+lookup_more(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
+	    uint64_t home, const uint64_t w0[8], uint32_t m, int bad, uint64_t **slotp,
+	    uint64_t *wp, struct view *v)
 {
-	uint64_t home = hash & c->bmask, tag = TC_TAG_OF(hash), w[8];
+	uint64_t tag = TC_TAG_OF(hash), w[8];
+	memcpy(w, w0, sizeof(w));
 	struct tc_bucket *b = &c->index[home];
-	uint32_t m = bucket_scan(b, tag, w);
 	uint64_t md = w[0] & 0xffffffffu;
-	int bad = 0;
 	md = md > c->bmask ? c->bmask : md;
 	for (uint64_t d = 0;;) {
 		for (; m; m &= m - 1) {
-			unsigned j = (unsigned)__builtin_ctz(m) >> 2;
+			unsigned j = SCAN_WORD(m);
 			int r = match(c, w[j], hash, key, klen, kind, v);
 			if (TC_LIKELY(r == 1)) {
 				*slotp = &b->w[j - 1];
@@ -197,6 +237,46 @@ lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
 		m = bucket_scan(b, tag, w);
 	}
 	return bad ? bad : -ENOENT;
+}
+
+/*
+ * Find the published slot of (hash, key, kind).  0 found, -ENOENT, TC_ECORRUPT.
+ * The home bucket's meta word comes with its slots, in one load of the line.
+ * Inline: the home bucket's first candidate, and the miss of a home bucket
+ * with no candidate and no displacement; the rest in lookup_more().
+ */
+static inline __attribute__((always_inline)) int
+lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
+       uint64_t **slotp, uint64_t *wp, struct view *v)
+{
+	uint64_t home = hash & c->bmask, w[8];
+	struct tc_bucket *b = &c->index[home];
+	uint32_t m = bucket_scan(b, TC_TAG_OF(hash), w);
+	int bad = 0;
+	if (TC_LIKELY(m != 0)) {
+		unsigned j = SCAN_WORD(m);
+		int r = match(c, w[j], hash, key, klen, kind, v);
+		if (TC_LIKELY(r == 1)) {
+			*slotp = &b->w[j - 1];
+			*wp = w[j];
+			return 0;
+		}
+		m &= m - 1;
+		bad = r;
+	} else if ((uint32_t)w[0] == 0) {
+		return -ENOENT;
+	}
+	/* Out-parameters of their own, so that the caller's stay in registers
+	 * on the inline path. */
+	struct view v2;
+	uint64_t *slot2, w2;
+	int rc = lookup_more(c, hash, key, klen, kind, home, w, m, bad, &slot2, &w2, &v2);
+	if (rc == 0) {
+		*v = v2;
+		*slotp = slot2;
+		*wp = w2;
+	}
+	return rc;
 }
 
 static inline bool expired(int64_t expires, int64_t now)

@@ -96,6 +96,10 @@ struct tc_cache {
 	uint64_t            bmask;
 	uint64_t            max_entries;
 	uint64_t            seed;
+	uint64_t            kbf[2];      /* XXH3's 9..16-byte secret words under the seed of
+					  * ordinary keys (index.h, tc__hash_init) */
+	uint64_t            ref_lim;     /* arena_units - 3: match()'s bound of a slot's ref */
+	uintptr_t           arena_end;   /* arena + arena_bytes */
 	uint64_t            bump_seen;   /* the last bump word that passed its seal (tc__carved);
 					  * relaxed atomic, any thread of the process */
 	uint64_t            default_ttl_ms;
@@ -110,6 +114,7 @@ struct tc_cache {
 	uint32_t            attach_idx;  /* our record in the attach table, UINT32_MAX = none */
 	uint64_t            cid;         /* process-unique handle id, never reused */
 	uint64_t            tkey;        /* cid << 7: the handle's key in tc__tls_key (epoch.c) */
+	uint64_t            tfast;       /* tkey, or tkey | 1 << 63 unless plain (epoch.h) */
 	bool                rfast;       /* tc__membarrier_reader_fast(): readers need no fence */
 	uint64_t            shm_ino;     /* the shm object's inode and device, to find */
 	uint32_t            shm_major;   /* the mapping in /proc/PID/maps */
@@ -154,6 +159,18 @@ extern const struct tc__evict_ops tc__evict_none, tc__evict_lru;
 /* tc_cache.rslow: one test on the read path covers both. */
 #define TC_RS_LRU   0x1u /* set the reference bit (TC_EVICT_LRU) */
 #define TC_RS_CSUM  0x2u /* verify the value's checksum (TC_OPT_CHECKSUM) */
+
+/* A handle's tfast (epoch.h, tc__tent_tick_plain) from its tkey, rfast and
+ * rslow: tkey when its reads are plain, else a key no thread's matches. */
+static inline uint64_t tc__tfast_of(const tc_cache *c)
+{
+#ifdef TC_TSAN
+	bool fenceless = true; /* the fast path fences itself under TSan */
+#else
+	bool fenceless = c->rfast;
+#endif
+	return c->tkey | (fenceless && c->rslow == 0 ? 0 : 1ull << 63);
+}
 
 /* The key check of every call (error.c has the codes' strings) */
 static inline int tc__valid_key(const void *key, size_t klen)
@@ -469,6 +486,19 @@ static inline struct tc_entry *tc__block(tc_cache *c, uint64_t ref)
 static inline uint64_t tc__ref_of(tc_cache *c, const struct tc_entry *e)
 {
 	return (uint64_t)((const uint8_t *)e - c->arena) / TC_BLOCK_UNIT + 1;
+}
+
+/* One more in the counter at P, which has a single writer (the slot's
+ * owner): one add to memory on x86-64, a plain load and store elsewhere and
+ * under TSan.  Not a locked add: no other writer, and a reader of another
+ * process sees the old or the new value of the aligned word. */
+static inline void tc__bump(uint64_t *p)
+{
+#if defined(__x86_64__) && !defined(TC_TSAN)
+	__asm__("addq $1, %0" : "+m"(*p));
+#else
+	tc__st(p, tc__ld(p) + 1);
+#endif
 }
 
 /* Owner-only counter bump: the slot's counters have a single writer. */

@@ -103,17 +103,23 @@ static inline __attribute__((always_inline)) void
 copy_out(void *dst, const void *src, size_t n)
 {
 #if defined(__SSE2__)
-	if (n >= 16 && n <= 64) {
-		const uint8_t *s = src;
-		uint8_t *d = dst;
-		size_t h = n >= 32 ? 16 : n - 16; /* second move: [h, h + 16) */
+	const uint8_t *s = src;
+	uint8_t *d = dst;
+	if (n >= 32 && n <= 64) { /* [0, 32) and [n - 32, n) */
 		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
-		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + h));
-		__m128i y = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 32 + 16 - h));
+		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 16));
+		__m128i y = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 32));
 		__m128i z = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 16));
 		_mm_storeu_si128((__m128i *)(void *)d, a);
-		_mm_storeu_si128((__m128i *)(void *)(d + h), b);
-		_mm_storeu_si128((__m128i *)(void *)(d + n - 32 + 16 - h), y);
+		_mm_storeu_si128((__m128i *)(void *)(d + 16), b);
+		_mm_storeu_si128((__m128i *)(void *)(d + n - 32), y);
+		_mm_storeu_si128((__m128i *)(void *)(d + n - 16), z);
+		return;
+	}
+	if (n >= 16 && n < 32) { /* [0, 16) and [n - 16, n) */
+		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
+		__m128i z = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 16));
+		_mm_storeu_si128((__m128i *)(void *)d, a);
 		_mm_storeu_si128((__m128i *)(void *)(d + n - 16), z);
 		return;
 	}
@@ -123,10 +129,11 @@ copy_out(void *dst, const void *src, size_t n)
 }
 
 /* The copy of tc_get, inside a read section.  QUIET (a constant at each
- * call): no reference bit set, and the precise clock. */
+ * call): no reference bit set, and the precise clock.  PLAIN (a constant
+ * too): the caller knows the handle's rslow is 0 (tc__tent_tick_plain). */
 static inline __attribute__((always_inline)) int
-copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen,
-			     void *buf, size_t cap, tc_meta *meta, bool quiet)
+copy_value_as(tc_cache *c, uint64_t hash, const void *key, size_t klen, void *buf, size_t cap,
+	      tc_meta *meta, bool quiet, bool plain)
 {
 	uint64_t *slotp, w;
 	struct view v;
@@ -140,11 +147,18 @@ copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 			rc = -E2BIG;
 		} else {
 			copy_out(buf, v.val, v.vlen);
-			if (c->rslow)
+			if (!plain && c->rslow)
 				rc = after_read(c, hash, klen, &v, buf, quiet);
 		}
 	}
 	return rc;
+}
+
+static inline __attribute__((always_inline)) int
+copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen, void *buf, size_t cap,
+	   tc_meta *meta, bool quiet)
+{
+	return copy_value_as(c, hash, key, klen, buf, cap, meta, quiet, false);
 }
 
 /*
@@ -155,7 +169,7 @@ copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 static inline void count_read(struct tc_rslot *s, int rc)
 {
 	if (TC_LIKELY(rc == 0)) {
-		tc__st(&s->ctr[TC_C_HITS], tc__ld(&s->ctr[TC_C_HITS]) + 1);
+		tc__bump(&s->ctr[TC_C_HITS]);
 		return;
 	}
 	int i = rc == -E2BIG ? TC_C_HITS : rc == -ENOENT ? TC_C_MISSES : TC_C_ERRORS;
@@ -185,11 +199,14 @@ get_ent(tc_cache *c, struct tc__tent *t, const void *key, size_t klen, void *buf
 	return rc;
 }
 
-/* tc_get's slow side: another handle's entry was current, or the call is
- * the 64th since the last timed one. */
+/* tc_get's slow side: the handle is not plain (tc__tent_tick_plain), another
+ * handle's entry was current, or the call is the 64th since the last timed
+ * one. */
 static __attribute__((noinline)) int get_slow(tc_cache *c, const void *key, size_t klen,
 					      void *buf, size_t cap, tc_meta *meta)
 {
+	if (tc__tent_tick(c))
+		return get_ent(c, tc__tls_ent, key, klen, buf, cap, meta, false);
 	bool timed;
 	struct tc__tent *t = tc__tent_switch(c, &timed);
 	if (TC_UNLIKELY(!t))
@@ -197,13 +214,58 @@ static __attribute__((noinline)) int get_slow(tc_cache *c, const void *key, size
 	return get_ent(c, t, key, klen, buf, cap, meta, timed);
 }
 
-int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta)
+/* tc_get through the current entry T, already counted, inside a section or
+ * with a segment not READY: the general path. */
+static __attribute__((noinline)) int get_nested(tc_cache *c, struct tc__tent *t,
+						const void *key, size_t klen, void *buf,
+						size_t cap, tc_meta *meta)
+{
+	return get_ent(c, t, key, klen, buf, cap, meta, false);
+}
+
+/*
+ * The common call, inline: a plain handle (tc__tent_tick_plain), its current
+ * entry outside any section, the segment READY.  The section is entered and
+ * left by tc__enter_plain and tc__exit_plain, the same stores as
+ * tc__enter_ent's; everything else takes the general path above.
+ */
+static inline __attribute__((always_inline)) int
+get_plain(tc_cache *c, struct tc__tent *t, struct tc_hdr *h, const void *key, size_t klen,
+	  void *buf, size_t cap, tc_meta *meta)
+{
+	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
+	struct tc_rslot *s = tc__enter_plain(h, t);
+	int rc = copy_value_as(c, hash, key, klen, buf, cap, meta, false, true);
+	count_read(s, rc);
+	tc__exit_plain(t, s);
+	return rc;
+}
+
+static inline __attribute__((always_inline)) int
+get_top(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta)
 {
 	if (TC_UNLIKELY(!c || !tc__valid_key(key, klen) || (!buf && cap)))
 		return bad_args(c);
-	if (TC_UNLIKELY(!tc__tent_tick(c)))
+	if (TC_UNLIKELY(!tc__tent_tick_plain(c)))
 		return get_slow(c, key, klen, buf, cap, meta);
-	return get_ent(c, tc__tls_ent, key, klen, buf, cap, meta, false);
+	struct tc__tent *t = tc__tls_ent;
+	struct tc_hdr *h = c->h;
+	if (TC_UNLIKELY(t->depth != 0 || tc__ld(&h->state) != TC_STATE_READY))
+		return get_nested(c, t, key, klen, buf, cap, meta);
+	return get_plain(c, t, h, key, klen, buf, cap, meta);
+}
+
+int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta)
+{
+	/* Keys of 9..16 bytes, the common ones, in a copy of their own: the
+	 * length tests of the key's check, the hash and the key compare fold
+	 * into this one. */
+	if (TC_LIKELY(klen - 9 <= 7)) {
+		if (klen < 9 || klen > 16)
+			__builtin_unreachable();
+		return get_top(c, key, klen, buf, cap, meta);
+	}
+	return get_top(c, key, klen, buf, cap, meta);
 }
 
 /* This thread's slot when it is inside a read section of C, else NULL;
@@ -216,10 +278,12 @@ static inline struct tc_rslot *section_slot(tc_cache *c)
 	return tc__section_slot(c);
 }
 
-/* tc_peek's body: the value of KEY (HASH) in place, inside a read section. */
+/* tc_peek's body: the value of KEY (HASH) in place, inside a read section;
+ * *VAL NULL unless the answer is 0.  PLAIN (a constant at each call): the
+ * handle's rslow is known to be 0. */
 static inline __attribute__((always_inline)) int
-peek_in(tc_cache *c, uint64_t hash, const void *key, size_t klen, const void **val,
-	tc_meta *meta)
+peek_in_as(tc_cache *c, uint64_t hash, const void *key, size_t klen, const void **val,
+	   tc_meta *meta, bool plain)
 {
 	uint64_t *slotp, w;
 	struct view v;
@@ -229,26 +293,65 @@ peek_in(tc_cache *c, uint64_t hash, const void *key, size_t klen, const void **v
 	if (rc == 0) {
 		fill_meta(meta, &v);
 		*val = v.val;
-		if (c->rslow && (rc = after_read(c, hash, klen, &v, v.val, false)) != 0)
+		if (!plain && c->rslow && (rc = after_read(c, hash, klen, &v, v.val, false)) != 0)
 			*val = NULL; /* a value that fails its checksum is not handed out */
+	} else {
+		*val = NULL;
 	}
+	return rc;
+}
+
+static inline __attribute__((always_inline)) int
+peek_in(tc_cache *c, uint64_t hash, const void *key, size_t klen, const void **val,
+	tc_meta *meta)
+{
+	return peek_in_as(c, hash, key, klen, val, meta, false);
+}
+
+/* tc_peek of any handle: the general path. */
+static __attribute__((noinline)) int peek_general(tc_cache *c, const void *key, size_t klen,
+						  const void **val, tc_meta *meta)
+{
+	struct tc_rslot *s = section_slot(c);
+	if (TC_UNLIKELY(!s)) {
+		*val = NULL;
+		return -EINVAL;
+	}
+	int rc = peek_in(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta);
+	count_read(s, rc);
+	return rc;
+}
+
+/*
+ * Inline, as tc_get's: a plain handle (its tfast, see tc_get) whose entry is
+ * current and inside a section; keys of 9..16 bytes in a copy of their own.
+ * Everything else on the general path.
+ */
+static inline __attribute__((always_inline)) int
+peek_top(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta)
+{
+	if (TC_UNLIKELY(!val))
+		return bad_args(c);
+	if (TC_UNLIKELY(!c || !tc__valid_key(key, klen))) {
+		*val = NULL;
+		return bad_args(c);
+	}
+	struct tc__tent *t = tc__tls_ent;
+	if (TC_UNLIKELY(((tc__tls_key ^ c->tfast) >> 6) != 0 || t->depth == 0))
+		return peek_general(c, key, klen, val, meta);
+	int rc = peek_in_as(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta, true);
+	count_read(t->slot, rc);
 	return rc;
 }
 
 int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta)
 {
-	if (TC_UNLIKELY(!c || !val || !tc__valid_key(key, klen))) {
-		if (val)
-			*val = NULL;
-		return bad_args(c);
+	if (TC_LIKELY(klen - 9 <= 7)) { /* as in tc_get */
+		if (klen < 9 || klen > 16)
+			__builtin_unreachable();
+		return peek_top(c, key, klen, val, meta);
 	}
-	*val = NULL;
-	struct tc_rslot *s = section_slot(c);
-	if (TC_UNLIKELY(!s))
-		return -EINVAL;
-	int rc = peek_in(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta);
-	count_read(s, rc);
-	return rc;
+	return peek_top(c, key, klen, val, meta);
 }
 
 /*
@@ -271,7 +374,7 @@ static inline void many_prefetch_entry(tc_cache *c, uint64_t hash)
 	uint64_t w[8];
 	uint32_t m = bucket_scan(&c->index[hash & c->bmask], TC_TAG_OF(hash), w);
 	if (m) {
-		uint64_t ref = TC_SW_REF(w[(unsigned)__builtin_ctz(m) >> 2]);
+		uint64_t ref = TC_SW_REF(w[SCAN_WORD(m)]);
 		if (ref - 1 < c->arena_units - 12) {
 			const uint8_t *e = c->arena + (ref - 1) * TC_BLOCK_UNIT;
 			__builtin_prefetch(e);
@@ -533,24 +636,25 @@ static inline int decide(tc_cache *c, const struct tc__wreq *q, struct wstate *w
 	}
 }
 
-/* Fill the private block E with the header, key and value of the write. */
+/* Fill the private block E with the header, key and value of the write,
+ * and VERSION (0 for an insert, which takes its version when it publishes). */
 static inline void build(const struct tc__wreq *q, const struct wstate *w,
-			 const struct wval *v, struct tc_entry *e)
+			 const struct wval *v, uint64_t version, struct tc_entry *e)
 {
-	/* The version is taken when the block is published. */
-	tc__fill_block(e, &(struct tc__bhdr){ .hash = w->hash, .expires_ms = v->exp,
+	tc__fill_block(e, &(struct tc__bhdr){ .hash = w->hash, .version = version,
+					      .expires_ms = v->exp,
 					      .klen = (uint32_t)q->klen, .vlen = (uint32_t)v->nlen,
 					      .type = v->ntype, .kind = q->kind, .aux = q->aux },
 		       q->key, v->src);
 	e->refbit = 1; /* new data counts as used: one clock pass before eviction */
 }
 
-/* Swing the key's word W at SLOTP from OLD to the built entry E. */
+/* Swing the key's word W at SLOTP from OLD to the built entry E (its
+ * version taken before the build: see write_once). */
 static inline int publish_update(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
 				 struct tc_rslot *s, struct tc_entry *e, uint64_t *slotp,
 				 uint64_t word, const struct view *old, bool live)
 {
-	e->version = next_version(c, w->hash, old->version);
 	if (c->csum)
 		tc__csum_seal(c, e, q->klen);
 	/* The CAS is a full barrier: the entry's bytes are visible
@@ -610,29 +714,60 @@ static int publish_insert(tc_cache *c, const struct tc__wreq *q, struct wstate *
 	return W_LOST;
 }
 
+/*
+ * The block of a write whose value comes with the request (set, add, cas),
+ * taken before the lookup from a free list or a carve (nothing that makes
+ * room: a write that fails, say an add of a present key, must not have
+ * evicted), and prefetched for writing, so that its lines arrive while the
+ * lookup waits for the key's bucket and entry and the publishing CAS does
+ * not wait for them.  NULL: the write allocates after deciding, as the
+ * others do.  Named in the slot's inflight like any private block.
+ */
+static inline struct tc_entry *alloc_early(tc_cache *c, const struct tc__wreq *q,
+					   struct wstate *w, struct tc_rslot *s)
+{
+	if (q->op != TC_OP_SET && q->op != TC_OP_ADD && q->op != TC_OP_CAS)
+		return NULL;
+	int rc;
+	w->need = tc__entry_need(c, q->klen, q->vlen);
+	struct tc_entry *e = tc__alloc_block(c, s, w->need, &rc);
+	if (e)
+		for (uint64_t o = 0; o < w->need; o += 64)
+			__builtin_prefetch((const uint8_t *)e + o, 1);
+	return e;
+}
+
 /* One attempt of the write, inside the read section of slot S. */
 static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
 			     struct tc_rslot *s, int *rc)
 {
 	uint64_t *slotp = NULL, word = 0;
 	struct view old = { 0 };
+	/* The key's home bucket is asked for first: it arrives while the
+	 * block is taken (a hint; the lookup loads it again). */
+	__builtin_prefetch(&c->index[w->hash & c->bmask]);
+	struct tc_entry *e = alloc_early(c, q, w, s);
+	if (e)
+		TC_CRASH_POINT(write_early_block);
 	int lr = lookup(c, w->hash, q->key, q->klen, q->kind, &slotp, &word, &old);
-	if (lr < 0 && lr != -ENOENT) {
-		*rc = lr;
-		return W_FAIL;
-	}
 	/* The clock is read only when there is an expiry to judge. */
 	bool found = lr == 0,
 	     live = found && !(old.expires && expired(old.expires, tc__now_ms()));
 	struct wval v;
-	if ((*rc = decide(c, q, w, &old, live, &v)) != 0)
+	*rc = lr < 0 && lr != -ENOENT ? lr : decide(c, q, w, &old, live, &v);
+	if (*rc != 0) {
+		if (e)
+			tc__drop_private(c, s, e);
 		return W_FAIL;
-	w->need = tc__entry_need(c, q->klen, v.nlen);
-	struct tc_entry *e = tc__alloc(c, s, w->need, rc);
-	if (!e) {
-		return *rc == -ENOSPC ? W_ROOM : W_FAIL;
 	}
-	build(q, w, &v, e);
+	if (!e) {
+		w->need = tc__entry_need(c, q->klen, v.nlen);
+		if (!(e = tc__alloc(c, s, w->need, rc)))
+			return *rc == -ENOSPC ? W_ROOM : W_FAIL;
+	}
+	/* An update takes its version now, before the build: the CAS on the
+	 * version counter then finds no store of the build still pending. */
+	build(q, w, &v, found ? next_version(c, w->hash, old.version) : 0, e);
 	/* tc_expire carries the old value over: it is checked as copied
 	 * (into our private block), so damage is never sealed anew. */
 	if (c->csum && q->op == TC_OP_EXPIRE &&
@@ -660,7 +795,7 @@ static inline void write_done(tc_cache *c, const struct tc__wreq *q, struct wsta
 	tc__count(s, TC_C_OPS);
 	sample_end(c, s, t0);
 	tc__exit(c);
-	tc__evict_ahead(c, s, tc__class_of(w->need));
+	tc__evict_ahead(c, s, w->need);
 	tc__maybe_reclaim(c, s);
 }
 

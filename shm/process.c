@@ -277,6 +277,7 @@ void tc__registry_add(tc_cache *c)
 	tc__registry_lock();
 	c->cid = next_cid++;
 	c->tkey = c->cid << 7;
+	c->tfast = tc__tfast_of(c); /* rfast and rslow are set before */
 	c->next = registry;
 	registry = c;
 	tc__registry_unlock();

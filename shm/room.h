@@ -128,11 +128,12 @@ static inline struct tc_entry *tc__alloc_or_room(tc_cache *c, struct tc_rslot *s
 	return NULL;
 }
 
-/* The eviction policy's work after each write of class CLS (evict.c). */
-static inline void tc__evict_ahead(tc_cache *c, struct tc_rslot *s, uint32_t cls)
+/* The eviction policy's work after each write of a block of NEED bytes
+ * (evict.c); the class is worked out only for a policy that has any. */
+static inline void tc__evict_ahead(tc_cache *c, struct tc_rslot *s, uint64_t need)
 {
 	if (c->evict->ahead)
-		c->evict->ahead(c, s, cls);
+		c->evict->ahead(c, s, tc__class_of(need));
 }
 
 #endif /* TC_ROOM_H */

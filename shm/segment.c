@@ -16,6 +16,7 @@
  */
 #include "internal.h"
 #include "futex.h"
+#include "index.h" /* tc__hash_init */
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -283,6 +284,7 @@ static void fill_handle(tc_cache *c, uint8_t *base, uint64_t size, const struct 
 	c->bmask = g->nbuckets - 1;
 	c->max_entries = g->max_entries;
 	c->seed = g->seed;
+	tc__hash_init(c);
 	/* The word of an empty arena, sealed: a word equal to it is a valid
 	 * word (0 units).  No sentinel: a word that matches bump_seen skips
 	 * the seal check, so a sentinel a scribble can write (all ones, say)

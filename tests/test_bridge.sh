@@ -32,42 +32,23 @@
 # Skips (exit 0 with "SKIP") only when redis-server is not installed or
 # shm-bridge was built without hiredis.
 set -u
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-BIN=${BIN:-build/bin}
-case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
-BUILDDIR=${BUILDDIR:-$(dirname "$BIN")}
-INSPECT="$BIN/shm-inspect"
+. "$(dirname "$0")/lib.sh"
+tc_setup test_bridge tierbr
 BRIDGE="$BIN/shm-bridge"
 PROBE="$BUILDDIR/tests/tier_probe"
-P="tierbr$$"
 A="$P-a" B="$P-b" C="$P-c"
 # --ping-ms of the bridges: 200 by default so that a loaded CI host (or
 # make asan) does not take a tier down by a late ping in the middle of a
 # functional check; PING_MS=100 gives the figures quoted in shm-bridge(8).
 PING=${PING_MS:-200}
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/test_bridge.XXXXXX")
-PIDS=()
 RPID=
-PASS=0
-FAIL=0
 
-cleanup() {
+# Before lib.sh's cleanup: redis-server, also a stopped one.
+tc_cleanup_hook() {
 	[ -n "$RPID" ] && kill -CONT "$RPID" 2>/dev/null
-	for p in "${PIDS[@]}" $RPID; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	for s in "$A" "$B" "$C" "$P-d"; do
-		"$INSPECT" unlink "$s" --force >/dev/null 2>&1
-	done
-	rm -rf "$TMP"
+	[ -n "$RPID" ] && kill -9 "$RPID" 2>/dev/null
+	return 0
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ok()  { PASS=$((PASS + 1)); echo "ok   $*"; }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL $*"; }
-is()  { if [ "$2" == "$3" ]; then ok "$1"; else bad "$1: got '$2', want '$3'"; fi; }
-has() { case "$2" in *"$3"*) ok "$1" ;; *) bad "$1: '$3' not in: $(echo "$2" | head -3)" ;; esac; }
 
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
 	echo "SKIP test_bridge.sh: redis-server/redis-cli not installed (tools/deps.sh test installs them)"
@@ -93,21 +74,10 @@ rc() { redis-cli -s "$SOCK" "$@"; }
 
 # state SEG -> "up PID" | "down PID" | "none 0"
 state() { "$PROBE" state "$1"; }
-wait_state() { # SEG WANT [tries of 50 ms]
-	local n=${3:-300}
-	for _ in $(seq 1 "$n"); do
-		[ "$(state "$1" | cut -d' ' -f1)" = "$2" ] && return 0
-		sleep 0.05
-	done
-	return 1
-}
-wait_gone() { # SEG KEY
-	for _ in $(seq 1 200); do
-		"$INSPECT" exists "$1" "$2" >/dev/null 2>&1 || return 0
-		sleep 0.05
-	done
-	return 1
-}
+state_is() { [ "$(state "$1" | cut -d' ' -f1)" = "$2" ]; } # SEG WANT
+wait_state() { tc_retry "${3:-300}" state_is "$1" "$2"; } # SEG WANT [tries of 50 ms]
+absent() { ! "$INSPECT" exists "$1" "$2" >/dev/null 2>&1; } # SEG KEY
+wait_gone() { tc_retry 200 absent "$1" "$2"; } # SEG KEY
 bridge() { # LOG ARGS...
 	local log=$1; shift
 	"$BRIDGE" --foreground --redis "unix:$SOCK" --ping-ms $PING "$@" >"$TMP/$log" 2>&1 &
@@ -334,5 +304,4 @@ dpid=$(echo "$out" | sed -n 's/.*segment demo-hostA-\([0-9]*\),.*/\1/p')
 	ok "tc-demo --hosts 2: its segments removed" || bad "tc-demo --hosts 2 segments: pid '$dpid'"
 echo "$out" | grep -E 'p50|purged' | sed 's/^/     measured (demo): /'
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+tc_finish

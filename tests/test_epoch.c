@@ -19,6 +19,12 @@
 #include <pthread.h>
 #include <signal.h>
 
+#ifdef TC_TSAN
+#define TC_TSAN_BUILD 1 /* the plain path fences itself (epoch.h) */
+#else
+#define TC_TSAN_BUILD 0
+#endif
+
 static const char *self_exe;
 
 static uint64_t retired(tc_cache *c)
@@ -253,6 +259,203 @@ static void test_nested_sections_end_at_outermost_unlock(void **state)
 	ASSERT_RC(0, tc_peek(c, "k", 1, &v2, &m));
 	tc_read_unlock(c);
 	assert_int_equal(tc__ld(&tc__slot(c)->epoch), 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* ------------------------------------------------------------------ */
+/* The plain path of tc_get, tc_peek, tc_read_lock (kv.c, epoch.h)     */
+/* ------------------------------------------------------------------ */
+
+/* One key of each length class the read path tells apart (1..8, 9..16 in
+ * a copy of its own, 17+), each read every way: tc_get outside and inside
+ * a section, tc_peek inside, too small a buffer, a miss, an expired key.
+ * The answers and the counters are the same on the plain path (a handle
+ * without eviction) as on the general one (LRU, checksums, and with
+ * TICKCACHE_NO_MEMBARRIER=1 every handle); an LRU handle's gets set the
+ * reference bit, a plain one's never do; every section ends quiescent. */
+static void reads_every_way(int eviction, uint32_t flags)
+{
+	char name[64];
+	tc_opts o = wb_opts(1024, 1 << 20, 8, eviction);
+	o.flags |= flags;
+	tc_cache *c = NULL;
+	fx_name(name);
+	(void)tc_unlink(name);
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	bool plain = eviction == TC_EVICT_NONE && !(flags & TC_CHECKSUM) &&
+		     (tc__membarrier_reader_fast() || TC_TSAN_BUILD);
+	assert_true(plain ? c->tfast == c->tkey : c->tfast == (c->tkey | 1ull << 63));
+	static const char *const keys[] = { "abcde", "twelve-bytes", "a-key-of-twenty-byte" };
+	char val[40];
+	for (size_t i = 0; i < sizeof(val); i++)
+		val[i] = (char)('A' + i);
+	for (int k = 0; k < 3; k++)
+		ASSERT_RC(0, tc_set(c, keys[k], strlen(keys[k]), val, sizeof(val), 7, 0));
+	ASSERT_RC(0, tc_set(c, "expired-key1", 12, val, 8, 0, 1));
+	fx_sleep_ms(30); /* a TTL of 1 ms, well past on the coarse clock */
+	uint64_t hits = 0, misses = 0;
+	for (int k = 0; k < 3; k++) {
+		size_t kl = strlen(keys[k]);
+		struct tc_entry *e = wb_entry_of(c, keys[k], TC_KIND_KEY);
+		for (int inside = 0; inside < 2; inside++) {
+			char buf[64];
+			tc_meta m;
+			tc__st(&e->refbit, 0);
+			if (inside)
+				ASSERT_RC(0, tc_read_lock(c));
+			memset(buf, 0, sizeof(buf));
+			ASSERT_RC(0, tc_get(c, keys[k], kl, buf, sizeof(buf), &m));
+			assert_int_equal(m.len, sizeof(val));
+			assert_int_equal(m.type, 7);
+			assert_memory_equal(buf, val, sizeof(val));
+			assert_int_equal(tc__ld(&e->refbit), eviction == TC_EVICT_LRU ? 1 : 0);
+			ASSERT_RC(-E2BIG, tc_get(c, keys[k], kl, buf, 39, &m));
+			assert_int_equal(m.len, sizeof(val));
+			ASSERT_RC(-ENOENT, tc_get(c, keys[k], kl - 1, buf, sizeof(buf), &m));
+			ASSERT_RC(-ENOENT, tc_get(c, "expired-key1", 12, buf, sizeof(buf), &m));
+			hits += 2;
+			misses += 2;
+			if (inside) {
+				const void *v = NULL;
+				ASSERT_RC(0, tc_peek(c, keys[k], kl, &v, &m));
+				assert_non_null(v);
+				assert_int_equal(m.len, sizeof(val));
+				assert_memory_equal(v, val, sizeof(val));
+				ASSERT_RC(-ENOENT, tc_peek(c, keys[k], kl - 1, &v, &m));
+				assert_null(v);
+				ASSERT_RC(-ENOENT, tc_peek(c, "expired-key1", 12, &v, &m));
+				hits += 1;
+				misses += 2;
+				assert_true(tc__ld(&tc__slot(c)->epoch) != 0);
+				tc_read_unlock(c);
+			}
+			assert_int_equal(tc__ld(&tc__slot(c)->epoch), 0);
+			assert_null(tc__section_slot(c));
+		}
+	}
+	tc_stats st;
+	ASSERT_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(st.hits, hits);
+	assert_int_equal(st.misses, misses);
+	assert_int_equal(st.errors, 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+static void test_plain_and_general_reads_agree(void **state)
+{
+	(void)state;
+	reads_every_way(TC_EVICT_NONE, 0);
+	reads_every_way(TC_EVICT_LRU, 0);
+	reads_every_way(TC_EVICT_NONE, TC_CHECKSUM);
+}
+
+/* The state is tested on the plain path too: an unlinked segment answers
+ * -ESTALE, one under audit -EBUSY, to tc_get and tc_read_lock alike, and a
+ * section refused leaves the slot quiescent. */
+static void test_plain_reads_see_the_segment_state(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8, TC_EVICT_NONE);
+	ASSERT_RC(0, tc_set(c, "twelve-bytes", 12, "v", 1, 0, 0));
+	char buf[8];
+	tc__st(&c->h->audit_pid, (uint64_t)getpid());
+	tc__st(&c->h->audit_start, tc__self_start());
+	tc__st(&c->h->state, TC_STATE_AUDITING);
+	ASSERT_RC(-EBUSY, tc_get(c, "twelve-bytes", 12, buf, sizeof(buf), NULL));
+	ASSERT_RC(-EBUSY, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(-EBUSY, tc_read_lock(c));
+	assert_int_equal(tc__ld(&tc__slot(c)->epoch), 0);
+	assert_null(tc__section_slot(c));
+	tc__st(&c->h->state, TC_STATE_READY);
+	ASSERT_RC(0, tc_get(c, "twelve-bytes", 12, buf, sizeof(buf), NULL));
+	ASSERT_RC(0, tc_unlink(name));
+	ASSERT_RC(-ESTALE, tc_get(c, "twelve-bytes", 12, buf, sizeof(buf), NULL));
+	ASSERT_RC(-ESTALE, tc_read_lock(c));
+	assert_int_equal(tc__ld(&tc__slot(c)->epoch), 0);
+	tc_close(c);
+}
+
+/* Slot word of C's published entry E under TAG. */
+static uint64_t word_of(tc_cache *c, struct tc_entry *e, uint64_t tag)
+{
+	return TC_SW_FINAL | tag << 48 | tc__ref_of(c, e);
+}
+
+/*
+ * The inline probe tries the home bucket's first candidate only; the rest
+ * (lookup_more) goes on from the words it copied.  A key behind another
+ * key's entry under its tag, or behind a scribbled word, is still found; a
+ * key in the next bucket is found when the home's displacement covers it;
+ * with only a scribbled candidate the answer is TC_ECORRUPT, with none a
+ * miss.  Slot words written by hand (a key alone in its home bucket).
+ */
+static void test_a_key_behind_other_candidates_of_its_tag(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8, TC_EVICT_NONE);
+	static const char *const keys[] = { "twelve-bytes", "k", "a-key-of-twenty-byte" };
+	for (int k = 0; k < 3; k++) {
+		const char *key = keys[k], *other = "another-key0";
+		size_t kl = strlen(key);
+		ASSERT_RC(0, tc_set(c, key, kl, "value", 5, 0, 0));
+		ASSERT_RC(0, tc_set(c, other, 12, "other", 5, 0, 0));
+		uint64_t h = tc__hash(c, key, kl, TC_KIND_KEY), tag = TC_TAG_OF(h);
+		struct tc_bucket *home = &c->index[h & c->bmask];
+		struct tc_bucket *next = &c->index[(h + 1) & c->bmask];
+		uint64_t mine = word_of(c, wb_entry_of(c, key, TC_KIND_KEY), tag);
+		uint64_t theirs = word_of(c, wb_entry_of(c, other, TC_KIND_KEY), tag);
+		uint64_t saved[2][TC_BUCKET_SLOTS + 1];
+		memcpy(saved[0], home, sizeof(saved[0]));
+		memcpy(saved[1], next, sizeof(saved[1]));
+		char buf[8];
+		tc_meta m;
+		for (int j = 0; j < TC_BUCKET_SLOTS; j++)
+			tc__st(&home->w[j], 0);
+		tc__st(&home->meta, 0);
+		/* Another key's entry first, then the key. */
+		tc__st(&home->w[0], theirs);
+		tc__st(&home->w[5], mine);
+		ASSERT_RC(0, tc_get(c, key, kl, buf, sizeof(buf), &m));
+		assert_int_equal(m.len, 5);
+		assert_memory_equal(buf, "value", 5);
+		/* A word of no block first (ref 0, then past the arena). */
+		tc__st(&home->w[0], TC_SW_FINAL | tag << 48);
+		ASSERT_RC(0, tc_get(c, key, kl, buf, sizeof(buf), &m));
+		tc__st(&home->w[0], TC_SW_FINAL | tag << 48 | (c->arena_units + 5));
+		ASSERT_RC(0, tc_get(c, key, kl, buf, sizeof(buf), &m));
+		/* Only the scribbled word: corrupt, not a miss. */
+		tc__st(&home->w[5], 0);
+		ASSERT_RC(TC_ECORRUPT, tc_get(c, key, kl, buf, sizeof(buf), &m));
+		/* Only another key's entry: a miss. */
+		tc__st(&home->w[0], theirs);
+		ASSERT_RC(-ENOENT, tc_get(c, key, kl, buf, sizeof(buf), &m));
+		/* The key in the next bucket: found once the home's displacement
+		 * covers it, and only then. */
+		tc__st(&home->w[0], 0);
+		uint64_t nw = tc__ld(&next->w[6]);
+		tc__st(&next->w[6], mine);
+		ASSERT_RC(-ENOENT, tc_get(c, key, kl, buf, sizeof(buf), &m));
+		tc__st(&home->meta, 1);
+		ASSERT_RC(0, tc_get(c, key, kl, buf, sizeof(buf), &m));
+		assert_memory_equal(buf, "value", 5);
+		ASSERT_RC(0, tc_read_lock(c));
+		const void *v = NULL;
+		ASSERT_RC(0, tc_peek(c, key, kl, &v, &m));
+		assert_memory_equal(v, "value", 5);
+		tc_read_unlock(c);
+		tc__st(&next->w[6], nw);
+		ASSERT_RC(-ENOENT, tc_get(c, key, kl, buf, sizeof(buf), &m));
+		/* Put the buckets back as they were. */
+		memcpy(home, saved[0], sizeof(saved[0]));
+		memcpy(next, saved[1], sizeof(saved[1]));
+		ASSERT_RC(0, tc_get(c, key, kl, buf, sizeof(buf), &m));
+		ASSERT_RC(0, tc_del(c, key, kl));
+		ASSERT_RC(0, tc_del(c, other, 12));
+	}
 	tc_close(c);
 	tc_unlink(name);
 }
@@ -763,6 +966,7 @@ int main(int argc, char **argv)
 		FX_TEST(test_thread_reader_holds_back_only_later_retirements),
 		FX_TEST(test_process_reader_holds_back_only_later_retirements),
 		FX_TEST(test_nested_sections_end_at_outermost_unlock),
+		FX_TEST(test_plain_and_general_reads_agree),
 	};
 	if (argc > 1 && strcmp(argv[1], "--no-membarrier") == 0) {
 		if (!getenv("TICKCACHE_NO_MEMBARRIER"))
@@ -773,6 +977,9 @@ int main(int argc, char **argv)
 		FX_TEST(test_thread_reader_holds_back_only_later_retirements),
 		FX_TEST(test_process_reader_holds_back_only_later_retirements),
 		FX_TEST(test_nested_sections_end_at_outermost_unlock),
+		FX_TEST(test_plain_and_general_reads_agree),
+		FX_TEST(test_plain_reads_see_the_segment_state),
+		FX_TEST(test_a_key_behind_other_candidates_of_its_tag),
 		FX_TEST(test_handles_in_turns_keep_their_own_sections),
 		FX_TEST(test_one_get_in_64_is_timed_per_handle),
 		FX_TEST(test_child_after_fork_reads_through_its_own_slot),

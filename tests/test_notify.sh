@@ -5,55 +5,27 @@
 # `shm-inspect wait`, and the futex syscalls of a writer counted by strace:
 # none while nobody waits, exactly one after a waiter was killed (the one
 # that clears its flag), none after that.  Uses $BIN (default build/bin) and
-# the helper tests/helpers/notify_writer.c ($BIN/../tests/notify_writer).
+# the helper tests/helpers/notify_writer.c ($BUILDDIR/tests/notify_writer).
 # Segments are named tn<pid>-*, removed on exit.  Exit 0 when every check
 # passed.  Without strace (or where ptrace is refused) the strace checks
 # are reported as skipped; the cmocka test test_notify counts the same wake
 # calls inside the library.
 
 set -u
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-BIN=${BIN:-build/bin}
-case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
-INSPECT="$BIN/shm-inspect"
-WRITER="$BIN/../tests/notify_writer"
-P="tn$$"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/test_notify.XXXXXX")
-PIDS=()
-PASS=0
-FAIL=0
+. "$(dirname "$0")/lib.sh"
+tc_setup test_notify tn
+WRITER="$BUILDDIR/tests/notify_writer"
+tc_need "$INSPECT" "$WRITER"
 
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	for f in /dev/shm/tickcache."$P"-*; do
-		[ -e "$f" ] && "$INSPECT" unlink "${f#/dev/shm/tickcache.}" --force >/dev/null 2>&1
-	done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ok()  { PASS=$((PASS + 1)); echo "ok   $*"; }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL $*"; }
-is()  { if [ "$2" == "$3" ]; then ok "$1"; else bad "$1: got '$2', want '$3'"; fi; }
-
-for t in "$INSPECT" "$WRITER"; do
-	[ -x "$t" ] || { echo "missing $t (run make first)"; exit 1; }
-done
-
-# asleep PID: PID sleeps in a futex wait (60 s at most to get there).
-asleep() {
+# sleeping PID: PID sleeps in a futex wait.
+sleeping() {
 	local st wc
-	for _ in $(seq 1 1200); do
-		st=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null)
-		wc=$(cat "/proc/$1/wchan" 2>/dev/null)
-		if [ "$st" = S ] && { [ "$wc" = 0 ] || [[ "$wc" == *futex* ]]; }; then return 0; fi
-		sleep 0.05
-	done
-	return 1
+	st=$(proc_state "$1")
+	wc=$(cat "/proc/$1/wchan" 2>/dev/null)
+	[ "$st" = S ] && { [ "$wc" = 0 ] || [[ "$wc" == *futex* ]]; }
 }
+# asleep PID: PID sleeps in a futex wait (60 s at most to get there).
+asleep() { tc_retry 1200 sleeping "$1"; }
 
 A="$P-a"
 "$INSPECT" create "$A" --entries 4096 --memory 4M >/dev/null || { echo "cannot create $A"; exit 1; }
@@ -131,5 +103,4 @@ else
 	is "with one wake" "$(shared_wakes)" "1"
 fi
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+tc_finish

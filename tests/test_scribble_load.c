@@ -78,6 +78,8 @@ static int violations;
 		__atomic_add_fetch(&ctl->broken, 1, __ATOMIC_RELAXED);       \
 		bb_child_fail(__VA_ARGS__);                                  \
 	} while (0)
+#define PROMISE_FAIL(...) BAD(__VA_ARGS__)
+#include "promises.h"
 
 static uint64_t env_u64(const char *name, uint64_t dflt)
 {
@@ -91,76 +93,15 @@ static int code(int rc, const char *call)
 {
 	if (rc == TC_ECORRUPT)
 		__atomic_add_fetch(&ctl->corrupt, 1, __ATOMIC_RELAXED);
-	if (rc == 0 || (rc < 0 && rc > -4096) || (rc <= TC_ECONFLICT && rc >= TC_ERRNO_LAST))
+	if (pr_is_code(rc))
 		return rc;
 	BAD("%s returned %d, no code of the library", call, rc);
 	return rc;
 }
 #define RC(call) code((call), #call)
 
-static int scan_fn(const void *key, size_t klen, const tc_meta *m, void *arg)
-{
-	(void)arg;
-	if (!key || klen < 1 || klen > TC_KEY_MAX)
-		BAD("tc_scan called back with key length %zu", klen);
-	if (m->len > TC_VALUE_MAX)
-		BAD("tc_scan called back with value length %zu", m->len);
-	return 0;
-}
-
-static int dto_fn(const void *dto, size_t len, void *arg)
-{
-	(void)arg;
-	if (len > TC_VALUE_MAX || (len && !dto))
-		BAD("tc_dto_each called back with %zu bytes", len);
-	else if (len)
-		memcpy(outbuf, dto, len < sizeof(outbuf) ? len : sizeof(outbuf));
-	return 0;
-}
-
-static int dto_key_fn(const void *key, size_t klen, size_t count, void *arg)
-{
-	(void)arg;
-	(void)count;
-	if (!key || klen < 1 || klen > TC_KEY_MAX)
-		BAD("tc_dto_keys called back with key length %zu", klen);
-	return 0;
-}
-
-static int reader_fn(const tc_reader *r, void *arg)
-{
-	(void)arg;
-	if (r->state > TC_READER_DEAD)
-		BAD("tc_readers: state %d", (int)r->state);
-	return 0;
-}
-
-static int attach_fn(const tc_attach *a, void *arg)
-{
-	(void)a;
-	(void)arg;
-	return 0;
-}
-
-static int policy_fn(const char *prefix, uint64_t ttl, void *arg)
-{
-	(void)ttl;
-	(void)arg;
-	size_t n = strnlen(prefix, TC_POLICY_PREFIX_MAX + 1);
-	if (n < 1 || n > TC_POLICY_PREFIX_MAX)
-		BAD("tc_ttl_policy_list: a prefix of %zu bytes", n);
-	return 0;
-}
-
-static int loader(const void *key, size_t klen, void *buf, size_t cap, size_t *len, void *arg)
-{
-	(void)key;
-	(void)arg;
-	size_t n = klen < cap ? klen : cap;
-	memset(buf, 'L', n);
-	*len = n;
-	return 0;
-}
+/* The callbacks are tests/promises.h's (pr_scan_fn never stops a scan,
+ * pr_reader_fn checks the state only). */
 
 /* ---- one random call ------------------------------------------------------- */
 
@@ -275,13 +216,13 @@ static void one_call(tc_cache *c, uint64_t *rng, const char *snap)
 	}
 	case 18:
 		kl = pick_key(rng, k, "d");
-		RC(tc_dto_each(c, k, kl, 7 + (uint32_t)(r >> 8) % 2, dto_fn, NULL));
+		RC(tc_dto_each(c, k, kl, 7 + (uint32_t)(r >> 8) % 2, pr_dto_fn, NULL));
 		break;
 	case 19:
-		RC(tc_dto_keys(c, dto_key_fn, NULL));
+		RC(tc_dto_keys(c, pr_dto_key_fn, NULL));
 		break;
 	case 20:
-		RC(tc_scan(c, (r >> 8) & 1 ? "k1*" : NULL, scan_fn, NULL));
+		RC(tc_scan(c, (r >> 8) & 1 ? "k1*" : NULL, pr_scan_fn, NULL));
 		break;
 	case 21: {
 		uint64_t d;
@@ -320,9 +261,9 @@ static void one_call(tc_cache *c, uint64_t *rng, const char *snap)
 	}
 	case 27: {
 		uint32_t cl;
-		RC(tc_readers(c, reader_fn, NULL));
+		RC(tc_readers(c, pr_reader_fn, NULL));
 		RC(tc_readers_clean(c, &cl));
-		RC(tc_attached(c, attach_fn, NULL));
+		RC(tc_attached(c, pr_attach_fn, NULL));
 		break;
 	}
 	case 28: {
@@ -347,7 +288,7 @@ static void one_call(tc_cache *c, uint64_t *rng, const char *snap)
 		kl = pick_key(rng, k, "L");
 		size_t cap = (size_t)(r >> 8) % 128;
 		rc = RC(tc_get_or_load(c, k, kl, outbuf, cap, &m, 0, pick_ttl(rng),
-				       (r >> 16) % 3, loader, NULL));
+				       (r >> 16) % 3, pr_loader, NULL));
 		if (rc == 0 && m.len > cap)
 			BAD("tc_get_or_load: length %zu over cap %zu", m.len, cap);
 		break;
@@ -363,7 +304,7 @@ static void one_call(tc_cache *c, uint64_t *rng, const char *snap)
 	}
 	case 32: {
 		unsigned bad;
-		RC(tc_ttl_policy_list(c, policy_fn, NULL));
+		RC(tc_ttl_policy_list(c, pr_policy_fn, NULL));
 		RC(tc_ttl_policy_load_ex(c, pol_path, &bad));
 		break;
 	}

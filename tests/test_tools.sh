@@ -10,33 +10,10 @@
 # Exit 0 when every check passed.
 
 set -u
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-BIN=${BIN:-build/bin}
-case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
-INSPECT="$BIN/shm-inspect"
+. "$(dirname "$0")/lib.sh"
+tc_setup test_tools tt
 SWEEPER="$BIN/shm-sweeper"
 DEMO="$BIN/tc-demo"
-P="tt$$"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/test_tools.XXXXXX")
-PIDS=()
-PASS=0
-FAIL=0
-
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	for f in /dev/shm/tickcache."$P"-*; do
-		[ -e "$f" ] && "$INSPECT" unlink "${f#/dev/shm/tickcache.}" --force >/dev/null 2>&1
-		[ -e "$f" ] && rm -f "$f"
-	done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ok()   { PASS=$((PASS + 1)); echo "ok   $*"; }
-bad()  { FAIL=$((FAIL + 1)); echo "FAIL $*"; [ -s "$TMP/err" ] && sed 's/^/     stderr: /' "$TMP/err" | head -5; }
 
 # run CMD...: $OUT, $ERR (files $TMP/out, $TMP/err) and $RC.
 run() {
@@ -54,16 +31,6 @@ expect() {
 	if [ "$RC" -eq "$want" ]; then ok "$desc (exit $want)"; else bad "$desc: exit $RC, want $want"; fi
 }
 
-# is DESC A B: A equals B.
-is() {
-	if [ "$2" == "$3" ]; then ok "$1"; else bad "$1: got '$2', want '$3'"; fi
-}
-
-# has DESC HAYSTACK NEEDLE
-has() {
-	case "$2" in *"$3"*) ok "$1" ;; *) bad "$1: '$3' not in output: $(echo "$2" | head -3)" ;; esac
-}
-
 # js EXPR: evaluate a python expression over the JSON document in $OUT (as d).
 js() {
 	python3 -c 'import json,sys
@@ -73,12 +40,11 @@ print(json.dumps(r) if not isinstance(r,str) else r)' "$1" <"$TMP/out" 2>>"$TMP/
 }
 
 json_field() { run "$INSPECT" --json stat "$1"; js "d[\"$2\"]"; }
+# sweeper_is SEG PID: PID holds the sweeper lease of SEG.
+sweeper_is() { [ "$(json_field "$1" sweeper_pid)" == "$2" ]; }
 
 # wait_grep PATTERN FILE: until FILE has a line matching PATTERN (10 s at most).
-wait_grep() {
-	for _ in $(seq 1 200); do grep -q -- "$1" "$2" 2>/dev/null && return 0; sleep 0.05; done
-	return 1
-}
+wait_grep() { tc_retry 200 grep -qs -- "$1" "$2"; }
 wait_ready() { wait_grep ready "$1"; }
 
 # running PID: PID is a live process.  Not `kill -0`, which also succeeds on
@@ -87,7 +53,7 @@ wait_ready() { wait_grep ready "$1"; }
 # happen when PID 1 does not reap (containers, some CI machines).
 running() {
 	local st
-	st=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null)
+	st=$(proc_state "$1")
 	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
@@ -110,9 +76,7 @@ if [ -z "$HOLD" ]; then
 		echo "cannot build tests/helpers/hold_reader.c:"; cat "$TMP/cc.err"; exit 1
 	fi
 fi
-for t in "$INSPECT" "$SWEEPER" "$DEMO"; do
-	[ -x "$t" ] || { echo "missing $t (run make first)"; exit 1; }
-done
+tc_need "$INSPECT" "$SWEEPER" "$DEMO"
 
 A="$P-a"; B="$P-b"; C="$P-c"; D="$P-d"; E="$P-e"; F="$P-f"
 
@@ -176,6 +140,8 @@ rmdir /dev/shm/tickcache."$P-dir"
 : >/dev/shm/tickcache."$P-empty"
 expect 3 "stat of an empty segment file" "$INSPECT" stat "$P-empty"
 has "explains the empty file" "$ERR" "is empty, a creation that never finished"
+has "names the commands that mend it" "$ERR" "'shm-inspect create $P-empty' builds it anew, 'shm-inspect unlink $P-empty --force' removes it"
+expect 3 "unlink of it without --force" "$INSPECT" unlink "$P-empty"
 expect 0 "create builds it, as TC_CREATE does" "$INSPECT" --json create "$P-empty" --entries 1K --memory 1M
 is "created with the geometry asked" "$(js 'd["max_entries"]')" "1024"
 has "create says it was rebuilt" "$ERR" "built anew"
@@ -523,6 +489,45 @@ expect 0 "watch --json" "$INSPECT" --json watch "$A" --count 1
 is "watch: nobody attached" "$(js 'd["attached"]')" "0"
 
 # ---------------------------------------------------------------------------
+echo "# a segment truncated under a running command: exit 3, one line naming it"
+# ---------------------------------------------------------------------------
+# Not a scribble: every access past the new end is SIGBUS (docs/design.md,
+# "What a scribble can do").  watch holds its handle between frames, so the
+# truncation lands between two reads of the mapping, every time.
+T="$P-trunc"
+expect 0 "create a segment to truncate" "$INSPECT" create "$T" --entries 1K --memory 1M
+"$INSPECT" --json watch "$T" --interval 50 >"$TMP/tw.out" 2>"$TMP/tw.err" &
+TW=$!
+PIDS+=("$TW")
+wait_grep '"entries"' "$TMP/tw.out" || bad "watch printed no frame"
+truncate -s 0 /dev/shm/tickcache."$T"
+wait "$TW"
+is "watch of a segment truncated under it: exit 3, not SIGBUS" "$?" "3"
+is "one line on stderr" "$(wc -l <"$TMP/tw.err")" "1"
+is "the line names the segment, the byte and the file's size now" \
+	"$(sed 's/at byte [0-9]*;/at byte B;/' "$TMP/tw.err")" \
+	"shm-inspect: segment '$T' was truncated while shm-inspect read it (a bus error at byte B; its file now has 0 bytes): another process shrank a live segment, which tickcache does not survive"
+is "--json: the error document follows the frames" \
+	"$(tail -1 "$TMP/tw.out" | python3 -c 'import json,sys; e=json.load(sys.stdin)["error"]; print(e["reason"], e["exit"], e["code"])')" \
+	"segment truncated 3 -30804"
+is "--json: every line before it is a whole frame" \
+	"$(head -n -1 "$TMP/tw.out" | python3 -c 'import json,sys; print(all("entries" in json.loads(l) for l in sys.stdin))')" "True"
+expect 3 "the truncated segment is an empty file now" "$INSPECT" stat "$T"
+has "said so" "$ERR" "is empty, a creation that never finished"
+expect 0 "and is removed (with --force: an empty file cannot say who uses it)" "$INSPECT" unlink "$T" --force
+# A SIGBUS that another process sends is no fault: its default action.
+expect 0 "create a segment to watch" "$INSPECT" create "$T" --entries 1K --memory 1M
+"$INSPECT" --json watch "$T" --interval 50 >"$TMP/tw.out" 2>"$TMP/tw.err" &
+TW=$!
+PIDS+=("$TW")
+wait_grep '"entries"' "$TMP/tw.out" || bad "watch printed no frame"
+kill -BUS "$TW"
+wait "$TW" 2>/dev/null
+is "kill -BUS: killed by SIGBUS (128 + 7)" "$?" "135"
+is "kill -BUS: nothing said" "$(cat "$TMP/tw.err")" ""
+expect 0 "unlink it" "$INSPECT" unlink "$T" --force
+
+# ---------------------------------------------------------------------------
 echo "# audit: only when idle"
 # ---------------------------------------------------------------------------
 expect 0 "audit of an idle segment" "$INSPECT" --json audit "$A"
@@ -718,7 +723,7 @@ echo "# two sweepers on one segment: the second waits, takes over on death"
 expect 0 "create D" "$INSPECT" create "$D" --entries 1024 --memory 1M
 "$SWEEPER" --foreground --interval 100 --log-level debug "$D" 2>"$TMP/swa.log" &
 SA=$!; PIDS+=("$SA")
-for _ in $(seq 1 100); do [ "$(json_field "$D" sweeper_pid)" == "$SA" ] && break; sleep 0.05; done
+tc_retry 100 sweeper_is "$D" "$SA"
 is "first sweeper holds the lease" "$(json_field "$D" sweeper_pid)" "$SA"
 expect 4 "second sweeper --once is refused" "$SWEEPER" --once "$D"
 has "refusal names the holder" "$ERR" "pid $SA"
@@ -732,7 +737,7 @@ for _ in $(seq 1 200); do [ "$(grep -c ': pass ' "$TMP/swa.log")" -ge $((n0 + 5)
 is "first sweeper kept sweeping" "$(grep -c ': pass ' "$TMP/swa.log" | awk -v n="$n0" '{print ($1 >= n + 5)}')" "1"
 is "second sweeper never swept while the first lives" "$(grep -c ': pass ' "$TMP/swb.log")" "0"
 kill -9 "$SA"; wait "$SA" 2>/dev/null
-for _ in $(seq 1 100); do [ "$(json_field "$D" sweeper_pid)" == "$SB" ] && break; sleep 0.05; done
+tc_retry 100 sweeper_is "$D" "$SB"
 is "second sweeper took over the dead one's lease" "$(json_field "$D" sweeper_pid)" "$SB"
 has "takeover logged" "$(cat "$TMP/swb.log")" "took over the sweeper lease from pid $SA"
 kill -TERM "$SB"; wait "$SB"; is "sweeper exits 0 on SIGTERM" "$?" "0"
@@ -781,7 +786,7 @@ DPID=$(cat "$TMP/d.pid" 2>/dev/null)
 [ -n "$DPID" ] && PIDS+=("$DPID")
 is "daemon is running" "$(running "$DPID" && echo yes)" "yes"
 is "daemon left the caller's session" "$([ "$(ps -o sid= -p "$DPID")" != "$(ps -o sid= -p $$)" ] && echo yes)" "yes"
-for _ in $(seq 1 100); do [ "$(json_field "$E" sweeper_pid)" == "$DPID" ] && break; sleep 0.05; done
+tc_retry 100 sweeper_is "$E" "$DPID"
 is "daemon sweeps the segment" "$(json_field "$E" sweeper_pid)" "$DPID"
 kill -TERM "$DPID"
 for _ in $(seq 1 100); do running "$DPID" || break; sleep 0.05; done
@@ -795,14 +800,14 @@ G="$P-g"
 expect 0 "create G" "$INSPECT" create "$G" --entries 1024 --memory 1M
 "$SWEEPER" --foreground --interval 50 --log-level debug "$G" 2>"$TMP/swg.log" &
 SG=$!; PIDS+=("$SG")
-for _ in $(seq 1 100); do [ "$(json_field "$G" sweeper_pid)" == "$SG" ] && break; sleep 0.05; done
+tc_retry 100 sweeper_is "$G" "$SG"
 is "sweeper holds G's lease" "$(json_field "$G" sweeper_pid)" "$SG"
 is "sweeper maps G" "$(grep -c "tickcache.$G" /proc/"$SG"/maps)" "1"
 expect 0 "unlink while only the sweeper is attached" "$INSPECT" unlink "$G"
 for _ in $(seq 1 100); do [ "$(grep -c "tickcache.$G" /proc/"$SG"/maps)" == "0" ] && break; sleep 0.05; done
 is "sweeper unmapped the removed segment" "$(grep -c "tickcache.$G" /proc/"$SG"/maps)" "0"
 expect 0 "create G again" "$INSPECT" create "$G" --entries 1024 --memory 1M
-for _ in $(seq 1 100); do [ "$(json_field "$G" sweeper_pid)" == "$SG" ] && break; sleep 0.05; done
+tc_retry 100 sweeper_is "$G" "$SG"
 is "sweeper took the new G's lease" "$(json_field "$G" sweeper_pid)" "$SG"
 kill -TERM "$SG"; wait "$SG"; is "sweeper exits 0" "$?" "0"
 expect 0 "unlink G" "$INSPECT" unlink "$G"
@@ -814,7 +819,7 @@ K="$P-k"
 expect 0 "create a segment with 2 reader slots" "$INSPECT" create "$K" --entries 1024 --memory 1M --readers 2
 "$SWEEPER" --foreground --interval 500 "$K" 2>/dev/null &
 SK=$!; PIDS+=("$SK")
-for _ in $(seq 1 100); do [ "$(json_field "$K" sweeper_pid)" == "$SK" ] && break; sleep 0.05; done
+tc_retry 100 sweeper_is "$K" "$SK"
 is "sweeper holds K's lease" "$(json_field "$K" sweeper_pid)" "$SK"
 "$HOLD" "$K" >"$TMP/k1" 2>&1 &
 K1=$!; PIDS+=("$K1")
@@ -952,7 +957,7 @@ has "exists: not restored" "$ERR" "exists and is older than its snapshot: left a
 expect 2 "--restore without --snapshot-dir" "$SWEEPER" --once --restore "$S"
 "$SWEEPER" --foreground --interval 60s --snapshot-dir "$TMP/snaps" "$S" 2>"$TMP/sws.log" &
 SS=$!; PIDS+=("$SS")
-for _ in $(seq 1 100); do [ "$(json_field "$S" sweeper_pid)" == "$SS" ] && break; sleep 0.05; done
+tc_retry 100 sweeper_is "$S" "$SS"
 expect 0 "set n while the sweeper runs" "$INSPECT" set "$S" mark:2 y
 kill -TERM "$SS"; wait "$SS"; is "sweeper with snapshots exits 0" "$?" "0"
 expect 0 "snapshot written at stop" "$INSPECT" --json load "$S" "$TMP/snaps/$S.snap"
@@ -970,7 +975,7 @@ is "the newer value stays" "$OUT" "new"
 # Removed while the sweeper runs: on purpose; its snapshot is retired.
 "$SWEEPER" --foreground --interval 50 --snapshot-dir "$TMP/snaps" --log-level info "$S" 2>"$TMP/swr.log" &
 SR=$!; PIDS+=("$SR")
-for _ in $(seq 1 100); do [ "$(json_field "$S" sweeper_pid)" == "$SR" ] && break; sleep 0.05; done
+tc_retry 100 sweeper_is "$S" "$SR"
 expect 0 "unlink S while its sweeper runs" "$INSPECT" unlink "$S"
 wait_grep "its snapshot is now" "$TMP/swr.log"
 kill -TERM "$SR"; wait "$SR"
@@ -1066,5 +1071,4 @@ for c in $("$INSPECT" --help | sed -n 's/^  \([a-z]*\) .*/\1/p' | sort -u); do
 done
 is "every command of the usage has a man-page entry" "$missing" ""
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+tc_finish

@@ -75,20 +75,28 @@ static inline void wb_retire_n(tc_cache *c, int n, char tag)
 	}
 }
 
+/*
+ * WB_EACH_SLOT(c, w) { ... }: the body runs for every non-zero index slot
+ * word W of C, bucket by bucket (a loop: continue skips to the next word;
+ * no break out of both loops).
+ */
+#define WB_EACH_SLOT(c, w)                                                        \
+	for (uint64_t wb_b_ = 0; wb_b_ < (c)->nbuckets; wb_b_++)                  \
+		for (int wb_i_ = 0; wb_i_ < TC_BUCKET_SLOTS; wb_i_++)             \
+			for (uint64_t w = tc__ld(&(c)->index[wb_b_].w[wb_i_]),    \
+				      wb_once_ = 1; wb_once_ && w; wb_once_ = 0)
+
 /* Published (FINAL) index slots whose entry is KEY (kind TC_KIND_KEY). */
 static inline int wb_count_final(tc_cache *c, const void *key, size_t klen)
 {
 	int n = 0;
-	for (uint64_t b = 0; b < c->nbuckets; b++) {
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t w = tc__ld(&c->index[b].w[i]);
-			if (TC_SW_STATE(w) != TC_SW_FINAL)
-				continue;
-			struct tc_entry *e = tc__block(c, TC_SW_REF(w));
-			if (e && e->kind == TC_KIND_KEY && e->klen == klen &&
-			    memcmp(tc__ekey(e), key, klen) == 0)
-				n++;
-		}
+	WB_EACH_SLOT(c, w) {
+		if (TC_SW_STATE(w) != TC_SW_FINAL)
+			continue;
+		struct tc_entry *e = tc__block(c, TC_SW_REF(w));
+		if (e && e->kind == TC_KIND_KEY && e->klen == klen &&
+		    memcmp(tc__ekey(e), key, klen) == 0)
+			n++;
 	}
 	return n;
 }
@@ -97,14 +105,10 @@ static inline int wb_count_final(tc_cache *c, const void *key, size_t klen)
 static inline uint64_t wb_count_slots(tc_cache *c, uint64_t *nonzero)
 {
 	uint64_t fin = 0, nz = 0;
-	for (uint64_t b = 0; b < c->nbuckets; b++) {
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t w = tc__ld(&c->index[b].w[i]);
-			if (w)
-				nz++;
-			if (TC_SW_STATE(w) == TC_SW_FINAL)
-				fin++;
-		}
+	WB_EACH_SLOT(c, w) {
+		nz++;
+		if (TC_SW_STATE(w) == TC_SW_FINAL)
+			fin++;
 	}
 	if (nonzero)
 		*nonzero = nz;

@@ -49,18 +49,27 @@ tickcache-set-csum  | tcb_set              | -b tickcache -o set -d uniform -n 1
 # profile NAME FUNCTIONS ARGS...: append a line to $WORK/profile.txt and
 # write the top functions to $WORK/cg.NAME.top.
 profile() {
-	local name=$1 fn=$2 f out calls tog=()
+	local name=$1 fn=$2 f out ppid calls tog=()
 	shift 2
 	for f in ${fn//,/ }; do tog+=(--toggle-collect="$f"); done
 	calls=$(echo "$*" | sed -n 's/.*-n \([0-9]*\).*/\1/p')
 	rm -f "$WORK/cg.$name".*
+	# A forked child starts with the costs its parent had counted (the
+	# preload's sets went through tcb_set too): zero them where the
+	# measured loop starts.
 	valgrind --tool=callgrind --cache-sim=yes --D1=49152,12,64 --LL=2097152,16,64 \
-		"${tog[@]}" --callgrind-out-file="$WORK/cg.$name.%p" \
+		--zero-before=run_loop --zero-before=run_batch --compress-strings=no "${tog[@]}" --callgrind-out-file="$WORK/cg.$name.%p" \
 		"$SB" --warmup 0 "$@" >/dev/null 2>"$WORK/cglog.$name" || {
 		echo "callgrind.sh: $name failed (log: $WORK/cglog.$name)" >&2; return 0; }
-	# The measuring child is the process whose file is the largest.
-	out=$(ls -S "$WORK/cg.$name".* | head -1)
-	callgrind_annotate --inclusive=no "$out" >"$WORK/cga.$name" 2>/dev/null || return 0
+	# The measuring child: the file of a process other than the one
+	# valgrind started (the first pid of its log), the largest if several.
+	ppid=$(sed -n '1s/^==\([0-9]*\)==.*/\1/p' "$WORK/cglog.$name")
+	out=$(ls -S "$WORK/cg.$name".* | grep -v "\.$ppid\$" | head -1)
+	# The frames that were on the stack at the zeroing (main down to
+	# run_loop) show their calls' costs as their own: --threshold=100 lists
+	# them all, and the top list skips a function that claims the total.
+	callgrind_annotate --inclusive=no --threshold=100 "$out" >"$WORK/cga.$name" 2>/dev/null ||
+		return 0
 	awk -v name="$name" -v calls="$calls" '
 		/^Events shown:/ { for (i = 3; i <= NF; i++) ev[i - 2] = $i; ne = NF - 2 }
 		/PROGRAM TOTALS/ {
@@ -73,8 +82,11 @@ profile() {
 	awk -v calls="$calls" '
 		/file:function/ { go = 1; getline; next }
 		go && NF == 0 { exit }
+		/PROGRAM TOTALS/ { total = $1; gsub(",", "", total) }
 		go && NF > 2 && $1 ~ /^[0-9,]+$/ {
 			ir = $1; gsub(",", "", ir)
+			if (ir == total)
+				next
 			fn = $NF; if (fn ~ /^\[/) fn = $(NF - 1)
 			# FILE:FUNCTION, the base name of the file: code inlined into a
 			# function is listed under the file it came from (index.h:tc_get).

@@ -142,6 +142,7 @@ static const struct spec specs[] = {
 	{ "remove_unlinked",   W_WRITES,   2, 0, 0, 1, NULL, SV_OK },
 	{ "remove_counted",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
 	{ "drop_private_freed", W_LRU,     1, 0, 0, 0, NULL, SV_OK },
+	{ "write_early_block", W_WRITES,   3, 0, 0, 0, NULL, SV_OK },
 	{ "write_built",       W_WRITES,   3, 0, 0, 0, NULL, SV_OK },
 	{ "update_noted",      W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
 	{ "update_swapped",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
@@ -327,24 +328,19 @@ static void take_census(tc_cache *c, struct census *out)
 	struct marks m = { c, calloc((c->arena_units + 63) / 64, 8), false };
 	memset(out, 0, sizeof(*out));
 	assert_non_null(m.bits);
-	for (uint64_t b = 0; b < c->nbuckets; b++) {
-		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
-			uint64_t w = tc__ld(&c->index[b].w[i]);
-			if (!w)
-				continue;
-			if (TC_SW_STATE(w) != TC_SW_FINAL) {
-				out->tent++;
-				continue;
-			}
-			out->final++;
-			struct tc_entry *e = tc__block(c, TC_SW_REF(w));
-			if (!e) {
-				m.bad = true;
-				continue;
-			}
-			mark(&m, TC_SW_REF(w));
-			tc__audit_entry(c, e, mark, &m);
+	WB_EACH_SLOT(c, w) {
+		if (TC_SW_STATE(w) != TC_SW_FINAL) {
+			out->tent++;
+			continue;
 		}
+		out->final++;
+		struct tc_entry *e = tc__block(c, TC_SW_REF(w));
+		if (!e) {
+			m.bad = true;
+			continue;
+		}
+		mark(&m, TC_SW_REF(w));
+		tc__audit_entry(c, e, mark, &m);
 	}
 	tc__audit_roots(c, mark, &m);
 	for (uint64_t w = 0; w < (c->arena_units + 63) / 64; w++)

@@ -13,7 +13,8 @@
  * may return (positive, or neither an errno nor a TC_E* code); the harnesses
  * call fz_fail() when a documented promise of include/tickcache.h breaks
  * (a key length out of 1..TC_KEY_MAX in a callback, a length past the
- * caller's buffer, ...).  Both end in abort(), which libFuzzer reports as a
+ * caller's buffer, ...); the callbacks of tests/promises.h (shared with
+ * test_scribble_load) check what the iteration calls hand them.  Both end in abort(), which libFuzzer reports as a
  * crash with the input that caused it.
  *
  * Segment names: "fz<tag><pid>", so concurrent fuzzers and test runs never
@@ -99,10 +100,15 @@ static FZ_UNUSED void fz_fail(const char *fmt, ...)
 	abort();
 }
 
-/* A code some function of the library may return: 0, -errno, TC_E*. */
+/* The header's promises and their checks (tests/promises.h): a broken
+ * one is fz_fail. */
+#define PROMISE_FAIL(...) fz_fail(__VA_ARGS__)
+#include "../promises.h"
+
+/* RC, when it is a code some function of the library may return. */
 static FZ_UNUSED int fz_rc_check(int rc, const char *call)
 {
-	if (rc == 0 || (rc < 0 && rc > -4096) || (rc <= TC_ECONFLICT && rc >= TC_ERRNO_LAST))
+	if (pr_is_code(rc))
 		return rc;
 	fz_fail("%s returned %d, which is no code of the library", call, rc);
 }

@@ -91,16 +91,6 @@ static void fill(uint8_t *p, size_t n, uint32_t seed)
 		p[i] = (uint8_t)(seed * 31u + i * 7u);
 }
 
-static int loader(const void *key, size_t klen, void *buf, size_t cap, size_t *len, void *arg)
-{
-	(void)key;
-	(void)arg;
-	size_t n = klen < cap ? klen : cap;
-	memset(buf, 'L', n);
-	*len = n;
-	return 0;
-}
-
 static void populate_common(tc_cache *c)
 {
 	static const size_t sizes[] = { 0, 8, 40, 120, 300, 700, 1500, 3000 };
@@ -120,7 +110,7 @@ static void populate_common(tc_cache *c)
 	char buf[64];
 	size_t len;
 	(void)len;
-	tc_get_or_load(c, "L0", 2, buf, sizeof(buf), NULL, 0, 0, 0, loader, NULL);
+	tc_get_or_load(c, "L0", 2, buf, sizeof(buf), NULL, 0, 0, 0, pr_loader, NULL);
 	tc_del(c, "k07", 3);
 	tc_del(c, "k15", 3);
 	tc_set(c, "k03", 3, "replaced", 8, 0, 0);
@@ -288,63 +278,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* ---- callbacks that check the header's promises ------------------------------- */
-
-static int scan_fn(const void *key, size_t klen, const tc_meta *m, void *arg)
-{
-	(void)arg;
-	if (!key || klen < 1 || klen > TC_KEY_MAX)
-		fz_fail("tc_scan called back with key length %zu", klen);
-	if (m->len > TC_VALUE_MAX)
-		fz_fail("tc_scan called back with value length %zu", m->len);
-	return (klen == 3 && memcmp(key, "k19", 3) == 0) ? 7 : 0;
-}
-
-static int dto_fn(const void *dto, size_t len, void *arg)
-{
-	(void)arg;
-	if (len > TC_VALUE_MAX || (len && !dto))
-		fz_fail("tc_dto_each called back with a DTO of %zu bytes", len);
-	volatile uint8_t sink = 0;
-	for (size_t i = 0; i < len; i++)
-		sink ^= ((const uint8_t *)dto)[i];
-	(void)sink;
-	return 0;
-}
-
-static int dto_key_fn(const void *key, size_t klen, size_t count, void *arg)
-{
-	(void)arg;
-	(void)count;
-	if (!key || klen < 1 || klen > TC_KEY_MAX)
-		fz_fail("tc_dto_keys called back with key length %zu", klen);
-	return 0;
-}
-
-static int reader_fn(const tc_reader *r, void *arg)
-{
-	(void)arg;
-	if (r->slot >= GEO_READERS + TC_TOOL_READERS || r->state > TC_READER_DEAD)
-		fz_fail("tc_readers: slot %u state %d", r->slot, (int)r->state);
-	return 0;
-}
-
-static int attach_fn(const tc_attach *a, void *arg)
-{
-	(void)a;
-	(void)arg;
-	return 0;
-}
-
-static int policy_fn(const char *prefix, uint64_t ttl_ms, void *arg)
-{
-	(void)ttl_ms;
-	(void)arg;
-	size_t n = strnlen(prefix, TC_POLICY_PREFIX_MAX + 1);
-	if (n < 1 || n > TC_POLICY_PREFIX_MAX)
-		fz_fail("tc_ttl_policy_list called back with a prefix of %zu bytes", n);
-	return 0;
-}
+/* The callbacks are tests/promises.h's (through fuzz_common.h): pr_scan_fn
+ * stops at key "k19" with 7, pr_reader_fn bounds the slot number. */
+static char scan_stop[] = "k19";
+static uint32_t reader_slots = GEO_READERS + TC_TOOL_READERS;
 
 /* ---- the interpreter ---------------------------------------------------------- */
 
@@ -747,13 +684,13 @@ static void call(struct state *s, int op)
 	}
 	case OP_DTO_EACH:
 		k = pick_key(s, &kl);
-		fz_rc(tc_dto_each(c, k, kl, 9 + (fz_u8(&s->in) & 1), dto_fn, NULL));
+		fz_rc(tc_dto_each(c, k, kl, 9 + (fz_u8(&s->in) & 1), pr_dto_fn, NULL));
 		break;
 	case OP_DTO_KEYS:
-		fz_rc(tc_dto_keys(c, dto_key_fn, NULL));
+		fz_rc(tc_dto_keys(c, pr_dto_key_fn, NULL));
 		break;
 	case OP_SCAN:
-		rc = tc_scan(c, globs[fz_u8(&s->in) % 8], scan_fn, NULL);
+		rc = tc_scan(c, globs[fz_u8(&s->in) % 8], pr_scan_fn, scan_stop);
 		if (rc != 7)
 			fz_rc(rc);
 		break;
@@ -802,7 +739,7 @@ static void call(struct state *s, int op)
 		break;
 	}
 	case OP_READERS:
-		fz_rc(tc_readers(c, reader_fn, NULL));
+		fz_rc(tc_readers(c, pr_reader_fn, &reader_slots));
 		break;
 	case OP_READERS_CLEAN: {
 		uint32_t cl;
@@ -810,7 +747,7 @@ static void call(struct state *s, int op)
 		break;
 	}
 	case OP_ATTACHED:
-		fz_rc(tc_attached(c, attach_fn, NULL));
+		fz_rc(tc_attached(c, pr_attach_fn, NULL));
 		break;
 	case OP_LEASE: {
 		uint32_t pid;
@@ -837,7 +774,7 @@ static void call(struct state *s, int op)
 			s->trk[s->kidx].on = false;
 		size_t cap = fz_u8(&s->in);
 		memset(&m, 0, sizeof(m));
-		rc = fz_rc(tc_get_or_load(c, k, kl, outbuf, cap, &m, 0, pick_ttl(s), 0, loader,
+		rc = fz_rc(tc_get_or_load(c, k, kl, outbuf, cap, &m, 0, pick_ttl(s), 0, pr_loader,
 					  NULL));
 		if (rc == 0 && m.len > cap)
 			fz_fail("tc_get_or_load returned length %zu over cap %zu", m.len, cap);
@@ -853,7 +790,7 @@ static void call(struct state *s, int op)
 		break;
 	}
 	case OP_POLICY_LIST:
-		fz_rc(tc_ttl_policy_list(c, policy_fn, NULL));
+		fz_rc(tc_ttl_policy_list(c, pr_policy_fn, NULL));
 		break;
 	case OP_POLICY_FILE: {
 		unsigned bad;

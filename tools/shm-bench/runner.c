@@ -205,8 +205,11 @@ static inline void tally(struct proc_res *r, enum op_kind op, int rc, enum vchec
 	}
 }
 
-/* The measured loop; RECORD false is the warm-up. */
-static void run_loop(const struct backend *be, void *st, struct shared *sh, int slot, int role,
+/* The measured loop; RECORD false is the warm-up.  Out of line, as
+ * run_batch: tools/callgrind.sh zeroes its counts on entering either
+ * (--zero-before), so that a measuring child does not inherit the costs
+ * its parent counted before the fork (the preload's sets). */
+static __attribute__((noinline)) void run_loop(const struct backend *be, void *st, struct shared *sh, int slot, int role,
 		     uint64_t limit, bool record, unsigned char *val, unsigned char *buf,
 		     uint64_t *rs)
 {
@@ -282,8 +285,9 @@ static inline bool op_is_mget(void)
  * resolved.  Percentiles are then those of N-read means: tails are smoothed.
  * Keys are generated before the timed region.
  */
-static void run_batch(const struct backend *be, void *st, struct shared *sh, int slot,
-		      uint64_t limit, unsigned char *buf, uint64_t *rs)
+static __attribute__((noinline)) void run_batch(const struct backend *be, void *st,
+						 struct shared *sh, int slot, uint64_t limit,
+						 unsigned char *buf, uint64_t *rs)
 {
 	struct proc_res *r = &sh->r[slot];
 	const unsigned n = cfg.batch;

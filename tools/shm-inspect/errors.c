@@ -92,7 +92,7 @@ int attach_failed(int rc, const char *name, const char *what)
 		if (sb.st_size == 0) {
 			snprintf(msg, sizeof msg, "%s '%s': %s is empty, a creation that never "
 				 "finished (its creator died before sizing it); 'shm-inspect create %s' "
-				 "builds it anew, 'shm-inspect unlink %s' removes it", what, name, path,
+				 "builds it anew, 'shm-inspect unlink %s --force' removes it", what, name, path,
 				 name, name);
 			return report(EX_TC_SEGMENT, TC_ECORRUPT, "empty segment file", msg, false);
 		}

@@ -24,6 +24,7 @@
  *   readers.c     readers     health.c     health, audit
  *   lifecycle.c   create, unlink            watch.c      watch
  *   policy.c      ttl policies, runs        snapshot.c   save, load
+ *   bus.c         a segment truncated under the running command (SIGBUS)
  * The helpers every tool shares (JSON writer, segment listing, parsing,
  * usage errors) are in tools/common.c.
  */
@@ -222,5 +223,9 @@ struct cmd {
 
 extern const struct cmd cmds[];
 extern const size_t ncmds;
+
+/* RUN(A), ended by exit 3 with a message when the file of the segment it
+ * reads is truncated under it (bus.c). */
+int run_guarded(int (*run)(const struct args *a), const struct args *a);
 
 #endif /* TC_SHM_INSPECT_H */

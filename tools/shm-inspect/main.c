@@ -257,5 +257,5 @@ int main(int argc, char **argv)
 	cmd = find_cmd(argc, argv, &a, &ex);
 	if (!cmd)
 		return ex;
-	return cmd->run(&a);
+	return run_guarded(cmd->run, &a);
 }
