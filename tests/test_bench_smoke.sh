@@ -69,6 +69,35 @@ if "$B" --csv-header -b tickcache -k 1000 -n 20000 --warmup 1000 -d uniform -o m
 else
 	echo "FAIL smoke-mget"; cat "$out"; fail=1
 fi
+# --back-to-back: every section and row there, each pass's time positive, the
+# array's own ratios exactly 1, and its segment gone after (/dev/shm/tickcache.shm-bench.PID).
+# With --no-preload every get misses: the run must fail (exit 2) and say so,
+# not report, and remove its segment too.
+"$B" --back-to-back -k 1000 -n 4096 --rounds 1 --csv-header >"$out" 2>&1 &
+pid=$!
+wait $pid
+rc=$?
+if [ $rc = 0 ] && [ ! -e "/dev/shm/tickcache.shm-bench.$pid" ] && awk -F, '
+		NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+		{ n[$col["section"]]++
+		  if ($col["ns_per_op"] + 0 <= 0 || $col["count"] + 0 <= 0) bad = 1
+		  if ($col["what"] == "array" && $col["section"] != "batch" && $col["ratio"] != "1.000") bad = 1
+		  if ($col["what"] == "tc_get" && $col["ratio"] != "1.000") bad = 1 }
+		END { exit bad || n["get"] != 3 || n["set"] != 3 || n["batch"] != 21 }' "$out"; then
+	echo "ok   back-to-back"
+else
+	echo "FAIL back-to-back (exit $rc)"; cat "$out"; fail=1
+fi
+"$B" --back-to-back -k 1000 -n 4096 --rounds 1 --no-preload --csv >"$out" 2>&1 &
+pid=$!
+wait $pid
+rc=$?
+if [ $rc = 2 ] && grep -q "a loaded key missed" "$out" && [ "$(wc -l <"$out")" = 1 ] &&
+	[ ! -e "/dev/shm/tickcache.shm-bench.$pid" ]; then
+	echo "ok   back-to-back: a miss fails the run"
+else
+	echo "FAIL back-to-back with misses: exit $rc"; cat "$out"; fail=1
+fi
 # --percentiles: with a reader beside a writer, the file holds the reads by
 # default and the writer's sets with --percentiles-op write (issue 12.1: the
 # plot showed an evicting run's reads as its sets).

@@ -10,7 +10,8 @@
 # PROFILE names one line of the table below (default: all of them).  Prints
 # one line per profile (instructions, L1d read and write misses, L2 read
 # misses per op) and then, per profile, the eight costliest functions
-# (exclusive instructions per op).  Instruction counts do not depend on the
+# (exclusive instructions per op), each as FILE:FUNCTION: what the compiler
+# inlined into a function is counted under the file it came from.  Instruction counts do not depend on the
 # load of the host; the miss counts come from callgrind's model of this
 # machine's caches (L1d 48 KiB 12-way, the 2 MiB L2 as the last level), not
 # from hardware counters (the VM has no PMU).
@@ -87,7 +88,9 @@ profile() {
 			if (ir == total)
 				next
 			fn = $NF; if (fn ~ /^\[/) fn = $(NF - 1)
-			sub(/.*:/, "", fn)
+			# FILE:FUNCTION, the base name of the file: code inlined into a
+			# function is listed under the file it came from (index.h:tc_get).
+			sub(/.*\//, "", fn)
 			printf "    %7.1f instr/op  %s\n", ir / calls, fn
 			if (++k == 8) exit
 		}' "$WORK/cga.$name" >"$WORK/cg.$name.top"

@@ -46,9 +46,23 @@ static void *lf_attach(char *err, size_t len)
 	return ht;
 }
 
+/* Empty and destroy the table (--back-to-back detaches in a process that
+ * goes on): every node is unlinked and handed to call_rcu, as lf_del does,
+ * and rcu_barrier waits for all those callbacks (and those of the nodes
+ * that sets replaced) before the table goes. */
 static void lf_detach(void *st)
 {
-	(void)st;
+	struct cds_lfht *ht = st;
+	struct cds_lfht_iter it;
+	struct lf_node *e;
+
+	urcu_memb_read_lock();
+	cds_lfht_for_each_entry(ht, &it, e, node)
+		if (cds_lfht_del(ht, &e->node) == 0)
+			urcu_memb_call_rcu(&e->rcu, lf_free);
+	urcu_memb_read_unlock();
+	urcu_memb_barrier();
+	cds_lfht_destroy(ht, NULL);
 	urcu_memb_unregister_thread();
 }
 

@@ -45,6 +45,9 @@
  *   backends.c      the backend table; be_<name>.c one backend each
  *   wake.c          --wake: wake-up latency of tc_wait / tc_wait_any across
  *                   processes, beside a bare futex and Redis pub/sub
+ *   b2b.c           --back-to-back: gets with no timer in the loop, tickcache
+ *                   beside array and rculfhash in one process; set p50 beside
+ *                   the array's; tc_get_many of N keys against N tc_get
  */
 #ifndef TC_SHM_BENCH_H
 #define TC_SHM_BENCH_H
@@ -123,12 +126,19 @@ struct cfg {
 	/* --wake (wake.c) */
 	bool     wake;
 	unsigned gap_us;        /* between the waiter's report and the next write */
+	/* --back-to-back (b2b.c) */
+	bool     back_to_back;
+	unsigned rounds;        /* rounds of each section (default 5) */
 };
 
 extern struct cfg cfg;
 
 /* wake.c: shm-bench --wake (wake-up latency across processes); the exit code. */
 int wake_main(void);
+
+/* b2b.c: shm-bench --back-to-back (untimed gets side by side, tc_get_many
+ * against tc_get); the exit code. */
+int b2b_main(void);
 
 /* "shm-bench: MESSAGE" on stderr, exit 2. */
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

@@ -19,6 +19,7 @@ struct cfg cfg = {
 	.keys = 100000, .vsize = 64, .dist = DIST_ZIPF, .zipf_s = 0.99, .hot_keys = 1,
 	.readers = 1, .writers = 0, .ops = 1000000, .warmup = 20000, .batch = 1, .subtract = true,
 	.out = OUT_HUMAN,
+	.rounds = 5,
 	.redis_sock = "/tmp/shm-bench-redis.sock", .redis_host = "127.0.0.1", .redis_port = 6379,
 	.mc_host = "127.0.0.1", .mc_port = 11211,
 };
@@ -86,6 +87,12 @@ static void usage(FILE *f)
 "                         (the floor) and Redis pub/sub (on --redis-socket);\n"
 "                         -n rounds (default 20000), --warmup (default 200)\n"
 "      --gap-us N         --wake: microseconds between rounds (default 200)\n"
+"      --back-to-back     instead: in one process, gets back to back (no timer per\n"
+"                         get; pass time / keys) on tickcache, array and rculfhash,\n"
+"                         their passes alternating; sets timed each on the three;\n"
+"                         tc_get_many of N keys against N tc_get, N = 1..64.\n"
+"                         -n keys per pass (default 200000, uniform unless -d)\n"
+"      --rounds R         --back-to-back: rounds, medians over them (default 5)\n"
 "Exit status: 0 ok; 1 a process failed or a validating run saw torn, foreign or\n"
 "falsely-missing reads; 2 bad usage.\n");
 }
@@ -123,6 +130,7 @@ enum {
 	O_ZIPF = 256, O_HOT, O_RATE, O_WARMUP, O_PIN, O_MEMORY, O_ENTRIES, O_EVICT, O_NOPRE,
 	O_CLOCK, O_RAW, O_CSV, O_CSVH, O_JSON, O_PCT, O_PCTOP, O_LABEL, O_RSOCK, O_RHOST, O_RPORT,
 	O_MHOST, O_MPORT, O_LIST, O_WOP, O_PERPROC, O_BATCH, O_CSUM, O_WAKE, O_GAP,
+	O_B2B, O_ROUNDS,
 };
 
 static const struct option longopts[] = {
@@ -134,6 +142,7 @@ static const struct option longopts[] = {
 	{ "pin", 0, 0, O_PIN }, { "validate", 0, 0, 'V' }, { "memory", 1, 0, O_MEMORY },
 	{ "entries", 1, 0, O_ENTRIES }, { "evict", 0, 0, O_EVICT }, { "no-preload", 0, 0, O_NOPRE },
 	{ "checksum", 0, 0, O_CSUM }, { "wake", 0, 0, O_WAKE }, { "gap-us", 1, 0, O_GAP },
+	{ "back-to-back", 0, 0, O_B2B }, { "rounds", 1, 0, O_ROUNDS },
 	{ "clock", 0, 0, O_CLOCK }, { "raw", 0, 0, O_RAW }, { "csv", 0, 0, O_CSV },
 	{ "csv-header", 0, 0, O_CSVH }, { "json", 0, 0, O_JSON }, { "percentiles", 1, 0, O_PCT },
 	{ "percentiles-op", 1, 0, O_PCTOP },
@@ -144,8 +153,9 @@ static const struct option longopts[] = {
 	{ 0, 0, 0, 0 },
 };
 
-/* -n and --warmup given (--wake has defaults of its own). */
-static bool ops_given, warmup_given;
+/* -n, --warmup and -d given (--wake and --back-to-back have defaults of
+ * their own). */
+static bool ops_given, warmup_given, dist_given;
 
 /* Parse the options into cfg; -1 to go on, else the exit code (--help,
  * --list: 0; an unknown option: 2). */
@@ -175,6 +185,7 @@ static int parse_args(int argc, char **argv, const char **pct_path, bool *op_giv
 		case 'k': cfg.keys = parse_num(optarg, "key count"); break;
 		case 's': cfg.vsize = parse_num(optarg, "value size"); break;
 		case 'd':
+			dist_given = true;
 			if (!strcmp(optarg, "uniform"))
 				cfg.dist = DIST_UNIFORM;
 			else if (!strcmp(optarg, "zipf"))
@@ -198,6 +209,8 @@ static int parse_args(int argc, char **argv, const char **pct_path, bool *op_giv
 			break;
 		case O_WAKE: cfg.wake = true; break;
 		case O_GAP: cfg.gap_us = (unsigned)parse_num(optarg, "gap"); break;
+		case O_B2B: cfg.back_to_back = true; break;
+		case O_ROUNDS: cfg.rounds = (unsigned)parse_num(optarg, "round count"); break;
 		case O_BATCH: cfg.batch = (unsigned)parse_num(optarg, "batch size"); break;
 		case O_PIN: cfg.pin = true; break;
 		case 'V': cfg.validate = true; break;
@@ -328,6 +341,17 @@ int main(int argc, char **argv)
 		if (cfg.gap_us > 1000000)
 			die("--gap-us above 1000000");
 		return wake_main();
+	}
+	if (cfg.back_to_back) {
+		if (!ops_given)
+			cfg.ops = 200000;
+		if (!dist_given)
+			cfg.dist = DIST_UNIFORM;
+		cfg.backend = "tickcache";
+		cfg.readers = 1;
+		check_args(false);
+		timer_init();
+		return b2b_main();
 	}
 	check_args(op_given_write);
 	timer_init();
