@@ -383,7 +383,7 @@ struct tls_ent *tc__tent_switch(tc_cache *c, bool *timed)
 /* C's entry of this thread without claiming a slot, or NULL. */
 static inline struct tls_ent *tent_find(tc_cache *c)
 {
-	if (TC_LIKELY(((tc__tls_key ^ c->tkey) >> 6) == 0))
+	if (TC_LIKELY(tc__key_is(tc__tls_key, c->tkey)))
 		return tc__tls_ent;
 	return tls_find(c);
 }
@@ -452,7 +452,7 @@ int tc_read_lock(tc_cache *c)
 {
 	if (!c)
 		return -EINVAL;
-	if (TC_LIKELY(((tc__tls_key ^ c->tfast) >> 6) == 0)) {
+	if (TC_LIKELY(tc__key_is(tc__tls_key, c->tfast))) {
 		struct tls_ent *t = tc__tls_ent; /* valid: the key is not 0 */
 		struct tc_hdr *h = c->h;
 		if (TC_LIKELY(t->depth == 0 && tc__ld(&h->state) == TC_STATE_READY)) {
@@ -474,7 +474,7 @@ void tc_read_unlock(tc_cache *c)
 {
 	if (!c)
 		return;
-	if (TC_LIKELY(((tc__tls_key ^ c->tfast) >> 6) == 0)) {
+	if (TC_LIKELY(tc__key_is(tc__tls_key, c->tfast))) {
 		struct tls_ent *t = tc__tls_ent;
 		if (TC_LIKELY(t->depth == 1)) {
 			tc__exit_plain(t, t->slot);

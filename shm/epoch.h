@@ -41,10 +41,30 @@ extern TC_TLS struct tc__tls tc__tls;
 struct tc__tent *tc__tent_switch(tc_cache *c, bool *timed);
 int  tc__enter_state(tc_cache *c, uint32_t st);
 
+/* Whether the thread key K names the handle whose key is WANT (its tkey,
+ * or its tfast for the plain path): the low six bits are the call count of
+ * the sampling, the rest the handle. */
+static inline bool tc__key_is(uint64_t k, uint64_t want)
+{
+	return ((k ^ want) >> 6) == 0;
+}
+
+/* Count a call against WANT: true, and the count advanced, when the
+ * thread's key names it and this is not the 64th call; else false and
+ * nothing changed. */
+static inline bool tc__tent_tick_as(uint64_t want)
+{
+	uint64_t k = tc__tls_key + 1;
+	if (TC_UNLIKELY(!tc__key_is(k, want)))
+		return false;
+	tc__tls_key = k;
+	return true;
+}
+
 /* C's entry of this thread (claimed on first use), or NULL (-EUSERS). */
 static inline struct tc__tent *tc__tent_cur(tc_cache *c)
 {
-	if (TC_LIKELY(((tc__tls_key ^ c->tkey) >> 6) == 0))
+	if (TC_LIKELY(tc__key_is(tc__tls_key, c->tkey)))
 		return tc__tls_ent;
 	return tc__tent_switch(c, NULL);
 }
@@ -55,11 +75,7 @@ static inline struct tc__tent *tc__tent_cur(tc_cache *c)
  * call, to be timed. */
 static inline bool tc__tent_tick(tc_cache *c)
 {
-	uint64_t k = tc__tls_key + 1;
-	if (TC_UNLIKELY((k ^ c->tkey) >> 6))
-		return false;
-	tc__tls_key = k;
-	return true;
+	return tc__tent_tick_as(c->tkey);
 }
 
 /*
@@ -72,11 +88,7 @@ static inline bool tc__tent_tick(tc_cache *c)
  */
 static inline bool tc__tent_tick_plain(tc_cache *c)
 {
-	uint64_t k = tc__tls_key + 1;
-	if (TC_UNLIKELY((k ^ c->tfast) >> 6))
-		return false;
-	tc__tls_key = k;
-	return true;
+	return tc__tent_tick_as(c->tfast);
 }
 
 /* The reader's fence of the plain fast path: none beyond the compiler's

@@ -286,7 +286,7 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
 static inline struct tc_rslot *section_slot(tc_cache *c)
 {
 	struct tc__tent *t = tc__tls_ent;
-	if (TC_LIKELY(((tc__tls_key ^ c->tkey) >> 6) == 0 && t->depth))
+	if (TC_LIKELY(tc__key_is(tc__tls_key, c->tkey) && t->depth))
 		return t->slot;
 	return tc__section_slot(c);
 }
@@ -350,7 +350,7 @@ peek_top(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *m
 		return bad_args(c);
 	}
 	struct tc__tent *t = tc__tls_ent;
-	if (TC_UNLIKELY(((tc__tls_key ^ c->tfast) >> 6) != 0 || t->depth == 0))
+	if (TC_UNLIKELY(!tc__key_is(tc__tls_key, c->tfast) || t->depth == 0))
 		return peek_general(c, key, klen, val, meta);
 	int rc = peek_in_as(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta, true);
 	count_read(t->slot, rc);
