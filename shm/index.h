@@ -62,6 +62,12 @@ tc__hash(tc_cache *c, const void *key, size_t klen, uint32_t kind)
 #endif
 	if (TC_LIKELY(klen <= 16))
 		return XXH3_len_0to16_64b((const xxh_u8 *)key, klen, XXH3_kSecret, seed);
+	/* 17..32 bytes, the names of most users' keys ("tradecore:market:quote:
+	 * AAPL"): XXH3's 17..128-byte step, which XXH3_64bits_withSeed takes for
+	 * them too, inline and with its longer rounds folded away. */
+	if (TC_LIKELY(klen <= 32))
+		return XXH3_len_17to128_64b((const xxh_u8 *)key, klen, XXH3_kSecret,
+					    sizeof(XXH3_kSecret), seed);
 	return XXH3_64bits_withSeed(key, klen, seed);
 }
 
@@ -80,8 +86,12 @@ static inline void tc__hash_init(tc_cache *c)
  * The entry's key at EK against the caller's KEY.  Keys of 9..16 bytes in
  * two 8-byte words, without the call: EK's second word runs into the key's
  * padding (the key area is TC_ALIGN8(klen) bytes, inside the block that
- * match() has bounded), which the shift drops.  Each byte of EK is loaded
- * once.
+ * match() has bounded), which the shift drops; each byte of EK is loaded
+ * once.  Keys of 17..32 bytes as their first and last 16 bytes, which
+ * overlap below 32: a byte of the overlap is loaded twice, and the keys are
+ * equal only when both loads equal the caller's byte, as with memcmp (the
+ * block cannot be reused under the read section that holds EK).  Longer
+ * keys: memcmp.
  */
 static inline __attribute__((always_inline)) bool
 key_eq(const uint8_t *ek, const void *key, size_t klen)
@@ -97,6 +107,24 @@ key_eq(const uint8_t *ek, const void *key, size_t klen)
 		return ((a0 ^ b0) | (a1 ^ b1 >> sh) << sh) == 0;
 	}
 #endif
+	if (TC_LIKELY(klen > 16 && klen <= 32)) {
+		const uint8_t *k = key;
+#if defined(__SSE2__) && !defined(TC_TSAN)
+		__m128i x = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)ek),
+					   _mm_loadu_si128((const __m128i *)(const void *)k));
+		__m128i y = _mm_cmpeq_epi8(
+			_mm_loadu_si128((const __m128i *)(const void *)(ek + klen - 16)),
+			_mm_loadu_si128((const __m128i *)(const void *)(k + klen - 16)));
+		return _mm_movemask_epi8(_mm_and_si128(x, y)) == 0xffff;
+#else
+		uint64_t a[4], b[4];
+		memcpy(&a[0], ek, 16);
+		memcpy(&a[2], ek + klen - 16, 16);
+		memcpy(&b[0], k, 16);
+		memcpy(&b[2], k + klen - 16, 16);
+		return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
+#endif
+	}
 	return memcmp(ek, key, klen) == 0;
 }
 

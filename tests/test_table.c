@@ -90,9 +90,9 @@ static void test_add_losing_abort_race_publishes_no_duplicate(void **state)
 	char name[64];
 	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
 				TC_EVICT_NONE);
-	/* Longer than 16 bytes: match() compares shorter keys inline, without
+	/* Longer than 32 bytes: match() compares shorter keys inline, without
 	 * the memcmp call the hook rides on. */
-	const char key[] = "the-one-key-of-this-test";
+	const char key[] = "the-one-key-of-this-test-and-no-other";
 	size_t klen = sizeof(key) - 1;
 	uint64_t tent, fin;
 	struct tc_entry *ea = NULL;
@@ -202,6 +202,43 @@ static void test_keys_differing_in_one_byte_are_distinct(void **state)
 	}
 	tc_close(c);
 	tc_unlink(name);
+}
+
+/* key_eq, match()'s compare of an entry's key with the caller's, at every
+ * length up to 48 (two words and a shift for 9..16, two overlapping 16-byte
+ * halves for 17..32, memcmp above): equal keys are equal whatever the
+ * entry's padding holds, and a difference in any one byte, either way,
+ * is seen.  The hash tells keys apart before key_eq does, so no test
+ * through tc_get reaches this. */
+static void test_key_compare_sees_every_byte_at_every_length(void **state)
+{
+	(void)state;
+	for (size_t n = 1; n <= 48; n++) {
+		/* The entry's key area: n bytes, then padding to 8 and garbage. */
+		_Alignas(16) uint8_t ek[64], key[48];
+		memset(ek, 0xa5, sizeof(ek));
+		for (size_t i = 0; i < n; i++)
+			ek[i] = key[i] = (uint8_t)(i * 29 + n);
+		assert_true(key_eq(ek, key, n));
+		for (size_t i = 0; i < n; i++)
+			for (int bit = 0; bit < 8; bit += 7) {
+				key[i] ^= (uint8_t)(1u << bit);
+				if (key_eq(ek, key, n))
+					fail_msg("length %zu: byte %zu bit %d differs, key_eq said equal",
+						 n, i, bit);
+				key[i] ^= (uint8_t)(1u << bit);
+				ek[i] ^= (uint8_t)(1u << bit);
+				if (key_eq(ek, key, n))
+					fail_msg("length %zu: entry byte %zu bit %d differs, equal", n,
+						 i, bit);
+				ek[i] ^= (uint8_t)(1u << bit);
+			}
+		/* The caller's key unaligned, the padding changed: still equal. */
+		uint8_t off[49];
+		memcpy(off + 1, key, n);
+		memset(ek + n, 0x5a, sizeof(ek) - n);
+		assert_true(key_eq(ek, off + 1, n));
+	}
 }
 
 /* Values of every length from 0 to 130 bytes come back exactly, with the
@@ -604,6 +641,7 @@ int main(void)
 		FX_TEST(test_add_losing_abort_race_publishes_no_duplicate),
 		FX_TEST(test_hash_is_xxh3_with_the_seed_at_every_length),
 		FX_TEST(test_keys_differing_in_one_byte_are_distinct),
+		FX_TEST(test_key_compare_sees_every_byte_at_every_length),
 		FX_TEST(test_values_of_every_length_round_trip_exactly),
 		FX_TEST(test_reinsert_after_delete_has_larger_version),
 		FX_TEST(test_threads_racing_add_have_one_winner_and_one_entry),
