@@ -714,7 +714,11 @@ int tc_scan(tc_cache *c, const char *glob, tc_scan_fn fn, void *arg);
  * the count.  Keys present throughout are deleted; keys written during the
  * purge may survive it.  DTO lists, rate limiters and load leases are not
  * keys and are never purged.  A slot that names no valid entry is skipped,
- * never removed.  Counts one clear and DELETED keys_deleted in tc_stats.
+ * never removed.  The purged blocks are then freed in one grace period,
+ * as tc_reclaim frees them (those a reader still holds stay retired; none
+ * when called inside this thread's read section), so that the writes that
+ * follow do not pay for them.  Counts one clear and DELETED keys_deleted in
+ * tc_stats.
  * Returns 0, -EINVAL, -ENOMEM, -EUSERS, -ESTALE (the segment was unlinked),
  * -EBUSY (an audit at work): on those two the purge stops at the first
  * bucket it cannot enter, and *deleted counts what it removed before.

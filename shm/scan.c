@@ -118,6 +118,17 @@ int tc_purge(tc_cache *c, const char *glob, uint64_t *deleted)
 			rc = k;
 	}
 	free(f);
+	/*
+	 * The purge's garbage is freed here, by the purger, in one grace
+	 * period (tc_reclaim's): left on the retire list it would be walked
+	 * RECLAIM_STEP blocks at a time by the writes that follow, each block
+	 * a cache miss, which is what a write's tail latency would pay after
+	 * every large purge.  What a reader still holds stays retired; never
+	 * inside this thread's own read section, whose grace period this
+	 * call would be waiting for.
+	 */
+	if (n && !tc__in_section(c))
+		(void)tc__reclaim(c, s, NULL);
 	if (rc == 0)
 		tc__count(s, TC_C_CLEARS);
 	else
