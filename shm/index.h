@@ -60,24 +60,34 @@ tc__hash(tc_cache *c, const void *key, size_t klen, uint32_t kind)
 		return XXH3_avalanche(klen + XXH_swap64(lo) + hi + ((uint64_t)p ^ (uint64_t)(p >> 64)));
 	}
 #endif
+	/*
+	 * Ordinary keys of 17..32 bytes, the names of most users' keys
+	 * ("tradecore:market:quote:AAPL"): XXH3's 17..128-byte step for that
+	 * length, the input's first and last 16 bytes each mixed with 16
+	 * secret bytes under the seed (c->kmid, tc__hash_init) and folded,
+	 * then the avalanche.  The same value as XXH3_64bits_withSeed again.
+	 */
+	if (kind == TC_KIND_KEY && TC_LIKELY(klen - 17 <= 15)) {
+		const uint8_t *k = key, *t = k + klen - 16;
+		uint64_t acc = klen * XXH_PRIME64_1;
+		acc += XXH3_mul128_fold64(XXH_readLE64(k) ^ c->kmid[0], XXH_readLE64(k + 8) ^ c->kmid[1]);
+		acc += XXH3_mul128_fold64(XXH_readLE64(t) ^ c->kmid[2], XXH_readLE64(t + 8) ^ c->kmid[3]);
+		return XXH3_avalanche(acc);
+	}
 	if (TC_LIKELY(klen <= 16))
 		return XXH3_len_0to16_64b((const xxh_u8 *)key, klen, XXH3_kSecret, seed);
-	/* 17..32 bytes, the names of most users' keys ("tradecore:market:quote:
-	 * AAPL"): XXH3's 17..128-byte step, which XXH3_64bits_withSeed takes for
-	 * them too, inline and with its longer rounds folded away. */
-	if (TC_LIKELY(klen <= 32))
-		return XXH3_len_17to128_64b((const xxh_u8 *)key, klen, XXH3_kSecret,
-					    sizeof(XXH3_kSecret), seed);
 	return XXH3_64bits_withSeed(key, klen, seed);
 }
 
 /* The handle's values derived from its seed and geometry for the read
- * path: c->kbf (tc__hash) and match()'s bounds.  tc_open, once the
+ * path: c->kbf and c->kmid (tc__hash) and match()'s bounds.  tc_open, once the
  * geometry is validated. */
 static inline void tc__hash_init(tc_cache *c)
 {
 	c->kbf[0] = (XXH_readLE64(XXH3_kSecret + 24) ^ XXH_readLE64(XXH3_kSecret + 32)) + c->seed;
 	c->kbf[1] = (XXH_readLE64(XXH3_kSecret + 40) ^ XXH_readLE64(XXH3_kSecret + 48)) - c->seed;
+	for (int i = 0; i < 4; i++)
+		c->kmid[i] = XXH_readLE64(XXH3_kSecret + 8 * i) + (i % 2 ? -c->seed : c->seed);
 	c->ref_lim = c->arena_units - 3;
 	c->arena_end = (uintptr_t)c->arena + c->arena_bytes;
 }

@@ -98,6 +98,7 @@ struct tc_cache {
 	uint64_t            seed;
 	uint64_t            kbf[2];      /* XXH3's 9..16-byte secret words under the seed of
 					  * ordinary keys (index.h, tc__hash_init) */
+	uint64_t            kmid[4];     /* the same for 17..32 bytes */
 	uint64_t            ref_lim;     /* arena_units - 3: match()'s bound of a slot's ref */
 	uintptr_t           arena_end;   /* arena + arena_bytes */
 	uint64_t            bump_seen;   /* the last bump word that passed its seal (tc__carved);

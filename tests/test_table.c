@@ -144,20 +144,21 @@ static void test_hash_is_xxh3_with_the_seed_at_every_length(void **state)
 		for (uint32_t kind = 0; kind < 3; kind++)
 			assert_true(tc__hash(c, key, n, kind) ==
 				    XXH3_64bits_withSeed(key, n, c->seed + kind * 0x9E3779B97F4A7C15ull));
-	/* Ordinary keys of 9..16 bytes take a step of tc__hash's own with the
-	 * seeded secret words of the handle (c->kbf): many keys, and seeds
-	 * with every high bit, for the carries of kbf's addition. */
+	/* Ordinary keys of 9..16 and 17..32 bytes take steps of tc__hash's
+	 * own with the seeded secret words of the handle (c->kbf, c->kmid):
+	 * many keys, and seeds with every high bit, for the carries of their
+	 * additions. */
 	uint64_t x = 0x243f6a8885a308d3ull;
-	for (int round = 0; round < 4000; round++) {
-		for (size_t i = 0; i < 16; i++) {
+	for (int round = 0; round < 8000; round++) {
+		for (size_t i = 0; i < 32; i++) {
 			x = x * 6364136223846793005ull + 1442695040888963407ull;
 			key[i] = (uint8_t)(x >> 56);
 		}
-		if (round % 1000 == 0) {
-			c->seed = round == 0 ? c->seed : x ^ (round == 2000 ? ~0ull << 8 : 0);
+		if (round % 2000 == 0) {
+			c->seed = round == 0 ? c->seed : x ^ (round == 4000 ? ~0ull << 8 : 0);
 			tc__hash_init(c);
 		}
-		size_t n = 9 + (size_t)round % 8;
+		size_t n = 9 + (size_t)round % 24;
 		assert_true(tc__hash(c, key, n, TC_KIND_KEY) == XXH3_64bits_withSeed(key, n, c->seed));
 	}
 	tc_close(c);
