@@ -186,7 +186,7 @@ ALL_OBJS   := $(LIB_OBJS) $(TOOL_OBJS) $(TOOL_COMMON_OBJS) $(TEST_OBJS) $(TEST_H
 FLAGS_STAMP := $(BUILDDIR)/.flags
 
 .DEFAULT_GOAL := all
-.PHONY: all lib tools check-build test check demo bench callgrind install uninstall \
+.PHONY: all lib tools check-build test check demo bench bench-wakecost callgrind install uninstall \
         clean asan ubsan tsan deps layering check-style help fuzz fuzz-build fuzz-smoke fuzzers FORCE
 .DELETE_ON_ERROR:
 # Keep the objects of chained rules (tools, tests) for incremental builds.
@@ -384,6 +384,10 @@ bench: ## Install what the benchmarks need, build, run tools/bench.sh
 callgrind: all ## Instructions per hot get, peek and set (tools/callgrind.sh; CALLGRIND='tickcache-get ...' picks)
 	@command -v valgrind >/dev/null || $(DEPS_CMD) bench
 	BIN=$(abspath $(BUILDDIR)/bin) bash tools/callgrind.sh $(CALLGRIND)
+
+bench-wakecost: all ## What tc_wait's check costs a write with no waiter: this build against one without it (tools/wakecost.sh)
+	@command -v valgrind >/dev/null || $(DEPS_CMD) bench
+	BIN=$(abspath $(BUILDDIR)/bin) bash tools/wakecost.sh $(WAKECOST_ROUNDS)
 
 layering: lib ## The include/call graph of shm/ and its order; fails on a cycle (tools/layering.sh)
 	@tools/layering.sh $(BUILDDIR)

@@ -23,6 +23,20 @@ uint64_t tc__wake_calls(void);                 /* FUTEX_WAKE calls of this proce
  * tc__notify_slow bumps the words and wakes the sleepers.  Both words are
  * untrusted: a scribbled flag costs one wake, never a wrong result.
  */
+#if defined(TC_BENCH_NO_WAKE_CHECK)
+/* tools/wakecost.sh's baseline only (never a library anyone runs): the
+ * writes without the check, to measure what the check costs them. */
+static inline void tc__notify(tc_cache *c, uint64_t hash)
+{
+	(void)c;
+	(void)hash;
+}
+
+static inline void tc__notify_any(tc_cache *c)
+{
+	(void)c;
+}
+#else
 static inline void tc__notify(tc_cache *c, uint64_t hash)
 {
 	struct tc_hdr *h = c->h;
@@ -37,5 +51,6 @@ static inline void tc__notify_any(tc_cache *c)
 	if (TC_UNLIKELY(tc__ld(&c->h->any_wake) & TC_WAKE_FLAGS))
 		tc__notify_slow(c, NULL);
 }
+#endif
 
 #endif /* TC_FUTEX_H */
