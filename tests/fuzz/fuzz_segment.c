@@ -213,7 +213,11 @@ static void build_golden(int which)
 			}
 			_exit(0);
 		}
-		if (pid < 0 || waitpid(pid, NULL, 0) != pid)
+		/* EINTR: a signal meant for libFuzzer, or a debugger attaching. */
+		pid_t r;
+		while (pid > 0 && (r = waitpid(pid, NULL, 0)) < 0 && errno == EINTR)
+			;
+		if (pid < 0 || r != pid)
 			die("fork (golden)", -errno);
 	}
 	tc_close(c);
