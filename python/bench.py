@@ -15,7 +15,9 @@ The `set` row includes a lambda's call (set takes two arguments).  The
 call plus the cache misses of reaching each key object, which the C loop
 (keys made on the fly) does not have.  The `add` row times single calls
 instead (fresh keys), minus the timer's own median cost, to give a
-per-call p99.  Redis runs as redis-server on a
+per-call p99.  The get_many row calls get_many on consecutive groups of
+16 of the same random keys and is reported per key (the loop's cost
+divided by 16), the batched read that overlaps the keys' cache misses.  Redis runs as redis-server on a
 unix socket started here (skipped when redis-server is missing), read with
 a minimal RESP client on a raw socket - the least a Python client can
 spend.  The C row is shm-bench's tc_get p50 (-k 100000 -d uniform -s 64
@@ -71,6 +73,25 @@ def batches_keys(fn, keys, nbatch):
         for k in chunk:
             fn(k)
         out.append((pc() - t0) / BATCH)
+    return out
+
+
+GROUP = 16
+
+
+def batches_many(fn, groups, nbatch):
+    """Per-key ns of fn(g) over consecutive groups of GROUP keys."""
+    pc = time.perf_counter_ns
+    out = []
+    n = len(groups)
+    calls = BATCH // GROUP
+    for b in range(nbatch):
+        i = (b * calls) % (n - calls)
+        chunk = groups[i:i + calls]
+        t0 = pc()
+        for g in chunk:
+            fn(g)
+        out.append((pc() - t0) / (calls * GROUP))
     return out
 
 
@@ -213,6 +234,7 @@ def main():
             d[k] = VALUE
         rnd = random.Random(1)
         seq = [keys[rnd.randrange(nkeys)] for _ in range(200_000)]
+        groups = [seq[i:i + GROUP] for i in range(0, len(seq), GROUP)]
         if redis:
             redis.cmd(b"SET", hot, VALUE)
         add_keys = [f"mark:{i}" for i in range(200_000)]
@@ -234,6 +256,8 @@ def main():
                    batches_keys(len, seq, nb), loop)
             record("dict.get, 100k keys uniform", batches_keys(d.get, seq, nb), loop)
             record("Cache.get, 100k keys uniform", batches_keys(c.get, seq, nb), loop)
+            record(f"Cache.get_many of {GROUP}, 100k keys uniform (per key)",
+                   batches_many(c.get_many, groups, nb), loop / GROUP)
             record("Cache.get, 2000-byte value", batches(c.get, big, nb), loop)
             record("Cache.set, hot key (returns the version)",
                    batches(lambda k: c.set(k, VALUE), hot, max(2, nb // 4)), loop)
@@ -307,6 +331,9 @@ def main():
         out.append(f"- 100k keys uniform: Python get {u:.1f} ns, C tc_get p50 {cp50:.1f} ns "
                    f"(shm-bench, same run): +{u - cp50:.1f} ns; of which touching the key "
                    f"objects (len) {med['len(key), 100k keys uniform (touching the key objects)'][0]:.1f} ns")
+        m = med[f"Cache.get_many of {GROUP}, 100k keys uniform (per key)"][0]
+        out.append(f"- 100k keys uniform, get_many of {GROUP}: {m:.1f} ns per key, "
+                   f"{m - cp50:+.1f} ns against the C tc_get p50")
     if "Redis GET (unix socket, raw RESP)" in med:
         r = med["Redis GET (unix socket, raw RESP)"][0]
         out.append(f"- Redis GET / hot get (p50): {r / hotc:.0f}x")
