@@ -450,6 +450,18 @@ static inline int64_t tc__now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* NOW - THEN in ms, THEN a time read from the segment (untrusted): a THEN
+ * so far back that the difference overflows is the oldest there is
+ * (INT64_MAX), one so far ahead the newest (INT64_MIN), never a signed
+ * overflow. */
+static inline int64_t tc__age_ms(int64_t now, int64_t then)
+{
+	int64_t d;
+	if (__builtin_sub_overflow(now, then, &d))
+		return then < 0 ? INT64_MAX : INT64_MIN;
+	return d;
+}
+
 /* Cheaper clock for the read path's expiry check: CLOCK_REALTIME_COARSE. */
 static inline int64_t tc__now_ms_coarse(void)
 {

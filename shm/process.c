@@ -148,7 +148,7 @@ bool tc__pid_alive(uint32_t pid, uint64_t start)
 static bool lease_free(uint32_t pid, bool claiming, const uint64_t *start, int64_t beat_ms,
 		       uint64_t stale_ms)
 {
-	int64_t age = tc__now_ms() - beat_ms;
+	int64_t age = tc__age_ms(tc__now_ms(), beat_ms);
 	if (claiming)
 		return !tc__pid_alive(pid, 0);
 	return pid == 0 || !tc__pid_alive(pid, tc__ld(start)) ||

@@ -102,7 +102,7 @@ int tc_lease_holder(tc_cache *c, uint32_t *pid, uint64_t *age_ms, bool *alive)
 		return -EINVAL;
 	uint64_t w = tc__ld(&c->h->lease_word);
 	uint32_t p = LEASE_PID(w);
-	int64_t age = tc__now_ms() - tc__ld(&c->h->lease_beat_ms);
+	int64_t age = tc__age_ms(tc__now_ms(), tc__ld(&c->h->lease_beat_ms));
 	if (pid)
 		*pid = p;
 	if (age_ms)

@@ -92,7 +92,7 @@ int tc_tier_get(tc_cache *c, tc_tier *out)
 	if (pid) {
 		out->alive = (w & TIER_CLAIMING) ? tc__pid_alive(pid, 0)
 						: tc__pid_alive(pid, tc__ld(&c->h->tier_start));
-		int64_t age = tc__now_ms() - beat;
+		int64_t age = tc__age_ms(tc__now_ms(), beat);
 		out->beat_age_ms = beat > 0 && age > 0 ? (uint64_t)age : 0;
 	}
 	if (st != TC_TIER_UP && st != TC_TIER_DOWN)

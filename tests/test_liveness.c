@@ -19,6 +19,8 @@
  * - tc_open and tc_audit wait a bounded time for a peer SIGSTOPped while
  *   holding the segment's flock: -ETIMEDOUT.
  * - Inside a section opened before tc_unlink, tc_get and tc_set get -ESTALE.
+ * - Heartbeats scribbled to INT64_MIN or INT64_MAX are the oldest and the
+ *   newest ages, never a signed overflow.
  */
 #include "whitebox.h"
 
@@ -626,6 +628,77 @@ static void test_calls_inside_section_of_unlinked_segment_get_estale(void **stat
 	tc_close(c);
 }
 
+/* ------------------------------------------------------------------ */
+/* Heartbeats that are not times                                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A lease's or the tier's heartbeat scribbled to a time before any clock
+ * (INT64_MIN) is the oldest there is, never an overflow of now - beat: the
+ * lease of a live holder is then stale and another process takes it,
+ * tc_lease_holder's age saturates, and the tier's age is 0 (a beat that is
+ * not a time).  A beat in the far future is age 0 and not stale.  Found by
+ * make ubsan ("signed integer overflow" in tc_lease_holder) listing a
+ * fuzzer's segment; without UBSan the lease stayed -EBUSY.
+ */
+static void test_scribbled_heartbeats_are_old_not_overflows(void **state)
+{
+	(void)state;
+	const char *name = new_name("liveness-beat");
+	tc_cache *c = wb_create(name, 256, 256 << 10, 16, TC_EVICT_NONE);
+	int pfd[2];
+	assert_int_equal(0, pipe(pfd));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* A live holder of both leases that is not the test (and ends
+		 * with it, should an assertion end the test first). */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		tc_cache *d;
+		if (tc_open(&d, name, NULL) || tc_lease_acquire(d, 0, NULL) ||
+		    tc_tier_claim(d, 0, NULL) || write(pfd[1], "x", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(pfd[1]);
+	char b;
+	assert_int_equal(1, read(pfd[0], &b, 1));
+	uint32_t holder = 0;
+	uint64_t age = 1;
+	bool alive = false;
+	ASSERT_RC(-EBUSY, tc_lease_acquire(c, 60000, &holder));
+	assert_int_equal(pid, holder);
+	ASSERT_RC(-EBUSY, tc_tier_claim(c, 60000, &holder));
+
+	tc__st(&c->h->lease_beat_ms, INT64_MIN);
+	ASSERT_RC(0, tc_lease_holder(c, &holder, &age, &alive));
+	assert_int_equal(pid, holder);
+	assert_true(alive);
+	assert_true(age == (uint64_t)INT64_MAX);
+	ASSERT_RC(0, tc_lease_acquire(c, 60000, &holder)); /* stale: ours now */
+	ASSERT_RC(0, tc_lease_holder(c, &holder, &age, NULL));
+	assert_int_equal(getpid(), holder);
+	tc__st(&c->h->lease_beat_ms, INT64_MAX);
+	ASSERT_RC(0, tc_lease_holder(c, &holder, &age, NULL));
+	assert_true(age == 0);
+
+	tc_tier t;
+	tc__st(&c->h->tier_beat_ms, INT64_MIN);
+	ASSERT_RC(0, tc_tier_get(c, &t));
+	assert_int_equal(pid, t.pid);
+	assert_true(t.beat_age_ms == 0);
+	ASSERT_RC(0, tc_tier_claim(c, 60000, &holder)); /* stale: ours now */
+	ASSERT_RC(0, tc_tier_get(c, &t));
+	assert_int_equal(getpid(), t.pid);
+
+	kill(pid, SIGKILL);
+	assert_int_equal(pid, waitpid(pid, NULL, 0));
+	close(pfd[0]);
+	tc_close(c);
+	ASSERT_RC(0, tc_unlink(name));
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "--nomb-reclaimer") == 0)
@@ -648,6 +721,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_live_reader_thread_not_cleared, teardown),
 		cmocka_unit_test_teardown(test_open_and_audit_time_out_on_stopped_lock_holder, teardown),
 		cmocka_unit_test_teardown(test_calls_inside_section_of_unlinked_segment_get_estale, teardown),
+		cmocka_unit_test_teardown(test_scribbled_heartbeats_are_old_not_overflows, teardown),
 	};
 	return fx_run(tests);
 }

@@ -17,12 +17,14 @@ int check_key(const char *key)
 /* ttl_left - remaining ms of an absolute expiry, -1 for never. */
 int64_t ttl_left(int64_t expires_ms)
 {
-	int64_t d;
+	int64_t now;
 
 	if (!expires_ms)
 		return -1;
-	d = expires_ms - tc_now_ms();
-	return d < 0 ? 0 : d;
+	now = tc_now_ms();
+	/* Compared first: an expiry read from a segment may be any value,
+	 * and one far below now would overflow the subtraction. */
+	return expires_ms <= now ? 0 : expires_ms - now;
 }
 
 /* counter_value - the int64 of an 8-byte little-endian counter. */
