@@ -353,11 +353,11 @@ T_PROF=$(( $(date +%s) - ${T_PROF0:-$(date +%s)} ))
 # ---------------------------------------------------------------- wake check
 # What tc_wait's check costs a write that wakes nobody: this build against
 # the same tree without the check (tools/wakecost.sh, its own build).
-WAKE=$WORK/wakecost.txt
-: >"$WAKE"
+WAKECOST=$WORK/wakecost.txt
+: >"$WAKECOST"
 if command -v valgrind >/dev/null && [ "$PLOT_ONLY" != 1 ]; then
 	log "the wake check's cost (tools/wakecost.sh)"
-	BIN=$BIN bash "$ROOT/tools/wakecost.sh" >"$WAKE" 2>&1 || true
+	BIN=$BIN bash "$ROOT/tools/wakecost.sh" >"$WAKECOST" 2>&1 || true
 fi
 
 # ---------------------------------------------------------------- plot
@@ -567,7 +567,7 @@ echo "| \`tc_get_many\` of 16 random keys ≤ 0.35× the time of 16 \`tc_get\` |
 echo "| set (overwrite, random key) p50 ≤ 1.5× the in-process table's | $(fmt "$bs_tc") vs $(fmt "$bs_arr") = ${rbs_tc:-?}× (rculfhash $(fmt "$bs_rcu"); in the separate set64 runs below: $(fmt "$plain_set") vs $(fmt "$set_arr50")) | $(verdict "$(cmp "$rbs_tc" "<=" 1.5)") |"
 echo "| \`tc_wait\` wake-up p50 ≤ 10 µs and p99 ≤ 50 µs, or within 1.5× / 2× of the futex floor's | p50 $(fmt "$ww50") = ${rw50:-?}× the floor's ($(fmt "$wf50")), p99 $(fmt "$ww99") = ${rw99:-?}× ($(fmt "$wf99")) | $(verdict "$( { [ "$(cmp "$ww50" "<=" 10000)" = 1 ] && [ "$(cmp "$ww99" "<=" 50000)" = 1 ]; } || { [ "$(cmp "$rw50" "<=" 1.5)" = 1 ] && [ "$(cmp "$rw99" "<=" 2)" = 1 ]; } && echo 1 || echo 0)") |"
 echo "| … side by side with a Redis pub/sub message | Redis p50 $(fmt "$wr50") = ${rwr:-?}× tc_wait's | – |"
-wk() { sed -n 's/^wakecost: .*'"$1"'=\([^ ]*\).*/\1/p' "$WAKE"; }
+wk() { sed -n 's/^wakecost: .*'"$1"'=\([^ ]*\).*/\1/p' "$WAKECOST"; }
 wk_d=$(wk ns_diff)
 echo "| a write with no waiter ≤ 2 ns more than before \`tc_wait\` | one hot key's set, with the check against the same tree built without it (\`tools/wakecost.sh\`, $(wk rounds) alternating rounds): $(wk ns_with) vs $(wk ns_without) ns per set on the CPU, difference median ${wk_d:-?} ns (rounds $(wk ns_lo) .. $(wk ns_hi)); instructions per set $(wk i_with) vs $(wk i_without) | $(verdict "$(cmp "$wk_d" "<=" 2)") |"
 echo

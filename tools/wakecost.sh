@@ -14,7 +14,7 @@
 #   - instructions per set (callgrind, tools/callgrind.sh tickcache-set);
 #   - time per set of one hot key, where no cache miss hides the check:
 #     shm-bench -b tickcache -o set -d hot -n 1000000, the two binaries
-#     alternating for ROUNDS rounds (default 9), each run's time per set on
+#     alternating for ROUNDS rounds (default 21), each run's time per set on
 #     the CPU (1 / cpu_ops_per_s, the timer's own cost included in both);
 #     the median of the rounds' differences (with check minus without) is
 #     the cost, the spread of the differences says how far to trust it.
@@ -25,7 +25,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-$ROOT/build/bin}
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
-ROUNDS=${1:-9}
+ROUNDS=${1:-21}
 NB=$ROOT/build/nowake
 [ -x "$BIN/shm-bench" ] || { echo "wakecost.sh: no $BIN/shm-bench (make all)" >&2; exit 2; }
 
