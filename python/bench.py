@@ -61,38 +61,24 @@ def batches(fn, arg, nbatch):
     return out
 
 
-def batches_keys(fn, keys, nbatch):
-    """Per-call ns of fn(k) over consecutive slices of keys."""
+def batches_keys(fn, keys, nbatch, per=1):
+    """Per-item ns of fn(k) over consecutive slices of keys, each k standing
+    for PER items (a group of PER keys for get_many)."""
     pc = time.perf_counter_ns
     out = []
     n = len(keys)
+    calls = BATCH // per
     for b in range(nbatch):
-        i = (b * BATCH) % (n - BATCH)
-        chunk = keys[i:i + BATCH]
+        i = (b * calls) % (n - calls)
+        chunk = keys[i:i + calls]
         t0 = pc()
         for k in chunk:
             fn(k)
-        out.append((pc() - t0) / BATCH)
+        out.append((pc() - t0) / (calls * per))
     return out
 
 
 GROUP = 16
-
-
-def batches_many(fn, groups, nbatch):
-    """Per-key ns of fn(g) over consecutive groups of GROUP keys."""
-    pc = time.perf_counter_ns
-    out = []
-    n = len(groups)
-    calls = BATCH // GROUP
-    for b in range(nbatch):
-        i = (b * calls) % (n - calls)
-        chunk = groups[i:i + calls]
-        t0 = pc()
-        for g in chunk:
-            fn(g)
-        out.append((pc() - t0) / (calls * GROUP))
-    return out
 
 
 def empty_loop(nbatch):
@@ -257,7 +243,7 @@ def main():
             record("dict.get, 100k keys uniform", batches_keys(d.get, seq, nb), loop)
             record("Cache.get, 100k keys uniform", batches_keys(c.get, seq, nb), loop)
             record(f"Cache.get_many of {GROUP}, 100k keys uniform (per key)",
-                   batches_many(c.get_many, groups, nb), loop / GROUP)
+                   batches_keys(c.get_many, groups, nb, GROUP), loop / GROUP)
             record("Cache.get, 2000-byte value", batches(c.get, big, nb), loop)
             record("Cache.set, hot key (returns the version)",
                    batches(lambda k: c.set(k, VALUE), hot, max(2, nb // 4)), loop)

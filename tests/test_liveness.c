@@ -648,12 +648,10 @@ static void test_scribbled_heartbeats_are_old_not_overflows(void **state)
 	tc_cache *c = wb_create(name, 256, 256 << 10, 16, TC_EVICT_NONE);
 	int pfd[2];
 	assert_int_equal(0, pipe(pfd));
-	pid_t pid = fork();
+	pid_t pid = fork_child();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		/* A live holder of both leases that is not the test (and ends
-		 * with it, should an assertion end the test first). */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* A live holder of both leases that is not the test. */
 		tc_cache *d;
 		if (tc_open(&d, name, NULL) || tc_lease_acquire(d, 0, NULL) ||
 		    tc_tier_claim(d, 0, NULL) || write(pfd[1], "x", 1) != 1)
