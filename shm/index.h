@@ -278,18 +278,17 @@ lookup_more(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t k
 }
 
 /*
- * Find the published slot of (hash, key, kind).  0 found, -ENOENT, TC_ECORRUPT.
- * The home bucket's meta word comes with its slots, in one load of the line.
- * Inline: the home bucket's first candidate, and the miss of a home bucket
- * with no candidate and no displacement; the rest in lookup_more().
+ * lookup() once the home bucket of HASH is scanned: W and M as
+ * bucket_scan() gave them, loaded inside the caller's read section (by
+ * tc_get_many's second pass, earlier in the same section).
  */
 static inline __attribute__((always_inline)) int
-lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
-       uint64_t **slotp, uint64_t *wp, struct view *v)
+lookup_scanned(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
+	       const uint64_t w[8], uint32_t m, uint64_t **slotp, uint64_t *wp,
+	       struct view *v)
 {
-	uint64_t home = hash & c->bmask, w[8];
+	uint64_t home = hash & c->bmask;
 	struct tc_bucket *b = &c->index[home];
-	uint32_t m = bucket_scan(b, TC_TAG_OF(hash), w);
 	int bad = 0;
 	if (TC_LIKELY(m != 0)) {
 		unsigned j = SCAN_WORD(m);
@@ -315,6 +314,21 @@ lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
 		*wp = w2;
 	}
 	return rc;
+}
+
+/*
+ * Find the published slot of (hash, key, kind).  0 found, -ENOENT, TC_ECORRUPT.
+ * The home bucket's meta word comes with its slots, in one load of the line.
+ * Inline: the home bucket's first candidate, and the miss of a home bucket
+ * with no candidate and no displacement; the rest in lookup_more().
+ */
+static inline __attribute__((always_inline)) int
+lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
+       uint64_t **slotp, uint64_t *wp, struct view *v)
+{
+	uint64_t w[8];
+	uint32_t m = bucket_scan(&c->index[hash & c->bmask], TC_TAG_OF(hash), w);
+	return lookup_scanned(c, hash, key, klen, kind, w, m, slotp, wp, v);
 }
 
 static inline bool expired(int64_t expires, int64_t now)

@@ -129,7 +129,8 @@ copy_out(void *dst, const void *src, size_t n)
 }
 
 /*
- * The copy of tc_get and tc_get_with, inside a read section.  A value
+ * The copy of tc_get and tc_get_with, inside a read section, from RC and V,
+ * lookup()'s answer (expired: -ENOENT).  A value
  * longer than CAP is -E2BIG (FN NULL: tc_get, tc_get_many), or goes into
  * the buffer FN returns for it, in the same lookup: FN gets a private copy
  * of the metadata (the length as the lookup read and checked it, once),
@@ -140,29 +141,37 @@ copy_out(void *dst, const void *src, size_t n)
  * caller knows the handle's rslow is 0 (tc__tent_tick_plain).
  */
 static inline __attribute__((always_inline)) int
+copy_view(tc_cache *c, uint64_t hash, size_t klen, int rc, const struct view *v, void *buf,
+	  size_t cap, tc_meta *meta, tc_buf_fn fn, void *arg, bool quiet, bool plain)
+{
+	if (rc == 0 && v->expires != 0 &&
+	    expired(v->expires, quiet ? tc__now_ms() : tc__now_ms_coarse()))
+		rc = -ENOENT;
+	if (rc)
+		return rc;
+	fill_meta(meta, v);
+	void *dst = buf;
+	if (TC_UNLIKELY(v->vlen > cap)) {
+		if (!fn)
+			return -E2BIG;
+		tc_meta m;
+		fill_meta(&m, v);
+		if (!(dst = fn(&m, arg)))
+			return -ENOMEM;
+	}
+	copy_out(dst, v->val, v->vlen);
+	return !plain && c->rslow ? after_read(c, hash, klen, v, dst, quiet) : 0;
+}
+
+/* copy_view() of lookup()'s answer for (HASH, KEY). */
+static inline __attribute__((always_inline)) int
 copy_value_as(tc_cache *c, uint64_t hash, const void *key, size_t klen, void *buf, size_t cap,
 	      tc_meta *meta, tc_buf_fn fn, void *arg, bool quiet, bool plain)
 {
 	uint64_t *slotp, w;
 	struct view v;
 	int rc = lookup(c, hash, key, klen, TC_KIND_KEY, &slotp, &w, &v);
-	if (rc == 0 && v.expires != 0 &&
-	    expired(v.expires, quiet ? tc__now_ms() : tc__now_ms_coarse()))
-		rc = -ENOENT;
-	if (rc)
-		return rc;
-	fill_meta(meta, &v);
-	void *dst = buf;
-	if (TC_UNLIKELY(v.vlen > cap)) {
-		if (!fn)
-			return -E2BIG;
-		tc_meta m;
-		fill_meta(&m, &v);
-		if (!(dst = fn(&m, arg)))
-			return -ENOMEM;
-	}
-	copy_out(dst, v.val, v.vlen);
-	return !plain && c->rslow ? after_read(c, hash, klen, &v, dst, quiet) : 0;
+	return copy_view(c, hash, klen, rc, &v, buf, cap, meta, fn, arg, quiet, plain);
 }
 
 static inline __attribute__((always_inline)) int
@@ -295,23 +304,30 @@ static inline struct tc_rslot *section_slot(tc_cache *c)
  * *VAL NULL unless the answer is 0.  PLAIN (a constant at each call): the
  * handle's rslow is known to be 0. */
 static inline __attribute__((always_inline)) int
+peek_view(tc_cache *c, uint64_t hash, size_t klen, int rc, const struct view *v,
+	  const void **val, tc_meta *meta, bool plain)
+{
+	if (rc == 0 && v->expires != 0 && expired(v->expires, tc__now_ms_coarse()))
+		rc = -ENOENT;
+	if (rc == 0) {
+		fill_meta(meta, v);
+		*val = v->val;
+		if (!plain && c->rslow && (rc = after_read(c, hash, klen, v, v->val, false)) != 0)
+			*val = NULL; /* a value that fails its checksum is not handed out */
+	} else {
+		*val = NULL;
+	}
+	return rc;
+}
+
+static inline __attribute__((always_inline)) int
 peek_in_as(tc_cache *c, uint64_t hash, const void *key, size_t klen, const void **val,
 	   tc_meta *meta, bool plain)
 {
 	uint64_t *slotp, w;
 	struct view v;
 	int rc = lookup(c, hash, key, klen, TC_KIND_KEY, &slotp, &w, &v);
-	if (rc == 0 && v.expires != 0 && expired(v.expires, tc__now_ms_coarse()))
-		rc = -ENOENT;
-	if (rc == 0) {
-		fill_meta(meta, &v);
-		*val = v.val;
-		if (!plain && c->rslow && (rc = after_read(c, hash, klen, &v, v.val, false)) != 0)
-			*val = NULL; /* a value that fails its checksum is not handed out */
-	} else {
-		*val = NULL;
-	}
-	return rc;
+	return peek_view(c, hash, klen, rc, &v, val, meta, plain);
 }
 
 static inline __attribute__((always_inline)) int
@@ -370,24 +386,31 @@ int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta
 /*
  * tc_get_many and tc_peek_many: N reads in one read section, in chunks of
  * MANY_CHUNK so that their cache misses overlap.  Each chunk runs three
- * passes: hash every key and prefetch its home bucket; scan each home
- * bucket (now in cache, or on its way) for the first published slot with
- * the key's tag and prefetch that entry's first three lines (header, key,
- * a value of up to about 100 bytes); then look every
- * key up properly and copy.  The first two passes only hint the CPU:
- * nothing they read is used (the third pass loads every word it trusts
- * itself, through lookup()), so a slot changed between the passes costs a
- * wasted prefetch, never a wrong answer.  VALS NULL: copy (tc_get's
- * semantics per request); else VALS[i] receives tc_peek's pointer.
+ * passes: check and hash every key and prefetch its home bucket; scan each
+ * home bucket (now in cache, or on its way) once, keeping its words, and
+ * prefetch the first candidate entry's first three lines (header, key, a
+ * value of up to about 100 bytes); then finish each lookup from the kept
+ * scan (lookup_scanned: every check of match() on the entry) and copy.
+ * The scan is the one a lookup would make, done earlier in the same read
+ * section: a slot word it kept names a block that cannot be reclaimed
+ * before the section ends, so the key's read takes effect at its scan.
+ * The prefetches only hint the CPU.  VALS NULL: copy (tc_get's semantics
+ * per request); else VALS[i] receives tc_peek's pointer.
  */
 #define MANY_CHUNK 16
+_Static_assert(MANY_CHUNK <= 32, "many_in's mask of bad requests is 32 bits");
 
-static inline void many_prefetch_entry(tc_cache *c, uint64_t hash)
-{
+/* Pass two's scan of one home bucket. */
+struct many_scan {
 	uint64_t w[8];
-	uint32_t m = bucket_scan(&c->index[hash & c->bmask], TC_TAG_OF(hash), w);
+	uint32_t m;
+};
+
+static inline void many_scan_prefetch(tc_cache *c, uint64_t hash, struct many_scan *sc)
+{
+	uint32_t m = sc->m = bucket_scan(&c->index[hash & c->bmask], TC_TAG_OF(hash), sc->w);
 	if (m) {
-		uint64_t ref = TC_SW_REF(w[SCAN_WORD(m)]);
+		uint64_t ref = TC_SW_REF(sc->w[SCAN_WORD(m)]);
 		if (ref - 1 < c->arena_units - 12) {
 			const uint8_t *e = c->arena + (ref - 1) * TC_BLOCK_UNIT;
 			__builtin_prefetch(e);
@@ -397,40 +420,61 @@ static inline void many_prefetch_entry(tc_cache *c, uint64_t hash)
 	}
 }
 
-static size_t many_in(tc_cache *c, struct tc_rslot *s, tc_req *reqs, size_t n,
-		      const void **vals)
+static inline __attribute__((always_inline)) size_t
+many_in(tc_cache *c, struct tc_rslot *s, tc_req *reqs, size_t n, const void **vals)
 {
 	uint64_t hash[MANY_CHUNK];
+	struct many_scan sc[MANY_CHUNK];
+	uint32_t bad = 0; /* bit i: request i fails tc_get's argument checks */
 	size_t hits = 0;
 	for (size_t i = 0; i < n; i++) {
 		tc_req *r = &reqs[i];
 		if (TC_UNLIKELY(!tc__valid_key(r->key, r->klen) ||
 				(!vals && !r->buf && r->cap))) {
-			hash[i] = 0;
+			bad |= 1u << i;
 			continue;
 		}
 		hash[i] = tc__hash(c, r->key, r->klen, TC_KIND_KEY);
 		__builtin_prefetch(&c->index[hash[i] & c->bmask]);
 	}
 	for (size_t i = 0; i < n; i++)
-		if (hash[i])
-			many_prefetch_entry(c, hash[i]);
+		if (!(bad >> i & 1))
+			many_scan_prefetch(c, hash[i], &sc[i]);
 	for (size_t i = 0; i < n; i++) {
 		tc_req *r = &reqs[i];
+		uint64_t *slotp, w;
+		struct view v;
 		int rc;
-		if (TC_UNLIKELY(!tc__valid_key(r->key, r->klen) ||
-				(!vals && !r->buf && r->cap)))
+		if (TC_UNLIKELY(bad >> i & 1)) {
 			rc = -EINVAL;
-		else if (vals)
-			rc = peek_in(c, hash[i], r->key, r->klen, &vals[i], &r->meta);
-		else
-			rc = copy_value(c, hash[i], r->key, r->klen, r->buf, r->cap, &r->meta,
-					false);
+		} else {
+			rc = lookup_scanned(c, hash[i], r->key, r->klen, TC_KIND_KEY, sc[i].w,
+					    sc[i].m, &slotp, &w, &v);
+			if (vals)
+				rc = peek_view(c, hash[i], r->klen, rc, &v, &vals[i], &r->meta,
+					       false);
+			else
+				rc = copy_view(c, hash[i], r->klen, rc, &v, r->buf, r->cap,
+					       &r->meta, NULL, NULL, false, false);
+		}
 		r->rc = rc;
 		count_read(s, rc);
 		hits += rc == 0;
 	}
 	return hits;
+}
+
+/* many_in() compiled once for each (a constant VALS NULL for tc_get_many). */
+static __attribute__((noinline)) size_t many_get(tc_cache *c, struct tc_rslot *s, tc_req *reqs,
+						  size_t n)
+{
+	return many_in(c, s, reqs, n, NULL);
+}
+
+static __attribute__((noinline)) size_t many_peek(tc_cache *c, struct tc_rslot *s, tc_req *reqs,
+						   size_t n, const void **vals)
+{
+	return many_in(c, s, reqs, n, vals);
 }
 
 /* The checks and the section shared by tc_get_many and tc_peek_many. */
@@ -459,7 +503,8 @@ static int many(tc_cache *c, tc_req *reqs, size_t n, const void **vals)
 	size_t hits = 0;
 	for (size_t i = 0; i < n; i += MANY_CHUNK) {
 		size_t k = n - i < MANY_CHUNK ? n - i : MANY_CHUNK;
-		hits += many_in(c, t->slot, reqs + i, k, vals ? vals + i : NULL);
+		hits += vals ? many_peek(c, t->slot, reqs + i, k, vals + i)
+			     : many_get(c, t->slot, reqs + i, k);
 	}
 	tc__exit_ent(c, t);
 	return (int)hits;

@@ -1993,6 +1993,70 @@ static void test_get_many_reads_more_keys_than_a_chunk(void **state)
 	tc_close(c);
 }
 
+/* A full index (so that keys sit past their home bucket, lookup_more's
+ * path) with holes: every request of tc_get_many and tc_peek_many, in
+ * batches of every size up to two chunks, answers what tc_get answers. */
+static void test_get_many_agrees_with_tc_get_on_a_full_index(void **state)
+{
+	enum { NK = 200 };
+	char name[TC_NAME_MAX + 1], keys[NK][48], bufs[40][64], one[64];
+	tc_cache *c = fx_open(name, TC_MIN_ENTRIES, 1u << 20, 16);
+	size_t klen[NK];
+	int stored = 0, rc = 0;
+
+	(void)state;
+	for (int i = 0; i < NK; i++) {
+		/* lengths 1..40: every compare of key_eq */
+		klen[i] = 1 + (size_t)i % 40;
+		memset(keys[i], 'a' + i % 26, sizeof(keys[i]));
+		snprintf(keys[i], sizeof(keys[i]), "%d", i);
+		keys[i][strlen(keys[i])] = '-';
+		if (i % 5 == 4 || rc == -ENOSPC)
+			continue; /* never written */
+		rc = tc_set(c, keys[i], klen[i], keys[i], 8 + (size_t)i % 50, (uint32_t)i, 0);
+		if (rc == 0)
+			stored++;
+		else
+			ASSERT_RC(-ENOSPC, rc);
+	}
+	assert_int_equal(rc, -ENOSPC); /* the index filled up */
+	for (int i = 0; i < NK; i += 3)
+		(void)tc_del(c, keys[i], klen[i]);
+	for (size_t batch = 1; batch <= 32; batch++)
+		for (size_t from = 0; from + batch <= NK; from += batch) {
+			tc_req r[32];
+			const void *v[32];
+			int hits = 0, phits;
+			for (size_t j = 0; j < batch; j++)
+				r[j] = (tc_req){ .key = keys[from + j], .klen = klen[from + j],
+						 .buf = bufs[j], .cap = sizeof(bufs[j]) };
+			int n = tc_get_many(c, r, batch);
+			ASSERT_RC(0, tc_read_lock(c));
+			phits = tc_peek_many(c, r, batch, v);
+			for (size_t j = 0; j < batch; j++) {
+				size_t i = from + j;
+				tc_meta m;
+				int want = tc_get(c, keys[i], klen[i], one, sizeof(one), &m);
+				ASSERT_RC(want, r[j].rc);
+				hits += want == 0;
+				if (want != 0) {
+					assert_null(v[j]);
+					continue;
+				}
+				assert_int_equal(r[j].meta.len, m.len);
+				assert_int_equal(r[j].meta.version, m.version);
+				assert_int_equal(r[j].meta.type, i);
+				assert_memory_equal(bufs[j], one, m.len);
+				assert_memory_equal(v[j], one, m.len);
+			}
+			tc_read_unlock(c);
+			assert_int_equal(n, hits);
+			assert_int_equal(phits, hits);
+		}
+	assert_true(stored > TC_MIN_ENTRIES / 2);
+	tc_close(c);
+}
+
 static void test_get_many_checks_its_arguments(void **state)
 {
 	char name[TC_NAME_MAX + 1], buf[8];
@@ -2500,6 +2564,7 @@ int main(void)
 		FX_TEST(test_two_segments_with_same_key_are_isolated),
 		FX_TEST(test_get_many_gives_each_request_the_code_of_tc_get),
 		FX_TEST(test_get_many_reads_more_keys_than_a_chunk),
+		FX_TEST(test_get_many_agrees_with_tc_get_on_a_full_index),
 		FX_TEST(test_get_many_checks_its_arguments),
 		FX_TEST(test_get_many_counts_each_request_in_stats),
 		FX_TEST(test_peek_many_points_into_the_segment_inside_a_section),
