@@ -39,6 +39,7 @@ tickcache-get       | tcb_get              | -b tickcache -d uniform -n 200000
 tickcache-peek      | tcb_peek,tcb_peek_end | -b tickcache -d uniform -n 200000 -o peek
 array-get           | arr_get              | -b array -d uniform -n 200000
 tickcache-hot       | tcb_get              | -b tickcache -d hot -n 200000
+tickcache-mget      | tcb_get_many         | -b tickcache -d uniform -n 200000 -o mget
 tickcache-hot-peek  | tcb_peek,tcb_peek_end | -b tickcache -d hot -n 200000 -o peek
 tickcache-set       | tcb_set              | -b tickcache -o set -d uniform -n 100000
 tickcache-set-evict | tcb_set              | -b tickcache -o set -d uniform -n 100000 --evict --memory 4M
