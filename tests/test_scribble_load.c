@@ -124,6 +124,56 @@ static uint64_t pick_ttl(uint64_t *rng)
 	return ttl[bb_rand(rng) % 5];
 }
 
+/* tc_get_with's buffer: only for a value over the caller's cap (ARG). */
+static void *with_buf(const tc_meta *m, void *arg)
+{
+	if (m->len <= *(const size_t *)arg || m->len > TC_VALUE_MAX)
+		BAD("tc_get_with asked for %zu bytes over a cap of %zu", m->len,
+		    *(const size_t *)arg);
+	static unsigned char withbuf[VAL_MAX];
+	return m->len <= VAL_MAX ? withbuf : NULL;
+}
+
+/* tc_get_many (PEEK: tc_peek_many in a section) of up to 20 keys. */
+static void many(tc_cache *c, uint64_t *rng, bool peek)
+{
+	enum { N = 20 };
+	static unsigned char bufs[N][128];
+	char keys[N][32];
+	tc_req r[N];
+	const void *v[N];
+	size_t n = 1 + bb_rand(rng) % N;
+	for (size_t i = 0; i < n; i++)
+		r[i] = (tc_req){ .key = keys[i], .klen = pick_key(rng, keys[i], "k"),
+				 .buf = bufs[i], .cap = bb_rand(rng) % 129 };
+	if (peek && RC(tc_read_lock(c)))
+		return;
+	int hits = peek ? tc_peek_many(c, r, n, v) : tc_get_many(c, r, n);
+	if (hits < 0)
+		RC(hits);
+	else if ((size_t)hits > n)
+		BAD("tc_get_many: %d hits of %zu", hits, n);
+	int nhit = 0;
+	for (size_t i = 0; i < n; i++) {
+		int rc = RC(r[i].rc);
+		nhit += rc == 0;
+		if (hits < 0 && rc != hits)
+			BAD("tc_get_many: %d, request %zu %d", hits, i, rc);
+		if (!peek && rc == 0 && r[i].meta.len > r[i].cap)
+			BAD("tc_get_many: 0 with length %zu over cap %zu", r[i].meta.len, r[i].cap);
+		if (!peek && rc == -E2BIG && r[i].meta.len <= r[i].cap)
+			BAD("tc_get_many: -E2BIG with length %zu", r[i].meta.len);
+		if (peek && rc == 0 && (r[i].meta.len > TC_VALUE_MAX || (r[i].meta.len && !v[i])))
+			BAD("tc_peek_many: length %zu at %p", r[i].meta.len, v[i]);
+		if (peek && rc == 0 && r[i].meta.len <= VAL_MAX)
+			memcpy(outbuf, v[i], r[i].meta.len);
+	}
+	if (peek)
+		tc_read_unlock(c);
+	if (hits >= 0 && hits != nhit)
+		BAD("tc_get_many: %d hits, %d requests answered 0", hits, nhit);
+}
+
 static void one_call(tc_cache *c, uint64_t *rng, const char *snap)
 {
 	char k[32];
@@ -315,6 +365,40 @@ static void one_call(tc_cache *c, uint64_t *rng, const char *snap)
 		RC(tc_get(c, k, kl, outbuf, VAL_MAX, &m));
 		RC(tc_sweep(c, 1, NULL)); /* -EDEADLK inside a section */
 		tc_read_unlock(c);
+		break;
+	}
+	case 34:
+		many(c, rng, (r >> 8) & 1);
+		break;
+	case 35: {
+		kl = pick_key(rng, k, "k");
+		size_t cap = (size_t)(r >> 8) % 64;
+		rc = RC(tc_get_with(c, k, kl, outbuf, cap, &m, with_buf, &cap));
+		if (rc == -E2BIG)
+			BAD("tc_get_with: -E2BIG with a buffer function");
+		break;
+	}
+	case 36: {
+		uint64_t ver = 0;
+		kl = pick_key(rng, k, "k");
+		if (RC(tc_set_v(c, k, kl, valbuf, pick_len(rng), 0, pick_ttl(rng), &ver)) == 0 &&
+		    ver == 0)
+			BAD("tc_set_v: 0 with version 0");
+		break;
+	}
+	case 37: {
+		uint32_t holder;
+		tc_tier t;
+		switch ((r >> 8) % 4) {
+		case 0: RC(tc_tier_claim(c, (r >> 12) & 1 ? 0 : 50, &holder)); break;
+		case 1: RC(tc_tier_set(c, (uint32_t)(r >> 16) % 4)); break;
+		case 2: RC(tc_tier_release(c)); break;
+		default:
+			if (RC(tc_tier_get(c, &t)) == 0 &&
+			    (t.state > TC_TIER_DOWN || (!t.pid && t.state == TC_TIER_UP)))
+				BAD("tc_tier_get: state %u, pid %u", t.state, t.pid);
+			break;
+		}
 		break;
 	}
 	default: /* reads are the common case */

@@ -154,6 +154,12 @@ static void build_golden(int which)
 	rc = tc_open(&c, seg_name, NULL);
 	if (rc)
 		die("tc_open (golden)", rc);
+	/* The bump word is sealed under the seed (alloc.c): until tc_audit
+	 * seals it again under the new one, every carve is refused and the
+	 * image would hold no key at all. */
+	tc_audit_report ar;
+	if ((rc = tc_audit(c, &ar)) != 0)
+		die("tc_audit (golden)", rc);
 	switch (which) {
 	case 0: /* empty */
 		break;
@@ -198,6 +204,25 @@ static void build_golden(int which)
 			if (tc_set(c, key_names[i % 20], 3, valbuf, 2000, 0, 0) == -ENOSPC)
 				break;
 		break;
+	}
+	/* The image must hold what it says: a write that failed here would
+	 * leave the inputs' calls nothing but misses. */
+	if (which == 2) {
+		/* LRU: which keys the clock evicted is not fixed; that it kept
+		 * a good part of them is. */
+		unsigned kept = 0;
+		for (unsigned i = 0; i < 400; i++) {
+			char k[16];
+			int kl = snprintf(k, sizeof(k), "e%u", i);
+			kept += tc_get(c, k, (size_t)kl, outbuf, VAL_MAX, NULL) == 0;
+		}
+		if (kept < 40)
+			die("golden LRU image without its keys", (int)kept);
+	} else if (which != 0) {
+		int g1 = tc_get(c, "k01", 3, outbuf, VAL_MAX, NULL);
+		int g2 = tc_get(c, "k03", 3, outbuf, VAL_MAX, NULL);
+		if (g1 != 0 || g2 != 0)
+			die("golden image without its keys", g1 ? g1 : g2);
 	}
 	if (which == 1 || which == 3) {
 		/* A process that died inside a read section, its slot not given
@@ -258,6 +283,9 @@ static void make_object(void)
 
 static void write_seeds(const char *dir);
 
+static void write_seeds(const char *dir);
+static void check_program(int g);
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -273,12 +301,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	const char *pol = "k0 = 86400000\np = 0 # never\n\n# comment\nkk=90000000\n";
 	if (fz_write_file(pol_path, pol, strlen(pol)))
 		die("write policy file", -errno);
+	make_object();
+	check_program(1);
 	const char *seeds = getenv("TC_FUZZ_SEED_DIR");
 	if (seeds && *seeds) {
 		write_seeds(seeds);
 		exit(0);
 	}
-	make_object();
 	return 0;
 }
 
@@ -297,8 +326,107 @@ enum {
 	OP_SNAP_SAVE, OP_SNAP_LOAD, OP_AUDIT, OP_SWEEP, OP_RECLAIM, OP_READERS,
 	OP_READERS_CLEAN, OP_ATTACHED, OP_LEASE, OP_RATE, OP_LOAD, OP_POLICY,
 	OP_POLICY_LIST, OP_POLICY_FILE, OP_REOPEN, OP_UNLINK, OP_NESTED, OP_SMALL_GET,
+	OP_GET_MANY, OP_GET_WITH, OP_SET_V, OP_TIER,
 	NOPS
 };
+_Static_assert(NOPS <= 64, "ops_done has a bit per op");
+
+/* Bit OP: call() ran OP (past the handle's check) since this was zeroed. */
+static uint64_t ops_done;
+
+/*
+ * The bytes each op reads after its own (the handle first), so that a
+ * fixed program calls every op once: the raw harness's program and the
+ * seeds of this one are made of them.  An op's bytes must be exactly what
+ * call() reads for it, or the rest of the program is read out of step:
+ * check_program() (at start) fails when a program misses an op.
+ */
+struct op_args {
+	uint8_t n;
+	uint8_t b[48];
+};
+#define A(...) { sizeof((uint8_t[]){ __VA_ARGS__ }), { __VA_ARGS__ } }
+static const struct op_args op_args[NOPS] = {
+	[OP_GET] = A(0, 1),                    /* handle, key k01 */
+	[OP_SMALL_GET] = A(0, 2, 3),           /* a cap of 3 */
+	[OP_PEEK] = A(0, 3),
+	[OP_EXISTS] = A(0, 4, 1, 0),           /* tc_wait_any from 0; tc_wait until it exists */
+	[OP_GET_MANY] = A(0, 19, 2,            /* 20 requests, copied then peeked */
+			  1, 1, 3, 1, 22, 1, 30, 0, 9, 5, 1, 31, 1, 0, 1, 4, 1, 6, 1, 7, 1,
+			  8, 1, 10, 1, 11, 1, 20, 1, 21, 1, 26, 1, 12, 1, 13, 1, 14, 1,
+			  240, 0x78, 1),               /* caps 256, one of 9; a random key */
+	[OP_GET_WITH] = A(0, 30, 4),           /* big0 with a cap of 4: the callback */
+	[OP_SCAN] = A(0, 0),
+	[OP_DTO_KEYS] = A(0),
+	[OP_DTO_EACH] = A(0, 22, 0),
+	[OP_DTO_COUNT] = A(0, 23),
+	[OP_RUN_ANCHOR] = A(0),
+	[OP_STATS] = A(0),
+	[OP_INFO] = A(0),
+	[OP_READERS] = A(0),
+	[OP_ATTACHED] = A(0),
+	[OP_POLICY_LIST] = A(0),
+	[OP_LEASE] = A(0, 3),                  /* tc_lease_holder */
+	[OP_TIER] = A(0, 0, 1),                /* tc_tier_claim, never stale */
+	[OP_SET] = A(0, 5, 0x40, 0x80, 0, 0),  /* a length, type 0, TTL 0 */
+	[OP_SET_V] = A(0, 7, 0x40, 0x80, 0),
+	[OP_ADD] = A(0, 9, 8, 0, 0, 0),
+	[OP_CAS] = A(0, 3, 8, 0, 1, 0),        /* at the last version seen */
+	[OP_DEL] = A(0, 6),
+	[OP_INCR] = A(0, 20, 3, 0),
+	[OP_EXPIRE] = A(0, 11, 3),
+	[OP_DTO_APPEND] = A(0, 24, 16, 0, 0),
+	[OP_RATE] = A(0, 27, 1),
+	[OP_LOAD] = A(0, 26, 64, 0),
+	[OP_POLICY] = A(0, 1, 0, 5, 0),        /* tc_ttl_policy_set("p", ...) */
+	[OP_POLICY_FILE] = A(0),
+	[OP_SNAP_SAVE] = A(0),
+	[OP_SNAP_LOAD] = A(0, 1),
+	[OP_PURGE] = A(0, 2),
+	[OP_SWEEP] = A(1, 0),
+	[OP_RECLAIM] = A(0),
+	[OP_READERS_CLEAN] = A(1),
+	[OP_RUN_END] = A(0),
+	[OP_RUN_START] = A(0, 1, 0, 1),
+	[OP_RUN_END_GEN] = A(0, 1),            /* the last generation seen */
+	[OP_NESTED] = A(0, 1),
+	[OP_AUDIT] = A(0),
+	[OP_REOPEN] = A(1),
+	[OP_UNLINK] = A(0),
+};
+#undef A
+
+/* The order of the fixed programs: reads, writes, maintenance, unlink last
+ * (a call after it meets the unlinked segment). */
+static const uint8_t program_order[] = {
+	OP_GET, OP_SMALL_GET, OP_PEEK, OP_EXISTS, OP_GET_MANY, OP_GET_WITH, OP_SCAN,
+	OP_DTO_KEYS, OP_DTO_EACH, OP_DTO_COUNT, OP_RUN_ANCHOR, OP_STATS, OP_INFO,
+	OP_READERS, OP_ATTACHED, OP_POLICY_LIST, OP_LEASE, OP_TIER, OP_SET, OP_SET_V, OP_ADD,
+	OP_CAS, OP_DEL, OP_INCR, OP_EXPIRE, OP_DTO_APPEND, OP_RATE, OP_LOAD, OP_POLICY,
+	OP_POLICY_FILE, OP_SNAP_SAVE, OP_SNAP_LOAD, OP_PURGE, OP_SWEEP, OP_RECLAIM,
+	OP_READERS_CLEAN, OP_RUN_END, OP_RUN_START, OP_RUN_END_GEN, OP_NESTED, OP_REOPEN,
+	OP_AUDIT, OP_GET, OP_UNLINK, OP_GET,
+};
+_Static_assert(sizeof(program_order) == NOPS - OP_GET + 2, "every call once (GET thrice)");
+
+/* Append OP with its bytes to P (N used, of CAP). */
+static size_t put_op(uint8_t *p, size_t n, size_t cap, int op)
+{
+	if (n + 1 + op_args[op].n > cap)
+		die("program buffer", -ENOSPC);
+	p[n++] = (uint8_t)op;
+	memcpy(p + n, op_args[op].b, op_args[op].n);
+	return n + op_args[op].n;
+}
+
+/* Every call once, in program_order, into P; its length. */
+static size_t every_call(uint8_t *p, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(program_order); i++)
+		n = put_op(p, n, cap, program_order[i]);
+	return n;
+}
 
 /*
  * The silent-damage oracle.  For each key of key_names the harness writes
@@ -526,10 +654,142 @@ static void track_read(struct state *s, tc_cache *c, int kidx, const void *v, si
 		first, (unsigned long long)t->off, (unsigned long long)(t->off + t->len));
 }
 
+/* tc_get_many / tc_peek_many: up to MANY_MAX requests (more than one of
+ * the library's chunks of 16), each with a cap of its own. */
+#define MANY_MAX 20
+#define MANY_CAP 256
+static uint8_t many_buf[MANY_MAX][MANY_CAP];
+
+/* A code that tc_get and tc_get_many both give for a key, once inside a
+ * section: the answer of the lookup itself. */
+static bool lookup_code(int rc)
+{
+	return rc == 0 || rc == -ENOENT || rc == -E2BIG || rc == TC_ECORRUPT;
+}
+
+/* Each request must answer what tc_get answers for its key (nothing
+ * changes the segment between the two: no patch, no write, no TTL that can
+ * pass), and obey tc_get's promises; a hit is checked by the oracle. */
+static void many_check(struct state *s, tc_cache *c, tc_req *r, const int *kidx, size_t nr,
+		       bool peek)
+{
+	const void *v[MANY_MAX];
+	int hits;
+	if (peek) {
+		if (fz_rc(tc_read_lock(c)))
+			return;
+		hits = tc_peek_many(c, r, nr, v);
+	} else {
+		hits = tc_get_many(c, r, nr);
+	}
+	if (getenv("TC_FUZZ_TRACE"))
+		fprintf(stderr, "fuzz: %s of %zu: %d\n", peek ? "tc_peek_many" : "tc_get_many", nr,
+			hits);
+	if (getenv("TC_FUZZ_TRACE"))
+		for (size_t i = 0; i < nr; i++)
+			fprintf(stderr, "fuzz:   %.*s %d\n", (int)r[i].klen, (const char *)r[i].key, r[i].rc);
+	if (hits < 0)
+		fz_rc(hits); /* a code, else a broken promise */
+	else if ((size_t)hits > nr)
+		fz_fail("tc_get_many: %d hits of %zu requests", hits, nr);
+	int nhit = 0;
+	for (size_t i = 0; i < nr; i++) {
+		int rc = fz_rc(r[i].rc);
+		nhit += rc == 0;
+		if (hits < 0) {
+			if (rc != hits)
+				fz_fail("tc_get_many returned %d and request %zu %d", hits, i, rc);
+			continue;
+		}
+		size_t len = r[i].meta.len;
+		if (peek) {
+			if (rc == -E2BIG)
+				fz_fail("tc_peek_many: request %zu -E2BIG", i);
+			if (rc == 0 && (len > TC_VALUE_MAX || (len && !v[i])))
+				fz_fail("tc_peek_many: request %zu length %zu at %p", i, len, v[i]);
+			if (rc != 0 && v[i])
+				fz_fail("tc_peek_many: request %zu code %d with a pointer", i, rc);
+		} else {
+			if (rc == 0 && len > r[i].cap)
+				fz_fail("tc_get_many: request %zu 0 with length %zu over cap %zu", i,
+					len, r[i].cap);
+			if (rc == -E2BIG && len <= r[i].cap)
+				fz_fail("tc_get_many: request %zu -E2BIG with length %zu within cap "
+					"%zu", i, len, r[i].cap);
+		}
+		tc_meta m;
+		memset(&m, 0, sizeof(m));
+		int want = tc_get(c, r[i].key, r[i].klen, outbuf, peek ? VAL_MAX : r[i].cap, &m);
+		if (peek && want == -E2BIG)
+			want = 0; /* over VAL_MAX: tc_peek has no cap */
+		if (lookup_code(want) && lookup_code(rc) && want != rc)
+			fz_fail("%s: request %zu (%s) %d, tc_get %d", peek ? "tc_peek_many" :
+				"tc_get_many", i, kidx[i] >= 0 ? key_names[kidx[i]] : "a random key",
+				rc, want);
+		if (want == rc && (rc == 0 || rc == -E2BIG) &&
+		    (m.len != len || m.version != r[i].meta.version || m.type != r[i].meta.type))
+			fz_fail("request %zu: length %zu version %llu, tc_get %zu %llu", i, len,
+				(unsigned long long)r[i].meta.version, m.len,
+				(unsigned long long)m.version);
+		if (rc != 0 || len > VAL_MAX)
+			continue;
+		const void *got = peek ? v[i] : r[i].buf;
+		if (want == 0 && memcmp(got, outbuf, len) != 0)
+			fz_fail("request %zu: the bytes differ from tc_get's", i);
+		memcpy(outbuf, got, len);
+		track_read(s, c, kidx[i], outbuf, len);
+	}
+	if (peek)
+		tc_read_unlock(c);
+	if (hits >= 0 && hits != nhit)
+		fz_fail("tc_get_many returned %d hits of %d", hits, nhit);
+}
+
+/* The requests, then tc_get_many, tc_peek_many or both by the next byte. */
+static void get_many(struct state *s, tc_cache *c)
+{
+	tc_req r[MANY_MAX];
+	char kb[MANY_MAX][16];
+	int kidx[MANY_MAX];
+	size_t nr = 1 + fz_u8(&s->in) % MANY_MAX;
+	unsigned mode = fz_u8(&s->in) % 3; /* copy, peek, both */
+	for (size_t i = 0; i < nr; i++) {
+		size_t kl;
+		const char *k = pick_key(s, &kl);
+		memcpy(kb[i], k, kl);
+		kidx[i] = s->kidx;
+		r[i] = (tc_req){ .key = kb[i], .klen = kl, .buf = many_buf[i],
+				 .cap = fz_u8(&s->in) & 1 ? MANY_CAP : fz_u8(&s->in) % MANY_CAP };
+	}
+	if (mode != 1)
+		many_check(s, c, r, kidx, nr, false);
+	if (mode != 0)
+		many_check(s, c, r, kidx, nr, true);
+}
+
+/* tc_get_with's buffer: the value's length must be over the caller's cap
+ * and within the limit; NULL (-ENOMEM) for one the harness cannot hold. */
+struct with_arg {
+	size_t cap, asked;
+	int calls;
+};
+
+static void *with_fn(const tc_meta *m, void *arg)
+{
+	struct with_arg *a = arg;
+	a->calls++;
+	a->asked = m->len;
+	if (m->len <= a->cap || m->len > TC_VALUE_MAX)
+		fz_fail("tc_get_with asked for %zu bytes with cap %zu", m->len, a->cap);
+	return m->len <= VAL_MAX ? valbuf : NULL;
+}
+
 static void call(struct state *s, int op)
 {
 	/* One bit of the next byte picks the handle: ordinary or TC_TOOL. */
 	int h = fz_u8(&s->in) & 1;
+	if (op == OP_REOPEN || op == OP_UNLINK)
+		ops_done |= 1ull << op;
 	if (op == OP_REOPEN) {
 		if (s->c[h]) {
 			tc_close(s->c[h]);
@@ -552,6 +812,7 @@ static void call(struct state *s, int op)
 	const char *k;
 	tc_meta m;
 	int rc;
+	ops_done |= 1ull << op;
 	switch (op) {
 	case OP_GET:
 	case OP_SMALL_GET: {
@@ -796,6 +1057,55 @@ static void call(struct state *s, int op)
 	case OP_POLICY_LIST:
 		fz_rc(tc_ttl_policy_list(c, pr_policy_fn, NULL));
 		break;
+	case OP_GET_MANY:
+		get_many(s, c);
+		break;
+	case OP_GET_WITH: {
+		k = pick_key(s, &kl);
+		int kidx = s->kidx;
+		struct with_arg a = { .cap = fz_u8(&s->in) };
+		memset(&m, 0, sizeof(m));
+		rc = fz_rc(tc_get_with(c, k, kl, outbuf, a.cap, &m, with_fn, &a));
+		if (rc == -E2BIG || (rc == -ENOMEM && a.calls != 1) || a.calls > 1)
+			fz_fail("tc_get_with: %d after %d calls of its function", rc, a.calls);
+		if (rc == 0 && a.calls && m.len != a.asked)
+			fz_fail("tc_get_with: length %zu, %zu asked for", m.len, a.asked);
+		if (rc == 0 && m.len <= VAL_MAX) {
+			if (a.calls)
+				memcpy(outbuf, valbuf, m.len); /* the value went to with_fn's buffer */
+			track_read(s, c, kidx, outbuf, m.len);
+		}
+		break;
+	}
+	case OP_SET_V: {
+		k = pick_key(s, &kl);
+		n = pick_len(s);
+		int kidx = s->kidx;
+		uint64_t ver = 0;
+		fill(valbuf, n, (uint32_t)n);
+		rc = fz_rc(tc_set_v(c, k, kl, valbuf, n, 0, pick_ttl(s), &ver));
+		if (rc == 0 && ver == 0)
+			fz_fail("tc_set_v: 0 with version 0");
+		if (rc == 0)
+			s->version = ver;
+		track_write(s, c, kidx, k, kl, n, rc);
+		break;
+	}
+	case OP_TIER: {
+		uint32_t pid;
+		tc_tier t;
+		switch (fz_u8(&s->in) & 3) {
+		case 0: fz_rc(tc_tier_claim(c, fz_u8(&s->in) & 1 ? 0 : LONG_TTL, &pid)); break;
+		case 1: fz_rc(tc_tier_set(c, fz_u8(&s->in) % 4)); break;
+		case 2: fz_rc(tc_tier_release(c)); break;
+		default:
+			if (fz_rc(tc_tier_get(c, &t)) == 0 &&
+			    (t.state > TC_TIER_DOWN || (!t.pid && t.state == TC_TIER_UP)))
+				fz_fail("tc_tier_get: state %u, pid %u", t.state, t.pid);
+			break;
+		}
+		break;
+	}
 	case OP_POLICY_FILE: {
 		unsigned bad;
 		fz_rc(tc_ttl_policy_load_ex(c, pol_path, &bad));
@@ -810,8 +1120,11 @@ static const char *const op_names[NOPS] = {
 	"dto_count", "dto_each", "dto_keys", "scan", "purge", "stats", "info", "snapshot_save",
 	"snapshot_load", "audit", "sweep", "reclaim", "readers", "readers_clean", "attached",
 	"lease", "rate_limit", "get_or_load", "policy", "policy_list", "policy_file", "reopen",
-	"unlink", "nested", "small_get",
+	"unlink", "nested", "small_get", "get_many", "get_with", "set_v", "tier",
 };
+
+/* check_program(): where each op of a run began (NULL: not recorded). */
+static size_t *op_starts;
 
 static void run_program(struct state *s)
 {
@@ -822,6 +1135,8 @@ static void run_program(struct state *s)
 	for (int ops = 0; ops < MAX_OPS && s->in.i < s->in.n; ops++) {
 		size_t at = s->in.i;
 		int op = fz_u8(&s->in) % NOPS;
+		if (op_starts && ops < MAX_OPS)
+			op_starts[ops] = at;
 		if (trace)
 			fprintf(stderr, "fuzz: byte %zu: %s\n", at, op_names[op]);
 #ifdef FUZZ_RAW
@@ -848,6 +1163,35 @@ static void end_input(struct state *s)
 	unlink(snap_path); /* no state carried from one input to the next */
 }
 
+/*
+ * Run every_call()'s program on golden image G as an input would, and die
+ * unless each op began at the byte its op_args put it at and ran past its
+ * handle's check (nothing read out of step, nothing skipped).  At start,
+ * in every run of the harness (CI's fuzz-smoke too).
+ */
+static void check_program(int g)
+{
+	static uint8_t p[4 * 1024];
+	size_t n = every_call(p, sizeof(p)), want[MAX_OPS], got[MAX_OPS], nw = 0;
+	for (size_t at = 0; at < n; at += 1 + op_args[p[at]].n)
+		want[nw++] = at;
+	memset(got, 0xff, sizeof(got));
+	memcpy(shm_map, golden[g], seg_bytes);
+	struct state s = { .in = { p, n, 0 } };
+	ops_done = 0;
+	op_starts = got;
+	run_program(&s);
+	op_starts = NULL;
+	end_input(&s);
+	for (size_t i = 0; i < nw; i++)
+		if (got[i] != want[i])
+			die("check_program: an op's bytes are not what call() reads (see op_args)",
+			    (int)i);
+	for (int op = OP_GET; op < NOPS; op++)
+		if (!(ops_done >> op & 1))
+			die("check_program: an op of the fixed program did not run", op);
+}
+
 #ifndef FUZZ_RAW
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -866,23 +1210,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 static void write_seeds(const char *dir)
 {
 	for (int g = 0; g < NGOLDEN; g++) {
-		uint8_t p[4 * NOPS + 64];
+		uint8_t p[4 * 1024];
 		size_t n = 0;
 		p[n++] = (uint8_t)g;
-		for (int op = OP_GET; op < NOPS; op++) {
-			if (op == OP_UNLINK || op == OP_REOPEN)
-				continue;
-			p[n++] = (uint8_t)op;
-			p[n++] = (uint8_t)(op & 1);     /* handle */
-			p[n++] = (uint8_t)(op + g);     /* key */
-			p[n++] = 0x10;                  /* a length, a type... */
-		}
 		if (g == 1) { /* scribble the index, then call again */
-			const uint8_t tail[] = { OP_WORD, 0x00, 0x50, 0x00, 3, OP_SCAN, 0, 0,
-						 OP_AUDIT, 0, OP_UNLINK, 0, OP_GET, 0, 1 };
-			memcpy(p + n, tail, sizeof(tail));
-			n += sizeof(tail);
+			const uint8_t head[] = { OP_WORD, 0x00, 0x50, 0x00, 3, OP_SCAN, 0, 0,
+						 OP_AUDIT, 0 };
+			memcpy(p + n, head, sizeof(head));
+			n += sizeof(head);
 		}
+		n += every_call(p + n, sizeof(p) - n);
 		char path[512];
 		snprintf(path, sizeof(path), "%s/program-%d", dir, g);
 		if (fz_write_file(path, p, n))
@@ -892,20 +1229,9 @@ static void write_seeds(const char *dir)
 
 #else /* FUZZ_RAW */
 
-/* Every call once, on the keys of the golden images. */
-static const uint8_t raw_program[] = {
-	OP_GET, 0, 1, OP_GET, 0, 22, OP_PEEK, 0, 3, OP_EXISTS, 0, 4, OP_SMALL_GET, 0, 2, 3,
-	OP_SCAN, 0, 0, OP_DTO_KEYS, 0, OP_DTO_EACH, 0, 22, 0, OP_DTO_COUNT, 0, 23,
-	OP_RUN_ANCHOR, 0, OP_STATS, 0, OP_INFO, 0, OP_READERS, 0, OP_ATTACHED, 0,
-	OP_POLICY_LIST, 0, OP_LEASE, 0, 3, OP_SET, 0, 5, 0x40, 0x80, 0, 0,
-	OP_SET, 0, 31, 0x00, 0x9f, 0, 0, OP_ADD, 0, 9, 8, 0, 0, 0, OP_CAS, 0, 3, 8, 0, 1, 0,
-	OP_DEL, 0, 6, OP_INCR, 0, 20, 3, 0, OP_EXPIRE, 0, 11, 3, OP_DTO_APPEND, 0, 24, 16, 0, 0,
-	OP_RATE, 0, 27, 1, OP_LOAD, 0, 26, 64, 0, OP_POLICY, 0, 1, 0, 5, 0, OP_POLICY_FILE, 0,
-	OP_SNAP_SAVE, 0, OP_SNAP_LOAD, 0, 1, OP_PURGE, 0, 2, OP_SWEEP, 1, 0, OP_RECLAIM, 0,
-	OP_READERS_CLEAN, 1, OP_RUN_END, 0, OP_RUN_START, 0, 1, 0, 1, OP_RUN_END_GEN, 0, 1,
-	OP_NESTED, 0, 1, OP_AUDIT, 0, OP_GET, 0, 1, OP_SCAN, 1, 1, OP_PURGE, 0, 0, OP_UNLINK, 0,
-	OP_GET, 0, 2,
-};
+/* Every call once, on the keys of the golden images (every_call()). */
+static uint8_t raw_program[4 * 1024];
+static size_t raw_len;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -915,7 +1241,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ftruncate(shm_fd, 0) != 0 || ftruncate(shm_fd, (off_t)size) != 0 ||
 	    pwrite(shm_fd, data, size, 0) != (ssize_t)size)
 		die("write object", -errno);
-	struct state s = { .in = { raw_program, sizeof(raw_program), 0 } };
+	if (!raw_len)
+		raw_len = every_call(raw_program, sizeof(raw_program));
+	struct state s = { .in = { raw_program, raw_len, 0 } };
 	/* Patches would land in the fixed-size view: the raw program has none. */
 	run_program(&s);
 	end_input(&s);
