@@ -393,7 +393,8 @@ int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta
  * scan (lookup_scanned: every check of match() on the entry) and copy.
  * The scan is the one a lookup would make, done earlier in the same read
  * section: a slot word it kept names a block that cannot be reclaimed
- * before the section ends, so the key's read takes effect at its scan.
+ * before the section ends, so the key's read takes effect between its
+ * scan and the end of its lookup, as a single lookup's does.
  * The prefetches only hint the CPU.  VALS NULL: copy (tc_get's semantics
  * per request); else VALS[i] receives tc_peek's pointer.
  */
