@@ -29,6 +29,7 @@
 #ifndef TC_TESTS_PROMISES_H
 #define TC_TESTS_PROMISES_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -116,6 +117,33 @@ static PR_UNUSED int pr_loader(const void *key, size_t klen, void *buf, size_t c
 	memset(buf, 'L', n);
 	*len = n;
 	return 0;
+}
+
+/* tc_tier_get's answer: a known state, never UP without a holder. */
+static PR_UNUSED void pr_tier(const tc_tier *t)
+{
+	if (t->state > TC_TIER_DOWN || (!t->pid && t->state == TC_TIER_UP))
+		PROMISE_FAIL("tc_tier_get: state %u, pid %u", t->state, t->pid);
+}
+
+/* One request R of tc_get_many (V NULL) or tc_peek_many (V its pointer)
+ * after a call that entered its section: tc_get's promises for a copy, a
+ * pointer to the whole value for a peek. */
+static PR_UNUSED void pr_request(const tc_req *r, bool peek, const void *v)
+{
+	size_t len = r->meta.len;
+	if (!pr_is_code(r->rc))
+		PROMISE_FAIL("a request's code %d", r->rc);
+	else if (peek && r->rc == -E2BIG)
+		PROMISE_FAIL("tc_peek_many: -E2BIG");
+	else if (peek && r->rc == 0 && (len > TC_VALUE_MAX || (len && !v)))
+		PROMISE_FAIL("tc_peek_many: length %zu at %p", len, v);
+	else if (peek && r->rc != 0 && v)
+		PROMISE_FAIL("tc_peek_many: code %d with a pointer", r->rc);
+	else if (!peek && r->rc == 0 && len > r->cap)
+		PROMISE_FAIL("tc_get_many: 0 with length %zu over cap %zu", len, r->cap);
+	else if (!peek && r->rc == -E2BIG && len <= r->cap)
+		PROMISE_FAIL("tc_get_many: -E2BIG with length %zu within cap %zu", len, r->cap);
 }
 
 #endif /* TC_TESTS_PROMISES_H */

@@ -702,21 +702,7 @@ static void many_check(struct state *s, tc_cache *c, tc_req *r, const int *kidx,
 			continue;
 		}
 		size_t len = r[i].meta.len;
-		if (peek) {
-			if (rc == -E2BIG)
-				fz_fail("tc_peek_many: request %zu -E2BIG", i);
-			if (rc == 0 && (len > TC_VALUE_MAX || (len && !v[i])))
-				fz_fail("tc_peek_many: request %zu length %zu at %p", i, len, v[i]);
-			if (rc != 0 && v[i])
-				fz_fail("tc_peek_many: request %zu code %d with a pointer", i, rc);
-		} else {
-			if (rc == 0 && len > r[i].cap)
-				fz_fail("tc_get_many: request %zu 0 with length %zu over cap %zu", i,
-					len, r[i].cap);
-			if (rc == -E2BIG && len <= r[i].cap)
-				fz_fail("tc_get_many: request %zu -E2BIG with length %zu within cap "
-					"%zu", i, len, r[i].cap);
-		}
+		pr_request(&r[i], peek, peek ? v[i] : NULL);
 		tc_meta m;
 		memset(&m, 0, sizeof(m));
 		int want = tc_get(c, r[i].key, r[i].klen, outbuf, peek ? VAL_MAX : r[i].cap, &m);
@@ -1099,9 +1085,8 @@ static void call(struct state *s, int op)
 		case 1: fz_rc(tc_tier_set(c, fz_u8(&s->in) % 4)); break;
 		case 2: fz_rc(tc_tier_release(c)); break;
 		default:
-			if (fz_rc(tc_tier_get(c, &t)) == 0 &&
-			    (t.state > TC_TIER_DOWN || (!t.pid && t.state == TC_TIER_UP)))
-				fz_fail("tc_tier_get: state %u, pid %u", t.state, t.pid);
+			if (fz_rc(tc_tier_get(c, &t)) == 0)
+				pr_tier(&t);
 			break;
 		}
 		break;
