@@ -421,13 +421,56 @@ static inline void many_scan_prefetch(tc_cache *c, uint64_t hash, struct many_sc
 	}
 }
 
+/* The counts of a chunk's outcomes, added to the slot once (count_read's
+ * classes). */
+struct many_count {
+	uint32_t hits, misses, errors; /* count_read's classes */
+	uint32_t ok;                   /* answers 0 */
+};
+
+/*
+ * Pass three of many_in: each lookup finished from its kept scan, and the
+ * copy (VALS NULL) or the pointer.  PLAIN (a constant at each call): the
+ * handle's rslow is 0, no check after the read.
+ */
+static inline __attribute__((always_inline)) void
+many_finish(tc_cache *c, tc_req *reqs, size_t n, const void **vals, const uint64_t *hash,
+	    const struct many_scan *sc, uint32_t bad, bool plain, struct many_count *k)
+{
+	for (size_t i = 0; i < n; i++) {
+		tc_req *r = &reqs[i];
+		uint64_t *slotp, w;
+		struct view v;
+		int rc;
+		if (TC_UNLIKELY(bad >> i & 1)) {
+			rc = -EINVAL;
+		} else {
+			rc = lookup_scanned(c, hash[i], r->key, r->klen, TC_KIND_KEY, sc[i].w,
+					    sc[i].m, &slotp, &w, &v);
+			if (vals)
+				rc = peek_view(c, hash[i], r->klen, rc, &v, &vals[i], &r->meta,
+					       plain);
+			else
+				rc = copy_view(c, hash[i], r->klen, rc, &v, r->buf, r->cap,
+					       &r->meta, NULL, NULL, false, plain);
+		}
+		r->rc = rc;
+		k->ok += rc == 0;
+		if (TC_LIKELY(rc == 0 || rc == -E2BIG))
+			k->hits++;
+		else if (rc == -ENOENT)
+			k->misses++;
+		else
+			k->errors++;
+	}
+}
+
 static inline __attribute__((always_inline)) size_t
 many_in(tc_cache *c, struct tc_rslot *s, tc_req *reqs, size_t n, const void **vals)
 {
 	uint64_t hash[MANY_CHUNK];
 	struct many_scan sc[MANY_CHUNK];
 	uint32_t bad = 0; /* bit i: request i fails tc_get's argument checks */
-	size_t hits = 0;
 	for (size_t i = 0; i < n; i++) {
 		tc_req *r = &reqs[i];
 		if (TC_UNLIKELY(!tc__valid_key(r->key, r->klen) ||
@@ -441,28 +484,20 @@ many_in(tc_cache *c, struct tc_rslot *s, tc_req *reqs, size_t n, const void **va
 	for (size_t i = 0; i < n; i++)
 		if (!(bad >> i & 1))
 			many_scan_prefetch(c, hash[i], &sc[i]);
-	for (size_t i = 0; i < n; i++) {
-		tc_req *r = &reqs[i];
-		uint64_t *slotp, w;
-		struct view v;
-		int rc;
-		if (TC_UNLIKELY(bad >> i & 1)) {
-			rc = -EINVAL;
-		} else {
-			rc = lookup_scanned(c, hash[i], r->key, r->klen, TC_KIND_KEY, sc[i].w,
-					    sc[i].m, &slotp, &w, &v);
-			if (vals)
-				rc = peek_view(c, hash[i], r->klen, rc, &v, &vals[i], &r->meta,
-					       false);
-			else
-				rc = copy_view(c, hash[i], r->klen, rc, &v, r->buf, r->cap,
-					       &r->meta, NULL, NULL, false, false);
-		}
-		r->rc = rc;
-		count_read(s, rc);
-		hits += rc == 0;
+	struct many_count k = { 0, 0, 0, 0 };
+	if (TC_LIKELY(c->rslow == 0))
+		many_finish(c, reqs, n, vals, hash, sc, bad, true, &k);
+	else
+		many_finish(c, reqs, n, vals, hash, sc, bad, false, &k);
+	/* count_read's counters, once for the chunk (owner only). */
+	tc__st(&s->ctr[TC_C_HITS], tc__ld(&s->ctr[TC_C_HITS]) + k.hits);
+	if (k.misses)
+		tc__st(&s->ctr[TC_C_MISSES], tc__ld(&s->ctr[TC_C_MISSES]) + k.misses);
+	if (TC_UNLIKELY(k.errors)) {
+		tc__st(&s->ctr[TC_C_ERRORS], tc__ld(&s->ctr[TC_C_ERRORS]) + k.errors);
+		tc__st(&s->ctr[TC_C_OPS], tc__ld(&s->ctr[TC_C_OPS]) + k.errors);
 	}
-	return hits;
+	return k.ok;
 }
 
 /* many_in() compiled once for each (a constant VALS NULL for tc_get_many). */

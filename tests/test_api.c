@@ -2102,6 +2102,40 @@ static void test_get_many_counts_each_request_in_stats(void **state)
 	tc_close(c);
 }
 
+/* Hits, -E2BIG, misses and bad requests are counted in tc_get_stats as the
+ * same tc_get calls count them (the batch adds its counts once). */
+static void test_get_many_counts_as_the_same_tc_get_calls(void **state)
+{
+	char na[TC_NAME_MAX + 1], nb[TC_NAME_MAX + 1], b[5][8];
+	tc_cache *ca = bb_open_small(na), *cb = bb_open_small(nb);
+	tc_stats sa, sb;
+
+	(void)state;
+	bb_set_str(ca, "a", "1", 0);
+	bb_set_str(ca, "long", "123456789", 0);
+	bb_set_str(cb, "a", "1", 0);
+	bb_set_str(cb, "long", "123456789", 0);
+	tc_req r[5] = { req_of("a", b[0], 8), req_of("x", b[1], 8), req_of("long", b[2], 8),
+			req_of(NULL, b[3], 8), req_of("a", NULL, 3) };
+	r[3].klen = 1;
+	ASSERT_RC(1, tc_get_many(ca, r, 5));
+	for (int i = 0; i < 5; i++) {
+		tc_meta m;
+		ASSERT_RC(r[i].rc, tc_get(cb, r[i].key, r[i].klen, r[i].buf, r[i].cap, &m));
+	}
+	ASSERT_RC(0, tc_get_stats(ca, &sa));
+	ASSERT_RC(0, tc_get_stats(cb, &sb));
+	assert_int_equal(sa.hits, 2); /* a, and long's -E2BIG */
+	assert_int_equal(sa.misses, 1);
+	assert_int_equal(sa.errors, 2);
+	assert_int_equal(sa.hits, sb.hits);
+	assert_int_equal(sa.misses, sb.misses);
+	assert_int_equal(sa.errors, sb.errors);
+	assert_int_equal(sa.ops, sb.ops);
+	tc_close(ca);
+	tc_close(cb);
+}
+
 static void test_peek_many_points_into_the_segment_inside_a_section(void **state)
 {
 	char name[TC_NAME_MAX + 1];
@@ -2567,6 +2601,7 @@ int main(void)
 		FX_TEST(test_get_many_agrees_with_tc_get_on_a_full_index),
 		FX_TEST(test_get_many_checks_its_arguments),
 		FX_TEST(test_get_many_counts_each_request_in_stats),
+		FX_TEST(test_get_many_counts_as_the_same_tc_get_calls),
 		FX_TEST(test_peek_many_points_into_the_segment_inside_a_section),
 		FX_TEST(test_get_many_on_unlinked_segment_returns_estale),
 		FX_TEST(test_get_with_copies_into_the_buffer_fn_returns),

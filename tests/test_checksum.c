@@ -88,6 +88,61 @@ static void test_scribbled_value_byte_is_ecorrupt_with_checksums(void **state)
 	tc_unlink(name);
 }
 
+/* tc_get_many and tc_peek_many verify each value as tc_get does (their
+ * checked path, the handle's rslow not 0): the damaged key's request is
+ * TC_ECORRUPT (no pointer handed out), its neighbours in the same batch are
+ * served, and each failure is counted; an LRU handle's batch sets the
+ * reference bits a tc_get would. */
+static void test_batched_reads_verify_each_value(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = create(name, sizeof(name), "csm", TC_EVICT_NONE, true);
+	uint8_t val[100], bufs[3][128];
+	memset(val, 'v', sizeof(val));
+	ASSERT_RC(0, tc_set(c, "a", 1, val, sizeof(val), 0, 0));
+	ASSERT_RC(0, tc_set(c, "k", 1, val, sizeof(val), 0, 0));
+	ASSERT_RC(0, tc_set(c, "z", 1, val, sizeof(val), 0, 0));
+	value_of(c, "k", TC_KIND_KEY)[57] ^= 0x01;
+	tc_req r[3] = {
+		{ .key = "a", .klen = 1, .buf = bufs[0], .cap = sizeof(bufs[0]) },
+		{ .key = "k", .klen = 1, .buf = bufs[1], .cap = sizeof(bufs[1]) },
+		{ .key = "z", .klen = 1, .buf = bufs[2], .cap = sizeof(bufs[2]) },
+	};
+	ASSERT_RC(2, tc_get_many(c, r, 3));
+	ASSERT_RC(0, r[0].rc);
+	ASSERT_RC(TC_ECORRUPT, r[1].rc);
+	ASSERT_RC(0, r[2].rc);
+	assert_memory_equal(bufs[0], val, sizeof(val));
+	assert_memory_equal(bufs[2], val, sizeof(val));
+	assert_int_equal(failures(c), 1);
+	const void *v[3];
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(2, tc_peek_many(c, r, 3, v));
+	ASSERT_RC(TC_ECORRUPT, r[1].rc);
+	assert_null(v[1]);
+	assert_non_null(v[0]);
+	assert_memory_equal(v[2], val, sizeof(val));
+	tc_read_unlock(c);
+	assert_int_equal(failures(c), 2);
+	tc_close(c);
+	tc_unlink(name);
+
+	c = create(name, sizeof(name), "csl", TC_EVICT_LRU, false);
+	ASSERT_RC(0, tc_set(c, "a", 1, val, sizeof(val), 0, 0));
+	ASSERT_RC(0, tc_set(c, "z", 1, val, sizeof(val), 0, 0));
+	struct tc_entry *ea = wb_entry_of(c, "a", TC_KIND_KEY);
+	struct tc_entry *ez = wb_entry_of(c, "z", TC_KIND_KEY);
+	ea->refbit = 0;
+	ez->refbit = 0;
+	tc_req q[1] = { { .key = "z", .klen = 1, .buf = bufs[0], .cap = sizeof(bufs[0]) } };
+	ASSERT_RC(1, tc_get_many(c, q, 1));
+	assert_int_equal(ez->refbit, 1); /* read: referenced */
+	assert_int_equal(ea->refbit, 0); /* not read */
+	tc_close(c);
+	tc_unlink(name);
+}
+
 static void *buf_fn(const tc_meta *m, void *arg)
 {
 	(void)m;
@@ -386,6 +441,7 @@ int main(void)
 		FX_TEST(test_scribbled_value_byte_is_ecorrupt_with_checksums),
 		FX_TEST(test_scribbled_value_byte_is_returned_without_checksums),
 		FX_TEST(test_scribbled_value_byte_is_ecorrupt_from_get_with),
+		FX_TEST(test_batched_reads_verify_each_value),
 		FX_TEST(test_scribbled_metadata_is_ecorrupt),
 		FX_TEST(test_scribbled_counter_is_not_incremented),
 		FX_TEST(test_scribbled_dto_is_ecorrupt_before_any_callback),
