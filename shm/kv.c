@@ -186,13 +186,20 @@ copy_value(tc_cache *c, uint64_t hash, const void *key, size_t klen, void *buf, 
  * one add: tc_get_stats counts the operations of reads from them, so only an
  * error, which is counted apart, adds to TC_C_OPS too.
  */
+/* The counter of a read that answered RC: a hit (-E2BIG too), a miss, or
+ * an error. */
+static inline int read_counter(int rc)
+{
+	return rc == 0 || rc == -E2BIG ? TC_C_HITS : rc == -ENOENT ? TC_C_MISSES : TC_C_ERRORS;
+}
+
 static inline void count_read(struct tc_rslot *s, int rc)
 {
 	if (TC_LIKELY(rc == 0)) {
 		tc__bump(&s->ctr[TC_C_HITS]);
 		return;
 	}
-	int i = rc == -E2BIG ? TC_C_HITS : rc == -ENOENT ? TC_C_MISSES : TC_C_ERRORS;
+	int i = read_counter(rc);
 	tc__st(&s->ctr[i], tc__ld(&s->ctr[i]) + 1);
 	if (TC_UNLIKELY(i == TC_C_ERRORS))
 		tc__st(&s->ctr[TC_C_OPS], tc__ld(&s->ctr[TC_C_OPS]) + 1);
@@ -421,11 +428,10 @@ static inline void many_scan_prefetch(tc_cache *c, uint64_t hash, struct many_sc
 	}
 }
 
-/* The counts of a chunk's outcomes, added to the slot once (count_read's
- * classes). */
+/* The counts of a chunk's outcomes, added to the slot once. */
 struct many_count {
-	uint32_t hits, misses, errors; /* count_read's classes */
-	uint32_t ok;                   /* answers 0 */
+	uint32_t by[TC_C_ERRORS + 1]; /* by read_counter() */
+	uint32_t ok;                  /* answers 0 */
 };
 
 /*
@@ -456,12 +462,7 @@ many_finish(tc_cache *c, tc_req *reqs, size_t n, const void **vals, const uint64
 		}
 		r->rc = rc;
 		k->ok += rc == 0;
-		if (TC_LIKELY(rc == 0 || rc == -E2BIG))
-			k->hits++;
-		else if (rc == -ENOENT)
-			k->misses++;
-		else
-			k->errors++;
+		k->by[read_counter(rc)]++;
 	}
 }
 
@@ -484,18 +485,20 @@ many_in(tc_cache *c, struct tc_rslot *s, tc_req *reqs, size_t n, const void **va
 	for (size_t i = 0; i < n; i++)
 		if (!(bad >> i & 1))
 			many_scan_prefetch(c, hash[i], &sc[i]);
-	struct many_count k = { 0, 0, 0, 0 };
+	struct many_count k = { { 0 }, 0 };
 	if (TC_LIKELY(c->rslow == 0))
 		many_finish(c, reqs, n, vals, hash, sc, bad, true, &k);
 	else
 		many_finish(c, reqs, n, vals, hash, sc, bad, false, &k);
-	/* count_read's counters, once for the chunk (owner only). */
-	tc__st(&s->ctr[TC_C_HITS], tc__ld(&s->ctr[TC_C_HITS]) + k.hits);
-	if (k.misses)
-		tc__st(&s->ctr[TC_C_MISSES], tc__ld(&s->ctr[TC_C_MISSES]) + k.misses);
-	if (TC_UNLIKELY(k.errors)) {
-		tc__st(&s->ctr[TC_C_ERRORS], tc__ld(&s->ctr[TC_C_ERRORS]) + k.errors);
-		tc__st(&s->ctr[TC_C_OPS], tc__ld(&s->ctr[TC_C_OPS]) + k.errors);
+	/* count_read's counters, once for the chunk (owner only); an error
+	 * counts in TC_C_OPS too, as there. */
+	uint32_t hits = k.by[TC_C_HITS], misses = k.by[TC_C_MISSES], errs = k.by[TC_C_ERRORS];
+	tc__st(&s->ctr[TC_C_HITS], tc__ld(&s->ctr[TC_C_HITS]) + hits);
+	if (misses)
+		tc__st(&s->ctr[TC_C_MISSES], tc__ld(&s->ctr[TC_C_MISSES]) + misses);
+	if (TC_UNLIKELY(errs)) {
+		tc__st(&s->ctr[TC_C_ERRORS], tc__ld(&s->ctr[TC_C_ERRORS]) + errs);
+		tc__st(&s->ctr[TC_C_OPS], tc__ld(&s->ctr[TC_C_OPS]) + errs);
 	}
 	return k.ok;
 }
