@@ -208,6 +208,8 @@ struct tc_entry *tc__alloc_block(tc_cache *c, struct tc_rslot *s, uint64_t bytes
 	while ((e = tc__pop_free(c, cls)) != NULL && !take_popped(c, e))
 		;
 	if (e) {
+		/* The pop checked the class byte against the list's. */
+		tc__st(&e->cls_check, TC_CLS_CHECK(cls));
 		TC_CRASH_POINT(alloc_taken);
 		/* Named in our slot before anything else can go wrong. */
 		tc__st(&s->inflight, tc__ref_of(c, e));
@@ -217,6 +219,7 @@ struct tc_entry *tc__alloc_block(tc_cache *c, struct tc_rslot *s, uint64_t bytes
 		e = carve(c, s, cls, &bad);
 		if (e) {
 			TC_CRASH_POINT(alloc_carved);
+			tc__st(&e->cls_check, TC_CLS_CHECK(cls));
 			tc__st(&e->cls, (uint8_t)cls);
 			tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
 			cmm_smp_wmb(); /* class before state: the arena is walked by them */
@@ -254,14 +257,21 @@ void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
 	tc__add(&k->nfree, 1);
 }
 
-/* Return a block that no reader can reach any more to its class. */
+/*
+ * Return a block that no reader can reach any more to its class.  Its
+ * class byte was last checked when the block was handed out; a scribble
+ * since (a live block's class made larger would list it at a size that
+ * covers its neighbour) shows as a class that no longer agrees with
+ * cls_check: such a block, or one whose size leaves the arena, is leaked
+ * rather than listed, until tc_audit cuts the arena again.
+ */
 void tc__free_block(tc_cache *c, struct tc_entry *e)
 {
 	uint32_t cls = tc__ld(&e->cls);
 	uint64_t ref = tc__ref_of(c, e);
-	if (cls >= TC_CLASSES_USED ||
+	if (cls >= TC_CLASSES_USED || tc__ld(&e->cls_check) != TC_CLS_CHECK(cls) ||
 	    (ref - 1) * TC_BLOCK_UNIT + tc__class_size(cls) > c->arena_bytes)
-		return; /* scribbled header: leak the block rather than corrupt a list */
+		return;
 	tc__push_free(c, e, cls);
 	tc__add(&c->h->cls[cls].used, (uint64_t)-1);
 }

@@ -204,6 +204,7 @@ static int cut_free(struct sweep *w, uint64_t v, uint64_t g)
 			tc__st(&e->vlen, 0);
 			tc__st(&e->type, 0);
 			tc__st(&e->klen, 0);
+			tc__st(&e->cls_check, TC_CLS_CHECK(k));
 			tc__st(&e->cls, (uint8_t)k);
 			tc__st(&e->kind, 0);
 			tc__st(&e->refbit, 0);
@@ -256,12 +257,24 @@ static int free_gap(struct sweep *w, uint64_t u, uint64_t g)
 	return 0;
 }
 
+/* Units of a reachable block at U of class CLS when it ends before the
+ * next mark and END, else 0. */
+static uint64_t fits_marks(const struct marks *m, uint64_t u, uint64_t end, uint32_t cls)
+{
+	uint64_t n = cls < TC_CLASSES_USED ? tc__class_size(cls) / TC_BLOCK_UNIT : 0;
+	return n && n <= end - u && next_mark(m, u + 1, end) >= u + n ? n : 0;
+}
+
 /*
  * Walk the carved arena by the marks: a marked unit starts a reachable
  * block, whose header must be written, of a class in range, and end before
  * the next mark and the carved end (its header is read only once it is
  * known to fit); the gaps between are free memory (free_gap).  Every mark
- * must be met.  With APPLY, rebuild the free lists; without, only check.
+ * must be met.  A class byte that does not fit while its check copy does
+ * (a scribbled class: layout.h, TC_CLS_CHECK) takes the copy's class; a
+ * class that fits gets its copy rewritten to agree, so that the block can
+ * be freed.  With APPLY, rebuild the free lists and those two fields;
+ * without, only check.
  */
 static int sweep_arena(tc_cache *c, const struct marks *m, uint64_t end, bool apply,
 		       tc_audit_report *rep)
@@ -286,11 +299,19 @@ static int sweep_arena(tc_cache *c, const struct marks *m, uint64_t end, bool ap
 		}
 		struct tc_entry *e = (struct tc_entry *)(c->arena + u * TC_BLOCK_UNIT);
 		uint32_t st = tc__ld(&e->state), cls = tc__ld(&e->cls);
-		uint64_t n = cls < TC_CLASSES_USED ? tc__class_size(cls) / TC_BLOCK_UNIT : 0;
-		if (!header_written(st) || !n || n > end - u || next_mark(m, u + 1, end) < u + n) {
+		uint8_t chk = tc__ld(&e->cls_check);
+		uint64_t n = fits_marks(m, u, end, cls);
+		if (!n && (n = fits_marks(m, u, end, TC_CLS_CHECK(chk))) != 0) {
+			cls = TC_CLS_CHECK(chk);
+			if (apply)
+				tc__st(&e->cls, (uint8_t)cls);
+		}
+		if (!header_written(st) || !n) {
 			rc = TC_ECORRUPT;
 			break;
 		}
+		if (apply && chk != TC_CLS_CHECK(cls))
+			tc__st(&e->cls_check, TC_CLS_CHECK(cls));
 		w->used[cls]++;
 		w->live_blocks++;
 		seen++;

@@ -240,6 +240,7 @@ static void rewrite(tc_cache *c, uint64_t start, uint64_t units, uint32_t cls)
 		if (u > start)
 			HOOK(TC_DF_HOOK_REWRITE);
 		TC_CRASH_POINT(coalesce_rewrite);
+		tc__st(&e->cls_check, TC_CLS_CHECK(k));
 		tc__st(&e->cls, (uint8_t)k);
 		tc__st(&e->link, 0);
 		tc__st(&e->builder, 0);

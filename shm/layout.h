@@ -28,9 +28,9 @@
 #include "tickcache.h"
 
 #define TC_MAGIC          0x3145484341434B54ull /* "TKCACHE1" little-endian */
-#define TC_LAYOUT_VERSION 9u /* bump on every change of this file's structs (8: a slot's
-				* TC_C_OPS no longer counts hits and misses; 9: the futex
-				* words of tc_wait / tc_wait_any) */
+#define TC_LAYOUT_VERSION 10u /* bump on every change of this file's structs (8: a slot's
+				 * TC_C_OPS no longer counts hits and misses; 9: the futex
+				 * words of tc_wait / tc_wait_any; 10: tc_entry.cls_check) */
 #define TC_CACHELINE      64
 #define TC_PAGE           4096
 
@@ -349,7 +349,8 @@ struct tc_entry {
 	uint8_t  cls;        /* size class of the block */
 	uint8_t  kind;       /* TC_KIND_* (namespace) */
 	uint8_t  refbit;     /* mutable: LRU reference bit, set by readers when 0, cleared by the clock */
-	uint8_t  pad;
+	uint8_t  cls_check;  /* TC_CLS_CHECK(cls), written with the class by whoever cuts or
+			      * hands out the block; a block is freed only when the two agree */
 	uint16_t builder;    /* reader slot index + 1 of the thread that allocated the block */
 	uint64_t link;       /* mutable: next block ref on a free or retire list */
 	uint64_t retire_epoch; /* mutable: epoch stamp when retired */
@@ -366,6 +367,17 @@ struct tc_entry {
  * before the block is published; immutable afterwards.
  */
 #define TC_ENTRY_HDR 64u
+
+/*
+ * The second record of a block's class (tc_entry.cls_check).  A live
+ * block's class byte is read only when the block is freed, and a class
+ * scribbled larger would list the block at a size that covers its
+ * neighbour: the next write of that class would overwrite the neighbour.
+ * The reclaimer frees a block only when its class byte and this copy
+ * agree (alloc.c, tc__free_block); one scribbled byte cannot change both,
+ * and a run of equal bytes never agrees (x ^ 0xa5 is never x).
+ */
+#define TC_CLS_CHECK(cls) ((uint8_t)((cls) ^ 0xa5u))
 #define TC_ALIGN8(x) (((x) + 7u) & ~(uint64_t)7u)
 #define TC_BLOCK_UNIT 16u
 

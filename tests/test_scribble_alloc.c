@@ -7,6 +7,9 @@
  * - A free-list head scribbled to name a free block of a smaller class is
  *   never handed out: the write goes elsewhere, the neighbour is intact,
  *   tc_audit succeeds.
+ * - A live block's class byte scribbled larger (to cover its neighbour):
+ *   the block is leaked when freed, never listed at that size, and
+ *   tc_audit takes the class of its check copy (cls_check) back.
  * - A free block's class byte scribbled to cover a live neighbour: the
  *   coalescer never re-cuts through the neighbour, and goes on past the
  *   block; tc_audit re-cuts the scribbled block.
@@ -187,6 +190,106 @@ static void test_scribbled_class_byte_never_recuts_a_live_neighbour(void **state
 			else
 				ASSERT_RC(-ENOENT, tc_get(c, k, key_of(k, sizeof(k), i), NULL, 0, NULL));
 		}
+		tc_close(c);
+		tc_unlink(name);
+	}
+}
+
+/*
+ * The class byte of a *live* block scribbled larger: key 10's 160-byte
+ * block made to claim 320 bytes, which end exactly on key 12's header and
+ * cover key 11.  Key 10 is deleted; before the reclaimer checked a block's
+ * class against the lengths of the entry it holds (epoch.c), the block went
+ * on the 320-byte list at the size its header claimed, the next 320-byte
+ * write took it, and key 11 was overwritten.  Now the block is leaked (no
+ * list names it), the writes go elsewhere, and tc_audit, which names the
+ * live key 11 inside the block's claimed size, cuts the block back to the
+ * units before key 11.
+ */
+static void test_live_class_byte_scribbled_larger_never_overwrites_a_neighbour(void **state)
+{
+	(void)state;
+	char name[64], k[16];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8, TC_EVICT_NONE);
+	uint32_t c320 = tc__class_of(320);
+	for (unsigned i = 0; i < 40; i++)
+		ASSERT_RC(0, set_val(c, i, V160));
+	struct tc_entry *e = (struct tc_entry *)(c->arena + 10 * 160);
+	assert_int_equal(e->state, TC_BLK_LIVE);
+	assert_int_equal(e->cls, C160);
+	assert_int_equal(e->klen, 3);
+	assert_memory_equal(tc__ekey(e), "k10", 3);
+	tc__st(&e->cls, (uint8_t)c320);
+	ASSERT_RC(0, tc_del(c, k, key_of(k, sizeof(k), 10)));
+	ASSERT_RC(0, tc_reclaim(c, NULL));
+	assert_int_equal(tc__ld(&e->state), TC_BLK_RETIRED);
+	assert_int_equal(tc__ld(&c->h->cls[c320].nfree), 0);
+	/* Values of 320-byte blocks: "k100".."k119", 248 bytes. */
+	for (unsigned i = 100; i < 120; i++)
+		ASSERT_RC(0, set_val(c, i, 248));
+	for (unsigned i = 0; i < 40; i++)
+		if (i != 10)
+			expect_val(c, i, V160);
+	for (unsigned i = 100; i < 120; i++)
+		expect_val(c, i, 248);
+	tc_audit_report rep;
+	ASSERT_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.live_after, 59);
+	assert_int_equal(tc__ld(&e->state), TC_BLK_FREE);
+	assert_int_equal(tc__ld(&e->cls), C160);
+	for (unsigned i = 0; i < 40; i++)
+		if (i != 10)
+			expect_val(c, i, V160);
+	for (unsigned i = 100; i < 120; i++)
+		expect_val(c, i, 248);
+	/* The block serves its real class again. */
+	ASSERT_RC(0, set_val(c, 10, V160));
+	assert_ptr_equal(tc__block(c, 10 * 160 / TC_BLOCK_UNIT + 1), e);
+	expect_val(c, 10, V160);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
+ * The same scribble on a block that stays live: tc_audit used to refuse the
+ * segment (key 11's word names a unit inside block 10's claimed size) until
+ * it was re-created.  The class byte disagrees with its check copy, whose
+ * class fits: the audit takes it, and deleting key 10 then frees a
+ * 160-byte block.  The scribble to 200 (no class at all) is repaired the
+ * same way.
+ */
+static void test_audit_repairs_a_live_class_byte_from_its_check_copy(void **state)
+{
+	(void)state;
+	static const uint32_t bad[] = { 9 /* 320 bytes */, 200 };
+	for (int v = 0; v < 2; v++) {
+		char name[64], k[16];
+		tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8, TC_EVICT_NONE);
+		assert_int_equal(tc__class_of(320), 9);
+		for (unsigned i = 0; i < 40; i++)
+			ASSERT_RC(0, set_val(c, i, V160));
+		struct tc_entry *e = (struct tc_entry *)(c->arena + 10 * 160);
+		assert_memory_equal(tc__ekey(e), "k10", 3);
+		tc__st(&e->cls, (uint8_t)bad[v]);
+		tc_audit_report rep;
+		ASSERT_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.live_after, 40);
+		assert_int_equal(tc__ld(&e->cls), C160);
+		assert_int_equal(tc__ld(&e->cls_check), TC_CLS_CHECK(C160));
+		for (unsigned i = 0; i < 40; i++)
+			expect_val(c, i, V160);
+		ASSERT_RC(0, tc_del(c, k, key_of(k, sizeof(k), 10)));
+		ASSERT_RC(0, tc_reclaim(c, NULL));
+		assert_int_equal(tc__ld(&e->state), TC_BLK_FREE);
+		assert_int_equal(tc__ld(&c->h->cls[C160].head) & 0xffffffffu,
+				 10 * 160 / TC_BLOCK_UNIT + 1);
+		for (unsigned i = 100; i < 120; i++)
+			ASSERT_RC(0, set_val(c, i, 248));
+		for (unsigned i = 0; i < 40; i++)
+			if (i != 10)
+				expect_val(c, i, V160);
+		for (unsigned i = 100; i < 120; i++)
+			expect_val(c, i, 248);
 		tc_close(c);
 		tc_unlink(name);
 	}
@@ -399,10 +502,12 @@ static void test_corrupt_audit_changes_nothing(void **state)
 				tw = &c->index[b].w[i];
 	assert_non_null(tw);
 	*tw = TC_SW_TENT | 1;
-	/* A reachable block whose class byte is out of range. */
+	/* A reachable block whose class byte is out of range, its check copy
+	 * too (with the copy intact, the audit takes the copy's class). */
 	struct tc_entry *e = (struct tc_entry *)(c->arena + 30 * 160);
 	assert_int_equal(e->state, TC_BLK_LIVE);
 	e->cls = 200;
+	e->cls_check = TC_CLS_CHECK(200);
 	struct tc_hdr before = *c->h;
 	struct tc_bucket *idx = malloc(c->nbuckets * sizeof(*idx));
 	memcpy(idx, c->index, c->nbuckets * sizeof(*idx));
@@ -426,6 +531,7 @@ static void test_corrupt_audit_changes_nothing(void **state)
 	free(arena);
 	/* Repaired, the audit goes through and clears the half-insert. */
 	e->cls = C160;
+	e->cls_check = TC_CLS_CHECK(C160);
 	ASSERT_RC(0, tc_audit(c, &rep));
 	assert_int_equal(rep.tentative_cleared, 1);
 	assert_int_equal(*tw, 0);
@@ -708,6 +814,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_scribbled_head_of_a_smaller_class_is_never_handed_out),
 		FX_TEST(test_scribbled_class_byte_never_recuts_a_live_neighbour),
+		FX_TEST(test_live_class_byte_scribbled_larger_never_overwrites_a_neighbour),
+		FX_TEST(test_audit_repairs_a_live_class_byte_from_its_check_copy),
 		FX_TEST(test_audit_cuts_a_carve_hole_into_free_blocks),
 		FX_TEST(test_audit_of_a_hole_at_the_arena_end_stays_in_the_mapping),
 		FX_TEST(test_corrupt_audit_changes_nothing),
