@@ -203,6 +203,50 @@ static void test_sweep_scan_and_purge_never_touch_a_block_inside_a_value(void **
 	tc_unlink(name);
 }
 
+/*
+ * What such a word costs beyond the walks (docs/design.md, "What a scribble
+ * can do"): a published word naming a unit inside a live value is a mark
+ * inside another block, so tc_audit cannot walk the arena and returns
+ * TC_ECORRUPT, changing nothing; tc_snapshot_save refuses too (no file).
+ * Nothing online removes the word (no key names it; tc_purge skips it), so
+ * after every key is purged and the memory reclaimed the audit still
+ * refuses.  A limit of the promise, pinned here so that a change to it
+ * changes the documentation with it.
+ */
+static void test_a_word_inside_a_value_makes_audit_and_snapshots_refuse(void **state)
+{
+	(void)state;
+	char name[64], path[128];
+	fx_name(name);
+	snprintf(path, sizeof(path), "/tmp/%s.snap", name);
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	uint8_t val[VICTIM_VLEN];
+	memset(val, 0x5a, sizeof(val)); /* no fake header: only value bytes */
+	ASSERT_RC(0, tc_set(c, "victim", 6, val, sizeof(val), 7, 0));
+	ASSERT_RC(0, tc_set(c, "other", 5, "o", 1, 0, 0));
+	uint64_t ref = tc__ref_of(c, wb_entry_of(c, "victim", TC_KIND_KEY));
+	uint64_t w = TC_SW_FINAL | 5ull << 48 | (ref + 10);
+	uint64_t *sw = scribble_free_slot(c, w, NULL);
+	tc_audit_report rep;
+	ASSERT_RC(TC_ECORRUPT, tc_audit(c, &rep));
+	tc_snapshot_report sr;
+	ASSERT_RC(TC_ECORRUPT, tc_snapshot_save(c, path, &sr));
+	assert_int_equal(access(path, F_OK), -1);
+	/* The keys themselves read back whole. */
+	uint8_t got[VICTIM_VLEN];
+	ASSERT_RC(0, tc_get(c, "victim", 6, got, sizeof(got), NULL));
+	assert_memory_equal(got, val, sizeof(val));
+	ASSERT_RC(0, tc_get(c, "other", 5, got, sizeof(got), NULL));
+	uint64_t deleted = 0;
+	ASSERT_RC(0, tc_purge(c, NULL, &deleted));
+	assert_int_equal(deleted, 2);
+	ASSERT_RC(0, tc_reclaim(c, NULL));
+	assert_int_equal(tc__ld(sw), w);
+	ASSERT_RC(TC_ECORRUPT, tc_audit(c, &rep));
+	tc_close(c);
+	tc_unlink(name);
+}
+
 /* ---- defect 6: key lengths of DTO entries ------------------------------------ */
 
 struct keys_seen {
@@ -468,6 +512,7 @@ int main(void)
 		FX_TEST(test_walks_during_an_audit_return_ebusy),
 		FX_TEST(test_lru_clock_never_writes_into_another_keys_value),
 		FX_TEST(test_sweep_scan_and_purge_never_touch_a_block_inside_a_value),
+		FX_TEST(test_a_word_inside_a_value_makes_audit_and_snapshots_refuse),
 		FX_TEST(test_dto_keys_never_calls_back_with_an_impossible_key_length),
 		FX_TEST(test_dto_keys_racing_a_scribbled_key_length),
 		FX_TEST(test_dto_each_uses_the_lists_key_length_not_the_elements),
