@@ -438,7 +438,7 @@ tsan: ## Rebuild into build/tsan/ with ThreadSanitizer and run the tests
 # which `tools/deps.sh fuzz` installs), built with ASan and UBSan into
 # $(BUILDDIR)/fuzz/ and run by tests/fuzz/run.sh, one harness at a time.
 # The harnesses wrap mmap/munmap to put guard pages around every shared
-# mapping (tests/fuzz/fuzz_common.h).  docs/design.md, "Fuzzing".
+# mapping (tests/fuzz/fuzz_common.h).  docs/fuzzing.md.
 
 FUZZ_CC       ?= clang-14
 FUZZ_SANFLAGS ?= -fsanitize=address,undefined -fno-sanitize-recover=all
