@@ -11,9 +11,15 @@
  */
 #include "whitebox.h"
 
+#include <fcntl.h>
+#include <linux/hw_breakpoint.h>
+#include <linux/perf_event.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 
 #define ENTRIES 256
 #define MEMORY (256u * 1024u)
@@ -344,6 +350,103 @@ static void test_dto_keys_racing_a_scribbled_key_length(void **state)
 	tc_unlink(name);
 }
 
+/*
+ * The same, deterministic: a hardware watchpoint (perf_event_open, a
+ * breakpoint on reads and writes of the head's klen) signals this thread
+ * right after each access, and the first signal scribbles klen to 4000.
+ * So the walk's first load sees 4 and every later one 4000: a walk that
+ * uses the copy it checked hands out "flip" with length 4; one that loads
+ * the length again (defect 6) copies 4000 bytes into 512 and calls back
+ * with 4000.  Skipped where the kernel gives no breakpoint (perf_event_
+ * paranoid 3, some containers).  Seen failing with dkey_visit re-loading
+ * the length (the 4000-byte copy corrupts the heap: "double free or
+ * corruption" at the walk's free), where the racing test above passed.
+ */
+static uint16_t *watched_klen;
+static volatile sig_atomic_t watch_hits;
+
+static void on_watch(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)si;
+	(void)uc;
+	if (++watch_hits == 1)
+		tc__st(watched_klen, (uint16_t)4000);
+}
+
+/* A breakpoint on the 2 bytes at ADDR for this thread, signalling it with
+ * SIGIO after each access; -1 when the kernel refuses one. */
+static int watch(void *addr)
+{
+	struct perf_event_attr a;
+	memset(&a, 0, sizeof(a));
+	a.type = PERF_TYPE_BREAKPOINT;
+	a.size = sizeof(a);
+	a.bp_type = HW_BREAKPOINT_RW;
+	a.bp_addr = (uint64_t)(uintptr_t)addr;
+	a.bp_len = HW_BREAKPOINT_LEN_2;
+	a.sample_period = 1;
+	a.exclude_kernel = 1;
+	a.exclude_hv = 1;
+	a.disabled = 1;
+	int fd = (int)syscall(__NR_perf_event_open, &a, 0, -1, -1, 0);
+	if (fd < 0)
+		return -1;
+	struct f_owner_ex o = { F_OWNER_TID, (pid_t)syscall(SYS_gettid) };
+	if (fcntl(fd, F_SETFL, O_ASYNC) || fcntl(fd, F_SETSIG, SIGIO) ||
+	    fcntl(fd, F_SETOWN_EX, &o)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void test_dto_keys_uses_the_key_length_it_checked(void **state)
+{
+	(void)state;
+	char name[64];
+	fx_name(name);
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	ASSERT_RC(0, tc_run_start(c, 1, 1));
+	ASSERT_RC(0, tc_dto_append(c, "flip", 4, 1, "f", 1));
+	watched_klen = &wb_entry_of(c, "flip", TC_KIND_DTO)->klen;
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_watch;
+	sa.sa_flags = SA_SIGINFO;
+	assert_int_equal(0, sigaction(SIGIO, &sa, &old));
+	int fd = watch(watched_klen);
+	if (fd < 0) {
+		sigaction(SIGIO, &old, NULL);
+		tc_close(c);
+		tc_unlink(name);
+		skip();
+	}
+	struct keys_seen k = { 0, 0 };
+	watch_hits = 0;
+	assert_int_equal(0, ioctl(fd, PERF_EVENT_IOC_ENABLE, 0));
+	int rc = tc_dto_keys(c, keys_fn, &k);
+	assert_int_equal(0, ioctl(fd, PERF_EVENT_IOC_DISABLE, 0));
+	close(fd);
+	sigaction(SIGIO, &old, NULL);
+	ASSERT_RC(0, rc);
+	assert_int_equal(k.calls, 1);
+	assert_int_equal(k.bad, 0);
+	if (watch_hits == 0 || tc__ld(watched_klen) != 4000) {
+		/* No signal inside the walk (a sanitizer that defers signals):
+		 * nothing was proved. */
+		tc_close(c);
+		tc_unlink(name);
+		skip();
+	}
+	/* The scribble stays: the next walk skips the entry. */
+	k = (struct keys_seen){ 0, 0 };
+	ASSERT_RC(TC_ECORRUPT, tc_dto_keys(c, keys_fn, &k));
+	assert_int_equal(k.calls, 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
 struct vals {
 	int n;
 	uint8_t v[8][16];
@@ -515,6 +618,7 @@ int main(void)
 		FX_TEST(test_a_word_inside_a_value_makes_audit_and_snapshots_refuse),
 		FX_TEST(test_dto_keys_never_calls_back_with_an_impossible_key_length),
 		FX_TEST(test_dto_keys_racing_a_scribbled_key_length),
+		FX_TEST(test_dto_keys_uses_the_key_length_it_checked),
 		FX_TEST(test_dto_each_uses_the_lists_key_length_not_the_elements),
 		FX_TEST(test_dto_each_allocates_for_the_list_not_for_its_count),
 		FX_TEST(test_handle_keeps_the_geometry_it_validated),
