@@ -216,7 +216,7 @@ static void test_sweep_scan_and_purge_never_touch_a_block_inside_a_value(void **
  * TC_ECORRUPT, changing nothing; tc_snapshot_save refuses too (no file).
  * Nothing online removes the word (no key names it; tc_purge skips it), so
  * after every key is purged and the memory reclaimed the audit still
- * refuses.  A limit of the promise, pinned here so that a change to it
+ * refuses.  The same for a word whose entry's header no longer reads.  A limit of the promise, pinned here so that a change to it
  * changes the documentation with it.
  */
 static void test_a_word_inside_a_value_makes_audit_and_snapshots_refuse(void **state)
@@ -249,6 +249,26 @@ static void test_a_word_inside_a_value_makes_audit_and_snapshots_refuse(void **s
 	ASSERT_RC(0, tc_reclaim(c, NULL));
 	assert_int_equal(tc__ld(sw), w);
 	ASSERT_RC(TC_ECORRUPT, tc_audit(c, &rep));
+	tc_close(c);
+	tc_unlink(name);
+
+	/* A reachable block's header that no longer reads (its class byte
+	 * out of range): its key gives TC_ECORRUPT, tc_del cannot remove it,
+	 * tc_purge removes the other key only, and the audit still refuses. */
+	c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	ASSERT_RC(0, tc_set(c, "victim", 6, val, 16, 7, 0));
+	ASSERT_RC(0, tc_set(c, "other", 5, "o", 1, 0, 0));
+	tc__st(&wb_entry_of(c, "victim", TC_KIND_KEY)->cls, (uint8_t)200);
+	ASSERT_RC(TC_ECORRUPT, tc_audit(c, &rep));
+	ASSERT_RC(TC_ECORRUPT, tc_get(c, "victim", 6, got, sizeof(got), NULL));
+	ASSERT_RC(TC_ECORRUPT, tc_del(c, "victim", 6));
+	deleted = 0;
+	ASSERT_RC(0, tc_purge(c, NULL, &deleted));
+	assert_int_equal(deleted, 1);
+	ASSERT_RC(0, tc_reclaim(c, NULL));
+	ASSERT_RC(TC_ECORRUPT, tc_audit(c, &rep));
+	ASSERT_RC(TC_ECORRUPT, tc_snapshot_save(c, path, &sr));
+	assert_int_equal(access(path, F_OK), -1);
 	tc_close(c);
 	tc_unlink(name);
 }
