@@ -178,6 +178,9 @@ CRASH_DIR  := $(BUILDDIR)/crash
 CRASH_OBJS := $(LIB_SRCS:%.c=$(CRASH_DIR)/%.o)
 CRASH_LIB  := $(CRASH_DIR)/libtickcache.a
 CRASH_LIST := $(CRASH_DIR)/crashpoints.h
+# Points are listed from the headers too: an inline function of shm/*.h is
+# compiled into the crash build as much as a .c file is.
+CRASH_SRCS := $(LIB_SRCS) $(sort $(wildcard shm/*.h))
 CRASH_TEST_OBJ := $(CRASH_DIR)/tests/test_crashpoints.o
 CRASH_TEST := $(BUILDDIR)/tests/test_crashpoints
 
@@ -299,9 +302,9 @@ $(CRASH_LIB): $(CRASH_OBJS)
 	$(Q)$(AR) rcs $@ $^
 
 # Written only when its text changes, so the test rebuilds only then.
-$(CRASH_LIST): $(LIB_SRCS) tools/crashpoints.sh
+$(CRASH_LIST): $(CRASH_SRCS) tools/crashpoints.sh
 	@mkdir -p $(@D)
-	$(Q)tools/crashpoints.sh $(LIB_SRCS) > $@.tmp
+	$(Q)tools/crashpoints.sh $(CRASH_SRCS) > $@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; printf '  %-7s %s\n' GEN $@; fi
 
 $(CRASH_TEST_OBJ): tests/crash/test_crashpoints.c $(CRASH_LIST) $(FLAGS_STAMP)
@@ -435,7 +438,7 @@ tsan: ## Rebuild into build/tsan/ with ThreadSanitizer and run the tests
 # which `tools/deps.sh fuzz` installs), built with ASan and UBSan into
 # $(BUILDDIR)/fuzz/ and run by tests/fuzz/run.sh, one harness at a time.
 # The harnesses wrap mmap/munmap to put guard pages around every shared
-# mapping (tests/fuzz/fuzz_common.h).  docs/design.md, "Fuzzing".
+# mapping (tests/fuzz/fuzz_common.h).  docs/fuzzing.md.
 
 FUZZ_CC       ?= clang-14
 FUZZ_SANFLAGS ?= -fsanitize=address,undefined -fno-sanitize-recover=all

@@ -870,7 +870,7 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
  * tc_audit - exact mark-and-sweep of a quiescent segment.  A process killed
  * inside one of a write's few-instruction windows can leave one block that
  * no list names, or the live-key count one off (docs/design.md, "Crash
- * windows"); online nothing can tell such a block from one a stopped
+ * points"); online nothing can tell such a block from one a stopped
  * process is about to publish.  tc_audit runs only when no other live
  * process is attached and no other thread of the caller holds a reader slot
  * (-EBUSY otherwise; dead processes are cleared first), holds the segment's

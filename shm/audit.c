@@ -4,7 +4,7 @@
  *
  * Lock-free structures cannot make "pushed on a shared stack" and "recorded
  * in my slot" one atomic step, so a process killed inside one of a few
- * short windows (docs/design.md, "Crash windows") can leave a block that no
+ * short windows (docs/design.md, "Crash points") can leave a block that no
  * list names, or the live-key count one off.  Online, nothing can tell such
  * a block from one a stopped process is about to push.  When no other
  * process is attached, nothing is in flight, and the audit can be exact:

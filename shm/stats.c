@@ -83,7 +83,7 @@ int tc_get_stats(tc_cache *c, tc_stats *out)
 	memset(out, 0, sizeof(*out));
 	stats_counters(c, out);
 	/* live may be off by one per process killed inside an insert or a
-	 * delete (docs/design.md, "Crash windows"): never below 0. */
+	 * delete (docs/design.md, "Crash points"): never below 0. */
 	int64_t live = (int64_t)tc__ld(&c->h->live);
 	out->entries = live < 0 ? 0 : (uint64_t)live;
 	out->max_entries = c->max_entries;

@@ -623,7 +623,7 @@ static unsigned verify_all(tc_cache *c)
 /*
  * audit_after_kills - the documented crash windows, and nothing more.
  *
- * docs/design.md ("Crash windows"): a process killed inside one of a few
+ * docs/design.md ("Crash points"): a process killed inside one of a few
  * few-instruction windows of a write leaves at most one block that no list
  * names, or the live-key count one off; online nothing can tell such a block
  * from one a stopped process is about to publish.  tc_audit, run when no

@@ -858,7 +858,7 @@ static void test_killed_writer_leaves_no_leak_and_true_live_count(void **state)
 		uint64_t live = tc__ld(&c->h->live), blocks = wb_blocks_used(c);
 		uint64_t left = retired(c);
 		/* Killed between a delete's CAS and its count, the live count is
-		 * one high (docs/design.md, "Crash windows"); with no process
+		 * one high (docs/design.md, "Crash points"); with no process
 		 * attached, tc_audit recounts it exactly. */
 		if (point == AT_REMOVED && live == fin + 1) {
 			tc_audit_report ar;

@@ -13,7 +13,8 @@
  *   back (raw SYS_exit; killed by a seccomp filter; removed by another
  *   thread's execve, as a non-leader and as the leader) is seen dead (by
  *   tc_readers and by `shm-inspect readers`), its slot is cleared by
- *   tc_sweep / tc_readers_clean, and writers go on: 1,000 updates of one 2 KiB key in
+ *   tc_sweep / tc_readers_clean, or, with nobody sweeping, by the writer that
+ *   runs short of memory, and writers go on: 1,000 updates of one 2 KiB key in
  *   a 256 KiB segment all succeed (before: -ENOSPC after ~100).  A thread
  *   that calls pthread_exit inside a section gives its slot back.
  * - tc_open and tc_audit wait a bounded time for a peer SIGSTOPped while
@@ -439,7 +440,9 @@ static int inspector_dead(const char *name, pid_t pid)
 	return n;
 }
 
-static void vanish_case(int how)
+/* HOW makes a reader thread vanish; with SWEEP a dead slot is cleared by
+ * tc_sweep, without it by the writer that runs short of memory. */
+static void vanish_case(int how, bool sweep)
 {
 	const char *name = new_name("liveness-vanish");
 	tc_cache *c = wb_create(name, 256, 256 << 10, 16, TC_EVICT_NONE);
@@ -474,14 +477,24 @@ static void vanish_case(int how)
 		assert_int_equal(1, d.dead);
 		assert_int_equal(0, d.alive);
 		assert_int_equal(1, inspector_dead(name, pid));
-		tc_sweep_report rep;
-		ASSERT_RC(0, tc_sweep(c, 0, &rep));
-		assert_int_equal(1, rep.readers_cleared);
-		d = readers_of(c, pid);
-		assert_int_equal(0, d.dead);
+		if (sweep) {
+			tc_sweep_report rep;
+			ASSERT_RC(0, tc_sweep(c, 0, &rep));
+			assert_int_equal(1, rep.readers_cleared);
+			d = readers_of(c, pid);
+			assert_int_equal(0, d.dead);
+		} else {
+			/* Nobody sweeps: the slot pins reclamation until a
+			 * writer short of memory clears it (room.c). */
+			assert_true(tc__min_active_epoch(c) != UINT64_MAX);
+		}
 	}
-	assert_int_equal(UINT64_MAX, tc__min_active_epoch(c));
+	if (sweep)
+		assert_int_equal(UINT64_MAX, tc__min_active_epoch(c));
 	ASSERT_RC(0, update_2k_key(c));
+	d = readers_of(c, pid);
+	assert_int_equal(0, d.dead);
+	assert_int_equal(UINT64_MAX, tc__min_active_epoch(c));
 	/* The exec'd image does not map the segment: not attached either. */
 	if (how == VANISH_EXEC_LEADER || how == VANISH_EXEC_NONLEADER) {
 		tc_audit_report ar;
@@ -498,31 +511,44 @@ static void vanish_case(int how)
 static void test_reader_thread_raw_sys_exit_slot_cleared(void **state)
 {
 	(void)state;
-	vanish_case(VANISH_SYS_EXIT);
+	vanish_case(VANISH_SYS_EXIT, true);
 }
 
 static void test_reader_thread_killed_by_seccomp_slot_cleared(void **state)
 {
 	(void)state;
-	vanish_case(VANISH_SECCOMP);
+	vanish_case(VANISH_SECCOMP, true);
 }
 
 static void test_reader_thread_removed_by_execve_slot_cleared(void **state)
 {
 	(void)state;
-	vanish_case(VANISH_EXEC_NONLEADER);
+	vanish_case(VANISH_EXEC_NONLEADER, true);
 }
 
 static void test_reader_leader_removed_by_execve_slot_cleared(void **state)
 {
 	(void)state;
-	vanish_case(VANISH_EXEC_LEADER);
+	vanish_case(VANISH_EXEC_LEADER, true);
+}
+
+/* The same without a sweeper: the writers clear the slots themselves. */
+static void test_execd_reader_thread_slot_cleared_by_a_writer(void **state)
+{
+	(void)state;
+	vanish_case(VANISH_EXEC_NONLEADER, false);
+}
+
+static void test_execd_reader_leader_slot_cleared_by_a_writer(void **state)
+{
+	(void)state;
+	vanish_case(VANISH_EXEC_LEADER, false);
 }
 
 static void test_reader_thread_pthread_exit_gives_slot_back(void **state)
 {
 	(void)state;
-	vanish_case(VANISH_PTHREAD_EXIT);
+	vanish_case(VANISH_PTHREAD_EXIT, true);
 }
 
 /* A live reader thread of another process is never judged dead. */
@@ -715,6 +741,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_reader_thread_killed_by_seccomp_slot_cleared, teardown),
 		cmocka_unit_test_teardown(test_reader_thread_removed_by_execve_slot_cleared, teardown),
 		cmocka_unit_test_teardown(test_reader_leader_removed_by_execve_slot_cleared, teardown),
+		cmocka_unit_test_teardown(test_execd_reader_thread_slot_cleared_by_a_writer, teardown),
+		cmocka_unit_test_teardown(test_execd_reader_leader_slot_cleared_by_a_writer, teardown),
 		cmocka_unit_test_teardown(test_reader_thread_pthread_exit_gives_slot_back, teardown),
 		cmocka_unit_test_teardown(test_live_reader_thread_not_cleared, teardown),
 		cmocka_unit_test_teardown(test_open_and_audit_time_out_on_stopped_lock_holder, teardown),

@@ -8,9 +8,10 @@
  * the DTO lists of a run, and starts:
  *   - NWORKERS worker processes, each calling every public function in a
  *     random order (reads, writes, runs and DTO lists, scan, purge,
- *     snapshots saved and loaded back, policies set and loaded from a file,
- *     stats, readers, audit, sweep, reclaim, leases, closing and reopening
- *     its handle), checking each result against include/tickcache.h: a
+ *     snapshots saved, described and loaded back, policies set and loaded
+ *     from a file, stats, readers, audit, sweep, reclaim, leases, closing and
+ *     reopening its handle, and the calls that need no segment: every public
+ *     function of include/tickcache.h), checking each result against it: a
  *     return code of the library, lengths within the caller's buffer, key
  *     lengths of 1..TC_KEY_MAX handed to callbacks;
  *   - one scribbler process that maps the segment's /dev/shm object and
@@ -93,6 +94,9 @@ static int code(int rc, const char *call)
 {
 	if (rc == TC_ECORRUPT)
 		__atomic_add_fetch(&ctl->corrupt, 1, __ATOMIC_RELAXED);
+	const char *msg = tc_strerror(rc);
+	if (!msg || !*msg)
+		BAD("%s: tc_strerror(%d) names nothing", call, rc);
 	if (pr_is_code(rc))
 		return rc;
 	BAD("%s returned %d, no code of the library", call, rc);
@@ -279,13 +283,20 @@ static void one_call(tc_cache *c, uint64_t *rng, const char *snap)
 		tc_stats st;
 		tc_info in;
 		RC(tc_get_stats(c, &st));
-		RC(tc_get_info(c, &in));
+		/* The name is the handle's, not the segment's: always valid. */
+		if (RC(tc_get_info(c, &in)) == 0 && !tc_name_valid(in.name))
+			BAD("tc_get_info: name '%s' is not valid", in.name);
+		if (strcmp(tc_version(), TC_VERSION_STRING) != 0 || tc_now_ms() <= 0)
+			BAD("tc_version or tc_now_ms");
 		break;
 	}
 	case 23: {
 		tc_snapshot_report rep;
+		tc_snapshot_info si;
 		if ((r >> 8) & 1)
 			RC(tc_snapshot_save(c, snap, &rep));
+		else if ((r >> 10) & 1)
+			RC(tc_snapshot_stat(snap, &si)); /* a file saved from a scribbled segment */
 		else
 			RC(tc_snapshot_load(c, snap, (r >> 9) & 1 ? TC_SNAP_REPLACE : 0, &rep));
 		break;
@@ -351,7 +362,10 @@ static void one_call(tc_cache *c, uint64_t *rng, const char *snap)
 	case 32: {
 		unsigned bad;
 		RC(tc_ttl_policy_list(c, pr_policy_fn, NULL));
-		RC(tc_ttl_policy_load_ex(c, pol_path, &bad));
+		if ((r >> 8) & 1)
+			RC(tc_ttl_policy_load_ex(c, pol_path, &bad));
+		else
+			RC(tc_ttl_policy_load(c, pol_path));
 		break;
 	}
 	case 33: {
@@ -823,12 +837,78 @@ static void test_policy_prefix_with_nul_gives_ecorrupt(void **state)
 	tc_close(c);
 }
 
+/* ---- the workers' calls are every public function ------------------------------ */
+
+/* Does TEXT call NAME: NAME followed by '(' with no identifier character
+ * before it? */
+static bool calls(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = strstr(text, name); p; p = strstr(p + 1, name)) {
+		char b = p == text ? ' ' : p[-1];
+		if (p[n] == '(' && !(b == '_' || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
+				     (b >= '0' && b <= '9')))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Every function declared by include/tickcache.h (a line that starts with
+ * its type, as the man3 links of the Makefile read them) is called by this
+ * file: a public function added without a call here fails, so "every
+ * public function under scribbles" stays true.
+ */
+static void test_every_public_function_is_called_here(void **state)
+{
+	(void)state;
+	FILE *f = fopen("tests/test_scribble_load.c", "r");
+	assert_non_null(f);
+	static char text[1 << 17];
+	size_t len = fread(text, 1, sizeof(text) - 1, f);
+	assert_true(len > 0 && len < sizeof(text) - 1);
+	text[len] = '\0';
+	fclose(f);
+	/* The calls, not this test's own mentions of the names. */
+	char *self = strstr(text, "/* ---- the workers' calls are every public function");
+	assert_non_null(self);
+	*self = '\0';
+	FILE *h = fopen("include/tickcache.h", "r");
+	assert_non_null(h);
+	char line[512];
+	int decls = 0, missing = 0;
+	while (fgets(line, sizeof(line), h)) {
+		if (line[0] < 'a' || line[0] > 'z')
+			continue; /* comments, preprocessor, continuation lines */
+		char *p = strstr(line, "tc_");
+		size_t n = 0;
+		while (p && (p == line || (p[-1] != ' ' && p[-1] != '*')))
+			p = strstr(p + 1, "tc_");
+		if (!p)
+			continue;
+		while (p[n] == '_' || (p[n] >= 'a' && p[n] <= 'z') || (p[n] >= '0' && p[n] <= '9'))
+			n++;
+		if (p[n] != '(')
+			continue; /* a typedef's or a variable's name */
+		p[n] = '\0';
+		decls++;
+		if (!calls(text, p)) {
+			print_error("%s is not called by tests/test_scribble_load.c\n", p);
+			missing++;
+		}
+	}
+	fclose(h);
+	assert_true(decls >= 60);
+	assert_int_equal(0, missing);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_scribbled_run_generation_gives_ecorrupt),
 		FX_TEST(test_run_start_after_scribbled_idle_word_is_odd),
 		FX_TEST(test_policy_prefix_with_nul_gives_ecorrupt),
+		FX_TEST(test_every_public_function_is_called_here),
 		FX_TEST(test_scribbles_under_load_never_crash_hang_or_break_promises),
 	};
 	return fx_run(tests);

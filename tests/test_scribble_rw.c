@@ -11,9 +11,15 @@
  */
 #include "whitebox.h"
 
+#include <fcntl.h>
+#include <linux/hw_breakpoint.h>
+#include <linux/perf_event.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 
 #define ENTRIES 256
 #define MEMORY (256u * 1024u)
@@ -203,6 +209,83 @@ static void test_sweep_scan_and_purge_never_touch_a_block_inside_a_value(void **
 	tc_unlink(name);
 }
 
+/*
+ * What such a word costs beyond the walks (docs/design.md, "What a scribble
+ * can do"): a published word naming a unit inside a live value is a mark
+ * inside another block, so tc_audit cannot walk the arena and returns
+ * TC_ECORRUPT, changing nothing; tc_snapshot_save refuses too (no file).
+ * Nothing online removes the word (no key names it; tc_purge skips it), so
+ * after every key is purged and the memory reclaimed the audit still
+ * refuses.  The same for a word whose entry's header no longer reads (a
+ * class byte alone is repaired from its check copy).  A limit of the
+ * promise, pinned here so that a change to it changes the documentation
+ * with it.
+ */
+static void test_a_word_inside_a_value_makes_audit_and_snapshots_refuse(void **state)
+{
+	(void)state;
+	char name[64], path[128];
+	fx_name(name);
+	snprintf(path, sizeof(path), "/tmp/%s.snap", name);
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	uint8_t val[VICTIM_VLEN];
+	memset(val, 0x5a, sizeof(val)); /* no fake header: only value bytes */
+	ASSERT_RC(0, tc_set(c, "victim", 6, val, sizeof(val), 7, 0));
+	ASSERT_RC(0, tc_set(c, "other", 5, "o", 1, 0, 0));
+	uint64_t ref = tc__ref_of(c, wb_entry_of(c, "victim", TC_KIND_KEY));
+	uint64_t w = TC_SW_FINAL | 5ull << 48 | (ref + 10);
+	uint64_t *sw = scribble_free_slot(c, w, NULL);
+	tc_audit_report rep;
+	ASSERT_RC(TC_ECORRUPT, tc_audit(c, &rep));
+	tc_snapshot_report sr;
+	ASSERT_RC(TC_ECORRUPT, tc_snapshot_save(c, path, &sr));
+	assert_int_equal(access(path, F_OK), -1);
+	/* The keys themselves read back whole. */
+	uint8_t got[VICTIM_VLEN];
+	ASSERT_RC(0, tc_get(c, "victim", 6, got, sizeof(got), NULL));
+	assert_memory_equal(got, val, sizeof(val));
+	ASSERT_RC(0, tc_get(c, "other", 5, got, sizeof(got), NULL));
+	uint64_t deleted = 0;
+	ASSERT_RC(0, tc_purge(c, NULL, &deleted));
+	assert_int_equal(deleted, 2);
+	ASSERT_RC(0, tc_reclaim(c, NULL));
+	assert_int_equal(tc__ld(sw), w);
+	ASSERT_RC(TC_ECORRUPT, tc_audit(c, &rep));
+	tc_close(c);
+	tc_unlink(name);
+
+	/* A reachable block's class byte out of range: its key gives
+	 * TC_ECORRUPT until tc_audit takes the class of the byte's check copy
+	 * (layout.h, TC_CLS_CHECK).  With the copy scribbled too, the header
+	 * no longer reads: its key gives TC_ECORRUPT, tc_del cannot remove
+	 * it, tc_purge removes the other key only, and the audit refuses. */
+	c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	ASSERT_RC(0, tc_set(c, "victim", 6, val, 16, 7, 0));
+	ASSERT_RC(0, tc_set(c, "other", 5, "o", 1, 0, 0));
+	struct tc_entry *ve = wb_entry_of(c, "victim", TC_KIND_KEY);
+	uint8_t cls = tc__ld(&ve->cls);
+	tc__st(&ve->cls, (uint8_t)200);
+	ASSERT_RC(TC_ECORRUPT, tc_get(c, "victim", 6, got, sizeof(got), NULL));
+	ASSERT_RC(0, tc_audit(c, &rep));
+	assert_int_equal(tc__ld(&ve->cls), cls);
+	ASSERT_RC(0, tc_get(c, "victim", 6, got, sizeof(got), NULL));
+	assert_memory_equal(got, val, 16);
+	tc__st(&ve->cls, (uint8_t)200);
+	tc__st(&ve->cls_check, TC_CLS_CHECK(200));
+	ASSERT_RC(TC_ECORRUPT, tc_audit(c, &rep));
+	ASSERT_RC(TC_ECORRUPT, tc_get(c, "victim", 6, got, sizeof(got), NULL));
+	ASSERT_RC(TC_ECORRUPT, tc_del(c, "victim", 6));
+	deleted = 0;
+	ASSERT_RC(0, tc_purge(c, NULL, &deleted));
+	assert_int_equal(deleted, 1);
+	ASSERT_RC(0, tc_reclaim(c, NULL));
+	ASSERT_RC(TC_ECORRUPT, tc_audit(c, &rep));
+	ASSERT_RC(TC_ECORRUPT, tc_snapshot_save(c, path, &sr));
+	assert_int_equal(access(path, F_OK), -1);
+	tc_close(c);
+	tc_unlink(name);
+}
+
 /* ---- defect 6: key lengths of DTO entries ------------------------------------ */
 
 struct keys_seen {
@@ -296,6 +379,103 @@ static void test_dto_keys_racing_a_scribbled_key_length(void **state)
 	ASSERT_RC(0, tc_dto_keys(c, keys_fn, &k));
 	assert_int_equal(k.calls, 2);
 	print_message("racing walks: %d whole, %d with the entry skipped\n", ok, corrupt);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
+ * The same, deterministic: a hardware watchpoint (perf_event_open, a
+ * breakpoint on reads and writes of the head's klen) signals this thread
+ * right after each access, and the first signal scribbles klen to 4000.
+ * So the walk's first load sees 4 and every later one 4000: a walk that
+ * uses the copy it checked hands out "flip" with length 4; one that loads
+ * the length again (defect 6) copies 4000 bytes into 512 and calls back
+ * with 4000.  Skipped where the kernel gives no breakpoint (perf_event_
+ * paranoid 3, some containers).  Seen failing with dkey_visit re-loading
+ * the length (the 4000-byte copy corrupts the heap: "double free or
+ * corruption" at the walk's free), where the racing test above passed.
+ */
+static uint16_t *watched_klen;
+static volatile sig_atomic_t watch_hits;
+
+static void on_watch(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)si;
+	(void)uc;
+	if (++watch_hits == 1)
+		tc__st(watched_klen, (uint16_t)4000);
+}
+
+/* A breakpoint on the 2 bytes at ADDR for this thread, signalling it with
+ * SIGIO after each access; -1 when the kernel refuses one. */
+static int watch(void *addr)
+{
+	struct perf_event_attr a;
+	memset(&a, 0, sizeof(a));
+	a.type = PERF_TYPE_BREAKPOINT;
+	a.size = sizeof(a);
+	a.bp_type = HW_BREAKPOINT_RW;
+	a.bp_addr = (uint64_t)(uintptr_t)addr;
+	a.bp_len = HW_BREAKPOINT_LEN_2;
+	a.sample_period = 1;
+	a.exclude_kernel = 1;
+	a.exclude_hv = 1;
+	a.disabled = 1;
+	int fd = (int)syscall(__NR_perf_event_open, &a, 0, -1, -1, 0);
+	if (fd < 0)
+		return -1;
+	struct f_owner_ex o = { F_OWNER_TID, (pid_t)syscall(SYS_gettid) };
+	if (fcntl(fd, F_SETFL, O_ASYNC) || fcntl(fd, F_SETSIG, SIGIO) ||
+	    fcntl(fd, F_SETOWN_EX, &o)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void test_dto_keys_uses_the_key_length_it_checked(void **state)
+{
+	(void)state;
+	char name[64];
+	fx_name(name);
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	ASSERT_RC(0, tc_run_start(c, 1, 1));
+	ASSERT_RC(0, tc_dto_append(c, "flip", 4, 1, "f", 1));
+	watched_klen = &wb_entry_of(c, "flip", TC_KIND_DTO)->klen;
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_watch;
+	sa.sa_flags = SA_SIGINFO;
+	assert_int_equal(0, sigaction(SIGIO, &sa, &old));
+	int fd = watch(watched_klen);
+	if (fd < 0) {
+		sigaction(SIGIO, &old, NULL);
+		tc_close(c);
+		tc_unlink(name);
+		skip();
+	}
+	struct keys_seen k = { 0, 0 };
+	watch_hits = 0;
+	assert_int_equal(0, ioctl(fd, PERF_EVENT_IOC_ENABLE, 0));
+	int rc = tc_dto_keys(c, keys_fn, &k);
+	assert_int_equal(0, ioctl(fd, PERF_EVENT_IOC_DISABLE, 0));
+	close(fd);
+	sigaction(SIGIO, &old, NULL);
+	ASSERT_RC(0, rc);
+	assert_int_equal(k.calls, 1);
+	assert_int_equal(k.bad, 0);
+	if (watch_hits == 0 || tc__ld(watched_klen) != 4000) {
+		/* No signal inside the walk (a sanitizer that defers signals):
+		 * nothing was proved. */
+		tc_close(c);
+		tc_unlink(name);
+		skip();
+	}
+	/* The scribble stays: the next walk skips the entry. */
+	k = (struct keys_seen){ 0, 0 };
+	ASSERT_RC(TC_ECORRUPT, tc_dto_keys(c, keys_fn, &k));
+	assert_int_equal(k.calls, 0);
 	tc_close(c);
 	tc_unlink(name);
 }
@@ -468,8 +648,10 @@ int main(void)
 		FX_TEST(test_walks_during_an_audit_return_ebusy),
 		FX_TEST(test_lru_clock_never_writes_into_another_keys_value),
 		FX_TEST(test_sweep_scan_and_purge_never_touch_a_block_inside_a_value),
+		FX_TEST(test_a_word_inside_a_value_makes_audit_and_snapshots_refuse),
 		FX_TEST(test_dto_keys_never_calls_back_with_an_impossible_key_length),
 		FX_TEST(test_dto_keys_racing_a_scribbled_key_length),
+		FX_TEST(test_dto_keys_uses_the_key_length_it_checked),
 		FX_TEST(test_dto_each_uses_the_lists_key_length_not_the_elements),
 		FX_TEST(test_dto_each_allocates_for_the_list_not_for_its_count),
 		FX_TEST(test_handle_keeps_the_geometry_it_validated),

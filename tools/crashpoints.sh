@@ -3,7 +3,7 @@
 #
 # crashpoints.sh - the list of crash points, taken from the sources.
 #
-#   tools/crashpoints.sh shm/*.c > crashpoints.h
+#   tools/crashpoints.sh shm/*.c shm/*.h > crashpoints.h
 #
 # Prints one line TC_CP(name, "file.c") per TC_CRASH_POINT(name) use in the
 # given files, in file and line order (docs/design.md, "Crash points").
@@ -13,10 +13,11 @@
 set -eu
 [ $# -gt 0 ] || { echo "usage: $0 FILE.c..." >&2; exit 2; }
 out=$(for f in "$@"; do
-	# A use is the macro call on a code line; the definition and prose
-	# mentions (comments, with a space before the parenthesis or none
-	# at all) do not match.
+	# A use is the macro call on a code line; the definition, comment
+	# lines (starting with *, /* or //) and prose mentions with a space
+	# before the parenthesis or none at all do not match.
 	grep -n 'TC_CRASH_POINT(' "$f" | grep -v '#define' |
+		grep -v '^[0-9]*:[[:space:]]*\(\*\|/\*\|//\)' |
 		sed -n 's/^\([0-9]*\):.*TC_CRASH_POINT(\([^)]*\)).*/\2 \1/p' |
 		while read -r name line; do
 			name=$(printf '%s' "$name" | tr -d '"')
