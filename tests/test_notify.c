@@ -387,6 +387,61 @@ static void test_killed_waiter_costs_one_wake_then_nothing(void **state)
 	tc_close(c);
 }
 
+/*
+ * A writer killed between its publish and its bump (design.md, "Waiting for
+ * a change", crash windows): the key changed, the flag is still on the
+ * word, nobody was woken.  The test leaves the segment exactly so: it takes
+ * the flag off for its own publish (whose check then wakes no one) and puts
+ * the word back as it was.  The sleeper sleeps on, wakes at the next publish
+ * on its word and reports the newest version; a sleeper nobody wakes
+ * returns at its timeout with the version the dead writer published.
+ */
+static void test_writer_killed_before_its_wake_leaves_sleepers_to_next_publish_or_timeout(void **state)
+{
+	(void)state;
+	tc_cache *c = make_seg("nt-dead");
+	uint32_t *word = key_word(c, "k");
+	set_s(c, "k", "v0", 1, 0);
+	tc_meta m0 = meta_of(c, "k");
+	struct waiter w = spawn(&(struct wspec){ .kind = W_KEY, .key = "k", .version = m0.version, .timeout_ms = BOUND_MS });
+	until_asleep(w, word);
+	uint64_t wakes = tc__wake_calls();
+	uint32_t x = tc__ld(word);
+	tc__st(word, x & ~(uint32_t)TC_WAKE_FLAGS);
+	set_s(c, "k", "v1", 1, 0);
+	tc__st(word, x);
+	assert_int_equal(wakes, tc__wake_calls());
+	/* Nothing wakes it: still asleep, no report. */
+	for (int i = 0; i < 20; i++)
+		nap();
+	assert_true(in_futex(w.pid));
+	assert_false(returned(w));
+	/* The next publish on the word finds the flag and wakes it. */
+	set_s(c, "k", "v2", 1, 0);
+	assert_int_equal(wakes + 1, tc__wake_calls());
+	tc_meta m2 = meta_of(c, "k");
+	struct report r = collect(w);
+	assert_int_equal(0, r.rc);
+	assert_meta_eq(&m2, &r.m);
+	assert_int_equal(0, tc__ld(word) & TC_WAKE_FLAGS);
+
+	/* No next publish: the sleeper returns at its timeout, with the
+	 * version the dead writer published. */
+	w = spawn(&(struct wspec){ .kind = W_KEY, .key = "k", .version = m2.version, .timeout_ms = 3000 });
+	until_asleep(w, word);
+	x = tc__ld(word);
+	tc__st(word, x & ~(uint32_t)TC_WAKE_FLAGS);
+	set_s(c, "k", "v3", 1, 0);
+	tc__st(word, x);
+	assert_int_equal(wakes + 1, tc__wake_calls());
+	tc_meta m3 = meta_of(c, "k");
+	assert_true(m3.version > m2.version);
+	r = collect(w);
+	assert_int_equal(0, r.rc);
+	assert_meta_eq(&m3, &r.m);
+	tc_close(c);
+}
+
 /* A stopped waiter blocks no writer, costs one wake, and on SIGCONT goes
  * on to report the newest version. */
 static void test_stopped_waiter_blocks_nobody(void **state)
@@ -837,6 +892,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_wait_on_a_deleted_or_absent_key_returns_enoent, teardown),
 		cmocka_unit_test_teardown(test_wait_inside_a_read_section_is_edeadlk, teardown),
 		cmocka_unit_test_teardown(test_killed_waiter_costs_one_wake_then_nothing, teardown),
+		cmocka_unit_test_teardown(test_writer_killed_before_its_wake_leaves_sleepers_to_next_publish_or_timeout, teardown),
 		cmocka_unit_test_teardown(test_stopped_waiter_blocks_nobody, teardown),
 		cmocka_unit_test_teardown(test_signal_handler_gives_eintr, teardown),
 		cmocka_unit_test_teardown(test_spurious_wakeups_are_invisible, teardown),
