@@ -878,8 +878,11 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
  * the index and the header, rebuilds the free lists from everything else
  * (free bytes without a header that reads and fits, such as a carve a killed
  * writer never finished, are cut into free blocks), clears abandoned
- * half-inserts and recounts live keys and gauges.  TC_ECORRUPT when the
- * arena cannot be walked (a reachable block's header is damaged): the
+ * half-inserts and recounts live keys and gauges.  An index word that names
+ * no entry (scribbled, or its entry's header damaged beyond what its class's
+ * check copy repairs; its key was unreadable already) is dropped, and the
+ * key leaves live_after.  TC_ECORRUPT when the arena cannot be walked (two
+ * reachable blocks overlap by their headers' sizes): the
  * index, block headers, free and retire lists, gauges and key count are
  * then as they were; only what any call does online has happened (dead
  * processes' slots cleared, a dead coalescer's work finished or undone).

@@ -381,9 +381,61 @@ static void open_door(tc_cache *c)
 	tc__st(&c->h->audit_pid, 0);
 }
 
+/* Does class CLS hold an entry of KLEN and VLEN at byte OFF of the arena? */
+static bool class_holds(tc_cache *c, uint32_t cls, uint64_t off, uint32_t klen, uint32_t vlen)
+{
+	return cls < TC_CLASSES_USED && off + tc__class_size(cls) <= c->arena_bytes &&
+	       tc__entry_bytes(klen, vlen) <= tc__class_size(cls);
+}
+
+/*
+ * Does the published word W name an entry?  tc__slot_entry's checks, as
+ * the idle segment allows them: the tag is the hash's, the kind one that
+ * lives in the index, the lengths in range, the block LIVE (or RETIRED),
+ * and its class byte, or the byte's check copy, holds key and value in the
+ * arena (sweep_arena takes the copy's class when the byte does not fit).
+ * The probe range is not checked: it is maxdisp's, a shared word.  A word
+ * that fails names no key anyone can read (every lookup of it gives
+ * TC_ECORRUPT) and is dropped: a scribbled word, or one whose entry's
+ * header no longer reads.
+ */
+static bool word_names_entry(tc_cache *c, uint64_t w)
+{
+	struct tc_entry *e = tc__block(c, TC_SW_REF(w));
+	if (!e)
+		return false;
+	uint64_t hash = tc__ld(&e->hash), off = (TC_SW_REF(w) - 1) * TC_BLOCK_UNIT;
+	uint32_t kind = tc__ld(&e->kind), klen = tc__ld(&e->klen), vlen = tc__ld(&e->vlen);
+	uint32_t st = tc__ld(&e->state), cls = tc__ld(&e->cls);
+	uint8_t chk = tc__ld(&e->cls_check);
+	if (TC_TAG_OF(hash) != TC_SW_TAG(w) ||
+	    (kind != TC_KIND_KEY && kind != TC_KIND_DTO && kind != TC_KIND_LOAD &&
+	     kind != TC_KIND_RATE) ||
+	    klen == 0 || klen > TC_KEY_MAX || vlen > TC_VALUE_MAX ||
+	    (st != TC_BLK_LIVE && st != TC_BLK_RETIRED))
+		return false;
+	return class_holds(c, cls, off, klen, vlen) ||
+	       class_holds(c, TC_CLS_CHECK(chk), off, klen, vlen);
+}
+
+/* Clear the published words that name no entry (word_names_entry), once
+ * the dry pass has passed.  (Their keys leave live_after, recounted.) */
+static void drop_words(tc_cache *c)
+{
+	for (uint64_t b = 0; b < c->nbuckets; b++) {
+		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
+			uint64_t *wp = &c->index[b].w[i];
+			uint64_t w = tc__ld(wp);
+			if (w && TC_SW_STATE(w) == TC_SW_FINAL && !word_names_entry(c, w))
+				tc__st(wp, 0);
+		}
+	}
+}
+
 /* Mark every block the index words and the header roots reach.  Returns
- * the published keys; *TENT counts the claims nobody will finalize. */
-static int64_t mark_reachable(tc_cache *c, struct marks *m, uint64_t *tent)
+ * the published keys; *TENT counts the claims nobody will finalize, *DROP
+ * the words that name no entry (dropped by drop_words). */
+static int64_t mark_reachable(tc_cache *c, struct marks *m, uint64_t *tent, uint64_t *drop)
 {
 	int64_t live = 0;
 	for (uint64_t b = 0; b < c->nbuckets; b++) {
@@ -395,11 +447,11 @@ static int64_t mark_reachable(tc_cache *c, struct marks *m, uint64_t *tent)
 				(*tent)++; /* cleared by clear_claims */
 				continue;
 			}
-			struct tc_entry *e = tc__block(c, TC_SW_REF(w));
-			if (!e) {
-				m->bad = true;
+			if (!word_names_entry(c, w)) {
+				(*drop)++;
 				continue;
 			}
+			struct tc_entry *e = tc__block(c, TC_SW_REF(w));
 			mark(m, TC_SW_REF(w));
 			tc__audit_entry(c, e, mark, m);
 			live++;
@@ -472,8 +524,8 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		rc = -ENOMEM; /* nothing changed yet: only the door to open */
 		goto out_open;
 	}
-	uint64_t tent = 0;
-	int64_t live = mark_reachable(c, &m, &tent);
+	uint64_t tent = 0, drop = 0;
+	int64_t live = mark_reachable(c, &m, &tent, &drop);
 	/* Everything so far only read the index, the headers and the roots:
 	 * a segment that cannot be walked is left as it was. */
 	uint64_t end = tc__carved(c);
@@ -484,6 +536,8 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		rc = TC_ECORRUPT;
 		goto out_free;
 	}
+	if (drop)
+		drop_words(c);
 	/* No reader exists: an ordinary reclaim frees the whole retire list,
 	 * so that what the sweep finds unreachable and not free is a true
 	 * leak. */

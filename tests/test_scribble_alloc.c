@@ -502,12 +502,14 @@ static void test_corrupt_audit_changes_nothing(void **state)
 				tw = &c->index[b].w[i];
 	assert_non_null(tw);
 	*tw = TC_SW_TENT | 1;
-	/* A reachable block whose class byte is out of range, its check copy
-	 * too (with the copy intact, the audit takes the copy's class). */
+	/* A reachable block whose class byte covers the next key, its check
+	 * copy too: the entry still fits its class, so its word is kept, and
+	 * the walk meets the next key's mark inside it. */
 	struct tc_entry *e = (struct tc_entry *)(c->arena + 30 * 160);
 	assert_int_equal(e->state, TC_BLK_LIVE);
-	e->cls = 200;
-	e->cls_check = TC_CLS_CHECK(200);
+	assert_int_equal(((struct tc_entry *)(c->arena + 31 * 160))->state, TC_BLK_LIVE);
+	e->cls = (uint8_t)tc__class_of(320);
+	e->cls_check = TC_CLS_CHECK(tc__class_of(320));
 	struct tc_hdr before = *c->h;
 	struct tc_bucket *idx = malloc(c->nbuckets * sizeof(*idx));
 	memcpy(idx, c->index, c->nbuckets * sizeof(*idx));

@@ -211,17 +211,17 @@ static void test_sweep_scan_and_purge_never_touch_a_block_inside_a_value(void **
 
 /*
  * What such a word costs beyond the walks (docs/design.md, "What a scribble
- * can do"): a published word naming a unit inside a live value is a mark
- * inside another block, so tc_audit cannot walk the arena and returns
- * TC_ECORRUPT, changing nothing; tc_snapshot_save refuses too (no file).
- * Nothing online removes the word (no key names it; tc_purge skips it), so
- * after every key is purged and the memory reclaimed the audit still
- * refuses.  The same for a word whose entry's header no longer reads (a
- * class byte alone is repaired from its check copy).  A limit of the
- * promise, pinned here so that a change to it changes the documentation
- * with it.
+ * can do"): nothing online removes it (no key names it; tc_purge skips it),
+ * and tc_snapshot_save refuses the segment (TC_ECORRUPT, no file).
+ * tc_audit drops it: a published word naming a unit inside a live value
+ * names no entry (its tag is not the hash's there), so it is cleared, and
+ * the keys, the live count and the snapshots are as before the scribble.
+ * The same for a word whose entry's header no longer reads (its class byte
+ * and the byte's check copy both scribbled: a class byte alone is repaired
+ * from the copy): that key, unreadable already, is dropped, and its block
+ * comes back as free memory.
  */
-static void test_a_word_inside_a_value_makes_audit_and_snapshots_refuse(void **state)
+static void test_audit_drops_a_word_that_names_no_entry(void **state)
 {
 	(void)state;
 	char name[64], path[128];
@@ -235,22 +235,24 @@ static void test_a_word_inside_a_value_makes_audit_and_snapshots_refuse(void **s
 	uint64_t ref = tc__ref_of(c, wb_entry_of(c, "victim", TC_KIND_KEY));
 	uint64_t w = TC_SW_FINAL | 5ull << 48 | (ref + 10);
 	uint64_t *sw = scribble_free_slot(c, w, NULL);
-	tc_audit_report rep;
-	ASSERT_RC(TC_ECORRUPT, tc_audit(c, &rep));
 	tc_snapshot_report sr;
 	ASSERT_RC(TC_ECORRUPT, tc_snapshot_save(c, path, &sr));
 	assert_int_equal(access(path, F_OK), -1);
-	/* The keys themselves read back whole. */
+	uint64_t deleted = 0;
+	ASSERT_RC(0, tc_purge(c, "nothing*", &deleted));
+	assert_int_equal(tc__ld(sw), w);
+	tc_audit_report rep;
+	ASSERT_RC(0, tc_audit(c, &rep));
+	assert_int_equal(tc__ld(sw), 0);
+	assert_int_equal(rep.live_after, 2);
+	assert_int_equal(rep.skipped_bytes, 0);
 	uint8_t got[VICTIM_VLEN];
 	ASSERT_RC(0, tc_get(c, "victim", 6, got, sizeof(got), NULL));
 	assert_memory_equal(got, val, sizeof(val));
 	ASSERT_RC(0, tc_get(c, "other", 5, got, sizeof(got), NULL));
-	uint64_t deleted = 0;
-	ASSERT_RC(0, tc_purge(c, NULL, &deleted));
-	assert_int_equal(deleted, 2);
-	ASSERT_RC(0, tc_reclaim(c, NULL));
-	assert_int_equal(tc__ld(sw), w);
-	ASSERT_RC(TC_ECORRUPT, tc_audit(c, &rep));
+	ASSERT_RC(0, tc_snapshot_save(c, path, &sr));
+	assert_int_equal(sr.keys, 2);
+	unlink(path);
 	tc_close(c);
 	tc_unlink(name);
 
@@ -258,7 +260,8 @@ static void test_a_word_inside_a_value_makes_audit_and_snapshots_refuse(void **s
 	 * TC_ECORRUPT until tc_audit takes the class of the byte's check copy
 	 * (layout.h, TC_CLS_CHECK).  With the copy scribbled too, the header
 	 * no longer reads: its key gives TC_ECORRUPT, tc_del cannot remove
-	 * it, tc_purge removes the other key only, and the audit refuses. */
+	 * it, tc_purge removes the other key only, and tc_audit drops its
+	 * word and cuts its block into free memory. */
 	c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
 	ASSERT_RC(0, tc_set(c, "victim", 6, val, 16, 7, 0));
 	ASSERT_RC(0, tc_set(c, "other", 5, "o", 1, 0, 0));
@@ -267,21 +270,27 @@ static void test_a_word_inside_a_value_makes_audit_and_snapshots_refuse(void **s
 	tc__st(&ve->cls, (uint8_t)200);
 	ASSERT_RC(TC_ECORRUPT, tc_get(c, "victim", 6, got, sizeof(got), NULL));
 	ASSERT_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.live_after, 2);
 	assert_int_equal(tc__ld(&ve->cls), cls);
 	ASSERT_RC(0, tc_get(c, "victim", 6, got, sizeof(got), NULL));
 	assert_memory_equal(got, val, 16);
 	tc__st(&ve->cls, (uint8_t)200);
 	tc__st(&ve->cls_check, TC_CLS_CHECK(200));
-	ASSERT_RC(TC_ECORRUPT, tc_audit(c, &rep));
 	ASSERT_RC(TC_ECORRUPT, tc_get(c, "victim", 6, got, sizeof(got), NULL));
 	ASSERT_RC(TC_ECORRUPT, tc_del(c, "victim", 6));
 	deleted = 0;
 	ASSERT_RC(0, tc_purge(c, NULL, &deleted));
 	assert_int_equal(deleted, 1);
 	ASSERT_RC(0, tc_reclaim(c, NULL));
-	ASSERT_RC(TC_ECORRUPT, tc_audit(c, &rep));
 	ASSERT_RC(TC_ECORRUPT, tc_snapshot_save(c, path, &sr));
 	assert_int_equal(access(path, F_OK), -1);
+	ASSERT_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.live_after, 0);
+	assert_int_equal(rep.skipped_bytes, tc__class_size(cls));
+	ASSERT_RC(-ENOENT, tc_get(c, "victim", 6, got, sizeof(got), NULL));
+	ASSERT_RC(0, tc_snapshot_save(c, path, &sr));
+	assert_int_equal(sr.keys, 0);
+	unlink(path);
 	tc_close(c);
 	tc_unlink(name);
 }
@@ -648,7 +657,7 @@ int main(void)
 		FX_TEST(test_walks_during_an_audit_return_ebusy),
 		FX_TEST(test_lru_clock_never_writes_into_another_keys_value),
 		FX_TEST(test_sweep_scan_and_purge_never_touch_a_block_inside_a_value),
-		FX_TEST(test_a_word_inside_a_value_makes_audit_and_snapshots_refuse),
+		FX_TEST(test_audit_drops_a_word_that_names_no_entry),
 		FX_TEST(test_dto_keys_never_calls_back_with_an_impossible_key_length),
 		FX_TEST(test_dto_keys_racing_a_scribbled_key_length),
 		FX_TEST(test_dto_keys_uses_the_key_length_it_checked),
