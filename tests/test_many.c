@@ -1,0 +1,528 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_many.c - tc_get_many and tc_peek_many against writers that move
+ * their keys while a batch is half done.  White-box: keys are
+ * chosen by their home bucket (tc__hash), and the scribbles write into the
+ * mapping.
+ *
+ * The race: about forty keys of every length class are homed in two
+ * adjacent buckets of a small index, so that most of them sit past their
+ * home bucket (maxdisp chains).  One writer process sets, deletes and
+ * re-adds them (a key re-added lands in whatever slot of its chain is free:
+ * keys move between buckets, and a slot word is reused for another key) and
+ * runs grace periods; the reader process calls tc_get_many (or, in a read
+ * section, tc_peek_many) on random requests with duplicates.  The reader is
+ * held inside its calls while the writer makes a burst of changes and runs
+ * tc_reclaim, in two ways: every other tc_get_many makes the page of one
+ * request's buffer read-only, so that the copy of that request faults in
+ * pass three, after its chunk's buckets were scanned (the SIGSEGV handler
+ * waits for the burst, then makes the page writable and the copy runs
+ * again); and the writer sends SIGUSR1, whose handler holds the reader when
+ * it is inside a call, wherever it is.  So between the kept bucket scan and
+ * the finishing lookup keys move, slot words are reused and blocks are
+ * retired and freed.  Each answer is checked against the writer's history, which
+ * the writer publishes in shared memory around each operation (one writer,
+ * so operation numbers order every key's changes):
+ *   - a value is the key's own (blackbox.h's self-checking values), whole;
+ *   - a hit's value was current at some instant of the call: not replaced
+ *     by an operation that had completed before the call began, and written
+ *     by an operation that had begun before the call ended;
+ *   - a miss: the key was deleted at some instant of the call (TC_EVICT_NONE
+ *     only; under LRU a key may be evicted);
+ *   - versions order a key's values as its writes did, and never go back
+ *     from one call to the next;
+ *   - the call returns the number of requests answered 0, and every code is
+ *     one tc_get could return.
+ * Nothing is timed: the run stops after a number of writes and of the
+ * reader's calls.  An answer older than an earlier answer for the same key in
+ * the same call is allowed (both were current during the call) and only
+ * counted.
+ */
+#include "whitebox.h"
+
+#include <signal.h>
+#include <sched.h>
+#include <sys/mman.h>
+
+#include "blackbox.h"
+
+/* ---- keys homed in two buckets -------------------------------------------- */
+
+#define NK      40      /* keys of the race */
+#define KEY_CAP 520
+
+struct keyset {
+	char k[NK][KEY_CAP];
+	size_t kl[NK];
+	uint64_t home;  /* the first of the two home buckets */
+};
+
+/* Key lengths of every class of key_eq and tc__hash: 1..8, 9..16, 17..32,
+ * 33..512. */
+static const size_t key_lens[] = { 3, 8, 9, 12, 16, 17, 24, 32, 33, 100, 512 };
+
+/* Write key number N (below 62^3) of length LEN (at least 3) into OUT: N in
+ * three base-62 digits, then filler.  Unique for each (N, LEN). */
+static size_t make_key(char *out, unsigned n, size_t len)
+{
+	static const char d62[] =
+		"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+	memset(out, '-', len);
+	for (int i = 0; i < 3; i++, n /= 62)
+		out[i] = d62[n % 62];
+	return len;
+}
+
+/* NK keys whose home is HOME or HOME + 1; each length class in turn.  Keys
+ * shorter than their number's digits are made unique by their filler. */
+static void pick_keys(tc_cache *c, struct keyset *ks, uint64_t home)
+{
+	unsigned n = 0;
+	ks->home = home;
+	for (int i = 0; i < NK; n++) {
+		size_t len = key_lens[(size_t)i % FX_ARRAY_SIZE(key_lens)];
+		char *k = ks->k[i];
+		make_key(k, n, len);
+		uint64_t h = tc__hash(c, k, len, TC_KIND_KEY) & c->bmask;
+		if (h == home || h == ((home + 1) & c->bmask)) {
+			ks->kl[i] = len;
+			i++;
+		}
+		assert_true(n < 62u * 62u * 62u);
+	}
+}
+
+/* ---- the writer's history in shared memory --------------------------------- */
+
+#define DEL_BIT 1ull
+
+struct race {
+	/* per key: the last operation completed (number << 1 | DEL_BIT for a
+	 * delete), the last begun, the last delete begun */
+	uint64_t done[NK], begun[NK], del_begun[NK];
+	/* the pause protocol */
+	uint64_t gen;       /* writer: the signal sent */
+	uint64_t ack;       /* reader: the handler ran for gen */
+	uint64_t paused;    /* reader: ... and found a call in progress */
+	uint64_t released;  /* writer: the burst of gen is done */
+	uint64_t stop;
+	uint64_t ready;     /* reader: its handlers are installed */
+	uint64_t hold;      /* reader: held by its trap (a count) */
+	uint64_t unhold;    /* writer: the burst of hold is done */
+	/* results */
+	uint64_t calls, hits, misses, dup_back, bursts, traps;
+	uint64_t violations;
+};
+
+static struct race *race;
+static volatile sig_atomic_t in_call;
+
+#define LD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+
+static void race_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void race_fail(const char *fmt, ...)
+{
+	va_list ap;
+	char msg[512];
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	__atomic_add_fetch(&race->violations, 1, __ATOMIC_SEQ_CST);
+	fprintf(stderr, "[pid %d] VIOLATION: %s\n", (int)getpid(), msg);
+}
+
+/* The reader's handler: inside a call, stay until the writer's burst is
+ * done (or the run stops). */
+static void on_usr1(int sig)
+{
+	(void)sig;
+	uint64_t g = LD(&race->gen);
+	if (in_call) {
+		ST(&race->paused, g);
+		ST(&race->ack, g);
+		while (LD(&race->released) != g && !LD(&race->stop))
+			sched_yield();
+	} else {
+		ST(&race->ack, g);
+	}
+}
+
+/*
+ * The reader's trap: the page of one request's buffer is made read-only
+ * before a tc_get_many, so that the copy of that request (pass three, after
+ * every bucket of its chunk was scanned) faults.  The handler holds the
+ * reader there until the writer's burst is done, makes the page writable,
+ * and the copy runs again.
+ */
+static void *trap_page;
+static size_t page_size;
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	uint8_t *a = si->si_addr, *p = trap_page;
+	if (!p || a < p || a >= p + page_size) {
+		signal(sig, SIG_DFL); /* a real fault: die of it */
+		return;
+	}
+	uint64_t h = LD(&race->hold) + 1;
+	ST(&race->hold, h);
+	while (LD(&race->unhold) != h && !LD(&race->stop))
+		sched_yield();
+	__atomic_add_fetch(&race->traps, 1, __ATOMIC_SEQ_CST);
+	mprotect(p, page_size, PROT_READ | PROT_WRITE);
+	trap_page = NULL;
+}
+
+/* One writer operation on key I, numbered OPNO, published around it. */
+static void write_op(tc_cache *c, const struct keyset *ks, unsigned i, uint64_t opno,
+		     uint64_t *rng, bool lru)
+{
+	unsigned char val[700];
+	uint64_t r = bb_rand(rng);
+	bool del = r % 100 < 30;
+	ST(&race->begun[i], opno);
+	if (del)
+		ST(&race->del_begun[i], opno);
+	int rc;
+	if (del) {
+		rc = tc_del(c, ks->k[i], ks->kl[i]);
+		if (rc != 0 && rc != -ENOENT)
+			race_fail("writer: del %u: %d", i, rc);
+		ST(&race->done[i], opno << 1 | DEL_BIT);
+		return;
+	}
+	/* Three sizes (three size classes), so that TC_EVICT_NONE's memory is
+	 * not cut into every class: the writes never meet -ENOSPC there. */
+	static const size_t lens[] = { BB_HDR + 8, 100, 600 };
+	size_t len = lens[(r >> 8) % 3];
+	bb_fill(val, len, i, 0, opno);
+	rc = r % 100 < 45 ? tc_add(c, ks->k[i], ks->kl[i], val, len, BB_TYPE, 0)
+			  : tc_set(c, ks->k[i], ks->kl[i], val, len, BB_TYPE, 0);
+	if (rc == 0)
+		ST(&race->done[i], opno << 1);
+	else if (rc != -EEXIST && !(lru && rc == -ENOSPC))
+		race_fail("writer: write %u: %d", i, rc);}
+
+/* Fill the rest of an LRU segment with other keys: the race's keys are
+ * evicted now and then. */
+static void write_filler(tc_cache *c, uint64_t *rng)
+{
+	char k[32], v[2000];
+	memset(v, 'f', sizeof(v));
+	size_t kl = bb_key(k, sizeof(k), "filler", (unsigned)(bb_rand(rng) % 400));
+	int rc = tc_set(c, k, kl, v, 500 + bb_rand(rng) % 1500, 1, 0);
+	if (rc != 0 && rc != -ENOSPC)
+		race_fail("writer: filler: %d", rc);
+}
+
+/* A burst of changes while the reader is held inside a call: keys moved,
+ * deleted and re-added, slot words reused, grace periods run. */
+static void burst(tc_cache *c, const struct keyset *ks, uint64_t *opno, uint64_t *rng,
+		  bool lru)
+{
+	for (int b = 0; b < 24; b++) {
+		write_op(c, ks, (unsigned)(bb_rand(rng) % NK), ++*opno, rng, lru);
+		if (lru && b % 2 == 0)
+			write_filler(c, rng);
+		uint64_t freed;
+		if (b % 8 == 7 && tc_reclaim(c, &freed) != 0)
+			race_fail("writer: tc_reclaim");
+	}
+	__atomic_add_fetch(&race->bursts, 1, __ATOMIC_SEQ_CST);
+}
+
+static void run_writer(const char *name, const struct keyset *ks, pid_t reader, int ops,
+		       uint64_t calls, bool lru)
+{
+	tc_cache *c = fx_attach(name);
+	uint64_t rng = 0x9a11e7ull, opno = 2 * NK, held_in = UINT64_MAX;
+	while (!LD(&race->ready) && !LD(&race->stop))
+		sched_yield();
+	/* OPS operations, and as long as the reader has not made CALLS
+	 * calls: counts, not time. */
+	for (int n = 0; (n < ops || LD(&race->calls) < calls) && !LD(&race->stop); n++) {
+		write_op(c, ks, (unsigned)(bb_rand(&rng) % NK), ++opno, &rng, lru);
+		if (lru && n % 3 == 0)
+			write_filler(c, &rng);
+		/* The reader's trap holds it between two passes of a batch. */
+		uint64_t h = LD(&race->hold);
+		if (h != LD(&race->unhold)) {
+			burst(c, ks, &opno, &rng, lru);
+			ST(&race->unhold, h);
+		}
+		/* Not again in the call held last: a reader that never got
+		 * the CPU back would be held in one call, and one section,
+		 * for the whole run. */
+		if (n % 16 != 0 || LD(&race->calls) == held_in)
+			continue;
+		/* Interrupt the reader; when it is inside a call, change many
+		 * keys and run grace periods before letting it go on. */
+		uint64_t g = LD(&race->gen) + 1;
+		ST(&race->gen, g);
+		if (kill(reader, SIGUSR1) != 0)
+			break;
+		while (LD(&race->ack) != g && !LD(&race->stop)) {
+			h = LD(&race->hold); /* held by its trap meanwhile */
+			if (h != LD(&race->unhold)) {
+				burst(c, ks, &opno, &rng, lru);
+				ST(&race->unhold, h);
+			}
+			sched_yield();
+		}
+		if (LD(&race->paused) == g) {
+			held_in = LD(&race->calls);
+			burst(c, ks, &opno, &rng, lru);
+		}
+		ST(&race->released, g);
+	}
+	ST(&race->stop, 1);
+	tc_close(c);
+	_exit(LD(&race->violations) ? 1 : 0);
+}
+
+/* The reader's memory of each key: the last (version, sequence) seen. */
+struct seen {
+	uint64_t ver[NK], seq[NK];
+};
+
+static uint64_t seq_of(const void *val)
+{
+	uint64_t s;
+	memcpy(&s, (const uint8_t *)val + 24, 8);
+	return s;
+}
+
+/* Check request J (key I) of a call, VAL its value (rc 0): DONE and
+ * BEGUN the history loaded before and after the call. */
+static void check_answer(const tc_req *r, unsigned i, const void *val, uint64_t done,
+			 uint64_t begun, uint64_t del_begun, struct seen *sn,
+			 const uint64_t *ver_before, bool lru)
+{
+	if (r->rc == -ENOENT) {
+		__atomic_add_fetch(&race->misses, 1, __ATOMIC_RELAXED);
+		/* absent at some instant of the call: deleted before it and
+		 * not written since, or a delete begun during it */
+		if (!lru && !(done & DEL_BIT) && del_begun <= done >> 1)
+			race_fail("key %u: a miss, but its last operation before the call set it "
+				  "(op %llu) and no delete began until the call ended", i,
+				  (unsigned long long)(done >> 1));
+		return;
+	}
+	if (r->rc != 0) {
+		race_fail("key %u: code %d", i, r->rc);
+		return;
+	}
+	__atomic_add_fetch(&race->hits, 1, __ATOMIC_RELAXED);
+	const char *why = r->meta.type != BB_TYPE ? "type" : bb_check(val, r->meta.len, i, 1);
+	if (why) {
+		race_fail("key %u (len %zu): %s", i, r->meta.len, why);
+		return;
+	}
+	uint64_t s = seq_of(val), d = done >> 1;
+	if (s < d || (s == d && (done & DEL_BIT)))
+		race_fail("key %u: value of op %llu, replaced by op %llu%s before the call", i,
+			  (unsigned long long)s, (unsigned long long)d,
+			  done & DEL_BIT ? " (a delete)" : "");
+	if (s > begun)
+		race_fail("key %u: value of op %llu, begun after the call (last begun %llu)", i,
+			  (unsigned long long)s, (unsigned long long)begun);
+	uint64_t v = r->meta.version;
+	if (v < ver_before[i])
+		race_fail("key %u: version %llu after %llu in an earlier call", i,
+			  (unsigned long long)v, (unsigned long long)ver_before[i]);
+	if (sn->ver[i] && (v < sn->ver[i]) != (s < sn->seq[i]))
+		race_fail("key %u: version %llu op %llu against version %llu op %llu", i,
+			  (unsigned long long)v, (unsigned long long)s,
+			  (unsigned long long)sn->ver[i], (unsigned long long)sn->seq[i]);
+	if (v == sn->ver[i] && s != sn->seq[i])
+		race_fail("key %u: version %llu for ops %llu and %llu", i, (unsigned long long)v,
+			  (unsigned long long)s, (unsigned long long)sn->seq[i]);
+	if (v >= sn->ver[i]) {
+		sn->ver[i] = v;
+		sn->seq[i] = s;
+	}
+}
+
+#define NREQ 48
+static void run_reader(const char *name, const struct keyset *ks, bool lru)
+{
+	tc_cache *c = fx_attach(name);
+	page_size = (size_t)sysconf(_SC_PAGESIZE);
+	/* Each request's buffer on a page of its own (for the trap). */
+	unsigned char *pages = mmap(NULL, NREQ * page_size, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (pages == MAP_FAILED)
+		_exit(BB_EXIT_SETUP);
+	struct seen sn = { { 0 }, { 0 } };
+	uint64_t rng = 0x5eade7ull, ver_before[NK];
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGUSR1, &sa, NULL);
+	struct sigaction sv;
+	memset(&sv, 0, sizeof(sv));
+	sv.sa_sigaction = on_segv;
+	sigemptyset(&sv.sa_mask);
+	sv.sa_flags = SA_SIGINFO;
+	sigaction(SIGSEGV, &sv, NULL);
+	ST(&race->ready, 1);
+	while (!LD(&race->stop)) {
+		tc_req r[NREQ];
+		const void *v[NREQ];
+		unsigned idx[NREQ];
+		uint64_t done[NK], begun[NK], del_begun[NK];
+		size_t n = 1 + bb_rand(&rng) % NREQ;
+		bool peek = bb_rand(&rng) % 3 == 0;
+		for (size_t j = 0; j < n; j++) {
+			idx[j] = (unsigned)(bb_rand(&rng) % NK);
+			r[j] = (tc_req){ .key = ks->k[idx[j]], .klen = ks->kl[idx[j]],
+					 .buf = pages + j * page_size, .cap = 768, .rc = 1 };
+		}
+		for (unsigned i = 0; i < NK; i++) {
+			done[i] = LD(&race->done[i]);
+			ver_before[i] = sn.ver[i];
+		}
+		int got;
+		in_call = 1;
+		if (peek) {
+			if (tc_read_lock(c) != 0) {
+				race_fail("tc_read_lock");
+				break;
+			}
+			got = tc_peek_many(c, r, n, v);
+		} else {
+			/* Every other batch (one in eight under LRU, where a
+			 * held reader makes the writer wait for memory) traps
+			 * one of its requests' copy. */
+			size_t t = bb_rand(&rng) % ((lru ? 8 : 2) * n);
+			if (t < n && mprotect(pages + t * page_size, page_size, PROT_READ) == 0)
+				trap_page = pages + t * page_size;
+			got = tc_get_many(c, r, n);
+			if (trap_page) { /* a miss: nothing was copied */
+				mprotect(trap_page, page_size, PROT_READ | PROT_WRITE);
+				trap_page = NULL;
+			}
+		}
+		in_call = 0;
+		for (unsigned i = 0; i < NK; i++) {
+			begun[i] = LD(&race->begun[i]);
+			del_begun[i] = LD(&race->del_begun[i]);
+		}
+		int hits = 0;
+		for (size_t j = 0; j < n; j++) {
+			unsigned i = idx[j];
+			hits += r[j].rc == 0;
+			check_answer(&r[j], i, peek ? v[j] : r[j].buf, done[i], begun[i],
+				     del_begun[i], &sn, ver_before, lru);
+			if (peek && (r[j].rc == 0) != (v[j] != NULL))
+				race_fail("peek: code %d with pointer %p", r[j].rc, v[j]);
+			/* the same key earlier in this call: an older version is
+			 * allowed (both were current during the call), counted */
+			for (size_t q = 0; q < j; q++)
+				if (idx[q] == i && r[q].rc == 0 && r[j].rc == 0 &&
+				    r[j].meta.version < r[q].meta.version)
+					__atomic_add_fetch(&race->dup_back, 1, __ATOMIC_RELAXED);
+		}
+		if (peek) {
+			/* The pointers are still the values they were: the
+			 * section kept them through the bursts' grace periods. */
+			for (size_t j = 0; j < n; j++)
+				if (r[j].rc == 0 && bb_check(v[j], r[j].meta.len, idx[j], 1))
+					race_fail("key %u: peeked value changed in its section",
+						  idx[j]);
+			tc_read_unlock(c);
+		}
+		if (got != hits)
+			race_fail("%s returned %d, %d requests answered 0",
+				  peek ? "tc_peek_many" : "tc_get_many", got, hits);
+		__atomic_add_fetch(&race->calls, 1, __ATOMIC_RELAXED);
+	}
+	tc_close(c);
+	_exit(LD(&race->violations) ? 1 : 0);
+}
+
+static void race_run(bool lru)
+{
+	char name[TC_NAME_MAX + 1];
+	fx_name(name);
+	/* The smallest index: 64 entries in 16 buckets.  LRU: little memory,
+	 * so that the filler keys evict the race's keys. */
+	tc_cache *c = wb_create(name, TC_MIN_ENTRIES * 2, lru ? 96u << 10 : 4u << 20, 8,
+				lru ? TC_EVICT_LRU : TC_EVICT_NONE);
+	static struct keyset ks;
+	pick_keys(c, &ks, 3 & c->bmask);
+	race = mmap(NULL, sizeof(*race), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(race != MAP_FAILED);
+	memset(race, 0, sizeof(*race));
+	for (unsigned i = 0; i < NK; i++) {
+		unsigned char val[64];
+		bb_fill(val, sizeof(val), i, 0, i + 1);
+		ASSERT_RC(0, tc_set(c, ks.k[i], ks.kl[i], val, sizeof(val), BB_TYPE, 0));
+		race->done[i] = (uint64_t)(i + 1) << 1;
+		race->begun[i] = i + 1;
+	}
+	/* The keys spill far past their two home buckets. */
+	uint64_t md = tc__ld(&c->index[ks.home].meta) & 0xffffffffu;
+	assert_true(md >= 4);
+	pid_t reader = fork();
+	assert_true(reader >= 0);
+	if (reader == 0)
+		run_reader(name, &ks, lru);
+	pid_t writer = fork();
+	assert_true(writer >= 0);
+	if (writer == 0)
+		run_writer(name, &ks, reader, lru ? 3000 : 10000, lru ? 1000 : 3000, lru);
+	/* Whichever ends first (the writer after its operations, or a
+	 * reader that crashed) stops the other. */
+	int status, sw, sr;
+	pid_t first = waitpid(-1, &status, 0);
+	ST(&race->stop, 1);
+	assert_true(first == writer || first == reader);
+	int s1 = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	if (first == writer) {
+		sw = s1;
+		sr = fx_wait(reader);
+	} else {
+		sr = s1;
+		sw = fx_wait(writer);
+	}
+	fprintf(stderr, "%s: %llu calls, %llu hits, %llu misses, %llu bursts inside a call "
+		"(%llu between two passes), "
+		"%llu duplicates older than an earlier one, %llu violations\n",
+		lru ? "lru" : "none", (unsigned long long)race->calls,
+		(unsigned long long)race->hits, (unsigned long long)race->misses,
+		(unsigned long long)race->bursts, (unsigned long long)race->traps,
+		(unsigned long long)race->dup_back,
+		(unsigned long long)race->violations);
+	assert_int_equal(race->violations, 0);
+	assert_int_equal(sw, 0);
+	assert_int_equal(sr, 0);
+	assert_true(race->traps > 0); /* some call was held while keys moved */
+	munmap(race, sizeof(*race));
+	tc_close(c);
+}
+
+static void test_many_race_with_moves_deletes_and_grace_periods(void **state)
+{
+	(void)state;
+	race_run(false);
+}
+
+static void test_many_race_under_lru_eviction(void **state)
+{
+	(void)state;
+	race_run(true);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		FX_TEST(test_many_race_with_moves_deletes_and_grace_periods),
+		FX_TEST(test_many_race_under_lru_eviction),
+	};
+	return fx_run(tests);
+}
