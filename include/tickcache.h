@@ -381,7 +381,10 @@ bool tc_exists(tc_cache *c, const void *key, size_t klen);
  * All of them run in one read section of the calling thread: each value is
  * one immutable version current at some instant during the call, but the
  * values of different keys are not one snapshot (a write may land between
- * two of them).  Requests are independent: one with a bad key or a NULL buf
+ * two of them).  The requests are read in their order, as the same tc_get
+ * calls in a row would be: once a request has seen a write, the requests
+ * after it see that write and every write made before it (or newer ones),
+ * and a key requested twice never answers a newer version, then an older.  Requests are independent: one with a bad key or a NULL buf
  * with cap > 0 gets -EINVAL, one whose value exceeds cap gets -E2BIG (its
  * meta filled), and the others are read.  Counted as N reads in tc_stats.
  * Lock-free; shared writes as tc_get.  N may be 0 (REQS may then be NULL).

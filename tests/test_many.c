@@ -30,13 +30,20 @@
  *   - a miss: the key was deleted at some instant of the call (TC_EVICT_NONE
  *     only; under LRU a key may be evicted);
  *   - versions order a key's values as its writes did, and never go back
- *     from one call to the next;
+ *     from one call to the next, nor from one request to a later one of the
+ *     same key in one call;
  *   - the call returns the number of requests answered 0, and every code is
  *     one tc_get could return.
  * Nothing is timed: the run stops after a number of writes and of the
- * reader's calls.  An answer older than an earlier answer for the same key in
- * the same call is allowed (both were current during the call) and only
- * counted.
+ * reader's calls.
+ *
+ * The hook tests are deterministic: request 0 of a call ends a read-only
+ * page (its first write, in pass three, faults), and a page of the index
+ * can be made to fault on its first load (in pass two); at each fault a
+ * child process makes exactly the writes of the test before the call goes
+ * on.  They check that a kept scan's blocks survive updates, deletes, a
+ * reused slot word, a grown chain, grace periods and the reuse of the
+ * class's blocks, and that the requests are read in their order.
  */
 #include "whitebox.h"
 
@@ -420,12 +427,16 @@ static void run_reader(const char *name, const struct keyset *ks, bool lru)
 				     del_begun[i], &sn, ver_before, lru);
 			if (peek && (r[j].rc == 0) != (v[j] != NULL))
 				race_fail("peek: code %d with pointer %p", r[j].rc, v[j]);
-			/* the same key earlier in this call: an older version is
-			 * allowed (both were current during the call), counted */
+			/* the same key earlier in this call: never a newer
+			 * version there (the requests are read in order) */
 			for (size_t q = 0; q < j; q++)
 				if (idx[q] == i && r[q].rc == 0 && r[j].rc == 0 &&
-				    r[j].meta.version < r[q].meta.version)
+				    r[j].meta.version < r[q].meta.version) {
 					__atomic_add_fetch(&race->dup_back, 1, __ATOMIC_RELAXED);
+					race_fail("key %u: version %llu after %llu in one call", i,
+						  (unsigned long long)r[j].meta.version,
+						  (unsigned long long)r[q].meta.version);
+				}
 		}
 		if (peek) {
 			/* The pointers are still the values they were: the
@@ -527,10 +538,10 @@ static void test_many_race_under_lru_eviction(void **state)
  * write runs again.  Every other request of the chunk was scanned before.
  */
 struct hook {
-	uint64_t go, done;
+	uint64_t go, done; /* the step asked for, the step done */
 };
 static struct hook *hk;
-static uint8_t *hook_page;
+static uint8_t *hook_page[2]; /* the pages that trap, until they did */
 static pid_t hook_child;
 static int hook_runs;
 
@@ -538,14 +549,18 @@ static void on_hook_segv(int sig, siginfo_t *si, void *uc)
 {
 	(void)uc;
 	uint8_t *a = si->si_addr;
-	if (!hook_page || a < hook_page || a >= hook_page + page_size) {
+	int t = 0;
+	while (t < 2 && !(hook_page[t] && a >= hook_page[t] && a < hook_page[t] + page_size))
+		t++;
+	if (t == 2) {
 		signal(sig, SIG_DFL); /* a real fault: die of it */
 		return;
 	}
-	ST(&hk->go, 1);
+	uint64_t step = (uint64_t)++hook_runs;
+	ST(&hk->go, step);
 	siginfo_t ci;
 	for (;;) { /* done, or the child died (not reaped: fx_wait tells) */
-		if (LD(&hk->done))
+		if (LD(&hk->done) >= step)
 			break;
 		ci.si_pid = 0;
 		if (waitid(P_PID, (id_t)hook_child, &ci, WEXITED | WNOHANG | WNOWAIT) != 0 ||
@@ -553,26 +568,31 @@ static void on_hook_segv(int sig, siginfo_t *si, void *uc)
 			break;
 		sched_yield();
 	}
-	mprotect(hook_page, page_size, PROT_READ | PROT_WRITE);
-	hook_page = NULL;
-	hook_runs++;
+	mprotect(hook_page[t], page_size, PROT_READ | PROT_WRITE);
+	hook_page[t] = NULL;
 }
 
 /* tc_get_many (VALS NULL) or tc_peek_many of REQS[0..N) (in hook_reqs'
- * memory) with FN run by a child on segment NAME at the hook; its return. */
-static int hooked(const char *name, tc_cache *c, tc_req *reqs, size_t n, const void **vals,
-		  void (*fn)(tc_cache *))
+ * memory), with FN(c, step) run by a child on segment NAME at each trap:
+ * step 1 at the first, 2 at the second.  INDEX_PAGE (NULL: none) is a
+ * page of C's index that traps too (on its first load, in pass two).
+ * Returns the call's return. */
+static int hooked2(const char *name, tc_cache *c, tc_req *reqs, size_t n, const void **vals,
+		   void (*fn)(tc_cache *, int), void *index_page)
 {
+	int steps = index_page ? 2 : 1;
 	memset(hk, 0, sizeof(*hk));
 	hook_child = fork();
 	assert_true(hook_child >= 0);
 	if (hook_child == 0) {
 		tc_cache *cc = fx_attach(name);
-		while (!LD(&hk->go))
-			sched_yield();
-		fn(cc);
+		for (int step = 1; step <= steps; step++) {
+			while (LD(&hk->go) < (uint64_t)step)
+				sched_yield();
+			fn(cc, step);
+			ST(&hk->done, step);
+		}
 		tc_close(cc);
-		ST(&hk->done, 1);
 		_exit(0);
 	}
 	struct sigaction sv, old;
@@ -582,19 +602,38 @@ static int hooked(const char *name, tc_cache *c, tc_req *reqs, size_t n, const v
 	sv.sa_flags = SA_SIGINFO;
 	sigaction(SIGSEGV, &sv, &old);
 	hook_runs = 0;
-	hook_page = (uint8_t *)((uintptr_t)reqs & ~(uintptr_t)(page_size - 1));
-	assert_int_equal(mprotect(hook_page, page_size, PROT_READ), 0);
+	hook_page[0] = (uint8_t *)((uintptr_t)reqs & ~(uintptr_t)(page_size - 1));
+	hook_page[1] = index_page;
+	/* Request 0's page traps writes, the index page any load. */
+	for (int t = 0; t < steps; t++)
+		assert_int_equal(mprotect(hook_page[t], page_size, t ? PROT_NONE : PROT_READ), 0);
 	int got = vals ? tc_peek_many(c, reqs, n, vals) : tc_get_many(c, reqs, n);
 	sigaction(SIGSEGV, &old, NULL);
-	if (hook_page) { /* never written: let the child go anyway */
-		mprotect(hook_page, page_size, PROT_READ | PROT_WRITE);
-		hook_page = NULL;
-		ST(&hk->go, 1);
-	}
+	for (int t = 0; t < 2; t++)
+		if (hook_page[t]) { /* never touched: let the child go anyway */
+			mprotect(hook_page[t], page_size, PROT_READ | PROT_WRITE);
+			hook_page[t] = NULL;
+		}
+	ST(&hk->go, (uint64_t)steps);
 	assert_int_equal(fx_wait(hook_child), 0);
-	assert_int_equal(LD(&hk->done), 1);
-	assert_int_equal(hook_runs, 1); /* the child ran between the passes */
+	assert_int_equal(LD(&hk->done), steps);
+	assert_int_equal(hook_runs, steps); /* the child ran inside the call */
 	return got;
+}
+
+/* One step at the hook of request 0's first write (pass three). */
+static void (*one_step_fn)(tc_cache *);
+static void one_step(tc_cache *c, int step)
+{
+	(void)step;
+	one_step_fn(c);
+}
+
+static int hooked(const char *name, tc_cache *c, tc_req *reqs, size_t n, const void **vals,
+		  void (*fn)(tc_cache *))
+{
+	one_step_fn = fn;
+	return hooked2(name, c, reqs, n, vals, one_step, NULL);
 }
 
 /* Requests whose first one ends a page (the rest on the next page). */
@@ -821,6 +860,127 @@ static void test_many_kept_scan_survives_changes_checked(void **state)
 	hook_case(TC_CHECKSUM, TC_EVICT_LRU, true);
 }
 
+/* A writer that sets g0 and then k8, in that order, at the hook. */
+static void sc_two_writes_in_order(tc_cache *c)
+{
+	child_set(c, hks.g[0], hks.gl[0], 100, 2);
+	child_set(c, hks.k[8], hks.kl[8], 8, 2);
+}
+
+/*
+ * The requests of one call are read in their order, as the same tc_get
+ * calls would read them: a batch [k8, g0] that sees k8's newer value sees
+ * g0's too, since g0 was written first.  k8 sits past its home bucket (its
+ * lookup ends in pass three), g0 alone in its own (found in the kept
+ * scan); both writes land between pass two and pass three.
+ */
+static void test_many_reads_requests_in_their_order(void **state)
+{
+	(void)state;
+	for (int peek = 0; peek < 2; peek++) {
+		char name[TC_NAME_MAX + 1];
+		fx_name(name);
+		tc_cache *c = wb_create(name, 512, 4u << 20, 8, TC_EVICT_NONE);
+		uint64_t home = 5 & c->bmask, far = (home + c->nbuckets / 2) & c->bmask;
+		homed_keys(c, hks.k, hks.kl, HK_N, home, 1);
+		homed_keys(c, hks.g, hks.gl, HK_N, far, 2);
+		hks.xl = make_key(hks.x, 999999, 12);
+		for (uint32_t i = 0; i < HK_N - 1; i++)
+			hset(c, hks.k[i], hks.kl[i], i, 1);
+		hset(c, hks.g[0], hks.gl[0], 100, 1);
+		ASSERT_RC(0, tc_set(c, hks.x, hks.xl, "x", 1, 0, 0));
+		static unsigned char bufs[3][HVLEN];
+		static char xb[8];
+		tc_req *r = hook_reqs();
+		r[0] = (tc_req){ .key = hks.x, .klen = hks.xl, .buf = xb, .cap = sizeof(xb) };
+		r[1] = (tc_req){ .key = hks.k[8], .klen = hks.kl[8], .buf = bufs[1], .cap = HVLEN };
+		r[2] = (tc_req){ .key = hks.g[0], .klen = hks.gl[0], .buf = bufs[2], .cap = HVLEN };
+		const void *v[3];
+		if (peek)
+			ASSERT_RC(0, tc_read_lock(c));
+		ASSERT_RC(3, hooked(name, c, r, 3, peek ? v : NULL, sc_two_writes_in_order));
+		const void *k8 = peek ? v[1] : bufs[1], *g0 = peek ? v[2] : bufs[2];
+		expect_one_of(&r[1], k8, 8, 1, 2, false);
+		expect_one_of(&r[2], g0, 100, 1, 2, false);
+		if (seq_of(k8) == 2 && seq_of(g0) != 2)
+			fail_msg("%s: k8 read after g0's write, g0 read before it",
+				 peek ? "tc_peek_many" : "tc_get_many");
+		if (peek)
+			tc_read_unlock(c);
+		tc_close(c);
+	}
+}
+
+/* The two steps of test_many_never_answers_a_key_newer_then_older: k8
+ * into its home bucket (at the first trap, in pass two), then out of it
+ * again, past it (at the second, in pass three). */
+static void dup_steps(tc_cache *c, int step)
+{
+	if (step == 1) {
+		if (tc_del(c, hks.k[0], hks.kl[0]) != 0 || tc_del(c, hks.k[8], hks.kl[8]) != 0)
+			_exit(6);
+		child_set(c, hks.k[8], hks.kl[8], 8, 2); /* k0's word, at home */
+	} else {
+		if (tc_del(c, hks.k[8], hks.kl[8]) != 0)
+			_exit(6);
+		child_set(c, hks.k[0], hks.kl[0], 0, 2); /* the home word again */
+		child_set(c, hks.k[8], hks.kl[8], 8, 3); /* past home */
+	}
+}
+
+/*
+ * One key requested twice in a call: the second answer is never older than
+ * the first.  Requests [x, k8, g0, k8]: k8 sits past its home bucket when
+ * the first k8 is scanned; g0's bucket is on an index page that traps, so
+ * that k8 moves into its home bucket (version 2) before the second k8 is
+ * scanned; request 0's first write traps in pass three, where k8 moves out
+ * again (version 3).  The first k8 walks past its home and finds version 3;
+ * the second must not answer version 2 from its kept scan.
+ */
+static void test_many_never_answers_a_key_newer_then_older(void **state)
+{
+	(void)state;
+	for (int peek = 0; peek < 2; peek++) {
+		char name[TC_NAME_MAX + 1];
+		fx_name(name);
+		tc_cache *c = wb_create(name, 512, 4u << 20, 8, TC_EVICT_NONE);
+		tc_req *r = hook_reqs(); /* and page_size */
+		uint64_t home = 5 & c->bmask, far = (home + c->nbuckets / 2) & c->bmask;
+		uintptr_t pmask = ~(uintptr_t)(page_size - 1);
+		uint8_t *far_page = (uint8_t *)((uintptr_t)&c->index[far] & pmask);
+		assert_true(far_page != (uint8_t *)((uintptr_t)&c->index[home + 2] & pmask));
+		homed_keys(c, hks.k, hks.kl, HK_N, home, 1);
+		homed_keys(c, hks.g, hks.gl, 1, far, 2);
+		char xk[1][KEY_CAP];
+		size_t xl[1];
+		homed_keys(c, xk, xl, 1, home + 1, 3); /* x: on the home's page */
+		for (uint32_t i = 0; i < HK_N - 1; i++)
+			hset(c, hks.k[i], hks.kl[i], i, 1);
+		hset(c, hks.g[0], hks.gl[0], 100, 1);
+		ASSERT_RC(0, tc_set(c, xk[0], xl[0], "x", 1, 0, 0));
+		static unsigned char bufs[4][HVLEN];
+		static char xb[8];
+		r[0] = (tc_req){ .key = xk[0], .klen = xl[0], .buf = xb, .cap = sizeof(xb) };
+		r[1] = (tc_req){ .key = hks.k[8], .klen = hks.kl[8], .buf = bufs[1], .cap = HVLEN };
+		r[2] = (tc_req){ .key = hks.g[0], .klen = hks.gl[0], .buf = bufs[2], .cap = HVLEN };
+		r[3] = (tc_req){ .key = hks.k[8], .klen = hks.kl[8], .buf = bufs[3], .cap = HVLEN };
+		const void *v[4];
+		if (peek)
+			ASSERT_RC(0, tc_read_lock(c));
+		ASSERT_RC(4, hooked2(name, c, r, 4, peek ? v : NULL, dup_steps, far_page));
+		const void *a = peek ? v[1] : bufs[1], *b = peek ? v[3] : bufs[3];
+		expect_one_of(&r[1], a, 8, 1, 3, false); /* version 2 came and went */
+		expect_one_of(&r[3], b, 8, 2, 3, false);
+		if (r[3].meta.version < r[1].meta.version)
+			fail_msg("%s: k8 of op %llu, then of op %llu, in one call",
+				 peek ? "tc_peek_many" : "tc_get_many",
+				 (unsigned long long)seq_of(a), (unsigned long long)seq_of(b));
+		if (peek)
+			tc_read_unlock(c);
+		tc_close(c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -828,6 +988,8 @@ int main(void)
 		FX_TEST(test_many_race_under_lru_eviction),
 		FX_TEST(test_many_kept_scan_survives_changes_between_passes),
 		FX_TEST(test_many_kept_scan_survives_changes_checked),
+		FX_TEST(test_many_reads_requests_in_their_order),
+		FX_TEST(test_many_never_answers_a_key_newer_then_older),
 	};
 	return fx_run(tests);
 }
