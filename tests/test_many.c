@@ -981,6 +981,365 @@ static void test_many_never_answers_a_key_newer_then_older(void **state)
 	}
 }
 
+/* ---- scribbles ------------------------------------------------------------- */
+
+#define SK_N 300 /* keys of the scribble test */
+
+static struct {
+	char k[SK_N][KEY_CAP];
+	size_t kl[SK_N];
+	size_t vl[SK_N];
+	struct tc_entry *e[SK_N]; /* each key's entry before the scribble */
+} sks;
+
+/* One request against tc_get for the same key on the same image: the same
+ * code, meta and bytes.  A hit of a key whose entry is not SCRIBBLED is
+ * its own value (checked: any hit). */
+static void agree(tc_cache *c, const tc_req *r, const void *val, bool peek, int ki,
+		  const struct tc_entry *scribbled, bool csum)
+{
+	static unsigned char one[700];
+	tc_meta m;
+	int want = tc_get(c, r->key, r->klen, one, peek ? sizeof(one) : r->cap, &m);
+	if (peek && want == -E2BIG)
+		fail_msg("value over %zu bytes", sizeof(one));
+	if (want != r->rc)
+		fail_msg("%s of key %d: %d, tc_get %d", peek ? "tc_peek_many" : "tc_get_many", ki,
+			 r->rc, want);
+	if (want != 0 && want != -E2BIG)
+		return;
+	assert_int_equal(r->meta.len, m.len);
+	assert_int_equal(r->meta.type, m.type);
+	assert_int_equal(r->meta.version, m.version);
+	assert_int_equal(r->meta.expires_ms, m.expires_ms);
+	if (want != 0)
+		return;
+	assert_memory_equal(val, one, m.len);
+	if (csum || sks.e[ki] != scribbled) {
+		assert_int_equal(m.len, sks.vl[ki]);
+		assert_null(bb_check(val, m.len, (uint32_t)ki, 1));
+	}
+}
+
+/* Every key, in random batches with duplicates, by tc_get_many and by
+ * tc_peek_many, against tc_get. */
+static void all_agree(tc_cache *c, uint64_t *rng, const struct tc_entry *scribbled, bool csum)
+{
+	static unsigned char bufs[40][700];
+	tc_req r[40];
+	const void *v[40];
+	int idx[40];
+	for (int done = 0; done < SK_N;) {
+		size_t n = 1 + bb_rand(rng) % 40;
+		for (size_t j = 0; j < n; j++) {
+			int ki = (int)(bb_rand(rng) % 8 ? (unsigned)(done++ % SK_N)
+							: bb_rand(rng) % SK_N);
+			idx[j] = ki;
+			size_t cap = bb_rand(rng) % 5 ? sizeof(bufs[j]) : bb_rand(rng) % 300;
+			r[j] = (tc_req){ .key = sks.k[ki], .klen = sks.kl[ki], .buf = bufs[j],
+					 .cap = cap };
+		}
+		int hits = tc_get_many(c, r, n), want = 0;
+		for (size_t j = 0; j < n; j++) {
+			agree(c, &r[j], bufs[j], false, idx[j], scribbled, csum);
+			want += r[j].rc == 0;
+		}
+		assert_int_equal(hits, want);
+		ASSERT_RC(0, tc_read_lock(c));
+		hits = tc_peek_many(c, r, n, v);
+		want = 0;
+		for (size_t j = 0; j < n; j++) {
+			if ((r[j].rc == 0) != (v[j] != NULL))
+				fail_msg("tc_peek_many: code %d with pointer %p", r[j].rc, v[j]);
+			agree(c, &r[j], v[j], true, idx[j], scribbled, csum);
+			want += r[j].rc == 0;
+		}
+		tc_read_unlock(c);
+		assert_int_equal(hits, want);
+	}
+}
+
+/*
+ * One scribble of the image: a slot word (random, a random reference under
+ * a key's tag, another word's copy, its reference moved by a few units), a
+ * field of an entry's header (hash, version, expiry, lengths, class, kind),
+ * a bucket's displacement (0, small, huge), or a byte of a value.  The
+ * 8-byte word changed is saved in *AT and *OLD for the caller to restore;
+ * *ENTRY names the entry whose header or value changed (NULL: none).
+ */
+static void scribble(tc_cache *c, uint64_t *rng, uint64_t **at, uint64_t *old,
+		     struct tc_entry **entry)
+{
+	uint64_t r = bb_rand(rng), x = bb_rand(rng);
+	int ki = (int)(x % SK_N);
+	struct tc_entry *e = sks.e[ki];
+	uint64_t b = (x >> 16) & c->bmask;
+	*entry = NULL;
+	switch (r % 10) {
+	case 0: case 1: case 2: { /* a slot word of a bucket that is used */
+		*at = &c->index[tc__hash(c, sks.k[ki], sks.kl[ki], TC_KIND_KEY) & c->bmask]
+			       .w[(x >> 8) % TC_BUCKET_SLOTS];
+		uint64_t w = tc__ld(*at), y = bb_rand(rng);
+		static const uint64_t refs[] = { 0, 1, 2, 0xffffffffffffull };
+		uint64_t nw = y % 5 == 0 ? y :
+			      y % 5 == 1 ? (w & ~0xffffffffffffull) | ((y >> 8) % (c->ref_lim + 8)) :
+			      y % 5 == 2 ? (w & ~0xffffffffffffull) | refs[(y >> 8) % 4] :
+			      y % 5 == 3 ? tc__ld(&c->index[(y >> 8) & c->bmask].w[(y >> 20) % 7]) :
+					   w + ((y >> 8) % 9) - 4;
+		*old = w;
+		tc__st(*at, nw);
+		return;
+	}
+	case 3: /* the displacement of a bucket */
+		*at = &c->index[b].meta;
+		*old = tc__ld(*at);
+		static const uint64_t md[] = { 0, 1, 3, 0xffffffffu, 0x7fffffffu, 64 };
+		tc__st(*at, (*old & ~0xffffffffull) | md[(x >> 40) % 6]);
+		return;
+	case 4: case 5: case 6: case 7: { /* a word of an entry's header */
+		static const size_t off[] = { offsetof(struct tc_entry, hash),
+			offsetof(struct tc_entry, version), offsetof(struct tc_entry, expires_ms),
+			offsetof(struct tc_entry, vlen), offsetof(struct tc_entry, klen) };
+		size_t o = off[(x >> 8) % 5];
+		*at = (uint64_t *)(void *)((uint8_t *)e + (o & ~(size_t)7));
+		*old = tc__ld(*at);
+		uint64_t y = bb_rand(rng);
+		unsigned sh = (unsigned)(o & 7) * 8 + (unsigned)(y % 4) * 8;
+		uint64_t nv = y % 3 ? *old ^ (0xffull << (sh & 63)) : y;
+		tc__st(*at, nv);
+		*entry = e;
+		return;
+	}
+	default: { /* a byte of the value */
+		uint8_t *v = (uint8_t *)e + TC_ENTRY_HDR + TC_ALIGN8(sks.kl[ki]);
+		*at = (uint64_t *)(void *)(v + ((x >> 8) % sks.vl[ki] & ~(size_t)7));
+		*old = tc__ld(*at);
+		tc__st(*at, *old ^ (1ull << ((x >> 32) % 64)));
+		*entry = e;
+		return;
+	}
+	}
+}
+
+static void scribble_case(unsigned flags, int eviction)
+{
+	char name[TC_NAME_MAX + 1];
+	fx_name(name);
+	tc_opts o = wb_opts(512, 4u << 20, 8, eviction);
+	o.flags |= flags;
+	tc_cache *c = NULL;
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	/* Keys of every length class, crowded into the first half of the
+	 * buckets: chains. */
+	for (unsigned n = 0, i = 0; i < SK_N; n++) {
+		size_t len = key_lens[i % FX_ARRAY_SIZE(key_lens)];
+		make_key(sks.k[i], n + 500000u, len);
+		uint64_t h = tc__hash(c, sks.k[i], len, TC_KIND_KEY) & c->bmask;
+		if (h >= c->nbuckets / 2 && n % 4)
+			continue;
+		sks.kl[i] = len;
+		sks.vl[i] = BB_HDR + (size_t)i * 7 % 600;
+		unsigned char v[700];
+		bb_fill(v, sks.vl[i], i, 0, 1);
+		ASSERT_RC(0, tc_set(c, sks.k[i], len, v, sks.vl[i], BB_TYPE, 0));
+		sks.e[i] = wb_entry_of(c, sks.k[i], TC_KIND_KEY);
+		i++;
+	}
+	uint64_t rng = 0x5c1bb1eull ^ flags ^ (uint64_t)eviction;
+	all_agree(c, &rng, NULL, flags & TC_CHECKSUM);
+	for (int round = 0; round < 400; round++) {
+		uint64_t *at, old;
+		struct tc_entry *e;
+		scribble(c, &rng, &at, &old, &e);
+		all_agree(c, &rng, e, flags & TC_CHECKSUM);
+		tc__st(at, old);
+	}
+	all_agree(c, &rng, NULL, flags & TC_CHECKSUM);
+	tc_close(c);
+}
+
+/*
+ * Scribbled slot words, headers, displacements and values, one at a time
+ * on a segment whose keys form chains: every request of tc_get_many and
+ * tc_peek_many (random batches with duplicates and small caps) answers
+ * exactly what tc_get answers on the same image, and a hit is the key's
+ * own value unless the scribble hit that key's entry (with checksums:
+ * always).  Under ASan: no read outside the segment either.
+ */
+static void test_many_agrees_with_tc_get_on_a_scribbled_index(void **state)
+{
+	(void)state;
+	scribble_case(0, TC_EVICT_NONE);
+	scribble_case(TC_CHECKSUM, TC_EVICT_LRU);
+}
+
+/* ---- the edges of the API ------------------------------------------------- */
+
+static tc_req req_s(const char *k, void *buf, size_t cap)
+{
+	return (tc_req){ .key = k, .klen = strlen(k), .buf = buf, .cap = cap, .rc = 12345 };
+}
+
+/* Bad requests at the chunk's edges (bits 15, 16, 31, 32 of the batch), an
+ * empty value into a NULL buffer of cap 0, an expired key: each as tc_get. */
+static void test_many_bad_requests_at_chunk_edges_empty_and_expired(void **state)
+{
+	(void)state;
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = fx_open(name, 1024, 4u << 20, 8);
+	ASSERT_RC(0, tc_set(c, KS("empty"), "", 0, 3, 0));
+	ASSERT_RC(0, tc_set(c, KS("v"), KS("value"), 0, 0));
+	ASSERT_RC(0, tc_set(c, KS("soon"), KS("gone"), 0, 1)); /* 1 ms */
+	tc_meta m;
+	char b[16];
+	while (tc_get(c, KS("soon"), b, sizeof(b), &m) == 0)
+		sched_yield(); /* until tc_get sees it expired (the coarse clock) */
+	enum { N = 40 };
+	static char bufs[N][16];
+	tc_req r[N];
+	for (int i = 0; i < N; i++)
+		r[i] = req_s("v", bufs[i], sizeof(bufs[i]));
+	static const int badi[] = { 15, 16, 31, 32 };
+	for (int j = 0; j < 4; j++) {
+		r[badi[j]].klen = j % 2 ? 0 : TC_KEY_MAX + 1; /* no key */
+	}
+	r[0] = req_s("empty", NULL, 0);
+	r[1] = req_s("soon", bufs[1], sizeof(bufs[1]));
+	r[2] = req_s("v", NULL, 0);        /* -E2BIG, meta filled */
+	r[3] = req_s("v", bufs[3], 5);     /* exactly fits */
+	r[17] = req_s("v", NULL, 1);       /* NULL buffer with a cap */
+	ASSERT_RC(N - 7, tc_get_many(c, r, N));
+	ASSERT_RC(0, r[0].rc);
+	assert_int_equal(r[0].meta.len, 0);
+	assert_int_equal(r[0].meta.type, 3);
+	ASSERT_RC(-ENOENT, r[1].rc);
+	ASSERT_RC(-E2BIG, r[2].rc);
+	assert_int_equal(r[2].meta.len, 5);
+	ASSERT_RC(0, r[3].rc);
+	assert_memory_equal(bufs[3], "value", 5);
+	ASSERT_RC(-EINVAL, r[17].rc);
+	for (int j = 0; j < 4; j++)
+		ASSERT_RC(-EINVAL, r[badi[j]].rc);
+	for (int i = 4; i < N; i++)
+		if (i != 17 && i != 15 && i != 16 && i != 31 && i != 32) {
+			ASSERT_RC(0, r[i].rc);
+			assert_memory_equal(bufs[i], "value", 5);
+		}
+	/* The same through tc_peek_many: the empty value is a pointer. */
+	const void *v[N];
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(N - 5, tc_peek_many(c, r, N, v)); /* no -E2BIG, no buffer checked */
+	ASSERT_RC(0, r[0].rc);
+	assert_non_null(v[0]);
+	ASSERT_RC(-ENOENT, r[1].rc);
+	assert_null(v[1]);
+	ASSERT_RC(0, r[2].rc);
+	ASSERT_RC(0, r[17].rc);
+	ASSERT_RC(-EINVAL, r[31].rc);
+	assert_null(v[31]);
+	tc_read_unlock(c);
+	tc_close(c);
+}
+
+/* Inside a read section: a batch leaves the section held (a pointer taken
+ * before stays valid across writes and a grace period); the segment
+ * unlinked under the section: -ESTALE for the call and every request, and
+ * no pointer; an audit at work: -EBUSY. */
+static void test_many_inside_a_section_unlinked_and_audited(void **state)
+{
+	(void)state;
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = fx_open(name, 1024, 4u << 20, 8);
+	ASSERT_RC(0, tc_set(c, KS("a"), KS("alpha"), 0, 0));
+	ASSERT_RC(0, tc_set(c, KS("b"), KS("beta"), 0, 0));
+	char b[2][8];
+	tc_req r[2] = { req_s("a", b[0], 8), req_s("b", b[1], 8) };
+	const void *p, *v[2] = { &p, &p };
+	tc_meta m;
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(0, tc_peek(c, KS("a"), &p, &m));
+	ASSERT_RC(2, tc_get_many(c, r, 2));
+	ASSERT_RC(2, tc_peek_many(c, r, 2, v));
+	assert_ptr_equal(v[0], p);
+	/* still inside: a writer in another process replaces a and reclaims */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		tc_cache *cc = fx_attach(name);
+		uint64_t freed;
+		FX_CHECK(tc_set(cc, KS("a"), KS("ALPHA"), 0, 0) == 0);
+		FX_CHECK(tc_reclaim(cc, &freed) == 0);
+		tc_close(cc);
+		_exit(0);
+	}
+	assert_int_equal(fx_wait(pid), 0);
+	assert_memory_equal(p, "alpha", 5);
+	ASSERT_RC(2, tc_get_many(c, r, 2));
+	assert_memory_equal(b[0], "ALPHA", 5);
+	ASSERT_RC(0, tc_unlink(name));
+	v[0] = v[1] = &p;
+	ASSERT_RC(-ESTALE, tc_peek_many(c, r, 2, v));
+	ASSERT_RC(-ESTALE, r[0].rc);
+	ASSERT_RC(-ESTALE, r[1].rc);
+	assert_null(v[0]);
+	assert_null(v[1]);
+	ASSERT_RC(-ESTALE, tc_get_many(c, r, 2));
+	assert_memory_equal(p, "alpha", 5); /* the section still holds */
+	tc_read_unlock(c);
+	tc_close(c);
+
+	tc_cache *d = fx_open(name, 1024, 4u << 20, 8);
+	ASSERT_RC(0, tc_set(d, KS("a"), KS("alpha"), 0, 0));
+	tc__st(&d->h->audit_pid, (uint64_t)getpid());
+	tc__st(&d->h->audit_start, tc__self_start());
+	tc__st(&d->h->state, TC_STATE_AUDITING);
+	ASSERT_RC(-EBUSY, tc_get_many(d, r, 2));
+	ASSERT_RC(-EBUSY, r[0].rc);
+	ASSERT_RC(-EBUSY, r[1].rc);
+	tc__st(&d->h->state, TC_STATE_READY);
+	ASSERT_RC(1, tc_get_many(d, r, 2));
+	tc_close(d);
+}
+
+/* tc_peek_many counts as the same tc_peek calls. */
+static void test_many_peek_counts_as_the_same_tc_peek_calls(void **state)
+{
+	(void)state;
+	char na[TC_NAME_MAX + 1], nb[TC_NAME_MAX + 1];
+	tc_cache *ca = fx_open(na, 1024, 4u << 20, 8), *cb = fx_open(nb, 1024, 4u << 20, 8);
+	tc_cache *cs[2] = { ca, cb };
+	for (int i = 0; i < 2; i++) {
+		ASSERT_RC(0, tc_set(cs[i], KS("a"), KS("1"), 0, 0));
+		ASSERT_RC(0, tc_set(cs[i], KS("long"), KS("123456789"), 0, 0));
+	}
+	tc_req r[5] = { req_s("a", NULL, 0), req_s("x", NULL, 0), req_s("long", NULL, 0),
+			req_s("a", NULL, 0), req_s("a", NULL, 0) };
+	r[3].klen = 0;
+	const void *v[5];
+	ASSERT_RC(0, tc_read_lock(ca));
+	ASSERT_RC(3, tc_peek_many(ca, r, 5, v));
+	tc_read_unlock(ca);
+	ASSERT_RC(0, tc_read_lock(cb));
+	for (int i = 0; i < 5; i++) {
+		const void *p;
+		tc_meta m;
+		ASSERT_RC(r[i].rc, tc_peek(cb, r[i].key, r[i].klen, &p, &m));
+	}
+	tc_read_unlock(cb);
+	tc_stats sa, sb;
+	ASSERT_RC(0, tc_get_stats(ca, &sa));
+	ASSERT_RC(0, tc_get_stats(cb, &sb));
+	assert_int_equal(sa.hits, 3);
+	assert_int_equal(sa.misses, 1);
+	assert_int_equal(sa.errors, 1);
+	assert_int_equal(sa.hits, sb.hits);
+	assert_int_equal(sa.misses, sb.misses);
+	assert_int_equal(sa.errors, sb.errors);
+	assert_int_equal(sa.ops, sb.ops);
+	tc_close(ca);
+	tc_close(cb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -990,6 +1349,10 @@ int main(void)
 		FX_TEST(test_many_kept_scan_survives_changes_checked),
 		FX_TEST(test_many_reads_requests_in_their_order),
 		FX_TEST(test_many_never_answers_a_key_newer_then_older),
+		FX_TEST(test_many_agrees_with_tc_get_on_a_scribbled_index),
+		FX_TEST(test_many_bad_requests_at_chunk_edges_empty_and_expired),
+		FX_TEST(test_many_inside_a_section_unlinked_and_audited),
+		FX_TEST(test_many_peek_counts_as_the_same_tc_peek_calls),
 	};
 	return fx_run(tests);
 }
