@@ -981,6 +981,66 @@ static void test_many_never_answers_a_key_newer_then_older(void **state)
 	}
 }
 
+/* The offset in the arena of the entry the hook scribbles. */
+static size_t scr_off;
+
+static void sc_scribble_vlen(tc_cache *c)
+{
+	struct tc_entry *e = (struct tc_entry *)(void *)(c->arena + scr_off);
+	tc__st(&e->vlen, 0xffffffffu);
+}
+
+/*
+ * An entry's header scribbled between the passes (its length past any
+ * value): the key, requested twice, answers TC_ECORRUPT from the header as
+ * pass three reads it, not from anything pass two saw; the other keys of
+ * the chunk answer their values.
+ */
+static void test_many_header_scribbled_between_passes(void **state)
+{
+	(void)state;
+	for (int peek = 0; peek < 2; peek++) {
+		char name[TC_NAME_MAX + 1];
+		fx_name(name);
+		tc_cache *c = wb_create(name, 512, 4u << 20, 8, TC_EVICT_NONE);
+		uint64_t home = 5 & c->bmask;
+		homed_keys(c, hks.k, hks.kl, HK_N, home, 1);
+		hks.xl = make_key(hks.x, 999999, 12);
+		for (uint32_t i = 0; i < HK_N - 1; i++)
+			hset(c, hks.k[i], hks.kl[i], i, 1);
+		ASSERT_RC(0, tc_set(c, hks.x, hks.xl, "x", 1, 0, 0));
+		struct tc_entry *e = wb_entry_of(c, hks.k[0], TC_KIND_KEY);
+		scr_off = (size_t)((uint8_t *)e - c->arena);
+		uint32_t vlen = e->vlen;
+		static unsigned char bufs[5][HVLEN];
+		static char xb[8];
+		tc_req *r = hook_reqs();
+		r[0] = (tc_req){ .key = hks.x, .klen = hks.xl, .buf = xb, .cap = sizeof(xb) };
+		for (int j = 1; j <= 3; j += 2)
+			r[j] = (tc_req){ .key = hks.k[0], .klen = hks.kl[0], .buf = bufs[j],
+					 .cap = HVLEN };
+		r[2] = (tc_req){ .key = hks.k[8], .klen = hks.kl[8], .buf = bufs[2], .cap = HVLEN };
+		r[4] = (tc_req){ .key = hks.k[6], .klen = hks.kl[6], .buf = bufs[4], .cap = HVLEN };
+		const void *v[5];
+		if (peek)
+			ASSERT_RC(0, tc_read_lock(c));
+		ASSERT_RC(3, hooked(name, c, r, 5, peek ? v : NULL, sc_scribble_vlen));
+		ASSERT_RC(TC_ECORRUPT, r[1].rc);
+		ASSERT_RC(TC_ECORRUPT, r[3].rc);
+		expect_one_of(&r[2], peek ? v[2] : bufs[2], 8, 1, 1, false);
+		expect_one_of(&r[4], peek ? v[4] : bufs[4], 6, 1, 1, false);
+		if (peek) {
+			assert_null(v[1]);
+			tc_read_unlock(c);
+		}
+		tc__st(&e->vlen, vlen);
+		unsigned char now[HVLEN];
+		tc_meta m;
+		ASSERT_RC(0, tc_get(c, hks.k[0], hks.kl[0], now, sizeof(now), &m));
+		tc_close(c);
+	}
+}
+
 /* ---- scribbles ------------------------------------------------------------- */
 
 #define SK_N 300 /* keys of the scribble test */
@@ -1340,6 +1400,39 @@ static void test_many_peek_counts_as_the_same_tc_peek_calls(void **state)
 	tc_close(cb);
 }
 
+/* A thread with two handles on one segment: a batch on one inside a
+ * section of the other, and tc_peek_many on each only inside its own. */
+static void test_many_two_handles_in_one_thread(void **state)
+{
+	(void)state;
+	char name[TC_NAME_MAX + 1];
+	tc_cache *a = fx_open(name, 1024, 4u << 20, 8), *b = fx_attach(name);
+	ASSERT_RC(0, tc_set(a, KS("k"), KS("one"), 0, 0));
+	const void *p, *v[1] = { NULL };
+	char buf[8];
+	tc_meta m;
+	tc_req r[1] = { req_s("k", buf, sizeof(buf)) };
+	ASSERT_RC(0, tc_read_lock(a));
+	ASSERT_RC(0, tc_peek(a, KS("k"), &p, &m));
+	ASSERT_RC(-EINVAL, tc_peek_many(b, r, 1, v)); /* b has no section */
+	assert_null(v[0]);
+	ASSERT_RC(1, tc_get_many(b, r, 1));
+	ASSERT_RC(0, tc_set(b, KS("k"), KS("two"), 0, 0));
+	uint64_t freed;
+	ASSERT_RC(0, tc_reclaim(b, &freed)); /* b is outside any section */
+	ASSERT_RC(1, tc_peek_many(a, r, 1, v));
+	assert_memory_equal(v[0], "two", 3);
+	assert_memory_equal(p, "one", 3); /* a's section holds */
+	tc_read_unlock(a);
+	ASSERT_RC(-EINVAL, tc_peek_many(a, r, 1, v));
+	ASSERT_RC(0, tc_read_lock(b));
+	ASSERT_RC(1, tc_peek_many(b, r, 1, v));
+	assert_memory_equal(v[0], "two", 3);
+	tc_read_unlock(b);
+	tc_close(b);
+	tc_close(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1349,10 +1442,12 @@ int main(void)
 		FX_TEST(test_many_kept_scan_survives_changes_checked),
 		FX_TEST(test_many_reads_requests_in_their_order),
 		FX_TEST(test_many_never_answers_a_key_newer_then_older),
+		FX_TEST(test_many_header_scribbled_between_passes),
 		FX_TEST(test_many_agrees_with_tc_get_on_a_scribbled_index),
 		FX_TEST(test_many_bad_requests_at_chunk_edges_empty_and_expired),
 		FX_TEST(test_many_inside_a_section_unlinked_and_audited),
 		FX_TEST(test_many_peek_counts_as_the_same_tc_peek_calls),
+		FX_TEST(test_many_two_handles_in_one_thread),
 	};
 	return fx_run(tests);
 }
