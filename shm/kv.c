@@ -444,7 +444,7 @@ struct many_count {
  * order").  A lookup answered by its kept scan alone takes effect at that
  * scan, in pass two; one that went on in a bucket with displacement
  * (lookup_scanned's *walkp) takes effect here, after the kept scans of the
- * requests behind it.  So once one has, every later request of the chunk
+ * requests after it.  So once one has, every later request of the chunk
  * scans its home bucket again (in cache by now) and takes effect here too,
  * after the requests before it, as the same tc_get calls in a row would.
  */
