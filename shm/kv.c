@@ -531,11 +531,28 @@ static __attribute__((noinline)) size_t many_peek(tc_cache *c, struct tc_rslot *
 	return many_in(c, s, reqs, n, vals);
 }
 
+/* A call refused as a whole: each request answers RC and each pointer is
+ * NULL; nothing is written with N > INT_MAX (N says nothing of the arrays
+ * then) or into a NULL array. */
+static void many_refuse(tc_req *reqs, size_t n, const void **vals, int rc)
+{
+	if (n > INT_MAX)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (reqs)
+			reqs[i].rc = rc;
+		if (vals)
+			vals[i] = NULL;
+	}
+}
+
 /* The checks and the section shared by tc_get_many and tc_peek_many. */
 static int many(tc_cache *c, tc_req *reqs, size_t n, const void **vals)
 {
-	if (TC_UNLIKELY(!c || (n && !reqs) || n > INT_MAX))
+	if (TC_UNLIKELY(!c || (n && !reqs) || n > INT_MAX)) {
+		many_refuse(reqs, n, vals, -EINVAL);
 		return bad_args(c);
+	}
 	if (vals)
 		for (size_t i = 0; i < n; i++)
 			vals[i] = NULL;
@@ -550,8 +567,7 @@ static int many(tc_cache *c, tc_req *reqs, size_t n, const void **vals)
 	else
 		rc = tc__enter_ent(c, t);
 	if (TC_UNLIKELY(rc)) {
-		for (size_t i = 0; i < n; i++)
-			reqs[i].rc = rc;
+		many_refuse(reqs, n, NULL, rc);
 		return rc;
 	}
 	size_t hits = 0;
@@ -571,8 +587,10 @@ int tc_get_many(tc_cache *c, tc_req *reqs, size_t n)
 
 int tc_peek_many(tc_cache *c, tc_req *reqs, size_t n, const void **vals)
 {
-	if (TC_UNLIKELY(n && !vals))
+	if (TC_UNLIKELY(n && !vals)) {
+		many_refuse(reqs, n, NULL, -EINVAL);
 		return bad_args(c);
+	}
 	return many(c, reqs, n, vals);
 }
 

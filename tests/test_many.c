@@ -47,6 +47,7 @@
  */
 #include "whitebox.h"
 
+#include <limits.h>
 #include <signal.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -1400,6 +1401,45 @@ static void test_many_peek_counts_as_the_same_tc_peek_calls(void **state)
 	tc_close(cb);
 }
 
+/*
+ * A call refused as a whole answers every request it was given with its
+ * code: a NULL handle, and tc_peek_many with NULL vals, set each rc to
+ * -EINVAL (and each pointer to NULL), as -EUSERS, -ESTALE and -EBUSY do,
+ * so that a request array used before does not keep its old answers.  With
+ * N > INT_MAX nothing is written (N says nothing about the array then).
+ */
+static void test_many_refused_call_answers_each_request(void **state)
+{
+	(void)state;
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = fx_open(name, 1024, 4u << 20, 8);
+	ASSERT_RC(0, tc_set(c, KS("a"), KS("alpha"), 0, 0));
+	char b[2][8];
+	tc_req r[2] = { req_s("a", b[0], 8), req_s("a", b[1], 8) };
+	const void *v[2];
+	ASSERT_RC(2, tc_get_many(c, r, 2)); /* rc 0 in both */
+	ASSERT_RC(-EINVAL, tc_get_many(NULL, r, 2));
+	ASSERT_RC(-EINVAL, r[0].rc);
+	ASSERT_RC(-EINVAL, r[1].rc);
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(2, tc_peek_many(c, r, 2, v));
+	assert_non_null(v[1]);
+	ASSERT_RC(-EINVAL, tc_peek_many(NULL, r, 2, v));
+	ASSERT_RC(-EINVAL, r[0].rc);
+	ASSERT_RC(-EINVAL, r[1].rc);
+	assert_null(v[0]);
+	assert_null(v[1]);
+	ASSERT_RC(2, tc_peek_many(c, r, 2, v));
+	ASSERT_RC(-EINVAL, tc_peek_many(c, r, 2, NULL));
+	ASSERT_RC(-EINVAL, r[0].rc);
+	ASSERT_RC(-EINVAL, r[1].rc);
+	tc_read_unlock(c);
+	r[0].rc = r[1].rc = 7;
+	ASSERT_RC(-EINVAL, tc_get_many(c, r, (size_t)INT_MAX + 1));
+	assert_int_equal(r[0].rc, 7); /* untouched */
+	tc_close(c);
+}
+
 /* A thread with two handles on one segment: a batch on one inside a
  * section of the other, and tc_peek_many on each only inside its own. */
 static void test_many_two_handles_in_one_thread(void **state)
@@ -1448,6 +1488,7 @@ int main(void)
 		FX_TEST(test_many_inside_a_section_unlinked_and_audited),
 		FX_TEST(test_many_peek_counts_as_the_same_tc_peek_calls),
 		FX_TEST(test_many_two_handles_in_one_thread),
+		FX_TEST(test_many_refused_call_answers_each_request),
 	};
 	return fx_run(tests);
 }
