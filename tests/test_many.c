@@ -48,6 +48,7 @@
 #include "whitebox.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -1440,6 +1441,50 @@ static void test_many_refused_call_answers_each_request(void **state)
 	tc_close(c);
 }
 
+struct nslot {
+	tc_cache *c;
+	tc_req r[2];
+	char b[2][8];
+	int rc, prc, rc0, rc1;
+};
+
+static void *nslot_main(void *arg)
+{
+	struct nslot *x = arg;
+	const void *v[2] = { x, x };
+	x->rc = tc_get_many(x->c, x->r, 2);
+	x->rc0 = x->r[0].rc;
+	x->rc1 = x->r[1].rc;
+	x->prc = tc_peek_many(x->c, x->r, 2, v); /* no section: -EINVAL first */
+	if (v[0] || v[1])
+		x->prc = 1;
+	return NULL;
+}
+
+/* No reader slot left for the thread: -EUSERS for the call and each
+ * request, and nothing counted in a slot it does not have. */
+static void test_many_without_a_reader_slot(void **state)
+{
+	(void)state;
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = fx_open(name, 1024, 4u << 20, 1); /* one slot */
+	ASSERT_RC(0, tc_set(c, KS("a"), KS("alpha"), 0, 0)); /* this thread's */
+	struct nslot x = { .c = c };
+	x.r[0] = req_s("a", x.b[0], 8);
+	x.r[1] = req_s("a", x.b[1], 8);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, nslot_main, &x), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	ASSERT_RC(-EUSERS, x.rc);
+	ASSERT_RC(-EUSERS, x.rc0);
+	ASSERT_RC(-EUSERS, x.rc1);
+	ASSERT_RC(-EINVAL, x.prc);
+	ASSERT_RC(-EINVAL, x.r[0].rc); /* the peek's answer, last */
+	char b[8];
+	ASSERT_RC(0, tc_get(c, KS("a"), b, sizeof(b), NULL));
+	tc_close(c);
+}
+
 /* A thread with two handles on one segment: a batch on one inside a
  * section of the other, and tc_peek_many on each only inside its own. */
 static void test_many_two_handles_in_one_thread(void **state)
@@ -1489,6 +1534,7 @@ int main(void)
 		FX_TEST(test_many_peek_counts_as_the_same_tc_peek_calls),
 		FX_TEST(test_many_two_handles_in_one_thread),
 		FX_TEST(test_many_refused_call_answers_each_request),
+		FX_TEST(test_many_without_a_reader_slot),
 	};
 	return fx_run(tests);
 }
