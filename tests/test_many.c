@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_many.c - tc_get_many and tc_peek_many against writers that move
- * their keys while a batch is half done.  White-box: keys are
- * chosen by their home bucket (tc__hash), and the scribbles write into the
- * mapping.
+ * their keys while a batch is half done, against scribbled slots, headers,
+ * displacements and values, and at the edges of the API (refused calls,
+ * bad requests at a chunk's edges, sections, unlink, audit, no slot).
+ * White-box: keys are chosen by their home bucket (tc__hash), and the
+ * scribbles write into the mapping.
  *
  * The race: about forty keys of every length class are homed in two
  * adjacent buckets of a small index, so that most of them sit past their
@@ -20,9 +22,9 @@
  * again); and the writer sends SIGUSR1, whose handler holds the reader when
  * it is inside a call, wherever it is.  So between the kept bucket scan and
  * the finishing lookup keys move, slot words are reused and blocks are
- * retired and freed.  Each answer is checked against the writer's history, which
- * the writer publishes in shared memory around each operation (one writer,
- * so operation numbers order every key's changes):
+ * retired and freed.  Each answer is checked against the writer's history,
+ * which the writer publishes in shared memory around each operation (one
+ * writer, so operation numbers order every key's changes):
  *   - a value is the key's own (blackbox.h's self-checking values), whole;
  *   - a hit's value was current at some instant of the call: not replaced
  *     by an operation that had completed before the call began, and written
@@ -82,8 +84,7 @@ static size_t make_key(char *out, unsigned n, size_t len)
 	return len;
 }
 
-/* NK keys whose home is HOME or HOME + 1; each length class in turn.  Keys
- * shorter than their number's digits are made unique by their filler. */
+/* NK keys whose home is HOME or HOME + 1; each length class in turn. */
 static void pick_keys(tc_cache *c, struct keyset *ks, uint64_t home)
 {
 	unsigned n = 0;
