@@ -34,6 +34,8 @@
  *   - versions order a key's values as its writes did, and never go back
  *     from one call to the next, nor from one request to a later one of the
  *     same key in one call;
+ *   - the requests are read in their order: a request never misses a change
+ *     made before the change an earlier request of the call saw;
  *   - the call returns the number of requests answered 0, and every code is
  *     one tc_get could return.
  * Nothing is timed: the run stops after a number of writes and of the
@@ -105,11 +107,15 @@ static void pick_keys(tc_cache *c, struct keyset *ks, uint64_t home)
 /* ---- the writer's history in shared memory --------------------------------- */
 
 #define DEL_BIT 1ull
+#define LOGN    256
 
 struct race {
 	/* per key: the last operation completed (number << 1 | DEL_BIT for a
 	 * delete), the last begun, the last delete begun */
 	uint64_t done[NK], begun[NK], del_begun[NK];
+	/* per key: the numbers of its last LOGN changes (sets, successful
+	 * adds, deletes), a ring, and how many were logged */
+	uint64_t log[NK][LOGN], nlog[NK];
 	/* the pause protocol */
 	uint64_t gen;       /* writer: the signal sent */
 	uint64_t ack;       /* reader: the handler ran for gen */
@@ -186,6 +192,15 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 }
 
 /* One writer operation on key I, numbered OPNO, published around it. */
+/* Log change OPNO of key I, once made (a reader reads the log after its
+ * call, and the writer's next change begins after this one). */
+static void log_op(unsigned i, uint64_t opno)
+{
+	uint64_t n = LD(&race->nlog[i]);
+	ST(&race->log[i][n % LOGN], opno);
+	ST(&race->nlog[i], n + 1);
+}
+
 static void write_op(tc_cache *c, const struct keyset *ks, unsigned i, uint64_t opno,
 		     uint64_t *rng, bool lru)
 {
@@ -200,6 +215,7 @@ static void write_op(tc_cache *c, const struct keyset *ks, unsigned i, uint64_t 
 		rc = tc_del(c, ks->k[i], ks->kl[i]);
 		if (rc != 0 && rc != -ENOENT)
 			race_fail("writer: del %u: %d", i, rc);
+		log_op(i, opno);
 		ST(&race->done[i], opno << 1 | DEL_BIT);
 		return;
 	}
@@ -210,10 +226,13 @@ static void write_op(tc_cache *c, const struct keyset *ks, unsigned i, uint64_t 
 	bb_fill(val, len, i, 0, opno);
 	rc = r % 100 < 45 ? tc_add(c, ks->k[i], ks->kl[i], val, len, BB_TYPE, 0)
 			  : tc_set(c, ks->k[i], ks->kl[i], val, len, BB_TYPE, 0);
-	if (rc == 0)
+	if (rc == 0) {
+		log_op(i, opno);
 		ST(&race->done[i], opno << 1);
+	}
 	else if (rc != -EEXIST && !(lru && rc == -ENOSPC))
-		race_fail("writer: write %u: %d", i, rc);}
+		race_fail("writer: write %u: %d", i, rc);
+}
 
 /* Fill the rest of an LRU segment with other keys: the race's keys are
  * evicted now and then. */
@@ -430,8 +449,30 @@ static void run_reader(const char *name, const struct keyset *ks, bool lru)
 				     del_begun[i], &sn, ver_before, lru);
 			if (peek && (r[j].rc == 0) != (v[j] != NULL))
 				race_fail("peek: code %d with pointer %p", r[j].rc, v[j]);
+			/* The requests are read in order: a hit of op S1 by an
+			 * earlier request means every change made before S1
+			 * is seen here, so no change of this key came between
+			 * this answer's op and S1 (of the ring's changes). */
+			if (r[j].rc == 0 && j > 0) {
+				uint64_t s2 = seq_of(peek ? v[j] : r[j].buf), s1 = 0;
+				for (size_t q = 0; q < j; q++)
+					if (r[q].rc == 0) {
+						uint64_t sq = seq_of(peek ? v[q] : r[q].buf);
+						s1 = sq > s1 ? sq : s1;
+					}
+				for (int l = 0; s1 > s2 + 1 && l < LOGN; l++) {
+					uint64_t x = LD(&race->log[i][l]);
+					if (x > s2 && x < s1)
+						race_fail("key %u: op %llu answered after an earlier "
+							  "request saw op %llu, and op %llu changed "
+							  "the key in between", i,
+							  (unsigned long long)s2,
+							  (unsigned long long)s1,
+							  (unsigned long long)x);
+				}
+			}
 			/* the same key earlier in this call: never a newer
-			 * version there (the requests are read in order) */
+			 * version there */
 			for (size_t q = 0; q < j; q++)
 				if (idx[q] == i && r[q].rc == 0 && r[j].rc == 0 &&
 				    r[j].meta.version < r[q].meta.version) {
