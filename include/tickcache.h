@@ -381,13 +381,18 @@ bool tc_exists(tc_cache *c, const void *key, size_t klen);
  * All of them run in one read section of the calling thread: each value is
  * one immutable version current at some instant during the call, but the
  * values of different keys are not one snapshot (a write may land between
- * two of them).  Requests are independent: one with a bad key or a NULL buf
- * with cap > 0 gets -EINVAL, one whose value exceeds cap gets -E2BIG (its
- * meta filled), and the others are read.  Counted as N reads in tc_stats.
+ * two of them).  The requests are read in their order, as the same tc_get
+ * calls in a row would be: once a request has seen a write, the requests
+ * after it see that write and every write made before it (or newer ones),
+ * and a key requested twice never answers a newer version, then an older.
+ * Requests are independent: one with a bad key or a NULL buf with cap > 0
+ * gets -EINVAL, one whose value exceeds cap gets -E2BIG (its meta filled),
+ * and the others are read.  Counted as N reads in tc_stats.
  * Lock-free; shared writes as tc_get.  N may be 0 (REQS may then be NULL).
  * Returns the number of requests whose rc is 0, or, with no request read,
  * -EINVAL (NULL c; NULL reqs with N > 0; N > INT_MAX), -EUSERS, -ESTALE or
- * -EBUSY (each request's rc is then that code too).
+ * -EBUSY (each request's rc is then that code too, but with N > INT_MAX,
+ * when nothing is written).
  */
 int tc_get_many(tc_cache *c, tc_req *reqs, size_t n);
 
@@ -396,7 +401,7 @@ int tc_get_many(tc_cache *c, tc_req *reqs, size_t n);
  * of this thread: VALS[i] receives tc_peek's pointer for REQS[i] (NULL
  * unless its rc is 0), valid until the outermost tc_read_unlock.  .buf and
  * .cap are ignored.  Returns as tc_get_many; -EINVAL also outside a section
- * and with NULL vals for N > 0.
+ * and with NULL vals for N > 0 (each rc then -EINVAL too).
  */
 int tc_peek_many(tc_cache *c, tc_req *reqs, size_t n, const void **vals);
 

@@ -280,16 +280,21 @@ lookup_more(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t k
 /*
  * lookup() once the home bucket of HASH is scanned: W and M as
  * bucket_scan() gave them, loaded inside the caller's read section (by
- * tc_get_many's second pass, earlier in the same section).
+ * tc_get_many's second pass, earlier in the same section).  *WALKP: false
+ * when the answer came from W alone (its first candidate, or a miss with
+ * no displacement), true when the lookup went on past W's first candidate
+ * in a bucket with displacement (lookup_more, which may load the buckets
+ * after the home one).
  */
 static inline __attribute__((always_inline)) int
 lookup_scanned(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
 	       const uint64_t w[8], uint32_t m, uint64_t **slotp, uint64_t *wp,
-	       struct view *v)
+	       struct view *v, bool *walkp)
 {
 	uint64_t home = hash & c->bmask;
 	struct tc_bucket *b = &c->index[home];
 	int bad = 0;
+	*walkp = false;
 	if (TC_LIKELY(m != 0)) {
 		unsigned j = SCAN_WORD(m);
 		int r = match(c, w[j], hash, key, klen, kind, v);
@@ -303,6 +308,7 @@ lookup_scanned(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_
 	} else if ((uint32_t)w[0] == 0) {
 		return -ENOENT;
 	}
+	*walkp = (uint32_t)w[0] != 0;
 	/* Out-parameters of their own, so that the caller's stay in registers
 	 * on the inline path. */
 	struct view v2;
@@ -327,8 +333,9 @@ lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
        uint64_t **slotp, uint64_t *wp, struct view *v)
 {
 	uint64_t w[8];
+	bool walk;
 	uint32_t m = bucket_scan(&c->index[hash & c->bmask], TC_TAG_OF(hash), w);
-	return lookup_scanned(c, hash, key, klen, kind, w, m, slotp, wp, v);
+	return lookup_scanned(c, hash, key, klen, kind, w, m, slotp, wp, v, &walk);
 }
 
 static inline bool expired(int64_t expires, int64_t now)

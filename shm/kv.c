@@ -397,7 +397,8 @@ int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta
  * home bucket (now in cache, or on its way) once, keeping its words, and
  * prefetch the first candidate entry's first three lines (header, key, a
  * value of up to about 100 bytes); then finish each lookup from the kept
- * scan (lookup_scanned: every check of match() on the entry) and copy.
+ * scan (lookup_scanned: every check of match() on the entry; a fresh scan
+ * once a lookup before it in the chunk walked, many_finish) and copy.
  * The scan is the one a lookup would make, done earlier in the same read
  * section: a slot word it kept names a block that cannot be reclaimed
  * before the section ends, so the key's read takes effect between its
@@ -438,11 +439,20 @@ struct many_count {
  * Pass three of many_in: each lookup finished from its kept scan, and the
  * copy (VALS NULL) or the pointer.  PLAIN (a constant at each call): the
  * handle's rslow is 0, no check after the read.
+ *
+ * The requests are read in their order (docs/design.md, "In their
+ * order").  A lookup answered by its kept scan alone takes effect at that
+ * scan, in pass two; one that went on in a bucket with displacement
+ * (lookup_scanned's *walkp) takes effect here, after the kept scans of the
+ * requests after it.  So once one has, every later request of the chunk
+ * scans its home bucket again (in cache by now) and takes effect here too,
+ * after the requests before it, as the same tc_get calls in a row would.
  */
 static inline __attribute__((always_inline)) void
 many_finish(tc_cache *c, tc_req *reqs, size_t n, const void **vals, const uint64_t *hash,
-	    const struct many_scan *sc, uint32_t bad, bool plain, struct many_count *k)
+	    struct many_scan *sc, uint32_t bad, bool plain, struct many_count *k)
 {
+	bool walked = false; /* a lookup of the chunk went past its kept scan */
 	for (size_t i = 0; i < n; i++) {
 		tc_req *r = &reqs[i];
 		uint64_t *slotp, w;
@@ -451,8 +461,13 @@ many_finish(tc_cache *c, tc_req *reqs, size_t n, const void **vals, const uint64
 		if (TC_UNLIKELY(bad >> i & 1)) {
 			rc = -EINVAL;
 		} else {
+			if (TC_UNLIKELY(walked)) /* scanned again, now */
+				sc[i].m = bucket_scan(&c->index[hash[i] & c->bmask],
+						      TC_TAG_OF(hash[i]), sc[i].w);
+			bool walk;
 			rc = lookup_scanned(c, hash[i], r->key, r->klen, TC_KIND_KEY, sc[i].w,
-					    sc[i].m, &slotp, &w, &v);
+					    sc[i].m, &slotp, &w, &v, &walk);
+			walked |= walk;
 			if (vals)
 				rc = peek_view(c, hash[i], r->klen, rc, &v, &vals[i], &r->meta,
 					       plain);
@@ -520,11 +535,28 @@ static __attribute__((noinline, nonnull(5))) size_t many_peek(tc_cache *c, struc
 	return many_in(c, s, reqs, n, vals);
 }
 
+/* A call refused as a whole: each request answers RC and each pointer is
+ * NULL; nothing is written with N > INT_MAX (N says nothing of the arrays
+ * then) or into a NULL array. */
+static void many_refuse(tc_req *reqs, size_t n, const void **vals, int rc)
+{
+	if (n > INT_MAX)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (reqs)
+			reqs[i].rc = rc;
+		if (vals)
+			vals[i] = NULL;
+	}
+}
+
 /* The checks and the section shared by tc_get_many and tc_peek_many. */
 static int many(tc_cache *c, tc_req *reqs, size_t n, const void **vals)
 {
-	if (TC_UNLIKELY(!c || (n && !reqs) || n > INT_MAX))
+	if (TC_UNLIKELY(!c || (n && !reqs) || n > INT_MAX)) {
+		many_refuse(reqs, n, vals, -EINVAL);
 		return bad_args(c);
+	}
 	if (vals)
 		for (size_t i = 0; i < n; i++)
 			vals[i] = NULL;
@@ -539,8 +571,7 @@ static int many(tc_cache *c, tc_req *reqs, size_t n, const void **vals)
 	else
 		rc = tc__enter_ent(c, t);
 	if (TC_UNLIKELY(rc)) {
-		for (size_t i = 0; i < n; i++)
-			reqs[i].rc = rc;
+		many_refuse(reqs, n, NULL, rc);
 		return rc;
 	}
 	size_t hits = 0;
@@ -560,8 +591,10 @@ int tc_get_many(tc_cache *c, tc_req *reqs, size_t n)
 
 int tc_peek_many(tc_cache *c, tc_req *reqs, size_t n, const void **vals)
 {
-	if (TC_UNLIKELY(n && !vals))
+	if (TC_UNLIKELY(n && !vals)) {
+		many_refuse(reqs, n, NULL, -EINVAL);
 		return bad_args(c);
+	}
 	return many(c, reqs, n, vals);
 }
 
