@@ -19,7 +19,8 @@
  *   past the end of the mapping (the next page is PROT_NONE).
  * - tc_audit that returns TC_ECORRUPT leaves the index, the headers, the
  *   free and retire lists and the key count as they were.
- * - Such a carve does not stop coalescing past it.
+ * - Such a carve does not stop coalescing past it, nor, under LRU, the
+ *   eviction of a window of cold keys past it.
  * - A search that goes past as many untrusted headers as it may leaves
  *   the rest of the arena to the next search, and never records that
  *   nothing fits.
@@ -29,9 +30,10 @@
  *   Without LRU, the coalescer still merges listed free blocks.
  *
  * A crash window is reproduced by writing exactly the bytes a killed
- * carver leaves (the bump pointer moved; the class and builder written or
- * not; its slot's name of the block cleared by the cleaner or not; nothing
- * else), so that the hole is where the test wants it.
+ * carver leaves (the bump pointer moved; the class, its check copy and
+ * the builder written or not; its slot's name of the block cleared by the
+ * cleaner or not; nothing else), so that the hole is where the test wants
+ * it.
  */
 #include "whitebox.h"
 #include "blackbox.h"
@@ -303,13 +305,15 @@ static void test_audit_repairs_a_live_class_byte_from_its_check_copy(void **stat
  * The bytes a carver killed right after its bump CAS leaves, once its
  * slot has been cleaned (the name it stored in inflight before the CAS
  * cleared): the bump pointer moved past a block of class CLS, and, with
- * HALF, the class and builder fields it stores before the state.
+ * HALF, the class check copy, class and builder fields it stores before
+ * the state (alloc.c, tc__alloc_block).
  */
 static uint64_t carve_hole(tc_cache *c, uint32_t cls, bool half)
 {
 	uint64_t b = tc__carved(c);
 	struct tc_entry *e = (struct tc_entry *)(c->arena + b * TC_BLOCK_UNIT);
 	if (half) {
+		e->cls_check = TC_CLS_CHECK(cls);
 		e->cls = (uint8_t)cls;
 		e->builder = 3;
 	}
@@ -554,9 +558,10 @@ static void test_corrupt_audit_changes_nothing(void **state)
  * bytes: no 16 KiB window before it), takes a 16 KiB value.  Before the
  * fix the window search stopped at the hole and only ever searched the
  * arena before it: -ENOSPC.  Variants: the carver wrote nothing; it wrote
- * the class and builder; and, the same, with its slot not yet cleaned, so
- * that the hole is still named in flight (a carve that may be at work: the
- * walk must not read it, and goes on past it by the free lists).
+ * the class, its check copy and the builder; and, the same, with its slot
+ * not yet cleaned, so that the hole is still named in flight (a carve that
+ * may be at work: the walk must not read it, and goes on past it by the
+ * free lists).
  */
 static void test_carve_hole_does_not_stop_coalescing(void **state)
 {
@@ -586,6 +591,54 @@ static void test_carve_hole_does_not_stop_coalescing(void **state)
 		assert_int_equal(rep.skipped_bytes, 160);
 		assert_int_equal(rep.recovered, 0);
 		assert_int_equal(rep.live_after, 1);
+		expect_val(c, 100000, BIG);
+		tc_close(c);
+		tc_unlink(name);
+	}
+}
+
+/*
+ * Under LRU, an arena of cold live 160-byte keys with a killed carve's hole
+ * at its start (df_hand 0) and no free block on any list: a 16 KiB value
+ * (a class with no entry the clock could evict) needs the coalescer to
+ * evict a window of cold keys past the hole.  With HALF the carver wrote
+ * what it stores before the state, cls_check included (alloc.c).  Before
+ * hole_unit counted the check copy's byte as one a carver writes (it took
+ * only the class and builder), the hole's third unit read as a header
+ * that cannot be trusted, the walk went to the free lists for the next
+ * block start (resync), found none, and ended the search there: the whole
+ * arena after the hole was never searched, df_nofit was recorded, and the
+ * write failed with -ENOSPC (seen failing: rc -28).
+ */
+static void test_carve_hole_does_not_stop_lru_coalescing(void **state)
+{
+	(void)state;
+	for (int half = 0; half < 2; half++) {
+		char name[64];
+		tc_cache *c = wb_create(fx_name(name), 16384, 1u << 20, 8, TC_EVICT_LRU);
+		carve_hole(c, C160, half);
+		/* Stop short of the evict-ahead range (64 blocks of the class
+		 * from the arena's end) and of room for a 20 KiB carve: no key
+		 * is evicted, no block listed. */
+		uint64_t big = tc__class_size(tc__class_of(BIG + 64)) / TC_BLOCK_UNIT;
+		unsigned n = 0;
+		while (c->arena_units - tc__carved(c) >= big) {
+			ASSERT_RC(0, set_val(c, n, V160));
+			n++;
+		}
+		assert_true(c->arena_units - tc__carved(c) >= 64 * 160 / TC_BLOCK_UNIT);
+		for (uint32_t k = 0; k < TC_CLASSES_USED; k++)
+			assert_int_equal(tc__ld(&c->h->cls[k].nfree), 0);
+		assert_int_equal(tc__ld(&c->h->df_hand), 0);
+		ASSERT_RC(0, set_val(c, 100000, BIG));
+		expect_val(c, 100000, BIG);
+		tc_stats st;
+		ASSERT_RC(0, tc_get_stats(c, &st));
+		assert_int_equal(st.merges, 1);
+		/* The hole is untouched: the audit cuts it. */
+		tc_audit_report rep;
+		ASSERT_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.skipped_bytes, 160);
 		expect_val(c, 100000, BIG);
 		tc_close(c);
 		tc_unlink(name);
@@ -822,6 +875,7 @@ int main(void)
 		FX_TEST(test_audit_of_a_hole_at_the_arena_end_stays_in_the_mapping),
 		FX_TEST(test_corrupt_audit_changes_nothing),
 		FX_TEST(test_carve_hole_does_not_stop_coalescing),
+		FX_TEST(test_carve_hole_does_not_stop_lru_coalescing),
 		FX_TEST(test_a_search_out_of_resyncs_goes_on_next_time),
 		FX_TEST(test_bump_scribbled_to_zero_never_carves_a_live_key),
 		FX_TEST(test_bump_scribbled_into_the_keys_never_carves_a_live_key),
