@@ -266,15 +266,59 @@ static uint64_t fits_marks(const struct marks *m, uint64_t u, uint64_t end, uint
 }
 
 /*
+ * Bytes the entry in block E needs: header, key and value, and in a
+ * segment with checksums the checksum of the kinds that carry one (layout.h
+ * at tc_entry; run anchors and policy tables do not).  0 when a length is
+ * out of range: nothing to judge a class by.
+ */
+static uint64_t entry_need(tc_cache *c, struct tc_entry *e)
+{
+	uint32_t klen = tc__ld(&e->klen), vlen = tc__ld(&e->vlen), kind = tc__ld(&e->kind);
+	if (klen > TC_KEY_MAX || vlen > TC_VALUE_MAX)
+		return 0;
+	bool cs = c->csum && (kind == TC_KIND_KEY || kind == TC_KIND_DTO ||
+			      kind == TC_KIND_LOAD || kind == TC_KIND_RATE);
+	return cs ? tc__entry_bytes_cs(klen, vlen) : tc__entry_bytes(klen, vlen);
+}
+
+/*
+ * The class of the reachable block E at U, whose class byte reads CLS and
+ * check copy CHK, and in *N its units (0: it fits no class).  When the two
+ * agree, their class, if the block ends before the next mark and END.
+ * When they disagree, one of them was scribbled: the one that ends before
+ * the next mark and holds the entry (the smaller if both do: a writer
+ * takes the smallest class that holds its entry), else the one that ends
+ * before the next mark, the byte first.  A byte scribbled smaller "fits"
+ * too; taking it would cut the rest of the live block into free blocks,
+ * over its value.
+ */
+static uint32_t reachable_class(tc_cache *c, const struct marks *m, uint64_t u, uint64_t end,
+				struct tc_entry *e, uint32_t cls, uint8_t chk, uint64_t *n)
+{
+	uint32_t copy = TC_CLS_CHECK(chk);
+	uint64_t nb = fits_marks(m, u, end, cls);
+	if (copy == cls) {
+		*n = nb;
+		return cls;
+	}
+	uint64_t nc = fits_marks(m, u, end, copy), need = entry_need(c, e);
+	bool hb = nb && need && tc__class_size(cls) >= need;
+	bool hc = nc && need && tc__class_size(copy) >= need;
+	bool byte = hb && hc ? nb <= nc : hb || (!hc && nb);
+	*n = byte ? nb : nc;
+	return byte ? cls : copy;
+}
+
+/*
  * Walk the carved arena by the marks: a marked unit starts a reachable
  * block, whose header must be written, of a class in range, and end before
  * the next mark and the carved end (its header is read only once it is
  * known to fit); the gaps between are free memory (free_gap).  Every mark
- * must be met.  A class byte that does not fit while its check copy does
- * (a scribbled class: layout.h, TC_CLS_CHECK) takes the copy's class; a
- * class that fits gets its copy rewritten to agree, so that the block can
- * be freed.  With APPLY, rebuild the free lists and those two fields;
- * without, only check.
+ * must be met.  A class byte that disagrees with its check copy (a
+ * scribbled class or copy: layout.h, TC_CLS_CHECK) is judged by
+ * reachable_class; the class taken gets its byte and its copy rewritten
+ * to agree, so that the block can be freed.  With APPLY, rebuild the free
+ * lists and those two fields; without, only check.
  */
 static int sweep_arena(tc_cache *c, const struct marks *m, uint64_t end, bool apply,
 		       tc_audit_report *rep)
@@ -300,18 +344,17 @@ static int sweep_arena(tc_cache *c, const struct marks *m, uint64_t end, bool ap
 		struct tc_entry *e = (struct tc_entry *)(c->arena + u * TC_BLOCK_UNIT);
 		uint32_t st = tc__ld(&e->state), cls = tc__ld(&e->cls);
 		uint8_t chk = tc__ld(&e->cls_check);
-		uint64_t n = fits_marks(m, u, end, cls);
-		if (!n && (n = fits_marks(m, u, end, TC_CLS_CHECK(chk))) != 0) {
-			cls = TC_CLS_CHECK(chk);
-			if (apply)
-				tc__st(&e->cls, (uint8_t)cls);
-		}
+		uint64_t n;
+		uint32_t k = reachable_class(c, m, u, end, e, cls, chk, &n);
 		if (!header_written(st) || !n) {
 			rc = TC_ECORRUPT;
 			break;
 		}
-		if (apply && chk != TC_CLS_CHECK(cls))
-			tc__st(&e->cls_check, TC_CLS_CHECK(cls));
+		if (apply && k != cls)
+			tc__st(&e->cls, (uint8_t)k);
+		if (apply && chk != TC_CLS_CHECK(k))
+			tc__st(&e->cls_check, TC_CLS_CHECK(k));
+		cls = k;
 		w->used[cls]++;
 		w->live_blocks++;
 		seen++;

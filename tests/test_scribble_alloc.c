@@ -10,6 +10,8 @@
  * - A live block's class byte scribbled larger (to cover its neighbour):
  *   the block is leaked when freed, never listed at that size, and
  *   tc_audit takes the class of its check copy (cls_check) back.
+ * - A live block's class byte scribbled smaller: tc_audit takes the copy's
+ *   class, which holds the entry, and cuts nothing out of the block.
  * - A free block's class byte scribbled to cover a live neighbour: the
  *   coalescer never re-cuts through the neighbour, and goes on past the
  *   block; tc_audit re-cuts the scribbled block.
@@ -292,6 +294,62 @@ static void test_audit_repairs_a_live_class_byte_from_its_check_copy(void **stat
 				expect_val(c, i, V160);
 		for (unsigned i = 100; i < 120; i++)
 			expect_val(c, i, 248);
+		tc_close(c);
+		tc_unlink(name);
+	}
+}
+
+/*
+ * The class byte of a live block scribbled *smaller*: key 10's 160-byte
+ * block made to claim 64 bytes (plain), or, in a TC_CHECKSUM segment, 128
+ * bytes, which hold key and value but not the checksum after them (56-byte
+ * values: 136 bytes, a 160-byte block).  The key reads TC_ECORRUPT until
+ * tc_audit takes the copy's class back, which holds the entry.  Before the
+ * audit chose the class that holds the entry, it kept the scribbled byte
+ * because a smaller block "fits" before the next mark: the plain audit cut
+ * the last 96 bytes of the block into a free block, writing its header over
+ * key 10's value, and kept key 10's word (seen failing: key 10 read back
+ * TC_ECORRUPT after the audit, class byte 0); the checksum audit met a
+ * 32-byte rest that no block tiles and refused the segment (seen failing:
+ * TC_ECORRUPT), at every audit until key 10 was deleted.
+ */
+static void test_audit_repairs_a_live_class_byte_scribbled_smaller(void **state)
+{
+	(void)state;
+	for (int csum = 0; csum < 2; csum++) {
+		char name[64];
+		tc_opts o = wb_opts(1024, 1u << 20, 8, TC_EVICT_NONE);
+		if (csum)
+			o.flags |= TC_CHECKSUM;
+		tc_cache *c = NULL;
+		(void)tc_unlink(fx_name(name));
+		ASSERT_RC(0, tc_open(&c, name, &o));
+		size_t len = csum ? 56 : V160;
+		uint32_t small = csum ? tc__class_of(128) : 0;
+		for (unsigned i = 0; i < 40; i++)
+			ASSERT_RC(0, set_val(c, i, len));
+		struct tc_entry *e = (struct tc_entry *)(c->arena + 10 * 160);
+		assert_memory_equal(tc__ekey(e), "k10", 3);
+		assert_int_equal(tc__ld(&e->cls), C160);
+		tc__st(&e->cls, (uint8_t)small);
+		char k[16];
+		unsigned char got[V160];
+		ASSERT_RC(TC_ECORRUPT, tc_get(c, k, key_of(k, sizeof(k), 10), got, sizeof(got), NULL));
+		tc_audit_report rep;
+		ASSERT_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.live_after, 40);
+		assert_int_equal(rep.skipped_bytes, 0);
+		assert_int_equal(tc__ld(&e->cls), C160);
+		assert_int_equal(tc__ld(&e->cls_check), TC_CLS_CHECK(C160));
+		for (unsigned i = 0; i < 40; i++)
+			expect_val(c, i, len);
+		/* Writes of every small class land outside key 10's block. */
+		for (unsigned i = 100; i < 140; i++)
+			ASSERT_RC(0, set_val(c, i, (i % 4) * 8));
+		for (unsigned i = 0; i < 40; i++)
+			expect_val(c, i, len);
+		ASSERT_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.live_after, 80);
 		tc_close(c);
 		tc_unlink(name);
 	}
@@ -871,6 +929,7 @@ int main(void)
 		FX_TEST(test_scribbled_class_byte_never_recuts_a_live_neighbour),
 		FX_TEST(test_live_class_byte_scribbled_larger_never_overwrites_a_neighbour),
 		FX_TEST(test_audit_repairs_a_live_class_byte_from_its_check_copy),
+		FX_TEST(test_audit_repairs_a_live_class_byte_scribbled_smaller),
 		FX_TEST(test_audit_cuts_a_carve_hole_into_free_blocks),
 		FX_TEST(test_audit_of_a_hole_at_the_arena_end_stays_in_the_mapping),
 		FX_TEST(test_corrupt_audit_changes_nothing),
