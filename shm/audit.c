@@ -265,25 +265,37 @@ static uint64_t fits_marks(const struct marks *m, uint64_t u, uint64_t end, uint
 	return n && n <= end - u && next_mark(m, u + 1, end) >= u + n ? n : 0;
 }
 
+/* Is KIND one of the kinds the index names (which carry a checksum in a
+ * segment with checksums)? */
+static bool index_kind(uint32_t kind)
+{
+	return kind == TC_KIND_KEY || kind == TC_KIND_DTO || kind == TC_KIND_LOAD ||
+	       kind == TC_KIND_RATE;
+}
+
 /*
  * Bytes the entry in block E needs: header, key and value, and in a
  * segment with checksums the checksum of the kinds that carry one (layout.h
  * at tc_entry; run anchors and policy tables do not).  0 when a length is
- * out of range: nothing to judge a class by.
+ * out of range: nothing to judge a class by.  *KEYED: an entry of a kind
+ * the index names, with a key.
  */
-static uint64_t entry_need(tc_cache *c, struct tc_entry *e)
+static uint64_t entry_need(tc_cache *c, struct tc_entry *e, bool *keyed)
 {
 	uint32_t klen = tc__ld(&e->klen), vlen = tc__ld(&e->vlen), kind = tc__ld(&e->kind);
+	*keyed = false;
 	if (klen > TC_KEY_MAX || vlen > TC_VALUE_MAX)
 		return 0;
-	bool cs = c->csum && (kind == TC_KIND_KEY || kind == TC_KIND_DTO ||
-			      kind == TC_KIND_LOAD || kind == TC_KIND_RATE);
-	return cs ? tc__entry_bytes_cs(klen, vlen) : tc__entry_bytes(klen, vlen);
+	*keyed = index_kind(kind) && klen != 0;
+	return c->csum && index_kind(kind) ? tc__entry_bytes_cs(klen, vlen)
+					   : tc__entry_bytes(klen, vlen);
 }
 
 /*
  * The class of the reachable block E at U, whose class byte reads CLS and
- * check copy CHK, and in *N its units (0: it fits no class).  When the two
+ * check copy CHK, in *N its units (0: it fits no class), and in *ENTRY
+ * whether the block reads as an entry of an index kind that the class
+ * holds.  When the two
  * agree, their class, if the block ends before the next mark and END.
  * When they disagree, one of them was scribbled: the one that ends before
  * the next mark and holds the entry (the smaller if both do: a writer
@@ -293,32 +305,36 @@ static uint64_t entry_need(tc_cache *c, struct tc_entry *e)
  * over its value.
  */
 static uint32_t reachable_class(tc_cache *c, const struct marks *m, uint64_t u, uint64_t end,
-				struct tc_entry *e, uint32_t cls, uint8_t chk, uint64_t *n)
+				struct tc_entry *e, uint32_t cls, uint8_t chk, uint64_t *n,
+				bool *entry)
 {
 	uint32_t copy = TC_CLS_CHECK(chk);
-	uint64_t nb = fits_marks(m, u, end, cls);
-	if (copy == cls) {
-		*n = nb;
-		return cls;
+	bool keyed;
+	uint64_t need = entry_need(c, e, &keyed), nb = fits_marks(m, u, end, cls), nc = nb;
+	bool hb = nb && need && tc__class_size(cls) >= need, byte = true;
+	if (copy != cls) {
+		nc = fits_marks(m, u, end, copy);
+		bool hc = nc && need && tc__class_size(copy) >= need;
+		byte = hb && hc ? nb <= nc : hb || (!hc && nb);
+		hb = byte ? hb : hc;
 	}
-	uint64_t nc = fits_marks(m, u, end, copy), need = entry_need(c, e);
-	bool hb = nb && need && tc__class_size(cls) >= need;
-	bool hc = nc && need && tc__class_size(copy) >= need;
-	bool byte = hb && hc ? nb <= nc : hb || (!hc && nb);
 	*n = byte ? nb : nc;
+	*entry = keyed && hb;
 	return byte ? cls : copy;
 }
 
 /*
  * Walk the carved arena by the marks: a marked unit starts a reachable
- * block, whose header must be written, of a class in range, and end before
- * the next mark and the carved end (its header is read only once it is
- * known to fit); the gaps between are free memory (free_gap).  Every mark
- * must be met.  A class byte that disagrees with its check copy (a
- * scribbled class or copy: layout.h, TC_CLS_CHECK) is judged by
+ * block, whose header must be written (or read as an entry of an index
+ * kind that its class holds: a scribbled state), of a class in range, and
+ * end before the next mark and the carved end (its header is read only
+ * once it is known to fit); the gaps between are free memory (free_gap).
+ * Every mark must be met.  A class byte that disagrees with its check copy
+ * (a scribbled class or copy: layout.h, TC_CLS_CHECK) is judged by
  * reachable_class; the class taken gets its byte and its copy rewritten
- * to agree, so that the block can be freed.  With APPLY, rebuild the free
- * lists and those two fields; without, only check.
+ * to agree, so that the block can be freed, and a reachable block is
+ * LIVE.  With APPLY, rebuild the free lists and those three fields;
+ * without, only check.
  */
 static int sweep_arena(tc_cache *c, const struct marks *m, uint64_t end, bool apply,
 		       tc_audit_report *rep)
@@ -345,8 +361,9 @@ static int sweep_arena(tc_cache *c, const struct marks *m, uint64_t end, bool ap
 		uint32_t st = tc__ld(&e->state), cls = tc__ld(&e->cls);
 		uint8_t chk = tc__ld(&e->cls_check);
 		uint64_t n;
-		uint32_t k = reachable_class(c, m, u, end, e, cls, chk, &n);
-		if (!header_written(st) || !n) {
+		bool entry;
+		uint32_t k = reachable_class(c, m, u, end, e, cls, chk, &n, &entry);
+		if (!(header_written(st) || entry) || !n) {
 			rc = TC_ECORRUPT;
 			break;
 		}
@@ -354,6 +371,8 @@ static int sweep_arena(tc_cache *c, const struct marks *m, uint64_t end, bool ap
 			tc__st(&e->cls, (uint8_t)k);
 		if (apply && chk != TC_CLS_CHECK(k))
 			tc__st(&e->cls_check, TC_CLS_CHECK(k));
+		if (apply && st != TC_BLK_LIVE)
+			tc__st(&e->state, TC_BLK_LIVE);
 		cls = k;
 		w->used[cls]++;
 		w->live_blocks++;
@@ -434,10 +453,12 @@ static bool class_holds(tc_cache *c, uint32_t cls, uint64_t off, uint32_t klen, 
 /*
  * Does the published word W name an entry?  tc__slot_entry's checks, as
  * the idle segment allows them: the tag is the hash's, the kind one that
- * lives in the index, the lengths in range, the block LIVE (or RETIRED),
- * and its class byte, or the byte's check copy, holds key and value in the
- * arena (sweep_arena takes the copy's class when the byte does not fit).
- * The probe range is not checked: it is maxdisp's, a shared word.  A word
+ * lives in the index, the lengths in range, and its class byte, or the
+ * byte's check copy, holds key and value in the arena (sweep_arena takes
+ * the one that holds the entry).  Neither the probe range, which is
+ * maxdisp's, a shared word, nor the block's state: a lookup (match) does
+ * not read the state, so an entry whose state alone was scribbled reads
+ * back whole, and the sweep makes every reachable block LIVE.  A word
  * that fails names no key anyone can read (every lookup of it gives
  * TC_ECORRUPT) and is dropped: a scribbled word, or one whose entry's
  * header no longer reads.
@@ -449,13 +470,10 @@ static bool word_names_entry(tc_cache *c, uint64_t w)
 		return false;
 	uint64_t hash = tc__ld(&e->hash), off = (TC_SW_REF(w) - 1) * TC_BLOCK_UNIT;
 	uint32_t kind = tc__ld(&e->kind), klen = tc__ld(&e->klen), vlen = tc__ld(&e->vlen);
-	uint32_t st = tc__ld(&e->state), cls = tc__ld(&e->cls);
+	uint32_t cls = tc__ld(&e->cls);
 	uint8_t chk = tc__ld(&e->cls_check);
-	if (TC_TAG_OF(hash) != TC_SW_TAG(w) ||
-	    (kind != TC_KIND_KEY && kind != TC_KIND_DTO && kind != TC_KIND_LOAD &&
-	     kind != TC_KIND_RATE) ||
-	    klen == 0 || klen > TC_KEY_MAX || vlen > TC_VALUE_MAX ||
-	    (st != TC_BLK_LIVE && st != TC_BLK_RETIRED))
+	if (TC_TAG_OF(hash) != TC_SW_TAG(w) || !index_kind(kind) ||
+	    klen == 0 || klen > TC_KEY_MAX || vlen > TC_VALUE_MAX)
 		return false;
 	return class_holds(c, cls, off, klen, vlen) ||
 	       class_holds(c, TC_CLS_CHECK(chk), off, klen, vlen);

@@ -6,7 +6,9 @@
  * return codes, no write into another key's value, no callback with an
  * impossible key length, no allocation sized by a scribbled count; the
  * return codes of the walks on an unlinked segment and during an audit; and
- * a header scribbled between validation and the filling of the handle.
+ * a header scribbled between validation and the filling of the handle;
+ * tc_audit facing index words that name no entry, and an entry whose state
+ * alone was scribbled (kept: tc_get reads it).
  * White-box (internal.h, layout.h).
  */
 #include "whitebox.h"
@@ -293,6 +295,54 @@ static void test_audit_drops_a_word_that_names_no_entry(void **state)
 	unlink(path);
 	tc_close(c);
 	tc_unlink(name);
+}
+
+/*
+ * A published key whose block's state word alone is scribbled (to a value
+ * no block has, or to FREE): every other field of its header reads, and
+ * tc_get, which checks where the bytes are (match) and not the state,
+ * returns the value.  Before the audit judged such a block by the rest of
+ * its header, tc_audit dropped its word as one that names no entry, a key
+ * that read back whole until then (seen failing: live_after 1, the key
+ * -ENOENT after the audit).  Now the audit keeps the word and makes the
+ * block LIVE again: the key reads back, and deleting it frees its block.
+ */
+static void test_audit_keeps_a_readable_key_whose_state_was_scribbled(void **state)
+{
+	(void)state;
+	static const uint32_t bad[] = { 0x12345678u, TC_BLK_FREE };
+	for (int v = 0; v < 2; v++) {
+		char name[64];
+		tc_cache *c = wb_create(fx_name(name), ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+		uint8_t val[16], got[16];
+		memset(val, 0x5a, sizeof(val));
+		ASSERT_RC(0, tc_set(c, "victim", 6, val, sizeof(val), 7, 0));
+		ASSERT_RC(0, tc_set(c, "other", 5, "o", 1, 0, 0));
+		struct tc_entry *ve = wb_entry_of(c, "victim", TC_KIND_KEY);
+		uint32_t cls = tc__ld(&ve->cls);
+		tc__st(&ve->state, bad[v]);
+		ASSERT_RC(0, tc_get(c, "victim", 6, got, sizeof(got), NULL));
+		assert_memory_equal(got, val, sizeof(val));
+		tc_audit_report rep;
+		ASSERT_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.live_after, 2);
+		assert_int_equal(rep.skipped_bytes, 0);
+		assert_int_equal(tc__ld(&ve->state), TC_BLK_LIVE);
+		memset(got, 0, sizeof(got));
+		ASSERT_RC(0, tc_get(c, "victim", 6, got, sizeof(got), NULL));
+		assert_memory_equal(got, val, sizeof(val));
+		uint64_t nfree = tc__ld(&c->h->cls[cls].nfree);
+		ASSERT_RC(0, tc_del(c, "victim", 6));
+		ASSERT_RC(0, tc_reclaim(c, NULL));
+		assert_int_equal(tc__ld(&ve->state), TC_BLK_FREE);
+		assert_int_equal(tc__ld(&c->h->cls[cls].nfree), nfree + 1);
+		ASSERT_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.live_after, 1);
+		assert_int_equal(rep.recovered, 0);
+		assert_int_equal(rep.skipped_bytes, 0);
+		tc_close(c);
+		tc_unlink(name);
+	}
 }
 
 /* ---- defect 6: key lengths of DTO entries ------------------------------------ */
@@ -658,6 +708,7 @@ int main(void)
 		FX_TEST(test_lru_clock_never_writes_into_another_keys_value),
 		FX_TEST(test_sweep_scan_and_purge_never_touch_a_block_inside_a_value),
 		FX_TEST(test_audit_drops_a_word_that_names_no_entry),
+		FX_TEST(test_audit_keeps_a_readable_key_whose_state_was_scribbled),
 		FX_TEST(test_dto_keys_never_calls_back_with_an_impossible_key_length),
 		FX_TEST(test_dto_keys_racing_a_scribbled_key_length),
 		FX_TEST(test_dto_keys_uses_the_key_length_it_checked),
