@@ -13,8 +13,11 @@
  *     attached or any other thread of ours holds a slot; hold flock() on the
  *     object so that nobody attaches meanwhile; finish or undo the work of
  *     a coalescer that died (coalesce.c);
- *  2. mark every block reachable from the index (FINAL words, and what the
- *     run code hangs off them) and from the header's roots;
+ *  2. mark every block reachable from the index (FINAL words that name an
+ *     entry, and what the run code hangs off them) and from the header's
+ *     roots; once the dry pass below has passed, the other FINAL words are
+ *     cleared, and a home's probe range (maxdisp) is raised to cover every
+ *     word kept;
  *  3. walk the carved arena by the marks: a marked unit starts a reachable
  *     block, which stays (its header must be written, its class in range,
  *     and it must end before the next mark); everything between is free
@@ -479,24 +482,43 @@ static bool word_names_entry(tc_cache *c, uint64_t w)
 	       class_holds(c, TC_CLS_CHECK(chk), off, klen, vlen);
 }
 
-/* Clear the published words that name no entry (word_names_entry), once
- * the dry pass has passed.  (Their keys leave live_after, recounted.) */
-static void drop_words(tc_cache *c)
+/* The displacement of the kept word W in bucket B from its entry's home
+ * (*HOME), when it lies past the home's probe range (maxdisp: a scribbled
+ * meta word), else 0. */
+static uint64_t past_range(tc_cache *c, uint64_t b, uint64_t w, uint64_t *home)
+{
+	*home = tc__ld(&tc__block(c, TC_SW_REF(w))->hash) & c->bmask;
+	uint64_t d = (b - *home) & c->bmask;
+	return d > (tc__ld(&c->index[*home].meta) & 0xffffffffu) ? d : 0;
+}
+
+/* Once the dry pass has passed: clear the published words that name no
+ * entry (word_names_entry; their keys leave live_after, recounted), and
+ * raise the probe range of a home that a kept word lies past (its key
+ * read as a miss, and the walks refused it), as an insert does. */
+static void settle_words(tc_cache *c)
 {
 	for (uint64_t b = 0; b < c->nbuckets; b++) {
 		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
 			uint64_t *wp = &c->index[b].w[i];
-			uint64_t w = tc__ld(wp);
-			if (w && TC_SW_STATE(w) == TC_SW_FINAL && !word_names_entry(c, w))
+			uint64_t w = tc__ld(wp), d, home;
+			if (!w || TC_SW_STATE(w) != TC_SW_FINAL)
+				continue;
+			if (!word_names_entry(c, w)) {
 				tc__st(wp, 0);
+			} else if ((d = past_range(c, b, w, &home)) != 0) {
+				uint64_t *mp = &c->index[home].meta;
+				tc__st(mp, (tc__ld(mp) & ~0xffffffffull) | d);
+			}
 		}
 	}
 }
 
 /* Mark every block the index words and the header roots reach.  Returns
- * the published keys; *TENT counts the claims nobody will finalize, *DROP
- * the words that name no entry (dropped by drop_words). */
-static int64_t mark_reachable(tc_cache *c, struct marks *m, uint64_t *tent, uint64_t *drop)
+ * the published keys; *TENT counts the claims nobody will finalize, *FIX
+ * the words that name no entry or lie past their home's probe range
+ * (settle_words). */
+static int64_t mark_reachable(tc_cache *c, struct marks *m, uint64_t *tent, uint64_t *fix)
 {
 	int64_t live = 0;
 	for (uint64_t b = 0; b < c->nbuckets; b++) {
@@ -509,9 +531,12 @@ static int64_t mark_reachable(tc_cache *c, struct marks *m, uint64_t *tent, uint
 				continue;
 			}
 			if (!word_names_entry(c, w)) {
-				(*drop)++;
+				(*fix)++;
 				continue;
 			}
+			uint64_t home;
+			if (past_range(c, b, w, &home))
+				(*fix)++;
 			struct tc_entry *e = tc__block(c, TC_SW_REF(w));
 			mark(m, TC_SW_REF(w));
 			tc__audit_entry(c, e, mark, m);
@@ -585,8 +610,8 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		rc = -ENOMEM; /* nothing changed yet: only the door to open */
 		goto out_open;
 	}
-	uint64_t tent = 0, drop = 0;
-	int64_t live = mark_reachable(c, &m, &tent, &drop);
+	uint64_t tent = 0, fix = 0;
+	int64_t live = mark_reachable(c, &m, &tent, &fix);
 	/* Everything so far only read the index, the headers and the roots:
 	 * a segment that cannot be walked is left as it was. */
 	uint64_t end = tc__carved(c);
@@ -597,8 +622,8 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		rc = TC_ECORRUPT;
 		goto out_free;
 	}
-	if (drop)
-		drop_words(c);
+	if (fix)
+		settle_words(c);
 	/* No reader exists: an ordinary reclaim frees the whole retire list,
 	 * so that what the sweep finds unreachable and not free is a true
 	 * leak. */

@@ -345,6 +345,67 @@ static void test_audit_keeps_a_readable_key_whose_state_was_scribbled(void **sta
 	}
 }
 
+/*
+ * A home bucket's maxdisp (the largest displacement of its keys, the
+ * probe range of every lookup from it) scribbled to 0: its keys that live
+ * in a later bucket read as misses, and the walks refuse them
+ * (tc__slot_entry's probe range: tc_snapshot_save returns TC_ECORRUPT).
+ * tc_audit keeps their words (it does not judge a word by a shared word),
+ * and raises the home's maxdisp to cover them again.  Before it did, the
+ * audit counted those keys live and left them misses, with every snapshot
+ * refused, for ever (seen failing: maxdisp still 0 after the audit).  The
+ * eight keys share bucket 0's home (7 slots), so the eighth lives in
+ * bucket 1, whatever the segment's seed.
+ */
+static void test_audit_restores_a_scribbled_probe_range(void **state)
+{
+	(void)state;
+	char name[64], path[128], k[64];
+	fx_name(name);
+	snprintf(path, sizeof(path), "/tmp/%s.%d.snap", name, (int)getpid());
+	tc_cache *c = wb_create(name, ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	/* Eight keys of bucket 0's home: one more than a bucket holds. */
+	unsigned keys[TC_BUCKET_SLOTS + 1], n = 0;
+	for (unsigned i = 0; n < TC_BUCKET_SLOTS + 1; i++) {
+		int kl = snprintf(k, sizeof(k), "p%u", i);
+		if ((tc__hash(c, k, (size_t)kl, TC_KIND_KEY) & c->bmask) != 0)
+			continue;
+		ASSERT_RC(0, tc_set(c, k, (size_t)kl, &i, sizeof(i), 0, 0));
+		keys[n++] = i;
+	}
+	/* The last lives in bucket 1. */
+	uint64_t home = 0, disp = 1;
+	unsigned far = keys[TC_BUCKET_SLOTS];
+	uint64_t ref = tc__ref_of(c, wb_entry_of(c, (snprintf(k, sizeof(k), "p%u", far), k),
+						  TC_KIND_KEY));
+	bool in1 = false;
+	for (int j = 0; j < TC_BUCKET_SLOTS; j++)
+		in1 |= TC_SW_REF(tc__ld(&c->index[1].w[j])) == ref;
+	assert_true(in1);
+	uint64_t meta = tc__ld(&c->index[home].meta);
+	assert_true((meta & 0xffffffffu) >= disp);
+	tc__st(&c->index[home].meta, meta & ~0xffffffffull);
+	int kl = snprintf(k, sizeof(k), "p%u", far);
+	unsigned got = 0;
+	ASSERT_RC(-ENOENT, tc_get(c, k, (size_t)kl, &got, sizeof(got), NULL));
+	tc_snapshot_report sr;
+	ASSERT_RC(TC_ECORRUPT, tc_snapshot_save(c, path, &sr));
+	tc_audit_report rep;
+	ASSERT_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.live_after, n);
+	assert_true((tc__ld(&c->index[home].meta) & 0xffffffffu) >= disp);
+	for (unsigned i = 0; i < n; i++) {
+		kl = snprintf(k, sizeof(k), "p%u", keys[i]);
+		ASSERT_RC(0, tc_get(c, k, (size_t)kl, &got, sizeof(got), NULL));
+		assert_int_equal(got, keys[i]);
+	}
+	ASSERT_RC(0, tc_snapshot_save(c, path, &sr));
+	assert_int_equal(sr.keys, n);
+	unlink(path);
+	tc_close(c);
+	tc_unlink(name);
+}
+
 /* ---- defect 6: key lengths of DTO entries ------------------------------------ */
 
 struct keys_seen {
@@ -709,6 +770,7 @@ int main(void)
 		FX_TEST(test_sweep_scan_and_purge_never_touch_a_block_inside_a_value),
 		FX_TEST(test_audit_drops_a_word_that_names_no_entry),
 		FX_TEST(test_audit_keeps_a_readable_key_whose_state_was_scribbled),
+		FX_TEST(test_audit_restores_a_scribbled_probe_range),
 		FX_TEST(test_dto_keys_never_calls_back_with_an_impossible_key_length),
 		FX_TEST(test_dto_keys_racing_a_scribbled_key_length),
 		FX_TEST(test_dto_keys_uses_the_key_length_it_checked),
