@@ -456,15 +456,18 @@ static bool class_holds(tc_cache *c, uint32_t cls, uint64_t off, uint32_t klen, 
 /*
  * Does the published word W name an entry?  tc__slot_entry's checks, as
  * the idle segment allows them: the tag is the hash's, the kind one that
- * lives in the index, the lengths in range, and its class byte, or the
- * byte's check copy, holds key and value in the arena (sweep_arena takes
- * the one that holds the entry).  Neither the probe range, which is
- * maxdisp's, a shared word, nor the block's state: a lookup (match) does
- * not read the state, so an entry whose state alone was scribbled reads
- * back whole, and the sweep makes every reachable block LIVE.  A word
- * that fails names no key anyone can read (every lookup of it gives
- * TC_ECORRUPT) and is dropped: a scribbled word, or one whose entry's
- * header no longer reads.
+ * lives in the index, the lengths in range, the block not in a free
+ * block's state (FREE, CLAIMED, OUT: it may be on a free list, and the
+ * next write of its class takes it), and its class byte, or the byte's
+ * check copy, holds key and value in the arena (sweep_arena takes the one
+ * that holds the entry).  Not the probe range, which is maxdisp's, a
+ * shared word (settle_words raises it), nor a state that is no block's: a
+ * lookup (match) does not read the state, so an entry whose state word
+ * alone was scribbled reads back whole, and the sweep makes every
+ * reachable block LIVE.  A word that fails names no key anyone can read
+ * (every lookup of it gives TC_ECORRUPT) or one whose block is free
+ * memory, and is dropped: a scribbled word, or one whose entry's header no
+ * longer reads.
  */
 static bool word_names_entry(tc_cache *c, uint64_t w)
 {
@@ -473,10 +476,11 @@ static bool word_names_entry(tc_cache *c, uint64_t w)
 		return false;
 	uint64_t hash = tc__ld(&e->hash), off = (TC_SW_REF(w) - 1) * TC_BLOCK_UNIT;
 	uint32_t kind = tc__ld(&e->kind), klen = tc__ld(&e->klen), vlen = tc__ld(&e->vlen);
-	uint32_t cls = tc__ld(&e->cls);
+	uint32_t st = tc__ld(&e->state), cls = tc__ld(&e->cls);
 	uint8_t chk = tc__ld(&e->cls_check);
 	if (TC_TAG_OF(hash) != TC_SW_TAG(w) || !index_kind(kind) ||
-	    klen == 0 || klen > TC_KEY_MAX || vlen > TC_VALUE_MAX)
+	    klen == 0 || klen > TC_KEY_MAX || vlen > TC_VALUE_MAX ||
+	    st == TC_BLK_FREE || st == TC_BLK_CLAIMED || st == TC_BLK_OUT)
 		return false;
 	return class_holds(c, cls, off, klen, vlen) ||
 	       class_holds(c, TC_CLS_CHECK(chk), off, klen, vlen);

@@ -299,18 +299,21 @@ static void test_audit_drops_a_word_that_names_no_entry(void **state)
 
 /*
  * A published key whose block's state word alone is scribbled (to a value
- * no block has, or to FREE): every other field of its header reads, and
+ * no block has, or to RETIRED): every other field of its header reads, and
  * tc_get, which checks where the bytes are (match) and not the state,
  * returns the value.  Before the audit judged such a block by the rest of
- * its header, tc_audit dropped its word as one that names no entry, a key
- * that read back whole until then (seen failing: live_after 1, the key
- * -ENOENT after the audit).  Now the audit keeps the word and makes the
- * block LIVE again: the key reads back, and deleting it frees its block.
+ * its header, tc_audit dropped the word of the first as one that names no
+ * entry, a key that read back whole until then (seen failing: live_after
+ * 1, the key -ENOENT after the audit), and kept the second's block
+ * RETIRED, so that deleting the key leaked it.  Now the audit keeps the
+ * word and makes the block LIVE again: the key reads back, and deleting it
+ * frees its block.  (A word whose block reads FREE is still dropped: such
+ * a block may be on a free list, for the next write to take.)
  */
 static void test_audit_keeps_a_readable_key_whose_state_was_scribbled(void **state)
 {
 	(void)state;
-	static const uint32_t bad[] = { 0x12345678u, TC_BLK_FREE };
+	static const uint32_t bad[] = { 0x12345678u, TC_BLK_RETIRED };
 	for (int v = 0; v < 2; v++) {
 		char name[64];
 		tc_cache *c = wb_create(fx_name(name), ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
