@@ -298,9 +298,8 @@ static uint64_t entry_need(tc_cache *c, struct tc_entry *e, bool *keyed)
  * The class of the reachable block E at U, whose class byte reads CLS and
  * check copy CHK, in *N its units (0: it fits no class), and in *ENTRY
  * whether the block reads as an entry of an index kind that the class
- * holds.  When the two
- * agree, their class, if the block ends before the next mark and END.
- * When they disagree, one of them was scribbled: the one that ends before
+ * holds.  When the two agree, their class, if the block ends before the
+ * next mark and END.  When they disagree, one of them was scribbled: the one that ends before
  * the next mark and holds the entry (the smaller if both do: a writer
  * takes the smallest class that holds its entry), else the one that ends
  * before the next mark, the byte first.  A byte scribbled smaller "fits"
