@@ -114,10 +114,19 @@ static uint64_t next_mark(const struct marks *m, uint64_t u, uint64_t end)
 	return end;
 }
 
+/* Units of class CLS, or 0 out of range. */
+static uint64_t class_units(uint32_t cls)
+{
+	return cls < TC_CLASSES_USED ? tc__class_size(cls) / TC_BLOCK_UNIT : 0;
+}
+
 /*
  * The carved end for a bump word that fails its seal: the end of the last
- * marked block.  A last mark whose header does not read gives the arena's
- * end, and the dry pass fails on that header (TC_ECORRUPT).
+ * marked block, by the larger of its class byte and the byte's check copy
+ * (when they disagree, the sweep takes the one that holds the block's
+ * entry, and an end inside the block would cut it, then zero its tail).
+ * A last mark whose header does not read gives the arena's end, and the
+ * dry pass fails on that header (TC_ECORRUPT).
  */
 static uint64_t marked_end(const struct marks *m)
 {
@@ -128,8 +137,11 @@ static uint64_t marked_end(const struct marks *m)
 		uint64_t u = i * 64 + 63 - (uint64_t)__builtin_clzll(m->bits[i]);
 		if (c->arena_units - u < HDR_UNITS)
 			return c->arena_units;
-		uint32_t cls = tc__ld(&((struct tc_entry *)(c->arena + u * TC_BLOCK_UNIT))->cls);
-		uint64_t n = cls < TC_CLASSES_USED ? tc__class_size(cls) / TC_BLOCK_UNIT : 0;
+		struct tc_entry *e = (struct tc_entry *)(c->arena + u * TC_BLOCK_UNIT);
+		uint64_t n = class_units(tc__ld(&e->cls));
+		uint64_t nc = class_units(TC_CLS_CHECK(tc__ld(&e->cls_check)));
+		if (nc > n && nc <= c->arena_units - u)
+			n = nc;
 		return n && n <= c->arena_units - u ? u + n : c->arena_units;
 	}
 	return 0;
