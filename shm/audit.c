@@ -507,12 +507,39 @@ static uint64_t past_range(tc_cache *c, uint64_t b, uint64_t w, uint64_t *home)
 	return d > (tc__ld(&c->index[*home].meta) & 0xffffffffu) ? d : 0;
 }
 
-/* Once the dry pass has passed: clear the published words that name no
- * entry (word_names_entry; their keys leave live_after, recounted), and
- * raise the probe range of a home that a kept word lies past (its key
- * read as a miss, and the walks refused it), as an insert does. */
-static void settle_words(tc_cache *c)
+/* Published words that name a block an earlier word already named (two
+ * FINAL words of one block never exist: index.c; a scribble copied one). */
+struct dups {
+	uint64_t **at;
+	size_t n, cap;
+	bool nomem;
+};
+
+static void dup_add(struct dups *d, uint64_t *wp)
 {
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? 2 * d->cap : 16;
+		uint64_t **at = realloc(d->at, cap * sizeof(*at));
+		if (!at) {
+			d->nomem = true;
+			return;
+		}
+		d->at = at;
+		d->cap = cap;
+	}
+	d->at[d->n++] = wp;
+}
+
+/* Once the dry pass has passed: clear the published words that name no
+ * entry (word_names_entry; their keys leave live_after, recounted) and the
+ * duplicates D (a key deleted by one word would read back by the other
+ * until its block was reused), and raise the probe range of a home that a
+ * kept word lies past (its key read as a miss, and the walks refused it),
+ * as an insert does. */
+static void settle_words(tc_cache *c, const struct dups *dups)
+{
+	for (size_t i = 0; i < dups->n; i++)
+		tc__st(dups->at[i], 0);
 	for (uint64_t b = 0; b < c->nbuckets; b++) {
 		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
 			uint64_t *wp = &c->index[b].w[i];
@@ -531,9 +558,10 @@ static void settle_words(tc_cache *c)
 
 /* Mark every block the index words and the header roots reach.  Returns
  * the published keys; *TENT counts the claims nobody will finalize, *FIX
- * the words that name no entry or lie past their home's probe range
- * (settle_words). */
-static int64_t mark_reachable(tc_cache *c, struct marks *m, uint64_t *tent, uint64_t *fix)
+ * the words that name no entry or lie past their home's probe range, and
+ * DUPS holds the words of a block already marked (settle_words). */
+static int64_t mark_reachable(tc_cache *c, struct marks *m, uint64_t *tent, uint64_t *fix,
+			      struct dups *dups)
 {
 	int64_t live = 0;
 	for (uint64_t b = 0; b < c->nbuckets; b++) {
@@ -547,6 +575,10 @@ static int64_t mark_reachable(tc_cache *c, struct marks *m, uint64_t *tent, uint
 			}
 			if (!word_names_entry(c, w)) {
 				(*fix)++;
+				continue;
+			}
+			if (marked(m, TC_SW_REF(w))) {
+				dup_add(dups, &c->index[b].w[i]);
 				continue;
 			}
 			uint64_t home;
@@ -626,7 +658,12 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		goto out_open;
 	}
 	uint64_t tent = 0, fix = 0;
-	int64_t live = mark_reachable(c, &m, &tent, &fix);
+	struct dups dups = { 0 };
+	int64_t live = mark_reachable(c, &m, &tent, &fix, &dups);
+	if (dups.nomem) {
+		rc = -ENOMEM; /* nothing changed yet */
+		goto out_free;
+	}
 	/* Everything so far only read the index, the headers and the roots:
 	 * a segment that cannot be walked is left as it was. */
 	uint64_t end = tc__carved(c);
@@ -637,8 +674,8 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		rc = TC_ECORRUPT;
 		goto out_free;
 	}
-	if (fix)
-		settle_words(c);
+	if (fix || dups.n)
+		settle_words(c, &dups);
 	/* No reader exists: an ordinary reclaim frees the whole retire list,
 	 * so that what the sweep finds unreachable and not free is a true
 	 * leak. */
@@ -652,6 +689,7 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	}
 	reset_counts(c, live, rep);
 out_free:
+	free(dups.at);
 	free(m.bits);
 out_open:
 	open_door(c);
