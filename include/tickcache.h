@@ -886,7 +886,9 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
  * half-inserts and recounts live keys and gauges.  An index word that names
  * no entry (scribbled, or its entry's header damaged beyond what its class's
  * check copy repairs; its key was unreadable already) is dropped, and the
- * key leaves live_after.  TC_ECORRUPT when the arena cannot be walked (two
+ * key leaves live_after, as is a copy of a word (two words naming one
+ * entry); a key that lies past its home bucket's probe range (a scribbled
+ * bucket) has the range raised to cover it.  TC_ECORRUPT when the arena cannot be walked (two
  * reachable blocks overlap by their headers' sizes): the
  * index, block headers, free and retire lists, gauges and key count are
  * then as they were; only what any call does online has happened (dead

@@ -13,8 +13,11 @@
  *     attached or any other thread of ours holds a slot; hold flock() on the
  *     object so that nobody attaches meanwhile; finish or undo the work of
  *     a coalescer that died (coalesce.c);
- *  2. mark every block reachable from the index (FINAL words, and what the
- *     run code hangs off them) and from the header's roots;
+ *  2. mark every block reachable from the index (FINAL words that name an
+ *     entry, and what the run code hangs off them) and from the header's
+ *     roots; once the dry pass below has passed, the other FINAL words are
+ *     cleared, and a home's probe range (maxdisp) is raised to cover every
+ *     word kept;
  *  3. walk the carved arena by the marks: a marked unit starts a reachable
  *     block, which stays (its header must be written, its class in range,
  *     and it must end before the next mark); everything between is free
@@ -111,10 +114,19 @@ static uint64_t next_mark(const struct marks *m, uint64_t u, uint64_t end)
 	return end;
 }
 
+/* Units of class CLS, or 0 out of range. */
+static uint64_t class_units(uint32_t cls)
+{
+	return cls < TC_CLASSES_USED ? tc__class_size(cls) / TC_BLOCK_UNIT : 0;
+}
+
 /*
  * The carved end for a bump word that fails its seal: the end of the last
- * marked block.  A last mark whose header does not read gives the arena's
- * end, and the dry pass fails on that header (TC_ECORRUPT).
+ * marked block, by the larger of its class byte and the byte's check copy
+ * (when they disagree, the sweep takes the one that holds the block's
+ * entry, and an end inside the block would cut it, then zero its tail).
+ * A last mark whose header does not read gives the arena's end, and the
+ * dry pass fails on that header (TC_ECORRUPT).
  */
 static uint64_t marked_end(const struct marks *m)
 {
@@ -125,8 +137,11 @@ static uint64_t marked_end(const struct marks *m)
 		uint64_t u = i * 64 + 63 - (uint64_t)__builtin_clzll(m->bits[i]);
 		if (c->arena_units - u < HDR_UNITS)
 			return c->arena_units;
-		uint32_t cls = tc__ld(&((struct tc_entry *)(c->arena + u * TC_BLOCK_UNIT))->cls);
-		uint64_t n = cls < TC_CLASSES_USED ? tc__class_size(cls) / TC_BLOCK_UNIT : 0;
+		struct tc_entry *e = (struct tc_entry *)(c->arena + u * TC_BLOCK_UNIT);
+		uint64_t n = class_units(tc__ld(&e->cls));
+		uint64_t nc = class_units(TC_CLS_CHECK(tc__ld(&e->cls_check)));
+		if (nc > n && nc <= c->arena_units - u)
+			n = nc;
 		return n && n <= c->arena_units - u ? u + n : c->arena_units;
 	}
 	return 0;
@@ -265,15 +280,74 @@ static uint64_t fits_marks(const struct marks *m, uint64_t u, uint64_t end, uint
 	return n && n <= end - u && next_mark(m, u + 1, end) >= u + n ? n : 0;
 }
 
+/* Is KIND one of the kinds the index names (which carry a checksum in a
+ * segment with checksums)? */
+static bool index_kind(uint32_t kind)
+{
+	return kind == TC_KIND_KEY || kind == TC_KIND_DTO || kind == TC_KIND_LOAD ||
+	       kind == TC_KIND_RATE;
+}
+
+/*
+ * Bytes the entry in block E needs: header, key and value, and in a
+ * segment with checksums the checksum of the kinds that carry one (layout.h
+ * at tc_entry; run anchors and policy tables do not).  0 when a length is
+ * out of range: nothing to judge a class by.  *KEYED: an entry of a kind
+ * the index names, with a key.
+ */
+static uint64_t entry_need(tc_cache *c, struct tc_entry *e, bool *keyed)
+{
+	uint32_t klen = tc__ld(&e->klen), vlen = tc__ld(&e->vlen), kind = tc__ld(&e->kind);
+	*keyed = false;
+	if (klen > TC_KEY_MAX || vlen > TC_VALUE_MAX)
+		return 0;
+	*keyed = index_kind(kind) && klen != 0;
+	return c->csum && index_kind(kind) ? tc__entry_bytes_cs(klen, vlen)
+					   : tc__entry_bytes(klen, vlen);
+}
+
+/*
+ * The class of the reachable block E at U, whose class byte reads CLS and
+ * check copy CHK, in *N its units (0: it fits no class), and in *ENTRY
+ * whether the block reads as an entry of an index kind that the class
+ * holds.  When the two agree, their class, if the block ends before the
+ * next mark and END.  When they disagree, one of them was scribbled: the one that ends before
+ * the next mark and holds the entry (the smaller if both do: a writer
+ * takes the smallest class that holds its entry), else the one that ends
+ * before the next mark, the byte first.  A byte scribbled smaller "fits"
+ * too; taking it would cut the rest of the live block into free blocks,
+ * over its value.
+ */
+static uint32_t reachable_class(tc_cache *c, const struct marks *m, uint64_t u, uint64_t end,
+				struct tc_entry *e, uint32_t cls, uint8_t chk, uint64_t *n,
+				bool *entry)
+{
+	uint32_t copy = TC_CLS_CHECK(chk);
+	bool keyed;
+	uint64_t need = entry_need(c, e, &keyed), nb = fits_marks(m, u, end, cls), nc = nb;
+	bool hb = nb && need && tc__class_size(cls) >= need, byte = true;
+	if (copy != cls) {
+		nc = fits_marks(m, u, end, copy);
+		bool hc = nc && need && tc__class_size(copy) >= need;
+		byte = hb && hc ? nb <= nc : hb || (!hc && nb);
+		hb = byte ? hb : hc;
+	}
+	*n = byte ? nb : nc;
+	*entry = keyed && hb;
+	return byte ? cls : copy;
+}
+
 /*
  * Walk the carved arena by the marks: a marked unit starts a reachable
- * block, whose header must be written, of a class in range, and end before
- * the next mark and the carved end (its header is read only once it is
- * known to fit); the gaps between are free memory (free_gap).  Every mark
- * must be met.  A class byte that does not fit while its check copy does
- * (a scribbled class: layout.h, TC_CLS_CHECK) takes the copy's class; a
- * class that fits gets its copy rewritten to agree, so that the block can
- * be freed.  With APPLY, rebuild the free lists and those two fields;
+ * block, whose header must be written (or read as an entry of an index
+ * kind that its class holds: a scribbled state), of a class in range, and
+ * end before the next mark and the carved end (its header is read only
+ * once it is known to fit); the gaps between are free memory (free_gap).
+ * Every mark must be met.  A class byte that disagrees with its check copy
+ * (a scribbled class or copy: layout.h, TC_CLS_CHECK) is judged by
+ * reachable_class; the class taken gets its byte and its copy rewritten
+ * to agree, so that the block can be freed, and a reachable block is
+ * LIVE.  With APPLY, rebuild the free lists and those three fields;
  * without, only check.
  */
 static int sweep_arena(tc_cache *c, const struct marks *m, uint64_t end, bool apply,
@@ -300,18 +374,20 @@ static int sweep_arena(tc_cache *c, const struct marks *m, uint64_t end, bool ap
 		struct tc_entry *e = (struct tc_entry *)(c->arena + u * TC_BLOCK_UNIT);
 		uint32_t st = tc__ld(&e->state), cls = tc__ld(&e->cls);
 		uint8_t chk = tc__ld(&e->cls_check);
-		uint64_t n = fits_marks(m, u, end, cls);
-		if (!n && (n = fits_marks(m, u, end, TC_CLS_CHECK(chk))) != 0) {
-			cls = TC_CLS_CHECK(chk);
-			if (apply)
-				tc__st(&e->cls, (uint8_t)cls);
-		}
-		if (!header_written(st) || !n) {
+		uint64_t n;
+		bool entry;
+		uint32_t k = reachable_class(c, m, u, end, e, cls, chk, &n, &entry);
+		if (!(header_written(st) || entry) || !n) {
 			rc = TC_ECORRUPT;
 			break;
 		}
-		if (apply && chk != TC_CLS_CHECK(cls))
-			tc__st(&e->cls_check, TC_CLS_CHECK(cls));
+		if (apply && k != cls)
+			tc__st(&e->cls, (uint8_t)k);
+		if (apply && chk != TC_CLS_CHECK(k))
+			tc__st(&e->cls_check, TC_CLS_CHECK(k));
+		if (apply && st != TC_BLK_LIVE)
+			tc__st(&e->state, TC_BLK_LIVE);
+		cls = k;
 		w->used[cls]++;
 		w->live_blocks++;
 		seen++;
@@ -391,13 +467,18 @@ static bool class_holds(tc_cache *c, uint32_t cls, uint64_t off, uint32_t klen, 
 /*
  * Does the published word W name an entry?  tc__slot_entry's checks, as
  * the idle segment allows them: the tag is the hash's, the kind one that
- * lives in the index, the lengths in range, the block LIVE (or RETIRED),
- * and its class byte, or the byte's check copy, holds key and value in the
- * arena (sweep_arena takes the copy's class when the byte does not fit).
- * The probe range is not checked: it is maxdisp's, a shared word.  A word
- * that fails names no key anyone can read (every lookup of it gives
- * TC_ECORRUPT) and is dropped: a scribbled word, or one whose entry's
- * header no longer reads.
+ * lives in the index, the lengths in range, the block not in a free
+ * block's state (FREE, CLAIMED, OUT: it may be on a free list, and the
+ * next write of its class takes it), and its class byte, or the byte's
+ * check copy, holds key and value in the arena (sweep_arena takes the one
+ * that holds the entry).  Not the probe range, which is maxdisp's, a
+ * shared word (settle_words raises it), nor a state that is no block's: a
+ * lookup (match) does not read the state, so an entry whose state word
+ * alone was scribbled reads back whole, and the sweep makes every
+ * reachable block LIVE.  A word that fails names no key anyone can read
+ * (every lookup of it gives TC_ECORRUPT) or one whose block is free
+ * memory, and is dropped: a scribbled word, or one whose entry's header no
+ * longer reads.
  */
 static bool word_names_entry(tc_cache *c, uint64_t w)
 {
@@ -408,34 +489,79 @@ static bool word_names_entry(tc_cache *c, uint64_t w)
 	uint32_t kind = tc__ld(&e->kind), klen = tc__ld(&e->klen), vlen = tc__ld(&e->vlen);
 	uint32_t st = tc__ld(&e->state), cls = tc__ld(&e->cls);
 	uint8_t chk = tc__ld(&e->cls_check);
-	if (TC_TAG_OF(hash) != TC_SW_TAG(w) ||
-	    (kind != TC_KIND_KEY && kind != TC_KIND_DTO && kind != TC_KIND_LOAD &&
-	     kind != TC_KIND_RATE) ||
+	if (TC_TAG_OF(hash) != TC_SW_TAG(w) || !index_kind(kind) ||
 	    klen == 0 || klen > TC_KEY_MAX || vlen > TC_VALUE_MAX ||
-	    (st != TC_BLK_LIVE && st != TC_BLK_RETIRED))
+	    st == TC_BLK_FREE || st == TC_BLK_CLAIMED || st == TC_BLK_OUT)
 		return false;
 	return class_holds(c, cls, off, klen, vlen) ||
 	       class_holds(c, TC_CLS_CHECK(chk), off, klen, vlen);
 }
 
-/* Clear the published words that name no entry (word_names_entry), once
- * the dry pass has passed.  (Their keys leave live_after, recounted.) */
-static void drop_words(tc_cache *c)
+/* The displacement of the kept word W in bucket B from its entry's home
+ * (*HOME), when it lies past the home's probe range (maxdisp: a scribbled
+ * meta word), else 0. */
+static uint64_t past_range(tc_cache *c, uint64_t b, uint64_t w, uint64_t *home)
 {
+	*home = tc__ld(&tc__block(c, TC_SW_REF(w))->hash) & c->bmask;
+	uint64_t d = (b - *home) & c->bmask;
+	return d > (tc__ld(&c->index[*home].meta) & 0xffffffffu) ? d : 0;
+}
+
+/* Published words that name a block an earlier word already named (two
+ * FINAL words of one block never exist: index.c; a scribble copied one). */
+struct dups {
+	uint64_t **at;
+	size_t n, cap;
+	bool nomem;
+};
+
+static void dup_add(struct dups *d, uint64_t *wp)
+{
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? 2 * d->cap : 16;
+		uint64_t **at = realloc(d->at, cap * sizeof(*at));
+		if (!at) {
+			d->nomem = true;
+			return;
+		}
+		d->at = at;
+		d->cap = cap;
+	}
+	d->at[d->n++] = wp;
+}
+
+/* Once the dry pass has passed: clear the published words that name no
+ * entry (word_names_entry; their keys leave live_after, recounted) and the
+ * duplicates D (a key deleted by one word would read back by the other
+ * until its block was reused), and raise the probe range of a home that a
+ * kept word lies past (its key read as a miss, and the walks refused it),
+ * as an insert does. */
+static void settle_words(tc_cache *c, const struct dups *dups)
+{
+	for (size_t i = 0; i < dups->n; i++)
+		tc__st(dups->at[i], 0);
 	for (uint64_t b = 0; b < c->nbuckets; b++) {
 		for (int i = 0; i < TC_BUCKET_SLOTS; i++) {
 			uint64_t *wp = &c->index[b].w[i];
-			uint64_t w = tc__ld(wp);
-			if (w && TC_SW_STATE(w) == TC_SW_FINAL && !word_names_entry(c, w))
+			uint64_t w = tc__ld(wp), d, home;
+			if (!w || TC_SW_STATE(w) != TC_SW_FINAL)
+				continue;
+			if (!word_names_entry(c, w)) {
 				tc__st(wp, 0);
+			} else if ((d = past_range(c, b, w, &home)) != 0) {
+				uint64_t *mp = &c->index[home].meta;
+				tc__st(mp, (tc__ld(mp) & ~0xffffffffull) | d);
+			}
 		}
 	}
 }
 
 /* Mark every block the index words and the header roots reach.  Returns
- * the published keys; *TENT counts the claims nobody will finalize, *DROP
- * the words that name no entry (dropped by drop_words). */
-static int64_t mark_reachable(tc_cache *c, struct marks *m, uint64_t *tent, uint64_t *drop)
+ * the published keys; *TENT counts the claims nobody will finalize, *FIX
+ * the words that name no entry or lie past their home's probe range, and
+ * DUPS holds the words of a block already marked (settle_words). */
+static int64_t mark_reachable(tc_cache *c, struct marks *m, uint64_t *tent, uint64_t *fix,
+			      struct dups *dups)
 {
 	int64_t live = 0;
 	for (uint64_t b = 0; b < c->nbuckets; b++) {
@@ -448,9 +574,16 @@ static int64_t mark_reachable(tc_cache *c, struct marks *m, uint64_t *tent, uint
 				continue;
 			}
 			if (!word_names_entry(c, w)) {
-				(*drop)++;
+				(*fix)++;
 				continue;
 			}
+			if (marked(m, TC_SW_REF(w))) {
+				dup_add(dups, &c->index[b].w[i]);
+				continue;
+			}
+			uint64_t home;
+			if (past_range(c, b, w, &home))
+				(*fix)++;
 			struct tc_entry *e = tc__block(c, TC_SW_REF(w));
 			mark(m, TC_SW_REF(w));
 			tc__audit_entry(c, e, mark, m);
@@ -524,8 +657,13 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		rc = -ENOMEM; /* nothing changed yet: only the door to open */
 		goto out_open;
 	}
-	uint64_t tent = 0, drop = 0;
-	int64_t live = mark_reachable(c, &m, &tent, &drop);
+	uint64_t tent = 0, fix = 0;
+	struct dups dups = { 0 };
+	int64_t live = mark_reachable(c, &m, &tent, &fix, &dups);
+	if (dups.nomem) {
+		rc = -ENOMEM; /* nothing changed yet */
+		goto out_free;
+	}
 	/* Everything so far only read the index, the headers and the roots:
 	 * a segment that cannot be walked is left as it was. */
 	uint64_t end = tc__carved(c);
@@ -536,8 +674,8 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		rc = TC_ECORRUPT;
 		goto out_free;
 	}
-	if (drop)
-		drop_words(c);
+	if (fix || dups.n)
+		settle_words(c, &dups);
 	/* No reader exists: an ordinary reclaim frees the whole retire list,
 	 * so that what the sweep finds unreachable and not free is a true
 	 * leak. */
@@ -551,6 +689,7 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	}
 	reset_counts(c, live, rep);
 out_free:
+	free(dups.at);
 	free(m.bits);
 out_open:
 	open_door(c);

@@ -114,15 +114,18 @@ static uint64_t named_from(tc_cache *c, uint64_t u, uint64_t end)
  * Is the unit at U, which no slot names and which no live carve covers,
  * part of a carve that never wrote its header (its carver killed between
  * the bump CAS and the header)?  The arena past the bump pointer is zeros,
- * and a carver writes only the class and builder fields (bytes 34 and
- * 38-39 of the header, the third unit) before the state: every unit of
- * such a hole is zero but for those.  A scribbled header (hash, version,
- * value bytes) never looks like one.
+ * and a carver writes only the class, its check copy and the builder
+ * (bytes 34, 37 and 38-39 of the header, the third unit) before the
+ * state: every unit of such a hole is zero but for those.  A scribbled
+ * header (hash, version, value bytes) never looks like one.
  */
+#define HOLE_BYTES 0xffffff0000ff0000ull /* bytes 34, 37, 38, 39 of a unit's first word */
+_Static_assert(offsetof(struct tc_entry, cls) == 34 && offsetof(struct tc_entry, cls_check) == 37 &&
+	       offsetof(struct tc_entry, builder) == 38, "the fields a carver writes first");
 static bool hole_unit(tc_cache *c, uint64_t u)
 {
 	const uint64_t *w = (const uint64_t *)(c->arena + u * TC_BLOCK_UNIT);
-	return (tc__ld(&w[0]) & ~0xffff000000ff0000ull) == 0 && tc__ld(&w[1]) == 0;
+	return (tc__ld(&w[0]) & ~HOLE_BYTES) == 0 && tc__ld(&w[1]) == 0;
 }
 
 /*

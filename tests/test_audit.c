@@ -8,7 +8,9 @@
  * section (-EDEADLK) and a null handle (-EINVAL); an auditor killed half
  * way leaves a usable segment, and a dead audit's AUDITING is handled by
  * unlink and by a refused audit; an audit that cannot allocate its mark
- * bits (-ENOMEM) leaves READY and no auditor recorded.  White-box (internal.h, layout.h) to
+ * bits (-ENOMEM) leaves READY and no auditor recorded; after every flow
+ * that frees a block (no scribble, no kill) every carved byte is listed
+ * again, and the audit recovers nothing.  White-box (internal.h, layout.h) to
  * place a dead auditor's record and kill one half way.
  */
 #include "whitebox.h"
@@ -376,6 +378,151 @@ static void test_audit_out_of_memory_leaves_ready(void **state)
 	tc_unlink(name);
 }
 
+/* ---- no leak without a scribble ----------------------------------------- */
+
+static uint64_t lk_rand(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static int lk_load(const void *key, size_t klen, void *buf, size_t cap, size_t *len, void *arg)
+{
+	(void)key;
+	(void)klen;
+	(void)arg;
+	*len = cap < 40 ? cap : 40;
+	memset(buf, 'L', *len);
+	return 0;
+}
+
+/*
+ * Every flow that frees a block, with no scribble and no kill: sets of
+ * shifting sizes (carves, pops, coalescing; under LRU evictions and the
+ * coalescer's evicted windows), deletes, adds, CAS, counters, expiry, rate
+ * windows, load claims, DTO lists of runs started and ended, TTL policy
+ * tables, a snapshot saved and loaded back; then everything is deleted
+ * and reclaimed.  Each freed block must agree with its class check copy
+ * (cls_check, alloc.c's tc__free_block leaks one that does not): before
+ * any audit, every carved byte is on a free list and no class counts a
+ * block in use, and the audit then finds nothing to recover or re-cut.
+ * With and without LRU and checksums.
+ */
+static void test_every_freed_block_is_listed_again(void **state)
+{
+	(void)state;
+	static const size_t sizes[] = { 8, 40, 100, 300, 900, 2000, 5000, 12000 };
+	static const unsigned phase[] = { 0, 5, 2, 4 }; /* the first size of each quarter */
+	static unsigned char val[12000];
+	memset(val, 'v', sizeof(val));
+	for (int mode = 0; mode < 4; mode++) {
+		char name[64], path[160], k[32];
+		tc_opts o = wb_opts(2048, 1u << 20, 8, mode & 1 ? TC_EVICT_LRU : TC_EVICT_NONE);
+		if (mode & 2)
+			o.flags |= TC_CHECKSUM;
+		tc_cache *c = NULL;
+		(void)tc_unlink(fx_name(name));
+		snprintf(path, sizeof(path), "/tmp/%s.%d.snap", name, (int)getpid());
+		ASSERT_RC(0, tc_open(&c, name, &o));
+		uint64_t x = 0x9e3779b97f4a7c15ull + (uint64_t)mode;
+		for (unsigned op = 0; op < 12000; op++) {
+			uint64_t r = lk_rand(&x);
+			int kl = snprintf(k, sizeof(k), "k%u", (unsigned)(r % 400));
+			/* The sizes shift every 3000 operations: coalescing. */
+			size_t len = sizes[(r >> 20) % 3 + phase[op / 3000]];
+			int rc = 0;
+			switch ((r >> 8) % 12) {
+			case 0: case 1: case 2: case 3:
+				rc = tc_set(c, k, (size_t)kl, val, len, 0, 0);
+				break;
+			case 4:
+				rc = tc_add(c, k, (size_t)kl, val, len, 0, 0);
+				rc = rc == -EEXIST ? 0 : rc;
+				break;
+			case 5: case 6:
+				rc = tc_del(c, k, (size_t)kl);
+				rc = rc == -ENOENT ? 0 : rc;
+				break;
+			case 7:
+				rc = tc_incr(c, "ctr", 3, 1, 0, NULL);
+				break;
+			case 8: {
+				bool ok;
+				rc = tc_rate_limit(c, "rl", 2, 100, 1, &ok, NULL);
+				break;
+			}
+			case 9: {
+				char buf[64];
+				kl = snprintf(k, sizeof(k), "ld%u", (unsigned)(r % 50));
+				rc = tc_get_or_load(c, k, (size_t)kl, buf, sizeof(buf), NULL, 0, 0, 0,
+						    lk_load, NULL);
+				break;
+			}
+			case 10:
+				if (op % 40 == 10) {
+					rc = tc_run_start(c, (int64_t)op, op);
+					rc = rc == -EBUSY ? 0 : rc; /* a run is active */
+				}
+				else if (op % 40 == 30) {
+					rc = tc_run_end(c);
+				} else {
+					kl = snprintf(k, sizeof(k), "d%u", (unsigned)(r % 8));
+					rc = tc_dto_append(c, k, (size_t)kl, 1, val, len % 700);
+				}
+				rc = rc == TC_ENORUN ? 0 : rc;
+				break;
+			default:
+				if (op % 500 == 11)
+					rc = tc_ttl_policy_set(c, "k1", 60000 + op);
+				else if (op % 500 == 261)
+					rc = tc_ttl_policy_del(c, "k1");
+				else
+					rc = tc_expire(c, k, (size_t)kl, 1);
+				rc = rc == -ENOENT ? 0 : rc;
+				break;
+			}
+			if (rc == -ENOSPC && !(mode & 1))
+				rc = 0; /* without LRU a full arena refuses */
+			ASSERT_RC(0, rc);
+			if (op == 6000) {
+				tc_snapshot_report sr;
+				ASSERT_RC(0, tc_snapshot_save(c, path, &sr));
+				ASSERT_RC(0, tc_purge(c, NULL, NULL));
+				ASSERT_RC(0, tc_snapshot_load(c, path, 0, &sr));
+				unlink(path);
+			}
+		}
+		tc_stats st;
+		ASSERT_RC(0, tc_get_stats(c, &st));
+		assert_true(st.merges > 0);
+		assert_true(mode & 1 ? st.evictions > 0 : st.evictions == 0);
+		int rc = tc_run_end(c);
+		assert_true(rc == 0 || rc == TC_ENORUN);
+		rc = tc_ttl_policy_del(c, "k1");
+		assert_true(rc == 0 || rc == -ENOENT);
+		ASSERT_RC(0, tc_purge(c, NULL, NULL));
+		usleep(20 * 1000); /* the rate window (1 ms) and the 1 ms expiries run out */
+		ASSERT_RC(0, tc_sweep(c, 0, NULL));
+		ASSERT_RC(0, tc_reclaim(c, NULL));
+		uint64_t listed = 0;
+		for (uint32_t cl = 0; cl < TC_CLASSES_USED; cl++) {
+			assert_int_equal(tc__ld(&c->h->cls[cl].used), 0);
+			listed += tc__ld(&c->h->cls[cl].nfree) * tc__class_size(cl);
+		}
+		assert_int_equal(listed, tc__carved(c) * TC_BLOCK_UNIT);
+		tc_audit_report rep;
+		ASSERT_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.live_after, 0);
+		assert_int_equal(rep.live_blocks, 0);
+		assert_int_equal(rep.recovered, 0);
+		assert_int_equal(rep.skipped_bytes, 0);
+		tc_close(c);
+		tc_unlink(name);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -387,6 +534,7 @@ int main(void)
 		FX_TEST(test_unlink_over_a_dead_audit_is_seen),
 		FX_TEST(test_refused_audit_over_a_dead_one_leaves_ready),
 		FX_TEST(test_audit_out_of_memory_leaves_ready),
+		FX_TEST(test_every_freed_block_is_listed_again),
 	};
 	return fx_run(tests);
 }

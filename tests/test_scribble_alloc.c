@@ -10,6 +10,9 @@
  * - A live block's class byte scribbled larger (to cover its neighbour):
  *   the block is leaked when freed, never listed at that size, and
  *   tc_audit takes the class of its check copy (cls_check) back.
+ * - A live block's class byte scribbled smaller (a key's, a DTO element's):
+ *   tc_audit takes the copy's class, which holds the entry, and cuts
+ *   nothing out of the block.
  * - A free block's class byte scribbled to cover a live neighbour: the
  *   coalescer never re-cuts through the neighbour, and goes on past the
  *   block; tc_audit re-cuts the scribbled block.
@@ -19,7 +22,8 @@
  *   past the end of the mapping (the next page is PROT_NONE).
  * - tc_audit that returns TC_ECORRUPT leaves the index, the headers, the
  *   free and retire lists and the key count as they were.
- * - Such a carve does not stop coalescing past it.
+ * - Such a carve does not stop coalescing past it, nor, under LRU, the
+ *   eviction of a window of cold keys past it.
  * - A search that goes past as many untrusted headers as it may leaves
  *   the rest of the arena to the next search, and never records that
  *   nothing fits.
@@ -29,9 +33,10 @@
  *   Without LRU, the coalescer still merges listed free blocks.
  *
  * A crash window is reproduced by writing exactly the bytes a killed
- * carver leaves (the bump pointer moved; the class and builder written or
- * not; its slot's name of the block cleared by the cleaner or not; nothing
- * else), so that the hole is where the test wants it.
+ * carver leaves (the bump pointer moved; the class, its check copy and
+ * the builder written or not; its slot's name of the block cleared by the
+ * cleaner or not; nothing else), so that the hole is where the test wants
+ * it.
  */
 #include "whitebox.h"
 #include "blackbox.h"
@@ -295,6 +300,123 @@ static void test_audit_repairs_a_live_class_byte_from_its_check_copy(void **stat
 	}
 }
 
+/*
+ * The class byte of a live block scribbled *smaller*: key 10's 160-byte
+ * block made to claim 64 bytes (plain), or, in a TC_CHECKSUM segment, 128
+ * bytes, which hold key and value but not the checksum after them (56-byte
+ * values: 136 bytes, a 160-byte block).  The key reads TC_ECORRUPT until
+ * tc_audit takes the copy's class back, which holds the entry.  Before the
+ * audit chose the class that holds the entry, it kept the scribbled byte
+ * because a smaller block "fits" before the next mark: the plain audit cut
+ * the last 96 bytes of the block into a free block, writing its header over
+ * key 10's value, and kept key 10's word (seen failing: key 10 read back
+ * TC_ECORRUPT after the audit, class byte 0); the checksum audit met a
+ * 32-byte rest that no block tiles and refused the segment (seen failing:
+ * TC_ECORRUPT), at every audit until key 10 was deleted.
+ */
+static void test_audit_repairs_a_live_class_byte_scribbled_smaller(void **state)
+{
+	(void)state;
+	for (int csum = 0; csum < 2; csum++) {
+		char name[64];
+		tc_opts o = wb_opts(1024, 1u << 20, 8, TC_EVICT_NONE);
+		if (csum)
+			o.flags |= TC_CHECKSUM;
+		tc_cache *c = NULL;
+		(void)tc_unlink(fx_name(name));
+		ASSERT_RC(0, tc_open(&c, name, &o));
+		size_t len = csum ? 56 : V160;
+		uint32_t small = csum ? tc__class_of(128) : 0;
+		for (unsigned i = 0; i < 40; i++)
+			ASSERT_RC(0, set_val(c, i, len));
+		struct tc_entry *e = (struct tc_entry *)(c->arena + 10 * 160);
+		assert_memory_equal(tc__ekey(e), "k10", 3);
+		assert_int_equal(tc__ld(&e->cls), C160);
+		tc__st(&e->cls, (uint8_t)small);
+		char k[16];
+		unsigned char got[V160];
+		ASSERT_RC(TC_ECORRUPT, tc_get(c, k, key_of(k, sizeof(k), 10), got, sizeof(got), NULL));
+		tc_audit_report rep;
+		ASSERT_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.live_after, 40);
+		assert_int_equal(rep.skipped_bytes, 0);
+		assert_int_equal(tc__ld(&e->cls), C160);
+		assert_int_equal(tc__ld(&e->cls_check), TC_CLS_CHECK(C160));
+		for (unsigned i = 0; i < 40; i++)
+			expect_val(c, i, len);
+		/* Writes of every small class land outside key 10's block. */
+		for (unsigned i = 100; i < 140; i++)
+			ASSERT_RC(0, set_val(c, i, (i % 4) * 8));
+		for (unsigned i = 0; i < 40; i++)
+			expect_val(c, i, len);
+		ASSERT_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.live_after, 80);
+		tc_close(c);
+		tc_unlink(name);
+	}
+}
+
+static int dto_sum(const void *dto, size_t len, void *arg)
+{
+	const unsigned char *p = dto;
+	unsigned *sum = arg;
+	for (size_t i = 0; i < len; i++)
+		*sum += p[i];
+	return 0;
+}
+
+/*
+ * The same for a DTO list's element, which no index word names (the audit
+ * reaches it by the list's links, not by a word it checks): in a
+ * TC_CHECKSUM segment, the middle one of five 56-byte DTOs (136 bytes, a
+ * 160-byte block) gets the class byte of 128 bytes, which hold key and
+ * value but not the checksum.  The list reads TC_ECORRUPT until tc_audit
+ * takes the copy's class back (seen failing without that choice:
+ * TC_ECORRUPT from the audit, for the 32 bytes no block tiles); the list
+ * then reads whole, and ends with its run.
+ */
+static void test_audit_repairs_a_dto_element_class_byte_scribbled_smaller(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_opts o = wb_opts(1024, 1u << 20, 8, TC_EVICT_NONE);
+	o.flags |= TC_CHECKSUM;
+	tc_cache *c = NULL;
+	(void)tc_unlink(fx_name(name));
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	unsigned char dto[56];
+	memset(dto, 3, sizeof(dto));
+	ASSERT_RC(0, tc_run_start(c, 1, 1));
+	for (unsigned i = 0; i < 5; i++)
+		ASSERT_RC(0, tc_dto_append(c, "d", 1, 9, dto, sizeof(dto)));
+	char dk[64] = "d"; /* a buffer the inline hash may read 64 bytes of */
+	struct tc_entry *head = wb_entry_of(c, dk, TC_KIND_DTO);
+	struct tc_entry *e = tc__block(c, TC_DTO_PREV(tc__ld(&head->version)));
+	e = tc__block(c, TC_DTO_PREV(tc__ld(&e->version)));
+	assert_non_null(e);
+	assert_int_equal(TC_DTO_COUNT(tc__ld(&e->version)), 3);
+	assert_int_equal(tc__ld(&e->cls), C160);
+	tc__st(&e->cls, (uint8_t)tc__class_of(128));
+	unsigned sum = 0;
+	ASSERT_RC(TC_ECORRUPT, tc_dto_each(c, "d", 1, 9, dto_sum, &sum));
+	tc_audit_report rep;
+	ASSERT_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.skipped_bytes, 0);
+	assert_int_equal(rep.live_blocks, 6); /* five DTOs and the run's anchor */
+	assert_int_equal(tc__ld(&e->cls), C160);
+	sum = 0;
+	ASSERT_RC(0, tc_dto_each(c, "d", 1, 9, dto_sum, &sum));
+	assert_int_equal(sum, 5 * 56 * 3);
+	ASSERT_RC(0, tc_run_end(c));
+	ASSERT_RC(0, tc_sweep(c, 0, NULL));
+	ASSERT_RC(0, tc_reclaim(c, NULL));
+	ASSERT_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.live_blocks, 0);
+	assert_int_equal(rep.recovered, 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
 /* ------------------------------------------------------------------ */
 /* Defects 3 and 5: tc_audit cuts a carve hole into free blocks         */
 /* ------------------------------------------------------------------ */
@@ -303,13 +425,15 @@ static void test_audit_repairs_a_live_class_byte_from_its_check_copy(void **stat
  * The bytes a carver killed right after its bump CAS leaves, once its
  * slot has been cleaned (the name it stored in inflight before the CAS
  * cleared): the bump pointer moved past a block of class CLS, and, with
- * HALF, the class and builder fields it stores before the state.
+ * HALF, the class check copy, class and builder fields it stores before
+ * the state (alloc.c, tc__alloc_block).
  */
 static uint64_t carve_hole(tc_cache *c, uint32_t cls, bool half)
 {
 	uint64_t b = tc__carved(c);
 	struct tc_entry *e = (struct tc_entry *)(c->arena + b * TC_BLOCK_UNIT);
 	if (half) {
+		e->cls_check = TC_CLS_CHECK(cls);
 		e->cls = (uint8_t)cls;
 		e->builder = 3;
 	}
@@ -554,9 +678,10 @@ static void test_corrupt_audit_changes_nothing(void **state)
  * bytes: no 16 KiB window before it), takes a 16 KiB value.  Before the
  * fix the window search stopped at the hole and only ever searched the
  * arena before it: -ENOSPC.  Variants: the carver wrote nothing; it wrote
- * the class and builder; and, the same, with its slot not yet cleaned, so
- * that the hole is still named in flight (a carve that may be at work: the
- * walk must not read it, and goes on past it by the free lists).
+ * the class, its check copy and the builder; and, the same, with its slot
+ * not yet cleaned, so that the hole is still named in flight (a carve that
+ * may be at work: the walk must not read it, and goes on past it by the
+ * free lists).
  */
 static void test_carve_hole_does_not_stop_coalescing(void **state)
 {
@@ -586,6 +711,54 @@ static void test_carve_hole_does_not_stop_coalescing(void **state)
 		assert_int_equal(rep.skipped_bytes, 160);
 		assert_int_equal(rep.recovered, 0);
 		assert_int_equal(rep.live_after, 1);
+		expect_val(c, 100000, BIG);
+		tc_close(c);
+		tc_unlink(name);
+	}
+}
+
+/*
+ * Under LRU, an arena of cold live 160-byte keys with a killed carve's hole
+ * at its start (df_hand 0) and no free block on any list: a 16 KiB value
+ * (a class with no entry the clock could evict) needs the coalescer to
+ * evict a window of cold keys past the hole.  With HALF the carver wrote
+ * what it stores before the state, cls_check included (alloc.c).  Before
+ * hole_unit counted the check copy's byte as one a carver writes (it took
+ * only the class and builder), the hole's third unit read as a header
+ * that cannot be trusted, the walk went to the free lists for the next
+ * block start (resync), found none, and ended the search there: the whole
+ * arena after the hole was never searched, df_nofit was recorded, and the
+ * write failed with -ENOSPC (seen failing: rc -28).
+ */
+static void test_carve_hole_does_not_stop_lru_coalescing(void **state)
+{
+	(void)state;
+	for (int half = 0; half < 2; half++) {
+		char name[64];
+		tc_cache *c = wb_create(fx_name(name), 16384, 1u << 20, 8, TC_EVICT_LRU);
+		carve_hole(c, C160, half);
+		/* Stop short of the evict-ahead range (64 blocks of the class
+		 * from the arena's end) and of room for a 20 KiB carve: no key
+		 * is evicted, no block listed. */
+		uint64_t big = tc__class_size(tc__class_of(BIG + 64)) / TC_BLOCK_UNIT;
+		unsigned n = 0;
+		while (c->arena_units - tc__carved(c) >= big) {
+			ASSERT_RC(0, set_val(c, n, V160));
+			n++;
+		}
+		assert_true(c->arena_units - tc__carved(c) >= 64 * 160 / TC_BLOCK_UNIT);
+		for (uint32_t k = 0; k < TC_CLASSES_USED; k++)
+			assert_int_equal(tc__ld(&c->h->cls[k].nfree), 0);
+		assert_int_equal(tc__ld(&c->h->df_hand), 0);
+		ASSERT_RC(0, set_val(c, 100000, BIG));
+		expect_val(c, 100000, BIG);
+		tc_stats st;
+		ASSERT_RC(0, tc_get_stats(c, &st));
+		assert_int_equal(st.merges, 1);
+		/* The hole is untouched: the audit cuts it. */
+		tc_audit_report rep;
+		ASSERT_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.skipped_bytes, 160);
 		expect_val(c, 100000, BIG);
 		tc_close(c);
 		tc_unlink(name);
@@ -797,6 +970,44 @@ static void test_bump_scribbled_still_coalesces_free_blocks(void **state)
 	tc_unlink(name);
 }
 
+/*
+ * Two scribbles at once: the bump word, and the class byte of the last
+ * key's block (key 39, the last carved), made smaller (64 bytes) or larger
+ * (320 bytes).  tc_audit rebuilds the carved end from the last block it
+ * marks, then takes the class that holds key 39 (427bef3).  Before the end
+ * was taken from the larger of the class byte and its copy, the smaller
+ * byte gave an end inside key 39's block, so that only the scribbled
+ * class fit, and the audit kept it and zeroed the arena past it, key 39's
+ * value included (seen failing: class byte 0 after the audit).
+ */
+static void test_bump_and_last_class_byte_scribbled_keep_the_last_key(void **state)
+{
+	(void)state;
+	static const uint64_t sizes[] = { 64, 320 };
+	for (int v = 0; v < 2; v++) {
+		char name[64];
+		tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8, TC_EVICT_NONE);
+		for (unsigned i = 0; i < 40; i++)
+			ASSERT_RC(0, set_val(c, i, V160));
+		assert_int_equal(tc__carved(c), 40 * 160 / TC_BLOCK_UNIT);
+		struct tc_entry *e = (struct tc_entry *)(c->arena + 39 * 160);
+		assert_memory_equal(tc__ekey(e), "k39", 3);
+		tc__st(&e->cls, (uint8_t)tc__class_of(sizes[v]));
+		tc__st(&c->h->bump, 0);
+		tc_audit_report rep;
+		ASSERT_RC(0, tc_audit(c, &rep));
+		assert_int_equal(rep.live_after, 40);
+		assert_int_equal(tc__ld(&e->cls), C160);
+		for (unsigned i = 0; i < 40; i++)
+			expect_val(c, i, V160);
+		ASSERT_RC(0, set_val(c, 40, V160));
+		for (unsigned i = 0; i < 41; i++)
+			expect_val(c, i, V160);
+		tc_close(c);
+		tc_unlink(name);
+	}
+}
+
 static void test_bump_scribbled_to_all_ones_is_refused_by_a_new_handle(void **state)
 {
 	(void)state;
@@ -818,16 +1029,20 @@ int main(void)
 		FX_TEST(test_scribbled_class_byte_never_recuts_a_live_neighbour),
 		FX_TEST(test_live_class_byte_scribbled_larger_never_overwrites_a_neighbour),
 		FX_TEST(test_audit_repairs_a_live_class_byte_from_its_check_copy),
+		FX_TEST(test_audit_repairs_a_live_class_byte_scribbled_smaller),
+		FX_TEST(test_audit_repairs_a_dto_element_class_byte_scribbled_smaller),
 		FX_TEST(test_audit_cuts_a_carve_hole_into_free_blocks),
 		FX_TEST(test_audit_of_a_hole_at_the_arena_end_stays_in_the_mapping),
 		FX_TEST(test_corrupt_audit_changes_nothing),
 		FX_TEST(test_carve_hole_does_not_stop_coalescing),
+		FX_TEST(test_carve_hole_does_not_stop_lru_coalescing),
 		FX_TEST(test_a_search_out_of_resyncs_goes_on_next_time),
 		FX_TEST(test_bump_scribbled_to_zero_never_carves_a_live_key),
 		FX_TEST(test_bump_scribbled_into_the_keys_never_carves_a_live_key),
 		FX_TEST(test_bump_with_one_bit_flipped_is_refused),
 		FX_TEST(test_bump_scribbled_to_all_ones_is_refused_by_a_new_handle),
 		FX_TEST(test_bump_scribbled_still_coalesces_free_blocks),
+		FX_TEST(test_bump_and_last_class_byte_scribbled_keep_the_last_key),
 	};
 	return fx_run(tests);
 }
