@@ -220,6 +220,7 @@ struct tc_entry *tc__alloc_block(tc_cache *c, struct tc_rslot *s, uint64_t bytes
 		if (e) {
 			TC_CRASH_POINT(alloc_carved);
 			tc__st(&e->cls_check, TC_CLS_CHECK(cls));
+			TC_CRASH_POINT(alloc_class_copy);
 			tc__st(&e->cls, (uint8_t)cls);
 			tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
 			cmm_smp_wmb(); /* class before state: the arena is walked by them */

@@ -93,6 +93,7 @@ static const struct spec specs[] = {
 	{ "alloc_popped",      W_WRITES,   3, 1, 1, 0, NULL, SV_OK },
 	{ "alloc_taken",       W_WRITES,   3, 1, 1, 0, NULL, SV_OK },
 	{ "alloc_carved",      W_CARVE,    3, 1, 1, 0, NULL, SV_OK },
+	{ "alloc_class_copy",  W_CARVE,    3, 1, 1, 0, NULL, SV_OK },
 	{ "alloc_ready",       W_WRITES,   3, 0, 0, 0, NULL, SV_OK },
 	/* audit.c */
 	{ "audit_relink",      W_AUDIT,    3, LEAK_ANY, LEAK_ANY, 0, NULL, -ENOSPC },
