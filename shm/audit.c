@@ -276,16 +276,8 @@ static int free_gap(struct sweep *w, uint64_t u, uint64_t g)
  * next mark and END, else 0. */
 static uint64_t fits_marks(const struct marks *m, uint64_t u, uint64_t end, uint32_t cls)
 {
-	uint64_t n = cls < TC_CLASSES_USED ? tc__class_size(cls) / TC_BLOCK_UNIT : 0;
+	uint64_t n = class_units(cls);
 	return n && n <= end - u && next_mark(m, u + 1, end) >= u + n ? n : 0;
-}
-
-/* Is KIND one of the kinds the index names (which carry a checksum in a
- * segment with checksums)? */
-static bool index_kind(uint32_t kind)
-{
-	return kind == TC_KIND_KEY || kind == TC_KIND_DTO || kind == TC_KIND_LOAD ||
-	       kind == TC_KIND_RATE;
 }
 
 /*
@@ -301,8 +293,8 @@ static uint64_t entry_need(tc_cache *c, struct tc_entry *e, bool *keyed)
 	*keyed = false;
 	if (klen > TC_KEY_MAX || vlen > TC_VALUE_MAX)
 		return 0;
-	*keyed = index_kind(kind) && klen != 0;
-	return c->csum && index_kind(kind) ? tc__entry_bytes_cs(klen, vlen)
+	*keyed = tc__index_kind(kind) && klen != 0;
+	return c->csum && tc__index_kind(kind) ? tc__entry_bytes_cs(klen, vlen)
 					   : tc__entry_bytes(klen, vlen);
 }
 
@@ -489,7 +481,7 @@ static bool word_names_entry(tc_cache *c, uint64_t w)
 	uint32_t kind = tc__ld(&e->kind), klen = tc__ld(&e->klen), vlen = tc__ld(&e->vlen);
 	uint32_t st = tc__ld(&e->state), cls = tc__ld(&e->cls);
 	uint8_t chk = tc__ld(&e->cls_check);
-	if (TC_TAG_OF(hash) != TC_SW_TAG(w) || !index_kind(kind) ||
+	if (TC_TAG_OF(hash) != TC_SW_TAG(w) || !tc__index_kind(kind) ||
 	    klen == 0 || klen > TC_KEY_MAX || vlen > TC_VALUE_MAX ||
 	    st == TC_BLK_FREE || st == TC_BLK_CLAIMED || st == TC_BLK_OUT)
 		return false;

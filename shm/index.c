@@ -70,8 +70,7 @@ int tc__slot_entry(tc_cache *c, uint64_t bi, uint64_t w, struct tc__sview *v)
 	uint64_t off = (TC_SW_REF(w) - 1) * TC_BLOCK_UNIT;
 	if (TC_TAG_OF(hash) != TC_SW_TAG(w) || ((bi - home) & c->bmask) > maxdisp(c, home))
 		return TC_ECORRUPT;
-	if ((kind != TC_KIND_KEY && kind != TC_KIND_DTO && kind != TC_KIND_LOAD &&
-	     kind != TC_KIND_RATE) ||
+	if (!tc__index_kind(kind) ||
 	    klen == 0 || klen > TC_KEY_MAX || vlen > TC_VALUE_MAX || cls >= TC_CLASSES_USED ||
 	    off + tc__class_size(cls) > c->arena_bytes ||
 	    tc__entry_bytes(klen, vlen) > tc__class_size(cls))

@@ -537,6 +537,15 @@ static inline void tc__acct(tc_cache *c, struct tc_rslot *s, int i, uint64_t n)
 		tc__add(&c->h->tot[i], n);
 }
 
+/* Is KIND one of the kinds the index names (ordinary keys, DTO list heads,
+ * load claims, rate windows: the kinds that carry a checksum in a segment
+ * with checksums)?  Run anchors and policy tables hang off the header. */
+static inline bool tc__index_kind(uint32_t kind)
+{
+	return kind == TC_KIND_KEY || kind == TC_KIND_DTO || kind == TC_KIND_LOAD ||
+	       kind == TC_KIND_RATE;
+}
+
 static inline const uint8_t *tc__ekey(const struct tc_entry *e)
 {
 	return (const uint8_t *)e + TC_ENTRY_HDR;
