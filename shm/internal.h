@@ -180,6 +180,7 @@ static inline int tc__valid_key(const void *key, size_t klen)
 }
 
 /* process.c: identity, liveness, the registry of handles, fork hooks */
+#define TC_PID_MAX_LIMIT (1u << 22) /* the kernel's PID_MAX_LIMIT on 64-bit: no pid is larger */
 bool tc__pid_alive(uint32_t pid, uint64_t start);
 uint64_t tc__proc_start(uint32_t pid);
 uint64_t tc__self_start(void);
@@ -314,7 +315,7 @@ bool tc__coalescing(tc_cache *c);
 uint32_t tc__tile_class(uint64_t units); /* class of the next block cutting UNITS (0 or >= 4) */
 extern void (*tc__df_test_hook)(int point);
 enum { TC_DF_HOOK_CLAIMED = 1, TC_DF_HOOK_HELD, TC_DF_HOOK_REWRITE, TC_DF_HOOK_PUSH,
-       TC_DF_HOOK_LIVE };
+       TC_DF_HOOK_LIVE, TC_DF_HOOK_DRAIN_WAIT };
 
 /* index.c: the lock-free index (its read half is index.h, inline) */
 int  tc__lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,

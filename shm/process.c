@@ -122,7 +122,10 @@ uint64_t tc__self_start(void)
  */
 bool tc__pid_alive(uint32_t pid, uint64_t start)
 {
-	if (pid == 0)
+	/* No pid the kernel gives is past PID_MAX_LIMIT (2^22); kill() would
+	 * take a larger u32 read from the segment as a negative pid_t: a
+	 * process group, or -1, "every process we may signal". */
+	if (pid == 0 || pid > TC_PID_MAX_LIMIT)
 		return false;
 	if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
 		return false;

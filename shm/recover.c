@@ -9,6 +9,8 @@
  *    was unlinking is retired if the unlink happened (a DTO list head with
  *    its chain), its half-walked retire chain goes back on the list (the
  *    hand-over, epoch.c), its counters are folded into the totals.
+ *  - A free slot that is not quiescent (a scribbled epoch would pin every
+ *    grace period): emptied the same way.
  *  - A dead attach record: freed.
  *  - A dead coalescer holding its turn: its work is finished or undone
  *    (coalesce.c, tc__coalesce_recover).
@@ -109,8 +111,18 @@ int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 	for (uint32_t i = 0; i < c->nslots; i++) {
 		struct tc_rslot *s = &c->slots[i];
 		uint64_t owner = tc__ld(&s->owner);
-		if (!owner)
+		if (!owner) {
+			/* A free slot is quiescent (its last owner or cleaner
+			 * emptied it before giving it back, and a claimer
+			 * resets it before entering): an epoch or a name left
+			 * in one is a scribble, and an epoch pins every grace
+			 * period.  Cleared as a dead owner's slot is, under
+			 * the same claim, so that no claimer meets the
+			 * cleaning. */
+			if (tc__ld(&s->epoch) || tc__ld(&s->inflight) || tc__ld(&s->ret_ref))
+				clear_dead_slot(c, s, 0, rep);
 			continue;
+		}
 		uint32_t pid = (uint32_t)(owner >> 32);
 		/* Our own process: a slot of one of our threads that is gone
 		 * (a raw SYS_exit never ran the destructor that gives it back);

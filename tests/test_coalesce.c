@@ -12,6 +12,9 @@
  *   df_hand is found whole at the first call; a run longer than a search's
  *   budget of headers is found; a run 1 to 3 units over a large block
  *   takes one more block; df_nofit is recorded only when nothing fits.
+ * - Free blocks that no list names: the drain gives up at once when no
+ *   other slot is in a read section (no popper can exist), and after its
+ *   wait when one is; tc_audit lists them again.
  * - A coalescer killed (SIGKILL) at each point of its work: the next
  *   allocation finishes or undoes the work, no value is harmed, and
  *   tc_audit then finds nothing lost.
@@ -24,6 +27,7 @@
 #include "blackbox.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 
@@ -728,6 +732,89 @@ static void test_a_late_unlink_count_cannot_cut_the_drain_short(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Claimed blocks that no list names                                    */
+/* ------------------------------------------------------------------ */
+
+static unsigned drain_waits;
+
+static void count_drain_waits(int point)
+{
+	if (point == TC_DF_HOOK_DRAIN_WAIT)
+		drain_waits++;
+}
+
+struct in_section {
+	tc_cache *c;
+	pthread_barrier_t bar;
+	int rc;
+};
+
+static void *hold_a_section(void *p)
+{
+	struct in_section *r = p;
+	r->rc = tc_read_lock(r->c);
+	pthread_barrier_wait(&r->bar); /* in the section */
+	pthread_barrier_wait(&r->bar); /* the write is done */
+	if (r->rc == 0)
+		tc_read_unlock(r->c);
+	return NULL;
+}
+
+/*
+ * Free blocks on no list (freed by writers killed before their push, or on
+ * a list cut as broken): the window search finds them FREE and claims
+ * them, but no pop will ever unlink them.  With no other slot in a read
+ * section no allocator can be about to mark one OUT, so the drain gives up
+ * at once instead of spinning DF_DRAIN_NS (2 ms) for every write that
+ * coalesces; with a reader in its section it waits, as before, and gives
+ * up too.  Nothing is harmed either way, and tc_audit lists the blocks
+ * again.
+ */
+static void test_a_drain_of_unlisted_blocks_gives_up_at_once(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1u << 16, 1u << 20, 8,
+				TC_EVICT_NONE);
+	unsigned n = fill_small_then_thin(c);
+	for (uint32_t k = 0; k < TC_CLASSES_USED; k++) {
+		uint64_t h = tc__ld(&c->h->cls[k].head);
+		tc__st(&c->h->cls[k].head, ((h >> 32) + 1) << 32); /* cut; nfree stays */
+	}
+	drain_waits = 0;
+	tc__df_test_hook = count_drain_waits;
+	ASSERT_RC(-ENOSPC, set_big(c, 0, 16000));
+	assert_int_equal(drain_waits, 0);
+	/* Another thread in its section: it might be a popper, so the drain
+	 * waits for it, then gives up. */
+	struct in_section r = { .c = c };
+	pthread_barrier_init(&r.bar, NULL, 2);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, hold_a_section, &r), 0);
+	pthread_barrier_wait(&r.bar);
+	int rc = set_big(c, 0, 16000);
+	pthread_barrier_wait(&r.bar);
+	pthread_join(th, NULL);
+	pthread_barrier_destroy(&r.bar);
+	tc__df_test_hook = NULL;
+	ASSERT_RC(0, r.rc);
+	ASSERT_RC(-ENOSPC, rc);
+	assert_true(drain_waits > 0);
+	assert_int_equal(tc__ld(&c->h->df_turn), 0);
+	assert_int_equal(merges(c), 0);
+	expect_small_keepers(c, n);
+	/* The audit lists the free blocks again: the write fits. */
+	tc_audit_report rep;
+	ASSERT_RC(0, tc_audit(c, &rep));
+	ASSERT_RC(0, set_big(c, 0, 16000));
+	expect_big(c, 0, 16000);
+	expect_small_keepers(c, n);
+	expect_clean_audit(c);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* ------------------------------------------------------------------ */
 /* Shifting sizes under concurrency                                     */
 /* ------------------------------------------------------------------ */
 
@@ -1018,6 +1105,7 @@ int main(void)
 		FX_TEST(test_killed_coalescer_is_finished_or_undone),
 		FX_TEST(test_a_late_unlink_count_cannot_cut_the_drain_short),
 		FX_TEST(test_scribbled_coalescer_record_harms_nothing),
+		FX_TEST(test_a_drain_of_unlisted_blocks_gives_up_at_once),
 		FX_TEST(test_shifting_sizes_under_concurrency),
 		FX_TEST(test_killed_writers_while_sizes_shift_under_lru),
 	};

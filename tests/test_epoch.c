@@ -13,6 +13,8 @@
  *   its slot is cleared; a slot left "being cleaned" by a killed cleaner is
  *   cleared again; a writer killed at each point of a write leaves neither
  *   a leaked block nor a wrong live count once its slot is cleared.
+ * - A free slot whose epoch was scribbled (it pins every grace period) is
+ *   cleared by a writer short of memory.
  */
 #include "whitebox.h"
 
@@ -949,6 +951,48 @@ static void test_idle_writer_does_not_hold_retired_memory_hostage(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* A scribbled epoch in a free slot                                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A free slot (owner 0) whose epoch word was scribbled looks like a reader
+ * inside its section to every grace period: nothing retired would ever be
+ * freed again, and every write short of memory would wait its 20 ms before
+ * failing.  A writer short of memory clears such a slot (it is nobody's)
+ * the way it clears a dead owner's, and its writes succeed.
+ */
+static void test_scribbled_epoch_of_a_free_slot_is_cleared(void **state)
+{
+	(void)state;
+	char name[64], v[2000];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
+				TC_EVICT_NONE);
+	ASSERT_RC(0, tc_set(c, "x", 1, "y", 1, 0, 0)); /* this thread's slot */
+	struct tc_rslot *s = &c->slots[c->nslots - 1];
+	assert_int_equal(tc__ld(&s->owner), 0);
+	tc__st(&s->epoch, tc__ld(&c->h->epoch)); /* the scribble */
+	memset(v, 'v', sizeof(v));
+	/* 128 overwrites of a 2 KiB value need more than the 256 KiB arena:
+	 * each one's old block must be freed for the next ones. */
+	for (int i = 0; i < 128; i++) {
+		v[0] = (char)i;
+		int rc = tc_set(c, "big", 3, v, sizeof(v), 0, 0);
+		if (rc != 0)
+			fail_msg("write %d: %s: the free slot's epoch pins every retired block", i,
+				 tc_strerror(rc));
+	}
+	assert_int_equal(tc__ld(&s->epoch), 0);
+	assert_int_equal(tc__ld(&s->owner), 0);
+	char got[2000];
+	tc_meta m;
+	ASSERT_RC(0, tc_get(c, "big", 3, got, sizeof(got), &m));
+	assert_int_equal(m.len, sizeof(v));
+	assert_memory_equal(got, v, sizeof(v));
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* ------------------------------------------------------------------ */
 /* TICKCACHE_NO_MEMBARRIER=1                                            */
 /* ------------------------------------------------------------------ */
 
@@ -995,6 +1039,7 @@ int main(int argc, char **argv)
 		FX_TEST(test_slot_of_killed_cleaner_is_cleared_again),
 		FX_TEST(test_killed_writer_leaves_no_leak_and_true_live_count),
 		FX_TEST(test_idle_writer_does_not_hold_retired_memory_hostage),
+		FX_TEST(test_scribbled_epoch_of_a_free_slot_is_cleared),
 		FX_TEST(test_full_fence_fallback_behaves_the_same),
 	};
 	return fx_run(tests);

@@ -22,6 +22,8 @@
  * - Inside a section opened before tc_unlink, tc_get and tc_set get -ESTALE.
  * - Heartbeats scribbled to INT64_MIN or INT64_MAX are the oldest and the
  *   newest ages, never a signed overflow.
+ * - A pid scribbled past any real pid (0xffffffff: kill(-1, 0)) is dead: a
+ *   coalescer turn or a sweeper lease naming it is taken over.
  */
 #include "whitebox.h"
 
@@ -723,6 +725,41 @@ static void test_scribbled_heartbeats_are_old_not_overflows(void **state)
 	ASSERT_RC(0, tc_unlink(name));
 }
 
+/*
+ * A pid read from the segment is a u32: scribbled past any pid the kernel
+ * gives (PID_MAX_LIMIT, 2^22), it names no process.  kill() takes it as a
+ * pid_t: 0xffffffff is kill(-1, 0), "every process we may signal", and
+ * 2^32 - pgrp is our own process group, both "alive".  Before the fix a
+ * coalescer turn word naming pid 0xffffffff was held for ever (every write
+ * short of memory waited its 20 ms, tc__coalescing() said yes), and a
+ * sweeper lease naming it could never be taken while its beat was fresh.
+ */
+static void test_a_pid_past_pid_max_is_dead(void **state)
+{
+	(void)state;
+	assert_false(tc__pid_alive(0xffffffffu, 0));
+	assert_false(tc__pid_alive((uint32_t)-getpgrp(), 0));
+	assert_false(tc__pid_alive((uint32_t)-1 - 1, 0));
+	assert_false(tc__pid_alive((1u << 22) + 1, 0));
+	assert_true(tc__pid_alive((uint32_t)getpid(), 0));
+	assert_true(tc__pid_alive(1, 0));
+
+	const char *name = new_name("liveness-pidmax");
+	tc_cache *c = wb_create(name, 256, 256 << 10, 16, TC_EVICT_NONE);
+	/* A coalescer turn held by "pid 0xffffffff" with no slot. */
+	tc__st(&c->h->df_turn, 0xffffffffull << 32 | 0xffffull << 16 | 7);
+	assert_false(tc__coalescing(c));
+	/* A sweeper lease held by it, beating now. */
+	tc__st(&c->h->lease_word, 0xffffffffull << 32 | 5);
+	tc__st(&c->h->lease_beat_ms, (int64_t)time(NULL) * 1000);
+	uint32_t holder = 0;
+	ASSERT_RC(0, tc_lease_acquire(c, 60000, &holder));
+	ASSERT_RC(0, tc_lease_holder(c, &holder, NULL, NULL));
+	assert_int_equal(getpid(), holder);
+	tc_close(c);
+	ASSERT_RC(0, tc_unlink(name));
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "--nomb-reclaimer") == 0)
@@ -748,6 +785,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_open_and_audit_time_out_on_stopped_lock_holder, teardown),
 		cmocka_unit_test_teardown(test_calls_inside_section_of_unlinked_segment_get_estale, teardown),
 		cmocka_unit_test_teardown(test_scribbled_heartbeats_are_old_not_overflows, teardown),
+		cmocka_unit_test_teardown(test_a_pid_past_pid_max_is_dead, teardown),
 	};
 	return fx_run(tests);
 }
