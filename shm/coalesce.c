@@ -383,8 +383,12 @@ static uint64_t new_word(tc_cache *c, uint32_t idx)
 static bool holder_gone(tc_cache *c, uint64_t w)
 {
 	uint32_t idx = (uint32_t)(w >> 16) & 0xffffu;
+	/* A recoverer holds no slot: a live process that maps the segment (a
+	 * forked child using its parent's handle has no attach record of its
+	 * own, but the mapping).  An unreadable /proc/PID/maps proves nothing. */
 	if (idx == DF_NO_SLOT)
-		return !tc__pid_alive((uint32_t)(w >> 32), 0);
+		return !tc__pid_alive((uint32_t)(w >> 32), 0) ||
+		       !tc__maps_segment(c, (uint32_t)(w >> 32), 0);
 	if (idx >= c->nslots)
 		return true;
 	struct tc_rslot *s = &c->slots[idx];
@@ -671,35 +675,19 @@ static bool all_out(tc_cache *c, uint64_t start, uint64_t units)
 }
 
 /*
- * Is a slot other than SELF inside a read section?  Every pop but the
- * drain's own is an allocator's, inside its writer's section (room.h).  A
- * popper's pop CAS is a full barrier after its epoch store, so a list
- * found empty by its pop is followed, after our read barrier, by its epoch
- * found non-zero.  A stale answer costs only a drain given up early, which
- * is always safe (unclaim).
- */
-static bool others_in_section(tc_cache *c, const struct tc_rslot *self)
-{
-	tc__rmb(); /* the lists (read empty) before the epochs */
-	for (uint32_t i = 0; i < c->nslots; i++)
-		if (&c->slots[i] != self && tc__ld(&c->slots[i].epoch) != 0)
-			return true;
-	return false;
-}
-
-/*
  * Unlink every claimed block: pop the window's classes until all of the
  * window is OUT.  df_pending says when to look: it is shared by every round,
  * and a popper of an earlier, undone round may decrement it late, so it is
  * only a hint; all_out() decides.  When the lists are empty and blocks are
  * still claimed, allocators that popped them are about to mark them OUT:
  * the drain waits for them up to DF_DRAIN_NS, but not at all when no other
- * slot is in a section (no popper exists; the blocks are on no list: freed
- * by a writer killed before its push, or on a list cut as broken, and
- * tc_audit lists them again).  False: give up (the caller unclaims).
+ * thread is in a section (every pop but ours is an allocator's, inside its
+ * writer's section, room.h: no popper exists, and the blocks are on no
+ * list: freed by a writer killed before its push, or on a list cut as
+ * broken; tc_audit lists them again).  A stale answer only gives up early,
+ * which is always safe.  False: give up (the caller unclaims).
  */
-static bool drain(tc_cache *c, struct tc_rslot *self, uint64_t start, uint64_t units,
-		  const uint64_t *classes)
+static bool drain(tc_cache *c, uint64_t start, uint64_t units, const uint64_t *classes)
 {
 	uint64_t t0 = tc__mono_ns();
 	bool force = false; /* the hint said done and was wrong: pop regardless */
@@ -735,7 +723,7 @@ static bool drain(tc_cache *c, struct tc_rslot *self, uint64_t start, uint64_t u
 		/* Lists empty and blocks still pending: allocators that popped
 		 * them are about to mark them OUT, if any. */
 		if (!popped) {
-			if (!others_in_section(c, self))
+			if (!tc__others_reading(c))
 				return false;
 			HOOK(TC_DF_HOOK_DRAIN_WAIT);
 			caa_cpu_relax();
@@ -816,7 +804,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 	if (claimed)
 		HOOK(TC_DF_HOOK_CLAIMED);
 	TC_CRASH_POINT(coalesce_claimed);
-	if (!claimed || !drain(c, s, start, units, classes)) {
+	if (!claimed || !drain(c, start, units, classes)) {
 		unclaim(c, start, units);
 		tc__st(&h->df_pending, 0);
 		set_phase(c, TC_DF_IDLE);

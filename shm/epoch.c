@@ -557,6 +557,24 @@ uint64_t tc__min_active_epoch(tc_cache *c)
 	return m;
 }
 
+/*
+ * Is a thread other than the caller inside a read section of C (a slot
+ * with an epoch that this thread does not own, through any handle)?  Only
+ * such a thread can leave its section while the caller waits.  A read
+ * barrier first: what the caller read before (a list a popper emptied,
+ * coalesce.c) is ordered before the epochs, and a popper's CAS after its
+ * epoch store is a full barrier.
+ */
+bool tc__others_reading(tc_cache *c)
+{
+	uint64_t me = (uint64_t)tc__self_pid() << 32 | tc__self_tid();
+	tc__rmb();
+	for (uint32_t i = 0; i < c->nslots; i++)
+		if (tc__ld(&c->slots[i].epoch) != 0 && tc__ld(&c->slots[i].owner) != me)
+			return true;
+	return false;
+}
+
 /* Retired blocks (TC_C_RETIRED_BLOCKS) or bytes: totals plus every slot's delta. */
 int64_t tc__retired_sum(tc_cache *c, int idx)
 {

@@ -253,6 +253,7 @@ void tc__empty_slot(tc_cache *c, struct tc_rslot *s); /* all but the owner word 
  * would block its grace period). */
 int  tc__maint_slot(tc_cache *c, struct tc_rslot **sp);
 uint64_t tc__min_active_epoch(tc_cache *c);
+bool tc__others_reading(tc_cache *c); /* a thread not the caller in a section */
 void tc__membarrier_init(void);
 uint64_t tc__membarrier_issued(void); /* global barriers issued by this process (tests) */
 bool tc__membarrier_reader_fast(void); /* this process's readers use a compiler barrier only */

@@ -31,6 +31,13 @@ void tc__drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
  * makes writes fail with -ENOSPC rather than block.
  */
 #define ROOM_WAIT_NS (20 * 1000 * 1000ull)
+static uint64_t room_sleeps; /* waits of this process (tests); tc__add */
+
+uint64_t tc__room_sleeps(void)
+{
+	return tc__ld(&room_sleeps);
+}
+
 bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot, int round,
 		   uint64_t *t0)
 {
@@ -70,11 +77,17 @@ bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot
 	 * need up to two revolutions of the clock before one comes free. */
 	if ((uint64_t)round < c->evict->clock_revolutions * (c->nbuckets / EVICT_SCAN_MAX + 1) + 3)
 		return true;
-	/* Worth waiting for: retired memory, or a coalescer holding free
-	 * blocks off their lists for a moment (coalesce.c). */
-	if (((tc__ld(&c->h->retire_head) & 0xffffffffu) == 0 && !tc__coalescing(c)) ||
-	    tc__in_section(c) || tc__mono_ns() - *t0 > ROOM_WAIT_NS)
+	/* Worth waiting for: retired memory that another thread's section
+	 * holds back (only another thread can leave its section while we
+	 * sleep: this thread's own sections, through other handles, cannot),
+	 * or a coalescer holding free blocks off their lists for a moment
+	 * (coalesce.c). */
+	if (tc__in_section(c) || tc__mono_ns() - *t0 > ROOM_WAIT_NS)
 		return false;
+	if (((tc__ld(&c->h->retire_head) & 0xffffffffu) == 0 || !tc__others_reading(c)) &&
+	    !tc__coalescing(c))
+		return false;
+	tc__add(&room_sleeps, 1);
 	struct timespec ts = { 0, (long)(round < 10 ? 20000L << (round - 3) : 1000000L) };
 	if (ts.tv_nsec > 1000000L)
 		ts.tv_nsec = 1000000L;

@@ -10,6 +10,7 @@
 
 
 /* room.c */
+uint64_t tc__room_sleeps(void); /* the waits of tc__make_room in this process (tests) */
 bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot, int round,
 		   uint64_t *t0);
 void tc__drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);

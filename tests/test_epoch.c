@@ -15,6 +15,8 @@
  *   a leaked block nor a wrong live count once its slot is cleared.
  * - A free slot whose epoch was scribbled (it pins every grace period) is
  *   cleared by a writer short of memory.
+ * - A writer short of memory whose own thread holds a section (through
+ *   another handle) fails at once; another thread's section is waited for.
  */
 #include "whitebox.h"
 
@@ -993,6 +995,91 @@ static void test_scribbled_epoch_of_a_free_slot_is_cleared(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* A writer never waits for its own thread                              */
+/* ------------------------------------------------------------------ */
+
+struct other_reader {
+	const char *name;
+	pthread_barrier_t bar;
+	int rc;
+};
+
+static void *read_in_another_thread(void *p)
+{
+	struct other_reader *r = p;
+	tc_cache *d = NULL;
+	r->rc = tc_open(&d, r->name, NULL);
+	if (r->rc == 0)
+		r->rc = tc_read_lock(d);
+	pthread_barrier_wait(&r->bar); /* in the section */
+	pthread_barrier_wait(&r->bar); /* the writes are done */
+	if (d) {
+		tc_read_unlock(d);
+		tc_close(d);
+	}
+	return NULL;
+}
+
+/* Overwrite "big" (2 KiB) until a write fails: its code. */
+static int overwrite_until_full(tc_cache *c, int *writes)
+{
+	char v[2000];
+	memset(v, 'v', sizeof(v));
+	for (*writes = 0; *writes < 1000; (*writes)++) {
+		int rc = tc_set(c, "big", 3, v, sizeof(v), 0, 0);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * A thread inside a read section through one handle that writes through
+ * another handle of the same segment holds back its own writes' garbage:
+ * nothing it waits for can change while it waits, so a write short of
+ * memory fails with -ENOSPC at once instead of sleeping up to 20 ms
+ * (tc__make_room).  A section of another thread is worth the wait, as
+ * before.
+ */
+static void test_a_writer_never_waits_for_its_own_section(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
+				TC_EVICT_NONE);
+	tc_cache *d = NULL;
+	ASSERT_RC(0, tc_open(&d, name, NULL));
+	ASSERT_RC(0, tc_read_lock(d));
+	uint64_t slept = tc__room_sleeps();
+	int n = 0;
+	ASSERT_RC(-ENOSPC, overwrite_until_full(c, &n));
+	assert_true(n > 10);
+	assert_int_equal(tc__room_sleeps() - slept, 0);
+	tc_read_unlock(d);
+	ASSERT_RC(0, tc_reclaim(c, NULL));
+	ASSERT_RC(0, overwrite_until_full(c, &n));
+
+	/* Another thread's section: the write waits for it, then fails. */
+	struct other_reader r = { .name = name };
+	pthread_barrier_init(&r.bar, NULL, 2);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, read_in_another_thread, &r), 0);
+	pthread_barrier_wait(&r.bar);
+	slept = tc__room_sleeps();
+	int rc = overwrite_until_full(c, &n);
+	uint64_t waits = tc__room_sleeps() - slept;
+	pthread_barrier_wait(&r.bar);
+	pthread_join(th, NULL);
+	pthread_barrier_destroy(&r.bar);
+	ASSERT_RC(0, r.rc);
+	ASSERT_RC(-ENOSPC, rc);
+	assert_true(waits > 0);
+	tc_close(d);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* ------------------------------------------------------------------ */
 /* TICKCACHE_NO_MEMBARRIER=1                                            */
 /* ------------------------------------------------------------------ */
 
@@ -1040,6 +1127,7 @@ int main(int argc, char **argv)
 		FX_TEST(test_killed_writer_leaves_no_leak_and_true_live_count),
 		FX_TEST(test_idle_writer_does_not_hold_retired_memory_hostage),
 		FX_TEST(test_scribbled_epoch_of_a_free_slot_is_cleared),
+		FX_TEST(test_a_writer_never_waits_for_its_own_section),
 		FX_TEST(test_full_fence_fallback_behaves_the_same),
 	};
 	return fx_run(tests);

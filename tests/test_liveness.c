@@ -23,7 +23,9 @@
  * - Heartbeats scribbled to INT64_MIN or INT64_MAX are the oldest and the
  *   newest ages, never a signed overflow.
  * - A pid scribbled past any real pid (0xffffffff: kill(-1, 0)) is dead: a
- *   coalescer turn or a sweeper lease naming it is taken over.
+ *   coalescer turn or a sweeper lease naming it is taken over; so is a
+ *   slot-less coalescer turn naming a live process that does not map the
+ *   segment.
  */
 #include "whitebox.h"
 
@@ -744,6 +746,12 @@ static void test_a_pid_past_pid_max_is_dead(void **state)
 	assert_true(tc__pid_alive((uint32_t)getpid(), 0));
 	assert_true(tc__pid_alive(1, 0));
 
+	pid_t other = fork_child();
+	assert_true(other >= 0);
+	if (other == 0) {
+		for (;;)
+			pause();
+	}
 	const char *name = new_name("liveness-pidmax");
 	tc_cache *c = wb_create(name, 256, 256 << 10, 16, TC_EVICT_NONE);
 	/* A coalescer turn held by "pid 0xffffffff" with no slot. */
@@ -756,6 +764,17 @@ static void test_a_pid_past_pid_max_is_dead(void **state)
 	ASSERT_RC(0, tc_lease_acquire(c, 60000, &holder));
 	ASSERT_RC(0, tc_lease_holder(c, &holder, NULL, NULL));
 	assert_int_equal(getpid(), holder);
+	/* A turn held, with no slot, by a live process that does not map the
+	 * segment (a child forked before it was created): no recoverer, a
+	 * scribble. */
+	tc__st(&c->h->df_turn, (uint64_t)other << 32 | 0xffffull << 16 | 9);
+	assert_false(tc__coalescing(c));
+	/* One that does map it (this process) is a recoverer at work. */
+	tc__st(&c->h->df_turn, (uint64_t)getpid() << 32 | 0xffffull << 16 | 9);
+	assert_true(tc__coalescing(c));
+	tc__st(&c->h->df_turn, 0);
+	kill(other, SIGKILL);
+	assert_int_equal(other, waitpid(other, NULL, 0));
 	tc_close(c);
 	ASSERT_RC(0, tc_unlink(name));
 }
