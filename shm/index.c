@@ -112,6 +112,8 @@ static void raise_maxdisp(tc_cache *c, uint64_t home, uint64_t d)
  * Insert the entry REF of (hash, key, kind), known absent a moment ago.
  * 0: published.  RETRY: lost to another inserter or aborted (the block may
  * have been seen: retire it).  -ENOSPC: no free slot in the whole index.
+ * TC_ECORRUPT (STAMP): the key's version counter has nothing above it (seen:
+ * retire the block).
  */
 int tc__insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 		    uint32_t kind, struct tc_entry *e, uint64_t ref, bool stamp, bool *seen)
@@ -178,7 +180,12 @@ int tc__insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 	 * taken before ours.  Nobody reads the version of a claimed entry.
 	 */
 	if (stamp) {
-		tc__st(&e->version, next_version(c, hash, 0));
+		uint64_t v = next_version(c, hash, 0);
+		if (TC_UNLIKELY(v == 0)) { /* the counter is at its top: a scribble */
+			tc__cas(mine, tent, 0);
+			return TC_ECORRUPT;
+		}
+		tc__st(&e->version, v);
 		if (c->csum) /* over the version just taken; nobody reads a claim */
 			tc__csum_seal(c, e, klen);
 	}

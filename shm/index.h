@@ -347,10 +347,14 @@ static inline uint64_t next_version(tc_cache *c, uint64_t hash, uint64_t floor)
 {
 	uint64_t *p = &c->h->ver[(hash >> 32) % TC_VER_SHARDS].v;
 	for (;;) {
-		uint64_t cur = tc__ld(p);
-		uint64_t nv = (cur > floor ? cur : floor) + 1;
-		if (tc__cas(p, cur, nv) == cur)
-			return nv;
+		uint64_t cur = tc__ld(p), top = cur > floor ? cur : floor;
+		/* Nothing above the top (2^64 writes never happen: a counter or
+		 * an entry's version was scribbled there): 0, never a wrap to
+		 * versions already handed out; the write is TC_ECORRUPT. */
+		if (TC_UNLIKELY(top == UINT64_MAX))
+			return 0;
+		if (tc__cas(p, cur, top + 1) == cur)
+			return top + 1;
 	}
 }
 

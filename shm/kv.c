@@ -856,6 +856,10 @@ static int publish_insert(tc_cache *c, const struct tc__wreq *q, struct wstate *
 		*rc = -ENOSPC;
 		return W_ROOM_SLOT;
 	}
+	if (ir == TC_ECORRUPT) {
+		*rc = TC_ECORRUPT;
+		return W_FAIL;
+	}
 	return W_LOST;
 }
 
@@ -919,6 +923,11 @@ static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstat
 	/* An update takes its version now, before the build: the CAS on the
 	 * version counter then finds no store of the build still pending. */
 	w->version = found ? next_version(c, w->hash, old.version) : 0;
+	if (TC_UNLIKELY(found && w->version == 0)) { /* at the top: a scribble */
+		tc__drop_private(c, s, e);
+		*rc = TC_ECORRUPT;
+		return W_FAIL;
+	}
 	build(q, w, &v, w->version, e);
 	/* tc_expire carries the old value over: it is checked as copied
 	 * (into our private block), so damage is never sealed anew. */

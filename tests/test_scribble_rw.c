@@ -8,7 +8,8 @@
  * return codes of the walks on an unlinked segment and during an audit; and
  * a header scribbled between validation and the filling of the handle;
  * tc_audit facing index words that name no entry, and an entry whose state
- * alone was scribbled (kept: tc_get reads it).
+ * alone was scribbled (kept: tc_get reads it); a version counter or an
+ * entry's version scribbled to its top (TC_ECORRUPT, never a wrap to 0).
  * White-box (internal.h, layout.h).
  */
 #include "whitebox.h"
@@ -812,6 +813,71 @@ static void test_stats_of_a_scribbled_creation_time(void **state)
 	tc_unlink(name);
 }
 
+/* ---- versions at the top of their range ----------------------------------- */
+
+/*
+ * Versions come from 64 counters in the header (a key's hash picks one), and
+ * an update takes one above both its counter and the key's own version.  A
+ * counter or an entry's version scribbled to UINT64_MAX has nothing above
+ * it: the write used to wrap, returning 0 with version 0 (fuzz_segment and
+ * fuzz_segment_raw both found it: "tc_set_v: 0 with version 0") and setting
+ * the counter to 0, so that every later version of its keys started again
+ * below the ones already handed out ("versions only grow", tc_cas's ABA
+ * guard).  Now such a write gets TC_ECORRUPT and changes nothing.
+ */
+/* The version counter of KEY (not inlined: GCC's bounds warnings would
+ * follow the hash's wide loads into the caller's key buffer). */
+static __attribute__((noinline)) uint64_t *counter_of(tc_cache *c, const char *key)
+{
+	uint64_t h = tc__hash(c, key, strlen(key), TC_KIND_KEY);
+	return &c->h->ver[(h >> 32) % TC_VER_SHARDS].v;
+}
+
+static void test_a_version_at_its_top_is_never_wrapped(void **state)
+{
+	(void)state;
+	char name[64], buf[64];
+	tc_cache *c = wb_create(fx_name(name), ENTRIES, MEMORY, READERS, TC_EVICT_NONE);
+	uint64_t ver = 0;
+	tc_meta m;
+	/* An entry's version at the top: its update is refused. */
+	ASSERT_RC(0, tc_set_v(c, "a", 1, "one", 3, 0, 0, &ver));
+	struct tc_entry *e = wb_entry_of(c, "a", TC_KIND_KEY);
+	tc__st(&e->version, UINT64_MAX);
+	uint64_t *ctr = counter_of(c, "a");
+	uint64_t before = tc__ld(ctr);
+	ver = 7;
+	ASSERT_RC(TC_ECORRUPT, tc_set_v(c, "a", 1, "two", 3, 0, 0, &ver));
+	assert_int_equal(ver, 7);
+	assert_int_equal(tc__ld(ctr), before);
+	ASSERT_RC(0, tc_get(c, "a", 1, buf, sizeof(buf), &m));
+	assert_int_equal(m.len, 3);
+	assert_memory_equal(buf, "one", 3);
+	assert_true(m.version == UINT64_MAX);
+	/* Deleted and written again: a version from its counter. */
+	ASSERT_RC(0, tc_del(c, "a", 1));
+	ASSERT_RC(0, tc_set_v(c, "a", 1, "three", 5, 0, 0, &ver));
+	assert_true(ver > before);
+	/* The counter at the top: an insert of one of its keys is refused,
+	 * and leaves no entry. */
+	tc__st(ctr, UINT64_MAX);
+	ASSERT_RC(0, tc_del(c, "a", 1));
+	ASSERT_RC(TC_ECORRUPT, tc_set_v(c, "a", 1, "four", 4, 0, 0, &ver));
+	ASSERT_RC(-ENOENT, tc_get(c, "a", 1, buf, sizeof(buf), &m));
+	assert_true(tc__ld(ctr) == UINT64_MAX);
+	/* Keys of the other counters are written as ever. */
+	for (int i = 0; i < 100; i++) {
+		char k[16];
+		int kl = snprintf(k, sizeof(k), "o%d", i);
+		if (counter_of(c, k) == ctr)
+			continue;
+		ASSERT_RC(0, tc_set_v(c, k, (size_t)kl, "x", 1, 0, 0, &ver));
+		assert_true(ver != 0);
+	}
+	tc_close(c);
+	tc_unlink(name);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -830,6 +896,7 @@ int main(void)
 		FX_TEST(test_dto_each_allocates_for_the_list_not_for_its_count),
 		FX_TEST(test_handle_keeps_the_geometry_it_validated),
 		FX_TEST(test_stats_of_a_scribbled_creation_time),
+		FX_TEST(test_a_version_at_its_top_is_never_wrapped),
 	};
 	return fx_run(tests);
 }
