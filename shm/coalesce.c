@@ -682,10 +682,12 @@ static bool all_out(tc_cache *c, uint64_t start, uint64_t units)
  * still claimed, allocators that popped them are about to mark them OUT:
  * the drain waits for them up to DF_DRAIN_NS, but not at all when no other
  * thread is in a section (every pop but ours is an allocator's, inside its
- * writer's section, room.h: no popper exists, and the blocks are on no
- * list: freed by a writer killed before its push, or on a list cut as
- * broken; tc_audit lists them again).  A stale answer only gives up early,
- * which is always safe.  False: give up (the caller unclaims).
+ * writer's section, room.h: no popper exists: the window is judged once
+ * more, and the blocks still not OUT are on no list: freed by a writer
+ * killed before its push, or on a list cut as broken, and tc_audit lists
+ * them again; or, for a moment, a freer outside a section is about to link
+ * one).  A stale answer only gives up early, which is always safe.  False:
+ * give up (the caller unclaims).
  */
 static bool drain(tc_cache *c, uint64_t start, uint64_t units, const uint64_t *classes)
 {
@@ -721,10 +723,19 @@ static bool drain(tc_cache *c, uint64_t start, uint64_t units, const uint64_t *c
 			}
 		}
 		/* Lists empty and blocks still pending: allocators that popped
-		 * them are about to mark them OUT, if any. */
+		 * them are about to mark them OUT, if any.  None in a section:
+		 * every one that popped a claimed block has marked it OUT
+		 * before leaving its section (its exit store follows its CAS),
+		 * so the window is judged once more: an allocator that marked
+		 * the last block and left after this pass began must not make
+		 * the drain give up a window that is all OUT
+		 * (test_a_drain_sees_a_popper_that_left_after_its_pass). */
 		if (!popped) {
-			if (!tc__others_reading(c))
-				return false;
+			HOOK(TC_DF_HOOK_DRAIN_EMPTY);
+			if (!tc__others_reading(c)) {
+				tc__rmb(); /* the epochs (read 0) before the states */
+				return all_out(c, start, units);
+			}
 			HOOK(TC_DF_HOOK_DRAIN_WAIT);
 			caa_cpu_relax();
 		}

@@ -316,7 +316,7 @@ bool tc__coalescing(tc_cache *c);
 uint32_t tc__tile_class(uint64_t units); /* class of the next block cutting UNITS (0 or >= 4) */
 extern void (*tc__df_test_hook)(int point);
 enum { TC_DF_HOOK_CLAIMED = 1, TC_DF_HOOK_HELD, TC_DF_HOOK_REWRITE, TC_DF_HOOK_PUSH,
-       TC_DF_HOOK_LIVE, TC_DF_HOOK_DRAIN_WAIT };
+       TC_DF_HOOK_LIVE, TC_DF_HOOK_DRAIN_WAIT, TC_DF_HOOK_DRAIN_EMPTY };
 
 /* index.c: the lock-free index (its read half is index.h, inline) */
 int  tc__lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
