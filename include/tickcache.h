@@ -878,7 +878,8 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
  * points"); online nothing can tell such a block from one a stopped
  * process is about to publish.  tc_audit runs only when no other live
  * process is attached and no other thread of the caller holds a reader slot
- * (-EBUSY otherwise; dead processes are cleared first), holds the segment's
+ * (-EBUSY otherwise; dead processes are cleared first, and so are owner
+ * words that name no attached process: docs/design.md section 8), holds the segment's
  * flock so that nobody attaches meanwhile, marks every block reachable from
  * the index and the header, rebuilds the free lists from everything else
  * (free bytes without a header that reads and fits, such as a carve a killed

@@ -258,6 +258,19 @@ void tc__membarrier_init(void);
 uint64_t tc__membarrier_issued(void); /* global barriers issued by this process (tests) */
 bool tc__membarrier_reader_fast(void); /* this process's readers use a compiler barrier only */
 bool tc__slot_dead(tc_cache *c, struct tc_rslot *s, uint64_t owner);
+
+/*
+ * Does slot S carry an owner's record (start times, address, handle)?  A
+ * claimer writes it right after its claim, and every owner and cleaner
+ * clears it before giving the slot back: a free slot has none, and an
+ * owner word without one is a claimer of a moment ago or a scribble
+ * (recover.c, audit.c).
+ */
+static inline bool tc__owner_record(struct tc_rslot *s)
+{
+	return tc__ld(&s->start) || tc__ld(&s->tstart) || tc__ld(&s->base) ||
+	       tc__ld(&s->cookie);
+}
 uint32_t tc__self_tid(void);
 void tc__push_back_chain(tc_cache *c, struct tc_rslot *s); /* a slot's detached chain */
 bool tc__audit_orphaned(tc_cache *c); /* state AUDITING and its auditor dead */

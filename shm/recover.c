@@ -41,19 +41,6 @@ static bool still_published(tc_cache *c, struct tc_entry *e)
 #define CLEANING_FREE 0x80000001ull
 
 /*
- * Does the free slot S still carry an owner's record?  A claimer writes it
- * after its claim and every owner and cleaner clears it before giving the
- * slot back, so a free slot that has one is a live owner's whose owner word
- * was scribbled to 0: it may be inside a section, and emptying it would
- * clear its epoch under it.
- */
-static bool owner_record(struct tc_rslot *s)
-{
-	return tc__ld(&s->start) || tc__ld(&s->tstart) || tc__ld(&s->base) ||
-	       tc__ld(&s->cookie);
-}
-
-/*
  * Clear the slot of a dead owner.  Its in-flight block is retired unless it
  * was published; its half-walked retire chain goes back on the list; its
  * counters are folded into the totals.  The owner word is cleared last, by
@@ -84,7 +71,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	 * as its own), and given back unchanged when alive: nothing was
 	 * touched yet (test_review_liveness).  A free slot: its record, as
 	 * the caller judged it. */
-	if (owner ? !tc__slot_dead(c, s, owner) : owner_record(s)) {
+	if (owner ? !tc__slot_dead(c, s, owner) : tc__owner_record(s)) {
 		tc__cas(&s->owner, claimed, owner);
 		return false;
 	}
@@ -151,12 +138,12 @@ int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 			 * period.  Cleared as a dead owner's slot is, under
 			 * the same claim, so that no claimer meets the
 			 * cleaning; unless it still carries an owner's record
-			 * (owner_record: a live reader's, whose owner word
+			 * (a live reader's, whose owner word
 			 * alone was scribbled; emptied, its epoch was cleared
 			 * under it and the reclaim freed what it held,
 			 * test_live_reader_whose_owner_word_reads_0_keeps_its_epoch). */
 			if ((tc__ld(&s->epoch) || tc__ld(&s->inflight) || tc__ld(&s->ret_ref)) &&
-			    !owner_record(s))
+			    !tc__owner_record(s))
 				clear_dead_slot(c, s, 0, rep);
 			continue;
 		}
