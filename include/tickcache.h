@@ -946,7 +946,9 @@ typedef int (*tc_reader_fn)(const tc_reader *r, void *arg);
  * another user) counts as alive. */
 int tc_readers(tc_cache *c, tc_reader_fn fn, void *arg);
 /* tc_readers_clean - clear the slots of dead threads and processes (the
- * caller's own process included); *cleared may be NULL. */
+ * caller's own process included), and finish or undo a dead coalescer's
+ * work (with the calling thread's reader slot, claimed then if it has none;
+ * when none is free that is left to the next writer); *cleared may be NULL. */
 int tc_readers_clean(tc_cache *c, uint32_t *cleared);
 
 /* Attached processes (any process that opened the segment and has not closed it). */

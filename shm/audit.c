@@ -688,7 +688,7 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		goto out_unlock;
 	/* A coalescer killed mid-work left its window described: finish or
 	 * undo it, so that the arena can be walked (as any peer would). */
-	tc__coalesce_recover(c);
+	tc__coalesce_recover(c, self);
 	struct marks m = { .c = c, .bits = tc__audit_calloc((c->arena_units + 63) / 64, 8) };
 	if (!m.bits) {
 		rc = -ENOMEM; /* nothing changed yet: only the door to open */

@@ -369,10 +369,15 @@ static void recover(tc_cache *c)
  * Turn words: pid << 32 | slot index << 16 | generation.  The generation
  * (a counter in the header) makes every take's word new, so a holder that
  * finishes and takes the turn again from the same slot is never mistaken
- * for the one a competitor judged gone.  A recoverer that holds no slot (a
- * dead-slot cleaner) uses the index DF_NO_SLOT.
+ * for the one a competitor judged gone.  A recoverer takes the turn with
+ * its own slot too (tc__coalesce_recover), so every holder's word names a
+ * slot: one whose index names none is a scribble.  (Recoverers without a
+ * slot used the index 0xffff, judged by kill(pid, 0) and the process's
+ * maps: a word scribbled to name pid 1 (its maps unreadable in a
+ * container), a kernel thread (no maps) or any live process mapping the
+ * segment with it was held for ever,
+ * test_a_turn_word_naming_no_slot_is_no_holder.)
  */
-#define DF_NO_SLOT 0xffffu
 static uint64_t new_word(tc_cache *c, uint32_t idx)
 {
 	uint64_t gen = tc__add_ret(&c->h->df_gen, 1) & 0xffffu;
@@ -383,12 +388,6 @@ static uint64_t new_word(tc_cache *c, uint32_t idx)
 static bool holder_gone(tc_cache *c, uint64_t w)
 {
 	uint32_t idx = (uint32_t)(w >> 16) & 0xffffu;
-	/* A recoverer holds no slot: a live process that maps the segment (a
-	 * forked child using its parent's handle has no attach record of its
-	 * own, but the mapping).  An unreadable /proc/PID/maps proves nothing. */
-	if (idx == DF_NO_SLOT)
-		return !tc__pid_alive((uint32_t)(w >> 32), 0) ||
-		       !tc__maps_segment(c, (uint32_t)(w >> 32), 0);
 	if (idx >= c->nslots)
 		return true;
 	struct tc_rslot *s = &c->slots[idx];
@@ -755,15 +754,18 @@ uint64_t tc__merges(tc_cache *c)
 }
 
 /*
- * Finish or undo a dead coalescer's work, as its successor would: called
- * when dead slots were cleared (tc__clean_dead) and by tc_audit.
+ * Finish or undo a dead coalescer's work, as its successor would, holding
+ * the turn with slot S: called when dead slots were cleared
+ * (tc__clean_dead) and by tc_audit.  Without a slot (a cleaner called
+ * from tc_readers_clean or a slot claim) it is left to the next caller
+ * with one, or to the next coalescer.
  */
-void tc__coalesce_recover(tc_cache *c)
+void tc__coalesce_recover(tc_cache *c, struct tc_rslot *s)
 {
 	uint64_t w = tc__ld(&c->h->df_turn);
-	if (!w || !holder_gone(c, w))
+	if (!w || !s || !holder_gone(c, w))
 		return;
-	uint64_t me = new_word(c, DF_NO_SLOT);
+	uint64_t me = new_word(c, (uint32_t)(s - c->slots));
 	if (tc__cas(&c->h->df_turn, w, me) != w)
 		return;
 	recover(c);

@@ -323,7 +323,7 @@ void tc__free_block(tc_cache *c, struct tc_entry *e);
 
 /* coalesce.c */
 struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls);
-void tc__coalesce_recover(tc_cache *c);
+void tc__coalesce_recover(tc_cache *c, struct tc_rslot *s); /* S: the turn's slot */
 uint64_t tc__merges(tc_cache *c);
 bool tc__coalescing(tc_cache *c);
 uint32_t tc__tile_class(uint64_t units); /* class of the next block cutting UNITS (0 or >= 4) */

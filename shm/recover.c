@@ -124,7 +124,6 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 
 int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 {
-	(void)self;
 	int n = 0;
 	uint32_t me = tc__self_pid();
 	for (uint32_t i = 0; i < c->nslots; i++) {
@@ -173,9 +172,10 @@ int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 				rep->attach_cleared++;
 		}
 	}
-	/* A coalescer that died mid-work: finish or undo it (coalesce.c). */
+	/* A coalescer that died mid-work: finish or undo it (coalesce.c),
+	 * holding the turn with our slot (none: left to a caller with one). */
 	if (tc__ld(&c->h->df_turn))
-		tc__coalesce_recover(c);
+		tc__coalesce_recover(c, self);
 	return n;
 }
 
@@ -183,7 +183,11 @@ int tc_readers_clean(tc_cache *c, uint32_t *cleared)
 {
 	if (!c)
 		return -EINVAL;
-	int n = tc__clean_dead(c, NULL, NULL);
+	/* A dead coalescer's work is taken over with a slot (coalesce.c):
+	 * ours, claimed only when a turn is held (none free: left to the
+	 * next writer). */
+	struct tc_rslot *s = tc__ld(&c->h->df_turn) ? tc__slot(c) : NULL;
+	int n = tc__clean_dead(c, s, NULL);
 	if (cleared)
 		*cleared = (uint32_t)n;
 	return 0;

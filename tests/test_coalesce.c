@@ -17,6 +17,7 @@
  *   wait when one is; tc_audit lists them again.  An allocator that marks
  *   the last claimed block OUT and leaves its section during a pass does
  *   not make the drain give up a window that is all OUT.
+ * - A turn word scribbled to name a live process and no slot holds nothing.
  * - A coalescer killed (SIGKILL) at each point of its work: the next
  *   allocation finishes or undoes the work, no value is harmed, and
  *   tc_audit then finds nothing lost.
@@ -648,7 +649,7 @@ static void test_scribbled_coalescer_record_harms_nothing(void **state)
 		tc__st(&c->h->df_phase, phases[p] << 56 | 12345);
 		tc__st(&c->h->df_held, 1);
 		tc__st(&c->h->df_turn, (uint64_t)0x7ffffff0 << 32 | 1);
-		tc__coalesce_recover(c);
+		tc__coalesce_recover(c, tc__slot(c));
 		assert_int_equal(tc__ld(&c->h->df_turn), 0);
 		for (unsigned i = 0; i < 2000; i++)
 			expect_small(c, i);
@@ -729,6 +730,39 @@ static void test_a_late_unlink_count_cannot_cut_the_drain_short(void **state)
 	expect_small_keepers(c, n);
 	tc__st(&c->h->df_pending, 0);
 	expect_clean_audit(c);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
+ * One scribbled turn word naming a live process and no slot (the index
+ * recoverers without a slot used, 0xffff) was judged by kill(pid, 0)
+ * alone: held for as long as that process lived (pid 1, a kernel thread,
+ * any process: this test's own pid), and tc_audit's recovery judged it the
+ * same way.  Every write that needed coalescing waited its 20 ms for "a
+ * coalescer at work" and failed with -ENOSPC, for ever.  Recoverers now
+ * take the turn with their own slot (a cleaner without one leaves the
+ * recovery to the next that has one), so a word naming no slot is no
+ * holder's.
+ */
+static void test_a_turn_word_naming_no_slot_is_no_holder(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1u << 16, 1u << 20, 8,
+				TC_EVICT_NONE);
+	unsigned n = fill_small_then_thin(c);
+	tc__st(&c->h->df_turn, (uint64_t)getpid() << 32 | 0xffffull << 16 | 5);
+	assert_false(tc__coalescing(c));
+	ASSERT_RC(0, set_big(c, 0, 16000));
+	assert_int_equal(merges(c), 1);
+	assert_int_equal(tc__ld(&c->h->df_turn), 0);
+	expect_big(c, 0, 16000);
+	expect_small_keepers(c, n);
+	/* The audit's recovery judges it the same way. */
+	tc__st(&c->h->df_turn, (uint64_t)getpid() << 32 | 0xffffull << 16 | 6);
+	expect_clean_audit(c);
+	assert_int_equal(tc__ld(&c->h->df_turn), 0);
 	tc_close(c);
 	tc_unlink(name);
 }
@@ -1186,6 +1220,7 @@ int main(void)
 		FX_TEST(test_killed_coalescer_is_finished_or_undone),
 		FX_TEST(test_a_late_unlink_count_cannot_cut_the_drain_short),
 		FX_TEST(test_scribbled_coalescer_record_harms_nothing),
+		FX_TEST(test_a_turn_word_naming_no_slot_is_no_holder),
 		FX_TEST(test_a_drain_of_unlisted_blocks_gives_up_at_once),
 		FX_TEST(test_a_drain_sees_a_popper_that_left_after_its_pass),
 		FX_TEST(test_shifting_sizes_under_concurrency),
