@@ -717,6 +717,12 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	 * so that what the sweep finds unreachable and not free is a true
 	 * leak. */
 	tc__reclaim(c, self, NULL);
+	/* An epoch scribbled to its largest value stays there (epoch.c,
+	 * advance_epoch), where only a grace period without readers frees
+	 * anything: with no reader and the retire list freed, it starts
+	 * again from 1. */
+	if (tc__ld(&c->h->epoch) == UINT64_MAX)
+		tc__st(&c->h->epoch, 1);
 	clear_claims(c, tent, rep);
 	sweep_arena(c, &m, end, true, rep); /* as the dry pass: no failure */
 	if (rebuild) {

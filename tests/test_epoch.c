@@ -20,6 +20,8 @@
  *   epoch and what it holds.
  * - A writer short of memory whose own thread holds a section (through
  *   another handle) fails at once; another thread's section is waited for.
+ * - The global epoch scribbled to 0 or to UINT64_MAX frees nothing a reader
+ *   holds, and what is retired there is freed again.
  */
 #include "whitebox.h"
 
@@ -1199,6 +1201,107 @@ static void test_a_writer_never_waits_for_its_own_section(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* The global epoch scribbled to 0 or to its largest value              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A reader that enters while the epoch reads 0 announces 1 (a slot showing
+ * 0 would look quiescent).  A block unlinked while the epoch still reads 0
+ * was stamped 0, below that 1: the next grace period freed it under the
+ * reader, and the churn overwrote the value its tc_peek held.  Stamps are
+ * taken the same way as announcements now (0 counts as 1).
+ */
+static void test_epoch_scribbled_to_0_frees_nothing_a_reader_holds(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
+				TC_EVICT_NONE);
+	ASSERT_RC(0, tc_set(c, "k", 1, "v2", 2, 0, 0));
+	tc__st(&c->h->epoch, 0); /* the scribble */
+	struct rd r = { .c = c };
+	pthread_barrier_init(&r.bar, NULL, 2);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, reader_thread, &r), 0);
+	pthread_barrier_wait(&r.bar);
+	int set_rc = tc_set(c, "k", 1, "v3", 2, 0, 0); /* retires v2, which the reader holds */
+	uint64_t freed = reclaim(c);
+	churn(c);
+	pthread_barrier_wait(&r.bar);
+	pthread_barrier_wait(&r.bar);
+	pthread_join(th, NULL);
+	pthread_barrier_destroy(&r.bar);
+	ASSERT_RC(0, r.lock_rc);
+	ASSERT_RC(0, r.peek_rc);
+	ASSERT_RC(0, set_rc);
+	assert_int_equal(freed, 0);
+	assert_int_equal(r.intact, 1);
+	assert_true(reclaim(c) >= 1); /* v2, now that the reader left */
+	assert_int_equal(retired(c), 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
+ * The epoch scribbled to UINT64_MAX.  The next grace period's increment
+ * wrapped it to 0: a reader that had announced UINT64_MAX then held a
+ * block stamped 0 (or 1), far below, and the grace period after freed it
+ * under the reader.  The epoch no longer wraps (it stays at its largest
+ * value, where a block is freed only by a grace period that finds no slot
+ * active: blocks stamped UINT64_MAX were freed by none before, the retire
+ * list never emptied and every write short of memory waited its 20 ms,
+ * then failed), and tc_audit brings it back to 1.
+ */
+static void test_epoch_scribbled_to_its_largest_value(void **state)
+{
+	(void)state;
+	char name[64], v[2000];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
+				TC_EVICT_NONE);
+	ASSERT_RC(0, tc_set(c, "k", 1, "v2", 2, 0, 0));
+	ASSERT_RC(0, tc_set(c, "z", 1, "z1", 2, 0, 0));
+	tc__st(&c->h->epoch, UINT64_MAX); /* the scribble */
+	struct rd r = { .c = c };
+	pthread_barrier_init(&r.bar, NULL, 2);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, reader_thread, &r), 0);
+	pthread_barrier_wait(&r.bar);
+	ASSERT_RC(0, tc_set(c, "z", 1, "z2", 2, 0, 0)); /* something to reclaim */
+	uint64_t freed1 = reclaim(c); /* the grace period that wrapped the epoch */
+	int set_rc = tc_set(c, "k", 1, "v3", 2, 0, 0); /* retires v2, which the reader holds */
+	uint64_t freed2 = reclaim(c);
+	churn(c);
+	pthread_barrier_wait(&r.bar);
+	pthread_barrier_wait(&r.bar);
+	pthread_join(th, NULL);
+	pthread_barrier_destroy(&r.bar);
+	ASSERT_RC(0, r.lock_rc);
+	ASSERT_RC(0, r.peek_rc);
+	ASSERT_RC(0, set_rc);
+	assert_int_equal(freed1, 0);
+	assert_int_equal(freed2, 0);
+	assert_int_equal(r.intact, 1);
+	/* No reader now: everything retired is freed, whatever its stamp,
+	 * and overwrites that need it succeed. */
+	assert_true(reclaim(c) >= 2);
+	assert_int_equal(retired(c), 0);
+	memset(v, 'v', sizeof(v));
+	for (int i = 0; i < 128; i++) {
+		v[0] = (char)i;
+		int rc = tc_set(c, "big", 3, v, sizeof(v), 0, 0);
+		if (rc != 0)
+			fail_msg("write %d: %s", i, tc_strerror(rc));
+	}
+	assert_int_equal(tc__ld(&c->h->epoch), UINT64_MAX);
+	tc_audit_report rep;
+	ASSERT_RC(0, tc_audit(c, &rep));
+	assert_int_equal(tc__ld(&c->h->epoch), 1);
+	assert_int_equal(retired(c), 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* ------------------------------------------------------------------ */
 /* TICKCACHE_NO_MEMBARRIER=1                                            */
 /* ------------------------------------------------------------------ */
 
@@ -1249,6 +1352,8 @@ int main(int argc, char **argv)
 		FX_TEST(test_a_writer_never_waits_for_its_own_section),
 		FX_TEST(test_scribbled_name_in_a_free_slot_retires_nothing),
 		FX_TEST(test_live_reader_whose_owner_word_reads_0_keeps_its_epoch),
+		FX_TEST(test_epoch_scribbled_to_0_frees_nothing_a_reader_holds),
+		FX_TEST(test_epoch_scribbled_to_its_largest_value),
 		FX_TEST(test_full_fence_fallback_behaves_the_same),
 	};
 	return fx_run(tests);
