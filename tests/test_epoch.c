@@ -22,6 +22,8 @@
  *   another handle) fails at once; another thread's section is waited for.
  * - The global epoch scribbled to 0 or to UINT64_MAX frees nothing a reader
  *   holds, and what is retired there is freed again.
+ * - Known, skipped unless TC_RUN_KNOWN_STALLS=1: an idle live slot's
+ *   scribbled epoch pins every grace period.
  */
 #include "whitebox.h"
 
@@ -1115,6 +1117,68 @@ static void test_live_reader_whose_owner_word_reads_0_keeps_its_epoch(void **sta
 	tc_unlink(name);
 }
 
+/*
+ * KNOWN STALL, NOT FIXED (review-stall; run with TC_RUN_KNOWN_STALLS=1 to
+ * see it fail): the epoch word of a live thread's slot scribbled while the
+ * thread is outside any section (an idle thread that made one call) looks
+ * like a reader inside one: it pins every grace period of every process
+ * until that thread enters and leaves a section again, which an idle
+ * thread never does.  Writes short of memory wait their 20 ms, then fail
+ * (the 103rd of 128 overwrites of 2 KiB in 256 KiB here); no cleaner touches a
+ * live owner's slot, and tc_audit refuses while the owner is attached.
+ * Only the owner knows it is outside a section (its depth is
+ * thread-local), as for a reader stopped inside one (design.md section 5);
+ * a shared record of the depth would cost the read path a store.
+ */
+static pthread_barrier_t idle_bar;
+
+static void *idle_after_one_write(void *p)
+{
+	tc_cache *c = p;
+	int rc = tc_set(c, "idle", 4, "x", 1, 0, 0);
+	pthread_barrier_wait(&idle_bar); /* written, now idle */
+	pthread_barrier_wait(&idle_bar); /* the test is done */
+	return (void *)(intptr_t)rc;
+}
+
+static void test_scribbled_epoch_of_an_idle_live_slot_pins_nothing(void **state)
+{
+	(void)state;
+	if (!getenv("TC_RUN_KNOWN_STALLS"))
+		skip();
+	char name[64], v[2000];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
+				TC_EVICT_NONE);
+	pthread_barrier_init(&idle_bar, NULL, 2);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, idle_after_one_write, c), 0);
+	pthread_barrier_wait(&idle_bar);
+	ASSERT_RC(0, tc_set(c, "x", 1, "y", 1, 0, 0)); /* this thread's slot */
+	struct tc_rslot *s = NULL, *mine = tc__slot(c);
+	for (uint32_t i = 0; i < c->nslots; i++)
+		if (tc__ld(&c->slots[i].owner) != 0 && &c->slots[i] != mine)
+			s = &c->slots[i];
+	assert_non_null(s);
+	tc__st(&s->epoch, tc__ld(&c->h->epoch)); /* the scribble */
+	memset(v, 'v', sizeof(v));
+	int bad = -1, rc = 0;
+	for (int i = 0; i < 128 && bad < 0; i++) {
+		v[0] = (char)i;
+		if ((rc = tc_set(c, "big", 3, v, sizeof(v), 0, 0)) != 0)
+			bad = i;
+	}
+	void *ret;
+	pthread_barrier_wait(&idle_bar);
+	assert_int_equal(pthread_join(th, &ret), 0);
+	pthread_barrier_destroy(&idle_bar);
+	ASSERT_RC(0, (int)(intptr_t)ret);
+	if (bad >= 0)
+		fail_msg("write %d: %s: an idle live slot's scribbled epoch pins reclamation", bad,
+			 tc_strerror(rc));
+	tc_close(c);
+	tc_unlink(name);
+}
+
 /* ------------------------------------------------------------------ */
 /* A writer never waits for its own thread                              */
 /* ------------------------------------------------------------------ */
@@ -1354,6 +1418,7 @@ int main(int argc, char **argv)
 		FX_TEST(test_live_reader_whose_owner_word_reads_0_keeps_its_epoch),
 		FX_TEST(test_epoch_scribbled_to_0_frees_nothing_a_reader_holds),
 		FX_TEST(test_epoch_scribbled_to_its_largest_value),
+		FX_TEST(test_scribbled_epoch_of_an_idle_live_slot_pins_nothing),
 		FX_TEST(test_full_fence_fallback_behaves_the_same),
 	};
 	return fx_run(tests);
