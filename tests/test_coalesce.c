@@ -853,7 +853,7 @@ static void test_a_drain_of_unlisted_blocks_gives_up_at_once(void **state)
 /*
  * An allocator that popped the window's last claimed block marks it OUT
  * and leaves its section; if that happens after a pass of the drain began,
- * the pass pops nothing and finds no other slot in a section, yet the
+ * the pass pops nothing and finds no other thread in a section, yet the
  * window is all OUT.  The hooks play that allocator: at CLAIMED it pops the
  * window's class until it holds a claimed block (pushing back the ordinary
  * ones it popped on the way), and when a pass of the drain has popped
