@@ -878,7 +878,8 @@ int tc_sweep(tc_cache *c, uint64_t budget, tc_sweep_report *report);
  * points"); online nothing can tell such a block from one a stopped
  * process is about to publish.  tc_audit runs only when no other live
  * process is attached and no other thread of the caller holds a reader slot
- * (-EBUSY otherwise; dead processes are cleared first), holds the segment's
+ * (-EBUSY otherwise; dead processes are cleared first, and so are owner
+ * words that name no attached process: docs/design.md section 8), holds the segment's
  * flock so that nobody attaches meanwhile, marks every block reachable from
  * the index and the header, rebuilds the free lists from everything else
  * (free bytes without a header that reads and fits, such as a carve a killed
@@ -945,7 +946,9 @@ typedef int (*tc_reader_fn)(const tc_reader *r, void *arg);
  * another user) counts as alive. */
 int tc_readers(tc_cache *c, tc_reader_fn fn, void *arg);
 /* tc_readers_clean - clear the slots of dead threads and processes (the
- * caller's own process included); *cleared may be NULL. */
+ * caller's own process included), and finish or undo a dead coalescer's
+ * work (with the calling thread's reader slot, claimed then if it has none;
+ * when none is free that is left to the next writer); *cleared may be NULL. */
 int tc_readers_clean(tc_cache *c, uint32_t *cleared);
 
 /* Attached processes (any process that opened the segment and has not closed it). */

@@ -406,6 +406,50 @@ static int sweep_arena(tc_cache *c, const struct marks *m, uint64_t end, bool ap
 }
 
 /*
+ * Owner words that name no attached process and that nothing online can
+ * judge dead (tests/test_audit.c): freed under our flock.  An attacher
+ * writes its record, pid then start time, under the flock, so a record of
+ * another pid with start time 0 is a scribble or a tc_close under way
+ * (whose slots are already given back); none is freed when our own start
+ * time reads 0 (no /proc: every record has 0).  Once no other process has
+ * a record, a slot of another pid without an owner's record
+ * (tc__owner_record) is no claimer's (a claimer is attached): a scribbled
+ * owner word of a free slot, naming a live thread of a process that never
+ * attached, or "being cleaned" by one, which kill() alone judges alive.
+ * Online they stay (a live owner cannot be told from them), and each one
+ * refused every audit for ever; with its epoch scribbled too, such a slot
+ * pinned every grace period.  Only our own threads may claim meanwhile:
+ * the slot is emptied while its owner word still keeps them out.
+ */
+static void free_scribbled_owners(tc_cache *c)
+{
+	uint32_t me = tc__self_pid();
+	bool others = false;
+	for (uint32_t i = 0; i < c->max_attach; i++) {
+		struct tc_attach_rec *r = &c->attach[i];
+		uint64_t p = tc__ld(&r->pid);
+		if (!p || p == me)
+			continue;
+		if (tc__ld(&r->start) == 0 && tc__self_start() != 0)
+			tc__cas(&r->pid, p, 0);
+		else
+			others = true;
+	}
+	if (others)
+		return;
+	for (uint32_t i = 0; i < c->nslots; i++) {
+		struct tc_rslot *s = &c->slots[i];
+		uint64_t owner = tc__ld(&s->owner);
+		if (!owner || (uint32_t)(owner >> 32) == me || tc__owner_record(s))
+			continue;
+		tc__st(&s->inflight, 0);
+		tc__st(&s->ret_ref, 0);
+		tc__empty_slot(c, s);
+		tc__cas(&s->owner, owner, 0);
+	}
+}
+
+/*
  * Close the door on our own process's threads too: with the state
  * AUDITING (a CAS, full barrier), a thread entering a section sees it and
  * gets -EBUSY, or its slot claim is visible to the check below.  An audit
@@ -423,6 +467,7 @@ static int close_door(tc_cache *c, struct tc_rslot *self)
 	 * audit is refused anyway.  Nobody attaches while we hold the flock,
 	 * so after this check only our own threads can still enter. */
 	tc__clean_dead(c, self, NULL);
+	free_scribbled_owners(c);
 	if (!quiescent(c, self))
 		return -EBUSY;
 	tc__st(&c->h->audit_pid, (uint64_t)tc__self_pid());
@@ -643,7 +688,7 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		goto out_unlock;
 	/* A coalescer killed mid-work left its window described: finish or
 	 * undo it, so that the arena can be walked (as any peer would). */
-	tc__coalesce_recover(c);
+	tc__coalesce_recover(c, self);
 	struct marks m = { .c = c, .bits = tc__audit_calloc((c->arena_units + 63) / 64, 8) };
 	if (!m.bits) {
 		rc = -ENOMEM; /* nothing changed yet: only the door to open */
@@ -672,6 +717,12 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 	 * so that what the sweep finds unreachable and not free is a true
 	 * leak. */
 	tc__reclaim(c, self, NULL);
+	/* An epoch scribbled to its largest value stays there (epoch.c,
+	 * advance_epoch), where only a grace period without readers frees
+	 * anything: with no reader and the retire list freed, it starts
+	 * again from 1. */
+	if (tc__ld(&c->h->epoch) == UINT64_MAX)
+		tc__st(&c->h->epoch, 1);
 	clear_claims(c, tent, rep);
 	sweep_arena(c, &m, end, true, rep); /* as the dry pass: no failure */
 	if (rebuild) {

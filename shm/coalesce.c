@@ -369,10 +369,15 @@ static void recover(tc_cache *c)
  * Turn words: pid << 32 | slot index << 16 | generation.  The generation
  * (a counter in the header) makes every take's word new, so a holder that
  * finishes and takes the turn again from the same slot is never mistaken
- * for the one a competitor judged gone.  A recoverer that holds no slot (a
- * dead-slot cleaner) uses the index DF_NO_SLOT.
+ * for the one a competitor judged gone.  A recoverer takes the turn with
+ * its own slot too (tc__coalesce_recover), so every holder's word names a
+ * slot: one whose index names none is a scribble.  (Recoverers without a
+ * slot used the index 0xffff, judged by kill(pid, 0) and the process's
+ * maps: a word scribbled to name pid 1 (its maps unreadable in a
+ * container), a kernel thread (no maps) or any live process mapping the
+ * segment with it was held for ever,
+ * test_a_turn_word_naming_no_slot_is_no_holder.)
  */
-#define DF_NO_SLOT 0xffffu
 static uint64_t new_word(tc_cache *c, uint32_t idx)
 {
 	uint64_t gen = tc__add_ret(&c->h->df_gen, 1) & 0xffffu;
@@ -383,12 +388,6 @@ static uint64_t new_word(tc_cache *c, uint32_t idx)
 static bool holder_gone(tc_cache *c, uint64_t w)
 {
 	uint32_t idx = (uint32_t)(w >> 16) & 0xffffu;
-	/* A recoverer holds no slot: a live process that maps the segment (a
-	 * forked child using its parent's handle has no attach record of its
-	 * own, but the mapping).  An unreadable /proc/PID/maps proves nothing. */
-	if (idx == DF_NO_SLOT)
-		return !tc__pid_alive((uint32_t)(w >> 32), 0) ||
-		       !tc__maps_segment(c, (uint32_t)(w >> 32), 0);
 	if (idx >= c->nslots)
 		return true;
 	struct tc_rslot *s = &c->slots[idx];
@@ -682,10 +681,12 @@ static bool all_out(tc_cache *c, uint64_t start, uint64_t units)
  * still claimed, allocators that popped them are about to mark them OUT:
  * the drain waits for them up to DF_DRAIN_NS, but not at all when no other
  * thread is in a section (every pop but ours is an allocator's, inside its
- * writer's section, room.h: no popper exists, and the blocks are on no
- * list: freed by a writer killed before its push, or on a list cut as
- * broken; tc_audit lists them again).  A stale answer only gives up early,
- * which is always safe.  False: give up (the caller unclaims).
+ * writer's section, room.h: no popper exists: the window is judged once
+ * more, and the blocks still not OUT are on no list: freed by a writer
+ * killed before its push, or on a list cut as broken, and tc_audit lists
+ * them again; or, for a moment, a freer outside a section is about to link
+ * one).  A stale answer only gives up early, which is always safe.  False:
+ * give up (the caller unclaims).
  */
 static bool drain(tc_cache *c, uint64_t start, uint64_t units, const uint64_t *classes)
 {
@@ -721,10 +722,19 @@ static bool drain(tc_cache *c, uint64_t start, uint64_t units, const uint64_t *c
 			}
 		}
 		/* Lists empty and blocks still pending: allocators that popped
-		 * them are about to mark them OUT, if any. */
+		 * them are about to mark them OUT, if any.  None in a section:
+		 * every one that popped a claimed block has marked it OUT
+		 * before leaving its section (its exit store follows its CAS),
+		 * so the window is judged once more: an allocator that marked
+		 * the last block and left after this pass began must not make
+		 * the drain give up a window that is all OUT
+		 * (test_a_drain_sees_a_popper_that_left_after_its_pass). */
 		if (!popped) {
-			if (!tc__others_reading(c))
-				return false;
+			HOOK(TC_DF_HOOK_DRAIN_EMPTY);
+			if (!tc__others_reading(c)) {
+				tc__rmb(); /* the epochs (read 0) before the states */
+				return all_out(c, start, units);
+			}
 			HOOK(TC_DF_HOOK_DRAIN_WAIT);
 			caa_cpu_relax();
 		}
@@ -744,15 +754,18 @@ uint64_t tc__merges(tc_cache *c)
 }
 
 /*
- * Finish or undo a dead coalescer's work, as its successor would: called
- * when dead slots were cleared (tc__clean_dead) and by tc_audit.
+ * Finish or undo a dead coalescer's work, as its successor would, holding
+ * the turn with slot S: called when dead slots were cleared
+ * (tc__clean_dead) and by tc_audit.  Without a slot (a cleaner called
+ * from tc_readers_clean or a slot claim) it is left to the next caller
+ * with one, or to the next coalescer.
  */
-void tc__coalesce_recover(tc_cache *c)
+void tc__coalesce_recover(tc_cache *c, struct tc_rslot *s)
 {
 	uint64_t w = tc__ld(&c->h->df_turn);
-	if (!w || !holder_gone(c, w))
+	if (!w || !s || !holder_gone(c, w))
 		return;
-	uint64_t me = new_word(c, DF_NO_SLOT);
+	uint64_t me = new_word(c, (uint32_t)(s - c->slots));
 	if (tc__cas(&c->h->df_turn, w, me) != w)
 		return;
 	recover(c);

@@ -534,7 +534,11 @@ void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 		return;
 	TC_CRASH_POINT(retire_marked);
 	uint64_t ref = tc__ref_of(c, e);
-	tc__st(&e->retire_epoch, tc__ld(&c->h->epoch));
+	/* Read as readers announce it: 0 (only a scribble makes it 0) counts
+	 * as 1.  A block stamped 0 under readers that announced 1 for the
+	 * same epoch was freed under them (test_epoch_scribbled_to_0_...). */
+	uint64_t ep = tc__ld(&c->h->epoch);
+	tc__st(&e->retire_epoch, ep + (ep == 0));
 	uint32_t cls = tc__ld(&e->cls);
 	uint64_t size = cls < TC_CLASSES_USED ? tc__class_size(cls) : 0;
 	push_retired(c, e, ref);
@@ -545,7 +549,12 @@ void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 		tc__st(&s->since, tc__ld(&s->since) + size);
 }
 
-/* Smallest epoch announced by an active slot; UINT64_MAX when none. */
+/*
+ * Smallest epoch announced by an active slot; UINT64_MAX when none, which
+ * frees every block whatever its stamp (walk_chain).  An announced
+ * UINT64_MAX (the epoch scribbled to its largest value, where it stays,
+ * advance_epoch) counts one less, so that it never reads as "none".
+ */
 uint64_t tc__min_active_epoch(tc_cache *c)
 {
 	uint64_t m = UINT64_MAX;
@@ -553,6 +562,8 @@ uint64_t tc__min_active_epoch(tc_cache *c)
 		uint64_t e = tc__ld(&c->slots[i].epoch);
 		if (e && e < m)
 			m = e;
+		else if (e == UINT64_MAX && m == UINT64_MAX)
+			m = UINT64_MAX - 1;
 	}
 	return m;
 }
@@ -573,6 +584,26 @@ bool tc__others_reading(tc_cache *c)
 		if (tc__ld(&c->slots[i].epoch) != 0 && tc__ld(&c->slots[i].owner) != me)
 			return true;
 	return false;
+}
+
+/*
+ * Advance the epoch by one (a full barrier), but never past its largest
+ * value: only a scribble takes it there, and a wrap to 0 would announce
+ * epochs below the stamps of blocks that readers who entered before it may
+ * hold (test_epoch_scribbled_to_its_largest_value).  There, stamps equal
+ * every announcement, and a block is freed only by a grace period that
+ * finds no slot active, until tc_audit brings the epoch back to 1.
+ */
+static void advance_epoch(tc_cache *c)
+{
+	uint64_t e = tc__ld(&c->h->epoch);
+	while (e != UINT64_MAX) {
+		uint64_t was = tc__cas(&c->h->epoch, e, e + 1);
+		if (was == e)
+			return;
+		e = was;
+	}
+	tc__mb();
 }
 
 /* Retired blocks (TC_C_RETIRED_BLOCKS) or bytes: totals plus every slot's delta. */
@@ -622,7 +653,7 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 		if (tc__ld(&e->state) != TC_BLK_RETIRED) {
 			/* Not a retired block (scribbled link or a cycle): drop it
 			 * rather than list it twice. */
-		} else if (tc__ld(&e->retire_epoch) < min) {
+		} else if (tc__ld(&e->retire_epoch) < min || min == UINT64_MAX) {
 			tc__acct(c, s, TC_C_RETIRED_BLOCKS, (uint64_t)-1);
 			tc__acct(c, s, TC_C_RETIRED_BYTES,
 				 (uint64_t)0 - (cls < TC_CLASSES_USED ? tc__class_size(cls) : 0));
@@ -718,8 +749,8 @@ int tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_
 		tc__st(&s->since, 0);
 	}
 	/* New readers from here on announce an epoch larger than any stamp in
-	 * the chain. */
-	tc__add(&c->h->epoch, 1);
+	 * the chain (but at the epoch's largest value, advance_epoch). */
+	advance_epoch(c);
 	/* Without the barrier no bound is safe: min 0 frees nothing and
 	 * pushes the chain back. */
 	uint64_t min = global_barrier() ? tc__min_active_epoch(c) : 0;

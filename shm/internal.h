@@ -258,6 +258,19 @@ void tc__membarrier_init(void);
 uint64_t tc__membarrier_issued(void); /* global barriers issued by this process (tests) */
 bool tc__membarrier_reader_fast(void); /* this process's readers use a compiler barrier only */
 bool tc__slot_dead(tc_cache *c, struct tc_rslot *s, uint64_t owner);
+
+/*
+ * Does slot S carry an owner's record (start times, address, handle)?  A
+ * claimer writes it right after its claim, and every owner and cleaner
+ * clears it before giving the slot back: a free slot has none, and an
+ * owner word without one is a claimer of a moment ago or a scribble
+ * (recover.c, audit.c).
+ */
+static inline bool tc__owner_record(struct tc_rslot *s)
+{
+	return tc__ld(&s->start) || tc__ld(&s->tstart) || tc__ld(&s->base) ||
+	       tc__ld(&s->cookie);
+}
 uint32_t tc__self_tid(void);
 void tc__push_back_chain(tc_cache *c, struct tc_rslot *s); /* a slot's detached chain */
 bool tc__audit_orphaned(tc_cache *c); /* state AUDITING and its auditor dead */
@@ -310,13 +323,13 @@ void tc__free_block(tc_cache *c, struct tc_entry *e);
 
 /* coalesce.c */
 struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls);
-void tc__coalesce_recover(tc_cache *c);
+void tc__coalesce_recover(tc_cache *c, struct tc_rslot *s); /* S: the turn's slot */
 uint64_t tc__merges(tc_cache *c);
 bool tc__coalescing(tc_cache *c);
 uint32_t tc__tile_class(uint64_t units); /* class of the next block cutting UNITS (0 or >= 4) */
 extern void (*tc__df_test_hook)(int point);
 enum { TC_DF_HOOK_CLAIMED = 1, TC_DF_HOOK_HELD, TC_DF_HOOK_REWRITE, TC_DF_HOOK_PUSH,
-       TC_DF_HOOK_LIVE, TC_DF_HOOK_DRAIN_WAIT };
+       TC_DF_HOOK_LIVE, TC_DF_HOOK_DRAIN_WAIT, TC_DF_HOOK_DRAIN_EMPTY };
 
 /* index.c: the lock-free index (its read half is index.h, inline) */
 int  tc__lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,

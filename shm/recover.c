@@ -10,7 +10,9 @@
  *    its chain), its half-walked retire chain goes back on the list (the
  *    hand-over, epoch.c), its counters are folded into the totals.
  *  - A free slot that is not quiescent (a scribbled epoch would pin every
- *    grace period): emptied the same way.
+ *    grace period): emptied under the same claim, its names dropped, never
+ *    acted on; one that still carries an owner's record is left alone (a
+ *    live owner whose owner word was scribbled to 0).
  *  - A dead attach record: freed.
  *  - A dead coalescer holding its turn: its work is finished or undone
  *    (coalesce.c, tc__coalesce_recover).
@@ -32,11 +34,22 @@ static bool still_published(tc_cache *c, struct tc_entry *e)
 	return tc__inflight_published(c, e);
 }
 
+/* The tid half of a cleaner's claim (bit 31, which no tid has): of a dead
+ * owner's slot, or, with bit 0 too, of a free slot, whose names are never
+ * acted on (a cleaner that takes over from a dead one must know which). */
+#define CLEANING      0x80000000ull
+#define CLEANING_FREE 0x80000001ull
+
 /*
  * Clear the slot of a dead owner.  Its in-flight block is retired unless it
  * was published; its half-walked retire chain goes back on the list; its
  * counters are folded into the totals.  The owner word is cleared last, by
- * CAS, so two cleaners never both free the slot.
+ * CAS, so two cleaners never both free the slot.  OWNER 0: a free slot that
+ * is not quiescent, emptied the same way, except that what it names is not
+ * retired: a free slot names nothing, so a name in it is a scribble, and a
+ * block built from this slot by an owner since gone (a run anchor, a DTO
+ * element: LIVE, its builder, published by no index word) passes every
+ * check below (test_scribbled_name_in_a_free_slot_retires_nothing).
  */
 static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 			    tc_sweep_report *rep)
@@ -46,7 +59,8 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	 * bit with a dead cleaner pid takes over, and every step below can be
 	 * done again: retiring is decided by a CAS on the block's state, and
 	 * the chain walk keeps its progress in this slot's reclaim word. */
-	uint64_t claimed = (uint64_t)tc__self_pid() << 32 | 0x80000000ull;
+	bool free_slot = owner == 0 || (owner & 0xffffffffull) == CLEANING_FREE;
+	uint64_t claimed = (uint64_t)tc__self_pid() << 32 | (free_slot ? CLEANING_FREE : CLEANING);
 	if (owner == claimed || tc__cas(&s->owner, owner, claimed) != owner)
 		return false;
 	/* The caller judged fields read one at a time, before this CAS: the
@@ -55,12 +69,17 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	 * again now that the owner word is ours (a live owner can neither give
 	 * it back nor claim it, and its claim's fields read as 0 = unknown, or
 	 * as its own), and given back unchanged when alive: nothing was
-	 * touched yet (test_review_liveness). */
-	if (!tc__slot_dead(c, s, owner)) {
+	 * touched yet (test_review_liveness).  A free slot: its record, as
+	 * the caller judged it. */
+	if (owner ? !tc__slot_dead(c, s, owner) : tc__owner_record(s)) {
 		tc__cas(&s->owner, claimed, owner);
 		return false;
 	}
 	TC_CRASH_POINT(clean_claimed);
+	if (free_slot) {
+		tc__st(&s->inflight, 0);
+		tc__st(&s->ret_ref, 0);
+	}
 	uint64_t inflight = tc__ld(&s->inflight);
 	if (inflight) {
 		struct tc_entry *e = tc__block(c, inflight);
@@ -105,7 +124,6 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 
 int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 {
-	(void)self;
 	int n = 0;
 	uint32_t me = tc__self_pid();
 	for (uint32_t i = 0; i < c->nslots; i++) {
@@ -118,8 +136,13 @@ int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 			 * in one is a scribble, and an epoch pins every grace
 			 * period.  Cleared as a dead owner's slot is, under
 			 * the same claim, so that no claimer meets the
-			 * cleaning. */
-			if (tc__ld(&s->epoch) || tc__ld(&s->inflight) || tc__ld(&s->ret_ref))
+			 * cleaning; unless it still carries an owner's record
+			 * (a live reader's, whose owner word
+			 * alone was scribbled; emptied, its epoch was cleared
+			 * under it and the reclaim freed what it held,
+			 * test_live_reader_whose_owner_word_reads_0_keeps_its_epoch). */
+			if ((tc__ld(&s->epoch) || tc__ld(&s->inflight) || tc__ld(&s->ret_ref)) &&
+			    !tc__owner_record(s))
 				clear_dead_slot(c, s, 0, rep);
 			continue;
 		}
@@ -149,9 +172,10 @@ int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 				rep->attach_cleared++;
 		}
 	}
-	/* A coalescer that died mid-work: finish or undo it (coalesce.c). */
+	/* A coalescer that died mid-work: finish or undo it (coalesce.c),
+	 * holding the turn with our slot (none: left to a caller with one). */
 	if (tc__ld(&c->h->df_turn))
-		tc__coalesce_recover(c);
+		tc__coalesce_recover(c, self);
 	return n;
 }
 
@@ -159,7 +183,11 @@ int tc_readers_clean(tc_cache *c, uint32_t *cleared)
 {
 	if (!c)
 		return -EINVAL;
-	int n = tc__clean_dead(c, NULL, NULL);
+	/* A dead coalescer's work is taken over with a slot (coalesce.c):
+	 * ours, claimed only when a turn is held (none free: left to the
+	 * next writer). */
+	struct tc_rslot *s = tc__ld(&c->h->df_turn) ? tc__slot(c) : NULL;
+	int n = tc__clean_dead(c, s, NULL);
 	if (cleared)
 		*cleared = (uint32_t)n;
 	return 0;

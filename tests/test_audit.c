@@ -10,11 +10,14 @@
  * unlink and by a refused audit; an audit that cannot allocate its mark
  * bits (-ENOMEM) leaves READY and no auditor recorded; after every flow
  * that frees a block (no scribble, no kill) every carved byte is listed
- * again, and the audit recovers nothing.  White-box (internal.h, layout.h) to
+ * again, and the audit recovers nothing; owner words of slots and attach
+ * records that name a live process that never attached are freed, not
+ * taken for a peer.  White-box (internal.h, layout.h) to
  * place a dead auditor's record and kill one half way.
  */
 #include "whitebox.h"
 
+#include <pthread.h>
 #include <signal.h>
 
 /* Keys k0..k<n-1> with values v<i>. */
@@ -300,6 +303,104 @@ static void test_unlink_over_a_dead_audit_is_seen(void **state)
 	tc_close(c);
 }
 
+/*
+ * A live process that never attached: a child forked before the segment
+ * existed, with a second thread, so that a slot naming it passes every
+ * liveness check that does not read its maps (a leader's slot is judged by
+ * them too).  Its pid and that thread's tid come back through FDS.
+ */
+static void *sleeping_thread(void *p)
+{
+	int fd = *(int *)p;
+	pid_t tid = gettid();
+	(void)!write(fd, &tid, sizeof(tid));
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static pid_t unattached_process(pid_t *tid)
+{
+	int fds[2];
+	assert_int_equal(0, pipe(fds));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		pthread_t th;
+		if (pthread_create(&th, NULL, sleeping_thread, &fds[1]) != 0)
+			_exit(2);
+		for (;;)
+			pause();
+	}
+	assert_int_equal(read(fds[0], tid, sizeof(*tid)), (ssize_t)sizeof(*tid));
+	close(fds[0]);
+	close(fds[1]);
+	return pid;
+}
+
+/*
+ * One scribbled owner word of a free slot naming a live process that is
+ * not attached (a thread of it; or "being cleaned" by it, which kill()
+ * alone judges) is no slot's: nothing online can tell it from a live
+ * owner, so no cleaner frees it, and before the fix tc_audit refused for
+ * ever (-EBUSY), on an idle segment.  Under its flock, with no other
+ * process's attach record left, the audit frees a slot of another process
+ * that carries no owner's record (a claimer writes start time, address and
+ * handle right after its claim, and a claimer is attached); with its epoch
+ * scribbled too, that slot had pinned every grace period.  An attach
+ * record of another pid with start time 0 is no attacher's either (an
+ * attacher writes it under the flock): scribbled to pid 1, whose maps a
+ * container's root cannot read, it refused every audit too.
+ */
+static void test_audit_frees_owner_words_that_name_unattached_processes(void **state)
+{
+	(void)state;
+	char name[64];
+	pid_t tid = 0, pid = unattached_process(&tid);
+	assert_int_not_equal(tid, pid);
+	tc_cache *c = one_key_segment(fx_name(name));
+	struct tc_rslot *a = &c->slots[3], *b = &c->slots[4];
+	assert_int_equal(tc__ld(&a->owner), 0);
+	assert_int_equal(tc__ld(&b->owner), 0);
+	tc__st(&a->owner, (uint64_t)pid << 32 | (uint32_t)tid);
+	tc__st(&a->epoch, tc__ld(&c->h->epoch)); /* a second word: pins reclaim */
+	tc__st(&b->owner, (uint64_t)pid << 32 | 0x80000000u);
+	/* pid 1 when its maps cannot be read (a container): alive, attached? */
+	FILE *f = fopen("/proc/1/maps", "re");
+	bool pid1 = f == NULL;
+	if (f)
+		fclose(f);
+	if (pid1)
+		tc__st(&c->attach[5].pid, 1);
+	else
+		print_message("/proc/1/maps is readable here: no attach record of pid 1\n");
+	uint32_t cleared = 99;
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
+	assert_int_equal(cleared, 0); /* online, both read as live */
+	ASSERT_RC(0, tc_set(c, "k", 1, "w", 1, 0, 0));
+	uint64_t freed = 99;
+	ASSERT_RC(0, tc_reclaim(c, &freed));
+	assert_int_equal(freed, 0); /* pinned by the slot's epoch */
+	tc_audit_report rep;
+	int rc = tc_audit(c, &rep);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	ASSERT_RC(0, rc);
+	assert_int_equal(tc__ld(&a->owner), 0);
+	assert_int_equal(tc__ld(&a->epoch), 0);
+	assert_int_equal(tc__ld(&b->owner), 0);
+	assert_int_equal(tc__ld(&c->attach[5].pid), 0);
+	assert_int_equal(tc__retired_sum(c, TC_C_RETIRED_BLOCKS), 0);
+	char buf[8];
+	tc_meta m;
+	ASSERT_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), &m));
+	assert_int_equal(m.len, 1);
+	assert_int_equal(buf[0], 'w');
+	ASSERT_RC(0, tc_audit(c, &rep));
+	tc_close(c);
+	tc_unlink(name);
+}
+
 /* An audit refused over a dead one's AUDITING never leaves AUDITING with
  * its own live pid behind (which would block everyone). */
 static void test_refused_audit_over_a_dead_one_leaves_ready(void **state)
@@ -533,6 +634,7 @@ int main(void)
 		FX_TEST(test_killed_auditor_leaves_a_usable_segment),
 		FX_TEST(test_unlink_over_a_dead_audit_is_seen),
 		FX_TEST(test_refused_audit_over_a_dead_one_leaves_ready),
+		FX_TEST(test_audit_frees_owner_words_that_name_unattached_processes),
 		FX_TEST(test_audit_out_of_memory_leaves_ready),
 		FX_TEST(test_every_freed_block_is_listed_again),
 	};

@@ -14,7 +14,10 @@
  *   takes one more block; df_nofit is recorded only when nothing fits.
  * - Free blocks that no list names: the drain gives up at once when no
  *   other slot is in a read section (no popper can exist), and after its
- *   wait when one is; tc_audit lists them again.
+ *   wait when one is; tc_audit lists them again.  An allocator that marks
+ *   the last claimed block OUT and leaves its section during a pass does
+ *   not make the drain give up a window that is all OUT.
+ * - A turn word scribbled to name a live process and no slot holds nothing.
  * - A coalescer killed (SIGKILL) at each point of its work: the next
  *   allocation finishes or undoes the work, no value is harmed, and
  *   tc_audit then finds nothing lost.
@@ -646,7 +649,7 @@ static void test_scribbled_coalescer_record_harms_nothing(void **state)
 		tc__st(&c->h->df_phase, phases[p] << 56 | 12345);
 		tc__st(&c->h->df_held, 1);
 		tc__st(&c->h->df_turn, (uint64_t)0x7ffffff0 << 32 | 1);
-		tc__coalesce_recover(c);
+		tc__coalesce_recover(c, tc__slot(c));
 		assert_int_equal(tc__ld(&c->h->df_turn), 0);
 		for (unsigned i = 0; i < 2000; i++)
 			expect_small(c, i);
@@ -731,6 +734,39 @@ static void test_a_late_unlink_count_cannot_cut_the_drain_short(void **state)
 	tc_unlink(name);
 }
 
+/*
+ * One scribbled turn word naming a live process and no slot (the index
+ * recoverers without a slot used, 0xffff) was judged by kill(pid, 0)
+ * alone: held for as long as that process lived (pid 1, a kernel thread,
+ * any process: this test's own pid), and tc_audit's recovery judged it the
+ * same way.  Every write that needed coalescing waited its 20 ms for "a
+ * coalescer at work" and failed with -ENOSPC, for ever.  Recoverers now
+ * take the turn with their own slot (a cleaner without one leaves the
+ * recovery to the next that has one), so a word naming no slot is no
+ * holder's.
+ */
+static void test_a_turn_word_naming_no_slot_is_no_holder(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1u << 16, 1u << 20, 8,
+				TC_EVICT_NONE);
+	unsigned n = fill_small_then_thin(c);
+	tc__st(&c->h->df_turn, (uint64_t)getpid() << 32 | 0xffffull << 16 | 5);
+	assert_false(tc__coalescing(c));
+	ASSERT_RC(0, set_big(c, 0, 16000));
+	assert_int_equal(merges(c), 1);
+	assert_int_equal(tc__ld(&c->h->df_turn), 0);
+	expect_big(c, 0, 16000);
+	expect_small_keepers(c, n);
+	/* The audit's recovery judges it the same way. */
+	tc__st(&c->h->df_turn, (uint64_t)getpid() << 32 | 0xffffull << 16 | 6);
+	expect_clean_audit(c);
+	assert_int_equal(tc__ld(&c->h->df_turn), 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
 /* ------------------------------------------------------------------ */
 /* Claimed blocks that no list names                                    */
 /* ------------------------------------------------------------------ */
@@ -809,6 +845,85 @@ static void test_a_drain_of_unlisted_blocks_gives_up_at_once(void **state)
 	ASSERT_RC(0, set_big(c, 0, 16000));
 	expect_big(c, 0, 16000);
 	expect_small_keepers(c, n);
+	expect_clean_audit(c);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
+ * An allocator that popped the window's last claimed block marks it OUT
+ * and leaves its section; if that happens after a pass of the drain began,
+ * the pass pops nothing and finds no other thread in a section, yet the
+ * window is all OUT.  The hooks play that allocator: at CLAIMED it pops the
+ * window's class until it holds a claimed block (pushing back the ordinary
+ * ones it popped on the way), and when a pass of the drain has popped
+ * nothing it marks that block OUT, as take_popped does, outside any
+ * section.  a692ae8's drain gave the window up there (tc__coalesce NULL,
+ * the write's next attempt searched again); the drain judges the window
+ * once more and re-cuts it.
+ */
+static tc_cache *late_c;
+static struct tc_entry *late_popped;
+static unsigned late_marked;
+
+static void allocator_leaves_late(int point)
+{
+	tc_cache *c = late_c;
+	if (point == TC_DF_HOOK_CLAIMED) {
+		struct tc_entry **held = calloc(c->arena_units, sizeof(*held));
+		uint64_t n = 0;
+		assert_non_null(held);
+		for (uint32_t cls = 0; cls < TC_CLASSES_USED && !late_popped; cls++) {
+			struct tc_entry *e;
+			while (!late_popped && n < c->arena_units &&
+			       (e = tc__pop_free(c, cls)) != NULL) {
+				if (tc__ld(&e->state) == TC_BLK_CLAIMED)
+					late_popped = e;
+				else
+					held[n++] = e;
+			}
+			while (n > 0) {
+				struct tc_entry *b = held[--n];
+				tc__push_free(c, b, tc__ld(&b->cls));
+			}
+		}
+		free(held);
+	} else if (point == TC_DF_HOOK_DRAIN_EMPTY && late_popped && !late_marked) {
+		assert_int_equal(tc__cas(&late_popped->state, TC_BLK_CLAIMED, TC_BLK_OUT),
+				 TC_BLK_CLAIMED);
+		tc__add(&c->h->df_pending, (uint64_t)-1);
+		late_marked++;
+	}
+}
+
+static void test_a_drain_sees_a_popper_that_left_after_its_pass(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1u << 16, 1u << 20, 8,
+				TC_EVICT_NONE);
+	unsigned n = fill_small_then_thin(c);
+	struct tc_rslot *s = tc__slot(c);
+	assert_non_null(s);
+	uint32_t cls = tc__class_of(tc__entry_need(c, 2, 16000));
+	late_c = c;
+	late_popped = NULL;
+	late_marked = 0;
+	tc__df_test_hook = allocator_leaves_late;
+	struct tc_entry *e = tc__coalesce(c, s, cls);
+	tc__df_test_hook = NULL;
+	assert_non_null(late_popped);
+	assert_int_equal(late_marked, 1);
+	assert_non_null(e); /* the window, re-cut */
+	assert_int_equal(tc__ld(&e->state), TC_BLK_LIVE);
+	assert_int_equal(tc__ld(&e->cls), cls);
+	assert_int_equal(tc__ld(&c->h->df_turn), 0);
+	assert_int_equal(merges(c), 1);
+	tc__drop_private(c, s, e);
+	expect_small_keepers(c, n);
+	ASSERT_RC(0, set_big(c, 0, 16000));
+	expect_big(c, 0, 16000);
+	tc__st(&c->h->df_pending, 0);
 	expect_clean_audit(c);
 	tc_close(c);
 	tc_unlink(name);
@@ -1105,7 +1220,9 @@ int main(void)
 		FX_TEST(test_killed_coalescer_is_finished_or_undone),
 		FX_TEST(test_a_late_unlink_count_cannot_cut_the_drain_short),
 		FX_TEST(test_scribbled_coalescer_record_harms_nothing),
+		FX_TEST(test_a_turn_word_naming_no_slot_is_no_holder),
 		FX_TEST(test_a_drain_of_unlisted_blocks_gives_up_at_once),
+		FX_TEST(test_a_drain_sees_a_popper_that_left_after_its_pass),
 		FX_TEST(test_shifting_sizes_under_concurrency),
 		FX_TEST(test_killed_writers_while_sizes_shift_under_lru),
 	};

@@ -14,9 +14,16 @@
  *   cleared again; a writer killed at each point of a write leaves neither
  *   a leaked block nor a wrong live count once its slot is cleared.
  * - A free slot whose epoch was scribbled (it pins every grace period) is
- *   cleared by a writer short of memory.
+ *   cleared by a writer short of memory; a block name scribbled into a free
+ *   slot is dropped, never retired (nor by the successor of a killed
+ *   cleaner); a live reader whose owner word was scribbled to 0 keeps its
+ *   epoch and what it holds.
  * - A writer short of memory whose own thread holds a section (through
  *   another handle) fails at once; another thread's section is waited for.
+ * - The global epoch scribbled to 0 or to UINT64_MAX frees nothing a reader
+ *   holds, and what is retired there is freed again.
+ * - Known, skipped unless TC_RUN_KNOWN_STALLS=1: an idle live slot's
+ *   scribbled epoch pins every grace period.
  */
 #include "whitebox.h"
 
@@ -994,6 +1001,184 @@ static void test_scribbled_epoch_of_a_free_slot_is_cleared(void **state)
 	tc_unlink(name);
 }
 
+/*
+ * A free slot names nothing: its last owner or cleaner emptied it before
+ * giving it back.  An in-flight name scribbled into one must not be taken
+ * for a dead builder's: the run anchor (never indexed) was built from this
+ * very slot by a thread that has since exited, so it passes the builder
+ * check and no index word publishes it.  Before the fix the cleaner
+ * retired the live anchor (run_word still named it), the reclaim freed it
+ * and the next writes took its block: one scribbled word of a free slot
+ * damaged the run nobody scribbled.
+ */
+static void *start_a_run(void *p)
+{
+	tc_cache *c = p;
+	return (void *)(intptr_t)tc_run_start(c, 11, 22);
+}
+
+static void test_scribbled_name_in_a_free_slot_retires_nothing(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
+				TC_EVICT_NONE);
+	pthread_t th;
+	void *ret;
+	assert_int_equal(pthread_create(&th, NULL, start_a_run, c), 0);
+	assert_int_equal(pthread_join(th, &ret), 0);
+	ASSERT_RC(0, (int)(intptr_t)ret);
+	uint64_t anchor = tc__ld(&c->h->run_word) & 0xffffffffu;
+	struct tc_entry *e = tc__block(c, anchor);
+	assert_non_null(e);
+	assert_int_equal(tc__ld(&e->kind), TC_KIND_RUN);
+	struct tc_rslot *s = &c->slots[tc__ld(&e->builder) - 1];
+	assert_int_equal(tc__ld(&s->owner), 0); /* the starter exited: free */
+	tc__st(&s->inflight, anchor); /* the scribble */
+	uint32_t cleared = 99;
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
+	assert_int_equal(cleared, 0);
+	assert_int_equal(tc__ld(&e->state), TC_BLK_LIVE);
+	assert_int_equal(tc__ld(&s->inflight), 0); /* the name is cleared */
+	assert_int_equal(tc__ld(&s->owner), 0);
+	/* The same slot left claimed by a cleaner of a free slot that was
+	 * killed before it dropped the name: its successor drops it too. */
+	pid_t dead = fork();
+	if (dead == 0)
+		_exit(0);
+	assert_true(dead > 0);
+	assert_int_equal(waitpid(dead, NULL, 0), dead);
+	tc__st(&s->inflight, anchor);
+	tc__st(&s->owner, (uint64_t)dead << 32 | 0x80000001u);
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
+	assert_int_equal(cleared, 1);
+	assert_int_equal(tc__ld(&e->state), TC_BLK_LIVE);
+	assert_int_equal(tc__ld(&s->inflight), 0);
+	assert_int_equal(tc__ld(&s->owner), 0);
+	/* Whatever was freed is reused: the anchor must still read back. */
+	assert_int_equal(reclaim(c), 0);
+	churn(c);
+	tc_anchor a;
+	ASSERT_RC(0, tc_run_anchor(c, &a));
+	assert_int_equal(a.ts_ns, 11);
+	assert_int_equal(a.run_id, 22);
+	assert_int_equal(tc__ld(&e->state), TC_BLK_LIVE);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
+ * A live reader's owner word scribbled to 0 makes its slot look free.  Its
+ * epoch must not be taken for a scribble of a free slot's: the slot still
+ * carries its owner's record (start time, address, handle cookie), which
+ * every free slot has cleared.  Before the fix the cleaner emptied it under
+ * the reader: the reclaim freed the value the reader held (tc_peek) and the
+ * churn overwrote it.
+ */
+static void test_live_reader_whose_owner_word_reads_0_keeps_its_epoch(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
+				TC_EVICT_NONE);
+	ASSERT_RC(0, tc_set(c, "k", 1, "v2", 2, 0, 0));
+	struct rd r = { .c = c };
+	pthread_barrier_init(&r.bar, NULL, 2);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, reader_thread, &r), 0);
+	pthread_barrier_wait(&r.bar);
+	ASSERT_RC(0, r.lock_rc);
+	ASSERT_RC(0, r.peek_rc);
+	struct tc_rslot *rs = NULL;
+	for (uint32_t i = 0; i < c->nslots; i++)
+		if (tc__ld(&c->slots[i].epoch) != 0)
+			rs = &c->slots[i];
+	assert_non_null(rs);
+	uint64_t owner = tc__ld(&rs->owner), epoch = tc__ld(&rs->epoch);
+	assert_int_not_equal(owner, 0);
+	tc__st(&rs->owner, 0); /* the scribble */
+	uint32_t cleared = 99;
+	int clean_rc = tc_readers_clean(c, &cleared);
+	uint64_t epoch_after = tc__ld(&rs->epoch);
+	int set_rc = tc_set(c, "k", 1, "v3", 2, 0, 0); /* retires v2, which the reader holds */
+	uint64_t freed = reclaim(c);
+	churn(c);
+	pthread_barrier_wait(&r.bar);
+	pthread_barrier_wait(&r.bar);
+	pthread_join(th, NULL);
+	pthread_barrier_destroy(&r.bar);
+	ASSERT_RC(0, clean_rc);
+	assert_int_equal(cleared, 0);
+	assert_int_equal(epoch_after, epoch);
+	ASSERT_RC(0, set_rc);
+	assert_int_equal(freed, 0);
+	assert_int_equal(r.intact, 1);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
+ * KNOWN STALL, NOT FIXED (review-stall; run with TC_RUN_KNOWN_STALLS=1 to
+ * see it fail): the epoch word of a live thread's slot scribbled while the
+ * thread is outside any section (an idle thread that made one call) looks
+ * like a reader inside one: it pins every grace period of every process
+ * until that thread enters and leaves a section again, which an idle
+ * thread never does.  Writes short of memory wait their 20 ms, then fail
+ * (the 103rd of 128 overwrites of 2 KiB in 256 KiB here); no cleaner touches a
+ * live owner's slot, and tc_audit refuses while the owner is attached.
+ * Only the owner knows it is outside a section (its depth is
+ * thread-local), as for a reader stopped inside one (design.md section 5);
+ * a shared record of the depth would cost the read path a store.
+ */
+static pthread_barrier_t idle_bar;
+
+static void *idle_after_one_write(void *p)
+{
+	tc_cache *c = p;
+	int rc = tc_set(c, "idle", 4, "x", 1, 0, 0);
+	pthread_barrier_wait(&idle_bar); /* written, now idle */
+	pthread_barrier_wait(&idle_bar); /* the test is done */
+	return (void *)(intptr_t)rc;
+}
+
+static void test_scribbled_epoch_of_an_idle_live_slot_pins_nothing(void **state)
+{
+	(void)state;
+	if (!getenv("TC_RUN_KNOWN_STALLS"))
+		skip();
+	char name[64], v[2000];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
+				TC_EVICT_NONE);
+	pthread_barrier_init(&idle_bar, NULL, 2);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, idle_after_one_write, c), 0);
+	pthread_barrier_wait(&idle_bar);
+	ASSERT_RC(0, tc_set(c, "x", 1, "y", 1, 0, 0)); /* this thread's slot */
+	struct tc_rslot *s = NULL, *mine = tc__slot(c);
+	for (uint32_t i = 0; i < c->nslots; i++)
+		if (tc__ld(&c->slots[i].owner) != 0 && &c->slots[i] != mine)
+			s = &c->slots[i];
+	assert_non_null(s);
+	tc__st(&s->epoch, tc__ld(&c->h->epoch)); /* the scribble */
+	memset(v, 'v', sizeof(v));
+	int bad = -1, rc = 0;
+	for (int i = 0; i < 128 && bad < 0; i++) {
+		v[0] = (char)i;
+		if ((rc = tc_set(c, "big", 3, v, sizeof(v), 0, 0)) != 0)
+			bad = i;
+	}
+	void *ret;
+	pthread_barrier_wait(&idle_bar);
+	assert_int_equal(pthread_join(th, &ret), 0);
+	pthread_barrier_destroy(&idle_bar);
+	ASSERT_RC(0, (int)(intptr_t)ret);
+	if (bad >= 0)
+		fail_msg("write %d: %s: an idle live slot's scribbled epoch pins reclamation", bad,
+			 tc_strerror(rc));
+	tc_close(c);
+	tc_unlink(name);
+}
+
 /* ------------------------------------------------------------------ */
 /* A writer never waits for its own thread                              */
 /* ------------------------------------------------------------------ */
@@ -1080,6 +1265,107 @@ static void test_a_writer_never_waits_for_its_own_section(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* The global epoch scribbled to 0 or to its largest value              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A reader that enters while the epoch reads 0 announces 1 (a slot showing
+ * 0 would look quiescent).  A block unlinked while the epoch still reads 0
+ * was stamped 0, below that 1: the next grace period freed it under the
+ * reader, and the churn overwrote the value its tc_peek held.  Stamps are
+ * taken the same way as announcements now (0 counts as 1).
+ */
+static void test_epoch_scribbled_to_0_frees_nothing_a_reader_holds(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
+				TC_EVICT_NONE);
+	ASSERT_RC(0, tc_set(c, "k", 1, "v2", 2, 0, 0));
+	tc__st(&c->h->epoch, 0); /* the scribble */
+	struct rd r = { .c = c };
+	pthread_barrier_init(&r.bar, NULL, 2);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, reader_thread, &r), 0);
+	pthread_barrier_wait(&r.bar);
+	int set_rc = tc_set(c, "k", 1, "v3", 2, 0, 0); /* retires v2, which the reader holds */
+	uint64_t freed = reclaim(c);
+	churn(c);
+	pthread_barrier_wait(&r.bar);
+	pthread_barrier_wait(&r.bar);
+	pthread_join(th, NULL);
+	pthread_barrier_destroy(&r.bar);
+	ASSERT_RC(0, r.lock_rc);
+	ASSERT_RC(0, r.peek_rc);
+	ASSERT_RC(0, set_rc);
+	assert_int_equal(freed, 0);
+	assert_int_equal(r.intact, 1);
+	assert_true(reclaim(c) >= 1); /* v2, now that the reader left */
+	assert_int_equal(retired(c), 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
+ * The epoch scribbled to UINT64_MAX.  The next grace period's increment
+ * wrapped it to 0: a reader that had announced UINT64_MAX then held a
+ * block stamped 0 (or 1), far below, and the grace period after freed it
+ * under the reader.  The epoch no longer wraps (it stays at its largest
+ * value, where a block is freed only by a grace period that finds no slot
+ * active: blocks stamped UINT64_MAX were freed by none before, the retire
+ * list never emptied and every write short of memory waited its 20 ms,
+ * then failed), and tc_audit brings it back to 1.
+ */
+static void test_epoch_scribbled_to_its_largest_value(void **state)
+{
+	(void)state;
+	char name[64], v[2000];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
+				TC_EVICT_NONE);
+	ASSERT_RC(0, tc_set(c, "k", 1, "v2", 2, 0, 0));
+	ASSERT_RC(0, tc_set(c, "z", 1, "z1", 2, 0, 0));
+	tc__st(&c->h->epoch, UINT64_MAX); /* the scribble */
+	struct rd r = { .c = c };
+	pthread_barrier_init(&r.bar, NULL, 2);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, reader_thread, &r), 0);
+	pthread_barrier_wait(&r.bar);
+	ASSERT_RC(0, tc_set(c, "z", 1, "z2", 2, 0, 0)); /* something to reclaim */
+	uint64_t freed1 = reclaim(c); /* the grace period that wrapped the epoch */
+	int set_rc = tc_set(c, "k", 1, "v3", 2, 0, 0); /* retires v2, which the reader holds */
+	uint64_t freed2 = reclaim(c);
+	churn(c);
+	pthread_barrier_wait(&r.bar);
+	pthread_barrier_wait(&r.bar);
+	pthread_join(th, NULL);
+	pthread_barrier_destroy(&r.bar);
+	ASSERT_RC(0, r.lock_rc);
+	ASSERT_RC(0, r.peek_rc);
+	ASSERT_RC(0, set_rc);
+	assert_int_equal(freed1, 0);
+	assert_int_equal(freed2, 0);
+	assert_int_equal(r.intact, 1);
+	/* No reader now: everything retired is freed, whatever its stamp,
+	 * and overwrites that need it succeed. */
+	assert_true(reclaim(c) >= 2);
+	assert_int_equal(retired(c), 0);
+	memset(v, 'v', sizeof(v));
+	for (int i = 0; i < 128; i++) {
+		v[0] = (char)i;
+		int rc = tc_set(c, "big", 3, v, sizeof(v), 0, 0);
+		if (rc != 0)
+			fail_msg("write %d: %s", i, tc_strerror(rc));
+	}
+	assert_int_equal(tc__ld(&c->h->epoch), UINT64_MAX);
+	tc_audit_report rep;
+	ASSERT_RC(0, tc_audit(c, &rep));
+	assert_int_equal(tc__ld(&c->h->epoch), 1);
+	assert_int_equal(retired(c), 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* ------------------------------------------------------------------ */
 /* TICKCACHE_NO_MEMBARRIER=1                                            */
 /* ------------------------------------------------------------------ */
 
@@ -1128,6 +1414,11 @@ int main(int argc, char **argv)
 		FX_TEST(test_idle_writer_does_not_hold_retired_memory_hostage),
 		FX_TEST(test_scribbled_epoch_of_a_free_slot_is_cleared),
 		FX_TEST(test_a_writer_never_waits_for_its_own_section),
+		FX_TEST(test_scribbled_name_in_a_free_slot_retires_nothing),
+		FX_TEST(test_live_reader_whose_owner_word_reads_0_keeps_its_epoch),
+		FX_TEST(test_epoch_scribbled_to_0_frees_nothing_a_reader_holds),
+		FX_TEST(test_epoch_scribbled_to_its_largest_value),
+		FX_TEST(test_scribbled_epoch_of_an_idle_live_slot_pins_nothing),
 		FX_TEST(test_full_fence_fallback_behaves_the_same),
 	};
 	return fx_run(tests);
