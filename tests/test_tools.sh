@@ -888,6 +888,20 @@ else
 		'[false, true, true]'
 	expect 0 "runs (table)" "$INSPECT" runs "$E"
 	has "table shows the run" "$OUT" "active run 42"
+	# A run record scribbled: a start before any clock (its age must not
+	# overflow) and pid 0xffffffff (kill() would take it as -1, "every
+	# process", and call the starter alive).
+	if [ -x "$BIN/../tests/scribble_run" ]; then
+		expect 0 "scribble the run's start and starter" "$BIN/../tests/scribble_run" "$E" \
+			-9223372036854775808 4294967295
+		expect 0 "runs --json of the scribbled run" "$INSPECT" --json runs "$E"
+		is "scribbled starter is not alive, its age saturates" \
+			"$(js '[d["starter_pid"], d["starter_alive"], d["age_ms"], d["started_ms"]]')" \
+			'[4294967295, false, 9223372036854775807, -9223372036854775808]'
+		expect 0 "runs (table) of the scribbled run" "$INSPECT" runs "$E"
+	else
+		echo "skip scribbled run: no tests/scribble_run (make check-build)"
+	fi
 	expect 0 "runs --end" "$INSPECT" runs "$E" --end
 	has "ended" "$OUT" "ended run 42"
 	expect 0 "runs after --end" "$INSPECT" --json runs "$E"

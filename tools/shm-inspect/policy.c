@@ -164,8 +164,14 @@ int cmd_runs(const char *name, bool end)
 		return ex;
 	rc = tc_run_anchor(c, &a);
 	if (rc == 0) {
-		age = tc_now_ms() - a.started_ms;
-		alive = a.starter_pid && (kill((pid_t)a.starter_pid, 0) == 0 || errno == EPERM);
+		/* Both read from the segment, so either may be a scribble: an
+		 * age that does not fit saturates (never a signed overflow), and
+		 * a pid past the kernel's PID_MAX_LIMIT (2^22) is no process
+		 * (kill() would take 0xffffffff as -1: "every process"). */
+		if (__builtin_sub_overflow(tc_now_ms(), a.started_ms, &age))
+			age = a.started_ms < 0 ? INT64_MAX : INT64_MIN;
+		alive = a.starter_pid && a.starter_pid <= (1u << 22) &&
+			(kill((pid_t)a.starter_pid, 0) == 0 || errno == EPERM);
 	}
 	if (rc && rc != TC_ENORUN) {
 		ex = fail(rc, "cannot read the run of '%s'", name);
