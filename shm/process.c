@@ -144,16 +144,20 @@ bool tc__pid_alive(uint32_t pid, uint64_t start)
 /*
  * May a lease word naming PID (0: nobody) be taken?  CLAIMING: it is being
  * taken, its start time and heartbeat are not written yet, so only the
- * claimer's death frees it.  Else when its holder is dead (by the start
- * time at START, loaded only then) or, with STALE_MS, has not beaten since
- * BEAT_MS for longer.
+ * claimer's death frees it, or a claimer that cannot be one: a claimer
+ * calls through a handle, so it maps the segment (a forked child through
+ * its parent's handle too); a live process that does not is a scribble,
+ * which would otherwise hold the lease for as long as it lives (an
+ * unreadable /proc/PID/maps proves nothing).  Else when its holder is dead
+ * (by the start time at START, loaded only then) or, with STALE_MS, has
+ * not beaten since BEAT_MS for longer.
  */
-static bool lease_free(uint32_t pid, bool claiming, const uint64_t *start, int64_t beat_ms,
-		       uint64_t stale_ms)
+static bool lease_free(tc_cache *c, uint32_t pid, bool claiming, const uint64_t *start,
+		       int64_t beat_ms, uint64_t stale_ms)
 {
 	int64_t age = tc__age_ms(tc__now_ms(), beat_ms);
 	if (claiming)
-		return !tc__pid_alive(pid, 0);
+		return !tc__pid_alive(pid, 0) || !tc__maps_segment(c, pid, 0);
 	return pid == 0 || !tc__pid_alive(pid, tc__ld(start)) ||
 	       (stale_ms && age > (int64_t)stale_ms);
 }
@@ -174,7 +178,7 @@ int tc__lease_claim(tc_cache *c, const struct tc__lease *l, uint64_t stale_ms, u
 			tc__st(beat, tc__now_ms());
 			return 0;
 		}
-		if (!lease_free(pid, claiming, start, tc__ld(beat), stale_ms))
+		if (!lease_free(c, pid, claiming, start, tc__ld(beat), stale_ms))
 			return -EBUSY;
 		uint64_t held = (uint64_t)me << 32 | l->next(w);
 		if (tc__cas(word, w, held | TC_LEASE_CLAIMING) == w) {
