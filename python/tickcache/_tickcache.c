@@ -17,8 +17,13 @@
  *    ends when the last view is released, so no view ever outlives the read
  *    section that keeps its memory from being reclaimed.  close() refuses
  *    while a section is open.
- *  - close() while get_or_load waits in another thread marks the cache
- *    closed; the last such call closes the handle when it returns.
+ *  - close() while get_or_load, wait or wait_any run (in another thread,
+ *    or from a signal handler or a collection they run) marks the cache
+ *    closed; the last such call (busy) closes the handle when it returns.
+ *    Every other call converts its arguments (which may run Python code:
+ *    __index__, __fspath__, a generator, a finalizer) before it takes the
+ *    handle, and runs no Python code between handle() and its last
+ *    library call, or holds the handle busy meanwhile.
  *  - fork(): the library forbids using an inherited handle.  A child bumps
  *    fork_gen (pthread_atfork); every call compares one word and, in a child,
  *    closes the inherited handle and attaches anew on first use, so the child
@@ -100,12 +105,13 @@ struct recent {
 typedef struct CacheObject {
 	PyObject_HEAD
 	tc_cache *c;             /* NULL when closed or not (re)attached */
-	tc_cache *deferred;      /* closed by close() while calls ran without the
-				  * GIL: tc_close'd when the last returns */
+	tc_cache *deferred;      /* closed by close() while calls were busy:
+				  * tc_close'd when the last returns */
 	tc_opts opts;            /* as opened, for attaching again after fork */
 	unsigned long fork_gen;  /* fork_gen when c was opened */
 	int closed;              /* close() was called */
-	Py_ssize_t busy;         /* calls running without the GIL on c */
+	Py_ssize_t busy;         /* calls using c across Python code or without
+				  * the GIL (close() defers to the last) */
 	Py_ssize_t sections;     /* read sections open on c */
 	PyObject *weakrefs;
 	char name[TC_NAME_MAX + 1];
@@ -768,9 +774,9 @@ PyDoc_STRVAR(close_doc,
 "close()\n--\n\n"
 "Detach from the segment (the segment itself stays; see unlink()).  Calls\n"
 "after close raise ValueError; closing twice does nothing.  Raises\n"
-"BufferError while a read() section of this cache is open.  A get_or_load\n"
-"waiting in another thread finishes first: the handle is closed when it\n"
-"returns.");
+"BufferError while a read() section of this cache is open.  A get_or_load,\n"
+"wait or wait_any in progress (in another thread, or the caller of the\n"
+"code that closes) finishes first: the handle is closed when it returns.");
 
 static PyObject *Cache_close(CacheObject *self, PyObject *unused)
 {
@@ -991,9 +997,6 @@ static PyObject *Cache_get(CacheObject *self, PyObject *const *args, Py_ssize_t 
 		key = a[0];
 		dflt = a[1];
 	}
-	tc_cache *c = handle(self);
-	if (UNLIKELY(!c))
-		return NULL;
 	bytearg k;
 	if (LIKELY(PyUnicode_CheckExact(key) && PyUnicode_IS_COMPACT_ASCII(key) &&
 		   (size_t)PyUnicode_GET_LENGTH(key) - 1 < TC_KEY_MAX)) {
@@ -1003,6 +1006,11 @@ static PyObject *Cache_get(CacheObject *self, PyObject *const *args, Py_ssize_t 
 		k.n = PyUnicode_GET_LENGTH(key);
 		k.has_view = 0;
 	} else if (UNLIKELY(key_arg(key, &k) < 0)) {
+		return NULL;
+	}
+	tc_cache *c = handle(self);
+	if (UNLIKELY(!c)) {
+		arg_release(&k);
 		return NULL;
 	}
 	tc_meta m;
@@ -1025,12 +1033,14 @@ PyDoc_STRVAR(get_item_doc,
 
 static PyObject *Cache_get_item(CacheObject *self, PyObject *key)
 {
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	bytearg k;
 	if (key_arg(key, &k) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return NULL;
+	}
 	tc_meta m;
 	int rc;
 	PyObject *v = fetch_key(self, c, key, &k, &m, &rc);
@@ -1050,9 +1060,7 @@ PyDoc_STRVAR(get_many_doc,
 
 static PyObject *Cache_get_many(CacheObject *self, PyObject *keys)
 {
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
+	tc_cache *c;
 	PyObject *seq = PySequence_Fast(keys, "keys must be an iterable of keys");
 	if (!seq)
 		return NULL;
@@ -1063,7 +1071,7 @@ static PyObject *Cache_get_many(CacheObject *self, PyObject *keys)
 	const void **vals = NULL;
 	if (n == 0) {
 		Py_DECREF(seq);
-		return PyList_New(0);
+		return handle(self) ? PyList_New(0) : NULL;
 	}
 	ka = PyMem_Calloc((size_t)n, sizeof(*ka));
 	r = PyMem_Calloc((size_t)n, sizeof(*r));
@@ -1080,6 +1088,11 @@ static PyObject *Cache_get_many(CacheObject *self, PyObject *keys)
 	}
 	out = PyList_New(n);
 	if (!out)
+		goto fail;
+	/* The handle last: iterating KEYS and allocating OUT may run Python
+	 * code (a generator, a finalizer), which may close the cache. */
+	c = handle(self);
+	if (!c)
 		goto fail;
 	int rc = tc_read_lock(c);
 	if (rc) {
@@ -1135,12 +1148,14 @@ PyDoc_STRVAR(exists_doc,
 
 static int Cache_contains(CacheObject *self, PyObject *key)
 {
-	tc_cache *c = handle(self);
-	if (!c)
-		return -1;
 	bytearg k;
 	if (key_arg(key, &k) < 0)
 		return -1;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return -1;
+	}
 	bool r = tc_exists(c, k.p, (size_t)k.n);
 	arg_release(&k);
 	return r ? 1 : 0;
@@ -1185,9 +1200,6 @@ static PyObject *write_common(CacheObject *self, int op, const char *fname, PyOb
 		o_ttl = a[2];
 		o_type = a[3];
 	}
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	uint64_t ttl, ver = 0;
 	uint32_t type;
 	if (seconds_arg(o_ttl, "ttl", 1, TC_TTL_DEFAULT, &ttl) < 0 ||
@@ -1197,6 +1209,14 @@ static PyObject *write_common(CacheObject *self, int op, const char *fname, PyOb
 	if (key_arg(a[0], &k) < 0)
 		return NULL;
 	if (value_arg(a[1], &v) < 0) {
+		arg_release(&k);
+		return NULL;
+	}
+	/* The handle after the arguments: converting them may run Python
+	 * code (a ttl's __index__), which may close the cache. */
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&v);
 		arg_release(&k);
 		return NULL;
 	}
@@ -1270,12 +1290,14 @@ PyDoc_STRVAR(delete_doc,
 
 static PyObject *Cache_delete(CacheObject *self, PyObject *key)
 {
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	bytearg k;
 	if (key_arg(key, &k) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return NULL;
+	}
 	int rc = tc_del(c, k.p, (size_t)k.n);
 	PyObject *res = NULL;
 	if (rc == 0 || rc == -ENOENT)
@@ -1298,15 +1320,17 @@ static PyObject *Cache_expire(CacheObject *self, PyObject *const *args, Py_ssize
 	PyObject *a[2] = { NULL, NULL };
 	if (parse("expire", args, nargs, kwnames, names, 2, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	uint64_t ttl;
 	if (seconds_arg(a[1], "ttl", 0, 0, &ttl) < 0)
 		return NULL;
 	bytearg k;
 	if (key_arg(a[0], &k) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return NULL;
+	}
 	int rc = tc_expire(c, k.p, (size_t)k.n, ttl);
 	PyObject *res = NULL;
 	if (rc == 0 || rc == -ENOENT)
@@ -1331,9 +1355,6 @@ static PyObject *Cache_incr(CacheObject *self, PyObject *const *args, Py_ssize_t
 	PyObject *a[3] = { NULL, NULL, NULL };
 	if (parse("incr", args, nargs, kwnames, names, 1, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	long long delta = 1;
 	if (a[1]) {
 		if (!PyLong_Check(a[1]) || PyBool_Check(a[1])) {
@@ -1356,6 +1377,11 @@ static PyObject *Cache_incr(CacheObject *self, PyObject *const *args, Py_ssize_t
 	bytearg k;
 	if (key_arg(a[0], &k) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return NULL;
+	}
 	int64_t out = 0;
 	int rc = tc_incr(c, k.p, (size_t)k.n, (int64_t)delta, ttl, &out);
 	PyObject *res = rc == 0 ? PyLong_FromLongLong(out) : cache_error(rc, self->name, k.p, k.n);
@@ -1377,9 +1403,6 @@ static PyObject *Cache_rate_limit(CacheObject *self, PyObject *const *args, Py_s
 	PyObject *a[3] = { NULL, NULL, NULL };
 	if (parse("rate_limit", args, nargs, kwnames, names, 3, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	uint64_t limit, window;
 	if (u64_arg(a[1], "limit", &limit) < 0 || seconds_arg(a[2], "window", 0, 0, &window) < 0)
 		return NULL;
@@ -1394,6 +1417,11 @@ static PyObject *Cache_rate_limit(CacheObject *self, PyObject *const *args, Py_s
 	bytearg k;
 	if (key_arg(a[0], &k) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return NULL;
+	}
 	bool allowed = false;
 	uint64_t count = 0;
 	int rc = tc_rate_limit(c, k.p, (size_t)k.n, limit, window, &allowed, &count);
@@ -1473,9 +1501,6 @@ static PyObject *Cache_get_or_load(CacheObject *self, PyObject *const *args, Py_
 	PyObject *a[5] = { NULL, NULL, NULL, NULL, NULL };
 	if (parse("get_or_load", args, nargs, kwnames, names, 2, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	if (!PyCallable_Check(a[1])) {
 		PyErr_Format(PyExc_TypeError, "loader must be callable, not %.100s",
 			     Py_TYPE(a[1])->tp_name);
@@ -1489,6 +1514,11 @@ static PyObject *Cache_get_or_load(CacheObject *self, PyObject *const *args, Py_
 	bytearg k;
 	if (key_arg(a[0], &k) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return NULL;
+	}
 	/* A hit is a plain get, with the GIL held. */
 	tc_meta m;
 	int rc;
@@ -1591,14 +1621,13 @@ static PyObject *Cache_keys(CacheObject *self, PyObject *const *args, Py_ssize_t
 	PyObject *a[1] = { NULL };
 	if (parse("keys", args, nargs, kwnames, names, 0, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	PyObject *glob = NULL;
 	if (a[0] && glob_arg(a[0], &glob) < 0)
 		return NULL;
 	PyObject *list = PyList_New(0);
-	if (!list) {
+	tc_cache *c = list ? handle(self) : NULL;
+	if (!c) {
+		Py_XDECREF(list);
 		Py_XDECREF(glob);
 		return NULL;
 	}
@@ -1615,12 +1644,14 @@ PyDoc_STRVAR(purge_doc,
 
 static PyObject *Cache_purge(CacheObject *self, PyObject *pattern)
 {
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	PyObject *glob;
 	if (glob_arg(pattern, &glob) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		Py_DECREF(glob);
+		return NULL;
+	}
 	uint64_t n = 0;
 	int rc = tc_purge(c, PyBytes_AS_STRING(glob), &n);
 	Py_DECREF(glob);
@@ -1646,9 +1677,6 @@ static PyObject *Cache_ttl_policy(CacheObject *self, PyObject *const *args, Py_s
 	PyObject *a[2] = { NULL, NULL };
 	if (parse("ttl_policy", args, nargs, kwnames, names, 2, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	if (!PyUnicode_Check(a[0])) {
 		PyErr_Format(PyExc_TypeError, "prefix must be str, not %.100s",
 			     Py_TYPE(a[0])->tp_name);
@@ -1663,15 +1691,18 @@ static PyObject *Cache_ttl_policy(CacheObject *self, PyObject *const *args, Py_s
 			     plen, TC_POLICY_PREFIX_MAX);
 		return NULL;
 	}
+	uint64_t ttl = 0;
+	if (a[1] != Py_None && seconds_arg(a[1], "ttl", 0, 0, &ttl) < 0)
+		return NULL;
+	tc_cache *c = handle(self);
+	if (!c)
+		return NULL;
 	int rc;
 	if (a[1] == Py_None) {
 		rc = tc_ttl_policy_del(c, prefix);
 		if (rc == -ENOENT)
 			rc = 0;
 	} else {
-		uint64_t ttl;
-		if (seconds_arg(a[1], "ttl", 0, 0, &ttl) < 0)
-			return NULL;
 		rc = tc_ttl_policy_set(c, prefix, ttl);
 	}
 	if (rc)
@@ -1691,12 +1722,12 @@ PyDoc_STRVAR(ttl_policies_doc,
 static PyObject *Cache_ttl_policies(CacheObject *self, PyObject *unused)
 {
 	(void)unused;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	PyObject *d = PyDict_New();
-	if (!d)
+	tc_cache *c = d ? handle(self) : NULL;
+	if (!c) {
+		Py_XDECREF(d);
 		return NULL;
+	}
 	return collected(self, d, tc_ttl_policy_list(c, policy_cb, d));
 }
 
@@ -1709,12 +1740,14 @@ PyDoc_STRVAR(load_ttl_policies_doc,
 
 static PyObject *Cache_load_ttl_policies(CacheObject *self, PyObject *path)
 {
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	PyObject *p;
 	if (path_arg(path, &p) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		Py_DECREF(p);
+		return NULL;
+	}
 	unsigned bad = 0;
 	int rc = tc_ttl_policy_load_ex(c, PyBytes_AS_STRING(p), &bad);
 	PyObject *res = NULL;
@@ -1843,6 +1876,11 @@ static PyObject *Cache_info(CacheObject *self, PyObject *unused)
 	bool lalive = false;
 	if (tc_lease_holder(c, &lpid, &lage, &lalive))
 		lpid = 0;
+	/* Every library call before the first Python object: making one may
+	 * run a finalizer, which may close the cache. */
+	tc_tier t;
+	if (tc_tier_get(c, &t))
+		memset(&t, 0, sizeof(t));
 	PyObject *d = PyDict_New();
 	if (!d)
 		return NULL;
@@ -1868,9 +1906,6 @@ static PyObject *Cache_info(CacheObject *self, PyObject *unused)
 		    PyDict_SetItemString(d, "sweeper_age_ms", Py_None) < 0)
 			goto fail;
 	}
-	tc_tier t;
-	if (tc_tier_get(c, &t))
-		memset(&t, 0, sizeof(t));
 	SET_O(d, "tier", PyUnicode_FromString(t.state == TC_TIER_UP ? "up" :
 					      t.state == TC_TIER_DOWN ? "down" : "none"));
 	if (t.pid) {
@@ -1908,13 +1943,18 @@ PyDoc_STRVAR(readers_doc,
 static PyObject *Cache_readers(CacheObject *self, PyObject *unused)
 {
 	(void)unused;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	PyObject *l = PyList_New(0);
-	if (!l)
+	tc_cache *c = l ? handle(self) : NULL;
+	if (!c) {
+		Py_XDECREF(l);
 		return NULL;
-	return collected(self, l, tc_readers(c, reader_cb, l));
+	}
+	/* The callback makes dicts: a collection it starts may run a
+	 * finalizer that closes the cache, deferred to busy_end. */
+	self->busy++;
+	int rc = tc_readers(c, reader_cb, l);
+	busy_end(self);
+	return collected(self, l, rc);
 }
 
 static int attach_cb(const tc_attach *a, void *arg)
@@ -1932,13 +1972,18 @@ PyDoc_STRVAR(attached_doc,
 static PyObject *Cache_attached(CacheObject *self, PyObject *unused)
 {
 	(void)unused;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	PyObject *l = PyList_New(0);
-	if (!l)
+	tc_cache *c = l ? handle(self) : NULL;
+	if (!c) {
+		Py_XDECREF(l);
 		return NULL;
-	return collected(self, l, tc_attached(c, attach_cb, l));
+	}
+	/* The callback makes dicts: a collection it starts may run a
+	 * finalizer that closes the cache, deferred to busy_end. */
+	self->busy++;
+	int rc = tc_attached(c, attach_cb, l);
+	busy_end(self);
+	return collected(self, l, rc);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1954,12 +1999,14 @@ PyDoc_STRVAR(save_doc,
 
 static PyObject *Cache_save(CacheObject *self, PyObject *path)
 {
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	PyObject *p;
 	if (path_arg(path, &p) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		Py_DECREF(p);
+		return NULL;
+	}
 	tc_snapshot_report rep;
 	memset(&rep, 0, sizeof rep);
 	int rc;
@@ -1989,15 +2036,17 @@ static PyObject *Cache_load(CacheObject *self, PyObject *const *args, Py_ssize_t
 	PyObject *a[2] = { NULL, Py_False };
 	if (parse("load", args, nargs, kwnames, names, 1, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	int replace = PyObject_IsTrue(a[1]);
 	if (replace < 0)
 		return NULL;
 	PyObject *p;
 	if (path_arg(a[0], &p) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		Py_DECREF(p);
+		return NULL;
+	}
 	tc_snapshot_report rep;
 	memset(&rep, 0, sizeof rep);
 	int rc;
@@ -2028,14 +2077,14 @@ static PyObject *Cache_run_start(CacheObject *self, PyObject *const *args, Py_ss
 	PyObject *a[2] = { NULL, NULL };
 	if (parse("_run_start", args, nargs, kwnames, names, 1, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	long long ts = PyLong_AsLongLong(a[0]);
 	if (ts == -1 && PyErr_Occurred())
 		return NULL;
 	uint64_t run_id = 0;
 	if (a[1] && u64_arg(a[1], "run_id", &run_id) < 0)
+		return NULL;
+	tc_cache *c = handle(self);
+	if (!c)
 		return NULL;
 	int rc = tc_run_start(c, (int64_t)ts, run_id);
 	if (rc)
@@ -2075,14 +2124,14 @@ static PyObject *Cache_run_end(CacheObject *self, PyObject *const *args, Py_ssiz
 	PyObject *a[1] = { NULL };
 	if (parse("_run_end", args, nargs, kwnames, names, 0, a) < 0)
 		return NULL;
+	uint64_t gen = 0;
+	if (a[0] && a[0] != Py_None && u64_arg(a[0], "generation", &gen) < 0)
+		return NULL;
 	tc_cache *c = handle(self);
 	if (!c)
 		return NULL;
 	int rc;
 	if (a[0] && a[0] != Py_None) {
-		uint64_t gen;
-		if (u64_arg(a[0], "generation", &gen) < 0)
-			return NULL;
 		rc = tc_run_end_gen(c, gen);
 	} else {
 		rc = tc_run_end(c);
@@ -2103,9 +2152,6 @@ static PyObject *Cache_dto_append(CacheObject *self, PyObject *const *args, Py_s
 		PyErr_Format(PyExc_TypeError, "_dto_append() takes 3 arguments (%zd given)", nargs);
 		return NULL;
 	}
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	uint32_t type;
 	if (u32_arg(args[1], "type", &type) < 0)
 		return NULL;
@@ -2113,6 +2159,12 @@ static PyObject *Cache_dto_append(CacheObject *self, PyObject *const *args, Py_s
 	if (key_arg(args[0], &k) < 0)
 		return NULL;
 	if (value_arg(args[2], &v) < 0) {
+		arg_release(&k);
+		return NULL;
+	}
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&v);
 		arg_release(&k);
 		return NULL;
 	}
@@ -2135,12 +2187,14 @@ PyDoc_STRVAR(dto_count_doc,
 
 static PyObject *Cache_dto_count(CacheObject *self, PyObject *key)
 {
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	bytearg k;
 	if (key_arg(key, &k) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return NULL;
+	}
 	size_t n = 0;
 	int rc = tc_dto_count(c, k.p, (size_t)k.n, &n);
 	PyObject *res = rc == 0 ? PyLong_FromSize_t(n) : cache_error(rc, self->name, k.p, k.n);
@@ -2169,9 +2223,6 @@ static PyObject *Cache_dto_list(CacheObject *self, PyObject *const *args, Py_ssi
 		PyErr_Format(PyExc_TypeError, "_dto_list() takes 2 arguments (%zd given)", nargs);
 		return NULL;
 	}
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	uint32_t type;
 	if (u32_arg(args[1], "type", &type) < 0)
 		return NULL;
@@ -2179,7 +2230,9 @@ static PyObject *Cache_dto_list(CacheObject *self, PyObject *const *args, Py_ssi
 	if (key_arg(args[0], &k) < 0)
 		return NULL;
 	PyObject *l = PyList_New(0);
-	if (!l) {
+	tc_cache *c = l ? handle(self) : NULL;
+	if (!c) {
+		Py_XDECREF(l);
 		arg_release(&k);
 		return NULL;
 	}
@@ -2210,11 +2263,13 @@ static PyObject *Cache_dto_list(CacheObject *self, PyObject *const *args, Py_ssi
 /* Waiting for a change (tc_wait, tc_wait_any)                          */
 /* ------------------------------------------------------------------ */
 
-/* The GIL is released while the call sleeps (busy, as get_or_load: a
- * close() meanwhile is deferred).  A signal ends the sleep with -EINTR:
+/* The GIL is released while the call sleeps.  The caller holds the handle
+ * busy for its whole call (a close() meanwhile, by another thread or by a
+ * signal handler run here, is deferred to its end, as get_or_load's): it
+ * uses C again after the wait.  A signal ends the sleep with -EINTR:
  * its Python handler runs, and unless it raised, the wait goes on with
  * what is left of the timeout (PEP 475). */
-static int wait_released(CacheObject *self, tc_cache *c, const bytearg *k, uint64_t version,
+static int wait_released(tc_cache *c, const bytearg *k, uint64_t version,
 			 uint64_t timeout_ms, tc_meta *m, uint64_t *seq)
 {
 	uint64_t t_end = 0;
@@ -2225,12 +2280,10 @@ static int wait_released(CacheObject *self, tc_cache *c, const bytearg *k, uint6
 	}
 	for (;;) {
 		int rc;
-		self->busy++;
 		Py_BEGIN_ALLOW_THREADS
 		rc = k ? tc_wait(c, k->p, (size_t)k->n, version, timeout_ms, m)
 		       : tc_wait_any(c, seq, timeout_ms);
 		Py_END_ALLOW_THREADS
-		busy_end(self);
 		if (rc != -EINTR)
 			return rc;
 		if (PyErr_CheckSignals() < 0)
@@ -2262,9 +2315,6 @@ static PyObject *Cache_wait(CacheObject *self, PyObject *const *args, Py_ssize_t
 	PyObject *a[3] = { NULL, NULL, NULL };
 	if (parse("wait", args, nargs, kwnames, names, 1, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	uint64_t version = 0, timeout;
 	if ((a[1] && u64_arg(a[1], "version", &version) < 0) ||
 	    seconds_arg(a[2], "timeout", 1, TC_FOREVER, &timeout) < 0)
@@ -2272,10 +2322,16 @@ static PyObject *Cache_wait(CacheObject *self, PyObject *const *args, Py_ssize_t
 	bytearg k;
 	if (key_arg(a[0], &k) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return NULL;
+	}
 	PyObject *res = NULL;
+	self->busy++;
 	for (;;) {
 		tc_meta m;
-		int rc = wait_released(self, c, &k, version, timeout, &m, NULL);
+		int rc = wait_released(c, &k, version, timeout, &m, NULL);
 		if (rc == -ETIMEDOUT || rc == -ENOENT) {
 			Py_INCREF(Py_None);
 			res = Py_None;
@@ -2302,6 +2358,7 @@ static PyObject *Cache_wait(CacheObject *self, PyObject *const *args, Py_ssize_t
 			break;
 		}
 	}
+	busy_end(self);
 	arg_release(&k);
 	return res;
 }
@@ -2322,14 +2379,16 @@ static PyObject *Cache_wait_any(CacheObject *self, PyObject *const *args, Py_ssi
 	PyObject *a[2] = { NULL, NULL };
 	if (parse("wait_any", args, nargs, kwnames, names, 0, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	uint64_t seq = 0, timeout;
 	if ((a[0] && u64_arg(a[0], "seq", &seq) < 0) ||
 	    seconds_arg(a[1], "timeout", 1, TC_FOREVER, &timeout) < 0)
 		return NULL;
-	int rc = wait_released(self, c, NULL, 0, timeout, NULL, &seq);
+	tc_cache *c = handle(self);
+	if (!c)
+		return NULL;
+	self->busy++;
+	int rc = wait_released(c, NULL, 0, timeout, NULL, &seq);
+	busy_end(self);
 	if (rc == 0)
 		return PyLong_FromUnsignedLongLong(seq);
 	if (rc == -ETIMEDOUT)

@@ -1,0 +1,191 @@
+# SPDX-License-Identifier: MIT
+"""A hostile or careless caller: Python code that runs in the middle of a
+call (an argument's __index__ or __fspath__, a generator, a finalizer, a
+signal handler) and closes the cache, a thread that closes it while another
+waits.  Each case runs in a child interpreter, so that a use-after-free of
+the library handle shows as the child's crash (exit status), not as a
+crash of the suite."""
+import sys
+import textwrap
+import unittest
+
+from support import run_python, unique_name
+
+PRELUDE = textwrap.dedent("""
+    import gc, os, signal, sys, threading, time
+    import tickcache
+    NAME = sys.argv[1]
+    tickcache.Cache(NAME, create=True, max_entries=256, memory="1M").close()
+
+    def fresh():
+        c = tickcache.Cache(NAME)
+        c.set("k", b"v")
+        c.get("k")
+        return c
+
+    def outcome(label, f):
+        try:
+            r = f()
+            print(label, "->", type(r).__name__, flush=True)
+        except Exception as e:  # noqa: BLE001
+            msg = str(e).replace(NAME, "NAME")
+            print(label, "!!", type(e).__name__, msg, flush=True)
+""")
+
+
+def run_cases(test, body, expected):
+    name = unique_name("hostile")
+    code = PRELUDE + textwrap.dedent(body) + "\ntickcache.unlink(NAME)\n"
+    rc, out, err = run_python(code, name)
+    if rc != 0:
+        run_python("import sys, tickcache; tickcache.unlink(sys.argv[1], missing_ok=True)",
+                   name)
+    test.assertEqual((rc, out.splitlines()), (0, expected), err[-3000:])
+
+
+CLOSED = "!! ValueError cache 'NAME' is closed"
+
+
+class TestCloseInsideACall(unittest.TestCase):
+    def test_an_argument_that_closes_the_cache_gives_value_error(self):
+        # Before: every one of these used the handle the call had taken
+        # before converting its arguments, after close() had freed it
+        # (the child died of SIGSEGV at the first).
+        run_cases(self, """
+            class Closer:
+                def __init__(self, c):
+                    self.c = c
+                def __index__(self):
+                    self.c.close()
+                    return 5
+                def __bool__(self):
+                    self.c.close()
+                    return True
+                def __fspath__(self):
+                    self.c.close()
+                    return os.path.join(os.environ.get("TMPDIR", "/tmp"), NAME + ".snap")
+
+            def closing_keys(c):
+                yield "k"
+                c.close()
+                yield "k"
+
+            cases = [
+                ("set ttl", lambda c: c.set("k", b"v", Closer(c))),
+                ("add ttl", lambda c: c.add("k2", b"v", Closer(c))),
+                ("cas ttl", lambda c: c.cas("k", b"v", 1, Closer(c))),
+                ("expire ttl", lambda c: c.expire("k", Closer(c))),
+                ("incr ttl", lambda c: c.incr("n", 1, Closer(c))),
+                ("rate_limit window", lambda c: c.rate_limit("r", 5, Closer(c))),
+                ("get_or_load ttl", lambda c: c.get_or_load("g", lambda: b"x", Closer(c))),
+                ("get_or_load wait", lambda c: c.get_or_load("g", lambda: b"x", 1, Closer(c))),
+                ("ttl_policy ttl", lambda c: c.ttl_policy("p:", Closer(c))),
+                ("wait timeout", lambda c: c.wait("k", 0, Closer(c))),
+                ("wait_any timeout", lambda c: c.wait_any(0, Closer(c))),
+                ("get_many generator", lambda c: c.get_many(closing_keys(c))),
+                ("save path", lambda c: c.save(Closer(c))),
+                ("load path", lambda c: c.load(Closer(c))),
+                ("load replace", lambda c: c.load("/nonexistent", Closer(c))),
+                ("load_ttl_policies path", lambda c: c.load_ttl_policies(Closer(c))),
+                ("_run_start ts", lambda c: c._run_start(Closer(c))),
+            ]
+            for label, f in cases:
+                c = fresh()
+                outcome(label, lambda: f(c))
+                print(label, "closed:", c.closed, flush=True)
+            """, [line for label in ("set ttl", "add ttl", "cas ttl", "expire ttl", "incr ttl",
+                                     "rate_limit window", "get_or_load ttl", "get_or_load wait",
+                                     "ttl_policy ttl", "wait timeout", "wait_any timeout",
+                                     "get_many generator", "save path", "load path",
+                                     "load replace", "load_ttl_policies path", "_run_start ts")
+                  for line in (f"{label} {CLOSED}", f"{label} closed: True")])
+
+    @unittest.skipIf(sys.version_info >= (3, 12),
+                     "from 3.12 a collection runs between bytecodes, never inside a C call")
+    def test_a_collection_that_closes_the_cache_inside_a_call(self):
+        # A collection starts at an allocation of a tracked object (a list,
+        # a dict) inside the call; its callbacks and the finalizers it runs
+        # are Python code.  With the threshold at 1, the Nth collection after
+        # arming closes the cache: for readers() the second, in its callback
+        # (it makes a dict per reader slot while the library walks the
+        # slots); for get_many() the first, at its result list.  Before:
+        # readers() went on walking a freed handle (SIGSEGV), get_many()
+        # locked one.
+        run_cases(self, """
+            others = [fresh() for _ in range(6)]  # six reader slots: six dicts
+            state = {"armed": 0, "c": None}
+            def on_collect(phase, info):
+                if phase == "start" and state["armed"]:
+                    state["armed"] -= 1
+                    if state["armed"] == 0:
+                        state["c"].close()
+            gc.callbacks.append(on_collect)
+            for label, nth, args in (("readers", 2, ()), ("get_many", 1, (["k", "k"],))):
+                c = fresh()
+                f = getattr(c, label)
+                gc.collect()
+                gc.set_threshold(1)
+                state["c"], state["armed"] = c, nth
+                try:
+                    outcome(label, lambda: f(*args))
+                finally:
+                    state["armed"] = 0
+                    gc.set_threshold(700)
+                print(label, "closed:", c.closed, flush=True)
+            """, ["readers -> list", "readers closed: True",
+                  f"get_many {CLOSED}", "get_many closed: True"])
+
+    def test_close_while_another_thread_waits_then_a_write_wakes_it(self):
+        # Before: close() deferred the handle's close only while the wait
+        # slept; the woken wait() then read the key through the handle its
+        # own return had just closed (SIGSEGV in the library).
+        run_cases(self, """
+            w = tickcache.Cache(NAME)
+            for attempt in range(1, 30):
+                c = fresh()
+                got = []
+                entered = threading.Event()
+                def waiter():
+                    entered.set()
+                    try:
+                        got.append(c.wait("w%d" % attempt, 0, 60))
+                    except ValueError as e:  # closed before the wait began
+                        got.append(e)
+                t = threading.Thread(target=waiter)
+                t.start()
+                entered.wait()
+                time.sleep(0.05 * attempt)
+                c.close()
+                junk = [bytearray(160) for _ in range(2000)]  # reuse freed memory
+                w.set("w%d" % attempt, b"woke")
+                t.join(60)
+                if not isinstance(got[0], ValueError):
+                    break
+            print("alive:", t.is_alive(), "value:", got[0].value)
+            outcome("after", lambda: c.get("k"))
+            w.close()
+            """, ["alive: False value: b'woke'", f"after {CLOSED}"])
+
+    def test_a_signal_handler_that_closes_the_cache_during_a_wait(self):
+        # The handler runs between two sleeps of the wait: it closes the
+        # cache and writes the key through another handle.  Before: the
+        # handle was not busy while the handler ran, so close() freed it and
+        # the wait slept on again with it (SIGSEGV).  Now the close waits
+        # for the end of the call, which returns the written key.
+        run_cases(self, """
+            c = fresh()
+            w = tickcache.Cache(NAME)
+            def handler(sig, frame):
+                c.close()
+                w.set("late", b"written by the handler")
+            signal.signal(signal.SIGALRM, handler)
+            signal.setitimer(signal.ITIMER_REAL, 0.1)
+            outcome("wait", lambda: print(c.wait("late", 0, 60).value))
+            outcome("wait_any", lambda: c.wait_any(0))
+            print("closed:", c.closed)
+            w.close()
+            """, ["b'written by the handler'", "wait -> NoneType", f"wait_any {CLOSED}",
+                  "closed: True"])
+
+if __name__ == "__main__":
+    unittest.main()
