@@ -187,5 +187,62 @@ class TestCloseInsideACall(unittest.TestCase):
             """, ["b'written by the handler'", "wait -> NoneType", f"wait_any {CLOSED}",
                   "closed: True"])
 
+
+class TestViewsAfterFork(unittest.TestCase):
+    # A view exported when the process forks: in the child it is outside
+    # any read section (the parent's ends when the parent leaves its block)
+    # and its memory is the parent's handle's mapping, which the child's
+    # first call used to unmap.
+    BODY = """
+        tickcache.unlink(NAME)
+        c = tickcache.Cache(NAME, create=True, max_entries=256, memory="256K")
+        c.set("k", b"hello" * 40)
+        r_fd, w_fd = os.pipe()
+        with c.read() as r:
+            v = r.peek("k")
+            v2 = v[5:15]  # a slice: the same exporter
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    os.read(r_fd, 1)  # the parent has left its section and reused the block
+                    if CHILD_USES_CACHE:
+                        outcome("child get", lambda: c.get("x0"))
+                        c.close()
+                    print("child view:", bytes(v[:10]), bytes(v) == b"hello" * 40, bytes(v2),
+                          flush=True)
+                    outcome("child new export", lambda: memoryview(v.obj))
+                    code = 0
+                finally:
+                    os._exit(code)
+            v.release()
+            v2.release()
+        for i in range(20000):  # free the block and write other values over it
+            c.set("k", bytes([66 + i % 20]) * 200)
+            c.set("x%d" % (i % 50), b"Z" * 200)
+        os.write(w_fd, b"x")
+        _, status = os.waitpid(pid, 0)
+        print("child exit:", os.waitstatus_to_exitcode(status))
+        print("parent:", c.get("k")[:1], c.closed)
+        c.close()
+        """
+
+    def test_a_view_in_the_child_keeps_its_bytes(self):
+        # Before: the child's view read the parent's reused block
+        # (b'ZZZZZZZZZZ' instead of b'hellohello').
+        run_cases(self, "CHILD_USES_CACHE = False" + textwrap.dedent(self.BODY), [
+            "child view: b'hellohello' True b'hellohello'",
+            "child new export !! BufferError the read section of this view has ended",
+            "child exit: 0", "parent: b'U' False"])
+
+    def test_a_view_in_the_child_survives_its_reattach_and_close(self):
+        # Before: the child died of SIGSEGV reading its view after close()
+        # (its first call had already unmapped the parent's handle).
+        run_cases(self, "CHILD_USES_CACHE = True" + textwrap.dedent(self.BODY), [
+            "child get -> bytes", "child view: b'hellohello' True b'hellohello'",
+            "child new export !! BufferError the read section of this view has ended",
+            "child exit: 0", "parent: b'U' False"])
+
+
 if __name__ == "__main__":
     unittest.main()

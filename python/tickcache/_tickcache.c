@@ -27,7 +27,9 @@
  *  - fork(): the library forbids using an inherited handle.  A child bumps
  *    fork_gen (pthread_atfork); every call compares one word and, in a child,
  *    closes the inherited handle and attaches anew on first use, so the child
- *    never touches the parent's reader slots.
+ *    never touches the parent's reader slots.  Views exported at the fork
+ *    read private copies of their pages in the child (live_views), and the
+ *    inherited handle stays mapped while the parent's sections were open.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -38,6 +40,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "tickcache.h"
 
@@ -66,10 +70,9 @@ static PyTypeObject ItemType;
  * Python code, read with the GIL held). */
 static unsigned long fork_gen = 1;
 
-static void at_fork_child(void)
-{
-	fork_gen++;
-}
+static void at_fork_prepare(void);
+static void at_fork_parent(void);
+static void at_fork_child(void);
 
 /*
  * The results of recent gets: when KEY's live version is the one a slot
@@ -107,6 +110,9 @@ typedef struct CacheObject {
 	tc_cache *c;             /* NULL when closed or not (re)attached */
 	tc_cache *deferred;      /* closed by close() while calls were busy:
 				  * tc_close'd when the last returns */
+	tc_cache *inherited;     /* a child's handle of the parent, kept mapped
+				  * while views of the parent's sections may be
+				  * read (their pages: see at_fork_prepare) */
 	tc_opts opts;            /* as opened, for attaching again after fork */
 	unsigned long fork_gen;  /* fork_gen when c was opened */
 	int closed;              /* close() was called */
@@ -551,6 +557,24 @@ static PyObject *closed_error(CacheObject *self)
 	return NULL;
 }
 
+/*
+ * In a child of fork(): drop the parent's handle.  While sections of the
+ * parent were open (their views' pages are the child's private copies now,
+ * inside that handle's mapping) it stays mapped until the Cache goes away.
+ */
+static void fork_forget(CacheObject *self)
+{
+	if (self->c && self->sections > 0 && !self->inherited)
+		self->inherited = self->c;
+	else if (self->c)
+		tc_close(self->c);
+	if (self->deferred)
+		tc_close(self->deferred);
+	self->c = self->deferred = NULL;
+	self->busy = 0;
+	self->sections = 0;
+}
+
 static tc_cache *handle_slow(CacheObject *self)
 {
 	if (pending_head)
@@ -562,13 +586,7 @@ static tc_cache *handle_slow(CacheObject *self)
 	if (self->fork_gen != fork_gen) {
 		/* A child of fork(): the inherited handle may only be closed.
 		 * Sections and waits of the parent's threads do not exist here. */
-		if (self->c)
-			tc_close(self->c);
-		if (self->deferred)
-			tc_close(self->deferred);
-		self->c = self->deferred = NULL;
-		self->busy = 0;
-		self->sections = 0;
+		fork_forget(self);
 		recent_clear(self);
 		tc_opts o = self->opts;
 		o.flags &= ~(TC_CREATE | TC_EXCL);
@@ -765,7 +783,9 @@ static void Cache_dealloc(CacheObject *self)
 		tc_close(self->c);
 	if (self->deferred)
 		tc_close(self->deferred);
-	self->c = self->deferred = NULL;
+	if (self->inherited)
+		tc_close(self->inherited);
+	self->c = self->deferred = self->inherited = NULL;
 	recent_clear(self);
 	Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -790,7 +810,9 @@ static PyObject *Cache_close(CacheObject *self, PyObject *unused)
 		return NULL;
 	}
 	self->closed = 1;
-	if (self->c && self->busy > 0 && self->fork_gen == fork_gen)
+	if (self->fork_gen != fork_gen)
+		fork_forget(self);
+	else if (self->c && self->busy > 0)
 		self->deferred = self->c; /* every new call fails from now on */
 	else if (self->c)
 		tc_close(self->c);
@@ -2413,12 +2435,110 @@ typedef struct {
 	Py_ssize_t views;        /* buffers exported and not released */
 } SectionObject;
 
-typedef struct {
+typedef struct ViewObject {
 	PyObject_HEAD
 	SectionObject *section;  /* strong reference */
 	const void *ptr;
 	Py_ssize_t len;
+	Py_ssize_t exports;      /* buffers exported and not released */
+	struct ViewObject *prev, *next;  /* in live_views while exports > 0 */
+	void *snap;              /* at_fork_prepare's copy of its pages */
+	size_t snap_len;
 } ViewObject;
+
+/*
+ * The views whose buffers are exported, for fork(): a child's views are
+ * outside any read section of the child (the parent's section may end at
+ * once, and the child's first call unmaps the parent's handle).  Before the
+ * fork, with every such section still open, at_fork_prepare copies the
+ * pages under each exported view; in the child, at_fork_child puts the
+ * copies in place of those pages (mremap), so a view read in the child
+ * holds the bytes it held at the fork, for as long as it lives, whatever
+ * the parent frees or writes.  Only the parent's handle maps those pages in
+ * the child, and the child never reads through it (fork_forget keeps it
+ * mapped).  The lock is a mutex, not the GIL: a fork may come from a thread
+ * that does not hold it.
+ */
+static pthread_mutex_t views_lock = PTHREAD_MUTEX_INITIALIZER;
+static ViewObject *live_views;
+
+static void views_link(ViewObject *v)
+{
+	pthread_mutex_lock(&views_lock);
+	v->prev = NULL;
+	v->next = live_views;
+	if (live_views)
+		live_views->prev = v;
+	live_views = v;
+	pthread_mutex_unlock(&views_lock);
+}
+
+static void views_unlink(ViewObject *v)
+{
+	pthread_mutex_lock(&views_lock);
+	if (v->prev)
+		v->prev->next = v->next;
+	else
+		live_views = v->next;
+	if (v->next)
+		v->next->prev = v->prev;
+	v->prev = v->next = NULL;
+	pthread_mutex_unlock(&views_lock);
+}
+
+static void view_pages(const ViewObject *v, uintptr_t *lo, size_t *len)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)v->ptr, e = a + (uintptr_t)v->len;
+	*lo = a & ~(page - 1);
+	*len = (size_t)(((e + page - 1) & ~(page - 1)) - *lo);
+}
+
+static void at_fork_prepare(void)
+{
+	pthread_mutex_lock(&views_lock);
+	for (ViewObject *v = live_views; v; v = v->next) {
+		v->snap = NULL;
+		if (v->len == 0)
+			continue;
+		uintptr_t lo;
+		size_t n;
+		view_pages(v, &lo, &n);
+		void *m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			continue; /* the child's view then reads the shared pages */
+		memcpy(m, (const void *)lo, n);
+		v->snap = m;
+		v->snap_len = n;
+	}
+}
+
+static void at_fork_parent(void)
+{
+	for (ViewObject *v = live_views; v; v = v->next) {
+		if (v->snap)
+			munmap(v->snap, v->snap_len);
+		v->snap = NULL;
+	}
+	pthread_mutex_unlock(&views_lock);
+}
+
+static void at_fork_child(void)
+{
+	fork_gen++;
+	for (ViewObject *v = live_views; v; v = v->next) {
+		if (!v->snap)
+			continue;
+		uintptr_t lo;
+		size_t n;
+		view_pages(v, &lo, &n);
+		mprotect(v->snap, n, PROT_READ);
+		if (mremap(v->snap, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)lo) == MAP_FAILED)
+			munmap(v->snap, n);
+		v->snap = NULL;
+	}
+	pthread_mutex_unlock(&views_lock);
+}
 
 static PyTypeObject SectionType, ViewType;
 
@@ -2475,7 +2595,9 @@ PyDoc_STRVAR(read_doc,
 "The memory of a view stays valid and unchanged while the section is open;\n"
 "keep sections short (a long one delays reclamation in every process).\n"
 "Leaving the block while a view is still exported raises BufferError, and\n"
-"the section then ends when the last view is released.");
+"the section then ends when the last view is released.  In a child of\n"
+"fork(), a view exported at the fork keeps the bytes it held then (a\n"
+"private copy of its pages).");
 
 static PyObject *Cache_read(CacheObject *self, PyObject *unused)
 {
@@ -2586,6 +2708,10 @@ static PyObject *Section_peek(SectionObject *s, PyObject *key)
 	v->section = s;
 	v->ptr = p;
 	v->len = (Py_ssize_t)m.len;
+	v->exports = 0;
+	v->prev = v->next = NULL;
+	v->snap = NULL;
+	v->snap_len = 0;
 	PyObject *mv = PyMemoryView_FromObject((PyObject *)v);
 	Py_DECREF(v);
 	return mv;
@@ -2602,6 +2728,8 @@ static int View_getbuffer(ViewObject *v, Py_buffer *view, int flags)
 	if (PyBuffer_FillInfo(view, (PyObject *)v, (void *)v->ptr, v->len, 1, flags) < 0)
 		return -1;
 	s->views++;
+	if (v->exports++ == 0)
+		views_link(v);
 	return 0;
 }
 
@@ -2609,6 +2737,8 @@ static void View_releasebuffer(ViewObject *v, Py_buffer *view)
 {
 	(void)view;
 	SectionObject *s = v->section;
+	if (--v->exports == 0)
+		views_unlink(v);
 	if (--s->views == 0 && s->state == RS_DRAINING)
 		section_finish(s);
 }
@@ -2882,7 +3012,7 @@ PyMODINIT_FUNC PyInit__tickcache(void)
 {
 	static int atfork_done;
 	if (!atfork_done) {
-		if (pthread_atfork(NULL, NULL, at_fork_child) != 0) {
+		if (pthread_atfork(at_fork_prepare, at_fork_parent, at_fork_child) != 0) {
 			PyErr_SetString(PyExc_ImportError, "pthread_atfork failed");
 			return NULL;
 		}
