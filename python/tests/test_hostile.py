@@ -244,5 +244,106 @@ class TestViewsAfterFork(unittest.TestCase):
             "child exit: 0", "parent: b'U' False"])
 
 
+
+class TestViewsOfAThreadThatEnds(unittest.TestCase):
+    def test_a_view_outlives_the_thread_that_entered_its_section(self):
+        # Thread A leaves its block with a view exported (BufferError) and
+        # ends; the view lives on in the main thread.  The library gives an
+        # exiting thread's reader slot back, which ends its read section.
+        # Before: the view then read freed memory, reused by other writes
+        # (b'ZZZZ...', another key's value), and the section was never
+        # counted as ended (close() raised BufferError for ever).  Now the
+        # exiting thread waits, after its Python code is done, until the
+        # views of its sections are released, and ends them itself.
+        run_cases(self, """
+            tickcache.unlink(NAME)
+            c = tickcache.Cache(NAME, create=True, max_entries=256, memory="256K")
+            c.set("k", b"A" * 200)
+            box = {}
+            def a():
+                try:
+                    with c.read() as r:
+                        box["v"] = r.peek("k")
+                        box["v2"] = r.peek("k")
+                        with c.read() as r2:      # nested, ended at once
+                            r2.peek("k").release()
+                except BufferError as e:
+                    print("A:", e, flush=True)
+            t = threading.Thread(target=a)
+            t.start()
+            t.join()
+            v = box.pop("v")
+            try:  # free the block and write other values over it
+                for i in range(20000):
+                    c.set("k", bytes([66 + i % 20]) * 200)
+                    c.set("x%d" % (i % 50), b"Z" * 200)
+            except tickcache.FullError:  # nothing reclaimed while the section is open
+                pass
+            print("view kept:", bytes(v) == b"A" * 200, flush=True)
+            outcome("close with views", c.close)
+            v.release()
+            outcome("close with one view", c.close)
+            box.clear()
+            outcome("close", c.close)
+            print("closed:", c.closed)
+            """, ["A: 2 view(s) of the read section are still exported; the section ends "
+                  "when the last is released",
+                  "view kept: True",
+                  "close with views !! BufferError cannot close cache 'NAME': 1 read section(s) "
+                  "open (release their views)",
+                  "close with one view !! BufferError cannot close cache 'NAME': 1 read "
+                  "section(s) open (release their views)",
+                  "close -> NoneType", "closed: True"])
+
+
+    def test_a_new_thread_never_ends_a_section_of_an_ended_one(self):
+        # Thread A leaves its block with a view exported and ends; thread B,
+        # made after, enters a section and peeks; then the main thread
+        # releases A's view.  Before: A's slot was gone with A, so B could
+        # have A's thread id (glibc reuses the stack), and the release left
+        # the end of A's section to "its owner's next call": B's next call,
+        # which ended B's own section under B's view (it then read freed and
+        # reused memory).  Now A, exiting, waits for its view's release and
+        # ends its section itself.
+        run_cases(self, """
+            tickcache.unlink(NAME)
+            c = tickcache.Cache(NAME, create=True, max_entries=256, memory="256K")
+            c.set("k", b"A" * 200)
+            box = {}
+            def a():
+                try:
+                    with c.read() as r:
+                        box["v"] = r.peek("k")
+                except BufferError:
+                    pass
+            t = threading.Thread(target=a)
+            t.start()
+            t.join()
+            time.sleep(0.2)  # the old code: A's thread is gone
+            entered, released = threading.Event(), threading.Event()
+            def b():
+                with c.read() as r:
+                    v = r.peek("k")
+                    entered.set()
+                    released.wait()
+                    c.get("k")  # B's next call
+                    try:
+                        for i in range(20000):
+                            c.set("k", bytes([66 + i % 20]) * 200)
+                            c.set("x%d" % (i % 50), b"Z" * 200)
+                    except tickcache.FullError:
+                        pass
+                    box["b"] = bytes(v) == b"A" * 200
+                    v.release()
+            t = threading.Thread(target=b)
+            t.start()
+            entered.wait()
+            box.pop("v").release()
+            released.set()
+            t.join()
+            print("B's view kept:", box["b"])
+            outcome("close", c.close)
+            """, ["B's view kept: True", "close -> NoneType"])
+
 if __name__ == "__main__":
     unittest.main()

@@ -16,7 +16,8 @@
  *    a section while a view is exported raises BufferError; the section then
  *    ends when the last view is released, so no view ever outlives the read
  *    section that keeps its memory from being reclaimed.  close() refuses
- *    while a section is open.
+ *    while a section is open.  A thread that exits with views of its
+ *    sections exported waits for their release (owner_exit).
  *  - close() while get_or_load, wait or wait_any run (in another thread,
  *    or from a signal handler or a collection they run) marks the cache
  *    closed; the last such call (busy) closes the handle when it returns.
@@ -142,16 +143,31 @@ static void recent_clear(CacheObject *self)
 /*
  * Read sections whose last view was released by a thread other than the
  * one that entered them: the library's sections are per thread, so the
- * owner ends them on its next call into this module.  Rare (a view handed
- * to another thread and outliving its block); the hot path tests one word.
+ * owner ends them on its next call into this module, or when it exits
+ * (owner_exit).  Rare (a view handed to another thread and outliving its
+ * block); the hot path tests one word.
  */
 struct pending {
 	struct pending *next;
 	unsigned long owner;     /* PyThread_get_thread_ident() of the owner */
 	unsigned long fork_gen;
+	int ended;               /* ended by its owner's owner_exit */
 	CacheObject *cache;      /* strong reference */
 };
 static struct pending *pending_head;
+
+/*
+ * views_lock guards what a thread reads or writes without the GIL: the
+ * list of exported views (fork), the list of open sections, their state and
+ * view counts, the pending list's links and ended flags, and each Cache's
+ * count of open sections.  Such a thread is a fork from a thread without
+ * the GIL, or a thread that owns sections and exits (owner_exit), its
+ * Python code done.  views_cond: a view count reached 0, or owner_exit ended
+ * a section.  Never held while Python code may run.
+ */
+static pthread_mutex_t views_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t views_cond = PTHREAD_COND_INITIALIZER;
+static pthread_key_t owner_key;  /* set in threads that entered a section */
 
 static PyObject *cache_error(int rc, const char *seg, const char *key, Py_ssize_t klen);
 static void run_pending(void);
@@ -803,10 +819,13 @@ static PyObject *Cache_close(CacheObject *self, PyObject *unused)
 	(void)unused;
 	if (pending_head)
 		run_pending();
-	if (self->sections > 0 && self->fork_gen == fork_gen) {
+	pthread_mutex_lock(&views_lock);
+	Py_ssize_t open = self->sections;
+	pthread_mutex_unlock(&views_lock);
+	if (open > 0 && self->fork_gen == fork_gen) {
 		PyErr_Format(PyExc_BufferError,
 			     "cannot close cache '%s': %zd read section(s) open (release their views)",
-			     self->name, self->sections);
+			     self->name, open);
 		return NULL;
 	}
 	self->closed = 1;
@@ -2426,14 +2445,18 @@ static PyObject *Cache_wait_any(CacheObject *self, PyObject *const *args, Py_ssi
 
 enum { RS_NEW, RS_OPEN, RS_DRAINING, RS_DONE };
 
-typedef struct {
+typedef struct SectionObject {
 	PyObject_HEAD
 	CacheObject *cache;      /* strong reference */
 	unsigned long owner;     /* thread that entered */
 	unsigned long fork_gen;  /* of the handle it locked */
 	int state;
+	int parked;              /* its owner is exiting (owner_exit) */
 	Py_ssize_t views;        /* buffers exported and not released */
+	struct SectionObject *sprev, *snext;  /* in open_sections: OPEN, DRAINING */
 } SectionObject;
+
+static SectionObject *open_sections;
 
 typedef struct ViewObject {
 	PyObject_HEAD
@@ -2459,23 +2482,20 @@ typedef struct ViewObject {
  * mapped).  The lock is a mutex, not the GIL: a fork may come from a thread
  * that does not hold it.
  */
-static pthread_mutex_t views_lock = PTHREAD_MUTEX_INITIALIZER;
 static ViewObject *live_views;
 
+/* The list operations below are called with views_lock held. */
 static void views_link(ViewObject *v)
 {
-	pthread_mutex_lock(&views_lock);
 	v->prev = NULL;
 	v->next = live_views;
 	if (live_views)
 		live_views->prev = v;
 	live_views = v;
-	pthread_mutex_unlock(&views_lock);
 }
 
 static void views_unlink(ViewObject *v)
 {
-	pthread_mutex_lock(&views_lock);
 	if (v->prev)
 		v->prev->next = v->next;
 	else
@@ -2483,7 +2503,26 @@ static void views_unlink(ViewObject *v)
 	if (v->next)
 		v->next->prev = v->prev;
 	v->prev = v->next = NULL;
-	pthread_mutex_unlock(&views_lock);
+}
+
+static void section_list(SectionObject *s)
+{
+	s->sprev = NULL;
+	s->snext = open_sections;
+	if (open_sections)
+		open_sections->sprev = s;
+	open_sections = s;
+}
+
+static void section_unlist(SectionObject *s)
+{
+	if (s->sprev)
+		s->sprev->snext = s->snext;
+	else if (open_sections == s)
+		open_sections = s->snext;
+	if (s->snext)
+		s->snext->sprev = s->sprev;
+	s->sprev = s->snext = NULL;
 }
 
 static void view_pages(const ViewObject *v, uintptr_t *lo, size_t *len)
@@ -2542,49 +2581,127 @@ static void at_fork_child(void)
 
 static PyTypeObject SectionType, ViewType;
 
-/* End a section's library read section (on the owner thread) and forget it. */
+/*
+ * End a section's library read section (on the owner thread) and forget it
+ * (GIL held).  From another thread, the owner ends it: on its next call
+ * (pending), or at once when it is exiting (owner_exit; this thread waits
+ * for that, so that the section is ended when the last view's release
+ * returns).
+ */
 static void section_finish(SectionObject *s)
 {
 	CacheObject *cache = s->cache;
-	s->state = RS_DONE;
-	if (s->fork_gen != fork_gen)
-		return; /* a section of the parent: this process never entered it */
-	if (PyThread_get_thread_ident() == s->owner) {
-		tc_read_unlock(cache->c);
-		cache->sections--;
+	pthread_mutex_lock(&views_lock);
+	if (s->state == RS_DONE) {
+		pthread_mutex_unlock(&views_lock); /* its exiting owner ended it */
 		return;
 	}
-	struct pending *p = PyMem_RawMalloc(sizeof *p);
-	if (!p)
-		return; /* the owner's section stays open: nothing safe to do */
-	p->owner = s->owner;
-	p->fork_gen = s->fork_gen;
-	Py_INCREF(cache);
-	p->cache = cache;
-	p->next = pending_head;
-	pending_head = p;
+	s->state = RS_DONE;
+	section_unlist(s);
+	if (s->fork_gen != fork_gen) {
+		/* a section of the parent: this process never entered it */
+	} else if (PyThread_get_thread_ident() == s->owner) {
+		tc_read_unlock(cache->c);
+		cache->sections--;
+	} else {
+		struct pending *p = PyMem_RawMalloc(sizeof *p);
+		if (p) { /* else the owner's section stays open: nothing safe to do */
+			p->owner = s->owner;
+			p->fork_gen = s->fork_gen;
+			p->ended = 0;
+			Py_INCREF(cache);
+			p->cache = cache;
+			p->next = pending_head;
+			pending_head = p;
+			if (s->parked) {
+				pthread_cond_broadcast(&views_cond);
+				while (!p->ended)
+					pthread_cond_wait(&views_cond, &views_lock);
+			}
+		}
+	}
+	pthread_mutex_unlock(&views_lock);
 }
 
-/* End the sections whose last view another thread released (GIL held). */
+/* End the sections whose last view another thread released, and forget the
+ * ones their exiting owners ended (GIL held). */
 static void run_pending(void)
 {
 	unsigned long me = PyThread_get_thread_ident();
+	struct pending *done = NULL;
+	pthread_mutex_lock(&views_lock);
 	struct pending **pp = &pending_head;
 	while (*pp) {
 		struct pending *p = *pp;
-		int mine = p->fork_gen == fork_gen && p->owner == me;
-		if (p->fork_gen != fork_gen || mine) {
+		int mine = p->fork_gen == fork_gen && p->owner == me && !p->ended;
+		if (p->fork_gen != fork_gen || mine || p->ended) {
 			*pp = p->next;
 			if (mine) {
 				tc_read_unlock(p->cache->c);
 				p->cache->sections--;
 			}
-			Py_DECREF(p->cache);
-			PyMem_RawFree(p);
+			p->next = done;
+			done = p;
 		} else {
 			pp = &p->next;
 		}
 	}
+	pthread_mutex_unlock(&views_lock);
+	while (done) { /* a Cache freed here may run weakref callbacks */
+		struct pending *p = done;
+		done = p->next;
+		Py_DECREF(p->cache);
+		PyMem_RawFree(p);
+	}
+}
+
+/*
+ * owner_exit - the destructor of owner_key, run when a thread that entered a
+ * read section exits, after its Python code (no GIL, no Python object
+ * touched).  The library gives an exiting thread's reader slot back, which
+ * ends its read sections; views of them that other threads still hold
+ * would then read memory that may be freed and reused.  So the thread waits
+ * here until every view of its sections is released, and ends each section
+ * itself when its last view is (and the ones other threads asked it to end:
+ * pending).  Keys' destructors run in the order of their creation (glibc);
+ * owner_key is made when the module is imported, before the library's, so
+ * this runs while the thread still has its slot.  Thread.join() returns
+ * before (Python's thread state is gone by then).
+ */
+static void owner_exit(void *arg)
+{
+	(void)arg;
+	unsigned long me = PyThread_get_thread_ident();
+	pthread_mutex_lock(&views_lock);
+	for (;;) {
+		int waiting = 0;
+		for (SectionObject *s = open_sections, *nx; s; s = nx) {
+			nx = s->snext;
+			if (s->owner != me || s->fork_gen != fork_gen)
+				continue;
+			s->parked = 1;
+			if (s->views > 0) {
+				waiting = 1;
+				continue;
+			}
+			tc_read_unlock(s->cache->c);
+			s->cache->sections--;
+			s->state = RS_DONE;
+			section_unlist(s);
+		}
+		for (struct pending *p = pending_head; p; p = p->next) {
+			if (!p->ended && p->owner == me && p->fork_gen == fork_gen) {
+				tc_read_unlock(p->cache->c);
+				p->cache->sections--;
+				p->ended = 1;
+			}
+		}
+		pthread_cond_broadcast(&views_cond);
+		if (!waiting)
+			break;
+		pthread_cond_wait(&views_cond, &views_lock);
+	}
+	pthread_mutex_unlock(&views_lock);
 }
 
 PyDoc_STRVAR(read_doc,
@@ -2612,7 +2729,9 @@ static PyObject *Cache_read(CacheObject *self, PyObject *unused)
 	s->owner = 0;
 	s->fork_gen = 0;
 	s->state = RS_NEW;
+	s->parked = 0;
 	s->views = 0;
+	s->sprev = s->snext = NULL;
 	return (PyObject *)s;
 }
 
@@ -2638,10 +2757,18 @@ static PyObject *Section_enter(SectionObject *s, PyObject *unused)
 	int rc = tc_read_lock(c);
 	if (rc)
 		return cache_error(rc, s->cache->name, NULL, 0);
+	/* owner_exit runs when this thread exits */
+	if (pthread_setspecific(owner_key, (void *)1) != 0) {
+		tc_read_unlock(c);
+		return PyErr_NoMemory();
+	}
+	pthread_mutex_lock(&views_lock);
 	s->owner = PyThread_get_thread_ident();
 	s->fork_gen = fork_gen;
 	s->state = RS_OPEN;
 	s->cache->sections++;
+	section_list(s);
+	pthread_mutex_unlock(&views_lock);
 	Py_INCREF(s);
 	return (PyObject *)s;
 }
@@ -2649,14 +2776,19 @@ static PyObject *Section_enter(SectionObject *s, PyObject *unused)
 static PyObject *Section_exit(SectionObject *s, PyObject *args)
 {
 	(void)args;
-	if (s->state != RS_OPEN)
-		Py_RETURN_NONE;
-	if (s->views > 0) {
+	pthread_mutex_lock(&views_lock);
+	int state = s->state;
+	Py_ssize_t views = s->views;
+	if (state == RS_OPEN && views > 0)
 		s->state = RS_DRAINING;
+	pthread_mutex_unlock(&views_lock);
+	if (state != RS_OPEN)
+		Py_RETURN_NONE;
+	if (views > 0) {
 		PyErr_Format(PyExc_BufferError,
 			     "%zd view(s) of the read section are still exported; the section ends "
 			     "when the last is released",
-			     s->views);
+			     views);
 		return NULL;
 	}
 	section_finish(s);
@@ -2717,19 +2849,28 @@ static PyObject *Section_peek(SectionObject *s, PyObject *key)
 	return mv;
 }
 
+static void View_releasebuffer(ViewObject *v, Py_buffer *view);
+
 static int View_getbuffer(ViewObject *v, Py_buffer *view, int flags)
 {
 	SectionObject *s = v->section;
-	if (s->state != RS_OPEN || s->fork_gen != fork_gen) {
+	pthread_mutex_lock(&views_lock);
+	int open = s->state == RS_OPEN && s->fork_gen == fork_gen;
+	if (open) { /* counted first: the section cannot end meanwhile */
+		s->views++;
+		if (v->exports++ == 0)
+			views_link(v);
+	}
+	pthread_mutex_unlock(&views_lock);
+	if (!open) {
 		PyErr_SetString(PyExc_BufferError, "the read section of this view has ended");
 		view->obj = NULL;
 		return -1;
 	}
-	if (PyBuffer_FillInfo(view, (PyObject *)v, (void *)v->ptr, v->len, 1, flags) < 0)
+	if (PyBuffer_FillInfo(view, (PyObject *)v, (void *)v->ptr, v->len, 1, flags) < 0) {
+		View_releasebuffer(v, NULL);
 		return -1;
-	s->views++;
-	if (v->exports++ == 0)
-		views_link(v);
+	}
 	return 0;
 }
 
@@ -2737,9 +2878,19 @@ static void View_releasebuffer(ViewObject *v, Py_buffer *view)
 {
 	(void)view;
 	SectionObject *s = v->section;
+	pthread_mutex_lock(&views_lock);
 	if (--v->exports == 0)
 		views_unlink(v);
-	if (--s->views == 0 && s->state == RS_DRAINING)
+	int finish = --s->views == 0 && s->state == RS_DRAINING;
+	if (s->views == 0 && s->parked) {
+		/* Its owner is exiting: it ends the section now (owner_exit). */
+		pthread_cond_broadcast(&views_cond);
+		while (s->state != RS_DONE)
+			pthread_cond_wait(&views_cond, &views_lock);
+		finish = 0;
+	}
+	pthread_mutex_unlock(&views_lock);
+	if (finish)
 		section_finish(s);
 }
 
@@ -3012,6 +3163,12 @@ PyMODINIT_FUNC PyInit__tickcache(void)
 {
 	static int atfork_done;
 	if (!atfork_done) {
+		/* Before the library makes its own key (at a thread's first
+		 * reader slot): owner_exit must run before it gives the slot back. */
+		if (pthread_key_create(&owner_key, owner_exit) != 0) {
+			PyErr_SetString(PyExc_ImportError, "pthread_key_create failed");
+			return NULL;
+		}
 		if (pthread_atfork(at_fork_prepare, at_fork_parent, at_fork_child) != 0) {
 			PyErr_SetString(PyExc_ImportError, "pthread_atfork failed");
 			return NULL;
