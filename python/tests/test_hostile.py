@@ -5,11 +5,12 @@ signal handler) and closes the cache, a thread that closes it while another
 waits.  Each case runs in a child interpreter, so that a use-after-free of
 the library handle shows as the child's crash (exit status), not as a
 crash of the suite."""
+import array
 import sys
 import textwrap
 import unittest
 
-from support import run_python, unique_name
+from support import SegmentCase, run_python, unique_name
 
 PRELUDE = textwrap.dedent("""
     import gc, os, signal, sys, threading, time
@@ -344,6 +345,50 @@ class TestViewsOfAThreadThatEnds(unittest.TestCase):
             print("B's view kept:", box["b"])
             outcome("close", c.close)
             """, ["B's view kept: True", "close -> NoneType"])
+
+
+class TestCarelessArguments(SegmentCase):
+    def test_a_non_contiguous_buffer_is_a_type_error(self):
+        # Before: BufferError ("memoryview: underlying buffer is not
+        # C-contiguous"), which is neither of the argument errors issue 9
+        # names, and said nothing of which argument.
+        c = self.cache
+        strided = memoryview(b"abcdef")[::2]
+        with self.assertRaisesRegex(
+                TypeError, r"^key must be str or a C-contiguous bytes-like object "
+                           r"\(memoryview is not C-contiguous\)$"):
+            c.set(strided, b"v")
+        for call in (lambda: c.get(strided), lambda: c.get_many(["k", strided]),
+                     lambda: strided in c, lambda: c.delete(strided)):
+            with self.assertRaisesRegex(TypeError, "^key must be str or a C-contiguous"):
+                call()
+        with self.assertRaisesRegex(
+                TypeError, r"^value must be a C-contiguous bytes-like object "
+                           r"\(memoryview is not C-contiguous\)$"):
+            c.set("k", strided)
+        with self.assertRaisesRegex(
+                TypeError, r"^loader must return a C-contiguous bytes-like object "
+                           r"\(memoryview is not C-contiguous\)$"):
+            c.get_or_load("g", lambda: strided)
+        self.assertEqual(c.keys(), [])
+        # A contiguous buffer of other items is its bytes.
+        arr = array.array("I", [1, 2])
+        self.assertEqual(c.set(arr, memoryview(arr)), 1)
+        self.assertEqual(c.get(arr.tobytes()), arr.tobytes())
+
+    def test_get_many_of_a_str_is_a_type_error(self):
+        # Before: get_many("abc") read the keys "a", "b" and "c" and
+        # returned [None, None, None] with "abc" set.
+        c = self.cache
+        c.set("abc", b"v")
+        for keys in ("abc", b"abc", bytearray(b"abc")):
+            with self.assertRaisesRegex(
+                    TypeError, "^keys must be an iterable of keys, not one %s key"
+                    % type(keys).__name__):
+                c.get_many(keys)
+        self.assertEqual(c.get_many(["abc"]), [b"v"])
+        self.assertEqual(c.get_many(iter(["abc", "x"])), [b"v", None])
+
 
 if __name__ == "__main__":
     unittest.main()

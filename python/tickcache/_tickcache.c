@@ -240,9 +240,26 @@ static inline void arg_release(bytearg *a)
 	}
 }
 
-static int buffer_arg(PyObject *o, bytearg *a)
+/*
+ * simple_buffer - O's bytes (PyBUF_SIMPLE).  A buffer that is not
+ * C-contiguous (a strided memoryview) is not bytes-like: TypeError, saying
+ * WANT ("key must be str or", "value must be", ...), not BufferError.
+ */
+static int simple_buffer(PyObject *o, Py_buffer *view, const char *want)
 {
-	if (PyObject_GetBuffer(o, &a->view, PyBUF_SIMPLE) < 0)
+	if (PyObject_GetBuffer(o, view, PyBUF_SIMPLE) == 0)
+		return 0;
+	if (PyErr_ExceptionMatches(PyExc_BufferError)) {
+		PyErr_Clear();
+		PyErr_Format(PyExc_TypeError, "%s a C-contiguous bytes-like object (%.100s is not "
+			     "C-contiguous)", want, Py_TYPE(o)->tp_name);
+	}
+	return -1;
+}
+
+static int buffer_arg(PyObject *o, bytearg *a, const char *want)
+{
+	if (simple_buffer(o, &a->view, want) < 0)
 		return -1;
 	a->has_view = 1;
 	a->p = a->view.buf;
@@ -267,7 +284,7 @@ static inline int key_arg(PyObject *o, bytearg *a)
 		a->p = PyBytes_AS_STRING(o);
 		a->n = PyBytes_GET_SIZE(o);
 	} else if (PyObject_CheckBuffer(o)) {
-		if (buffer_arg(o, a) < 0)
+		if (buffer_arg(o, a, "key must be str or") < 0)
 			return -1;
 	} else {
 		PyErr_Format(PyExc_TypeError, "key must be str or bytes-like, not %.100s",
@@ -296,7 +313,7 @@ static inline int value_arg(PyObject *o, bytearg *a)
 		PyErr_Format(PyExc_TypeError, "value must be bytes-like, not %.100s%s",
 			     Py_TYPE(o)->tp_name, PyUnicode_Check(o) ? " (encode it first)" : "");
 		return -1;
-	} else if (buffer_arg(o, a) < 0) {
+	} else if (buffer_arg(o, a, "value must be") < 0) {
 		return -1;
 	}
 	if (UNLIKELY((size_t)a->n > TC_VALUE_MAX)) {
@@ -1095,13 +1112,20 @@ static PyObject *Cache_get_item(CacheObject *self, PyObject *key)
 
 PyDoc_STRVAR(get_many_doc,
 "get_many(keys) -> list[bytes | None]\n--\n\n"
-"The values of an iterable of keys, in order, None for each miss.  One\n"
+"The values of an iterable of keys, in order, None for each miss (a single\n"
+"str, bytes or bytearray key is a TypeError, not the keys of its items).  One\n"
 "tc_peek_many in one read section: the keys' cache misses overlap, and\n"
 "each value is copied once, straight into its bytes object.");
 
 static PyObject *Cache_get_many(CacheObject *self, PyObject *keys)
 {
 	tc_cache *c;
+	if (PyUnicode_Check(keys) || PyBytes_Check(keys) || PyByteArray_Check(keys)) {
+		/* Iterating it would read its characters (or ints) as keys. */
+		PyErr_Format(PyExc_TypeError, "keys must be an iterable of keys, not one %.100s key",
+			     Py_TYPE(keys)->tp_name);
+		return NULL;
+	}
 	PyObject *seq = PySequence_Fast(keys, "keys must be an iterable of keys");
 	if (!seq)
 		return NULL;
@@ -1499,7 +1523,7 @@ static int load_cb(const void *key, size_t klen, void *buf, size_t cap, size_t *
 		if (PyUnicode_Check(r) || !PyObject_CheckBuffer(r)) {
 			PyErr_Format(PyExc_TypeError, "loader must return bytes-like, not %.100s",
 				     Py_TYPE(r)->tp_name);
-		} else if (PyObject_GetBuffer(r, &b, PyBUF_SIMPLE) == 0) {
+		} else if (simple_buffer(r, &b, "loader must return") == 0) {
 			if ((size_t)b.len > cap)
 				PyErr_Format(PyExc_ValueError,
 					     "value is %zd bytes; the limit is %zu", b.len, cap);
