@@ -10,6 +10,7 @@ import sys
 import textwrap
 import unittest
 
+import tickcache
 from support import SegmentCase, run_python, unique_name
 
 PRELUDE = textwrap.dedent("""
@@ -388,6 +389,21 @@ class TestCarelessArguments(SegmentCase):
                 c.get_many(keys)
         self.assertEqual(c.get_many(["abc"]), [b"v"])
         self.assertEqual(c.get_many(iter(["abc", "x"])), [b"v", None])
+
+
+    def test_exists_on_a_removed_segment_is_stale_error(self):
+        # Before: exists() and `in` returned False for a key that was set
+        # (tc_exists folds every error into false), where get() raised
+        # StaleError: a dedupe check `if key in cache` read "not seen yet".
+        c = self.cache
+        c.set("k", b"v")
+        self.assertTrue(c.exists("k"))
+        self.assertFalse(c.exists("absent"))
+        tickcache.unlink(self.name)
+        for call in (lambda: c.exists("k"), lambda: "k" in c, lambda: c.exists("absent"),
+                     lambda: c.get("k")):
+            with self.assertRaisesRegex(tickcache.StaleError, r"^\[Errno 116\] "):
+                call()
 
 
 if __name__ == "__main__":

@@ -1209,7 +1209,8 @@ done:
 
 PyDoc_STRVAR(exists_doc,
 "exists(key) -> bool\n--\n\n"
-"True when KEY holds a live value (also `key in cache`).");
+"True when KEY holds a live value (also `key in cache`).  Errors raise as\n"
+"get's do (StaleError when the segment was removed), never False.");
 
 static int Cache_contains(CacheObject *self, PyObject *key)
 {
@@ -1221,9 +1222,17 @@ static int Cache_contains(CacheObject *self, PyObject *key)
 		arg_release(&k);
 		return -1;
 	}
-	bool r = tc_exists(c, k.p, (size_t)k.n);
+	/* tc_exists's own call, whose errors tc_exists folds into false: a
+	 * removed segment is StaleError here as in get, never "absent". */
+	tc_meta m;
+	int rc = tc_get(c, k.p, (size_t)k.n, NULL, 0, &m);
+	int r = rc == 0 || rc == -E2BIG;
+	if (!r && rc != -ENOENT) {
+		cache_error(rc, self->name, k.p, k.n);
+		r = -1;
+	}
 	arg_release(&k);
-	return r ? 1 : 0;
+	return r;
 }
 
 static PyObject *Cache_exists(CacheObject *self, PyObject *key)
