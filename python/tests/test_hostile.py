@@ -6,12 +6,15 @@ waits.  Each case runs in a child interpreter, so that a use-after-free of
 the library handle shows as the child's crash (exit status), not as a
 crash of the suite."""
 import array
+import os
+import signal
+import subprocess
 import sys
 import textwrap
 import unittest
 
 import tickcache
-from support import SegmentCase, run_python, unique_name
+from support import SegmentCase, python_env, run_python, unique_name
 
 PRELUDE = textwrap.dedent("""
     import gc, os, signal, sys, threading, time
@@ -35,10 +38,22 @@ PRELUDE = textwrap.dedent("""
 """)
 
 
-def run_cases(test, body, expected):
+def run_cases(test, body, expected, timeout=120):
+    """Run PRELUDE and BODY in a child interpreter (a session of its own, so
+    that a hung child and its forks are killed) and compare its exit status
+    and output lines with (0, EXPECTED)."""
     name = unique_name("hostile")
     code = PRELUDE + textwrap.dedent(body) + "\ntickcache.unlink(NAME)\n"
-    rc, out, err = run_python(code, name)
+    p = subprocess.Popen([sys.executable, "-c", code, name], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=python_env(),
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        err = f"timed out after {timeout} s\n" + err
+    rc = p.returncode
     if rc != 0:
         run_python("import sys, tickcache; tickcache.unlink(sys.argv[1], missing_ok=True)",
                    name)
@@ -346,6 +361,43 @@ class TestViewsOfAThreadThatEnds(unittest.TestCase):
             print("B's view kept:", box["b"])
             outcome("close", c.close)
             """, ["B's view kept: True", "close -> NoneType"])
+
+    def test_a_child_releases_a_view_of_a_parked_thread(self):
+        # Thread A ends with a view of its section held by the main thread
+        # (A waits for its release); the main thread forks, and the child
+        # releases its copy of the view.  The child has no thread A: the
+        # release must not wait for it (it hung for ever).
+        run_cases(self, """
+            tickcache.unlink(NAME)
+            c = tickcache.Cache(NAME, create=True, max_entries=256, memory="256K")
+            c.set("k", b"A" * 200)
+            box = {}
+            def a():
+                try:
+                    with c.read() as r:
+                        box["v"] = r.peek("k")
+                except BufferError:
+                    pass
+            t = threading.Thread(target=a)
+            t.start()
+            t.join()
+            time.sleep(0.2)  # A waits for the view's release now
+            v = box.pop("v")
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    kept = bytes(v) == b"A" * 200
+                    v.release()
+                    print("child:", kept, c.get("k")[:1], flush=True)
+                    code = 0
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            print("child exit:", os.waitstatus_to_exitcode(status))
+            v.release()
+            outcome("close", c.close)
+            """, ["child: True b'A'", "child exit: 0", "close -> NoneType"])
 
 
 class TestCarelessArguments(SegmentCase):

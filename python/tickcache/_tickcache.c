@@ -2915,8 +2915,9 @@ static void View_releasebuffer(ViewObject *v, Py_buffer *view)
 	if (--v->exports == 0)
 		views_unlink(v);
 	int finish = --s->views == 0 && s->state == RS_DRAINING;
-	if (s->views == 0 && s->parked) {
-		/* Its owner is exiting: it ends the section now (owner_exit). */
+	if (s->views == 0 && s->parked && s->fork_gen == fork_gen) {
+		/* Its owner is exiting: it ends the section now (owner_exit).
+		 * (Not in a child of fork: the owner is not there.) */
 		pthread_cond_broadcast(&views_cond);
 		while (s->state != RS_DONE)
 			pthread_cond_wait(&views_cond, &views_lock);
