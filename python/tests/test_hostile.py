@@ -458,5 +458,37 @@ class TestCarelessArguments(SegmentCase):
                 call()
 
 
+    def test_init_raced_by_two_threads_opens_one_handle(self):
+        # Cache.__init__ releases the GIL while tc_open maps the segment;
+        # before, two threads initialising one object both passed the
+        # "called twice" check, and the second handle replaced the first,
+        # which stayed attached and mapped for ever.  Now the later one is
+        # closed and its __init__ raises.
+        import threading
+        outcomes = []
+        for _ in range(40):
+            obj = tickcache.Cache.__new__(tickcache.Cache)
+            barrier = threading.Barrier(2)
+            got = []
+
+            def init():
+                barrier.wait()
+                try:
+                    obj.__init__(self.name)
+                    got.append("ok")
+                except RuntimeError as e:
+                    got.append(str(e))
+            ts = [threading.Thread(target=init) for _ in range(2)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            outcomes.append(sorted(got))
+            obj.close()
+        self.assertEqual(outcomes, [["Cache.__init__ called twice", "ok"]] * 40)
+        mine = [a for a in self.cache.attached() if a["pid"] == os.getpid()]
+        self.assertEqual([a["handles"] for a in mine], [1])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -800,6 +800,12 @@ static int Cache_init(CacheObject *self, PyObject *args, PyObject *kw)
 		cache_error(rc, name, NULL, 0);
 		return -1;
 	}
+	if (self->c || self->closed) {
+		/* Another thread's __init__ of this object ran meanwhile. */
+		tc_close(c);
+		PyErr_SetString(PyExc_RuntimeError, "Cache.__init__ called twice");
+		return -1;
+	}
 	snprintf(self->name, sizeof self->name, "%s", name);
 	self->opts = o;
 	self->c = c;
