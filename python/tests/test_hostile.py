@@ -152,6 +152,42 @@ class TestCloseInsideACall(unittest.TestCase):
             """, ["readers -> list", "readers closed: True",
                   f"get_many {CLOSED}", "get_many closed: True"])
 
+    @unittest.skipIf(sys.version_info >= (3, 12),
+                     "from 3.12 a collection runs between bytecodes, never inside a C call")
+    def test_a_collection_that_empties_get_manys_list(self):
+        # get_many read the keys' bytes from the caller's list, then made its
+        # result list: a collection started there ran a callback that
+        # emptied the caller's list, freeing the key objects, and the lookups
+        # read freed memory (seen: wrong values for keys that are set).  Now
+        # it holds a reference of its own to each key.
+        run_cases(self, """
+            c = fresh()
+            n = 64
+            for i in range(n):
+                c.set("key:%05d" % i, b"value %d" % i)
+            keys = ["key:%05d" % i for i in range(n)]  # only the list holds them
+            junk = []
+            state = {"armed": False}
+            def on_collect(phase, info):
+                if phase == "start" and state["armed"]:
+                    state["armed"] = False
+                    keys.clear()
+                    junk.extend("XXXX:%05d" % i for i in range(4 * n))  # reuse the memory
+            gc.callbacks.append(on_collect)
+            gc.collect()
+            gc.set_threshold(1)
+            state["armed"] = True
+            try:
+                got = c.get_many(keys)
+            finally:
+                state["armed"] = False
+                gc.set_threshold(700)
+            # The list was emptied before get_many read it ([]) or after (the
+            # values): never another answer.
+            print("cleared:", keys == [], "values right:",
+                  got in ([], [b"value %d" % i for i in range(n)]))
+            """, ["cleared: True values right: True"])
+
     def test_close_while_another_thread_waits_then_a_write_wakes_it(self):
         # Before: close() deferred the handle's close only while the wait
         # slept; the woken wait() then read the key through the handle its

@@ -230,6 +230,7 @@ typedef struct bytearg {
 	Py_ssize_t n;
 	int has_view;
 	Py_buffer view;
+	PyObject *ref;           /* get_many: its own reference to the key */
 } bytearg;
 
 static inline void arg_release(bytearg *a)
@@ -1151,9 +1152,21 @@ static PyObject *Cache_get_many(CacheObject *self, PyObject *keys)
 		PyErr_NoMemory();
 		goto fail;
 	}
+	/* A reference of our own to each key: its bytes are read from it until
+	 * the lookups, and Python code that runs before them (a finalizer, at
+	 * the allocation of OUT) may empty a list of the caller's. */
 	for (; got < n; got++) {
-		if (key_arg(PySequence_Fast_GET_ITEM(seq, got), &ka[got]) < 0)
+		if (got >= PySequence_Fast_GET_SIZE(seq)) {
+			PyErr_SetString(PyExc_RuntimeError, "keys list changed size during get_many");
 			goto fail;
+		}
+		PyObject *o = PySequence_Fast_GET_ITEM(seq, got);
+		Py_INCREF(o);
+		if (key_arg(o, &ka[got]) < 0) {
+			Py_DECREF(o);
+			goto fail;
+		}
+		ka[got].ref = o;
 		r[got].key = ka[got].p;
 		r[got].klen = (size_t)ka[got].n;
 	}
@@ -1204,8 +1217,10 @@ static PyObject *Cache_get_many(CacheObject *self, PyObject *keys)
 fail:
 	Py_CLEAR(out);
 done:
-	for (Py_ssize_t i = 0; i < got; i++)
+	for (Py_ssize_t i = 0; i < got; i++) {
 		arg_release(&ka[i]);
+		Py_DECREF(ka[i].ref);
+	}
 	PyMem_Free(vals);
 	PyMem_Free(r);
 	PyMem_Free(ka);
