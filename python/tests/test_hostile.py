@@ -526,5 +526,35 @@ class TestCarelessArguments(SegmentCase):
         self.assertEqual([a["handles"] for a in mine], [1])
 
 
+
+class TestCachedKeys(SegmentCase):
+    def test_arguments_that_json_writes_alike_get_their_own_keys(self):
+        # The default key is the arguments' JSON, and JSON writes some
+        # different arguments alike: before, the second call of each pair
+        # returned the first one's cached result (a wrong value).
+        import datetime
+        calls = []
+
+        @tickcache.cached(self.cache)
+        def f(x):
+            calls.append(x)
+            return repr(x)
+        pairs = [({1: "a"}, {"1": "a"}), ((1, 2), [1, 2]), ({3, 4}, [3, 4]),
+                 (datetime.datetime(2024, 1, 1), "2024-01-01T00:00:00"),
+                 (b"\x01", {"__bytes__": "01"}), ([(1, 2)], [[1, 2]])]
+        for a, b in pairs:
+            self.assertEqual((f(a), f(b)), (repr(a), repr(b)))
+            self.assertNotEqual(f.cache_key(a), f.cache_key(b))
+        self.assertEqual(len(calls), 2 * len(pairs))
+        # Read again: every one from the cache.
+        for a, b in pairs:
+            self.assertEqual((f(a), f(b)), (repr(a), repr(b)))
+        self.assertEqual(len(calls), 2 * len(pairs))
+        # Plain JSON arguments keep their key.
+        self.assertTrue(f.cache_key("AAPL").endswith(':[["AAPL"],{}]'))
+        self.assertTrue(f.cache_key({"k": [1, 2.5, None]}).endswith(
+            ':[[{"k":[1,2.5,null]}],{}]'))
+
+
 if __name__ == "__main__":
     unittest.main()
