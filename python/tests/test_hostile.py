@@ -35,6 +35,39 @@ PRELUDE = textwrap.dedent("""
         except Exception as e:  # noqa: BLE001
             msg = str(e).replace(NAME, "NAME")
             print(label, "!!", type(e).__name__, msg, flush=True)
+
+    # NAME made again, small (writes soon reuse freed blocks), with k.
+    def small_segment(value=b"A" * 200):
+        tickcache.unlink(NAME)
+        c = tickcache.Cache(NAME, create=True, max_entries=256, memory="256K")
+        c.set("k", value)
+        return c
+
+    # Free k's block and write other values over it (until the segment is
+    # full: nothing is freed while a section is open).
+    def overwrite(c):
+        try:
+            for i in range(20000):
+                c.set("k", bytes([66 + i % 20]) * 200)
+                c.set("x%d" % (i % 50), b"Z" * 200)
+        except tickcache.FullError:
+            pass
+
+    # A view of k from a thread that left its block with the view exported
+    # (BufferError) and ended.
+    def view_of_an_ended_thread(c):
+        box = {}
+        def a():
+            try:
+                with c.read() as r:
+                    box["v"] = r.peek("k")
+            except BufferError:
+                pass
+        t = threading.Thread(target=a)
+        t.start()
+        t.join()
+        time.sleep(0.2)  # gone, or waiting for the view's release
+        return box["v"]
 """)
 
 
@@ -247,9 +280,7 @@ class TestViewsAfterFork(unittest.TestCase):
     # and its memory is the parent's handle's mapping, which the child's
     # first call used to unmap.
     BODY = """
-        tickcache.unlink(NAME)
-        c = tickcache.Cache(NAME, create=True, max_entries=256, memory="256K")
-        c.set("k", b"hello" * 40)
+        c = small_segment(b"hello" * 40)
         r_fd, w_fd = os.pipe()
         with c.read() as r:
             v = r.peek("k")
@@ -270,9 +301,7 @@ class TestViewsAfterFork(unittest.TestCase):
                     os._exit(code)
             v.release()
             v2.release()
-        for i in range(20000):  # free the block and write other values over it
-            c.set("k", bytes([66 + i % 20]) * 200)
-            c.set("x%d" % (i % 50), b"Z" * 200)
+        overwrite(c)
         os.write(w_fd, b"x")
         _, status = os.waitpid(pid, 0)
         print("child exit:", os.waitstatus_to_exitcode(status))
@@ -309,9 +338,7 @@ class TestViewsOfAThreadThatEnds(unittest.TestCase):
         # exiting thread waits, after its Python code is done, until the
         # views of its sections are released, and ends them itself.
         run_cases(self, """
-            tickcache.unlink(NAME)
-            c = tickcache.Cache(NAME, create=True, max_entries=256, memory="256K")
-            c.set("k", b"A" * 200)
+            c = small_segment()
             box = {}
             def a():
                 try:
@@ -326,12 +353,7 @@ class TestViewsOfAThreadThatEnds(unittest.TestCase):
             t.start()
             t.join()
             v = box.pop("v")
-            try:  # free the block and write other values over it
-                for i in range(20000):
-                    c.set("k", bytes([66 + i % 20]) * 200)
-                    c.set("x%d" % (i % 50), b"Z" * 200)
-            except tickcache.FullError:  # nothing reclaimed while the section is open
-                pass
+            overwrite(c)
             print("view kept:", bytes(v) == b"A" * 200, flush=True)
             outcome("close with views", c.close)
             v.release()
@@ -359,20 +381,8 @@ class TestViewsOfAThreadThatEnds(unittest.TestCase):
         # reused memory).  Now A, exiting, waits for its view's release and
         # ends its section itself.
         run_cases(self, """
-            tickcache.unlink(NAME)
-            c = tickcache.Cache(NAME, create=True, max_entries=256, memory="256K")
-            c.set("k", b"A" * 200)
-            box = {}
-            def a():
-                try:
-                    with c.read() as r:
-                        box["v"] = r.peek("k")
-                except BufferError:
-                    pass
-            t = threading.Thread(target=a)
-            t.start()
-            t.join()
-            time.sleep(0.2)  # the old code: A's thread is gone
+            c = small_segment()
+            box = {"v": view_of_an_ended_thread(c)}  # the old code: A's thread is gone
             entered, released = threading.Event(), threading.Event()
             def b():
                 with c.read() as r:
@@ -380,12 +390,7 @@ class TestViewsOfAThreadThatEnds(unittest.TestCase):
                     entered.set()
                     released.wait()
                     c.get("k")  # B's next call
-                    try:
-                        for i in range(20000):
-                            c.set("k", bytes([66 + i % 20]) * 200)
-                            c.set("x%d" % (i % 50), b"Z" * 200)
-                    except tickcache.FullError:
-                        pass
+                    overwrite(c)
                     box["b"] = bytes(v) == b"A" * 200
                     v.release()
             t = threading.Thread(target=b)
@@ -404,21 +409,8 @@ class TestViewsOfAThreadThatEnds(unittest.TestCase):
         # releases its copy of the view.  The child has no thread A: the
         # release must not wait for it (it hung for ever).
         run_cases(self, """
-            tickcache.unlink(NAME)
-            c = tickcache.Cache(NAME, create=True, max_entries=256, memory="256K")
-            c.set("k", b"A" * 200)
-            box = {}
-            def a():
-                try:
-                    with c.read() as r:
-                        box["v"] = r.peek("k")
-                except BufferError:
-                    pass
-            t = threading.Thread(target=a)
-            t.start()
-            t.join()
-            time.sleep(0.2)  # A waits for the view's release now
-            v = box.pop("v")
+            c = small_segment()
+            v = view_of_an_ended_thread(c)  # A waits for its release
             pid = os.fork()
             if pid == 0:
                 code = 1

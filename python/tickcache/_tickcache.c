@@ -2499,6 +2499,32 @@ static PyObject *Cache_wait_any(CacheObject *self, PyObject *const *args, Py_ssi
 
 enum { RS_NEW, RS_OPEN, RS_DRAINING, RS_DONE };
 
+/* A link of the lists below (views_lock held): an object's own member. */
+struct dlink {
+	struct dlink *prev, *next;
+};
+#define DL_ENTRY(l, type) ((type *)((char *)(l) - offsetof(type, link)))
+
+static void dl_push(struct dlink **head, struct dlink *n)
+{
+	n->prev = NULL;
+	n->next = *head;
+	if (*head)
+		(*head)->prev = n;
+	*head = n;
+}
+
+static void dl_remove(struct dlink **head, struct dlink *n)
+{
+	if (n->prev)
+		n->prev->next = n->next;
+	else if (*head == n)
+		*head = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	n->prev = n->next = NULL;
+}
+
 typedef struct SectionObject {
 	PyObject_HEAD
 	CacheObject *cache;      /* strong reference */
@@ -2507,10 +2533,10 @@ typedef struct SectionObject {
 	int state;
 	int parked;              /* its owner is exiting (owner_exit) */
 	Py_ssize_t views;        /* buffers exported and not released */
-	struct SectionObject *sprev, *snext;  /* in open_sections: OPEN, DRAINING */
+	struct dlink link;       /* in open_sections while OPEN or DRAINING */
 } SectionObject;
 
-static SectionObject *open_sections;
+static struct dlink *open_sections;
 
 typedef struct ViewObject {
 	PyObject_HEAD
@@ -2518,7 +2544,7 @@ typedef struct ViewObject {
 	const void *ptr;
 	Py_ssize_t len;
 	Py_ssize_t exports;      /* buffers exported and not released */
-	struct ViewObject *prev, *next;  /* in live_views while exports > 0 */
+	struct dlink link;       /* in live_views while exports > 0 */
 	void *snap;              /* at_fork_prepare's copy of its pages */
 	size_t snap_len;
 } ViewObject;
@@ -2536,48 +2562,7 @@ typedef struct ViewObject {
  * mapped).  The lock is a mutex, not the GIL: a fork may come from a thread
  * that does not hold it.
  */
-static ViewObject *live_views;
-
-/* The list operations below are called with views_lock held. */
-static void views_link(ViewObject *v)
-{
-	v->prev = NULL;
-	v->next = live_views;
-	if (live_views)
-		live_views->prev = v;
-	live_views = v;
-}
-
-static void views_unlink(ViewObject *v)
-{
-	if (v->prev)
-		v->prev->next = v->next;
-	else
-		live_views = v->next;
-	if (v->next)
-		v->next->prev = v->prev;
-	v->prev = v->next = NULL;
-}
-
-static void section_list(SectionObject *s)
-{
-	s->sprev = NULL;
-	s->snext = open_sections;
-	if (open_sections)
-		open_sections->sprev = s;
-	open_sections = s;
-}
-
-static void section_unlist(SectionObject *s)
-{
-	if (s->sprev)
-		s->sprev->snext = s->snext;
-	else if (open_sections == s)
-		open_sections = s->snext;
-	if (s->snext)
-		s->snext->sprev = s->sprev;
-	s->sprev = s->snext = NULL;
-}
+static struct dlink *live_views;
 
 static void view_pages(const ViewObject *v, uintptr_t *lo, size_t *len)
 {
@@ -2590,7 +2575,8 @@ static void view_pages(const ViewObject *v, uintptr_t *lo, size_t *len)
 static void at_fork_prepare(void)
 {
 	pthread_mutex_lock(&views_lock);
-	for (ViewObject *v = live_views; v; v = v->next) {
+	for (struct dlink *l = live_views; l; l = l->next) {
+		ViewObject *v = DL_ENTRY(l, ViewObject);
 		v->snap = NULL;
 		if (v->len == 0)
 			continue;
@@ -2608,7 +2594,8 @@ static void at_fork_prepare(void)
 
 static void at_fork_parent(void)
 {
-	for (ViewObject *v = live_views; v; v = v->next) {
+	for (struct dlink *l = live_views; l; l = l->next) {
+		ViewObject *v = DL_ENTRY(l, ViewObject);
 		if (v->snap)
 			munmap(v->snap, v->snap_len);
 		v->snap = NULL;
@@ -2619,7 +2606,8 @@ static void at_fork_parent(void)
 static void at_fork_child(void)
 {
 	fork_gen++;
-	for (ViewObject *v = live_views; v; v = v->next) {
+	for (struct dlink *l = live_views; l; l = l->next) {
+		ViewObject *v = DL_ENTRY(l, ViewObject);
 		if (!v->snap)
 			continue;
 		uintptr_t lo;
@@ -2651,7 +2639,7 @@ static void section_finish(SectionObject *s)
 		return;
 	}
 	s->state = RS_DONE;
-	section_unlist(s);
+	dl_remove(&open_sections, &s->link);
 	if (s->fork_gen != fork_gen) {
 		/* a section of the parent: this process never entered it */
 	} else if (PyThread_get_thread_ident() == s->owner) {
@@ -2729,8 +2717,9 @@ static void owner_exit(void *arg)
 	pthread_mutex_lock(&views_lock);
 	for (;;) {
 		int waiting = 0;
-		for (SectionObject *s = open_sections, *nx; s; s = nx) {
-			nx = s->snext;
+		for (struct dlink *l = open_sections, *nx; l; l = nx) {
+			SectionObject *s = DL_ENTRY(l, SectionObject);
+			nx = l->next;
 			if (s->owner != me || s->fork_gen != fork_gen)
 				continue;
 			s->parked = 1;
@@ -2741,7 +2730,7 @@ static void owner_exit(void *arg)
 			tc_read_unlock(s->cache->c);
 			s->cache->sections--;
 			s->state = RS_DONE;
-			section_unlist(s);
+			dl_remove(&open_sections, &s->link);
 		}
 		for (struct pending *p = pending_head; p; p = p->next) {
 			if (!p->ended && p->owner == me && p->fork_gen == fork_gen) {
@@ -2785,7 +2774,7 @@ static PyObject *Cache_read(CacheObject *self, PyObject *unused)
 	s->state = RS_NEW;
 	s->parked = 0;
 	s->views = 0;
-	s->sprev = s->snext = NULL;
+	s->link.prev = s->link.next = NULL;
 	return (PyObject *)s;
 }
 
@@ -2821,7 +2810,7 @@ static PyObject *Section_enter(SectionObject *s, PyObject *unused)
 	s->fork_gen = fork_gen;
 	s->state = RS_OPEN;
 	s->cache->sections++;
-	section_list(s);
+	dl_push(&open_sections, &s->link);
 	pthread_mutex_unlock(&views_lock);
 	Py_INCREF(s);
 	return (PyObject *)s;
@@ -2895,7 +2884,7 @@ static PyObject *Section_peek(SectionObject *s, PyObject *key)
 	v->ptr = p;
 	v->len = (Py_ssize_t)m.len;
 	v->exports = 0;
-	v->prev = v->next = NULL;
+	v->link.prev = v->link.next = NULL;
 	v->snap = NULL;
 	v->snap_len = 0;
 	PyObject *mv = PyMemoryView_FromObject((PyObject *)v);
@@ -2913,7 +2902,7 @@ static int View_getbuffer(ViewObject *v, Py_buffer *view, int flags)
 	if (open) { /* counted first: the section cannot end meanwhile */
 		s->views++;
 		if (v->exports++ == 0)
-			views_link(v);
+			dl_push(&live_views, &v->link);
 	}
 	pthread_mutex_unlock(&views_lock);
 	if (!open) {
@@ -2934,7 +2923,7 @@ static void View_releasebuffer(ViewObject *v, Py_buffer *view)
 	SectionObject *s = v->section;
 	pthread_mutex_lock(&views_lock);
 	if (--v->exports == 0)
-		views_unlink(v);
+		dl_remove(&live_views, &v->link);
 	int finish = --s->views == 0 && s->state == RS_DRAINING;
 	if (s->views == 0 && s->parked && s->fork_gen == fork_gen) {
 		/* Its owner is exiting: it ends the section now (owner_exit).
