@@ -14,26 +14,49 @@ _BYTES = b"\x00"  # JSON text never starts with a NUL byte
 _PREFIX = "cached:"
 
 
-def _stable(v):
-    """A JSON form of an argument that is the same in every interpreter."""
+def _tagged(v):
+    """A JSON form of an argument that is the same in every interpreter and
+    that no other argument has: JSON writes a tuple as a list, a dict's int
+    keys as strings, a set or a datetime as a list or a string would be; those
+    are tagged (``{"__tuple__": [...]}``, ...), and so is a dict whose own keys
+    could be mistaken for a tag."""
+    if v is None or isinstance(v, (str, bool, int, float)):
+        return v
+    if isinstance(v, list):
+        return [_tagged(x) for x in v]
+    if isinstance(v, tuple):
+        return {"__tuple__": [_tagged(x) for x in v]}
+    if isinstance(v, dict):
+        if all(isinstance(k, str) and not (k.startswith("__") and k.endswith("__"))
+               for k in v):
+            return {k: _tagged(x) for k, x in v.items()}
+        items = [[_tagged(k), _tagged(x)] for k, x in v.items()]
+        return {"__dict__": sorted(items, key=_sort_key)}
     if isinstance(v, (bytes, bytearray, memoryview)):
         return {"__bytes__": bytes(v).hex()}
-    if isinstance(v, (_dt.datetime, _dt.date, _dt.time)):
-        return v.isoformat()
+    for cls in (_dt.datetime, _dt.date, _dt.time):  # datetime before its base date
+        if isinstance(v, cls):
+            return {"__%s__" % cls.__name__: v.isoformat()}
     if isinstance(v, (set, frozenset)):
-        return sorted((_stable(x) for x in v), key=repr)
+        return {"__set__": sorted((_tagged(x) for x in v), key=_sort_key)}
     if dataclasses.is_dataclass(v) and not isinstance(v, type) or \
             _dto.is_dto_class(type(v)):
-        return loads(_dto.encode(v))
+        return {"__dto__": [type(v).__qualname__, loads(_dto.encode(v))]}
     raise TypeError(f"cannot derive a cache key from an argument of type "
                     f"{type(v).__name__}; pass key= to cached()")
 
 
+def _sort_key(x):
+    return json.dumps(x, sort_keys=True, ensure_ascii=False)
+
+
 def default_key(qualname, args, kwargs):
     """``cached:<module.qualname>:<JSON of the arguments>``, hashed when it would
-    be longer than a key may be."""
-    body = json.dumps([list(args), kwargs], sort_keys=True, separators=(",", ":"),
-                      default=_stable, ensure_ascii=False)
+    be longer than a key may be.  Arguments that JSON would write alike (a
+    tuple and a list, ``{1: x}`` and ``{"1": x}``, a datetime and its ISO
+    string, ...) get different keys (``_tagged``)."""
+    body = json.dumps([_tagged(list(args)), _tagged(kwargs)], sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False)
     key = f"{_PREFIX}{qualname}:{body}"
     if len(key.encode()) <= 512:
         return key

@@ -16,13 +16,21 @@
  *    a section while a view is exported raises BufferError; the section then
  *    ends when the last view is released, so no view ever outlives the read
  *    section that keeps its memory from being reclaimed.  close() refuses
- *    while a section is open.
- *  - close() while get_or_load waits in another thread marks the cache
- *    closed; the last such call closes the handle when it returns.
+ *    while a section is open.  A thread that exits with views of its
+ *    sections exported waits for their release (owner_exit).
+ *  - close() while get_or_load, wait or wait_any run (in another thread,
+ *    or from a signal handler or a collection they run) marks the cache
+ *    closed; the last such call (busy) closes the handle when it returns.
+ *    Every other call converts its arguments (which may run Python code:
+ *    __index__, __fspath__, a generator, a finalizer) before it takes the
+ *    handle, and runs no Python code between handle() and its last
+ *    library call, or holds the handle busy meanwhile.
  *  - fork(): the library forbids using an inherited handle.  A child bumps
  *    fork_gen (pthread_atfork); every call compares one word and, in a child,
  *    closes the inherited handle and attaches anew on first use, so the child
- *    never touches the parent's reader slots.
+ *    never touches the parent's reader slots.  Views exported at the fork
+ *    read private copies of their pages in the child (live_views), and the
+ *    inherited handle stays mapped while the parent's sections were open.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -33,6 +41,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "tickcache.h"
 
@@ -61,10 +71,9 @@ static PyTypeObject ItemType;
  * Python code, read with the GIL held). */
 static unsigned long fork_gen = 1;
 
-static void at_fork_child(void)
-{
-	fork_gen++;
-}
+static void at_fork_prepare(void);
+static void at_fork_parent(void);
+static void at_fork_child(void);
 
 /*
  * The results of recent gets: when KEY's live version is the one a slot
@@ -100,12 +109,16 @@ struct recent {
 typedef struct CacheObject {
 	PyObject_HEAD
 	tc_cache *c;             /* NULL when closed or not (re)attached */
-	tc_cache *deferred;      /* closed by close() while calls ran without the
-				  * GIL: tc_close'd when the last returns */
+	tc_cache *deferred;      /* closed by close() while calls were busy:
+				  * tc_close'd when the last returns */
+	tc_cache *inherited;     /* a child's handle of the parent, kept mapped
+				  * while views of the parent's sections may be
+				  * read (their pages: see at_fork_prepare) */
 	tc_opts opts;            /* as opened, for attaching again after fork */
 	unsigned long fork_gen;  /* fork_gen when c was opened */
 	int closed;              /* close() was called */
-	Py_ssize_t busy;         /* calls running without the GIL on c */
+	Py_ssize_t busy;         /* calls using c across Python code or without
+				  * the GIL (close() defers to the last) */
 	Py_ssize_t sections;     /* read sections open on c */
 	PyObject *weakrefs;
 	char name[TC_NAME_MAX + 1];
@@ -130,16 +143,31 @@ static void recent_clear(CacheObject *self)
 /*
  * Read sections whose last view was released by a thread other than the
  * one that entered them: the library's sections are per thread, so the
- * owner ends them on its next call into this module.  Rare (a view handed
- * to another thread and outliving its block); the hot path tests one word.
+ * owner ends them on its next call into this module, or when it exits
+ * (owner_exit).  Rare (a view handed to another thread and outliving its
+ * block); the hot path tests one word.
  */
 struct pending {
 	struct pending *next;
 	unsigned long owner;     /* PyThread_get_thread_ident() of the owner */
 	unsigned long fork_gen;
+	int ended;               /* ended by its owner's owner_exit */
 	CacheObject *cache;      /* strong reference */
 };
 static struct pending *pending_head;
+
+/*
+ * views_lock guards what a thread reads or writes without the GIL: the
+ * list of exported views (fork), the list of open sections, their state and
+ * view counts, the pending list's links and ended flags, and each Cache's
+ * count of open sections.  Such a thread is a fork from a thread without
+ * the GIL, or a thread that owns sections and exits (owner_exit), its
+ * Python code done.  views_cond: a view count reached 0, or owner_exit ended
+ * a section.  Never held while Python code may run.
+ */
+static pthread_mutex_t views_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t views_cond = PTHREAD_COND_INITIALIZER;
+static pthread_key_t owner_key;  /* set in threads that entered a section */
 
 static PyObject *cache_error(int rc, const char *seg, const char *key, Py_ssize_t klen);
 static void run_pending(void);
@@ -202,6 +230,7 @@ typedef struct bytearg {
 	Py_ssize_t n;
 	int has_view;
 	Py_buffer view;
+	PyObject *ref;           /* get_many: its own reference to the key */
 } bytearg;
 
 static inline void arg_release(bytearg *a)
@@ -212,9 +241,26 @@ static inline void arg_release(bytearg *a)
 	}
 }
 
-static int buffer_arg(PyObject *o, bytearg *a)
+/*
+ * simple_buffer - O's bytes (PyBUF_SIMPLE).  A buffer that is not
+ * C-contiguous (a strided memoryview) is not bytes-like: TypeError, saying
+ * WANT ("key must be str or", "value must be", ...), not BufferError.
+ */
+static int simple_buffer(PyObject *o, Py_buffer *view, const char *want)
 {
-	if (PyObject_GetBuffer(o, &a->view, PyBUF_SIMPLE) < 0)
+	if (PyObject_GetBuffer(o, view, PyBUF_SIMPLE) == 0)
+		return 0;
+	if (PyErr_ExceptionMatches(PyExc_BufferError)) {
+		PyErr_Clear();
+		PyErr_Format(PyExc_TypeError, "%s a C-contiguous bytes-like object (%.100s is not "
+			     "C-contiguous)", want, Py_TYPE(o)->tp_name);
+	}
+	return -1;
+}
+
+static int buffer_arg(PyObject *o, bytearg *a, const char *want)
+{
+	if (simple_buffer(o, &a->view, want) < 0)
 		return -1;
 	a->has_view = 1;
 	a->p = a->view.buf;
@@ -239,7 +285,7 @@ static inline int key_arg(PyObject *o, bytearg *a)
 		a->p = PyBytes_AS_STRING(o);
 		a->n = PyBytes_GET_SIZE(o);
 	} else if (PyObject_CheckBuffer(o)) {
-		if (buffer_arg(o, a) < 0)
+		if (buffer_arg(o, a, "key must be str or") < 0)
 			return -1;
 	} else {
 		PyErr_Format(PyExc_TypeError, "key must be str or bytes-like, not %.100s",
@@ -268,7 +314,7 @@ static inline int value_arg(PyObject *o, bytearg *a)
 		PyErr_Format(PyExc_TypeError, "value must be bytes-like, not %.100s%s",
 			     Py_TYPE(o)->tp_name, PyUnicode_Check(o) ? " (encode it first)" : "");
 		return -1;
-	} else if (buffer_arg(o, a) < 0) {
+	} else if (buffer_arg(o, a, "value must be") < 0) {
 		return -1;
 	}
 	if (UNLIKELY((size_t)a->n > TC_VALUE_MAX)) {
@@ -545,6 +591,24 @@ static PyObject *closed_error(CacheObject *self)
 	return NULL;
 }
 
+/*
+ * In a child of fork(): drop the parent's handle.  While sections of the
+ * parent were open (their views' pages are the child's private copies now,
+ * inside that handle's mapping) it stays mapped until the Cache goes away.
+ */
+static void fork_forget(CacheObject *self)
+{
+	if (self->c && self->sections > 0 && !self->inherited)
+		self->inherited = self->c;
+	else if (self->c)
+		tc_close(self->c);
+	if (self->deferred)
+		tc_close(self->deferred);
+	self->c = self->deferred = NULL;
+	self->busy = 0;
+	self->sections = 0;
+}
+
 static tc_cache *handle_slow(CacheObject *self)
 {
 	if (pending_head)
@@ -556,13 +620,7 @@ static tc_cache *handle_slow(CacheObject *self)
 	if (self->fork_gen != fork_gen) {
 		/* A child of fork(): the inherited handle may only be closed.
 		 * Sections and waits of the parent's threads do not exist here. */
-		if (self->c)
-			tc_close(self->c);
-		if (self->deferred)
-			tc_close(self->deferred);
-		self->c = self->deferred = NULL;
-		self->busy = 0;
-		self->sections = 0;
+		fork_forget(self);
 		recent_clear(self);
 		tc_opts o = self->opts;
 		o.flags &= ~(TC_CREATE | TC_EXCL);
@@ -743,6 +801,12 @@ static int Cache_init(CacheObject *self, PyObject *args, PyObject *kw)
 		cache_error(rc, name, NULL, 0);
 		return -1;
 	}
+	if (self->c || self->closed) {
+		/* Another thread's __init__ of this object ran meanwhile. */
+		tc_close(c);
+		PyErr_SetString(PyExc_RuntimeError, "Cache.__init__ called twice");
+		return -1;
+	}
 	snprintf(self->name, sizeof self->name, "%s", name);
 	self->opts = o;
 	self->c = c;
@@ -759,7 +823,9 @@ static void Cache_dealloc(CacheObject *self)
 		tc_close(self->c);
 	if (self->deferred)
 		tc_close(self->deferred);
-	self->c = self->deferred = NULL;
+	if (self->inherited)
+		tc_close(self->inherited);
+	self->c = self->deferred = self->inherited = NULL;
 	recent_clear(self);
 	Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -768,23 +834,28 @@ PyDoc_STRVAR(close_doc,
 "close()\n--\n\n"
 "Detach from the segment (the segment itself stays; see unlink()).  Calls\n"
 "after close raise ValueError; closing twice does nothing.  Raises\n"
-"BufferError while a read() section of this cache is open.  A get_or_load\n"
-"waiting in another thread finishes first: the handle is closed when it\n"
-"returns.");
+"BufferError while a read() section of this cache is open.  A get_or_load,\n"
+"wait or wait_any in progress (in another thread, or the caller of the\n"
+"code that closes) finishes first: the handle is closed when it returns.");
 
 static PyObject *Cache_close(CacheObject *self, PyObject *unused)
 {
 	(void)unused;
 	if (pending_head)
 		run_pending();
-	if (self->sections > 0 && self->fork_gen == fork_gen) {
+	pthread_mutex_lock(&views_lock);
+	Py_ssize_t open = self->sections;
+	pthread_mutex_unlock(&views_lock);
+	if (open > 0 && self->fork_gen == fork_gen) {
 		PyErr_Format(PyExc_BufferError,
 			     "cannot close cache '%s': %zd read section(s) open (release their views)",
-			     self->name, self->sections);
+			     self->name, open);
 		return NULL;
 	}
 	self->closed = 1;
-	if (self->c && self->busy > 0 && self->fork_gen == fork_gen)
+	if (self->fork_gen != fork_gen)
+		fork_forget(self);
+	else if (self->c && self->busy > 0)
 		self->deferred = self->c; /* every new call fails from now on */
 	else if (self->c)
 		tc_close(self->c);
@@ -991,9 +1062,6 @@ static PyObject *Cache_get(CacheObject *self, PyObject *const *args, Py_ssize_t 
 		key = a[0];
 		dflt = a[1];
 	}
-	tc_cache *c = handle(self);
-	if (UNLIKELY(!c))
-		return NULL;
 	bytearg k;
 	if (LIKELY(PyUnicode_CheckExact(key) && PyUnicode_IS_COMPACT_ASCII(key) &&
 		   (size_t)PyUnicode_GET_LENGTH(key) - 1 < TC_KEY_MAX)) {
@@ -1003,6 +1071,11 @@ static PyObject *Cache_get(CacheObject *self, PyObject *const *args, Py_ssize_t 
 		k.n = PyUnicode_GET_LENGTH(key);
 		k.has_view = 0;
 	} else if (UNLIKELY(key_arg(key, &k) < 0)) {
+		return NULL;
+	}
+	tc_cache *c = handle(self);
+	if (UNLIKELY(!c)) {
+		arg_release(&k);
 		return NULL;
 	}
 	tc_meta m;
@@ -1025,12 +1098,14 @@ PyDoc_STRVAR(get_item_doc,
 
 static PyObject *Cache_get_item(CacheObject *self, PyObject *key)
 {
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	bytearg k;
 	if (key_arg(key, &k) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return NULL;
+	}
 	tc_meta m;
 	int rc;
 	PyObject *v = fetch_key(self, c, key, &k, &m, &rc);
@@ -1044,15 +1119,20 @@ static PyObject *Cache_get_item(CacheObject *self, PyObject *key)
 
 PyDoc_STRVAR(get_many_doc,
 "get_many(keys) -> list[bytes | None]\n--\n\n"
-"The values of an iterable of keys, in order, None for each miss.  One\n"
+"The values of an iterable of keys, in order, None for each miss (a single\n"
+"str, bytes or bytearray key is a TypeError, not the keys of its items).  One\n"
 "tc_peek_many in one read section: the keys' cache misses overlap, and\n"
 "each value is copied once, straight into its bytes object.");
 
 static PyObject *Cache_get_many(CacheObject *self, PyObject *keys)
 {
-	tc_cache *c = handle(self);
-	if (!c)
+	tc_cache *c;
+	if (PyUnicode_Check(keys) || PyBytes_Check(keys) || PyByteArray_Check(keys)) {
+		/* Iterating it would read its characters (or ints) as keys. */
+		PyErr_Format(PyExc_TypeError, "keys must be an iterable of keys, not one %.100s key",
+			     Py_TYPE(keys)->tp_name);
 		return NULL;
+	}
 	PyObject *seq = PySequence_Fast(keys, "keys must be an iterable of keys");
 	if (!seq)
 		return NULL;
@@ -1063,7 +1143,7 @@ static PyObject *Cache_get_many(CacheObject *self, PyObject *keys)
 	const void **vals = NULL;
 	if (n == 0) {
 		Py_DECREF(seq);
-		return PyList_New(0);
+		return handle(self) ? PyList_New(0) : NULL;
 	}
 	ka = PyMem_Calloc((size_t)n, sizeof(*ka));
 	r = PyMem_Calloc((size_t)n, sizeof(*r));
@@ -1072,14 +1152,31 @@ static PyObject *Cache_get_many(CacheObject *self, PyObject *keys)
 		PyErr_NoMemory();
 		goto fail;
 	}
+	/* A reference of our own to each key: its bytes are read from it until
+	 * the lookups, and Python code that runs before them (a finalizer, at
+	 * the allocation of OUT) may empty a list of the caller's. */
 	for (; got < n; got++) {
-		if (key_arg(PySequence_Fast_GET_ITEM(seq, got), &ka[got]) < 0)
+		if (got >= PySequence_Fast_GET_SIZE(seq)) {
+			PyErr_SetString(PyExc_RuntimeError, "keys list changed size during get_many");
 			goto fail;
+		}
+		PyObject *o = PySequence_Fast_GET_ITEM(seq, got);
+		Py_INCREF(o);
+		if (key_arg(o, &ka[got]) < 0) {
+			Py_DECREF(o);
+			goto fail;
+		}
+		ka[got].ref = o;
 		r[got].key = ka[got].p;
 		r[got].klen = (size_t)ka[got].n;
 	}
 	out = PyList_New(n);
 	if (!out)
+		goto fail;
+	/* The handle last: iterating KEYS and allocating OUT may run Python
+	 * code (a generator, a finalizer), which may close the cache. */
+	c = handle(self);
+	if (!c)
 		goto fail;
 	int rc = tc_read_lock(c);
 	if (rc) {
@@ -1120,8 +1217,10 @@ static PyObject *Cache_get_many(CacheObject *self, PyObject *keys)
 fail:
 	Py_CLEAR(out);
 done:
-	for (Py_ssize_t i = 0; i < got; i++)
+	for (Py_ssize_t i = 0; i < got; i++) {
 		arg_release(&ka[i]);
+		Py_DECREF(ka[i].ref);
+	}
 	PyMem_Free(vals);
 	PyMem_Free(r);
 	PyMem_Free(ka);
@@ -1131,19 +1230,30 @@ done:
 
 PyDoc_STRVAR(exists_doc,
 "exists(key) -> bool\n--\n\n"
-"True when KEY holds a live value (also `key in cache`).");
+"True when KEY holds a live value (also `key in cache`).  Errors raise as\n"
+"get's do (StaleError when the segment was removed), never False.");
 
 static int Cache_contains(CacheObject *self, PyObject *key)
 {
-	tc_cache *c = handle(self);
-	if (!c)
-		return -1;
 	bytearg k;
 	if (key_arg(key, &k) < 0)
 		return -1;
-	bool r = tc_exists(c, k.p, (size_t)k.n);
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return -1;
+	}
+	/* tc_exists's own call, whose errors tc_exists folds into false: a
+	 * removed segment is StaleError here as in get, never "absent". */
+	tc_meta m;
+	int rc = tc_get(c, k.p, (size_t)k.n, NULL, 0, &m);
+	int r = rc == 0 || rc == -E2BIG;
+	if (!r && rc != -ENOENT) {
+		cache_error(rc, self->name, k.p, k.n);
+		r = -1;
+	}
 	arg_release(&k);
-	return r ? 1 : 0;
+	return r;
 }
 
 static PyObject *Cache_exists(CacheObject *self, PyObject *key)
@@ -1185,9 +1295,6 @@ static PyObject *write_common(CacheObject *self, int op, const char *fname, PyOb
 		o_ttl = a[2];
 		o_type = a[3];
 	}
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	uint64_t ttl, ver = 0;
 	uint32_t type;
 	if (seconds_arg(o_ttl, "ttl", 1, TC_TTL_DEFAULT, &ttl) < 0 ||
@@ -1197,6 +1304,14 @@ static PyObject *write_common(CacheObject *self, int op, const char *fname, PyOb
 	if (key_arg(a[0], &k) < 0)
 		return NULL;
 	if (value_arg(a[1], &v) < 0) {
+		arg_release(&k);
+		return NULL;
+	}
+	/* The handle after the arguments: converting them may run Python
+	 * code (a ttl's __index__), which may close the cache. */
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&v);
 		arg_release(&k);
 		return NULL;
 	}
@@ -1270,12 +1385,14 @@ PyDoc_STRVAR(delete_doc,
 
 static PyObject *Cache_delete(CacheObject *self, PyObject *key)
 {
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	bytearg k;
 	if (key_arg(key, &k) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return NULL;
+	}
 	int rc = tc_del(c, k.p, (size_t)k.n);
 	PyObject *res = NULL;
 	if (rc == 0 || rc == -ENOENT)
@@ -1298,15 +1415,17 @@ static PyObject *Cache_expire(CacheObject *self, PyObject *const *args, Py_ssize
 	PyObject *a[2] = { NULL, NULL };
 	if (parse("expire", args, nargs, kwnames, names, 2, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	uint64_t ttl;
 	if (seconds_arg(a[1], "ttl", 0, 0, &ttl) < 0)
 		return NULL;
 	bytearg k;
 	if (key_arg(a[0], &k) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return NULL;
+	}
 	int rc = tc_expire(c, k.p, (size_t)k.n, ttl);
 	PyObject *res = NULL;
 	if (rc == 0 || rc == -ENOENT)
@@ -1331,9 +1450,6 @@ static PyObject *Cache_incr(CacheObject *self, PyObject *const *args, Py_ssize_t
 	PyObject *a[3] = { NULL, NULL, NULL };
 	if (parse("incr", args, nargs, kwnames, names, 1, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	long long delta = 1;
 	if (a[1]) {
 		if (!PyLong_Check(a[1]) || PyBool_Check(a[1])) {
@@ -1356,6 +1472,11 @@ static PyObject *Cache_incr(CacheObject *self, PyObject *const *args, Py_ssize_t
 	bytearg k;
 	if (key_arg(a[0], &k) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return NULL;
+	}
 	int64_t out = 0;
 	int rc = tc_incr(c, k.p, (size_t)k.n, (int64_t)delta, ttl, &out);
 	PyObject *res = rc == 0 ? PyLong_FromLongLong(out) : cache_error(rc, self->name, k.p, k.n);
@@ -1377,9 +1498,6 @@ static PyObject *Cache_rate_limit(CacheObject *self, PyObject *const *args, Py_s
 	PyObject *a[3] = { NULL, NULL, NULL };
 	if (parse("rate_limit", args, nargs, kwnames, names, 3, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	uint64_t limit, window;
 	if (u64_arg(a[1], "limit", &limit) < 0 || seconds_arg(a[2], "window", 0, 0, &window) < 0)
 		return NULL;
@@ -1394,6 +1512,11 @@ static PyObject *Cache_rate_limit(CacheObject *self, PyObject *const *args, Py_s
 	bytearg k;
 	if (key_arg(a[0], &k) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return NULL;
+	}
 	bool allowed = false;
 	uint64_t count = 0;
 	int rc = tc_rate_limit(c, k.p, (size_t)k.n, limit, window, &allowed, &count);
@@ -1430,7 +1553,7 @@ static int load_cb(const void *key, size_t klen, void *buf, size_t cap, size_t *
 		if (PyUnicode_Check(r) || !PyObject_CheckBuffer(r)) {
 			PyErr_Format(PyExc_TypeError, "loader must return bytes-like, not %.100s",
 				     Py_TYPE(r)->tp_name);
-		} else if (PyObject_GetBuffer(r, &b, PyBUF_SIMPLE) == 0) {
+		} else if (simple_buffer(r, &b, "loader must return") == 0) {
 			if ((size_t)b.len > cap)
 				PyErr_Format(PyExc_ValueError,
 					     "value is %zd bytes; the limit is %zu", b.len, cap);
@@ -1473,9 +1596,6 @@ static PyObject *Cache_get_or_load(CacheObject *self, PyObject *const *args, Py_
 	PyObject *a[5] = { NULL, NULL, NULL, NULL, NULL };
 	if (parse("get_or_load", args, nargs, kwnames, names, 2, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	if (!PyCallable_Check(a[1])) {
 		PyErr_Format(PyExc_TypeError, "loader must be callable, not %.100s",
 			     Py_TYPE(a[1])->tp_name);
@@ -1489,6 +1609,11 @@ static PyObject *Cache_get_or_load(CacheObject *self, PyObject *const *args, Py_
 	bytearg k;
 	if (key_arg(a[0], &k) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return NULL;
+	}
 	/* A hit is a plain get, with the GIL held. */
 	tc_meta m;
 	int rc;
@@ -1591,14 +1716,13 @@ static PyObject *Cache_keys(CacheObject *self, PyObject *const *args, Py_ssize_t
 	PyObject *a[1] = { NULL };
 	if (parse("keys", args, nargs, kwnames, names, 0, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	PyObject *glob = NULL;
 	if (a[0] && glob_arg(a[0], &glob) < 0)
 		return NULL;
 	PyObject *list = PyList_New(0);
-	if (!list) {
+	tc_cache *c = list ? handle(self) : NULL;
+	if (!c) {
+		Py_XDECREF(list);
 		Py_XDECREF(glob);
 		return NULL;
 	}
@@ -1615,12 +1739,14 @@ PyDoc_STRVAR(purge_doc,
 
 static PyObject *Cache_purge(CacheObject *self, PyObject *pattern)
 {
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	PyObject *glob;
 	if (glob_arg(pattern, &glob) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		Py_DECREF(glob);
+		return NULL;
+	}
 	uint64_t n = 0;
 	int rc = tc_purge(c, PyBytes_AS_STRING(glob), &n);
 	Py_DECREF(glob);
@@ -1646,9 +1772,6 @@ static PyObject *Cache_ttl_policy(CacheObject *self, PyObject *const *args, Py_s
 	PyObject *a[2] = { NULL, NULL };
 	if (parse("ttl_policy", args, nargs, kwnames, names, 2, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	if (!PyUnicode_Check(a[0])) {
 		PyErr_Format(PyExc_TypeError, "prefix must be str, not %.100s",
 			     Py_TYPE(a[0])->tp_name);
@@ -1663,15 +1786,18 @@ static PyObject *Cache_ttl_policy(CacheObject *self, PyObject *const *args, Py_s
 			     plen, TC_POLICY_PREFIX_MAX);
 		return NULL;
 	}
+	uint64_t ttl = 0;
+	if (a[1] != Py_None && seconds_arg(a[1], "ttl", 0, 0, &ttl) < 0)
+		return NULL;
+	tc_cache *c = handle(self);
+	if (!c)
+		return NULL;
 	int rc;
 	if (a[1] == Py_None) {
 		rc = tc_ttl_policy_del(c, prefix);
 		if (rc == -ENOENT)
 			rc = 0;
 	} else {
-		uint64_t ttl;
-		if (seconds_arg(a[1], "ttl", 0, 0, &ttl) < 0)
-			return NULL;
 		rc = tc_ttl_policy_set(c, prefix, ttl);
 	}
 	if (rc)
@@ -1691,12 +1817,12 @@ PyDoc_STRVAR(ttl_policies_doc,
 static PyObject *Cache_ttl_policies(CacheObject *self, PyObject *unused)
 {
 	(void)unused;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	PyObject *d = PyDict_New();
-	if (!d)
+	tc_cache *c = d ? handle(self) : NULL;
+	if (!c) {
+		Py_XDECREF(d);
 		return NULL;
+	}
 	return collected(self, d, tc_ttl_policy_list(c, policy_cb, d));
 }
 
@@ -1709,12 +1835,14 @@ PyDoc_STRVAR(load_ttl_policies_doc,
 
 static PyObject *Cache_load_ttl_policies(CacheObject *self, PyObject *path)
 {
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	PyObject *p;
 	if (path_arg(path, &p) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		Py_DECREF(p);
+		return NULL;
+	}
 	unsigned bad = 0;
 	int rc = tc_ttl_policy_load_ex(c, PyBytes_AS_STRING(p), &bad);
 	PyObject *res = NULL;
@@ -1843,6 +1971,11 @@ static PyObject *Cache_info(CacheObject *self, PyObject *unused)
 	bool lalive = false;
 	if (tc_lease_holder(c, &lpid, &lage, &lalive))
 		lpid = 0;
+	/* Every library call before the first Python object: making one may
+	 * run a finalizer, which may close the cache. */
+	tc_tier t;
+	if (tc_tier_get(c, &t))
+		memset(&t, 0, sizeof(t));
 	PyObject *d = PyDict_New();
 	if (!d)
 		return NULL;
@@ -1868,9 +2001,6 @@ static PyObject *Cache_info(CacheObject *self, PyObject *unused)
 		    PyDict_SetItemString(d, "sweeper_age_ms", Py_None) < 0)
 			goto fail;
 	}
-	tc_tier t;
-	if (tc_tier_get(c, &t))
-		memset(&t, 0, sizeof(t));
 	SET_O(d, "tier", PyUnicode_FromString(t.state == TC_TIER_UP ? "up" :
 					      t.state == TC_TIER_DOWN ? "down" : "none"));
 	if (t.pid) {
@@ -1908,13 +2038,18 @@ PyDoc_STRVAR(readers_doc,
 static PyObject *Cache_readers(CacheObject *self, PyObject *unused)
 {
 	(void)unused;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	PyObject *l = PyList_New(0);
-	if (!l)
+	tc_cache *c = l ? handle(self) : NULL;
+	if (!c) {
+		Py_XDECREF(l);
 		return NULL;
-	return collected(self, l, tc_readers(c, reader_cb, l));
+	}
+	/* The callback makes dicts: a collection it starts may run a
+	 * finalizer that closes the cache, deferred to busy_end. */
+	self->busy++;
+	int rc = tc_readers(c, reader_cb, l);
+	busy_end(self);
+	return collected(self, l, rc);
 }
 
 static int attach_cb(const tc_attach *a, void *arg)
@@ -1932,13 +2067,18 @@ PyDoc_STRVAR(attached_doc,
 static PyObject *Cache_attached(CacheObject *self, PyObject *unused)
 {
 	(void)unused;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	PyObject *l = PyList_New(0);
-	if (!l)
+	tc_cache *c = l ? handle(self) : NULL;
+	if (!c) {
+		Py_XDECREF(l);
 		return NULL;
-	return collected(self, l, tc_attached(c, attach_cb, l));
+	}
+	/* The callback makes dicts: a collection it starts may run a
+	 * finalizer that closes the cache, deferred to busy_end. */
+	self->busy++;
+	int rc = tc_attached(c, attach_cb, l);
+	busy_end(self);
+	return collected(self, l, rc);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1954,12 +2094,14 @@ PyDoc_STRVAR(save_doc,
 
 static PyObject *Cache_save(CacheObject *self, PyObject *path)
 {
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	PyObject *p;
 	if (path_arg(path, &p) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		Py_DECREF(p);
+		return NULL;
+	}
 	tc_snapshot_report rep;
 	memset(&rep, 0, sizeof rep);
 	int rc;
@@ -1989,15 +2131,17 @@ static PyObject *Cache_load(CacheObject *self, PyObject *const *args, Py_ssize_t
 	PyObject *a[2] = { NULL, Py_False };
 	if (parse("load", args, nargs, kwnames, names, 1, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	int replace = PyObject_IsTrue(a[1]);
 	if (replace < 0)
 		return NULL;
 	PyObject *p;
 	if (path_arg(a[0], &p) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		Py_DECREF(p);
+		return NULL;
+	}
 	tc_snapshot_report rep;
 	memset(&rep, 0, sizeof rep);
 	int rc;
@@ -2028,14 +2172,14 @@ static PyObject *Cache_run_start(CacheObject *self, PyObject *const *args, Py_ss
 	PyObject *a[2] = { NULL, NULL };
 	if (parse("_run_start", args, nargs, kwnames, names, 1, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	long long ts = PyLong_AsLongLong(a[0]);
 	if (ts == -1 && PyErr_Occurred())
 		return NULL;
 	uint64_t run_id = 0;
 	if (a[1] && u64_arg(a[1], "run_id", &run_id) < 0)
+		return NULL;
+	tc_cache *c = handle(self);
+	if (!c)
 		return NULL;
 	int rc = tc_run_start(c, (int64_t)ts, run_id);
 	if (rc)
@@ -2075,14 +2219,14 @@ static PyObject *Cache_run_end(CacheObject *self, PyObject *const *args, Py_ssiz
 	PyObject *a[1] = { NULL };
 	if (parse("_run_end", args, nargs, kwnames, names, 0, a) < 0)
 		return NULL;
+	uint64_t gen = 0;
+	if (a[0] && a[0] != Py_None && u64_arg(a[0], "generation", &gen) < 0)
+		return NULL;
 	tc_cache *c = handle(self);
 	if (!c)
 		return NULL;
 	int rc;
 	if (a[0] && a[0] != Py_None) {
-		uint64_t gen;
-		if (u64_arg(a[0], "generation", &gen) < 0)
-			return NULL;
 		rc = tc_run_end_gen(c, gen);
 	} else {
 		rc = tc_run_end(c);
@@ -2103,9 +2247,6 @@ static PyObject *Cache_dto_append(CacheObject *self, PyObject *const *args, Py_s
 		PyErr_Format(PyExc_TypeError, "_dto_append() takes 3 arguments (%zd given)", nargs);
 		return NULL;
 	}
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	uint32_t type;
 	if (u32_arg(args[1], "type", &type) < 0)
 		return NULL;
@@ -2113,6 +2254,12 @@ static PyObject *Cache_dto_append(CacheObject *self, PyObject *const *args, Py_s
 	if (key_arg(args[0], &k) < 0)
 		return NULL;
 	if (value_arg(args[2], &v) < 0) {
+		arg_release(&k);
+		return NULL;
+	}
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&v);
 		arg_release(&k);
 		return NULL;
 	}
@@ -2135,12 +2282,14 @@ PyDoc_STRVAR(dto_count_doc,
 
 static PyObject *Cache_dto_count(CacheObject *self, PyObject *key)
 {
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	bytearg k;
 	if (key_arg(key, &k) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return NULL;
+	}
 	size_t n = 0;
 	int rc = tc_dto_count(c, k.p, (size_t)k.n, &n);
 	PyObject *res = rc == 0 ? PyLong_FromSize_t(n) : cache_error(rc, self->name, k.p, k.n);
@@ -2169,9 +2318,6 @@ static PyObject *Cache_dto_list(CacheObject *self, PyObject *const *args, Py_ssi
 		PyErr_Format(PyExc_TypeError, "_dto_list() takes 2 arguments (%zd given)", nargs);
 		return NULL;
 	}
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	uint32_t type;
 	if (u32_arg(args[1], "type", &type) < 0)
 		return NULL;
@@ -2179,7 +2325,9 @@ static PyObject *Cache_dto_list(CacheObject *self, PyObject *const *args, Py_ssi
 	if (key_arg(args[0], &k) < 0)
 		return NULL;
 	PyObject *l = PyList_New(0);
-	if (!l) {
+	tc_cache *c = l ? handle(self) : NULL;
+	if (!c) {
+		Py_XDECREF(l);
 		arg_release(&k);
 		return NULL;
 	}
@@ -2210,11 +2358,13 @@ static PyObject *Cache_dto_list(CacheObject *self, PyObject *const *args, Py_ssi
 /* Waiting for a change (tc_wait, tc_wait_any)                          */
 /* ------------------------------------------------------------------ */
 
-/* The GIL is released while the call sleeps (busy, as get_or_load: a
- * close() meanwhile is deferred).  A signal ends the sleep with -EINTR:
+/* The GIL is released while the call sleeps.  The caller holds the handle
+ * busy for its whole call (a close() meanwhile, by another thread or by a
+ * signal handler run here, is deferred to its end, as get_or_load's): it
+ * uses C again after the wait.  A signal ends the sleep with -EINTR:
  * its Python handler runs, and unless it raised, the wait goes on with
  * what is left of the timeout (PEP 475). */
-static int wait_released(CacheObject *self, tc_cache *c, const bytearg *k, uint64_t version,
+static int wait_released(tc_cache *c, const bytearg *k, uint64_t version,
 			 uint64_t timeout_ms, tc_meta *m, uint64_t *seq)
 {
 	uint64_t t_end = 0;
@@ -2225,12 +2375,10 @@ static int wait_released(CacheObject *self, tc_cache *c, const bytearg *k, uint6
 	}
 	for (;;) {
 		int rc;
-		self->busy++;
 		Py_BEGIN_ALLOW_THREADS
 		rc = k ? tc_wait(c, k->p, (size_t)k->n, version, timeout_ms, m)
 		       : tc_wait_any(c, seq, timeout_ms);
 		Py_END_ALLOW_THREADS
-		busy_end(self);
 		if (rc != -EINTR)
 			return rc;
 		if (PyErr_CheckSignals() < 0)
@@ -2262,9 +2410,6 @@ static PyObject *Cache_wait(CacheObject *self, PyObject *const *args, Py_ssize_t
 	PyObject *a[3] = { NULL, NULL, NULL };
 	if (parse("wait", args, nargs, kwnames, names, 1, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	uint64_t version = 0, timeout;
 	if ((a[1] && u64_arg(a[1], "version", &version) < 0) ||
 	    seconds_arg(a[2], "timeout", 1, TC_FOREVER, &timeout) < 0)
@@ -2272,10 +2417,16 @@ static PyObject *Cache_wait(CacheObject *self, PyObject *const *args, Py_ssize_t
 	bytearg k;
 	if (key_arg(a[0], &k) < 0)
 		return NULL;
+	tc_cache *c = handle(self);
+	if (!c) {
+		arg_release(&k);
+		return NULL;
+	}
 	PyObject *res = NULL;
+	self->busy++;
 	for (;;) {
 		tc_meta m;
-		int rc = wait_released(self, c, &k, version, timeout, &m, NULL);
+		int rc = wait_released(c, &k, version, timeout, &m, NULL);
 		if (rc == -ETIMEDOUT || rc == -ENOENT) {
 			Py_INCREF(Py_None);
 			res = Py_None;
@@ -2302,6 +2453,7 @@ static PyObject *Cache_wait(CacheObject *self, PyObject *const *args, Py_ssize_t
 			break;
 		}
 	}
+	busy_end(self);
 	arg_release(&k);
 	return res;
 }
@@ -2322,14 +2474,16 @@ static PyObject *Cache_wait_any(CacheObject *self, PyObject *const *args, Py_ssi
 	PyObject *a[2] = { NULL, NULL };
 	if (parse("wait_any", args, nargs, kwnames, names, 0, a) < 0)
 		return NULL;
-	tc_cache *c = handle(self);
-	if (!c)
-		return NULL;
 	uint64_t seq = 0, timeout;
 	if ((a[0] && u64_arg(a[0], "seq", &seq) < 0) ||
 	    seconds_arg(a[1], "timeout", 1, TC_FOREVER, &timeout) < 0)
 		return NULL;
-	int rc = wait_released(self, c, NULL, 0, timeout, NULL, &seq);
+	tc_cache *c = handle(self);
+	if (!c)
+		return NULL;
+	self->busy++;
+	int rc = wait_released(c, NULL, 0, timeout, NULL, &seq);
+	busy_end(self);
 	if (rc == 0)
 		return PyLong_FromUnsignedLongLong(seq);
 	if (rc == -ETIMEDOUT)
@@ -2345,67 +2499,252 @@ static PyObject *Cache_wait_any(CacheObject *self, PyObject *const *args, Py_ssi
 
 enum { RS_NEW, RS_OPEN, RS_DRAINING, RS_DONE };
 
-typedef struct {
+/* A link of the lists below (views_lock held): an object's own member. */
+struct dlink {
+	struct dlink *prev, *next;
+};
+#define DL_ENTRY(l, type) ((type *)((char *)(l) - offsetof(type, link)))
+
+static void dl_push(struct dlink **head, struct dlink *n)
+{
+	n->prev = NULL;
+	n->next = *head;
+	if (*head)
+		(*head)->prev = n;
+	*head = n;
+}
+
+static void dl_remove(struct dlink **head, struct dlink *n)
+{
+	if (n->prev)
+		n->prev->next = n->next;
+	else if (*head == n)
+		*head = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	n->prev = n->next = NULL;
+}
+
+typedef struct SectionObject {
 	PyObject_HEAD
 	CacheObject *cache;      /* strong reference */
 	unsigned long owner;     /* thread that entered */
 	unsigned long fork_gen;  /* of the handle it locked */
 	int state;
+	int parked;              /* its owner is exiting (owner_exit) */
 	Py_ssize_t views;        /* buffers exported and not released */
+	struct dlink link;       /* in open_sections while OPEN or DRAINING */
 } SectionObject;
 
-typedef struct {
+static struct dlink *open_sections;
+
+typedef struct ViewObject {
 	PyObject_HEAD
 	SectionObject *section;  /* strong reference */
 	const void *ptr;
 	Py_ssize_t len;
+	Py_ssize_t exports;      /* buffers exported and not released */
+	struct dlink link;       /* in live_views while exports > 0 */
+	void *snap;              /* at_fork_prepare's copy of its pages */
+	size_t snap_len;
 } ViewObject;
+
+/*
+ * The views whose buffers are exported, for fork(): a child's views are
+ * outside any read section of the child (the parent's section may end at
+ * once, and the child's first call unmaps the parent's handle).  Before the
+ * fork, with every such section still open, at_fork_prepare copies the
+ * pages under each exported view; in the child, at_fork_child puts the
+ * copies in place of those pages (mremap), so a view read in the child
+ * holds the bytes it held at the fork, for as long as it lives, whatever
+ * the parent frees or writes.  Only the parent's handle maps those pages in
+ * the child, and the child never reads through it (fork_forget keeps it
+ * mapped).  The lock is a mutex, not the GIL: a fork may come from a thread
+ * that does not hold it.
+ */
+static struct dlink *live_views;
+
+static void view_pages(const ViewObject *v, uintptr_t *lo, size_t *len)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)v->ptr, e = a + (uintptr_t)v->len;
+	*lo = a & ~(page - 1);
+	*len = (size_t)(((e + page - 1) & ~(page - 1)) - *lo);
+}
+
+static void at_fork_prepare(void)
+{
+	pthread_mutex_lock(&views_lock);
+	for (struct dlink *l = live_views; l; l = l->next) {
+		ViewObject *v = DL_ENTRY(l, ViewObject);
+		v->snap = NULL;
+		if (v->len == 0)
+			continue;
+		uintptr_t lo;
+		size_t n;
+		view_pages(v, &lo, &n);
+		void *m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			continue; /* the child's view then reads the shared pages */
+		memcpy(m, (const void *)lo, n);
+		v->snap = m;
+		v->snap_len = n;
+	}
+}
+
+static void at_fork_parent(void)
+{
+	for (struct dlink *l = live_views; l; l = l->next) {
+		ViewObject *v = DL_ENTRY(l, ViewObject);
+		if (v->snap)
+			munmap(v->snap, v->snap_len);
+		v->snap = NULL;
+	}
+	pthread_mutex_unlock(&views_lock);
+}
+
+static void at_fork_child(void)
+{
+	fork_gen++;
+	for (struct dlink *l = live_views; l; l = l->next) {
+		ViewObject *v = DL_ENTRY(l, ViewObject);
+		if (!v->snap)
+			continue;
+		uintptr_t lo;
+		size_t n;
+		view_pages(v, &lo, &n);
+		mprotect(v->snap, n, PROT_READ);
+		if (mremap(v->snap, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)lo) == MAP_FAILED)
+			munmap(v->snap, n);
+		v->snap = NULL;
+	}
+	pthread_mutex_unlock(&views_lock);
+}
 
 static PyTypeObject SectionType, ViewType;
 
-/* End a section's library read section (on the owner thread) and forget it. */
+/*
+ * End a section's library read section (on the owner thread) and forget it
+ * (GIL held).  From another thread, the owner ends it: on its next call
+ * (pending), or at once when it is exiting (owner_exit; this thread waits
+ * for that, so that the section is ended when the last view's release
+ * returns).
+ */
 static void section_finish(SectionObject *s)
 {
 	CacheObject *cache = s->cache;
-	s->state = RS_DONE;
-	if (s->fork_gen != fork_gen)
-		return; /* a section of the parent: this process never entered it */
-	if (PyThread_get_thread_ident() == s->owner) {
-		tc_read_unlock(cache->c);
-		cache->sections--;
+	pthread_mutex_lock(&views_lock);
+	if (s->state == RS_DONE) {
+		pthread_mutex_unlock(&views_lock); /* its exiting owner ended it */
 		return;
 	}
-	struct pending *p = PyMem_RawMalloc(sizeof *p);
-	if (!p)
-		return; /* the owner's section stays open: nothing safe to do */
-	p->owner = s->owner;
-	p->fork_gen = s->fork_gen;
-	Py_INCREF(cache);
-	p->cache = cache;
-	p->next = pending_head;
-	pending_head = p;
+	s->state = RS_DONE;
+	dl_remove(&open_sections, &s->link);
+	if (s->fork_gen != fork_gen) {
+		/* a section of the parent: this process never entered it */
+	} else if (PyThread_get_thread_ident() == s->owner) {
+		tc_read_unlock(cache->c);
+		cache->sections--;
+	} else {
+		struct pending *p = PyMem_RawMalloc(sizeof *p);
+		if (p) { /* else the owner's section stays open: nothing safe to do */
+			p->owner = s->owner;
+			p->fork_gen = s->fork_gen;
+			p->ended = 0;
+			Py_INCREF(cache);
+			p->cache = cache;
+			p->next = pending_head;
+			pending_head = p;
+			if (s->parked) {
+				pthread_cond_broadcast(&views_cond);
+				while (!p->ended)
+					pthread_cond_wait(&views_cond, &views_lock);
+			}
+		}
+	}
+	pthread_mutex_unlock(&views_lock);
 }
 
-/* End the sections whose last view another thread released (GIL held). */
+/* End the sections whose last view another thread released, and forget the
+ * ones their exiting owners ended (GIL held). */
 static void run_pending(void)
 {
 	unsigned long me = PyThread_get_thread_ident();
+	struct pending *done = NULL;
+	pthread_mutex_lock(&views_lock);
 	struct pending **pp = &pending_head;
 	while (*pp) {
 		struct pending *p = *pp;
-		int mine = p->fork_gen == fork_gen && p->owner == me;
-		if (p->fork_gen != fork_gen || mine) {
+		int mine = p->fork_gen == fork_gen && p->owner == me && !p->ended;
+		if (p->fork_gen != fork_gen || mine || p->ended) {
 			*pp = p->next;
 			if (mine) {
 				tc_read_unlock(p->cache->c);
 				p->cache->sections--;
 			}
-			Py_DECREF(p->cache);
-			PyMem_RawFree(p);
+			p->next = done;
+			done = p;
 		} else {
 			pp = &p->next;
 		}
 	}
+	pthread_mutex_unlock(&views_lock);
+	while (done) { /* a Cache freed here may run weakref callbacks */
+		struct pending *p = done;
+		done = p->next;
+		Py_DECREF(p->cache);
+		PyMem_RawFree(p);
+	}
+}
+
+/*
+ * owner_exit - the destructor of owner_key, run when a thread that entered a
+ * read section exits, after its Python code (no GIL, no Python object
+ * touched).  The library gives an exiting thread's reader slot back, which
+ * ends its read sections; views of them that other threads still hold
+ * would then read memory that may be freed and reused.  So the thread waits
+ * here until every view of its sections is released, and ends each section
+ * itself when its last view is (and the ones other threads asked it to end:
+ * pending).  Keys' destructors run in the order of their creation (glibc);
+ * owner_key is made when the module is imported, before the library's, so
+ * this runs while the thread still has its slot.  Thread.join() returns
+ * before (Python's thread state is gone by then).
+ */
+static void owner_exit(void *arg)
+{
+	(void)arg;
+	unsigned long me = PyThread_get_thread_ident();
+	pthread_mutex_lock(&views_lock);
+	for (;;) {
+		int waiting = 0;
+		for (struct dlink *l = open_sections, *nx; l; l = nx) {
+			SectionObject *s = DL_ENTRY(l, SectionObject);
+			nx = l->next;
+			if (s->owner != me || s->fork_gen != fork_gen)
+				continue;
+			s->parked = 1;
+			if (s->views > 0) {
+				waiting = 1;
+				continue;
+			}
+			tc_read_unlock(s->cache->c);
+			s->cache->sections--;
+			s->state = RS_DONE;
+			dl_remove(&open_sections, &s->link);
+		}
+		for (struct pending *p = pending_head; p; p = p->next) {
+			if (!p->ended && p->owner == me && p->fork_gen == fork_gen) {
+				tc_read_unlock(p->cache->c);
+				p->cache->sections--;
+				p->ended = 1;
+			}
+		}
+		pthread_cond_broadcast(&views_cond);
+		if (!waiting)
+			break;
+		pthread_cond_wait(&views_cond, &views_lock);
+	}
+	pthread_mutex_unlock(&views_lock);
 }
 
 PyDoc_STRVAR(read_doc,
@@ -2416,7 +2755,9 @@ PyDoc_STRVAR(read_doc,
 "The memory of a view stays valid and unchanged while the section is open;\n"
 "keep sections short (a long one delays reclamation in every process).\n"
 "Leaving the block while a view is still exported raises BufferError, and\n"
-"the section then ends when the last view is released.");
+"the section then ends when the last view is released.  In a child of\n"
+"fork(), a view exported at the fork keeps the bytes it held then (a\n"
+"private copy of its pages).");
 
 static PyObject *Cache_read(CacheObject *self, PyObject *unused)
 {
@@ -2431,7 +2772,9 @@ static PyObject *Cache_read(CacheObject *self, PyObject *unused)
 	s->owner = 0;
 	s->fork_gen = 0;
 	s->state = RS_NEW;
+	s->parked = 0;
 	s->views = 0;
+	s->link.prev = s->link.next = NULL;
 	return (PyObject *)s;
 }
 
@@ -2457,10 +2800,18 @@ static PyObject *Section_enter(SectionObject *s, PyObject *unused)
 	int rc = tc_read_lock(c);
 	if (rc)
 		return cache_error(rc, s->cache->name, NULL, 0);
+	/* owner_exit runs when this thread exits */
+	if (pthread_setspecific(owner_key, (void *)1) != 0) {
+		tc_read_unlock(c);
+		return PyErr_NoMemory();
+	}
+	pthread_mutex_lock(&views_lock);
 	s->owner = PyThread_get_thread_ident();
 	s->fork_gen = fork_gen;
 	s->state = RS_OPEN;
 	s->cache->sections++;
+	dl_push(&open_sections, &s->link);
+	pthread_mutex_unlock(&views_lock);
 	Py_INCREF(s);
 	return (PyObject *)s;
 }
@@ -2468,14 +2819,19 @@ static PyObject *Section_enter(SectionObject *s, PyObject *unused)
 static PyObject *Section_exit(SectionObject *s, PyObject *args)
 {
 	(void)args;
-	if (s->state != RS_OPEN)
-		Py_RETURN_NONE;
-	if (s->views > 0) {
+	pthread_mutex_lock(&views_lock);
+	int state = s->state;
+	Py_ssize_t views = s->views;
+	if (state == RS_OPEN && views > 0)
 		s->state = RS_DRAINING;
+	pthread_mutex_unlock(&views_lock);
+	if (state != RS_OPEN)
+		Py_RETURN_NONE;
+	if (views > 0) {
 		PyErr_Format(PyExc_BufferError,
 			     "%zd view(s) of the read section are still exported; the section ends "
 			     "when the last is released",
-			     s->views);
+			     views);
 		return NULL;
 	}
 	section_finish(s);
@@ -2527,22 +2883,37 @@ static PyObject *Section_peek(SectionObject *s, PyObject *key)
 	v->section = s;
 	v->ptr = p;
 	v->len = (Py_ssize_t)m.len;
+	v->exports = 0;
+	v->link.prev = v->link.next = NULL;
+	v->snap = NULL;
+	v->snap_len = 0;
 	PyObject *mv = PyMemoryView_FromObject((PyObject *)v);
 	Py_DECREF(v);
 	return mv;
 }
 
+static void View_releasebuffer(ViewObject *v, Py_buffer *view);
+
 static int View_getbuffer(ViewObject *v, Py_buffer *view, int flags)
 {
 	SectionObject *s = v->section;
-	if (s->state != RS_OPEN || s->fork_gen != fork_gen) {
+	pthread_mutex_lock(&views_lock);
+	int open = s->state == RS_OPEN && s->fork_gen == fork_gen;
+	if (open) { /* counted first: the section cannot end meanwhile */
+		s->views++;
+		if (v->exports++ == 0)
+			dl_push(&live_views, &v->link);
+	}
+	pthread_mutex_unlock(&views_lock);
+	if (!open) {
 		PyErr_SetString(PyExc_BufferError, "the read section of this view has ended");
 		view->obj = NULL;
 		return -1;
 	}
-	if (PyBuffer_FillInfo(view, (PyObject *)v, (void *)v->ptr, v->len, 1, flags) < 0)
+	if (PyBuffer_FillInfo(view, (PyObject *)v, (void *)v->ptr, v->len, 1, flags) < 0) {
+		View_releasebuffer(v, NULL);
 		return -1;
-	s->views++;
+	}
 	return 0;
 }
 
@@ -2550,7 +2921,20 @@ static void View_releasebuffer(ViewObject *v, Py_buffer *view)
 {
 	(void)view;
 	SectionObject *s = v->section;
-	if (--s->views == 0 && s->state == RS_DRAINING)
+	pthread_mutex_lock(&views_lock);
+	if (--v->exports == 0)
+		dl_remove(&live_views, &v->link);
+	int finish = --s->views == 0 && s->state == RS_DRAINING;
+	if (s->views == 0 && s->parked && s->fork_gen == fork_gen) {
+		/* Its owner is exiting: it ends the section now (owner_exit).
+		 * (Not in a child of fork: the owner is not there.) */
+		pthread_cond_broadcast(&views_cond);
+		while (s->state != RS_DONE)
+			pthread_cond_wait(&views_cond, &views_lock);
+		finish = 0;
+	}
+	pthread_mutex_unlock(&views_lock);
+	if (finish)
 		section_finish(s);
 }
 
@@ -2823,7 +3207,13 @@ PyMODINIT_FUNC PyInit__tickcache(void)
 {
 	static int atfork_done;
 	if (!atfork_done) {
-		if (pthread_atfork(NULL, NULL, at_fork_child) != 0) {
+		/* Before the library makes its own key (at a thread's first
+		 * reader slot): owner_exit must run before it gives the slot back. */
+		if (pthread_key_create(&owner_key, owner_exit) != 0) {
+			PyErr_SetString(PyExc_ImportError, "pthread_key_create failed");
+			return NULL;
+		}
+		if (pthread_atfork(at_fork_prepare, at_fork_parent, at_fork_child) != 0) {
 			PyErr_SetString(PyExc_ImportError, "pthread_atfork failed");
 			return NULL;
 		}
