@@ -363,7 +363,7 @@ static void take_census(tc_cache *c, struct census *out)
 		mark_chain(&m, tc__ld(&c->h->cls[k].head) & 0xffffffffu);
 	mark_chain(&m, tc__ld(&c->h->retire_head) & 0xffffffffu);
 	for (uint32_t i = 0; i < c->nslots; i++)
-		mark_chain(&m, tc__ld(&c->slots[i].reclaim));
+		mark_chain(&m, TC_RECLAIM_REF(tc__ld(&c->slots[i].reclaim)));
 	mark_chain(&m, tc__ld(&c->h->df_held));
 	uint64_t end = tc__carved(c);
 	bool in_gap = false;
