@@ -821,9 +821,22 @@ int tc_reclaim(tc_cache *c, uint64_t *freed_blocks)
 {
 	if (!c)
 		return -EINVAL;
+	if (freed_blocks)
+		*freed_blocks = 0;
 	struct tc_rslot *s;
 	int rc = tc__maint_slot(c, &s);
-	return rc ? rc : tc__reclaim(c, s, freed_blocks);
+	if (rc)
+		return rc;
+	/* An audit at work rebuilds the free lists, and only our own
+	 * process's threads can be here (nobody else is attached): the data
+	 * calls' -EBUSY, for a call that enters no section.  Our slot claim
+	 * (a CAS) comes before this load, and the auditor's CAS of the state
+	 * before its check of the slots: one of the two sees the other
+	 * (test_reclaim_during_an_audit_is_refused: 8 blocks freed into the
+	 * lists under rebuild before). */
+	if (tc__ld(&c->h->state) == TC_STATE_AUDITING && !tc__audit_orphaned(c))
+		return -EBUSY;
+	return tc__reclaim(c, s, freed_blocks);
 }
 
 /* ---- dead threads and processes ------------------------------------------- */
