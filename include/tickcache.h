@@ -916,7 +916,8 @@ typedef struct tc_audit_report {
 int tc_audit(tc_cache *c, tc_audit_report *report);
 
 /* tc_reclaim - run one grace period and free what it allows.  -EDEADLK
- * inside a read section of this thread. */
+ * inside a read section of this thread; -EBUSY while tc_audit runs in
+ * another thread of this process (it rebuilds the free lists). */
 int tc_reclaim(tc_cache *c, uint64_t *freed_blocks);
 
 /* Reader slots, for shm-inspect readers. */

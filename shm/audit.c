@@ -410,8 +410,9 @@ static int sweep_arena(tc_cache *c, const struct marks *m, uint64_t end, bool ap
  * judge dead (tests/test_audit.c): freed under our flock.  An attacher
  * writes its record, pid then start time, under the flock, so a record of
  * another pid with start time 0 is a scribble or a tc_close under way
- * (whose slots are already given back); none is freed when our own start
- * time reads 0 (no /proc: every record has 0).  Once no other process has
+ * (whose slots are already given back), unless that process's maps show
+ * the segment (an attacher without /proc of its own writes 0 too); none is
+ * freed when our own start time reads 0 (no /proc: every record has 0).  Once no other process has
  * a record, a slot of another pid without an owner's record
  * (tc__owner_record) is no claimer's (a claimer is attached): a scribbled
  * owner word of a free slot, naming a live thread of a process that never
@@ -430,7 +431,12 @@ static void free_scribbled_owners(tc_cache *c)
 		uint64_t p = tc__ld(&r->pid);
 		if (!p || p == me)
 			continue;
-		if (tc__ld(&r->start) == 0 && tc__self_start() != 0)
+		/* An attacher whose own /proc cannot be read (a chroot or
+		 * a sandbox without it) writes start time 0 too: its maps,
+		 * which we can read, show the segment, and it stays
+		 * (test_audit_keeps_an_attacher_whose_start_time_reads_0). */
+		if (tc__ld(&r->start) == 0 && tc__self_start() != 0 &&
+		    (p > UINT32_MAX || !tc__maps_segment_shown(c, (uint32_t)p)))
 			tc__cas(&r->pid, p, 0);
 		else
 			others = true;

@@ -508,7 +508,7 @@ static void settle_detach(tc_cache *c, uint64_t head)
 	uint64_t w = tc__ld(&d->reclaim);
 	uint64_t n = (TC_RH_COUNTER(head) - 1) & ((1ull << TC_RH_COUNTER_BITS) - 1);
 	if ((w & TC_RECLAIM_PEND) && ((w >> 32) & 0x7fffffffu) == n)
-		tc__cas(&d->reclaim, w, w & 0xffffffffu);
+		tc__cas(&d->reclaim, w, w & ~TC_RECLAIM_PEND); /* the plain form keeps n */
 }
 
 /* The retire list's head after a push of REF: no slot, the counter + 1. */
@@ -615,16 +615,36 @@ int64_t tc__retired_sum(tc_cache *c, int idx)
 	return (int64_t)sum;
 }
 
+/* A test's pause between the load of a block's link and the CAS that moves
+ * the reclaim word past the block (tests/test_review_handover.c defines it
+ * before it includes this file): nothing in the library. */
+#ifndef TC_WALK_LOADED
+#define TC_WALK_LOADED() ((void)0)
+#endif
+
 /*
- * Walk a detached chain starting at REF: free what MIN allows, push the
- * rest back.  The slot's reclaim word always names the first block not yet
- * handled, so a crash here loses at most the block being moved.  Bounded by
- * the number of blocks in the arena.
+ * Walk a detached chain from W, the plain reclaim word of slot S that
+ * names it (without a slot, the first block's ref): free what MIN allows,
+ * push the rest back.  The slot's reclaim word always names the first
+ * block not yet handled, so a crash here loses at most the block being
+ * moved.  Bounded by the number of blocks in the arena.
+ *
+ * The word keeps the counter of the detach that made the chain
+ * (TC_RECLAIM_REF, layout.h) as it moves, so that it differs from the
+ * word of any later chain of the slot that starts with the same block: a
+ * stealer that loaded a block's link, stalled while the owner walked the
+ * chain, reused the block and detached a new chain starting with it, then
+ * moved the bare ref's word to the old link, a block of the old chain
+ * (test_a_stealers_stale_link_never_lands_in_a_new_chain: the rest of the
+ * new chain was named by nothing, RETIRED until tc_audit; and with a
+ * bound of UINT64_MAX, a block retired after the scan would be freed under
+ * a reader that entered since).
  */
-static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64_t min,
+static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t w, uint64_t min,
 			   uint64_t budget)
 {
 	uint64_t freed = 0, steps = 0;
+	uint64_t tag = w & ~TC_RECLAIM_PEND & ~0xffffffffull, ref = TC_RECLAIM_REF(w);
 	bool paused = false;
 	while (ref && steps++ <= c->arena_units) {
 		if (budget-- == 0) {
@@ -635,6 +655,8 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 		if (!e)
 			break; /* corrupt link: drop the rest rather than follow it */
 		uint64_t next = tc__ld(&e->link);
+		if (next >> 32)
+			next = 0; /* no ref: a scribbled link ends the chain */
 		/* The chain is walked a few blocks per write, and each block
 		 * was last touched when it was retired, long ago: ask for the
 		 * next one's header now (a hint: nothing is read from it here),
@@ -643,10 +665,11 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 		struct tc_entry *ne = tc__block(c, next);
 		if (ne)
 			__builtin_prefetch(ne, 1);
+		TC_WALK_LOADED();
 		/* The slot's reclaim word owns the chain from its value on: move
 		 * it past E by CAS before touching E.  If it fails, another
 		 * reclaimer took the rest over (steal_chains) and walks it. */
-		if (s && tc__cas(&s->reclaim, ref, next) != ref)
+		if (s && tc__cas(&s->reclaim, tag | ref, next ? tag | next : 0) != (tag | ref))
 			return freed;
 		TC_CRASH_POINT(reclaim_walk);
 		uint32_t cls = tc__ld(&e->cls);
@@ -665,7 +688,7 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t ref, uint64
 		ref = next;
 	}
 	if (s && ref && !paused)
-		tc__cas(&s->reclaim, ref, 0); /* corrupt link or cycle: give up the rest */
+		tc__cas(&s->reclaim, tag | ref, 0); /* corrupt link or cycle: give up the rest */
 	return freed;
 }
 
@@ -745,7 +768,7 @@ int tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_
 	if (s) {
 		/* A helper may have done it (then the word is the ref, or a
 		 * stealer's progress in it): either way the chain is named. */
-		tc__cas(&s->reclaim, pend, TC_RH_REF(head));
+		tc__cas(&s->reclaim, pend, pend & ~TC_RECLAIM_PEND);
 		tc__st(&s->since, 0);
 	}
 	/* New readers from here on announce an epoch larger than any stamp in
@@ -765,7 +788,8 @@ int tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_
 #endif
 	if (s)
 		tc__st(&s->rmin, min);
-	n += walk_chain(c, s, TC_RH_REF(head), min, s ? budget : UINT64_MAX);
+	n += walk_chain(c, s, s ? pend & ~TC_RECLAIM_PEND : TC_RH_REF(head), min,
+			s ? budget : UINT64_MAX);
 	if (freed)
 		*freed = n;
 	return 0;
@@ -797,9 +821,22 @@ int tc_reclaim(tc_cache *c, uint64_t *freed_blocks)
 {
 	if (!c)
 		return -EINVAL;
+	if (freed_blocks)
+		*freed_blocks = 0;
 	struct tc_rslot *s;
 	int rc = tc__maint_slot(c, &s);
-	return rc ? rc : tc__reclaim(c, s, freed_blocks);
+	if (rc)
+		return rc;
+	/* An audit at work rebuilds the free lists, and only our own
+	 * process's threads can be here (nobody else is attached): the data
+	 * calls' -EBUSY, for a call that enters no section.  Our slot claim
+	 * (a CAS) comes before this load, and the auditor's CAS of the state
+	 * before its check of the slots: one of the two sees the other
+	 * (test_reclaim_during_an_audit_is_refused: 8 blocks freed into the
+	 * lists under rebuild before). */
+	if (tc__ld(&c->h->state) == TC_STATE_AUDITING && !tc__audit_orphaned(c))
+		return -EBUSY;
+	return tc__reclaim(c, s, freed_blocks);
 }
 
 /* ---- dead threads and processes ------------------------------------------- */
@@ -845,7 +882,7 @@ static uint64_t dead_chain(tc_cache *c, struct tc_rslot *s)
 		uint64_t n = (w >> 32) & 0x7fffffffu;
 		bool done = TC_RH_SLOT(h) == (uint64_t)(s - c->slots) + 1 && TC_RH_REF(h) == 0 &&
 			    TC_RH_COUNTER(h) == ((n + 1) & ((1ull << TC_RH_COUNTER_BITS) - 1));
-		tc__cas(&s->reclaim, w, done ? (w & 0xffffffffu) : 0);
+		tc__cas(&s->reclaim, w, done ? (w & ~TC_RECLAIM_PEND) : 0);
 	}
 	uint64_t w = tc__ld(&s->reclaim);
 	return w & TC_RECLAIM_PEND ? 0 : w;

@@ -187,6 +187,7 @@ uint64_t tc__self_start(void);
 uint64_t tc__thread_start(uint32_t tid);
 bool tc__thread_gone(uint32_t pid, uint32_t tid, uint64_t tstart);
 bool tc__maps_segment(tc_cache *c, uint32_t pid, uint64_t base);
+bool tc__maps_segment_shown(tc_cache *c, uint32_t pid); /* readable maps show it */
 int  tc__lock_bounded(int fd);
 #define TC_LOCK_WAIT_MS 5000 /* tc__lock_bounded's default bound */
 uint32_t tc__self_pid(void);

@@ -230,10 +230,12 @@ struct tc_rslot {
 	uint64_t start;     /* owner process start time (clock ticks since boot, /proc/PID/stat) */
 	uint64_t cookie;    /* owner's process-local handle id */
 	uint64_t inflight;  /* block ref being built and not yet published, 0 = none */
-	uint64_t reclaim;   /* first block of a retire chain this slot is processing, or
-			     * TC_RECLAIM_PEND | counter << 32 | ref while the owner
-			     * detaches the retire list (epoch.c, "hand-over"); CAS by
-			     * the owner, by a helper and by cleaners */
+	uint64_t reclaim;   /* counter << 32 | first block of a retire chain this slot
+			     * is processing (0: none; the counter is the detach's,
+			     * TC_RECLAIM_REF), or TC_RECLAIM_PEND | counter << 32 |
+			     * ref while the owner detaches the retire list (epoch.c,
+			     * "hand-over"); CAS by the owner, by a helper, by
+			     * stealers and by cleaners */
 	uint64_t since;     /* bytes retired by the owner since its last reclaim (owner only) */
 	uint64_t rmin;      /* the grace-period bound of the chain at reclaim (owner only) */
 	uint64_t ctr[TC_NCOUNTERS]; /* TC_C_*; owner only.  A read's hit or miss is
@@ -263,6 +265,11 @@ struct tc_rslot {
  * that detached it (TC_RH_SLOT) until the next change, and whoever makes
  * that change first turns the word into the plain ref (epoch.c). */
 #define TC_RECLAIM_PEND (1ull << 63)
+/* The block a reclaim word names, in either form.  The plain form keeps
+ * the counter of the detach that made its chain, so that a stealer's CAS
+ * from a stale load never lands in a later chain of the slot that starts
+ * with the same block (epoch.c, walk_chain). */
+#define TC_RECLAIM_REF(w) ((w) & 0xffffffffull)
 
 /* tc_hdr.retire_head = generation << 32 | first block ref; the generation
  * is slot << 19 | counter: counter (19 bits) grows on every change, slot

@@ -231,19 +231,19 @@ bool tc__thread_gone(uint32_t pid, uint32_t tid, uint64_t tstart)
 }
 
 /*
- * Does process PID still map segment C (at address BASE, when not 0)?
- * False only when its /proc/PID/maps can be read and shows no such mapping:
- * after an execve, the process keeps its pid and start time but not its
- * mappings.  (Reading maps takes the target's mmap lock for reading: this
- * runs in cleaners only, never on a data path.)
+ * Does /proc/PID/maps show segment C (at address BASE, when not 0)?  The
+ * answer, and in *READABLE whether the file could be read at all.
+ * (Reading maps takes the target's mmap lock for reading: this runs in
+ * cleaners and tc_audit only, never on a data path.)
  */
-bool tc__maps_segment(tc_cache *c, uint32_t pid, uint64_t base)
+static bool maps_show(tc_cache *c, uint32_t pid, uint64_t base, bool *readable_out)
 {
 	char path[64], line[512];
 	snprintf(path, sizeof(path), "/proc/%u/maps", pid);
+	*readable_out = false;
 	FILE *f = fopen(path, "re");
 	if (!f)
-		return true;
+		return false;
 	bool found = false, readable = false;
 	while (!found && fgets(line, sizeof(line), f)) {
 		unsigned long long lo, hi, off, ino;
@@ -259,7 +259,28 @@ bool tc__maps_segment(tc_cache *c, uint32_t pid, uint64_t base)
 		 * its rest never parses as a mapping of our inode. */
 	}
 	fclose(f);
-	return found || !readable;
+	*readable_out = readable;
+	return found;
+}
+
+/*
+ * Does process PID still map segment C (at address BASE, when not 0)?
+ * False only when its /proc/PID/maps can be read and shows no such mapping:
+ * after an execve, the process keeps its pid and start time but not its
+ * mappings.
+ */
+bool tc__maps_segment(tc_cache *c, uint32_t pid, uint64_t base)
+{
+	bool readable;
+	return maps_show(c, pid, base, &readable) || !readable;
+}
+
+/* Does PID's /proc/PID/maps show a mapping of segment C?  False also when
+ * it cannot be read (tc_audit, audit.c: an attach record with start time 0). */
+bool tc__maps_segment_shown(tc_cache *c, uint32_t pid)
+{
+	bool readable;
+	return maps_show(c, pid, 0, &readable);
 }
 
 /* ---- the process registry of open handles ---------------------------- */

@@ -401,6 +401,116 @@ static void test_audit_frees_owner_words_that_name_unattached_processes(void **s
 	tc_unlink(name);
 }
 
+/*
+ * An attach record with start time 0 is freed by the audit as no
+ * attacher's (an attacher writes its start time under the flock the audit
+ * holds) -- but a live attacher whose own /proc/self/stat cannot be read (a
+ * chroot or a sandbox without /proc, sharing the auditor's pid namespace
+ * as section 9 requires) writes 0 too.  Its record must keep the audit
+ * from running: its /proc/PID/maps, which the auditor can read, shows the
+ * segment.  Before, the audit freed the record and ran (0) with that
+ * process attached and idle, whose tc_reclaim would then free blocks into
+ * the lists being rebuilt, and every later audit ran as if it were gone.
+ * The child plays that attacher: its record's start time is set to 0.
+ */
+static void test_audit_keeps_an_attacher_whose_start_time_reads_0(void **state)
+{
+	(void)state;
+	char name[64];
+	int up[2], down[2];
+	tc_cache *c = one_key_segment(fx_name(name));
+	assert_int_equal(0, pipe(up));
+	assert_int_equal(0, pipe(down));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		tc_cache *d = NULL;
+		char b = 'a';
+		close(up[0]);
+		close(down[1]);
+		if (tc_open(&d, name, NULL) != 0)
+			_exit(2);
+		if (write(up[1], &b, 1) != 1)
+			_exit(3);
+		(void)!read(down[0], &b, 1); /* attached, idle, until the parent says */
+		tc_close(d);
+		_exit(0);
+	}
+	close(up[1]);
+	close(down[0]);
+	char b;
+	assert_int_equal(1, read(up[0], &b, 1));
+	close(up[0]);
+	uint32_t rec = UINT32_MAX;
+	for (uint32_t i = 0; i < c->max_attach; i++)
+		if (tc__ld(&c->attach[i].pid) == (uint64_t)pid)
+			rec = i;
+	assert_int_not_equal(rec, UINT32_MAX);
+	tc__st(&c->attach[rec].start, 0); /* what an attacher without /proc writes */
+	tc_audit_report rep;
+	int rc = tc_audit(c, &rep);
+	uint64_t kept = tc__ld(&c->attach[rec].pid);
+	close(down[1]);
+	assert_int_equal(0, fx_wait(pid));
+	ASSERT_RC(-EBUSY, rc);
+	assert_int_equal(kept, (uint64_t)pid);
+	ASSERT_RC(0, tc_audit(c, &rep)); /* the child closed its handle */
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
+ * While an audit rebuilds the lists, a thread of the auditor's own process
+ * that claims a slot after the audit's checks (nobody else may attach)
+ * must not free blocks into them: its data calls get -EBUSY, and so must
+ * tc_reclaim, which enters no section.  Before, it ran (0), detached the
+ * retire list and freed its blocks while the audit walked the arena.  The
+ * audit's allocation of its mark bits (a hook) is where the other thread
+ * runs: the state is AUDITING by then.
+ */
+static tc_cache *during_c;
+static int during_rc = 99;
+static uint64_t during_freed = 99;
+
+static void *reclaim_thread(void *p)
+{
+	(void)p;
+	during_rc = tc_reclaim(during_c, &during_freed);
+	return NULL;
+}
+
+static void *calloc_with_a_reclaim(size_t n, size_t size)
+{
+	pthread_t th;
+	if (pthread_create(&th, NULL, reclaim_thread, NULL) == 0)
+		pthread_join(th, NULL);
+	return calloc(n, size);
+}
+
+static void test_reclaim_during_an_audit_is_refused(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = one_key_segment(fx_name(name));
+	for (int i = 0; i < 8; i++)
+		ASSERT_RC(0, tc_set(c, "k", 1, "w", 1, 0, 0)); /* 8 retired blocks */
+	assert_int_equal(tc__retired_sum(c, TC_C_RETIRED_BLOCKS), 8);
+	during_c = c;
+	tc__audit_calloc = calloc_with_a_reclaim;
+	tc_audit_report rep;
+	int rc = tc_audit(c, &rep);
+	tc__audit_calloc = calloc;
+	ASSERT_RC(0, rc);
+	assert_int_equal(during_freed, 0);
+	ASSERT_RC(-EBUSY, during_rc);
+	assert_int_equal(tc__retired_sum(c, TC_C_RETIRED_BLOCKS), 0); /* the audit's reclaim */
+	assert_int_equal(rep.recovered, 0);
+	ASSERT_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.recovered, 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
 /* An audit refused over a dead one's AUDITING never leaves AUDITING with
  * its own live pid behind (which would block everyone). */
 static void test_refused_audit_over_a_dead_one_leaves_ready(void **state)
@@ -635,7 +745,9 @@ int main(void)
 		FX_TEST(test_unlink_over_a_dead_audit_is_seen),
 		FX_TEST(test_refused_audit_over_a_dead_one_leaves_ready),
 		FX_TEST(test_audit_frees_owner_words_that_name_unattached_processes),
+		FX_TEST(test_audit_keeps_an_attacher_whose_start_time_reads_0),
 		FX_TEST(test_audit_out_of_memory_leaves_ready),
+		FX_TEST(test_reclaim_during_an_audit_is_refused),
 		FX_TEST(test_every_freed_block_is_listed_again),
 	};
 	return fx_run(tests);

@@ -7,9 +7,12 @@
  * Like test_handover.c, this program carries its own copy of shm/epoch.c
  * with TC_CRASH_POINT calling tc__crash_point below; here a point does not
  * kill, it parks the calling thread until the test lets it go, so the
- * interleaving is exact and needs no timing.
+ * interleaving is exact and needs no timing.  So does "walk_loaded", the
+ * test's point between walk_chain's load of a block's link and its CAS of
+ * the reclaim word (TC_WALK_LOADED, epoch.c).
  */
 #define TC_CRASHPOINTS 1
+#define TC_WALK_LOADED() tc__crash_point("walk_loaded")
 #include "epoch.c"
 #include "recover.c" /* was part of epoch.c */
 
@@ -62,8 +65,9 @@ static uint64_t named_blocks(tc_cache *c)
 	for (; ref && n <= c->arena_units; n++)
 		ref = tc__ld(&tc__block(c, ref)->link);
 	for (uint32_t i = 0; i < c->nslots; i++) {
-		uint64_t r = tc__ld(&c->slots[i].reclaim);
-		for (; r && !(r & TC_RECLAIM_PEND) && n <= c->arena_units; n++)
+		uint64_t w = tc__ld(&c->slots[i].reclaim);
+		uint64_t r = w & TC_RECLAIM_PEND ? 0 : TC_RECLAIM_REF(w);
+		for (; r && n <= c->arena_units; n++)
 			r = tc__ld(&tc__block(c, r)->link);
 	}
 	return n;
@@ -170,10 +174,106 @@ static void test_cleaner_and_stealer_share_a_dead_slots_chain(void **state)
 	tc_close(c);
 }
 
+/*
+ * A stealer paused between its load of the first block's link and its CAS
+ * of the owner's reclaim word, while the owner walks the whole chain,
+ * reuses its blocks, and detaches a new chain that starts with the same
+ * block.  The stealer's CAS must fail: the word names another chain now,
+ * whose second block is not the link the stealer loaded.  Before, the word
+ * was the bare ref and the CAS succeeded: it moved the owner's word to a
+ * block of the old chain (a live key's now), and the rest of the new chain
+ * was named by nothing (its second block RETIRED for ever, recovered only
+ * by an idle tc_audit).  With a grace period that found no reader (rmin
+ * UINT64_MAX), a word moved to a block retired after that scan would free
+ * it whatever a reader that entered since holds.
+ */
+static void *lone_stealer_main(void *p)
+{
+	my_role = p;
+	steal_chains(st_arg.c, NULL);
+	my_role = NULL;
+	return NULL;
+}
+
+static struct tc_entry *block_of_key(tc_cache *c, const char *k)
+{
+	return wb_entry_of(c, k, TC_KIND_KEY);
+}
+
+static void test_a_stealers_stale_link_never_lands_in_a_new_chain(void **state)
+{
+	(void)state;
+	char v[1000];
+	const char *name = fx_name(cur_name);
+	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
+	struct tc_rslot *sa = tc__slot(c);
+	assert_non_null(sa);
+	/* The owner's pending chain: three retired blocks, walked by none
+	 * yet (a reclaim with budget 0), after a grace period without readers. */
+	wb_retire_n(c, 3, 'a');
+	uint64_t freed = UINT64_MAX;
+	ASSERT_RC(0, tc__reclaim_budget(c, sa, &freed, 0));
+	assert_int_equal(0, freed);
+	assert_int_equal(UINT64_MAX, tc__ld(&sa->rmin));
+	uint64_t w0 = tc__ld(&sa->reclaim);
+	assert_true(w0 != 0 && !(w0 & TC_RECLAIM_PEND));
+	uint64_t x_ref = TC_RECLAIM_REF(w0);
+
+	/* A stealer loads the first block's link and pauses. */
+	role_init(&stealer_role, "walk_loaded");
+	st_arg.c = c;
+	pthread_t th;
+	assert_int_equal(0, pthread_create(&th, NULL, lone_stealer_main, &stealer_role));
+	sem_take(&stealer_role.paused);
+
+	/* The owner walks its chain: every block freed. */
+	assert_int_equal(3, tc__reclaim_step(c, sa, UINT64_MAX));
+	assert_int_equal(0, tc__ld(&sa->reclaim));
+	/* Three keys take the three blocks again; the one in the chain's first
+	 * block (X) is deleted last, another (Z) before it. */
+	memset(v, 'b', sizeof(v));
+	const char *keys[3] = { "b0", "b1", "b2" };
+	const char *xk = NULL, *zk = NULL;
+	for (int i = 0; i < 3; i++)
+		ASSERT_RC(0, tc_set(c, keys[i], 2, v, sizeof(v), 0, 0));
+	for (int i = 0; i < 3; i++) {
+		if (tc__ref_of(c, block_of_key(c, keys[i])) == x_ref)
+			xk = keys[i];
+		else if (!zk)
+			zk = keys[i];
+	}
+	assert_non_null(xk);
+	assert_non_null(zk);
+	struct tc_entry *z = block_of_key(c, zk);
+	ASSERT_RC(0, tc_del(c, zk, 2));
+	ASSERT_RC(0, tc_del(c, xk, 2));
+	/* The owner detaches them: its new chain X -> Z starts where the
+	 * stealer's load did. */
+	ASSERT_RC(0, tc__reclaim_budget(c, sa, &freed, 0));
+	uint64_t w1 = tc__ld(&sa->reclaim);
+	assert_int_equal(x_ref, TC_RECLAIM_REF(w1));
+	assert_int_equal(TC_BLK_RETIRED, tc__ld(&z->state));
+
+	/* The stealer goes on. */
+	sem_post(&stealer_role.go);
+	assert_int_equal(0, pthread_join(th, NULL));
+
+	/* Nothing may be lost: the owner's next reclaim frees X and Z. */
+	ASSERT_RC(0, tc_reclaim(c, &freed));
+	ASSERT_RC(0, tc_reclaim(c, &freed));
+	assert_int_equal(TC_BLK_FREE, tc__ld(&z->state));
+	assert_int_equal(0, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
+	tc_audit_report ar;
+	ASSERT_RC(0, tc_audit(c, &ar));
+	assert_int_equal(0, ar.recovered);
+	tc_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_cleaner_and_stealer_share_a_dead_slots_chain),
+		FX_TEST(test_a_stealers_stale_link_never_lands_in_a_new_chain),
 	};
 	return fx_run(tests);
 }

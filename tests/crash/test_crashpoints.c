@@ -154,6 +154,19 @@ static const struct spec specs[] = {
 };
 #define NSPECS (sizeof(specs) / sizeof(specs[0]))
 
+/*
+ * A recoverer killed while it holds the coalescer's turn with its own slot
+ * (9428afd): the pre-stage kills a coalescer in the phase whose point the
+ * recoverer (tc_readers_clean, which finishes the dead coalescer's work)
+ * then dies at, so that the turn word names the recoverer's slot.  The
+ * survivor's sweep must take the turn over from it and finish the work.
+ */
+static const struct spec recoverer_specs[] = {
+	{ "coalesce_rewrite",  W_CLEAN,    1, 0, 0, 0, "coalesce_rewrite", SV_OK },
+	{ "coalesce_push",     W_CLEAN,    1, 0, 0, 0, "coalesce_push", SV_OK },
+};
+#define NRSPECS (sizeof(recoverer_specs) / sizeof(recoverer_specs[0]))
+
 static const struct spec *spec_of(const char *point)
 {
 	for (size_t i = 0; i < NSPECS; i++)
@@ -350,7 +363,7 @@ static void take_census(tc_cache *c, struct census *out)
 		mark_chain(&m, tc__ld(&c->h->cls[k].head) & 0xffffffffu);
 	mark_chain(&m, tc__ld(&c->h->retire_head) & 0xffffffffu);
 	for (uint32_t i = 0; i < c->nslots; i++)
-		mark_chain(&m, tc__ld(&c->slots[i].reclaim));
+		mark_chain(&m, TC_RECLAIM_REF(tc__ld(&c->slots[i].reclaim)));
 	mark_chain(&m, tc__ld(&c->h->df_held));
 	uint64_t end = tc__carved(c);
 	bool in_gap = false;
@@ -1003,7 +1016,8 @@ int main(int argc, char **argv)
 {
 	/* Optional: run only the points named on the command line. */
 	static char names[NSPECS][64];
-	struct CMUnitTest *t = calloc(NSPECS + 3, sizeof(*t));
+	static char rnames[NRSPECS][64];
+	struct CMUnitTest *t = calloc(NSPECS + NRSPECS + 3, sizeof(*t));
 	size_t n = 0;
 	assert_non_null(t);
 	t[n++] = (struct CMUnitTest)FX_TEST(test_every_point_has_a_workload);
@@ -1018,6 +1032,18 @@ int main(int argc, char **argv)
 		snprintf(names[i], sizeof(names[i]), "crash_at_%s", specs[i].point);
 		t[n++] = (struct CMUnitTest){ .name = names[i], .test_func = test_point, .teardown_func = fx_teardown,
 					      .initial_state = (void *)&specs[i] };
+	}
+	for (size_t i = 0; i < NRSPECS; i++) {
+		bool want = argc < 2;
+		for (int a = 1; a < argc; a++)
+			want |= strcmp(argv[a], "recoverer") == 0;
+		if (!want)
+			continue;
+		snprintf(rnames[i], sizeof(rnames[i]), "recoverer_killed_at_%s",
+			 recoverer_specs[i].point);
+		t[n++] = (struct CMUnitTest){ .name = rnames[i], .test_func = test_point,
+					      .teardown_func = fx_teardown,
+					      .initial_state = (void *)&recoverer_specs[i] };
 	}
 	int rc = _cmocka_run_group_tests("crashpoints", t, n, NULL, NULL);
 	free(t);
