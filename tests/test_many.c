@@ -201,8 +201,27 @@ static void log_op(unsigned i, uint64_t opno)
 	ST(&race->nlog[i], n + 1);
 }
 
+/* The reader's section pins what the writes retire: with the reader
+ * starved of the CPU inside one call, a writer that went on writing met
+ * the documented -ENOSPC (4 MiB retired behind one section, seen under
+ * load).  Wait for the reader to end its call, letting a trap that holds
+ * it go on (nothing pins less), then write again. */
+static bool wait_for_the_reader(void)
+{
+	uint64_t k0 = LD(&race->calls);
+	while (LD(&race->calls) == k0 && !LD(&race->stop)) {
+		uint64_t h = LD(&race->hold);
+		if (h != LD(&race->unhold))
+			ST(&race->unhold, h);
+		sched_yield();
+	}
+	return !LD(&race->stop);
+}
+
+/* One write of key I; MAY_WAIT: outside a burst (the reader is not held
+ * by this writer), so that -ENOSPC may wait for its call to end. */
 static void write_op(tc_cache *c, const struct keyset *ks, unsigned i, uint64_t opno,
-		     uint64_t *rng, bool lru)
+		     uint64_t *rng, bool lru, bool may_wait)
 {
 	unsigned char val[700];
 	uint64_t r = bb_rand(rng);
@@ -224,8 +243,12 @@ static void write_op(tc_cache *c, const struct keyset *ks, unsigned i, uint64_t 
 	static const size_t lens[] = { BB_HDR + 8, 100, 600 };
 	size_t len = lens[(r >> 8) % 3];
 	bb_fill(val, len, i, 0, opno);
-	rc = r % 100 < 45 ? tc_add(c, ks->k[i], ks->kl[i], val, len, BB_TYPE, 0)
-			  : tc_set(c, ks->k[i], ks->kl[i], val, len, BB_TYPE, 0);
+	for (;;) {
+		rc = r % 100 < 45 ? tc_add(c, ks->k[i], ks->kl[i], val, len, BB_TYPE, 0)
+				  : tc_set(c, ks->k[i], ks->kl[i], val, len, BB_TYPE, 0);
+		if (rc != -ENOSPC || lru || !may_wait || !wait_for_the_reader())
+			break;
+	}
 	if (rc == 0) {
 		log_op(i, opno);
 		ST(&race->done[i], opno << 1);
@@ -252,7 +275,7 @@ static void burst(tc_cache *c, const struct keyset *ks, uint64_t *opno, uint64_t
 		  bool lru)
 {
 	for (int b = 0; b < 24; b++) {
-		write_op(c, ks, (unsigned)(bb_rand(rng) % NK), ++*opno, rng, lru);
+		write_op(c, ks, (unsigned)(bb_rand(rng) % NK), ++*opno, rng, lru, false);
 		if (lru && b % 2 == 0)
 			write_filler(c, rng);
 		uint64_t freed;
@@ -272,7 +295,7 @@ static void run_writer(const char *name, const struct keyset *ks, pid_t reader, 
 	/* OPS operations, and as long as the reader has not made CALLS
 	 * calls: counts, not time. */
 	for (int n = 0; (n < ops || LD(&race->calls) < calls) && !LD(&race->stop); n++) {
-		write_op(c, ks, (unsigned)(bb_rand(&rng) % NK), ++opno, &rng, lru);
+		write_op(c, ks, (unsigned)(bb_rand(&rng) % NK), ++opno, &rng, lru, true);
 		if (lru && n % 3 == 0)
 			write_filler(c, &rng);
 		/* The reader's trap holds it between two passes of a batch. */
