@@ -28,9 +28,10 @@
 #include "tickcache.h"
 
 #define TC_MAGIC          0x3145484341434B54ull /* "TKCACHE1" little-endian */
-#define TC_LAYOUT_VERSION 10u /* bump on every change of this file's structs (8: a slot's
+#define TC_LAYOUT_VERSION 11u /* bump on every change of this file's structs (8: a slot's
 				 * TC_C_OPS no longer counts hits and misses; 9: the futex
-				 * words of tc_wait / tc_wait_any; 10: tc_entry.cls_check) */
+				 * words of tc_wait / tc_wait_any; 10: tc_entry.cls_check;
+				 * 11: a slot's reclaim word keeps its detach's counter) */
 #define TC_CACHELINE      64
 #define TC_PAGE           4096
 
