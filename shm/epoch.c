@@ -722,13 +722,34 @@ static void steal_chains(tc_cache *c, struct tc_rslot *self)
 	}
 }
 
+/*
+ * The owner's own pending chain: its reclaim word, or 0.  Only the owner's
+ * detach writes the PEND form, and it resolves it before it returns; the
+ * plain form always names a block (the walk stores 0 at the chain's end).
+ * Any other value is a scribble that names no chain of ours, withdrawn
+ * here: walk_chain strips the counter and the PEND bit, walks nothing and
+ * leaves such a word, which then stayed for the owner's whole life, and
+ * the owner never detached the list again (its CAS from 0 failed:
+ * test_a_scribbled_reclaim_word_naming_no_chain_is_withdrawn saw freed 0).
+ * By CAS: a stealer moves only a word it loaded in the plain form.
+ */
+static uint64_t own_chain(struct tc_rslot *s)
+{
+	uint64_t w = tc__ld(&s->reclaim);
+	if (TC_LIKELY(!(w & TC_RECLAIM_PEND) && TC_RECLAIM_REF(w)) || !w)
+		return w;
+	tc__cas(&s->reclaim, w, 0);
+	return 0;
+}
+
 int tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_t budget)
 {
 	uint64_t n = 0, head;
 	if (freed)
 		*freed = 0;
-	if (s && tc__ld(&s->reclaim))
-		n += walk_chain(c, s, tc__ld(&s->reclaim), tc__ld(&s->rmin), UINT64_MAX);
+	uint64_t own = s ? own_chain(s) : 0;
+	if (own)
+		n += walk_chain(c, s, own, tc__ld(&s->rmin), UINT64_MAX);
 	if (s && budget == UINT64_MAX && !tc__ld(&s->reclaim))
 		steal_chains(c, s);
 	/*
@@ -803,8 +824,8 @@ int tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed)
 /* Continue this slot's pending chain by up to BUDGET blocks. */
 uint64_t tc__reclaim_step(tc_cache *c, struct tc_rslot *s, uint64_t budget)
 {
-	uint64_t ref = tc__ld(&s->reclaim);
-	return ref ? walk_chain(c, s, ref, tc__ld(&s->rmin), budget) : 0;
+	uint64_t w = own_chain(s);
+	return w ? walk_chain(c, s, w, tc__ld(&s->rmin), budget) : 0;
 }
 
 int tc__maint_slot(tc_cache *c, struct tc_rslot **sp)

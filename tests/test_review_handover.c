@@ -9,7 +9,8 @@
  * kill, it parks the calling thread until the test lets it go, so the
  * interleaving is exact and needs no timing.  So does "walk_loaded", the
  * test's point between walk_chain's load of a block's link and its CAS of
- * the reclaim word (TC_WALK_LOADED, epoch.c).
+ * the reclaim word (TC_WALK_LOADED, epoch.c).  The last test scribbles the
+ * owner's own word to values that name no chain.
  */
 #define TC_CRASHPOINTS 1
 #define TC_WALK_LOADED() tc__crash_point("walk_loaded")
@@ -269,11 +270,60 @@ static void test_a_stealers_stale_link_never_lands_in_a_new_chain(void **state)
 	tc_close(c);
 }
 
+/*
+ * A slot's reclaim word scribbled to a value that names no chain of its
+ * owner: a counter without a ref (the plain form never has one: the walk
+ * stores 0 at the chain's end), or the PEND form (only the owner's own
+ * detach writes it, and resolves it before it returns).  The owner's next
+ * reclaim must withdraw it and go on.  Since the plain form keeps the
+ * detach's counter (f2a76d4), walk_chain strips it: the ref 0 walked
+ * nothing and left the word, and a PEND word failed its CAS and was left
+ * too, so the word was never 0 again and the owner never detached the
+ * list again (freed 0, the word as scribbled, for the owner's whole life;
+ * nobody else clears a live owner's word, tc_audit included).  Before that
+ * commit the bare word was walked as a ref, found no block and was cleared.
+ */
+static void test_a_scribbled_reclaim_word_naming_no_chain_is_withdrawn(void **state)
+{
+	(void)state;
+	const char *name = fx_name(cur_name);
+	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
+	struct tc_rslot *sa = tc__slot(c);
+	assert_non_null(sa);
+	ASSERT_RC(0, tc_set(c, "live", 4, "value", 5, 0, 0));
+	uint64_t live = tc__ref_of(c, block_of_key(c, "live"));
+	const uint64_t words[] = {
+		5ull << 32,
+		TC_RECLAIM_PEND | 5ull << 32,
+		TC_RECLAIM_PEND | 5ull << 32 | live,
+		TC_RECLAIM_PEND | TC_RH_COUNTER(tc__ld(&c->h->retire_head)) << 32 | live,
+	};
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		tc__st(&sa->reclaim, words[i]);
+		wb_retire_n(c, 3, (char)('a' + i));
+		uint64_t freed = UINT64_MAX;
+		ASSERT_RC(0, tc_reclaim(c, &freed));
+		assert_int_equal(3, freed);
+		assert_int_equal(0, tc__ld(&sa->reclaim));
+		assert_int_equal(0, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
+	}
+	char out[16];
+	tc_meta meta;
+	ASSERT_RC(0, tc_get(c, "live", 4, out, sizeof(out), &meta));
+	assert_int_equal(5, meta.len);
+	assert_memory_equal("value", out, 5);
+	tc_audit_report ar;
+	ASSERT_RC(0, tc_audit(c, &ar));
+	assert_int_equal(0, ar.recovered);
+	tc_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_cleaner_and_stealer_share_a_dead_slots_chain),
 		FX_TEST(test_a_stealers_stale_link_never_lands_in_a_new_chain),
+		FX_TEST(test_a_scribbled_reclaim_word_naming_no_chain_is_withdrawn),
 	};
 	return fx_run(tests);
 }
