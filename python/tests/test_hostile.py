@@ -454,7 +454,10 @@ class TestCarelessArguments(SegmentCase):
         self.assertEqual(c.keys(), [])
         # A contiguous buffer of other items is its bytes.
         arr = array.array("I", [1, 2])
-        self.assertEqual(c.set(arr, memoryview(arr)), 1)
+        # (Its version is 1 or 2: the failed get_or_load above took one
+        # for its load claim when "g" hashes to the same of the 64 version
+        # counters, which the segment's random seed decides.)
+        self.assertIn(c.set(arr, memoryview(arr)), (1, 2))
         self.assertEqual(c.get(arr.tobytes()), arr.tobytes())
 
     def test_get_many_of_a_str_is_a_type_error(self):
