@@ -144,6 +144,50 @@ class TestWait(SegmentCase):
 
         asyncio.run(main())
 
+    def test_cancelled_async_waits_give_their_executor_threads_back(self):
+        # asyncio.wait_for() around a wait is how asyncio code bounds it.
+        # Before, a cancelled wait's executor thread slept on until a write
+        # or the wait's own timeout (None: never): two cancelled waits held
+        # a two-thread executor, and nothing ran in it again (with the
+        # default executor, asyncio.run() never returned: it joins it).
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+        from tickcache.aio import AsyncCache
+
+        v1 = self.cache.set("k", b"a")
+        pool = ThreadPoolExecutor(max_workers=2)
+        self.addCleanup(pool.shutdown, wait=False)
+
+        async def main():
+            ac = AsyncCache(self.cache, executor=pool)
+            for key, version in (("k", v1), ("absent", 0)):
+                with self.assertRaises(asyncio.TimeoutError):
+                    await asyncio.wait_for(ac.wait(key, version), 0.05)
+            seq = await ac.wait_any()
+            with self.assertRaises(asyncio.TimeoutError):
+                await asyncio.wait_for(ac.wait_any(seq), 0.05)
+            loop = asyncio.get_running_loop()
+            return await asyncio.wait_for(loop.run_in_executor(pool, lambda: "ran"), BOUND)
+
+        self.assertEqual("ran", asyncio.run(main()))
+
+    def test_async_wait_for_a_deleted_key_returns_none_before_its_timeout(self):
+        import asyncio
+        from tickcache.aio import AsyncCache
+
+        v1 = self.cache.set("k", b"a")
+
+        async def main():
+            ac = AsyncCache(self.cache)
+            t0 = time.monotonic()
+            waiter = asyncio.ensure_future(ac.wait("k", version=v1, timeout=BOUND))
+            await asyncio.sleep(0.3)  # asleep in the executor (not required)
+            self.cache.delete("k")
+            self.assertIsNone(await waiter)
+            return time.monotonic() - t0  # the wait's timeout ends at t0 + BOUND or later
+
+        self.assertLess(asyncio.run(main()), BOUND)
+
     def test_bad_arguments(self):
         with self.assertRaises(ValueError):
             self.cache.wait("k", timeout=-1)
