@@ -305,6 +305,32 @@ static void test_wait_version_zero_waits_for_the_key_to_exist(void **state)
 	tc_close(c);
 }
 
+/*
+ * VERSION 0 waits until the key exists, whatever version it shows: a
+ * present key whose version was scribbled to 0 (tc_get reports it so) is
+ * returned at once.  Before, "exists" was judged as "version above 0", and
+ * the waiter slept on beside the present key until a write of its shard or
+ * its timeout (seen failing: -ETIMEDOUT from the call with timeout 0).
+ */
+static void test_wait_version_zero_returns_a_present_key_whatever_its_version(void **state)
+{
+	(void)state;
+	tc_cache *c = make_seg("nt-zv");
+	set_s(c, "k", "v", 4, 0);
+	tc__st(&wb_entry_of(c, "k", TC_KIND_KEY)->version, 0);
+	tc_meta m0 = meta_of(c, "k"), m;
+	assert_int_equal(0, m0.version);
+	memset(&m, 0x5A, sizeof(m));
+	ASSERT_RC(0, tc_wait(c, "k", 1, 0, 0, &m));
+	assert_meta_eq(&m0, &m);
+	memset(&m, 0x5A, sizeof(m));
+	ASSERT_RC(0, tc_wait(c, "k", 1, 0, 200, &m));
+	assert_meta_eq(&m0, &m);
+	/* Any VERSION above it still waits for a newer one. */
+	ASSERT_RC(-ETIMEDOUT, tc_wait(c, "k", 1, 1, 0, &m));
+	tc_close(c);
+}
+
 static void test_wait_on_a_deleted_or_absent_key_returns_enoent(void **state)
 {
 	(void)state;
@@ -889,6 +915,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_wait_timeout_returns_etimedout_and_key_unchanged, teardown),
 		cmocka_unit_test_teardown(test_wait_version_already_greater_returns_at_once, teardown),
 		cmocka_unit_test_teardown(test_wait_version_zero_waits_for_the_key_to_exist, teardown),
+		cmocka_unit_test_teardown(test_wait_version_zero_returns_a_present_key_whatever_its_version, teardown),
 		cmocka_unit_test_teardown(test_wait_on_a_deleted_or_absent_key_returns_enoent, teardown),
 		cmocka_unit_test_teardown(test_wait_inside_a_read_section_is_edeadlk, teardown),
 		cmocka_unit_test_teardown(test_killed_waiter_costs_one_wake_then_nothing, teardown),
