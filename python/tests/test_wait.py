@@ -86,6 +86,40 @@ class TestWait(SegmentCase):
         t.join(BOUND)
         self.assertEqual((b"b", v2), (got["item"].value, got["item"].version))
 
+    def test_a_key_that_comes_and_goes_never_stretches_the_timeout(self):
+        # wait(version=0) wakes when the key is set, then reads it with the
+        # GIL taken back; a key deleted meanwhile sends it back to sleep.
+        # Before, each such sleep got the whole timeout again: a key set and
+        # deleted more often than the timeout kept a 0.5 s wait asleep
+        # for as long as that went on (seen failing: the waiter was still
+        # asleep when the writer gave up after BOUND).
+        import collections
+        import itertools
+        import operator
+
+        got = {}
+
+        def waiter():
+            got["tid"] = threading.get_native_id()
+            got["r"] = self.cache.wait("flap", 0, timeout=0.5)
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        until(lambda: "tid" in got and sleeping_in_futex(os.getpid(), got["tid"]))
+        # Set, hold the GIL (sum() runs in C and never lets it go), delete:
+        # one C-level call, so the woken waiter gets the GIL back only
+        # after the delete, and reads nothing.
+        flap = [(self.cache.set, "flap", b"x"), (sum, range(2_000_000)),
+                (self.cache.delete, "flap")]
+        t0 = time.monotonic()
+        while t.is_alive() and time.monotonic() - t0 < BOUND:
+            collections.deque(itertools.starmap(operator.call, flap), 0)
+            time.sleep(0.01)
+        t.join(BOUND)
+        self.assertFalse(t.is_alive())
+        self.assertLess(time.monotonic() - t0, BOUND)  # it returned while the key flapped
+        self.assertIsNone(got["r"])
+
     def test_a_signal_handler_that_raises_ends_the_wait(self):
         v1 = self.cache.set("k", b"a")
 
