@@ -115,8 +115,8 @@ int tc_wait(tc_cache *c, const void *key, size_t klen, uint64_t version, uint64_
 				wake_at = now + left * 1000000ull + 1000000ull;
 		}
 		rc = tc__wake_sleep(word, w, sleep_until(now, t_end, wake_at));
-		if (rc == -EINTR)
-			return rc;
+		if (rc && rc != -ETIMEDOUT)
+			return rc; /* -EINTR, or the futex call failed */
 	}
 }
 
@@ -151,7 +151,7 @@ int tc_wait_any(tc_cache *c, uint64_t *seq, uint64_t timeout_ms)
 		if ((uint64_t)(w >> TC_WAKE_GEN_SHIFT) + 1 != cur)
 			continue; /* bumped meanwhile: report it */
 		rc = tc__wake_sleep(word, w, sleep_until(now, t_end, 0));
-		if (rc == -EINTR)
+		if (rc && rc != -ETIMEDOUT)
 			return rc;
 	}
 }

@@ -17,8 +17,12 @@
 
 #include <sys/select.h>
 #include <limits.h>
+#include <linux/filter.h>
 #include <linux/futex.h>
+#include <linux/seccomp.h>
 #include <signal.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -584,6 +588,76 @@ static void test_unlink_wakes_waiters_with_estale(void **state)
 	tc_close(c);
 }
 
+/* From here on every futex call of this process fails with EPERM (a
+ * sandbox that refuses it).  0, or -1 when the kernel refused the filter. */
+static int refuse_futex(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_futex, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0 ? 0 : -1;
+}
+
+/*
+ * A futex call that fails for another reason than the word's change, the
+ * deadline or a signal (here a seccomp filter's EPERM) is the caller's
+ * error: before, tc__wake_sleep took every other errno for "the word
+ * changed" and the loop checked, armed and called again at once, a busy
+ * loop to the deadline (seen failing: -ETIMEDOUT after 2 s of CPU from
+ * tc_wait, the same from tc_wait_any).
+ */
+static void test_a_futex_that_fails_is_an_error_not_a_busy_loop(void **state)
+{
+	(void)state;
+	tc_cache *c = make_seg("nt-sec");
+	set_s(c, "k", "v0", 1, 0);
+	tc_meta m0 = meta_of(c, "k");
+	int p[2];
+	assert_int_equal(0, pipe(p));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		tc_cache *cc = attach();
+		uint64_t seq = 0;
+		int r[3] = { 0, 0, 0 };
+		r[0] = tc_wait_any(cc, &seq, 0); /* the sequence now, before the filter */
+		if (refuse_futex() != 0)
+			_exit(77);
+		tc_meta m;
+		r[1] = tc_wait(cc, "k", 1, m0.version, 2000, &m);
+		r[2] = tc_wait_any(cc, &seq, 2000);
+		if (write(p[1], r, sizeof(r)) != (ssize_t)sizeof(r))
+			_exit(91);
+		_exit(0);
+	}
+	close(p[1]);
+	kids[nkids++] = pid;
+	int r[3];
+	ssize_t n = read(p[0], r, sizeof(r));
+	close(p[0]);
+	int st;
+	assert_int_equal(pid, waitpid(pid, &st, 0));
+	kids[nkids - 1] = 0;
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) == 77) {
+		tc_close(c);
+		skip(); /* no seccomp here */
+	}
+	assert_int_equal(0, WEXITSTATUS(st));
+	assert_int_equal(sizeof(r), n);
+	assert_int_equal(0, r[0]);
+	assert_int_equal(-EPERM, r[1]);
+	assert_int_equal(-EPERM, r[2]);
+	tc_close(c);
+}
+
 /* ---- every publish wakes ------------------------------------------------ */
 
 /* Set the sleep flag on KEY's word and ARMED on the segment word, as a
@@ -924,6 +998,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_signal_handler_gives_eintr, teardown),
 		cmocka_unit_test_teardown(test_spurious_wakeups_are_invisible, teardown),
 		cmocka_unit_test_teardown(test_unlink_wakes_waiters_with_estale, teardown),
+		cmocka_unit_test_teardown(test_a_futex_that_fails_is_an_error_not_a_busy_loop, teardown),
 		cmocka_unit_test_teardown(test_every_publish_wakes, teardown),
 		cmocka_unit_test_teardown(test_writer_with_no_waiter_never_wakes, teardown),
 		cmocka_unit_test_teardown(test_wait_any_reports_every_change_once_armed, teardown),
