@@ -776,6 +776,32 @@ static void test_every_publish_wakes(void **state)
 	tc_close(c);
 }
 
+/* Eviction removes a key as tc_del does, and bumps its word: the writes
+ * that make room are all of other shards, so only the victim's removal
+ * can have moved its word (test_every_publish_wakes only says so). */
+static void test_eviction_wakes_the_victims_word(void **state)
+{
+	(void)state;
+	fx_name_at(cur_name, sizeof(cur_name), "nt-evict");
+	tc_cache *c = wb_create(cur_name, 256, 1 << 20, 8, TC_EVICT_LRU);
+	set_s(c, "victim", "v", 1, 0);
+	uint32_t shard = TC_WAKE_SHARD(tc__hash(c, "victim", 6, TC_KIND_KEY));
+	uint32_t *word = key_word(c, "victim");
+	uint32_t w0 = tc__wake_arm(word, TC_WAKE_SLEEP);
+	char k[32];
+	int sets = 0;
+	for (int i = 0; sets < 20000 && tc_exists(c, "victim", 6); i++) {
+		int kl = snprintf(k, sizeof(k), "f%d", i);
+		if (TC_WAKE_SHARD(tc__hash(c, k, (size_t)kl, TC_KIND_KEY)) == shard)
+			continue;
+		ASSERT_RC(0, tc_set(c, k, (size_t)kl, "x", 1, 1, 0));
+		sets++;
+	}
+	assert_false(tc_exists(c, "victim", 6));
+	assert_int_equal((w0 & ~(uint32_t)TC_WAKE_FLAGS) + TC_WAKE_GEN, tc__ld(word));
+	tc_close(c);
+}
+
 /* Nobody waits: no wake call and no flag, whatever the writes. */
 static void test_writer_with_no_waiter_never_wakes(void **state)
 {
@@ -1000,6 +1026,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_unlink_wakes_waiters_with_estale, teardown),
 		cmocka_unit_test_teardown(test_a_futex_that_fails_is_an_error_not_a_busy_loop, teardown),
 		cmocka_unit_test_teardown(test_every_publish_wakes, teardown),
+		cmocka_unit_test_teardown(test_eviction_wakes_the_victims_word, teardown),
 		cmocka_unit_test_teardown(test_writer_with_no_waiter_never_wakes, teardown),
 		cmocka_unit_test_teardown(test_wait_any_reports_every_change_once_armed, teardown),
 		cmocka_unit_test_teardown(test_stress_writers_and_waiters_across_processes, teardown),
