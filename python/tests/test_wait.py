@@ -222,6 +222,24 @@ class TestWait(SegmentCase):
 
         self.assertLess(asyncio.run(main()), BOUND)
 
+    def test_async_waits_refuse_the_timeouts_that_wait_refuses(self):
+        # Before, the sliced executor side never handed TIMEOUT to the
+        # library: -1 returned None (seen failing) and NaN slept for ever.
+        import asyncio
+        from tickcache.aio import AsyncCache
+
+        ac = AsyncCache(self.cache)
+        for bad in (-1, -0.5, float("nan"), True, "1", 1e300, 2**70):
+            for sync, coro in ((lambda t: self.cache.wait("k", 0, t),
+                                lambda t: ac.wait("k", 0, t)),
+                               (lambda t: self.cache.wait_any(0, t),
+                                lambda t: ac.wait_any(0, t))):
+                with self.assertRaises((TypeError, ValueError)) as want:
+                    sync(bad)
+                with self.assertRaises(type(want.exception)) as got:
+                    asyncio.run(asyncio.wait_for(coro(bad), BOUND))
+                self.assertEqual(str(want.exception), str(got.exception))
+
     def test_bad_arguments(self):
         with self.assertRaises(ValueError):
             self.cache.wait("k", timeout=-1)

@@ -19,6 +19,8 @@ word is the one the next slice sleeps on.
 import asyncio
 import functools
 import inspect
+import math
+import operator
 import threading
 import time
 
@@ -29,6 +31,32 @@ __all__ = ["AsyncCache", "cached"]
 _MISSING = object()
 
 _SLICE = 0.1  # seconds an executor thread waits before it looks for a cancel
+
+
+_TIMEOUT_MAX_MS = 2**53  # the largest timeout Cache.wait takes, in ms
+
+
+def _check_timeout(timeout):
+    """Refuse what ``Cache.wait`` refuses, with its words: a wait here never
+    hands TIMEOUT to the library whole."""
+    if timeout is None:
+        return
+    if isinstance(timeout, float):
+        if math.isnan(timeout):
+            raise ValueError("timeout is NaN")
+        if timeout < 0:
+            raise ValueError(f"timeout must not be negative, got {timeout!r}")
+        if not math.ceil(timeout * 1000.0) <= _TIMEOUT_MAX_MS:
+            raise ValueError(f"timeout of {timeout!r} seconds is too large")
+        return
+    if isinstance(timeout, bool) or not hasattr(type(timeout), "__index__"):
+        raise TypeError("timeout must be int or float seconds or None, not "
+                        f"{type(timeout).__name__}")
+    v = operator.index(timeout)
+    if v < 0:
+        raise ValueError(f"timeout must not be negative, got {timeout!r}")
+    if v > _TIMEOUT_MAX_MS // 1000:
+        raise ValueError(f"timeout of {timeout!r} seconds is too large")
 
 
 def _sliced(call, timeout, cancelled, gone=None):
@@ -156,6 +184,7 @@ class AsyncCache:
         """``Cache.wait``: at once when KEY is already newer than VERSION, else
         the sleep runs in the executor.  Cancelling the coroutine gives the
         executor thread back within ``_SLICE`` seconds."""
+        _check_timeout(timeout)
         item = self.cache.wait(key, version, 0)
         if item is not None or timeout == 0:
             return item
@@ -167,6 +196,7 @@ class AsyncCache:
     async def wait_any(self, seq=0, timeout=None):
         """``Cache.wait_any``: at once when something changed since SEQ, else
         the sleep runs in the executor (cancelling: as ``wait``)."""
+        _check_timeout(timeout)
         new = self.cache.wait_any(seq, 0)
         if new is not None or timeout == 0:
             return new
