@@ -488,11 +488,13 @@ int tc_incr(tc_cache *c, const void *key, size_t klen, int64_t delta, uint64_t t
  * Returns 0 (META: the newer version), -ETIMEDOUT (nothing newer in time),
  * -EINTR (a signal handler ran while it slept; call again), -ENOENT
  * (VERSION > 0 and the key is absent: deleted or expired), -EDEADLK (inside
- * a read section of this thread), -EINVAL, and the codes of tc_get
- * (-EUSERS, -ESTALE: the segment was unlinked, also while waiting; -EBUSY,
- * TC_ECORRUPT).  A writer killed between its publish and its wake leaves
- * the waiter asleep until the next write of a key of its shard or its
- * timeout: pass a timeout when that matters.
+ * a read section of this thread), -EINVAL, the codes of tc_get (-EUSERS,
+ * -ESTALE: the segment was unlinked, also while waiting; -EBUSY,
+ * TC_ECORRUPT), and the -errno of a futex call that fails otherwise (a
+ * seccomp filter that refuses it: an error, never a busy loop).  A writer
+ * killed between its publish and its wake leaves the waiter asleep until
+ * the next write of a key of its shard or its timeout: pass a timeout when
+ * that matters.
  */
 int tc_wait(tc_cache *c, const void *key, size_t klen, uint64_t version,
 	    uint64_t timeout_ms, tc_meta *meta);
@@ -515,7 +517,8 @@ int tc_wait(tc_cache *c, const void *key, size_t klen, uint64_t version,
  * syscall); while it sleeps, one FUTEX_WAKE.  Killed or stopped, it costs
  * at most the next writer one of each.  Do not call it inside a read
  * section.  Returns 0, -ETIMEDOUT (*SEQ unchanged), -EINTR, -EDEADLK,
- * -EINVAL, -EUSERS, -ESTALE (the segment was unlinked), -EBUSY.
+ * -EINVAL, -EUSERS, -ESTALE (the segment was unlinked), -EBUSY, or the
+ * -errno of a failed futex call (as tc_wait).
  */
 int tc_wait_any(tc_cache *c, uint64_t *seq, uint64_t timeout_ms);
 

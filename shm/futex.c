@@ -118,7 +118,9 @@ uint32_t tc__wake_arm(uint32_t *p, uint32_t flags)
  * Sleep while *P holds W, until DEADLINE_NS (CLOCK_MONOTONIC, absolute; 0 =
  * no deadline).  0: woken, or the word had changed, or a spurious return
  * (the caller checks again either way); -ETIMEDOUT; -EINTR (a signal
- * handler ran).
+ * handler ran); any other failure of the call as its -errno (a sandbox
+ * that refuses futex: taken for a change, it would be called again at
+ * once, a busy loop to the deadline).
  */
 int tc__wake_sleep(uint32_t *p, uint32_t w, uint64_t deadline_ns)
 {
@@ -132,12 +134,7 @@ int tc__wake_sleep(uint32_t *p, uint32_t w, uint64_t deadline_ns)
 	 * loop over spurious returns needs no arithmetic on what is left. */
 	if (syscall(SYS_futex, p, FUTEX_WAIT_BITSET, w, tsp, NULL, FUTEX_BITSET_MATCH_ANY) == 0)
 		return 0;
-	switch (errno) {
-	case ETIMEDOUT:
-		return -ETIMEDOUT;
-	case EINTR:
-		return -EINTR;
-	default: /* EAGAIN: the word changed before we slept */
+	if (errno == EAGAIN) /* the word changed before we slept */
 		return 0;
-	}
+	return -errno; /* -ETIMEDOUT, -EINTR, or the call failed */
 }

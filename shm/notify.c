@@ -49,9 +49,10 @@ static uint64_t sleep_until(uint64_t now, uint64_t t_end, uint64_t wake_at)
 }
 
 /*
- * One check of KEY for tc_wait: 1 when its version is above VERSION (META
- * filled), 0 when the caller should sleep (*EXPIRES_MS: the expiry of the
- * version seen, 0 = none), or a code to return.
+ * One check of KEY for tc_wait: 1 when its version is above VERSION, or
+ * it exists and VERSION is 0 (META filled), 0 when the caller should sleep
+ * (*EXPIRES_MS: the expiry of the version seen, 0 = none), or a code to
+ * return.
  */
 static int check_key(tc_cache *c, const void *key, size_t klen, uint64_t version,
 		     tc_meta *meta, int64_t *expires_ms)
@@ -62,7 +63,9 @@ static int check_key(tc_cache *c, const void *key, size_t klen, uint64_t version
 	int rc = tc__get_quiet(c, key, klen, NULL, 0, &m);
 	*expires_ms = 0;
 	if (rc == 0 || rc == -E2BIG) {
-		if (m.version > version) {
+		/* VERSION 0 asks for the key's existence, not for a version
+		 * above 0 (only a scribble makes a version 0). */
+		if (m.version > version || version == 0) {
 			if (meta)
 				*meta = m;
 			return 1;
@@ -112,8 +115,8 @@ int tc_wait(tc_cache *c, const void *key, size_t klen, uint64_t version, uint64_
 				wake_at = now + left * 1000000ull + 1000000ull;
 		}
 		rc = tc__wake_sleep(word, w, sleep_until(now, t_end, wake_at));
-		if (rc == -EINTR)
-			return rc;
+		if (rc && rc != -ETIMEDOUT)
+			return rc; /* -EINTR, or the futex call failed */
 	}
 }
 
@@ -148,7 +151,7 @@ int tc_wait_any(tc_cache *c, uint64_t *seq, uint64_t timeout_ms)
 		if ((uint64_t)(w >> TC_WAKE_GEN_SHIFT) + 1 != cur)
 			continue; /* bumped meanwhile: report it */
 		rc = tc__wake_sleep(word, w, sleep_until(now, t_end, 0));
-		if (rc == -EINTR)
+		if (rc && rc != -ETIMEDOUT)
 			return rc;
 	}
 }

@@ -17,8 +17,12 @@
 
 #include <sys/select.h>
 #include <limits.h>
+#include <linux/filter.h>
 #include <linux/futex.h>
+#include <linux/seccomp.h>
 #include <signal.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -305,6 +309,32 @@ static void test_wait_version_zero_waits_for_the_key_to_exist(void **state)
 	tc_close(c);
 }
 
+/*
+ * VERSION 0 waits until the key exists, whatever version it shows: a
+ * present key whose version was scribbled to 0 (tc_get reports it so) is
+ * returned at once.  Before, "exists" was judged as "version above 0", and
+ * the waiter slept on beside the present key until a write of its shard or
+ * its timeout (seen failing: -ETIMEDOUT from the call with timeout 0).
+ */
+static void test_wait_version_zero_returns_a_present_key_whatever_its_version(void **state)
+{
+	(void)state;
+	tc_cache *c = make_seg("nt-zv");
+	set_s(c, "k", "v", 4, 0);
+	tc__st(&wb_entry_of(c, "k", TC_KIND_KEY)->version, 0);
+	tc_meta m0 = meta_of(c, "k"), m;
+	assert_int_equal(0, m0.version);
+	memset(&m, 0x5A, sizeof(m));
+	ASSERT_RC(0, tc_wait(c, "k", 1, 0, 0, &m));
+	assert_meta_eq(&m0, &m);
+	memset(&m, 0x5A, sizeof(m));
+	ASSERT_RC(0, tc_wait(c, "k", 1, 0, 200, &m));
+	assert_meta_eq(&m0, &m);
+	/* Any VERSION above it still waits for a newer one. */
+	ASSERT_RC(-ETIMEDOUT, tc_wait(c, "k", 1, 1, 0, &m));
+	tc_close(c);
+}
+
 static void test_wait_on_a_deleted_or_absent_key_returns_enoent(void **state)
 {
 	(void)state;
@@ -558,6 +588,76 @@ static void test_unlink_wakes_waiters_with_estale(void **state)
 	tc_close(c);
 }
 
+/* From here on every futex call of this process fails with EPERM (a
+ * sandbox that refuses it).  0, or -1 when the kernel refused the filter. */
+static int refuse_futex(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_futex, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0 ? 0 : -1;
+}
+
+/*
+ * A futex call that fails for another reason than the word's change, the
+ * deadline or a signal (here a seccomp filter's EPERM) is the caller's
+ * error: before, tc__wake_sleep took every other errno for "the word
+ * changed" and the loop checked, armed and called again at once, a busy
+ * loop to the deadline (seen failing: -ETIMEDOUT after 2 s of CPU from
+ * tc_wait, the same from tc_wait_any).
+ */
+static void test_a_futex_that_fails_is_an_error_not_a_busy_loop(void **state)
+{
+	(void)state;
+	tc_cache *c = make_seg("nt-sec");
+	set_s(c, "k", "v0", 1, 0);
+	tc_meta m0 = meta_of(c, "k");
+	int p[2];
+	assert_int_equal(0, pipe(p));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		tc_cache *cc = attach();
+		uint64_t seq = 0;
+		int r[3] = { 0, 0, 0 };
+		r[0] = tc_wait_any(cc, &seq, 0); /* the sequence now, before the filter */
+		if (refuse_futex() != 0)
+			_exit(77);
+		tc_meta m;
+		r[1] = tc_wait(cc, "k", 1, m0.version, 2000, &m);
+		r[2] = tc_wait_any(cc, &seq, 2000);
+		if (write(p[1], r, sizeof(r)) != (ssize_t)sizeof(r))
+			_exit(91);
+		_exit(0);
+	}
+	close(p[1]);
+	kids[nkids++] = pid;
+	int r[3];
+	ssize_t n = read(p[0], r, sizeof(r));
+	close(p[0]);
+	int st;
+	assert_int_equal(pid, waitpid(pid, &st, 0));
+	kids[nkids - 1] = 0;
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) == 77) {
+		tc_close(c);
+		skip(); /* no seccomp here */
+	}
+	assert_int_equal(0, WEXITSTATUS(st));
+	assert_int_equal(sizeof(r), n);
+	assert_int_equal(0, r[0]);
+	assert_int_equal(-EPERM, r[1]);
+	assert_int_equal(-EPERM, r[2]);
+	tc_close(c);
+}
+
 /* ---- every publish wakes ------------------------------------------------ */
 
 /* Set the sleep flag on KEY's word and ARMED on the segment word, as a
@@ -673,6 +773,32 @@ static void test_every_publish_wakes(void **state)
 	assert_bumped(c, a, "snapshot load");
 	/* Eviction and the expiry removals of writers go through the removal
 	 * of tc_del, tc_purge and tc_sweep (tc__remove_slot). */
+	tc_close(c);
+}
+
+/* Eviction removes a key as tc_del does, and bumps its word: the writes
+ * that make room are all of other shards, so only the victim's removal
+ * can have moved its word (test_every_publish_wakes only says so). */
+static void test_eviction_wakes_the_victims_word(void **state)
+{
+	(void)state;
+	fx_name_at(cur_name, sizeof(cur_name), "nt-evict");
+	tc_cache *c = wb_create(cur_name, 256, 1 << 20, 8, TC_EVICT_LRU);
+	set_s(c, "victim", "v", 1, 0);
+	uint32_t shard = TC_WAKE_SHARD(tc__hash(c, "victim", 6, TC_KIND_KEY));
+	uint32_t *word = key_word(c, "victim");
+	uint32_t w0 = tc__wake_arm(word, TC_WAKE_SLEEP);
+	char k[32];
+	int sets = 0;
+	for (int i = 0; sets < 20000 && tc_exists(c, "victim", 6); i++) {
+		int kl = snprintf(k, sizeof(k), "f%d", i);
+		if (TC_WAKE_SHARD(tc__hash(c, k, (size_t)kl, TC_KIND_KEY)) == shard)
+			continue;
+		ASSERT_RC(0, tc_set(c, k, (size_t)kl, "x", 1, 1, 0));
+		sets++;
+	}
+	assert_false(tc_exists(c, "victim", 6));
+	assert_int_equal((w0 & ~(uint32_t)TC_WAKE_FLAGS) + TC_WAKE_GEN, tc__ld(word));
 	tc_close(c);
 }
 
@@ -889,6 +1015,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_wait_timeout_returns_etimedout_and_key_unchanged, teardown),
 		cmocka_unit_test_teardown(test_wait_version_already_greater_returns_at_once, teardown),
 		cmocka_unit_test_teardown(test_wait_version_zero_waits_for_the_key_to_exist, teardown),
+		cmocka_unit_test_teardown(test_wait_version_zero_returns_a_present_key_whatever_its_version, teardown),
 		cmocka_unit_test_teardown(test_wait_on_a_deleted_or_absent_key_returns_enoent, teardown),
 		cmocka_unit_test_teardown(test_wait_inside_a_read_section_is_edeadlk, teardown),
 		cmocka_unit_test_teardown(test_killed_waiter_costs_one_wake_then_nothing, teardown),
@@ -897,7 +1024,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_signal_handler_gives_eintr, teardown),
 		cmocka_unit_test_teardown(test_spurious_wakeups_are_invisible, teardown),
 		cmocka_unit_test_teardown(test_unlink_wakes_waiters_with_estale, teardown),
+		cmocka_unit_test_teardown(test_a_futex_that_fails_is_an_error_not_a_busy_loop, teardown),
 		cmocka_unit_test_teardown(test_every_publish_wakes, teardown),
+		cmocka_unit_test_teardown(test_eviction_wakes_the_victims_word, teardown),
 		cmocka_unit_test_teardown(test_writer_with_no_waiter_never_wakes, teardown),
 		cmocka_unit_test_teardown(test_wait_any_reports_every_change_once_armed, teardown),
 		cmocka_unit_test_teardown(test_stress_writers_and_waiters_across_processes, teardown),

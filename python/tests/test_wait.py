@@ -86,6 +86,40 @@ class TestWait(SegmentCase):
         t.join(BOUND)
         self.assertEqual((b"b", v2), (got["item"].value, got["item"].version))
 
+    def test_a_key_that_comes_and_goes_never_stretches_the_timeout(self):
+        # wait(version=0) wakes when the key is set, then reads it with the
+        # GIL taken back; a key deleted meanwhile sends it back to sleep.
+        # Before, each such sleep got the whole timeout again: a key set and
+        # deleted more often than the timeout kept a 0.5 s wait asleep
+        # for as long as that went on (seen failing: the waiter was still
+        # asleep when the writer gave up after BOUND).
+        import collections
+        import itertools
+        import operator
+
+        got = {}
+
+        def waiter():
+            got["tid"] = threading.get_native_id()
+            got["r"] = self.cache.wait("flap", 0, timeout=0.5)
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        until(lambda: "tid" in got and sleeping_in_futex(os.getpid(), got["tid"]))
+        # Set, hold the GIL (sum() runs in C and never lets it go), delete:
+        # one C-level call, so the woken waiter gets the GIL back only
+        # after the delete, and reads nothing.
+        flap = [(self.cache.set, "flap", b"x"), (sum, range(2_000_000)),
+                (self.cache.delete, "flap")]
+        t0 = time.monotonic()
+        while t.is_alive() and time.monotonic() - t0 < BOUND:
+            collections.deque(itertools.starmap(operator.call, flap), 0)
+            time.sleep(0.01)
+        t.join(BOUND)
+        self.assertFalse(t.is_alive())
+        self.assertLess(time.monotonic() - t0, BOUND)  # it returned while the key flapped
+        self.assertIsNone(got["r"])
+
     def test_a_signal_handler_that_raises_ends_the_wait(self):
         v1 = self.cache.set("k", b"a")
 
@@ -143,6 +177,68 @@ class TestWait(SegmentCase):
             self.assertNotEqual(seq, await any_waiter)
 
         asyncio.run(main())
+
+    def test_cancelled_async_waits_give_their_executor_threads_back(self):
+        # asyncio.wait_for() around a wait is how asyncio code bounds it.
+        # Before, a cancelled wait's executor thread slept on until a write
+        # or the wait's own timeout (None: never): two cancelled waits held
+        # a two-thread executor, and nothing ran in it again (with the
+        # default executor, asyncio.run() never returned: it joins it).
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+        from tickcache.aio import AsyncCache
+
+        v1 = self.cache.set("k", b"a")
+        pool = ThreadPoolExecutor(max_workers=2)
+        self.addCleanup(pool.shutdown, wait=False)
+
+        async def main():
+            ac = AsyncCache(self.cache, executor=pool)
+            for key, version in (("k", v1), ("absent", 0)):
+                with self.assertRaises(asyncio.TimeoutError):
+                    await asyncio.wait_for(ac.wait(key, version), 0.05)
+            seq = await ac.wait_any()
+            with self.assertRaises(asyncio.TimeoutError):
+                await asyncio.wait_for(ac.wait_any(seq), 0.05)
+            loop = asyncio.get_running_loop()
+            return await asyncio.wait_for(loop.run_in_executor(pool, lambda: "ran"), BOUND)
+
+        self.assertEqual("ran", asyncio.run(main()))
+
+    def test_async_wait_for_a_deleted_key_returns_none_before_its_timeout(self):
+        import asyncio
+        from tickcache.aio import AsyncCache
+
+        v1 = self.cache.set("k", b"a")
+
+        async def main():
+            ac = AsyncCache(self.cache)
+            t0 = time.monotonic()
+            waiter = asyncio.ensure_future(ac.wait("k", version=v1, timeout=BOUND))
+            await asyncio.sleep(0.3)  # asleep in the executor (not required)
+            self.cache.delete("k")
+            self.assertIsNone(await waiter)
+            return time.monotonic() - t0  # the wait's timeout ends at t0 + BOUND or later
+
+        self.assertLess(asyncio.run(main()), BOUND)
+
+    def test_async_waits_refuse_the_timeouts_that_wait_refuses(self):
+        # Before, the sliced executor side never handed TIMEOUT to the
+        # library: -1 returned None (seen failing) and NaN slept for ever.
+        import asyncio
+        from tickcache.aio import AsyncCache
+
+        ac = AsyncCache(self.cache)
+        for bad in (-1, -0.5, float("nan"), True, "1", 1e300, 2**70):
+            for sync, coro in ((lambda t: self.cache.wait("k", 0, t),
+                                lambda t: ac.wait("k", 0, t)),
+                               (lambda t: self.cache.wait_any(0, t),
+                                lambda t: ac.wait_any(0, t))):
+                with self.assertRaises((TypeError, ValueError)) as want:
+                    sync(bad)
+                with self.assertRaises(type(want.exception)) as got:
+                    asyncio.run(asyncio.wait_for(coro(bad), BOUND))
+                self.assertEqual(str(want.exception), str(got.exception))
 
     def test_bad_arguments(self):
         with self.assertRaises(ValueError):

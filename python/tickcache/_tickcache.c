@@ -2364,17 +2364,38 @@ static PyObject *Cache_dto_list(CacheObject *self, PyObject *const *args, Py_ssi
  * uses C again after the wait.  A signal ends the sleep with -EINTR:
  * its Python handler runs, and unless it raised, the wait goes on with
  * what is left of the timeout (PEP 475). */
-static int wait_released(tc_cache *c, const bytearg *k, uint64_t version,
-			 uint64_t timeout_ms, tc_meta *m, uint64_t *seq)
+static uint64_t mono_ns(void)
 {
-	uint64_t t_end = 0;
 	struct timespec ts;
-	if (timeout_ms != TC_FOREVER) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		t_end = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + timeout_ms;
-	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* tc_wait's "no deadline": TC_FOREVER, or any timeout above 100 years. */
+#define WAIT_NO_END_MS (100ull * 365 * 24 * 3600 * 1000)
+
+/* The end of a wait of TIMEOUT_MS from now (CLOCK_MONOTONIC ns; 0: none). */
+static uint64_t wait_end(uint64_t timeout_ms)
+{
+	return timeout_ms > WAIT_NO_END_MS ? 0 : mono_ns() + timeout_ms * 1000000ull;
+}
+
+/* What is left until T_END, in ms rounded up: a call given it ends no
+ * earlier than T_END. */
+static uint64_t wait_left(uint64_t t_end)
+{
+	if (!t_end)
+		return TC_FOREVER;
+	uint64_t now = mono_ns();
+	return now < t_end ? (t_end - now + 999999) / 1000000 : 0;
+}
+
+static int wait_released(tc_cache *c, const bytearg *k, uint64_t version,
+			 uint64_t t_end, tc_meta *m, uint64_t *seq)
+{
 	for (;;) {
 		int rc;
+		uint64_t timeout_ms = wait_left(t_end);
 		Py_BEGIN_ALLOW_THREADS
 		rc = k ? tc_wait(c, k->p, (size_t)k->n, version, timeout_ms, m)
 		       : tc_wait_any(c, seq, timeout_ms);
@@ -2383,11 +2404,6 @@ static int wait_released(tc_cache *c, const bytearg *k, uint64_t version,
 			return rc;
 		if (PyErr_CheckSignals() < 0)
 			return -EINTR; /* the handler's exception is set */
-		if (t_end) {
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-			timeout_ms = now < t_end ? t_end - now : 0;
-		}
 	}
 }
 
@@ -2423,10 +2439,13 @@ static PyObject *Cache_wait(CacheObject *self, PyObject *const *args, Py_ssize_t
 		return NULL;
 	}
 	PyObject *res = NULL;
+	/* One deadline for the whole call: a key deleted between the wake and
+	 * the read below sends it back to sleep for what is left of it. */
+	uint64_t t_end = wait_end(timeout);
 	self->busy++;
 	for (;;) {
 		tc_meta m;
-		int rc = wait_released(c, &k, version, timeout, &m, NULL);
+		int rc = wait_released(c, &k, version, t_end, &m, NULL);
 		if (rc == -ETIMEDOUT || rc == -ENOENT) {
 			Py_INCREF(Py_None);
 			res = Py_None;
@@ -2482,7 +2501,7 @@ static PyObject *Cache_wait_any(CacheObject *self, PyObject *const *args, Py_ssi
 	if (!c)
 		return NULL;
 	self->busy++;
-	int rc = wait_released(c, NULL, 0, timeout, NULL, &seq);
+	int rc = wait_released(c, NULL, 0, wait_end(timeout), NULL, &seq);
 	busy_end(self);
 	if (rc == 0)
 		return PyLong_FromUnsignedLongLong(seq);

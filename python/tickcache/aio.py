@@ -7,16 +7,72 @@ What may wait - ``get_or_load`` on a miss, ``wait`` and ``wait_any`` when
 nothing newer is there yet, ``save``, ``load`` and ``load_ttl_policies``
 (file I/O) - runs in the loop's executor, so the event loop is never blocked; ``get_or_load`` accepts coroutine functions as
 loaders and runs them on the event loop.
+
+A wait sleeps in its executor thread in slices of ``_SLICE`` seconds and
+looks between two for its coroutine's cancellation: ``asyncio.wait_for``
+around a wait (or any cancel) gives the thread back within a slice, where
+a single long sleep held it until a write or the timeout, so that a few
+cancelled waits filled the executor and ``asyncio.run`` never returned.
+A slice's end costs no writer anything: the flag it leaves on the futex
+word is the one the next slice sleeps on.
 """
 import asyncio
 import functools
 import inspect
+import math
+import operator
+import threading
+import time
 
 from ._cached import decode_result, default_key, encode_result
 
 __all__ = ["AsyncCache", "cached"]
 
 _MISSING = object()
+
+_SLICE = 0.1  # seconds an executor thread waits before it looks for a cancel
+
+
+_TIMEOUT_MAX_MS = 2**53  # the largest timeout Cache.wait takes, in ms
+
+
+def _check_timeout(timeout):
+    """Refuse what ``Cache.wait`` refuses, with its words: a wait here never
+    hands TIMEOUT to the library whole."""
+    if timeout is None:
+        return
+    if isinstance(timeout, float):
+        if math.isnan(timeout):
+            raise ValueError("timeout is NaN")
+        if timeout < 0:
+            raise ValueError(f"timeout must not be negative, got {timeout!r}")
+        if not math.ceil(timeout * 1000.0) <= _TIMEOUT_MAX_MS:
+            raise ValueError(f"timeout of {timeout!r} seconds is too large")
+        return
+    if isinstance(timeout, bool) or not hasattr(type(timeout), "__index__"):
+        raise TypeError("timeout must be int or float seconds or None, not "
+                        f"{type(timeout).__name__}")
+    v = operator.index(timeout)
+    if v < 0:
+        raise ValueError(f"timeout must not be negative, got {timeout!r}")
+    if v > _TIMEOUT_MAX_MS // 1000:
+        raise ValueError(f"timeout of {timeout!r} seconds is too large")
+
+
+def _sliced(call, timeout, cancelled, gone=None):
+    """``call(t)`` for slices t of TIMEOUT seconds (None: no limit) until it
+    returns something other than None, the time is up, ``cancelled`` is set,
+    or ``gone()`` says a None was the key's absence, not a slice's end."""
+    end = None if timeout is None else time.monotonic() + timeout
+    while True:
+        t = _SLICE if end is None else max(0.0, min(_SLICE, end - time.monotonic()))
+        r = call(t)
+        if r is not None or cancelled.is_set():
+            return r
+        if end is not None and time.monotonic() >= end:
+            return None
+        if gone is not None and gone():
+            return None
 
 
 class AsyncCache:
@@ -117,22 +173,35 @@ class AsyncCache:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
 
+    async def _sleep_in_executor(self, call, timeout, gone=None):
+        cancelled = threading.Event()
+        try:
+            return await self._in_executor(_sliced, call, timeout, cancelled, gone)
+        finally:
+            cancelled.set()  # cancelled, or done: the thread stops at its next slice
+
     async def wait(self, key, version=0, timeout=None):
         """``Cache.wait``: at once when KEY is already newer than VERSION, else
-        the sleep runs in the executor.  A cancelled wait's executor thread
-        sleeps on until a write or its timeout: pass one."""
+        the sleep runs in the executor.  Cancelling the coroutine gives the
+        executor thread back within ``_SLICE`` seconds."""
+        _check_timeout(timeout)
         item = self.cache.wait(key, version, 0)
         if item is not None or timeout == 0:
             return item
-        return await self._in_executor(self.cache.wait, key, version, timeout)
+        c = self.cache
+        # VERSION > 0: a None is the key gone (deleted or expired) when it is absent.
+        gone = (lambda: not c.exists(key)) if version else None
+        return await self._sleep_in_executor(lambda t: c.wait(key, version, t), timeout, gone)
 
     async def wait_any(self, seq=0, timeout=None):
         """``Cache.wait_any``: at once when something changed since SEQ, else
         the sleep runs in the executor (cancelling: as ``wait``)."""
+        _check_timeout(timeout)
         new = self.cache.wait_any(seq, 0)
         if new is not None or timeout == 0:
             return new
-        return await self._in_executor(self.cache.wait_any, seq, timeout)
+        c = self.cache
+        return await self._sleep_in_executor(lambda t: c.wait_any(seq, t), timeout)
 
     async def load_ttl_policies(self, path):
         """``Cache.load_ttl_policies``, in the executor."""
