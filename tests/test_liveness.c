@@ -649,8 +649,14 @@ static void test_calls_inside_section_of_unlinked_segment_get_estale(void **stat
 	ASSERT_RC(0, tc_read_lock(c));
 	char buf[8];
 	ASSERT_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	const void *p = NULL, *before = NULL;
+	ASSERT_RC(0, tc_peek(c, "k", 1, &before, NULL));
 	ASSERT_RC(0, tc_unlink(name));
 	ASSERT_RC(-ESTALE, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(-ESTALE, tc_peek(c, "k", 1, &p, NULL));
+	assert_null(p);
+	/* What was peeked before stays valid until the outermost unlock. */
+	assert_memory_equal(before, "v1", 2);
 	ASSERT_RC(-ESTALE, tc_set(c, "k", 1, "v2", 2, 0, 0));
 	ASSERT_RC(-ESTALE, tc_del(c, "k", 1));
 	tc_read_unlock(c);
