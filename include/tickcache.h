@@ -366,7 +366,9 @@ void tc_read_unlock(tc_cache *c);
  * tc_read_unlock.  With TC_CHECKSUM the value is verified before *val is
  * set (a scribble after that, while the caller reads it, is not seen);
  * on a mismatch *val is NULL and the call returns TC_ECORRUPT.
- * Returns 0, -ENOENT, -EINVAL (also outside a section), TC_ECORRUPT.
+ * Returns 0, -ENOENT, -EINVAL (also outside a section), -ESTALE (the
+ * segment was unlinked, also since the section was entered: pointers
+ * peeked before stay valid), -EBUSY (an audit at work), TC_ECORRUPT.
  */
 int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta);
 

@@ -63,9 +63,12 @@ static __attribute__((noinline)) struct tc_entry *pop_slow(tc_cache *c, uint32_t
 			continue;
 		}
 		uint64_t nh = ((head >> 32) + 1) << 32 | next;
-		if (tc__ld(&e->cls) != cls) {
-			/* Not a block of this class: drop it from this list
-			 * (a racing pop moved the head: retry). */
+		if (tc__ld(&e->cls) != cls || tc__ld(&e->cls_check) != TC_CLS_CHECK(cls)) {
+			/* Not a block of this class, by its class byte or by
+			 * the byte's check copy (a class byte scribbled to the
+			 * class of a list whose head was scribbled to name the
+			 * block): drop it from this list (a racing pop moved
+			 * the head: retry). */
 			tc__cas(&k->head, head, nh);
 			continue;
 		}
@@ -129,7 +132,7 @@ struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls)
 		return ref ? pop_slow(c, cls) : NULL;
 	uint64_t next = tc__ld(&e->link);
 	if (TC_LIKELY(next <= c->arena_units && tc__ld(&e->state) == TC_BLK_FREE &&
-		      tc__ld(&e->cls) == cls &&
+		      tc__ld(&e->cls) == cls && tc__ld(&e->cls_check) == TC_CLS_CHECK(cls) &&
 		      ref - 1 + tc__class_size(cls) / TC_BLOCK_UNIT <= c->arena_units) &&
 	    tc__cas(&k->head, head, ((head >> 32) + 1) << 32 | next) == head) {
 		tc__add(&k->nfree, (uint64_t)-1);
@@ -208,8 +211,8 @@ struct tc_entry *tc__alloc_block(tc_cache *c, struct tc_rslot *s, uint64_t bytes
 	while ((e = tc__pop_free(c, cls)) != NULL && !take_popped(c, e))
 		;
 	if (e) {
-		/* The pop checked the class byte against the list's. */
-		tc__st(&e->cls_check, TC_CLS_CHECK(cls));
+		/* The pop checked the class byte and its copy against the
+		 * list's: both are written already. */
 		TC_CRASH_POINT(alloc_taken);
 		/* Named in our slot before anything else can go wrong. */
 		tc__st(&s->inflight, tc__ref_of(c, e));

@@ -172,6 +172,9 @@ static void free_one(struct sweep *w, uint64_t u, uint32_t cls)
 	if (!w->apply)
 		return;
 	struct tc_entry *e = (struct tc_entry *)(w->c->arena + u * TC_BLOCK_UNIT);
+	/* A pop takes only a block whose copy agrees (alloc.c): a copy
+	 * scribbled alone would keep the block off every list for good. */
+	tc__st(&e->cls_check, TC_CLS_CHECK(cls));
 	tc__st(&e->state, TC_BLK_FREE);
 	tc__st(&e->link, w->heads[cls]);
 	w->heads[cls] = u + 1;

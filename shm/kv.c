@@ -344,6 +344,21 @@ peek_in(tc_cache *c, uint64_t hash, const void *key, size_t klen, const void **v
 	return peek_in_as(c, hash, key, klen, val, meta, false);
 }
 
+/*
+ * tc_peek met a state other than READY inside its section: the segment was
+ * unlinked (or the state scribbled) since the section was entered, and a
+ * peek gets -ESTALE as every data call does (tc__enter_state); what it
+ * peeked before stays mapped until the outermost tc_read_unlock.  0 when
+ * the state no longer counts (an orphaned audit).
+ */
+static __attribute__((noinline)) int peek_refused(tc_cache *c, uint32_t st, const void **val)
+{
+	int rc = tc__enter_state(c, st);
+	if (rc)
+		*val = NULL;
+	return rc;
+}
+
 /* tc_peek of any handle: the general path. */
 static __attribute__((noinline)) int peek_general(tc_cache *c, const void *key, size_t klen,
 						  const void **val, tc_meta *meta)
@@ -353,7 +368,11 @@ static __attribute__((noinline)) int peek_general(tc_cache *c, const void *key, 
 		*val = NULL;
 		return -EINVAL;
 	}
-	int rc = peek_in(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta);
+	uint32_t st = tc__ld(&c->h->state);
+	int rc;
+	if (TC_UNLIKELY(st != TC_STATE_READY) && (rc = peek_refused(c, st, val)) != 0)
+		return rc;
+	rc = peek_in(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta);
 	count_read(s, rc);
 	return rc;
 }
@@ -375,7 +394,11 @@ peek_top(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *m
 	struct tc__tent *t = tc__tls_ent;
 	if (TC_UNLIKELY(!tc__key_is(tc__tls_key, c->tfast) || t->depth == 0))
 		return peek_general(c, key, klen, val, meta);
-	int rc = peek_in_as(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta, true);
+	uint32_t st = tc__ld(&c->h->state);
+	int rc;
+	if (TC_UNLIKELY(st != TC_STATE_READY) && (rc = peek_refused(c, st, val)) != 0)
+		return rc;
+	rc = peek_in_as(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta, true);
 	count_read(t->slot, rc);
 	return rc;
 }

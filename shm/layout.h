@@ -358,7 +358,8 @@ struct tc_entry {
 	uint8_t  kind;       /* TC_KIND_* (namespace) */
 	uint8_t  refbit;     /* mutable: LRU reference bit, set by readers when 0, cleared by the clock */
 	uint8_t  cls_check;  /* TC_CLS_CHECK(cls), written with the class by whoever cuts or
-			      * hands out the block; a block is freed only when the two agree */
+			      * lists the block afresh (carve, re-cut, tc_audit); a block is
+			      * freed, and popped, only when the two agree */
 	uint16_t builder;    /* reader slot index + 1 of the thread that allocated the block */
 	uint64_t link;       /* mutable: next block ref on a free or retire list */
 	uint64_t retire_epoch; /* mutable: epoch stamp when retired */

@@ -244,19 +244,22 @@ static bool maps_show(tc_cache *c, uint32_t pid, uint64_t base, bool *readable_o
 	FILE *f = fopen(path, "re");
 	if (!f)
 		return false;
-	bool found = false, readable = false;
+	bool found = false, readable = false, cont = false;
 	while (!found && fgets(line, sizeof(line), f)) {
 		unsigned long long lo, hi, off, ino;
 		unsigned maj, mnr;
 		readable = true;
-		if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj, &mnr,
-			   &ino) != 6)
+		/* A line longer than the buffer comes in pieces: only the
+		 * first is parsed.  The rest is a path, anybody's bytes,
+		 * which may read as a mapping of our inode. */
+		bool first = !cont;
+		cont = line[strlen(line) - 1] != '\n';
+		if (!first || sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj,
+				     &mnr, &ino) != 6)
 			continue;
 		if (ino == c->shm_ino && maj == c->shm_major && mnr == c->shm_minor &&
 		    (base == 0 || (lo == base && off == 0)))
 			found = true;
-		/* A line longer than the buffer continues on the next read;
-		 * its rest never parses as a mapping of our inode. */
 	}
 	fclose(f);
 	*readable_out = readable;

@@ -40,6 +40,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -648,8 +649,14 @@ static void test_calls_inside_section_of_unlinked_segment_get_estale(void **stat
 	ASSERT_RC(0, tc_read_lock(c));
 	char buf[8];
 	ASSERT_RC(0, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	const void *p = NULL, *before = NULL;
+	ASSERT_RC(0, tc_peek(c, "k", 1, &before, NULL));
 	ASSERT_RC(0, tc_unlink(name));
 	ASSERT_RC(-ESTALE, tc_get(c, "k", 1, buf, sizeof(buf), NULL));
+	ASSERT_RC(-ESTALE, tc_peek(c, "k", 1, &p, NULL));
+	assert_null(p);
+	/* What was peeked before stays valid until the outermost unlock. */
+	assert_memory_equal(before, "v1", 2);
 	ASSERT_RC(-ESTALE, tc_set(c, "k", 1, "v2", 2, 0, 0));
 	ASSERT_RC(-ESTALE, tc_del(c, "k", 1));
 	tc_read_unlock(c);
@@ -826,6 +833,101 @@ static void test_a_claiming_lease_of_an_unattached_process_is_taken(void **state
 	ASSERT_RC(0, tc_unlink(name));
 }
 
+/*
+ * Whether a process maps the segment is read from /proc/PID/maps a line at
+ * a time, into a 512-byte buffer: the rest of a longer line (a long path)
+ * comes back as a line of its own.  A path is anybody's bytes: one whose
+ * tail reads as a mapping of the segment's inode must not make a process
+ * that does not map the segment look as if it did (its attach record kept
+ * by tc_audit, a thread's slot left after an execve pinning every grace
+ * period).  The file's name is spaces, then such a mapping; the line's 511th
+ * byte falls among the spaces, wherever the kernel's padding puts the path.
+ */
+static void long_path_of(char *path, size_t cap, pid_t pid, const tc_cache *c, bool dir)
+{
+	char a[201], b[131], sp[201];
+	memset(a, 'a', 200);
+	a[200] = '\0';
+	memset(b, 'b', 130);
+	b[130] = '\0';
+	memset(sp, ' ', 200);
+	sp[200] = '\0';
+	if (dir)
+		snprintf(path, cap, "/tmp/tc-maps-%d/%s/%s", (int)pid, a, b);
+	else
+		snprintf(path, cap, "/tmp/tc-maps-%d/%s/%s/%s0-1000 rw-s 00000000 %02x:%02x %llu",
+			 (int)pid, a, b, sp, c->shm_major, c->shm_minor,
+			 (unsigned long long)c->shm_ino);
+}
+
+static void test_a_long_maps_line_never_reads_as_a_mapping_of_the_segment(void **state)
+{
+	(void)state;
+	int go[2], ready[2];
+	assert_int_equal(0, pipe(go));
+	assert_int_equal(0, pipe(ready));
+	/* Forked before the segment exists: it never maps it. */
+	pid_t pid = fork_child();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		tc_cache geo;
+		char path[1024], top[64];
+		if (read(go[0], &geo, sizeof(geo)) != (ssize_t)sizeof(geo))
+			_exit(1);
+		snprintf(top, sizeof(top), "/tmp/tc-maps-%d", (int)getpid());
+		long_path_of(path, sizeof(path), getpid(), &geo, true);
+		char *slash = path + strlen(top);
+		if (mkdir(top, 0700) != 0)
+			_exit(2);
+		slash = strchr(slash + 1, '/');
+		*slash = '\0';
+		if (mkdir(path, 0700) != 0)
+			_exit(3);
+		*slash = '/';
+		if (mkdir(path, 0700) != 0)
+			_exit(4);
+		long_path_of(path, sizeof(path), getpid(), &geo, false);
+		int fd = open(path, O_RDWR | O_CREAT, 0600);
+		if (fd < 0 || ftruncate(fd, 4096) != 0 ||
+		    mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED)
+			_exit(5);
+		char r = 'r';
+		if (write(ready[1], &r, 1) != 1)
+			_exit(6);
+		for (;;)
+			pause();
+	}
+	const char *name = new_name("liveness-longpath");
+	tc_cache *c = wb_create(name, 256, 256 << 10, 16, TC_EVICT_NONE);
+	assert_int_equal((ssize_t)sizeof(*c), write(go[1], c, sizeof(*c)));
+	char r = 0;
+	ssize_t n = read(ready[0], &r, 1);
+	bool shown = tc__maps_segment_shown(c, (uint32_t)pid);
+	bool maps = tc__maps_segment(c, (uint32_t)pid, 0);
+	kill(pid, SIGKILL);
+	int st;
+	reap(pid, &st);
+	char path[1024], top[64];
+	long_path_of(path, sizeof(path), pid, c, false);
+	unlink(path);
+	for (int i = 0; i < 2; i++) {
+		long_path_of(path, sizeof(path), pid, c, true);
+		if (i == 0) {
+			rmdir(path);
+		} else {
+			*strrchr(path, '/') = '\0';
+			rmdir(path);
+		}
+	}
+	snprintf(top, sizeof(top), "/tmp/tc-maps-%d", (int)pid);
+	rmdir(top);
+	assert_int_equal(1, n);
+	assert_false(shown);
+	assert_false(maps);
+	tc_close(c);
+	ASSERT_RC(0, tc_unlink(name));
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "--nomb-reclaimer") == 0)
@@ -853,6 +955,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_scribbled_heartbeats_are_old_not_overflows, teardown),
 		cmocka_unit_test_teardown(test_a_pid_past_pid_max_is_dead, teardown),
 		cmocka_unit_test_teardown(test_a_claiming_lease_of_an_unattached_process_is_taken,
+					  teardown),
+		cmocka_unit_test_teardown(test_a_long_maps_line_never_reads_as_a_mapping_of_the_segment,
 					  teardown),
 	};
 	return fx_run(tests);

@@ -6,7 +6,9 @@
  *
  * - A free-list head scribbled to name a free block of a smaller class is
  *   never handed out: the write goes elsewhere, the neighbour is intact,
- *   tc_audit succeeds.
+ *   tc_audit succeeds.  Nor is a free block whose class byte and the head
+ *   of that class's list were both scribbled (the byte's check copy still
+ *   says its real class): the coalescer never re-cuts over its neighbour.
  * - A live block's class byte scribbled larger (to cover its neighbour):
  *   the block is leaked when freed, never listed at that size, and
  *   tc_audit takes the class of its check copy (cls_check) back.
@@ -198,6 +200,101 @@ static void test_scribbled_class_byte_never_recuts_a_live_neighbour(void **state
 		tc_close(c);
 		tc_unlink(name);
 	}
+}
+
+/*
+ * The same with two scribbles: block 20's class byte to 320 bytes (its size
+ * ends exactly on block 22's header) and the 320-byte list's head to name
+ * block 20, whose class byte is then its list's.  Before a pop also checked
+ * the byte's check copy (cls_check, which still says 160), the drain of the
+ * first window popped block 20 from that list and the re-cut wrote block
+ * headers over key 21 (-ENOENT).  Now the pop drops block 20 from the list
+ * without taking it, and no later write, of any class, takes it either.
+ */
+static void test_scribbled_class_byte_and_list_head_never_recut_a_live_neighbour(void **state)
+{
+	(void)state;
+	char name[64], k[16];
+	uint32_t c320 = tc__class_of(320);
+	tc_cache *c = wb_create(fx_name(name), 16384, 1u << 20, 8, TC_EVICT_NONE);
+	unsigned n = 0;
+	for (;; n++) {
+		int rc = set_val(c, n, V160);
+		if (rc == -ENOSPC)
+			break;
+		ASSERT_RC(0, rc);
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (!kept(i))
+			ASSERT_RC(0, tc_del(c, k, key_of(k, sizeof(k), i)));
+	ASSERT_RC(0, tc_reclaim(c, NULL));
+	struct tc_entry *f = (struct tc_entry *)(c->arena + 20 * 160);
+	assert_int_equal(f->state, TC_BLK_FREE);
+	assert_int_equal(f->cls, C160);
+	assert_int_equal(tc__ld(&c->h->cls[c320].nfree), 0);
+	f->cls = (uint8_t)c320;
+	uint64_t h = tc__ld(&c->h->cls[c320].head);
+	tc__st(&c->h->cls[c320].head, ((h >> 32) + 1) << 32 | (20 * 10 + 1));
+	tc__st(&c->h->df_hand, 0);
+	for (unsigned b = 0; b < 4; b++)
+		ASSERT_RC(0, set_val(c, 100000 + b, BIG));
+	expect_val(c, 21, V160);
+	/* Writes of every class up to 4 KiB, until each gets -ENOSPC. */
+	unsigned m = 200000;
+	for (uint32_t k2 = tc__class_of(TC_ENTRY_HDR + 16); tc__class_size(k2) <= 4096; k2++)
+		while (set_val(c, m, tc__class_size(k2) - TC_ENTRY_HDR - 8) == 0)
+			m++;
+	for (unsigned i = 0; i < n; i++)
+		if (kept(i))
+			expect_val(c, i, V160);
+	for (unsigned b = 0; b < 4; b++)
+		expect_val(c, 100000 + b, BIG);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
+ * A free block's check copy scribbled alone: the pop that meets it drops
+ * the block from its list (its class byte and copy disagree), so the write
+ * goes elsewhere.  tc_audit lists the block again with its copy rewritten
+ * from the class byte (every byte of a gap is free: the header's class is
+ * as good a cut as any); before it did, the block went back on its list
+ * with the bad copy and every later pop dropped it again: a block lost for
+ * good, audit after audit.
+ */
+static void test_audit_repairs_a_free_blocks_check_copy(void **state)
+{
+	(void)state;
+	char name[64], k[16];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8, TC_EVICT_NONE);
+	for (unsigned i = 0; i < 40; i++)
+		ASSERT_RC(0, set_val(c, i, V160));
+	ASSERT_RC(0, tc_del(c, k, key_of(k, sizeof(k), 10)));
+	ASSERT_RC(0, tc_reclaim(c, NULL));
+	struct tc_entry *f = (struct tc_entry *)(c->arena + 10 * 160);
+	uint64_t ref = 10 * 10 + 1;
+	assert_int_equal(f->state, TC_BLK_FREE);
+	assert_int_equal(tc__ld(&c->h->cls[C160].head) & 0xffffffffu, ref);
+	f->cls_check = (uint8_t)~TC_CLS_CHECK(C160);
+	ASSERT_RC(0, set_val(c, 100, V160));
+	assert_int_equal(f->state, TC_BLK_FREE); /* dropped, not taken */
+	assert_int_equal(tc__ld(&c->h->cls[C160].head) & 0xffffffffu, 0);
+	tc_audit_report rep;
+	ASSERT_RC(0, tc_audit(c, &rep));
+	assert_int_equal(rep.live_after, 40);
+	assert_int_equal(f->cls_check, TC_CLS_CHECK(C160));
+	assert_int_equal(tc__ld(&c->h->cls[C160].head) & 0xffffffffu, ref);
+	/* The next 160-byte write takes it. */
+	ASSERT_RC(0, set_val(c, 101, V160));
+	assert_int_equal(f->state, TC_BLK_LIVE);
+	assert_memory_equal(tc__ekey(f), "k101", 4);
+	for (unsigned i = 0; i < 40; i++)
+		if (i != 10)
+			expect_val(c, i, V160);
+	expect_val(c, 100, V160);
+	expect_val(c, 101, V160);
+	tc_close(c);
+	tc_unlink(name);
 }
 
 /*
@@ -1027,6 +1124,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_scribbled_head_of_a_smaller_class_is_never_handed_out),
 		FX_TEST(test_scribbled_class_byte_never_recuts_a_live_neighbour),
+		FX_TEST(test_scribbled_class_byte_and_list_head_never_recut_a_live_neighbour),
+		FX_TEST(test_audit_repairs_a_free_blocks_check_copy),
 		FX_TEST(test_live_class_byte_scribbled_larger_never_overwrites_a_neighbour),
 		FX_TEST(test_audit_repairs_a_live_class_byte_from_its_check_copy),
 		FX_TEST(test_audit_repairs_a_live_class_byte_scribbled_smaller),
