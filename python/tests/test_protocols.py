@@ -200,6 +200,59 @@ class TestStrategyCache(SegmentCase):
             sc.get_dtos("bars", FrozenAnchorish)
 
 
+@dataclasses.dataclass(frozen=True)
+class Book:
+    levels: typing.Dict[int, float]
+    last: typing.Tuple[int, dt.datetime, Decimal]
+    by_side: typing.Dict[Side, typing.List[Decimal]] = dataclasses.field(default_factory=dict)
+    spread: typing.Tuple[float, ...] = ()
+
+
+@dataclasses.dataclass
+class Derived:
+    a: int
+    b: int = dataclasses.field(init=False)
+    note: str = dataclasses.field(init=False, default="")
+
+    def __post_init__(self):
+        self.b = self.a * 2
+
+
+class TestDTOFields(SegmentCase):
+    """A dataclass DTO read back equals the one stored, field for field."""
+
+    def setUp(self):
+        super().setUp()
+        self.sc = strategy.StrategyCache(self.cache)
+        self.sc.start_run(0)
+
+    def roundtrip(self, dto):
+        self.sc.set_dto("k", dto)
+        (got,) = self.sc.get_dtos("k", type(dto))
+        self.cache.purge("*")
+        self.sc.clear()
+        self.sc.start_run(0)
+        return got
+
+    def test_dict_keys_and_tuple_items_are_restored_from_the_annotations(self):
+        b = Book({1: 101.5, 2: 101.25},
+                 (7, dt.datetime(2024, 1, 1, 9, 30, tzinfo=UTC), Decimal("101.50")),
+                 {Side.BUY: [Decimal("1.5")]}, (0.25, 1))
+        got = self.roundtrip(b)
+        self.assertEqual(got, b)
+        self.assertEqual(list(got.levels), [1, 2])
+        self.assertIsInstance(got.last[1], dt.datetime)
+        self.assertIsInstance(got.last[2], Decimal)
+        self.assertIs(list(got.by_side)[0], Side.BUY)
+        self.assertEqual([type(x) for x in got.spread], [float, float])
+
+    def test_fields_without_init_are_restored(self):
+        d = Derived(3)
+        d.note = "set after init"
+        got = self.roundtrip(d)
+        self.assertEqual((got.a, got.b, got.note), (3, 6, "set after init"))
+
+
 class TestDTORegistry(unittest.TestCase):
     def test_default_ids_are_stable_across_interpreters(self):
         code = ("import dataclasses\nfrom tickcache import type_id_of\n"

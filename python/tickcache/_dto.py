@@ -123,7 +123,7 @@ def _jsonable(v):
     if isinstance(v, (decimal.Decimal, uuid.UUID)):
         return str(v)
     if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {_json_key(k): _jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple, set, frozenset)):
         return [_jsonable(x) for x in v]
     return v
@@ -138,15 +138,22 @@ def _convert(tp, v):
     if origin is typing.Union or (origin is not None and str(origin) == "types.UnionType"):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return _convert(args[0], v) if len(args) == 1 else v
-    if origin in (list, tuple, set, frozenset):
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            args = (args[0],) * len(v)
+        if len(args) != len(v):  # bare tuple, or not the annotated length
+            args = (typing.Any,) * len(v)
+        return tuple(_convert(a, x) for a, x in zip(args, v))
+    if origin in (list, set, frozenset):
         args = typing.get_args(tp)
         inner = args[0] if args else typing.Any
         items = [_convert(inner, x) for x in v]
         return origin(items) if origin is not list else items
     if origin is dict:
         args = typing.get_args(tp)
-        inner = args[1] if len(args) == 2 else typing.Any
-        return {k: _convert(inner, x) for k, x in v.items()}
+        kt, inner = args if len(args) == 2 else (typing.Any, typing.Any)
+        return {_from_json_key(kt, k): _convert(inner, x) for k, x in v.items()}
     if not isinstance(tp, type):
         return v
     if dataclasses.is_dataclass(tp):
@@ -168,13 +175,42 @@ def _convert(tp, v):
     return v
 
 
+def _json_key(k):
+    """A dict key as JSON can hold it: a string.  A key that is not one is
+    written as its JSON text (1 -> "1", an enum member as its value's), so
+    that _from_json_key can restore it from the annotation."""
+    k = _jsonable(k)
+    return k if isinstance(k, str) else dumps(k).decode()
+
+
+def _from_json_key(tp, k):
+    """The dict key ``k`` (a str) as the annotated key type ``tp``."""
+    if tp is typing.Any or tp is str or not isinstance(tp, type):
+        return k
+    if issubclass(tp, enum.Enum):
+        try:
+            return tp(k)
+        except ValueError:
+            return tp(loads(k.encode()))
+    if issubclass(tp, (bool, int, float)):
+        return tp(loads(k.encode()))
+    return _convert(tp, k)
+
+
 def _from_fields(cls, obj):
+    """An instance of the dataclass ``cls`` from the object of its fields: the
+    fields ``__init__`` takes are passed to it, the others (``init=False``)
+    are set after it, to the values stored (frozen classes included)."""
     hints = typing.get_type_hints(cls)
-    kw = {}
+    kw, later = {}, {}
     for f in dataclasses.fields(cls):
         if f.name in obj:
-            kw[f.name] = _convert(hints.get(f.name, typing.Any), obj[f.name])
-    return cls(**kw)
+            v = _convert(hints.get(f.name, typing.Any), obj[f.name])
+            (kw if f.init else later)[f.name] = v
+    dto = cls(**kw)
+    for name, v in later.items():
+        object.__setattr__(dto, name, v)
+    return dto
 
 
 def encode(dto):
