@@ -5,6 +5,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import enum
+import textwrap
 import threading
 import typing
 import unittest
@@ -246,11 +247,79 @@ class TestDTOFields(SegmentCase):
         self.assertIs(list(got.by_side)[0], Side.BUY)
         self.assertEqual([type(x) for x in got.spread], [float, float])
 
+    def test_a_class_defined_again_takes_over_its_name(self):
+        # A class statement run again (a factory, importlib.reload, a test run
+        # twice) makes a new class of the same module.qualname, with the same
+        # default id: using it must not raise, nor reading by its base.
+        def define():
+            @dataclasses.dataclass
+            class Tick(Regime):
+                px: float = 0.0
+            return Tick
+        one, two = define(), define()
+        self.sc.set_dto("k", one("a", 1.0))
+        self.sc.set_dto("k", two("b", 2.0))
+        self.assertEqual(tickcache.type_id_of(one), tickcache.type_id_of(two))
+        self.assertEqual(self.sc.get_dtos("k", two), [two("a", 1.0), two("b", 2.0)])
+        self.assertEqual(self.sc.get_dtos("k", Regime), [two("a", 1.0), two("b", 2.0)])
+        self.assertIs(tickcache.register_dto(two, tickcache.type_id_of(one)), two)
+        # A class of another name still cannot take the id.
+        @dataclasses.dataclass
+        class Other:
+            px: float
+        with self.assertRaisesRegex(ValueError, "is registered to .*define.<locals>.Tick"):
+            tickcache.register_dto(Other, tickcache.type_id_of(one))
+
     def test_fields_without_init_are_restored(self):
         d = Derived(3)
         d.note = "set after init"
         got = self.roundtrip(d)
         self.assertEqual((got.a, got.b, got.note), (3, 6, "set after init"))
+
+
+_NO_ORJSON = "import sys\nsys.modules['orjson'] = None\n"  # a child without orjson
+
+
+class TestJSON(SegmentCase):
+    """set_json, get_json, cached results and dataclass DTOs read back what was
+    written, whether the writer or the reader has orjson or not."""
+
+    BIG = {"n": 2 ** 70, "m": -(2 ** 64) - 1, "f": 0.1, "ids": [12345678901234567890123]}
+
+    def test_no_value_is_changed_on_the_way(self):
+        c = self.cache
+        for bad in (float("nan"), float("inf"), -float("inf")):
+            with self.assertRaisesRegex(ValueError, "not JSON compliant"):
+                c.set_json("x", {"close": [1.0, bad]})
+        self.assertIsNone(c.get("x"))
+        c.set_json("big", self.BIG)
+        self.assertEqual(c.get_json("big"), self.BIG)
+        self.assertIsInstance(c.get_json("big")["n"], int)
+
+        @tickcache.cached(c)
+        def indicator():
+            return {"rsi": float("nan")}
+        with self.assertRaisesRegex(ValueError, "not JSON compliant"):
+            indicator()
+        self.assertIsNone(c.get(indicator.cache_key()))
+
+    def test_interpreters_with_and_without_orjson_read_each_other(self):
+        code = _NO_ORJSON + textwrap.dedent("""
+            import json, tickcache
+            c = tickcache.Cache(sys.argv[1])
+            if sys.argv[2] == "write":
+                c.set_json("from-std", json.loads(sys.argv[3]))
+            else:
+                print(json.dumps(c.get_json("from-orjson-maybe")))
+        """)
+        import json
+        rc, out, err = run_python(code, self.name, "write", json.dumps(self.BIG))
+        self.assertEqual((rc, err), (0, ""))
+        self.assertEqual(self.cache.get_json("from-std"), self.BIG)
+        self.cache.set_json("from-orjson-maybe", self.BIG)
+        rc, out, err = run_python(code, self.name, "read")
+        self.assertEqual((rc, err), (0, ""))
+        self.assertEqual(json.loads(out), self.BIG)
 
 
 class TestDTORegistry(unittest.TestCase):

@@ -42,9 +42,13 @@ def is_dto_class(cls):
     return dataclasses.is_dataclass(cls)
 
 
+def _name(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def default_type_id(cls):
     """The stable default type id of ``cls``: from ``module.qualname``."""
-    name = f"{cls.__module__}.{cls.__qualname__}".encode()
+    name = _name(cls).encode()
     tid = int.from_bytes(hashlib.blake2b(name, digest_size=4).digest(), "little")
     while tid in _RESERVED:
         tid = (tid + 1) & 0xFFFFFFFF
@@ -56,8 +60,10 @@ def register_dto(cls, type_id=None):
     ``TYPE_COUNTER``; default: ``default_type_id(cls)``) and return ``cls``, so
     that it also works as a class decorator.  Registering a class again with
     the same id does nothing; another id, or an id taken by another class,
-    raises ``ValueError``.  Unregistered classes are registered on first use
-    with their default id."""
+    raises ``ValueError``, except that a class defined again (the same
+    ``module.qualname``: a class statement run again, a module reloaded)
+    takes over the id of the class it replaces; both keep it.  Unregistered
+    classes are registered on first use with their default id."""
     if not is_dto_class(cls):
         raise TypeError(f"{cls!r} is not a pydantic model or a dataclass")
     if type_id is None:
@@ -70,7 +76,7 @@ def register_dto(cls, type_id=None):
     if old is not None and old != type_id:
         raise ValueError(f"{cls.__qualname__} is registered with type id {old:#x}")
     other = _class_of.get(type_id)
-    if other is not None and other is not cls:
+    if other is not None and other is not cls and _name(other) != _name(cls):
         raise ValueError(f"type id {type_id:#x} is registered to {other.__qualname__}")
     _id_of[cls] = type_id
     _class_of[type_id] = cls
@@ -97,7 +103,8 @@ def _subclasses(cls):
 
 
 def classes_by_id(want):
-    """{type id: class} of ``want`` and its subclasses (those imported here)."""
+    """{type id: class} of ``want`` and its subclasses (those imported here);
+    of classes defined again, the last defined."""
     return {type_id_of(cls): cls for cls in _subclasses(want) if is_dto_class(cls)}
 
 
