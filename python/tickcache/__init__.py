@@ -106,7 +106,8 @@ class Cache(_tickcache.Cache):
 
     def set_json(self, key, obj, ttl=None):
         """Store ``obj`` as JSON (orjson when importable, else json) with type
-        ``TYPE_JSON``; returns the new version as ``set`` does."""
+        ``TYPE_JSON``; returns the new version as ``set`` does.  NaN and the
+        infinities, which JSON cannot hold, are a ``ValueError``."""
         return self.set(key, _dumps(obj), ttl, TYPE_JSON)
 
     def get_json(self, key, default=None):
