@@ -5,6 +5,8 @@ import asyncio
 import dataclasses
 import datetime as dt
 import enum
+import subprocess
+import sys
 import textwrap
 import threading
 import typing
@@ -14,7 +16,7 @@ from decimal import Decimal
 import tickcache
 from tickcache import aio, dedupe, strategy
 from tickcache._dto import default_type_id
-from support import SegmentCase, run_python
+from support import SegmentCase, python_env, run_python
 
 try:
     import pydantic
@@ -462,6 +464,61 @@ class TestCached(SegmentCase):
             @tickcache.cached(self.cache)
             async def coro():
                 return 1
+
+    def test_arguments_of_other_types_never_share_a_value(self):
+        class Level(enum.IntEnum):
+            HIGH = 1
+
+        class Venue(str, enum.Enum):
+            XNAS = "XNAS"
+
+        class Ticker(str):
+            def __repr__(self):
+                return f"Ticker({str(self)!r})"
+
+        @dataclasses.dataclass
+        class Req:
+            sym: str
+        other = dataclasses.make_dataclass("Req", [("sym", str)])
+        other.__qualname__ = Req.__qualname__
+        other.__module__ = "elsewhere"
+
+        @tickcache.cached(self.cache)
+        def show(x):
+            return repr(x)
+        pairs = [(1, Level.HIGH), ("XNAS", Venue.XNAS), ("AAPL", Ticker("AAPL")),
+                 (Req("A"), other("A")), ({"XNAS": 1}, {Venue.XNAS: 1})]
+        for a, b in pairs:
+            self.assertEqual(show(a), repr(a))
+            self.assertEqual(show(b), repr(b))
+            self.assertNotEqual(show.cache_key(a), show.cache_key(b))
+
+    def test_default_keys_are_the_same_in_every_interpreter(self):
+        code = textwrap.dedent("""
+            import datetime as dt, enum, sys
+            sys.path.insert(0, sys.argv[1])
+            import test_protocols as tp
+            from tickcache._cached import default_key
+            class Level(enum.IntEnum):
+                HIGH = 1
+            Level.__qualname__ = "Level"
+            args = ({"b": 1, "a": [1, 2]}, {3: "x", "__y__": 2}, {"s", "t", "u", "v"},
+                    frozenset({1.5, 2}), (1, None), b"\\x00\\xff", dt.date(2024, 1, 2),
+                    dt.datetime(2024, 1, 2, 3, tzinfo=dt.timezone.utc), Level.HIGH,
+                    tp.Regime("trend"), "\\u00e9" * 300)
+            print(default_key("m.f", args, {"z": 1, "a": tp.Side.BUY}))
+        """)
+        import os
+        here = os.path.dirname(os.path.abspath(__file__))
+        outs = []
+        for seed in ("1", "2"):
+            env = dict(python_env(), PYTHONHASHSEED=seed)
+            p = subprocess.run([sys.executable, "-c", code, here], capture_output=True,
+                               text=True, env=env, timeout=60)
+            self.assertEqual((p.returncode, p.stderr), (0, ""))
+            outs.append(p.stdout)
+        self.assertEqual(outs[0], outs[1])
+        self.assertRegex(outs[0], r"^cached:m.f:#[0-9a-f]{32}\n$")
 
     def test_single_flight_between_threads(self):
         started, release = threading.Event(), threading.Event()

@@ -2,6 +2,7 @@
 """The ``cached`` read-through decorator (needs.md section 3)."""
 import dataclasses
 import datetime as _dt
+import enum
 import functools
 import hashlib
 import inspect
@@ -12,6 +13,7 @@ from . import _dto
 
 _BYTES = b"\x00"  # JSON text never starts with a NUL byte
 _PREFIX = "cached:"
+_PLAIN = ((str, str.__str__), (int, int.__int__), (float, float.__float__))  # a subclass's value
 
 
 def _tagged(v):
@@ -19,15 +21,22 @@ def _tagged(v):
     that no other argument has: JSON writes a tuple as a list, a dict's int
     keys as strings, a set or a datetime as a list or a string would be; those
     are tagged (``{"__tuple__": [...]}``, ...), and so is a dict whose own keys
-    could be mistaken for a tag."""
-    if v is None or isinstance(v, (str, bool, int, float)):
+    could be mistaken for a tag.  An enum member, a str, int or float of a
+    subclass and a DTO are tagged with their class's ``module.qualname``:
+    ``f(Level.HIGH)`` is not ``f(1)``, whatever the function makes of it."""
+    if v is None or type(v) in (str, bool, int, float):
         return v
+    if isinstance(v, enum.Enum):
+        return {"__enum__": [_name(type(v)), _tagged(v.value)]}
+    for base, plain in _PLAIN:
+        if isinstance(v, base):
+            return {"__type__": [_name(type(v)), plain(v)]}
     if isinstance(v, list):
         return [_tagged(x) for x in v]
     if isinstance(v, tuple):
         return {"__tuple__": [_tagged(x) for x in v]}
     if isinstance(v, dict):
-        if all(isinstance(k, str) and not (k.startswith("__") and k.endswith("__"))
+        if all(type(k) is str and not (k.startswith("__") and k.endswith("__"))
                for k in v):
             return {k: _tagged(x) for k, x in v.items()}
         items = [[_tagged(k), _tagged(x)] for k, x in v.items()]
@@ -41,9 +50,13 @@ def _tagged(v):
         return {"__set__": sorted((_tagged(x) for x in v), key=_sort_key)}
     if dataclasses.is_dataclass(v) and not isinstance(v, type) or \
             _dto.is_dto_class(type(v)):
-        return {"__dto__": [type(v).__qualname__, loads(_dto.encode(v))]}
+        return {"__dto__": [_name(type(v)), loads(_dto.encode(v))]}
     raise TypeError(f"cannot derive a cache key from an argument of type "
                     f"{type(v).__name__}; pass key= to cached()")
+
+
+def _name(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _sort_key(x):
@@ -60,7 +73,7 @@ def default_key(qualname, args, kwargs):
     key = f"{_PREFIX}{qualname}:{body}"
     if len(key.encode()) <= 512:
         return key
-    digest = hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
+    digest = hashlib.blake2b(f"{qualname}:{body}".encode(), digest_size=16).hexdigest()
     return f"{_PREFIX}{qualname[:400]}:#{digest}"
 
 
