@@ -95,6 +95,16 @@ class TestStrategyCache(SegmentCase):
         with self.assertRaisesRegex(TypeError, "timestamp must be a datetime or epoch seconds"):
             sc.start_run("2024-01-01")
 
+    def test_a_float_timestamp_is_anchored_as_datetime_fromtimestamp(self):
+        sc = self.sc
+        for t in (1626872848.82248, 1752754923.795323, 1651013805.147884, 1_700_000_000.5,
+                  -1.25):
+            sc.start_run(t)
+            self.assertEqual(sc.get_run_anchor().timestamp, dt.datetime.fromtimestamp(t, UTC))
+            sc.clear()
+        with self.assertRaisesRegex(ValueError, "timestamp nan is out of range"):
+            sc.start_run(float("nan"))
+
     def test_second_start_raises_value_error(self):
         self.sc.start_run(dt.datetime(2024, 1, 1))
         with self.assertRaises(ValueError) as cm:
@@ -379,6 +389,17 @@ class TestDedupe(SegmentCase):
             cc.should_process(5, "1h", t)
         with self.assertRaisesRegex(TypeError, "time must be a datetime or epoch seconds"):
             cc.should_process("X", "1h", "2024")
+
+    def test_a_float_time_is_the_candle_of_its_datetime(self):
+        cc = dedupe.CandleCache(self.cache)
+        sp = dedupe.SignalPublishCache(self.cache)
+        for t in (1677947146.1337, 1782529388.8879, 1719577213.0389, 1714568400.123):
+            d = dt.datetime.fromtimestamp(t, UTC)
+            self.assertEqual(cc.key("EURUSD", "1m", t), cc.key("EURUSD", "1m", d))
+            self.assertEqual(sp.key("EURUSD", t), sp.key("EURUSD", d))
+            self.assertIs(cc.should_process("EURUSD", "1m", t), True)
+            self.assertIs(cc.should_process("EURUSD", "1m", d), False)
+        self.assertEqual(cc.key("X", "1m", 1714568400.123), "candle:X:1m:1714568400123")
 
     def test_signal_publish(self):
         sp = dedupe.SignalPublishCache(self.cache)

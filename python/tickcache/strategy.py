@@ -40,12 +40,19 @@ class RunAnchor:
 
 
 def _ts_ns(ts):
+    if isinstance(ts, float):
+        # As datetime.fromtimestamp rounds it (to the microsecond): a float has
+        # no more digits at today's epoch, and the anchor is a datetime.
+        try:
+            ts = _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"timestamp {ts!r} is out of range") from None
     if isinstance(ts, _dt.datetime):
         if ts.tzinfo is None:
             ts = ts.replace(tzinfo=_dt.timezone.utc)
         return (ts - _EPOCH) // _dt.timedelta(microseconds=1) * 1000
-    if isinstance(ts, (int, float)) and not isinstance(ts, bool):
-        return int(round(ts * 1e9)) if isinstance(ts, float) else ts * 1_000_000_000
+    if isinstance(ts, int) and not isinstance(ts, bool):
+        return ts * 1_000_000_000
     raise TypeError(f"timestamp must be a datetime or epoch seconds, not {type(ts).__name__}")
 
 
@@ -62,7 +69,8 @@ class StrategyCache:
 
     def start_run(self, timestamp, run_id=0):
         """Begin a run anchored at ``timestamp`` (a datetime, naive meaning UTC,
-        or epoch seconds) with the application's ``run_id``.  A second start
+        or epoch seconds; a float is taken as ``datetime.fromtimestamp`` takes
+        it, to the microsecond) with the application's ``run_id``.  A second start
         while a run is active raises ``ValueError``: call ``clear()`` first."""
         ts = _ts_ns(timestamp)
         try:
