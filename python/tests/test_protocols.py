@@ -625,6 +625,130 @@ class TestAsync(SegmentCase):
             self.assertEqual(await a.get_or_load("sync", lambda: b"s"), b"s")
         asyncio.run(main())
 
+    def run_child(self, body):
+        """Run the asyncio program BODY in a child interpreter on this segment
+        (a hang there must not hang the suite); its stdout lines."""
+        code = "import asyncio, sys, threading, time, tickcache\n" \
+               "from concurrent.futures import ThreadPoolExecutor\n" \
+               "from tickcache.aio import AsyncCache\n" \
+               "c = tickcache.Cache(sys.argv[1])\n" + textwrap.dedent(body)
+        try:
+            rc, out, err = run_python(code, self.name, timeout=40)
+        except subprocess.TimeoutExpired:
+            self.fail("the child hung (killed after 40 s)")
+        self.assertEqual((rc, err), (0, ""))
+        return out.split()
+
+    def test_a_cancelled_wait_leaves_no_thread_behind(self):
+        out = self.run_child("""
+            async def main():
+                ac = AsyncCache(c)
+                seq = c.wait_any()
+                waits = [asyncio.ensure_future(ac.wait("never")),
+                         asyncio.ensure_future(ac.wait("never", version=0, timeout=3600)),
+                         asyncio.ensure_future(ac.wait_any(seq))]
+                await asyncio.sleep(0.3)
+                for w in waits:
+                    w.cancel()
+                await asyncio.gather(*waits, return_exceptions=True)
+                print(all(w.cancelled() for w in waits))
+            t0 = time.monotonic()
+            asyncio.run(main())  # waits for the loop's executor threads
+            print(time.monotonic() - t0 < 5, threading.active_count())
+        """)
+        self.assertEqual(out, ["True", "True", "1"])
+
+    def test_coroutine_loaders_may_use_the_loops_executor(self):
+        # asyncio.to_thread, getaddrinfo (aiohttp, open_connection) and nested
+        # get_or_load calls need the loop's executor while get_or_load waits
+        # for the loader: as many misses as it has workers must not hang.
+        out = self.run_child("""
+            async def main():
+                loop = asyncio.get_running_loop()
+                loop.set_default_executor(ThreadPoolExecutor(max_workers=2))
+                ac = AsyncCache(c)
+                async def inner(i):
+                    return await asyncio.to_thread(lambda: b"i%d" % i)
+                async def outer(i):
+                    v = await ac.get_or_load("inner%d" % i, lambda: inner(i), ttl=10)
+                    return v + await asyncio.to_thread(lambda: b"+o")
+                vals = await asyncio.wait_for(asyncio.gather(
+                    *(ac.get_or_load("outer%d" % i, lambda i=i: outer(i), ttl=10)
+                      for i in range(4))), 10)
+                print(*(v.decode() for v in vals))
+            asyncio.run(main())
+        """)
+        self.assertEqual(out, ["i0+o", "i1+o", "i2+o", "i3+o"])
+
+    def test_get_or_load_cancelled_or_waiting_for_another_loader(self):
+        out = self.run_child("""
+            async def main():
+                ac = AsyncCache(c)
+                ticks = []
+                async def ticker():
+                    while True:
+                        ticks.append(1)
+                        await asyncio.sleep(0.01)
+                t = asyncio.ensure_future(ticker())
+                # Another thread holds the lease: the loop keeps running while
+                # this call waits for its value.
+                started = threading.Event()
+                def slow():
+                    started.set()
+                    time.sleep(0.5)
+                    return b"from-thread"
+                th = threading.Thread(target=lambda: c.get_or_load("k", slow, wait=10))
+                th.start()
+                started.wait(10)
+                n = len(ticks)
+                v = await ac.get_or_load("k", lambda: b"not-run", wait=10)
+                print(v.decode(), len(ticks) - n >= 10)
+                th.join()
+                # A task cancelled while its coroutine loader runs: the load
+                # still ends (nothing is left held) and its value is kept.
+                gate = asyncio.Event()
+                async def loader():
+                    await gate.wait()
+                    return b"loaded"
+                w = asyncio.ensure_future(ac.get_or_load("c", loader, ttl=10))
+                await asyncio.sleep(0.2)
+                w.cancel()
+                gate.set()
+                await asyncio.gather(w, return_exceptions=True)
+                print(w.cancelled(), (await ac.get_or_load("c", lambda: b"again")).decode())
+                err = KeyError("the loader's own")
+                async def bad():
+                    raise err
+                try:
+                    await ac.get_or_load("bad", bad)
+                except KeyError as e:
+                    print(e is err, c.get("bad"))
+                t.cancel()
+            t0 = time.monotonic()
+            asyncio.run(main())
+            print(time.monotonic() - t0 < 10)
+        """)
+        self.assertEqual(out, ["from-thread", "True", "True", "loaded", "True", "None", "True"])
+
+    def test_a_loader_raising_stop_iteration_does_not_hang_its_caller(self):
+        # A Future refuses StopIteration (as a coroutine's is made a
+        # RuntimeError): the caller gets a RuntimeError caused by it.
+        out = self.run_child("""
+            async def main():
+                ac = AsyncCache(c)
+                def sync():
+                    raise StopIteration
+                async def coro():
+                    raise StopIteration
+                for loader in (sync, coro):
+                    try:
+                        await asyncio.wait_for(ac.get_or_load("k", loader), 10)
+                    except RuntimeError as e:
+                        print(type(e.__cause__).__name__)
+            asyncio.run(main())
+        """)
+        self.assertEqual(out, ["StopIteration", "StopIteration"])
+
     def test_async_cached_and_file_calls(self):
         import os
         import tempfile

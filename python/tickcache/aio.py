@@ -3,14 +3,24 @@
 
 The calls that take nanoseconds (get, set, add, ...) run directly in the
 coroutine: handing them to a thread would cost a thousand times the call.
-What may wait - ``get_or_load`` on a miss, ``wait`` and ``wait_any`` when
-nothing newer is there yet, ``save``, ``load`` and ``load_ttl_policies``
-(file I/O) - runs in the loop's executor, so the event loop is never blocked; ``get_or_load`` accepts coroutine functions as
-loaders and runs them on the event loop.
+What may wait - ``wait`` and ``wait_any`` when nothing newer is there yet,
+``save``, ``load`` and ``load_ttl_policies`` (file I/O) - runs in the
+loop's executor, and ``get_or_load`` on a miss in threads of its own, so
+the event loop is never blocked; ``get_or_load`` accepts coroutine
+functions as loaders and runs them on the event loop.
+
+A cancelled call leaves nothing behind for long: a ``wait`` or
+``wait_any`` sleeps in slices of ``SLICE`` seconds and its thread ends at
+the next one; a ``get_or_load``'s thread ends when the value comes (within
+``wait`` seconds) or its loader ends; a coroutine loader is not cancelled
+with its caller (the value it loads is kept for the others).
 """
 import asyncio
 import functools
 import inspect
+import threading
+import time
+import weakref
 
 from ._cached import decode_result, default_key, encode_result
 
@@ -18,14 +28,46 @@ __all__ = ["AsyncCache", "cached"]
 
 _MISSING = object()
 
+#: seconds a wait sleeps in the kernel before it looks whether its caller
+#: was cancelled (a write wakes it at once)
+SLICE = 0.1
+
+
+def _seconds(timeout):
+    """TIMEOUT checked as Cache.wait checks it: None, or seconds >= 0."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    if timeout != timeout:
+        raise ValueError("timeout is NaN")
+    if timeout < 0:
+        raise ValueError(f"timeout must not be negative, got {timeout!r}")
+    return timeout
+
+
+def _call_soon(loop, fn, *args):
+    """loop.call_soon_threadsafe, from a thread that may outlive the loop."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop is closed: nobody waits any more
+        pass
+
 
 class AsyncCache:
-    """Wrap ``cache`` (a ``tickcache.Cache``) for asyncio code; ``executor``
-    (default: the loop's) runs the calls that may wait."""
+    """Wrap ``cache`` (a ``tickcache.Cache``) for asyncio code.  ``executor``
+    (default: the loop's) runs ``wait``, ``wait_any`` and the file calls;
+    ``get_or_load`` runs its misses in threads of its own, at most
+    ``max_loads`` at once per event loop, not counting those whose
+    coroutine loader runs (so a loader may use the loop's executor or call
+    ``get_or_load`` itself).  Given an ``executor``, ``get_or_load`` runs in
+    it instead, and a coroutine loader must not wait for that executor."""
 
-    def __init__(self, cache, executor=None):
+    def __init__(self, cache, executor=None, max_loads=8):
         self.cache = cache
         self.executor = executor
+        self.max_loads = max_loads
+        self._loads = weakref.WeakKeyDictionary()  # event loop -> its Semaphore
 
     async def __aenter__(self):
         return self
@@ -117,22 +159,50 @@ class AsyncCache:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
 
+    async def _sliced(self, call, timeout, done):
+        """CALL(seconds) repeated in the executor, a slice at a time, until
+        DONE(result) or TIMEOUT; stops at the next slice once cancelled."""
+        stop = threading.Event()
+
+        def sleep():
+            end = None if timeout is None else time.monotonic() + timeout
+            while not stop.is_set():
+                left = SLICE if end is None else min(SLICE, end - time.monotonic())
+                if left <= 0:
+                    return None
+                r = call(left)
+                if done(r):
+                    return r
+            return None
+        try:
+            return await self._in_executor(sleep)
+        finally:
+            stop.set()
+
     async def wait(self, key, version=0, timeout=None):
         """``Cache.wait``: at once when KEY is already newer than VERSION, else
-        the sleep runs in the executor.  A cancelled wait's executor thread
-        sleeps on until a write or its timeout: pass one."""
+        the sleep runs in the executor (in slices of ``SLICE`` seconds, so
+        that a cancelled wait's thread ends within one)."""
+        timeout = _seconds(timeout)
         item = self.cache.wait(key, version, 0)
         if item is not None or timeout == 0:
             return item
-        return await self._in_executor(self.cache.wait, key, version, timeout)
+        cache = self.cache
+        # None from a slice: its timeout, or (version > 0) the key is gone.
+        return await self._sliced(lambda t: cache.wait(key, version, t), timeout,
+                                  lambda r: r is not None or
+                                  (version > 0 and not cache.exists(key)))
 
     async def wait_any(self, seq=0, timeout=None):
         """``Cache.wait_any``: at once when something changed since SEQ, else
         the sleep runs in the executor (cancelling: as ``wait``)."""
+        timeout = _seconds(timeout)
         new = self.cache.wait_any(seq, 0)
         if new is not None or timeout == 0:
             return new
-        return await self._in_executor(self.cache.wait_any, seq, timeout)
+        cache = self.cache
+        return await self._sliced(lambda t: cache.wait_any(seq, t), timeout,
+                                  lambda r: r is not None)
 
     async def load_ttl_policies(self, path):
         """``Cache.load_ttl_policies``, in the executor."""
@@ -148,23 +218,69 @@ class AsyncCache:
 
     async def get_or_load(self, key, loader, ttl=None, wait=5.0, type=0):
         """``Cache.get_or_load`` without blocking the event loop: a hit returns at
-        once; on a miss the single-flight wait runs in the executor.  ``loader``
-        may be a plain function or return an awaitable (a coroutine function),
-        which then runs on this event loop.  The loader's exception reaches the
-        caller unchanged."""
+        once; a miss (the single-flight wait, the loader) runs in a thread of
+        its own.  ``loader`` may be a plain function or return an awaitable
+        (a coroutine function), which then runs on this event loop.  The
+        loader's exception reaches the caller unchanged."""
         v = self.cache.get(key, _MISSING)
         if v is not _MISSING:
             return v
         loop = asyncio.get_running_loop()
+        if self.executor is not None:
+            def in_executor():
+                r = loader()
+                if inspect.isawaitable(r):
+                    return asyncio.run_coroutine_threadsafe(_awaited(r), loop).result()
+                return r
+            return await self._in_executor(self.cache.get_or_load, key, in_executor, ttl=ttl,
+                                           wait=wait, type=type)
+        sem = self._loads.get(loop)
+        if sem is None:
+            sem = self._loads[loop] = asyncio.Semaphore(self.max_loads)
+        await sem.acquire()
+        held = [True]
+        fut = loop.create_future()
+
+        def release():  # on the loop: once, when the loader runs or the call ends
+            if held[0]:
+                held[0] = False
+                sem.release()
+
+        def settle(ok, v):  # on the loop
+            release()
+            if fut.done():
+                return
+            if ok:
+                fut.set_result(v)
+                return
+            try:
+                fut.set_exception(v)
+            except TypeError:  # StopIteration, which a Future refuses
+                exc = RuntimeError("the loader raised StopIteration")
+                exc.__cause__ = v
+                fut.set_exception(exc)
 
         def sync_loader():
             r = loader()
             if inspect.isawaitable(r):
+                # Parked until the coroutine ends: not counted in max_loads.
+                _call_soon(loop, release)
                 return asyncio.run_coroutine_threadsafe(_awaited(r), loop).result()
             return r
 
-        return await self._in_executor(self.cache.get_or_load, key, sync_loader, ttl=ttl,
-                                       wait=wait, type=type)
+        def run():
+            try:
+                v = self.cache.get_or_load(key, sync_loader, ttl=ttl, wait=wait, type=type)
+            except BaseException as e:  # the loader's own, unchanged
+                _call_soon(loop, settle, False, e)
+            else:
+                _call_soon(loop, settle, True, v)
+        try:
+            threading.Thread(target=run, name="tickcache-get_or_load", daemon=True).start()
+        except BaseException:
+            release()
+            raise
+        return await fut
 
 
 async def _awaited(aw):
