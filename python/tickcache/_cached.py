@@ -95,7 +95,11 @@ def decode_result(b):
 def cached(cache, ttl=None, key=None, wait=5.0):
     """Decorator: read-through caching of a function's result in ``cache``, with
     single flight across processes (one process computes a missing value, the
-    others wait up to ``wait`` seconds for it, then ``TimeoutError``).
+    others wait up to ``wait`` seconds for it, then ``TimeoutError``).  The
+    computing process's lease lasts ``wait`` seconds (at least 1): when its
+    function raises or runs longer, a waiting process takes the lease over
+    and computes the value itself, so give ``wait`` more than the function's
+    slowest run.
 
     The function returns bytes or a JSON-able value.  ``ttl`` is in seconds
     (None: the segment's TTL policy for the key, else its default).  ``key``
