@@ -5,6 +5,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import enum
+import math
 import subprocess
 import sys
 import textwrap
@@ -332,6 +333,42 @@ class TestJSON(SegmentCase):
         rc, out, err = run_python(code, self.name, "read")
         self.assertEqual((rc, err), (0, ""))
         self.assertEqual(json.loads(out), self.BIG)
+
+
+class TestDTONonFinite(SegmentCase):
+    """NaN and the infinities, which JSON cannot hold, never come back as
+    another value (pydantic writes them as null by default)."""
+
+    def setUp(self):
+        super().setUp()
+        self.sc = strategy.StrategyCache(self.cache)
+        self.sc.start_run(0)
+
+    def test_a_dataclass_with_nan_is_refused(self):
+        with self.assertRaisesRegex(ValueError, "not JSON compliant"):
+            self.sc.set_dto("k", Signal("AAPL", float("nan")))
+        self.assertFalse(self.sc.has_dto("k"))
+
+    @unittest.skipIf(pydantic is None, "pydantic not installed")
+    def test_a_model_written_with_null_for_nan_is_refused(self):
+        class Ind(pydantic.BaseModel):
+            rsi: typing.Optional[float] = None
+            atr: float = 0.0
+            nested: typing.List[typing.Dict[str, float]] = []
+
+        class Kept(Ind):
+            model_config = {"ser_json_inf_nan": "constants"}
+        for bad in (Ind(rsi=float("nan")), Ind(atr=float("inf")),
+                    Ind(nested=[{"a": -float("inf")}])):
+            with self.assertRaisesRegex(ValueError, "ser_json_inf_nan"):
+                self.sc.set_dto("k", bad)
+        self.assertFalse(self.sc.has_dto("k"))
+        self.sc.set_dto("k", Ind(rsi=None, atr=1.5))
+        self.sc.set_dto("k", Kept(rsi=float("nan"), atr=float("inf")))
+        a, b = self.sc.get_dtos("k", Ind)
+        self.assertEqual(a, Ind(rsi=None, atr=1.5))
+        self.assertTrue(math.isnan(b.rsi))
+        self.assertEqual(b.atr, float("inf"))
 
 
 class TestDTORegistry(unittest.TestCase):

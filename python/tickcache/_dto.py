@@ -17,7 +17,7 @@ import hashlib
 import typing
 import uuid
 
-from ._json import dumps, loads
+from ._json import dumps, loads, non_finite
 
 try:  # optional, never required
     import pydantic as _pydantic
@@ -221,10 +221,18 @@ def _from_fields(cls, obj):
 
 
 def encode(dto):
-    """The JSON bytes of the DTO instance ``dto``."""
+    """The JSON bytes of the DTO instance ``dto``; ``ValueError`` when a NaN
+    or an infinity in it would not come back as itself."""
     if _BaseModel is not None and isinstance(dto, _BaseModel):
         if _PYDANTIC2:
-            return dto.model_dump_json().encode()
+            out = dto.model_dump_json().encode()
+            # pydantic 2 writes NaN and infinities as null by default: read
+            # back, they would be None, or fail validation.
+            if b"null" in out and non_finite(dto):
+                raise ValueError(f"{type(dto).__qualname__} holds a NaN or an infinity, "
+                                 "which its JSON writes as null: give the model "
+                                 "model_config ser_json_inf_nan='constants'")
+            return out
         return dto.json().encode()
     if dataclasses.is_dataclass(dto) and not isinstance(dto, type):
         return dumps(_jsonable(dto))

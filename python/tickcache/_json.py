@@ -27,9 +27,9 @@ def _std_dumps(obj):
         raise ValueError(f"{e}: NaN and infinities have no JSON form") from None
 
 
-def _non_finite(obj):
-    """True when a float in ``obj`` (lists, dicts, dataclasses: what orjson
-    writes) is NaN or infinite."""
+def non_finite(obj):
+    """True when a float in ``obj`` (lists, dicts, dataclasses, pydantic
+    models) is NaN or infinite."""
     todo = [obj]
     while todo:
         v = todo.pop()
@@ -42,6 +42,8 @@ def _non_finite(obj):
             todo.extend(v)
         elif dataclasses.is_dataclass(v) and not isinstance(v, type):
             todo.extend(getattr(v, f.name) for f in dataclasses.fields(v))
+        elif hasattr(type(v), "model_fields"):  # a pydantic model
+            todo.extend(vars(v).values())
     return False
 
 
@@ -55,7 +57,7 @@ def dumps(obj):
         # An int beyond 64 bits, a dict key that is not a str, ...: what the
         # standard library writes, as an interpreter without orjson would.
         return _std_dumps(obj)
-    if b"null" in out and _non_finite(obj):
+    if b"null" in out and non_finite(obj):
         raise ValueError("Out of range float values are not JSON compliant: NaN and "
                          "infinities have no JSON form")
     return out
