@@ -60,6 +60,11 @@ class TestStrategyCache(SegmentCase):
     def test_errors_are_the_packages(self):
         self.assertIs(strategy.CacheNotConfiguredError, tickcache.CacheNotConfiguredError)
         self.assertIs(strategy.InvalidDTOTypeError, tickcache.InvalidDTOTypeError)
+        self.assertTrue(issubclass(tickcache.CacheNotConfiguredError, tickcache.Error))
+        self.assertFalse(issubclass(tickcache.CacheNotConfiguredError, TypeError))
+        self.assertTrue(issubclass(tickcache.InvalidDTOTypeError, tickcache.Error))
+        self.assertTrue(issubclass(tickcache.InvalidDTOTypeError, TypeError))
+        self.assertTrue(issubclass(tickcache.Error, OSError))
 
     def test_outside_a_run_every_call_but_start_and_clear_raises(self):
         sc = self.sc
@@ -577,6 +582,44 @@ class TestCached(SegmentCase):
             outs.append(p.stdout)
         self.assertEqual(outs[0], outs[1])
         self.assertRegex(outs[0], r"^cached:m.f:#[0-9a-f]{32}\n$")
+
+    def test_ttl_none_zero_and_negative(self):
+        c = self.cache
+        c.ttl_policy("cached:", 60)
+        calls = []
+
+        def make(ttl):
+            @tickcache.cached(c, ttl=ttl, key=lambda: f"cached:ttl:{ttl}")
+            def f():
+                calls.append(ttl)
+                return [ttl]
+            return f
+        self.assertEqual(make(None)(), [None])
+        self.assertAlmostEqual(c.get_item("cached:ttl:None").expires_at - tickcache.now(), 60,
+                               delta=5)
+        self.assertEqual(make(0)(), [0])
+        self.assertIsNone(c.get_item("cached:ttl:0").expires_at)
+        self.assertEqual(make(0.25)(), [0.25])
+        with self.assertRaisesRegex(ValueError, "ttl must not be negative"):
+            make(-1)()
+        self.assertEqual(calls, [None, 0, 0.25])  # not run for a bad ttl
+        self.assertIsNone(c.get("cached:ttl:-1"))
+        import time
+        time.sleep(0.4)
+        self.assertIsNone(c.get("cached:ttl:0.25"))
+        self.assertEqual(make(0.25)(), [0.25])
+        self.assertEqual(calls, [None, 0, 0.25, 0.25])
+
+    def test_results_bytes_and_json(self):
+        @tickcache.cached(self.cache)
+        def r(kind):
+            return {"bytes": b"\x00\x01", "bytearray": bytearray(b"ab"), "empty": b"",
+                    "str": "\x00text", "none": None, "tuple": (1, 2),
+                    "nested": {"a": [1.5]}}[kind]
+        for kind, want in (("bytes", b"\x00\x01"), ("bytearray", b"ab"), ("empty", b""),
+                           ("str", "\x00text"), ("none", None), ("tuple", [1, 2]),
+                           ("nested", {"a": [1.5]})):
+            self.assertEqual((r(kind), type(r(kind))), (want, type(want)), kind)
 
     def test_single_flight_between_threads(self):
         started, release = threading.Event(), threading.Event()
