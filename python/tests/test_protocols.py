@@ -288,6 +288,17 @@ class TestDTOFields(SegmentCase):
         with self.assertRaisesRegex(ValueError, "is registered to .*define.<locals>.Tick"):
             tickcache.register_dto(Other, tickcache.type_id_of(one))
 
+    def test_pep604_optional_fields_are_restored(self):
+        @dataclasses.dataclass
+        class Fill:
+            at: dt.datetime | None = None
+            px: Decimal | None = None
+            book: dict[int, float] | None = None
+            side: Side | None = None
+        f = Fill(dt.datetime(2024, 1, 1, tzinfo=UTC), Decimal("1.5"), {1: 2.0}, Side.SELL)
+        self.assertEqual(self.roundtrip(f), f)
+        self.assertEqual(self.roundtrip(Fill()), Fill())
+
     def test_fields_without_init_are_restored(self):
         d = Derived(3)
         d.note = "set after init"

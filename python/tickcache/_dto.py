@@ -14,6 +14,7 @@ import datetime as _dt
 import decimal
 import enum
 import hashlib
+import types
 import typing
 import uuid
 
@@ -28,6 +29,7 @@ except ImportError:  # pragma: no cover - depends on the machine
     _PYDANTIC2 = False
 
 _RESERVED = {0, 0xC0117E40}  # untyped, TC_TYPE_COUNTER
+_UnionType = getattr(types, "UnionType", None)  # X | None (3.10)
 
 _id_of = {}   # class -> type id
 _class_of = {}  # type id -> class
@@ -142,7 +144,7 @@ def _convert(tp, v):
     if v is None:
         return None
     origin = typing.get_origin(tp)
-    if origin is typing.Union or (origin is not None and str(origin) == "types.UnionType"):
+    if origin is typing.Union or (origin is not None and origin is _UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return _convert(args[0], v) if len(args) == 1 else v
     if origin is tuple:
