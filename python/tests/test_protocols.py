@@ -288,6 +288,7 @@ class TestDTOFields(SegmentCase):
         with self.assertRaisesRegex(ValueError, "is registered to .*define.<locals>.Tick"):
             tickcache.register_dto(Other, tickcache.type_id_of(one))
 
+    @unittest.skipIf(sys.version_info < (3, 10), "X | None needs Python 3.10")
     def test_pep604_optional_fields_are_restored(self):
         @dataclasses.dataclass
         class Fill:
