@@ -300,6 +300,16 @@ class TestDTOFields(SegmentCase):
         self.assertEqual(self.roundtrip(f), f)
         self.assertEqual(self.roundtrip(Fill()), Fill())
 
+    def test_dict_keys_of_tuples_dates_and_decimals_are_restored(self):
+        @dataclasses.dataclass
+        class Grid:
+            cells: typing.Dict[typing.Tuple[int, str], float]
+            days: typing.Dict[dt.date, typing.FrozenSet[int]]
+            px: typing.Dict[Decimal, bool]
+        g = Grid({(1, "a"): 0.5, (2, "b"): 1.0}, {dt.date(2024, 1, 2): frozenset({1, 2})},
+                 {Decimal("1.25"): True})
+        self.assertEqual(self.roundtrip(g), g)
+
     def test_fields_without_init_are_restored(self):
         d = Derived(3)
         d.note = "set after init"

@@ -194,6 +194,8 @@ def _json_key(k):
 
 def _from_json_key(tp, k):
     """The dict key ``k`` (a str) as the annotated key type ``tp``."""
+    if typing.get_origin(tp) in (tuple, frozenset):  # written as its JSON text
+        return _convert(tp, loads(k.encode()))
     if tp is typing.Any or tp is str or not isinstance(tp, type):
         return k
     if issubclass(tp, enum.Enum):
