@@ -106,8 +106,8 @@ def cached(cache, ttl=None, key=None, wait=5.0):
     is a callable taking the function's arguments and returning the cache key;
     by default the key is ``cached:<module.qualname>:<JSON of the arguments>``,
     the same in every interpreter (arguments must be JSON-able, bytes, dates,
-    sets or DTOs).  The function's exceptions reach its caller unchanged and
-    nothing is cached.  The wrapper has ``invalidate(*args, **kwargs)`` to
+    enums, sets or DTOs; ``f(1)`` and ``f(Level.HIGH)`` get two keys).  The
+    function's exceptions reach its caller unchanged and nothing is cached.  The wrapper has ``invalidate(*args, **kwargs)`` to
     delete the cached value of those arguments and ``cache_key(*args,
     **kwargs)``.  For coroutine functions use ``tickcache.aio.cached``."""
 
