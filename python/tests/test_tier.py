@@ -255,6 +255,13 @@ class TestRedisTier(SegmentCase):
         self.assertEqual(profile(7), {"uid": 7})
         self.assertEqual(calls, [7, 7])
 
+    def test_get_or_load_refuses_a_negative_ttl_before_loading(self):
+        calls = []
+        with self.assertRaisesRegex(ValueError, "ttl must be >= 0"):
+            self.tier.get_or_load("quote:neg", lambda: calls.append(1) or b"v", ttl=-1)
+        self.assertEqual(calls, [])
+        self.assertFalse(self.r.exists("tc-lock:quote:neg"))
+
     def test_rate_limit_is_one_window_for_the_fleet(self):
         key = "rl:%d" % os.getpid()
         got = [self.tier.rate_limit(key, 3, 10) for _ in range(2)]

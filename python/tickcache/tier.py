@@ -251,8 +251,12 @@ class RedisTier:
         """The value of KEY; when neither the segment nor Redis has it, one
         caller in the fleet runs ``loader()`` (a ``SET NX PX`` lock in Redis)
         and writes the result through; the others wait up to ``wait``
-        seconds for it (then ``TimeoutError``).  A loader's exception reaches
-        its caller and releases the lock."""
+        seconds for it (then ``TimeoutError``).  The lock lasts ``wait``
+        seconds (at least 1): a loader slower than that may run again in a
+        caller that takes the expired lock.  A loader's exception reaches
+        its caller and releases the lock.  A negative ``ttl`` is a
+        ``ValueError`` before anything is loaded."""
+        _ms(ttl)
         v = self.get(key)
         if v is not None:
             return v
