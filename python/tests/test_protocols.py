@@ -768,7 +768,7 @@ class TestAsync(SegmentCase):
             async def main():
                 loop = asyncio.get_running_loop()
                 loop.set_default_executor(ThreadPoolExecutor(max_workers=2))
-                ac = AsyncCache(c)
+                ac = AsyncCache(c, max_loads=2)
                 async def inner(i):
                     return await asyncio.to_thread(lambda: b"i%d" % i)
                 async def outer(i):
@@ -781,6 +781,24 @@ class TestAsync(SegmentCase):
             asyncio.run(main())
         """)
         self.assertEqual(out, ["i0+o", "i1+o", "i2+o", "i3+o"])
+
+    def test_a_burst_of_misses_takes_a_bounded_number_of_reader_slots(self):
+        # 60 misses at once on a segment of 32 reader slots: every one loads
+        # (max_loads threads at a time, not one thread, one slot, each).
+        out = self.run_child("""
+            async def main():
+                ac = AsyncCache(c)
+                async def loader(i):
+                    await asyncio.sleep(0.05)
+                    return b"v%d" % i
+                res = await asyncio.gather(
+                    *(ac.get_or_load("b%d" % i, lambda i=i: loader(i), ttl=10)
+                      for i in range(60)), return_exceptions=True)
+                print(sum(r == b"v%d" % i for i, r in enumerate(res)),
+                      [r for r in res if not isinstance(r, bytes)][:1])
+            asyncio.run(main())
+        """)
+        self.assertEqual(out, ["60", "[]"])
 
     def test_get_or_load_cancelled_or_waiting_for_another_loader(self):
         out = self.run_child("""

@@ -16,6 +16,7 @@ the next one; a ``get_or_load``'s thread ends when the value comes (within
 with its caller (the value it loads is kept for the others).
 """
 import asyncio
+import contextvars
 import functools
 import inspect
 import threading
@@ -31,6 +32,9 @@ _MISSING = object()
 #: seconds a wait sleeps in the kernel before it looks whether its caller
 #: was cancelled (a write wakes it at once)
 SLICE = 0.1
+
+# True in the tasks that run coroutine loaders of get_or_load.
+_IN_LOADER = contextvars.ContextVar("tickcache_aio_in_loader", default=False)
 
 
 def _seconds(timeout):
@@ -58,10 +62,12 @@ class AsyncCache:
     """Wrap ``cache`` (a ``tickcache.Cache``) for asyncio code.  ``executor``
     (default: the loop's) runs ``wait``, ``wait_any`` and the file calls;
     ``get_or_load`` runs its misses in threads of its own, at most
-    ``max_loads`` at once per event loop, not counting those whose
-    coroutine loader runs (so a loader may use the loop's executor or call
-    ``get_or_load`` itself).  Given an ``executor``, ``get_or_load`` runs in
-    it instead, and a coroutine loader must not wait for that executor."""
+    ``max_loads`` at once per event loop (each takes a reader slot of the
+    segment), not counting the calls a coroutine loader makes (its caller's
+    thread holds one while it waits): a loader may use the loop's executor
+    or call ``get_or_load`` itself.  Given an ``executor``, ``get_or_load``
+    runs in it instead, and a coroutine loader must not wait for that
+    executor."""
 
     def __init__(self, cache, executor=None, max_loads=8):
         self.cache = cache
@@ -234,20 +240,19 @@ class AsyncCache:
                 return r
             return await self._in_executor(self.cache.get_or_load, key, in_executor, ttl=ttl,
                                            wait=wait, type=type)
-        sem = self._loads.get(loop)
-        if sem is None:
-            sem = self._loads[loop] = asyncio.Semaphore(self.max_loads)
-        await sem.acquire()
-        held = [True]
+        # A call made by a coroutine loader of this AsyncCache does not wait
+        # for max_loads: its caller's thread holds one while it waits.
+        sem = None
+        if not _IN_LOADER.get():
+            sem = self._loads.get(loop)
+            if sem is None:
+                sem = self._loads[loop] = asyncio.Semaphore(self.max_loads)
+            await sem.acquire()
         fut = loop.create_future()
 
-        def release():  # on the loop: once, when the loader runs or the call ends
-            if held[0]:
-                held[0] = False
-                sem.release()
-
         def settle(ok, v):  # on the loop
-            release()
+            if sem is not None:
+                sem.release()
             if fut.done():
                 return
             if ok:
@@ -263,8 +268,8 @@ class AsyncCache:
         def sync_loader():
             r = loader()
             if inspect.isawaitable(r):
-                # Parked until the coroutine ends: not counted in max_loads.
-                _call_soon(loop, release)
+                # The task inherits this thread's context: _IN_LOADER is set.
+                _IN_LOADER.set(True)
                 return asyncio.run_coroutine_threadsafe(_awaited(r), loop).result()
             return r
 
@@ -278,7 +283,8 @@ class AsyncCache:
         try:
             threading.Thread(target=run, name="tickcache-get_or_load", daemon=True).start()
         except BaseException:
-            release()
+            if sem is not None:
+                sem.release()
             raise
         return await fut
 
