@@ -643,6 +643,45 @@ class TestCached(SegmentCase):
                            ("nested", {"a": [1.5]})):
             self.assertEqual((r(kind), type(r(kind))), (want, type(want)), kind)
 
+    def test_an_invalidation_during_a_load_is_not_lost(self):
+        # The source changes and invalidate() runs while a load computes
+        # from the old source: the old value is returned to that call but
+        # not kept, so the next call computes the new one.
+        src = {"v": 1}
+
+        @tickcache.cached(self.cache)
+        def f():
+            v = src["v"]
+            if v == 1:
+                src["v"] = 2
+                self.assertIs(f.invalidate(), False)  # nothing cached yet
+            return v
+        self.assertEqual(f(), 1)
+        self.assertEqual(f(), 2)
+        self.assertEqual(f(), 2)
+
+    def test_an_invalidation_by_another_process_during_a_load_is_not_lost(self):
+        code = textwrap.dedent("""
+            import sys, tickcache
+            def quote(sym):
+                pass
+            quote.__module__, quote.__qualname__ = sys.argv[2], "quote"
+            quote = tickcache.cached(tickcache.Cache(sys.argv[1]))(quote)
+            print(quote.invalidate("AAPL"))
+        """)
+        src = {"AAPL": 1}
+
+        def quote(sym):
+            v = src[sym]
+            if v == 1:
+                src[sym] = 2
+                self.assertEqual(run_python(code, self.name, __name__), (0, "False\n", ""))
+            return v
+        quote.__qualname__ = "quote"
+        quote = tickcache.cached(self.cache)(quote)
+        self.assertEqual(quote("AAPL"), 1)
+        self.assertEqual(quote("AAPL"), 2)
+
     def test_single_flight_between_threads(self):
         started, release = threading.Event(), threading.Event()
         calls = []
@@ -868,6 +907,21 @@ class TestAsync(SegmentCase):
             asyncio.run(main())
         """)
         self.assertEqual(out, ["StopIteration", "StopIteration"])
+
+    def test_async_cached_invalidation_during_a_load_is_not_lost(self):
+        async def main():
+            a = aio.AsyncCache(self.cache)
+            src = {"v": 1}
+
+            @aio.cached(a)
+            async def f():
+                v = src["v"]
+                if v == 1:
+                    src["v"] = 2
+                    await f.invalidate()
+                return v
+            return [await f(), await f(), await f()]
+        self.assertEqual(asyncio.run(main()), [1, 2, 2])
 
     def test_async_cached_and_file_calls(self):
         import os

@@ -6,13 +6,21 @@ import enum
 import functools
 import hashlib
 import inspect
+import itertools
 import json
+import os
+import time
 
 from ._json import dumps, loads
 from . import _dto
 
 _BYTES = b"\x00"  # JSON text never starts with a NUL byte
 _PREFIX = "cached:"
+_INV_PREFIX = "cached-inv:"
+#: seconds an invalidation is remembered for the loads that were running
+#: when it came (a load that outlasts it drops its value too)
+INVALIDATION_TTL = 3600
+_inv_seq = itertools.count()
 _PLAIN = ((str, str.__str__), (int, int.__int__), (float, float.__float__))  # a subclass's value
 
 
@@ -77,6 +85,18 @@ def default_key(qualname, args, kwargs):
     return f"{_PREFIX}{qualname[:400]}:#{digest}"
 
 
+def invalidation_key(k):
+    """The key whose value ``invalidate`` changes for the cached key ``k``:
+    ``cached-inv:`` and a digest of ``k``."""
+    kb = k.encode() if isinstance(k, str) else bytes(k)
+    return _INV_PREFIX + hashlib.blake2b(kb, digest_size=16).hexdigest()
+
+
+def invalidation_token():
+    """A value no other ``invalidate`` call writes."""
+    return b"%d:%d:%d" % (os.getpid(), next(_inv_seq), time.monotonic_ns())
+
+
 def encode_result(v):
     """A result as stored: bytes-like as a NUL byte and the bytes, anything else
     as JSON."""
@@ -107,9 +127,16 @@ def cached(cache, ttl=None, key=None, wait=5.0):
     by default the key is ``cached:<module.qualname>:<JSON of the arguments>``,
     the same in every interpreter (arguments must be JSON-able, bytes, dates,
     enums, sets or DTOs; ``f(1)`` and ``f(Level.HIGH)`` get two keys).  The
-    function's exceptions reach its caller unchanged and nothing is cached.  The wrapper has ``invalidate(*args, **kwargs)`` to
-    delete the cached value of those arguments and ``cache_key(*args,
-    **kwargs)``.  For coroutine functions use ``tickcache.aio.cached``."""
+    function's exceptions reach its caller unchanged and nothing is cached.
+
+    The wrapper has ``invalidate(*args, **kwargs)`` to delete the cached
+    value of those arguments (True when there was one) and
+    ``cache_key(*args, **kwargs)``.  A load running when ``invalidate`` is
+    called, in any process, returns its value to its caller but does not
+    keep it (it may predate the update); ``invalidate`` marks that in the
+    key ``invalidation_key(key)`` for ``INVALIDATION_TTL`` seconds.  A plain
+    ``cache.delete`` of the key does not.  For coroutine functions use
+    ``tickcache.aio.cached``."""
 
     def decorate(fn):
         if inspect.iscoroutinefunction(fn):
@@ -125,12 +152,26 @@ def cached(cache, ttl=None, key=None, wait=5.0):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             k = cache_key(*args, **kwargs)
-            raw = cache.get_or_load(k, lambda: encode_result(fn(*args, **kwargs)),
-                                    ttl=ttl, wait=wait)
+            inv = invalidation_key(k)
+            seen = []
+
+            def load():
+                seen.append(cache.get(inv))
+                return encode_result(fn(*args, **kwargs))
+            raw = cache.get_or_load(k, load, ttl=ttl, wait=wait)
+            if seen and cache.get(inv) != seen[-1]:
+                # Invalidated while this call loaded: its value may be older
+                # than the update; returned to this call, not kept.
+                cache.delete(k)
             return decode_result(raw)
 
+        def invalidate(*args, **kwargs):
+            k = cache_key(*args, **kwargs)
+            cache.set(invalidation_key(k), invalidation_token(), ttl=INVALIDATION_TTL)
+            return cache.delete(k)
+
         wrapper.cache_key = cache_key
-        wrapper.invalidate = lambda *a, **kw: cache.delete(cache_key(*a, **kw))
+        wrapper.invalidate = invalidate
         return wrapper
 
     return decorate

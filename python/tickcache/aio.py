@@ -23,7 +23,8 @@ import threading
 import time
 import weakref
 
-from ._cached import decode_result, default_key, encode_result
+from ._cached import (INVALIDATION_TTL, decode_result, default_key, encode_result,
+                      invalidation_key, invalidation_token)
 
 __all__ = ["AsyncCache", "cached"]
 
@@ -296,7 +297,9 @@ async def _awaited(aw):
 def cached(acache, ttl=None, key=None, wait=5.0):
     """``tickcache.cached`` for coroutine functions, on an ``AsyncCache``: the
     result of ``await fn(...)`` is cached with single flight across
-    processes, and waits never block the event loop."""
+    processes, and waits never block the event loop.  ``invalidate`` is a
+    coroutine; a load running when it is called does not keep its value
+    (as in ``tickcache.cached``)."""
 
     def decorate(fn):
         if not inspect.iscoroutinefunction(fn):
@@ -310,15 +313,24 @@ def cached(acache, ttl=None, key=None, wait=5.0):
 
         @functools.wraps(fn)
         async def wrapper(*args, **kwargs):
+            k = cache_key(*args, **kwargs)
+            inv = invalidation_key(k)
+            seen = []
+
             async def load():
+                seen.append(await acache.get(inv))
                 return encode_result(await fn(*args, **kwargs))
-            raw = await acache.get_or_load(cache_key(*args, **kwargs), load, ttl=ttl, wait=wait)
+            raw = await acache.get_or_load(k, load, ttl=ttl, wait=wait)
+            if seen and await acache.get(inv) != seen[-1]:
+                await acache.delete(k)  # invalidated while loading: not kept
             return decode_result(raw)
 
         wrapper.cache_key = cache_key
 
         async def invalidate(*args, **kwargs):
-            return await acache.delete(cache_key(*args, **kwargs))
+            k = cache_key(*args, **kwargs)
+            await acache.set(invalidation_key(k), invalidation_token(), ttl=INVALIDATION_TTL)
+            return await acache.delete(k)
 
         wrapper.invalidate = invalidate
         return wrapper
