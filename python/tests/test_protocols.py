@@ -110,6 +110,13 @@ class TestStrategyCache(SegmentCase):
             sc.clear()
         with self.assertRaisesRegex(ValueError, "timestamp nan is out of range"):
             sc.start_run(float("nan"))
+        # Beyond the library's int64 nanoseconds (years 1677..2262): ValueError.
+        for bad in (10 ** 20, -10 ** 12, dt.datetime(3000, 1, 1), dt.datetime(1600, 1, 1)):
+            with self.assertRaisesRegex(ValueError, "out of range"):
+                sc.start_run(bad)
+        sc.start_run(dt.datetime(2262, 4, 11))
+        self.assertEqual(sc.get_run_anchor().timestamp, dt.datetime(2262, 4, 11, tzinfo=UTC))
+        sc.clear()
 
     def test_second_start_raises_value_error(self):
         self.sc.start_run(dt.datetime(2024, 1, 1))

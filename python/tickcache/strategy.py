@@ -50,10 +50,15 @@ def _ts_ns(ts):
     if isinstance(ts, _dt.datetime):
         if ts.tzinfo is None:
             ts = ts.replace(tzinfo=_dt.timezone.utc)
-        return (ts - _EPOCH) // _dt.timedelta(microseconds=1) * 1000
-    if isinstance(ts, int) and not isinstance(ts, bool):
-        return ts * 1_000_000_000
-    raise TypeError(f"timestamp must be a datetime or epoch seconds, not {type(ts).__name__}")
+        ns = (ts - _EPOCH) // _dt.timedelta(microseconds=1) * 1000
+    elif isinstance(ts, int) and not isinstance(ts, bool):
+        ns = ts * 1_000_000_000
+    else:
+        raise TypeError(f"timestamp must be a datetime or epoch seconds, not "
+                        f"{type(ts).__name__}")
+    if not -2 ** 63 <= ns < 2 ** 63:  # the library's int64 nanoseconds
+        raise ValueError(f"timestamp {ts!r} is out of range")
+    return ns
 
 
 class StrategyCache:
@@ -70,7 +75,8 @@ class StrategyCache:
     def start_run(self, timestamp, run_id=0):
         """Begin a run anchored at ``timestamp`` (a datetime, naive meaning UTC,
         or epoch seconds; a float is taken as ``datetime.fromtimestamp`` takes
-        it, to the microsecond) with the application's ``run_id``.  A second start
+        it, to the microsecond; int64 nanoseconds, years 1677 to 2262) with
+        the application's ``run_id``.  A second start
         while a run is active raises ``ValueError``: call ``clear()`` first."""
         ts = _ts_ns(timestamp)
         try:
