@@ -24,6 +24,8 @@ def _std_dumps(obj):
         return _json.dumps(obj, separators=(",", ":"), ensure_ascii=False,
                            allow_nan=False).encode()
     except ValueError as e:
+        if "Out of range float" not in str(e):  # a circular reference, ...
+            raise
         raise ValueError(f"{e}: NaN and infinities have no JSON form") from None
 
 
