@@ -19,6 +19,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import operator
 import threading
 import time
 import weakref
@@ -42,8 +43,14 @@ def _seconds(timeout):
     """TIMEOUT checked as Cache.wait checks it: None, or seconds >= 0."""
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    if isinstance(timeout, bool):
+        raise TypeError("timeout must be a number of seconds, not bool")
+    if not isinstance(timeout, (int, float)):
+        try:
+            timeout = operator.index(timeout)  # as Cache.wait takes it
+        except TypeError:
+            raise TypeError(f"timeout must be a number of seconds, not "
+                            f"{type(timeout).__name__}") from None
     if timeout != timeout:
         raise ValueError("timeout is NaN")
     if timeout < 0:
