@@ -173,14 +173,47 @@ class TestStrategyCache(SegmentCase):
         self.assertEqual(sc.get_dtos("a", Regime), [])
         sc.clear()
 
+    def test_a_plain_base_class_counts_its_dto_subclasses(self):
+        # get_dtos(key, Base) is isinstance(dto, Base) for every DTO, whatever
+        # Base is: an abstract class above the users' dataclasses and models.
+        import abc
+
+        class Order(abc.ABC):
+            @abc.abstractmethod
+            def side(self):
+                ...
+
+        @dataclasses.dataclass
+        class Buy(Order):
+            qty: int
+
+            def side(self):
+                return "buy"
+
+        @dataclasses.dataclass
+        class Sell(Order):
+            qty: int
+
+            def side(self):
+                return "sell"
+        sc = self.sc
+        sc.start_run(0)
+        self.assertEqual(sc.get_dtos("orders", Order), [])
+        sc.set_dto("orders", Buy(1))
+        sc.set_dto("orders", Sell(2))
+        self.assertEqual(sc.get_dtos("orders", Order), [Buy(1), Sell(2)])
+        sc.set_dto("orders", Regime("x"))
+        with self.assertRaisesRegex(tickcache.InvalidDTOTypeError,
+                                    "element 2 at key 'orders' is a Regime, not a .*Order"):
+            sc.get_dtos("orders", Order)
+
     def test_non_dtos_are_refused(self):
         self.sc.start_run(0)
         with self.assertRaisesRegex(TypeError, "a DTO is a pydantic model or a dataclass "
                                     "instance, not dict"):
             self.sc.set_dto("k", {"a": 1})
-        with self.assertRaisesRegex(TypeError, "dto_type must be a pydantic model or "
-                                    "dataclass class"):
-            self.sc.get_dtos("k", dict)
+        with self.assertRaisesRegex(TypeError, "dto_type must be a class, not"):
+            self.sc.get_dtos("k", Regime("x"))
 
     def test_dtos_written_by_c_with_another_type_are_invalid(self):
         self.sc.start_run(0)

@@ -97,7 +97,7 @@ def type_id_of(cls):
 def _subclasses(cls):
     out, todo = [cls], [cls]
     while todo:
-        for sub in todo.pop().__subclasses__():
+        for sub in type.__subclasses__(todo.pop()):  # metaclasses too
             if sub not in out:
                 out.append(sub)
                 todo.append(sub)

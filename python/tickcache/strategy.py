@@ -100,11 +100,11 @@ class StrategyCache:
     def get_dtos(self, key, dto_type):
         """The DTOs at ``key`` in insertion order, as instances of their classes.
         ``InvalidDTOTypeError`` (a ``TypeError``) when any of them is not an
-        instance of ``dto_type`` (subclasses count as instances; a class must be
+        instance of ``dto_type``, any class (subclasses count as instances, so
+        an abstract base above DTO classes takes them all; a class must be
         importable here to be recognised).  An empty list for an unknown key."""
-        if not _dto.is_dto_class(dto_type):
-            raise TypeError(f"dto_type must be a pydantic model or dataclass class, "
-                            f"not {dto_type!r}")
+        if not isinstance(dto_type, type):
+            raise TypeError(f"dto_type must be a class, not {dto_type!r}")
         raw = self.cache._dto_list(key, DTO_TYPE)
         if not raw:
             return []
