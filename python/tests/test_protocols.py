@@ -992,6 +992,9 @@ class TestAsync(SegmentCase):
                 self.assertEqual(await a.ttl_policies(), {"x:": 1.0})
             with self.assertRaises(TypeError):
                 aio.cached(a)(lambda: 1)
+            for bad in (0, -1, 1.5, True):
+                with self.assertRaisesRegex(ValueError, "max_loads must be an int >= 1"):
+                    aio.AsyncCache(self.cache, max_loads=bad)
         asyncio.run(main())
 
 

@@ -78,6 +78,8 @@ class AsyncCache:
     executor."""
 
     def __init__(self, cache, executor=None, max_loads=8):
+        if isinstance(max_loads, bool) or not isinstance(max_loads, int) or max_loads < 1:
+            raise ValueError(f"max_loads must be an int >= 1, got {max_loads!r}")
         self.cache = cache
         self.executor = executor
         self.max_loads = max_loads
