@@ -239,8 +239,9 @@ class TestTwoInterpreters(SegmentCase):
 
     def test_a_loader_slower_than_wait_runs_again_in_a_waiter(self):
         # The load lease lasts WAIT seconds (at least 1): a waiter takes an
-        # expired one over and loads, as tc_get_or_load documents; it does
-        # not raise TimeoutError.
+        # expired one over and loads, as tc_get_or_load documents.  The
+        # first process's lease lasts 1 s; the second waits up to 10 s, so
+        # the lease runs out first whatever the load of the machine.
         code = textwrap.dedent("""
             import sys, time, tickcache
             c = tickcache.Cache(sys.argv[1])
@@ -248,7 +249,7 @@ class TestTwoInterpreters(SegmentCase):
             if role == "second":
                 while c.get("started") is None:
                     time.sleep(0.01)
-            @tickcache.cached(c, wait=1)
+            @tickcache.cached(c, wait=1 if role == "first" else 10)
             def slow():
                 c.incr("loads")
                 c.set("started", b"1")
