@@ -11,7 +11,7 @@ import time
 import unittest
 
 import tickcache
-from support import SegmentCase, tool, unique_name
+from support import SegmentCase, run_python, tool, unique_name
 
 
 class TestOpen(unittest.TestCase):
@@ -698,6 +698,33 @@ class TestStatsAndSnapshots(SegmentCase):
         self.cache.close()
         self.assertEqual(self.cache.health(),
                          {"ok": False, "error": f"cache '{self.name}' is closed"})
+
+    def test_concurrent_health_checks_are_all_healthy(self):
+        # Every worker's periodic probe may run at once: another probe run
+        # between this one's set and get (made certain here by a get that
+        # runs it first: another process's, then another handle's of this
+        # thread) must not make it read back another value, or nothing.
+        code = "import sys, tickcache; print(tickcache.Cache(sys.argv[1]).health()['ok'])"
+        other = tickcache.Cache(self.name)
+        self.addCleanup(other.close)
+        seen = []
+        steps = [lambda: seen.append(other.health()["ok"]),
+                 lambda: seen.append(run_python(code, self.name))]
+
+        class Interleaved(tickcache.Cache):
+            __slots__ = ()
+
+            def get(self, key, default=None):
+                if steps:
+                    steps.pop()()
+                return super().get(key, default)
+        c = Interleaved(self.name)
+        self.addCleanup(c.close)
+        for _ in range(2):
+            h = c.health()
+            self.assertEqual((h["ok"], h["error"]), (True, None))
+        self.assertEqual(seen, [(0, "True\n", ""), True])
+        self.assertEqual(c.keys("tickcache:health*"), [])
 
     def test_readers_and_attached(self):
         self.cache.get("x")

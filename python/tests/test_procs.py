@@ -128,6 +128,40 @@ class TestFork(SegmentCase):
         self.assertIn(winner, [p.pid for p in ps])
 
 
+def _dedupe_worker(name, go, q):
+    from tickcache import dedupe
+    import datetime as dt
+    with tickcache.Cache(name) as c:
+        cc, sp = dedupe.CandleCache(c), dedupe.SignalPublishCache(c)
+        t = dt.datetime(2024, 5, 1, 13)
+        go.wait(60)
+        won = [cc.should_process("EURUSD", "1h", t),
+               sp.mark_published("EURUSD", t, "sig-%d" % os.getpid())]
+        q.put((os.getpid(), won))
+
+
+class TestDedupeRace(SegmentCase):
+    def test_exactly_one_process_wins_each_mark(self):
+        ctx = multiprocessing.get_context("fork")
+        q, go = ctx.Queue(), ctx.Event()
+        ps = [ctx.Process(target=_dedupe_worker, args=(self.name, go, q)) for _ in range(6)]
+        for p in ps:
+            p.start()
+        go.set()
+        results = dict(q.get(timeout=60) for _ in ps)
+        for p in ps:
+            p.join(60)
+            self.assertEqual(p.exitcode, 0)
+        for i in range(2):
+            self.assertEqual(sorted(w[i] for w in results.values()), [False] * 5 + [True])
+        from tickcache import dedupe
+        import datetime as dt
+        winner = [pid for pid, w in results.items() if w[1]][0]
+        sp = dedupe.SignalPublishCache(self.cache)
+        self.assertEqual(sp.get_signal_id("EURUSD", dt.datetime(2024, 5, 1, 13)),
+                         "sig-%d" % winner)
+
+
 class TestTwoInterpreters(SegmentCase):
     def test_writer_and_reader_processes(self):
         code = textwrap.dedent("""
@@ -165,6 +199,71 @@ class TestTwoInterpreters(SegmentCase):
         self.assertEqual([p.returncode for p in procs], [0] * 4, outs)
         self.assertEqual([o.strip() for o, _ in outs], ["expensive"] * 4)
         self.assertEqual(self.cache.incr("loads", 0), 1)
+
+    def test_cached_single_flight_when_the_loader_raises_or_is_slow(self):
+        # argv: name, role.  "fail": the first loader, which raises after a
+        # while; "wait": a process that waits for it, then loads itself.
+        code = textwrap.dedent("""
+            import sys, time, tickcache
+            c = tickcache.Cache(sys.argv[1])
+            role = sys.argv[2]
+            @tickcache.cached(c, wait=20)
+            def quote(sym):
+                c.incr("loads:" + role)
+                if role == "fail":
+                    c.set("started", b"1")
+                    time.sleep(0.5)
+                    raise ConnectionError("provider down")
+                time.sleep(0.3)
+                return {"sym": sym, "by": role}
+            if role != "fail":
+                while c.get("started") is None:
+                    time.sleep(0.01)
+            try:
+                print(quote("AAPL"))
+            except ConnectionError as e:
+                print("ConnectionError", e)
+        """)
+        def start(role):
+            return subprocess.Popen([sys.executable, "-c", code, self.name, role],
+                                    env=python_env(), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+        procs = [start("fail")] + [start("wait") for _ in range(3)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        self.assertEqual([(p.returncode, e) for p, (_, e) in zip(procs, outs)], [(0, "")] * 4)
+        self.assertEqual(outs[0][0], "ConnectionError provider down\n")
+        # One waiter took the load over; the others waited for its value.
+        self.assertEqual([o for o, _ in outs[1:]], ["{'sym': 'AAPL', 'by': 'wait'}\n"] * 3)
+        self.assertEqual((self.cache.incr("loads:fail", 0), self.cache.incr("loads:wait", 0)),
+                         (1, 1))
+
+    def test_a_loader_slower_than_wait_runs_again_in_a_waiter(self):
+        # The load lease lasts WAIT seconds (at least 1): a waiter takes an
+        # expired one over and loads, as tc_get_or_load documents.  The
+        # first process's lease lasts 1 s; the second waits up to 10 s, so
+        # the lease runs out first whatever the load of the machine.
+        code = textwrap.dedent("""
+            import sys, time, tickcache
+            c = tickcache.Cache(sys.argv[1])
+            role = sys.argv[2]
+            if role == "second":
+                while c.get("started") is None:
+                    time.sleep(0.01)
+            @tickcache.cached(c, wait=1 if role == "first" else 10)
+            def slow():
+                c.incr("loads")
+                c.set("started", b"1")
+                time.sleep(2)
+                return role
+            print(slow())
+        """)
+        procs = [subprocess.Popen([sys.executable, "-c", code, self.name, role],
+                                  env=python_env(), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+                 for role in ("first", "second")]
+        outs = [p.communicate(timeout=120) for p in procs]
+        self.assertEqual(outs, [("first\n", ""), ("second\n", "")])
+        self.assertEqual(self.cache.incr("loads", 0), 2)
 
     def test_run_is_shared_by_processes(self):
         from tickcache.strategy import StrategyCache

@@ -207,6 +207,35 @@ class TestRedisTier(SegmentCase):
         self.assertTrue(b.was_published("AAPL", 1714568400))
         self.assertEqual(b.get_signal_id("AAPL", 1714568400), "s1")
 
+    def test_a_mark_lost_to_another_host_never_reads_as_ours(self):
+        # While this host asks Redis for a mark another host holds, and after
+        # a crash right then, a reader of this host must see the winner's
+        # signal id, never the one this host failed to publish.
+        t = 1714568400
+        self.assertTrue(SignalPublishCache(self.tier_b).mark_published("AAPL", t, "sig-B"))
+        reader = SignalPublishCache(RedisTier(self.cache, self.r, ["signal:"]))
+        seen = []
+        real_set = self.r.set
+
+        def set_seen_by_a_reader(*args, **kw):
+            if kw.get("nx"):
+                seen.append((reader.get_signal_id("AAPL", t), reader.was_published("AAPL", t)))
+            return real_set(*args, **kw)
+        self.r.set = set_seen_by_a_reader
+        a = SignalPublishCache(self.tier)
+        self.assertFalse(a.mark_published("AAPL", t, "sig-A"))
+        self.assertEqual(seen, [("sig-B", True)])
+        self.assertEqual(a.get_signal_id("AAPL", t), "sig-B")
+        self.assertEqual(reader.get_signal_id("AAPL", t), "sig-B")
+        # Won: the local copy is the real mark (type 0, the mark's TTL).
+        self.r.set = real_set
+        self.assertTrue(a.mark_published("AAPL", t + 60, "sig-A2", ttl=30))
+        it = self.cache.get_item(a.key("AAPL", t + 60))
+        if it is not None:  # unless this host's bridge invalidated it already
+            self.assertEqual((it.value, it.type), (b"sig-A2", 0))
+            self.assertAlmostEqual(it.expires_at - tickcache.now(), 30, delta=5)
+        self.assertEqual(reader.get_signal_id("AAPL", t + 60), "sig-A2")
+
     def test_cached_decorator_loads_once_per_fleet(self):
         calls = []
 
@@ -225,6 +254,13 @@ class TestRedisTier(SegmentCase):
         self.assertFalse(self.r.exists("quote:profile:7"))
         self.assertEqual(profile(7), {"uid": 7})
         self.assertEqual(calls, [7, 7])
+
+    def test_get_or_load_refuses_a_negative_ttl_before_loading(self):
+        calls = []
+        with self.assertRaisesRegex(ValueError, "ttl must be >= 0"):
+            self.tier.get_or_load("quote:neg", lambda: calls.append(1) or b"v", ttl=-1)
+        self.assertEqual(calls, [])
+        self.assertFalse(self.r.exists("tc-lock:quote:neg"))
 
     def test_rate_limit_is_one_window_for_the_fleet(self):
         key = "rl:%d" % os.getpid()

@@ -18,6 +18,7 @@ Example::
         c.set("tradecore:market:quote:AAPL", b"189.5", ttl=5)
         c.get("tradecore:market:quote:AAPL")        # b'189.5'
 """
+import itertools as _itertools
 import os as _os
 
 from . import _tickcache
@@ -71,6 +72,7 @@ _STAT_ORDER = (
     "sweeper_age_ms", "tier", "classes",
 )
 _MISSING = object()
+_health_seq = _itertools.count()
 
 
 class Cache(_tickcache.Cache):
@@ -106,7 +108,8 @@ class Cache(_tickcache.Cache):
 
     def set_json(self, key, obj, ttl=None):
         """Store ``obj`` as JSON (orjson when importable, else json) with type
-        ``TYPE_JSON``; returns the new version as ``set`` does."""
+        ``TYPE_JSON``; returns the new version as ``set`` does.  NaN and the
+        infinities, which JSON cannot hold, are a ``ValueError``."""
         return self.set(key, _dumps(obj), ttl, TYPE_JSON)
 
     def get_json(self, key, default=None):
@@ -155,15 +158,18 @@ class Cache(_tickcache.Cache):
 
     def health(self, key="tickcache:health"):
         """A health check in the manner of the users' cache manager: a set, a
-        get and a delete of ``key`` must work.  Returns a dict with ``ok``,
-        ``error`` (None or the message), the memory in use and the processes
-        attached; never raises for a cache that fails."""
+        get and a delete of a key of this call's own (``key``, ":", the pid
+        and a count, so that checks run at once by other processes and
+        threads do not disturb each other) must work.  Returns a dict with
+        ``ok``, ``error`` (None or the message), the memory in use and the
+        processes attached; never raises for a cache that fails."""
         out = {"ok": False, "error": None}
         try:
-            token = b"%d" % _os.getpid()
-            self.set(key, token, ttl=10)
-            ok = self.get(key) == token
-            self.delete(key)
+            token = b"%d:%d" % (_os.getpid(), next(_health_seq))
+            probe = (key.encode() if isinstance(key, str) else bytes(key)) + b":" + token
+            self.set(probe, token, ttl=10)
+            ok = self.get(probe) == token
+            self.delete(probe)
             st = self.stats()
             out.update(ok=ok, error=None if ok else "read back another value",
                        memory_used=st["memory_used"], memory_bytes=st["memory_bytes"],

@@ -1585,6 +1585,8 @@ PyDoc_STRVAR(get_or_load_doc,
 "value.  On a miss exactly one caller (of any process) runs LOADER() ->\n"
 "bytes-like, stores its value with TTL and TYPE and returns it; the others\n"
 "wait up to WAIT seconds for it (TimeoutError when it does not come).  The\n"
+"loading caller's lease lasts WAIT seconds (at least 1): when its loader\n"
+"raises or runs longer, a waiter takes the lease over and loads.  The\n"
 "GIL is released while waiting; the loader runs with the GIL held.  A\n"
 "loader's exception reaches its own caller unchanged and nothing is\n"
 "cached.");

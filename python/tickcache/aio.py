@@ -3,28 +3,36 @@
 
 The calls that take nanoseconds (get, set, add, ...) run directly in the
 coroutine: handing them to a thread would cost a thousand times the call.
-What may wait - ``get_or_load`` on a miss, ``wait`` and ``wait_any`` when
-nothing newer is there yet, ``save``, ``load`` and ``load_ttl_policies``
-(file I/O) - runs in the loop's executor, so the event loop is never blocked; ``get_or_load`` accepts coroutine functions as
-loaders and runs them on the event loop.
+What may wait - ``wait`` and ``wait_any`` when nothing newer is there yet,
+``save``, ``load`` and ``load_ttl_policies`` (file I/O) - runs in the
+loop's executor, and ``get_or_load`` on a miss in threads of its own, so
+the event loop is never blocked; ``get_or_load`` accepts coroutine
+functions as loaders and runs them on the event loop.
 
-A wait sleeps in its executor thread in slices of ``_SLICE`` seconds and
-looks between two for its coroutine's cancellation: ``asyncio.wait_for``
-around a wait (or any cancel) gives the thread back within a slice, where
-a single long sleep held it until a write or the timeout, so that a few
-cancelled waits filled the executor and ``asyncio.run`` never returned.
-A slice's end costs no writer anything: the flag it leaves on the futex
-word is the one the next slice sleeps on.
+A cancelled call leaves nothing behind for long: a ``wait`` or
+``wait_any`` sleeps in its executor thread in slices of ``_SLICE`` seconds
+and looks between two for its coroutine's cancellation, so that
+``asyncio.wait_for`` around a wait (or any cancel) gives the thread back
+within a slice (a single long sleep held it until a write or the timeout:
+a few cancelled waits filled the executor and ``asyncio.run`` never
+returned); a slice's end costs no writer anything (the flag it leaves on
+the futex word is the one the next slice sleeps on).  A ``get_or_load``'s
+thread ends when the value comes (within ``wait`` seconds) or its loader
+ends; a coroutine loader is not cancelled with its caller (the value it
+loads is kept for the others).
 """
 import asyncio
+import contextvars
 import functools
 import inspect
 import math
 import operator
 import threading
 import time
+import weakref
 
-from ._cached import decode_result, default_key, encode_result
+from ._cached import (INVALIDATION_TTL, decode_result, default_key, encode_result,
+                      invalidation_key, invalidation_token)
 
 __all__ = ["AsyncCache", "cached"]
 
@@ -75,13 +83,36 @@ def _sliced(call, timeout, cancelled, gone=None):
             return None
 
 
-class AsyncCache:
-    """Wrap ``cache`` (a ``tickcache.Cache``) for asyncio code; ``executor``
-    (default: the loop's) runs the calls that may wait."""
+# True in the tasks that run coroutine loaders of get_or_load.
+_IN_LOADER = contextvars.ContextVar("tickcache_aio_in_loader", default=False)
 
-    def __init__(self, cache, executor=None):
+
+def _call_soon(loop, fn, *args):
+    """loop.call_soon_threadsafe, from a thread that may outlive the loop."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop is closed: nobody waits any more
+        pass
+
+
+class AsyncCache:
+    """Wrap ``cache`` (a ``tickcache.Cache``) for asyncio code.  ``executor``
+    (default: the loop's) runs ``wait``, ``wait_any`` and the file calls;
+    ``get_or_load`` runs its misses in threads of its own, at most
+    ``max_loads`` at once per event loop (each takes a reader slot of the
+    segment), not counting the calls a coroutine loader makes (its caller's
+    thread holds one while it waits): a loader may use the loop's executor
+    or call ``get_or_load`` itself.  Given an ``executor``, ``get_or_load``
+    runs in it instead, and a coroutine loader must not wait for that
+    executor."""
+
+    def __init__(self, cache, executor=None, max_loads=8):
+        if isinstance(max_loads, bool) or not isinstance(max_loads, int) or max_loads < 1:
+            raise ValueError(f"max_loads must be an int >= 1, got {max_loads!r}")
         self.cache = cache
         self.executor = executor
+        self.max_loads = max_loads
+        self._loads = weakref.WeakKeyDictionary()  # event loop -> its Semaphore
 
     async def __aenter__(self):
         return self
@@ -217,23 +248,69 @@ class AsyncCache:
 
     async def get_or_load(self, key, loader, ttl=None, wait=5.0, type=0):
         """``Cache.get_or_load`` without blocking the event loop: a hit returns at
-        once; on a miss the single-flight wait runs in the executor.  ``loader``
-        may be a plain function or return an awaitable (a coroutine function),
-        which then runs on this event loop.  The loader's exception reaches the
-        caller unchanged."""
+        once; a miss (the single-flight wait, the loader) runs in a thread of
+        its own.  ``loader`` may be a plain function or return an awaitable
+        (a coroutine function), which then runs on this event loop.  The
+        loader's exception reaches the caller unchanged."""
         v = self.cache.get(key, _MISSING)
         if v is not _MISSING:
             return v
         loop = asyncio.get_running_loop()
+        if self.executor is not None:
+            def in_executor():
+                r = loader()
+                if inspect.isawaitable(r):
+                    return asyncio.run_coroutine_threadsafe(_awaited(r), loop).result()
+                return r
+            return await self._in_executor(self.cache.get_or_load, key, in_executor, ttl=ttl,
+                                           wait=wait, type=type)
+        # A call made by a coroutine loader of this AsyncCache does not wait
+        # for max_loads: its caller's thread holds one while it waits.
+        sem = None
+        if not _IN_LOADER.get():
+            sem = self._loads.get(loop)
+            if sem is None:
+                sem = self._loads[loop] = asyncio.Semaphore(self.max_loads)
+            await sem.acquire()
+        fut = loop.create_future()
+
+        def settle(ok, v):  # on the loop
+            if sem is not None:
+                sem.release()
+            if fut.done():
+                return
+            if ok:
+                fut.set_result(v)
+                return
+            try:
+                fut.set_exception(v)
+            except TypeError:  # StopIteration, which a Future refuses
+                exc = RuntimeError("the loader raised StopIteration")
+                exc.__cause__ = v
+                fut.set_exception(exc)
 
         def sync_loader():
             r = loader()
             if inspect.isawaitable(r):
+                # The task inherits this thread's context: _IN_LOADER is set.
+                _IN_LOADER.set(True)
                 return asyncio.run_coroutine_threadsafe(_awaited(r), loop).result()
             return r
 
-        return await self._in_executor(self.cache.get_or_load, key, sync_loader, ttl=ttl,
-                                       wait=wait, type=type)
+        def run():
+            try:
+                v = self.cache.get_or_load(key, sync_loader, ttl=ttl, wait=wait, type=type)
+            except BaseException as e:  # the loader's own, unchanged
+                _call_soon(loop, settle, False, e)
+            else:
+                _call_soon(loop, settle, True, v)
+        try:
+            threading.Thread(target=run, name="tickcache-get_or_load", daemon=True).start()
+        except BaseException:
+            if sem is not None:
+                sem.release()
+            raise
+        return await fut
 
 
 async def _awaited(aw):
@@ -243,7 +320,9 @@ async def _awaited(aw):
 def cached(acache, ttl=None, key=None, wait=5.0):
     """``tickcache.cached`` for coroutine functions, on an ``AsyncCache``: the
     result of ``await fn(...)`` is cached with single flight across
-    processes, and waits never block the event loop."""
+    processes, and waits never block the event loop.  ``invalidate`` is a
+    coroutine; a load running when it is called does not keep its value
+    (as in ``tickcache.cached``)."""
 
     def decorate(fn):
         if not inspect.iscoroutinefunction(fn):
@@ -257,15 +336,24 @@ def cached(acache, ttl=None, key=None, wait=5.0):
 
         @functools.wraps(fn)
         async def wrapper(*args, **kwargs):
+            k = cache_key(*args, **kwargs)
+            inv = invalidation_key(k)
+            seen = []
+
             async def load():
+                seen.append(await acache.get(inv))
                 return encode_result(await fn(*args, **kwargs))
-            raw = await acache.get_or_load(cache_key(*args, **kwargs), load, ttl=ttl, wait=wait)
+            raw = await acache.get_or_load(k, load, ttl=ttl, wait=wait)
+            if seen and await acache.get(inv) != seen[-1]:
+                await acache.delete(k)  # invalidated while loading: not kept
             return decode_result(raw)
 
         wrapper.cache_key = cache_key
 
         async def invalidate(*args, **kwargs):
-            return await acache.delete(cache_key(*args, **kwargs))
+            k = cache_key(*args, **kwargs)
+            await acache.set(invalidation_key(k), invalidation_token(), ttl=INVALIDATION_TTL)
+            return await acache.delete(k)
 
         wrapper.invalidate = invalidate
         return wrapper

@@ -10,7 +10,8 @@ segment created with ``eviction="none"``: a full segment then raises
 ``FullError`` instead of silently dropping a mark.
 
 Times are datetimes (naive meaning UTC) or epoch seconds; they are keyed to
-the millisecond.
+the millisecond (truncated; a float as the ``datetime.fromtimestamp`` of it,
+so that both forms of an instant make the same mark).
 """
 import datetime as _dt
 
@@ -20,13 +21,20 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
 def _epoch_ms(t):
+    if isinstance(t, float):
+        # The datetime.fromtimestamp of it, so that a float and the datetime
+        # of the same instant are the same mark.
+        try:
+            t = _dt.datetime.fromtimestamp(t, _dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"time {t!r} is out of range") from None
     if isinstance(t, _dt.datetime):
         if t.tzinfo is None:
             t = t.replace(tzinfo=_dt.timezone.utc)
         return (t - _EPOCH) // _dt.timedelta(milliseconds=1)
-    if isinstance(t, bool) or not isinstance(t, (int, float)):
+    if isinstance(t, bool) or not isinstance(t, int):
         raise TypeError(f"time must be a datetime or epoch seconds, not {type(t).__name__}")
-    return int(t) * 1000 if isinstance(t, int) else int(round(t * 1000))
+    return int(t) * 1000
 
 
 def _part(name, v):

@@ -40,13 +40,25 @@ class RunAnchor:
 
 
 def _ts_ns(ts):
+    if isinstance(ts, float):
+        # As datetime.fromtimestamp rounds it (to the microsecond): a float has
+        # no more digits at today's epoch, and the anchor is a datetime.
+        try:
+            ts = _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"timestamp {ts!r} is out of range") from None
     if isinstance(ts, _dt.datetime):
         if ts.tzinfo is None:
             ts = ts.replace(tzinfo=_dt.timezone.utc)
-        return (ts - _EPOCH) // _dt.timedelta(microseconds=1) * 1000
-    if isinstance(ts, (int, float)) and not isinstance(ts, bool):
-        return int(round(ts * 1e9)) if isinstance(ts, float) else ts * 1_000_000_000
-    raise TypeError(f"timestamp must be a datetime or epoch seconds, not {type(ts).__name__}")
+        ns = (ts - _EPOCH) // _dt.timedelta(microseconds=1) * 1000
+    elif isinstance(ts, int) and not isinstance(ts, bool):
+        ns = ts * 1_000_000_000
+    else:
+        raise TypeError(f"timestamp must be a datetime or epoch seconds, not "
+                        f"{type(ts).__name__}")
+    if not -2 ** 63 <= ns < 2 ** 63:  # the library's int64 nanoseconds
+        raise ValueError(f"timestamp {ts!r} is out of range")
+    return ns
 
 
 class StrategyCache:
@@ -62,7 +74,9 @@ class StrategyCache:
 
     def start_run(self, timestamp, run_id=0):
         """Begin a run anchored at ``timestamp`` (a datetime, naive meaning UTC,
-        or epoch seconds) with the application's ``run_id``.  A second start
+        or epoch seconds; a float is taken as ``datetime.fromtimestamp`` takes
+        it, to the microsecond; int64 nanoseconds, years 1677 to 2262) with
+        the application's ``run_id``.  A second start
         while a run is active raises ``ValueError``: call ``clear()`` first."""
         ts = _ts_ns(timestamp)
         try:
@@ -86,11 +100,11 @@ class StrategyCache:
     def get_dtos(self, key, dto_type):
         """The DTOs at ``key`` in insertion order, as instances of their classes.
         ``InvalidDTOTypeError`` (a ``TypeError``) when any of them is not an
-        instance of ``dto_type`` (subclasses count as instances; a class must be
+        instance of ``dto_type``, any class (subclasses count as instances, so
+        an abstract base above DTO classes takes them all; a class must be
         importable here to be recognised).  An empty list for an unknown key."""
-        if not _dto.is_dto_class(dto_type):
-            raise TypeError(f"dto_type must be a pydantic model or dataclass class, "
-                            f"not {dto_type!r}")
+        if not isinstance(dto_type, type):
+            raise TypeError(f"dto_type must be a class, not {dto_type!r}")
         raw = self.cache._dto_list(key, DTO_TYPE)
         if not raw:
             return []

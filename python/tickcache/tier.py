@@ -16,9 +16,12 @@ prefixes coherent with Redis; ``RedisTier`` decides what a call does:
   state is read at most every ``state_ttl``, 50 ms).
 - ``set``: write-through, Redis first, then the segment.
 - ``mark_once``: a dedupe mark across the fleet, ``Cache.add`` locally and
-  ``SET NX PX`` in Redis; True only when both are won.  When Redis fails the
-  default is to refuse (False, counted in ``refused``); ``local_only=True``
-  lets the local mark decide (counted in ``local_only``).
+  ``SET NX PX`` in Redis; True only when both are won.  The local mark is a
+  placeholder (a miss: readers ask Redis) until Redis has decided, so that
+  a mark lost to another host never reads as this host's value.  When Redis
+  fails the default is to refuse (False, counted in ``refused``);
+  ``local_only=True`` lets the local mark decide (counted in
+  ``local_only_marks``).
 - ``rate_limit``: one Lua script per call (``INCR`` + ``PEXPIRE`` on the
   window's first hit), never separate calls.
 - ``get_or_load`` and ``delete``: so that ``tickcache.cached(tier, ...)``
@@ -115,6 +118,25 @@ class RedisTier:
             ttl = self.max_ttl
         return 0 if ttl is None else ttl
 
+    def _placeholder(self, k, ttl):
+        """Add a placeholder of this call's at K (a miss to every reader) for
+        TTL seconds; its version, or None when K exists."""
+        self._seq += 1
+        nonce = struct.pack("<QQ", os.getpid(), self._seq)
+        if not self.cache.add(k, nonce, ttl=ttl, type=PENDING_TYPE):
+            return None
+        it = self.cache.get_item(k)
+        if it is not None and it.type == PENDING_TYPE and it.value == nonce:
+            return it.version
+        return None
+
+    def _drop(self, k, ver):
+        """Delete K if it is still the placeholder of version VER (given back:
+        a retry can take it at once)."""
+        it = self.cache.get_item(k)
+        if it is not None and it.version == ver and it.type == PENDING_TYPE:
+            self.cache.delete(k)
+
     def _redis_read(self, k):
         p = self.redis.pipeline(transaction=False)
         p.get(k)
@@ -135,14 +157,7 @@ class RedisTier:
             it = self.cache.get_item(k)
             if it is not None and it.type != PENDING_TYPE:
                 return it.value
-        ver = None
-        if up:
-            self._seq += 1
-            nonce = struct.pack("<QQ", os.getpid(), self._seq)
-            if self.cache.add(k, nonce, ttl=1, type=PENDING_TYPE):
-                it = self.cache.get_item(k)
-                if it is not None and it.type == PENDING_TYPE and it.value == nonce:
-                    ver = it.version
+        ver = self._placeholder(k, 1) if up else None
         try:
             value, pttl = self._redis_read(k)
         except Exception:
@@ -194,22 +209,29 @@ class RedisTier:
         if not ttl or ttl <= 0:
             raise ValueError("ttl must be > 0 seconds")
         k = _b(key)
-        if not self.cache.add(k, value, ttl=ttl):
+        # The local mark is a placeholder (a miss to readers, who then ask
+        # Redis) until Redis has decided: VALUE is never read here before
+        # it is the fleet's, not even after a crash at this point.
+        ver = self._placeholder(k, min(ttl, 1))
+        if ver is None:
             return False
         try:
             won = self.redis.set(k, bytes(value), nx=True, px=_ms(ttl))
         except Exception:
             if self.local_only:
+                # The local mark decides: ours only while the placeholder is.
+                if not self.cache.cas(k, value, ver, ttl=ttl):
+                    return False
                 self.local_only_marks += 1
                 return True
-            self.cache.delete(k)
+            self._drop(k, ver)
             self.refused += 1
             return False
         if not won:
-            # Another host holds it: our local copy would carry our value,
-            # not the winner's; reads go to Redis (read-through) instead.
-            self.cache.delete(k)
+            # Another host holds it: reads go to Redis (read-through).
+            self._drop(k, ver)
             return False
+        self.cache.cas(k, value, ver, ttl=ttl)
         return True
 
     def add(self, key, value, ttl=None):
@@ -229,8 +251,12 @@ class RedisTier:
         """The value of KEY; when neither the segment nor Redis has it, one
         caller in the fleet runs ``loader()`` (a ``SET NX PX`` lock in Redis)
         and writes the result through; the others wait up to ``wait``
-        seconds for it (then ``TimeoutError``).  A loader's exception reaches
-        its caller and releases the lock."""
+        seconds for it (then ``TimeoutError``).  The lock lasts ``wait``
+        seconds (at least 1): a loader slower than that may run again in a
+        caller that takes the expired lock.  A loader's exception reaches
+        its caller and releases the lock.  A negative ``ttl`` is a
+        ``ValueError`` before anything is loaded."""
+        _ms(ttl)
         v = self.get(key)
         if v is not None:
             return v
