@@ -146,6 +146,43 @@ class TestWait(SegmentCase):
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
 
+    def test_a_signal_caught_by_another_thread_ends_the_wait_soon(self):
+        # CPython runs signal handlers in the main thread only.  A signal
+        # that another thread takes (pthread_kill here; a process-directed
+        # one, such as Ctrl-C, when the kernel picks that thread, or when
+        # it lands just before the main thread's futex call) trips the
+        # handler's flag without interrupting the main thread's sleep: the
+        # wait must look at the flag on its own, not at its timeout's end.
+        v1 = self.cache.set("k", b"a")
+
+        class Stop(Exception):
+            pass
+
+        def handler(sig, frame):
+            raise Stop()
+
+        def other():
+            until(lambda: sleeping_in_futex(os.getpid(), main_tid))
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+
+        main_tid = threading.get_native_id()
+        old = signal.signal(signal.SIGUSR1, handler)
+        calls = [lambda: self.cache.wait("k", version=v1, timeout=BOUND),
+                 lambda: self.cache.wait("absent", timeout=BOUND),
+                 lambda: self.cache.wait_any(self.cache.wait_any(), timeout=BOUND)]
+        try:
+            for call in calls:
+                t = threading.Thread(target=other)
+                t.start()
+                t0 = time.monotonic()
+                with self.assertRaises(Stop):
+                    call()
+                # Ended by the flag, not by its timeout.
+                self.assertLess(time.monotonic() - t0, BOUND)
+                t.join(BOUND)
+        finally:
+            signal.signal(signal.SIGUSR1, old)
+
     def test_wait_any(self):
         seq = self.cache.wait_any()
         self.assertIsInstance(seq, int)

@@ -2363,9 +2363,10 @@ static PyObject *Cache_dto_list(CacheObject *self, PyObject *const *args, Py_ssi
 /* The GIL is released while the call sleeps.  The caller holds the handle
  * busy for its whole call (a close() meanwhile, by another thread or by a
  * signal handler run here, is deferred to its end, as get_or_load's): it
- * uses C again after the wait.  A signal ends the sleep with -EINTR:
- * its Python handler runs, and unless it raised, the wait goes on with
- * what is left of the timeout (PEP 475). */
+ * uses C again after the wait.  A signal ends the sleep with -EINTR, or
+ * is seen at the end of a slice of WAIT_SLICE_MS: its Python handler
+ * runs, and unless it raised, the wait goes on with what is left of the
+ * timeout (PEP 475). */
 static uint64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -2392,17 +2393,28 @@ static uint64_t wait_left(uint64_t t_end)
 	return now < t_end ? (t_end - now + 999999) / 1000000 : 0;
 }
 
+/*
+ * The longest sleep between two looks at the signal flags.  A signal
+ * interrupts the futex call only when this thread takes it; one that
+ * another thread takes (the handler's C part then only trips a flag for
+ * the main thread), or that lands between the GIL's release and the futex
+ * call, is seen at the end of the slice, not of the whole timeout (which
+ * may be none).  A slice's end re-arms the key's word: no writer pays.
+ */
+#define WAIT_SLICE_MS 1000u
+
 static int wait_released(tc_cache *c, const bytearg *k, uint64_t version,
 			 uint64_t t_end, tc_meta *m, uint64_t *seq)
 {
 	for (;;) {
 		int rc;
-		uint64_t timeout_ms = wait_left(t_end);
+		uint64_t left = wait_left(t_end),
+			 timeout_ms = left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS;
 		Py_BEGIN_ALLOW_THREADS
 		rc = k ? tc_wait(c, k->p, (size_t)k->n, version, timeout_ms, m)
 		       : tc_wait_any(c, seq, timeout_ms);
 		Py_END_ALLOW_THREADS
-		if (rc != -EINTR)
+		if (rc != -EINTR && (rc != -ETIMEDOUT || timeout_ms == left))
 			return rc;
 		if (PyErr_CheckSignals() < 0)
 			return -EINTR; /* the handler's exception is set */
