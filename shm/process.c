@@ -253,7 +253,8 @@ static bool maps_show(tc_cache *c, uint32_t pid, uint64_t base, bool *readable_o
 		 * first is parsed.  The rest is a path, anybody's bytes,
 		 * which may read as a mapping of our inode. */
 		bool first = !cont;
-		cont = line[strlen(line) - 1] != '\n';
+		size_t n = strlen(line); /* 0 only after a NUL byte, which no path holds */
+		cont = n == 0 || line[n - 1] != '\n';
 		if (!first || sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj,
 				     &mnr, &ino) != 6)
 			continue;
