@@ -22,6 +22,9 @@
 #     host), then the bridge re-arms by itself after SIGCONT;
 #   - redis-server killed and restarted: down, then up again by itself;
 #   - CLIENT KILL of the bridges' connections: purged, down, up again;
+#   - a bridge stopped (SIGSTOP) while it holds the lease: the tier reads
+#     down within 2 x --ping-ms, and after SIGCONT it purges before it is
+#     up again;
 #   - mirror mode: a Redis write is written locally with Redis's TTL capped
 #     by --max-ttl, a DEL deletes it;
 #   - SIGTERM: the bridge exits, purges and leaves the tier down;
@@ -199,6 +202,28 @@ wait_state "$B" up && ok "CLIENT KILL: up again by itself" || bad "CLIENT KILL: 
 since2=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["tier"]["since_ms"])' < <("$INSPECT" --json stat "$B"))
 [ "$since2" -gt "$since" ] && ok "CLIENT KILL: the tier went down and up (since_ms moved)" || bad "since_ms $since -> $since2"
 grep -q 'connection lost' "$TMP/b.log" && ok "bridge B logged the lost connection" || bad "no lost connection in b.log"
+
+# ---- bridge stopped (SIGSTOP) while it holds the lease ----------------------
+# A stopped bridge is alive (its pid is there) but applies no invalidation:
+# its "up" must stop being believed once its heartbeat is older than
+# 2 x --ping-ms, and after SIGCONT it must not read up before the tiered
+# keys were purged (the invalidations queued meanwhile are not applied yet).
+# Before the fix the tier read "up" for as long as the bridge was stopped,
+# host B serving "old" after Redis had "new".
+wait_state "$B" up
+"$INSPECT" set "$B" quote:st old >/dev/null
+t0=$(date +%s%N)
+kill -STOP "$BB"
+rc SET quote:st new >/dev/null
+wait_state "$B" down 100 && ok "bridge SIGSTOP: the tier reads down" || bad "bridge SIGSTOP: tier $(state "$B"), quote:st '$("$INSPECT" get "$B" quote:st 2>&1)'"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+echo "     measured: bridge SIGSTOP to the tier down $ms ms"
+[ "$ms" -le $(( 2 * PING + ${SLACK_MS:-2000} )) ] && ok "bridge SIGSTOP: down within 2 x ping-ms (+ slack)" || bad "bridge SIGSTOP: down after $ms ms"
+is "bridge SIGSTOP: still down a while later" "$(sleep 0.5; state "$B")" "down $BB"
+kill -CONT "$BB"
+wait_state "$B" up && ok "bridge SIGCONT: up again by itself" || bad "bridge SIGCONT: $(state "$B")"
+is "bridge SIGCONT: the key invalidated meanwhile is gone" "$("$INSPECT" exists "$B" quote:st >/dev/null 2>&1; echo $?)" 1
+grep -q 'stalled for' "$TMP/b.log" && ok "bridge B logged its stall" || bad "no stall in b.log: $(tail -2 "$TMP/b.log")"
 
 # ---- mirror mode -----------------------------------------------------------
 bridge c.log --map "quote:=$C" --mode mirror --max-ttl 60; BC=$LAST

@@ -25,6 +25,11 @@
  * purges again (writes made while tracking was being armed are not lost)
  * and only then marks the tier up.
  *
+ * A live pid proves nothing about a stopped or stalled bridge: each ping
+ * also renews its promise (tc_tier_until, 2 x ping_ms from a time taken
+ * before it checked itself), after which readers take the tier as down;
+ * one that wakes past its promise goes down and re-arms.
+ *
  * Single-threaded: invalidations are applied in the order Redis sent them,
  * so in mirror mode a value read for an older invalidation is overwritten
  * by the read of the newer one.
@@ -217,6 +222,25 @@ static bool set_state(uint32_t state)
 		}
 	}
 	return ok;
+}
+
+/*
+ * Vouch for the tier in every segment until RT_MS + 2 x ping_ms (RT_MS a
+ * tc_now_ms taken before the caller checked itself, so that a bridge
+ * stopped in between leaves a promise that has already run out), then
+ * publish it up; false when a lease was lost.
+ */
+static bool vouch_up(int64_t rt_ms)
+{
+	bool ok = true;
+	for (int i = 0; i < g.nsegs; i++) {
+		int rc = tc_tier_until(g.segs[i].c, rt_ms + 2 * (int64_t)g.ping_ms);
+		if (rc) {
+			logmsg("%s: tier lease lost (%s)", g.segs[i].name, tc_strerror(rc));
+			ok = false;
+		}
+	}
+	return ok && set_state(TC_TIER_UP);
 }
 
 static void release_all(void)
@@ -560,11 +584,20 @@ static bool serve(void)
 	uint64_t ping_sent = 0;   /* 0 = none outstanding */
 	uint64_t next_ping = now_ms() + g.ping_ms / 2;
 	uint64_t next_sentinel = now_ms() + 1000;
+	uint64_t vouched = now_ms(); /* run() vouched just before */
 
 	for (;;) {
 		if (stop)
 			return false;
+		int64_t rt = tc_now_ms();
 		uint64_t now = now_ms();
+		/* Stopped or stalled past the promise: readers took the tier
+		 * down and invalidations may wait unread; purge and re-arm
+		 * rather than vouch again over them. */
+		if (now - vouched > 2 * g.ping_ms) {
+			logmsg("stalled for %" PRIu64 " ms: the tier lapsed", now - vouched);
+			return true;
+		}
 		if (ping_sent && now - ping_sent >= g.ping_ms) {
 			logmsg("no pong for %" PRIu64 " ms: Redis is silent", now - ping_sent);
 			return true;
@@ -592,9 +625,11 @@ static bool serve(void)
 				}
 			ping_sent = now;
 			next_ping = now + g.ping_ms / 2;
-			/* The heartbeat of the leases; a lost lease ends the bridge. */
-			if (!set_state(TC_TIER_UP))
+			/* The heartbeat of the leases and the promise renewed; a
+			 * lost lease ends the bridge. */
+			if (!vouch_up(rt))
 				return false;
+			vouched = now;
 		}
 		uint64_t until = ping_sent ? ping_sent + g.ping_ms : next_ping;
 		int wait = until > now ? (int)(until - now) : 0;
@@ -639,7 +674,7 @@ static int run(void)
 	purge_all();
 	while (!stop) {
 		if (arm()) {
-			if (!set_state(TC_TIER_UP))
+			if (!vouch_up(tc_now_ms()))
 				break;
 			logmsg("tier up: tracking armed on %s", g.addr);
 			backoff = 50;
