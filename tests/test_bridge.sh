@@ -14,6 +14,8 @@
 #     race for the same mark, exactly one wins, thousands of rounds;
 #   - read-through racing writes never leaves a stale value cached (the
 #     fill race, closed by the placeholder and its compare-and-set);
+#   - write-through (tier_set) racing another host's write never leaves
+#     the losing value cached;
 #   - FLUSHALL purges the mapped prefixes;
 #   - a second bridge on the same segment waits, and takes over when the
 #     first is killed with SIGKILL (the tier reads down meanwhile);
@@ -145,6 +147,13 @@ echo "     measured: $MR"
 FR=$("$PROBE" fillrace "$SOCK" "$B" 4 200)
 is "read-through fill race: nothing stale cached after quiescence" "$?" 0
 echo "     measured: $FR"
+
+# Write-through racing another host's write: ours lands in Redis first,
+# theirs second, and its invalidation reaches our bridge before our local
+# install (a hook in tier_set).  A plain tc_set after the Redis SET left
+# "v1" cached on host B while Redis had "v2".
+SR=$("$PROBE" setrace "$SOCK" "$B")
+is "write-through that lost the race in Redis is not served locally: $SR" "$?" 0
 
 MS=$("$PROBE" misc "$SOCK" "$A")
 is "write-through, rate limit, read-through TTL, marks with Redis failing: $MS" "$?" 0

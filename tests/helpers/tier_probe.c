@@ -24,6 +24,7 @@
  *   tier_probe markrace SOCK SEG_A SEG_B NPROC ROUNDS
  *   tier_probe fillrace SOCK SEG NREADERS WRITES
  *   tier_probe misc SOCK SEG
+ *   tier_probe setrace SOCK SEG
  *       Fleet-wide marks and the read-through fill race (tools/tier_redis.h),
  *       described at each function.
  *
@@ -49,6 +50,10 @@
 /* Widen the fill race: a read of Redis waits before its install, long
  * enough for the invalidation of a write made meanwhile to arrive first. */
 #define TIER_FILL_HOOK() usleep(300)
+/* setrace: another host's write lands between tier_set's Redis SET and
+ * its local install. */
+static void setrace_hook(void);
+#define TIER_SET_HOOK() setrace_hook()
 #include "tier_redis.h"
 #endif
 
@@ -314,6 +319,89 @@ static int fillrace(int argc, char **argv)
 	return rc || atomic_load(stale) || atomic_load(errs) || bad ? 1 : 0;
 }
 
+/* setrace's other host: when armed, the hook SETs KEY to "v2" on its own
+ * connection and waits until the bridge has applied every invalidation up
+ * to it (a fence key), as if host B's write had landed at that moment. */
+static struct {
+	redisContext *r;
+	tc_cache *c;
+	const char *key;
+	int armed;
+} sr;
+
+/* Fence: a local copy of FENCE, a write of it in Redis, and a wait until
+ * the bridge deletes it: every earlier invalidation is applied then. */
+static int fence(redisContext *r, tc_cache *c)
+{
+	static const char f[] = "quote:setrace:fence";
+	if (tc_set(c, f, sizeof(f) - 1, "x", 1, 0, 0))
+		return -1;
+	redisReply *rep = redisCommand(r, "SET %s y", f);
+	if (!rep)
+		return -1;
+	freeReplyObject(rep);
+	uint64_t t0 = mono_us();
+	while (tc_exists(c, f, sizeof(f) - 1))
+		if (mono_us() - t0 > 10000000u)
+			return -1;
+	return 0;
+}
+
+static void setrace_hook(void)
+{
+	if (!sr.armed)
+		return;
+	sr.armed = 0;
+	redisReply *rep = redisCommand(sr.r, "SET %s v2", sr.key);
+	if (rep)
+		freeReplyObject(rep);
+	(void)fence(sr.r, sr.c);
+}
+
+/*
+ * setrace SOCK SEG: tier_set(K, "v1") on host SEG while another host's
+ * SET K v2 lands in Redis after ours and its invalidation is applied
+ * before our local install (the hook).  After a fence, Redis has v2 and
+ * the local copy must not be v1: a write that lost the race in Redis must
+ * not be served locally.  Exit 0 when it is not.
+ */
+static int setrace(int argc, char **argv)
+{
+	if (argc != 4)
+		return 2;
+	struct tier_redis t = { 0 };
+	char key[64], buf[16];
+	tc_meta m;
+	t.r = redisConnectUnix(argv[2]);
+	sr.r = redisConnectUnix(argv[2]);
+	if (!t.r || t.r->err || !sr.r || sr.r->err || tc_open(&t.c, argv[3], NULL))
+		return 2;
+	sr.c = t.c;
+	uint64_t t0 = mono_us();
+	while (tier_state(t.c) != TC_TIER_UP && mono_us() - t0 < 10000000u)
+		usleep(1000);
+	int kl = snprintf(key, sizeof(key), "quote:setrace:%d", (int)getpid());
+	sr.key = key;
+	sr.armed = 1;
+	int rc = tier_set(&t, key, (size_t)kl, "v1", 2, 0);
+	if (sr.armed || fence(sr.r, t.c)) {
+		printf("setrace: hook not run or fence lost (tier_set %d)\n", rc);
+		return 1;
+	}
+	redisReply *rep = redisCommand(sr.r, "GET %s", key);
+	int remote_v2 = rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "v2") == 0;
+	if (rep)
+		freeReplyObject(rep);
+	int lrc = tc_get(t.c, key, (size_t)kl, buf, sizeof(buf), &m);
+	int stale = lrc == 0 && m.len == 2 && memcmp(buf, "v1", 2) == 0;
+	printf("setrace: tier_set=%d redis=%s local=%s\n", rc, remote_v2 ? "v2" : "?",
+	       lrc == -ENOENT ? "absent" : stale ? "v1 (stale)" : lrc ? "error" : "other");
+	redisFree(t.r);
+	redisFree(sr.r);
+	tc_close(t.c);
+	return rc == 0 && remote_v2 && !stale && (lrc == 0 || lrc == -ENOENT) ? 0 : 1;
+}
+
 #define CHECK(cond, ...) do { if (!(cond)) { printf("misc: " __VA_ARGS__); printf("\n"); \
 	fflush(stdout); return 1; } } while (0)
 
@@ -535,6 +623,8 @@ int main(int argc, char **argv)
 		return fillrace(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "misc") == 0)
 		return misc(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "setrace") == 0)
+		return setrace(argc, argv);
 #else
 	fprintf(stderr, "tier_probe: built without hiredis\n");
 	return 77;
