@@ -29,6 +29,8 @@
 #     up again;
 #   - mirror mode: a Redis write is written locally with Redis's TTL capped
 #     by --max-ttl, a DEL deletes it;
+#   - a fake Redis sending frames a real one never sends on the
+#     invalidation connection (tests/helpers/fake_redis.py): purged, down;
 #   - SIGTERM: the bridge exits, purges and leaves the tier down;
 #   - Sentinel: a primary, a replica and a Sentinel on free loopback ports;
 #     the primary killed: purged at once, the bridge follows the failover to
@@ -254,6 +256,30 @@ is "mirror: the not-mapped host A key stays out" "$("$INSPECT" exists "$C" other
 SILM=$(SLACK_MS=${SLACK_MS:-2000} "$PROBE" silent "$C" "$RPID" $PING 2)
 is "mirror: SIGSTOP of Redis purged within the bound, re-armed" "$?" 0
 echo "$SILM" | sed 's/^/     measured (mirror): /'
+
+# ---- a Redis that lies: replies as untrusted bytes ---------------------------
+# tests/helpers/fake_redis.py arms like Redis, answers pings, and on demand
+# sends a frame a real Redis never sends on the invalidation connection.
+# The bridge must fail closed: purge and go down, never keep serving the
+# mapped keys on a stream it no longer understands.  Before the fix the
+# first five were ignored, the tier up and quote:k kept.
+F="$P-f"
+"$INSPECT" create "$F" --entries 1024 --memory 1M >/dev/null
+python3 "$(dirname "$0")/helpers/fake_redis.py" "$TMP/fake.sock" "$TMP/fake.go" &
+PIDS+=($!); FAKE=$!
+for _ in $(seq 1 100); do [ -S "$TMP/fake.sock" ] && break; sleep 0.05; done
+"$BRIDGE" --foreground --redis "unix:$TMP/fake.sock" --ping-ms $PING --map "quote:=$F" >"$TMP/f.log" 2>&1 &
+PIDS+=($!); BF=$!
+for frame in int_payload array_int_elem array_nil_elem unsubscribe message4 huge_bulk error; do
+	if ! wait_state "$F" up; then bad "lying Redis, $frame: not up: $(state "$F")"; continue; fi
+	"$INSPECT" set "$F" quote:k v >/dev/null
+	echo "$frame" >"$TMP/fake.go"
+	wait_gone "$F" quote:k && ok "lying Redis, $frame: the mapped keys purged" ||
+		bad "lying Redis, $frame: quote:k kept, tier $(state "$F")"
+done
+kill -TERM "$BF"; wait "$BF"; is "lying Redis: the bridge exits 0 on SIGTERM" "$?" 0
+kill "$FAKE" 2>/dev/null; wait "$FAKE" 2>/dev/null
+"$INSPECT" unlink "$F" --force >/dev/null 2>&1
 
 # ---- SIGTERM -----------------------------------------------------------------
 "$INSPECT" set "$C" quote:t v >/dev/null

@@ -545,8 +545,21 @@ static bool invalidate_key(const char *key, size_t klen)
 	return true;
 }
 
-/* One reply on the subscribed connection.  Returns 1 for a pong, 0 for
- * anything else handled, -1 when the tier must go down. */
+/* Is R the bulk string WORD (its length too: a reply is bytes, not a C string)? */
+static bool is_word(const redisReply *r, const char *word)
+{
+	size_t n = strlen(word);
+	return r->type == REDIS_REPLY_STRING && (size_t)r->len == n && memcmp(r->str, word, n) == 0;
+}
+
+/*
+ * One reply on the subscribed connection.  Returns 1 for a pong, 0 for an
+ * invalidation applied, -1 when the tier must go down.  The replies are
+ * untrusted bytes: anything but a pong or an invalidation of the shapes
+ * Redis sends (a key, an array of keys, nil for a flush) means the stream
+ * is no longer understood, and a key of it may go unapplied: down (purge)
+ * rather than skip it.
+ */
 static int handle(redisReply *r)
 {
 	if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
@@ -554,11 +567,14 @@ static int handle(redisReply *r)
 		logmsg("unexpected reply on the subscribed connection (type %d)", r->type);
 		return -1;
 	}
-	const char *kind = r->element[0]->str;
-	if (strcmp(kind, "pong") == 0)
+	if (is_word(r->element[0], "pong"))
 		return 1;
-	if (strcmp(kind, "message") != 0 || r->elements != 3)
-		return 0;
+	if (!is_word(r->element[0], "message") || r->elements != 3) {
+		logmsg("unexpected '%.*s' of %zu elements on the subscribed connection",
+		       (int)(r->element[0]->len < 32 ? r->element[0]->len : 32),
+		       r->element[0]->str, (size_t)r->elements);
+		return -1;
+	}
 	redisReply *p = r->element[2];
 	g.invalidations++;
 	if (p->type == REDIS_REPLY_NIL) {
@@ -568,11 +584,15 @@ static int handle(redisReply *r)
 	}
 	if (p->type == REDIS_REPLY_STRING)
 		return invalidate_key(p->str, (size_t)p->len) ? 0 : -1;
-	if (p->type != REDIS_REPLY_ARRAY)
-		return 0;
+	bool ok = p->type == REDIS_REPLY_ARRAY;
+	for (size_t i = 0; ok && i < p->elements; i++)
+		ok = p->element[i]->type == REDIS_REPLY_STRING;
+	if (!ok) {
+		logmsg("unexpected invalidation (type %d) on the subscribed connection", p->type);
+		return -1;
+	}
 	for (size_t i = 0; i < p->elements; i++)
-		if (p->element[i]->type == REDIS_REPLY_STRING &&
-		    !invalidate_key(p->element[i]->str, (size_t)p->element[i]->len))
+		if (!invalidate_key(p->element[i]->str, (size_t)p->element[i]->len))
 			return -1;
 	return 0;
 }
