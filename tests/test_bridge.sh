@@ -27,6 +27,9 @@
 #   - a bridge stopped (SIGSTOP) while it holds the lease: the tier reads
 #     down within 2 x --ping-ms, and after SIGCONT it purges before it is
 #     up again;
+#   - chaos: writes through on A, reads through on B, while connections
+#     are killed, Redis sleeps, flushes and restarts, bridge B is stopped
+#     and killed: no read staler than the bound after a write returned;
 #   - mirror mode: a Redis write is written locally with Redis's TTL capped
 #     by --max-ttl, a DEL deletes it;
 #   - a fake Redis sending frames a real one never sends on the
@@ -235,6 +238,32 @@ kill -CONT "$BB"
 wait_state "$B" up && ok "bridge SIGCONT: up again by itself" || bad "bridge SIGCONT: $(state "$B")"
 is "bridge SIGCONT: the key invalidated meanwhile is gone" "$("$INSPECT" exists "$B" quote:st >/dev/null 2>&1; echo $?)" 1
 grep -q 'stalled for' "$TMP/b.log" && ok "bridge B logged its stall" || bad "no stall in b.log: $(tail -2 "$TMP/b.log")"
+
+# ---- chaos: host A writes through, host B reads through --------------------
+# While tier_probe chaos runs (one writer on A, two readers on B, tier_get;
+# a read is stale when a newer write had returned more than TOL_MS before
+# it began), the link is broken in every way at hand: CLIENT KILL, DEBUG
+# SLEEP, FLUSHALL, bridge B stopped and killed (and restarted), Redis
+# killed and restarted.  TOL_MS = 2 x ping-ms (a stopped bridge's promise)
+# + 50 ms (TIER_STATE_MS) + SLACK_MS; bridge B stays stopped 3 s, longer
+# than that, so a stopped bridge still believed would be caught.
+TOL=$(( 2 * PING + 50 + ${SLACK_MS:-2000} ))
+"$PROBE" chaos "$SOCK" "$A" "$B" 2 "${CHAOS_S:-12}" $TOL >"$TMP/chaos.out" &
+CP=$!
+sleep 0.5
+rc CLIENT KILL TYPE pubsub >/dev/null; sleep 0.7
+rc DEBUG SLEEP 0.3 >/dev/null; sleep 0.7
+rc FLUSHALL >/dev/null; sleep 0.7
+kill -STOP "$BB"; sleep 3; kill -CONT "$BB"; sleep 0.7
+kill -9 "$BB"; wait "$BB" 2>/dev/null; sleep 0.3
+bridge b2.log --map "quote:=$B" --map "sig:=$B"; BB=$LAST; sleep 0.7
+kill -9 "$RPID"; wait "$RPID" 2>/dev/null; RPID=; start_redis; sleep 1
+rc CLIENT KILL TYPE normal >/dev/null; sleep 0.5
+wait "$CP"; crc=$?
+echo "     measured: $(cat "$TMP/chaos.out")"
+is "chaos: no read through on B staler than ${TOL} ms after A's write returned" "$crc" 0
+wait_state "$B" up && ok "chaos: host B up at the end" || bad "chaos: host B $(state "$B")"
+wait_state "$A" up && ok "chaos: host A up at the end" || bad "chaos: host A $(state "$A")"
 
 # ---- mirror mode -----------------------------------------------------------
 bridge c.log --map "quote:=$C" --mode mirror --max-ttl 60; BC=$LAST

@@ -25,6 +25,7 @@
  *   tier_probe fillrace SOCK SEG NREADERS WRITES
  *   tier_probe misc SOCK SEG
  *   tier_probe setrace SOCK SEG
+ *   tier_probe chaos SOCK SEG_W SEG_R NREADERS SECONDS TOL_MS
  *       Fleet-wide marks and the read-through fill race (tools/tier_redis.h),
  *       described at each function.
  *
@@ -402,6 +403,112 @@ static int setrace(int argc, char **argv)
 	return rc == 0 && remote_v2 && !stale && (lrc == 0 || lrc == -ENOENT) ? 0 : 1;
 }
 
+/*
+ * chaos SOCK SEG_W SEG_R NREADERS SECONDS TOL_MS: for SECONDS, one writer
+ * on host SEG_W writes through (tier_set) "quote:chaos" = 1, 2, 3, ... and
+ * records when each write returned; NREADERS processes on host SEG_R read
+ * it through (tier_get).  A read that began more than TOL_MS after a newer
+ * write had returned, and still got the older value, is stale.  The shell
+ * meanwhile kills connections, restarts Redis, stops bridges.  Prints the
+ * counts and the largest lag seen (any stale read, however short: the
+ * invalidation in flight), exit 0 when no read was staler than TOL_MS.
+ */
+#define CHAOS_MAX 2000000
+static int chaos(int argc, char **argv)
+{
+	if (argc != 8)
+		return 2;
+	int nreaders = atoi(argv[5]), secs = atoi(argv[6]);
+	uint64_t tol_us = strtoull(argv[7], NULL, 10) * 1000u;
+	size_t sz = sizeof(_Atomic uint64_t) * (CHAOS_MAX + 16);
+	_Atomic uint64_t *sh = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		return 2;
+	/* sh[0] stop, [1] reads, [2] stale (> tol), [3] max lag us, [4] local
+	 * hits, [5] errors, [6] lagged (> 0), [8..] returned-at of write n */
+	_Atomic uint64_t *done = &sh[8];
+	signal(SIGPIPE, SIG_IGN); /* connections are killed under us */
+	static const char key[] = "quote:chaos";
+	const size_t kl = sizeof(key) - 1;
+
+	for (int p = 0; p < nreaders; p++) {
+		if (fork())
+			continue;
+		struct tier_redis t = { 0 };
+		t.r = redisConnectUnix(argv[2]);
+		if (tc_open(&t.c, argv[4], NULL))
+			_exit(2);
+		while (!atomic_load(&sh[0])) {
+			char buf[32];
+			tc_meta m;
+			if (!t.r || t.r->err) {
+				if (t.r)
+					redisFree(t.r);
+				usleep(5000);
+				t.r = redisConnectUnix(argv[2]);
+				continue;
+			}
+			usleep(20); /* a reader, not a spinner: the machine is shared */
+			uint64_t t0 = mono_us();
+			int rc = tier_get(&t, key, kl, buf, sizeof(buf) - 1, &m, 0);
+			if (rc == -ENOENT || rc == -EAGAIN)
+				continue;
+			if (rc) {
+				atomic_fetch_add(&sh[5], 1);
+				continue;
+			}
+			buf[m.len < sizeof(buf) ? m.len : sizeof(buf) - 1] = 0;
+			uint64_t v = strtoull(buf, NULL, 10);
+			atomic_fetch_add(&sh[1], 1);
+			if (v + 1 >= CHAOS_MAX)
+				continue;
+			uint64_t newer = atomic_load(&done[v + 1]);
+			if (newer && newer < t0) {
+				uint64_t lag = t0 - newer;
+				atomic_fetch_add(&sh[6], 1);
+				if (lag > tol_us)
+					atomic_fetch_add(&sh[2], 1);
+				uint64_t mx = atomic_load(&sh[3]);
+				while (lag > mx && !atomic_compare_exchange_weak(&sh[3], &mx, lag))
+					;
+			}
+		}
+		_exit(0);
+	}
+	struct tier_redis w = { 0 };
+	w.r = redisConnectUnix(argv[2]);
+	if (tc_open(&w.c, argv[3], NULL))
+		return 2;
+	uint64_t n = 1, end = mono_us() + (uint64_t)secs * 1000000u;
+	while (mono_us() < end && n + 1 < CHAOS_MAX) {
+		char val[32];
+		int vl = snprintf(val, sizeof(val), "%llu", (unsigned long long)n);
+		if (!w.r || w.r->err) {
+			if (w.r)
+				redisFree(w.r);
+			usleep(5000);
+			w.r = redisConnectUnix(argv[2]);
+			continue;
+		}
+		int rc = tier_set(&w, key, kl, val, (size_t)vl, 0);
+		if (rc == -EAGAIN)
+			continue; /* not written: n again */
+		atomic_store(&done[n], mono_us());
+		n++;
+		usleep(200);
+	}
+	atomic_store(&sh[0], 1);
+	int bad = 0, st;
+	while (wait(&st) > 0)
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			bad++;
+	printf("chaos writes=%llu reads=%llu lagged=%llu stale_over_tol=%llu max_lag_us=%llu "
+	       "errors=%llu children_failed=%d\n", (unsigned long long)n - 1,
+	       (unsigned long long)sh[1], (unsigned long long)sh[6], (unsigned long long)sh[2],
+	       (unsigned long long)sh[3], (unsigned long long)sh[5], bad);
+	return sh[2] || sh[5] || bad ? 1 : 0;
+}
+
 #define CHECK(cond, ...) do { if (!(cond)) { printf("misc: " __VA_ARGS__); printf("\n"); \
 	fflush(stdout); return 1; } } while (0)
 
@@ -625,6 +732,8 @@ int main(int argc, char **argv)
 		return misc(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "setrace") == 0)
 		return setrace(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "chaos") == 0)
+		return chaos(argc, argv);
 #else
 	fprintf(stderr, "tier_probe: built without hiredis\n");
 	return 77;
