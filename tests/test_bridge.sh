@@ -16,6 +16,8 @@
 #     fill race, closed by the placeholder and its compare-and-set);
 #   - write-through (tier_set) racing another host's write never leaves
 #     the losing value cached;
+#   - a local copy installed late (read- or write-through held before its
+#     install) expires no later than Redis's;
 #   - FLUSHALL purges the mapped prefixes;
 #   - a second bridge on the same segment waits, and takes over when the
 #     first is killed with SIGKILL (the tier reads down meanwhile);
@@ -159,6 +161,12 @@ echo "     measured: $FR"
 # "v1" cached on host B while Redis had "v2".
 SR=$("$PROBE" setrace "$SOCK" "$B")
 is "write-through that lost the race in Redis is not served locally: $SR" "$?" 0
+
+# A reader or writer held 150 ms (a preemption) before its local install:
+# the local copy must not outlive Redis's TTL.  Before the fix both expired
+# 150 ms after Redis's (the TTL was counted from the install).
+TF=$("$PROBE" ttlfill "$SOCK" "$A")
+is "a late local install never outlives Redis's TTL: $TF" "$?" 0
 
 MS=$("$PROBE" misc "$SOCK" "$A")
 is "write-through, rate limit, read-through TTL, marks with Redis failing: $MS" "$?" 0

@@ -128,8 +128,11 @@ static inline int tier_mark_once(struct tier_redis *t, const void *key, size_t k
  * value is never cached (the fill race).  The value read is returned in
  * every case.  While the segment's tier is not TC_TIER_UP (no live bridge,
  * Redis lost), local copies are not read and nothing is cached: the value
- * comes from Redis (the state is reread every TIER_STATE_MS).  MAX_TTL_MS (0 = none) caps the local TTL; a key without a
- * Redis TTL gets MAX_TTL_MS.
+ * comes from Redis (the state is reread every TIER_STATE_MS).  The local
+ * TTL is Redis's (PTTL) less the time since the GET was sent, so the local
+ * copy never outlives Redis's; a key gone by the PTTL is not cached.
+ * MAX_TTL_MS (0 = none) caps the local TTL; a key without a Redis TTL gets
+ * MAX_TTL_MS.
  * Returns 0, -ENOENT (absent in Redis too), -E2BIG, -EAGAIN (Redis failed),
  * or tc_get's codes.
  */
@@ -161,6 +164,7 @@ static inline int tier_get(struct tier_redis *t, const void *key, size_t klen, v
 		ver = pm.version;
 	}
 	redisReply *v = NULL, *p = NULL;
+	int64_t asked = tc_now_ms();
 	if (redisAppendCommand(t->r, "GET %b", key, klen) != REDIS_OK ||
 	    redisAppendCommand(t->r, "PTTL %b", key, klen) != REDIS_OK ||
 	    redisGetReply(t->r, (void **)&v) != REDIS_OK ||
@@ -177,15 +181,32 @@ static inline int tier_get(struct tier_redis *t, const void *key, size_t klen, v
 			(void)tc_cas(t->c, key, klen, ver, "", 0, TIER_TYPE_PENDING, 1);
 		goto out;
 	}
-	uint64_t ttl = p->type == REDIS_REPLY_INTEGER && p->integer > 0 ? (uint64_t)p->integer : 0;
-	if (max_ttl_ms && (ttl == 0 || ttl > max_ttl_ms))
-		ttl = max_ttl_ms;
+	/* PTTL: -1 no expiry, -2 gone since the GET (not cached), anything
+	 * else but a count is not understood (not cached either). */
+	bool keep = p->type == REDIS_REPLY_INTEGER && p->integer >= -1;
+	uint64_t ttl = keep && p->integer > 0 ? (uint64_t)p->integer : 0;
 	size_t len = (size_t)v->len;
 	if (meta) {
 		memset(meta, 0, sizeof(*meta));
 		meta->len = len;
 	}
 	TIER_FILL_HOOK();
+	if (ttl) {
+		/* Counted from before the GET, so that the local copy never
+		 * outlives Redis's, however late this install comes (+1: the
+		 * install reads the millisecond clock again). */
+		int64_t spent = tc_now_ms() - asked + 1;
+		if (spent < 0)
+			spent = 0;
+		keep = ttl > (uint64_t)spent;
+		ttl = keep ? ttl - (uint64_t)spent : 0;
+	}
+	if (max_ttl_ms && (ttl == 0 || ttl > max_ttl_ms))
+		ttl = max_ttl_ms;
+	if (mine && !keep) {
+		(void)tc_cas(t->c, key, klen, ver, "", 0, TIER_TYPE_PENDING, 1);
+		mine = false;
+	}
 	if (mine) {
 		int crc = tc_cas(t->c, key, klen, ver, v->str, len, 0, ttl);
 		if (crc)
@@ -215,8 +236,9 @@ out:
  * another host's write that lands in Redis after ours has its invalidation
  * delete the placeholder, so our value, which lost the race, is not
  * installed (a plain set after the SET was: the invalidation could be
- * applied before it).  While the tier is not up nothing is cached and the
- * local copy is deleted.  The local copy is then invalidated by this
+ * applied before it).  The local TTL is TTL_MS less the time since the SET
+ * was sent, so the local copy never outlives Redis's.  While the tier is
+ * not up nothing is cached and the local copy is deleted.  The local copy is then invalidated by this
  * host's bridge like any other (in mirror mode rewritten): coherent, one
  * extra Redis read on the next local miss.  Returns 0 (Redis has the
  * value; cached locally unless an invalidation came first), -EAGAIN (Redis
@@ -231,6 +253,7 @@ static inline int tier_set(struct tier_redis *t, const void *key, size_t klen, c
 	uint64_t ver = 0;
 	bool mine = tier_up(t) &&
 		    tc_set_v(t->c, key, klen, nonce, sizeof(nonce), TIER_TYPE_PENDING, 1000, &ver) == 0;
+	int64_t asked = tc_now_ms();
 	redisReply *rep = ttl_ms
 		? redisCommand(t->r, "SET %b %b PX %llu", key, klen, val, vlen,
 			       (unsigned long long)ttl_ms)
@@ -244,7 +267,20 @@ static inline int tier_set(struct tier_redis *t, const void *key, size_t klen, c
 		return ok ? 0 : -EAGAIN;
 	}
 	TIER_SET_HOOK();
-	int rc = tc_cas(t->c, key, klen, ver, val, vlen, 0, ttl_ms);
+	uint64_t ttl = ttl_ms;
+	if (ttl) {
+		/* Counted from before the SET: never outlive Redis's copy
+		 * (+1: the install reads the millisecond clock again). */
+		int64_t spent = tc_now_ms() - asked + 1;
+		if (spent < 0)
+			spent = 0;
+		if (ttl <= (uint64_t)spent) {
+			(void)tc_del(t->c, key, klen);
+			return 0;
+		}
+		ttl -= (uint64_t)spent;
+	}
+	int rc = tc_cas(t->c, key, klen, ver, val, vlen, 0, ttl);
 	if (rc == TC_ECONFLICT || rc == -ENOENT)
 		return 0; /* an invalidation came first: not cached */
 	if (rc)

@@ -25,6 +25,7 @@
  *   tier_probe fillrace SOCK SEG NREADERS WRITES
  *   tier_probe misc SOCK SEG
  *   tier_probe setrace SOCK SEG
+ *   tier_probe ttlfill SOCK SEG
  *   tier_probe chaos SOCK SEG_W SEG_R NREADERS SECONDS TOL_MS
  *       Fleet-wide marks and the read-through fill race (tools/tier_redis.h),
  *       described at each function.
@@ -50,7 +51,8 @@
 #include <hiredis/hiredis.h>
 /* Widen the fill race: a read of Redis waits before its install, long
  * enough for the invalidation of a write made meanwhile to arrive first. */
-#define TIER_FILL_HOOK() usleep(300)
+static unsigned fill_hook_us = 300;
+#define TIER_FILL_HOOK() usleep(fill_hook_us)
 /* setrace: another host's write lands between tier_set's Redis SET and
  * its local install. */
 static void setrace_hook(void);
@@ -348,8 +350,12 @@ static int fence(redisContext *r, tc_cache *c)
 	return 0;
 }
 
+static unsigned set_hook_us; /* ttlfill: tier_set held before its install */
+
 static void setrace_hook(void)
 {
+	if (set_hook_us)
+		usleep(set_hook_us);
 	if (!sr.armed)
 		return;
 	sr.armed = 0;
@@ -507,6 +513,55 @@ static int chaos(int argc, char **argv)
 	       (unsigned long long)sh[1], (unsigned long long)sh[6], (unsigned long long)sh[2],
 	       (unsigned long long)sh[3], (unsigned long long)sh[5], bad);
 	return sh[2] || sh[5] || bad ? 1 : 0;
+}
+
+/*
+ * ttlfill SOCK SEG: a read-through of a key with a Redis TTL of 400 ms
+ * whose reader is held 150 ms between the Redis read and the install (a
+ * preemption, by the fill hook), then a write-through with a TTL of 400 ms
+ * held as long before its install.  Each local copy must expire no later
+ * than Redis's: at most 400 ms after the call began.  Exit 0 when both do.
+ */
+static int ttlfill(int argc, char **argv)
+{
+	if (argc != 4)
+		return 2;
+	struct tier_redis t = { 0 };
+	char key[64], buf[16];
+	tc_meta m;
+	t.r = redisConnectUnix(argv[2]);
+	if (!t.r || t.r->err || tc_open(&t.c, argv[3], NULL))
+		return 2;
+	int kl = snprintf(key, sizeof(key), "quote:ttlfill:%d", (int)getpid());
+	redisReply *rep = redisCommand(t.r, "SET %b v PX 400", key, (size_t)kl);
+	if (!rep)
+		return 2;
+	freeReplyObject(rep);
+	uint64_t t0 = mono_us();
+	while (tier_state(t.c) != TC_TIER_UP && mono_us() - t0 < 10000000u)
+		usleep(1000);
+	fill_hook_us = 150000;
+	int64_t before = tc_now_ms();
+	int rc = tier_get(&t, key, (size_t)kl, buf, sizeof(buf), &m, 0);
+	fill_hook_us = 300;
+	int lrc = tc_get(t.c, key, (size_t)kl, buf, sizeof(buf), &m);
+	long long late = lrc == 0 ? (long long)(m.expires_ms - (before + 400)) : 0;
+	printf("ttlfill: tier_get=%d local=%d expires %lld ms after Redis's;", rc, lrc, late);
+	int ok = rc == 0 && (lrc == -ENOENT || (lrc == 0 && m.expires_ms && late <= 0));
+	/* Write-through, held 150 ms before its install: a key no bridge maps
+	 * (its own invalidation would delete the copy at once). */
+	kl = snprintf(key, sizeof(key), "other:ttlset:%d", (int)getpid());
+	set_hook_us = 150000;
+	before = tc_now_ms();
+	rc = tier_set(&t, key, (size_t)kl, "v", 1, 400);
+	set_hook_us = 0;
+	lrc = tc_get(t.c, key, (size_t)kl, buf, sizeof(buf), &m);
+	late = lrc == 0 ? (long long)(m.expires_ms - (before + 400)) : 0;
+	printf(" tier_set=%d local=%d expires %lld ms after Redis's\n", rc, lrc, late);
+	ok = ok && rc == 0 && (lrc == -ENOENT || (lrc == 0 && m.expires_ms && late <= 0));
+	redisFree(t.r);
+	tc_close(t.c);
+	return ok ? 0 : 1;
 }
 
 #define CHECK(cond, ...) do { if (!(cond)) { printf("misc: " __VA_ARGS__); printf("\n"); \
@@ -732,6 +787,8 @@ int main(int argc, char **argv)
 		return misc(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "setrace") == 0)
 		return setrace(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "ttlfill") == 0)
+		return ttlfill(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "chaos") == 0)
 		return chaos(argc, argv);
 #else
