@@ -110,6 +110,11 @@ done
 "$BRIDGE" --redis "unix:$SOCK" --map '=x' >/dev/null 2>&1; is "empty prefix is a usage error" "$?" 2
 "$BRIDGE" --redis "unix:$SOCK" --map 'q:=bad/name' >/dev/null 2>&1; is "bad segment name is a usage error" "$?" 2
 "$BRIDGE" --redis "unix:$SOCK" --map 'q:=x' --mode both >/dev/null 2>&1; is "bad --mode is a usage error" "$?" 2
+# Redis refuses overlapping BCAST prefixes: the bridge retried forever, down.
+timeout 5 "$BRIDGE" --foreground --redis "unix:$SOCK" --map 'q:=x' --map 'q:a=x' >/dev/null 2>&1
+is "overlapping prefixes are a usage error" "$?" 2
+timeout 5 "$BRIDGE" --foreground --redis "unix:$SOCK" --map 'q:a=x' --map 'q:=x' >/dev/null 2>&1
+is "overlapping prefixes, the longer first, are a usage error" "$?" 2
 
 # ---- two hosts come up -------------------------------------------------
 is "tier none before any bridge" "$(state "$A")" "none 0"

@@ -150,11 +150,18 @@ static int add_map(const char *arg)
 	char *list = strdup(eq + 1);
 	if (!m->prefix || !list)
 		return usage_error("out of memory");
-	for (int i = 0; i < g.nmaps; i++)
-		if (g.maps[i].plen == m->plen && memcmp(g.maps[i].prefix, m->prefix, m->plen) == 0) {
-			free(list);
+	for (int i = 0; i < g.nmaps; i++) {
+		size_t n = g.maps[i].plen < m->plen ? g.maps[i].plen : m->plen;
+		if (memcmp(g.maps[i].prefix, m->prefix, n) != 0)
+			continue;
+		free(list);
+		/* Redis refuses overlapping BCAST prefixes: the tier would
+		 * never come up. */
+		if (g.maps[i].plen == m->plen)
 			return usage_error("--map: prefix '%s' given twice", m->prefix);
-		}
+		return usage_error("--map: prefixes '%s' and '%s' overlap (Redis refuses that); "
+				   "map the shorter one only", g.maps[i].prefix, m->prefix);
+	}
 	char *save = NULL;
 	for (char *s = strtok_r(list, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
 		if (!tc_name_valid(s)) {
