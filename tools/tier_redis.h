@@ -238,9 +238,9 @@ out:
  * installed (a plain set after the SET was: the invalidation could be
  * applied before it).  The local TTL is TTL_MS less the time since the SET
  * was sent, so the local copy never outlives Redis's.  While the tier is
- * not up nothing is cached and the local copy is deleted.  The local copy is then invalidated by this
- * host's bridge like any other (in mirror mode rewritten): coherent, one
- * extra Redis read on the next local miss.  Returns 0 (Redis has the
+ * not up nothing is cached and the local copy is deleted.  The local copy
+ * is then invalidated by this host's bridge like any other (in mirror mode
+ * rewritten): coherent, one extra Redis read on the next local miss.  Returns 0 (Redis has the
  * value; cached locally unless an invalidation came first), -EAGAIN (Redis
  * failed: the local copy is gone), or the local install's tc_cas codes
  * other than TC_ECONFLICT and -ENOENT (Redis has the value, the local copy
