@@ -238,7 +238,8 @@ grep -q 'connection lost' "$TMP/b.log" && ok "bridge B logged the lost connectio
 wait_state "$B" up
 "$INSPECT" set "$B" quote:ds old >/dev/null
 is "DEBUG SLEEP is allowed" "$(rc DEBUG SLEEP $(( 3 * PING ))e-3)" "OK"
-is "DEBUG SLEEP: the tiered keys purged" "$("$INSPECT" exists "$B" quote:ds >/dev/null 2>&1; echo $?)" 1
+wait_gone "$B" quote:ds && ok "DEBUG SLEEP: the tiered keys purged" || bad "DEBUG SLEEP: quote:ds kept"
+grep -q 'Redis is silent' "$TMP/b.log" && ok "DEBUG SLEEP: bridge B found Redis silent" || bad "no silence in b.log"
 wait_state "$B" up && ok "DEBUG SLEEP: up again by itself" || bad "DEBUG SLEEP: $(state "$B")"
 
 # ---- bridge stopped (SIGSTOP) while it holds the lease ----------------------
