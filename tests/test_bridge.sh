@@ -329,7 +329,7 @@ PIDS+=($!); BF=$!
 for frame in int_payload array_int_elem array_nil_elem unsubscribe message4 huge_bulk error; do
 	if ! wait_state "$F" up; then bad "lying Redis, $frame: not up: $(state "$F")"; continue; fi
 	"$INSPECT" set "$F" quote:k v >/dev/null
-	echo "$frame" >"$TMP/fake.go"
+	echo "$frame" >"$TMP/fake.go.tmp" && mv "$TMP/fake.go.tmp" "$TMP/fake.go"
 	wait_gone "$F" quote:k && ok "lying Redis, $frame: the mapped keys purged" ||
 		bad "lying Redis, $frame: quote:k kept, tier $(state "$F")"
 done

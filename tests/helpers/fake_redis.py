@@ -4,8 +4,9 @@
 
 Speaks just enough RESP2 on the unix socket SOCK for shm-bridge to arm
 (ROLE: master, CLIENT ID, CLIENT TRACKING, SUBSCRIBE) and to answer its
-pings, then, whenever the file TRIGGER appears, sends the frame it names to
-every subscribed connection and removes it: replies a real Redis never
+pings, then, whenever the file TRIGGER appears (write it elsewhere and
+rename it there), sends the frame it names to every subscribed connection
+and removes it: replies a real Redis never
 sends on an invalidation connection, to see the bridge fail closed.
 """
 import os
@@ -113,6 +114,8 @@ def main():
         if os.path.exists(trigger):
             with open(trigger) as f:
                 name = f.read().strip()
+            if name not in FRAMES:
+                continue  # being written: read it again next time
             os.unlink(trigger)
             for s, st in list(conns.items()):
                 if st[1]:
