@@ -26,6 +26,8 @@
 #     host), then the bridge re-arms by itself after SIGCONT;
 #   - redis-server killed and restarted: down, then up again by itself;
 #   - CLIENT KILL of the bridges' connections: purged, down, up again;
+#   - keys at the edges (binary, TC_KEY_MAX bytes, the prefix itself, not
+#     quite the prefix) invalidated and purged or left alone as they must;
 #   - DEBUG SLEEP of 3 x --ping-ms: purged, down, up again;
 #   - a bridge stopped (SIGSTOP) while it holds the lease: the tier reads
 #     down within 2 x --ping-ms, and after SIGCONT it purges before it is
@@ -231,6 +233,14 @@ wait_state "$B" up && ok "CLIENT KILL: up again by itself" || bad "CLIENT KILL: 
 since2=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["tier"]["since_ms"])' < <("$INSPECT" --json stat "$B"))
 [ "$since2" -gt "$since" ] && ok "CLIENT KILL: the tier went down and up (since_ms moved)" || bad "since_ms $since -> $since2"
 grep -q 'connection lost' "$TMP/b.log" && ok "bridge B logged the lost connection" || bad "no lost connection in b.log"
+
+# ---- keys at the edges ----------------------------------------------------------
+# A binary key (NUL, 0xff, glob specials), one of TC_KEY_MAX bytes and the
+# prefix itself are invalidated and purged; "quote", "quotE:x" are not
+# under the prefix; a key over TC_KEY_MAX is never stored.  Found sound.
+ED=$("$PROBE" edges "$SOCK" "$B")
+is "keys at the edges: $ED" "$?" 0
+wait_state "$A" up && ok "edges: host A up again after the CLIENT KILL" || bad "edges: host A $(state "$A")"
 
 # ---- DEBUG SLEEP: Redis busy, the invalidation connection silent ------------
 # (Redis 7 refuses DEBUG unless enable-debug-command allows it: start_redis

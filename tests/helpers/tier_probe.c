@@ -26,6 +26,7 @@
  *   tier_probe misc SOCK SEG
  *   tier_probe setrace SOCK SEG
  *   tier_probe ttlfill SOCK SEG
+ *   tier_probe edges SOCK SEG
  *   tier_probe chaos SOCK SEG_W SEG_R NREADERS SECONDS TOL_MS
  *       Fleet-wide marks and the read-through fill race (tools/tier_redis.h),
  *       described at each function.
@@ -567,6 +568,116 @@ static int ttlfill(int argc, char **argv)
 #define CHECK(cond, ...) do { if (!(cond)) { printf("misc: " __VA_ARGS__); printf("\n"); \
 	fflush(stdout); return 1; } } while (0)
 
+/* Wait until KEY is gone from C (10 s at most). */
+static bool gone(tc_cache *c, const void *key, size_t klen)
+{
+	uint64_t t0 = mono_us();
+	while (tc_exists(c, key, klen)) {
+		if (mono_us() - t0 > 10000000u)
+			return false;
+		usleep(200); /* not a spinner: the bridge needs the CPU */
+	}
+	return true;
+}
+
+/* When the tier last changed state (a purge goes with every down). */
+static int64_t tier_since(tc_cache *c)
+{
+	tc_tier t;
+	return tc_tier_get(c, &t) ? -1 : t.since_ms;
+}
+
+/*
+ * edges SOCK SEG: keys at the edges, on host SEG whose bridge maps
+ * "quote:": a binary key (NUL, 0xff, glob specials, newline), a key of
+ * TC_KEY_MAX bytes and the key equal to the prefix are invalidated by a
+ * Redis write; "quote" and "quotE:x" are not under the prefix and stay; a
+ * key longer than TC_KEY_MAX is never stored and its invalidation changes
+ * nothing; a CLIENT KILL of the bridges' connections purges the binary
+ * keys too (the purge matches a glob on keys that hold a NUL).  Exit 0
+ * when all hold.
+ */
+static int edges(int argc, char **argv)
+{
+	if (argc != 4)
+		return 2;
+	static const char bin[] = "quote:\0\xff*?[\\\n]";
+	char maxk[TC_KEY_MAX + 1];
+	struct { const void *k; size_t n; } in[3] = {
+		{ bin, sizeof(bin) - 1 }, { maxk, TC_KEY_MAX }, { "quote:", 6 },
+	}, out[2] = { { "quote", 5 }, { "quotE:x", 7 } };
+	redisContext *r = redisConnectUnix(argv[2]);
+	tc_cache *c;
+	redisReply *rep;
+	if (!r || r->err || tc_open(&c, argv[3], NULL))
+		return 2;
+	memcpy(maxk, "quote:", 6);
+	memset(maxk + 6, 'k', sizeof(maxk) - 6);
+	uint64_t t0;
+	int bad = 0, tries = 0;
+	int64_t since;
+	CHECK(tc_set(c, maxk, TC_KEY_MAX + 1, "x", 1, 0, 0) == -EINVAL, "a key over TC_KEY_MAX stored");
+	rep = redisCommand(r, "SET %b new", maxk, (size_t)TC_KEY_MAX + 1);
+	freeReplyObject(rep);
+again:
+	/* A down (a late ping on a loaded host) purges everything and would
+	 * pass the checks below for the wrong reason: then they are redone. */
+	since = tier_since(c);
+	bad = 0;
+	for (int i = 0; i < 3; i++) {
+		CHECK(tc_set(c, in[i].k, in[i].n, "old", 3, 0, 0) == 0, "set in %d", i);
+		rep = redisCommand(r, "SET %b new", in[i].k, in[i].n);
+		freeReplyObject(rep);
+		if (!gone(c, in[i].k, in[i].n)) {
+			printf("edges: key %d (%zu bytes) not invalidated\n", i, in[i].n);
+			bad++;
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		CHECK(tc_set(c, out[i].k, out[i].n, "keep", 4, 0, 0) == 0, "set out %d", i);
+		rep = redisCommand(r, "SET %b new", out[i].k, out[i].n);
+		freeReplyObject(rep);
+	}
+	/* A fence: every earlier invalidation is applied once it is. */
+	CHECK(tc_set(c, "quote:efence", 12, "x", 1, 0, 0) == 0, "fence");
+	rep = redisCommand(r, "SET quote:efence y");
+	freeReplyObject(rep);
+	CHECK(gone(c, "quote:efence", 12), "fence not invalidated");
+	for (int i = 0; i < 2; i++)
+		if (!tc_exists(c, out[i].k, out[i].n)) {
+			printf("edges: %.*s, not under the prefix, was deleted\n", (int)out[i].n,
+			       (const char *)out[i].k);
+			bad++;
+		}
+	if (tier_since(c) != since || tier_state(c) != TC_TIER_UP) {
+		CHECK(++tries < 5, "the tier went down during 5 tries");
+		t0 = mono_us();
+		while (tier_state(c) != TC_TIER_UP && mono_us() - t0 < 10000000u)
+			usleep(1000);
+		goto again;
+	}
+	/* The purge: the binary key and the longest, cached again. */
+	CHECK(tc_set(c, bin, sizeof(bin) - 1, "old", 3, 0, 0) == 0, "set bin");
+	CHECK(tc_set(c, maxk, TC_KEY_MAX, "old", 3, 0, 0) == 0, "set max");
+	rep = redisCommand(r, "CLIENT KILL TYPE pubsub");
+	freeReplyObject(rep);
+	if (!gone(c, bin, sizeof(bin) - 1) || !gone(c, maxk, TC_KEY_MAX)) {
+		printf("edges: the purge left a binary or the longest key\n");
+		bad++;
+	}
+	CHECK(tc_exists(c, "quote", 5), "the purge deleted 'quote'");
+	t0 = mono_us();
+	while (tier_state(c) != TC_TIER_UP && mono_us() - t0 < 10000000u)
+		usleep(1000);
+	CHECK(tier_state(c) == TC_TIER_UP, "not up again after the purge");
+	for (int i = 0; i < 2; i++)
+		(void)tc_del(c, out[i].k, out[i].n);
+	printf("edges: %s\n", bad ? "failed" : "ok");
+	redisFree(r);
+	tc_close(c);
+	return bad ? 1 : 0;
+}
+
 /*
  * misc SOCK SEG: the exact results of tier_set, tier_rate_limit, tier_get
  * on a key absent from Redis, and of marks when Redis fails (fail closed,
@@ -787,6 +898,8 @@ int main(int argc, char **argv)
 		return misc(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "setrace") == 0)
 		return setrace(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "edges") == 0)
+		return edges(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "ttlfill") == 0)
 		return ttlfill(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "chaos") == 0)
