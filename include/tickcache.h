@@ -994,8 +994,13 @@ int tc_lease_holder(tc_cache *c, uint32_t *pid, uint64_t *age_ms, bool *alive);
  *   renews its heartbeat.  0, -EINVAL (another state), -EBUSY (not the holder).
  * tc_tier_release - the holder gives the lease up; the state stays
  *   TC_TIER_DOWN.  0 or -EBUSY.
+ * tc_tier_until - the holder vouches for its TC_TIER_UP until UNTIL_MS
+ *   (tc_now_ms clock; 0 = no limit, the default after a claim): a bridge
+ *   stopped or stalled stops renewing it and reads down.  0, -EINVAL
+ *   (negative), -EBUSY (not the holder).
  * tc_tier_get - the state as a strategy must take it: TC_TIER_DOWN when
- *   the holder is dead, whatever it published last.  0 or -EINVAL.
+ *   the holder is dead, or UNTIL_MS has passed, whatever it published
+ *   last.  0 or -EINVAL.
  */
 #define TC_TIER_NONE 0u  /* no bridge ever served the segment */
 #define TC_TIER_UP   1u  /* a live bridge has Redis's invalidations armed */
@@ -1011,6 +1016,7 @@ typedef struct tc_tier {
 
 int tc_tier_claim(tc_cache *c, uint64_t stale_ms, uint32_t *holder);
 int tc_tier_set(tc_cache *c, uint32_t state);
+int tc_tier_until(tc_cache *c, int64_t until_ms);
 int tc_tier_release(tc_cache *c);
 int tc_tier_get(tc_cache *c, tc_tier *out);
 

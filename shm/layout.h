@@ -158,12 +158,14 @@ struct tc_hdr {
 	 * claiming bit 31 | TC_TIER_* state << 24 | generation (24 bits),
 	 * changed only by CAS; the holder's start time, heartbeat and the
 	 * time of the last change of state (CLOCK_REALTIME ms) are stored by
-	 * the holder only. */
+	 * the holder only, as is tier_until_ms: the time (CLOCK_REALTIME ms)
+	 * after which its "up" is not believed, 0 = no limit (reset by a
+	 * claim). */
 	uint64_t tier_word;
 	uint64_t tier_start;
 	int64_t  tier_beat_ms;
 	int64_t  tier_since_ms;
-	uint64_t reserved0[1];
+	int64_t  tier_until_ms;
 
 	/* coalesce.c: merging free blocks into blocks of another class.  One
 	 * coalescer at a time holds df_turn (pid << 32 | slot index << 16 |

@@ -7,8 +7,10 @@
  * bits), changed only by CAS, claimed as the sweeper's lease_word
  * (sweep.c) by tc__lease_claim (process.c): with the claiming bit set, the
  * start time and heartbeat stored, then the bit cleared, so a racing
- * claimer never judges a new holder by the start time of the old one.  No
- * network code here: the library only keeps the word.
+ * claimer never judges a new holder by the start time of the old one.
+ * tier_until_ms bounds how long the holder's "up" is believed (a stopped
+ * bridge is alive but applies nothing).  No network code here: the
+ * library only keeps the words.
  */
 #include "internal.h"
 
@@ -25,9 +27,11 @@ static uint64_t tier_next(uint64_t w)
 	return TIER_MAKE(0, TC_TIER_DOWN, (w & TIER_GEN_MASK) + 1);
 }
 
-/* A claim that changed the state stamps the time of the change. */
+/* A claim that changed the state stamps the time of the change; the old
+ * holder's promise (tier_until_ms) is not the new one's. */
 static void tier_claimed(tc_cache *c, uint64_t w)
 {
+	tc__st(&c->h->tier_until_ms, 0);
 	if (TIER_STATE(w) != TC_TIER_DOWN)
 		tc__st(&c->h->tier_since_ms, tc__now_ms());
 }
@@ -62,6 +66,24 @@ int tc_tier_set(tc_cache *c, uint32_t state)
 	}
 }
 
+/*
+ * The holder vouches for its "up" until UNTIL_MS.  A live pid proves
+ * nothing about a stopped or stalled bridge, which applies no invalidation;
+ * only a promise it keeps renewing does.  The bridge stamps UNTIL_MS from a
+ * time taken before it checked itself, so one stopped between the check and
+ * this store leaves a promise that has already run out.
+ */
+int tc_tier_until(tc_cache *c, int64_t until_ms)
+{
+	if (!c || until_ms < 0)
+		return -EINVAL;
+	uint64_t w = tc__ld(&c->h->tier_word);
+	if (TIER_PID(w) != tc__self_pid() || (w & TIER_CLAIMING))
+		return -EBUSY;
+	tc__st(&c->h->tier_until_ms, until_ms);
+	return 0;
+}
+
 int tc_tier_release(tc_cache *c)
 {
 	if (!c)
@@ -85,6 +107,7 @@ int tc_tier_get(tc_cache *c, tc_tier *out)
 	uint64_t w = tc__ld(&c->h->tier_word);
 	int64_t beat = tc__ld(&c->h->tier_beat_ms);
 	int64_t since = tc__ld(&c->h->tier_since_ms);
+	int64_t until = tc__ld(&c->h->tier_until_ms);
 	uint32_t pid = TIER_PID(w);
 	uint32_t st = TIER_STATE(w);
 	out->pid = pid;
@@ -99,6 +122,8 @@ int tc_tier_get(tc_cache *c, tc_tier *out)
 		st = TC_TIER_NONE; /* 0, or a scribbled word: no tier */
 	if ((w & TIER_CLAIMING) || (pid && !out->alive) || (!pid && st == TC_TIER_UP))
 		st = TC_TIER_DOWN;
+	if (st == TC_TIER_UP && until > 0 && tc__now_ms() > until)
+		st = TC_TIER_DOWN; /* alive, but stopped or stalled: its promise ran out */
 	out->state = st;
 	return 0;
 }

@@ -14,6 +14,10 @@
 #     race for the same mark, exactly one wins, thousands of rounds;
 #   - read-through racing writes never leaves a stale value cached (the
 #     fill race, closed by the placeholder and its compare-and-set);
+#   - write-through (tier_set) racing another host's write never leaves
+#     the losing value cached;
+#   - a local copy installed late (read- or write-through held before its
+#     install) expires no later than Redis's;
 #   - FLUSHALL purges the mapped prefixes;
 #   - a second bridge on the same segment waits, and takes over when the
 #     first is killed with SIGKILL (the tier reads down meanwhile);
@@ -22,8 +26,19 @@
 #     host), then the bridge re-arms by itself after SIGCONT;
 #   - redis-server killed and restarted: down, then up again by itself;
 #   - CLIENT KILL of the bridges' connections: purged, down, up again;
+#   - keys at the edges (binary, TC_KEY_MAX bytes, the prefix itself, not
+#     quite the prefix) invalidated and purged or left alone as they must;
+#   - DEBUG SLEEP of 3 x --ping-ms: purged, down, up again;
+#   - a bridge stopped (SIGSTOP) while it holds the lease: the tier reads
+#     down within 2 x --ping-ms, and after SIGCONT it purges before it is
+#     up again;
+#   - chaos: writes through on A, reads through on B, while connections
+#     are killed, Redis sleeps, flushes and restarts, bridge B is stopped
+#     and killed: no read staler than the bound after a write returned;
 #   - mirror mode: a Redis write is written locally with Redis's TTL capped
 #     by --max-ttl, a DEL deletes it;
+#   - a fake Redis sending frames a real one never sends on the
+#     invalidation connection (tests/helpers/fake_redis.py): purged, down;
 #   - SIGTERM: the bridge exits, purges and leaves the tier down;
 #   - Sentinel: a primary, a replica and a Sentinel on free loopback ports;
 #     the primary killed: purged at once, the bridge follows the failover to
@@ -62,7 +77,8 @@ fi
 SOCK="$TMP/redis.sock"
 start_redis() {
 	redis-server --port 0 --unixsocket "$SOCK" --unixsocketperm 700 --save '' \
-		--appendonly no --daemonize no --logfile "$TMP/redis.log" &
+		--appendonly no --daemonize no --enable-debug-command local \
+		--logfile "$TMP/redis.log" &
 	RPID=$!
 	for _ in $(seq 1 200); do
 		redis-cli -s "$SOCK" ping 2>/dev/null | grep -q PONG && return 0
@@ -96,6 +112,11 @@ done
 "$BRIDGE" --redis "unix:$SOCK" --map '=x' >/dev/null 2>&1; is "empty prefix is a usage error" "$?" 2
 "$BRIDGE" --redis "unix:$SOCK" --map 'q:=bad/name' >/dev/null 2>&1; is "bad segment name is a usage error" "$?" 2
 "$BRIDGE" --redis "unix:$SOCK" --map 'q:=x' --mode both >/dev/null 2>&1; is "bad --mode is a usage error" "$?" 2
+# Redis refuses overlapping BCAST prefixes: the bridge retried forever, down.
+timeout 5 "$BRIDGE" --foreground --redis "unix:$SOCK" --map 'q:=x' --map 'q:a=x' >/dev/null 2>&1
+is "overlapping prefixes are a usage error" "$?" 2
+timeout 5 "$BRIDGE" --foreground --redis "unix:$SOCK" --map 'q:a=x' --map 'q:=x' >/dev/null 2>&1
+is "overlapping prefixes, the longer first, are a usage error" "$?" 2
 
 # ---- two hosts come up -------------------------------------------------
 is "tier none before any bridge" "$(state "$A")" "none 0"
@@ -142,6 +163,19 @@ echo "     measured: $MR"
 FR=$("$PROBE" fillrace "$SOCK" "$B" 4 200)
 is "read-through fill race: nothing stale cached after quiescence" "$?" 0
 echo "     measured: $FR"
+
+# Write-through racing another host's write: ours lands in Redis first,
+# theirs second, and its invalidation reaches our bridge before our local
+# install (a hook in tier_set).  A plain tc_set after the Redis SET left
+# "v1" cached on host B while Redis had "v2".
+SR=$("$PROBE" setrace "$SOCK" "$B")
+is "write-through that lost the race in Redis is not served locally: $SR" "$?" 0
+
+# A reader or writer held 150 ms (a preemption) before its local install:
+# the local copy must not outlive Redis's TTL.  Before the fix both expired
+# 150 ms after Redis's (the TTL was counted from the install).
+TF=$("$PROBE" ttlfill "$SOCK" "$A")
+is "a late local install never outlives Redis's TTL: $TF" "$?" 0
 
 MS=$("$PROBE" misc "$SOCK" "$A")
 is "write-through, rate limit, read-through TTL, marks with Redis failing: $MS" "$?" 0
@@ -200,6 +234,74 @@ since2=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["tier"]
 [ "$since2" -gt "$since" ] && ok "CLIENT KILL: the tier went down and up (since_ms moved)" || bad "since_ms $since -> $since2"
 grep -q 'connection lost' "$TMP/b.log" && ok "bridge B logged the lost connection" || bad "no lost connection in b.log"
 
+# ---- keys at the edges ----------------------------------------------------------
+# A binary key (NUL, 0xff, glob specials), one of TC_KEY_MAX bytes and the
+# prefix itself are invalidated and purged; "quote", "quotE:x" are not
+# under the prefix; a key over TC_KEY_MAX is never stored.  Found sound.
+ED=$("$PROBE" edges "$SOCK" "$B")
+is "keys at the edges: $ED" "$?" 0
+wait_state "$A" up && ok "edges: host A up again after the CLIENT KILL" || bad "edges: host A $(state "$A")"
+
+# ---- DEBUG SLEEP: Redis busy, the invalidation connection silent ------------
+# (Redis 7 refuses DEBUG unless enable-debug-command allows it: start_redis
+# allows it on the unix socket, else this and the chaos below test nothing.)
+wait_state "$B" up
+"$INSPECT" set "$B" quote:ds old >/dev/null
+n0=$(grep -c 'Redis is silent' "$TMP/b.log")
+is "DEBUG SLEEP is allowed" "$(rc DEBUG SLEEP $(( 3 * PING ))e-3)" "OK"
+wait_gone "$B" quote:ds && ok "DEBUG SLEEP: the tiered keys purged" || bad "DEBUG SLEEP: quote:ds kept"
+n1=$(grep -c 'Redis is silent' "$TMP/b.log")
+[ "$n1" -gt "$n0" ] && ok "DEBUG SLEEP: bridge B found Redis silent" || bad "no new silence in b.log ($n0 -> $n1)"
+wait_state "$B" up && ok "DEBUG SLEEP: up again by itself" || bad "DEBUG SLEEP: $(state "$B")"
+
+# ---- bridge stopped (SIGSTOP) while it holds the lease ----------------------
+# A stopped bridge is alive (its pid is there) but applies no invalidation:
+# its "up" must stop being believed once its heartbeat is older than
+# 2 x --ping-ms, and after SIGCONT it must not read up before the tiered
+# keys were purged (the invalidations queued meanwhile are not applied yet).
+# Before the fix the tier read "up" for as long as the bridge was stopped,
+# host B serving "old" after Redis had "new".
+wait_state "$B" up
+"$INSPECT" set "$B" quote:st old >/dev/null
+t0=$(date +%s%N)
+kill -STOP "$BB"
+rc SET quote:st new >/dev/null
+wait_state "$B" down 100 && ok "bridge SIGSTOP: the tier reads down" || bad "bridge SIGSTOP: tier $(state "$B"), quote:st '$("$INSPECT" get "$B" quote:st 2>&1)'"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+echo "     measured: bridge SIGSTOP to the tier down $ms ms"
+[ "$ms" -le $(( 2 * PING + ${SLACK_MS:-2000} )) ] && ok "bridge SIGSTOP: down within 2 x ping-ms (+ slack)" || bad "bridge SIGSTOP: down after $ms ms"
+is "bridge SIGSTOP: still down a while later" "$(sleep 0.5; state "$B")" "down $BB"
+kill -CONT "$BB"
+wait_state "$B" up && ok "bridge SIGCONT: up again by itself" || bad "bridge SIGCONT: $(state "$B")"
+is "bridge SIGCONT: the key invalidated meanwhile is gone" "$("$INSPECT" exists "$B" quote:st >/dev/null 2>&1; echo $?)" 1
+grep -q 'stalled for' "$TMP/b.log" && ok "bridge B logged its stall" || bad "no stall in b.log: $(tail -2 "$TMP/b.log")"
+
+# ---- chaos: host A writes through, host B reads through --------------------
+# While tier_probe chaos runs (one writer on A, two readers on B, tier_get;
+# a read is stale when a newer write had returned more than TOL_MS before
+# it began), the link is broken in every way at hand: CLIENT KILL, DEBUG
+# SLEEP, FLUSHALL, bridge B stopped and killed (and restarted), Redis
+# killed and restarted.  TOL_MS = 2 x ping-ms (a stopped bridge's promise)
+# + 50 ms (TIER_STATE_MS) + SLACK_MS; bridge B stays stopped 3 s, longer
+# than that, so a stopped bridge still believed would be caught.
+TOL=$(( 2 * PING + 50 + ${SLACK_MS:-2000} ))
+"$PROBE" chaos "$SOCK" "$A" "$B" 2 "${CHAOS_S:-12}" $TOL >"$TMP/chaos.out" &
+CP=$!
+sleep 0.5
+rc CLIENT KILL TYPE pubsub >/dev/null; sleep 0.7
+is "chaos: DEBUG SLEEP" "$(rc DEBUG SLEEP 0.3)" OK; sleep 0.7
+rc FLUSHALL >/dev/null; sleep 0.7
+kill -STOP "$BB"; sleep 3; kill -CONT "$BB"; sleep 0.7
+kill -9 "$BB"; wait "$BB" 2>/dev/null; sleep 0.3
+bridge b2.log --map "quote:=$B" --map "sig:=$B"; BB=$LAST; sleep 0.7
+kill -9 "$RPID"; wait "$RPID" 2>/dev/null; RPID=; start_redis; sleep 1
+rc CLIENT KILL TYPE normal >/dev/null; sleep 0.5
+wait "$CP"; crc=$?
+echo "     measured: $(cat "$TMP/chaos.out")"
+is "chaos: no read through on B staler than ${TOL} ms after A's write returned" "$crc" 0
+wait_state "$B" up && ok "chaos: host B up at the end" || bad "chaos: host B $(state "$B")"
+wait_state "$A" up && ok "chaos: host A up at the end" || bad "chaos: host A $(state "$A")"
+
 # ---- mirror mode -----------------------------------------------------------
 bridge c.log --map "quote:=$C" --mode mirror --max-ttl 60; BC=$LAST
 wait_state "$C" up && ok "mirror bridge up" || bad "mirror bridge: $(state "$C")"
@@ -220,6 +322,30 @@ is "mirror: the not-mapped host A key stays out" "$("$INSPECT" exists "$C" other
 SILM=$(SLACK_MS=${SLACK_MS:-2000} "$PROBE" silent "$C" "$RPID" $PING 2)
 is "mirror: SIGSTOP of Redis purged within the bound, re-armed" "$?" 0
 echo "$SILM" | sed 's/^/     measured (mirror): /'
+
+# ---- a Redis that lies: replies as untrusted bytes ---------------------------
+# tests/helpers/fake_redis.py arms like Redis, answers pings, and on demand
+# sends a frame a real Redis never sends on the invalidation connection.
+# The bridge must fail closed: purge and go down, never keep serving the
+# mapped keys on a stream it no longer understands.  Before the fix the
+# first five were ignored, the tier up and quote:k kept.
+F="$P-f"
+"$INSPECT" create "$F" --entries 1024 --memory 1M >/dev/null
+python3 "$(dirname "$0")/helpers/fake_redis.py" "$TMP/fake.sock" "$TMP/fake.go" &
+PIDS+=($!); FAKE=$!
+for _ in $(seq 1 100); do [ -S "$TMP/fake.sock" ] && break; sleep 0.05; done
+"$BRIDGE" --foreground --redis "unix:$TMP/fake.sock" --ping-ms $PING --map "quote:=$F" >"$TMP/f.log" 2>&1 &
+PIDS+=($!); BF=$!
+for frame in int_payload array_int_elem array_nil_elem unsubscribe message4 huge_bulk error; do
+	if ! wait_state "$F" up; then bad "lying Redis, $frame: not up: $(state "$F")"; continue; fi
+	"$INSPECT" set "$F" quote:k v >/dev/null
+	echo "$frame" >"$TMP/fake.go.tmp" && mv "$TMP/fake.go.tmp" "$TMP/fake.go"
+	wait_gone "$F" quote:k && ok "lying Redis, $frame: the mapped keys purged" ||
+		bad "lying Redis, $frame: quote:k kept, tier $(state "$F")"
+done
+kill -TERM "$BF"; wait "$BF"; is "lying Redis: the bridge exits 0 on SIGTERM" "$?" 0
+kill "$FAKE" 2>/dev/null; wait "$FAKE" 2>/dev/null
+"$INSPECT" unlink "$F" --force >/dev/null 2>&1
 
 # ---- SIGTERM -----------------------------------------------------------------
 "$INSPECT" set "$C" quote:t v >/dev/null

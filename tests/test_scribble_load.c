@@ -399,10 +399,11 @@ static void one_call(tc_cache *c, uint64_t *rng, const char *snap)
 	case 37: {
 		uint32_t holder;
 		tc_tier t;
-		switch ((r >> 8) % 4) {
+		switch ((r >> 8) % 5) {
 		case 0: RC(tc_tier_claim(c, (r >> 12) & 1 ? 0 : 50, &holder)); break;
 		case 1: RC(tc_tier_set(c, (uint32_t)(r >> 16) % 4)); break;
 		case 2: RC(tc_tier_release(c)); break;
+		case 3: RC(tc_tier_until(c, (r >> 12) & 1 ? 0 : tc_now_ms() + 50)); break;
 		default:
 			if (RC(tc_tier_get(c, &t)) == 0)
 				pr_tier(&t);

@@ -152,12 +152,54 @@ static void test_tier_stale_heartbeat_is_taken_over(void **state)
 	tc_close(c);
 }
 
+/* A live holder's "up" holds only until the time it vouched for: a
+ * stopped bridge (alive, applying no invalidation) reads down. */
+static void test_tier_up_lapses_at_the_vouched_time(void **state)
+{
+	char name[TC_NAME_MAX + 1];
+	tc_cache *c = open_new(name);
+	tc_tier t;
+
+	(void)state;
+	assert_int_equal(-EBUSY, tc_tier_until(c, tc_now_ms() + 60000));
+	assert_int_equal(0, tc_tier_claim(c, 0, NULL));
+	assert_int_equal(-EINVAL, tc_tier_until(c, -1));
+	assert_int_equal(-EINVAL, tc_tier_until(NULL, 0));
+	assert_int_equal(0, tc_tier_until(c, tc_now_ms() + 60000));
+	assert_int_equal(0, tc_tier_set(c, TC_TIER_UP));
+	assert_int_equal(0, tc_tier_get(c, &t));
+	assert_int_equal(TC_TIER_UP, t.state);
+	/* The promise ran out: down, with the holder alive. */
+	assert_int_equal(0, tc_tier_until(c, tc_now_ms() - 1));
+	assert_int_equal(0, tc_tier_get(c, &t));
+	assert_int_equal(TC_TIER_DOWN, t.state);
+	assert_true(t.alive);
+	assert_int_equal(0, tc_tier_until(c, tc_now_ms() + 20));
+	assert_int_equal(0, tc_tier_get(c, &t));
+	assert_int_equal(TC_TIER_UP, t.state);
+	fx_sleep_ms(40);
+	assert_int_equal(0, tc_tier_get(c, &t));
+	assert_int_equal(TC_TIER_DOWN, t.state);
+	/* 0: no limit.  A claim resets the old holder's promise. */
+	assert_int_equal(0, tc_tier_until(c, 0));
+	assert_int_equal(0, tc_tier_get(c, &t));
+	assert_int_equal(TC_TIER_UP, t.state);
+	assert_int_equal(0, tc_tier_until(c, tc_now_ms() - 1));
+	assert_int_equal(0, tc_tier_release(c));
+	assert_int_equal(0, tc_tier_claim(c, 0, NULL));
+	assert_int_equal(0, tc_tier_set(c, TC_TIER_UP));
+	assert_int_equal(0, tc_tier_get(c, &t));
+	assert_int_equal(TC_TIER_UP, t.state);
+	tc_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_tier_none_until_a_bridge_claims),
 		FX_TEST(test_tier_dead_bridge_reads_down_and_is_taken_over),
 		FX_TEST(test_tier_stale_heartbeat_is_taken_over),
+		FX_TEST(test_tier_up_lapses_at_the_vouched_time),
 	};
 	return fx_run(tests);
 }

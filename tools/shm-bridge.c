@@ -25,6 +25,11 @@
  * purges again (writes made while tracking was being armed are not lost)
  * and only then marks the tier up.
  *
+ * A live pid proves nothing about a stopped or stalled bridge: each ping
+ * also renews its promise (tc_tier_until, 2 x ping_ms from a time taken
+ * before it checked itself), after which readers take the tier as down;
+ * one that wakes past its promise goes down and re-arms.
+ *
  * Single-threaded: invalidations are applied in the order Redis sent them,
  * so in mirror mode a value read for an older invalidation is overwritten
  * by the read of the newer one.
@@ -145,11 +150,18 @@ static int add_map(const char *arg)
 	char *list = strdup(eq + 1);
 	if (!m->prefix || !list)
 		return usage_error("out of memory");
-	for (int i = 0; i < g.nmaps; i++)
-		if (g.maps[i].plen == m->plen && memcmp(g.maps[i].prefix, m->prefix, m->plen) == 0) {
-			free(list);
+	for (int i = 0; i < g.nmaps; i++) {
+		size_t n = g.maps[i].plen < m->plen ? g.maps[i].plen : m->plen;
+		if (memcmp(g.maps[i].prefix, m->prefix, n) != 0)
+			continue;
+		free(list);
+		/* Redis refuses overlapping BCAST prefixes: the tier would
+		 * never come up. */
+		if (g.maps[i].plen == m->plen)
 			return usage_error("--map: prefix '%s' given twice", m->prefix);
-		}
+		return usage_error("--map: prefixes '%s' and '%s' overlap (Redis refuses that); "
+				   "map the shorter one only", g.maps[i].prefix, m->prefix);
+	}
 	char *save = NULL;
 	for (char *s = strtok_r(list, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
 		if (!tc_name_valid(s)) {
@@ -217,6 +229,25 @@ static bool set_state(uint32_t state)
 		}
 	}
 	return ok;
+}
+
+/*
+ * Vouch for the tier in every segment until RT_MS + 2 x ping_ms (RT_MS a
+ * tc_now_ms taken before the caller checked itself, so that a bridge
+ * stopped in between leaves a promise that has already run out), then
+ * publish it up; false when a lease was lost.
+ */
+static bool vouch_up(int64_t rt_ms)
+{
+	bool ok = true;
+	for (int i = 0; i < g.nsegs; i++) {
+		int rc = tc_tier_until(g.segs[i].c, rt_ms + 2 * (int64_t)g.ping_ms);
+		if (rc) {
+			logmsg("%s: tier lease lost (%s)", g.segs[i].name, tc_strerror(rc));
+			ok = false;
+		}
+	}
+	return ok && set_state(TC_TIER_UP);
 }
 
 static void release_all(void)
@@ -521,8 +552,21 @@ static bool invalidate_key(const char *key, size_t klen)
 	return true;
 }
 
-/* One reply on the subscribed connection.  Returns 1 for a pong, 0 for
- * anything else handled, -1 when the tier must go down. */
+/* Is R the bulk string WORD (its length too: a reply is bytes, not a C string)? */
+static bool is_word(const redisReply *r, const char *word)
+{
+	size_t n = strlen(word);
+	return r->type == REDIS_REPLY_STRING && (size_t)r->len == n && memcmp(r->str, word, n) == 0;
+}
+
+/*
+ * One reply on the subscribed connection.  Returns 1 for a pong, 0 for an
+ * invalidation applied, -1 when the tier must go down.  The replies are
+ * untrusted bytes: anything but a pong or an invalidation of the shapes
+ * Redis sends (a key, an array of keys, nil for a flush) means the stream
+ * is no longer understood, and a key of it may go unapplied: down (purge)
+ * rather than skip it.
+ */
 static int handle(redisReply *r)
 {
 	if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
@@ -530,11 +574,14 @@ static int handle(redisReply *r)
 		logmsg("unexpected reply on the subscribed connection (type %d)", r->type);
 		return -1;
 	}
-	const char *kind = r->element[0]->str;
-	if (strcmp(kind, "pong") == 0)
+	if (is_word(r->element[0], "pong"))
 		return 1;
-	if (strcmp(kind, "message") != 0 || r->elements != 3)
-		return 0;
+	if (!is_word(r->element[0], "message") || r->elements != 3) {
+		logmsg("unexpected '%.*s' of %zu elements on the subscribed connection",
+		       (int)(r->element[0]->len < 32 ? r->element[0]->len : 32),
+		       r->element[0]->str, (size_t)r->elements);
+		return -1;
+	}
 	redisReply *p = r->element[2];
 	g.invalidations++;
 	if (p->type == REDIS_REPLY_NIL) {
@@ -544,11 +591,15 @@ static int handle(redisReply *r)
 	}
 	if (p->type == REDIS_REPLY_STRING)
 		return invalidate_key(p->str, (size_t)p->len) ? 0 : -1;
-	if (p->type != REDIS_REPLY_ARRAY)
-		return 0;
+	bool ok = p->type == REDIS_REPLY_ARRAY;
+	for (size_t i = 0; ok && i < p->elements; i++)
+		ok = p->element[i]->type == REDIS_REPLY_STRING;
+	if (!ok) {
+		logmsg("unexpected invalidation (type %d) on the subscribed connection", p->type);
+		return -1;
+	}
 	for (size_t i = 0; i < p->elements; i++)
-		if (p->element[i]->type == REDIS_REPLY_STRING &&
-		    !invalidate_key(p->element[i]->str, (size_t)p->element[i]->len))
+		if (!invalidate_key(p->element[i]->str, (size_t)p->element[i]->len))
 			return -1;
 	return 0;
 }
@@ -560,11 +611,20 @@ static bool serve(void)
 	uint64_t ping_sent = 0;   /* 0 = none outstanding */
 	uint64_t next_ping = now_ms() + g.ping_ms / 2;
 	uint64_t next_sentinel = now_ms() + 1000;
+	uint64_t vouched = now_ms(); /* run() vouched just before */
 
 	for (;;) {
 		if (stop)
 			return false;
+		int64_t rt = tc_now_ms();
 		uint64_t now = now_ms();
+		/* Stopped or stalled past the promise: readers took the tier
+		 * down and invalidations may wait unread; purge and re-arm
+		 * rather than vouch again over them. */
+		if (now - vouched > 2 * g.ping_ms) {
+			logmsg("stalled for %" PRIu64 " ms: the tier lapsed", now - vouched);
+			return true;
+		}
 		if (ping_sent && now - ping_sent >= g.ping_ms) {
 			logmsg("no pong for %" PRIu64 " ms: Redis is silent", now - ping_sent);
 			return true;
@@ -592,9 +652,11 @@ static bool serve(void)
 				}
 			ping_sent = now;
 			next_ping = now + g.ping_ms / 2;
-			/* The heartbeat of the leases; a lost lease ends the bridge. */
-			if (!set_state(TC_TIER_UP))
+			/* The heartbeat of the leases and the promise renewed; a
+			 * lost lease ends the bridge. */
+			if (!vouch_up(rt))
 				return false;
+			vouched = now;
 		}
 		uint64_t until = ping_sent ? ping_sent + g.ping_ms : next_ping;
 		int wait = until > now ? (int)(until - now) : 0;
@@ -639,7 +701,7 @@ static int run(void)
 	purge_all();
 	while (!stop) {
 		if (arm()) {
-			if (!set_state(TC_TIER_UP))
+			if (!vouch_up(tc_now_ms()))
 				break;
 			logmsg("tier up: tracking armed on %s", g.addr);
 			backoff = 50;

@@ -35,6 +35,14 @@
 #ifndef TIER_FILL_HOOK
 #define TIER_FILL_HOOK() ((void)0)
 #endif
+/* Called between tier_set's Redis SET and its local install; a test
+ * defines it to land another host's write there.  Empty by default. */
+#ifndef TIER_SET_HOOK
+#define TIER_SET_HOOK() ((void)0)
+#endif
+
+/* The sequence of the nonces of placeholders (tier_get, tier_set). */
+static uint64_t tier_seq;
 
 /* tier_redis.flags */
 #define TIER_LOCAL_ONLY 0x1u /* marks: when Redis fails, the local mark alone
@@ -120,15 +128,17 @@ static inline int tier_mark_once(struct tier_redis *t, const void *key, size_t k
  * value is never cached (the fill race).  The value read is returned in
  * every case.  While the segment's tier is not TC_TIER_UP (no live bridge,
  * Redis lost), local copies are not read and nothing is cached: the value
- * comes from Redis (the state is reread every TIER_STATE_MS).  MAX_TTL_MS (0 = none) caps the local TTL; a key without a
- * Redis TTL gets MAX_TTL_MS.
+ * comes from Redis (the state is reread every TIER_STATE_MS).  The local
+ * TTL is Redis's (PTTL) less the time since the GET was sent, so the local
+ * copy never outlives Redis's; a key gone by the PTTL is not cached.
+ * MAX_TTL_MS (0 = none) caps the local TTL; a key without a Redis TTL gets
+ * MAX_TTL_MS.
  * Returns 0, -ENOENT (absent in Redis too), -E2BIG, -EAGAIN (Redis failed),
  * or tc_get's codes.
  */
 static inline int tier_get(struct tier_redis *t, const void *key, size_t klen, void *buf,
 			   size_t cap, tc_meta *meta, uint64_t max_ttl_ms)
 {
-	static uint64_t seq;
 	tc_meta m;
 	bool up = tier_up(t);
 	int rc = up ? tc_get(t->c, key, klen, buf, cap, &m) : -ENOENT;
@@ -139,7 +149,7 @@ static inline int tier_get(struct tier_redis *t, const void *key, size_t klen, v
 	}
 	if (rc && rc != -ENOENT && !(rc == -E2BIG && m.type == TIER_TYPE_PENDING))
 		return rc;
-	uint64_t nonce[2] = { (uint64_t)getpid(), ++seq };
+	uint64_t nonce[2] = { (uint64_t)getpid(), __atomic_add_fetch(&tier_seq, 1, __ATOMIC_RELAXED) };
 	/* While the tier is down, local copies are not trusted and nothing is
 	 * cached: the value comes from Redis. */
 	bool mine = up &&
@@ -154,6 +164,7 @@ static inline int tier_get(struct tier_redis *t, const void *key, size_t klen, v
 		ver = pm.version;
 	}
 	redisReply *v = NULL, *p = NULL;
+	int64_t asked = tc_now_ms();
 	if (redisAppendCommand(t->r, "GET %b", key, klen) != REDIS_OK ||
 	    redisAppendCommand(t->r, "PTTL %b", key, klen) != REDIS_OK ||
 	    redisGetReply(t->r, (void **)&v) != REDIS_OK ||
@@ -170,15 +181,32 @@ static inline int tier_get(struct tier_redis *t, const void *key, size_t klen, v
 			(void)tc_cas(t->c, key, klen, ver, "", 0, TIER_TYPE_PENDING, 1);
 		goto out;
 	}
-	uint64_t ttl = p->type == REDIS_REPLY_INTEGER && p->integer > 0 ? (uint64_t)p->integer : 0;
-	if (max_ttl_ms && (ttl == 0 || ttl > max_ttl_ms))
-		ttl = max_ttl_ms;
+	/* PTTL: -1 no expiry, -2 gone since the GET (not cached), anything
+	 * else but a count is not understood (not cached either). */
+	bool keep = p->type == REDIS_REPLY_INTEGER && p->integer >= -1;
+	uint64_t ttl = keep && p->integer > 0 ? (uint64_t)p->integer : 0;
 	size_t len = (size_t)v->len;
 	if (meta) {
 		memset(meta, 0, sizeof(*meta));
 		meta->len = len;
 	}
 	TIER_FILL_HOOK();
+	if (ttl) {
+		/* Counted from before the GET, so that the local copy never
+		 * outlives Redis's, however late this install comes (+1: the
+		 * install reads the millisecond clock again). */
+		int64_t spent = tc_now_ms() - asked + 1;
+		if (spent < 0)
+			spent = 0;
+		keep = ttl > (uint64_t)spent;
+		ttl = keep ? ttl - (uint64_t)spent : 0;
+	}
+	if (max_ttl_ms && (ttl == 0 || ttl > max_ttl_ms))
+		ttl = max_ttl_ms;
+	if (mine && !keep) {
+		(void)tc_cas(t->c, key, klen, ver, "", 0, TIER_TYPE_PENDING, 1);
+		mine = false;
+	}
 	if (mine) {
 		int crc = tc_cas(t->c, key, klen, ver, v->str, len, 0, ttl);
 		if (crc)
@@ -203,14 +231,29 @@ out:
 /*
  * tier_set - write-through: SET in Redis (PX TTL_MS when TTL_MS > 0), then
  * the local segment.  Redis first, so that no host can read the new value
- * locally before Redis has it.  The local copy is then invalidated by this
- * host's bridge like any other (in mirror mode rewritten): coherent, one
- * extra Redis read on the next local miss.  Returns 0, -EAGAIN (Redis
- * failed: nothing was written anywhere), or tc_set's codes.
+ * locally before Redis has it.  The local install is a compare-and-set on a
+ * placeholder put there before the SET (TIER_TYPE_PENDING, as tier_get's):
+ * another host's write that lands in Redis after ours has its invalidation
+ * delete the placeholder, so our value, which lost the race, is not
+ * installed (a plain set after the SET was: the invalidation could be
+ * applied before it).  The local TTL is TTL_MS less the time since the SET
+ * was sent, so the local copy never outlives Redis's.  While the tier is
+ * not up nothing is cached and the local copy is deleted.  The local copy
+ * is then invalidated by this host's bridge like any other (in mirror mode
+ * rewritten): coherent, one extra Redis read on the next local miss.  Returns 0 (Redis has the
+ * value; cached locally unless an invalidation came first), -EAGAIN (Redis
+ * failed: the local copy is gone), or the local install's tc_cas codes
+ * other than TC_ECONFLICT and -ENOENT (Redis has the value, the local copy
+ * is gone).
  */
 static inline int tier_set(struct tier_redis *t, const void *key, size_t klen, const void *val,
 			   size_t vlen, uint64_t ttl_ms)
 {
+	uint64_t nonce[2] = { (uint64_t)getpid(), __atomic_add_fetch(&tier_seq, 1, __ATOMIC_RELAXED) };
+	uint64_t ver = 0;
+	bool mine = tier_up(t) &&
+		    tc_set_v(t->c, key, klen, nonce, sizeof(nonce), TIER_TYPE_PENDING, 1000, &ver) == 0;
+	int64_t asked = tc_now_ms();
 	redisReply *rep = ttl_ms
 		? redisCommand(t->r, "SET %b %b PX %llu", key, klen, val, vlen,
 			       (unsigned long long)ttl_ms)
@@ -218,9 +261,31 @@ static inline int tier_set(struct tier_redis *t, const void *key, size_t klen, c
 	bool ok = rep && rep->type == REDIS_REPLY_STATUS;
 	if (rep)
 		freeReplyObject(rep);
-	if (!ok)
-		return -EAGAIN;
-	return tc_set(t->c, key, klen, val, vlen, 0, ttl_ms);
+	if (!ok || !mine) {
+		/* A delete never makes anything stale. */
+		(void)tc_del(t->c, key, klen);
+		return ok ? 0 : -EAGAIN;
+	}
+	TIER_SET_HOOK();
+	uint64_t ttl = ttl_ms;
+	if (ttl) {
+		/* Counted from before the SET: never outlive Redis's copy
+		 * (+1: the install reads the millisecond clock again). */
+		int64_t spent = tc_now_ms() - asked + 1;
+		if (spent < 0)
+			spent = 0;
+		if (ttl <= (uint64_t)spent) {
+			(void)tc_del(t->c, key, klen);
+			return 0;
+		}
+		ttl -= (uint64_t)spent;
+	}
+	int rc = tc_cas(t->c, key, klen, ver, val, vlen, 0, ttl);
+	if (rc == TC_ECONFLICT || rc == -ENOENT)
+		return 0; /* an invalidation came first: not cached */
+	if (rc)
+		(void)tc_del(t->c, key, klen);
+	return rc;
 }
 
 /*

@@ -138,6 +138,57 @@ class TestRedisTier(SegmentCase):
         self.assertTrue(_wait(lambda: self.cache_b.get("quote:X") != b"old"))
         self.assertEqual(self.tier_b.get("quote:X"), b"new")
 
+    def test_a_write_through_that_lost_in_redis_is_not_cached(self):
+        # Host B's write lands in Redis after ours, and its invalidation
+        # (and ours) is applied before our local install: a plain set
+        # after the Redis SET left b"v1" cached while Redis had b"v2".
+        other = redis.Redis(unix_socket_path=self.sock)
+        self.addCleanup(other.close)
+        real = self.tier.redis
+        test = self
+
+        class Racing:
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def set(self, *a, **kw):
+                r = real.set(*a, **kw)
+                other.set("quote:SR", b"v2")
+                test._settle()
+                return r
+
+        self.tier.redis = Racing()
+        try:
+            self.tier.set("quote:SR", b"v1")
+        finally:
+            self.tier.redis = real
+        self._settle()
+        self.assertEqual(self.r.get("quote:SR"), b"v2")
+        self.assertNotEqual(self.cache.get("quote:SR"), b"v1")
+
+    def test_a_late_fill_never_outlives_the_redis_ttl(self):
+        # A reader held 150 ms between its Redis read and its install (a
+        # preemption): the local copy expired that much after Redis's.
+        self.r.set("quote:LT", b"v", px=400)
+        self._settle()
+        read = self.tier._redis_read
+
+        def slow(k):
+            out = read(k)
+            time.sleep(0.15)
+            return out
+
+        self.tier._redis_read = slow
+        before = time.time()
+        try:
+            self.assertEqual(self.tier.get("quote:LT"), b"v")
+        finally:
+            del self.tier._redis_read
+        it = self.cache.get_item("quote:LT")
+        if it is not None:
+            self.assertIsNotNone(it.expires_at)
+            self.assertLessEqual(it.expires_at, before + 0.4)
+
     def test_a_placeholder_is_a_miss(self):
         self.r.set("quote:P", b"v")
         self._settle()

@@ -14,7 +14,9 @@ prefixes coherent with Redis; ``RedisTier`` decides what a call does:
   While the segment's tier is not ``"up"`` (no live bridge, or Redis lost),
   local copies are not trusted: the value comes from Redis, uncached (the
   state is read at most every ``state_ttl``, 50 ms).
-- ``set``: write-through, Redis first, then the segment.
+- ``set``: write-through, Redis first, then the segment by compare-and-set
+  on a placeholder put there first, so that another host's later write
+  wins (nothing cached then).
 - ``mark_once``: a dedupe mark across the fleet, ``Cache.add`` locally and
   ``SET NX PX`` in Redis; True only when both are won.  The local mark is a
   placeholder (a miss: readers ask Redis) until Redis has decided, so that
@@ -112,8 +114,19 @@ class RedisTier:
             self._state_at = now
         return self._state == "up"
 
-    def _local_ttl(self, pttl_ms):
-        ttl = pttl_ms / 1000.0 if pttl_ms and pttl_ms > 0 else None
+    def _local_ttl(self, pttl_ms, asked):
+        """The local TTL (seconds, 0 = none) of a value whose Redis PTTL was
+        PTTL_MS, counted from ASKED (time.time() before the read), less a
+        millisecond, so that the local copy never outlives Redis's; None
+        when nothing is left, or when the PTTL says the key is gone (-2) or
+        is not a count: not cached."""
+        if not isinstance(pttl_ms, int) or pttl_ms < -1:
+            return None
+        ttl = None
+        if pttl_ms > 0:
+            ttl = pttl_ms / 1000.0 - (time.time() - asked) - 0.001
+            if ttl <= 0:
+                return None
         if self.max_ttl is not None and (ttl is None or ttl > self.max_ttl):
             ttl = self.max_ttl
         return 0 if ttl is None else ttl
@@ -158,6 +171,7 @@ class RedisTier:
             if it is not None and it.type != PENDING_TYPE:
                 return it.value
         ver = self._placeholder(k, 1) if up else None
+        asked = time.time()
         try:
             value, pttl = self._redis_read(k)
         except Exception:
@@ -168,7 +182,11 @@ class RedisTier:
             if ver is not None:
                 self.cache.cas(k, b"", ver, ttl=0.001, type=PENDING_TYPE)
             return default
-        if ver is None or not self.cache.cas(k, value, ver, ttl=self._local_ttl(pttl)):
+        ttl = self._local_ttl(pttl, asked)
+        if ver is not None and ttl is None:
+            self.cache.cas(k, b"", ver, ttl=0.001, type=PENDING_TYPE)
+            ver = None
+        if ver is None or not self.cache.cas(k, value, ver, ttl=ttl):
             self.fills_lost += 1
         return value
 
@@ -184,14 +202,39 @@ class RedisTier:
     # -- writes ------------------------------------------------------------
     def set(self, key, value, ttl=None):
         """Write-through: Redis (``SET``, ``PX`` when ``ttl``), then the
-        segment.  The bridge of this host then invalidates the local copy
-        like any other (mirror mode rewrites it)."""
+        segment, by compare-and-set on a placeholder put there before the
+        ``SET`` (as in tools/tier_redis.h): another host's write that lands
+        in Redis after ours has its invalidation delete the placeholder, so
+        our value, which lost the race, is not cached (a plain set after the
+        ``SET`` was: the invalidation could be applied first).  The local
+        TTL counts from before the ``SET``.  While the tier is not ``"up"``
+        nothing is cached and the local copy is deleted.  The bridge of this
+        host then invalidates the local copy like any other (mirror mode
+        rewrites it).  True when the value was cached locally; a Redis
+        error reaches the caller, the local copy deleted."""
         if not self.tiered(key):
             return self.cache.set(key, value, ttl=ttl)
         k = _b(key)
         ms = _ms(ttl)
-        self.redis.set(k, bytes(value), px=ms or None)
-        return self.cache.set(k, value, ttl=ttl if ttl is not None else 0)
+        ver = None
+        if self._up():
+            self._seq += 1
+            nonce = struct.pack("<QQ", os.getpid(), self._seq)
+            try:
+                ver = self.cache.set(k, nonce, ttl=1, type=PENDING_TYPE)
+            except Exception:
+                ver = None  # full: nothing cached, the old copy deleted below
+        asked = time.time()
+        try:
+            self.redis.set(k, bytes(value), px=ms or None)
+        except Exception:
+            self.cache.delete(k)
+            raise
+        left = ttl - (time.time() - asked) - 0.001 if ttl else 0
+        if ver is None or (ttl and left <= 0):
+            self.cache.delete(k)  # a delete never makes anything stale
+            return False
+        return self.cache.cas(k, value, ver, ttl=left)
 
     def delete(self, key):
         """Delete KEY in Redis and locally; True when either had it."""

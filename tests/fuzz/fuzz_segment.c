@@ -1082,7 +1082,11 @@ static void call(struct state *s, int op)
 		tc_tier t;
 		switch (fz_u8(&s->in) & 3) {
 		case 0: fz_rc(tc_tier_claim(c, fz_u8(&s->in) & 1 ? 0 : LONG_TTL, &pid)); break;
-		case 1: fz_rc(tc_tier_set(c, fz_u8(&s->in) % 4)); break;
+		case 1:
+			fz_rc(tc_tier_set(c, fz_u8(&s->in) % 4));
+			/* no input read: the corpus keeps its meaning */
+			fz_rc(tc_tier_until(c, 0));
+			break;
 		case 2: fz_rc(tc_tier_release(c)); break;
 		default:
 			if (fz_rc(tc_tier_get(c, &t)) == 0)

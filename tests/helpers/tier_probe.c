@@ -24,6 +24,10 @@
  *   tier_probe markrace SOCK SEG_A SEG_B NPROC ROUNDS
  *   tier_probe fillrace SOCK SEG NREADERS WRITES
  *   tier_probe misc SOCK SEG
+ *   tier_probe setrace SOCK SEG
+ *   tier_probe ttlfill SOCK SEG
+ *   tier_probe edges SOCK SEG
+ *   tier_probe chaos SOCK SEG_W SEG_R NREADERS SECONDS TOL_MS
  *       Fleet-wide marks and the read-through fill race (tools/tier_redis.h),
  *       described at each function.
  *
@@ -48,7 +52,12 @@
 #include <hiredis/hiredis.h>
 /* Widen the fill race: a read of Redis waits before its install, long
  * enough for the invalidation of a write made meanwhile to arrive first. */
-#define TIER_FILL_HOOK() usleep(300)
+static unsigned fill_hook_us = 300;
+#define TIER_FILL_HOOK() usleep(fill_hook_us)
+/* setrace: another host's write lands between tier_set's Redis SET and
+ * its local install. */
+static void setrace_hook(void);
+#define TIER_SET_HOOK() setrace_hook()
 #include "tier_redis.h"
 #endif
 
@@ -314,8 +323,360 @@ static int fillrace(int argc, char **argv)
 	return rc || atomic_load(stale) || atomic_load(errs) || bad ? 1 : 0;
 }
 
+/* setrace's other host: when armed, the hook SETs KEY to "v2" on its own
+ * connection and waits until the bridge has applied every invalidation up
+ * to it (a fence key), as if host B's write had landed at that moment. */
+static struct {
+	redisContext *r;
+	tc_cache *c;
+	const char *key;
+	int armed;
+} sr;
+
+/* Fence: a local copy of FENCE, a write of it in Redis, and a wait until
+ * the bridge deletes it: every earlier invalidation is applied then. */
+static int fence(redisContext *r, tc_cache *c)
+{
+	static const char f[] = "quote:setrace:fence";
+	if (tc_set(c, f, sizeof(f) - 1, "x", 1, 0, 0))
+		return -1;
+	redisReply *rep = redisCommand(r, "SET %s y", f);
+	if (!rep)
+		return -1;
+	freeReplyObject(rep);
+	uint64_t t0 = mono_us();
+	while (tc_exists(c, f, sizeof(f) - 1))
+		if (mono_us() - t0 > 10000000u)
+			return -1;
+	return 0;
+}
+
+static unsigned set_hook_us; /* ttlfill: tier_set held before its install */
+
+static void setrace_hook(void)
+{
+	if (set_hook_us)
+		usleep(set_hook_us);
+	if (!sr.armed)
+		return;
+	sr.armed = 0;
+	redisReply *rep = redisCommand(sr.r, "SET %s v2", sr.key);
+	if (rep)
+		freeReplyObject(rep);
+	(void)fence(sr.r, sr.c);
+}
+
+/*
+ * setrace SOCK SEG: tier_set(K, "v1") on host SEG while another host's
+ * SET K v2 lands in Redis after ours and its invalidation is applied
+ * before our local install (the hook).  After a fence, Redis has v2 and
+ * the local copy must not be v1: a write that lost the race in Redis must
+ * not be served locally.  Exit 0 when it is not.
+ */
+static int setrace(int argc, char **argv)
+{
+	if (argc != 4)
+		return 2;
+	struct tier_redis t = { 0 };
+	char key[64], buf[16];
+	tc_meta m;
+	t.r = redisConnectUnix(argv[2]);
+	sr.r = redisConnectUnix(argv[2]);
+	if (!t.r || t.r->err || !sr.r || sr.r->err || tc_open(&t.c, argv[3], NULL))
+		return 2;
+	sr.c = t.c;
+	uint64_t t0 = mono_us();
+	while (tier_state(t.c) != TC_TIER_UP && mono_us() - t0 < 10000000u)
+		usleep(1000);
+	int kl = snprintf(key, sizeof(key), "quote:setrace:%d", (int)getpid());
+	sr.key = key;
+	sr.armed = 1;
+	int rc = tier_set(&t, key, (size_t)kl, "v1", 2, 0);
+	if (sr.armed || fence(sr.r, t.c)) {
+		printf("setrace: hook not run or fence lost (tier_set %d)\n", rc);
+		return 1;
+	}
+	redisReply *rep = redisCommand(sr.r, "GET %s", key);
+	int remote_v2 = rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "v2") == 0;
+	if (rep)
+		freeReplyObject(rep);
+	int lrc = tc_get(t.c, key, (size_t)kl, buf, sizeof(buf), &m);
+	int stale = lrc == 0 && m.len == 2 && memcmp(buf, "v1", 2) == 0;
+	printf("setrace: tier_set=%d redis=%s local=%s\n", rc, remote_v2 ? "v2" : "?",
+	       lrc == -ENOENT ? "absent" : stale ? "v1 (stale)" : lrc ? "error" : "other");
+	redisFree(t.r);
+	redisFree(sr.r);
+	tc_close(t.c);
+	return rc == 0 && remote_v2 && !stale && (lrc == 0 || lrc == -ENOENT) ? 0 : 1;
+}
+
+/*
+ * chaos SOCK SEG_W SEG_R NREADERS SECONDS TOL_MS: for SECONDS, one writer
+ * on host SEG_W writes through (tier_set) "quote:chaos" = 1, 2, 3, ... and
+ * records when each write returned; NREADERS processes on host SEG_R read
+ * it through (tier_get).  A read that began more than TOL_MS after a newer
+ * write had returned, and still got the older value, is stale.  The shell
+ * meanwhile kills connections, restarts Redis, stops bridges.  Prints the
+ * counts and the largest lag seen (any stale read, however short: the
+ * invalidation in flight), exit 0 when no read was staler than TOL_MS.
+ */
+#define CHAOS_MAX 2000000
+static int chaos(int argc, char **argv)
+{
+	if (argc != 8)
+		return 2;
+	int nreaders = atoi(argv[5]), secs = atoi(argv[6]);
+	uint64_t tol_us = strtoull(argv[7], NULL, 10) * 1000u;
+	size_t sz = sizeof(_Atomic uint64_t) * (CHAOS_MAX + 16);
+	_Atomic uint64_t *sh = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		return 2;
+	/* sh[0] stop, [1] reads, [2] stale (> tol), [3] max lag us, [4] local
+	 * hits, [5] errors, [6] lagged (> 0), [8..] returned-at of write n */
+	_Atomic uint64_t *done = &sh[8];
+	signal(SIGPIPE, SIG_IGN); /* connections are killed under us */
+	static const char key[] = "quote:chaos";
+	const size_t kl = sizeof(key) - 1;
+
+	for (int p = 0; p < nreaders; p++) {
+		if (fork())
+			continue;
+		struct tier_redis t = { 0 };
+		t.r = redisConnectUnix(argv[2]);
+		if (tc_open(&t.c, argv[4], NULL))
+			_exit(2);
+		while (!atomic_load(&sh[0])) {
+			char buf[32];
+			tc_meta m;
+			if (!t.r || t.r->err) {
+				if (t.r)
+					redisFree(t.r);
+				usleep(5000);
+				t.r = redisConnectUnix(argv[2]);
+				continue;
+			}
+			usleep(20); /* a reader, not a spinner: the machine is shared */
+			uint64_t t0 = mono_us();
+			int rc = tier_get(&t, key, kl, buf, sizeof(buf) - 1, &m, 0);
+			if (rc == -ENOENT || rc == -EAGAIN)
+				continue;
+			if (rc) {
+				atomic_fetch_add(&sh[5], 1);
+				continue;
+			}
+			buf[m.len < sizeof(buf) ? m.len : sizeof(buf) - 1] = 0;
+			uint64_t v = strtoull(buf, NULL, 10);
+			atomic_fetch_add(&sh[1], 1);
+			if (v + 1 >= CHAOS_MAX)
+				continue;
+			uint64_t newer = atomic_load(&done[v + 1]);
+			if (newer && newer < t0) {
+				uint64_t lag = t0 - newer;
+				atomic_fetch_add(&sh[6], 1);
+				if (lag > tol_us)
+					atomic_fetch_add(&sh[2], 1);
+				uint64_t mx = atomic_load(&sh[3]);
+				while (lag > mx && !atomic_compare_exchange_weak(&sh[3], &mx, lag))
+					;
+			}
+		}
+		_exit(0);
+	}
+	struct tier_redis w = { 0 };
+	w.r = redisConnectUnix(argv[2]);
+	if (tc_open(&w.c, argv[3], NULL))
+		return 2;
+	uint64_t n = 1, end = mono_us() + (uint64_t)secs * 1000000u;
+	while (mono_us() < end && n + 1 < CHAOS_MAX) {
+		char val[32];
+		int vl = snprintf(val, sizeof(val), "%llu", (unsigned long long)n);
+		if (!w.r || w.r->err) {
+			if (w.r)
+				redisFree(w.r);
+			usleep(5000);
+			w.r = redisConnectUnix(argv[2]);
+			continue;
+		}
+		int rc = tier_set(&w, key, kl, val, (size_t)vl, 0);
+		if (rc == -EAGAIN)
+			continue; /* not written: n again */
+		atomic_store(&done[n], mono_us());
+		n++;
+		usleep(200);
+	}
+	atomic_store(&sh[0], 1);
+	int bad = 0, st;
+	while (wait(&st) > 0)
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			bad++;
+	printf("chaos writes=%llu reads=%llu lagged=%llu stale_over_tol=%llu max_lag_us=%llu "
+	       "errors=%llu children_failed=%d\n", (unsigned long long)n - 1,
+	       (unsigned long long)sh[1], (unsigned long long)sh[6], (unsigned long long)sh[2],
+	       (unsigned long long)sh[3], (unsigned long long)sh[5], bad);
+	return sh[2] || sh[5] || bad ? 1 : 0;
+}
+
+/*
+ * ttlfill SOCK SEG: a read-through of a key with a Redis TTL of 400 ms
+ * whose reader is held 150 ms between the Redis read and the install (a
+ * preemption, by the fill hook), then a write-through with a TTL of 400 ms
+ * held as long before its install.  Each local copy must expire no later
+ * than Redis's: at most 400 ms after the call began.  Exit 0 when both do.
+ */
+static int ttlfill(int argc, char **argv)
+{
+	if (argc != 4)
+		return 2;
+	struct tier_redis t = { 0 };
+	char key[64], buf[16];
+	tc_meta m;
+	t.r = redisConnectUnix(argv[2]);
+	if (!t.r || t.r->err || tc_open(&t.c, argv[3], NULL))
+		return 2;
+	int kl = snprintf(key, sizeof(key), "quote:ttlfill:%d", (int)getpid());
+	redisReply *rep = redisCommand(t.r, "SET %b v PX 400", key, (size_t)kl);
+	if (!rep)
+		return 2;
+	freeReplyObject(rep);
+	uint64_t t0 = mono_us();
+	while (tier_state(t.c) != TC_TIER_UP && mono_us() - t0 < 10000000u)
+		usleep(1000);
+	fill_hook_us = 150000;
+	int64_t before = tc_now_ms();
+	int rc = tier_get(&t, key, (size_t)kl, buf, sizeof(buf), &m, 0);
+	fill_hook_us = 300;
+	int lrc = tc_get(t.c, key, (size_t)kl, buf, sizeof(buf), &m);
+	long long late = lrc == 0 ? (long long)(m.expires_ms - (before + 400)) : 0;
+	printf("ttlfill: tier_get=%d local=%d expires %lld ms after Redis's;", rc, lrc, late);
+	int ok = rc == 0 && (lrc == -ENOENT || (lrc == 0 && m.expires_ms && late <= 0));
+	/* Write-through, held 150 ms before its install: a key no bridge maps
+	 * (its own invalidation would delete the copy at once). */
+	kl = snprintf(key, sizeof(key), "other:ttlset:%d", (int)getpid());
+	set_hook_us = 150000;
+	before = tc_now_ms();
+	rc = tier_set(&t, key, (size_t)kl, "v", 1, 400);
+	set_hook_us = 0;
+	lrc = tc_get(t.c, key, (size_t)kl, buf, sizeof(buf), &m);
+	late = lrc == 0 ? (long long)(m.expires_ms - (before + 400)) : 0;
+	printf(" tier_set=%d local=%d expires %lld ms after Redis's\n", rc, lrc, late);
+	ok = ok && rc == 0 && (lrc == -ENOENT || (lrc == 0 && m.expires_ms && late <= 0));
+	redisFree(t.r);
+	tc_close(t.c);
+	return ok ? 0 : 1;
+}
+
 #define CHECK(cond, ...) do { if (!(cond)) { printf("misc: " __VA_ARGS__); printf("\n"); \
 	fflush(stdout); return 1; } } while (0)
+
+/* Wait until KEY is gone from C (10 s at most). */
+static bool gone(tc_cache *c, const void *key, size_t klen)
+{
+	uint64_t t0 = mono_us();
+	while (tc_exists(c, key, klen)) {
+		if (mono_us() - t0 > 10000000u)
+			return false;
+		usleep(200); /* not a spinner: the bridge needs the CPU */
+	}
+	return true;
+}
+
+/* When the tier last changed state (a purge goes with every down). */
+static int64_t tier_since(tc_cache *c)
+{
+	tc_tier t;
+	return tc_tier_get(c, &t) ? -1 : t.since_ms;
+}
+
+/*
+ * edges SOCK SEG: keys at the edges, on host SEG whose bridge maps
+ * "quote:": a binary key (NUL, 0xff, glob specials, newline), a key of
+ * TC_KEY_MAX bytes and the key equal to the prefix are invalidated by a
+ * Redis write; "quote" and "quotE:x" are not under the prefix and stay; a
+ * key longer than TC_KEY_MAX is never stored and its invalidation changes
+ * nothing; a CLIENT KILL of the bridges' connections purges the binary
+ * keys too (the purge matches a glob on keys that hold a NUL).  Exit 0
+ * when all hold.
+ */
+static int edges(int argc, char **argv)
+{
+	if (argc != 4)
+		return 2;
+	static const char bin[] = "quote:\0\xff*?[\\\n]";
+	char maxk[TC_KEY_MAX + 1];
+	struct { const void *k; size_t n; } in[3] = {
+		{ bin, sizeof(bin) - 1 }, { maxk, TC_KEY_MAX }, { "quote:", 6 },
+	}, out[2] = { { "quote", 5 }, { "quotE:x", 7 } };
+	redisContext *r = redisConnectUnix(argv[2]);
+	tc_cache *c;
+	redisReply *rep;
+	if (!r || r->err || tc_open(&c, argv[3], NULL))
+		return 2;
+	memcpy(maxk, "quote:", 6);
+	memset(maxk + 6, 'k', sizeof(maxk) - 6);
+	uint64_t t0;
+	int bad = 0, tries = 0;
+	int64_t since;
+	CHECK(tc_set(c, maxk, TC_KEY_MAX + 1, "x", 1, 0, 0) == -EINVAL, "a key over TC_KEY_MAX stored");
+	rep = redisCommand(r, "SET %b new", maxk, (size_t)TC_KEY_MAX + 1);
+	freeReplyObject(rep);
+again:
+	/* A down (a late ping on a loaded host) purges everything and would
+	 * pass the checks below for the wrong reason: then they are redone. */
+	since = tier_since(c);
+	bad = 0;
+	for (int i = 0; i < 3; i++) {
+		CHECK(tc_set(c, in[i].k, in[i].n, "old", 3, 0, 0) == 0, "set in %d", i);
+		rep = redisCommand(r, "SET %b new", in[i].k, in[i].n);
+		freeReplyObject(rep);
+		if (!gone(c, in[i].k, in[i].n)) {
+			printf("edges: key %d (%zu bytes) not invalidated\n", i, in[i].n);
+			bad++;
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		CHECK(tc_set(c, out[i].k, out[i].n, "keep", 4, 0, 0) == 0, "set out %d", i);
+		rep = redisCommand(r, "SET %b new", out[i].k, out[i].n);
+		freeReplyObject(rep);
+	}
+	/* A fence: every earlier invalidation is applied once it is. */
+	CHECK(tc_set(c, "quote:efence", 12, "x", 1, 0, 0) == 0, "fence");
+	rep = redisCommand(r, "SET quote:efence y");
+	freeReplyObject(rep);
+	CHECK(gone(c, "quote:efence", 12), "fence not invalidated");
+	for (int i = 0; i < 2; i++)
+		if (!tc_exists(c, out[i].k, out[i].n)) {
+			printf("edges: %.*s, not under the prefix, was deleted\n", (int)out[i].n,
+			       (const char *)out[i].k);
+			bad++;
+		}
+	if (tier_since(c) != since || tier_state(c) != TC_TIER_UP) {
+		CHECK(++tries < 5, "the tier went down during 5 tries");
+		t0 = mono_us();
+		while (tier_state(c) != TC_TIER_UP && mono_us() - t0 < 10000000u)
+			usleep(1000);
+		goto again;
+	}
+	/* The purge: the binary key and the longest, cached again. */
+	CHECK(tc_set(c, bin, sizeof(bin) - 1, "old", 3, 0, 0) == 0, "set bin");
+	CHECK(tc_set(c, maxk, TC_KEY_MAX, "old", 3, 0, 0) == 0, "set max");
+	rep = redisCommand(r, "CLIENT KILL TYPE pubsub");
+	freeReplyObject(rep);
+	if (!gone(c, bin, sizeof(bin) - 1) || !gone(c, maxk, TC_KEY_MAX)) {
+		printf("edges: the purge left a binary or the longest key\n");
+		bad++;
+	}
+	CHECK(tc_exists(c, "quote", 5), "the purge deleted 'quote'");
+	t0 = mono_us();
+	while (tier_state(c) != TC_TIER_UP && mono_us() - t0 < 10000000u)
+		usleep(1000);
+	CHECK(tier_state(c) == TC_TIER_UP, "not up again after the purge");
+	for (int i = 0; i < 2; i++)
+		(void)tc_del(c, out[i].k, out[i].n);
+	printf("edges: %s\n", bad ? "failed" : "ok");
+	redisFree(r);
+	tc_close(c);
+	return bad ? 1 : 0;
+}
 
 /*
  * misc SOCK SEG: the exact results of tier_set, tier_rate_limit, tier_get
@@ -535,6 +896,14 @@ int main(int argc, char **argv)
 		return fillrace(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "misc") == 0)
 		return misc(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "setrace") == 0)
+		return setrace(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "edges") == 0)
+		return edges(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "ttlfill") == 0)
+		return ttlfill(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "chaos") == 0)
+		return chaos(argc, argv);
 #else
 	fprintf(stderr, "tier_probe: built without hiredis\n");
 	return 77;
