@@ -323,6 +323,8 @@ struct tc_bucket {
 #define TC_BLK_RETIRED 0x52455449u /* unlinked, waiting for a grace period */
 #define TC_BLK_CLAIMED 0x434c414du /* on a free list, claimed by the coalescer */
 #define TC_BLK_OUT     0x4f555421u /* claimed and off every list: the coalescer's */
+#define TC_BLK_MOVING  0x4d4f5645u /* a retired block a reclaimer's walk claimed (by CAS
+				    * from RETIRED), being freed or pushed back (epoch.c) */
 
 /* tc_hdr.df_phase */
 #define TC_DF_IDLE    0u
