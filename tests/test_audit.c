@@ -20,7 +20,6 @@
 
 #include <pthread.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 /* Keys k0..k<n-1> with values v<i>. */
@@ -517,9 +516,11 @@ static void test_reclaim_during_an_audit_is_refused(void **state)
 /*
  * The dead-slot cleaners beside an audit that is relinking free blocks
  * (its relink hook: the state is AUDITING, the lists half rebuilt).  A
- * thread of the auditor's process claims a slot after the audit's checks
- * (its tc_get gets -EBUSY) and vanishes (a raw SYS_exit), so that its slot
- * is a dead owner's; then tc_readers_clean clears that slot, and tc_sweep
+ * child the auditor forks claims a slot through the inherited handle after
+ * the audit's checks (its tc_get gets -EBUSY) and exits, so that its slot
+ * is a dead owner's (a thread that vanishes by a raw SYS_exit leaves one
+ * too, but ThreadSanitizer waits for ever to join it); then a thread of
+ * the auditor runs tc_readers_clean, which clears that slot, and tc_sweep
  * clears what it finds before its expiry pass is refused (-EBUSY).  Neither
  * may list, free or retire a block: what a cleaner acts on (an epoch, an
  * in-flight block, an unlink, a pending chain, a dead coalescer's turn)
@@ -535,13 +536,15 @@ static struct {
 	uint32_t cleared;
 } beside;
 
-static void *vanishing_getter(void *p)
+/* The child's tc_get: its code as the exit status (-EBUSY, 16, expected). */
+static void vanishing_getter(void)
 {
-	(void)p;
-	char buf[8];
-	beside.get_rc = tc_get(beside.c, "k0", 2, buf, sizeof(buf), NULL);
-	syscall(SYS_exit, 0); /* the slot stays claimed: a dead thread's */
-	return NULL;
+	pid_t pid = fork();
+	if (pid == 0) {
+		char buf[8];
+		_exit(-tc_get(beside.c, "k0", 2, buf, sizeof(buf), NULL) & 0xff);
+	}
+	beside.get_rc = pid > 0 ? -fx_wait(pid) : 99;
 }
 
 static void *cleaner(void *p)
@@ -558,9 +561,8 @@ static void cleaners_beside_the_relink(uint64_t relinked)
 	(void)relinked;
 	if (beside.hooked++)
 		return;
+	vanishing_getter();
 	pthread_t th;
-	if (pthread_create(&th, NULL, vanishing_getter, NULL) == 0)
-		pthread_join(th, NULL);
 	if (pthread_create(&th, NULL, cleaner, NULL) == 0)
 		pthread_join(th, NULL);
 }
