@@ -527,12 +527,17 @@ static void push_retired(tc_cache *c, struct tc_entry *e, uint64_t ref)
 /*
  * Retire E, which the caller has just unlinked with a successful CAS (a
  * full barrier).  Exactly one party retires a block: the one that moves its
- * state from LIVE to RETIRED.  That CAS is a full barrier too: the epoch of
+ * state from LIVE by CAS.  That CAS is a full barrier too: the epoch of
  * the stamp is loaded after the unlink is visible, with no fence of its own.
+ * The CAS makes the block MOVING, as a walk's claim does, and RETIRED only
+ * once it is stamped: a walk that a scribble sends to a block being
+ * retired claims only RETIRED, so it never reads the stamp of the block's
+ * last retirement and frees it before its grace period
+ * (test_a_walk_never_takes_a_block_before_its_retirer_stamps_it).
  */
 void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 {
-	if (tc__cas(&e->state, TC_BLK_LIVE, TC_BLK_RETIRED) != TC_BLK_LIVE)
+	if (tc__cas(&e->state, TC_BLK_LIVE, TC_BLK_MOVING) != TC_BLK_LIVE)
 		return;
 	TC_CRASH_POINT(retire_marked);
 	uint64_t ref = tc__ref_of(c, e);
@@ -543,6 +548,9 @@ void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 	tc__st(&e->retire_epoch, ep + (ep == 0));
 	uint32_t cls = tc__ld(&e->cls);
 	uint64_t size = cls < TC_CLASSES_USED ? tc__class_size(cls) : 0;
+	/* Before the push: a reclaimer may detach and walk the list at once
+	 * (the push's CAS publishes the stamp and the state). */
+	tc__st(&e->state, TC_BLK_RETIRED);
 	push_retired(c, e, ref);
 	TC_CRASH_POINT(retire_pushed);
 	tc__acct(c, s, TC_C_RETIRED_BLOCKS, 1);

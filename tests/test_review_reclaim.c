@@ -2,14 +2,17 @@
 /*
  * test_review_reclaim.c - a review of reclamation by tests: one block that
  * two walkers reach at once (a scribbled reclaim word, of a live slot or of
- * a free one), and a block that a scribbled link brings into a chain whose
- * grace period ended before the block was retired.
+ * a free one), a block that a scribbled link brings into a chain whose
+ * grace period ended before the block was retired, and a block that a
+ * scribbled word names while its retirer has not stamped it yet.
  *
  * Like test_review_handover.c, this program carries its own copy of
- * shm/epoch.c.  Its point "walk_checked" (TC_WALK_CHECKED, epoch.c) lies
- * between walk_chain's check of a block's state and the free or push back
- * that the check decided; a thread whose role names it parks there until
- * the test lets it go, so the interleaving is exact and needs no timing.
+ * shm/epoch.c, with TC_CRASH_POINT calling tc__crash_point below.  Its
+ * point "walk_checked" (TC_WALK_CHECKED, epoch.c) lies between walk_chain's
+ * check of a block's state and the free or push back that the check
+ * decided; a thread whose role names a point (that one, or a crash point
+ * such as retire_marked) parks there until the test lets it go, so the
+ * interleaving is exact and needs no timing.
  */
 #define TC_CRASHPOINTS 1
 #define TC_WALK_CHECKED() tc__crash_point("walk_checked")
@@ -364,12 +367,97 @@ static void test_a_block_retired_after_the_grace_period_is_not_freed_by_it(void 
 	tc_close(c);
 }
 
+/* ---- a block whose retirer has not stamped it yet ----------------------- */
+
+static struct {
+	tc_cache *c;
+	struct role role;
+	int rc;
+} dl;
+
+static void *deleter_paused_main(void *p)
+{
+	my_role = &dl.role;
+	dl.rc = tc_del(dl.c, p, strlen(p));
+	my_role = NULL;
+	return NULL;
+}
+
+static char k_key[] = "k";
+
+/*
+ * Key k's block X is being retired: its deleter moved its state from LIVE
+ * by CAS and is paused there (retire_marked), before it stamps X with the
+ * epoch and pushes it.  A reader entered before the delete.  Slot A's
+ * reclaim word is scribbled to name X, and A walks "its" chain with the
+ * bound of its last grace period, which lies above X's stamp of its last
+ * retirement.  A must not free X: X's new stamp is not written yet, and
+ * the reader may hold X.  Before, the deleter's CAS made X RETIRED at once,
+ * A claimed it and read the old stamp (freed 1, X on its free list under
+ * the reader; the deleter then pushed a free block on the retire list).
+ * Now the retirer's CAS makes X MOVING (claimed, as a walk claims a block)
+ * and it stores RETIRED only after the stamp.
+ */
+static void test_a_walk_never_takes_a_block_before_its_retirer_stamps_it(void **state)
+{
+	(void)state;
+	const char *name = fx_name(cur_name);
+	tc_cache *c = wb_create(name, 1024, 1 << 20, 16, TC_EVICT_NONE);
+	struct tc_rslot *sa = tc__slot(c);
+	assert_non_null(sa);
+	/* A grace period without readers: A's bound is the epoch it made. */
+	wb_retire_n(c, 1, 'a');
+	uint64_t freed = UINT64_MAX;
+	ASSERT_RC(0, tc_reclaim(c, &freed));
+	assert_int_equal(1, freed);
+	set_value(c, "k", 'k'); /* takes the block just freed: its stamp is old */
+	struct tc_entry *x = block_of_key(c, "k");
+	uint64_t x_ref = tc__ref_of(c, x);
+	assert_true(tc__ld(&x->retire_epoch) < tc__ld(&sa->rmin));
+
+	rd.c = c;
+	sem_init(&rd.inside, 0, 0);
+	sem_init(&rd.leave, 0, 0);
+	pthread_t rt, dt;
+	assert_int_equal(0, pthread_create(&rt, NULL, reader_main, NULL));
+	sem_take(&rd.inside);
+	ASSERT_RC(0, rd.rc);
+
+	dl.c = c;
+	dl.rc = 99;
+	role_init(&dl.role, "retire_marked");
+	assert_int_equal(0, pthread_create(&dt, NULL, deleter_paused_main, k_key));
+	sem_take(&dl.role.paused);
+
+	/* The scribble: A's word names X. */
+	tc__st(&sa->reclaim, 5ull << 32 | x_ref);
+	assert_int_equal(0, tc__reclaim_step(c, sa, UINT64_MAX));
+	assert_int_equal(0, tc__ld(&sa->reclaim));
+	assert_true(tc__ld(&x->state) != TC_BLK_FREE);
+
+	sem_post(&dl.role.go);
+	assert_int_equal(0, pthread_join(dt, NULL));
+	ASSERT_RC(0, dl.rc);
+	assert_int_equal(TC_BLK_RETIRED, tc__ld(&x->state));
+	sem_post(&rd.leave);
+	assert_int_equal(0, pthread_join(rt, NULL));
+	ASSERT_RC(0, tc_reclaim(c, &freed));
+	assert_int_equal(1, freed);
+	assert_int_equal(TC_BLK_FREE, tc__ld(&x->state));
+	assert_int_equal(0, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
+	tc_audit_report ar;
+	ASSERT_RC(0, tc_audit(c, &ar));
+	assert_int_equal(0, ar.recovered);
+	tc_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_two_walkers_of_one_block_free_it_once),
 		FX_TEST(test_a_stealer_never_pushes_back_a_block_that_was_freed),
 		FX_TEST(test_a_block_retired_after_the_grace_period_is_not_freed_by_it),
+		FX_TEST(test_a_walk_never_takes_a_block_before_its_retirer_stamps_it),
 	};
 	return fx_run(tests);
 }
