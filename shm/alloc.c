@@ -267,15 +267,16 @@ void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
  * since (a live block's class made larger would list it at a size that
  * covers its neighbour) shows as a class that no longer agrees with
  * cls_check: such a block, or one whose size leaves the arena, is leaked
- * rather than listed, until tc_audit cuts the arena again.
+ * rather than listed, until tc_audit cuts the arena again (false).
  */
-void tc__free_block(tc_cache *c, struct tc_entry *e)
+bool tc__free_block(tc_cache *c, struct tc_entry *e)
 {
 	uint32_t cls = tc__ld(&e->cls);
 	uint64_t ref = tc__ref_of(c, e);
 	if (cls >= TC_CLASSES_USED || tc__ld(&e->cls_check) != TC_CLS_CHECK(cls) ||
 	    (ref - 1) * TC_BLOCK_UNIT + tc__class_size(cls) > c->arena_bytes)
-		return;
+		return false;
 	tc__push_free(c, e, cls);
 	tc__add(&c->h->cls[cls].used, (uint64_t)-1);
+	return true;
 }

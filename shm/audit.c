@@ -95,7 +95,7 @@ static bool quiescent(tc_cache *c, struct tc_rslot *self)
 static bool header_written(uint32_t st)
 {
 	return st == TC_BLK_FREE || st == TC_BLK_LIVE || st == TC_BLK_RETIRED ||
-	       st == TC_BLK_CLAIMED || st == TC_BLK_OUT;
+	       st == TC_BLK_CLAIMED || st == TC_BLK_OUT || st == TC_BLK_MOVING;
 }
 
 #define HDR_UNITS (TC_ENTRY_HDR / TC_BLOCK_UNIT)

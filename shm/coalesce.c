@@ -58,7 +58,7 @@ void (*tc__df_test_hook)(int point);
 static bool state_ok(uint32_t st)
 {
 	return st == TC_BLK_FREE || st == TC_BLK_LIVE || st == TC_BLK_RETIRED ||
-	       st == TC_BLK_CLAIMED || st == TC_BLK_OUT;
+	       st == TC_BLK_CLAIMED || st == TC_BLK_OUT || st == TC_BLK_MOVING;
 }
 
 static struct tc_entry *unit_block(tc_cache *c, uint64_t u)
@@ -442,7 +442,7 @@ static bool fits(uint64_t run, uint64_t need)
  * DTO lists, load claims, rate windows, anchors and policies never are. */
 static bool evictable(struct tc_entry *e, uint32_t st)
 {
-	return st == TC_BLK_RETIRED ||
+	return st == TC_BLK_RETIRED || st == TC_BLK_MOVING ||
 	       (st == TC_BLK_LIVE && tc__ld(&e->kind) == TC_KIND_KEY && tc__ld(&e->refbit) == 0);
 }
 

@@ -19,8 +19,10 @@
  * The argument (docs/design.md, "Memory ordering") in one paragraph: a block
  * is retired after it was unlinked, stamped with the epoch read after the
  * unlink (behind a full barrier).  A reclaimer advances the epoch, issues
- * the global barrier, and frees a block stamped s only when every slot is
- * quiescent or shows an epoch > s.  A reader whose announcement the scan did
+ * the global barrier, and frees a block stamped s only when s is below the
+ * epoch it advanced to and every slot is quiescent or shows an epoch > s.
+ * Each block is claimed by CAS (RETIRED -> MOVING) by the one walk that
+ * frees or pushes it back.  A reader whose announcement the scan did
  * not see loads shared links only after the barrier and so sees the unlink;
  * a reader that shows an epoch > s read that epoch after the unlink and so
  * cannot have found the block either.
@@ -525,12 +527,17 @@ static void push_retired(tc_cache *c, struct tc_entry *e, uint64_t ref)
 /*
  * Retire E, which the caller has just unlinked with a successful CAS (a
  * full barrier).  Exactly one party retires a block: the one that moves its
- * state from LIVE to RETIRED.  That CAS is a full barrier too: the epoch of
+ * state from LIVE by CAS.  That CAS is a full barrier too: the epoch of
  * the stamp is loaded after the unlink is visible, with no fence of its own.
+ * The CAS makes the block MOVING, as a walk's claim does, and RETIRED only
+ * once it is stamped: a walk that a scribble sends to a block being
+ * retired claims only RETIRED, so it never reads the stamp of the block's
+ * last retirement and frees it before its grace period
+ * (test_a_walk_never_takes_a_block_before_its_retirer_stamps_it).
  */
 void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 {
-	if (tc__cas(&e->state, TC_BLK_LIVE, TC_BLK_RETIRED) != TC_BLK_LIVE)
+	if (tc__cas(&e->state, TC_BLK_LIVE, TC_BLK_MOVING) != TC_BLK_LIVE)
 		return;
 	TC_CRASH_POINT(retire_marked);
 	uint64_t ref = tc__ref_of(c, e);
@@ -541,6 +548,9 @@ void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 	tc__st(&e->retire_epoch, ep + (ep == 0));
 	uint32_t cls = tc__ld(&e->cls);
 	uint64_t size = cls < TC_CLASSES_USED ? tc__class_size(cls) : 0;
+	/* Before the push: a reclaimer may detach and walk the list at once
+	 * (the push's CAS publishes the stamp and the state). */
+	tc__st(&e->state, TC_BLK_RETIRED);
 	push_retired(c, e, ref);
 	TC_CRASH_POINT(retire_pushed);
 	tc__acct(c, s, TC_C_RETIRED_BLOCKS, 1);
@@ -550,8 +560,10 @@ void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 }
 
 /*
- * Smallest epoch announced by an active slot; UINT64_MAX when none, which
- * frees every block whatever its stamp (walk_chain).  An announced
+ * Smallest epoch announced by an active slot; UINT64_MAX when none (a
+ * reclaim bounds it by the epoch it advanced to; at the epoch's largest
+ * value that bound too is UINT64_MAX, which frees every block whatever its
+ * stamp, walk_chain).  An announced
  * UINT64_MAX (the epoch scribbled to its largest value, where it stays,
  * advance_epoch) counts one less, so that it never reads as "none".
  */
@@ -594,16 +606,17 @@ bool tc__others_reading(tc_cache *c)
  * every announcement, and a block is freed only by a grace period that
  * finds no slot active, until tc_audit brings the epoch back to 1.
  */
-static void advance_epoch(tc_cache *c)
+static uint64_t advance_epoch(tc_cache *c)
 {
 	uint64_t e = tc__ld(&c->h->epoch);
 	while (e != UINT64_MAX) {
 		uint64_t was = tc__cas(&c->h->epoch, e, e + 1);
 		if (was == e)
-			return;
+			return e + 1;
 		e = was;
 	}
 	tc__mb();
+	return UINT64_MAX;
 }
 
 /* Retired blocks (TC_C_RETIRED_BLOCKS) or bytes: totals plus every slot's delta. */
@@ -620,6 +633,11 @@ int64_t tc__retired_sum(tc_cache *c, int idx)
  * before it includes this file): nothing in the library. */
 #ifndef TC_WALK_LOADED
 #define TC_WALK_LOADED() ((void)0)
+#endif
+/* Likewise between its check of a block's state and the free or push back
+ * that the check decided (tests/test_review_reclaim.c). */
+#ifndef TC_WALK_CHECKED
+#define TC_WALK_CHECKED() ((void)0)
 #endif
 
 /*
@@ -673,16 +691,25 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t w, uint64_t
 			return freed;
 		TC_CRASH_POINT(reclaim_walk);
 		uint32_t cls = tc__ld(&e->cls);
-		if (tc__ld(&e->state) != TC_BLK_RETIRED) {
-			/* Not a retired block (scribbled link or a cycle): drop it
-			 * rather than list it twice. */
+		/* Claim E by CAS: a scribbled reclaim word or link can bring one
+		 * block into two walks at once, and a load of the state let both
+		 * see RETIRED: both freed it (the second free listed it again
+		 * under the key that had taken it meanwhile), or one pushed it
+		 * back after the other freed it (test_review_reclaim). */
+		bool retired = tc__cas(&e->state, TC_BLK_RETIRED, TC_BLK_MOVING) == TC_BLK_RETIRED;
+		TC_WALK_CHECKED();
+		if (!retired) {
+			/* Not a retired block (scribbled link, a cycle, or another
+			 * walk's): drop it rather than list it twice. */
 		} else if (tc__ld(&e->retire_epoch) < min || min == UINT64_MAX) {
 			tc__acct(c, s, TC_C_RETIRED_BLOCKS, (uint64_t)-1);
 			tc__acct(c, s, TC_C_RETIRED_BYTES,
 				 (uint64_t)0 - (cls < TC_CLASSES_USED ? tc__class_size(cls) : 0));
-			tc__free_block(c, e);
+			if (!tc__free_block(c, e))
+				tc__st(&e->state, TC_BLK_RETIRED); /* leaked, as before */
 			freed++;
 		} else {
+			tc__st(&e->state, TC_BLK_RETIRED); /* the push's CAS publishes it */
 			push_retired(c, e, ref);
 		}
 		ref = next;
@@ -699,6 +726,40 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t w, uint64_t
  * a time, so that no single write pays for a long walk.  BUDGET UINT64_MAX
  * walks it all.  A pending chain is finished first.
  */
+/*
+ * The grace period of a chain just detached: advance the epoch, issue the
+ * barrier, scan the slots.  Returns the bound: a block of the chain stamped
+ * below it may be freed.  Without the barrier no bound is safe: 0 frees
+ * nothing and pushes the chain back.  The bound is never above the epoch
+ * the advance stored: a stamp below that was read before the advance, so
+ * its block was unlinked before the barrier; one at or above it may have
+ * been retired after the scan, under a reader that entered since, and a
+ * scribbled link or reclaim word can bring such a block into the chain
+ * (test_a_block_retired_after_the_grace_period_is_not_freed_by_it: with no
+ * reader at the scan the bound was UINT64_MAX, which frees every block
+ * whatever its stamp).  At the epoch's largest value that epoch is
+ * UINT64_MAX and changes nothing.
+ */
+static uint64_t grace_period(tc_cache *c)
+{
+	/* New readers from here on announce an epoch larger than any stamp in
+	 * the chain (but at the epoch's largest value, advance_epoch). */
+	uint64_t top = advance_epoch(c);
+	uint64_t min = global_barrier() ? tc__min_active_epoch(c) : 0;
+	if (min > top)
+		min = top;
+#if !defined(__x86_64__) && !defined(__i386__)
+	/* A weakly ordered CPU may complete a reader's loads inside its
+	 * section after its exit store (a compiler barrier, then 0) is seen
+	 * by the scan: a second barrier on every CPU orders those loads
+	 * before the first block is freed.  x86 never lets a load pass a
+	 * later store, so it needs none (design.md section 5). */
+	if (min && !global_barrier())
+		min = 0;
+#endif
+	return min;
+}
+
 /*
  * Put the pending chains of other slots back on the retire list (an owner
  * that wrote a burst and went idle would otherwise hold them until it
@@ -792,21 +853,7 @@ int tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_
 		tc__cas(&s->reclaim, pend, pend & ~TC_RECLAIM_PEND);
 		tc__st(&s->since, 0);
 	}
-	/* New readers from here on announce an epoch larger than any stamp in
-	 * the chain (but at the epoch's largest value, advance_epoch). */
-	advance_epoch(c);
-	/* Without the barrier no bound is safe: min 0 frees nothing and
-	 * pushes the chain back. */
-	uint64_t min = global_barrier() ? tc__min_active_epoch(c) : 0;
-#if !defined(__x86_64__) && !defined(__i386__)
-	/* A weakly ordered CPU may complete a reader's loads inside its
-	 * section after its exit store (a compiler barrier, then 0) is seen
-	 * by the scan: a second barrier on every CPU orders those loads
-	 * before the first block is freed.  x86 never lets a load pass a
-	 * later store, so it needs none (design.md section 5). */
-	if (min && !global_barrier())
-		min = 0;
-#endif
+	uint64_t min = grace_period(c);
 	if (s)
 		tc__st(&s->rmin, min);
 	n += walk_chain(c, s, s ? pend & ~TC_RECLAIM_PEND : TC_RH_REF(head), min,

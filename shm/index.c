@@ -75,7 +75,7 @@ int tc__slot_entry(tc_cache *c, uint64_t bi, uint64_t w, struct tc__sview *v)
 	    off + tc__class_size(cls) > c->arena_bytes ||
 	    tc__entry_bytes(klen, vlen) > tc__class_size(cls))
 		return TC_ECORRUPT;
-	if (st != TC_BLK_LIVE && st != TC_BLK_RETIRED)
+	if (st != TC_BLK_LIVE && st != TC_BLK_RETIRED && st != TC_BLK_MOVING)
 		return TC_ECORRUPT;
 	v->e = e;
 	v->hash = hash;

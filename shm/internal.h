@@ -320,7 +320,7 @@ static inline uint64_t tc__bump_units(tc_cache *c, uint64_t word)
 }
 
 struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls);
-void tc__free_block(tc_cache *c, struct tc_entry *e);
+bool tc__free_block(tc_cache *c, struct tc_entry *e);
 
 /* coalesce.c */
 struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls);

@@ -325,6 +325,10 @@ struct tc_bucket {
 #define TC_BLK_RETIRED 0x52455449u /* unlinked, waiting for a grace period */
 #define TC_BLK_CLAIMED 0x434c414du /* on a free list, claimed by the coalescer */
 #define TC_BLK_OUT     0x4f555421u /* claimed and off every list: the coalescer's */
+#define TC_BLK_MOVING  0x4d4f5645u /* claimed by CAS to be put on or taken off the retire
+				    * list: by its retirer (from LIVE), being stamped, or by a
+				    * reclaimer's walk (from RETIRED), being freed or pushed
+				    * back (epoch.c) */
 
 /* tc_hdr.df_phase */
 #define TC_DF_IDLE    0u
@@ -365,7 +369,7 @@ struct tc_entry {
 	uint16_t builder;    /* reader slot index + 1 of the thread that allocated the block */
 	uint64_t link;       /* mutable: next block ref on a free or retire list */
 	uint64_t retire_epoch; /* mutable: epoch stamp when retired */
-	uint32_t state;      /* mutable: TC_BLK_*; LIVE->RETIRED by CAS decides who retires */
+	uint32_t state;      /* mutable: TC_BLK_*; LIVE->MOVING by CAS decides who retires */
 	uint32_t aux;        /* kind-specific (DTO: run generation low bits) */
 };
 

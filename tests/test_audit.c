@@ -12,13 +12,15 @@
  * that frees a block (no scribble, no kill) every carved byte is listed
  * again, and the audit recovers nothing; owner words of slots and attach
  * records that name a live process that never attached are freed, not
- * taken for a peer.  White-box (internal.h, layout.h) to
+ * taken for a peer; the dead-slot cleaners (tc_readers_clean, tc_sweep)
+ * running beside an audit's relink list and free nothing.  White-box (internal.h, layout.h) to
  * place a dead auditor's record and kill one half way.
  */
 #include "whitebox.h"
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 /* Keys k0..k<n-1> with values v<i>. */
 static void set_keys(tc_cache *c, unsigned n)
@@ -511,6 +513,100 @@ static void test_reclaim_during_an_audit_is_refused(void **state)
 	tc_unlink(name);
 }
 
+/*
+ * The dead-slot cleaners beside an audit that is relinking free blocks
+ * (its relink hook: the state is AUDITING, the lists half rebuilt).  A
+ * child the auditor forks claims a slot through the inherited handle after
+ * the audit's checks (its tc_get gets -EBUSY) and exits, so that its slot
+ * is a dead owner's (a thread that vanishes by a raw SYS_exit leaves one
+ * too, but ThreadSanitizer waits for ever to join it); then a thread of
+ * the auditor runs tc_readers_clean, which clears that slot, and tc_sweep
+ * clears what it finds before its expiry pass is refused (-EBUSY).  Neither
+ * may list, free or retire a block: what a cleaner acts on (an epoch, an
+ * in-flight block, an unlink, a pending chain, a dead coalescer's turn)
+ * belongs to a slot that was owned at the audit's checks, which then
+ * refuse, or was recovered by the audit before them; a slot claimed since
+ * can name nothing, since its thread enters no section.  After it, every
+ * key reads back and a second audit recovers nothing and lists the same
+ * free blocks.
+ */
+static struct {
+	tc_cache *c;
+	int get_rc, clean_rc, sweep_rc, hooked;
+	uint32_t cleared;
+} beside;
+
+/* The child's tc_get: its code as the exit status (-EBUSY, 16, expected). */
+static void vanishing_getter(void)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		char buf[8];
+		_exit(-tc_get(beside.c, "k0", 2, buf, sizeof(buf), NULL) & 0xff);
+	}
+	beside.get_rc = pid > 0 ? -fx_wait(pid) : 99;
+}
+
+static void *cleaner(void *p)
+{
+	(void)p;
+	tc_sweep_report rep;
+	beside.clean_rc = tc_readers_clean(beside.c, &beside.cleared);
+	beside.sweep_rc = tc_sweep(beside.c, 0, &rep);
+	return NULL;
+}
+
+static void cleaners_beside_the_relink(uint64_t relinked)
+{
+	(void)relinked;
+	if (beside.hooked++)
+		return;
+	vanishing_getter();
+	pthread_t th;
+	if (pthread_create(&th, NULL, cleaner, NULL) == 0)
+		pthread_join(th, NULL);
+}
+
+static void test_cleaners_beside_an_audit_change_no_list(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1u << 20, 8, TC_EVICT_NONE);
+	set_keys(c, 20);
+	for (unsigned i = 10; i < 20; i++) {
+		char k[16];
+		int kl = snprintf(k, sizeof(k), "k%u", i);
+		ASSERT_RC(0, tc_del(c, k, (size_t)kl));
+	}
+	set_keys(c, 5); /* 5 more retired: replaced values */
+	memset(&beside, 0, sizeof(beside));
+	beside.get_rc = beside.clean_rc = beside.sweep_rc = 99;
+	beside.c = c;
+	tc__audit_test_hook = cleaners_beside_the_relink;
+	tc_audit_report rep, rep2;
+	int rc = tc_audit(c, &rep);
+	tc__audit_test_hook = NULL;
+	ASSERT_RC(0, rc);
+	assert_int_equal(1, beside.hooked > 0);
+	ASSERT_RC(-EBUSY, beside.get_rc);
+	ASSERT_RC(0, beside.clean_rc);
+	assert_int_equal(1, beside.cleared);
+	ASSERT_RC(-EBUSY, beside.sweep_rc);
+	expect_clean_report(&rep, 10);
+	uint64_t nfree[TC_CLASSES_USED];
+	for (uint32_t k = 0; k < TC_CLASSES_USED; k++)
+		nfree[k] = tc__ld(&c->h->cls[k].nfree);
+	for (unsigned i = 0; i < 20; i++)
+		expect_key(c, i, i < 10);
+	ASSERT_RC(0, tc_audit(c, &rep2));
+	expect_clean_report(&rep2, 10);
+	assert_int_equal(rep.blocks, rep2.blocks);
+	for (uint32_t k = 0; k < TC_CLASSES_USED; k++)
+		assert_int_equal(nfree[k], tc__ld(&c->h->cls[k].nfree));
+	tc_close(c);
+	tc_unlink(name);
+}
+
 /* An audit refused over a dead one's AUDITING never leaves AUDITING with
  * its own live pid behind (which would block everyone). */
 static void test_refused_audit_over_a_dead_one_leaves_ready(void **state)
@@ -748,6 +844,7 @@ int main(void)
 		FX_TEST(test_audit_keeps_an_attacher_whose_start_time_reads_0),
 		FX_TEST(test_audit_out_of_memory_leaves_ready),
 		FX_TEST(test_reclaim_during_an_audit_is_refused),
+		FX_TEST(test_cleaners_beside_an_audit_change_no_list),
 		FX_TEST(test_every_freed_block_is_listed_again),
 	};
 	return fx_run(tests);
