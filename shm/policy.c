@@ -171,10 +171,11 @@ static bool edit_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, void 
 		return true;
 	}
 	tc__st(&s->ret_ref, 0);
-	if (e) {
-		tc__st(&s->inflight, 0);
-		tc__free_block(c, e); /* never visible to anyone */
-	}
+	/* Never visible to anyone: freed, then unnamed (a kill between the
+	 * two leaves a FREE block in inflight, which the cleaner leaves;
+	 * unnamed first, it leaked until tc_audit). */
+	if (e)
+		tc__drop_private(c, s, e);
 	tc__exit(c);
 	*rc = -EAGAIN;
 	return false;
