@@ -615,8 +615,9 @@ int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type,
 
 /*
  * tc_dto_count - *N = number of DTOs at KEY in the active run (0 when the
- * key has none).  One consistent snapshot.  Returns 0, TC_ENORUN, -EINVAL,
- * -EUSERS, TC_ECORRUPT.
+ * key has none).  One consistent snapshot.  The count is the list head's,
+ * sealed with its value: with TC_CHECKSUM the head is verified first
+ * (TC_ECORRUPT, *N 0).  Returns 0, TC_ENORUN, -EINVAL, -EUSERS, TC_ECORRUPT.
  */
 int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n);
 
@@ -650,7 +651,8 @@ typedef int (*tc_dto_key_fn)(const void *key, size_t klen, size_t count, void *a
  * (order unspecified).  Like tc_scan: a read section per index bucket,
  * never across a call of FN.  KLEN is always 1..TC_KEY_MAX: a slot that
  * names no valid entry is skipped and reported as TC_ECORRUPT after the
- * walk.  Returns 0, FN's non-zero value, TC_ENORUN (also when the run ends
+ * walk, and so is, with TC_CHECKSUM, a list whose head fails its checksum
+ * under the hash of the key bytes read (its count and key are sealed).  Returns 0, FN's non-zero value, TC_ENORUN (also when the run ends
  * during the walk), -EINVAL, -ENOMEM, -EUSERS, -ESTALE, -EBUSY,
  * TC_ECORRUPT.
  */

@@ -444,11 +444,39 @@ static int read_list(tc_cache *c, uint64_t hash, const void *key, size_t klen, l
 	return rc;
 }
 
+/*
+ * With checksums, is the head E of a list of (HASH, KLEN) sound, its
+ * version VER (count << 32 | prev) as the caller loaded it and hands out
+ * its count?  The count is sealed with the head's value, which the callers
+ * of this (tc_dto_count, tc_dto_keys) never read otherwise.  0 or
+ * TC_ECORRUPT.
+ */
+static int head_check(tc_cache *c, struct tc_entry *e, uint64_t hash, uint32_t klen,
+		      uint32_t vlen, uint32_t cls, uint64_t ver)
+{
+	return tc__csum_check(c, e, hash, klen, cls, ver, tc__ld(&e->expires_ms), vlen,
+			      tc__ld(&e->type), tc__eval(e, klen));
+}
+
+/* A count of tc_dto_count: the list's key, and its count found. */
+struct count {
+	uint64_t hash;
+	uint32_t klen;
+	size_t n;
+};
+
 static int count_step(tc_cache *c, struct tc_entry *head, uint64_t hw, void *ctx)
 {
-	(void)c;
-	(void)hw;
-	*(size_t *)ctx = head ? (size_t)TC_DTO_COUNT(tc__ld(&head->version)) : 0;
+	struct count *k = ctx;
+	k->n = 0;
+	if (!head)
+		return 0;
+	uint64_t ver = tc__ld(&head->version);
+	uint32_t vlen, cls;
+	if (c->csum && (tc__dto_elem(c, TC_SW_REF(hw), k->hash, k->klen, &vlen, &cls) != head ||
+			head_check(c, head, k->hash, k->klen, vlen, cls, ver)))
+		return TC_ECORRUPT;
+	k->n = (size_t)TC_DTO_COUNT(ver);
 	return 0;
 }
 
@@ -458,14 +486,14 @@ int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n)
 		return -EINVAL;
 	*n = 0;
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO);
-	size_t cnt = 0;
+	struct count cnt = { hash, (uint32_t)klen, 0 };
 	struct tc_rslot *s;
 	int rc = tc__enter(c, &s);
 	if (rc)
 		return rc;
 	rc = read_list(c, hash, key, klen, count_step, &cnt);
 	if (rc == 0)
-		*n = cnt;
+		*n = cnt.n;
 	tc__exit(c);
 	count_rc(s, rc);
 	return rc;
@@ -579,12 +607,12 @@ struct dkeys {
 	uint32_t gen;         /* the run's */
 	struct dkey *f;
 	int n;
+	bool bad;             /* a head failed its checksum: skipped */
 };
 
 static void dkey_visit(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs, uint64_t *slotp,
 		       uint64_t word, const struct tc__sview *v)
 {
-	(void)c;
 	(void)rs;
 	(void)slotp;
 	(void)word;
@@ -592,11 +620,20 @@ static void dkey_visit(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs, uin
 	if (v->kind != TC_KIND_DTO || tc__ld(&v->e->aux) != k->gen)
 		return;
 	/* The key length was loaded once and checked (1..TC_KEY_MAX): that
-	 * copy alone sizes the copy and the callback. */
-	struct dkey *f = &k->f[k->n++];
-	f->klen = v->klen;
-	f->count = (size_t)TC_DTO_COUNT(tc__ld(&v->e->version));
+	 * copy alone sizes the copy and the callback.  With checksums the
+	 * head is verified under the hash of the key bytes copied (a walk
+	 * has no caller's key to compare) with the count handed out. */
+	struct dkey *f = &k->f[k->n];
+	uint64_t ver = tc__ld(&v->e->version);
 	memcpy(f->key, tc__ekey(v->e), v->klen);
+	if (c->csum && head_check(c, v->e, tc__hash(c, f->key, v->klen, TC_KIND_DTO), v->klen,
+				  v->vlen, v->cls, ver)) {
+		k->bad = true;
+		return;
+	}
+	f->klen = v->klen;
+	f->count = (size_t)TC_DTO_COUNT(ver);
+	k->n++;
 }
 
 int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
@@ -617,7 +654,7 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
 		if (rc)
 			break;
 		k.n = 0;
-		if (!tc__walk_bucket(c, &k.walk, bi, s))
+		if (!tc__walk_bucket(c, &k.walk, bi, s) || k.bad)
 			bad = TC_ECORRUPT; /* skipped, reported at the end */
 		if (run_moved(c, w))
 			rc = TC_ENORUN; /* the run ended: its keys are gone */

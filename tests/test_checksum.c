@@ -653,6 +653,63 @@ static void test_a_scribbled_key_is_never_handed_out_by_a_walk(void **state)
 	}
 }
 
+struct listed {
+	int n;
+	size_t count;
+};
+
+static int list_key(const void *key, size_t klen, size_t count, void *arg)
+{
+	(void)key;
+	(void)klen;
+	struct listed *l = arg;
+	l->n++;
+	l->count = count;
+	return 0;
+}
+
+/*
+ * A list's count is its head's version (count << 32 | prev), sealed with the
+ * head's value: tc_dto_count and tc_dto_keys, which hand it out without
+ * reading any value, verify the head first (a scribbled count was returned
+ * as the list's length), as tc_dto_each verifies every element.
+ */
+static void test_a_scribbled_list_count_is_never_handed_out(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = create(name, sizeof(name), "cscnt", TC_EVICT_NONE, true);
+	ASSERT_RC(0, tc_run_start(c, 1, 1));
+	ASSERT_RC(0, tc_dto_append(c, "sig", 3, 1, "one", 3));
+	ASSERT_RC(0, tc_dto_append(c, "sig", 3, 1, "two", 3));
+	ASSERT_RC(0, tc_dto_append(c, "sig", 3, 1, "three", 5));
+	ASSERT_RC(0, tc_dto_append(c, "other", 5, 1, "x", 1));
+	size_t cnt = 0;
+	ASSERT_RC(0, tc_dto_count(c, "sig", 3, &cnt));
+	assert_int_equal(cnt, 3);
+	struct listed l = { 0, 0 };
+	ASSERT_RC(0, tc_dto_keys(c, list_key, &l));
+	assert_int_equal(l.n, 2);
+	struct tc_entry *head = wb_entry_of(c, "sig", TC_KIND_DTO);
+	((uint8_t *)&head->version)[4] ^= 0x01; /* count 3 -> 2 */
+	uint64_t f0 = failures(c);
+	cnt = 99;
+	ASSERT_RC(TC_ECORRUPT, tc_dto_count(c, "sig", 3, &cnt));
+	assert_int_equal(cnt, 0);
+	l = (struct listed){ 0, 0 };
+	ASSERT_RC(TC_ECORRUPT, tc_dto_keys(c, list_key, &l)); /* after the others */
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.count, 1); /* "other" */
+	struct seen s = { 0, "" };
+	ASSERT_RC(TC_ECORRUPT, tc_dto_each(c, "sig", 3, 1, seen_fn, &s));
+	assert_int_equal(s.n, 0);
+	assert_int_equal(failures(c) - f0, 3);
+	ASSERT_RC(0, tc_dto_count(c, "other", 5, &cnt));
+	assert_int_equal(cnt, 1);
+	tc_close(c);
+	tc_unlink(name);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -669,6 +726,7 @@ int main(void)
 		FX_TEST(test_every_read_path_refuses_every_sealed_field),
 		FX_TEST(test_an_expiry_scribbled_into_the_past_is_not_the_end_of_a_key),
 		FX_TEST(test_a_scribbled_key_is_never_handed_out_by_a_walk),
+		FX_TEST(test_a_scribbled_list_count_is_never_handed_out),
 	};
 	return fx_run(tests);
 }
