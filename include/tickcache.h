@@ -90,7 +90,8 @@ enum {
 #define TC_WAIT   0x10u  /* without TC_CREATE: a missing segment is waited for,
 			  * up to tc_opts.wait_ms, instead of -ENOENT (a strategy
 			  * started before the feed that creates its segment) */
-#define TC_CHECKSUM 0x20u /* create: every value carries an XXH3 checksum, written
+#define TC_CHECKSUM 0x20u /* create: every value (DTOs and the run anchor too, not
+			  * the TTL policy table) carries an XXH3 checksum, written
 			  * with it and verified by every read that returns it
 			  * (TC_ECORRUPT on a mismatch).  Recorded in the segment:
 			  * every handle of every process then uses it.  Costs 8
@@ -578,7 +579,8 @@ int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id);
 
 /*
  * tc_run_anchor - copy the active run's anchor into *OUT (read inside a
- * read section: never torn, even while the run ends).
+ * read section: never torn, even while the run ends).  With TC_CHECKSUM the
+ * copy is verified (a scribbled anchor is TC_ECORRUPT, *OUT untouched).
  * Returns 0, TC_ENORUN, -EINVAL, -EUSERS, TC_ECORRUPT.
  */
 int tc_run_anchor(tc_cache *c, tc_anchor *out);
@@ -608,7 +610,10 @@ int tc_run_end_gen(tc_cache *c, uint64_t generation);
  * with it) or TC_ENORUN (the run had ended first).  The first append of a
  * key takes an index entry (the list), later ones only memory.
  * Returns 0, TC_ENORUN, -EINVAL, -EMSGSIZE, -ENOSPC, -EOVERFLOW (2^32 - 1
- * DTOs in one list), -EUSERS, TC_ECORRUPT.
+ * DTOs in one list), -EUSERS, TC_ECORRUPT (also, with TC_CHECKSUM, for a
+ * list whose head says an earlier run but fails its checksum: it is not
+ * replaced, and reads of it are TC_ECORRUPT too, until the run sweep
+ * removes it).
  */
 int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type,
 		  const void *dto, size_t len);

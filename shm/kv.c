@@ -51,7 +51,7 @@ static __attribute__((noinline)) int read_checked(tc_cache *c, uint64_t hash, si
 	/* V by value: its address never escapes the hot path, so the view
 	 * stays in registers there. */
 	int rc = tc__csum_check(c, v.e, hash, klen, v.cls, v.version, v.expires, v.vlen,
-				v.type, val);
+				v.type, 0, val);
 	if (rc == 0 && !quiet && (c->rslow & TC_RS_LRU) && !tc__ld(&v.e->refbit))
 		tc__st(&v.e->refbit, 1);
 	return rc;
@@ -70,7 +70,7 @@ answer_checked(tc_cache *c, uint64_t hash, size_t klen, struct view v, int rc)
 	if (!(c->rslow & TC_RS_CSUM))
 		return rc;
 	int bad = tc__csum_check(c, v.e, hash, klen, v.cls, v.version, v.expires, v.vlen,
-				 v.type, v.val);
+				 v.type, 0, v.val);
 	return bad ? bad : rc;
 }
 
@@ -682,7 +682,7 @@ int tc__read_kind(tc_cache *c, uint32_t kind, const void *key, size_t klen, void
 			uint64_t ver = tc__ld(&e->version);
 			memcpy(buf, tc__eval(e, (uint32_t)klen), len);
 			if (ty != type || (c->csum && tc__csum_check(c, e, hash, klen, cls, ver, exp,
-								    vl, ty, buf)))
+								    vl, ty, 0, buf)))
 				rc = TC_ECORRUPT;
 			else if (gone)
 				rc = -ENOENT;
@@ -782,7 +782,7 @@ stale_checked(tc_cache *c, const struct wstate *w, const struct tc__wreq *q,
 	      const struct view *old, int rc)
 {
 	int bad = tc__csum_check(c, old->e, w->hash, q->klen, old->cls, old->version,
-				 old->expires, old->vlen, old->type, old->val);
+				 old->expires, old->vlen, old->type, 0, old->val);
 	return bad ? bad : rc;
 }
 
@@ -809,7 +809,7 @@ static int decide_incr(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
 		memcpy(cur, old->val, 8);
 		int rc;
 		if (c->csum && (rc = tc__csum_check(c, old->e, w->hash, q->klen, old->cls,
-						    old->version, old->expires, 8, old->type,
+						    old->version, old->expires, 8, old->type, 0,
 						    cur)) != 0)
 			return rc;
 		n = (int64_t)((uint64_t)tc__le64_get(cur) + (uint64_t)q->delta);
@@ -1006,7 +1006,7 @@ static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstat
 	 * (into our private block), so damage is never sealed anew. */
 	if (c->csum && q->op == TC_OP_EXPIRE &&
 	    (*rc = tc__csum_check(c, old.e, w->hash, q->klen, old.cls, old.version, old.expires,
-				  old.vlen, old.type, tc__eval(e, (uint32_t)q->klen))) != 0) {
+				  old.vlen, old.type, 0, tc__eval(e, (uint32_t)q->klen))) != 0) {
 		tc__drop_private(c, s, e);
 		return W_FAIL;
 	}

@@ -37,7 +37,7 @@ static bool key_sound(tc_cache *c, const struct tc__sview *v, const uint8_t *key
 		      uint32_t type, uint64_t version, int64_t exp)
 {
 	uint64_t hash = tc__hash(c, key, v->klen, TC_KIND_KEY);
-	return tc__csum_check(c, v->e, hash, v->klen, v->cls, version, exp, v->vlen, type,
+	return tc__csum_check(c, v->e, hash, v->klen, v->cls, version, exp, v->vlen, type, 0,
 			      tc__eval(v->e, v->klen)) == 0;
 }
 

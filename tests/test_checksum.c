@@ -710,6 +710,76 @@ static void test_a_scribbled_list_count_is_never_handed_out(void **state)
 	tc_unlink(name);
 }
 
+/*
+ * A list's generation (tc_entry.aux: the run it belongs to) decides whether
+ * it is seen at all: a head whose generation was scribbled read as a list
+ * of an earlier run, empty (count 0, nothing visited), and the next append
+ * replaced it, dropping the run's elements.  With checksums the generation
+ * is sealed: the list is TC_ECORRUPT for every read and append until the
+ * run sweep removes it.
+ */
+static void test_a_scribbled_list_generation_is_never_an_empty_list(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = create(name, sizeof(name), "csgen", TC_EVICT_NONE, true);
+	ASSERT_RC(0, tc_run_start(c, 1, 1));
+	ASSERT_RC(0, tc_dto_append(c, "sig", 3, 1, "one", 3));
+	ASSERT_RC(0, tc_dto_append(c, "sig", 3, 1, "two", 3));
+	struct tc_entry *head = wb_entry_of(c, "sig", TC_KIND_DTO);
+	((uint8_t *)&head->aux)[0] ^= 0x02; /* still odd: a run's */
+	uint64_t f0 = failures(c);
+	size_t cnt = 99;
+	ASSERT_RC(TC_ECORRUPT, tc_dto_count(c, "sig", 3, &cnt));
+	assert_int_equal(cnt, 0);
+	struct seen s = { 0, "" };
+	ASSERT_RC(TC_ECORRUPT, tc_dto_each(c, "sig", 3, 1, seen_fn, &s));
+	assert_int_equal(s.n, 0);
+	ASSERT_RC(TC_ECORRUPT, tc_dto_append(c, "sig", 3, 1, "three", 5));
+	struct listed l = { 0, 0 };
+	ASSERT_RC(TC_ECORRUPT, tc_dto_keys(c, list_key, &l));
+	assert_int_equal(l.n, 0);
+	assert_int_equal(failures(c) - f0, 4);
+	/* The element was not replaced: the damage is still there. */
+	assert_ptr_equal(wb_entry_of(c, "sig", TC_KIND_DTO), head);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
+ * The run anchor (ts_ns, run_id, started_ms, starter_pid) is a value
+ * tc_run_anchor hands out and shm-sweeper acts on (it ends a run older
+ * than --run-timeout by started_ms): with checksums it is sealed too, and
+ * a scribbled byte is TC_ECORRUPT, never returned.
+ */
+static void test_a_scribbled_run_anchor_is_never_handed_out(void **state)
+{
+	(void)state;
+	for (int at = 0; at < 40; at += 8) {
+		char name[64];
+		tc_cache *c = create(name, sizeof(name), "csanc", TC_EVICT_NONE, true);
+		ASSERT_RC(0, tc_run_start(c, 123456789, 42));
+		tc_anchor a;
+		ASSERT_RC(0, tc_run_anchor(c, &a));
+		assert_int_equal(a.run_id, 42);
+		struct tc_entry *e = tc__block(c, RUN_REF(tc__run_word(c)));
+		assert_non_null(e);
+		((uint8_t *)tc__eval(e, 0))[at] ^= 0x01;
+		if (at == 16) { /* the generation, which the run word checks already */
+			ASSERT_RC(TC_ECORRUPT, tc_run_anchor(c, &a));
+		} else {
+			uint64_t f0 = failures(c);
+			memset(&a, 0, sizeof(a));
+			ASSERT_RC(TC_ECORRUPT, tc_run_anchor(c, &a));
+			assert_int_equal(a.run_id, 0);
+			assert_int_equal(failures(c) - f0, 1);
+		}
+		ASSERT_RC(0, tc_run_end(c)); /* an end reads no anchor */
+		tc_close(c);
+		tc_unlink(name);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -727,6 +797,8 @@ int main(void)
 		FX_TEST(test_an_expiry_scribbled_into_the_past_is_not_the_end_of_a_key),
 		FX_TEST(test_a_scribbled_key_is_never_handed_out_by_a_walk),
 		FX_TEST(test_a_scribbled_list_count_is_never_handed_out),
+		FX_TEST(test_a_scribbled_list_generation_is_never_an_empty_list),
+		FX_TEST(test_a_scribbled_run_anchor_is_never_handed_out),
 	};
 	return fx_run(tests);
 }
