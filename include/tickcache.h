@@ -472,8 +472,10 @@ int tc_expire(tc_cache *c, const void *key, size_t klen, uint64_t ttl_ms);
  * tc_incr - add DELTA to the counter at KEY and return the new value in *out
  * (may be NULL).  A missing key starts from 0 and gets TTL_MS; an existing
  * counter keeps its expiry.  A counter is a value of type TC_TYPE_COUNTER and
- * 8 bytes (little-endian int64); anything else gives TC_ETYPE.  Wraps on
- * overflow (two's complement).
+ * 8 bytes (little-endian int64); anything else gives TC_ETYPE (with
+ * TC_CHECKSUM only when it passes its checksum: a counter whose type or
+ * length was scribbled is TC_ECORRUPT).  Wraps on overflow (two's
+ * complement).
  */
 int tc_incr(tc_cache *c, const void *key, size_t klen, int64_t delta, uint64_t ttl_ms,
 	    int64_t *out);

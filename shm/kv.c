@@ -769,13 +769,13 @@ struct wval {
 };
 
 /*
- * The answer RC of an op that finds no live value, where FOUND says the
- * key's entry OLD is there but expired: with checksums it is verified in
- * place first, so that an expiry scribbled into the past is TC_ECORRUPT,
- * never taken for the key's end (an add that takes a dedupe mark for
- * absent, a counter that starts again from 0, a cas or an expire that
- * finds nothing).  decide() asks it of every op but a set, which replaces
- * whatever is there and answers nothing from it.
+ * The answer RC of an op that answers from the metadata of the key's entry
+ * OLD alone: with checksums the entry is verified in place first.  So an
+ * expiry scribbled into the past is TC_ECORRUPT, never taken for the key's
+ * end (an add that takes a dedupe mark for absent, a counter that starts
+ * again from 0, a cas or an expire that finds nothing: decide() asks it of
+ * every op but a set, which replaces whatever is there and answers nothing
+ * from it), and a type or length scribbled is not TC_ETYPE (tc_incr).
  */
 static __attribute__((noinline, cold)) int
 stale_checked(tc_cache *c, const struct wstate *w, const struct tc__wreq *q,
@@ -802,8 +802,10 @@ static int decide_incr(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
 		if (rc)
 			return rc;
 	} else {
-		if (old->type != TC_TYPE_COUNTER || old->vlen != 8)
-			return TC_ETYPE;
+		/* With checksums a type or length that says "not a counter"
+		 * is believed only when it is sound, not a scribble. */
+		if (TC_UNLIKELY(old->type != TC_TYPE_COUNTER || old->vlen != 8))
+			return c->csum ? stale_checked(c, w, q, old, TC_ETYPE) : TC_ETYPE;
 		/* One copy of the counter, checked, then used. */
 		uint8_t cur[8];
 		memcpy(cur, old->val, 8);

@@ -245,6 +245,23 @@ static void test_scribbled_counter_is_not_incremented(void **state)
 	ASSERT_RC(0, tc_incr(c, "n", 1, 2, 0, &n));
 	ASSERT_RC(0, tc_incr(c, "n", 1, 2, 0, &n));
 	assert_int_equal(n, 4);
+	/* A counter whose type or length was scribbled is damaged, not "not a
+	 * counter": TC_ECORRUPT, as for its value (TC_ETYPE before). */
+	struct tc_entry *e = wb_entry_of(c, "n", TC_KIND_KEY);
+	((uint8_t *)&e->type)[0] ^= 0x01;
+	ASSERT_RC(TC_ECORRUPT, tc_incr(c, "n", 1, 1, 0, &n));
+	((uint8_t *)&e->type)[0] ^= 0x01;
+	ASSERT_RC(0, tc_incr(c, "n", 1, 1, 0, &n));
+	assert_int_equal(n, 5);
+	e = wb_entry_of(c, "n", TC_KIND_KEY);
+	((uint8_t *)&e->vlen)[0] ^= 0x01; /* 9: still fits the block */
+	ASSERT_RC(TC_ECORRUPT, tc_incr(c, "n", 1, 1, 0, &n));
+	assert_int_equal(n, 5);
+	assert_int_equal(failures(c), 3);
+	/* A value that is not a counter, sound, is TC_ETYPE. */
+	ASSERT_RC(0, tc_set(c, "s", 1, "12345678", 8, 0, 0));
+	ASSERT_RC(TC_ETYPE, tc_incr(c, "s", 1, 1, 0, &n));
+	assert_int_equal(failures(c), 3);
 	tc_close(c);
 	tc_unlink(name);
 }
