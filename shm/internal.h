@@ -416,7 +416,6 @@ int  tc__csum_check(tc_cache *c, const struct tc_entry *e, uint64_t hash, size_t
 		    uint32_t cls, uint64_t version, int64_t expires, uint32_t vlen,
 		    uint32_t type, uint32_t aux, const void *val);
 
-
 /* runsweep.c: the memory of ended runs (run.c has runs and DTO lists) */
 #define RUN_GEN(w) ((uint32_t)((w) >> 32)) /* tc_hdr.run_word: generation */
 #define RUN_REF(w) ((w) & 0xffffffffu)     /* tc_hdr.run_word: anchor ref */
