@@ -90,7 +90,8 @@ enum {
 #define TC_WAIT   0x10u  /* without TC_CREATE: a missing segment is waited for,
 			  * up to tc_opts.wait_ms, instead of -ENOENT (a strategy
 			  * started before the feed that creates its segment) */
-#define TC_CHECKSUM 0x20u /* create: every value carries an XXH3 checksum, written
+#define TC_CHECKSUM 0x20u /* create: every value (DTOs and the run anchor too, not
+			  * the TTL policy table) carries an XXH3 checksum, written
 			  * with it and verified by every read that returns it
 			  * (TC_ECORRUPT on a mismatch).  Recorded in the segment:
 			  * every handle of every process then uses it.  Costs 8
@@ -313,9 +314,14 @@ bool tc_name_valid(const char *name);
  * @meta: may be NULL; on success and on -E2BIG it receives the value's
  *        length, type, version and expiry.
  * With TC_CHECKSUM the copy in BUF is verified before the call returns 0;
- * a mismatch is TC_ECORRUPT (BUF then holds the damaged bytes: do not use
- * them).  Without it, a scribble into the value's bytes is returned as the
- * value (docs/design.md, "What a scribble can do").
+ * a mismatch is TC_ECORRUPT (BUF and META then hold the damaged bytes and
+ * metadata: do not use them).  The answers that rest on the entry without
+ * copying it are verified too, in place: -E2BIG (and the META it fills)
+ * and -ENOENT for an expired entry (an expiry scribbled into the past is
+ * TC_ECORRUPT, not a miss).  A damaged entry answers TC_ECORRUPT until a
+ * tc_set or tc_del of its key, or the expiry pass once its expiry is past,
+ * removes it.  Without TC_CHECKSUM, a scribble into the value's bytes is
+ * returned as the value (docs/design.md, "What a scribble can do").
  * Returns 0, -ENOENT (absent or expired), -E2BIG (cap < length), -EINVAL,
  * -EUSERS (no reader slot), -ESTALE (the segment was unlinked), -EBUSY (an
  * audit at work), TC_ECORRUPT.
@@ -332,7 +338,8 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
  * lookup read and checked it, once), copies the value into the buffer FN
  * returns (at least M->len bytes) and checks that copy as tc_get checks
  * BUF (TC_CHECKSUM: the buffer then holds the damaged bytes, do not use
- * them).  FN never sees a pointer into the segment.  FN returning NULL (it
+ * them; and M, given before the copy, is not verified yet: size the buffer
+ * by M->len, trust the rest only when the call returns 0).  FN never sees a pointer into the segment.  FN returning NULL (it
  * could not allocate, or does not want the value) makes the call return
  * -ENOMEM with nothing copied.  FN runs inside the read section: keep it
  * short; it may allocate and read (tc_get, tc_peek: sections nest) but must
@@ -364,15 +371,18 @@ void tc_read_unlock(tc_cache *c);
  * tc_peek - zero-copy read, only inside a read section of this thread.
  * *val points into the segment and stays valid until the outermost
  * tc_read_unlock.  With TC_CHECKSUM the value is verified before *val is
- * set (a scribble after that, while the caller reads it, is not seen);
- * on a mismatch *val is NULL and the call returns TC_ECORRUPT.
+ * set (a scribble after that, while the caller reads it, is not seen),
+ * and an expired entry before -ENOENT, as tc_get's; on a mismatch *val is
+ * NULL and the call returns TC_ECORRUPT.
  * Returns 0, -ENOENT, -EINVAL (also outside a section), -ESTALE (the
  * segment was unlinked, also since the section was entered: pointers
  * peeked before stay valid), -EBUSY (an audit at work), TC_ECORRUPT.
  */
 int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta);
 
-/* tc_exists - true when KEY holds a live value. */
+/* tc_exists - true when KEY holds a live value (with TC_CHECKSUM, one that
+ * passes its checksum: a damaged value, for which tc_get answers
+ * TC_ECORRUPT, is false). */
 bool tc_exists(tc_cache *c, const void *key, size_t klen);
 
 /*
@@ -440,7 +450,9 @@ int tc_add(tc_cache *c, const void *key, size_t klen, const void *val, size_t vl
 	   uint32_t type, uint64_t ttl_ms);
 
 /* tc_cas - set only when the live version equals EXPECT_VERSION; else
- * TC_ECONFLICT (-ENOENT when absent or expired). */
+ * TC_ECONFLICT (-ENOENT when absent or expired).  It compares versions and
+ * never reads the value: with TC_CHECKSUM a damaged value whose version is
+ * intact is replaced, as tc_set replaces it. */
 int tc_cas(tc_cache *c, const void *key, size_t klen, uint64_t expect_version,
 	   const void *val, size_t vlen, uint32_t type, uint64_t ttl_ms);
 
@@ -450,15 +462,20 @@ int tc_del(tc_cache *c, const void *key, size_t klen);
 /* tc_expire - change the TTL of a live KEY (0 removes the expiry).  The
  * value is kept and the version grows.  With TC_CHECKSUM the value carried
  * over is verified first (TC_ECORRUPT, nothing changed, when it fails), as
- * is the counter tc_incr adds to.  Returns 0 or -ENOENT. */
+ * is the counter tc_incr adds to; and tc_add, tc_cas, tc_incr and
+ * tc_expire verify a key they find expired before they take it for absent
+ * (an expiry scribbled into the past: TC_ECORRUPT, nothing changed).
+ * Returns 0 or -ENOENT. */
 int tc_expire(tc_cache *c, const void *key, size_t klen, uint64_t ttl_ms);
 
 /*
  * tc_incr - add DELTA to the counter at KEY and return the new value in *out
  * (may be NULL).  A missing key starts from 0 and gets TTL_MS; an existing
  * counter keeps its expiry.  A counter is a value of type TC_TYPE_COUNTER and
- * 8 bytes (little-endian int64); anything else gives TC_ETYPE.  Wraps on
- * overflow (two's complement).
+ * 8 bytes (little-endian int64); anything else gives TC_ETYPE (with
+ * TC_CHECKSUM only when it passes its checksum: a counter whose type or
+ * length was scribbled is TC_ECORRUPT).  Wraps on overflow (two's
+ * complement).
  */
 int tc_incr(tc_cache *c, const void *key, size_t klen, int64_t delta, uint64_t ttl_ms,
 	    int64_t *out);
@@ -564,7 +581,8 @@ int tc_run_start(tc_cache *c, int64_t ts_ns, uint64_t run_id);
 
 /*
  * tc_run_anchor - copy the active run's anchor into *OUT (read inside a
- * read section: never torn, even while the run ends).
+ * read section: never torn, even while the run ends).  With TC_CHECKSUM the
+ * copy is verified (a scribbled anchor is TC_ECORRUPT, *OUT untouched).
  * Returns 0, TC_ENORUN, -EINVAL, -EUSERS, TC_ECORRUPT.
  */
 int tc_run_anchor(tc_cache *c, tc_anchor *out);
@@ -594,15 +612,19 @@ int tc_run_end_gen(tc_cache *c, uint64_t generation);
  * with it) or TC_ENORUN (the run had ended first).  The first append of a
  * key takes an index entry (the list), later ones only memory.
  * Returns 0, TC_ENORUN, -EINVAL, -EMSGSIZE, -ENOSPC, -EOVERFLOW (2^32 - 1
- * DTOs in one list), -EUSERS, TC_ECORRUPT.
+ * DTOs in one list), -EUSERS, TC_ECORRUPT (also, with TC_CHECKSUM, for a
+ * list whose head says an earlier run but fails its checksum: it is not
+ * replaced, and reads of it are TC_ECORRUPT too, until the run sweep
+ * removes it).
  */
 int tc_dto_append(tc_cache *c, const void *key, size_t klen, uint32_t type,
 		  const void *dto, size_t len);
 
 /*
  * tc_dto_count - *N = number of DTOs at KEY in the active run (0 when the
- * key has none).  One consistent snapshot.  Returns 0, TC_ENORUN, -EINVAL,
- * -EUSERS, TC_ECORRUPT.
+ * key has none).  One consistent snapshot.  The count is the list head's,
+ * sealed with its value: with TC_CHECKSUM the head is verified first
+ * (TC_ECORRUPT, *N 0).  Returns 0, TC_ENORUN, -EINVAL, -EUSERS, TC_ECORRUPT.
  */
 int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n);
 
@@ -636,7 +658,8 @@ typedef int (*tc_dto_key_fn)(const void *key, size_t klen, size_t count, void *a
  * (order unspecified).  Like tc_scan: a read section per index bucket,
  * never across a call of FN.  KLEN is always 1..TC_KEY_MAX: a slot that
  * names no valid entry is skipped and reported as TC_ECORRUPT after the
- * walk.  Returns 0, FN's non-zero value, TC_ENORUN (also when the run ends
+ * walk, and so is, with TC_CHECKSUM, a list whose head fails its checksum
+ * under the hash of the key bytes read (its count and key are sealed).  Returns 0, FN's non-zero value, TC_ENORUN (also when the run ends
  * during the walk), -EINVAL, -ENOMEM, -EUSERS, -ESTALE, -EBUSY,
  * TC_ECORRUPT.
  */
@@ -659,7 +682,8 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg);
  * of their own (tc_get/tc_purge do not see them); one lives two windows
  * after its last call.  Under TC_EVICT_LRU a limiter may be evicted like
  * any key (it then restarts from 0).  With TC_CHECKSUM a window that fails
- * its checksum gives TC_ECORRUPT (until it expires), never a count.
+ * its checksum, its expiry included, gives TC_ECORRUPT (until the expiry
+ * pass removes it once it expired), never a count nor a new window.
  * Returns 0, -EINVAL (NULL c, key or allowed; LIMIT or WINDOW_MS 0;
  * WINDOW_MS over 2^61), -ENOSPC, -EUSERS, TC_ECORRUPT.
  */
@@ -711,7 +735,9 @@ typedef int (*tc_scan_fn)(const void *key, size_t klen, const tc_meta *meta, voi
  * visited exactly once; keys written during it may or may not be.  An
  * index slot that names no valid entry is skipped (nothing is read from or
  * written to what it names) and reported as TC_ECORRUPT once the walk is
- * done.  Returns 0, FN's non-zero value, -EINVAL, -ENOMEM, -EUSERS,
+ * done; so is, with TC_CHECKSUM, a key that fails its checksum, checked
+ * under the hash of the key bytes read (a scribbled key or key length
+ * fails too) with the META handed to FN.  Returns 0, FN's non-zero value, -EINVAL, -ENOMEM, -EUSERS,
  * -ESTALE (the segment was unlinked), -EBUSY (an audit at work; the walk
  * stops at the first bucket it cannot enter), TC_ECORRUPT.
  */

@@ -286,7 +286,7 @@ static uint64_t fits_marks(const struct marks *m, uint64_t u, uint64_t end, uint
 /*
  * Bytes the entry in block E needs: header, key and value, and in a
  * segment with checksums the checksum of the kinds that carry one (layout.h
- * at tc_entry; run anchors and policy tables do not).  0 when a length is
+ * at tc_entry, tc__csum_kind: policy tables do not).  0 when a length is
  * out of range: nothing to judge a class by.  *KEYED: an entry of a kind
  * the index names, with a key.
  */
@@ -297,8 +297,8 @@ static uint64_t entry_need(tc_cache *c, struct tc_entry *e, bool *keyed)
 	if (klen > TC_KEY_MAX || vlen > TC_VALUE_MAX)
 		return 0;
 	*keyed = tc__index_kind(kind) && klen != 0;
-	return c->csum && tc__index_kind(kind) ? tc__entry_bytes_cs(klen, vlen)
-					   : tc__entry_bytes(klen, vlen);
+	return c->csum && tc__csum_kind(kind) ? tc__entry_bytes_cs(klen, vlen)
+					  : tc__entry_bytes(klen, vlen);
 }
 
 /*

@@ -23,15 +23,19 @@
 
 /*
  * The checksum of a value: XXH3-64 of its bytes, seeded with an XXH3-64 of
- * the metadata a read returns with it (version, expiry, length, type) under
- * the segment seed xor the key's hash.  So a scribble into the value, into
- * that metadata, or a value moved under another key all show.  The key
- * itself is compared whole by every lookup.
+ * the metadata a read returns with it or decides by (version, expiry,
+ * length, type, and aux: a DTO element's run generation, an anchor's; 0
+ * for the kinds tc__write writes) under the segment seed xor the key's
+ * hash.  So a scribble into the value, into that metadata, or a value
+ * moved under another key all show.  The key itself is compared whole by
+ * every lookup (a walk checks it through its hash).  32 bytes of metadata
+ * take XXH3's path of 17..128 bytes, as 24 did: one more word costs a
+ * store.
  */
 uint64_t tc__csum(tc_cache *c, uint64_t hash, uint64_t version, int64_t expires,
-		  uint32_t vlen, uint32_t type, const void *val)
+		  uint32_t vlen, uint32_t type, uint32_t aux, const void *val)
 {
-	uint64_t m[3] = { version, (uint64_t)expires, (uint64_t)vlen << 32 | type };
+	uint64_t m[4] = { version, (uint64_t)expires, (uint64_t)vlen << 32 | type, aux };
 	uint64_t seed = XXH3_64bits_withSeed(m, sizeof(m), c->seed ^ hash);
 	return XXH3_64bits_withSeed(val, vlen, seed);
 }
@@ -48,24 +52,25 @@ void tc__csum_seal(tc_cache *c, struct tc_entry *e, size_t klen)
 {
 	uint32_t vlen = e->vlen;
 	*csum_slot(e, klen, vlen) = tc__csum(c, e->hash, e->version, e->expires_ms, vlen,
-					     e->type, tc__eval(e, (uint32_t)klen));
+					     e->type, e->aux, tc__eval(e, (uint32_t)klen));
 }
 
 /*
  * Check the value VAL as a read returns it (a copy, or the block's bytes for
  * zero-copy reads) with the metadata it returns, against the checksum of
  * entry E of (HASH, KLEN) in class CLS: every argument is the caller's one
- * load of it, and the stored checksum is loaded once here.  0, or
- * TC_ECORRUPT (counted in tc_stats.checksum_failures) when the checksum
- * does not fit the class or does not match.
+ * load of it (AUX: 0 for the kinds tc__write writes, which is what they
+ * seal), and the stored checksum is loaded once here.  0, or TC_ECORRUPT
+ * (counted in tc_stats.checksum_failures) when the checksum does not fit
+ * the class or does not match.
  */
 int tc__csum_check(tc_cache *c, const struct tc_entry *e, uint64_t hash, size_t klen,
 		   uint32_t cls, uint64_t version, int64_t expires, uint32_t vlen,
-		   uint32_t type, const void *val)
+		   uint32_t type, uint32_t aux, const void *val)
 {
 	if (tc__entry_bytes_cs(klen, vlen) > tc__class_size(cls) ||
 	    tc__ld(csum_slot(e, klen, vlen)) !=
-		    tc__csum(c, hash, version, expires, vlen, type, val)) {
+		    tc__csum(c, hash, version, expires, vlen, type, aux, val)) {
 		tc__add(&c->h->csum_bad, 1);
 		return TC_ECORRUPT;
 	}

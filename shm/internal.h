@@ -410,11 +410,11 @@ extern void *(*tc__audit_calloc)(size_t n, size_t size);
 
 /* csum.c: value checksums (TC_OPT_CHECKSUM; layout.h at tc_entry) */
 uint64_t tc__csum(tc_cache *c, uint64_t hash, uint64_t version, int64_t expires,
-		  uint32_t vlen, uint32_t type, const void *val);
+		  uint32_t vlen, uint32_t type, uint32_t aux, const void *val);
 void tc__csum_seal(tc_cache *c, struct tc_entry *e, size_t klen);
 int  tc__csum_check(tc_cache *c, const struct tc_entry *e, uint64_t hash, size_t klen,
 		    uint32_t cls, uint64_t version, int64_t expires, uint32_t vlen,
-		    uint32_t type, const void *val);
+		    uint32_t type, uint32_t aux, const void *val);
 
 /* runsweep.c: the memory of ended runs (run.c has runs and DTO lists) */
 #define RUN_GEN(w) ((uint32_t)((w) >> 32)) /* tc_hdr.run_word: generation */
@@ -554,12 +554,20 @@ static inline void tc__acct(tc_cache *c, struct tc_rslot *s, int i, uint64_t n)
 }
 
 /* Is KIND one of the kinds the index names (ordinary keys, DTO list heads,
- * load claims, rate windows: the kinds that carry a checksum in a segment
- * with checksums)?  Run anchors and policy tables hang off the header. */
+ * load claims, rate windows)?  Run anchors and policy tables hang off the
+ * header. */
 static inline bool tc__index_kind(uint32_t kind)
 {
 	return kind == TC_KIND_KEY || kind == TC_KIND_DTO || kind == TC_KIND_LOAD ||
 	       kind == TC_KIND_RATE;
+}
+
+/* Does a block of KIND carry a checksum in a segment with checksums?  The
+ * kinds the index names and the run anchor; not the TTL policy table
+ * (docs/design.md, "Value checksums"). */
+static inline bool tc__csum_kind(uint32_t kind)
+{
+	return tc__index_kind(kind) || kind == TC_KIND_RUN;
 }
 
 static inline const uint8_t *tc__ekey(const struct tc_entry *e)

@@ -51,10 +51,27 @@ static __attribute__((noinline)) int read_checked(tc_cache *c, uint64_t hash, si
 	/* V by value: its address never escapes the hot path, so the view
 	 * stays in registers there. */
 	int rc = tc__csum_check(c, v.e, hash, klen, v.cls, v.version, v.expires, v.vlen,
-				v.type, val);
+				v.type, 0, val);
 	if (rc == 0 && !quiet && (c->rslow & TC_RS_LRU) && !tc__ld(&v.e->refbit))
 		tc__st(&v.e->refbit, 1);
 	return rc;
+}
+
+/*
+ * A read that answers without copying the value, with checksums: the entry
+ * is verified in place first, so that what the answer rests on (an expiry
+ * that says the key is gone, the length and metadata of -E2BIG) is not a
+ * scribble.  RC (-ENOENT, -E2BIG), or TC_ECORRUPT.  Out of line: these
+ * answers are rare, and a plain handle never comes here.
+ */
+static __attribute__((noinline, cold)) int
+answer_checked(tc_cache *c, uint64_t hash, size_t klen, struct view v, int rc)
+{
+	if (!(c->rslow & TC_RS_CSUM))
+		return rc;
+	int bad = tc__csum_check(c, v.e, hash, klen, v.cls, v.version, v.expires, v.vlen,
+				 v.type, 0, v.val);
+	return bad ? bad : rc;
 }
 
 static inline int after_read(tc_cache *c, uint64_t hash, size_t klen, const struct view *v,
@@ -146,14 +163,14 @@ copy_view(tc_cache *c, uint64_t hash, size_t klen, int rc, const struct view *v,
 {
 	if (rc == 0 && v->expires != 0 &&
 	    expired(v->expires, quiet ? tc__now_ms() : tc__now_ms_coarse()))
-		rc = -ENOENT;
+		rc = plain ? -ENOENT : answer_checked(c, hash, klen, *v, -ENOENT);
 	if (rc)
 		return rc;
 	fill_meta(meta, v);
 	void *dst = buf;
 	if (TC_UNLIKELY(v->vlen > cap)) {
 		if (!fn)
-			return -E2BIG;
+			return plain ? -E2BIG : answer_checked(c, hash, klen, *v, -E2BIG);
 		tc_meta m;
 		fill_meta(&m, v);
 		if (!(dst = fn(&m, arg)))
@@ -315,7 +332,7 @@ peek_view(tc_cache *c, uint64_t hash, size_t klen, int rc, const struct view *v,
 	  const void **val, tc_meta *meta, bool plain)
 {
 	if (rc == 0 && v->expires != 0 && expired(v->expires, tc__now_ms_coarse()))
-		rc = -ENOENT;
+		rc = plain ? -ENOENT : answer_checked(c, hash, klen, *v, -ENOENT);
 	if (rc == 0) {
 		fill_meta(meta, v);
 		*val = v->val;
@@ -649,10 +666,13 @@ int tc__read_kind(tc_cache *c, uint32_t kind, const void *key, size_t klen, void
 	if (rc == 0) {
 		/* Each field loaded once, checked, and only that copy used; with
 		 * checksums the copy is verified (a scribbled window or claim is
-		 * TC_ECORRUPT, never counted from or sealed anew). */
+		 * TC_ECORRUPT, never counted from or sealed anew), an expired one
+		 * too (an expiry scribbled into the past must not restart a
+		 * window or free a claim). */
 		uint32_t kl, vl, cls;
 		int64_t exp = tc__ld(&e->expires_ms);
-		if (exp != 0 && exp <= tc__now_ms())
+		bool gone = exp != 0 && exp <= tc__now_ms();
+		if (gone && !c->csum)
 			rc = -ENOENT;
 		else if (!tc__block_kv(c, TC_SW_REF(w), kind, &kl, &vl, &cls) || kl != klen ||
 			 vl != len)
@@ -662,8 +682,10 @@ int tc__read_kind(tc_cache *c, uint32_t kind, const void *key, size_t klen, void
 			uint64_t ver = tc__ld(&e->version);
 			memcpy(buf, tc__eval(e, (uint32_t)klen), len);
 			if (ty != type || (c->csum && tc__csum_check(c, e, hash, klen, cls, ver, exp,
-								    vl, ty, buf)))
+								    vl, ty, 0, buf)))
 				rc = TC_ECORRUPT;
+			else if (gone)
+				rc = -ENOENT;
 			else
 				*version = ver;
 		}
@@ -746,20 +768,50 @@ struct wval {
 	int64_t exp;
 };
 
+/*
+ * The answer RC of an op that answers from the metadata of the key's entry
+ * OLD alone: with checksums the entry is verified in place first.  So an
+ * expiry scribbled into the past is TC_ECORRUPT, never taken for the key's
+ * end (an add that takes a dedupe mark for absent, a counter that starts
+ * again from 0, a cas or an expire that finds nothing: decide() asks it of
+ * every op but a set, which replaces whatever is there and answers nothing
+ * from it), and a type or length scribbled is not TC_ETYPE (tc_incr).
+ */
+static __attribute__((noinline, cold)) int
+stale_checked(tc_cache *c, const struct wstate *w, const struct tc__wreq *q,
+	      const struct view *old, int rc)
+{
+	int bad = tc__csum_check(c, old->e, w->hash, q->klen, old->cls, old->version,
+				 old->expires, old->vlen, old->type, 0, old->val);
+	return bad ? bad : rc;
+}
+
+static inline int absent(tc_cache *c, const struct wstate *w, const struct tc__wreq *q,
+			 const struct view *old, bool found, int rc)
+{
+	return found && c->csum ? stale_checked(c, w, q, old, rc) : rc;
+}
+
 /* The value an INCR writes: the live counter OLD (checked) plus delta. */
 static int decide_incr(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
-		       const struct view *old, bool live, struct wval *v)
+		       const struct view *old, bool found, bool live, struct wval *v)
 {
 	int64_t n = q->delta;
-	if (live) {
-		if (old->type != TC_TYPE_COUNTER || old->vlen != 8)
-			return TC_ETYPE;
+	if (!live) {
+		int rc = absent(c, w, q, old, found, 0);
+		if (rc)
+			return rc;
+	} else {
+		/* With checksums a type or length that says "not a counter"
+		 * is believed only when it is sound, not a scribble. */
+		if (TC_UNLIKELY(old->type != TC_TYPE_COUNTER || old->vlen != 8))
+			return c->csum ? stale_checked(c, w, q, old, TC_ETYPE) : TC_ETYPE;
 		/* One copy of the counter, checked, then used. */
 		uint8_t cur[8];
 		memcpy(cur, old->val, 8);
 		int rc;
 		if (c->csum && (rc = tc__csum_check(c, old->e, w->hash, q->klen, old->cls,
-						    old->version, old->expires, 8, old->type,
+						    old->version, old->expires, 8, old->type, 0,
 						    cur)) != 0)
 			return rc;
 		n = (int64_t)((uint64_t)tc__le64_get(cur) + (uint64_t)q->delta);
@@ -773,28 +825,28 @@ static int decide_incr(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
 	return 0;
 }
 
-/* Decide from the key's current entry OLD (LIVE: found and not expired)
- * what this write stores in V, or the error that answers it. */
+/* Decide from the key's current entry OLD (FOUND; LIVE: found and not
+ * expired) what this write stores in V, or the error that answers it. */
 static inline int decide(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
-			 const struct view *old, bool live, struct wval *v)
+			 const struct view *old, bool found, bool live, struct wval *v)
 {
 	*v = (struct wval){ q->val, q->vlen, q->type, w->new_exp };
 	switch (q->op) {
 	case TC_OP_ADD:
-		return live ? -EEXIST : 0;
+		return live ? -EEXIST : absent(c, w, q, old, found, 0);
 	case TC_OP_CAS:
 		if (!live)
-			return -ENOENT;
+			return absent(c, w, q, old, found, -ENOENT);
 		return old->version != q->expect ? TC_ECONFLICT : 0;
 	case TC_OP_EXPIRE:
 		if (!live)
-			return -ENOENT;
+			return absent(c, w, q, old, found, -ENOENT);
 		v->src = old->val;
 		v->nlen = old->vlen;
 		v->ntype = old->type;
 		return 0;
 	case TC_OP_INCR:
-		return decide_incr(c, q, w, old, live, v);
+		return decide_incr(c, q, w, old, found, live, v);
 	default:
 		return 0;
 	}
@@ -932,7 +984,7 @@ static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstat
 	bool found = lr == 0,
 	     live = found && !(old.expires && expired(old.expires, tc__now_ms()));
 	struct wval v;
-	*rc = lr < 0 && lr != -ENOENT ? lr : decide(c, q, w, &old, live, &v);
+	*rc = lr < 0 && lr != -ENOENT ? lr : decide(c, q, w, &old, found, live, &v);
 	if (*rc != 0) {
 		if (e)
 			tc__drop_private(c, s, e);
@@ -956,7 +1008,7 @@ static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstat
 	 * (into our private block), so damage is never sealed anew. */
 	if (c->csum && q->op == TC_OP_EXPIRE &&
 	    (*rc = tc__csum_check(c, old.e, w->hash, q->klen, old.cls, old.version, old.expires,
-				  old.vlen, old.type, tc__eval(e, (uint32_t)q->klen))) != 0) {
+				  old.vlen, old.type, 0, tc__eval(e, (uint32_t)q->klen))) != 0) {
 		tc__drop_private(c, s, e);
 		return W_FAIL;
 	}

@@ -28,10 +28,11 @@
 #include "tickcache.h"
 
 #define TC_MAGIC          0x3145484341434B54ull /* "TKCACHE1" little-endian */
-#define TC_LAYOUT_VERSION 11u /* bump on every change of this file's structs (8: a slot's
+#define TC_LAYOUT_VERSION 12u /* bump on every change of this file's structs (8: a slot's
 				 * TC_C_OPS no longer counts hits and misses; 9: the futex
 				 * words of tc_wait / tc_wait_any; 10: tc_entry.cls_check;
-				 * 11: a slot's reclaim word keeps its detach's counter) */
+				 * 11: a slot's reclaim word keeps its detach's counter;
+				 * 12: the checksum seals aux, and run anchors carry one) */
 #define TC_CACHELINE      64
 #define TC_PAGE           4096
 
@@ -375,11 +376,12 @@ struct tc_entry {
 
 /*
  * With TC_OPT_CHECKSUM, every block written by tc__write (keys, rate
- * windows, load claims) and every DTO element carries 8 more bytes at
- * +64 + align8(klen) + align8(vlen): an XXH3-64 of the value, seeded with an
- * XXH3-64 of (version, expires_ms, vlen << 32 | type) under the segment
- * seed xor the key's hash (csum.c, tc__csum).  Written by the builder
- * before the block is published; immutable afterwards.
+ * windows, load claims), every DTO element and the run anchor carry 8 more
+ * bytes at +64 + align8(klen) + align8(vlen): an XXH3-64 of the value,
+ * seeded with an XXH3-64 of (version, expires_ms, vlen << 32 | type, aux)
+ * under the segment seed xor the key's hash (0 for the anchor; csum.c,
+ * tc__csum).  Written by the builder before the block is published;
+ * immutable afterwards.
  */
 #define TC_ENTRY_HDR 64u
 

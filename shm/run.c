@@ -97,8 +97,8 @@ static bool start_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, void
 		return true;
 	}
 	bool again;
-	struct tc_entry *e = tc__alloc_or_room(c, s, tc__entry_bytes(0, sizeof(struct tc_anchor_rec)),
-					       r, rc, &again);
+	uint64_t need = tc__entry_need(c, 0, sizeof(struct tc_anchor_rec));
+	struct tc_entry *e = tc__alloc_or_room(c, s, need, r, rc, &again);
 	if (!e)
 		return !again;
 	/* Odd, and above the word's even if a scribble made it odd. */
@@ -109,6 +109,8 @@ static bool start_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, void
 	tc__fill_block(e, &(struct tc__bhdr){ .version = gen, .vlen = sizeof(a),
 					      .kind = TC_KIND_RUN, .aux = gen },
 		       "", &a);
+	if (c->csum) /* a value tc_run_anchor hands out, shm-sweeper acts on */
+		tc__csum_seal(c, e, 0);
 	uint64_t ref = tc__ref_of(c, e);
 	tc__st(&s->inflight, 0); /* see "Crash windows" above */
 	TC_CRASH_POINT(run_start_unnamed);
@@ -147,14 +149,19 @@ int tc_run_anchor(tc_cache *c, tc_anchor *out)
 	if (!RUN_REF(w)) {
 		rc = TC_ENORUN;
 	} else {
-		uint32_t vlen;
-		struct tc_entry *e = tc__block_of(c, RUN_REF(w), TC_KIND_RUN, &vlen);
+		uint32_t klen, vlen, cls;
+		struct tc_entry *e = tc__block_kv(c, RUN_REF(w), TC_KIND_RUN, &klen, &vlen, &cls);
 		struct tc_anchor_rec a;
-		if (e && vlen == sizeof(a))
+		if (e && klen == 0 && vlen == sizeof(a))
 			memcpy(&a, tc__eval(e, 0), sizeof(a));
 		/* The anchor records its generation: a word that disagrees
-		 * with it, or an even one, was scribbled. */
-		if (!e || vlen != sizeof(a) || a.generation != RUN_GEN(w) || !(RUN_GEN(w) & 1)) {
+		 * with it, or an even one, was scribbled.  With checksums the
+		 * copy is verified (it has no key: hash 0). */
+		if (!e || klen != 0 || vlen != sizeof(a) || a.generation != RUN_GEN(w) ||
+		    !(RUN_GEN(w) & 1) ||
+		    (c->csum && tc__csum_check(c, e, 0, 0, cls, tc__ld(&e->version),
+					       tc__ld(&e->expires_ms), vlen, tc__ld(&e->type),
+					       tc__ld(&e->aux), &a))) {
 			rc = TC_ECORRUPT;
 		} else {
 			out->ts_ns = a.ts_ns;
@@ -235,6 +242,31 @@ struct append {
 
 enum { A_GO, A_AGAIN, A_FAIL, A_ROOM_SLOT };
 
+/*
+ * With checksums, is the list head E of (HASH, KLEN) sound, with its
+ * version VER (count << 32 | prev) and generation GEN as the caller loaded
+ * them and acts on them?  Both are sealed with the head's value, which
+ * the callers of this (tc_dto_count, tc_dto_keys, a list that reads as an
+ * earlier run's) never read otherwise.  0 or TC_ECORRUPT.
+ */
+static int head_check(tc_cache *c, struct tc_entry *e, uint64_t hash, uint32_t klen,
+		      uint32_t vlen, uint32_t cls, uint64_t ver, uint32_t gen)
+{
+	return tc__csum_check(c, e, hash, klen, cls, ver, tc__ld(&e->expires_ms), vlen,
+			      tc__ld(&e->type), gen, tc__eval(e, klen));
+}
+
+/* head_check() of the head E, named by word W, of the list of (HASH, KLEN),
+ * its lengths and class taken (checked) from the block. */
+static int head_check_at(tc_cache *c, struct tc_entry *e, uint64_t w, uint64_t hash,
+			 uint32_t klen, uint64_t ver, uint32_t gen)
+{
+	uint32_t vlen, cls;
+	if (tc__dto_elem(c, TC_SW_REF(w), hash, klen, &vlen, &cls) != e)
+		return TC_ECORRUPT;
+	return head_check(c, e, hash, klen, vlen, cls, ver, gen);
+}
+
 /* Find the list of HASH and KEY and decide what the new element follows.
  * A_GO; A_AGAIN: a run began meanwhile; A_FAIL with *RC. */
 static int append_find(tc_cache *c, uint64_t hash, const void *key, size_t klen,
@@ -254,7 +286,8 @@ static int append_find(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 	a->found = lr == 0;
 	if (!a->found)
 		return A_GO;
-	if (tc__ld(&a->head->aux) == a->gen) {
+	uint32_t hgen = tc__ld(&a->head->aux);
+	if (hgen == a->gen) {
 		a->prev = TC_SW_REF(a->sw);
 		a->count = TC_DTO_COUNT(tc__ld(&a->head->version)) + 1;
 		if (a->count > 0xffffffffu) {
@@ -264,10 +297,15 @@ static int append_find(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 		return A_GO;
 	}
 	/* A list of an earlier run, unless a new run began after we read
-	 * run_word: then start over. */
+	 * run_word: then start over.  With checksums, unless its generation
+	 * was scribbled: this run's list is not replaced (the run sweep
+	 * removes it). */
 	tc__rmb();
 	if (tc__run_word(c) != a->w)
 		return A_AGAIN;
+	if (c->csum && (*rc = head_check_at(c, a->head, a->sw, hash, (uint32_t)klen,
+					    tc__ld(&a->head->version), hgen)) != 0)
+		return A_FAIL;
 	a->replace = true;
 	return A_GO;
 }
@@ -404,8 +442,11 @@ static int find_list(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 		return 0;
 	if (rc)
 		return rc;
-	if (tc__ld(&e->aux) == RUN_GEN(w))
+	uint32_t gen = tc__ld(&e->aux);
+	if (gen == RUN_GEN(w))
 		*head = e;
+	else if (c->csum) /* an earlier run's list, or a scribbled generation? */
+		return head_check_at(c, e, *hw, hash, (uint32_t)klen, tc__ld(&e->version), gen);
 	return 0;
 }
 
@@ -444,11 +485,23 @@ static int read_list(tc_cache *c, uint64_t hash, const void *key, size_t klen, l
 	return rc;
 }
 
+/* A count of tc_dto_count: the list's key, and its count found. */
+struct count {
+	uint64_t hash;
+	uint32_t klen;
+	size_t n;
+};
+
 static int count_step(tc_cache *c, struct tc_entry *head, uint64_t hw, void *ctx)
 {
-	(void)c;
-	(void)hw;
-	*(size_t *)ctx = head ? (size_t)TC_DTO_COUNT(tc__ld(&head->version)) : 0;
+	struct count *k = ctx;
+	k->n = 0;
+	if (!head)
+		return 0;
+	uint64_t ver = tc__ld(&head->version);
+	if (c->csum && head_check_at(c, head, hw, k->hash, k->klen, ver, tc__ld(&head->aux)))
+		return TC_ECORRUPT;
+	k->n = (size_t)TC_DTO_COUNT(ver);
 	return 0;
 }
 
@@ -458,14 +511,14 @@ int tc_dto_count(tc_cache *c, const void *key, size_t klen, size_t *n)
 		return -EINVAL;
 	*n = 0;
 	uint64_t hash = tc__hash(c, key, klen, TC_KIND_DTO);
-	size_t cnt = 0;
+	struct count cnt = { hash, (uint32_t)klen, 0 };
 	struct tc_rslot *s;
 	int rc = tc__enter(c, &s);
 	if (rc)
 		return rc;
 	rc = read_list(c, hash, key, klen, count_step, &cnt);
 	if (rc == 0)
-		*n = cnt;
+		*n = cnt.n;
 	tc__exit(c);
 	count_rc(s, rc);
 	return rc;
@@ -500,7 +553,7 @@ static int collect(tc_cache *c, struct tc_entry *head, uint64_t hw, uint64_t n, 
 		if (tc__ld(&e->aux) != gen || TC_DTO_COUNT(ver) != i)
 			return TC_ECORRUPT;
 		if (c->csum && tc__csum_check(c, e, hash, klen, cls, ver, tc__ld(&e->expires_ms),
-					      vlen, ty, tc__eval(e, klen)))
+					      vlen, ty, gen, tc__eval(e, klen)))
 			return TC_ECORRUPT;
 		if (ty != type)
 			rc = TC_ETYPE;
@@ -579,24 +632,38 @@ struct dkeys {
 	uint32_t gen;         /* the run's */
 	struct dkey *f;
 	int n;
+	bool bad;             /* a head failed its checksum: skipped */
 };
 
 static void dkey_visit(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs, uint64_t *slotp,
 		       uint64_t word, const struct tc__sview *v)
 {
-	(void)c;
 	(void)rs;
 	(void)slotp;
 	(void)word;
 	struct dkeys *k = (struct dkeys *)w;
-	if (v->kind != TC_KIND_DTO || tc__ld(&v->e->aux) != k->gen)
+	if (v->kind != TC_KIND_DTO)
+		return;
+	uint32_t gen = tc__ld(&v->e->aux);
+	if (gen != k->gen && !c->csum)
 		return;
 	/* The key length was loaded once and checked (1..TC_KEY_MAX): that
-	 * copy alone sizes the copy and the callback. */
-	struct dkey *f = &k->f[k->n++];
-	f->klen = v->klen;
-	f->count = (size_t)TC_DTO_COUNT(tc__ld(&v->e->version));
+	 * copy alone sizes the copy and the callback.  With checksums the
+	 * head is verified under the hash of the key bytes copied (a walk
+	 * has no caller's key to compare) with the count handed out. */
+	struct dkey *f = &k->f[k->n];
+	uint64_t ver = tc__ld(&v->e->version);
 	memcpy(f->key, tc__ekey(v->e), v->klen);
+	if (c->csum && head_check(c, v->e, tc__hash(c, f->key, v->klen, TC_KIND_DTO), v->klen,
+				  v->vlen, v->cls, ver, gen)) {
+		k->bad = true;
+		return;
+	}
+	if (gen != k->gen)
+		return; /* an earlier run's list */
+	f->klen = v->klen;
+	f->count = (size_t)TC_DTO_COUNT(ver);
+	k->n++;
 }
 
 int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
@@ -617,7 +684,7 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
 		if (rc)
 			break;
 		k.n = 0;
-		if (!tc__walk_bucket(c, &k.walk, bi, s))
+		if (!tc__walk_bucket(c, &k.walk, bi, s) || k.bad)
 			bad = TC_ECORRUPT; /* skipped, reported at the end */
 		if (run_moved(c, w))
 			rc = TC_ENORUN; /* the run ended: its keys are gone */

@@ -23,7 +23,23 @@ struct keys {
 	int n;
 	struct tc_rslot *purger;
 	uint64_t *npurged;
+	bool bad;             /* an entry failed its checksum: skipped */
 };
+
+/*
+ * With checksums, a key that tc_scan would hand out (or skip as expired) is
+ * verified first, as a read of it would be: its checksum under the hash of
+ * the key bytes as copied (so that a scribbled key, or key length, which a
+ * walk has no caller's key to compare with, fails too) and the metadata
+ * as loaded once (TYPE, VERSION, EXP: the caller hands out exactly these).
+ */
+static bool key_sound(tc_cache *c, const struct tc__sview *v, const uint8_t *key,
+		      uint32_t type, uint64_t version, int64_t exp)
+{
+	uint64_t hash = tc__hash(c, key, v->klen, TC_KIND_KEY);
+	return tc__csum_check(c, v->e, hash, v->klen, v->cls, version, exp, v->vlen, type, 0,
+			      tc__eval(v->e, v->klen)) == 0;
+}
 
 static void key_visit(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs, uint64_t *slotp,
 		      uint64_t word, const struct tc__sview *v)
@@ -32,16 +48,27 @@ static void key_visit(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs, uint
 	struct keys *k = (struct keys *)w;
 	struct found *f = &k->f[k->n];
 	struct tc_entry *e = v->e;
+	if (v->kind != TC_KIND_KEY)
+		return;
 	int64_t exp = tc__ld(&e->expires_ms);
-	if (v->kind != TC_KIND_KEY || expired(exp, k->now))
+	/* A purge removes, damaged or not: it judges expiry alone. */
+	if (k->purger && expired(exp, k->now))
 		return;
 	memcpy(f->key, tc__ekey(e), v->klen);
 	f->key[v->klen] = '\0';
 	if (k->glob && fnmatch(k->glob, (const char *)f->key, 0) != 0)
 		return;
+	uint32_t type = tc__ld(&e->type);
+	uint64_t version = tc__ld(&e->version);
+	if (!k->purger && c->csum && !key_sound(c, v, f->key, type, version, exp)) {
+		k->bad = true;
+		return;
+	}
+	if (expired(exp, k->now))
+		return;
 	f->klen = v->klen;
-	f->meta = (tc_meta){ .len = v->vlen, .type = tc__ld(&e->type),
-			     .version = tc__ld(&e->version), .expires_ms = exp };
+	f->meta = (tc_meta){ .len = v->vlen, .type = type, .version = version,
+			     .expires_ms = exp };
 	/* Purge removes under the same section that matched the key, so the
 	 * slot word cannot have been recycled in between. */
 	if (k->purger) {
@@ -56,7 +83,8 @@ static void key_visit(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs, uint
  * Copy the live, matching keys of bucket BI out under a read section of
  * one bucket.  Returns how many were copied into F, or the error of
  * entering the section (-EUSERS, -ESTALE, -EBUSY).  An impossible entry is
- * skipped and reported in *BAD.
+ * skipped and reported in *BAD, and so is, with checksums, a key that fails
+ * its checksum (key_sound).
  */
 static int bucket_keys(tc_cache *c, uint64_t bi, const char *glob, int64_t now,
 		       struct found *f, int *bad, struct tc_rslot *purger, uint64_t *npurged)
@@ -67,7 +95,7 @@ static int bucket_keys(tc_cache *c, uint64_t bi, const char *glob, int64_t now,
 	int rc = tc__enter(c, &s);
 	if (rc)
 		return rc;
-	if (!tc__walk_bucket(c, &k.walk, bi, s))
+	if (!tc__walk_bucket(c, &k.walk, bi, s) || k.bad)
 		*bad = TC_ECORRUPT;
 	tc__exit(c);
 	return k.n;

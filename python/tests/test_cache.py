@@ -148,6 +148,47 @@ class TestChecksums(unittest.TestCase):
         finally:
             tickcache.unlink(name)
 
+    def test_every_read_raises_for_a_scribbled_value_or_expiry(self):
+        # Every call that reads KEY, or answers from it without its value
+        # (exists, a wait for its version, a loader that must not run over
+        # it), raises CorruptError: a damaged value byte, and an expiry
+        # scribbled into the past (a miss before: `in` was False, get()
+        # gave the default, get_or_load ran its loader over it).
+        for what in ("value", "expiry"):
+            name = unique_name("csumall")
+            try:
+                with tickcache.Cache(name, create=True, max_entries=1024, memory="1M",
+                                     checksum=True) as c:
+                    c.set("k", self.MARK)
+                    if what == "value":
+                        self.scribble_value(name)
+                    else:  # expires_ms: 16 bytes into the entry, which is
+                        # 64 header bytes and the key's 8 before the value
+                        with open(f"/dev/shm/tickcache.{name}", "r+b") as f:
+                            at = f.read().find(self.MARK)
+                            f.seek(at - 72 + 16)
+                            f.write(b"\x01")
+                    reads = {
+                        "get": lambda: c.get("k"),
+                        "get_item": lambda: c.get_item("k"),
+                        "get_many": lambda: c.get_many(["k"]),
+                        "get_json": lambda: c.get_json("k"),
+                        "in": lambda: "k" in c,
+                        "exists": lambda: c.exists("k"),
+                        "wait": lambda: c.wait("k", 0, timeout=0),
+                        "get_or_load": lambda: c.get_or_load("k", lambda: b"loaded"),
+                    }
+                    for call, read in reads.items():
+                        with self.subTest(what=what, call=call):
+                            with self.assertRaises(tickcache.CorruptError):
+                                read()
+                    with c.read() as r:
+                        with self.assertRaises(tickcache.CorruptError):
+                            r.peek("k")
+                    self.assertEqual(c.stats()["checksum_failures"], len(reads) + 1)
+            finally:
+                tickcache.unlink(name)
+
     def test_a_scribble_under_a_kept_version_returns_the_live_bytes(self):
         # get() keeps the bytes object of a hot key, but the version alone
         # is never trusted: bytes scribbled under the same version are
