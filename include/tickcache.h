@@ -1023,7 +1023,8 @@ int tc_lease_holder(tc_cache *c, uint32_t *pid, uint64_t *age_ms, bool *alive);
  * tc_tier_until - the holder vouches for its TC_TIER_UP until UNTIL_MS
  *   (tc_now_ms clock; 0 = no limit, the default after a claim): a bridge
  *   stopped or stalled stops renewing it and reads down.  0, -EINVAL
- *   (negative), -EBUSY (not the holder).
+ *   (negative), -EBUSY (not the holder; also when the lease changed hands
+ *   during the call: the promise is withdrawn, never the new holder's).
  * tc_tier_get - the state as a strategy must take it: TC_TIER_DOWN when
  *   the holder is dead, or UNTIL_MS has passed, whatever it published
  *   last.  0 or -EINVAL.

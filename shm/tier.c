@@ -14,6 +14,12 @@
  */
 #include "internal.h"
 
+/* A test's hook between tc_tier_until's check that the caller holds the
+ * lease and its store (tests/test_review_tier.c). */
+#ifndef TC_TIER_CHECKED
+#define TC_TIER_CHECKED() ((void)0)
+#endif
+
 #define TIER_PID(w)      ((uint32_t)((w) >> 32))
 #define TIER_CLAIMING    TC_LEASE_CLAIMING
 #define TIER_STATE(w)    ((uint32_t)(((w) >> 24) & 0x7fu))
@@ -80,7 +86,21 @@ int tc_tier_until(tc_cache *c, int64_t until_ms)
 	uint64_t w = tc__ld(&c->h->tier_word);
 	if (TIER_PID(w) != tc__self_pid() || (w & TIER_CLAIMING))
 		return -EBUSY;
+	TC_TIER_CHECKED();
 	tc__st(&c->h->tier_until_ms, until_ms);
+	/* A holder stalled between the check and the store may have lost the
+	 * lease meanwhile: the claim reset the promise, and ours would judge
+	 * the new holder's "up" (read down once it runs out, for good if the
+	 * new holder makes none).  The store is ordered before the load (a
+	 * store may pass a later load, even on x86): a claim not seen here
+	 * came after the store, and reset it.  Withdrawn by CAS, so that a
+	 * promise the new holder stored since stays. */
+	tc__mb();
+	uint64_t now = tc__ld(&c->h->tier_word);
+	if ((now ^ w) & (~0ull << 32 | TIER_CLAIMING | TIER_GEN_MASK)) {
+		tc__cas(&c->h->tier_until_ms, until_ms, 0);
+		return -EBUSY;
+	}
 	return 0;
 }
 
