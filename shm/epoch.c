@@ -549,7 +549,12 @@ void tc__retire(tc_cache *c, struct tc_rslot *s, struct tc_entry *e)
 	uint32_t cls = tc__ld(&e->cls);
 	uint64_t size = cls < TC_CLASSES_USED ? tc__class_size(cls) : 0;
 	/* Before the push: a reclaimer may detach and walk the list at once
-	 * (the push's CAS publishes the stamp and the state). */
+	 * (the push's CAS publishes the stamp and the state).  A walk that a
+	 * scribble sends here before the push claims the block as soon as it
+	 * reads RETIRED, then reads the stamp: the stamp is stored first
+	 * (x86 keeps stores in order; a weakly ordered CPU needs the fence,
+	 * for which no test here can fail). */
+	tc__wmb();
 	tc__st(&e->state, TC_BLK_RETIRED);
 	push_retired(c, e, ref);
 	TC_CRASH_POINT(retire_pushed);

@@ -44,6 +44,7 @@
 #define tc__add_ret(p, v) __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
 #define tc__mb()         __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #define tc__rmb()        __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define tc__wmb()        __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #define tc__barrier()    __atomic_signal_fence(__ATOMIC_SEQ_CST)
 #else
 #define tc__ld(p)        CMM_LOAD_SHARED(*(p))
@@ -53,6 +54,7 @@
 #define tc__add_ret(p, v) uatomic_add_return((p), (v))
 #define tc__mb()         cmm_smp_mb()
 #define tc__rmb()        cmm_smp_rmb()
+#define tc__wmb()        cmm_smp_wmb()   /* a compiler barrier on x86 */
 #define tc__barrier()    cmm_barrier()
 #endif
 
