@@ -41,6 +41,33 @@ static bool still_published(tc_cache *c, struct tc_entry *e)
 #define CLEANING_FREE 0x80000001ull
 
 /*
+ * Could free slot S be the slot of a live reader whose owner word alone was
+ * scribbled to 0?  Only if it carries an owner's record whose process is
+ * attached: every process that reads has an attach record with its start
+ * time (tc_open), and a live one keeps it.  A record that names no such
+ * process (its start time scribbled too, or left by a writer of an image)
+ * is a scribble, and the slot is emptied: left alone, its epoch pinned
+ * every grace period (test_scribbled_free_slot_with_a_record_of_no_attached_
+ * process_is_cleared).  A start time of 0 (unknown) proves nothing: left.
+ */
+static bool live_owner_record(tc_cache *c, struct tc_rslot *s)
+{
+	if (!tc__owner_record(s))
+		return false;
+	uint64_t start = tc__ld(&s->start);
+	if (!start)
+		return true;
+	for (uint32_t i = 0; i < c->max_attach; i++) {
+		struct tc_attach_rec *r = &c->attach[i];
+		uint64_t p = tc__ld(&r->pid);
+		if (p && p <= UINT32_MAX && tc__ld(&r->start) == start &&
+		    tc__pid_alive((uint32_t)p, start))
+			return true;
+	}
+	return false;
+}
+
+/*
  * Clear the slot of a dead owner.  Its in-flight block is retired unless it
  * was published; its half-walked retire chain goes back on the list; its
  * counters are folded into the totals.  The owner word is cleared last, by
@@ -71,7 +98,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	 * as its own), and given back unchanged when alive: nothing was
 	 * touched yet (test_review_liveness).  A free slot: its record, as
 	 * the caller judged it. */
-	if (owner ? !tc__slot_dead(c, s, owner) : tc__owner_record(s)) {
+	if (owner ? !tc__slot_dead(c, s, owner) : live_owner_record(c, s)) {
 		tc__cas(&s->owner, claimed, owner);
 		return false;
 	}
@@ -136,13 +163,13 @@ int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 			 * in one is a scribble, and an epoch pins every grace
 			 * period.  Cleared as a dead owner's slot is, under
 			 * the same claim, so that no claimer meets the
-			 * cleaning; unless it still carries an owner's record
-			 * (a live reader's, whose owner word
+			 * cleaning; unless it still carries the record of an
+			 * attached process (a live reader's, whose owner word
 			 * alone was scribbled; emptied, its epoch was cleared
 			 * under it and the reclaim freed what it held,
 			 * test_live_reader_whose_owner_word_reads_0_keeps_its_epoch). */
 			if ((tc__ld(&s->epoch) || tc__ld(&s->inflight) || tc__ld(&s->ret_ref)) &&
-			    !tc__owner_record(s))
+			    !live_owner_record(c, s))
 				clear_dead_slot(c, s, 0, rep);
 			continue;
 		}

@@ -1002,6 +1002,46 @@ static void test_scribbled_epoch_of_a_free_slot_is_cleared(void **state)
 }
 
 /*
+ * The same scribble with an owner's record scribbled into the free slot as
+ * well (its process start time): the record names no process attached to
+ * the segment, so it is not the slot of a live reader whose owner word
+ * alone was scribbled (that reader's process is attached, with that start
+ * time: test_live_reader_whose_owner_word_reads_0_keeps_its_epoch).  Found
+ * by fuzz_segment_raw, whose writes then slept their 20 ms each (a fifth of
+ * its time) and failed with -ENOSPC.
+ */
+static void test_scribbled_free_slot_with_a_record_of_no_attached_process_is_cleared(void **state)
+{
+	(void)state;
+	char name[64], v[2000];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
+				TC_EVICT_NONE);
+	ASSERT_RC(0, tc_set(c, "x", 1, "y", 1, 0, 0)); /* this thread's slot */
+	struct tc_rslot *s = &c->slots[c->nslots - 1];
+	assert_int_equal(tc__ld(&s->owner), 0);
+	/* The scribble: an epoch, and a start time no attached process has. */
+	tc__st(&s->start, 60);
+	tc__st(&s->epoch, tc__ld(&c->h->epoch));
+	memset(v, 'v', sizeof(v));
+	for (int i = 0; i < 128; i++) {
+		v[0] = (char)i;
+		int rc = tc_set(c, "big", 3, v, sizeof(v), 0, 0);
+		if (rc != 0)
+			fail_msg("write %d: %s: the free slot's epoch pins every retired block", i,
+				 tc_strerror(rc));
+	}
+	assert_int_equal(tc__ld(&s->epoch), 0);
+	assert_int_equal(tc__ld(&s->owner), 0);
+	char got[2000];
+	tc_meta m;
+	ASSERT_RC(0, tc_get(c, "big", 3, got, sizeof(got), &m));
+	assert_int_equal(m.len, sizeof(v));
+	assert_memory_equal(got, v, sizeof(v));
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
  * A free slot names nothing: its last owner or cleaner emptied it before
  * giving it back.  An in-flight name scribbled into one must not be taken
  * for a dead builder's: the run anchor (never indexed) was built from this
@@ -1413,6 +1453,7 @@ int main(int argc, char **argv)
 		FX_TEST(test_killed_writer_leaves_no_leak_and_true_live_count),
 		FX_TEST(test_idle_writer_does_not_hold_retired_memory_hostage),
 		FX_TEST(test_scribbled_epoch_of_a_free_slot_is_cleared),
+		FX_TEST(test_scribbled_free_slot_with_a_record_of_no_attached_process_is_cleared),
 		FX_TEST(test_a_writer_never_waits_for_its_own_section),
 		FX_TEST(test_scribbled_name_in_a_free_slot_retires_nothing),
 		FX_TEST(test_live_reader_whose_owner_word_reads_0_keeps_its_epoch),
