@@ -505,6 +505,10 @@ static int chaos(int argc, char **argv)
 		usleep(200);
 	}
 	atomic_store(&sh[0], 1);
+	/* Given back before the exit, where LeakSanitizer (make asan) checks. */
+	if (w.r)
+		redisFree(w.r);
+	tc_close(w.c);
 	int bad = 0, st;
 	while (wait(&st) > 0)
 		if (!WIFEXITED(st) || WEXITSTATUS(st))
