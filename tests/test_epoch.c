@@ -968,18 +968,19 @@ static void test_idle_writer_does_not_hold_retired_memory_hostage(void **state)
  * inside its section to every grace period: nothing retired would ever be
  * freed again, and every write short of memory would wait its 20 ms before
  * failing.  A writer short of memory clears such a slot (it is nobody's)
- * the way it clears a dead owner's, and its writes succeed.
+ * the way it clears a dead owner's, and its writes succeed.  START: a
+ * process start time scribbled into the slot's owner record too (0: none).
  */
-static void test_scribbled_epoch_of_a_free_slot_is_cleared(void **state)
+static void free_slot_scribbled_then_cleared(uint64_t start)
 {
-	(void)state;
 	char name[64], v[2000];
 	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
 				TC_EVICT_NONE);
 	ASSERT_RC(0, tc_set(c, "x", 1, "y", 1, 0, 0)); /* this thread's slot */
 	struct tc_rslot *s = &c->slots[c->nslots - 1];
 	assert_int_equal(tc__ld(&s->owner), 0);
-	tc__st(&s->epoch, tc__ld(&c->h->epoch)); /* the scribble */
+	tc__st(&s->start, start); /* the scribble */
+	tc__st(&s->epoch, tc__ld(&c->h->epoch));
 	memset(v, 'v', sizeof(v));
 	/* 128 overwrites of a 2 KiB value need more than the 256 KiB arena:
 	 * each one's old block must be freed for the next ones. */
@@ -1001,6 +1002,12 @@ static void test_scribbled_epoch_of_a_free_slot_is_cleared(void **state)
 	tc_unlink(name);
 }
 
+static void test_scribbled_epoch_of_a_free_slot_is_cleared(void **state)
+{
+	(void)state;
+	free_slot_scribbled_then_cleared(0);
+}
+
 /*
  * The same scribble with an owner's record scribbled into the free slot as
  * well (its process start time): the record names no process attached to
@@ -1008,37 +1015,12 @@ static void test_scribbled_epoch_of_a_free_slot_is_cleared(void **state)
  * alone was scribbled (that reader's process is attached, with that start
  * time: test_live_reader_whose_owner_word_reads_0_keeps_its_epoch).  Found
  * by fuzz_segment_raw, whose writes then slept their 20 ms each (a fifth of
- * its time) and failed with -ENOSPC.
+ * its time) and failed with -ENOSPC (write 102 here).
  */
 static void test_scribbled_free_slot_with_a_record_of_no_attached_process_is_cleared(void **state)
 {
 	(void)state;
-	char name[64], v[2000];
-	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
-				TC_EVICT_NONE);
-	ASSERT_RC(0, tc_set(c, "x", 1, "y", 1, 0, 0)); /* this thread's slot */
-	struct tc_rslot *s = &c->slots[c->nslots - 1];
-	assert_int_equal(tc__ld(&s->owner), 0);
-	/* The scribble: an epoch, and a start time no attached process has. */
-	tc__st(&s->start, 60);
-	tc__st(&s->epoch, tc__ld(&c->h->epoch));
-	memset(v, 'v', sizeof(v));
-	for (int i = 0; i < 128; i++) {
-		v[0] = (char)i;
-		int rc = tc_set(c, "big", 3, v, sizeof(v), 0, 0);
-		if (rc != 0)
-			fail_msg("write %d: %s: the free slot's epoch pins every retired block", i,
-				 tc_strerror(rc));
-	}
-	assert_int_equal(tc__ld(&s->epoch), 0);
-	assert_int_equal(tc__ld(&s->owner), 0);
-	char got[2000];
-	tc_meta m;
-	ASSERT_RC(0, tc_get(c, "big", 3, got, sizeof(got), &m));
-	assert_int_equal(m.len, sizeof(v));
-	assert_memory_equal(got, v, sizeof(v));
-	tc_close(c);
-	tc_unlink(name);
+	free_slot_scribbled_then_cleared(60);
 }
 
 /*
