@@ -48,15 +48,18 @@ static bool still_published(tc_cache *c, struct tc_entry *e)
  * process (its start time scribbled too, or left by a writer of an image)
  * is a scribble, and the slot is emptied: left alone, its epoch pinned
  * every grace period (test_scribbled_free_slot_with_a_record_of_no_attached_
- * process_is_cleared).  A start time of 0 (unknown) proves nothing: left.
+ * process_is_cleared).  A start time of 0 is written only by a process
+ * that cannot read its own (no /proc), which attached with 0 as well: the
+ * record then names any live process attached with 0 (test_live_reader_
+ * without_start_time_whose_owner_word_reads_0_keeps_its_epoch), and none
+ * when there is no such process (test_scribbled_free_slot_with_a_record_
+ * without_start_time_is_cleared).
  */
 static bool live_owner_record(tc_cache *c, struct tc_rslot *s)
 {
 	if (!tc__owner_record(s))
 		return false;
 	uint64_t start = tc__ld(&s->start);
-	if (!start)
-		return true;
 	for (uint32_t i = 0; i < c->max_attach; i++) {
 		struct tc_attach_rec *r = &c->attach[i];
 		uint64_t p = tc__ld(&r->pid);

@@ -968,10 +968,11 @@ static void test_idle_writer_does_not_hold_retired_memory_hostage(void **state)
  * inside its section to every grace period: nothing retired would ever be
  * freed again, and every write short of memory would wait its 20 ms before
  * failing.  A writer short of memory clears such a slot (it is nobody's)
- * the way it clears a dead owner's, and its writes succeed.  START: a
- * process start time scribbled into the slot's owner record too (0: none).
+ * the way it clears a dead owner's, and its writes succeed.  START and
+ * TSTART: a process and a thread start time scribbled into the slot's
+ * owner record too (0: none).
  */
-static void free_slot_scribbled_then_cleared(uint64_t start)
+static void free_slot_scribbled_then_cleared(uint64_t start, uint64_t tstart)
 {
 	char name[64], v[2000];
 	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
@@ -980,6 +981,7 @@ static void free_slot_scribbled_then_cleared(uint64_t start)
 	struct tc_rslot *s = &c->slots[c->nslots - 1];
 	assert_int_equal(tc__ld(&s->owner), 0);
 	tc__st(&s->start, start); /* the scribble */
+	tc__st(&s->tstart, tstart);
 	tc__st(&s->epoch, tc__ld(&c->h->epoch));
 	memset(v, 'v', sizeof(v));
 	/* 128 overwrites of a 2 KiB value need more than the 256 KiB arena:
@@ -1005,7 +1007,7 @@ static void free_slot_scribbled_then_cleared(uint64_t start)
 static void test_scribbled_epoch_of_a_free_slot_is_cleared(void **state)
 {
 	(void)state;
-	free_slot_scribbled_then_cleared(0);
+	free_slot_scribbled_then_cleared(0, 0);
 }
 
 /*
@@ -1020,7 +1022,22 @@ static void test_scribbled_epoch_of_a_free_slot_is_cleared(void **state)
 static void test_scribbled_free_slot_with_a_record_of_no_attached_process_is_cleared(void **state)
 {
 	(void)state;
-	free_slot_scribbled_then_cleared(60);
+	free_slot_scribbled_then_cleared(60, 0);
+}
+
+/*
+ * An owner's record without a process start time (0, "unknown") but with a
+ * thread start time: only a process that could not read its own start time
+ * (no /proc) claims with 0, and it attached with 0 as well.  With no such
+ * process attached the record is a scribble, and the slot is cleared.
+ * Found by fuzz_segment_raw: before the fix "unknown proves nothing" left
+ * the slot, every write short of memory slept its 20 ms (about half of the
+ * harness's time) and failed with -ENOSPC (write 102 here).
+ */
+static void test_scribbled_free_slot_with_a_record_without_start_time_is_cleared(void **state)
+{
+	(void)state;
+	free_slot_scribbled_then_cleared(0, 60);
 }
 
 /*
@@ -1119,6 +1136,59 @@ static void test_live_reader_whose_owner_word_reads_0_keeps_its_epoch(void **sta
 	uint64_t owner = tc__ld(&rs->owner), epoch = tc__ld(&rs->epoch);
 	assert_int_not_equal(owner, 0);
 	tc__st(&rs->owner, 0); /* the scribble */
+	uint32_t cleared = 99;
+	int clean_rc = tc_readers_clean(c, &cleared);
+	uint64_t epoch_after = tc__ld(&rs->epoch);
+	int set_rc = tc_set(c, "k", 1, "v3", 2, 0, 0); /* retires v2, which the reader holds */
+	uint64_t freed = reclaim(c);
+	churn(c);
+	pthread_barrier_wait(&r.bar);
+	pthread_barrier_wait(&r.bar);
+	pthread_join(th, NULL);
+	pthread_barrier_destroy(&r.bar);
+	ASSERT_RC(0, clean_rc);
+	assert_int_equal(cleared, 0);
+	assert_int_equal(epoch_after, epoch);
+	ASSERT_RC(0, set_rc);
+	assert_int_equal(freed, 0);
+	assert_int_equal(r.intact, 1);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
+ * The same scribble on the slot of a live reader whose process could not
+ * read its own start time (no /proc: its slot and its attach record both
+ * say 0).  Its record names an attached process all the same, and its
+ * epoch stays: the rule that clears a start time of 0 naming nobody must
+ * not clear this one.
+ */
+static void test_live_reader_without_start_time_whose_owner_word_reads_0_keeps_its_epoch(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
+				TC_EVICT_NONE);
+	ASSERT_RC(0, tc_set(c, "k", 1, "v2", 2, 0, 0));
+	struct rd r = { .c = c };
+	pthread_barrier_init(&r.bar, NULL, 2);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, reader_thread, &r), 0);
+	pthread_barrier_wait(&r.bar);
+	ASSERT_RC(0, r.lock_rc);
+	ASSERT_RC(0, r.peek_rc);
+	struct tc_rslot *rs = NULL;
+	for (uint32_t i = 0; i < c->nslots; i++)
+		if (tc__ld(&c->slots[i].epoch) != 0)
+			rs = &c->slots[i];
+	assert_non_null(rs);
+	uint64_t epoch = tc__ld(&rs->epoch);
+	assert_int_not_equal(tc__ld(&rs->owner), 0);
+	assert_int_not_equal(tc__ld(&rs->tstart), 0);
+	/* As written by a process without /proc, then the scribble. */
+	tc__st(&c->attach[c->attach_idx].start, 0);
+	tc__st(&rs->start, 0);
+	tc__st(&rs->owner, 0);
 	uint32_t cleared = 99;
 	int clean_rc = tc_readers_clean(c, &cleared);
 	uint64_t epoch_after = tc__ld(&rs->epoch);
@@ -1436,9 +1506,11 @@ int main(int argc, char **argv)
 		FX_TEST(test_idle_writer_does_not_hold_retired_memory_hostage),
 		FX_TEST(test_scribbled_epoch_of_a_free_slot_is_cleared),
 		FX_TEST(test_scribbled_free_slot_with_a_record_of_no_attached_process_is_cleared),
+		FX_TEST(test_scribbled_free_slot_with_a_record_without_start_time_is_cleared),
 		FX_TEST(test_a_writer_never_waits_for_its_own_section),
 		FX_TEST(test_scribbled_name_in_a_free_slot_retires_nothing),
 		FX_TEST(test_live_reader_whose_owner_word_reads_0_keeps_its_epoch),
+		FX_TEST(test_live_reader_without_start_time_whose_owner_word_reads_0_keeps_its_epoch),
 		FX_TEST(test_epoch_scribbled_to_0_frees_nothing_a_reader_holds),
 		FX_TEST(test_epoch_scribbled_to_its_largest_value),
 		FX_TEST(test_scribbled_epoch_of_an_idle_live_slot_pins_nothing),
