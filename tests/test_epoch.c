@@ -1114,9 +1114,8 @@ static void test_scribbled_name_in_a_free_slot_retires_nothing(void **state)
  * the reader: the reclaim freed the value the reader held (tc_peek) and the
  * churn overwrote it.
  */
-static void test_live_reader_whose_owner_word_reads_0_keeps_its_epoch(void **state)
+static void live_reader_owner_word_scribbled(bool no_start)
 {
-	(void)state;
 	char name[64];
 	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
 				TC_EVICT_NONE);
@@ -1135,6 +1134,11 @@ static void test_live_reader_whose_owner_word_reads_0_keeps_its_epoch(void **sta
 	assert_non_null(rs);
 	uint64_t owner = tc__ld(&rs->owner), epoch = tc__ld(&rs->epoch);
 	assert_int_not_equal(owner, 0);
+	if (no_start) { /* as written by a process without /proc */
+		assert_int_not_equal(tc__ld(&rs->tstart), 0);
+		tc__st(&c->attach[c->attach_idx].start, 0);
+		tc__st(&rs->start, 0);
+	}
 	tc__st(&rs->owner, 0); /* the scribble */
 	uint32_t cleared = 99;
 	int clean_rc = tc_readers_clean(c, &cleared);
@@ -1156,6 +1160,12 @@ static void test_live_reader_whose_owner_word_reads_0_keeps_its_epoch(void **sta
 	tc_unlink(name);
 }
 
+static void test_live_reader_whose_owner_word_reads_0_keeps_its_epoch(void **state)
+{
+	(void)state;
+	live_reader_owner_word_scribbled(false);
+}
+
 /*
  * The same scribble on the slot of a live reader whose process could not
  * read its own start time (no /proc: its slot and its attach record both
@@ -1166,47 +1176,7 @@ static void test_live_reader_whose_owner_word_reads_0_keeps_its_epoch(void **sta
 static void test_live_reader_without_start_time_whose_owner_word_reads_0_keeps_its_epoch(void **state)
 {
 	(void)state;
-	char name[64];
-	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 8,
-				TC_EVICT_NONE);
-	ASSERT_RC(0, tc_set(c, "k", 1, "v2", 2, 0, 0));
-	struct rd r = { .c = c };
-	pthread_barrier_init(&r.bar, NULL, 2);
-	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, reader_thread, &r), 0);
-	pthread_barrier_wait(&r.bar);
-	ASSERT_RC(0, r.lock_rc);
-	ASSERT_RC(0, r.peek_rc);
-	struct tc_rslot *rs = NULL;
-	for (uint32_t i = 0; i < c->nslots; i++)
-		if (tc__ld(&c->slots[i].epoch) != 0)
-			rs = &c->slots[i];
-	assert_non_null(rs);
-	uint64_t epoch = tc__ld(&rs->epoch);
-	assert_int_not_equal(tc__ld(&rs->owner), 0);
-	assert_int_not_equal(tc__ld(&rs->tstart), 0);
-	/* As written by a process without /proc, then the scribble. */
-	tc__st(&c->attach[c->attach_idx].start, 0);
-	tc__st(&rs->start, 0);
-	tc__st(&rs->owner, 0);
-	uint32_t cleared = 99;
-	int clean_rc = tc_readers_clean(c, &cleared);
-	uint64_t epoch_after = tc__ld(&rs->epoch);
-	int set_rc = tc_set(c, "k", 1, "v3", 2, 0, 0); /* retires v2, which the reader holds */
-	uint64_t freed = reclaim(c);
-	churn(c);
-	pthread_barrier_wait(&r.bar);
-	pthread_barrier_wait(&r.bar);
-	pthread_join(th, NULL);
-	pthread_barrier_destroy(&r.bar);
-	ASSERT_RC(0, clean_rc);
-	assert_int_equal(cleared, 0);
-	assert_int_equal(epoch_after, epoch);
-	ASSERT_RC(0, set_rc);
-	assert_int_equal(freed, 0);
-	assert_int_equal(r.intact, 1);
-	tc_close(c);
-	tc_unlink(name);
+	live_reader_owner_word_scribbled(true);
 }
 
 /*
