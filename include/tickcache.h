@@ -213,7 +213,9 @@ typedef struct tc_stats {
 	/* runs and TTL policies */
 	uint64_t run_generation;/* the run generation: odd while a run is active */
 	uint64_t dto_lists;     /* DTO lists in the index, ended runs' included
-				 * until reclaimed (each also counts in entries) */
+				 * until reclaimed (each also counts in entries);
+				 * one high per process killed inside a list's
+				 * insert or unlink, until tc_audit */
 	uint32_t run_active;    /* 1 while a run is active, else 0 */
 	uint32_t ttl_policies;  /* prefixes in the TTL policy table */
 	/* TC_CHECKSUM segments: reads whose value failed its checksum (each

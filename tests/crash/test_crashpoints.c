@@ -22,9 +22,11 @@
  *     index word, header root, free list, retire list or pending chain
  *     names, plus runs of carved units without a header, must be exactly
  *     the leak the spec expects, never more than design.md's bound, and the
- *     live-key count exactly as far off as the spec says;
- *  3. tc_audit of the idle segment returns 0 and leaves nothing unnamed;
- *     deleting every key (and run, list and policy), the arena is empty:
+ *     live-key count and the DTO list heads count exactly as far off as the
+ *     spec says;
+ *  3. tc_audit of the idle segment returns 0, leaves nothing unnamed and
+ *     both counts exact; deleting every key (and run, list and policy), the
+ *     arena is empty (tc_stats.dto_lists 0 too):
  *     no block in use, every carved block free; filled again to -ENOSPC and
  *     emptied again, still empty;
  *  4. a value of the largest size class the arena can hold is stored, read
@@ -81,6 +83,7 @@ struct spec {
 	int live_off;   /* live-key count minus the index's FINAL words, before the audit */
 	const char *pre;/* a point a first child dies at before this one runs (same table) */
 	int sv;         /* the survivor's new keys: SV_OK (0), or the code design.md allows */
+	int dto_off;    /* dto_heads minus the index's DTO list heads, before the audit */
 };
 
 /* A killed audit leaves the free blocks it had not relinked yet named by
@@ -90,67 +93,68 @@ struct spec {
 
 static const struct spec specs[] = {
 	/* alloc.c */
-	{ "alloc_popped",      W_WRITES,   3, 1, 1, 0, NULL, SV_OK },
-	{ "alloc_taken",       W_WRITES,   3, 1, 1, 0, NULL, SV_OK },
-	{ "alloc_carved",      W_CARVE,    3, 1, 1, 0, NULL, SV_OK },
-	{ "alloc_class_copy",  W_CARVE,    3, 1, 1, 0, NULL, SV_OK },
-	{ "alloc_ready",       W_WRITES,   3, 0, 0, 0, NULL, SV_OK },
+	{ "alloc_popped",      W_WRITES,   3, 1, 1, 0, NULL, SV_OK, 0 },
+	{ "alloc_taken",       W_WRITES,   3, 1, 1, 0, NULL, SV_OK, 0 },
+	{ "alloc_carved",      W_CARVE,    3, 1, 1, 0, NULL, SV_OK, 0 },
+	{ "alloc_class_copy",  W_CARVE,    3, 1, 1, 0, NULL, SV_OK, 0 },
+	{ "alloc_ready",       W_WRITES,   3, 0, 0, 0, NULL, SV_OK, 0 },
 	/* audit.c */
-	{ "audit_relink",      W_AUDIT,    3, LEAK_ANY, LEAK_ANY, 0, NULL, -ENOSPC },
-	{ "audit_state",       W_AUDIT,    1, 0, 0, 0, NULL, SV_OK },
+	{ "audit_relink",      W_AUDIT,    3, LEAK_ANY, LEAK_ANY, 0, NULL, -ENOSPC, 0 },
+	{ "audit_state",       W_AUDIT,    1, 0, 0, 0, NULL, SV_OK, 0 },
 	/* coalesce.c */
-	{ "free_unlisted",     W_RETIRE,   1, 1, 1, 0, NULL, SV_OK },
-	{ "coalesce_rewrite",  W_COALESCE, 2, 0, 0, 0, NULL, SV_OK },
-	{ "coalesce_push",     W_COALESCE, 2, 0, 0, 0, NULL, SV_OK },
-	{ "coalesce_claiming", W_COALESCE, 2, 0, 0, 0, NULL, SV_OK },
-	{ "coalesce_popped",   W_COALESCE, 1, 1, 1, 0, NULL, SV_OK },
-	{ "coalesce_held",     W_COALESCE, 1, 0, 0, 0, NULL, SV_OK },
-	{ "coalesce_leased",   W_COALESCE, 1, 0, 0, 0, NULL, SV_OK },
-	{ "coalesce_claimed",  W_COALESCE, 1, 0, 0, 0, NULL, SV_OK },
-	{ "coalesce_drained",  W_COALESCE, 1, 0, 0, 0, NULL, SV_OK },
-	{ "coalesce_live",     W_COALESCE, 1, 0, 0, 0, NULL, SV_OK },
+	{ "free_unlisted",     W_RETIRE,   1, 1, 1, 0, NULL, SV_OK, 0 },
+	{ "coalesce_rewrite",  W_COALESCE, 2, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "coalesce_push",     W_COALESCE, 2, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "coalesce_claiming", W_COALESCE, 2, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "coalesce_popped",   W_COALESCE, 1, 1, 1, 0, NULL, SV_OK, 0 },
+	{ "coalesce_held",     W_COALESCE, 1, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "coalesce_leased",   W_COALESCE, 1, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "coalesce_claimed",  W_COALESCE, 1, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "coalesce_drained",  W_COALESCE, 1, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "coalesce_live",     W_COALESCE, 1, 0, 0, 0, NULL, SV_OK, 0 },
 	/* epoch.c */
-	{ "slot_claimed",      W_WRITES,   1, 0, 0, 0, NULL, SV_OK },
-	{ "read_section",      W_WRITES,  50, 0, 0, 0, NULL, SV_OK },
-	{ "retire_marked",     W_RETIRE,   1, 1, 1, 0, NULL, SV_OK },
-	{ "retire_pushed",     W_RETIRE,   1, 0, 0, 0, NULL, SV_OK },
-	{ "reclaim_walk",      W_RETIRE,   1, 1, 1, 0, NULL, SV_OK },
-	{ "reclaim_stolen",    W_STEAL,    1, 0, 0, 0, "reclaim_walk", SV_OK },
-	{ "reclaim_detached",  W_RETIRE,   1, 0, 0, 0, NULL, SV_OK },
-	{ "clean_claimed",     W_CLEAN,    1, 0, 0, 0, "write_built", SV_OK },
-	{ "clean_inflight",    W_CLEAN,    1, 0, 0, 0, "write_built", SV_OK },
-	{ "clean_unlinked",    W_CLEAN,    1, 0, 0, 0, "update_unlinked", SV_OK },
-	{ "clean_released",    W_CLEAN,    1, 0, 0, 0, "write_built", SV_OK },
+	{ "slot_claimed",      W_WRITES,   1, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "read_section",      W_WRITES,  50, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "retire_marked",     W_RETIRE,   1, 1, 1, 0, NULL, SV_OK, 0 },
+	{ "retire_pushed",     W_RETIRE,   1, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "reclaim_walk",      W_RETIRE,   1, 1, 1, 0, NULL, SV_OK, 0 },
+	{ "reclaim_stolen",    W_STEAL,    1, 0, 0, 0, "reclaim_walk", SV_OK, 0 },
+	{ "reclaim_detached",  W_RETIRE,   1, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "clean_claimed",     W_CLEAN,    1, 0, 0, 0, "write_built", SV_OK, 0 },
+	{ "clean_inflight",    W_CLEAN,    1, 0, 0, 0, "write_built", SV_OK, 0 },
+	{ "clean_unlinked",    W_CLEAN,    1, 0, 0, 0, "update_unlinked", SV_OK, 0 },
+	{ "clean_released",    W_CLEAN,    1, 0, 0, 0, "write_built", SV_OK, 0 },
 	/* policy.c */
-	{ "policy_built",      W_POLICY,   2, 0, 0, 0, NULL, SV_OK },
-	{ "policy_swapped",    W_POLICY,   2, 0, 0, 0, NULL, SV_OK },
+	{ "policy_built",      W_POLICY,   2, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "policy_swapped",    W_POLICY,   2, 0, 0, 0, NULL, SV_OK, 0 },
 	/* run.c */
-	{ "run_start_unnamed", W_RUNS,     2, 1, 1, 0, NULL, SV_OK },
-	{ "run_ended",         W_RUNS,     1, 1, 1, 0, NULL, SV_OK },
-	{ "dto_chain_walk",    W_RUNS,     1, 2, LEAK_LIST, 0, NULL, SV_OK },
-	{ "dto_list_unlinked", W_RUNS,     1, 0, 0, 1, NULL, SV_OK },
-	{ "dto_append_unnamed", W_RUNS,    5, 1, 1, 0, NULL, SV_OK },
-	{ "dto_replaced",      W_RUNS,     1, 0, 0, 0, NULL, SV_OK },
+	{ "run_start_unnamed", W_RUNS,     2, 1, 1, 0, NULL, SV_OK, 0 },
+	{ "run_ended",         W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 0 },
+	{ "dto_chain_walk",    W_RUNS,     1, 2, LEAK_LIST, 0, NULL, SV_OK, 0 },
+	{ "dto_list_unlinked", W_RUNS,     1, 0, 0, 1, NULL, SV_OK, 1 },
+	{ "dto_append_unnamed", W_RUNS,    5, 1, 1, 0, NULL, SV_OK, 0 },
+	{ "dto_head_counted",  W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 1 },
+	{ "dto_replaced",      W_RUNS,     1, 0, 0, 0, NULL, SV_OK, 0 },
 	/* segment.c */
-	{ "create_building",   W_CREATE,   1, 0, 0, 0, NULL, SV_OK },
+	{ "create_building",   W_CREATE,   1, 0, 0, 0, NULL, SV_OK, 0 },
 	/* snapshot.c */
-	{ "snapshot_record",   W_SNAPSHOT, 4, 0, 0, 0, NULL, SV_OK },
+	{ "snapshot_record",   W_SNAPSHOT, 4, 0, 0, 0, NULL, SV_OK, 0 },
 	/* sweep.c */
-	{ "lease_claiming",    W_LEASE,    1, 0, 0, 0, NULL, SV_OK },
+	{ "lease_claiming",    W_LEASE,    1, 0, 0, 0, NULL, SV_OK, 0 },
 	/* table.c */
-	{ "insert_claimed",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
-	{ "insert_rescanned",  W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
-	{ "remove_unlinked",   W_WRITES,   2, 0, 0, 1, NULL, SV_OK },
-	{ "remove_counted",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
-	{ "drop_private_freed", W_LRU,     1, 0, 0, 0, NULL, SV_OK },
-	{ "write_early_block", W_WRITES,   3, 0, 0, 0, NULL, SV_OK },
-	{ "write_built",       W_WRITES,   3, 0, 0, 0, NULL, SV_OK },
-	{ "update_noted",      W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
-	{ "update_swapped",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
-	{ "update_unlinked",   W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
-	{ "update_retired",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK },
-	{ "insert_published",  W_WRITES,   2, 0, 0, -1, NULL, SV_OK },
-	{ "insert_first_published", W_RUNS, 1, 0, 0, -1, NULL, SV_OK },
+	{ "insert_claimed",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "insert_rescanned",  W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "remove_unlinked",   W_WRITES,   2, 0, 0, 1, NULL, SV_OK, 0 },
+	{ "remove_counted",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "drop_private_freed", W_LRU,     1, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "write_early_block", W_WRITES,   3, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "write_built",       W_WRITES,   3, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "update_noted",      W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "update_swapped",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "update_unlinked",   W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "update_retired",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "insert_published",  W_WRITES,   2, 0, 0, -1, NULL, SV_OK, 0 },
+	{ "insert_first_published", W_RUNS, 1, 0, 0, -1, NULL, SV_OK, 0 },
 };
 #define NSPECS (sizeof(specs) / sizeof(specs[0]))
 
@@ -162,8 +166,8 @@ static const struct spec specs[] = {
  * survivor's sweep must take the turn over from it and finish the work.
  */
 static const struct spec recoverer_specs[] = {
-	{ "coalesce_rewrite",  W_CLEAN,    1, 0, 0, 0, "coalesce_rewrite", SV_OK },
-	{ "coalesce_push",     W_CLEAN,    1, 0, 0, 0, "coalesce_push", SV_OK },
+	{ "coalesce_rewrite",  W_CLEAN,    1, 0, 0, 0, "coalesce_rewrite", SV_OK, 0 },
+	{ "coalesce_push",     W_CLEAN,    1, 0, 0, 0, "coalesce_push", SV_OK, 0 },
 };
 #define NRSPECS (sizeof(recoverer_specs) / sizeof(recoverer_specs[0]))
 
@@ -293,6 +297,7 @@ struct census {
 	uint64_t headerless; /* runs of carved units without a header */
 	uint64_t tent;       /* TENT words in the index */
 	uint64_t final;      /* FINAL words in the index */
+	uint64_t dto;        /* of which DTO list heads */
 	bool bad;            /* a ref out of bounds or an unwalkable arena */
 };
 
@@ -353,6 +358,8 @@ static void take_census(tc_cache *c, struct census *out)
 			m.bad = true;
 			continue;
 		}
+		if (tc__ld(&e->kind) == TC_KIND_DTO)
+			out->dto++;
 		mark(&m, TC_SW_REF(w));
 		tc__audit_entry(c, e, mark, &m);
 	}
@@ -710,11 +717,12 @@ static void check_empty(struct verdict *v, tc_cache *c, const char *when)
 	tc_stats st;
 	census_or_note(v, c, &k, when);
 	EXPECT_RC(v, 0, tc_get_stats(c, &st));
-	if (st.entries != 0 || st.memory_used != 0 || k.final != 0 || k.tent != 0 ||
-	    k.reachable != 0 || k.unnamed != 0 || k.headerless != 0)
-		note(v, "%s: not empty: entries %llu, memory_used %llu, index words %llu+%llu, "
-			"reachable %llu, unnamed %llu, header-less runs %llu", when,
-		     (unsigned long long)st.entries, (unsigned long long)st.memory_used,
+	if (st.entries != 0 || st.memory_used != 0 || st.dto_lists != 0 || k.final != 0 ||
+	    k.tent != 0 || k.reachable != 0 || k.unnamed != 0 || k.headerless != 0)
+		note(v, "%s: not empty: entries %llu, dto_lists %llu, memory_used %llu, "
+			"index words %llu+%llu, reachable %llu, unnamed %llu, header-less runs %llu",
+		     when, (unsigned long long)st.entries, (unsigned long long)st.dto_lists,
+		     (unsigned long long)st.memory_used,
 		     (unsigned long long)k.final, (unsigned long long)k.tent,
 		     (unsigned long long)k.reachable, (unsigned long long)k.unnamed,
 		     (unsigned long long)k.headerless);
@@ -799,10 +807,12 @@ static void run_point(const struct spec *sp, struct verdict *v)
 	int64_t want = sp->leak + (pre ? pre->leak : 0);
 	int64_t live_off = (int64_t)tc__ld(&c->h->live) - (int64_t)k.final;
 	int64_t want_off = sp->live_off + (pre ? pre->live_off : 0);
+	int64_t dto_off = (int64_t)tc__ld(&c->h->dto_heads) - (int64_t)k.dto;
+	int64_t want_dto = sp->dto_off + (pre ? pre->dto_off : 0);
 	print_message("  %-24s leak before tc_audit: %lld block(s) (%llu unnamed, %llu header-less), "
-		      "live count off by %lld\n", sp->point, (long long)leak,
+		      "live count off by %lld, DTO head count by %lld\n", sp->point, (long long)leak,
 		      (unsigned long long)k.unnamed, (unsigned long long)k.headerless,
-		      (long long)live_off);
+		      (long long)live_off, (long long)dto_off);
 	if (sp->leak != LEAK_ANY && leak != want)
 		note(v, "leak before tc_audit: %lld block(s), expected exactly %lld", (long long)leak,
 		     (long long)want);
@@ -811,16 +821,22 @@ static void run_point(const struct spec *sp, struct verdict *v)
 	if (live_off != want_off)
 		note(v, "live count off by %lld, expected %lld", (long long)live_off,
 		     (long long)want_off);
+	if (dto_off != want_dto)
+		note(v, "DTO head count (dto_heads) off by %lld, expected %lld", (long long)dto_off,
+		     (long long)want_dto);
 
 	/* 3. The audit, then every key deleted: the arena is empty. */
 	tc_audit_report ar;
 	EXPECT_RC(v, 0, tc_audit(c, &ar));
 	census_or_note(v, c, &k, "after the audit");
-	if (k.unnamed || k.headerless || k.tent || (int64_t)tc__ld(&c->h->live) != (int64_t)k.final)
-		note(v, "after the audit: %llu unnamed, %llu header-less, %llu TENT, live %lld of %llu",
+	if (k.unnamed || k.headerless || k.tent || (int64_t)tc__ld(&c->h->live) != (int64_t)k.final ||
+	    tc__ld(&c->h->dto_heads) != k.dto)
+		note(v, "after the audit: %llu unnamed, %llu header-less, %llu TENT, live %lld of %llu, "
+			"dto_heads %lld of %llu",
 		     (unsigned long long)k.unnamed, (unsigned long long)k.headerless,
 		     (unsigned long long)k.tent, (long long)tc__ld(&c->h->live),
-		     (unsigned long long)k.final);
+		     (unsigned long long)k.final, (long long)tc__ld(&c->h->dto_heads),
+		     (unsigned long long)k.dto);
 	EXPECT_RC(v, 0, delete_all(c));
 	check_empty(v, c, "every key deleted");
 	char why[256] = "";
