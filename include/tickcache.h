@@ -514,8 +514,9 @@ int tc_incr(tc_cache *c, const void *key, size_t klen, int64_t delta, uint64_t t
  * TC_ECORRUPT), and the -errno of a futex call that fails otherwise (a
  * seccomp filter that refuses it: an error, never a busy loop).  A writer
  * killed between its publish and its wake leaves the waiter asleep until
- * the next write of a key of its shard or its timeout: pass a timeout when
- * that matters.
+ * the dead writer's slot is cleared (the sweeper's next pass, a writer
+ * short of memory, tc_readers_clean: the cleaner wakes every flagged
+ * word), the next write of a key of its shard, or its timeout.
  */
 int tc_wait(tc_cache *c, const void *key, size_t klen, uint64_t version,
 	    uint64_t timeout_ms, tc_meta *meta);

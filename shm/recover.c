@@ -8,7 +8,9 @@
  *    published (a half-done insert's TENT word is aborted), the entry it
  *    was unlinking is retired if the unlink happened (a DTO list head with
  *    its chain), its half-walked retire chain goes back on the list (the
- *    hand-over, epoch.c), its counters are folded into the totals.
+ *    hand-over, epoch.c), its counters are folded into the totals, and
+ *    the flagged futex words are bumped (a writer killed before its wake
+ *    left waiters asleep).
  *  - A free slot that is not quiescent (a scribbled epoch would pin every
  *    grace period): emptied under the same claim, its names dropped, never
  *    acted on; one that still carries an owner's record is left alone (a
@@ -24,6 +26,7 @@
  * list readers.
  */
 #include "internal.h"
+#include "futex.h"
 
 /* Is the published block E still named where it is published from: the
  * header's policy word for a TTL policy table, the index for the rest? */
@@ -147,6 +150,14 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 		tc__st(&s->ret_ref, 0);
 	}
 	tc__empty_slot(c, s);
+	/* A writer killed between its publishing CAS and its tc__notify
+	 * (publish_unwoken) left the waiters of its key asleep, with no
+	 * deadline maybe: wake every flagged word for it (a word without a
+	 * flag costs a load), so that they check again.  Spurious for the
+	 * others, once per dead slot.  Before the owner word is freed: a
+	 * cleaner killed before it is taken over, and bumps again. */
+	if (!free_slot)
+		tc__notify_all(c->h);
 	TC_CRASH_POINT(clean_released);
 	tc__cas(&s->owner, claimed, 0);
 	return true;

@@ -35,6 +35,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "whitebox.h"
 
@@ -69,6 +71,7 @@ enum workload {
 	W_LEASE,    /* tc_lease_acquire */
 	W_SNAPSHOT, /* tc_snapshot_load of ten keys */
 	W_CREATE,   /* tc_open creating another segment */
+	W_WAKE,     /* one set of the key a waiter (another child) sleeps on */
 };
 
 /* Leak bounds that are not a number of blocks (design.md's wording). */
@@ -153,6 +156,7 @@ static const struct spec specs[] = {
 	{ "update_swapped",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
 	{ "update_unlinked",   W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
 	{ "update_retired",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "publish_unwoken",   W_WAKE,     1, 0, 0, 0, NULL, SV_OK, 0 },
 	{ "insert_published",  W_WRITES,   2, 0, 0, -1, NULL, SV_OK, 0 },
 	{ "insert_first_published", W_RUNS, 1, 0, 0, -1, NULL, SV_OK, 0 },
 };
@@ -565,6 +569,8 @@ static void wl_policy(tc_cache *c)
 }
 
 static char snap_path[128];
+#define WAKE_KEY "wk"
+
 static char create_name[TC_NAME_MAX + 1];
 
 static void run_workload(const char *seg, enum workload w)
@@ -604,6 +610,13 @@ static void run_workload(const char *seg, enum workload w)
 	case W_SNAPSHOT: {
 		tc_snapshot_report r;
 		child_want(tc_snapshot_load(c, snap_path, 0, &r), 0, 0, "snapshot_load");
+		break;
+	}
+	case W_WAKE: {
+		uint8_t val[50];
+		memset(val, 0xaa, sizeof(val));
+		child_want(tc_set(c, WAKE_KEY, strlen(WAKE_KEY), val, sizeof(val), 1, 0), 0, 0,
+			   "set");
 		break;
 	}
 	case W_CREATE:   break;
@@ -757,6 +770,80 @@ static void segment_setup(struct verdict *v, tc_cache *c, enum workload w)
 	}
 }
 
+/*
+ * W_WAKE's waiter: a child asleep in tc_wait for WAKE_KEY to exist, with a
+ * deadline the checks never reach.  Exits 0 when it saw the key, 1 on any
+ * other return.  The parent returns once the waiter has flagged the key's
+ * word (it sleeps right after one more check), and has closed its handle.
+ */
+static pid_t start_waiter(struct verdict *v, const char *seg)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		tc_cache *c = NULL;
+		tc_meta m;
+		alarm(60);
+		if (tc_open(&c, seg, NULL) != 0)
+			_exit(2);
+		int rc = tc_wait(c, WAKE_KEY, strlen(WAKE_KEY), 0, 30000, &m);
+		tc_close(c);
+		_exit(rc == 0 && m.version > 0 ? 0 : 1);
+	}
+	tc_cache *c = NULL;
+	ASSERT_RC(0, tc_open(&c, seg, NULL));
+	uint64_t hash = tc__hash(c, WAKE_KEY, strlen(WAKE_KEY), TC_KIND_KEY);
+	uint32_t *word = &c->h->key_wake[TC_WAKE_SHARD(hash)];
+	int i;
+	for (i = 0; i < 2000 && !(tc__ld(word) & TC_WAKE_SLEEP); i++)
+		usleep(1000);
+	if (i == 2000)
+		note(v, "the waiter never flagged its word");
+	usleep(100 * 1000); /* its last check, then FUTEX_WAIT */
+	tc_close(c);
+	return pid;
+}
+
+/* Exit status of PID within MS milliseconds, or -1 (still running). */
+static int wait_ms(pid_t pid, int ms)
+{
+	for (int i = 0; i <= ms; i += 10) {
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(10 * 1000);
+	}
+	return -1;
+}
+
+/*
+ * The writer died between its publish and its wake-up (publish_unwoken):
+ * the waiter sleeps on, as nobody bumped its word.  The dead writer's
+ * slot is cleared by the next cleaner (the survivor's tc_sweep), which
+ * must wake it: it then sees the key, and returns 0.
+ */
+static void check_waiter(struct verdict *v, tc_cache *c, pid_t waiter)
+{
+	if (wait_ms(waiter, 200) != -1) {
+		note(v, "the waiter returned before any cleaner ran");
+		return;
+	}
+	tc_sweep_report sr;
+	EXPECT_RC(v, 0, tc_sweep(c, 0, &sr));
+	if (sr.readers_cleared != 1)
+		note(v, "the sweep cleared %llu reader slots, expected the dead writer's",
+		     (unsigned long long)sr.readers_cleared);
+	int st = wait_ms(waiter, 3000);
+	if (st == -1) {
+		note(v, "the waiter still sleeps 3 s after the dead writer's slot was cleared");
+		kill(waiter, SIGKILL);
+		(void)fx_wait(waiter);
+	} else if (st != 0) {
+		note(v, "the waiter returned without the key (status %d)", st);
+	}
+}
+
 static void run_point(const struct spec *sp, struct verdict *v)
 {
 	char seg[48];
@@ -780,9 +867,17 @@ static void run_point(const struct spec *sp, struct verdict *v)
 	}
 	if (pre && kill_child_at(v, seg, pre->wl, pre->point, pre->nth) != 0)
 		goto out;
-	if (kill_child_at(v, seg, sp->wl, sp->point, sp->nth) != 0)
+	pid_t waiter = sp->wl == W_WAKE ? start_waiter(v, seg) : 0;
+	if (kill_child_at(v, seg, sp->wl, sp->point, sp->nth) != 0) {
+		if (waiter) {
+			kill(waiter, SIGKILL);
+			(void)fx_wait(waiter);
+		}
 		goto out;
+	}
 	ASSERT_RC(0, tc_open(&c, seg, NULL));
+	if (waiter)
+		check_waiter(v, c, waiter);
 
 	check_survivor(v, c, sp->wl == W_ENTRIES, sp->sv);
 	if (sp->wl == W_CREATE) {
