@@ -158,10 +158,9 @@ typedef struct tc_req {
 
 /*
  * Counters count for the whole life of the segment, including the work of
- * processes that have exited.  They are kept per reader slot (no shared line
- * on the hot path) and folded into the segment's totals when a slot is given
- * back or cleared, so a reading taken while a fold runs may be off by the
- * folded amounts for an instant.
+ * processes that have exited (killed ones too, exactly).  They are kept per
+ * reader slot (no shared line on the hot path), and a slot keeps them from
+ * owner to owner: tc_get_stats sums every slot's.
  */
 typedef struct tc_stats {
 	/* operation counters */

@@ -8,8 +8,7 @@
  *    published (a half-done insert's TENT word is aborted), the entry it
  *    was unlinking is retired if the unlink happened (a DTO list head with
  *    its chain), its half-walked retire chain goes back on the list (the
- *    hand-over, epoch.c), its counters are folded into the totals, and
- *    the flagged futex words are bumped (a writer killed before its wake
+ *    hand-over, epoch.c), and the flagged futex words are bumped (a writer killed before its wake
  *    left waiters asleep).
  *  - A free slot that is not quiescent (a scribbled epoch would pin every
  *    grace period): emptied under the same claim, its names dropped, never
@@ -75,8 +74,8 @@ static bool live_owner_record(tc_cache *c, struct tc_rslot *s)
 
 /*
  * Clear the slot of a dead owner.  Its in-flight block is retired unless it
- * was published; its half-walked retire chain goes back on the list; its
- * counters are folded into the totals.  The owner word is cleared last, by
+ * was published; its half-walked retire chain goes back on the list (its
+ * counters stay in the slot, epoch.c, tc__empty_slot).  The owner word is cleared last, by
  * CAS, so two cleaners never both free the slot.  OWNER 0: a free slot that
  * is not quiescent, emptied the same way, except that what it names is not
  * retired: a free slot names nothing, so a name in it is a scribble, and a

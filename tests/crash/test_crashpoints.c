@@ -72,6 +72,7 @@ enum workload {
 	W_SNAPSHOT, /* tc_snapshot_load of ten keys */
 	W_CREATE,   /* tc_open creating another segment */
 	W_WAKE,     /* one set of the key a waiter (another child) sleeps on */
+	W_FOLD,     /* FOLD_SETS sets, then tc_close gives the slot back (its counters) */
 };
 
 /* Leak bounds that are not a number of blocks (design.md's wording). */
@@ -156,6 +157,7 @@ static const struct spec specs[] = {
 	{ "update_swapped",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
 	{ "update_unlinked",   W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
 	{ "update_retired",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "slot_emptied",      W_FOLD,     1, 0, 0, 0, NULL, SV_OK, 0 },
 	{ "publish_unwoken",   W_WAKE,     1, 0, 0, 0, NULL, SV_OK, 0 },
 	{ "insert_published",  W_WRITES,   2, 0, 0, -1, NULL, SV_OK, 0 },
 	{ "insert_first_published", W_RUNS, 1, 0, 0, -1, NULL, SV_OK, 0 },
@@ -570,6 +572,7 @@ static void wl_policy(tc_cache *c)
 
 static char snap_path[128];
 #define WAKE_KEY "wk"
+#define FOLD_SETS 10
 
 static char create_name[TC_NAME_MAX + 1];
 
@@ -617,6 +620,16 @@ static void run_workload(const char *seg, enum workload w)
 		memset(val, 0xaa, sizeof(val));
 		child_want(tc_set(c, WAKE_KEY, strlen(WAKE_KEY), val, sizeof(val), 1, 0), 0, 0,
 			   "set");
+		break;
+	}
+	case W_FOLD: {
+		uint8_t val[50];
+		memset(val, 0xab, sizeof(val));
+		for (int i = 0; i < FOLD_SETS; i++) {
+			char key[16];
+			snprintf(key, sizeof(key), "o%d", i);
+			child_want(tc_set(c, key, strlen(key), val, sizeof(val), 1, 0), 0, 0, "set");
+		}
 		break;
 	}
 	case W_CREATE:   break;
@@ -844,6 +857,27 @@ static void check_waiter(struct verdict *v, tc_cache *c, pid_t waiter)
 	}
 }
 
+/*
+ * W_FOLD: the writer's FOLD_SETS sets count once in tc_get_stats, however
+ * far it got in giving its slot back before it was killed, and after the
+ * cleaner cleared the slot (BASE: the counters before the writer ran).
+ */
+static void check_counters(struct verdict *v, tc_cache *c, const tc_stats *base)
+{
+	tc_sweep_report sr;
+	tc_stats st;
+	EXPECT_RC(v, 0, tc_sweep(c, 0, &sr));
+	EXPECT_RC(v, 0, tc_get_stats(c, &st));
+	if (st.sets != base->sets + FOLD_SETS || st.hits != base->hits ||
+	    st.misses != base->misses || st.deletes != base->deletes)
+		note(v, "counters after the cleaner: sets %llu, hits %llu, misses %llu, deletes %llu; "
+			"expected %llu, %llu, %llu, %llu",
+		     (unsigned long long)st.sets, (unsigned long long)st.hits,
+		     (unsigned long long)st.misses, (unsigned long long)st.deletes,
+		     (unsigned long long)(base->sets + FOLD_SETS), (unsigned long long)base->hits,
+		     (unsigned long long)base->misses, (unsigned long long)base->deletes);
+}
+
 static void run_point(const struct spec *sp, struct verdict *v)
 {
 	char seg[48];
@@ -856,6 +890,8 @@ static void run_point(const struct spec *sp, struct verdict *v)
 
 	tc_cache *c = wb_create(seg, entries_of(sp->wl), ARENA, 8, eviction_of(sp->wl));
 	segment_setup(v, c, sp->wl);
+	tc_stats base;
+	EXPECT_RC(v, 0, tc_get_stats(c, &base));
 	/* Nobody else attached while the children work (tc_audit needs it). */
 	tc_close(c);
 	c = NULL;
@@ -878,6 +914,8 @@ static void run_point(const struct spec *sp, struct verdict *v)
 	ASSERT_RC(0, tc_open(&c, seg, NULL));
 	if (waiter)
 		check_waiter(v, c, waiter);
+	if (sp->wl == W_FOLD)
+		check_counters(v, c, &base);
 
 	check_survivor(v, c, sp->wl == W_ENTRIES, sp->sv);
 	if (sp->wl == W_CREATE) {
