@@ -88,6 +88,7 @@ struct spec {
 	const char *pre;/* a point a first child dies at before this one runs (same table) */
 	int sv;         /* the survivor's new keys: SV_OK (0), or the code design.md allows */
 	int dto_off;    /* dto_heads minus the index's DTO list heads, before the audit */
+	int tent;       /* TENT words left after online recovery (until the audit) */
 };
 
 /* A killed audit leaves the free blocks it had not relinked yet named by
@@ -97,70 +98,70 @@ struct spec {
 
 static const struct spec specs[] = {
 	/* alloc.c */
-	{ "alloc_popped",      W_WRITES,   3, 1, 1, 0, NULL, SV_OK, 0 },
-	{ "alloc_taken",       W_WRITES,   3, 1, 1, 0, NULL, SV_OK, 0 },
-	{ "alloc_carved",      W_CARVE,    3, 1, 1, 0, NULL, SV_OK, 0 },
-	{ "alloc_class_copy",  W_CARVE,    3, 1, 1, 0, NULL, SV_OK, 0 },
-	{ "alloc_ready",       W_WRITES,   3, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "alloc_popped",      W_WRITES,   3, 1, 1, 0, NULL, SV_OK, 0, 0 },
+	{ "alloc_taken",       W_WRITES,   3, 1, 1, 0, NULL, SV_OK, 0, 0 },
+	{ "alloc_carved",      W_CARVE,    3, 1, 1, 0, NULL, SV_OK, 0, 0 },
+	{ "alloc_class_copy",  W_CARVE,    3, 1, 1, 0, NULL, SV_OK, 0, 0 },
+	{ "alloc_ready",       W_WRITES,   3, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	/* audit.c */
-	{ "audit_relink",      W_AUDIT,    3, LEAK_ANY, LEAK_ANY, 0, NULL, -ENOSPC, 0 },
-	{ "audit_state",       W_AUDIT,    1, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "audit_relink",      W_AUDIT,    3, LEAK_ANY, LEAK_ANY, 0, NULL, -ENOSPC, 0, 0 },
+	{ "audit_state",       W_AUDIT,    1, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	/* coalesce.c */
-	{ "free_unlisted",     W_RETIRE,   1, 1, 1, 0, NULL, SV_OK, 0 },
-	{ "coalesce_rewrite",  W_COALESCE, 2, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "coalesce_push",     W_COALESCE, 2, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "coalesce_claiming", W_COALESCE, 2, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "coalesce_popped",   W_COALESCE, 1, 1, 1, 0, NULL, SV_OK, 0 },
-	{ "coalesce_held",     W_COALESCE, 1, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "coalesce_leased",   W_COALESCE, 1, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "coalesce_claimed",  W_COALESCE, 1, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "coalesce_drained",  W_COALESCE, 1, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "coalesce_live",     W_COALESCE, 1, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "free_unlisted",     W_RETIRE,   1, 1, 1, 0, NULL, SV_OK, 0, 0 },
+	{ "coalesce_rewrite",  W_COALESCE, 2, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "coalesce_push",     W_COALESCE, 2, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "coalesce_claiming", W_COALESCE, 2, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "coalesce_popped",   W_COALESCE, 1, 1, 1, 0, NULL, SV_OK, 0, 0 },
+	{ "coalesce_held",     W_COALESCE, 1, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "coalesce_leased",   W_COALESCE, 1, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "coalesce_claimed",  W_COALESCE, 1, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "coalesce_drained",  W_COALESCE, 1, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "coalesce_live",     W_COALESCE, 1, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	/* epoch.c */
-	{ "slot_claimed",      W_WRITES,   1, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "read_section",      W_WRITES,  50, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "retire_marked",     W_RETIRE,   1, 1, 1, 0, NULL, SV_OK, 0 },
-	{ "retire_pushed",     W_RETIRE,   1, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "reclaim_walk",      W_RETIRE,   1, 1, 1, 0, NULL, SV_OK, 0 },
-	{ "reclaim_stolen",    W_STEAL,    1, 0, 0, 0, "reclaim_walk", SV_OK, 0 },
-	{ "reclaim_detached",  W_RETIRE,   1, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "clean_claimed",     W_CLEAN,    1, 0, 0, 0, "write_built", SV_OK, 0 },
-	{ "clean_inflight",    W_CLEAN,    1, 0, 0, 0, "write_built", SV_OK, 0 },
-	{ "clean_unlinked",    W_CLEAN,    1, 0, 0, 0, "update_unlinked", SV_OK, 0 },
-	{ "clean_released",    W_CLEAN,    1, 0, 0, 0, "write_built", SV_OK, 0 },
+	{ "slot_claimed",      W_WRITES,   1, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "read_section",      W_WRITES,  50, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "retire_marked",     W_RETIRE,   1, 1, 1, 0, NULL, SV_OK, 0, 0 },
+	{ "retire_pushed",     W_RETIRE,   1, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "reclaim_walk",      W_RETIRE,   1, 1, 1, 0, NULL, SV_OK, 0, 0 },
+	{ "reclaim_stolen",    W_STEAL,    1, 0, 0, 0, "reclaim_walk", SV_OK, 0, 0 },
+	{ "reclaim_detached",  W_RETIRE,   1, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "clean_claimed",     W_CLEAN,    1, 0, 0, 0, "write_built", SV_OK, 0, 0 },
+	{ "clean_inflight",    W_CLEAN,    1, 0, 0, 0, "write_built", SV_OK, 0, 0 },
+	{ "clean_unlinked",    W_CLEAN,    1, 0, 0, 0, "update_unlinked", SV_OK, 0, 0 },
+	{ "clean_released",    W_CLEAN,    1, 0, 0, 0, "write_built", SV_OK, 0, 0 },
 	/* policy.c */
-	{ "policy_built",      W_POLICY,   2, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "policy_swapped",    W_POLICY,   2, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "policy_built",      W_POLICY,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "policy_swapped",    W_POLICY,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	/* run.c */
-	{ "run_start_unnamed", W_RUNS,     2, 1, 1, 0, NULL, SV_OK, 0 },
-	{ "run_ended",         W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 0 },
-	{ "dto_chain_walk",    W_RUNS,     1, 2, LEAK_LIST, 0, NULL, SV_OK, 0 },
-	{ "dto_list_unlinked", W_RUNS,     1, 0, 0, 1, NULL, SV_OK, 1 },
-	{ "dto_append_unnamed", W_RUNS,    5, 1, 1, 0, NULL, SV_OK, 0 },
-	{ "dto_head_counted",  W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 1 },
-	{ "dto_replaced",      W_RUNS,     1, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "run_start_unnamed", W_RUNS,     2, 1, 1, 0, NULL, SV_OK, 0, 0 },
+	{ "run_ended",         W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 0, 0 },
+	{ "dto_chain_walk",    W_RUNS,     1, 2, LEAK_LIST, 0, NULL, SV_OK, 0, 0 },
+	{ "dto_list_unlinked", W_RUNS,     1, 0, 0, 1, NULL, SV_OK, 1, 0 },
+	{ "dto_append_unnamed", W_RUNS,    5, 1, 1, 0, NULL, SV_OK, 0, 0 },
+	{ "dto_head_counted",  W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 1, 0 },
+	{ "dto_replaced",      W_RUNS,     1, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	/* segment.c */
-	{ "create_building",   W_CREATE,   1, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "create_building",   W_CREATE,   1, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	/* snapshot.c */
-	{ "snapshot_record",   W_SNAPSHOT, 4, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "snapshot_record",   W_SNAPSHOT, 4, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	/* sweep.c */
-	{ "lease_claiming",    W_LEASE,    1, 0, 0, 0, NULL, SV_OK, 0 },
+	{ "lease_claiming",    W_LEASE,    1, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	/* table.c */
-	{ "insert_claimed",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "insert_rescanned",  W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "remove_unlinked",   W_WRITES,   2, 0, 0, 1, NULL, SV_OK, 0 },
-	{ "remove_counted",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "drop_private_freed", W_LRU,     1, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "write_early_block", W_WRITES,   3, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "write_built",       W_WRITES,   3, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "update_noted",      W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "update_swapped",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "update_unlinked",   W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "update_retired",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "slot_emptied",      W_FOLD,     1, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "publish_unwoken",   W_WAKE,     1, 0, 0, 0, NULL, SV_OK, 0 },
-	{ "insert_published",  W_WRITES,   2, 0, 0, -1, NULL, SV_OK, 0 },
-	{ "insert_first_published", W_RUNS, 1, 0, 0, -1, NULL, SV_OK, 0 },
+	{ "insert_claimed",    W_WRITES,   2, 0, 1, 0, NULL, SV_OK, 0, 0 },
+	{ "insert_rescanned",  W_WRITES,   2, 0, 1, 0, NULL, SV_OK, 0, 0 },
+	{ "remove_unlinked",   W_WRITES,   2, 0, 0, 1, NULL, SV_OK, 0, 0 },
+	{ "remove_counted",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "drop_private_freed", W_LRU,     1, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "write_early_block", W_WRITES,   3, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "write_built",       W_WRITES,   3, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "update_noted",      W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "update_swapped",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "update_unlinked",   W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "update_retired",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "slot_emptied",      W_FOLD,     1, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "publish_unwoken",   W_WAKE,     1, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "insert_published",  W_WRITES,   2, 0, 0, -1, NULL, SV_OK, 0, 0 },
+	{ "insert_first_published", W_RUNS, 1, 0, 0, -1, NULL, SV_OK, 0, 0 },
 };
 #define NSPECS (sizeof(specs) / sizeof(specs[0]))
 
@@ -172,10 +173,25 @@ static const struct spec specs[] = {
  * survivor's sweep must take the turn over from it and finish the work.
  */
 static const struct spec recoverer_specs[] = {
-	{ "coalesce_rewrite",  W_CLEAN,    1, 0, 0, 0, "coalesce_rewrite", SV_OK, 0 },
-	{ "coalesce_push",     W_CLEAN,    1, 0, 0, 0, "coalesce_push", SV_OK, 0 },
+	{ "coalesce_rewrite",  W_CLEAN,    1, 0, 0, 0, "coalesce_rewrite", SV_OK, 0, 0 },
+	{ "coalesce_push",     W_CLEAN,    1, 0, 0, 0, "coalesce_push", SV_OK, 0, 0 },
 };
 #define NRSPECS (sizeof(recoverer_specs) / sizeof(recoverer_specs[0]))
+
+/*
+ * The first element of a DTO list killed inside its insert: unlike an
+ * ordinary key's block it is named in no slot (run.c clears inflight
+ * before publishing, dto_append_unnamed), so no cleaner can abort its TENT
+ * word or retire it: the word stays until the next append of that key or
+ * tc_audit, and the block leaks until the audit; dto_heads was raised
+ * before the insert (dto_head_counted).  design.md's rows of these points
+ * give this bound.
+ */
+static const struct spec dto_insert_specs[] = {
+	{ "insert_claimed",    W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 1, 1 },
+	{ "insert_rescanned",  W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 1, 1 },
+};
+#define NDSPECS (sizeof(dto_insert_specs) / sizeof(dto_insert_specs[0]))
 
 static const struct spec *spec_of(const char *point)
 {
@@ -949,8 +965,9 @@ static void run_point(const struct spec *sp, struct verdict *v)
 	if (sp->leak != LEAK_ANY && leak != want)
 		note(v, "leak before tc_audit: %lld block(s), expected exactly %lld", (long long)leak,
 		     (long long)want);
-	if (k.tent != 0)
-		note(v, "%llu TENT word(s) left after online recovery", (unsigned long long)k.tent);
+	if (k.tent != (uint64_t)(sp->tent + (pre ? pre->tent : 0)))
+		note(v, "%llu TENT word(s) left after online recovery, expected %d",
+		     (unsigned long long)k.tent, sp->tent + (pre ? pre->tent : 0));
 	if (live_off != want_off)
 		note(v, "live count off by %lld, expected %lld", (long long)live_off,
 		     (long long)want_off);
@@ -1166,7 +1183,8 @@ int main(int argc, char **argv)
 	/* Optional: run only the points named on the command line. */
 	static char names[NSPECS][64];
 	static char rnames[NRSPECS][64];
-	struct CMUnitTest *t = calloc(NSPECS + NRSPECS + 3, sizeof(*t));
+	static char dnames[NDSPECS][64];
+	struct CMUnitTest *t = calloc(NSPECS + NRSPECS + NDSPECS + 3, sizeof(*t));
 	size_t n = 0;
 	assert_non_null(t);
 	t[n++] = (struct CMUnitTest)FX_TEST(test_every_point_has_a_workload);
@@ -1193,6 +1211,18 @@ int main(int argc, char **argv)
 		t[n++] = (struct CMUnitTest){ .name = rnames[i], .test_func = test_point,
 					      .teardown_func = fx_teardown,
 					      .initial_state = (void *)&recoverer_specs[i] };
+	}
+	for (size_t i = 0; i < NDSPECS; i++) {
+		bool want = argc < 2;
+		for (int a = 1; a < argc; a++)
+			want |= strcmp(argv[a], "dto_insert") == 0;
+		if (!want)
+			continue;
+		snprintf(dnames[i], sizeof(dnames[i]), "dto_first_element_killed_at_%s",
+			 dto_insert_specs[i].point);
+		t[n++] = (struct CMUnitTest){ .name = dnames[i], .test_func = test_point,
+					      .teardown_func = fx_teardown,
+					      .initial_state = (void *)&dto_insert_specs[i] };
 	}
 	int rc = _cmocka_run_group_tests("crashpoints", t, n, NULL, NULL);
 	free(t);
