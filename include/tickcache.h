@@ -290,7 +290,11 @@ void tc_close(tc_cache *c);
  * call from then on, also inside a read section entered before (reopen to
  * reach a segment created anew under the same name), though its memory
  * stays mapped until tc_close; tc_peek pointers taken before stay valid
- * until the outermost tc_read_unlock.  shm-inspect unlink
+ * until the outermost tc_read_unlock.  The segment's flock is held (waited
+ * for as tc_open does, then done without) from the mark to the removal of
+ * the name: an unlinker killed in between leaves the name to the next
+ * tc_open, which finishes the removal (an attach gets -ENOENT, a creator a
+ * new segment).  shm-inspect unlink
  * refuses while live processes are attached unless forced.
  * Returns 0, -ENOENT, -EINVAL, -EACCES.
  */

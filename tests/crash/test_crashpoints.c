@@ -73,6 +73,7 @@ enum workload {
 	W_CREATE,   /* tc_open creating another segment */
 	W_WAKE,     /* one set of the key a waiter (another child) sleeps on */
 	W_FOLD,     /* FOLD_SETS sets, then tc_close gives the slot back (its counters) */
+	W_UNLINK,   /* tc_unlink of another segment, which the parent holds open */
 };
 
 /* Leak bounds that are not a number of blocks (design.md's wording). */
@@ -141,6 +142,7 @@ static const struct spec specs[] = {
 	{ "dto_head_counted",  W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 1, 0 },
 	{ "dto_replaced",      W_RUNS,     1, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	/* segment.c */
+	{ "unlink_marked",     W_UNLINK,   1, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	{ "create_building",   W_CREATE,   1, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	/* snapshot.c */
 	{ "snapshot_record",   W_SNAPSHOT, 4, 0, 0, 0, NULL, SV_OK, 0, 0 },
@@ -600,6 +602,10 @@ static void run_workload(const char *seg, enum workload w)
 		child_want(tc_open(&c, create_name, &o), 0, 0, "create");
 		return;
 	}
+	if (w == W_UNLINK) {
+		child_want(tc_unlink(create_name), 0, 0, "unlink");
+		return;
+	}
 	child_want(tc_open(&c, seg, NULL), 0, 0, "open");
 	switch (w) {
 	case W_WRITES:   wl_writes(c); break;
@@ -648,7 +654,8 @@ static void run_workload(const char *seg, enum workload w)
 		}
 		break;
 	}
-	case W_CREATE:   break;
+	case W_CREATE:
+	case W_UNLINK:   break;
 	}
 	tc_close(c);
 }
@@ -894,8 +901,32 @@ static void check_counters(struct verdict *v, tc_cache *c, const tc_stats *base)
 		     (unsigned long long)base->misses, (unsigned long long)base->deletes);
 }
 
+/*
+ * W_UNLINK: the unlinker died after marking the segment it removes, before
+ * removing its name.  The handle D opened before sees it gone (-ESTALE);
+ * a creator of that name must get a new segment, not the marked one
+ * (TC_ECORRUPT for ever, until someone unlinked it by hand).
+ */
+static void check_unlinked(struct verdict *v, tc_cache *d)
+{
+	uint8_t buf[8];
+	tc_opts o = wb_opts(64, 64 * 1024, 4, TC_EVICT_NONE);
+	tc_cache *n = NULL;
+	o.flags &= ~TC_EXCL; /* a restarting creator: the name may exist */
+	EXPECT_RC(v, -ESTALE, tc_get(d, "u", 1, buf, sizeof(buf), NULL));
+	EXPECT_RC(v, 0, tc_open(&n, create_name, &o));
+	if (n) {
+		EXPECT_RC(v, 0, tc_set(n, "n", 1, "new", 3, 1, 0));
+		EXPECT_RC(v, 0, tc_get(n, "n", 1, buf, sizeof(buf), NULL));
+		EXPECT_RC(v, -ENOENT, tc_get(n, "u", 1, buf, sizeof(buf), NULL));
+		tc_close(n);
+	}
+	EXPECT_RC(v, -ESTALE, tc_get(d, "u", 1, buf, sizeof(buf), NULL));
+}
+
 static void run_point(const struct spec *sp, struct verdict *v)
 {
+	tc_cache *d = NULL; /* W_UNLINK: a handle of the segment the child removes */
 	char seg[48];
 	const struct spec *pre = sp->pre ? spec_of(sp->pre) : NULL;
 	fx_name(seg);
@@ -920,6 +951,11 @@ static void run_point(const struct spec *sp, struct verdict *v)
 	if (pre && kill_child_at(v, seg, pre->wl, pre->point, pre->nth) != 0)
 		goto out;
 	pid_t waiter = sp->wl == W_WAKE ? start_waiter(v, seg) : 0;
+	if (sp->wl == W_UNLINK) {
+		tc_opts o = wb_opts(64, 64 * 1024, 4, TC_EVICT_NONE);
+		ASSERT_RC(0, tc_open(&d, create_name, &o));
+		ASSERT_RC(0, tc_set(d, "u", 1, "old", 3, 1, 0));
+	}
 	if (kill_child_at(v, seg, sp->wl, sp->point, sp->nth) != 0) {
 		if (waiter) {
 			kill(waiter, SIGKILL);
@@ -932,11 +968,13 @@ static void run_point(const struct spec *sp, struct verdict *v)
 		check_waiter(v, c, waiter);
 	if (sp->wl == W_FOLD)
 		check_counters(v, c, &base);
+	if (d)
+		check_unlinked(v, d);
 
 	check_survivor(v, c, sp->wl == W_ENTRIES, sp->sv);
 	if (sp->wl == W_CREATE) {
-		tc_cache *d = NULL;
-		EXPECT_RC(v, TC_ECORRUPT, tc_open(&d, create_name, NULL));
+		tc_cache *e = NULL;
+		EXPECT_RC(v, TC_ECORRUPT, tc_open(&e, create_name, NULL));
 		EXPECT_RC(v, 0, tc_unlink(create_name));
 	}
 	if (sp->wl == W_LEASE) {
@@ -998,6 +1036,8 @@ static void run_point(const struct spec *sp, struct verdict *v)
 	/* 4. Coalescing over the whole arena. */
 	check_largest(v, c);
 out:
+	if (d)
+		tc_close(d);
 	if (c)
 		tc_close(c);
 	(void)tc_unlink(seg);
