@@ -158,10 +158,9 @@ typedef struct tc_req {
 
 /*
  * Counters count for the whole life of the segment, including the work of
- * processes that have exited.  They are kept per reader slot (no shared line
- * on the hot path) and folded into the segment's totals when a slot is given
- * back or cleared, so a reading taken while a fold runs may be off by the
- * folded amounts for an instant.
+ * processes that have exited (killed ones too, exactly).  They are kept per
+ * reader slot (no shared line on the hot path), and a slot keeps them from
+ * owner to owner: tc_get_stats sums every slot's.
  */
 typedef struct tc_stats {
 	/* operation counters */
@@ -213,7 +212,9 @@ typedef struct tc_stats {
 	/* runs and TTL policies */
 	uint64_t run_generation;/* the run generation: odd while a run is active */
 	uint64_t dto_lists;     /* DTO lists in the index, ended runs' included
-				 * until reclaimed (each also counts in entries) */
+				 * until reclaimed (each also counts in entries);
+				 * one high per process killed inside a list's
+				 * insert or unlink, until tc_audit */
 	uint32_t run_active;    /* 1 while a run is active, else 0 */
 	uint32_t ttl_policies;  /* prefixes in the TTL policy table */
 	/* TC_CHECKSUM segments: reads whose value failed its checksum (each
@@ -289,7 +290,11 @@ void tc_close(tc_cache *c);
  * call from then on, also inside a read section entered before (reopen to
  * reach a segment created anew under the same name), though its memory
  * stays mapped until tc_close; tc_peek pointers taken before stay valid
- * until the outermost tc_read_unlock.  shm-inspect unlink
+ * until the outermost tc_read_unlock.  The segment's flock is held (waited
+ * for as tc_open does, then done without) from the mark to the removal of
+ * the name: an unlinker killed in between leaves the name to the next
+ * tc_open, which finishes the removal (an attach gets -ENOENT, a creator a
+ * new segment).  shm-inspect unlink
  * refuses while live processes are attached unless forced.
  * Returns 0, -ENOENT, -EINVAL, -EACCES.
  */
@@ -512,8 +517,9 @@ int tc_incr(tc_cache *c, const void *key, size_t klen, int64_t delta, uint64_t t
  * TC_ECORRUPT), and the -errno of a futex call that fails otherwise (a
  * seccomp filter that refuses it: an error, never a busy loop).  A writer
  * killed between its publish and its wake leaves the waiter asleep until
- * the next write of a key of its shard or its timeout: pass a timeout when
- * that matters.
+ * the dead writer's slot is cleared (the sweeper's next pass, a writer
+ * short of memory, tc_readers_clean: the cleaner wakes every flagged
+ * word), the next write of a key of its shard, or its timeout.
  */
 int tc_wait(tc_cache *c, const void *key, size_t klen, uint64_t version,
 	    uint64_t timeout_ms, tc_meta *meta);

@@ -26,7 +26,7 @@
  *     afresh into free blocks; every free block goes on a rebuilt list of
  *     its class; the retire list is reclaimed and emptied (no reader
  *     exists); TENT words are cleared;
- *  4. recount live keys and reset the gauges.
+ *  4. recount live keys and DTO list heads, and reset the gauges.
  *
  * The carved end walked is the bump word's when it passes its seal
  * (alloc.c).  A scribbled word is rebuilt: the walk ends where the last
@@ -603,11 +603,12 @@ static void settle_words(tc_cache *c, const struct dups *dups)
 }
 
 /* Mark every block the index words and the header roots reach.  Returns
- * the published keys; *TENT counts the claims nobody will finalize, *FIX
- * the words that name no entry or lie past their home's probe range, and
- * DUPS holds the words of a block already marked (settle_words). */
+ * the published keys, *DTO of them DTO list heads; *TENT counts the claims
+ * nobody will finalize, *FIX the words that name no entry or lie past their
+ * home's probe range, and DUPS holds the words of a block already marked
+ * (settle_words). */
 static int64_t mark_reachable(tc_cache *c, struct marks *m, uint64_t *tent, uint64_t *fix,
-			      struct dups *dups)
+			      struct dups *dups, uint64_t *dto)
 {
 	int64_t live = 0;
 	for (uint64_t b = 0; b < c->nbuckets; b++) {
@@ -634,6 +635,8 @@ static int64_t mark_reachable(tc_cache *c, struct marks *m, uint64_t *tent, uint
 			mark(m, TC_SW_REF(w));
 			tc__audit_entry(c, e, mark, m);
 			live++;
+			if (tc__ld(&e->kind) == TC_KIND_DTO)
+				(*dto)++;
 		}
 	}
 	tc__audit_roots(c, mark, m);
@@ -656,14 +659,18 @@ static void clear_claims(tc_cache *c, uint64_t tent, tc_audit_report *rep)
 	}
 }
 
-/* The counters after the rebuild: LIVE keys, and no block retired. */
-static void reset_counts(tc_cache *c, int64_t live, tc_audit_report *rep)
+/* The counters after the rebuild: LIVE keys, DTO list heads, and no block
+ * retired.  A writer killed between a list's insert or unlink and its count
+ * (dto_head_counted, dto_list_unlinked) left dto_heads one high: a sweep
+ * that finds it above 0 walks the index for dead lists on every pass. */
+static void reset_counts(tc_cache *c, int64_t live, uint64_t dto, tc_audit_report *rep)
 {
 	if (rep) {
 		rep->live_before = (int64_t)tc__ld(&c->h->live);
 		rep->live_after = live;
 	}
 	tc__st(&c->h->live, (uint64_t)live);
+	tc__st(&c->h->dto_heads, dto);
 	/* No block is retired any more: reset the deltas of every slot. */
 	tc__st(&c->h->tot[TC_C_RETIRED_BYTES], 0);
 	tc__st(&c->h->tot[TC_C_RETIRED_BLOCKS], 0);
@@ -703,9 +710,9 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		rc = -ENOMEM; /* nothing changed yet: only the door to open */
 		goto out_open;
 	}
-	uint64_t tent = 0, fix = 0;
+	uint64_t tent = 0, fix = 0, dto = 0;
 	struct dups dups = { 0 };
-	int64_t live = mark_reachable(c, &m, &tent, &fix, &dups);
+	int64_t live = mark_reachable(c, &m, &tent, &fix, &dups, &dto);
 	if (dups.nomem) {
 		rc = -ENOMEM; /* nothing changed yet */
 		goto out_free;
@@ -739,7 +746,7 @@ int tc_audit(tc_cache *c, tc_audit_report *rep)
 		tc__mb(); /* the zeros before the word that lets carvers at them */
 		tc__st(&c->h->bump, tc__bump_seal(c->seed, end));
 	}
-	reset_counts(c, live, rep);
+	reset_counts(c, live, dto, rep);
 out_free:
 	free(dups.at);
 	free(m.bits);

@@ -175,28 +175,19 @@ static void __attribute__((constructor)) epoch_init(void)
 	pthread_atfork(NULL, NULL, tls_atfork_child);
 }
 
-void tc__fold_slot(tc_cache *c, struct tc_rslot *s)
-{
-	for (int i = 0; i < TC_NCOUNTERS; i++) {
-		uint64_t v = tc__ld(&s->ctr[i]);
-		if (v) {
-			tc__add(&c->h->tot[i], v);
-			tc__st(&s->ctr[i], 0);
-		}
-	}
-}
-
 /*
  * Empty slot S for its next owner, the owner word aside (the caller frees
  * it by CAS): its detached chain back on the list (min 0 frees nothing;
  * a slot of a thread that died inside a detach may hold the PEND form),
- * its counters folded, every other field quiescent.  slot_free below and
- * the cleaner of a dead slot (recover.c).
+ * every other field quiescent.  slot_free below and the cleaner of a dead
+ * slot (recover.c).  Its counters stay: the next owner counts on from them
+ * and tc_get_stats sums every slot's.  (Folded into the totals, the add and
+ * the zeroing were two writes, and an owner killed between them was folded
+ * again by its cleaner: counted twice for ever.)
  */
 void tc__empty_slot(tc_cache *c, struct tc_rslot *s)
 {
 	tc__push_back_chain(c, s);
-	tc__fold_slot(c, s);
 	tc__st(&s->inflight, 0);
 	tc__st(&s->since, 0);
 	tc__st(&s->cookie, 0);
@@ -214,6 +205,7 @@ static void slot_free(tc_cache *c, struct tc_rslot *s)
 	if ((owner >> 32) != tc__self_pid())
 		return;
 	tc__empty_slot(c, s);
+	TC_CRASH_POINT(slot_emptied);
 	tc__cas(&s->owner, owner, 0);
 }
 

@@ -249,7 +249,6 @@ int  tc__reclaim(tc_cache *c, struct tc_rslot *s, uint64_t *freed);
 int  tc__reclaim_budget(tc_cache *c, struct tc_rslot *s, uint64_t *freed, uint64_t budget);
 uint64_t tc__reclaim_step(tc_cache *c, struct tc_rslot *s, uint64_t budget);
 void tc__release_handle_slots(tc_cache *c);
-void tc__fold_slot(tc_cache *c, struct tc_rslot *s);
 void tc__empty_slot(tc_cache *c, struct tc_rslot *s); /* all but the owner word */
 /* The slot of a maintenance call (tc_reclaim, tc_sweep, tc_audit) into *SP:
  * 0, -EUSERS (no slot), or -EDEADLK (inside a read section of ours, which

@@ -1024,6 +1024,7 @@ static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstat
 static inline void write_done(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
 			      struct tc_rslot *s, uint64_t t0)
 {
+	TC_CRASH_POINT(publish_unwoken);
 	tc__notify(c, w->hash); /* after the publishing CAS: wake waiters, if any */
 	if (q->op == TC_OP_INCR && q->out)
 		*q->out = w->incr_val; /* only on success */

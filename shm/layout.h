@@ -28,11 +28,12 @@
 #include "tickcache.h"
 
 #define TC_MAGIC          0x3145484341434B54ull /* "TKCACHE1" little-endian */
-#define TC_LAYOUT_VERSION 12u /* bump on every change of this file's structs (8: a slot's
+#define TC_LAYOUT_VERSION 13u /* bump on every change of this file's structs (8: a slot's
 				 * TC_C_OPS no longer counts hits and misses; 9: the futex
 				 * words of tc_wait / tc_wait_any; 10: tc_entry.cls_check;
 				 * 11: a slot's reclaim word keeps its detach's counter;
-				 * 12: the checksum seals aux, and run anchors carry one) */
+				 * 12: the checksum seals aux, and run anchors carry one;
+				 * 13: a free slot keeps its counters, never folded into tot) */
 #define TC_CACHELINE      64
 #define TC_PAGE           4096
 
@@ -58,7 +59,8 @@
 #define TC_OPT_CHECKSUM   0x1u /* values carry an XXH3 checksum (see tc_entry) */
 #define TC_OPT_ALL        TC_OPT_CHECKSUM
 
-/* Per-slot operation counters, folded into tc_hdr.tot when a slot is freed. */
+/* Per-slot operation counters: a slot keeps them from owner to owner (never
+ * folded: see tc__empty_slot); tc_hdr.tot holds what is counted without a slot. */
 enum {
 	TC_C_HITS, TC_C_MISSES, TC_C_SETS, TC_C_ADDS, TC_C_DELETES,
 	TC_C_EXPIRATIONS, TC_C_EVICTIONS, TC_C_ERRORS, TC_C_OPS, TC_C_CLEARS,
@@ -134,7 +136,8 @@ struct tc_hdr {
 	 * CAS.  The anchor block holds the run's data, immutable. */
 	uint64_t run_word __attribute__((aligned(TC_CACHELINE)));
 
-	/* lines 9-10: counters folded from freed reader slots; uatomic_add */
+	/* lines 9-10: counters of work done without a reader slot (tc__acct);
+	 * uatomic_add */
 	uint64_t tot[TC_NCOUNTERS] __attribute__((aligned(TC_CACHELINE)));
 
 	/* the size classes, one line each */

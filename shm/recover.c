@@ -8,7 +8,8 @@
  *    published (a half-done insert's TENT word is aborted), the entry it
  *    was unlinking is retired if the unlink happened (a DTO list head with
  *    its chain), its half-walked retire chain goes back on the list (the
- *    hand-over, epoch.c), its counters are folded into the totals.
+ *    hand-over, epoch.c), and the flagged futex words are bumped (a writer killed before its wake
+ *    left waiters asleep).
  *  - A free slot that is not quiescent (a scribbled epoch would pin every
  *    grace period): emptied under the same claim, its names dropped, never
  *    acted on; one that still carries an owner's record is left alone (a
@@ -24,6 +25,7 @@
  * list readers.
  */
 #include "internal.h"
+#include "futex.h"
 
 /* Is the published block E still named where it is published from: the
  * header's policy word for a TTL policy table, the index for the rest? */
@@ -72,8 +74,8 @@ static bool live_owner_record(tc_cache *c, struct tc_rslot *s)
 
 /*
  * Clear the slot of a dead owner.  Its in-flight block is retired unless it
- * was published; its half-walked retire chain goes back on the list; its
- * counters are folded into the totals.  The owner word is cleared last, by
+ * was published; its half-walked retire chain goes back on the list (its
+ * counters stay in the slot, epoch.c, tc__empty_slot).  The owner word is cleared last, by
  * CAS, so two cleaners never both free the slot.  OWNER 0: a free slot that
  * is not quiescent, emptied the same way, except that what it names is not
  * retired: a free slot names nothing, so a name in it is a scribble, and a
@@ -147,6 +149,14 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 		tc__st(&s->ret_ref, 0);
 	}
 	tc__empty_slot(c, s);
+	/* A writer killed between its publishing CAS and its tc__notify
+	 * (publish_unwoken), or inside its bump (wake_bumped), left the
+	 * waiters of its key asleep, with no deadline maybe: bump the flagged
+	 * words and wake every sleeper, so that they check again.  Spurious
+	 * for the others, once per dead slot.  Before the owner word is
+	 * freed: a cleaner killed before it is taken over, and wakes again. */
+	if (!free_slot)
+		tc__notify_all(c->h);
 	TC_CRASH_POINT(clean_released);
 	tc__cas(&s->owner, claimed, 0);
 	return true;

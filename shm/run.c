@@ -351,7 +351,11 @@ static int append_publish(tc_cache *c, struct tc_rslot *s, struct tc_entry *e, u
 		return A_GO;
 	}
 	bool seen;
+	/* Counted before the insert, so that a sweep never finds the count
+	 * below the heads it would walk for: a kill here leaves it one high,
+	 * as the element (named nowhere since dto_append_unnamed) leaks. */
 	tc__add(&c->h->dto_heads, 1);
+	TC_CRASH_POINT(dto_head_counted);
 	int ir = tc__insert(c, hash, key, klen, TC_KIND_DTO, e, &seen);
 	if (ir == 0)
 		return A_GO;

@@ -440,32 +440,53 @@ static int attach_mapped(uint8_t *base, const struct stat *st, const char *name,
 	return 0;
 }
 
-int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
+/*
+ * Is the mapped object BASE of SIZE bytes a segment that tc_unlink marked
+ * removed?  Found under the flock, its unlinker is done (the name is gone
+ * or names another object by now) or died before removing the name: it
+ * holds the flock from its mark to the removal (tc_unlink).
+ */
+static bool marked_unlinked(const uint8_t *base, uint64_t size)
 {
-	if (!out)
-		return -EINVAL;
-	*out = NULL;
-	if (!tc_name_valid(name))
-		return -EINVAL;
-	if (opts && (opts->flags & TC_WAIT))
-		return open_wait(out, name, opts); /* calls us without TC_WAIT */
-	struct want w;
-	int rc = open_opts(opts, &w);
-	if (rc)
-		return rc;
-	tc__membarrier_init();
+	const struct tc_hdr *h = (const struct tc_hdr *)base;
+	return size >= sizeof(*h) && tc__ld(&h->magic) == TC_MAGIC &&
+	       tc__ld(&h->state) == TC_STATE_UNLINKED;
+}
 
+/* Finish the removal of a marked segment (FD, under its flock): its name
+ * only, if PATH still names this object; another object created under the
+ * name since (possible only once the name is gone) is not ours to remove. */
+static void finish_unlink(int fd, const char *path)
+{
+	struct stat mine, now;
+	int fd2 = shm_open(path, O_RDONLY, 0);
+	if (fd2 == -1)
+		return;
+	bool same = fstat(fd, &mine) == 0 && fstat(fd2, &now) == 0 &&
+		    mine.st_ino == now.st_ino && mine.st_dev == now.st_dev;
+	close(fd2);
+	if (same)
+		shm_unlink(path);
+}
+
+/* tc_open's result when it found a marked segment and removed its name. */
+#define OPEN_GONE 1
+
+/* One attempt of tc_open (W: its checked options).  0, a code, or OPEN_GONE. */
+static int open_once(tc_cache **out, const char *name, const tc_opts *opts,
+		     const struct want *w)
+{
 	char path[TC_SHM_PATH_MAX];
 	tc__shm_path(path, sizeof(path), name);
-	int oflags = O_RDWR | (w.create ? O_CREAT : 0) | (w.excl ? O_EXCL : 0);
-	int fd = shm_open(path, oflags, w.mode);
+	int oflags = O_RDWR | (w->create ? O_CREAT : 0) | (w->excl ? O_EXCL : 0);
+	int fd = shm_open(path, oflags, w->mode);
 	if (fd == -1)
 		return -errno;
-	rc = tc__lock_bounded(fd);
+	int rc = tc__lock_bounded(fd);
 	if (rc)
 		goto out_close;
 	struct stat st;
-	rc = build_if_empty(fd, path, name, &w, opts, &st);
+	rc = build_if_empty(fd, path, name, w, opts, &st);
 	if (rc)
 		goto out_close;
 	bool lazy = opts && (opts->flags & TC_LAZY);
@@ -473,6 +494,15 @@ int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
 			     MAP_SHARED | (lazy ? 0 : MAP_POPULATE), fd, 0);
 	if (base == MAP_FAILED) {
 		rc = -errno;
+		goto out_close;
+	}
+	if (marked_unlinked(base, (uint64_t)st.st_size)) {
+		/* An unlinker killed between its mark and the removal of the
+		 * name (unlink_marked) left a name nobody could open or create
+		 * again: finish its work. */
+		munmap(base, (size_t)st.st_size);
+		finish_unlink(fd, path);
+		rc = OPEN_GONE;
 		goto out_close;
 	}
 	rc = attach_mapped(base, &st, name, opts, out);
@@ -490,6 +520,32 @@ out_close:
 	flock(fd, LOCK_UN);
 	close(fd);
 	return rc;
+}
+
+int tc_open(tc_cache **out, const char *name, const tc_opts *opts)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!tc_name_valid(name))
+		return -EINVAL;
+	if (opts && (opts->flags & TC_WAIT))
+		return open_wait(out, name, opts); /* calls us without TC_WAIT */
+	struct want w;
+	int rc = open_opts(opts, &w);
+	if (rc)
+		return rc;
+	tc__membarrier_init();
+	/* A marked segment's name removed: it does not exist, and a creator
+	 * makes it anew (a few times: others may unlink it meanwhile). */
+	for (int round = 0; round < 4; round++) {
+		rc = open_once(out, name, opts, &w);
+		if (rc != OPEN_GONE)
+			return rc;
+		if (!w.create)
+			return -ENOENT;
+	}
+	return TC_ECORRUPT;
 }
 
 void tc_close(tc_cache *c)
@@ -517,8 +573,13 @@ int tc_unlink(const char *name)
 	tc__shm_path(path, sizeof(path), name);
 	/* Mark the segment first, so that every handle still attached learns
 	 * that it is gone (-ESTALE) instead of diverging from a segment that a
-	 * restarted process may create under the same name. */
+	 * restarted process may create under the same name.  The flock is held
+	 * from the mark to the removal of the name, so that an opener that
+	 * finds the mark under it knows that we are done or dead, and finishes
+	 * the removal (tc_open, marked_unlinked); when a holder stopped inside
+	 * tc_open or tc_audit makes the wait run out, without it. */
 	int fd = shm_open(path, O_RDWR, 0);
+	bool locked = fd >= 0 && tc__lock_bounded(fd) == 0;
 	if (fd >= 0) {
 		struct stat st;
 		if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= sizeof(struct tc_hdr)) {
@@ -537,17 +598,21 @@ int tc_unlink(const char *name)
 						 * -ESTALE (the CAS was the barrier). */
 						if (tc__ld(&h->layout_version) == TC_LAYOUT_VERSION)
 							tc__notify_all(h);
+						TC_CRASH_POINT(unlink_marked);
 						break;
 					}
 				}
 				munmap(h, sizeof(*h));
 			}
 		}
+	}
+	int rc = shm_unlink(path) == -1 ? -errno : 0;
+	if (fd >= 0) {
+		if (locked)
+			flock(fd, LOCK_UN);
 		close(fd);
 	}
-	if (shm_unlink(path) == -1)
-		return -errno;
-	return 0;
+	return rc;
 }
 
 int tc_get_info(tc_cache *c, tc_info *out)

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * stats.c - tc_get_stats(): the totals folded from freed reader slots plus
- * the live slots' own counters, and the gauges read from the header.
+ * stats.c - tc_get_stats(): the header's totals plus every reader slot's
+ * counters, and the gauges read from the header.
  * Nothing here is on the hot path.
  */
 #include "internal.h"
 
-/* The operation counters: the totals plus every claimed slot's. */
+/* The operation counters: the totals (of calls made without a slot) plus
+ * every slot's, claimed or free: a slot keeps its counters from owner to
+ * owner (epoch.c, tc__empty_slot). */
 static void stats_counters(tc_cache *c, tc_stats *out)
 {
 	uint64_t ctr[TC_NCOUNTERS];
@@ -15,14 +17,14 @@ static void stats_counters(tc_cache *c, tc_stats *out)
 	uint32_t readers = 0, tools = 0;
 	for (uint32_t r = 0; r < c->nslots; r++) {
 		struct tc_rslot *s = &c->slots[r];
+		for (int i = 0; i < TC_NCOUNTERS; i++)
+			ctr[i] += tc__ld(&s->ctr[i]);
 		if (!tc__ld(&s->owner))
 			continue;
 		if (r < c->max_readers)
 			readers++;
 		else
 			tools++;
-		for (int i = 0; i < TC_NCOUNTERS; i++)
-			ctr[i] += tc__ld(&s->ctr[i]);
 	}
 	out->readers = readers;
 	out->tool_readers = tools;

@@ -188,6 +188,24 @@ static void test_half_built_segment_is_corrupt_for_attachers(void **state)
 	ASSERT_RC(-ENOENT, tc_unlink(name));
 }
 
+/*
+ * A segment whose unlinker died between its mark and the removal of the
+ * name (crash point unlink_marked): an attacher finds it absent (-ENOENT,
+ * and the name is removed), a creator makes it anew (test_crashpoints).
+ */
+static void test_marked_segment_left_by_a_dead_unlinker_is_absent(void **state)
+{
+	(void)state;
+	char name[64];
+	size_t size;
+	fx_name(name);
+	struct tc_hdr *h = make_and_map(name, &size);
+	h->state = TC_STATE_UNLINKED;
+	munmap(h, size);
+	ASSERT_RC(-ENOENT, attach_rc(name));
+	ASSERT_RC(-ENOENT, tc_unlink(name));
+}
+
 static void test_geometry_mismatch_is_egeometry(void **state)
 {
 	(void)state;
@@ -660,6 +678,7 @@ int main(void)
 		FX_TEST(test_bad_header_fields_are_refused),
 		FX_TEST(test_wrong_object_size_is_corrupt),
 		FX_TEST(test_half_built_segment_is_corrupt_for_attachers),
+		FX_TEST(test_marked_segment_left_by_a_dead_unlinker_is_absent),
 		FX_TEST(test_geometry_mismatch_is_egeometry),
 		FX_TEST(test_mode_is_applied_exactly),
 		FX_TEST(test_attach_records_of_exited_process_are_cleared),

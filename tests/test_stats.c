@@ -4,7 +4,7 @@
  * sequence of calls every counter equals an exact number (hits, misses,
  * sets, adds, deletes, errors, ops, expirations, clears, keys_deleted, the
  * hit rate), the gauges count live keys exactly, another handle and a
- * process that has exited fold into the same totals, and bad arguments
+ * process that has exited count in the same totals, and bad arguments
  * give -EINVAL.  Expiry uses a TTL of 1 ms and a sleep of 50 ms: the clock
  * only has to move forward, nothing is timed.
  */
