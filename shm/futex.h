@@ -10,7 +10,8 @@
 #include "internal.h"
 
 void tc__notify_slow(tc_cache *c, uint32_t *key_word); /* KEY_WORD NULL: any_wake only */
-void tc__notify_all(struct tc_hdr *h);          /* every word (tc_unlink; a dead slot's cleaner) */
+/* Every word and every sleeper: tc_unlink, the cleaner of a dead slot. */
+void tc__notify_all(struct tc_hdr *h);
 uint32_t tc__wake_arm(uint32_t *p, uint32_t flags);
 int  tc__wake_sleep(uint32_t *p, uint32_t w, uint64_t deadline_ns);
 uint64_t tc__wake_calls(void);                 /* FUTEX_WAKE calls of this process (tests) */

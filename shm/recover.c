@@ -150,11 +150,11 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	}
 	tc__empty_slot(c, s);
 	/* A writer killed between its publishing CAS and its tc__notify
-	 * (publish_unwoken) left the waiters of its key asleep, with no
-	 * deadline maybe: wake every flagged word for it (a word without a
-	 * flag costs a load), so that they check again.  Spurious for the
-	 * others, once per dead slot.  Before the owner word is freed: a
-	 * cleaner killed before it is taken over, and bumps again. */
+	 * (publish_unwoken), or inside its bump (wake_bumped), left the
+	 * waiters of its key asleep, with no deadline maybe: bump the flagged
+	 * words and wake every sleeper, so that they check again.  Spurious
+	 * for the others, once per dead slot.  Before the owner word is
+	 * freed: a cleaner killed before it is taken over, and wakes again. */
 	if (!free_slot)
 		tc__notify_all(c->h);
 	TC_CRASH_POINT(clean_released);

@@ -162,6 +162,7 @@ static const struct spec specs[] = {
 	{ "update_retired",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	{ "slot_emptied",      W_FOLD,     1, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	{ "publish_unwoken",   W_WAKE,     1, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "wake_bumped",       W_WAKE,     1, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	{ "insert_published",  W_WRITES,   2, 0, 0, -1, NULL, SV_OK, 0, 0 },
 	{ "insert_first_published", W_RUNS, 1, 0, 0, -1, NULL, SV_OK, 0, 0 },
 };
