@@ -877,7 +877,24 @@ static pid_t start_waiter(struct verdict *v, const char *seg)
 		usleep(1000);
 	if (i == 2000)
 		note(v, "the waiter never flagged its word");
-	usleep(100 * 1000); /* its last check, then FUTEX_WAIT */
+	/* Its last check, then FUTEX_WAIT: blocked in the futex call, by
+	 * /proc/PID/syscall (202 on x86-64), or after a while if unreadable. */
+	char path[64], line[64];
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+	for (i = 0; i < 2000; i++) {
+		FILE *f = fopen(path, "r");
+		bool in_futex = false;
+		if (!f) {
+			usleep(200 * 1000);
+			break;
+		}
+		if (fgets(line, sizeof(line), f))
+			in_futex = strncmp(line, "202 ", 4) == 0;
+		fclose(f);
+		if (in_futex)
+			break;
+		usleep(1000);
+	}
 	tc_close(c);
 	return pid;
 }
