@@ -195,21 +195,30 @@ int tc__insert_new(tc_cache *c, uint64_t hash, const void *key, size_t klen,
 	return RETRY;
 }
 
-/* Remove the published slot word W at SLOTP: 0, or -EAGAIN if it changed. */
+/*
+ * Remove the published slot word W at SLOTP: 0, or -EAGAIN if it changed.
+ * The live count is lowered before the CAS and given back when it fails:
+ * a remover killed in between leaves it one low, which lets one insert
+ * overshoot max_entries (the index's headroom holds it, as it holds
+ * concurrent inserters), where lowered after the CAS it was left one high
+ * and the segment refused its max_entries-th key until tc_audit.
+ */
 int tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w, int ctr)
 {
 	struct tc_entry *e = tc__block(c, TC_SW_REF(w));
 	if (e && s)
 		tc__note_unlink(s, TC_SW_REF(w), e);
+	tc__add(&c->h->live, (uint64_t)-1);
+	TC_CRASH_POINT(remove_reserved);
 	if (tc__cas(slotp, w, 0) != w) {
+		tc__add(&c->h->live, 1);
 		if (s)
 			tc__st(&s->ret_ref, 0);
 		return -EAGAIN;
 	}
 	TC_CRASH_POINT(remove_unlinked);
 	tc__notify(c, e ? tc__ld(&e->hash) : 0);
-	tc__add(&c->h->live, (uint64_t)-1);
-	TC_CRASH_POINT(remove_counted);
+	TC_CRASH_POINT(remove_woken);
 	if (e)
 		tc__retire(c, s, e);
 	if (s)

@@ -63,14 +63,18 @@ static bool list_dead(tc_cache *c, struct tc_entry *e)
 static int drop_list(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w,
 		     struct tc_entry *e)
 {
-	/* Named in our slot: a cleaner retires it if we die after the CAS. */
+	/* Named in our slot: a cleaner retires it if we die after the CAS.
+	 * The live count before the CAS, as tc__remove_slot says why; the
+	 * heads after it, never below the heads in the index. */
 	tc__note_unlink(s, TC_SW_REF(w), e);
+	tc__add(&c->h->live, (uint64_t)-1);
+	TC_CRASH_POINT(dto_list_reserved);
 	if (tc__cas(slotp, w, 0) != w) {
+		tc__add(&c->h->live, 1);
 		tc__st(&s->ret_ref, 0);
 		return -EAGAIN;
 	}
 	TC_CRASH_POINT(dto_list_unlinked);
-	tc__add(&c->h->live, (uint64_t)-1);
 	tc__add(&c->h->dto_heads, (uint64_t)-1);
 	tc__dto_retire_chain(c, s, e);
 	tc__st(&s->ret_ref, 0);

@@ -74,6 +74,7 @@ enum workload {
 	W_WAKE,     /* one set of the key a waiter (another child) sleeps on */
 	W_FOLD,     /* FOLD_SETS sets, then tc_close gives the slot back (its counters) */
 	W_UNLINK,   /* tc_unlink of another segment, which the parent holds open */
+	W_DELFULL,  /* a delete in a segment that holds max_entries keys */
 };
 
 /* Leak bounds that are not a number of blocks (design.md's wording). */
@@ -137,7 +138,8 @@ static const struct spec specs[] = {
 	{ "run_start_unnamed", W_RUNS,     2, 1, 1, 0, NULL, SV_OK, 0, 0 },
 	{ "run_ended",         W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 0, 0 },
 	{ "dto_chain_walk",    W_RUNS,     1, 2, LEAK_LIST, 0, NULL, SV_OK, 0, 0 },
-	{ "dto_list_unlinked", W_RUNS,     1, 0, 0, 1, NULL, SV_OK, 1, 0 },
+	{ "dto_list_reserved", W_RUNS,     1, 0, 0, -1, NULL, SV_OK, 0, 0 },
+	{ "dto_list_unlinked", W_RUNS,     1, 0, 0, 0, NULL, SV_OK, 1, 0 },
 	{ "dto_append_unnamed", W_RUNS,    5, 1, 1, 0, NULL, SV_OK, 0, 0 },
 	{ "dto_head_counted",  W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 1, 0 },
 	{ "dto_replaced",      W_RUNS,     1, 0, 0, 0, NULL, SV_OK, 0, 0 },
@@ -151,8 +153,9 @@ static const struct spec specs[] = {
 	/* table.c */
 	{ "insert_claimed",    W_WRITES,   2, 0, 1, 0, NULL, SV_OK, 0, 0 },
 	{ "insert_rescanned",  W_WRITES,   2, 0, 1, 0, NULL, SV_OK, 0, 0 },
-	{ "remove_unlinked",   W_WRITES,   2, 0, 0, 1, NULL, SV_OK, 0, 0 },
-	{ "remove_counted",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "remove_reserved",   W_WRITES,   2, 0, 0, -1, NULL, SV_OK, 0, 0 },
+	{ "remove_unlinked",   W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "remove_woken",      W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	{ "drop_private_freed", W_LRU,     1, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	{ "write_early_block", W_WRITES,   3, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	{ "write_built",       W_WRITES,   3, 0, 0, 0, NULL, SV_OK, 0, 0 },
@@ -195,6 +198,16 @@ static const struct spec dto_insert_specs[] = {
 	{ "insert_rescanned",  W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 1, 1 },
 };
 #define NDSPECS (sizeof(dto_insert_specs) / sizeof(dto_insert_specs[0]))
+
+/*
+ * A deleter killed in a segment that holds max_entries keys: the survivor
+ * must be able to store the key whose place the delete freed (README:
+ * max_entries live keys), before any audit.
+ */
+static const struct spec full_specs[] = {
+	{ "remove_unlinked",   W_DELFULL,  1, 0, 0, 0, NULL, SV_OK, 0, 0 },
+};
+#define NFSPECS (sizeof(full_specs) / sizeof(full_specs[0]))
 
 static const struct spec *spec_of(const char *point)
 {
@@ -244,7 +257,7 @@ static const char *bound_text(int bound, char *buf, size_t cap)
 
 static uint64_t entries_of(enum workload w)
 {
-	return w == W_ENTRIES ? 64 : 4096;
+	return w == W_ENTRIES || w == W_DELFULL ? 64 : 4096;
 }
 
 static int eviction_of(enum workload w)
@@ -655,6 +668,7 @@ static void run_workload(const char *seg, enum workload w)
 		}
 		break;
 	}
+	case W_DELFULL:  child_want(tc_del(c, "e0", 2), 0, 0, "del"); break;
 	case W_CREATE:
 	case W_UNLINK:   break;
 	}
@@ -778,6 +792,30 @@ static void check_empty(struct verdict *v, tc_cache *c, const char *when)
 		     (unsigned long long)k.headerless);
 }
 
+/* W_DELFULL's segment: max_entries keys e0, e1, ... */
+static void fill_index(struct verdict *v, tc_cache *c)
+{
+	uint8_t val[100];
+	memset(val, 0x5b, sizeof(val));
+	for (uint64_t i = 0; i < c->max_entries; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "e%u", (unsigned)i);
+		EXPECT_RC(v, 0, tc_set(c, key, strlen(key), val, sizeof(val), 4, 0));
+	}
+	EXPECT_RC(v, -ENOSPC, tc_set(c, "over", 4, val, sizeof(val), 4, 0));
+}
+
+/* W_DELFULL's survivor: e0 is gone, so exactly one new key fits. */
+static void check_full_after_delete(struct verdict *v, tc_cache *c)
+{
+	uint8_t val[100], buf[128];
+	memset(val, 0x5c, sizeof(val));
+	EXPECT_RC(v, -ENOENT, tc_get(c, "e0", 2, buf, sizeof(buf), NULL));
+	EXPECT_RC(v, 0, tc_set(c, "sv", 2, val, sizeof(val), 9, 0));
+	EXPECT_RC(v, -ENOSPC, tc_set(c, "sv2", 3, val, sizeof(val), 9, 0));
+	EXPECT_RC(v, 0, tc_del(c, "sv", 2));
+}
+
 static void segment_setup(struct verdict *v, tc_cache *c, enum workload w)
 {
 	char why[256] = "";
@@ -791,6 +829,8 @@ static void segment_setup(struct verdict *v, tc_cache *c, enum workload w)
 		if (w != W_LRU)
 			EXPECT_RC(v, 0, delete_all(c));
 	}
+	if (w == W_DELFULL)
+		fill_index(v, c);
 	if (w == W_SNAPSHOT) {
 		uint8_t val[50];
 		memset(val, 0x99, sizeof(val));
@@ -837,7 +877,24 @@ static pid_t start_waiter(struct verdict *v, const char *seg)
 		usleep(1000);
 	if (i == 2000)
 		note(v, "the waiter never flagged its word");
-	usleep(100 * 1000); /* its last check, then FUTEX_WAIT */
+	/* Its last check, then FUTEX_WAIT: blocked in the futex call, by
+	 * /proc/PID/syscall (202 on x86-64), or after a while if unreadable. */
+	char path[64], line[64];
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+	for (i = 0; i < 2000; i++) {
+		FILE *f = fopen(path, "r");
+		bool in_futex = false;
+		if (!f) {
+			usleep(200 * 1000);
+			break;
+		}
+		if (fgets(line, sizeof(line), f))
+			in_futex = strncmp(line, "202 ", 4) == 0;
+		fclose(f);
+		if (in_futex)
+			break;
+		usleep(1000);
+	}
 	tc_close(c);
 	return pid;
 }
@@ -972,7 +1029,10 @@ static void run_point(const struct spec *sp, struct verdict *v)
 	if (d)
 		check_unlinked(v, d);
 
-	check_survivor(v, c, sp->wl == W_ENTRIES, sp->sv);
+	if (sp->wl == W_DELFULL)
+		check_full_after_delete(v, c);
+	else
+		check_survivor(v, c, sp->wl == W_ENTRIES, sp->sv);
 	if (sp->wl == W_CREATE) {
 		tc_cache *e = NULL;
 		EXPECT_RC(v, TC_ECORRUPT, tc_open(&e, create_name, NULL));
@@ -1225,7 +1285,8 @@ int main(int argc, char **argv)
 	static char names[NSPECS][64];
 	static char rnames[NRSPECS][64];
 	static char dnames[NDSPECS][64];
-	struct CMUnitTest *t = calloc(NSPECS + NRSPECS + NDSPECS + 3, sizeof(*t));
+	static char fnames[NFSPECS][64];
+	struct CMUnitTest *t = calloc(NSPECS + NRSPECS + NDSPECS + NFSPECS + 3, sizeof(*t));
 	size_t n = 0;
 	assert_non_null(t);
 	t[n++] = (struct CMUnitTest)FX_TEST(test_every_point_has_a_workload);
@@ -1264,6 +1325,17 @@ int main(int argc, char **argv)
 		t[n++] = (struct CMUnitTest){ .name = dnames[i], .test_func = test_point,
 					      .teardown_func = fx_teardown,
 					      .initial_state = (void *)&dto_insert_specs[i] };
+	}
+	for (size_t i = 0; i < NFSPECS; i++) {
+		bool want = argc < 2;
+		for (int a = 1; a < argc; a++)
+			want |= strcmp(argv[a], "full") == 0;
+		if (!want)
+			continue;
+		snprintf(fnames[i], sizeof(fnames[i]), "full_index_killed_at_%s", full_specs[i].point);
+		t[n++] = (struct CMUnitTest){ .name = fnames[i], .test_func = test_point,
+					      .teardown_func = fx_teardown,
+					      .initial_state = (void *)&full_specs[i] };
 	}
 	int rc = _cmocka_run_group_tests("crashpoints", t, n, NULL, NULL);
 	free(t);
