@@ -104,7 +104,8 @@ enum {
 
 /* tc_opts.eviction */
 #define TC_EVICT_NONE 0  /* full means -ENOSPC; nothing is dropped, ever */
-#define TC_EVICT_LRU  1  /* approximate LRU (CLOCK) when memory or entries run out */
+#define TC_EVICT_LRU  1  /* approximate LRU (CLOCK) of ordinary keys when memory or
+			  * entries run out (never rate windows, load claims, DTO lists) */
 
 /* ttl_ms on writes: 0 = never expires, TC_TTL_DEFAULT = segment policy.
  * A TTL above TC_TTL_MAX (100 years) is -EINVAL: it is almost always a
@@ -686,8 +687,10 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg);
  * never get more than LIMIT allowed in one window (a call racing a window
  * boundary may be counted in the newer window).  Limiters are a namespace
  * of their own (tc_get/tc_purge do not see them); one lives two windows
- * after its last call.  Under TC_EVICT_LRU a limiter may be evicted like
- * any key (it then restarts from 0).  With TC_CHECKSUM a window that fails
+ * after its last call.  TC_EVICT_LRU never evicts a limiter (it would
+ * restart from 0 inside its window): it stays until it expires, and a
+ * segment full of limiters and load claims refuses new ones with -ENOSPC.
+ * With TC_CHECKSUM a window that fails
  * its checksum, its expiry included, gives TC_ECORRUPT (until the expiry
  * pass removes it once it expired), never a count nor a new window.
  * Returns 0, -EINVAL (NULL c, key or allowed; LIMIT or WINDOW_MS 0;

@@ -39,7 +39,11 @@ static void clock_visit(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs, ui
 	if (expired(tc__ld(&e->expires_ms), k->now)) {
 		if (tc__remove_slot(c, k->s, slotp, word, TC_C_EXPIRATIONS) == 0)
 			k->removed++;
-	} else if (k->lru && v->kind != TC_KIND_DTO) { /* a DTO list goes as a whole (run.c) */
+	} else if (k->lru && v->kind == TC_KIND_KEY) {
+		/* Only keys the application wrote: a DTO list goes as a
+		 * whole (run.c); a rate window or a load claim dropped would
+		 * reset its limiter or let a second loader run, so each stays
+		 * until its window or lease ends (its expiry, above). */
 		if (tc__ld(&e->refbit))
 			tc__st(&e->refbit, 0);
 		else if ((k->need_slot || k->want == UINT32_MAX || v->cls == k->want) &&
@@ -64,7 +68,7 @@ static int evict_n(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slo
 
 /*
  * CLOCK over the index: expired entries go first; a set reference bit is
- * cleared; an entry with a clear bit is evicted when it frees what is
+ * cleared; an ordinary key with a clear bit is evicted when it frees what is
  * wanted (a block of class WANT, any entry when NEED_SLOT).  A policy
  * whose clock evicts nothing (TC_EVICT_NONE) removes only expired entries.
  * Returns entries removed.

@@ -154,6 +154,90 @@ static void test_short_windows_stay_exact(void **state)
 	assert_true(allowed <= windows * (int64_t)limit);
 }
 
+/*
+ * Under TC_EVICT_LRU the clock makes room by dropping cold keys.  A rate
+ * window is not a key the application wrote: dropped, its count starts
+ * from 1 again and the limiter lets LIMIT more calls through in the same
+ * window.  A load claim (single flight) dropped while its loader runs lets
+ * a second process load the same key.  A limiter used once, then left
+ * while a full segment churns, keeps its count, and a claim its loader's
+ * lease; only the window's end or the lease's removes them.
+ */
+#define LRU_CHURN 2000
+
+static void lru_churn(tc_cache *c)
+{
+	char key[32], val[64];
+	memset(val, 'v', sizeof(val));
+	for (int i = 0; i < LRU_CHURN; i++) {
+		int kl = snprintf(key, sizeof(key), "tick:%d", i);
+		FX_CHECK(tc_set(c, key, (size_t)kl, val, sizeof(val), 0, 0) == 0);
+	}
+}
+
+static int child_loader(const void *key, size_t klen, void *buf, size_t cap, size_t *len,
+			void *arg)
+{
+	(void)key, (void)klen, (void)cap, (void)arg;
+	memcpy(buf, "child", 5);
+	*len = 5;
+	_exit(2); /* a second loader ran: the claim was gone */
+}
+
+/* The loader of the claim holder: churn, then let another process try to
+ * load the same key (it must wait for the claim, and time out). */
+static int churn_then_race(const void *key, size_t klen, void *buf, size_t cap, size_t *len,
+			   void *arg)
+{
+	(void)cap;
+	tc_cache *c = arg;
+	lru_churn(c);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char got[16];
+		tc_meta m;
+		int rc = tc_get_or_load(c, key, klen, got, sizeof(got), &m, 0, 0, 300,
+					child_loader, NULL);
+		_exit(rc == -ETIMEDOUT ? 0 : 3);
+	}
+	int st = -1;
+	FX_CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+	memcpy(buf, "parent", 6);
+	*len = 6;
+	return WIFEXITED(st) ? -WEXITSTATUS(st) : -100;
+}
+
+static void test_lru_never_evicts_rate_windows_or_load_claims(void **state)
+{
+	(void)state;
+	char name[TC_NAME_MAX + 1];
+	tc_opts o = fx_opts(64, 256 * 1024, 4);
+	o.eviction = TC_EVICT_LRU;
+	tc_cache *c = NULL;
+	fx_name_at(name, sizeof(name), __func__);
+	ASSERT_RC(0, tc_open(&c, name, &o));
+	bool ok;
+	uint64_t n;
+	assert_int_equal(0, tc_rate_limit(c, "orders:XNAS", 11, 3, HUGE_WINDOW, &ok, &n));
+	assert_int_equal(1, n);
+	lru_churn(c); /* many times the index's capacity */
+	tc_stats st;
+	assert_int_equal(0, tc_get_stats(c, &st));
+	assert_true(st.evictions >= LRU_CHURN - 64);
+	assert_int_equal(0, tc_rate_limit(c, "orders:XNAS", 11, 3, HUGE_WINDOW, &ok, &n));
+	assert_int_equal(2, n);
+	assert_true(ok);
+	/* The child's exit status comes back as the loader's error: 0 when
+	 * it timed out waiting for our claim, -2 when it loaded itself. */
+	char got[16];
+	tc_meta m;
+	assert_int_equal(0, tc_get_or_load(c, "load:k", 6, got, sizeof(got), &m, 0, 0, 10000,
+					   churn_then_race, c));
+	assert_memory_equal(got, "parent", 6);
+	tc_close(c);
+	assert_int_equal(0, tc_unlink(name));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -162,6 +246,7 @@ int main(void)
 		FX_TEST_SEG(test_next_window_starts_from_one),
 		FX_TEST_SEG(test_processes_never_exceed_the_limit),
 		FX_TEST_SEG(test_short_windows_stay_exact),
+		FX_TEST(test_lru_never_evicts_rate_windows_or_load_claims),
 	};
 	return fx_run(tests);
 }
