@@ -843,8 +843,10 @@ typedef struct tc_snapshot_info {
 #define TC_SNAP_REPLACE 0x1u /* overwrite keys that exist (default: keep them) */
 
 /*
- * tc_snapshot_save - write every live key of C to PATH: to a file beside it,
- * synced, then renamed over PATH, so PATH always holds a whole snapshot.
+ * tc_snapshot_save - write every live key of C to PATH: to a file beside it
+ * (PATH.tmp.PID.XXXXXX), synced, then renamed over PATH, so PATH always
+ * holds a whole snapshot.  The file of a saver killed on the way is
+ * removed by the next save to PATH once its pid names no process.
  * Each key is saved as one version of it; keys written during the save may
  * or may not be in it (as tc_scan).  Never blocks writers, and reads
  * quietly (no reference bits set, no hits counted).  With TC_CHECKSUM every

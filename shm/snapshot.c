@@ -9,9 +9,12 @@
  * Saving is a scan (each key read whole, so each record is one version of
  * its key; the set of keys is that of a scan, as with tc_scan), with reads
  * that neither set reference bits nor count hits.  The file is created
- * beside its final name under a random name (mkostemp: O_EXCL, mode 0600,
- * never through a symlink), synced, renamed over it, and the directory is
- * synced: a crash leaves the old snapshot or the new one.
+ * beside its final name as NAME.tmp.PID.XXXXXX (mkostemp: O_EXCL, mode
+ * 0600, never through a symlink), synced, renamed over it, and the
+ * directory is synced: a crash leaves the old snapshot or the new one.  A
+ * saver killed on the way leaves its temporary file; the next save to the
+ * same name removes the ones whose pid is gone (remove_dead_temps), so a
+ * saver killed again and again never fills the disk.
  *
  * Format (little-endian; docs/design.md, "Snapshots"):
  *   header  "TCSNAP01", u32 version, u32 flags (SNAP_F_*), u64 max_entries,
@@ -25,8 +28,10 @@
  */
 #include "internal.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -115,6 +120,7 @@ static int save_key(const void *key, size_t klen, const tc_meta *meta, void *arg
 		return 1;
 	}
 	s->records++;
+	TC_CRASH_POINT(snapshot_saving);
 	return 0;
 }
 
@@ -166,7 +172,7 @@ static int write_all(struct saver *s, const tc_info *info)
 /*
  * Close S's file TMP (RC is how writing it went) and, when all went well,
  * rename it over PATH and sync the directory.  TMP is removed on any
- * failure, and is overwritten (it has PLEN + 16 bytes).  0 or -errno.
+ * failure, and is overwritten (it has PLEN + 32 bytes).  0 or -errno.
  */
 static int finish_file(struct saver *s, int rc, char *tmp, size_t plen, const char *path)
 {
@@ -184,13 +190,60 @@ static int finish_file(struct saver *s, int rc, char *tmp, size_t plen, const ch
 	}
 	/* The rename itself survives a power cut once the directory is
 	 * synced; a failure here leaves a whole file either way. */
-	snprintf(tmp, plen + 16, "%s", path);
+	snprintf(tmp, plen + 32, "%s", path);
 	int dfd = open(dirname(tmp), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
 		(void)fsync(dfd);
 		close(dfd);
 	}
 	return 0;
+}
+
+/*
+ * Is NAME "BASE.tmp.PID.XXXXXX" (PID decimal, six characters of mkostemp
+ * after it)?  Then the pid, else 0.
+ */
+static uint32_t temp_pid(const char *name, const char *base, size_t blen)
+{
+	if (strncmp(name, base, blen) != 0 || strncmp(name + blen, ".tmp.", 5) != 0)
+		return 0;
+	const char *p = name + blen + 5;
+	uint64_t pid = 0;
+	size_t digits = 0;
+	for (; *p >= '0' && *p <= '9' && digits < 8; p++, digits++)
+		pid = pid * 10 + (uint64_t)(*p - '0');
+	if (!digits || *p != '.' || strlen(p + 1) != 6 || pid == 0 || pid > TC_PID_MAX_LIMIT)
+		return 0;
+	return (uint32_t)pid;
+}
+
+/*
+ * Remove the temporary files that savers killed on the way left beside
+ * PATH: those whose pid names no process (kill: ESRCH).  One of a live
+ * process, or of a pid reused since, stays for a later save.
+ */
+static void remove_dead_temps(const char *path)
+{
+	char *d1 = strdup(path), *d2 = strdup(path);
+	DIR *d = NULL;
+	if (!d1 || !d2)
+		goto out;
+	const char *base = basename(d2);
+	size_t blen = strlen(base);
+	d = opendir(dirname(d1));
+	if (!d)
+		goto out;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		uint32_t pid = temp_pid(de->d_name, base, blen);
+		if (pid && pid != tc__self_pid() && kill((pid_t)pid, 0) == -1 && errno == ESRCH)
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+	}
+out:
+	if (d)
+		closedir(d);
+	free(d1);
+	free(d2);
 }
 
 int tc_snapshot_save(tc_cache *c, const char *path, tc_snapshot_report *rep)
@@ -204,13 +257,14 @@ int tc_snapshot_save(tc_cache *c, const char *path, tc_snapshot_report *rep)
 	if (rc)
 		return rc;
 	size_t plen = strlen(path);
-	char *tmp = malloc(plen + 16);
+	char *tmp = malloc(plen + 32);
 	struct saver s = { .c = c, .xs = XXH3_createState(), .val = malloc(TC_VALUE_MAX) };
 	if (!tmp || !s.xs || !s.val) {
 		rc = -ENOMEM;
 		goto out_free;
 	}
-	snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+	remove_dead_temps(path);
+	snprintf(tmp, plen + 32, "%s.tmp.%u.XXXXXX", path, tc__self_pid());
 	int fd = mkostemp(tmp, O_CLOEXEC); /* O_EXCL, 0600: never an existing file or link */
 	if (fd < 0) {
 		rc = -errno;

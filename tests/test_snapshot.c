@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "tickcache.h"
 #include "blackbox.h"
@@ -377,6 +378,47 @@ static void test_failed_save_leaves_the_old_snapshot(void **state)
 	tc_close(c);
 }
 
+/*
+ * A saver killed on the way leaves its temporary file, PATH.tmp.PID.XXXXXX.
+ * The next save to PATH removes those whose pid names no process; a live
+ * process's (it may be saving now) and names of another form stay.
+ */
+static void test_save_removes_the_temporary_files_of_dead_savers(void **state)
+{
+	char a[TC_NAME_MAX + 1], p[160], f[sizeof(p) + 32];
+	tc_snapshot_report rep;
+	(void)state;
+	tc_cache *c = fresh(a, 1u << 20);
+	ASSERT_RC(0, tc_set(c, "one", 3, "1", 1, 0, 0));
+	path_of(p, sizeof(p), "t.snap");
+	pid_t dead = fork();
+	if (dead == 0)
+		_exit(0);
+	assert_true(dead > 0);
+	assert_int_equal(waitpid(dead, NULL, 0), dead);
+	const char *suffix[] = { "", "", ".tmp.abc.QwE456", ".tmp.12.QwE4567", ".tmp.QwE456" };
+	char name[5][32];
+	snprintf(name[0], sizeof(name[0]), ".tmp.%d.AbC123", (int)dead);
+	snprintf(name[1], sizeof(name[1]), ".tmp.%d.AbC123", (int)getppid());
+	for (int i = 2; i < 5; i++)
+		snprintf(name[i], sizeof(name[i]), "%s", suffix[i]);
+	for (int i = 0; i < 5; i++) {
+		assert_true(snprintf(f, sizeof(f), "%s%s", p, name[i]) < (int)sizeof(f));
+		FILE *tf = fopen(f, "w");
+		assert_non_null(tf);
+		fclose(tf);
+	}
+	ASSERT_RC(0, tc_snapshot_save(c, p, &rep));
+	for (int i = 0; i < 5; i++) {
+		assert_true(snprintf(f, sizeof(f), "%s%s", p, name[i]) < (int)sizeof(f));
+		struct stat st;
+		assert_int_equal(stat(f, &st) == 0, i != 0); /* only the dead saver's goes */
+		unlink(f);
+	}
+	unlink(p);
+	tc_close(c);
+}
+
 /* ------------------------------------------------------------------ */
 
 #define CW_KEYS 64
@@ -443,6 +485,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_round_trip_keeps_every_key_as_it_was),
 		FX_TEST(test_load_skips_expired_and_keeps_present_keys),
+		FX_TEST(test_save_removes_the_temporary_files_of_dead_savers),
 		FX_TEST(test_load_into_a_full_segment_stops_with_enospc),
 		FX_TEST(test_damaged_files_are_refused_before_any_write),
 		FX_TEST(test_failed_save_leaves_the_old_snapshot),

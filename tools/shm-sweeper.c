@@ -473,7 +473,24 @@ static bool wanted(const struct cfg *cf, const char *name)
 	return !cf->named || seg_find(name, false) != NULL;
 }
 
-/* Remove temporary files of saves killed half way (an hour old or more). */
+/*
+ * Is T (".snap.tmp." and what follows, in a file name) a save's temporary
+ * file: "XXXXXX" after it (earlier versions) or "PID.XXXXXX" (snapshot.c)?
+ */
+static bool tmp_suffix(const char *t)
+{
+	const char *p = t + strlen(".snap.tmp.");
+	size_t digits = strspn(p, "0123456789");
+	if (digits && p[digits] == '.')
+		p += digits + 1;
+	return strlen(p) == 6 && !strchr(p, '.');
+}
+
+/*
+ * Remove temporary files of saves killed half way (an hour old or more):
+ * a later save to the same name removes those of dead pids itself; this
+ * catches the ones of segments no longer saved.
+ */
 static void clean_tmp(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -485,7 +502,7 @@ static void clean_tmp(const char *dir)
 		struct stat st;
 		const char *t = strstr(de->d_name, ".snap.tmp.");
 
-		if (!t || strlen(t) != strlen(".snap.tmp.XXXXXX") ||
+		if (!t || !tmp_suffix(t) ||
 		    (size_t)snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= sizeof path ||
 		    lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || now - st.st_mtime < 3600)
 			continue;
