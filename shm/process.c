@@ -232,7 +232,8 @@ bool tc__thread_gone(uint32_t pid, uint32_t tid, uint64_t tstart)
 
 /*
  * Does /proc/PID/maps show segment C (at address BASE, when not 0)?  The
- * answer, and in *READABLE whether the file could be read at all.
+ * answer, and in *READABLE whether the file could be read at all (opened
+ * and read to its end: an empty one is read, a kernel thread's).
  * (Reading maps takes the target's mmap lock for reading: this runs in
  * cleaners and tc_audit only, never on a data path.)
  */
@@ -244,11 +245,10 @@ static bool maps_show(tc_cache *c, uint32_t pid, uint64_t base, bool *readable_o
 	FILE *f = fopen(path, "re");
 	if (!f)
 		return false;
-	bool found = false, readable = false, cont = false;
+	bool found = false, cont = false;
 	while (!found && fgets(line, sizeof(line), f)) {
 		unsigned long long lo, hi, off, ino;
 		unsigned maj, mnr;
-		readable = true;
 		/* A line longer than the buffer comes in pieces: only the
 		 * first is parsed.  The rest is a path, anybody's bytes,
 		 * which may read as a mapping of our inode. */
@@ -262,8 +262,11 @@ static bool maps_show(tc_cache *c, uint32_t pid, uint64_t base, bool *readable_o
 		    (base == 0 || (lo == base && off == 0)))
 			found = true;
 	}
+	/* Read to its end without an error: readable, also when empty (a
+	 * kernel thread, which has no memory map: it never attached).  A
+	 * kernel that checks access at read time fails the read instead. */
+	*readable_out = found || !ferror(f);
 	fclose(f);
-	*readable_out = readable;
 	return found;
 }
 

@@ -968,7 +968,7 @@ static void test_idle_writer_does_not_hold_retired_memory_hostage(void **state)
  * TSTART: a process and a thread start time scribbled into the slot's
  * owner record too (0: none).
  */
-static void free_slot_scribbled_then_cleared(uint64_t start, uint64_t tstart)
+static void free_slot_scribbled_then_cleared(uint64_t start, uint64_t tstart, uint32_t attach_pid)
 {
 	char name[64], v[2000];
 	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
@@ -978,6 +978,11 @@ static void free_slot_scribbled_then_cleared(uint64_t start, uint64_t tstart)
 	assert_int_equal(tc__ld(&s->owner), 0);
 	tc__st(&s->start, start); /* the scribble */
 	tc__st(&s->tstart, tstart);
+	struct tc_attach_rec *r = &c->attach[c->max_attach - 1];
+	if (attach_pid) { /* an attach record scribbled too: ATTACH_PID, start time 0 */
+		assert_int_equal(tc__ld(&r->pid), 0);
+		tc__st(&r->pid, attach_pid);
+	}
 	tc__st(&s->epoch, tc__ld(&c->h->epoch));
 	memset(v, 'v', sizeof(v));
 	/* 128 overwrites of a 2 KiB value need more than the 256 KiB arena:
@@ -991,6 +996,7 @@ static void free_slot_scribbled_then_cleared(uint64_t start, uint64_t tstart)
 	}
 	assert_int_equal(tc__ld(&s->epoch), 0);
 	assert_int_equal(tc__ld(&s->owner), 0);
+	assert_int_equal(tc__ld(&r->pid), 0);
 	char got[2000];
 	tc_meta m;
 	ASSERT_RC(0, tc_get(c, "big", 3, got, sizeof(got), &m));
@@ -1003,7 +1009,7 @@ static void free_slot_scribbled_then_cleared(uint64_t start, uint64_t tstart)
 static void test_scribbled_epoch_of_a_free_slot_is_cleared(void **state)
 {
 	(void)state;
-	free_slot_scribbled_then_cleared(0, 0);
+	free_slot_scribbled_then_cleared(0, 0, 0);
 }
 
 /*
@@ -1018,7 +1024,7 @@ static void test_scribbled_epoch_of_a_free_slot_is_cleared(void **state)
 static void test_scribbled_free_slot_with_a_record_of_no_attached_process_is_cleared(void **state)
 {
 	(void)state;
-	free_slot_scribbled_then_cleared(60, 0);
+	free_slot_scribbled_then_cleared(60, 0, 0);
 }
 
 /*
@@ -1033,7 +1039,49 @@ static void test_scribbled_free_slot_with_a_record_of_no_attached_process_is_cle
 static void test_scribbled_free_slot_with_a_record_without_start_time_is_cleared(void **state)
 {
 	(void)state;
-	free_slot_scribbled_then_cleared(0, 60);
+	free_slot_scribbled_then_cleared(0, 60, 0);
+}
+
+/* A kernel thread (PF_KTHREAD in /proc/PID/stat's flags): alive, with
+ * a /proc/PID/maps that opens and reads as empty.  0 when none is seen
+ * (a pid namespace of its own). */
+static uint32_t a_kernel_thread(void)
+{
+	for (uint32_t pid = 2; pid < 200; pid++) {
+		char path[64], buf[512];
+		snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = 0;
+		char *p = strrchr(buf, ')');
+		unsigned long flags = 0;
+		/* after the name: state ppid pgrp session tty_nr tpgid flags */
+		if (p && sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) == 1 &&
+		    (flags & 0x00200000ul))
+			return pid;
+	}
+	return 0;
+}
+
+/*
+ * The same scribble (a record with no process start time), and an attach
+ * record scribbled to name a live kernel thread with start time 0: a
+ * kernel thread maps nothing (its /proc/PID/maps reads as empty), so it
+ * never attached; that record is cleared, and the slot then names nobody.
+ * Found by fuzz_segment_raw on e90ec53: "empty" was taken for "unreadable"
+ * (believed), the record stayed, the slot was left, and writes slept their
+ * 20 ms each (write 102 here: -ENOSPC).
+ */
+static void test_an_attach_record_naming_a_kernel_thread_pins_nothing(void **state)
+{
+	(void)state;
+	uint32_t kt = a_kernel_thread();
+	if (!kt)
+		skip(); /* no kernel thread visible in this pid namespace */
+	free_slot_scribbled_then_cleared(0, 60, kt);
 }
 
 /*
@@ -1473,6 +1521,7 @@ int main(int argc, char **argv)
 		FX_TEST(test_scribbled_epoch_of_a_free_slot_is_cleared),
 		FX_TEST(test_scribbled_free_slot_with_a_record_of_no_attached_process_is_cleared),
 		FX_TEST(test_scribbled_free_slot_with_a_record_without_start_time_is_cleared),
+		FX_TEST(test_an_attach_record_naming_a_kernel_thread_pins_nothing),
 		FX_TEST(test_a_writer_never_waits_for_its_own_section),
 		FX_TEST(test_scribbled_name_in_a_free_slot_retires_nothing),
 		FX_TEST(test_live_reader_whose_owner_word_reads_0_keeps_its_epoch),
