@@ -44,8 +44,8 @@ static bool still_published(tc_cache *c, struct tc_entry *e)
 
 /*
  * Could free slot S be the slot of a live reader whose owner word alone was
- * scribbled to 0?  Only if it carries an owner's record whose process is
- * attached: every process that reads has an attach record with its start
+ * scribbled to 0?  Only if it carries a whole owner's record whose process
+ * is attached: every process that reads has an attach record with its start
  * time (tc_open), and a live one keeps it.  A record that names no such
  * process (its start time scribbled too, or left by a writer of an image)
  * is a scribble, and the slot is emptied: left alone, its epoch pinned
@@ -59,7 +59,11 @@ static bool still_published(tc_cache *c, struct tc_entry *e)
  */
 static bool live_owner_record(tc_cache *c, struct tc_rslot *s)
 {
-	if (!tc__owner_record(s))
+	/* A claimer writes its whole record before it enters a section or
+	 * builds a block: the address of its mapping and its handle's id,
+	 * neither ever 0 (test_a_free_slot_with_an_incomplete_record_is_
+	 * cleared). */
+	if (!tc__ld(&s->base) || !tc__ld(&s->cookie))
 		return false;
 	uint64_t start = tc__ld(&s->start);
 	for (uint32_t i = 0; i < c->max_attach; i++) {
