@@ -1142,13 +1142,23 @@ static void run_program(struct state *s)
 	}
 }
 
+/*
+ * After each input: the object is made again when its name is gone, by the
+ * program's unlink or by the library (tc_open finishes the removal of a
+ * segment marked UNLINKED whose unlinker is gone: an image of that state
+ * removes the name).  Without it, every later input of the process wrote
+ * into an object nobody could open, and ran no call past tc_open.
+ */
 static void end_input(struct state *s)
 {
 	for (int h = 0; h < 2; h++)
 		if (s->c[h])
 			tc_close(s->c[h]);
-	if (s->unlinked)
+	struct stat st;
+	if (s->unlinked || fstat(shm_fd, &st) != 0 || st.st_nlink == 0) {
 		make_object();
+		s->unlinked = true; /* the raw harness: the new object has its size */
+	}
 	unlink(snap_path); /* no state carried from one input to the next */
 }
 
