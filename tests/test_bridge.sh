@@ -360,33 +360,62 @@ is "SIGTERM: the tiered keys purged" "$("$INSPECT" exists "$C" quote:t >/dev/nul
 
 # ---- Sentinel: a primary, a replica and a Sentinel; the primary fails over ----
 # Loopback TCP ports the kernel says are free (replication and Sentinel
-# need addresses, not unix sockets).
-read -r P1 P2 P3 < <(python3 -c 'import socket
-ss = [socket.socket() for _ in range(3)]
-for s in ss:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])
-for s in ss:
-    s.close()')
-SPIDS=()
+# need addresses, not unix sockets).  A port can be taken between the probe
+# and the server's bind (another test's outgoing connection gets it as its
+# source port): the server then exits at once, and a new port is tried.
+free_port() {
+	python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
 rp() { redis-cli -h 127.0.0.1 -p "$1" "${@:2}"; }
-redis-server --port "$P1" --bind 127.0.0.1 --save '' --appendonly no --logfile "$TMP/p1.log" &
-SPIDS+=($!); PIDS+=($!); PRIM=$!
-redis-server --port "$P2" --bind 127.0.0.1 --save '' --appendonly no --logfile "$TMP/p2.log" \
-	--replicaof 127.0.0.1 "$P1" &
-SPIDS+=($!); PIDS+=($!)
+# serve NAME CMD...: run CMD (its port in $PORT, chosen here) until it
+# answers PING; its port in $PORT and pid in $LAST.
+serve() {
+	local name=$1 try
+	shift
+	for try in 1 2 3 4 5; do
+		PORT=$(free_port)
+		"$@" &
+		LAST=$!
+		for _ in $(seq 1 200); do
+			[ "$(rp "$PORT" PING 2>/dev/null)" = PONG ] && { SPIDS+=($LAST); PIDS+=($LAST); return 0; }
+			kill -0 "$LAST" 2>/dev/null || break
+			sleep 0.05
+		done
+		kill -9 "$LAST" 2>/dev/null
+		wait "$LAST" 2>/dev/null
+		echo "     $name: port $PORT not served (try $try)"
+	done
+	bad "$name: no port served in 5 tries"
+	return 1
+}
+SPIDS=()
+# (exec: $! is the server's pid, which the failover below kills.)
+start_p1() { exec redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --logfile "$TMP/p1.log"; }
+start_p2() { exec redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --logfile "$TMP/p2.log" \
+	--replicaof 127.0.0.1 "$P1"; }
+serve primary start_p1; P1=$PORT; PRIM=$LAST
+serve replica start_p2; P2=$PORT
 # The Sentinel learns of replicas from the primary's INFO (every 10 s):
 # start it once the replica is connected, so its first INFO names it.
 for _ in $(seq 1 200); do
 	[ "$(rp "$P2" ROLE 2>/dev/null | sed -n 4p)" = connected ] && break
 	sleep 0.05
 done
-printf '%s\n' "port $P3" "bind 127.0.0.1" "logfile $TMP/sentinel.log" \
-	"sentinel monitor tc 127.0.0.1 $P1 1" "sentinel down-after-milliseconds tc 300" \
-	"sentinel failover-timeout tc 3000" >"$TMP/sentinel.conf"
-redis-server "$TMP/sentinel.conf" --sentinel &
-SPIDS+=($!); PIDS+=($!)
-for _ in $(seq 1 300); do
+start_sentinel() {
+	printf '%s\n' "port $PORT" "bind 127.0.0.1" "logfile $TMP/sentinel.log" \
+		"sentinel monitor tc 127.0.0.1 $P1 1" "sentinel down-after-milliseconds tc 300" \
+		"sentinel failover-timeout tc 3000" >"$TMP/sentinel.conf"
+	exec redis-server "$TMP/sentinel.conf" --sentinel
+}
+serve sentinel start_sentinel; P3=$PORT
+# Two of its INFO rounds at least, on a loaded host (a missed first round
+# costs 10 s): up to 45 s.
+t_end=$((SECONDS + 45))
+while [ "$SECONDS" -lt "$t_end" ]; do
 	[ "$(rp "$P3" SENTINEL get-master-addr-by-name tc 2>/dev/null | tail -1)" = "$P1" ] &&
 	rp "$P3" SENTINEL replicas tc 2>/dev/null | grep -qx "127.0.0.1:$P2" && break
 	sleep 0.05
