@@ -419,7 +419,8 @@ static int sweep_arena(tc_cache *c, const struct marks *m, uint64_t end, bool ap
  * a record, a slot of another pid without an owner's record
  * (tc__owner_record) is no claimer's (a claimer is attached): a scribbled
  * owner word of a free slot, naming a live thread of a process that never
- * attached, or "being cleaned" by one, which kill() alone judges alive.
+ * attached, or "being cleaned" by one whose maps cannot be read (one that
+ * maps nothing is a dead cleaner online: tc__slot_dead).
  * Online they stay (a live owner cannot be told from them), and each one
  * refused every audit for ever; with its epoch scribbled too, such a slot
  * pinned every grace period.  Only our own threads may claim meanwhile:

@@ -921,8 +921,12 @@ bool tc__slot_dead(tc_cache *c, struct tc_rslot *s, uint64_t owner)
 	uint32_t pid = (uint32_t)(owner >> 32);
 	if (pid == 0)
 		return true;
+	/* "Being cleaned by PID": a cleaner maps the segment it cleans; a
+	 * process that maps nothing (a kernel thread) is none
+	 * (test_a_slot_being_cleaned_by_a_kernel_thread_is_taken_over). */
 	if (owner & 0x80000000ull)
-		return !tc__pid_alive(pid, 0);
+		return !tc__pid_alive(pid, 0) ||
+		       (pid != tc__self_pid() && !tc__maps_segment(c, pid, 0));
 	if (!tc__pid_alive(pid, tc__ld(&s->start)))
 		return true;
 	uint32_t tid = (uint32_t)owner;

@@ -341,11 +341,12 @@ static pid_t unattached_process(pid_t *tid)
 }
 
 /*
- * One scribbled owner word of a free slot naming a live process that is
- * not attached (a thread of it; or "being cleaned" by it, which kill()
- * alone judges) is no slot's: nothing online can tell it from a live
- * owner, so no cleaner frees it, and before the fix tc_audit refused for
- * ever (-EBUSY), on an idle segment.  Under its flock, with no other
+ * One scribbled owner word of a free slot naming a live thread of a
+ * process that is not attached is no slot's: nothing online can tell it
+ * from a live owner, so no cleaner frees it, and before the fix tc_audit
+ * refused for ever (-EBUSY), on an idle segment.  ("Being cleaned" by such
+ * a process is taken over online: a cleaner maps the segment it cleans,
+ * test_a_slot_being_cleaned_by_a_kernel_thread_is_taken_over.)  Under its flock, with no other
  * process's attach record left, the audit frees a slot of another process
  * that carries no owner's record (a claimer writes start time, address and
  * handle right after its claim, and a claimer is attached); with its epoch
@@ -378,7 +379,8 @@ static void test_audit_frees_owner_words_that_name_unattached_processes(void **s
 		print_message("/proc/1/maps is readable here: no attach record of pid 1\n");
 	uint32_t cleared = 99;
 	ASSERT_RC(0, tc_readers_clean(c, &cleared));
-	assert_int_equal(cleared, 0); /* online, both read as live */
+	assert_int_equal(cleared, 1); /* online: a reads as live; b's cleaner maps nothing */
+	assert_int_equal(tc__ld(&b->owner), 0);
 	ASSERT_RC(0, tc_set(c, "k", 1, "w", 1, 0, 0));
 	uint64_t freed = 99;
 	ASSERT_RC(0, tc_reclaim(c, &freed));

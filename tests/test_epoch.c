@@ -972,6 +972,7 @@ struct free_scribble {
 	uint64_t start, tstart, cookie; /* scribbled into the slot's owner record */
 	bool base;                      /* the record names the mapping's address */
 	uint32_t attach_pid;            /* an attach record scribbled: this pid, start 0 */
+	uint64_t owner;                 /* the owner word scribbled too (0: left free) */
 };
 
 static void free_slot_scribbled_then_cleared(const struct free_scribble *fs)
@@ -992,6 +993,7 @@ static void free_slot_scribbled_then_cleared(const struct free_scribble *fs)
 		tc__st(&r->pid, fs->attach_pid);
 	}
 	tc__st(&s->epoch, tc__ld(&c->h->epoch));
+	tc__st(&s->owner, fs->owner);
 	memset(v, 'v', sizeof(v));
 	/* 128 overwrites of a 2 KiB value need more than the 256 KiB arena:
 	 * each one's old block must be freed for the next ones. */
@@ -1114,6 +1116,24 @@ static void test_an_attach_record_naming_a_kernel_thread_pins_nothing(void **sta
 		skip(); /* no kernel thread visible in this pid namespace */
 	free_slot_scribbled_then_cleared(&(struct free_scribble){
 		.tstart = 60, .cookie = 7, .base = true, .attach_pid = kt });
+}
+
+/*
+ * An owner word scribbled to read "being cleaned by PID", PID a live
+ * kernel thread: a cleaner maps the segment it cleans, and a kernel thread
+ * maps nothing, so the word names no cleaner and the slot is taken over.
+ * Found by fuzz_segment_raw on 1672379 (slot 2's owner word 0x1088080000:
+ * pid 16, a kernel thread; kill() alone judged it alive, and the slot's
+ * scribbled epoch pinned every grace period: write 102 here, -ENOSPC).
+ */
+static void test_a_slot_being_cleaned_by_a_kernel_thread_is_taken_over(void **state)
+{
+	(void)state;
+	uint32_t kt = a_kernel_thread();
+	if (!kt)
+		skip(); /* no kernel thread visible in this pid namespace */
+	free_slot_scribbled_then_cleared(&(struct free_scribble){
+		.owner = (uint64_t)kt << 32 | 0x80000000u });
 }
 
 /*
@@ -1555,6 +1575,7 @@ int main(int argc, char **argv)
 		FX_TEST(test_scribbled_free_slot_with_a_record_without_start_time_is_cleared),
 		FX_TEST(test_an_attach_record_naming_a_kernel_thread_pins_nothing),
 		FX_TEST(test_a_free_slot_with_an_incomplete_record_is_cleared),
+		FX_TEST(test_a_slot_being_cleaned_by_a_kernel_thread_is_taken_over),
 		FX_TEST(test_a_writer_never_waits_for_its_own_section),
 		FX_TEST(test_scribbled_name_in_a_free_slot_retires_nothing),
 		FX_TEST(test_live_reader_whose_owner_word_reads_0_keeps_its_epoch),
