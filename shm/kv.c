@@ -305,9 +305,15 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
 {
 	/* Keys of 9..16 bytes, the common ones, in a copy of their own: the
 	 * length tests of the key's check, the hash and the key compare fold
-	 * into this one. */
+	 * into this one.  Keys of 17..32 bytes (most users' key names, the
+	 * Python package's among them) in another, for the same reason. */
 	if (TC_LIKELY(klen - 9 <= 7)) {
 		if (klen < 9 || klen > 16)
+			__builtin_unreachable();
+		return get_top(c, key, klen, buf, cap, meta, NULL, NULL);
+	}
+	if (TC_LIKELY(klen - 17 <= 15)) {
+		if (klen < 17 || klen > 32)
 			__builtin_unreachable();
 		return get_top(c, key, klen, buf, cap, meta, NULL, NULL);
 	}
@@ -424,6 +430,11 @@ int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta
 {
 	if (TC_LIKELY(klen - 9 <= 7)) { /* as in tc_get */
 		if (klen < 9 || klen > 16)
+			__builtin_unreachable();
+		return peek_top(c, key, klen, val, meta);
+	}
+	if (TC_LIKELY(klen - 17 <= 15)) {
+		if (klen < 17 || klen > 32)
 			__builtin_unreachable();
 		return peek_top(c, key, klen, val, meta);
 	}
@@ -712,9 +723,20 @@ int tc__get_quiet(tc_cache *c, const void *key, size_t klen, void *buf, size_t c
 	return rc;
 }
 
+/* Keys of 17..32 and 9..16 bytes in copies of their own, as in tc_get. */
 int tc_get_with(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
 		tc_meta *meta, tc_buf_fn fn, void *arg)
 {
+	if (TC_LIKELY(klen - 17 <= 15)) {
+		if (klen < 17 || klen > 32)
+			__builtin_unreachable();
+		return get_top(c, key, klen, buf, cap, meta, fn, arg);
+	}
+	if (TC_LIKELY(klen - 9 <= 7)) {
+		if (klen < 9 || klen > 16)
+			__builtin_unreachable();
+		return get_top(c, key, klen, buf, cap, meta, fn, arg);
+	}
 	return get_top(c, key, klen, buf, cap, meta, fn, arg);
 }
 

@@ -165,40 +165,65 @@ static void test_hash_is_xxh3_with_the_seed_at_every_length(void **state)
 	tc_unlink(name);
 }
 
-/* Keys of 1..24 bytes that differ in one byte only are different keys:
- * match() compares keys of 9..16 bytes in two words and a shift. */
+/* The value of KEY (N bytes) through tc_get, tc_get_with and tc_peek, each
+ * of which runs keys of 9..16 and 17..32 bytes in inline copies of their
+ * own: all three must give VAL (VL bytes), or all three -ENOENT (VAL
+ * NULL). */
+static void expect_read(tc_cache *c, const char *key, size_t n, const char *val, int vl)
+{
+	int want = val ? 0 : -ENOENT;
+	char buf[8];
+	tc_meta m;
+	assert_int_equal(tc_get(c, key, n, buf, sizeof(buf), &m), want);
+	if (val) {
+		assert_int_equal(m.len, vl);
+		assert_memory_equal(buf, val, (size_t)vl);
+	}
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(tc_get_with(c, key, n, buf, sizeof(buf), &m, NULL, NULL), want);
+	if (val) {
+		assert_int_equal(m.len, vl);
+		assert_memory_equal(buf, val, (size_t)vl);
+	}
+	const void *p = NULL;
+	assert_int_equal(tc_read_lock(c), 0);
+	assert_int_equal(tc_peek(c, key, n, &p, &m), want);
+	if (val) {
+		assert_int_equal(m.len, vl);
+		assert_memory_equal(p, val, (size_t)vl);
+	} else {
+		assert_null(p);
+	}
+	tc_read_unlock(c);
+}
+
+/* Keys of 1..40 bytes that differ in one byte only are different keys:
+ * match() compares keys of 9..16 bytes in two words and a shift, and of
+ * 17..32 bytes as two overlapping halves. */
 static void test_keys_differing_in_one_byte_are_distinct(void **state)
 {
 	(void)state;
 	char name[64];
 	tc_cache *c = wb_create(fx_name(name), 4096, 4 << 20, 4,
 				TC_EVICT_NONE);
-	for (size_t n = 1; n <= 24; n++) {
-		char key[24];
+	for (size_t n = 1; n <= 40; n++) {
+		char key[40];
 		memset(key, 'k', sizeof(key));
 		assert_int_equal(tc_set(c, key, n, "base", 4, 0, 0), 0);
 		for (size_t i = 0; i < n; i++) {
 			key[i] = 'K';
-			char val[8], buf[8];
+			char val[8];
 			int vl = snprintf(val, sizeof(val), "%zu.%zu", n, i);
 			assert_int_equal(tc_set(c, key, n, val, (size_t)vl, 0, 0), 0);
-			tc_meta m;
-			assert_int_equal(tc_get(c, key, n, buf, sizeof(buf), &m), 0);
-			assert_int_equal(m.len, vl);
-			assert_memory_equal(buf, val, (size_t)vl);
+			expect_read(c, key, n, val, vl);
 			key[i] = 'k';
 		}
 		/* The base key kept its value through all of them. */
-		char buf[8];
-		tc_meta m;
-		assert_int_equal(tc_get(c, key, n, buf, sizeof(buf), &m), 0);
-		assert_int_equal(m.len, 4);
-		assert_memory_equal(buf, "base", 4);
+		expect_read(c, key, n, "base", 4);
 		/* One byte longer or shorter: a miss, whatever the padding holds. */
-		if (n < 24) {
+		if (n < 40) {
 			key[n] = 'k';
-			assert_int_equal(tc_get(c, key, n + 1, buf, sizeof(buf), &m),
-					 -ENOENT);
+			expect_read(c, key, n + 1, NULL, 0);
 		}
 	}
 	tc_close(c);
