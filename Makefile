@@ -384,9 +384,10 @@ bench: ## Install what the benchmarks need, build, run tools/bench.sh
 	@test -f tools/bench.sh || { echo "make bench: tools/bench.sh is missing" >&2; exit 1; }
 	BIN=$(abspath $(BUILDDIR)/bin) bash tools/bench.sh $(BENCH_ARGS)
 
-callgrind: all ## Instructions per hot get, peek and set (tools/callgrind.sh; CALLGRIND='tickcache-get ...' picks)
+callgrind: all $(BUILDDIR)/tests/getcost ## Instructions per hot get, peek and set (tools/callgrind.sh; CALLGRIND='tickcache-get ...' or 'getcost' picks)
 	@command -v valgrind >/dev/null || $(DEPS_CMD) bench
-	BIN=$(abspath $(BUILDDIR)/bin) bash tools/callgrind.sh $(CALLGRIND)
+	BIN=$(abspath $(BUILDDIR)/bin) GETCOST=$(abspath $(BUILDDIR)/tests/getcost) \
+	  bash tools/callgrind.sh $(CALLGRIND)
 
 bench-wakecost: all ## What tc_wait's check costs a write with no waiter: this build against one without it (tools/wakecost.sh)
 	@command -v valgrind >/dev/null || $(DEPS_CMD) bench

@@ -7,7 +7,8 @@
 #
 #   tools/callgrind.sh [PROFILE...]
 #
-# PROFILE names one line of the table below (default: all of them).  Prints
+# PROFILE names one line of the table below (default: all of them), or
+# getcost / getcost-CALL-LEN-CASE (below: one call on one key of any length).  Prints
 # one line per profile (instructions, L1d read and write misses, L2 read
 # misses per op) and then, per profile, the eight costliest functions
 # (exclusive instructions per op), each as FILE:FUNCTION: what the compiler
@@ -16,7 +17,8 @@
 # machine's caches (L1d 48 KiB 12-way, the 2 MiB L2 as the last level), not
 # from hardware counters (the VM has no PMU).
 #
-# Environment: BIN (default build/bin), WORK (a directory to keep the
+# Environment: BIN (default build/bin), GETCOST (default
+# build/tests/getcost), WORK (a directory to keep the
 # callgrind files in; default a temporary one, removed at exit).
 set -euo pipefail
 
@@ -109,6 +111,34 @@ while IFS='|' read -r name fns args; do
 	# shellcheck disable=SC2086
 	profile "$name" "$(echo "$fns" | xargs)" $args
 done <<<"$PROFILES"
+
+# Per call on one key of 14 and of 27 bytes (a user's key name):
+# tests/helpers/getcost, collected inside its loop of calls (run_calls), the
+# loop's and each call's set-up included (about 14 instructions).  Profiles named getcost-CALL-LEN-CASE
+# (CALL get, get_with or peek; CASE hit, ttl, miss, small, big); "getcost"
+# alone runs the hot hits of all three calls at both lengths.
+GC=${GETCOST:-$ROOT/build/tests/getcost}
+getcost() {
+	local name=$1 call=$2 len=$3 cs=$4 n=100000 out ir
+	[ -x "$GC" ] || { echo "callgrind.sh: no $GC (make check-build)" >&2; return 0; }
+	out=$WORK/cg.$name.out
+	valgrind --tool=callgrind --toggle-collect=run_calls --callgrind-out-file="$out" \
+		"$GC" "$call" "$len" "$cs" "$n" >/dev/null 2>"$WORK/cglog.$name" || {
+		echo "callgrind.sh: $name failed (log: $WORK/cglog.$name)" >&2; return 0; }
+	ir=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+	printf "%-22s %6.1f instructions per call\n" "$name:" "$(echo "$ir / $n" | bc -l)" >>"$WORK/profile.txt"
+}
+for w in "$@"; do
+	case $w in
+	getcost)
+		for call in get get_with peek; do
+			for len in 14 27; do getcost "getcost-$call-$len-hit" $call $len hit; done
+		done ;;
+	getcost-*-*-*)
+		IFS=- read -r _ call len cs <<<"$w"
+		getcost "$w" "$call" "$len" "$cs" ;;
+	esac
+done
 
 cat "$WORK/profile.txt"
 for f in "$WORK"/cg.*.top; do
