@@ -380,9 +380,10 @@ demo: ## Install missing packages, build, run the demo (build/bin/tc-demo)
 
 bench: ## Install what the benchmarks need, build, run tools/bench.sh
 	@$(DEPS_CMD) bench
-	@$(MAKE) --no-print-directory -f $(THIS_MAKEFILE) NODEPS=1 all
+	@$(MAKE) --no-print-directory -f $(THIS_MAKEFILE) NODEPS=1 all $(BUILDDIR)/tests/getcost
 	@test -f tools/bench.sh || { echo "make bench: tools/bench.sh is missing" >&2; exit 1; }
-	BIN=$(abspath $(BUILDDIR)/bin) bash tools/bench.sh $(BENCH_ARGS)
+	BIN=$(abspath $(BUILDDIR)/bin) GETCOST=$(abspath $(BUILDDIR)/tests/getcost) \
+	  bash tools/bench.sh $(BENCH_ARGS)
 
 callgrind: all $(BUILDDIR)/tests/getcost ## Instructions per hot get, peek and set (tools/callgrind.sh; CALLGRIND='tickcache-get ...' or 'getcost' picks)
 	@command -v valgrind >/dev/null || $(DEPS_CMD) bench
