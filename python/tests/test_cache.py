@@ -5,6 +5,7 @@ import gc
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -1164,6 +1165,53 @@ class TestThreads(SegmentCase):
         self.assertEqual(errors, [])
         self.assertEqual(c.incr("shared", 0), 6 * 300)
 
+    def test_a_result_never_changes_while_a_thread_holds_it(self):
+        # Readers keep some results (a list) and drop others, on one key
+        # that a writer rewrites with values of one length, so kept objects
+        # are written in place while they are dropped: every result held is
+        # still the value it was returned as, and is one that was written.
+        c = self.cache
+        key = "tradecore:market:quote:AAPL"
+
+        def value(i):
+            return b"%06d" % (i % 1000) + b"." * 58
+        written = {value(i) for i in range(1000)}
+        c.set(key, value(0))
+        errors, rounds, stop = [], [0, 0, 0], threading.Event()
+
+        def read(r):
+            try:
+                held, snaps = [], []
+                while not stop.is_set():
+                    for _ in range(20):
+                        c.get(key)  # dropped
+                    v = c.get(key)
+                    held.append(v)
+                    snaps.append(bytes(bytearray(v)))
+                    rounds[r] += 1
+                for v, s in zip(held, snaps):
+                    if v != s or s not in written:
+                        errors.append((v, s))
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+
+        old = sys.getswitchinterval()
+        sys.setswitchinterval(1e-5)
+        self.addCleanup(sys.setswitchinterval, old)
+        readers = [threading.Thread(target=read, args=(r,)) for r in range(3)]
+        for t in readers:
+            t.start()
+        writer = tickcache.Cache(self.name)
+        self.addCleanup(writer.close)
+        i, deadline = 0, time.monotonic() + 30
+        while (i < 3000 or min(rounds) < 300) and time.monotonic() < deadline:
+            i += 1
+            writer.set(key, value(i))
+        stop.set()
+        for t in readers:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertGreaterEqual(min(rounds), 300)
 
 if __name__ == "__main__":
     unittest.main()
