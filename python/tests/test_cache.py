@@ -5,6 +5,7 @@ import gc
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -205,6 +206,37 @@ class TestChecksums(unittest.TestCase):
                 self.assertEqual(got, self.MARK[:3] + b"X" + self.MARK[4:])
                 self.assertEqual(kept, self.MARK)
                 self.assertEqual(c.get_item("k").version, ver)
+        finally:
+            tickcache.unlink(name)
+
+    def test_a_failed_copy_into_a_kept_object_is_never_returned(self):
+        # A dropped result is written over by the next get (the owned case,
+        # see _tickcache.c's struct recent): a copy that fails its checksum
+        # leaves the damaged bytes there, and no later get returns them.
+        name = unique_name("csumown")
+        good = self.MARK[:3] + b"Y" + self.MARK[4:]
+        try:
+            with tickcache.Cache(name, create=True, max_entries=1024, memory="1M",
+                                 checksum=True) as c:
+                key = "k"
+                c.set(key, self.MARK)
+                for _ in range(3):
+                    self.assertEqual(c.get(key), self.MARK)
+                self.scribble_value(name)
+                for _ in range(3):
+                    with self.assertRaises(tickcache.CorruptError):
+                        c.get(key)
+                held = None
+                with self.assertRaises(tickcache.CorruptError):
+                    held = c.get(key)
+                self.assertIsNone(held)
+                c.set(key, good)
+                for _ in range(3):
+                    self.assertEqual(c.get(key), good)
+                held = c.get(key)
+                self.assertEqual(c.get(key), good)
+                self.assertEqual(held, good)
+                self.assertEqual(c.stats()["checksum_failures"], 4)
         finally:
             tickcache.unlink(name)
 
@@ -448,6 +480,95 @@ class TestReadsAndWrites(SegmentCase):
         for _ in range(2):
             self.assertEqual(c.get("quote2"), b"AAPL 101")
             self.assertEqual(c.get("quote"), b"AAPL 101")
+
+    def _prime(self, c, key, n=3):
+        # Noted, kept, then (the results dropped) the kept object is the
+        # slot's alone: the next get copies into it (struct recent, owned).
+        for _ in range(n):
+            c.get(key)
+
+    def test_a_result_someone_holds_is_never_written(self):
+        # get writes into a kept bytes object only while the kept results
+        # alone reference it: a result held by a variable, a container, a
+        # memoryview or a dict key keeps its bytes, and the new value comes
+        # in another object.
+        c = self.cache
+        writer = tickcache.Cache(self.name)
+        self.addCleanup(writer.close)
+        holders = {
+            "variable": (lambda b: b, lambda h: h),
+            "list": (lambda b: [b], lambda h: h[0]),
+            "memoryview": (memoryview, lambda h: h.tobytes()),
+            "dict key": (lambda b: {b: 1}, lambda h: next(iter(h))),
+        }
+        for i, (how, (hold, read)) in enumerate(holders.items()):
+            with self.subTest(holder=how):
+                key = f"held:{i}"
+                old, new = bytes([65 + i]) * 64, bytes([97 + i]) * 64
+                c.set(key, old)
+                self._prime(c, key)
+                h = hold(c.get(key))
+                writer.set(key, new)
+                self.assertEqual(c.get(key), new)
+                self.assertEqual(c.get(key), new)
+                self.assertEqual(read(h), old)
+                self.assertEqual(hash(read(h)), hash(old))
+
+    def test_a_dropped_result_is_rewritten_with_the_live_value(self):
+        # The owned case: the same object comes back with the new bytes and
+        # their hash, never the hash cached for the old ones.
+        c = self.cache
+        writer = tickcache.Cache(self.name)
+        self.addCleanup(writer.close)
+        key = "tradecore:market:quote:AAPL"
+        old, new = b"o" * 64, b"n" * 64
+        c.set(key, old)
+        self._prime(c, key)
+        self.assertEqual(hash(c.get(key)), hash(old))  # cached in the object
+        kept = id(c.get(key))
+        writer.set(key, new)
+        got = c.get(key)
+        self.assertEqual(id(got), kept)  # written in place: the owned case ran
+        self.assertEqual(got, new)
+        self.assertEqual(hash(got), hash(new))
+        self.assertIn(got, {new})
+        del got
+        self.assertEqual(c.get(key), new)
+        self.assertEqual(c.get_item(key).value, new)
+
+    def test_a_kept_object_of_another_length_is_never_returned(self):
+        # The live value shorter or longer than the kept object (over the
+        # stack's 512 bytes too): the exact bytes, never the kept object's
+        # length or its old tail.
+        c = self.cache
+        writer = tickcache.Cache(self.name)
+        self.addCleanup(writer.close)
+        key = "quote"
+        values = [bytes(range(64)), b"short", bytes(range(64)),
+                  bytes(range(100, 200)), b"x" * 600, bytes(range(200, 232)) * 2,
+                  b"", b"y", bytes(range(64))]
+        for i, v in enumerate(values):
+            with self.subTest(step=i, length=len(v)):
+                writer.set(key, v)
+                for _ in range(4):
+                    self.assertEqual(c.get(key), v)
+                self.assertEqual(c.get(b"quote"), v)
+
+    def test_many_keys_read_in_turn_get_their_own_values(self):
+        # More key objects than kept slots, one value length: objects are
+        # found by the key object's identity, so a slot another key took
+        # over never answers for this one.
+        c = self.cache
+        writer = tickcache.Cache(self.name)
+        self.addCleanup(writer.close)
+        keys = [f"tradecore:market:quote:S{i:03d}" for i in range(40)]
+        for round_ in range(4):
+            for i, k in enumerate(keys):
+                writer.set(k, b"%03d:%03d:" % (round_, i) + b"v" * 56)
+            for _ in range(3):
+                for i, k in enumerate(keys):
+                    self.assertEqual(c.get(k), b"%03d:%03d:" % (round_, i) + b"v" * 56)
+                    self.assertEqual(c.get(k), b"%03d:%03d:" % (round_, i) + b"v" * 56)
 
     def test_versions_grow_across_delete(self):
         c = self.cache
@@ -1044,6 +1165,53 @@ class TestThreads(SegmentCase):
         self.assertEqual(errors, [])
         self.assertEqual(c.incr("shared", 0), 6 * 300)
 
+    def test_a_result_never_changes_while_a_thread_holds_it(self):
+        # Readers keep some results (a list) and drop others, on one key
+        # that a writer rewrites with values of one length, so kept objects
+        # are written in place while they are dropped: every result held is
+        # still the value it was returned as, and is one that was written.
+        c = self.cache
+        key = "tradecore:market:quote:AAPL"
+
+        def value(i):
+            return b"%06d" % (i % 1000) + b"." * 58
+        written = {value(i) for i in range(1000)}
+        c.set(key, value(0))
+        errors, rounds, stop = [], [0, 0, 0], threading.Event()
+
+        def read(r):
+            try:
+                held, snaps = [], []
+                while not stop.is_set():
+                    for _ in range(20):
+                        c.get(key)  # dropped
+                    v = c.get(key)
+                    held.append(v)
+                    snaps.append(bytes(bytearray(v)))
+                    rounds[r] += 1
+                for v, s in zip(held, snaps):
+                    if v != s or s not in written:
+                        errors.append((v, s))
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+
+        old = sys.getswitchinterval()
+        sys.setswitchinterval(1e-5)
+        self.addCleanup(sys.setswitchinterval, old)
+        readers = [threading.Thread(target=read, args=(r,)) for r in range(3)]
+        for t in readers:
+            t.start()
+        writer = tickcache.Cache(self.name)
+        self.addCleanup(writer.close)
+        i, deadline = 0, time.monotonic() + 30
+        while (i < 3000 or min(rounds) < 300) and time.monotonic() < deadline:
+            i += 1
+            writer.set(key, value(i))
+        stop.set()
+        for t in readers:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertGreaterEqual(min(rounds), 300)
 
 if __name__ == "__main__":
     unittest.main()

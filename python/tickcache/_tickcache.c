@@ -76,27 +76,46 @@ static void at_fork_parent(void);
 static void at_fork_child(void);
 
 /*
- * The results of recent gets: when KEY's live version is the one a slot
- * holds and the value tc_get_with just copied to the stack is byte for byte
- * that slot's bytes object, get returns that object again instead of
- * allocating a new one.
- * The version is only a filter: the bytes are compared too, so a version
- * seen again (a scribbled version counter, a segment recreated under the
- * same name) can never return another value.  Only keys of exactly str or
- * bytes (immutable, no __del__, no reference cycle) and values copied to
- * the stack whole (up to RECENT_MAX = STACK_VALUE bytes) are kept.
- * Emptied when the handle changes (close, attach after fork): another
- * segment's versions mean nothing here.  A slot is chosen by the version and
- * the key's last 8 bytes (TAIL), which are also compared before the key.
- * A result is kept when the same (version, tail, length) comes to its slot
- * twice in a row (the first time only those three words are noted, CAND):
- * keys read round robin then cost no reference counting and no frees here.
+ * The results of recent gets: the bytes objects get returned, kept so that
+ * a hot get allocates nothing.  Two ways to reuse one:
+ *  - Shared: when KEY's live version is the one a slot holds and the value
+ *    tc_get_with just copied to the stack is byte for byte that slot's
+ *    bytes object, get returns that object again.  The version is only a
+ *    filter: the bytes are compared too, so a version seen again (a
+ *    scribbled version counter, a segment recreated under the same name)
+ *    can never return another value.
+ *  - Owned: when the caller passes the very key object a slot holds and
+ *    that slot's bytes object is referenced by the slot alone (Py_REFCNT 1:
+ *    the caller dropped it, no one else can see it), get copies the value
+ *    straight into that object (tc_get_with's BUF, the object's length its
+ *    CAP: no stack copy, no compare) and returns it when the value has
+ *    exactly that length, its cached hash reset.  The bytes returned are
+ *    the ones this call copied, whatever the version.  BYOBJ, indexed by
+ *    the key object's address, names the slot to try (no reference: the
+ *    slot's own KEY, a strong reference, is compared by identity).
+ *    Every way to reach a bytes object counts a reference: a variable, a
+ *    container, a buffer export (memoryview), a C caller's argument (a
+ *    borrowed reference on the interpreter's stack has a counted owner);
+ *    bytes take no weak references and the GC does not track them, so
+ *    gc.get_objects() cannot reach one either.
+ * An object that anyone else holds is never written.  An owned object that
+ * a failed or shorter copy left with other bytes is returned only after a
+ * whole copy into it, or a compare with the live value (shared).
+ * Only keys of exactly str or bytes (immutable, no __del__, no reference
+ * cycle) and values copied whole (up to RECENT_MAX = STACK_VALUE bytes)
+ * are kept.  Emptied when the handle changes (close, attach after fork):
+ * another segment's versions mean nothing here.  A slot is chosen by the
+ * version and the key's last 8 bytes (TAIL), which are also compared before
+ * the key.  A result is kept when the same (version, tail, length) comes to
+ * its slot twice in a row (the first time only those three words are
+ * noted, CAND): keys read round robin then cost no reference counting and
+ * no frees here.
  */
 #define RECENT_BITS 4
 #define RECENT (1 << RECENT_BITS)
 #define RECENT_MAX STACK_VALUE
 struct recent {
-	uint64_t version;
+	uint64_t version;        /* of VALUE's bytes; 0: not known to be a value */
 	uint64_t tail;
 	PyObject *key;           /* strong reference, NULL when empty */
 	const char *kp;          /* KEY's bytes (its UTF-8 for a str) */
@@ -123,6 +142,7 @@ typedef struct CacheObject {
 	PyObject *weakrefs;
 	char name[TC_NAME_MAX + 1];
 	struct recent recent[RECENT];
+	struct recent *byobj[RECENT]; /* see struct recent; never NULL */
 } CacheObject;
 
 static void recent_clear(CacheObject *self)
@@ -663,8 +683,11 @@ static PyObject *Cache_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	(void)args;
 	(void)kw;
 	CacheObject *self = (CacheObject *)type->tp_alloc(type, 0);
-	if (self)
-		self->fork_gen = fork_gen;
+	if (!self)
+		return NULL;
+	self->fork_gen = fork_gen;
+	for (int i = 0; i < RECENT; i++)
+		self->byobj[i] = &self->recent[0];
 	return (PyObject *)self;
 }
 
@@ -910,10 +933,7 @@ static PyObject *make_item(PyObject *value, const tc_meta *m)
 	return it;
 }
 
-/*
- * recent_find - the bytes object get returned for KEYOBJ (K) at version
- * M->version, when the recent results still hold it; a new reference.
- */
+/* KEY's last 8 bytes (a shorter key's all, zero-padded). */
 static inline uint64_t key_tail(const bytearg *k)
 {
 	uint64_t t = 0;
@@ -929,6 +949,17 @@ static inline struct recent *recent_slot(CacheObject *self, uint64_t version, ui
 	return &self->recent[((version ^ tail) * 0x9E3779B97F4A7C15ull) >> (64 - RECENT_BITS)];
 }
 
+/* The BYOBJ entry of key object KEYOBJ (by its address). */
+static inline struct recent **recent_byobj(CacheObject *self, PyObject *keyobj)
+{
+	return &self->byobj[((uintptr_t)keyobj * 0x9E3779B97F4A7C15ull) >> (64 - RECENT_BITS)];
+}
+
+/*
+ * recent_find - the bytes object get returned for KEYOBJ (K) at version
+ * M->version, when the recent results still hold it and it is byte for
+ * byte VAL, the value just copied (shared); a new reference.
+ */
 static inline PyObject *recent_find(CacheObject *self, PyObject *keyobj, const bytearg *k,
 				    const tc_meta *m, const char *val)
 {
@@ -938,6 +969,8 @@ static inline PyObject *recent_find(CacheObject *self, PyObject *keyobj, const b
 	    (e->key == keyobj || memcmp(e->kp, k->p, (size_t)k->n) == 0) &&
 	    (size_t)PyBytes_GET_SIZE(e->value) == m->len &&
 	    memcmp(PyBytes_AS_STRING(e->value), val, m->len) == 0) {
+		if (e->key == keyobj)
+			*recent_byobj(self, keyobj) = e;
 		Py_INCREF(e->value);
 		return e->value;
 	}
@@ -968,15 +1001,41 @@ static inline void recent_put(CacheObject *self, PyObject *keyobj, const bytearg
 	e->kp = k->p;
 	e->kn = k->n;
 	e->value = b;
+	*recent_byobj(self, keyobj) = e;
 	Py_XDECREF(ok);
 	Py_XDECREF(ov);
 }
 
 /*
- * get_big - tc_get_with's buffer for a value longer than the stack's: a new
- * bytes object of exactly its length (*ARG), made inside the read section.
- * Allocating there runs no Python code (bytes are not tracked by the GC)
- * and cannot release the GIL.
+ * recent_owned - the slot whose bytes object get may copy KEYOBJ's value
+ * into (owned, see struct recent), or NULL.
+ */
+static inline struct recent *recent_owned(CacheObject *self, PyObject *keyobj)
+{
+	struct recent *e = *recent_byobj(self, keyobj);
+	if (e->key == keyobj && Py_REFCNT(e->value) == 1)
+		return e;
+	return NULL;
+}
+
+/* B's bytes were written in place: forget the hash of the old ones. */
+static inline void bytes_rewritten(PyObject *b)
+{
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+	((PyBytesObject *)b)->ob_shash = -1;
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+}
+
+/*
+ * get_big - tc_get_with's buffer for a value longer than the buffer it was
+ * given: a new bytes object of exactly its length (*ARG), made inside the
+ * read section.  Allocating there runs no Python code (bytes are not
+ * tracked by the GC) and cannot release the GIL.
  */
 static void *get_big(const tc_meta *m, void *arg)
 {
@@ -991,39 +1050,57 @@ static void *get_big(const tc_meta *m, void *arg)
  * KEYOBJ is the key's object, for the recent results (see struct recent),
  * or NULL.
  *
- * One lookup (tc_get_with): a value of up to STACK_VALUE bytes is copied to
- * the stack (tc_get's path, no callback); when it is byte for byte the
- * bytes object a recent get returned for this key and version, that object
- * is returned again (no allocation), else the bytes are made from the stack
- * copy.  A longer value is copied once, straight into its new bytes object
- * (get_big).
+ * One lookup (tc_get_with).  The value goes straight into the bytes object
+ * kept for KEYOBJ when only the kept results hold it (owned), else to the
+ * stack, up to STACK_VALUE bytes (tc_get's path, no callback); when the
+ * stack copy is byte for byte the bytes object a recent get returned for
+ * this key and version, that object is returned again (shared), else the
+ * bytes are made from the copy.  A longer value is copied once, straight
+ * into its new bytes object (get_big).
  */
 static inline __attribute__((always_inline)) PyObject *
 fetch_key(CacheObject *self, tc_cache *c, PyObject *keyobj, const bytearg *k, tc_meta *m, int *rc)
 {
 	char buf[STACK_VALUE];
+	char *dst = buf;
+	size_t cap = sizeof buf;
 	PyObject *big = NULL;
-	int r = tc_get_with(c, k->p, (size_t)k->n, buf, sizeof buf, m, get_big, &big);
+	struct recent *own = keyobj ? recent_owned(self, keyobj) : NULL;
+	if (own) {
+		dst = PyBytes_AS_STRING(own->value);
+		cap = (size_t)PyBytes_GET_SIZE(own->value);
+		own->version = 0; /* its bytes are this call's from here on */
+	}
+	int r = tc_get_with(c, k->p, (size_t)k->n, dst, cap, m, get_big, &big);
 	if (LIKELY(r == 0)) {
-		if (UNLIKELY(big != NULL)) {
-			*rc = 0;
-			return big;
-		}
-		PyObject *b = recent_find(self, keyobj, k, m, buf);
-		if (b) {
-			*rc = 0;
-			return b;
-		}
-		b = PyBytes_FromStringAndSize(buf, (Py_ssize_t)m->len);
-		if (LIKELY(b != NULL)) {
-			recent_put(self, keyobj, k, m, b);
+		PyObject *b = big;
+		if (LIKELY(own != NULL && b == NULL && m->len == cap)) {
+			b = own->value;
+			bytes_rewritten(b);
+			own->version = m->version;
+			Py_INCREF(b);
 			*rc = 0;
 			return b;
 		}
-		r = -ENOMEM;
+		if (!b) {
+			b = recent_find(self, keyobj, k, m, dst);
+			if (b) {
+				*rc = 0;
+				return b;
+			}
+			b = PyBytes_FromStringAndSize(dst, (Py_ssize_t)m->len);
+			if (UNLIKELY(b == NULL)) {
+				r = -ENOMEM;
+				goto fail;
+			}
+		}
+		recent_put(self, keyobj, k, m, b);
+		*rc = 0;
+		return b;
 	} else if (UNLIKELY(big != NULL)) {
 		Py_DECREF(big); /* a copy that failed its checksum */
 	}
+fail:
 	*rc = r;
 	if (r != -ENOENT && r != -ENOMEM)
 		cache_error(r, self->name, k->p, k->n);
@@ -1041,9 +1118,10 @@ PyDoc_STRVAR(get_doc,
 "The live value of KEY (str, UTF-8, or bytes-like) as bytes, or DEFAULT\n"
 "when the key is absent or expired.  A miss never raises; a removed\n"
 "segment raises StaleError.  Lock-free; the GIL is held (the call takes\n"
-"nanoseconds).  While KEY's value is unchanged (the same version and the\n"
-"same bytes), get may return the bytes object it returned before instead\n"
-"of a new copy.");
+"nanoseconds).  get may return a bytes object it returned before: the\n"
+"same object while KEY's value is unchanged (the same version and the same\n"
+"bytes), or, once nothing but the cache references it, that object with\n"
+"the new value written into it instead of a new copy.");
 
 static PyObject *Cache_get(CacheObject *self, PyObject *const *args, Py_ssize_t nargs,
 			   PyObject *kwnames)
