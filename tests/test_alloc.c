@@ -45,6 +45,8 @@ static void test_class_math_round_trips_every_size(void **state)
 	assert_int_equal(tc__class_size(TC_CLASSES_USED - 1), MAX_BYTES);
 	for (uint32_t k = 0; k < TC_CLASSES_USED; k++) {
 		uint64_t sz = tc__class_size(k);
+		/* The table the write path reads is the arithmetic. */
+		assert_int_equal(sz, tc__class_size_calc(k));
 		assert_int_equal(sz % TC_BLOCK_UNIT, 0);
 		assert_int_equal(tc__class_of(sz), k);
 		if (k)
