@@ -72,8 +72,11 @@
 #ifdef TC_CRASHPOINTS
 void tc__crash_point(const char *name);
 #define TC_CRASH_POINT(name) tc__crash_point(#name)
+void tc__entered(void); /* epoch.c: the point read_section */
+#define TC_ENTERED() tc__entered()
 #else
 #define TC_CRASH_POINT(name) ((void)0)
+#define TC_ENTERED() ((void)0)
 #endif
 
 #define TC_LIKELY(x)   __builtin_expect(!!(x), 1)

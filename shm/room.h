@@ -45,10 +45,10 @@ static inline struct tc_entry *tc__alloc(tc_cache *c, struct tc_rslot *s, uint64
  * has to wait and no single write walks a long chain: the walk is what a
  * write's worst case pays for. */
 #define RECLAIM_STEP 4  /* blocks of the pending chain freed per write */
-static inline void tc__maybe_reclaim(tc_cache *c, struct tc_rslot *s)
+/* tc__maybe_reclaim once the caller knows that it is in no read section
+ * (kv.c's writes find that out without a call). */
+static inline void tc__reclaim_early(tc_cache *c, struct tc_rslot *s)
 {
-	if (tc__in_section(c))
-		return;
 	if (tc__ld(&s->reclaim)) {
 		tc__reclaim_step(c, s, RECLAIM_STEP);
 		return;
@@ -56,6 +56,12 @@ static inline void tc__maybe_reclaim(tc_cache *c, struct tc_rslot *s)
 	uint64_t batch = c->arena_bytes / 16 < RECLAIM_BATCH ? c->arena_bytes / 16 : RECLAIM_BATCH;
 	if (tc__ld(&s->since) > batch)
 		tc__reclaim_budget(c, s, NULL, RECLAIM_STEP);
+}
+
+static inline void tc__maybe_reclaim(tc_cache *c, struct tc_rslot *s)
+{
+	if (!tc__in_section(c))
+		tc__reclaim_early(c, s);
 }
 
 /* A writer's making of room across its attempts (tc__room_for). */
