@@ -119,7 +119,8 @@ static inline __attribute__((always_inline)) void prefetch_next(tc_cache *c, uin
  * disagrees with its list never becomes OUT and is never re-cut
  * (coalesce.c).
  */
-struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls)
+static inline __attribute__((always_inline)) struct tc_entry *pop_free(tc_cache *c,
+								      uint32_t cls)
 {
 	/* The common case inline, with few registers live: a FREE head of
 	 * this class, in bounds, popped by the first CAS.  Anything else
@@ -140,6 +141,11 @@ struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls)
 		return e;
 	}
 	return pop_slow(c, cls);
+}
+
+struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls)
+{
+	return pop_free(c, cls);
 }
 
 /*
@@ -193,6 +199,39 @@ static struct tc_entry *carve(tc_cache *c, struct tc_rslot *s, uint32_t cls, boo
 	}
 }
 
+/* The end of every allocation: block E of class CLS is ready for its builder. */
+static inline __attribute__((always_inline)) struct tc_entry *
+alloc_ready(tc_cache *c, uint32_t cls, struct tc_entry *e, int *rc)
+{
+	TC_CRASH_POINT(alloc_ready);
+	tc__add(&c->h->cls[cls].used, 1);
+	tc__st(&e->link, 0);
+	tc__st(&e->refbit, 0);
+	*rc = 0;
+	return e;
+}
+
+/* tc__alloc_block when the free list gave nothing: carve.  Out of line, so
+ * that the pop, which serves almost every write, keeps few registers. */
+static __attribute__((noinline)) struct tc_entry *alloc_carved(tc_cache *c, struct tc_rslot *s,
+							       uint32_t cls, int *rc)
+{
+	bool bad = false;
+	struct tc_entry *e = carve(c, s, cls, &bad);
+	if (!e) {
+		*rc = bad ? TC_ECORRUPT : -ENOSPC;
+		return NULL;
+	}
+	TC_CRASH_POINT(alloc_carved);
+	tc__st(&e->cls_check, TC_CLS_CHECK(cls));
+	TC_CRASH_POINT(alloc_class_copy);
+	tc__st(&e->cls, (uint8_t)cls);
+	tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
+	cmm_smp_wmb(); /* class before state: the arena is walked by them */
+	tc__st(&e->state, TC_BLK_LIVE);
+	return alloc_ready(c, cls, e, rc);
+}
+
 /*
  * Allocate a block of at least BYTES for the thread of slot S, without
  * waiting for anything: pop the class's free list, else carve.  NULL with
@@ -208,37 +247,17 @@ struct tc_entry *tc__alloc_block(tc_cache *c, struct tc_rslot *s, uint64_t bytes
 		return NULL;
 	}
 	struct tc_entry *e;
-	while ((e = tc__pop_free(c, cls)) != NULL && !take_popped(c, e))
+	while ((e = pop_free(c, cls)) != NULL && !take_popped(c, e))
 		;
-	if (e) {
-		/* The pop checked the class byte and its copy against the
-		 * list's: both are written already. */
-		TC_CRASH_POINT(alloc_taken);
-		/* Named in our slot before anything else can go wrong. */
-		tc__st(&s->inflight, tc__ref_of(c, e));
-		tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
-	} else {
-		bool bad = false;
-		e = carve(c, s, cls, &bad);
-		if (e) {
-			TC_CRASH_POINT(alloc_carved);
-			tc__st(&e->cls_check, TC_CLS_CHECK(cls));
-			TC_CRASH_POINT(alloc_class_copy);
-			tc__st(&e->cls, (uint8_t)cls);
-			tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
-			cmm_smp_wmb(); /* class before state: the arena is walked by them */
-			tc__st(&e->state, TC_BLK_LIVE);
-		} else {
-			*rc = bad ? TC_ECORRUPT : -ENOSPC;
-			return NULL;
-		}
-	}
-	TC_CRASH_POINT(alloc_ready);
-	tc__add(&c->h->cls[cls].used, 1);
-	tc__st(&e->link, 0);
-	tc__st(&e->refbit, 0);
-	*rc = 0;
-	return e;
+	if (!e)
+		return alloc_carved(c, s, cls, rc);
+	/* The pop checked the class byte and its copy against the list's:
+	 * both are written already. */
+	TC_CRASH_POINT(alloc_taken);
+	/* Named in our slot before anything else can go wrong. */
+	tc__st(&s->inflight, tc__ref_of(c, e));
+	tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
+	return alloc_ready(c, cls, e, rc);
 }
 
 /* A free list's head after a push of REF: the generation above it grows. */
