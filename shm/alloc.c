@@ -98,9 +98,7 @@ static inline __attribute__((always_inline)) void prefetch_next(tc_cache *c, uin
 	uint64_t size = tc__class_size(cls);
 	if (next - 1 >= c->arena_units || (next - 1) * TC_BLOCK_UNIT + size > c->arena_bytes)
 		return;
-	const uint8_t *b = c->arena + (next - 1) * TC_BLOCK_UNIT;
-	for (uint64_t o = 0; o < size && o < 256; o += 64)
-		__builtin_prefetch(b + o, 1);
+	tc__prefetch_w(c->arena + (next - 1) * TC_BLOCK_UNIT, size);
 }
 
 /*

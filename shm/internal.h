@@ -528,6 +528,25 @@ static inline uint64_t tc__class_size(uint32_t cls)
 	return tc__class_size_calc(cls);
 }
 
+/*
+ * Ask for the lines of the first min(BYTES, 256) bytes at P, for writing:
+ * a new block's header, key and the start of its value (the allocator's
+ * and the write's hints).  Straight-line: as a loop it cost twice the
+ * instructions.  Always inline: a function that only prefetches has no
+ * effect GCC must keep.
+ */
+static inline __attribute__((always_inline)) void tc__prefetch_w(const void *p, uint64_t bytes)
+{
+	const uint8_t *b = p;
+	__builtin_prefetch(b, 1);
+	if (bytes > 64)
+		__builtin_prefetch(b + 64, 1);
+	if (bytes > 128)
+		__builtin_prefetch(b + 128, 1);
+	if (bytes > 192)
+		__builtin_prefetch(b + 192, 1);
+}
+
 /* The block named by REF, bounds-checked against the arena, or NULL. */
 static inline struct tc_entry *tc__block(tc_cache *c, uint64_t ref)
 {

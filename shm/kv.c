@@ -945,10 +945,9 @@ static int publish_insert(tc_cache *c, const struct tc__wreq *q, struct wstate *
  * evicted), and prefetched for writing, so that its lines arrive while the
  * lookup waits for the key's bucket and entry and the publishing CAS does
  * not wait for them.  NULL: the write allocates after deciding, as the
- * others do.  Named in the slot's inflight like any private block.
+ * others do.  Named in the slot's inflight like any private block.  Its
+ * first 256 bytes are prefetched (tc__prefetch_w).
  */
-#define EARLY_PREFETCH 256u /* bytes of a new block prefetched before the lookup */
-
 static inline struct tc_entry *alloc_early(tc_cache *c, const struct tc__wreq *q,
 					   struct wstate *w, struct tc_rslot *s)
 {
@@ -960,10 +959,8 @@ static inline struct tc_entry *alloc_early(tc_cache *c, const struct tc__wreq *q
 	/* The first lines only (header, key, the start of the value): the
 	 * lookup overlaps their misses; a large value's rest is streamed by
 	 * the copy, not queued ahead of the lookup's own loads. */
-	uint64_t lines = w->need < EARLY_PREFETCH ? w->need : EARLY_PREFETCH;
 	if (e)
-		for (uint64_t o = 0; o < lines; o += 64)
-			__builtin_prefetch((const uint8_t *)e + o, 1);
+		tc__prefetch_w(e, w->need);
 	return e;
 }
 
