@@ -264,8 +264,11 @@ static inline uint64_t free_head(uint64_t head, uint64_t ref)
 	return ((head >> 32) + 1) << 32 | ref;
 }
 
-/* Push block E of class CLS (a block nobody else can reach) on its free list. */
-void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
+/* Push block E of class CLS (a block nobody else can reach) on its free
+ * list.  Inline in tc__free_block, which the reclaim walk calls for about
+ * one block per write. */
+static inline __attribute__((always_inline)) void push_free(tc_cache *c, struct tc_entry *e,
+							    uint32_t cls)
 {
 	struct tc_class *k = &c->h->cls[cls];
 	uint64_t ref = tc__ref_of(c, e);
@@ -276,6 +279,11 @@ void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
 	TC_CRASH_POINT(free_unlisted);
 	tc__stack_push(c, &k->head, e, ref, free_head, NULL);
 	tc__add(&k->nfree, 1);
+}
+
+void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
+{
+	push_free(c, e, cls);
 }
 
 /*
@@ -293,7 +301,7 @@ bool tc__free_block(tc_cache *c, struct tc_entry *e)
 	if (cls >= TC_CLASSES_USED || tc__ld(&e->cls_check) != TC_CLS_CHECK(cls) ||
 	    (ref - 1) * TC_BLOCK_UNIT + tc__class_size(cls) > c->arena_bytes)
 		return false;
-	tc__push_free(c, e, cls);
+	push_free(c, e, cls);
 	tc__add(&c->h->cls[cls].used, (uint64_t)-1);
 	return true;
 }
