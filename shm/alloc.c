@@ -98,9 +98,7 @@ static inline __attribute__((always_inline)) void prefetch_next(tc_cache *c, uin
 	uint64_t size = tc__class_size(cls);
 	if (next - 1 >= c->arena_units || (next - 1) * TC_BLOCK_UNIT + size > c->arena_bytes)
 		return;
-	const uint8_t *b = c->arena + (next - 1) * TC_BLOCK_UNIT;
-	for (uint64_t o = 0; o < size && o < 256; o += 64)
-		__builtin_prefetch(b + o, 1);
+	tc__prefetch_w(c->arena + (next - 1) * TC_BLOCK_UNIT, size);
 }
 
 /*
@@ -119,7 +117,8 @@ static inline __attribute__((always_inline)) void prefetch_next(tc_cache *c, uin
  * disagrees with its list never becomes OUT and is never re-cut
  * (coalesce.c).
  */
-struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls)
+static inline __attribute__((always_inline)) struct tc_entry *pop_free(tc_cache *c,
+								      uint32_t cls)
 {
 	/* The common case inline, with few registers live: a FREE head of
 	 * this class, in bounds, popped by the first CAS.  Anything else
@@ -140,6 +139,11 @@ struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls)
 		return e;
 	}
 	return pop_slow(c, cls);
+}
+
+struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls)
+{
+	return pop_free(c, cls);
 }
 
 /*
@@ -193,46 +197,10 @@ static struct tc_entry *carve(tc_cache *c, struct tc_rslot *s, uint32_t cls, boo
 	}
 }
 
-/*
- * Allocate a block of at least BYTES for the thread of slot S, without
- * waiting for anything: pop the class's free list, else carve.  NULL with
- * *rc = -ENOSPC when neither works, TC_ECORRUPT when the bump word fails
- * its seal (nothing is carved until tc_audit), -EMSGSIZE past the largest
- * class.  Writers call tc__alloc (room.h), which coalesces then.
- */
-struct tc_entry *tc__alloc_block(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc)
+/* The end of every allocation: block E of class CLS is ready for its builder. */
+static inline __attribute__((always_inline)) struct tc_entry *
+alloc_ready(tc_cache *c, uint32_t cls, struct tc_entry *e, int *rc)
 {
-	uint32_t cls = tc__class_of(bytes);
-	if (cls >= TC_CLASSES_USED) {
-		*rc = -EMSGSIZE;
-		return NULL;
-	}
-	struct tc_entry *e;
-	while ((e = tc__pop_free(c, cls)) != NULL && !take_popped(c, e))
-		;
-	if (e) {
-		/* The pop checked the class byte and its copy against the
-		 * list's: both are written already. */
-		TC_CRASH_POINT(alloc_taken);
-		/* Named in our slot before anything else can go wrong. */
-		tc__st(&s->inflight, tc__ref_of(c, e));
-		tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
-	} else {
-		bool bad = false;
-		e = carve(c, s, cls, &bad);
-		if (e) {
-			TC_CRASH_POINT(alloc_carved);
-			tc__st(&e->cls_check, TC_CLS_CHECK(cls));
-			TC_CRASH_POINT(alloc_class_copy);
-			tc__st(&e->cls, (uint8_t)cls);
-			tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
-			cmm_smp_wmb(); /* class before state: the arena is walked by them */
-			tc__st(&e->state, TC_BLK_LIVE);
-		} else {
-			*rc = bad ? TC_ECORRUPT : -ENOSPC;
-			return NULL;
-		}
-	}
 	TC_CRASH_POINT(alloc_ready);
 	tc__add(&c->h->cls[cls].used, 1);
 	tc__st(&e->link, 0);
@@ -241,14 +209,85 @@ struct tc_entry *tc__alloc_block(tc_cache *c, struct tc_rslot *s, uint64_t bytes
 	return e;
 }
 
+/* tc__alloc_block when the free list gave nothing: carve.  Out of line, so
+ * that the pop, which serves almost every write, keeps few registers. */
+static __attribute__((noinline)) struct tc_entry *alloc_carved(tc_cache *c, struct tc_rslot *s,
+							       uint32_t cls, int *rc)
+{
+	bool bad = false;
+	struct tc_entry *e = carve(c, s, cls, &bad);
+	if (!e) {
+		*rc = bad ? TC_ECORRUPT : -ENOSPC;
+		return NULL;
+	}
+	TC_CRASH_POINT(alloc_carved);
+	tc__st(&e->cls_check, TC_CLS_CHECK(cls));
+	TC_CRASH_POINT(alloc_class_copy);
+	tc__st(&e->cls, (uint8_t)cls);
+	tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
+	cmm_smp_wmb(); /* class before state: the arena is walked by them */
+	tc__st(&e->state, TC_BLK_LIVE);
+	return alloc_ready(c, cls, e, rc);
+}
+
+/* Block E, popped from class CLS's list and taken, becomes slot S's. */
+static inline __attribute__((always_inline)) struct tc_entry *
+alloc_owned(tc_cache *c, struct tc_rslot *s, uint32_t cls, struct tc_entry *e, int *rc)
+{
+	/* The pop checked the class byte and its copy against the list's:
+	 * both are written already. */
+	TC_CRASH_POINT(alloc_taken);
+	/* Named in our slot before anything else can go wrong. */
+	tc__st(&s->inflight, tc__ref_of(c, e));
+	tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
+	return alloc_ready(c, cls, e, rc);
+}
+
+/* tc__alloc_block after a popped block that was not ours (claimed by the
+ * coalescer, or not free): pop again until one is, else carve. */
+static __attribute__((noinline)) struct tc_entry *alloc_again(tc_cache *c, struct tc_rslot *s,
+							      uint32_t cls, int *rc)
+{
+	struct tc_entry *e;
+	while ((e = tc__pop_free(c, cls)) != NULL && !take_popped(c, e))
+		;
+	return e ? alloc_owned(c, s, cls, e, rc) : alloc_carved(c, s, cls, rc);
+}
+
+/*
+ * Allocate a block of at least BYTES for the thread of slot S, without
+ * waiting for anything: pop the class's free list, else carve.  NULL with
+ * *rc = -ENOSPC when neither works, TC_ECORRUPT when the bump word fails
+ * its seal (nothing is carved until tc_audit), -EMSGSIZE past the largest
+ * class.  Writers call tc__alloc (room.h), which coalesces then.  The
+ * first pop inline; another pop, or the carve, out of line.
+ */
+struct tc_entry *tc__alloc_block(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc)
+{
+	uint32_t cls = tc__class_of(bytes);
+	if (cls >= TC_CLASSES_USED) {
+		*rc = -EMSGSIZE;
+		return NULL;
+	}
+	struct tc_entry *e = pop_free(c, cls);
+	if (TC_UNLIKELY(!e))
+		return alloc_carved(c, s, cls, rc);
+	if (TC_UNLIKELY(!take_popped(c, e)))
+		return alloc_again(c, s, cls, rc);
+	return alloc_owned(c, s, cls, e, rc);
+}
+
 /* A free list's head after a push of REF: the generation above it grows. */
 static inline uint64_t free_head(uint64_t head, uint64_t ref)
 {
 	return ((head >> 32) + 1) << 32 | ref;
 }
 
-/* Push block E of class CLS (a block nobody else can reach) on its free list. */
-void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
+/* Push block E of class CLS (a block nobody else can reach) on its free
+ * list.  Inline in tc__free_block, which the reclaim walk calls for about
+ * one block per write. */
+static inline __attribute__((always_inline)) void push_free(tc_cache *c, struct tc_entry *e,
+							    uint32_t cls)
 {
 	struct tc_class *k = &c->h->cls[cls];
 	uint64_t ref = tc__ref_of(c, e);
@@ -259,6 +298,11 @@ void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
 	TC_CRASH_POINT(free_unlisted);
 	tc__stack_push(c, &k->head, e, ref, free_head, NULL);
 	tc__add(&k->nfree, 1);
+}
+
+void tc__push_free(tc_cache *c, struct tc_entry *e, uint32_t cls)
+{
+	push_free(c, e, cls);
 }
 
 /*
@@ -276,7 +320,7 @@ bool tc__free_block(tc_cache *c, struct tc_entry *e)
 	if (cls >= TC_CLASSES_USED || tc__ld(&e->cls_check) != TC_CLS_CHECK(cls) ||
 	    (ref - 1) * TC_BLOCK_UNIT + tc__class_size(cls) > c->arena_bytes)
 		return false;
-	tc__push_free(c, e, cls);
+	push_free(c, e, cls);
 	tc__add(&c->h->cls[cls].used, (uint64_t)-1);
 	return true;
 }

@@ -396,6 +396,15 @@ int tc__enter_state(tc_cache *c, uint32_t st)
 	return 0;
 }
 
+/* An outermost enter is done: the crash point of every enter that passes
+ * it (TC_ENTERED: tc__enter's, and the writes' inlined one in kv.c). */
+#ifdef TC_CRASHPOINTS
+void tc__entered(void)
+{
+	TC_CRASH_POINT(read_section);
+}
+#endif
+
 int tc__enter(tc_cache *c, struct tc_rslot **sp)
 {
 	struct tls_ent *t = tc__tent_cur(c);
@@ -406,7 +415,7 @@ int tc__enter(tc_cache *c, struct tc_rslot **sp)
 	/* The inlined enters of the read path (kv.c) pass the same state
 	 * without the point: a kill there is a kill here. */
 	if (rc == 0 && t->depth == 1)
-		TC_CRASH_POINT(read_section);
+		TC_ENTERED();
 	return rc;
 }
 
@@ -661,12 +670,14 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t w, uint64_t
 	uint64_t freed = 0, steps = 0;
 	uint64_t tag = w & ~TC_RECLAIM_PEND & ~0xffffffffull, ref = TC_RECLAIM_REF(w);
 	bool paused = false;
+	/* E is the block of REF: the next one's is found once, for its
+	 * prefetch, and kept for its turn. */
+	struct tc_entry *e = tc__block(c, ref);
 	while (ref && steps++ <= c->arena_units) {
 		if (budget-- == 0) {
 			paused = true;
 			break;
 		}
-		struct tc_entry *e = tc__block(c, ref);
 		if (!e)
 			break; /* corrupt link: drop the rest rather than follow it */
 		uint64_t next = tc__ld(&e->link);
@@ -710,6 +721,7 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t w, uint64_t
 			push_retired(c, e, ref);
 		}
 		ref = next;
+		e = ne;
 	}
 	if (s && ref && !paused)
 		tc__cas(&s->reclaim, tag | ref, 0); /* corrupt link or cycle: give up the rest */

@@ -967,10 +967,9 @@ static int publish_insert(tc_cache *c, const struct tc__wreq *q, struct wstate *
  * evicted), and prefetched for writing, so that its lines arrive while the
  * lookup waits for the key's bucket and entry and the publishing CAS does
  * not wait for them.  NULL: the write allocates after deciding, as the
- * others do.  Named in the slot's inflight like any private block.
+ * others do.  Named in the slot's inflight like any private block.  Its
+ * first 256 bytes are prefetched (tc__prefetch_w).
  */
-#define EARLY_PREFETCH 256u /* bytes of a new block prefetched before the lookup */
-
 static inline struct tc_entry *alloc_early(tc_cache *c, const struct tc__wreq *q,
 					   struct wstate *w, struct tc_rslot *s)
 {
@@ -982,10 +981,8 @@ static inline struct tc_entry *alloc_early(tc_cache *c, const struct tc__wreq *q
 	/* The first lines only (header, key, the start of the value): the
 	 * lookup overlaps their misses; a large value's rest is streamed by
 	 * the copy, not queued ahead of the lookup's own loads. */
-	uint64_t lines = w->need < EARLY_PREFETCH ? w->need : EARLY_PREFETCH;
 	if (e)
-		for (uint64_t o = 0; o < lines; o += 64)
-			__builtin_prefetch((const uint8_t *)e + o, 1);
+		tc__prefetch_w(e, w->need);
 	return e;
 }
 
@@ -1041,6 +1038,18 @@ static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstat
 	return publish_insert(c, q, w, s, e, rc);
 }
 
+/*
+ * This thread's entry of C when it is the thread's current one, as
+ * tent_find (epoch.c) finds it first; else NULL, and the caller asks
+ * epoch.c, which searches (and claims a slot on the first call).  So a
+ * write enters its section, leaves it and sees that it is in none without
+ * a call, once its first tc__enter has made C's entry current.
+ */
+static inline struct tc__tent *write_tent(tc_cache *c)
+{
+	return TC_LIKELY(tc__key_is(tc__tls_key, c->tkey)) ? tc__tls_ent : NULL;
+}
+
 /* A write published: count it, leave the section, then the work a write
  * does for the next ones (evict ahead, reclaim early). */
 static inline void write_done(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
@@ -1055,9 +1064,17 @@ static inline void write_done(tc_cache *c, const struct tc__wreq *q, struct wsta
 	tc__count(s, q->op == TC_OP_ADD ? TC_C_ADDS : TC_C_SETS);
 	tc__count(s, TC_C_OPS);
 	sample_end(c, s, t0);
-	tc__exit(c);
+	struct tc__tent *t = write_tent(c);
+	if (TC_LIKELY(t != NULL))
+		tc__exit_ent(c, t);
+	else
+		tc__exit(c);
 	tc__evict_ahead(c, s, w->need);
-	tc__maybe_reclaim(c, s);
+	/* A write called inside the caller's own section reclaims nothing:
+	 * the grace period would wait for that section (tc__maybe_reclaim). */
+	t = write_tent(c);
+	if (TC_LIKELY(t != NULL) ? t->depth == 0 : !tc__in_section(c))
+		tc__reclaim_early(c, s);
 }
 
 int tc__write(tc_cache *c, const struct tc__wreq *q)
@@ -1081,7 +1098,16 @@ int tc__write(tc_cache *c, const struct tc__wreq *q)
 	struct tc_rslot *s = NULL;
 	int rc = 0;
 	for (int attempt = 0; attempt < TC_MAX_ATTEMPTS; attempt++) {
-		rc = tc__enter(c, &s);
+		/* tc__enter, inline when the thread's current entry is C's. */
+		struct tc__tent *t = write_tent(c);
+		if (TC_LIKELY(t != NULL)) {
+			s = t->slot;
+			rc = tc__enter_ent(c, t);
+			if (rc == 0 && t->depth == 1)
+				TC_ENTERED();
+		} else {
+			rc = tc__enter(c, &s);
+		}
 		if (rc)
 			return rc;
 		uint64_t t0 = sample_start(s);
