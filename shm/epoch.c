@@ -670,12 +670,14 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t w, uint64_t
 	uint64_t freed = 0, steps = 0;
 	uint64_t tag = w & ~TC_RECLAIM_PEND & ~0xffffffffull, ref = TC_RECLAIM_REF(w);
 	bool paused = false;
+	/* E is the block of REF: the next one's is found once, for its
+	 * prefetch, and kept for its turn. */
+	struct tc_entry *e = tc__block(c, ref);
 	while (ref && steps++ <= c->arena_units) {
 		if (budget-- == 0) {
 			paused = true;
 			break;
 		}
-		struct tc_entry *e = tc__block(c, ref);
 		if (!e)
 			break; /* corrupt link: drop the rest rather than follow it */
 		uint64_t next = tc__ld(&e->link);
@@ -719,6 +721,7 @@ static uint64_t walk_chain(tc_cache *c, struct tc_rslot *s, uint64_t w, uint64_t
 			push_retired(c, e, ref);
 		}
 		ref = next;
+		e = ne;
 	}
 	if (s && ref && !paused)
 		tc__cas(&s->reclaim, tag | ref, 0); /* corrupt link or cycle: give up the rest */

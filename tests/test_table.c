@@ -271,6 +271,29 @@ static void test_values_of_every_length_round_trip_exactly(void **state)
 	tc_close(c);
 }
 
+/* tc__copy_in, the write's copy of a key or value into its block (8..64
+ * bytes in overlapping fixed-size moves), at every length up to 100 and
+ * from an unaligned source: exactly the N bytes, none before or after
+ * (the key's padding and the value after it, the checksum after the
+ * value, are someone else's bytes). */
+static void test_block_copy_writes_exactly_its_bytes_at_every_length(void **state)
+{
+	(void)state;
+	uint8_t src[101], dst[100 + 64];
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(i * 13 + 5);
+	for (size_t n = 0; n <= 100; n++) {
+		memset(dst, 0xee, sizeof(dst));
+		tc__copy_in(dst + 32, src + 1, n);
+		for (size_t i = 0; i < 32; i++)
+			if (dst[i] != 0xee || dst[32 + n + i] != 0xee)
+				fail_msg("length %zu: a byte %s the copy changed", n,
+					 dst[i] != 0xee ? "before" : "after");
+		if (n)
+			assert_memory_equal(dst + 32, src + 1, n);
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* Racing adds: threads and processes                                  */
 /* ------------------------------------------------------------------ */
@@ -644,6 +667,7 @@ int main(void)
 		FX_TEST(test_keys_differing_in_one_byte_are_distinct),
 		FX_TEST(test_key_compare_sees_every_byte_at_every_length),
 		FX_TEST(test_values_of_every_length_round_trip_exactly),
+		FX_TEST(test_block_copy_writes_exactly_its_bytes_at_every_length),
 		FX_TEST(test_reinsert_after_delete_has_larger_version),
 		FX_TEST(test_threads_racing_add_have_one_winner_and_one_entry),
 		FX_TEST(test_processes_racing_add_have_one_winner_and_one_entry),
