@@ -1377,6 +1377,38 @@ static int overwrite_until_full(tc_cache *c, int *writes)
 }
 
 /*
+ * A write inside its caller's own read section (tc_read_lock of the same
+ * handle, kv.c's inlined enter then at depth 2) reclaims nothing early: the
+ * grace period would count that section (tc__maybe_reclaim), so its
+ * garbage waits; the first write after the unlock starts the grace period
+ * and frees RECLAIM_STEP (4) blocks of the chain it detached.  Values of
+ * one class, so memory_retired counts blocks of it exactly.
+ */
+static void test_a_write_reclaims_early_only_outside_its_own_section(void **state)
+{
+	(void)state;
+	char name[64], v[1000];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8, TC_EVICT_NONE);
+	tc_stats st;
+	memset(v, 'v', sizeof(v));
+	ASSERT_RC(0, tc_set(c, "k", 1, v, sizeof(v), 0, 0));
+	ASSERT_RC(0, tc_read_lock(c));
+	for (int i = 0; i < 40; i++) /* 40 blocks retired: 50 KiB, past 1/16 of the arena */
+		ASSERT_RC(0, tc_set(c, "k", 1, v, sizeof(v), 0, 0));
+	ASSERT_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(st.nclasses, 1);
+	uint64_t size = st.classes[0].size;
+	assert_int_equal(st.memory_retired, 40 * size);
+	tc_read_unlock(c);
+	ASSERT_RC(0, tc_set(c, "k", 1, v, sizeof(v), 0, 0));
+	ASSERT_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(st.memory_retired, (41 - 4) * size);
+	assert_int_equal(st.classes[0].free, 4);
+	tc_close(c);
+	(void)tc_unlink(name);
+}
+
+/*
  * A thread inside a read section through one handle that writes through
  * another handle of the same segment holds back its own writes' garbage:
  * nothing it waits for can change while it waits, so a write short of
@@ -1577,6 +1609,7 @@ int main(int argc, char **argv)
 		FX_TEST(test_a_free_slot_with_an_incomplete_record_is_cleared),
 		FX_TEST(test_a_slot_being_cleaned_by_a_kernel_thread_is_taken_over),
 		FX_TEST(test_a_writer_never_waits_for_its_own_section),
+		FX_TEST(test_a_write_reclaims_early_only_outside_its_own_section),
 		FX_TEST(test_scribbled_name_in_a_free_slot_retires_nothing),
 		FX_TEST(test_live_reader_whose_owner_word_reads_0_keeps_its_epoch),
 		FX_TEST(test_live_reader_without_start_time_whose_owner_word_reads_0_keeps_its_epoch),
