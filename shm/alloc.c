@@ -230,12 +230,37 @@ static __attribute__((noinline)) struct tc_entry *alloc_carved(tc_cache *c, stru
 	return alloc_ready(c, cls, e, rc);
 }
 
+/* Block E, popped from class CLS's list and taken, becomes slot S's. */
+static inline __attribute__((always_inline)) struct tc_entry *
+alloc_owned(tc_cache *c, struct tc_rslot *s, uint32_t cls, struct tc_entry *e, int *rc)
+{
+	/* The pop checked the class byte and its copy against the list's:
+	 * both are written already. */
+	TC_CRASH_POINT(alloc_taken);
+	/* Named in our slot before anything else can go wrong. */
+	tc__st(&s->inflight, tc__ref_of(c, e));
+	tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
+	return alloc_ready(c, cls, e, rc);
+}
+
+/* tc__alloc_block after a popped block that was not ours (claimed by the
+ * coalescer, or not free): pop again until one is, else carve. */
+static __attribute__((noinline)) struct tc_entry *alloc_again(tc_cache *c, struct tc_rslot *s,
+							      uint32_t cls, int *rc)
+{
+	struct tc_entry *e;
+	while ((e = tc__pop_free(c, cls)) != NULL && !take_popped(c, e))
+		;
+	return e ? alloc_owned(c, s, cls, e, rc) : alloc_carved(c, s, cls, rc);
+}
+
 /*
  * Allocate a block of at least BYTES for the thread of slot S, without
  * waiting for anything: pop the class's free list, else carve.  NULL with
  * *rc = -ENOSPC when neither works, TC_ECORRUPT when the bump word fails
  * its seal (nothing is carved until tc_audit), -EMSGSIZE past the largest
- * class.  Writers call tc__alloc (room.h), which coalesces then.
+ * class.  Writers call tc__alloc (room.h), which coalesces then.  The
+ * first pop inline; another pop, or the carve, out of line.
  */
 struct tc_entry *tc__alloc_block(tc_cache *c, struct tc_rslot *s, uint64_t bytes, int *rc)
 {
@@ -244,18 +269,12 @@ struct tc_entry *tc__alloc_block(tc_cache *c, struct tc_rslot *s, uint64_t bytes
 		*rc = -EMSGSIZE;
 		return NULL;
 	}
-	struct tc_entry *e;
-	while ((e = pop_free(c, cls)) != NULL && !take_popped(c, e))
-		;
-	if (!e)
+	struct tc_entry *e = pop_free(c, cls);
+	if (TC_UNLIKELY(!e))
 		return alloc_carved(c, s, cls, rc);
-	/* The pop checked the class byte and its copy against the list's:
-	 * both are written already. */
-	TC_CRASH_POINT(alloc_taken);
-	/* Named in our slot before anything else can go wrong. */
-	tc__st(&s->inflight, tc__ref_of(c, e));
-	tc__st(&e->builder, (uint16_t)(s - c->slots + 1));
-	return alloc_ready(c, cls, e, rc);
+	if (TC_UNLIKELY(!take_popped(c, e)))
+		return alloc_again(c, s, cls, rc);
+	return alloc_owned(c, s, cls, e, rc);
 }
 
 /* A free list's head after a push of REF: the generation above it grows. */

@@ -198,6 +198,32 @@ static void test_scribbled_free_head_never_crosses_arena_end(void **state)
 			 (unsigned long long)c->arena_bytes);
 }
 
+/* A free block the coalescer has claimed (CLAIMED) at the head of its
+ * list: the pop unlinks it and marks it OUT (the coalescer's now, one
+ * pending claim fewer), and the allocation takes the next block. */
+static void test_a_claimed_head_is_left_to_the_coalescer_and_the_next_block_taken(void **state)
+{
+	struct fixture *f = *state;
+	tc_cache *c = f->c;
+	int rc = -1;
+	struct tc_entry *a = tc__alloc(c, f->s, 200, &rc);
+	struct tc_entry *b = tc__alloc(c, f->s, 200, &rc);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_true(tc__free_block(c, b));
+	assert_true(tc__free_block(c, a)); /* the head: a, then b */
+	tc__st(&a->state, TC_BLK_CLAIMED);
+	tc__st(&c->h->df_pending, 1);
+	rc = -1;
+	struct tc_entry *got = tc__alloc(c, f->s, 200, &rc);
+	assert_ptr_equal(got, b);
+	assert_int_equal(rc, 0);
+	assert_int_equal(got->state, TC_BLK_LIVE);
+	assert_int_equal(tc__ld(&f->s->inflight), tc__ref_of(c, b));
+	assert_int_equal(a->state, TC_BLK_OUT);
+	assert_int_equal(tc__ld(&c->h->df_pending), 0);
+}
+
 static void test_scribbled_links_and_bump_fail_cleanly(void **state)
 {
 	struct fixture *f = *state;
@@ -349,6 +375,9 @@ int main(void)
 						setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_scribbled_free_head_never_crosses_arena_end,
 						setup_small, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_a_claimed_head_is_left_to_the_coalescer_and_the_next_block_taken,
+			setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_scribbled_links_and_bump_fail_cleanly,
 						setup_small, teardown),
 		FX_TEST(test_threads_never_share_a_block),
