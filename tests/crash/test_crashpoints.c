@@ -1288,18 +1288,33 @@ static void script_sections(tc_cache *a, tc_cache *b)
 		child_want(-1, 0, 0, "thread");
 }
 
-/* The allocator's: steps 1, 2, 6, 7 carve, step 5 pops (a freed block). */
+/* The allocator's: steps 1, 2, 3, 8, 9 carve; step 5 pops a freed block
+ * (tc__alloc_block's inline pop); step 7 pops a head the coalescer claimed
+ * (as its drain does: CLAIMED, df_pending counted), leaves it OUT and pops
+ * the next block (alloc_again). */
 static void script_allocs(tc_cache *a, tc_cache *b)
 {
 	script_set(a, 1, "k1");
 	script_set(a, 2, "k2");
-	prog->step = 3;
-	child_want(tc_del(a, "k1", 2), 0, 0, "del");
+	script_set(a, 3, "k3");
 	prog->step = 4;
+	child_want(tc_del(a, "k1", 2), 0, 0, "del");
+	child_want(tc_del(a, "k2", 2), 0, 0, "del");
+	child_want(tc_del(a, "k3", 2), 0, 0, "del");
 	child_want(tc_reclaim(a, NULL), 0, 0, "reclaim");
-	script_set(a, 5, "k3");
-	script_set(a, 6, "k4");
-	script_set(b, 7, "k5");
+	script_set(a, 5, "k4");
+	prog->step = 6;
+	uint32_t cls = prog->cls;
+	struct tc_entry *head = tc__block(a, tc__ld(&a->h->cls[cls].head) & 0xffffffffu);
+	if (!head || tc__ld(&a->h->cls[cls].nfree) != 2)
+		child_want(-1, 0, 0, "two free blocks");
+	tc__st(&head->state, TC_BLK_CLAIMED);
+	tc__add(&a->h->df_pending, 1);
+	script_set(a, 7, "k5");
+	if (tc__ld(&head->state) != TC_BLK_OUT || tc__ld(&a->h->df_pending) != 0)
+		child_want(-1, 0, 0, "the claimed head left OUT");
+	script_set(b, 8, "k6");
+	script_set(a, 9, "k7");
 }
 
 struct pass_script {
@@ -1311,11 +1326,11 @@ struct pass_script {
 
 static const struct pass_script pass_scripts[] = {
 	{ "read_section",     script_sections, { 1, 2, 3, 6, 9, 10, 11 }, { 1, 1, 1, 2, 1, 1, 1 } },
-	{ "alloc_popped",     script_allocs,   { 5 }, { 0 } },
-	{ "alloc_taken",      script_allocs,   { 5 }, { 0 } },
-	{ "alloc_carved",     script_allocs,   { 1, 2, 6, 7 }, { 0 } },
-	{ "alloc_class_copy", script_allocs,   { 1, 2, 6, 7 }, { 0 } },
-	{ "alloc_ready",      script_allocs,   { 1, 2, 5, 6, 7 }, { 0 } },
+	{ "alloc_popped",     script_allocs,   { 5, 7, 7 }, { 0 } },
+	{ "alloc_taken",      script_allocs,   { 5, 7 }, { 0 } },
+	{ "alloc_carved",     script_allocs,   { 1, 2, 3, 8, 9 }, { 0 } },
+	{ "alloc_class_copy", script_allocs,   { 1, 2, 3, 8, 9 }, { 0 } },
+	{ "alloc_ready",      script_allocs,   { 1, 2, 3, 5, 7, 8, 9 }, { 0 } },
 };
 
 /* The shared state a kill at POINT leaves (table above), checked in C:
