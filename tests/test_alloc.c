@@ -10,6 +10,8 @@
  * - Carving: the arena is cut until exhausted, then NULL with -ENOSPC.
  * - Scribbled lists and bump word: never a block that crosses the arena's
  *   end, never a crash.
+ * - A head the coalescer claimed is left to it; the pops after it drop
+ *   blocks whose class byte or check copy was scribbled, as the first does.
  * - Threads allocating and freeing one class: no block handed out twice.
  */
 #include "whitebox.h"
@@ -224,6 +226,54 @@ static void test_a_claimed_head_is_left_to_the_coalescer_and_the_next_block_take
 	assert_int_equal(tc__ld(&c->h->df_pending), 0);
 }
 
+/*
+ * The pops after a claimed head (alloc_again) check each block as the
+ * first pop does: behind the claimed head, a free block whose class copy
+ * or class byte was scribbled is dropped from the list, never handed out
+ * (the write into it would take it for a block of the class), and the
+ * allocation takes the next good block, then carves.
+ */
+static void test_the_pops_after_a_claimed_head_drop_scribbled_blocks(void **state)
+{
+	struct fixture *f = *state;
+	tc_cache *c = f->c;
+	for (int what = 0; what < 2; what++) {
+		int rc = -1;
+		struct tc_entry *b[4];
+		for (int i = 0; i < 4; i++) {
+			b[i] = tc__alloc(c, f->s, 200, &rc);
+			assert_non_null(b[i]);
+		}
+		uint32_t k = tc__ld(&b[0]->cls);
+		for (int i = 3; i >= 0; i--)
+			assert_true(tc__free_block(c, b[i])); /* the list: b0, b1, b2, b3 */
+		tc__st(&b[0]->state, TC_BLK_CLAIMED);
+		tc__st(&c->h->df_pending, 1);
+		if (what == 0)
+			tc__st(&b[1]->cls_check, (uint8_t)(TC_CLS_CHECK(k) ^ 1));
+		else
+			tc__st(&b[1]->cls, (uint8_t)(k + 1));
+		tc__st(&b[2]->cls_check, (uint8_t)(TC_CLS_CHECK(k) ^ 2));
+		rc = -1;
+		struct tc_entry *got = tc__alloc(c, f->s, 200, &rc);
+		assert_int_equal(rc, 0);
+		assert_ptr_equal(got, b[3]);
+		assert_int_equal(tc__ld(&b[0]->state), TC_BLK_OUT);
+		assert_int_equal(tc__ld(&b[1]->state), TC_BLK_FREE);
+		assert_int_equal(tc__ld(&b[2]->state), TC_BLK_FREE);
+		assert_int_equal(tc__ld(&c->h->cls[k].head) & 0xffffffffu, 0);
+		struct tc_entry *next = tc__alloc(c, f->s, 200, &rc);
+		assert_non_null(next); /* carved: none of the dropped ones */
+		for (int i = 0; i < 3; i++)
+			assert_ptr_not_equal(next, b[i]);
+		assert_true(tc__free_block(c, got));
+		assert_true(tc__free_block(c, next));
+		/* Leave no block of the class listed for the next round. */
+		while (tc__pop_free(c, k) != NULL)
+			;
+	}
+}
+
 static void test_scribbled_links_and_bump_fail_cleanly(void **state)
 {
 	struct fixture *f = *state;
@@ -378,6 +428,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_a_claimed_head_is_left_to_the_coalescer_and_the_next_block_taken,
 			setup_small, teardown),
+		cmocka_unit_test_setup_teardown(test_the_pops_after_a_claimed_head_drop_scribbled_blocks,
+						setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_scribbled_links_and_bump_fail_cleanly,
 						setup_small, teardown),
 		FX_TEST(test_threads_never_share_a_block),

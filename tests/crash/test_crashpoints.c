@@ -31,10 +31,15 @@
  *     emptied again, still empty;
  *  4. a value of the largest size class the arena can hold is stored, read
  *     back and deleted: coalescing works over the whole arena.
+ * test_write_paths_pass_every_point also checks at which step of a script
+ * each pass of a write's read_section and alloc_* points happens, on every
+ * path a write takes to them.
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1219,6 +1224,223 @@ static void test_largest_value_fits_at_once(void **state)
 	conclude("test_largest_value_fits_at_once", &v);
 }
 
+/* ---- every path of a write passes its points, once -------------------------- */
+
+/*
+ * A write enters its read section and allocates along several paths: the
+ * thread's first call (its entry claimed), its handle's entry current (the
+ * enter inlined in kv.c) or another handle's (the call), nested in a read
+ * section of its own, from a second thread; a block popped or carved.  A
+ * point that one of them skips is a crash window the table promises and no
+ * kill tests.  A scripted child stores the number of each step in a shared
+ * page before running it; killed at a point's NTH pass it tells which step
+ * made that pass.  The script lists, for each point, the step of every
+ * pass in order, and a child armed one pass further runs to its end.  At
+ * the kill the shared state is the table's: the slot's epoch announced
+ * (read_section), the block named in inflight LIVE with its class, copy and
+ * builder written and not yet counted used (alloc_ready).
+ */
+struct progress {
+	uint32_t step;     /* the step running */
+	uint32_t cls;      /* the class of the step's block */
+	uint64_t used;     /* that class's used gauge before the step */
+};
+
+#define S_END 99u
+#define PASS_VAL 100   /* bytes of every script value: one class */
+
+static struct progress *prog;
+
+static void script_set(tc_cache *c, uint32_t step, const char *key)
+{
+	static const uint8_t val[PASS_VAL];
+	uint32_t cls = tc__class_of(tc__entry_need(c, strlen(key), sizeof(val)));
+	prog->cls = cls;
+	prog->used = tc__ld(&c->h->cls[cls].used);
+	prog->step = step;
+	child_want(tc_set(c, key, strlen(key), val, sizeof(val), 1, 0), 0, 0, "set");
+}
+
+static void *script_thread(void *arg)
+{
+	script_set(arg, 11, "k8");
+	return NULL;
+}
+
+/* read_section's passes: steps 1, 2, 3, 6, 9, 10, 11. */
+static void script_sections(tc_cache *a, tc_cache *b)
+{
+	script_set(a, 1, "k1"); /* the thread's first call: its entry claimed */
+	script_set(a, 2, "k2"); /* A's entry current: the enter inlined in kv.c */
+	script_set(b, 3, "k3"); /* A's entry current, not B's: the call */
+	prog->step = 4;
+	child_want(tc_read_lock(a), 0, 0, "read_lock"); /* no pass: a read section */
+	script_set(a, 5, "k4"); /* nested in A's section: no pass */
+	script_set(b, 6, "k5"); /* B's outermost, inside A's section */
+	script_set(a, 7, "k6"); /* nested again, B's entry current */
+	prog->step = 8;
+	tc_read_unlock(a);
+	script_set(a, 9, "k7");
+	prog->step = 10;
+	child_want(tc_incr(a, "n", 1, 1, 0, NULL), 0, 0, "incr");
+	pthread_t t;
+	if (pthread_create(&t, NULL, script_thread, a) != 0 || pthread_join(t, NULL) != 0)
+		child_want(-1, 0, 0, "thread");
+}
+
+/* The allocator's: steps 1, 2, 3, 8, 9 carve; step 5 pops a freed block
+ * (tc__alloc_block's inline pop); step 7 pops a head the coalescer claimed
+ * (as its drain does: CLAIMED, df_pending counted), leaves it OUT and pops
+ * the next block (alloc_again). */
+static void script_allocs(tc_cache *a, tc_cache *b)
+{
+	script_set(a, 1, "k1");
+	script_set(a, 2, "k2");
+	script_set(a, 3, "k3");
+	prog->step = 4;
+	child_want(tc_del(a, "k1", 2), 0, 0, "del");
+	child_want(tc_del(a, "k2", 2), 0, 0, "del");
+	child_want(tc_del(a, "k3", 2), 0, 0, "del");
+	child_want(tc_reclaim(a, NULL), 0, 0, "reclaim");
+	script_set(a, 5, "k4");
+	prog->step = 6;
+	uint32_t cls = prog->cls;
+	struct tc_entry *head = tc__block(a, tc__ld(&a->h->cls[cls].head) & 0xffffffffu);
+	if (!head || tc__ld(&a->h->cls[cls].nfree) != 2)
+		child_want(-1, 0, 0, "two free blocks");
+	tc__st(&head->state, TC_BLK_CLAIMED);
+	tc__add(&a->h->df_pending, 1);
+	script_set(a, 7, "k5");
+	if (tc__ld(&head->state) != TC_BLK_OUT || tc__ld(&a->h->df_pending) != 0)
+		child_want(-1, 0, 0, "the claimed head left OUT");
+	script_set(b, 8, "k6");
+	script_set(a, 9, "k7");
+}
+
+struct pass_script {
+	const char *point;
+	void (*run)(tc_cache *a, tc_cache *b);
+	uint32_t steps[8]; /* the step of each pass, 0 after the last */
+	uint32_t in[8];    /* read_section: the slots in a section at that pass */
+};
+
+static const struct pass_script pass_scripts[] = {
+	{ "read_section",     script_sections, { 1, 2, 3, 6, 9, 10, 11 }, { 1, 1, 1, 2, 1, 1, 1 } },
+	{ "alloc_popped",     script_allocs,   { 5, 7, 7 }, { 0 } },
+	{ "alloc_taken",      script_allocs,   { 5, 7 }, { 0 } },
+	{ "alloc_carved",     script_allocs,   { 1, 2, 3, 8, 9 }, { 0 } },
+	{ "alloc_class_copy", script_allocs,   { 1, 2, 3, 8, 9 }, { 0 } },
+	{ "alloc_ready",      script_allocs,   { 1, 2, 3, 5, 7, 8, 9 }, { 0 } },
+};
+
+/* The shared state a kill at POINT leaves (table above), checked in C:
+ * ANNOUNCED slots of process PID show the segment's epoch (read_section;
+ * the process holds a slot per handle and thread) and no other is in a
+ * section; the one slot of PID that names a block in inflight names it
+ * LIVE, its header written and not yet counted (alloc_ready). */
+static void check_pass_state(struct verdict *v, tc_cache *c, pid_t pid, const char *point, int nth,
+			     uint32_t announced)
+{
+	uint64_t now = tc__ld(&c->h->epoch);
+	uint32_t in = 0, other = 0, named = 0;
+	struct tc_rslot *s = NULL;
+	for (uint32_t i = 0; i < c->nslots; i++) {
+		struct tc_rslot *r = &c->slots[i];
+		if (tc__ld(&r->owner) >> 32 != (uint64_t)pid)
+			continue;
+		uint64_t e = tc__ld(&r->epoch);
+		in += e != 0 && e == now;
+		other += e != 0 && e != now;
+		if (tc__ld(&r->inflight)) {
+			named++;
+			s = r;
+		}
+	}
+	if (strcmp(point, "read_section") == 0) {
+		if (in != announced || other)
+			note(v, "%s:%d (step %u): %u slot(s) in a section at epoch %llu and %u at "
+				"another, expected %u", point, nth, prog->step, in,
+			     (unsigned long long)now, other, announced);
+		return;
+	}
+	if (strcmp(point, "alloc_ready") != 0)
+		return;
+	struct tc_entry *e = s ? tc__block(c, tc__ld(&s->inflight)) : NULL;
+	uint32_t cls = prog->cls;
+	if (named != 1 || !e) {
+		note(v, "%s:%d (step %u): %u slot(s) name a block in inflight, expected 1", point,
+		     nth, prog->step, named);
+		return;
+	}
+	uint64_t used = tc__ld(&c->h->cls[cls].used);
+	if (tc__ld(&e->state) != TC_BLK_LIVE || tc__ld(&e->cls) != cls ||
+	    tc__ld(&e->cls_check) != TC_CLS_CHECK(cls) ||
+	    tc__ld(&e->builder) != (uint16_t)(s - c->slots + 1) || used != prog->used)
+		note(v, "%s:%d (step %u): block state %u class %u copy %u builder %u, used %llu, "
+			"expected LIVE, %u, %u, %u, %llu", point, nth, prog->step,
+		     tc__ld(&e->state), tc__ld(&e->cls), tc__ld(&e->cls_check),
+		     tc__ld(&e->builder), (unsigned long long)used, cls, TC_CLS_CHECK(cls),
+		     (unsigned)(s - c->slots + 1), (unsigned long long)prog->used);
+}
+
+/* Run SC's script in a child armed at its point's NTH pass: its status. */
+static int run_script_at(const char *seg, const struct pass_script *sc, int nth)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char at[96];
+		tc_cache *a = NULL, *b = NULL;
+		alarm(60);
+		snprintf(at, sizeof(at), "%s:%d", sc->point, nth);
+		setenv("TICKCACHE_CRASH_AT", at, 1);
+		child_want(tc_open(&a, seg, NULL), 0, 0, "open");
+		child_want(tc_open(&b, seg, NULL), 0, 0, "open");
+		sc->run(a, b);
+		prog->step = S_END;
+		_exit(0);
+	}
+	int st = fx_wait(pid);
+	return st == 128 + SIGKILL ? -(int)pid : st;
+}
+
+static void test_write_paths_pass_every_point(void **state)
+{
+	(void)state;
+	struct verdict v = { "" };
+	prog = mmap(NULL, sizeof(*prog), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(prog != MAP_FAILED);
+	for (size_t i = 0; i < sizeof(pass_scripts) / sizeof(pass_scripts[0]); i++) {
+		const struct pass_script *sc = &pass_scripts[i];
+		for (int nth = 1; nth <= 8; nth++) {
+			char seg[48];
+			fx_name(seg);
+			tc_cache *c = wb_create(seg, 1024, ARENA, 8, TC_EVICT_NONE);
+			memset(prog, 0, sizeof(*prog));
+			uint32_t want = sc->steps[nth - 1];
+			int st = run_script_at(seg, sc, nth);
+			if (want && st >= 0)
+				note(&v, "%s:%d: expected a kill in step %u; child status %d, at step %u",
+				     sc->point, nth, want, st, prog->step);
+			else if (want && prog->step != want)
+				note(&v, "%s:%d: killed in step %u, expected step %u", sc->point, nth,
+				     prog->step, want);
+			else if (want)
+				check_pass_state(&v, c, -st, sc->point, nth, sc->in[nth - 1]);
+			else if (st != 0 || prog->step != S_END)
+				note(&v, "%s:%d: one pass past the last expected, child status %d at "
+					 "step %u, expected to finish", sc->point, nth, st, prog->step);
+			tc_close(c);
+			(void)tc_unlink(seg);
+			if (!want)
+				break;
+		}
+	}
+	munmap(prog, sizeof(*prog));
+	conclude("test_write_paths_pass_every_point", &v);
+}
+
 /* ---- the list, the specs and design.md agree -------------------------------- */
 
 static void test_every_point_has_a_workload(void **state)
@@ -1351,12 +1573,13 @@ int main(int argc, char **argv)
 	static char rnames[NRSPECS][64];
 	static char dnames[NDSPECS][64];
 	static char fnames[NFSPECS][64];
-	struct CMUnitTest *t = calloc(NSPECS + NRSPECS + NDSPECS + NFSPECS + 3, sizeof(*t));
+	struct CMUnitTest *t = calloc(NSPECS + NRSPECS + NDSPECS + NFSPECS + 4, sizeof(*t));
 	size_t n = 0;
 	assert_non_null(t);
 	t[n++] = (struct CMUnitTest)FX_TEST(test_every_point_has_a_workload);
 	t[n++] = (struct CMUnitTest)FX_TEST(test_design_table_lists_every_point);
 	t[n++] = (struct CMUnitTest)FX_TEST(test_largest_value_fits_at_once);
+	t[n++] = (struct CMUnitTest)FX_TEST(test_write_paths_pass_every_point);
 	for (size_t i = 0; i < NSPECS; i++) {
 		bool want = argc < 2;
 		for (int a = 1; a < argc; a++)
