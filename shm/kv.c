@@ -301,22 +301,27 @@ get_top(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_met
 	return get_plain(c, t, h, key, klen, buf, cap, meta, fn, arg);
 }
 
+/* Return CALL when KLEN is LO..HI, in a copy of CALL of its own in which
+ * the compiler knows that range: the length tests of the key's check, the
+ * hash (tc__hash) and the key compare (key_eq) fold into this one.  Used
+ * for keys of 9..16 bytes and of 17..32 (most users' key names). */
+#define KEY_LENGTH_CASE(klen, lo, hi, call)				\
+	do {								\
+		if (TC_LIKELY((klen) - (lo) <= (hi) - (lo))) {		\
+			if ((klen) < (lo) || (klen) > (hi))		\
+				__builtin_unreachable();		\
+			return call;					\
+		}							\
+	} while (0)
+
 int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta)
 {
 	/* Keys of 9..16 bytes, the common ones, in a copy of their own: the
 	 * length tests of the key's check, the hash and the key compare fold
 	 * into this one.  Keys of 17..32 bytes (most users' key names, the
 	 * Python package's among them) in another, for the same reason. */
-	if (TC_LIKELY(klen - 9 <= 7)) {
-		if (klen < 9 || klen > 16)
-			__builtin_unreachable();
-		return get_top(c, key, klen, buf, cap, meta, NULL, NULL);
-	}
-	if (TC_LIKELY(klen - 17 <= 15)) {
-		if (klen < 17 || klen > 32)
-			__builtin_unreachable();
-		return get_top(c, key, klen, buf, cap, meta, NULL, NULL);
-	}
+	KEY_LENGTH_CASE(klen, 9, 16, get_top(c, key, klen, buf, cap, meta, NULL, NULL));
+	KEY_LENGTH_CASE(klen, 17, 32, get_top(c, key, klen, buf, cap, meta, NULL, NULL));
 	return get_top(c, key, klen, buf, cap, meta, NULL, NULL);
 }
 
@@ -428,16 +433,8 @@ peek_top(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *m
 
 int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *meta)
 {
-	if (TC_LIKELY(klen - 9 <= 7)) { /* as in tc_get */
-		if (klen < 9 || klen > 16)
-			__builtin_unreachable();
-		return peek_top(c, key, klen, val, meta);
-	}
-	if (TC_LIKELY(klen - 17 <= 15)) {
-		if (klen < 17 || klen > 32)
-			__builtin_unreachable();
-		return peek_top(c, key, klen, val, meta);
-	}
+	KEY_LENGTH_CASE(klen, 9, 16, peek_top(c, key, klen, val, meta)); /* as in tc_get */
+	KEY_LENGTH_CASE(klen, 17, 32, peek_top(c, key, klen, val, meta));
 	return peek_top(c, key, klen, val, meta);
 }
 
@@ -723,20 +720,13 @@ int tc__get_quiet(tc_cache *c, const void *key, size_t klen, void *buf, size_t c
 	return rc;
 }
 
-/* Keys of 17..32 and 9..16 bytes in copies of their own, as in tc_get. */
+/* Keys of 17..32 and 9..16 bytes in copies of their own, as in tc_get; the
+ * longer first, the Python package's key names. */
 int tc_get_with(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
 		tc_meta *meta, tc_buf_fn fn, void *arg)
 {
-	if (TC_LIKELY(klen - 17 <= 15)) {
-		if (klen < 17 || klen > 32)
-			__builtin_unreachable();
-		return get_top(c, key, klen, buf, cap, meta, fn, arg);
-	}
-	if (TC_LIKELY(klen - 9 <= 7)) {
-		if (klen < 9 || klen > 16)
-			__builtin_unreachable();
-		return get_top(c, key, klen, buf, cap, meta, fn, arg);
-	}
+	KEY_LENGTH_CASE(klen, 17, 32, get_top(c, key, klen, buf, cap, meta, fn, arg));
+	KEY_LENGTH_CASE(klen, 9, 16, get_top(c, key, klen, buf, cap, meta, fn, arg));
 	return get_top(c, key, klen, buf, cap, meta, fn, arg);
 }
 
