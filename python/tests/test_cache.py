@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: MIT
 """tickcache.Cache: every call, its exact results, and its errors."""
+import copy
 import errno
 import gc
+import io
 import json
 import mmap
 import os
@@ -633,6 +635,57 @@ class TestReadsAndWrites(SegmentCase):
                 for i, k in enumerate(keys):
                     self.assertEqual(c.get(k), b"%03d:%03d:" % (round_, i) + b"v" * 56)
                     self.assertEqual(c.get(k), b"%03d:%03d:" % (round_, i) + b"v" * 56)
+
+    def test_a_result_the_builtins_share_is_never_written(self):
+        # Copies that are no copies: b[:], bytes(b), b"".join([b]),
+        # copy.copy and copy.deepcopy return B itself, io.BytesIO(b) keeps
+        # B as its buffer (and getvalue() returns it), an iterator, a
+        # frozenset, a tuple and an Item hold it.  Each is counted
+        # in B's reference count, so B keeps its bytes and its hash while a
+        # new value comes in another object.
+        c = self.cache
+        writer = tickcache.Cache(self.name)
+        self.addCleanup(writer.close)
+        holders = {
+            "full slice": (lambda b: b[:], lambda h: h),
+            "bytes()": (bytes, lambda h: h),
+            "join": (lambda b: b"".join([b]), lambda h: h),
+            "copy.copy": (copy.copy, lambda h: h),
+            "copy.deepcopy": (copy.deepcopy, lambda h: h),
+            "BytesIO": (io.BytesIO, lambda h: h.getvalue()),
+            "BytesIO.getvalue": (lambda b: io.BytesIO(b).getvalue(), lambda h: h),
+            "iterator": (iter, lambda h: bytes(list(h))),
+            "frozenset": (lambda b: frozenset([b]), lambda h: next(iter(h))),
+            "tuple": (lambda b: (b,), lambda h: h[0]),
+        }
+        for i, (how, (hold, read)) in enumerate(holders.items()):
+            with self.subTest(holder=how):
+                key = f"shared:{i}"
+                old, new = bytes([65 + i]) * 48, bytes([97 + i]) * 48
+                writer.set(key, old)
+                self._prime(c, key)
+                v = c.get(key)
+                hash(v)
+                h = hold(v)
+                if how != "iterator":
+                    self.assertIs(read(h), v)  # the holder has B itself
+                del v
+                writer.set(key, new)
+                for _ in range(3):
+                    self.assertEqual(c.get(key), new)
+                got = read(h)
+                self.assertEqual(got, old)
+                self.assertEqual(hash(got), hash(old))
+                self.assertIn(got, {old})
+        key = "shared:item"
+        writer.set(key, b"I" * 48)
+        self._prime(c, key)
+        item = c.get_item(key)
+        writer.set(key, b"i" * 48)
+        for _ in range(3):
+            self.assertEqual(c.get(key), b"i" * 48)
+            self.assertEqual(c.get_item(key).value, b"i" * 48)
+        self.assertEqual(item.value, b"I" * 48)
 
     def test_versions_grow_across_delete(self):
         c = self.cache
