@@ -1,9 +1,13 @@
 # SPDX-License-Identifier: MIT
 """tickcache.Cache: every call, its exact results, and its errors."""
+import copy
 import errno
 import gc
+import io
 import json
+import mmap
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -250,6 +254,68 @@ class TestChecksums(unittest.TestCase):
                 self.assertEqual(c.get("k"), self.MARK[:3] + b"X" + self.MARK[4:])
                 with self.assertRaises(tickcache.GeometryError):
                     tickcache.Cache(name, checksum=True)
+        finally:
+            tickcache.unlink(name)
+
+    @staticmethod
+    def kept_slot(key, version):
+        # _tickcache.c's recent_slot() for an exact str KEY of 8 or more
+        # ASCII bytes: the slot a result of KEY at VERSION is kept in.
+        tail = int.from_bytes(key.encode()[-8:], "little")
+        return (((version ^ tail) * 0x9E3779B97F4A7C15) & (2**64 - 1)) >> 60
+
+    def scribble_version_to_zero(self, name, key, version):
+        # The live entry of KEY (its header: 64 bytes before the key's
+        # bytes; version at +8, klen at +32) gets version 0.
+        kb, found = key.encode(), 0
+        with open(f"/dev/shm/tickcache.{name}", "r+b") as f, \
+                mmap.mmap(f.fileno(), 0) as m:
+            at = m.find(kb)
+            while at >= 0:
+                h = at - 64
+                if (struct.unpack_from("<Q", m, h + 8)[0] == version and
+                        struct.unpack_from("<H", m, h + 32)[0] == len(kb)):
+                    m[h + 8:h + 16] = bytes(8)
+                    found += 1
+                at = m.find(kb, at + 1)
+        self.assertEqual(found, 1)
+
+    def test_a_kept_object_a_shorter_value_went_into_never_keeps_the_old_hash(self):
+        # A shorter value copied into a dropped result (the owned case)
+        # changes its first bytes and is not returned in it; the object
+        # stays kept with version 0 ("not a value").  A live version
+        # scribbled to 0, whose bytes are exactly that object's now, finds
+        # it by content (shared): it must come back with the hash of those
+        # bytes, not the one cached for the bytes it held before.
+        name = unique_name("ver0")
+        full, short = b"A" * 64, b"B" * 10
+        mixed = short + full[10:]
+        try:
+            with tickcache.Cache(name, create=True, max_entries=1024, memory="1M") as c:
+                # A key whose kept slot at its first version is the one
+                # that version 0 looks in.
+                for i in range(10000):
+                    key = f"tradecore:ver0:{i:05d}"
+                    ver = c.set(key, full)
+                    if self.kept_slot(key, ver) == self.kept_slot(key, 0):
+                        break
+                else:
+                    self.fail("no key shares its kept slot with version 0")
+                for _ in range(3):
+                    self.assertEqual(c.get(key), full)
+                v = c.get(key)
+                kept = id(v)
+                self.assertEqual(hash(v), hash(full))  # cached in the object
+                del v
+                c.set(key, short)
+                self.assertEqual(c.get(key), short)  # copied into the kept object
+                self.scribble_version_to_zero(name, key, c.set(key, mixed))
+                got = c.get(key.encode())  # another key object: not owned
+                self.assertEqual(c.get_item(key).version, 0)
+                self.assertEqual(id(got), kept)  # the shared case ran
+                self.assertEqual(got, mixed)
+                self.assertEqual(hash(got), hash(mixed))
+                self.assertIn(got, {mixed})
         finally:
             tickcache.unlink(name)
 
@@ -569,6 +635,57 @@ class TestReadsAndWrites(SegmentCase):
                 for i, k in enumerate(keys):
                     self.assertEqual(c.get(k), b"%03d:%03d:" % (round_, i) + b"v" * 56)
                     self.assertEqual(c.get(k), b"%03d:%03d:" % (round_, i) + b"v" * 56)
+
+    def test_a_result_the_builtins_share_is_never_written(self):
+        # Copies that are no copies: b[:], bytes(b), b"".join([b]),
+        # copy.copy and copy.deepcopy return B itself, io.BytesIO(b) keeps
+        # B as its buffer (and getvalue() returns it), an iterator, a
+        # frozenset, a tuple and an Item hold it.  Each is counted
+        # in B's reference count, so B keeps its bytes and its hash while a
+        # new value comes in another object.
+        c = self.cache
+        writer = tickcache.Cache(self.name)
+        self.addCleanup(writer.close)
+        holders = {
+            "full slice": (lambda b: b[:], lambda h: h),
+            "bytes()": (bytes, lambda h: h),
+            "join": (lambda b: b"".join([b]), lambda h: h),
+            "copy.copy": (copy.copy, lambda h: h),
+            "copy.deepcopy": (copy.deepcopy, lambda h: h),
+            "BytesIO": (io.BytesIO, lambda h: h.getvalue()),
+            "BytesIO.getvalue": (lambda b: io.BytesIO(b).getvalue(), lambda h: h),
+            "iterator": (iter, lambda h: bytes(list(h))),
+            "frozenset": (lambda b: frozenset([b]), lambda h: next(iter(h))),
+            "tuple": (lambda b: (b,), lambda h: h[0]),
+        }
+        for i, (how, (hold, read)) in enumerate(holders.items()):
+            with self.subTest(holder=how):
+                key = f"shared:{i}"
+                old, new = bytes([65 + i]) * 48, bytes([97 + i]) * 48
+                writer.set(key, old)
+                self._prime(c, key)
+                v = c.get(key)
+                hash(v)
+                h = hold(v)
+                if how != "iterator":
+                    self.assertIs(read(h), v)  # the holder has B itself
+                del v
+                writer.set(key, new)
+                for _ in range(3):
+                    self.assertEqual(c.get(key), new)
+                got = read(h)
+                self.assertEqual(got, old)
+                self.assertEqual(hash(got), hash(old))
+                self.assertIn(got, {old})
+        key = "shared:item"
+        writer.set(key, b"I" * 48)
+        self._prime(c, key)
+        item = c.get_item(key)
+        writer.set(key, b"i" * 48)
+        for _ in range(3):
+            self.assertEqual(c.get(key), b"i" * 48)
+            self.assertEqual(c.get_item(key).value, b"i" * 48)
+        self.assertEqual(item.value, b"I" * 48)
 
     def test_versions_grow_across_delete(self):
         c = self.cache

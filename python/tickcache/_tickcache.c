@@ -88,8 +88,9 @@ static void at_fork_child(void);
  *    that slot's bytes object is referenced by the slot alone (Py_REFCNT 1:
  *    the caller dropped it, no one else can see it), get copies the value
  *    straight into that object (tc_get_with's BUF, the object's length its
- *    CAP: no stack copy, no compare) and returns it when the value has
- *    exactly that length, its cached hash reset.  The bytes returned are
+ *    CAP: no stack copy, no compare; its cached hash reset first, since
+ *    any copy, even one not returned, changes its bytes) and returns it
+ *    when the value has exactly that length.  The bytes returned are
  *    the ones this call copied, whatever the version.  BYOBJ, indexed by
  *    the key object's address, names the slot to try (no reference: the
  *    slot's own KEY, a strong reference, is compared by identity).
@@ -1018,7 +1019,7 @@ static inline struct recent *recent_owned(CacheObject *self, PyObject *keyobj)
 	return NULL;
 }
 
-/* B's bytes were written in place: forget the hash of the old ones. */
+/* B's bytes are to be written in place: forget the hash of the old ones. */
 static inline void bytes_rewritten(PyObject *b)
 {
 #if defined(__GNUC__)
@@ -1069,14 +1070,18 @@ fetch_key(CacheObject *self, tc_cache *c, PyObject *keyobj, const bytearg *k, tc
 	if (own) {
 		dst = PyBytes_AS_STRING(own->value);
 		cap = (size_t)PyBytes_GET_SIZE(own->value);
-		own->version = 0; /* its bytes are this call's from here on */
+		/* Its bytes are this call's from here on, whether or not it
+		 * returns them: a shorter or failed copy changes them too, and
+		 * the shared case may return the object later (by content,
+		 * under a version scribbled to 0). */
+		own->version = 0;
+		bytes_rewritten(own->value);
 	}
 	int r = tc_get_with(c, k->p, (size_t)k->n, dst, cap, m, get_big, &big);
 	if (LIKELY(r == 0)) {
 		PyObject *b = big;
 		if (LIKELY(own != NULL && b == NULL && m->len == cap)) {
 			b = own->value;
-			bytes_rewritten(b);
 			own->version = m->version;
 			Py_INCREF(b);
 			*rc = 0;
