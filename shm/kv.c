@@ -222,14 +222,22 @@ static inline void count_read(struct tc_rslot *s, int rc)
 		tc__st(&s->ctr[TC_C_OPS], tc__ld(&s->ctr[TC_C_OPS]) + 1);
 }
 
-/* tc_get (FN NULL) and tc_get_with through the thread's entry T; TIMED (a
- * constant false on the fast side): the call is the sampled one
- * (tc__tent_tick), timed into the slot. */
+/* The hash of KEY: *HASHP, the caller's (tc_get_hashed), or computed
+ * (HASHP NULL, a constant in tc_get and tc_get_with). */
+static inline __attribute__((always_inline)) uint64_t
+key_hash(tc_cache *c, const void *key, size_t klen, const uint64_t *hashp)
+{
+	return hashp ? *hashp : tc__hash(c, key, klen, TC_KIND_KEY);
+}
+
+/* tc_get (FN NULL), tc_get_with and tc_get_hashed (HASHP) through the
+ * thread's entry T; TIMED (a constant false on the fast side): the call is
+ * the sampled one (tc__tent_tick), timed into the slot. */
 static inline __attribute__((always_inline)) int
 get_ent(tc_cache *c, struct tc__tent *t, const void *key, size_t klen, void *buf,
-	size_t cap, tc_meta *meta, tc_buf_fn fn, void *arg, bool timed)
+	size_t cap, tc_meta *meta, tc_buf_fn fn, void *arg, const uint64_t *hashp, bool timed)
 {
-	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
+	uint64_t hash = key_hash(c, key, klen, hashp);
 	int rc = tc__enter_ent(c, t);
 	if (TC_UNLIKELY(rc))
 		return rc;
@@ -248,24 +256,25 @@ get_ent(tc_cache *c, struct tc__tent *t, const void *key, size_t klen, void *buf
  * is the 64th since the last timed one. */
 static __attribute__((noinline)) int get_slow(tc_cache *c, const void *key, size_t klen,
 					      void *buf, size_t cap, tc_meta *meta,
-					      tc_buf_fn fn, void *arg)
+					      tc_buf_fn fn, void *arg, const uint64_t *hashp)
 {
 	if (tc__tent_tick(c))
-		return get_ent(c, tc__tls_ent, key, klen, buf, cap, meta, fn, arg, false);
+		return get_ent(c, tc__tls_ent, key, klen, buf, cap, meta, fn, arg, hashp, false);
 	bool timed;
 	struct tc__tent *t = tc__tent_switch(c, &timed);
 	if (TC_UNLIKELY(!t))
 		return -EUSERS;
-	return get_ent(c, t, key, klen, buf, cap, meta, fn, arg, timed);
+	return get_ent(c, t, key, klen, buf, cap, meta, fn, arg, hashp, timed);
 }
 
 /* tc_get and tc_get_with through the current entry T, already counted,
  * inside a section or with a segment not READY: the general path. */
 static __attribute__((noinline)) int get_nested(tc_cache *c, struct tc__tent *t,
 						const void *key, size_t klen, void *buf,
-						size_t cap, tc_meta *meta, tc_buf_fn fn, void *arg)
+						size_t cap, tc_meta *meta, tc_buf_fn fn, void *arg,
+						const uint64_t *hashp)
 {
-	return get_ent(c, t, key, klen, buf, cap, meta, fn, arg, false);
+	return get_ent(c, t, key, klen, buf, cap, meta, fn, arg, hashp, false);
 }
 
 /*
@@ -276,9 +285,9 @@ static __attribute__((noinline)) int get_nested(tc_cache *c, struct tc__tent *t,
  */
 static inline __attribute__((always_inline)) int
 get_plain(tc_cache *c, struct tc__tent *t, struct tc_hdr *h, const void *key, size_t klen,
-	  void *buf, size_t cap, tc_meta *meta, tc_buf_fn fn, void *arg)
+	  void *buf, size_t cap, tc_meta *meta, tc_buf_fn fn, void *arg, const uint64_t *hashp)
 {
-	uint64_t hash = tc__hash(c, key, klen, TC_KIND_KEY);
+	uint64_t hash = key_hash(c, key, klen, hashp);
 	struct tc_rslot *s = tc__enter_plain(h, t);
 	int rc = copy_value_as(c, hash, key, klen, buf, cap, meta, fn, arg, false, true);
 	count_read(s, rc);
@@ -288,17 +297,17 @@ get_plain(tc_cache *c, struct tc__tent *t, struct tc_hdr *h, const void *key, si
 
 static inline __attribute__((always_inline)) int
 get_top(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_meta *meta,
-	tc_buf_fn fn, void *arg)
+	tc_buf_fn fn, void *arg, const uint64_t *hashp)
 {
 	if (TC_UNLIKELY(!c || !tc__valid_key(key, klen) || (!buf && cap)))
 		return bad_args(c);
 	if (TC_UNLIKELY(!tc__tent_tick_plain(c)))
-		return get_slow(c, key, klen, buf, cap, meta, fn, arg);
+		return get_slow(c, key, klen, buf, cap, meta, fn, arg, hashp);
 	struct tc__tent *t = tc__tls_ent;
 	struct tc_hdr *h = c->h;
 	if (TC_UNLIKELY(t->depth != 0 || tc__ld(&h->state) != TC_STATE_READY))
-		return get_nested(c, t, key, klen, buf, cap, meta, fn, arg);
-	return get_plain(c, t, h, key, klen, buf, cap, meta, fn, arg);
+		return get_nested(c, t, key, klen, buf, cap, meta, fn, arg, hashp);
+	return get_plain(c, t, h, key, klen, buf, cap, meta, fn, arg, hashp);
 }
 
 /* Return CALL when KLEN is LO..HI, in a copy of CALL of its own in which
@@ -320,9 +329,9 @@ int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_
 	 * length tests of the key's check, the hash and the key compare fold
 	 * into this one.  Keys of 17..32 bytes (most users' key names, the
 	 * Python package's among them) in another, for the same reason. */
-	KEY_LENGTH_CASE(klen, 9, 16, get_top(c, key, klen, buf, cap, meta, NULL, NULL));
-	KEY_LENGTH_CASE(klen, 17, 32, get_top(c, key, klen, buf, cap, meta, NULL, NULL));
-	return get_top(c, key, klen, buf, cap, meta, NULL, NULL);
+	KEY_LENGTH_CASE(klen, 9, 16, get_top(c, key, klen, buf, cap, meta, NULL, NULL, NULL));
+	KEY_LENGTH_CASE(klen, 17, 32, get_top(c, key, klen, buf, cap, meta, NULL, NULL, NULL));
+	return get_top(c, key, klen, buf, cap, meta, NULL, NULL, NULL);
 }
 
 /* This thread's slot when it is inside a read section of C, else NULL;
@@ -725,9 +734,27 @@ int tc__get_quiet(tc_cache *c, const void *key, size_t klen, void *buf, size_t c
 int tc_get_with(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap,
 		tc_meta *meta, tc_buf_fn fn, void *arg)
 {
-	KEY_LENGTH_CASE(klen, 17, 32, get_top(c, key, klen, buf, cap, meta, fn, arg));
-	KEY_LENGTH_CASE(klen, 9, 16, get_top(c, key, klen, buf, cap, meta, fn, arg));
-	return get_top(c, key, klen, buf, cap, meta, fn, arg);
+	KEY_LENGTH_CASE(klen, 17, 32, get_top(c, key, klen, buf, cap, meta, fn, arg, NULL));
+	KEY_LENGTH_CASE(klen, 9, 16, get_top(c, key, klen, buf, cap, meta, fn, arg, NULL));
+	return get_top(c, key, klen, buf, cap, meta, fn, arg, NULL);
+}
+
+uint64_t tc_key_hash(tc_cache *c, const void *key, size_t klen)
+{
+	if (!c || !tc__valid_key(key, klen))
+		return 0;
+	return tc__hash(c, key, klen, TC_KIND_KEY);
+}
+
+/* tc_get_with with the caller's hash of KEY: every path takes HASH instead
+ * of computing it (get_top's HASHP), so a HASH that is not KEY's misses on
+ * all of them alike (match() compares the entry's hash first). */
+int tc_get_hashed(tc_cache *c, uint64_t hash, const void *key, size_t klen, void *buf,
+		  size_t cap, tc_meta *meta, tc_buf_fn fn, void *arg)
+{
+	KEY_LENGTH_CASE(klen, 17, 32, get_top(c, key, klen, buf, cap, meta, fn, arg, &hash));
+	KEY_LENGTH_CASE(klen, 9, 16, get_top(c, key, klen, buf, cap, meta, fn, arg, &hash));
+	return get_top(c, key, klen, buf, cap, meta, fn, arg, &hash);
 }
 
 /* ---- writes ------------------------------------------------------------- */

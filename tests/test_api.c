@@ -2359,6 +2359,95 @@ static void test_get_with_fn_runs_inside_the_read_section(void **state)
 	tc_close(c);
 }
 
+/* tc_get_hashed with the hash of tc_key_hash answers as tc_get_with, for
+ * keys of every length class (9..16 and 17..32 bytes have copies of their
+ * own): a hit with its value and metadata, a miss, an expired key, -E2BIG,
+ * the callback for a value longer than the buffer. */
+static void test_get_hashed_reads_as_get_with(void **state)
+{
+	static const char *const keys[] = { "k5abc", "quote:AAPL:xy", "tradecore:market:quote:AAPL",
+					     "a-key-of-forty-bytes-to-take-memcmp-pat" };
+	char name[TC_NAME_MAX + 1], out[64], out2[64], big[40];
+	tc_cache *c = bb_open_small(name);
+	tc_meta m, m2;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char *k = keys[i];
+		uint64_t h = tc_key_hash(c, KS(k));
+		assert_true(h != 0);
+		ASSERT_RC(-ENOENT, tc_get_hashed(c, h, KS(k), out, sizeof(out), &m, NULL, NULL));
+		ASSERT_RC(0, tc_set(c, KS(k), k, strlen(k), 7u, 0));
+		ASSERT_RC(0, tc_get_hashed(c, h, KS(k), out, sizeof(out), &m, NULL, NULL));
+		ASSERT_RC(0, tc_get_with(c, KS(k), out2, sizeof(out2), &m2, NULL, NULL));
+		assert_int_equal(m.len, strlen(k));
+		assert_memory_equal(out, k, strlen(k));
+		assert_int_equal(m.type, 7);
+		assert_int_equal(m.version, m2.version);
+		ASSERT_RC(-E2BIG, tc_get_hashed(c, h, KS(k), out, 2, &m, NULL, NULL));
+		assert_int_equal(m.len, strlen(k));
+		struct with_rec r = { .buf = big };
+		ASSERT_RC(0, tc_get_hashed(c, h, KS(k), out, 2, &m, with_rec_fn, &r));
+		assert_int_equal(r.calls, 1);
+		assert_memory_equal(big, k, strlen(k));
+		/* Expired: a miss, as tc_get_with says. */
+		ASSERT_RC(0, tc_set(c, KS(k), "x", 1, 0u, 1));
+		fx_sleep_ms(30);
+		ASSERT_RC(-ENOENT, tc_get_hashed(c, h, KS(k), out, sizeof(out), &m, NULL, NULL));
+	}
+	tc_close(c);
+}
+
+/* A hash that is not the key's finds nothing, on every path (the plain
+ * call, inside a read section, after another handle's call): never the
+ * value of the key the hash belongs to.  Bad arguments: -EINVAL, and
+ * tc_key_hash 0. */
+static void test_get_hashed_with_another_hash_finds_nothing(void **state)
+{
+	char name[TC_NAME_MAX + 1], other[TC_NAME_MAX + 1], out[16];
+	tc_cache *c = bb_open_small(name), *d = NULL, *o = bb_open_small(other);
+	tc_meta m;
+
+	(void)state;
+	ASSERT_RC(0, tc_open(&d, name, NULL));
+	ASSERT_RC(0, tc_set(c, KS("quote:AAPL:xy"), "aapl", 4, 0u, 0));
+	ASSERT_RC(0, tc_set(c, KS("quote:MSFT:xy"), "msft", 4, 0u, 0));
+	uint64_t ha = tc_key_hash(c, KS("quote:AAPL:xy"));
+	uint64_t hm = tc_key_hash(c, KS("quote:MSFT:xy"));
+	/* The same segment through another handle: the same hash; another
+	 * segment (another seed): not. */
+	assert_true(tc_key_hash(d, KS("quote:AAPL:xy")) == ha);
+	assert_true(tc_key_hash(o, KS("quote:AAPL:xy")) != ha);
+	uint64_t ho = tc_key_hash(o, KS("quote:AAPL:xy"));
+	for (int pass = 0; pass < 3; pass++) {
+		if (pass == 1)
+			ASSERT_RC(0, tc_read_lock(c));
+		if (pass == 2) /* the thread's current entry is D's */
+			ASSERT_RC(-ENOENT, tc_get(d, KS("absent:key:1"), out, sizeof(out), &m));
+		memset(out, 0, sizeof(out));
+		ASSERT_RC(-ENOENT, tc_get_hashed(c, hm, KS("quote:AAPL:xy"), out, sizeof(out), &m,
+						 NULL, NULL));
+		ASSERT_RC(-ENOENT, tc_get_hashed(c, ho, KS("quote:AAPL:xy"), out, sizeof(out), &m,
+						 NULL, NULL));
+		assert_memory_equal(out, "\0\0\0\0", 4);
+		ASSERT_RC(0, tc_get_hashed(c, ha, KS("quote:AAPL:xy"), out, sizeof(out), &m, NULL,
+					   NULL));
+		assert_memory_equal(out, "aapl", 4);
+		if (pass == 1)
+			tc_read_unlock(c);
+	}
+	assert_true(tc_key_hash(NULL, KS("k")) == 0);
+	assert_true(tc_key_hash(c, NULL, 1) == 0);
+	assert_true(tc_key_hash(c, "k", 0) == 0);
+	assert_true(tc_key_hash(c, "k", TC_KEY_MAX + 1) == 0);
+	ASSERT_RC(-EINVAL, tc_get_hashed(NULL, ha, KS("k"), out, sizeof(out), &m, NULL, NULL));
+	ASSERT_RC(-EINVAL, tc_get_hashed(c, ha, NULL, 1, out, sizeof(out), &m, NULL, NULL));
+	ASSERT_RC(-EINVAL, tc_get_hashed(c, ha, KS("k"), NULL, 1, &m, NULL, NULL));
+	tc_close(d);
+	tc_close(o);
+	tc_close(c);
+}
+
 static void test_set_v_reports_the_version_readers_see(void **state)
 {
 	char name[TC_NAME_MAX + 1];
@@ -2608,6 +2697,8 @@ int main(void)
 		FX_TEST(test_get_with_calls_no_fn_on_a_miss_or_an_expired_key),
 		FX_TEST(test_get_with_null_buffer_is_enomem_counted_as_an_error),
 		FX_TEST(test_get_with_checks_its_arguments),
+		FX_TEST(test_get_hashed_reads_as_get_with),
+		FX_TEST(test_get_hashed_with_another_hash_finds_nothing),
 		FX_TEST(test_get_with_fn_runs_inside_the_read_section),
 		FX_TEST(test_set_v_reports_the_version_readers_see),
 		FX_TEST(test_get_info_reports_geometry),

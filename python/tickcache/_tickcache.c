@@ -122,6 +122,8 @@ struct recent {
 	const char *kp;          /* KEY's bytes (its UTF-8 for a str) */
 	Py_ssize_t kn;
 	PyObject *value;         /* strong reference: the bytes returned */
+	uint64_t hash;           /* tc_key_hash of KEY under the handle: the owned
+				  * get passes it (tc_get_hashed) */
 	uint64_t cand_version, cand_tail;
 	Py_ssize_t cand_kn;
 };
@@ -978,9 +980,10 @@ static inline PyObject *recent_find(CacheObject *self, PyObject *keyobj, const b
 	return NULL;
 }
 
-/* Remember B, the value of KEYOBJ (K) at version M->version. */
-static inline void recent_put(CacheObject *self, PyObject *keyobj, const bytearg *k,
-			      const tc_meta *m, PyObject *b)
+/* Remember B, the value of KEYOBJ (K) at version M->version, read
+ * through C (the handle whose hash of K the slot keeps). */
+static inline void recent_put(CacheObject *self, tc_cache *c, PyObject *keyobj,
+			      const bytearg *k, const tc_meta *m, PyObject *b)
 {
 	if (!keyobj || m->len > RECENT_MAX ||
 	    !(PyUnicode_CheckExact(keyobj) || PyBytes_CheckExact(keyobj)))
@@ -1002,6 +1005,7 @@ static inline void recent_put(CacheObject *self, PyObject *keyobj, const bytearg
 	e->kp = k->p;
 	e->kn = k->n;
 	e->value = b;
+	e->hash = tc_key_hash(c, k->p, (size_t)k->n);
 	*recent_byobj(self, keyobj) = e;
 	Py_XDECREF(ok);
 	Py_XDECREF(ov);
@@ -1077,7 +1081,10 @@ fetch_key(CacheObject *self, tc_cache *c, PyObject *keyobj, const bytearg *k, tc
 		own->version = 0;
 		bytes_rewritten(own->value);
 	}
-	int r = tc_get_with(c, k->p, (size_t)k->n, dst, cap, m, get_big, &big);
+	/* The owned slot's key is KEYOBJ itself, whose hash under this handle
+	 * the slot kept: the library skips hashing it again. */
+	int r = own ? tc_get_hashed(c, own->hash, k->p, (size_t)k->n, dst, cap, m, get_big, &big)
+		    : tc_get_with(c, k->p, (size_t)k->n, dst, cap, m, get_big, &big);
 	if (LIKELY(r == 0)) {
 		PyObject *b = big;
 		if (LIKELY(own != NULL && b == NULL && m->len == cap)) {
@@ -1099,7 +1106,7 @@ fetch_key(CacheObject *self, tc_cache *c, PyObject *keyobj, const bytearg *k, tc
 				goto fail;
 			}
 		}
-		recent_put(self, keyobj, k, m, b);
+		recent_put(self, c, keyobj, k, m, b);
 		*rc = 0;
 		return b;
 	} else if (UNLIKELY(big != NULL)) {

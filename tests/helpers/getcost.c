@@ -7,7 +7,8 @@
  *
  *   getcost CALL KEYLEN CASE N
  *
- * CALL: get, get_with or peek (inside one tc_read_lock section); CASE: hit
+ * CALL: get, get_with, get_hashed (its hash taken once) or peek (inside one
+ * tc_read_lock section); CASE: hit
  * (a 64-byte value), ttl (the same with a TTL), miss, small (a 4-byte
  * value) or big (200 bytes).  A segment of 1,000 other keys, made and
  * removed here.  The N calls run in run_calls(), which callgrind collects
@@ -37,6 +38,10 @@ static __attribute__((noinline)) long run_calls(tc_cache *c, const char *call, c
 	} else if (!strcmp(call, "get_with")) {
 		for (long i = 0; i < n; i++)
 			ok += tc_get_with(c, key, kl, buf, sizeof(buf), &m, NULL, NULL) == want;
+	} else if (!strcmp(call, "get_hashed")) {
+		uint64_t h = tc_key_hash(c, key, kl);
+		for (long i = 0; i < n; i++)
+			ok += tc_get_hashed(c, h, key, kl, buf, sizeof(buf), &m, NULL, NULL) == want;
 	} else {
 		if (tc_read_lock(c))
 			return -1;
@@ -50,7 +55,8 @@ static __attribute__((noinline)) long run_calls(tc_cache *c, const char *call, c
 int main(int argc, char **argv)
 {
 	if (argc != 5) {
-		fprintf(stderr, "usage: getcost get|get_with|peek KEYLEN hit|ttl|miss|small|big N\n");
+		fprintf(stderr, "usage: getcost get|get_with|get_hashed|peek KEYLEN "
+				"hit|ttl|miss|small|big N\n");
 		return 2;
 	}
 	const char *call = argv[1], *cs = argv[3];
