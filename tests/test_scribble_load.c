@@ -383,7 +383,11 @@ static void one_call(tc_cache *c, uint64_t *rng, const char *snap)
 	case 35: {
 		kl = pick_key(rng, k, "k");
 		size_t cap = (size_t)(r >> 8) % 64;
-		rc = RC(tc_get_with(c, k, kl, outbuf, cap, &m, with_buf, &cap));
+		if ((r >> 16) & 1) /* the same read with the key's hash kept */
+			rc = RC(tc_get_hashed(c, tc_key_hash(c, k, kl), k, kl, outbuf, cap, &m,
+					      with_buf, &cap));
+		else
+			rc = RC(tc_get_with(c, k, kl, outbuf, cap, &m, with_buf, &cap));
 		if (rc == -E2BIG)
 			BAD("tc_get_with: -E2BIG with a buffer function");
 		break;
