@@ -415,6 +415,18 @@ static void one_call(tc_cache *c, uint64_t *rng, const char *snap)
 		}
 		break;
 	}
+	case 38: {
+		/* tc_get_with with a kept hash: the key's, or another key's
+		 * (a miss unless scribbles say otherwise). */
+		char k2[32];
+		kl = pick_key(rng, k, "k");
+		size_t kl2 = pick_key(rng, k2, "k"), cap = (size_t)(r >> 8) % 64;
+		uint64_t h = tc_key_hash(c, (r >> 16) & 1 ? k2 : k, (r >> 16) & 1 ? kl2 : kl);
+		rc = RC(tc_get_hashed(c, h, k, kl, outbuf, cap, &m, with_buf, &cap));
+		if (rc == -E2BIG)
+			BAD("tc_get_hashed: -E2BIG with a buffer function");
+		break;
+	}
 	default: /* reads are the common case */
 		kl = pick_key(rng, k, "k");
 		RC(tc_get(c, k, kl, outbuf, VAL_MAX, NULL));
