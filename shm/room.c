@@ -38,6 +38,35 @@ uint64_t tc__room_sleeps(void)
 	return tc__ld(&room_sleeps);
 }
 
+/*
+ * Whether a slot's reclaim word names a pending chain: retired memory off
+ * the list while a reclaimer walks it, freeing what its grace period allows
+ * and pushing the rest back (another writer that detached the whole list;
+ * a stealer moving our own chain back, whose CAS beat our walk's and whose
+ * word keeps our reclaim from detaching).  The walk ends soon, or its
+ * walker died and the cleaner or a stealer puts the rest back, so a writer
+ * short of memory waits for it (bounded by ROOM_WAIT_NS) instead of giving
+ * up at once: with the list empty and no reader in a section, it gave up
+ * at round 3 with -ENOSPC while the segment was full of retired blocks
+ * (test_killed_writers_leave_valid_values_and_no_leak, 3 or 4 runs in 80,
+ * before and after the set diet; both kinds seen in a debug build).
+ */
+static bool chains_pending(tc_cache *c)
+{
+	/* The plain form only: a detach in its PEND form lasts a few
+	 * instructions, or its owner died in it and the cleaner puts it back;
+	 * one in a free slot is a scribble that nothing walks, and waiting on
+	 * it would make every write short of memory sleep its ROOM_WAIT_NS.
+	 * A scribbled plain word is walked by the next steal_chains and
+	 * ends. */
+	for (uint32_t i = 0; i < c->nslots; i++) {
+		uint64_t w = tc__ld(&c->slots[i].reclaim);
+		if (w && !(w & TC_RECLAIM_PEND))
+			return true;
+	}
+	return false;
+}
+
 bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot, int round,
 		   uint64_t *t0)
 {
@@ -80,12 +109,13 @@ bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot
 	/* Worth waiting for: retired memory that another thread's section
 	 * holds back (only another thread can leave its section while we
 	 * sleep: this thread's own sections, through other handles, cannot),
-	 * or a coalescer holding free blocks off their lists for a moment
-	 * (coalesce.c). */
+	 * a coalescer holding free blocks off their lists for a moment
+	 * (coalesce.c), or retired memory on a pending chain rather than on
+	 * the list (chains_pending). */
 	if (tc__in_section(c) || tc__mono_ns() - *t0 > ROOM_WAIT_NS)
 		return false;
 	if (((tc__ld(&c->h->retire_head) & 0xffffffffu) == 0 || !tc__others_reading(c)) &&
-	    !tc__coalescing(c))
+	    !tc__coalescing(c) && !chains_pending(c))
 		return false;
 	tc__add(&room_sleeps, 1);
 	struct timespec ts = { 0, (long)(round < 10 ? 20000L << (round - 3) : 1000000L) };
