@@ -22,14 +22,7 @@
 static tc_cache *create(char *name, size_t cap, int eviction, bool csum)
 {
 	fx_name_at(name, cap, "hashed");
-	tc_opts o = wb_opts(ENTRIES, MEMORY, READERS, eviction);
-	if (csum)
-		o.flags |= TC_CHECKSUM;
-	tc_cache *c = NULL;
-	(void)tc_unlink(name);
-	ASSERT_RC(0, tc_open(&c, name, &o));
-	assert_non_null(c);
-	return c;
+	return wb_create_flags(name, ENTRIES, MEMORY, READERS, eviction, csum ? TC_CHECKSUM : 0);
 }
 
 /* Key number I of length LEN: "K" and I in decimal, padded with '.'. */

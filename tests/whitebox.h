@@ -35,16 +35,24 @@ static inline tc_opts wb_opts(uint64_t entries, uint64_t memory, uint32_t reader
 	return o;
 }
 
-/* Create a fresh segment (any leftover of the same name is removed first). */
-static inline tc_cache *wb_create(const char *name, uint64_t entries, uint64_t memory,
-				  uint32_t readers, int eviction)
+/* Create a fresh segment (any leftover of the same name is removed first);
+ * FLAGS added to the options (TC_CHECKSUM). */
+static inline tc_cache *wb_create_flags(const char *name, uint64_t entries, uint64_t memory,
+					uint32_t readers, int eviction, unsigned flags)
 {
 	tc_opts o = wb_opts(entries, memory, readers, eviction);
+	o.flags |= flags;
 	tc_cache *c = NULL;
 	(void)tc_unlink(name);
 	ASSERT_RC(0, tc_open(&c, name, &o));
 	assert_non_null(c);
 	return c;
+}
+
+static inline tc_cache *wb_create(const char *name, uint64_t entries, uint64_t memory,
+				  uint32_t readers, int eviction)
+{
+	return wb_create_flags(name, entries, memory, readers, eviction, 0);
 }
 
 /* The block of the published entry of KEY (kind KIND). */
