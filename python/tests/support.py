@@ -56,6 +56,12 @@ class SegmentCase(unittest.TestCase):
             pass
         tickcache.unlink(self.name, missing_ok=True)
 
+    @staticmethod
+    def wait_child(pid):
+        """The exit code of the forked child PID, once it ends."""
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
     def other(self, name=None, **kw):
         """A second segment, unlinked after the test."""
         name = name or unique_name("o")

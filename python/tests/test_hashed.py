@@ -35,10 +35,6 @@ def _recreated_worker(cache, name, create_kw, q):
 
 
 class TestKeptHash(SegmentCase):
-    def _wait(self, pid):
-        _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status)
-
     def test_fork_child_on_a_recreated_segment_finds_the_key(self):
         c = self.cache
         c.set(KEY, b"p" * 64)
@@ -61,7 +57,7 @@ class TestKeptHash(SegmentCase):
         os.close(w)
         msg = os.read(r, 4096).decode()
         os.close(r)
-        self.assertEqual(self._wait(pid), 0)
+        self.assertEqual(self.wait_child(pid), 0)
         self.assertEqual(msg, repr([b"s" * 64] * 6))
 
     def test_multiprocessing_default_start_on_a_recreated_segment(self):

@@ -26,10 +26,6 @@ def _inherited_worker(cache, q):
 
 
 class TestFork(SegmentCase):
-    def _wait(self, pid):
-        _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status)
-
     def test_child_reattaches_and_never_uses_parent_slots(self):
         c = self.cache
         c.set("k", b"parent")
@@ -55,7 +51,7 @@ class TestFork(SegmentCase):
         os.close(w)
         msg = os.read(r, 100).decode()
         os.close(r)
-        self.assertEqual(self._wait(pid), 0)
+        self.assertEqual(self.wait_child(pid), 0)
         ok, slot = msg.split()
         self.assertEqual(ok, "1")
         self.assertNotIn(int(slot), parent_slots)
@@ -85,7 +81,7 @@ class TestFork(SegmentCase):
         os.close(w)
         msg = os.read(r, 100).decode()
         os.close(r)
-        self.assertEqual(self._wait(pid), 0)
+        self.assertEqual(self.wait_child(pid), 0)
         self.assertEqual(msg, "1 b'second'")
 
     def test_child_close_does_not_close_parent(self):
@@ -95,7 +91,7 @@ class TestFork(SegmentCase):
                 self.cache.close()
             finally:
                 os._exit(0)
-        self.assertEqual(self._wait(pid), 0)
+        self.assertEqual(self.wait_child(pid), 0)
         self.assertFalse(self.cache.closed)
         self.cache.set("still", b"open")
         self.assertEqual(self.cache.get("still"), b"open")
