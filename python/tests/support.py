@@ -62,6 +62,24 @@ class SegmentCase(unittest.TestCase):
         _, status = os.waitpid(pid, 0)
         return os.waitstatus_to_exitcode(status)
 
+    def in_child(self, fn):
+        """Run FN (returning bytes) in a forked child: (its exit code, 0 when FN
+        returned, and what FN returned, decoded)."""
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 1
+            try:
+                os.close(r)
+                os.write(w, fn())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        msg = os.read(r, 65536).decode()
+        os.close(r)
+        return self.wait_child(pid), msg
+
     def other(self, name=None, **kw):
         """A second segment, unlinked after the test."""
         name = name or unique_name("o")

@@ -40,25 +40,14 @@ class TestKeptHash(SegmentCase):
         c.set(KEY, b"p" * 64)
         _prime(c, KEY)
         self.assertEqual(c.get(KEY), b"p" * 64)
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child
-            code = 1
-            try:
-                os.close(r)
-                tickcache.unlink(self.name)
-                with tickcache.Cache(self.name, create=True, **self.create_kw) as n:
-                    n.set(KEY, b"s" * 64)
-                got = [c.get(KEY, "DEFAULT") for _ in range(6)]
-                os.write(w, repr(got).encode())
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(w)
-        msg = os.read(r, 4096).decode()
-        os.close(r)
-        self.assertEqual(self.wait_child(pid), 0)
-        self.assertEqual(msg, repr([b"s" * 64] * 6))
+
+        def child():
+            tickcache.unlink(self.name)
+            with tickcache.Cache(self.name, create=True, **self.create_kw) as n:
+                n.set(KEY, b"s" * 64)
+            return repr([c.get(KEY, "DEFAULT") for _ in range(6)]).encode()
+
+        self.assertEqual(self.in_child(child), (0, repr([b"s" * 64] * 6)))
 
     def test_multiprocessing_default_start_on_a_recreated_segment(self):
         c = self.cache

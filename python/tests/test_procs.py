@@ -67,22 +67,14 @@ class TestFork(SegmentCase):
         self.assertEqual(c.set("k", b"parent"), 1)
         self.assertEqual(c.get("k"), b"parent")
         self.assertIs(c.get("k"), c.get("k"))  # kept
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child
-            try:
-                os.close(r)
-                tickcache.unlink(self.name)
-                with tickcache.Cache(self.name, create=True, **self.create_kw) as n:
-                    ver = n.set("k", b"second")
-                os.write(w, b"%d %r" % (ver, c.get("k")))
-            finally:
-                os._exit(0)
-        os.close(w)
-        msg = os.read(r, 100).decode()
-        os.close(r)
-        self.assertEqual(self.wait_child(pid), 0)
-        self.assertEqual(msg, "1 b'second'")
+
+        def child():
+            tickcache.unlink(self.name)
+            with tickcache.Cache(self.name, create=True, **self.create_kw) as n:
+                ver = n.set("k", b"second")
+            return b"%d %r" % (ver, c.get("k"))
+
+        self.assertEqual(self.in_child(child), (0, "1 b'second'"))
 
     def test_child_close_does_not_close_parent(self):
         pid = os.fork()
