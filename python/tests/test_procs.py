@@ -33,25 +33,17 @@ class TestFork(SegmentCase):
         parent = os.getpid()
         parent_slots = [r["slot"] for r in c.readers() if r["pid"] == parent]
         self.assertEqual(len(parent_slots), 1)
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child
-            code = 1
-            try:
-                os.close(r)
-                ok = c.get("k") == b"parent"
-                c.set("k2", b"child")
-                mine = [x["slot"] for x in c.readers() if x["pid"] == os.getpid()]
-                ok = ok and len(mine) == 1 and mine[0] not in parent_slots
-                os.write(w, b"%d %d" % (ok, mine[0] if mine else -1))
-                c.close()
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(w)
-        msg = os.read(r, 100).decode()
-        os.close(r)
-        self.assertEqual(self.wait_child(pid), 0)
+
+        def child():
+            ok = c.get("k") == b"parent"
+            c.set("k2", b"child")
+            mine = [x["slot"] for x in c.readers() if x["pid"] == os.getpid()]
+            ok = ok and len(mine) == 1 and mine[0] not in parent_slots
+            c.close()
+            return b"%d %d" % (ok, mine[0] if mine else -1)
+
+        code, msg = self.in_child(child)
+        self.assertEqual(code, 0)
         ok, slot = msg.split()
         self.assertEqual(ok, "1")
         self.assertNotIn(int(slot), parent_slots)
