@@ -213,6 +213,37 @@ class TestChecksums(unittest.TestCase):
         finally:
             tickcache.unlink(name)
 
+    def test_a_failed_copy_into_the_spare_is_never_returned(self):
+        # A key read once goes into the spare (struct recent): a copy
+        # that fails its checksum leaves the damaged bytes there; a miss,
+        # the next key and the key itself never return them.
+        name = unique_name("csumspare")
+        good = self.MARK[:3] + b"Y" + self.MARK[4:]
+        others = [bytes([97 + i]) * len(self.MARK) for i in range(4)]
+        try:
+            with tickcache.Cache(name, create=True, max_entries=1024, memory="1M",
+                                 checksum=True) as c:
+                c.set("k", self.MARK)
+                for i, v in enumerate(others):
+                    c.set(f"other:{i}", v)
+                self.assertEqual(c.get("other:0"), others[0])  # made: the spare
+                self.scribble_value(name)
+                for i in range(1, len(others)):
+                    with self.assertRaises(tickcache.CorruptError):
+                        c.get("k")  # into the spare, which then holds damage
+                    self.assertIsNone(c.get("missing"))
+                    self.assertEqual(c.get("missing", b"d"), b"d")
+                    got = c.get(f"other:{i}")
+                    self.assertEqual(sys.getrefcount(got), 3)  # the spare carried it
+                    self.assertEqual(got, others[i])
+                    self.assertEqual(hash(got), hash(others[i]))
+                    del got
+                c.set("k", good)
+                self.assertEqual(c.get("k"), good)
+                self.assertEqual(c.stats()["checksum_failures"], len(others) - 1)
+        finally:
+            tickcache.unlink(name)
+
     def test_a_failed_copy_into_a_kept_object_is_never_returned(self):
         # A dropped result is written over by the next get (the owned case,
         # see _tickcache.c's struct recent): a copy that fails its checksum
@@ -619,6 +650,100 @@ class TestReadsAndWrites(SegmentCase):
                 for _ in range(4):
                     self.assertEqual(c.get(key), v)
                 self.assertEqual(c.get(b"quote"), v)
+
+    def test_a_dropped_result_carries_the_next_keys_value(self):
+        # Keys read once each (no kept slot): the result of one, once
+        # dropped, is the spare (struct recent), and the next key's value
+        # is written into it, with the hash of its new bytes.
+        c = self.cache
+        vals = [bytes([65 + i]) * 64 for i in range(6)]
+        for i, v in enumerate(vals):
+            c.set(f"spare:{i}", v)
+        got = c.get("spare:0")
+        self.assertEqual(hash(got), hash(vals[0]))  # cached in the object
+        del got
+        for i in range(1, len(vals)):
+            got = c.get(f"spare:{i}")
+            # The spare's reference, got's and getrefcount's argument:
+            # the value went into the spare.
+            self.assertEqual(sys.getrefcount(got), 3)
+            self.assertEqual(got, vals[i])
+            self.assertEqual(hash(got), hash(vals[i]))
+            self.assertIn(got, {vals[i]})
+            del got
+        self.assertIsNone(c.get("spare:missing"))
+        self.assertEqual(c.get("spare:missing", b"dflt"), b"dflt")
+        self.assertEqual(c.get("spare:3"), vals[3])
+
+    def test_a_held_result_of_another_key_is_never_written(self):
+        # The spare is written only while nothing but the cache holds it:
+        # a result held by a variable, a container, a memoryview, a dict
+        # key or an Item keeps its bytes and hash while other keys are read.
+        c = self.cache
+        holders = {
+            "variable": (lambda b: b, lambda h: h),
+            "list": (lambda b: [b], lambda h: h[0]),
+            "memoryview": (memoryview, lambda h: h.tobytes()),
+            "dict key": (lambda b: {b: 1}, lambda h: next(iter(h))),
+            "bytes()": (bytes, lambda h: h),
+            "BytesIO": (io.BytesIO, lambda h: h.getvalue()),
+        }
+        others = [f"other:{j}" for j in range(4)]
+        for j, k in enumerate(others):
+            c.set(k, bytes([97 + j]) * 64)
+        for i, (how, (hold, read)) in enumerate(holders.items()):
+            with self.subTest(holder=how):
+                key, old = f"held-spare:{i}", bytes([65 + i]) * 64
+                c.set(key, old)
+                v = c.get(key)
+                hash(v)
+                h = hold(v)
+                del v
+                for _ in range(3):
+                    for j, k in enumerate(others):
+                        self.assertEqual(c.get(k), bytes([97 + j]) * 64)
+                got = read(h)
+                self.assertEqual(got, old)
+                self.assertEqual(hash(got), hash(old))
+        c.set("held-spare:item", b"I" * 64)
+        item = c.get_item("held-spare:item")
+        for j, k in enumerate(others):
+            self.assertEqual(c.get(k), bytes([97 + j]) * 64)
+            self.assertEqual(c.get_item(k).value, bytes([97 + j]) * 64)
+        self.assertEqual(item.value, b"I" * 64)
+
+    def test_results_kept_in_a_list_keep_their_values(self):
+        # Every result held at once: none is written by the next get.
+        c = self.cache
+        writer = tickcache.Cache(self.name)
+        self.addCleanup(writer.close)
+        keys = [f"listed:{i:03d}" for i in range(50)]
+        for round_ in range(3):
+            for i, k in enumerate(keys):
+                writer.set(k, b"%03d:%03d:" % (round_, i) + b"v" * 56)
+            got = [c.get(k) for k in keys]
+            again = [c.get(k) for k in keys]
+            want = [b"%03d:%03d:" % (round_, i) + b"v" * 56 for i in range(len(keys))]
+            self.assertEqual(got, want)
+            self.assertEqual(again, want)
+            self.assertEqual([hash(g) for g in got], [hash(w) for w in want])
+
+    def test_values_of_every_length_through_the_spare(self):
+        # The spare has the length of the last result made: values shorter,
+        # longer (over the stack's 512 bytes too) and empty come back exact,
+        # whichever object carries them.
+        c = self.cache
+        lengths = [64, 5, 0, 600, 512, 64, 513, 1, 64, 511, 64]
+        for i, n in enumerate(lengths):
+            c.set(f"len:{i}", bytes((i * 7 + j) % 251 for j in range(n)))
+        for _ in range(3):
+            for i, n in enumerate(lengths):
+                with self.subTest(key=i, length=n):
+                    want = bytes((i * 7 + j) % 251 for j in range(n))
+                    got = c.get(f"len:{i}")
+                    self.assertEqual(got, want)
+                    self.assertEqual(hash(got), hash(want))
+                    del got
 
     def test_many_keys_read_in_turn_get_their_own_values(self):
         # More key objects than kept slots, one value length: objects are

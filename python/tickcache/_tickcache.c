@@ -105,7 +105,16 @@ static void at_fork_child(void);
  * Only keys of exactly str or bytes (immutable, no __del__, no reference
  * cycle) and values copied whole (up to RECENT_MAX = STACK_VALUE bytes)
  * are kept.  Emptied when the handle changes (close, attach after fork):
- * another segment's versions mean nothing here.  A slot is chosen by the
+ * another segment's versions mean nothing here.
+ *
+ * The spare: one more bytes object (up to RECENT_MAX bytes), the last one
+ * get made and did not keep, for keys that are not kept (a key read once,
+ * keys read at random).  While the spare alone references it (Py_REFCNT 1,
+ * by the argument above), get copies any key's value into it and returns it
+ * when the value has exactly its length: a loop of gets whose results are
+ * dropped allocates and frees nothing.  Its cached hash is reset before the
+ * copy, as an owned object's is.  A spare is never a kept slot's value too:
+ * a slot that keeps it takes the spare's reference over.  A slot is chosen by the
  * version and the key's last 8 bytes (TAIL), which are also compared before
  * the key.  A result is kept when the same (version, tail, length) comes to
  * its slot twice in a row (the first time only those three words are
@@ -146,6 +155,7 @@ typedef struct CacheObject {
 	char name[TC_NAME_MAX + 1];
 	struct recent recent[RECENT];
 	struct recent *byobj[RECENT]; /* see struct recent; never NULL */
+	PyObject *spare;         /* strong reference or NULL: see struct recent */
 } CacheObject;
 
 static void recent_clear(CacheObject *self)
@@ -161,6 +171,7 @@ static void recent_clear(CacheObject *self)
 		Py_XDECREF(k);
 		Py_XDECREF(v);
 	}
+	Py_CLEAR(self->spare);
 }
 
 /*
@@ -960,15 +971,14 @@ static inline struct recent **recent_byobj(CacheObject *self, PyObject *keyobj)
 
 /*
  * recent_find - the bytes object get returned for KEYOBJ (K) at version
- * M->version, when the recent results still hold it and it is byte for
- * byte VAL, the value just copied (shared); a new reference.
+ * M->version, when E, the slot of that version and TAIL, still holds it and
+ * it is byte for byte VAL, the value just copied (shared); a new reference.
  */
-static inline PyObject *recent_find(CacheObject *self, PyObject *keyobj, const bytearg *k,
-				    const tc_meta *m, const char *val)
+static inline PyObject *recent_find(CacheObject *self, struct recent *e, uint64_t tail,
+				    PyObject *keyobj, const bytearg *k, const tc_meta *m,
+				    const char *val)
 {
-	uint64_t tail = key_tail(k);
-	struct recent *e = recent_slot(self, m->version, tail);
-	if (e->version == m->version && e->tail == tail && e->kn == k->n && keyobj &&
+	if (e->version == m->version && e->tail == tail && e->kn == k->n &&
 	    (e->key == keyobj || memcmp(e->kp, k->p, (size_t)k->n) == 0) &&
 	    (size_t)PyBytes_GET_SIZE(e->value) == m->len &&
 	    memcmp(PyBytes_AS_STRING(e->value), val, m->len) == 0) {
@@ -981,20 +991,18 @@ static inline PyObject *recent_find(CacheObject *self, PyObject *keyobj, const b
 }
 
 /* Remember B, the value of KEYOBJ (K) at version M->version, read
- * through C (the handle whose hash of K the slot keeps). */
-static inline void recent_put(CacheObject *self, tc_cache *c, PyObject *keyobj,
-			      const bytearg *k, const tc_meta *m, PyObject *b)
+ * through C (the handle whose hash of K the slot keeps), in E, the slot of
+ * that version and TAIL.  True when E keeps B (it took a reference). */
+static inline int recent_put(CacheObject *self, struct recent *e, uint64_t tail, tc_cache *c,
+			     PyObject *keyobj, const bytearg *k, const tc_meta *m, PyObject *b)
 {
-	if (!keyobj || m->len > RECENT_MAX ||
-	    !(PyUnicode_CheckExact(keyobj) || PyBytes_CheckExact(keyobj)))
-		return;
-	uint64_t tail = key_tail(k);
-	struct recent *e = recent_slot(self, m->version, tail);
+	if (m->len > RECENT_MAX || !(PyUnicode_CheckExact(keyobj) || PyBytes_CheckExact(keyobj)))
+		return 0;
 	if (e->cand_version != m->version || e->cand_tail != tail || e->cand_kn != k->n) {
 		e->cand_version = m->version;
 		e->cand_tail = tail;
 		e->cand_kn = k->n;
-		return;
+		return 0;
 	}
 	PyObject *ok = e->key, *ov = e->value;
 	Py_INCREF(keyobj);
@@ -1009,6 +1017,7 @@ static inline void recent_put(CacheObject *self, tc_cache *c, PyObject *keyobj,
 	*recent_byobj(self, keyobj) = e;
 	Py_XDECREF(ok);
 	Py_XDECREF(ov);
+	return 1;
 }
 
 /*
@@ -1037,6 +1046,32 @@ static inline void bytes_rewritten(PyObject *b)
 }
 
 /*
+ * spare_take - the spare, when get may copy a value into it (the spare
+ * alone references it: see struct recent), its cached hash reset; or NULL.
+ */
+static inline PyObject *spare_take(CacheObject *self)
+{
+	PyObject *s = self->spare;
+	if (s && Py_REFCNT(s) == 1) {
+		bytes_rewritten(s);
+		return s;
+	}
+	return NULL;
+}
+
+/* B, a value get returns and no slot kept, is the spare from now on (up to
+ * RECENT_MAX bytes: a spare is no reason to keep a big object alive). */
+static inline void spare_offer(CacheObject *self, PyObject *b)
+{
+	if (b != self->spare && PyBytes_GET_SIZE(b) <= RECENT_MAX) {
+		PyObject *old = self->spare;
+		Py_INCREF(b);
+		self->spare = b;
+		Py_XDECREF(old);
+	}
+}
+
+/*
  * get_big - tc_get_with's buffer for a value longer than the buffer it was
  * given: a new bytes object of exactly its length (*ARG), made inside the
  * read section.  Allocating there runs no Python code (bytes are not
@@ -1056,12 +1091,14 @@ static void *get_big(const tc_meta *m, void *arg)
  * or NULL.
  *
  * One lookup (tc_get_with).  The value goes straight into the bytes object
- * kept for KEYOBJ when only the kept results hold it (owned), else to the
- * stack, up to STACK_VALUE bytes (tc_get's path, no callback); when the
- * stack copy is byte for byte the bytes object a recent get returned for
- * this key and version, that object is returned again (shared), else the
- * bytes are made from the copy.  A longer value is copied once, straight
- * into its new bytes object (get_big).
+ * kept for KEYOBJ when only the kept results hold it (owned), else into the
+ * spare when only the spare holds it (KEYOBJ known), else to the stack, up
+ * to STACK_VALUE bytes (tc_get's path, no callback); when that copy is byte
+ * for byte the bytes object a recent get returned for this key and version,
+ * that object is returned again (shared); else the spare is returned when
+ * the value filled it exactly, or the bytes are made from the copy.  A
+ * value longer than the buffer is copied once, straight into its new bytes
+ * object (get_big), which the shared case compares in the same way.
  */
 static inline __attribute__((always_inline)) PyObject *
 fetch_key(CacheObject *self, tc_cache *c, PyObject *keyobj, const bytearg *k, tc_meta *m, int *rc)
@@ -1069,8 +1106,12 @@ fetch_key(CacheObject *self, tc_cache *c, PyObject *keyobj, const bytearg *k, tc
 	char buf[STACK_VALUE];
 	char *dst = buf;
 	size_t cap = sizeof buf;
-	PyObject *big = NULL;
+	PyObject *big = NULL, *spare = NULL;
 	struct recent *own = keyobj ? recent_owned(self, keyobj) : NULL;
+	if (!own && keyobj && (spare = spare_take(self)) != NULL) {
+		dst = PyBytes_AS_STRING(spare);
+		cap = (size_t)PyBytes_GET_SIZE(spare);
+	}
 	if (own) {
 		dst = PyBytes_AS_STRING(own->value);
 		cap = (size_t)PyBytes_GET_SIZE(own->value);
@@ -1087,35 +1128,51 @@ fetch_key(CacheObject *self, tc_cache *c, PyObject *keyobj, const bytearg *k, tc
 		    : tc_get_with(c, k->p, (size_t)k->n, dst, cap, m, get_big, &big);
 	if (LIKELY(r == 0)) {
 		PyObject *b = big;
+		*rc = 0;
 		if (LIKELY(own != NULL && b == NULL && m->len == cap)) {
 			b = own->value;
 			own->version = m->version;
 			Py_INCREF(b);
-			*rc = 0;
 			return b;
 		}
+		if (!keyobj) {
+			if (!b)
+				b = PyBytes_FromStringAndSize(dst, (Py_ssize_t)m->len);
+			if (UNLIKELY(b == NULL))
+				goto nomem;
+			return b;
+		}
+		uint64_t tail = key_tail(k);
+		struct recent *e = recent_slot(self, m->version, tail);
+		/* The shared case compares the copy, wherever it went. */
+		PyObject *f = recent_find(self, e, tail, keyobj, k, m, b ? PyBytes_AS_STRING(b) : dst);
+		if (f) {
+			Py_XDECREF(b);
+			return f;
+		}
 		if (!b) {
-			b = recent_find(self, keyobj, k, m, dst);
-			if (b) {
-				*rc = 0;
-				return b;
-			}
-			b = PyBytes_FromStringAndSize(dst, (Py_ssize_t)m->len);
-			if (UNLIKELY(b == NULL)) {
-				r = -ENOMEM;
-				goto fail;
+			if (spare && m->len == cap) {
+				b = spare;
+				Py_INCREF(b);
+			} else if (UNLIKELY((b = PyBytes_FromStringAndSize(dst, (Py_ssize_t)m->len)) ==
+					    NULL)) {
+				goto nomem;
 			}
 		}
-		recent_put(self, c, keyobj, k, m, b);
-		*rc = 0;
+		if (!recent_put(self, e, tail, c, keyobj, k, m, b))
+			spare_offer(self, b);
+		else if (b == self->spare)
+			Py_CLEAR(self->spare); /* the slot's reference now */
 		return b;
 	} else if (UNLIKELY(big != NULL)) {
 		Py_DECREF(big); /* a copy that failed its checksum */
 	}
-fail:
 	*rc = r;
-	if (r != -ENOENT && r != -ENOMEM)
+	if (r != -ENOENT && r != -ENOMEM) /* -ENOMEM: get_big raised MemoryError */
 		cache_error(r, self->name, k->p, k->n);
+	return NULL;
+nomem: /* PyBytes_FromStringAndSize raised MemoryError */
+	*rc = -ENOMEM;
 	return NULL;
 }
 
@@ -1132,8 +1189,9 @@ PyDoc_STRVAR(get_doc,
 "segment raises StaleError.  Lock-free; the GIL is held (the call takes\n"
 "nanoseconds).  get may return a bytes object it returned before: the\n"
 "same object while KEY's value is unchanged (the same version and the same\n"
-"bytes), or, once nothing but the cache references it, that object with\n"
-"the new value written into it instead of a new copy.");
+"bytes), or, once nothing but the cache references it, an object it\n"
+"returned before (for KEY or another key) with the new value written into\n"
+"it instead of a new copy.");
 
 static PyObject *Cache_get(CacheObject *self, PyObject *const *args, Py_ssize_t nargs,
 			   PyObject *kwnames)
