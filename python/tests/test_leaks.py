@@ -33,6 +33,31 @@ class TestLeaks(SegmentCase):
             # One leaked object per call would be thousands of blocks.
             self.assertLess(grown, 300, f"{grown} blocks more after 300 rounds")
 
+    def test_closed_and_dropped_handles_free_their_spare(self):
+        # Each handle's get of a key read once leaves a bytes object that
+        # nothing of the caller's holds: the spare (_tickcache.c, struct
+        # recent).  close() and the handle's deallocation free it; one kept
+        # a handle would be a block each round, which no reference count of
+        # the caller's objects can show.
+        for i in range(5):
+            self.cache.set(f"spare-leak:{i}", bytes([65 + i]) * (40 + i))
+
+        def rounds(n):
+            for j in range(n):
+                c = tickcache.Cache(self.name)
+                self.assertEqual(c.get(f"spare-leak:{j % 5}"), bytes([65 + j % 5]) * (40 + j % 5))
+                if j % 2:
+                    c.close()  # the others go with their last reference
+                del c
+
+        rounds(20)
+        gc.collect()
+        blocks = sys.getallocatedblocks()
+        rounds(400)
+        gc.collect()
+        grown = sys.getallocatedblocks() - blocks
+        self.assertLess(grown, 200, f"{grown} blocks more after 400 handles")
+
 
 if __name__ == "__main__":
     unittest.main()
