@@ -114,7 +114,12 @@ static void at_fork_child(void);
  * when the value has exactly its length: a loop of gets whose results are
  * dropped allocates and frees nothing.  Its cached hash is reset before the
  * copy, as an owned object's is.  A spare is never a kept slot's value too:
- * a slot that keeps it takes the spare's reference over.  A slot is chosen by the
+ * a slot that keeps it takes the spare's reference over.  The one exception,
+ * harmless: an empty or 1-byte result is CPython's shared object for those
+ * bytes, which may be the spare, a slot's value and anyone's at once; its
+ * count is never 1 (3.10 caches it with a reference of its own, 3.11 starts
+ * it near 10^9, 3.12 on make it immortal), so nothing here ever writes it.
+ * A slot is chosen by the
  * version and the key's last 8 bytes (TAIL), which are also compared before
  * the key.  A result is kept when the same (version, tail, length) comes to
  * its slot twice in a row (the first time only those three words are
