@@ -105,26 +105,25 @@ static void at_fork_child(void);
  * Only keys of exactly str or bytes (immutable, no __del__, no reference
  * cycle) and values copied whole (up to RECENT_MAX = STACK_VALUE bytes)
  * are kept.  Emptied when the handle changes (close, attach after fork):
- * another segment's versions mean nothing here.
+ * another segment's versions mean nothing here.  A slot is chosen by the
+ * version and the key's last 8 bytes (TAIL), which are also compared before
+ * the key.  A result is kept when the same (version, tail, length) comes to
+ * its slot twice in a row (the first time only those three words are
+ * noted, CAND): keys read round robin then cost no reference counting and
+ * no frees here.
  *
- * The spare: one more bytes object (up to RECENT_MAX bytes), the last one
+ * The spare: one more bytes object (2 to RECENT_MAX bytes), the last one
  * get made and did not keep, for keys that are not kept (a key read once,
  * keys read at random).  While the spare alone references it (Py_REFCNT 1,
  * by the argument above), get copies any key's value into it and returns it
  * when the value has exactly its length: a loop of gets whose results are
  * dropped allocates and frees nothing.  Its cached hash is reset before the
  * copy, as an owned object's is.  A spare is never a kept slot's value too:
- * a slot that keeps it takes the spare's reference over.  The one exception,
- * harmless: an empty or 1-byte result is CPython's shared object for those
- * bytes, which may be the spare, a slot's value and anyone's at once; its
- * count is never 1 (3.10 caches it with a reference of its own, 3.11 starts
- * it near 10^9, 3.12 on make it immortal), so nothing here ever writes it.
- * A slot is chosen by the
- * version and the key's last 8 bytes (TAIL), which are also compared before
- * the key.  A result is kept when the same (version, tail, length) comes to
- * its slot twice in a row (the first time only those three words are
- * noted, CAND): keys read round robin then cost no reference counting and
- * no frees here.
+ * a slot that keeps it takes the spare's reference over.  An empty or 1-byte
+ * result is never made the spare: CPython returns one shared object for
+ * those bytes, which a slot and anyone may hold at once (its count is never
+ * 1: 3.10 caches it with a reference of its own, 3.11 starts it near 10^9,
+ * 3.12 on make it immortal), so it could never be written anyway.
  */
 #define RECENT_BITS 4
 #define RECENT (1 << RECENT_BITS)
@@ -1065,10 +1064,11 @@ static inline PyObject *spare_take(CacheObject *self)
 }
 
 /* B, a value get returns and no slot kept, is the spare from now on (up to
- * RECENT_MAX bytes: a spare is no reason to keep a big object alive). */
+ * RECENT_MAX bytes: a spare is no reason to keep a big object alive; over
+ * 1 byte: CPython's shared objects are never written, see struct recent). */
 static inline void spare_offer(CacheObject *self, PyObject *b)
 {
-	if (b != self->spare && PyBytes_GET_SIZE(b) <= RECENT_MAX) {
+	if (b != self->spare && (size_t)PyBytes_GET_SIZE(b) - 2 <= RECENT_MAX - 2) {
 		PyObject *old = self->spare;
 		Py_INCREF(b);
 		self->spare = b;
