@@ -486,16 +486,20 @@ static inline void many_scan_prefetch(tc_cache *c, uint64_t hash, struct many_sc
 	}
 }
 
-/* The counts of a chunk's outcomes, added to the slot once. */
+/* The counts of a chunk's answers other than 0, by read_counter(), added
+ * to the slot once; a hit costs nothing in pass three. */
 struct many_count {
-	uint32_t by[TC_C_ERRORS + 1]; /* by read_counter() */
-	uint32_t ok;                  /* answers 0 */
+	uint32_t by[TC_C_ERRORS + 1];
 };
 
 /*
  * Pass three of many_in: each lookup finished from its kept scan, and the
  * copy (VALS NULL) or the pointer.  PLAIN (a constant at each call): the
- * handle's rslow is 0, no check after the read.
+ * handle's rslow is 0, no check after the read.  BAD (a constant 0 at the
+ * call of a chunk without one): the mask of requests that failed tc_get's
+ * argument checks.  LO..HI (constants; LO 0: any): the range of every key
+ * length of the chunk, as tc_get's KEY_LENGTH_CASE copies have it, so that
+ * match()'s key compare and value offset fold as there.
  *
  * The requests are read in their order (docs/design.md, "In their
  * order").  A lookup answered by its kept scan alone takes effect at that
@@ -507,7 +511,8 @@ struct many_count {
  */
 static inline __attribute__((always_inline)) void
 many_finish(tc_cache *c, tc_req *reqs, size_t n, const void **vals, const uint64_t *hash,
-	    struct many_scan *sc, uint32_t bad, bool plain, struct many_count *k)
+	    struct many_scan *sc, uint32_t bad, bool plain, size_t lo, size_t hi,
+	    struct many_count *k)
 {
 	bool walked = false; /* a lookup of the chunk went past its kept scan */
 	for (size_t i = 0; i < n; i++) {
@@ -518,24 +523,77 @@ many_finish(tc_cache *c, tc_req *reqs, size_t n, const void **vals, const uint64
 		if (TC_UNLIKELY(bad >> i & 1)) {
 			rc = -EINVAL;
 		} else {
+			size_t klen = r->klen;
+			if (lo && (klen < lo || klen > hi))
+				__builtin_unreachable(); /* pass one's class of the key */
 			if (TC_UNLIKELY(walked)) /* scanned again, now */
 				sc[i].m = bucket_scan(&c->index[hash[i] & c->bmask],
 						      TC_TAG_OF(hash[i]), sc[i].w);
 			bool walk;
-			rc = lookup_scanned(c, hash[i], r->key, r->klen, TC_KIND_KEY, sc[i].w,
+			rc = lookup_scanned(c, hash[i], r->key, klen, TC_KIND_KEY, sc[i].w,
 					    sc[i].m, &slotp, &w, &v, &walk);
 			walked |= walk;
 			if (vals)
-				rc = peek_view(c, hash[i], r->klen, rc, &v, &vals[i], &r->meta,
-					       plain);
+				rc = peek_view(c, hash[i], klen, rc, &v, &vals[i], &r->meta, plain);
 			else
-				rc = copy_view(c, hash[i], r->klen, rc, &v, r->buf, r->cap,
-					       &r->meta, NULL, NULL, false, plain);
+				rc = copy_view(c, hash[i], klen, rc, &v, r->buf, r->cap, &r->meta,
+					       NULL, NULL, false, plain);
 		}
 		r->rc = rc;
-		k->ok += rc == 0;
-		k->by[read_counter(rc)]++;
+		if (TC_UNLIKELY(rc))
+			k->by[read_counter(rc)]++;
 	}
+}
+
+/* A chunk's requests by pass one: BAD, the mask of those that fail
+ * tc_get's argument checks (-EINVAL); K16 and K32, how many have a key of
+ * 9..16 bytes and of 17..32. */
+struct many_class {
+	uint32_t bad, k16, k32;
+};
+
+/* KEY's hash, KLEN known to be LO..HI: tc__hash's step for that length
+ * alone, its range test folded (KEY_LENGTH_CASE's effect in tc_get). */
+static inline __attribute__((always_inline)) uint64_t
+hash_len(tc_cache *c, const void *key, size_t klen, size_t lo, size_t hi)
+{
+	if (klen < lo || klen > hi)
+		__builtin_unreachable();
+	return tc__hash(c, key, klen, TC_KIND_KEY);
+}
+
+/* Pass one of many_in: check and hash each request (into HASH), prefetch
+ * its home bucket, and class it.  A key of 9..16 or 17..32 bytes passes
+ * tc__valid_key's length test by its class's. */
+static inline __attribute__((always_inline)) struct many_class
+many_hash(tc_cache *c, const tc_req *reqs, size_t n, bool peek, uint64_t *hash)
+{
+	struct many_class mc = { 0, 0, 0 };
+	for (size_t i = 0; i < n; i++) {
+		const tc_req *r = &reqs[i];
+		const void *key = r->key;
+		size_t klen = r->klen;
+		uint64_t h;
+		if (TC_UNLIKELY(!key || (!peek && !r->buf && r->cap))) {
+			mc.bad |= 1u << i;
+			continue;
+		}
+		if (TC_LIKELY(klen - 9 <= 16 - 9)) {
+			h = hash_len(c, key, klen, 9, 16);
+			mc.k16++;
+		} else if (TC_LIKELY(klen - 17 <= 32 - 17)) {
+			h = hash_len(c, key, klen, 17, 32);
+			mc.k32++;
+		} else if (tc__valid_key(key, klen)) {
+			h = tc__hash(c, key, klen, TC_KIND_KEY);
+		} else {
+			mc.bad |= 1u << i;
+			continue;
+		}
+		hash[i] = h;
+		__builtin_prefetch(&c->index[h & c->bmask]);
+	}
+	return mc;
 }
 
 static inline __attribute__((always_inline)) size_t
@@ -543,36 +601,42 @@ many_in(tc_cache *c, struct tc_rslot *s, tc_req *reqs, size_t n, const void **va
 {
 	uint64_t hash[MANY_CHUNK];
 	struct many_scan sc[MANY_CHUNK];
-	uint32_t bad = 0; /* bit i: request i fails tc_get's argument checks */
-	for (size_t i = 0; i < n; i++) {
-		tc_req *r = &reqs[i];
-		if (TC_UNLIKELY(!tc__valid_key(r->key, r->klen) ||
-				(!vals && !r->buf && r->cap))) {
-			bad |= 1u << i;
-			continue;
-		}
-		hash[i] = tc__hash(c, r->key, r->klen, TC_KIND_KEY);
-		__builtin_prefetch(&c->index[hash[i] & c->bmask]);
-	}
-	for (size_t i = 0; i < n; i++)
-		if (!(bad >> i & 1))
+	struct many_class mc = many_hash(c, reqs, n, vals != NULL, hash);
+	if (TC_LIKELY(mc.bad == 0)) {
+		for (size_t i = 0; i < n; i++)
 			many_scan_prefetch(c, hash[i], &sc[i]);
-	struct many_count k = { { 0 }, 0 };
-	if (TC_LIKELY(c->rslow == 0))
-		many_finish(c, reqs, n, vals, hash, sc, bad, true, &k);
-	else
-		many_finish(c, reqs, n, vals, hash, sc, bad, false, &k);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			if (!(mc.bad >> i & 1))
+				many_scan_prefetch(c, hash[i], &sc[i]);
+	}
+	struct many_count k = { { 0 } };
+	/* The common chunk in a copy of its own: a plain handle, no bad
+	 * request, every key of one length class. */
+	if (TC_LIKELY(c->rslow == 0 && mc.bad == 0)) {
+		if (TC_LIKELY(mc.k16 == n))
+			many_finish(c, reqs, n, vals, hash, sc, 0, true, 9, 16, &k);
+		else if (mc.k32 == n)
+			many_finish(c, reqs, n, vals, hash, sc, 0, true, 17, 32, &k);
+		else
+			many_finish(c, reqs, n, vals, hash, sc, 0, true, 0, 0, &k);
+	} else if (c->rslow == 0) {
+		many_finish(c, reqs, n, vals, hash, sc, mc.bad, true, 0, 0, &k);
+	} else {
+		many_finish(c, reqs, n, vals, hash, sc, mc.bad, false, 0, 0, &k);
+	}
 	/* count_read's counters, once for the chunk (owner only); an error
-	 * counts in TC_C_OPS too, as there. */
-	uint32_t hits = k.by[TC_C_HITS], misses = k.by[TC_C_MISSES], errs = k.by[TC_C_ERRORS];
-	tc__st(&s->ctr[TC_C_HITS], tc__ld(&s->ctr[TC_C_HITS]) + hits);
+	 * counts in TC_C_OPS too, as there.  -E2BIG is a hit. */
+	uint32_t big = k.by[TC_C_HITS], misses = k.by[TC_C_MISSES], errs = k.by[TC_C_ERRORS];
+	uint32_t ok = (uint32_t)n - big - misses - errs;
+	tc__st(&s->ctr[TC_C_HITS], tc__ld(&s->ctr[TC_C_HITS]) + ok + big);
 	if (misses)
 		tc__st(&s->ctr[TC_C_MISSES], tc__ld(&s->ctr[TC_C_MISSES]) + misses);
 	if (TC_UNLIKELY(errs)) {
 		tc__st(&s->ctr[TC_C_ERRORS], tc__ld(&s->ctr[TC_C_ERRORS]) + errs);
 		tc__st(&s->ctr[TC_C_OPS], tc__ld(&s->ctr[TC_C_OPS]) + errs);
 	}
-	return k.ok;
+	return ok;
 }
 
 /* many_in() compiled once for each (a constant VALS NULL for tc_get_many;

@@ -75,12 +75,14 @@ struct keyset {
 static const size_t key_lens[] = { 3, 8, 9, 12, 16, 17, 24, 32, 33, 100, 512 };
 
 /* Write key number N (below 62^3) of length LEN (at least 3) into OUT: N in
- * three base-62 digits, then filler.  Unique for each (N, LEN). */
+ * three base-62 digits, then filler, then a NUL (for wb_entry_of's strlen,
+ * whatever key OUT held before).  Unique for each (N, LEN). */
 static size_t make_key(char *out, unsigned n, size_t len)
 {
 	static const char d62[] =
 		"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 	memset(out, '-', len);
+	out[len] = '\0';
 	for (int i = 0; i < 3; i++, n /= 62)
 		out[i] = d62[n % 62];
 	return len;
@@ -731,11 +733,21 @@ static struct {
 	size_t xl;
 } hks;
 
+/* The length of every key of the hook tests (hks, and their request 0),
+ * or 0: each length class in turn.  A call whose keys are all of 9..16
+ * bytes, or all of 17..32, runs tc_get_many's copy for that class
+ * (many_in); a mixed one the general copy. */
+static size_t hk_len;
+
+/* The modes of hk_len the hook tests run in: mixed lengths, every key of
+ * 9..16 bytes, every key of 17..32. */
+static const size_t hk_lens[] = { 0, 12, 24 };
+
 static void homed_keys(tc_cache *c, char k[][KEY_CAP], size_t *kl, int n, uint64_t home,
 		       unsigned salt)
 {
 	for (unsigned m = salt * 100000u, i = 0; (int)i < n; m++) {
-		size_t len = key_lens[(i + salt) % FX_ARRAY_SIZE(key_lens)];
+		size_t len = hk_len ? hk_len : key_lens[(i + salt) % FX_ARRAY_SIZE(key_lens)];
 		make_key(k[i], m, len);
 		if ((tc__hash(c, k[i], len, TC_KIND_KEY) & c->bmask) == home)
 			kl[i++] = len;
@@ -841,7 +853,7 @@ static void hook_case(unsigned flags, int eviction, bool peek)
 	uint64_t home = 5 & c->bmask, far = (home + c->nbuckets / 2) & c->bmask;
 	homed_keys(c, hks.k, hks.kl, HK_N, home, 1);
 	homed_keys(c, hks.g, hks.gl, HK_N, far, 2);
-	hks.xl = make_key(hks.x, 999999, 12);
+	hks.xl = make_key(hks.x, 999999, hk_len ? hk_len : 12);
 	static const struct {
 		void (*fn)(tc_cache *);
 		int key;       /* index in hks.k, or 100 + index in hks.g */
@@ -915,16 +927,24 @@ static void hook_case(unsigned flags, int eviction, bool peek)
 static void test_many_kept_scan_survives_changes_between_passes(void **state)
 {
 	(void)state;
-	hook_case(0, TC_EVICT_NONE, false);
-	hook_case(0, TC_EVICT_NONE, true);
+	for (size_t l = 0; l < FX_ARRAY_SIZE(hk_lens); l++) {
+		hk_len = hk_lens[l];
+		hook_case(0, TC_EVICT_NONE, false);
+		hook_case(0, TC_EVICT_NONE, true);
+	}
+	hk_len = 0;
 }
 
 /* The same through the checked copy (LRU reference bits, checksums). */
 static void test_many_kept_scan_survives_changes_checked(void **state)
 {
 	(void)state;
-	hook_case(TC_CHECKSUM, TC_EVICT_LRU, false);
-	hook_case(TC_CHECKSUM, TC_EVICT_LRU, true);
+	for (size_t l = 0; l < FX_ARRAY_SIZE(hk_lens); l++) {
+		hk_len = hk_lens[l];
+		hook_case(TC_CHECKSUM, TC_EVICT_LRU, false);
+		hook_case(TC_CHECKSUM, TC_EVICT_LRU, true);
+	}
+	hk_len = 0;
 }
 
 /* A writer that sets g0 and then k8, in that order, at the hook. */
@@ -944,14 +964,16 @@ static void sc_two_writes_in_order(tc_cache *c)
 static void test_many_reads_requests_in_their_order(void **state)
 {
 	(void)state;
-	for (int peek = 0; peek < 2; peek++) {
+	for (int lp = 0; lp < 2 * (int)FX_ARRAY_SIZE(hk_lens); lp++) {
+		int peek = lp % 2;
+		hk_len = hk_lens[lp / 2];
 		char name[TC_NAME_MAX + 1];
 		fx_name(name);
 		tc_cache *c = wb_create(name, 512, 4u << 20, 8, TC_EVICT_NONE);
 		uint64_t home = 5 & c->bmask, far = (home + c->nbuckets / 2) & c->bmask;
 		homed_keys(c, hks.k, hks.kl, HK_N, home, 1);
 		homed_keys(c, hks.g, hks.gl, HK_N, far, 2);
-		hks.xl = make_key(hks.x, 999999, 12);
+		hks.xl = make_key(hks.x, 999999, hk_len ? hk_len : 12);
 		for (uint32_t i = 0; i < HK_N - 1; i++)
 			hset(c, hks.k[i], hks.kl[i], i, 1);
 		hset(c, hks.g[0], hks.gl[0], 100, 1);
@@ -976,6 +998,7 @@ static void test_many_reads_requests_in_their_order(void **state)
 			tc_read_unlock(c);
 		tc_close(c);
 	}
+	hk_len = 0;
 }
 
 /* The two steps of test_many_never_answers_a_key_newer_then_older: k8
@@ -1007,7 +1030,9 @@ static void dup_steps(tc_cache *c, int step)
 static void test_many_never_answers_a_key_newer_then_older(void **state)
 {
 	(void)state;
-	for (int peek = 0; peek < 2; peek++) {
+	for (int lp = 0; lp < 2 * (int)FX_ARRAY_SIZE(hk_lens); lp++) {
+		int peek = lp % 2;
+		hk_len = hk_lens[lp / 2];
 		char name[TC_NAME_MAX + 1];
 		fx_name(name);
 		tc_cache *c = wb_create(name, 512, 4u << 20, 8, TC_EVICT_NONE);
@@ -1046,6 +1071,7 @@ static void test_many_never_answers_a_key_newer_then_older(void **state)
 			tc_read_unlock(c);
 		tc_close(c);
 	}
+	hk_len = 0;
 }
 
 /* The offset in the arena of the entry the hook scribbles. */
@@ -1066,13 +1092,15 @@ static void sc_scribble_vlen(tc_cache *c)
 static void test_many_header_scribbled_between_passes(void **state)
 {
 	(void)state;
-	for (int peek = 0; peek < 2; peek++) {
+	for (int lp = 0; lp < 2 * (int)FX_ARRAY_SIZE(hk_lens); lp++) {
+		int peek = lp % 2;
+		hk_len = hk_lens[lp / 2];
 		char name[TC_NAME_MAX + 1];
 		fx_name(name);
 		tc_cache *c = wb_create(name, 512, 4u << 20, 8, TC_EVICT_NONE);
 		uint64_t home = 5 & c->bmask;
 		homed_keys(c, hks.k, hks.kl, HK_N, home, 1);
-		hks.xl = make_key(hks.x, 999999, 12);
+		hks.xl = make_key(hks.x, 999999, hk_len ? hk_len : 12);
 		for (uint32_t i = 0; i < HK_N - 1; i++)
 			hset(c, hks.k[i], hks.kl[i], i, 1);
 		ASSERT_RC(0, tc_set(c, hks.x, hks.xl, "x", 1, 0, 0));
@@ -1106,6 +1134,7 @@ static void test_many_header_scribbled_between_passes(void **state)
 		ASSERT_RC(0, tc_get(c, hks.k[0], hks.kl[0], now, sizeof(now), &m));
 		tc_close(c);
 	}
+	hk_len = 0;
 }
 
 /* ---- scribbles ------------------------------------------------------------- */
@@ -1148,8 +1177,20 @@ static void agree(tc_cache *c, const tc_req *r, const void *val, bool peek, int 
 	}
 }
 
+/* A random key of SKS whose length is LO..HI. */
+static int key_of_length(uint64_t *rng, size_t lo, size_t hi)
+{
+	for (;;) {
+		int ki = (int)(bb_rand(rng) % SK_N);
+		if (sks.kl[ki] >= lo && sks.kl[ki] <= hi)
+			return ki;
+	}
+}
+
 /* Every key, in random batches with duplicates, by tc_get_many and by
- * tc_peek_many, against tc_get. */
+ * tc_peek_many, against tc_get; and batches whose keys are all of 9..16
+ * bytes or all of 17..32, which tc_get_many reads in copies of their own
+ * (many_in). */
 static void all_agree(tc_cache *c, uint64_t *rng, const struct tc_entry *scribbled, bool csum)
 {
 	static unsigned char bufs[40][700];
@@ -1158,8 +1199,11 @@ static void all_agree(tc_cache *c, uint64_t *rng, const struct tc_entry *scribbl
 	int idx[40];
 	for (int done = 0; done < SK_N;) {
 		size_t n = 1 + bb_rand(rng) % 40;
+		unsigned mode = (unsigned)(bb_rand(rng) % 4); /* 0, 1: any key; 2: 9..16; 3: 17..32 */
 		for (size_t j = 0; j < n; j++) {
-			int ki = (int)(bb_rand(rng) % 8 ? (unsigned)(done++ % SK_N)
+			int ki = mode == 2 ? key_of_length(rng, 9, 16)
+			       : mode == 3 ? key_of_length(rng, 17, 32)
+			       : (int)(bb_rand(rng) % 8 ? (unsigned)(done++ % SK_N)
 							: bb_rand(rng) % SK_N);
 			idx[j] = ki;
 			size_t cap = bb_rand(rng) % 5 ? sizeof(bufs[j]) : bb_rand(rng) % 300;
