@@ -108,9 +108,9 @@ static void at_fork_child(void);
  * another segment's versions mean nothing here.  A slot is chosen by the
  * version and the key's last 8 bytes (TAIL), which are also compared before
  * the key.  A result is kept when the same (version, tail, length) comes to
- * its slot twice in a row (the first time only those three words are
- * noted, CAND): keys read round robin then cost no reference counting and
- * no frees here.
+ * its slot twice in a row (the first time only a word that mixes the three
+ * is noted, CAND): keys read round robin then cost no reference counting
+ * and no frees here.
  *
  * The spare: one more bytes object (2 to RECENT_MAX bytes), the last one
  * get made and did not keep, for keys that are not kept (a key read once,
@@ -137,8 +137,8 @@ struct recent {
 	PyObject *value;         /* strong reference: the bytes returned */
 	uint64_t hash;           /* tc_key_hash of KEY under the handle: the owned
 				  * get passes it (tc_get_hashed) */
-	uint64_t cand_version, cand_tail;
-	Py_ssize_t cand_kn;
+	uint64_t cand;           /* the last (version, tail, length) seen here, mixed:
+				  * recent_mix */
 };
 
 typedef struct CacheObject {
@@ -167,8 +167,7 @@ static void recent_clear(CacheObject *self)
 	for (int i = 0; i < RECENT; i++) {
 		struct recent *e = &self->recent[i];
 		PyObject *k = e->key, *v = e->value;
-		e->version = e->tail = e->cand_version = e->cand_tail = 0;
-		e->cand_kn = 0;
+		e->version = e->tail = e->cand = 0;
 		e->key = e->value = NULL;
 		e->kp = NULL;
 		e->kn = 0;
@@ -962,9 +961,11 @@ static inline uint64_t key_tail(const bytearg *k)
 	return t;
 }
 
-static inline struct recent *recent_slot(CacheObject *self, uint64_t version, uint64_t tail)
+/* VERSION and TAIL mixed: the top RECENT_BITS choose the slot, and with
+ * the key's length the whole word is the slot's CAND. */
+static inline uint64_t recent_mix(uint64_t version, uint64_t tail)
 {
-	return &self->recent[((version ^ tail) * 0x9E3779B97F4A7C15ull) >> (64 - RECENT_BITS)];
+	return (version ^ tail) * 0x9E3779B97F4A7C15ull;
 }
 
 /* The BYOBJ entry of key object KEYOBJ (by its address). */
@@ -996,18 +997,19 @@ static inline PyObject *recent_find(CacheObject *self, struct recent *e, uint64_
 
 /* Remember B, the value of KEYOBJ (K) at version M->version, read
  * through C (the handle whose hash of K the slot keeps), in E, the slot of
- * that version and TAIL.  True when E keeps B (it took a reference). */
-static inline int recent_put(CacheObject *self, struct recent *e, uint64_t tail, tc_cache *c,
-			     PyObject *keyobj, const bytearg *k, const tc_meta *m, PyObject *b)
+ * that version and TAIL, when CAND (their mix with K's length) came to E
+ * last time too.  True when E keeps B (it took a reference).  Two triples
+ * with one CAND only keep a result a get early. */
+static inline int recent_put(CacheObject *self, struct recent *e, uint64_t cand, uint64_t tail,
+			     tc_cache *c, PyObject *keyobj, const bytearg *k, const tc_meta *m,
+			     PyObject *b)
 {
-	if (m->len > RECENT_MAX || !(PyUnicode_CheckExact(keyobj) || PyBytes_CheckExact(keyobj)))
-		return 0;
-	if (e->cand_version != m->version || e->cand_tail != tail || e->cand_kn != k->n) {
-		e->cand_version = m->version;
-		e->cand_tail = tail;
-		e->cand_kn = k->n;
+	if (e->cand != cand) {
+		e->cand = cand;
 		return 0;
 	}
+	if (m->len > RECENT_MAX || !(PyUnicode_CheckExact(keyobj) || PyBytes_CheckExact(keyobj)))
+		return 0;
 	PyObject *ok = e->key, *ov = e->value;
 	Py_INCREF(keyobj);
 	Py_INCREF(b);
@@ -1147,8 +1149,8 @@ fetch_key(CacheObject *self, tc_cache *c, PyObject *keyobj, const bytearg *k, tc
 				goto nomem;
 			return b;
 		}
-		uint64_t tail = key_tail(k);
-		struct recent *e = recent_slot(self, m->version, tail);
+		uint64_t tail = key_tail(k), mix = recent_mix(m->version, tail);
+		struct recent *e = &self->recent[mix >> (64 - RECENT_BITS)];
 		/* The shared case compares the copy, wherever it went. */
 		PyObject *f = recent_find(self, e, tail, keyobj, k, m, b ? PyBytes_AS_STRING(b) : dst);
 		if (f) {
@@ -1164,7 +1166,7 @@ fetch_key(CacheObject *self, tc_cache *c, PyObject *keyobj, const bytearg *k, tc
 				goto nomem;
 			}
 		}
-		if (!recent_put(self, e, tail, c, keyobj, k, m, b))
+		if (!recent_put(self, e, mix ^ (uint64_t)k->n, tail, c, keyobj, k, m, b))
 			spare_offer(self, b);
 		else if (b == self->spare)
 			Py_CLEAR(self->spare); /* the slot's reference now */
