@@ -49,7 +49,8 @@ uint64_t tc__room_sleeps(void)
  * up at once: with the list empty and no reader in a section, it gave up
  * at round 3 with -ENOSPC while the segment was full of retired blocks
  * (test_killed_writers_leave_valid_values_and_no_leak, 3 or 4 runs in 80,
- * before and after the set diet; both kinds seen in a debug build).
+ * before and after the set diet; both kinds seen in a debug build).  The
+ * stealer's kind without timing: tests/test_room.c.
  */
 static bool chains_pending(tc_cache *c)
 {
