@@ -36,6 +36,7 @@
 #include <sys/mman.h>
 
 static char cur_name[64];
+static uint64_t all_blocks; /* blocks of the last all_retired_on_my_chain */
 
 #define VLEN 1000
 
@@ -53,14 +54,19 @@ static struct walker *wk;
 enum part { PART_NONE, PART_WALKER, PART_WRITER };
 static TC_TLS enum part my_part;
 
-/* The writer's side: how a lost race ends once the writer has slept. */
-enum end { END_FINISH, END_KILL };
+/* The writer's side: how a lost race ends once the writer has slept.  The
+ * walker is a stealer (steal_chains) let finish, a stealer in a process
+ * of its own killed where it is parked, or a full reclaim (tc__reclaim:
+ * steal_chains, then the detach and grace period that free the list) let
+ * finish. */
+enum end { END_FINISH, END_KILL, END_RECLAIM };
 static struct {
 	bool armed;        /* the walker is parked and takes a step per lost race */
 	enum end end;
 	uint64_t sleeps0;  /* tc__room_sleeps() before the write */
 	int losses;        /* walks of the writer that the walker's step beat */
-	pthread_t thread;  /* the walker, END_FINISH */
+	pthread_t thread;  /* the walker, END_FINISH and END_RECLAIM */
+	uint64_t freed;    /* what its tc__reclaim freed, END_RECLAIM */
 	pid_t pid;         /* the walker, END_KILL */
 	int walker_status; /* its fx_wait status, END_KILL */
 } wr;
@@ -202,6 +208,7 @@ static tc_cache *all_retired_on_my_chain(const char *name, struct tc_rslot **sp)
 	assert_true(TC_RECLAIM_REF(w) != 0 && !(w & TC_RECLAIM_PEND));
 	assert_int_equal(0, TC_RH_REF(tc__ld(&c->h->retire_head)));
 	assert_int_equal(n, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
+	all_blocks = (uint64_t)n;
 	*sp = s;
 	return c;
 }
@@ -234,6 +241,20 @@ static void steal_from_our_chain(tc_cache *c)
 static void *stealer_thread(void *p)
 {
 	steal_from_our_chain(p);
+	return NULL;
+}
+
+static void *reclaimer_thread(void *p)
+{
+	tc_cache *c = p;
+	struct tc_rslot *t = tc__slot(c);
+	if (t) {
+		my_part = PART_WALKER;
+		tc__reclaim(c, t, &wr.freed);
+		my_part = PART_NONE;
+	}
+	if (__atomic_load_n(&wk->parks, __ATOMIC_SEQ_CST) == 0)
+		sem_post(&wk->paused);
 	return NULL;
 }
 
@@ -275,8 +296,11 @@ static int race(enum end end, tc_cache **cp, struct tc_rslot **sp)
 		tc_cache *c = all_retired_on_my_chain(name, sp);
 		walker_init();
 		wr.end = end;
-		if (end == END_FINISH) {
-			assert_int_equal(0, pthread_create(&wr.thread, NULL, stealer_thread, c));
+		if (end != END_KILL) {
+			assert_int_equal(0, pthread_create(&wr.thread, NULL,
+							   end == END_FINISH ? stealer_thread :
+									       reclaimer_thread,
+							   c));
 		} else {
 			wr.pid = fork();
 			assert_true(wr.pid >= 0);
@@ -367,6 +391,34 @@ static void test_a_write_waits_for_a_stealer_killed_mid_walk(void **state)
 	assert_int_equal(1, ar.recovered);
 	assert_int_equal(0, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
 	assert_value(c, "w", 'w');
+	tc_close(c);
+}
+
+/*
+ * The same race, the stealer a full reclaim of another writer's: once the
+ * writer has slept, the stealer's walk ends and its own reclaim detaches
+ * the list it refilled and frees every block, all within the writer's
+ * next round, after the writer's walk lost once more and before its check.
+ * The check finds nothing to wait for (the list is empty, no chain is
+ * pending), and the writer's own reclaims freed nothing: it gave up with
+ * -ENOSPC, the whole arena free (tc__room_for now makes one more attempt
+ * when the wanted class's free list shows a block it has not tried).
+ */
+static void test_a_write_sees_memory_another_reclaim_freed_in_its_round(void **state)
+{
+	(void)state;
+	tc_cache *c;
+	struct tc_rslot *s;
+	int rc = race(END_RECLAIM, &c, &s);
+	assert_int_equal(all_blocks, wr.freed);
+	assert_write_slept_once(rc);
+	assert_true(wr.losses >= 4);
+	assert_value(c, "w", 'w');
+	assert_int_equal(0, tc__ld(&s->reclaim));
+	assert_int_equal(0, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
+	tc_audit_report ar;
+	ASSERT_RC(0, tc_audit(c, &ar));
+	assert_int_equal(0, ar.recovered);
 	tc_close(c);
 }
 
@@ -485,6 +537,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_a_write_short_of_memory_waits_for_a_stealer_walking_its_chain),
 		FX_TEST(test_a_write_waits_for_a_stealer_killed_mid_walk),
+		FX_TEST(test_a_write_sees_memory_another_reclaim_freed_in_its_round),
 		FX_TEST(test_a_paused_walkers_chain_is_taken_over_without_a_wait),
 		FX_TEST(test_a_word_naming_no_block_is_not_waited_for),
 	};
