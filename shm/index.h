@@ -174,7 +174,7 @@ match(tc_cache *c, uint64_t w, uint64_t hash, const void *key, size_t klen, uint
 	uint32_t ek = tc__ld(&e->klen), cls = tc__ld(&e->cls), vlen = tc__ld(&e->vlen);
 	if (TC_UNLIKELY(ek != klen || tc__ld(&e->kind) != kind))
 		return 0;
-	uint64_t size = class_bytes[cls]; /* 0 for a class out of range */
+	uint64_t size = class_bytes[(uint8_t)cls]; /* 0 for a class out of range */
 	uint64_t vo = TC_ENTRY_HDR + TC_ALIGN8(klen); /* the value's offset */
 	if (TC_UNLIKELY(vlen > TC_VALUE_MAX || (uintptr_t)e + size > c->arena_end ||
 			vo + vlen > size))
@@ -214,6 +214,15 @@ static inline uint64_t maxdisp(tc_cache *c, uint64_t home)
  * that loop.
  */
 #define SCAN_WORD(m) ((unsigned)__builtin_ctz(m) >> 1)
+
+/* W[SCAN_WORD(M)] (M not 0), addressed from the bit's index itself: word j
+ * is at byte 8j = 4 * (2j + 1) - 4, one scaled index, no shift. */
+static inline uint64_t scan_word(const uint64_t w[8], uint32_t m)
+{
+	uint64_t x;
+	memcpy(&x, (const uint8_t *)w + 4 * (uint64_t)(unsigned)__builtin_ctzll(m) - 4, sizeof(x));
+	return x;
+}
 static inline uint32_t bucket_scan(const struct tc_bucket *b, uint64_t tag, uint64_t w[8])
 {
 	uint64_t want = TC_SW_FINAL >> 48 | tag;
@@ -297,10 +306,11 @@ lookup_scanned(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_
 	*walkp = false;
 	if (TC_LIKELY(m != 0)) {
 		unsigned j = SCAN_WORD(m);
-		int r = match(c, w[j], hash, key, klen, kind, v);
+		uint64_t wj = scan_word(w, m);
+		int r = match(c, wj, hash, key, klen, kind, v);
 		if (TC_LIKELY(r == 1)) {
 			*slotp = &b->w[j - 1];
-			*wp = w[j];
+			*wp = wj;
 			return 0;
 		}
 		m &= m - 1;

@@ -122,7 +122,7 @@ copy_out(void *dst, const void *src, size_t n)
 #if defined(__SSE2__)
 	const uint8_t *s = src;
 	uint8_t *d = dst;
-	if (n >= 32 && n <= 64) { /* [0, 32) and [n - 32, n) */
+	if (TC_LIKELY(n >= 32 && n <= 64)) { /* [0, 32) and [n - 32, n) */
 		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
 		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 16));
 		__m128i y = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 32));
@@ -141,7 +141,7 @@ copy_out(void *dst, const void *src, size_t n)
 		return;
 	}
 #endif
-	if (n)
+	if (TC_UNLIKELY(n))
 		memcpy(dst, src, n);
 }
 
@@ -161,7 +161,7 @@ static inline __attribute__((always_inline)) int
 copy_view(tc_cache *c, uint64_t hash, size_t klen, int rc, const struct view *v, void *buf,
 	  size_t cap, tc_meta *meta, tc_buf_fn fn, void *arg, bool quiet, bool plain)
 {
-	if (rc == 0 && v->expires != 0 &&
+	if (rc == 0 && TC_UNLIKELY(v->expires != 0) &&
 	    expired(v->expires, quiet ? tc__now_ms() : tc__now_ms_coarse()))
 		rc = plain ? -ENOENT : answer_checked(c, hash, klen, *v, -ENOENT);
 	if (rc)
