@@ -108,7 +108,8 @@ key_eq(const uint8_t *ek, const void *key, size_t klen)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	if (TC_LIKELY(klen > 8 && klen <= 16)) {
-		unsigned sh = (unsigned)(16 - klen) * 8;
+		/* (16 - klen) * 8, as x86 shifts take it: mod 64. */
+		unsigned sh = -(unsigned)(klen * 8) & 63;
 		uint64_t a0, a1, b0, b1;
 		memcpy(&a0, ek, 8);
 		memcpy(&a1, ek + 8, 8);
