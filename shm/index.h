@@ -170,10 +170,10 @@ match(tc_cache *c, uint64_t w, uint64_t hash, const void *key, size_t klen, uint
 	if (TC_UNLIKELY(ref - 1 >= c->ref_lim))
 		return TC_ECORRUPT;
 	struct tc_entry *e = (struct tc_entry *)(c->arena + (ref - 1) * TC_BLOCK_UNIT);
-	if (TC_UNLIKELY(tc__ld(&e->hash) != hash))
+	if (TC_UNLIKELY(tc__ld_ne(&e->hash, hash)))
 		return 0;
 	uint32_t ek = tc__ld(&e->klen), cls = tc__ld(&e->cls), vlen = tc__ld(&e->vlen);
-	if (TC_UNLIKELY(ek != klen || tc__ld(&e->kind) != kind))
+	if (TC_UNLIKELY(ek != klen || tc__ld_ne(&e->kind, (uint8_t)kind)))
 		return 0;
 	uint64_t size = class_bytes[(uint8_t)cls]; /* 0 for a class out of range */
 	uint64_t vo = TC_ENTRY_HDR + TC_ALIGN8(klen); /* the value's offset */

@@ -305,7 +305,7 @@ get_top(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_met
 		return get_slow(c, key, klen, buf, cap, meta, fn, arg, hashp);
 	struct tc__tent *t = tc__tls_ent;
 	struct tc_hdr *h = c->h;
-	if (TC_UNLIKELY(t->depth != 0 || tc__ld(&h->state) != TC_STATE_READY))
+	if (TC_UNLIKELY(t->depth != 0 || tc__ld_ne(&h->state, TC_STATE_READY)))
 		return get_nested(c, t, key, klen, buf, cap, meta, fn, arg, hashp);
 	return get_plain(c, t, h, key, klen, buf, cap, meta, fn, arg, hashp);
 }
