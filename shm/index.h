@@ -203,12 +203,13 @@ static inline uint64_t maxdisp(tc_cache *c, uint64_t home)
  * stands for slot word w[j - 1] (j = 1..7; bit 1, the meta word's, is never
  * set); SCAN_WORD(m) is the j of its lowest bit.  W receives the bucket's
  * eight words (meta first) as loaded, each loaded once: the caller takes a
- * candidate's word from W, never from B again.  On x86-64 one SSE2 compare
- * of 16-bit lanes tests the top 16 bits (state and tag) of all eight words,
- * and two signed packs keep the sign of each word's top lane (a true lane
- * is -1, so the 32-bit pair holding it is negative and saturates to a
- * negative 16-bit and then 8-bit value; a false one is 0 or 0xffff, which
- * stay non-negative) as bit 2j + 1 of one movemask.  Each aligned 8-byte
+ * candidate's word from W, never from B again.  On x86-64 two shufps
+ * gather the eight words' high halves into two registers, in order, two
+ * SSE2 compares of 16-bit lanes test their top 16 bits (state and tag), and
+ * one signed pack keeps the sign of each word's top lane (a true lane is
+ * -1, so the 32-bit half holding it is negative and saturates to a negative
+ * 16-bit value; a false one is 0 over a lane of 0 or 0xffff, which stays
+ * non-negative) as bit 2j + 1 of one movemask.  Each aligned 8-byte
  * word of an aligned 16-byte load is read atomically (Intel SDM vol. 3A,
  * 9.1.1), and the loads keep their order (TSO), so this reads what the
  * word-by-word loop below reads.  Under ThreadSanitizer, and elsewhere,
@@ -235,9 +236,14 @@ static inline uint32_t bucket_scan(const struct tc_bucket *b, uint64_t tag, uint
 	_mm_storeu_si128((__m128i *)(void *)&w[4], x2);
 	_mm_storeu_si128((__m128i *)(void *)&w[6], x3);
 	__m128i k = _mm_set1_epi16((short)want);
-	__m128i lo = _mm_packs_epi32(_mm_cmpeq_epi16(x0, k), _mm_cmpeq_epi16(x1, k));
-	__m128i hi = _mm_packs_epi32(_mm_cmpeq_epi16(x2, k), _mm_cmpeq_epi16(x3, k));
-	return (uint32_t)_mm_movemask_epi8(_mm_packs_epi16(lo, hi)) & 0xaaa8u;
+	/* The high halves of the eight words, in order (shufps takes lanes 1
+	 * and 3 of each of two registers); their top 16-bit lanes compared. */
+	__m128i h0 = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(x0), _mm_castsi128_ps(x1),
+						     _MM_SHUFFLE(3, 1, 3, 1)));
+	__m128i h1 = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(x2), _mm_castsi128_ps(x3),
+						     _MM_SHUFFLE(3, 1, 3, 1)));
+	__m128i e = _mm_packs_epi32(_mm_cmpeq_epi16(h0, k), _mm_cmpeq_epi16(h1, k));
+	return (uint32_t)_mm_movemask_epi8(e) & 0xaaa8u;
 #else
 	uint32_t m = 0;
 	w[0] = tc__ld(&b->meta);
