@@ -199,7 +199,8 @@ static inline uint64_t maxdisp(tc_cache *c, uint64_t home)
 }
 
 /*
- * The published slots of bucket B whose tag is TAG, as a mask: bit 2j + 1
+ * The slots of bucket B whose top 16 bits (state and tag) are K32's top 16
+ * bits, FINAL | tag (bucket_scan, bucket_scan_hash), as a mask: bit 2j + 1
  * stands for slot word w[j - 1] (j = 1..7; bit 1, the meta word's, is never
  * set); SCAN_WORD(m) is the j of its lowest bit.  W receives the bucket's
  * eight words (meta first) as loaded, each loaded once: the caller takes a
@@ -225,9 +226,10 @@ static inline uint64_t scan_word(const uint64_t w[8], uint32_t m)
 	memcpy(&x, (const uint8_t *)w + 4 * (uint64_t)(unsigned)__builtin_ctzll(m) - 4, sizeof(x));
 	return x;
 }
-static inline uint32_t bucket_scan(const struct tc_bucket *b, uint64_t tag, uint64_t w[8])
+
+/* The scan described above SCAN_WORD. */
+static inline uint32_t scan_line(const struct tc_bucket *b, uint32_t k32, uint64_t w[8])
 {
-	uint64_t want = TC_SW_FINAL >> 48 | tag;
 #if defined(__SSE2__) && !defined(TC_TSAN)
 	const volatile __m128i *p = (const volatile __m128i *)(const void *)b;
 	__m128i x0 = p[0], x1 = p[1], x2 = p[2], x3 = p[3];
@@ -235,7 +237,7 @@ static inline uint32_t bucket_scan(const struct tc_bucket *b, uint64_t tag, uint
 	_mm_storeu_si128((__m128i *)(void *)&w[2], x1);
 	_mm_storeu_si128((__m128i *)(void *)&w[4], x2);
 	_mm_storeu_si128((__m128i *)(void *)&w[6], x3);
-	__m128i k = _mm_set1_epi16((short)want);
+	__m128i k = _mm_set1_epi32((int)k32);
 	/* The high halves of the eight words, in order (shufps takes lanes 1
 	 * and 3 of each of two registers); their top 16-bit lanes compared. */
 	__m128i h0 = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(x0), _mm_castsi128_ps(x1),
@@ -245,7 +247,7 @@ static inline uint32_t bucket_scan(const struct tc_bucket *b, uint64_t tag, uint
 	__m128i e = _mm_packs_epi32(_mm_cmpeq_epi16(h0, k), _mm_cmpeq_epi16(h1, k));
 	return (uint32_t)_mm_movemask_epi8(e) & 0xaaa8u;
 #else
-	uint32_t m = 0;
+	uint32_t m = 0, want = k32 >> 16;
 	w[0] = tc__ld(&b->meta);
 	for (int j = 1; j <= TC_BUCKET_SLOTS; j++) {
 		w[j] = tc__ld(&b->w[j - 1]);
@@ -254,6 +256,24 @@ static inline uint32_t bucket_scan(const struct tc_bucket *b, uint64_t tag, uint
 	return m;
 #endif
 }
+
+/* The operand of scan_line: FINAL | TAG in its top 16 bits (the low 16
+ * meet lanes whose result the pack drops). */
+static inline uint32_t bucket_scan(const struct tc_bucket *b, uint64_t tag, uint64_t w[8])
+{
+	return scan_line(b, (uint32_t)(TC_SW_FINAL >> 48 | tag) << 16, w);
+}
+
+/* bucket_scan(B, TC_TAG_OF(HASH), W), the operand taken from HASH in one
+ * shift: the low 32 bits of hash >> 34 hold the tag (hash bits 50..63) in
+ * bits 16..29 and zeros above, where FINAL's top bits go; the low 16 bits
+ * (hash bits 34..49) are dropped as above. */
+static inline uint32_t bucket_scan_hash(const struct tc_bucket *b, uint64_t hash, uint64_t w[8])
+{
+	return scan_line(b, (uint32_t)(hash >> 34) | (uint32_t)(TC_SW_FINAL >> 32), w);
+}
+_Static_assert(TC_SW_FINAL == 1ull << 63 && TC_TAG_OF(~0ull) == 0x3fff,
+	       "bucket_scan_hash: the tag is the hash's top 14 bits, FINAL the word's top bit");
 
 /*
  * lookup() past its first try: the candidates M left in the home bucket
@@ -351,7 +371,7 @@ lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
 {
 	uint64_t w[8];
 	bool walk;
-	uint32_t m = bucket_scan(&c->index[hash & c->bmask], TC_TAG_OF(hash), w);
+	uint32_t m = bucket_scan_hash(&c->index[hash & c->bmask], hash, w);
 	return lookup_scanned(c, hash, key, klen, kind, w, m, slotp, wp, v, &walk);
 }
 
