@@ -62,8 +62,9 @@
  * tc__ld(P) != V, with *P loaded once, as tc__ld loads it.  On x86-64 the
  * compare reads the memory itself (one cmp with a memory operand, whose
  * flag the branch takes): gcc folds no volatile load into a compare, so
- * the load and the compare would be two instructions.  V must fit *P's
- * type (it is converted to it).
+ * the load and the compare would be two instructions (and for a
+ * process-local field it chose a load and a test too: the read path's
+ * depth).  V must fit *P's type (it is converted to it).
  */
 #if defined(__x86_64__) && !defined(TC_TSAN)
 #define tc__ld_ne(p, v) __extension__({					\

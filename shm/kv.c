@@ -305,7 +305,7 @@ get_top(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_met
 		return get_slow(c, key, klen, buf, cap, meta, fn, arg, hashp);
 	struct tc__tent *t = tc__tls_ent;
 	struct tc_hdr *h = c->h;
-	if (TC_UNLIKELY(t->depth != 0 || tc__ld_ne(&h->state, TC_STATE_READY)))
+	if (TC_UNLIKELY(tc__ld_ne(&t->depth, 0) || tc__ld_ne(&h->state, TC_STATE_READY)))
 		return get_nested(c, t, key, klen, buf, cap, meta, fn, arg, hashp);
 	return get_plain(c, t, h, key, klen, buf, cap, meta, fn, arg, hashp);
 }
@@ -428,14 +428,13 @@ peek_top(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *m
 		*val = NULL;
 		return bad_args(c);
 	}
+	/* A state other than READY: the general path, which reads it again
+	 * and answers from that one read. */
 	struct tc__tent *t = tc__tls_ent;
-	if (TC_UNLIKELY(!tc__key_is(tc__tls_key, c->tfast) || t->depth == 0))
+	if (TC_UNLIKELY(!tc__key_is(tc__tls_key, c->tfast) || !tc__ld_ne(&t->depth, 0) ||
+			tc__ld_ne(&c->h->state, TC_STATE_READY)))
 		return peek_general(c, key, klen, val, meta);
-	uint32_t st = tc__ld(&c->h->state);
-	int rc;
-	if (TC_UNLIKELY(st != TC_STATE_READY) && (rc = peek_refused(c, st, val)) != 0)
-		return rc;
-	rc = peek_in_as(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta, true);
+	int rc = peek_in_as(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta, true);
 	count_read(t->slot, rc);
 	return rc;
 }
