@@ -32,6 +32,24 @@ struct view {
 };
 
 /*
+ * XXH3's fold of a 64x64-bit product: its low half xor its high half
+ * (XXH3_mul128_fold64).  On x86-64 the two halves come out of one mul
+ * as two 64-bit values: gcc 12 keeps a __uint128_t in a register pair,
+ * which it spills to the stack and reloads (three moves) whenever the
+ * path around it runs short of registers.
+ */
+static inline __attribute__((always_inline)) uint64_t mul_fold(uint64_t a, uint64_t b)
+{
+#if defined(__x86_64__)
+	uint64_t lo, hi;
+	__asm__("mulq %3" : "=a"(lo), "=d"(hi) : "a"(a), "rm"(b) : "cc");
+	return lo ^ hi;
+#else
+	return XXH3_mul128_fold64(a, b);
+#endif
+}
+
+/*
  * XXH3-64 of KEY under the segment's seed (plus KIND's constant).  Keys of
  * up to 16 bytes, most of them, go straight to XXH3's short-input step, the
  * one XXH3_64bits_withSeed itself takes for them (xxhash.h,
@@ -56,8 +74,7 @@ tc__hash(tc_cache *c, const void *key, size_t klen, uint32_t kind)
 		const uint8_t *k = key;
 		uint64_t lo = XXH_readLE64(k) ^ c->kbf[0];
 		uint64_t hi = XXH_readLE64(k + klen - 8) ^ c->kbf[1];
-		__uint128_t p = (__uint128_t)lo * hi;
-		return XXH3_avalanche(klen + XXH_swap64(lo) + hi + ((uint64_t)p ^ (uint64_t)(p >> 64)));
+		return XXH3_avalanche(klen + XXH_swap64(lo) + hi + mul_fold(lo, hi));
 	}
 #endif
 	/*
