@@ -236,11 +236,19 @@ static inline uint64_t maxdisp(tc_cache *c, uint64_t home)
 #define SCAN_WORD(m) ((unsigned)__builtin_ctz(m) >> 1)
 
 /* W[SCAN_WORD(M)] (M not 0), addressed from the bit's index itself: word j
- * is at byte 8j = 4 * (2j + 1) - 4, one scaled index, no shift. */
+ * is at byte 8j = 4 * (2j + 1) - 4, one scaled index, no shift.  On x86-64
+ * the index is found in place by a 32-bit bsf (defined for M not 0), whose
+ * result is the zero-extended 64-bit register: gcc 12 sign-extends
+ * __builtin_ctz's int before it scales it. */
 static inline uint64_t scan_word(const uint64_t w[8], uint32_t m)
 {
-	uint64_t x;
-	memcpy(&x, (const uint8_t *)w + 4 * (uint64_t)(unsigned)__builtin_ctzll(m) - 4, sizeof(x));
+	uint64_t i = m, x;
+#if defined(__x86_64__)
+	__asm__("bsf %k0, %k0" : "+r"(i) : : "cc");
+#else
+	i = (unsigned)__builtin_ctz(m);
+#endif
+	memcpy(&x, (const uint8_t *)w + 4 * i - 4, sizeof(x));
 	return x;
 }
 
