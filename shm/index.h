@@ -302,18 +302,19 @@ _Static_assert(TC_SW_FINAL == 1ull << 63 && TC_TAG_OF(~0ull) == 0x3fff,
 
 /*
  * lookup() past its first try: the candidates M left in the home bucket
- * HOME, whose words (meta first) the caller loaded into W0, with BAD the
+ * of HASH, whose words (meta first) the caller loaded into W0, with BAD the
  * error of a candidate already tried; then the buckets up to the home's
  * largest displacement (from W0's meta word).  Out of line: a hit on the
  * first candidate and a miss in a bucket with no displacement never come
- * here.
+ * here.  The home's index is computed here, so that the inline path does
+ * not keep it for this call.
  */
 static __attribute__((noinline, unused)) int
 lookup_more(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
-	    uint64_t home, const uint64_t w0[8], uint32_t m, int bad, uint64_t **slotp,
-	    uint64_t *wp, struct view *v)
+	    const uint64_t w0[8], uint32_t m, int bad, uint64_t **slotp, uint64_t *wp,
+	    struct view *v)
 {
-	uint64_t tag = TC_TAG_OF(hash), w[8];
+	uint64_t home = hash & c->bmask, tag = TC_TAG_OF(hash), w[8];
 	memcpy(w, w0, sizeof(w));
 	struct tc_bucket *b = &c->index[home];
 	uint64_t md = w[0] & 0xffffffffu;
@@ -352,8 +353,6 @@ lookup_scanned(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_
 	       const uint64_t w[8], uint32_t m, uint64_t **slotp, uint64_t *wp,
 	       struct view *v, bool *walkp)
 {
-	uint64_t home = hash & c->bmask;
-	struct tc_bucket *b = &c->index[home];
 	int bad = 0;
 	*walkp = false;
 	if (TC_LIKELY(m != 0)) {
@@ -361,7 +360,7 @@ lookup_scanned(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_
 		uint64_t wj = scan_word(w, m);
 		int r = match(c, wj, hash, key, klen, kind, v);
 		if (TC_LIKELY(r == 1)) {
-			*slotp = &b->w[j - 1];
+			*slotp = &c->index[hash & c->bmask].w[j - 1];
 			*wp = wj;
 			return 0;
 		}
@@ -375,7 +374,7 @@ lookup_scanned(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_
 	 * on the inline path. */
 	struct view v2;
 	uint64_t *slot2, w2;
-	int rc = lookup_more(c, hash, key, klen, kind, home, w, m, bad, &slot2, &w2, &v2);
+	int rc = lookup_more(c, hash, key, klen, kind, w, m, bad, &slot2, &w2, &v2);
 	if (rc == 0) {
 		*v = v2;
 		*slotp = slot2;

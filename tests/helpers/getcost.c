@@ -13,7 +13,7 @@
  * value) or big (200 bytes).  A segment of 1,000 other keys, made and
  * removed here.  The N calls run in run_calls(), which callgrind collects
  * (--toggle-collect=run_calls): its instructions over N, about 14 of them
- * the loop's and the call's set-up (a hot 14-byte tc_get: 181.7 here, 165
+ * the loop's and the call's set-up (a hot 14-byte tc_get: 180.7 here, 164
  * inside tc_get and 4.5 for the timed call in 64).  Prints how many calls answered as CASE expects; exits 1
  * unless all did.
  */
