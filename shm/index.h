@@ -32,6 +32,24 @@ struct view {
 };
 
 /*
+ * XXH3's fold of a 64x64-bit product: its low half xor its high half
+ * (XXH3_mul128_fold64).  On x86-64 the two halves come out of one mul
+ * as two 64-bit values: gcc 12 keeps a __uint128_t in a register pair,
+ * which it spills to the stack and reloads (three moves) whenever the
+ * path around it runs short of registers.
+ */
+static inline __attribute__((always_inline)) uint64_t mul_fold(uint64_t a, uint64_t b)
+{
+#if defined(__x86_64__)
+	uint64_t lo, hi;
+	__asm__("mulq %3" : "=a"(lo), "=d"(hi) : "a"(a), "rm"(b) : "cc");
+	return lo ^ hi;
+#else
+	return XXH3_mul128_fold64(a, b);
+#endif
+}
+
+/*
  * XXH3-64 of KEY under the segment's seed (plus KIND's constant).  Keys of
  * up to 16 bytes, most of them, go straight to XXH3's short-input step, the
  * one XXH3_64bits_withSeed itself takes for them (xxhash.h,
@@ -56,8 +74,7 @@ tc__hash(tc_cache *c, const void *key, size_t klen, uint32_t kind)
 		const uint8_t *k = key;
 		uint64_t lo = XXH_readLE64(k) ^ c->kbf[0];
 		uint64_t hi = XXH_readLE64(k + klen - 8) ^ c->kbf[1];
-		__uint128_t p = (__uint128_t)lo * hi;
-		return XXH3_avalanche(klen + XXH_swap64(lo) + hi + ((uint64_t)p ^ (uint64_t)(p >> 64)));
+		return XXH3_avalanche(klen + XXH_swap64(lo) + hi + mul_fold(lo, hi));
 	}
 #endif
 	/*
@@ -108,7 +125,8 @@ key_eq(const uint8_t *ek, const void *key, size_t klen)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	if (TC_LIKELY(klen > 8 && klen <= 16)) {
-		unsigned sh = (unsigned)(16 - klen) * 8;
+		/* (16 - klen) * 8, as x86 shifts take it: mod 64. */
+		unsigned sh = -(unsigned)(klen * 8) & 63;
 		uint64_t a0, a1, b0, b1;
 		memcpy(&a0, ek, 8);
 		memcpy(&a1, ek + 8, 8);
@@ -169,12 +187,12 @@ match(tc_cache *c, uint64_t w, uint64_t hash, const void *key, size_t klen, uint
 	if (TC_UNLIKELY(ref - 1 >= c->ref_lim))
 		return TC_ECORRUPT;
 	struct tc_entry *e = (struct tc_entry *)(c->arena + (ref - 1) * TC_BLOCK_UNIT);
-	if (TC_UNLIKELY(tc__ld(&e->hash) != hash))
+	if (TC_UNLIKELY(tc__ld_ne(&e->hash, hash)))
 		return 0;
 	uint32_t ek = tc__ld(&e->klen), cls = tc__ld(&e->cls), vlen = tc__ld(&e->vlen);
-	if (TC_UNLIKELY(ek != klen || tc__ld(&e->kind) != kind))
+	if (TC_UNLIKELY(ek != klen || tc__ld_ne(&e->kind, (uint8_t)kind)))
 		return 0;
-	uint64_t size = class_bytes[cls]; /* 0 for a class out of range */
+	uint64_t size = class_bytes[(uint8_t)cls]; /* 0 for a class out of range */
 	uint64_t vo = TC_ENTRY_HDR + TC_ALIGN8(klen); /* the value's offset */
 	if (TC_UNLIKELY(vlen > TC_VALUE_MAX || (uintptr_t)e + size > c->arena_end ||
 			vo + vlen > size))
@@ -198,25 +216,45 @@ static inline uint64_t maxdisp(tc_cache *c, uint64_t home)
 }
 
 /*
- * The published slots of bucket B whose tag is TAG, as a mask: bit 2j + 1
+ * The slots of bucket B whose top 16 bits (state and tag) are K32's top 16
+ * bits, FINAL | tag (bucket_scan, bucket_scan_hash), as a mask: bit 2j + 1
  * stands for slot word w[j - 1] (j = 1..7; bit 1, the meta word's, is never
  * set); SCAN_WORD(m) is the j of its lowest bit.  W receives the bucket's
  * eight words (meta first) as loaded, each loaded once: the caller takes a
- * candidate's word from W, never from B again.  On x86-64 one SSE2 compare
- * of 16-bit lanes tests the top 16 bits (state and tag) of all eight words,
- * and two signed packs keep the sign of each word's top lane (a true lane
- * is -1, so the 32-bit pair holding it is negative and saturates to a
- * negative 16-bit and then 8-bit value; a false one is 0 or 0xffff, which
- * stay non-negative) as bit 2j + 1 of one movemask.  Each aligned 8-byte
+ * candidate's word from W, never from B again.  On x86-64 two shufps
+ * gather the eight words' high halves into two registers, in order, two
+ * SSE2 compares of 16-bit lanes test their top 16 bits (state and tag), and
+ * one signed pack keeps the sign of each word's top lane (a true lane is
+ * -1, so the 32-bit half holding it is negative and saturates to a negative
+ * 16-bit value; a false one is 0 over a lane of 0 or 0xffff, which stays
+ * non-negative) as bit 2j + 1 of one movemask.  Each aligned 8-byte
  * word of an aligned 16-byte load is read atomically (Intel SDM vol. 3A,
  * 9.1.1), and the loads keep their order (TSO), so this reads what the
  * word-by-word loop below reads.  Under ThreadSanitizer, and elsewhere,
  * that loop.
  */
 #define SCAN_WORD(m) ((unsigned)__builtin_ctz(m) >> 1)
-static inline uint32_t bucket_scan(const struct tc_bucket *b, uint64_t tag, uint64_t w[8])
+
+/* W[SCAN_WORD(M)] (M not 0), addressed from the bit's index itself: word j
+ * is at byte 8j = 4 * (2j + 1) - 4, one scaled index, no shift.  On x86-64
+ * the index is found in place by a 32-bit bsf (defined for M not 0), whose
+ * result is the zero-extended 64-bit register: gcc 12 sign-extends
+ * __builtin_ctz's int before it scales it. */
+static inline uint64_t scan_word(const uint64_t w[8], uint32_t m)
 {
-	uint64_t want = TC_SW_FINAL >> 48 | tag;
+	uint64_t i = m, x;
+#if defined(__x86_64__)
+	__asm__("bsf %k0, %k0" : "+r"(i) : : "cc");
+#else
+	i = (unsigned)__builtin_ctz(m);
+#endif
+	memcpy(&x, (const uint8_t *)w + 4 * i - 4, sizeof(x));
+	return x;
+}
+
+/* The scan described above SCAN_WORD. */
+static inline uint32_t scan_line(const struct tc_bucket *b, uint32_t k32, uint64_t w[8])
+{
 #if defined(__SSE2__) && !defined(TC_TSAN)
 	const volatile __m128i *p = (const volatile __m128i *)(const void *)b;
 	__m128i x0 = p[0], x1 = p[1], x2 = p[2], x3 = p[3];
@@ -224,12 +262,17 @@ static inline uint32_t bucket_scan(const struct tc_bucket *b, uint64_t tag, uint
 	_mm_storeu_si128((__m128i *)(void *)&w[2], x1);
 	_mm_storeu_si128((__m128i *)(void *)&w[4], x2);
 	_mm_storeu_si128((__m128i *)(void *)&w[6], x3);
-	__m128i k = _mm_set1_epi16((short)want);
-	__m128i lo = _mm_packs_epi32(_mm_cmpeq_epi16(x0, k), _mm_cmpeq_epi16(x1, k));
-	__m128i hi = _mm_packs_epi32(_mm_cmpeq_epi16(x2, k), _mm_cmpeq_epi16(x3, k));
-	return (uint32_t)_mm_movemask_epi8(_mm_packs_epi16(lo, hi)) & 0xaaa8u;
+	__m128i k = _mm_set1_epi32((int)k32);
+	/* The high halves of the eight words, in order (shufps takes lanes 1
+	 * and 3 of each of two registers); their top 16-bit lanes compared. */
+	__m128i h0 = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(x0), _mm_castsi128_ps(x1),
+						     _MM_SHUFFLE(3, 1, 3, 1)));
+	__m128i h1 = _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(x2), _mm_castsi128_ps(x3),
+						     _MM_SHUFFLE(3, 1, 3, 1)));
+	__m128i e = _mm_packs_epi32(_mm_cmpeq_epi16(h0, k), _mm_cmpeq_epi16(h1, k));
+	return (uint32_t)_mm_movemask_epi8(e) & 0xaaa8u;
 #else
-	uint32_t m = 0;
+	uint32_t m = 0, want = k32 >> 16;
 	w[0] = tc__ld(&b->meta);
 	for (int j = 1; j <= TC_BUCKET_SLOTS; j++) {
 		w[j] = tc__ld(&b->w[j - 1]);
@@ -239,20 +282,39 @@ static inline uint32_t bucket_scan(const struct tc_bucket *b, uint64_t tag, uint
 #endif
 }
 
+/* The operand of scan_line: FINAL | TAG in its top 16 bits (the low 16
+ * meet lanes whose result the pack drops). */
+static inline uint32_t bucket_scan(const struct tc_bucket *b, uint64_t tag, uint64_t w[8])
+{
+	return scan_line(b, (uint32_t)(TC_SW_FINAL >> 48 | tag) << 16, w);
+}
+
+/* bucket_scan(B, TC_TAG_OF(HASH), W), the operand taken from HASH in one
+ * shift: the low 32 bits of hash >> 34 hold the tag (hash bits 50..63) in
+ * bits 16..29 and zeros above, where FINAL's top bits go; the low 16 bits
+ * (hash bits 34..49) are dropped as above. */
+static inline uint32_t bucket_scan_hash(const struct tc_bucket *b, uint64_t hash, uint64_t w[8])
+{
+	return scan_line(b, (uint32_t)(hash >> 34) | (uint32_t)(TC_SW_FINAL >> 32), w);
+}
+_Static_assert(TC_SW_FINAL == 1ull << 63 && TC_TAG_OF(~0ull) == 0x3fff,
+	       "bucket_scan_hash: the tag is the hash's top 14 bits, FINAL the word's top bit");
+
 /*
  * lookup() past its first try: the candidates M left in the home bucket
- * HOME, whose words (meta first) the caller loaded into W0, with BAD the
+ * of HASH, whose words (meta first) the caller loaded into W0, with BAD the
  * error of a candidate already tried; then the buckets up to the home's
  * largest displacement (from W0's meta word).  Out of line: a hit on the
  * first candidate and a miss in a bucket with no displacement never come
- * here.
+ * here.  The home's index is computed here, so that the inline path does
+ * not keep it for this call.
  */
 static __attribute__((noinline, unused)) int
 lookup_more(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
-	    uint64_t home, const uint64_t w0[8], uint32_t m, int bad, uint64_t **slotp,
-	    uint64_t *wp, struct view *v)
+	    const uint64_t w0[8], uint32_t m, int bad, uint64_t **slotp, uint64_t *wp,
+	    struct view *v)
 {
-	uint64_t tag = TC_TAG_OF(hash), w[8];
+	uint64_t home = hash & c->bmask, tag = TC_TAG_OF(hash), w[8];
 	memcpy(w, w0, sizeof(w));
 	struct tc_bucket *b = &c->index[home];
 	uint64_t md = w[0] & 0xffffffffu;
@@ -291,16 +353,15 @@ lookup_scanned(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_
 	       const uint64_t w[8], uint32_t m, uint64_t **slotp, uint64_t *wp,
 	       struct view *v, bool *walkp)
 {
-	uint64_t home = hash & c->bmask;
-	struct tc_bucket *b = &c->index[home];
 	int bad = 0;
 	*walkp = false;
 	if (TC_LIKELY(m != 0)) {
 		unsigned j = SCAN_WORD(m);
-		int r = match(c, w[j], hash, key, klen, kind, v);
+		uint64_t wj = scan_word(w, m);
+		int r = match(c, wj, hash, key, klen, kind, v);
 		if (TC_LIKELY(r == 1)) {
-			*slotp = &b->w[j - 1];
-			*wp = w[j];
+			*slotp = &c->index[hash & c->bmask].w[j - 1];
+			*wp = wj;
 			return 0;
 		}
 		m &= m - 1;
@@ -313,7 +374,7 @@ lookup_scanned(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_
 	 * on the inline path. */
 	struct view v2;
 	uint64_t *slot2, w2;
-	int rc = lookup_more(c, hash, key, klen, kind, home, w, m, bad, &slot2, &w2, &v2);
+	int rc = lookup_more(c, hash, key, klen, kind, w, m, bad, &slot2, &w2, &v2);
 	if (rc == 0) {
 		*v = v2;
 		*slotp = slot2;
@@ -334,7 +395,7 @@ lookup(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32_t kind,
 {
 	uint64_t w[8];
 	bool walk;
-	uint32_t m = bucket_scan(&c->index[hash & c->bmask], TC_TAG_OF(hash), w);
+	uint32_t m = bucket_scan_hash(&c->index[hash & c->bmask], hash, w);
 	return lookup_scanned(c, hash, key, klen, kind, w, m, slotp, wp, v, &walk);
 }
 

@@ -59,6 +59,24 @@
 #endif
 
 /*
+ * tc__ld(P) != V, with *P loaded once, as tc__ld loads it.  On x86-64 the
+ * compare reads the memory itself (one cmp with a memory operand, whose
+ * flag the branch takes): gcc folds no volatile load into a compare, so
+ * the load and the compare would be two instructions (and for a
+ * process-local field it chose a load and a test too: the read path's
+ * depth).  V must fit *P's type (it is converted to it).
+ */
+#if defined(__x86_64__) && !defined(TC_TSAN)
+#define tc__ld_ne(p, v) __extension__({					\
+	bool _ne;							\
+	__typeof__(*(p)) _v = (v);					\
+	__asm__ volatile("cmp%z1 %2, %1" : "=@ccne"(_ne) : "m"(*(p)), "er"(_v)); \
+	_ne; })
+#else
+#define tc__ld_ne(p, v) (tc__ld(p) != (v))
+#endif
+
+/*
  * Crash points (docs/design.md, "Crash points").  TC_CRASH_POINT(name) marks
  * a place between two shared writes where a process killed leaves the
  * segment in a state of its own; NAME is a bare identifier, unique in shm/.

@@ -122,7 +122,7 @@ copy_out(void *dst, const void *src, size_t n)
 #if defined(__SSE2__)
 	const uint8_t *s = src;
 	uint8_t *d = dst;
-	if (n >= 32 && n <= 64) { /* [0, 32) and [n - 32, n) */
+	if (TC_LIKELY(n >= 32 && n <= 64)) { /* [0, 32) and [n - 32, n) */
 		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
 		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 16));
 		__m128i y = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 32));
@@ -141,7 +141,7 @@ copy_out(void *dst, const void *src, size_t n)
 		return;
 	}
 #endif
-	if (n)
+	if (TC_UNLIKELY(n))
 		memcpy(dst, src, n);
 }
 
@@ -161,7 +161,7 @@ static inline __attribute__((always_inline)) int
 copy_view(tc_cache *c, uint64_t hash, size_t klen, int rc, const struct view *v, void *buf,
 	  size_t cap, tc_meta *meta, tc_buf_fn fn, void *arg, bool quiet, bool plain)
 {
-	if (rc == 0 && v->expires != 0 &&
+	if (rc == 0 && TC_UNLIKELY(v->expires != 0) &&
 	    expired(v->expires, quiet ? tc__now_ms() : tc__now_ms_coarse()))
 		rc = plain ? -ENOENT : answer_checked(c, hash, klen, *v, -ENOENT);
 	if (rc)
@@ -305,7 +305,7 @@ get_top(tc_cache *c, const void *key, size_t klen, void *buf, size_t cap, tc_met
 		return get_slow(c, key, klen, buf, cap, meta, fn, arg, hashp);
 	struct tc__tent *t = tc__tls_ent;
 	struct tc_hdr *h = c->h;
-	if (TC_UNLIKELY(t->depth != 0 || tc__ld(&h->state) != TC_STATE_READY))
+	if (TC_UNLIKELY(tc__ld_ne(&t->depth, 0) || tc__ld_ne(&h->state, TC_STATE_READY)))
 		return get_nested(c, t, key, klen, buf, cap, meta, fn, arg, hashp);
 	return get_plain(c, t, h, key, klen, buf, cap, meta, fn, arg, hashp);
 }
@@ -428,14 +428,13 @@ peek_top(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta *m
 		*val = NULL;
 		return bad_args(c);
 	}
+	/* A state other than READY: the general path, which reads it again
+	 * and answers from that one read. */
 	struct tc__tent *t = tc__tls_ent;
-	if (TC_UNLIKELY(!tc__key_is(tc__tls_key, c->tfast) || t->depth == 0))
+	if (TC_UNLIKELY(!tc__key_is(tc__tls_key, c->tfast) || !tc__ld_ne(&t->depth, 0) ||
+			tc__ld_ne(&c->h->state, TC_STATE_READY)))
 		return peek_general(c, key, klen, val, meta);
-	uint32_t st = tc__ld(&c->h->state);
-	int rc;
-	if (TC_UNLIKELY(st != TC_STATE_READY) && (rc = peek_refused(c, st, val)) != 0)
-		return rc;
-	rc = peek_in_as(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta, true);
+	int rc = peek_in_as(c, tc__hash(c, key, klen, TC_KIND_KEY), key, klen, val, meta, true);
 	count_read(t->slot, rc);
 	return rc;
 }
@@ -719,13 +718,24 @@ int tc_peek_many(tc_cache *c, tc_req *reqs, size_t n, const void **vals)
 	return many(c, reqs, n, vals);
 }
 
+/* tc_get into no buffer and no metadata: a live value of any length is
+ * -E2BIG (0 when it is empty). */
+static inline __attribute__((always_inline)) bool exists_top(tc_cache *c, const void *key,
+							     size_t klen)
+{
+	int rc = get_top(c, key, klen, NULL, 0, NULL, NULL, NULL, NULL);
+	return rc == 0 || rc == -E2BIG;
+}
+
+/* A bad call is false and counts nothing; keys of 9..16 and 17..32 bytes in
+ * copies of their own, as in tc_get. */
 bool tc_exists(tc_cache *c, const void *key, size_t klen)
 {
 	if (!c || !tc__valid_key(key, klen))
 		return false;
-	tc_meta m;
-	int rc = tc_get(c, key, klen, NULL, 0, &m);
-	return rc == 0 || rc == -E2BIG;
+	KEY_LENGTH_CASE(klen, 9, 16, exists_top(c, key, klen));
+	KEY_LENGTH_CASE(klen, 17, 32, exists_top(c, key, klen));
+	return exists_top(c, key, klen);
 }
 
 /*

@@ -267,6 +267,52 @@ static void test_key_compare_sees_every_byte_at_every_length(void **state)
 	}
 }
 
+/* bucket_scan and bucket_scan_hash, the probe's compare of a bucket line
+ * against FINAL | tag (SSE2 on x86-64), against the word-by-word rule they
+ * stand for: bit 2j + 1 set exactly when slot word j - 1 has the state
+ * FINAL and the tag, whatever the other 48 bits hold (lanes of the ref
+ * equal to the tag, to all ones, or to the hash bits bucket_scan_hash's
+ * operand carries below the tag, among them), and the eight words copied
+ * out as they were. */
+static void test_bucket_scan_is_the_word_rule(void **state)
+{
+	(void)state;
+	_Alignas(64) struct tc_bucket b;
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (int round = 0; round < 20000; round++) {
+		uint64_t hash = x ^ x << 29, tag = TC_TAG_OF(hash), want = TC_SW_FINAL >> 48 | tag;
+		uint64_t low = hash >> 34 & 0xffff; /* bucket_scan_hash's dropped lane */
+		uint64_t words[8];
+		for (int j = 0; j < 8; j++) {
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			uint64_t top = want, r = x >> 16; /* the ref's 48 bits */
+			switch ((x >> 8) % 9) {
+			case 0: top = TC_SW_TENT >> 48 | tag; break;  /* claimed */
+			case 1: top = tag; break;                     /* no state */
+			case 2: top = want ^ 1; break;                /* another tag */
+			case 3: r = (r & 0xffffffffull) | want << 32; break; /* a lane equal to it */
+			case 4: r |= 0xffffull << 32; top ^= (x >> 5 & 1) << 3; break;
+			case 7: r = (r & 0xffffffffull) | low << 32; top ^= (x >> 5 & 1) << 2; break;
+			case 5: top = x >> 48; break;                 /* anything */
+			default: break;                               /* a match */
+			}
+			words[j] = top << 48 | (r & 0xffffffffffffull);
+		}
+		memcpy(&b, words, sizeof(b));
+		uint64_t w[8], wh[8];
+		uint32_t m = bucket_scan(&b, tag, w), mh = bucket_scan_hash(&b, hash, wh), expect = 0;
+		for (int j = 1; j <= TC_BUCKET_SLOTS; j++)
+			expect |= (uint32_t)(words[j] >> 48 == want) << (2 * j + 1);
+		if (m != expect || mh != expect)
+			fail_msg("round %d: masks %#x (tag) and %#x (hash), the word rule says %#x",
+				 round, m, mh, expect);
+		assert_memory_equal(w, words, sizeof(w));
+		assert_memory_equal(wh, words, sizeof(wh));
+		if (m)
+			assert_int_equal(scan_word(w, m), w[SCAN_WORD(m)]);
+	}
+}
+
 /* Values of every length from 0 to 130 bytes come back exactly, with the
  * bytes around them in the caller's buffer untouched: tc_get copies 16..64
  * bytes in overlapping 16-byte moves. */
@@ -691,6 +737,7 @@ int main(void)
 		FX_TEST(test_hash_is_xxh3_with_the_seed_at_every_length),
 		FX_TEST(test_keys_differing_in_one_byte_are_distinct),
 		FX_TEST(test_key_compare_sees_every_byte_at_every_length),
+		FX_TEST(test_bucket_scan_is_the_word_rule),
 		FX_TEST(test_values_of_every_length_round_trip_exactly),
 		FX_TEST(test_block_copy_writes_exactly_its_bytes_at_every_length),
 		FX_TEST(test_reinsert_after_delete_has_larger_version),

@@ -115,7 +115,7 @@ done <<<"$PROFILES"
 # Per call on one key of 14 and of 27 bytes (a user's key name):
 # tests/helpers/getcost, collected inside its loop of calls (run_calls), the
 # loop's and each call's set-up included (about 14 instructions).  Profiles named getcost-CALL-LEN-CASE
-# (CALL get, get_with, get_hashed or peek; CASE hit, ttl, miss, small, big); "getcost"
+# (CALL get, get_with, get_hashed, exists or peek; CASE hit, ttl, miss, small, big); "getcost"
 # alone runs the hot hits of all three calls at both lengths.
 GC=${GETCOST:-$ROOT/build/tests/getcost}
 getcost() {
