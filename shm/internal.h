@@ -324,6 +324,7 @@ static inline uint64_t tc__bump_units(tc_cache *c, uint64_t word)
 }
 
 struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls);
+uint64_t tc__listed_head(tc_cache *c, uint32_t cls); /* 0 unless a pop would take its block */
 bool tc__free_block(tc_cache *c, struct tc_entry *e);
 
 /* coalesce.c */

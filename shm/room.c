@@ -137,15 +137,24 @@ bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot
  * and were not ours to count, yet the next attempt pops them (a full
  * reclaim of another writer freed the whole arena so, and the write gave
  * up with -ENOSPC: test_a_write_sees_memory_another_reclaim_freed_in_its_round).
- * One more attempt for each new head, within ROOM_WAIT_NS; a head that
- * does not change (a list a scribble broke) earns one only.
+ * One more attempt, within ROOM_WAIT_NS, for each new head that names a
+ * block a pop would take (tc__listed_head); a head that does not change
+ * earns one only, and a head that names no such block none, however
+ * often it changes: a class's head scribbled to a block of another class
+ * that links to itself changed at every pop (which drops the block and
+ * finds it again), and every write of the class made some 600 attempts
+ * without a sleep, for its whole 20 ms, until tc_audit
+ * (test_a_head_that_changes_at_every_look_but_gives_nothing_is_not_retried).
+ * A head that changes because other writers push and pop real blocks
+ * earns an attempt each time, without a sleep: each follows a free of
+ * the class, and ends when the write's pop wins one or the 20 ms pass.
  */
 static bool listed_since(tc_cache *c, uint32_t cls, struct tc__room *r)
 {
 	if (cls >= TC_CLASSES_USED || tc__mono_ns() - r->t0 > ROOM_WAIT_NS)
 		return false;
-	uint64_t head = tc__ld(&c->h->cls[cls].head);
-	if ((head & 0xffffffffu) == 0 || head == r->listed)
+	uint64_t head = tc__listed_head(c, cls);
+	if (head == 0 || head == r->listed)
 		return false;
 	r->listed = head;
 	return true;

@@ -39,6 +39,7 @@ static char cur_name[64];
 static uint64_t all_blocks; /* blocks of the last all_retired_on_my_chain */
 
 #define VLEN 1000
+#define BIG  2500 /* a value of another class: 1,000-byte blocks re-cut (coalesce.c) */
 
 /* The walker's parking place, in shared memory: the walker may be a
  * forked child. */
@@ -63,6 +64,7 @@ enum end { END_FINISH, END_KILL, END_RECLAIM };
 static struct {
 	bool armed;        /* the walker is parked and takes a step per lost race */
 	enum end end;
+	size_t vlen;       /* the write's value bytes */
 	uint64_t sleeps0;  /* tc__room_sleeps() before the write */
 	int losses;        /* walks of the writer that the walker's step beat */
 	pthread_t thread;  /* the walker, END_FINISH and END_RECLAIM */
@@ -258,18 +260,18 @@ static void *reclaimer_thread(void *p)
 	return NULL;
 }
 
-/* A write of key "w" by this thread, whose walks lose to the parked
- * walker until it has slept; the walker's walk has ended when it returns.
- * *NS: how long the write took. */
+/* A write of key "w" (wr.vlen bytes of 'w') by this thread, whose walks
+ * lose to the parked walker until it has slept; the walker's walk has
+ * ended when it returns.  *NS: how long the write took. */
 static int write_against_walker(tc_cache *c, uint64_t *ns)
 {
-	char v[VLEN];
-	value_of(v, 'w');
+	static char v[BIG];
+	memset(v, 'w', wr.vlen);
 	wr.sleeps0 = tc__room_sleeps();
 	wr.armed = true;
 	my_part = PART_WRITER;
 	uint64_t t0 = tc__mono_ns();
-	int rc = tc_set(c, "w", 1, v, sizeof(v), 0, 0);
+	int rc = tc_set(c, "w", 1, v, wr.vlen, 0, 0);
 	*ns = tc__mono_ns() - t0;
 	my_part = PART_NONE;
 	if (wr.armed)
@@ -281,21 +283,23 @@ static int write_against_walker(tc_cache *c, uint64_t *ns)
 #define ROOM_WAIT_NS (20 * 1000 * 1000ull)
 
 /*
- * The race of both tests: every block retired, on our slot's pending
+ * The race of the tests: every block retired, on our slot's pending
  * chain; a stealer (a thread, END_FINISH, or a forked child, END_KILL)
- * parked in its walk of that chain; then the write.  Its return code; the
- * segment in *CP, our slot in *SP.  The lost races of rounds 0 to 3 take
- * well under a millisecond; a machine so loaded that they took the whole
- * bound never reached the wait: then the race is run again (twice at
- * most), and without chains_pending the write still fails at once.
+ * parked in its walk of that chain; then the write of VLEN bytes.  Its
+ * return code; the segment in *CP, our slot in *SP.  The lost races of
+ * rounds 0 to 3 take well under a millisecond; a machine so loaded that
+ * they took the whole bound never reached the wait: then the race is run
+ * again (twice at most), and without chains_pending the write still
+ * fails at once.
  */
-static int race(enum end end, tc_cache **cp, struct tc_rslot **sp)
+static int race(enum end end, size_t vlen, tc_cache **cp, struct tc_rslot **sp)
 {
 	for (int run = 0;; run++) {
 		const char *name = fx_name(cur_name);
 		tc_cache *c = all_retired_on_my_chain(name, sp);
 		walker_init();
 		wr.end = end;
+		wr.vlen = vlen;
 		if (end != END_KILL) {
 			assert_int_equal(0, pthread_create(&wr.thread, NULL,
 							   end == END_FINISH ? stealer_thread :
@@ -351,7 +355,7 @@ static void test_a_write_short_of_memory_waits_for_a_stealer_walking_its_chain(v
 	(void)state;
 	tc_cache *c;
 	struct tc_rslot *s;
-	assert_write_slept_once(race(END_FINISH, &c, &s));
+	assert_write_slept_once(race(END_FINISH, VLEN, &c, &s));
 	/* Each reclaim of rounds 0 to 3 lost its race (two a round). */
 	assert_true(wr.losses >= 4);
 	assert_int_equal(wr.losses + 1, wk->parks);
@@ -378,7 +382,7 @@ static void test_a_write_waits_for_a_stealer_killed_mid_walk(void **state)
 	(void)state;
 	tc_cache *c;
 	struct tc_rslot *s;
-	assert_write_slept_once(race(END_KILL, &c, &s));
+	assert_write_slept_once(race(END_KILL, VLEN, &c, &s));
 	assert_int_equal(128 + SIGKILL, wr.walker_status);
 	assert_true(wr.losses >= 4);
 	assert_int_equal(wr.losses + 1, wk->parks);
@@ -409,7 +413,7 @@ static void test_a_write_sees_memory_another_reclaim_freed_in_its_round(void **s
 	(void)state;
 	tc_cache *c;
 	struct tc_rslot *s;
-	int rc = race(END_RECLAIM, &c, &s);
+	int rc = race(END_RECLAIM, VLEN, &c, &s);
 	assert_int_equal(all_blocks, wr.freed);
 	assert_write_slept_once(rc);
 	assert_true(wr.losses >= 4);
@@ -419,6 +423,69 @@ static void test_a_write_sees_memory_another_reclaim_freed_in_its_round(void **s
 	tc_audit_report ar;
 	ASSERT_RC(0, tc_audit(c, &ar));
 	assert_int_equal(0, ar.recovered);
+	tc_close(c);
+}
+
+/*
+ * A free list that changes at every look and never gives a block: the
+ * head of the BIG values' class scribbled to name a free block of the
+ * 1,000-byte class whose link names itself (two words).  Each pop drops
+ * the block (not of its list's class, alloc.c) and finds it again, 1,000
+ * times, the generation growing by one each: the head is new at every
+ * look.  The arena is full of live keys, nothing is retired, no reader is
+ * in a section: nothing to wait for, and the write fails with -ENOSPC
+ * after its four rounds, as every write of the class will until tc_audit.
+ * The generation counts its attempts: two pops each (the set's early
+ * block, kv.c, then tc__alloc), 1,000 drops each pop.  With the head's
+ * changes taken for new memory (7a645a9), every such write made about 650
+ * attempts without a sleep, for its whole 20 ms.
+ */
+static void test_a_head_that_changes_at_every_look_but_gives_nothing_is_not_retried(void **state)
+{
+	(void)state;
+	tc_cache *c = wb_create(fx_name(cur_name), 1024, 256 * 1024, 8, TC_EVICT_NONE);
+	int n = fill(c);
+	assert_true(n > 100);
+	ASSERT_RC(0, tc_del(c, "f7", 2));
+	uint64_t freed = 0;
+	ASSERT_RC(0, tc_reclaim(c, &freed));
+	assert_int_equal(1, freed);
+	uint32_t x = tc__class_of(tc__entry_bytes(2, VLEN)), y = tc__class_of(tc__entry_bytes(1, BIG));
+	assert_int_not_equal(x, y);
+	uint64_t ref = tc__ld(&c->h->cls[x].head) & 0xffffffffu;
+	struct tc_entry *b = tc__block(c, ref);
+	assert_non_null(b);
+	assert_int_equal(TC_BLK_FREE, tc__ld(&b->state));
+	assert_int_equal(0, tc__ld(&c->h->cls[y].head) & 0xffffffffu);
+	tc__st(&b->link, ref);
+	uint64_t gen0 = 77;
+	tc__st(&c->h->cls[y].head, gen0 << 32 | ref);
+
+	static char v[BIG];
+	memset(v, 'w', sizeof(v));
+	tc_stats st0, st1;
+	ASSERT_RC(0, tc_get_stats(c, &st0));
+	uint64_t sleeps0 = tc__room_sleeps(), t0 = tc__mono_ns();
+	int rc = tc_set(c, "w", 1, v, sizeof(v), 0, 0);
+	uint64_t ns = tc__mono_ns() - t0;
+	uint64_t slept = tc__room_sleeps() - sleeps0;
+	uint64_t head = tc__ld(&c->h->cls[y].head);
+	uint64_t attempts = ((head >> 32) - gen0) / 2000;
+	if (rc != -ENOSPC || attempts != 4 || slept != 0)
+		fail_msg("the write returned %d (%s) after %llu attempts, %llu sleeps and %.1f ms: "
+			 "expected -ENOSPC after 4 attempts, no sleep", rc, tc_strerror(rc),
+			 (unsigned long long)attempts, (unsigned long long)slept, (double)ns / 1e6);
+	assert_int_equal(ref, head & 0xffffffffu);
+	assert_int_equal(gen0 + 8000, head >> 32);
+	ASSERT_RC(0, tc_get_stats(c, &st1));
+	assert_int_equal(st0.errors + 1, st1.errors);
+	assert_int_equal(st0.ops + 1, st1.ops);
+	assert_int_equal(st0.sets, st1.sets);
+	assert_int_equal(st0.entries, st1.entries);
+	/* The block is still free and listed in its own class. */
+	assert_int_equal(TC_BLK_FREE, tc__ld(&b->state));
+	assert_int_equal(ref, tc__ld(&c->h->cls[x].head) & 0xffffffffu);
+	assert_value(c, "f8", 'f');
 	tc_close(c);
 }
 
@@ -538,6 +605,7 @@ int main(void)
 		FX_TEST(test_a_write_short_of_memory_waits_for_a_stealer_walking_its_chain),
 		FX_TEST(test_a_write_waits_for_a_stealer_killed_mid_walk),
 		FX_TEST(test_a_write_sees_memory_another_reclaim_freed_in_its_round),
+		FX_TEST(test_a_head_that_changes_at_every_look_but_gives_nothing_is_not_retried),
 		FX_TEST(test_a_paused_walkers_chain_is_taken_over_without_a_wait),
 		FX_TEST(test_a_word_naming_no_block_is_not_waited_for),
 	};
