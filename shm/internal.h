@@ -332,6 +332,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls);
 void tc__coalesce_recover(tc_cache *c, struct tc_rslot *s); /* S: the turn's slot */
 uint64_t tc__merges(tc_cache *c);
 bool tc__coalescing(tc_cache *c);
+uint64_t tc__free_bytes(tc_cache *c); /* bytes on every free list (the nfree gauges) */
 uint32_t tc__tile_class(uint64_t units); /* class of the next block cutting UNITS (0 or >= 4) */
 extern void (*tc__df_test_hook)(int point);
 enum { TC_DF_HOOK_CLAIMED = 1, TC_DF_HOOK_HELD, TC_DF_HOOK_REWRITE, TC_DF_HOOK_PUSH,

@@ -19,6 +19,11 @@
  * writer has slept in tc__make_room, the walker is let finish, or killed
  * at reclaim_walk as the crash-point build kills there.
  *
+ * Also what a writer that found nothing to wait for still tries
+ * (tc__room_for's listed_since): free memory that shows during its round,
+ * in its class or in another that coalescing re-cuts, and not a free list
+ * whose scribbled head changes at every look and gives nothing.
+ *
  * Like test_review_handover.c, this program carries its own copy of
  * shm/epoch.c with TC_CRASH_POINT calling tc__crash_point below; room.c is
  * the library's.
@@ -427,6 +432,49 @@ static void test_a_write_sees_memory_another_reclaim_freed_in_its_round(void **s
 }
 
 /*
+ * The same race, the write of a value of another class (BIG bytes) than
+ * the arena's retired blocks: once the full reclaim of the other writer has
+ * freed them all within the writer's round, the writer's next attempt
+ * coalesces a window of them into a block of its class (tc__alloc under
+ * TC_EVICT_NONE), as any later write does.  Its own class's list stays
+ * empty: the memory it can use is listed in another class.
+ */
+static void test_a_write_of_another_size_sees_memory_another_reclaim_freed(void **state)
+{
+	(void)state;
+	tc_cache *c;
+	struct tc_rslot *s;
+	assert_int_not_equal(tc__class_of(tc__entry_bytes(4, VLEN)),
+			     tc__class_of(tc__entry_bytes(1, BIG)));
+	int rc = race(END_RECLAIM, BIG, &c, &s);
+	assert_int_equal(all_blocks, wr.freed);
+	assert_write_slept_once(rc);
+	assert_true(wr.losses >= 4);
+	/* Counted once: the fill's sets and its one -ENOSPC, the deletes,
+	 * the write; the re-cut as one merge. */
+	tc_stats st;
+	ASSERT_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(all_blocks + 1, st.sets);
+	assert_int_equal(all_blocks, st.deletes);
+	assert_int_equal(1, st.errors);
+	assert_int_equal(2 * all_blocks + 2, st.ops);
+	assert_int_equal(1, st.merges);
+	assert_int_equal(1, st.entries);
+	char v[BIG], out[BIG];
+	tc_meta meta;
+	memset(v, 'w', sizeof(v));
+	ASSERT_RC(0, tc_get(c, "w", 1, out, sizeof(out), &meta));
+	assert_int_equal(BIG, meta.len);
+	assert_memory_equal(v, out, BIG);
+	assert_int_equal(0, tc__ld(&s->reclaim));
+	assert_int_equal(0, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
+	tc_audit_report ar;
+	ASSERT_RC(0, tc_audit(c, &ar));
+	assert_int_equal(0, ar.recovered);
+	tc_close(c);
+}
+
+/*
  * A free list that changes at every look and never gives a block: the
  * head of the BIG values' class scribbled to name a free block of the
  * 1,000-byte class whose link names itself (two words).  Each pop drops
@@ -605,6 +653,7 @@ int main(void)
 		FX_TEST(test_a_write_short_of_memory_waits_for_a_stealer_walking_its_chain),
 		FX_TEST(test_a_write_waits_for_a_stealer_killed_mid_walk),
 		FX_TEST(test_a_write_sees_memory_another_reclaim_freed_in_its_round),
+		FX_TEST(test_a_write_of_another_size_sees_memory_another_reclaim_freed),
 		FX_TEST(test_a_head_that_changes_at_every_look_but_gives_nothing_is_not_retried),
 		FX_TEST(test_a_paused_walkers_chain_is_taken_over_without_a_wait),
 		FX_TEST(test_a_word_naming_no_block_is_not_waited_for),
