@@ -56,7 +56,9 @@ static bool chains_pending(tc_cache *c)
 {
 	/* The plain form naming a block only: a detach in its PEND form lasts
 	 * a few instructions, or its owner died in it and the cleaner puts it
-	 * back; a word that names no block (a scribble: the plain form always
+	 * back, or was descheduled or stopped in it, and our own reclaim's
+	 * steal_chains settled and took it while the head still showed it
+	 * (epoch.c); a word that names no block (a scribble: the plain form always
 	 * names one) is walked by nobody, and one in a free slot is a scribble
 	 * too: waiting on such a word would make every write short of memory
 	 * sleep its ROOM_WAIT_NS (fuzz_segment_raw's replay of its corpus

@@ -57,7 +57,7 @@ struct walker {
 
 static struct walker *wk;
 
-enum part { PART_NONE, PART_WALKER, PART_WRITER };
+enum part { PART_NONE, PART_WALKER, PART_WRITER, PART_DETACHER };
 static TC_TLS enum part my_part;
 
 /* The writer's side: how a lost race ends once the writer has slept.  The
@@ -151,6 +151,8 @@ void tc__crash_point(const char *name)
 		walker_park();
 	else if (my_part == PART_WRITER && strcmp(name, "walk_loaded") == 0)
 		writer_loaded();
+	else if (my_part == PART_DETACHER && strcmp(name, "reclaim_detached") == 0)
+		walker_park();
 }
 
 /* ---- the segment ----------------------------------------------------------- */
@@ -569,6 +571,22 @@ static void *detacher_thread(void *p)
 	return NULL;
 }
 
+/* A full reclaim of another slot, parked right after its detach CAS. */
+static void *detacher_in_handover(void *p)
+{
+	struct detacher *d = p;
+	struct tc_rslot *t = tc__slot(d->c);
+	d->rc = -EUSERS;
+	if (t) {
+		my_part = PART_DETACHER;
+		d->rc = tc__reclaim(d->c, t, &d->freed);
+		my_part = PART_NONE;
+	}
+	if (__atomic_load_n(&wk->parks, __ATOMIC_SEQ_CST) == 0)
+		sem_post(&wk->paused);
+	return NULL;
+}
+
 static void test_a_paused_walkers_chain_is_taken_over_without_a_wait(void **state)
 {
 	(void)state;
@@ -615,6 +633,64 @@ static void test_a_paused_walkers_chain_is_taken_over_without_a_wait(void **stat
 }
 
 /*
+ * A reclaimer of another slot descheduled (or stopped) between its detach
+ * CAS and the store that names its chain plainly (the crash point
+ * reclaim_detached): the whole retire list is off the list, named only by
+ * its reclaim word in the PEND form, with the list head still showing the
+ * detach.  Every reader is out of its section.  The write short of memory
+ * settles that hand-over, as a push does (settle_detach), and its
+ * steal_chains walks the chain back onto the list: its own grace period
+ * frees it, and the write succeeds at once.  Before, nothing walked a PEND
+ * word: the write gave up after its four rounds with -ENOSPC, the segment
+ * all retired memory whose grace period had nothing to wait for.
+ */
+static void test_a_write_takes_over_a_chain_whose_detacher_stopped_before_naming_it(void **state)
+{
+	(void)state;
+	tc_cache *c = wb_create(fx_name(cur_name), 1024, 256 * 1024, 8, TC_EVICT_NONE);
+	int n = all_retired(c);
+	walker_init();
+	struct detacher d = { .c = c, .rc = 1, .freed = UINT64_MAX };
+	pthread_t th;
+	my_part = PART_NONE;
+	assert_int_equal(0, pthread_create(&th, NULL, detacher_in_handover, &d));
+	sem_take(&wk->paused);
+	assert_int_equal(1, wk->parks);
+	/* The chain is the detacher's, in the PEND form, and the head shows
+	 * its detach. */
+	uint64_t head = tc__ld(&c->h->retire_head);
+	assert_int_equal(0, TC_RH_REF(head));
+	assert_true(TC_RH_SLOT(head) >= 1 && TC_RH_SLOT(head) <= c->nslots);
+	uint64_t w = tc__ld(&c->slots[TC_RH_SLOT(head) - 1].reclaim);
+	assert_true((w & TC_RECLAIM_PEND) && TC_RECLAIM_REF(w) != 0);
+	assert_int_equal(n, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
+
+	char v[VLEN];
+	value_of(v, 'w');
+	uint64_t sleeps0 = tc__room_sleeps(), t0 = tc__mono_ns();
+	int rc = tc_set(c, "w", 1, v, sizeof(v), 0, 0);
+	uint64_t ns = tc__mono_ns() - t0, slept = tc__room_sleeps() - sleeps0;
+	__atomic_store_n(&wk->run_free, 1, __ATOMIC_SEQ_CST);
+	sem_post(&wk->go);
+	pthread_join(th, NULL);
+	if (rc != 0 || slept != 0)
+		fail_msg("the write returned %d (%s) after %llu sleeps and %.1f ms, the detacher "
+			 "parked: expected 0 at once", rc, tc_strerror(rc),
+			 (unsigned long long)slept, (double)ns / 1e6);
+	ASSERT_RC(0, d.rc);
+	/* Its chain was taken over: its walk found its word moved. */
+	assert_int_equal(0, d.freed);
+	assert_int_equal(0, tc__ld(&c->slots[TC_RH_SLOT(head) - 1].reclaim));
+	assert_value(c, "w", 'w');
+	assert_int_equal(0, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
+	tc_audit_report ar;
+	ASSERT_RC(0, tc_audit(c, &ar));
+	assert_int_equal(0, ar.recovered);
+	assert_value(c, "w", 'w');
+	tc_close(c);
+}
+
+/*
  * A reclaim word of counter bits alone (a scribble: the plain form always
  * names a block) in a free slot names no chain, and nobody walks it: a
  * write short of memory (every block live, no eviction) fails with
@@ -656,6 +732,7 @@ int main(void)
 		FX_TEST(test_a_write_of_another_size_sees_memory_another_reclaim_freed),
 		FX_TEST(test_a_head_that_changes_at_every_look_but_gives_nothing_is_not_retried),
 		FX_TEST(test_a_paused_walkers_chain_is_taken_over_without_a_wait),
+		FX_TEST(test_a_write_takes_over_a_chain_whose_detacher_stopped_before_naming_it),
 		FX_TEST(test_a_word_naming_no_block_is_not_waited_for),
 	};
 	return fx_run(tests);
