@@ -540,6 +540,50 @@ static void test_a_head_that_changes_at_every_look_but_gives_nothing_is_not_retr
 }
 
 /*
+ * Free memory that the write cannot use, as it was when the write began
+ * to make room, earns no attempt beyond the four rounds: every other key
+ * of the full arena deleted and freed leaves 1,000-byte blocks that are
+ * never adjacent, more bytes than a BIG block needs and no window for
+ * one.  The first write records the coalescer's failed search (df_nofit);
+ * each attempt of the second skips it once (df_skips), so the skips count
+ * its attempts: 4, and -ENOSPC without a sleep.  (Seen failing with the
+ * free bytes of round 0 taken as 0: 5 attempts.)
+ */
+static void test_free_memory_it_cannot_use_earns_no_attempt(void **state)
+{
+	(void)state;
+	tc_cache *c = wb_create(fx_name(cur_name), 1024, 256 * 1024, 8, TC_EVICT_NONE);
+	int n = fill(c);
+	assert_true(n > 100);
+	for (int i = 0; i < n; i += 2) {
+		char k[16];
+		snprintf(k, sizeof(k), "f%d", i);
+		ASSERT_RC(0, tc_del(c, k, strlen(k)));
+	}
+	uint64_t freed = 0;
+	ASSERT_RC(0, tc_reclaim(c, &freed));
+	assert_int_equal((n + 1) / 2, freed);
+	uint32_t y = tc__class_of(tc__entry_bytes(1, BIG));
+	assert_true(tc__free_bytes(c) >= tc__class_size(y));
+
+	static char v[BIG];
+	memset(v, 'w', sizeof(v));
+	ASSERT_RC(-ENOSPC, tc_set(c, "w", 1, v, sizeof(v), 0, 0));
+	assert_int_equal(tc__free_bytes(c), tc__ld(&c->h->df_nofit));
+	uint64_t skips0 = tc__ld(&c->h->df_skips), sleeps0 = tc__room_sleeps();
+	int rc = tc_set(c, "w", 1, v, sizeof(v), 0, 0);
+	uint64_t attempts = tc__ld(&c->h->df_skips) - skips0;
+	uint64_t slept = tc__room_sleeps() - sleeps0;
+	if (rc != -ENOSPC || attempts != 4 || slept != 0)
+		fail_msg("the write returned %d (%s) after %llu attempts and %llu sleeps: expected "
+			 "-ENOSPC after 4, no sleep", rc, tc_strerror(rc),
+			 (unsigned long long)attempts, (unsigned long long)slept);
+	assert_int_equal(0, tc__ld(&c->h->cls[y].used));
+	assert_value(c, "f1", 'f');
+	tc_close(c);
+}
+
+/*
  * The second state seen in 5e6ac00's debug build, but with the walker
  * parked rather than racing: a reclaimer of another slot detached the
  * whole list and is parked in its walk (at reclaim_walk, past the chain's
@@ -731,6 +775,7 @@ int main(void)
 		FX_TEST(test_a_write_sees_memory_another_reclaim_freed_in_its_round),
 		FX_TEST(test_a_write_of_another_size_sees_memory_another_reclaim_freed),
 		FX_TEST(test_a_head_that_changes_at_every_look_but_gives_nothing_is_not_retried),
+		FX_TEST(test_free_memory_it_cannot_use_earns_no_attempt),
 		FX_TEST(test_a_paused_walkers_chain_is_taken_over_without_a_wait),
 		FX_TEST(test_a_write_takes_over_a_chain_whose_detacher_stopped_before_naming_it),
 		FX_TEST(test_a_word_naming_no_block_is_not_waited_for),
