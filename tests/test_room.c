@@ -22,7 +22,9 @@
  * Also what a writer that found nothing to wait for still tries
  * (tc__room_for's listed_since): free memory that shows during its round,
  * in its class or in another that coalescing re-cuts, and not a free list
- * whose scribbled head changes at every look and gives nothing.
+ * whose scribbled head changes at every look and gives nothing, nor free
+ * memory it cannot use; and the whole retired memory held by a detacher
+ * stopped in its hand-over (PEND form), which the writer's steal takes.
  *
  * Like test_review_handover.c, this program carries its own copy of
  * shm/epoch.c with TC_CRASH_POINT calling tc__crash_point below; room.c is
