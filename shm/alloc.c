@@ -147,6 +147,26 @@ struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls)
 }
 
 /*
+ * The head of class CLS's free list when it names a block that a pop
+ * would hand out at once (pop_free's checks: FREE, of the class by its
+ * byte and the byte's copy, in the arena), else 0: tc__room_for's look for
+ * memory listed since its last attempt (room.c).  A head that names
+ * another class's block or none (a scribble) is 0, however often the
+ * pops that drop it move its generation.  A hint: the block may be popped
+ * as we read it.
+ */
+uint64_t tc__listed_head(tc_cache *c, uint32_t cls)
+{
+	uint64_t head = tc__ld(&c->h->cls[cls].head), ref = head & 0xffffffffu;
+	struct tc_entry *e = tc__block(c, ref);
+	if (!e || tc__ld(&e->link) > c->arena_units || tc__ld(&e->state) != TC_BLK_FREE ||
+	    tc__ld(&e->cls) != cls || tc__ld(&e->cls_check) != TC_CLS_CHECK(cls) ||
+	    ref - 1 + tc__class_size(cls) / TC_BLOCK_UNIT > c->arena_units)
+		return 0;
+	return head;
+}
+
+/*
  * A popped block is ours once its state moves FREE -> LIVE.  One the
  * coalescer claimed (coalesce.c) is the coalescer's: we only unlinked it,
  * and say so (OUT).  A claim undone meanwhile (CLAIMED -> FREE) makes the

@@ -420,7 +420,7 @@ static void turn_drop(tc_cache *c, uint64_t me)
 }
 
 /* Bytes on every free list (the gauges are approximate, and so is this). */
-static uint64_t free_bytes(tc_cache *c)
+uint64_t tc__free_bytes(tc_cache *c)
 {
 	uint64_t sum = 0;
 	for (uint32_t k = 0; k < TC_CLASSES_USED; k++) {
@@ -782,7 +782,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 {
 	struct tc_hdr *h = c->h;
 	uint64_t need = tc__class_size(cls) / TC_BLOCK_UNIT;
-	uint64_t fb = free_bytes(c);
+	uint64_t fb = tc__free_bytes(c);
 	bool lru = c->evict->evict_block != NULL; /* windows of cold keys may be evicted */
 	if (!lru && fb < need * TC_BLOCK_UNIT)
 		return NULL;

@@ -777,10 +777,18 @@ static uint64_t grace_period(tc_cache *c)
  * period their owner ran.  The walk keeps its progress in the owner's own
  * word, by the same CAS per block as the owner's walk, so the two share the
  * chain block by block and a kill leaves the rest named where it was.  A
- * word in its PEND form is a detach under way: left alone.
+ * word in its PEND form is a detach under way: left alone, but for the
+ * detach that the head still shows, whose hand-over is settled first, as
+ * a push settles it: its detacher, descheduled or stopped between its CAS
+ * and its own settle, held the whole retired memory off the list, named by
+ * nothing that a stealer walks, and a write short of memory gave up with
+ * -ENOSPC with no reader in a section
+ * (test_a_write_takes_over_a_chain_whose_detacher_stopped_before_naming_it).
+ * The detacher's settle and walk then find the word moved and walk nothing.
  */
 static void steal_chains(tc_cache *c, struct tc_rslot *self)
 {
+	settle_detach(c, tc__ld(&c->h->retire_head));
 	for (uint32_t i = 0; i < c->nslots; i++) {
 		struct tc_rslot *t = &c->slots[i];
 		uint64_t r = t == self ? 0 : tc__ld(&t->reclaim);

@@ -342,6 +342,7 @@ static inline uint64_t tc__bump_units(tc_cache *c, uint64_t word)
 }
 
 struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls);
+uint64_t tc__listed_head(tc_cache *c, uint32_t cls); /* 0 unless a pop would take its block */
 bool tc__free_block(tc_cache *c, struct tc_entry *e);
 
 /* coalesce.c */
@@ -349,6 +350,7 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls);
 void tc__coalesce_recover(tc_cache *c, struct tc_rslot *s); /* S: the turn's slot */
 uint64_t tc__merges(tc_cache *c);
 bool tc__coalescing(tc_cache *c);
+uint64_t tc__free_bytes(tc_cache *c); /* bytes on every free list (the nfree gauges) */
 uint32_t tc__tile_class(uint64_t units); /* class of the next block cutting UNITS (0 or >= 4) */
 extern void (*tc__df_test_hook)(int point);
 enum { TC_DF_HOOK_CLAIMED = 1, TC_DF_HOOK_HELD, TC_DF_HOOK_REWRITE, TC_DF_HOOK_PUSH,

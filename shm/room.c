@@ -56,7 +56,9 @@ static bool chains_pending(tc_cache *c)
 {
 	/* The plain form naming a block only: a detach in its PEND form lasts
 	 * a few instructions, or its owner died in it and the cleaner puts it
-	 * back; a word that names no block (a scribble: the plain form always
+	 * back, or was descheduled or stopped in it, and our own reclaim's
+	 * steal_chains settled and took it while the head still showed it
+	 * (epoch.c); a word that names no block (a scribble: the plain form always
 	 * names one) is walked by nobody, and one in a free slot is a scribble
 	 * too: waiting on such a word would make every write short of memory
 	 * sleep its ROOM_WAIT_NS (fuzz_segment_raw's replay of its corpus
@@ -130,23 +132,41 @@ bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot
 }
 
 /*
- * tc__make_room gave up: is a block of class CLS listed free that no
- * attempt of R has seen?  Another reclaimer's walk may have ended during
- * the round, after our own reclaims found nothing and before the check
- * for pending chains: its frees are then no retired memory to wait for,
- * and were not ours to count, yet the next attempt pops them (a full
+ * tc__make_room gave up: is memory listed free that the write can use and
+ * that no attempt of R has seen?  Another reclaimer's walk may have ended
+ * during the round, after our own reclaims found nothing and before the
+ * check for pending chains: its frees are then no retired memory to wait
+ * for, and were not ours to count, yet the next attempt takes them (a full
  * reclaim of another writer freed the whole arena so, and the write gave
  * up with -ENOSPC: test_a_write_sees_memory_another_reclaim_freed_in_its_round).
- * One more attempt for each new head, within ROOM_WAIT_NS; a head that
- * does not change (a list a scribble broke) earns one only.
+ * One more attempt, within ROOM_WAIT_NS, for each new head of class CLS's
+ * list that names a block a pop would take (tc__listed_head), and for
+ * each time the bytes on all lists pass the most that R has seen (from
+ * round 0) and could make a block of CLS: the next attempt coalesces
+ * them (the whole arena freed in another class than the write's:
+ * test_a_write_of_another_size_sees_memory_another_reclaim_freed); free
+ * bytes as they were at round 0 (memory fragmented into windows too small
+ * for CLS) earn nothing.  A head that names no such block earns nothing,
+ * however often it changes:
+ * a class's head scribbled to a block of another class that links to
+ * itself changed at every pop (which drops the block and finds it again),
+ * and every write of the class made some 600 attempts without a sleep,
+ * for its whole 20 ms, until tc_audit
+ * (test_a_head_that_changes_at_every_look_but_gives_nothing_is_not_retried).
+ * A head that changes because other writers push and pop real blocks
+ * earns an attempt each time, without a sleep: each follows a free of
+ * the class, and ends when the write's pop wins one or the 20 ms pass.
  */
 static bool listed_since(tc_cache *c, uint32_t cls, struct tc__room *r)
 {
 	if (cls >= TC_CLASSES_USED || tc__mono_ns() - r->t0 > ROOM_WAIT_NS)
 		return false;
-	uint64_t head = tc__ld(&c->h->cls[cls].head);
-	if ((head & 0xffffffffu) == 0 || head == r->listed)
-		return false;
+	uint64_t head = tc__listed_head(c, cls), fb = tc__free_bytes(c);
+	bool more = fb > r->free_max && fb >= tc__class_size(cls);
+	if (fb > r->free_max)
+		r->free_max = fb;
+	if (head == 0 || head == r->listed)
+		return more;
 	r->listed = head;
 	return true;
 }
@@ -157,8 +177,10 @@ static bool listed_since(tc_cache *c, uint32_t cls, struct tc__room *r)
 bool tc__room_for(tc_cache *c, struct tc_rslot *s, uint64_t need, bool need_slot,
 		  struct tc__room *r)
 {
-	if (r->round == 0)
+	if (r->round == 0) {
 		r->listed = 0;
+		r->free_max = tc__free_bytes(c);
+	}
 	if (r->sweep_runs && (r->round & 3) == 0)
 		tc__sweep_runs(c, 0);
 	uint32_t cls = need_slot ? UINT32_MAX : tc__class_of(need);

@@ -71,8 +71,10 @@ struct tc__room {
 	bool sweep_runs;  /* sweep every list of ended runs first, every 4th
 			   * round (run.c's writers: their own garbage) */
 	uint64_t listed;  /* the wanted class's free-list head when it last
-			   * earned another attempt (tc__room_for); set at
-			   * round 0, so that the write path stores nothing */
+			   * earned another attempt (tc__room_for) */
+	uint64_t free_max; /* the most bytes on all free lists seen since
+			    * round 0 (tc__room_for).  Both set at round 0,
+			    * so that the write path stores nothing */
 };
 
 /* One attempt of a writer, inside a read section of slot S that it leaves

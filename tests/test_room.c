@@ -19,6 +19,13 @@
  * writer has slept in tc__make_room, the walker is let finish, or killed
  * at reclaim_walk as the crash-point build kills there.
  *
+ * Also what a writer that found nothing to wait for still tries
+ * (tc__room_for's listed_since): free memory that shows during its round,
+ * in its class or in another that coalescing re-cuts, and not a free list
+ * whose scribbled head changes at every look and gives nothing, nor free
+ * memory it cannot use; and the whole retired memory held by a detacher
+ * stopped in its hand-over (PEND form), which the writer's steal takes.
+ *
  * Like test_review_handover.c, this program carries its own copy of
  * shm/epoch.c with TC_CRASH_POINT calling tc__crash_point below; room.c is
  * the library's.
@@ -39,6 +46,7 @@ static char cur_name[64];
 static uint64_t all_blocks; /* blocks of the last all_retired_on_my_chain */
 
 #define VLEN 1000
+#define BIG  2500 /* a value of another class: 1,000-byte blocks re-cut (coalesce.c) */
 
 /* The walker's parking place, in shared memory: the walker may be a
  * forked child. */
@@ -51,7 +59,7 @@ struct walker {
 
 static struct walker *wk;
 
-enum part { PART_NONE, PART_WALKER, PART_WRITER };
+enum part { PART_NONE, PART_WALKER, PART_WRITER, PART_DETACHER };
 static TC_TLS enum part my_part;
 
 /* The writer's side: how a lost race ends once the writer has slept.  The
@@ -63,6 +71,7 @@ enum end { END_FINISH, END_KILL, END_RECLAIM };
 static struct {
 	bool armed;        /* the walker is parked and takes a step per lost race */
 	enum end end;
+	size_t vlen;       /* the write's value bytes */
 	uint64_t sleeps0;  /* tc__room_sleeps() before the write */
 	int losses;        /* walks of the writer that the walker's step beat */
 	pthread_t thread;  /* the walker, END_FINISH and END_RECLAIM */
@@ -144,6 +153,8 @@ void tc__crash_point(const char *name)
 		walker_park();
 	else if (my_part == PART_WRITER && strcmp(name, "walk_loaded") == 0)
 		writer_loaded();
+	else if (my_part == PART_DETACHER && strcmp(name, "reclaim_detached") == 0)
+		walker_park();
 }
 
 /* ---- the segment ----------------------------------------------------------- */
@@ -258,18 +269,18 @@ static void *reclaimer_thread(void *p)
 	return NULL;
 }
 
-/* A write of key "w" by this thread, whose walks lose to the parked
- * walker until it has slept; the walker's walk has ended when it returns.
- * *NS: how long the write took. */
+/* A write of key "w" (wr.vlen bytes of 'w') by this thread, whose walks
+ * lose to the parked walker until it has slept; the walker's walk has
+ * ended when it returns.  *NS: how long the write took. */
 static int write_against_walker(tc_cache *c, uint64_t *ns)
 {
-	char v[VLEN];
-	value_of(v, 'w');
+	static char v[BIG];
+	memset(v, 'w', wr.vlen);
 	wr.sleeps0 = tc__room_sleeps();
 	wr.armed = true;
 	my_part = PART_WRITER;
 	uint64_t t0 = tc__mono_ns();
-	int rc = tc_set(c, "w", 1, v, sizeof(v), 0, 0);
+	int rc = tc_set(c, "w", 1, v, wr.vlen, 0, 0);
 	*ns = tc__mono_ns() - t0;
 	my_part = PART_NONE;
 	if (wr.armed)
@@ -281,21 +292,23 @@ static int write_against_walker(tc_cache *c, uint64_t *ns)
 #define ROOM_WAIT_NS (20 * 1000 * 1000ull)
 
 /*
- * The race of both tests: every block retired, on our slot's pending
+ * The race of the tests: every block retired, on our slot's pending
  * chain; a stealer (a thread, END_FINISH, or a forked child, END_KILL)
- * parked in its walk of that chain; then the write.  Its return code; the
- * segment in *CP, our slot in *SP.  The lost races of rounds 0 to 3 take
- * well under a millisecond; a machine so loaded that they took the whole
- * bound never reached the wait: then the race is run again (twice at
- * most), and without chains_pending the write still fails at once.
+ * parked in its walk of that chain; then the write of VLEN bytes.  Its
+ * return code; the segment in *CP, our slot in *SP.  The lost races of
+ * rounds 0 to 3 take well under a millisecond; a machine so loaded that
+ * they took the whole bound never reached the wait: then the race is run
+ * again (twice at most), and without chains_pending the write still
+ * fails at once.
  */
-static int race(enum end end, tc_cache **cp, struct tc_rslot **sp)
+static int race(enum end end, size_t vlen, tc_cache **cp, struct tc_rslot **sp)
 {
 	for (int run = 0;; run++) {
 		const char *name = fx_name(cur_name);
 		tc_cache *c = all_retired_on_my_chain(name, sp);
 		walker_init();
 		wr.end = end;
+		wr.vlen = vlen;
 		if (end != END_KILL) {
 			assert_int_equal(0, pthread_create(&wr.thread, NULL,
 							   end == END_FINISH ? stealer_thread :
@@ -351,7 +364,7 @@ static void test_a_write_short_of_memory_waits_for_a_stealer_walking_its_chain(v
 	(void)state;
 	tc_cache *c;
 	struct tc_rslot *s;
-	assert_write_slept_once(race(END_FINISH, &c, &s));
+	assert_write_slept_once(race(END_FINISH, VLEN, &c, &s));
 	/* Each reclaim of rounds 0 to 3 lost its race (two a round). */
 	assert_true(wr.losses >= 4);
 	assert_int_equal(wr.losses + 1, wk->parks);
@@ -378,7 +391,7 @@ static void test_a_write_waits_for_a_stealer_killed_mid_walk(void **state)
 	(void)state;
 	tc_cache *c;
 	struct tc_rslot *s;
-	assert_write_slept_once(race(END_KILL, &c, &s));
+	assert_write_slept_once(race(END_KILL, VLEN, &c, &s));
 	assert_int_equal(128 + SIGKILL, wr.walker_status);
 	assert_true(wr.losses >= 4);
 	assert_int_equal(wr.losses + 1, wk->parks);
@@ -409,7 +422,7 @@ static void test_a_write_sees_memory_another_reclaim_freed_in_its_round(void **s
 	(void)state;
 	tc_cache *c;
 	struct tc_rslot *s;
-	int rc = race(END_RECLAIM, &c, &s);
+	int rc = race(END_RECLAIM, VLEN, &c, &s);
 	assert_int_equal(all_blocks, wr.freed);
 	assert_write_slept_once(rc);
 	assert_true(wr.losses >= 4);
@@ -419,6 +432,156 @@ static void test_a_write_sees_memory_another_reclaim_freed_in_its_round(void **s
 	tc_audit_report ar;
 	ASSERT_RC(0, tc_audit(c, &ar));
 	assert_int_equal(0, ar.recovered);
+	tc_close(c);
+}
+
+/*
+ * The same race, the write of a value of another class (BIG bytes) than
+ * the arena's retired blocks: once the full reclaim of the other writer has
+ * freed them all within the writer's round, the writer's next attempt
+ * coalesces a window of them into a block of its class (tc__alloc under
+ * TC_EVICT_NONE), as any later write does.  Its own class's list stays
+ * empty: the memory it can use is listed in another class.
+ */
+static void test_a_write_of_another_size_sees_memory_another_reclaim_freed(void **state)
+{
+	(void)state;
+	tc_cache *c;
+	struct tc_rslot *s;
+	assert_int_not_equal(tc__class_of(tc__entry_bytes(4, VLEN)),
+			     tc__class_of(tc__entry_bytes(1, BIG)));
+	int rc = race(END_RECLAIM, BIG, &c, &s);
+	assert_int_equal(all_blocks, wr.freed);
+	assert_write_slept_once(rc);
+	assert_true(wr.losses >= 4);
+	/* Counted once: the fill's sets and its one -ENOSPC, the deletes,
+	 * the write; the re-cut as one merge. */
+	tc_stats st;
+	ASSERT_RC(0, tc_get_stats(c, &st));
+	assert_int_equal(all_blocks + 1, st.sets);
+	assert_int_equal(all_blocks, st.deletes);
+	assert_int_equal(1, st.errors);
+	assert_int_equal(2 * all_blocks + 2, st.ops);
+	assert_int_equal(1, st.merges);
+	assert_int_equal(1, st.entries);
+	char v[BIG], out[BIG];
+	tc_meta meta;
+	memset(v, 'w', sizeof(v));
+	ASSERT_RC(0, tc_get(c, "w", 1, out, sizeof(out), &meta));
+	assert_int_equal(BIG, meta.len);
+	assert_memory_equal(v, out, BIG);
+	assert_int_equal(0, tc__ld(&s->reclaim));
+	assert_int_equal(0, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
+	tc_audit_report ar;
+	ASSERT_RC(0, tc_audit(c, &ar));
+	assert_int_equal(0, ar.recovered);
+	tc_close(c);
+}
+
+/*
+ * A free list that changes at every look and never gives a block: the
+ * head of the BIG values' class scribbled to name a free block of the
+ * 1,000-byte class whose link names itself (two words).  Each pop drops
+ * the block (not of its list's class, alloc.c) and finds it again, 1,000
+ * times, the generation growing by one each: the head is new at every
+ * look.  The arena is full of live keys, nothing is retired, no reader is
+ * in a section: nothing to wait for, and the write fails with -ENOSPC
+ * after its four rounds, as every write of the class will until tc_audit.
+ * The generation counts its attempts: two pops each (the set's early
+ * block, kv.c, then tc__alloc), 1,000 drops each pop.  With the head's
+ * changes taken for new memory (7a645a9), every such write made about 650
+ * attempts without a sleep, for its whole 20 ms.
+ */
+static void test_a_head_that_changes_at_every_look_but_gives_nothing_is_not_retried(void **state)
+{
+	(void)state;
+	tc_cache *c = wb_create(fx_name(cur_name), 1024, 256 * 1024, 8, TC_EVICT_NONE);
+	int n = fill(c);
+	assert_true(n > 100);
+	ASSERT_RC(0, tc_del(c, "f7", 2));
+	uint64_t freed = 0;
+	ASSERT_RC(0, tc_reclaim(c, &freed));
+	assert_int_equal(1, freed);
+	uint32_t x = tc__class_of(tc__entry_bytes(2, VLEN)), y = tc__class_of(tc__entry_bytes(1, BIG));
+	assert_int_not_equal(x, y);
+	uint64_t ref = tc__ld(&c->h->cls[x].head) & 0xffffffffu;
+	struct tc_entry *b = tc__block(c, ref);
+	assert_non_null(b);
+	assert_int_equal(TC_BLK_FREE, tc__ld(&b->state));
+	assert_int_equal(0, tc__ld(&c->h->cls[y].head) & 0xffffffffu);
+	tc__st(&b->link, ref);
+	uint64_t gen0 = 77;
+	tc__st(&c->h->cls[y].head, gen0 << 32 | ref);
+
+	static char v[BIG];
+	memset(v, 'w', sizeof(v));
+	tc_stats st0, st1;
+	ASSERT_RC(0, tc_get_stats(c, &st0));
+	uint64_t sleeps0 = tc__room_sleeps(), t0 = tc__mono_ns();
+	int rc = tc_set(c, "w", 1, v, sizeof(v), 0, 0);
+	uint64_t ns = tc__mono_ns() - t0;
+	uint64_t slept = tc__room_sleeps() - sleeps0;
+	uint64_t head = tc__ld(&c->h->cls[y].head);
+	uint64_t attempts = ((head >> 32) - gen0) / 2000;
+	if (rc != -ENOSPC || attempts != 4 || slept != 0)
+		fail_msg("the write returned %d (%s) after %llu attempts, %llu sleeps and %.1f ms: "
+			 "expected -ENOSPC after 4 attempts, no sleep", rc, tc_strerror(rc),
+			 (unsigned long long)attempts, (unsigned long long)slept, (double)ns / 1e6);
+	assert_int_equal(ref, head & 0xffffffffu);
+	assert_int_equal(gen0 + 8000, head >> 32);
+	ASSERT_RC(0, tc_get_stats(c, &st1));
+	assert_int_equal(st0.errors + 1, st1.errors);
+	assert_int_equal(st0.ops + 1, st1.ops);
+	assert_int_equal(st0.sets, st1.sets);
+	assert_int_equal(st0.entries, st1.entries);
+	/* The block is still free and listed in its own class. */
+	assert_int_equal(TC_BLK_FREE, tc__ld(&b->state));
+	assert_int_equal(ref, tc__ld(&c->h->cls[x].head) & 0xffffffffu);
+	assert_value(c, "f8", 'f');
+	tc_close(c);
+}
+
+/*
+ * Free memory that the write cannot use, as it was when the write began
+ * to make room, earns no attempt beyond the four rounds: every other key
+ * of the full arena deleted and freed leaves 1,000-byte blocks that are
+ * never adjacent, more bytes than a BIG block needs and no window for
+ * one.  The first write records the coalescer's failed search (df_nofit);
+ * each attempt of the second skips it once (df_skips), so the skips count
+ * its attempts: 4, and -ENOSPC without a sleep.  (Seen failing with the
+ * free bytes of round 0 taken as 0: 5 attempts.)
+ */
+static void test_free_memory_it_cannot_use_earns_no_attempt(void **state)
+{
+	(void)state;
+	tc_cache *c = wb_create(fx_name(cur_name), 1024, 256 * 1024, 8, TC_EVICT_NONE);
+	int n = fill(c);
+	assert_true(n > 100);
+	for (int i = 0; i < n; i += 2) {
+		char k[16];
+		snprintf(k, sizeof(k), "f%d", i);
+		ASSERT_RC(0, tc_del(c, k, strlen(k)));
+	}
+	uint64_t freed = 0;
+	ASSERT_RC(0, tc_reclaim(c, &freed));
+	assert_int_equal((n + 1) / 2, freed);
+	uint32_t y = tc__class_of(tc__entry_bytes(1, BIG));
+	assert_true(tc__free_bytes(c) >= tc__class_size(y));
+
+	static char v[BIG];
+	memset(v, 'w', sizeof(v));
+	ASSERT_RC(-ENOSPC, tc_set(c, "w", 1, v, sizeof(v), 0, 0));
+	assert_int_equal(tc__free_bytes(c), tc__ld(&c->h->df_nofit));
+	uint64_t skips0 = tc__ld(&c->h->df_skips), sleeps0 = tc__room_sleeps();
+	int rc = tc_set(c, "w", 1, v, sizeof(v), 0, 0);
+	uint64_t attempts = tc__ld(&c->h->df_skips) - skips0;
+	uint64_t slept = tc__room_sleeps() - sleeps0;
+	if (rc != -ENOSPC || attempts != 4 || slept != 0)
+		fail_msg("the write returned %d (%s) after %llu attempts and %llu sleeps: expected "
+			 "-ENOSPC after 4, no sleep", rc, tc_strerror(rc),
+			 (unsigned long long)attempts, (unsigned long long)slept);
+	assert_int_equal(0, tc__ld(&c->h->cls[y].used));
+	assert_value(c, "f1", 'f');
 	tc_close(c);
 }
 
@@ -449,6 +612,22 @@ static void *detacher_thread(void *p)
 		my_part = PART_NONE;
 	}
 	/* Never parked: the test sees parks 0, not a hang. */
+	if (__atomic_load_n(&wk->parks, __ATOMIC_SEQ_CST) == 0)
+		sem_post(&wk->paused);
+	return NULL;
+}
+
+/* A full reclaim of another slot, parked right after its detach CAS. */
+static void *detacher_in_handover(void *p)
+{
+	struct detacher *d = p;
+	struct tc_rslot *t = tc__slot(d->c);
+	d->rc = -EUSERS;
+	if (t) {
+		my_part = PART_DETACHER;
+		d->rc = tc__reclaim(d->c, t, &d->freed);
+		my_part = PART_NONE;
+	}
 	if (__atomic_load_n(&wk->parks, __ATOMIC_SEQ_CST) == 0)
 		sem_post(&wk->paused);
 	return NULL;
@@ -500,6 +679,64 @@ static void test_a_paused_walkers_chain_is_taken_over_without_a_wait(void **stat
 }
 
 /*
+ * A reclaimer of another slot descheduled (or stopped) between its detach
+ * CAS and the store that names its chain plainly (the crash point
+ * reclaim_detached): the whole retire list is off the list, named only by
+ * its reclaim word in the PEND form, with the list head still showing the
+ * detach.  Every reader is out of its section.  The write short of memory
+ * settles that hand-over, as a push does (settle_detach), and its
+ * steal_chains walks the chain back onto the list: its own grace period
+ * frees it, and the write succeeds at once.  Before, nothing walked a PEND
+ * word: the write gave up after its four rounds with -ENOSPC, the segment
+ * all retired memory whose grace period had nothing to wait for.
+ */
+static void test_a_write_takes_over_a_chain_whose_detacher_stopped_before_naming_it(void **state)
+{
+	(void)state;
+	tc_cache *c = wb_create(fx_name(cur_name), 1024, 256 * 1024, 8, TC_EVICT_NONE);
+	int n = all_retired(c);
+	walker_init();
+	struct detacher d = { .c = c, .rc = 1, .freed = UINT64_MAX };
+	pthread_t th;
+	my_part = PART_NONE;
+	assert_int_equal(0, pthread_create(&th, NULL, detacher_in_handover, &d));
+	sem_take(&wk->paused);
+	assert_int_equal(1, wk->parks);
+	/* The chain is the detacher's, in the PEND form, and the head shows
+	 * its detach. */
+	uint64_t head = tc__ld(&c->h->retire_head);
+	assert_int_equal(0, TC_RH_REF(head));
+	assert_true(TC_RH_SLOT(head) >= 1 && TC_RH_SLOT(head) <= c->nslots);
+	uint64_t w = tc__ld(&c->slots[TC_RH_SLOT(head) - 1].reclaim);
+	assert_true((w & TC_RECLAIM_PEND) && TC_RECLAIM_REF(w) != 0);
+	assert_int_equal(n, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
+
+	char v[VLEN];
+	value_of(v, 'w');
+	uint64_t sleeps0 = tc__room_sleeps(), t0 = tc__mono_ns();
+	int rc = tc_set(c, "w", 1, v, sizeof(v), 0, 0);
+	uint64_t ns = tc__mono_ns() - t0, slept = tc__room_sleeps() - sleeps0;
+	__atomic_store_n(&wk->run_free, 1, __ATOMIC_SEQ_CST);
+	sem_post(&wk->go);
+	pthread_join(th, NULL);
+	if (rc != 0 || slept != 0)
+		fail_msg("the write returned %d (%s) after %llu sleeps and %.1f ms, the detacher "
+			 "parked: expected 0 at once", rc, tc_strerror(rc),
+			 (unsigned long long)slept, (double)ns / 1e6);
+	ASSERT_RC(0, d.rc);
+	/* Its chain was taken over: its walk found its word moved. */
+	assert_int_equal(0, d.freed);
+	assert_int_equal(0, tc__ld(&c->slots[TC_RH_SLOT(head) - 1].reclaim));
+	assert_value(c, "w", 'w');
+	assert_int_equal(0, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
+	tc_audit_report ar;
+	ASSERT_RC(0, tc_audit(c, &ar));
+	assert_int_equal(0, ar.recovered);
+	assert_value(c, "w", 'w');
+	tc_close(c);
+}
+
+/*
  * A reclaim word of counter bits alone (a scribble: the plain form always
  * names a block) in a free slot names no chain, and nobody walks it: a
  * write short of memory (every block live, no eviction) fails with
@@ -538,7 +775,11 @@ int main(void)
 		FX_TEST(test_a_write_short_of_memory_waits_for_a_stealer_walking_its_chain),
 		FX_TEST(test_a_write_waits_for_a_stealer_killed_mid_walk),
 		FX_TEST(test_a_write_sees_memory_another_reclaim_freed_in_its_round),
+		FX_TEST(test_a_write_of_another_size_sees_memory_another_reclaim_freed),
+		FX_TEST(test_a_head_that_changes_at_every_look_but_gives_nothing_is_not_retried),
+		FX_TEST(test_free_memory_it_cannot_use_earns_no_attempt),
 		FX_TEST(test_a_paused_walkers_chain_is_taken_over_without_a_wait),
+		FX_TEST(test_a_write_takes_over_a_chain_whose_detacher_stopped_before_naming_it),
 		FX_TEST(test_a_word_naming_no_block_is_not_waited_for),
 	};
 	return fx_run(tests);
