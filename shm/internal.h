@@ -64,9 +64,10 @@
  * flag the branch takes): gcc folds no volatile load into a compare, so
  * the load and the compare would be two instructions (and for a
  * process-local field it chose a load and a test too: the read path's
- * depth).  V must fit *P's type (it is converted to it).
+ * depth).  V must fit *P's type (it is converted to it).  gcc only: clang
+ * 14 (the fuzz build) has no %z operand modifier, and takes the plain form.
  */
-#if defined(__x86_64__) && !defined(TC_TSAN)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(TC_TSAN)
 #define tc__ld_ne(p, v) __extension__({					\
 	bool _ne;							\
 	__typeof__(*(p)) _v = (v);					\
