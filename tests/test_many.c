@@ -1627,6 +1627,112 @@ static void test_many_two_handles_in_one_thread(void **state)
 	tc_close(a);
 }
 
+/* ---- a request changed by the caller during the call ------------------------ */
+
+/*
+ * tc_get_many reads each request's key length once: another thread of the
+ * caller that changes .klen while the call runs changes which length the
+ * call read, never how the bytes it returns are laid out.  The request
+ * names a 40-byte key X with .klen 12; X's entry has the hash of X's first
+ * 12 bytes (scribbled: its hash and its slot word, homed there), so that it
+ * is the entry that a read of (that hash, X, 40 bytes) finds, as
+ * tc_get_hashed shows.  The page of X's home bucket faults on its first
+ * load (pass two, after pass one hashed and classed every request); the
+ * handler sets .klen to 40 and lets the load run again.  The call may
+ * answer for 12 bytes (-ENOENT: no such key) or for 40 (X's value, whole),
+ * nothing else: X's first 16 bytes and its bytes 32..40 repeat its bytes
+ * 0..8 and 8..16, so that a compare of 16 bytes could take X for the key.
+ */
+static volatile size_t *klen_trap_at;
+static void *klen_trap_page;
+static int klen_traps;
+
+static void on_klen_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	uint8_t *a = si->si_addr, *p = klen_trap_page;
+	if (!p || a < p || a >= p + page_size) {
+		signal(sig, SIG_DFL); /* a real fault: die of it */
+		return;
+	}
+	*klen_trap_at = 40; /* the caller's other thread, in effect */
+	klen_traps++;
+	mprotect(p, page_size, PROT_READ | PROT_WRITE);
+	klen_trap_page = NULL;
+}
+
+static void test_many_reads_a_request_length_once(void **state)
+{
+	(void)state;
+	page_size = (size_t)sysconf(_SC_PAGESIZE);
+	for (int peek = 0; peek < 2; peek++) {
+		char name[TC_NAME_MAX + 1];
+		fx_name(name);
+		tc_cache *c = wb_create(name, 512, 4u << 20, 8, TC_EVICT_NONE);
+		static const char x[41] = "abcdefghIJKLMNOPqrstuvwxyz012345IJKLMNOP";
+		uint8_t val[48], buf[64];
+		for (size_t i = 0; i < sizeof(val); i++)
+			val[i] = (uint8_t)(0xc0 + i);
+		ASSERT_RC(0, tc_set(c, x, 40, val, sizeof(val), 3, 0));
+		/* X's entry moved under the hash of its first 12 bytes. */
+		uint64_t h12 = tc__hash(c, x, 12, TC_KIND_KEY), *slotp, w;
+		struct tc_entry *e = NULL;
+		ASSERT_RC(0, tc__lookup(c, tc__hash(c, x, 40, TC_KIND_KEY), x, 40, TC_KIND_KEY,
+					&slotp, &w, &e));
+		tc__st(&e->hash, h12);
+		tc__st(slotp, 0);
+		struct tc_bucket *b = &c->index[h12 & c->bmask];
+		int j = 0;
+		while (j < TC_BUCKET_SLOTS && tc__ld(&b->w[j]))
+			j++;
+		assert_true(j < TC_BUCKET_SLOTS);
+		tc__st(&b->w[j], TC_SW_FINAL | TC_TAG_OF(h12) << 48 | TC_SW_REF(w));
+		tc_meta m;
+		memset(buf, 0, sizeof(buf));
+		ASSERT_RC(0, tc_get_hashed(c, h12, x, 40, buf, sizeof(buf), &m, NULL, NULL));
+		assert_int_equal(m.len, sizeof(val));
+		assert_memory_equal(buf, val, sizeof(val));
+		ASSERT_RC(-ENOENT, tc_get(c, x, 12, buf, sizeof(buf), NULL));
+
+		memset(buf, 0, sizeof(buf));
+		tc_req r[1] = { { .key = x, .klen = 12, .buf = buf, .cap = sizeof(buf) } };
+		const void *v[1] = { NULL };
+		klen_trap_at = &r[0].klen;
+		klen_traps = 0;
+		struct sigaction sv, old;
+		memset(&sv, 0, sizeof(sv));
+		sv.sa_sigaction = on_klen_segv;
+		sigemptyset(&sv.sa_mask);
+		sv.sa_flags = SA_SIGINFO;
+		sigaction(SIGSEGV, &sv, &old);
+		klen_trap_page = (void *)((uintptr_t)b & ~(uintptr_t)(page_size - 1));
+		if (peek)
+			ASSERT_RC(0, tc_read_lock(c));
+		assert_int_equal(mprotect(klen_trap_page, page_size, PROT_NONE), 0);
+		int got = peek ? tc_peek_many(c, r, 1, v) : tc_get_many(c, r, 1);
+		sigaction(SIGSEGV, &old, NULL);
+		if (klen_trap_page)
+			mprotect(klen_trap_page, page_size, PROT_READ | PROT_WRITE);
+		assert_int_equal(klen_traps, 1);
+		const uint8_t *out = peek ? v[0] : buf;
+		if (r[0].rc == 0) {
+			assert_int_equal(got, 1);
+			assert_int_equal(r[0].meta.len, sizeof(val));
+			if (memcmp(out, val, sizeof(val)) != 0)
+				fail_msg("%s: the request's .klen went from 12 to 40 during the call: "
+					 "rc 0, %zu bytes, but not X's value (they begin '%.24s', "
+					 "X's bytes 16..40)", peek ? "tc_peek_many" : "tc_get_many",
+					 r[0].meta.len, (const char *)out);
+		} else {
+			ASSERT_RC(-ENOENT, r[0].rc);
+			assert_int_equal(got, 0);
+		}
+		if (peek)
+			tc_read_unlock(c);
+		tc_close(c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1644,6 +1750,7 @@ int main(void)
 		FX_TEST(test_many_two_handles_in_one_thread),
 		FX_TEST(test_many_refused_call_answers_each_request),
 		FX_TEST(test_many_without_a_reader_slot),
+		FX_TEST(test_many_reads_a_request_length_once),
 	};
 	return fx_run(tests);
 }
