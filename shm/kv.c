@@ -465,10 +465,12 @@ int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta
 #define MANY_CHUNK 16
 _Static_assert(MANY_CHUNK <= 32, "many_in's mask of bad requests is 32 bits");
 
-/* Pass two's scan of one home bucket. */
+/* Pass two's scan of one home bucket, and the key's length as pass one
+ * read it (in the scan's padding). */
 struct many_scan {
 	uint64_t w[8];
 	uint32_t m;
+	uint32_t klen;
 };
 
 static inline void many_scan_prefetch(tc_cache *c, uint64_t hash, struct many_scan *sc)
@@ -522,7 +524,10 @@ many_finish(tc_cache *c, tc_req *reqs, size_t n, const void **vals, const uint64
 		if (TC_UNLIKELY(bad >> i & 1)) {
 			rc = -EINVAL;
 		} else {
-			size_t klen = r->klen;
+			/* The length pass one read, checked and hashed, never the
+			 * request's again: another thread of the caller may have
+			 * changed it since, and the class below is that read's. */
+			size_t klen = sc[i].klen;
 			if (lo && (klen < lo || klen > hi))
 				__builtin_unreachable(); /* pass one's class of the key */
 			if (TC_UNLIKELY(walked)) /* scanned again, now */
@@ -561,11 +566,13 @@ hash_len(tc_cache *c, const void *key, size_t klen, size_t lo, size_t hi)
 	return tc__hash(c, key, klen, TC_KIND_KEY);
 }
 
-/* Pass one of many_in: check and hash each request (into HASH), prefetch
- * its home bucket, and class it.  A key of 9..16 or 17..32 bytes passes
+/* Pass one of many_in: check and hash each request (into HASH), keep the
+ * length it read (SC[i].klen, the one pass three uses), prefetch its home
+ * bucket, and class it.  A key of 9..16 or 17..32 bytes passes
  * tc__valid_key's length test by its class's. */
 static inline __attribute__((always_inline)) struct many_class
-many_hash(tc_cache *c, const tc_req *reqs, size_t n, bool peek, uint64_t *hash)
+many_hash(tc_cache *c, const tc_req *reqs, size_t n, bool peek, uint64_t *hash,
+	  struct many_scan *sc)
 {
 	struct many_class mc = { 0, 0, 0 };
 	for (size_t i = 0; i < n; i++) {
@@ -590,6 +597,7 @@ many_hash(tc_cache *c, const tc_req *reqs, size_t n, bool peek, uint64_t *hash)
 			continue;
 		}
 		hash[i] = h;
+		sc[i].klen = (uint32_t)klen; /* 1..TC_KEY_MAX */
 		__builtin_prefetch(&c->index[h & c->bmask]);
 	}
 	return mc;
@@ -600,7 +608,7 @@ many_in(tc_cache *c, struct tc_rslot *s, tc_req *reqs, size_t n, const void **va
 {
 	uint64_t hash[MANY_CHUNK];
 	struct many_scan sc[MANY_CHUNK];
-	struct many_class mc = many_hash(c, reqs, n, vals != NULL, hash);
+	struct many_class mc = many_hash(c, reqs, n, vals != NULL, hash, sc);
 	if (TC_LIKELY(mc.bad == 0)) {
 		for (size_t i = 0; i < n; i++)
 			many_scan_prefetch(c, hash[i], &sc[i]);
