@@ -52,6 +52,12 @@
 #define NSTABLE     16
 #define STABLE_BASE 100000u
 
+/* The prefixes of the keys "k<i>" and "s<i>" (2..4 bytes): the variants
+ * below lengthen them to 9..11 bytes and to 25..27, the key lengths that
+ * tc_get, tc_peek and tc_get_many read in copies of their own (9..16 and
+ * 17..32 bytes: their hash and key compare written out). */
+static const char *kpre = "k", *spre = "s";
+
 /* Results shared by all workers (MAP_SHARED for the process variant). */
 struct results {
 	uint64_t incrs[NWRITERS];     /* successful tc_incr of CTR_KEY per writer */
@@ -136,12 +142,12 @@ static void run_writer(tc_cache *c, struct worker *w)
 			break;
 		ops++;
 		i = (unsigned)(bb_rand(&rng) % NKEYS);
-		kl = bb_key(key, sizeof(key), "k", i);
+		kl = bb_key(key, sizeof(key), kpre, i);
 		op = (unsigned)(bb_rand(&rng) % 100);
 		len = value_len(&rng);
 		if (op < 8) {
 			i %= NSTABLE;
-			kl = bb_key(key, sizeof(key), "s", i);
+			kl = bb_key(key, sizeof(key), spre, i);
 			bb_fill(val, len, STABLE_BASE + i, w->id, ++seq);
 			rc = tc_set(c, key, kl, val, len, BB_TYPE, 0);
 			if (rc != 0)
@@ -221,7 +227,7 @@ static void read_many(tc_cache *c, struct worker *w, uint64_t *rng, uint64_t *la
 		unsigned i = (unsigned)(bb_rand(rng) % (stable ? NSTABLE : NKEYS));
 		idx[j] = stable ? STABLE_BASE + i : i;
 		r[j] = (tc_req){ .key = keys[j], .buf = mbuf + (size_t)j * VBUF, .cap = VBUF };
-		r[j].klen = bb_key(keys[j], sizeof(keys[j]), stable ? "s" : "k", i);
+		r[j].klen = bb_key(keys[j], sizeof(keys[j]), stable ? spre : kpre, i);
 	}
 	if (peek && tc_read_lock(c) != 0) {
 		violation(res, "reader %u: read_lock for peek_many", w->id);
@@ -278,10 +284,10 @@ static void run_reader(tc_cache *c, struct worker *w)
 			break;
 		ops++;
 		i = (unsigned)(bb_rand(&rng) % NKEYS);
-		kl = bb_key(key, sizeof(key), "k", i);
+		kl = bb_key(key, sizeof(key), kpre, i);
 		if (ops % 8 == 4) {
 			i %= NSTABLE;
-			kl = bb_key(key, sizeof(key), "s", i);
+			kl = bb_key(key, sizeof(key), spre, i);
 			rc = tc_get(c, key, kl, buf, VBUF, &m);
 			if (rc != 0)
 				violation(res, "reader %u: get s%u (never deleted): %s", w->id, i,
@@ -319,7 +325,7 @@ static void run_reader(tc_cache *c, struct worker *w)
 		}
 		for (n = 0, j = 0; j < 4; j++) {
 			pi[n] = (unsigned)(bb_rand(&rng) % NKEYS);
-			kl = bb_key(key, sizeof(key), "k", pi[n]);
+			kl = bb_key(key, sizeof(key), kpre, pi[n]);
 			if (j == 2 && tc_read_lock(c) != 0)
 				violation(res, "reader %u: nested read_lock", w->id);
 			rc = tc_peek(c, key, kl, &pv[n], &pm[n]);
@@ -402,7 +408,7 @@ static tc_cache *open_stress(char *name)
 	if (rc != 0)
 		fail_msg("tc_open: %s", tc_strerror(rc));
 	for (i = 0; i < NSTABLE; i++) {
-		kl = bb_key(key, sizeof(key), "s", i);
+		kl = bb_key(key, sizeof(key), spre, i);
 		bb_fill(val, sizeof(val), STABLE_BASE + i, 0, 0);
 		rc = tc_set(c, key, kl, val, sizeof(val), BB_TYPE, 0);
 		if (rc != 0)
@@ -438,7 +444,7 @@ static void verify_quiet(tc_cache *c, const struct results *res)
 	assert_int_equal(0, tc_incr(c, CTR_KEY, strlen(CTR_KEY), 0, 0, &ctr));
 	assert_int_equal(want, (uint64_t)ctr);
 	for (i = 0; i < NKEYS; i++) {
-		kl = bb_key(key, sizeof(key), "k", i);
+		kl = bb_key(key, sizeof(key), kpre, i);
 		rc = tc_get(c, key, kl, buf, VBUF, &m);
 		if (rc == -ENOENT)
 			continue;
@@ -448,7 +454,7 @@ static void verify_quiet(tc_cache *c, const struct results *res)
 		live_bytes += kl + m.len;
 	}
 	for (i = 0; i < NSTABLE; i++) {
-		kl = bb_key(key, sizeof(key), "s", i);
+		kl = bb_key(key, sizeof(key), spre, i);
 		assert_int_equal(0, tc_get(c, key, kl, buf, VBUF, &m));
 		assert_int_equal(0, check_value(&dummy, "final get", STABLE_BASE + i, buf, &m));
 		live_bytes += kl + m.len;
@@ -481,12 +487,12 @@ static void verify_quiet(tc_cache *c, const struct results *res)
 
 	/* Delete everything: the arena must come back empty. */
 	for (i = 0; i < NKEYS; i++) {
-		kl = bb_key(key, sizeof(key), "k", i);
+		kl = bb_key(key, sizeof(key), kpre, i);
 		rc = tc_del(c, key, kl);
 		assert_true(rc == 0 || rc == -ENOENT);
 	}
 	for (i = 0; i < NSTABLE; i++) {
-		kl = bb_key(key, sizeof(key), "s", i);
+		kl = bb_key(key, sizeof(key), spre, i);
 		assert_int_equal(0, tc_del(c, key, kl));
 	}
 	assert_int_equal(0, tc_del(c, CTR_KEY, strlen(CTR_KEY)));
@@ -559,6 +565,21 @@ static void test_processes_never_see_torn_values_and_accounting_agrees(void **st
 	verify_quiet(c, res);
 	munmap(res, sizeof(*res));
 	tc_close(c);
+}
+
+/* The same with keys of 9..11 bytes, then of 25..27. */
+static void test_processes_with_keys_of_9_to_32_bytes(void **state)
+{
+	static const char *const pre[][2] = { { "stress-k", "stress-s" },
+					       { "tradecore:market:quote:k",
+						 "tradecore:market:quote:s" } };
+	for (size_t i = 0; i < FX_ARRAY_SIZE(pre); i++) {
+		kpre = pre[i][0];
+		spre = pre[i][1];
+		test_processes_never_see_torn_values_and_accounting_agrees(state);
+	}
+	kpre = "k";
+	spre = "s";
 }
 
 static void test_threads_never_see_torn_values_and_accounting_agrees(void **state)
@@ -783,6 +804,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_processes_never_see_torn_values_and_accounting_agrees),
+		FX_TEST(test_processes_with_keys_of_9_to_32_bytes),
 		FX_TEST(test_threads_never_see_torn_values_and_accounting_agrees),
 		FX_TEST(test_racing_adds_of_one_key_have_exactly_one_winner),
 		FX_TEST(test_versions_never_go_back_under_racing_writers),
