@@ -1148,20 +1148,76 @@ static struct {
 	struct tc_entry *e[SK_N]; /* each key's entry before the scribble */
 } sks;
 
+static void *agree_buf(const tc_meta *m, void *arg)
+{
+	(void)arg;
+	static unsigned char big[700];
+	return m->len <= sizeof(big) ? big : NULL;
+}
+
+/* tc_get_hashed, tc_get_with (a callback for a value over CAP), tc_exists
+ * and tc_peek (PEEK: inside the caller's section) of KEY against tc_get's
+ * answer WANT, M and bytes ONE (CAP its buffer's size): the same code (0
+ * for a value over CAP where the call has no cap or a callback), the same
+ * metadata and bytes. */
+static void others_agree(tc_cache *c, const void *key, size_t klen, size_t cap, int want,
+			 const tc_meta *m, const unsigned char *one, bool peek, int ki)
+{
+	static unsigned char two[700];
+	tc_meta m2;
+	const void *pv = NULL;
+	const char *who[] = { "tc_get_hashed", "tc_get_with", "tc_peek" };
+	for (int p = 0; p < 3; p++) {
+		int w = p == 0 || want != -E2BIG ? want : 0, rc;
+		const unsigned char *got = two;
+		memset(&m2, 0, sizeof(m2));
+		if (p == 0) {
+			rc = tc_get_hashed(c, tc_key_hash(c, key, klen), key, klen, two, cap, &m2,
+					   NULL, NULL);
+		} else if (p == 1) {
+			rc = tc_get_with(c, key, klen, two, cap, &m2, agree_buf, NULL);
+			if (rc == 0 && m2.len > cap)
+				got = agree_buf(&m2, NULL);
+		} else {
+			if (!peek)
+				ASSERT_RC(0, tc_read_lock(c));
+			rc = tc_peek(c, key, klen, &pv, &m2);
+			if (rc == 0)
+				memcpy(two, pv, m2.len);
+			if (!peek)
+				tc_read_unlock(c);
+		}
+		if (rc != w)
+			fail_msg("%s of key %d: %d, tc_get %d", who[p], ki, rc, want);
+		if (w != 0 && w != -E2BIG)
+			continue;
+		if (m2.len != m->len || m2.type != m->type || m2.version != m->version ||
+		    m2.expires_ms != m->expires_ms)
+			fail_msg("%s of key %d: metadata other than tc_get's", who[p], ki);
+		if (w == 0 && memcmp(got, one, m->len <= cap || want == 0 ? m->len : 0) != 0)
+			fail_msg("%s of key %d: bytes other than tc_get's", who[p], ki);
+	}
+	if (tc_exists(c, key, klen) != (want == 0 || want == -E2BIG))
+		fail_msg("tc_exists of key %d with tc_get %d", ki, want);
+}
+
 /* One request against tc_get for the same key on the same image: the same
- * code, meta and bytes.  A hit of a key whose entry is not SCRIBBLED is
- * its own value (checked: any hit). */
+ * code, meta and bytes, and the other single-key reads (others_agree) as
+ * tc_get.  A hit of a key whose entry is not SCRIBBLED is its own value
+ * (checked: any hit). */
 static void agree(tc_cache *c, const tc_req *r, const void *val, bool peek, int ki,
 		  const struct tc_entry *scribbled, bool csum)
 {
 	static unsigned char one[700];
 	tc_meta m;
-	int want = tc_get(c, r->key, r->klen, one, peek ? sizeof(one) : r->cap, &m);
+	size_t cap = peek ? sizeof(one) : r->cap;
+	int want = tc_get(c, r->key, r->klen, one, cap, &m);
 	if (peek && want == -E2BIG)
 		fail_msg("value over %zu bytes", sizeof(one));
 	if (want != r->rc)
 		fail_msg("%s of key %d: %d, tc_get %d", peek ? "tc_peek_many" : "tc_get_many", ki,
 			 r->rc, want);
+	others_agree(c, r->key, r->klen, cap, want, &m, one, peek, ki);
 	if (want != 0 && want != -E2BIG)
 		return;
 	assert_int_equal(r->meta.len, m.len);
@@ -1333,7 +1389,8 @@ static void scribble_case(unsigned flags, int eviction)
  * Scribbled slot words, headers, displacements and values, one at a time
  * on a segment whose keys form chains: every request of tc_get_many and
  * tc_peek_many (random batches with duplicates and small caps) answers
- * exactly what tc_get answers on the same image, and a hit is the key's
+ * exactly what tc_get answers on the same image, so do tc_get_hashed,
+ * tc_get_with, tc_exists and tc_peek for that key, and a hit is the key's
  * own value unless the scribble hit that key's entry (with checksums:
  * always).  Under ASan: no read outside the segment either.
  */
