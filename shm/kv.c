@@ -569,7 +569,10 @@ hash_len(tc_cache *c, const void *key, size_t klen, size_t lo, size_t hi)
 /* Pass one of many_in: check and hash each request (into HASH), keep the
  * length it read (SC[i].klen, the one pass three uses), prefetch its home
  * bucket, and class it.  A key of 9..16 or 17..32 bytes passes
- * tc__valid_key's length test by its class's. */
+ * tc__valid_key's length test by its class's.  The length is loaded once
+ * (a volatile load, which the compiler cannot repeat): its class test, the
+ * hash and the kept copy see the same value, whatever another thread of
+ * the caller writes into the request meanwhile. */
 static inline __attribute__((always_inline)) struct many_class
 many_hash(tc_cache *c, const tc_req *reqs, size_t n, bool peek, uint64_t *hash,
 	  struct many_scan *sc)
@@ -578,7 +581,7 @@ many_hash(tc_cache *c, const tc_req *reqs, size_t n, bool peek, uint64_t *hash,
 	for (size_t i = 0; i < n; i++) {
 		const tc_req *r = &reqs[i];
 		const void *key = r->key;
-		size_t klen = r->klen;
+		size_t klen = tc__ld(&r->klen); /* once: pass three takes this read */
 		uint64_t h;
 		if (TC_UNLIKELY(!key || (!peek && !r->buf && r->cap))) {
 			mc.bad |= 1u << i;
