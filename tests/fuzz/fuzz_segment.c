@@ -7,7 +7,7 @@
  *
  * fuzz_segment (patch mode, the default).  At start the harness builds a
  * few valid segments through the API (empty; filled with keys of many
- * sizes, counters, expired and deleted keys, TTL policies, rate limiters,
+ * sizes and lengths (9..16 and 17..32 bytes among them), counters, expired and deleted keys, TTL policies, rate limiters,
  * load leases and DTO lists of an active and of an ended run; one under
  * LRU eviction driven past its capacity; one whose arena was re-cut between
  * size classes until it was full; one with value checksums (TC_CHECKSUM);
@@ -72,8 +72,16 @@ static const char *const key_names[] = {
 	"k10", "k11", "k12", "k13", "k14", "k15", "k16", "k17", "k18", "k19",
 	"ctr0", "ctr1", "d0", "d1", "d2", "d3", "L0", "r0", "p1", "px", "big0",
 	"big1",
+	/* Keys of 9..16 and 17..32 bytes, which the reads take in copies of
+	 * their own (the hash and the key compare written out per length). */
+	"md:ES:bbo", "quote:AAPL:bid", "tradecore:market:quote:AAPL",
+	"tradecore:market:trade:MSFT:last",
 };
 #define NKEYS (sizeof(key_names) / sizeof(key_names[0]))
+/* The keys before the long ones: pick_key's choice among them by a byte
+ * under 224 is the one the corpus's inputs were written against. */
+#define NSHORT 32
+_Static_assert(NKEYS == NSHORT + 4, "four long keys after the short ones");
 
 static const char *const globs[] = { NULL, "*", "k*", "*1", "k[0-1]?", "d*", "[", "\\" };
 
@@ -98,6 +106,12 @@ static void populate_common(tc_cache *c)
 		size_t n = sizes[i % 8];
 		fill(valbuf, n, i);
 		tc_set(c, key_names[i], 3, valbuf, n, i % 3, i % 5 == 4 ? 1 : 0);
+	}
+	static const size_t lsizes[] = { 16, 64, 200, 0 };
+	for (unsigned i = NSHORT; i < NKEYS; i++) {
+		size_t n = lsizes[i - NSHORT];
+		fill(valbuf, n, i);
+		tc_set(c, key_names[i], strlen(key_names[i]), valbuf, n, i % 3, 0);
 	}
 	int64_t v;
 	tc_incr(c, "ctr0", 4, 5, 0, &v);
@@ -349,12 +363,13 @@ struct op_args {
 static const struct op_args op_args[NOPS] = {
 	[OP_GET] = A(0, 1),                    /* handle, key k01 */
 	[OP_SMALL_GET] = A(0, 2, 3),           /* a cap of 3 */
-	[OP_PEEK] = A(0, 3),
+	[OP_PEEK] = A(0, 250),                 /* the key of 27 bytes */
 	[OP_EXISTS] = A(0, 4, 1, 0),           /* tc_wait_any from 0; tc_wait until it exists */
 	[OP_GET_MANY] = A(0, 19, 2,            /* 20 requests, copied then peeked */
 			  1, 1, 3, 1, 22, 1, 30, 0, 9, 5, 1, 31, 1, 0, 1, 4, 1, 6, 1, 7, 1,
-			  8, 1, 10, 1, 11, 1, 20, 1, 21, 1, 26, 1, 12, 1, 13, 1, 14, 1,
-			  240, 0x78, 1),               /* caps 256, one of 9; a random key */
+			  8, 1, 10, 1, 11, 1, 20, 1, 21, 1, 26, 1, 248, 1, 251, 1, 14, 1,
+			  240, 0x78, 1),               /* caps 256, one of 9; keys of 9 and 32
+							* bytes; a random key */
 	[OP_GET_WITH] = A(0, 30, 4),           /* big0 with a cap of 4: the callback */
 	[OP_SCAN] = A(0, 0),
 	[OP_DTO_KEYS] = A(0),
@@ -479,8 +494,8 @@ static int open_handle(struct state *s, int which)
 static const char *pick_key(struct state *s, size_t *kl)
 {
 	uint8_t b = fz_u8(&s->in);
-	if (b < 224) {
-		s->kidx = (int)(b % NKEYS);
+	if (b < 224 || b >= 248) {
+		s->kidx = (int)(b < 224 ? b % NSHORT : NSHORT + (b - 248u) % (NKEYS - NSHORT));
 		const char *k = key_names[s->kidx];
 		*kl = strlen(k);
 		return k;
@@ -735,7 +750,7 @@ static void many_check(struct state *s, tc_cache *c, tc_req *r, const int *kidx,
 static void get_many(struct state *s, tc_cache *c)
 {
 	tc_req r[MANY_MAX];
-	char kb[MANY_MAX][16];
+	char kb[MANY_MAX][32]; /* the longest of key_names, 32 bytes; a random key 12 */
 	int kidx[MANY_MAX];
 	size_t nr = 1 + fz_u8(&s->in) % MANY_MAX;
 	unsigned mode = fz_u8(&s->in) % 3; /* copy, peek, both */
