@@ -1106,15 +1106,19 @@ static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstat
 {
 	uint64_t *slotp = NULL, word = 0;
 	struct view old = { 0 };
-	/* The key's home bucket is asked for first: it arrives while the
-	 * block is taken (a hint; the lookup loads it again). */
+	/* An add has no hint: it is for keys not written here before, and
+	 * its store (below) would make the publishing CAS wait for the line. */
+	uint32_t *hint = q->op != TC_OP_ADD ? tc__hint(c, w->hash) : NULL;
+	/* The key's home bucket and its hint's line are asked for first:
+	 * they arrive while the block is taken (the block's locked
+	 * instructions would hold back loads, not prefetches); then the
+	 * hinted entry, while the bucket is still on its way. */
 	__builtin_prefetch(&c->index[w->hash & c->bmask]);
+	if (hint)
+		__builtin_prefetch(hint);
 	struct tc_entry *e = alloc_early(c, q, w, s);
 	if (e)
 		TC_CRASH_POINT(write_early_block);
-	/* An add's hint line is never loaded: it is for keys written here
-	 * before, and its store (below) would wait on the line's miss. */
-	uint32_t *hint = q->op != TC_OP_ADD ? tc__hint(c, w->hash) : NULL;
 	if (hint)
 		prefetch_hinted(c, hint);
 	int lr = lookup(c, w->hash, q->key, q->klen, q->kind, &slotp, &word, &old);
