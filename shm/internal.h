@@ -151,8 +151,24 @@ struct tc_cache {
 	 * is above it (it retires through epoch.c). */
 	int               (*clean_dead)(tc_cache *c, struct tc_rslot *self,
 					tc_sweep_report *rep);
+	/* Where this process last wrote each key, by hash: the ref of the
+	 * block its last write here published (0: none), a hint that a write
+	 * prefetches while it waits for the key's bucket (kv.c,
+	 * prefetch_hinted).  Process-local, never trusted: relaxed loads and
+	 * stores from any thread; a stale or wild ref costs a useless
+	 * prefetch, never a wrong result (design.md section 10).  hint_mask
+	 * + 1 words, a power of two; without the mapping, one static word. */
+	uint32_t           *hints;
+	uint64_t            hint_mask;
+	size_t              hint_map;    /* bytes mapped at hints, 0: the static word */
 	char                name[TC_NAME_MAX + 1];
 };
+
+/* The hint word of HASH in C (tc_cache.hints). */
+static inline uint32_t *tc__hint(tc_cache *c, uint64_t hash)
+{
+	return &c->hints[(hash >> 16) & c->hint_mask];
+}
 
 /*
  * An eviction policy (tc_opts.eviction), as liburcu's cds_lfht_mm_type is

@@ -1092,18 +1092,46 @@ static inline struct tc_entry *alloc_early(tc_cache *c, const struct tc__wreq *q
 	return e;
 }
 
+/*
+ * Ask for the entry that this process's last write of HASH published (its
+ * hint, tc_cache.hints), which is the key's entry still unless another
+ * process wrote the key since or another key took the hint's word.  The
+ * lookup's second load, the old entry's header and key, depends on its
+ * first, the bucket's; with the hint both are on their way at once.  Only
+ * a prefetch: the ref is bounded to the arena and nothing is read from it
+ * here.  Its two lines are the header and the key's (TC_ENTRY_HDR).
+ */
+static inline void prefetch_hinted(tc_cache *c, const uint32_t *hint)
+{
+	uint64_t r = tc__ld(hint);
+	if (r && r + 4 <= c->ref_lim) { /* both lines inside the arena */
+		const uint8_t *p = c->arena + (r - 1) * TC_BLOCK_UNIT;
+		__builtin_prefetch(p);
+		__builtin_prefetch(p + TC_ENTRY_HDR);
+	}
+}
+
 /* One attempt of the write, inside the read section of slot S. */
 static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstate *w,
 			     struct tc_rslot *s, int *rc)
 {
 	uint64_t *slotp = NULL, word = 0;
 	struct view old = { 0 };
-	/* The key's home bucket is asked for first: it arrives while the
-	 * block is taken (a hint; the lookup loads it again). */
+	/* An add has no hint: it is for keys not written here before, and
+	 * its store (below) would make the publishing CAS wait for the line. */
+	uint32_t *hint = q->op != TC_OP_ADD ? tc__hint(c, w->hash) : NULL;
+	/* The key's home bucket and its hint's line are asked for first:
+	 * they arrive while the block is taken (the block's locked
+	 * instructions would hold back loads, not prefetches); then the
+	 * hinted entry, while the bucket is still on its way. */
 	__builtin_prefetch(&c->index[w->hash & c->bmask]);
+	if (hint)
+		__builtin_prefetch(hint);
 	struct tc_entry *e = alloc_early(c, q, w, s);
 	if (e)
 		TC_CRASH_POINT(write_early_block);
+	if (hint)
+		prefetch_hinted(c, hint);
 	int lr = lookup(c, w->hash, q->key, q->klen, q->kind, &slotp, &word, &old);
 	/* The clock is read only when there is an expiry to judge. */
 	bool found = lr == 0,
@@ -1139,6 +1167,8 @@ static inline int write_once(tc_cache *c, const struct tc__wreq *q, struct wstat
 	}
 	TC_CRASH_POINT(write_built);
 	*rc = 0;
+	if (hint)
+		tc__st(hint, (uint32_t)tc__ref_of(c, e));
 	if (found)
 		return publish_update(c, q, w, s, e, slotp, word, &old, live);
 	return publish_insert(c, q, w, s, e, rc);

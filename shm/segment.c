@@ -268,6 +268,38 @@ static int validate(const struct tc_hdr *h, uint64_t size, struct geo *g)
 	return 0;
 }
 
+/*
+ * The write hints of handle C (tc_cache.hints): two words per key of the
+ * segment's capacity, a power of two from 2^10 to TC_HINTS_MAX, in address
+ * space reserved here and backed only as writes touch it: a process that
+ * only reads costs no memory for them.  Without the mapping every hash
+ * shares one static word: the hints only miss more.
+ */
+#define TC_HINTS_MAX (1u << 21) /* words: 8 MiB */
+
+static uint32_t no_hints[1];
+
+static void map_hints(tc_cache *c)
+{
+	uint64_t n = 1024;
+	while (n < TC_HINTS_MAX && n < c->max_entries * 2)
+		n <<= 1;
+	size_t len = n * sizeof(uint32_t);
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	c->hints = m == MAP_FAILED ? no_hints : m;
+	c->hint_mask = m == MAP_FAILED ? 0 : n - 1;
+	c->hint_map = m == MAP_FAILED ? 0 : len;
+}
+
+static void unmap_hints(tc_cache *c)
+{
+	if (c->hint_map)
+		munmap(c->hints, c->hint_map);
+	c->hints = no_hints;
+	c->hint_map = 0;
+}
+
 static void fill_handle(tc_cache *c, uint8_t *base, uint64_t size, const struct geo *g,
 			const char *name)
 {
@@ -303,6 +335,7 @@ static void fill_handle(tc_cache *c, uint8_t *base, uint64_t size, const struct 
 	const char *slow = getenv("TICKCACHE_SLOW_US");
 	c->slow_ns = (slow && *slow ? strtoull(slow, NULL, 10) : 100) * 1000;
 	snprintf(c->name, sizeof(c->name), "%s", name);
+	map_hints(c);
 }
 
 /*
@@ -433,6 +466,7 @@ static int attach_mapped(uint8_t *base, const struct stat *st, const char *name,
 	c->tool = opts && (opts->flags & TC_TOOL);
 	rc = attach_claim(c);
 	if (rc) {
+		unmap_hints(c);
 		free(c);
 		return rc;
 	}
@@ -562,6 +596,7 @@ void tc_close(tc_cache *c)
 		tc__cas(&r->pid, (uint64_t)tc__self_pid(), 0);
 	}
 	munmap(c->base, c->size);
+	unmap_hints(c);
 	free(c);
 }
 

@@ -11,6 +11,8 @@
  * - A set racing a delete is never lost: the outcome matches a linearization.
  * - Versions observed by each thread never go down, and grow after each of
  *   its own changes (also across delete + re-insert).
+ * - A set leaves its entry's ref as the key's write hint; no hint is
+ *   trusted.
  */
 #include "whitebox.h"
 
@@ -730,6 +732,61 @@ static void test_reinsert_after_delete_has_larger_version(void **state)
 	tc_unlink(name);
 }
 
+/* The ref of the entry that the index names for KEY (asserted present). */
+static uint64_t indexed_ref(tc_cache *c, const char *key)
+{
+	uint64_t *slotp, w;
+	struct tc_entry *e;
+	uint64_t hash = tc__hash(c, key, strlen(key), TC_KIND_KEY);
+	ASSERT_RC(0, tc__lookup(c, hash, key, strlen(key), TC_KIND_KEY, &slotp, &w, &e));
+	return TC_SW_REF(w);
+}
+
+/*
+ * The write hints (tc_cache.hints, kv.c's prefetch_hinted): a set leaves
+ * in its key's hint word the ref of the entry it published, which the
+ * next write of the key prefetches; an add leaves none.  A hint is never
+ * trusted: one that names another key's live entry, a ref past the arena
+ * or the largest ref changes no write's result and no other key.
+ */
+static void test_a_set_leaves_its_entry_as_the_hint_and_no_hint_is_trusted(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 1 << 20, 4, TC_EVICT_NONE);
+	assert_true(c->hint_map > 0);
+	assert_true(c->hint_mask >= 2047); /* two words a key, at least 2^10 */
+	uint64_t hk = tc__hash(c, "hint-k", 6, TC_KIND_KEY);
+	uint64_t ha = tc__hash(c, "hint-a", 6, TC_KIND_KEY);
+	assert_int_not_equal(tc__hint(c, hk), tc__hint(c, ha));
+	ASSERT_RC(0, tc_add(c, "hint-a", 6, "A", 1, 0, 0));
+	assert_int_equal(*tc__hint(c, ha), 0);
+	ASSERT_RC(0, tc_set(c, "hint-k", 6, "v1", 2, 0, 0));
+	uint64_t r1 = indexed_ref(c, "hint-k");
+	assert_int_equal(*tc__hint(c, hk), r1);
+	ASSERT_RC(0, tc_set(c, "hint-k", 6, "v2", 2, 0, 0));
+	uint64_t r2 = indexed_ref(c, "hint-k");
+	assert_int_not_equal(r2, r1);
+	assert_int_equal(*tc__hint(c, hk), r2);
+	const uint32_t bad[] = { (uint32_t)indexed_ref(c, "hint-a"),
+				 (uint32_t)c->arena_units + 1, UINT32_MAX };
+	char val[8], buf[8];
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		*tc__hint(c, hk) = bad[i];
+		int n = snprintf(val, sizeof(val), "w%u", i);
+		ASSERT_RC(0, tc_set(c, "hint-k", 6, val, (size_t)n, 0, 0));
+		tc_meta m;
+		ASSERT_RC(0, tc_get(c, "hint-k", 6, buf, sizeof(buf), &m));
+		assert_int_equal(m.len, (size_t)n);
+		assert_memory_equal(buf, val, (size_t)n);
+		assert_int_equal(*tc__hint(c, hk), indexed_ref(c, "hint-k"));
+		ASSERT_RC(0, tc_get(c, "hint-a", 6, buf, sizeof(buf), &m));
+		assert_int_equal(m.len, 1);
+		assert_int_equal(buf[0], 'A');
+	}
+	tc_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -745,6 +802,7 @@ int main(void)
 		FX_TEST(test_processes_racing_add_have_one_winner_and_one_entry),
 		FX_TEST(test_set_racing_del_is_never_lost),
 		FX_TEST(test_versions_grow_across_delete_and_reinsert),
+		FX_TEST(test_a_set_leaves_its_entry_as_the_hint_and_no_hint_is_trusted),
 	};
 	return fx_run(tests);
 }
