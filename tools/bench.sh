@@ -591,7 +591,7 @@ done
 echo
 echo "(get: the ratio is gets/s over the array's; set: ns per op is the mean, the ratio is p50 over the array's.)"
 echo
-echo "Batched: per batch size N, \`tc_get_many\` of N keys against a loop of N \`tc_get\` calls (each value to its own buffer) and the array's loop of N gets, over the same keys, alternating in each round; ns per key on the CPU."
+echo "Batched: per batch size N, \`tc_get_many\` of N keys against a loop of N \`tc_get\` calls (each value to its own buffer) and the array's loop of N gets, over the same keys, alternating in each round, each timed pass right after an untimed pass over the same keys of the same table (for both tickcache passes the same loop of N \`tc_get\`), so that the two sides of the ratio start from the same state; ns per key on the CPU."
 echo
 echo "| N | loop of N tc_get | tc_get_many of N | ratio (within each run) | array, loop of N |"
 echo "|--:|--:|--:|--:|--:|"
