@@ -23,27 +23,13 @@
 
 static size_t pg;
 
-/*
- * Move C's mapping so that a PROT_NONE page follows it: a read past the
- * arena's end is a SIGSEGV.  Right after tc_open, before any call has kept
- * a pointer into the segment (the thread's entry keeps its slot's).
- */
+/* wb_guard_after, asserted: the arena ends the mapping, so the PROT_NONE
+ * page follows the arena's last byte. */
 static void guard_after(tc_cache *c)
 {
 	pg = (size_t)sysconf(_SC_PAGESIZE);
 	assert_ptr_equal(c->arena + c->arena_bytes, c->base + c->size);
-	uint8_t *res = mmap(NULL, c->size + pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(res != MAP_FAILED);
-	void *nb = mremap(c->base, c->size, c->size, MREMAP_MAYMOVE | MREMAP_FIXED, res);
-	assert_ptr_equal(nb, res);
-	ptrdiff_t d = res - c->base;
-	c->base = res;
-	c->h = (struct tc_hdr *)((uint8_t *)c->h + d);
-	c->slots = (struct tc_rslot *)((uint8_t *)c->slots + d);
-	c->attach = (struct tc_attach_rec *)((uint8_t *)c->attach + d);
-	c->index = (struct tc_bucket *)((uint8_t *)c->index + d);
-	c->arena += d;
-	tc__hash_init(c); /* arena_end */
+	assert_int_equal(wb_guard_after(c), 0);
 	assert_int_equal(c->arena_end, (uintptr_t)c->base + c->size);
 }
 

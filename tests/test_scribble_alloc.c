@@ -612,29 +612,6 @@ static void test_audit_cuts_a_carve_hole_into_free_blocks(void **state)
 }
 
 
-/*
- * Move the handle's mapping so that the page after it is PROT_NONE: any
- * read past the end of the segment is a SIGSEGV.
- */
-static int map_guard_page_after(tc_cache *c)
-{
-	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-	uint8_t *res = mmap(NULL, c->size + pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (res == MAP_FAILED)
-		return -1;
-	void *nb = mremap(c->base, c->size, c->size, MREMAP_MAYMOVE | MREMAP_FIXED, res);
-	if (nb != (void *)res)
-		return -1;
-	ptrdiff_t d = res - c->base;
-	c->base = res;
-	c->h = (struct tc_hdr *)((uint8_t *)c->h + d);
-	c->slots = (struct tc_rslot *)((uint8_t *)c->slots + d);
-	c->attach = (struct tc_attach_rec *)((uint8_t *)c->attach + d);
-	c->index = (struct tc_bucket *)((uint8_t *)c->index + d);
-	c->arena += d;
-	return 0;
-}
-
 #define LAST_KEYS 511 /* 128-byte blocks: 512 fill the 64 KiB arena exactly */
 
 static int audit_with_guard(const char *name)
@@ -643,7 +620,7 @@ static int audit_with_guard(const char *name)
 	signal(SIGSEGV, SIG_DFL); /* die of it, rather than run cmocka's next test */
 	if (tc_open(&c, name, NULL) != 0)
 		return BB_EXIT_SETUP;
-	if (c->arena + c->arena_bytes != c->base + c->size || map_guard_page_after(c) != 0) {
+	if (c->arena + c->arena_bytes != c->base + c->size || wb_guard_after(c) != 0) {
 		bb_child_fail("cannot place a guard page after the arena");
 		return BB_EXIT_SETUP;
 	}

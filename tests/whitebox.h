@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -140,6 +141,35 @@ static inline int wb_slots_owned(tc_cache *c)
 		if (tc__ld(&c->slots[i].owner))
 			n++;
 	return n;
+}
+
+/*
+ * Move C's mapping so that a PROT_NONE page follows it: a read past the
+ * segment's end is a SIGSEGV.  Right after tc_open, before any call has
+ * kept a pointer into the segment (the thread's entry keeps its slot's).
+ * The handle's pointers follow the move, and so does the read path's bound
+ * of the arena (arena_end, which tc__hash_init derives).  0, or -1 when
+ * the mapping cannot be moved (the handle is then unchanged).
+ */
+static inline int wb_guard_after(tc_cache *c)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	uint8_t *res = mmap(NULL, c->size + pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (res == MAP_FAILED)
+		return -1;
+	if (mremap(c->base, c->size, c->size, MREMAP_MAYMOVE | MREMAP_FIXED, res) != res) {
+		munmap(res, c->size + pg);
+		return -1;
+	}
+	ptrdiff_t d = res - c->base;
+	c->base = res;
+	c->h = (struct tc_hdr *)((uint8_t *)c->h + d);
+	c->slots = (struct tc_rslot *)((uint8_t *)c->slots + d);
+	c->attach = (struct tc_attach_rec *)((uint8_t *)c->attach + d);
+	c->index = (struct tc_bucket *)((uint8_t *)c->index + d);
+	c->arena += d;
+	tc__hash_init(c);
+	return 0;
 }
 
 #endif /* TC_TESTS_WHITEBOX_H */
