@@ -1890,6 +1890,74 @@ static void test_many_reads_a_request_key_with_its_length(void **state)
 	munmap(two, 2 * page_size);
 }
 
+/*
+ * A request's buf and cap as the copy uses them: another thread of the
+ * caller that makes a request's buf NULL (cap kept) during the call gets
+ * -EINVAL for it, as such a request would, or the copy into the buf the
+ * call read before; never a copy into NULL.  Run by a child, whose death
+ * is the failure: the page of the key's home bucket faults in pass two,
+ * after pass one checked the request, and the handler clears .buf.
+ */
+static tc_req *buf_trap_req;
+static void *buf_trap_page;
+static int buf_traps;
+
+static void on_buf_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	uint8_t *a = si->si_addr, *p = buf_trap_page;
+	if (!p || a < p || a >= p + page_size) {
+		signal(sig, SIG_DFL); /* a real fault: die of it */
+		return;
+	}
+	*(void *volatile *)&buf_trap_req->buf = NULL;
+	buf_traps++;
+	mprotect(p, page_size, PROT_READ | PROT_WRITE);
+	buf_trap_page = NULL;
+}
+
+static void test_many_never_copies_into_a_buf_made_null_during_the_call(void **state)
+{
+	(void)state;
+	page_size = (size_t)sysconf(_SC_PAGESIZE);
+	char name[TC_NAME_MAX + 1];
+	fx_name(name);
+	tc_cache *c = wb_create(name, 512, 4u << 20, 8, TC_EVICT_NONE);
+	static const char x[] = "buf-trap-key";
+	ASSERT_RC(0, tc_set(c, x, 12, "xval", 4, 3, 0));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		tc_cache *cc = fx_attach(name);
+		char buf[16] = { 0 };
+		tc_req r[1] = { { .key = x, .klen = 12, .buf = buf, .cap = sizeof(buf) } };
+		uint64_t h = tc__hash(cc, x, 12, TC_KIND_KEY);
+		buf_trap_req = &r[0];
+		struct sigaction sv;
+		memset(&sv, 0, sizeof(sv));
+		sv.sa_sigaction = on_buf_segv;
+		sigemptyset(&sv.sa_mask);
+		sv.sa_flags = SA_SIGINFO;
+		sigaction(SIGSEGV, &sv, NULL);
+		buf_trap_page = (void *)((uintptr_t)&cc->index[h & cc->bmask] &
+					 ~(uintptr_t)(page_size - 1));
+		if (mprotect(buf_trap_page, page_size, PROT_NONE) != 0)
+			_exit(2);
+		int got = tc_get_many(cc, r, 1);
+		if (buf_traps != 1)
+			_exit(3);
+		bool einval = r[0].rc == -EINVAL && got == 0;
+		bool copied = r[0].rc == 0 && got == 1 && memcmp(buf, "xval", 4) == 0;
+		_exit(einval || copied ? 0 : 4);
+	}
+	int st = fx_wait(pid);
+	tc_close(c);
+	tc_unlink(name);
+	if (st != 0)
+		fail_msg("tc_get_many of a request whose buf went NULL (cap 16) between the passes: "
+			 "child status %d (128 + signal: it copied into NULL; 4: another answer)", st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1909,6 +1977,7 @@ int main(void)
 		FX_TEST(test_many_without_a_reader_slot),
 		FX_TEST(test_many_reads_a_request_length_once),
 		FX_TEST(test_many_reads_a_request_key_with_its_length),
+		FX_TEST(test_many_never_copies_into_a_buf_made_null_during_the_call),
 	};
 	return fx_run(tests);
 }
