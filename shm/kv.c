@@ -495,6 +495,20 @@ struct many_count {
 };
 
 /*
+ * Request R's buf and cap for pass three's copy, into *BUF and *CAP: read
+ * once each, here, and checked again as pass one checked them (false: a
+ * NULL buf with cap > 0, -EINVAL).  Pass one's check read them before, and
+ * another thread of the caller may have changed them since: the copy goes
+ * where the pair read says, never into NULL.
+ */
+static inline bool many_buf(tc_req *r, void **buf, size_t *cap)
+{
+	*buf = tc__ld(&r->buf);
+	*cap = tc__ld(&r->cap);
+	return *buf || !*cap;
+}
+
+/*
  * Pass three of many_in: each lookup finished from its kept scan, and the
  * copy (VALS NULL) or the pointer.  PLAIN (a constant at each call): the
  * handle's rslow is 0, no check after the read.  BAD (a constant 0 at the
@@ -521,8 +535,12 @@ many_finish(tc_cache *c, tc_req *reqs, size_t n, const void **vals, const uint64
 		tc_req *r = &reqs[i];
 		uint64_t *slotp, w;
 		struct view v;
+		void *buf = NULL;
+		size_t cap = 0;
 		int rc;
 		if (TC_UNLIKELY(bad >> i & 1)) {
+			rc = -EINVAL;
+		} else if (!vals && TC_UNLIKELY(!many_buf(r, &buf, &cap))) {
 			rc = -EINVAL;
 		} else {
 			/* The key and length pass one read, checked and hashed,
@@ -544,7 +562,7 @@ many_finish(tc_cache *c, tc_req *reqs, size_t n, const void **vals, const uint64
 			if (vals)
 				rc = peek_view(c, hash[i], klen, rc, &v, &vals[i], &r->meta, plain);
 			else
-				rc = copy_view(c, hash[i], klen, rc, &v, r->buf, r->cap, &r->meta,
+				rc = copy_view(c, hash[i], klen, rc, &v, buf, cap, &r->meta,
 					       NULL, NULL, false, plain);
 		}
 		r->rc = rc;
