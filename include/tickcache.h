@@ -423,9 +423,12 @@ bool tc_exists(tc_cache *c, const void *key, size_t klen);
  * and a key requested twice never answers a newer version, then an older.
  * Requests are independent: one with a bad key or a NULL buf with cap > 0
  * gets -EINVAL, one whose value exceeds cap gets -E2BIG (its meta filled),
- * and the others are read.  Each request's klen is read once: a request
- * changed by another thread during the call is answered for the length
- * read, never with bytes of another layout.  Counted as N reads in tc_stats.
+ * and the others are read.  Each request's key and klen are read once,
+ * together: a request changed by another thread during the call is
+ * answered for the key and length read, never with bytes of another layout,
+ * and no key is read past the length read with it; the copy reads buf and
+ * cap once each and checks them again (a NULL buf with cap > 0 then gets
+ * -EINVAL, never a copy into NULL).  Counted as N reads in tc_stats.
  * Lock-free; shared writes as tc_get.  N may be 0 (REQS may then be NULL).
  * Returns the number of requests whose rc is 0, or, with no request read,
  * -EINVAL (NULL c; NULL reqs with N > 0; N > INT_MAX), -EUSERS, -ESTALE or

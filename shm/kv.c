@@ -465,12 +465,13 @@ int tc_peek(tc_cache *c, const void *key, size_t klen, const void **val, tc_meta
 #define MANY_CHUNK 16
 _Static_assert(MANY_CHUNK <= 32, "many_in's mask of bad requests is 32 bits");
 
-/* Pass two's scan of one home bucket, and the key's length as pass one
- * read it (in the scan's padding). */
+/* Pass two's scan of one home bucket, and the key and its length as pass
+ * one read them (the length in the scan's padding). */
 struct many_scan {
 	uint64_t w[8];
 	uint32_t m;
 	uint32_t klen;
+	const void *key;
 };
 
 static inline void many_scan_prefetch(tc_cache *c, uint64_t hash, struct many_scan *sc)
@@ -492,6 +493,20 @@ static inline void many_scan_prefetch(tc_cache *c, uint64_t hash, struct many_sc
 struct many_count {
 	uint32_t by[TC_C_ERRORS + 1];
 };
+
+/*
+ * Request R's buf and cap for pass three's copy, into *BUF and *CAP: read
+ * once each, here, and checked again as pass one checked them (false: a
+ * NULL buf with cap > 0, -EINVAL).  Pass one's check read them before, and
+ * another thread of the caller may have changed them since: the copy goes
+ * where the pair read says, never into NULL.
+ */
+static inline bool many_buf(tc_req *r, void **buf, size_t *cap)
+{
+	*buf = tc__ld(&r->buf);
+	*cap = tc__ld(&r->cap);
+	return *buf || !*cap;
+}
 
 /*
  * Pass three of many_in: each lookup finished from its kept scan, and the
@@ -520,27 +535,34 @@ many_finish(tc_cache *c, tc_req *reqs, size_t n, const void **vals, const uint64
 		tc_req *r = &reqs[i];
 		uint64_t *slotp, w;
 		struct view v;
+		void *buf = NULL;
+		size_t cap = 0;
 		int rc;
 		if (TC_UNLIKELY(bad >> i & 1)) {
 			rc = -EINVAL;
+		} else if (!vals && TC_UNLIKELY(!many_buf(r, &buf, &cap))) {
+			rc = -EINVAL;
 		} else {
-			/* The length pass one read, checked and hashed, never the
-			 * request's again: another thread of the caller may have
-			 * changed it since, and the class below is that read's. */
+			/* The key and length pass one read, checked and hashed,
+			 * never the request's again: another thread of the caller
+			 * may have changed them since, the class below is that
+			 * read's, and a key compared over another request's length
+			 * would be read past its end. */
 			size_t klen = sc[i].klen;
+			const void *key = sc[i].key;
 			if (lo && (klen < lo || klen > hi))
 				__builtin_unreachable(); /* pass one's class of the key */
 			if (TC_UNLIKELY(walked)) /* scanned again, now */
 				sc[i].m = bucket_scan(&c->index[hash[i] & c->bmask],
 						      TC_TAG_OF(hash[i]), sc[i].w);
 			bool walk;
-			rc = lookup_scanned(c, hash[i], r->key, klen, TC_KIND_KEY, sc[i].w,
+			rc = lookup_scanned(c, hash[i], key, klen, TC_KIND_KEY, sc[i].w,
 					    sc[i].m, &slotp, &w, &v, &walk);
 			walked |= walk;
 			if (vals)
 				rc = peek_view(c, hash[i], klen, rc, &v, &vals[i], &r->meta, plain);
 			else
-				rc = copy_view(c, hash[i], klen, rc, &v, r->buf, r->cap, &r->meta,
+				rc = copy_view(c, hash[i], klen, rc, &v, buf, cap, &r->meta,
 					       NULL, NULL, false, plain);
 		}
 		r->rc = rc;
@@ -567,12 +589,13 @@ hash_len(tc_cache *c, const void *key, size_t klen, size_t lo, size_t hi)
 }
 
 /* Pass one of many_in: check and hash each request (into HASH), keep the
- * length it read (SC[i].klen, the one pass three uses), prefetch its home
- * bucket, and class it.  A key of 9..16 or 17..32 bytes passes
- * tc__valid_key's length test by its class's.  The length is loaded once
- * (a volatile load, which the compiler cannot repeat): its class test, the
- * hash and the kept copy see the same value, whatever another thread of
- * the caller writes into the request meanwhile. */
+ * key and length it read (SC[i].key and .klen, the ones pass three uses),
+ * prefetch its home bucket, and class it.  A key of 9..16 or 17..32 bytes
+ * passes tc__valid_key's length test by its class's.  The key and the
+ * length are loaded once each (volatile loads, which the compiler cannot
+ * repeat): the checks, the class test, the hash and the kept copies see
+ * the same values, whatever another thread of the caller writes into the
+ * request meanwhile. */
 static inline __attribute__((always_inline)) struct many_class
 many_hash(tc_cache *c, const tc_req *reqs, size_t n, bool peek, uint64_t *hash,
 	  struct many_scan *sc)
@@ -580,8 +603,8 @@ many_hash(tc_cache *c, const tc_req *reqs, size_t n, bool peek, uint64_t *hash,
 	struct many_class mc = { 0, 0, 0 };
 	for (size_t i = 0; i < n; i++) {
 		const tc_req *r = &reqs[i];
-		const void *key = r->key;
-		size_t klen = tc__ld(&r->klen); /* once: pass three takes this read */
+		const void *key = tc__ld(&r->key); /* once: pass three takes */
+		size_t klen = tc__ld(&r->klen);    /* these reads */
 		uint64_t h;
 		if (TC_UNLIKELY(!key || (!peek && !r->buf && r->cap))) {
 			mc.bad |= 1u << i;
@@ -601,6 +624,7 @@ many_hash(tc_cache *c, const tc_req *reqs, size_t n, bool peek, uint64_t *hash,
 		}
 		hash[i] = h;
 		sc[i].klen = (uint32_t)klen; /* 1..TC_KEY_MAX */
+		sc[i].key = key;
 		__builtin_prefetch(&c->index[h & c->bmask]);
 	}
 	return mc;

@@ -270,7 +270,8 @@ static int validate(const struct tc_hdr *h, uint64_t size, struct geo *g)
 
 /*
  * The write hints of handle C (tc_cache.hints): two words per key of the
- * segment's capacity, a power of two from 2^10 to TC_HINTS_MAX, in address
+ * segment's capacity rounded up to a power of two, from 2^10 words to
+ * TC_HINTS_MAX (fewer than two a key past 2^20 keys), in address
  * space reserved here and backed only as writes touch it: a process that
  * only reads costs no memory for them.  Without the mapping every hash
  * shares one static word: the hints only miss more.

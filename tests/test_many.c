@@ -1790,6 +1790,174 @@ static void test_many_reads_a_request_length_once(void **state)
 	}
 }
 
+/*
+ * The key a request names is read once too, with its length: the key that
+ * pass one hashed is the one pass three compares, over the length pass one
+ * read.  The request names a 20-byte key X; the page of X's home bucket
+ * faults on its first load (pass two), and the handler makes the request
+ * name Y, the 12 bytes just before a page that faults, with .klen 12: the
+ * caller's other thread reusing the request for another key.  Y is X's
+ * first 12 bytes, so that no compare can tell them apart before byte 12.
+ * The call may answer for (X, 20) or for (Y, 12) (-ENOENT: no such key),
+ * and reads none of the caller's bytes past the key it answers for.
+ */
+static tc_req *key_trap_req;
+static const void *key_trap_key;
+static void *key_trap_page, *key_guard_page;
+static int key_traps, key_overreads;
+
+static void on_key_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	uint8_t *a = si->si_addr, *p = key_trap_page, *g = key_guard_page;
+	if (g && a >= g && a < g + page_size) { /* past Y's 12 bytes */
+		key_overreads++;
+		mprotect(g, page_size, PROT_READ | PROT_WRITE);
+		key_guard_page = NULL;
+		return;
+	}
+	if (!p || a < p || a >= p + page_size) {
+		signal(sig, SIG_DFL); /* a real fault: die of it */
+		return;
+	}
+	*(const void *volatile *)&key_trap_req->key = key_trap_key;
+	*(volatile size_t *)&key_trap_req->klen = 12;
+	key_traps++;
+	mprotect(p, page_size, PROT_READ | PROT_WRITE);
+	key_trap_page = NULL;
+}
+
+static void test_many_reads_a_request_key_with_its_length(void **state)
+{
+	(void)state;
+	page_size = (size_t)sysconf(_SC_PAGESIZE);
+	static const char x[21] = "abcdefghijklMNOPQRST";
+	uint8_t *two = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(two != MAP_FAILED);
+	uint8_t *y = two + page_size - 12;
+	memcpy(y, x, 12);
+	for (int peek = 0; peek < 2; peek++) {
+		char name[TC_NAME_MAX + 1];
+		fx_name(name);
+		tc_cache *c = wb_create(name, 512, 4u << 20, 8, TC_EVICT_NONE);
+		ASSERT_RC(0, tc_set(c, x, 20, "xval", 4, 3, 0));
+		uint64_t hx = tc__hash(c, x, 20, TC_KIND_KEY);
+		char buf[16];
+		memset(buf, 0, sizeof(buf));
+		tc_req r[1] = { { .key = x, .klen = 20, .buf = buf, .cap = sizeof(buf) } };
+		const void *v[1] = { NULL };
+		key_trap_req = &r[0];
+		key_trap_key = y;
+		key_traps = key_overreads = 0;
+		struct sigaction sv, old;
+		memset(&sv, 0, sizeof(sv));
+		sv.sa_sigaction = on_key_segv;
+		sigemptyset(&sv.sa_mask);
+		sv.sa_flags = SA_SIGINFO;
+		sigaction(SIGSEGV, &sv, &old);
+		key_trap_page = (void *)((uintptr_t)&c->index[hx & c->bmask] &
+					 ~(uintptr_t)(page_size - 1));
+		key_guard_page = two + page_size;
+		if (peek)
+			ASSERT_RC(0, tc_read_lock(c));
+		assert_int_equal(mprotect(key_guard_page, page_size, PROT_NONE), 0);
+		assert_int_equal(mprotect(key_trap_page, page_size, PROT_NONE), 0);
+		int got = peek ? tc_peek_many(c, r, 1, v) : tc_get_many(c, r, 1);
+		sigaction(SIGSEGV, &old, NULL);
+		if (key_trap_page)
+			mprotect(key_trap_page, page_size, PROT_READ | PROT_WRITE);
+		if (key_guard_page)
+			mprotect(key_guard_page, page_size, PROT_READ | PROT_WRITE);
+		key_trap_page = key_guard_page = NULL;
+		assert_int_equal(key_traps, 1);
+		if (key_overreads)
+			fail_msg("%s: the request went from (X, 20) to (Y, 12) during the call: "
+				 "it read past Y's 12 bytes (answer %d)",
+				 peek ? "tc_peek_many" : "tc_get_many", r[0].rc);
+		if (r[0].rc == 0) {
+			assert_int_equal(got, 1);
+			assert_int_equal(r[0].meta.len, 4);
+			assert_memory_equal(peek ? v[0] : (const void *)buf, "xval", 4);
+		} else {
+			ASSERT_RC(-ENOENT, r[0].rc);
+			assert_int_equal(got, 0);
+		}
+		if (peek)
+			tc_read_unlock(c);
+		tc_close(c);
+	}
+	munmap(two, 2 * page_size);
+}
+
+/*
+ * A request's buf and cap as the copy uses them: another thread of the
+ * caller that makes a request's buf NULL (cap kept) during the call gets
+ * -EINVAL for it, as such a request would, or the copy into the buf the
+ * call read before; never a copy into NULL.  Run by a child, whose death
+ * is the failure: the page of the key's home bucket faults in pass two,
+ * after pass one checked the request, and the handler clears .buf.
+ */
+static tc_req *buf_trap_req;
+static void *buf_trap_page;
+static int buf_traps;
+
+static void on_buf_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	uint8_t *a = si->si_addr, *p = buf_trap_page;
+	if (!p || a < p || a >= p + page_size) {
+		signal(sig, SIG_DFL); /* a real fault: die of it */
+		return;
+	}
+	*(void *volatile *)&buf_trap_req->buf = NULL;
+	buf_traps++;
+	mprotect(p, page_size, PROT_READ | PROT_WRITE);
+	buf_trap_page = NULL;
+}
+
+static void test_many_never_copies_into_a_buf_made_null_during_the_call(void **state)
+{
+	(void)state;
+	page_size = (size_t)sysconf(_SC_PAGESIZE);
+	char name[TC_NAME_MAX + 1];
+	fx_name(name);
+	tc_cache *c = wb_create(name, 512, 4u << 20, 8, TC_EVICT_NONE);
+	static const char x[] = "buf-trap-key";
+	ASSERT_RC(0, tc_set(c, x, 12, "xval", 4, 3, 0));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		tc_cache *cc = fx_attach(name);
+		char buf[16] = { 0 };
+		tc_req r[1] = { { .key = x, .klen = 12, .buf = buf, .cap = sizeof(buf) } };
+		uint64_t h = tc__hash(cc, x, 12, TC_KIND_KEY);
+		buf_trap_req = &r[0];
+		struct sigaction sv;
+		memset(&sv, 0, sizeof(sv));
+		sv.sa_sigaction = on_buf_segv;
+		sigemptyset(&sv.sa_mask);
+		sv.sa_flags = SA_SIGINFO;
+		sigaction(SIGSEGV, &sv, NULL);
+		buf_trap_page = (void *)((uintptr_t)&cc->index[h & cc->bmask] &
+					 ~(uintptr_t)(page_size - 1));
+		if (mprotect(buf_trap_page, page_size, PROT_NONE) != 0)
+			_exit(2);
+		int got = tc_get_many(cc, r, 1);
+		if (buf_traps != 1)
+			_exit(3);
+		bool einval = r[0].rc == -EINVAL && got == 0;
+		bool copied = r[0].rc == 0 && got == 1 && memcmp(buf, "xval", 4) == 0;
+		_exit(einval || copied ? 0 : 4);
+	}
+	int st = fx_wait(pid);
+	tc_close(c);
+	tc_unlink(name);
+	if (st != 0)
+		fail_msg("tc_get_many of a request whose buf went NULL (cap 16) between the passes: "
+			 "child status %d (128 + signal: it copied into NULL; 4: another answer)", st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1808,6 +1976,8 @@ int main(void)
 		FX_TEST(test_many_refused_call_answers_each_request),
 		FX_TEST(test_many_without_a_reader_slot),
 		FX_TEST(test_many_reads_a_request_length_once),
+		FX_TEST(test_many_reads_a_request_key_with_its_length),
+		FX_TEST(test_many_never_copies_into_a_buf_made_null_during_the_call),
 	};
 	return fx_run(tests);
 }

@@ -12,7 +12,8 @@
  * - Versions observed by each thread never go down, and grow after each of
  *   its own changes (also across delete + re-insert).
  * - A set leaves its entry's ref as the key's write hint; no hint is
- *   trusted.
+ *   trusted.  The hint table's size, and its unmapping at tc_close and on a
+ *   failed attach.
  */
 #include "whitebox.h"
 
@@ -787,6 +788,90 @@ static void test_a_set_leaves_its_entry_as_the_hint_and_no_hint_is_trusted(void 
 	tc_close(c);
 }
 
+/*
+ * The hint table's size: the least power of two of at least two words a
+ * key of max_entries, from 2^10 words to 2^21 (8 MiB), whatever the
+ * capacity beyond 2^20 keys.
+ */
+static void test_the_hint_table_is_a_power_of_two_of_two_words_a_key_to_8_mib(void **state)
+{
+	(void)state;
+	static const struct { uint64_t entries, words; } want[] = {
+		{ TC_MIN_ENTRIES, 1u << 10 }, { 1024, 1u << 11 }, { 1025, 1u << 12 },
+		{ 1u << 20, 1u << 21 }, { (1u << 20) + 1, 1u << 21 }, { 1u << 22, 1u << 21 },
+	};
+	for (unsigned i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		char name[64];
+		tc_cache *c = wb_create(fx_name(name), want[i].entries, 1 << 20, 4, TC_EVICT_NONE);
+		if (c->hint_map != want[i].words * sizeof(uint32_t) ||
+		    c->hint_mask != want[i].words - 1)
+			fail_msg("max_entries %llu: %zu bytes of hints, mask %#llx; want %llu words",
+				 (unsigned long long)want[i].entries, c->hint_map,
+				 (unsigned long long)c->hint_mask,
+				 (unsigned long long)want[i].words);
+		/* The last word is the handle's: a write through it lands. */
+		c->hints[c->hint_mask] = 1;
+		assert_int_equal(c->hints[c->hint_mask], 1);
+		tc_close(c);
+		tc_unlink(name);
+	}
+}
+
+/* This process's address space in KiB (/proc/self/status, VmSize). */
+static long vm_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmSize: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	assert_true(kib > 0);
+	return kib;
+}
+
+/*
+ * A handle's hint table is unmapped when the handle goes: at tc_close and
+ * when tc_open fails after mapping it (every attach record taken, -EUSERS).
+ * 32 opens of each kind leave the address space as it was, where a table
+ * left behind would add 32 x 512 KiB.
+ */
+static void test_a_handle_unmaps_its_hints_at_close_and_on_a_failed_attach(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1u << 16, 4 << 20, 4, TC_EVICT_NONE), *d;
+	assert_int_equal(c->hint_map, 512u << 10);
+	ASSERT_RC(0, tc_open(&d, name, NULL)); /* warm: the allocator's own maps */
+	tc_close(d);
+	long before = vm_kib();
+	for (int i = 0; i < 32; i++) {
+		ASSERT_RC(0, tc_open(&d, name, NULL));
+		ASSERT_RC(0, tc_set(d, "hk", 2, "v", 1, 0, 0)); /* a page of it touched */
+		tc_close(d);
+	}
+	long closed = vm_kib();
+	/* Every free attach record claimed by this (live) process. */
+	uint64_t pid = (uint64_t)getpid();
+	bool mine[256] = { false };
+	assert_true(c->max_attach <= 256);
+	for (uint32_t i = 0; i < c->max_attach; i++)
+		mine[i] = tc__cas(&c->attach[i].pid, 0, pid) == 0;
+	for (int i = 0; i < 32; i++)
+		ASSERT_RC(-EUSERS, tc_open(&d, name, NULL));
+	long failed = vm_kib();
+	for (uint32_t i = 0; i < c->max_attach; i++)
+		if (mine[i])
+			tc__st(&c->attach[i].pid, 0);
+	tc_close(c);
+	tc_unlink(name);
+	if (closed - before >= 512 || failed - closed >= 512)
+		fail_msg("VmSize %ld kB, after 32 opens and closes %ld, after 32 failed attaches %ld",
+			 before, closed, failed);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -803,6 +888,8 @@ int main(void)
 		FX_TEST(test_set_racing_del_is_never_lost),
 		FX_TEST(test_versions_grow_across_delete_and_reinsert),
 		FX_TEST(test_a_set_leaves_its_entry_as_the_hint_and_no_hint_is_trusted),
+		FX_TEST(test_the_hint_table_is_a_power_of_two_of_two_words_a_key_to_8_mib),
+		FX_TEST(test_a_handle_unmaps_its_hints_at_close_and_on_a_failed_attach),
 	};
 	return fx_run(tests);
 }
