@@ -102,6 +102,20 @@ static inline __attribute__((always_inline)) void prefetch_next(tc_cache *c, uin
 }
 
 /*
+ * Whether block E (ref REF), whose link reads NEXT, is one that a pop of
+ * class CLS takes at once: its link inside the arena, FREE, of the class
+ * by its byte and the byte's copy, and the class's size inside the arena.
+ * pop_free's common case, and tc__listed_head's test of a head.
+ */
+static inline __attribute__((always_inline)) bool
+takes_at_once(tc_cache *c, struct tc_entry *e, uint64_t ref, uint64_t next, uint32_t cls)
+{
+	return next <= c->arena_units && tc__ld(&e->state) == TC_BLK_FREE &&
+	       tc__ld(&e->cls) == cls && tc__ld(&e->cls_check) == TC_CLS_CHECK(cls) &&
+	       ref - 1 + tc__class_size(cls) / TC_BLOCK_UNIT <= c->arena_units;
+}
+
+/*
  * Pop the head of class CLS's free list: the block, in whatever state it
  * was pushed (FREE, or CLAIMED by the coalescer), or NULL when the list is
  * empty or broken (cut).  The caller decides whose the block is.
@@ -130,9 +144,7 @@ static inline __attribute__((always_inline)) struct tc_entry *pop_free(tc_cache 
 	if (TC_UNLIKELY(!e))
 		return ref ? pop_slow(c, cls) : NULL;
 	uint64_t next = tc__ld(&e->link);
-	if (TC_LIKELY(next <= c->arena_units && tc__ld(&e->state) == TC_BLK_FREE &&
-		      tc__ld(&e->cls) == cls && tc__ld(&e->cls_check) == TC_CLS_CHECK(cls) &&
-		      ref - 1 + tc__class_size(cls) / TC_BLOCK_UNIT <= c->arena_units) &&
+	if (TC_LIKELY(takes_at_once(c, e, ref, next, cls)) &&
 	    tc__cas(&k->head, head, ((head >> 32) + 1) << 32 | next) == head) {
 		tc__add(&k->nfree, (uint64_t)-1);
 		prefetch_next(c, next, cls);
@@ -148,8 +160,7 @@ struct tc_entry *tc__pop_free(tc_cache *c, uint32_t cls)
 
 /*
  * The head of class CLS's free list when it names a block that a pop
- * would hand out at once (pop_free's checks: FREE, of the class by its
- * byte and the byte's copy, in the arena), else 0: tc__room_for's look for
+ * would hand out at once (takes_at_once), else 0: tc__room_for's look for
  * memory listed since its last attempt (room.c).  A head that names
  * another class's block or none (a scribble) is 0, however often the
  * pops that drop it move its generation.  A hint: the block may be popped
@@ -159,11 +170,7 @@ uint64_t tc__listed_head(tc_cache *c, uint32_t cls)
 {
 	uint64_t head = tc__ld(&c->h->cls[cls].head), ref = head & 0xffffffffu;
 	struct tc_entry *e = tc__block(c, ref);
-	if (!e || tc__ld(&e->link) > c->arena_units || tc__ld(&e->state) != TC_BLK_FREE ||
-	    tc__ld(&e->cls) != cls || tc__ld(&e->cls_check) != TC_CLS_CHECK(cls) ||
-	    ref - 1 + tc__class_size(cls) / TC_BLOCK_UNIT > c->arena_units)
-		return 0;
-	return head;
+	return e && takes_at_once(c, e, ref, tc__ld(&e->link), cls) ? head : 0;
 }
 
 /*
