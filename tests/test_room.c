@@ -348,6 +348,16 @@ static void assert_write_slept_once(int rc)
 			 wr.losses);
 }
 
+/* Nothing retired is left on C, and tc_audit finds nothing to recover:
+ * the tail of the tests below. */
+static void assert_nothing_left(tc_cache *c)
+{
+	assert_int_equal(0, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
+	tc_audit_report ar;
+	ASSERT_RC(0, tc_audit(c, &ar));
+	assert_int_equal(0, ar.recovered);
+}
+
 /* ---- the tests ------------------------------------------------------------- */
 
 /*
@@ -371,10 +381,7 @@ static void test_a_write_short_of_memory_waits_for_a_stealer_walking_its_chain(v
 	assert_value(c, "w", 'w');
 	/* The stealer put the whole chain back, and our reclaim freed it. */
 	assert_int_equal(0, tc__ld(&s->reclaim));
-	assert_int_equal(0, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
-	tc_audit_report ar;
-	ASSERT_RC(0, tc_audit(c, &ar));
-	assert_int_equal(0, ar.recovered);
+	assert_nothing_left(c);
 	assert_value(c, "w", 'w');
 	tc_close(c);
 }
@@ -428,10 +435,7 @@ static void test_a_write_sees_memory_another_reclaim_freed_in_its_round(void **s
 	assert_true(wr.losses >= 4);
 	assert_value(c, "w", 'w');
 	assert_int_equal(0, tc__ld(&s->reclaim));
-	assert_int_equal(0, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
-	tc_audit_report ar;
-	ASSERT_RC(0, tc_audit(c, &ar));
-	assert_int_equal(0, ar.recovered);
+	assert_nothing_left(c);
 	tc_close(c);
 }
 
@@ -471,10 +475,7 @@ static void test_a_write_of_another_size_sees_memory_another_reclaim_freed(void 
 	assert_int_equal(BIG, meta.len);
 	assert_memory_equal(v, out, BIG);
 	assert_int_equal(0, tc__ld(&s->reclaim));
-	assert_int_equal(0, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
-	tc_audit_report ar;
-	ASSERT_RC(0, tc_audit(c, &ar));
-	assert_int_equal(0, ar.recovered);
+	assert_nothing_left(c);
 	tc_close(c);
 }
 
@@ -671,10 +672,7 @@ static void test_a_paused_walkers_chain_is_taken_over_without_a_wait(void **stat
 	/* The walker's CAS failed after its first block: it freed that one
 	 * alone, and the writer's reclaim the rest. */
 	assert_int_equal(1, d.freed);
-	assert_int_equal(0, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
-	tc_audit_report ar;
-	ASSERT_RC(0, tc_audit(c, &ar));
-	assert_int_equal(0, ar.recovered);
+	assert_nothing_left(c);
 	tc_close(c);
 }
 
@@ -728,10 +726,7 @@ static void test_a_write_takes_over_a_chain_whose_detacher_stopped_before_naming
 	assert_int_equal(0, d.freed);
 	assert_int_equal(0, tc__ld(&c->slots[TC_RH_SLOT(head) - 1].reclaim));
 	assert_value(c, "w", 'w');
-	assert_int_equal(0, tc__retired_sum(c, TC_C_RETIRED_BLOCKS));
-	tc_audit_report ar;
-	ASSERT_RC(0, tc_audit(c, &ar));
-	assert_int_equal(0, ar.recovered);
+	assert_nothing_left(c);
 	assert_value(c, "w", 'w');
 	tc_close(c);
 }
