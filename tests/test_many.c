@@ -1687,6 +1687,76 @@ static void test_many_two_handles_in_one_thread(void **state)
 /* ---- a request changed by the caller during the call ------------------------ */
 
 /*
+ * The trap of these tests: the index page that holds the key's home bucket
+ * faults on its first load (pass two, after pass one has read every
+ * request), and the handler runs the test's ACT on TRAP.REQ (the caller's
+ * other thread, in effect), opens the page and lets the load run again.  A
+ * fault on TRAP.GUARD (a page after a key; NULL: none) is an over-read,
+ * counted, and opens that page; any other fault is a real one: die of it.
+ */
+static struct {
+	void *page, *guard;
+	tc_req *req;
+	const void *key; /* the key ACT may put in REQ */
+	void (*act)(void);
+	int traps, overreads;
+} trap;
+
+static void on_trap_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	uint8_t *a = si->si_addr, *p = trap.page, *g = trap.guard;
+	if (g && a >= g && a < g + page_size) {
+		trap.overreads++;
+		mprotect(g, page_size, PROT_READ | PROT_WRITE);
+		trap.guard = NULL;
+		return;
+	}
+	if (!p || a < p || a >= p + page_size) {
+		signal(sig, SIG_DFL);
+		return;
+	}
+	trap.act();
+	trap.traps++;
+	mprotect(p, page_size, PROT_READ | PROT_WRITE);
+	trap.page = NULL;
+}
+
+/* Arm the trap on the page of BUCKET for request REQ, with ACT and GUARD
+ * (made PROT_NONE here), OLD receiving the SIGSEGV action it replaces.
+ * 0, or -1 when a page cannot be protected (a child exits on it). */
+static int trap_arm(const void *bucket, tc_req *req, void (*act)(void), void *guard,
+		    struct sigaction *old)
+{
+	struct sigaction sv;
+	memset(&sv, 0, sizeof(sv));
+	sv.sa_sigaction = on_trap_segv;
+	sigemptyset(&sv.sa_mask);
+	sv.sa_flags = SA_SIGINFO;
+	trap.req = req;
+	trap.act = act;
+	trap.traps = trap.overreads = 0;
+	trap.guard = guard;
+	trap.page = (void *)((uintptr_t)bucket & ~(uintptr_t)(page_size - 1));
+	sigaction(SIGSEGV, &sv, old);
+	if (guard && mprotect(guard, page_size, PROT_NONE) != 0)
+		return -1;
+	return mprotect(trap.page, page_size, PROT_NONE);
+}
+
+/* The SIGSEGV action OLD back, and the pages the call did not fault on
+ * opened. */
+static void trap_disarm(const struct sigaction *old)
+{
+	sigaction(SIGSEGV, old, NULL);
+	if (trap.page)
+		mprotect(trap.page, page_size, PROT_READ | PROT_WRITE);
+	if (trap.guard)
+		mprotect(trap.guard, page_size, PROT_READ | PROT_WRITE);
+	trap.page = trap.guard = NULL;
+}
+
+/*
  * tc_get_many reads each request's key length once: another thread of the
  * caller that changes .klen while the call runs changes which length the
  * call read, never how the bytes it returns are laid out.  The request
@@ -1700,22 +1770,9 @@ static void test_many_two_handles_in_one_thread(void **state)
  * nothing else: X's first 16 bytes and its bytes 32..40 repeat its bytes
  * 0..8 and 8..16, so that a compare of 16 bytes could take X for the key.
  */
-static volatile size_t *klen_trap_at;
-static void *klen_trap_page;
-static int klen_traps;
-
-static void on_klen_segv(int sig, siginfo_t *si, void *uc)
+static void klen_to_40(void)
 {
-	(void)uc;
-	uint8_t *a = si->si_addr, *p = klen_trap_page;
-	if (!p || a < p || a >= p + page_size) {
-		signal(sig, SIG_DFL); /* a real fault: die of it */
-		return;
-	}
-	*klen_trap_at = 40; /* the caller's other thread, in effect */
-	klen_traps++;
-	mprotect(p, page_size, PROT_READ | PROT_WRITE);
-	klen_trap_page = NULL;
+	*(volatile size_t *)&trap.req->klen = 40;
 }
 
 static void test_many_reads_a_request_length_once(void **state)
@@ -1754,23 +1811,13 @@ static void test_many_reads_a_request_length_once(void **state)
 		memset(buf, 0, sizeof(buf));
 		tc_req r[1] = { { .key = x, .klen = 12, .buf = buf, .cap = sizeof(buf) } };
 		const void *v[1] = { NULL };
-		klen_trap_at = &r[0].klen;
-		klen_traps = 0;
-		struct sigaction sv, old;
-		memset(&sv, 0, sizeof(sv));
-		sv.sa_sigaction = on_klen_segv;
-		sigemptyset(&sv.sa_mask);
-		sv.sa_flags = SA_SIGINFO;
-		sigaction(SIGSEGV, &sv, &old);
-		klen_trap_page = (void *)((uintptr_t)b & ~(uintptr_t)(page_size - 1));
+		struct sigaction old;
 		if (peek)
 			ASSERT_RC(0, tc_read_lock(c));
-		assert_int_equal(mprotect(klen_trap_page, page_size, PROT_NONE), 0);
+		assert_int_equal(trap_arm(b, &r[0], klen_to_40, NULL, &old), 0);
 		int got = peek ? tc_peek_many(c, r, 1, v) : tc_get_many(c, r, 1);
-		sigaction(SIGSEGV, &old, NULL);
-		if (klen_trap_page)
-			mprotect(klen_trap_page, page_size, PROT_READ | PROT_WRITE);
-		assert_int_equal(klen_traps, 1);
+		trap_disarm(&old);
+		assert_int_equal(trap.traps, 1);
 		const uint8_t *out = peek ? v[0] : buf;
 		if (r[0].rc == 0) {
 			assert_int_equal(got, 1);
@@ -1801,30 +1848,10 @@ static void test_many_reads_a_request_length_once(void **state)
  * The call may answer for (X, 20) or for (Y, 12) (-ENOENT: no such key),
  * and reads none of the caller's bytes past the key it answers for.
  */
-static tc_req *key_trap_req;
-static const void *key_trap_key;
-static void *key_trap_page, *key_guard_page;
-static int key_traps, key_overreads;
-
-static void on_key_segv(int sig, siginfo_t *si, void *uc)
+static void key_to_y(void)
 {
-	(void)uc;
-	uint8_t *a = si->si_addr, *p = key_trap_page, *g = key_guard_page;
-	if (g && a >= g && a < g + page_size) { /* past Y's 12 bytes */
-		key_overreads++;
-		mprotect(g, page_size, PROT_READ | PROT_WRITE);
-		key_guard_page = NULL;
-		return;
-	}
-	if (!p || a < p || a >= p + page_size) {
-		signal(sig, SIG_DFL); /* a real fault: die of it */
-		return;
-	}
-	*(const void *volatile *)&key_trap_req->key = key_trap_key;
-	*(volatile size_t *)&key_trap_req->klen = 12;
-	key_traps++;
-	mprotect(p, page_size, PROT_READ | PROT_WRITE);
-	key_trap_page = NULL;
+	*(const void *volatile *)&trap.req->key = trap.key;
+	*(volatile size_t *)&trap.req->klen = 12;
 }
 
 static void test_many_reads_a_request_key_with_its_length(void **state)
@@ -1847,31 +1874,17 @@ static void test_many_reads_a_request_key_with_its_length(void **state)
 		memset(buf, 0, sizeof(buf));
 		tc_req r[1] = { { .key = x, .klen = 20, .buf = buf, .cap = sizeof(buf) } };
 		const void *v[1] = { NULL };
-		key_trap_req = &r[0];
-		key_trap_key = y;
-		key_traps = key_overreads = 0;
-		struct sigaction sv, old;
-		memset(&sv, 0, sizeof(sv));
-		sv.sa_sigaction = on_key_segv;
-		sigemptyset(&sv.sa_mask);
-		sv.sa_flags = SA_SIGINFO;
-		sigaction(SIGSEGV, &sv, &old);
-		key_trap_page = (void *)((uintptr_t)&c->index[hx & c->bmask] &
-					 ~(uintptr_t)(page_size - 1));
-		key_guard_page = two + page_size;
+		struct sigaction old;
+		trap.key = y;
 		if (peek)
 			ASSERT_RC(0, tc_read_lock(c));
-		assert_int_equal(mprotect(key_guard_page, page_size, PROT_NONE), 0);
-		assert_int_equal(mprotect(key_trap_page, page_size, PROT_NONE), 0);
+		/* The guard: the page after Y's 12 bytes. */
+		assert_int_equal(trap_arm(&c->index[hx & c->bmask], &r[0], key_to_y,
+					  two + page_size, &old), 0);
 		int got = peek ? tc_peek_many(c, r, 1, v) : tc_get_many(c, r, 1);
-		sigaction(SIGSEGV, &old, NULL);
-		if (key_trap_page)
-			mprotect(key_trap_page, page_size, PROT_READ | PROT_WRITE);
-		if (key_guard_page)
-			mprotect(key_guard_page, page_size, PROT_READ | PROT_WRITE);
-		key_trap_page = key_guard_page = NULL;
-		assert_int_equal(key_traps, 1);
-		if (key_overreads)
+		trap_disarm(&old);
+		assert_int_equal(trap.traps, 1);
+		if (trap.overreads)
 			fail_msg("%s: the request went from (X, 20) to (Y, 12) during the call: "
 				 "it read past Y's 12 bytes (answer %d)",
 				 peek ? "tc_peek_many" : "tc_get_many", r[0].rc);
@@ -1898,22 +1911,9 @@ static void test_many_reads_a_request_key_with_its_length(void **state)
  * is the failure: the page of the key's home bucket faults in pass two,
  * after pass one checked the request, and the handler clears .buf.
  */
-static tc_req *buf_trap_req;
-static void *buf_trap_page;
-static int buf_traps;
-
-static void on_buf_segv(int sig, siginfo_t *si, void *uc)
+static void buf_to_null(void)
 {
-	(void)uc;
-	uint8_t *a = si->si_addr, *p = buf_trap_page;
-	if (!p || a < p || a >= p + page_size) {
-		signal(sig, SIG_DFL); /* a real fault: die of it */
-		return;
-	}
-	*(void *volatile *)&buf_trap_req->buf = NULL;
-	buf_traps++;
-	mprotect(p, page_size, PROT_READ | PROT_WRITE);
-	buf_trap_page = NULL;
+	*(void *volatile *)&trap.req->buf = NULL;
 }
 
 static void test_many_never_copies_into_a_buf_made_null_during_the_call(void **state)
@@ -1932,19 +1932,12 @@ static void test_many_never_copies_into_a_buf_made_null_during_the_call(void **s
 		char buf[16] = { 0 };
 		tc_req r[1] = { { .key = x, .klen = 12, .buf = buf, .cap = sizeof(buf) } };
 		uint64_t h = tc__hash(cc, x, 12, TC_KIND_KEY);
-		buf_trap_req = &r[0];
-		struct sigaction sv;
-		memset(&sv, 0, sizeof(sv));
-		sv.sa_sigaction = on_buf_segv;
-		sigemptyset(&sv.sa_mask);
-		sv.sa_flags = SA_SIGINFO;
-		sigaction(SIGSEGV, &sv, NULL);
-		buf_trap_page = (void *)((uintptr_t)&cc->index[h & cc->bmask] &
-					 ~(uintptr_t)(page_size - 1));
-		if (mprotect(buf_trap_page, page_size, PROT_NONE) != 0)
+		struct sigaction old;
+		if (trap_arm(&cc->index[h & cc->bmask], &r[0], buf_to_null, NULL, &old) != 0)
 			_exit(2);
 		int got = tc_get_many(cc, r, 1);
-		if (buf_traps != 1)
+		trap_disarm(&old);
+		if (trap.traps != 1)
 			_exit(3);
 		bool einval = r[0].rc == -EINVAL && got == 0;
 		bool copied = r[0].rc == 0 && got == 1 && memcmp(buf, "xval", 4) == 0;
