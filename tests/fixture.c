@@ -233,6 +233,23 @@ void fx_sleep_ms(long ms)
 	fx_sleep_us(ms * 1000);
 }
 
+long fx_status_kib(const char *field)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	size_t n = strlen(field);
+	long kib = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, n) == 0 && line[n] == ':' &&
+		    sscanf(line + n + 1, " %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
 /* ------------------------------------------------------------------ */
 /* Children                                                             */
 /* ------------------------------------------------------------------ */

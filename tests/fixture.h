@@ -133,6 +133,10 @@ double fx_mono_s(void);
 void fx_sleep_us(long us);
 void fx_sleep_ms(long ms);
 
+/* fx_status_kib - FIELD of /proc/self/status ("VmSize", "VmData") in KiB,
+ * or -1 when it cannot be read (no assertion: children use it too). */
+long fx_status_kib(const char *field);
+
 /* ------------------------------------------------------------------ */
 /* Children                                                             */
 /* ------------------------------------------------------------------ */

@@ -698,19 +698,6 @@ static void test_dto_each_uses_the_lists_key_length_not_the_elements(void **stat
 	tc_unlink(name);
 }
 
-static long vm_data_kb(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long kb = -1;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmData: %ld kB", &kb) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kb;
-}
-
 static void test_dto_each_allocates_for_the_list_not_for_its_count(void **state)
 {
 	(void)state;
@@ -733,7 +720,7 @@ static void test_dto_each_allocates_for_the_list_not_for_its_count(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		/* 4 MiB of heap beyond what the child has. */
-		long kb = vm_data_kb();
+		long kb = fx_status_kib("VmData");
 		if (kb < 0)
 			_exit(3);
 		struct rlimit rl = { (rlim_t)(kb + 4096) * 1024, (rlim_t)(kb + 4096) * 1024 };

@@ -820,14 +820,7 @@ static void test_the_hint_table_is_a_power_of_two_of_two_words_a_key_to_8_mib(vo
 /* This process's address space in KiB (/proc/self/status, VmSize). */
 static long vm_kib(void)
 {
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long kib = -1;
-	assert_non_null(f);
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmSize: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
+	long kib = fx_status_kib("VmSize");
 	assert_true(kib > 0);
 	return kib;
 }
