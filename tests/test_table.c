@@ -4,8 +4,9 @@
  *
  * - An insert whose re-scan finds another inserter's TENT slot of the same
  *   key, and loses the race to abort it (the other finalises first), must not
- *   publish a second entry.  Made deterministic by interposing memcmp(), which
- *   match() calls between reading the other slot word and the abort CAS.
+ *   publish a second entry.  Made deterministic by interposing memcmp() (and
+ *   bcmp(), which clang calls for it), which match() calls between reading
+ *   the other slot word and the abort CAS.
  * - Threads and processes racing tc_add on the same key: exactly one success
  *   per round, never two FINAL slots of one key, live count == FINAL slots.
  * - A set racing a delete is never lost: the outcome matches a linearization.
@@ -31,7 +32,7 @@ static uint64_t hook_from, hook_to;
 static const void *volatile hook_s1;
 static volatile int hook_fired;
 
-int memcmp(const void *a, const void *b, size_t n)
+static int hooked_compare(const void *a, const void *b, size_t n)
 {
 	if (hook_slot && a == hook_s1) {
 		uint64_t *p = hook_slot;
@@ -45,6 +46,19 @@ int memcmp(const void *a, const void *b, size_t n)
 		if (x[i] != y[i])
 			return x[i] < y[i] ? -1 : 1;
 	return 0;
+}
+
+int memcmp(const void *a, const void *b, size_t n)
+{
+	return hooked_compare(a, b, n);
+}
+
+/* clang turns a memcmp() whose result is only tested against 0 into a
+ * call of bcmp(): the hook must ride on both. */
+int bcmp(const void *a, const void *b, size_t n);
+int bcmp(const void *a, const void *b, size_t n)
+{
+	return hooked_compare(a, b, n);
 }
 
 /*
