@@ -704,11 +704,26 @@ tc__stack_push(tc_cache *c, uint64_t *headp, struct tc_entry *e, uint64_t ref,
 	}
 }
 
+/*
+ * What tc_rslot.ret_hash records of the entry E, which a cleaner compares
+ * with the block it finds at ret_ref: its hash, which the kind seeds, or,
+ * for the blocks without a key (a run anchor, a TTL policy table: hash 0),
+ * their kind.  Recorded as hash 0, an old policy table's record matched
+ * its block reused as a run anchor of the same generation, which a live
+ * starter had not published yet (test_a_ret_record_never_names_a_block_
+ * of_another_kind).
+ */
+static inline uint64_t tc__ret_ident(const struct tc_entry *e)
+{
+	uint64_t h = tc__ld(&e->hash);
+	return h ? h : ~(uint64_t)tc__ld(&e->kind);
+}
+
 /* Name the published entry E that slot S is about to unlink (see
  * tc_rslot.ret_ref); the full barrier of the unlinking CAS orders it. */
 static inline void tc__note_unlink(struct tc_rslot *s, uint64_t ref, const struct tc_entry *e)
 {
-	tc__st(&s->ret_hash, tc__ld(&e->hash));
+	tc__st(&s->ret_hash, tc__ret_ident(e));
 	tc__st(&s->ret_version, tc__ld(&e->version));
 	tc__st(&s->ret_ref, ref);
 }

@@ -45,16 +45,19 @@
  *
  * Crash windows.  A block being built is named in the builder's reader slot
  * (alloc.c) so that a builder killed before publishing does not leak it.
- * Blocks published here stay LIVE after they stop being the head (they are
- * list elements, or the anchor, not in the index), which the generic
- * in-flight check cannot tell from "never published"; so the in-flight
- * record is cleared just before the publishing CAS.  Dying between the two
- * leaks one block.  A dead list being unlinked is named in the slot's
- * ret_ref (as tc__remove_slot does), so a cleaner retires it if the remover
- * dies between its CAS and its retire walk; the cleaner retires the head
- * only, unless it dispatches DTO heads to tc__dto_retire_chain(), which
- * takes the whole chain.  The anchor is not named there (run_word, not the
- * index, names it): dying between the end's CAS and its retire leaks it.
+ * The anchor is asked of run_word, which names it exactly while it is
+ * published (recover.c, still_published), as policy.c's table is asked of
+ * policy_gen: a start keeps its anchor in inflight across the CAS, an end
+ * names the anchor in ret_ref across the CAS until it has retired it, and
+ * the cleaner retires the one run_word does not name; no kill leaks it.
+ * A list element stays LIVE after it stops being the head (it is not in
+ * the index), which the generic in-flight check cannot tell from "never
+ * published"; so its in-flight record is cleared just before the
+ * publishing CAS.  Dying between the two leaks one block.  A dead list
+ * being unlinked is named in the slot's ret_ref (as tc__remove_slot does),
+ * so a cleaner retires it if the remover dies between its CAS and its
+ * retire walk; the cleaner dispatches DTO heads to tc__dto_retire_chain(),
+ * which takes the whole chain.
  */
 #include "index.h"
 #include "futex.h"
@@ -112,15 +115,18 @@ static bool start_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, void
 	if (c->csum) /* a value tc_run_anchor hands out, shm-sweeper acts on */
 		tc__csum_seal(c, e, 0);
 	uint64_t ref = tc__ref_of(c, e);
-	tc__st(&s->inflight, 0); /* see "Crash windows" above */
-	TC_CRASH_POINT(run_start_unnamed);
+	/* Still named in inflight across the CAS: a cleaner asks run_word
+	 * whether it was published (see "Crash windows" above). */
+	TC_CRASH_POINT(run_start_built);
 	/* Full barrier: the anchor's bytes before the word that names it. */
 	bool won = tc__cas(&c->h->run_word, w, (uint64_t)gen << 32 | ref) == w;
 	if (won) {
+		TC_CRASH_POINT(run_started);
+		tc__st(&s->inflight, 0);
 		tc__notify_any(c);
 		*rc = 0;
 	} else {
-		tc__free_block(c, e); /* never visible to anyone */
+		tc__drop_private(c, s, e); /* never visible to anyone */
 	}
 	tc__exit(c);
 	return won;
@@ -176,6 +182,14 @@ int tc_run_anchor(tc_cache *c, tc_anchor *out)
 	return rc;
 }
 
+/* The anchor that run word W names, when it is one of W's generation. */
+static struct tc_entry *run_anchor_of(tc_cache *c, uint64_t w)
+{
+	uint32_t vlen;
+	struct tc_entry *e = tc__block_of(c, RUN_REF(w), TC_KIND_RUN, &vlen);
+	return e && tc__ld(&e->version) == RUN_GEN(w) ? e : NULL;
+}
+
 /* End the active run; with ONLY_GEN (non-zero), only the run of that generation. */
 static int run_end(tc_cache *c, uint64_t only_gen)
 {
@@ -194,15 +208,25 @@ static int run_end(tc_cache *c, uint64_t only_gen)
 			rc = TC_ECONFLICT;
 			break;
 		}
+		/* The anchor is named in ret_ref across the CAS, so that a
+		 * cleaner retires it if we die before we do (it asks run_word
+		 * whether the CAS happened).  Only an anchor of the word's
+		 * generation: a word scribbled to name another block leaks
+		 * that block rather than retire it. */
 		uint64_t nw = (uint64_t)(RUN_GEN(w) + 1) << 32;
-		if (tc__cas(&c->h->run_word, w, nw) != w)
+		struct tc_entry *e = run_anchor_of(c, w);
+		if (e)
+			tc__note_unlink(s, RUN_REF(w), e);
+		TC_CRASH_POINT(run_end_noted);
+		if (tc__cas(&c->h->run_word, w, nw) != w) {
+			tc__st(&s->ret_ref, 0);
 			continue;
+		}
 		tc__notify_any(c);
 		TC_CRASH_POINT(run_ended);
-		uint32_t vlen;
-		struct tc_entry *e = tc__block_of(c, RUN_REF(w), TC_KIND_RUN, &vlen);
 		if (e)
 			tc__retire(c, s, e);
+		tc__st(&s->ret_ref, 0);
 		tc__count(s, TC_C_CLEARS);
 		rc = 0;
 		break;

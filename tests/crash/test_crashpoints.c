@@ -142,8 +142,10 @@ static const struct spec specs[] = {
 	{ "policy_built",      W_POLICY,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	{ "policy_swapped",    W_POLICY,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	/* run.c */
-	{ "run_start_unnamed", W_RUNS,     2, 1, 1, 0, NULL, SV_OK, 0, 0 },
-	{ "run_ended",         W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 0, 0 },
+	{ "run_start_built",   W_RUNS,     2, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "run_started",       W_RUNS,     2, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "run_end_noted",     W_RUNS,     1, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "run_ended",         W_RUNS,     1, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	{ "dto_chain_walk",    W_RUNS,     1, 2, LEAK_LIST, 0, NULL, SV_OK, 0, 0 },
 	{ "dto_list_reserved", W_RUNS,     1, 0, 0, -1, NULL, SV_OK, 0, 0 },
 	{ "dto_list_unlinked", W_RUNS,     1, 0, 0, 0, NULL, SV_OK, 1, 0 },
