@@ -30,7 +30,8 @@
 /*
  * Is the block E named where it is published from: the header's policy
  * word for a TTL policy table, the run word for a run anchor, the index for
- * the rest?  Each of the two header words names its block exactly while it
+ * the rest (a DTO list element that is no longer its list's head: through
+ * the head, which reaches it)?  Each of the two header words names its block exactly while it
  * is published, so a writer keeps both blocks of its CAS named in its slot
  * across it (policy.c, run.c) and the cleaner retires the one the word
  * does not name.  A word scribbled to name the block only keeps it (a
@@ -44,7 +45,8 @@ static bool still_published(tc_cache *c, struct tc_entry *e)
 		return (tc__ld(&c->h->policy_gen) & 0xffffffffu) == tc__ref_of(c, e);
 	if (kind == TC_KIND_RUN)
 		return RUN_REF(tc__ld(&c->h->run_word)) == tc__ref_of(c, e);
-	return tc__inflight_published(c, e);
+	/* A list element is published while its list's head reaches it. */
+	return tc__inflight_published(c, e, kind == TC_KIND_DTO ? tc__dto_reaches : NULL);
 }
 
 /* The tid half of a cleaner's claim (bit 31, which no tid has): of a dead

@@ -50,14 +50,16 @@
  * policy_gen: a start keeps its anchor in inflight across the CAS, an end
  * names the anchor in ret_ref across the CAS until it has retired it, and
  * the cleaner retires the one run_word does not name; no kill leaks it.
- * A list element stays LIVE after it stops being the head (it is not in
- * the index), which the generic in-flight check cannot tell from "never
- * published"; so its in-flight record is cleared just before the
- * publishing CAS.  Dying between the two leaks one block.  A dead list
- * being unlinked is named in the slot's ret_ref (as tc__remove_slot does),
- * so a cleaner retires it if the remover dies between its CAS and its
- * retire walk; the cleaner dispatches DTO heads to tc__dto_retire_chain(),
- * which takes the whole chain.
+ * A list element is named in inflight across its publishing CAS too: a
+ * cleaner takes it for published while an index word names it, or names
+ * a head (of its tag, in its probe chain) that reaches it (recover.c,
+ * still_published; runsweep.c, tc__dto_reaches: tc_audit's own rule), so
+ * no kill leaks it, and the TENT word of a first element whose inserter
+ * died is aborted as an ordinary key's is.  A dead list being unlinked is
+ * named in the slot's ret_ref (as tc__remove_slot does), so a cleaner
+ * retires it if the remover dies between its CAS and its retire walk; the
+ * cleaner dispatches DTO heads to tc__dto_retire_chain(), which takes the
+ * whole chain.
  */
 #include "index.h"
 #include "futex.h"
@@ -347,9 +349,10 @@ static void build_elem(tc_cache *c, struct tc_entry *e, uint64_t hash, const voi
 		tc__csum_seal(c, e, klen);
 }
 
-/* Publish the built element E as the list's head: swing the head's word,
- * or insert a new list.  A_GO: published; A_AGAIN: the word changed or the
- * insert lost (*RC its code); A_ROOM_SLOT: no index word (*RC -ENOSPC). */
+/* Publish the built element E, named in S's inflight, as the list's head:
+ * swing the head's word, or insert a new list; either way S names E no
+ * more.  A_GO: published; A_AGAIN: the word changed or the insert lost
+ * (*RC its code); A_ROOM_SLOT: no index word (*RC -ENOSPC). */
 static int append_publish(tc_cache *c, struct tc_rslot *s, struct tc_entry *e, uint64_t hash,
 			  const void *key, size_t klen, const struct append *a, int *rc)
 {
@@ -363,9 +366,11 @@ static int append_publish(tc_cache *c, struct tc_rslot *s, struct tc_entry *e, u
 		/* Full barrier: the element's bytes before the slot names it. */
 		if (tc__cas(a->slotp, a->sw, TC_SW_FINAL | TC_TAG_OF(hash) << 48 | ref) != a->sw) {
 			tc__st(&s->ret_ref, 0);
-			tc__free_block(c, e);
+			tc__drop_private(c, s, e);
 			return A_AGAIN;
 		}
+		TC_CRASH_POINT(dto_appended);
+		tc__st(&s->inflight, 0);
 		tc__notify(c, hash);
 		if (a->replace) {
 			TC_CRASH_POINT(dto_replaced);
@@ -376,18 +381,22 @@ static int append_publish(tc_cache *c, struct tc_rslot *s, struct tc_entry *e, u
 	}
 	bool seen;
 	/* Counted before the insert, so that a sweep never finds the count
-	 * below the heads it would walk for: a kill here leaves it one high,
-	 * as the element (named nowhere since dto_append_unnamed) leaks. */
+	 * below the heads it would walk for: a kill here leaves it one high
+	 * (the cleaner retires the element, which no word names). */
 	tc__add(&c->h->dto_heads, 1);
 	TC_CRASH_POINT(dto_head_counted);
 	int ir = tc__insert(c, hash, key, klen, TC_KIND_DTO, e, &seen);
-	if (ir == 0)
+	if (ir == 0) {
+		tc__st(&s->inflight, 0);
 		return A_GO;
+	}
 	tc__add(&c->h->dto_heads, (uint64_t)-1);
-	if (seen)
+	if (seen) {
 		tc__retire(c, s, e);
-	else
-		tc__free_block(c, e);
+		tc__st(&s->inflight, 0);
+	} else {
+		tc__drop_private(c, s, e);
+	}
 	*rc = ir;
 	return ir == -ENOSPC ? A_ROOM_SLOT : A_AGAIN;
 }
@@ -415,8 +424,8 @@ static bool append_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, voi
 	if (!e)
 		return !again;
 	build_elem(c, e, q->hash, q->key, q->klen, q->type, q->dto, q->len, &a);
-	tc__st(&s->inflight, 0); /* see "Crash windows" above */
-	TC_CRASH_POINT(dto_append_unnamed);
+	/* Named in inflight until published (see "Crash windows" above). */
+	TC_CRASH_POINT(dto_append_built);
 	next = append_publish(c, s, e, q->hash, q->key, q->klen, &a, rc);
 	if (next != A_GO) {
 		tc__exit(c);
@@ -725,26 +734,6 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
 }
 
 /* ---- tc_audit hooks ------------------------------------------------------ */
-
-/* The elements of the list whose head is E (E itself is marked by the
- * caller), bounded by the strictly decreasing counts. */
-void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx)
-{
-	if (tc__ld(&e->kind) != TC_KIND_DTO)
-		return;
-	uint64_t ver = tc__ld(&e->version);
-	uint64_t n = TC_DTO_COUNT(ver);
-	for (uint64_t i = n; i > 1; i--) {
-		uint64_t prev = TC_DTO_PREV(ver);
-		struct tc_entry *p = tc__block(c, prev);
-		if (!p || tc__ld(&p->kind) != TC_KIND_DTO)
-			return;
-		mark(ctx, prev);
-		ver = tc__ld(&p->version);
-		if (TC_DTO_COUNT(ver) != i - 1)
-			return;
-	}
-}
 
 /* The run anchor and the TTL policy table hang off the header. */
 void tc__audit_roots(tc_cache *c, tc__mark_fn mark, void *ctx)

@@ -19,7 +19,8 @@
  *   cleaner); a live reader whose owner word was scribbled to 0 keeps its
  *   epoch and what it holds.
  * - A dead slot that names the published run anchor (inflight, ret_ref)
- *   leaves it: run_word names it.  A ret record of a TTL policy table never
+ *   leaves it: run_word names it; one that names a list element that is no
+ *   longer its list's head leaves it: the head reaches it.  A ret record of a TTL policy table never
  *   matches its block reused as a run anchor of the same generation.
  * - A writer short of memory whose own thread holds a section (through
  *   another handle) fails at once; another thread's section is waited for.
@@ -1142,28 +1143,20 @@ static void test_a_slot_being_cleaned_by_a_kernel_thread_is_taken_over(void **st
 /*
  * A free slot names nothing: its last owner or cleaner emptied it before
  * giving it back.  An in-flight name scribbled into one must not be taken
- * for a dead builder's: a DTO list element that stopped being its list's
- * head (never in the index) was built from this very slot by a thread that
- * has since exited, so it passes the builder check and no index word
- * publishes it.  Before the fix the cleaner retired such a block (then the
- * run anchor, which run_word now protects as well), the reclaim freed it
+ * for a dead builder's: the run anchor, between the CAS that ends its run
+ * (as this test makes run_word read) and its ender's retire, was built from
+ * this very slot by a thread that has since exited, so it passes the
+ * builder check and run_word does not name it.  Before the fix the cleaner
+ * retired such a block (then the published anchor itself, which run_word
+ * now protects, as the index protects a DTO element), the reclaim freed it
  * and the next writes took it: one scribbled word of a free slot damaged a
- * list nobody scribbled.
+ * run nobody scribbled.  Here the end is then undone: the anchor must read
+ * back.
  */
-static void *append_two(void *p)
+static void *start_a_run(void *p)
 {
 	tc_cache *c = p;
-	int rc = tc_dto_append(c, "k", 1, 7, "first", 5);
-	if (rc == 0)
-		rc = tc_dto_append(c, "k", 1, 7, "second", 6);
-	return (void *)(intptr_t)rc;
-}
-
-/* tc_dto_each's callback: the elements' values, concatenated. */
-static int collect_dto(const void *dto, size_t len, void *arg)
-{
-	strncat(arg, dto, len);
-	return 0;
+	return (void *)(intptr_t)tc_run_start(c, 11, 22);
 }
 
 static void test_scribbled_name_in_a_free_slot_retires_nothing(void **state)
@@ -1172,25 +1165,19 @@ static void test_scribbled_name_in_a_free_slot_retires_nothing(void **state)
 	char name[64];
 	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
 				TC_EVICT_NONE);
-	ASSERT_RC(0, tc_run_start(c, 11, 22));
 	pthread_t th;
 	void *ret;
-	assert_int_equal(pthread_create(&th, NULL, append_two, c), 0);
+	assert_int_equal(pthread_create(&th, NULL, start_a_run, c), 0);
 	assert_int_equal(pthread_join(th, &ret), 0);
 	ASSERT_RC(0, (int)(intptr_t)ret);
-	/* The first element: the head's predecessor, in no index word. */
-	struct tc_entry *head = NULL;
-	WB_EACH_SLOT(c, w) {
-		head = tc__block(c, TC_SW_REF(w));
-	}
-	assert_non_null(head);
-	uint64_t first = TC_DTO_PREV(tc__ld(&head->version));
-	struct tc_entry *e = tc__block(c, first);
+	uint64_t rw = tc__ld(&c->h->run_word), anchor = RUN_REF(rw);
+	struct tc_entry *e = tc__block(c, anchor);
 	assert_non_null(e);
-	assert_int_equal(tc__ld(&e->kind), TC_KIND_DTO);
+	assert_int_equal(tc__ld(&e->kind), TC_KIND_RUN);
 	struct tc_rslot *s = &c->slots[tc__ld(&e->builder) - 1];
-	assert_int_equal(tc__ld(&s->owner), 0); /* the appender exited: free */
-	tc__st(&s->inflight, first); /* the scribble */
+	assert_int_equal(tc__ld(&s->owner), 0); /* the starter exited: free */
+	tc__st(&c->h->run_word, (uint64_t)(RUN_GEN(rw) + 1) << 32); /* ended */
+	tc__st(&s->inflight, anchor); /* the scribble */
 	uint32_t cleared = 99;
 	ASSERT_RC(0, tc_readers_clean(c, &cleared));
 	assert_int_equal(cleared, 0);
@@ -1204,19 +1191,21 @@ static void test_scribbled_name_in_a_free_slot_retires_nothing(void **state)
 		_exit(0);
 	assert_true(dead > 0);
 	assert_int_equal(waitpid(dead, NULL, 0), dead);
-	tc__st(&s->inflight, first);
+	tc__st(&s->inflight, anchor);
 	tc__st(&s->owner, (uint64_t)dead << 32 | 0x80000001u);
 	ASSERT_RC(0, tc_readers_clean(c, &cleared));
 	assert_int_equal(cleared, 1);
 	assert_int_equal(tc__ld(&e->state), TC_BLK_LIVE);
 	assert_int_equal(tc__ld(&s->inflight), 0);
 	assert_int_equal(tc__ld(&s->owner), 0);
-	/* Whatever was freed is reused: the list must still read back. */
+	/* Whatever was freed is reused: the anchor must still read back. */
+	tc__st(&c->h->run_word, rw);
 	assert_int_equal(reclaim(c), 0);
 	churn(c);
-	char got[32] = "";
-	ASSERT_RC(0, tc_dto_each(c, "k", 1, 7, collect_dto, got));
-	assert_string_equal(got, "firstsecond");
+	tc_anchor a;
+	ASSERT_RC(0, tc_run_anchor(c, &a));
+	assert_int_equal(a.ts_ns, 11);
+	assert_int_equal(a.run_id, 22);
 	assert_int_equal(tc__ld(&e->state), TC_BLK_LIVE);
 	tc_close(c);
 	tc_unlink(name);
@@ -1298,6 +1287,60 @@ static void test_a_dead_slot_never_retires_the_published_anchor(void **state)
 	assert_int_equal(a.run_id, 22);
 	ASSERT_RC(0, tc_run_end(c));
 	assert_int_equal(tc__ld(&e->state), TC_BLK_RETIRED);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+static int append_two(tc_cache *c)
+{
+	int rc = tc_dto_append(c, "k", 1, 7, "first", 5);
+	return rc ? rc : tc_dto_append(c, "k", 1, 7, "second", 6);
+}
+
+/* tc_dto_each's callback: the elements' values, concatenated. */
+static int collect_dto(const void *dto, size_t len, void *arg)
+{
+	strncat(arg, dto, len);
+	return 0;
+}
+
+/*
+ * A dead slot whose inflight names a list element it built and published
+ * that is no longer its list's head (an appender killed between its CAS
+ * and clearing inflight, dto_appended, the list appended to since; or that
+ * one word scribbled).  No index word names the element, but the head
+ * reaches it: it is published, and the cleaner leaves it.  Before, the
+ * cleaner asked the index only and retired the list's first element: the
+ * reclaim freed it and the next writes took its block.
+ */
+static void test_a_dead_slot_never_retires_a_published_list_element(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
+				TC_EVICT_NONE);
+	ASSERT_RC(0, tc_run_start(c, 11, 22));
+	struct tc_rslot *s = slot_of(c, die_holding_a_slot(name, append_two));
+	struct tc_entry *head = NULL;
+	WB_EACH_SLOT(c, w) {
+		head = tc__block(c, TC_SW_REF(w));
+	}
+	assert_non_null(head);
+	assert_int_equal(tc__ld(&head->kind), TC_KIND_DTO);
+	uint64_t first = TC_DTO_PREV(tc__ld(&head->version));
+	struct tc_entry *e = tc__block(c, first);
+	assert_non_null(e);
+	assert_ptr_equal(s, &c->slots[tc__ld(&e->builder) - 1]);
+	tc__st(&s->inflight, first);
+	uint32_t cleared = 99;
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
+	assert_int_equal(cleared, 1);
+	assert_int_equal(tc__ld(&e->state), TC_BLK_LIVE);
+	assert_int_equal(reclaim(c), 0);
+	churn(c);
+	char got[32] = "";
+	ASSERT_RC(0, tc_dto_each(c, "k", 1, 7, collect_dto, got));
+	assert_string_equal(got, "firstsecond");
 	tc_close(c);
 	tc_unlink(name);
 }
@@ -1815,6 +1858,7 @@ int main(int argc, char **argv)
 		FX_TEST(test_a_peeked_block_survives_the_same_threads_writes_through_any_handle),
 		FX_TEST(test_scribbled_name_in_a_free_slot_retires_nothing),
 		FX_TEST(test_a_dead_slot_never_retires_the_published_anchor),
+		FX_TEST(test_a_dead_slot_never_retires_a_published_list_element),
 		FX_TEST(test_a_ret_record_never_names_a_block_of_another_kind),
 		FX_TEST(test_live_reader_whose_owner_word_reads_0_keeps_its_epoch),
 		FX_TEST(test_live_reader_without_start_time_whose_owner_word_reads_0_keeps_its_epoch),
