@@ -20,7 +20,9 @@
  *   epoch and what it holds.
  * - A dead slot that names the published run anchor (inflight, ret_ref)
  *   leaves it: run_word names it; one that names a list element that is no
- *   longer its list's head leaves it: the head reaches it.  A ret record of a TTL policy table never
+ *   longer its list's head leaves it: the head reaches it.  tc_run_end
+ *   under a run_word scribbled to name a block of another generation
+ *   retires nothing.  A ret record of a TTL policy table never
  *   matches its block reused as a run anchor of the same generation.
  * - A writer short of memory whose own thread holds a section (through
  *   another handle) fails at once; another thread's section is waited for.
@@ -1388,6 +1390,41 @@ static void test_a_ret_record_never_names_a_block_of_another_kind(void **state)
 }
 
 /*
+ * run_word scribbled to name a block of kind RUN that is not its run's
+ * anchor: here another starter's anchor, built and not yet published (a
+ * policy table's block made one in place, of the generation its table
+ * had).  tc_run_end ends the run the word shows, but retires only an
+ * anchor of the word's generation (the anchor records it): that block
+ * leaks until tc_audit instead.  Before, tc_run_end retired the starter's
+ * private block, which the starter then freed again or published.
+ */
+static void test_a_scribbled_run_word_never_retires_another_runs_block(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
+				TC_EVICT_NONE);
+	ASSERT_RC(0, tc_ttl_policy_set(c, "a:", 1000));
+	uint64_t pw = tc__ld(&c->h->policy_gen), ref = pw & 0xffffffffu;
+	struct tc_entry *t = tc__block(c, ref);
+	assert_non_null(t);
+	tc__st(&c->h->policy_gen, ((pw >> 32) + 1) << 32);
+	struct tc_rslot *me = tc__slot(c);
+	assert_non_null(me);
+	tc__st(&t->kind, TC_KIND_RUN);
+	tc__st(&t->builder, (uint16_t)(me - c->slots + 1));
+	tc__st(&me->inflight, ref);
+	uint32_t gen = ((uint32_t)tc__ld(&t->version) + 2) | 1;
+	tc__st(&c->h->run_word, (uint64_t)gen << 32 | ref); /* the scribble */
+	ASSERT_RC(0, tc_run_end(c));
+	assert_int_equal(tc__ld(&c->h->run_word), (uint64_t)(gen + 1) << 32);
+	assert_int_equal(tc__ld(&t->state), TC_BLK_LIVE);
+	tc__st(&me->inflight, 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
  * A live reader's owner word scribbled to 0 makes its slot look free.  Its
  * epoch must not be taken for a scribble of a free slot's: the slot still
  * carries its owner's record (start time, address, handle cookie), which
@@ -1860,6 +1897,7 @@ int main(int argc, char **argv)
 		FX_TEST(test_a_dead_slot_never_retires_the_published_anchor),
 		FX_TEST(test_a_dead_slot_never_retires_a_published_list_element),
 		FX_TEST(test_a_ret_record_never_names_a_block_of_another_kind),
+		FX_TEST(test_a_scribbled_run_word_never_retires_another_runs_block),
 		FX_TEST(test_live_reader_whose_owner_word_reads_0_keeps_its_epoch),
 		FX_TEST(test_live_reader_without_start_time_whose_owner_word_reads_0_keeps_its_epoch),
 		FX_TEST(test_epoch_scribbled_to_0_frees_nothing_a_reader_holds),
