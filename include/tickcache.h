@@ -586,8 +586,11 @@ int tc_wait_any(tc_cache *c, uint64_t *seq, uint64_t timeout_ms);
  * runs in a row never fill the segment, with or without a sweeper.
  * Every run-scoped call outside a run returns TC_ENORUN.  All calls are
  * lock-free: the run is one 64-bit word and each append one CAS; a process
- * killed at any point blocks nobody (a kill in a window of a few
- * instructions around a publishing CAS may leak one block).
+ * killed at any point blocks nobody, and what it was building or retiring
+ * is taken back by the next cleaner of dead processes (tc_sweep, or a writer
+ * short of memory), but for the windows of every write: a kill inside the
+ * few instructions of an allocation or a retire may leak one block, one
+ * inside a dead list's retire walk the rest of that list, until tc_audit.
  */
 typedef struct tc_anchor {
 	int64_t  ts_ns;      /* the run's timestamp, UTC nanoseconds */

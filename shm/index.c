@@ -267,8 +267,13 @@ static uint64_t *chain_next_ref(tc_cache *c, struct chain *ch, uint64_t ref, uin
 	return NULL;
 }
 
-/* Was the in-flight block E of a dead writer published?  Aborts its TENT. */
-bool tc__inflight_published(tc_cache *c, struct tc_entry *e)
+/*
+ * Was the in-flight block E of a dead writer published?  Aborts its TENT.
+ * Published: a FINAL word names it, or, with REACHES (a DTO list element,
+ * which no word names once a newer element is its list's head), a FINAL
+ * word of its probe chain with its tag names a block that REACHES it.
+ */
+bool tc__inflight_published(tc_cache *c, struct tc_entry *e, tc__reach_fn reaches)
 {
 	uint64_t hash = tc__ld(&e->hash), ref = tc__ref_of(c, e), w;
 	struct chain ch = chain_of(c, hash);
@@ -277,6 +282,16 @@ bool tc__inflight_published(tc_cache *c, struct tc_entry *e)
 		if (TC_SW_STATE(w) == TC_SW_FINAL)
 			return true;
 		tc__cas(q, w, 0);
+	}
+	if (!reaches)
+		return false;
+	ch = chain_of(c, hash);
+	while ((q = chain_next(c, &ch))) {
+		struct tc_entry *h;
+		w = tc__ld(q);
+		if (TC_SW_STATE(w) == TC_SW_FINAL && TC_SW_TAG(w) == TC_TAG_OF(hash) &&
+		    (h = tc__block(c, TC_SW_REF(w))) != NULL && reaches(c, h, e))
+			return true;
 	}
 	return false;
 }

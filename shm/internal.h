@@ -382,7 +382,10 @@ int  tc__insert(tc_cache *c, uint64_t hash, const void *key, size_t klen, uint32
 		struct tc_entry *e, bool *seen);
 int  tc__remove_slot(tc_cache *c, struct tc_rslot *s, uint64_t *slotp, uint64_t w,
 		     int ctr);
-bool tc__inflight_published(tc_cache *c, struct tc_entry *e);
+/* Does the block H, which an index word names, reach the block E (E not
+ * named by an index word itself)?  tc__dto_reaches. */
+typedef bool (*tc__reach_fn)(tc_cache *c, struct tc_entry *h, struct tc_entry *e);
+bool tc__inflight_published(tc_cache *c, struct tc_entry *e, tc__reach_fn reaches);
 int  tc__evict_block(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
 struct tc_entry *tc__block_of(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *vlen);
 struct tc_entry *tc__block_kv(tc_cache *c, uint64_t ref, uint32_t kind, uint32_t *klen,
@@ -439,8 +442,8 @@ int  tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_
 /* recover.c: a process died */
 int  tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep);
 
-/* run.c, for audit.c: run code marks what it hangs off index entries and
- * header roots */
+/* runsweep.c (entries) and run.c (roots), for audit.c: run code marks what
+ * it hangs off index entries and header roots */
 typedef void (*tc__mark_fn)(void *ctx, uint64_t ref);
 void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx);
 void tc__audit_roots(tc_cache *c, tc__mark_fn mark, void *ctx);
@@ -466,6 +469,7 @@ static inline uint64_t tc__run_word(tc_cache *c)
 }
 int  tc__sweep_runs(tc_cache *c, uint64_t budget); /* lists of ended runs removed */
 void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head);
+bool tc__dto_reaches(tc_cache *c, struct tc_entry *h, struct tc_entry *e);
 struct tc_entry *tc__dto_elem(tc_cache *c, uint64_t ref, uint64_t hash, uint32_t klen,
 			      uint32_t *vlen, uint32_t *cls);
 
@@ -704,11 +708,26 @@ tc__stack_push(tc_cache *c, uint64_t *headp, struct tc_entry *e, uint64_t ref,
 	}
 }
 
+/*
+ * What tc_rslot.ret_hash records of the entry E, which a cleaner compares
+ * with the block it finds at ret_ref: its hash, which the kind seeds, or,
+ * for the blocks without a key (a run anchor, a TTL policy table: hash 0),
+ * their kind.  Recorded as hash 0, an old policy table's record matched
+ * its block reused as a run anchor of the same generation, which a live
+ * starter had not published yet (test_a_ret_record_never_names_a_block_
+ * of_another_kind).
+ */
+static inline uint64_t tc__ret_ident(const struct tc_entry *e)
+{
+	uint64_t h = tc__ld(&e->hash);
+	return h ? h : ~(uint64_t)tc__ld(&e->kind);
+}
+
 /* Name the published entry E that slot S is about to unlink (see
  * tc_rslot.ret_ref); the full barrier of the unlinking CAS orders it. */
 static inline void tc__note_unlink(struct tc_rslot *s, uint64_t ref, const struct tc_entry *e)
 {
-	tc__st(&s->ret_hash, tc__ld(&e->hash));
+	tc__st(&s->ret_hash, tc__ret_ident(e));
 	tc__st(&s->ret_version, tc__ld(&e->version));
 	tc__st(&s->ret_ref, ref);
 }

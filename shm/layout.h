@@ -250,8 +250,10 @@ struct tc_rslot {
 				     * adds them up) */
 	/* line 3: the published entry the owner is about to unlink (replace or
 	 * remove), so that a cleaner can retire it if the owner dies between
-	 * its CAS and its retire.  hash and version tell the block from a
-	 * reuse of it.  Owner only; ref 0 = none. */
+	 * its CAS and its retire (a run anchor or a TTL policy table: between
+	 * the CAS of its header word and its retire).  hash (tc__ret_ident:
+	 * the kind for a block without a key) and version tell the block from
+	 * a reuse of it.  Owner only; ref 0 = none. */
 	uint64_t ret_ref;
 	uint64_t ret_hash;
 	uint64_t ret_version;

@@ -27,13 +27,26 @@
 #include "internal.h"
 #include "futex.h"
 
-/* Is the published block E still named where it is published from: the
- * header's policy word for a TTL policy table, the index for the rest? */
+/*
+ * Is the block E named where it is published from: the header's policy
+ * word for a TTL policy table, the run word for a run anchor, the index for
+ * the rest (a DTO list element that is no longer its list's head: through
+ * the head, which reaches it)?  Each of the two header words names its block exactly while it
+ * is published, so a writer keeps both blocks of its CAS named in its slot
+ * across it (policy.c, run.c) and the cleaner retires the one the word
+ * does not name.  A word scribbled to name the block only keeps it (a
+ * leak until tc_audit); one scribbled away from it retires a block that
+ * nothing can reach any more.
+ */
 static bool still_published(tc_cache *c, struct tc_entry *e)
 {
-	if (tc__ld(&e->kind) == TC_KIND_POLICY)
+	uint32_t kind = tc__ld(&e->kind);
+	if (kind == TC_KIND_POLICY)
 		return (tc__ld(&c->h->policy_gen) & 0xffffffffu) == tc__ref_of(c, e);
-	return tc__inflight_published(c, e);
+	if (kind == TC_KIND_RUN)
+		return RUN_REF(tc__ld(&c->h->run_word)) == tc__ref_of(c, e);
+	/* A list element is published while its list's head reaches it. */
+	return tc__inflight_published(c, e, kind == TC_KIND_DTO ? tc__dto_reaches : NULL);
 }
 
 /* The tid half of a cleaner's claim (bit 31, which no tid has): of a dead
@@ -83,9 +96,10 @@ static bool live_owner_record(tc_cache *c, struct tc_rslot *s)
  * CAS, so two cleaners never both free the slot.  OWNER 0: a free slot that
  * is not quiescent, emptied the same way, except that what it names is not
  * retired: a free slot names nothing, so a name in it is a scribble, and a
- * block built from this slot by an owner since gone (a run anchor, a DTO
- * element: LIVE, its builder, published by no index word) passes every
- * check below (test_scribbled_name_in_a_free_slot_retires_nothing).
+ * block built from this slot by an owner since gone (a DTO element that is
+ * no longer its list's head: LIVE, its builder, published by no index word;
+ * a run anchor between its run's end and its retire) passes every check
+ * below (test_scribbled_name_in_a_free_slot_retires_nothing).
  */
 static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 			    tc_sweep_report *rep)
@@ -138,7 +152,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 		 * more, the unlink happened and the retire may not have. */
 		struct tc_entry *e = tc__block(c, ret);
 		if (e && tc__ld(&e->state) == TC_BLK_LIVE &&
-		    tc__ld(&e->hash) == tc__ld(&s->ret_hash) &&
+		    tc__ret_ident(e) == tc__ld(&s->ret_hash) &&
 		    tc__ld(&e->version) == tc__ld(&s->ret_version) &&
 		    !still_published(c, e)) {
 			/* A DTO list head takes its whole chain with it. */

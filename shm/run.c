@@ -45,16 +45,21 @@
  *
  * Crash windows.  A block being built is named in the builder's reader slot
  * (alloc.c) so that a builder killed before publishing does not leak it.
- * Blocks published here stay LIVE after they stop being the head (they are
- * list elements, or the anchor, not in the index), which the generic
- * in-flight check cannot tell from "never published"; so the in-flight
- * record is cleared just before the publishing CAS.  Dying between the two
- * leaks one block.  A dead list being unlinked is named in the slot's
- * ret_ref (as tc__remove_slot does), so a cleaner retires it if the remover
- * dies between its CAS and its retire walk; the cleaner retires the head
- * only, unless it dispatches DTO heads to tc__dto_retire_chain(), which
- * takes the whole chain.  The anchor is not named there (run_word, not the
- * index, names it): dying between the end's CAS and its retire leaks it.
+ * The anchor is asked of run_word, which names it exactly while it is
+ * published (recover.c, still_published), as policy.c's table is asked of
+ * policy_gen: a start keeps its anchor in inflight across the CAS, an end
+ * names the anchor in ret_ref across the CAS until it has retired it, and
+ * the cleaner retires the one run_word does not name; no kill leaks it.
+ * A list element is named in inflight across its publishing CAS too: a
+ * cleaner takes it for published while an index word names it, or names
+ * a head (of its tag, in its probe chain) that reaches it (recover.c,
+ * still_published; runsweep.c, tc__dto_reaches: tc_audit's own rule), so
+ * no kill leaks it, and the TENT word of a first element whose inserter
+ * died is aborted as an ordinary key's is.  A dead list being unlinked is
+ * named in the slot's ret_ref (as tc__remove_slot does), so a cleaner
+ * retires it if the remover dies between its CAS and its retire walk; the
+ * cleaner dispatches DTO heads to tc__dto_retire_chain(), which takes the
+ * whole chain.
  */
 #include "index.h"
 #include "futex.h"
@@ -112,15 +117,18 @@ static bool start_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, void
 	if (c->csum) /* a value tc_run_anchor hands out, shm-sweeper acts on */
 		tc__csum_seal(c, e, 0);
 	uint64_t ref = tc__ref_of(c, e);
-	tc__st(&s->inflight, 0); /* see "Crash windows" above */
-	TC_CRASH_POINT(run_start_unnamed);
+	/* Still named in inflight across the CAS: a cleaner asks run_word
+	 * whether it was published (see "Crash windows" above). */
+	TC_CRASH_POINT(run_start_built);
 	/* Full barrier: the anchor's bytes before the word that names it. */
 	bool won = tc__cas(&c->h->run_word, w, (uint64_t)gen << 32 | ref) == w;
 	if (won) {
+		TC_CRASH_POINT(run_started);
+		tc__st(&s->inflight, 0);
 		tc__notify_any(c);
 		*rc = 0;
 	} else {
-		tc__free_block(c, e); /* never visible to anyone */
+		tc__drop_private(c, s, e); /* never visible to anyone */
 	}
 	tc__exit(c);
 	return won;
@@ -176,6 +184,14 @@ int tc_run_anchor(tc_cache *c, tc_anchor *out)
 	return rc;
 }
 
+/* The anchor that run word W names, when it is one of W's generation. */
+static struct tc_entry *run_anchor_of(tc_cache *c, uint64_t w)
+{
+	uint32_t vlen;
+	struct tc_entry *e = tc__block_of(c, RUN_REF(w), TC_KIND_RUN, &vlen);
+	return e && tc__ld(&e->version) == RUN_GEN(w) ? e : NULL;
+}
+
 /* End the active run; with ONLY_GEN (non-zero), only the run of that generation. */
 static int run_end(tc_cache *c, uint64_t only_gen)
 {
@@ -194,15 +210,25 @@ static int run_end(tc_cache *c, uint64_t only_gen)
 			rc = TC_ECONFLICT;
 			break;
 		}
+		/* The anchor is named in ret_ref across the CAS, so that a
+		 * cleaner retires it if we die before we do (it asks run_word
+		 * whether the CAS happened).  Only an anchor of the word's
+		 * generation: a word scribbled to name another block leaks
+		 * that block rather than retire it. */
 		uint64_t nw = (uint64_t)(RUN_GEN(w) + 1) << 32;
-		if (tc__cas(&c->h->run_word, w, nw) != w)
+		struct tc_entry *e = run_anchor_of(c, w);
+		if (e)
+			tc__note_unlink(s, RUN_REF(w), e);
+		TC_CRASH_POINT(run_end_noted);
+		if (tc__cas(&c->h->run_word, w, nw) != w) {
+			tc__st(&s->ret_ref, 0);
 			continue;
+		}
 		tc__notify_any(c);
 		TC_CRASH_POINT(run_ended);
-		uint32_t vlen;
-		struct tc_entry *e = tc__block_of(c, RUN_REF(w), TC_KIND_RUN, &vlen);
 		if (e)
 			tc__retire(c, s, e);
+		tc__st(&s->ret_ref, 0);
 		tc__count(s, TC_C_CLEARS);
 		rc = 0;
 		break;
@@ -323,9 +349,10 @@ static void build_elem(tc_cache *c, struct tc_entry *e, uint64_t hash, const voi
 		tc__csum_seal(c, e, klen);
 }
 
-/* Publish the built element E as the list's head: swing the head's word,
- * or insert a new list.  A_GO: published; A_AGAIN: the word changed or the
- * insert lost (*RC its code); A_ROOM_SLOT: no index word (*RC -ENOSPC). */
+/* Publish the built element E, named in S's inflight, as the list's head:
+ * swing the head's word, or insert a new list; either way S names E no
+ * more.  A_GO: published; A_AGAIN: the word changed or the insert lost
+ * (*RC its code); A_ROOM_SLOT: no index word (*RC -ENOSPC). */
 static int append_publish(tc_cache *c, struct tc_rslot *s, struct tc_entry *e, uint64_t hash,
 			  const void *key, size_t klen, const struct append *a, int *rc)
 {
@@ -339,9 +366,11 @@ static int append_publish(tc_cache *c, struct tc_rslot *s, struct tc_entry *e, u
 		/* Full barrier: the element's bytes before the slot names it. */
 		if (tc__cas(a->slotp, a->sw, TC_SW_FINAL | TC_TAG_OF(hash) << 48 | ref) != a->sw) {
 			tc__st(&s->ret_ref, 0);
-			tc__free_block(c, e);
+			tc__drop_private(c, s, e);
 			return A_AGAIN;
 		}
+		TC_CRASH_POINT(dto_appended);
+		tc__st(&s->inflight, 0);
 		tc__notify(c, hash);
 		if (a->replace) {
 			TC_CRASH_POINT(dto_replaced);
@@ -352,18 +381,22 @@ static int append_publish(tc_cache *c, struct tc_rslot *s, struct tc_entry *e, u
 	}
 	bool seen;
 	/* Counted before the insert, so that a sweep never finds the count
-	 * below the heads it would walk for: a kill here leaves it one high,
-	 * as the element (named nowhere since dto_append_unnamed) leaks. */
+	 * below the heads it would walk for: a kill here leaves it one high
+	 * (the cleaner retires the element, which no word names). */
 	tc__add(&c->h->dto_heads, 1);
 	TC_CRASH_POINT(dto_head_counted);
 	int ir = tc__insert(c, hash, key, klen, TC_KIND_DTO, e, &seen);
-	if (ir == 0)
+	if (ir == 0) {
+		tc__st(&s->inflight, 0);
 		return A_GO;
+	}
 	tc__add(&c->h->dto_heads, (uint64_t)-1);
-	if (seen)
+	if (seen) {
 		tc__retire(c, s, e);
-	else
-		tc__free_block(c, e);
+		tc__st(&s->inflight, 0);
+	} else {
+		tc__drop_private(c, s, e);
+	}
 	*rc = ir;
 	return ir == -ENOSPC ? A_ROOM_SLOT : A_AGAIN;
 }
@@ -391,8 +424,8 @@ static bool append_once(tc_cache *c, struct tc_rslot *s, struct tc__room *r, voi
 	if (!e)
 		return !again;
 	build_elem(c, e, q->hash, q->key, q->klen, q->type, q->dto, q->len, &a);
-	tc__st(&s->inflight, 0); /* see "Crash windows" above */
-	TC_CRASH_POINT(dto_append_unnamed);
+	/* Named in inflight until published (see "Crash windows" above). */
+	TC_CRASH_POINT(dto_append_built);
 	next = append_publish(c, s, e, q->hash, q->key, q->klen, &a, rc);
 	if (next != A_GO) {
 		tc__exit(c);
@@ -701,26 +734,6 @@ int tc_dto_keys(tc_cache *c, tc_dto_key_fn fn, void *arg)
 }
 
 /* ---- tc_audit hooks ------------------------------------------------------ */
-
-/* The elements of the list whose head is E (E itself is marked by the
- * caller), bounded by the strictly decreasing counts. */
-void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx)
-{
-	if (tc__ld(&e->kind) != TC_KIND_DTO)
-		return;
-	uint64_t ver = tc__ld(&e->version);
-	uint64_t n = TC_DTO_COUNT(ver);
-	for (uint64_t i = n; i > 1; i--) {
-		uint64_t prev = TC_DTO_PREV(ver);
-		struct tc_entry *p = tc__block(c, prev);
-		if (!p || tc__ld(&p->kind) != TC_KIND_DTO)
-			return;
-		mark(ctx, prev);
-		ver = tc__ld(&p->version);
-		if (TC_DTO_COUNT(ver) != i - 1)
-			return;
-	}
-}
 
 /* The run anchor and the TTL policy table hang off the header. */
 void tc__audit_roots(tc_cache *c, tc__mark_fn mark, void *ctx)

@@ -45,6 +45,57 @@ void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head
 	}
 }
 
+/* The elements of the list whose head is E (E itself is marked by the
+ * caller), bounded by the strictly decreasing counts and by the arena's
+ * units (a cleaner walks without a read section: blocks may be reused
+ * under it): what tc_audit keeps, and what a cleaner takes for published
+ * (tc__dto_reaches).  Its checks are a subset of every walk's
+ * (tc_dto_each, tc__dto_retire_chain), so no walk reaches an element it
+ * does not. */
+void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx)
+{
+	if (tc__ld(&e->kind) != TC_KIND_DTO)
+		return;
+	uint64_t ver = tc__ld(&e->version);
+	uint64_t n = TC_DTO_COUNT(ver);
+	for (uint64_t i = n, k = 0; i > 1 && k < c->arena_units; i--, k++) {
+		uint64_t prev = TC_DTO_PREV(ver);
+		struct tc_entry *p = tc__block(c, prev);
+		if (!p || tc__ld(&p->kind) != TC_KIND_DTO)
+			return;
+		mark(ctx, prev);
+		ver = tc__ld(&p->version);
+		if (TC_DTO_COUNT(ver) != i - 1)
+			return;
+	}
+}
+
+/* What tc__dto_reaches looks for, and whether the walk met it. */
+struct reach {
+	uint64_t ref;
+	bool met;
+};
+
+static void reach_mark(void *ctx, uint64_t ref)
+{
+	struct reach *r = ctx;
+	r->met |= ref == r->ref;
+}
+
+/*
+ * Does the list whose head is H reach the element E (a tc__reach_fn for
+ * tc__inflight_published)?  By tc__audit_entry's rule: an element it
+ * reaches is kept by tc_audit, so the cleaner must not retire it, and no
+ * walk reaches one it does not.  At most H's count steps, and at most the
+ * arena's units, whatever a scribble wrote.
+ */
+bool tc__dto_reaches(tc_cache *c, struct tc_entry *h, struct tc_entry *e)
+{
+	struct reach r = { tc__ref_of(c, e), false };
+	tc__audit_entry(c, h, reach_mark, &r);
+	return r.met;
+}
+
 /*
  * Is the list headed by E dead, i.e. not of the active run?  The head's
  * generation is loaded before run_word; an append publishes its head before

@@ -18,6 +18,12 @@
  *   slot is dropped, never retired (nor by the successor of a killed
  *   cleaner); a live reader whose owner word was scribbled to 0 keeps its
  *   epoch and what it holds.
+ * - A dead slot that names the published run anchor (inflight, ret_ref)
+ *   leaves it: run_word names it; one that names a list element that is no
+ *   longer its list's head leaves it: the head reaches it.  tc_run_end
+ *   under a run_word scribbled to name a block of another generation
+ *   retires nothing.  A ret record of a TTL policy table never
+ *   matches its block reused as a run anchor of the same generation.
  * - A writer short of memory whose own thread holds a section (through
  *   another handle) fails at once; another thread's section is waited for.
  * - The global epoch scribbled to 0 or to UINT64_MAX frees nothing a reader
@@ -1139,12 +1145,15 @@ static void test_a_slot_being_cleaned_by_a_kernel_thread_is_taken_over(void **st
 /*
  * A free slot names nothing: its last owner or cleaner emptied it before
  * giving it back.  An in-flight name scribbled into one must not be taken
- * for a dead builder's: the run anchor (never indexed) was built from this
- * very slot by a thread that has since exited, so it passes the builder
- * check and no index word publishes it.  Before the fix the cleaner
- * retired the live anchor (run_word still named it), the reclaim freed it
- * and the next writes took its block: one scribbled word of a free slot
- * damaged the run nobody scribbled.
+ * for a dead builder's: the run anchor, between the CAS that ends its run
+ * (as this test makes run_word read) and its ender's retire, was built from
+ * this very slot by a thread that has since exited, so it passes the
+ * builder check and run_word does not name it.  Before the fix the cleaner
+ * retired such a block (then the published anchor itself, which run_word
+ * now protects, as the index protects a DTO element), the reclaim freed it
+ * and the next writes took it: one scribbled word of a free slot damaged a
+ * run nobody scribbled.  Here the end is then undone: the anchor must read
+ * back.
  */
 static void *start_a_run(void *p)
 {
@@ -1163,12 +1172,13 @@ static void test_scribbled_name_in_a_free_slot_retires_nothing(void **state)
 	assert_int_equal(pthread_create(&th, NULL, start_a_run, c), 0);
 	assert_int_equal(pthread_join(th, &ret), 0);
 	ASSERT_RC(0, (int)(intptr_t)ret);
-	uint64_t anchor = tc__ld(&c->h->run_word) & 0xffffffffu;
+	uint64_t rw = tc__ld(&c->h->run_word), anchor = RUN_REF(rw);
 	struct tc_entry *e = tc__block(c, anchor);
 	assert_non_null(e);
 	assert_int_equal(tc__ld(&e->kind), TC_KIND_RUN);
 	struct tc_rslot *s = &c->slots[tc__ld(&e->builder) - 1];
 	assert_int_equal(tc__ld(&s->owner), 0); /* the starter exited: free */
+	tc__st(&c->h->run_word, (uint64_t)(RUN_GEN(rw) + 1) << 32); /* ended */
 	tc__st(&s->inflight, anchor); /* the scribble */
 	uint32_t cleared = 99;
 	ASSERT_RC(0, tc_readers_clean(c, &cleared));
@@ -1191,6 +1201,7 @@ static void test_scribbled_name_in_a_free_slot_retires_nothing(void **state)
 	assert_int_equal(tc__ld(&s->inflight), 0);
 	assert_int_equal(tc__ld(&s->owner), 0);
 	/* Whatever was freed is reused: the anchor must still read back. */
+	tc__st(&c->h->run_word, rw);
 	assert_int_equal(reclaim(c), 0);
 	churn(c);
 	tc_anchor a;
@@ -1198,6 +1209,217 @@ static void test_scribbled_name_in_a_free_slot_retires_nothing(void **state)
 	assert_int_equal(a.ts_ns, 11);
 	assert_int_equal(a.run_id, 22);
 	assert_int_equal(tc__ld(&e->state), TC_BLK_LIVE);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/* A child that attaches NAME, runs FN on its handle and dies without
+ * giving its slot back (no tc_close, no destructor: _exit): its pid, the
+ * owner of a dead slot. */
+static pid_t die_holding_a_slot(const char *name, int (*fn)(tc_cache *c))
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		tc_cache *cc = NULL;
+		_exit(tc_open(&cc, name, NULL) || fn(cc) ? 1 : 0);
+	}
+	assert_int_equal(fx_wait(pid), 0);
+	return pid;
+}
+
+static int start_run(tc_cache *c)
+{
+	return tc_run_start(c, 11, 22);
+}
+
+static int set_one(tc_cache *c)
+{
+	return tc_set(c, "one", 3, "1", 1, 0, 0);
+}
+
+/* The slot that process PID held. */
+static struct tc_rslot *slot_of(tc_cache *c, pid_t pid)
+{
+	for (uint32_t i = 0; i < c->nslots; i++)
+		if (tc__ld(&c->slots[i].owner) >> 32 == (uint64_t)pid)
+			return &c->slots[i];
+	fail_msg("no slot of pid %d", (int)pid);
+	return NULL;
+}
+
+/*
+ * A dead slot that names the published run anchor: in inflight, the slot
+ * that built it (a starter killed between its CAS and clearing inflight,
+ * run_started, or that one word scribbled later), or in ret_ref (an ender
+ * killed before its CAS, run_end_noted).  run_word names the anchor, so
+ * it is published: the cleaner leaves it.  Before, the cleaner asked the
+ * index, which never holds an anchor, and retired the live anchor: the
+ * reclaim freed it and the next writes took its block.
+ */
+static void test_a_dead_slot_never_retires_the_published_anchor(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
+				TC_EVICT_NONE);
+	pid_t starter = die_holding_a_slot(name, start_run);
+	uint64_t anchor = RUN_REF(tc__ld(&c->h->run_word));
+	struct tc_entry *e = tc__block(c, anchor);
+	assert_non_null(e);
+	assert_int_equal(tc__ld(&e->kind), TC_KIND_RUN);
+	struct tc_rslot *s = slot_of(c, starter);
+	assert_ptr_equal(s, &c->slots[tc__ld(&e->builder) - 1]);
+	tc__st(&s->inflight, anchor);
+	uint32_t cleared = 99;
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
+	assert_int_equal(cleared, 1);
+	assert_int_equal(tc__ld(&e->state), TC_BLK_LIVE);
+	assert_int_equal(tc__ld(&s->owner), 0);
+	s = slot_of(c, die_holding_a_slot(name, set_one));
+	tc__note_unlink(s, anchor, e);
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
+	assert_int_equal(cleared, 1);
+	assert_int_equal(tc__ld(&e->state), TC_BLK_LIVE);
+	assert_int_equal(reclaim(c), 0);
+	churn(c);
+	tc_anchor a;
+	ASSERT_RC(0, tc_run_anchor(c, &a));
+	assert_int_equal(a.ts_ns, 11);
+	assert_int_equal(a.run_id, 22);
+	ASSERT_RC(0, tc_run_end(c));
+	assert_int_equal(tc__ld(&e->state), TC_BLK_RETIRED);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+static int append_two(tc_cache *c)
+{
+	int rc = tc_dto_append(c, "k", 1, 7, "first", 5);
+	return rc ? rc : tc_dto_append(c, "k", 1, 7, "second", 6);
+}
+
+/* tc_dto_each's callback: the elements' values, concatenated. */
+static int collect_dto(const void *dto, size_t len, void *arg)
+{
+	strncat(arg, dto, len);
+	return 0;
+}
+
+/*
+ * A dead slot whose inflight names a list element it built and published
+ * that is no longer its list's head (an appender killed between its CAS
+ * and clearing inflight, dto_appended, the list appended to since; or that
+ * one word scribbled).  No index word names the element, but the head
+ * reaches it: it is published, and the cleaner leaves it.  Before, the
+ * cleaner asked the index only and retired the list's first element: the
+ * reclaim freed it and the next writes took its block.
+ */
+static void test_a_dead_slot_never_retires_a_published_list_element(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
+				TC_EVICT_NONE);
+	ASSERT_RC(0, tc_run_start(c, 11, 22));
+	struct tc_rslot *s = slot_of(c, die_holding_a_slot(name, append_two));
+	struct tc_entry *head = NULL;
+	WB_EACH_SLOT(c, w) {
+		head = tc__block(c, TC_SW_REF(w));
+	}
+	assert_non_null(head);
+	assert_int_equal(tc__ld(&head->kind), TC_KIND_DTO);
+	uint64_t first = TC_DTO_PREV(tc__ld(&head->version));
+	struct tc_entry *e = tc__block(c, first);
+	assert_non_null(e);
+	assert_ptr_equal(s, &c->slots[tc__ld(&e->builder) - 1]);
+	tc__st(&s->inflight, first);
+	uint32_t cleared = 99;
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
+	assert_int_equal(cleared, 1);
+	assert_int_equal(tc__ld(&e->state), TC_BLK_LIVE);
+	assert_int_equal(reclaim(c), 0);
+	churn(c);
+	char got[32] = "";
+	ASSERT_RC(0, tc_dto_each(c, "k", 1, 7, collect_dto, got));
+	assert_string_equal(got, "firstsecond");
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
+ * A policy writer killed before its CAS (policy_built) leaves the old
+ * table T named in ret_ref.  Once T is replaced, retired and freed, its
+ * block may be taken for a run anchor of the same generation (a table's
+ * version and an anchor's are both their word's generation; neither has a
+ * key: hash 0), which a live starter names in inflight and has not
+ * published yet.  The record must not match it: before, the cleaner
+ * retired the starter's private anchor, which the starter's CAS then
+ * published, retired.  Here T's block is made that anchor in place.
+ */
+static void test_a_ret_record_never_names_a_block_of_another_kind(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
+				TC_EVICT_NONE);
+	ASSERT_RC(0, tc_ttl_policy_set(c, "a:", 1000));
+	uint64_t pw = tc__ld(&c->h->policy_gen), ref = pw & 0xffffffffu;
+	struct tc_entry *t = tc__block(c, ref);
+	assert_non_null(t);
+	assert_int_equal(tc__ld(&t->kind), TC_KIND_POLICY);
+	assert_int_equal(tc__ld(&t->version), pw >> 32);
+	struct tc_rslot *dead = slot_of(c, die_holding_a_slot(name, set_one));
+	tc__note_unlink(dead, ref, t); /* as policy_built leaves it */
+	/* T replaced (the word names no table) and reused as an anchor of
+	 * generation pw >> 32, built by this thread and not yet published. */
+	tc__st(&c->h->policy_gen, ((pw >> 32) + 1) << 32);
+	struct tc_rslot *me = tc__slot(c);
+	assert_non_null(me);
+	tc__st(&t->kind, TC_KIND_RUN);
+	tc__st(&t->builder, (uint16_t)(me - c->slots + 1));
+	tc__st(&me->inflight, ref);
+	uint32_t cleared = 99;
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
+	assert_int_equal(cleared, 1);
+	assert_int_equal(tc__ld(&t->state), TC_BLK_LIVE);
+	assert_int_equal(tc__ld(&dead->owner), 0);
+	tc__st(&me->inflight, 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+/*
+ * run_word scribbled to name a block of kind RUN that is not its run's
+ * anchor: here another starter's anchor, built and not yet published (a
+ * policy table's block made one in place, of the generation its table
+ * had).  tc_run_end ends the run the word shows, but retires only an
+ * anchor of the word's generation (the anchor records it): that block
+ * leaks until tc_audit instead.  Before, tc_run_end retired the starter's
+ * private block, which the starter then freed again or published.
+ */
+static void test_a_scribbled_run_word_never_retires_another_runs_block(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
+				TC_EVICT_NONE);
+	ASSERT_RC(0, tc_ttl_policy_set(c, "a:", 1000));
+	uint64_t pw = tc__ld(&c->h->policy_gen), ref = pw & 0xffffffffu;
+	struct tc_entry *t = tc__block(c, ref);
+	assert_non_null(t);
+	tc__st(&c->h->policy_gen, ((pw >> 32) + 1) << 32);
+	struct tc_rslot *me = tc__slot(c);
+	assert_non_null(me);
+	tc__st(&t->kind, TC_KIND_RUN);
+	tc__st(&t->builder, (uint16_t)(me - c->slots + 1));
+	tc__st(&me->inflight, ref);
+	uint32_t gen = ((uint32_t)tc__ld(&t->version) + 2) | 1;
+	tc__st(&c->h->run_word, (uint64_t)gen << 32 | ref); /* the scribble */
+	ASSERT_RC(0, tc_run_end(c));
+	assert_int_equal(tc__ld(&c->h->run_word), (uint64_t)(gen + 1) << 32);
+	assert_int_equal(tc__ld(&t->state), TC_BLK_LIVE);
+	tc__st(&me->inflight, 0);
 	tc_close(c);
 	tc_unlink(name);
 }
@@ -1672,6 +1894,10 @@ int main(int argc, char **argv)
 		FX_TEST(test_a_write_reclaims_early_only_outside_its_own_section),
 		FX_TEST(test_a_peeked_block_survives_the_same_threads_writes_through_any_handle),
 		FX_TEST(test_scribbled_name_in_a_free_slot_retires_nothing),
+		FX_TEST(test_a_dead_slot_never_retires_the_published_anchor),
+		FX_TEST(test_a_dead_slot_never_retires_a_published_list_element),
+		FX_TEST(test_a_ret_record_never_names_a_block_of_another_kind),
+		FX_TEST(test_a_scribbled_run_word_never_retires_another_runs_block),
 		FX_TEST(test_live_reader_whose_owner_word_reads_0_keeps_its_epoch),
 		FX_TEST(test_live_reader_without_start_time_whose_owner_word_reads_0_keeps_its_epoch),
 		FX_TEST(test_epoch_scribbled_to_0_frees_nothing_a_reader_holds),

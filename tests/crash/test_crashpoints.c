@@ -142,13 +142,16 @@ static const struct spec specs[] = {
 	{ "policy_built",      W_POLICY,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	{ "policy_swapped",    W_POLICY,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	/* run.c */
-	{ "run_start_unnamed", W_RUNS,     2, 1, 1, 0, NULL, SV_OK, 0, 0 },
-	{ "run_ended",         W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 0, 0 },
+	{ "run_start_built",   W_RUNS,     2, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "run_started",       W_RUNS,     2, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "run_end_noted",     W_RUNS,     1, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "run_ended",         W_RUNS,     1, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	{ "dto_chain_walk",    W_RUNS,     1, 2, LEAK_LIST, 0, NULL, SV_OK, 0, 0 },
 	{ "dto_list_reserved", W_RUNS,     1, 0, 0, -1, NULL, SV_OK, 0, 0 },
 	{ "dto_list_unlinked", W_RUNS,     1, 0, 0, 0, NULL, SV_OK, 1, 0 },
-	{ "dto_append_unnamed", W_RUNS,    5, 1, 1, 0, NULL, SV_OK, 0, 0 },
-	{ "dto_head_counted",  W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 1, 0 },
+	{ "dto_append_built",  W_RUNS,     5, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "dto_appended",      W_RUNS,     5, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "dto_head_counted",  W_RUNS,     1, 0, 0, 0, NULL, SV_OK, 1, 0 },
 	{ "dto_replaced",      W_RUNS,     1, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	/* segment.c */
 	{ "unlink_marked",     W_UNLINK,   1, 0, 0, 0, NULL, SV_OK, 0, 0 },
@@ -159,8 +162,8 @@ static const struct spec specs[] = {
 	/* sweep.c */
 	{ "lease_claiming",    W_LEASE,    1, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	/* table.c */
-	{ "insert_claimed",    W_WRITES,   2, 0, 1, 0, NULL, SV_OK, 0, 0 },
-	{ "insert_rescanned",  W_WRITES,   2, 0, 1, 0, NULL, SV_OK, 0, 0 },
+	{ "insert_claimed",    W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
+	{ "insert_rescanned",  W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	{ "remove_reserved",   W_WRITES,   2, 0, 0, -1, NULL, SV_OK, 0, 0 },
 	{ "remove_unlinked",   W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
 	{ "remove_woken",      W_WRITES,   2, 0, 0, 0, NULL, SV_OK, 0, 0 },
@@ -193,17 +196,15 @@ static const struct spec recoverer_specs[] = {
 #define NRSPECS (sizeof(recoverer_specs) / sizeof(recoverer_specs[0]))
 
 /*
- * The first element of a DTO list killed inside its insert: unlike an
- * ordinary key's block it is named in no slot (run.c clears inflight
- * before publishing, dto_append_unnamed), so no cleaner can abort its TENT
- * word or retire it: the word stays until the next append of that key or
- * tc_audit, and the block leaks until the audit; dto_heads was raised
- * before the insert (dto_head_counted).  design.md's rows of these points
- * give this bound.
+ * The first element of a DTO list killed inside its insert: as an ordinary
+ * key's block it is named in its builder's slot until it is published
+ * (dto_append_built), so the cleaner aborts its TENT word and retires it;
+ * dto_heads was raised before the insert (dto_head_counted) and stays one
+ * high until the audit.  design.md's rows of these points give this bound.
  */
 static const struct spec dto_insert_specs[] = {
-	{ "insert_claimed",    W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 1, 1 },
-	{ "insert_rescanned",  W_RUNS,     1, 1, 1, 0, NULL, SV_OK, 1, 1 },
+	{ "insert_claimed",    W_RUNS,     1, 0, 0, 0, NULL, SV_OK, 1, 0 },
+	{ "insert_rescanned",  W_RUNS,     1, 0, 0, 0, NULL, SV_OK, 1, 0 },
 };
 #define NDSPECS (sizeof(dto_insert_specs) / sizeof(dto_insert_specs[0]))
 
