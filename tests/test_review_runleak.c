@@ -112,9 +112,8 @@ static void end_sweep_reuse(tc_cache *c)
  * block that is now the new list's element.  Its reclaim frees it under
  * the list, and the next writes overwrite it.
  */
-static void test_a_cleaner_never_retires_a_block_reused_during_its_walk(void **state)
+static void reused_during_the_walk(uint64_t scribbled_epoch)
 {
-	(void)state;
 	char name[64];
 	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8, TC_EVICT_NONE);
 	ASSERT_RC(0, tc_run_start(c, 11, 22));
@@ -125,6 +124,8 @@ static void test_a_cleaner_never_retires_a_block_reused_during_its_walk(void **s
 	assert_ptr_equal(s, &c->slots[tc__ld(&first->builder) - 1]);
 	assert_int_equal(tc__ld(&s->epoch), 0);
 	tc__st(&s->inflight, old[1]);
+	if (scribbled_epoch)
+		tc__st(&s->epoch, tc__ld(&c->h->epoch) + scribbled_epoch);
 	inside_walk = end_sweep_reuse;
 	uint32_t cleared = 99;
 	ASSERT_RC(0, tc_readers_clean(c, &cleared));
@@ -162,10 +163,28 @@ static void test_a_cleaner_never_retires_a_block_reused_during_its_walk(void **s
 	tc_unlink(name);
 }
 
+static void test_a_cleaner_never_retires_a_block_reused_during_its_walk(void **state)
+{
+	(void)state;
+	reused_during_the_walk(0);
+}
+
+/*
+ * The same, the dead slot's epoch scribbled above the global epoch: kept,
+ * it held back no grace period (a reclaim's bound is never above the epoch
+ * it advanced to), and the walk's list was freed and reused as above.
+ */
+static void test_a_dead_slots_epoch_above_the_epoch_holds_nothing_back(void **state)
+{
+	(void)state;
+	reused_during_the_walk(1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_a_cleaner_never_retires_a_block_reused_during_its_walk),
+		FX_TEST(test_a_dead_slots_epoch_above_the_epoch_holds_nothing_back),
 	};
 	return fx_run(tests);
 }
