@@ -101,16 +101,19 @@ static bool live_owner_record(tc_cache *c, struct tc_rslot *s)
  * reused, and we retired the new owner's block (test_review_runleak).  A
  * slot whose owner died inside a section shows its own epoch, older,
  * which holds already; one that shows none (a name scribbled into the slot
- * of an owner that died outside any) gets the current one, 0 read as 1 as
- * tc__enter stores it.  A cleaner killed from here on leaves the epoch to
- * its successor, which takes over the claim and empties the slot.
+ * of an owner that died outside any), or one above the epoch (only a
+ * scribble: no slot ever stores more than it read), gets the current one,
+ * 0 read as 1 as tc__enter stores it.  A cleaner killed from here on
+ * leaves the epoch to its successor, which takes over the claim and
+ * empties the slot.
  */
 static void hold_section(tc_cache *c, struct tc_rslot *s)
 {
-	if (tc__ld(&s->epoch))
+	uint64_t ep = tc__ld(&c->h->epoch), was = tc__ld(&s->epoch);
+	ep += ep == 0;
+	if (was && was <= ep)
 		return;
-	uint64_t ep = tc__ld(&c->h->epoch);
-	tc__st(&s->epoch, ep + (ep == 0));
+	tc__st(&s->epoch, ep);
 	/* Store-load, as a reader's enter without membarrier: the epoch
 	 * before the loads of what the slot names (pairs with the grace
 	 * period's barrier and scan, docs/design.md section 5). */
