@@ -28,12 +28,15 @@
 #include "tickcache.h"
 
 #define TC_MAGIC          0x3145484341434B54ull /* "TKCACHE1" little-endian */
-#define TC_LAYOUT_VERSION 13u /* bump on every change of this file's structs (8: a slot's
+#define TC_LAYOUT_VERSION 14u /* bump on every change of this file's structs (8: a slot's
 				 * TC_C_OPS no longer counts hits and misses; 9: the futex
 				 * words of tc_wait / tc_wait_any; 10: tc_entry.cls_check;
 				 * 11: a slot's reclaim word keeps its detach's counter;
 				 * 12: the checksum seals aux, and run anchors carry one;
-				 * 13: a free slot keeps its counters, never folded into tot) */
+				 * 13: a free slot keeps its counters, never folded into tot;
+				 * 14: a slot's inflight names a run anchor or a list element
+				 * across its publishing CAS, and ret_hash a keyless block's
+				 * kind: a cleaner of 13 retired them published) */
 #define TC_CACHELINE      64
 #define TC_PAGE           4096
 

@@ -4,7 +4,8 @@
  * in one place, run by whoever finds it (a writer making room, the
  * sweeper, tc_audit, tc_readers_clean).
  *
- *  - A dead reader slot: its in-flight block is retired unless it was
+ *  - A dead reader slot: inside a read section held in that slot
+ *    (hold_section), its in-flight block is retired unless it was
  *    published (a half-done insert's TENT word is aborted), the entry it
  *    was unlinking is retired if the unlink happened (a DTO list head with
  *    its chain), its half-walked retire chain goes back on the list (the
@@ -90,6 +91,36 @@ static bool live_owner_record(tc_cache *c, struct tc_rslot *s)
 }
 
 /*
+ * Hold a read section in the dead slot S, which we have claimed, while we
+ * judge what it names and retire it.  A block found LIVE after this is
+ * stamped no lower than the epoch it shows if anyone retires it meanwhile,
+ * so no grace period frees it before tc__empty_slot clears the epoch: the
+ * list we walk to ask whether an element is published, and the block we
+ * judged, are never freed and taken by a live writer under us.  Without
+ * it, a list unlinked by a live run sweep during our walk was freed and
+ * reused, and we retired the new owner's block (test_review_runleak).  A
+ * slot whose owner died inside a section shows its own epoch, older,
+ * which holds already; one that shows none (a name scribbled into the slot
+ * of an owner that died outside any), or one above the epoch (only a
+ * scribble: no slot ever stores more than it read), gets the current one,
+ * 0 read as 1 as tc__enter stores it.  A cleaner killed from here on
+ * leaves the epoch to its successor, which takes over the claim and
+ * empties the slot.
+ */
+static void hold_section(tc_cache *c, struct tc_rslot *s)
+{
+	uint64_t ep = tc__ld(&c->h->epoch), was = tc__ld(&s->epoch);
+	ep += ep == 0;
+	if (was && was <= ep)
+		return;
+	tc__st(&s->epoch, ep);
+	/* Store-load, as a reader's enter without membarrier: the epoch
+	 * before the loads of what the slot names (pairs with the grace
+	 * period's barrier and scan, docs/design.md section 5). */
+	tc__mb();
+}
+
+/*
  * Clear the slot of a dead owner.  Its in-flight block is retired unless it
  * was published; its half-walked retire chain goes back on the list (its
  * counters stay in the slot, epoch.c, tc__empty_slot).  The owner word is cleared last, by
@@ -129,6 +160,8 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	if (free_slot) {
 		tc__st(&s->inflight, 0);
 		tc__st(&s->ret_ref, 0);
+	} else {
+		hold_section(c, s);
 	}
 	uint64_t inflight = tc__ld(&s->inflight);
 	if (inflight) {

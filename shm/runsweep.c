@@ -47,8 +47,8 @@ void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head
 
 /* The elements of the list whose head is E (E itself is marked by the
  * caller), bounded by the strictly decreasing counts and by the arena's
- * units (a cleaner walks without a read section: blocks may be reused
- * under it): what tc_audit keeps, and what a cleaner takes for published
+ * units (tc_audit walks without a read section, and a scribbled link may
+ * lead anywhere): what tc_audit keeps, and what a cleaner takes for published
  * (tc__dto_reaches).  Its checks are a subset of every walk's
  * (tc_dto_each, tc__dto_retire_chain), so no walk reaches an element it
  * does not. */

@@ -132,6 +132,29 @@ static void test_bad_header_fields_are_refused(void **state)
 		fail_msg("wrong codes: %s", bad);
 }
 
+/*
+ * A segment of layout 13 is refused, and a library of layout 13 refuses
+ * ours (it compares the same word): the two disagree on what a dead slot's
+ * names mean.  This library keeps a run anchor in inflight across the CAS
+ * that publishes it (run_started) and a list element across its list's
+ * (dto_appended), and records a keyless block's ret_hash by its kind.  A
+ * layout-13 cleaner asks the index alone whether such a block was
+ * published: it retired the live run's anchor, or a live list's head,
+ * which the next writes then took.
+ */
+static void test_a_segment_of_layout_13_is_refused(void **state)
+{
+	(void)state;
+	char name[64];
+	fx_name(name);
+	size_t size;
+	struct tc_hdr *h = make_and_map(name, &size);
+	h->layout_version = 13;
+	ASSERT_RC(TC_EVERSION, attach_rc(name));
+	munmap(h, size);
+	tc_unlink(name);
+}
+
 static void test_wrong_object_size_is_corrupt(void **state)
 {
 	(void)state;
@@ -676,6 +699,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_bad_header_fields_are_refused),
+		FX_TEST(test_a_segment_of_layout_13_is_refused),
 		FX_TEST(test_wrong_object_size_is_corrupt),
 		FX_TEST(test_half_built_segment_is_corrupt_for_attachers),
 		FX_TEST(test_marked_segment_left_by_a_dead_unlinker_is_absent),

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_review_runleak.c - a review's interleaving of the online recovery of
+ * list elements (branch runleak): a cleaner judges a dead slot's in-flight
+ * block (LIVE, built from the slot), asks whether it is published (for a
+ * DTO list element: whether a head of its tag reaches it, a walk of the
+ * list, tc__dto_reaches), then retires it.  The cleaner runs outside any
+ * read section of its own.  Between its judgment and its retire, the list
+ * may be unlinked by a live run sweep, its blocks freed by a grace period
+ * and taken by a live writer: the retire then hits the new owner's block.
+ *
+ * This program carries its own copy of shm/recover.c, with the cleaner's
+ * reach walk (tc__dto_reaches, still_published) routed through a hook, so
+ * that the live steps run exactly inside the walk; the ordinary library
+ * needs no hook.  Like test_review_liveness.c.
+ */
+#define tc__dto_reaches hooked_reaches
+#include "recover.c"
+#undef tc__dto_reaches
+/* The real walk, runsweep.c's (from the static library). */
+bool tc__dto_reaches(tc_cache *c, struct tc_entry *h, struct tc_entry *e);
+
+#include "whitebox.h"
+
+/* What the hook runs once, inside the cleaner's walk. */
+static void (*inside_walk)(tc_cache *c);
+
+bool hooked_reaches(tc_cache *c, struct tc_entry *h, struct tc_entry *e)
+{
+	void (*fn)(tc_cache *c) = inside_walk;
+	inside_walk = NULL;
+	if (fn)
+		fn(c);
+	return tc__dto_reaches(c, h, e);
+}
+
+/* A child that attaches NAME, runs FN on its handle and dies without
+ * giving its slot back (no tc_close, no destructor: _exit). */
+static pid_t die_holding_a_slot(const char *name, int (*fn)(tc_cache *c))
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		tc_cache *cc = NULL;
+		_exit(tc_open(&cc, name, NULL) || fn(cc) ? 1 : 0);
+	}
+	assert_int_equal(fx_wait(pid), 0);
+	return pid;
+}
+
+static struct tc_rslot *slot_of(tc_cache *c, pid_t pid)
+{
+	for (uint32_t i = 0; i < c->nslots; i++)
+		if (tc__ld(&c->slots[i].owner) >> 32 == (uint64_t)pid)
+			return &c->slots[i];
+	fail_msg("no slot of pid %d", (int)pid);
+	return NULL;
+}
+
+static int append_two(tc_cache *c)
+{
+	int rc = tc_dto_append(c, "k", 1, 7, "first", 5);
+	return rc ? rc : tc_dto_append(c, "k", 1, 7, "second", 6);
+}
+
+static int collect_dto(const void *dto, size_t len, void *arg)
+{
+	strncat(arg, dto, len);
+	return 0;
+}
+
+/* The refs of the elements of the list at "k", head first (up to 4). */
+static int list_refs(tc_cache *c, uint64_t refs[4])
+{
+	struct tc_entry *e = NULL;
+	WB_EACH_SLOT(c, w) {
+		struct tc_entry *h = tc__block(c, TC_SW_REF(w));
+		if (h && tc__ld(&h->kind) == TC_KIND_DTO)
+			e = h;
+	}
+	int n = 0;
+	while (e && n < 4) {
+		refs[n++] = tc__ref_of(c, e);
+		uint64_t prev = TC_DTO_PREV(tc__ld(&e->version));
+		e = prev ? tc__block(c, prev) : NULL;
+	}
+	return n;
+}
+
+/* A live run sweep and a live writer, while the cleaner walks: the run
+ * ends, the sweep unlinks the list and retires its elements, a grace
+ * period frees what it can, and a new run's list takes freed blocks. */
+static void end_sweep_reuse(tc_cache *c)
+{
+	ASSERT_RC(0, tc_run_end(c));
+	assert_int_equal(tc__sweep_runs(c, 0), 1);
+	ASSERT_RC(0, tc_reclaim(c, NULL));
+	ASSERT_RC(0, tc_run_start(c, 33, 44));
+	ASSERT_RC(0, tc_dto_append(c, "k", 1, 7, "third", 5));
+	ASSERT_RC(0, tc_dto_append(c, "k", 1, 7, "fourth", 6));
+}
+
+/*
+ * A dead slot, outside any section, whose inflight names a published list
+ * element that is no longer its list's head (that one word scribbled: the
+ * case of test_a_dead_slot_never_retires_a_published_list_element).  The
+ * cleaner finds it LIVE and built from the slot, and walks the list from
+ * its head.  Inside that walk the run ends, a sweep unlinks the list (which
+ * retires the element), a grace period frees the old elements (nobody
+ * announces an epoch) and the next run's list takes their blocks.  The
+ * walk then reaches nothing, and the cleaner retires "the element": the
+ * block that is now the new list's element.  Its reclaim frees it under
+ * the list, and the next writes overwrite it.
+ */
+static void reused_during_the_walk(uint64_t scribbled_epoch)
+{
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8, TC_EVICT_NONE);
+	ASSERT_RC(0, tc_run_start(c, 11, 22));
+	struct tc_rslot *s = slot_of(c, die_holding_a_slot(name, append_two));
+	uint64_t old[4];
+	assert_int_equal(list_refs(c, old), 2);
+	struct tc_entry *first = tc__block(c, old[1]);
+	assert_ptr_equal(s, &c->slots[tc__ld(&first->builder) - 1]);
+	assert_int_equal(tc__ld(&s->epoch), 0);
+	tc__st(&s->inflight, old[1]);
+	if (scribbled_epoch)
+		tc__st(&s->epoch, tc__ld(&c->h->epoch) + scribbled_epoch);
+	inside_walk = end_sweep_reuse;
+	uint32_t cleared = 99;
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
+	assert_null(inside_walk); /* the hook ran */
+	assert_int_equal(cleared, 1);
+	/* The new list's elements are still LIVE, whichever blocks they
+	 * took. */
+	uint64_t now[4];
+	assert_int_equal(list_refs(c, now), 2);
+	for (int i = 0; i < 2; i++) {
+		struct tc_entry *e = tc__block(c, now[i]);
+		assert_non_null(e);
+		if (tc__ld(&e->state) != TC_BLK_LIVE)
+			fail_msg("element %d of the new list (ref %llu; old elements %llu, %llu) "
+				 "is in state %u: the cleaner retired it", i,
+				 (unsigned long long)now[i], (unsigned long long)old[0],
+				 (unsigned long long)old[1], (unsigned)tc__ld(&e->state));
+	}
+	/* And read back after whatever was freed is reused. */
+	ASSERT_RC(0, tc_reclaim(c, NULL));
+	for (int i = 0; i < 64; i++) {
+		char k[4] = { 'q', (char)('a' + i % 26), 0, 0 };
+		ASSERT_RC(0, tc_set(c, k, 2, "zzzzzz", 6, 0, 0));
+		(void)tc_reclaim(c, NULL);
+	}
+	char got[32] = "";
+	ASSERT_RC(0, tc_dto_each(c, "k", 1, 7, collect_dto, got));
+	assert_string_equal(got, "thirdfourth");
+	/* The old elements were retired once, by the sweep, and freed:
+	 * nothing for the audit to recover. */
+	tc_audit_report ar;
+	ASSERT_RC(0, tc_audit(c, &ar));
+	assert_int_equal(ar.recovered, 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+static void test_a_cleaner_never_retires_a_block_reused_during_its_walk(void **state)
+{
+	(void)state;
+	reused_during_the_walk(0);
+}
+
+/*
+ * The same, the dead slot's epoch scribbled above the global epoch: kept,
+ * it held back no grace period (a reclaim's bound is never above the epoch
+ * it advanced to), and the walk's list was freed and reused as above.
+ */
+static void test_a_dead_slots_epoch_above_the_epoch_holds_nothing_back(void **state)
+{
+	(void)state;
+	reused_during_the_walk(1000);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		FX_TEST(test_a_cleaner_never_retires_a_block_reused_during_its_walk),
+		FX_TEST(test_a_dead_slots_epoch_above_the_epoch_holds_nothing_back),
+	};
+	return fx_run(tests);
+}
