@@ -461,7 +461,10 @@ int tc_peek_many(tc_cache *c, tc_req *reqs, size_t n, const void **vals);
  * policy (TTL prefix table, else default_ttl_ms), else ms from now.
  * Common returns: -EINVAL (NULL key, klen 0 or > TC_KEY_MAX, ttl_ms over
  * TC_TTL_MAX and not TC_TTL_DEFAULT), -EMSGSIZE
- * (vlen > TC_VALUE_MAX), -ENOSPC (full under TC_EVICT_NONE), -EUSERS,
+ * (vlen > TC_VALUE_MAX), -ENOSPC (full under TC_EVICT_NONE; under
+ * TC_EVICT_LRU, nothing evictable can give room: memory held by rate
+ * windows, load claims, the active run's DTO lists, or retired blocks that
+ * another thread's read section holds back for over 20 ms), -EUSERS,
  * TC_ECORRUPT.
  */
 int tc_set(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,

@@ -778,6 +778,194 @@ void tc__coalesce_recover(tc_cache *c, struct tc_rslot *s)
 	tc__cas(&c->h->df_turn, me, 0);
 }
 
+/*
+ * Could the clock or the run sweep ever free the LIVE block E, which is
+ * not an ordinary key?  An expired entry (the clock removes every expired
+ * entry it passes), a DTO element of a run that has ended (the run sweep).
+ * Never: a rate window or a load claim in its window, the active run's
+ * lists, its anchor, the policy table.
+ */
+static bool removable(struct tc_entry *e, int64_t now, uint64_t run)
+{
+	int64_t exp = tc__ld(&e->expires_ms);
+	if (exp != 0 && exp <= now)
+		return true;
+	return tc__ld(&e->kind) == TC_KIND_DTO &&
+	       (!RUN_REF(run) || RUN_GEN(run) != tc__ld(&e->aux));
+}
+
+/* Give the ordinary keys of the window a second chance, as the clock's
+ * hand does: clear their reference bits (inside a read section, so that
+ * none of them is freed and reused meanwhile).  False when none was set. */
+static bool second_chance(tc_cache *c, uint64_t start, uint64_t units)
+{
+	struct tc_rslot *rs;
+	uint64_t end = carved_end(c), stop = start + units;
+	bool hot = false;
+	if (tc__enter(c, &rs))
+		return true; /* no section: evict nothing now */
+	for (uint64_t u = start; u < stop;) {
+		uint32_t st;
+		uint64_t n = block_units(c, u, end, &st);
+		if (!n)
+			break;
+		struct tc_entry *e = unit_block(c, u);
+		if (st == TC_BLK_LIVE && tc__ld(&e->kind) == TC_KIND_KEY && tc__ld(&e->refbit)) {
+			tc__st(&e->refbit, 0);
+			hot = true;
+		}
+		u += n;
+	}
+	tc__exit(c);
+	return hot;
+}
+
+/*
+ * What the census's answer rests on: every allocation pops a list (its
+ * head's generation grows) or carves (the bump word moves), every free
+ * pushes one, an entry inserted or removed moves the live count, and a
+ * run started or ended the run word.  While none of them changes, no
+ * block of the arena changes its state, kind or place, and an answer of
+ * "no room" stands, until the earliest expiry among the blocks that kept
+ * it (a rate window or a load claim that ends becomes removable).
+ * Reference bits change, but the census does not look at them.  The
+ * handle remembers the last such answer (nofit_memo, internal.h), so that
+ * every write of a segment full of what it may not evict does not walk
+ * the whole arena again.
+ */
+static uint64_t arena_sig(tc_cache *c)
+{
+	uint64_t x = tc__ld(&c->h->bump) ^ tc__ld(&c->h->live) * 0x9e3779b97f4a7c15ull ^
+		     tc__run_word(c) * 0xc2b2ae3d27d4eb4full;
+	for (uint32_t k = 0; k < TC_CLASSES_USED; k++)
+		x = (x ^ tc__ld(&c->h->cls[k].head)) * 0x100000001b3ull;
+	return x;
+}
+
+static uint64_t memo_check(uint64_t cls, uint64_t sig, uint64_t until)
+{
+	return XXH3_64bits_withSeed(&sig, sizeof(sig), cls << 32 ^ until);
+}
+
+/* Does the handle's memo say that class CLS has no room at signature SIG? */
+static bool memo_holds(tc_cache *c, uint32_t cls, uint64_t sig, int64_t now)
+{
+	uint64_t k = __atomic_load_n(&c->nofit_memo.cls, __ATOMIC_RELAXED);
+	uint64_t g = __atomic_load_n(&c->nofit_memo.sig, __ATOMIC_RELAXED);
+	uint64_t u = __atomic_load_n(&c->nofit_memo.until, __ATOMIC_RELAXED);
+	uint64_t h = __atomic_load_n(&c->nofit_memo.check, __ATOMIC_RELAXED);
+	return k == cls && g == sig && (int64_t)u > now && h == memo_check(k, g, u);
+}
+
+static void memo_store(tc_cache *c, uint32_t cls, uint64_t sig, int64_t until)
+{
+	__atomic_store_n(&c->nofit_memo.cls, cls, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->nofit_memo.sig, sig, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->nofit_memo.until, (uint64_t)until, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->nofit_memo.check, memo_check(cls, sig, (uint64_t)until),
+			 __ATOMIC_RELAXED);
+}
+
+static uint64_t census_reads; /* headers the censuses of this process read (tests) */
+
+uint64_t tc__census_reads(void)
+{
+	return tc__ld(&census_reads);
+}
+
+/* A run of blocks that the census walks (below). */
+struct crun {
+	uint64_t start, units;
+	bool key;   /* an ordinary key in it */
+	bool other; /* an entry that the clock or the run sweep removes */
+	bool busy;  /* a block that is not free */
+};
+
+/*
+ * The census of a write short of memory under LRU (tc__make_room): walk
+ * the arena by address, at most BUDGET headers, for room for a block of
+ * class CLS that the clock or the coalescer could ever give: a run of
+ * blocks that are free, retired, ordinary keys or entries the clock or the
+ * run sweep removes (removable, above), at least the class's size.  The
+ * first such run with a key in it is the census's window (the run from
+ * its start to the block that brought both): if a key of it is hot, the
+ * keys get their second chance (as the clock's hand gives them); if all
+ * are cold, they are evicted by address, as the coalescer's search does.
+ * The next search starts at the window.  1: such a window.  0: none, and
+ * no run of that size holds anything but free and retired blocks whose
+ * only hope is a grace period (the caller's wait): no turn of the clock
+ * can make room for the write.  -1: cannot tell (the budget ran out, a
+ * header that cannot be trusted or a carve at work, a block that a
+ * coalescer claimed, a run of free blocks that the coalescer did not
+ * take, or one whose removable entries are not keys, which only the clock
+ * removes): the caller keeps the clock's own bound.  An answer of 0 is
+ * remembered (arena_sig, above).
+ *
+ * The walk reads headers only, without the coalescer's turn: a walk of a
+ * large arena (2.8M headers, 43 ms) holding it would make the writers
+ * that need a coalescer wait for it, and give up after their 20 ms.  A
+ * coalescer re-cuts only windows of free blocks, which it claims first
+ * (a claimed or OUT block stops the walk: -1), and a writer that sees it
+ * at work waits for it (room.c) and asks again once the lists changed.
+ * The window's keys are touched under the turn (skipped when another
+ * coalescer holds it: the next round asks again).
+ */
+int tc__room_census(tc_cache *c, struct tc_rslot *s, uint32_t cls, uint64_t budget)
+{
+	uint64_t need = tc__class_size(cls) / TC_BLOCK_UNIT;
+	int64_t now = tc__now_ms(), until = INT64_MAX;
+	uint64_t sig = arena_sig(c);
+	if (memo_holds(c, cls, sig, now))
+		return 0;
+	uint64_t end = carved_end(c), run_word = tc__run_word(c), reads = 0;
+	struct crun r = { 0 };
+	int rc = 0;
+	for (uint64_t u = 0; u < end && rc <= 0; budget--, reads++) {
+		uint32_t st;
+		uint64_t n = budget ? block_units(c, u, end, &st) : 0;
+		if (!n || !ends_on_a_block(c, u, n, end) || st == TC_BLK_CLAIMED || st == TC_BLK_OUT) {
+			rc = -1;
+			break;
+		}
+		struct tc_entry *e = unit_block(c, u);
+		bool key = st == TC_BLK_LIVE && tc__ld(&e->kind) == TC_KIND_KEY;
+		bool other = st == TC_BLK_LIVE && !key && removable(e, now, run_word);
+		u += n;
+		if (st == TC_BLK_LIVE && !key && !other) {
+			int64_t exp = tc__ld(&e->expires_ms);
+			if (exp != 0 && exp < until)
+				until = exp; /* removable from then on */
+			r.units = 0;
+			continue;
+		}
+		if (!r.units)
+			r = (struct crun){ .start = u - n };
+		r.units += n;
+		r.key |= key;
+		r.other |= other;
+		r.busy |= st != TC_BLK_FREE;
+		if (r.units < need)
+			continue;
+		if (r.key)
+			rc = 1;
+		else if (r.other || !r.busy)
+			rc = -1; /* go on: a window of keys further on is better */
+	}
+	tc__add(&census_reads, reads);
+	/* A window that a slot names may hold a block still being built: its
+	 * builder sets the bit, which a second chance would clear. */
+	uint64_t me;
+	if (rc > 0 && !named_by_a_slot(c, r.start, r.units) && (me = turn_take(c, s)) != 0) {
+		if (!second_chance(c, r.start, r.units))
+			evict_window(c, s, r.start, r.units);
+		tc__st(&c->h->df_hand, r.start);
+		turn_drop(c, me);
+	}
+	if (rc == 0)
+		memo_store(c, cls, sig, until);
+	return rc;
+}
+
 struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls)
 {
 	struct tc_hdr *h = c->h;

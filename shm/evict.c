@@ -11,7 +11,9 @@
  *  - TC_EVICT_LRU: CLOCK over the index with the entries' reference bits
  *    (set by readers, kv.c); cold entries are evicted, two revolutions may
  *    pass before one comes free; the coalescer may evict a window of cold
- *    keys by address; each write evicts ahead once the arena is carved out.
+ *    keys by address; each write evicts ahead once the arena is carved out;
+ *    a writer short of an index slot whose turn found nothing cold looks
+ *    behind the hand (tc__evict_behind, the two-handed clock).
  *
  * Also the sweeper's expiry pass (tc__expire_pass), which walks the index
  * the same way.
@@ -26,6 +28,12 @@ struct clock {
 	bool need_slot, lru;
 	int goal, removed;
 	int64_t now;
+};
+
+/* A turn for a writer short of a slot, which counts what it passes. */
+struct clock_noted {
+	struct clock k; /* first: the walk's callback finds the rest */
+	struct tc__clock_note *note;
 };
 
 /* One entry under the hand: expired entries go; a set reference bit is
@@ -53,6 +61,18 @@ static void clock_visit(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs, ui
 	w->stop = k->removed >= k->goal;
 }
 
+/* clock_visit for a writer short of a slot, which counts the ordinary keys
+ * it passes (room.c): a visit of its own, so that evict-ahead's visits, on
+ * every evicting write, test nothing more. */
+static void clock_visit_note(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs,
+			     uint64_t *slotp, uint64_t word, const struct tc__sview *v)
+{
+	struct clock_noted *n = (struct clock_noted *)w;
+	if (n->k.lru && v->kind == TC_KIND_KEY)
+		n->note->keys++;
+	clock_visit(c, w, rs, slotp, word, v);
+}
+
 /* Turn the clock at most LIMIT buckets, until GOAL entries are removed. */
 static int evict_n(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slot, int goal,
 		   uint64_t limit)
@@ -66,14 +86,34 @@ static int evict_n(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slo
 	return k.removed;
 }
 
+/* The same turn, for a writer short of a slot: what it passes into NOTE. */
+static int evict_n_noted(tc_cache *c, struct tc_rslot *s, uint64_t limit,
+			 struct tc__clock_note *note)
+{
+	struct clock_noted n = {
+		.k = {
+			.walk = { .cursor = &c->h->clock_hand, .budget = limit,
+				  .fn = clock_visit_note },
+			.s = s, .want = UINT32_MAX, .need_slot = true,
+			.lru = c->evict->clock_revolutions > 0, .goal = 1, .now = tc__now_ms(),
+		},
+		.note = note,
+	};
+	tc__walk_buckets(c, &n.k.walk);
+	note->buckets += n.k.walk.scanned / TC_BUCKET_SLOTS;
+	return n.k.removed;
+}
+
 /*
  * CLOCK over the index: expired entries go first; a set reference bit is
  * cleared; an ordinary key with a clear bit is evicted when it frees what is
  * wanted (a block of class WANT, any entry when NEED_SLOT).  A policy
  * whose clock evicts nothing (TC_EVICT_NONE) removes only expired entries.
- * Returns entries removed.
+ * NOTE (NULL, or for a writer short of a slot, NEED_SLOT): what the turn
+ * passed, added to it.  Returns entries removed.
  */
-int tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slot)
+int tc__evict_note(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slot,
+		   struct tc__clock_note *note)
 {
 	uint64_t revs = c->evict->clock_revolutions;
 	/* Bounded per call so that no write pays for a whole-index scan: the
@@ -81,7 +121,50 @@ int tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slot)
 	uint64_t limit = revs ? revs * (c->nbuckets + 1) : c->nbuckets;
 	if (limit > EVICT_SCAN_MAX)
 		limit = EVICT_SCAN_MAX;
+	if (note && need_slot)
+		return evict_n_noted(c, s, limit, note);
 	return evict_n(c, s, want, need_slot, need_slot ? 1 : 8, limit);
+}
+
+int tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want, bool need_slot)
+{
+	return tc__evict_note(c, s, want, need_slot, NULL);
+}
+
+/* The back hand: a cold ordinary key (or an expired entry) goes; no
+ * reference bit is cleared. */
+static void behind_visit(tc_cache *c, struct tc__walk *w, struct tc_rslot *rs, uint64_t *slotp,
+			 uint64_t word, const struct tc__sview *v)
+{
+	struct clock *k = (struct clock *)w;
+	(void)rs;
+	if (w->stop)
+		return; /* one entry, not the rest of its bucket */
+	bool exp = expired(tc__ld(&v->e->expires_ms), k->now);
+	if ((exp || (v->kind == TC_KIND_KEY && tc__ld(&v->e->refbit) == 0)) &&
+	    tc__remove_slot(c, k->s, slotp, word, exp ? TC_C_EXPIRATIONS : TC_C_EVICTIONS) == 0)
+		k->removed++;
+	w->stop = k->removed > 0;
+}
+
+/*
+ * A second hand, SPREAD buckets behind the clock's (the two-handed clock
+ * of BSD's page daemon): the front hand clears reference bits, and a key
+ * behind it whose bit is still clear has not been read since the front
+ * hand passed it.  For a writer short of an index slot whose turn of the
+ * front hand found nothing cold (room.c): at most EVICT_SCAN_MAX buckets
+ * from SPREAD behind the hand, on a cursor of its own, until one entry
+ * is removed.  Entries removed (0 or 1).
+ */
+int tc__evict_behind(tc_cache *c, struct tc_rslot *s, uint64_t spread)
+{
+	uint64_t cursor = tc__ld(&c->h->clock_hand) - spread;
+	struct clock k = {
+		.walk = { .cursor = &cursor, .budget = EVICT_SCAN_MAX, .fn = behind_visit },
+		.s = s, .need_slot = true, .lru = true, .goal = 1, .now = tc__now_ms(),
+	};
+	tc__walk_buckets(c, &k.walk);
+	return k.removed;
 }
 
 /*

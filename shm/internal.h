@@ -146,6 +146,12 @@ struct tc_cache {
 	uint32_t            shm_minor;
 	struct tc_cache    *next;        /* process registry (tc__registry_lock) */
 	const struct tc__evict_ops *evict; /* the eviction policy (evict.c), set by tc_open */
+	/* The last census that found no room (coalesce.c, tc__room_census):
+	 * its class, the arena's signature when it began, until when its
+	 * answer holds (CLOCK_REALTIME ms), and a hash of the three, so that
+	 * threads storing at once never leave a mixed record.  Process-local,
+	 * relaxed atomics, any thread. */
+	struct { uint64_t cls, sig, until, check; } nofit_memo;
 	/* tc__clean_dead (recover.c), wired by tc_open (segment.c): epoch.c
 	 * clears dead readers' slots when every slot is taken, and recover.c
 	 * is above it (it retires through epoch.c). */
@@ -367,6 +373,9 @@ struct tc_entry *tc__coalesce(tc_cache *c, struct tc_rslot *s, uint32_t cls);
 void tc__coalesce_recover(tc_cache *c, struct tc_rslot *s); /* S: the turn's slot */
 uint64_t tc__merges(tc_cache *c);
 bool tc__coalescing(tc_cache *c);
+/* Could turning the clock ever make room for class CLS?  1, 0 never, -1 unknown */
+int tc__room_census(tc_cache *c, struct tc_rslot *s, uint32_t cls, uint64_t budget);
+uint64_t tc__census_reads(void); /* headers read by this process's censuses (tests) */
 uint64_t tc__free_bytes(tc_cache *c); /* bytes on every free list (the nfree gauges) */
 uint32_t tc__tile_class(uint64_t units); /* class of the next block cutting UNITS (0 or >= 4) */
 extern void (*tc__df_test_hook)(int point);
@@ -437,6 +446,14 @@ int  tc__read_kind(tc_cache *c, uint32_t kind, const void *key, size_t klen, voi
 
 /* evict.c: the eviction policies (room.c and room.h: memory is full) */
 int  tc__evict(tc_cache *c, struct tc_rslot *s, uint32_t want_cls, bool need_slot);
+/* What one call of the clock saw, for a writer short of a slot (room.c). */
+struct tc__clock_note {
+	uint64_t buckets; /* buckets visited */
+	uint64_t keys;    /* ordinary keys passed, whatever their reference bits */
+};
+int  tc__evict_note(tc_cache *c, struct tc_rslot *s, uint32_t want_cls, bool need_slot,
+		    struct tc__clock_note *note);
+int  tc__evict_behind(tc_cache *c, struct tc_rslot *s, uint64_t spread);
 int  tc__expire_pass(tc_cache *c, struct tc_rslot *s, uint64_t budget, tc_sweep_report *rep);
 
 /* recover.c: a process died */

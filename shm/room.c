@@ -4,7 +4,8 @@
  * fails, in one place.  tc__make_room reclaims what grace periods allow,
  * clears dead readers (recover.c), sweeps the lists of ended runs
  * (runsweep.c), runs the eviction policy's clock (evict.c), coalesces
- * (coalesce.c), and waits a bounded while for retired memory.  The cheap
+ * (coalesce.c), asks the arena whether the clock can help at all (the
+ * census, coalesce.c), and waits a bounded while for retired memory.  The cheap
  * checks a write makes on every call (tc__maybe_reclaim, tc__evict_ahead)
  * and the allocation with its coalescing fallback (tc__alloc) are static
  * inline in room.h, so that the write path pays no call for them.
@@ -73,12 +74,86 @@ static bool chains_pending(tc_cache *c)
 	return false;
 }
 
-bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot, int round,
-		   uint64_t *t0)
+/*
+ * Under LRU, is turning the clock further worth it for a write of class
+ * CLS?  Two turns of the clock over the index (the bound below) cost a
+ * write with nothing to evict 25 ms with 1M entries and 195 ms with 8M
+ * before -ENOSPC; memory is in the arena, so the census asks the arena
+ * instead (tc__room_census, coalesce.c): a walk of its block headers that
+ * does not grow with the index, and that never costs more than the turns
+ * it spares: they read every slot word of the index twice and, for each
+ * entry, its header, at random; the census reads at most as many headers,
+ * in address order.  When it
+ * finds room that the clock, the run sweep or the coalescer could give,
+ * it gives the keys of that window their second chance, and the next
+ * round's coalescer evicts it by address (without that, room in another
+ * class's hot keys waited for the clock to clear their bits over the whole
+ * index: 261 ms with 8M entries).  At most CENSUS_MAX censuses a write;
+ * then, or when the census cannot tell, the clock's bound holds.  (A
+ * write short of an index slot has its answer in the index: slot_verdict,
+ * below.)  1 worth another round, 0 not, -1 unknown.
+ */
+#define CENSUS_MAX 3
+static int census(tc_cache *c, struct tc_rslot *s, uint32_t cls, struct tc__room *r)
+{
+	if (cls >= TC_CLASSES_USED || !c->evict->evict_block)
+		return -1;
+	if (r->verdict == 0)
+		return 0;
+	if (r->censuses == CENSUS_MAX)
+		return -1;
+	r->censuses++;
+	uint64_t budget = c->evict->clock_revolutions * (c->nbuckets + EVICT_SCAN_MAX) *
+			  TC_BUCKET_SLOTS;
+	r->verdict = tc__room_census(c, s, cls, budget);
+	return r->verdict;
+}
+
+/*
+ * Under LRU, a write short of an index slot (the index or max_entries
+ * full): the answer is in the index, which is then dense, but two turns of
+ * the clock were long when no entry could go (an index full of rate
+ * windows: 197 ms with 1M entries before -ENOSPC), and one turn when every
+ * key was hot (a new key carries its bit: the first write short of a slot
+ * cleared the bits of the whole index before it evicted a key, 97 ms with
+ * 1M entries).  So a round whose turn found nothing cold looks behind the
+ * hand (tc__evict_behind: the two-handed clock), BEHIND_SPREAD buckets
+ * back, where the hand cleared the bits a moment ago: a key whose bit is
+ * still clear there goes (the first write on an index of hot keys finds
+ * one at its third round, and the writes after it at their first).  An
+ * index of at most 4 * EVICT_SCAN_MAX buckets keeps the one hand (its
+ * bound is 13 rounds), and so does a write whose turns have passed no
+ * ordinary key yet.  A whole turn that passed none is the end
+ * (slot_verdict 0: one turn, not two), unless lists of ended runs are in
+ * the index, which the run sweep removes at its own pace (-1: the clock's
+ * bound).
+ */
+#define BEHIND_SPREAD (3 * EVICT_SCAN_MAX)
+static int slot_behind(tc_cache *c, struct tc_rslot *s, struct tc__room *r,
+		       const struct tc__clock_note *n)
+{
+	r->buckets += n->buckets;
+	r->keys += n->keys;
+	if (!c->evict->evict_block || c->nbuckets <= 4 * EVICT_SCAN_MAX || r->keys == 0)
+		return 0;
+	return tc__evict_behind(c, s, BEHIND_SPREAD);
+}
+
+static int slot_verdict(tc_cache *c, struct tc__room *r)
+{
+	if (c->evict->evict_block && r->keys == 0 && r->buckets >= c->nbuckets &&
+	    tc__ld(&c->h->dto_heads) == 0)
+		return 0;
+	return -1;
+}
+
+bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot,
+		   struct tc__room *r)
 {
 	uint64_t freed = 0;
+	int round = r->round++;
 	if (round == 0)
-		*t0 = tc__mono_ns();
+		r->t0 = tc__mono_ns();
 	/* Cheapest first: retired memory whose grace period has passed. */
 	if (!need_slot && !tc__in_section(c)) {
 		tc__reclaim(c, s, &freed);
@@ -90,7 +165,10 @@ bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot
 	/* Lists of ended runs (run.c): garbage that no pass below can see. */
 	if ((round & 3) == 0)
 		tc__sweep_runs(c, EVICT_SCAN_MAX);
-	int ev = tc__evict(c, s, cls, need_slot);
+	struct tc__clock_note note = { 0 };
+	int ev = tc__evict_note(c, s, cls, need_slot, need_slot ? &note : NULL);
+	if (need_slot && ev == 0)
+		ev = slot_behind(c, s, r, &note);
 	/* LRU, and no cold entry of the wanted class: memory must come from
 	 * other classes.  Coalesce (which evicts a window of cold keys by
 	 * address, or re-cuts a free one) and hand its block to the lists:
@@ -109,8 +187,11 @@ bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot
 	if (round < 3)
 		return true;
 	/* Under LRU every entry may carry its reference bit: the bounded scans
-	 * need up to two revolutions of the clock before one comes free. */
-	if ((uint64_t)round < c->evict->clock_revolutions * (c->nbuckets / EVICT_SCAN_MAX + 1) + 3)
+	 * need up to two revolutions of the clock before one comes free,
+	 * unless the census says whether any can (census, above). */
+	int v = need_slot ? slot_verdict(c, r) : census(c, s, cls, r);
+	if (v > 0 || (v < 0 && (uint64_t)round < c->evict->clock_revolutions *
+						      (c->nbuckets / EVICT_SCAN_MAX + 1) + 3))
 		return true;
 	/* Worth waiting for: retired memory that another thread's section
 	 * holds back (only another thread can leave its section while we
@@ -118,7 +199,7 @@ bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot
 	 * a coalescer holding free blocks off their lists for a moment
 	 * (coalesce.c), or retired memory on a pending chain rather than on
 	 * the list (chains_pending). */
-	if (tc__in_section(c) || tc__mono_ns() - *t0 > ROOM_WAIT_NS)
+	if (tc__in_section(c) || tc__mono_ns() - r->t0 > ROOM_WAIT_NS)
 		return false;
 	if (((tc__ld(&c->h->retire_head) & 0xffffffffu) == 0 || !tc__others_reading(c)) &&
 	    !tc__coalescing(c) && !chains_pending(c))
@@ -180,11 +261,14 @@ bool tc__room_for(tc_cache *c, struct tc_rslot *s, uint64_t need, bool need_slot
 	if (r->round == 0) {
 		r->listed = 0;
 		r->free_max = tc__free_bytes(c);
+		r->censuses = 0;
+		r->verdict = -1;
+		r->buckets = r->keys = 0;
 	}
 	if (r->sweep_runs && (r->round & 3) == 0)
 		tc__sweep_runs(c, 0);
 	uint32_t cls = need_slot ? UINT32_MAX : tc__class_of(need);
-	return tc__make_room(c, s, cls, need_slot, r->round++, &r->t0) ||
+	return tc__make_room(c, s, cls, need_slot, r) ||
 	       listed_since(c, cls, r);
 }
 

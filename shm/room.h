@@ -11,10 +11,10 @@
 
 /* room.c */
 uint64_t tc__room_sleeps(void); /* the waits of tc__make_room in this process (tests) */
-bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot, int round,
-		   uint64_t *t0);
-void tc__drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
 struct tc__room;
+bool tc__make_room(tc_cache *c, struct tc_rslot *s, uint32_t cls, bool need_slot,
+		   struct tc__room *r);
+void tc__drop_private(tc_cache *c, struct tc_rslot *s, struct tc_entry *e);
 bool tc__room_for(tc_cache *c, struct tc_rslot *s, uint64_t need, bool need_slot,
 		  struct tc__room *r);
 
@@ -73,8 +73,13 @@ struct tc__room {
 	uint64_t listed;  /* the wanted class's free-list head when it last
 			   * earned another attempt (tc__room_for) */
 	uint64_t free_max; /* the most bytes on all free lists seen since
-			    * round 0 (tc__room_for).  Both set at round 0,
-			    * so that the write path stores nothing */
+			    * round 0 (tc__room_for) */
+	int censuses;     /* censuses of the arena run (tc__make_room, LRU) */
+	int verdict;      /* the last one's answer: 1, 0, -1 (tc__room_census) */
+	uint64_t buckets, keys; /* short of a slot: the clock's buckets and
+				 * the keys it passed (tc__make_room).  All
+				 * set at round 0, so that the write path
+				 * stores nothing */
 };
 
 /* One attempt of a writer, inside a read section of slot S that it leaves
