@@ -22,13 +22,16 @@ bool tc__dto_reaches(tc_cache *c, struct tc_entry *h, struct tc_entry *e);
 
 #include "whitebox.h"
 
+#include <pthread.h>
+#include <sys/syscall.h>
+
 /* What the hook runs once, inside the cleaner's walk. */
 static void (*inside_walk)(tc_cache *c);
 
 bool hooked_reaches(tc_cache *c, struct tc_entry *h, struct tc_entry *e)
 {
-	void (*fn)(tc_cache *c) = inside_walk;
-	inside_walk = NULL;
+	/* Atomic: a cleaner thread runs it (ThreadSanitizer builds). */
+	void (*fn)(tc_cache *c) = __atomic_exchange_n(&inside_walk, NULL, __ATOMIC_ACQ_REL);
 	if (fn)
 		fn(c);
 	return tc__dto_reaches(c, h, e);
@@ -180,11 +183,94 @@ static void test_a_dead_slots_epoch_above_the_epoch_holds_nothing_back(void **st
 	reused_during_the_walk(1000);
 }
 
+/* The cleaner's thread vanishes inside its walk (a raw SYS_exit, as a
+ * seccomp kill or another thread's execve would remove it). */
+static void vanish(tc_cache *c)
+{
+	(void)c;
+	syscall(SYS_exit, 0);
+}
+
+struct cleaner_thread {
+	tc_cache *c;
+	pid_t tid;
+};
+
+static void *clean_and_vanish(void *arg)
+{
+	struct cleaner_thread *t = arg;
+	tc__st(&t->tid, (pid_t)gettid());
+	__atomic_store_n(&inside_walk, vanish, __ATOMIC_RELEASE);
+	(void)tc_readers_clean(t->c, NULL);
+	return NULL; /* not reached */
+}
+
+/*
+ * A thread of this process cleans a dead slot and vanishes after the
+ * cleaner's hold (hold_section), inside the walk, as a raw SYS_exit
+ * removes it.  The dead owner died outside any section, so the epoch in
+ * the slot is the cleaner's.  The slot is "being cleaned" by a live
+ * process: another process must not take it over, but the cleaner's own
+ * process can tell that the thread is gone, and must, or the held epoch
+ * pins every grace period for the life of the process (and the slot, its
+ * names and its chain are lost with it).
+ */
+static void test_a_cleaner_thread_that_vanishes_mid_clean_pins_nothing(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8, TC_EVICT_NONE);
+	ASSERT_RC(0, tc_run_start(c, 11, 22));
+	struct tc_rslot *s = slot_of(c, die_holding_a_slot(name, append_two));
+	uint64_t old[4];
+	assert_int_equal(list_refs(c, old), 2);
+	assert_int_equal(tc__ld(&s->epoch), 0);
+	tc__st(&s->inflight, old[1]); /* published, not the head: walked */
+	struct cleaner_thread t = { c, 0 };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, clean_and_vanish, &t), 0);
+	char path[64] = "";
+	for (int i = 0; i < 5000; i++) {
+		pid_t tid = tc__ld(&t.tid);
+		if (tid) {
+			snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
+			if (access(path, F_OK) == -1)
+				break;
+		}
+		usleep(1000);
+	}
+	assert_int_equal(access(path, F_OK), -1);
+	/* It vanished inside the walk. */
+	assert_null(__atomic_load_n(&inside_walk, __ATOMIC_ACQUIRE));
+	assert_int_equal(tc__ld(&s->owner) >> 32, (uint64_t)getpid());
+	assert_true(tc__ld(&s->owner) & 0x80000000ull);
+	assert_int_not_equal(tc__ld(&s->epoch), 0);
+	/* Eight blocks retired after the vanished cleaner's hold. */
+	wb_retire_n(c, 8, 'x');
+	uint32_t cleared = 99;
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
+	if (tc__ld(&s->owner) != 0 || tc__ld(&s->epoch) != 0)
+		fail_msg("the slot a vanished thread was cleaning stays claimed "
+			 "(owner %#llx, epoch %llu; cleared %u)",
+			 (unsigned long long)tc__ld(&s->owner),
+			 (unsigned long long)tc__ld(&s->epoch), cleared);
+	uint64_t freed = 0;
+	ASSERT_RC(0, tc_reclaim(c, &freed));
+	assert_int_equal(freed, 8);
+	/* The list is whole: the takeover left the published element. */
+	char got[32] = "";
+	ASSERT_RC(0, tc_dto_each(c, "k", 1, 7, collect_dto, got));
+	assert_string_equal(got, "firstsecond");
+	tc_close(c);
+	tc_unlink(name);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_a_cleaner_never_retires_a_block_reused_during_its_walk),
 		FX_TEST(test_a_dead_slots_epoch_above_the_epoch_holds_nothing_back),
+		FX_TEST(test_a_cleaner_thread_that_vanishes_mid_clean_pins_nothing),
 	};
 	return fx_run(tests);
 }
