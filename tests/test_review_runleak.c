@@ -265,12 +265,81 @@ static void test_a_cleaner_thread_that_vanishes_mid_clean_pins_nothing(void **st
 	tc_unlink(name);
 }
 
+#define LONG_LIST 4000
+
+static int append_many(tc_cache *c)
+{
+	for (int i = 0; i < LONG_LIST; i++) {
+		int rc = tc_dto_append(c, "k", 1, 7, "12345678", 8);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * The cleaner walks a list, inside the section it holds in the dead slot,
+ * to ask whether the slot's element is published.  The element's count
+ * says where it stands: an element of count k is the list's element k, or
+ * no element of the list (tc_dto_each and tc__dto_retire_chain stop where
+ * a count does not fall by one).  A walk past it holds the section for the
+ * length of the list: a list of 2,000,000 elements held it 30 ms, and a
+ * writer short of memory (blocks retired after the hold) failed with
+ * -ENOSPC after its 20 ms.  Here the elements below the dead slot's one are
+ * made unreadable in this process's mapping: a walk that goes past the
+ * element faults.
+ */
+static void test_the_cleaners_walk_stops_at_the_element(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 4 << 20, 8, TC_EVICT_NONE);
+	ASSERT_RC(0, tc_run_start(c, 11, 22));
+	struct tc_rslot *s = slot_of(c, die_holding_a_slot(name, append_many));
+	/* The head, and the element below it: the dead slot's. */
+	uint64_t refs[4];
+	assert_int_equal(list_refs(c, refs), 4);
+	struct tc_entry *head = tc__block(c, refs[0]), *e = tc__block(c, refs[1]);
+	assert_int_equal(TC_DTO_COUNT(tc__ld(&head->version)), LONG_LIST);
+	assert_int_equal(TC_DTO_COUNT(tc__ld(&e->version)), LONG_LIST - 1);
+	assert_ptr_equal(s, &c->slots[tc__ld(&e->builder) - 1]);
+	tc__st(&s->inflight, refs[1]);
+	/* The pages wholly inside the older half of the list (the elements
+	 * were carved one after the other, nothing between them). */
+	uintptr_t lo = UINTPTR_MAX, hi = 0;
+	struct tc_entry *p = e;
+	for (int i = 1; i < LONG_LIST - 1; i++) {
+		p = tc__block(c, TC_DTO_PREV(tc__ld(&p->version)));
+		assert_non_null(p);
+		if (TC_DTO_COUNT(tc__ld(&p->version)) > LONG_LIST / 2)
+			continue;
+		lo = (uintptr_t)p < lo ? (uintptr_t)p : lo;
+		hi = (uintptr_t)p > hi ? (uintptr_t)p : hi;
+	}
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t from = (lo + pg - 1) & ~(pg - 1), to = hi & ~(pg - 1);
+	assert_true(to > from);
+	assert_true((uintptr_t)e > to + pg && (uintptr_t)head > to + pg);
+	assert_int_equal(mprotect((void *)from, to - from, PROT_NONE), 0);
+	uint32_t cleared = 99;
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
+	assert_int_equal(mprotect((void *)from, to - from, PROT_READ | PROT_WRITE), 0);
+	assert_int_equal(cleared, 1);
+	assert_int_equal(tc__ld(&e->state), TC_BLK_LIVE); /* published: kept */
+	tc_audit_report ar;
+	ASSERT_RC(0, tc_audit(c, &ar));
+	assert_int_equal(ar.recovered, 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_a_cleaner_never_retires_a_block_reused_during_its_walk),
 		FX_TEST(test_a_dead_slots_epoch_above_the_epoch_holds_nothing_back),
 		FX_TEST(test_a_cleaner_thread_that_vanishes_mid_clean_pins_nothing),
+		FX_TEST(test_the_cleaners_walk_stops_at_the_element),
 	};
 	return fx_run(tests);
 }
