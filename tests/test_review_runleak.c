@@ -278,6 +278,28 @@ static int append_many(tc_cache *c)
 }
 
 /*
+ * An element the dead slot built and never published, its count one above
+ * the head's (killed at dto_append_built): built here, from our own slot,
+ * then handed to the dead one.
+ */
+static uint64_t build_unpublished(tc_cache *c, struct tc_rslot *dead, struct tc_entry *head)
+{
+	struct tc_rslot *me = tc__slot(c);
+	int rc = 0;
+	struct tc_entry *x = tc__alloc(c, me, tc__entry_need(c, 1, 8), &rc);
+	assert_non_null(x);
+	uint64_t n = TC_DTO_COUNT(tc__ld(&head->version));
+	tc__fill_block(x, &(struct tc__bhdr){ .hash = tc__ld(&head->hash),
+					      .version = (n + 1) << 32 | tc__ref_of(c, head),
+					      .klen = 1, .vlen = 8, .type = 7,
+					      .kind = TC_KIND_DTO, .aux = tc__ld(&head->aux) },
+		       "k", "12345678");
+	tc__st(&x->builder, (uint16_t)(dead - c->slots + 1));
+	tc__st(&me->inflight, 0);
+	return tc__ref_of(c, x);
+}
+
+/*
  * The cleaner walks a list, inside the section it holds in the dead slot,
  * to ask whether the slot's element is published.  The element's count
  * says where it stands: an element of count k is the list's element k, or
@@ -287,23 +309,24 @@ static int append_many(tc_cache *c)
  * writer short of memory (blocks retired after the hold) failed with
  * -ENOSPC after its 20 ms.  Here the elements below the dead slot's one are
  * made unreadable in this process's mapping: a walk that goes past the
- * element faults.
+ * element faults.  The element is the one below the head (published, met
+ * at the first step), or one never published (no step).
  */
-static void test_the_cleaners_walk_stops_at_the_element(void **state)
+static void walk_stops_at_the_element(bool published)
 {
-	(void)state;
 	char name[64];
 	tc_cache *c = wb_create(fx_name(name), 1024, 4 << 20, 8, TC_EVICT_NONE);
 	ASSERT_RC(0, tc_run_start(c, 11, 22));
 	struct tc_rslot *s = slot_of(c, die_holding_a_slot(name, append_many));
-	/* The head, and the element below it: the dead slot's. */
+	/* The head, and the element below it. */
 	uint64_t refs[4];
 	assert_int_equal(list_refs(c, refs), 4);
 	struct tc_entry *head = tc__block(c, refs[0]), *e = tc__block(c, refs[1]);
 	assert_int_equal(TC_DTO_COUNT(tc__ld(&head->version)), LONG_LIST);
 	assert_int_equal(TC_DTO_COUNT(tc__ld(&e->version)), LONG_LIST - 1);
 	assert_ptr_equal(s, &c->slots[tc__ld(&e->builder) - 1]);
-	tc__st(&s->inflight, refs[1]);
+	struct tc_entry *x = published ? e : tc__block(c, build_unpublished(c, s, head));
+	tc__st(&s->inflight, tc__ref_of(c, x));
 	/* The pages wholly inside the older half of the list (the elements
 	 * were carved one after the other, nothing between them). */
 	uintptr_t lo = UINTPTR_MAX, hi = 0;
@@ -319,18 +342,33 @@ static void test_the_cleaners_walk_stops_at_the_element(void **state)
 	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
 	uintptr_t from = (lo + pg - 1) & ~(pg - 1), to = hi & ~(pg - 1);
 	assert_true(to > from);
-	assert_true((uintptr_t)e > to + pg && (uintptr_t)head > to + pg);
+	assert_true((uintptr_t)e > to + pg && (uintptr_t)head > to + pg &&
+		    (uintptr_t)x > to + pg);
 	assert_int_equal(mprotect((void *)from, to - from, PROT_NONE), 0);
 	uint32_t cleared = 99;
 	ASSERT_RC(0, tc_readers_clean(c, &cleared));
 	assert_int_equal(mprotect((void *)from, to - from, PROT_READ | PROT_WRITE), 0);
 	assert_int_equal(cleared, 1);
-	assert_int_equal(tc__ld(&e->state), TC_BLK_LIVE); /* published: kept */
+	/* Published: kept.  Never published: retired. */
+	assert_int_equal(tc__ld(&x->state), published ? TC_BLK_LIVE : TC_BLK_RETIRED);
+	assert_int_equal(tc__ld(&e->state), TC_BLK_LIVE);
 	tc_audit_report ar;
 	ASSERT_RC(0, tc_audit(c, &ar));
 	assert_int_equal(ar.recovered, 0);
 	tc_close(c);
 	tc_unlink(name);
+}
+
+static void test_the_cleaners_walk_stops_at_the_element(void **state)
+{
+	(void)state;
+	walk_stops_at_the_element(true);
+}
+
+static void test_the_cleaners_walk_of_an_unpublished_element_takes_no_step(void **state)
+{
+	(void)state;
+	walk_stops_at_the_element(false);
 }
 
 int main(void)
@@ -340,6 +378,7 @@ int main(void)
 		FX_TEST(test_a_dead_slots_epoch_above_the_epoch_holds_nothing_back),
 		FX_TEST(test_a_cleaner_thread_that_vanishes_mid_clean_pins_nothing),
 		FX_TEST(test_the_cleaners_walk_stops_at_the_element),
+		FX_TEST(test_the_cleaners_walk_of_an_unpublished_element_takes_no_step),
 	};
 	return fx_run(tests);
 }
