@@ -943,10 +943,18 @@ bool tc__slot_dead(tc_cache *c, struct tc_rslot *s, uint64_t owner)
 		return true;
 	/* "Being cleaned by PID": a cleaner maps the segment it cleans; a
 	 * process that maps nothing (a kernel thread) is none
-	 * (test_a_slot_being_cleaned_by_a_kernel_thread_is_taken_over). */
-	if (owner & 0x80000000ull)
+	 * (test_a_slot_being_cleaned_by_a_kernel_thread_is_taken_over).  A
+	 * cleaner thread that vanished is gone too, whether its process lives
+	 * or not: it held a section in the slot for good, which pinned every
+	 * grace period while its process lived
+	 * (test_a_cleaner_thread_that_vanishes_mid_clean_pins_nothing).  Its
+	 * start time is not recorded: a tid reused in its process keeps it. */
+	if (owner & TC_OWNER_CLEANING) {
+		uint32_t ctid = tc__cleaner_tid(owner);
 		return !tc__pid_alive(pid, 0) ||
-		       (pid != tc__self_pid() && !tc__maps_segment(c, pid, 0));
+		       (pid != tc__self_pid() && !tc__maps_segment(c, pid, 0)) ||
+		       (ctid && tc__thread_gone(pid, ctid, 0));
+	}
 	if (!tc__pid_alive(pid, tc__ld(&s->start)))
 		return true;
 	uint32_t tid = (uint32_t)owner;
@@ -1016,7 +1024,9 @@ int tc_readers(tc_cache *c, tc_reader_fn fn, void *arg)
 			.slot = i,
 			.tool = i >= c->max_readers,
 			.pid = (uint32_t)(owner >> 32),
-			.tid = (uint32_t)owner & 0x7fffffffu,
+			/* Being cleaned: the cleaner's thread (0: none named). */
+			.tid = owner & TC_OWNER_CLEANING ? tc__cleaner_tid(owner)
+							 : (uint32_t)owner & 0x7fffffffu,
 			.epoch = e,
 			.epoch_lag = e && ge > e ? ge - e : 0,
 		};

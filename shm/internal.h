@@ -306,6 +306,22 @@ bool tc__membarrier_reader_fast(void); /* this process's readers use a compiler 
 bool tc__slot_dead(tc_cache *c, struct tc_rslot *s, uint64_t owner);
 
 /*
+ * The tid half of an owner word being cleaned (recover.c): bit 31, which no
+ * tid has.  The claim of a dead owner's slot adds the cleaner's tid << 1
+ * (a tid is below 2^22), so that a cleaner thread that vanishes (a raw
+ * SYS_exit, a seccomp kill) is judged by its thread like any owner; that of
+ * a free slot is bit 0 alone.  The cleaner's thread, or 0 when the word
+ * does not name one (a free slot's, or one of layout 14 before it did).
+ */
+#define TC_OWNER_CLEANING 0x80000000ull
+static inline uint32_t tc__cleaner_tid(uint64_t owner)
+{
+	if (!(owner & TC_OWNER_CLEANING) || (owner & 1))
+		return 0;
+	return (uint32_t)(owner & 0x7fffffffu) >> 1;
+}
+
+/*
  * Does slot S carry an owner's record (start times, address, handle)?  A
  * claimer writes it right after its claim, and every owner and cleaner
  * clears it before giving the slot back: a free slot has none, and an

@@ -28,6 +28,8 @@
 #include "internal.h"
 #include "futex.h"
 
+#include <unistd.h>
+
 /*
  * Is the block E named where it is published from: the header's policy
  * word for a TTL policy table, the run word for a run anchor, the index for
@@ -50,11 +52,20 @@ static bool still_published(tc_cache *c, struct tc_entry *e)
 	return tc__inflight_published(c, e, kind == TC_KIND_DTO ? tc__dto_reaches : NULL);
 }
 
-/* The tid half of a cleaner's claim (bit 31, which no tid has): of a dead
- * owner's slot, or, with bit 0 too, of a free slot, whose names are never
- * acted on (a cleaner that takes over from a dead one must know which). */
-#define CLEANING      0x80000000ull
-#define CLEANING_FREE 0x80000001ull
+/* The tid half of a cleaner's claim (bit 31, which no tid has,
+ * internal.h): of a dead owner's slot, with the cleaner's tid, or, with
+ * bit 0 alone, of a free slot, whose names are never acted on (a cleaner
+ * that takes over from a dead one must know which).  A free slot's
+ * cleaner holds no section, and drops the names at once. */
+#define CLEANING      TC_OWNER_CLEANING
+#define CLEANING_FREE (TC_OWNER_CLEANING | 1)
+
+/* Our claim of a dead owner's slot (naming this thread), or of a free one. */
+static uint64_t claim_word(bool free_slot)
+{
+	uint64_t half = free_slot ? CLEANING_FREE : CLEANING | (uint64_t)gettid() << 1;
+	return (uint64_t)tc__self_pid() << 32 | half;
+}
 
 /*
  * Could free slot S be the slot of a live reader whose owner word alone was
@@ -105,7 +116,8 @@ static bool live_owner_record(tc_cache *c, struct tc_rslot *s)
  * scribble: no slot ever stores more than it read), gets the current one,
  * 0 read as 1 as tc__enter stores it.  A cleaner killed from here on
  * leaves the epoch to its successor, which takes over the claim and
- * empties the slot.
+ * empties the slot; so does a cleaner thread that vanishes while its
+ * process lives on: the claim names the thread (tc__cleaner_tid).
  */
 static void hold_section(tc_cache *c, struct tc_rslot *s)
 {
@@ -141,7 +153,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 	 * done again: retiring is decided by a CAS on the block's state, and
 	 * the chain walk keeps its progress in this slot's reclaim word. */
 	bool free_slot = owner == 0 || (owner & 0xffffffffull) == CLEANING_FREE;
-	uint64_t claimed = (uint64_t)tc__self_pid() << 32 | (free_slot ? CLEANING_FREE : CLEANING);
+	uint64_t claimed = claim_word(free_slot);
 	if (owner == claimed || tc__cas(&s->owner, owner, claimed) != owner)
 		return false;
 	/* The caller judged fields read one at a time, before this CAS: the
@@ -216,7 +228,7 @@ static bool clear_dead_slot(tc_cache *c, struct tc_rslot *s, uint64_t owner,
 int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 {
 	int n = 0;
-	uint32_t me = tc__self_pid();
+	uint32_t me = tc__self_pid(), mytid = (uint32_t)gettid();
 	for (uint32_t i = 0; i < c->nslots; i++) {
 		struct tc_rslot *s = &c->slots[i];
 		uint64_t owner = tc__ld(&s->owner);
@@ -239,9 +251,13 @@ int tc__clean_dead(tc_cache *c, struct tc_rslot *self, tc_sweep_report *rep)
 		}
 		uint32_t pid = (uint32_t)(owner >> 32);
 		/* Our own process: a slot of one of our threads that is gone
-		 * (a raw SYS_exit never ran the destructor that gives it back);
-		 * one we are cleaning is left to that cleaner. */
-		if (pid == me && ((owner & 0x80000000ull) || (uint32_t)owner == tc__self_tid()))
+		 * (a raw SYS_exit never ran the destructor that gives it back),
+		 * or one that a thread of ours was cleaning when it vanished
+		 * (tc__slot_dead judges the cleaner's thread); one that names
+		 * no cleaner thread is left to that cleaner. */
+		if (pid == me && (owner & CLEANING ? !tc__cleaner_tid(owner) ||
+						     tc__cleaner_tid(owner) == mytid
+						   : (uint32_t)owner == tc__self_tid()))
 			continue;
 		if (tc__slot_dead(c, s, owner)) {
 			if (clear_dead_slot(c, s, owner, rep)) {

@@ -53,7 +53,8 @@
  * A list element is named in inflight across its publishing CAS too: a
  * cleaner takes it for published while an index word names it, or names
  * a head (of its tag, in its probe chain) that reaches it (recover.c,
- * still_published; runsweep.c, tc__dto_reaches: tc_audit's own rule), so
+ * still_published; runsweep.c, tc__dto_reaches: tc_audit's own rule, down
+ * to the element's own count), so
  * no kill leaks it, and the TENT word of a first element whose inserter
  * died is aborted as an ordinary key's is.  A dead list being unlinked is
  * named in the slot's ret_ref (as tc__remove_slot does), so a cleaner

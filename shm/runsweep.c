@@ -48,10 +48,10 @@ void tc__dto_retire_chain(tc_cache *c, struct tc_rslot *s, struct tc_entry *head
 /* The elements of the list whose head is E (E itself is marked by the
  * caller), bounded by the strictly decreasing counts and by the arena's
  * units (tc_audit walks without a read section, and a scribbled link may
- * lead anywhere): what tc_audit keeps, and what a cleaner takes for published
- * (tc__dto_reaches).  Its checks are a subset of every walk's
- * (tc_dto_each, tc__dto_retire_chain), so no walk reaches an element it
- * does not. */
+ * lead anywhere): what tc_audit keeps, and, down to an element's own
+ * count, what a cleaner takes for published (tc__dto_reaches).  Its checks
+ * are a subset of every walk's (tc_dto_each, tc__dto_retire_chain), so no
+ * walk reaches an element it does not. */
 void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ctx)
 {
 	if (tc__ld(&e->kind) != TC_KIND_DTO)
@@ -70,30 +70,40 @@ void tc__audit_entry(tc_cache *c, struct tc_entry *e, tc__mark_fn mark, void *ct
 	}
 }
 
-/* What tc__dto_reaches looks for, and whether the walk met it. */
-struct reach {
-	uint64_t ref;
-	bool met;
-};
-
-static void reach_mark(void *ctx, uint64_t ref)
-{
-	struct reach *r = ctx;
-	r->met |= ref == r->ref;
-}
-
 /*
  * Does the list whose head is H reach the element E (a tc__reach_fn for
- * tc__inflight_published)?  By tc__audit_entry's rule: an element it
- * reaches is kept by tc_audit, so the cleaner must not retire it, and no
- * walk reaches one it does not.  At most H's count steps, and at most the
- * arena's units, whatever a scribble wrote.
+ * tc__inflight_published)?  By tc__audit_entry's rule (kind DTO, counts
+ * falling by one), and only as far as E's own place: the element of count
+ * k is the list's k-th, and no walk goes past a count that does not fall
+ * by one (tc_dto_each, tc__dto_retire_chain), so E met further down is
+ * behind a scribbled link that only tc_audit's marking follows.  The
+ * cleaner walks inside the section it holds in the dead slot (recover.c,
+ * hold_section), which holds back every grace period: walked to the
+ * list's end whatever it met, a list of 2,000,000 elements held it 30 ms,
+ * and a writer short of memory failed with -ENOSPC after its 20 ms
+ * (test_the_cleaners_walk_stops_at_the_element).  At most H's count less
+ * E's steps (none for an element never published: its count is above the
+ * head's), and at most the arena's units.
  */
 bool tc__dto_reaches(tc_cache *c, struct tc_entry *h, struct tc_entry *e)
 {
-	struct reach r = { tc__ref_of(c, e), false };
-	tc__audit_entry(c, h, reach_mark, &r);
-	return r.met;
+	if (tc__ld(&h->kind) != TC_KIND_DTO)
+		return false;
+	uint64_t ref = tc__ref_of(c, e), at = TC_DTO_COUNT(tc__ld(&e->version));
+	uint64_t ver = tc__ld(&h->version);
+	for (uint64_t i = TC_DTO_COUNT(ver), k = 0; i > 1 && i > at && k < c->arena_units;
+	     i--, k++) {
+		uint64_t prev = TC_DTO_PREV(ver);
+		struct tc_entry *p = tc__block(c, prev);
+		if (!p || tc__ld(&p->kind) != TC_KIND_DTO)
+			return false;
+		if (prev == ref)
+			return true; /* whatever its count says, as tc_audit marks it */
+		ver = tc__ld(&p->version);
+		if (TC_DTO_COUNT(ver) != i - 1)
+			return false;
+	}
+	return false;
 }
 
 /*

@@ -22,13 +22,16 @@ bool tc__dto_reaches(tc_cache *c, struct tc_entry *h, struct tc_entry *e);
 
 #include "whitebox.h"
 
+#include <pthread.h>
+#include <sys/syscall.h>
+
 /* What the hook runs once, inside the cleaner's walk. */
 static void (*inside_walk)(tc_cache *c);
 
 bool hooked_reaches(tc_cache *c, struct tc_entry *h, struct tc_entry *e)
 {
-	void (*fn)(tc_cache *c) = inside_walk;
-	inside_walk = NULL;
+	/* Atomic: a cleaner thread runs it (ThreadSanitizer builds). */
+	void (*fn)(tc_cache *c) = __atomic_exchange_n(&inside_walk, NULL, __ATOMIC_ACQ_REL);
 	if (fn)
 		fn(c);
 	return tc__dto_reaches(c, h, e);
@@ -180,11 +183,202 @@ static void test_a_dead_slots_epoch_above_the_epoch_holds_nothing_back(void **st
 	reused_during_the_walk(1000);
 }
 
+/* The cleaner's thread vanishes inside its walk (a raw SYS_exit, as a
+ * seccomp kill or another thread's execve would remove it). */
+static void vanish(tc_cache *c)
+{
+	(void)c;
+	syscall(SYS_exit, 0);
+}
+
+struct cleaner_thread {
+	tc_cache *c;
+	pid_t tid;
+};
+
+static void *clean_and_vanish(void *arg)
+{
+	struct cleaner_thread *t = arg;
+	tc__st(&t->tid, (pid_t)gettid());
+	__atomic_store_n(&inside_walk, vanish, __ATOMIC_RELEASE);
+	(void)tc_readers_clean(t->c, NULL);
+	return NULL; /* not reached */
+}
+
+/*
+ * A thread of this process cleans a dead slot and vanishes after the
+ * cleaner's hold (hold_section), inside the walk, as a raw SYS_exit
+ * removes it.  The dead owner died outside any section, so the epoch in
+ * the slot is the cleaner's.  The slot is "being cleaned" by a live
+ * process: another process must not take it over, but the cleaner's own
+ * process can tell that the thread is gone, and must, or the held epoch
+ * pins every grace period for the life of the process (and the slot, its
+ * names and its chain are lost with it).
+ */
+static void test_a_cleaner_thread_that_vanishes_mid_clean_pins_nothing(void **state)
+{
+	(void)state;
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8, TC_EVICT_NONE);
+	ASSERT_RC(0, tc_run_start(c, 11, 22));
+	struct tc_rslot *s = slot_of(c, die_holding_a_slot(name, append_two));
+	uint64_t old[4];
+	assert_int_equal(list_refs(c, old), 2);
+	assert_int_equal(tc__ld(&s->epoch), 0);
+	tc__st(&s->inflight, old[1]); /* published, not the head: walked */
+	struct cleaner_thread t = { c, 0 };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, clean_and_vanish, &t), 0);
+	char path[64] = "";
+	for (int i = 0; i < 5000; i++) {
+		pid_t tid = tc__ld(&t.tid);
+		if (tid) {
+			snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
+			if (access(path, F_OK) == -1)
+				break;
+		}
+		usleep(1000);
+	}
+	assert_int_equal(access(path, F_OK), -1);
+	/* It vanished inside the walk. */
+	assert_null(__atomic_load_n(&inside_walk, __ATOMIC_ACQUIRE));
+	assert_int_equal(tc__ld(&s->owner) >> 32, (uint64_t)getpid());
+	assert_true(tc__ld(&s->owner) & 0x80000000ull);
+	assert_int_not_equal(tc__ld(&s->epoch), 0);
+	/* Eight blocks retired after the vanished cleaner's hold. */
+	wb_retire_n(c, 8, 'x');
+	uint32_t cleared = 99;
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
+	if (tc__ld(&s->owner) != 0 || tc__ld(&s->epoch) != 0)
+		fail_msg("the slot a vanished thread was cleaning stays claimed "
+			 "(owner %#llx, epoch %llu; cleared %u)",
+			 (unsigned long long)tc__ld(&s->owner),
+			 (unsigned long long)tc__ld(&s->epoch), cleared);
+	uint64_t freed = 0;
+	ASSERT_RC(0, tc_reclaim(c, &freed));
+	assert_int_equal(freed, 8);
+	/* The list is whole: the takeover left the published element. */
+	char got[32] = "";
+	ASSERT_RC(0, tc_dto_each(c, "k", 1, 7, collect_dto, got));
+	assert_string_equal(got, "firstsecond");
+	tc_close(c);
+	tc_unlink(name);
+}
+
+#define LONG_LIST 4000
+
+static int append_many(tc_cache *c)
+{
+	for (int i = 0; i < LONG_LIST; i++) {
+		int rc = tc_dto_append(c, "k", 1, 7, "12345678", 8);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * An element the dead slot built and never published, its count one above
+ * the head's (killed at dto_append_built): built here, from our own slot,
+ * then handed to the dead one.
+ */
+static uint64_t build_unpublished(tc_cache *c, struct tc_rslot *dead, struct tc_entry *head)
+{
+	struct tc_rslot *me = tc__slot(c);
+	int rc = 0;
+	struct tc_entry *x = tc__alloc(c, me, tc__entry_need(c, 1, 8), &rc);
+	assert_non_null(x);
+	uint64_t n = TC_DTO_COUNT(tc__ld(&head->version));
+	tc__fill_block(x, &(struct tc__bhdr){ .hash = tc__ld(&head->hash),
+					      .version = (n + 1) << 32 | tc__ref_of(c, head),
+					      .klen = 1, .vlen = 8, .type = 7,
+					      .kind = TC_KIND_DTO, .aux = tc__ld(&head->aux) },
+		       "k", "12345678");
+	tc__st(&x->builder, (uint16_t)(dead - c->slots + 1));
+	tc__st(&me->inflight, 0);
+	return tc__ref_of(c, x);
+}
+
+/*
+ * The cleaner walks a list, inside the section it holds in the dead slot,
+ * to ask whether the slot's element is published.  The element's count
+ * says where it stands: an element of count k is the list's element k, or
+ * no element of the list (tc_dto_each and tc__dto_retire_chain stop where
+ * a count does not fall by one).  A walk past it holds the section for the
+ * length of the list: a list of 2,000,000 elements held it 30 ms, and a
+ * writer short of memory (blocks retired after the hold) failed with
+ * -ENOSPC after its 20 ms.  Here the elements below the dead slot's one are
+ * made unreadable in this process's mapping: a walk that goes past the
+ * element faults.  The element is the one below the head (published, met
+ * at the first step), or one never published (no step).
+ */
+static void walk_stops_at_the_element(bool published)
+{
+	char name[64];
+	tc_cache *c = wb_create(fx_name(name), 1024, 4 << 20, 8, TC_EVICT_NONE);
+	ASSERT_RC(0, tc_run_start(c, 11, 22));
+	struct tc_rslot *s = slot_of(c, die_holding_a_slot(name, append_many));
+	/* The head, and the element below it. */
+	uint64_t refs[4];
+	assert_int_equal(list_refs(c, refs), 4);
+	struct tc_entry *head = tc__block(c, refs[0]), *e = tc__block(c, refs[1]);
+	assert_int_equal(TC_DTO_COUNT(tc__ld(&head->version)), LONG_LIST);
+	assert_int_equal(TC_DTO_COUNT(tc__ld(&e->version)), LONG_LIST - 1);
+	assert_ptr_equal(s, &c->slots[tc__ld(&e->builder) - 1]);
+	struct tc_entry *x = published ? e : tc__block(c, build_unpublished(c, s, head));
+	tc__st(&s->inflight, tc__ref_of(c, x));
+	/* The pages wholly inside the older half of the list (the elements
+	 * were carved one after the other, nothing between them). */
+	uintptr_t lo = UINTPTR_MAX, hi = 0;
+	struct tc_entry *p = e;
+	for (int i = 1; i < LONG_LIST - 1; i++) {
+		p = tc__block(c, TC_DTO_PREV(tc__ld(&p->version)));
+		assert_non_null(p);
+		if (TC_DTO_COUNT(tc__ld(&p->version)) > LONG_LIST / 2)
+			continue;
+		lo = (uintptr_t)p < lo ? (uintptr_t)p : lo;
+		hi = (uintptr_t)p > hi ? (uintptr_t)p : hi;
+	}
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t from = (lo + pg - 1) & ~(pg - 1), to = hi & ~(pg - 1);
+	assert_true(to > from);
+	assert_true((uintptr_t)e > to + pg && (uintptr_t)head > to + pg &&
+		    (uintptr_t)x > to + pg);
+	assert_int_equal(mprotect((void *)from, to - from, PROT_NONE), 0);
+	uint32_t cleared = 99;
+	ASSERT_RC(0, tc_readers_clean(c, &cleared));
+	assert_int_equal(mprotect((void *)from, to - from, PROT_READ | PROT_WRITE), 0);
+	assert_int_equal(cleared, 1);
+	/* Published: kept.  Never published: retired. */
+	assert_int_equal(tc__ld(&x->state), published ? TC_BLK_LIVE : TC_BLK_RETIRED);
+	assert_int_equal(tc__ld(&e->state), TC_BLK_LIVE);
+	tc_audit_report ar;
+	ASSERT_RC(0, tc_audit(c, &ar));
+	assert_int_equal(ar.recovered, 0);
+	tc_close(c);
+	tc_unlink(name);
+}
+
+static void test_the_cleaners_walk_stops_at_the_element(void **state)
+{
+	(void)state;
+	walk_stops_at_the_element(true);
+}
+
+static void test_the_cleaners_walk_of_an_unpublished_element_takes_no_step(void **state)
+{
+	(void)state;
+	walk_stops_at_the_element(false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		FX_TEST(test_a_cleaner_never_retires_a_block_reused_during_its_walk),
 		FX_TEST(test_a_dead_slots_epoch_above_the_epoch_holds_nothing_back),
+		FX_TEST(test_a_cleaner_thread_that_vanishes_mid_clean_pins_nothing),
+		FX_TEST(test_the_cleaners_walk_stops_at_the_element),
+		FX_TEST(test_the_cleaners_walk_of_an_unpublished_element_takes_no_step),
 	};
 	return fx_run(tests);
 }
