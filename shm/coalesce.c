@@ -879,6 +879,7 @@ struct crun {
 	bool key;   /* an ordinary key in it */
 	bool other; /* an entry that the clock or the run sweep removes */
 	bool busy;  /* a block that is not free */
+	uint64_t free_units; /* the free blocks that end the run, together */
 };
 
 /*
@@ -896,8 +897,10 @@ struct crun {
  * only hope is a grace period (the caller's wait): no turn of the clock
  * can make room for the write.  -1: cannot tell (the budget ran out, a
  * header that cannot be trusted or a carve at work, a block that a
- * coalescer claimed, a run of free blocks that the coalescer did not
- * take, or one whose removable entries are not keys, which only the clock
+ * coalescer claimed, free blocks as long as the class side by side that
+ * the coalescer did not take (also past a retired block, in a run that
+ * began there: its search merges them once it gets there), or a run
+ * whose removable entries are not keys, which only the clock
  * removes): the caller keeps the clock's own bound.  An answer of 0 is
  * remembered (arena_sig, above).
  *
@@ -944,11 +947,15 @@ int tc__room_census(tc_cache *c, struct tc_rslot *s, uint32_t cls, uint64_t budg
 		r.key |= key;
 		r.other |= other;
 		r.busy |= st != TC_BLK_FREE;
+		r.free_units = st == TC_BLK_FREE ? r.free_units + n : 0;
 		if (r.units < need)
 			continue;
+		/* Free blocks that alone are as long as the class, wherever
+		 * the run began (past a retired block too): the coalescer's
+		 * search takes them as they are, once it gets there. */
 		if (r.key)
 			rc = 1;
-		else if (r.other || !r.busy)
+		else if (r.other || !r.busy || r.free_units >= need)
 			rc = -1; /* go on: a window of keys further on is better */
 	}
 	tc__add(&census_reads, reads);
