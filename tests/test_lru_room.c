@@ -505,6 +505,48 @@ static void test_free_blocks_past_a_retired_one_are_room_the_census_sees(void **
 	tc_close(c);
 }
 
+/*
+ * Room that no window of the census could give: keys one block size too
+ * large for the write (192 bytes where it wants 160: two units over, which
+ * no block can use), each between two rate windows that last for hours.
+ * Neither the clock (it evicts keys of the wanted class only) nor the
+ * coalescer (a window must fit the block exactly or leave a block over)
+ * can make room, and on main 50219a1 the write fails without evicting a
+ * key.  The census must not evict one either.
+ */
+static void test_keys_that_cannot_make_a_block_are_not_evicted(void **state)
+{
+	(void)state;
+	tc_cache *c = wb_create(fx_name(cur_name), SMALL_INDEX, MEMORY, 8, TC_EVICT_LRU);
+	char v[128];
+	memset(v, 'k', sizeof(v));
+	int keys = 0;
+	for (int i = 0;; i++) {
+		uint64_t left = c->arena_units - tc__carved(c);
+		if (left >= 18) {
+			char k[24];
+			int kl = snprintf(k, sizeof(k), "k%05d", keys++);
+			ASSERT_RC(0, tc_set(c, k, (size_t)kl, v, 110, 0, 0));
+			assert_int_equal(12, tc__class_size(wb_entry_of(c, k, TC_KIND_KEY)->cls) /
+						     TC_BLOCK_UNIT);
+		} else if (left < 6) {
+			break;
+		}
+		ASSERT_RC(0, rate_window(c, i, 1ull << 40));
+	}
+	assert_true(keys > 100);
+	assert_int_equal(10, tc__class_size(tc__class_of(tc__entry_bytes(1, 88))) / TC_BLOCK_UNIT);
+	uint64_t steps, slept;
+	tc_stats st;
+	int rc = write_counted(c, 88, &steps, &slept);
+	ASSERT_RC(0, tc_get_stats(c, &st));
+	if (rc != -ENOSPC || st.evictions != 0)
+		fail_msg("the write returned %d (%s) and evicted %llu of %d keys of 192 bytes "
+			 "(expected -ENOSPC and none: none can give 160)", rc, tc_strerror(rc),
+			 (unsigned long long)st.evictions, keys);
+	tc_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -516,6 +558,7 @@ int main(void)
 		FX_TEST(test_an_index_full_of_hot_keys_gives_a_slot_within_three_rounds),
 		FX_TEST(test_an_index_full_of_rate_windows_fails_after_one_turn),
 		FX_TEST(test_free_blocks_past_a_retired_one_are_room_the_census_sees),
+		FX_TEST(test_keys_that_cannot_make_a_block_are_not_evicted),
 	};
 	return fx_run(tests);
 }
