@@ -879,6 +879,7 @@ struct crun {
 	bool key;   /* an ordinary key in it */
 	bool other; /* an entry that the clock or the run sweep removes */
 	bool busy;  /* a block that is not free */
+	uint64_t free_units; /* the free blocks that end the run, together */
 };
 
 /*
@@ -887,8 +888,9 @@ struct crun {
  * class CLS that the clock or the coalescer could ever give: a run of
  * blocks that are free, retired, ordinary keys or entries the clock or the
  * run sweep removes (removable, above), at least the class's size.  The
- * first such run with a key in it is the census's window (the run from
- * its start to the block that brought both): if a key of it is hot, the
+ * first such run with a key in it whose length the coalescer can cut the
+ * block from (fits) is the census's window (the run from its start to the
+ * block that brought all three): if a key of it is hot, the
  * keys get their second chance (as the clock's hand gives them); if all
  * are cold, they are evicted by address, as the coalescer's search does.
  * The next search starts at the window.  1: such a window.  0: none, and
@@ -896,8 +898,11 @@ struct crun {
  * only hope is a grace period (the caller's wait): no turn of the clock
  * can make room for the write.  -1: cannot tell (the budget ran out, a
  * header that cannot be trusted or a carve at work, a block that a
- * coalescer claimed, a run of free blocks that the coalescer did not
- * take, or one whose removable entries are not keys, which only the clock
+ * coalescer claimed, a run with keys whose length does not fit the
+ * block, free blocks as long as the class side by side that
+ * the coalescer did not take (also past a retired block, in a run that
+ * began there: its search merges them once it gets there), or a run
+ * whose removable entries are not keys, which only the clock
  * removes): the caller keeps the clock's own bound.  An answer of 0 is
  * remembered (arena_sig, above).
  *
@@ -944,11 +949,18 @@ int tc__room_census(tc_cache *c, struct tc_rslot *s, uint32_t cls, uint64_t budg
 		r.key |= key;
 		r.other |= other;
 		r.busy |= st != TC_BLK_FREE;
+		r.free_units = st == TC_BLK_FREE ? r.free_units + n : 0;
 		if (r.units < need)
 			continue;
-		if (r.key)
+		/* A window of keys only when the coalescer could cut the
+		 * block from it (fits: a key 1 to 3 units too large is no
+		 * room, and the next block may still make the run fit).
+		 * Free blocks that alone are as long as the class, wherever
+		 * the run began (past a retired block too): the coalescer's
+		 * search takes them as they are, once it gets there. */
+		if (r.key && fits(r.units, need))
 			rc = 1;
-		else if (r.other || !r.busy)
+		else if (r.key || r.other || !r.busy || r.free_units >= need)
 			rc = -1; /* go on: a window of keys further on is better */
 	}
 	tc__add(&census_reads, reads);

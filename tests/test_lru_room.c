@@ -427,6 +427,126 @@ static void test_an_index_full_of_rate_windows_fails_after_one_turn(void **state
 	tc_close(c);
 }
 
+/*
+ * A false "nothing": a run that the census walks from a retired block on
+ * holds, past it, free blocks that alone make a window the coalescer
+ * takes as it is.  The arena: rate windows that last for hours, and, far
+ * from the coalescer's hand (more headers than its searches of a write's
+ * first four rounds read), one ordinary key followed by free blocks (rate
+ * windows that ended, swept and reclaimed) worth 3,840 bytes.  The writer,
+ * inside its own read section, deletes the key (retired, held back by its
+ * section) and writes 1,000 bytes: the coalescer's search reaches the free
+ * blocks within the clock's rounds and merges them; the census must not
+ * say first that no turn can help.
+ */
+#define FAR_MEMORY (12u << 20)
+#define FAR_INDEX  (256 * 1024)
+#define FAR_FREE   40 /* rate windows that end, after the key */
+
+static int rate_window(tc_cache *c, int i, uint64_t window_ms)
+{
+	bool ok;
+	uint64_t n;
+	char k[24];
+	int kl = snprintf(k, sizeof(k), "orders:%d", i);
+	return tc_rate_limit(c, k, (size_t)kl, 5, window_ms, &ok, &n);
+}
+
+static void test_free_blocks_past_a_retired_one_are_room_the_census_sees(void **state)
+{
+	(void)state;
+	/* How many rate windows fill the arena: a segment of the same
+	 * shape, filled until -ENOSPC. */
+	tc_cache *c = wb_create(fx_name(cur_name), FAR_INDEX, FAR_MEMORY, 8, TC_EVICT_LRU);
+	int n = fill_rate_windows(c);
+	uint64_t rate_units = tc__carved(c) / (uint64_t)n;
+	tc_close(c);
+	ASSERT_RC(0, tc_unlink(cur_name));
+	assert_true(n > 6 * 16384);
+	/* The same fill but for one key (a block of the rate windows' size)
+	 * and FAR_FREE short windows near the end: no write meets a full
+	 * arena, so the clock evicts nothing. */
+	c = wb_create(fx_name(cur_name), FAR_INDEX, FAR_MEMORY, 8, TC_EVICT_LRU);
+	int at = n - FAR_FREE - 1000;
+	char v[24];
+	memset(v, 'r', sizeof(v));
+	for (int i = 0; i < n; i++) {
+		if (i == at) {
+			ASSERT_RC(0, tc_set(c, "r", 1, v, sizeof(v), 0, 0));
+			assert_int_equal(rate_units,
+					 tc__class_size(wb_entry_of(c, "r", TC_KIND_KEY)->cls) /
+						 TC_BLOCK_UNIT);
+		} else {
+			bool brief = i > at && i <= at + FAR_FREE;
+			ASSERT_RC(0, rate_window(c, i, brief ? 100 : 1ull << 40));
+		}
+	}
+	char k[24];
+	snprintf(k, sizeof(k), "orders:%d", at + FAR_FREE);
+	int64_t end = tc__ld(&wb_entry_of(c, k, TC_KIND_RATE)->expires_ms);
+	while (tc_now_ms() <= end)
+		usleep(1000);
+	tc_sweep_report rep;
+	memset(&rep, 0, sizeof(rep));
+	ASSERT_RC(0, tc_sweep(c, 0, &rep));
+	assert_int_equal(FAR_FREE, rep.expired);
+	uint64_t freed;
+	ASSERT_RC(0, tc_reclaim(c, &freed));
+	ASSERT_RC(0, tc_read_lock(c));
+	ASSERT_RC(0, tc_del(c, "r", 1));
+	uint64_t steps, slept;
+	int rc = write_counted(c, VLEN, &steps, &slept);
+	tc_read_unlock(c);
+	if (rc != 0)
+		fail_msg("the write returned %d (%s) after %llu buckets of the clock, %d rate "
+			 "windows: expected 0 (%d free blocks of %llu units past the retired key)",
+			 rc, tc_strerror(rc), (unsigned long long)steps, n, FAR_FREE,
+			 (unsigned long long)rate_units);
+	tc_close(c);
+}
+
+/*
+ * Room that no window of the census could give: keys one block size too
+ * large for the write (192 bytes where it wants 160: two units over, which
+ * no block can use), each between two rate windows that last for hours.
+ * Neither the clock (it evicts keys of the wanted class only) nor the
+ * coalescer (a window must fit the block exactly or leave a block over)
+ * can make room, and on main 50219a1 the write fails without evicting a
+ * key.  The census must not evict one either.
+ */
+static void test_keys_that_cannot_make_a_block_are_not_evicted(void **state)
+{
+	(void)state;
+	tc_cache *c = wb_create(fx_name(cur_name), SMALL_INDEX, MEMORY, 8, TC_EVICT_LRU);
+	char v[128];
+	memset(v, 'k', sizeof(v));
+	int keys = 0;
+	for (int i = 0;; i++) {
+		uint64_t left = c->arena_units - tc__carved(c);
+		if (left >= 18) {
+			char k[24];
+			int kl = snprintf(k, sizeof(k), "k%05d", keys++);
+			ASSERT_RC(0, tc_set(c, k, (size_t)kl, v, 110, 0, 0));
+			assert_int_equal(12, tc__class_size(wb_entry_of(c, k, TC_KIND_KEY)->cls) /
+						     TC_BLOCK_UNIT);
+		} else if (left < 6) {
+			break;
+		}
+		ASSERT_RC(0, rate_window(c, i, 1ull << 40));
+	}
+	assert_true(keys > 100);
+	assert_int_equal(10, tc__class_size(tc__class_of(tc__entry_bytes(1, 88))) / TC_BLOCK_UNIT);
+	uint64_t steps, slept;
+	tc_stats st;
+	int rc = write_counted(c, 88, &steps, &slept);
+	ASSERT_RC(0, tc_get_stats(c, &st));
+	if (rc != -ENOSPC || st.evictions != 0)
+		fail_msg("the write returned %d (%s) and evicted %llu of %d keys of 192 bytes "
+			 "(expected -ENOSPC and none: none can give 160)", rc, tc_strerror(rc),
+			 (unsigned long long)st.evictions, keys);
+	tc_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -437,6 +557,8 @@ int main(void)
 		FX_TEST(test_hot_keys_of_the_same_class_still_make_room),
 		FX_TEST(test_an_index_full_of_hot_keys_gives_a_slot_within_three_rounds),
 		FX_TEST(test_an_index_full_of_rate_windows_fails_after_one_turn),
+		FX_TEST(test_free_blocks_past_a_retired_one_are_room_the_census_sees),
+		FX_TEST(test_keys_that_cannot_make_a_block_are_not_evicted),
 	};
 	return fx_run(tests);
 }
