@@ -1213,21 +1213,6 @@ static void test_scribbled_name_in_a_free_slot_retires_nothing(void **state)
 	tc_unlink(name);
 }
 
-/* A child that attaches NAME, runs FN on its handle and dies without
- * giving its slot back (no tc_close, no destructor: _exit): its pid, the
- * owner of a dead slot. */
-static pid_t die_holding_a_slot(const char *name, int (*fn)(tc_cache *c))
-{
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		tc_cache *cc = NULL;
-		_exit(tc_open(&cc, name, NULL) || fn(cc) ? 1 : 0);
-	}
-	assert_int_equal(fx_wait(pid), 0);
-	return pid;
-}
-
 static int start_run(tc_cache *c)
 {
 	return tc_run_start(c, 11, 22);
@@ -1236,16 +1221,6 @@ static int start_run(tc_cache *c)
 static int set_one(tc_cache *c)
 {
 	return tc_set(c, "one", 3, "1", 1, 0, 0);
-}
-
-/* The slot that process PID held. */
-static struct tc_rslot *slot_of(tc_cache *c, pid_t pid)
-{
-	for (uint32_t i = 0; i < c->nslots; i++)
-		if (tc__ld(&c->slots[i].owner) >> 32 == (uint64_t)pid)
-			return &c->slots[i];
-	fail_msg("no slot of pid %d", (int)pid);
-	return NULL;
 }
 
 /*
@@ -1263,12 +1238,12 @@ static void test_a_dead_slot_never_retires_the_published_anchor(void **state)
 	char name[64];
 	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
 				TC_EVICT_NONE);
-	pid_t starter = die_holding_a_slot(name, start_run);
+	pid_t starter = wb_die_holding_a_slot(name, start_run);
 	uint64_t anchor = RUN_REF(tc__ld(&c->h->run_word));
 	struct tc_entry *e = tc__block(c, anchor);
 	assert_non_null(e);
 	assert_int_equal(tc__ld(&e->kind), TC_KIND_RUN);
-	struct tc_rslot *s = slot_of(c, starter);
+	struct tc_rslot *s = wb_slot_of(c, starter);
 	assert_ptr_equal(s, &c->slots[tc__ld(&e->builder) - 1]);
 	tc__st(&s->inflight, anchor);
 	uint32_t cleared = 99;
@@ -1276,7 +1251,7 @@ static void test_a_dead_slot_never_retires_the_published_anchor(void **state)
 	assert_int_equal(cleared, 1);
 	assert_int_equal(tc__ld(&e->state), TC_BLK_LIVE);
 	assert_int_equal(tc__ld(&s->owner), 0);
-	s = slot_of(c, die_holding_a_slot(name, set_one));
+	s = wb_slot_of(c, wb_die_holding_a_slot(name, set_one));
 	tc__note_unlink(s, anchor, e);
 	ASSERT_RC(0, tc_readers_clean(c, &cleared));
 	assert_int_equal(cleared, 1);
@@ -1291,19 +1266,6 @@ static void test_a_dead_slot_never_retires_the_published_anchor(void **state)
 	assert_int_equal(tc__ld(&e->state), TC_BLK_RETIRED);
 	tc_close(c);
 	tc_unlink(name);
-}
-
-static int append_two(tc_cache *c)
-{
-	int rc = tc_dto_append(c, "k", 1, 7, "first", 5);
-	return rc ? rc : tc_dto_append(c, "k", 1, 7, "second", 6);
-}
-
-/* tc_dto_each's callback: the elements' values, concatenated. */
-static int collect_dto(const void *dto, size_t len, void *arg)
-{
-	strncat(arg, dto, len);
-	return 0;
 }
 
 /*
@@ -1322,7 +1284,7 @@ static void test_a_dead_slot_never_retires_a_published_list_element(void **state
 	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
 				TC_EVICT_NONE);
 	ASSERT_RC(0, tc_run_start(c, 11, 22));
-	struct tc_rslot *s = slot_of(c, die_holding_a_slot(name, append_two));
+	struct tc_rslot *s = wb_slot_of(c, wb_die_holding_a_slot(name, wb_append_two));
 	struct tc_entry *head = NULL;
 	WB_EACH_SLOT(c, w) {
 		head = tc__block(c, TC_SW_REF(w));
@@ -1341,10 +1303,39 @@ static void test_a_dead_slot_never_retires_a_published_list_element(void **state
 	assert_int_equal(reclaim(c), 0);
 	churn(c);
 	char got[32] = "";
-	ASSERT_RC(0, tc_dto_each(c, "k", 1, 7, collect_dto, got));
+	ASSERT_RC(0, tc_dto_each(c, "k", 1, 7, wb_collect_dto, got));
 	assert_string_equal(got, "firstsecond");
 	tc_close(c);
 	tc_unlink(name);
+}
+
+/* The block of a TTL policy table of one record, published: *REF its ref;
+ * its version is policy_gen's generation. */
+static struct tc_entry *policy_table(tc_cache *c, uint64_t *ref)
+{
+	ASSERT_RC(0, tc_ttl_policy_set(c, "a:", 1000));
+	uint64_t pw = tc__ld(&c->h->policy_gen);
+	*ref = pw & 0xffffffffu;
+	struct tc_entry *t = tc__block(c, *ref);
+	assert_non_null(t);
+	assert_int_equal(tc__ld(&t->kind), TC_KIND_POLICY);
+	assert_int_equal(tc__ld(&t->version), pw >> 32);
+	return t;
+}
+
+/* Table T (REF) replaced (policy_gen names no table) and its block reused
+ * in place as a run anchor of the table's generation, built by this
+ * thread and not yet published: named in the thread's inflight, which the
+ * caller clears.  The thread's slot. */
+static struct tc_rslot *table_as_private_anchor(tc_cache *c, struct tc_entry *t, uint64_t ref)
+{
+	tc__st(&c->h->policy_gen, ((tc__ld(&c->h->policy_gen) >> 32) + 1) << 32);
+	struct tc_rslot *me = tc__slot(c);
+	assert_non_null(me);
+	tc__st(&t->kind, TC_KIND_RUN);
+	tc__st(&t->builder, (uint16_t)(me - c->slots + 1));
+	tc__st(&me->inflight, ref);
+	return me;
 }
 
 /*
@@ -1363,22 +1354,11 @@ static void test_a_ret_record_never_names_a_block_of_another_kind(void **state)
 	char name[64];
 	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
 				TC_EVICT_NONE);
-	ASSERT_RC(0, tc_ttl_policy_set(c, "a:", 1000));
-	uint64_t pw = tc__ld(&c->h->policy_gen), ref = pw & 0xffffffffu;
-	struct tc_entry *t = tc__block(c, ref);
-	assert_non_null(t);
-	assert_int_equal(tc__ld(&t->kind), TC_KIND_POLICY);
-	assert_int_equal(tc__ld(&t->version), pw >> 32);
-	struct tc_rslot *dead = slot_of(c, die_holding_a_slot(name, set_one));
+	uint64_t ref;
+	struct tc_entry *t = policy_table(c, &ref);
+	struct tc_rslot *dead = wb_slot_of(c, wb_die_holding_a_slot(name, set_one));
 	tc__note_unlink(dead, ref, t); /* as policy_built leaves it */
-	/* T replaced (the word names no table) and reused as an anchor of
-	 * generation pw >> 32, built by this thread and not yet published. */
-	tc__st(&c->h->policy_gen, ((pw >> 32) + 1) << 32);
-	struct tc_rslot *me = tc__slot(c);
-	assert_non_null(me);
-	tc__st(&t->kind, TC_KIND_RUN);
-	tc__st(&t->builder, (uint16_t)(me - c->slots + 1));
-	tc__st(&me->inflight, ref);
+	struct tc_rslot *me = table_as_private_anchor(c, t, ref);
 	uint32_t cleared = 99;
 	ASSERT_RC(0, tc_readers_clean(c, &cleared));
 	assert_int_equal(cleared, 1);
@@ -1404,16 +1384,9 @@ static void test_a_scribbled_run_word_never_retires_another_runs_block(void **st
 	char name[64];
 	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8,
 				TC_EVICT_NONE);
-	ASSERT_RC(0, tc_ttl_policy_set(c, "a:", 1000));
-	uint64_t pw = tc__ld(&c->h->policy_gen), ref = pw & 0xffffffffu;
-	struct tc_entry *t = tc__block(c, ref);
-	assert_non_null(t);
-	tc__st(&c->h->policy_gen, ((pw >> 32) + 1) << 32);
-	struct tc_rslot *me = tc__slot(c);
-	assert_non_null(me);
-	tc__st(&t->kind, TC_KIND_RUN);
-	tc__st(&t->builder, (uint16_t)(me - c->slots + 1));
-	tc__st(&me->inflight, ref);
+	uint64_t ref;
+	struct tc_entry *t = policy_table(c, &ref);
+	struct tc_rslot *me = table_as_private_anchor(c, t, ref);
 	uint32_t gen = ((uint32_t)tc__ld(&t->version) + 2) | 1;
 	tc__st(&c->h->run_word, (uint64_t)gen << 32 | ref); /* the scribble */
 	ASSERT_RC(0, tc_run_end(c));

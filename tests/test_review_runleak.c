@@ -37,41 +37,6 @@ bool hooked_reaches(tc_cache *c, struct tc_entry *h, struct tc_entry *e)
 	return tc__dto_reaches(c, h, e);
 }
 
-/* A child that attaches NAME, runs FN on its handle and dies without
- * giving its slot back (no tc_close, no destructor: _exit). */
-static pid_t die_holding_a_slot(const char *name, int (*fn)(tc_cache *c))
-{
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		tc_cache *cc = NULL;
-		_exit(tc_open(&cc, name, NULL) || fn(cc) ? 1 : 0);
-	}
-	assert_int_equal(fx_wait(pid), 0);
-	return pid;
-}
-
-static struct tc_rslot *slot_of(tc_cache *c, pid_t pid)
-{
-	for (uint32_t i = 0; i < c->nslots; i++)
-		if (tc__ld(&c->slots[i].owner) >> 32 == (uint64_t)pid)
-			return &c->slots[i];
-	fail_msg("no slot of pid %d", (int)pid);
-	return NULL;
-}
-
-static int append_two(tc_cache *c)
-{
-	int rc = tc_dto_append(c, "k", 1, 7, "first", 5);
-	return rc ? rc : tc_dto_append(c, "k", 1, 7, "second", 6);
-}
-
-static int collect_dto(const void *dto, size_t len, void *arg)
-{
-	strncat(arg, dto, len);
-	return 0;
-}
-
 /* The refs of the elements of the list at "k", head first (up to 4). */
 static int list_refs(tc_cache *c, uint64_t refs[4])
 {
@@ -120,7 +85,7 @@ static void reused_during_the_walk(uint64_t scribbled_epoch)
 	char name[64];
 	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8, TC_EVICT_NONE);
 	ASSERT_RC(0, tc_run_start(c, 11, 22));
-	struct tc_rslot *s = slot_of(c, die_holding_a_slot(name, append_two));
+	struct tc_rslot *s = wb_slot_of(c, wb_die_holding_a_slot(name, wb_append_two));
 	uint64_t old[4];
 	assert_int_equal(list_refs(c, old), 2);
 	struct tc_entry *first = tc__block(c, old[1]);
@@ -155,7 +120,7 @@ static void reused_during_the_walk(uint64_t scribbled_epoch)
 		(void)tc_reclaim(c, NULL);
 	}
 	char got[32] = "";
-	ASSERT_RC(0, tc_dto_each(c, "k", 1, 7, collect_dto, got));
+	ASSERT_RC(0, tc_dto_each(c, "k", 1, 7, wb_collect_dto, got));
 	assert_string_equal(got, "thirdfourth");
 	/* The old elements were retired once, by the sweep, and freed:
 	 * nothing for the audit to recover. */
@@ -221,7 +186,7 @@ static void test_a_cleaner_thread_that_vanishes_mid_clean_pins_nothing(void **st
 	char name[64];
 	tc_cache *c = wb_create(fx_name(name), 1024, 256 * 1024, 8, TC_EVICT_NONE);
 	ASSERT_RC(0, tc_run_start(c, 11, 22));
-	struct tc_rslot *s = slot_of(c, die_holding_a_slot(name, append_two));
+	struct tc_rslot *s = wb_slot_of(c, wb_die_holding_a_slot(name, wb_append_two));
 	uint64_t old[4];
 	assert_int_equal(list_refs(c, old), 2);
 	assert_int_equal(tc__ld(&s->epoch), 0);
@@ -259,7 +224,7 @@ static void test_a_cleaner_thread_that_vanishes_mid_clean_pins_nothing(void **st
 	assert_int_equal(freed, 8);
 	/* The list is whole: the takeover left the published element. */
 	char got[32] = "";
-	ASSERT_RC(0, tc_dto_each(c, "k", 1, 7, collect_dto, got));
+	ASSERT_RC(0, tc_dto_each(c, "k", 1, 7, wb_collect_dto, got));
 	assert_string_equal(got, "firstsecond");
 	tc_close(c);
 	tc_unlink(name);
@@ -317,7 +282,7 @@ static void walk_stops_at_the_element(bool published)
 	char name[64];
 	tc_cache *c = wb_create(fx_name(name), 1024, 4 << 20, 8, TC_EVICT_NONE);
 	ASSERT_RC(0, tc_run_start(c, 11, 22));
-	struct tc_rslot *s = slot_of(c, die_holding_a_slot(name, append_many));
+	struct tc_rslot *s = wb_slot_of(c, wb_die_holding_a_slot(name, append_many));
 	/* The head, and the element below it. */
 	uint64_t refs[4];
 	assert_int_equal(list_refs(c, refs), 4);

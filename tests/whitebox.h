@@ -172,4 +172,44 @@ static inline int wb_guard_after(tc_cache *c)
 	return 0;
 }
 
+/* A child that attaches NAME, runs FN on its handle and dies without
+ * giving its slot back (no tc_close, no destructor: _exit): its pid, the
+ * owner of a dead slot. */
+static inline pid_t wb_die_holding_a_slot(const char *name, int (*fn)(tc_cache *c))
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		tc_cache *cc = NULL;
+		_exit(tc_open(&cc, name, NULL) || fn(cc) ? 1 : 0);
+	}
+	assert_int_equal(fx_wait(pid), 0);
+	return pid;
+}
+
+/* The reader slot that process PID held. */
+static inline struct tc_rslot *wb_slot_of(tc_cache *c, pid_t pid)
+{
+	for (uint32_t i = 0; i < c->nslots; i++)
+		if (tc__ld(&c->slots[i].owner) >> 32 == (uint64_t)pid)
+			return &c->slots[i];
+	fail_msg("no slot of pid %d", (int)pid);
+	return NULL;
+}
+
+/* A DTO list at "k" (type 7) of two elements, "first" and "second", for
+ * wb_die_holding_a_slot. */
+static inline int wb_append_two(tc_cache *c)
+{
+	int rc = tc_dto_append(c, "k", 1, 7, "first", 5);
+	return rc ? rc : tc_dto_append(c, "k", 1, 7, "second", 6);
+}
+
+/* tc_dto_each's callback: the elements' values, concatenated into ARG. */
+static inline int wb_collect_dto(const void *dto, size_t len, void *arg)
+{
+	strncat(arg, dto, len);
+	return 0;
+}
+
 #endif /* TC_TESTS_WHITEBOX_H */
