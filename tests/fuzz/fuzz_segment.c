@@ -230,6 +230,18 @@ static void build_golden(int which)
 			int kl = snprintf(k, sizeof(k), "e%u", i);
 			kept += tc_get(c, k, (size_t)kl, outbuf, VAL_MAX, NULL) == 0;
 		}
+		/* Which keys go depends on the clock (the 1 ms TTLs above and
+		 * the coarse clock's tick): on a loaded host a build kept 38,
+		 * where 40 or 43 are usual.  Such an image is built again, at
+		 * most twice; the one kept still holds 40. */
+		static int rebuilt;
+		if (kept < 40 && rebuilt < 2) {
+			rebuilt++;
+			tc_close(c);
+			tc_unlink(seg_name);
+			build_golden(which);
+			return;
+		}
 		if (kept < 40)
 			die("golden LRU image without its keys", (int)kept);
 	} else if (which != 0) {
